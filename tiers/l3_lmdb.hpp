@@ -1,0 +1,67 @@
+// L3: every live entry in an LMDB environment, written behind with group commit.
+//
+// put() lands in an in-memory pending batch (visible to get() at once); the batch
+// commits as one LMDB write transaction when it reaches `batch_max_writes` or
+// when `maybe_flush(now)` sees it older than `batch_max_ms`. `sync_mode` commits
+// (and fsyncs) on every put. After a process is killed, reopening shows every
+// entry whose batch committed. When the data exceeds `max_bytes`, the entries
+// written longest ago are evicted (to the eviction listener: L4 takes them).
+// A corrupt or foreign file gives errc::corrupt / errc::foreign_file from open().
+// The file stays a plain LMDB environment (mdb_stat can read it).
+// Thread safety: not thread-safe; owned by the L3 actor (a detached thread).
+#pragma once
+
+#include "tiers/clock.hpp"
+#include "tiers/entry.hpp"
+#include "tiers/tier.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace kura {
+
+struct l3_config {
+  std::string path;                   ///< directory of the LMDB environment
+  uint64_t map_size = 8ull << 30;     ///< LMDB map size (bytes of address space)
+  uint64_t max_bytes = 0;             ///< size budget; 0 = map_size * 0.9
+  size_t batch_max_writes = 256;      ///< group commit: writes per batch
+  uint64_t batch_max_ms = 5;          ///< group commit: max age of a batch
+  bool sync_mode = false;             ///< commit + fsync every write
+  limits lim;
+};
+
+class l3_lmdb final : public tier {
+public:
+  /// Opens (creating if needed) the environment at cfg.path.
+  static result<std::unique_ptr<l3_lmdb>> open(l3_config cfg, const clock& clk);
+  ~l3_lmdb() override; // flushes the pending batch
+
+  const char* name() const override { return "l3"; }
+  result<std::optional<entry>> get(std::string_view key, uint64_t now_ms,
+                                   bool touch = true) override;
+  status put(entry e, uint64_t now_ms) override;
+  result<bool> erase(std::string_view key) override;
+  size_t sweep_expired(uint64_t now_ms, size_t budget) override;
+  status clear() override;
+  tier_stats stats() const override;
+
+  /// Commits the pending batch if it is older than batch_max_ms.
+  status maybe_flush(uint64_t now_ms);
+  /// Commits the pending batch now and fsyncs the environment.
+  status sync();
+  /// Writes not yet committed.
+  size_t pending() const;
+  /// Milliseconds until the pending batch is due (for the actor's timer);
+  /// nullopt when nothing is pending.
+  std::optional<uint64_t> flush_due_in(uint64_t now_ms) const;
+  /// Calls f(entry&&) for each committed entry in key order (for scans/KEYS).
+  status for_each(const std::function<bool(const entry&)>& f);
+
+private:
+  struct impl;
+  explicit l3_lmdb(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace kura

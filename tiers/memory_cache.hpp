@@ -1,0 +1,97 @@
+// L1 + L2 of one memory shard: a W-TinyLFU-shaped cache.
+//
+//   put ──▶ L1 (window, exact LRU, byte-bounded)
+//              │ victim
+//              ▼  admitted only if sketch.estimate(victim) > sketch.estimate(L2's victim)
+//           L2 (main region, frequency-managed, byte-bounded)
+//              │ victim ──▶ dropped (L3 keeps every live entry)
+//
+// A count-min sketch (4-bit counters, periodic halving) estimates key frequency.
+// The L1/L2 split of the byte budget adapts (hill climbing on the hit ratio, as
+// Caffeine does) unless `adaptive_window` is off.
+// Thread safety: not thread-safe; one shard is owned by one actor.
+#pragma once
+
+#include "tiers/entry.hpp"
+#include "tiers/tier.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string_view>
+
+namespace kura {
+
+struct memory_cache_config {
+  uint64_t capacity_bytes = 64ull << 20; ///< L1 + L2 together, overhead included
+  double window_fraction = 0.01;         ///< initial share of L1
+  bool adaptive_window = true;           ///< hill-climb the L1 share
+  /// Capacity counted in entries instead of bytes (each entry costs 1); for
+  /// hit-ratio benchmarks against object-counted references.
+  bool count_objects = false;
+  uint64_t sketch_seed = 0x6b757261;
+  limits lim;
+};
+
+/// Which memory tier holds a key.
+enum class memory_region : uint8_t { none, l1, l2 };
+
+class memory_cache final : public tier {
+public:
+  explicit memory_cache(memory_cache_config cfg);
+  ~memory_cache() override;
+
+  const char* name() const override { return "mem"; }
+  result<std::optional<entry>> get(std::string_view key, uint64_t now_ms,
+                                   bool touch = true) override;
+  status put(entry e, uint64_t now_ms) override;
+  result<bool> erase(std::string_view key) override;
+  size_t sweep_expired(uint64_t now_ms, size_t budget) override;
+  status clear() override;
+  /// Stats of L1 and L2 summed.
+  tier_stats stats() const override;
+
+  // -- memory-specific --------------------------------------------------------
+
+  /// Fast path for a hit: calls `f(const entry_view&)` without copying the
+  /// value. Returns false on a miss (or expired entry, which is removed).
+  struct entry_view {
+    std::string_view key;
+    std::string_view value;
+    uint64_t expiry_ms;
+    kura::version ver;
+    uint8_t flags;
+  };
+  template <class F>
+  bool visit(std::string_view key, uint64_t now_ms, F&& f) {
+    const entry_view* v = find_view(key, now_ms, true);
+    if (!v)
+      return false;
+    f(*v);
+    return true;
+  }
+
+  /// Records an access to a key that is not in memory (a miss served by a
+  /// lower tier), so its frequency counts toward admission.
+  void record_miss(std::string_view key);
+
+  /// Where `key` lives now (no side effects).
+  memory_region locate(std::string_view key) const;
+
+  /// Changes the expiry of a resident key; false when absent.
+  bool set_expiry(std::string_view key, uint64_t expiry_ms);
+
+  /// Calls f(const entry_view&) for every resident entry (no recency change).
+  void for_each(const std::function<void(const entry_view&)>& f) const;
+
+  tier_stats l1_stats() const;
+  tier_stats l2_stats() const;
+  uint64_t window_capacity() const;
+
+private:
+  const entry_view* find_view(std::string_view key, uint64_t now_ms, bool touch);
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace kura
