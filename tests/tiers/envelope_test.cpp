@@ -1,0 +1,59 @@
+#include "tiers/envelope.hpp"
+#include "tiers/random.hpp"
+
+#include <doctest/doctest.h>
+
+using namespace kura;
+
+namespace {
+struct sample_msg {
+  std::string key;
+  uint64_t n = 0;
+  MSGPACK_DEFINE(key, n);
+};
+} // namespace
+
+TEST_CASE("envelope golden bytes") {
+  auto bytes = seal(7, sample_msg{"k", 1});
+  // [1, 7, bin8(4) [0x92, 0xa1 'k', 0x01]]
+  const unsigned char want[] = {0x93, 0x01, 0x07, 0xc4, 0x04, 0x92, 0xa1, 'k', 0x01};
+  REQUIRE(bytes.size() == sizeof(want));
+  CHECK(std::equal(bytes.begin(), bytes.end(), reinterpret_cast<const char*>(want)));
+  auto env = decode_envelope(bytes);
+  REQUIRE(env.ok());
+  CHECK(env->type == 7);
+  auto msg = from_msgpack<sample_msg>(env->payload);
+  REQUIRE(msg.ok());
+  CHECK(msg->key == "k");
+  CHECK(msg->n == 1);
+}
+
+TEST_CASE("envelope rejects garbage, truncation and other versions") {
+  CHECK(decode_envelope("").code() == errc::decode_error);
+  CHECK(decode_envelope("\xc1").code() == errc::decode_error);
+  auto good = seal(1, sample_msg{"key", 9});
+  for (size_t n = 0; n < good.size(); ++n)
+    CHECK(decode_envelope(good.substr(0, n)).code() == errc::decode_error);
+  CHECK(decode_envelope(good + "x").code() == errc::decode_error);
+  auto v2 = encode_envelope(envelope{2, 1, "x"});
+  CHECK(decode_envelope(v2).err().message.find("schema version 2") != std::string::npos);
+  // payload of the wrong shape
+  auto env = decode_envelope(seal(1, std::string("not a struct")));
+  REQUIRE(env.ok());
+  CHECK(from_msgpack<sample_msg>(env->payload).code() == errc::decode_error);
+}
+
+TEST_CASE("envelope survives random bytes") {
+  rng r{1234};
+  for (int i = 0; i < 20000; ++i) {
+    std::string s(r.below(40), '\0');
+    for (auto& c : s)
+      c = static_cast<char>(r.next());
+    if (r.chance(0.5) && !s.empty())
+      s[0] = static_cast<char>(0x93);
+    auto env = decode_envelope(s);
+    if (env.ok())
+      (void)from_msgpack<sample_msg>(env->payload);
+  }
+  CHECK(true);
+}
