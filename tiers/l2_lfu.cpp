@@ -193,6 +193,10 @@ status l2_lfu::upsert(entry&& e, uint64_t h, uint64_t now_ms) {
   }
   // Overwrite: the key is already resident, so no admission; it keeps its
   // segment and becomes that segment's most recently used entry.
+  if (table_.overwrite(old, e.value, e.expiry_ms, e.ver, e.flags)) {
+    list_of(old).move_front(table_, old);
+    return {};
+  }
   const uint8_t seg = table_.aux(old);
   remove_node(old);
   const size_t charge = charge_of(e);
