@@ -320,6 +320,7 @@ memory_cache::memory_cache(memory_cache_config cfg) : impl_(std::make_unique<imp
                   * static_cast<double>(impl_->effective());
   impl_->step = step_percent * static_cast<double>(impl_->effective());
   impl_->apply_window(impl_->window);
+  impl_->l2.set_admission_margin(std::clamp(cfg.admission_margin, -1, 1));
   {
     // The grid setting nearest to the initial one.
     size_t best = 0;

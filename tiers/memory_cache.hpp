@@ -1,14 +1,18 @@
 // L1 + L2 of one memory shard: a W-TinyLFU-shaped cache.
 //
-//   put ──▶ L1 (window, exact LRU, byte-bounded)
+//   put ──▶ L1 (window, exact LRU, byte-bounded; tiers/l1_lru.hpp)
 //              │ victim
-//              ▼  admitted only if sketch.estimate(victim) > sketch.estimate(L2's victim)
-//           L2 (main region, frequency-managed, byte-bounded)
-//              │ victim ──▶ dropped (L3 keeps every live entry)
+//              ▼  admitted only if sketch.estimate(victim) > sketch.estimate(L2's victim) + margin
+//           L2 (main region, SLRU under TinyLFU admission, byte-bounded; tiers/l2_lfu.hpp)
+//              │ victim ──▶ dropped, reported to the eviction listener (L3 keeps every live entry)
 //
-// A count-min sketch (4-bit counters, periodic halving) estimates key frequency.
-// The L1/L2 split of the byte budget adapts (hill climbing on the hit ratio, as
-// Caffeine does) unless `adaptive_window` is off.
+// A count-min sketch (4-bit counters, periodic halving; tiers/frequency_sketch.hpp)
+// estimates key frequency. The L1/L2 split of the budget and the admission
+// margin adapt to the workload unless `adaptive_window` is off: by default
+// with miniature "shadow" simulations of alternative settings, or with
+// Caffeine's hill climbing on the hit ratio (see memory_cache.cpp for both).
+// Bytes (stats().bytes) = L1 + L2 (slab nodes + index, tiers/entry_table.hpp)
+// + the sketch + the shadow simulations; in count_objects mode, entries.
 // Thread safety: not thread-safe; one shard is owned by one actor.
 #pragma once
 
@@ -36,6 +40,10 @@ struct memory_cache_config {
   double window_fraction = 0.0;          ///< initial share of L1 (adapted from there)
   bool adaptive_window = true;           ///< adapt the L1 share (see `adaptation`)
   window_adaptation adaptation = window_adaptation::shadow;
+  /// Initial L2 admission margin (-1, 0 or 1, see l2_lfu): an L1 victim enters
+  /// L2 when freq(victim of L1) > freq(victim of L2) + margin. -1 (ties
+  /// admit) measured best as a start; the shadow adaptation moves it.
+  int admission_margin = -1;
   /// Capacity counted in entries instead of bytes (each entry costs 1); for
   /// hit-ratio benchmarks against object-counted references.
   bool count_objects = false;
