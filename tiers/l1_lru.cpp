@@ -21,7 +21,7 @@ uint64_t l1_lru::cost(const entry& e) const {
   if (count_objects_)
     return 1;
   return detail::entry_table::charge_for(
-           detail::entry_table::node_size(e.key, e.value.size(), e.expiry_ms, e.ver))
+           table_.node_size(e.key, e.value.size(), e.expiry_ms, e.ver))
          + detail::entry_table::min_slots * detail::entry_table::index_slot_bytes;
 }
 
@@ -94,7 +94,7 @@ status l1_lru::upsert(const entry& e, uint64_t h, uint64_t now_ms) {
                                         + std::to_string(capacity_)};
   const size_t charge = count_objects_ ? 1
                                        : detail::entry_table::charge_for(
-                                         detail::entry_table::node_size(
+                                         table_.node_size(
                                            e.key, e.value.size(), e.expiry_ms, e.ver));
   while (lru_.count > 0 && used_after_insert(charge) > capacity_)
     evict_one();

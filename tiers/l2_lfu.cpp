@@ -33,7 +33,7 @@ uint64_t l2_lfu::bytes() const {
 size_t l2_lfu::charge_of(const entry& e) const {
   if (count_objects_)
     return 1;
-  return entry_table::charge_for(entry_table::node_size(e.key, e.value.size(), e.expiry_ms, e.ver));
+  return entry_table::charge_for(table_.node_size(e.key, e.value.size(), e.expiry_ms, e.ver));
 }
 
 uint64_t l2_lfu::cost(const entry& e) const {
