@@ -136,6 +136,8 @@ bool l2_lfu::offer_hashed(entry&& e, uint64_t h, uint64_t now_ms) {
 }
 
 bool l2_lfu::offer(entry e, uint64_t now_ms) {
+  if (!lim_.check(e))
+    return false;
   const uint64_t h = hash64(e.key);
   if (node_id old = table_.find(e.key, h))
     remove_node(old);

@@ -76,7 +76,12 @@ constexpr double max_window_share = 0.99;
 constexpr uint64_t shadow_entries = 1024; // each simulation holds up to ~this many keys
 constexpr double shadow_decay = 0.98;     // weight of the past per decision period
 constexpr double shadow_hysteresis = 0.01; // switch only for a 1% lower miss score
-constexpr uint64_t initial_sketch_entries = 1024;
+// Byte mode: the sketch starts sized for capacity / 256 entries (16..1024) and
+// doubles whenever the cache holds more entries than it is sized for, so a tiny
+// cache is not eaten by its sketch.
+uint64_t initial_sketch_entries(uint64_t capacity_bytes) {
+  return std::clamp<uint64_t>(capacity_bytes / 256, 16, 1024);
+}
 
 } // namespace
 
@@ -114,7 +119,8 @@ struct memory_cache::impl {
     : cfg(c),
       l1(0, c.lim, c.count_objects),
       l2(0, c.lim, c.count_objects, c.sketch_seed,
-         c.count_objects ? std::max<uint64_t>(c.capacity_bytes, 16) : initial_sketch_entries) {
+         c.count_objects ? std::max<uint64_t>(c.capacity_bytes, 16)
+                         : initial_sketch_entries(c.capacity_bytes)) {
   }
 
   uint64_t effective() const {
