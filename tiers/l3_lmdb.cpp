@@ -271,26 +271,46 @@ struct l3_lmdb::impl {
 
   // -- committed state helpers (inside a write txn) ---------------------------------
 
-  /// Removes the committed record under `lkey` and its index entries.
-  /// Returns whether there was one; `out` receives the decoded entry when
-  /// `want` is set.
-  result<bool> remove_committed(MDB_txn* txn, const std::string& lkey, entry* out) {
+  /// What remove_committed found.
+  enum class rm {
+    absent,          ///< no record under the key
+    removed,         ///< record and index entries removed (`out` filled if asked)
+    corrupt_removed, ///< an undecodable record was removed; its index entries,
+                     ///< if any, are left stale (sweep and eviction skip them)
+    stale,           ///< the record has another sequence than `want_seq`: kept
+  };
+
+  /// Removes the committed record under `lkey` and its index entries. With
+  /// `want_seq`, only if the record carries that write sequence (an index
+  /// entry pointing at it may be stale). `keep_main` leaves the kura.main
+  /// record for the caller to overwrite. A corrupt record is removed rather
+  /// than failing the transaction, so one bad record cannot block every
+  /// later commit (a get() of it reports errc::corrupt until then).
+  result<rm> remove_committed(MDB_txn* txn, const std::string& lkey, entry* out,
+                              std::optional<uint64_t> want_seq = std::nullopt,
+                              bool keep_main = false) {
     MDB_val k = as_val(lkey), v;
     int rc = mdb_get(txn, main, &k, &v);
     if (rc == MDB_NOTFOUND)
-      return false;
+      return rm::absent;
     if (rc != 0)
       return lmdb_error(rc, "L3 read failed");
     std::string_view rec = as_view(v);
     fmt::header h;
-    if (auto s = fmt::decode_header(rec, h); !s)
-      return error{errc::corrupt, s.err().message + " (key of " + std::to_string(lkey.size())
-                                    + " bytes in " + cfg.path + ")"};
-    if (out) {
+    bool ok = fmt::decode_header(rec, h).ok();
+    if (ok && want_seq && h.seq != *want_seq)
+      return rm::stale;
+    if (ok && out) {
       auto e = fmt::decode_record(lkey, rec);
-      if (!e)
-        return e.err();
-      *out = std::move(*e);
+      if (e)
+        *out = std::move(*e);
+      else
+        ok = false;
+    }
+    if (!ok) {
+      if (!keep_main && (rc = mdb_del(txn, main, &k, nullptr)) != 0)
+        return lmdb_error(rc, "L3 cannot delete a corrupt record");
+      return rm::corrupt_removed;
     }
     uint64_t fp = footprint(lkey.size(), rec.size(), h.expiry_ms != 0);
     std::string sk = fmt::seq_key(h.seq);
@@ -305,11 +325,10 @@ struct l3_lmdb::impl {
       if (rc != 0 && rc != MDB_NOTFOUND)
         return lmdb_error(rc, "L3 cannot delete an expiry index entry");
     }
-    rc = mdb_del(txn, main, &k, nullptr);
-    if (rc != 0)
+    if (!keep_main && (rc = mdb_del(txn, main, &k, nullptr)) != 0)
       return lmdb_error(rc, "L3 cannot delete a record");
     est_bytes = est_bytes > fp ? est_bytes - fp : 0;
-    return true;
+    return rm::removed;
   }
 
   status insert_committed(MDB_txn* txn, const std::string& lkey, const entry& e) {
@@ -365,22 +384,32 @@ struct l3_lmdb::impl {
         out = lmdb_error(rc, "L3 cannot walk the sequence index");
         break;
       }
+      if (k.mv_size != 8) {
+        out = error{errc::corrupt, "L3 sequence index key of " + std::to_string(k.mv_size)
+                                     + " bytes in " + cfg.path};
+        break;
+      }
+      uint64_t sq = fmt::get_be64(static_cast<const char*>(k.mv_data));
       std::string lkey{as_view(v)};
       entry e;
-      auto r = remove_committed(txn, lkey, on_evict_wanted ? &e : nullptr);
+      auto r = remove_committed(txn, lkey, on_evict_wanted ? &e : nullptr, sq);
       if (!r) {
         out = r.err();
         break;
       }
-      if (!*r) { // stale index entry: drop it
-        rc = mdb_del(txn, seq, &k, nullptr);
-        if (rc != 0) {
-          out = lmdb_error(rc, "L3 cannot delete a stale sequence entry");
-          break;
-        }
+      if (*r == rm::removed) {
+        if (on_evict_wanted)
+          evicted.push_back(std::move(e));
         continue;
       }
-      evicted.push_back(std::move(e));
+      // stale or dangling index entry (or a corrupt record): drop the entry
+      std::string skey = fmt::seq_key(sq);
+      MDB_val skv = as_val(skey);
+      rc = mdb_del(txn, seq, &skv, nullptr);
+      if (rc != 0 && rc != MDB_NOTFOUND) {
+        out = lmdb_error(rc, "L3 cannot delete a stale sequence entry");
+        break;
+      }
     }
     mdb_cursor_close(cur);
     return out;
@@ -412,7 +441,8 @@ struct l3_lmdb::impl {
     std::sort(ops.begin(), ops.end(), [](const op* a, const op* b) { return a->order < b->order; });
     for (const op* o : ops) {
       std::string lkey = fmt::lmdb_key(o->e.key);
-      auto r = remove_committed(g.txn, lkey, nullptr);
+      // an overwrite keeps the kura.main slot: mdb_put replaces it in place
+      auto r = remove_committed(g.txn, lkey, nullptr, std::nullopt, !o->del);
       if (!r)
         return fail(r.err());
       if (!o->del)
@@ -914,20 +944,15 @@ size_t l3_lmdb::sweep_expired(uint64_t now_ms, size_t budget) {
     std::string ekey{as_view(k)};
     std::string lkey{as_view(v)};
     uint64_t eseq = fmt::get_be64(ekey.data() + 8);
-    // Remove the record only when it is the one this index entry describes;
-    // otherwise the index entry is stale and goes alone.
-    MDB_val mk = as_val(lkey), mv;
-    fmt::header h;
-    rc = mdb_get(g.txn, m.main, &mk, &mv);
-    bool live = rc == 0 && fmt::decode_header(as_view(mv), h).ok() && h.expiry_ms == exp
-                && h.seq == eseq;
-    if (live) {
-      auto r = m.remove_committed(g.txn, lkey, nullptr); // drops this kura.exp entry too
-      if (!r) {
-        ok = false;
-        break;
-      }
-      ++swept;
+    // Remove the record only when it is the one this index entry describes
+    // (same sequence); otherwise the index entry is stale and goes alone.
+    auto r = m.remove_committed(g.txn, lkey, nullptr, eseq);
+    if (!r) {
+      ok = false;
+      break;
+    }
+    if (*r == impl::rm::removed) {
+      ++swept; // remove_committed dropped this kura.exp entry too
     } else {
       MDB_val ek = as_val(ekey);
       if (mdb_del(g.txn, m.exp, &ek, nullptr) != 0) {
