@@ -1,6 +1,7 @@
 // Instantiates the tier conformance suite (conformance.hpp) for every tier.
 #include "conformance.hpp"
 
+#include "archive/archive.hpp"
 #include "tiers/l1_lru.hpp"
 #include "tiers/l2_lfu.hpp"
 #include "tiers/l3_lmdb.hpp"
@@ -94,9 +95,41 @@ struct l3_fixture {
   }
 };
 
+/// L4. Not `bounded` in the conformance sense: its size limit is retention
+/// (whole oldest segments go), tested in tests/archive.
+struct l4_fixture {
+  static constexpr const char* name = "l4";
+  static constexpr bool bounded = false, exact_bytes = false, persistent = true,
+                        admission = false;
+  fake_clock clk;
+  temp_dir dir;
+  archive::archive_config cfg;
+  std::unique_ptr<archive::archive> p;
+  tier& t() { return *p; }
+  void make(uint64_t, limits lim) {
+    p.reset();
+    cfg = archive::archive_config{};
+    cfg.path = (dir.path / "l4").string();
+    cfg.index_map_bytes = 256ull << 20;
+    cfg.durable = false; // no crash of the machine here; a reopen loses nothing
+    cfg.lim = lim;
+    std::filesystem::remove_all(cfg.path);
+    open();
+  }
+  void reopen() {
+    p.reset();
+    open();
+  }
+  void open() {
+    auto r = archive::open(cfg, clk);
+    REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.err().to_string()));
+    p = std::move(*r);
+  }
+};
+
 } // namespace
 
-#define KURA_CONFORMANCE_FIXTURES l1_fixture, l2_fixture, memory_fixture, l3_fixture
+#define KURA_CONFORMANCE_FIXTURES l1_fixture, l2_fixture, memory_fixture, l3_fixture, l4_fixture
 
 TEST_CASE_TEMPLATE_INVOKE(conf_basic, KURA_CONFORMANCE_FIXTURES);
 TEST_CASE_TEMPLATE_INVOKE(conf_metadata, KURA_CONFORMANCE_FIXTURES);
