@@ -214,11 +214,11 @@ TEST_CASE_TEMPLATE_DEFINE("tier conformance: capacity evicts to the listener", F
   using namespace kura;
   using namespace kura::conformance;
   if constexpr (F::bounded) {
+    std::vector<std::string> evicted; // outlives the tier (a final flush may evict)
     F f;
     const uint64_t cap = 256 * 1024;
     f.make(cap, limits{});
     tier& t = f.t();
-    std::vector<std::string> evicted;
     t.set_eviction_listener([&](entry&& e) { evicted.push_back(e.key); });
     const uint64_t now = f.clk.now_ms();
     const int n = 4000; // ~4000 * 200 B = 800 KB, about 3x the capacity
