@@ -370,6 +370,7 @@ struct l3_lmdb::impl {
   status evict_over_budget(MDB_txn* txn, std::vector<entry>& evicted) {
     if (est_bytes <= budget)
       return {};
+    uint64_t now_ms = clk.now_ms();
     MDB_cursor* cur = nullptr;
     int rc = mdb_cursor_open(txn, seq, &cur);
     if (rc != 0)
@@ -392,14 +393,17 @@ struct l3_lmdb::impl {
       uint64_t sq = fmt::get_be64(static_cast<const char*>(k.mv_data));
       std::string lkey{as_view(v)};
       entry e;
-      auto r = remove_committed(txn, lkey, on_evict_wanted ? &e : nullptr, sq);
+      auto r = remove_committed(txn, lkey, &e, sq);
       if (!r) {
         out = r.err();
         break;
       }
       if (*r == rm::removed) {
-        if (on_evict_wanted)
-          evicted.push_back(std::move(e));
+        // an entry past its expiry is dropped, not demoted to L4
+        if (e.expired(now_ms))
+          ++evict_expired;
+        else
+          evicted.push_back(std::move(e)); // counted even without a listener
         continue;
       }
       // stale or dangling index entry (or a corrupt record): drop the entry
@@ -415,16 +419,18 @@ struct l3_lmdb::impl {
     return out;
   }
 
-  bool on_evict_wanted = false;
+  uint64_t evict_expired = 0; // expired entries the eviction pass dropped
 
   /// Applies the pending batch in one write transaction. On success the
   /// batch is cleared and `evicted` holds the capacity victims. On failure
   /// nothing changed (the transaction was aborted) and the batch is intact.
   status commit_once(std::vector<entry>& evicted) {
     uint64_t saved_seq = next_seq, saved_est = est_bytes;
+    evict_expired = 0;
     auto fail = [&](status s) {
       next_seq = saved_seq;
       est_bytes = saved_est;
+      evict_expired = 0;
       evicted.clear();
       return s;
     };
@@ -528,7 +534,6 @@ struct l3_lmdb::impl {
   status commit(l3_lmdb& self) {
     if (pending.empty())
       return {};
-    on_evict_wanted = static_cast<bool>(self.on_evict_);
     std::vector<entry> evicted;
     status s;
     bool reclaimed = false;
@@ -558,8 +563,10 @@ struct l3_lmdb::impl {
     pending.clear();
     pending_bytes = 0;
     st.evictions += evicted.size();
+    st.expirations += evict_expired;
+    evict_expired = 0;
     for (auto& e : evicted)
-      self.notify_evicted(std::move(e));
+      self.notify_evicted(std::move(e)); // a no-op without a listener
     return {};
   }
 

@@ -50,12 +50,17 @@ public:
   ~l3_lmdb() override; // flushes the pending batch
 
   const char* name() const override { return "l3"; }
+  /// Pending writes first, then LMDB. `touch` is ignored: eviction order is
+  /// write order (an overwrite makes an entry young again).
   result<std::optional<entry>> get(std::string_view key, uint64_t now_ms,
                                    bool touch = true) override;
   status put(entry e, uint64_t now_ms) override;
   result<bool> erase(std::string_view key) override;
   size_t sweep_expired(uint64_t now_ms, size_t budget) override;
   status clear() override;
+  /// bytes = LMDB pages in use (every tree + the two meta pages) x page size,
+  /// plus the payload of pending writes; entries = committed entries;
+  /// capacity_bytes = the size budget.
   tier_stats stats() const override;
 
   /// Commits the pending batch if it is older than batch_max_ms.

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
 #include <map>
 #include <random>
 #include <string>
@@ -945,4 +946,32 @@ TEST_CASE("l3: stale index entries never remove a live entry") {
   CHECK(get_ok(*t, "b", clk.now_ms() + 60));
   CHECK(t->sweep_expired(clk.now_ms() + 200, 10) == 1);
   CHECK(!get_ok(*t, "b", clk.now_ms() + 200));
+}
+
+TEST_CASE("l3: eviction drops expired entries instead of demoting them") {
+  temp_dir d;
+  fake_clock clk;
+  auto cfg = small_config(d.env());
+  cfg.max_bytes = 16 * 1024;
+  cfg.batch_max_writes = 1;
+  auto t = must_open(cfg, clk);
+  std::vector<std::string> evicted;
+  t->set_eviction_listener([&](entry&& e) { evicted.push_back(e.key); });
+  REQUIRE(t->put(make("dies", std::string(1000, 'd'), clk.now_ms() + 10), clk.now_ms()).ok());
+  REQUIRE(t->put(make("lives", std::string(1000, 'l')), clk.now_ms()).ok());
+  clk.advance_ms(20); // "dies" expired, nobody swept it
+  for (int i = 0; i < 30; ++i)
+    REQUIRE(t->put(make("n" + std::to_string(i), std::string(1000, 'n')), clk.now_ms()).ok());
+  REQUIRE(!evicted.empty());
+  CHECK(evicted.front() == "lives"); // the oldest write went first, "dies" silently
+  CHECK(std::find(evicted.begin(), evicted.end(), "dies") == evicted.end());
+  CHECK(t->stats().evictions == evicted.size());
+  CHECK(t->stats().expirations == 1);
+  // without a listener evictions still happen and are counted
+  t->set_eviction_listener(nullptr);
+  uint64_t before = t->stats().evictions;
+  for (int i = 30; i < 40; ++i)
+    REQUIRE(t->put(make("n" + std::to_string(i), std::string(1000, 'n')), clk.now_ms()).ok());
+  CHECK(t->stats().evictions >= before + 10);
+  CHECK(t->budget_bytes_used() <= cfg.max_bytes);
 }
