@@ -975,3 +975,43 @@ TEST_CASE("l3: eviction drops expired entries instead of demoting them") {
   CHECK(t->stats().evictions >= before + 10);
   CHECK(t->budget_bytes_used() <= cfg.max_bytes);
 }
+
+TEST_CASE("l3: a touched read makes an entry young; touch=false does not") {
+  temp_dir d;
+  fake_clock clk;
+  auto cfg = small_config(d.env());
+  cfg.batch_max_writes = 4;
+  auto t = must_open(cfg, clk);
+  for (int i = 0; i < 8; ++i)
+    REQUIRE(t->put(make("r" + std::to_string(i), std::string(1000, 'r'),
+                        i == 0 ? clk.now_ms() + 1000 : 0),
+                   clk.now_ms())
+              .ok());
+  REQUIRE(t->sync().ok());
+  auto r0 = t->get("r0", clk.now_ms(), true);   // r0 becomes the youngest
+  auto r1 = t->get("r1", clk.now_ms(), false);  // r1 stays the oldest
+  REQUIRE((r0.ok() && *r0 && r1.ok() && *r1));
+  REQUIRE(t->put(make("w", "x"), clk.now_ms()).ok());
+  REQUIRE(t->sync().ok()); // the touch rides along with this commit
+  t.reset();
+  // reopen with a budget that forces evictions: the order survived on disk
+  std::vector<std::string> evicted;
+  cfg.max_bytes = 4 * 1100;
+  t = must_open(cfg, clk);
+  t->set_eviction_listener([&](entry&& e) { evicted.push_back(e.key); });
+  REQUIRE(t->put(make("z", "z"), clk.now_ms()).ok());
+  REQUIRE(t->sync().ok());
+  REQUIRE(evicted.size() >= 3);
+  CHECK(evicted[0] == "r1");
+  CHECK(evicted[1] == "r2");
+  CHECK(std::find(evicted.begin(), evicted.end(), "r0") == evicted.end());
+  // r0 kept its expiry, and the expiry index followed the new sequence
+  auto e = get_ok(*t, "r0", clk.now_ms());
+  REQUIRE(e);
+  CHECK(e->expiry_ms == clk.now_ms() + 1000);
+  CHECK(t->sweep_expired(clk.now_ms() + 1000, 10) == 1);
+  CHECK(!get_ok(*t, "r0", clk.now_ms() + 1000));
+  auto [rc, out] = run("mdb_stat -s kura.exp " + d.env() + " 2>&1");
+  CHECK(rc == 0);
+  CHECK(out.find("Entries: 0") != std::string::npos);
+}
