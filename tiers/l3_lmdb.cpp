@@ -2,7 +2,7 @@
 //
 // Layout. One LMDB environment (data.mdb + lock.mdb in cfg.path) with four named
 // databases: kura.main (LMDB key -> record: header + value, see l3_format.hpp),
-// kura.seq (write sequence -> LMDB key, oldest first: the eviction order),
+// kura.seq (sequence -> LMDB key, least recently used first: the eviction order),
 // kura.exp (expiry ms + sequence -> LMDB key, soonest first: the active expiry
 // order) and kura.meta (format marker, estimated footprint). All four change
 // in the same write transaction, so they never disagree after a crash.
@@ -31,8 +31,17 @@
 // stays pending and visible. The size budget (max_bytes) is enforced on an
 // estimated footprint kept in kura.meta (pages in use react to deletes only when
 // B-tree pages merge, so evicting "until pages drop" would over-evict). Over
-// budget, the oldest-written entries are removed in the committing transaction
-// and handed to the eviction listener after the commit succeeded.
+// budget, the least recently used entries are removed in the committing
+// transaction and handed to the eviction listener after the commit succeeded.
+//
+// Recency. kura.seq orders entries by their last write or read. A write gets a
+// new sequence as it commits. A read with touch=true of a committed entry only
+// notes the key (`touched`, at most batch_max_writes keys, no I/O); the next
+// commit gives those entries new sequences in the same transaction (new
+// kura.seq and kura.exp keys, the record's sequence field rewritten). So reads
+// cost no extra transaction, and without writes there is no eviction that the
+// order could matter for. Records above touch_max_record bytes keep their
+// place: rewriting a 64 MiB value to note a read is not cheap.
 //
 // Opening. A file that does not start with LMDB's meta page magic is foreign; a
 // meta page that LMDB's own checks accept but that points past the end of the
@@ -53,6 +62,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace kura {
@@ -214,6 +224,8 @@ struct l3_lmdb::impl {
   uint64_t est_bytes = 0; // committed estimated footprint (mirrors kura.meta)
 
   std::unordered_map<std::string, op> pending;
+  std::unordered_set<std::string> touched; // read since the last commit
+  static constexpr size_t touch_max_record = 64 * 1024;
   uint64_t pending_bytes = 0;
   uint64_t batch_start_ms = 0;
   uint64_t op_counter = 0;
@@ -366,10 +378,47 @@ struct l3_lmdb::impl {
     return {};
   }
 
-  /// Evicts the oldest-written entries while over budget.
+  /// Gives the committed entry under `lkey` a new (youngest) sequence.
+  status retouch(MDB_txn* txn, const std::string& lkey) {
+    MDB_val k = as_val(lkey), v;
+    int rc = mdb_get(txn, main, &k, &v);
+    if (rc == MDB_NOTFOUND || (rc == 0 && v.mv_size > touch_max_record))
+      return {};
+    if (rc != 0)
+      return lmdb_error(rc, "L3 read failed");
+    std::string rec{as_view(v)}; // a copy: the put below may move the page
+    fmt::header h;
+    if (!fmt::decode_header(rec, h).ok())
+      return {}; // corrupt: get() reports it; nothing to reorder
+    uint64_t s = next_seq++;
+    std::string old_sk = fmt::seq_key(h.seq), new_sk = fmt::seq_key(s);
+    MDB_val osk = as_val(old_sk), nsk = as_val(new_sk), lv = as_val(lkey);
+    rc = mdb_del(txn, seq, &osk, nullptr);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+      return lmdb_error(rc, "L3 cannot delete a sequence index entry");
+    if ((rc = mdb_put(txn, seq, &nsk, &lv, 0)) != 0)
+      return lmdb_error(rc, "L3 cannot write a sequence index entry");
+    if (h.expiry_ms != 0) {
+      std::string old_ek = fmt::exp_key(h.expiry_ms, h.seq), new_ek = fmt::exp_key(h.expiry_ms, s);
+      MDB_val oek = as_val(old_ek), nek = as_val(new_ek);
+      rc = mdb_del(txn, exp, &oek, nullptr);
+      if (rc != 0 && rc != MDB_NOTFOUND)
+        return lmdb_error(rc, "L3 cannot delete an expiry index entry");
+      if ((rc = mdb_put(txn, exp, &nek, &lv, 0)) != 0)
+        return lmdb_error(rc, "L3 cannot write an expiry index entry");
+    }
+    fmt::put_le(rec.data() + 24, s, 8);
+    MDB_val nv = as_val(rec);
+    if ((rc = mdb_put(txn, main, &k, &nv, 0)) != 0)
+      return lmdb_error(rc, "L3 cannot rewrite a record");
+    return {};
+  }
+
+  /// Evicts the least recently used entries while over budget.
   status evict_over_budget(MDB_txn* txn, std::vector<entry>& evicted) {
     if (est_bytes <= budget)
       return {};
+    uint64_t now_ms = clk.now_ms();
     MDB_cursor* cur = nullptr;
     int rc = mdb_cursor_open(txn, seq, &cur);
     if (rc != 0)
@@ -392,14 +441,17 @@ struct l3_lmdb::impl {
       uint64_t sq = fmt::get_be64(static_cast<const char*>(k.mv_data));
       std::string lkey{as_view(v)};
       entry e;
-      auto r = remove_committed(txn, lkey, on_evict_wanted ? &e : nullptr, sq);
+      auto r = remove_committed(txn, lkey, &e, sq);
       if (!r) {
         out = r.err();
         break;
       }
       if (*r == rm::removed) {
-        if (on_evict_wanted)
-          evicted.push_back(std::move(e));
+        // an entry past its expiry is dropped, not demoted to L4
+        if (e.expired(now_ms))
+          ++evict_expired;
+        else
+          evicted.push_back(std::move(e)); // counted even without a listener
         continue;
       }
       // stale or dangling index entry (or a corrupt record): drop the entry
@@ -415,16 +467,18 @@ struct l3_lmdb::impl {
     return out;
   }
 
-  bool on_evict_wanted = false;
+  uint64_t evict_expired = 0; // expired entries the eviction pass dropped
 
   /// Applies the pending batch in one write transaction. On success the
   /// batch is cleared and `evicted` holds the capacity victims. On failure
   /// nothing changed (the transaction was aborted) and the batch is intact.
   status commit_once(std::vector<entry>& evicted) {
     uint64_t saved_seq = next_seq, saved_est = est_bytes;
+    evict_expired = 0;
     auto fail = [&](status s) {
       next_seq = saved_seq;
       est_bytes = saved_est;
+      evict_expired = 0;
       evicted.clear();
       return s;
     };
@@ -449,6 +503,10 @@ struct l3_lmdb::impl {
         if (auto s = insert_committed(g.txn, lkey, o->e); !s)
           return fail(s);
     }
+    for (const auto& key : touched)
+      if (pending.count(key) == 0)
+        if (auto s = retouch(g.txn, fmt::lmdb_key(key)); !s)
+          return fail(s);
     if (auto s = evict_over_budget(g.txn, evicted); !s)
       return fail(s);
     if (auto s = write_meta(g.txn); !s)
@@ -524,11 +582,11 @@ struct l3_lmdb::impl {
   }
 
   /// Commits the pending batch. On MAP_FULL: grow the map when allowed, else
-  /// commit the pending deletes first (they free space) and retry once.
+  /// forget the touched reads, else commit the pending deletes first (they
+  /// free space) and retry once.
   status commit(l3_lmdb& self) {
     if (pending.empty())
       return {};
-    on_evict_wanted = static_cast<bool>(self.on_evict_);
     std::vector<entry> evicted;
     status s;
     bool reclaimed = false;
@@ -538,6 +596,10 @@ struct l3_lmdb::impl {
         break;
       if (grow_map())
         continue;
+      if (!touched.empty()) { // recency is a hint: never worth a refused write
+        touched.clear();
+        continue;
+      }
       if (reclaimed || !commit_deletes().ok())
         break;
       reclaimed = true;
@@ -556,10 +618,13 @@ struct l3_lmdb::impl {
       return s;
     }
     pending.clear();
+    touched.clear();
     pending_bytes = 0;
     st.evictions += evicted.size();
+    st.expirations += evict_expired;
+    evict_expired = 0;
     for (auto& e : evicted)
-      self.notify_evicted(std::move(e));
+      self.notify_evicted(std::move(e)); // a no-op without a listener
     return {};
   }
 
@@ -817,6 +882,8 @@ result<std::optional<entry>> l3_lmdb::get(std::string_view key, uint64_t now_ms,
     ++m.st.misses;
     return std::optional<entry>{};
   }
+  if (touch && m.touched.size() < m.cfg.batch_max_writes)
+    m.touched.emplace(key);
   ++m.st.hits;
   return r;
 }
@@ -976,6 +1043,7 @@ size_t l3_lmdb::sweep_expired(uint64_t now_ms, size_t budget) {
 status l3_lmdb::clear() {
   auto& m = *impl_;
   m.pending.clear();
+  m.touched.clear();
   m.pending_bytes = 0;
   txn_guard g;
   int rc = mdb_txn_begin(m.env, nullptr, 0, &g.txn);

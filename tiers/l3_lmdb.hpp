@@ -5,7 +5,8 @@
 // when `maybe_flush(now)` sees it older than `batch_max_ms`. `sync_mode` commits
 // (and fsyncs) on every put. After a process is killed, reopening shows every
 // entry whose batch committed. When the data exceeds `max_bytes`, the entries
-// written longest ago are evicted (to the eviction listener: L4 takes them).
+// least recently written or read are evicted (to the eviction listener: L4
+// takes them).
 // A corrupt or foreign file gives errc::corrupt / errc::foreign_file from open().
 // The file stays a plain LMDB environment (mdb_stat can read it); its layout is
 // in docs/formats.md, "L3 (LMDB)".
@@ -50,12 +51,18 @@ public:
   ~l3_lmdb() override; // flushes the pending batch
 
   const char* name() const override { return "l3"; }
+  /// Pending writes first, then LMDB. With `touch`, a hit makes the entry the
+  /// most recently used at the next commit (eviction order = last write or
+  /// touched read; records over 64 KiB keep their place on reads).
   result<std::optional<entry>> get(std::string_view key, uint64_t now_ms,
                                    bool touch = true) override;
   status put(entry e, uint64_t now_ms) override;
   result<bool> erase(std::string_view key) override;
   size_t sweep_expired(uint64_t now_ms, size_t budget) override;
   status clear() override;
+  /// bytes = LMDB pages in use (every tree + the two meta pages) x page size,
+  /// plus the payload of pending writes; entries = committed entries;
+  /// capacity_bytes = the size budget.
   tier_stats stats() const override;
 
   /// Commits the pending batch if it is older than batch_max_ms.
