@@ -535,6 +535,10 @@ struct archive::impl {
 
   // -- dictionaries -------------------------------------------------------------------
 
+  size_t sample_cap() const {
+    return static_cast<size_t>(std::min<uint64_t>(cfg.dict_sample_bytes, cfg.index_memory_bytes / 4));
+  }
+
   void sample(const entry& e) {
     if (cfg.codec != codec_id::zstd_dict || e.value.size() > cfg.dict_sample_max_value)
       return;
@@ -542,7 +546,7 @@ struct archive::impl {
     append_record(rec, e);
     sample_bytes += rec.size();
     samples.push_back(std::move(rec));
-    size_t cap = std::min<uint64_t>(cfg.dict_sample_bytes, cfg.index_memory_bytes / 4);
+    size_t cap = sample_cap();
     while (sample_bytes > cap && !samples.empty()) {
       sample_bytes -= samples.front().size();
       samples.pop_front();
@@ -719,6 +723,14 @@ struct archive::impl {
     // retention by age (which works on whole segments) is that precise.
     if (active_w && cfg.segment_max_age_ms != 0
         && segs[active_id].row.created_ms + cfg.segment_max_age_ms <= clk.now_ms())
+      seal_active();
+    // Bootstrap: the first segment of a zstd_dict archive is plain zstd (there
+    // is nothing to train on yet); as soon as the sample buffer is full, start
+    // a new segment so the dictionary is used from then on.
+    if (active_w && cfg.codec == codec_id::zstd_dict && current_dict == 0
+        && segs[active_id].row.codec != codec_id::zstd_dict
+        && samples.size() >= cfg.dict_min_samples
+        && sample_bytes + cfg.dict_sample_max_value >= sample_cap())
       seal_active();
     if (auto st = ensure_active(); !st)
       return st;
@@ -1619,6 +1631,13 @@ result<compaction_progress> archive::begin_compaction(double threshold) {
   if (threshold < 0)
     threshold = m.cfg.compact_threshold;
   auto j = std::make_unique<impl::job_state>();
+  // A sparse active segment is sealed so that it can be compacted too.
+  if (m.active_w) {
+    auto& row = m.segs[m.active_id].row;
+    if (m.segs[m.active_id].committed && row.raw_bytes > 0
+        && static_cast<double>(row.live_raw_bytes) < threshold * static_cast<double>(row.raw_bytes))
+      m.seal_active();
+  }
   for (auto& [id, s] : m.segs) {
     if (!s.committed || s.compacting || s.has_corrupt || id == m.active_id || !s.file
         || s.row.raw_bytes == 0)
