@@ -64,7 +64,8 @@ bool membership::handle(node_id from, const message& msg, uint64_t now) {
   if (auto* p = std::get_if<ping_msg>(&msg)) {
     for (auto& u : p->gossip)
       apply(u, now, false);
-    if (p->target == cfg_.self && !leaving_)
+    // A leaving node still answers, so nobody suspects it while `left` spreads.
+    if (p->target == cfg_.self)
       send(from, ack_msg{p->seq, cfg_.self, piggyback()});
     return true;
   }
