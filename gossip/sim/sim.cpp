@@ -544,6 +544,19 @@ report run(const options& opt) {
           w.trace("heal");
           break;
         case 4:
+          // The nastiest moment to crash: right after the victim coordinated
+          // a write of a key it owns, with the replication still in flight.
+          if (w.live(a.who)) {
+            // A key nobody else writes, owned by the victim (in its view).
+            std::string k;
+            for (int i = 0; i < 1000; ++i) {
+              k = "last-words-" + std::to_string(i);
+              if (w.nodes[a.who]->current_ring().owner(k) == a.who)
+                break;
+            }
+            w.nodes[a.who]->write(k, "last-words", w.local_now(a.who));
+            w.drain(a.who);
+          }
           w.crash(a.who, a.flag);
           break;
         case 5:
