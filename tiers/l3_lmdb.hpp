@@ -31,9 +31,10 @@ namespace kura {
 struct l3_config {
   std::string path;                   ///< directory of the LMDB environment
   uint64_t map_size = 8ull << 30;     ///< LMDB map size (bytes of address space)
-  /// Size budget on the entries' estimated on-disk footprint (payload, record
-  /// header, index entries, LMDB node overhead, whole overflow pages); 0 =
-  /// map_size / 2, leaving room for B-tree page slack and copy-on-write.
+  /// Size budget on the bytes LMDB pages really use; 0 = map_size / 2 (room
+  /// for copy-on-write). Enforced at each commit on the estimated footprint
+  /// (payload, record header, index entries, node overhead, whole overflow
+  /// pages), which may reach 2/3 of it: B-tree pages are about 2/3 full.
   uint64_t max_bytes = 0;
   size_t batch_max_writes = 256;      ///< group commit: writes per batch
   uint64_t batch_max_ms = 5;          ///< group commit: max age of a batch
@@ -61,7 +62,8 @@ public:
   size_t sweep_expired(uint64_t now_ms, size_t budget) override;
   status clear() override;
   /// bytes = LMDB pages in use (every tree + the two meta pages) x page size,
-  /// plus the payload of pending writes; entries = committed entries;
+  /// plus the payload of pending writes; entries = live entries (committed
+  /// ones adjusted by the pending writes and deletes);
   /// capacity_bytes = the size budget.
   tier_stats stats() const override;
 
