@@ -15,13 +15,20 @@
 // transaction per batch amortizes LMDB's commit (page writes + meta page) over
 // hundreds of writes.
 //
-// Durability. The environment is opened with MDB_NOSYNC unless sync_mode is
-// set: a commit then write()s its pages and meta page into the page cache but
-// does not fsync. A killed process therefore loses nothing committed (the
-// kernel owns those pages), while a machine crash can lose commits since the
-// last sync() (mdb_env_sync). LMDB writes the meta page last, so a process
-// killed mid-commit leaves the previous meta in place: the batch is all or
-// nothing. In sync_mode LMDB fsyncs on every commit and every write commits.
+// Durability. A commit write()s its pages and then its meta page into the
+// page cache; LMDB writes the meta page last, so a process killed mid-commit
+// leaves the previous meta in place and the batch is all or nothing. A killed
+// process loses nothing committed: the kernel owns those pages. A machine
+// crash is another matter, and there the flags decide:
+//   fsync_batches (default): MDB_NOMETASYNC. Each commit fdatasyncs its data
+//     pages before returning, and the meta page reaches the disk with the next
+//     commit's fdatasync (or sync()). The disk never holds a meta page whose
+//     pages are missing, so the environment stays intact and loses at most the
+//     last batch. Cost: one fdatasync per batch, not per write.
+//   !fsync_batches: MDB_NOSYNC. No fsync until sync(). Faster, but ext4 and
+//     most filesystems do not keep write order, and LMDB documents that a
+//     machine crash can then corrupt the environment.
+//   sync_mode: LMDB's full sync on every commit, and every write commits.
 //
 // Space. LMDB's map is a fixed address range; writing past it fails with
 // MDB_MAP_FULL, and that failed transaction is aborted, so the batch simply
@@ -725,7 +732,9 @@ result<std::unique_ptr<l3_lmdb>> l3_lmdb::open(l3_config cfg, const clock& clk) 
   // MDB_NOTLS: read transactions are not tied to a thread-local slot (CAF may
   // move... and we keep a read txn alongside write txns in one thread).
   // MDB_NORDAHEAD: random point reads; readahead only evicts useful pages.
-  unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | (cfg.sync_mode ? 0u : unsigned{MDB_NOSYNC});
+  unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
+  if (!cfg.sync_mode)
+    flags |= cfg.fsync_batches ? unsigned{MDB_NOMETASYNC} : unsigned{MDB_NOSYNC};
   rc = mdb_env_open(p->env, cfg.path.c_str(), flags, 0644);
   if (rc != 0) {
     auto e = lmdb_error(rc, "cannot open L3 environment " + cfg.path);

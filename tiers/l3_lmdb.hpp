@@ -11,8 +11,9 @@
 // The file stays a plain LMDB environment (mdb_stat can read it); its layout is
 // in docs/formats.md, "L3 (LMDB)".
 // Durability: every committed batch survives a killed process (LMDB commits
-// reach the page cache); a machine crash keeps what sync() (or sync_mode)
-// flushed. When the map is full a write is refused with errc::out_of_space and
+// reach the page cache); after a machine crash the environment is intact and
+// holds all but at most the last batch (fsync_batches), everything sync()
+// flushed, and every write in sync_mode. When the map is full a write is refused with errc::out_of_space and
 // nothing already accepted is dropped.
 // An environment may be open at most once per process (an LMDB rule).
 // Thread safety: not thread-safe; owned by the L3 actor (a detached thread).
@@ -43,6 +44,12 @@ struct l3_config {
   uint64_t batch_max_bytes = 64ull << 20; ///< group commit: payload bytes per batch
   /// On MAP_FULL the map grows by doubling up to this size; 0 = never grow.
   uint64_t map_size_max = 0;
+  /// true: each batch commit fdatasyncs its data pages before the next meta
+  /// page is written (MDB_NOMETASYNC), so a machine crash loses at most the
+  /// last batch and never the environment's integrity. false: MDB_NOSYNC,
+  /// faster, but LMDB warns that a machine crash between sync() calls can
+  /// corrupt the environment (a killed process loses nothing either way).
+  bool fsync_batches = true;
 };
 
 class l3_lmdb final : public tier {

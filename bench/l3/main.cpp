@@ -7,7 +7,8 @@
 // the printed row is the per-column median over the runs.
 // Phases (each prints one row):
 //   put_batched     N puts of 16-byte keys in shuffled order, group commit
-//                   (batch --batch writes), then sync(); latency per put()
+//                   (batch --batch writes, fdatasync per batch: the default
+//                   fsync_batches), then sync(); latency per put()
 //   get_warm        --gets uniform random gets in the same open environment
 //   get_reopen      close, open the environment again, --gets random gets
 //                   (the kernel page cache still holds the file)
@@ -16,6 +17,8 @@
 //                   every first touch of a page is a disk read
 //   put_sync        --sync-entries puts with sync_mode (commit + fsync each)
 //   get_sync_env    --gets gets on that environment
+//   put_batched_nosync  as put_batched with fsync_batches = false (MDB_NOSYNC:
+//                   no fsync until sync(); safe against a killed process only)
 // Latencies are exact quantiles of per-operation steady_clock samples.
 #include "tiers/clock.hpp"
 #include "tiers/l3_lmdb.hpp"
@@ -327,6 +330,18 @@ int main(int argc, char** argv) {
       auto g = run_gets(*t, "get_sync_env", std::min(o.gets, o.sync_entries * 100),
                         o.sync_entries, seed + 6);
       record(5, g);
+    }
+    {
+      std::string nosync_dir = o.dir + "/nosync";
+      fs::remove_all(nosync_dir);
+      l3_config nc = c;
+      nc.path = nosync_dir;
+      nc.fsync_batches = false;
+      auto t = open_or_die(nc);
+      auto r = run_puts(*t, "put_batched_nosync", o.entries, o.value_bytes, seed + 7);
+      record(6, r);
+      t.reset();
+      fs::remove_all(nosync_dir);
     }
   }
   if (o.runs > 1)

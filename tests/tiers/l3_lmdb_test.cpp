@@ -488,6 +488,7 @@ namespace {
       c.map_size = 256ull << 20;
       c.batch_max_writes = kill_batch;
       c.batch_max_ms = 1'000'000;
+      c.fsync_batches = kill_at_write % 2 == 0; // both flag sets
       return c;
     }(),
     real_clock::instance());
