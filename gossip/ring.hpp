@@ -18,9 +18,9 @@ namespace kura::gossip {
 
 struct ring_config {
   /// Virtual nodes (tokens) per member. With random tokens a member's share
-  /// has a relative spread of about 1/sqrt(vnodes); 256 keeps max/mean of keys
-  /// per node near 1.05-1.1 at 10 nodes (see bench/RESULTS.md).
-  uint32_t vnodes = 256;
+  /// has a relative spread of about 1/sqrt(vnodes): 256 gives max/mean of keys
+  /// per node ~1.10 at 10 nodes, 512 ~1.07 (see bench/RESULTS.md), so 512.
+  uint32_t vnodes = 512;
   /// Replication factor: owner plus rf-1 distinct successors.
   uint32_t rf = 2;
   /// Seed of token and key positions. Changing it moves every key.
