@@ -749,6 +749,13 @@ struct archive::impl {
     return {};
   }
 
+  uint64_t stored_bytes_locked() const {
+    uint64_t total = 0;
+    for (auto& [id, s] : segs)
+      total += s.row.end_offset;
+    return total;
+  }
+
   status flush_locked() {
     if (pending.empty())
       return {};
@@ -1451,8 +1458,19 @@ status archive::put(entry e, uint64_t now_ms) {
   // The pending block is bounded by block_bytes and, for many tiny entries,
   // by the index memory budget (its key map lives in memory).
   if (m.pending_raw >= m.cfg.block_bytes
-      || m.pending.size() * 96 + m.pending_raw >= m.cfg.index_memory_bytes / 2)
-    return m.flush_locked();
+      || m.pending.size() * 96 + m.pending_raw >= m.cfg.index_memory_bytes / 2) {
+    if (auto st = m.flush_locked(); !st)
+      return st;
+    // Over max_bytes: the oldest segments go now (the lock is released: the
+    // drop reads the victims without it). Between two flushes the archive can
+    // exceed max_bytes by at most one block.
+    if (m.stored_bytes_locked() > m.cfg.max_bytes) {
+      lk.unlock();
+      auto rep = enforce_retention(now_ms);
+      if (!rep)
+        return rep.err();
+    }
+  }
   return {};
 }
 
