@@ -565,7 +565,7 @@ int main(int argc, char** argv) {
     metrics.push_back({"l4_entries", static_cast<double>(o.entries), "entries"});
     metrics.push_back({"l4_load_raw_mb", static_cast<double>(raw) / 1e6, "MB"});
     metrics.push_back({"l4_load_rate", static_cast<double>(o.entries) / load_s, "puts/s"});
-    bool erased_some = false;
+    bool erased_some = false, erased_more = false;
     // Wall time per get, and (in cpu_lat) the thread's CPU time per get: on a
     // shared 2-core VM the wall-time tail is mostly time spent descheduled.
     std::vector<uint64_t> cpu_lat;
@@ -580,7 +580,8 @@ int main(int argc, char** argv) {
       cpu_lat.clear();
       for (uint64_t i = 0; i < n; ++i) {
         uint64_t pick_i = g.below(o.entries);
-        while (erased_some && (pick_i % 5 == 1 || pick_i % 5 == 2))
+        while ((erased_some && (pick_i % 5 == 1 || pick_i % 5 == 2))
+               || (erased_more && pick_i % 5 == 3))
           pick_i = g.below(o.entries);
         auto k = key(pick_i);
         auto c0 = thread_cpu_ns();
@@ -652,6 +653,45 @@ int main(int argc, char** argv) {
     metrics.push_back({"fg_get_p50_during_compaction", pct(during, 0.5), "us"});
     metrics.push_back({"fg_get_p99_during_compaction", pct(during, 0.99), "us"});
     metrics.push_back({"fg_get_cpu_p99_during_compaction", pct(during_cpu, 0.99), "us"});
+    // Second round with the throttle hook holding compaction to 4 MB/s (what
+    // the compactor actor does): erase another fifth of the keys, compact the
+    // now sparse segments again, measure the foreground meanwhile.
+    for (uint64_t i = 3; i < o.entries; i += 5)
+      (void) a.erase(key(i));
+    erased_more = true;
+    const double rate = 4e6; // bytes per second
+    auto t_start = std::chrono::steady_clock::now();
+    uint64_t throttled_bytes = 0;
+    a.set_throttle([&](uint64_t n) {
+      throttled_bytes += n;
+      auto due = t_start + std::chrono::duration<double>(static_cast<double>(throttled_bytes) / rate);
+      std::this_thread::sleep_until(due);
+    });
+    running = true;
+    ka::compaction_progress prog2;
+    double comp2_s = 0;
+    std::thread compactor2([&] {
+      auto s = std::chrono::steady_clock::now();
+      auto p = a.compact(0.6);
+      comp2_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - s).count();
+      if (p)
+        prog2 = *p;
+      running = false;
+    });
+    std::vector<uint64_t> during2, during2_cpu;
+    while (running.load()) {
+      auto l = measure(1000, g);
+      during2.insert(during2.end(), l.begin(), l.end());
+      during2_cpu.insert(during2_cpu.end(), cpu_lat.begin(), cpu_lat.end());
+    }
+    compactor2.join();
+    a.set_throttle({});
+    metrics.push_back({"throttled_compaction_input_mb", static_cast<double>(prog2.bytes_done) / 1e6, "MB"});
+    metrics.push_back({"throttled_compaction_throughput", static_cast<double>(prog2.bytes_done) / 1e6 / comp2_s, "MB/s"});
+    metrics.push_back({"fg_get_samples_during_throttled", static_cast<double>(during2.size()), "gets"});
+    metrics.push_back({"fg_get_p50_during_throttled", pct(during2, 0.5), "us"});
+    metrics.push_back({"fg_get_p99_during_throttled", pct(during2, 0.99), "us"});
+    metrics.push_back({"fg_get_cpu_p99_during_throttled", pct(during2_cpu, 0.99), "us"});
     opened->reset();
     (void) std::system(("rm -rf '" + dir + "'").c_str());
   }
