@@ -1666,8 +1666,11 @@ result<retention_report> archive::enforce_retention(uint64_t now_ms) {
       victims.push_back({id, false, true, s.row.live_entries, s.row.end_offset});
       total -= s.row.end_offset;
     }
-    for (auto& v : victims)
+    for (auto& v : victims) {
+      if (v.id == m.active_id)
+        m.seal_active(); // no new writes into a segment about to go
       m.segs[v.id].compacting = true;
+    }
   }
   retention_report rep;
   for (size_t i = 0; i < victims.size(); ++i) {

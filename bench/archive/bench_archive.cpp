@@ -3,7 +3,10 @@
 // throughput, and foreground p99 with and without a compaction running.
 //
 //   build/bin/kura-bench-archive [--csv] [--dir PATH] [--json-mb N] [--text-mb N]
-//                                [--entries N] [--quick]
+//                                [--entries N] [--quick] [--explore]
+//
+//   --entries 0 skips the latency/compaction part; --explore prints the block
+//   size x level x dictionary table on the JSON corpus instead.
 //
 // Ratio rows (`corpus,codec,raw_bytes,stored_bytes,ratio`): every record of
 // the corpus is put into a fresh archive with the codec; stored_bytes is what
@@ -534,7 +537,7 @@ int main(int argc, char** argv) {
 
   // -- latency and compaction on `entries` archived entries -----------------------------
   std::vector<metric> metrics;
-  {
+  if (o.entries > 0) {
     auto dir = fresh_dir(o, "latency");
     auto cfg = base_config(dir);
     cfg.codec = ka::codec_id::lz4;
@@ -694,6 +697,11 @@ int main(int argc, char** argv) {
     metrics.push_back({"fg_get_cpu_p99_during_throttled", pct(during2_cpu, 0.99), "us"});
     opened->reset();
     (void) std::system(("rm -rf '" + dir + "'").c_str());
+  }
+  if (metrics.empty()) {
+    if (own_dir)
+      (void) std::system(("rm -rf '" + o.dir + "'").c_str());
+    return 0;
   }
   if (o.csv)
     std::printf("\nmetric,value,unit\n");
