@@ -10,7 +10,9 @@
 // every committed entry reads back. get() costs one index lookup, one block
 // read and one decompression. A block whose checksum fails makes only its own
 // keys fail (errc::corrupt, reported in inspect().corrupt_blocks); all other
-// keys stay readable. Retention (enforce_retention) drops segments whose
+// keys stay readable. put() drops the oldest segments itself once the archive
+// grows past max_bytes (L4 is the last tier: nothing is handed on, the
+// eviction listener is not called). Retention (enforce_retention) drops segments whose
 // newest data is older than ttl_days, then the oldest segments while the
 // archive is over max_bytes; per-entry expiry is honoured on every read and by
 // sweep_expired(). Compaction rewrites segments whose live fraction is below a

@@ -3,7 +3,10 @@
 // throughput, and foreground p99 with and without a compaction running.
 //
 //   build/bin/kura-bench-archive [--csv] [--dir PATH] [--json-mb N] [--text-mb N]
-//                                [--entries N] [--quick]
+//                                [--entries N] [--quick] [--explore]
+//
+//   --entries 0 skips the latency/compaction part; --explore prints the block
+//   size x level x dictionary table on the JSON corpus instead.
 //
 // Ratio rows (`corpus,codec,raw_bytes,stored_bytes,ratio`): every record of
 // the corpus is put into a fresh archive with the codec; stored_bytes is what
@@ -25,6 +28,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <string>
 #include <thread>
 #include <unistd.h>
@@ -449,12 +453,17 @@ int main(int argc, char** argv) {
     std::printf("zstd-19-whole ratio %.4f\n", static_cast<double>(ref.stored) / static_cast<double>(ref.raw));
     std::printf("%-16s %8s %6s %9s %7s %8s %8s %8s\n", "codec", "block", "level", "dict", "ratio",
                 "put_s", "get_p50", "get_p99");
+    const char* only = std::getenv("EXPLORE_CODEC"); // e.g. zstd+dictionary
     for (auto c : {ka::codec_id::lz4, ka::codec_id::zstd, ka::codec_id::zstd_dict})
       for (size_t block : {size_t{4} << 10, size_t{16} << 10, size_t{64} << 10, size_t{256} << 10,
                            size_t{1} << 20})
         for (int level : {3, 9, 19})
           for (size_t dict : {size_t{64} << 10, size_t{112} << 10}) {
             if (c != ka::codec_id::zstd_dict && dict != (size_t{64} << 10))
+              continue;
+            if (only != nullptr && std::string(only) != ka::to_string(c))
+              continue;
+            if (block > (size_t{256} << 10) && c == ka::codec_id::zstd_dict)
               continue;
             if (c == ka::codec_id::lz4 && level != 3)
               continue;
@@ -490,8 +499,8 @@ int main(int argc, char** argv) {
   // The archive's settings per codec (see bench/RESULTS.md for why these).
   const codec_setup setups[] = {
     {"lz4", ka::codec_id::lz4, 0, 64 * 1024},
-    {"zstd", ka::codec_id::zstd, 3, 64 * 1024},
-    {"zstd+dictionary", ka::codec_id::zstd_dict, 3, 64 * 1024},
+    {"zstd", ka::codec_id::zstd, 9, 64 * 1024},
+    {"zstd+dictionary", ka::codec_id::zstd_dict, 19, 64 * 1024},
   };
   for (auto corpus : {"json", "text"}) {
     bool is_json = std::string(corpus) == "json";
@@ -528,11 +537,11 @@ int main(int argc, char** argv) {
 
   // -- latency and compaction on `entries` archived entries -----------------------------
   std::vector<metric> metrics;
-  {
+  if (o.entries > 0) {
     auto dir = fresh_dir(o, "latency");
     auto cfg = base_config(dir);
     cfg.codec = ka::codec_id::lz4;
-    cfg.segment_bytes = 64ull << 20;
+    cfg.segment_bytes = 16ull << 20;
     auto opened = ka::archive::open(cfg, real_clock::instance());
     if (!opened)
       die("open", opened.err());
@@ -559,18 +568,30 @@ int main(int argc, char** argv) {
     metrics.push_back({"l4_entries", static_cast<double>(o.entries), "entries"});
     metrics.push_back({"l4_load_raw_mb", static_cast<double>(raw) / 1e6, "MB"});
     metrics.push_back({"l4_load_rate", static_cast<double>(o.entries) / load_s, "puts/s"});
-    bool erased_some = false;
+    bool erased_some = false, erased_more = false;
+    // Wall time per get, and (in cpu_lat) the thread's CPU time per get: on a
+    // shared 2-core VM the wall-time tail is mostly time spent descheduled.
+    std::vector<uint64_t> cpu_lat;
+    auto thread_cpu_ns = [] {
+      timespec ts;
+      clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+      return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+    };
     auto measure = [&](uint64_t n, rng& g) {
       std::vector<uint64_t> lat;
       lat.reserve(n);
+      cpu_lat.clear();
       for (uint64_t i = 0; i < n; ++i) {
         uint64_t pick_i = g.below(o.entries);
-        while (erased_some && (pick_i % 5 == 1 || pick_i % 5 == 2))
+        while ((erased_some && (pick_i % 5 == 1 || pick_i % 5 == 2))
+               || (erased_more && pick_i % 5 == 3))
           pick_i = g.below(o.entries);
         auto k = key(pick_i);
+        auto c0 = thread_cpu_ns();
         auto s = std::chrono::steady_clock::now();
         auto got = a.get(k, now);
         auto e = std::chrono::steady_clock::now();
+        cpu_lat.push_back(thread_cpu_ns() - c0);
         if (!got || !got->has_value())
           die("get " + k, got ? error{errc::not_found, "miss"} : got.err());
         lat.push_back(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(e - s).count()));
@@ -583,6 +604,8 @@ int main(int argc, char** argv) {
     metrics.push_back({"l4_get_p50", pct(lat, 0.5), "us"});
     metrics.push_back({"l4_get_p99", pct(lat, 0.99), "us"});
     metrics.push_back({"l4_get_p999", pct(lat, 0.999), "us"});
+    metrics.push_back({"l4_get_cpu_p50", pct(cpu_lat, 0.5), "us"});
+    metrics.push_back({"l4_get_cpu_p99", pct(cpu_lat, 0.99), "us"});
     // Make 60% of the data dead (overwrite half of it with short values, erase
     // the rest of that share), then compact in a thread while measuring gets.
     for (uint64_t i = 0; i < o.entries; ++i) {
@@ -611,10 +634,11 @@ int main(int argc, char** argv) {
         prog = *p;
       running = false;
     });
-    std::vector<uint64_t> during;
+    std::vector<uint64_t> during, during_cpu;
     while (running.load()) {
       auto l = measure(1000, g);
       during.insert(during.end(), l.begin(), l.end());
+      during_cpu.insert(during_cpu.end(), cpu_lat.begin(), cpu_lat.end());
     }
     compactor.join();
     auto after = a.inspect();
@@ -627,11 +651,57 @@ int main(int argc, char** argv) {
     metrics.push_back({"stored_mb_after_compaction", static_cast<double>(after.stored_bytes) / 1e6, "MB"});
     metrics.push_back({"fg_get_p50_idle", pct(idle, 0.5), "us"});
     metrics.push_back({"fg_get_p99_idle", pct(idle, 0.99), "us"});
+    metrics.push_back({"fg_get_cpu_p99_idle", pct(cpu_lat, 0.99), "us"});
     metrics.push_back({"fg_get_samples_during_compaction", static_cast<double>(during.size()), "gets"});
     metrics.push_back({"fg_get_p50_during_compaction", pct(during, 0.5), "us"});
     metrics.push_back({"fg_get_p99_during_compaction", pct(during, 0.99), "us"});
+    metrics.push_back({"fg_get_cpu_p99_during_compaction", pct(during_cpu, 0.99), "us"});
+    // Second round with the throttle hook holding compaction to 4 MB/s (what
+    // the compactor actor does): erase another fifth of the keys, compact the
+    // now sparse segments again, measure the foreground meanwhile.
+    for (uint64_t i = 3; i < o.entries; i += 5)
+      (void) a.erase(key(i));
+    erased_more = true;
+    const double rate = 4e6; // bytes per second
+    auto t_start = std::chrono::steady_clock::now();
+    uint64_t throttled_bytes = 0;
+    a.set_throttle([&](uint64_t n) {
+      throttled_bytes += n;
+      auto due = t_start + std::chrono::duration<double>(static_cast<double>(throttled_bytes) / rate);
+      std::this_thread::sleep_until(due);
+    });
+    running = true;
+    ka::compaction_progress prog2;
+    double comp2_s = 0;
+    std::thread compactor2([&] {
+      auto s = std::chrono::steady_clock::now();
+      auto p = a.compact(0.6);
+      comp2_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - s).count();
+      if (p)
+        prog2 = *p;
+      running = false;
+    });
+    std::vector<uint64_t> during2, during2_cpu;
+    while (running.load()) {
+      auto l = measure(1000, g);
+      during2.insert(during2.end(), l.begin(), l.end());
+      during2_cpu.insert(during2_cpu.end(), cpu_lat.begin(), cpu_lat.end());
+    }
+    compactor2.join();
+    a.set_throttle({});
+    metrics.push_back({"throttled_compaction_input_mb", static_cast<double>(prog2.bytes_done) / 1e6, "MB"});
+    metrics.push_back({"throttled_compaction_throughput", static_cast<double>(prog2.bytes_done) / 1e6 / comp2_s, "MB/s"});
+    metrics.push_back({"fg_get_samples_during_throttled", static_cast<double>(during2.size()), "gets"});
+    metrics.push_back({"fg_get_p50_during_throttled", pct(during2, 0.5), "us"});
+    metrics.push_back({"fg_get_p99_during_throttled", pct(during2, 0.99), "us"});
+    metrics.push_back({"fg_get_cpu_p99_during_throttled", pct(during2_cpu, 0.99), "us"});
     opened->reset();
     (void) std::system(("rm -rf '" + dir + "'").c_str());
+  }
+  if (metrics.empty()) {
+    if (own_dir)
+      (void) std::system(("rm -rf '" + o.dir + "'").c_str());
+    return 0;
   }
   if (o.csv)
     std::printf("\nmetric,value,unit\n");
