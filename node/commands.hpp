@@ -7,7 +7,7 @@
 // Thread safety: not thread-safe; owned by the RESP broker with its keyspace.
 #pragma once
 
-#include "node/keyspace.hpp"
+#include "actors/keyspace.hpp"
 #include "node/resp_writer.hpp"
 #include "tiers/tier.hpp"
 
@@ -21,6 +21,10 @@
 #include <vector>
 
 namespace kura::node {
+
+using actors::keyspace;
+using actors::staged_entries;
+using actors::glob_match;
 
 /// Per-connection state a command can change.
 struct session {
@@ -81,8 +85,6 @@ struct node_facts {
   uint64_t expired_keys = 0;
 };
 
-/// Glob match with Redis's rules (* ? [a-z] [^x] \x), binary-safe.
-bool glob_match(std::string_view pattern, std::string_view s, bool nocase = false);
 
 class command_table {
 public:

@@ -1,8 +1,11 @@
-#include "node/keyspace.hpp"
+#include "actors/keyspace.hpp"
 
 #include "tiers/hash.hpp"
 
-namespace kura::node {
+#include <algorithm>
+#include <cctype>
+
+namespace kura::actors {
 
 namespace {
 constexpr uint64_t shard_seed = 0x6b7572615f736864ull; // "kura_shd"
@@ -245,4 +248,88 @@ tier_stats keyspace::l2_stats() const {
   return t;
 }
 
-} // namespace kura::node
+// -- glob ----------------------------------------------------------------------
+
+bool glob_match(std::string_view p, std::string_view s, bool nocase) {
+  auto eqc = [nocase](char a, char b) {
+    return nocase ? std::tolower(static_cast<unsigned char>(a))
+                      == std::tolower(static_cast<unsigned char>(b))
+                  : a == b;
+  };
+  size_t pi = 0, si = 0;
+  size_t star_p = std::string_view::npos, star_s = 0;
+  while (si < s.size()) {
+    if (pi < p.size()) {
+      char c = p[pi];
+      if (c == '*') {
+        while (pi < p.size() && p[pi] == '*')
+          ++pi;
+        if (pi == p.size())
+          return true;
+        star_p = pi;
+        star_s = si;
+        continue;
+      }
+      if (c == '?') {
+        ++pi, ++si;
+        continue;
+      }
+      if (c == '[') {
+        size_t j = pi + 1;
+        bool neg = false;
+        if (j < p.size() && p[j] == '^')
+          neg = true, ++j;
+        bool match = false;
+        while (j < p.size() && p[j] != ']') {
+          if (p[j] == '\\' && j + 1 < p.size()) {
+            ++j;
+            if (eqc(p[j], s[si]))
+              match = true;
+          } else if (j + 2 < p.size() && p[j + 1] == '-' && p[j + 2] != ']') {
+            unsigned char lo = static_cast<unsigned char>(p[j]);
+            unsigned char hi = static_cast<unsigned char>(p[j + 2]);
+            if (lo > hi)
+              std::swap(lo, hi);
+            unsigned char x = static_cast<unsigned char>(s[si]);
+            if (nocase) {
+              lo = static_cast<unsigned char>(std::tolower(lo));
+              hi = static_cast<unsigned char>(std::tolower(hi));
+              x = static_cast<unsigned char>(std::tolower(x));
+            }
+            if (x >= lo && x <= hi)
+              match = true;
+            j += 2;
+          } else if (eqc(p[j], s[si])) {
+            match = true;
+          }
+          ++j;
+        }
+        if (neg)
+          match = !match;
+        if (match) {
+          pi = j < p.size() ? j + 1 : j;
+          ++si;
+          continue;
+        }
+      } else {
+        char want = c;
+        size_t adv = 1;
+        if (c == '\\' && pi + 1 < p.size())
+          want = p[pi + 1], adv = 2;
+        if (eqc(want, s[si])) {
+          pi += adv, ++si;
+          continue;
+        }
+      }
+    }
+    if (star_p == std::string_view::npos)
+      return false;
+    pi = star_p;
+    si = ++star_s;
+  }
+  while (pi < p.size() && p[pi] == '*')
+    ++pi;
+  return pi == p.size();
+}
+
+} // namespace kura::actors

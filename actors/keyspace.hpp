@@ -17,7 +17,9 @@
 // Promotion guard: an L3 answer can be older than a write made while the
 // lookup was in flight. Writes made while lookups are outstanding record a
 // sequence number; `promote` skips keys written after the lookup started.
-// Thread safety: not thread-safe; owned by the RESP broker (multiplexer thread).
+// No CAF in this file: the broker code around it lives in store.hpp.
+// Thread safety: not thread-safe. In kura-node it is only touched by the
+// middleman's multiplexer thread (the store broker and the RESP broker).
 #pragma once
 
 #include "tiers/clock.hpp"
@@ -33,7 +35,7 @@
 #include <unordered_map>
 #include <vector>
 
-namespace kura::node {
+namespace kura::actors {
 
 /// Where the keyspace sends its write-behind traffic (the L3 actor's mailbox,
 /// through a batching sender). Implementations must keep the order of calls.
@@ -155,4 +157,7 @@ private:
   size_t sweep_next_ = 0;
 };
 
-} // namespace kura::node
+/// Glob match with Redis's rules (* ? [a-z] [^x] \x), binary-safe.
+bool glob_match(std::string_view pattern, std::string_view s, bool nocase = false);
+
+} // namespace kura::actors
