@@ -7,7 +7,13 @@
 // entry whose batch committed. When the data exceeds `max_bytes`, the entries
 // written longest ago are evicted (to the eviction listener: L4 takes them).
 // A corrupt or foreign file gives errc::corrupt / errc::foreign_file from open().
-// The file stays a plain LMDB environment (mdb_stat can read it).
+// The file stays a plain LMDB environment (mdb_stat can read it); its layout is
+// in docs/formats.md, "L3 (LMDB)".
+// Durability: every committed batch survives a killed process (LMDB commits
+// reach the page cache); a machine crash keeps what sync() (or sync_mode)
+// flushed. When the map is full a write is refused with errc::out_of_space and
+// nothing already accepted is dropped.
+// An environment may be open at most once per process (an LMDB rule).
 // Thread safety: not thread-safe; owned by the L3 actor (a detached thread).
 #pragma once
 
@@ -24,11 +30,17 @@ namespace kura {
 struct l3_config {
   std::string path;                   ///< directory of the LMDB environment
   uint64_t map_size = 8ull << 30;     ///< LMDB map size (bytes of address space)
-  uint64_t max_bytes = 0;             ///< size budget; 0 = map_size * 0.9
+  /// Size budget on the entries' estimated on-disk footprint (payload, record
+  /// header, index entries, LMDB node overhead, whole overflow pages); 0 =
+  /// map_size / 2, leaving room for B-tree page slack and copy-on-write.
+  uint64_t max_bytes = 0;
   size_t batch_max_writes = 256;      ///< group commit: writes per batch
   uint64_t batch_max_ms = 5;          ///< group commit: max age of a batch
   bool sync_mode = false;             ///< commit + fsync every write
   limits lim;
+  uint64_t batch_max_bytes = 64ull << 20; ///< group commit: payload bytes per batch
+  /// On MAP_FULL the map grows by doubling up to this size; 0 = never grow.
+  uint64_t map_size_max = 0;
 };
 
 class l3_lmdb final : public tier {
@@ -56,7 +68,18 @@ public:
   /// nullopt when nothing is pending.
   std::optional<uint64_t> flush_due_in(uint64_t now_ms) const;
   /// Calls f(entry&&) for each committed entry in key order (for scans/KEYS).
+  /// Pending writes are committed first; expired entries are skipped; f
+  /// returns false to stop.
   status for_each(const std::function<bool(const entry&)>& f);
+
+  // -- introspection (tests, metrics) --
+
+  /// LMDB write transactions committed since open (batches, sweeps, clears).
+  uint64_t commits() const;
+  /// Current LMDB map size (grows on MAP_FULL up to map_size_max).
+  uint64_t map_size() const;
+  /// Estimated footprint the size budget is enforced on.
+  uint64_t budget_bytes_used() const;
 
 private:
   struct impl;
