@@ -76,6 +76,13 @@ void keyspace::end_lookup() {
     touched_.clear();
 }
 
+bool keyspace::touched_after(std::string_view key, uint64_t seq) const {
+  if (seq < last_clear_seq_)
+    return true;
+  auto i = touched_.find(std::string{key});
+  return i != touched_.end() && i->second > seq;
+}
+
 void keyspace::touch(std::string_view key) {
   ++seq_;
   if (lookups_in_flight_ > 0)

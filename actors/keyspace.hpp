@@ -94,6 +94,9 @@ public:
   /// Puts an L3 answer into memory unless memory already holds the key or the
   /// key was written after lookup `seq` started.
   void promote(entry e, uint64_t seq);
+  /// True when `key` was written or erased after lookup `seq` started (its
+  /// L3 answer may be stale: look it up again).
+  bool touched_after(std::string_view key, uint64_t seq) const;
   /// True when a FLUSHALL happened after lookup `seq` started (its answers are stale).
   bool stale(uint64_t seq) const noexcept { return seq < last_clear_seq_; }
 

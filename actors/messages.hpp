@@ -140,7 +140,9 @@ struct l3_listing {
 
 /// A request of the key/value API when it crosses nodes (the ops CLI).
 struct kv_request {
-  enum op_t : uint8_t { get = 0, set = 1, del = 2, expire = 3, tier = 4, flush = 5 };
+  enum op_t : uint8_t {
+    get = 0, set = 1, del = 2, expire = 3, tier = 4, flush = 5, status = 6, stats = 7, config = 8
+  };
   uint8_t op = get;
   std::string key;
   std::string value;

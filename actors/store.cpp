@@ -259,7 +259,12 @@ void with_key(caf::stateful_actor<store_state, caf::io::broker>* self, const std
     return;
   }
   lookup_l3(self, *core, {key},
-            [core, rp, f](staged_entries staged, std::string err, uint64_t seq) mutable {
+            [self, core, key, rp, f](staged_entries& staged, uint64_t seq,
+                                     lookup_outcome o) mutable {
+              if (o == lookup_outcome::retry)
+                return with_key(self, key, rp, f);
+              if (o == lookup_outcome::failed)
+                return rp.deliver(kv_reply{false, {}, 0, "L3 lookup failed"});
               auto& ks2 = core->ks();
               ks2.set_overlay(&staged);
               kv_reply r;
@@ -268,8 +273,6 @@ void with_key(caf::stateful_actor<store_state, caf::io::broker>* self, const std
               } catch (const std::exception& e) {
                 r.error = e.what();
               }
-              if (!err.empty() && r.error.empty())
-                r.error = err;
               ks2.set_overlay(nullptr);
               finish_lookup(*core, staged, seq);
               rp.deliver(std::move(r));
@@ -347,6 +350,33 @@ caf::behavior store_broker(caf::stateful_actor<store_state, caf::io::broker>* se
       kv_reply r;
       r.found = true;
       return r;
+    },
+    [=](kv_stats_atom) -> node_status {
+      auto& c = *self->state.core;
+      node_status st;
+      auto row = [&](std::string n, uint64_t v) {
+        st.names.push_back(std::move(n));
+        st.values.push_back(std::to_string(v));
+      };
+      auto tier = [&](const std::string& t, const tier_stats& s) {
+        row(t + ".hits", s.hits);
+        row(t + ".misses", s.misses);
+        row(t + ".evictions", s.evictions);
+        row(t + ".expirations", s.expirations);
+        row(t + ".entries", s.entries);
+        row(t + ".bytes", s.bytes);
+        row(t + ".capacity_bytes", s.capacity_bytes);
+      };
+      tier("l1", c.ks().l1_stats());
+      tier("l2", c.ks().l2_stats());
+      if (c.has_l3()) {
+        auto snap = c.l3_stats->get();
+        tier("l3", snap.stats);
+        row("l3.uncommitted_writes", snap.pending);
+        row("l3.write_behind_queue", c.queue_depth());
+        row("l3.errors", snap.errors);
+      }
+      return st;
     },
     [=](shutdown_atom) -> caf::result<caf::ok_atom> {
       auto& c = *self->state.core;

@@ -131,11 +131,21 @@ store_handles spawn_store(caf::actor_system& sys, store_config cfg,
 /// stops the store broker and the L3 actor. Call from a non-actor thread.
 void stop_store(caf::actor_system& sys, const store_handles& h);
 
-/// Sends a lookup for `keys` from `self` to L3 and calls `then(found)` with
-/// L3's answer already promoted into memory and staged as overlay entries
-/// (`staged` holds every looked-up key: entry or nullopt). `then` runs on
-/// self's thread. On an L3 error or timeout, every key counts as a miss and
-/// `err` is set.
+/// Promotes what a lookup returned and ends it (call after running the command).
+void finish_lookup(store_core& core, staged_entries& staged, uint64_t seq);
+
+/// How a lookup ended.
+enum class lookup_outcome : uint8_t {
+  ok,     ///< `staged` holds L3's answer for every key (entry or nullopt)
+  retry,  ///< a key was written meanwhile: plan the command again
+  failed, ///< L3 failed or timed out
+};
+
+/// Sends a lookup for `keys` from `self` to L3 and later calls
+/// `then(staged_entries&, uint64_t seq, lookup_outcome)` on self's thread.
+/// After `ok`, run the command with the overlay set, then call
+/// finish_lookup(core, staged, seq); after `retry` and `failed` the lookup is
+/// already finished.
 template <class Self, class F>
 void lookup_l3(Self* self, store_core& core, std::vector<std::string> keys, F then) {
   core.flush_writes(true);
@@ -148,25 +158,29 @@ void lookup_l3(Self* self, store_core& core, std::vector<std::string> keys, F th
     .then(
       [c, seq, keep, then](l3_found& found) mutable {
         staged_entries staged;
-        for (auto& k : *keep)
+        bool retry = false;
+        for (auto& k : *keep) {
           staged.emplace(k, std::nullopt);
-        bool stale = c->ks().stale(seq);
+          retry = retry || c->ks().touched_after(k, seq);
+        }
         for (auto& w : found.entries) {
           auto e = std::move(w).to_entry();
-          if (!stale)
-            staged[e.key] = e;
+          staged[e.key] = std::move(e);
         }
-        then(std::move(staged), std::string{}, seq);
+        if (retry) {
+          finish_lookup(*c, staged, seq);
+          staged.clear();
+          then(staged, seq, lookup_outcome::retry);
+          return;
+        }
+        then(staged, seq, lookup_outcome::ok);
       },
-      [c, seq, keep, then](caf::error& err) mutable {
+      [c, seq, then](caf::error&) mutable {
         staged_entries staged;
-        for (auto& k : *keep)
-          staged.emplace(k, std::nullopt);
-        then(std::move(staged), std::string{"L3 lookup failed"}, seq);
+        c->ks().end_lookup();
+        then(staged, seq, lookup_outcome::failed);
       });
 }
 
-/// Promotes what a lookup returned and ends it (call after running the command).
-void finish_lookup(store_core& core, staged_entries& staged, uint64_t seq);
 
 } // namespace kura::actors
