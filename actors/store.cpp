@@ -148,6 +148,7 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
       }
       s.applied += b.ops.size();
       s.note(s.db->maybe_flush(now));
+      s.publish(); // before the ack: whoever sees the ack sees these figures
       auto sender = caf::actor_cast<caf::actor>(self->current_sender());
       if (sender)
         self->send(sender, l3_ack_atom::value, static_cast<uint64_t>(b.ops.size()));

@@ -595,6 +595,8 @@ std::string command_table::info_text(std::string_view section) {
     if (facts_.l3_stats) {
       stats_lines(r, "l3", facts_.l3_stats());
       r += "l3_write_behind_queue:" + std::to_string(facts_.l3_queue_depth) + "\r\n";
+      if (facts_.l3_uncommitted)
+        r += "l3_uncommitted_writes:" + std::to_string(facts_.l3_uncommitted()) + "\r\n";
     }
     r += "\r\n";
   }

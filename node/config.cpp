@@ -74,36 +74,39 @@ std::string check_writable_dir(const std::string& dir) {
   return {};
 }
 
-std::string node_config::check_file_keys() {
-  if (config_file_path.empty())
-    return {};
-  std::ifstream f(config_file_path);
+std::string node_config::file_to_args(const std::string& path,
+                                      std::vector<std::string>& out) {
+  std::ifstream f(path);
   if (!f)
-    return {}; // CAF already refused a missing explicit file; the default may be absent
-  auto parsed = actor_system_config::parse_config_file(config_file_path.c_str());
+    return "cannot read config file " + path;
+  auto parsed = actor_system_config::parse_config_file(path.c_str());
   if (!parsed)
-    return "config file " + config_file_path + ": " + render(parsed.error());
-  std::vector<std::string> keys;
-  std::function<void(const caf::settings&, const std::string&)> walk =
-    [&](const caf::settings& s, const std::string& prefix) {
+    return "config file " + path + ": " + render(parsed.error());
+  std::function<std::string(const caf::settings&, const std::string&)> walk =
+    [&](const caf::settings& s, const std::string& prefix) -> std::string {
       for (auto& kv : s) {
         std::string name = prefix.empty() ? kv.first : prefix + "." + kv.first;
-        if (auto d = caf::get_if<caf::settings>(&kv.second))
-          walk(*d, name);
+        if (auto d = caf::get_if<caf::settings>(&kv.second)) {
+          if (auto e = walk(*d, name); !e.empty())
+            return e;
+          continue;
+        }
+        auto dot = name.rfind('.');
+        std::string category = dot == std::string::npos ? "global" : name.substr(0, dot);
+        std::string key = dot == std::string::npos ? name : name.substr(dot + 1);
+        if (!custom_options_.qualified_name_lookup(category, key))
+          return "config file " + path + ": unknown key '" + name + "'";
+        std::string value;
+        if (auto str = caf::get_if<std::string>(&kv.second))
+          value = *str;
         else
-          keys.push_back(name);
+          value = caf::to_string(kv.second);
+        out.push_back("--" + (category == "global" ? key : category + "." + key) + "="
+                      + value);
       }
+      return {};
     };
-  walk(*parsed, "");
-  for (auto& k : keys) {
-    if (!custom_options_.qualified_name_lookup(k))
-      return "config file " + config_file_path + ": unknown key '" + k + "'";
-  }
-  // type check against the declared options
-  auto typed = actor_system_config::parse_config_file(config_file_path.c_str(), custom_options_);
-  if (!typed)
-    return "config file " + config_file_path + ": " + render(typed.error());
-  return {};
+  return walk(*parsed, "");
 }
 
 std::string node_config::check_values() {
@@ -148,14 +151,65 @@ std::string node_config::check_values() {
 }
 
 std::string node_config::parse_and_validate(int argc, char** argv) {
-  if (auto err = parse(argc, argv))
-    return render(err);
+  // CAF 0.17 ignores unknown and mistyped keys in a config file, does not
+  // apply nested sections ([kura.l3]) and lets the file beat the command line
+  // for top-level keys. So kura reads the file itself, refuses unknown keys,
+  // and turns every entry into a flag placed before the real flags: CAF then
+  // type-checks them like flags, and the command line wins.
+  std::vector<std::string> file_args, cli_args;
+  std::string file;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.rfind("--config-file=", 0) == 0)
+      file = a.substr(14);
+    else if (a == "--config-file" && i + 1 < argc)
+      file = argv[++i];
+    else
+      cli_args.push_back(std::move(a));
+  }
+  if (!file.empty()) {
+    if (auto e = file_to_args(file, file_args); !e.empty())
+      return e;
+    config_file_path = file;
+  }
+  file_args.insert(file_args.end(), cli_args.begin(), cli_args.end());
+  // CAF 0.17 takes booleans only as bare flags (--kura.l3.sync); accept
+  // --name=true|false as well, which is what people type.
+  std::vector<std::pair<bool*, bool>> bools;
+  std::vector<std::string> args;
+  const std::pair<const char*, bool*> bool_opts[] = {
+    {"kura.l3.enabled", &l3_enabled},
+    {"kura.l3.sync", &l3_sync},
+    {"kura.prewarm.enabled", &prewarm_enabled},
+  };
+  for (auto& a : file_args) {
+    bool handled = false;
+    for (auto& [name, ptr] : bool_opts) {
+      std::string prefix = std::string("--") + name + "=";
+      if (a.rfind(prefix, 0) != 0)
+        continue;
+      auto v = a.substr(prefix.size());
+      if (v == "true" || v == "1" || v == "yes" || v == "on")
+        bools.emplace_back(ptr, true);
+      else if (v == "false" || v == "0" || v == "no" || v == "off")
+        bools.emplace_back(ptr, false);
+      else
+        return std::string("bad value for ") + name + ": expected true or false, got '" + v
+               + "'";
+      handled = true;
+    }
+    if (!handled)
+      args.push_back(a);
+  }
+  std::istringstream no_ini;
+  if (auto err = parse(std::move(args), no_ini))
+    return "invalid option: " + render(err);
+  for (auto& [ptr, v] : bools)
+    *ptr = v;
   if (cli_helptext_printed)
     return {};
   if (!remainder.empty())
     return "unexpected argument '" + remainder.front() + "' (options are --name=value)";
-  if (auto e = check_file_keys(); !e.empty())
-    return e;
   if (auto e = check_values(); !e.empty())
     return e;
   return check_writable_dir(data_dir);

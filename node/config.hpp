@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace kura::node {
 
@@ -71,7 +72,7 @@ struct node_config : caf::actor_system_config {
   std::string summary() const;
 
 private:
-  std::string check_file_keys();
+  std::string file_to_args(const std::string& path, std::vector<std::string>& out);
   std::string check_values();
 };
 

@@ -194,6 +194,7 @@ void process(self_ptr self, connection_handle hdl) {
   conn& c = it->second;
   size_t off = 0;
   auto& out = self->wr_buf(hdl);
+  st.facts.l3_queue_depth = st.core->queue_depth();
   try {
     while (!c.waiting && !c.closing) {
       if (out.size() > st.cfg.max_output_bytes) {
@@ -264,6 +265,7 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
       auto d = snap->get();
       return d.stats;
     };
+    st.facts.l3_uncommitted = [snap] { return snap->get().pending; };
   }
   st.cmds = std::make_unique<command_table>(st.core->ks(), st.facts);
   st.metrics = metrics;
