@@ -13,8 +13,8 @@
 // Durability: every committed batch survives a killed process (LMDB commits
 // reach the page cache); after a machine crash the environment is intact and
 // holds all but at most the last batch (fsync_batches), everything sync()
-// flushed, and every write in sync_mode. When the map is full a write is refused with errc::out_of_space and
-// nothing already accepted is dropped.
+// flushed, and every write in sync_mode. When the map is full a write is
+// refused with errc::out_of_space and nothing already accepted is dropped.
 // An environment may be open at most once per process (an LMDB rule).
 // Thread safety: not thread-safe; owned by the L3 actor (a detached thread).
 #pragma once
@@ -94,7 +94,7 @@ public:
   uint64_t commits() const;
   /// Current LMDB map size (grows on MAP_FULL up to map_size_max).
   uint64_t map_size() const;
-  /// Estimated footprint the size budget is enforced on.
+  /// Estimated footprint the size budget is enforced on (kept <= 2/3 of it).
   uint64_t budget_bytes_used() const;
 
 private:
