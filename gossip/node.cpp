@@ -21,20 +21,23 @@ void node::start(uint64_t now, uint64_t incarnation) {
   next_sync_ms_ = now + cfg_.members.sync_interval_ms / 2
                   + rng_.below(cfg_.members.sync_interval_ms / 2 + 1);
   next_hint_ms_ = now + cfg_.retry_ms;
-  on_view_change(now);
+  on_view_change(now, true);
 }
 
 void node::leave(uint64_t now) {
   left_ = true;
   members_.leave(now);
-  on_view_change(now);
+  on_view_change(now, true);
 }
 
 // -- view changes ---------------------------------------------------------------
 
-void node::on_view_change(uint64_t now) {
+void node::on_view_change(uint64_t now, bool from_tick) {
   if (ring_view_ == members_.view_version() && !ring_.empty())
     return;
+  if (cfg_.ring_settle_ms > 0 && !ring_.empty() && (!from_tick || now < next_ring_ms_))
+    return; // rebuilt by a later tick
+  next_ring_ms_ = now + cfg_.ring_settle_ms;
   ring_view_ = members_.view_version();
   ring before = ring_;
   ring_ = ring(members_.ring_members(), cfg_.ring);
@@ -79,7 +82,7 @@ status node::on_message(node_id from, std::string_view bytes, uint64_t now) {
     return status{};
   if (!members_.handle(from, *m, now))
     handle(from, *m, now);
-  on_view_change(now);
+  on_view_change(now, false);
   return status{};
 }
 
@@ -363,7 +366,7 @@ std::vector<client_result> node::take_results() {
 
 void node::tick(uint64_t now) {
   members_.tick(now);
-  on_view_change(now);
+  on_view_change(now, true);
   // Writes in flight: retry, turn dead or slow targets into hints, time out.
   for (auto it = writes_.all().begin(); it != writes_.all().end();) {
     auto& w = it->second;
@@ -452,10 +455,18 @@ void node::start_anti_entropy(node_id peer) {
 void node::sync_step(uint64_t now) {
   if (left_)
     return;
+  // Peers that share at least one arc with us (with vnodes: usually everyone
+  // in a small cluster, about 2 x vnodes x (rf - 1) peers in a large one).
   std::vector<node_id> peers;
-  for (node_id m : ring_.members())
-    if (m != id())
-      peers.push_back(m);
+  for (auto& a : ring_.arcs()) {
+    if (std::find(a.replicas.begin(), a.replicas.end(), id()) == a.replicas.end())
+      continue;
+    for (node_id r : a.replicas)
+      if (r != id())
+        peers.push_back(r);
+  }
+  std::sort(peers.begin(), peers.end());
+  peers.erase(std::unique(peers.begin(), peers.end()), peers.end());
   if (peers.empty())
     return;
   size_t n = cfg_.ae_peers_per_sync == 0 ? peers.size()

@@ -52,7 +52,11 @@ node_config sim_node_config(node_id self, uint32_t nodes) {
   c.members.suspicion_max_mult = 3;
   c.members.retransmit_mult = 4;
   c.members.sync_interval_ms = 5'000;
-  c.ring.vnodes = 64;
+  // Large simulated clusters: fewer tokens, bounded anti-entropy fan-out and
+  // settled ring rebuilds keep 500 nodes affordable on one core.
+  c.ring.vnodes = nodes <= 16 ? 64 : 16;
+  c.ae_peers_per_sync = nodes <= 16 ? 0 : 4;
+  c.ring_settle_ms = nodes <= 16 ? 0 : 1'000;
   c.ring.rf = 2;
   c.write_acks = 2; // so that an acknowledged write is on two replicas
   c.retry_ms = 500;
