@@ -408,8 +408,19 @@ struct world {
     node_id x = ln[r.below(ln.size())];
     trace("divergence injected at", x);
     auto& st = nodes[x]->store_for_test();
+    // Only drop keys another live replica also holds (same or newer version):
+    // divergence, not a second loss on top of a crash that lost a disk.
     std::vector<std::string> held;
-    st.for_each([&](const entry& e) { held.push_back(e.key); });
+    st.for_each([&](const entry& e) {
+      for (node_id o : nodes[x]->current_ring().replicas(e.key))
+        if (o != x && live(o)) {
+          const entry* other = nodes[o]->store().get(e.key);
+          if (other && !(other->ver < e.ver)) {
+            held.push_back(e.key);
+            return;
+          }
+        }
+    });
     std::sort(held.begin(), held.end());
     for (int i = 0; i < 3 && !held.empty(); ++i) {
       size_t j = r.below(held.size());
