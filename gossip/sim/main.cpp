@@ -126,11 +126,12 @@ int main(int argc, char** argv) {
     std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("%llu seeds, %llu failed, nodes %llu-%llu, faults %s, %llu acked writes, "
               "%llu messages, worst convergence %.1f s after heal, worst crash detection %.1f s "
-              "(%llu crashes), %.1f s\n",
+              "(%llu crashes), %s, %.1f s\n",
               static_cast<unsigned long long>(seeds), static_cast<unsigned long long>(failed),
               static_cast<unsigned long long>(nodes), static_cast<unsigned long long>(max_nodes),
               sim::to_string(faults), static_cast<unsigned long long>(acked),
               static_cast<unsigned long long>(messages), worst_converge / 1000.0,
-              worst_detect / 1000.0, static_cast<unsigned long long>(detect_n), secs);
+              worst_detect / 1000.0, static_cast<unsigned long long>(detect_n),
+              sim::describe_bounds(static_cast<uint32_t>(max_nodes)).c_str(), secs);
   return failed == 0 ? 0 : 1;
 }

@@ -98,6 +98,20 @@ bounds make_bounds(const node_config& c, uint32_t n) {
   return b;
 }
 
+} // namespace
+
+std::string describe_bounds(uint32_t nodes) {
+  auto b = make_bounds(sim_node_config(1, nodes), nodes);
+  char buf[200];
+  std::snprintf(buf, sizeof buf,
+                "bounds at %u nodes: agree %.0f s after last heal, crash declared dead in %.0f s, "
+                "replicas repaired %.0f s later",
+                nodes, b.converge / 1000.0, b.detect / 1000.0, b.repair / 1000.0);
+  return buf;
+}
+
+namespace {
+
 struct world {
   options opt;
   rng r;
