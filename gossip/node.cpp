@@ -458,12 +458,14 @@ void node::sync_step(uint64_t now) {
   // Peers that share at least one arc with us (with vnodes: usually everyone
   // in a small cluster, about 2 x vnodes x (rf - 1) peers in a large one).
   std::vector<node_id> peers;
-  for (auto& a : ring_.arcs()) {
-    if (std::find(a.replicas.begin(), a.replicas.end(), id()) == a.replicas.end())
+  const size_t w = ring_.width();
+  for (size_t i = 0; i < ring_.tokens().size(); ++i) {
+    const node_id* reps = ring_.token_replicas(i);
+    if (std::find(reps, reps + w, id()) == reps + w)
       continue;
-    for (node_id r : a.replicas)
-      if (r != id())
-        peers.push_back(r);
+    for (size_t j = 0; j < w; ++j)
+      if (reps[j] != id())
+        peers.push_back(reps[j]);
   }
   std::sort(peers.begin(), peers.end());
   peers.erase(std::unique(peers.begin(), peers.end()), peers.end());
