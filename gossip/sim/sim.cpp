@@ -303,8 +303,15 @@ struct world {
       nodes[n]->write(key, "v" + std::to_string(++value_seq), local_now(n));
     else if (p < 0.85)
       nodes[n]->read(key, local_now(n));
-    else
+    else {
       nodes[n]->write(key, "", local_now(n), true);
+      // Remember every delete when it is issued: if its coordinator crashes
+      // before answering, the tombstone may still reach a replica and win.
+      version v{nodes[n]->clock().last(), n};
+      auto& d = deletes[key];
+      if (d < v)
+        d = v;
+    }
     drain(n);
   }
 
