@@ -109,7 +109,10 @@ void node::raise_floor(const std::string& key, const version& v) {
 
 version node::floor(const std::string& key) const {
   auto it = floor_.find(key);
-  return it == floor_.end() ? version{} : it->second;
+  version f = it == floor_.end() ? version{} : it->second;
+  if (const entry* e = store_.get(key); e && f < e->ver)
+    f = e->ver;
+  return f;
 }
 
 bool node::shared(node_id peer, uint64_t pos) const {
@@ -126,8 +129,10 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
     apply_entry(e, now);
     const entry* held = store_.get(e.key);
     version hv = held ? held->ver : e.ver;
-    // Acking promises that we never again serve anything older.
-    raise_floor(e.key, hv);
+    // Acking promises that we never again serve anything older. The store
+    // only moves forward, so it keeps that promise for as long as it holds
+    // the key; the floor is recorded when the key leaves the store (handoff,
+    // tombstone collection), which keeps the floor map small on replicas.
     ++stats_.replicated;
     send(from, replicate_ack_msg{r->rid, key_version{e.key, hv.hlc, hv.node}});
   } else if (auto* a = std::get_if<replicate_ack_msg>(&msg)) {
@@ -509,6 +514,8 @@ void node::handoff_step(uint64_t now) {
       done.push_back(e.key);
   });
   for (auto& k : done) {
+    if (auto* e = store_.get(k))
+      raise_floor(k, e->ver);
     store_.erase(k);
     handoff_acks_.erase(k);
     tombstones_.forget(k);
@@ -544,6 +551,8 @@ void node::tombstone_step(uint64_t now) {
     }
   });
   for (auto& k : collect) {
+    if (auto* e = store_.get(k))
+      raise_floor(k, e->ver);
     store_.erase(k);
     tombstones_.forget(k);
     ++stats_.tombstones_collected;

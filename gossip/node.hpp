@@ -89,8 +89,9 @@ public:
   const hint_store& hints() const { return hints_; }
   /// The ranges the last ring change asked to stream (for progress reporting).
   const std::vector<transfer>& last_plan() const { return last_plan_; }
-  /// The lowest version this node may still serve for `key` (acknowledged
-  /// invalidations and replications).
+  /// The lowest version this node may still serve for `key`: what its store
+  /// holds, or the newest version it acknowledged in an invalidation or held
+  /// before the key left its store (handoff, tombstone collection).
   version floor(const std::string& key) const;
 
   struct counters {
