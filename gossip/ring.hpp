@@ -71,6 +71,17 @@ public:
   bool empty() const { return members_.empty(); }
   const ring_config& config() const { return cfg_; }
 
+  /// The sorted tokens; the arc ending at tokens()[i] belongs to token_replicas(i).
+  const std::vector<uint64_t>& tokens() const { return tokens_; }
+  /// Replicas (width() ids, owner first) of the arc ending at token i; no allocation.
+  const node_id* token_replicas(size_t i) const { return replicas_.data() + i * width_; }
+  /// Replicas of a position without allocating (width() ids; nullptr if empty).
+  const node_id* replicas_ptr(uint64_t pos) const {
+    return tokens_.empty() ? nullptr : token_replicas(token_index(pos));
+  }
+  /// Replicas per key: min(rf, members).
+  size_t width() const { return width_; }
+
   /// Every arc between two consecutive tokens with the replicas that own it.
   struct arc {
     key_range range;
