@@ -629,3 +629,88 @@ TEST_CASE("foreign and damaged files give clear errors, never a crash") {
   bad_level.level = 99;
   CHECK(archive::open(bad_level, clk).code() == errc::invalid_argument);
 }
+
+TEST_CASE("random operations agree with a model, across reopens and compactions") {
+  for (uint64_t seed = 1; seed <= 4; ++seed) {
+    CAPTURE(seed);
+    test::temp_dir dir;
+    fake_clock clk;
+    auto cfg = small_config(dir.path, seed % 2 == 0 ? codec_id::zstd_dict : codec_id::lz4);
+    cfg.segment_bytes = 8 * 1024;
+    cfg.block_bytes = 1024;
+    rng r(seed);
+    std::map<std::string, entry> model;
+    auto a = must_open(cfg, clk);
+    bool compacting = false;
+    for (int op = 0; op < 3000; ++op) {
+      auto now = clk.now_ms();
+      auto key = "key" + std::to_string(r.below(150));
+      auto dice = r.below(100);
+      if (dice < 45) {
+        auto e = make_entry(key, test::json_value(r.next(), r.below(600)),
+                            r.chance(0.2) ? now + 1 + r.below(5000) : 0, op + 1);
+        REQUIRE(a->put(e, now).ok());
+        model[key] = e;
+      } else if (dice < 55) {
+        auto had = a->erase(key);
+        REQUIRE(had.ok());
+        auto it = model.find(key);
+        bool live = it != model.end() && !it->second.expired(now);
+        CHECK((*had == live || (it != model.end() && !live)));
+        model.erase(key);
+      } else if (dice < 80) {
+        auto got = a->get(key, now);
+        REQUIRE_MESSAGE(got.ok(), got.err().to_string());
+        auto it = model.find(key);
+        if (it == model.end() || it->second.expired(now)) {
+          CHECK_FALSE(got->has_value());
+        } else {
+          REQUIRE(got->has_value());
+          CHECK(**got == it->second);
+        }
+      } else if (dice < 85) {
+        clk.advance_ms(r.below(2000));
+      } else if (dice < 89) {
+        REQUIRE(a->flush().ok());
+      } else if (dice < 92) {
+        if (!compacting) {
+          auto p = a->begin_compaction(0.7);
+          REQUIRE(p.ok());
+          compacting = !p->done;
+        } else {
+          auto p = a->compaction_step(2048);
+          REQUIRE(p.ok());
+          compacting = !p->done;
+        }
+      } else if (dice < 94) {
+        (void) a->sweep_expired(now, 20);
+      } else if (dice < 96) {
+        REQUIRE(a->enforce_retention(now).ok());
+      } else if (dice < 97) {
+        if (compacting)
+          a->abort_compaction();
+        compacting = false;
+        a.reset();
+        a = must_open(cfg, clk);
+      }
+    }
+    auto now = clk.now_ms();
+    size_t live = 0;
+    for (auto& [k, e] : model) {
+      auto got = a->get(k, now);
+      REQUIRE(got.ok());
+      if (e.expired(now)) {
+        CHECK_FALSE(got->has_value());
+      } else {
+        ++live;
+        REQUIRE(got->has_value());
+        CHECK(**got == e);
+      }
+    }
+    CHECK(a->inspect().corrupt_blocks.empty());
+    // Every expired entry was collected, so the accounting matches the model.
+    (void) a->sweep_expired(now, 100000);
+    REQUIRE(a->flush().ok());
+    CHECK(a->stats().entries == live);
+  }
+}
