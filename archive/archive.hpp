@@ -131,10 +131,10 @@ struct archive_info {
   std::vector<segment_info> segments;
   std::vector<dictionary_info> dictionaries;
   std::vector<corrupt_block> corrupt_blocks;
-  uint64_t stored_bytes = 0;  ///< all segment files
-  uint64_t raw_bytes = 0;     ///< all blocks decompressed
+  uint64_t stored_bytes = 0; ///< all segment files
+  uint64_t raw_bytes = 0;    ///< all blocks decompressed
   uint64_t live_raw_bytes = 0;
-  uint64_t entries = 0;       ///< live index entries (incl. the pending block)
+  uint64_t entries = 0;         ///< live index entries (incl. the pending block)
   uint64_t oldest_entry_ms = 0; ///< archive time of the oldest data (0 = empty)
   uint64_t index_memory_bytes = 0;
   uint64_t pending_entries = 0;
@@ -147,7 +147,8 @@ struct archive_info {
   uint64_t segments_dropped_size = 0;
   uint64_t dictionaries_trained = 0;
   double ratio() const {
-    return raw_bytes == 0 ? 0.0 : static_cast<double>(stored_bytes) / static_cast<double>(raw_bytes);
+    return raw_bytes == 0 ? 0.0
+                          : static_cast<double>(stored_bytes) / static_cast<double>(raw_bytes);
   }
 };
 

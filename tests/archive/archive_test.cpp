@@ -63,9 +63,9 @@ TEST_CASE("l4 stores, reads, erases and survives a reopen") {
     auto a = must_open(cfg, clk);
     CHECK(std::string(a->name()) == "l4");
     for (int i = 0; i < 500; ++i)
-      REQUIRE(a->put(make_entry("k" + std::to_string(i), test::json_value(i, 100 + i)),
-                     clk.now_ms())
-                .ok());
+      REQUIRE(
+          a->put(make_entry("k" + std::to_string(i), test::json_value(i, 100 + i)), clk.now_ms())
+              .ok());
     // Pending entries read before they are flushed.
     CHECK(value_of(*a, "k499", clk.now_ms()) == test::json_value(499, 599));
     REQUIRE(a->flush().ok());
@@ -84,8 +84,8 @@ TEST_CASE("l4 stores, reads, erases and survives a reopen") {
   }
   auto a = must_open(cfg, clk);
   for (int i = 0; i < 500; ++i)
-    CHECK(value_of(*a, "k" + std::to_string(i), clk.now_ms())
-          == (i == 7 ? "<miss>" : test::json_value(i, 100 + i)));
+    CHECK(value_of(*a, "k" + std::to_string(i), clk.now_ms()) ==
+          (i == 7 ? "<miss>" : test::json_value(i, 100 + i)));
   CHECK(a->stats().entries == 499);
   CHECK(a->stats().hits == 499);
   CHECK(a->stats().misses == 1);
@@ -164,8 +164,8 @@ TEST_CASE("values from 1 byte to 64 MiB, long keys and tombstones, in every code
     std::map<std::string, std::string> want;
     {
       auto a = must_open(cfg, clk);
-      for (size_t n : {size_t{1}, size_t{2}, size_t{100}, size_t{4095}, size_t{4096},
-                       size_t{70000}, size_t{1} << 20})
+      for (size_t n : {size_t{1}, size_t{2}, size_t{100}, size_t{4095}, size_t{4096}, size_t{70000},
+                       size_t{1} << 20})
         want["v" + std::to_string(n)] = test::json_value(n, n);
       want[std::string(300, 'L')] = "key of 300 bytes";
       want[std::string(5000, 'K')] = "key of 5000 bytes (hashed in the index)";
@@ -192,8 +192,8 @@ TEST_CASE("values from 1 byte to 64 MiB, long keys and tombstones, in every code
       CHECK((*got)->key == k);
       CHECK((*got)->value == v); // compared without printing 64 MiB on failure
     }
-    CHECK(a->put(make_entry("over", std::string((64u << 20) + 1, 'x')), now).code()
-          == errc::value_too_large);
+    CHECK(a->put(make_entry("over", std::string((64u << 20) + 1, 'x')), now).code() ==
+          errc::value_too_large);
   }
 }
 
@@ -271,8 +271,8 @@ TEST_CASE("a damaged block header: compaction keeps the segment, other keys stay
       ++bad;
       continue;
     }
-    CHECK(value_of(*a, "k" + std::to_string(i), now)
-          == (i % 3 == 0 ? "<miss>" : test::json_value(i, 150)));
+    CHECK(value_of(*a, "k" + std::to_string(i), now) ==
+          (i % 3 == 0 ? "<miss>" : test::json_value(i, 150)));
   }
   CHECK(bad > 0);
   CHECK(bad <= blocks[3].second.records);
@@ -291,7 +291,7 @@ TEST_CASE("retention: a year in a second with the fake clock") {
       REQUIRE(a->put(make_entry("m" + std::to_string(month) + "-" + std::to_string(i),
                                 test::json_value(i, 300)),
                      clk.now_ms())
-                .ok());
+                  .ok());
     REQUIRE(a->flush().ok());
     clk.advance_ms(30 * day);
     REQUIRE(a->train_dictionary_now().code() != errc::ok); // lz4: nothing sampled
@@ -361,9 +361,8 @@ TEST_CASE("retention: per-entry TTL empties segments, max size drops the oldest 
   clk.advance_ms(cfg.segment_max_age_ms); // the next flush starts a new segment
   auto now = clk.now_ms();
   for (int i = 0; i < 100; ++i)
-    REQUIRE(a->put(make_entry("t" + std::to_string(i), test::json_value(i, 500), now + 5000),
-                   now)
-              .ok());
+    REQUIRE(a->put(make_entry("t" + std::to_string(i), test::json_value(i, 500), now + 5000), now)
+                .ok());
   REQUIRE(a->flush().ok());
   auto segs_before = a->inspect().segments.size();
   clk.advance_ms(5000);
@@ -683,7 +682,7 @@ TEST_CASE("random operations agree with a model, across reopens and compactions"
           compacting = !p->done;
         }
       } else if (dice < 94) {
-        (void) a->sweep_expired(now, 20);
+        (void)a->sweep_expired(now, 20);
       } else if (dice < 96) {
         REQUIRE(a->enforce_retention(now).ok());
       } else if (dice < 97) {
@@ -709,7 +708,7 @@ TEST_CASE("random operations agree with a model, across reopens and compactions"
     }
     CHECK(a->inspect().corrupt_blocks.empty());
     // Every expired entry was collected, so the accounting matches the model.
-    (void) a->sweep_expired(now, 100000);
+    (void)a->sweep_expired(now, 100000);
     REQUIRE(a->flush().ok());
     CHECK(a->stats().entries == live);
   }
