@@ -135,8 +135,8 @@ struct read_txn {
 
 uint32_t codec_level_byte(codec_id c, int level) {
   return c == codec_id::lz4 || c == codec_id::zstd || c == codec_id::zstd_dict
-           ? static_cast<uint32_t>(level)
-           : 0;
+             ? static_cast<uint32_t>(level)
+             : 0;
 }
 
 } // namespace
@@ -181,8 +181,8 @@ struct archive::impl {
     codec_id out_codec = codec_id::lz4;
     std::shared_ptr<const dictionary> out_dict;
     std::string out_raw;
-    std::vector<reloc> out_block;  ///< records of out_raw
-    std::vector<reloc> relocs;     ///< written since the last switch
+    std::vector<reloc> out_block;                          ///< records of out_raw
+    std::vector<reloc> relocs;                             ///< written since the last switch
     std::vector<std::pair<std::string, location>> expired; ///< to drop at switch
     std::string out_path;
     codec_context ctx;
@@ -234,7 +234,7 @@ struct archive::impl {
   throttle_hook throttle;
 
   impl(archive_config c, const clock& k)
-    : cfg(std::move(c)), clk(k), fs(cfg.fs != nullptr ? *cfg.fs : posix_env::instance()) {}
+      : cfg(std::move(c)), clk(k), fs(cfg.fs != nullptr ? *cfg.fs : posix_env::instance()) {}
 
   ~impl() {
     rtxn.end();
@@ -279,9 +279,9 @@ struct archive::impl {
     MDB_stat ms;
     mdb_stat(w.t, unnamed, &ms);
     bool fresh = ms.ms_entries == 0;
-    if ((rc = mdb_dbi_open(w.t, "meta", MDB_CREATE, &dbi_meta)) != 0
-        || (rc = mdb_dbi_open(w.t, "index", MDB_CREATE, &dbi_index)) != 0
-        || (rc = mdb_dbi_open(w.t, "segments", MDB_CREATE, &dbi_segs)) != 0)
+    if ((rc = mdb_dbi_open(w.t, "meta", MDB_CREATE, &dbi_meta)) != 0 ||
+        (rc = mdb_dbi_open(w.t, "index", MDB_CREATE, &dbi_index)) != 0 ||
+        (rc = mdb_dbi_open(w.t, "segments", MDB_CREATE, &dbi_segs)) != 0)
       return mdb_error(rc, "open databases");
     MDB_val k = as_val("format"), v;
     rc = mdb_get(w.t, dbi_meta, &k, &v);
@@ -295,8 +295,8 @@ struct archive::impl {
     } else if (rc != 0) {
       return mdb_error(rc, "read format tag");
     } else if (as_view(v) != tag) {
-      return error{errc::foreign_file, dir + " is format '" + std::string(as_view(v))
-                                         + "', expected '" + tag + "'"};
+      return error{errc::foreign_file,
+                   dir + " is format '" + std::string(as_view(v)) + "', expected '" + tag + "'"};
     }
     return w.commit();
   }
@@ -365,7 +365,7 @@ struct archive::impl {
         next_dict_id = std::max(next_dict_id, did + 1);
         dict_files.insert(did);
       } else if (n.size() > 4 && n.substr(n.size() - 4) == ".tmp") {
-        (void) fs.remove(cfg.path + "/" + n); // a dictionary write that did not finish
+        (void)fs.remove(cfg.path + "/" + n); // a dictionary write that did not finish
       }
     }
     for (auto& [id, s] : segs) {
@@ -413,7 +413,7 @@ struct archive::impl {
       used.insert(current_dict);
     for (auto did : dict_files) {
       if (used.count(did) == 0) {
-        (void) fs.remove(dict_path(did));
+        (void)fs.remove(dict_path(did));
         continue;
       }
       if (auto st = load_dict(did); !st && did == current_dict)
@@ -539,7 +539,8 @@ struct archive::impl {
   // -- dictionaries -------------------------------------------------------------------
 
   size_t sample_cap() const {
-    return static_cast<size_t>(std::min<uint64_t>(cfg.dict_sample_bytes, cfg.index_memory_bytes / 4));
+    return static_cast<size_t>(
+        std::min<uint64_t>(cfg.dict_sample_bytes, cfg.index_memory_bytes / 4));
   }
 
   void sample(const entry& e) {
@@ -559,8 +560,8 @@ struct archive::impl {
 
   /// Whether a (first or rotated) dictionary should be trained now. Under mu.
   bool training_due() const {
-    if (cfg.codec != codec_id::zstd_dict || training || samples.size() < cfg.dict_min_samples
-        || samples_seen < next_train_at_seen)
+    if (cfg.codec != codec_id::zstd_dict || training || samples.size() < cfg.dict_min_samples ||
+        samples_seen < next_train_at_seen)
       return false;
     if (current_dict == 0) // bootstrap: after the first segment, or once there is enough
       return sealed_since_dict >= 1 || sample_bytes >= sample_cap() / 4;
@@ -575,9 +576,9 @@ struct archive::impl {
     if (training)
       return error{errc::invalid_argument, "a dictionary is being trained"};
     if (samples.size() < cfg.dict_min_samples)
-      return error{errc::invalid_argument, "only " + std::to_string(samples.size())
-                                             + " samples, need "
-                                             + std::to_string(cfg.dict_min_samples)};
+      return error{errc::invalid_argument, "only " + std::to_string(samples.size()) +
+                                               " samples, need " +
+                                               std::to_string(cfg.dict_min_samples)};
     std::vector<std::string> v(samples.begin(), samples.end());
     uint32_t did = next_dict_id++;
     training = true;
@@ -611,7 +612,7 @@ struct archive::impl {
       // has turned over.
       next_train_at_seen = samples_seen + std::max<size_t>(samples.size(), 1);
       sealed_since_dict = 0;
-      (void) fs.remove(dict_path(did));
+      (void)fs.remove(dict_path(did));
       return installed.err();
     }
     write_txn w2;
@@ -644,7 +645,7 @@ struct archive::impl {
     if (job && job->out_dict && job->out_dict->id() == did)
       return;
     dicts.erase(did);
-    (void) fs.remove(dict_path(did));
+    (void)fs.remove(dict_path(did));
   }
 
   void release_unused_dicts() {
@@ -719,11 +720,11 @@ struct archive::impl {
   void seal_active() {
     if (!active_w)
       return;
-    (void) active_w->close();
+    (void)active_w->close();
     active_w.reset();
     auto i = segs.find(active_id);
     if (i != segs.end() && !i->second.committed)
-      (void) drop_uncommitted(active_id);
+      (void)drop_uncommitted(active_id);
     active_id = 0;
     ++sealed_since_dict;
   }
@@ -761,8 +762,8 @@ struct archive::impl {
       return {};
     // Segments span at most segment_max_age_ms of archive time, so that
     // retention by age (which works on whole segments) is that precise.
-    if (active_w && cfg.segment_max_age_ms != 0
-        && segs[active_id].row.created_ms + cfg.segment_max_age_ms <= clk.now_ms())
+    if (active_w && cfg.segment_max_age_ms != 0 &&
+        segs[active_id].row.created_ms + cfg.segment_max_age_ms <= clk.now_ms())
       seal_active();
     if (auto st = ensure_active(); !st)
       return st;
@@ -789,8 +790,8 @@ struct archive::impl {
       recs.push_back({i, static_cast<uint32_t>(off), static_cast<uint32_t>(raw.size() - off)});
     }
     std::string block;
-    if (auto st = make_block(wctx, seg.row.codec, d, raw, static_cast<uint32_t>(recs.size()),
-                             block);
+    if (auto st =
+            make_block(wctx, seg.row.codec, d, raw, static_cast<uint32_t>(recs.size()), block);
         !st)
       return st;
     uint64_t block_off = active_w->size();
@@ -833,8 +834,7 @@ struct archive::impl {
       row->entries++;
       row->live_entries++;
       row->live_raw_bytes += r.len;
-      row->max_expiry_ms =
-        e.expiry_ms == 0 ? never : std::max(row->max_expiry_ms, e.expiry_ms);
+      row->max_expiry_ms = e.expiry_ms == 0 ? never : std::max(row->max_expiry_ms, e.expiry_ms);
     }
     row->raw_bytes += raw.size();
     row->end_offset = active_w->size();
@@ -1102,7 +1102,7 @@ struct archive::impl {
         out_row.live_entries++;
         out_row.live_raw_bytes += l.record_len;
         out_row.max_expiry_ms =
-          l.expiry_ms == 0 ? never : std::max(out_row.max_expiry_ms, l.expiry_ms);
+            l.expiry_ms == 0 ? never : std::max(out_row.max_expiry_ms, l.expiry_ms);
         ++moved;
       }
       uint64_t expired = 0;
@@ -1163,7 +1163,7 @@ struct archive::impl {
         return st;
       fs.crash_point("compact.input_removed");
       if (cfg.durable)
-        (void) fs.sync_dir(cfg.path);
+        (void)fs.sync_dir(cfg.path);
       std::lock_guard<std::mutex> g(mu);
       release_unused_dicts();
     }
@@ -1175,11 +1175,11 @@ struct archive::impl {
   void job_seal_output(job_state& j) {
     if (!j.out_w)
       return;
-    (void) j.out_w->close();
+    (void)j.out_w->close();
     j.out_w.reset();
     std::lock_guard<std::mutex> g(mu);
     if (!j.out_committed) {
-      (void) fs.remove(j.out_path);
+      (void)fs.remove(j.out_path);
     } else {
       auto i = segs.find(j.out_id);
       if (i != segs.end())
@@ -1235,8 +1235,8 @@ struct archive::impl {
           j.rtxn.end();
           return cur.err();
         }
-        if (*cur && (*cur)->segment == j.in_id && (*cur)->block_offset == j.cursor
-            && (*cur)->record_offset == p) {
+        if (*cur && (*cur)->segment == j.in_id && (*cur)->block_offset == j.cursor &&
+            (*cur)->record_offset == p) {
           const location& l = **cur;
           if (l.expiry_ms != 0 && l.expiry_ms <= now) {
             j.expired.emplace_back(ik, l);
@@ -1288,9 +1288,9 @@ archive::~archive() {
     impl_->job.reset();
   }
   std::lock_guard<std::mutex> g(impl_->mu);
-  (void) impl_->flush_locked();
+  (void)impl_->flush_locked();
   if (impl_->active_w)
-    (void) impl_->active_w->close();
+    (void)impl_->active_w->close();
 }
 
 result<std::unique_ptr<archive>> archive::open(archive_config cfg, const clock& clk) {
@@ -1298,8 +1298,8 @@ result<std::unique_ptr<archive>> archive::open(archive_config cfg, const clock& 
     return error{errc::invalid_argument, "archive path is empty"};
   if (cfg.block_bytes == 0 || cfg.segment_bytes == 0)
     return error{errc::invalid_argument, "block_bytes and segment_bytes must be > 0"};
-  if ((cfg.codec == codec_id::zstd || cfg.codec == codec_id::zstd_dict)
-      && (cfg.level < 1 || cfg.level > 22))
+  if ((cfg.codec == codec_id::zstd || cfg.codec == codec_id::zstd_dict) &&
+      (cfg.level < 1 || cfg.level > 22))
     return error{errc::invalid_argument, "zstd level must be 1..22"};
   auto p = std::make_unique<impl>(std::move(cfg), clk);
   if (auto st = p->load(); !st)
@@ -1370,32 +1370,31 @@ result<std::optional<entry>> archive::get(std::string_view key, uint64_t now_ms,
       return std::optional<entry>{};
     }
     if (!seg.file)
-      return error{errc::corrupt, "archive segment " + std::to_string(loc.segment)
-                                    + " unreadable: " + seg.file_error};
+      return error{errc::corrupt, "archive segment " + std::to_string(loc.segment) +
+                                      " unreadable: " + seg.file_error};
     file = seg.file;
     codec = seg.row.codec;
     if (seg.row.dict_id != 0) {
       auto di = m.dicts.find(seg.row.dict_id);
       if (di == m.dicts.end())
-        return error{errc::corrupt, "archive segment " + std::to_string(loc.segment)
-                                      + " needs dictionary " + std::to_string(seg.row.dict_id)
-                                      + ", which is missing"};
+        return error{errc::corrupt, "archive segment " + std::to_string(loc.segment) +
+                                        " needs dictionary " + std::to_string(seg.row.dict_id) +
+                                        ", which is missing"};
       dict = di->second;
     }
   }
   thread_local codec_context ctx;
   std::string raw;
   auto st = impl::read_block(*file, loc.block_offset, loc.block_len, codec, dict.get(), ctx, raw);
-  result<entry> e = st ? format::decode_record(raw, loc.record_offset)
-                       : result<entry>(st.err());
+  result<entry> e = st ? format::decode_record(raw, loc.record_offset) : result<entry>(st.err());
   if (e && e->key != key)
     e = error{errc::corrupt, "record key differs from the index"};
   std::lock_guard<std::mutex> g(m.mu);
   if (!e) {
     if (e.code() != errc::corrupt)
       return e.err();
-    auto msg = "archive segment " + std::to_string(loc.segment) + " block at offset "
-               + std::to_string(loc.block_offset) + ": " + e.err().message;
+    auto msg = "archive segment " + std::to_string(loc.segment) + " block at offset " +
+               std::to_string(loc.block_offset) + ": " + e.err().message;
     m.report_corrupt(loc.segment, loc.block_offset, msg);
     return error{errc::corrupt, msg};
   }
@@ -1408,11 +1407,11 @@ status archive::put(entry e, uint64_t now_ms) {
   if (auto st = m.cfg.lim.check(e); !st)
     return st;
   if (format::record_size(e) > m.cfg.max_bytes)
-    return {errc::out_of_space, "entry of " + std::to_string(e.payload_bytes())
-                                  + " bytes exceeds the archive's max size"};
+    return {errc::out_of_space, "entry of " + std::to_string(e.payload_bytes()) +
+                                    " bytes exceeds the archive's max size"};
   std::unique_lock<std::mutex> lk(m.mu);
   if (m.training_due())
-    (void) m.train(lk); // a failure leaves the current dictionary (or plain zstd)
+    (void)m.train(lk); // a failure leaves the current dictionary (or plain zstd)
   m.counters.puts++;
   if (e.expired(now_ms)) {
     // Already expired: nothing to keep, but an older copy must not survive.
@@ -1457,8 +1456,8 @@ status archive::put(entry e, uint64_t now_ms) {
   m.pending.push_back(std::move(e));
   // The pending block is bounded by block_bytes and, for many tiny entries,
   // by the index memory budget (its key map lives in memory).
-  if (m.pending_raw >= m.cfg.block_bytes
-      || m.pending.size() * 96 + m.pending_raw >= m.cfg.index_memory_bytes / 2) {
+  if (m.pending_raw >= m.cfg.block_bytes ||
+      m.pending.size() * 96 + m.pending_raw >= m.cfg.index_memory_bytes / 2) {
     if (auto st = m.flush_locked(); !st)
       return st;
     // Over max_bytes: the oldest segments go now (the lock is released: the
@@ -1583,7 +1582,7 @@ status archive::clear() {
     return st;
   for (auto id : ids) {
     m.segs.erase(id);
-    (void) m.fs.remove(m.seg_path(id));
+    (void)m.fs.remove(m.seg_path(id));
   }
   m.release_unused_dicts();
   m.sweep_cursor.clear();
@@ -1647,8 +1646,8 @@ result<retention_report> archive::enforce_retention(uint64_t now_ms) {
         continue;
       bool too_old = m.cfg.ttl_days != 0 && s.row.newest_ms + m.ttl_ms() <= now_ms;
       // Every entry's own expiry passed, or nothing in it is live any more.
-      bool all_expired = s.row.max_expiry_ms != 0 && s.row.max_expiry_ms != never
-                         && s.row.max_expiry_ms <= now_ms;
+      bool all_expired =
+          s.row.max_expiry_ms != 0 && s.row.max_expiry_ms != never && s.row.max_expiry_ms <= now_ms;
       bool empty = s.row.live_entries == 0 && id != m.active_id;
       if (too_old || all_expired || empty) {
         victims.push_back({id, too_old, false, s.row.live_entries, s.row.end_offset});
@@ -1711,13 +1710,13 @@ result<compaction_progress> archive::begin_compaction(double threshold) {
   // A sparse active segment is sealed so that it can be compacted too.
   if (m.active_w) {
     auto& row = m.segs[m.active_id].row;
-    if (m.segs[m.active_id].committed && row.raw_bytes > 0
-        && static_cast<double>(row.live_raw_bytes) < threshold * static_cast<double>(row.raw_bytes))
+    if (m.segs[m.active_id].committed && row.raw_bytes > 0 &&
+        static_cast<double>(row.live_raw_bytes) < threshold * static_cast<double>(row.raw_bytes))
       m.seal_active();
   }
   for (auto& [id, s] : m.segs) {
-    if (!s.committed || s.compacting || s.has_corrupt || id == m.active_id || !s.file
-        || s.row.raw_bytes == 0)
+    if (!s.committed || s.compacting || s.has_corrupt || id == m.active_id || !s.file ||
+        s.row.raw_bytes == 0)
       continue;
     double live = static_cast<double>(s.row.live_raw_bytes) / static_cast<double>(s.row.raw_bytes);
     if (live < threshold) {
@@ -1853,8 +1852,8 @@ archive_info archive::inspect() const {
     si.live_raw_bytes = s.row.live_raw_bytes;
     si.blocks = s.row.blocks;
     si.live_fraction = s.row.raw_bytes == 0 ? 1.0
-                                            : static_cast<double>(s.row.live_raw_bytes)
-                                                / static_cast<double>(s.row.raw_bytes);
+                                            : static_cast<double>(s.row.live_raw_bytes) /
+                                                  static_cast<double>(s.row.raw_bytes);
     si.active = id == m.active_id;
     si.compacting = s.compacting;
     a.stored_bytes += si.stored_bytes;
@@ -1869,12 +1868,12 @@ archive_info archive::inspect() const {
   }
   for (auto& [did, d] : m.dicts)
     a.dictionaries.push_back(
-      dictionary_info{did, d->bytes().size(), dict_use[did], did == m.current_dict});
+        dictionary_info{did, d->bytes().size(), dict_use[did], did == m.current_dict});
   a.corrupt_blocks = m.corrupt;
   a.entries += m.pending_new;
   a.pending_entries = m.pending.size();
-  a.index_memory_bytes = m.pending.size() * 96 + m.pending_raw + m.sample_bytes
-                         + m.segs.size() * (sizeof(impl::seg_state) + 64);
+  a.index_memory_bytes = m.pending.size() * 96 + m.pending_raw + m.sample_bytes +
+                         m.segs.size() * (sizeof(impl::seg_state) + 64);
   return a;
 }
 
