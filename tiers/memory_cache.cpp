@@ -147,6 +147,20 @@ struct memory_cache::impl {
 
   // -- window sizing ------------------------------------------------------------
 
+  /// Sets L1's capacity to the window target, but never below what L1 holds
+  /// now or below `l1_need` (room for the newest write), and gives L2 the
+  /// rest; L2 evicts down to it. Keeps l1 + l2 capacity = effective().
+  void fit_caps(uint64_t l1_need) {
+    const uint64_t eff = effective();
+    uint64_t c1 = std::max<uint64_t>(static_cast<uint64_t>(window), std::max(l1.bytes(), l1_need));
+    c1 = std::min(c1, eff);
+    l1.capacity_ = c1;
+    l2.capacity_ = eff - c1;
+    while (l2.table_.size() > 0 && l2.bytes() > l2.capacity_)
+      l2.evict(l2.victim());
+    l2.rebalance_protected();
+  }
+
   /// Applies a window target: moves entries between L1 and L2 as needed.
   void apply_window(double target) {
     const uint64_t eff = effective();
@@ -446,20 +460,19 @@ status memory_cache::put(entry e, uint64_t now_ms) {
                                         + std::to_string(m.effective())};
   }
   status st;
-  if (in_l2) {
-    if (m.l2.cost(e) <= m.l2.capacity_) {
-      st = m.l2.upsert(std::move(e), h, now_ms);
-    } else {
-      // Too big for the main region now: it goes to the window instead.
-      m.l2.remove_node(in_l2);
-      st = m.l1.upsert(e, h, now_ms);
-    }
-  } else if (m.l1.cost(e) <= m.l1.capacity_) {
-    st = m.l1.upsert(e, h, now_ms);
+  if (in_l2 && m.l2.cost(e) <= m.l2.capacity_) {
+    // A resident key is overwritten where it lives.
+    m.fit_caps(0);
+    st = m.l2.upsert(std::move(e), h, now_ms);
   } else {
-    if (in_l1)
-      m.l1.remove_node(in_l1);
-    m.l2.offer_hashed(std::move(e), h, now_ms);
+    // A new key (or one too big for L2 now) always lands in L1, so the newest
+    // write is resident (read-your-writes from memory); admission applies to
+    // L1's victims. When the window is smaller than this entry, L1 holds it
+    // over its share for now and L2 gives up the difference.
+    if (in_l2)
+      m.l2.remove_node(in_l2);
+    m.fit_caps(m.l1.cost(e));
+    st = m.l1.upsert(e, h, now_ms);
   }
   m.maybe_grow_sketch();
   return st;
@@ -534,6 +547,7 @@ bool memory_cache::set_expiry(std::string_view key, uint64_t expiry_ms) {
       return true;
     entry e = m.l1.table_.to_entry(id);
     e.expiry_ms = expiry_ms;
+    m.fit_caps(m.l1.cost(e));
     (void) m.l1.upsert(e, h, 0);
     return true;
   }
@@ -542,7 +556,14 @@ bool memory_cache::set_expiry(std::string_view key, uint64_t expiry_ms) {
       return true;
     entry e = m.l2.table_.to_entry(id);
     e.expiry_ms = expiry_ms;
-    (void) m.l2.upsert(std::move(e), h, 0);
+    m.fit_caps(0);
+    if (m.l2.cost(e) <= m.l2.capacity_) {
+      (void) m.l2.upsert(std::move(e), h, 0);
+    } else {
+      m.l2.remove_node(id);
+      m.fit_caps(m.l1.cost(e));
+      (void) m.l1.upsert(e, h, 0);
+    }
     return true;
   }
   return false;

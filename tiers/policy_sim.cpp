@@ -8,7 +8,7 @@ namespace kura::detail {
 
 policy_sim::policy_sim(uint32_t capacity, uint32_t window, int margin)
   : cap_(std::max<uint32_t>(capacity, 1)),
-    wcap_(std::min(window, cap_)),
+    wcap_(std::clamp<uint32_t>(window, 1, cap_)), // the newest key is always resident
     mcap_(cap_ - wcap_),
     pcap_(static_cast<uint32_t>(static_cast<uint64_t>(cap_ - wcap_) * 4 / 5)),
     margin_(margin),
@@ -160,10 +160,6 @@ bool policy_sim::access(uint64_t h) {
     return true;
   }
   i = alloc(h);
-  if (wcap_ == 0) {
-    to_main(i);
-    return false;
-  }
   push_front(window_, i, seg_window);
   if (window_.count > wcap_) {
     int32_t c = window_.tail;

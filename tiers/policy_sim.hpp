@@ -15,7 +15,8 @@ namespace kura::detail {
 
 class policy_sim {
 public:
-  /// `capacity` entries, of which `window` in the LRU window; a candidate is
+  /// `capacity` entries, of which `window` (at least 1, as in memory_cache the
+  /// newest write always sits in L1) in the LRU window; a candidate is
   /// admitted into main when freq(candidate) > freq(victim) + margin.
   policy_sim(uint32_t capacity, uint32_t window, int margin);
 
