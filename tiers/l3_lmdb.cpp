@@ -237,7 +237,9 @@ struct l3_lmdb::impl {
       return lmdb_error(rc, "L3 read failed");
     std::string_view rec = as_view(v);
     fmt::header h;
-    bool ok = fmt::decode_header(rec, h).ok();
+    // a record that fails its checksum may carry a wrong sequence or expiry:
+    // removed without touching the indexes (their stale entries are skipped)
+    bool ok = fmt::decode_header(rec, h).ok() && fmt::checksum_ok(lkey, rec, h);
     if (ok && want_seq && h.seq != *want_seq)
       return rm::stale;
     if (ok && out) {
@@ -279,7 +281,7 @@ struct l3_lmdb::impl {
     int rc = mdb_put(txn, main, &k, &v, MDB_RESERVE);
     if (rc != 0)
       return lmdb_error(rc, "L3 cannot write a record of " + std::to_string(rsz) + " bytes");
-    fmt::encode_record(e, s, static_cast<char*>(v.mv_data));
+    fmt::encode_record(e, lkey, s, static_cast<char*>(v.mv_data));
     std::string sk = fmt::seq_key(s);
     MDB_val skv = as_val(sk), lv = as_val(lkey);
     // sequences only grow: appending fills kura.seq pages completely
@@ -317,7 +319,7 @@ struct l3_lmdb::impl {
       return lmdb_error(rc, "L3 read failed");
     std::string rec{as_view(v)}; // a copy: the put below may move the page
     fmt::header h;
-    if (!fmt::decode_header(rec, h).ok())
+    if (!fmt::decode_header(rec, h).ok() || !fmt::checksum_ok(lkey, rec, h))
       return {}; // corrupt: get() reports it; nothing to reorder
     uint64_t s = next_seq++;
     std::string old_sk = fmt::seq_key(h.seq), new_sk = fmt::seq_key(s);
@@ -708,11 +710,18 @@ result<std::unique_ptr<l3_lmdb>> l3_lmdb::open(l3_config cfg, const clock& clk) 
   } else {
     MDB_val k = as_val("format"), v;
     rc = mdb_get(g.txn, p->meta, &k, &v);
-    if (rc != 0 || as_view(v) != fmt::meta_format)
-      return error{errc::foreign_file,
+    if (rc != 0 || as_view(v) != fmt::meta_format) {
+      std::string got = rc == 0 ? std::string{as_view(v).substr(0, 40)} : std::string{};
+      // Another kura version names itself "kura-l3 N": foreign. A damaged or
+      // missing marker beside kura's own databases is corruption.
+      MDB_dbi probe;
+      bool kura_dbs = mdb_dbi_open(g.txn, "kura.main", 0, &probe) == 0;
+      bool other_version = got.rfind("kura-l3 ", 0) == 0;
+      return error{kura_dbs && !other_version ? errc::corrupt : errc::foreign_file,
                    cfg.path + " is not a kura L3 environment of this version (format "
-                     + (rc == 0 ? "\"" + std::string{as_view(v).substr(0, 40)} + "\"" : "missing")
-                     + ", expected \"" + std::string{fmt::meta_format} + "\")"};
+                     + (rc == 0 ? "\"" + got + "\"" : "missing") + ", expected \""
+                     + std::string{fmt::meta_format} + "\")"};
+    }
     k = as_val("est_bytes");
     rc = mdb_get(g.txn, p->meta, &k, &v);
     if (rc == 0 && v.mv_size == 8)
