@@ -1,7 +1,8 @@
 // L3 on LMDB. How it works, and why:
 //
 // Layout. One LMDB environment (data.mdb + lock.mdb in cfg.path) with four named
-// databases: kura.main (LMDB key -> record: header + value, see l3_format.hpp),
+// databases: kura.main (LMDB key -> record: header with checksum + value, see
+// l3_format.hpp),
 // kura.seq (sequence -> LMDB key, least recently used first: the eviction order),
 // kura.exp (expiry ms + sequence -> LMDB key, soonest first: the active expiry
 // order) and kura.meta (format marker, estimated footprint). All four change
@@ -38,8 +39,12 @@
 // stays pending and visible. The size budget (max_bytes) is enforced on an
 // estimated footprint kept in kura.meta (pages in use react to deletes only when
 // B-tree pages merge, so evicting "until pages drop" would over-evict). Over
-// budget, the least recently used entries are removed in the committing
-// transaction and handed to the eviction listener after the commit succeeded.
+// budget (the estimate may reach 2/3 of max_bytes: B-tree pages are about 2/3
+// full), the least recently used entries are removed in the committing
+// transaction and handed to the eviction listener after the commit succeeded;
+// expired ones are dropped instead. When the map is full: grow it, else forget
+// touched reads, else commit the pending deletes alone first (they free
+// space for the transaction after next) and retry.
 //
 // Recency. kura.seq orders entries by their last write or read. A write gets a
 // new sequence as it commits. A read with touch=true of a committed entry only
@@ -55,7 +60,10 @@
 // file (a truncated copy) would make LMDB fault on the mmap, so we check that
 // before LMDB maps it, and (verify_on_open) walk every tree with pread to
 // check what LMDB would otherwise trust (l3_verify.hpp). An LMDB environment
-// without kura.meta is another program's.
+// without kura.meta is another program's. Damage below the tree structure (a
+// value, a key, a record header) fails the record checksum on read: the
+// record reads as errc::corrupt, and a commit that meets it removes it rather
+// than failing, so one bad record never blocks writes.
 #include "tiers/l3_lmdb.hpp"
 
 #include "tiers/l3_format.hpp"
