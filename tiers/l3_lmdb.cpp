@@ -1,7 +1,8 @@
 // L3 on LMDB. How it works, and why:
 //
 // Layout. One LMDB environment (data.mdb + lock.mdb in cfg.path) with four named
-// databases: kura.main (LMDB key -> record: header + value, see l3_format.hpp),
+// databases: kura.main (LMDB key -> record: header with checksum + value, see
+// l3_format.hpp),
 // kura.seq (sequence -> LMDB key, least recently used first: the eviction order),
 // kura.exp (expiry ms + sequence -> LMDB key, soonest first: the active expiry
 // order) and kura.meta (format marker, estimated footprint). All four change
@@ -38,8 +39,12 @@
 // stays pending and visible. The size budget (max_bytes) is enforced on an
 // estimated footprint kept in kura.meta (pages in use react to deletes only when
 // B-tree pages merge, so evicting "until pages drop" would over-evict). Over
-// budget, the least recently used entries are removed in the committing
-// transaction and handed to the eviction listener after the commit succeeded.
+// budget (the estimate may reach 2/3 of max_bytes: B-tree pages are about 2/3
+// full), the least recently used entries are removed in the committing
+// transaction and handed to the eviction listener after the commit succeeded;
+// expired ones are dropped instead. When the map is full: grow it, else forget
+// touched reads, else commit the pending deletes alone first (they free
+// space for the transaction after next) and retry.
 //
 // Recency. kura.seq orders entries by their last write or read. A write gets a
 // new sequence as it commits. A read with touch=true of a committed entry only
@@ -53,11 +58,16 @@
 // Opening. A file that does not start with LMDB's meta page magic is foreign; a
 // meta page that LMDB's own checks accept but that points past the end of the
 // file (a truncated copy) would make LMDB fault on the mmap, so we check that
-// before LMDB maps it. An LMDB environment without kura.meta is another
-// program's. None of this needs kura to trust the bytes it reads.
+// before LMDB maps it, and (verify_on_open) walk every tree with pread to
+// check what LMDB would otherwise trust (l3_verify.hpp). An LMDB environment
+// without kura.meta is another program's. Damage below the tree structure (a
+// value, a key, a record header) fails the record checksum on read: the
+// record reads as errc::corrupt, and a commit that meets it removes it rather
+// than failing, so one bad record never blocks writes.
 #include "tiers/l3_lmdb.hpp"
 
 #include "tiers/l3_format.hpp"
+#include "tiers/l3_verify.hpp"
 
 #include <lmdb.h>
 
@@ -117,95 +127,6 @@ struct txn_guard {
     return rc;
   }
 };
-
-/// What LMDB's meta pages say, read with plain pread (no mmap).
-struct meta_probe {
-  uint32_t psize = 0;
-  uint64_t last_pg = 0;
-  uint64_t txnid = 0;
-  uint64_t main_root = 0;
-};
-
-constexpr uint32_t lmdb_magic = 0xBEEFC0DEu;
-constexpr uint64_t invalid_pgno = ~0ull;
-
-/// Reads and checks the two meta pages of `file` before LMDB maps it. Layout
-/// (LMDB 0.9, 64-bit): page header 16 bytes, then MDB_meta { u32 magic, u32
-/// version, void* address, size_t mapsize, MDB_db dbs[2] (48 bytes each; the
-/// free DB's md_pad holds the page size), pgno last_pg, txnid }.
-status probe_data_file(const std::string& file) {
-  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return status{errc::io_error, "cannot read " + file + ": " + std::strerror(errno)};
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    int e = errno;
-    ::close(fd);
-    return status{errc::io_error, "cannot stat " + file + ": " + std::strerror(e)};
-  }
-  auto size = static_cast<uint64_t>(st.st_size);
-  if (size == 0) {
-    ::close(fd);
-    return {}; // LMDB initializes an empty file as a new environment
-  }
-  auto read_meta = [&](uint64_t off, meta_probe& m, std::string& why) -> int {
-    // returns 0 = ok, 1 = no magic, 2 = bad/short
-    char buf[160];
-    ssize_t n = ::pread(fd, buf, sizeof buf, static_cast<off_t>(off));
-    if (n < static_cast<ssize_t>(sizeof buf)) {
-      why = "file ends inside the meta page at offset " + std::to_string(off);
-      return 2;
-    }
-    const char* p = buf + 16;
-    if (fmt::get_le(p, 4) != lmdb_magic) {
-      why = "no LMDB magic at offset " + std::to_string(off);
-      return 1;
-    }
-    uint32_t ver = static_cast<uint32_t>(fmt::get_le(p + 4, 4));
-    if (ver != 1) {
-      why = "LMDB data version " + std::to_string(ver) + " (this build reads version 1)";
-      return 3;
-    }
-    m.psize = static_cast<uint32_t>(fmt::get_le(p + 24, 4));
-    m.main_root = fmt::get_le(p + 72 + 40, 8);
-    m.last_pg = fmt::get_le(p + 120, 8);
-    m.txnid = fmt::get_le(p + 128, 8);
-    if (m.psize < 512 || m.psize > 65536 || (m.psize & (m.psize - 1)) != 0) {
-      why = "meta page names page size " + std::to_string(m.psize);
-      return 2;
-    }
-    return 0;
-  };
-  meta_probe m0, m1;
-  std::string why;
-  int r0 = read_meta(0, m0, why);
-  if (r0 == 1 || r0 == 3) {
-    ::close(fd);
-    return status{errc::foreign_file,
-                  file + " is not a kura L3 file (not an LMDB environment: " + why + ")"};
-  }
-  if (r0 != 0) {
-    ::close(fd);
-    return status{errc::corrupt, file + " is corrupt: " + why};
-  }
-  int r1 = read_meta(m0.psize, m1, why);
-  ::close(fd);
-  if (r1 != 0)
-    return status{errc::corrupt, file + " is corrupt or truncated: second meta page: " + why};
-  const meta_probe& m = m1.txnid > m0.txnid ? m1 : m0; // LMDB uses the newer one
-  if (m1.psize != m0.psize)
-    return status{errc::corrupt, file + " is corrupt: the meta pages disagree on the page size"};
-  uint64_t need = (m.last_pg + 1) * m.psize;
-  if (m.last_pg < 1 || size < need)
-    return status{errc::corrupt, file + " is truncated or corrupt: its meta page says "
-                                   + std::to_string(need) + " bytes are in use, the file has "
-                                   + std::to_string(size)};
-  if (m.main_root != invalid_pgno && (m.main_root < 2 || m.main_root > m.last_pg))
-    return status{errc::corrupt, file + " is corrupt: root page " + std::to_string(m.main_root)
-                                   + " lies outside the " + std::to_string(m.last_pg + 1)
-                                   + " pages in use"};
-  return {};
-}
 
 } // namespace
 
@@ -324,7 +245,9 @@ struct l3_lmdb::impl {
       return lmdb_error(rc, "L3 read failed");
     std::string_view rec = as_view(v);
     fmt::header h;
-    bool ok = fmt::decode_header(rec, h).ok();
+    // a record that fails its checksum may carry a wrong sequence or expiry:
+    // removed without touching the indexes (their stale entries are skipped)
+    bool ok = fmt::decode_header(rec, h).ok() && fmt::checksum_ok(lkey, rec, h);
     if (ok && want_seq && h.seq != *want_seq)
       return rm::stale;
     if (ok && out) {
@@ -366,7 +289,7 @@ struct l3_lmdb::impl {
     int rc = mdb_put(txn, main, &k, &v, MDB_RESERVE);
     if (rc != 0)
       return lmdb_error(rc, "L3 cannot write a record of " + std::to_string(rsz) + " bytes");
-    fmt::encode_record(e, s, static_cast<char*>(v.mv_data));
+    fmt::encode_record(e, lkey, s, static_cast<char*>(v.mv_data));
     std::string sk = fmt::seq_key(s);
     MDB_val skv = as_val(sk), lv = as_val(lkey);
     // sequences only grow: appending fills kura.seq pages completely
@@ -404,7 +327,7 @@ struct l3_lmdb::impl {
       return lmdb_error(rc, "L3 read failed");
     std::string rec{as_view(v)}; // a copy: the put below may move the page
     fmt::header h;
-    if (!fmt::decode_header(rec, h).ok())
+    if (!fmt::decode_header(rec, h).ok() || !fmt::checksum_ok(lkey, rec, h))
       return {}; // corrupt: get() reports it; nothing to reorder
     uint64_t s = next_seq++;
     std::string old_sk = fmt::seq_key(h.seq), new_sk = fmt::seq_key(s);
@@ -717,8 +640,14 @@ result<std::unique_ptr<l3_lmdb>> l3_lmdb::open(l3_config cfg, const clock& clk) 
   if (::stat(data_file.c_str(), &sb) == 0) {
     if (!S_ISREG(sb.st_mode))
       return error{errc::foreign_file, data_file + " is not a regular file"};
-    if (auto s = probe_data_file(data_file); !s)
-      return s.err();
+    if (sb.st_size > 0) {
+      auto m = l3_verify::read_meta(data_file);
+      if (!m)
+        return m.err();
+      if (cfg.verify_on_open)
+        if (auto s = l3_verify::verify_trees(data_file, *m); !s)
+          return s.err();
+    }
   }
 
   auto p = std::make_unique<impl>(cfg, clk);
@@ -789,11 +718,18 @@ result<std::unique_ptr<l3_lmdb>> l3_lmdb::open(l3_config cfg, const clock& clk) 
   } else {
     MDB_val k = as_val("format"), v;
     rc = mdb_get(g.txn, p->meta, &k, &v);
-    if (rc != 0 || as_view(v) != fmt::meta_format)
-      return error{errc::foreign_file,
+    if (rc != 0 || as_view(v) != fmt::meta_format) {
+      std::string got = rc == 0 ? std::string{as_view(v).substr(0, 40)} : std::string{};
+      // Another kura version names itself "kura-l3 N": foreign. A damaged or
+      // missing marker beside kura's own databases is corruption.
+      MDB_dbi probe;
+      bool kura_dbs = mdb_dbi_open(g.txn, "kura.main", 0, &probe) == 0;
+      bool other_version = got.rfind("kura-l3 ", 0) == 0;
+      return error{kura_dbs && !other_version ? errc::corrupt : errc::foreign_file,
                    cfg.path + " is not a kura L3 environment of this version (format "
-                     + (rc == 0 ? "\"" + std::string{as_view(v).substr(0, 40)} + "\"" : "missing")
-                     + ", expected \"" + std::string{fmt::meta_format} + "\")"};
+                     + (rc == 0 ? "\"" + got + "\"" : "missing") + ", expected \""
+                     + std::string{fmt::meta_format} + "\")"};
+    }
     k = as_val("est_bytes");
     rc = mdb_get(g.txn, p->meta, &k, &v);
     if (rc == 0 && v.mv_size == 8)
