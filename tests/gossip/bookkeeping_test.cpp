@@ -68,7 +68,7 @@ TEST_CASE("invalidations are retried until acknowledged or the holder is dead") 
   auto d = t.due(100, 50);
   CHECK(d.size() == 2);
   CHECK(t.due(120, 50).empty());
-  CHECK(t.due(150, 50).size() == 2); // retry
+  CHECK(t.due(150, 50).size() == 2);                // retry
   CHECK(!t.acknowledge(2, key_version{"k", 4, 1})); // older than the change
   CHECK(t.acknowledge(2, key_version{"k", 5, 1}));
   CHECK(t.pending() == 1);
