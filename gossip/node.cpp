@@ -291,7 +291,9 @@ uint64_t node::write(const std::string& key, const std::string& value, uint64_t 
   raise_floor(key, e.ver);
   auto& w = writes_.add(rid, e, std::move(waiting), acks, plan.acks_needed,
                         now + cfg_.write_timeout_ms, now + cfg_.retry_ms);
-  if (w.acks >= w.needed)
+  if (!plan.achievable())
+    finish_write(w, false); // still replicated where possible, but not acknowledged
+  else if (w.acks >= w.needed)
     finish_write(w, true);
   if (w.reported && w.waiting.empty())
     writes_.erase(rid);
