@@ -26,7 +26,7 @@ namespace {
 
 int usage() {
   std::fprintf(stderr, "usage: kura-sim --nodes N --seed-from S --seeds K "
-                       "[--faults none|loss|partition|crash|skew|all] [--max-nodes M] [--trace]\n"
+                       "[--faults none|loss|partition|crash|skew|all] [--max-nodes M] [--jobs J] [--trace]\n"
                        "       kura-sim --bench [--quick]\n");
   return 2;
 }
