@@ -25,9 +25,10 @@ using namespace kura::gossip;
 namespace {
 
 int usage() {
-  std::fprintf(stderr, "usage: kura-sim --nodes N --seed-from S --seeds K "
-                       "[--faults none|loss|partition|crash|skew|all] [--max-nodes M] [--jobs J] [--trace]\n"
-                       "       kura-sim --bench [--quick]\n");
+  std::fprintf(
+      stderr, "usage: kura-sim --nodes N --seed-from S --seeds K "
+              "[--faults none|loss|partition|crash|skew|all] [--max-nodes M] [--jobs J] [--trace]\n"
+              "       kura-sim --bench [--quick]\n");
   return 2;
 }
 
