@@ -6,8 +6,7 @@
 namespace kura::gossip {
 
 membership::membership(membership_config cfg, uint64_t rng_seed, outbox& out)
-  : cfg_(std::move(cfg)), rng_(rng_seed), out_(out), queue_(cfg_.retransmit_mult) {
-}
+    : cfg_(std::move(cfg)), rng_(rng_seed), out_(out), queue_(cfg_.retransmit_mult) {}
 
 // -- lifecycle ------------------------------------------------------------------
 
@@ -58,9 +57,9 @@ status membership::on_message(node_id from, std::string_view bytes, uint64_t now
 
 bool membership::handle(node_id from, const message& msg, uint64_t now) {
   if (!started_ || from == cfg_.self || from == no_node)
-    return std::holds_alternative<ping_msg>(msg) || std::holds_alternative<ack_msg>(msg)
-           || std::holds_alternative<ping_req_msg>(msg) || std::holds_alternative<nack_msg>(msg)
-           || std::holds_alternative<push_pull_msg>(msg);
+    return std::holds_alternative<ping_msg>(msg) || std::holds_alternative<ack_msg>(msg) ||
+           std::holds_alternative<ping_req_msg>(msg) || std::holds_alternative<nack_msg>(msg) ||
+           std::holds_alternative<push_pull_msg>(msg);
   if (auto* p = std::get_if<ping_msg>(&msg)) {
     for (auto& u : p->gossip)
       apply(u, now, false);
@@ -95,8 +94,8 @@ bool membership::handle(node_id from, const message& msg, uint64_t now) {
     }
     uint64_t seq = next_seq_++;
     uint64_t timeout = health_.scale(cfg_.probe_timeout_ms);
-    relays_[seq] = relay{from, pr->seq, pr->target, now + timeout * 4 / 5,
-                         now + cfg_.probe_interval_ms * 2, false};
+    relays_[seq] = relay{
+        from, pr->seq, pr->target, now + timeout * 4 / 5, now + cfg_.probe_interval_ms * 2, false};
     send(pr->target, ping_msg{seq, pr->target, from, piggyback()});
     return true;
   }
@@ -124,7 +123,8 @@ void membership::tick(uint64_t now) {
   // Suspicion timeouts: suspected and not refuted in time -> dead.
   for (auto [id, inc] : suspicions_.expired(now)) {
     auto it = members_.find(id);
-    if (it != members_.end() && it->second.state == member_state::suspect && it->second.inc == inc) {
+    if (it != members_.end() && it->second.state == member_state::suspect &&
+        it->second.inc == inc) {
       set_state(it->second, member_state::dead, inc, now, cfg_.self);
       queue_.push(update_of(it->second, cfg_.self));
     }
@@ -150,8 +150,8 @@ void membership::tick(uint64_t now) {
         send_push_pull(s, true, false);
   }
   // Probe: indirect step when the direct ack is late, new probe each period.
-  if (probe_ && !probe_->acked && !probe_->indirect_sent
-      && now >= probe_->started + health_.scale(cfg_.probe_timeout_ms)) {
+  if (probe_ && !probe_->acked && !probe_->indirect_sent &&
+      now >= probe_->started + health_.scale(cfg_.probe_timeout_ms)) {
     probe_->indirect_sent = true;
     auto helpers = random_members(cfg_.indirect_checks, cfg_.self, probe_->target);
     probe_->indirect_count = static_cast<uint32_t>(helpers.size());
@@ -163,8 +163,8 @@ void membership::tick(uint64_t now) {
   if (now >= next_probe_ms_) {
     finish_probe(now);
     start_probe(now);
-    next_probe_ms_ = now + (cfg_.lifeguard ? health_.scale(cfg_.probe_interval_ms)
-                                           : cfg_.probe_interval_ms);
+    next_probe_ms_ =
+        now + (cfg_.lifeguard ? health_.scale(cfg_.probe_interval_ms) : cfg_.probe_interval_ms);
   }
   // Periodic full sync with a random live member, and a reconnect attempt to a
   // random dead one: after a partition heals, each side believes the other dead
@@ -191,9 +191,9 @@ void membership::tick(uint64_t now) {
     }
     // Forget members dead for long enough.
     for (auto it = members_.begin(); it != members_.end();) {
-      if (it->first != cfg_.self
-          && (it->second.state == member_state::dead || it->second.state == member_state::left)
-          && now >= it->second.since_ms + cfg_.dead_reap_ms)
+      if (it->first != cfg_.self &&
+          (it->second.state == member_state::dead || it->second.state == member_state::left) &&
+          now >= it->second.since_ms + cfg_.dead_reap_ms)
         it = members_.erase(it);
       else
         ++it;
@@ -307,8 +307,8 @@ void membership::suspect(node_id id, uint64_t inc, node_id by, uint64_t now) {
   ++stats_.suspicions;
   double n = static_cast<double>(std::max<size_t>(cluster_size(), 1));
   double scale = std::max(1.0, std::log10(n));
-  uint64_t min_ms =
-    static_cast<uint64_t>(cfg_.suspicion_mult * scale * static_cast<double>(cfg_.probe_interval_ms));
+  uint64_t min_ms = static_cast<uint64_t>(cfg_.suspicion_mult * scale *
+                                          static_cast<double>(cfg_.probe_interval_ms));
   uint64_t max_ms = min_ms * cfg_.suspicion_max_mult;
   uint32_t k = cfg_.suspicion_mult > 2 ? cfg_.suspicion_mult - 2 : 0;
   if (cluster_size() >= 2 && k > cluster_size() - 2)
@@ -346,45 +346,45 @@ void membership::apply(const member_update& u, uint64_t now, bool from_sync) {
   if (!u.addr.empty())
     m.addr = u.addr;
   switch (st) {
-    case member_state::alive:
-      if (u.inc > m.inc) { // a dead or left member rejoins only with a newer incarnation
-        set_state(m, member_state::alive, u.inc, now, u.from);
-        queue_.push(update_of(m, u.from));
-      }
-      break;
-    case member_state::suspect:
-      if (m.state == member_state::alive && u.inc >= m.inc) {
+  case member_state::alive:
+    if (u.inc > m.inc) { // a dead or left member rejoins only with a newer incarnation
+      set_state(m, member_state::alive, u.inc, now, u.from);
+      queue_.push(update_of(m, u.from));
+    }
+    break;
+  case member_state::suspect:
+    if (m.state == member_state::alive && u.inc >= m.inc) {
+      suspect(u.id, u.inc, u.from, now);
+    } else if (m.state == member_state::suspect && u.inc > m.inc) {
+      suspect(u.id, u.inc, u.from, now);
+    } else if (m.state == member_state::suspect && u.inc == m.inc) {
+      // Lifeguard: an independent confirmation shortens the timeout; pass
+      // it on so others can count it too.
+      if (suspicions_.confirm(u.id, u.from))
+        queue_.push(u);
+    }
+    break;
+  case member_state::dead:
+    if (from_sync) {
+      // A full-state sync may carry a stale or one-sided verdict (the other
+      // side of a healed partition): treat it as a suspicion the member can
+      // still refute, as memberlist does.
+      if ((m.state == member_state::alive && u.inc >= m.inc) ||
+          (m.state == member_state::suspect && u.inc > m.inc))
         suspect(u.id, u.inc, u.from, now);
-      } else if (m.state == member_state::suspect && u.inc > m.inc) {
-        suspect(u.id, u.inc, u.from, now);
-      } else if (m.state == member_state::suspect && u.inc == m.inc) {
-        // Lifeguard: an independent confirmation shortens the timeout; pass
-        // it on so others can count it too.
-        if (suspicions_.confirm(u.id, u.from))
-          queue_.push(u);
-      }
       break;
-    case member_state::dead:
-      if (from_sync) {
-        // A full-state sync may carry a stale or one-sided verdict (the other
-        // side of a healed partition): treat it as a suspicion the member can
-        // still refute, as memberlist does.
-        if ((m.state == member_state::alive && u.inc >= m.inc)
-            || (m.state == member_state::suspect && u.inc > m.inc))
-          suspect(u.id, u.inc, u.from, now);
-        break;
-      }
-      if ((m.state == member_state::alive || m.state == member_state::suspect) && u.inc >= m.inc) {
-        set_state(m, member_state::dead, u.inc, now, u.from);
-        queue_.push(update_of(m, u.from));
-      }
-      break;
-    case member_state::left:
-      if (m.state != member_state::left && u.inc >= m.inc) {
-        set_state(m, member_state::left, u.inc, now, u.from);
-        queue_.push(update_of(m, u.from));
-      }
-      break;
+    }
+    if ((m.state == member_state::alive || m.state == member_state::suspect) && u.inc >= m.inc) {
+      set_state(m, member_state::dead, u.inc, now, u.from);
+      queue_.push(update_of(m, u.from));
+    }
+    break;
+  case member_state::left:
+    if (m.state != member_state::left && u.inc >= m.inc) {
+      set_state(m, member_state::left, u.inc, now, u.from);
+      queue_.push(update_of(m, u.from));
+    }
+    break;
   }
 }
 
@@ -410,14 +410,14 @@ std::optional<member_info> membership::info(node_id id) const {
 
 bool membership::is_alive(node_id id) const {
   auto it = members_.find(id);
-  return it != members_.end()
-         && (it->second.state == member_state::alive || it->second.state == member_state::suspect);
+  return it != members_.end() &&
+         (it->second.state == member_state::alive || it->second.state == member_state::suspect);
 }
 
 bool membership::is_dead(node_id id) const {
   auto it = members_.find(id);
-  return it != members_.end()
-         && (it->second.state == member_state::dead || it->second.state == member_state::left);
+  return it != members_.end() &&
+         (it->second.state == member_state::dead || it->second.state == member_state::left);
 }
 
 member_update membership::self_update() const {

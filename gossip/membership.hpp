@@ -50,7 +50,7 @@ struct membership_config {
   uint64_t sync_interval_ms = 30'000;  ///< full state push-pull period
   size_t max_piggyback = 32;           ///< updates per message (~20 B each; fits a 1400 B datagram)
   uint64_t dead_reap_ms = 24ull * 3600 * 1000; ///< forget dead members after this
-  bool lifeguard = true;               ///< local health scaling of periods
+  bool lifeguard = true;                       ///< local health scaling of periods
 };
 
 /// What this node currently believes about one member.

@@ -4,14 +4,14 @@ namespace kura::gossip {
 
 const char* to_string(member_state s) {
   switch (s) {
-    case member_state::alive:
-      return "alive";
-    case member_state::suspect:
-      return "suspect";
-    case member_state::dead:
-      return "dead";
-    case member_state::left:
-      return "left";
+  case member_state::alive:
+    return "alive";
+  case member_state::suspect:
+    return "suspect";
+  case member_state::dead:
+    return "dead";
+  case member_state::left:
+    return "left";
   }
   return "?";
 }
@@ -57,8 +57,8 @@ result<message> decode_as(std::string_view payload) {
   auto r = from_msgpack<T>(payload);
   if (!r)
     return r.err();
-  if constexpr (std::is_same_v<T, ping_msg> || std::is_same_v<T, ack_msg>
-                || std::is_same_v<T, ping_req_msg>) {
+  if constexpr (std::is_same_v<T, ping_msg> || std::is_same_v<T, ack_msg> ||
+                std::is_same_v<T, ping_req_msg>) {
     if (!valid_updates(r->gossip))
       return error{errc::decode_error, "member update with bad state or id"};
   }
@@ -67,9 +67,9 @@ result<message> decode_as(std::string_view payload) {
       return error{errc::decode_error, "member update with bad state or id"};
   }
   if constexpr (std::is_same_v<T, ae_digest_msg>) {
-    if ((r->prefix_bits != 0 && r->prefix_bits != 8)
-        || r->digests.size() != 256 * std::max<size_t>(1, r->prefixes.size())
-        || (r->prefix_bits == 0 && !r->prefixes.empty()))
+    if ((r->prefix_bits != 0 && r->prefix_bits != 8) ||
+        r->digests.size() != 256 * std::max<size_t>(1, r->prefixes.size()) ||
+        (r->prefix_bits == 0 && !r->prefixes.empty()))
       return error{errc::decode_error, "anti-entropy digest of the wrong shape"};
     for (auto p : r->prefixes)
       if (p > 255)
@@ -86,10 +86,10 @@ msg_type type_of(const message& m) {
 
 std::string encode(const message& m) {
   return std::visit(
-    [](const auto& x) {
-      return seal(static_cast<uint32_t>(type_id<std::decay_t<decltype(x)>>::value), x);
-    },
-    m);
+      [](const auto& x) {
+        return seal(static_cast<uint32_t>(type_id<std::decay_t<decltype(x)>>::value), x);
+      },
+      m);
 }
 
 result<message> decode_message(std::string_view bytes) {
@@ -98,42 +98,42 @@ result<message> decode_message(std::string_view bytes) {
     return env.err();
   const std::string& p = env->payload;
   switch (static_cast<msg_type>(env->type)) {
-    case msg_type::ping:
-      return decode_as<ping_msg>(p);
-    case msg_type::ack:
-      return decode_as<ack_msg>(p);
-    case msg_type::ping_req:
-      return decode_as<ping_req_msg>(p);
-    case msg_type::nack:
-      return decode_as<nack_msg>(p);
-    case msg_type::push_pull:
-      return decode_as<push_pull_msg>(p);
-    case msg_type::replicate:
-      return decode_as<replicate_msg>(p);
-    case msg_type::replicate_ack:
-      return decode_as<replicate_ack_msg>(p);
-    case msg_type::fetch:
-      return decode_as<fetch_msg>(p);
-    case msg_type::fetch_reply:
-      return decode_as<fetch_reply_msg>(p);
-    case msg_type::invalidate:
-      return decode_as<invalidate_msg>(p);
-    case msg_type::invalidate_ack:
-      return decode_as<invalidate_ack_msg>(p);
-    case msg_type::ae_digest:
-      return decode_as<ae_digest_msg>(p);
-    case msg_type::ae_keys:
-      return decode_as<ae_keys_msg>(p);
-    case msg_type::ae_repair:
-      return decode_as<ae_repair_msg>(p);
-    case msg_type::handoff:
-      return decode_as<handoff_msg>(p);
-    case msg_type::handoff_ack:
-      return decode_as<handoff_ack_msg>(p);
-    case msg_type::tomb_check:
-      return decode_as<tomb_check_msg>(p);
-    case msg_type::tomb_confirm:
-      return decode_as<tomb_confirm_msg>(p);
+  case msg_type::ping:
+    return decode_as<ping_msg>(p);
+  case msg_type::ack:
+    return decode_as<ack_msg>(p);
+  case msg_type::ping_req:
+    return decode_as<ping_req_msg>(p);
+  case msg_type::nack:
+    return decode_as<nack_msg>(p);
+  case msg_type::push_pull:
+    return decode_as<push_pull_msg>(p);
+  case msg_type::replicate:
+    return decode_as<replicate_msg>(p);
+  case msg_type::replicate_ack:
+    return decode_as<replicate_ack_msg>(p);
+  case msg_type::fetch:
+    return decode_as<fetch_msg>(p);
+  case msg_type::fetch_reply:
+    return decode_as<fetch_reply_msg>(p);
+  case msg_type::invalidate:
+    return decode_as<invalidate_msg>(p);
+  case msg_type::invalidate_ack:
+    return decode_as<invalidate_ack_msg>(p);
+  case msg_type::ae_digest:
+    return decode_as<ae_digest_msg>(p);
+  case msg_type::ae_keys:
+    return decode_as<ae_keys_msg>(p);
+  case msg_type::ae_repair:
+    return decode_as<ae_repair_msg>(p);
+  case msg_type::handoff:
+    return decode_as<handoff_msg>(p);
+  case msg_type::handoff_ack:
+    return decode_as<handoff_ack_msg>(p);
+  case msg_type::tomb_check:
+    return decode_as<tomb_check_msg>(p);
+  case msg_type::tomb_confirm:
+    return decode_as<tomb_confirm_msg>(p);
   }
   return error{errc::decode_error, "unknown gossip message type " + std::to_string(env->type)};
 }

@@ -60,21 +60,21 @@ struct member_update {
 
 struct ping_msg {
   uint64_t seq = 0;
-  node_id target = no_node;            ///< who the sender believes it pings
-  node_id relay_for = no_node;         ///< non-zero: an indirect probe for this requester
+  node_id target = no_node;    ///< who the sender believes it pings
+  node_id relay_for = no_node; ///< non-zero: an indirect probe for this requester
   std::vector<member_update> gossip;
   MSGPACK_DEFINE(seq, target, relay_for, gossip);
 };
 
 struct ack_msg {
   uint64_t seq = 0;
-  node_id target = no_node;            ///< the member whose liveness this proves
+  node_id target = no_node; ///< the member whose liveness this proves
   std::vector<member_update> gossip;
   MSGPACK_DEFINE(seq, target, gossip);
 };
 
 struct ping_req_msg {
-  uint64_t seq = 0;                    ///< the requester's probe sequence number
+  uint64_t seq = 0; ///< the requester's probe sequence number
   node_id target = no_node;
   std::vector<member_update> gossip;
   MSGPACK_DEFINE(seq, target, gossip);
@@ -168,8 +168,8 @@ struct ae_digest_msg {
   uint64_t sid = 0;
   uint8_t prefix_bits = 0;
   bool reply = false;
-  std::vector<uint16_t> prefixes;       ///< the buckets whose children follow
-  std::vector<uint64_t> digests;        ///< 256 per prefix
+  std::vector<uint16_t> prefixes; ///< the buckets whose children follow
+  std::vector<uint64_t> digests;  ///< 256 per prefix
   MSGPACK_DEFINE(sid, prefix_bits, reply, prefixes, digests);
 };
 
@@ -213,10 +213,10 @@ struct tomb_confirm_msg {
 };
 
 using message =
-  std::variant<ping_msg, ack_msg, ping_req_msg, nack_msg, push_pull_msg, replicate_msg,
-               replicate_ack_msg, fetch_msg, fetch_reply_msg, invalidate_msg, invalidate_ack_msg,
-               ae_digest_msg, ae_keys_msg, ae_repair_msg, handoff_msg, handoff_ack_msg,
-               tomb_check_msg, tomb_confirm_msg>;
+    std::variant<ping_msg, ack_msg, ping_req_msg, nack_msg, push_pull_msg, replicate_msg,
+                 replicate_ack_msg, fetch_msg, fetch_reply_msg, invalidate_msg, invalidate_ack_msg,
+                 ae_digest_msg, ae_keys_msg, ae_repair_msg, handoff_msg, handoff_ack_msg,
+                 tomb_check_msg, tomb_confirm_msg>;
 
 /// The envelope type id of a message.
 msg_type type_of(const message& m);

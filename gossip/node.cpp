@@ -7,19 +7,15 @@
 namespace kura::gossip {
 
 node::node(node_config cfg, uint64_t rng_seed)
-  : cfg_(std::move(cfg)),
-    members_(cfg_.members, rng_seed, out_),
-    rng_(rng_seed ^ 0x6e6f6465ull),
-    hlc_(cfg_.members.self),
-    hints_(cfg_.max_hints_per_node) {
-}
+    : cfg_(std::move(cfg)), members_(cfg_.members, rng_seed, out_), rng_(rng_seed ^ 0x6e6f6465ull),
+      hlc_(cfg_.members.self), hints_(cfg_.max_hints_per_node) {}
 
 // -- lifecycle ------------------------------------------------------------------
 
 void node::start(uint64_t now, uint64_t incarnation) {
   members_.start(now, incarnation);
-  next_sync_ms_ = now + cfg_.members.sync_interval_ms / 2
-                  + rng_.below(cfg_.members.sync_interval_ms / 2 + 1);
+  next_sync_ms_ =
+      now + cfg_.members.sync_interval_ms / 2 + rng_.below(cfg_.members.sync_interval_ms / 2 + 1);
   next_hint_ms_ = now + cfg_.retry_ms;
   on_view_change(now, true);
 }
@@ -202,8 +198,8 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
         return;
       std::vector<uint16_t> buckets;
       for (size_t i : diff)
-        buckets.push_back(static_cast<uint16_t>((d->prefixes[i / ae::fanout] << 8)
-                                                | (i % ae::fanout)));
+        buckets.push_back(
+            static_cast<uint16_t>((d->prefixes[i / ae::fanout] << 8) | (i % ae::fanout)));
       auto keys = ae::list_keys(store_, pos, filter, buckets);
       send(from, ae_keys_msg{d->sid, std::move(buckets), std::move(keys)});
     }
@@ -263,8 +259,8 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
 
 // -- client calls ---------------------------------------------------------------
 
-uint64_t node::write(const std::string& key, const std::string& value, uint64_t now,
-                     bool tombstone, uint64_t expiry_ms) {
+uint64_t node::write(const std::string& key, const std::string& value, uint64_t now, bool tombstone,
+                     uint64_t expiry_ms) {
   uint64_t rid = next_rid_++;
   ++stats_.writes;
   // The new version must beat whatever we already hold for the key, even if our
@@ -295,7 +291,9 @@ uint64_t node::write(const std::string& key, const std::string& value, uint64_t 
   raise_floor(key, e.ver);
   auto& w = writes_.add(rid, e, std::move(waiting), acks, plan.acks_needed,
                         now + cfg_.write_timeout_ms, now + cfg_.retry_ms);
-  if (w.acks >= w.needed)
+  if (!plan.achievable())
+    finish_write(w, false); // still replicated where possible, but not acknowledged
+  else if (w.acks >= w.needed)
     finish_write(w, true);
   if (w.reported && w.waiting.empty())
     writes_.erase(rid);
@@ -476,8 +474,8 @@ void node::sync_step(uint64_t now) {
   peers.erase(std::unique(peers.begin(), peers.end()), peers.end());
   if (peers.empty())
     return;
-  size_t n = cfg_.ae_peers_per_sync == 0 ? peers.size()
-                                         : std::min(cfg_.ae_peers_per_sync, peers.size());
+  size_t n =
+      cfg_.ae_peers_per_sync == 0 ? peers.size() : std::min(cfg_.ae_peers_per_sync, peers.size());
   for (size_t i = 0; i < n; ++i)
     start_anti_entropy(peers[(ae_cursor_ + i) % peers.size()]);
   ae_cursor_ += n;

@@ -29,14 +29,14 @@ namespace kura::gossip {
 struct node_config {
   membership_config members;
   ring_config ring;
-  uint32_t write_acks = 1;              ///< kura.cluster.write-acks (1 = owner only)
-  uint64_t retry_ms = 1'000;            ///< resend of replicate/invalidate/fetch
-  uint64_t write_timeout_ms = 5'000;    ///< a client write fails after this
-  uint64_t read_timeout_ms = 1'000;     ///< per replica tried by a fetch
-  uint64_t near_ttl_ms = 60'000;        ///< lifetime of a near-cache copy
+  uint32_t write_acks = 1;                 ///< kura.cluster.write-acks (1 = owner only)
+  uint64_t retry_ms = 1'000;               ///< resend of replicate/invalidate/fetch
+  uint64_t write_timeout_ms = 5'000;       ///< a client write fails after this
+  uint64_t read_timeout_ms = 1'000;        ///< per replica tried by a fetch
+  uint64_t near_ttl_ms = 60'000;           ///< lifetime of a near-cache copy
   uint64_t tombstone_grace_ms = 3'600'000; ///< minimum tombstone age before collection
   size_t max_hints_per_node = 100'000;
-  size_t batch = 64;                    ///< entries per handoff / hint / repair message
+  size_t batch = 64; ///< entries per handoff / hint / repair message
   /// Anti-entropy peers per sync interval (0 = every peer sharing ranges).
   size_t ae_peers_per_sync = 0;
   /// Minimum time between two ring rebuilds (0 = rebuild on every view
@@ -48,9 +48,9 @@ struct node_config {
 struct client_result {
   uint64_t req = 0;
   bool write = false;
-  bool ok = false;      ///< write: acknowledged by write_acks replicas; read: answered
-  bool found = false;   ///< read: a live (non-tombstone) value was found
-  entry e;              ///< write: the entry as versioned; read: the value served
+  bool ok = false;    ///< write: acknowledged by write_acks replicas; read: answered
+  bool found = false; ///< read: a live (non-tombstone) value was found
+  entry e;            ///< write: the entry as versioned; read: the value served
 };
 
 class node {

@@ -22,7 +22,10 @@ namespace kura::gossip {
 /// Who receives a write and how many acknowledgements the writer waits for.
 struct write_plan {
   std::vector<node_id> targets; ///< the key's replicas, owner first
-  uint32_t acks_needed = 0;     ///< min(write_acks, targets.size())
+  uint32_t acks_needed = 0;     ///< min(write_acks, rf): never fewer because the view shrank
+  /// False when the view has fewer replicas than acks_needed (a partition, a
+  /// cluster smaller than rf): the write cannot be acknowledged as asked.
+  bool achievable() const { return targets.size() >= acks_needed; }
 };
 
 write_plan plan_write(const ring& r, std::string_view key, uint32_t write_acks);

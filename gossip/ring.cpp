@@ -120,7 +120,7 @@ std::vector<transfer> transfer_plan(const ring& before, const ring& after) {
     while (ai < at.size() && at[ai] < hi)
       ++ai;
     const node_id* old_reps =
-      bt.empty() ? nullptr : before.token_replicas(bi == bt.size() ? 0 : bi);
+        bt.empty() ? nullptr : before.token_replicas(bi == bt.size() ? 0 : bi);
     const node_id* new_reps = after.token_replicas(ai == at.size() ? 0 : ai);
     const node_id* old_end = old_reps ? old_reps + ow : nullptr;
     node_id source = no_node;

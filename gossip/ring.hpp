@@ -55,15 +55,11 @@ public:
 
   /// Owner first, then the next distinct nodes clockwise; min(rf, members) ids.
   std::vector<node_id> replicas_at(uint64_t pos) const;
-  std::vector<node_id> replicas(std::string_view key) const {
-    return replicas_at(position(key));
-  }
+  std::vector<node_id> replicas(std::string_view key) const { return replicas_at(position(key)); }
   /// The owner of a key, or no_node on an empty ring.
   node_id owner(std::string_view key) const;
   bool is_replica_at(node_id n, uint64_t pos) const;
-  bool is_replica(node_id n, std::string_view key) const {
-    return is_replica_at(n, position(key));
-  }
+  bool is_replica(node_id n, std::string_view key) const { return is_replica_at(n, position(key)); }
 
   /// Sorted member ids.
   const std::vector<node_id>& members() const { return members_; }

@@ -27,8 +27,8 @@ bool replica_store::erase(std::string_view key) {
 }
 
 uint64_t replica_store::item_digest(const entry& e) {
-  return mix64(hash64(e.key, 0x61652d6b6579ull) ^ mix64(e.ver.hlc)
-               ^ (uint64_t{e.ver.node} << 8 | e.flags));
+  return mix64(hash64(e.key, 0x61652d6b6579ull) ^ mix64(e.ver.hlc) ^
+               (uint64_t{e.ver.node} << 8 | e.flags));
 }
 
 } // namespace kura::gossip

@@ -17,8 +17,8 @@ uint64_t suspicion_timers::timer::deadline() const {
   return start + timeout;
 }
 
-bool suspicion_timers::start(node_id id, uint64_t inc, node_id from, uint64_t now,
-                             uint64_t min_ms, uint64_t max_ms, uint32_t k) {
+bool suspicion_timers::start(node_id id, uint64_t inc, node_id from, uint64_t now, uint64_t min_ms,
+                             uint64_t max_ms, uint32_t k) {
   auto it = timers_.find(id);
   if (it != timers_.end() && it->second.inc >= inc) {
     it->second.confirmers.insert(from);

@@ -22,8 +22,8 @@ class suspicion_timers {
 public:
   /// Starts (or keeps) a suspicion of `id` at incarnation `inc`, first reported
   /// by `from`. Returns true if this started a new timer.
-  bool start(node_id id, uint64_t inc, node_id from, uint64_t now, uint64_t min_ms,
-             uint64_t max_ms, uint32_t expected_confirmations);
+  bool start(node_id id, uint64_t inc, node_id from, uint64_t now, uint64_t min_ms, uint64_t max_ms,
+             uint32_t expected_confirmations);
 
   /// Counts an independent confirmation; returns true if it was new.
   bool confirm(node_id id, node_id from);

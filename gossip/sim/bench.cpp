@@ -29,8 +29,8 @@ struct mcluster {
   uint64_t tick;
 
   mcluster(uint32_t nodes, uint64_t seed, const membership_config& base, double loss)
-    : n(nodes), net(nodes, mix64(seed ^ 0x62656e6368ull)),
-      tick(std::max<uint64_t>(10, std::min<uint64_t>(50, base.probe_interval_ms / 20))) {
+      : n(nodes), net(nodes, mix64(seed ^ 0x62656e6368ull)),
+        tick(std::max<uint64_t>(10, std::min<uint64_t>(50, base.probe_interval_ms / 20))) {
     net.cfg.loss = 0; // joins happen on a clean network; loss starts later
     outs.resize(n + 1);
     m.resize(n + 1);
@@ -159,16 +159,16 @@ void detection_table(bool quick) {
         uint64_t crash_at = c.t;
         int64_t t_first = -1;
         int64_t t_all = c.until(
-          [&] {
-            size_t dead = 0;
-            for (node_id i = 1; i < n; ++i)
-              if (c.m[i]->is_dead(x))
-                ++dead;
-            if (dead > 0 && t_first < 0)
-              t_first = static_cast<int64_t>(c.t - crash_at);
-            return dead == n - 1;
-          },
-          period * 200, std::max<uint64_t>(50, period / 20));
+            [&] {
+              size_t dead = 0;
+              for (node_id i = 1; i < n; ++i)
+                if (c.m[i]->is_dead(x))
+                  ++dead;
+              if (dead > 0 && t_first < 0)
+                t_first = static_cast<int64_t>(c.t - crash_at);
+              return dead == n - 1;
+            },
+            period * 200, std::max<uint64_t>(50, period / 20));
         if (t_all >= 0) {
           first.push_back(t_first / 1000.0);
           all.push_back(t_all / 1000.0);
@@ -200,24 +200,24 @@ void dissemination_table(bool quick) {
         continue;
       // Let the join news drain so the measured update does not queue behind it.
       c.until(
-        [&] {
-          for (node_id i = 1; i <= n; ++i)
-            if (c.m[i]->pending_broadcasts() != 0)
-              return false;
-          return true;
-        },
-        600'000, 1'000);
+          [&] {
+            for (node_id i = 1; i <= n; ++i)
+              if (c.m[i]->pending_broadcasts() != 0)
+                return false;
+            return true;
+          },
+          600'000, 1'000);
       node_id x = n / 2;
       c.m[x]->leave(epoch_ms + c.t);
       c.drain(x);
       int64_t dt = c.until(
-        [&] {
-          for (node_id i = 1; i <= n; ++i)
-            if (i != x && !c.m[i]->is_dead(x))
-              return false;
-          return true;
-        },
-        300'000, 50);
+          [&] {
+            for (node_id i = 1; i <= n; ++i)
+              if (i != x && !c.m[i]->is_dead(x))
+                return false;
+            return true;
+          },
+          300'000, 50);
       if (dt >= 0)
         times.push_back(dt / 1000.0);
     }
@@ -277,8 +277,8 @@ void balance_table() {
       double mx = *std::max_element(own.begin() + 1, own.end());
       double mn = *std::min_element(own.begin() + 1, own.end());
       double rmx = *std::max_element(rep.begin() + 1, rep.end());
-      std::printf("| %u | %u%s | %.3f | %.3f | %.3f |\n", n, v, v == ring_config{}.vnodes ? " (default)" : "",
-                  mx / mean, mn / mean, rmx / rmean);
+      std::printf("| %u | %u%s | %.3f | %.3f | %.3f |\n", n, v,
+                  v == ring_config{}.vnodes ? " (default)" : "", mx / mean, mn / mean, rmx / rmean);
     }
 }
 
@@ -305,10 +305,21 @@ void anti_entropy_table() {
       std::string k = "key:" + std::to_string(r.below(n));
       entry e{k, std::string(100, 'w'), 0, version{1'000'000u + i, 2}, 0};
       switch (i % 4) {
-        case 0: a.apply(e); break;
-        case 1: b.apply(e); break;
-        case 2: e.key = "new:" + std::to_string(i); a.apply(e); break;
-        case 3: e.value.clear(); e.flags = entry_flags::tombstone; b.apply(e); break;
+      case 0:
+        a.apply(e);
+        break;
+      case 1:
+        b.apply(e);
+        break;
+      case 2:
+        e.key = "new:" + std::to_string(i);
+        a.apply(e);
+        break;
+      case 3:
+        e.value.clear();
+        e.flags = entry_flags::tombstone;
+        b.apply(e);
+        break;
       }
     }
     size_t bytes = 0, msgs = 0;

@@ -12,22 +12,23 @@
 
 #include <atomic>
 #include <chrono>
-#include <mutex>
-#include <thread>
-#include <vector>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 using namespace kura::gossip;
 
 namespace {
 
 int usage() {
-  std::fprintf(stderr, "usage: kura-sim --nodes N --seed-from S --seeds K "
-                       "[--faults none|loss|partition|crash|skew|all] [--max-nodes M] [--trace]\n"
-                       "       kura-sim --bench [--quick]\n");
+  std::fprintf(
+      stderr, "usage: kura-sim --nodes N --seed-from S --seeds K "
+              "[--faults none|loss|partition|crash|skew|all] [--max-nodes M] [--jobs J] [--trace]\n"
+              "       kura-sim --bench [--quick]\n");
   return 2;
 }
 
@@ -92,8 +93,7 @@ int main(int argc, char** argv) {
       opt.trace = trace;
       if (trace)
         std::fprintf(stderr, "seed %llu (%u nodes, faults %s)\n",
-                     static_cast<unsigned long long>(opt.seed), opt.nodes,
-                     sim::to_string(faults));
+                     static_cast<unsigned long long>(opt.seed), opt.nodes, sim::to_string(faults));
       auto rep = sim::run(opt);
       std::lock_guard<std::mutex> lock(mu);
       acked += rep.acked_writes;
@@ -122,8 +122,7 @@ int main(int argc, char** argv) {
   worker();
   for (auto& th : pool)
     th.join();
-  double secs =
-    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("%llu seeds, %llu failed, nodes %llu-%llu, faults %s, %llu acked writes, "
               "%llu messages, worst convergence %.1f s after heal, worst crash detection %.1f s "
               "(%llu crashes), %s, %.1f s\n",

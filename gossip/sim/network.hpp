@@ -19,7 +19,7 @@ namespace kura::gossip::sim {
 struct net_config {
   uint64_t base_delay_ms = 1;
   uint64_t jitter_ms = 20;
-  double tail_chance = 0.02;   ///< chance of an extra long delay
+  double tail_chance = 0.02; ///< chance of an extra long delay
   uint64_t tail_ms = 150;
   double dup_chance = 0.01;
   double loss = 0.0;

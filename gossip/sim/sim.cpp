@@ -14,18 +14,18 @@ namespace kura::gossip::sim {
 
 const char* to_string(fault_mode m) {
   switch (m) {
-    case fault_mode::none:
-      return "none";
-    case fault_mode::loss:
-      return "loss";
-    case fault_mode::partition:
-      return "partition";
-    case fault_mode::crash:
-      return "crash";
-    case fault_mode::skew:
-      return "skew";
-    case fault_mode::all:
-      return "all";
+  case fault_mode::none:
+    return "none";
+  case fault_mode::loss:
+    return "loss";
+  case fault_mode::partition:
+    return "partition";
+  case fault_mode::crash:
+    return "crash";
+  case fault_mode::skew:
+    return "skew";
+  case fault_mode::all:
+    return "all";
   }
   return "?";
 }
@@ -85,9 +85,9 @@ bounds make_bounds(const node_config& c, uint32_t n) {
   bounds b;
   double scale = std::max(1.0, std::log10(static_cast<double>(n)));
   uint64_t probe = c.members.probe_interval_ms;
-  b.suspicion_max = static_cast<uint64_t>(c.members.suspicion_mult * scale
-                                          * static_cast<double>(probe))
-                    * c.members.suspicion_max_mult;
+  b.suspicion_max =
+      static_cast<uint64_t>(c.members.suspicion_mult * scale * static_cast<double>(probe)) *
+      c.members.suspicion_max_mult;
   // Every prober reaches the crashed node within n periods (round robin), then
   // the suspicion runs out, then `dead` spreads in O(log n) periods.
   b.detect = (n + 2) * probe + b.suspicion_max + 5 * probe + c.members.sync_interval_ms;
@@ -128,12 +128,12 @@ struct world {
   std::map<std::string, entry> acked; // newest acknowledged write per key
   std::map<std::pair<node_id, std::string>, version> floors;
   std::map<std::string, version> deletes; // newest issued delete per key
-  std::set<node_id> gone; // left for good
+  std::set<node_id> gone;                 // left for good
   uint64_t value_seq = 0;
 
   world(const options& o)
-    : opt(o), r(mix64(o.seed) ^ 0x73696dull), net(o.nodes, mix64(o.seed ^ 0x6e6574ull)),
-      bnd(make_bounds(sim_node_config(1, o.nodes), o.nodes)) {
+      : opt(o), r(mix64(o.seed) ^ 0x73696dull), net(o.nodes, mix64(o.seed ^ 0x6e6574ull)),
+        bnd(make_bounds(sim_node_config(1, o.nodes), o.nodes)) {
     nodes.resize(o.nodes + 1);
     offset.assign(o.nodes + 1, 0);
     drift_ppm.assign(o.nodes + 1, 0);
@@ -149,8 +149,8 @@ struct world {
 
   uint64_t local_now(node_id n) const {
     int64_t tt = static_cast<int64_t>(t);
-    return static_cast<uint64_t>(static_cast<int64_t>(epoch_ms) + offset[n] + tt
-                                 + tt * drift_ppm[n] / 1'000'000);
+    return static_cast<uint64_t>(static_cast<int64_t>(epoch_ms) + offset[n] + tt +
+                                 tt * drift_ppm[n] / 1'000'000);
   }
 
   bool live(node_id n) const { return nodes[n] != nullptr; }
@@ -177,8 +177,8 @@ struct world {
     if (o.bytes.size() < 4)
       return;
     auto type = static_cast<uint8_t>(o.bytes[2]);
-    if (type != static_cast<uint8_t>(msg_type::replicate_ack)
-        && type != static_cast<uint8_t>(msg_type::invalidate_ack))
+    if (type != static_cast<uint8_t>(msg_type::replicate_ack) &&
+        type != static_cast<uint8_t>(msg_type::invalidate_ack))
       return;
     auto m = decode_message(o.bytes);
     if (!m)
@@ -226,9 +226,9 @@ struct world {
         continue;
       auto f = floors.find({n, res.e.key});
       if (f != floors.end() && res.e.ver < f->second)
-        fail("node " + std::to_string(n) + " served " + res.e.key + " at hlc "
-             + std::to_string(res.e.ver.hlc) + " after acknowledging hlc "
-             + std::to_string(f->second.hlc));
+        fail("node " + std::to_string(n) + " served " + res.e.key + " at hlc " +
+             std::to_string(res.e.ver.hlc) + " after acknowledging hlc " +
+             std::to_string(f->second.hlc));
     }
   }
 
@@ -375,8 +375,7 @@ struct world {
           first = eff;
           first_set = true;
         } else if (first != eff) {
-          fail("replicas of " + k + " disagree after repair (node " + std::to_string(rnode)
-               + ")");
+          fail("replicas of " + k + " disagree after repair (node " + std::to_string(rnode) + ")");
         }
         auto a = acked.find(k);
         if (a != acked.end()) {
@@ -386,18 +385,18 @@ struct world {
           bool deleted_later = d != deletes.end() && a->second.ver < d->second;
           bool lost = e ? e->ver < a->second.ver : !(a->second.is_tombstone() || deleted_later);
           if (lost)
-            fail("acknowledged " + std::string(a->second.is_tombstone() ? "delete" : "write")
-                 + " of " + k + " (" + describe(a->second.ver) + ") missing on replica "
-                 + std::to_string(rnode) + ", which holds " + holding(rnode, k)
-                 + "; holders: " + holders(k));
+            fail("acknowledged " + std::string(a->second.is_tombstone() ? "delete" : "write") +
+                 " of " + k + " (" + describe(a->second.ver) + ") missing on replica " +
+                 std::to_string(rnode) + ", which holds " + holding(rnode, k) +
+                 "; holders: " + holders(k));
         }
       }
     }
   }
 
   static std::string describe(const version& v) {
-    return "hlc " + std::to_string(v.ms()) + "." + std::to_string(v.counter()) + "@"
-           + std::to_string(v.node);
+    return "hlc " + std::to_string(v.ms()) + "." + std::to_string(v.counter()) + "@" +
+           std::to_string(v.node);
   }
 
   std::string holding(node_id n, const std::string& k) const {
@@ -418,8 +417,8 @@ struct world {
     for (node_id n : live_nodes())
       for (auto& ev : nodes[n]->members().events())
         if (ev.state == member_state::dead)
-          fail("node " + std::to_string(n) + " declared node " + std::to_string(ev.id)
-               + " dead without any fault");
+          fail("node " + std::to_string(n) + " declared node " + std::to_string(ev.id) +
+               " dead without any fault");
   }
 
   void inject_divergence() {
@@ -535,8 +534,7 @@ report run(const options& opt) {
       last_heal = at + 6'000;
     }
   }
-  std::sort(plan.begin(), plan.end(),
-            [](const action& a, const action& b) { return a.at < b.at; });
+  std::sort(plan.begin(), plan.end(), [](const action& a, const action& b) { return a.at < b.at; });
   last_heal = std::max(last_heal, f0 + 30'000);
   const uint64_t workload_end = last_heal;
   const uint64_t converge_check = last_heal + w.bnd.converge;
@@ -556,71 +554,71 @@ report run(const options& opt) {
     while (next_action < plan.size() && plan[next_action].at <= now) {
       const action& a = plan[next_action++];
       switch (a.kind) {
-        case 0:
-          w.net.cfg.loss = a.who / 1000.0;
-          w.trace("loss on (per mille)", a.who);
-          break;
-        case 1:
-          w.net.cfg.loss = 0;
-          w.trace("loss off");
-          break;
-        case 2: {
-          std::vector<node_id> all(n);
-          for (node_id i = 0; i < n; ++i)
-            all[i] = i + 1;
-          for (size_t i = all.size(); i > 1; --i)
-            std::swap(all[i - 1], all[r.below(i)]);
-          for (node_id i = 0; i < a.who; ++i)
-            w.net.set_group(all[i], 1);
-          w.trace("partition, minority size", a.who);
-          break;
+      case 0:
+        w.net.cfg.loss = a.who / 1000.0;
+        w.trace("loss on (per mille)", a.who);
+        break;
+      case 1:
+        w.net.cfg.loss = 0;
+        w.trace("loss off");
+        break;
+      case 2: {
+        std::vector<node_id> all(n);
+        for (node_id i = 0; i < n; ++i)
+          all[i] = i + 1;
+        for (size_t i = all.size(); i > 1; --i)
+          std::swap(all[i - 1], all[r.below(i)]);
+        for (node_id i = 0; i < a.who; ++i)
+          w.net.set_group(all[i], 1);
+        w.trace("partition, minority size", a.who);
+        break;
+      }
+      case 3:
+        w.net.heal();
+        w.trace("heal");
+        break;
+      case 4:
+        // The nastiest moment to crash: right after the victim coordinated
+        // a write of a key it owns, with the replication still in flight.
+        if (w.live(a.who)) {
+          // A key nobody else writes, owned by the victim (in its view).
+          std::string k;
+          for (int i = 0; i < 1000; ++i) {
+            k = "last-words-" + std::to_string(i);
+            if (w.nodes[a.who]->current_ring().owner(k) == a.who)
+              break;
+          }
+          w.nodes[a.who]->write(k, "last-words", w.local_now(a.who));
+          w.drain(a.who);
         }
-        case 3:
-          w.net.heal();
-          w.trace("heal");
-          break;
-        case 4:
-          // The nastiest moment to crash: right after the victim coordinated
-          // a write of a key it owns, with the replication still in flight.
-          if (w.live(a.who)) {
-            // A key nobody else writes, owned by the victim (in its view).
-            std::string k;
-            for (int i = 0; i < 1000; ++i) {
-              k = "last-words-" + std::to_string(i);
-              if (w.nodes[a.who]->current_ring().owner(k) == a.who)
-                break;
-            }
-            w.nodes[a.who]->write(k, "last-words", w.local_now(a.who));
-            w.drain(a.who);
-          }
-          w.crash(a.who, a.flag);
-          break;
-        case 5:
-          if (w.gone.count(a.who)) {
-            w.gone.erase(a.who);
-            w.trace("rejoin", a.who);
-            ++w.restarts[a.who];
-            auto it = w.disks.find(a.who);
-            w.start_node(a.who, it == w.disks.end() ? nullptr : &it->second);
-          } else {
-            w.restart(a.who);
-          }
-          break;
-        case 6:
-          if (w.live(a.who)) {
-            w.trace("leave", a.who);
-            w.nodes[a.who]->leave(w.local_now(a.who));
-            w.drain(a.who);
-          }
-          break;
-        case 7:
-          if (w.live(a.who)) {
-            w.trace("stop (after leave)", a.who);
-            w.disks[a.who] = w.nodes[a.who]->store();
-            w.crash(a.who, true);
-            w.gone.insert(a.who);
-          }
-          break;
+        w.crash(a.who, a.flag);
+        break;
+      case 5:
+        if (w.gone.count(a.who)) {
+          w.gone.erase(a.who);
+          w.trace("rejoin", a.who);
+          ++w.restarts[a.who];
+          auto it = w.disks.find(a.who);
+          w.start_node(a.who, it == w.disks.end() ? nullptr : &it->second);
+        } else {
+          w.restart(a.who);
+        }
+        break;
+      case 6:
+        if (w.live(a.who)) {
+          w.trace("leave", a.who);
+          w.nodes[a.who]->leave(w.local_now(a.who));
+          w.drain(a.who);
+        }
+        break;
+      case 7:
+        if (w.live(a.who)) {
+          w.trace("stop (after leave)", a.who);
+          w.disks[a.who] = w.nodes[a.who]->store();
+          w.crash(a.who, true);
+          w.gone.insert(a.who);
+        }
+        break;
       }
     }
     while (next_op <= now && now < workload_end) {
@@ -637,21 +635,21 @@ report run(const options& opt) {
     // -- checkers on the way --
     if (now >= last_heal && w.rep.converge_ms < 0 && now % 250 == 0 && w.agreed(nullptr))
       w.rep.converge_ms = static_cast<int64_t>(now - last_heal);
-    if (long_crash && w.rep.detect_ms < 0 && now > long_crash->second && !w.live(long_crash->first)
-        && w.all_declare_dead(long_crash->first))
+    if (long_crash && w.rep.detect_ms < 0 && now > long_crash->second &&
+        !w.live(long_crash->first) && w.all_declare_dead(long_crash->first))
       w.rep.detect_ms = static_cast<int64_t>(now - long_crash->second);
     if (long_crash && !detect_checked && now >= long_crash->second + w.bnd.detect) {
       detect_checked = true;
       if (!w.live(long_crash->first) && !w.all_declare_dead(long_crash->first))
-        w.fail("crashed node " + std::to_string(long_crash->first) + " not declared dead by all"
-               + " live nodes within " + std::to_string(w.bnd.detect) + " ms");
+        w.fail("crashed node " + std::to_string(long_crash->first) + " not declared dead by all" +
+               " live nodes within " + std::to_string(w.bnd.detect) + " ms");
     }
     if (!converge_checked && now >= converge_check) {
       converge_checked = true;
       std::string why;
       if (!w.agreed(&why))
-        w.fail("membership/ring not agreed " + std::to_string(w.bnd.converge)
-               + " ms after the last heal: " + why);
+        w.fail("membership/ring not agreed " + std::to_string(w.bnd.converge) +
+               " ms after the last heal: " + why);
     }
   }
   // -- final checks ----------------------------------------------------------

@@ -58,8 +58,7 @@ size_t round(replica_store& a, replica_store& b) {
 std::vector<std::pair<std::string, version>> contents(const replica_store& s) {
   std::vector<std::pair<std::string, version>> out;
   s.for_each([&](const entry& e) { out.emplace_back(e.key, e.ver); });
-  std::sort(out.begin(), out.end(),
-            [](auto& x, auto& y) { return x.first < y.first; });
+  std::sort(out.begin(), out.end(), [](auto& x, auto& y) { return x.first < y.first; });
   return out;
 }
 
@@ -104,10 +103,18 @@ TEST_CASE("divergence is repaired in both directions with cost ~ the difference"
     for (int d = 0; d < diff; ++d) {
       std::string k = "k" + std::to_string(r.below(n));
       switch (d % 4) {
-        case 0: a.apply(make(k, 50'000 + d, 2)); break;        // newer on a
-        case 1: b.apply(make(k, 50'000 + d, 3)); break;        // newer on b
-        case 2: a.apply(make("new-a" + std::to_string(d), 7, 1)); break; // only on a
-        case 3: b.apply(make(k, 60'000 + d, 3, true)); break;  // delete only on b
+      case 0:
+        a.apply(make(k, 50'000 + d, 2));
+        break; // newer on a
+      case 1:
+        b.apply(make(k, 50'000 + d, 3));
+        break; // newer on b
+      case 2:
+        a.apply(make("new-a" + std::to_string(d), 7, 1));
+        break; // only on a
+      case 3:
+        b.apply(make(k, 60'000 + d, 3, true));
+        break; // delete only on b
       }
     }
     size_t shipped = round(a, b);

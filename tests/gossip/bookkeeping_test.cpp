@@ -24,7 +24,15 @@ TEST_CASE("write plan: the replicas, and acks bounded by their number") {
   CHECK(p.acks_needed == 2);
   CHECK(plan_write(r, "key", 9).acks_needed == 3);
   CHECK(plan_write(r, "key", 0).acks_needed == 1);
-  CHECK(plan_write(ring({1}, cfg), "key", 2).acks_needed == 1);
+  CHECK(p.achievable());
+  // A view with fewer replicas than asked for cannot acknowledge the write.
+  auto alone = plan_write(ring({1}, cfg), "key", 2);
+  CHECK(alone.acks_needed == 2);
+  CHECK(alone.targets.size() == 1);
+  CHECK(!alone.achievable());
+  ring_config rf1;
+  rf1.rf = 1;
+  CHECK(plan_write(ring({1, 2}, rf1), "key", 2).acks_needed == 1);
 }
 
 TEST_CASE("pending writes count each target's ack once and only for the version") {
@@ -68,7 +76,7 @@ TEST_CASE("invalidations are retried until acknowledged or the holder is dead") 
   auto d = t.due(100, 50);
   CHECK(d.size() == 2);
   CHECK(t.due(120, 50).empty());
-  CHECK(t.due(150, 50).size() == 2); // retry
+  CHECK(t.due(150, 50).size() == 2);                // retry
   CHECK(!t.acknowledge(2, key_version{"k", 4, 1})); // older than the change
   CHECK(t.acknowledge(2, key_version{"k", 5, 1}));
   CHECK(t.pending() == 1);

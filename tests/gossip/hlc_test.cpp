@@ -44,7 +44,8 @@ TEST_CASE("counter overflow carries into the ms part") {
 }
 
 TEST_CASE("last-writer-wins: higher hlc wins, equal hlc -> higher node id") {
-  version a{version::make_hlc(5, 0), 2}, b{version::make_hlc(5, 0), 3}, c{version::make_hlc(5, 1), 1};
+  version a{version::make_hlc(5, 0), 2}, b{version::make_hlc(5, 0), 3},
+      c{version::make_hlc(5, 1), 1};
   CHECK(a < b);
   CHECK(b < c);
   CHECK(a < c);

@@ -33,7 +33,7 @@ struct harness {
   uint64_t t = 0;
 
   explicit harness(uint32_t nodes, uint64_t seed = 1)
-    : n(nodes), net(nodes, seed), outs(nodes + 1), m(nodes + 1), lives(nodes + 1, 0) {
+      : n(nodes), net(nodes, seed), outs(nodes + 1), m(nodes + 1), lives(nodes + 1, 0) {
     for (node_id i = 1; i <= n; ++i)
       boot(i);
     run(15'000);
@@ -124,13 +124,13 @@ TEST_CASE("a crashed member is suspected, then declared dead by everyone") {
   harness h(5);
   h.net.set_up(5, false);
   REQUIRE(h.eventually(
-    [&] {
-      for (node_id i = 1; i <= 4; ++i)
-        if (!h.m[i]->is_dead(5))
-          return false;
-      return true;
-    },
-    60'000));
+      [&] {
+        for (node_id i = 1; i <= 4; ++i)
+          if (!h.m[i]->is_dead(5))
+            return false;
+        return true;
+      },
+      60'000));
   CHECK(h.all_up_see({1, 2, 3, 4}));
   // It went through suspicion first somewhere.
   bool suspected = false;
@@ -144,18 +144,19 @@ TEST_CASE("a crashed member is suspected, then declared dead by everyone") {
 TEST_CASE("a live member refutes a suspicion with a higher incarnation") {
   harness h(4);
   // Node 3 tells node 1 (falsely) that node 2 is suspect.
-  ping_msg lie{999, 1, 0, {member_update{2, "", 0, static_cast<uint8_t>(member_state::suspect), 3}}};
+  ping_msg lie{
+      999, 1, 0, {member_update{2, "", 0, static_cast<uint8_t>(member_state::suspect), 3}}};
   REQUIRE(h.m[1]->on_message(3, encode(lie), epoch + h.t).ok());
   h.drain(1);
   CHECK(h.m[1]->info(2)->state == member_state::suspect);
   REQUIRE(h.eventually(
-    [&] {
-      for (node_id i = 1; i <= 4; ++i)
-        if (i != 2 && (h.m[i]->info(2)->state != member_state::alive || h.m[i]->info(2)->inc < 1))
-          return false;
-      return true;
-    },
-    30'000));
+      [&] {
+        for (node_id i = 1; i <= 4; ++i)
+          if (i != 2 && (h.m[i]->info(2)->state != member_state::alive || h.m[i]->info(2)->inc < 1))
+            return false;
+        return true;
+      },
+      30'000));
   CHECK(h.m[2]->incarnation() >= 1);
   CHECK(h.m[2]->stats().refutations >= 1);
   CHECK(h.dead_events_about(2) == 0);
@@ -166,13 +167,13 @@ TEST_CASE("a graceful leave is gossiped as left, not dead") {
   h.m[4]->leave(epoch + h.t);
   h.drain(4);
   REQUIRE(h.eventually(
-    [&] {
-      for (node_id i : {1u, 2u, 3u, 5u})
-        if (!h.m[i]->info(4) || h.m[i]->info(4)->state != member_state::left)
-          return false;
-      return true;
-    },
-    30'000));
+      [&] {
+        for (node_id i : {1u, 2u, 3u, 5u})
+          if (!h.m[i]->info(4) || h.m[i]->info(4)->state != member_state::left)
+            return false;
+        return true;
+      },
+      30'000));
   h.net.set_up(4, false);
   h.run(30'000);
   CHECK(h.dead_events_about(4) == 0);
@@ -208,8 +209,11 @@ TEST_CASE("lifeguard: an isolated member raises its own health score") {
   h.run(5'000);
   CHECK(h.m[1]->health_score() > 0);
   h.net.heal();
-  REQUIRE(h.eventually([&] { return h.all_up_see({1, 2, 3, 4}) && h.m[1]->health_score() == 0; },
-                       120'000));
+  REQUIRE(h.eventually(
+      [&] {
+        return h.all_up_see({1, 2, 3, 4}) && h.m[1]->health_score() == 0;
+      },
+      120'000));
 }
 
 TEST_CASE("garbage bytes are an error and change nothing") {

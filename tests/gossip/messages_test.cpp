@@ -9,24 +9,24 @@ using namespace kura::gossip;
 
 TEST_CASE("every message type round-trips through the envelope") {
   std::vector<message> all = {
-    ping_msg{1, 2, 3, {member_update{4, "a:1", 5, 1, 6}}},
-    ack_msg{7, 8, {}},
-    ping_req_msg{9, 10, {}},
-    nack_msg{11, 12},
-    push_pull_msg{true, false, {member_update{1, "x", 2, 3, 1}}},
-    replicate_msg{13, wire_entry{"k", "v", 0, 99, 2, 0}},
-    replicate_ack_msg{14, key_version{"k", 99, 2}},
-    fetch_msg{15, "k"},
-    fetch_reply_msg{16, true, wire_entry{"k", "v", 5, 6, 7, 1}},
-    invalidate_msg{key_version{"k", 1, 2}},
-    invalidate_ack_msg{key_version{"k", 1, 2}},
-    ae_digest_msg{17, 0, false, {}, std::vector<uint64_t>(256, 3)},
-    ae_keys_msg{18, {1, 2}, {key_version{"a", 1, 1}}},
-    ae_repair_msg{19, {wire_entry{"a", "b", 0, 1, 1, 0}}, {"c"}},
-    handoff_msg{{wire_entry{"a", "b", 0, 1, 1, 0}}},
-    handoff_ack_msg{{key_version{"a", 1, 1}}},
-    tomb_check_msg{{key_version{"a", 1, 1}}},
-    tomb_confirm_msg{{key_version{"a", 1, 1}}},
+      ping_msg{1, 2, 3, {member_update{4, "a:1", 5, 1, 6}}},
+      ack_msg{7, 8, {}},
+      ping_req_msg{9, 10, {}},
+      nack_msg{11, 12},
+      push_pull_msg{true, false, {member_update{1, "x", 2, 3, 1}}},
+      replicate_msg{13, wire_entry{"k", "v", 0, 99, 2, 0}},
+      replicate_ack_msg{14, key_version{"k", 99, 2}},
+      fetch_msg{15, "k"},
+      fetch_reply_msg{16, true, wire_entry{"k", "v", 5, 6, 7, 1}},
+      invalidate_msg{key_version{"k", 1, 2}},
+      invalidate_ack_msg{key_version{"k", 1, 2}},
+      ae_digest_msg{17, 0, false, {}, std::vector<uint64_t>(256, 3)},
+      ae_keys_msg{18, {1, 2}, {key_version{"a", 1, 1}}},
+      ae_repair_msg{19, {wire_entry{"a", "b", 0, 1, 1, 0}}, {"c"}},
+      handoff_msg{{wire_entry{"a", "b", 0, 1, 1, 0}}},
+      handoff_ack_msg{{key_version{"a", 1, 1}}},
+      tomb_check_msg{{key_version{"a", 1, 1}}},
+      tomb_confirm_msg{{key_version{"a", 1, 1}}},
   };
   for (auto& m : all) {
     auto bytes = encode(m);
@@ -64,10 +64,10 @@ TEST_CASE("garbage, truncation and bad values are decode errors, never crashes")
       CHECK(res.code() == errc::decode_error);
   }
   CHECK(decode_message(seal(150, ping_msg{})).code() == errc::decode_error); // unknown type
-  CHECK(decode_message(seal(static_cast<uint32_t>(msg_type::ping), std::string("x"))).code()
-        == errc::decode_error); // wrong payload shape
-  CHECK(decode_message(encode(ping_msg{1, 2, 0, {member_update{4, "", 5, 9, 6}}})).code()
-        == errc::decode_error); // state out of range
-  CHECK(decode_message(encode(ae_digest_msg{1, 0, false, {}, {1, 2, 3}})).code()
-        == errc::decode_error); // digest vector of the wrong size
+  CHECK(decode_message(seal(static_cast<uint32_t>(msg_type::ping), std::string("x"))).code() ==
+        errc::decode_error); // wrong payload shape
+  CHECK(decode_message(encode(ping_msg{1, 2, 0, {member_update{4, "", 5, 9, 6}}})).code() ==
+        errc::decode_error); // state out of range
+  CHECK(decode_message(encode(ae_digest_msg{1, 0, false, {}, {1, 2, 3}})).code() ==
+        errc::decode_error); // digest vector of the wrong size
 }

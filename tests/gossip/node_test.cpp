@@ -23,8 +23,8 @@ struct cluster {
   std::vector<std::vector<client_result>> results;
   uint64_t t = 0;
 
-  explicit cluster(uint32_t count, uint32_t start_now = 0) : n(count), net(count, 5), nodes(count + 1),
-                                                            results(count + 1) {
+  explicit cluster(uint32_t count, uint32_t start_now = 0)
+      : n(count), net(count, 5), nodes(count + 1), results(count + 1) {
     for (node_id i = 1; i <= (start_now ? start_now : n); ++i)
       boot(i);
     run(12'000);
@@ -277,8 +277,12 @@ TEST_CASE("well-formed but hostile messages do not break a node") {
   };
   auto kv = [&] { return key_version{str(3), r.next(), static_cast<uint32_t>(r.below(5))}; };
   auto we = [&] {
-    return wire_entry{str(3), str(5), r.below(2) ? 0 : r.next(), r.next() >> r.below(64),
-                      static_cast<uint32_t>(r.below(5)), static_cast<uint8_t>(r.below(8))};
+    return wire_entry{str(3),
+                      str(5),
+                      r.below(2) ? 0 : r.next(),
+                      r.next() >> r.below(64),
+                      static_cast<uint32_t>(r.below(5)),
+                      static_cast<uint8_t>(r.below(8))};
   };
   auto upd = [&] {
     return member_update{static_cast<node_id>(1 + r.below(6)), str(4), r.below(4),
@@ -287,35 +291,72 @@ TEST_CASE("well-formed but hostile messages do not break a node") {
   for (int i = 0; i < 3'000; ++i) {
     message m;
     switch (r.below(18)) {
-      case 0: m = ping_msg{r.below(50), static_cast<node_id>(r.below(5)), static_cast<node_id>(r.below(5)), {upd(), upd()}}; break;
-      case 1: m = ack_msg{r.below(50), static_cast<node_id>(r.below(5)), {upd()}}; break;
-      case 2: m = ping_req_msg{r.below(50), static_cast<node_id>(r.below(6)), {upd()}}; break;
-      case 3: m = nack_msg{r.below(50), static_cast<node_id>(r.below(5))}; break;
-      case 4: m = push_pull_msg{r.below(2) == 0, r.below(2) == 0, {upd(), upd(), upd()}}; break;
-      case 5: m = replicate_msg{r.below(5), we()}; break;
-      case 6: m = replicate_ack_msg{r.below(5), kv()}; break;
-      case 7: m = fetch_msg{r.below(5), str(3)}; break;
-      case 8: m = fetch_reply_msg{r.below(5), r.below(2) == 0, we()}; break;
-      case 9: m = invalidate_msg{kv()}; break;
-      case 10: m = invalidate_ack_msg{kv()}; break;
-      case 11: {
-        ae_digest_msg d{r.next(), 0, r.below(2) == 0, {}, std::vector<uint64_t>(256)};
-        if (r.below(2)) {
-          d.prefix_bits = 8;
-          d.prefixes = {static_cast<uint16_t>(r.below(256)), static_cast<uint16_t>(r.below(256))};
-          d.digests.resize(512);
-        }
-        for (auto& x : d.digests)
-          x = r.below(3);
-        m = d;
-        break;
+    case 0:
+      m = ping_msg{r.below(50),
+                   static_cast<node_id>(r.below(5)),
+                   static_cast<node_id>(r.below(5)),
+                   {upd(), upd()}};
+      break;
+    case 1:
+      m = ack_msg{r.below(50), static_cast<node_id>(r.below(5)), {upd()}};
+      break;
+    case 2:
+      m = ping_req_msg{r.below(50), static_cast<node_id>(r.below(6)), {upd()}};
+      break;
+    case 3:
+      m = nack_msg{r.below(50), static_cast<node_id>(r.below(5))};
+      break;
+    case 4:
+      m = push_pull_msg{r.below(2) == 0, r.below(2) == 0, {upd(), upd(), upd()}};
+      break;
+    case 5:
+      m = replicate_msg{r.below(5), we()};
+      break;
+    case 6:
+      m = replicate_ack_msg{r.below(5), kv()};
+      break;
+    case 7:
+      m = fetch_msg{r.below(5), str(3)};
+      break;
+    case 8:
+      m = fetch_reply_msg{r.below(5), r.below(2) == 0, we()};
+      break;
+    case 9:
+      m = invalidate_msg{kv()};
+      break;
+    case 10:
+      m = invalidate_ack_msg{kv()};
+      break;
+    case 11: {
+      ae_digest_msg d{r.next(), 0, r.below(2) == 0, {}, std::vector<uint64_t>(256)};
+      if (r.below(2)) {
+        d.prefix_bits = 8;
+        d.prefixes = {static_cast<uint16_t>(r.below(256)), static_cast<uint16_t>(r.below(256))};
+        d.digests.resize(512);
       }
-      case 12: m = ae_keys_msg{r.next(), {static_cast<uint16_t>(r.next())}, {kv(), kv()}}; break;
-      case 13: m = ae_repair_msg{r.next(), {we(), we()}, {str(3)}}; break;
-      case 14: m = handoff_msg{{we(), we()}}; break;
-      case 15: m = handoff_ack_msg{{kv()}}; break;
-      case 16: m = tomb_check_msg{{kv()}}; break;
-      default: m = tomb_confirm_msg{{kv()}}; break;
+      for (auto& x : d.digests)
+        x = r.below(3);
+      m = d;
+      break;
+    }
+    case 12:
+      m = ae_keys_msg{r.next(), {static_cast<uint16_t>(r.next())}, {kv(), kv()}};
+      break;
+    case 13:
+      m = ae_repair_msg{r.next(), {we(), we()}, {str(3)}};
+      break;
+    case 14:
+      m = handoff_msg{{we(), we()}};
+      break;
+    case 15:
+      m = handoff_ack_msg{{kv()}};
+      break;
+    case 16:
+      m = tomb_check_msg{{kv()}};
+      break;
+    default:
+      m = tomb_confirm_msg{{kv()}};
+      break;
     }
     node_id from = static_cast<node_id>(r.below(6));
     auto st = c.nodes[1]->on_message(from, encode(m), epoch + c.t);
