@@ -5,9 +5,17 @@
 // when `maybe_flush(now)` sees it older than `batch_max_ms`. `sync_mode` commits
 // (and fsyncs) on every put. After a process is killed, reopening shows every
 // entry whose batch committed. When the data exceeds `max_bytes`, the entries
-// written longest ago are evicted (to the eviction listener: L4 takes them).
+// least recently written or read are evicted (to the eviction listener: L4
+// takes them).
 // A corrupt or foreign file gives errc::corrupt / errc::foreign_file from open().
-// The file stays a plain LMDB environment (mdb_stat can read it).
+// The file stays a plain LMDB environment (mdb_stat can read it); its layout is
+// in docs/formats.md, "L3 (LMDB)".
+// Durability: every committed batch survives a killed process (LMDB commits
+// reach the page cache); after a machine crash the environment is intact and
+// holds all but at most the last batch (fsync_batches), everything sync()
+// flushed, and every write in sync_mode. When the map is full a write is
+// refused with errc::out_of_space and nothing already accepted is dropped.
+// An environment may be open at most once per process (an LMDB rule).
 // Thread safety: not thread-safe; owned by the L3 actor (a detached thread).
 #pragma once
 
@@ -24,11 +32,24 @@ namespace kura {
 struct l3_config {
   std::string path;                   ///< directory of the LMDB environment
   uint64_t map_size = 8ull << 30;     ///< LMDB map size (bytes of address space)
-  uint64_t max_bytes = 0;             ///< size budget; 0 = map_size * 0.9
+  /// Size budget on the bytes LMDB pages really use; 0 = map_size / 2 (room
+  /// for copy-on-write). Enforced at each commit on the estimated footprint
+  /// (payload, record header, index entries, node overhead, whole overflow
+  /// pages), which may reach 2/3 of it: B-tree pages are about 2/3 full.
+  uint64_t max_bytes = 0;
   size_t batch_max_writes = 256;      ///< group commit: writes per batch
   uint64_t batch_max_ms = 5;          ///< group commit: max age of a batch
   bool sync_mode = false;             ///< commit + fsync every write
   limits lim;
+  uint64_t batch_max_bytes = 64ull << 20; ///< group commit: payload bytes per batch
+  /// On MAP_FULL the map grows by doubling up to this size; 0 = never grow.
+  uint64_t map_size_max = 0;
+  /// true: each batch commit fdatasyncs its data pages before the next meta
+  /// page is written (MDB_NOMETASYNC), so a machine crash loses at most the
+  /// last batch and never the environment's integrity. false: MDB_NOSYNC,
+  /// faster, but LMDB warns that a machine crash between sync() calls can
+  /// corrupt the environment (a killed process loses nothing either way).
+  bool fsync_batches = true;
 };
 
 class l3_lmdb final : public tier {
@@ -38,12 +59,19 @@ public:
   ~l3_lmdb() override; // flushes the pending batch
 
   const char* name() const override { return "l3"; }
+  /// Pending writes first, then LMDB. With `touch`, a hit makes the entry the
+  /// most recently used at the next commit (eviction order = last write or
+  /// touched read; records over 64 KiB keep their place on reads).
   result<std::optional<entry>> get(std::string_view key, uint64_t now_ms,
                                    bool touch = true) override;
   status put(entry e, uint64_t now_ms) override;
   result<bool> erase(std::string_view key) override;
   size_t sweep_expired(uint64_t now_ms, size_t budget) override;
   status clear() override;
+  /// bytes = LMDB pages in use (every tree + the two meta pages) x page size,
+  /// plus the payload of pending writes; entries = live entries (committed
+  /// ones adjusted by the pending writes and deletes);
+  /// capacity_bytes = the size budget.
   tier_stats stats() const override;
 
   /// Commits the pending batch if it is older than batch_max_ms.
@@ -56,7 +84,18 @@ public:
   /// nullopt when nothing is pending.
   std::optional<uint64_t> flush_due_in(uint64_t now_ms) const;
   /// Calls f(entry&&) for each committed entry in key order (for scans/KEYS).
+  /// Pending writes are committed first; expired entries are skipped; f
+  /// returns false to stop.
   status for_each(const std::function<bool(const entry&)>& f);
+
+  // -- introspection (tests, metrics) --
+
+  /// LMDB write transactions committed since open (batches, sweeps, clears).
+  uint64_t commits() const;
+  /// Current LMDB map size (grows on MAP_FULL up to map_size_max).
+  uint64_t map_size() const;
+  /// Estimated footprint the size budget is enforced on (kept <= 2/3 of it).
+  uint64_t budget_bytes_used() const;
 
 private:
   struct impl;

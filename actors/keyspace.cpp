@@ -1,0 +1,342 @@
+#include "actors/keyspace.hpp"
+
+#include "tiers/hash.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+namespace kura::actors {
+
+namespace {
+constexpr uint64_t shard_seed = 0x6b7572615f736864ull; // "kura_shd"
+constexpr uint64_t filter_seed = 0x6b7572615f666c74ull; // "kura_flt"
+constexpr int filter_hashes = 4;
+} // namespace
+
+keyspace::keyspace(keyspace_config cfg, const kura::clock& clk, l3_port* l3)
+  : cfg_(cfg), clk_(clk), l3_(l3) {
+  if (cfg_.shards == 0)
+    cfg_.shards = 1;
+  for (size_t i = 0; i < cfg_.shards; ++i) {
+    memory_cache_config mc;
+    mc.capacity_bytes = cfg_.memory_bytes / cfg_.shards;
+    mc.lim = cfg_.lim;
+    mc.sketch_seed = 0x6b757261 + i;
+    shards_.push_back(std::make_unique<memory_cache>(mc));
+  }
+  if (l3_) {
+    uint64_t words = (cfg_.filter_bits + 63) / 64;
+    filter_.assign(words ? words : 1, 0);
+  }
+}
+
+size_t keyspace::shard_of(std::string_view key) const noexcept {
+  return shards_.size() == 1 ? 0 : hash64(key, shard_seed) % shards_.size();
+}
+
+bool keyspace::maybe_in_l3(std::string_view key) const noexcept {
+  if (!l3_)
+    return false;
+  uint64_t h = hash64(key, filter_seed);
+  uint64_t h2 = mix64(h) | 1;
+  uint64_t bits = filter_.size() * 64;
+  for (int i = 0; i < filter_hashes; ++i) {
+    uint64_t b = (h + static_cast<uint64_t>(i) * h2) % bits;
+    if ((filter_[b / 64] & (1ull << (b % 64))) == 0)
+      return false;
+  }
+  return true;
+}
+
+void keyspace::note_in_l3(std::string_view key) noexcept {
+  if (!l3_)
+    return;
+  uint64_t h = hash64(key, filter_seed);
+  uint64_t h2 = mix64(h) | 1;
+  uint64_t bits = filter_.size() * 64;
+  for (int i = 0; i < filter_hashes; ++i) {
+    uint64_t b = (h + static_cast<uint64_t>(i) * h2) % bits;
+    filter_[b / 64] |= 1ull << (b % 64);
+  }
+}
+
+bool keyspace::known(std::string_view key) const {
+  if (shards_[shard_of(key)]->locate(key) != memory_region::none)
+    return true;
+  return overlay_ && overlay_->count(std::string{key}) > 0;
+}
+
+uint64_t keyspace::begin_lookup() {
+  ++lookups_in_flight_;
+  return ++seq_;
+}
+
+void keyspace::end_lookup() {
+  if (lookups_in_flight_ > 0 && --lookups_in_flight_ == 0)
+    touched_.clear();
+}
+
+bool keyspace::touched_after(std::string_view key, uint64_t seq) const {
+  if (seq < last_clear_seq_)
+    return true;
+  auto i = touched_.find(std::string{key});
+  return i != touched_.end() && i->second > seq;
+}
+
+void keyspace::touch(std::string_view key) {
+  ++seq_;
+  if (lookups_in_flight_ > 0)
+    touched_[std::string{key}] = seq_;
+}
+
+void keyspace::promote(entry e, uint64_t seq) {
+  auto now = clk_.now_ms();
+  if (e.expired(now))
+    return;
+  if (seq < last_clear_seq_)
+    return;
+  auto i = touched_.find(e.key);
+  if (i != touched_.end() && i->second > seq)
+    return;
+  auto& sh = shard_for(e.key);
+  if (sh.locate(e.key) != memory_region::none)
+    return;
+  (void) sh.put(std::move(e), now); // too big for memory: L3 keeps serving it
+}
+
+const entry* keyspace::overlay_entry(std::string_view key, uint64_t now) const {
+  if (!overlay_)
+    return nullptr;
+  auto i = overlay_->find(std::string{key});
+  if (i == overlay_->end() || !i->second || i->second->expired(now))
+    return nullptr;
+  return &*i->second;
+}
+
+std::optional<entry> keyspace::get(std::string_view key) {
+  auto now = clk_.now_ms();
+  auto r = shard_for(key).get(key, now, true);
+  if (r.ok() && *r)
+    return std::move(**r);
+  if (auto* e = overlay_entry(key, now))
+    return *e;
+  return std::nullopt;
+}
+
+bool keyspace::exists(std::string_view key) {
+  return read(key, [](std::string_view, uint64_t) {});
+}
+
+kura::version keyspace::next_version(uint64_t now) {
+  uint64_t hlc = version::make_hlc(now, 0);
+  if (hlc <= last_hlc_)
+    hlc = last_hlc_ + 1;
+  last_hlc_ = hlc;
+  return kura::version{hlc, cfg_.node_id};
+}
+
+status keyspace::write(std::string_view key, std::string value, uint64_t expiry_ms) {
+  if (auto st = cfg_.lim.check(key, value.size()); !st.ok())
+    return st;
+  auto now = clk_.now_ms();
+  touch(key);
+  entry e;
+  e.key.assign(key.data(), key.size());
+  e.value = std::move(value);
+  e.expiry_ms = expiry_ms;
+  e.ver = next_version(now);
+  auto& sh = shard_for(key);
+  if (l3_) {
+    l3_->write(e);
+    note_in_l3(key);
+  }
+  if (overlay_) {
+    auto i = overlay_->find(e.key);
+    if (i != overlay_->end())
+      i->second = e;
+  }
+  auto st = sh.put(std::move(e), now);
+  if (!st.ok()) {
+    (void) sh.erase(key); // never leave an older value behind in memory
+    if (!l3_)
+      return st;
+  }
+  return status{};
+}
+
+bool keyspace::erase(std::string_view key) {
+  bool was = exists(key);
+  touch(key);
+  (void) shard_for(key).erase(key);
+  if (overlay_) {
+    auto i = overlay_->find(std::string{key});
+    if (i != overlay_->end())
+      i->second.reset();
+  }
+  if (l3_ && (was || maybe_in_l3(key)))
+    l3_->erase(key);
+  return was;
+}
+
+bool keyspace::set_expiry(std::string_view key, uint64_t expiry_ms) {
+  auto e = get(key);
+  if (!e)
+    return false;
+  auto st = write(key, std::move(e->value), expiry_ms);
+  return st.ok();
+}
+
+const char* keyspace::tier_of(std::string_view key) {
+  switch (shard_for(key).locate(key)) {
+    case memory_region::l1:
+      return "l1";
+    case memory_region::l2:
+      return "l2";
+    default:
+      break;
+  }
+  if (overlay_entry(key, clk_.now_ms()))
+    return "l3";
+  return "none";
+}
+
+void keyspace::clear() {
+  ++seq_;
+  for (auto& s : shards_)
+    (void) s->clear();
+  if (overlay_)
+    for (auto& kv : *overlay_)
+      kv.second.reset();
+  std::fill(filter_.begin(), filter_.end(), 0);
+  // everything in-flight lookups return is now stale
+  last_clear_seq_ = seq_;
+  if (l3_)
+    l3_->clear();
+}
+
+void keyspace::memory_keys(const std::function<void(std::string_view)>& f) {
+  auto now = clk_.now_ms();
+  for (auto& s : shards_)
+    s->for_each([&](const memory_cache::entry_view& v) {
+      if (v.expiry_ms == 0 || v.expiry_ms > now)
+        f(v.key);
+    });
+}
+
+size_t keyspace::sweep(size_t budget) {
+  auto now = clk_.now_ms();
+  size_t removed = 0;
+  for (size_t n = 0; n < shards_.size() && removed < budget; ++n) {
+    removed += shards_[sweep_next_]->sweep_expired(now, budget - removed);
+    sweep_next_ = (sweep_next_ + 1) % shards_.size();
+  }
+  return removed;
+}
+
+tier_stats keyspace::l1_stats() const {
+  tier_stats t;
+  for (auto& s : shards_) {
+    auto x = s->l1_stats();
+    t.hits += x.hits, t.misses += x.misses, t.puts += x.puts, t.erases += x.erases;
+    t.evictions += x.evictions, t.expirations += x.expirations;
+    t.entries += x.entries, t.bytes += x.bytes, t.capacity_bytes += x.capacity_bytes;
+  }
+  return t;
+}
+
+tier_stats keyspace::l2_stats() const {
+  tier_stats t;
+  for (auto& s : shards_) {
+    auto x = s->l2_stats();
+    t.hits += x.hits, t.misses += x.misses, t.puts += x.puts, t.erases += x.erases;
+    t.evictions += x.evictions, t.expirations += x.expirations;
+    t.entries += x.entries, t.bytes += x.bytes, t.capacity_bytes += x.capacity_bytes;
+  }
+  return t;
+}
+
+// -- glob ----------------------------------------------------------------------
+
+bool glob_match(std::string_view p, std::string_view s, bool nocase) {
+  auto eqc = [nocase](char a, char b) {
+    return nocase ? std::tolower(static_cast<unsigned char>(a))
+                      == std::tolower(static_cast<unsigned char>(b))
+                  : a == b;
+  };
+  size_t pi = 0, si = 0;
+  size_t star_p = std::string_view::npos, star_s = 0;
+  while (si < s.size()) {
+    if (pi < p.size()) {
+      char c = p[pi];
+      if (c == '*') {
+        while (pi < p.size() && p[pi] == '*')
+          ++pi;
+        if (pi == p.size())
+          return true;
+        star_p = pi;
+        star_s = si;
+        continue;
+      }
+      if (c == '?') {
+        ++pi, ++si;
+        continue;
+      }
+      if (c == '[') {
+        size_t j = pi + 1;
+        bool neg = false;
+        if (j < p.size() && p[j] == '^')
+          neg = true, ++j;
+        bool match = false;
+        while (j < p.size() && p[j] != ']') {
+          if (p[j] == '\\' && j + 1 < p.size()) {
+            ++j;
+            if (eqc(p[j], s[si]))
+              match = true;
+          } else if (j + 2 < p.size() && p[j + 1] == '-' && p[j + 2] != ']') {
+            unsigned char lo = static_cast<unsigned char>(p[j]);
+            unsigned char hi = static_cast<unsigned char>(p[j + 2]);
+            if (lo > hi)
+              std::swap(lo, hi);
+            unsigned char x = static_cast<unsigned char>(s[si]);
+            if (nocase) {
+              lo = static_cast<unsigned char>(std::tolower(lo));
+              hi = static_cast<unsigned char>(std::tolower(hi));
+              x = static_cast<unsigned char>(std::tolower(x));
+            }
+            if (x >= lo && x <= hi)
+              match = true;
+            j += 2;
+          } else if (eqc(p[j], s[si])) {
+            match = true;
+          }
+          ++j;
+        }
+        if (neg)
+          match = !match;
+        if (match) {
+          pi = j < p.size() ? j + 1 : j;
+          ++si;
+          continue;
+        }
+      } else {
+        char want = c;
+        size_t adv = 1;
+        if (c == '\\' && pi + 1 < p.size())
+          want = p[pi + 1], adv = 2;
+        if (eqc(want, s[si])) {
+          pi += adv, ++si;
+          continue;
+        }
+      }
+    }
+    if (star_p == std::string_view::npos)
+      return false;
+    pi = star_p;
+    si = ++star_s;
+  }
+  while (pi < p.size() && p[pi] == '*')
+    ++pi;
+  return pi == p.size();
+}
+
+} // namespace kura::actors

@@ -1,0 +1,166 @@
+// The keyspace of one node as the RESP front end sees it: the memory shards
+// (L1+L2 each, split by key hash), a presence filter for L3, and the overlay
+// of L3 answers a waiting command runs against.
+//
+// Every write lands in its memory shard and is handed to the `l3_port`
+// (write-behind: the port batches and ships it to the L3 actor). L3 holds every
+// live entry, memory holds the hot ones. A key that memory does not hold may
+// still live in L3: the caller asks L3 for it (one request per command, see
+// command_table::keys_to_fetch), stages the answers with `set_overlay`, runs
+// the command, then `promote`s what L3 returned.
+//
+// The presence filter is a Bloom filter of every key ever written to L3 (plus
+// the keys L3 held at start-up). "Not in the filter" means "not in L3", so a
+// miss on a key that was never written needs no round trip to the L3 actor;
+// deletes leave false positives, which only cost a round trip.
+//
+// Promotion guard: an L3 answer can be older than a write made while the
+// lookup was in flight. Writes made while lookups are outstanding record a
+// sequence number; `promote` skips keys written after the lookup started.
+// No CAF in this file: the broker code around it lives in store.hpp.
+// Thread safety: not thread-safe. In kura-node it is only touched by the
+// middleman's multiplexer thread (the store broker and the RESP broker).
+#pragma once
+
+#include "tiers/clock.hpp"
+#include "tiers/entry.hpp"
+#include "tiers/memory_cache.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace kura::actors {
+
+/// Where the keyspace sends its write-behind traffic (the L3 actor's mailbox,
+/// through a batching sender). Implementations must keep the order of calls.
+class l3_port {
+public:
+  virtual ~l3_port() = default;
+  virtual void write(const entry& e) = 0;
+  virtual void erase(std::string_view key) = 0;
+  virtual void clear() = 0;
+};
+
+struct keyspace_config {
+  size_t shards = 4;
+  uint64_t memory_bytes = 256ull << 20; ///< all shards together
+  limits lim;
+  uint32_t node_id = 1;
+  uint64_t filter_bits = 1ull << 25; ///< L3 presence filter size
+};
+
+/// L3 answers for the keys of one waiting command: key -> entry or nullopt.
+using staged_entries = std::unordered_map<std::string, std::optional<entry>>;
+
+class keyspace {
+public:
+  /// `l3` may be null: then memory is all there is (L3 off).
+  keyspace(keyspace_config cfg, const kura::clock& clk, l3_port* l3);
+
+  const keyspace_config& config() const noexcept { return cfg_; }
+  const kura::clock& clock() const noexcept { return clk_; }
+  bool has_l3() const noexcept { return l3_ != nullptr; }
+
+  // -- memory shards -------------------------------------------------------------
+
+  size_t shard_count() const noexcept { return shards_.size(); }
+  size_t shard_of(std::string_view key) const noexcept;
+  memory_cache& shard(size_t i) { return *shards_[i]; }
+  memory_cache& shard_for(std::string_view key) { return *shards_[shard_of(key)]; }
+
+  // -- L3 presence filter ------------------------------------------------------------
+
+  /// False when L3 is off or the key was certainly never written to L3.
+  bool maybe_in_l3(std::string_view key) const noexcept;
+  /// Records that L3 holds (or will hold) `key`.
+  void note_in_l3(std::string_view key) noexcept;
+
+  // -- L3 overlay and promotion ------------------------------------------------------
+
+  /// Stages L3 answers for the command about to run (nullptr: none).
+  void set_overlay(staged_entries* s) noexcept { overlay_ = s; }
+  /// True when memory holds `key` or the overlay has an answer for it.
+  bool known(std::string_view key) const;
+  /// Starts a lookup: returns its sequence number.
+  uint64_t begin_lookup();
+  /// Ends a lookup started with begin_lookup.
+  void end_lookup();
+  /// Puts an L3 answer into memory unless memory already holds the key or the
+  /// key was written after lookup `seq` started.
+  void promote(entry e, uint64_t seq);
+  /// True when `key` was written or erased after lookup `seq` started (its
+  /// L3 answer may be stale: look it up again).
+  bool touched_after(std::string_view key, uint64_t seq) const;
+  /// True when a FLUSHALL happened after lookup `seq` started (its answers are stale).
+  bool stale(uint64_t seq) const noexcept { return seq < last_clear_seq_; }
+
+  // -- data operations (memory + overlay; writes go through to L3) --------------------
+
+  /// Calls f(std::string_view value, uint64_t expiry_ms) when `key` is live.
+  template <class F>
+  bool read(std::string_view key, F&& f) {
+    auto now = clk_.now_ms();
+    bool hit = shard_for(key).visit(key, now, [&](const memory_cache::entry_view& v) {
+      f(v.value, v.expiry_ms);
+    });
+    if (hit)
+      return true;
+    if (auto* e = overlay_entry(key, now)) {
+      f(std::string_view{e->value}, e->expiry_ms);
+      return true;
+    }
+    return false;
+  }
+  /// Copy of a live entry.
+  std::optional<entry> get(std::string_view key);
+  bool exists(std::string_view key);
+  /// Inserts or replaces; key and value are checked against the limits.
+  status write(std::string_view key, std::string value, uint64_t expiry_ms);
+  /// Removes a key; returns whether it was live.
+  bool erase(std::string_view key);
+  /// Changes the expiry of a live key (0 = persist); false when absent.
+  bool set_expiry(std::string_view key, uint64_t expiry_ms);
+  /// "l1", "l2", "l3" (only in the overlay) or "none".
+  const char* tier_of(std::string_view key);
+  /// Drops everything in memory and in L3.
+  void clear();
+
+  /// Every live key in memory (for KEYS/SCAN when L3 is off).
+  void memory_keys(const std::function<void(std::string_view)>& f);
+
+  /// Active expiry: removes up to `budget` expired entries over all shards.
+  size_t sweep(size_t budget);
+
+  /// Memory stats, all shards summed (l1 and l2 separately).
+  tier_stats l1_stats() const;
+  tier_stats l2_stats() const;
+
+private:
+  const entry* overlay_entry(std::string_view key, uint64_t now) const;
+  void touch(std::string_view key);
+  kura::version next_version(uint64_t now);
+
+  keyspace_config cfg_;
+  const kura::clock& clk_;
+  l3_port* l3_;
+  std::vector<std::unique_ptr<memory_cache>> shards_;
+  std::vector<uint64_t> filter_;
+  staged_entries* overlay_ = nullptr;
+  uint64_t seq_ = 0;
+  size_t lookups_in_flight_ = 0;
+  std::unordered_map<std::string, uint64_t> touched_;
+  uint64_t last_clear_seq_ = 0;
+  uint64_t last_hlc_ = 0;
+  size_t sweep_next_ = 0;
+};
+
+/// Glob match with Redis's rules (* ? [a-z] [^x] \x), binary-safe.
+bool glob_match(std::string_view pattern, std::string_view s, bool nocase = false);
+
+} // namespace kura::actors

@@ -1,0 +1,433 @@
+#include "actors/store.hpp"
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include <iostream>
+#include <random>
+
+namespace kura::actors {
+
+// -- store_core ----------------------------------------------------------------------
+
+store_core::store_core(store_config cfg, const kura::clock& clk, bool with_l3)
+  : cfg_(cfg), with_l3_(with_l3), ks_(cfg.ks, clk, with_l3 ? this : nullptr) {
+}
+
+store_core::~store_core() = default;
+
+void store_core::write(const entry& e) {
+  l3_op op;
+  op.kind = l3_op::put;
+  op.e = wire_entry::from(e);
+  pending_.ops.push_back(std::move(op));
+  ++queued_;
+  if (pending_.ops.size() >= cfg_.max_batch_ops)
+    flush_writes(false);
+}
+
+void store_core::erase(std::string_view key) {
+  l3_op op;
+  op.kind = l3_op::erase;
+  op.e.key.assign(key.data(), key.size());
+  pending_.ops.push_back(std::move(op));
+  ++queued_;
+}
+
+void store_core::clear() {
+  l3_op op;
+  op.kind = l3_op::clear;
+  pending_.ops.push_back(std::move(op));
+  ++queued_;
+  flush_writes(true);
+}
+
+void store_core::flush_writes(bool force) {
+  if (pending_.ops.empty() || !l3)
+    return;
+  if (!force && in_flight_batches_ >= 2)
+    return;
+  pending_.seq = ++batch_seq_;
+  auto n = pending_.ops.size();
+  in_flight_ops_ += n;
+  queued_ -= n;
+  ++in_flight_batches_;
+  if (broker)
+    caf::send_as(broker, l3, std::move(pending_));
+  else
+    caf::anon_send(l3, std::move(pending_));
+  pending_ = l3_batch{};
+}
+
+void store_core::on_ack(uint64_t ops) {
+  in_flight_ops_ -= std::min(in_flight_ops_, ops);
+  if (in_flight_batches_ > 0)
+    --in_flight_batches_;
+  flush_writes(false);
+}
+
+void finish_lookup(store_core& core, staged_entries& staged, uint64_t seq) {
+  for (auto& kv : staged)
+    if (kv.second)
+      core.ks().promote(std::move(*kv.second), seq);
+  core.ks().end_lookup();
+}
+
+// -- the L3 actor ----------------------------------------------------------------------
+
+namespace {
+
+struct l3_state {
+  std::shared_ptr<l3_lmdb> db;
+  std::shared_ptr<l3_snapshot> snap;
+  const kura::clock* clk = nullptr;
+  uint64_t applied = 0;
+  uint64_t errors = 0;
+  std::string last_error;
+  uint32_t sweep_ms = 100;
+  size_t sweep_budget = 2000;
+  std::mt19937_64 rng{0x6b757261};
+  static inline const char* name = "kura.l3";
+
+  void note(const status& st) {
+    if (st.ok())
+      return;
+    ++errors;
+    if (last_error != st.message()) {
+      last_error = st.message();
+      std::cerr << "kura-node: L3 error: " << last_error << std::endl;
+    }
+  }
+  void publish() {
+    l3_snapshot::data d;
+    d.stats = db->stats();
+    d.pending = db->pending();
+    d.applied = applied;
+    d.errors = errors;
+    d.last_error = last_error;
+    snap->set(std::move(d));
+  }
+};
+
+caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_lmdb> db,
+                       std::shared_ptr<l3_snapshot> snap, const kura::clock* clk,
+                       uint32_t sweep_ms, size_t sweep_budget) {
+  auto& st = self->state;
+  st.db = std::move(db);
+  st.snap = std::move(snap);
+  st.clk = clk;
+  st.sweep_ms = sweep_ms;
+  st.sweep_budget = sweep_budget;
+  st.publish();
+  self->delayed_send(self, std::chrono::milliseconds(sweep_ms), tick_timer_atom::value);
+  return {
+    [=](l3_batch& b) {
+      auto& s = self->state;
+      auto now = s.clk->now_ms();
+      for (auto& op : b.ops) {
+        try {
+          switch (op.kind) {
+            case l3_op::put:
+              s.note(s.db->put(std::move(op.e).to_entry(), now));
+              break;
+            case l3_op::erase: {
+              auto r = s.db->erase(op.e.key);
+              if (!r)
+                s.note(r.to_status());
+              break;
+            }
+            case l3_op::clear:
+              s.note(s.db->clear());
+              break;
+            default:
+              s.note(status{errc::invalid_argument, "unknown write-behind operation"});
+          }
+        } catch (const std::exception& e) {
+          s.note(status{errc::io_error, e.what()});
+        }
+      }
+      s.applied += b.ops.size();
+      s.note(s.db->maybe_flush(now));
+      s.publish(); // before the ack: whoever sees the ack sees these figures
+      auto sender = caf::actor_cast<caf::actor>(self->current_sender());
+      if (sender)
+        self->send(sender, l3_ack_atom::value, static_cast<uint64_t>(b.ops.size()));
+    },
+    [=](l3_lookup& q) -> l3_found {
+      auto& s = self->state;
+      l3_found f;
+      f.seq = q.seq;
+      auto now = s.clk->now_ms();
+      for (auto& k : q.keys) {
+        auto r = s.db->get(k, now, true);
+        if (!r) {
+          s.note(r.to_status());
+          continue;
+        }
+        if (*r && !(*r)->is_tombstone())
+          f.entries.push_back(wire_entry::from(std::move(**r)));
+      }
+      return f;
+    },
+    [=](l3_list& q) -> l3_listing {
+      auto& s = self->state;
+      s.note(s.db->sync()); // for_each sees committed entries only
+      l3_listing out;
+      auto now = s.clk->now_ms();
+      uint64_t examined = 0, seen = 0;
+      bool more = false;
+      std::string reservoir;
+      auto st2 = s.db->for_each([&](const entry& e) {
+        if (e.expired(now) || e.is_tombstone())
+          return true;
+        if (!q.after.empty() && e.key <= q.after)
+          return true;
+        if (q.limit != 0 && examined >= q.limit) {
+          more = true;
+          return false;
+        }
+        ++examined;
+        switch (q.mode) {
+          case l3_list::count:
+            ++out.count;
+            break;
+          case l3_list::random:
+            if (s.rng() % ++seen == 0)
+              reservoir = e.key;
+            break;
+          default:
+            if (q.pattern.empty() || glob_match(q.pattern, e.key))
+              out.keys.push_back(e.key);
+            out.last = e.key;
+        }
+        return true;
+      });
+      s.note(st2);
+      if (q.mode == l3_list::random && seen > 0)
+        out.keys.push_back(reservoir);
+      out.done = !more;
+      return out;
+    },
+    [=](l3_sync_atom) -> caf::result<caf::ok_atom> {
+      auto& s = self->state;
+      s.note(s.db->sync());
+      s.publish();
+      return caf::ok_atom::value;
+    },
+    [=](tick_timer_atom) {
+      auto& s = self->state;
+      auto now = s.clk->now_ms();
+      s.note(s.db->maybe_flush(now));
+      s.db->sweep_expired(now, s.sweep_budget);
+      s.publish();
+      uint64_t next = s.sweep_ms;
+      if (auto due = s.db->flush_due_in(now))
+        next = std::max<uint64_t>(1, std::min<uint64_t>(*due, next));
+      self->delayed_send(self, std::chrono::milliseconds(next), tick_timer_atom::value);
+    },
+  };
+}
+
+// -- the store broker --------------------------------------------------------------
+
+struct store_state {
+  std::shared_ptr<store_core> core;
+  static inline const char* name = "kura.store";
+};
+
+kv_reply reply_get(keyspace& ks, const std::string& key) {
+  kv_reply r;
+  ks.read(key, [&](std::string_view v, uint64_t exp) {
+    r.found = true;
+    r.value.assign(v.data(), v.size());
+    r.expiry_ms = exp;
+  });
+  return r;
+}
+
+/// Runs `f(keyspace&) -> kv_reply` once `key` is known (memory or L3 answer).
+template <class F>
+void with_key(caf::stateful_actor<store_state, caf::io::broker>* self, const std::string& key,
+              caf::response_promise rp, F f) {
+  auto core = self->state.core;
+  auto& ks = core->ks();
+  if (ks.known(key) || !ks.maybe_in_l3(key)) {
+    try {
+      rp.deliver(f(ks));
+    } catch (const std::exception& e) {
+      rp.deliver(kv_reply{false, {}, 0, e.what()});
+    }
+    return;
+  }
+  lookup_l3(self, *core, {key},
+            [self, core, key, rp, f](staged_entries& staged, uint64_t seq,
+                                     lookup_outcome o) mutable {
+              if (o == lookup_outcome::retry)
+                return with_key(self, key, rp, f);
+              if (o == lookup_outcome::failed)
+                return rp.deliver(kv_reply{false, {}, 0, "L3 lookup failed"});
+              auto& ks2 = core->ks();
+              ks2.set_overlay(&staged);
+              kv_reply r;
+              try {
+                r = f(ks2);
+              } catch (const std::exception& e) {
+                r.error = e.what();
+              }
+              ks2.set_overlay(nullptr);
+              finish_lookup(*core, staged, seq);
+              rp.deliver(std::move(r));
+            });
+}
+
+caf::behavior store_broker(caf::stateful_actor<store_state, caf::io::broker>* self,
+                           std::shared_ptr<store_core> core) {
+  self->state.core = core;
+  core->broker = caf::actor_cast<caf::actor>(self);
+  self->set_default_handler(caf::drop);
+  self->delayed_send(self, std::chrono::milliseconds(core->config().sweep_interval_ms),
+                     tick_timer_atom::value);
+  auto ttl_to_expiry = [core](uint64_t ttl_ms) -> uint64_t {
+    return ttl_ms == 0 ? 0 : core->ks().clock().now_ms() + ttl_ms;
+  };
+  return {
+    [=](l3_ack_atom, uint64_t n) { self->state.core->on_ack(n); },
+    [=](tick_timer_atom) {
+      auto& c = *self->state.core;
+      try {
+        c.ks().sweep(c.config().sweep_budget);
+      } catch (const std::exception& e) {
+        std::cerr << "kura-node: expiry sweep failed: " << e.what() << std::endl;
+      }
+      c.flush_writes(false);
+      self->delayed_send(self, std::chrono::milliseconds(c.config().sweep_interval_ms),
+                         tick_timer_atom::value);
+    },
+    [=](kv_get_atom, const std::string& key) -> caf::result<kv_reply> {
+      auto rp = self->make_response_promise();
+      with_key(self, key, rp, [key](keyspace& ks) { return reply_get(ks, key); });
+      return rp;
+    },
+    [=](kv_set_atom, const std::string& key, const std::string& value,
+        uint64_t ttl_ms) -> caf::result<kv_reply> {
+      kv_reply r;
+      auto st = self->state.core->ks().write(key, value, ttl_to_expiry(ttl_ms));
+      r.found = st.ok();
+      if (!st.ok())
+        r.error = st.message();
+      return r;
+    },
+    [=](kv_del_atom, const std::string& key) -> caf::result<kv_reply> {
+      auto rp = self->make_response_promise();
+      with_key(self, key, rp, [key](keyspace& ks) {
+        kv_reply r;
+        r.found = ks.erase(key);
+        return r;
+      });
+      return rp;
+    },
+    [=](kv_expire_atom, const std::string& key, uint64_t ttl_ms) -> caf::result<kv_reply> {
+      auto rp = self->make_response_promise();
+      auto exp = ttl_to_expiry(ttl_ms);
+      with_key(self, key, rp, [key, exp](keyspace& ks) {
+        kv_reply r;
+        r.found = ks.set_expiry(key, exp);
+        return r;
+      });
+      return rp;
+    },
+    [=](kv_tier_atom, const std::string& key) -> caf::result<kv_reply> {
+      auto rp = self->make_response_promise();
+      with_key(self, key, rp, [key](keyspace& ks) {
+        kv_reply r;
+        r.value = ks.tier_of(key);
+        r.found = r.value != "none";
+        return r;
+      });
+      return rp;
+    },
+    [=](kv_flush_atom) -> caf::result<kv_reply> {
+      self->state.core->ks().clear();
+      kv_reply r;
+      r.found = true;
+      return r;
+    },
+    [=](kv_stats_atom) -> node_status {
+      auto& c = *self->state.core;
+      node_status st;
+      auto row = [&](std::string n, uint64_t v) {
+        st.names.push_back(std::move(n));
+        st.values.push_back(std::to_string(v));
+      };
+      auto tier = [&](const std::string& t, const tier_stats& s) {
+        row(t + ".hits", s.hits);
+        row(t + ".misses", s.misses);
+        row(t + ".evictions", s.evictions);
+        row(t + ".expirations", s.expirations);
+        row(t + ".entries", s.entries);
+        row(t + ".bytes", s.bytes);
+        row(t + ".capacity_bytes", s.capacity_bytes);
+      };
+      tier("l1", c.ks().l1_stats());
+      tier("l2", c.ks().l2_stats());
+      if (c.has_l3()) {
+        auto snap = c.l3_stats->get();
+        tier("l3", snap.stats);
+        row("l3.uncommitted_writes", snap.pending);
+        row("l3.write_behind_queue", c.queue_depth());
+        row("l3.errors", snap.errors);
+      }
+      return st;
+    },
+    [=](shutdown_atom) -> caf::result<caf::ok_atom> {
+      auto& c = *self->state.core;
+      c.flush_writes(true);
+      if (!c.l3)
+        return caf::ok_atom::value;
+      auto rp = self->make_response_promise<caf::ok_atom>();
+      self->request(c.l3, std::chrono::seconds(60), l3_sync_atom::value)
+        .then([rp](caf::ok_atom) mutable { rp.deliver(caf::ok_atom::value); },
+              [rp](caf::error& err) mutable { rp.deliver(err); });
+      return rp;
+    },
+  };
+}
+
+} // namespace
+
+// -- spawning and stopping ----------------------------------------------------------
+
+store_handles spawn_store(caf::actor_system& sys, store_config cfg,
+                          std::shared_ptr<l3_lmdb> l3db, const kura::clock& clk) {
+  store_handles h;
+  h.core = std::make_shared<store_core>(cfg, clk, l3db != nullptr);
+  if (l3db) {
+    auto& ks = h.core->ks();
+    (void) l3db->for_each([&](const entry& e) {
+      ks.note_in_l3(e.key);
+      return true;
+    });
+    h.l3 = sys.spawn<caf::detached>(l3_actor, l3db, h.core->l3_stats, &clk,
+                                    cfg.sweep_interval_ms, cfg.sweep_budget);
+    h.core->l3 = h.l3;
+  }
+  h.broker = sys.middleman().spawn_broker(store_broker, h.core);
+  return h;
+}
+
+void stop_store(caf::actor_system& sys, const store_handles& h) {
+  caf::scoped_actor self{sys};
+  if (h.broker) {
+    self->request(h.broker, std::chrono::seconds(90), shutdown_atom::value)
+      .receive([](caf::ok_atom) {},
+               [&](caf::error& err) {
+                 std::cerr << "kura-node: L3 flush at shutdown failed: "
+                           << sys.render(err) << std::endl;
+               });
+    self->send_exit(h.broker, caf::exit_reason::user_shutdown);
+  }
+  if (h.l3)
+    self->send_exit(h.l3, caf::exit_reason::user_shutdown);
+}
+
+} // namespace kura::actors

@@ -1,0 +1,186 @@
+// The storage half of kura's actor graph on one node:
+//
+//   RESP broker ─┐  (same multiplexer thread: direct calls into store_core)
+//   store broker ┴─▶ store_core { keyspace: memory shards L1+L2 }
+//                       │ write-behind batches (fire-and-forget, acked)
+//                       │ lookups of memory misses (request/response)
+//                       ▼
+//                    L3 actor (detached thread, owns l3_lmdb)
+//
+// Why the memory shards are objects and not actors of their own: a CAF 0.17
+// broker answers as fast as redis-server, but one actor hop per command
+// halves throughput (CAF-0.17.md §5.3). All brokers run on the middleman's
+// one multiplexer thread, so a keyspace touched only by brokers needs no lock
+// and no hop: the RESP broker serves memory hits inline, and the store broker
+// (a broker too, spawned with spawn_broker) serves the typed key/value API of
+// embedding applications and the ops actor on the same thread. Each shard
+// still owns its part of the keyspace by key hash (one W-TinyLFU per shard).
+//
+// Write-behind: store_core collects writes into a batch and sends it when the
+// L3 actor has acknowledged the previous ones (at most two in flight); while
+// L3 is busy the batch grows, which is the group commit. queue_depth() counts
+// operations not yet applied by L3; above `write_behind_high_water` the RESP
+// broker stops reading from clients until L3 catches up (CAF mailboxes are
+// unbounded, so this is the back-pressure). A lookup first sends the pending
+// batch, so the L3 actor (FIFO mailbox, one sending thread) always sees
+// writes before later lookups.
+// Thread safety: store_core is touched only on the multiplexer thread;
+// l3_snapshot is safe for concurrent use.
+#pragma once
+
+#include "actors/keyspace.hpp"
+#include "actors/messages.hpp"
+#include "tiers/l3_lmdb.hpp"
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace kura::actors {
+
+struct store_config {
+  keyspace_config ks;
+  uint64_t write_behind_high_water = 200000; ///< queued L3 ops before back-pressure
+  uint64_t max_batch_ops = 4096;             ///< ops per write-behind message
+  uint32_t sweep_interval_ms = 100;          ///< active expiry period (memory and L3)
+  size_t sweep_budget = 2000;                ///< entries examined per sweep and shard
+  uint32_t l3_timeout_ms = 30000;            ///< bound on every request to L3
+};
+
+/// L3 figures published by the L3 actor for INFO, metrics and the CLI.
+class l3_snapshot {
+public:
+  struct data {
+    tier_stats stats;
+    uint64_t pending = 0; ///< writes in LMDB's uncommitted batch
+    uint64_t applied = 0; ///< write-behind operations applied
+    uint64_t errors = 0;  ///< failed L3 operations
+    std::string last_error;
+  };
+  data get() const {
+    std::lock_guard<std::mutex> g(mtx_);
+    return d_;
+  }
+  void set(data d) {
+    std::lock_guard<std::mutex> g(mtx_);
+    d_ = std::move(d);
+  }
+
+private:
+  mutable std::mutex mtx_;
+  data d_;
+};
+
+/// Keyspace plus the write-behind sender. See the file comment.
+class store_core final : public l3_port {
+public:
+  store_core(store_config cfg, const kura::clock& clk, bool with_l3);
+  ~store_core() override;
+
+  keyspace& ks() noexcept { return ks_; }
+  const store_config& config() const noexcept { return cfg_; }
+  bool has_l3() const noexcept { return with_l3_; }
+
+  // -- l3_port ---------------------------------------------------------------------
+  void write(const entry& e) override;
+  void erase(std::string_view key) override;
+  void clear() override;
+
+  /// Sends the pending batch if L3 has credit (or always with `force`).
+  void flush_writes(bool force);
+  /// L3 applied `ops` operations of an earlier batch.
+  void on_ack(uint64_t ops);
+  /// Operations handed to the port but not yet applied by L3.
+  uint64_t queue_depth() const noexcept { return queued_ + in_flight_ops_; }
+  /// True while the RESP front end should stop reading.
+  bool backlogged() const noexcept { return queue_depth() > cfg_.write_behind_high_water; }
+
+  /// Handles, set by spawn_store.
+  caf::actor l3;
+  caf::actor broker;
+  std::shared_ptr<l3_snapshot> l3_stats = std::make_shared<l3_snapshot>();
+
+private:
+  store_config cfg_;
+  bool with_l3_;
+  keyspace ks_;
+  l3_batch pending_;
+  uint64_t queued_ = 0;
+  uint64_t in_flight_batches_ = 0;
+  uint64_t in_flight_ops_ = 0;
+  uint64_t batch_seq_ = 0;
+};
+
+/// What spawn_store started.
+struct store_handles {
+  std::shared_ptr<store_core> core;
+  caf::actor broker; ///< serves the key/value API (kv_*_atom messages)
+  caf::actor l3;     ///< invalid when L3 is off
+};
+
+/// Spawns the L3 actor (when `l3db` is given) and the store broker in `sys`
+/// (which must have loaded io::middleman). Loads every key L3 holds into the
+/// presence filter first. Stop it with `stop_store`.
+store_handles spawn_store(caf::actor_system& sys, store_config cfg,
+                          std::shared_ptr<l3_lmdb> l3db, const kura::clock& clk);
+
+/// Sends pending writes to L3, waits until L3 committed and synced them, then
+/// stops the store broker and the L3 actor. Call from a non-actor thread.
+void stop_store(caf::actor_system& sys, const store_handles& h);
+
+/// Promotes what a lookup returned and ends it (call after running the command).
+void finish_lookup(store_core& core, staged_entries& staged, uint64_t seq);
+
+/// How a lookup ended.
+enum class lookup_outcome : uint8_t {
+  ok,     ///< `staged` holds L3's answer for every key (entry or nullopt)
+  retry,  ///< a key was written meanwhile: plan the command again
+  failed, ///< L3 failed or timed out
+};
+
+/// Sends a lookup for `keys` from `self` to L3 and later calls
+/// `then(staged_entries&, uint64_t seq, lookup_outcome)` on self's thread.
+/// After `ok`, run the command with the overlay set, then call
+/// finish_lookup(core, staged, seq); after `retry` and `failed` the lookup is
+/// already finished.
+template <class Self, class F>
+void lookup_l3(Self* self, store_core& core, std::vector<std::string> keys, F then) {
+  core.flush_writes(true);
+  auto seq = core.ks().begin_lookup();
+  auto* c = &core;
+  auto keep = std::make_shared<std::vector<std::string>>(keys);
+  self
+    ->request(core.l3, std::chrono::milliseconds(core.config().l3_timeout_ms),
+              l3_lookup{seq, std::move(keys)})
+    .then(
+      [c, seq, keep, then](l3_found& found) mutable {
+        staged_entries staged;
+        bool retry = false;
+        for (auto& k : *keep) {
+          staged.emplace(k, std::nullopt);
+          retry = retry || c->ks().touched_after(k, seq);
+        }
+        for (auto& w : found.entries) {
+          auto e = std::move(w).to_entry();
+          staged[e.key] = std::move(e);
+        }
+        if (retry) {
+          finish_lookup(*c, staged, seq);
+          staged.clear();
+          then(staged, seq, lookup_outcome::retry);
+          return;
+        }
+        then(staged, seq, lookup_outcome::ok);
+      },
+      [c, seq, then](caf::error&) mutable {
+        staged_entries staged;
+        c->ks().end_lookup();
+        then(staged, seq, lookup_outcome::failed);
+      });
+}
+
+
+} // namespace kura::actors

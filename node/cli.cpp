@@ -1,0 +1,249 @@
+// kura: the command-line client of a kura-node's ops actor (cluster port).
+//   kura [--host=H] [--port=P] [--timeout=MS] [--json] COMMAND [ARGS]
+//   commands: status | stats | config | get KEY | set KEY VALUE [TTL_MS] | del KEY
+//             | expire KEY TTL_MS | tier KEY | flush
+// Human-readable tables by default, --json for scripts. Exit codes: 0 ok,
+// 1 the node answered with an error (or a usage error), 2 the node is not
+// reachable (connect is asynchronous and bounded by --timeout).
+#include "actors/messages.hpp"
+#include "node/ops.hpp"
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <unistd.h>
+
+using namespace kura;
+using namespace kura::actors;
+
+namespace {
+
+struct options {
+  std::string host = "127.0.0.1";
+  uint16_t port = 7379;
+  int timeout_ms = 3000;
+  bool json = false;
+  std::vector<std::string> args;
+};
+
+[[noreturn]] void finish(int rc) {
+  std::cout.flush();
+  std::cerr.flush();
+  // Leave without tearing down the actor system: a connect that timed out may
+  // still be pending in the middleman, and waiting for it could hang (CAF-0.17.md §8).
+  ::_exit(rc);
+}
+
+void usage() {
+  std::cerr << "usage: kura [--host=127.0.0.1] [--port=7379] [--timeout=3000] [--json] COMMAND\n"
+               "  status | stats | config | get KEY | set KEY VALUE [TTL_MS] | del KEY\n"
+               "  expire KEY TTL_MS | tier KEY | flush\n";
+}
+
+std::string json_str(std::string_view s) {
+  std::string o = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': o += "\\\""; break;
+      case '\\': o += "\\\\"; break;
+      case '\n': o += "\\n"; break;
+      case '\r': o += "\\r"; break;
+      case '\t': o += "\\t"; break;
+      default:
+        if (c < 0x20 || c >= 0x7f) {
+          char b[8];
+          std::snprintf(b, sizeof(b), "\\u%04x", c);
+          o += b;
+        } else {
+          o += static_cast<char>(c);
+        }
+    }
+  }
+  return o + "\"";
+}
+
+void print_table(const node_status& s, bool json) {
+  if (json) {
+    std::cout << "{";
+    for (size_t i = 0; i < s.names.size() && i < s.values.size(); ++i)
+      std::cout << (i ? ", " : "") << json_str(s.names[i]) << ": " << json_str(s.values[i]);
+    std::cout << "}\n";
+    return;
+  }
+  size_t w = 4;
+  for (auto& n : s.names)
+    w = std::max(w, n.size());
+  std::cout << std::string("NAME") << std::string(w - 4 + 2, ' ') << "VALUE\n";
+  for (size_t i = 0; i < s.names.size() && i < s.values.size(); ++i)
+    std::cout << s.names[i] << std::string(w - s.names[i].size() + 2, ' ') << s.values[i] << "\n";
+}
+
+bool parse_u64(const std::string& s, uint64_t& out) {
+  if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos || s.size() > 19)
+    return false;
+  out = std::stoull(s);
+  return true;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto val = [&](const char* p) { return a.substr(std::strlen(p)); };
+    if (a.rfind("--host=", 0) == 0) {
+      o.host = val("--host=");
+    } else if (a.rfind("--port=", 0) == 0) {
+      uint64_t p = 0;
+      if (!parse_u64(val("--port="), p) || p == 0 || p > 65535) {
+        std::cerr << "kura: bad --port\n";
+        return 1;
+      }
+      o.port = static_cast<uint16_t>(p);
+    } else if (a.rfind("--timeout=", 0) == 0) {
+      uint64_t t = 0;
+      if (!parse_u64(val("--timeout="), t) || t == 0) {
+        std::cerr << "kura: bad --timeout (milliseconds)\n";
+        return 1;
+      }
+      o.timeout_ms = static_cast<int>(t);
+    } else if (a == "--json") {
+      o.json = true;
+    } else if (a == "--help" || a == "-h") {
+      usage();
+      return 0;
+    } else if (a.rfind("--", 0) == 0 && o.args.empty()) {
+      std::cerr << "kura: unknown option " << a << "\n";
+      usage();
+      return 1;
+    } else {
+      o.args.push_back(a);
+    }
+  }
+  if (o.args.empty()) {
+    usage();
+    return 1;
+  }
+  kv_request req;
+  const auto& cmd = o.args[0];
+  auto need = [&](size_t n) {
+    if (o.args.size() != n) {
+      std::cerr << "kura: wrong number of arguments for '" << cmd << "'\n";
+      usage();
+      finish(1);
+    }
+  };
+  if (cmd == "status") {
+    need(1), req.op = kv_request::status;
+  } else if (cmd == "stats") {
+    need(1), req.op = kv_request::stats;
+  } else if (cmd == "config") {
+    need(1), req.op = kv_request::config;
+  } else if (cmd == "get") {
+    need(2), req.op = kv_request::get, req.key = o.args[1];
+  } else if (cmd == "set") {
+    if (o.args.size() != 3 && o.args.size() != 4)
+      need(3);
+    req.op = kv_request::set, req.key = o.args[1], req.value = o.args[2];
+    if (o.args.size() == 4 && !parse_u64(o.args[3], req.ttl_ms)) {
+      std::cerr << "kura: TTL must be milliseconds\n";
+      return 1;
+    }
+  } else if (cmd == "del") {
+    need(2), req.op = kv_request::del, req.key = o.args[1];
+  } else if (cmd == "expire") {
+    need(3), req.op = kv_request::expire, req.key = o.args[1];
+    if (!parse_u64(o.args[2], req.ttl_ms)) {
+      std::cerr << "kura: TTL must be milliseconds\n";
+      return 1;
+    }
+  } else if (cmd == "tier") {
+    need(2), req.op = kv_request::tier, req.key = o.args[1];
+  } else if (cmd == "flush") {
+    need(1), req.op = kv_request::flush;
+  } else {
+    std::cerr << "kura: unknown command '" << cmd << "'\n";
+    usage();
+    return 1;
+  }
+
+  caf::actor_system_config cfg;
+  cfg.load<caf::io::middleman>();
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  auto timeout = std::chrono::milliseconds(o.timeout_ms);
+  caf::actor ops;
+  std::string why;
+  self->request(sys.middleman().actor_handle(), timeout, caf::connect_atom::value, o.host, o.port)
+    .receive(
+      [&](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
+        if (ptr)
+          ops = caf::actor_cast<caf::actor>(std::move(ptr));
+        else
+          why = "no ops actor published on that port";
+      },
+      [&](caf::error& err) { why = sys.render(err); });
+  auto unreachable = [&](const std::string& reason) {
+    std::cerr << "kura: cannot reach kura-node at " << o.host << ":" << o.port << " ("
+              << reason << ")\n";
+    finish(2);
+  };
+  if (!ops)
+    unreachable(why);
+  std::string answer;
+  bool answered = false;
+  self->request(ops, timeout, node::ops_request_atom::value, encode_message(msg_type::kv_request, req))
+    .receive([&](std::string& bytes) { answer = std::move(bytes), answered = true; },
+             [&](caf::error& err) { why = sys.render(err); });
+  if (!answered)
+    unreachable(why);
+  if (req.op == kv_request::status || req.op == kv_request::stats || req.op == kv_request::config) {
+    auto st = decode_message<node_status>(msg_type::node_status, answer);
+    if (!st) {
+      auto err = decode_message<kv_reply>(msg_type::kv_reply, answer);
+      std::cerr << "kura: " << (err ? err->error : st.err().message) << "\n";
+      finish(1);
+    }
+    print_table(*st, o.json);
+    finish(0);
+  }
+  auto r = decode_message<kv_reply>(msg_type::kv_reply, answer);
+  if (!r) {
+    std::cerr << "kura: bad answer from the node: " << r.err().message << "\n";
+    finish(1);
+  }
+  if (!r->error.empty()) {
+    if (o.json)
+      std::cout << "{\"error\": " << json_str(r->error) << "}\n";
+    std::cerr << "kura: " << r->error << "\n";
+    finish(1);
+  }
+  switch (req.op) {
+    case kv_request::get:
+      if (o.json)
+        std::cout << "{\"key\": " << json_str(req.key) << ", \"found\": "
+                  << (r->found ? "true" : "false") << ", \"value\": "
+                  << (r->found ? json_str(r->value) : "null") << ", \"expiry_ms\": " << r->expiry_ms
+                  << "}\n";
+      else
+        std::cout << (r->found ? r->value : "(nil)") << "\n";
+      break;
+    case kv_request::tier:
+      std::cout << (o.json ? "{\"tier\": " + json_str(r->value) + "}" : r->value) << "\n";
+      break;
+    case kv_request::del:
+    case kv_request::expire:
+      if (o.json)
+        std::cout << "{\"existed\": " << (r->found ? "true" : "false") << "}\n";
+      else
+        std::cout << (r->found ? 1 : 0) << "\n";
+      break;
+    default:
+      std::cout << (o.json ? "{\"ok\": true}" : "OK") << "\n";
+  }
+  finish(0);
+}

@@ -1,0 +1,227 @@
+#include "node/config.hpp"
+
+#include <caf/all.hpp>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <unistd.h>
+
+namespace kura::node {
+
+node_config::node_config() {
+  opt_group{custom_options_, "global"}
+    .add(port, "port", "RESP (Redis protocol) port")
+    .add(bind, "bind", "address to listen on (RESP, metrics, cluster)")
+    .add(metrics_port, "metrics-port", "Prometheus /metrics port (0 = off)")
+    .add(cluster_port, "cluster-port", "ops port for the kura CLI (0 = off)")
+    .add(data_dir, "data-dir", "directory for L3 (and L4) data")
+    .add(memory_bytes, "memory-bytes", "bytes for L1+L2, all shards together");
+  opt_group{custom_options_, "kura.memory"}
+    .add(shards, "shards", "memory shards (key-hash partitions)");
+  opt_group{custom_options_, "kura.limits"}
+    .add(max_key_bytes, "max-key-bytes", "largest key")
+    .add(max_value_bytes, "max-value-bytes", "largest value")
+    .add(proto_max_bulk_len, "proto-max-bulk-len", "largest RESP bulk string")
+    .add(max_args, "max-args", "most arguments per command")
+    .add(max_client_output_bytes, "max-client-output-bytes",
+         "unsent reply bytes per client before it is disconnected")
+    .add(max_clients, "max-clients", "most concurrent RESP connections");
+  opt_group{custom_options_, "kura.l3"}
+    .add(l3_enabled, "enabled", "keep every entry in LMDB (write-behind)")
+    .add(l3_sync, "sync", "commit and fsync every write")
+    .add(l3_batch_max_writes, "batch-max-writes", "group commit: writes per batch")
+    .add(l3_batch_max_age, "batch-max-age", "group commit: oldest write in a batch")
+    .add(l3_map_size, "map-size", "LMDB map size in bytes")
+    .add(l3_max_bytes, "max-bytes", "L3 size budget (0 = 90% of map-size)")
+    .add(l3_write_behind_high_water, "write-behind-high-water",
+         "queued write-behind operations before clients are slowed down");
+  opt_group{custom_options_, "kura.expiry"}
+    .add(sweep_interval, "sweep-interval", "active expiry period")
+    .add(sweep_budget, "sweep-budget", "entries examined per sweep and shard");
+  opt_group{custom_options_, "kura.archive"}
+    .add(archive_max_bytes, "max-bytes", "L4 archive size budget")
+    .add(archive_ttl_days, "ttl-days", "L4 retention in days")
+    .add(archive_codec, "codec", "lz4 or zstd")
+    .add(archive_index_memory, "index-memory", "L4 index memory");
+  opt_group{custom_options_, "kura.prewarm"}
+    .add(prewarm_enabled, "enabled", "predictive prewarming")
+    .add(prediction_window, "prediction-window", "how far ahead to predict")
+    .add(min_confidence, "min-confidence", "least confidence to prewarm a key");
+  opt_group{custom_options_, "kura.cluster"}
+    .add(sync_interval, "sync-interval", "anti-entropy period")
+    .add(heartbeat, "heartbeat", "membership heartbeat")
+    .add(replication_factor, "replication-factor", "copies of each key");
+}
+
+std::string check_writable_dir(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec)
+    return "data dir '" + dir + "' cannot be created: " + ec.message();
+  if (!std::filesystem::is_directory(dir, ec))
+    return "data dir '" + dir + "' is not a directory";
+  auto probe = dir + "/.kura-write-test";
+  {
+    std::ofstream f(probe);
+    if (!f || !(f << "ok") || !f.flush())
+      return "data dir '" + dir + "' is not writable: " + std::strerror(errno);
+  }
+  std::filesystem::remove(probe, ec);
+  return {};
+}
+
+std::string node_config::file_to_args(const std::string& path,
+                                      std::vector<std::string>& out) {
+  std::ifstream f(path);
+  if (!f)
+    return "cannot read config file " + path;
+  auto parsed = actor_system_config::parse_config_file(path.c_str());
+  if (!parsed)
+    return "config file " + path + ": " + render(parsed.error());
+  std::function<std::string(const caf::settings&, const std::string&)> walk =
+    [&](const caf::settings& s, const std::string& prefix) -> std::string {
+      for (auto& kv : s) {
+        std::string name = prefix.empty() ? kv.first : prefix + "." + kv.first;
+        if (auto d = caf::get_if<caf::settings>(&kv.second)) {
+          if (auto e = walk(*d, name); !e.empty())
+            return e;
+          continue;
+        }
+        auto dot = name.rfind('.');
+        std::string category = dot == std::string::npos ? "global" : name.substr(0, dot);
+        std::string key = dot == std::string::npos ? name : name.substr(dot + 1);
+        if (!custom_options_.qualified_name_lookup(category, key))
+          return "config file " + path + ": unknown key '" + name + "'";
+        std::string value;
+        if (auto str = caf::get_if<std::string>(&kv.second))
+          value = *str;
+        else
+          value = caf::to_string(kv.second);
+        out.push_back("--" + (category == "global" ? key : category + "." + key) + "="
+                      + value);
+      }
+      return {};
+    };
+  return walk(*parsed, "");
+}
+
+std::string node_config::check_values() {
+  auto bad = [](const char* key, const std::string& why) {
+    return std::string("bad value for ") + key + ": " + why;
+  };
+  if (port == 0)
+    return bad("port", "must be 1..65535");
+  if (bind.empty())
+    return bad("bind", "must not be empty");
+  if (memory_bytes < (1u << 20))
+    return bad("memory-bytes", "at least 1048576 (1 MiB)");
+  if (shards == 0 || shards > 1024)
+    return bad("kura.memory.shards", "must be 1..1024");
+  if (max_key_bytes == 0 || max_value_bytes == 0)
+    return bad("kura.limits", "key and value limits must be positive");
+  if (proto_max_bulk_len < max_value_bytes && proto_max_bulk_len < (1u << 20))
+    return bad("kura.limits.proto-max-bulk-len", "at least 1048576");
+  if (max_args < 2)
+    return bad("kura.limits.max-args", "at least 2");
+  if (max_client_output_bytes < (1u << 16))
+    return bad("kura.limits.max-client-output-bytes", "at least 65536");
+  if (max_clients == 0)
+    return bad("kura.limits.max-clients", "at least 1");
+  if (l3_batch_max_writes == 0)
+    return bad("kura.l3.batch-max-writes", "at least 1");
+  if (l3_map_size < (1u << 20))
+    return bad("kura.l3.map-size", "at least 1048576");
+  if (sweep_interval.count() <= 0)
+    return bad("kura.expiry.sweep-interval", "must be positive");
+  if (archive_codec != "lz4" && archive_codec != "zstd")
+    return bad("kura.archive.codec", "lz4 or zstd");
+  if (min_confidence < 0 || min_confidence > 1)
+    return bad("kura.prewarm.min-confidence", "must be within 0..1");
+  if (replication_factor == 0)
+    return bad("kura.cluster.replication-factor", "at least 1");
+  if (metrics_port != 0 && metrics_port == port)
+    return bad("metrics-port", "same as port");
+  if (cluster_port != 0 && (cluster_port == port || cluster_port == metrics_port))
+    return bad("cluster-port", "same as another port");
+  return {};
+}
+
+std::string node_config::parse_and_validate(int argc, char** argv) {
+  // CAF 0.17 ignores unknown and mistyped keys in a config file, does not
+  // apply nested sections ([kura.l3]) and lets the file beat the command line
+  // for top-level keys. So kura reads the file itself, refuses unknown keys,
+  // and turns every entry into a flag placed before the real flags: CAF then
+  // type-checks them like flags, and the command line wins.
+  std::vector<std::string> file_args, cli_args;
+  std::string file;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.rfind("--config-file=", 0) == 0)
+      file = a.substr(14);
+    else if (a == "--config-file" && i + 1 < argc)
+      file = argv[++i];
+    else
+      cli_args.push_back(std::move(a));
+  }
+  if (!file.empty()) {
+    if (auto e = file_to_args(file, file_args); !e.empty())
+      return e;
+    config_file_path = file;
+  }
+  file_args.insert(file_args.end(), cli_args.begin(), cli_args.end());
+  // CAF 0.17 takes booleans only as bare flags (--kura.l3.sync); accept
+  // --name=true|false as well, which is what people type.
+  std::vector<std::pair<bool*, bool>> bools;
+  std::vector<std::string> args;
+  const std::pair<const char*, bool*> bool_opts[] = {
+    {"kura.l3.enabled", &l3_enabled},
+    {"kura.l3.sync", &l3_sync},
+    {"kura.prewarm.enabled", &prewarm_enabled},
+  };
+  for (auto& a : file_args) {
+    bool handled = false;
+    for (auto& [name, ptr] : bool_opts) {
+      std::string prefix = std::string("--") + name + "=";
+      if (a.rfind(prefix, 0) != 0)
+        continue;
+      auto v = a.substr(prefix.size());
+      if (v == "true" || v == "1" || v == "yes" || v == "on")
+        bools.emplace_back(ptr, true);
+      else if (v == "false" || v == "0" || v == "no" || v == "off")
+        bools.emplace_back(ptr, false);
+      else
+        return std::string("bad value for ") + name + ": expected true or false, got '" + v
+               + "'";
+      handled = true;
+    }
+    if (!handled)
+      args.push_back(a);
+  }
+  std::istringstream no_ini;
+  if (auto err = parse(std::move(args), no_ini))
+    return "invalid option: " + render(err);
+  for (auto& [ptr, v] : bools)
+    *ptr = v;
+  if (cli_helptext_printed)
+    return {};
+  if (!remainder.empty())
+    return "unexpected argument '" + remainder.front() + "' (options are --name=value)";
+  if (auto e = check_values(); !e.empty())
+    return e;
+  return check_writable_dir(data_dir);
+}
+
+std::string node_config::summary() const {
+  std::ostringstream os;
+  os << "port=" << port << " bind=" << bind << " metrics-port=" << metrics_port
+     << " cluster-port=" << cluster_port << " data-dir=" << data_dir
+     << " memory-bytes=" << memory_bytes << " shards=" << shards
+     << " l3=" << (l3_enabled ? (l3_sync ? "sync" : "write-behind") : "off");
+  return os.str();
+}
+
+} // namespace kura::node

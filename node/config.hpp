@@ -1,0 +1,82 @@
+// kura-node's configuration: CAF's config system (config file via
+// --config-file=kura.conf, and flags). The flags a user needs first are
+// top-level (--port --bind --metrics-port --cluster-port --data-dir
+// --memory-bytes); everything else lives under kura.* (--kura.l3.sync=true,
+// or [kura.l3] sync=true in the file). CAF 0.17 silently ignores unknown or
+// mistyped keys in a config file (CAF-0.17.md §7), so `parse_and_validate` re-reads the file
+// and refuses unknown keys, then checks every value's range and that the data
+// directory is writable. Every failure is one line of text.
+// Thread safety: filled once at start-up, read-only afterwards.
+#pragma once
+
+#include <caf/actor_system_config.hpp>
+#include <caf/timestamp.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace kura::node {
+
+struct node_config : caf::actor_system_config {
+  // -- top level ---------------------------------------------------------------
+  uint16_t port = 6379;
+  std::string bind = "127.0.0.1";
+  uint16_t metrics_port = 9379; ///< 0 = no metrics endpoint
+  uint16_t cluster_port = 7379; ///< ops actor (kura CLI); 0 = off
+  std::string data_dir = "kura-data";
+  uint64_t memory_bytes = 256ull << 20;
+
+  // -- kura.memory / kura.limits ------------------------------------------------
+  size_t shards = 4;
+  uint64_t max_key_bytes = 64 * 1024;
+  uint64_t max_value_bytes = 64ull << 20;
+  uint64_t proto_max_bulk_len = 512ull << 20;
+  uint64_t max_args = 1024 * 1024;
+  uint64_t max_client_output_bytes = 256ull << 20;
+  uint64_t max_clients = 10000;
+
+  // -- kura.l3 ------------------------------------------------------------------
+  bool l3_enabled = true;
+  bool l3_sync = false;
+  uint64_t l3_batch_max_writes = 256;
+  caf::timespan l3_batch_max_age = std::chrono::milliseconds(5);
+  uint64_t l3_map_size = 8ull << 30;
+  uint64_t l3_max_bytes = 0;
+  uint64_t l3_write_behind_high_water = 200000;
+
+  // -- kura.expiry ----------------------------------------------------------------
+  caf::timespan sweep_interval = std::chrono::milliseconds(100);
+  uint64_t sweep_budget = 2000;
+
+  // -- defaults of DESIGN.md, read by the archive, prewarm and cluster parts -----
+  uint64_t archive_max_bytes = 10ull * 1000 * 1000 * 1000;
+  uint64_t archive_ttl_days = 365;
+  std::string archive_codec = "lz4";
+  uint64_t archive_index_memory = 100ull * 1000 * 1000;
+  bool prewarm_enabled = true;
+  caf::timespan prediction_window = std::chrono::hours(24);
+  double min_confidence = 0.7;
+  caf::timespan sync_interval = std::chrono::seconds(30);
+  caf::timespan heartbeat = std::chrono::seconds(10);
+  uint64_t replication_factor = 2;
+
+  node_config();
+
+  /// Parses flags and the config file and validates everything. Returns ""
+  /// on success (or when --help was printed: check cli_helptext_printed), or
+  /// one line saying what is wrong.
+  std::string parse_and_validate(int argc, char** argv);
+
+  /// The effective settings as "key=value" lines (logged at start-up).
+  std::string summary() const;
+
+private:
+  std::string file_to_args(const std::string& path, std::vector<std::string>& out);
+  std::string check_values();
+};
+
+/// "" when `dir` exists (created if needed) and a file can be written in it.
+std::string check_writable_dir(const std::string& dir);
+
+} // namespace kura::node

@@ -1,0 +1,137 @@
+// kura-node: one cache node. Starts the store (memory shards + L3 actor), the
+// RESP front end, the metrics endpoint and the ops actor, then waits for
+// SIGINT/SIGTERM, on which it stops accepting clients, flushes and syncs L3
+// and exits 0. Start-up problems (bad config, port in use, unwritable data
+// dir, corrupt L3) print one line and exit 1.
+#include "actors/store.hpp"
+#include "node/config.hpp"
+#include "node/metrics.hpp"
+#include "node/ops.hpp"
+#include "node/resp_server.hpp"
+#include "tiers/clock.hpp"
+#include "tiers/l3_lmdb.hpp"
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include <csignal>
+#include <future>
+#include <iostream>
+
+#include <pthread.h>
+
+using namespace kura;
+
+namespace {
+
+int fail(const std::string& msg) {
+  std::cerr << "kura-node: error: " << msg << std::endl;
+  return 1;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  // Signals go to the main thread's sigwait only: block them before CAF starts
+  // its threads (they inherit the mask).
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  node::node_config cfg;
+  cfg.load<caf::io::middleman>();
+  if (auto err = cfg.parse_and_validate(argc, argv); !err.empty())
+    return fail(err);
+  if (cfg.cli_helptext_printed)
+    return 0;
+
+  auto& clk = real_clock::instance();
+  std::shared_ptr<l3_lmdb> l3db;
+  if (cfg.l3_enabled) {
+    l3_config lc;
+    lc.path = cfg.data_dir + "/l3";
+    lc.map_size = cfg.l3_map_size;
+    lc.max_bytes = cfg.l3_max_bytes;
+    lc.batch_max_writes = cfg.l3_batch_max_writes;
+    lc.batch_max_ms = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(cfg.l3_batch_max_age).count());
+    lc.sync_mode = cfg.l3_sync;
+    lc.lim.max_key_bytes = cfg.max_key_bytes;
+    lc.lim.max_value_bytes = cfg.max_value_bytes;
+    auto opened = l3_lmdb::open(lc, clk);
+    if (!opened)
+      return fail("cannot open L3 in " + lc.path + ": " + opened.err().to_string());
+    l3db = std::shared_ptr<l3_lmdb>(std::move(*opened));
+  }
+
+  std::unique_ptr<node::node_metrics> metrics;
+  if (cfg.metrics_port != 0) {
+    auto m = node::node_metrics::start(cfg.bind, cfg.metrics_port);
+    if (!m)
+      return fail(m.err().message);
+    metrics = std::move(*m);
+  }
+
+  int rc = 0;
+  {
+    caf::actor_system sys{cfg};
+    actors::store_config sc;
+    sc.ks.shards = cfg.shards;
+    sc.ks.memory_bytes = cfg.memory_bytes;
+    sc.ks.lim.max_key_bytes = cfg.max_key_bytes;
+    sc.ks.lim.max_value_bytes = cfg.max_value_bytes;
+    sc.ks.node_id = static_cast<uint32_t>(::getpid());
+    sc.write_behind_high_water = cfg.l3_write_behind_high_water;
+    sc.sweep_interval_ms = static_cast<uint32_t>(std::max<int64_t>(
+      1, std::chrono::duration_cast<std::chrono::milliseconds>(cfg.sweep_interval).count()));
+    sc.sweep_budget = cfg.sweep_budget;
+    auto store = actors::spawn_store(sys, sc, l3db, clk);
+    l3db.reset(); // the L3 actor owns it now (closed when it exits)
+
+    node::resp_server_config rc_cfg;
+    rc_cfg.bind = cfg.bind;
+    rc_cfg.port = cfg.port;
+    rc_cfg.limits.max_bulk_bytes = cfg.proto_max_bulk_len;
+    rc_cfg.limits.max_args = cfg.max_args;
+    rc_cfg.max_output_bytes = cfg.max_client_output_bytes;
+    rc_cfg.max_clients = cfg.max_clients;
+    rc_cfg.facts.data_dir = cfg.data_dir;
+    rc_cfg.facts.start_ms = clk.now_ms();
+    auto listening = std::make_shared<std::promise<std::string>>();
+    auto ready = listening->get_future();
+    auto resp = node::spawn_resp_server(sys, store.core, rc_cfg, metrics.get(), listening);
+    std::string listen_err = ready.get();
+    caf::actor ops;
+    if (listen_err.empty() && cfg.cluster_port != 0) {
+      auto o = node::start_ops(sys, store, cfg, cfg.bind, cfg.cluster_port);
+      if (!o)
+        listen_err = sys.render(o.error());
+      else
+        ops = *o;
+    }
+    if (!listen_err.empty()) {
+      rc = fail(listen_err);
+    } else {
+      std::cerr << "kura-node: ready: RESP on " << cfg.bind << ":" << cfg.port
+                << (metrics ? ", metrics on " + cfg.bind + ":" + std::to_string(metrics->port())
+                            : std::string{})
+                << (ops ? ", ops on " + cfg.bind + ":" + std::to_string(cfg.cluster_port)
+                        : std::string{})
+                << " (" << cfg.summary() << ")" << std::endl;
+      int sig = 0;
+      sigwait(&sigs, &sig);
+      std::cerr << "kura-node: " << (sig == SIGINT ? "SIGINT" : "SIGTERM")
+                << " received, flushing L3 and shutting down" << std::endl;
+    }
+    caf::anon_send_exit(resp, caf::exit_reason::user_shutdown);
+    if (ops)
+      caf::anon_send_exit(ops, caf::exit_reason::user_shutdown);
+    actors::stop_store(sys, store);
+  }
+  if (rc == 0)
+    std::cerr << "kura-node: stopped cleanly" << std::endl;
+  return rc;
+}

@@ -1,0 +1,146 @@
+#include "node/ops.hpp"
+
+#include "actors/messages.hpp"
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include <chrono>
+#include <unistd.h>
+
+namespace kura::node {
+
+namespace {
+
+using namespace actors;
+
+struct ops_state {
+  caf::actor store;
+  node_status config;
+  uint64_t start_ms = 0;
+  static inline const char* name = "kura.ops";
+};
+
+std::string reply_error(const std::string& why) {
+  kv_reply r;
+  r.error = why;
+  return encode_message(msg_type::kv_reply, r);
+}
+
+caf::behavior ops_actor(caf::stateful_actor<ops_state>* self, caf::actor store,
+                        node_status config) {
+  self->state.store = std::move(store);
+  self->state.config = std::move(config);
+  self->state.start_ms = real_clock::instance().now_ms();
+  self->set_default_handler(caf::drop);
+  return {
+    [=](ops_request_atom, const std::string& bytes) -> caf::result<std::string> {
+      auto req = decode_message<kv_request>(msg_type::kv_request, bytes);
+      if (!req)
+        return reply_error("bad request: " + req.err().message);
+      auto rp = self->make_response_promise<std::string>();
+      auto timeout = std::chrono::seconds(10);
+      auto& st = self->state;
+      auto deliver_reply = [rp](kv_reply& r) mutable {
+        rp.deliver(encode_message(msg_type::kv_reply, r));
+      };
+      auto on_err = [rp, self](caf::error& err) mutable {
+        rp.deliver(reply_error(self->system().render(err)));
+      };
+      switch (req->op) {
+        case kv_request::get:
+          self->request(st.store, timeout, kv_get_atom::value, req->key).then(deliver_reply, on_err);
+          break;
+        case kv_request::set:
+          self->request(st.store, timeout, kv_set_atom::value, req->key, req->value, req->ttl_ms)
+            .then(deliver_reply, on_err);
+          break;
+        case kv_request::del:
+          self->request(st.store, timeout, kv_del_atom::value, req->key).then(deliver_reply, on_err);
+          break;
+        case kv_request::expire:
+          self->request(st.store, timeout, kv_expire_atom::value, req->key, req->ttl_ms)
+            .then(deliver_reply, on_err);
+          break;
+        case kv_request::tier:
+          self->request(st.store, timeout, kv_tier_atom::value, req->key).then(deliver_reply, on_err);
+          break;
+        case kv_request::flush:
+          self->request(st.store, timeout, kv_flush_atom::value).then(deliver_reply, on_err);
+          break;
+        case kv_request::config:
+          rp.deliver(encode_message(msg_type::node_status, st.config));
+          break;
+        case kv_request::status:
+        case kv_request::stats: {
+          bool full = req->op == kv_request::stats;
+          auto start = st.start_ms;
+          self->request(st.store, timeout, kv_stats_atom::value)
+            .then(
+              [rp, full, start](node_status& s) mutable {
+                node_status out;
+                auto row = [&](std::string n, std::string v) {
+                  out.names.push_back(std::move(n));
+                  out.values.push_back(std::move(v));
+                };
+                row("state", "up");
+                row("pid", std::to_string(::getpid()));
+                row("uptime_s", std::to_string((real_clock::instance().now_ms() - start) / 1000));
+                for (size_t i = 0; i < s.names.size() && i < s.values.size(); ++i) {
+                  auto& n = s.names[i];
+                  if (full || n.find(".entries") != std::string::npos
+                      || n.find(".bytes") != std::string::npos
+                      || n.find("write_behind") != std::string::npos)
+                    row(n, s.values[i]);
+                }
+                rp.deliver(encode_message(msg_type::node_status, out));
+              },
+              on_err);
+          break;
+        }
+        default:
+          rp.deliver(reply_error("unknown operation " + std::to_string(req->op)));
+      }
+      return rp;
+    },
+  };
+}
+
+} // namespace
+
+caf::expected<caf::actor> start_ops(caf::actor_system& sys, const store_handles& store,
+                                    const node_config& cfg, const std::string& bind,
+                                    uint16_t port) {
+  node_status conf;
+  auto add = [&](std::string n, std::string v) {
+    conf.names.push_back(std::move(n));
+    conf.values.push_back(std::move(v));
+  };
+  add("port", std::to_string(cfg.port));
+  add("bind", cfg.bind);
+  add("metrics-port", std::to_string(cfg.metrics_port));
+  add("cluster-port", std::to_string(cfg.cluster_port));
+  add("data-dir", cfg.data_dir);
+  add("memory-bytes", std::to_string(cfg.memory_bytes));
+  add("kura.memory.shards", std::to_string(cfg.shards));
+  add("kura.limits.max-key-bytes", std::to_string(cfg.max_key_bytes));
+  add("kura.limits.max-value-bytes", std::to_string(cfg.max_value_bytes));
+  add("kura.limits.proto-max-bulk-len", std::to_string(cfg.proto_max_bulk_len));
+  add("kura.limits.max-args", std::to_string(cfg.max_args));
+  add("kura.limits.max-client-output-bytes", std::to_string(cfg.max_client_output_bytes));
+  add("kura.limits.max-clients", std::to_string(cfg.max_clients));
+  add("kura.l3.enabled", cfg.l3_enabled ? "true" : "false");
+  add("kura.l3.sync", cfg.l3_sync ? "true" : "false");
+  add("kura.l3.batch-max-writes", std::to_string(cfg.l3_batch_max_writes));
+  add("kura.l3.write-behind-high-water", std::to_string(cfg.l3_write_behind_high_water));
+  auto ops = sys.spawn(ops_actor, store.broker, std::move(conf));
+  auto p = sys.middleman().publish(ops, port, bind.c_str(), true);
+  if (!p) {
+    caf::anon_send_exit(ops, caf::exit_reason::user_shutdown);
+    return caf::make_error(caf::sec::cannot_open_port,
+                           "cannot listen for ops on " + bind + ":" + std::to_string(port));
+  }
+  return ops;
+}
+
+} // namespace kura::node

@@ -1,0 +1,28 @@
+// The ops actor: what the `kura` CLI talks to on the cluster port (a CAF
+// remote actor published with the middleman). Requests and answers are the
+// kv_request / kv_reply / node_status messages of actors/messages.hpp,
+// carried msgpack-encoded in a versioned envelope as std::string payloads
+// (ops_request_atom, bytes) -> bytes, so the wire format is pinned by the
+// golden-byte tests, not by CAF's serializer.
+// Thread safety: an actor; talk to it with messages.
+#pragma once
+
+#include "actors/store.hpp"
+#include "node/config.hpp"
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/expected.hpp>
+
+#include <string>
+
+namespace kura::node {
+
+using ops_request_atom = caf::atom_constant<caf::atom("ops_req")>;
+
+/// Spawns the ops actor and publishes it on bind:port.
+caf::expected<caf::actor> start_ops(caf::actor_system& sys, const actors::store_handles& store,
+                                    const node_config& cfg, const std::string& bind,
+                                    uint16_t port);
+
+} // namespace kura::node

@@ -1,0 +1,371 @@
+#include "node/resp_server.hpp"
+
+#include "node/metrics.hpp"
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include <iostream>
+#include <unordered_map>
+
+using namespace caf;
+using namespace caf::io;
+
+namespace kura::node {
+
+namespace {
+
+using housekeeping_atom = atom_constant<atom("housekeep")>;
+using resume_atom = atom_constant<atom("resume")>;
+
+constexpr uint32_t housekeeping_ms = 100;
+
+struct conn {
+  std::string in; ///< unconsumed input; a waiting command stays at its front
+  resp_parser parser;
+  session sess;
+  bool waiting = false; ///< the command at the front waits for L3
+  bool closing = false;
+  bool halted = false; ///< reading stopped for back-pressure
+};
+
+struct resp_state {
+  std::shared_ptr<actors::store_core> core;
+  resp_server_config cfg;
+  node_facts facts;
+  std::unique_ptr<command_table> cmds;
+  node_metrics* metrics = nullptr;
+  std::unordered_map<connection_handle, conn> conns;
+  fetch_plan plan;
+  uint64_t next_id = 1;
+  std::vector<connection_handle> stalled;
+  bool resume_armed = false;
+  uint32_t ticks = 0;
+  uint64_t max_query_bytes = 0;
+  static inline const char* name = "kura.resp";
+};
+
+using self_ptr = stateful_actor<resp_state, broker>*;
+
+void process(self_ptr self, connection_handle hdl);
+
+void update_facts(resp_state& st) {
+  st.facts.connected_clients = st.conns.size();
+  st.facts.l3_queue_depth = st.core->queue_depth();
+}
+
+void push_metrics(resp_state& st) {
+  if (!st.metrics)
+    return;
+  auto& ks = st.core->ks();
+  st.metrics->set_tier("l1", ks.l1_stats());
+  st.metrics->set_tier("l2", ks.l2_stats());
+  if (st.core->has_l3()) {
+    auto snap = st.core->l3_stats->get();
+    st.metrics->set_tier("l3", snap.stats);
+    st.metrics->set_l3_queue(st.core->queue_depth(), snap.pending);
+  } else {
+    st.metrics->set_l3_queue(0, 0);
+  }
+  st.metrics->set_commands(st.cmds->names(), st.cmds->stats());
+  st.metrics->set_connections(st.conns.size(), st.facts.total_connections,
+                              st.facts.rejected_connections);
+}
+
+void stall(self_ptr self, connection_handle hdl, conn& c) {
+  auto& st = self->state;
+  if (!c.halted) {
+    self->halt(hdl);
+    c.halted = true;
+    st.stalled.push_back(hdl);
+  }
+  if (!st.resume_armed) {
+    st.resume_armed = true;
+    self->delayed_send(self, std::chrono::milliseconds(1), resume_atom::value);
+  }
+}
+
+/// Reports an L3 failure for the command at the front of `c` and drops it.
+void fail_front(self_ptr self, connection_handle hdl, conn& c, std::string_view why) {
+  auto ps = c.parser.next(c.in);
+  put_error(self->wr_buf(hdl), why);
+  if (ps == parse_status::ok)
+    c.in.erase(0, c.parser.consumed());
+  else
+    c.closing = true;
+}
+
+void on_lookup(self_ptr self, connection_handle hdl, actors::staged_entries& staged,
+               uint64_t seq, actors::lookup_outcome o) {
+  auto& st = self->state;
+  auto& ks = st.core->ks();
+  auto it = st.conns.find(hdl);
+  if (it == st.conns.end()) { // the client left while L3 looked
+    if (o == actors::lookup_outcome::ok)
+      actors::finish_lookup(*st.core, staged, seq);
+    return;
+  }
+  conn& c = it->second;
+  c.waiting = false;
+  if (o == actors::lookup_outcome::failed) {
+    fail_front(self, hdl, c, "ERR L3 lookup failed or timed out");
+  } else if (o == actors::lookup_outcome::ok) {
+    try {
+      if (c.parser.next(c.in) == parse_status::ok) {
+        ks.set_overlay(&staged);
+        st.cmds->execute(c.parser.args(), c.sess, self->wr_buf(hdl));
+        ks.set_overlay(nullptr);
+        c.in.erase(0, c.parser.consumed());
+        if (c.sess.quit)
+          c.closing = true;
+      }
+    } catch (const std::exception& e) {
+      ks.set_overlay(nullptr);
+      put_error(self->wr_buf(hdl), std::string("ERR internal error: ") + e.what());
+      c.closing = true;
+    }
+    actors::finish_lookup(*st.core, staged, seq);
+  }
+  process(self, hdl); // retry: plans the same command again
+}
+
+void on_listing(self_ptr self, connection_handle hdl, const listing* lst, bool ok) {
+  auto& st = self->state;
+  auto it = st.conns.find(hdl);
+  if (it == st.conns.end())
+    return;
+  conn& c = it->second;
+  c.waiting = false;
+  if (!ok) {
+    fail_front(self, hdl, c, "ERR L3 listing failed or timed out");
+  } else {
+    try {
+      if (c.parser.next(c.in) == parse_status::ok) {
+        st.cmds->execute(c.parser.args(), c.sess, self->wr_buf(hdl), lst);
+        c.in.erase(0, c.parser.consumed());
+      }
+    } catch (const std::exception& e) {
+      put_error(self->wr_buf(hdl), std::string("ERR internal error: ") + e.what());
+      c.closing = true;
+    }
+  }
+  process(self, hdl);
+}
+
+void start_fetch(self_ptr self, connection_handle hdl, const fetch_plan& plan) {
+  auto& st = self->state;
+  if (plan.kind == fetch_plan::lookup) {
+    actors::lookup_l3(self, *st.core, plan.keys,
+                      [self, hdl](actors::staged_entries& staged, uint64_t seq,
+                                  actors::lookup_outcome o) {
+                        on_lookup(self, hdl, staged, seq, o);
+                      });
+    return;
+  }
+  st.core->flush_writes(true);
+  actors::l3_list q;
+  q.mode = plan.mode == fetch_plan::list_count    ? actors::l3_list::count
+           : plan.mode == fetch_plan::list_random ? actors::l3_list::random
+                                                  : actors::l3_list::keys;
+  q.pattern = plan.pattern;
+  q.after = plan.after;
+  q.limit = plan.limit;
+  self
+    ->request(st.core->l3, std::chrono::milliseconds(st.core->config().l3_timeout_ms),
+              std::move(q))
+    .then(
+      [self, hdl](actors::l3_listing& l) {
+        listing lst;
+        lst.keys = std::move(l.keys);
+        lst.count = l.count;
+        lst.last = std::move(l.last);
+        lst.done = l.done;
+        on_listing(self, hdl, &lst, true);
+      },
+      [self, hdl](caf::error&) { on_listing(self, hdl, nullptr, false); });
+}
+
+/// Runs every complete command of `hdl` that can run now.
+void process(self_ptr self, connection_handle hdl) {
+  auto& st = self->state;
+  auto it = st.conns.find(hdl);
+  if (it == st.conns.end())
+    return;
+  conn& c = it->second;
+  size_t off = 0;
+  auto& out = self->wr_buf(hdl);
+  st.facts.l3_queue_depth = st.core->queue_depth();
+  try {
+    while (!c.waiting && !c.closing) {
+      if (out.size() > st.cfg.max_output_bytes) {
+        out.clear(); // the client does not read: drop what it would not take
+        put_error(out, "ERR max output buffer size reached for this client");
+        c.closing = true;
+        break;
+      }
+      if (st.core->backlogged()) {
+        stall(self, hdl, c);
+        break;
+      }
+      std::string_view view(c.in.data() + off, c.in.size() - off);
+      auto ps = c.parser.next(view);
+      if (ps == parse_status::incomplete)
+        break;
+      if (ps == parse_status::empty) {
+        off += c.parser.consumed();
+        continue;
+      }
+      if (ps == parse_status::error) {
+        put_error(out, "ERR " + c.parser.error());
+        c.closing = true;
+        break;
+      }
+      auto& args = c.parser.args();
+      st.cmds->plan(args, st.plan);
+      if (st.plan.kind == fetch_plan::none) {
+        st.cmds->execute(args, c.sess, out);
+        off += c.parser.consumed();
+        if (c.sess.quit)
+          c.closing = true;
+        continue;
+      }
+      c.waiting = true; // the command stays in c.in until L3 answered
+      c.parser.reset();
+      start_fetch(self, hdl, st.plan);
+    }
+  } catch (const std::exception& e) {
+    put_error(out, std::string("ERR internal error: ") + e.what());
+    c.closing = true;
+  }
+  if (off > 0)
+    c.in.erase(0, off);
+  self->flush(hdl);
+  if (c.closing) {
+    self->close(hdl);
+    st.conns.erase(it);
+    update_facts(st);
+  }
+}
+
+behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
+                     resp_server_config cfg, node_metrics* metrics,
+                     std::shared_ptr<std::promise<std::string>> listening) {
+  auto& st = self->state;
+  st.core = std::move(core);
+  st.cfg = cfg;
+  st.facts = cfg.facts;
+  st.facts.port = cfg.port;
+  st.facts.bind = cfg.bind;
+  st.facts.max_clients = cfg.max_clients;
+  st.facts.proto_max_bulk_len = cfg.limits.max_bulk_bytes;
+  st.max_query_bytes = cfg.limits.max_bulk_bytes + (64ull << 20);
+  if (st.core->has_l3()) {
+    auto snap = st.core->l3_stats;
+    st.facts.l3_stats = [snap] {
+      auto d = snap->get();
+      return d.stats;
+    };
+    st.facts.l3_uncommitted = [snap] { return snap->get().pending; };
+  }
+  st.cmds = std::make_unique<command_table>(st.core->ks(), st.facts);
+  st.metrics = metrics;
+  auto res = self->add_tcp_doorman(cfg.port, cfg.bind.c_str(), true);
+  if (!res) {
+    listening->set_value("cannot listen on " + cfg.bind + ":" + std::to_string(cfg.port) + ": "
+                         + self->system().render(res.error()));
+    self->quit();
+    return {};
+  }
+  listening->set_value("");
+  self->set_default_handler(caf::drop);
+  self->delayed_send(self, std::chrono::milliseconds(housekeeping_ms),
+                     housekeeping_atom::value);
+  return {
+    [=](const new_connection_msg& msg) {
+      auto& st = self->state;
+      ++st.facts.total_connections;
+      if (st.conns.size() >= st.cfg.max_clients) {
+        ++st.facts.rejected_connections;
+        put_error(self->wr_buf(msg.handle), "ERR max number of clients reached");
+        self->flush(msg.handle);
+        self->close(msg.handle);
+        return;
+      }
+      self->configure_read(msg.handle, receive_policy::at_most(64 * 1024));
+      auto& c = st.conns[msg.handle];
+      c.parser = resp_parser{st.cfg.limits};
+      c.sess.id = st.next_id++;
+      c.sess.peer = self->remote_addr(msg.handle) + ":"
+                    + std::to_string(self->remote_port(msg.handle));
+      update_facts(st);
+    },
+    [=](new_data_msg& msg) {
+      auto& st = self->state;
+      auto it = st.conns.find(msg.handle);
+      if (it == st.conns.end())
+        return;
+      auto& c = it->second;
+      c.in.append(msg.buf.data(), msg.buf.size());
+      if (c.in.size() > st.max_query_bytes) {
+        put_error(self->wr_buf(msg.handle), "ERR Protocol error: query buffer limit reached");
+        self->flush(msg.handle);
+        self->close(msg.handle);
+        st.conns.erase(it);
+        update_facts(st);
+        return;
+      }
+      if (!c.waiting)
+        process(self, msg.handle);
+    },
+    [=](const connection_closed_msg& msg) {
+      auto& st = self->state;
+      st.conns.erase(msg.handle);
+      update_facts(st);
+    },
+    [=](const acceptor_closed_msg&) { self->quit(); },
+    [=](resume_atom) {
+      auto& st = self->state;
+      st.resume_armed = false;
+      if (st.core->backlogged()) {
+        st.resume_armed = true;
+        self->delayed_send(self, std::chrono::milliseconds(1), resume_atom::value);
+        return;
+      }
+      auto stalled = std::move(st.stalled);
+      st.stalled.clear();
+      for (auto hdl : stalled) {
+        auto it = st.conns.find(hdl);
+        if (it == st.conns.end())
+          continue;
+        it->second.halted = false;
+        self->trigger(hdl);
+        process(self, hdl);
+      }
+    },
+    [=](housekeeping_atom) {
+      auto& st = self->state;
+      update_facts(st);
+      if (++st.ticks * housekeeping_ms >= st.cfg.metrics_interval_ms) {
+        st.ticks = 0;
+        try {
+          push_metrics(st);
+        } catch (const std::exception& e) {
+          std::cerr << "kura-node: metrics update failed: " << e.what() << std::endl;
+        }
+      }
+      self->delayed_send(self, std::chrono::milliseconds(housekeeping_ms),
+                         housekeeping_atom::value);
+    },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_resp_server(caf::actor_system& sys, std::shared_ptr<actors::store_core> core,
+                             resp_server_config cfg, node_metrics* metrics,
+                             std::shared_ptr<std::promise<std::string>> listening) {
+  return sys.middleman().spawn_broker(resp_broker, std::move(core), std::move(cfg), metrics,
+                                      std::move(listening));
+}
+
+} // namespace kura::node

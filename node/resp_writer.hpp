@@ -1,0 +1,64 @@
+// Appends RESP2 replies to an output buffer (the broker's write buffer).
+// Thread safety: stateless free functions.
+#pragma once
+
+#include <charconv>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+namespace kura::node {
+
+using out_buffer = std::vector<char>;
+
+inline void put_raw(out_buffer& out, std::string_view s) {
+  out.insert(out.end(), s.begin(), s.end());
+}
+
+inline void put_int_raw(out_buffer& out, int64_t v) {
+  char tmp[24];
+  auto r = std::to_chars(tmp, tmp + sizeof(tmp), v);
+  out.insert(out.end(), tmp, r.ptr);
+}
+
+/// +OK style status reply.
+inline void put_status(out_buffer& out, std::string_view s) {
+  out.push_back('+');
+  put_raw(out, s);
+  put_raw(out, "\r\n");
+}
+
+inline void put_ok(out_buffer& out) { put_raw(out, "+OK\r\n"); }
+
+/// Error reply; `msg` includes its prefix ("ERR syntax error", "WRONGTYPE ...").
+inline void put_error(out_buffer& out, std::string_view msg) {
+  out.push_back('-');
+  put_raw(out, msg);
+  put_raw(out, "\r\n");
+}
+
+inline void put_int(out_buffer& out, int64_t v) {
+  out.push_back(':');
+  put_int_raw(out, v);
+  put_raw(out, "\r\n");
+}
+
+inline void put_bulk(out_buffer& out, std::string_view s) {
+  out.push_back('$');
+  put_int_raw(out, static_cast<int64_t>(s.size()));
+  put_raw(out, "\r\n");
+  put_raw(out, s);
+  put_raw(out, "\r\n");
+}
+
+inline void put_nil(out_buffer& out) { put_raw(out, "$-1\r\n"); }
+
+inline void put_nil_array(out_buffer& out) { put_raw(out, "*-1\r\n"); }
+
+inline void put_array_header(out_buffer& out, size_t n) {
+  out.push_back('*');
+  put_int_raw(out, static_cast<int64_t>(n));
+  put_raw(out, "\r\n");
+}
+
+} // namespace kura::node

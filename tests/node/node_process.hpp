@@ -1,0 +1,368 @@
+// Test helpers: start the real build/bin/kura-node as a child process on
+// free ports with a temporary data dir, talk to it over raw sockets and
+// through redis-cli, stop it with SIGTERM or SIGKILL. No CAF.
+#pragma once
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace kura::test {
+
+inline std::string bin_dir() {
+  const char* d = std::getenv("KURA_BIN_DIR");
+  return d ? d : "build/bin";
+}
+
+/// A port nobody listens on right now (bind to 0, read it back, close).
+inline uint16_t free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  uint16_t p = ntohs(a.sin_port);
+  ::close(fd);
+  return p;
+}
+
+/// A fresh temporary directory, removed with the object.
+struct temp_dir {
+  std::string path;
+  temp_dir() {
+    char tmpl[] = "/tmp/kura-test-XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+/// Runs a shell command, returns its stdout (and the exit code in `rc`).
+inline std::string run_shell(const std::string& cmd, int* rc = nullptr) {
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p)
+    return out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0)
+    out.append(buf, n);
+  int st = ::pclose(p);
+  if (rc)
+    *rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return out;
+}
+
+/// A connected TCP client with blocking I/O and a read timeout.
+class client {
+public:
+  explicit client(uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+      ::close(fd_);
+      fd_ = -1;
+    }
+    int one = 1;
+    if (fd_ >= 0)
+      ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  }
+  ~client() { close(); }
+  client(const client&) = delete;
+  client(client&& o) noexcept : fd_(o.fd_), buf_(std::move(o.buf_)) { o.fd_ = -1; }
+
+  bool ok() const { return fd_ >= 0; }
+  void close() {
+    if (fd_ >= 0)
+      ::close(fd_);
+    fd_ = -1;
+  }
+
+  bool send(std::string_view s) {
+    while (!s.empty()) {
+      auto n = ::send(fd_, s.data(), s.size(), MSG_NOSIGNAL);
+      if (n <= 0)
+        return false;
+      s.remove_prefix(static_cast<size_t>(n));
+    }
+    return true;
+  }
+
+  /// Reads more bytes into the buffer; false on EOF, error or timeout.
+  bool fill(int timeout_ms = 10000) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, timeout_ms) <= 0)
+      return false;
+    char tmp[65536];
+    auto n = ::recv(fd_, tmp, sizeof(tmp), 0);
+    if (n <= 0) {
+      eof_ = true;
+      return false;
+    }
+    buf_.append(tmp, static_cast<size_t>(n));
+    return true;
+  }
+
+  /// Reads one complete RESP reply (raw bytes); nullopt on EOF/timeout.
+  std::optional<std::string> reply(int timeout_ms = 10000) {
+    for (;;) {
+      size_t end = 0;
+      if (complete(0, end)) {
+        auto r = buf_.substr(0, end);
+        buf_.erase(0, end);
+        return r;
+      }
+      if (!fill(timeout_ms))
+        return std::nullopt;
+    }
+  }
+
+  /// Sends a command built from args as multibulk and reads its reply.
+  std::optional<std::string> call(const std::vector<std::string>& args) {
+    if (!send(multibulk(args)))
+      return std::nullopt;
+    return reply();
+  }
+
+  /// True once the peer closed the connection (reads until EOF or timeout).
+  bool closed_by_peer(int timeout_ms = 10000) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (!eof_ && std::chrono::steady_clock::now() < deadline)
+      if (!fill(100) && !eof_)
+        continue;
+    return eof_;
+  }
+
+  std::string& buffer() { return buf_; }
+
+  static std::string multibulk(const std::vector<std::string>& args) {
+    std::string s = "*" + std::to_string(args.size()) + "\r\n";
+    for (auto& a : args)
+      s += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
+    return s;
+  }
+
+private:
+  bool complete(size_t pos, size_t& end) const {
+    if (pos >= buf_.size())
+      return false;
+    auto nl = buf_.find("\r\n", pos);
+    if (nl == std::string::npos)
+      return false;
+    char t = buf_[pos];
+    if (t == '+' || t == '-' || t == ':') {
+      end = nl + 2;
+      return true;
+    }
+    long n = std::strtol(buf_.c_str() + pos + 1, nullptr, 10);
+    if (t == '$') {
+      if (n < 0) {
+        end = nl + 2;
+        return true;
+      }
+      size_t need = nl + 2 + static_cast<size_t>(n) + 2;
+      if (buf_.size() < need)
+        return false;
+      end = need;
+      return true;
+    }
+    if (t == '*') {
+      size_t p = nl + 2;
+      for (long i = 0; i < n; ++i) {
+        size_t e = 0;
+        if (!complete(p, e))
+          return false;
+        p = e;
+      }
+      end = p;
+      return true;
+    }
+    end = nl + 2; // unknown type: treat the line as a reply
+    return true;
+  }
+
+  int fd_ = -1;
+  bool eof_ = false;
+  std::string buf_;
+};
+
+/// Raises this process's open-file limit (children inherit it).
+inline void raise_fd_limit(rlim_t want) {
+  rlimit r{};
+  ::getrlimit(RLIMIT_NOFILE, &r);
+  if (r.rlim_cur < want) {
+    r.rlim_cur = std::min(want, r.rlim_max);
+    ::setrlimit(RLIMIT_NOFILE, &r);
+  }
+}
+
+/// A kura-node child process.
+class node_process {
+public:
+  /// Starts kura-node with `args` (plus --port/--metrics-port/--cluster-port/
+  /// --data-dir unless given) and waits until it answers PING.
+  explicit node_process(std::vector<std::string> args = {}, std::string data_dir = {}) {
+    port = free_port();
+    metrics_port = free_port();
+    cluster_port = free_port();
+    if (data_dir.empty()) {
+      own_dir_ = std::make_unique<temp_dir>();
+      data_dir = own_dir_->path;
+    }
+    this->data_dir = data_dir;
+    log_path = data_dir + ".log";
+    auto has = [&](const char* p) {
+      for (auto& a : args)
+        if (a.rfind(p, 0) == 0)
+          return true;
+      return false;
+    };
+    if (!has("--port="))
+      args.push_back("--port=" + std::to_string(port));
+    if (!has("--metrics-port="))
+      args.push_back("--metrics-port=" + std::to_string(metrics_port));
+    if (!has("--cluster-port="))
+      args.push_back("--cluster-port=" + std::to_string(cluster_port));
+    if (!has("--data-dir="))
+      args.push_back("--data-dir=" + data_dir);
+    args_ = args;
+    start();
+  }
+
+  ~node_process() {
+    if (pid > 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+    std::error_code ec;
+    std::filesystem::remove(log_path, ec);
+  }
+
+  void start() {
+    pid = ::fork();
+    if (pid == 0) {
+      int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      ::dup2(fd, 2);
+      ::dup2(fd, 1);
+      std::vector<std::string> all{bin_dir() + "/kura-node"};
+      all.insert(all.end(), args_.begin(), args_.end());
+      std::vector<char*> argv;
+      for (auto& a : all)
+        argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    ready = wait_ready();
+  }
+
+  bool wait_ready(int timeout_ms = 20000) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (std::chrono::steady_clock::now() < deadline) {
+      int st = 0;
+      if (::waitpid(pid, &st, WNOHANG) == pid) {
+        pid = -1;
+        return false;
+      }
+      client c(port);
+      if (c.ok()) {
+        auto r = c.call({"PING"});
+        if (r && *r == "+PONG\r\n")
+          return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  }
+
+  /// Sends `sig` and waits for the exit; returns the exit code (or 128+signal).
+  int stop(int sig = SIGTERM) {
+    if (pid <= 0)
+      return -1;
+    ::kill(pid, sig);
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+    pid = -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  }
+
+  bool alive() {
+    return pid > 0 && ::waitpid(pid, nullptr, WNOHANG) == 0;
+  }
+
+  std::string log() const {
+    std::ifstream f(log_path);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+  }
+
+  /// redis-cli against this node; returns stdout.
+  std::string cli(const std::string& args, int* rc = nullptr) const {
+    return run_shell("redis-cli -p " + std::to_string(port) + " " + args + " 2>&1", rc);
+  }
+
+  /// Value of "field:" in INFO's output.
+  std::string info_field(const std::string& field) {
+    client c(port);
+    auto r = c.call({"INFO"});
+    if (!r)
+      return {};
+    auto p = r->find(field + ":");
+    if (p == std::string::npos)
+      return {};
+    auto e = r->find("\r\n", p);
+    return r->substr(p + field.size() + 1, e - p - field.size() - 1);
+  }
+
+  uint16_t port = 0, metrics_port = 0, cluster_port = 0;
+  std::string data_dir;
+  std::string log_path;
+  pid_t pid = -1;
+  bool ready = false;
+
+private:
+  std::unique_ptr<temp_dir> own_dir_;
+  std::vector<std::string> args_;
+};
+
+/// Runs kura-node to completion (for start-up failures); returns exit code and
+/// stderr+stdout in `out`.
+inline int run_node_once(const std::vector<std::string>& args, std::string& out) {
+  std::string cmd = "timeout 20 " + bin_dir() + "/kura-node";
+  for (auto& a : args)
+    cmd += " '" + a + "'";
+  int rc = 0;
+  out = run_shell(cmd + " 2>&1", &rc);
+  return rc;
+}
+
+} // namespace kura::test

@@ -1,0 +1,493 @@
+// Tests of the memory tiers: l1_lru, l2_lfu and memory_cache (W-TinyLFU).
+#include "tiers/clock.hpp"
+#include "tiers/entry_table.hpp"
+#include "tiers/l1_lru.hpp"
+#include "tiers/l2_lfu.hpp"
+#include "tiers/memory_cache.hpp"
+#include "tiers/random.hpp"
+
+#include <doctest/doctest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+using namespace kura;
+
+namespace {
+
+entry make(std::string k, std::string v, uint64_t expiry = 0) {
+  entry e;
+  e.key = std::move(k);
+  e.value = std::move(v);
+  e.expiry_ms = expiry;
+  return e;
+}
+
+std::string key_of(uint64_t i) {
+  return "k" + std::to_string(i);
+}
+
+// The byte formula documented in tiers/entry_table.hpp for one small node.
+uint64_t node_charge(const entry& e) {
+  size_t n = 10 + 1 + 1 + (e.expiry_ms ? 8 : 0) + (e.ver.hlc ? 8 : 0) + (e.ver.node ? 4 : 0)
+             + e.key.size() + e.value.size();
+  return std::max<size_t>(16, (n + 7) / 8 * 8);
+}
+
+} // namespace
+
+// -- entry_table ------------------------------------------------------------------
+
+TEST_CASE("entry_table round-trips every field and survives growth and removal") {
+  detail::entry_table t;
+  rng r(7);
+  std::map<std::string, entry> model;
+  std::map<std::string, detail::node_id> ids;
+  for (int i = 0; i < 20000; ++i) {
+    std::string k = key_of(r.below(3000));
+    auto it = ids.find(k);
+    if (it != ids.end() && r.chance(0.4)) {
+      t.remove(it->second);
+      ids.erase(it);
+      model.erase(k);
+      continue;
+    }
+    if (it != ids.end())
+      continue;
+    entry e = make(k, std::string(r.below(2000), static_cast<char>('a' + r.below(26))),
+                   r.chance(0.5) ? r.next() >> 1 : 0);
+    e.ver = version{r.chance(0.5) ? r.next() : 0, static_cast<uint32_t>(r.below(3))};
+    e.flags = static_cast<uint8_t>(r.below(8));
+    auto id = t.insert(e.key, e.value, e.expiry_ms, e.ver, e.flags, hash64(e.key));
+    REQUIRE(id != 0);
+    ids[k] = id;
+    model[k] = e;
+  }
+  CHECK(t.size() == model.size());
+  uint64_t charges = 0;
+  for (auto& [k, e] : model) {
+    auto id = t.find(k, hash64(k));
+    REQUIRE(id == ids[k]);
+    CHECK(t.to_entry(id) == e);
+    charges += t.charge(id);
+  }
+  CHECK(t.node_bytes() == charges);
+  CHECK(t.bytes() == charges + t.slot_count() * 5);
+  CHECK(t.find("absent", hash64("absent")) == 0);
+  for (auto& [k, id] : ids)
+    t.remove(id);
+  CHECK(t.size() == 0);
+  CHECK(t.bytes() == 0);
+}
+
+TEST_CASE("entry_table charges slab classes and large nodes as documented") {
+  CHECK(detail::entry_table::charge_for(1) == 16);
+  CHECK(detail::entry_table::charge_for(54) == 56);
+  CHECK(detail::entry_table::charge_for(1024) == 1024);
+  // malloc chunk (n + 8 rounded to 16) + 16 for the page record.
+  CHECK(detail::entry_table::charge_for(1025) == 1040 + 16);
+}
+
+// -- l1_lru -------------------------------------------------------------------------
+
+TEST_CASE("l1: get/put/overwrite/erase") {
+  l1_lru l1(1 << 20);
+  CHECK(std::string(l1.name()) == "l1");
+  CHECK(l1.put(make("a", "1"), 0).ok());
+  auto g = l1.get("a", 0);
+  REQUIRE(g.ok());
+  REQUIRE(g->has_value());
+  CHECK((*g)->value == "1");
+  CHECK(l1.put(make("a", "22"), 0).ok());
+  CHECK((*l1.get("a", 0))->value == "22");
+  CHECK(l1.stats().entries == 1);
+  CHECK(*l1.erase("a"));
+  CHECK_FALSE(*l1.erase("a"));
+  CHECK_FALSE(l1.get("a", 0)->has_value());
+  auto s = l1.stats();
+  CHECK(s.hits == 2);
+  CHECK(s.misses == 1);
+  CHECK(s.puts == 2);
+  CHECK(s.erases == 1);
+  CHECK(s.bytes == 0);
+}
+
+TEST_CASE("l1: evicts in exact LRU order to the listener") {
+  entry probe = make("k0", std::string(40, 'v'));
+  const uint64_t per = node_charge(probe);
+  // Room for 10 nodes plus an index of 16 slots.
+  l1_lru l1(10 * per + 16 * 5);
+  std::vector<std::string> evicted;
+  l1.set_eviction_listener([&](entry&& e) { evicted.push_back(e.key); });
+  for (int i = 0; i < 10; ++i)
+    REQUIRE(l1.put(make(key_of(i), std::string(40, 'v')), 0).ok());
+  CHECK(evicted.empty());
+  CHECK(l1.stats().bytes == 10 * per + 16 * 5);
+  // Touch k0 and k1: k2 becomes the LRU.
+  CHECK(l1.get("k0", 0)->has_value());
+  CHECK(l1.get("k1", 0)->has_value());
+  // A get without touch does not change the order.
+  CHECK(l1.get("k2", 0, false)->has_value());
+  REQUIRE(l1.put(make("k10", std::string(40, 'v')), 0).ok());
+  REQUIRE(l1.put(make("k11", std::string(40, 'v')), 0).ok());
+  CHECK(evicted == std::vector<std::string>{"k2", "k3"});
+  CHECK(l1.keys_mru().front() == "k11");
+  CHECK(l1.keys_mru().back() == "k4");
+  CHECK(l1.stats().evictions == 2);
+  CHECK(l1.stats().bytes <= l1.capacity());
+}
+
+TEST_CASE("l1: byte accounting matches the documented formula exactly") {
+  l1_lru l1(1 << 20);
+  uint64_t nodes = 0;
+  for (int i = 0; i < 100; ++i) {
+    entry e = make(key_of(i), std::string(static_cast<size_t>(i), 'x'), i % 3 ? 0 : 5000);
+    e.ver = version{i % 2 ? 77u : 0u, i % 5 ? 0u : 3u};
+    nodes += node_charge(e);
+    REQUIRE(l1.put(e, 0).ok());
+  }
+  // 100 entries: the index grew by 1.5x (rounded up to groups of 8) at 80%
+  // load: 16 -> 24 -> 40 -> 64 -> 96 -> 144 slots.
+  CHECK(l1.stats().bytes == nodes + 144 * 5);
+}
+
+TEST_CASE("l1: large entries, limits and out_of_space") {
+  limits lim;
+  lim.max_key_bytes = 8;
+  lim.max_value_bytes = 100000;
+  l1_lru l1(50000, lim);
+  CHECK(l1.put(make("too-long-key", "v"), 0).code() == errc::key_too_large);
+  CHECK(l1.put(make("k", std::string(100001, 'v')), 0).code() == errc::value_too_large);
+  CHECK(l1.put(make("k", std::string(60000, 'v')), 0).code() == errc::out_of_space);
+  REQUIRE(l1.put(make("k", std::string(30000, 'v')), 0).ok());
+  CHECK((*l1.get("k", 0))->value.size() == 30000);
+  CHECK(l1.stats().bytes == ((30000 + 16 + 8 + 15) / 16 * 16 + 16) + 80);
+  // A second one does not fit beside it: the first is evicted.
+  REQUIRE(l1.put(make("j", std::string(30000, 'w')), 0).ok());
+  CHECK_FALSE(l1.contains("k"));
+  CHECK(l1.stats().evictions == 1);
+}
+
+TEST_CASE("l1: lazy expiry and the incremental sweep with a fake clock") {
+  fake_clock clk;
+  l1_lru l1(1 << 20);
+  const uint64_t t0 = clk.now_ms();
+  for (int i = 0; i < 1000; ++i)
+    REQUIRE(l1.put(make(key_of(i), "v", i % 2 ? t0 + 1000 : 0), t0).ok());
+  CHECK(l1.get("k1", t0)->has_value());
+  clk.advance_ms(1000);
+  CHECK_FALSE(l1.get("k1", clk.now_ms())->has_value()); // lazy
+  CHECK(l1.stats().expirations == 1);
+  // Bounded: one call removes at most `budget`.
+  size_t removed = l1.sweep_expired(clk.now_ms(), 100);
+  CHECK(removed == 100);
+  size_t total = removed + 1;
+  for (int round = 0; round < 100 && total < 500; ++round)
+    total += l1.sweep_expired(clk.now_ms(), 100);
+  CHECK(total == 500);
+  CHECK(l1.sweep_expired(clk.now_ms(), 100) == 0);
+  CHECK(l1.stats().entries == 500);
+  CHECK(l1.stats().expirations == 500);
+  // Putting an already expired entry stores nothing.
+  REQUIRE(l1.put(make("k0", "v", clk.now_ms()), clk.now_ms()).ok());
+  CHECK_FALSE(l1.contains("k0"));
+}
+
+TEST_CASE("l1: the sweep does bounded work per call") {
+  l1_lru l1(1 << 24);
+  for (int i = 0; i < 10000; ++i)
+    REQUIRE(l1.put(make(key_of(i), "v", i == 9999 ? 10 : 0), 0).ok());
+  // With budget 1 a call inspects at most 16 + 64 slots, so finding the one
+  // expired entry takes many calls, but each returns.
+  size_t calls = 0, removed = 0;
+  while (removed == 0 && calls < 10000) {
+    removed += l1.sweep_expired(100, 1);
+    ++calls;
+  }
+  CHECK(removed == 1);
+  CHECK(calls > 1);
+}
+
+TEST_CASE("l1: count_objects mode charges one per entry") {
+  l1_lru l1(3, {}, true);
+  for (int i = 0; i < 5; ++i)
+    REQUIRE(l1.put(make(key_of(i), std::string(100, 'v')), 0).ok());
+  CHECK(l1.stats().entries == 3);
+  CHECK(l1.stats().bytes == 3);
+  CHECK(l1.keys_mru() == std::vector<std::string>{"k4", "k3", "k2"});
+}
+
+// -- l2_lfu -------------------------------------------------------------------------
+
+TEST_CASE("l2: a new key enters only when it is more frequent than the victim") {
+  l2_lfu l2(4, {}, true);
+  std::vector<std::string> evicted;
+  l2.set_eviction_listener([&](entry&& e) { evicted.push_back(e.key); });
+  for (int i = 0; i < 4; ++i)
+    REQUIRE(l2.put(make(key_of(i), "v"), 0).ok());
+  // Make k0..k3 popular.
+  for (int r = 0; r < 3; ++r)
+    for (int i = 0; i < 4; ++i)
+      CHECK(l2.get(key_of(i), 0)->has_value());
+  // A one-off newcomer is rejected (and reported).
+  REQUIRE(l2.put(make("new", "v"), 0).ok());
+  CHECK_FALSE(l2.contains("new"));
+  CHECK(evicted == std::vector<std::string>{"new"});
+  // A newcomer seen often enough wins against the victim.
+  for (int r = 0; r < 8; ++r)
+    (void) l2.get("hot", 0);
+  REQUIRE(l2.put(make("hot", "v"), 0).ok());
+  CHECK(l2.contains("hot"));
+  CHECK(evicted.size() == 2);
+  CHECK(l2.stats().entries == 4);
+}
+
+TEST_CASE("l2: probation hits are promoted, protected overflow is demoted") {
+  l2_lfu l2(10, {}, true);
+  for (int i = 0; i < 10; ++i)
+    REQUIRE(l2.put(make(key_of(i), "v"), 0).ok());
+  CHECK(l2.keys_protected().empty());
+  CHECK(l2.get("k3", 0)->has_value());
+  CHECK(l2.is_protected("k3"));
+  // Protected holds at most 8 of 10: promoting 9 demotes the oldest one.
+  for (int i = 0; i < 10; ++i)
+    if (i != 3)
+      (void) l2.get(key_of(i), 0);
+  CHECK(l2.keys_protected().size() == 8);
+  CHECK(l2.keys_probation().size() == 2);
+  // The demoted ones are the least recently promoted: k3 then k0.
+  CHECK(l2.keys_probation() == std::vector<std::string>{"k0", "k3"});
+  // An overwrite keeps the segment.
+  REQUIRE(l2.put(make("k9", "new"), 0).ok());
+  CHECK(l2.is_protected("k9"));
+  CHECK((*l2.get("k9", 0))->value == "new");
+}
+
+TEST_CASE("l2: byte-bounded standalone tier with expiry and erase") {
+  fake_clock clk;
+  l2_lfu l2(1 << 16);
+  for (int i = 0; i < 100; ++i)
+    REQUIRE(l2.put(make(key_of(i), std::string(100, 'v'), clk.now_ms() + 10), clk.now_ms())
+              .ok());
+  CHECK(l2.stats().entries == 100);
+  CHECK(l2.stats().bytes <= l2.capacity());
+  CHECK(*l2.erase("k5"));
+  clk.advance_ms(10);
+  CHECK_FALSE(l2.get("k6", clk.now_ms())->has_value());
+  size_t n = 0;
+  for (int r = 0; r < 10; ++r)
+    n += l2.sweep_expired(clk.now_ms(), 1000);
+  CHECK(n == 98);
+  CHECK(l2.stats().entries == 0);
+  CHECK(l2.stats().bytes == 0);
+  // Filling far beyond capacity keeps the bytes bounded.
+  for (int i = 0; i < 5000; ++i)
+    REQUIRE(l2.put(make(key_of(i), std::string(100, 'v')), clk.now_ms()).ok());
+  CHECK(l2.stats().bytes <= l2.capacity());
+  CHECK(l2.stats().evictions > 0);
+  CHECK(l2.put(make("huge", std::string(1 << 17, 'v')), 0).code() == errc::out_of_space);
+}
+
+// -- memory_cache -------------------------------------------------------------------
+
+namespace {
+
+memory_cache_config objects_config(uint64_t n, bool adaptive = false, double window = 0.01) {
+  memory_cache_config c;
+  c.capacity_bytes = n;
+  c.count_objects = true;
+  c.adaptive_window = adaptive;
+  c.window_fraction = window;
+  return c;
+}
+
+} // namespace
+
+TEST_CASE("memory_cache: new keys enter L1, its victims go to L2 through admission") {
+  memory_cache m(objects_config(100, false, 0.1)); // window 10, main 90
+  CHECK(m.window_capacity() == 10);
+  for (int i = 0; i < 10; ++i)
+    REQUIRE(m.put(make(key_of(i), "v"), 0).ok());
+  for (int i = 0; i < 10; ++i)
+    CHECK(m.locate(key_of(i)) == memory_region::l1);
+  REQUIRE(m.put(make("k10", "v"), 0).ok());
+  CHECK(m.locate("k0") == memory_region::l2); // L2 had room: admitted
+  CHECK(m.locate("k10") == memory_region::l1);
+  CHECK(m.locate("nope") == memory_region::none);
+  // Fill everything; then cold one-off keys cannot displace popular L2 keys.
+  for (int i = 11; i < 100; ++i)
+    REQUIRE(m.put(make(key_of(i), "v"), 0).ok());
+  CHECK(m.stats().entries == 100);
+  for (int r = 0; r < 5; ++r)
+    for (int i = 0; i < 90; ++i)
+      CHECK(m.get(key_of(i), 0)->has_value());
+  for (int i = 1000; i < 1200; ++i)
+    REQUIRE(m.put(make(key_of(i), "v"), 0).ok());
+  int kept = 0;
+  for (int i = 0; i < 90; ++i)
+    kept += m.locate(key_of(i)) != memory_region::none;
+  // The sketch is probabilistic: a few one-off keys collide with hot ones.
+  CHECK(kept >= 85);
+  CHECK(m.stats().entries == 100);
+  CHECK(m.l1_stats().entries == 10);
+  CHECK(m.l2_stats().entries == 90);
+}
+
+TEST_CASE("memory_cache: get/visit/overwrite/erase/set_expiry/for_each") {
+  memory_cache_config c;
+  c.capacity_bytes = 1 << 20;
+  memory_cache m(c);
+  CHECK(std::string(m.name()) == "mem");
+  entry e = make("key", "value");
+  e.ver = version{version::make_hlc(5, 1), 9};
+  e.flags = entry_flags::compressed;
+  REQUIRE(m.put(e, 0).ok());
+  auto g = m.get("key", 0);
+  REQUIRE(g->has_value());
+  CHECK(**g == e);
+  bool seen = false;
+  CHECK(m.visit("key", 0, [&](const memory_cache::entry_view& v) {
+    seen = v.value == "value" && v.ver == e.ver && v.flags == entry_flags::compressed;
+  }));
+  CHECK(seen);
+  CHECK_FALSE(m.visit("nope", 0, [](const memory_cache::entry_view&) {}));
+  REQUIRE(m.put(make("key", "other"), 0).ok());
+  CHECK((*m.get("key", 0))->value == "other");
+  CHECK(m.set_expiry("key", 100));
+  CHECK((*m.get("key", 50))->expiry_ms == 100);
+  CHECK(m.set_expiry("key", 200)); // in place
+  CHECK_FALSE(m.get("key", 200)->has_value());
+  CHECK_FALSE(m.set_expiry("key", 300));
+  REQUIRE(m.put(make("a", "1"), 0).ok());
+  REQUIRE(m.put(make("b", "2"), 0).ok());
+  int n = 0;
+  m.for_each([&](const memory_cache::entry_view&) { ++n; });
+  CHECK(n == 2);
+  CHECK(*m.erase("a"));
+  CHECK_FALSE(*m.erase("a"));
+  CHECK(m.stats().entries == 1);
+  CHECK(m.clear().ok());
+  CHECK(m.stats().entries == 0);
+  CHECK(m.stats().bytes == 0);
+  CHECK(m.put(make(std::string(70000, 'k'), "v"), 0).code() == errc::key_too_large);
+  CHECK(m.put(make("big", std::string(2 << 20, 'v')), 0).code() == errc::out_of_space);
+}
+
+TEST_CASE("memory_cache: stays within its byte capacity, sketch included") {
+  memory_cache_config c;
+  c.capacity_bytes = 256 << 10;
+  memory_cache m(c);
+  rng r(3);
+  for (int i = 0; i < 50000; ++i) {
+    std::string k = key_of(r.below(20000));
+    if (!m.get(k, 0)->has_value())
+      REQUIRE(m.put(make(k, std::string(r.below(200), 'v')), 0).ok());
+    if (i % 1000 == 0) {
+      auto s = m.stats();
+      REQUIRE(s.bytes <= c.capacity_bytes);
+      REQUIRE(m.l1_stats().bytes + m.l2_stats().bytes <= s.bytes);
+    }
+  }
+  auto s = m.stats();
+  CHECK(s.bytes <= c.capacity_bytes);
+  CHECK(s.bytes > c.capacity_bytes * 8 / 10);
+  CHECK(s.hits + s.misses == 50000);
+}
+
+TEST_CASE("memory_cache: expiry is lazy and swept in both regions") {
+  fake_clock clk;
+  memory_cache m(objects_config(100, false, 0.2));
+  for (int i = 0; i < 100; ++i)
+    REQUIRE(m.put(make(key_of(i), "v", clk.now_ms() + 10 + static_cast<uint64_t>(i % 2)),
+                  clk.now_ms())
+              .ok());
+  CHECK(m.l1_stats().entries == 20);
+  CHECK(m.l2_stats().entries == 80);
+  clk.advance_ms(10);
+  CHECK_FALSE(m.get("k0", clk.now_ms())->has_value());
+  CHECK(m.get("k1", clk.now_ms())->has_value());
+  size_t n = 0;
+  for (int r = 0; r < 20; ++r)
+    n += m.sweep_expired(clk.now_ms(), 7);
+  CHECK(n == 49);
+  CHECK(m.stats().entries == 50);
+  CHECK(m.stats().expirations == 50);
+}
+
+TEST_CASE("memory_cache: the window adapts to a shifting workload") {
+  // Phase 1 is recency-friendly (a sliding hot set: each key is hot for a
+  // while, then never again), so a bigger window wins; phase 2 is
+  // frequency-friendly (a stable hot set under a stream of one-off keys), so
+  // a smaller window wins. The climber must follow both.
+  const uint64_t cap = 1000;
+  auto cfg = objects_config(cap, true, 0.01);
+  SUBCASE("shadow simulations") {
+    cfg.adaptation = window_adaptation::shadow;
+  }
+  SUBCASE("hill climbing") {
+    cfg.adaptation = window_adaptation::hill_climbing;
+  }
+  memory_cache m(cfg);
+  rng r(11);
+  auto access = [&](const std::string& k) {
+    if (!m.get(k, 0)->has_value())
+      REQUIRE(m.put(make(k, "v"), 0).ok());
+  };
+  uint64_t start = m.window_capacity();
+  CHECK(start == 10);
+  uint64_t next = 0;
+  for (int i = 0; i < 400000; ++i) {
+    // A working set of 600 keys that slides forward by one key every 3
+    // accesses; accesses pick recent keys more often.
+    uint64_t back = r.below(r.below(600) + 1);
+    uint64_t k = next > back ? next - back : 0;
+    if (i % 3 == 0)
+      ++next;
+    access("s" + std::to_string(k));
+  }
+  uint64_t after_recency = m.window_capacity();
+  CHECK(after_recency >= 200);
+  for (int i = 0; i < 600000; ++i) {
+    if (i % 2 == 0)
+      access("hot" + std::to_string(r.below(900)));
+    else
+      access("scan" + std::to_string(i));
+  }
+  uint64_t after_frequency = m.window_capacity();
+  CHECK(after_frequency < after_recency / 2);
+}
+
+TEST_CASE("memory_cache: without adaptation the window stays fixed") {
+  memory_cache m(objects_config(1000, false, 0.05));
+  rng r(2);
+  for (int i = 0; i < 100000; ++i) {
+    std::string k = key_of(r.below(5000));
+    if (!m.get(k, 0)->has_value())
+      REQUIRE(m.put(make(k, "v"), 0).ok());
+  }
+  CHECK(m.window_capacity() == 50);
+}
+
+TEST_CASE("memory_cache: byte mode with shadow adaptation charges everything") {
+  memory_cache_config c;
+  c.capacity_bytes = 8 << 20;
+  memory_cache m(c);
+  rng r(5);
+  uint64_t first_window = m.window_capacity();
+  bool moved = false;
+  for (int i = 0; i < 300000; ++i) {
+    // A sliding hot set (recency wins), so the window should grow.
+    uint64_t base = static_cast<uint64_t>(i) / 4;
+    std::string k = key_of(base + r.below(r.below(60000) + 1));
+    if (!m.get(k, 0)->has_value())
+      REQUIRE(m.put(make(k, std::string(40 + r.below(40), 'v')), 0).ok());
+    moved = moved || m.window_capacity() != first_window;
+    if (i % 5000 == 0)
+      REQUIRE(m.stats().bytes <= c.capacity_bytes);
+  }
+  CHECK(moved);
+  auto s = m.stats();
+  CHECK(s.bytes <= c.capacity_bytes);
+  CHECK(s.bytes > m.l1_stats().bytes + m.l2_stats().bytes); // sketch + simulations
+}

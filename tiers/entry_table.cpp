@@ -1,0 +1,401 @@
+#include "tiers/entry_table.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <malloc.h>
+
+namespace kura::detail {
+
+namespace {
+
+constexpr uint8_t meta_has_expiry = 1u << 3;
+constexpr uint8_t meta_has_hlc = 1u << 4;
+constexpr uint8_t meta_has_node = 1u << 5;
+constexpr size_t page_target = 64 * 1024;
+constexpr uint32_t max_pages = 1u << 20;
+
+size_t varint_size(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+char* put_varint(char* p, uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = static_cast<char>((v & 0x7f) | 0x80);
+    v >>= 7;
+  }
+  *p++ = static_cast<char>(v);
+  return p;
+}
+
+const char* get_varint(const char* p, uint64_t& v) {
+  v = 0;
+  unsigned shift = 0;
+  for (;;) {
+    auto b = static_cast<uint8_t>(*p++);
+    v |= static_cast<uint64_t>(b & 0x7f) << shift;
+    if (!(b & 0x80))
+      return p;
+    shift += 7;
+  }
+}
+
+// Where the fields after the fixed header start, decoded.
+struct layout {
+  uint8_t meta;
+  uint64_t klen, vlen;
+  const char* opt; // optional fields
+  const char* key; // key bytes (value follows)
+};
+
+layout decode(const char* n) {
+  layout l;
+  l.meta = static_cast<uint8_t>(n[8]);
+  const char* p = get_varint(n + 10, l.klen);
+  p = get_varint(p, l.vlen);
+  l.opt = p;
+  if (l.meta & meta_has_expiry)
+    p += 8;
+  if (l.meta & meta_has_hlc)
+    p += 8;
+  if (l.meta & meta_has_node)
+    p += 4;
+  l.key = p;
+  return l;
+}
+
+} // namespace
+
+entry_table::entry_table() {
+  pages_.emplace_back(); // page 0 is never used: id 0 means "none"
+
+}
+
+entry_table::~entry_table() {
+  for (auto& p : pages_)
+    std::free(p.base);
+  std::free(index_);
+}
+
+size_t entry_table::node_size(std::string_view key, size_t value_size, uint64_t expiry_ms,
+                              const version& ver) {
+  return 10 + varint_size(key.size()) + varint_size(value_size) + (expiry_ms ? 8 : 0)
+         + (ver.hlc ? 8 : 0) + (ver.node ? 4 : 0) + key.size() + value_size;
+}
+
+size_t entry_table::charge_for(size_t n) {
+  if (n <= max_small)
+    return std::max<size_t>(16, (n + 7) & ~size_t{7});
+  // glibc: chunk = max(32, round_up(n + 8, 16)); the page record is 16 bytes.
+  return ((n + 8 + 15) & ~size_t{15}) + sizeof(page);
+}
+
+// -- slab -----------------------------------------------------------------------
+
+uint32_t entry_table::new_page() {
+  if (!free_pages_.empty()) {
+    uint32_t p = free_pages_.back();
+    free_pages_.pop_back();
+    return p;
+  }
+  if (pages_.size() >= max_pages)
+    return 0;
+  pages_.emplace_back();
+  return static_cast<uint32_t>(pages_.size() - 1);
+}
+
+node_id entry_table::alloc(size_t n) {
+  if (n > max_small) {
+    char* mem = static_cast<char*>(std::malloc(n));
+    if (!mem)
+      return 0;
+    uint32_t pi = new_page();
+    if (pi == 0) {
+      std::free(mem);
+      return 0;
+    }
+    pages_[pi] = page{mem, static_cast<uint32_t>(n), 0xffff, 1};
+    page_bytes_ += charge_for(n);
+    return pi << 12;
+  }
+  const size_t cs = charge_for(n);
+  size_class& c = classes_[cs / 8];
+  if (c.free_head) {
+    node_id id = c.free_head;
+    c.free_head = rd32(ptr(id));
+    return id;
+  }
+  if (c.bump_page == 0 || c.bump_next >= pages_[c.bump_page].slots) {
+    uint32_t pi = new_page();
+    if (pi == 0)
+      return 0;
+    const size_t slots = std::min<size_t>(4096, page_target / cs);
+    char* mem = static_cast<char*>(std::malloc(slots * cs));
+    if (!mem) {
+      free_pages_.push_back(pi);
+      return 0;
+    }
+    pages_[pi] = page{mem, static_cast<uint32_t>(cs), static_cast<uint16_t>(cs / 8),
+                      static_cast<uint16_t>(slots)};
+    page_bytes_ += slots * cs;
+    c.bump_page = pi;
+    c.bump_next = 0;
+  }
+  return (c.bump_page << 12) | c.bump_next++;
+}
+
+void entry_table::dealloc(node_id id) {
+  page& p = pages_[id >> 12];
+  if (p.cls == 0xffff) {
+    page_bytes_ -= charge_for(p.slot_size);
+    std::free(p.base);
+    p = page{};
+    free_pages_.push_back(id >> 12);
+    return;
+  }
+  size_class& c = classes_[p.cls];
+  wr32(ptr(id), c.free_head);
+  c.free_head = id;
+}
+
+size_t entry_table::charge(node_id id) const {
+  const page& p = pages_[id >> 12];
+  return p.cls == 0xffff ? charge_for(p.slot_size) : p.slot_size;
+}
+
+// -- index ----------------------------------------------------------------------
+
+node_id entry_table::find(std::string_view key, uint64_t h) const {
+  if (slots_ == 0)
+    return 0;
+  const uint8_t tag = tag_of(h);
+  size_t i = home(h);
+  for (;;) {
+    const uint8_t t = tag_at(i);
+    if (t == 0)
+      return 0;
+    if (t == tag) {
+      const node_id id = id_at(i);
+      if (entry_table::key(id) == key)
+        return id;
+    }
+    if (++i == slots_)
+      i = 0;
+  }
+}
+
+void entry_table::index_insert(node_id id, uint64_t h) {
+  size_t i = home(h);
+  while (tag_at(i) != 0)
+    if (++i == slots_)
+      i = 0;
+  set_tag(i, tag_of(h));
+  set_id(i, id);
+}
+
+void entry_table::rehash(size_t new_slots) {
+  new_slots = (new_slots + 7) & ~size_t{7};
+  char* old = index_;
+  const size_t old_slots = slots_;
+  index_ = nullptr;
+  if (new_slots > 0) {
+    index_ = static_cast<char*>(std::calloc(new_slots / 8, 40));
+    if (!index_)
+      std::abort(); // out of memory: the process cannot continue meaningfully
+  }
+  slots_ = new_slots;
+  for (size_t i = 0; i < old_slots; ++i) {
+    const char* g = old + (i >> 3) * 40;
+    if (g[i & 7] != 0) {
+      const node_id id = rd32(g + 8 + (i & 7) * 4);
+      index_insert(id, hash64(key(id)));
+    }
+  }
+  std::free(old);
+}
+
+size_t entry_table::index_slot_of(node_id id) const {
+  size_t i = home(hash64(key(id)));
+  while (id_at(i) != id || tag_at(i) == 0)
+    if (++i == slots_)
+      i = 0;
+  return i;
+}
+
+void entry_table::index_erase(size_t i) {
+  // Backward-shift deletion: walk the run after the hole and move back every
+  // entry whose home slot is not in (hole, j] (cyclically), so lookups that
+  // stop at an empty slot still find it.
+  size_t hole = i;
+  size_t j = i;
+  for (;;) {
+    if (++j == slots_)
+      j = 0;
+    if (tag_at(j) == 0)
+      break;
+    const size_t k = home(hash64(key(id_at(j))));
+    const bool in_range = hole <= j ? (hole < k && k <= j) : (hole < k || k <= j);
+    if (!in_range) {
+      set_tag(hole, tag_at(j));
+      set_id(hole, id_at(j));
+      hole = j;
+    }
+  }
+  set_tag(hole, 0);
+}
+
+// -- insert / remove ---------------------------------------------------------------
+
+node_id entry_table::insert(std::string_view key, std::string_view value, uint64_t expiry_ms,
+                            const version& ver, uint8_t flags, uint64_t h) {
+  if (slots_ == 0)
+    rehash(min_slots);
+  else if ((count_ + 1) * 5 > slots_ * 4)
+    rehash(grown(slots_));
+  const size_t n = node_size(key, value.size(), expiry_ms, ver);
+  node_id id = alloc(n);
+  if (id == 0)
+    return 0;
+  write_node(ptr(id), key, value, expiry_ms, ver, flags);
+  wr32(ptr(id), 0);
+  wr32(ptr(id) + 4, 0);
+  ptr(id)[9] = 0;
+  index_insert(id, h);
+  ++count_;
+  node_bytes_ += charge(id);
+  return id;
+}
+
+bool entry_table::overwrite(node_id id, std::string_view value, uint64_t expiry_ms,
+                            const version& ver, uint8_t flags) {
+  const page& pg = pages_[id >> 12];
+  if (pg.cls == 0xffff)
+    return false;
+  const std::string_view k = key(id);
+  const size_t n = node_size(k, value.size(), expiry_ms, ver);
+  if (charge_for(n) != pg.slot_size)
+    return false;
+  // The key moves only if the optional fields change size: copy it first.
+  char kbuf[max_small];
+  std::memcpy(kbuf, k.data(), k.size());
+  write_node(ptr(id), std::string_view{kbuf, k.size()}, value, expiry_ms, ver, flags);
+  return true;
+}
+
+void entry_table::write_node(char* p, std::string_view key, std::string_view value,
+                             uint64_t expiry_ms, const version& ver, uint8_t flags) {
+  uint8_t meta = flags & 7;
+  if (expiry_ms)
+    meta |= meta_has_expiry;
+  if (ver.hlc)
+    meta |= meta_has_hlc;
+  if (ver.node)
+    meta |= meta_has_node;
+  p[8] = static_cast<char>(meta);
+  char* q = put_varint(p + 10, key.size());
+  q = put_varint(q, value.size());
+  if (expiry_ms) {
+    std::memcpy(q, &expiry_ms, 8);
+    q += 8;
+  }
+  if (ver.hlc) {
+    std::memcpy(q, &ver.hlc, 8);
+    q += 8;
+  }
+  if (ver.node) {
+    std::memcpy(q, &ver.node, 4);
+    q += 4;
+  }
+  if (!key.empty())
+    std::memcpy(q, key.data(), key.size());
+  if (!value.empty())
+    std::memcpy(q + key.size(), value.data(), value.size());
+}
+
+void entry_table::remove(node_id id) {
+  index_erase(index_slot_of(id));
+  node_bytes_ -= charge(id);
+  dealloc(id);
+  --count_;
+  if (count_ == 0)
+    rehash(0);
+  else if (slots_ > min_slots && count_ * 5 < slots_)
+    rehash(std::max(min_slots, count_ * 2));
+}
+
+void entry_table::clear() {
+  for (auto& p : pages_)
+    std::free(p.base);
+  pages_.clear();
+  pages_.emplace_back();
+  free_pages_.clear();
+  for (auto& c : classes_)
+    c = size_class{};
+  count_ = 0;
+  node_bytes_ = 0;
+  page_bytes_ = 0;
+  std::free(index_);
+  index_ = nullptr;
+  slots_ = 0;
+}
+
+// -- node access ---------------------------------------------------------------------
+
+node_view entry_table::view(node_id id) const {
+  const char* n = ptr(id);
+  layout l = decode(n);
+  node_view v;
+  v.flags = l.meta & 7;
+  const char* o = l.opt;
+  if (l.meta & meta_has_expiry) {
+    v.expiry_ms = rd64(o);
+    o += 8;
+  }
+  if (l.meta & meta_has_hlc) {
+    v.ver.hlc = rd64(o);
+    o += 8;
+  }
+  if (l.meta & meta_has_node)
+    v.ver.node = rd32(o);
+  v.key = std::string_view{l.key, static_cast<size_t>(l.klen)};
+  v.value = std::string_view{l.key + l.klen, static_cast<size_t>(l.vlen)};
+  return v;
+}
+
+std::string_view entry_table::key(node_id id) const {
+  layout l = decode(ptr(id));
+  return std::string_view{l.key, static_cast<size_t>(l.klen)};
+}
+
+uint64_t entry_table::expiry(node_id id) const {
+  const char* n = ptr(id);
+  if (!(static_cast<uint8_t>(n[8]) & meta_has_expiry))
+    return 0;
+  return rd64(decode(n).opt);
+}
+
+bool entry_table::set_expiry_inplace(node_id id, uint64_t expiry_ms) {
+  char* n = ptr(id);
+  const bool has = static_cast<uint8_t>(n[8]) & meta_has_expiry;
+  if (!has || expiry_ms == 0)
+    return false; // the node must change size: caller re-inserts
+  std::memcpy(const_cast<char*>(decode(n).opt), &expiry_ms, 8);
+  return true;
+}
+
+entry entry_table::to_entry(node_id id) const {
+  node_view v = view(id);
+  entry e;
+  e.key.assign(v.key.data(), v.key.size());
+  e.value.assign(v.value.data(), v.value.size());
+  e.expiry_ms = v.expiry_ms;
+  e.ver = v.ver;
+  e.flags = v.flags;
+  return e;
+}
+
+} // namespace kura::detail

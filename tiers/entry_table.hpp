@@ -1,0 +1,260 @@
+// The compact entry store shared by L1 (l1_lru) and L2 (l2_lfu): a slab
+// allocator for entry nodes plus an open-addressing hash index from key to
+// node, with 32-bit node ids instead of 8-byte pointers everywhere.
+// Internal header of tiers/ (not part of the public surface).
+// Thread safety: not thread-safe; owned by one tier.
+//
+// -- node layout ---------------------------------------------------------------
+//
+// One node holds header, key and value in one slab slot:
+//
+//   off 0  u32 prev            list links (node ids, 0 = none), owned by the tier
+//   off 4  u32 next
+//   off 8  u8  meta            bits 0-2 entry flags, 3 has expiry, 4 has hlc,
+//                              5 has writer node id
+//   off 9  u8  aux             free for the owning tier (L2: segment)
+//   off 10 varint key length, varint value length (1 byte each below 128)
+//          [u64 expiry_ms]     only when non-zero
+//          [u64 version.hlc]   only when non-zero
+//          [u32 version.node]  only when non-zero
+//          key bytes, value bytes
+//
+// So a 10-byte key with a 32-byte value, no expiry and a version costs
+// 12 + 8 + 42 = 62 bytes of node, stored in a 64-byte slot.
+//
+// -- slab ----------------------------------------------------------------------
+//
+// Nodes up to 1024 bytes live in size classes 16, 24, ..., 1024 (8-byte steps);
+// each class carves 64 KiB pages into equal slots and keeps a free list threaded
+// through its free slots, so there is no per-allocation header and the rounding
+// is at most 7 bytes. A larger node gets a page of its own from malloc (freed
+// when the node is). A node id is (page index << 12) | slot; page 0 slot 0 is
+// never handed out so that 0 means "none".
+//
+// -- index ---------------------------------------------------------------------
+//
+// Linear probing over two parallel arrays: u32 node id and an 8-bit tag (7 hash
+// bits + an occupied bit), so a probe compares tags and only touches a node on
+// a tag match. Slot = hash * size >> 64 ("fastrange"), which allows any table
+// size: the table grows by 1.5x at 80% load and shrinks at 20%, so it stays
+// 53-80% full. Deletion shifts the following run back (no tombstones); the
+// home slot of a moved entry is recomputed from its key.
+//
+// -- byte accounting (what bytes() reports) -----------------------------------
+//
+//   bytes = sum over nodes of charge(node) + index slots x 5
+// (an empty table holds no index, so an empty tier is 0 bytes)
+//   charge(node) = slab class size        for nodes <= 1024 bytes
+//                = malloc_usable_size + 8 for larger nodes (glibc chunk header)
+//                  + 16 (the page record)
+//
+// Free slots of partly used slab pages are not charged (they are reused by the
+// next node of the same class), as memcached does not charge them either; the
+// memory benchmark reports RSS beside this figure.
+#pragma once
+
+#include "tiers/entry.hpp"
+#include "tiers/hash.hpp"
+
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+#include <vector>
+
+namespace kura::detail {
+
+using node_id = uint32_t;
+
+/// Decoded view of a node's header.
+struct node_view {
+  std::string_view key;
+  std::string_view value;
+  uint64_t expiry_ms = 0;
+  version ver;
+  uint8_t flags = 0;
+};
+
+class entry_table {
+public:
+  static constexpr size_t max_small = 1024;
+  static constexpr size_t index_slot_bytes = 5;
+  static constexpr size_t min_slots = 16;
+
+  entry_table();
+  ~entry_table();
+  entry_table(const entry_table&) = delete;
+  entry_table& operator=(const entry_table&) = delete;
+
+  // -- lookup ------------------------------------------------------------------
+
+  /// Node holding `key` (hash `h`), or 0.
+  node_id find(std::string_view key, uint64_t h) const;
+
+  // -- insert / remove -----------------------------------------------------------
+
+  /// Bytes of node an entry with these fields needs.
+  static size_t node_size(std::string_view key, size_t value_size, uint64_t expiry_ms,
+                          const version& ver);
+  /// What charge() will be for a node of `n` bytes.
+  static size_t charge_for(size_t n);
+
+  /// Stores a new node; `key` must be absent. Returns 0 when out of node ids.
+  node_id insert(std::string_view key, std::string_view value, uint64_t expiry_ms,
+                 const version& ver, uint8_t flags, uint64_t h);
+  /// Rewrites node `id` (same key) in place when the new contents need the
+  /// same slot size; keeps links and aux. Returns false (and changes nothing)
+  /// otherwise.
+  bool overwrite(node_id id, std::string_view value, uint64_t expiry_ms, const version& ver,
+                 uint8_t flags);
+  /// Removes a node from the index and frees it.
+  void remove(node_id id);
+  /// Removes everything.
+  void clear();
+
+  // -- node access ---------------------------------------------------------------
+
+  char* ptr(node_id id) const {
+    const page& p = pages_[id >> 12];
+    return p.base + static_cast<size_t>(id & 0xfff) * p.slot_size;
+  }
+  node_view view(node_id id) const;
+  std::string_view key(node_id id) const;
+  uint64_t expiry(node_id id) const;
+  bool set_expiry_inplace(node_id id, uint64_t expiry_ms);
+  entry to_entry(node_id id) const;
+  /// Bytes charged for this node.
+  size_t charge(node_id id) const;
+
+  node_id prev(node_id id) const { return rd32(ptr(id)); }
+  node_id next(node_id id) const { return rd32(ptr(id) + 4); }
+  void set_prev(node_id id, node_id v) { wr32(ptr(id), v); }
+  void set_next(node_id id, node_id v) { wr32(ptr(id) + 4, v); }
+  uint8_t aux(node_id id) const { return static_cast<uint8_t>(ptr(id)[9]); }
+  void set_aux(node_id id, uint8_t v) { ptr(id)[9] = static_cast<char>(v); }
+
+  // -- iteration (for the expiry sweep) -------------------------------------------
+
+  size_t slot_count() const { return slots_; }
+  /// Node in index slot `i`, or 0 when the slot is empty.
+  node_id slot(size_t i) const { return tag_at(i) ? id_at(i) : 0; }
+
+  // -- accounting ----------------------------------------------------------------
+
+  size_t size() const { return count_; }
+  /// Sum of node charges.
+  uint64_t node_bytes() const { return node_bytes_; }
+  /// Bytes of the index arrays.
+  uint64_t index_bytes() const { return slots_ * index_slot_bytes; }
+  /// Index bytes once one more node is inserted (growth included).
+  uint64_t index_bytes_after_insert() const {
+    if (slots_ == 0)
+      return min_slots * index_slot_bytes;
+    if ((count_ + 1) * 5 > slots_ * 4)
+      return grown(slots_) * index_slot_bytes;
+    return slots_ * index_slot_bytes;
+  }
+  uint64_t bytes() const { return node_bytes_ + index_bytes(); }
+  /// Slab pages held (for the memory benchmark).
+  uint64_t page_bytes() const { return page_bytes_; }
+
+  static uint32_t rd32(const char* p) {
+    uint32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
+  }
+  static void wr32(char* p, uint32_t v) { std::memcpy(p, &v, 4); }
+
+private:
+  struct page {
+    char* base = nullptr;
+    uint32_t slot_size = 0; // bytes per slot (node size for a large page)
+    uint16_t cls = 0;       // size class; 0xffff = large page
+    uint16_t slots = 0;
+  };
+  struct size_class {
+    node_id free_head = 0;  // threaded through free slots
+    uint32_t bump_page = 0; // page being carved (0 = none)
+    uint32_t bump_next = 0; // next uncarved slot in bump_page
+  };
+
+  static uint8_t tag_of(uint64_t h) { return static_cast<uint8_t>((h >> 57) | 0x80); }
+  size_t home(uint64_t h) const {
+    return static_cast<size_t>((static_cast<__uint128_t>(h) * slots_) >> 64);
+  }
+  node_id alloc(size_t n);
+  static void write_node(char* p, std::string_view key, std::string_view value,
+                         uint64_t expiry_ms, const version& ver, uint8_t flags);
+  void dealloc(node_id id);
+  uint32_t new_page();
+  void rehash(size_t new_slots);
+  void index_insert(node_id id, uint64_t h);
+  void index_erase(size_t slot);
+  size_t index_slot_of(node_id id) const;
+
+  std::vector<page> pages_;
+  std::vector<uint32_t> free_pages_;
+  size_class classes_[max_small / 8 + 1];
+  // Index slots in groups of 8: 8 tag bytes then 8 u32 ids (40 bytes), so a
+  // probe finds a slot's tag and id in the same cache line (mostly).
+  char* index_ = nullptr;
+  uint8_t tag_at(size_t i) const { return static_cast<uint8_t>(index_[(i >> 3) * 40 + (i & 7)]); }
+  void set_tag(size_t i, uint8_t t) { index_[(i >> 3) * 40 + (i & 7)] = static_cast<char>(t); }
+  node_id id_at(size_t i) const { return rd32(index_ + (i >> 3) * 40 + 8 + (i & 7) * 4); }
+  void set_id(size_t i, node_id id) { wr32(index_ + (i >> 3) * 40 + 8 + (i & 7) * 4, id); }
+  static size_t grown(size_t slots) { return (slots + slots / 2 + 7) & ~size_t{7}; }
+  size_t slots_ = 0;
+  size_t count_ = 0;
+  uint64_t node_bytes_ = 0;
+  uint64_t page_bytes_ = 0;
+};
+
+/// A doubly linked list of nodes threaded through the prev/next fields
+/// (head = most recently used).
+struct node_list {
+  node_id head = 0;
+  node_id tail = 0;
+  uint64_t count = 0;
+  uint64_t bytes = 0; // sum of charges of the nodes in the list
+
+  void push_front(entry_table& t, node_id id, uint64_t charge) {
+    t.set_prev(id, 0);
+    t.set_next(id, head);
+    if (head)
+      t.set_prev(head, id);
+    else
+      tail = id;
+    head = id;
+    ++count;
+    bytes += charge;
+  }
+  void unlink(entry_table& t, node_id id, uint64_t charge) {
+    node_id p = t.prev(id), n = t.next(id);
+    if (p)
+      t.set_next(p, n);
+    else
+      head = n;
+    if (n)
+      t.set_prev(n, p);
+    else
+      tail = p;
+    --count;
+    bytes -= charge;
+  }
+  void move_front(entry_table& t, node_id id) {
+    if (head == id)
+      return;
+    node_id p = t.prev(id), n = t.next(id);
+    t.set_next(p, n); // p != 0 since id is not the head
+    if (n)
+      t.set_prev(n, p);
+    else
+      tail = p;
+    t.set_prev(id, 0);
+    t.set_next(id, head);
+    t.set_prev(head, id);
+    head = id;
+  }
+  void reset() { *this = node_list{}; }
+};
+
+} // namespace kura::detail

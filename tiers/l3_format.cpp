@@ -1,0 +1,110 @@
+#include "tiers/l3_format.hpp"
+
+#include "tiers/hash.hpp"
+
+namespace kura::l3_format {
+
+std::string lmdb_key(std::string_view key) {
+  if (!is_long_key(key))
+    return std::string{key};
+  std::string k;
+  k.reserve(lkey_long_size);
+  k.append(key.substr(0, long_key_prefix));
+  char h[16];
+  // Two independently seeded 64-bit hashes: a 128-bit fingerprint. A collision
+  // is still detected on read (the record carries the full key) and then reads
+  // as a miss, never as another key's value.
+  put_be64(h, hash64(key, 0x6b7572612d6c3301ull));
+  put_be64(h + 8, hash64(key, 0x6b7572612d6c3302ull));
+  k.append(h, 16);
+  return k;
+}
+
+size_t record_size(const entry& e) {
+  size_t n = header_size + e.value.size();
+  if (is_long_key(e.key))
+    n += 4 + e.key.size();
+  return n;
+}
+
+void encode_record(const entry& e, uint64_t seq, char* out) {
+  bool long_key = is_long_key(e.key);
+  out[0] = static_cast<char>(record_format);
+  out[1] = static_cast<char>(e.flags);
+  out[2] = static_cast<char>(long_key ? rflag_long_key : 0);
+  out[3] = 0;
+  put_le(out + 4, e.ver.node, 4);
+  put_le(out + 8, e.ver.hlc, 8);
+  put_le(out + 16, e.expiry_ms, 8);
+  put_le(out + 24, seq, 8);
+  char* p = out + header_size;
+  if (long_key) {
+    put_le(p, e.key.size(), 4);
+    std::memcpy(p + 4, e.key.data(), e.key.size());
+    p += 4 + e.key.size();
+  }
+  if (!e.value.empty())
+    std::memcpy(p, e.value.data(), e.value.size());
+}
+
+status decode_header(std::string_view rec, header& h) {
+  if (rec.size() < header_size)
+    return status{errc::corrupt, "L3 record of " + std::to_string(rec.size())
+                                   + " bytes is shorter than its " + std::to_string(header_size)
+                                   + "-byte header"};
+  const char* p = rec.data();
+  h.format = static_cast<uint8_t>(p[0]);
+  if (h.format != record_format)
+    return status{errc::corrupt, "L3 record has format byte " + std::to_string(h.format)
+                                   + ", expected " + std::to_string(record_format)};
+  h.flags = static_cast<uint8_t>(p[1]);
+  h.rflags = static_cast<uint8_t>(p[2]);
+  if ((h.rflags & ~rflag_long_key) != 0 || p[3] != 0)
+    return status{errc::corrupt, "L3 record has unknown record flags"};
+  h.node = static_cast<uint32_t>(get_le(p + 4, 4));
+  h.hlc = get_le(p + 8, 8);
+  h.expiry_ms = get_le(p + 16, 8);
+  h.seq = get_le(p + 24, 8);
+  if (h.rflags & rflag_long_key) {
+    if (rec.size() < header_size + 4)
+      return status{errc::corrupt, "L3 long-key record is missing its key length"};
+    uint64_t klen = get_le(p + header_size, 4);
+    if (klen < lkey_long_size || klen > rec.size() - header_size - 4)
+      return status{errc::corrupt, "L3 long-key record has a bad key length "
+                                     + std::to_string(klen)};
+  }
+  return {};
+}
+
+result<std::string_view> record_key(std::string_view lkey, std::string_view rec,
+                                    const header& h) {
+  if (!(h.rflags & rflag_long_key)) {
+    if (lkey.size() >= lkey_long_size)
+      return error{errc::corrupt, "L3 record under a hashed key lacks its full key"};
+    return lkey;
+  }
+  size_t klen = get_le(rec.data() + header_size, 4);
+  std::string_view full = rec.substr(header_size + 4, klen);
+  if (lkey.size() != lkey_long_size || lkey.substr(0, long_key_prefix) != full.substr(0, long_key_prefix))
+    return error{errc::corrupt, "L3 long-key record does not match its LMDB key"};
+  return full;
+}
+
+result<entry> decode_record(std::string_view lkey, std::string_view rec) {
+  header h;
+  if (auto st = decode_header(rec, h); !st)
+    return st;
+  auto k = record_key(lkey, rec, h);
+  if (!k)
+    return k.err();
+  entry e;
+  e.key.assign(k->data(), k->size());
+  size_t off = header_size + ((h.rflags & rflag_long_key) ? 4 + k->size() : 0);
+  e.value.assign(rec.data() + off, rec.size() - off);
+  e.expiry_ms = h.expiry_ms;
+  e.ver = version{h.hlc, h.node};
+  e.flags = h.flags;
+  return e;
+}
+
+} // namespace kura::l3_format

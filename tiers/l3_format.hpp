@@ -1,0 +1,111 @@
+// Private to l3_lmdb.cpp (and its tests): the on-disk encoding of L3 records and
+// index keys inside the LMDB environment. docs/formats.md, section "L3 (LMDB)",
+// is the reference; change both together and bump `record_format`.
+// Thread safety: pure functions.
+#pragma once
+
+#include "tiers/entry.hpp"
+#include "tiers/status.hpp"
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+namespace kura::l3_format {
+
+// -- constants ------------------------------------------------------------------
+
+/// First byte of every record in kura.main.
+constexpr uint8_t record_format = 1;
+/// Bytes of the fixed record header.
+constexpr size_t header_size = 32;
+/// Record flag: the full key follows the header (the LMDB key is a hashed form).
+constexpr uint8_t rflag_long_key = 1u << 0;
+
+/// LMDB keys are limited to 511 bytes (MDB_MAXKEYSIZE in Debian's build). Keys
+/// shorter than `lkey_long_size` are stored as they are; longer keys become
+/// exactly `lkey_long_size` bytes: their first `long_key_prefix` bytes (so key
+/// order is kept for keys that differ early) followed by a 128-bit hash of the
+/// whole key. Raw keys are always shorter than `lkey_long_size`, hashed ones
+/// exactly that long, so the two forms never collide with each other.
+constexpr size_t lkey_long_size = 480;
+constexpr size_t long_key_prefix = 464;
+
+/// Value stored under "format" in kura.meta: names the program and layout.
+constexpr std::string_view meta_format = "kura-l3 1";
+
+// -- byte order helpers -----------------------------------------------------------
+
+inline void put_le(char* p, uint64_t v, size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    p[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+}
+inline uint64_t get_le(const char* p, size_t n) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < n; ++i)
+    v |= static_cast<uint64_t>(static_cast<uint8_t>(p[i])) << (8 * i);
+  return v;
+}
+/// Big-endian, so that memcmp order (LMDB's default) is numeric order.
+inline void put_be64(char* p, uint64_t v) {
+  for (size_t i = 0; i < 8; ++i)
+    p[i] = static_cast<char>((v >> (8 * (7 - i))) & 0xff);
+}
+inline uint64_t get_be64(const char* p) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < 8; ++i)
+    v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+// -- keys -------------------------------------------------------------------------
+
+inline bool is_long_key(std::string_view key) { return key.size() >= lkey_long_size; }
+
+/// The LMDB key of `key` in kura.main (see lkey_long_size).
+std::string lmdb_key(std::string_view key);
+
+/// kura.seq key: 8-byte big-endian write sequence.
+inline std::string seq_key(uint64_t seq) {
+  std::string k(8, '\0');
+  put_be64(k.data(), seq);
+  return k;
+}
+/// kura.exp key: 8-byte big-endian expiry ms + 8-byte big-endian sequence.
+inline std::string exp_key(uint64_t expiry_ms, uint64_t seq) {
+  std::string k(16, '\0');
+  put_be64(k.data(), expiry_ms);
+  put_be64(k.data() + 8, seq);
+  return k;
+}
+
+// -- records ----------------------------------------------------------------------
+
+/// The fixed header of a record.
+struct header {
+  uint8_t format = record_format;
+  uint8_t flags = 0;  ///< entry_flags
+  uint8_t rflags = 0; ///< rflag_*
+  uint32_t node = 0;
+  uint64_t hlc = 0;
+  uint64_t expiry_ms = 0;
+  uint64_t seq = 0; ///< write sequence (position in kura.seq)
+};
+
+/// Bytes of the record that encodes `e`.
+size_t record_size(const entry& e);
+/// Writes the record of `e` with write sequence `seq` into `out`
+/// (record_size(e) bytes).
+void encode_record(const entry& e, uint64_t seq, char* out);
+/// Parses and checks the header of a record.
+status decode_header(std::string_view rec, header& h);
+/// Decodes a whole record stored under LMDB key `lkey`. A long-key record
+/// carries its full key; other records take the key from `lkey`.
+result<entry> decode_record(std::string_view lkey, std::string_view rec);
+/// The full key of a record (from the record for long keys, else `lkey`),
+/// without copying the value. Precondition: decode_header succeeded.
+result<std::string_view> record_key(std::string_view lkey, std::string_view rec,
+                                    const header& h);
+
+} // namespace kura::l3_format

@@ -1,0 +1,1193 @@
+// L3 on LMDB. How it works, and why:
+//
+// Layout. One LMDB environment (data.mdb + lock.mdb in cfg.path) with four named
+// databases: kura.main (LMDB key -> record: header + value, see l3_format.hpp),
+// kura.seq (sequence -> LMDB key, least recently used first: the eviction order),
+// kura.exp (expiry ms + sequence -> LMDB key, soonest first: the active expiry
+// order) and kura.meta (format marker, estimated footprint). All four change
+// in the same write transaction, so they never disagree after a crash.
+//
+// Write-behind with group commit. put()/erase() only touch `pending`, a hash
+// map from key to the latest operation (put or delete) on it. get() looks there
+// first, so a write is visible at once. The batch commits as ONE write
+// transaction when it holds batch_max_writes operations or batch_max_bytes
+// payload bytes, or when maybe_flush() finds it older than batch_max_ms. One
+// transaction per batch amortizes LMDB's commit (page writes + meta page) over
+// hundreds of writes.
+//
+// Durability. A commit write()s its pages and then its meta page into the
+// page cache; LMDB writes the meta page last, so a process killed mid-commit
+// leaves the previous meta in place and the batch is all or nothing. A killed
+// process loses nothing committed: the kernel owns those pages. A machine
+// crash is another matter, and there the flags decide:
+//   fsync_batches (default): MDB_NOMETASYNC. Each commit fdatasyncs its data
+//     pages before returning, and the meta page reaches the disk with the next
+//     commit's fdatasync (or sync()). The disk never holds a meta page whose
+//     pages are missing, so the environment stays intact and loses at most the
+//     last batch. Cost: one fdatasync per batch, not per write.
+//   !fsync_batches: MDB_NOSYNC. No fsync until sync(). Faster, but ext4 and
+//     most filesystems do not keep write order, and LMDB documents that a
+//     machine crash can then corrupt the environment.
+//   sync_mode: LMDB's full sync on every commit, and every write commits.
+//
+// Space. LMDB's map is a fixed address range; writing past it fails with
+// MDB_MAP_FULL, and that failed transaction is aborted, so the batch simply
+// stays pending. We then grow the map (doubling, up to map_size_max) and retry;
+// if it cannot grow, the put that triggered the commit is rolled back out of
+// the batch and refused with errc::out_of_space; every write accepted earlier
+// stays pending and visible. The size budget (max_bytes) is enforced on an
+// estimated footprint kept in kura.meta (pages in use react to deletes only when
+// B-tree pages merge, so evicting "until pages drop" would over-evict). Over
+// budget, the least recently used entries are removed in the committing
+// transaction and handed to the eviction listener after the commit succeeded.
+//
+// Recency. kura.seq orders entries by their last write or read. A write gets a
+// new sequence as it commits. A read with touch=true of a committed entry only
+// notes the key (`touched`, at most batch_max_writes keys, no I/O); the next
+// commit gives those entries new sequences in the same transaction (new
+// kura.seq and kura.exp keys, the record's sequence field rewritten). So reads
+// cost no extra transaction, and without writes there is no eviction that the
+// order could matter for. Records above touch_max_record bytes keep their
+// place: rewriting a 64 MiB value to note a read is not cheap.
+//
+// Opening. A file that does not start with LMDB's meta page magic is foreign; a
+// meta page that LMDB's own checks accept but that points past the end of the
+// file (a truncated copy) would make LMDB fault on the mmap, so we check that
+// before LMDB maps it. An LMDB environment without kura.meta is another
+// program's. None of this needs kura to trust the bytes it reads.
+#include "tiers/l3_lmdb.hpp"
+
+#include "tiers/l3_format.hpp"
+
+#include <lmdb.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+namespace kura {
+
+namespace fmt = l3_format;
+
+namespace {
+
+// -- helpers ----------------------------------------------------------------------
+
+MDB_val as_val(std::string_view s) {
+  return MDB_val{s.size(), const_cast<char*>(s.data())};
+}
+
+std::string_view as_view(const MDB_val& v) {
+  return {static_cast<const char*>(v.mv_data), v.mv_size};
+}
+
+/// Maps an LMDB (or errno) return code to a kura error.
+error lmdb_error(int rc, const std::string& what) {
+  errc code = errc::io_error;
+  switch (rc) {
+    case MDB_MAP_FULL: code = errc::out_of_space; break;
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+    case MDB_PANIC:
+    case MDB_INVALID: code = errc::corrupt; break;
+    case MDB_VERSION_MISMATCH:
+    case MDB_INCOMPATIBLE: code = errc::foreign_file; break;
+    default: break;
+  }
+  return error{code, what + ": " + mdb_strerror(rc)};
+}
+
+/// Owns a write (or read) transaction; aborts unless committed.
+struct txn_guard {
+  MDB_txn* txn = nullptr;
+  ~txn_guard() {
+    if (txn)
+      mdb_txn_abort(txn);
+  }
+  int commit() {
+    int rc = mdb_txn_commit(txn);
+    txn = nullptr; // committed or freed by LMDB either way
+    return rc;
+  }
+};
+
+/// What LMDB's meta pages say, read with plain pread (no mmap).
+struct meta_probe {
+  uint32_t psize = 0;
+  uint64_t last_pg = 0;
+  uint64_t txnid = 0;
+  uint64_t main_root = 0;
+};
+
+constexpr uint32_t lmdb_magic = 0xBEEFC0DEu;
+constexpr uint64_t invalid_pgno = ~0ull;
+
+/// Reads and checks the two meta pages of `file` before LMDB maps it. Layout
+/// (LMDB 0.9, 64-bit): page header 16 bytes, then MDB_meta { u32 magic, u32
+/// version, void* address, size_t mapsize, MDB_db dbs[2] (48 bytes each; the
+/// free DB's md_pad holds the page size), pgno last_pg, txnid }.
+status probe_data_file(const std::string& file) {
+  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return status{errc::io_error, "cannot read " + file + ": " + std::strerror(errno)};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    int e = errno;
+    ::close(fd);
+    return status{errc::io_error, "cannot stat " + file + ": " + std::strerror(e)};
+  }
+  auto size = static_cast<uint64_t>(st.st_size);
+  if (size == 0) {
+    ::close(fd);
+    return {}; // LMDB initializes an empty file as a new environment
+  }
+  auto read_meta = [&](uint64_t off, meta_probe& m, std::string& why) -> int {
+    // returns 0 = ok, 1 = no magic, 2 = bad/short
+    char buf[160];
+    ssize_t n = ::pread(fd, buf, sizeof buf, static_cast<off_t>(off));
+    if (n < static_cast<ssize_t>(sizeof buf)) {
+      why = "file ends inside the meta page at offset " + std::to_string(off);
+      return 2;
+    }
+    const char* p = buf + 16;
+    if (fmt::get_le(p, 4) != lmdb_magic) {
+      why = "no LMDB magic at offset " + std::to_string(off);
+      return 1;
+    }
+    uint32_t ver = static_cast<uint32_t>(fmt::get_le(p + 4, 4));
+    if (ver != 1) {
+      why = "LMDB data version " + std::to_string(ver) + " (this build reads version 1)";
+      return 3;
+    }
+    m.psize = static_cast<uint32_t>(fmt::get_le(p + 24, 4));
+    m.main_root = fmt::get_le(p + 72 + 40, 8);
+    m.last_pg = fmt::get_le(p + 120, 8);
+    m.txnid = fmt::get_le(p + 128, 8);
+    if (m.psize < 512 || m.psize > 65536 || (m.psize & (m.psize - 1)) != 0) {
+      why = "meta page names page size " + std::to_string(m.psize);
+      return 2;
+    }
+    return 0;
+  };
+  meta_probe m0, m1;
+  std::string why;
+  int r0 = read_meta(0, m0, why);
+  if (r0 == 1 || r0 == 3) {
+    ::close(fd);
+    return status{errc::foreign_file,
+                  file + " is not a kura L3 file (not an LMDB environment: " + why + ")"};
+  }
+  if (r0 != 0) {
+    ::close(fd);
+    return status{errc::corrupt, file + " is corrupt: " + why};
+  }
+  int r1 = read_meta(m0.psize, m1, why);
+  ::close(fd);
+  if (r1 != 0)
+    return status{errc::corrupt, file + " is corrupt or truncated: second meta page: " + why};
+  const meta_probe& m = m1.txnid > m0.txnid ? m1 : m0; // LMDB uses the newer one
+  if (m1.psize != m0.psize)
+    return status{errc::corrupt, file + " is corrupt: the meta pages disagree on the page size"};
+  uint64_t need = (m.last_pg + 1) * m.psize;
+  if (m.last_pg < 1 || size < need)
+    return status{errc::corrupt, file + " is truncated or corrupt: its meta page says "
+                                   + std::to_string(need) + " bytes are in use, the file has "
+                                   + std::to_string(size)};
+  if (m.main_root != invalid_pgno && (m.main_root < 2 || m.main_root > m.last_pg))
+    return status{errc::corrupt, file + " is corrupt: root page " + std::to_string(m.main_root)
+                                   + " lies outside the " + std::to_string(m.last_pg + 1)
+                                   + " pages in use"};
+  return {};
+}
+
+} // namespace
+
+// -- impl -------------------------------------------------------------------------
+
+struct l3_lmdb::impl {
+  struct op {
+    bool del = false;
+    uint64_t order = 0; // when it was written: commits keep write order
+    entry e;            // for puts; e.key is also set for deletes
+  };
+
+  l3_config cfg;
+  const clock& clk;
+  MDB_env* env = nullptr;
+  MDB_dbi main = 0, seq = 0, exp = 0, meta = 0;
+  MDB_txn* rtxn = nullptr; // reused read transaction (reset between uses)
+  uint32_t psize = 4096;
+  size_t nodemax = 2038;
+  uint64_t budget = 0; // max_bytes: on the bytes LMDB pages really use
+  uint64_t cur_map = 0;
+  uint64_t next_seq = 1;
+  uint64_t est_bytes = 0; // committed estimated footprint (mirrors kura.meta)
+
+  std::unordered_map<std::string, op> pending;
+  std::unordered_set<std::string> touched; // read since the last commit
+  static constexpr size_t touch_max_record = 64 * 1024;
+  uint64_t pending_bytes = 0;
+  uint64_t batch_start_ms = 0;
+  uint64_t op_counter = 0;
+
+  uint64_t n_commits = 0;
+  mutable tier_stats st;
+
+  impl(l3_config c, const clock& k) : cfg(std::move(c)), clk(k) {}
+
+  ~impl() {
+    if (rtxn)
+      mdb_txn_abort(rtxn);
+    if (env)
+      mdb_env_close(env);
+  }
+
+  // -- footprint ------------------------------------------------------------------
+
+  /// The budget is on bytes really used (pages), but eviction works on the
+  /// estimated footprint: pages react to deletes only when they merge, so
+  /// evicting "until the page count drops" would evict most of the tier.
+  /// B-tree leaves under random inserts and deletes are about two thirds full
+  /// (measured: 1.36-1.45 page bytes per estimated byte), so the estimate may
+  /// reach two thirds of the budget.
+  uint64_t est_limit() const { return budget / 3 * 2; }
+
+  /// Estimated bytes an entry occupies: its kura.main node (or an overflow
+  /// node plus whole overflow pages), its kura.seq and kura.exp nodes, each
+  /// with LMDB's 8-byte node header and 2-byte slot.
+  uint64_t footprint(size_t lkey, size_t rec, bool has_exp) const {
+    uint64_t n = 8 + lkey + rec;
+    uint64_t main_b = n > nodemax ? 2 + 8 + lkey + 8 + ((rec + 16 + psize - 1) / psize) * psize
+                                  : 2 + n;
+    uint64_t seq_b = 2 + 8 + 8 + lkey;
+    uint64_t exp_b = has_exp ? 2 + 8 + 16 + lkey : 0;
+    return main_b + seq_b + exp_b;
+  }
+
+  // -- read transaction -------------------------------------------------------------
+
+  result<MDB_txn*> begin_read() {
+    int rc;
+    if (rtxn)
+      rc = mdb_txn_renew(rtxn);
+    else
+      rc = mdb_txn_begin(env, nullptr, MDB_RDONLY, &rtxn);
+    if (rc != 0) {
+      if (rtxn) {
+        mdb_txn_abort(rtxn);
+        rtxn = nullptr;
+      }
+      return lmdb_error(rc, "L3 cannot begin a read transaction in " + cfg.path);
+    }
+    return rtxn;
+  }
+  void end_read() { mdb_txn_reset(rtxn); }
+  void drop_read() {
+    if (rtxn) {
+      mdb_txn_abort(rtxn);
+      rtxn = nullptr;
+    }
+  }
+
+  // -- committed state helpers (inside a write txn) ---------------------------------
+
+  /// What remove_committed found.
+  enum class rm {
+    absent,          ///< no record under the key
+    removed,         ///< record and index entries removed (`out` filled if asked)
+    corrupt_removed, ///< an undecodable record was removed; its index entries,
+                     ///< if any, are left stale (sweep and eviction skip them)
+    stale,           ///< the record has another sequence than `want_seq`: kept
+  };
+
+  /// Removes the committed record under `lkey` and its index entries. With
+  /// `want_seq`, only if the record carries that write sequence (an index
+  /// entry pointing at it may be stale). `keep_main` leaves the kura.main
+  /// record for the caller to overwrite. A corrupt record is removed rather
+  /// than failing the transaction, so one bad record cannot block every
+  /// later commit (a get() of it reports errc::corrupt until then).
+  result<rm> remove_committed(MDB_txn* txn, const std::string& lkey, entry* out,
+                              std::optional<uint64_t> want_seq = std::nullopt,
+                              bool keep_main = false) {
+    MDB_val k = as_val(lkey), v;
+    int rc = mdb_get(txn, main, &k, &v);
+    if (rc == MDB_NOTFOUND)
+      return rm::absent;
+    if (rc != 0)
+      return lmdb_error(rc, "L3 read failed");
+    std::string_view rec = as_view(v);
+    fmt::header h;
+    bool ok = fmt::decode_header(rec, h).ok();
+    if (ok && want_seq && h.seq != *want_seq)
+      return rm::stale;
+    if (ok && out) {
+      auto e = fmt::decode_record(lkey, rec);
+      if (e)
+        *out = std::move(*e);
+      else
+        ok = false;
+    }
+    if (!ok) {
+      if (!keep_main && (rc = mdb_del(txn, main, &k, nullptr)) != 0)
+        return lmdb_error(rc, "L3 cannot delete a corrupt record");
+      return rm::corrupt_removed;
+    }
+    uint64_t fp = footprint(lkey.size(), rec.size(), h.expiry_ms != 0);
+    std::string sk = fmt::seq_key(h.seq);
+    MDB_val skv = as_val(sk);
+    rc = mdb_del(txn, seq, &skv, nullptr);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+      return lmdb_error(rc, "L3 cannot delete a sequence index entry");
+    if (h.expiry_ms != 0) {
+      std::string ek = fmt::exp_key(h.expiry_ms, h.seq);
+      MDB_val ekv = as_val(ek);
+      rc = mdb_del(txn, exp, &ekv, nullptr);
+      if (rc != 0 && rc != MDB_NOTFOUND)
+        return lmdb_error(rc, "L3 cannot delete an expiry index entry");
+    }
+    if (!keep_main && (rc = mdb_del(txn, main, &k, nullptr)) != 0)
+      return lmdb_error(rc, "L3 cannot delete a record");
+    est_bytes = est_bytes > fp ? est_bytes - fp : 0;
+    return rm::removed;
+  }
+
+  status insert_committed(MDB_txn* txn, const std::string& lkey, const entry& e) {
+    uint64_t s = next_seq++;
+    size_t rsz = fmt::record_size(e);
+    MDB_val k = as_val(lkey);
+    MDB_val v{rsz, nullptr};
+    int rc = mdb_put(txn, main, &k, &v, MDB_RESERVE);
+    if (rc != 0)
+      return lmdb_error(rc, "L3 cannot write a record of " + std::to_string(rsz) + " bytes");
+    fmt::encode_record(e, s, static_cast<char*>(v.mv_data));
+    std::string sk = fmt::seq_key(s);
+    MDB_val skv = as_val(sk), lv = as_val(lkey);
+    // sequences only grow: appending fills kura.seq pages completely
+    rc = mdb_put(txn, seq, &skv, &lv, MDB_APPEND);
+    if (rc != 0)
+      return lmdb_error(rc, "L3 cannot write a sequence index entry");
+    if (e.expiry_ms != 0) {
+      std::string ek = fmt::exp_key(e.expiry_ms, s);
+      MDB_val ekv = as_val(ek);
+      rc = mdb_put(txn, exp, &ekv, &lv, 0);
+      if (rc != 0)
+        return lmdb_error(rc, "L3 cannot write an expiry index entry");
+    }
+    est_bytes += footprint(lkey.size(), rsz, e.expiry_ms != 0);
+    return {};
+  }
+
+  status write_meta(MDB_txn* txn) {
+    char b[8];
+    fmt::put_le(b, est_bytes, 8);
+    MDB_val k = as_val("est_bytes"), v{8, b};
+    int rc = mdb_put(txn, meta, &k, &v, 0);
+    if (rc != 0)
+      return lmdb_error(rc, "L3 cannot write its meta record");
+    return {};
+  }
+
+  /// Gives the committed entry under `lkey` a new (youngest) sequence.
+  status retouch(MDB_txn* txn, const std::string& lkey) {
+    MDB_val k = as_val(lkey), v;
+    int rc = mdb_get(txn, main, &k, &v);
+    if (rc == MDB_NOTFOUND || (rc == 0 && v.mv_size > touch_max_record))
+      return {};
+    if (rc != 0)
+      return lmdb_error(rc, "L3 read failed");
+    std::string rec{as_view(v)}; // a copy: the put below may move the page
+    fmt::header h;
+    if (!fmt::decode_header(rec, h).ok())
+      return {}; // corrupt: get() reports it; nothing to reorder
+    uint64_t s = next_seq++;
+    std::string old_sk = fmt::seq_key(h.seq), new_sk = fmt::seq_key(s);
+    MDB_val osk = as_val(old_sk), nsk = as_val(new_sk), lv = as_val(lkey);
+    rc = mdb_del(txn, seq, &osk, nullptr);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+      return lmdb_error(rc, "L3 cannot delete a sequence index entry");
+    if ((rc = mdb_put(txn, seq, &nsk, &lv, MDB_APPEND)) != 0)
+      return lmdb_error(rc, "L3 cannot write a sequence index entry");
+    if (h.expiry_ms != 0) {
+      std::string old_ek = fmt::exp_key(h.expiry_ms, h.seq), new_ek = fmt::exp_key(h.expiry_ms, s);
+      MDB_val oek = as_val(old_ek), nek = as_val(new_ek);
+      rc = mdb_del(txn, exp, &oek, nullptr);
+      if (rc != 0 && rc != MDB_NOTFOUND)
+        return lmdb_error(rc, "L3 cannot delete an expiry index entry");
+      if ((rc = mdb_put(txn, exp, &nek, &lv, 0)) != 0)
+        return lmdb_error(rc, "L3 cannot write an expiry index entry");
+    }
+    fmt::put_le(rec.data() + 24, s, 8);
+    MDB_val nv = as_val(rec);
+    if ((rc = mdb_put(txn, main, &k, &nv, 0)) != 0)
+      return lmdb_error(rc, "L3 cannot rewrite a record");
+    return {};
+  }
+
+  /// Evicts the least recently used entries while over budget.
+  status evict_over_budget(MDB_txn* txn, std::vector<entry>& evicted) {
+    if (est_bytes <= est_limit())
+      return {};
+    uint64_t now_ms = clk.now_ms();
+    MDB_cursor* cur = nullptr;
+    int rc = mdb_cursor_open(txn, seq, &cur);
+    if (rc != 0)
+      return lmdb_error(rc, "L3 cannot open a cursor");
+    status out;
+    while (est_bytes > est_limit()) {
+      MDB_val k, v;
+      rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+      if (rc == MDB_NOTFOUND)
+        break;
+      if (rc != 0) {
+        out = lmdb_error(rc, "L3 cannot walk the sequence index");
+        break;
+      }
+      if (k.mv_size != 8) {
+        out = error{errc::corrupt, "L3 sequence index key of " + std::to_string(k.mv_size)
+                                     + " bytes in " + cfg.path};
+        break;
+      }
+      uint64_t sq = fmt::get_be64(static_cast<const char*>(k.mv_data));
+      std::string lkey{as_view(v)};
+      entry e;
+      auto r = remove_committed(txn, lkey, &e, sq);
+      if (!r) {
+        out = r.err();
+        break;
+      }
+      if (*r == rm::removed) {
+        // an entry past its expiry is dropped, not demoted to L4
+        if (e.expired(now_ms))
+          ++evict_expired;
+        else
+          evicted.push_back(std::move(e)); // counted even without a listener
+        continue;
+      }
+      // stale or dangling index entry (or a corrupt record): drop the entry
+      std::string skey = fmt::seq_key(sq);
+      MDB_val skv = as_val(skey);
+      rc = mdb_del(txn, seq, &skv, nullptr);
+      if (rc != 0 && rc != MDB_NOTFOUND) {
+        out = lmdb_error(rc, "L3 cannot delete a stale sequence entry");
+        break;
+      }
+    }
+    mdb_cursor_close(cur);
+    return out;
+  }
+
+  uint64_t evict_expired = 0; // expired entries the eviction pass dropped
+
+  /// Applies the pending batch in one write transaction. On success the
+  /// batch is cleared and `evicted` holds the capacity victims. On failure
+  /// nothing changed (the transaction was aborted) and the batch is intact.
+  status commit_once(std::vector<entry>& evicted) {
+    uint64_t saved_seq = next_seq, saved_est = est_bytes;
+    evict_expired = 0;
+    auto fail = [&](status s) {
+      next_seq = saved_seq;
+      est_bytes = saved_est;
+      evict_expired = 0;
+      evicted.clear();
+      return s;
+    };
+    txn_guard g;
+    int rc = mdb_txn_begin(env, nullptr, 0, &g.txn);
+    if (rc != 0)
+      return fail(lmdb_error(rc, "L3 cannot begin a write transaction in " + cfg.path));
+    // Apply in write order, so that write sequences (the eviction order)
+    // follow the order of the puts, not the hash map's.
+    std::vector<const op*> ops;
+    ops.reserve(pending.size());
+    for (auto& kv : pending)
+      ops.push_back(&kv.second);
+    std::sort(ops.begin(), ops.end(), [](const op* a, const op* b) { return a->order < b->order; });
+    for (const op* o : ops) {
+      std::string lkey = fmt::lmdb_key(o->e.key);
+      // an overwrite keeps the kura.main slot: mdb_put replaces it in place
+      auto r = remove_committed(g.txn, lkey, nullptr, std::nullopt, !o->del);
+      if (!r)
+        return fail(r.err());
+      if (!o->del)
+        if (auto s = insert_committed(g.txn, lkey, o->e); !s)
+          return fail(s);
+    }
+    for (const auto& key : touched)
+      if (pending.count(key) == 0)
+        if (auto s = retouch(g.txn, fmt::lmdb_key(key)); !s)
+          return fail(s);
+    if (auto s = evict_over_budget(g.txn, evicted); !s)
+      return fail(s);
+    if (auto s = write_meta(g.txn); !s)
+      return fail(s);
+    rc = g.commit();
+    if (rc != 0)
+      return fail(lmdb_error(rc, "L3 cannot commit a batch of " + std::to_string(pending.size())
+                                   + " writes"));
+    ++n_commits;
+    return {};
+  }
+
+  /// Grows the map after MAP_FULL; false when it may not grow.
+  bool grow_map() {
+    if (cfg.map_size_max <= cur_map)
+      return false;
+    uint64_t want = std::min(cur_map * 2, cfg.map_size_max);
+    drop_read(); // mdb_env_set_mapsize wants no transaction of ours open
+    if (mdb_env_set_mapsize(env, want) != 0)
+      return false;
+    MDB_envinfo info;
+    mdb_env_info(env, &info);
+    cur_map = info.me_mapsize;
+    return true;
+  }
+
+  /// Commits only the pending deletes, then one more small transaction. Why
+  /// two: LMDB never reuses a page inside the transaction that freed it, and
+  /// pages freed by transaction N become reusable from N+2 on (the last
+  /// committed snapshot must stay intact). So when the map is full, deleting
+  /// and inserting in one transaction cannot succeed, but deleting first can.
+  status commit_deletes() {
+    uint64_t saved_est = est_bytes;
+    txn_guard g;
+    int rc = mdb_txn_begin(env, nullptr, 0, &g.txn);
+    if (rc != 0)
+      return lmdb_error(rc, "L3 cannot begin a write transaction in " + cfg.path);
+    size_t n = 0;
+    for (auto& kv : pending) {
+      if (!kv.second.del)
+        continue;
+      auto r = remove_committed(g.txn, fmt::lmdb_key(kv.first), nullptr);
+      if (!r) {
+        est_bytes = saved_est;
+        return r.err();
+      }
+      ++n;
+    }
+    if (n == 0)
+      return status{errc::not_found, "no pending deletes"};
+    if (auto s = write_meta(g.txn); !s) {
+      est_bytes = saved_est;
+      return s;
+    }
+    if (rc = g.commit(); rc != 0) {
+      est_bytes = saved_est;
+      return lmdb_error(rc, "L3 cannot commit deletes");
+    }
+    ++n_commits;
+    for (auto it = pending.begin(); it != pending.end();)
+      if (it->second.del) {
+        pending_bytes -= it->second.e.key.size();
+        it = pending.erase(it);
+      } else {
+        ++it;
+      }
+    // the extra transaction that makes the freed pages reusable
+    txn_guard g2;
+    if (mdb_txn_begin(env, nullptr, 0, &g2.txn) == 0 && write_meta(g2.txn).ok()
+        && g2.commit() == 0)
+      ++n_commits;
+    return {};
+  }
+
+  /// Commits the pending batch. On MAP_FULL: grow the map when allowed, else
+  /// forget the touched reads, else commit the pending deletes first (they
+  /// free space) and retry once.
+  status commit(l3_lmdb& self) {
+    if (pending.empty())
+      return {};
+    std::vector<entry> evicted;
+    status s;
+    bool reclaimed = false;
+    for (;;) {
+      s = commit_once(evicted);
+      if (s.ok() || s.code() != errc::out_of_space)
+        break;
+      if (grow_map())
+        continue;
+      if (!touched.empty()) { // recency is a hint: never worth a refused write
+        touched.clear();
+        continue;
+      }
+      if (reclaimed || !commit_deletes().ok())
+        break;
+      reclaimed = true;
+      if (pending.empty()) {
+        s = status{};
+        break;
+      }
+    }
+    if (!s) {
+      if (s.code() == errc::out_of_space)
+        return status{errc::out_of_space,
+                      "L3 LMDB map is full (map size " + std::to_string(cur_map) + " bytes at "
+                        + cfg.path + "; raise map_size or map_size_max, or lower max_bytes); "
+                        + std::to_string(pending.size())
+                        + " pending writes kept in memory, nothing lost"};
+      return s;
+    }
+    pending.clear();
+    touched.clear();
+    pending_bytes = 0;
+    st.evictions += evicted.size();
+    st.expirations += evict_expired;
+    evict_expired = 0;
+    for (auto& e : evicted)
+      self.notify_evicted(std::move(e)); // a no-op without a listener
+    return {};
+  }
+
+  /// Reads the committed record of `key`; nullopt when absent.
+  result<std::optional<entry>> read_committed(std::string_view key) {
+    auto t = begin_read();
+    if (!t)
+      return t.err();
+    std::string lkey = fmt::lmdb_key(key);
+    MDB_val k = as_val(lkey), v;
+    int rc = mdb_get(*t, main, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+      end_read();
+      return std::optional<entry>{};
+    }
+    if (rc != 0) {
+      end_read();
+      return lmdb_error(rc, "L3 read failed in " + cfg.path);
+    }
+    auto e = fmt::decode_record(lkey, as_view(v));
+    end_read();
+    if (!e)
+      return error{errc::corrupt, e.err().message + " (in " + cfg.path + ")"};
+    if (e->key != key) // 128-bit fingerprint collision of two long keys
+      return std::optional<entry>{};
+    return std::optional<entry>{std::move(*e)};
+  }
+
+  void add_pending(op o, uint64_t now_ms) {
+    if (pending.empty())
+      batch_start_ms = now_ms;
+    o.order = ++op_counter;
+    pending_bytes += o.e.key.size() + o.e.value.size();
+    std::string key = o.e.key;
+    auto it = pending.find(key);
+    if (it != pending.end()) {
+      pending_bytes -= it->second.e.key.size() + it->second.e.value.size();
+      it->second = std::move(o);
+    } else {
+      pending.emplace(std::move(key), std::move(o));
+    }
+  }
+
+  bool batch_full() const {
+    return cfg.sync_mode || pending.size() >= cfg.batch_max_writes
+           || pending_bytes >= cfg.batch_max_bytes;
+  }
+};
+
+// -- open -------------------------------------------------------------------------
+
+l3_lmdb::l3_lmdb(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+
+result<std::unique_ptr<l3_lmdb>> l3_lmdb::open(l3_config cfg, const clock& clk) {
+  if (cfg.path.empty())
+    return error{errc::invalid_argument, "L3 path is empty"};
+  if (cfg.batch_max_writes == 0)
+    return error{errc::invalid_argument, "L3 batch_max_writes must be at least 1"};
+  if (cfg.map_size < (64u << 10))
+    return error{errc::invalid_argument, "L3 map_size of " + std::to_string(cfg.map_size)
+                                           + " bytes is below the 64 KiB minimum"};
+  struct stat sb {};
+  if (::stat(cfg.path.c_str(), &sb) != 0) {
+    if (errno != ENOENT)
+      return error{errc::io_error, "cannot stat L3 directory " + cfg.path + ": "
+                                     + std::strerror(errno)};
+    if (::mkdir(cfg.path.c_str(), 0755) != 0)
+      return error{errc::io_error, "cannot create L3 directory " + cfg.path + ": "
+                                     + std::strerror(errno)};
+  } else if (!S_ISDIR(sb.st_mode)) {
+    return error{errc::invalid_argument, "L3 path " + cfg.path + " exists and is not a directory"};
+  }
+  std::string data_file = cfg.path + "/data.mdb";
+  if (::stat(data_file.c_str(), &sb) == 0) {
+    if (!S_ISREG(sb.st_mode))
+      return error{errc::foreign_file, data_file + " is not a regular file"};
+    if (auto s = probe_data_file(data_file); !s)
+      return s.err();
+  }
+
+  auto p = std::make_unique<impl>(cfg, clk);
+  int rc = mdb_env_create(&p->env);
+  if (rc != 0)
+    return lmdb_error(rc, "cannot create an LMDB environment handle");
+  mdb_env_set_maxdbs(p->env, 8);
+  rc = mdb_env_set_mapsize(p->env, cfg.map_size);
+  if (rc != 0)
+    return lmdb_error(rc, "L3 cannot set map size " + std::to_string(cfg.map_size));
+  // MDB_NOTLS: read transactions are not tied to a thread-local slot (CAF may
+  // move... and we keep a read txn alongside write txns in one thread).
+  // MDB_NORDAHEAD: random point reads; readahead only evicts useful pages.
+  unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
+  if (!cfg.sync_mode)
+    flags |= cfg.fsync_batches ? unsigned{MDB_NOMETASYNC} : unsigned{MDB_NOSYNC};
+  rc = mdb_env_open(p->env, cfg.path.c_str(), flags, 0644);
+  if (rc != 0) {
+    auto e = lmdb_error(rc, "cannot open L3 environment " + cfg.path);
+    if (rc == EACCES || rc == EPERM || rc == EROFS)
+      e.message += " (is the directory writable?)";
+    return e;
+  }
+  int maxkey = mdb_env_get_maxkeysize(p->env);
+  if (maxkey < static_cast<int>(fmt::lkey_long_size))
+    return error{errc::invalid_argument, "this LMDB build allows keys of "
+                                           + std::to_string(maxkey) + " bytes; L3 needs "
+                                           + std::to_string(fmt::lkey_long_size)};
+  MDB_envinfo info;
+  MDB_stat est;
+  mdb_env_info(p->env, &info);
+  mdb_env_stat(p->env, &est);
+  p->psize = est.ms_psize;
+  p->nodemax = (((p->psize - 16) / 2) & ~size_t{1}) - 2;
+  p->cur_map = info.me_mapsize;
+  p->budget = cfg.max_bytes != 0 ? cfg.max_bytes : cfg.map_size / 2;
+
+  // Meta and databases, in one write transaction.
+  txn_guard g;
+  rc = mdb_txn_begin(p->env, nullptr, 0, &g.txn);
+  if (rc != 0)
+    return lmdb_error(rc, "L3 cannot begin a transaction in " + cfg.path);
+  rc = mdb_dbi_open(g.txn, "kura.meta", 0, &p->meta);
+  bool fresh = false;
+  if (rc == MDB_NOTFOUND) {
+    MDB_dbi unnamed;
+    rc = mdb_dbi_open(g.txn, nullptr, 0, &unnamed);
+    if (rc != 0)
+      return lmdb_error(rc, "L3 cannot read " + cfg.path);
+    MDB_stat ms;
+    mdb_stat(g.txn, unnamed, &ms);
+    if (ms.ms_entries != 0)
+      return error{errc::foreign_file, cfg.path + " holds an LMDB environment of another program"
+                                         " (it has no kura.meta database)"};
+    fresh = true;
+    rc = mdb_dbi_open(g.txn, "kura.meta", MDB_CREATE, &p->meta);
+  }
+  if (rc == MDB_INCOMPATIBLE)
+    return error{errc::foreign_file, cfg.path + " holds an LMDB environment of another program"
+                                       " (kura.meta is not a database)"};
+  if (rc != 0)
+    return lmdb_error(rc, "L3 cannot open kura.meta in " + cfg.path);
+  if (fresh) {
+    MDB_val k = as_val("format"), v = as_val(fmt::meta_format);
+    rc = mdb_put(g.txn, p->meta, &k, &v, 0);
+    if (rc != 0)
+      return lmdb_error(rc, "L3 cannot initialize " + cfg.path);
+  } else {
+    MDB_val k = as_val("format"), v;
+    rc = mdb_get(g.txn, p->meta, &k, &v);
+    if (rc != 0 || as_view(v) != fmt::meta_format)
+      return error{errc::foreign_file,
+                   cfg.path + " is not a kura L3 environment of this version (format "
+                     + (rc == 0 ? "\"" + std::string{as_view(v).substr(0, 40)} + "\"" : "missing")
+                     + ", expected \"" + std::string{fmt::meta_format} + "\")"};
+    k = as_val("est_bytes");
+    rc = mdb_get(g.txn, p->meta, &k, &v);
+    if (rc == 0 && v.mv_size == 8)
+      p->est_bytes = fmt::get_le(static_cast<const char*>(v.mv_data), 8);
+  }
+  unsigned dflags = fresh ? MDB_CREATE : 0;
+  const char* names[] = {"kura.main", "kura.seq", "kura.exp"};
+  MDB_dbi* dbis[] = {&p->main, &p->seq, &p->exp};
+  for (int i = 0; i < 3; ++i) {
+    rc = mdb_dbi_open(g.txn, names[i], dflags, dbis[i]);
+    if (rc == MDB_NOTFOUND)
+      return error{errc::corrupt, cfg.path + " lacks its " + names[i] + " database"};
+    if (rc != 0)
+      return lmdb_error(rc, std::string{"L3 cannot open "} + names[i] + " in " + cfg.path);
+  }
+  // Structural sanity: the trees cannot hold more pages than are in use.
+  uint64_t pages = 0;
+  for (MDB_dbi d : {p->main, p->seq, p->exp, p->meta}) {
+    MDB_stat ms;
+    rc = mdb_stat(g.txn, d, &ms);
+    if (rc != 0)
+      return lmdb_error(rc, "L3 cannot stat " + cfg.path);
+    pages += ms.ms_branch_pages + ms.ms_leaf_pages + ms.ms_overflow_pages;
+  }
+  if (pages > info.me_last_pgno + 1)
+    return error{errc::corrupt, cfg.path + " is corrupt: its databases claim "
+                                  + std::to_string(pages) + " pages, the file has "
+                                  + std::to_string(info.me_last_pgno + 1)};
+  {
+    MDB_cursor* c = nullptr;
+    rc = mdb_cursor_open(g.txn, p->seq, &c);
+    if (rc != 0)
+      return lmdb_error(rc, "L3 cannot open a cursor in " + cfg.path);
+    MDB_val k, v;
+    rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+    if (rc == 0 && k.mv_size == 8)
+      p->next_seq = fmt::get_be64(static_cast<const char*>(k.mv_data)) + 1;
+    mdb_cursor_close(c);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+      return lmdb_error(rc, "L3 cannot read the sequence index in " + cfg.path);
+  }
+  if (fresh)
+    if (auto s = p->write_meta(g.txn); !s)
+      return s.err();
+  rc = g.commit();
+  if (rc != 0)
+    return lmdb_error(rc, "L3 cannot commit its setup in " + cfg.path);
+  if (fresh && !cfg.sync_mode)
+    mdb_env_sync(p->env, 1); // the format marker is on disk before any data
+  return std::unique_ptr<l3_lmdb>(new l3_lmdb(std::move(p)));
+}
+
+l3_lmdb::~l3_lmdb() {
+  if (!impl_)
+    return;
+  if (auto s = impl_->commit(*this); !s)
+    std::fprintf(stderr, "kura l3: %zu pending writes lost at close: %s\n", impl_->pending.size(),
+                 s.message().c_str());
+  else if (!impl_->cfg.sync_mode)
+    mdb_env_sync(impl_->env, 1);
+}
+
+// -- tier interface ------------------------------------------------------------------
+
+result<std::optional<entry>> l3_lmdb::get(std::string_view key, uint64_t now_ms, bool touch) {
+  auto& m = *impl_;
+  if (key.size() > m.cfg.lim.max_key_bytes) {
+    ++m.st.misses;
+    return std::optional<entry>{};
+  }
+  if (!m.pending.empty()) {
+    auto it = m.pending.find(std::string{key});
+    if (it != m.pending.end()) {
+      auto& o = it->second;
+      if (o.del) {
+        ++m.st.misses;
+        return std::optional<entry>{};
+      }
+      if (o.e.expired(now_ms)) {
+        m.pending_bytes -= o.e.value.size();
+        o.e.value.clear();
+        o.del = true;
+        ++m.st.expirations;
+        ++m.st.misses;
+        return std::optional<entry>{};
+      }
+      ++m.st.hits;
+      return std::optional<entry>{o.e};
+    }
+  }
+  auto r = m.read_committed(key);
+  if (!r)
+    return r;
+  if (!*r) {
+    ++m.st.misses;
+    return r;
+  }
+  if ((*r)->expired(now_ms)) {
+    impl::op o;
+    o.del = true;
+    o.e.key = std::string{key};
+    m.add_pending(std::move(o), now_ms);
+    ++m.st.expirations;
+    ++m.st.misses;
+    return std::optional<entry>{};
+  }
+  if (touch && m.touched.size() < m.cfg.batch_max_writes)
+    m.touched.emplace(key);
+  ++m.st.hits;
+  return r;
+}
+
+status l3_lmdb::put(entry e, uint64_t now_ms) {
+  auto& m = *impl_;
+  if (auto s = m.cfg.lim.check(e); !s)
+    return s;
+  uint64_t fp = m.footprint(std::min(e.key.size(), fmt::lkey_long_size), fmt::record_size(e),
+                            e.expiry_ms != 0);
+  if (fp > m.est_limit())
+    return status{errc::out_of_space, "L3 entry needs about " + std::to_string(fp * 3 / 2)
+                                        + " bytes, more than the whole L3 budget of "
+                                        + std::to_string(m.budget)};
+  // Keep what this put replaces, so that a failed commit can take it back.
+  std::optional<impl::op> prev;
+  bool had_pending = m.pending.empty() ? false : m.pending.count(e.key) != 0;
+  uint64_t prev_start = m.batch_start_ms;
+  if (had_pending)
+    prev = m.pending[e.key];
+  impl::op o;
+  o.e = std::move(e);
+  std::string key = o.e.key;
+  m.add_pending(std::move(o), now_ms);
+  if (m.batch_full()) {
+    if (auto s = m.commit(*this); !s) {
+      auto it = m.pending.find(key);
+      m.pending_bytes -= it->second.e.key.size() + it->second.e.value.size();
+      if (prev) {
+        m.pending_bytes += prev->e.key.size() + prev->e.value.size();
+        it->second = std::move(*prev);
+      } else {
+        m.pending.erase(it);
+      }
+      m.batch_start_ms = prev_start;
+      return s;
+    }
+  }
+  ++m.st.puts;
+  return {};
+}
+
+result<bool> l3_lmdb::erase(std::string_view key) {
+  auto& m = *impl_;
+  if (key.size() > m.cfg.lim.max_key_bytes)
+    return false;
+  uint64_t now = m.clk.now_ms();
+  bool existed = false;
+  auto it = m.pending.find(std::string{key});
+  if (it != m.pending.end()) {
+    existed = !it->second.del && !it->second.e.expired(now);
+  } else {
+    auto r = m.read_committed(key);
+    if (!r)
+      return r.err();
+    if (!*r)
+      return false; // nothing to delete anywhere
+    existed = !(*r)->expired(now);
+  }
+  impl::op o;
+  o.del = true;
+  o.e.key = std::string{key};
+  m.add_pending(std::move(o), now);
+  if (existed)
+    ++m.st.erases;
+  if (m.batch_full())
+    if (auto s = m.commit(*this); !s && s.code() != errc::out_of_space)
+      return s.err();
+  // On out_of_space the delete stays pending and visible (a later commit,
+  // deletes first, frees the space): refusing a delete for lack of space
+  // would make a full map impossible to empty.
+  return existed;
+}
+
+size_t l3_lmdb::sweep_expired(uint64_t now_ms, size_t budget) {
+  auto& m = *impl_;
+  if (budget == 0)
+    return 0;
+  // Expired pending puts become pending deletes (cheap, no I/O).
+  size_t removed = 0;
+  for (auto& [k, o] : m.pending)
+    if (!o.del && o.e.expired(now_ms) && removed < budget) {
+      m.pending_bytes -= o.e.value.size();
+      o.e.value.clear();
+      o.del = true;
+      ++removed;
+    }
+  // kura.exp is ordered by expiry, so the expired entries are always at its
+  // front: each call resumes at the first one left, and stops at the first
+  // entry that has not expired yet (bounded work, no full scan).
+  {
+    MDB_txn* t = nullptr;
+    if (mdb_txn_begin(m.env, nullptr, MDB_RDONLY, &t) != 0)
+      return removed;
+    MDB_cursor* c = nullptr;
+    MDB_val k, v;
+    bool any = mdb_cursor_open(t, m.exp, &c) == 0
+               && mdb_cursor_get(c, &k, &v, MDB_FIRST) == 0 && k.mv_size == 16
+               && fmt::get_be64(static_cast<const char*>(k.mv_data)) <= now_ms;
+    if (c)
+      mdb_cursor_close(c);
+    mdb_txn_abort(t);
+    if (!any) {
+      m.st.expirations += removed;
+      return removed;
+    }
+  }
+  uint64_t saved_est = m.est_bytes;
+  txn_guard g;
+  if (mdb_txn_begin(m.env, nullptr, 0, &g.txn) != 0)
+    return removed;
+  MDB_cursor* c = nullptr;
+  if (mdb_cursor_open(g.txn, m.exp, &c) != 0)
+    return removed;
+  size_t swept = 0;
+  bool ok = true;
+  while (removed + swept < budget) {
+    MDB_val k, v;
+    int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    if (rc != 0 || k.mv_size != 16)
+      break;
+    uint64_t exp = fmt::get_be64(static_cast<const char*>(k.mv_data));
+    if (exp > now_ms)
+      break;
+    std::string ekey{as_view(k)};
+    std::string lkey{as_view(v)};
+    uint64_t eseq = fmt::get_be64(ekey.data() + 8);
+    // Remove the record only when it is the one this index entry describes
+    // (same sequence); otherwise the index entry is stale and goes alone.
+    auto r = m.remove_committed(g.txn, lkey, nullptr, eseq);
+    if (!r) {
+      ok = false;
+      break;
+    }
+    if (*r == impl::rm::removed) {
+      ++swept; // remove_committed dropped this kura.exp entry too
+    } else {
+      MDB_val ek = as_val(ekey);
+      if (mdb_del(g.txn, m.exp, &ek, nullptr) != 0) {
+        ok = false;
+        break;
+      }
+    }
+  }
+  mdb_cursor_close(c);
+  if (!ok || !m.write_meta(g.txn).ok() || g.commit() != 0) {
+    m.est_bytes = saved_est;
+    m.st.expirations += removed;
+    return removed;
+  }
+  ++m.n_commits;
+  removed += swept;
+  m.st.expirations += removed;
+  return removed;
+}
+
+status l3_lmdb::clear() {
+  auto& m = *impl_;
+  m.pending.clear();
+  m.touched.clear();
+  m.pending_bytes = 0;
+  txn_guard g;
+  int rc = mdb_txn_begin(m.env, nullptr, 0, &g.txn);
+  if (rc != 0)
+    return lmdb_error(rc, "L3 cannot begin a transaction in " + m.cfg.path);
+  for (MDB_dbi d : {m.main, m.seq, m.exp}) {
+    rc = mdb_drop(g.txn, d, 0);
+    if (rc != 0)
+      return lmdb_error(rc, "L3 cannot clear " + m.cfg.path);
+  }
+  uint64_t saved = m.est_bytes;
+  m.est_bytes = 0;
+  if (auto s = m.write_meta(g.txn); !s) {
+    m.est_bytes = saved;
+    return s;
+  }
+  rc = g.commit();
+  if (rc != 0) {
+    m.est_bytes = saved;
+    return lmdb_error(rc, "L3 cannot commit clear of " + m.cfg.path);
+  }
+  ++m.n_commits;
+  return {};
+}
+
+tier_stats l3_lmdb::stats() const {
+  auto& m = *impl_;
+  tier_stats s = m.st;
+  s.capacity_bytes = m.budget;
+  MDB_txn* t = nullptr;
+  if (mdb_txn_begin(m.env, nullptr, MDB_RDONLY, &t) == 0) {
+    // Pages of every tree (the unnamed main DB holds the named DBs' records)
+    // plus the two meta pages. Free pages kept for reuse are not counted.
+    uint64_t pages = 2;
+    MDB_stat ms;
+    if (mdb_env_stat(m.env, &ms) == 0)
+      pages += ms.ms_branch_pages + ms.ms_leaf_pages + ms.ms_overflow_pages;
+    for (MDB_dbi d : {m.main, m.seq, m.exp, m.meta}) {
+      if (mdb_stat(t, d, &ms) == 0)
+        pages += ms.ms_branch_pages + ms.ms_leaf_pages + ms.ms_overflow_pages;
+      if (d == m.main)
+        s.entries = ms.ms_entries;
+    }
+    // Live entries now: committed ones, adjusted by the pending batch (at
+    // most a batch of lookups; stats are read by metrics, not per request).
+    for (auto& [key, o] : m.pending) {
+      std::string lkey = fmt::lmdb_key(key);
+      MDB_val k = as_val(lkey), v;
+      bool committed = mdb_get(t, m.main, &k, &v) == 0;
+      if (o.del && committed && s.entries > 0)
+        --s.entries;
+      else if (!o.del && !committed)
+        ++s.entries;
+    }
+    mdb_txn_abort(t);
+    s.bytes = pages * m.psize;
+  }
+  s.bytes += m.pending_bytes;
+  return s;
+}
+
+// -- batching ---------------------------------------------------------------------
+
+status l3_lmdb::maybe_flush(uint64_t now_ms) {
+  auto& m = *impl_;
+  if (m.pending.empty() || now_ms < m.batch_start_ms + m.cfg.batch_max_ms)
+    return {};
+  return m.commit(*this);
+}
+
+status l3_lmdb::sync() {
+  auto& m = *impl_;
+  if (auto s = m.commit(*this); !s)
+    return s;
+  int rc = mdb_env_sync(m.env, 1);
+  if (rc != 0)
+    return lmdb_error(rc, "L3 fsync of " + m.cfg.path + " failed");
+  return {};
+}
+
+size_t l3_lmdb::pending() const { return impl_->pending.size(); }
+
+std::optional<uint64_t> l3_lmdb::flush_due_in(uint64_t now_ms) const {
+  auto& m = *impl_;
+  if (m.pending.empty())
+    return std::nullopt;
+  uint64_t due = m.batch_start_ms + m.cfg.batch_max_ms;
+  return due > now_ms ? due - now_ms : 0;
+}
+
+status l3_lmdb::for_each(const std::function<bool(const entry&)>& f) {
+  auto& m = *impl_;
+  if (auto s = m.commit(*this); !s)
+    return s;
+  uint64_t now = m.clk.now_ms();
+  // Own read transaction: f may call back into get() (which uses m.rtxn).
+  txn_guard g;
+  int rc = mdb_txn_begin(m.env, nullptr, MDB_RDONLY, &g.txn);
+  if (rc != 0)
+    return lmdb_error(rc, "L3 cannot begin a read transaction in " + m.cfg.path);
+  MDB_cursor* c = nullptr;
+  rc = mdb_cursor_open(g.txn, m.main, &c);
+  if (rc != 0)
+    return lmdb_error(rc, "L3 cannot open a cursor in " + m.cfg.path);
+  status out;
+  MDB_val k, v;
+  for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+       rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+    auto e = fmt::decode_record(as_view(k), as_view(v));
+    if (!e) {
+      out = error{errc::corrupt, e.err().message + " (in " + m.cfg.path + ")"};
+      break;
+    }
+    if (e->expired(now))
+      continue;
+    if (!f(*e))
+      break;
+  }
+  if (rc != 0 && rc != MDB_NOTFOUND && out.ok())
+    out = lmdb_error(rc, "L3 scan of " + m.cfg.path + " failed");
+  mdb_cursor_close(c);
+  return out;
+}
+
+uint64_t l3_lmdb::commits() const { return impl_->n_commits; }
+uint64_t l3_lmdb::map_size() const { return impl_->cur_map; }
+uint64_t l3_lmdb::budget_bytes_used() const { return impl_->est_bytes; }
+
+} // namespace kura
