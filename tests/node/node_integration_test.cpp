@@ -390,7 +390,7 @@ TEST_CASE("/metrics is Prometheus text that promtool accepts") {
   c.call({"GET", "nope"});
   std::string body;
   for (int i = 0; i < 100; ++i) { // pushed once per second
-    body = run_shell("curl -s http://127.0.0.1:" + std::to_string(n.metrics_port) + "/metrics");
+    body = http_get(n.metrics_port, "/metrics");
     if (body.find("kura_command_calls_total{command=\"get\"} 2") != std::string::npos)
       break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
