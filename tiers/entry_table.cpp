@@ -78,8 +78,7 @@ entry_table::entry_table() {
 entry_table::~entry_table() {
   for (auto& p : pages_)
     std::free(p.base);
-  std::free(ids_);
-  std::free(tags_);
+  std::free(index_);
 }
 
 size_t entry_table::node_size(std::string_view key, size_t value_size, uint64_t expiry_ms,
@@ -176,11 +175,14 @@ node_id entry_table::find(std::string_view key, uint64_t h) const {
   const uint8_t tag = tag_of(h);
   size_t i = home(h);
   for (;;) {
-    const uint8_t t = tags_[i];
+    const uint8_t t = tag_at(i);
     if (t == 0)
       return 0;
-    if (t == tag && entry_table::key(ids_[i]) == key)
-      return ids_[i];
+    if (t == tag) {
+      const node_id id = id_at(i);
+      if (entry_table::key(id) == key)
+        return id;
+    }
     if (++i == slots_)
       i = 0;
   }
@@ -188,36 +190,37 @@ node_id entry_table::find(std::string_view key, uint64_t h) const {
 
 void entry_table::index_insert(node_id id, uint64_t h) {
   size_t i = home(h);
-  while (tags_[i] != 0)
+  while (tag_at(i) != 0)
     if (++i == slots_)
       i = 0;
-  tags_[i] = tag_of(h);
-  ids_[i] = id;
+  set_tag(i, tag_of(h));
+  set_id(i, id);
 }
 
 void entry_table::rehash(size_t new_slots) {
-  uint32_t* old_ids = ids_;
-  uint8_t* old_tags = tags_;
+  new_slots = (new_slots + 7) & ~size_t{7};
+  char* old = index_;
   const size_t old_slots = slots_;
-  ids_ = nullptr;
-  tags_ = nullptr;
+  index_ = nullptr;
   if (new_slots > 0) {
-    ids_ = static_cast<uint32_t*>(std::malloc(new_slots * sizeof(uint32_t)));
-    tags_ = static_cast<uint8_t*>(std::calloc(new_slots, 1));
-    if (!ids_ || !tags_)
+    index_ = static_cast<char*>(std::calloc(new_slots / 8, 40));
+    if (!index_)
       std::abort(); // out of memory: the process cannot continue meaningfully
   }
   slots_ = new_slots;
-  for (size_t i = 0; i < old_slots; ++i)
-    if (old_tags[i])
-      index_insert(old_ids[i], hash64(key(old_ids[i])));
-  std::free(old_ids);
-  std::free(old_tags);
+  for (size_t i = 0; i < old_slots; ++i) {
+    const char* g = old + (i >> 3) * 40;
+    if (g[i & 7] != 0) {
+      const node_id id = rd32(g + 8 + (i & 7) * 4);
+      index_insert(id, hash64(key(id)));
+    }
+  }
+  std::free(old);
 }
 
 size_t entry_table::index_slot_of(node_id id) const {
   size_t i = home(hash64(key(id)));
-  while (ids_[i] != id || tags_[i] == 0)
+  while (id_at(i) != id || tag_at(i) == 0)
     if (++i == slots_)
       i = 0;
   return i;
@@ -232,17 +235,17 @@ void entry_table::index_erase(size_t i) {
   for (;;) {
     if (++j == slots_)
       j = 0;
-    if (tags_[j] == 0)
+    if (tag_at(j) == 0)
       break;
-    const size_t k = home(hash64(key(ids_[j])));
+    const size_t k = home(hash64(key(id_at(j))));
     const bool in_range = hole <= j ? (hole < k && k <= j) : (hole < k || k <= j);
     if (!in_range) {
-      tags_[hole] = tags_[j];
-      ids_[hole] = ids_[j];
+      set_tag(hole, tag_at(j));
+      set_id(hole, id_at(j));
       hole = j;
     }
   }
-  tags_[hole] = 0;
+  set_tag(hole, 0);
 }
 
 // -- insert / remove ---------------------------------------------------------------
@@ -252,14 +255,39 @@ node_id entry_table::insert(std::string_view key, std::string_view value, uint64
   if (slots_ == 0)
     rehash(min_slots);
   else if ((count_ + 1) * 5 > slots_ * 4)
-    rehash(slots_ + slots_ / 2);
+    rehash(grown(slots_));
   const size_t n = node_size(key, value.size(), expiry_ms, ver);
   node_id id = alloc(n);
   if (id == 0)
     return 0;
-  char* p = ptr(id);
-  wr32(p, 0);
-  wr32(p + 4, 0);
+  write_node(ptr(id), key, value, expiry_ms, ver, flags);
+  wr32(ptr(id), 0);
+  wr32(ptr(id) + 4, 0);
+  ptr(id)[9] = 0;
+  index_insert(id, h);
+  ++count_;
+  node_bytes_ += charge(id);
+  return id;
+}
+
+bool entry_table::overwrite(node_id id, std::string_view value, uint64_t expiry_ms,
+                            const version& ver, uint8_t flags) {
+  const page& pg = pages_[id >> 12];
+  if (pg.cls == 0xffff)
+    return false;
+  const std::string_view k = key(id);
+  const size_t n = node_size(k, value.size(), expiry_ms, ver);
+  if (charge_for(n) != pg.slot_size)
+    return false;
+  // The key moves only if the optional fields change size: copy it first.
+  char kbuf[max_small];
+  std::memcpy(kbuf, k.data(), k.size());
+  write_node(ptr(id), std::string_view{kbuf, k.size()}, value, expiry_ms, ver, flags);
+  return true;
+}
+
+void entry_table::write_node(char* p, std::string_view key, std::string_view value,
+                             uint64_t expiry_ms, const version& ver, uint8_t flags) {
   uint8_t meta = flags & 7;
   if (expiry_ms)
     meta |= meta_has_expiry;
@@ -268,7 +296,6 @@ node_id entry_table::insert(std::string_view key, std::string_view value, uint64
   if (ver.node)
     meta |= meta_has_node;
   p[8] = static_cast<char>(meta);
-  p[9] = 0;
   char* q = put_varint(p + 10, key.size());
   q = put_varint(q, value.size());
   if (expiry_ms) {
@@ -287,10 +314,6 @@ node_id entry_table::insert(std::string_view key, std::string_view value, uint64
     std::memcpy(q, key.data(), key.size());
   if (!value.empty())
     std::memcpy(q + key.size(), value.data(), value.size());
-  index_insert(id, h);
-  ++count_;
-  node_bytes_ += charge(id);
-  return id;
 }
 
 void entry_table::remove(node_id id) {
@@ -315,10 +338,8 @@ void entry_table::clear() {
   count_ = 0;
   node_bytes_ = 0;
   page_bytes_ = 0;
-  std::free(ids_);
-  std::free(tags_);
-  ids_ = nullptr;
-  tags_ = nullptr;
+  std::free(index_);
+  index_ = nullptr;
   slots_ = 0;
 }
 

@@ -101,6 +101,11 @@ public:
   /// Stores a new node; `key` must be absent. Returns 0 when out of node ids.
   node_id insert(std::string_view key, std::string_view value, uint64_t expiry_ms,
                  const version& ver, uint8_t flags, uint64_t h);
+  /// Rewrites node `id` (same key) in place when the new contents need the
+  /// same slot size; keeps links and aux. Returns false (and changes nothing)
+  /// otherwise.
+  bool overwrite(node_id id, std::string_view value, uint64_t expiry_ms, const version& ver,
+                 uint8_t flags);
   /// Removes a node from the index and frees it.
   void remove(node_id id);
   /// Removes everything.
@@ -131,7 +136,7 @@ public:
 
   size_t slot_count() const { return slots_; }
   /// Node in index slot `i`, or 0 when the slot is empty.
-  node_id slot(size_t i) const { return tags_[i] ? ids_[i] : 0; }
+  node_id slot(size_t i) const { return tag_at(i) ? id_at(i) : 0; }
 
   // -- accounting ----------------------------------------------------------------
 
@@ -145,7 +150,7 @@ public:
     if (slots_ == 0)
       return min_slots * index_slot_bytes;
     if ((count_ + 1) * 5 > slots_ * 4)
-      return (slots_ + slots_ / 2) * index_slot_bytes;
+      return grown(slots_) * index_slot_bytes;
     return slots_ * index_slot_bytes;
   }
   uint64_t bytes() const { return node_bytes_ + index_bytes(); }
@@ -177,6 +182,8 @@ private:
     return static_cast<size_t>((static_cast<__uint128_t>(h) * slots_) >> 64);
   }
   node_id alloc(size_t n);
+  static void write_node(char* p, std::string_view key, std::string_view value,
+                         uint64_t expiry_ms, const version& ver, uint8_t flags);
   void dealloc(node_id id);
   uint32_t new_page();
   void rehash(size_t new_slots);
@@ -187,8 +194,14 @@ private:
   std::vector<page> pages_;
   std::vector<uint32_t> free_pages_;
   size_class classes_[max_small / 8 + 1];
-  uint32_t* ids_ = nullptr;
-  uint8_t* tags_ = nullptr;
+  // Index slots in groups of 8: 8 tag bytes then 8 u32 ids (40 bytes), so a
+  // probe finds a slot's tag and id in the same cache line (mostly).
+  char* index_ = nullptr;
+  uint8_t tag_at(size_t i) const { return static_cast<uint8_t>(index_[(i >> 3) * 40 + (i & 7)]); }
+  void set_tag(size_t i, uint8_t t) { index_[(i >> 3) * 40 + (i & 7)] = static_cast<char>(t); }
+  node_id id_at(size_t i) const { return rd32(index_ + (i >> 3) * 40 + 8 + (i & 7) * 4); }
+  void set_id(size_t i, node_id id) { wr32(index_ + (i >> 3) * 40 + 8 + (i & 7) * 4, id); }
+  static size_t grown(size_t slots) { return (slots + slots / 2 + 7) & ~size_t{7}; }
   size_t slots_ = 0;
   size_t count_ = 0;
   uint64_t node_bytes_ = 0;

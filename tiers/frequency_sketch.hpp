@@ -51,6 +51,7 @@ public:
 
 private:
   static uint64_t rehash(uint64_t h);
+  void locate(uint64_t h, uint64_t* words, unsigned* shifts) const;
   std::vector<uint64_t> table_; // 16 counters of 4 bits per word
   std::vector<uint64_t> door_;  // doorkeeper bits (empty when disabled)
   uint64_t block_mask_ = 0;     // number of 8-word blocks - 1

@@ -78,8 +78,14 @@ status l1_lru::put(entry e, uint64_t now_ms) {
 }
 
 status l1_lru::upsert(const entry& e, uint64_t h, uint64_t now_ms) {
-  if (node_id old = table_.find(e.key, h))
+  if (node_id old = table_.find(e.key, h)) {
+    // Same slot size: rewrite in place (no index or allocator work).
+    if (!e.expired(now_ms) && table_.overwrite(old, e.value, e.expiry_ms, e.ver, e.flags)) {
+      lru_.move_front(table_, old);
+      return {};
+    }
     remove_node(old);
+  }
   if (e.expired(now_ms))
     return {}; // already expired: nothing to keep (and the old value is gone)
   if (cost(e) > capacity_)

@@ -91,8 +91,9 @@ void l2_lfu::on_hit(node_id id) {
 bool l2_lfu::admit(uint64_t cand_hash, node_id v) {
   const uint32_t victim_freq = sketch_.frequency(hash64(table_.key(v)));
   const uint32_t cand_freq = sketch_.frequency(cand_hash);
-  if (cand_freq > victim_freq)
+  if (static_cast<int>(cand_freq) > static_cast<int>(victim_freq) + margin_) {
     return true;
+  }
   if (cand_freq >= hashdos_threshold)
     return (rng_.next() & 127) == 0;
   return false;
@@ -192,6 +193,10 @@ status l2_lfu::upsert(entry&& e, uint64_t h, uint64_t now_ms) {
   }
   // Overwrite: the key is already resident, so no admission; it keeps its
   // segment and becomes that segment's most recently used entry.
+  if (table_.overwrite(old, e.value, e.expiry_ms, e.ver, e.flags)) {
+    list_of(old).move_front(table_, old);
+    return {};
+  }
   const uint8_t seg = table_.aux(old);
   remove_node(old);
   const size_t charge = charge_of(e);

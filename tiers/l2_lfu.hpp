@@ -73,6 +73,12 @@ public:
   bool contains(std::string_view key) const;
   /// Whether `key` sits in the protected segment.
   bool is_protected(std::string_view key) const;
+  /// Admission margin: a candidate is admitted when its estimated frequency
+  /// exceeds the victim's by more than `m` (0: strictly more frequent; 1:
+  /// "clearly" more frequent, which resists loops; -1: ties admit, which
+  /// favours recency). memory_cache picks it adaptively.
+  void set_admission_margin(int m) { margin_ = m; }
+  int admission_margin() const { return margin_; }
   frequency_sketch& sketch() { return sketch_; }
   const frequency_sketch& sketch() const { return sketch_; }
   /// Keys of probation then protected, each from most to least recently used.
@@ -110,6 +116,7 @@ private:
   limits lim_;
   bool count_objects_;
   bool fixed_sketch_;
+  int margin_ = 0;
   size_t sweep_cursor_ = 0;
   tier_stats st_;
 };

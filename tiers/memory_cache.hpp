@@ -22,10 +22,20 @@
 
 namespace kura {
 
+/// How the L1/L2 split (and L2's admission margin) adapts to the workload.
+enum class window_adaptation : uint8_t {
+  /// Miniature simulations of alternative settings on a hash-sampled share of
+  /// the reads; the setting that would have missed least wins (default).
+  shadow,
+  /// Caffeine's hill climbing on the cache's own hit ratio (window only).
+  hill_climbing,
+};
+
 struct memory_cache_config {
   uint64_t capacity_bytes = 64ull << 20; ///< L1 + L2 together, overhead included
-  double window_fraction = 0.01;         ///< initial share of L1
-  bool adaptive_window = true;           ///< hill-climb the L1 share
+  double window_fraction = 0.0;          ///< initial share of L1 (adapted from there)
+  bool adaptive_window = true;           ///< adapt the L1 share (see `adaptation`)
+  window_adaptation adaptation = window_adaptation::shadow;
   /// Capacity counted in entries instead of bytes (each entry costs 1); for
   /// hit-ratio benchmarks against object-counted references.
   bool count_objects = false;

@@ -282,7 +282,7 @@ int main(int argc, char** argv) {
       die("sizes must be positive fractions");
     const double base = static_cast<double>(bytes ? t.distinct_bytes : t.distinct);
     const uint64_t cap = std::max<uint64_t>(1, static_cast<uint64_t>(std::llround(frac * base)));
-    row(t, f, "kura", run_kura(t, cap, bytes, true, 0.01));
+    row(t, f, "kura", run_kura(t, cap, bytes, true, 0.0));
     row(t, f, "lru", run_lru(t, cap));
     row(t, f, "belady", run_belady(t, cap));
     if (extra) {
