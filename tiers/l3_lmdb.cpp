@@ -2,7 +2,7 @@
 //
 // Layout. One LMDB environment (data.mdb + lock.mdb in cfg.path) with four named
 // databases: kura.main (LMDB key -> record: header + value, see l3_format.hpp),
-// kura.seq (write sequence -> LMDB key, oldest first: the eviction order),
+// kura.seq (sequence -> LMDB key, least recently used first: the eviction order),
 // kura.exp (expiry ms + sequence -> LMDB key, soonest first: the active expiry
 // order) and kura.meta (format marker, estimated footprint). All four change
 // in the same write transaction, so they never disagree after a crash.
@@ -15,13 +15,20 @@
 // transaction per batch amortizes LMDB's commit (page writes + meta page) over
 // hundreds of writes.
 //
-// Durability. The environment is opened with MDB_NOSYNC unless sync_mode is
-// set: a commit then write()s its pages and meta page into the page cache but
-// does not fsync. A killed process therefore loses nothing committed (the
-// kernel owns those pages), while a machine crash can lose commits since the
-// last sync() (mdb_env_sync). LMDB writes the meta page last, so a process
-// killed mid-commit leaves the previous meta in place: the batch is all or
-// nothing. In sync_mode LMDB fsyncs on every commit and every write commits.
+// Durability. A commit write()s its pages and then its meta page into the
+// page cache; LMDB writes the meta page last, so a process killed mid-commit
+// leaves the previous meta in place and the batch is all or nothing. A killed
+// process loses nothing committed: the kernel owns those pages. A machine
+// crash is another matter, and there the flags decide:
+//   fsync_batches (default): MDB_NOMETASYNC. Each commit fdatasyncs its data
+//     pages before returning, and the meta page reaches the disk with the next
+//     commit's fdatasync (or sync()). The disk never holds a meta page whose
+//     pages are missing, so the environment stays intact and loses at most the
+//     last batch. Cost: one fdatasync per batch, not per write.
+//   !fsync_batches: MDB_NOSYNC. No fsync until sync(). Faster, but ext4 and
+//     most filesystems do not keep write order, and LMDB documents that a
+//     machine crash can then corrupt the environment.
+//   sync_mode: LMDB's full sync on every commit, and every write commits.
 //
 // Space. LMDB's map is a fixed address range; writing past it fails with
 // MDB_MAP_FULL, and that failed transaction is aborted, so the batch simply
@@ -31,17 +38,28 @@
 // stays pending and visible. The size budget (max_bytes) is enforced on an
 // estimated footprint kept in kura.meta (pages in use react to deletes only when
 // B-tree pages merge, so evicting "until pages drop" would over-evict). Over
-// budget, the oldest-written entries are removed in the committing transaction
-// and handed to the eviction listener after the commit succeeded.
+// budget, the least recently used entries are removed in the committing
+// transaction and handed to the eviction listener after the commit succeeded.
+//
+// Recency. kura.seq orders entries by their last write or read. A write gets a
+// new sequence as it commits. A read with touch=true of a committed entry only
+// notes the key (`touched`, at most batch_max_writes keys, no I/O); the next
+// commit gives those entries new sequences in the same transaction (new
+// kura.seq and kura.exp keys, the record's sequence field rewritten). So reads
+// cost no extra transaction, and without writes there is no eviction that the
+// order could matter for. Records above touch_max_record bytes keep their
+// place: rewriting a 64 MiB value to note a read is not cheap.
 //
 // Opening. A file that does not start with LMDB's meta page magic is foreign; a
 // meta page that LMDB's own checks accept but that points past the end of the
 // file (a truncated copy) would make LMDB fault on the mmap, so we check that
-// before LMDB maps it. An LMDB environment without kura.meta is another
-// program's. None of this needs kura to trust the bytes it reads.
+// before LMDB maps it, and (verify_on_open) walk every tree with pread to
+// check what LMDB would otherwise trust (l3_verify.hpp). An LMDB environment
+// without kura.meta is another program's.
 #include "tiers/l3_lmdb.hpp"
 
 #include "tiers/l3_format.hpp"
+#include "tiers/l3_verify.hpp"
 
 #include <lmdb.h>
 
@@ -53,6 +71,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace kura {
@@ -101,95 +120,6 @@ struct txn_guard {
   }
 };
 
-/// What LMDB's meta pages say, read with plain pread (no mmap).
-struct meta_probe {
-  uint32_t psize = 0;
-  uint64_t last_pg = 0;
-  uint64_t txnid = 0;
-  uint64_t main_root = 0;
-};
-
-constexpr uint32_t lmdb_magic = 0xBEEFC0DEu;
-constexpr uint64_t invalid_pgno = ~0ull;
-
-/// Reads and checks the two meta pages of `file` before LMDB maps it. Layout
-/// (LMDB 0.9, 64-bit): page header 16 bytes, then MDB_meta { u32 magic, u32
-/// version, void* address, size_t mapsize, MDB_db dbs[2] (48 bytes each; the
-/// free DB's md_pad holds the page size), pgno last_pg, txnid }.
-status probe_data_file(const std::string& file) {
-  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return status{errc::io_error, "cannot read " + file + ": " + std::strerror(errno)};
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    int e = errno;
-    ::close(fd);
-    return status{errc::io_error, "cannot stat " + file + ": " + std::strerror(e)};
-  }
-  auto size = static_cast<uint64_t>(st.st_size);
-  if (size == 0) {
-    ::close(fd);
-    return {}; // LMDB initializes an empty file as a new environment
-  }
-  auto read_meta = [&](uint64_t off, meta_probe& m, std::string& why) -> int {
-    // returns 0 = ok, 1 = no magic, 2 = bad/short
-    char buf[160];
-    ssize_t n = ::pread(fd, buf, sizeof buf, static_cast<off_t>(off));
-    if (n < static_cast<ssize_t>(sizeof buf)) {
-      why = "file ends inside the meta page at offset " + std::to_string(off);
-      return 2;
-    }
-    const char* p = buf + 16;
-    if (fmt::get_le(p, 4) != lmdb_magic) {
-      why = "no LMDB magic at offset " + std::to_string(off);
-      return 1;
-    }
-    uint32_t ver = static_cast<uint32_t>(fmt::get_le(p + 4, 4));
-    if (ver != 1) {
-      why = "LMDB data version " + std::to_string(ver) + " (this build reads version 1)";
-      return 3;
-    }
-    m.psize = static_cast<uint32_t>(fmt::get_le(p + 24, 4));
-    m.main_root = fmt::get_le(p + 72 + 40, 8);
-    m.last_pg = fmt::get_le(p + 120, 8);
-    m.txnid = fmt::get_le(p + 128, 8);
-    if (m.psize < 512 || m.psize > 65536 || (m.psize & (m.psize - 1)) != 0) {
-      why = "meta page names page size " + std::to_string(m.psize);
-      return 2;
-    }
-    return 0;
-  };
-  meta_probe m0, m1;
-  std::string why;
-  int r0 = read_meta(0, m0, why);
-  if (r0 == 1 || r0 == 3) {
-    ::close(fd);
-    return status{errc::foreign_file,
-                  file + " is not a kura L3 file (not an LMDB environment: " + why + ")"};
-  }
-  if (r0 != 0) {
-    ::close(fd);
-    return status{errc::corrupt, file + " is corrupt: " + why};
-  }
-  int r1 = read_meta(m0.psize, m1, why);
-  ::close(fd);
-  if (r1 != 0)
-    return status{errc::corrupt, file + " is corrupt or truncated: second meta page: " + why};
-  const meta_probe& m = m1.txnid > m0.txnid ? m1 : m0; // LMDB uses the newer one
-  if (m1.psize != m0.psize)
-    return status{errc::corrupt, file + " is corrupt: the meta pages disagree on the page size"};
-  uint64_t need = (m.last_pg + 1) * m.psize;
-  if (m.last_pg < 1 || size < need)
-    return status{errc::corrupt, file + " is truncated or corrupt: its meta page says "
-                                   + std::to_string(need) + " bytes are in use, the file has "
-                                   + std::to_string(size)};
-  if (m.main_root != invalid_pgno && (m.main_root < 2 || m.main_root > m.last_pg))
-    return status{errc::corrupt, file + " is corrupt: root page " + std::to_string(m.main_root)
-                                   + " lies outside the " + std::to_string(m.last_pg + 1)
-                                   + " pages in use"};
-  return {};
-}
-
 } // namespace
 
 // -- impl -------------------------------------------------------------------------
@@ -208,12 +138,14 @@ struct l3_lmdb::impl {
   MDB_txn* rtxn = nullptr; // reused read transaction (reset between uses)
   uint32_t psize = 4096;
   size_t nodemax = 2038;
-  uint64_t budget = 0;
+  uint64_t budget = 0; // max_bytes: on the bytes LMDB pages really use
   uint64_t cur_map = 0;
   uint64_t next_seq = 1;
   uint64_t est_bytes = 0; // committed estimated footprint (mirrors kura.meta)
 
   std::unordered_map<std::string, op> pending;
+  std::unordered_set<std::string> touched; // read since the last commit
+  static constexpr size_t touch_max_record = 64 * 1024;
   uint64_t pending_bytes = 0;
   uint64_t batch_start_ms = 0;
   uint64_t op_counter = 0;
@@ -231,6 +163,14 @@ struct l3_lmdb::impl {
   }
 
   // -- footprint ------------------------------------------------------------------
+
+  /// The budget is on bytes really used (pages), but eviction works on the
+  /// estimated footprint: pages react to deletes only when they merge, so
+  /// evicting "until the page count drops" would evict most of the tier.
+  /// B-tree leaves under random inserts and deletes are about two thirds full
+  /// (measured: 1.36-1.45 page bytes per estimated byte), so the estimate may
+  /// reach two thirds of the budget.
+  uint64_t est_limit() const { return budget / 3 * 2; }
 
   /// Estimated bytes an entry occupies: its kura.main node (or an overflow
   /// node plus whole overflow pages), its kura.seq and kura.exp nodes, each
@@ -271,26 +211,46 @@ struct l3_lmdb::impl {
 
   // -- committed state helpers (inside a write txn) ---------------------------------
 
-  /// Removes the committed record under `lkey` and its index entries.
-  /// Returns whether there was one; `out` receives the decoded entry when
-  /// `want` is set.
-  result<bool> remove_committed(MDB_txn* txn, const std::string& lkey, entry* out) {
+  /// What remove_committed found.
+  enum class rm {
+    absent,          ///< no record under the key
+    removed,         ///< record and index entries removed (`out` filled if asked)
+    corrupt_removed, ///< an undecodable record was removed; its index entries,
+                     ///< if any, are left stale (sweep and eviction skip them)
+    stale,           ///< the record has another sequence than `want_seq`: kept
+  };
+
+  /// Removes the committed record under `lkey` and its index entries. With
+  /// `want_seq`, only if the record carries that write sequence (an index
+  /// entry pointing at it may be stale). `keep_main` leaves the kura.main
+  /// record for the caller to overwrite. A corrupt record is removed rather
+  /// than failing the transaction, so one bad record cannot block every
+  /// later commit (a get() of it reports errc::corrupt until then).
+  result<rm> remove_committed(MDB_txn* txn, const std::string& lkey, entry* out,
+                              std::optional<uint64_t> want_seq = std::nullopt,
+                              bool keep_main = false) {
     MDB_val k = as_val(lkey), v;
     int rc = mdb_get(txn, main, &k, &v);
     if (rc == MDB_NOTFOUND)
-      return false;
+      return rm::absent;
     if (rc != 0)
       return lmdb_error(rc, "L3 read failed");
     std::string_view rec = as_view(v);
     fmt::header h;
-    if (auto s = fmt::decode_header(rec, h); !s)
-      return error{errc::corrupt, s.err().message + " (key of " + std::to_string(lkey.size())
-                                    + " bytes in " + cfg.path + ")"};
-    if (out) {
+    bool ok = fmt::decode_header(rec, h).ok();
+    if (ok && want_seq && h.seq != *want_seq)
+      return rm::stale;
+    if (ok && out) {
       auto e = fmt::decode_record(lkey, rec);
-      if (!e)
-        return e.err();
-      *out = std::move(*e);
+      if (e)
+        *out = std::move(*e);
+      else
+        ok = false;
+    }
+    if (!ok) {
+      if (!keep_main && (rc = mdb_del(txn, main, &k, nullptr)) != 0)
+        return lmdb_error(rc, "L3 cannot delete a corrupt record");
+      return rm::corrupt_removed;
     }
     uint64_t fp = footprint(lkey.size(), rec.size(), h.expiry_ms != 0);
     std::string sk = fmt::seq_key(h.seq);
@@ -305,11 +265,10 @@ struct l3_lmdb::impl {
       if (rc != 0 && rc != MDB_NOTFOUND)
         return lmdb_error(rc, "L3 cannot delete an expiry index entry");
     }
-    rc = mdb_del(txn, main, &k, nullptr);
-    if (rc != 0)
+    if (!keep_main && (rc = mdb_del(txn, main, &k, nullptr)) != 0)
       return lmdb_error(rc, "L3 cannot delete a record");
     est_bytes = est_bytes > fp ? est_bytes - fp : 0;
-    return true;
+    return rm::removed;
   }
 
   status insert_committed(MDB_txn* txn, const std::string& lkey, const entry& e) {
@@ -323,7 +282,8 @@ struct l3_lmdb::impl {
     fmt::encode_record(e, s, static_cast<char*>(v.mv_data));
     std::string sk = fmt::seq_key(s);
     MDB_val skv = as_val(sk), lv = as_val(lkey);
-    rc = mdb_put(txn, seq, &skv, &lv, 0);
+    // sequences only grow: appending fills kura.seq pages completely
+    rc = mdb_put(txn, seq, &skv, &lv, MDB_APPEND);
     if (rc != 0)
       return lmdb_error(rc, "L3 cannot write a sequence index entry");
     if (e.expiry_ms != 0) {
@@ -347,16 +307,53 @@ struct l3_lmdb::impl {
     return {};
   }
 
-  /// Evicts the oldest-written entries while over budget.
-  status evict_over_budget(MDB_txn* txn, std::vector<entry>& evicted) {
-    if (est_bytes <= budget)
+  /// Gives the committed entry under `lkey` a new (youngest) sequence.
+  status retouch(MDB_txn* txn, const std::string& lkey) {
+    MDB_val k = as_val(lkey), v;
+    int rc = mdb_get(txn, main, &k, &v);
+    if (rc == MDB_NOTFOUND || (rc == 0 && v.mv_size > touch_max_record))
       return {};
+    if (rc != 0)
+      return lmdb_error(rc, "L3 read failed");
+    std::string rec{as_view(v)}; // a copy: the put below may move the page
+    fmt::header h;
+    if (!fmt::decode_header(rec, h).ok())
+      return {}; // corrupt: get() reports it; nothing to reorder
+    uint64_t s = next_seq++;
+    std::string old_sk = fmt::seq_key(h.seq), new_sk = fmt::seq_key(s);
+    MDB_val osk = as_val(old_sk), nsk = as_val(new_sk), lv = as_val(lkey);
+    rc = mdb_del(txn, seq, &osk, nullptr);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+      return lmdb_error(rc, "L3 cannot delete a sequence index entry");
+    if ((rc = mdb_put(txn, seq, &nsk, &lv, MDB_APPEND)) != 0)
+      return lmdb_error(rc, "L3 cannot write a sequence index entry");
+    if (h.expiry_ms != 0) {
+      std::string old_ek = fmt::exp_key(h.expiry_ms, h.seq), new_ek = fmt::exp_key(h.expiry_ms, s);
+      MDB_val oek = as_val(old_ek), nek = as_val(new_ek);
+      rc = mdb_del(txn, exp, &oek, nullptr);
+      if (rc != 0 && rc != MDB_NOTFOUND)
+        return lmdb_error(rc, "L3 cannot delete an expiry index entry");
+      if ((rc = mdb_put(txn, exp, &nek, &lv, 0)) != 0)
+        return lmdb_error(rc, "L3 cannot write an expiry index entry");
+    }
+    fmt::put_le(rec.data() + 24, s, 8);
+    MDB_val nv = as_val(rec);
+    if ((rc = mdb_put(txn, main, &k, &nv, 0)) != 0)
+      return lmdb_error(rc, "L3 cannot rewrite a record");
+    return {};
+  }
+
+  /// Evicts the least recently used entries while over budget.
+  status evict_over_budget(MDB_txn* txn, std::vector<entry>& evicted) {
+    if (est_bytes <= est_limit())
+      return {};
+    uint64_t now_ms = clk.now_ms();
     MDB_cursor* cur = nullptr;
     int rc = mdb_cursor_open(txn, seq, &cur);
     if (rc != 0)
       return lmdb_error(rc, "L3 cannot open a cursor");
     status out;
-    while (est_bytes > budget) {
+    while (est_bytes > est_limit()) {
       MDB_val k, v;
       rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
       if (rc == MDB_NOTFOUND)
@@ -365,37 +362,52 @@ struct l3_lmdb::impl {
         out = lmdb_error(rc, "L3 cannot walk the sequence index");
         break;
       }
+      if (k.mv_size != 8) {
+        out = error{errc::corrupt, "L3 sequence index key of " + std::to_string(k.mv_size)
+                                     + " bytes in " + cfg.path};
+        break;
+      }
+      uint64_t sq = fmt::get_be64(static_cast<const char*>(k.mv_data));
       std::string lkey{as_view(v)};
       entry e;
-      auto r = remove_committed(txn, lkey, on_evict_wanted ? &e : nullptr);
+      auto r = remove_committed(txn, lkey, &e, sq);
       if (!r) {
         out = r.err();
         break;
       }
-      if (!*r) { // stale index entry: drop it
-        rc = mdb_del(txn, seq, &k, nullptr);
-        if (rc != 0) {
-          out = lmdb_error(rc, "L3 cannot delete a stale sequence entry");
-          break;
-        }
+      if (*r == rm::removed) {
+        // an entry past its expiry is dropped, not demoted to L4
+        if (e.expired(now_ms))
+          ++evict_expired;
+        else
+          evicted.push_back(std::move(e)); // counted even without a listener
         continue;
       }
-      evicted.push_back(std::move(e));
+      // stale or dangling index entry (or a corrupt record): drop the entry
+      std::string skey = fmt::seq_key(sq);
+      MDB_val skv = as_val(skey);
+      rc = mdb_del(txn, seq, &skv, nullptr);
+      if (rc != 0 && rc != MDB_NOTFOUND) {
+        out = lmdb_error(rc, "L3 cannot delete a stale sequence entry");
+        break;
+      }
     }
     mdb_cursor_close(cur);
     return out;
   }
 
-  bool on_evict_wanted = false;
+  uint64_t evict_expired = 0; // expired entries the eviction pass dropped
 
   /// Applies the pending batch in one write transaction. On success the
   /// batch is cleared and `evicted` holds the capacity victims. On failure
   /// nothing changed (the transaction was aborted) and the batch is intact.
   status commit_once(std::vector<entry>& evicted) {
     uint64_t saved_seq = next_seq, saved_est = est_bytes;
+    evict_expired = 0;
     auto fail = [&](status s) {
       next_seq = saved_seq;
       est_bytes = saved_est;
+      evict_expired = 0;
       evicted.clear();
       return s;
     };
@@ -412,13 +424,18 @@ struct l3_lmdb::impl {
     std::sort(ops.begin(), ops.end(), [](const op* a, const op* b) { return a->order < b->order; });
     for (const op* o : ops) {
       std::string lkey = fmt::lmdb_key(o->e.key);
-      auto r = remove_committed(g.txn, lkey, nullptr);
+      // an overwrite keeps the kura.main slot: mdb_put replaces it in place
+      auto r = remove_committed(g.txn, lkey, nullptr, std::nullopt, !o->del);
       if (!r)
         return fail(r.err());
       if (!o->del)
         if (auto s = insert_committed(g.txn, lkey, o->e); !s)
           return fail(s);
     }
+    for (const auto& key : touched)
+      if (pending.count(key) == 0)
+        if (auto s = retouch(g.txn, fmt::lmdb_key(key)); !s)
+          return fail(s);
     if (auto s = evict_over_budget(g.txn, evicted); !s)
       return fail(s);
     if (auto s = write_meta(g.txn); !s)
@@ -494,11 +511,11 @@ struct l3_lmdb::impl {
   }
 
   /// Commits the pending batch. On MAP_FULL: grow the map when allowed, else
-  /// commit the pending deletes first (they free space) and retry once.
+  /// forget the touched reads, else commit the pending deletes first (they
+  /// free space) and retry once.
   status commit(l3_lmdb& self) {
     if (pending.empty())
       return {};
-    on_evict_wanted = static_cast<bool>(self.on_evict_);
     std::vector<entry> evicted;
     status s;
     bool reclaimed = false;
@@ -508,6 +525,10 @@ struct l3_lmdb::impl {
         break;
       if (grow_map())
         continue;
+      if (!touched.empty()) { // recency is a hint: never worth a refused write
+        touched.clear();
+        continue;
+      }
       if (reclaimed || !commit_deletes().ok())
         break;
       reclaimed = true;
@@ -526,10 +547,13 @@ struct l3_lmdb::impl {
       return s;
     }
     pending.clear();
+    touched.clear();
     pending_bytes = 0;
     st.evictions += evicted.size();
+    st.expirations += evict_expired;
+    evict_expired = 0;
     for (auto& e : evicted)
-      self.notify_evicted(std::move(e));
+      self.notify_evicted(std::move(e)); // a no-op without a listener
     return {};
   }
 
@@ -606,8 +630,14 @@ result<std::unique_ptr<l3_lmdb>> l3_lmdb::open(l3_config cfg, const clock& clk) 
   if (::stat(data_file.c_str(), &sb) == 0) {
     if (!S_ISREG(sb.st_mode))
       return error{errc::foreign_file, data_file + " is not a regular file"};
-    if (auto s = probe_data_file(data_file); !s)
-      return s.err();
+    if (sb.st_size > 0) {
+      auto m = l3_verify::read_meta(data_file);
+      if (!m)
+        return m.err();
+      if (cfg.verify_on_open)
+        if (auto s = l3_verify::verify_trees(data_file, *m); !s)
+          return s.err();
+    }
   }
 
   auto p = std::make_unique<impl>(cfg, clk);
@@ -621,7 +651,9 @@ result<std::unique_ptr<l3_lmdb>> l3_lmdb::open(l3_config cfg, const clock& clk) 
   // MDB_NOTLS: read transactions are not tied to a thread-local slot (CAF may
   // move... and we keep a read txn alongside write txns in one thread).
   // MDB_NORDAHEAD: random point reads; readahead only evicts useful pages.
-  unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | (cfg.sync_mode ? 0u : unsigned{MDB_NOSYNC});
+  unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
+  if (!cfg.sync_mode)
+    flags |= cfg.fsync_batches ? unsigned{MDB_NOMETASYNC} : unsigned{MDB_NOSYNC};
   rc = mdb_env_open(p->env, cfg.path.c_str(), flags, 0644);
   if (rc != 0) {
     auto e = lmdb_error(rc, "cannot open L3 environment " + cfg.path);
@@ -787,6 +819,8 @@ result<std::optional<entry>> l3_lmdb::get(std::string_view key, uint64_t now_ms,
     ++m.st.misses;
     return std::optional<entry>{};
   }
+  if (touch && m.touched.size() < m.cfg.batch_max_writes)
+    m.touched.emplace(key);
   ++m.st.hits;
   return r;
 }
@@ -797,8 +831,8 @@ status l3_lmdb::put(entry e, uint64_t now_ms) {
     return s;
   uint64_t fp = m.footprint(std::min(e.key.size(), fmt::lkey_long_size), fmt::record_size(e),
                             e.expiry_ms != 0);
-  if (fp > m.budget)
-    return status{errc::out_of_space, "L3 entry needs about " + std::to_string(fp)
+  if (fp > m.est_limit())
+    return status{errc::out_of_space, "L3 entry needs about " + std::to_string(fp * 3 / 2)
                                         + " bytes, more than the whole L3 budget of "
                                         + std::to_string(m.budget)};
   // Keep what this put replaces, so that a failed commit can take it back.
@@ -914,20 +948,15 @@ size_t l3_lmdb::sweep_expired(uint64_t now_ms, size_t budget) {
     std::string ekey{as_view(k)};
     std::string lkey{as_view(v)};
     uint64_t eseq = fmt::get_be64(ekey.data() + 8);
-    // Remove the record only when it is the one this index entry describes;
-    // otherwise the index entry is stale and goes alone.
-    MDB_val mk = as_val(lkey), mv;
-    fmt::header h;
-    rc = mdb_get(g.txn, m.main, &mk, &mv);
-    bool live = rc == 0 && fmt::decode_header(as_view(mv), h).ok() && h.expiry_ms == exp
-                && h.seq == eseq;
-    if (live) {
-      auto r = m.remove_committed(g.txn, lkey, nullptr); // drops this kura.exp entry too
-      if (!r) {
-        ok = false;
-        break;
-      }
-      ++swept;
+    // Remove the record only when it is the one this index entry describes
+    // (same sequence); otherwise the index entry is stale and goes alone.
+    auto r = m.remove_committed(g.txn, lkey, nullptr, eseq);
+    if (!r) {
+      ok = false;
+      break;
+    }
+    if (*r == impl::rm::removed) {
+      ++swept; // remove_committed dropped this kura.exp entry too
     } else {
       MDB_val ek = as_val(ekey);
       if (mdb_del(g.txn, m.exp, &ek, nullptr) != 0) {
@@ -951,6 +980,7 @@ size_t l3_lmdb::sweep_expired(uint64_t now_ms, size_t budget) {
 status l3_lmdb::clear() {
   auto& m = *impl_;
   m.pending.clear();
+  m.touched.clear();
   m.pending_bytes = 0;
   txn_guard g;
   int rc = mdb_txn_begin(m.env, nullptr, 0, &g.txn);
@@ -993,6 +1023,17 @@ tier_stats l3_lmdb::stats() const {
         pages += ms.ms_branch_pages + ms.ms_leaf_pages + ms.ms_overflow_pages;
       if (d == m.main)
         s.entries = ms.ms_entries;
+    }
+    // Live entries now: committed ones, adjusted by the pending batch (at
+    // most a batch of lookups; stats are read by metrics, not per request).
+    for (auto& [key, o] : m.pending) {
+      std::string lkey = fmt::lmdb_key(key);
+      MDB_val k = as_val(lkey), v;
+      bool committed = mdb_get(t, m.main, &k, &v) == 0;
+      if (o.del && committed && s.entries > 0)
+        --s.entries;
+      else if (!o.del && !committed)
+        ++s.entries;
     }
     mdb_txn_abort(t);
     s.bytes = pages * m.psize;

@@ -1,0 +1,242 @@
+// L4, the archive: entries aged out of L3, kept compressed on disk for up to
+// `ttl_days` within `max_bytes`.
+//
+// Contract. An archive is a `tier` named "l4". put() appends the entry to an
+// in-memory block; the block is compressed and appended to the active segment
+// file when it reaches `block_bytes`, on flush(), or on maybe_flush() once it is
+// older than `flush_max_ms`. A flushed entry is *committed*: the block is
+// fsynced before the LMDB index (key -> segment, offset, length, expiry,
+// version) commits, so after a crash (even in the middle of a compaction)
+// every committed entry reads back. get() costs one index lookup, one block
+// read and one decompression. A block whose checksum fails makes only its own
+// keys fail (errc::corrupt, reported in inspect().corrupt_blocks); all other
+// keys stay readable. Retention (enforce_retention) drops segments whose
+// newest data is older than ttl_days, then the oldest segments while the
+// archive is over max_bytes; per-entry expiry is honoured on every read and by
+// sweep_expired(). Compaction rewrites segments whose live fraction is below a
+// threshold, incrementally (compaction_step) with progress and a throttle hook,
+// so an actor can drive it in the background.
+//
+// Thread safety: safe for concurrent use. One mutex guards the index and the
+// segment table; block reads and decompression in get() and the copy work of
+// a compaction run outside it, so one compaction thread does not stall
+// readers. At most one compaction job runs at a time (one caller drives it).
+// No CAF here: actors/ wraps this class.
+#pragma once
+
+#include "archive/codec.hpp"
+#include "archive/env.hpp"
+#include "tiers/clock.hpp"
+#include "tiers/entry.hpp"
+#include "tiers/tier.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace kura::archive {
+
+/// Configuration (kura.archive.* in the node's config).
+struct archive_config {
+  /// Directory holding segments (seg-*.kseg), dictionaries (dict-*.zdict) and
+  /// the index (index/, an LMDB environment).
+  std::string path;
+  /// Codec for new segments: lz4 (default), zstd, or zstd_dict (zstd with a
+  /// dictionary trained from recent small values; plain zstd until the first
+  /// dictionary is trained).
+  codec_id codec = codec_id::lz4;
+  /// zstd level (1..22) for zstd and zstd_dict; for lz4 0 = fast, >0 = lz4hc.
+  int level = 3;
+  /// Target raw (uncompressed) bytes per block. Bigger compresses better,
+  /// smaller reads faster. A larger single entry gets a block of its own.
+  size_t block_bytes = 64 * 1024;
+  /// A segment is sealed (and a new one started) once it holds this many bytes.
+  uint64_t segment_bytes = 64ull << 20;
+  /// A segment is also sealed once it is this old, which bounds how coarse
+  /// age-based retention (whole segments) can be. 0 = no age limit.
+  uint64_t segment_max_age_ms = 24ull * 3600 * 1000;
+  /// Retention: size limit of all segments (oldest go first) ...
+  uint64_t max_bytes = 10'000'000'000ull;
+  /// ... and age limit (data archived longer ago goes). 0 = no age limit.
+  uint32_t ttl_days = 365;
+  /// Bound of the archive's in-process index memory: the pending block's index,
+  /// the segment table, the dictionary sample buffer. (The LMDB index itself is
+  /// memory-mapped; the kernel pages it in and out and it is not counted.)
+  uint64_t index_memory_bytes = 100'000'000ull;
+  /// LMDB map size (address space reserved for the index, not RAM).
+  uint64_t index_map_bytes = 64ull << 30;
+  /// Dictionaries (codec zstd_dict): maximum dictionary size ...
+  size_t dict_bytes = 64 * 1024;
+  /// ... values up to this size are sampled for training ...
+  size_t dict_sample_max_value = 4096;
+  /// ... bytes of recent samples kept for training (capped by index memory) ...
+  size_t dict_sample_bytes = 4 << 20;
+  /// ... fewest samples for a training run ...
+  size_t dict_min_samples = 512;
+  /// ... and a new dictionary is trained after this many sealed segments
+  /// (rotation). Old dictionaries stay until no segment uses them.
+  uint32_t dict_rotate_segments = 16;
+  /// Compaction rewrites sealed segments whose live fraction is below this.
+  double compact_threshold = 0.5;
+  /// Blocks are committed at the latest this long after their first put.
+  uint64_t flush_max_ms = 1000;
+  /// fsync segments and LMDB commits (off only for benchmarks and tests that
+  /// never crash the machine: a killed process still loses nothing).
+  bool durable = true;
+  /// Entry size limits.
+  limits lim;
+  /// File system; nullptr = posix_env::instance().
+  env* fs = nullptr;
+};
+
+/// One segment as `kura archive` shows it.
+struct segment_info {
+  uint64_t id = 0;
+  codec_id codec = codec_id::lz4;
+  int level = 0;
+  uint32_t dict_id = 0;
+  uint64_t created_ms = 0;
+  uint64_t oldest_ms = 0;
+  uint64_t newest_ms = 0;
+  uint64_t stored_bytes = 0; ///< file bytes (header + blocks)
+  uint64_t raw_bytes = 0;    ///< decompressed block bytes
+  uint64_t entries = 0;
+  uint64_t live_entries = 0;
+  uint64_t live_raw_bytes = 0;
+  uint32_t blocks = 0;
+  double live_fraction = 1.0; ///< live_raw_bytes / raw_bytes
+  bool active = false;        ///< still being appended to
+  bool compacting = false;
+};
+
+struct dictionary_info {
+  uint32_t id = 0;
+  uint64_t bytes = 0;
+  uint32_t segments = 0; ///< segments using it
+  bool current = false;  ///< used for new segments
+};
+
+struct corrupt_block {
+  uint64_t segment = 0;
+  uint64_t offset = 0;
+  std::string message;
+};
+
+/// Everything `kura archive` and the metrics exporter need.
+struct archive_info {
+  std::vector<segment_info> segments;
+  std::vector<dictionary_info> dictionaries;
+  std::vector<corrupt_block> corrupt_blocks;
+  uint64_t stored_bytes = 0;  ///< all segment files
+  uint64_t raw_bytes = 0;     ///< all blocks decompressed
+  uint64_t live_raw_bytes = 0;
+  uint64_t entries = 0;       ///< live index entries (incl. the pending block)
+  uint64_t oldest_entry_ms = 0; ///< archive time of the oldest data (0 = empty)
+  uint64_t index_memory_bytes = 0;
+  uint64_t pending_entries = 0;
+  // counters since open
+  uint64_t compaction_runs = 0;
+  uint64_t compaction_bytes_in = 0;
+  uint64_t compaction_bytes_out = 0;
+  uint64_t compaction_ns = 0;
+  uint64_t segments_dropped_ttl = 0;
+  uint64_t segments_dropped_size = 0;
+  uint64_t dictionaries_trained = 0;
+  double ratio() const {
+    return raw_bytes == 0 ? 0.0 : static_cast<double>(stored_bytes) / static_cast<double>(raw_bytes);
+  }
+};
+
+/// Progress of a compaction job.
+struct compaction_progress {
+  uint64_t bytes_done = 0;  ///< input segment bytes processed
+  uint64_t bytes_total = 0; ///< input segment bytes planned
+  uint64_t bytes_written = 0;
+  uint64_t entries_moved = 0;
+  uint32_t segments_done = 0;
+  uint32_t segments_total = 0;
+  bool done = false;
+};
+
+/// What enforce_retention() removed.
+struct retention_report {
+  uint64_t segments_dropped = 0;
+  uint64_t entries_dropped = 0;
+  uint64_t bytes_freed = 0;
+};
+
+/// Called by compaction after each block of input with the bytes just read;
+/// it may sleep to hold a rate (the compactor actor passes a token bucket).
+using throttle_hook = std::function<void(uint64_t bytes)>;
+
+class archive final : public tier {
+public:
+  /// Opens (creating if needed) the archive at cfg.path. Orphan files of an
+  /// interrupted compaction are removed, torn tails truncated.
+  static result<std::unique_ptr<archive>> open(archive_config cfg, const clock& clk);
+  ~archive() override; // flushes the pending block
+
+  // -- tier interface ---------------------------------------------------------
+
+  const char* name() const override { return "l4"; }
+  result<std::optional<entry>> get(std::string_view key, uint64_t now_ms,
+                                   bool touch = true) override;
+  status put(entry e, uint64_t now_ms) override;
+  result<bool> erase(std::string_view key) override;
+  size_t sweep_expired(uint64_t now_ms, size_t budget) override;
+  status clear() override;
+  tier_stats stats() const override;
+
+  // -- durability -------------------------------------------------------------
+
+  /// Commits the pending block now (no-op when empty).
+  status flush();
+  /// Commits the pending block if it is older than flush_max_ms.
+  status maybe_flush(uint64_t now_ms);
+
+  // -- retention ----------------------------------------------------------------
+
+  /// Drops segments past ttl_days, then oldest segments while over max_bytes.
+  result<retention_report> enforce_retention(uint64_t now_ms);
+
+  // -- compaction -----------------------------------------------------------------
+
+  /// Plans a job over sealed segments with live fraction < threshold (negative:
+  /// the configured one). Fails if a job is running. progress.done is true when
+  /// there is nothing to do.
+  result<compaction_progress> begin_compaction(double threshold = -1.0);
+  /// Processes about `budget_bytes` of input (at least one block). Call until
+  /// done. Each finished input segment is switched over crash-safely.
+  result<compaction_progress> compaction_step(uint64_t budget_bytes);
+  /// Abandons the job (finished segments stay compacted, the rest untouched).
+  void abort_compaction();
+  /// begin + steps until done.
+  result<compaction_progress> compact(double threshold = -1.0);
+  /// Installs the throttle called during compaction (empty = none).
+  void set_throttle(throttle_hook hook);
+
+  // -- introspection ---------------------------------------------------------------
+
+  archive_info inspect() const;
+  const archive_config& config() const;
+
+  // -- dictionaries -------------------------------------------------------------------
+
+  /// Trains a dictionary from the sampled recent values now and makes it current
+  /// (used by segments started from now on). Returns its id.
+  result<uint32_t> train_dictionary_now();
+
+private:
+  struct impl;
+  explicit archive(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
+
+/// The factory the shared tier conformance suite calls.
+inline result<std::unique_ptr<archive>> open(archive_config cfg, const clock& clk) {
+  return archive::open(std::move(cfg), clk);
+}
+
+} // namespace kura::archive

@@ -1,0 +1,63 @@
+// Anti-entropy digests: how two replicas find what differs between the keys
+// they both replicate without shipping the keys themselves.
+//
+// The 64-bit ring position of each key picks its bucket: the top 8 bits give
+// one of 256 level-1 buckets, the next 8 bits one of 256 level-2 buckets inside
+// it. A bucket's digest is the XOR of `item_digest(key, version)` over its keys,
+// so it does not depend on insertion order and two replicas agree on it exactly
+// when they hold the same versions of the same keys. A round is:
+//   A -> B  256 level-1 digests                      (fixed ~2.3 KB)
+//   B -> A  level-2 digests of each differing level-1 bucket
+//   A -> B  A's (key, version) list of each differing level-2 bucket
+//   B -> A  entries where B is newer + the keys where A is newer
+//   A -> B  those entries
+// Both sides end up with the newer version of every key (repair in both
+// directions) and the bytes sent grow with the number of differing buckets, not
+// with the data: equal replicas exchange one digest message per round.
+// Each step is recomputed from the current store, so no session state is kept
+// and a lost message only costs the rest of that round.
+// Thread safety: free functions over a store; no shared state.
+#pragma once
+
+#include "gossip/messages.hpp"
+#include "gossip/store.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace kura::gossip::anti_entropy {
+
+/// Which keys take part: true for ring positions both sides replicate.
+using key_filter = std::function<bool(uint64_t pos)>;
+/// Ring position of a key.
+using position_fn = std::function<uint64_t(std::string_view key)>;
+
+constexpr size_t fanout = 256;
+
+/// The 256 level-1 digests.
+std::vector<uint64_t> level1(const replica_store& s, const position_fn& pos, const key_filter& f);
+
+/// For each level-1 prefix, its 256 level-2 digests (concatenated).
+std::vector<uint64_t> level2(const replica_store& s, const position_fn& pos, const key_filter& f,
+                             const std::vector<uint16_t>& prefixes);
+
+/// Indices where two equally long digest vectors differ.
+std::vector<size_t> differing(const std::vector<uint64_t>& a, const std::vector<uint64_t>& b);
+
+/// The (key, version) pairs in the given 16-bit buckets.
+std::vector<key_version> list_keys(const replica_store& s, const position_fn& pos,
+                                   const key_filter& f, const std::vector<uint16_t>& buckets);
+
+/// What to do with a peer's listing of some buckets against our own:
+/// `push` are our entries the peer lacks or has older; `want` the keys where
+/// the peer is newer or that we lack.
+struct repair_plan {
+  std::vector<entry> push;
+  std::vector<std::string> want;
+};
+repair_plan compare(const replica_store& s, const position_fn& pos, const key_filter& f,
+                    const std::vector<uint16_t>& buckets, const std::vector<key_version>& theirs);
+
+} // namespace kura::gossip::anti_entropy

@@ -1,0 +1,231 @@
+// The wire vocabulary of the cluster core. Every message travels inside the
+// shared versioned envelope (tiers/envelope.hpp): [schema, type, payload] where
+// payload is the msgpack array of one struct below (MSGPACK_DEFINE order is the
+// wire order: append fields, never reorder). `decode_message` turns bytes from
+// outside into a message or a decode_error, never a crash.
+// Thread safety: plain value types and free functions.
+#pragma once
+
+#include "gossip/types.hpp"
+#include "tiers/entry.hpp"
+#include "tiers/envelope.hpp"
+#include "tiers/status.hpp"
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace kura::gossip {
+
+/// Envelope type ids of the gossip messages (range 100-199 is gossip's).
+enum class msg_type : uint32_t {
+  ping = 100,
+  ack = 101,
+  ping_req = 102,
+  nack = 103,
+  push_pull = 104,
+  replicate = 110,
+  replicate_ack = 111,
+  fetch = 112,
+  fetch_reply = 113,
+  invalidate = 114,
+  invalidate_ack = 115,
+  ae_digest = 120,
+  ae_keys = 121,
+  ae_repair = 122,
+  handoff = 123,
+  handoff_ack = 124,
+  tomb_check = 125,
+  tomb_confirm = 126,
+};
+
+/// Membership state of a member as gossiped.
+enum class member_state : uint8_t { alive = 0, suspect = 1, dead = 2, left = 3 };
+
+const char* to_string(member_state s);
+
+// -- membership ----------------------------------------------------------------
+
+/// One piece of membership news: "member `id` at incarnation `inc` is `state`".
+/// `from` is who declared it (Lifeguard counts independent suspicions).
+struct member_update {
+  node_id id = no_node;
+  std::string addr;
+  uint64_t inc = 0;
+  uint8_t state = 0; ///< member_state
+  node_id from = no_node;
+  MSGPACK_DEFINE(id, addr, inc, state, from);
+};
+
+struct ping_msg {
+  uint64_t seq = 0;
+  node_id target = no_node;            ///< who the sender believes it pings
+  node_id relay_for = no_node;         ///< non-zero: an indirect probe for this requester
+  std::vector<member_update> gossip;
+  MSGPACK_DEFINE(seq, target, relay_for, gossip);
+};
+
+struct ack_msg {
+  uint64_t seq = 0;
+  node_id target = no_node;            ///< the member whose liveness this proves
+  std::vector<member_update> gossip;
+  MSGPACK_DEFINE(seq, target, gossip);
+};
+
+struct ping_req_msg {
+  uint64_t seq = 0;                    ///< the requester's probe sequence number
+  node_id target = no_node;
+  std::vector<member_update> gossip;
+  MSGPACK_DEFINE(seq, target, gossip);
+};
+
+/// Lifeguard: an intermediary tells the requester it did not hear from the
+/// target in time, so the requester knows its own links still work.
+struct nack_msg {
+  uint64_t seq = 0;
+  node_id target = no_node;
+  MSGPACK_DEFINE(seq, target);
+};
+
+/// Full state exchange: join (through a seed), periodic sync, reconnect.
+struct push_pull_msg {
+  bool join = false;
+  bool reply = false;
+  std::vector<member_update> members;
+  MSGPACK_DEFINE(join, reply, members);
+};
+
+// -- data ----------------------------------------------------------------------
+
+/// An entry on the wire (tiers' entry + version).
+struct wire_entry {
+  std::string key;
+  std::string value;
+  uint64_t expiry_ms = 0;
+  uint64_t hlc = 0;
+  uint32_t node = 0;
+  uint8_t flags = 0;
+  MSGPACK_DEFINE(key, value, expiry_ms, hlc, node, flags);
+
+  static wire_entry from(const entry& e) {
+    return wire_entry{e.key, e.value, e.expiry_ms, e.ver.hlc, e.ver.node, e.flags};
+  }
+  entry to_entry() const { return entry{key, value, expiry_ms, version{hlc, node}, flags}; }
+};
+
+/// A key and the version one side holds (anti-entropy listings, confirmations).
+struct key_version {
+  std::string key;
+  uint64_t hlc = 0;
+  uint32_t node = 0;
+  MSGPACK_DEFINE(key, hlc, node);
+  version ver() const { return version{hlc, node}; }
+};
+
+/// Coordinator -> replica (also hint delivery). rid 0: no one waits for the ack.
+struct replicate_msg {
+  uint64_t rid = 0;
+  wire_entry e;
+  MSGPACK_DEFINE(rid, e);
+};
+
+/// Replica -> coordinator: I now hold `held` (>= the replicated version).
+struct replicate_ack_msg {
+  uint64_t rid = 0;
+  key_version held;
+  MSGPACK_DEFINE(rid, held);
+};
+
+struct fetch_msg {
+  uint64_t rid = 0;
+  std::string key;
+  MSGPACK_DEFINE(rid, key);
+};
+
+struct fetch_reply_msg {
+  uint64_t rid = 0;
+  bool found = false;
+  wire_entry e;
+  MSGPACK_DEFINE(rid, found, e);
+};
+
+/// "key changed to version v": drop any older near-cache copy.
+struct invalidate_msg {
+  key_version kv;
+  MSGPACK_DEFINE(kv);
+};
+
+struct invalidate_ack_msg {
+  key_version kv;
+  MSGPACK_DEFINE(kv);
+};
+
+/// Anti-entropy, level 1 and 2. `prefix_bits` is 0 (the root: digests of the
+/// 256 top-level buckets) or 8 (one message carries, for each listed top-level
+/// bucket, the digests of its 256 sub-buckets).
+struct ae_digest_msg {
+  uint64_t sid = 0;
+  uint8_t prefix_bits = 0;
+  bool reply = false;
+  std::vector<uint16_t> prefixes;       ///< the buckets whose children follow
+  std::vector<uint64_t> digests;        ///< 256 per prefix
+  MSGPACK_DEFINE(sid, prefix_bits, reply, prefixes, digests);
+};
+
+/// Anti-entropy, level 3: the sender's keys and versions in differing
+/// 16-bit buckets.
+struct ae_keys_msg {
+  uint64_t sid = 0;
+  std::vector<uint16_t> buckets;
+  std::vector<key_version> keys;
+  MSGPACK_DEFINE(sid, buckets, keys);
+};
+
+/// Anti-entropy repair: entries the receiver lacks, keys the sender wants.
+struct ae_repair_msg {
+  uint64_t sid = 0;
+  std::vector<wire_entry> entries;
+  std::vector<std::string> want;
+  MSGPACK_DEFINE(sid, entries, want);
+};
+
+/// Handoff of entries the sender holds but no longer replicates.
+struct handoff_msg {
+  std::vector<wire_entry> entries;
+  MSGPACK_DEFINE(entries);
+};
+
+struct handoff_ack_msg {
+  std::vector<key_version> held;
+  MSGPACK_DEFINE(held);
+};
+
+/// "Do you hold these tombstones (at least these versions)?"
+struct tomb_check_msg {
+  std::vector<key_version> keys;
+  MSGPACK_DEFINE(keys);
+};
+
+struct tomb_confirm_msg {
+  std::vector<key_version> keys;
+  MSGPACK_DEFINE(keys);
+};
+
+using message =
+  std::variant<ping_msg, ack_msg, ping_req_msg, nack_msg, push_pull_msg, replicate_msg,
+               replicate_ack_msg, fetch_msg, fetch_reply_msg, invalidate_msg, invalidate_ack_msg,
+               ae_digest_msg, ae_keys_msg, ae_repair_msg, handoff_msg, handoff_ack_msg,
+               tomb_check_msg, tomb_confirm_msg>;
+
+/// The envelope type id of a message.
+msg_type type_of(const message& m);
+
+/// Encodes a message into envelope bytes.
+std::string encode(const message& m);
+
+/// Decodes envelope bytes; decode_error for garbage, unknown types, bad shapes
+/// and out-of-range enum values.
+result<message> decode_message(std::string_view bytes);
+
+} // namespace kura::gossip

@@ -1,0 +1,543 @@
+#include "gossip/node.hpp"
+
+#include "gossip/anti_entropy.hpp"
+
+#include <algorithm>
+
+namespace kura::gossip {
+
+node::node(node_config cfg, uint64_t rng_seed)
+  : cfg_(std::move(cfg)),
+    members_(cfg_.members, rng_seed, out_),
+    rng_(rng_seed ^ 0x6e6f6465ull),
+    hlc_(cfg_.members.self),
+    hints_(cfg_.max_hints_per_node) {
+}
+
+// -- lifecycle ------------------------------------------------------------------
+
+void node::start(uint64_t now, uint64_t incarnation) {
+  members_.start(now, incarnation);
+  next_sync_ms_ = now + cfg_.members.sync_interval_ms / 2
+                  + rng_.below(cfg_.members.sync_interval_ms / 2 + 1);
+  next_hint_ms_ = now + cfg_.retry_ms;
+  on_view_change(now);
+}
+
+void node::leave(uint64_t now) {
+  left_ = true;
+  members_.leave(now);
+  on_view_change(now);
+}
+
+// -- view changes ---------------------------------------------------------------
+
+void node::on_view_change(uint64_t now) {
+  if (ring_view_ == members_.view_version() && !ring_.empty())
+    return;
+  ring_view_ = members_.view_version();
+  ring before = ring_;
+  ring_ = ring(members_.ring_members(), cfg_.ring);
+  if (before.empty())
+    return;
+  last_plan_ = transfer_plan(before, ring_);
+  // Pull what we must now hold from its old holder, and push what we held to
+  // its new holders; both are ordinary anti-entropy rounds (bidirectional), so
+  // whichever side starts, the range converges. Ranges we no longer replicate
+  // at all are handed off by handoff_step.
+  std::vector<node_id> peers;
+  bool lost_ranges = false;
+  for (auto& t : last_plan_) {
+    node_id self = id();
+    if (t.to == self && t.from != self && t.from != no_node && members_.is_alive(t.from))
+      peers.push_back(t.from);
+    if (t.from == self && t.to != self) {
+      peers.push_back(t.to);
+      lost_ranges = true;
+    }
+  }
+  std::sort(peers.begin(), peers.end());
+  peers.erase(std::unique(peers.begin(), peers.end()), peers.end());
+  for (node_id p : peers)
+    start_anti_entropy(p);
+  if (lost_ranges || left_)
+    handoff_step(now);
+  for (auto& [nid, m] : members_.members())
+    if (m.state == member_state::dead || m.state == member_state::left)
+      invalidations_.drop_holder(nid);
+}
+
+// -- messages -------------------------------------------------------------------
+
+status node::on_message(node_id from, std::string_view bytes, uint64_t now) {
+  auto m = decode_message(bytes);
+  if (!m) {
+    ++stats_.decode_errors;
+    return m.err();
+  }
+  if (from == no_node || from == id())
+    return status{};
+  if (!members_.handle(from, *m, now))
+    handle(from, *m, now);
+  on_view_change(now);
+  return status{};
+}
+
+void node::send(node_id to, const message& m) {
+  if (to == id() || to == no_node)
+    return;
+  out_.push_back(outgoing{to, encode(m)});
+}
+
+bool node::apply_entry(const entry& e, uint64_t now) {
+  hlc_.observe(e.ver, now);
+  if (!store_.apply(e))
+    return false;
+  near_.erase(e.key);
+  invalidations_.on_change(e.key, e.ver, now);
+  return true;
+}
+
+void node::raise_floor(const std::string& key, const version& v) {
+  auto& f = floor_[key];
+  if (f < v)
+    f = v;
+}
+
+version node::floor(const std::string& key) const {
+  auto it = floor_.find(key);
+  return it == floor_.end() ? version{} : it->second;
+}
+
+bool node::shared(node_id peer, uint64_t pos) const {
+  return ring_.is_replica_at(id(), pos) && ring_.is_replica_at(peer, pos);
+}
+
+void node::handle(node_id from, const message& msg, uint64_t now) {
+  namespace ae = anti_entropy;
+  auto pos = [this](std::string_view k) { return ring_.position(k); };
+  auto filter = [this, from](uint64_t p) { return shared(from, p); };
+
+  if (auto* r = std::get_if<replicate_msg>(&msg)) {
+    entry e = r->e.to_entry();
+    apply_entry(e, now);
+    const entry* held = store_.get(e.key);
+    version hv = held ? held->ver : e.ver;
+    // Acking promises that we never again serve anything older.
+    raise_floor(e.key, hv);
+    ++stats_.replicated;
+    send(from, replicate_ack_msg{r->rid, key_version{e.key, hv.hlc, hv.node}});
+  } else if (auto* a = std::get_if<replicate_ack_msg>(&msg)) {
+    version held = a->held.ver();
+    if (hints_.acknowledge(from, a->held.key, held))
+      ++stats_.hints_delivered;
+    if (auto* e = store_.get(a->held.key); e && e->is_tombstone())
+      tombstones_.confirm(a->held.key, from, held);
+    if (a->rid != 0) {
+      if (auto* w = writes_.ack(a->rid, from, held)) {
+        if (!w->reported && w->acks >= w->needed)
+          finish_write(*w, true);
+        if (w->reported && w->waiting.empty())
+          writes_.erase(a->rid);
+      }
+    }
+  } else if (auto* f = std::get_if<fetch_msg>(&msg)) {
+    fetch_reply_msg rep;
+    rep.rid = f->rid;
+    if (auto* e = store_.get(f->key)) {
+      rep.found = true;
+      rep.e = wire_entry::from(*e);
+      invalidations_.add_holder(f->key, from, now + cfg_.near_ttl_ms);
+    }
+    send(from, rep);
+  } else if (auto* fr = std::get_if<fetch_reply_msg>(&msg)) {
+    auto it = reads_.find(fr->rid);
+    if (it == reads_.end())
+      return;
+    if (!fr->found && it->second.next + 1 < it->second.candidates.size()) {
+      // The owner may not have received the range yet: ask the next replica.
+      ++it->second.next;
+      it->second.deadline = now + cfg_.read_timeout_ms;
+      send_fetch(fr->rid, now);
+      return;
+    }
+    std::string key = it->second.key;
+    reads_.erase(it);
+    if (fr->found) {
+      entry e = fr->e.to_entry();
+      if (e.key == key && !(e.ver < floor(key))) {
+        near_[key] = near_copy{e, now + cfg_.near_ttl_ms};
+        serve_read(fr->rid, key, &e, now);
+        return;
+      }
+    }
+    serve_read(fr->rid, key, nullptr, now);
+  } else if (auto* inv = std::get_if<invalidate_msg>(&msg)) {
+    auto it = near_.find(inv->kv.key);
+    if (it != near_.end() && it->second.e.ver < inv->kv.ver())
+      near_.erase(it);
+    raise_floor(inv->kv.key, inv->kv.ver());
+    send(from, invalidate_ack_msg{inv->kv});
+  } else if (auto* ia = std::get_if<invalidate_ack_msg>(&msg)) {
+    invalidations_.acknowledge(from, ia->kv);
+  } else if (auto* d = std::get_if<ae_digest_msg>(&msg)) {
+    if (d->prefix_bits == 0 && !d->reply) {
+      auto diff = ae::differing(ae::level1(store_, pos, filter), d->digests);
+      if (diff.empty())
+        return;
+      std::vector<uint16_t> prefixes(diff.begin(), diff.end());
+      auto l2 = ae::level2(store_, pos, filter, prefixes);
+      send(from, ae_digest_msg{d->sid, 8, true, std::move(prefixes), std::move(l2)});
+    } else if (d->prefix_bits == 8 && d->reply) {
+      auto diff = ae::differing(ae::level2(store_, pos, filter, d->prefixes), d->digests);
+      if (diff.empty())
+        return;
+      std::vector<uint16_t> buckets;
+      for (size_t i : diff)
+        buckets.push_back(static_cast<uint16_t>((d->prefixes[i / ae::fanout] << 8)
+                                                | (i % ae::fanout)));
+      auto keys = ae::list_keys(store_, pos, filter, buckets);
+      send(from, ae_keys_msg{d->sid, std::move(buckets), std::move(keys)});
+    }
+  } else if (auto* k = std::get_if<ae_keys_msg>(&msg)) {
+    auto plan = ae::compare(store_, pos, filter, k->buckets, k->keys);
+    if (plan.push.empty() && plan.want.empty())
+      return;
+    ae_repair_msg rep;
+    rep.sid = k->sid;
+    for (auto& e : plan.push)
+      rep.entries.push_back(wire_entry::from(e));
+    rep.want = std::move(plan.want);
+    send(from, rep);
+  } else if (auto* rp = std::get_if<ae_repair_msg>(&msg)) {
+    for (auto& we : rp->entries) {
+      entry e = we.to_entry();
+      if (apply_entry(e, now))
+        ++stats_.ae_repaired;
+      if (e.is_tombstone())
+        tombstones_.confirm(e.key, from, e.ver);
+    }
+    if (!rp->want.empty()) {
+      ae_repair_msg rep;
+      rep.sid = rp->sid;
+      for (auto& key : rp->want)
+        if (auto* e = store_.get(key))
+          rep.entries.push_back(wire_entry::from(*e));
+      if (!rep.entries.empty())
+        send(from, rep);
+    }
+  } else if (auto* h = std::get_if<handoff_msg>(&msg)) {
+    handoff_ack_msg ack;
+    for (auto& we : h->entries) {
+      entry e = we.to_entry();
+      apply_entry(e, now);
+      const entry* held = store_.get(e.key);
+      ack.held.push_back(key_version{e.key, held->ver.hlc, held->ver.node});
+    }
+    send(from, ack);
+  } else if (auto* ha = std::get_if<handoff_ack_msg>(&msg)) {
+    for (auto& kv : ha->held) {
+      auto& v = handoff_acks_[kv.key][from];
+      if (v < kv.ver())
+        v = kv.ver();
+    }
+  } else if (auto* tc = std::get_if<tomb_check_msg>(&msg)) {
+    tomb_confirm_msg rep;
+    for (auto& kv : tc->keys)
+      if (auto* e = store_.get(kv.key); e && !(e->ver < kv.ver()))
+        rep.keys.push_back(key_version{kv.key, e->ver.hlc, e->ver.node});
+    send(from, rep);
+  } else if (auto* tcf = std::get_if<tomb_confirm_msg>(&msg)) {
+    for (auto& kv : tcf->keys)
+      tombstones_.confirm(kv.key, from, kv.ver());
+  }
+}
+
+// -- client calls ---------------------------------------------------------------
+
+uint64_t node::write(const std::string& key, const std::string& value, uint64_t now,
+                     bool tombstone, uint64_t expiry_ms) {
+  uint64_t rid = next_rid_++;
+  ++stats_.writes;
+  // The new version must beat whatever we already hold for the key, even if our
+  // wall clock is behind the writer of that version.
+  if (auto* cur = store_.get(key))
+    hlc_.observe(cur->ver, now);
+  entry e;
+  e.key = key;
+  e.value = tombstone ? std::string{} : value;
+  e.expiry_ms = tombstone ? 0 : expiry_ms;
+  e.ver = hlc_.now(now);
+  e.flags = tombstone ? entry_flags::tombstone : 0;
+  auto plan = plan_write(ring_, key, cfg_.write_acks);
+  uint32_t acks = 0;
+  std::set<node_id> waiting;
+  for (node_id t : plan.targets) {
+    if (t == id()) {
+      apply_entry(e, now);
+      ++acks;
+    } else {
+      waiting.insert(t);
+      send(t, replicate_msg{rid, wire_entry::from(e)});
+    }
+  }
+  // Read-your-writes on a coordinator that is not a replica: never serve an
+  // older near copy after this.
+  near_.erase(key);
+  raise_floor(key, e.ver);
+  auto& w = writes_.add(rid, e, std::move(waiting), acks, plan.acks_needed,
+                        now + cfg_.write_timeout_ms, now + cfg_.retry_ms);
+  if (w.acks >= w.needed)
+    finish_write(w, true);
+  if (w.reported && w.waiting.empty())
+    writes_.erase(rid);
+  return rid;
+}
+
+void node::finish_write(pending_writes::write& w, bool ok) {
+  w.reported = true;
+  results_.push_back(client_result{w.rid, true, ok, false, w.e});
+}
+
+uint64_t node::read(const std::string& key, uint64_t now) {
+  uint64_t rid = next_rid_++;
+  ++stats_.reads;
+  if (ring_.empty() || ring_.is_replica(id(), key)) {
+    ++stats_.local_reads;
+    serve_read(rid, key, nullptr, now);
+    return rid;
+  }
+  auto it = near_.find(key);
+  if (it != near_.end() && it->second.until > now && !(it->second.e.ver < floor(key))) {
+    ++stats_.local_reads;
+    serve_read(rid, key, nullptr, now);
+    return rid;
+  }
+  pending_read pr;
+  pr.key = key;
+  for (node_id r : ring_.replicas(key))
+    if (r != id())
+      pr.candidates.push_back(r);
+  pr.deadline = now + cfg_.read_timeout_ms;
+  reads_[rid] = std::move(pr);
+  send_fetch(rid, now);
+  return rid;
+}
+
+void node::send_fetch(uint64_t req, uint64_t now) {
+  auto& pr = reads_[req];
+  ++stats_.fetches;
+  send(pr.candidates[pr.next], fetch_msg{req, pr.key});
+}
+
+void node::serve_read(uint64_t req, const std::string& key, const entry* fetched, uint64_t now) {
+  // Serve the newest of what we hold (store, fresh near copy, fetched), but
+  // never anything older than an invalidation or replication we acknowledged.
+  const entry* best = store_.get(key);
+  auto nit = near_.find(key);
+  if (nit != near_.end() && nit->second.until > now && (!best || best->ver < nit->second.e.ver))
+    best = &nit->second.e;
+  if (fetched && (!best || best->ver < fetched->ver))
+    best = fetched;
+  if (best && best->ver < floor(key))
+    best = nullptr;
+  client_result r;
+  r.req = req;
+  r.ok = true;
+  if (best) {
+    r.e = *best;
+    r.found = !best->is_tombstone() && !best->expired(now);
+  } else {
+    r.e.key = key;
+  }
+  results_.push_back(std::move(r));
+}
+
+std::vector<client_result> node::take_results() {
+  std::vector<client_result> out;
+  out.swap(results_);
+  return out;
+}
+
+// -- timers ---------------------------------------------------------------------
+
+void node::tick(uint64_t now) {
+  members_.tick(now);
+  on_view_change(now);
+  // Writes in flight: retry, turn dead or slow targets into hints, time out.
+  for (auto it = writes_.all().begin(); it != writes_.all().end();) {
+    auto& w = it->second;
+    for (auto t = w.waiting.begin(); t != w.waiting.end();) {
+      if (members_.is_dead(*t)) {
+        hints_.add(*t, w.e);
+        ++stats_.hints_stored;
+        t = w.waiting.erase(t);
+      } else {
+        ++t;
+      }
+    }
+    if (now >= w.next_retry) {
+      w.next_retry = now + cfg_.retry_ms;
+      for (node_id t : w.waiting)
+        send(t, replicate_msg{w.rid, wire_entry::from(w.e)});
+    }
+    if (now >= w.deadline) {
+      if (!w.reported)
+        finish_write(w, false);
+      for (node_id t : w.waiting) {
+        hints_.add(t, w.e);
+        ++stats_.hints_stored;
+      }
+      w.waiting.clear();
+    }
+    if (w.reported && w.waiting.empty())
+      it = writes_.all().erase(it);
+    else
+      ++it;
+  }
+  // Invalidations: resend until acknowledged or the holder is dead.
+  for (auto& [holder, kv] : invalidations_.due(now, cfg_.retry_ms)) {
+    if (members_.is_dead(holder)) {
+      invalidations_.drop_holder(holder);
+      continue;
+    }
+    ++stats_.invalidations_sent;
+    send(holder, invalidate_msg{kv});
+  }
+  // Reads waiting on a fetch: next replica, or answer from what we have.
+  for (auto it = reads_.begin(); it != reads_.end();) {
+    if (now < it->second.deadline) {
+      ++it;
+      continue;
+    }
+    if (it->second.next + 1 < it->second.candidates.size()) {
+      ++it->second.next;
+      it->second.deadline = now + cfg_.read_timeout_ms;
+      send_fetch(it->first, now);
+      ++it;
+    } else {
+      uint64_t req = it->first;
+      std::string key = it->second.key;
+      it = reads_.erase(it);
+      serve_read(req, key, nullptr, now);
+    }
+  }
+  // Hints: deliver to targets that membership sees alive again.
+  if (now >= next_hint_ms_) {
+    next_hint_ms_ = now + cfg_.retry_ms;
+    for (node_id t : hints_.targets())
+      if (members_.is_alive(t))
+        for (auto& e : hints_.peek(t, cfg_.batch))
+          send(t, replicate_msg{0, wire_entry::from(e)});
+  }
+  if (now >= next_sync_ms_) {
+    next_sync_ms_ = now + cfg_.members.sync_interval_ms;
+    sync_step(now);
+    handoff_step(now);
+    tombstone_step(now);
+    for (auto it = near_.begin(); it != near_.end();)
+      it = it->second.until <= now ? near_.erase(it) : std::next(it);
+  }
+}
+
+void node::start_anti_entropy(node_id peer) {
+  if (peer == id() || !members_.is_alive(peer))
+    return;
+  auto pos = [this](std::string_view k) { return ring_.position(k); };
+  auto filter = [this, peer](uint64_t p) { return shared(peer, p); };
+  ++stats_.ae_rounds;
+  send(peer, ae_digest_msg{next_rid_++, 0, false, {}, anti_entropy::level1(store_, pos, filter)});
+}
+
+void node::sync_step(uint64_t now) {
+  if (left_)
+    return;
+  std::vector<node_id> peers;
+  for (node_id m : ring_.members())
+    if (m != id())
+      peers.push_back(m);
+  if (peers.empty())
+    return;
+  size_t n = cfg_.ae_peers_per_sync == 0 ? peers.size()
+                                         : std::min(cfg_.ae_peers_per_sync, peers.size());
+  for (size_t i = 0; i < n; ++i)
+    start_anti_entropy(peers[(ae_cursor_ + i) % peers.size()]);
+  ae_cursor_ += n;
+}
+
+void node::handoff_step(uint64_t now) {
+  // Keys we hold but no longer replicate (the ring moved, or we are leaving) go
+  // to their replicas; once every replica confirmed our version, we drop them.
+  if (ring_.empty() || (ring_.members().size() == 1 && ring_.contains(id())))
+    return;
+  std::map<node_id, handoff_msg> batches;
+  std::vector<std::string> done;
+  store_.for_each([&](const entry& e) {
+    uint64_t p = ring_.position(e.key);
+    if (ring_.is_replica_at(id(), p))
+      return;
+    auto reps = ring_.replicas_at(p);
+    auto acks = handoff_acks_.find(e.key);
+    bool all = true;
+    for (node_id r : reps) {
+      bool ok = false;
+      if (acks != handoff_acks_.end()) {
+        auto a = acks->second.find(r);
+        ok = a != acks->second.end() && !(a->second < e.ver);
+      }
+      if (!ok) {
+        all = false;
+        auto& b = batches[r];
+        if (b.entries.size() < cfg_.batch)
+          b.entries.push_back(wire_entry::from(e));
+      }
+    }
+    if (all)
+      done.push_back(e.key);
+  });
+  for (auto& k : done) {
+    store_.erase(k);
+    handoff_acks_.erase(k);
+    tombstones_.forget(k);
+    ++stats_.handed_off;
+  }
+  for (auto& [to, msg] : batches)
+    if (members_.is_alive(to))
+      send(to, msg);
+}
+
+void node::tombstone_step(uint64_t now) {
+  std::map<node_id, tomb_check_msg> checks;
+  std::vector<std::string> collect;
+  store_.for_each([&](const entry& e) {
+    if (!e.is_tombstone() || now < e.ver.ms() + cfg_.tombstone_grace_ms)
+      return;
+    uint64_t p = ring_.position(e.key);
+    if (!ring_.is_replica_at(id(), p))
+      return; // handoff_step deals with it
+    std::vector<node_id> others;
+    for (node_id r : ring_.replicas_at(p))
+      if (r != id())
+        others.push_back(r);
+    auto missing = tombstones_.missing(e.key, e.ver, others);
+    if (missing.empty()) {
+      collect.push_back(e.key);
+      return;
+    }
+    for (node_id m : missing) {
+      auto& c = checks[m];
+      if (c.keys.size() < cfg_.batch)
+        c.keys.push_back(key_version{e.key, e.ver.hlc, e.ver.node});
+    }
+  });
+  for (auto& k : collect) {
+    store_.erase(k);
+    tombstones_.forget(k);
+    ++stats_.tombstones_collected;
+  }
+  for (auto& [to, msg] : checks)
+    if (members_.is_alive(to))
+      send(to, msg);
+}
+
+} // namespace kura::gossip

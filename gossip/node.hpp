@@ -1,0 +1,154 @@
+// A cluster node's whole distributed state machine: SWIM membership, the ring
+// derived from it, the replica store, replication with hinted handoff,
+// near-cache invalidation, anti-entropy, handoff of ranges it no longer owns and
+// tombstone collection. Like `membership`, it is driven only by
+// `on_message(from, bytes, now)` and `tick(now)` (plus the client calls
+// `write`/`read`), and everything it wants sent lands in `out()`. Client answers
+// arrive through `take_results()`; they may come in the same call (a local hit)
+// or in a later one (after acks or a fetch).
+// Thread safety: not thread-safe; owned by one actor.
+#pragma once
+
+#include "gossip/hints.hpp"
+#include "gossip/hlc.hpp"
+#include "gossip/invalidation.hpp"
+#include "gossip/membership.hpp"
+#include "gossip/replication.hpp"
+#include "gossip/ring.hpp"
+#include "gossip/store.hpp"
+#include "gossip/tombstones.hpp"
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kura::gossip {
+
+struct node_config {
+  membership_config members;
+  ring_config ring;
+  uint32_t write_acks = 1;              ///< kura.cluster.write-acks (1 = owner only)
+  uint64_t retry_ms = 1'000;            ///< resend of replicate/invalidate/fetch
+  uint64_t write_timeout_ms = 5'000;    ///< a client write fails after this
+  uint64_t read_timeout_ms = 1'000;     ///< per replica tried by a fetch
+  uint64_t near_ttl_ms = 60'000;        ///< lifetime of a near-cache copy
+  uint64_t tombstone_grace_ms = 3'600'000; ///< minimum tombstone age before collection
+  size_t max_hints_per_node = 100'000;
+  size_t batch = 64;                    ///< entries per handoff / hint / repair message
+  /// Anti-entropy peers per sync interval (0 = every peer sharing ranges).
+  size_t ae_peers_per_sync = 0;
+};
+
+/// The answer to a client call.
+struct client_result {
+  uint64_t req = 0;
+  bool write = false;
+  bool ok = false;      ///< write: acknowledged by write_acks replicas; read: answered
+  bool found = false;   ///< read: a live (non-tombstone) value was found
+  entry e;              ///< write: the entry as versioned; read: the value served
+};
+
+class node {
+public:
+  node(node_config cfg, uint64_t rng_seed);
+
+  /// Starts membership (joining through the seeds) at `now`.
+  void start(uint64_t now, uint64_t incarnation = 0);
+  /// Graceful leave: membership gossips `left`, owned data is handed off.
+  void leave(uint64_t now);
+
+  status on_message(node_id from, std::string_view bytes, uint64_t now);
+  void tick(uint64_t now);
+
+  // -- client calls ----------------------------------------------------------
+
+  /// Coordinates a write (or a delete when `tombstone`) of `key`; the answer
+  /// comes through take_results() with the same request id.
+  uint64_t write(const std::string& key, const std::string& value, uint64_t now,
+                 bool tombstone = false, uint64_t expiry_ms = 0);
+  /// Reads `key`: locally when this node is a replica or holds a fresh near
+  /// copy, otherwise from the owner (then the other replicas).
+  uint64_t read(const std::string& key, uint64_t now);
+  std::vector<client_result> take_results();
+
+  // -- inspection --------------------------------------------------------------
+
+  node_id id() const { return cfg_.members.self; }
+  outbox& out() { return out_; }
+  const membership& members() const { return members_; }
+  const ring& current_ring() const { return ring_; }
+  const replica_store& store() const { return store_; }
+  /// Direct store access for tests and divergence injection in the simulator.
+  replica_store& store_for_test() { return store_; }
+  hlc& clock() { return hlc_; }
+  const hint_store& hints() const { return hints_; }
+  /// The ranges the last ring change asked to stream (for progress reporting).
+  const std::vector<transfer>& last_plan() const { return last_plan_; }
+  /// The lowest version this node may still serve for `key` (acknowledged
+  /// invalidations and replications).
+  version floor(const std::string& key) const;
+
+  struct counters {
+    uint64_t writes = 0, reads = 0, local_reads = 0, fetches = 0;
+    uint64_t replicated = 0, hints_stored = 0, hints_delivered = 0;
+    uint64_t invalidations_sent = 0, ae_rounds = 0, ae_repaired = 0, handed_off = 0;
+    uint64_t tombstones_collected = 0, decode_errors = 0;
+  };
+  const counters& stats() const { return stats_; }
+
+private:
+  void on_view_change(uint64_t now);
+  void handle(node_id from, const message& m, uint64_t now);
+  bool apply_entry(const entry& e, uint64_t now); // LWW + invalidation + hlc
+  void send(node_id to, const message& m);
+  void raise_floor(const std::string& key, const version& v);
+  void serve_read(uint64_t req, const std::string& key, const entry* fetched, uint64_t now);
+  void finish_write(pending_writes::write& w, bool ok);
+  void start_anti_entropy(node_id peer);
+  void sync_step(uint64_t now);
+  void handoff_step(uint64_t now);
+  void tombstone_step(uint64_t now);
+  bool shared(node_id peer, uint64_t pos) const;
+  void send_fetch(uint64_t req, uint64_t now);
+
+  node_config cfg_;
+  outbox out_;
+  membership members_;
+  rng rng_;
+  hlc hlc_;
+  ring ring_;
+  uint64_t ring_view_ = 0;
+  replica_store store_;
+  pending_writes writes_;
+  hint_store hints_;
+  invalidation_tracker invalidations_;
+  tombstone_tracker tombstones_;
+  std::vector<transfer> last_plan_;
+  std::vector<client_result> results_;
+  uint64_t next_rid_ = 1;
+  uint64_t next_sync_ms_ = 0;
+  uint64_t next_hint_ms_ = 0;
+  size_t ae_cursor_ = 0;
+  bool left_ = false;
+
+  struct near_copy {
+    entry e;
+    uint64_t until = 0;
+  };
+  std::map<std::string, near_copy> near_;
+  std::map<std::string, version> floor_;
+  struct pending_read {
+    std::string key;
+    std::vector<node_id> candidates;
+    size_t next = 0;
+    uint64_t deadline = 0;
+  };
+  std::map<uint64_t, pending_read> reads_;
+  // handoff: key -> replicas that confirmed holding our version
+  std::map<std::string, std::map<node_id, version>> handoff_acks_;
+  counters stats_;
+};
+
+} // namespace kura::gossip

@@ -1,0 +1,143 @@
+#include "gossip/ring.hpp"
+
+#include "tiers/hash.hpp"
+
+#include <algorithm>
+#include <cstddef>
+#include <numeric>
+
+namespace kura::gossip {
+
+uint64_t ring::hash_position(std::string_view key, uint64_t seed) {
+  return hash64(key, seed);
+}
+
+ring::ring(std::vector<node_id> members, ring_config cfg) : cfg_(cfg) {
+  std::sort(members.begin(), members.end());
+  members.erase(std::unique(members.begin(), members.end()), members.end());
+  members.erase(std::remove(members.begin(), members.end(), no_node), members.end());
+  members_ = std::move(members);
+  if (cfg_.vnodes == 0)
+    cfg_.vnodes = 1;
+  if (cfg_.rf == 0)
+    cfg_.rf = 1;
+  // Tokens depend only on (seed, node id, vnode index), so a node's tokens do
+  // not move when others join or leave: only the arcs next to its tokens change
+  // hands, which is what keeps data movement proportional to 1/n per change.
+  std::vector<std::pair<uint64_t, node_id>> toks;
+  toks.reserve(members_.size() * cfg_.vnodes);
+  for (node_id n : members_)
+    for (uint32_t i = 0; i < cfg_.vnodes; ++i)
+      toks.emplace_back(mix64(cfg_.seed ^ mix64((uint64_t{n} << 32) | i)), n);
+  // Ties between tokens of different nodes (astronomically rare) are broken by
+  // node id so the order is still a function of the member set.
+  std::sort(toks.begin(), toks.end());
+  tokens_.reserve(toks.size());
+  token_node_.reserve(toks.size());
+  for (auto& [t, n] : toks) {
+    tokens_.push_back(t);
+    token_node_.push_back(n);
+  }
+  width_ = static_cast<uint32_t>(std::min<size_t>(cfg_.rf, members_.size()));
+  replicas_.assign(tokens_.size() * width_, no_node);
+  for (size_t i = 0; i < tokens_.size(); ++i) {
+    node_id* out = &replicas_[i * width_];
+    uint32_t got = 0;
+    for (size_t j = 0; j < tokens_.size() && got < width_; ++j) {
+      node_id cand = token_node_[(i + j) % tokens_.size()];
+      if (std::find(out, out + got, cand) == out + got)
+        out[got++] = cand;
+    }
+  }
+  uint64_t fp = mix64(cfg_.seed ^ (uint64_t{cfg_.vnodes} << 32) ^ cfg_.rf);
+  for (node_id n : members_)
+    fp = mix64(fp ^ n);
+  fingerprint_ = fp;
+}
+
+size_t ring::token_index(uint64_t pos) const {
+  auto it = std::lower_bound(tokens_.begin(), tokens_.end(), pos);
+  return it == tokens_.end() ? 0 : static_cast<size_t>(it - tokens_.begin());
+}
+
+std::vector<node_id> ring::replicas_at(uint64_t pos) const {
+  if (tokens_.empty())
+    return {};
+  size_t i = token_index(pos);
+  return {replicas_.begin() + static_cast<std::ptrdiff_t>(i * width_),
+          replicas_.begin() + static_cast<std::ptrdiff_t>((i + 1) * width_)};
+}
+
+node_id ring::owner(std::string_view key) const {
+  if (tokens_.empty())
+    return no_node;
+  return token_node_[token_index(position(key))];
+}
+
+bool ring::is_replica_at(node_id n, uint64_t pos) const {
+  if (tokens_.empty())
+    return false;
+  size_t i = token_index(pos);
+  auto first = replicas_.begin() + static_cast<std::ptrdiff_t>(i * width_);
+  return std::find(first, first + width_, n) != first + width_;
+}
+
+bool ring::contains(node_id n) const {
+  return std::binary_search(members_.begin(), members_.end(), n);
+}
+
+std::vector<ring::arc> ring::arcs() const {
+  std::vector<arc> out;
+  out.reserve(tokens_.size());
+  for (size_t i = 0; i < tokens_.size(); ++i) {
+    uint64_t lo = tokens_[(i + tokens_.size() - 1) % tokens_.size()];
+    out.push_back(arc{key_range{lo, tokens_[i]}, replicas_at(tokens_[i])});
+  }
+  return out;
+}
+
+std::vector<transfer> transfer_plan(const ring& before, const ring& after) {
+  std::vector<transfer> out;
+  if (after.empty())
+    return out;
+  // The union of both rings' tokens cuts the circle into arcs on which both
+  // rings are constant; the arc ending at b has the replicas of position b.
+  std::vector<uint64_t> bounds;
+  for (auto& a : before.arcs())
+    bounds.push_back(a.range.hi);
+  for (auto& a : after.arcs())
+    bounds.push_back(a.range.hi);
+  std::sort(bounds.begin(), bounds.end());
+  bounds.erase(std::unique(bounds.begin(), bounds.end()), bounds.end());
+  for (size_t i = 0; i < bounds.size(); ++i) {
+    uint64_t hi = bounds[i];
+    uint64_t lo = bounds[(i + bounds.size() - 1) % bounds.size()];
+    auto old_reps = before.replicas_at(hi);
+    auto new_reps = after.replicas_at(hi);
+    node_id source = no_node;
+    for (node_id o : old_reps)
+      if (after.contains(o)) {
+        source = o;
+        break;
+      }
+    if (source == no_node && !old_reps.empty())
+      source = old_reps.front();
+    for (node_id t : new_reps) {
+      if (std::find(old_reps.begin(), old_reps.end(), t) != old_reps.end())
+        continue;
+      // Merge with the previous transfer when contiguous and same endpoints.
+      bool merged = false;
+      for (auto it = out.rbegin(); it != out.rend() && it->range.hi == lo; ++it)
+        if (it->from == source && it->to == t) {
+          it->range.hi = hi;
+          merged = true;
+          break;
+        }
+      if (!merged)
+        out.push_back(transfer{key_range{lo, hi}, source, t});
+    }
+  }
+  return out;
+}
+
+} // namespace kura::gossip

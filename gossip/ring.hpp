@@ -1,0 +1,112 @@
+// Contract: a consistent-hash ring with virtual nodes. `ring(members, cfg)` is a
+// pure function of the member set and the config: every node that holds the same
+// membership view computes the same ring (same tokens, same replicas, same
+// fingerprint), whatever order it learned the members in. A key's replicas are
+// its owner (the first token clockwise from the key's position) followed by the
+// next RF-1 *distinct* nodes clockwise. `transfer_plan(before, after)` says which
+// ranges each node must receive, and from whom, when the ring changes.
+// Thread safety: immutable after construction; safe for concurrent reads.
+#pragma once
+
+#include "gossip/types.hpp"
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+namespace kura::gossip {
+
+struct ring_config {
+  /// Virtual nodes (tokens) per member. With random tokens a member's share
+  /// has a relative spread of about 1/sqrt(vnodes); 256 keeps max/mean of keys
+  /// per node near 1.05-1.1 at 10 nodes (see bench/RESULTS.md).
+  uint32_t vnodes = 256;
+  /// Replication factor: owner plus rf-1 distinct successors.
+  uint32_t rf = 2;
+  /// Seed of token and key positions. Changing it moves every key.
+  uint64_t seed = 0x6b7572612d72696eull;
+};
+
+/// The arc of positions (lo, hi] on the 64-bit ring, clockwise; it wraps past
+/// zero when lo >= hi (lo == hi is the whole ring).
+struct key_range {
+  uint64_t lo = 0;
+  uint64_t hi = 0;
+  bool contains(uint64_t pos) const {
+    if (lo < hi)
+      return pos > lo && pos <= hi;
+    return pos > lo || pos <= hi;
+  }
+  friend bool operator==(const key_range& a, const key_range& b) {
+    return a.lo == b.lo && a.hi == b.hi;
+  }
+};
+
+class ring {
+public:
+  ring() = default;
+  ring(std::vector<node_id> members, ring_config cfg);
+
+  /// Position of a key on the ring (seeded hash of the key bytes).
+  static uint64_t position(std::string_view key, const ring_config& cfg) {
+    return hash_position(key, cfg.seed);
+  }
+  uint64_t position(std::string_view key) const { return hash_position(key, cfg_.seed); }
+
+  /// Owner first, then the next distinct nodes clockwise; min(rf, members) ids.
+  std::vector<node_id> replicas_at(uint64_t pos) const;
+  std::vector<node_id> replicas(std::string_view key) const {
+    return replicas_at(position(key));
+  }
+  /// The owner of a key, or no_node on an empty ring.
+  node_id owner(std::string_view key) const;
+  bool is_replica_at(node_id n, uint64_t pos) const;
+  bool is_replica(node_id n, std::string_view key) const {
+    return is_replica_at(n, position(key));
+  }
+
+  /// Sorted member ids.
+  const std::vector<node_id>& members() const { return members_; }
+  bool contains(node_id n) const;
+  bool empty() const { return members_.empty(); }
+  const ring_config& config() const { return cfg_; }
+
+  /// Every arc between two consecutive tokens with the replicas that own it.
+  struct arc {
+    key_range range;
+    std::vector<node_id> replicas;
+  };
+  std::vector<arc> arcs() const;
+
+  /// Same members and config <=> same fingerprint (used to check agreement).
+  uint64_t fingerprint() const { return fingerprint_; }
+
+private:
+  static uint64_t hash_position(std::string_view key, uint64_t seed);
+  size_t token_index(uint64_t pos) const; // first token >= pos, wrapping
+
+  ring_config cfg_;
+  std::vector<node_id> members_;
+  std::vector<uint64_t> tokens_;    // sorted
+  std::vector<node_id> token_node_; // owner of each token
+  uint32_t width_ = 0;              // replicas per token: min(rf, members)
+  std::vector<node_id> replicas_;   // width_ entries per token, precomputed
+  uint64_t fingerprint_ = 0;
+};
+
+/// One range a node must receive after a ring change.
+struct transfer {
+  key_range range;
+  node_id from = no_node; ///< an old replica still in the new ring (or no_node: none left)
+  node_id to = no_node;   ///< a new replica that did not hold the range before
+};
+
+/// The ranges to stream after the ring changes from `before` to `after` (a join,
+/// a leave, a failure). For every arc of the union of both rings' tokens, each
+/// new replica that was not an old replica gets the arc from the first old
+/// replica that is still a member of `after` (or, when none is, from the first
+/// old replica at all: a leaving node streams its own ranges out). Adjacent
+/// arcs with the same (from, to) are merged.
+std::vector<transfer> transfer_plan(const ring& before, const ring& after);
+
+} // namespace kura::gossip

@@ -1,0 +1,116 @@
+// kura-sim: runs seeded simulations of the cluster core and its checkers.
+//   kura-sim --nodes N --seed-from S --seeds K [--faults none|loss|partition|crash|skew|all]
+//            [--max-nodes M]   cycle cluster sizes N..M over the seeds
+//            [--trace]         print each seed's fault timeline
+//   kura-sim --bench           the tables of bench/RESULTS.md (gossip section)
+// Exit status 0 only when every seed passed. The last line is the summary
+// "K seeds, F failed, ..."; each failing seed is printed with the command that
+// replays it.
+#include "gossip/sim/bench.hpp"
+#include "gossip/sim/sim.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+using namespace kura::gossip;
+
+namespace {
+
+int usage() {
+  std::fprintf(stderr, "usage: kura-sim --nodes N --seed-from S --seeds K "
+                       "[--faults none|loss|partition|crash|skew|all] [--max-nodes M] [--trace]\n"
+                       "       kura-sim --bench [--quick]\n");
+  return 2;
+}
+
+bool parse_u64(const char* s, uint64_t& out) {
+  char* end = nullptr;
+  out = std::strtoull(s, &end, 10);
+  return end && *end == '\0' && end != s;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  uint64_t nodes = 5, max_nodes = 0, seed_from = 1, seeds = 1;
+  sim::fault_mode faults = sim::fault_mode::all;
+  bool trace = false, bench = false, quick = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto val = [&](uint64_t& out) { return i + 1 < argc && parse_u64(argv[++i], out); };
+    if (a == "--nodes") {
+      if (!val(nodes) || nodes < 1 || nodes > 100'000)
+        return usage();
+    } else if (a == "--max-nodes") {
+      if (!val(max_nodes))
+        return usage();
+    } else if (a == "--seed-from") {
+      if (!val(seed_from))
+        return usage();
+    } else if (a == "--seeds") {
+      if (!val(seeds))
+        return usage();
+    } else if (a == "--faults") {
+      if (i + 1 >= argc || !sim::parse_fault_mode(argv[++i], faults))
+        return usage();
+    } else if (a == "--trace") {
+      trace = true;
+    } else if (a == "--bench") {
+      bench = true;
+    } else if (a == "--quick") {
+      quick = true;
+    } else {
+      return usage();
+    }
+  }
+  if (bench)
+    return sim::run_bench(quick);
+  if (max_nodes < nodes)
+    max_nodes = nodes;
+  auto t0 = std::chrono::steady_clock::now();
+  uint64_t failed = 0, acked = 0, messages = 0, detect_n = 0;
+  int64_t worst_converge = 0, worst_detect = 0;
+  for (uint64_t k = 0; k < seeds; ++k) {
+    sim::options opt;
+    opt.seed = seed_from + k;
+    opt.nodes = static_cast<uint32_t>(nodes + k % (max_nodes - nodes + 1));
+    opt.faults = faults;
+    opt.trace = trace;
+    if (trace)
+      std::fprintf(stderr, "seed %llu (%u nodes, faults %s)\n",
+                   static_cast<unsigned long long>(opt.seed), opt.nodes, sim::to_string(faults));
+    auto rep = sim::run(opt);
+    acked += rep.acked_writes;
+    messages += rep.messages;
+    worst_converge = std::max(worst_converge, rep.converge_ms);
+    if (rep.detect_ms >= 0) {
+      ++detect_n;
+      worst_detect = std::max(worst_detect, rep.detect_ms);
+    }
+    if (!rep.ok) {
+      ++failed;
+      std::printf("seed %llu FAILED (%u nodes, faults %s):\n",
+                  static_cast<unsigned long long>(opt.seed), opt.nodes, sim::to_string(faults));
+      for (auto& f : rep.failures)
+        std::printf("  %s\n", f.c_str());
+      std::printf("  replay: build/bin/kura-sim --nodes %u --seed-from %llu --seeds 1 --faults %s"
+                  " --trace\n",
+                  opt.nodes, static_cast<unsigned long long>(opt.seed), sim::to_string(faults));
+      std::fflush(stdout);
+    }
+  }
+  double secs =
+    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("%llu seeds, %llu failed, nodes %llu-%llu, faults %s, %llu acked writes, "
+              "%llu messages, worst convergence %.1f s after heal, worst crash detection %.1f s "
+              "(%llu crashes), %.1f s\n",
+              static_cast<unsigned long long>(seeds), static_cast<unsigned long long>(failed),
+              static_cast<unsigned long long>(nodes), static_cast<unsigned long long>(max_nodes),
+              sim::to_string(faults), static_cast<unsigned long long>(acked),
+              static_cast<unsigned long long>(messages), worst_converge / 1000.0,
+              worst_detect / 1000.0, static_cast<unsigned long long>(detect_n), secs);
+  return failed == 0 ? 0 : 1;
+}

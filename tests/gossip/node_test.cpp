@@ -1,0 +1,264 @@
+// The data plane of a node (replication, hints, invalidation, anti-entropy,
+// tombstones, join/leave streaming) on a simulated, loss-free network.
+// "within N ms" is simulated time.
+#include "gossip/node.hpp"
+#include "gossip/sim/network.hpp"
+#include "gossip/sim/sim.hpp"
+
+#include <doctest/doctest.h>
+
+#include <memory>
+
+using namespace kura;
+using namespace kura::gossip;
+
+namespace {
+
+constexpr uint64_t epoch = 1'700'000'000'000ull;
+
+struct cluster {
+  uint32_t n;
+  sim::network net;
+  std::vector<std::unique_ptr<node>> nodes;
+  std::vector<std::vector<client_result>> results;
+  uint64_t t = 0;
+
+  explicit cluster(uint32_t count, uint32_t start_now = 0) : n(count), net(count, 5), nodes(count + 1),
+                                                            results(count + 1) {
+    for (node_id i = 1; i <= (start_now ? start_now : n); ++i)
+      boot(i);
+    run(12'000);
+  }
+
+  node_config config(node_id i) {
+    auto c = sim::sim_node_config(i, n);
+    c.members.seeds = {1};
+    c.tombstone_grace_ms = 10'000;
+    return c;
+  }
+
+  void boot(node_id i, const replica_store* disk = nullptr) {
+    nodes[i] = std::make_unique<node>(config(i), 77 + i);
+    if (disk)
+      nodes[i]->store_for_test() = *disk;
+    net.set_up(i, true);
+    nodes[i]->start(epoch + t);
+    drain(i);
+  }
+
+  void drain(node_id i) {
+    for (auto& o : nodes[i]->out())
+      net.send(i, o.to, std::move(o.bytes), t);
+    nodes[i]->out().clear();
+    for (auto& r : nodes[i]->take_results())
+      results[i].push_back(r);
+  }
+
+  void run(uint64_t ms) {
+    uint64_t end = t + ms;
+    while (t < end) {
+      uint64_t next = t + 10;
+      sim::network::delivery d;
+      while (net.next(next, d)) {
+        t = d.at;
+        if (nodes[d.to] && net.up(d.to)) {
+          REQUIRE(nodes[d.to]->on_message(d.from, d.bytes, epoch + t).ok());
+          drain(d.to);
+        }
+      }
+      t = next;
+      for (node_id i = 1; i <= n; ++i)
+        if (nodes[i] && net.up(i)) {
+          nodes[i]->tick(epoch + t);
+          drain(i);
+        }
+    }
+  }
+
+  std::optional<client_result> result(node_id i, uint64_t req) {
+    for (auto& r : results[i])
+      if (r.req == req)
+        return r;
+    return std::nullopt;
+  }
+
+  uint64_t write(node_id at, const std::string& k, const std::string& v, bool del = false) {
+    auto req = nodes[at]->write(k, v, epoch + t, del);
+    drain(at);
+    return req;
+  }
+
+  client_result read(node_id at, const std::string& k) {
+    auto req = nodes[at]->read(k, epoch + t);
+    drain(at);
+    for (int i = 0; i < 100 && !result(at, req); ++i)
+      run(10);
+    auto r = result(at, req);
+    REQUIRE(r);
+    return *r;
+  }
+
+  /// A key whose replicas do not include `avoid` (for near-cache tests).
+  std::string key_not_on(node_id avoid) {
+    for (int i = 0;; ++i) {
+      std::string k = "key" + std::to_string(i);
+      if (!nodes[1]->current_ring().is_replica(avoid, k))
+        return k;
+    }
+  }
+
+  const entry* held(node_id i, const std::string& k) { return nodes[i]->store().get(k); }
+};
+
+} // namespace
+
+TEST_CASE("a write is acknowledged after write_acks replicas hold it") {
+  cluster c(4);
+  std::string k = "alpha";
+  auto reps = c.nodes[1]->current_ring().replicas(k);
+  REQUIRE(reps.size() == 2);
+  node_id coord = reps[0];
+  auto req = c.write(coord, k, "1");
+  CHECK(!c.result(coord, req)); // the second replica has not acked yet
+  c.run(200);
+  auto r = c.result(coord, req);
+  REQUIRE(r);
+  CHECK(r->ok);
+  for (node_id x : reps) {
+    REQUIRE(c.held(x, k));
+    CHECK(c.held(x, k)->value == "1");
+  }
+  auto rd = c.read(reps[1], k);
+  CHECK(rd.found);
+  CHECK(rd.e.value == "1");
+}
+
+TEST_CASE("hinted handoff: a write for a down replica is delivered when it returns") {
+  cluster c(4);
+  std::string k = "beta";
+  auto reps = c.nodes[1]->current_ring().replicas(k);
+  node_id coord = reps[0], down = reps[1];
+  c.net.set_up(down, false); // down, not yet declared dead
+  auto req = c.write(coord, k, "2");
+  c.run(4'000); // past the write timeout
+  auto r = c.result(coord, req);
+  REQUIRE(r);
+  CHECK(!r->ok); // only one of two acks
+  CHECK(c.nodes[coord]->hints().size(down) == 1);
+  c.net.set_up(down, true);
+  c.run(3'000);
+  REQUIRE(c.held(down, k));
+  CHECK(c.held(down, k)->value == "2");
+  CHECK(c.nodes[coord]->hints().size() == 0);
+  CHECK(c.nodes[coord]->stats().hints_delivered >= 1);
+}
+
+TEST_CASE("invalidation: a near-cache copy is dropped and acknowledged on change") {
+  cluster c(5);
+  node_id reader = 5;
+  std::string k = c.key_not_on(reader);
+  auto owner = c.nodes[1]->current_ring().owner(k);
+  c.write(owner, k, "old");
+  c.run(300);
+  auto r1 = c.read(reader, k); // fetched from the owner, kept as a near copy
+  CHECK(r1.e.value == "old");
+  c.write(owner, k, "new");
+  c.run(300);
+  // The reader acknowledged the invalidation: its floor is the new version
+  // and it will not serve "old" again.
+  REQUIRE(c.held(owner, k));
+  CHECK(c.nodes[reader]->floor(k) == c.held(owner, k)->ver);
+  auto r2 = c.read(reader, k);
+  CHECK(r2.found);
+  CHECK(r2.e.value == "new");
+}
+
+TEST_CASE("anti-entropy repairs injected divergence in both directions") {
+  cluster c(3);
+  for (int i = 0; i < 50; ++i)
+    c.write(1, "k" + std::to_string(i), "v");
+  c.run(1'000);
+  // find a key replicated by 1 and 2; drop it on 1, put a newer version on 2
+  const ring& rg = c.nodes[1]->current_ring();
+  std::vector<std::string> shared;
+  for (int i = 0; i < 50; ++i) {
+    std::string k = "k" + std::to_string(i);
+    if (rg.is_replica(1, k) && rg.is_replica(2, k))
+      shared.push_back(k);
+  }
+  REQUIRE(shared.size() >= 2);
+  c.nodes[1]->store_for_test().erase(shared[0]);
+  entry newer{shared[1], "only-on-2", 0, c.nodes[2]->clock().now(epoch + c.t), 0};
+  c.nodes[2]->store_for_test().apply(newer);
+  c.run(12'000); // two sync intervals
+  REQUIRE(c.held(1, shared[0]));
+  REQUIRE(c.held(1, shared[1]));
+  CHECK(c.held(1, shared[1])->value == "only-on-2");
+  CHECK(c.nodes[1]->stats().ae_repaired + c.nodes[2]->stats().ae_repaired >= 2);
+}
+
+TEST_CASE("tombstones are collected only after every replica holds them") {
+  cluster c(3);
+  std::string k = "gamma";
+  auto reps = c.nodes[1]->current_ring().replicas(k);
+  c.write(reps[0], k, "x");
+  c.run(500);
+  c.net.set_up(reps[1], false);
+  c.write(reps[0], k, "", true); // the delete misses reps[1]
+  c.run(4'000);
+  c.net.set_up(reps[1], true);
+  // Meanwhile the tombstone must survive on reps[0] although it is past grace.
+  c.run(1'000);
+  REQUIRE(c.held(reps[0], k));
+  CHECK(c.held(reps[0], k)->is_tombstone());
+  // Once reps[1] got it (hint or anti-entropy) and confirmed, both collect it.
+  c.run(40'000);
+  CHECK(c.held(reps[0], k) == nullptr);
+  CHECK(c.held(reps[1], k) == nullptr);
+  CHECK(c.nodes[reps[0]]->stats().tombstones_collected >= 1);
+  CHECK(!c.read(reps[1], k).found);
+}
+
+TEST_CASE("a joining node is streamed its ranges; a leaving node hands its data off") {
+  cluster c(4, 3); // nodes 1-3 now, node 4 later
+  for (int i = 0; i < 200; ++i)
+    c.write(1 + i % 3, "k" + std::to_string(i), "v" + std::to_string(i));
+  c.run(1'000);
+  c.boot(4);
+  c.run(15'000);
+  const ring& rg = c.nodes[4]->current_ring();
+  REQUIRE(rg.members().size() == 4);
+  CHECK(!c.nodes[1]->last_plan().empty());
+  size_t mine = 0;
+  for (int i = 0; i < 200; ++i) {
+    std::string k = "k" + std::to_string(i);
+    if (rg.is_replica(4, k)) {
+      ++mine;
+      REQUIRE(c.held(4, k));
+      CHECK(c.held(4, k)->value == "v" + std::to_string(i));
+    }
+  }
+  CHECK(mine > 0);
+  // Node 2 leaves: afterwards every key is on both of its new replicas.
+  c.nodes[2]->leave(epoch + c.t);
+  c.drain(2);
+  c.run(15'000);
+  c.net.set_up(2, false);
+  c.run(5'000);
+  const ring& after = c.nodes[1]->current_ring();
+  CHECK(!after.contains(2));
+  for (int i = 0; i < 200; ++i) {
+    std::string k = "k" + std::to_string(i);
+    for (node_id x : after.replicas(k)) {
+      REQUIRE(c.held(x, k));
+      CHECK(c.held(x, k)->value == "v" + std::to_string(i));
+    }
+  }
+}
+
+TEST_CASE("a node rejects garbage with an error and counts it") {
+  cluster c(2);
+  CHECK(!c.nodes[1]->on_message(2, "\x93\x01\x65garbage", epoch + c.t).ok());
+  CHECK(!c.nodes[1]->on_message(2, "", epoch + c.t).ok());
+  CHECK(c.nodes[1]->stats().decode_errors == 2);
+}

@@ -1,0 +1,143 @@
+// Instantiates the tier conformance suite (conformance.hpp) for every tier.
+#include "conformance.hpp"
+
+#include "archive/archive.hpp"
+#include "tiers/l1_lru.hpp"
+#include "tiers/l2_lfu.hpp"
+#include "tiers/l3_lmdb.hpp"
+#include "tiers/memory_cache.hpp"
+
+#include <filesystem>
+#include <memory>
+
+using namespace kura;
+
+namespace {
+
+struct l1_fixture {
+  static constexpr const char* name = "l1";
+  static constexpr bool bounded = true, exact_bytes = true, persistent = false,
+                        admission = false;
+  fake_clock clk;
+  std::unique_ptr<l1_lru> p;
+  tier& t() { return *p; }
+  void make(uint64_t cap, limits lim) { p = std::make_unique<l1_lru>(cap, lim); }
+  void reopen() {}
+};
+
+struct l2_fixture {
+  static constexpr const char* name = "l2";
+  static constexpr bool bounded = true, exact_bytes = true, persistent = false,
+                        admission = true;
+  fake_clock clk;
+  std::unique_ptr<l2_lfu> p;
+  tier& t() { return *p; }
+  void make(uint64_t cap, limits lim) { p = std::make_unique<l2_lfu>(cap, lim); }
+  void reopen() {}
+};
+
+struct memory_fixture {
+  static constexpr const char* name = "mem";
+  static constexpr bool bounded = true, exact_bytes = true, persistent = false,
+                        admission = false;
+  fake_clock clk;
+  std::unique_ptr<memory_cache> p;
+  tier& t() { return *p; }
+  void make(uint64_t cap, limits lim) {
+    memory_cache_config cfg;
+    cfg.capacity_bytes = cap;
+    cfg.lim = lim;
+    p = std::make_unique<memory_cache>(cfg);
+  }
+  void reopen() {}
+};
+
+/// A fresh temporary directory, removed at the end.
+struct temp_dir {
+  std::filesystem::path path;
+  temp_dir() {
+    char tmpl[] = "/tmp/kura-conf-XXXXXX";
+    path = mkdtemp(tmpl);
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+struct l3_fixture {
+  static constexpr const char* name = "l3";
+  static constexpr bool bounded = true, exact_bytes = false, persistent = true,
+                        admission = false;
+  fake_clock clk;
+  temp_dir dir;
+  l3_config cfg;
+  std::unique_ptr<l3_lmdb> p;
+  tier& t() { return *p; }
+  void make(uint64_t cap, limits lim) {
+    p.reset();
+    cfg = l3_config{};
+    cfg.path = (dir.path / "l3").string();
+    cfg.map_size = 256ull << 20;
+    cfg.max_bytes = cap;
+    cfg.lim = lim;
+    std::filesystem::remove_all(cfg.path);
+    open();
+  }
+  void reopen() {
+    p.reset();
+    open();
+  }
+  void open() {
+    auto r = l3_lmdb::open(cfg, clk);
+    REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.err().to_string()));
+    p = std::move(*r);
+  }
+};
+
+/// L4. Not `bounded` in the conformance sense: its size limit is retention
+/// (whole oldest segments go), tested in tests/archive.
+struct l4_fixture {
+  static constexpr const char* name = "l4";
+  static constexpr bool bounded = false, exact_bytes = false, persistent = true,
+                        admission = false;
+  fake_clock clk;
+  temp_dir dir;
+  archive::archive_config cfg;
+  std::unique_ptr<archive::archive> p;
+  tier& t() { return *p; }
+  void make(uint64_t, limits lim) {
+    p.reset();
+    cfg = archive::archive_config{};
+    cfg.path = (dir.path / "l4").string();
+    cfg.index_map_bytes = 256ull << 20;
+    cfg.durable = false; // no crash of the machine here; a reopen loses nothing
+    cfg.lim = lim;
+    std::filesystem::remove_all(cfg.path);
+    open();
+  }
+  void reopen() {
+    p.reset();
+    open();
+  }
+  void open() {
+    auto r = archive::open(cfg, clk);
+    REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.err().to_string()));
+    p = std::move(*r);
+  }
+};
+
+} // namespace
+
+#define KURA_CONFORMANCE_FIXTURES l1_fixture, l2_fixture, memory_fixture, l3_fixture, l4_fixture
+
+TEST_CASE_TEMPLATE_INVOKE(conf_basic, KURA_CONFORMANCE_FIXTURES);
+TEST_CASE_TEMPLATE_INVOKE(conf_metadata, KURA_CONFORMANCE_FIXTURES);
+TEST_CASE_TEMPLATE_INVOKE(conf_stats, KURA_CONFORMANCE_FIXTURES);
+TEST_CASE_TEMPLATE_INVOKE(conf_expiry, KURA_CONFORMANCE_FIXTURES);
+TEST_CASE_TEMPLATE_INVOKE(conf_sweep, KURA_CONFORMANCE_FIXTURES);
+TEST_CASE_TEMPLATE_INVOKE(conf_bytes, KURA_CONFORMANCE_FIXTURES);
+TEST_CASE_TEMPLATE_INVOKE(conf_evict, KURA_CONFORMANCE_FIXTURES);
+TEST_CASE_TEMPLATE_INVOKE(conf_limits, KURA_CONFORMANCE_FIXTURES);
+TEST_CASE_TEMPLATE_INVOKE(conf_clear, KURA_CONFORMANCE_FIXTURES);
+TEST_CASE_TEMPLATE_INVOKE(conf_reopen, KURA_CONFORMANCE_FIXTURES);

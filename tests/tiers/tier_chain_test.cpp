@@ -1,0 +1,127 @@
+#include "tiers/l3_lmdb.hpp"
+#include "tiers/tier_chain.hpp"
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+
+using namespace kura;
+
+namespace {
+
+struct temp_dir {
+  std::filesystem::path path;
+  temp_dir() {
+    char tmpl[] = "/tmp/kura-chain-XXXXXX";
+    path = mkdtemp(tmpl);
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+entry kv(std::string k, std::string v, uint64_t expiry = 0) {
+  entry e;
+  e.key = std::move(k);
+  e.value = std::move(v);
+  e.expiry_ms = expiry;
+  return e;
+}
+
+struct chain_fixture {
+  fake_clock clk;
+  temp_dir dir;
+  std::unique_ptr<tier_chain> chain;
+
+  explicit chain_fixture(uint64_t memory_bytes = 64 * 1024) {
+    l3_config l3c;
+    l3c.path = (dir.path / "l3").string();
+    l3c.map_size = 64ull << 20;
+    auto l3 = l3_lmdb::open(l3c, clk);
+    REQUIRE(l3.ok());
+    tier_chain_config cfg;
+    cfg.memory.capacity_bytes = memory_bytes;
+    chain = std::make_unique<tier_chain>(cfg, clk, std::move(*l3));
+  }
+};
+
+} // namespace
+
+TEST_CASE("tier chain: writes reach memory and L3, reads promote from L3") {
+  chain_fixture f;
+  auto& c = *f.chain;
+  REQUIRE(c.put(kv("a", "1")).ok());
+  CHECK(c.locate("a") != nullptr);
+  CHECK(std::string(c.locate("a")) != "l3"); // fresh writes are in memory
+  // push "a" out of memory with many other keys
+  for (int i = 0; i < 3000; ++i)
+    REQUIRE(c.put(kv("fill" + std::to_string(i), std::string(100, 'x'))).ok());
+  REQUIRE(c.memory().locate("a") == memory_region::none);
+  CHECK(std::string(c.locate("a")) == "l3");
+  auto g = c.get("a");
+  REQUIRE(g.ok());
+  REQUIRE(g->has_value());
+  CHECK((*g)->value == "1");
+  // promoted back to memory
+  CHECK(c.memory().locate("a") != memory_region::none);
+  auto st = c.stats();
+  REQUIRE(st.size() == 3);
+  CHECK(st[2].first == "l3");
+  CHECK(st[2].second.hits == 1);
+}
+
+TEST_CASE("tier chain: erase removes the key from every tier") {
+  chain_fixture f;
+  auto& c = *f.chain;
+  REQUIRE(c.put(kv("gone", "v")).ok());
+  auto e = c.erase("gone");
+  REQUIRE(e.ok());
+  CHECK(*e);
+  CHECK(c.locate("gone") == nullptr);
+  auto g = c.get("gone");
+  REQUIRE(g.ok());
+  CHECK_FALSE(g->has_value());
+  CHECK_FALSE(*c.erase("gone"));
+}
+
+TEST_CASE("tier chain: expiry is lazy on read and swept actively in every tier") {
+  chain_fixture f;
+  auto& c = *f.chain;
+  const uint64_t now = f.clk.now_ms();
+  for (int i = 0; i < 100; ++i)
+    REQUIRE(c.put(kv("t" + std::to_string(i), "v", now + 50)).ok());
+  REQUIRE(c.put(kv("keep", "v")).ok());
+  f.clk.advance_ms(51);
+  auto g = c.get("t0");
+  REQUIRE(g.ok());
+  CHECK_FALSE(g->has_value());
+  size_t swept = 0;
+  for (int round = 0; round < 100; ++round)
+    swept += c.sweep_expired(10);
+  // memory and L3 each held 99 remaining expired copies
+  CHECK(swept >= 99);
+  for (int i = 1; i < 100; ++i)
+    CHECK(c.locate("t" + std::to_string(i)) == nullptr);
+  CHECK(c.locate("keep") != nullptr);
+}
+
+TEST_CASE("tier chain: limits are checked before any tier is touched") {
+  chain_fixture f;
+  auto& c = *f.chain;
+  auto st = c.put(kv(std::string(64 * 1024 + 1, 'k'), "v"));
+  CHECK(st.code() == errc::key_too_large);
+  CHECK(c.stats()[2].second.entries == 0);
+}
+
+TEST_CASE("tier chain: memory-only chain works without L3") {
+  fake_clock clk;
+  tier_chain_config cfg;
+  cfg.memory.capacity_bytes = 1 << 20;
+  tier_chain c{cfg, clk};
+  REQUIRE(c.put(kv("m", "1")).ok());
+  CHECK((*c.get("m"))->value == "1");
+  CHECK(c.stats().size() == 2);
+  REQUIRE(c.clear().ok());
+  CHECK_FALSE(c.get("m")->has_value());
+}

@@ -1,0 +1,172 @@
+#include "tiers/tier_chain.hpp"
+
+namespace kura {
+
+namespace {
+
+enum tier_index : size_t { i_l1 = 0, i_l2 = 1, i_l3 = 2, i_l4 = 3 };
+
+} // namespace
+
+tier_chain::tier_chain(tier_chain_config cfg, const clock& clk, std::unique_ptr<tier> l3,
+                       std::unique_ptr<tier> l4)
+  : cfg_(std::move(cfg)),
+    clk_(clk),
+    mem_(std::make_unique<memory_cache>(cfg_.memory)),
+    l3_(std::move(l3)),
+    l4_(std::move(l4)) {
+  // L3 keeps every live entry; what it evicts for size moves down to the
+  // archive instead of disappearing. Without an L3 the archive is fed by
+  // memory evictions (a memory + archive chain).
+  tier* feeder = l3_ ? l3_.get() : nullptr;
+  if (feeder && l4_) {
+    feeder->set_eviction_listener([this](entry&& e) {
+      if (!e.expired(clk_.now_ms()))
+        (void)l4_->put(std::move(e), clk_.now_ms());
+    });
+  }
+}
+
+tier_chain::~tier_chain() = default;
+
+result<std::optional<entry>> tier_chain::get(std::string_view key) {
+  const uint64_t now = clk_.now_ms();
+  const uint64_t t0 = clk_.mono_ns();
+  // Memory first. locate() is a hash probe without side effects; it tells which
+  // of L1/L2 answered so the hit is booked on the right tier.
+  auto region = mem_->locate(key);
+  auto m = mem_->get(key, now);
+  if (!m.ok())
+    return m;
+  if (m->has_value()) {
+    size_t i = region == memory_region::l1 ? i_l1 : i_l2;
+    ++hits_[i];
+    lat_[i].record(clk_.mono_ns() - t0);
+    return m;
+  }
+  ++misses_[i_l1];
+  ++misses_[i_l2];
+  // L3, then L4: the first tier that has it answers, and the entry is promoted.
+  if (l3_) {
+    auto r = l3_->get(key, now);
+    if (!r.ok())
+      return r;
+    if (r->has_value()) {
+      ++hits_[i_l3];
+      (void)mem_->put(**r, now);
+      lat_[i_l3].record(clk_.mono_ns() - t0);
+      return r;
+    }
+    ++misses_[i_l3];
+  }
+  if (l4_) {
+    auto r = l4_->get(key, now);
+    if (!r.ok())
+      return r;
+    if (r->has_value()) {
+      ++hits_[i_l4];
+      (void)mem_->put(**r, now);
+      // Back into L3 (it makes room by pushing its coldest down); the archive
+      // copy is dropped so a key lives in exactly one persistent tier.
+      if (l3_ && l3_->put(**r, now).ok())
+        (void)l4_->erase(key);
+      lat_[i_l4].record(clk_.mono_ns() - t0);
+      return r;
+    }
+    ++misses_[i_l4];
+  }
+  return std::optional<entry>{};
+}
+
+status tier_chain::put(entry e) {
+  if (auto st = cfg_.lim.check(e); !st.ok())
+    return st;
+  const uint64_t now = clk_.now_ms();
+  // Persistent tier first: if L3 refuses (out of space, I/O), memory is not
+  // changed and the caller sees the error.
+  if (l3_) {
+    if (auto st = l3_->put(e, now); !st.ok())
+      return st;
+  }
+  return mem_->put(std::move(e), now);
+}
+
+result<bool> tier_chain::erase(std::string_view key) {
+  bool any = false;
+  auto m = mem_->erase(key);
+  if (!m.ok())
+    return m;
+  any |= *m;
+  for (tier* t : {l3_.get(), l4_.get()}) {
+    if (!t)
+      continue;
+    auto r = t->erase(key);
+    if (!r.ok())
+      return r;
+    any |= *r;
+  }
+  return any;
+}
+
+size_t tier_chain::sweep_expired(size_t budget) {
+  const uint64_t now = clk_.now_ms();
+  size_t done = mem_->sweep_expired(now, budget);
+  for (tier* t : {l3_.get(), l4_.get()}) {
+    if (t && done < budget)
+      done += t->sweep_expired(now, budget - done);
+  }
+  return done;
+}
+
+const char* tier_chain::locate(std::string_view key) {
+  switch (mem_->locate(key)) {
+    case memory_region::l1: return "l1";
+    case memory_region::l2: return "l2";
+    case memory_region::none: break;
+  }
+  const uint64_t now = clk_.now_ms();
+  if (l3_) {
+    auto r = l3_->get(key, now, false);
+    if (r.ok() && r->has_value())
+      return "l3";
+  }
+  if (l4_) {
+    auto r = l4_->get(key, now, false);
+    if (r.ok() && r->has_value())
+      return "l4";
+  }
+  return nullptr;
+}
+
+status tier_chain::clear() {
+  if (auto st = mem_->clear(); !st.ok())
+    return st;
+  for (tier* t : {l3_.get(), l4_.get()}) {
+    if (t) {
+      if (auto st = t->clear(); !st.ok())
+        return st;
+    }
+  }
+  return {};
+}
+
+std::vector<std::pair<std::string, tier_stats>> tier_chain::stats() const {
+  std::vector<std::pair<std::string, tier_stats>> out;
+  // The tiers count their own entries, bytes and evictions; the chain adds the
+  // walk's view: which tier answered (hits), which was passed (misses), latency.
+  auto with_walk = [&](tier_stats s, size_t i) {
+    s.hits = hits_[i];
+    s.misses = misses_[i];
+    s.get_latency = lat_[i];
+    return s;
+  };
+  out.emplace_back("l1", with_walk(mem_->l1_stats(), i_l1));
+  out.emplace_back("l2", with_walk(mem_->l2_stats(), i_l2));
+  if (l3_)
+    out.emplace_back("l3", with_walk(l3_->stats(), i_l3));
+  if (l4_)
+    out.emplace_back("l4", with_walk(l4_->stats(), i_l4));
+  return out;
+}
+
+} // namespace kura
