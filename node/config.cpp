@@ -38,7 +38,9 @@ node_config::node_config() {
     .add(l3_map_size, "map-size", "LMDB map size in bytes")
     .add(l3_max_bytes, "max-bytes", "L3 size budget (0 = 90% of map-size)")
     .add(l3_write_behind_high_water, "write-behind-high-water",
-         "queued write-behind operations before clients are slowed down");
+         "queued write-behind operations before clients are slowed down")
+    .add(l3_write_behind_high_water_bytes, "write-behind-high-water-bytes",
+         "queued write-behind bytes (keys + values) before clients are slowed down");
   opt_group{custom_options_, "kura.expiry"}
     .add(sweep_interval, "sweep-interval", "active expiry period")
     .add(sweep_budget, "sweep-budget", "entries examined per sweep and shard");

@@ -44,6 +44,7 @@ struct node_config : caf::actor_system_config {
   uint64_t l3_map_size = 8ull << 30;
   uint64_t l3_max_bytes = 0;
   uint64_t l3_write_behind_high_water = 200000;
+  uint64_t l3_write_behind_high_water_bytes = 256ull << 20;
 
   // -- kura.expiry ----------------------------------------------------------------
   caf::timespan sweep_interval = std::chrono::milliseconds(100);

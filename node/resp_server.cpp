@@ -19,6 +19,9 @@ using housekeeping_atom = atom_constant<atom("housekeep")>;
 using resume_atom = atom_constant<atom("resume")>;
 
 constexpr uint32_t housekeeping_ms = 100;
+/// A read that leaves this many write-behind ops pending sends them to L3 at
+/// once (if L3 has credit); smaller batches leave with the next ack or tick.
+constexpr size_t batch_eager_ops = 256;
 
 struct conn {
   std::string in; ///< unconsumed input; a waiting command stays at its front
@@ -26,7 +29,7 @@ struct conn {
   session sess;
   bool waiting = false; ///< the command at the front waits for L3
   bool closing = false;
-  bool halted = false; ///< reading stopped for back-pressure
+  bool halted = false; ///< commands paused for back-pressure
 };
 
 struct resp_state {
@@ -72,10 +75,14 @@ void push_metrics(resp_state& st) {
                               st.facts.rejected_connections);
 }
 
+/// Stops running commands of `hdl` until L3 catches up. The connection keeps
+/// reading into its input buffer (bounded by the query buffer limit): CAF
+/// 0.17's halt()/trigger() pair did not resume reading a halted connection in
+/// our tests, and clients that wait for replies stop sending on their own.
 void stall(self_ptr self, connection_handle hdl, conn& c) {
   auto& st = self->state;
+  st.core->flush_writes(false); // hand L3 what is pending now, not at the next tick
   if (!c.halted) {
-    self->halt(hdl);
     c.halted = true;
     st.stalled.push_back(hdl);
   }
@@ -239,6 +246,8 @@ void process(self_ptr self, connection_handle hdl) {
   }
   if (off > 0)
     c.in.erase(0, off);
+  if (st.core->pending_ops() >= batch_eager_ops)
+    st.core->flush_writes(false);
   self->flush(hdl);
   if (c.closing) {
     self->close(hdl);
@@ -314,7 +323,7 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
         update_facts(st);
         return;
       }
-      if (!c.waiting)
+      if (!c.waiting && !c.halted)
         process(self, msg.handle);
     },
     [=](const connection_closed_msg& msg) {
@@ -338,7 +347,6 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
         if (it == st.conns.end())
           continue;
         it->second.halted = false;
-        self->trigger(hdl);
         process(self, hdl);
       }
     },
