@@ -43,7 +43,9 @@ void store_core::clear() {
 }
 
 void store_core::flush_writes(bool force) {
-  if (pending_.ops.empty() || !l3)
+  // Without the store broker (not initialised yet) acks would go nowhere and
+  // the credit would be lost: keep the batch until the broker exists.
+  if (pending_.ops.empty() || !l3 || !broker)
     return;
   if (!force && in_flight_batches_ >= 2)
     return;
@@ -52,10 +54,7 @@ void store_core::flush_writes(bool force) {
   in_flight_ops_ += n;
   queued_ -= n;
   ++in_flight_batches_;
-  if (broker)
-    caf::send_as(broker, l3, std::move(pending_));
-  else
-    caf::anon_send(l3, std::move(pending_));
+  caf::send_as(broker, l3, std::move(pending_));
   pending_ = l3_batch{};
 }
 

@@ -53,11 +53,13 @@
 // Opening. A file that does not start with LMDB's meta page magic is foreign; a
 // meta page that LMDB's own checks accept but that points past the end of the
 // file (a truncated copy) would make LMDB fault on the mmap, so we check that
-// before LMDB maps it. An LMDB environment without kura.meta is another
-// program's. None of this needs kura to trust the bytes it reads.
+// before LMDB maps it, and (verify_on_open) walk every tree with pread to
+// check what LMDB would otherwise trust (l3_verify.hpp). An LMDB environment
+// without kura.meta is another program's.
 #include "tiers/l3_lmdb.hpp"
 
 #include "tiers/l3_format.hpp"
+#include "tiers/l3_verify.hpp"
 
 #include <lmdb.h>
 
@@ -117,95 +119,6 @@ struct txn_guard {
     return rc;
   }
 };
-
-/// What LMDB's meta pages say, read with plain pread (no mmap).
-struct meta_probe {
-  uint32_t psize = 0;
-  uint64_t last_pg = 0;
-  uint64_t txnid = 0;
-  uint64_t main_root = 0;
-};
-
-constexpr uint32_t lmdb_magic = 0xBEEFC0DEu;
-constexpr uint64_t invalid_pgno = ~0ull;
-
-/// Reads and checks the two meta pages of `file` before LMDB maps it. Layout
-/// (LMDB 0.9, 64-bit): page header 16 bytes, then MDB_meta { u32 magic, u32
-/// version, void* address, size_t mapsize, MDB_db dbs[2] (48 bytes each; the
-/// free DB's md_pad holds the page size), pgno last_pg, txnid }.
-status probe_data_file(const std::string& file) {
-  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return status{errc::io_error, "cannot read " + file + ": " + std::strerror(errno)};
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    int e = errno;
-    ::close(fd);
-    return status{errc::io_error, "cannot stat " + file + ": " + std::strerror(e)};
-  }
-  auto size = static_cast<uint64_t>(st.st_size);
-  if (size == 0) {
-    ::close(fd);
-    return {}; // LMDB initializes an empty file as a new environment
-  }
-  auto read_meta = [&](uint64_t off, meta_probe& m, std::string& why) -> int {
-    // returns 0 = ok, 1 = no magic, 2 = bad/short
-    char buf[160];
-    ssize_t n = ::pread(fd, buf, sizeof buf, static_cast<off_t>(off));
-    if (n < static_cast<ssize_t>(sizeof buf)) {
-      why = "file ends inside the meta page at offset " + std::to_string(off);
-      return 2;
-    }
-    const char* p = buf + 16;
-    if (fmt::get_le(p, 4) != lmdb_magic) {
-      why = "no LMDB magic at offset " + std::to_string(off);
-      return 1;
-    }
-    uint32_t ver = static_cast<uint32_t>(fmt::get_le(p + 4, 4));
-    if (ver != 1) {
-      why = "LMDB data version " + std::to_string(ver) + " (this build reads version 1)";
-      return 3;
-    }
-    m.psize = static_cast<uint32_t>(fmt::get_le(p + 24, 4));
-    m.main_root = fmt::get_le(p + 72 + 40, 8);
-    m.last_pg = fmt::get_le(p + 120, 8);
-    m.txnid = fmt::get_le(p + 128, 8);
-    if (m.psize < 512 || m.psize > 65536 || (m.psize & (m.psize - 1)) != 0) {
-      why = "meta page names page size " + std::to_string(m.psize);
-      return 2;
-    }
-    return 0;
-  };
-  meta_probe m0, m1;
-  std::string why;
-  int r0 = read_meta(0, m0, why);
-  if (r0 == 1 || r0 == 3) {
-    ::close(fd);
-    return status{errc::foreign_file,
-                  file + " is not a kura L3 file (not an LMDB environment: " + why + ")"};
-  }
-  if (r0 != 0) {
-    ::close(fd);
-    return status{errc::corrupt, file + " is corrupt: " + why};
-  }
-  int r1 = read_meta(m0.psize, m1, why);
-  ::close(fd);
-  if (r1 != 0)
-    return status{errc::corrupt, file + " is corrupt or truncated: second meta page: " + why};
-  const meta_probe& m = m1.txnid > m0.txnid ? m1 : m0; // LMDB uses the newer one
-  if (m1.psize != m0.psize)
-    return status{errc::corrupt, file + " is corrupt: the meta pages disagree on the page size"};
-  uint64_t need = (m.last_pg + 1) * m.psize;
-  if (m.last_pg < 1 || size < need)
-    return status{errc::corrupt, file + " is truncated or corrupt: its meta page says "
-                                   + std::to_string(need) + " bytes are in use, the file has "
-                                   + std::to_string(size)};
-  if (m.main_root != invalid_pgno && (m.main_root < 2 || m.main_root > m.last_pg))
-    return status{errc::corrupt, file + " is corrupt: root page " + std::to_string(m.main_root)
-                                   + " lies outside the " + std::to_string(m.last_pg + 1)
-                                   + " pages in use"};
-  return {};
-}
 
 } // namespace
 
@@ -717,8 +630,14 @@ result<std::unique_ptr<l3_lmdb>> l3_lmdb::open(l3_config cfg, const clock& clk) 
   if (::stat(data_file.c_str(), &sb) == 0) {
     if (!S_ISREG(sb.st_mode))
       return error{errc::foreign_file, data_file + " is not a regular file"};
-    if (auto s = probe_data_file(data_file); !s)
-      return s.err();
+    if (sb.st_size > 0) {
+      auto m = l3_verify::read_meta(data_file);
+      if (!m)
+        return m.err();
+      if (cfg.verify_on_open)
+        if (auto s = l3_verify::verify_trees(data_file, *m); !s)
+          return s.err();
+    }
   }
 
   auto p = std::make_unique<impl>(cfg, clk);

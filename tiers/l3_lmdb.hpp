@@ -50,6 +50,10 @@ struct l3_config {
   /// faster, but LMDB warns that a machine crash between sync() calls can
   /// corrupt the environment (a killed process loses nothing either way).
   bool fsync_batches = true;
+  /// Walk every B-tree page of data.mdb at open (pread, before LMDB maps it),
+  /// so that damaged pages give errc::corrupt instead of crashing LMDB. Costs
+  /// one read of the tree pages (about 0.1 s per 100 MB in the page cache).
+  bool verify_on_open = true;
 };
 
 class l3_lmdb final : public tier {

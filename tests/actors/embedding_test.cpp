@@ -53,7 +53,8 @@ TEST_CASE("embedded kura: get/set/del/expire/tier through the typed handle") {
     CHECK(got(kv.get("a")) == std::optional<std::string>{});
     CHECK(!kv.set("a", "1"));
     CHECK(got(kv.get("a")) == std::optional<std::string>{"1"});
-    CHECK(got(kv.tier("a")) == std::string{"l1"});
+    auto t = got(kv.tier("a"));
+    CHECK((t == "l1" || t == "l2")); // memory; the cache decides the region
     CHECK(got(kv.del("a")) == true);
     CHECK(got(kv.del("a")) == false);
     CHECK(got(kv.expire("a", 1000)) == false);

@@ -262,7 +262,8 @@ TEST_CASE_FIXTURE(fixture, "server and connection commands") {
                  "# L3"})
     CHECK(info.find(s) != std::string::npos);
   run("SET k v");
-  CHECK(run("KURA.TIER k") == "$2\r\nl1\r\n");
+  auto t = run("KURA.TIER k");
+  CHECK((t == "$2\r\nl1\r\n" || t == "$2\r\nl2\r\n")); // memory
   CHECK(run("KURA.TIER nope") == "$4\r\nnone\r\n");
   CHECK(run("QUIT") == "+OK\r\n");
   CHECK(sess.quit);

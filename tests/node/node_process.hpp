@@ -214,6 +214,19 @@ private:
   std::string buf_;
 };
 
+/// GET http://127.0.0.1:port/path with a raw socket; returns the body.
+inline std::string http_get(uint16_t port, const std::string& path) {
+  client c(port);
+  if (!c.ok())
+    return {};
+  c.send("GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+  while (c.fill(5000)) {
+  }
+  auto& all = c.buffer();
+  auto p = all.find("\r\n\r\n");
+  return p == std::string::npos ? std::string{} : all.substr(p + 4);
+}
+
 /// Raises this process's open-file limit (children inherit it).
 inline void raise_fd_limit(rlim_t want) {
   rlimit r{};
