@@ -1260,8 +1260,13 @@ struct archive::impl {
     j.cursor += len;
     done_bytes += len;
     j.prog.bytes_done += len;
-    if (throttle)
-      throttle(len);
+    throttle_hook t;
+    {
+      std::lock_guard<std::mutex> g(mu);
+      t = throttle; // set_throttle() may be called from another thread
+    }
+    if (t)
+      t(len); // may sleep: never under the lock
     return {};
   }
 
@@ -1817,6 +1822,7 @@ result<compaction_progress> archive::compact(double threshold) {
 }
 
 void archive::set_throttle(throttle_hook hook) {
+  std::lock_guard<std::mutex> g(impl_->mu);
   impl_->throttle = std::move(hook);
 }
 

@@ -106,36 +106,72 @@ result<entry> decode_record(std::string_view raw, size_t offset, size_t* next) {
   return e;
 }
 
+namespace {
+
+// LEB128: 7 bits per byte, high bit = more bytes follow.
+void put_varint(std::string& s, uint64_t v) {
+  while (v >= 0x80) {
+    s.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  s.push_back(static_cast<char>(v));
+}
+
+bool get_varint(std::string_view b, size_t& pos, uint64_t& v) {
+  v = 0;
+  for (int shift = 0; shift < 64 && pos < b.size(); shift += 7) {
+    auto byte = static_cast<uint8_t>(b[pos++]);
+    v |= static_cast<uint64_t>(byte & 0x7f) << shift;
+    if ((byte & 0x80) == 0)
+      return shift < 63 || byte <= 1;
+  }
+  return false;
+}
+
+} // namespace
+
 std::string encode(const location& l) {
+  // Varints: an index entry is read and written once per key, and its size
+  // is most of the index's size (about 20 bytes instead of 50 fixed).
   std::string s;
-  s.reserve(location_size);
+  s.reserve(32);
   put_u8(s, 1);
-  put_u64(s, l.segment);
-  put_u64(s, l.block_offset);
-  put_u32(s, l.block_len);
-  put_u32(s, l.record_offset);
-  put_u32(s, l.record_len);
-  put_u64(s, l.expiry_ms);
+  put_varint(s, l.segment);
+  put_varint(s, l.block_offset);
+  put_varint(s, l.block_len);
+  put_varint(s, l.record_offset);
+  put_varint(s, l.record_len);
+  put_varint(s, l.expiry_ms);
   put_u64(s, l.ver.hlc);
-  put_u32(s, l.ver.node);
+  put_varint(s, l.ver.node);
   put_u8(s, l.flags);
   return s;
 }
 
 result<location> decode_location(std::string_view b) {
-  if (b.size() != location_size || b[0] != 1)
-    return error{errc::corrupt, "index value has a bad size or version"};
-  const char* p = b.data() + 1;
+  if (b.empty() || b[0] != 1)
+    return error{errc::corrupt, "index value has a bad version"};
+  size_t pos = 1;
+  uint64_t seg, off, blen, roff, rlen, expiry, node;
+  if (!get_varint(b, pos, seg) || !get_varint(b, pos, off) || !get_varint(b, pos, blen) ||
+      !get_varint(b, pos, roff) || !get_varint(b, pos, rlen) || !get_varint(b, pos, expiry) ||
+      b.size() - pos < 8)
+    return error{errc::corrupt, "index value truncated"};
+  uint64_t hlc = get_u64(b.data() + pos);
+  pos += 8;
+  if (!get_varint(b, pos, node) || b.size() - pos != 1 || blen > 0xffffffffu ||
+      roff > 0xffffffffu || rlen > 0xffffffffu || node > 0xffffffffu)
+    return error{errc::corrupt, "index value malformed"};
   location l;
-  l.segment = get_u64(p);
-  l.block_offset = get_u64(p + 8);
-  l.block_len = get_u32(p + 16);
-  l.record_offset = get_u32(p + 20);
-  l.record_len = get_u32(p + 24);
-  l.expiry_ms = get_u64(p + 28);
-  l.ver.hlc = get_u64(p + 36);
-  l.ver.node = get_u32(p + 44);
-  l.flags = static_cast<uint8_t>(p[48]);
+  l.segment = seg;
+  l.block_offset = off;
+  l.block_len = static_cast<uint32_t>(blen);
+  l.record_offset = static_cast<uint32_t>(roff);
+  l.record_len = static_cast<uint32_t>(rlen);
+  l.expiry_ms = expiry;
+  l.ver.hlc = hlc;
+  l.ver.node = static_cast<uint32_t>(node);
+  l.flags = static_cast<uint8_t>(b[pos]);
   return l;
 }
 

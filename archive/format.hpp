@@ -112,7 +112,7 @@ struct location {
   }
 };
 
-constexpr size_t location_size = 50;
+/// Encoded with varints (docs/formats-archive.md); typically 20-30 bytes.
 std::string encode(const location& l);
 result<location> decode_location(std::string_view bytes);
 

@@ -713,3 +713,159 @@ TEST_CASE("random operations agree with a model, across reopens and compactions"
     CHECK(a->stats().entries == live);
   }
 }
+
+TEST_CASE("random byte damage: every read is the right value or a corrupt error") {
+  test::temp_dir dir;
+  fake_clock clk;
+  auto cfg = small_config(dir.path, codec_id::zstd);
+  auto now = clk.now_ms();
+  {
+    auto a = must_open(cfg, clk);
+    for (int i = 0; i < 400; ++i)
+      REQUIRE(a->put(make_entry("k" + std::to_string(i), test::json_value(i, 200)), now).ok());
+  }
+  rng r(77);
+  auto names = posix_env::instance().list_dir(dir.path);
+  REQUIRE(names.ok());
+  int flipped = 0;
+  for (auto& n : *names) {
+    uint64_t id;
+    if (!format::parse_segment_file_name(n, id))
+      continue;
+    auto p = dir.path + "/" + n;
+    auto bytes = read_file(p);
+    for (int k = 0; k < 3; ++k) {
+      bytes[r.below(bytes.size())] ^= static_cast<char>(1 + r.below(255));
+      ++flipped;
+    }
+    write_file(p, bytes);
+  }
+  REQUIRE(flipped > 0);
+  auto a = must_open(cfg, clk);
+  size_t good = 0, bad = 0;
+  for (int i = 0; i < 400; ++i) {
+    auto got = a->get("k" + std::to_string(i), now);
+    if (got.ok()) {
+      REQUIRE(got->has_value());
+      CHECK((*got)->value == test::json_value(i, 200));
+      ++good;
+    } else {
+      CHECK(got.code() == errc::corrupt);
+      ++bad;
+    }
+  }
+  CHECK(bad > 0);
+  CHECK(good > bad); // damage stays local to the hit blocks
+  // Compaction and retention work around the damage.
+  REQUIRE(a->compact(1.1).ok());
+  REQUIRE(a->enforce_retention(now).ok());
+  for (int i = 0; i < 400; ++i) {
+    auto got = a->get("k" + std::to_string(i), now);
+    if (got.ok() && got->has_value())
+      CHECK((*got)->value == test::json_value(i, 200));
+  }
+}
+
+TEST_CASE("a damaged dictionary fails only the segments that use it") {
+  test::temp_dir dir;
+  fake_clock clk;
+  auto cfg = small_config(dir.path, codec_id::zstd_dict);
+  cfg.segment_bytes = 16 * 1024;
+  auto now = clk.now_ms();
+  {
+    auto a = must_open(cfg, clk);
+    for (int i = 0; i < 2000; ++i)
+      REQUIRE(a->put(make_entry("k" + std::to_string(i), test::json_value(i, 250)), now).ok());
+    REQUIRE(a->flush().ok());
+    REQUIRE(!a->inspect().dictionaries.empty());
+  }
+  auto dict = dir.path + "/" + format::dict_file_name(1);
+  write_file(dict, "garbage, not a zstd dictionary");
+  auto a = must_open(cfg, clk);
+  size_t good = 0, bad = 0;
+  for (int i = 0; i < 2000; ++i) {
+    auto got = a->get("k" + std::to_string(i), now);
+    if (got.ok()) {
+      REQUIRE(got->has_value());
+      CHECK((*got)->value == test::json_value(i, 250));
+      ++good;
+    } else {
+      CHECK(got.code() == errc::corrupt);
+      CHECK(got.err().message.find("dictionary 1") != std::string::npos);
+      ++bad;
+    }
+  }
+  CHECK(good > 0); // the first segment is plain zstd
+  CHECK(bad > 0);
+  // New writes get a fresh dictionary and read back.
+  for (int i = 0; i < 2000; ++i)
+    REQUIRE(a->put(make_entry("n" + std::to_string(i), test::json_value(i, 250)), now).ok());
+  REQUIRE(a->flush().ok());
+  for (int i = 0; i < 2000; i += 7)
+    CHECK(value_of(*a, "n" + std::to_string(i), now) == test::json_value(i, 250));
+}
+
+TEST_CASE("readers, a writer, compaction and retention at once") {
+  test::temp_dir dir;
+  fake_clock clk; // never advanced: reads of it from threads are fine
+  auto cfg = small_config(dir.path, codec_id::zstd_dict);
+  cfg.segment_bytes = 8 * 1024;
+  auto a = must_open(cfg, clk);
+  auto now = clk.now_ms();
+  for (int i = 0; i < 500; ++i)
+    REQUIRE(a->put(make_entry("r" + std::to_string(i), test::json_value(i, 120)), now).ok());
+  REQUIRE(a->flush().ok());
+  std::atomic<bool> stop{false};
+  std::atomic<int> errors{0};
+  std::map<std::string, std::string> model; // the writer's keys, owned by the writer
+  std::thread writer([&] {
+    rng r(1);
+    for (int op = 0; op < 4000; ++op) {
+      auto k = "w" + std::to_string(r.below(300));
+      if (r.chance(0.7)) {
+        auto v = test::json_value(r.next(), 50 + r.below(300));
+        if (!a->put(make_entry(k, v), now).ok())
+          errors++;
+        model[k] = v;
+      } else {
+        if (!a->erase(k).ok())
+          errors++;
+        model.erase(k);
+      }
+      if (op % 200 == 0 && !a->flush().ok())
+        errors++;
+    }
+    if (!a->flush().ok())
+      errors++;
+  });
+  std::thread reader([&] {
+    rng r(2);
+    while (!stop.load()) {
+      int i = static_cast<int>(r.below(500));
+      auto got = a->get("r" + std::to_string(i), now);
+      if (!got.ok() || !got->has_value() || (*got)->value != test::json_value(i, 120))
+        errors++;
+      (void)a->inspect();
+      (void)a->stats();
+    }
+  });
+  std::thread maintenance([&] {
+    while (!stop.load()) {
+      if (!a->compact(0.7).ok())
+        errors++;
+      if (!a->enforce_retention(now).ok())
+        errors++;
+      (void)a->sweep_expired(now, 50);
+    }
+  });
+  writer.join();
+  stop = true;
+  reader.join();
+  maintenance.join();
+  CHECK(errors.load() == 0);
+  for (auto& [k, v] : model)
+    CHECK(value_of(*a, k, now) == v);
+  CHECK(a->stats().entries == 500 + model.size());
+  for (int i = 0; i < 500; ++i)
+    CHECK(value_of(*a, "r" + std::to_string(i), now) == test::json_value(i, 120));
+}

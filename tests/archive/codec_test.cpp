@@ -75,11 +75,37 @@ TEST_CASE("format decoders survive random bytes") {
   l.expiry_ms = 77;
   l.ver = version{5, 6};
   l.flags = 1;
-  auto d = format::decode_location(format::encode(l));
+  auto enc = format::encode(l);
+  auto d = format::decode_location(enc);
   REQUIRE(d.ok());
   CHECK(d->same_place(l));
   CHECK(d->expiry_ms == 77);
   CHECK(d->ver == l.ver);
+  CHECK(d->block_len == 99);
+  CHECK(d->record_len == 40);
+  CHECK(d->flags == 1);
+  CHECK(enc.size() < 25);
+  // Every truncation and any trailing byte are rejected.
+  for (size_t n = 0; n < enc.size(); ++n)
+    CHECK(format::decode_location(enc.substr(0, n)).code() == errc::corrupt);
+  CHECK(format::decode_location(enc + "x").code() == errc::corrupt);
+  // Extremes round-trip.
+  l.segment = ~0ull;
+  l.block_offset = ~0ull;
+  l.block_len = ~0u;
+  l.record_offset = ~0u;
+  l.record_len = ~0u;
+  l.expiry_ms = ~0ull;
+  l.ver = version{~0ull, ~0u};
+  auto big = format::decode_location(format::encode(l));
+  REQUIRE(big.ok());
+  CHECK(big->same_place(l));
+  CHECK(big->expiry_ms == ~0ull);
+  CHECK(big->ver == l.ver);
+  CHECK(big->record_len == ~0u);
+  // An 11-byte varint (more than 64 bits) is rejected.
+  CHECK(format::decode_location(std::string("\x01") + std::string(10, '\xff') + '\x7f').code() ==
+        errc::corrupt);
   format::segment_header h;
   h.codec = codec_id::zstd_dict;
   h.dict_id = 3;
