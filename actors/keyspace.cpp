@@ -48,6 +48,10 @@ bool keyspace::maybe_in_l3(std::string_view key) const noexcept {
   return true;
 }
 
+void keyspace::saturate_filter() noexcept {
+  std::fill(filter_.begin(), filter_.end(), ~uint64_t{0});
+}
+
 void keyspace::note_in_l3(std::string_view key) noexcept {
   if (!l3_)
     return;
@@ -195,8 +199,8 @@ const char* keyspace::tier_of(std::string_view key) {
     default:
       break;
   }
-  if (overlay_entry(key, clk_.now_ms()))
-    return "l3";
+  if (auto* e = overlay_entry(key, clk_.now_ms()))
+    return (e->flags & from_archive_flag) != 0 ? "l4" : "l3";
   return "none";
 }
 

@@ -55,6 +55,10 @@ struct keyspace_config {
   uint64_t filter_bits = 1ull << 25; ///< L3 presence filter size
 };
 
+/// Set on staged entries that L4 (the archive) answered; never stored
+/// (finish_lookup clears it when it promotes the entry).
+constexpr uint8_t from_archive_flag = 1u << 7;
+
 /// L3 answers for the keys of one waiting command: key -> entry or nullopt.
 using staged_entries = std::unordered_map<std::string, std::optional<entry>>;
 
@@ -80,6 +84,8 @@ public:
   bool maybe_in_l3(std::string_view key) const noexcept;
   /// Records that L3 holds (or will hold) `key`.
   void note_in_l3(std::string_view key) noexcept;
+  /// Makes every key "maybe in L3" (L4 holds keys the filter cannot list).
+  void saturate_filter() noexcept;
 
   // -- L3 overlay and promotion ------------------------------------------------------
 
@@ -126,7 +132,7 @@ public:
   bool erase(std::string_view key);
   /// Changes the expiry of a live key (0 = persist); false when absent.
   bool set_expiry(std::string_view key, uint64_t expiry_ms);
-  /// "l1", "l2", "l3" (only in the overlay) or "none".
+  /// "l1", "l2", "l3", "l4" (only in the overlay) or "none".
   const char* tier_of(std::string_view key);
   /// Drops everything in memory and in L3.
   void clear();

@@ -71,9 +71,19 @@ void store_core::on_ack(uint64_t ops, uint64_t bytes) {
 }
 
 void finish_lookup(store_core& core, staged_entries& staged, uint64_t seq) {
-  for (auto& kv : staged)
-    if (kv.second)
-      core.ks().promote(std::move(*kv.second), seq);
+  for (auto& kv : staged) {
+    if (!kv.second)
+      continue;
+    if ((kv.second->flags & from_archive_flag) != 0) {
+      // an L4 hit goes back to L3 too (which then drops the archived copy),
+      // unless the key changed while the lookup was in flight
+      kv.second->flags &= static_cast<uint8_t>(~from_archive_flag);
+      if (!core.ks().stale(seq) && !core.ks().touched_after(kv.first, seq)
+          && !kv.second->expired(core.ks().clock().now_ms()))
+        core.write(*kv.second);
+    }
+    core.ks().promote(std::move(*kv.second), seq);
+  }
   core.ks().end_lookup();
 }
 
@@ -84,6 +94,7 @@ namespace {
 struct l3_state {
   std::shared_ptr<l3_lmdb> db;
   std::shared_ptr<l3_snapshot> snap;
+  std::shared_ptr<l3_below> below; ///< L4, or null
   const kura::clock* clk = nullptr;
   uint64_t applied = 0;
   uint64_t errors = 0;
@@ -115,8 +126,10 @@ struct l3_state {
 
 caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_lmdb> db,
                        std::shared_ptr<l3_snapshot> snap, const kura::clock* clk,
-                       uint32_t sweep_ms, size_t sweep_budget) {
+                       uint32_t sweep_ms, size_t sweep_budget,
+                       std::shared_ptr<l3_below> below) {
   auto& st = self->state;
+  st.below = std::move(below);
   st.db = std::move(db);
   st.snap = std::move(snap);
   st.clk = clk;
@@ -134,17 +147,26 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
       for (auto& op : b.ops) {
         try {
           switch (op.kind) {
-            case l3_op::put:
-              s.note(s.db->put(std::move(op.e).to_entry(), now));
+            case l3_op::put: {
+              std::string key = s.below ? op.e.key : std::string{};
+              auto st2 = s.db->put(std::move(op.e).to_entry(), now);
+              s.note(st2);
+              if (s.below && st2.ok())
+                s.below->written(key);
               break;
+            }
             case l3_op::erase: {
               auto r = s.db->erase(op.e.key);
               if (!r)
                 s.note(r.to_status());
+              if (s.below)
+                s.below->erase(op.e.key);
               break;
             }
             case l3_op::clear:
               s.note(s.db->clear());
+              if (s.below)
+                s.below->clear();
               break;
             default:
               s.note(status{errc::invalid_argument, "unknown write-behind operation"});
@@ -155,16 +177,19 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
       }
       s.applied += b.ops.size();
       s.note(s.db->maybe_flush(now));
+      if (s.below)
+        s.below->settle();
       s.publish(); // before the ack: whoever sees the ack sees these figures
       auto sender = caf::actor_cast<caf::actor>(self->current_sender());
       if (sender)
         self->send(sender, l3_ack_atom::value, static_cast<uint64_t>(b.ops.size()), bytes);
     },
-    [=](l3_lookup& q) -> l3_found {
+    [=](l3_lookup& q) -> caf::result<l3_found> {
       auto& s = self->state;
       l3_found f;
       f.seq = q.seq;
       auto now = s.clk->now_ms();
+      std::vector<std::string> missing;
       for (auto& k : q.keys) {
         auto r = s.db->get(k, now, true);
         if (!r) {
@@ -173,6 +198,16 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
         }
         if (*r && !(*r)->is_tombstone())
           f.entries.push_back(wire_entry::from(std::move(**r)));
+        else if (!*r && s.below)
+          missing.push_back(k);
+      }
+      if (!missing.empty()) {
+        // the L4 reader answers the requester directly
+        s.below->settle();
+        auto rp = self->make_response_promise();
+        rp.delegate(s.below->reader(), l4_lookup_atom::value, std::move(f),
+                    std::move(missing));
+        return rp;
       }
       return f;
     },
@@ -213,11 +248,15 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
       if (q.mode == l3_list::random && seen > 0)
         out.keys.push_back(reservoir);
       out.done = !more;
+      if (q.mode == l3_list::count && s.below && q.after.empty() && !more)
+        out.count += s.below->entries(); // archived keys count (DBSIZE)
       return out;
     },
     [=](l3_sync_atom) -> caf::result<caf::ok_atom> {
       auto& s = self->state;
       s.note(s.db->sync());
+      if (s.below)
+        s.below->settle();
       s.publish();
       return caf::ok_atom::value;
     },
@@ -226,6 +265,8 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
       auto now = s.clk->now_ms();
       s.note(s.db->maybe_flush(now));
       s.db->sweep_expired(now, s.sweep_budget);
+      if (s.below)
+        s.below->settle();
       s.publish();
       uint64_t next = s.sweep_ms;
       if (auto due = s.db->flush_due_in(now))
@@ -405,7 +446,8 @@ caf::behavior store_broker(caf::stateful_actor<store_state, caf::io::broker>* se
 // -- spawning and stopping ----------------------------------------------------------
 
 store_handles spawn_store(caf::actor_system& sys, store_config cfg,
-                          std::shared_ptr<l3_lmdb> l3db, const kura::clock& clk) {
+                          std::shared_ptr<l3_lmdb> l3db, const kura::clock& clk,
+                          std::shared_ptr<l3_below> below) {
   store_handles h;
   h.core = std::make_shared<store_core>(cfg, clk, l3db != nullptr);
   if (l3db) {
@@ -414,8 +456,10 @@ store_handles spawn_store(caf::actor_system& sys, store_config cfg,
       ks.note_in_l3(e.key);
       return true;
     });
+    if (below && below->entries() > 0)
+      ks.saturate_filter(); // archived keys: the filter cannot list them
     h.l3 = sys.spawn<caf::detached>(l3_actor, l3db, h.core->l3_stats, &clk,
-                                    cfg.sweep_interval_ms, cfg.sweep_budget);
+                                    cfg.sweep_interval_ms, cfg.sweep_budget, below);
     h.core->l3 = h.l3;
   }
   h.broker = sys.middleman().spawn_broker(store_broker, h.core);

@@ -77,6 +77,25 @@ private:
   data d_;
 };
 
+using l4_lookup_atom = caf::atom_constant<caf::atom("l4_lookup")>;
+
+/// The tier below L3 (L4, actors/archive_actors.hpp), as the L3 actor sees
+/// it. Every call runs on the L3 actor's thread.
+class l3_below {
+public:
+  virtual ~l3_below() = default;
+  /// Answers (l4_lookup_atom, l3_found so_far, keys) with l3_found.
+  virtual caf::actor reader() const = 0;
+  /// After each L3 step: commits what L3 evicted into L4.
+  virtual void settle() = 0;
+  /// L3 stored `key`: drop an archived copy.
+  virtual void written(std::string_view key) = 0;
+  virtual void erase(std::string_view key) = 0;
+  virtual void clear() = 0;
+  /// Live entries below L3 (added to DBSIZE).
+  virtual uint64_t entries() const = 0;
+};
+
 /// Keyspace plus the write-behind sender. See the file comment.
 class store_core final : public l3_port {
 public:
@@ -136,8 +155,11 @@ struct store_handles {
 /// Spawns the L3 actor (when `l3db` is given) and the store broker in `sys`
 /// (which must have loaded io::middleman). Loads every key L3 holds into the
 /// presence filter first. Stop it with `stop_store`.
+/// With `below` (L4), L3 misses are delegated to below->reader() and erases
+/// and clears reach L4 too.
 store_handles spawn_store(caf::actor_system& sys, store_config cfg,
-                          std::shared_ptr<l3_lmdb> l3db, const kura::clock& clk);
+                          std::shared_ptr<l3_lmdb> l3db, const kura::clock& clk,
+                          std::shared_ptr<l3_below> below = nullptr);
 
 /// Sends pending writes to L3, waits until L3 committed and synced them, then
 /// stops the store broker and the L3 actor. Call from a non-actor thread.

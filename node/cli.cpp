@@ -1,11 +1,12 @@
 // kura: the command-line client of a kura-node's ops actor (cluster port).
 //   kura [--host=H] [--port=P] [--timeout=MS] [--json] COMMAND [ARGS]
 //   commands: status | stats | config | get KEY | set KEY VALUE [TTL_MS] | del KEY
-//             | expire KEY TTL_MS | tier KEY | flush
+//             | expire KEY TTL_MS | tier KEY | flush | compact | archive
 // Human-readable tables by default, --json for scripts. Exit codes: 0 ok,
 // 1 the node answered with an error (or a usage error), 2 the node is not
 // reachable (connect is asynchronous and bounded by --timeout).
 #include "actors/messages.hpp"
+#include "node/archive_node.hpp"
 #include "node/ops.hpp"
 
 #include <caf/all.hpp>
@@ -40,7 +41,8 @@ struct options {
 void usage() {
   std::cerr << "usage: kura [--host=127.0.0.1] [--port=7379] [--timeout=3000] [--json] COMMAND\n"
                "  status | stats | config | get KEY | set KEY VALUE [TTL_MS] | del KEY\n"
-               "  expire KEY TTL_MS | tier KEY | flush\n";
+               "  expire KEY TTL_MS | tier KEY | flush\n"
+               "  compact (progress bar; --json: final summary) | archive (L4 segments)\n";
 }
 
 std::string json_str(std::string_view s) {
@@ -165,6 +167,8 @@ int main(int argc, char** argv) {
     need(2), req.op = kv_request::tier, req.key = o.args[1];
   } else if (cmd == "flush") {
     need(1), req.op = kv_request::flush;
+  } else if (cmd == "compact" || cmd == "archive") {
+    need(1);
   } else {
     std::cerr << "kura: unknown command '" << cmd << "'\n";
     usage();
@@ -194,6 +198,8 @@ int main(int argc, char** argv) {
   };
   if (!ops)
     unreachable(why);
+  if (cmd == "compact" || cmd == "archive")
+    finish(node::run_archive_command(sys, self, ops, cmd, o.json, timeout));
   std::string answer;
   bool answered = false;
   self->request(ops, timeout, node::ops_request_atom::value, encode_message(msg_type::kv_request, req))

@@ -47,8 +47,14 @@ node_config::node_config() {
   opt_group{custom_options_, "kura.archive"}
     .add(archive_max_bytes, "max-bytes", "L4 archive size budget")
     .add(archive_ttl_days, "ttl-days", "L4 retention in days")
-    .add(archive_codec, "codec", "lz4 or zstd")
-    .add(archive_index_memory, "index-memory", "L4 index memory");
+    .add(archive_codec, "codec", "lz4, zstd or zstd-dict")
+    .add(archive_index_memory, "index-memory", "L4 index memory")
+    .add(archive_enabled, "enabled", "archive entries L3 evicts (L4)")
+    .add(archive_level, "level", "codec level (lz4: 0 fast, 1..12 hc; zstd: 1..22)")
+    .add(archive_compact_threshold, "compact-threshold",
+         "rewrite segments whose live fraction is below this (0..1)")
+    .add(archive_compact_interval, "compact-interval", "scheduled compaction (0s = off)")
+    .add(archive_compact_rate, "compact-rate", "compaction read rate in bytes/s (0 = unlimited)");
   opt_group{custom_options_, "kura.prewarm"}
     .add(prewarm_enabled, "enabled", "predictive prewarming")
     .add(prediction_window, "prediction-window", "how far ahead to predict")
@@ -139,8 +145,22 @@ std::string node_config::check_values() {
     return bad("kura.l3.map-size", "at least 1048576");
   if (sweep_interval.count() <= 0)
     return bad("kura.expiry.sweep-interval", "must be positive");
-  if (archive_codec != "lz4" && archive_codec != "zstd")
-    return bad("kura.archive.codec", "lz4 or zstd");
+  if (archive_codec != "lz4" && archive_codec != "zstd" && archive_codec != "zstd-dict")
+    return bad("kura.archive.codec", "lz4, zstd or zstd-dict");
+  if (archive_level != -1 && archive_codec == "lz4" && (archive_level < 0 || archive_level > 12))
+    return bad("kura.archive.level", "0..12 for lz4");
+  if (archive_level != -1 && archive_codec != "lz4" && (archive_level < 1 || archive_level > 22))
+    return bad("kura.archive.level", "1..22 for zstd");
+  if (archive_max_bytes < (1u << 20))
+    return bad("kura.archive.max-bytes", "at least 1048576");
+  if (archive_ttl_days > 36500)
+    return bad("kura.archive.ttl-days", "0..36500 (0 = no age limit)");
+  if (archive_index_memory < (1u << 20))
+    return bad("kura.archive.index-memory", "at least 1048576");
+  if (!(archive_compact_threshold >= 0 && archive_compact_threshold <= 1))
+    return bad("kura.archive.compact-threshold", "must be within 0..1");
+  if (archive_compact_interval.count() < 0)
+    return bad("kura.archive.compact-interval", "must not be negative");
   if (min_confidence < 0 || min_confidence > 1)
     return bad("kura.prewarm.min-confidence", "must be within 0..1");
   if (replication_factor == 0)
@@ -183,6 +203,7 @@ std::string node_config::parse_and_validate(int argc, char** argv) {
     {"kura.l3.enabled", &l3_enabled},
     {"kura.l3.sync", &l3_sync},
     {"kura.prewarm.enabled", &prewarm_enabled},
+    {"kura.archive.enabled", &archive_enabled},
   };
   for (auto& a : file_args) {
     bool handled = false;
@@ -222,7 +243,8 @@ std::string node_config::summary() const {
   os << "port=" << port << " bind=" << bind << " metrics-port=" << metrics_port
      << " cluster-port=" << cluster_port << " data-dir=" << data_dir
      << " memory-bytes=" << memory_bytes << " shards=" << shards
-     << " l3=" << (l3_enabled ? (l3_sync ? "sync" : "write-behind") : "off");
+     << " l3=" << (l3_enabled ? (l3_sync ? "sync" : "write-behind") : "off")
+     << " l4=" << (l3_enabled && archive_enabled ? archive_codec : std::string("off"));
   return os.str();
 }
 

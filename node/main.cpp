@@ -3,7 +3,9 @@
 // SIGINT/SIGTERM, on which it stops accepting clients, flushes and syncs L3
 // and exits 0. Start-up problems (bad config, port in use, unwritable data
 // dir, corrupt L3) print one line and exit 1.
+#include "actors/archive_actors.hpp"
 #include "actors/store.hpp"
+#include "node/archive_node.hpp"
 #include "node/config.hpp"
 #include "node/metrics.hpp"
 #include "node/ops.hpp"
@@ -66,6 +68,13 @@ int main(int argc, char** argv) {
       return fail("cannot open L3 in " + lc.path + ": " + opened.err().to_string());
     l3db = std::shared_ptr<l3_lmdb>(std::move(*opened));
   }
+  std::shared_ptr<archive::archive> ar; // L4: below L3, so only with L3
+  if (l3db && cfg.archive_enabled) {
+    auto opened = node::open_archive(cfg, clk);
+    if (!opened)
+      return fail(opened.err().message);
+    ar = std::move(*opened);
+  }
 
   std::unique_ptr<node::node_metrics> metrics;
   if (cfg.metrics_port != 0) {
@@ -89,7 +98,14 @@ int main(int argc, char** argv) {
     sc.sweep_interval_ms = static_cast<uint32_t>(std::max<int64_t>(
       1, std::chrono::duration_cast<std::chrono::milliseconds>(cfg.sweep_interval).count()));
     sc.sweep_budget = cfg.sweep_budget;
-    auto store = actors::spawn_store(sys, sc, l3db, clk);
+    actors::l4_handles l4;
+    if (ar) {
+      l4 = actors::spawn_l4(sys, ar, node::l4_settings(cfg), clk,
+                            node::archive_metrics_hook(metrics.get()));
+      l4.link->attach(*l3db, clk);
+      ar.reset(); // the L4 actors own it now
+    }
+    auto store = actors::spawn_store(sys, sc, l3db, clk, l4.link);
     l3db.reset(); // the L3 actor owns it now (closed when it exits)
 
     node::resp_server_config rc_cfg;
@@ -107,7 +123,7 @@ int main(int argc, char** argv) {
     std::string listen_err = ready.get();
     caf::actor ops;
     if (listen_err.empty() && cfg.cluster_port != 0) {
-      auto o = node::start_ops(sys, store, cfg, cfg.bind, cfg.cluster_port);
+      auto o = node::start_ops(sys, store, cfg, cfg.bind, cfg.cluster_port, l4.compactor);
       if (!o)
         listen_err = sys.render(o.error());
       else
@@ -131,6 +147,7 @@ int main(int argc, char** argv) {
     if (ops)
       caf::anon_send_exit(ops, caf::exit_reason::user_shutdown);
     actors::stop_store(sys, store);
+    actors::stop_l4(sys, l4);
   }
   if (rc == 0)
     std::cerr << "kura-node: stopped cleanly" << std::endl;

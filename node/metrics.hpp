@@ -45,6 +45,8 @@ public:
                     const std::vector<command_stats>& stats);
   void set_connections(uint64_t current, uint64_t total, uint64_t rejected);
   void set_l3_queue(uint64_t queued, uint64_t pending_commit);
+  /// The registry, for metrics defined elsewhere (node/archive_node.cpp).
+  prometheus::Registry& registry() { return *registry_; }
 
 private:
   node_metrics() = default;

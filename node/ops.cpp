@@ -1,6 +1,7 @@
 #include "node/ops.hpp"
 
 #include "actors/messages.hpp"
+#include "node/archive_node.hpp"
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -16,6 +17,7 @@ using namespace actors;
 
 struct ops_state {
   caf::actor store;
+  caf::actor l4;
   node_status config;
   uint64_t start_ms = 0;
   static inline const char* name = "kura.ops";
@@ -28,8 +30,9 @@ std::string reply_error(const std::string& why) {
 }
 
 caf::behavior ops_actor(caf::stateful_actor<ops_state>* self, caf::actor store,
-                        node_status config) {
+                        node_status config, caf::actor l4) {
   self->state.store = std::move(store);
+  self->state.l4 = std::move(l4);
   self->state.config = std::move(config);
   self->state.start_ms = real_clock::instance().now_ms();
   self->set_default_handler(caf::drop);
@@ -99,7 +102,8 @@ caf::behavior ops_actor(caf::stateful_actor<ops_state>* self, caf::actor store,
           break;
         }
         default:
-          rp.deliver(reply_error("unknown operation " + std::to_string(req->op)));
+          if (!handle_archive_op(self, st.l4, req->op, rp))
+            rp.deliver(reply_error("unknown operation " + std::to_string(req->op)));
       }
       return rp;
     },
@@ -110,7 +114,7 @@ caf::behavior ops_actor(caf::stateful_actor<ops_state>* self, caf::actor store,
 
 caf::expected<caf::actor> start_ops(caf::actor_system& sys, const store_handles& store,
                                     const node_config& cfg, const std::string& bind,
-                                    uint16_t port) {
+                                    uint16_t port, caf::actor l4) {
   node_status conf;
   auto add = [&](std::string n, std::string v) {
     conf.names.push_back(std::move(n));
@@ -133,7 +137,11 @@ caf::expected<caf::actor> start_ops(caf::actor_system& sys, const store_handles&
   add("kura.l3.sync", cfg.l3_sync ? "true" : "false");
   add("kura.l3.batch-max-writes", std::to_string(cfg.l3_batch_max_writes));
   add("kura.l3.write-behind-high-water", std::to_string(cfg.l3_write_behind_high_water));
-  auto ops = sys.spawn(ops_actor, store.broker, std::move(conf));
+  add("kura.archive.enabled", l4 ? "true" : "false");
+  add("kura.archive.codec", cfg.archive_codec);
+  add("kura.archive.max-bytes", std::to_string(cfg.archive_max_bytes));
+  add("kura.archive.ttl-days", std::to_string(cfg.archive_ttl_days));
+  auto ops = sys.spawn(ops_actor, store.broker, std::move(conf), std::move(l4));
   auto p = sys.middleman().publish(ops, port, bind.c_str(), true);
   if (!p) {
     caf::anon_send_exit(ops, caf::exit_reason::user_shutdown);

@@ -20,9 +20,10 @@ namespace kura::node {
 
 using ops_request_atom = caf::atom_constant<caf::atom("ops_req")>;
 
-/// Spawns the ops actor and publishes it on bind:port.
+/// Spawns the ops actor and publishes it on bind:port. `l4` is the archive
+/// compactor (invalid when L4 is off).
 caf::expected<caf::actor> start_ops(caf::actor_system& sys, const actors::store_handles& store,
                                     const node_config& cfg, const std::string& bind,
-                                    uint16_t port);
+                                    uint16_t port, caf::actor l4 = {});
 
 } // namespace kura::node

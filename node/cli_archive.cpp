@@ -1,0 +1,268 @@
+// `kura compact` and `kura archive`: the archive commands of the kura CLI.
+//   kura compact          starts a compaction (or joins the running one), shows
+//                         a progress bar (bytes done/total, rate) on stderr and
+//                         a one-line summary; --json prints only the summary
+//                         as a JSON object on stdout.
+//   kura archive          segments, live fraction, raw vs stored bytes,
+//                         dictionaries and the oldest entry; --json for scripts.
+#include "node/archive_node.hpp"
+#include "node/ops.hpp"
+
+#include <caf/all.hpp>
+
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include <unistd.h>
+
+namespace kura::node {
+
+namespace {
+
+using namespace actors;
+
+std::string jstr(std::string_view s) {
+  std::string o = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      o += '\\';
+      o += static_cast<char>(c);
+    } else if (c < 0x20 || c >= 0x7f) {
+      char b[8];
+      std::snprintf(b, sizeof(b), "\\u%04x", c);
+      o += b;
+    } else {
+      o += static_cast<char>(c);
+    }
+  }
+  return o + "\"";
+}
+
+std::string human_bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (b >= 1024 && u < 4)
+    b /= 1024, ++u;
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), u == 0 ? "%.0f %s" : "%.1f %s", b, units[u]);
+  return buf;
+}
+
+std::string iso_time(uint64_t ms) {
+  if (ms == 0)
+    return "-";
+  std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string fixed(double v, int digits = 3) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.*f", digits, v);
+  return buf;
+}
+
+/// One request to the ops actor; nullopt (and `why`) when it did not answer.
+std::optional<std::string> ask(caf::actor_system& sys, caf::scoped_actor& self,
+                               const caf::actor& ops, uint8_t op, caf::timespan timeout,
+                               std::string& why) {
+  kv_request req;
+  req.op = op;
+  std::optional<std::string> answer;
+  self->request(ops, timeout, ops_request_atom::value, encode_message(msg_type::kv_request, req))
+    .receive([&](std::string& bytes) { answer = std::move(bytes); },
+             [&](caf::error& err) { why = sys.render(err); });
+  return answer;
+}
+
+/// Decodes a T or prints the node's error; returns false on error.
+template <class T>
+bool decode_or_report(msg_type type, const std::string& bytes, T& out, bool json) {
+  auto r = decode_message<T>(type, bytes);
+  if (r) {
+    out = std::move(*r);
+    return true;
+  }
+  auto err = decode_message<kv_reply>(msg_type::kv_reply, bytes);
+  std::string msg = err ? err->error : "bad answer from the node: " + r.err().message;
+  if (json)
+    std::cout << "{\"error\": " << jstr(msg) << "}\n";
+  std::cerr << "kura: " << msg << "\n";
+  return false;
+}
+
+void progress_bar(const compaction_report& r) {
+  double frac = r.bytes_total == 0 ? 1.0
+                                   : std::min(1.0, static_cast<double>(r.bytes_done)
+                                                     / static_cast<double>(r.bytes_total));
+  constexpr int width = 30;
+  int fill = static_cast<int>(frac * width);
+  std::string bar(static_cast<size_t>(fill), '#');
+  bar += std::string(static_cast<size_t>(width - fill), '-');
+  std::cerr << "\r[" << bar << "] " << fixed(frac * 100, 1) << "%  "
+            << human_bytes(static_cast<double>(r.bytes_done)) << " / "
+            << human_bytes(static_cast<double>(r.bytes_total)) << "  "
+            << human_bytes(static_cast<double>(r.rate_bytes_per_s)) << "/s  segments "
+            << r.segments_done << "/" << r.segments_total << "   " << std::flush;
+}
+
+void print_compaction(const compaction_report& r, bool json) {
+  if (json) {
+    std::cout << "{\"run\": " << r.run << ", \"ok\": " << (r.ok ? "true" : "false")
+              << ", \"error\": " << (r.error.empty() ? "null" : jstr(r.error))
+              << ", \"trigger\": " << jstr(r.trigger) << ", \"bytes_done\": " << r.bytes_done
+              << ", \"bytes_total\": " << r.bytes_total << ", \"bytes_written\": "
+              << r.bytes_written << ", \"entries_moved\": " << r.entries_moved
+              << ", \"segments_done\": " << r.segments_done << ", \"segments_total\": "
+              << r.segments_total << ", \"elapsed_ms\": " << r.elapsed_ms
+              << ", \"rate_bytes_per_s\": " << r.rate_bytes_per_s
+              << ", \"rate_limit_bytes_per_s\": " << r.rate_limit << "}\n";
+    return;
+  }
+  if (!r.ok) {
+    std::cout << "compaction " << r.run << " failed: " << r.error << "\n";
+    return;
+  }
+  if (r.segments_total == 0) {
+    std::cout << "compaction " << r.run << ": nothing to compact\n";
+    return;
+  }
+  std::cout << "compaction " << r.run << " done: " << r.segments_done << " segments, "
+            << human_bytes(static_cast<double>(r.bytes_done)) << " read, "
+            << human_bytes(static_cast<double>(r.bytes_written)) << " written, "
+            << r.entries_moved << " entries moved in " << fixed(r.elapsed_ms / 1000.0, 1)
+            << " s (" << human_bytes(static_cast<double>(r.rate_bytes_per_s)) << "/s)\n";
+}
+
+int run_compact(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& ops,
+                bool json, caf::timespan timeout) {
+  std::string why;
+  auto unreachable = [&] {
+    std::cerr << "\nkura: lost the kura-node during compaction (" << why << ")\n";
+    return 2;
+  };
+  auto a = ask(sys, self, ops, archive_ops::compact, timeout, why);
+  if (!a)
+    return unreachable();
+  compaction_report r;
+  if (!decode_or_report(msg_compaction_report, *a, r, json))
+    return 1;
+  auto run = r.run;
+  bool bar = !json || ::isatty(2);
+  while (r.running) {
+    if (bar)
+      progress_bar(r);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    a = ask(sys, self, ops, archive_ops::compact_status, timeout, why);
+    if (!a)
+      return unreachable();
+    if (!decode_or_report(msg_compaction_report, *a, r, json))
+      return 1;
+    if (r.run != run && !r.running) {
+      why = "the job's result was replaced by a newer one";
+      return unreachable();
+    }
+  }
+  if (bar && r.segments_total > 0) {
+    progress_bar(r);
+    std::cerr << "\n";
+  }
+  print_compaction(r, json);
+  return r.ok ? 0 : 1;
+}
+
+int run_archive(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& ops,
+                bool json, caf::timespan timeout) {
+  std::string why;
+  auto a = ask(sys, self, ops, archive_ops::archive, timeout, why);
+  if (!a) {
+    std::cerr << "kura: the kura-node did not answer (" << why << ")\n";
+    return 2;
+  }
+  archive_report r;
+  if (!decode_or_report(msg_archive_report, *a, r, json))
+    return 1;
+  if (json) {
+    std::ostringstream os;
+    os << "{\"codec\": " << jstr(r.codec) << ", \"entries\": " << r.entries
+       << ", \"stored_bytes\": " << r.stored_bytes << ", \"raw_bytes\": " << r.raw_bytes
+       << ", \"live_raw_bytes\": " << r.live_raw_bytes << ", \"ratio\": " << fixed(r.ratio, 4)
+       << ", \"live_fraction\": " << fixed(r.live_fraction, 4)
+       << ", \"oldest_entry_ms\": " << r.oldest_entry_ms << ", \"max_bytes\": " << r.max_bytes
+       << ", \"ttl_days\": " << r.ttl_days << ", \"corrupt_blocks\": " << r.corrupt_blocks
+       << ", \"compaction_runs\": " << r.compaction_runs << ", \"l4_hits\": " << r.l4_hits
+       << ", \"l4_misses\": " << r.l4_misses << ", \"segments\": [";
+    for (size_t i = 0; i < r.segments.size(); ++i) {
+      auto& s = r.segments[i];
+      os << (i ? ", " : "") << "{\"id\": " << s.id << ", \"codec\": " << jstr(s.codec)
+         << ", \"dict_id\": " << s.dict_id << ", \"stored_bytes\": " << s.stored_bytes
+         << ", \"raw_bytes\": " << s.raw_bytes << ", \"entries\": " << s.entries
+         << ", \"live_entries\": " << s.live_entries
+         << ", \"live_fraction\": " << fixed(s.live_fraction, 4)
+         << ", \"oldest_ms\": " << s.oldest_ms << ", \"active\": "
+         << (s.active ? "true" : "false") << "}";
+    }
+    os << "], \"dictionaries\": [";
+    for (size_t i = 0; i < r.dictionaries.size(); ++i) {
+      auto& d = r.dictionaries[i];
+      os << (i ? ", " : "") << "{\"id\": " << d.id << ", \"bytes\": " << d.bytes
+         << ", \"segments\": " << d.segments << ", \"current\": "
+         << (d.current ? "true" : "false") << "}";
+    }
+    os << "]}\n";
+    std::cout << os.str();
+    return 0;
+  }
+  std::cout << "codec " << r.codec << ", " << r.entries << " entries, "
+            << human_bytes(static_cast<double>(r.raw_bytes)) << " raw in "
+            << human_bytes(static_cast<double>(r.stored_bytes)) << " stored (ratio "
+            << fixed(r.ratio) << "), live fraction " << fixed(r.live_fraction)
+            << ", oldest entry " << iso_time(r.oldest_entry_ms) << "\n"
+            << "limits: " << human_bytes(static_cast<double>(r.max_bytes)) << ", "
+            << r.ttl_days << " days; compactions " << r.compaction_runs << "; L4 hits "
+            << r.l4_hits << ", misses " << r.l4_misses << "; corrupt blocks "
+            << r.corrupt_blocks << "\n\n";
+  char line[256];
+  std::snprintf(line, sizeof(line), "%-8s %-16s %5s %12s %12s %9s %9s %6s  %-20s %s\n",
+                "SEGMENT", "CODEC", "DICT", "STORED", "RAW", "ENTRIES", "LIVE", "LIVE%",
+                "OLDEST", "");
+  std::cout << line;
+  for (auto& s : r.segments) {
+    std::snprintf(line, sizeof(line),
+                  "%-8llu %-16s %5u %12llu %12llu %9llu %9llu %6.1f  %-20s %s\n",
+                  static_cast<unsigned long long>(s.id), s.codec.c_str(), s.dict_id,
+                  static_cast<unsigned long long>(s.stored_bytes),
+                  static_cast<unsigned long long>(s.raw_bytes),
+                  static_cast<unsigned long long>(s.entries),
+                  static_cast<unsigned long long>(s.live_entries), s.live_fraction * 100,
+                  iso_time(s.oldest_ms).c_str(), s.active ? "active" : "");
+    std::cout << line;
+  }
+  if (!r.dictionaries.empty()) {
+    std::cout << "\nDICTIONARY      BYTES  SEGMENTS  CURRENT\n";
+    for (auto& d : r.dictionaries) {
+      std::snprintf(line, sizeof(line), "%-10u %10llu %9u  %s\n", d.id,
+                    static_cast<unsigned long long>(d.bytes), d.segments,
+                    d.current ? "yes" : "");
+      std::cout << line;
+    }
+  }
+  return 0;
+}
+
+} // namespace
+
+int run_archive_command(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& ops,
+                        const std::string& cmd, bool json, caf::timespan timeout) {
+  if (cmd == "compact")
+    return run_compact(sys, self, ops, json, timeout);
+  return run_archive(sys, self, ops, json, timeout);
+}
+
+} // namespace kura::node
