@@ -210,9 +210,9 @@ public:
   // -- durability -------------------------------------------------------------
 
   /// Commits the pending block now (no-op when empty).
-  status flush();
+  status flush() override;
   /// Commits the pending block if it is older than flush_max_ms.
-  status maybe_flush(uint64_t now_ms);
+  status maybe_flush(uint64_t now_ms) override;
 
   // -- retention ----------------------------------------------------------------
 

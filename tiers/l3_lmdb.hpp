@@ -81,9 +81,11 @@ public:
   tier_stats stats() const override;
 
   /// Commits the pending batch if it is older than batch_max_ms.
-  status maybe_flush(uint64_t now_ms);
+  status maybe_flush(uint64_t now_ms) override;
   /// Commits the pending batch now and fsyncs the environment.
   status sync();
+  /// The tier interface's flush: same as sync().
+  status flush() override { return sync(); }
   /// Writes not yet committed.
   size_t pending() const;
   /// Milliseconds until the pending batch is due (for the actor's timer);

@@ -83,6 +83,12 @@ public:
   /// Current stats.
   virtual tier_stats stats() const = 0;
 
+  /// Write-behind tiers: commits buffered writes that are due (the owner calls
+  /// this on a timer). No-op for tiers that write through.
+  virtual status maybe_flush(uint64_t now_ms) { return {}; }
+  /// Write-behind tiers: commits every buffered write now.
+  virtual status flush() { return {}; }
+
   /// Registers a callback for capacity evictions.
   void set_eviction_listener(eviction_listener f) { on_evict_ = std::move(f); }
 

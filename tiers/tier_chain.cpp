@@ -27,7 +27,16 @@ tier_chain::tier_chain(tier_chain_config cfg, const clock& clk, std::unique_ptr<
   }
 }
 
-tier_chain::~tier_chain() = default;
+tier_chain::~tier_chain() {
+  // L3's final commit may evict into the archive: commit it while the archive
+  // is still there, then detach, then close L3 before L4.
+  if (l3_) {
+    (void)l3_->flush();
+    l3_->set_eviction_listener(nullptr);
+  }
+  l3_.reset();
+  l4_.reset();
+}
 
 result<std::optional<entry>> tier_chain::get(std::string_view key) {
   const uint64_t now = clk_.now_ms();
@@ -144,6 +153,28 @@ status tier_chain::clear() {
   for (tier* t : {l3_.get(), l4_.get()}) {
     if (t) {
       if (auto st = t->clear(); !st.ok())
+        return st;
+    }
+  }
+  return {};
+}
+
+status tier_chain::tick() {
+  const uint64_t now = clk_.now_ms();
+  for (tier* t : {l3_.get(), l4_.get()}) {
+    if (t) {
+      if (auto st = t->maybe_flush(now); !st.ok())
+        return st;
+    }
+  }
+  return {};
+}
+
+status tier_chain::flush() {
+  // L3 first: committing its batch can evict into the archive's open block.
+  for (tier* t : {l3_.get(), l4_.get()}) {
+    if (t) {
+      if (auto st = t->flush(); !st.ok())
         return st;
     }
   }

@@ -49,6 +49,11 @@ public:
   const char* locate(std::string_view key);
   /// Drops everything in every tier.
   status clear();
+  /// Commits write-behind batches that are due (L3, and archive blocks filled
+  /// by L3's evictions). Call it on a timer, as the actors do.
+  status tick();
+  /// Commits every buffered write in every tier now.
+  status flush();
 
   /// Per-tier stats, in order l1, l2, l3, l4 (absent tiers omitted).
   std::vector<std::pair<std::string, tier_stats>> stats() const;

@@ -1,3 +1,4 @@
+#include "archive/archive.hpp"
 #include "tiers/l3_lmdb.hpp"
 #include "tiers/tier_chain.hpp"
 
@@ -20,6 +21,11 @@ struct temp_dir {
     std::filesystem::remove_all(path, ec);
   }
 };
+
+std::string where(tier_chain& c, std::string_view key) {
+  const char* t = c.locate(key);
+  return t ? t : "none";
+}
 
 entry kv(std::string k, std::string v, uint64_t expiry = 0) {
   entry e;
@@ -53,12 +59,12 @@ TEST_CASE("tier chain: writes reach memory and L3, reads promote from L3") {
   auto& c = *f.chain;
   REQUIRE(c.put(kv("a", "1")).ok());
   CHECK(c.locate("a") != nullptr);
-  CHECK(std::string(c.locate("a")) != "l3"); // fresh writes are in memory
+  CHECK(where(c, "a") != "l3"); // fresh writes are in memory
   // push "a" out of memory with many other keys
   for (int i = 0; i < 3000; ++i)
     REQUIRE(c.put(kv("fill" + std::to_string(i), std::string(100, 'x'))).ok());
   REQUIRE(c.memory().locate("a") == memory_region::none);
-  CHECK(std::string(c.locate("a")) == "l3");
+  CHECK(where(c, "a") == "l3");
   auto g = c.get("a");
   REQUIRE(g.ok());
   REQUIRE(g->has_value());
@@ -124,4 +130,55 @@ TEST_CASE("tier chain: memory-only chain works without L3") {
   CHECK(c.stats().size() == 2);
   REQUIRE(c.clear().ok());
   CHECK_FALSE(c.get("m")->has_value());
+}
+
+TEST_CASE("tier chain: L3 over budget demotes to L4, an L4 hit comes back up") {
+  fake_clock clk;
+  temp_dir dir;
+  l3_config l3c;
+  l3c.path = (dir.path / "l3").string();
+  l3c.map_size = 64ull << 20;
+  l3c.max_bytes = 256 * 1024;
+  auto l3 = l3_lmdb::open(l3c, clk);
+  REQUIRE(l3.ok());
+  archive::archive_config ac;
+  ac.path = (dir.path / "l4").string();
+  ac.index_map_bytes = 64ull << 20;
+  ac.durable = false;
+  auto l4 = archive::open(ac, clk);
+  REQUIRE(l4.ok());
+  tier_chain_config cfg;
+  cfg.memory.capacity_bytes = 32 * 1024;
+  tier_chain c{cfg, clk, std::move(*l3), std::move(*l4)};
+
+  const int n = 3000; // ~3000 * 230 B = 690 KB, well over L3's 256 KiB budget
+  for (int i = 0; i < n; ++i) {
+    REQUIRE(c.put(kv("k" + std::to_string(i), std::string(200, 'a' + i % 26))).ok());
+    if (i % 100 == 0)
+      REQUIRE(c.tick().ok());
+  }
+  REQUIRE(c.flush().ok());
+  auto st = c.stats();
+  REQUIRE(st.size() == 4);
+  CHECK(st[2].second.evictions > 0);
+  CHECK(st[3].second.entries > 0);
+  // the oldest writes were demoted to the archive; every key is still readable
+  CHECK(where(c, "k0") == "l4");
+  for (int i = 0; i < n; i += 37) {
+    auto g = c.get("k" + std::to_string(i));
+    REQUIRE(g.ok());
+    REQUIRE(g->has_value());
+    CHECK((*g)->value == std::string(200, 'a' + i % 26));
+  }
+  // k0 was promoted: in memory and back in L3, no longer in the archive
+  CHECK(c.memory().locate("k0") != memory_region::none);
+  auto in_l4 = c.l4()->get("k0", clk.now_ms(), false);
+  REQUIRE(in_l4.ok());
+  CHECK_FALSE(in_l4->has_value());
+  CHECK(c.stats()[3].second.hits >= 1);
+  // erase reaches the archive too
+  auto victim = std::string("k1");
+  REQUIRE(where(c, victim) == "l4");
+  CHECK(*c.erase(victim));
+  CHECK(c.locate(victim) == nullptr);
 }
