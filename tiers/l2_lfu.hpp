@@ -64,7 +64,10 @@ public:
 
   /// Offers an entry without counting an access: admission decides (used by
   /// memory_cache for L1 victims). Returns whether it was admitted.
-  bool offer(entry e, uint64_t now_ms);
+  /// With `reused`, an admitted entry goes straight to the protected segment
+  /// (memory_cache: it was hit again while in L1, as it would have been
+  /// promoted in L2 had it been there).
+  bool offer(entry e, uint64_t now_ms, bool reused = false);
   /// Changes the capacity; evicts down to it.
   void set_capacity(uint64_t capacity);
   uint64_t capacity() const { return capacity_; }
@@ -78,6 +81,9 @@ public:
   /// "clearly" more frequent, which resists loops; -1: ties admit, which
   /// favours recency). memory_cache picks it adaptively.
   void set_admission_margin(int m) { margin_ = m; }
+  /// Whether offer(..., reused = true) admits into protected (default: no).
+  void set_promote_reused(bool on) { promote_reused_ = on; }
+  bool promote_reused() const { return promote_reused_; }
   int admission_margin() const { return margin_; }
   frequency_sketch& sketch() { return sketch_; }
   const frequency_sketch& sketch() const { return sketch_; }
@@ -103,7 +109,7 @@ private:
   void rebalance_protected();
   bool admit(uint64_t cand_hash, node_id victim);
   node_id insert_probation(const entry& e, uint64_t h);
-  bool offer_hashed(entry&& e, uint64_t h, uint64_t now_ms);
+  bool offer_hashed(entry&& e, uint64_t h, uint64_t now_ms, bool reused = false);
   status upsert(entry&& e, uint64_t h, uint64_t now_ms);
   void grow_sketch();
 
@@ -117,6 +123,7 @@ private:
   bool count_objects_;
   bool fixed_sketch_;
   int margin_ = 0;
+  bool promote_reused_ = false;
   size_t sweep_cursor_ = 0;
   tier_stats st_;
 };

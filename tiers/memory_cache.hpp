@@ -41,9 +41,9 @@ struct memory_cache_config {
   bool adaptive_window = true;           ///< adapt the L1 share (see `adaptation`)
   window_adaptation adaptation = window_adaptation::shadow;
   /// Initial L2 admission margin (-1, 0 or 1, see l2_lfu): an L1 victim enters
-  /// L2 when freq(victim of L1) > freq(victim of L2) + margin. -1 (ties
-  /// admit) measured best as a start; the shadow adaptation moves it.
-  int admission_margin = -1;
+  /// L2 when freq(victim of L1) > freq(victim of L2) + margin. The shadow
+  /// adaptation moves it.
+  int admission_margin = 0;
   /// Capacity counted in entries instead of bytes (each entry costs 1); for
   /// hit-ratio benchmarks against object-counted references.
   bool count_objects = false;
