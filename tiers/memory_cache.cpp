@@ -119,7 +119,7 @@ struct memory_cache::impl {
     uint64_t period = 0;         // sampled reads per decision
     uint64_t in_period = 0;
     uint64_t built_for = 0;      // entries the sims were sized for
-    size_t current = 4;          // grid index in use (window 1%, margin 0)
+    size_t current = 0;          // grid index in use (set by the constructor)
     uint32_t periods = 0;        // decisions since the sims were built
     uint64_t sampled = 0;
   } sh;
