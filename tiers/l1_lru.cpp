@@ -38,6 +38,7 @@ void l1_lru::remove_node(node_id id) {
 
 void l1_lru::evict_one() {
   node_id victim = lru_.tail;
+  last_evicted_reused_ = table_.aux(victim) != 0;
   entry e = table_.to_entry(victim);
   remove_node(victim);
   ++st_.evictions;

@@ -136,7 +136,7 @@ uint32_t size_at(const trace& t, size_t i) {
 
 uint64_t run_kura(const trace& t, uint64_t cap, bool bytes, bool adaptive, double window,
                   kura::window_adaptation how = kura::window_adaptation::shadow,
-                  int margin = -1) {
+                  int margin = 0) {
   kura::memory_cache_config cfg;
   cfg.adaptation = how;
   cfg.admission_margin = margin;
