@@ -84,6 +84,9 @@ result<std::optional<entry>> tier_chain::get(std::string_view key) {
     }
     ++misses_[i_l4];
   }
+  // A miss everywhere still counts toward the key's frequency, so a key that is
+  // read before it is written competes fairly for admission once it is.
+  mem_->record_miss(key);
   return std::optional<entry>{};
 }
 
