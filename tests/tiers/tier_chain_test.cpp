@@ -164,17 +164,20 @@ TEST_CASE("tier chain: L3 over budget demotes to L4, an L4 hit comes back up") {
   CHECK(st[3].second.entries > 0);
   // the oldest writes were demoted to the archive; every key is still readable
   CHECK(where(c, "k0") == "l4");
+  auto g0 = c.get("k0");
+  REQUIRE(g0.ok());
+  REQUIRE(g0->has_value());
+  // k0 was promoted: in memory and back in L3, no longer in the archive
+  CHECK(c.memory().locate("k0") != memory_region::none);
+  auto in_l4 = c.l4()->get("k0", clk.now_ms(), false);
+  REQUIRE(in_l4.ok());
+  CHECK_FALSE(in_l4->has_value());
   for (int i = 0; i < n; i += 37) {
     auto g = c.get("k" + std::to_string(i));
     REQUIRE(g.ok());
     REQUIRE(g->has_value());
     CHECK((*g)->value == std::string(200, 'a' + i % 26));
   }
-  // k0 was promoted: in memory and back in L3, no longer in the archive
-  CHECK(c.memory().locate("k0") != memory_region::none);
-  auto in_l4 = c.l4()->get("k0", clk.now_ms(), false);
-  REQUIRE(in_l4.ok());
-  CHECK_FALSE(in_l4->has_value());
   CHECK(c.stats()[3].second.hits >= 1);
   // erase reaches the archive too
   auto victim = std::string("k1");
