@@ -33,6 +33,9 @@ node_config::node_config() {
   opt_group{custom_options_, "kura.l3"}
     .add(l3_enabled, "enabled", "keep every entry in LMDB (write-behind)")
     .add(l3_sync, "sync", "commit and fsync every write")
+    .add(l3_fsync_batches, "fsync-batches",
+         "fdatasync each group commit (a machine crash loses at most one batch); "
+         "false: rely on the page cache (a killed process still loses nothing)")
     .add(l3_batch_max_writes, "batch-max-writes", "group commit: writes per batch")
     .add(l3_batch_max_age, "batch-max-age", "group commit: oldest write in a batch")
     .add(l3_map_size, "map-size", "LMDB map size in bytes")
@@ -182,6 +185,7 @@ std::string node_config::parse_and_validate(int argc, char** argv) {
   const std::pair<const char*, bool*> bool_opts[] = {
     {"kura.l3.enabled", &l3_enabled},
     {"kura.l3.sync", &l3_sync},
+    {"kura.l3.fsync-batches", &l3_fsync_batches},
     {"kura.prewarm.enabled", &prewarm_enabled},
   };
   for (auto& a : file_args) {
@@ -222,7 +226,8 @@ std::string node_config::summary() const {
   os << "port=" << port << " bind=" << bind << " metrics-port=" << metrics_port
      << " cluster-port=" << cluster_port << " data-dir=" << data_dir
      << " memory-bytes=" << memory_bytes << " shards=" << shards
-     << " l3=" << (l3_enabled ? (l3_sync ? "sync" : "write-behind") : "off");
+     << " l3=" << (l3_enabled ? (l3_sync ? "sync" : "write-behind") : "off")
+     << (l3_enabled && !l3_sync ? (l3_fsync_batches ? " fsync-batches" : " no-fsync") : "");
   return os.str();
 }
 

@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
     lc.batch_max_ms = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(cfg.l3_batch_max_age).count());
     lc.sync_mode = cfg.l3_sync;
+    lc.fsync_batches = cfg.l3_fsync_batches;
     lc.lim.max_key_bytes = cfg.max_key_bytes;
     lc.lim.max_value_bytes = cfg.max_value_bytes;
     auto opened = l3_lmdb::open(lc, clk);
