@@ -213,6 +213,8 @@ void process(self_ptr self, connection_handle hdl) {
         c.closing = true;
         break;
       }
+      if (off >= c.in.size())
+        break; // nothing left to run
       // while others wait for L3, newcomers queue behind them (fairness)
       if (st.core->backlogged() || (!st.stalled.empty() && !st.resuming)) {
         stall(self, hdl, c);
