@@ -135,8 +135,8 @@ struct read_txn {
 
 uint32_t codec_level_byte(codec_id c, int level) {
   return c == codec_id::lz4 || c == codec_id::zstd || c == codec_id::zstd_dict
-           ? static_cast<uint32_t>(level)
-           : 0;
+             ? static_cast<uint32_t>(level)
+             : 0;
 }
 
 } // namespace
@@ -181,8 +181,8 @@ struct archive::impl {
     codec_id out_codec = codec_id::lz4;
     std::shared_ptr<const dictionary> out_dict;
     std::string out_raw;
-    std::vector<reloc> out_block;  ///< records of out_raw
-    std::vector<reloc> relocs;     ///< written since the last switch
+    std::vector<reloc> out_block;                          ///< records of out_raw
+    std::vector<reloc> relocs;                             ///< written since the last switch
     std::vector<std::pair<std::string, location>> expired; ///< to drop at switch
     std::string out_path;
     codec_context ctx;
@@ -212,6 +212,9 @@ struct archive::impl {
   uint32_t sealed_since_dict = 0;
   std::deque<std::string> samples;
   size_t sample_bytes = 0;
+  uint64_t samples_seen = 0;       ///< samples taken since open
+  uint64_t next_train_at_seen = 0; ///< back-off after a failed training
+  bool training = false;           ///< train() runs (without mu)
 
   std::vector<entry> pending;
   std::unordered_map<std::string, size_t> pending_pos;
@@ -231,7 +234,7 @@ struct archive::impl {
   throttle_hook throttle;
 
   impl(archive_config c, const clock& k)
-    : cfg(std::move(c)), clk(k), fs(cfg.fs != nullptr ? *cfg.fs : posix_env::instance()) {}
+      : cfg(std::move(c)), clk(k), fs(cfg.fs != nullptr ? *cfg.fs : posix_env::instance()) {}
 
   ~impl() {
     rtxn.end();
@@ -276,9 +279,9 @@ struct archive::impl {
     MDB_stat ms;
     mdb_stat(w.t, unnamed, &ms);
     bool fresh = ms.ms_entries == 0;
-    if ((rc = mdb_dbi_open(w.t, "meta", MDB_CREATE, &dbi_meta)) != 0
-        || (rc = mdb_dbi_open(w.t, "index", MDB_CREATE, &dbi_index)) != 0
-        || (rc = mdb_dbi_open(w.t, "segments", MDB_CREATE, &dbi_segs)) != 0)
+    if ((rc = mdb_dbi_open(w.t, "meta", MDB_CREATE, &dbi_meta)) != 0 ||
+        (rc = mdb_dbi_open(w.t, "index", MDB_CREATE, &dbi_index)) != 0 ||
+        (rc = mdb_dbi_open(w.t, "segments", MDB_CREATE, &dbi_segs)) != 0)
       return mdb_error(rc, "open databases");
     MDB_val k = as_val("format"), v;
     rc = mdb_get(w.t, dbi_meta, &k, &v);
@@ -292,8 +295,8 @@ struct archive::impl {
     } else if (rc != 0) {
       return mdb_error(rc, "read format tag");
     } else if (as_view(v) != tag) {
-      return error{errc::foreign_file, dir + " is format '" + std::string(as_view(v))
-                                         + "', expected '" + tag + "'"};
+      return error{errc::foreign_file,
+                   dir + " is format '" + std::string(as_view(v)) + "', expected '" + tag + "'"};
     }
     return w.commit();
   }
@@ -362,7 +365,7 @@ struct archive::impl {
         next_dict_id = std::max(next_dict_id, did + 1);
         dict_files.insert(did);
       } else if (n.size() > 4 && n.substr(n.size() - 4) == ".tmp") {
-        (void) fs.remove(cfg.path + "/" + n); // a dictionary write that did not finish
+        (void)fs.remove(cfg.path + "/" + n); // a dictionary write that did not finish
       }
     }
     for (auto& [id, s] : segs) {
@@ -410,7 +413,7 @@ struct archive::impl {
       used.insert(current_dict);
     for (auto did : dict_files) {
       if (used.count(did) == 0) {
-        (void) fs.remove(dict_path(did));
+        (void)fs.remove(dict_path(did));
         continue;
       }
       if (auto st = load_dict(did); !st && did == current_dict)
@@ -536,7 +539,8 @@ struct archive::impl {
   // -- dictionaries -------------------------------------------------------------------
 
   size_t sample_cap() const {
-    return static_cast<size_t>(std::min<uint64_t>(cfg.dict_sample_bytes, cfg.index_memory_bytes / 4));
+    return static_cast<size_t>(
+        std::min<uint64_t>(cfg.dict_sample_bytes, cfg.index_memory_bytes / 4));
   }
 
   void sample(const entry& e) {
@@ -545,6 +549,7 @@ struct archive::impl {
     std::string rec;
     append_record(rec, e);
     sample_bytes += rec.size();
+    ++samples_seen;
     samples.push_back(std::move(rec));
     size_t cap = sample_cap();
     while (sample_bytes > cap && !samples.empty()) {
@@ -553,50 +558,80 @@ struct archive::impl {
     }
   }
 
-  result<uint32_t> train_locked() {
+  /// Whether a (first or rotated) dictionary should be trained now. Under mu.
+  bool training_due() const {
+    if (cfg.codec != codec_id::zstd_dict || training || samples.size() < cfg.dict_min_samples ||
+        samples_seen < next_train_at_seen)
+      return false;
+    if (current_dict == 0) // bootstrap: after the first segment, or once there is enough
+      return sealed_since_dict >= 1 || sample_bytes >= sample_cap() / 4;
+    return sealed_since_dict >= cfg.dict_rotate_segments;
+  }
+
+  /// Trains a dictionary from the current samples and makes it current. Called
+  /// with `lk` (on mu) held; releases it while training and writing the file
+  /// (training a 4 MiB sample takes around a second), so readers never wait
+  /// for it. Returns with `lk` held again.
+  result<uint32_t> train(std::unique_lock<std::mutex>& lk) {
+    if (training)
+      return error{errc::invalid_argument, "a dictionary is being trained"};
     if (samples.size() < cfg.dict_min_samples)
-      return error{errc::invalid_argument, "only " + std::to_string(samples.size())
-                                             + " samples, need "
-                                             + std::to_string(cfg.dict_min_samples)};
+      return error{errc::invalid_argument, "only " + std::to_string(samples.size()) +
+                                               " samples, need " +
+                                               std::to_string(cfg.dict_min_samples)};
     std::vector<std::string> v(samples.begin(), samples.end());
-    auto bytes = train_dictionary(v, cfg.dict_bytes);
-    if (!bytes)
-      return bytes.err();
-    uint32_t did = next_dict_id;
-    // Write to a temporary name, fsync, rename: a dictionary file is either
-    // complete or absent.
-    auto tmp = dict_path(did) + ".tmp";
-    auto w = fs.new_writable(tmp);
-    if (!w)
-      return w.err();
-    if (auto st = (*w)->append(*bytes); !st)
-      return st.err();
-    if (auto st = (*w)->sync(); !st)
-      return st.err();
-    if (auto st = (*w)->close(); !st)
-      return st.err();
-    if (auto st = fs.rename(tmp, dict_path(did)); !st)
-      return st.err();
-    if (auto st = fs.sync_dir(cfg.path); !st)
-      return st.err();
-    auto d = dictionary::load(did, std::move(*bytes), cfg.level);
-    if (!d)
-      return d.err();
+    uint32_t did = next_dict_id++;
+    training = true;
+    lk.unlock();
+    auto installed = [&]() -> result<std::shared_ptr<const dictionary>> {
+      auto bytes = train_dictionary(v, cfg.dict_bytes);
+      if (!bytes)
+        return bytes.err();
+      // Write to a temporary name, fsync, rename: a dictionary file is either
+      // complete or absent.
+      auto tmp = dict_path(did) + ".tmp";
+      auto w = fs.new_writable(tmp);
+      if (!w)
+        return w.err();
+      if (auto st = (*w)->append(*bytes); !st)
+        return st.err();
+      if (auto st = (*w)->sync(); !st)
+        return st.err();
+      if (auto st = (*w)->close(); !st)
+        return st.err();
+      if (auto st = fs.rename(tmp, dict_path(did)); !st)
+        return st.err();
+      if (auto st = fs.sync_dir(cfg.path); !st)
+        return st.err();
+      return dictionary::load(did, std::move(*bytes), cfg.level);
+    }();
+    lk.lock();
+    training = false;
+    if (!installed) {
+      // Too uniform or too few distinct samples: retry once the sample buffer
+      // has turned over.
+      next_train_at_seen = samples_seen + std::max<size_t>(samples.size(), 1);
+      sealed_since_dict = 0;
+      (void)fs.remove(dict_path(did));
+      return installed.err();
+    }
     write_txn w2;
     if (auto st = begin_write(w2); !st)
       return st.err();
-    if (auto st = meta_put(w2.t, "next_dict", did + 1); !st)
+    if (auto st = meta_put(w2.t, "next_dict", next_dict_id); !st)
       return st.err();
     if (auto st = meta_put(w2.t, "current_dict", did); !st)
       return st.err();
     if (auto st = w2.commit(); !st)
       return st.err();
-    next_dict_id = did + 1;
     uint32_t old = current_dict;
-    dicts[did] = *d;
+    dicts[did] = *installed;
     current_dict = did;
-    sealed_since_dict = 0;
     ++totals.dictionaries_trained;
+    // The active segment keeps its codec; the next one uses the new dictionary.
+    if (active_w)
+      seal_active();
+    sealed_since_dict = 0;
     release_dict_if_unused(old);
     return did;
   }
@@ -610,7 +645,7 @@ struct archive::impl {
     if (job && job->out_dict && job->out_dict->id() == did)
       return;
     dicts.erase(did);
-    (void) fs.remove(dict_path(did));
+    (void)fs.remove(dict_path(did));
   }
 
   void release_unused_dicts() {
@@ -625,8 +660,7 @@ struct archive::impl {
   std::pair<codec_id, std::shared_ptr<const dictionary>> new_segment_codec() {
     if (cfg.codec != codec_id::zstd_dict)
       return {cfg.codec, nullptr};
-    if (current_dict == 0 || sealed_since_dict >= cfg.dict_rotate_segments)
-      (void) train_locked(); // too few samples: plain zstd until there are enough
+    // Plain zstd until the first dictionary is trained (see train()).
     auto i = dicts.find(current_dict);
     if (current_dict == 0 || i == dicts.end())
       return {codec_id::zstd, nullptr};
@@ -686,11 +720,11 @@ struct archive::impl {
   void seal_active() {
     if (!active_w)
       return;
-    (void) active_w->close();
+    (void)active_w->close();
     active_w.reset();
     auto i = segs.find(active_id);
     if (i != segs.end() && !i->second.committed)
-      (void) drop_uncommitted(active_id);
+      (void)drop_uncommitted(active_id);
     active_id = 0;
     ++sealed_since_dict;
   }
@@ -716,21 +750,20 @@ struct archive::impl {
     return {};
   }
 
+  uint64_t stored_bytes_locked() const {
+    uint64_t total = 0;
+    for (auto& [id, s] : segs)
+      total += s.row.end_offset;
+    return total;
+  }
+
   status flush_locked() {
     if (pending.empty())
       return {};
     // Segments span at most segment_max_age_ms of archive time, so that
     // retention by age (which works on whole segments) is that precise.
-    if (active_w && cfg.segment_max_age_ms != 0
-        && segs[active_id].row.created_ms + cfg.segment_max_age_ms <= clk.now_ms())
-      seal_active();
-    // Bootstrap: the first segment of a zstd_dict archive is plain zstd (there
-    // is nothing to train on yet); as soon as the sample buffer is full, start
-    // a new segment so the dictionary is used from then on.
-    if (active_w && cfg.codec == codec_id::zstd_dict && current_dict == 0
-        && segs[active_id].row.codec != codec_id::zstd_dict
-        && samples.size() >= cfg.dict_min_samples
-        && sample_bytes + cfg.dict_sample_max_value >= sample_cap())
+    if (active_w && cfg.segment_max_age_ms != 0 &&
+        segs[active_id].row.created_ms + cfg.segment_max_age_ms <= clk.now_ms())
       seal_active();
     if (auto st = ensure_active(); !st)
       return st;
@@ -757,8 +790,8 @@ struct archive::impl {
       recs.push_back({i, static_cast<uint32_t>(off), static_cast<uint32_t>(raw.size() - off)});
     }
     std::string block;
-    if (auto st = make_block(wctx, seg.row.codec, d, raw, static_cast<uint32_t>(recs.size()),
-                             block);
+    if (auto st =
+            make_block(wctx, seg.row.codec, d, raw, static_cast<uint32_t>(recs.size()), block);
         !st)
       return st;
     uint64_t block_off = active_w->size();
@@ -801,8 +834,7 @@ struct archive::impl {
       row->entries++;
       row->live_entries++;
       row->live_raw_bytes += r.len;
-      row->max_expiry_ms =
-        e.expiry_ms == 0 ? never : std::max(row->max_expiry_ms, e.expiry_ms);
+      row->max_expiry_ms = e.expiry_ms == 0 ? never : std::max(row->max_expiry_ms, e.expiry_ms);
     }
     row->raw_bytes += raw.size();
     row->end_offset = active_w->size();
@@ -862,31 +894,40 @@ struct archive::impl {
   // -- dropping segments ---------------------------------------------------------------
 
   /// Removes a whole segment: its keys leave the index (those still pointing
-  /// into it), its row goes, then its file. Under mu. Keys in corrupt blocks
-  /// stay as dangling index entries that read as misses (unknown segment) and
-  /// sweep_expired() collects.
-  result<uint64_t> drop_segment_locked(uint64_t id) {
-    if (id == active_id)
-      seal_active();
-    auto si = segs.find(id);
-    if (si == segs.end())
-      return uint64_t{0};
-    auto& s = si->second;
+  /// into it), its row goes, then its file. Called without mu, on a segment
+  /// reserved (compacting = true) by the caller: its blocks are read and
+  /// decompressed without the lock, which is taken only for the index commit.
+  /// Keys in corrupt blocks stay as dangling index entries that read as
+  /// misses (unknown segment) and that sweep_expired() collects.
+  result<uint64_t> drop_segment(uint64_t id) {
+    std::shared_ptr<readable_file> file;
+    std::shared_ptr<const dictionary> dict;
+    segment_row row;
+    {
+      std::lock_guard<std::mutex> g(mu);
+      if (id == active_id)
+        seal_active();
+      auto si = segs.find(id);
+      if (si == segs.end())
+        return uint64_t{0};
+      file = si->second.file;
+      row = si->second.row;
+      if (row.dict_id != 0 && dicts.count(row.dict_id) != 0)
+        dict = dicts[row.dict_id];
+    }
     std::vector<std::string> keys;
-    if (s.file) {
-      const dictionary* d = nullptr;
-      if (s.row.dict_id != 0 && dicts.count(s.row.dict_id) != 0)
-        d = dicts[s.row.dict_id].get();
+    if (file && row.live_entries > 0) {
+      codec_context ctx;
       uint64_t off = segment_header_size;
       std::string hb(block_header_size, '\0'), raw;
-      while (off + block_header_size <= s.row.end_offset) {
-        if (!s.file->read_at(off, hb.size(), hb.data()))
+      while (off + block_header_size <= row.end_offset) {
+        if (!file->read_at(off, hb.size(), hb.data()))
           break;
         auto h = decode_block_header(hb);
         if (!h)
           break; // block boundaries lost: the rest is collected lazily
         uint64_t len = block_header_size + uint64_t{h->stored_len};
-        if (read_block(*s.file, off, len, s.row.codec, d, wctx, raw)) {
+        if (read_block(*file, off, len, row.codec, dict.get(), ctx, raw)) {
           size_t p = 0;
           while (p < raw.size()) {
             size_t next;
@@ -900,31 +941,36 @@ struct archive::impl {
         off += len;
       }
     }
-    write_txn w;
-    if (auto st = begin_write(w); !st)
-      return st.err();
     uint64_t dropped = 0;
-    for (auto& ik : keys) {
-      auto l = index_get(w.t, ik);
-      if (!l)
-        return l.err();
-      if (*l && (*l)->segment == id) {
-        if (auto st = index_del(w.t, ik); !st)
-          return st.err();
-        ++dropped;
+    {
+      std::lock_guard<std::mutex> g(mu);
+      if (segs.count(id) == 0)
+        return uint64_t{0}; // cleared meanwhile
+      write_txn w;
+      if (auto st = begin_write(w); !st)
+        return st.err();
+      for (auto& ik : keys) {
+        auto l = index_get(w.t, ik);
+        if (!l)
+          return l.err();
+        if (*l && (*l)->segment == id) {
+          if (auto st = index_del(w.t, ik); !st)
+            return st.err();
+          ++dropped;
+        }
       }
+      if (auto st = row_del(w.t, id); !st)
+        return st.err();
+      if (auto st = w.commit(); !st)
+        return st.err();
+      fs.crash_point("drop.index_committed");
+      segs.erase(id);
     }
-    if (auto st = row_del(w.t, id); !st)
-      return st.err();
-    if (auto st = w.commit(); !st)
-      return st.err();
-    fs.crash_point("drop.index_committed");
-    uint32_t did = s.row.dict_id;
-    segs.erase(si);
     if (auto st = fs.remove(seg_path(id)); !st)
       return st.err();
     fs.crash_point("drop.file_removed");
-    release_dict_if_unused(did);
+    std::lock_guard<std::mutex> g(mu);
+    release_dict_if_unused(row.dict_id);
     return dropped;
   }
 
@@ -1056,7 +1102,7 @@ struct archive::impl {
         out_row.live_entries++;
         out_row.live_raw_bytes += l.record_len;
         out_row.max_expiry_ms =
-          l.expiry_ms == 0 ? never : std::max(out_row.max_expiry_ms, l.expiry_ms);
+            l.expiry_ms == 0 ? never : std::max(out_row.max_expiry_ms, l.expiry_ms);
         ++moved;
       }
       uint64_t expired = 0;
@@ -1117,7 +1163,7 @@ struct archive::impl {
         return st;
       fs.crash_point("compact.input_removed");
       if (cfg.durable)
-        (void) fs.sync_dir(cfg.path);
+        (void)fs.sync_dir(cfg.path);
       std::lock_guard<std::mutex> g(mu);
       release_unused_dicts();
     }
@@ -1129,11 +1175,11 @@ struct archive::impl {
   void job_seal_output(job_state& j) {
     if (!j.out_w)
       return;
-    (void) j.out_w->close();
+    (void)j.out_w->close();
     j.out_w.reset();
     std::lock_guard<std::mutex> g(mu);
     if (!j.out_committed) {
-      (void) fs.remove(j.out_path);
+      (void)fs.remove(j.out_path);
     } else {
       auto i = segs.find(j.out_id);
       if (i != segs.end())
@@ -1189,8 +1235,8 @@ struct archive::impl {
           j.rtxn.end();
           return cur.err();
         }
-        if (*cur && (*cur)->segment == j.in_id && (*cur)->block_offset == j.cursor
-            && (*cur)->record_offset == p) {
+        if (*cur && (*cur)->segment == j.in_id && (*cur)->block_offset == j.cursor &&
+            (*cur)->record_offset == p) {
           const location& l = **cur;
           if (l.expiry_ms != 0 && l.expiry_ms <= now) {
             j.expired.emplace_back(ik, l);
@@ -1242,9 +1288,9 @@ archive::~archive() {
     impl_->job.reset();
   }
   std::lock_guard<std::mutex> g(impl_->mu);
-  (void) impl_->flush_locked();
+  (void)impl_->flush_locked();
   if (impl_->active_w)
-    (void) impl_->active_w->close();
+    (void)impl_->active_w->close();
 }
 
 result<std::unique_ptr<archive>> archive::open(archive_config cfg, const clock& clk) {
@@ -1252,8 +1298,8 @@ result<std::unique_ptr<archive>> archive::open(archive_config cfg, const clock& 
     return error{errc::invalid_argument, "archive path is empty"};
   if (cfg.block_bytes == 0 || cfg.segment_bytes == 0)
     return error{errc::invalid_argument, "block_bytes and segment_bytes must be > 0"};
-  if ((cfg.codec == codec_id::zstd || cfg.codec == codec_id::zstd_dict)
-      && (cfg.level < 1 || cfg.level > 22))
+  if ((cfg.codec == codec_id::zstd || cfg.codec == codec_id::zstd_dict) &&
+      (cfg.level < 1 || cfg.level > 22))
     return error{errc::invalid_argument, "zstd level must be 1..22"};
   auto p = std::make_unique<impl>(std::move(cfg), clk);
   if (auto st = p->load(); !st)
@@ -1324,32 +1370,31 @@ result<std::optional<entry>> archive::get(std::string_view key, uint64_t now_ms,
       return std::optional<entry>{};
     }
     if (!seg.file)
-      return error{errc::corrupt, "archive segment " + std::to_string(loc.segment)
-                                    + " unreadable: " + seg.file_error};
+      return error{errc::corrupt, "archive segment " + std::to_string(loc.segment) +
+                                      " unreadable: " + seg.file_error};
     file = seg.file;
     codec = seg.row.codec;
     if (seg.row.dict_id != 0) {
       auto di = m.dicts.find(seg.row.dict_id);
       if (di == m.dicts.end())
-        return error{errc::corrupt, "archive segment " + std::to_string(loc.segment)
-                                      + " needs dictionary " + std::to_string(seg.row.dict_id)
-                                      + ", which is missing"};
+        return error{errc::corrupt, "archive segment " + std::to_string(loc.segment) +
+                                        " needs dictionary " + std::to_string(seg.row.dict_id) +
+                                        ", which is missing"};
       dict = di->second;
     }
   }
   thread_local codec_context ctx;
   std::string raw;
   auto st = impl::read_block(*file, loc.block_offset, loc.block_len, codec, dict.get(), ctx, raw);
-  result<entry> e = st ? format::decode_record(raw, loc.record_offset)
-                       : result<entry>(st.err());
+  result<entry> e = st ? format::decode_record(raw, loc.record_offset) : result<entry>(st.err());
   if (e && e->key != key)
     e = error{errc::corrupt, "record key differs from the index"};
   std::lock_guard<std::mutex> g(m.mu);
   if (!e) {
     if (e.code() != errc::corrupt)
       return e.err();
-    auto msg = "archive segment " + std::to_string(loc.segment) + " block at offset "
-               + std::to_string(loc.block_offset) + ": " + e.err().message;
+    auto msg = "archive segment " + std::to_string(loc.segment) + " block at offset " +
+               std::to_string(loc.block_offset) + ": " + e.err().message;
     m.report_corrupt(loc.segment, loc.block_offset, msg);
     return error{errc::corrupt, msg};
   }
@@ -1362,9 +1407,11 @@ status archive::put(entry e, uint64_t now_ms) {
   if (auto st = m.cfg.lim.check(e); !st)
     return st;
   if (format::record_size(e) > m.cfg.max_bytes)
-    return {errc::out_of_space, "entry of " + std::to_string(e.payload_bytes())
-                                  + " bytes exceeds the archive's max size"};
-  std::lock_guard<std::mutex> g(m.mu);
+    return {errc::out_of_space, "entry of " + std::to_string(e.payload_bytes()) +
+                                    " bytes exceeds the archive's max size"};
+  std::unique_lock<std::mutex> lk(m.mu);
+  if (m.training_due())
+    (void)m.train(lk); // a failure leaves the current dictionary (or plain zstd)
   m.counters.puts++;
   if (e.expired(now_ms)) {
     // Already expired: nothing to keep, but an older copy must not survive.
@@ -1409,9 +1456,20 @@ status archive::put(entry e, uint64_t now_ms) {
   m.pending.push_back(std::move(e));
   // The pending block is bounded by block_bytes and, for many tiny entries,
   // by the index memory budget (its key map lives in memory).
-  if (m.pending_raw >= m.cfg.block_bytes
-      || m.pending.size() * 96 + m.pending_raw >= m.cfg.index_memory_bytes / 2)
-    return m.flush_locked();
+  if (m.pending_raw >= m.cfg.block_bytes ||
+      m.pending.size() * 96 + m.pending_raw >= m.cfg.index_memory_bytes / 2) {
+    if (auto st = m.flush_locked(); !st)
+      return st;
+    // Over max_bytes: the oldest segments go now (the lock is released: the
+    // drop reads the victims without it). Between two flushes the archive can
+    // exceed max_bytes by at most one block.
+    if (m.stored_bytes_locked() > m.cfg.max_bytes) {
+      lk.unlock();
+      auto rep = enforce_retention(now_ms);
+      if (!rep)
+        return rep.err();
+    }
+  }
   return {};
 }
 
@@ -1524,7 +1582,7 @@ status archive::clear() {
     return st;
   for (auto id : ids) {
     m.segs.erase(id);
-    (void) m.fs.remove(m.seg_path(id));
+    (void)m.fs.remove(m.seg_path(id));
   }
   m.release_unused_dicts();
   m.sweep_cursor.clear();
@@ -1566,59 +1624,77 @@ status archive::maybe_flush(uint64_t now_ms) {
 
 result<retention_report> archive::enforce_retention(uint64_t now_ms) {
   auto& m = *impl_;
-  std::lock_guard<std::mutex> g(m.mu);
-  retention_report rep;
-  auto drop = [&](uint64_t id) -> status {
-    auto bytes = m.segs[id].row.end_offset;
-    auto n = m.drop_segment_locked(id);
-    if (!n)
-      return n.err();
-    rep.segments_dropped++;
-    rep.entries_dropped += *n;
-    rep.bytes_freed += bytes;
-    return {};
+  struct victim {
+    uint64_t id;
+    bool by_ttl;
+    bool by_size;
+    uint64_t live;
+    uint64_t bytes;
   };
-  // Age: every entry in the segment was archived more than ttl_days ago, or
-  // every entry's own expiry has passed.
-  std::vector<uint64_t> victims;
-  for (auto& [id, s] : m.segs) {
-    if (!s.committed || s.compacting)
-      continue;
-    bool too_old = m.cfg.ttl_days != 0 && s.row.newest_ms + m.ttl_ms() <= now_ms;
-    bool all_expired = s.row.max_expiry_ms != 0 && s.row.max_expiry_ms != never
-                       && s.row.max_expiry_ms <= now_ms;
-    bool empty = s.row.live_entries == 0 && id != m.active_id;
-    if (too_old || all_expired || empty)
-      victims.push_back(id);
-  }
-  for (auto id : victims) {
-    bool ttl = m.cfg.ttl_days != 0 && m.segs[id].row.newest_ms + m.ttl_ms() <= now_ms;
-    auto live = m.segs[id].row.live_entries;
-    if (auto st = drop(id); !st)
-      return st.err();
-    if (ttl) {
-      m.totals.segments_dropped_ttl++;
-      m.counters.expirations += live;
-    }
-  }
-  // Size: the oldest data goes first.
-  while (true) {
+  std::vector<victim> victims;
+  {
+    // Choose under the lock and reserve the victims (compacting = true, so
+    // that compaction and a concurrent retention leave them alone); the reads
+    // needed to drop them happen without the lock.
+    std::lock_guard<std::mutex> g(m.mu);
     uint64_t total = 0;
     for (auto& [id, s] : m.segs)
       total += s.row.end_offset;
-    if (total <= m.cfg.max_bytes)
-      break;
-    uint64_t victim = 0, oldest = never;
-    for (auto& [id, s] : m.segs)
-      if (s.committed && !s.compacting && s.row.oldest_ms < oldest)
-        oldest = s.row.oldest_ms, victim = id;
-    if (victim == 0)
-      break;
-    auto live = m.segs[victim].row.live_entries;
-    if (auto st = drop(victim); !st)
-      return st.err();
-    m.totals.segments_dropped_size++;
-    m.counters.evictions += live;
+    std::vector<std::pair<uint64_t, uint64_t>> by_age; // (oldest_ms, id)
+    for (auto& [id, s] : m.segs) {
+      if (!s.committed || s.compacting)
+        continue;
+      bool too_old = m.cfg.ttl_days != 0 && s.row.newest_ms + m.ttl_ms() <= now_ms;
+      // Every entry's own expiry passed, or nothing in it is live any more.
+      bool all_expired =
+          s.row.max_expiry_ms != 0 && s.row.max_expiry_ms != never && s.row.max_expiry_ms <= now_ms;
+      bool empty = s.row.live_entries == 0 && id != m.active_id;
+      if (too_old || all_expired || empty) {
+        victims.push_back({id, too_old, false, s.row.live_entries, s.row.end_offset});
+        total -= s.row.end_offset;
+      } else {
+        by_age.emplace_back(s.row.oldest_ms, id);
+      }
+    }
+    // Size: the oldest data goes first.
+    std::sort(by_age.begin(), by_age.end());
+    for (auto& [oldest, id] : by_age) {
+      if (total <= m.cfg.max_bytes)
+        break;
+      auto& s = m.segs[id];
+      victims.push_back({id, false, true, s.row.live_entries, s.row.end_offset});
+      total -= s.row.end_offset;
+    }
+    for (auto& v : victims) {
+      if (v.id == m.active_id)
+        m.seal_active(); // no new writes into a segment about to go
+      m.segs[v.id].compacting = true;
+    }
+  }
+  retention_report rep;
+  for (size_t i = 0; i < victims.size(); ++i) {
+    auto& v = victims[i];
+    auto n = m.drop_segment(v.id);
+    if (!n) {
+      std::lock_guard<std::mutex> g(m.mu);
+      for (size_t k = i; k < victims.size(); ++k) {
+        auto s = m.segs.find(victims[k].id);
+        if (s != m.segs.end())
+          s->second.compacting = false;
+      }
+      return n.err();
+    }
+    std::lock_guard<std::mutex> g(m.mu);
+    rep.segments_dropped++;
+    rep.entries_dropped += *n;
+    rep.bytes_freed += v.bytes;
+    if (v.by_ttl) {
+      m.totals.segments_dropped_ttl++;
+      m.counters.expirations += v.live;
+    } else if (v.by_size) {
+      m.totals.segments_dropped_size++;
+      m.counters.evictions += v.live;
+    }
   }
   return rep;
 }
@@ -1634,13 +1710,13 @@ result<compaction_progress> archive::begin_compaction(double threshold) {
   // A sparse active segment is sealed so that it can be compacted too.
   if (m.active_w) {
     auto& row = m.segs[m.active_id].row;
-    if (m.segs[m.active_id].committed && row.raw_bytes > 0
-        && static_cast<double>(row.live_raw_bytes) < threshold * static_cast<double>(row.raw_bytes))
+    if (m.segs[m.active_id].committed && row.raw_bytes > 0 &&
+        static_cast<double>(row.live_raw_bytes) < threshold * static_cast<double>(row.raw_bytes))
       m.seal_active();
   }
   for (auto& [id, s] : m.segs) {
-    if (!s.committed || s.compacting || s.has_corrupt || id == m.active_id || !s.file
-        || s.row.raw_bytes == 0)
+    if (!s.committed || s.compacting || s.has_corrupt || id == m.active_id || !s.file ||
+        s.row.raw_bytes == 0)
       continue;
     double live = static_cast<double>(s.row.live_raw_bytes) / static_cast<double>(s.row.raw_bytes);
     if (live < threshold) {
@@ -1745,11 +1821,10 @@ void archive::set_throttle(throttle_hook hook) {
 }
 
 result<uint32_t> archive::train_dictionary_now() {
-  std::lock_guard<std::mutex> g(impl_->mu);
-  auto id = impl_->train_locked();
-  if (id && impl_->active_w)
-    impl_->seal_active(); // the next segment uses the new dictionary
-  return id;
+  std::unique_lock<std::mutex> lk(impl_->mu);
+  if (impl_->cfg.codec != codec_id::zstd_dict)
+    return error{errc::invalid_argument, "the archive's codec does not use dictionaries"};
+  return impl_->train(lk);
 }
 
 archive_info archive::inspect() const {
@@ -1777,8 +1852,8 @@ archive_info archive::inspect() const {
     si.live_raw_bytes = s.row.live_raw_bytes;
     si.blocks = s.row.blocks;
     si.live_fraction = s.row.raw_bytes == 0 ? 1.0
-                                            : static_cast<double>(s.row.live_raw_bytes)
-                                                / static_cast<double>(s.row.raw_bytes);
+                                            : static_cast<double>(s.row.live_raw_bytes) /
+                                                  static_cast<double>(s.row.raw_bytes);
     si.active = id == m.active_id;
     si.compacting = s.compacting;
     a.stored_bytes += si.stored_bytes;
@@ -1793,12 +1868,12 @@ archive_info archive::inspect() const {
   }
   for (auto& [did, d] : m.dicts)
     a.dictionaries.push_back(
-      dictionary_info{did, d->bytes().size(), dict_use[did], did == m.current_dict});
+        dictionary_info{did, d->bytes().size(), dict_use[did], did == m.current_dict});
   a.corrupt_blocks = m.corrupt;
   a.entries += m.pending_new;
   a.pending_entries = m.pending.size();
-  a.index_memory_bytes = m.pending.size() * 96 + m.pending_raw + m.sample_bytes
-                         + m.segs.size() * (sizeof(impl::seg_state) + 64);
+  a.index_memory_bytes = m.pending.size() * 96 + m.pending_raw + m.sample_bytes +
+                         m.segs.size() * (sizeof(impl::seg_state) + 64);
   return a;
 }
 

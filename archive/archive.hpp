@@ -10,8 +10,10 @@
 // every committed entry reads back. get() costs one index lookup, one block
 // read and one decompression. A block whose checksum fails makes only its own
 // keys fail (errc::corrupt, reported in inspect().corrupt_blocks); all other
-// keys stay readable. Retention (enforce_retention) drops segments whose
-// newest data is older than ttl_days, then the oldest segments while the
+// keys stay readable. put() drops the oldest segments itself once the archive
+// grows past max_bytes (L4 is the last tier: nothing is handed on, the
+// eviction listener is not called). Retention (enforce_retention) drops
+// segments whose newest data is older than ttl_days, then the oldest segments while the
 // archive is over max_bytes; per-entry expiry is honoured on every read and by
 // sweep_expired(). Compaction rewrites segments whose live fraction is below a
 // threshold, incrementally (compaction_step) with progress and a throttle hook,
@@ -20,8 +22,23 @@
 // Thread safety: safe for concurrent use. One mutex guards the index and the
 // segment table; block reads and decompression in get() and the copy work of
 // a compaction run outside it, so one compaction thread does not stall
-// readers. At most one compaction job runs at a time (one caller drives it).
+// readers; dictionary training and the reads of a retention drop run outside
+// it too. At most one compaction job runs at a time (one caller drives it);
+// destroy the archive only after that caller stopped.
 // No CAF here: actors/ wraps this class.
+//
+// Driving it from actors (the intended use):
+//   - L4 actor (detached): put() for each entry L3 evicts, flush() after each
+//     batch (that is the commit point), maybe_flush(now) on a timer, get() for
+//     misses from above, sweep_expired(now, budget) and enforce_retention(now)
+//     on a schedule (hourly is plenty: reads already honour ttl and expiry).
+//   - compactor actor (detached): begin_compaction(), then compaction_step(n)
+//     per message (each returns bytes_done/bytes_total for the progress bar),
+//     with set_throttle() installing a token bucket that sleeps to hold the
+//     configured rate; abort_compaction() on shutdown.
+//   - `kura archive` and the metrics exporter: inspect() (segments, live
+//     fraction, raw vs stored bytes, dictionaries, oldest entry, compaction
+//     counters) and stats() (hits, misses, entries, bytes).
 #pragma once
 
 #include "archive/codec.hpp"
@@ -129,10 +146,10 @@ struct archive_info {
   std::vector<segment_info> segments;
   std::vector<dictionary_info> dictionaries;
   std::vector<corrupt_block> corrupt_blocks;
-  uint64_t stored_bytes = 0;  ///< all segment files
-  uint64_t raw_bytes = 0;     ///< all blocks decompressed
+  uint64_t stored_bytes = 0; ///< all segment files
+  uint64_t raw_bytes = 0;    ///< all blocks decompressed
   uint64_t live_raw_bytes = 0;
-  uint64_t entries = 0;       ///< live index entries (incl. the pending block)
+  uint64_t entries = 0;         ///< live index entries (incl. the pending block)
   uint64_t oldest_entry_ms = 0; ///< archive time of the oldest data (0 = empty)
   uint64_t index_memory_bytes = 0;
   uint64_t pending_entries = 0;
@@ -145,7 +162,8 @@ struct archive_info {
   uint64_t segments_dropped_size = 0;
   uint64_t dictionaries_trained = 0;
   double ratio() const {
-    return raw_bytes == 0 ? 0.0 : static_cast<double>(stored_bytes) / static_cast<double>(raw_bytes);
+    return raw_bytes == 0 ? 0.0
+                          : static_cast<double>(stored_bytes) / static_cast<double>(raw_bytes);
   }
 };
 

@@ -10,10 +10,14 @@ namespace kura::archive {
 
 const char* to_string(codec_id c) noexcept {
   switch (c) {
-    case codec_id::none: return "none";
-    case codec_id::lz4: return "lz4";
-    case codec_id::zstd: return "zstd";
-    case codec_id::zstd_dict: return "zstd+dictionary";
+  case codec_id::none:
+    return "none";
+  case codec_id::lz4:
+    return "lz4";
+  case codec_id::zstd:
+    return "zstd";
+  case codec_id::zstd_dict:
+    return "zstd+dictionary";
   }
   return "unknown";
 }
@@ -27,8 +31,8 @@ result<codec_id> parse_codec(std::string_view name) {
     return codec_id::zstd_dict;
   if (name == "none")
     return codec_id::none;
-  return error{errc::invalid_argument, "unknown codec '" + std::string(name)
-                                         + "' (lz4, zstd, zstd+dictionary, none)"};
+  return error{errc::invalid_argument,
+               "unknown codec '" + std::string(name) + "' (lz4, zstd, zstd+dictionary, none)"};
 }
 
 // -- dictionary -----------------------------------------------------------------
@@ -93,44 +97,44 @@ codec_context::~codec_context() {
     LZ4F_freeDecompressionContext(static_cast<LZ4F_dctx*>(lz4d_));
 }
 
-status codec_context::compress(codec_id c, int level, const dictionary* dict,
-                               std::string_view src, std::string& out) {
+status codec_context::compress(codec_id c, int level, const dictionary* dict, std::string_view src,
+                               std::string& out) {
   switch (c) {
-    case codec_id::none:
-      out.assign(src.data(), src.size());
-      return {};
-    case codec_id::lz4: {
-      LZ4F_preferences_t prefs{};
-      prefs.frameInfo.contentSize = src.size();
-      // Blocks of up to 4 MiB, linked so that matches cross LZ4's internal blocks.
-      prefs.frameInfo.blockSizeID = LZ4F_max4MB;
-      prefs.frameInfo.blockMode = LZ4F_blockLinked;
-      prefs.compressionLevel = level > 0 ? level : 0;
-      out.resize(LZ4F_compressFrameBound(src.size(), &prefs));
-      auto n = LZ4F_compressFrame(out.data(), out.size(), src.data(), src.size(), &prefs);
-      if (LZ4F_isError(n))
-        return {errc::io_error, std::string("lz4 compression failed: ") + LZ4F_getErrorName(n)};
-      out.resize(n);
-      return {};
+  case codec_id::none:
+    out.assign(src.data(), src.size());
+    return {};
+  case codec_id::lz4: {
+    LZ4F_preferences_t prefs{};
+    prefs.frameInfo.contentSize = src.size();
+    // Blocks of up to 4 MiB, linked so that matches cross LZ4's internal blocks.
+    prefs.frameInfo.blockSizeID = LZ4F_max4MB;
+    prefs.frameInfo.blockMode = LZ4F_blockLinked;
+    prefs.compressionLevel = level > 0 ? level : 0;
+    out.resize(LZ4F_compressFrameBound(src.size(), &prefs));
+    auto n = LZ4F_compressFrame(out.data(), out.size(), src.data(), src.size(), &prefs);
+    if (LZ4F_isError(n))
+      return {errc::io_error, std::string("lz4 compression failed: ") + LZ4F_getErrorName(n)};
+    out.resize(n);
+    return {};
+  }
+  case codec_id::zstd:
+  case codec_id::zstd_dict: {
+    auto* cctx = static_cast<ZSTD_CCtx*>(cctx_);
+    out.resize(ZSTD_compressBound(src.size()));
+    size_t n;
+    if (c == codec_id::zstd_dict) {
+      if (dict == nullptr)
+        return {errc::invalid_argument, "zstd+dictionary without a dictionary"};
+      n = ZSTD_compress_usingCDict(cctx, out.data(), out.size(), src.data(), src.size(),
+                                   static_cast<const ZSTD_CDict*>(dict->cdict_));
+    } else {
+      n = ZSTD_compressCCtx(cctx, out.data(), out.size(), src.data(), src.size(), level);
     }
-    case codec_id::zstd:
-    case codec_id::zstd_dict: {
-      auto* cctx = static_cast<ZSTD_CCtx*>(cctx_);
-      out.resize(ZSTD_compressBound(src.size()));
-      size_t n;
-      if (c == codec_id::zstd_dict) {
-        if (dict == nullptr)
-          return {errc::invalid_argument, "zstd+dictionary without a dictionary"};
-        n = ZSTD_compress_usingCDict(cctx, out.data(), out.size(), src.data(), src.size(),
-                                     static_cast<const ZSTD_CDict*>(dict->cdict_));
-      } else {
-        n = ZSTD_compressCCtx(cctx, out.data(), out.size(), src.data(), src.size(), level);
-      }
-      if (ZSTD_isError(n))
-        return {errc::io_error, std::string("zstd compression failed: ") + ZSTD_getErrorName(n)};
-      out.resize(n);
-      return {};
-    }
+    if (ZSTD_isError(n))
+      return {errc::io_error, std::string("zstd compression failed: ") + ZSTD_getErrorName(n)};
+    out.resize(n);
+    return {};
+  }
   }
   return {errc::invalid_argument, "unknown codec"};
 }
@@ -139,53 +143,53 @@ status codec_context::decompress(codec_id c, const dictionary* dict, std::string
                                  size_t raw_len, std::string& out) {
   out.resize(raw_len);
   switch (c) {
-    case codec_id::none:
-      if (src.size() != raw_len)
-        return {errc::corrupt, "stored block length differs from its raw length"};
-      out.assign(src.data(), src.size());
-      return {};
-    case codec_id::lz4: {
-      auto* d = static_cast<LZ4F_dctx*>(lz4d_);
-      if (d == nullptr)
-        return {errc::io_error, "no lz4 decompression context"};
-      LZ4F_resetDecompressionContext(d);
-      size_t in_done = 0, out_done = 0;
-      while (true) {
-        size_t in_n = src.size() - in_done;
-        size_t out_n = out.size() - out_done;
-        auto hint = LZ4F_decompress(d, out.data() + out_done, &out_n, src.data() + in_done,
-                                    &in_n, nullptr);
-        if (LZ4F_isError(hint))
-          return {errc::corrupt, std::string("lz4 frame: ") + LZ4F_getErrorName(hint)};
-        in_done += in_n;
-        out_done += out_n;
-        if (hint == 0)
-          break;
-        if (in_n == 0 && out_n == 0)
-          return {errc::corrupt, "lz4 frame truncated or longer than recorded"};
-      }
-      if (out_done != raw_len || in_done != src.size())
-        return {errc::corrupt, "lz4 frame size differs from the block header"};
-      return {};
+  case codec_id::none:
+    if (src.size() != raw_len)
+      return {errc::corrupt, "stored block length differs from its raw length"};
+    out.assign(src.data(), src.size());
+    return {};
+  case codec_id::lz4: {
+    auto* d = static_cast<LZ4F_dctx*>(lz4d_);
+    if (d == nullptr)
+      return {errc::io_error, "no lz4 decompression context"};
+    LZ4F_resetDecompressionContext(d);
+    size_t in_done = 0, out_done = 0;
+    while (true) {
+      size_t in_n = src.size() - in_done;
+      size_t out_n = out.size() - out_done;
+      auto hint =
+          LZ4F_decompress(d, out.data() + out_done, &out_n, src.data() + in_done, &in_n, nullptr);
+      if (LZ4F_isError(hint))
+        return {errc::corrupt, std::string("lz4 frame: ") + LZ4F_getErrorName(hint)};
+      in_done += in_n;
+      out_done += out_n;
+      if (hint == 0)
+        break;
+      if (in_n == 0 && out_n == 0)
+        return {errc::corrupt, "lz4 frame truncated or longer than recorded"};
     }
-    case codec_id::zstd:
-    case codec_id::zstd_dict: {
-      auto* dctx = static_cast<ZSTD_DCtx*>(dctx_);
-      size_t n;
-      if (c == codec_id::zstd_dict) {
-        if (dict == nullptr)
-          return {errc::corrupt, "zstd+dictionary block without its dictionary"};
-        n = ZSTD_decompress_usingDDict(dctx, out.data(), out.size(), src.data(), src.size(),
-                                       static_cast<const ZSTD_DDict*>(dict->ddict_));
-      } else {
-        n = ZSTD_decompressDCtx(dctx, out.data(), out.size(), src.data(), src.size());
-      }
-      if (ZSTD_isError(n))
-        return {errc::corrupt, std::string("zstd frame: ") + ZSTD_getErrorName(n)};
-      if (n != raw_len)
-        return {errc::corrupt, "zstd frame size differs from the block header"};
-      return {};
+    if (out_done != raw_len || in_done != src.size())
+      return {errc::corrupt, "lz4 frame size differs from the block header"};
+    return {};
+  }
+  case codec_id::zstd:
+  case codec_id::zstd_dict: {
+    auto* dctx = static_cast<ZSTD_DCtx*>(dctx_);
+    size_t n;
+    if (c == codec_id::zstd_dict) {
+      if (dict == nullptr)
+        return {errc::corrupt, "zstd+dictionary block without its dictionary"};
+      n = ZSTD_decompress_usingDDict(dctx, out.data(), out.size(), src.data(), src.size(),
+                                     static_cast<const ZSTD_DDict*>(dict->ddict_));
+    } else {
+      n = ZSTD_decompressDCtx(dctx, out.data(), out.size(), src.data(), src.size());
     }
+    if (ZSTD_isError(n))
+      return {errc::corrupt, std::string("zstd frame: ") + ZSTD_getErrorName(n)};
+    if (n != raw_len)
+      return {errc::corrupt, "zstd frame size differs from the block header"};
+    return {};
+  }
   }
   return {errc::corrupt, "unknown codec id " + std::to_string(static_cast<int>(c))};
 }
@@ -223,10 +227,10 @@ uint32_t crc32(std::string_view data, uint32_t crc) {
   crc = ~crc;
   // Slicing-by-8 (little-endian hosts): eight table lookups per 8 input bytes.
   while (n >= 8) {
-    uint32_t a = crc ^ (uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16
-                        | uint32_t(p[3]) << 24);
-    crc = t[7][a & 0xff] ^ t[6][(a >> 8) & 0xff] ^ t[5][(a >> 16) & 0xff] ^ t[4][a >> 24]
-          ^ t[3][p[4]] ^ t[2][p[5]] ^ t[1][p[6]] ^ t[0][p[7]];
+    uint32_t a =
+        crc ^ (uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24);
+    crc = t[7][a & 0xff] ^ t[6][(a >> 8) & 0xff] ^ t[5][(a >> 16) & 0xff] ^ t[4][a >> 24] ^
+          t[3][p[4]] ^ t[2][p[5]] ^ t[1][p[6]] ^ t[0][p[7]];
     p += 8;
     n -= 8;
   }

@@ -33,8 +33,7 @@ result<codec_id> parse_codec(std::string_view name);
 class dictionary {
 public:
   /// Wraps raw dictionary bytes (ZDICT format, as `zstd --train` writes).
-  static result<std::shared_ptr<const dictionary>> load(uint32_t id, std::string bytes,
-                                                        int level);
+  static result<std::shared_ptr<const dictionary>> load(uint32_t id, std::string bytes, int level);
   ~dictionary();
   uint32_t id() const { return id_; }
   const std::string& bytes() const { return bytes_; }

@@ -77,8 +77,8 @@ public:
         return sys_error("pread", path_);
       }
       if (r == 0)
-        return {errc::corrupt, path_ + " ends before offset " + std::to_string(offset)
-                                 + " (truncated file)"};
+        return {errc::corrupt,
+                path_ + " ends before offset " + std::to_string(offset) + " (truncated file)"};
       dst += r;
       n -= static_cast<size_t>(r);
       offset += static_cast<uint64_t>(r);

@@ -185,14 +185,14 @@ bool parse_hex(std::string_view s, uint64_t& out) {
 } // namespace
 
 bool parse_segment_file_name(std::string_view n, uint64_t& id) {
-  return n.size() == 25 && n.substr(0, 4) == "seg-" && n.substr(20) == ".kseg"
-         && parse_hex(n.substr(4, 16), id);
+  return n.size() == 25 && n.substr(0, 4) == "seg-" && n.substr(20) == ".kseg" &&
+         parse_hex(n.substr(4, 16), id);
 }
 
 bool parse_dict_file_name(std::string_view n, uint32_t& id) {
   uint64_t v;
-  if (n.size() == 19 && n.substr(0, 5) == "dict-" && n.substr(13) == ".zdict"
-      && parse_hex(n.substr(5, 8), v)) {
+  if (n.size() == 19 && n.substr(0, 5) == "dict-" && n.substr(13) == ".zdict" &&
+      parse_hex(n.substr(5, 8), v)) {
     id = static_cast<uint32_t>(v);
     return true;
   }

@@ -18,7 +18,9 @@ namespace kura::archive::format {
 
 // -- little-endian helpers ------------------------------------------------------
 
-inline void put_u8(std::string& s, uint8_t v) { s.push_back(static_cast<char>(v)); }
+inline void put_u8(std::string& s, uint8_t v) {
+  s.push_back(static_cast<char>(v));
+}
 inline void put_u16(std::string& s, uint16_t v) {
   for (int i = 0; i < 2; ++i)
     s.push_back(static_cast<char>(v >> (8 * i)));
@@ -37,8 +39,12 @@ inline uint64_t get_le(const char* p, int n) {
     v = (v << 8) | static_cast<uint8_t>(p[i]);
   return v;
 }
-inline uint32_t get_u32(const char* p) { return static_cast<uint32_t>(get_le(p, 4)); }
-inline uint64_t get_u64(const char* p) { return get_le(p, 8); }
+inline uint32_t get_u32(const char* p) {
+  return static_cast<uint32_t>(get_le(p, 4));
+}
+inline uint64_t get_u64(const char* p) {
+  return get_le(p, 8);
+}
 
 // -- segment header (40 bytes) ----------------------------------------------------
 
@@ -101,8 +107,8 @@ struct location {
   kura::version ver;
   uint8_t flags = 0;
   bool same_place(const location& o) const {
-    return segment == o.segment && block_offset == o.block_offset
-           && record_offset == o.record_offset;
+    return segment == o.segment && block_offset == o.block_offset &&
+           record_offset == o.record_offset;
   }
 };
 
@@ -129,12 +135,12 @@ struct segment_row {
   codec_id codec = codec_id::lz4;
   int8_t level = 0;
   uint32_t dict_id = 0;
-  uint64_t created_ms = 0;  ///< when the segment file was created
-  uint64_t oldest_ms = 0;   ///< archive time of its oldest data
-  uint64_t newest_ms = 0;   ///< archive time of its newest data
-  uint64_t end_offset = 0;  ///< committed file length (bytes past it are a torn tail)
-  uint64_t raw_bytes = 0;   ///< decompressed bytes of all blocks
-  uint64_t entries = 0;     ///< records written
+  uint64_t created_ms = 0; ///< when the segment file was created
+  uint64_t oldest_ms = 0;  ///< archive time of its oldest data
+  uint64_t newest_ms = 0;  ///< archive time of its newest data
+  uint64_t end_offset = 0; ///< committed file length (bytes past it are a torn tail)
+  uint64_t raw_bytes = 0;  ///< decompressed bytes of all blocks
+  uint64_t entries = 0;    ///< records written
   uint64_t live_entries = 0;
   uint64_t live_raw_bytes = 0;
   uint64_t max_expiry_ms = 0; ///< latest per-entry expiry; ~0 when some entry never expires

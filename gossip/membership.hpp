@@ -48,7 +48,7 @@ struct membership_config {
   uint32_t suspicion_max_mult = 6;     ///< max suspicion = max_mult * min
   uint32_t retransmit_mult = 4;        ///< piggyback limit = mult * ceil(log10(n+1))
   uint64_t sync_interval_ms = 30'000;  ///< full state push-pull period
-  size_t max_piggyback = 8;            ///< updates per message
+  size_t max_piggyback = 32;           ///< updates per message (~20 B each; fits a 1400 B datagram)
   uint64_t dead_reap_ms = 24ull * 3600 * 1000; ///< forget dead members after this
   bool lifeguard = true;               ///< local health scaling of periods
 };
@@ -106,6 +106,8 @@ public:
   bool joined() const { return joined_; }
   bool left() const { return leaving_; }
   uint32_t health_score() const { return health_.score(); }
+  /// Membership news still waiting to be piggybacked.
+  size_t pending_broadcasts() const { return queue_.size(); }
   const membership_config& config() const { return cfg_; }
 
   /// State changes made by this node, oldest first (checkers read these).

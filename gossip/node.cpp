@@ -21,20 +21,23 @@ void node::start(uint64_t now, uint64_t incarnation) {
   next_sync_ms_ = now + cfg_.members.sync_interval_ms / 2
                   + rng_.below(cfg_.members.sync_interval_ms / 2 + 1);
   next_hint_ms_ = now + cfg_.retry_ms;
-  on_view_change(now);
+  on_view_change(now, true);
 }
 
 void node::leave(uint64_t now) {
   left_ = true;
   members_.leave(now);
-  on_view_change(now);
+  on_view_change(now, true);
 }
 
 // -- view changes ---------------------------------------------------------------
 
-void node::on_view_change(uint64_t now) {
+void node::on_view_change(uint64_t now, bool from_tick) {
   if (ring_view_ == members_.view_version() && !ring_.empty())
     return;
+  if (cfg_.ring_settle_ms > 0 && !ring_.empty() && (!from_tick || now < next_ring_ms_))
+    return; // rebuilt by a later tick
+  next_ring_ms_ = now + cfg_.ring_settle_ms;
   ring_view_ = members_.view_version();
   ring before = ring_;
   ring_ = ring(members_.ring_members(), cfg_.ring);
@@ -79,7 +82,7 @@ status node::on_message(node_id from, std::string_view bytes, uint64_t now) {
     return status{};
   if (!members_.handle(from, *m, now))
     handle(from, *m, now);
-  on_view_change(now);
+  on_view_change(now, false);
   return status{};
 }
 
@@ -106,7 +109,10 @@ void node::raise_floor(const std::string& key, const version& v) {
 
 version node::floor(const std::string& key) const {
   auto it = floor_.find(key);
-  return it == floor_.end() ? version{} : it->second;
+  version f = it == floor_.end() ? version{} : it->second;
+  if (const entry* e = store_.get(key); e && f < e->ver)
+    f = e->ver;
+  return f;
 }
 
 bool node::shared(node_id peer, uint64_t pos) const {
@@ -123,8 +129,10 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
     apply_entry(e, now);
     const entry* held = store_.get(e.key);
     version hv = held ? held->ver : e.ver;
-    // Acking promises that we never again serve anything older.
-    raise_floor(e.key, hv);
+    // Acking promises that we never again serve anything older. The store
+    // only moves forward, so it keeps that promise for as long as it holds
+    // the key; the floor is recorded when the key leaves the store (handoff,
+    // tombstone collection), which keeps the floor map small on replicas.
     ++stats_.replicated;
     send(from, replicate_ack_msg{r->rid, key_version{e.key, hv.hlc, hv.node}});
   } else if (auto* a = std::get_if<replicate_ack_msg>(&msg)) {
@@ -363,7 +371,7 @@ std::vector<client_result> node::take_results() {
 
 void node::tick(uint64_t now) {
   members_.tick(now);
-  on_view_change(now);
+  on_view_change(now, true);
   // Writes in flight: retry, turn dead or slow targets into hints, time out.
   for (auto it = writes_.all().begin(); it != writes_.all().end();) {
     auto& w = it->second;
@@ -452,10 +460,20 @@ void node::start_anti_entropy(node_id peer) {
 void node::sync_step(uint64_t now) {
   if (left_)
     return;
+  // Peers that share at least one arc with us (with vnodes: usually everyone
+  // in a small cluster, about 2 x vnodes x (rf - 1) peers in a large one).
   std::vector<node_id> peers;
-  for (node_id m : ring_.members())
-    if (m != id())
-      peers.push_back(m);
+  const size_t w = ring_.width();
+  for (size_t i = 0; i < ring_.tokens().size(); ++i) {
+    const node_id* reps = ring_.token_replicas(i);
+    if (std::find(reps, reps + w, id()) == reps + w)
+      continue;
+    for (size_t j = 0; j < w; ++j)
+      if (reps[j] != id())
+        peers.push_back(reps[j]);
+  }
+  std::sort(peers.begin(), peers.end());
+  peers.erase(std::unique(peers.begin(), peers.end()), peers.end());
   if (peers.empty())
     return;
   size_t n = cfg_.ae_peers_per_sync == 0 ? peers.size()
@@ -496,6 +514,8 @@ void node::handoff_step(uint64_t now) {
       done.push_back(e.key);
   });
   for (auto& k : done) {
+    if (auto* e = store_.get(k))
+      raise_floor(k, e->ver);
     store_.erase(k);
     handoff_acks_.erase(k);
     tombstones_.forget(k);
@@ -531,6 +551,8 @@ void node::tombstone_step(uint64_t now) {
     }
   });
   for (auto& k : collect) {
+    if (auto* e = store_.get(k))
+      raise_floor(k, e->ver);
     store_.erase(k);
     tombstones_.forget(k);
     ++stats_.tombstones_collected;

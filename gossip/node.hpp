@@ -39,6 +39,9 @@ struct node_config {
   size_t batch = 64;                    ///< entries per handoff / hint / repair message
   /// Anti-entropy peers per sync interval (0 = every peer sharing ranges).
   size_t ae_peers_per_sync = 0;
+  /// Minimum time between two ring rebuilds (0 = rebuild on every view
+  /// change). Large clusters set it so a burst of joins costs one rebuild.
+  uint64_t ring_settle_ms = 0;
 };
 
 /// The answer to a client call.
@@ -86,8 +89,9 @@ public:
   const hint_store& hints() const { return hints_; }
   /// The ranges the last ring change asked to stream (for progress reporting).
   const std::vector<transfer>& last_plan() const { return last_plan_; }
-  /// The lowest version this node may still serve for `key` (acknowledged
-  /// invalidations and replications).
+  /// The lowest version this node may still serve for `key`: what its store
+  /// holds, or the newest version it acknowledged in an invalidation or held
+  /// before the key left its store (handoff, tombstone collection).
   version floor(const std::string& key) const;
 
   struct counters {
@@ -99,7 +103,7 @@ public:
   const counters& stats() const { return stats_; }
 
 private:
-  void on_view_change(uint64_t now);
+  void on_view_change(uint64_t now, bool from_tick);
   void handle(node_id from, const message& m, uint64_t now);
   bool apply_entry(const entry& e, uint64_t now); // LWW + invalidation + hlc
   void send(node_id to, const message& m);
@@ -120,6 +124,7 @@ private:
   hlc hlc_;
   ring ring_;
   uint64_t ring_view_ = 0;
+  uint64_t next_ring_ms_ = 0;
   replica_store store_;
   pending_writes writes_;
   hint_store hints_;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <iterator>
 #include <numeric>
 
 namespace kura::gossip {
@@ -103,27 +104,36 @@ std::vector<transfer> transfer_plan(const ring& before, const ring& after) {
   // The union of both rings' tokens cuts the circle into arcs on which both
   // rings are constant; the arc ending at b has the replicas of position b.
   std::vector<uint64_t> bounds;
-  for (auto& a : before.arcs())
-    bounds.push_back(a.range.hi);
-  for (auto& a : after.arcs())
-    bounds.push_back(a.range.hi);
-  std::sort(bounds.begin(), bounds.end());
+  bounds.reserve(before.tokens().size() + after.tokens().size());
+  std::merge(before.tokens().begin(), before.tokens().end(), after.tokens().begin(),
+             after.tokens().end(), std::back_inserter(bounds));
   bounds.erase(std::unique(bounds.begin(), bounds.end()), bounds.end());
+  const size_t ow = before.width(), nw = after.width();
+  const auto& bt = before.tokens();
+  const auto& at = after.tokens();
+  size_t bi = 0, ai = 0; // first token >= the current bound, walked in step
   for (size_t i = 0; i < bounds.size(); ++i) {
     uint64_t hi = bounds[i];
     uint64_t lo = bounds[(i + bounds.size() - 1) % bounds.size()];
-    auto old_reps = before.replicas_at(hi);
-    auto new_reps = after.replicas_at(hi);
+    while (bi < bt.size() && bt[bi] < hi)
+      ++bi;
+    while (ai < at.size() && at[ai] < hi)
+      ++ai;
+    const node_id* old_reps =
+      bt.empty() ? nullptr : before.token_replicas(bi == bt.size() ? 0 : bi);
+    const node_id* new_reps = after.token_replicas(ai == at.size() ? 0 : ai);
+    const node_id* old_end = old_reps ? old_reps + ow : nullptr;
     node_id source = no_node;
-    for (node_id o : old_reps)
-      if (after.contains(o)) {
-        source = o;
+    for (const node_id* o = old_reps; o != old_end; ++o)
+      if (after.contains(*o)) {
+        source = *o;
         break;
       }
-    if (source == no_node && !old_reps.empty())
-      source = old_reps.front();
-    for (node_id t : new_reps) {
-      if (std::find(old_reps.begin(), old_reps.end(), t) != old_reps.end())
+    if (source == no_node && old_reps)
+      source = old_reps[0];
+    for (size_t j = 0; j < nw; ++j) {
+      node_id t = new_reps[j];
+      if (old_reps && std::find(old_reps, old_end, t) != old_end)
         continue;
       // Merge with the previous transfer when contiguous and same endpoints.
       bool merged = false;

@@ -18,9 +18,9 @@ namespace kura::gossip {
 
 struct ring_config {
   /// Virtual nodes (tokens) per member. With random tokens a member's share
-  /// has a relative spread of about 1/sqrt(vnodes); 256 keeps max/mean of keys
-  /// per node near 1.05-1.1 at 10 nodes (see bench/RESULTS.md).
-  uint32_t vnodes = 256;
+  /// has a relative spread of about 1/sqrt(vnodes): 256 gives max/mean of keys
+  /// per node ~1.10 at 10 nodes, 512 ~1.07 (see bench/RESULTS.md), so 512.
+  uint32_t vnodes = 512;
   /// Replication factor: owner plus rf-1 distinct successors.
   uint32_t rf = 2;
   /// Seed of token and key positions. Changing it moves every key.
@@ -70,6 +70,17 @@ public:
   bool contains(node_id n) const;
   bool empty() const { return members_.empty(); }
   const ring_config& config() const { return cfg_; }
+
+  /// The sorted tokens; the arc ending at tokens()[i] belongs to token_replicas(i).
+  const std::vector<uint64_t>& tokens() const { return tokens_; }
+  /// Replicas (width() ids, owner first) of the arc ending at token i; no allocation.
+  const node_id* token_replicas(size_t i) const { return replicas_.data() + i * width_; }
+  /// Replicas of a position without allocating (width() ids; nullptr if empty).
+  const node_id* replicas_ptr(uint64_t pos) const {
+    return tokens_.empty() ? nullptr : token_replicas(token_index(pos));
+  }
+  /// Replicas per key: min(rf, members).
+  size_t width() const { return width_; }
 
   /// Every arc between two consecutive tokens with the replicas that own it.
   struct arc {

@@ -3,7 +3,10 @@
 // throughput, and foreground p99 with and without a compaction running.
 //
 //   build/bin/kura-bench-archive [--csv] [--dir PATH] [--json-mb N] [--text-mb N]
-//                                [--entries N] [--quick]
+//                                [--entries N] [--quick] [--explore]
+//
+//   --entries 0 skips the latency/compaction part; --explore prints the block
+//   size x level x dictionary table on the JSON corpus instead.
 //
 // Ratio rows (`corpus,codec,raw_bytes,stored_bytes,ratio`): every record of
 // the corpus is put into a fresh archive with the codec; stored_bytes is what
@@ -25,6 +28,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <string>
 #include <thread>
 #include <unistd.h>
@@ -37,36 +41,42 @@ namespace {
 
 // -- corpus generators ------------------------------------------------------------
 
-const char* first_names[] = {"Anna", "Ben", "Chloe", "David", "Emma", "Felix", "Greta", "Hugo",
-                             "Ines", "Jonas", "Kira", "Liam", "Mia", "Noah", "Olivia", "Paul",
-                             "Quinn", "Rosa", "Sven", "Tara", "Umar", "Vera", "Wen", "Yuki",
-                             "Zoe", "Akira", "Bilal", "Carmen", "Dmitri", "Elif"};
-const char* last_names[] = {"Schmidt", "Tanaka", "Garcia", "Smith", "Müller", "Rossi", "Kowalski",
-                            "Nguyen", "Johnson", "Silva", "Novak", "Yilmaz", "Andersson", "Dubois",
-                            "Kim", "Ivanova", "Okafor", "Haddad", "Larsen", "Costa"};
-const char* cities[] = {"Berlin", "Tokyo", "Madrid", "New York", "São Paulo", "Lagos", "Mumbai",
-                        "Seoul", "Paris", "Toronto", "Sydney", "Istanbul", "Warsaw", "Osaka",
-                        "Lyon", "Austin", "Nairobi", "Oslo", "Lisbon", "Prague"};
-const char* countries[] = {"DE", "JP", "ES", "US", "BR", "NG", "IN", "KR", "FR", "CA", "AU", "TR",
-                           "PL", "PT", "CZ", "NO", "KE"};
+const char* first_names[] = {
+    "Anna", "Ben",  "Chloe", "David", "Emma",   "Felix", "Greta", "Hugo",   "Ines",   "Jonas",
+    "Kira", "Liam", "Mia",   "Noah",  "Olivia", "Paul",  "Quinn", "Rosa",   "Sven",   "Tara",
+    "Umar", "Vera", "Wen",   "Yuki",  "Zoe",    "Akira", "Bilal", "Carmen", "Dmitri", "Elif"};
+const char* last_names[] = {"Schmidt", "Tanaka",   "Garcia",    "Smith",   "Müller",
+                            "Rossi",   "Kowalski", "Nguyen",    "Johnson", "Silva",
+                            "Novak",   "Yilmaz",   "Andersson", "Dubois",  "Kim",
+                            "Ivanova", "Okafor",   "Haddad",    "Larsen",  "Costa"};
+const char* cities[] = {"Berlin", "Tokyo",  "Madrid",  "New York", "São Paulo", "Lagos",  "Mumbai",
+                        "Seoul",  "Paris",  "Toronto", "Sydney",   "Istanbul",  "Warsaw", "Osaka",
+                        "Lyon",   "Austin", "Nairobi", "Oslo",     "Lisbon",    "Prague"};
+const char* countries[] = {"DE", "JP", "ES", "US", "BR", "NG", "IN", "KR", "FR",
+                           "CA", "AU", "TR", "PL", "PT", "CZ", "NO", "KE"};
 const char* locales[] = {"en-US", "de-DE", "ja-JP", "es-ES", "pt-BR", "fr-FR", "ko-KR", "pl-PL"};
 const char* plans[] = {"free", "basic", "pro", "team", "enterprise"};
 const char* agents[] = {
-  "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-  "Chrome/119.0.0.0 Safari/537.36",
-  "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-  "Version/17.1 Safari/605.1.15",
-  "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0",
-  "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
-  "Gecko) Version/17.1 Mobile/15E148 Safari/604.1",
-  "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
-  "Chrome/119.0.6045.163 Mobile Safari/537.36",
-  "okhttp/4.12.0", "python-requests/2.31.0", "curl/8.4.0"};
-const char* paths[] = {"/", "/login", "/cart", "/checkout", "/search", "/account/settings",
-                       "/products", "/products/reviews", "/help/faq", "/orders", "/wishlist",
-                       "/api/v2/recommendations"};
-const char* categories[] = {"books", "electronics", "garden", "toys", "kitchen", "sports",
-                            "fashion", "music", "office", "health"};
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/119.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.1 Safari/605.1.15",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+    "Gecko) Version/17.1 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/119.0.6045.163 Mobile Safari/537.36",
+    "okhttp/4.12.0",
+    "python-requests/2.31.0",
+    "curl/8.4.0"};
+const char* paths[] = {"/",         "/login",
+                       "/cart",     "/checkout",
+                       "/search",   "/account/settings",
+                       "/products", "/products/reviews",
+                       "/help/faq", "/orders",
+                       "/wishlist", "/api/v2/recommendations"};
+const char* categories[] = {"books",  "electronics", "garden", "toys",   "kitchen",
+                            "sports", "fashion",     "music",  "office", "health"};
 const char* currencies[] = {"EUR", "USD", "JPY", "GBP", "BRL"};
 
 /// A word list for the text corpus and for bios/titles: ~3000 pronounceable
@@ -75,17 +85,17 @@ struct vocabulary {
   std::vector<std::string> words;
   std::vector<double> cdf;
   explicit vocabulary(rng& r) {
-    const char* common[] = {"the", "of", "and", "to", "a", "in", "is", "it", "that", "was",
-                            "for", "on", "are", "with", "as", "be", "at", "this", "have",
-                            "from", "or", "one", "had", "by", "but", "not", "what", "all",
-                            "were", "when", "we", "there", "can", "an", "your", "which",
-                            "their", "said", "if", "do", "will", "each", "about", "how", "up",
-                            "out", "them", "then", "she", "many", "some", "so", "these",
-                            "would", "other", "into", "has", "more", "her", "two", "like"};
+    const char* common[] = {
+        "the",  "of",   "and",   "to",    "a",    "in",   "is",   "it",   "that",  "was",   "for",
+        "on",   "are",  "with",  "as",    "be",   "at",   "this", "have", "from",  "or",    "one",
+        "had",  "by",   "but",   "not",   "what", "all",  "were", "when", "we",    "there", "can",
+        "an",   "your", "which", "their", "said", "if",   "do",   "will", "each",  "about", "how",
+        "up",   "out",  "them",  "then",  "she",  "many", "some", "so",   "these", "would", "other",
+        "into", "has",  "more",  "her",   "two",  "like"};
     for (auto* w : common)
       words.emplace_back(w);
-    const char* on[] = {"b", "c", "d", "f", "g", "h", "l", "m", "n", "p", "r", "s", "t", "v",
-                        "w", "st", "tr", "pl", "gr", "ch", "sh", "th", "br", "cl"};
+    const char* on[] = {"b", "c", "d", "f",  "g",  "h",  "l",  "m",  "n",  "p",  "r",  "s",
+                        "t", "v", "w", "st", "tr", "pl", "gr", "ch", "sh", "th", "br", "cl"};
     const char* nu[] = {"a", "e", "i", "o", "u", "ea", "ou", "ai", "io", "ee"};
     const char* co[] = {"", "n", "r", "s", "t", "l", "nd", "st", "ng", "rt", "ck", "m"};
     while (words.size() < 3000) {
@@ -156,20 +166,18 @@ std::string uuid(rng& r) {
 
 std::string user_profile(rng& r, const vocabulary& v, uint64_t id, uint64_t now) {
   std::string f = pick(r, first_names), l = pick(r, last_names);
-  std::string s = "{\"id\":" + std::to_string(id) + ",\"username\":\"" + f
-                  + std::to_string(r.below(10000)) + "\",\"email\":\"" + f + "."
-                  + std::to_string(r.below(1000)) + "@example.com\",\"name\":{\"first\":\"" + f
-                  + "\",\"last\":\"" + l + "\"},\"created_at\":\""
-                  + iso_time(now - r.below(3ull * 365 * 86400 * 1000)) + "\",\"locale\":\""
-                  + pick(r, locales) + "\",\"address\":{\"city\":\"" + pick(r, cities)
-                  + "\",\"country\":\"" + pick(r, countries) + "\",\"zip\":\""
-                  + std::to_string(10000 + r.below(89999)) + "\"},\"plan\":\"" + pick(r, plans)
-                  + "\",\"verified\":" + (r.chance(0.7) ? "true" : "false")
-                  + ",\"settings\":{\"theme\":\"" + (r.chance(0.5) ? "dark" : "light")
-                  + "\",\"notifications\":{\"email\":" + (r.chance(0.5) ? "true" : "false")
-                  + ",\"push\":" + (r.chance(0.3) ? "true" : "false")
-                  + ",\"sms\":false},\"timezone\":\"UTC" + (r.chance(0.5) ? "+" : "-")
-                  + std::to_string(r.below(12)) + "\"},\"interests\":[";
+  std::string s =
+      "{\"id\":" + std::to_string(id) + ",\"username\":\"" + f + std::to_string(r.below(10000)) +
+      "\",\"email\":\"" + f + "." + std::to_string(r.below(1000)) +
+      "@example.com\",\"name\":{\"first\":\"" + f + "\",\"last\":\"" + l + "\"},\"created_at\":\"" +
+      iso_time(now - r.below(3ull * 365 * 86400 * 1000)) + "\",\"locale\":\"" + pick(r, locales) +
+      "\",\"address\":{\"city\":\"" + pick(r, cities) + "\",\"country\":\"" + pick(r, countries) +
+      "\",\"zip\":\"" + std::to_string(10000 + r.below(89999)) + "\"},\"plan\":\"" +
+      pick(r, plans) + "\",\"verified\":" + (r.chance(0.7) ? "true" : "false") +
+      ",\"settings\":{\"theme\":\"" + (r.chance(0.5) ? "dark" : "light") +
+      "\",\"notifications\":{\"email\":" + (r.chance(0.5) ? "true" : "false") +
+      ",\"push\":" + (r.chance(0.3) ? "true" : "false") + ",\"sms\":false},\"timezone\":\"UTC" +
+      (r.chance(0.5) ? "+" : "-") + std::to_string(r.below(12)) + "\"},\"interests\":[";
   int n = static_cast<int>(r.below(5));
   for (int i = 0; i < n; ++i)
     s += std::string(i ? "," : "") + "\"" + pick(r, categories) + "\"";
@@ -183,44 +191,46 @@ std::string user_profile(rng& r, const vocabulary& v, uint64_t id, uint64_t now)
 
 std::string session(rng& r, uint64_t now) {
   uint64_t start = now - r.below(86400ull * 1000);
-  std::string s = "{\"session_id\":\"" + hex(r, 32) + "\",\"user_id\":"
-                  + std::to_string(r.below(2'000'000)) + ",\"ip\":\"" + std::to_string(r.below(223) + 1)
-                  + "." + std::to_string(r.below(256)) + "." + std::to_string(r.below(256)) + "."
-                  + std::to_string(r.below(256)) + "\",\"user_agent\":\"" + pick(r, agents)
-                  + "\",\"started_at\":\"" + iso_time(start) + "\",\"device\":{\"type\":\""
-                  + (r.chance(0.6) ? "mobile" : "desktop") + "\",\"screen\":\""
-                  + (r.chance(0.5) ? "1920x1080" : "390x844") + "\"},\"locale\":\""
-                  + pick(r, locales) + "\",\"pages\":[";
+  std::string s =
+      "{\"session_id\":\"" + hex(r, 32) + "\",\"user_id\":" + std::to_string(r.below(2'000'000)) +
+      ",\"ip\":\"" + std::to_string(r.below(223) + 1) + "." + std::to_string(r.below(256)) + "." +
+      std::to_string(r.below(256)) + "." + std::to_string(r.below(256)) + "\",\"user_agent\":\"" +
+      pick(r, agents) + "\",\"started_at\":\"" + iso_time(start) + "\",\"device\":{\"type\":\"" +
+      (r.chance(0.6) ? "mobile" : "desktop") + "\",\"screen\":\"" +
+      (r.chance(0.5) ? "1920x1080" : "390x844") + "\"},\"locale\":\"" + pick(r, locales) +
+      "\",\"pages\":[";
   int n = 1 + static_cast<int>(r.below(r.chance(0.2) ? 30 : 6));
   uint64_t ts = start;
   for (int i = 0; i < n; ++i) {
     ts += r.below(120000);
-    s += std::string(i ? "," : "") + "{\"path\":\"" + pick(r, paths)
-         + (r.chance(0.4) ? "/" + std::to_string(r.below(100000)) : std::string()) + "\",\"ts\":"
-         + std::to_string(ts) + ",\"duration_ms\":" + std::to_string(r.below(60000))
-         + ",\"referrer\":\"" + (i ? "internal" : (r.chance(0.5) ? "google" : "direct")) + "\"}";
+    s += std::string(i ? "," : "") + "{\"path\":\"" + pick(r, paths) +
+         (r.chance(0.4) ? "/" + std::to_string(r.below(100000)) : std::string()) +
+         "\",\"ts\":" + std::to_string(ts) + ",\"duration_ms\":" + std::to_string(r.below(60000)) +
+         ",\"referrer\":\"" + (i ? "internal" : (r.chance(0.5) ? "google" : "direct")) + "\"}";
   }
-  s += "],\"cart_items\":" + std::to_string(r.below(8)) + ",\"authenticated\":"
-       + (r.chance(0.6) ? "true" : "false") + "}";
+  s += "],\"cart_items\":" + std::to_string(r.below(8)) +
+       ",\"authenticated\":" + (r.chance(0.6) ? "true" : "false") + "}";
   return s;
 }
 
 std::string api_response(rng& r, const vocabulary& v) {
-  std::string s = "{\"status\":200,\"request_id\":\"" + uuid(r) + "\",\"api_version\":\"2.4\","
+  std::string s = "{\"status\":200,\"request_id\":\"" + uuid(r) +
+                  "\",\"api_version\":\"2.4\","
                   "\"data\":{\"items\":[";
   int n = static_cast<int>(r.below(r.chance(0.25) ? 20 : 5));
   for (int i = 0; i < n; ++i) {
     char price[32];
     std::snprintf(price, sizeof(price), "%" PRIu64 ".%02" PRIu64, r.below(500), r.below(100));
-    s += std::string(i ? "," : "") + "{\"sku\":\"SKU-" + std::to_string(100000 + r.below(900000))
-         + "\",\"title\":\"" + v.sentence(r, 2, 6) + "\",\"category\":\"" + pick(r, categories)
-         + "\",\"price\":" + price + ",\"currency\":\"" + pick(r, currencies)
-         + "\",\"in_stock\":" + (r.chance(0.8) ? "true" : "false") + ",\"rating\":"
-         + std::to_string(1 + r.below(5)) + "." + std::to_string(r.below(10)) + ",\"reviews\":"
-         + std::to_string(r.below(3000)) + "}";
+    s += std::string(i ? "," : "") + "{\"sku\":\"SKU-" + std::to_string(100000 + r.below(900000)) +
+         "\",\"title\":\"" + v.sentence(r, 2, 6) + "\",\"category\":\"" + pick(r, categories) +
+         "\",\"price\":" + price + ",\"currency\":\"" + pick(r, currencies) +
+         "\",\"in_stock\":" + (r.chance(0.8) ? "true" : "false") +
+         ",\"rating\":" + std::to_string(1 + r.below(5)) + "." + std::to_string(r.below(10)) +
+         ",\"reviews\":" + std::to_string(r.below(3000)) + "}";
   }
-  s += "],\"page\":" + std::to_string(1 + r.below(20)) + ",\"per_page\":20,\"total\":"
-       + std::to_string(r.below(5000)) + "},\"latency_ms\":" + std::to_string(r.below(250)) + "}";
+  s += "],\"page\":" + std::to_string(1 + r.below(20)) +
+       ",\"per_page\":20,\"total\":" + std::to_string(r.below(5000)) +
+       "},\"latency_ms\":" + std::to_string(r.below(250)) + "}";
   return s;
 }
 
@@ -256,7 +266,8 @@ std::vector<std::string> text_corpus(uint64_t bytes, uint64_t seed) {
   uint64_t total = 0;
   while (total < bytes) {
     std::string s;
-    size_t target = 100 + static_cast<size_t>(std::min<double>(3996, -std::log(1 - r.uniform()) * 700));
+    size_t target =
+        100 + static_cast<size_t>(std::min<double>(3996, -std::log(1 - r.uniform()) * 700));
     while (s.size() < target) {
       s += v.sentence(r, 4, 22);
       s += r.chance(0.15) ? "\n\n" : " ";
@@ -281,7 +292,7 @@ struct options {
 
 std::string fresh_dir(const options& o, const std::string& name) {
   auto p = o.dir + "/" + name;
-  (void) std::system(("rm -rf '" + p + "'").c_str());
+  (void)std::system(("rm -rf '" + p + "'").c_str());
   return p;
 }
 
@@ -355,7 +366,7 @@ ratio_row store_corpus(const options& o, const std::string& corpus,
       if (!got || !got->has_value())
         die("get " + k, got ? error{errc::not_found, "miss"} : got.err());
       lat.push_back(static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(e - s).count()));
+          std::chrono::duration_cast<std::chrono::nanoseconds>(e - s).count()));
     }
     std::sort(lat.begin(), lat.end());
     row.get_p50_us = static_cast<double>(lat[lat.size() / 2]) / 1000.0;
@@ -364,7 +375,7 @@ ratio_row store_corpus(const options& o, const std::string& corpus,
   a->reset();
   row.stored = dir_bytes(dir, "seg-") + dir_bytes(dir, "dict-");
   row.index = dir_bytes(dir + "/index", "data.mdb");
-  (void) std::system(("rm -rf '" + dir + "'").c_str());
+  (void)std::system(("rm -rf '" + dir + "'").c_str());
   return row;
 }
 
@@ -439,22 +450,28 @@ int main(int argc, char** argv) {
     }
     o.dir = tmpl;
   } else {
-    (void) ka::posix_env::instance().create_dir(o.dir);
+    (void)ka::posix_env::instance().create_dir(o.dir);
   }
 
   if (o.explore) {
     // Block size x level x dictionary on the JSON corpus: ratio and get latency.
     auto recs = json_corpus(o.json_mb << 20, 1);
     auto ref = whole("json", recs, 19);
-    std::printf("zstd-19-whole ratio %.4f\n", static_cast<double>(ref.stored) / static_cast<double>(ref.raw));
+    std::printf("zstd-19-whole ratio %.4f\n",
+                static_cast<double>(ref.stored) / static_cast<double>(ref.raw));
     std::printf("%-16s %8s %6s %9s %7s %8s %8s %8s\n", "codec", "block", "level", "dict", "ratio",
                 "put_s", "get_p50", "get_p99");
+    const char* only = std::getenv("EXPLORE_CODEC"); // e.g. zstd+dictionary
     for (auto c : {ka::codec_id::lz4, ka::codec_id::zstd, ka::codec_id::zstd_dict})
       for (size_t block : {size_t{4} << 10, size_t{16} << 10, size_t{64} << 10, size_t{256} << 10,
                            size_t{1} << 20})
         for (int level : {3, 9, 19})
           for (size_t dict : {size_t{64} << 10, size_t{112} << 10}) {
             if (c != ka::codec_id::zstd_dict && dict != (size_t{64} << 10))
+              continue;
+            if (only != nullptr && std::string(only) != ka::to_string(c))
+              continue;
+            if (block > (size_t{256} << 10) && c == ka::codec_id::zstd_dict)
               continue;
             if (c == ka::codec_id::lz4 && level != 3)
               continue;
@@ -475,7 +492,7 @@ int main(int argc, char** argv) {
             std::fflush(stdout);
           }
     if (own_dir)
-      (void) std::system(("rm -rf '" + o.dir + "'").c_str());
+      (void)std::system(("rm -rf '" + o.dir + "'").c_str());
     return 0;
   }
 
@@ -489,9 +506,9 @@ int main(int argc, char** argv) {
   };
   // The archive's settings per codec (see bench/RESULTS.md for why these).
   const codec_setup setups[] = {
-    {"lz4", ka::codec_id::lz4, 0, 64 * 1024},
-    {"zstd", ka::codec_id::zstd, 3, 64 * 1024},
-    {"zstd+dictionary", ka::codec_id::zstd_dict, 3, 64 * 1024},
+      {"lz4", ka::codec_id::lz4, 0, 64 * 1024},
+      {"zstd", ka::codec_id::zstd, 9, 64 * 1024},
+      {"zstd+dictionary", ka::codec_id::zstd_dict, 19, 64 * 1024},
   };
   for (auto corpus : {"json", "text"}) {
     bool is_json = std::string(corpus) == "json";
@@ -518,8 +535,8 @@ int main(int argc, char** argv) {
   for (auto& r : rows) {
     double ratio = r.raw == 0 ? 0 : static_cast<double>(r.stored) / static_cast<double>(r.raw);
     if (o.csv)
-      std::printf("%s,%s,%" PRIu64 ",%" PRIu64 ",%.4f\n", r.corpus.c_str(), r.codec.c_str(),
-                  r.raw, r.stored, ratio);
+      std::printf("%s,%s,%" PRIu64 ",%" PRIu64 ",%.4f\n", r.corpus.c_str(), r.codec.c_str(), r.raw,
+                  r.stored, ratio);
     else
       std::printf("%-6s %-16s %12" PRIu64 " %12" PRIu64 " %7.4f %12" PRIu64 " %8.1f\n",
                   r.corpus.c_str(), r.codec.c_str(), r.raw, r.stored, ratio, r.index, r.seconds);
@@ -528,11 +545,11 @@ int main(int argc, char** argv) {
 
   // -- latency and compaction on `entries` archived entries -----------------------------
   std::vector<metric> metrics;
-  {
+  if (o.entries > 0) {
     auto dir = fresh_dir(o, "latency");
     auto cfg = base_config(dir);
     cfg.codec = ka::codec_id::lz4;
-    cfg.segment_bytes = 64ull << 20;
+    cfg.segment_bytes = 16ull << 20;
     auto opened = ka::archive::open(cfg, real_clock::instance());
     if (!opened)
       die("open", opened.err());
@@ -540,7 +557,9 @@ int main(int argc, char** argv) {
     rng r(7);
     vocabulary v(r);
     uint64_t now = real_clock::instance().now_ms();
-    auto key = [](uint64_t i) { return "user:" + std::to_string(i * 2654435761ull % 1'000'000'007ull); };
+    auto key = [](uint64_t i) {
+      return "user:" + std::to_string(i * 2654435761ull % 1'000'000'007ull);
+    };
     auto t0 = std::chrono::steady_clock::now();
     uint64_t raw = 0;
     for (uint64_t i = 0; i < o.entries; ++i) {
@@ -559,30 +578,46 @@ int main(int argc, char** argv) {
     metrics.push_back({"l4_entries", static_cast<double>(o.entries), "entries"});
     metrics.push_back({"l4_load_raw_mb", static_cast<double>(raw) / 1e6, "MB"});
     metrics.push_back({"l4_load_rate", static_cast<double>(o.entries) / load_s, "puts/s"});
-    bool erased_some = false;
+    bool erased_some = false, erased_more = false;
+    // Wall time per get, and (in cpu_lat) the thread's CPU time per get: on a
+    // shared 2-core VM the wall-time tail is mostly time spent descheduled.
+    std::vector<uint64_t> cpu_lat;
+    auto thread_cpu_ns = [] {
+      timespec ts;
+      clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+      return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull +
+             static_cast<uint64_t>(ts.tv_nsec);
+    };
     auto measure = [&](uint64_t n, rng& g) {
       std::vector<uint64_t> lat;
       lat.reserve(n);
+      cpu_lat.clear();
       for (uint64_t i = 0; i < n; ++i) {
         uint64_t pick_i = g.below(o.entries);
-        while (erased_some && (pick_i % 5 == 1 || pick_i % 5 == 2))
+        while ((erased_some && (pick_i % 5 == 1 || pick_i % 5 == 2)) ||
+               (erased_more && pick_i % 5 == 3))
           pick_i = g.below(o.entries);
         auto k = key(pick_i);
+        auto c0 = thread_cpu_ns();
         auto s = std::chrono::steady_clock::now();
         auto got = a.get(k, now);
         auto e = std::chrono::steady_clock::now();
+        cpu_lat.push_back(thread_cpu_ns() - c0);
         if (!got || !got->has_value())
           die("get " + k, got ? error{errc::not_found, "miss"} : got.err());
-        lat.push_back(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(e - s).count()));
+        lat.push_back(static_cast<uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(e - s).count()));
       }
       return lat;
     };
     rng g(11);
-    (void) measure(20'000, g); // warm up
+    (void)measure(20'000, g); // warm up
     auto lat = measure(200'000, g);
     metrics.push_back({"l4_get_p50", pct(lat, 0.5), "us"});
     metrics.push_back({"l4_get_p99", pct(lat, 0.99), "us"});
     metrics.push_back({"l4_get_p999", pct(lat, 0.999), "us"});
+    metrics.push_back({"l4_get_cpu_p50", pct(cpu_lat, 0.5), "us"});
+    metrics.push_back({"l4_get_cpu_p99", pct(cpu_lat, 0.99), "us"});
     // Make 60% of the data dead (overwrite half of it with short values, erase
     // the rest of that share), then compact in a thread while measuring gets.
     for (uint64_t i = 0; i < o.entries; ++i) {
@@ -592,12 +627,12 @@ int main(int argc, char** argv) {
         entry e;
         e.key = key(i);
         e.value = "v2:" + std::to_string(i);
-        (void) a.put(std::move(e), now);
+        (void)a.put(std::move(e), now);
       } else {
-        (void) a.erase(key(i));
+        (void)a.erase(key(i));
       }
     }
-    (void) a.flush();
+    (void)a.flush();
     erased_some = true;
     auto before = a.inspect();
     std::atomic<bool> running{true};
@@ -611,27 +646,83 @@ int main(int argc, char** argv) {
         prog = *p;
       running = false;
     });
-    std::vector<uint64_t> during;
+    std::vector<uint64_t> during, during_cpu;
     while (running.load()) {
       auto l = measure(1000, g);
       during.insert(during.end(), l.begin(), l.end());
+      during_cpu.insert(during_cpu.end(), cpu_lat.begin(), cpu_lat.end());
     }
     compactor.join();
     auto after = a.inspect();
     auto idle = measure(200'000, g);
     metrics.push_back({"compaction_input_mb", static_cast<double>(prog.bytes_done) / 1e6, "MB"});
-    metrics.push_back({"compaction_output_mb", static_cast<double>(prog.bytes_written) / 1e6, "MB"});
+    metrics.push_back(
+        {"compaction_output_mb", static_cast<double>(prog.bytes_written) / 1e6, "MB"});
     metrics.push_back({"compaction_seconds", comp_s, "s"});
-    metrics.push_back({"compaction_throughput", static_cast<double>(prog.bytes_done) / 1e6 / comp_s, "MB/s"});
-    metrics.push_back({"stored_mb_before_compaction", static_cast<double>(before.stored_bytes) / 1e6, "MB"});
-    metrics.push_back({"stored_mb_after_compaction", static_cast<double>(after.stored_bytes) / 1e6, "MB"});
+    metrics.push_back(
+        {"compaction_throughput", static_cast<double>(prog.bytes_done) / 1e6 / comp_s, "MB/s"});
+    metrics.push_back(
+        {"stored_mb_before_compaction", static_cast<double>(before.stored_bytes) / 1e6, "MB"});
+    metrics.push_back(
+        {"stored_mb_after_compaction", static_cast<double>(after.stored_bytes) / 1e6, "MB"});
     metrics.push_back({"fg_get_p50_idle", pct(idle, 0.5), "us"});
     metrics.push_back({"fg_get_p99_idle", pct(idle, 0.99), "us"});
-    metrics.push_back({"fg_get_samples_during_compaction", static_cast<double>(during.size()), "gets"});
+    metrics.push_back({"fg_get_cpu_p99_idle", pct(cpu_lat, 0.99), "us"});
+    metrics.push_back(
+        {"fg_get_samples_during_compaction", static_cast<double>(during.size()), "gets"});
     metrics.push_back({"fg_get_p50_during_compaction", pct(during, 0.5), "us"});
     metrics.push_back({"fg_get_p99_during_compaction", pct(during, 0.99), "us"});
+    metrics.push_back({"fg_get_cpu_p99_during_compaction", pct(during_cpu, 0.99), "us"});
+    // Second round with the throttle hook holding compaction to 4 MB/s (what
+    // the compactor actor does): erase another fifth of the keys, compact the
+    // now sparse segments again, measure the foreground meanwhile.
+    for (uint64_t i = 3; i < o.entries; i += 5)
+      (void)a.erase(key(i));
+    erased_more = true;
+    const double rate = 4e6; // bytes per second
+    auto t_start = std::chrono::steady_clock::now();
+    uint64_t throttled_bytes = 0;
+    a.set_throttle([&](uint64_t n) {
+      throttled_bytes += n;
+      auto due =
+          t_start + std::chrono::duration<double>(static_cast<double>(throttled_bytes) / rate);
+      std::this_thread::sleep_until(due);
+    });
+    running = true;
+    ka::compaction_progress prog2;
+    double comp2_s = 0;
+    std::thread compactor2([&] {
+      auto s = std::chrono::steady_clock::now();
+      auto p = a.compact(0.6);
+      comp2_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - s).count();
+      if (p)
+        prog2 = *p;
+      running = false;
+    });
+    std::vector<uint64_t> during2, during2_cpu;
+    while (running.load()) {
+      auto l = measure(1000, g);
+      during2.insert(during2.end(), l.begin(), l.end());
+      during2_cpu.insert(during2_cpu.end(), cpu_lat.begin(), cpu_lat.end());
+    }
+    compactor2.join();
+    a.set_throttle({});
+    metrics.push_back(
+        {"throttled_compaction_input_mb", static_cast<double>(prog2.bytes_done) / 1e6, "MB"});
+    metrics.push_back({"throttled_compaction_throughput",
+                       static_cast<double>(prog2.bytes_done) / 1e6 / comp2_s, "MB/s"});
+    metrics.push_back(
+        {"fg_get_samples_during_throttled", static_cast<double>(during2.size()), "gets"});
+    metrics.push_back({"fg_get_p50_during_throttled", pct(during2, 0.5), "us"});
+    metrics.push_back({"fg_get_p99_during_throttled", pct(during2, 0.99), "us"});
+    metrics.push_back({"fg_get_cpu_p99_during_throttled", pct(during2_cpu, 0.99), "us"});
     opened->reset();
-    (void) std::system(("rm -rf '" + dir + "'").c_str());
+    (void)std::system(("rm -rf '" + dir + "'").c_str());
+  }
+  if (metrics.empty()) {
+    if (own_dir)
+      (void)std::system(("rm -rf '" + o.dir + "'").c_str());
+    return 0;
   }
   if (o.csv)
     std::printf("\nmetric,value,unit\n");
@@ -644,6 +735,6 @@ int main(int argc, char** argv) {
       std::printf("%-34s %12.2f %s\n", m.name.c_str(), m.value, m.unit.c_str());
   }
   if (own_dir)
-    (void) std::system(("rm -rf '" + o.dir + "'").c_str());
+    (void)std::system(("rm -rf '" + o.dir + "'").c_str());
   return 0;
 }

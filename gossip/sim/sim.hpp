@@ -40,6 +40,9 @@ struct report {
   uint64_t sim_ms = 0;
 };
 
+/// The checkers' bounds for a cluster of `nodes`, in words (for the summary).
+std::string describe_bounds(uint32_t nodes);
+
 /// Runs one seeded simulation and its checkers.
 report run(const options& opt);
 

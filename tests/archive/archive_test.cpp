@@ -63,9 +63,9 @@ TEST_CASE("l4 stores, reads, erases and survives a reopen") {
     auto a = must_open(cfg, clk);
     CHECK(std::string(a->name()) == "l4");
     for (int i = 0; i < 500; ++i)
-      REQUIRE(a->put(make_entry("k" + std::to_string(i), test::json_value(i, 100 + i)),
-                     clk.now_ms())
-                .ok());
+      REQUIRE(
+          a->put(make_entry("k" + std::to_string(i), test::json_value(i, 100 + i)), clk.now_ms())
+              .ok());
     // Pending entries read before they are flushed.
     CHECK(value_of(*a, "k499", clk.now_ms()) == test::json_value(499, 599));
     REQUIRE(a->flush().ok());
@@ -84,8 +84,8 @@ TEST_CASE("l4 stores, reads, erases and survives a reopen") {
   }
   auto a = must_open(cfg, clk);
   for (int i = 0; i < 500; ++i)
-    CHECK(value_of(*a, "k" + std::to_string(i), clk.now_ms())
-          == (i == 7 ? "<miss>" : test::json_value(i, 100 + i)));
+    CHECK(value_of(*a, "k" + std::to_string(i), clk.now_ms()) ==
+          (i == 7 ? "<miss>" : test::json_value(i, 100 + i)));
   CHECK(a->stats().entries == 499);
   CHECK(a->stats().hits == 499);
   CHECK(a->stats().misses == 1);
@@ -164,8 +164,8 @@ TEST_CASE("values from 1 byte to 64 MiB, long keys and tombstones, in every code
     std::map<std::string, std::string> want;
     {
       auto a = must_open(cfg, clk);
-      for (size_t n : {size_t{1}, size_t{2}, size_t{100}, size_t{4095}, size_t{4096},
-                       size_t{70000}, size_t{1} << 20})
+      for (size_t n : {size_t{1}, size_t{2}, size_t{100}, size_t{4095}, size_t{4096}, size_t{70000},
+                       size_t{1} << 20})
         want["v" + std::to_string(n)] = test::json_value(n, n);
       want[std::string(300, 'L')] = "key of 300 bytes";
       want[std::string(5000, 'K')] = "key of 5000 bytes (hashed in the index)";
@@ -192,8 +192,8 @@ TEST_CASE("values from 1 byte to 64 MiB, long keys and tombstones, in every code
       CHECK((*got)->key == k);
       CHECK((*got)->value == v); // compared without printing 64 MiB on failure
     }
-    CHECK(a->put(make_entry("over", std::string((64u << 20) + 1, 'x')), now).code()
-          == errc::value_too_large);
+    CHECK(a->put(make_entry("over", std::string((64u << 20) + 1, 'x')), now).code() ==
+          errc::value_too_large);
   }
 }
 
@@ -271,8 +271,8 @@ TEST_CASE("a damaged block header: compaction keeps the segment, other keys stay
       ++bad;
       continue;
     }
-    CHECK(value_of(*a, "k" + std::to_string(i), now)
-          == (i % 3 == 0 ? "<miss>" : test::json_value(i, 150)));
+    CHECK(value_of(*a, "k" + std::to_string(i), now) ==
+          (i % 3 == 0 ? "<miss>" : test::json_value(i, 150)));
   }
   CHECK(bad > 0);
   CHECK(bad <= blocks[3].second.records);
@@ -291,7 +291,7 @@ TEST_CASE("retention: a year in a second with the fake clock") {
       REQUIRE(a->put(make_entry("m" + std::to_string(month) + "-" + std::to_string(i),
                                 test::json_value(i, 300)),
                      clk.now_ms())
-                .ok());
+                  .ok());
     REQUIRE(a->flush().ok());
     clk.advance_ms(30 * day);
     REQUIRE(a->train_dictionary_now().code() != errc::ok); // lz4: nothing sampled
@@ -333,13 +333,18 @@ TEST_CASE("retention: per-entry TTL empties segments, max size drops the oldest 
     clk.advance_ms(1000);
   }
   REQUIRE(a->flush().ok());
-  CHECK(a->inspect().stored_bytes > cfg.max_bytes);
+  // put() itself kept the archive near max_bytes (at most a block over) ...
+  CHECK(a->inspect().stored_bytes <= cfg.max_bytes + cfg.block_bytes + 64);
+  CHECK(a->inspect().segments_dropped_size > 0);
+  auto evicted = a->stats().evictions;
+  CHECK(evicted > 0);
+  // ... and retention brings it under.
   auto rep = a->enforce_retention(clk.now_ms());
   REQUIRE(rep.ok());
   auto info = a->inspect();
   CHECK(info.stored_bytes <= cfg.max_bytes);
-  CHECK(info.segments_dropped_size > 0);
-  CHECK(a->stats().evictions == rep->entries_dropped);
+  CHECK(a->stats().evictions == evicted + rep->entries_dropped);
+  CHECK(a->stats().entries + a->stats().evictions == 600);
   // The newest survive, the oldest went.
   CHECK(value_of(*a, "s0", clk.now_ms()) == "<miss>");
   CHECK(value_of(*a, "s599", clk.now_ms()) != "<miss>");
@@ -356,9 +361,8 @@ TEST_CASE("retention: per-entry TTL empties segments, max size drops the oldest 
   clk.advance_ms(cfg.segment_max_age_ms); // the next flush starts a new segment
   auto now = clk.now_ms();
   for (int i = 0; i < 100; ++i)
-    REQUIRE(a->put(make_entry("t" + std::to_string(i), test::json_value(i, 500), now + 5000),
-                   now)
-              .ok());
+    REQUIRE(a->put(make_entry("t" + std::to_string(i), test::json_value(i, 500), now + 5000), now)
+                .ok());
   REQUIRE(a->flush().ok());
   auto segs_before = a->inspect().segments.size();
   clk.advance_ms(5000);
@@ -623,4 +627,89 @@ TEST_CASE("foreign and damaged files give clear errors, never a crash") {
   auto bad_level = small_config(dir.path + "/c", codec_id::zstd);
   bad_level.level = 99;
   CHECK(archive::open(bad_level, clk).code() == errc::invalid_argument);
+}
+
+TEST_CASE("random operations agree with a model, across reopens and compactions") {
+  for (uint64_t seed = 1; seed <= 4; ++seed) {
+    CAPTURE(seed);
+    test::temp_dir dir;
+    fake_clock clk;
+    auto cfg = small_config(dir.path, seed % 2 == 0 ? codec_id::zstd_dict : codec_id::lz4);
+    cfg.segment_bytes = 8 * 1024;
+    cfg.block_bytes = 1024;
+    rng r(seed);
+    std::map<std::string, entry> model;
+    auto a = must_open(cfg, clk);
+    bool compacting = false;
+    for (int op = 0; op < 3000; ++op) {
+      auto now = clk.now_ms();
+      auto key = "key" + std::to_string(r.below(150));
+      auto dice = r.below(100);
+      if (dice < 45) {
+        auto e = make_entry(key, test::json_value(r.next(), r.below(600)),
+                            r.chance(0.2) ? now + 1 + r.below(5000) : 0, op + 1);
+        REQUIRE(a->put(e, now).ok());
+        model[key] = e;
+      } else if (dice < 55) {
+        auto had = a->erase(key);
+        REQUIRE(had.ok());
+        auto it = model.find(key);
+        bool live = it != model.end() && !it->second.expired(now);
+        CHECK((*had == live || (it != model.end() && !live)));
+        model.erase(key);
+      } else if (dice < 80) {
+        auto got = a->get(key, now);
+        REQUIRE_MESSAGE(got.ok(), got.err().to_string());
+        auto it = model.find(key);
+        if (it == model.end() || it->second.expired(now)) {
+          CHECK_FALSE(got->has_value());
+        } else {
+          REQUIRE(got->has_value());
+          CHECK(**got == it->second);
+        }
+      } else if (dice < 85) {
+        clk.advance_ms(r.below(2000));
+      } else if (dice < 89) {
+        REQUIRE(a->flush().ok());
+      } else if (dice < 92) {
+        if (!compacting) {
+          auto p = a->begin_compaction(0.7);
+          REQUIRE(p.ok());
+          compacting = !p->done;
+        } else {
+          auto p = a->compaction_step(2048);
+          REQUIRE(p.ok());
+          compacting = !p->done;
+        }
+      } else if (dice < 94) {
+        (void)a->sweep_expired(now, 20);
+      } else if (dice < 96) {
+        REQUIRE(a->enforce_retention(now).ok());
+      } else if (dice < 97) {
+        if (compacting)
+          a->abort_compaction();
+        compacting = false;
+        a.reset();
+        a = must_open(cfg, clk);
+      }
+    }
+    auto now = clk.now_ms();
+    size_t live = 0;
+    for (auto& [k, e] : model) {
+      auto got = a->get(k, now);
+      REQUIRE(got.ok());
+      if (e.expired(now)) {
+        CHECK_FALSE(got->has_value());
+      } else {
+        ++live;
+        REQUIRE(got->has_value());
+        CHECK(**got == e);
+      }
+    }
+    CHECK(a->inspect().corrupt_blocks.empty());
+    // Every expired entry was collected, so the accounting matches the model.
+    (void)a->sweep_expired(now, 100000);
+    REQUIRE(a->flush().ok());
+    CHECK(a->stats().entries == live);
+  }
 }

@@ -24,7 +24,7 @@ struct temp_dir {
   }
   ~temp_dir() {
     if (!path.empty())
-      (void) std::system(("rm -rf '" + path + "'").c_str());
+      (void)std::system(("rm -rf '" + path + "'").c_str());
   }
 };
 
@@ -54,7 +54,7 @@ private:
     status append(std::string_view d) override {
       if (e_.fail_appends.load()) {
         // Half the bytes reach the file, as with a full disk.
-        (void) f_->append(d.substr(0, d.size() / 2));
+        (void)f_->append(d.substr(0, d.size() / 2));
         return {errc::io_error, "injected write failure"};
       }
       return f_->append(d);
@@ -76,8 +76,8 @@ private:
 /// JSON-ish compressible value of about `n` bytes, varying with `seed`.
 inline std::string json_value(uint64_t seed, size_t n) {
   rng r(seed);
-  std::string s = "{\"user_id\":" + std::to_string(seed) + ",\"name\":\"user" + std::to_string(r.below(100000))
-                  + "\",\"tags\":[";
+  std::string s = "{\"user_id\":" + std::to_string(seed) + ",\"name\":\"user" +
+                  std::to_string(r.below(100000)) + "\",\"tags\":[";
   while (s.size() < n) {
     s += "\"t" + std::to_string(r.below(50)) + "\",";
   }
@@ -85,8 +85,7 @@ inline std::string json_value(uint64_t seed, size_t n) {
   return s;
 }
 
-inline entry make_entry(std::string key, std::string value, uint64_t expiry = 0,
-                        uint64_t hlc = 1) {
+inline entry make_entry(std::string key, std::string value, uint64_t expiry = 0, uint64_t hlc = 1) {
   entry e;
   e.key = std::move(key);
   e.value = std::move(value);

@@ -59,11 +59,11 @@ TEST_CASE("format decoders survive random bytes") {
       c = static_cast<char>(r.next());
     if (b.size() >= 8 && r.chance(0.3))
       std::memcpy(b.data(), format::segment_magic, 8);
-    (void) format::decode_segment_header(b);
-    (void) format::decode_block_header(b);
-    (void) format::decode_location(b);
-    (void) format::decode_segment_row(b);
-    (void) format::decode_record(b, r.below(b.size() + 2));
+    (void)format::decode_segment_header(b);
+    (void)format::decode_block_header(b);
+    (void)format::decode_location(b);
+    (void)format::decode_segment_row(b);
+    (void)format::decode_record(b, r.below(b.size() + 2));
   }
   // And the encoders round-trip.
   format::location l;
@@ -91,8 +91,8 @@ TEST_CASE("format decoders survive random bytes") {
   CHECK(hd->segment_id == 17);
   hs[20] ^= 1;
   CHECK(format::decode_segment_header(hs).code() == errc::corrupt);
-  CHECK(format::decode_segment_header("KURAXXXXxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx").code()
-        == errc::foreign_file);
+  CHECK(format::decode_segment_header("KURAXXXXxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx").code() ==
+        errc::foreign_file);
   uint64_t id;
   CHECK(format::parse_segment_file_name(format::segment_file_name(0xabc), id));
   CHECK(id == 0xabc);

@@ -113,19 +113,19 @@ void crash_at(const std::string& path, const kura::clock& clk, action act, const
     auto now = clk.now_ms();
     if (act == action::flush) {
       for (int i = 0; i < 10; ++i)
-        (void) (*a)->put(make_entry("new" + std::to_string(i), "fresh"), now);
-      (void) (*a)->flush();
+        (void)(*a)->put(make_entry("new" + std::to_string(i), "fresh"), now);
+      (void)(*a)->flush();
     } else if (act == action::compact) {
-      (void) (*a)->compact(0.9);
+      (void)(*a)->compact(0.9);
     } else {
-      (void) (*a)->enforce_retention(now);
+      (void)(*a)->enforce_retention(now);
     }
     ::_exit(0); // the crash point was not reached
   }
   int wst = 0;
   REQUIRE(::waitpid(pid, &wst, 0) == pid);
-  REQUIRE_MESSAGE(WIFSIGNALED(wst), "child was not killed at " << point << " #" << nth
-                                      << " (exit " << WEXITSTATUS(wst) << ")");
+  REQUIRE_MESSAGE(WIFSIGNALED(wst), "child was not killed at " << point << " #" << nth << " (exit "
+                                                               << WEXITSTATUS(wst) << ")");
   CHECK(WTERMSIG(wst) == SIGKILL);
 }
 
