@@ -68,6 +68,10 @@ void store_core::on_ack(uint64_t ops, uint64_t bytes) {
   if (in_flight_batches_ > 0)
     --in_flight_batches_;
   flush_writes(false);
+  if (wake_ && !backlogged() && waiter_) {
+    wake_ = false;
+    caf::anon_send(waiter_, wake_atom::value);
+  }
 }
 
 void finish_lookup(store_core& core, staged_entries& staged, uint64_t seq) {

@@ -127,6 +127,13 @@ public:
   /// Bytes (keys + values) handed to the port but not yet applied by L3.
   uint64_t queue_bytes() const noexcept { return queued_bytes_ + in_flight_bytes_; }
 
+  /// Asks for a (wake_atom) message to `who` once the queue is below the
+  /// high-water marks again (sent from the ack that drains it).
+  void wake_when_drained(caf::actor who) {
+    waiter_ = std::move(who);
+    wake_ = true;
+  }
+
   /// Handles, set by spawn_store.
   caf::actor l3;
   caf::actor broker;
@@ -140,6 +147,8 @@ private:
   uint64_t queued_ = 0;
   uint64_t in_flight_batches_ = 0;
   uint64_t in_flight_ops_ = 0;
+  caf::actor waiter_;
+  bool wake_ = false;
   uint64_t queued_bytes_ = 0;
   uint64_t in_flight_bytes_ = 0;
   uint64_t batch_seq_ = 0;

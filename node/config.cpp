@@ -29,10 +29,15 @@ node_config::node_config() {
     .add(max_args, "max-args", "most arguments per command")
     .add(max_client_output_bytes, "max-client-output-bytes",
          "unsent reply bytes per client before it is disconnected")
-    .add(max_clients, "max-clients", "most concurrent RESP connections");
+    .add(max_clients, "max-clients", "most concurrent RESP connections")
+    .add(read_buffer_bytes, "read-buffer-bytes",
+         "bytes per socket read (CAF zero-fills this much before each read)");
   opt_group{custom_options_, "kura.l3"}
     .add(l3_enabled, "enabled", "keep every entry in LMDB (write-behind)")
     .add(l3_sync, "sync", "commit and fsync every write")
+    .add(l3_fsync_batches, "fsync-batches",
+         "fdatasync each group commit (a machine crash loses at most one batch); "
+         "false: rely on the page cache (a killed process still loses nothing)")
     .add(l3_batch_max_writes, "batch-max-writes", "group commit: writes per batch")
     .add(l3_batch_max_age, "batch-max-age", "group commit: oldest write in a batch")
     .add(l3_map_size, "map-size", "LMDB map size in bytes")
@@ -139,6 +144,8 @@ std::string node_config::check_values() {
     return bad("kura.limits.max-client-output-bytes", "at least 65536");
   if (max_clients == 0)
     return bad("kura.limits.max-clients", "at least 1");
+  if (read_buffer_bytes < 512 || read_buffer_bytes > (16u << 20))
+    return bad("kura.limits.read-buffer-bytes", "must be 512..16777216");
   if (l3_batch_max_writes == 0)
     return bad("kura.l3.batch-max-writes", "at least 1");
   if (l3_map_size < (1u << 20))
@@ -202,6 +209,7 @@ std::string node_config::parse_and_validate(int argc, char** argv) {
   const std::pair<const char*, bool*> bool_opts[] = {
     {"kura.l3.enabled", &l3_enabled},
     {"kura.l3.sync", &l3_sync},
+    {"kura.l3.fsync-batches", &l3_fsync_batches},
     {"kura.prewarm.enabled", &prewarm_enabled},
     {"kura.archive.enabled", &archive_enabled},
   };
@@ -244,6 +252,7 @@ std::string node_config::summary() const {
      << " cluster-port=" << cluster_port << " data-dir=" << data_dir
      << " memory-bytes=" << memory_bytes << " shards=" << shards
      << " l3=" << (l3_enabled ? (l3_sync ? "sync" : "write-behind") : "off")
+     << (l3_enabled && !l3_sync ? (l3_fsync_batches ? " fsync-batches" : " no-fsync") : "")
      << " l4=" << (l3_enabled && archive_enabled ? archive_codec : std::string("off"));
   return os.str();
 }

@@ -35,11 +35,13 @@ struct node_config : caf::actor_system_config {
   uint64_t max_args = 1024 * 1024;
   uint64_t max_client_output_bytes = 256ull << 20;
   uint64_t max_clients = 10000;
+  uint64_t read_buffer_bytes = 4096;
 
   // -- kura.l3 ------------------------------------------------------------------
   bool l3_enabled = true;
   bool l3_sync = false;
-  uint64_t l3_batch_max_writes = 256;
+  bool l3_fsync_batches = true;
+  uint64_t l3_batch_max_writes = 4096;
   caf::timespan l3_batch_max_age = std::chrono::milliseconds(5);
   uint64_t l3_map_size = 8ull << 30;
   uint64_t l3_max_bytes = 0;

@@ -20,7 +20,8 @@
 #include <future>
 #include <iostream>
 
-#include <pthread.h>
+#include <cerrno>
+#include <unistd.h>
 
 using namespace kura;
 
@@ -31,16 +32,40 @@ int fail(const std::string& msg) {
   return 1;
 }
 
+// SIGINT/SIGTERM write the signal number into a pipe that main() waits on.
+// A handler (not a blocked mask + sigwait) works whichever thread the kernel
+// picks, including threads created before main() (sanitizer runtimes).
+int signal_pipe[2] = {-1, -1};
+
+extern "C" void on_stop_signal(int sig) {
+  char c = static_cast<char>(sig);
+  auto n = ::write(signal_pipe[1], &c, 1);
+  (void) n;
+}
+
+int wait_for_stop_signal() {
+  char c = 0;
+  for (;;) {
+    auto n = ::read(signal_pipe[0], &c, 1);
+    if (n == 1)
+      return c;
+    if (n < 0 && errno == EINTR)
+      continue;
+    return SIGTERM;
+  }
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
-  // Signals go to the main thread's sigwait only: block them before CAF starts
-  // its threads (they inherit the mask).
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  if (::pipe(signal_pipe) != 0)
+    return fail("cannot create the signal pipe");
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
   node::node_config cfg;
@@ -61,6 +86,7 @@ int main(int argc, char** argv) {
     lc.batch_max_ms = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(cfg.l3_batch_max_age).count());
     lc.sync_mode = cfg.l3_sync;
+    lc.fsync_batches = cfg.l3_fsync_batches;
     lc.lim.max_key_bytes = cfg.max_key_bytes;
     lc.lim.max_value_bytes = cfg.max_value_bytes;
     auto opened = l3_lmdb::open(lc, clk);
@@ -115,6 +141,7 @@ int main(int argc, char** argv) {
     rc_cfg.limits.max_args = cfg.max_args;
     rc_cfg.max_output_bytes = cfg.max_client_output_bytes;
     rc_cfg.max_clients = cfg.max_clients;
+    rc_cfg.read_buffer_bytes = static_cast<uint32_t>(cfg.read_buffer_bytes);
     rc_cfg.facts.data_dir = cfg.data_dir;
     rc_cfg.facts.start_ms = clk.now_ms();
     auto listening = std::make_shared<std::promise<std::string>>();
@@ -138,8 +165,7 @@ int main(int argc, char** argv) {
                 << (ops ? ", ops on " + cfg.bind + ":" + std::to_string(cfg.cluster_port)
                         : std::string{})
                 << " (" << cfg.summary() << ")" << std::endl;
-      int sig = 0;
-      sigwait(&sigs, &sig);
+      int sig = wait_for_stop_signal();
       std::cerr << "kura-node: " << (sig == SIGINT ? "SIGINT" : "SIGTERM")
                 << " received, flushing L3 and shutting down" << std::endl;
     }

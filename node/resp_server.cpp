@@ -43,6 +43,7 @@ struct resp_state {
   uint64_t next_id = 1;
   std::vector<connection_handle> stalled;
   bool resume_armed = false;
+  bool resuming = false;
   uint32_t ticks = 0;
   uint64_t max_query_bytes = 0;
   static inline const char* name = "kura.resp";
@@ -86,9 +87,11 @@ void stall(self_ptr self, connection_handle hdl, conn& c) {
     c.halted = true;
     st.stalled.push_back(hdl);
   }
+  // the ack that drains the queue wakes us; the timer is the fallback
+  st.core->wake_when_drained(caf::actor_cast<caf::actor>(self));
   if (!st.resume_armed) {
     st.resume_armed = true;
-    self->delayed_send(self, std::chrono::milliseconds(1), resume_atom::value);
+    self->delayed_send(self, std::chrono::milliseconds(10), resume_atom::value);
   }
 }
 
@@ -210,7 +213,10 @@ void process(self_ptr self, connection_handle hdl) {
         c.closing = true;
         break;
       }
-      if (st.core->backlogged()) {
+      if (off >= c.in.size())
+        break; // nothing left to run
+      // while others wait for L3, newcomers queue behind them (fairness)
+      if (st.core->backlogged() || (!st.stalled.empty() && !st.resuming)) {
         stall(self, hdl, c);
         break;
       }
@@ -254,6 +260,38 @@ void process(self_ptr self, connection_handle hdl) {
     st.conns.erase(it);
     update_facts(st);
   }
+}
+
+/// Runs the connections that waited for L3 to catch up, oldest first.
+void resume_stalled(self_ptr self) {
+  auto& st = self->state;
+  if (st.stalled.empty())
+    return;
+  if (st.core->backlogged()) {
+    st.core->wake_when_drained(caf::actor_cast<caf::actor>(self));
+    if (!st.resume_armed) {
+      st.resume_armed = true;
+      self->delayed_send(self, std::chrono::milliseconds(10), resume_atom::value);
+    }
+    return;
+  }
+  auto stalled = std::move(st.stalled);
+  st.stalled.clear();
+  st.resuming = true;
+  for (size_t i = 0; i < stalled.size(); ++i) {
+    auto it = st.conns.find(stalled[i]);
+    if (it == st.conns.end())
+      continue;
+    if (st.core->backlogged()) { // full again: the rest keep their turn
+      st.stalled.insert(st.stalled.begin(), stalled.begin() + static_cast<long>(i), stalled.end());
+      break;
+    }
+    it->second.halted = false;
+    process(self, stalled[i]);
+  }
+  st.resuming = false;
+  if (!st.stalled.empty())
+    resume_stalled(self); // arms the wake-up
 }
 
 behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
@@ -300,7 +338,7 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
         self->close(msg.handle);
         return;
       }
-      self->configure_read(msg.handle, receive_policy::at_most(64 * 1024));
+      self->configure_read(msg.handle, receive_policy::at_most(st.cfg.read_buffer_bytes));
       auto& c = st.conns[msg.handle];
       c.parser = resp_parser{st.cfg.limits};
       c.sess.id = st.next_id++;
@@ -333,23 +371,10 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
     },
     [=](const acceptor_closed_msg&) { self->quit(); },
     [=](resume_atom) {
-      auto& st = self->state;
-      st.resume_armed = false;
-      if (st.core->backlogged()) {
-        st.resume_armed = true;
-        self->delayed_send(self, std::chrono::milliseconds(1), resume_atom::value);
-        return;
-      }
-      auto stalled = std::move(st.stalled);
-      st.stalled.clear();
-      for (auto hdl : stalled) {
-        auto it = st.conns.find(hdl);
-        if (it == st.conns.end())
-          continue;
-        it->second.halted = false;
-        process(self, hdl);
-      }
+      self->state.resume_armed = false;
+      resume_stalled(self);
     },
+    [=](actors::wake_atom) { resume_stalled(self); },
     [=](housekeeping_atom) {
       auto& st = self->state;
       update_facts(st);
