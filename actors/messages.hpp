@@ -36,6 +36,7 @@ using l3_ack_atom = caf::atom_constant<caf::atom("l3_ack")>;
 using l3_sync_atom = caf::atom_constant<caf::atom("l3_sync")>;
 using tick_timer_atom = caf::atom_constant<caf::atom("tick_tmr")>;
 using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>;
+using wake_atom = caf::atom_constant<caf::atom("wake")>;
 using ops_status_atom = caf::atom_constant<caf::atom("ops_stat")>;
 using ops_config_atom = caf::atom_constant<caf::atom("ops_conf")>;
 

@@ -22,6 +22,7 @@ void store_core::write(const entry& e) {
   op.e = wire_entry::from(e);
   pending_.ops.push_back(std::move(op));
   ++queued_;
+  queued_bytes_ += e.key.size() + e.value.size();
   if (pending_.ops.size() >= cfg_.max_batch_ops)
     flush_writes(false);
 }
@@ -32,6 +33,7 @@ void store_core::erase(std::string_view key) {
   op.e.key.assign(key.data(), key.size());
   pending_.ops.push_back(std::move(op));
   ++queued_;
+  queued_bytes_ += key.size();
 }
 
 void store_core::clear() {
@@ -53,16 +55,23 @@ void store_core::flush_writes(bool force) {
   auto n = pending_.ops.size();
   in_flight_ops_ += n;
   queued_ -= n;
+  in_flight_bytes_ += queued_bytes_;
+  queued_bytes_ = 0;
   ++in_flight_batches_;
   caf::send_as(broker, l3, std::move(pending_));
   pending_ = l3_batch{};
 }
 
-void store_core::on_ack(uint64_t ops) {
+void store_core::on_ack(uint64_t ops, uint64_t bytes) {
   in_flight_ops_ -= std::min(in_flight_ops_, ops);
+  in_flight_bytes_ -= std::min(in_flight_bytes_, bytes);
   if (in_flight_batches_ > 0)
     --in_flight_batches_;
   flush_writes(false);
+  if (wake_ && !backlogged() && waiter_) {
+    wake_ = false;
+    caf::anon_send(waiter_, wake_atom::value);
+  }
 }
 
 void finish_lookup(store_core& core, staged_entries& staged, uint64_t seq) {
@@ -140,6 +149,9 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
     [=](l3_batch& b) {
       auto& s = self->state;
       auto now = s.clk->now_ms();
+      uint64_t bytes = 0; // before the entries are moved into LMDB's batch
+      for (auto& op : b.ops)
+        bytes += op.e.key.size() + op.e.value.size();
       for (auto& op : b.ops) {
         try {
           switch (op.kind) {
@@ -178,7 +190,7 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
       s.publish(); // before the ack: whoever sees the ack sees these figures
       auto sender = caf::actor_cast<caf::actor>(self->current_sender());
       if (sender)
-        self->send(sender, l3_ack_atom::value, static_cast<uint64_t>(b.ops.size()));
+        self->send(sender, l3_ack_atom::value, static_cast<uint64_t>(b.ops.size()), bytes);
     },
     [=](l3_lookup& q) -> caf::result<l3_found> {
       auto& s = self->state;
@@ -335,7 +347,7 @@ caf::behavior store_broker(caf::stateful_actor<store_state, caf::io::broker>* se
     return ttl_ms == 0 ? 0 : core->ks().clock().now_ms() + ttl_ms;
   };
   return {
-    [=](l3_ack_atom, uint64_t n) { self->state.core->on_ack(n); },
+    [=](l3_ack_atom, uint64_t n, uint64_t bytes) { self->state.core->on_ack(n, bytes); },
     [=](tick_timer_atom) {
       auto& c = *self->state.core;
       try {

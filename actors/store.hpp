@@ -17,10 +17,12 @@
 // still owns its part of the keyspace by key hash (one W-TinyLFU per shard).
 //
 // Write-behind: store_core collects writes into a batch and sends it when the
-// L3 actor has acknowledged the previous ones (at most two in flight); while
+// L3 actor has acknowledged the previous ones (at most two in flight): on an
+// ack, when a read leaves 256+ ops pending, when the front end is backlogged,
+// or at the store broker's tick (kura.expiry.sweep-interval, 100 ms). While
 // L3 is busy the batch grows, which is the group commit. queue_depth() counts
-// operations not yet applied by L3; above `write_behind_high_water` the RESP
-// broker stops reading from clients until L3 catches up (CAF mailboxes are
+// operations not yet applied by L3; above `write_behind_high_water` (or the byte
+// mark) the RESP broker stops running commands until L3 catches up (CAF mailboxes are
 // unbounded, so this is the back-pressure). A lookup first sends the pending
 // batch, so the L3 actor (FIFO mailbox, one sending thread) always sees
 // writes before later lookups.
@@ -44,6 +46,7 @@ namespace kura::actors {
 struct store_config {
   keyspace_config ks;
   uint64_t write_behind_high_water = 200000; ///< queued L3 ops before back-pressure
+  uint64_t write_behind_high_water_bytes = 256ull << 20; ///< queued L3 bytes (keys + values)
   uint64_t max_batch_ops = 4096;             ///< ops per write-behind message
   uint32_t sweep_interval_ms = 100;          ///< active expiry period (memory and L3)
   size_t sweep_budget = 2000;                ///< entries examined per sweep and shard
@@ -110,12 +113,26 @@ public:
 
   /// Sends the pending batch if L3 has credit (or always with `force`).
   void flush_writes(bool force);
-  /// L3 applied `ops` operations of an earlier batch.
-  void on_ack(uint64_t ops);
+  /// L3 applied `ops` operations (`bytes` of keys and values) of an earlier batch.
+  void on_ack(uint64_t ops, uint64_t bytes);
+  /// Operations in the batch not yet sent to L3.
+  size_t pending_ops() const noexcept { return pending_.ops.size(); }
   /// Operations handed to the port but not yet applied by L3.
   uint64_t queue_depth() const noexcept { return queued_ + in_flight_ops_; }
-  /// True while the RESP front end should stop reading.
-  bool backlogged() const noexcept { return queue_depth() > cfg_.write_behind_high_water; }
+  /// True while the RESP front end should stop running commands.
+  bool backlogged() const noexcept {
+    return queue_depth() > cfg_.write_behind_high_water
+           || queued_bytes_ + in_flight_bytes_ > cfg_.write_behind_high_water_bytes;
+  }
+  /// Bytes (keys + values) handed to the port but not yet applied by L3.
+  uint64_t queue_bytes() const noexcept { return queued_bytes_ + in_flight_bytes_; }
+
+  /// Asks for a (wake_atom) message to `who` once the queue is below the
+  /// high-water marks again (sent from the ack that drains it).
+  void wake_when_drained(caf::actor who) {
+    waiter_ = std::move(who);
+    wake_ = true;
+  }
 
   /// Handles, set by spawn_store.
   caf::actor l3;
@@ -130,6 +147,10 @@ private:
   uint64_t queued_ = 0;
   uint64_t in_flight_batches_ = 0;
   uint64_t in_flight_ops_ = 0;
+  caf::actor waiter_;
+  bool wake_ = false;
+  uint64_t queued_bytes_ = 0;
+  uint64_t in_flight_bytes_ = 0;
   uint64_t batch_seq_ = 0;
 };
 

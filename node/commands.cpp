@@ -576,7 +576,7 @@ std::string command_table::info_text(std::string_view section) {
     r += "# Stats\r\ntotal_connections_received:" + std::to_string(facts_.total_connections)
          + "\r\ntotal_commands_processed:" + std::to_string(total_commands_)
          + "\r\nrejected_connections:" + std::to_string(facts_.rejected_connections)
-         + "\r\nexpired_keys:" + std::to_string(facts_.expired_keys)
+         + "\r\nexpired_keys:" + std::to_string(l1.expirations + l2.expirations)
          + "\r\nkeyspace_hits:" + std::to_string(keyspace_hits_)
          + "\r\nkeyspace_misses:" + std::to_string(keyspace_misses_) + "\r\n\r\n";
   }

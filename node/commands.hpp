@@ -83,7 +83,6 @@ struct node_facts {
   uint64_t l3_queue_depth = 0;
   std::function<tier_stats()> l3_stats; ///< empty when L3 is off
   std::function<uint64_t()> l3_uncommitted; ///< writes L3 has not committed yet
-  uint64_t expired_keys = 0;
 };
 
 

@@ -33,12 +33,17 @@ node_config::node_config() {
   opt_group{custom_options_, "kura.l3"}
     .add(l3_enabled, "enabled", "keep every entry in LMDB (write-behind)")
     .add(l3_sync, "sync", "commit and fsync every write")
+    .add(l3_fsync_batches, "fsync-batches",
+         "fdatasync each group commit (a machine crash loses at most one batch); "
+         "false: rely on the page cache (a killed process still loses nothing)")
     .add(l3_batch_max_writes, "batch-max-writes", "group commit: writes per batch")
     .add(l3_batch_max_age, "batch-max-age", "group commit: oldest write in a batch")
     .add(l3_map_size, "map-size", "LMDB map size in bytes")
     .add(l3_max_bytes, "max-bytes", "L3 size budget (0 = 90% of map-size)")
     .add(l3_write_behind_high_water, "write-behind-high-water",
-         "queued write-behind operations before clients are slowed down");
+         "queued write-behind operations before clients are slowed down")
+    .add(l3_write_behind_high_water_bytes, "write-behind-high-water-bytes",
+         "queued write-behind bytes (keys + values) before clients are slowed down");
   opt_group{custom_options_, "kura.expiry"}
     .add(sweep_interval, "sweep-interval", "active expiry period")
     .add(sweep_budget, "sweep-budget", "entries examined per sweep and shard");
@@ -203,6 +208,7 @@ std::string node_config::parse_and_validate(int argc, char** argv) {
   const std::pair<const char*, bool*> bool_opts[] = {
     {"kura.l3.enabled", &l3_enabled},
     {"kura.l3.sync", &l3_sync},
+    {"kura.l3.fsync-batches", &l3_fsync_batches},
     {"kura.prewarm.enabled", &prewarm_enabled},
     {"kura.archive.enabled", &archive_enabled},
   };
@@ -245,6 +251,7 @@ std::string node_config::summary() const {
      << " cluster-port=" << cluster_port << " data-dir=" << data_dir
      << " memory-bytes=" << memory_bytes << " shards=" << shards
      << " l3=" << (l3_enabled ? (l3_sync ? "sync" : "write-behind") : "off")
+     << (l3_enabled && !l3_sync ? (l3_fsync_batches ? " fsync-batches" : " no-fsync") : "")
      << " l4=" << (l3_enabled && archive_enabled ? archive_codec : std::string("off"));
   return os.str();
 }

@@ -39,11 +39,13 @@ struct node_config : caf::actor_system_config {
   // -- kura.l3 ------------------------------------------------------------------
   bool l3_enabled = true;
   bool l3_sync = false;
-  uint64_t l3_batch_max_writes = 256;
+  bool l3_fsync_batches = true;
+  uint64_t l3_batch_max_writes = 4096;
   caf::timespan l3_batch_max_age = std::chrono::milliseconds(5);
   uint64_t l3_map_size = 8ull << 30;
   uint64_t l3_max_bytes = 0;
   uint64_t l3_write_behind_high_water = 200000;
+  uint64_t l3_write_behind_high_water_bytes = 256ull << 20;
 
   // -- kura.expiry ----------------------------------------------------------------
   caf::timespan sweep_interval = std::chrono::milliseconds(100);

@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
     lc.batch_max_ms = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(cfg.l3_batch_max_age).count());
     lc.sync_mode = cfg.l3_sync;
+    lc.fsync_batches = cfg.l3_fsync_batches;
     lc.lim.max_key_bytes = cfg.max_key_bytes;
     lc.lim.max_value_bytes = cfg.max_value_bytes;
     auto opened = l3_lmdb::open(lc, clk);
@@ -94,6 +95,7 @@ int main(int argc, char** argv) {
     sc.ks.lim.max_value_bytes = cfg.max_value_bytes;
     sc.ks.node_id = static_cast<uint32_t>(::getpid());
     sc.write_behind_high_water = cfg.l3_write_behind_high_water;
+    sc.write_behind_high_water_bytes = cfg.l3_write_behind_high_water_bytes;
     sc.sweep_interval_ms = static_cast<uint32_t>(std::max<int64_t>(
       1, std::chrono::duration_cast<std::chrono::milliseconds>(cfg.sweep_interval).count()));
     sc.sweep_budget = cfg.sweep_budget;

@@ -19,6 +19,9 @@ using housekeeping_atom = atom_constant<atom("housekeep")>;
 using resume_atom = atom_constant<atom("resume")>;
 
 constexpr uint32_t housekeeping_ms = 100;
+/// A read that leaves this many write-behind ops pending sends them to L3 at
+/// once (if L3 has credit); smaller batches leave with the next ack or tick.
+constexpr size_t batch_eager_ops = 256;
 
 struct conn {
   std::string in; ///< unconsumed input; a waiting command stays at its front
@@ -26,7 +29,7 @@ struct conn {
   session sess;
   bool waiting = false; ///< the command at the front waits for L3
   bool closing = false;
-  bool halted = false; ///< reading stopped for back-pressure
+  bool halted = false; ///< commands paused for back-pressure
 };
 
 struct resp_state {
@@ -40,6 +43,7 @@ struct resp_state {
   uint64_t next_id = 1;
   std::vector<connection_handle> stalled;
   bool resume_armed = false;
+  bool resuming = false;
   uint32_t ticks = 0;
   uint64_t max_query_bytes = 0;
   static inline const char* name = "kura.resp";
@@ -72,16 +76,22 @@ void push_metrics(resp_state& st) {
                               st.facts.rejected_connections);
 }
 
+/// Stops running commands of `hdl` until L3 catches up. The connection keeps
+/// reading into its input buffer (bounded by the query buffer limit): CAF
+/// 0.17's halt()/trigger() pair did not resume reading a halted connection in
+/// our tests, and clients that wait for replies stop sending on their own.
 void stall(self_ptr self, connection_handle hdl, conn& c) {
   auto& st = self->state;
+  st.core->flush_writes(false); // hand L3 what is pending now, not at the next tick
   if (!c.halted) {
-    self->halt(hdl);
     c.halted = true;
     st.stalled.push_back(hdl);
   }
+  // the ack that drains the queue wakes us; the timer is the fallback
+  st.core->wake_when_drained(caf::actor_cast<caf::actor>(self));
   if (!st.resume_armed) {
     st.resume_armed = true;
-    self->delayed_send(self, std::chrono::milliseconds(1), resume_atom::value);
+    self->delayed_send(self, std::chrono::milliseconds(10), resume_atom::value);
   }
 }
 
@@ -203,7 +213,10 @@ void process(self_ptr self, connection_handle hdl) {
         c.closing = true;
         break;
       }
-      if (st.core->backlogged()) {
+      if (off >= c.in.size())
+        break; // nothing left to run
+      // while others wait for L3, newcomers queue behind them (fairness)
+      if (st.core->backlogged() || (!st.stalled.empty() && !st.resuming)) {
         stall(self, hdl, c);
         break;
       }
@@ -239,12 +252,46 @@ void process(self_ptr self, connection_handle hdl) {
   }
   if (off > 0)
     c.in.erase(0, off);
+  if (st.core->pending_ops() >= batch_eager_ops)
+    st.core->flush_writes(false);
   self->flush(hdl);
   if (c.closing) {
     self->close(hdl);
     st.conns.erase(it);
     update_facts(st);
   }
+}
+
+/// Runs the connections that waited for L3 to catch up, oldest first.
+void resume_stalled(self_ptr self) {
+  auto& st = self->state;
+  if (st.stalled.empty())
+    return;
+  if (st.core->backlogged()) {
+    st.core->wake_when_drained(caf::actor_cast<caf::actor>(self));
+    if (!st.resume_armed) {
+      st.resume_armed = true;
+      self->delayed_send(self, std::chrono::milliseconds(10), resume_atom::value);
+    }
+    return;
+  }
+  auto stalled = std::move(st.stalled);
+  st.stalled.clear();
+  st.resuming = true;
+  for (size_t i = 0; i < stalled.size(); ++i) {
+    auto it = st.conns.find(stalled[i]);
+    if (it == st.conns.end())
+      continue;
+    if (st.core->backlogged()) { // full again: the rest keep their turn
+      st.stalled.insert(st.stalled.begin(), stalled.begin() + static_cast<long>(i), stalled.end());
+      break;
+    }
+    it->second.halted = false;
+    process(self, stalled[i]);
+  }
+  st.resuming = false;
+  if (!st.stalled.empty())
+    resume_stalled(self); // arms the wake-up
 }
 
 behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
@@ -314,7 +361,7 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
         update_facts(st);
         return;
       }
-      if (!c.waiting)
+      if (!c.waiting && !c.halted)
         process(self, msg.handle);
     },
     [=](const connection_closed_msg& msg) {
@@ -324,24 +371,10 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
     },
     [=](const acceptor_closed_msg&) { self->quit(); },
     [=](resume_atom) {
-      auto& st = self->state;
-      st.resume_armed = false;
-      if (st.core->backlogged()) {
-        st.resume_armed = true;
-        self->delayed_send(self, std::chrono::milliseconds(1), resume_atom::value);
-        return;
-      }
-      auto stalled = std::move(st.stalled);
-      st.stalled.clear();
-      for (auto hdl : stalled) {
-        auto it = st.conns.find(hdl);
-        if (it == st.conns.end())
-          continue;
-        it->second.halted = false;
-        self->trigger(hdl);
-        process(self, hdl);
-      }
+      self->state.resume_armed = false;
+      resume_stalled(self);
     },
+    [=](actors::wake_atom) { resume_stalled(self); },
     [=](housekeeping_atom) {
       auto& st = self->state;
       update_facts(st);

@@ -11,7 +11,8 @@
 // Limits: a protocol error, an oversized bulk or argument count, or more than
 // max_output_bytes of unsent replies gets an error reply and closes that
 // connection only. Above the write-behind high-water mark the broker stops
-// reading (halt) until L3 catches up.
+// running commands (input stays buffered, up to the query buffer limit) until
+// L3 catches up.
 // Thread safety: runs on the multiplexer thread; talk to it with messages.
 #pragma once
 

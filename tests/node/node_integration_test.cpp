@@ -237,6 +237,29 @@ TEST_CASE("memory misses are served from L3 and promoted") {
   check_serves(n);
 }
 
+TEST_CASE("write-behind back-pressure: a tiny high-water mark slows clients, loses nothing") {
+  node_process n({"--kura.l3.write-behind-high-water=50",
+                  "--kura.l3.write-behind-high-water-bytes=65536"});
+  REQUIRE(n.ready);
+  std::vector<client> cs;
+  for (int k = 0; k < 4; ++k)
+    cs.emplace_back(n.port);
+  const int per = 1500;
+  for (int k = 0; k < 4; ++k) {
+    std::string batch;
+    for (int i = 0; i < per; ++i)
+      batch += client::multibulk({"SET", "bp" + std::to_string(k) + ":" + std::to_string(i),
+                                  std::string(100, 'x')});
+    REQUIRE(cs[static_cast<size_t>(k)].send(batch));
+  }
+  for (auto& c : cs)
+    for (int i = 0; i < per; ++i)
+      REQUIRE(c.reply() == std::optional<std::string>{"+OK\r\n"});
+  REQUIRE(wait_l3_committed(n));
+  CHECK(cs[0].call({"DBSIZE"}) == ":" + std::to_string(4 * per) + "\r\n");
+  check_serves(n);
+}
+
 TEST_CASE("expired keys disappear on their own (active expiry)") {
   node_process n({"--kura.expiry.sweep-interval=20ms"});
   REQUIRE(n.ready);
