@@ -750,6 +750,48 @@ struct archive::impl {
     return {};
   }
 
+  /// Expiry of entries still in the pending block: the key's latest write
+  /// expired, so it leaves the pending block, and an older copy in the index
+  /// goes too (it must not reappear). Under mu. Returns how many were removed.
+  result<size_t> expire_pending(const std::vector<std::string>& keys) {
+    if (keys.empty())
+      return size_t{0};
+    write_txn w;
+    if (auto st = begin_write(w); !st)
+      return st.err();
+    dirty_rows dirty(*this);
+    std::vector<bool> was_indexed;
+    for (auto& k : keys) {
+      auto ik = index_key(k);
+      auto old = index_get(w.t, ik);
+      if (!old)
+        return old.err();
+      was_indexed.push_back(old->has_value());
+      if (*old) {
+        dirty.unlive(**old);
+        if (auto st = index_del(w.t, ik); !st)
+          return st.err();
+      }
+    }
+    if (auto st = dirty.write(w.t); !st)
+      return st.err();
+    if (auto st = w.commit(); !st)
+      return st.err();
+    dirty.apply();
+    for (size_t i = 0; i < keys.size(); ++i) {
+      pending_pos.erase(keys[i]);
+      if (!was_indexed[i] && pending_new > 0)
+        --pending_new; // it was counted as a new entry when put
+    }
+    if (pending_pos.empty()) {
+      pending.clear();
+      pending_raw = 0;
+      pending_new = 0;
+    }
+    counters.expirations += keys.size();
+    return keys.size();
+  }
+
   uint64_t stored_bytes_locked() const {
     uint64_t total = 0;
     for (auto& [id, s] : segs)
@@ -783,8 +825,9 @@ struct archive::impl {
     };
     std::vector<out_rec> recs;
     for (size_t i = 0; i < pending.size(); ++i) {
-      if (pending_pos[pending[i].key] != i)
-        continue;
+      auto pp = pending_pos.find(pending[i].key);
+      if (pp == pending_pos.end() || pp->second != i)
+        continue; // superseded by a later put, or expired while pending
       auto off = raw.size();
       append_record(raw, pending[i]);
       recs.push_back({i, static_cast<uint32_t>(off), static_cast<uint32_t>(raw.size() - off)});
@@ -1328,6 +1371,9 @@ result<std::optional<entry>> archive::get(std::string_view key, uint64_t now_ms,
     if (pi != m.pending_pos.end()) {
       const entry& e = m.pending[pi->second];
       if (e.expired(now_ms)) {
+        auto n = m.expire_pending({e.key}); // lazy expiry, as for flushed entries
+        if (!n)
+          return n.err();
         m.counters.misses++;
         return std::optional<entry>{};
       }
@@ -1511,9 +1557,24 @@ size_t archive::sweep_expired(uint64_t now_ms, size_t budget) {
   std::lock_guard<std::mutex> g(m.mu);
   if (budget == 0)
     return 0;
+  // The pending block first (it is small: at most one block of entries).
+  size_t pending_removed = 0;
+  {
+    std::vector<std::string> keys;
+    for (auto& [k, idx] : m.pending_pos)
+      if (keys.size() < budget && m.pending[idx].expired(now_ms))
+        keys.push_back(k);
+    auto n = m.expire_pending(keys);
+    if (!n)
+      return 0;
+    pending_removed = *n;
+    budget -= pending_removed;
+    if (budget == 0)
+      return pending_removed;
+  }
   write_txn w;
   if (!m.begin_write(w))
-    return 0;
+    return pending_removed;
   MDB_cursor* c;
   if (mdb_cursor_open(w.t, m.dbi_index, &c) != 0)
     return 0;
@@ -1557,10 +1618,10 @@ size_t archive::sweep_expired(uint64_t now_ms, size_t budget) {
   m.sweep_cursor = rc == 0 ? std::string(as_view(k)) : std::string();
   mdb_cursor_close(c);
   if (!dirty.write(w.t) || !w.commit())
-    return 0;
+    return pending_removed;
   dirty.apply();
   m.counters.expirations += expired;
-  return removed;
+  return pending_removed + removed;
 }
 
 status archive::clear() {

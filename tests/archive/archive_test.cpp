@@ -147,6 +147,44 @@ TEST_CASE("l4 behaves as a tier: replace, expiry, sweep, clear, accounting") {
   CHECK(value_of(*a, "c", now) == "after clear");
 }
 
+TEST_CASE("expiry covers the pending block: lazy on get, incremental in sweep") {
+  test::temp_dir dir;
+  fake_clock clk;
+  auto a = must_open(small_config(dir.path), clk);
+  auto now = clk.now_ms();
+  // An older flushed copy must not reappear when the pending one expires.
+  REQUIRE(a->put(make_entry("ttl", "old"), now).ok());
+  REQUIRE(a->flush().ok());
+  REQUIRE(a->put(make_entry("ttl", "new", now + 1000, 2), now).ok());
+  REQUIRE(a->put(make_entry("forever", "x"), now).ok());
+  CHECK(a->stats().entries == 2);
+  clk.advance_ms(1000);
+  now = clk.now_ms();
+  CHECK(value_of(*a, "ttl", now) == "<miss>");
+  CHECK(a->stats().expirations == 1);
+  CHECK(a->stats().entries == 1);
+  REQUIRE(a->flush().ok());
+  CHECK(value_of(*a, "ttl", now) == "<miss>");
+  CHECK(value_of(*a, "forever", now) == "x");
+  CHECK(a->stats().entries == 1);
+  for (int i = 0; i < 30; ++i)
+    REQUIRE(a->put(make_entry("p" + std::to_string(i), "v", now + 10), now).ok());
+  CHECK(a->inspect().pending_entries == 30); // all still pending (small values)
+  clk.advance_ms(10);
+  now = clk.now_ms();
+  size_t total = 0;
+  for (int round = 0; round < 10; ++round) {
+    auto n = a->sweep_expired(now, 8);
+    CHECK(n <= 8);
+    total += n;
+  }
+  CHECK(total == 30);
+  CHECK(a->stats().entries == 1);
+  CHECK(a->stats().expirations == 31);
+  REQUIRE(a->flush().ok());
+  CHECK(a->stats().entries == 1);
+}
+
 TEST_CASE("values from 1 byte to 64 MiB, long keys and tombstones, in every codec") {
   test::temp_dir dir;
   fake_clock clk;
