@@ -20,7 +20,8 @@
 #include <future>
 #include <iostream>
 
-#include <pthread.h>
+#include <cerrno>
+#include <unistd.h>
 
 using namespace kura;
 
@@ -31,16 +32,40 @@ int fail(const std::string& msg) {
   return 1;
 }
 
+// SIGINT/SIGTERM write the signal number into a pipe that main() waits on.
+// A handler (not a blocked mask + sigwait) works whichever thread the kernel
+// picks, including threads created before main() (sanitizer runtimes).
+int signal_pipe[2] = {-1, -1};
+
+extern "C" void on_stop_signal(int sig) {
+  char c = static_cast<char>(sig);
+  auto n = ::write(signal_pipe[1], &c, 1);
+  (void) n;
+}
+
+int wait_for_stop_signal() {
+  char c = 0;
+  for (;;) {
+    auto n = ::read(signal_pipe[0], &c, 1);
+    if (n == 1)
+      return c;
+    if (n < 0 && errno == EINTR)
+      continue;
+    return SIGTERM;
+  }
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
-  // Signals go to the main thread's sigwait only: block them before CAF starts
-  // its threads (they inherit the mask).
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  if (::pipe(signal_pipe) != 0)
+    return fail("cannot create the signal pipe");
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
   node::node_config cfg;
@@ -139,8 +164,7 @@ int main(int argc, char** argv) {
                 << (ops ? ", ops on " + cfg.bind + ":" + std::to_string(cfg.cluster_port)
                         : std::string{})
                 << " (" << cfg.summary() << ")" << std::endl;
-      int sig = 0;
-      sigwait(&sigs, &sig);
+      int sig = wait_for_stop_signal();
       std::cerr << "kura-node: " << (sig == SIGINT ? "SIGINT" : "SIGTERM")
                 << " received, flushing L3 and shutting down" << std::endl;
     }
