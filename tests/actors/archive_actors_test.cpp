@@ -219,3 +219,39 @@ TEST_CASE("L4 reader and compactor actors") {
 
   stop_l4(sys, h);
 }
+
+namespace {
+
+std::string hex(const std::string& s) {
+  static const char* d = "0123456789abcdef";
+  std::string o;
+  for (unsigned char c : s) {
+    o += d[c >> 4];
+    o += d[c & 15];
+  }
+  return o;
+}
+
+} // namespace
+
+TEST_CASE("golden bytes of the L4 messages") {
+  compaction_report c{1, false, true, "", "cli", 100, 100, 40, 3, 1, 1, 10, 10000, 0};
+  archive_report a;
+  a.enabled = true;
+  a.codec = "lz4";
+  a.entries = 2;
+  a.ratio = 0.5;
+  a.segments.push_back(archive_segment_row{1, "lz4", 0, 10, 20, 2, 2, 1.0, 5, true});
+  a.dictionaries.push_back(archive_dict_row{3, 4096, 1, true});
+  CHECK(hex(encode_message(msg_compaction_report, c))
+        == "930114c4149e01c2c3a0a3636c696464280301010acd271000");
+  CHECK(hex(encode_message(msg_archive_report, a))
+        == "930115c434dc0011c3a36c7a3402000000cb3fe00000000000000100000000000000919a01a36c7a3400"
+           "0a1402020105c3919403cd100001c3");
+  auto back = decode_message<archive_report>(msg_archive_report, encode_message(msg_archive_report, a));
+  REQUIRE(back);
+  CHECK(back->live_fraction == 1.0);
+  CHECK(back->ratio == 0.5);
+  CHECK(back->segments.at(0).live_fraction == 1.0);
+  CHECK(back->dictionaries.at(0).bytes == 4096);
+}
