@@ -29,7 +29,9 @@ node_config::node_config() {
     .add(max_args, "max-args", "most arguments per command")
     .add(max_client_output_bytes, "max-client-output-bytes",
          "unsent reply bytes per client before it is disconnected")
-    .add(max_clients, "max-clients", "most concurrent RESP connections");
+    .add(max_clients, "max-clients", "most concurrent RESP connections")
+    .add(read_buffer_bytes, "read-buffer-bytes",
+         "bytes per socket read (CAF zero-fills this much before each read)");
   opt_group{custom_options_, "kura.l3"}
     .add(l3_enabled, "enabled", "keep every entry in LMDB (write-behind)")
     .add(l3_sync, "sync", "commit and fsync every write")
@@ -143,6 +145,8 @@ std::string node_config::check_values() {
     return bad("kura.limits.max-client-output-bytes", "at least 65536");
   if (max_clients == 0)
     return bad("kura.limits.max-clients", "at least 1");
+  if (read_buffer_bytes < 512 || read_buffer_bytes > (16u << 20))
+    return bad("kura.limits.read-buffer-bytes", "must be 512..16777216");
   if (l3_batch_max_writes == 0)
     return bad("kura.l3.batch-max-writes", "at least 1");
   if (l3_map_size < (1u << 20))

@@ -35,6 +35,7 @@ struct node_config : caf::actor_system_config {
   uint64_t max_args = 1024 * 1024;
   uint64_t max_client_output_bytes = 256ull << 20;
   uint64_t max_clients = 10000;
+  uint64_t read_buffer_bytes = 4096;
 
   // -- kura.l3 ------------------------------------------------------------------
   bool l3_enabled = true;

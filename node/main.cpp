@@ -141,6 +141,7 @@ int main(int argc, char** argv) {
     rc_cfg.limits.max_args = cfg.max_args;
     rc_cfg.max_output_bytes = cfg.max_client_output_bytes;
     rc_cfg.max_clients = cfg.max_clients;
+    rc_cfg.read_buffer_bytes = static_cast<uint32_t>(cfg.read_buffer_bytes);
     rc_cfg.facts.data_dir = cfg.data_dir;
     rc_cfg.facts.start_ms = clk.now_ms();
     auto listening = std::make_shared<std::promise<std::string>>();

@@ -338,7 +338,7 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
         self->close(msg.handle);
         return;
       }
-      self->configure_read(msg.handle, receive_policy::at_most(64 * 1024));
+      self->configure_read(msg.handle, receive_policy::at_most(st.cfg.read_buffer_bytes));
       auto& c = st.conns[msg.handle];
       c.parser = resp_parser{st.cfg.limits};
       c.sess.id = st.next_id++;

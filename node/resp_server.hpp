@@ -37,6 +37,9 @@ struct resp_server_config {
   resp_limits limits;
   uint64_t max_output_bytes = 256ull << 20; ///< unsent replies per client
   uint64_t max_clients = 10000;
+  /// Bytes asked per socket read. CAF 0.17 resizes (zero-fills) the read
+  /// buffer to this size before every read, so bigger is not free.
+  uint32_t read_buffer_bytes = 4096;
   uint32_t metrics_interval_ms = 1000;
   node_facts facts; ///< initial facts (version, data dir, start time)
 };

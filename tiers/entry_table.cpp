@@ -11,6 +11,7 @@ namespace {
 constexpr uint8_t meta_has_expiry = 1u << 3;
 constexpr uint8_t meta_has_hlc = 1u << 4;
 constexpr uint8_t meta_has_node = 1u << 5;
+constexpr uint8_t meta_aux = 1u << 6;
 constexpr size_t page_target = 64 * 1024;
 constexpr uint32_t max_pages = 1u << 20;
 
@@ -55,15 +56,16 @@ struct layout {
 layout decode(const char* n) {
   layout l;
   l.meta = static_cast<uint8_t>(n[8]);
-  const char* p = get_varint(n + 10, l.klen);
+  const char* p = get_varint(n + 9, l.klen);
   p = get_varint(p, l.vlen);
   l.opt = p;
   if (l.meta & meta_has_expiry)
     p += 8;
+  uint64_t skip;
   if (l.meta & meta_has_hlc)
-    p += 8;
+    p = get_varint(p, skip);
   if (l.meta & meta_has_node)
-    p += 4;
+    p = get_varint(p, skip);
   l.key = p;
   return l;
 }
@@ -82,14 +84,16 @@ entry_table::~entry_table() {
 }
 
 size_t entry_table::node_size(std::string_view key, size_t value_size, uint64_t expiry_ms,
-                              const version& ver) {
-  return 10 + varint_size(key.size()) + varint_size(value_size) + (expiry_ms ? 8 : 0)
-         + (ver.hlc ? 8 : 0) + (ver.node ? 4 : 0) + key.size() + value_size;
+                              const version& ver) const {
+  const uint64_t base = hlc_base_ ? hlc_base_ : ver.hlc;
+  return 9 + varint_size(key.size()) + varint_size(value_size) + (expiry_ms ? 8 : 0)
+         + (ver.hlc ? varint_size(ver.hlc ^ base) : 0) + (ver.node ? varint_size(ver.node) : 0)
+         + key.size() + value_size;
 }
 
 size_t entry_table::charge_for(size_t n) {
   if (n <= max_small)
-    return std::max<size_t>(16, (n + 7) & ~size_t{7});
+    return std::max<size_t>(16, (n + 3) & ~size_t{3});
   // glibc: chunk = max(32, round_up(n + 8, 16)); the page record is 16 bytes.
   return ((n + 8 + 15) & ~size_t{15}) + sizeof(page);
 }
@@ -123,7 +127,7 @@ node_id entry_table::alloc(size_t n) {
     return pi << 12;
   }
   const size_t cs = charge_for(n);
-  size_class& c = classes_[cs / 8];
+  size_class& c = classes_[cs / 4];
   if (c.free_head) {
     node_id id = c.free_head;
     c.free_head = rd32(ptr(id));
@@ -139,7 +143,7 @@ node_id entry_table::alloc(size_t n) {
       free_pages_.push_back(pi);
       return 0;
     }
-    pages_[pi] = page{mem, static_cast<uint32_t>(cs), static_cast<uint16_t>(cs / 8),
+    pages_[pi] = page{mem, static_cast<uint32_t>(cs), static_cast<uint16_t>(cs / 4),
                       static_cast<uint16_t>(slots)};
     page_bytes_ += slots * cs;
     c.bump_page = pi;
@@ -260,10 +264,11 @@ node_id entry_table::insert(std::string_view key, std::string_view value, uint64
   node_id id = alloc(n);
   if (id == 0)
     return 0;
+  if (ver.hlc && hlc_base_ == 0)
+    hlc_base_ = ver.hlc;
   write_node(ptr(id), key, value, expiry_ms, ver, flags);
   wr32(ptr(id), 0);
   wr32(ptr(id) + 4, 0);
-  ptr(id)[9] = 0;
   index_insert(id, h);
   ++count_;
   node_bytes_ += charge(id);
@@ -282,12 +287,14 @@ bool entry_table::overwrite(node_id id, std::string_view value, uint64_t expiry_
   // The key moves only if the optional fields change size: copy it first.
   char kbuf[max_small];
   std::memcpy(kbuf, k.data(), k.size());
+  const uint8_t keep = aux(id);
   write_node(ptr(id), std::string_view{kbuf, k.size()}, value, expiry_ms, ver, flags);
+  set_aux(id, keep);
   return true;
 }
 
 void entry_table::write_node(char* p, std::string_view key, std::string_view value,
-                             uint64_t expiry_ms, const version& ver, uint8_t flags) {
+                             uint64_t expiry_ms, const version& ver, uint8_t flags) const {
   uint8_t meta = flags & 7;
   if (expiry_ms)
     meta |= meta_has_expiry;
@@ -296,20 +303,16 @@ void entry_table::write_node(char* p, std::string_view key, std::string_view val
   if (ver.node)
     meta |= meta_has_node;
   p[8] = static_cast<char>(meta);
-  char* q = put_varint(p + 10, key.size());
+  char* q = put_varint(p + 9, key.size());
   q = put_varint(q, value.size());
   if (expiry_ms) {
     std::memcpy(q, &expiry_ms, 8);
     q += 8;
   }
-  if (ver.hlc) {
-    std::memcpy(q, &ver.hlc, 8);
-    q += 8;
-  }
-  if (ver.node) {
-    std::memcpy(q, &ver.node, 4);
-    q += 4;
-  }
+  if (ver.hlc)
+    q = put_varint(q, ver.hlc ^ hlc_base_);
+  if (ver.node)
+    q = put_varint(q, ver.node);
   if (!key.empty())
     std::memcpy(q, key.data(), key.size());
   if (!value.empty())
@@ -338,6 +341,7 @@ void entry_table::clear() {
   count_ = 0;
   node_bytes_ = 0;
   page_bytes_ = 0;
+  hlc_base_ = 0;
   std::free(index_);
   index_ = nullptr;
   slots_ = 0;
@@ -355,12 +359,15 @@ node_view entry_table::view(node_id id) const {
     v.expiry_ms = rd64(o);
     o += 8;
   }
+  uint64_t x;
   if (l.meta & meta_has_hlc) {
-    v.ver.hlc = rd64(o);
-    o += 8;
+    o = get_varint(o, x);
+    v.ver.hlc = x ^ hlc_base_;
   }
-  if (l.meta & meta_has_node)
-    v.ver.node = rd32(o);
+  if (l.meta & meta_has_node) {
+    get_varint(o, x);
+    v.ver.node = static_cast<uint32_t>(x);
+  }
   v.key = std::string_view{l.key, static_cast<size_t>(l.klen)};
   v.value = std::string_view{l.key + l.klen, static_cast<size_t>(l.vlen)};
   return v;

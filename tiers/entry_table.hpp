@@ -11,23 +11,26 @@
 //   off 0  u32 prev            list links (node ids, 0 = none), owned by the tier
 //   off 4  u32 next
 //   off 8  u8  meta            bits 0-2 entry flags, 3 has expiry, 4 has hlc,
-//                              5 has writer node id
-//   off 9  u8  aux             free for the owning tier (L2: segment)
-//   off 10 varint key length, varint value length (1 byte each below 128)
-//          [u64 expiry_ms]     only when non-zero
-//          [u64 version.hlc]   only when non-zero
-//          [u32 version.node]  only when non-zero
+//                              5 has writer node id, 6 aux bit for the owning
+//                              tier (L2: protected segment)
+//   off 9  varint key length, varint value length (1 byte each below 128)
+//          [u64 expiry_ms]              only when non-zero
+//          [varint version.hlc ^ base]  only when non-zero; base = the first hlc
+//                                       the table stored, so the shared high
+//                                       bits of clustered versions vanish
+//          [varint version.node]        only when non-zero
 //          key bytes, value bytes
 //
-// So a 10-byte key with a 32-byte value, no expiry and a version costs
-// 12 + 8 + 42 = 62 bytes of node, stored in a 64-byte slot.
+// So a 10-byte key with a 32-byte value costs 11 + 42 = 53 bytes of node (a
+// 56-byte slot) without version, and 11 + 6..7 + 1 + 42 = 60..61 bytes (a 60
+// or 64-byte slot) with a version written within days of the base.
 //
 // -- slab ----------------------------------------------------------------------
 //
-// Nodes up to 1024 bytes live in size classes 16, 24, ..., 1024 (8-byte steps);
+// Nodes up to 1024 bytes live in size classes 16, 20, ..., 1024 (4-byte steps);
 // each class carves 64 KiB pages into equal slots and keeps a free list threaded
 // through its free slots, so there is no per-allocation header and the rounding
-// is at most 7 bytes. A larger node gets a page of its own from malloc (freed
+// is at most 3 bytes. A larger node gets a page of its own from malloc (freed
 // when the node is). A node id is (page index << 12) | slot; page 0 slot 0 is
 // never handed out so that 0 means "none".
 //
@@ -92,9 +95,9 @@ public:
 
   // -- insert / remove -----------------------------------------------------------
 
-  /// Bytes of node an entry with these fields needs.
-  static size_t node_size(std::string_view key, size_t value_size, uint64_t expiry_ms,
-                          const version& ver);
+  /// Bytes of node an entry with these fields needs (in this table).
+  size_t node_size(std::string_view key, size_t value_size, uint64_t expiry_ms,
+                          const version& ver) const;
   /// What charge() will be for a node of `n` bytes.
   static size_t charge_for(size_t n);
 
@@ -129,8 +132,12 @@ public:
   node_id next(node_id id) const { return rd32(ptr(id) + 4); }
   void set_prev(node_id id, node_id v) { wr32(ptr(id), v); }
   void set_next(node_id id, node_id v) { wr32(ptr(id) + 4, v); }
-  uint8_t aux(node_id id) const { return static_cast<uint8_t>(ptr(id)[9]); }
-  void set_aux(node_id id, uint8_t v) { ptr(id)[9] = static_cast<char>(v); }
+  uint8_t aux(node_id id) const { return (static_cast<uint8_t>(ptr(id)[8]) >> 6) & 1; }
+  /// Sets the owner's one aux bit (0 or 1).
+  void set_aux(node_id id, uint8_t v) {
+    char& m = ptr(id)[8];
+    m = static_cast<char>((static_cast<uint8_t>(m) & ~0x40u) | ((v & 1u) << 6));
+  }
 
   // -- iteration (for the expiry sweep) -------------------------------------------
 
@@ -182,8 +189,8 @@ private:
     return static_cast<size_t>((static_cast<__uint128_t>(h) * slots_) >> 64);
   }
   node_id alloc(size_t n);
-  static void write_node(char* p, std::string_view key, std::string_view value,
-                         uint64_t expiry_ms, const version& ver, uint8_t flags);
+  void write_node(char* p, std::string_view key, std::string_view value,
+                  uint64_t expiry_ms, const version& ver, uint8_t flags) const;
   void dealloc(node_id id);
   uint32_t new_page();
   void rehash(size_t new_slots);
@@ -193,7 +200,8 @@ private:
 
   std::vector<page> pages_;
   std::vector<uint32_t> free_pages_;
-  size_class classes_[max_small / 8 + 1];
+  size_class classes_[max_small / 4 + 1];
+  uint64_t hlc_base_ = 0;
   // Index slots in groups of 8: 8 tag bytes then 8 u32 ids (40 bytes), so a
   // probe finds a slot's tag and id in the same cache line (mostly).
   char* index_ = nullptr;

@@ -21,7 +21,7 @@ uint64_t l1_lru::cost(const entry& e) const {
   if (count_objects_)
     return 1;
   return detail::entry_table::charge_for(
-           detail::entry_table::node_size(e.key, e.value.size(), e.expiry_ms, e.ver))
+           table_.node_size(e.key, e.value.size(), e.expiry_ms, e.ver))
          + detail::entry_table::min_slots * detail::entry_table::index_slot_bytes;
 }
 
@@ -38,6 +38,7 @@ void l1_lru::remove_node(node_id id) {
 
 void l1_lru::evict_one() {
   node_id victim = lru_.tail;
+  last_evicted_reused_ = table_.aux(victim) != 0;
   entry e = table_.to_entry(victim);
   remove_node(victim);
   ++st_.evictions;
@@ -94,7 +95,7 @@ status l1_lru::upsert(const entry& e, uint64_t h, uint64_t now_ms) {
                                         + std::to_string(capacity_)};
   const size_t charge = count_objects_ ? 1
                                        : detail::entry_table::charge_for(
-                                         detail::entry_table::node_size(
+                                         table_.node_size(
                                            e.key, e.value.size(), e.expiry_ms, e.ver));
   while (lru_.count > 0 && used_after_insert(charge) > capacity_)
     evict_one();

@@ -68,6 +68,7 @@ private:
   limits lim_;
   bool count_objects_;
   size_t sweep_cursor_ = 0;
+  bool last_evicted_reused_ = false; // the last victim was hit while in L1
   tier_stats st_;
 };
 

@@ -33,7 +33,7 @@ uint64_t l2_lfu::bytes() const {
 size_t l2_lfu::charge_of(const entry& e) const {
   if (count_objects_)
     return 1;
-  return entry_table::charge_for(entry_table::node_size(e.key, e.value.size(), e.expiry_ms, e.ver));
+  return entry_table::charge_for(table_.node_size(e.key, e.value.size(), e.expiry_ms, e.ver));
 }
 
 uint64_t l2_lfu::cost(const entry& e) const {
@@ -109,7 +109,7 @@ node_id l2_lfu::insert_probation(const entry& e, uint64_t h) {
   return id;
 }
 
-bool l2_lfu::offer_hashed(entry&& e, uint64_t h, uint64_t now_ms) {
+bool l2_lfu::offer_hashed(entry&& e, uint64_t h, uint64_t now_ms, bool reused) {
   if (e.expired(now_ms))
     return false;
   if (cost(e) > capacity_) {
@@ -132,14 +132,18 @@ bool l2_lfu::offer_hashed(entry&& e, uint64_t h, uint64_t now_ms) {
     notify_evicted(std::move(e));
     return false;
   }
+  if (reused && promote_reused_)
+    on_hit(table_.find(e.key, h)); // probation -> protected
   return true;
 }
 
-bool l2_lfu::offer(entry e, uint64_t now_ms) {
+bool l2_lfu::offer(entry e, uint64_t now_ms, bool reused) {
+  if (!lim_.check(e))
+    return false;
   const uint64_t h = hash64(e.key);
   if (node_id old = table_.find(e.key, h))
     remove_node(old);
-  return offer_hashed(std::move(e), h, now_ms);
+  return offer_hashed(std::move(e), h, now_ms, reused);
 }
 
 result<std::optional<entry>> l2_lfu::get(std::string_view key, uint64_t now_ms, bool touch) {

@@ -9,16 +9,24 @@
 //     least recently used entry of probation, else of protected) using the
 //     count-min sketch (tiers/frequency_sketch.hpp): the candidate is
 //     admitted, and the victim evicted, only if its estimated frequency is
-//     higher (or, to defeat an attacker who inflates a victim's counters, by
-//     a 1/128 coin flip when the candidate is warm, frequency >= 6); repeated
-//     per victim until the candidate fits. A rejected candidate is reported to
+//     higher by more than the admission margin (or, to defeat an attacker
+//     who inflates a victim's counters, by a 1/128 coin flip when the
+//     candidate is warm, frequency >= 6); repeated per victim until the
+//     candidate fits. A rejected candidate is reported to
 //     the eviction listener like an evicted entry.
 //
-// Why SLRU + TinyLFU and not LFU with aging: on the traces in bench/RESULTS.md
-// the sketch already supplies frequency with aging (halving), and SLRU's
-// recency inside the main region reacts faster to phase changes (web07,
-// orm-night) than a pure LFU order, which keeps stale formerly-hot keys until
-// their counters decay. This is also what Caffeine measured.
+// Why SLRU + TinyLFU and not LFU with aging (measured with
+// kura-bench-mainpolicy: same 1% window and admission, main region SLRU vs a
+// sampled LFU with aging over the same aged sketch; miss ratios SLRU / LFU):
+// loop 10% 0.930 / 0.969, multi2 1% 0.786 / 0.826, 2_pools 1% 0.530 / 0.539,
+// web07 1% 0.606 / 0.608 favour SLRU; cloudPhysicsIO 10% 0.792 / 0.756,
+// orm-night 1% 0.481 / 0.428, web07 10% 0.432 / 0.426 favour LFU. Neither
+// dominates; SLRU loses less where it loses once memory_cache adapts the
+// window (orm-night) and admission (cloudPhysicsIO), and it keeps O(1) exact
+// victim selection, so L2 is SLRU. (A main-region policy switch as one more
+// adapted dimension is the obvious next step.)
+// The admission margin (see set_admission_margin) is 0 standalone: strictly
+// more frequent.
 //
 // Standalone, get() and put() count accesses in the sketch; inside
 // memory_cache the sketch is shared with L1 (memory_cache counts accesses and
@@ -64,7 +72,10 @@ public:
 
   /// Offers an entry without counting an access: admission decides (used by
   /// memory_cache for L1 victims). Returns whether it was admitted.
-  bool offer(entry e, uint64_t now_ms);
+  /// With `reused`, an admitted entry goes straight to the protected segment
+  /// (memory_cache: it was hit again while in L1, as it would have been
+  /// promoted in L2 had it been there).
+  bool offer(entry e, uint64_t now_ms, bool reused = false);
   /// Changes the capacity; evicts down to it.
   void set_capacity(uint64_t capacity);
   uint64_t capacity() const { return capacity_; }
@@ -78,6 +89,9 @@ public:
   /// "clearly" more frequent, which resists loops; -1: ties admit, which
   /// favours recency). memory_cache picks it adaptively.
   void set_admission_margin(int m) { margin_ = m; }
+  /// Whether offer(..., reused = true) admits into protected (default: no).
+  void set_promote_reused(bool on) { promote_reused_ = on; }
+  bool promote_reused() const { return promote_reused_; }
   int admission_margin() const { return margin_; }
   frequency_sketch& sketch() { return sketch_; }
   const frequency_sketch& sketch() const { return sketch_; }
@@ -103,7 +117,7 @@ private:
   void rebalance_protected();
   bool admit(uint64_t cand_hash, node_id victim);
   node_id insert_probation(const entry& e, uint64_t h);
-  bool offer_hashed(entry&& e, uint64_t h, uint64_t now_ms);
+  bool offer_hashed(entry&& e, uint64_t h, uint64_t now_ms, bool reused = false);
   status upsert(entry&& e, uint64_t h, uint64_t now_ms);
   void grow_sketch();
 
@@ -117,6 +131,7 @@ private:
   bool count_objects_;
   bool fixed_sketch_;
   int margin_ = 0;
+  bool promote_reused_ = false;
   size_t sweep_cursor_ = 0;
   tier_stats st_;
 };

@@ -27,7 +27,13 @@ size_t record_size(const entry& e) {
   return n;
 }
 
-void encode_record(const entry& e, uint64_t seq, char* out) {
+uint64_t record_checksum(std::string_view lkey, std::string_view rec) {
+  uint64_t h = hash64(rec.substr(0, 24), 0x6b7572612d6c3363ull);
+  h = hash64(rec.substr(header_size), h);
+  return hash64(lkey, h);
+}
+
+void encode_record(const entry& e, std::string_view lkey, uint64_t seq, char* out) {
   bool long_key = is_long_key(e.key);
   out[0] = static_cast<char>(record_format);
   out[1] = static_cast<char>(e.flags);
@@ -45,6 +51,7 @@ void encode_record(const entry& e, uint64_t seq, char* out) {
   }
   if (!e.value.empty())
     std::memcpy(p, e.value.data(), e.value.size());
+  put_le(out + 32, record_checksum(lkey, {out, record_size(e)}), 8);
 }
 
 status decode_header(std::string_view rec, header& h) {
@@ -65,6 +72,7 @@ status decode_header(std::string_view rec, header& h) {
   h.hlc = get_le(p + 8, 8);
   h.expiry_ms = get_le(p + 16, 8);
   h.seq = get_le(p + 24, 8);
+  h.checksum = get_le(p + 32, 8);
   if (h.rflags & rflag_long_key) {
     if (rec.size() < header_size + 4)
       return status{errc::corrupt, "L3 long-key record is missing its key length"};
@@ -94,6 +102,9 @@ result<entry> decode_record(std::string_view lkey, std::string_view rec) {
   header h;
   if (auto st = decode_header(rec, h); !st)
     return st;
+  if (!checksum_ok(lkey, rec, h))
+    return error{errc::corrupt, "L3 record of " + std::to_string(rec.size())
+                                  + " bytes fails its checksum"};
   auto k = record_key(lkey, rec, h);
   if (!k)
     return k.err();

@@ -17,9 +17,9 @@ namespace kura::l3_format {
 // -- constants ------------------------------------------------------------------
 
 /// First byte of every record in kura.main.
-constexpr uint8_t record_format = 1;
+constexpr uint8_t record_format = 2;
 /// Bytes of the fixed record header.
-constexpr size_t header_size = 32;
+constexpr size_t header_size = 40;
 /// Record flag: the full key follows the header (the LMDB key is a hashed form).
 constexpr uint8_t rflag_long_key = 1u << 0;
 
@@ -33,7 +33,7 @@ constexpr size_t lkey_long_size = 480;
 constexpr size_t long_key_prefix = 464;
 
 /// Value stored under "format" in kura.meta: names the program and layout.
-constexpr std::string_view meta_format = "kura-l3 1";
+constexpr std::string_view meta_format = "kura-l3 2";
 
 // -- byte order helpers -----------------------------------------------------------
 
@@ -91,17 +91,27 @@ struct header {
   uint64_t hlc = 0;
   uint64_t expiry_ms = 0;
   uint64_t seq = 0; ///< write sequence (position in kura.seq)
+  uint64_t checksum = 0;
 };
 
 /// Bytes of the record that encodes `e`.
 size_t record_size(const entry& e);
-/// Writes the record of `e` with write sequence `seq` into `out`
-/// (record_size(e) bytes).
-void encode_record(const entry& e, uint64_t seq, char* out);
-/// Parses and checks the header of a record.
+/// Writes the record of `e`, stored under LMDB key `lkey`, with sequence
+/// `seq` into `out` (record_size(e) bytes).
+void encode_record(const entry& e, std::string_view lkey, uint64_t seq, char* out);
+/// Parses and checks the header of a record (not its checksum).
 status decode_header(std::string_view rec, header& h);
-/// Decodes a whole record stored under LMDB key `lkey`. A long-key record
-/// carries its full key; other records take the key from `lkey`.
+/// The checksum of a record stored under `lkey`: hash64 over the header's
+/// first 24 bytes, the bytes after the header and the LMDB key. The sequence
+/// is left out, so a read that renews it does not rehash the value.
+uint64_t record_checksum(std::string_view lkey, std::string_view rec);
+/// Whether the record's stored checksum matches (header decoded into `h`).
+inline bool checksum_ok(std::string_view lkey, std::string_view rec, const header& h) {
+  return record_checksum(lkey, rec) == h.checksum;
+}
+/// Decodes and checks a whole record stored under LMDB key `lkey` (header,
+/// checksum, key). A long-key record carries its full key; other records take
+/// the key from `lkey`.
 result<entry> decode_record(std::string_view lkey, std::string_view rec);
 /// The full key of a record (from the record for long keys, else `lkey`),
 /// without copying the value. Precondition: decode_header succeeded.

@@ -1,7 +1,8 @@
 // L3 on LMDB. How it works, and why:
 //
 // Layout. One LMDB environment (data.mdb + lock.mdb in cfg.path) with four named
-// databases: kura.main (LMDB key -> record: header + value, see l3_format.hpp),
+// databases: kura.main (LMDB key -> record: header with checksum + value, see
+// l3_format.hpp),
 // kura.seq (sequence -> LMDB key, least recently used first: the eviction order),
 // kura.exp (expiry ms + sequence -> LMDB key, soonest first: the active expiry
 // order) and kura.meta (format marker, estimated footprint). All four change
@@ -38,8 +39,12 @@
 // stays pending and visible. The size budget (max_bytes) is enforced on an
 // estimated footprint kept in kura.meta (pages in use react to deletes only when
 // B-tree pages merge, so evicting "until pages drop" would over-evict). Over
-// budget, the least recently used entries are removed in the committing
-// transaction and handed to the eviction listener after the commit succeeded.
+// budget (the estimate may reach 2/3 of max_bytes: B-tree pages are about 2/3
+// full), the least recently used entries are removed in the committing
+// transaction and handed to the eviction listener after the commit succeeded;
+// expired ones are dropped instead. When the map is full: grow it, else forget
+// touched reads, else commit the pending deletes alone first (they free
+// space for the transaction after next) and retry.
 //
 // Recency. kura.seq orders entries by their last write or read. A write gets a
 // new sequence as it commits. A read with touch=true of a committed entry only
@@ -55,7 +60,10 @@
 // file (a truncated copy) would make LMDB fault on the mmap, so we check that
 // before LMDB maps it, and (verify_on_open) walk every tree with pread to
 // check what LMDB would otherwise trust (l3_verify.hpp). An LMDB environment
-// without kura.meta is another program's.
+// without kura.meta is another program's. Damage below the tree structure (a
+// value, a key, a record header) fails the record checksum on read: the
+// record reads as errc::corrupt, and a commit that meets it removes it rather
+// than failing, so one bad record never blocks writes.
 #include "tiers/l3_lmdb.hpp"
 
 #include "tiers/l3_format.hpp"
@@ -237,7 +245,9 @@ struct l3_lmdb::impl {
       return lmdb_error(rc, "L3 read failed");
     std::string_view rec = as_view(v);
     fmt::header h;
-    bool ok = fmt::decode_header(rec, h).ok();
+    // a record that fails its checksum may carry a wrong sequence or expiry:
+    // removed without touching the indexes (their stale entries are skipped)
+    bool ok = fmt::decode_header(rec, h).ok() && fmt::checksum_ok(lkey, rec, h);
     if (ok && want_seq && h.seq != *want_seq)
       return rm::stale;
     if (ok && out) {
@@ -279,7 +289,7 @@ struct l3_lmdb::impl {
     int rc = mdb_put(txn, main, &k, &v, MDB_RESERVE);
     if (rc != 0)
       return lmdb_error(rc, "L3 cannot write a record of " + std::to_string(rsz) + " bytes");
-    fmt::encode_record(e, s, static_cast<char*>(v.mv_data));
+    fmt::encode_record(e, lkey, s, static_cast<char*>(v.mv_data));
     std::string sk = fmt::seq_key(s);
     MDB_val skv = as_val(sk), lv = as_val(lkey);
     // sequences only grow: appending fills kura.seq pages completely
@@ -317,7 +327,7 @@ struct l3_lmdb::impl {
       return lmdb_error(rc, "L3 read failed");
     std::string rec{as_view(v)}; // a copy: the put below may move the page
     fmt::header h;
-    if (!fmt::decode_header(rec, h).ok())
+    if (!fmt::decode_header(rec, h).ok() || !fmt::checksum_ok(lkey, rec, h))
       return {}; // corrupt: get() reports it; nothing to reorder
     uint64_t s = next_seq++;
     std::string old_sk = fmt::seq_key(h.seq), new_sk = fmt::seq_key(s);
@@ -708,11 +718,18 @@ result<std::unique_ptr<l3_lmdb>> l3_lmdb::open(l3_config cfg, const clock& clk) 
   } else {
     MDB_val k = as_val("format"), v;
     rc = mdb_get(g.txn, p->meta, &k, &v);
-    if (rc != 0 || as_view(v) != fmt::meta_format)
-      return error{errc::foreign_file,
+    if (rc != 0 || as_view(v) != fmt::meta_format) {
+      std::string got = rc == 0 ? std::string{as_view(v).substr(0, 40)} : std::string{};
+      // Another kura version names itself "kura-l3 N": foreign. A damaged or
+      // missing marker beside kura's own databases is corruption.
+      MDB_dbi probe;
+      bool kura_dbs = mdb_dbi_open(g.txn, "kura.main", 0, &probe) == 0;
+      bool other_version = got.rfind("kura-l3 ", 0) == 0;
+      return error{kura_dbs && !other_version ? errc::corrupt : errc::foreign_file,
                    cfg.path + " is not a kura L3 environment of this version (format "
-                     + (rc == 0 ? "\"" + std::string{as_view(v).substr(0, 40)} + "\"" : "missing")
-                     + ", expected \"" + std::string{fmt::meta_format} + "\")"};
+                     + (rc == 0 ? "\"" + got + "\"" : "missing") + ", expected \""
+                     + std::string{fmt::meta_format} + "\")"};
+    }
     k = as_val("est_bytes");
     rc = mdb_get(g.txn, p->meta, &k, &v);
     if (rc == 0 && v.mv_size == 8)

@@ -15,7 +15,9 @@
 // holds all but at most the last batch (fsync_batches), everything sync()
 // flushed, and every write in sync_mode. When the map is full a write is
 // refused with errc::out_of_space and nothing already accepted is dropped.
-// An environment may be open at most once per process (an LMDB rule).
+// An environment may be open at most once per process (an LMDB rule), and by
+// one kura process at a time: verify_on_open reads the file outside LMDB's
+// locks (read-only tools such as mdb_stat may look at any time).
 // Thread safety: not thread-safe; owned by the L3 actor (a detached thread).
 #pragma once
 

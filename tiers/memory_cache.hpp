@@ -1,14 +1,25 @@
 // L1 + L2 of one memory shard: a W-TinyLFU-shaped cache.
 //
-//   put ──▶ L1 (window, exact LRU, byte-bounded)
+//   put ──▶ L1 (window, exact LRU, byte-bounded; tiers/l1_lru.hpp)
 //              │ victim
-//              ▼  admitted only if sketch.estimate(victim) > sketch.estimate(L2's victim)
-//           L2 (main region, frequency-managed, byte-bounded)
-//              │ victim ──▶ dropped (L3 keeps every live entry)
+//              ▼  admitted only if sketch.estimate(victim) > sketch.estimate(L2's victim) + margin
+//           L2 (main region, SLRU under TinyLFU admission, byte-bounded; tiers/l2_lfu.hpp)
+//              │ victim ──▶ dropped, reported to the eviction listener (L3 keeps every live entry)
 //
-// A count-min sketch (4-bit counters, periodic halving) estimates key frequency.
-// The L1/L2 split of the byte budget adapts (hill climbing on the hit ratio, as
-// Caffeine does) unless `adaptive_window` is off.
+// A count-min sketch (4-bit counters, periodic halving; tiers/frequency_sketch.hpp)
+// estimates key frequency. The L1/L2 split of the budget and the admission
+// margin adapt to the workload unless `adaptive_window` is off: by default
+// with miniature "shadow" simulations of alternative settings, or with
+// Caffeine's hill climbing on the hit ratio (see memory_cache.cpp for both).
+// Bytes (stats().bytes) = L1 + L2 (slab nodes + index, tiers/entry_table.hpp)
+// + the sketch + the shadow simulations; in count_objects mode, entries.
+//
+// Contract for callers: a put of a key not in L2 always lands in L1, so the
+// newest write is resident (read-your-writes; locate() says l1); an overwrite
+// of an L2 key stays in L2. The sketch counts one access per get hit, per put
+// and per record_miss(); a get miss is not counted (the put that promotes the
+// entry from a lower tier counts it), so a chain calls record_miss() only for
+// misses that no put follows.
 // Thread safety: not thread-safe; one shard is owned by one actor.
 #pragma once
 
@@ -36,10 +47,14 @@ struct memory_cache_config {
   double window_fraction = 0.0;          ///< initial share of L1 (adapted from there)
   bool adaptive_window = true;           ///< adapt the L1 share (see `adaptation`)
   window_adaptation adaptation = window_adaptation::shadow;
+  /// Initial L2 admission margin (-1, 0 or 1, see l2_lfu): an L1 victim enters
+  /// L2 when freq(victim of L1) > freq(victim of L2) + margin. The shadow
+  /// adaptation moves it.
+  int admission_margin = 0;
   /// Capacity counted in entries instead of bytes (each entry costs 1); for
   /// hit-ratio benchmarks against object-counted references.
   bool count_objects = false;
-  uint64_t sketch_seed = 0x6b757261;
+  uint64_t sketch_seed = 0x6b757261; ///< seeds L2's admission coin flips
   limits lim;
 };
 

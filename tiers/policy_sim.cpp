@@ -6,12 +6,13 @@
 
 namespace kura::detail {
 
-policy_sim::policy_sim(uint32_t capacity, uint32_t window, int margin)
+policy_sim::policy_sim(uint32_t capacity, uint32_t window, int margin, bool promote_reused)
   : cap_(std::max<uint32_t>(capacity, 1)),
-    wcap_(std::min(window, cap_)),
+    wcap_(std::clamp<uint32_t>(window, 1, cap_)), // the newest key is always resident
     mcap_(cap_ - wcap_),
     pcap_(static_cast<uint32_t>(static_cast<uint64_t>(cap_ - wcap_) * 4 / 5)),
     margin_(margin),
+    promote_reused_(promote_reused),
     sketch_(cap_) {
   nodes_.reserve(cap_ + 1);
   free_.reserve(cap_ + 1); // fixed memory: memory_bytes() does not change
@@ -94,6 +95,16 @@ void policy_sim::unlink(list& l, int32_t i) {
   --l.count;
 }
 
+void policy_sim::promote(int32_t i) {
+  unlink(probation_, i);
+  push_front(protected_, i, seg_protected);
+  while (protected_.count > pcap_) {
+    int32_t d = protected_.tail;
+    unlink(protected_, d);
+    push_front(probation_, d, seg_probation);
+  }
+}
+
 int32_t policy_sim::alloc(uint64_t h) {
   int32_t i;
   if (!free_.empty()) {
@@ -104,6 +115,7 @@ int32_t policy_sim::alloc(uint64_t h) {
     nodes_.push_back(node{});
   }
   nodes_[static_cast<size_t>(i)].key = h;
+  nodes_[static_cast<size_t>(i)].reused = false;
   map_insert(h, i);
   return i;
 }
@@ -119,6 +131,8 @@ void policy_sim::to_main(int32_t cand) {
   // main's victim, else it is dropped.
   if (probation_.count + protected_.count < mcap_) {
     push_front(probation_, cand, seg_probation);
+    if (promote_reused_ && nodes_[static_cast<size_t>(cand)].reused)
+      promote(cand);
     return;
   }
   int32_t victim = probation_.tail >= 0 ? probation_.tail : protected_.tail;
@@ -132,6 +146,8 @@ void policy_sim::to_main(int32_t cand) {
     unlink(list_of(nodes_[static_cast<size_t>(victim)].seg), victim);
     release(victim);
     push_front(probation_, cand, seg_probation);
+    if (promote_reused_ && nodes_[static_cast<size_t>(cand)].reused)
+      promote(cand);
   } else {
     release(cand);
   }
@@ -143,27 +159,18 @@ bool policy_sim::access(uint64_t h) {
   if (i >= 0) {
     node& n = nodes_[static_cast<size_t>(i)];
     if (n.seg == seg_window) {
+      n.reused = true;
       unlink(window_, i);
       push_front(window_, i, seg_window);
     } else if (n.seg == seg_protected) {
       unlink(protected_, i);
       push_front(protected_, i, seg_protected);
     } else {
-      unlink(probation_, i);
-      push_front(protected_, i, seg_protected);
-      while (protected_.count > pcap_) {
-        int32_t d = protected_.tail;
-        unlink(protected_, d);
-        push_front(probation_, d, seg_probation);
-      }
+      promote(i);
     }
     return true;
   }
   i = alloc(h);
-  if (wcap_ == 0) {
-    to_main(i);
-    return false;
-  }
   push_front(window_, i, seg_window);
   if (window_.count > wcap_) {
     int32_t c = window_.tail;

@@ -15,9 +15,12 @@ namespace kura::detail {
 
 class policy_sim {
 public:
-  /// `capacity` entries, of which `window` in the LRU window; a candidate is
+  /// `capacity` entries, of which `window` (at least 1, as in memory_cache the
+  /// newest write always sits in L1) in the LRU window; a candidate is
   /// admitted into main when freq(candidate) > freq(victim) + margin.
-  policy_sim(uint32_t capacity, uint32_t window, int margin);
+  /// With `promote_reused`, an admitted candidate that was hit while in the
+  /// window enters main's protected segment directly.
+  policy_sim(uint32_t capacity, uint32_t window, int margin, bool promote_reused = false);
 
   /// One access to the key with hash `h`; returns whether it hit.
   bool access(uint64_t h);
@@ -35,6 +38,7 @@ private:
     int32_t prev;
     int32_t next;
     uint8_t seg;
+    bool reused; // hit while in the window
   };
   struct list {
     int32_t head = -1;
@@ -51,9 +55,11 @@ private:
   int32_t alloc(uint64_t h);
   void release(int32_t i);
   void to_main(int32_t cand);
+  void promote(int32_t i);
 
   uint32_t cap_, wcap_, mcap_, pcap_;
   int margin_;
+  bool promote_reused_;
   std::vector<node> nodes_;
   std::vector<int32_t> free_;
   std::vector<int32_t> slots_; // open addressing, -1 empty

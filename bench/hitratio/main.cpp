@@ -13,8 +13,9 @@
 // charges its real per-entry overhead (node, index, sketch) against that
 // capacity while LRU and Belady count only the object sizes.
 // Output: `trace,size,policy,requests,misses,miss_ratio` rows for kura, lru and
-// belady (and with --extra: kura-static, the non-adaptive 1% window, and
-// kura-w<F> for --window F).
+// belady (and with --extra: kura-static, plain W-TinyLFU with a fixed 1% window
+// and strict admission; kura-hc, the same with Caffeine's hill climbing; and
+// kura-w<F>, a fixed window F with the default margin, for --window F).
 #include "tiers/memory_cache.hpp"
 
 #include <zstd.h>
@@ -133,8 +134,12 @@ uint32_t size_at(const trace& t, size_t i) {
 
 // -- policies ----------------------------------------------------------------------
 
-uint64_t run_kura(const trace& t, uint64_t cap, bool bytes, bool adaptive, double window) {
+uint64_t run_kura(const trace& t, uint64_t cap, bool bytes, bool adaptive, double window,
+                  kura::window_adaptation how = kura::window_adaptation::shadow,
+                  int margin = 0) {
   kura::memory_cache_config cfg;
+  cfg.adaptation = how;
+  cfg.admission_margin = margin;
   cfg.capacity_bytes = cap;
   cfg.count_objects = !bytes;
   cfg.adaptive_window = adaptive;
@@ -286,7 +291,9 @@ int main(int argc, char** argv) {
     row(t, f, "lru", run_lru(t, cap));
     row(t, f, "belady", run_belady(t, cap));
     if (extra) {
-      row(t, f, "kura-static", run_kura(t, cap, bytes, false, 0.01));
+      row(t, f, "kura-static", run_kura(t, cap, bytes, false, 0.01, {}, 0));
+      row(t, f, "kura-hc",
+          run_kura(t, cap, bytes, true, 0.01, kura::window_adaptation::hill_climbing, 0));
       if (window >= 0) {
         std::string name = "kura-w" + std::to_string(window);
         row(t, f, name.c_str(), run_kura(t, cap, bytes, false, window));

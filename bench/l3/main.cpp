@@ -13,12 +13,17 @@
 //   get_reopen      close, open the environment again, --gets random gets
 //                   (the kernel page cache still holds the file)
 //   get_reopen_cold close, drop data.mdb from the page cache
-//                   (fdatasync + posix_fadvise DONTNEED), open, --gets gets:
-//                   every first touch of a page is a disk read
+//                   (fdatasync + posix_fadvise DONTNEED), open without
+//                   verify_on_open (which would read every tree page and warm
+//                   the cache), --gets gets: each first touch of a page is a
+//                   disk read
 //   put_sync        --sync-entries puts with sync_mode (commit + fsync each)
 //   get_sync_env    --gets gets on that environment
 //   put_batched_nosync  as put_batched with fsync_batches = false (MDB_NOSYNC:
 //                   no fsync until sync(); safe against a killed process only)
+//   open_unverified / open_verified  time of one open() of the N-entry
+//                   environment without / with verify_on_open (page cache warm)
+//   open_verified_cold  the same with verify_on_open after dropping the cache
 // Latencies are exact quantiles of per-operation steady_clock samples.
 #include "tiers/clock.hpp"
 #include "tiers/l3_lmdb.hpp"
@@ -300,6 +305,19 @@ int main(int argc, char** argv) {
       auto g = run_gets(*t, "get_warm", o.gets, o.entries, seed + 2);
       record(1, g);
     }
+    for (bool verify : {false, true}) { // time open() itself
+      l3_config vc = c;
+      vc.verify_on_open = verify;
+      row r;
+      r.phase = verify ? "open_verified" : "open_unverified";
+      r.ops = 1;
+      uint64_t a = now_ns();
+      auto t = open_or_die(vc);
+      uint64_t b = now_ns();
+      r.seconds = (b - a) / 1e9;
+      r.lat_ns.push_back(static_cast<uint32_t>(std::min<uint64_t>(b - a, UINT32_MAX)));
+      record(verify ? 8 : 7, r);
+    }
     {
       auto t = open_or_die(c);
       auto g = run_gets(*t, "get_reopen", o.gets, o.entries, seed + 3);
@@ -307,7 +325,10 @@ int main(int argc, char** argv) {
     }
     drop_page_cache(env_dir + "/data.mdb");
     {
-      auto t = open_or_die(c);
+      // verify_on_open would read every tree page and warm the cache again
+      l3_config cc = c;
+      cc.verify_on_open = false;
+      auto t = open_or_die(cc);
       auto g = run_gets(*t, "get_reopen_cold", o.gets, o.entries, seed + 4);
       record(3, g);
       auto s = t->stats();
@@ -319,6 +340,18 @@ int main(int argc, char** argv) {
                      static_cast<double>(s.bytes)
                        / static_cast<double>(std::max<uint64_t>(1, s.entries)),
                      static_cast<unsigned long long>(t->budget_bytes_used()));
+    }
+    drop_page_cache(env_dir + "/data.mdb");
+    {
+      row r;
+      r.phase = "open_verified_cold";
+      r.ops = 1;
+      uint64_t a = now_ns();
+      auto t = open_or_die(c);
+      uint64_t b = now_ns();
+      r.seconds = (b - a) / 1e9;
+      r.lat_ns.push_back(static_cast<uint32_t>(std::min<uint64_t>(b - a, UINT32_MAX)));
+      record(9, r);
     }
     if (o.sync_entries > 0) {
       l3_config sc = c;

@@ -252,6 +252,26 @@ public:
     }
     this->data_dir = data_dir;
     log_path = data_dir + ".log";
+    user_args_ = std::move(args);
+    // A port picked by free_port() can be taken by someone else's connection
+    // before the node binds it: pick new ports and try again.
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      if (attempt > 0) {
+        port = free_port();
+        metrics_port = free_port();
+        cluster_port = free_port();
+      }
+      build_args();
+      start();
+      if (ready || log().find("cannot listen") == std::string::npos)
+        break;
+      std::error_code ec;
+      std::filesystem::remove(log_path, ec);
+    }
+  }
+
+  void build_args() {
+    auto args = user_args_;
     auto has = [&](const char* p) {
       for (auto& a : args)
         if (a.rfind(p, 0) == 0)
@@ -267,7 +287,6 @@ public:
     if (!has("--data-dir="))
       args.push_back("--data-dir=" + data_dir);
     args_ = args;
-    start();
   }
 
   ~node_process() {
@@ -364,6 +383,7 @@ public:
 
 private:
   std::unique_ptr<temp_dir> own_dir_;
+  std::vector<std::string> user_args_;
   std::vector<std::string> args_;
 };
 

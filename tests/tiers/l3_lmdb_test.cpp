@@ -866,15 +866,23 @@ TEST_CASE("l3: the footprint estimate survives reopen and stats count real pages
 TEST_CASE("l3: corrupt records read as corrupt errors") {
   temp_dir d;
   fake_clock clk;
-  // decode_record rejects short or unknown records
+  // decode_record rejects short, unknown or damaged records
   CHECK(l3_format::decode_record("k", "x").code() == errc::corrupt);
-  std::string rec(l3_format::header_size, '\0');
-  rec[0] = 9;
-  CHECK(l3_format::decode_record("k", rec).code() == errc::corrupt);
-  rec[0] = l3_format::record_format;
-  CHECK(l3_format::decode_record("k", rec).ok());
-  rec[2] = 1; // claims a long key that is not there
-  CHECK(l3_format::decode_record("k", rec).code() == errc::corrupt);
+  entry in = make("k", "value", 123, 456);
+  std::string rec(l3_format::record_size(in), '\0');
+  l3_format::encode_record(in, "k", 9, rec.data());
+  auto out = l3_format::decode_record("k", rec);
+  REQUIRE(out.ok());
+  CHECK(*out == in);
+  CHECK(l3_format::decode_record("j", rec).code() == errc::corrupt); // under another key
+  for (size_t i = 0; i < rec.size(); ++i) {
+    if (i >= 24 && i < 32)
+      continue; // the sequence is outside the checksum (renewed by reads)
+    std::string bad = rec;
+    bad[i] = static_cast<char>(bad[i] ^ 0x20);
+    CAPTURE(i);
+    CHECK(l3_format::decode_record("k", bad).code() == errc::corrupt);
+  }
   // and through the tier: a record overwritten by another program
   {
     auto t = must_open(small_config(d.env()), clk);
@@ -899,7 +907,7 @@ TEST_CASE("l3: corrupt records read as corrupt errors") {
   auto r = t->get("victim", clk.now_ms());
   REQUIRE(!r.ok());
   CHECK(r.code() == errc::corrupt);
-  CHECK(r.err().message.find("shorter than its 32-byte header") != std::string::npos);
+  CHECK(r.err().message.find("shorter than its 40-byte header") != std::string::npos);
   CHECK(t->for_each([](const entry&) { return true; }).code() == errc::corrupt);
   // one bad record does not block later commits; an overwrite heals it
   REQUIRE(t->put(make("other", "fine"), clk.now_ms()).ok());
@@ -1063,7 +1071,11 @@ TEST_CASE("l3: byte flips anywhere in the data pages give errors, never a crash"
       c.batch_max_writes = 100;
       auto r = l3_lmdb::open(c, clk);
       if (!r)
+      {
+        if (r.code() != errc::corrupt)
+          std::fprintf(stderr, "seed %d: %s\n", static_cast<int>(seed), r.err().to_string().c_str());
         ::_exit(r.code() == errc::corrupt ? 10 : 11);
+      }
       auto& t = **r;
       int errors = 0;
       for (int i = 0; i < 1500; ++i)
@@ -1079,11 +1091,35 @@ TEST_CASE("l3: byte flips anywhere in the data pages give errors, never a crash"
     ::waitpid(pid, &st, 0);
     REQUIRE_MESSAGE(WIFEXITED(st), "the child died of signal " << WTERMSIG(st));
     int code = WEXITSTATUS(st);
-    CHECK(code != 11); // damage is reported as corrupt, not as something else
+    // 0: ran clean, 10: refused as corrupt at open, 12: error values while
+    // running; 11 would be damage reported as something else, any other code
+    // a sanitizer report
+    CHECK((code == 0 || code == 10 || code == 12));
     clean += code == 0;
     refused += code == 10;
     fs::remove_all(dir);
   }
   MESSAGE(refused << " of 150 damaged copies refused at open, " << clean << " ran without an error");
   CHECK(refused > 0);
+}
+
+TEST_CASE("l3: another kura format version is foreign_file, a damaged marker corrupt") {
+  temp_dir d;
+  fake_clock clk;
+  {
+    auto t = must_open(small_config(d.env()), clk);
+    REQUIRE(t->put(make("a", "1"), clk.now_ms()).ok());
+  }
+  raw_put(d.env(), "kura.meta", "format", "kura-l3 9");
+  auto r = l3_lmdb::open(small_config(d.env()), clk);
+  REQUIRE(!r.ok());
+  CHECK(r.code() == errc::foreign_file);
+  CHECK(r.err().message.find("kura-l3 9") != std::string::npos);
+  raw_put(d.env(), "kura.meta", "format", "kura\x01l3 2");
+  r = l3_lmdb::open(small_config(d.env()), clk);
+  REQUIRE(!r.ok());
+  CHECK(r.code() == errc::corrupt);
+  raw_put(d.env(), "kura.meta", "format", std::string{l3_format::meta_format});
+  auto t = must_open(small_config(d.env()), clk);
+  CHECK(get_ok(*t, "a", clk.now_ms())->value == "1");
 }
