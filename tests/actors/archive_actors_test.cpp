@@ -220,6 +220,42 @@ TEST_CASE("L4 reader and compactor actors") {
   stop_l4(sys, h);
 }
 
+TEST_CASE("the compactor also runs on its schedule") {
+  temp_dir d;
+  fake_clock clk;
+  auto ar = open_archive(d.path, clk);
+  for (int i = 0; i < 600; ++i)
+    REQUIRE(ar->put(make_entry(i), clk.now_ms()).ok());
+  REQUIRE(ar->flush().ok());
+  for (int i = 0; i < 400; ++i)
+    REQUIRE(ar->erase("k" + std::to_string(i)));
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  l4_config lc;
+  lc.compact_interval_ms = 20;
+  lc.compact_rate = 0;
+  auto h = spawn_l4(sys, ar, lc, clk);
+  caf::scoped_actor self{sys};
+  compaction_report r;
+  for (int i = 0; i < 1000 && (r.run == 0 || r.running); ++i) { // bounded wait, no timing check
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    self->request(h.compactor, std::chrono::seconds(10), compact_status_atom::value)
+      .receive([&](compaction_report& x) { r = x; },
+               [&](caf::error& err) { FAIL(to_string(err)); });
+  }
+  CHECK(r.run >= 1);
+  CHECK(r.trigger == "schedule");
+  CHECK(r.ok);
+  CHECK(ar->inspect().compaction_runs >= 1);
+  for (int i = 400; i < 600; ++i) {
+    auto g = ar->get("k" + std::to_string(i), clk.now_ms(), false);
+    REQUIRE(g);
+    REQUIRE(*g);
+    CHECK((*g)->value == value_of(i));
+  }
+  stop_l4(sys, h);
+}
+
 namespace {
 
 std::string hex(const std::string& s) {
