@@ -275,7 +275,12 @@ void archive_link::attach(l3_lmdb& l3, const kura::clock& clk) {
   l3.set_eviction_listener([ar, counters, dirty, c](entry&& e) {
     if (e.is_tombstone())
       return;
-    auto st = ar->put(std::move(e), c->now_ms());
+    status st;
+    try {
+      st = ar->put(std::move(e), c->now_ms());
+    } catch (const std::exception& ex) {
+      st = status{errc::io_error, ex.what()};
+    }
     if (!st.ok()) {
       ++counters->errors;
       log_error("cannot archive an entry evicted from L3", st.message());
@@ -285,14 +290,21 @@ void archive_link::attach(l3_lmdb& l3, const kura::clock& clk) {
   });
 }
 
+// Every call below runs inside an L3 actor handler: nothing may escape.
+
 void archive_link::settle() {
   if (!*dirty_)
     return;
   *dirty_ = false;
   nonempty_ = true;
-  if (auto st = ar_->flush(); !st.ok()) {
+  try {
+    if (auto st = ar_->flush(); !st.ok()) {
+      ++counters_->errors;
+      log_error("flush failed", st.message());
+    }
+  } catch (const std::exception& e) {
     ++counters_->errors;
-    log_error("flush failed", st.message());
+    log_error("flush failed", e.what());
   }
 }
 
@@ -304,24 +316,39 @@ void archive_link::written(std::string_view key) {
 void archive_link::erase(std::string_view key) {
   if (!nonempty_ && !*dirty_)
     return;
-  auto r = ar_->erase(key);
-  if (!r) {
+  try {
+    auto r = ar_->erase(key);
+    if (!r) {
+      ++counters_->errors;
+      log_error("erase failed", r.err().to_string());
+    }
+  } catch (const std::exception& e) {
     ++counters_->errors;
-    log_error("erase failed", r.err().to_string());
+    log_error("erase failed", e.what());
   }
 }
 
 void archive_link::clear() {
-  if (auto st = ar_->clear(); !st.ok()) {
+  try {
+    if (auto st = ar_->clear(); !st.ok()) {
+      ++counters_->errors;
+      log_error("clear failed", st.message());
+    }
+  } catch (const std::exception& e) {
     ++counters_->errors;
-    log_error("clear failed", st.message());
+    log_error("clear failed", e.what());
   }
   nonempty_ = false;
   *dirty_ = false;
 }
 
 uint64_t archive_link::entries() const {
-  return ar_->stats().entries;
+  try {
+    return ar_->stats().entries;
+  } catch (const std::exception& e) {
+    log_error("stats failed", e.what());
+    return 0;
+  }
 }
 
 // -- spawning and stopping -----------------------------------------------------------

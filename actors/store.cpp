@@ -79,10 +79,14 @@ void finish_lookup(store_core& core, staged_entries& staged, uint64_t seq) {
     if (!kv.second)
       continue;
     if ((kv.second->flags & from_archive_flag) != 0) {
-      // an L4 hit goes back to L3 too (which then drops the archived copy),
-      // unless the key changed while the lookup was in flight
+      // An L4 hit goes back to L3 too when L3 has room (below half its
+      // budget; L3 then drops the archived copy), unless the key changed
+      // while the lookup was in flight. Without room it stays archived and
+      // memory holds a copy.
       kv.second->flags &= static_cast<uint8_t>(~from_archive_flag);
-      if (!core.ks().stale(seq) && !core.ks().touched_after(kv.first, seq)
+      auto l3 = core.l3_stats->get().stats;
+      bool room = l3.capacity_bytes == 0 || l3.bytes < l3.capacity_bytes / 2;
+      if (room && !core.ks().stale(seq) && !core.ks().touched_after(kv.first, seq)
           && !kv.second->expired(core.ks().clock().now_ms()))
         core.write(*kv.second);
     }

@@ -28,6 +28,7 @@ result<std::shared_ptr<archive::archive>> open_archive(const node_config& cfg,
   else
     ac.level = ac.codec == archive::codec_id::lz4 ? 0 : 3;
   ac.max_bytes = cfg.archive_max_bytes;
+  ac.segment_bytes = cfg.archive_segment_bytes;
   ac.ttl_days = static_cast<uint32_t>(cfg.archive_ttl_days);
   ac.index_memory_bytes = cfg.archive_index_memory;
   ac.compact_threshold = cfg.archive_compact_threshold;

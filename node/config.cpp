@@ -59,7 +59,8 @@ node_config::node_config() {
     .add(archive_compact_threshold, "compact-threshold",
          "rewrite segments whose live fraction is below this (0..1)")
     .add(archive_compact_interval, "compact-interval", "scheduled compaction (0s = off)")
-    .add(archive_compact_rate, "compact-rate", "compaction read rate in bytes/s (0 = unlimited)");
+    .add(archive_compact_rate, "compact-rate", "compaction read rate in bytes/s (0 = unlimited)")
+    .add(archive_segment_bytes, "segment-bytes", "archive segment size (sealed segments compact)");
   opt_group{custom_options_, "kura.prewarm"}
     .add(prewarm_enabled, "enabled", "predictive prewarming")
     .add(prediction_window, "prediction-window", "how far ahead to predict")
@@ -166,6 +167,8 @@ std::string node_config::check_values() {
     return bad("kura.archive.index-memory", "at least 1048576");
   if (!(archive_compact_threshold >= 0 && archive_compact_threshold <= 1))
     return bad("kura.archive.compact-threshold", "must be within 0..1");
+  if (archive_segment_bytes < (64u << 10) || archive_segment_bytes > (4ull << 30))
+    return bad("kura.archive.segment-bytes", "65536..4294967296");
   if (archive_compact_interval.count() < 0)
     return bad("kura.archive.compact-interval", "must not be negative");
   if (min_confidence < 0 || min_confidence > 1)

@@ -62,6 +62,7 @@ struct node_config : caf::actor_system_config {
   double archive_compact_threshold = 0.5;
   caf::timespan archive_compact_interval = std::chrono::minutes(10);
   uint64_t archive_compact_rate = 32ull << 20; ///< bytes/s, 0 = unlimited
+  uint64_t archive_segment_bytes = 64ull << 20; ///< a segment is sealed at this size
   bool prewarm_enabled = true;
   caf::timespan prediction_window = std::chrono::hours(24);
   double min_confidence = 0.7;
