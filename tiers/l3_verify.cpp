@@ -291,9 +291,15 @@ result<meta_info> read_meta(const std::string& file) {
   meta_info m0, m1;
   std::string why;
   got r0 = one(0, m0, why);
-  if (r0 == got::no_magic || r0 == got::version)
+  if (r0 == got::no_magic || r0 == got::version) {
+    // the second meta page sits at the page size, 4096 unless the file says
+    // otherwise: an intact one there means a damaged LMDB file, not a foreign one
+    std::string why1;
+    if (one(4096, m1, why1) == got::ok && m1.psize == 4096)
+      return error{errc::corrupt, file + " is corrupt: first meta page: " + why};
     return error{errc::foreign_file,
                  file + " is not a kura L3 file (not an LMDB environment: " + why + ")"};
+  }
   if (r0 != got::ok)
     return error{errc::corrupt, file + " is corrupt: " + why};
   if (one(m0.psize, m1, why) != got::ok)
