@@ -26,6 +26,8 @@ constexpr size_t node_header = 8;  // lo u16, hi u16, flags u16, ksize u16
 constexpr size_t db_record = 48;   // MDB_db
 constexpr uint16_t p_branch = 0x01, p_leaf = 0x02, p_overflow = 0x04;
 constexpr uint16_t f_bigdata = 0x01, f_subdata = 0x02;
+constexpr uint16_t mdb_integerkey = 0x08;
+constexpr uint16_t mdb_dup_flags = 0x04 | 0x10 | 0x20 | 0x40; // DUPSORT, DUPFIXED, INTEGERDUP, REVERSEDUP
 constexpr unsigned max_depth = 32;
 
 /// An open file descriptor, closed on scope exit.
@@ -223,6 +225,8 @@ struct walker {
         } else if (nflags & f_subdata) {
           if (dsize != db_record)
             return fail(pgno, "sub-database record of " + std::to_string(dsize) + " bytes");
+          if (get_le(data + 4, 2) & mdb_dup_flags)
+            return fail(pgno, "sub-database with duplicate-key flags (kura uses none)");
           uint64_t sub_root = get_le(data + 40, 8);
           auto sub_depth = static_cast<unsigned>(get_le(data + 6, 2));
           // a copy: walk() reuses `page`
@@ -270,6 +274,8 @@ result<meta_info> read_meta(const std::string& file) {
       return got::version;
     }
     m.psize = static_cast<uint32_t>(get_le(p + 24, 4));
+    m.free_flags = static_cast<uint16_t>(get_le(p + 24 + 4, 2));
+    m.main_flags = static_cast<uint16_t>(get_le(p + 72 + 4, 2));
     m.free_depth = static_cast<uint16_t>(get_le(p + 24 + 6, 2));
     m.free_root = get_le(p + 24 + 40, 8);
     m.main_depth = static_cast<uint16_t>(get_le(p + 72 + 6, 2));
@@ -285,9 +291,15 @@ result<meta_info> read_meta(const std::string& file) {
   meta_info m0, m1;
   std::string why;
   got r0 = one(0, m0, why);
-  if (r0 == got::no_magic || r0 == got::version)
+  if (r0 == got::no_magic || r0 == got::version) {
+    // the second meta page sits at the page size, 4096 unless the file says
+    // otherwise: an intact one there means a damaged LMDB file, not a foreign one
+    std::string why1;
+    if (one(4096, m1, why1) == got::ok && m1.psize == 4096)
+      return error{errc::corrupt, file + " is corrupt: first meta page: " + why};
     return error{errc::foreign_file,
                  file + " is not a kura L3 file (not an LMDB environment: " + why + ")"};
+  }
   if (r0 != got::ok)
     return error{errc::corrupt, file + " is corrupt: " + why};
   if (one(m0.psize, m1, why) != got::ok)
@@ -300,6 +312,14 @@ result<meta_info> read_meta(const std::string& file) {
     return error{errc::corrupt, file + " is truncated or corrupt: its meta page says "
                                   + std::to_string(need) + " bytes are in use, the file has "
                                   + std::to_string(size)};
+  // LMDB keys the free list by txnid (MDB_INTEGERKEY) and kura's main DB has
+  // no flags; other values would change how LMDB reads those trees (a
+  // DUPSORT flag on the main DB trips an assertion in every cursor).
+  if (m.free_flags != mdb_integerkey || m.main_flags != 0)
+    return error{errc::corrupt, file + " is damaged, or another program's: database flags "
+                                  + std::to_string(m.free_flags) + "/"
+                                  + std::to_string(m.main_flags) + " (expected "
+                                  + std::to_string(mdb_integerkey) + "/0)"};
   for (uint64_t root : {m.main_root, m.free_root})
     if (root != invalid_pgno && (root < 2 || root > m.last_pg))
       return error{errc::corrupt, file + " is corrupt: root page " + std::to_string(root)

@@ -35,6 +35,7 @@ struct meta_info {
   uint64_t txnid = 0;
   uint64_t free_root = 0, main_root = 0;
   uint16_t free_depth = 0, main_depth = 0;
+  uint16_t free_flags = 0, main_flags = 0;
 };
 
 /// Reads and checks the meta pages of `file` (size > 0). errc::foreign_file
