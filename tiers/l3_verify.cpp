@@ -307,11 +307,16 @@ result<meta_info> read_meta(const std::string& file) {
   if (m1.psize != m0.psize)
     return error{errc::corrupt, file + " is corrupt: the meta pages disagree on the page size"};
   meta_info m = m1.txnid > m0.txnid ? m1 : m0; // the one LMDB uses
-  uint64_t need = (m.last_pg + 1) * m.psize;
-  if (m.last_pg < 1 || m.last_pg > (1ull << 40) || size < need)
+  // The file may legitimately end before page last_pg: LMDB counts pages a
+  // transaction allocated and freed again ("loose" pages) in last_pg without
+  // ever writing them, so after a kill the file can be shorter than
+  // (last_pg + 1) * psize (seen: 8 KiB short after SIGKILL of kura-node). A
+  // truncation that matters shows up in the tree walk: a page a tree refers
+  // to that cannot be read.
+  if (m.last_pg < 1 || m.last_pg > (1ull << 40) || size < 2ull * m.psize)
     return error{errc::corrupt, file + " is truncated or corrupt: its meta page says "
-                                  + std::to_string(need) + " bytes are in use, the file has "
-                                  + std::to_string(size)};
+                                  + std::to_string(m.last_pg + 1) + " pages are in use, the file has "
+                                  + std::to_string(size) + " bytes"};
   // LMDB keys the free list by txnid (MDB_INTEGERKEY) and kura's main DB has
   // no flags; other values would change how LMDB reads those trees (a
   // DUPSORT flag on the main DB trips an assertion in every cursor).
@@ -321,7 +326,7 @@ result<meta_info> read_meta(const std::string& file) {
                                   + std::to_string(m.main_flags) + " (expected "
                                   + std::to_string(mdb_integerkey) + "/0)"};
   for (uint64_t root : {m.main_root, m.free_root})
-    if (root != invalid_pgno && (root < 2 || root > m.last_pg))
+    if (root != invalid_pgno && (root < 2 || root > m.last_pg || (root + 1) * m.psize > size))
       return error{errc::corrupt, file + " is corrupt: root page " + std::to_string(root)
                                     + " lies outside the " + std::to_string(m.last_pg + 1)
                                     + " pages in use"};

@@ -87,7 +87,7 @@ std::vector<std::string> l4_args() {
 
 TEST_CASE("L4 in a live node: archive, read back, promote, delete, compact, restart") {
   node_process n(l4_args());
-  REQUIRE(n.ready);
+  REQUIRE_MESSAGE(n.ready, n.log());
   client c(n.port);
   REQUIRE(c.ok());
   std::vector<std::vector<std::string>> sets;
@@ -208,7 +208,7 @@ TEST_CASE("L4 in a live node: archive, read back, promote, delete, compact, rest
   c.close();
   CHECK(n.stop(SIGKILL) == 128 + SIGKILL);
   n.start();
-  REQUIRE(n.ready);
+  REQUIRE_MESSAGE(n.ready, n.log());
   client c2(n.port);
   CHECK(*c2.call({"DBSIZE"}) == ":" + std::to_string(n_keys - n_del) + "\r\n");
   replies = pipeline(c2, gets);
@@ -245,7 +245,7 @@ TEST_CASE("L4 in a live node: archive, read back, promote, delete, compact, rest
 
 TEST_CASE("L4 off: the archive commands say so") {
   node_process n({"--kura.archive.enabled=false"});
-  REQUIRE(n.ready);
+  REQUIRE_MESSAGE(n.ready, n.log());
   int rc = -1;
   auto out = kura_cli(n.cluster_port, "archive", rc);
   CHECK(rc == 1);

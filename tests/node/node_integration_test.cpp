@@ -36,7 +36,7 @@ bool wait_l3_committed(node_process& n) {
 
 TEST_CASE("redis-cli talks to kura-node") {
   node_process n;
-  REQUIRE(n.ready);
+  REQUIRE_MESSAGE(n.ready, n.log());
   CHECK(n.cli("PING") == "PONG\n");
   CHECK(n.cli("SET greeting hello") == "OK\n");
   CHECK(n.cli("GET greeting") == "hello\n");
@@ -52,7 +52,7 @@ TEST_CASE("redis-cli talks to kura-node") {
 
 TEST_CASE("pipelined batch: replies come back complete and in order") {
   node_process n;
-  REQUIRE(n.ready);
+  REQUIRE_MESSAGE(n.ready, n.log());
   client c(n.port);
   std::string batch;
   const int count = 2000;
@@ -74,7 +74,7 @@ TEST_CASE("pipelined batch: replies come back complete and in order") {
 
 TEST_CASE("binary values with CR, LF and NUL round-trip") {
   node_process n;
-  REQUIRE(n.ready);
+  REQUIRE_MESSAGE(n.ready, n.log());
   client c(n.port);
   std::string v("\r\n\0\r\n*1\r\n$3\r\n\xff\x00", 16);
   std::string k("key\0with\nnul", 12);
@@ -87,7 +87,7 @@ TEST_CASE("binary values with CR, LF and NUL round-trip") {
 
 TEST_CASE("malformed input gets Redis's protocol error, closes only that connection") {
   node_process n;
-  REQUIRE(n.ready);
+  REQUIRE_MESSAGE(n.ready, n.log());
   struct abuse {
     std::string bytes;
     std::string reply;
@@ -121,7 +121,7 @@ TEST_CASE("malformed input gets Redis's protocol error, closes only that connect
 
 TEST_CASE("a client that disconnects mid-request loses nothing for others") {
   node_process n;
-  REQUIRE(n.ready);
+  REQUIRE_MESSAGE(n.ready, n.log());
   {
     client c(n.port);
     c.send("*3\r\n$3\r\nSET\r\n$4\r\nhalf\r\n$100\r\nonly-a-part");
@@ -139,7 +139,7 @@ TEST_CASE("a client that disconnects mid-request loses nothing for others") {
 TEST_CASE("a thousand concurrent connections") {
   raise_fd_limit(4096);
   node_process n;
-  REQUIRE(n.ready);
+  REQUIRE_MESSAGE(n.ready, n.log());
   std::vector<client> cs;
   cs.reserve(1000);
   for (int i = 0; i < 1000; ++i) {
@@ -164,7 +164,7 @@ TEST_CASE("a thousand concurrent connections") {
 TEST_CASE("limits: bulk length, argument count and output buffer close only the offender") {
   node_process n({"--kura.limits.proto-max-bulk-len=1048576", "--kura.limits.max-args=8",
                   "--kura.limits.max-client-output-bytes=65536"});
-  REQUIRE(n.ready);
+  REQUIRE_MESSAGE(n.ready, n.log());
   {
     client c(n.port);
     c.send("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1048577\r\n");
@@ -197,7 +197,7 @@ TEST_CASE("limits: bulk length, argument count and output buffer close only the 
 TEST_CASE("memory misses are served from L3 and promoted") {
   // 1 MiB of memory for ~4 MB of data: most keys live only in L3
   node_process n({"--memory-bytes=1048576", "--kura.memory.shards=2"});
-  REQUIRE(n.ready);
+  REQUIRE_MESSAGE(n.ready, n.log());
   client c(n.port);
   const int count = 4000;
   std::string batch;
@@ -240,7 +240,7 @@ TEST_CASE("memory misses are served from L3 and promoted") {
 TEST_CASE("write-behind back-pressure: a tiny high-water mark slows clients, loses nothing") {
   node_process n({"--kura.l3.write-behind-high-water=50",
                   "--kura.l3.write-behind-high-water-bytes=65536"});
-  REQUIRE(n.ready);
+  REQUIRE_MESSAGE(n.ready, n.log());
   std::vector<client> cs;
   for (int k = 0; k < 4; ++k)
     cs.emplace_back(n.port);
@@ -262,7 +262,7 @@ TEST_CASE("write-behind back-pressure: a tiny high-water mark slows clients, los
 
 TEST_CASE("expired keys disappear on their own (active expiry)") {
   node_process n({"--kura.expiry.sweep-interval=20ms"});
-  REQUIRE(n.ready);
+  REQUIRE_MESSAGE(n.ready, n.log());
   client c(n.port);
   for (int i = 0; i < 200; ++i)
     REQUIRE(c.call({"SET", "e" + std::to_string(i), "v", "PX", "100"}) ==
@@ -284,7 +284,7 @@ TEST_CASE("restart: everything L3 committed survives SIGKILL") {
   const int count = 3000;
   {
     node_process n({}, dir.path);
-    REQUIRE(n.ready);
+    REQUIRE_MESSAGE(n.ready, n.log());
     client c(n.port);
     std::string batch;
     for (int i = 0; i < count; ++i)
@@ -298,7 +298,7 @@ TEST_CASE("restart: everything L3 committed survives SIGKILL") {
     CHECK(n.stop(SIGKILL) == 128 + SIGKILL);
   }
   node_process n({}, dir.path);
-  REQUIRE(n.ready);
+  REQUIRE_MESSAGE(n.ready, n.log());
   client c(n.port);
   std::string batch;
   for (int i = 0; i < count; ++i)
@@ -323,7 +323,7 @@ TEST_CASE("SIGTERM and SIGINT shut down cleanly and flush L3") {
     {
       node_process n({"--kura.l3.batch-max-age=10s", "--kura.l3.batch-max-writes=100000"},
                      dir.path);
-      REQUIRE(n.ready);
+      REQUIRE_MESSAGE(n.ready, n.log());
       client c(n.port);
       REQUIRE(c.call({"SET", "s" + std::to_string(sig), "kept"}) ==
               std::optional<std::string>{"+OK\r\n"});
@@ -332,7 +332,7 @@ TEST_CASE("SIGTERM and SIGINT shut down cleanly and flush L3") {
       CHECK(n.log().find("stopped cleanly") != std::string::npos);
     }
     node_process n({}, dir.path);
-    REQUIRE(n.ready);
+    REQUIRE_MESSAGE(n.ready, n.log());
     client c(n.port);
     CHECK(c.call({"GET", "s" + std::to_string(sig)}) ==
           std::optional<std::string>{"$4\r\nkept\r\n"});
@@ -396,7 +396,7 @@ TEST_CASE("bad configuration stops start-up with one clear line") {
 
 TEST_CASE("with L3 off kura-node is a pure memory cache") {
   node_process n({"--kura.l3.enabled=false"});
-  REQUIRE(n.ready);
+  REQUIRE_MESSAGE(n.ready, n.log());
   client c(n.port);
   CHECK(c.call({"SET", "a", "1"}) == std::optional<std::string>{"+OK\r\n"});
   CHECK(c.call({"GET", "a"}) == std::optional<std::string>{"$1\r\n1\r\n"});
@@ -407,7 +407,7 @@ TEST_CASE("with L3 off kura-node is a pure memory cache") {
 
 TEST_CASE("/metrics is Prometheus text that promtool accepts") {
   node_process n;
-  REQUIRE(n.ready);
+  REQUIRE_MESSAGE(n.ready, n.log());
   client c(n.port);
   c.call({"SET", "m", "1"});
   c.call({"GET", "m"});
