@@ -272,7 +272,30 @@ void archive_link::attach(l3_lmdb& l3, const kura::clock& clk) {
   auto counters = counters_;
   auto dirty = dirty_;
   auto* c = &clk;
-  l3.set_eviction_listener([ar, counters, dirty, c](entry&& e) {
+  auto failed = std::make_shared<bool>(false);
+  // The second callback runs inside L3's commit, before the victims' removal
+  // from L3 is durable: commit them in the archive first (see tier.hpp), or
+  // make L3 keep them when they could not be archived.
+  auto make_durable = [ar, counters, failed]() -> status {
+    if (*failed) {
+      *failed = false;
+      return status{errc::io_error, "an evicted entry could not be archived"};
+    }
+    try {
+      auto st = ar->flush();
+      if (!st.ok()) {
+        ++counters->errors;
+        log_error("flush failed", st.message());
+        return st;
+      }
+    } catch (const std::exception& ex) {
+      ++counters->errors;
+      log_error("flush failed", ex.what());
+      return status{errc::io_error, ex.what()};
+    }
+    return {}; // `dirty` stays set: settle() marks the archive non-empty
+  };
+  l3.set_eviction_listener([ar, counters, dirty, c, failed](entry&& e) {
     if (e.is_tombstone())
       return;
     status st;
@@ -283,11 +306,12 @@ void archive_link::attach(l3_lmdb& l3, const kura::clock& clk) {
     }
     if (!st.ok()) {
       ++counters->errors;
+      *failed = true;
       log_error("cannot archive an entry evicted from L3", st.message());
       return;
     }
     *dirty = true;
-  });
+  }, make_durable);
 }
 
 // Every call below runs inside an L3 actor handler: nothing may escape.

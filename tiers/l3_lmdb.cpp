@@ -407,11 +407,17 @@ struct l3_lmdb::impl {
   }
 
   uint64_t evict_expired = 0; // expired entries the eviction pass dropped
+  // When the tier below cannot take this commit's victims, the batch is
+  // committed once more without evicting (L3 stays over budget for a while,
+  // nothing is lost, writes are not held back).
+  bool below_failed = false;
+  bool keep_victims_once = false;
 
   /// Applies the pending batch in one write transaction. On success the
   /// batch is cleared and `evicted` holds the capacity victims. On failure
   /// nothing changed (the transaction was aborted) and the batch is intact.
-  status commit_once(std::vector<entry>& evicted) {
+  status commit_once(l3_lmdb& self, std::vector<entry>& evicted, bool& handed_down) {
+    handed_down = false;
     uint64_t saved_seq = next_seq, saved_est = est_bytes;
     evict_expired = 0;
     auto fail = [&](status s) {
@@ -446,10 +452,27 @@ struct l3_lmdb::impl {
       if (pending.count(key) == 0)
         if (auto s = retouch(g.txn, fmt::lmdb_key(key)); !s)
           return fail(s);
-    if (auto s = evict_over_budget(g.txn, evicted); !s)
-      return fail(s);
+    if (!keep_victims_once)
+      if (auto s = evict_over_budget(g.txn, evicted); !s)
+        return fail(s);
     if (auto s = write_meta(g.txn); !s)
       return fail(s);
+    // With a durability hook (the archive below), victims go down and are
+    // committed there before their removal here becomes durable: a crash in
+    // between leaves a copy in both tiers, never in neither. If the commit
+    // below fails, this transaction is aborted and the victims stay here.
+    if (self.on_evict_durable_ && !evicted.empty()) {
+      for (const auto& e : evicted) {
+        entry copy = e;
+        self.notify_evicted(std::move(copy));
+      }
+      if (auto s = self.on_evict_durable_(); !s) {
+        below_failed = true;
+        return fail(status{s.code(), "L3 keeps its eviction victims: the tier below could not "
+                                     "commit them: " + s.message()});
+      }
+      handed_down = true;
+    }
     rc = g.commit();
     if (rc != 0)
       return fail(lmdb_error(rc, "L3 cannot commit a batch of " + std::to_string(pending.size())
@@ -528,9 +551,16 @@ struct l3_lmdb::impl {
       return {};
     std::vector<entry> evicted;
     status s;
-    bool reclaimed = false;
+    bool reclaimed = false, handed_down = false, reclaimed_below = false;
     for (;;) {
-      s = commit_once(evicted);
+      below_failed = false;
+      s = commit_once(self, evicted, handed_down);
+      keep_victims_once = false;
+      if (!s.ok() && below_failed && !reclaimed_below) {
+        reclaimed_below = true;
+        keep_victims_once = true;
+        continue;
+      }
       if (s.ok() || s.code() != errc::out_of_space)
         break;
       if (grow_map())
@@ -562,8 +592,9 @@ struct l3_lmdb::impl {
     st.evictions += evicted.size();
     st.expirations += evict_expired;
     evict_expired = 0;
-    for (auto& e : evicted)
-      self.notify_evicted(std::move(e)); // a no-op without a listener
+    if (!handed_down)
+      for (auto& e : evicted)
+        self.notify_evicted(std::move(e)); // a no-op without a listener
     return {};
   }
 

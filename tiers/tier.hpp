@@ -89,8 +89,15 @@ public:
   /// Write-behind tiers: commits every buffered write now.
   virtual status flush() { return {}; }
 
-  /// Registers a callback for capacity evictions.
-  void set_eviction_listener(eviction_listener f) { on_evict_ = std::move(f); }
+  /// Registers a callback for capacity evictions. `make_durable`, when given,
+  /// is called after the listener received a group of victims and before the
+  /// tier makes their removal durable (L3 calls it inside its commit), so the
+  /// tier below can commit them first: a crash between the two then loses
+  /// nothing. When it fails, the tier does not commit the removal.
+  void set_eviction_listener(eviction_listener f, std::function<status()> make_durable = {}) {
+    on_evict_ = std::move(f);
+    on_evict_durable_ = std::move(make_durable);
+  }
 
 protected:
   void notify_evicted(entry&& e) {
@@ -98,6 +105,7 @@ protected:
       on_evict_(std::move(e));
   }
   eviction_listener on_evict_;
+  std::function<status()> on_evict_durable_;
 };
 
 } // namespace kura

@@ -20,10 +20,12 @@ tier_chain::tier_chain(tier_chain_config cfg, const clock& clk, std::unique_ptr<
   // memory evictions (a memory + archive chain).
   tier* feeder = l3_ ? l3_.get() : nullptr;
   if (feeder && l4_) {
-    feeder->set_eviction_listener([this](entry&& e) {
-      if (!e.expired(clk_.now_ms()))
-        (void)l4_->put(std::move(e), clk_.now_ms());
-    });
+    feeder->set_eviction_listener(
+      [this](entry&& e) {
+        if (!e.expired(clk_.now_ms()))
+          (void)l4_->put(std::move(e), clk_.now_ms());
+      },
+      [this] { return l4_->flush(); });
   }
 }
 

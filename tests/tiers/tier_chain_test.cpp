@@ -185,3 +185,48 @@ TEST_CASE("tier chain: L3 over budget demotes to L4, an L4 hit comes back up") {
   CHECK(*c.erase(victim));
   CHECK(c.locate(victim) == nullptr);
 }
+
+TEST_CASE("L3 hands victims down before its commit; a failing tier below keeps them in L3") {
+  fake_clock clk;
+  temp_dir dir;
+  l3_config l3c;
+  l3c.path = (dir.path / "l3").string();
+  l3c.map_size = 64ull << 20;
+  l3c.max_bytes = 128 * 1024;
+  auto l3 = l3_lmdb::open(l3c, clk);
+  REQUIRE(l3.ok());
+  auto& t = **l3;
+  std::vector<std::string> below;   // what reached the tier below
+  std::vector<std::string> durable; // what the tier below committed
+  bool below_works = false;
+  size_t hook_calls = 0;
+  t.set_eviction_listener([&](entry&& e) { below.push_back(e.key); },
+                          [&]() -> status {
+                            ++hook_calls;
+                            if (!below_works) {
+                              below.clear();
+                              return status{errc::io_error, "disk below is full"};
+                            }
+                            durable.insert(durable.end(), below.begin(), below.end());
+                            below.clear();
+                            return {};
+                          });
+  const int n = 2000;
+  for (int i = 0; i < n; ++i)
+    REQUIRE(t.put(kv("v" + std::to_string(i), std::string(200, 'x')), clk.now_ms()).ok());
+  REQUIRE(t.sync().ok());
+  // the tier below refused: L3 committed the writes but evicted nothing
+  CHECK(hook_calls > 0);
+  CHECK(durable.empty());
+  CHECK(t.stats().entries == static_cast<uint64_t>(n));
+  CHECK(t.stats().evictions == 0);
+  // once it works, victims leave L3 only after the tier below committed them
+  below_works = true;
+  REQUIRE(t.put(kv("last", "x"), clk.now_ms()).ok());
+  REQUIRE(t.sync().ok());
+  CHECK(!durable.empty());
+  CHECK(t.stats().evictions == durable.size());
+  CHECK(t.stats().entries + durable.size() == static_cast<uint64_t>(n) + 1);
+  for (auto& k : durable)
+    CHECK_FALSE(t.get(k, clk.now_ms(), false)->has_value());
+}
