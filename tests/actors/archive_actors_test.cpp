@@ -2,6 +2,7 @@
 // l3_lmdb (evictions land in L4, erases and overwrites drop archived copies),
 // the L4 reader's answers, and a rate-limited compaction driven by the
 // compactor with its progress reports.
+#include "test_util.hpp"
 #include "actors/archive_actors.hpp"
 
 #include <caf/all.hpp>
@@ -15,17 +16,7 @@ using namespace kura::actors;
 
 namespace {
 
-struct temp_dir {
-  std::string path;
-  temp_dir() {
-    char t[] = "/tmp/kura-l4actors-XXXXXX";
-    path = ::mkdtemp(t);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
+using temp_dir = kura::testing::temp_dir;
 
 std::string value_of(int i) {
   std::string v = "v" + std::to_string(i) + ":";

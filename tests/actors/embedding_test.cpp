@@ -1,6 +1,7 @@
 // The embedding API inside a test's own actor system: typed requests, the
 // blocking helper, L3 misses after eviction, persistence across instances,
 // and the example application.
+#include "test_util.hpp"
 #include "actors/kura.hpp"
 
 #include <caf/all.hpp>
@@ -16,17 +17,7 @@ using namespace kura::actors;
 
 namespace {
 
-struct temp_dir {
-  std::string path;
-  temp_dir() {
-    char t[] = "/tmp/kura-embed-XXXXXX";
-    path = ::mkdtemp(t);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
+using temp_dir = kura::testing::temp_dir;
 
 /// The value of an expected, failing the test on an error.
 template <class T>

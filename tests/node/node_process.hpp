@@ -3,6 +3,7 @@
 // through redis-cli, stop it with SIGTERM or SIGKILL. No CAF.
 #pragma once
 
+#include "test_util.hpp"
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -50,17 +51,7 @@ inline uint16_t free_port() {
 }
 
 /// A fresh temporary directory, removed with the object.
-struct temp_dir {
-  std::string path;
-  temp_dir() {
-    char tmpl[] = "/tmp/kura-test-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
+using temp_dir = kura::testing::temp_dir;
 
 /// Runs a shell command, returns its stdout (and the exit code in `rc`).
 inline std::string run_shell(const std::string& cmd, int* rc = nullptr) {

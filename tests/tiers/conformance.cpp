@@ -1,4 +1,5 @@
 // Instantiates the tier conformance suite (conformance.hpp) for every tier.
+#include "test_util.hpp"
 #include "conformance.hpp"
 
 #include "archive/archive.hpp"
@@ -53,17 +54,7 @@ struct memory_fixture {
 };
 
 /// A fresh temporary directory, removed at the end.
-struct temp_dir {
-  std::filesystem::path path;
-  temp_dir() {
-    char tmpl[] = "/tmp/kura-conf-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
+using temp_dir = kura::testing::temp_dir;
 
 struct l3_fixture {
   static constexpr const char* name = "l3";
@@ -77,7 +68,7 @@ struct l3_fixture {
   void make(uint64_t cap, limits lim) {
     p.reset();
     cfg = l3_config{};
-    cfg.path = (dir.path / "l3").string();
+    cfg.path = dir.sub("l3");
     cfg.map_size = 256ull << 20;
     cfg.max_bytes = cap;
     cfg.lim = lim;
@@ -109,7 +100,7 @@ struct l4_fixture {
   void make(uint64_t, limits lim) {
     p.reset();
     cfg = archive::archive_config{};
-    cfg.path = (dir.path / "l4").string();
+    cfg.path = dir.sub("l4");
     cfg.index_map_bytes = 256ull << 20;
     cfg.durable = false; // no crash of the machine here; a reopen loses nothing
     cfg.lim = lim;

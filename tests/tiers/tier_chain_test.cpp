@@ -1,3 +1,4 @@
+#include "test_util.hpp"
 #include "archive/archive.hpp"
 #include "tiers/l3_lmdb.hpp"
 #include "tiers/tier_chain.hpp"
@@ -10,17 +11,7 @@ using namespace kura;
 
 namespace {
 
-struct temp_dir {
-  std::filesystem::path path;
-  temp_dir() {
-    char tmpl[] = "/tmp/kura-chain-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
+using temp_dir = kura::testing::temp_dir;
 
 std::string where(tier_chain& c, std::string_view key) {
   const char* t = c.locate(key);
@@ -42,7 +33,7 @@ struct chain_fixture {
 
   explicit chain_fixture(uint64_t memory_bytes = 64 * 1024) {
     l3_config l3c;
-    l3c.path = (dir.path / "l3").string();
+    l3c.path = dir.sub("l3");
     l3c.map_size = 64ull << 20;
     auto l3 = l3_lmdb::open(l3c, clk);
     REQUIRE(l3.ok());
@@ -136,13 +127,13 @@ TEST_CASE("tier chain: L3 over budget demotes to L4, an L4 hit comes back up") {
   fake_clock clk;
   temp_dir dir;
   l3_config l3c;
-  l3c.path = (dir.path / "l3").string();
+  l3c.path = dir.sub("l3");
   l3c.map_size = 64ull << 20;
   l3c.max_bytes = 256 * 1024;
   auto l3 = l3_lmdb::open(l3c, clk);
   REQUIRE(l3.ok());
   archive::archive_config ac;
-  ac.path = (dir.path / "l4").string();
+  ac.path = dir.sub("l4");
   ac.index_map_bytes = 64ull << 20;
   ac.durable = false;
   auto l4 = archive::open(ac, clk);
@@ -190,7 +181,7 @@ TEST_CASE("L3 hands victims down before its commit; a failing tier below keeps t
   fake_clock clk;
   temp_dir dir;
   l3_config l3c;
-  l3c.path = (dir.path / "l3").string();
+  l3c.path = dir.sub("l3");
   l3c.map_size = 64ull << 20;
   l3c.max_bytes = 128 * 1024;
   auto l3 = l3_lmdb::open(l3c, clk);
