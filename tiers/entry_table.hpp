@@ -145,6 +145,32 @@ public:
   /// Node in index slot `i`, or 0 when the slot is empty.
   node_id slot(size_t i) const { return tag_at(i) ? id_at(i) : 0; }
 
+  /// One step of the incremental active expiry shared by L1 and L2: walks the
+  /// index from `cursor` (which it advances and wraps), looks at no more than
+  /// budget * 16 + 64 slots, and calls remove(id) for each expired node until
+  /// `budget` are removed. Returns how many were removed.
+  template <class Remove>
+  size_t sweep_expired(size_t& cursor, uint64_t now_ms, size_t budget, Remove&& remove) {
+    size_t removed = 0;
+    size_t inspect = budget * 16 + 64;
+    while (removed < budget && inspect > 0 && size() > 0) {
+      if (cursor >= slot_count())
+        cursor = 0;
+      node_id id = slot(cursor);
+      --inspect;
+      if (id != 0) {
+        uint64_t exp = expiry(id);
+        if (exp != 0 && exp <= now_ms) {
+          remove(id);
+          ++removed;
+          continue; // a following entry may have shifted into this slot
+        }
+      }
+      ++cursor;
+    }
+    return removed;
+  }
+
   // -- accounting ----------------------------------------------------------------
 
   size_t size() const { return count_; }

@@ -114,25 +114,10 @@ result<bool> l1_lru::erase(std::string_view key) {
 }
 
 size_t l1_lru::sweep_expired(uint64_t now_ms, size_t budget) {
-  size_t removed = 0;
-  size_t inspect = budget * 16 + 64;
-  while (removed < budget && inspect > 0 && table_.size() > 0) {
-    if (sweep_cursor_ >= table_.slot_count())
-      sweep_cursor_ = 0;
-    node_id id = table_.slot(sweep_cursor_);
-    --inspect;
-    if (id != 0) {
-      uint64_t exp = table_.expiry(id);
-      if (exp != 0 && exp <= now_ms) {
-        remove_node(id);
-        ++st_.expirations;
-        ++removed;
-        continue; // a following entry may have shifted into this slot
-      }
-    }
-    ++sweep_cursor_;
-  }
-  return removed;
+  return table_.sweep_expired(sweep_cursor_, now_ms, budget, [this](node_id id) {
+    remove_node(id);
+    ++st_.expirations;
+  });
 }
 
 status l1_lru::clear() {
