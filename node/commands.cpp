@@ -670,6 +670,17 @@ exp_parse parse_expiry(std::string_view opt, std::string_view val, uint64_t now,
   return exp_parse::ok;
 }
 
+/// Writes Redis's error reply for a parse_expiry() failure in command `name`.
+void put_expiry_error(out_buffer& out, exp_parse r, std::string_view name) {
+  switch (r) {
+    case exp_parse::not_int: return put_error(out, err_not_int);
+    case exp_parse::invalid: return invalid_expire(out, name);
+    case exp_parse::ok:
+    case exp_parse::syntax: break;
+  }
+  put_error(out, err_syntax);
+}
+
 bool is_expiry_opt(std::string_view s) {
   return ieq(s, "ex") || ieq(s, "px") || ieq(s, "exat") || ieq(s, "pxat");
 }
@@ -692,16 +703,8 @@ void command_table::cmd_set(const std::vector<std::string_view>& a, session&, ou
     else if (ieq(o, "keepttl") && !has_exp)
       keepttl = true;
     else if (is_expiry_opt(o) && !has_exp && !keepttl && i + 1 < a.size()) {
-      switch (parse_expiry(o, a[i + 1], now, expiry)) {
-        case exp_parse::ok:
-          break;
-        case exp_parse::not_int:
-          return put_error(out, err_not_int);
-        case exp_parse::invalid:
-          return invalid_expire(out, "set");
-        case exp_parse::syntax:
-          return put_error(out, err_syntax);
-      }
+      if (auto r = parse_expiry(o, a[i + 1], now, expiry); r != exp_parse::ok)
+        return put_expiry_error(out, r, "set");
       has_exp = true;
       ++i;
     } else {
@@ -795,16 +798,8 @@ void command_table::cmd_getex(const std::vector<std::string_view>& a, session&,
     if (ieq(a[i], "persist") && !has_exp && !persist) {
       persist = true;
     } else if (is_expiry_opt(a[i]) && !has_exp && !persist && i + 1 < a.size()) {
-      switch (parse_expiry(a[i], a[i + 1], now, expiry)) {
-        case exp_parse::ok:
-          break;
-        case exp_parse::not_int:
-          return put_error(out, err_not_int);
-        case exp_parse::invalid:
-          return invalid_expire(out, "getex");
-        case exp_parse::syntax:
-          return put_error(out, err_syntax);
-      }
+      if (auto r = parse_expiry(a[i], a[i + 1], now, expiry); r != exp_parse::ok)
+        return put_expiry_error(out, r, "getex");
       has_exp = true;
       ++i;
     } else {
