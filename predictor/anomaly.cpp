@@ -9,13 +9,20 @@ namespace kura::predictor {
 
 const char* to_string(alert_kind k) {
   switch (k) {
-    case alert_kind::hit_ratio: return "hit_ratio";
-    case alert_kind::l1_latency: return "l1_latency";
-    case alert_kind::l2_latency: return "l2_latency";
-    case alert_kind::storage: return "storage";
-    case alert_kind::sync: return "sync";
-    case alert_kind::request_rate: return "request_rate";
-    case alert_kind::hit_ratio_baseline: return "hit_ratio_baseline";
+  case alert_kind::hit_ratio:
+    return "hit_ratio";
+  case alert_kind::l1_latency:
+    return "l1_latency";
+  case alert_kind::l2_latency:
+    return "l2_latency";
+  case alert_kind::storage:
+    return "storage";
+  case alert_kind::sync:
+    return "sync";
+  case alert_kind::request_rate:
+    return "request_rate";
+  case alert_kind::hit_ratio_baseline:
+    return "hit_ratio_baseline";
   }
   return "unknown";
 }
@@ -103,7 +110,7 @@ std::vector<alert> anomaly_detector::observe(const observation& o) {
         fmt("L2 latency %.3f ms above %.3f ms", o.l2_latency_ms, cfg_.max_l2_latency_ms), now,
         started);
   const double share =
-    o.storage_budget ? static_cast<double>(o.storage_bytes) / o.storage_budget : 0.0;
+      o.storage_budget ? static_cast<double>(o.storage_bytes) / o.storage_budget : 0.0;
   judge(alert_kind::storage, share > cfg_.max_storage_share, share, cfg_.max_storage_share,
         share > 0.98,
         fmt("storage at %.1f %% of its budget (threshold %.1f %%)", share * 100,
@@ -128,23 +135,21 @@ std::vector<alert> anomaly_detector::observe(const observation& o) {
     rate_dev = rate - br.mean;
     // Poisson noise is a floor on the spread: sqrt(mean) per minute.
     const double spread = std::max(sd, std::sqrt(std::max<double>(br.mean, 1.0)));
-    rate_breach = std::fabs(rate_dev) > cfg_.baseline_sigmas * spread
-                  && std::fabs(rate_dev) > cfg_.baseline_min_relative * std::max<double>(br.mean, 1);
+    rate_breach = std::fabs(rate_dev) > cfg_.baseline_sigmas * spread &&
+                  std::fabs(rate_dev) > cfg_.baseline_min_relative * std::max<double>(br.mean, 1);
   }
   judge(alert_kind::request_rate, rate_breach, rate, br.mean, false,
-        fmt("request rate %.1f/min, hour-of-week baseline %.1f/min", rate, br.mean), now,
-        started);
+        fmt("request rate %.1f/min, hour-of-week baseline %.1f/min", rate, br.mean), now, started);
   baseline& bh = ratio_[bin];
   bool ratio_breach = false;
   if (enough && bh.n >= cfg_.baseline_min_samples) {
     const double sd = std::sqrt(std::max<double>(bh.var, 0));
     // Binomial noise floor for this cycle's sample size.
-    const double noise =
-      std::sqrt(std::max<double>(bh.mean * (1 - bh.mean), 0.0025) / o.requests);
+    const double noise = std::sqrt(std::max<double>(bh.mean * (1 - bh.mean), 0.0025) / o.requests);
     const double spread = std::max(sd, noise);
     const double drop = bh.mean - ratio;
-    ratio_breach = drop > cfg_.baseline_sigmas * spread
-                   && drop > cfg_.baseline_min_relative * (1 - bh.mean) && drop > 0.05;
+    ratio_breach = drop > cfg_.baseline_sigmas * spread &&
+                   drop > cfg_.baseline_min_relative * (1 - bh.mean) && drop > 0.05;
   }
   judge(alert_kind::hit_ratio_baseline, ratio_breach, ratio, bh.mean, false,
         fmt("hit ratio %.3f, hour-of-week baseline %.3f", ratio, bh.mean), now, started);

@@ -11,8 +11,7 @@ namespace {
 constexpr uint64_t node_overhead = 64;
 }
 
-coaccess_table::coaccess_table(coaccess_config cfg, uint64_t seed)
-  : cfg_(cfg), rng_(seed) {}
+coaccess_table::coaccess_table(coaccess_config cfg, uint64_t seed) : cfg_(cfg), rng_(seed) {}
 
 uint64_t coaccess_table::entry_bytes(std::string_view key, const source& s) {
   uint64_t b = node_overhead + key.size() + sizeof(source);
@@ -45,8 +44,8 @@ void coaccess_table::credit(const std::string& src, std::string_view key) {
 }
 
 void coaccess_table::record(std::string_view key, uint64_t now_ms) {
-  while (!recent_.empty()
-         && (recent_.size() >= cfg_.recent || now_ms - recent_.front().at_ms > cfg_.window_ms))
+  while (!recent_.empty() &&
+         (recent_.size() >= cfg_.recent || now_ms - recent_.front().at_ms > cfg_.window_ms))
     recent_.pop_front();
   const uint64_t h = hash64(key);
   for (auto& r : recent_) {

@@ -11,11 +11,23 @@ namespace {
 
 bool is_delimiter(char c) {
   switch (c) {
-    case ':': case '/': case '.': case '?': case '&': case '=': case '-': case '_':
-    case ',': case ';': case '|': case '#': case '@': case ' ':
-      return true;
-    default:
-      return false;
+  case ':':
+  case '/':
+  case '.':
+  case '?':
+  case '&':
+  case '=':
+  case '-':
+  case '_':
+  case ',':
+  case ';':
+  case '|':
+  case '#':
+  case '@':
+  case ' ':
+    return true;
+  default:
+    return false;
   }
 }
 
@@ -24,7 +36,7 @@ constexpr uint64_t skeleton_overhead = 96;
 } // namespace
 
 key_patterns::key_patterns(uint32_t max_values, uint64_t max_bytes)
-  : max_values_(std::max<uint32_t>(1, max_values)), max_bytes_(max_bytes) {}
+    : max_values_(std::max<uint32_t>(1, max_values)), max_bytes_(max_bytes) {}
 
 key_patterns::split_key key_patterns::split(std::string_view key) {
   split_key s;
@@ -64,8 +76,8 @@ bool key_patterns::variable_by_shape(std::string_view seg) {
 std::string key_patterns::render(const split_key& s, uint32_t wildcards) {
   std::string out;
   for (size_t i = 0; i < s.segments.size(); ++i) {
-    const bool wild = variable_by_shape(s.segments[i])
-                      || (i < max_positions && (wildcards >> i) & 1u);
+    const bool wild =
+        variable_by_shape(s.segments[i]) || (i < max_positions && (wildcards >> i) & 1u);
     if (wild)
       out.push_back('*');
     else

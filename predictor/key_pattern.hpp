@@ -42,7 +42,7 @@ public:
 private:
   static constexpr size_t max_positions = 16;
   struct skeleton {
-    uint32_t wildcards = 0; ///< bit i: position i is `*`
+    uint32_t wildcards = 0;                    ///< bit i: position i is `*`
     std::vector<std::vector<uint64_t>> values; ///< distinct value hashes per position
   };
   struct split_key {

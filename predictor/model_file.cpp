@@ -36,19 +36,19 @@ result<std::string> unseal_model(std::string_view blob) {
   if (blob.size() < sizeof magic || std::memcmp(blob.data(), magic, sizeof magic) != 0)
     return error{errc::foreign_file, "not a kura predictor model (bad magic)"};
   if (blob.size() < header_bytes + 8)
-    return error{errc::corrupt, "predictor model truncated (" + std::to_string(blob.size())
-                                  + " bytes)"};
+    return error{errc::corrupt,
+                 "predictor model truncated (" + std::to_string(blob.size()) + " bytes)"};
   byte_reader r(blob.substr(sizeof magic));
   const uint32_t version = r.u32();
   const uint64_t len = r.u64();
   if (version != model_format_version)
-    return error{errc::foreign_file, "predictor model format version "
-                                       + std::to_string(version) + ", this build reads "
-                                       + std::to_string(model_format_version)};
+    return error{errc::foreign_file, "predictor model format version " + std::to_string(version) +
+                                         ", this build reads " +
+                                         std::to_string(model_format_version)};
   if (len != blob.size() - header_bytes - 8)
-    return error{errc::corrupt, "predictor model length " + std::to_string(len)
-                                  + " does not match the file ("
-                                  + std::to_string(blob.size()) + " bytes)"};
+    return error{errc::corrupt, "predictor model length " + std::to_string(len) +
+                                    " does not match the file (" + std::to_string(blob.size()) +
+                                    " bytes)"};
   std::string_view payload = blob.substr(header_bytes, len);
   byte_reader tail(blob.substr(header_bytes + len));
   if (tail.u64() != hash64(payload, checksum_seed))

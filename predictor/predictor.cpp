@@ -9,9 +9,12 @@ namespace kura::predictor {
 
 const char* to_string(tier_choice t) {
   switch (t) {
-    case tier_choice::memory: return "memory";
-    case tier_choice::l1: return "l1";
-    case tier_choice::l3: return "l3";
+  case tier_choice::memory:
+    return "memory";
+  case tier_choice::l1:
+    return "l1";
+  case tier_choice::l3:
+    return "l3";
   }
   return "memory";
 }
@@ -29,19 +32,18 @@ constexpr uint64_t write_track_overhead = 160;
 } // namespace
 
 predictor::predictor(predictor_config cfg)
-  : cfg_(cfg),
-    rng_(cfg.seed),
-    sketch_(std::max<uint64_t>(16, static_cast<uint64_t>(cfg.memory_bytes * key_share)
-                                     / (sizeof(key_slot) + 96))),
-    shapes_(8, static_cast<uint64_t>(cfg.memory_bytes * shape_share)),
-    pairs_(
-      [&] {
-        coaccess_config c = cfg.coaccess;
-        c.max_bytes = static_cast<uint64_t>(cfg.memory_bytes * pair_share);
-        return c;
-      }(),
-      cfg.seed ^ 0x70616972ull),
-    anomalies_(cfg.anomaly) {}
+    : cfg_(cfg), rng_(cfg.seed),
+      sketch_(std::max<uint64_t>(16, static_cast<uint64_t>(cfg.memory_bytes * key_share) /
+                                         (sizeof(key_slot) + 96))),
+      shapes_(8, static_cast<uint64_t>(cfg.memory_bytes * shape_share)),
+      pairs_(
+          [&] {
+            coaccess_config c = cfg.coaccess;
+            c.max_bytes = static_cast<uint64_t>(cfg.memory_bytes * pair_share);
+            return c;
+          }(),
+          cfg.seed ^ 0x70616972ull),
+      anomalies_(cfg.anomaly) {}
 
 uint64_t predictor::key_budget() const {
   // Without co-access learning its share goes to the key table.
@@ -58,8 +60,8 @@ size_t predictor::write_track_limit() const {
 }
 
 uint64_t predictor::bytes() const {
-  return sizeof(*this) + key_bytes_ + pattern_bytes_ + write_bytes_ + shapes_.bytes()
-         + pairs_.bytes() + sketch_.memory_bytes();
+  return sizeof(*this) + key_bytes_ + pattern_bytes_ + write_bytes_ + shapes_.bytes() +
+         pairs_.bytes() + sketch_.memory_bytes();
 }
 
 // -- learning -------------------------------------------------------------------
@@ -218,6 +220,14 @@ void predictor::record_write(std::string_view key, uint64_t now_ms, uint64_t ttl
 }
 
 void predictor::tick(uint64_t now_ms) {
+  // Loads not read within twice the horizon: the prediction missed.
+  const uint64_t deadline = 2 * cfg_.load_horizon_ms;
+  while (!open_loads_.empty() && open_loads_.front().second + deadline <= now_ms) {
+    auto it = keys_.find(open_loads_.front().first);
+    if (it != keys_.end() && it->second.last_load_ms == open_loads_.front().second)
+      load_outcome(it->second, false);
+    open_loads_.pop_front();
+  }
   // Close tracked writes whose outcome is known: followed for write_track_ms
   // (and, with a TTL, until write_track_ms after expiry, to see re-reads).
   size_t budget = std::min<size_t>(write_order_.size(), 1024);
@@ -228,8 +238,8 @@ void predictor::tick(uint64_t now_ms) {
     if (it == writes_.end() || it->second.write_ms != at)
       continue; // superseded or closed
     const write_track& w = it->second;
-    const uint64_t until = (w.expiry_ms ? std::max(w.expiry_ms, w.write_ms) : w.write_ms)
-                           + cfg_.write_track_ms;
+    const uint64_t until =
+        (w.expiry_ms ? std::max(w.expiry_ms, w.write_ms) : w.write_ms) + cfg_.write_track_ms;
     if (now_ms >= until) {
       close_write(it->first, it->second, now_ms);
       writes_.erase(it);
@@ -252,8 +262,14 @@ std::optional<double> predictor::key_probability(std::string_view key, uint64_t 
 prewarm_plan predictor::make_plan(uint64_t now_ms, const memory_view& mem) {
   prewarm_plan plan;
   plan.at_ms = now_ms;
-  plan.horizon_ms = std::min(cfg_.load_horizon_ms, cfg_.prediction_window_ms);
+  plan.horizon_ms = effective_horizon_ms();
   ++st_.plans;
+  if (plan.horizon_ms == 0)
+    return plan;
+  size_t bucket = 0;
+  while (survival_bound_min[bucket] * minute_ms < plan.horizon_ms)
+    ++bucket;
+  plan.survival = survival(bucket);
   const uint64_t to = now_ms + plan.horizon_ms;
   struct cand {
     const std::string* key;
@@ -263,17 +279,56 @@ prewarm_plan predictor::make_plan(uint64_t now_ms, const memory_view& mem) {
   };
   std::vector<cand> cands;
   std::vector<std::pair<double, uint64_t>> hotter; // resident: (q, bytes)
-  for (auto& [key, slot] : keys_) {
-    const double q = slot.profile.window_probability(now_ms, to, now_ms, cfg_.profile);
+  const uint64_t hour = now_ms / hour_ms;
+  if (hour != shortlist_hour_) {
+    // An upper bound per key: the best hour probability over the hours the
+    // longest horizon can touch. Keys below min-confidence cannot qualify
+    // (coverage and survival only lower it) and neither can they be "hotter"
+    // than a candidate.
+    shortlist_.clear();
+    shortlist_hour_ = hour;
+    const uint64_t last = (now_ms + cfg_.load_horizon_ms) / hour_ms + 1;
+    for (const auto& [key, slot] : keys_) {
+      double best = 0;
+      for (uint64_t h = hour; h <= last && best < cfg_.min_confidence; ++h)
+        best = std::max(best, slot.profile.hour_probability(h, now_ms, cfg_.profile));
+      if (best >= cfg_.min_confidence)
+        shortlist_.push_back(key);
+    }
+  }
+  for (const std::string& name : shortlist_) {
+    auto found = keys_.find(name);
+    if (found == keys_.end())
+      continue;
+    const std::string& key = found->first;
+    key_slot& slot = found->second;
+    // A load pays if the key is read within the horizon and still resident
+    // then; the plan's own track record calibrates that figure.
+    // Reads of one key within a day are correlated: a key that skipped the
+    // hours it was predicted for today is likely off today. The probability
+    // of the horizon is discounted by the best prediction among the last two
+    // completed hours that passed without a read.
+    double skipped = 0;
+    for (uint64_t h = hour >= 2 ? hour - 2 : 0; h < hour; ++h) {
+      const uint64_t last = slot.profile.last_hour();
+      if (h < slot.profile.first_hour() || (last != UINT64_MAX && last >= h))
+        continue;
+      skipped = std::max(skipped, slot.profile.hour_probability(h, now_ms, cfg_.profile));
+    }
+    const double raw = slot.profile.window_probability(now_ms, to, now_ms, cfg_.profile) *
+                       plan.survival * (1 - skipped);
+    const double q = calibrated(raw);
     const uint64_t b = std::max<uint64_t>(1, slot.size);
     if (mem.resident(key)) {
       hotter.emplace_back(q, b);
       continue;
     }
-    // Loaded within the horizon and gone again: do not load it twice for the
-    // same prediction.
-    if (slot.last_load_ms && now_ms - slot.last_load_ms < plan.horizon_ms)
+    // Loaded recently and gone again, or not read yet: do not load it twice
+    // for the same prediction (a key that skips its usual hour today is
+    // likely to skip the next one too).
+    if (slot.last_load_ms && now_ms - slot.last_load_ms < 2 * cfg_.load_horizon_ms)
       continue;
+    slot.planned_q = static_cast<float>(raw);
     if (q >= cfg_.min_confidence)
       cands.push_back(cand{&key, &slot, q, b});
   }
@@ -293,17 +348,16 @@ prewarm_plan predictor::make_plan(uint64_t now_ms, const memory_view& mem) {
   });
   const double secs = cfg_.interval_ms / 1000.0;
   const uint64_t rate_budget =
-    static_cast<uint64_t>(std::max(1.0, cfg_.max_load_bytes_per_second * secs));
+      static_cast<uint64_t>(std::max(1.0, cfg_.max_load_bytes_per_second * secs));
   const uint64_t budget = std::min(cfg_.max_bytes_per_cycle, rate_budget);
   const uint64_t cap = mem.capacity_bytes();
   for (const cand& c : cands) {
     if (plan.items.size() >= cfg_.max_keys_per_cycle || plan.bytes + c.bytes > budget)
       break;
     // Resident keys predicted at least as hot as this one keep their room.
-    const size_t n_hot =
-      std::lower_bound(hotter.begin(), hotter.end(), c.q,
-                       [](const auto& h, double q) { return h.first >= q; })
-      - hotter.begin();
+    const size_t n_hot = std::lower_bound(hotter.begin(), hotter.end(), c.q,
+                                          [](const auto& h, double q) { return h.first >= q; }) -
+                         hotter.begin();
     if (prefix[n_hot] + plan.bytes + c.bytes > cap) {
       ++plan.held_back;
       continue;
@@ -368,18 +422,59 @@ std::vector<std::string> predictor::prefetch_for(std::string_view key, uint64_t 
     if (mem.resident(f.key))
       continue;
     auto it = keys_.find(f.key);
-    if (it != keys_.end() && it->second.last_load_ms
-        && now_ms - it->second.last_load_ms < cfg_.coaccess.window_ms)
+    if (it != keys_.end() && it->second.last_load_ms &&
+        now_ms - it->second.last_load_ms < cfg_.coaccess.window_ms)
       continue;
     out.push_back(std::move(f.key));
   }
   return out;
 }
 
+size_t predictor::calibration_bucket(double q) {
+  const double x = (q - 0.5) / 0.05;
+  return x <= 0 ? 0 : std::min<size_t>(calibration_buckets - 1, static_cast<size_t>(x));
+}
+
+double predictor::calibrated(double q) const {
+  if (q < 0.5)
+    return q;
+  const size_t b = calibration_bucket(q);
+  constexpr double prior = 4; // the profile's figure counts as four loads
+  return (cal_used_[b] + prior * q) / (cal_loads_[b] + prior);
+}
+
+std::vector<std::pair<double, double>> predictor::calibration_table() const {
+  std::vector<std::pair<double, double>> out;
+  for (size_t b = 0; b < calibration_buckets; ++b)
+    out.emplace_back(cal_used_[b], cal_loads_[b]);
+  return out;
+}
+
+void predictor::load_outcome(key_slot& slot, bool used) {
+  if (!slot.load_open)
+    return;
+  slot.load_open = false;
+  const size_t b = calibration_bucket(slot.load_q);
+  cal_loads_[b] += 1;
+  if (used)
+    cal_used_[b] += 1;
+  if (cal_loads_[b] > 4000) {
+    cal_loads_[b] /= 2;
+    cal_used_[b] /= 2;
+  }
+}
+
 void predictor::on_loaded(std::string_view key, uint64_t bytes, uint64_t now_ms, bool prefetch) {
   auto it = keys_.find(std::string(key));
-  if (it != keys_.end())
+  if (it != keys_.end()) {
+    load_outcome(it->second, false); // an earlier load never read
     it->second.last_load_ms = std::max<uint64_t>(now_ms, 1);
+    if (!prefetch && it->second.planned_q >= 0.5) {
+      it->second.load_open = true;
+      it->second.load_q = it->second.planned_q;
+      open_loads_.emplace_back(it->first, it->second.last_load_ms);
+    }
+  }
   if (prefetch) {
     ++st_.prefetch_loads;
   } else {
@@ -388,11 +483,58 @@ void predictor::on_loaded(std::string_view key, uint64_t bytes, uint64_t now_ms,
   st_.prewarm_bytes += bytes;
 }
 
-void predictor::on_load_hit(bool prefetch) {
-  if (prefetch)
-    ++st_.prefetch_hits;
-  else
-    ++st_.prewarm_hits;
+void predictor::on_load_read(std::string_view key, uint64_t lead_ms, bool resident, bool prefetch) {
+  if (!prefetch) {
+    auto it = keys_.find(std::string(key));
+    if (it != keys_.end())
+      load_outcome(it->second, resident);
+  }
+  if (resident) {
+    if (prefetch)
+      ++st_.prefetch_hits;
+    else
+      ++st_.prewarm_hits;
+  }
+  size_t j = 0;
+  while (j + 1 < survival_buckets && lead_ms > survival_bound_min[j] * minute_ms)
+    ++j;
+  (resident ? survived_ : lost_)[j] += 1;
+  // Forget slowly, so a memory that grows or shrinks is followed.
+  float total = 0;
+  for (size_t i = 0; i < survival_buckets; ++i)
+    total += survived_[i] + lost_[i];
+  if (total > 2000)
+    for (size_t i = 0; i < survival_buckets; ++i) {
+      survived_[i] /= 2;
+      lost_[i] /= 2;
+    }
+}
+
+double predictor::survival(size_t j) const {
+  double s = 2, n = 2; // prior: two survivals
+  for (size_t i = 0; i <= j; ++i) {
+    s += survived_[i];
+    n += survived_[i] + lost_[i];
+  }
+  return s / n;
+}
+
+std::vector<predictor::survival_row> predictor::survival_table() const {
+  std::vector<survival_row> out;
+  for (size_t j = 0; j < survival_buckets; ++j)
+    out.push_back(survival_row{survival_bound_min[j] * minute_ms, survived_[j], lost_[j]});
+  return out;
+}
+
+uint64_t predictor::effective_horizon_ms() const {
+  uint64_t h = 0;
+  for (size_t j = 0; j < survival_buckets; ++j) {
+    const uint64_t b = survival_bound_min[j] * minute_ms;
+    if (b > cfg_.load_horizon_ms || survival(j) < cfg_.min_confidence)
+      break;
+    h = b;
+  }
+  return std::min(h, cfg_.prediction_window_ms);
 }
 
 // -- writes: tier and TTL -------------------------------------------------------------
@@ -494,9 +636,9 @@ std::string predictor::serialize() const {
   for (const auto& [p, slot] : patterns_) {
     w.str(p);
     slot.profile.encode(w);
-    for (uint64_t v : {slot.writes, slot.ttl_writes, slot.read_soon, slot.read_later,
-                       slot.never_read, slot.read_before_expiry, slot.reread_after_expiry,
-                       slot.expired_unread, slot.last_ms})
+    for (uint64_t v :
+         {slot.writes, slot.ttl_writes, slot.read_soon, slot.read_later, slot.never_read,
+          slot.read_before_expiry, slot.reread_after_expiry, slot.expired_unread, slot.last_ms})
       w.u64(v);
   }
   pairs_.encode(w);
@@ -530,9 +672,9 @@ status predictor::deserialize(std::string_view blob) {
     std::string p = r.str(64 * 1024);
     pattern_slot slot;
     ok = slot.profile.decode(r);
-    for (uint64_t* v : {&slot.writes, &slot.ttl_writes, &slot.read_soon, &slot.read_later,
-                        &slot.never_read, &slot.read_before_expiry, &slot.reread_after_expiry,
-                        &slot.expired_unread, &slot.last_ms})
+    for (uint64_t* v :
+         {&slot.writes, &slot.ttl_writes, &slot.read_soon, &slot.read_later, &slot.never_read,
+          &slot.read_before_expiry, &slot.reread_after_expiry, &slot.expired_unread, &slot.last_ms})
       *v = r.u64();
     if (!ok || !r.ok())
       break;

@@ -44,12 +44,12 @@
 namespace kura::predictor {
 
 struct predictor_config {
-  uint64_t memory_bytes = 32ull << 20;      ///< kura.prewarm.memory-bytes
-  uint64_t interval_ms = minute_ms;         ///< kura.prewarm.interval
-  uint64_t prediction_window_ms = day_ms;   ///< kura.prewarm.prediction-window
-  uint64_t load_horizon_ms = hour_ms;       ///< the near part the plan loads for
-  double min_confidence = 0.7;              ///< kura.prewarm.min-confidence
-  uint64_t max_bytes_per_cycle = 64ull << 20; ///< byte budget of one plan
+  uint64_t memory_bytes = 32ull << 20;              ///< kura.prewarm.memory-bytes
+  uint64_t interval_ms = minute_ms;                 ///< kura.prewarm.interval
+  uint64_t prediction_window_ms = day_ms;           ///< kura.prewarm.prediction-window
+  uint64_t load_horizon_ms = hour_ms;               ///< the near part the plan loads for
+  double min_confidence = 0.7;                      ///< kura.prewarm.min-confidence
+  uint64_t max_bytes_per_cycle = 64ull << 20;       ///< byte budget of one plan
   uint64_t max_load_bytes_per_second = 16ull << 20; ///< load-rate budget
   size_t max_keys_per_cycle = 100'000;
   /// Prefetch co-accessed keys when a key is read (off by default: it did not
@@ -62,7 +62,7 @@ struct predictor_config {
   bool adjust_ttl = false;
   uint64_t min_ttl_ms = 1000;
   uint64_t max_ttl_ms = 30 * day_ms;
-  uint32_t min_write_evidence = 32; ///< closed writes of a pattern before it decides
+  uint32_t min_write_evidence = 32;  ///< closed writes of a pattern before it decides
   uint64_t read_soon_ms = minute_ms; ///< "read immediately" for the tier choice
   uint64_t write_track_ms = hour_ms; ///< how long a write is followed for a read
   profile_params profile;
@@ -90,9 +90,9 @@ public:
 };
 
 struct plan_item {
-  std::string key;     ///< a key, or a pattern when `is_pattern`
-  std::string pattern; ///< the key's learned pattern
-  double confidence = 0; ///< probability of a read within the horizon
+  std::string key;          ///< a key, or a pattern when `is_pattern`
+  std::string pattern;      ///< the key's learned pattern
+  double confidence = 0;    ///< probability of a read within the horizon
   double expected_hits = 0; ///< hits the load saves (expected hours with reads)
   uint64_t bytes = 0;
   bool is_pattern = false;
@@ -103,17 +103,18 @@ struct prewarm_plan {
   uint64_t horizon_ms = 0;
   std::vector<plan_item> items;
   uint64_t bytes = 0;
-  size_t candidates = 0;     ///< keys above min-confidence before budgets
-  size_t held_back = 0;      ///< candidates refused to protect hotter residents
+  size_t candidates = 0; ///< keys above min-confidence before budgets
+  size_t held_back = 0;  ///< candidates refused to protect hotter residents
+  double survival = 1;   ///< estimated share of loads still resident at their read
 };
 
 enum class tier_choice : uint8_t { memory, l1, l3 };
 const char* to_string(tier_choice t);
 
 struct ttl_suggestion {
-  uint64_t ttl_ms = 0;   ///< the suggested TTL (the asked one when unchanged)
-  bool changed = false;  ///< differs from the asked TTL
-  bool applied = false;  ///< changed and adjust_ttl is on: use ttl_ms
+  uint64_t ttl_ms = 0;  ///< the suggested TTL (the asked one when unchanged)
+  bool changed = false; ///< differs from the asked TTL
+  bool applied = false; ///< changed and adjust_ttl is on: use ttl_ms
   const char* reason = "too little evidence";
 };
 
@@ -165,8 +166,29 @@ public:
                                         const memory_view& mem);
   /// The host loaded `key` for a plan (`prefetch` = for prefetch_for).
   void on_loaded(std::string_view key, uint64_t bytes, uint64_t now_ms, bool prefetch = false);
-  /// A loaded key served a read while still resident.
-  void on_load_hit(bool prefetch = false);
+  /// A loaded key was read `lead_ms` after its load; `resident`: it was still
+  /// in memory (the load bought a hit) or not (evicted before its read). This
+  /// feedback teaches the plan how long a load survives in this memory: the
+  /// plan looks only as far ahead as loads survive (survival >= min-confidence).
+  /// The same outcome also calibrates the plan's confidence: loads are
+  /// bucketed by the probability the profile gave them, and a bucket's
+  /// realised hit rate (loads read while resident / loads) replaces the
+  /// profile's figure as evidence accumulates; a load not read within twice
+  /// the horizon counts as a miss (see tick()).
+  void on_load_read(std::string_view key, uint64_t lead_ms, bool resident, bool prefetch = false);
+  /// The confidence the plan uses for a profile probability `q`.
+  double calibrated(double q) const;
+  /// (used, loads) per calibration bucket of q in [0.5, 1.0) by 0.05.
+  std::vector<std::pair<double, double>> calibration_table() const;
+  /// How far ahead the plan looks now (<= load_horizon_ms; 0 = loads do not
+  /// survive long enough in this memory to be worth making).
+  uint64_t effective_horizon_ms() const;
+  struct survival_row {
+    uint64_t lead_bound_ms; ///< reads with lead up to this bound
+    double survived, lost;  ///< (decayed) counts in this bucket
+  };
+  /// The survival feedback, for reports.
+  std::vector<survival_row> survival_table() const;
 
   // -- writes: tier and TTL ------------------------------------------------------
 
@@ -209,6 +231,9 @@ private:
     time_profile profile;
     uint32_t size = 0;
     uint64_t last_load_ms = 0; ///< 0 = never loaded by a plan
+    float planned_q = 0;       ///< profile probability when last planned
+    float load_q = 0;          ///< profile probability of the open load
+    bool load_open = false;    ///< loaded, outcome not known yet
   };
   struct pattern_slot {
     time_profile profile;
@@ -223,6 +248,11 @@ private:
     bool read = false;
     std::string pattern;
   };
+  static constexpr size_t survival_buckets = 11;
+  static constexpr uint64_t survival_bound_min[survival_buckets] = {1,  2,   4,   8,   15,  30,
+                                                                    60, 120, 240, 480, 1440};
+  /// Survival of loads read within bucket j's bound (prior: 2 survivals).
+  double survival(size_t j) const;
   static constexpr uint64_t key_slot_overhead = sizeof(key_slot) + 64;
   static constexpr uint64_t pattern_slot_overhead = sizeof(pattern_slot) + 64;
   uint64_t key_budget() const;
@@ -248,6 +278,19 @@ private:
   std::deque<std::pair<std::string, uint64_t>> write_order_;
   uint64_t write_bytes_ = 0;
   predictor_stats st_;
+  /// Keys that may reach min-confidence within the horizon, rebuilt hourly
+  /// (hour probabilities change only with new evidence within an hour), so a
+  /// cycle looks at a short list instead of every tracked key.
+  std::vector<std::string> shortlist_;
+  uint64_t shortlist_hour_ = UINT64_MAX;
+  static constexpr size_t calibration_buckets = 10; // q in [0.5, 1.0) by 0.05
+  static size_t calibration_bucket(double q);
+  void load_outcome(key_slot& slot, bool used);
+  float cal_used_[calibration_buckets] = {};
+  float cal_loads_[calibration_buckets] = {};
+  std::deque<std::pair<std::string, uint64_t>> open_loads_;
+  float survived_[survival_buckets] = {};
+  float lost_[survival_buckets] = {};
 };
 
 /// 1-in-N sampler for the hot path: a countdown with seeded jitter (mean N), so

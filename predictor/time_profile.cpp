@@ -6,10 +6,9 @@
 namespace kura::predictor {
 
 time_profile::time_profile(uint64_t now_ms)
-  : first_hour_(now_ms / hour_ms), base_hour_(now_ms / hour_ms) {}
+    : first_hour_(now_ms / hour_ms), base_hour_(now_ms / hour_ms) {}
 
-double time_profile::decay_to(uint64_t from_hour, uint64_t to_hour,
-                              const profile_params& p) const {
+double time_profile::decay_to(uint64_t from_hour, uint64_t to_hour, const profile_params& p) const {
   // Weight at `to_hour` of something recorded at `from_hour` (both directions).
   const double d = static_cast<double>(to_hour) - static_cast<double>(from_hour);
   return std::exp2(-d / p.half_life_hours);

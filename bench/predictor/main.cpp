@@ -45,8 +45,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <map>
 #include <memory>
@@ -147,14 +147,14 @@ trace load(const std::string& path) {
 struct gen_params {
   uint64_t seed = 1;
   int weeks = 4;
-  int morning_keys = 2000;  ///< read on weekdays 07:00-09:00
-  int evening_keys = 2000;  ///< read every day 18:00-22:00
-  int weekend_keys = 1000;  ///< read Saturday and Sunday 10:00-14:00
-  double reads_per_period = 4; ///< mean reads of an active key in its period
-  double active_share = 0.8;   ///< share of a set active on a given day
+  int morning_keys = 2000;     ///< read on weekdays 07:00-09:00
+  int evening_keys = 2000;     ///< read every day 18:00-22:00
+  int weekend_keys = 1000;     ///< read Saturday and Sunday 10:00-14:00
+  double reads_per_period = 6; ///< mean reads of an active key in its period
+  double active_share = 0.95;  ///< share of a set active on a given day
   int background_keys = 50'000;
   double background_zipf = 0.9;
-  int background_per_hour = 3000;
+  int background_per_hour = 500;
 };
 
 trace generate(const gen_params& g) {
@@ -204,7 +204,7 @@ trace generate(const gen_params& g) {
       for (int j = 0; j < g.background_per_hour; ++j) {
         const double u = r.uniform();
         const uint32_t k =
-          bg + static_cast<uint32_t>(std::lower_bound(cdf.begin(), cdf.end(), u) - cdf.begin());
+            bg + static_cast<uint32_t>(std::lower_bound(cdf.begin(), cdf.end(), u) - cdf.begin());
         t.reqs.push_back(request{day + h * pred::hour_ms + r.below(pred::hour_ms), k, sizes(k)});
       }
   }
@@ -276,9 +276,12 @@ pred::predictor_config predictor_config_for(const options& o) {
 class replay {
 public:
   replay(const trace& t, uint64_t capacity, bool with_predictor, const options& o)
-    : t_(t), cap_(capacity), on_(with_predictor), opt_(o), clk_(t.reqs.front().t),
-      pcfg_(predictor_config_for(o)) {
+      : t_(t), cap_(capacity), on_(with_predictor), opt_(o), clk_(t.reqs.front().t),
+        pcfg_(predictor_config_for(o)) {
     open_chain();
+    // Cycles on whole simulated minutes, from the first request on.
+    next_cycle_ =
+        (t.reqs.front().t + pcfg_.interval_ms - 1) / pcfg_.interval_ms * pcfg_.interval_ms;
     if (on_)
       pr_ = std::make_unique<pred::predictor>(pcfg_);
     value_.assign(64, 'v');
@@ -319,6 +322,8 @@ public:
   }
 
   outcome result() const { return out_; }
+  uint64_t lost() const { return lost_; }
+  uint64_t candidates_ = 0, held_back_ = 0;
   kura::tier_chain& chain() { return *chain_; }
   pred::predictor* model() { return pr_.get(); }
   uint64_t window_requests = 0, window_hits = 0;
@@ -346,7 +351,7 @@ private:
     auto r = chain_->get(key); // L3 -> memory, the normal promotion
     if (!r.ok() || !r->has_value())
       return;
-    pending_[key] = prefetch;
+    pending_[key] = load_info{now, prefetch};
     ++out_.prewarmed;
     pr_->on_loaded(key, 1, now, prefetch);
   }
@@ -357,6 +362,8 @@ private:
       return;
     pr_->tick(now);
     auto plan = pr_->make_plan(now, view_);
+    candidates_ += plan.candidates;
+    held_back_ += plan.held_back;
     for (const auto& it : plan.items)
       load(it.key, now, false);
   }
@@ -395,10 +402,11 @@ private:
     const bool resident = chain_->memory().locate(key) != kura::memory_region::none;
     auto p = pending_.find(key);
     if (p != pending_.end()) {
-      if (resident) {
+      if (resident)
         ++out_.prewarm_used;
-        pr_->on_load_hit(p->second);
-      }
+      else
+        ++lost_;
+      pr_->on_load_read(key, rq.t - p->second.at_ms, resident, p->second.prefetch);
       pending_.erase(p);
     }
     if (resident) {
@@ -427,10 +435,15 @@ private:
   std::unique_ptr<kura::tier_chain> chain_;
   std::unique_ptr<pred::predictor> pr_;
   memory_adapter view_;
-  std::unordered_map<std::string, bool> pending_; // prewarmed key -> by prefetch
+  struct load_info {
+    uint64_t at_ms;
+    bool prefetch;
+  };
+  std::unordered_map<std::string, load_info> pending_; // loaded, not read yet
   std::vector<bool> seen_;
   std::string value_;
   outcome out_;
+  uint64_t lost_ = 0; // loads read after they were evicted again
   uint64_t next_cycle_ = 0;
 };
 
@@ -438,8 +451,8 @@ size_t restart_index(const trace& t, double at) {
   const uint64_t t0 = t.reqs.front().t, t1 = t.reqs.back().t;
   const uint64_t when = t0 + static_cast<uint64_t>((t1 - t0) * at);
   return std::lower_bound(t.reqs.begin(), t.reqs.end(), when,
-                          [](const request& r, uint64_t w) { return r.t < w; })
-         - t.reqs.begin();
+                          [](const request& r, uint64_t w) { return r.t < w; }) -
+         t.reqs.begin();
 }
 
 outcome run_mode(const trace& t, uint64_t cap, bool with_predictor, const options& o) {
@@ -451,6 +464,29 @@ outcome run_mode(const trace& t, uint64_t cap, bool with_predictor, const option
     rp.run(0, cut);
     rp.restart(cut < t.reqs.size() ? t.reqs[cut].t : t.reqs.back().t);
     rp.run(cut, t.reqs.size());
+  }
+  if (with_predictor && std::getenv("KURA_BENCH_VERBOSE")) {
+    auto st = rp.model()->stats();
+    std::fprintf(stderr,
+                 "  loads %llu: used %llu, evicted before their read %llu, never read %llu; "
+                 "horizon now %llu min; model %llu bytes, %zu keys, %zu patterns\n",
+                 (unsigned long long)rp.result().prewarmed,
+                 (unsigned long long)rp.result().prewarm_used, (unsigned long long)rp.lost(),
+                 (unsigned long long)(rp.result().prewarmed - rp.result().prewarm_used - rp.lost()),
+                 (unsigned long long)(rp.model()->effective_horizon_ms() / pred::minute_ms),
+                 (unsigned long long)st.model_bytes, st.tracked_keys, st.patterns);
+    std::fprintf(stderr, "  plan candidates %llu, held back for hotter residents %llu\n",
+                 (unsigned long long)rp.candidates_, (unsigned long long)rp.held_back_);
+    double q = 0.5;
+    for (const auto& [used, loads] : rp.model()->calibration_table()) {
+      std::fprintf(stderr, "  planned q in [%.2f, %.2f): %.0f used of %.0f loads\n", q, q + 0.05,
+                   used, loads);
+      q += 0.05;
+    }
+    for (const auto& row : rp.model()->survival_table())
+      std::fprintf(stderr, "  lead <= %4llu min: survived %.0f, lost %.0f\n",
+                   (unsigned long long)(row.lead_bound_ms / pred::minute_ms), row.survived,
+                   row.lost);
   }
   return rp.result();
 }
@@ -511,16 +547,16 @@ int anomaly_replay(const options& o) {
   };
   // Week 3 (index 2), during traffic.
   std::vector<fault> faults = {
-    {"hit-ratio drop (memory flushed every cycle)", pred::alert_kind::hit_ratio, at(2, 1, 19),
-     at(2, 1, 19) + 20 * pred::minute_ms},
-    {"L1 latency rise (observed 3.5 ms)", pred::alert_kind::l1_latency, at(2, 2, 11),
-     at(2, 2, 11) + 20 * pred::minute_ms},
-    {"L2 latency rise (observed 15 ms)", pred::alert_kind::l2_latency, at(2, 2, 15),
-     at(2, 2, 15) + 20 * pred::minute_ms},
-    {"disk filling (1 MiB filler values into L3)", pred::alert_kind::storage, at(2, 3, 12),
-     at(2, 3, 12) + 30 * pred::minute_ms},
-    {"cluster sync failure (3 failed rounds per cycle)", pred::alert_kind::sync, at(2, 4, 9),
-     at(2, 4, 9) + 10 * pred::minute_ms},
+      {"hit-ratio drop (memory flushed every cycle)", pred::alert_kind::hit_ratio, at(2, 1, 19),
+       at(2, 1, 19) + 20 * pred::minute_ms},
+      {"L1 latency rise (observed 3.5 ms)", pred::alert_kind::l1_latency, at(2, 2, 11),
+       at(2, 2, 11) + 20 * pred::minute_ms},
+      {"L2 latency rise (observed 15 ms)", pred::alert_kind::l2_latency, at(2, 2, 15),
+       at(2, 2, 15) + 20 * pred::minute_ms},
+      {"disk filling (1 MiB filler values into L3)", pred::alert_kind::storage, at(2, 3, 12),
+       at(2, 3, 12) + 30 * pred::minute_ms},
+      {"cluster sync failure (3 failed rounds per cycle)", pred::alert_kind::sync, at(2, 4, 9),
+       at(2, 4, 9) + 10 * pred::minute_ms},
   };
   uint64_t storage_budget = 0;
   uint64_t filler = 0;
@@ -554,10 +590,17 @@ int anomaly_replay(const options& o) {
       if (!(now > f.from && now <= f.to))
         continue;
       switch (f.kind) {
-        case pred::alert_kind::l1_latency: ob.l1_latency_ms = 3.5; break;
-        case pred::alert_kind::l2_latency: ob.l2_latency_ms = 15; break;
-        case pred::alert_kind::sync: ob.sync_failures = 3; break;
-        default: break;
+      case pred::alert_kind::l1_latency:
+        ob.l1_latency_ms = 3.5;
+        break;
+      case pred::alert_kind::l2_latency:
+        ob.l2_latency_ms = 15;
+        break;
+      case pred::alert_kind::sync:
+        ob.sync_failures = 3;
+        break;
+      default:
+        break;
       }
     }
     (void)active;
@@ -603,7 +646,8 @@ int anomaly_replay(const options& o) {
   std::printf("fault-free week 2: %llu alerts in 168 simulated hours (%.3f per hour)\n",
               static_cast<unsigned long long>(week2_alerts), week2_alerts / 168.0);
   int missed = 0;
-  std::printf("%-50s %-12s %-14s %s\n", "fault (week 3)", "alert", "raised after", "within one cycle");
+  std::printf("%-50s %-12s %-14s %s\n", "fault (week 3)", "alert", "raised after",
+              "within one cycle");
   for (const auto& f : faults) {
     const bool ok = f.raised_at != 0 && f.raised_at - f.from <= pred::minute_ms;
     missed += ok ? 0 : 1;
@@ -710,8 +754,8 @@ int main(int argc, char** argv) {
     std::printf("trace,memory_share,mode,requests,memory_hits,memory_hit_ratio,prewarmed,"
                 "prewarm_used,precision\n");
   else
-    std::printf("%-40s %6s %-9s %9s %9s %8s %9s %9s %8s\n", "trace", "share", "mode",
-                "requests", "mem_hits", "ratio", "prewarm", "used", "precis.");
+    std::printf("%-40s %6s %-9s %9s %9s %8s %9s %9s %8s\n", "trace", "share", "mode", "requests",
+                "mem_hits", "ratio", "prewarm", "used", "precis.");
   bench(t, o);
   return 0;
 }

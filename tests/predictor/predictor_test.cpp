@@ -104,8 +104,8 @@ TEST_CASE("key patterns are learned from shapes and from value variety") {
   CHECK(kp.learn("user:1042:profile") == "user:*:profile");
   CHECK(kp.learn("user:7:profile") == "user:*:profile");
   CHECK(kp.learn("/images/ksc-logo.gif") == "/images/ksc-logo.gif");
-  const char* names[] = {"alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi",
-                         "ivan", "judy"};
+  const char* names[] = {"alice", "bob",   "carol", "dave", "erin",
+                         "frank", "grace", "heidi", "ivan", "judy"};
   std::string last;
   for (const char* n : names)
     last = kp.learn(std::string("session:") + n + ":cart");
@@ -172,7 +172,7 @@ TEST_CASE("the plan keeps to its byte budget and protects hotter residents") {
   CHECK(plan.bytes <= 1000);
   // Memory of 1000 bytes, 8 hotter (always-read) keys resident: room for 2.
   predictor pr2(predictor_config{});
-  for (int h = 0; h < 240; ++h)
+  for (int h = 0; h < 24 * 10 + 8; ++h) // every hour up to day 10 07:xx
     for (int k = 0; k < 8; ++k)
       pr2.record(read("hot:" + std::to_string(k), at(0, 0, 0) + h * hour_ms + k * 1000));
   for (int d = 0; d < 10; ++d)
@@ -395,8 +395,8 @@ TEST_CASE("the model survives a restart; a corrupt model is discarded, never a c
   const uint64_t now = at(2, 0, 7, 50);
   set_memory mem;
   CHECK(back.make_plan(now, mem).items.size() == pr.make_plan(now, mem).items.size());
-  CHECK(*back.key_probability("m:3", now, now + hour_ms, now)
-        == doctest::Approx(*pr.key_probability("m:3", now, now + hour_ms, now)));
+  CHECK(*back.key_probability("m:3", now, now + hour_ms, now) ==
+        doctest::Approx(*pr.key_probability("m:3", now, now + hour_ms, now)));
 
   // Every single flipped byte and every truncation is caught.
   const std::string blob = pr.serialize();
