@@ -620,6 +620,13 @@ void predictor::reset() {
   pairs_ = coaccess_table(c, cfg_.seed ^ 0x70616972ull);
   anomalies_ = anomaly_detector(cfg_.anomaly);
   sketch_.clear();
+  shortlist_.clear();
+  shortlist_hour_ = UINT64_MAX;
+  open_loads_.clear();
+  for (size_t i = 0; i < survival_buckets; ++i)
+    survived_[i] = lost_[i] = 0;
+  for (size_t i = 0; i < calibration_buckets; ++i)
+    cal_used_[i] = cal_loads_[i] = 0;
 }
 
 std::string predictor::serialize() const {
@@ -643,6 +650,15 @@ std::string predictor::serialize() const {
   }
   pairs_.encode(w);
   anomalies_.encode(w);
+  // The plan's track record: survival of loads and realised rate per bucket.
+  for (size_t i = 0; i < survival_buckets; ++i) {
+    w.f32(survived_[i]);
+    w.f32(lost_[i]);
+  }
+  for (size_t i = 0; i < calibration_buckets; ++i) {
+    w.f32(cal_used_[i]);
+    w.f32(cal_loads_[i]);
+  }
   return seal_model(payload);
 }
 
@@ -683,7 +699,19 @@ status predictor::deserialize(std::string_view blob) {
     pattern_bytes_ += pattern_slot_overhead + p.size();
     patterns_.emplace(std::move(p), std::move(slot));
   }
-  ok = ok && r.ok() && pairs_.decode(r) && anomalies_.decode(r) && r.at_end();
+  ok = ok && r.ok() && pairs_.decode(r) && anomalies_.decode(r);
+  auto good = [](float x) { return std::isfinite(x) && x >= 0; };
+  for (size_t i = 0; ok && i < survival_buckets; ++i) {
+    survived_[i] = r.f32();
+    lost_[i] = r.f32();
+    ok = good(survived_[i]) && good(lost_[i]);
+  }
+  for (size_t i = 0; ok && i < calibration_buckets; ++i) {
+    cal_used_[i] = r.f32();
+    cal_loads_[i] = r.f32();
+    ok = good(cal_used_[i]) && good(cal_loads_[i]) && cal_used_[i] <= cal_loads_[i];
+  }
+  ok = ok && r.ok() && r.at_end();
   if (!ok) {
     reset();
     return status{errc::corrupt, "predictor model payload does not decode"};

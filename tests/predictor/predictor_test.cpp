@@ -439,3 +439,53 @@ TEST_CASE("the sampler keeps about one in N") {
   CHECK(all());
   CHECK(all());
 }
+
+TEST_CASE(
+    "the plan learns from its own record: misses stop loads, short survival shrinks the horizon") {
+  predictor_config cfg;
+  predictor pr(cfg);
+  for (int week = 0; week < 3; ++week)
+    for (int d = 0; d < 7; ++d)
+      for (int k = 0; k < 20; ++k)
+        pr.record(read("daily:" + std::to_string(k), at(week, d, 8, 10 + k)));
+  set_memory mem;
+  auto first = pr.make_plan(at(3, 0, 7, 58), mem);
+  REQUIRE(first.items.size() == 20);
+  CHECK(pr.effective_horizon_ms() == cfg.load_horizon_ms);
+  // Every load is evicted before its read, at short leads.
+  for (auto& it : first.items) {
+    pr.on_loaded(it.key, it.bytes, at(3, 0, 7, 58));
+    pr.on_load_read(it.key, 3 * minute_ms, false);
+  }
+  CHECK(pr.stats().prewarm_loads == 20);
+  CHECK(pr.stats().prewarm_hits == 0);
+  CHECK(pr.stats().precision() == 0);
+  CHECK(pr.effective_horizon_ms() < 4 * minute_ms);
+  CHECK(pr.make_plan(at(3, 1, 7, 58), mem).items.empty());
+  // The record survives a restart with the model.
+  predictor back(cfg);
+  REQUIRE(back.deserialize(pr.serialize()).ok());
+  CHECK(back.effective_horizon_ms() == pr.effective_horizon_ms());
+  CHECK(back.calibrated(0.9) == doctest::Approx(pr.calibrated(0.9)));
+}
+
+TEST_CASE("loads never read within two horizons count against their confidence bucket") {
+  predictor_config cfg;
+  predictor pr(cfg);
+  for (int week = 0; week < 3; ++week)
+    for (int d = 0; d < 7; ++d)
+      for (int k = 0; k < 20; ++k)
+        pr.record(read("daily:" + std::to_string(k), at(week, d, 8, 10 + k)));
+  set_memory mem;
+  const double before = pr.calibrated(0.9);
+  auto plan = pr.make_plan(at(3, 0, 7, 58), mem);
+  REQUIRE(!plan.items.empty());
+  for (auto& it : plan.items)
+    pr.on_loaded(it.key, it.bytes, at(3, 0, 7, 58));
+  pr.tick(at(3, 0, 7, 58) + 2 * cfg.load_horizon_ms);
+  double after = 1;
+  for (auto& it : plan.items)
+    after = std::min(after, pr.calibrated(it.confidence));
+  CHECK(after < before);
+  CHECK(after < cfg.min_confidence);
+}
