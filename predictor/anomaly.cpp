@@ -124,7 +124,9 @@ std::vector<alert> anomaly_detector::observe(const observation& o) {
         now, started);
 
   // -- learned hour-of-week baselines --
-  const unsigned bin = hour_of_week(now);
+  // The cycle's requests belong to the hour its middle falls in (a cycle
+  // ending at 09:00 measured 08:59-09:00).
+  const unsigned bin = hour_of_week(now - std::min(now, o.cycle_ms / 2));
   const double minutes = std::max<uint64_t>(o.cycle_ms, 1) / 60'000.0;
   const double rate = o.requests / minutes; // requests per minute
   baseline& br = rate_[bin];

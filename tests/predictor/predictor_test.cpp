@@ -353,7 +353,8 @@ TEST_CASE("anomalies: the hour-of-week baseline catches a rate collapse, not noi
   for (int m = 0; m < 2 * 7 * 24 * 60; ++m, t += minute_ms) {
     observation o;
     o.now_ms = t;
-    const unsigned h = static_cast<unsigned>((t / hour_ms) % 24);
+    // The cycle ending at t measured [t - 1 min, t).
+    const unsigned h = static_cast<unsigned>(((t - minute_ms) / hour_ms) % 24);
     const double base = (h >= 8 && h < 20) ? 600 : 100;
     o.requests = static_cast<uint64_t>(base * (0.9 + 0.2 * r.uniform()));
     o.memory_hits = static_cast<uint64_t>(o.requests * (0.93 + 0.04 * r.uniform()));
