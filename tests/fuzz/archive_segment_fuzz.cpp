@@ -70,7 +70,7 @@ struct fixture {
   kura::fuzz::scratch_dir dir{"kura-fuzz-archive"};
   fake_clock clk;
   input_env fs;
-  std::vector<std::unique_ptr<archive::archive>> archives;
+  std::vector<std::unique_ptr<kura::archive::archive>> archives;
   std::vector<entry> entries = kura::fuzz::archive_seed_entries(clk.now_ms());
 
   fixture() {
@@ -82,7 +82,7 @@ struct fixture {
       g_segment = kura::fuzz::read_file(path + "/" + format::segment_file_name(1));
       auto cfg = kura::fuzz::archive_seed_config(path, c);
       cfg.fs = &fs;
-      auto a = archive::archive::open(cfg, clk);
+      auto a = kura::archive::archive::open(cfg, clk);
       fuzz_check(static_cast<bool>(a), "seed archive reopens");
       archives.push_back(std::move(*a));
     }

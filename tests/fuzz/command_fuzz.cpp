@@ -101,7 +101,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       out.clear();
       cmds.execute(parser.args(), sess, out);
       std::string_view reply(out.data(), out.size());
-      fuzz_check(reply_length(reply) == reply.size(), "one well-formed reply per command");
+      if (reply_length(reply) != reply.size()) {
+        for (auto& a : parser.args())
+          std::fprintf(stderr, "arg: %.*s\n", static_cast<int>(a.size()), a.data());
+        std::fprintf(stderr, "reply: %.*s\n", static_cast<int>(reply.size()), reply.data());
+        fuzz_check(false, "one well-formed reply per command");
+      }
       clk.advance_ms(1);
     }
     in.remove_prefix(parser.consumed());
