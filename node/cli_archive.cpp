@@ -11,6 +11,7 @@
 
 #include <caf/all.hpp>
 
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
@@ -67,6 +68,11 @@ std::string fixed(double v, int digits = 3) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%.*f", digits, v);
   return buf;
+}
+
+/// A JSON number with 4 decimals; null when not finite (JSON has no nan/inf).
+std::string jnum(double v) {
+  return std::isfinite(v) ? fixed(v, 4) : "null";
 }
 
 /// One request to the ops actor; nullopt (and `why`) when it did not answer.
@@ -199,8 +205,8 @@ int print_archive_answer(std::string_view answer, bool json, std::ostream& out, 
     std::ostringstream os;
     os << "{\"codec\": " << jstr(r.codec) << ", \"entries\": " << r.entries
        << ", \"stored_bytes\": " << r.stored_bytes << ", \"raw_bytes\": " << r.raw_bytes
-       << ", \"live_raw_bytes\": " << r.live_raw_bytes << ", \"ratio\": " << fixed(r.ratio, 4)
-       << ", \"live_fraction\": " << fixed(r.live_fraction, 4)
+       << ", \"live_raw_bytes\": " << r.live_raw_bytes << ", \"ratio\": " << jnum(r.ratio)
+       << ", \"live_fraction\": " << jnum(r.live_fraction)
        << ", \"oldest_entry_ms\": " << r.oldest_entry_ms << ", \"max_bytes\": " << r.max_bytes
        << ", \"ttl_days\": " << r.ttl_days << ", \"corrupt_blocks\": " << r.corrupt_blocks
        << ", \"compaction_runs\": " << r.compaction_runs << ", \"l4_hits\": " << r.l4_hits
@@ -211,7 +217,7 @@ int print_archive_answer(std::string_view answer, bool json, std::ostream& out, 
          << ", \"dict_id\": " << s.dict_id << ", \"stored_bytes\": " << s.stored_bytes
          << ", \"raw_bytes\": " << s.raw_bytes << ", \"entries\": " << s.entries
          << ", \"live_entries\": " << s.live_entries
-         << ", \"live_fraction\": " << fixed(s.live_fraction, 4)
+         << ", \"live_fraction\": " << jnum(s.live_fraction)
          << ", \"oldest_ms\": " << s.oldest_ms << ", \"active\": "
          << (s.active ? "true" : "false") << "}";
     }
