@@ -26,23 +26,6 @@ namespace {
 
 using namespace actors;
 
-std::string jstr(std::string_view s) {
-  std::string o = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      o += '\\';
-      o += static_cast<char>(c);
-    } else if (c < 0x20 || c >= 0x7f) {
-      char b[8];
-      std::snprintf(b, sizeof(b), "\\u%04x", c);
-      o += b;
-    } else {
-      o += static_cast<char>(c);
-    }
-  }
-  return o + "\"";
-}
-
 std::string human_bytes(double b) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   int u = 0;
@@ -100,7 +83,7 @@ bool decode_or_report(msg_type type, std::string_view bytes, T& msg, bool json, 
   auto e = decode_message<kv_reply>(msg_type::kv_reply, bytes);
   std::string why = e ? e->error : "bad answer from the node: " + r.err().message;
   if (json)
-    out << "{\"error\": " << jstr(why) << "}\n";
+    out << "{\"error\": " << json_str(why) << "}\n";
   err << "kura: " << why << "\n";
   return false;
 }
@@ -123,8 +106,8 @@ void progress_bar(const compaction_report& r) {
 void print_compaction(const compaction_report& r, bool json, std::ostream& out) {
   if (json) {
     out << "{\"run\": " << r.run << ", \"ok\": " << (r.ok ? "true" : "false")
-        << ", \"error\": " << (r.error.empty() ? "null" : jstr(r.error))
-        << ", \"trigger\": " << jstr(r.trigger) << ", \"bytes_done\": " << r.bytes_done
+        << ", \"error\": " << (r.error.empty() ? "null" : json_str(r.error))
+        << ", \"trigger\": " << json_str(r.trigger) << ", \"bytes_done\": " << r.bytes_done
         << ", \"bytes_total\": " << r.bytes_total << ", \"bytes_written\": " << r.bytes_written
         << ", \"entries_moved\": " << r.entries_moved << ", \"segments_done\": " << r.segments_done
         << ", \"segments_total\": " << r.segments_total << ", \"elapsed_ms\": " << r.elapsed_ms
@@ -203,7 +186,7 @@ int print_archive_answer(std::string_view answer, bool json, std::ostream& out, 
     return 1;
   if (json) {
     std::ostringstream os;
-    os << "{\"codec\": " << jstr(r.codec) << ", \"entries\": " << r.entries
+    os << "{\"codec\": " << json_str(r.codec) << ", \"entries\": " << r.entries
        << ", \"stored_bytes\": " << r.stored_bytes << ", \"raw_bytes\": " << r.raw_bytes
        << ", \"live_raw_bytes\": " << r.live_raw_bytes << ", \"ratio\": " << jnum(r.ratio)
        << ", \"live_fraction\": " << jnum(r.live_fraction)
@@ -213,7 +196,7 @@ int print_archive_answer(std::string_view answer, bool json, std::ostream& out, 
        << ", \"l4_misses\": " << r.l4_misses << ", \"segments\": [";
     for (size_t i = 0; i < r.segments.size(); ++i) {
       auto& s = r.segments[i];
-      os << (i ? ", " : "") << "{\"id\": " << s.id << ", \"codec\": " << jstr(s.codec)
+      os << (i ? ", " : "") << "{\"id\": " << s.id << ", \"codec\": " << json_str(s.codec)
          << ", \"dict_id\": " << s.dict_id << ", \"stored_bytes\": " << s.stored_bytes
          << ", \"raw_bytes\": " << s.raw_bytes << ", \"entries\": " << s.entries
          << ", \"live_entries\": " << s.live_entries
