@@ -254,8 +254,9 @@ void bytes_table(bool quick) {
 
 void balance_table() {
   std::printf("\n### Ring balance (200,000 keys, RF 2)\n\n");
-  std::printf("| nodes | vnodes | owned max/mean | owned min/mean | replicated max/mean |\n");
-  std::printf("|---|---|---|---|---|\n");
+  std::printf("| nodes | vnodes | owned max/mean | owned min/mean | replicated max/mean | "
+              "owned slots max/mean |\n");
+  std::printf("|---|---|---|---|---|---|\n");
   const uint32_t keys = 200'000;
   for (uint32_t n : {3u, 10u, 100u})
     for (uint32_t v : {64u, 256u, 512u, 1024u}) {
@@ -277,8 +278,11 @@ void balance_table() {
       double mx = *std::max_element(own.begin() + 1, own.end());
       double mn = *std::min_element(own.begin() + 1, own.end());
       double rmx = *std::max_element(rep.begin() + 1, rep.end());
-      std::printf("| %u | %u%s | %.3f | %.3f | %.3f |\n", n, v,
-                  v == ring_config{}.vnodes ? " (default)" : "", mx / mean, mn / mean, rmx / rmean);
+      auto slots = r.owned_slots();
+      double smx = *std::max_element(slots.begin(), slots.end());
+      std::printf("| %u | %u%s | %.3f | %.3f | %.3f | %.3f |\n", n, v,
+                  v == ring_config{}.vnodes ? " (default)" : "", mx / mean, mn / mean, rmx / rmean,
+                  smx / (16384.0 / n));
     }
 }
 

@@ -1,8 +1,10 @@
-#include "gossip/hlc.hpp"
+#include "tiers/hlc.hpp"
+
+#include "tiers/hash.hpp"
 
 #include <algorithm>
 
-namespace kura::gossip {
+namespace kura {
 
 namespace {
 
@@ -26,4 +28,18 @@ void hlc::observe(const version& v, uint64_t wall_ms) {
   last_ = std::max({last_, v.hlc, physical(wall_ms)});
 }
 
-} // namespace kura::gossip
+uint32_t node_id_of(std::string_view name) {
+  if (!name.empty() && name.size() <= 10 &&
+      std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    uint64_t n = 0;
+    for (char c : name)
+      n = n * 10 + static_cast<uint64_t>(c - '0');
+    if (n >= 1 && n <= 0xffffffffull)
+      return static_cast<uint32_t>(n);
+  }
+  uint64_t h = hash64(name, 0x6b7572612d6e6f64ull);
+  auto id = static_cast<uint32_t>(h ^ (h >> 32));
+  return id == 0 ? 1 : id;
+}
+
+} // namespace kura
