@@ -15,6 +15,31 @@ uint64_t ring::hash_position(std::string_view key, uint64_t seed) {
   return slot_base(key_slot(key)) | (hash64(key, seed) >> (64 - slot_shift));
 }
 
+std::vector<bool> ring::shared_slots(node_id a, node_id b) const {
+  std::vector<bool> out(slot_count, false);
+  if (tokens_.empty())
+    return out;
+  // Token i ends the arc of slots (slot of token i-1, slot of token i]; the
+  // first token's arc wraps around from the last token's slot.
+  auto both = [&](size_t i) {
+    const node_id* reps = token_replicas(i);
+    return std::find(reps, reps + width_, a) != reps + width_ &&
+           std::find(reps, reps + width_, b) != reps + width_;
+  };
+  uint32_t from = static_cast<uint32_t>(slot_of(tokens_.back())) + 1; // wrapping arc
+  if (both(0)) {
+    for (uint32_t s = from; s < slot_count; ++s)
+      out[s] = true;
+    for (uint32_t s = 0; s <= slot_of(tokens_[0]); ++s)
+      out[s] = true;
+  }
+  for (size_t i = 1; i < tokens_.size(); ++i)
+    if (both(i))
+      for (uint32_t s = slot_of(tokens_[i - 1]) + 1u; s <= slot_of(tokens_[i]); ++s)
+        out[s] = true;
+  return out;
+}
+
 std::vector<uint32_t> ring::owned_slots() const {
   std::vector<uint32_t> out(members_.size(), 0);
   if (tokens_.empty())

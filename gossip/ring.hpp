@@ -79,6 +79,9 @@ public:
   }
   /// Share of the 16384 slots each member owns (as owner), by member id order.
   std::vector<uint32_t> owned_slots() const;
+  /// 16384 flags: the slots that both `a` and `b` replicate (anti-entropy
+  /// between them covers exactly these). One walk over slots and tokens.
+  std::vector<bool> shared_slots(node_id a, node_id b) const;
 
   /// Owner first, then the next distinct nodes clockwise; min(rf, members) ids.
   std::vector<node_id> replicas_at(uint64_t pos) const;
