@@ -1622,6 +1622,7 @@ archive::scan_keys(std::string_view after, size_t max,
       key_info ki;
       ki.ver = l->ver;
       ki.expiry_ms = l->expiry_ms;
+      ki.flags = l->flags;
       if (ik[0] == 0) {
         ki.key.assign(ik.substr(1));
       } else {

@@ -224,6 +224,7 @@ public:
     std::string key;
     kura::version ver;
     uint64_t expiry_ms = 0;
+    uint8_t flags = 0;
   };
   /// The L4 key iterator: up to `max` keys after `after` (empty = from the
   /// start), in index order, to `f`. Index order is byte order of the key for

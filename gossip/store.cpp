@@ -13,8 +13,10 @@ replica_store::replica_store(uint64_t ring_seed)
 }
 
 uint64_t replica_store::item_digest(const entry& e) {
-  return mix64(hash64(e.key, 0x61652d6b6579ull) ^ mix64(e.ver.hlc) ^
-               (uint64_t{e.ver.node} << 8 | e.flags));
+  // Key and version only: a version names one write, and whether a replica
+  // holds it as a value or (expired, demoted) as a tombstone floor of the
+  // same version is its own representation, not a difference to repair.
+  return mix64(hash64(e.key, 0x61652d6b6579ull) ^ mix64(e.ver.hlc) ^ (uint64_t{e.ver.node} << 8));
 }
 
 void replica_store::changed(const entry* before, const entry* after) {

@@ -68,7 +68,7 @@ public:
   uint64_t bucket_digest(uint16_t b) const { return buckets_[b]; }
   /// XOR of the slot's four bucket digests (kept as well, for level 1).
   uint64_t slot_digest(uint16_t slot) const { return slots_[slot]; }
-  /// Order-independent fingerprint of one stored item (key + version + kind).
+  /// Order-independent fingerprint of one stored item (key + version).
   static uint64_t item_digest(const entry& e);
 
 protected:
