@@ -1,7 +1,5 @@
 #include "tiers/hlc.hpp"
 
-#include "tiers/hash.hpp"
-
 #include <algorithm>
 
 namespace kura {
@@ -29,17 +27,12 @@ void hlc::observe(const version& v, uint64_t wall_ms) {
 }
 
 uint32_t node_id_of(std::string_view name) {
-  if (!name.empty() && name.size() <= 10 &&
-      std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    uint64_t n = 0;
-    for (char c : name)
-      n = n * 10 + static_cast<uint64_t>(c - '0');
-    if (n >= 1 && n <= 0xffffffffull)
-      return static_cast<uint32_t>(n);
+  uint32_t h = 2166136261u; // FNV-1a, 32 bits
+  for (unsigned char c : name) {
+    h ^= c;
+    h *= 16777619u;
   }
-  uint64_t h = hash64(name, 0x6b7572612d6e6f64ull);
-  auto id = static_cast<uint32_t>(h ^ (h >> 32));
-  return id == 0 ? 1 : id;
+  return h == 0 ? 1 : h;
 }
 
 } // namespace kura

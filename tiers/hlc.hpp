@@ -56,10 +56,10 @@ private:
 };
 
 /// The numeric node id (`version::node`, gossip's node_id) of a configured
-/// node name such as "n1" (kura.cluster.node-id): a stable 32-bit hash of the
-/// name, never 0. A name that is a plain decimal number in 1..2^32-1 maps to
-/// that number, so tests and small clusters can choose ids. Distinct names may
-/// collide (about 1 in 2^32 per pair); the cluster refuses a member whose id is
+/// node name such as "n1" (kura.cluster.node-id): FNV-1a (32 bits) of the
+/// name, 0 mapped to 1 -- the same function as the node side's
+/// gossip_id_of, so either may call the other. Distinct names may collide
+/// (about 1 in 2^32 per pair); the cluster refuses a member whose id is
 /// already taken by another name.
 uint32_t node_id_of(std::string_view name);
 
