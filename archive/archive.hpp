@@ -217,7 +217,7 @@ public:
   result<bool> apply(entry e, uint64_t now_ms);
   /// The version held for `key` (expired entries included), from the index
   /// alone: no block is read. nullopt when the key is not archived.
-  result<std::optional<version>> held_version(std::string_view key);
+  result<std::optional<version>> held_version(std::string_view key) override;
 
   /// One archived key as the iterator reports it.
   struct key_info {

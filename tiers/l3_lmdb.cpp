@@ -1266,6 +1266,13 @@ result<std::optional<entry>> l3_lmdb::get_versioned(std::string_view key) {
   return m.read_committed(key);
 }
 
+result<std::optional<version>> l3_lmdb::held_version(std::string_view key) {
+  auto r = get_versioned(key);
+  if (!r)
+    return r.err();
+  return *r ? std::optional<version>{(*r)->ver} : std::optional<version>{};
+}
+
 result<bool> l3_lmdb::apply(entry e, uint64_t now_ms) {
   auto& m = *impl_;
   if (auto s = m.cfg.lim.check(e); !s)

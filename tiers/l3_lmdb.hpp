@@ -133,6 +133,8 @@ public:
   /// The record held for `key`, tombstones and expired entries included
   /// (pending writes first); nullopt when there is none. Counts no hit/miss.
   result<std::optional<entry>> get_versioned(std::string_view key);
+  /// The version of get_versioned's record (tombstones included).
+  result<std::optional<version>> held_version(std::string_view key) override;
   /// Removes the tombstone of `key` if its version is <= `upto` (tombstone
   /// collection); returns whether it did. A value record is never removed.
   result<bool> collect(std::string_view key, const version& upto);

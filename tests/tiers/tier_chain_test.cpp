@@ -221,3 +221,40 @@ TEST_CASE("L3 hands victims down before its commit; a failing tier below keeps t
   for (auto& k : durable)
     CHECK_FALSE(t.get(k, clk.now_ms(), false)->has_value());
 }
+
+TEST_CASE("tier chain: a demoted older copy never comes back after the new value expires") {
+  fake_clock clk;
+  temp_dir dir;
+  l3_config l3c;
+  l3c.path = dir.sub("l3");
+  l3c.map_size = 64ull << 20;
+  l3c.max_bytes = 256 * 1024;
+  auto l3 = l3_lmdb::open(l3c, clk);
+  REQUIRE(l3.ok());
+  archive::archive_config ac;
+  ac.path = dir.sub("l4");
+  ac.index_map_bytes = 64ull << 20;
+  ac.durable = false;
+  auto l4 = archive::open(ac, clk);
+  REQUIRE(l4.ok());
+  tier_chain_config cfg;
+  cfg.memory.capacity_bytes = 32 * 1024;
+  tier_chain c{cfg, clk, std::move(*l3), std::move(*l4)};
+  for (int i = 0; i < 3000; ++i) {
+    REQUIRE(c.put(kv("k" + std::to_string(i), std::string(200, 'a'))).ok());
+    if (i % 100 == 0)
+      REQUIRE(c.tick().ok());
+  }
+  REQUIRE(c.flush().ok());
+  REQUIRE(where(c, "k0") == "l4");
+  // a new value with an expiry replaces the demoted one
+  REQUIRE(c.put(kv("k0", "new", clk.now_ms() + 1'000)).ok());
+  auto held = c.l4()->held_version("k0");
+  REQUIRE(held.ok());
+  CHECK_FALSE(held->has_value());
+  CHECK((*c.get("k0"))->value == "new");
+  clk.advance_ms(2'000);
+  auto g = c.get("k0");
+  REQUIRE(g.ok());
+  CHECK_FALSE(g->has_value()); // not the old value from the archive
+}
