@@ -696,6 +696,21 @@ struct l3_lmdb::impl {
     }
   }
 
+  /// Commits the pending batch, then opens a read transaction of its own
+  /// (the caller's callback may call get(), which uses rtxn) and a cursor on
+  /// kura.main, for the scans.
+  status begin_scan(l3_lmdb& self, txn_guard& g, MDB_cursor*& c) {
+    if (auto s = commit(self); !s)
+      return s;
+    int rc = mdb_txn_begin(env, nullptr, MDB_RDONLY, &g.txn);
+    if (rc != 0)
+      return lmdb_error(rc, "L3 cannot begin a read transaction in " + cfg.path);
+    rc = mdb_cursor_open(g.txn, main, &c);
+    if (rc != 0)
+      return lmdb_error(rc, "L3 cannot open a cursor in " + cfg.path);
+    return {};
+  }
+
   bool batch_full() const {
     return cfg.sync_mode || pending.size() >= cfg.batch_max_writes ||
            pending_bytes >= cfg.batch_max_bytes;
@@ -1217,19 +1232,13 @@ std::optional<uint64_t> l3_lmdb::flush_due_in(uint64_t now_ms) const {
 
 status l3_lmdb::for_each(const std::function<bool(const entry&)>& f) {
   auto& m = *impl_;
-  if (auto s = m.commit(*this); !s)
-    return s;
   uint64_t now = m.clk.now_ms();
-  // Own read transaction: f may call back into get() (which uses m.rtxn).
   txn_guard g;
-  int rc = mdb_txn_begin(m.env, nullptr, MDB_RDONLY, &g.txn);
-  if (rc != 0)
-    return lmdb_error(rc, "L3 cannot begin a read transaction in " + m.cfg.path);
   MDB_cursor* c = nullptr;
-  rc = mdb_cursor_open(g.txn, m.main, &c);
-  if (rc != 0)
-    return lmdb_error(rc, "L3 cannot open a cursor in " + m.cfg.path);
+  if (auto s = m.begin_scan(*this, g, c); !s)
+    return s;
   status out;
+  int rc;
   MDB_val k, v;
   for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
@@ -1314,16 +1323,11 @@ result<bool> l3_lmdb::collect(std::string_view key, const version& upto) {
 result<std::optional<std::string>> l3_lmdb::scan(std::string_view after, size_t max,
                                                  const std::function<void(const entry&)>& f) {
   auto& m = *impl_;
-  if (auto s = m.commit(*this); !s)
-    return s.err();
   txn_guard g;
-  int rc = mdb_txn_begin(m.env, nullptr, MDB_RDONLY, &g.txn);
-  if (rc != 0)
-    return lmdb_error(rc, "L3 cannot begin a read transaction in " + m.cfg.path);
   MDB_cursor* c = nullptr;
-  rc = mdb_cursor_open(g.txn, m.main, &c);
-  if (rc != 0)
-    return lmdb_error(rc, "L3 cannot open a cursor in " + m.cfg.path);
+  if (auto s = m.begin_scan(*this, g, c); !s)
+    return s.err();
+  int rc;
   std::string from = fmt::lmdb_key(after);
   MDB_val k = as_val(from), v;
   rc = after.empty() ? mdb_cursor_get(c, &k, &v, MDB_FIRST)
