@@ -404,7 +404,8 @@ int main(int argc, char** argv) {
     row_context ctx;
     ctx.best = best_reference(ref, t.name, frac);
     ctx.lru_misses = run_lru(t, cap);
-    row(t, f, "kura", run_kura(t, cap, bytes, true, 0.0), ctx);
+    row(t, f, "kura", run_kura(t, cap, bytes, true, kura::memory_cache_config{}.window_fraction),
+        ctx);
     row(t, f, "lru", ctx.lru_misses, ctx);
     row(t, f, "belady", run_belady(t, cap), ctx);
     if (extra) {
