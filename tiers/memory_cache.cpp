@@ -39,10 +39,11 @@
 // gcc-address) the cache can become LRU; sampled LFU in L2 (l2_lfu::
 // set_main_lfu) is the main region that scan-and-frequency mixes want
 // (scarab-recs 10%: 0.3815 with SLRU only, 0.3770 with it). The cache starts
-// at (20%, 0, SLRU with promote reused). They are scaled down by spatial
-// sampling: a key takes part when mix64(hash) falls in a 2^-k share, with k
-// chosen so that a simulation holds at most ~1024 keys (k = 0, i.e. exact,
-// for small caches).
+// as plain LRU (100%, 0, SLRU with promote reused; see
+// memory_cache_config::window_fraction) and leaves it only when a simulation
+// misses less. The simulations are scaled down by spatial sampling: a key
+// takes part when mix64(hash) falls in a 2^-k share, with k chosen so that a
+// simulation holds at most ~1024 keys (k = 0, i.e. exact, for small caches).
 // Because every setting sees the same requests at the same time, phases move
 // all of them alike and their difference is signal. After each period (as
 // many sampled reads as a simulation holds keys) each setting's misses are

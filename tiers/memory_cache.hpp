@@ -46,12 +46,15 @@ enum class window_adaptation : uint8_t {
 
 struct memory_cache_config {
   uint64_t capacity_bytes = 64ull << 20; ///< L1 + L2 together, overhead included
-  /// Initial share of L1 (adapted from there). 20% measured the best start
-  /// over the traces in ../shared/traces (bench/RESULTS.md, "Hit ratio that
-  /// never loses"): a recency-friendly start costs little where a small window
-  /// wins and saves much where LRU is best (corda-vaultservice 10%: 0.6667 vs
-  /// 0.6785 from 0%).
-  double window_fraction = 0.2;
+  /// Initial share of L1 (adapted from there). 1 (all of it: plain LRU) by
+  /// default, so the cache is LRU until a shadow simulation shows a setting
+  /// that misses less; measured over the traces in ../shared/traces
+  /// (bench/RESULTS.md, "Hit ratio that never loses"), it is the start that
+  /// keeps the cache at or below LRU on all of them (a 0% or 20% start loses
+  /// to LRU on corda-vaultservice, zigzag or gcc-address while it adapts).
+  /// Without adaptation, or in byte mode below ~6 MB where the simulations
+  /// would not fit their budget, this is the window for good.
+  double window_fraction = 1.0;
   bool adaptive_window = true; ///< adapt the L1 share (see `adaptation`)
   window_adaptation adaptation = window_adaptation::shadow;
   /// Initial L2 admission margin (-1, 0 or 1, see l2_lfu): an L1 victim enters
