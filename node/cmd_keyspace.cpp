@@ -144,7 +144,11 @@ void cmd_persist(const command_args& a, command_context& c) {
 
 void cmd_type(const command_args& a, command_context& c) {
   auto& out = c.out;
-  put_status(out, c.ks.exists(a[1]) ? "string" : "none");
+  const char* t = "none";
+  c.ks.view(a[1], [&](const keyspace::key_view& v) {
+    t = (v.flags & entry_flags::hash) ? "hash" : "string";
+  });
+  put_status(out, t);
 }
 
 void collect_keys(command_context& c, const listing* lst, std::string_view pattern,
@@ -286,7 +290,7 @@ void rename_generic(command_context& c, const command_args& a, out_buffer& out, 
     return nx ? put_int(out, 0) : put_ok(out);
   if (nx && c.ks.exists(a[2]))
     return put_int(out, 0);
-  if (auto st = c.ks.write(a[2], std::move(e->value), e->expiry_ms); !st.ok())
+  if (auto st = c.ks.write(a[2], std::move(e->value), e->expiry_ms, e->flags); !st.ok())
     return put_error(out, "ERR " + st.message());
   c.ks.erase(a[1]);
   if (nx)
@@ -328,7 +332,7 @@ void cmd_copy(const command_args& a, command_context& c) {
     return put_int(out, 0);
   if (!replace && c.ks.exists(a[2]))
     return put_int(out, 0);
-  if (auto st = c.ks.write(a[2], std::move(e->value), e->expiry_ms); !st.ok())
+  if (auto st = c.ks.write(a[2], std::move(e->value), e->expiry_ms, e->flags); !st.ok())
     return put_error(out, "ERR " + st.message());
   put_int(out, 1);
 }
