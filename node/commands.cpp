@@ -16,6 +16,7 @@ void register_keyspace_commands(command_registry& r); // node/cmd_keyspace.cpp
 void register_kura_commands(command_registry& r);     // node/cmd_kura.cpp
 void register_hash_commands(command_registry& r);     // node/cmd_hashes.cpp
 void register_multi_commands(command_registry& r);    // node/cmd_multi.cpp
+void register_bit_commands(command_registry& r);      // node/cmd_bits.cpp
 
 command_table::command_table(keyspace& ks, node_facts& facts) : ks_(ks), facts_(facts) {
   register_server_commands(reg_);
@@ -24,6 +25,7 @@ command_table::command_table(keyspace& ks, node_facts& facts) : ks_(ks), facts_(
   register_kura_commands(reg_);
   register_hash_commands(reg_);
   register_multi_commands(reg_);
+  register_bit_commands(reg_);
   id_multi_ = reg_.find("multi");
   id_exec_ = reg_.find("exec");
   id_discard_ = reg_.find("discard");
