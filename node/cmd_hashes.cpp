@@ -389,23 +389,6 @@ uint64_t field_pos(std::string_view f) {
   return hash64(f, hscan_seed) | 1;
 }
 
-/// Parses a SCAN-family cursor (unsigned decimal) as Redis does.
-bool parse_cursor(std::string_view s, uint64_t& out) {
-  if (s.empty() || s.size() > 20)
-    return false;
-  uint64_t v = 0;
-  for (char ch : s) {
-    if (ch < '0' || ch > '9')
-      return false;
-    uint64_t d = static_cast<uint64_t>(ch - '0');
-    if (v > (UINT64_MAX - d) / 10)
-      return false;
-    v = v * 10 + d;
-  }
-  out = v;
-  return true;
-}
-
 void cmd_hscan(const command_args& a, command_context& c) {
   auto& out = c.out;
   uint64_t cursor = 0;

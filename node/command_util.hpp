@@ -46,6 +46,23 @@ int read_typed(command_context& c, std::string_view key, bool hash, F&& f) {
   return r;
 }
 
+/// Parses a SCAN-family cursor (unsigned decimal) as Redis does.
+inline bool parse_cursor(std::string_view s, uint64_t& out) {
+  if (s.empty() || s.size() > 20)
+    return false;
+  uint64_t v = 0;
+  for (char ch : s) {
+    if (ch < '0' || ch > '9')
+      return false;
+    uint64_t d = static_cast<uint64_t>(ch - '0');
+    if (v > (UINT64_MAX - d) / 10)
+      return false;
+    v = v * 10 + d;
+  }
+  out = v;
+  return true;
+}
+
 /// ASCII case-insensitive equality.
 inline bool ieq(std::string_view a, std::string_view b) {
   if (a.size() != b.size())
