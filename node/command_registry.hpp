@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -28,12 +29,17 @@ using actors::keyspace;
 /// The arguments of one parsed request, command name first.
 using command_args = std::vector<std::string_view>;
 
+struct acl_user;
+struct security_state;
+
 /// Per-connection state a command can change.
 struct session {
   uint64_t id = 0;
   std::string name;
-  std::string peer;  ///< "ip:port" for CLIENT LIST
-  bool quit = false; ///< close the connection after this reply
+  std::string peer;               ///< "ip:port" for CLIENT LIST
+  bool quit = false;              ///< close the connection after this reply
+  std::shared_ptr<acl_user> user; ///< null: the default user (set on first command)
+  bool authenticated = false;     ///< as Redis's c->authenticated
 };
 
 /// What L3 must answer before a command can run.
@@ -94,6 +100,7 @@ struct command_state {
   uint64_t keyspace_misses = 0;
   std::map<uint64_t, std::string> scan_cursors; ///< SCAN cursor -> last key returned
   uint64_t next_cursor = 1;
+  security_state* security = nullptr; ///< users, ACL LOG, audit (node/security.hpp)
   void reset_stats() { total_commands = keyspace_hits = keyspace_misses = 0; }
 };
 

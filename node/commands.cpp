@@ -1,6 +1,7 @@
 #include "node/commands.hpp"
 
 #include "node/command_util.hpp"
+#include "node/security.hpp"
 
 namespace kura::node {
 
@@ -12,12 +13,23 @@ void register_server_commands(command_registry& r);   // node/cmd_server.cpp
 void register_string_commands(command_registry& r);   // node/cmd_strings.cpp
 void register_keyspace_commands(command_registry& r); // node/cmd_keyspace.cpp
 void register_kura_commands(command_registry& r);     // node/cmd_kura.cpp
+void register_acl_commands(command_registry& r);      // node/cmd_acl.cpp
 
 command_table::command_table(keyspace& ks, node_facts& facts) : ks_(ks), facts_(facts) {
   register_server_commands(reg_);
   register_string_commands(reg_);
   register_keyspace_commands(reg_);
   register_kura_commands(reg_);
+  register_acl_commands(reg_);
+  // after every family: the ACL catalog mirrors the registry's ids
+  sec_ = std::make_unique<security_state>(reg_);
+  state_.security = sec_.get();
+}
+
+command_table::~command_table() = default;
+
+std::string command_table::configure_security(const security_config& cfg) {
+  return sec_->configure(cfg);
 }
 
 void command_table::reset_stats() {
@@ -85,13 +97,26 @@ void command_table::execute(const command_args& a, session& s, out_buffer& out,
     ++st.errors;
     return wrong_args(out, sp->name);
   }
+  size_t before = out.size();
+  if (!permit(*sec_, reg_, id, a, s, out, ks_.clock().now_ms())) {
+    ++st.errors;
+    return;
+  }
   command_context c{ks_, facts_, s, out, lst, state_, reg_};
   auto t0 = ks_.clock().mono_ns();
-  size_t before = out.size();
   sp->handler(a, c);
   st.latency.record(ks_.clock().mono_ns() - t0);
-  if (out.size() > before && out[before] == '-')
+  bool failed = out.size() > before && out[before] == '-';
+  if (failed)
     ++st.errors;
+  if (sec_->audit && audited(reg_, id)) {
+    std::string_view result = "ok";
+    if (failed) {
+      std::string_view o(out.data() + before + 1, out.size() - before - 1);
+      result = o.substr(0, o.find('\r'));
+    }
+    sec_->audit_command("command", s, a, sp->parent >= 0 ? 2 : 1, result, ks_.clock().now_ms());
+  }
 }
 
 } // namespace kura::node

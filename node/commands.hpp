@@ -15,6 +15,7 @@
 #include "node/resp_writer.hpp"
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,9 +26,18 @@ using actors::glob_match;
 using actors::keyspace;
 using actors::staged_entries;
 
+struct security_state;
+struct security_config;
+
 class command_table {
 public:
   command_table(keyspace& ks, node_facts& facts);
+  ~command_table();
+
+  /// Applies kura.security.* (users, ACL file, audit log); "" or an error.
+  std::string configure_security(const security_config& cfg);
+  /// Users, ACL LOG and the audit log (protected mode asks it too).
+  security_state& security() noexcept { return *sec_; }
 
   /// Fills `out` with what `args` needs from L3 (kind none: run it now).
   void plan(const command_args& args, fetch_plan& out);
@@ -54,6 +64,7 @@ private:
   node_facts& facts_;
   command_registry reg_;
   command_state state_;
+  std::unique_ptr<security_state> sec_;
 };
 
 } // namespace kura::node
