@@ -40,7 +40,7 @@ int signal_pipe[2] = {-1, -1};
 extern "C" void on_stop_signal(int sig) {
   char c = static_cast<char>(sig);
   auto n = ::write(signal_pipe[1], &c, 1);
-  (void) n;
+  (void)n;
 }
 
 int wait_for_stop_signal() {
@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
     lc.max_bytes = cfg.l3_max_bytes;
     lc.batch_max_writes = cfg.l3_batch_max_writes;
     lc.batch_max_ms = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(cfg.l3_batch_max_age).count());
+        std::chrono::duration_cast<std::chrono::milliseconds>(cfg.l3_batch_max_age).count());
     lc.sync_mode = cfg.l3_sync;
     lc.fsync_batches = cfg.l3_fsync_batches;
     lc.lim.max_key_bytes = cfg.max_key_bytes;
@@ -104,7 +104,9 @@ int main(int argc, char** argv) {
 
   std::unique_ptr<node::node_metrics> metrics;
   if (cfg.metrics_port != 0) {
-    auto m = node::node_metrics::start(cfg.bind, cfg.metrics_port);
+    auto m = node::node_metrics::start(
+        cfg.bind, cfg.metrics_port,
+        node::metrics_access{cfg.metrics_user, cfg.metrics_password, cfg.metrics_loopback_only});
     if (!m)
       return fail(m.err().message);
     metrics = std::move(*m);
@@ -122,7 +124,7 @@ int main(int argc, char** argv) {
     sc.write_behind_high_water = cfg.l3_write_behind_high_water;
     sc.write_behind_high_water_bytes = cfg.l3_write_behind_high_water_bytes;
     sc.sweep_interval_ms = static_cast<uint32_t>(std::max<int64_t>(
-      1, std::chrono::duration_cast<std::chrono::milliseconds>(cfg.sweep_interval).count()));
+        1, std::chrono::duration_cast<std::chrono::milliseconds>(cfg.sweep_interval).count()));
     sc.sweep_budget = cfg.sweep_budget;
     actors::l4_handles l4;
     if (ar) {
@@ -144,6 +146,15 @@ int main(int argc, char** argv) {
     rc_cfg.read_buffer_bytes = static_cast<uint32_t>(cfg.read_buffer_bytes);
     rc_cfg.facts.data_dir = cfg.data_dir;
     rc_cfg.facts.start_ms = clk.now_ms();
+    rc_cfg.security.requirepass = cfg.requirepass;
+    rc_cfg.security.aclfile = cfg.aclfile;
+    rc_cfg.security.protected_mode = cfg.protected_mode;
+    rc_cfg.security.audit_log = cfg.audit_log_path();
+    rc_cfg.security.audit_max_bytes = cfg.audit_max_bytes;
+    rc_cfg.security.audit_keep = static_cast<unsigned>(cfg.audit_keep);
+    rc_cfg.security.audit_fsync_every = static_cast<unsigned>(cfg.audit_fsync_every);
+    rc_cfg.security.audit_args = cfg.audit_args;
+    rc_cfg.security.node_name = cfg.bind + ":" + std::to_string(cfg.port);
     auto listening = std::make_shared<std::promise<std::string>>();
     auto ready = listening->get_future();
     auto resp = node::spawn_resp_server(sys, store.core, rc_cfg, metrics.get(), listening);

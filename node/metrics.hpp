@@ -30,19 +30,27 @@ class Family;
 
 namespace kura::node {
 
+/// Who may read /metrics: HTTP basic auth when `user` is set, and/or only
+/// clients on 127.0.0.0/8 (civetweb's access control list).
+struct metrics_access {
+  std::string user;
+  std::string password;
+  bool loopback_only = false;
+};
+
 class node_metrics {
 public:
   /// Starts the HTTP exposer on bind:port (port 0: pick a free one); an error
   /// names the address when it cannot listen.
-  static result<std::unique_ptr<node_metrics>> start(const std::string& bind, uint16_t port);
+  static result<std::unique_ptr<node_metrics>> start(const std::string& bind, uint16_t port,
+                                                     const metrics_access& access = {});
   ~node_metrics();
 
   /// The port the exposer listens on.
   uint16_t port() const noexcept { return port_; }
 
   void set_tier(const std::string& tier, const tier_stats& s);
-  void set_commands(const std::vector<std::string>& names,
-                    const std::vector<command_stats>& stats);
+  void set_commands(const std::vector<std::string>& names, const std::vector<command_stats>& stats);
   void set_connections(uint64_t current, uint64_t total, uint64_t rejected);
   void set_l3_queue(uint64_t queued, uint64_t pending_commit);
   /// The registry, for metrics defined elsewhere (node/archive_node.cpp).
