@@ -57,11 +57,11 @@ struct node_config : caf::actor_system_config {
   uint64_t archive_ttl_days = 365;
   std::string archive_codec = "lz4";
   uint64_t archive_index_memory = 100ull * 1000 * 1000;
-  bool archive_enabled = true; ///< L4 under <data-dir>/archive (needs L3)
-  int64_t archive_level = -1;  ///< -1 = the codec's default (lz4: 0, zstd: 3)
+  bool archive_enabled = true;  ///< L4 under <data-dir>/archive (needs L3)
+  int64_t archive_level = -1;   ///< -1 = the codec's default (lz4: 0, zstd: 3)
   double archive_compact_threshold = 0.5;
   caf::timespan archive_compact_interval = std::chrono::minutes(10);
-  uint64_t archive_compact_rate = 32ull << 20;  ///< bytes/s, 0 = unlimited
+  uint64_t archive_compact_rate = 32ull << 20; ///< bytes/s, 0 = unlimited
   uint64_t archive_segment_bytes = 64ull << 20; ///< a segment is sealed at this size
   bool prewarm_enabled = true;
   caf::timespan prediction_window = std::chrono::hours(24);
@@ -70,7 +70,7 @@ struct node_config : caf::actor_system_config {
   caf::timespan heartbeat = std::chrono::seconds(10);
   uint64_t replication_factor = 2;
 
-  // -- kura.security (docs/security.md) --------------------------------------------
+  // -- kura.security (docs/security.md) ------------------------------------------
   std::string requirepass; ///< default user's password ("" = nopass)
   std::string aclfile;     ///< ACL file in Redis's format ("" = none)
   bool protected_mode = true;

@@ -40,7 +40,7 @@ int signal_pipe[2] = {-1, -1};
 extern "C" void on_stop_signal(int sig) {
   char c = static_cast<char>(sig);
   auto n = ::write(signal_pipe[1], &c, 1);
-  (void)n;
+  (void) n;
 }
 
 int wait_for_stop_signal() {
@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
     lc.max_bytes = cfg.l3_max_bytes;
     lc.batch_max_writes = cfg.l3_batch_max_writes;
     lc.batch_max_ms = static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(cfg.l3_batch_max_age).count());
+      std::chrono::duration_cast<std::chrono::milliseconds>(cfg.l3_batch_max_age).count());
     lc.sync_mode = cfg.l3_sync;
     lc.fsync_batches = cfg.l3_fsync_batches;
     lc.lim.max_key_bytes = cfg.max_key_bytes;
@@ -105,8 +105,8 @@ int main(int argc, char** argv) {
   std::unique_ptr<node::node_metrics> metrics;
   if (cfg.metrics_port != 0) {
     auto m = node::node_metrics::start(
-        cfg.bind, cfg.metrics_port,
-        node::metrics_access{cfg.metrics_user, cfg.metrics_password, cfg.metrics_loopback_only});
+      cfg.bind, cfg.metrics_port,
+      node::metrics_access{cfg.metrics_user, cfg.metrics_password, cfg.metrics_loopback_only});
     if (!m)
       return fail(m.err().message);
     metrics = std::move(*m);
@@ -124,7 +124,7 @@ int main(int argc, char** argv) {
     sc.write_behind_high_water = cfg.l3_write_behind_high_water;
     sc.write_behind_high_water_bytes = cfg.l3_write_behind_high_water_bytes;
     sc.sweep_interval_ms = static_cast<uint32_t>(std::max<int64_t>(
-        1, std::chrono::duration_cast<std::chrono::milliseconds>(cfg.sweep_interval).count()));
+      1, std::chrono::duration_cast<std::chrono::milliseconds>(cfg.sweep_interval).count()));
     sc.sweep_budget = cfg.sweep_budget;
     actors::l4_handles l4;
     if (ar) {

@@ -105,8 +105,8 @@ void fail_front(self_ptr self, connection_handle hdl, conn& c, std::string_view 
     c.closing = true;
 }
 
-void on_lookup(self_ptr self, connection_handle hdl, actors::staged_entries& staged, uint64_t seq,
-               actors::lookup_outcome o) {
+void on_lookup(self_ptr self, connection_handle hdl, actors::staged_entries& staged,
+               uint64_t seq, actors::lookup_outcome o) {
   auto& st = self->state;
   auto& ks = st.core->ks();
   auto it = st.conns.find(hdl);
@@ -165,11 +165,11 @@ void on_listing(self_ptr self, connection_handle hdl, const listing* lst, bool o
 void start_fetch(self_ptr self, connection_handle hdl, const fetch_plan& plan) {
   auto& st = self->state;
   if (plan.kind == fetch_plan::lookup) {
-    actors::lookup_l3(
-        self, *st.core, plan.keys,
-        [self, hdl](actors::staged_entries& staged, uint64_t seq, actors::lookup_outcome o) {
-          on_lookup(self, hdl, staged, seq, o);
-        });
+    actors::lookup_l3(self, *st.core, plan.keys,
+                      [self, hdl](actors::staged_entries& staged, uint64_t seq,
+                                  actors::lookup_outcome o) {
+                        on_lookup(self, hdl, staged, seq, o);
+                      });
     return;
   }
   st.core->flush_writes(true);
@@ -180,18 +180,19 @@ void start_fetch(self_ptr self, connection_handle hdl, const fetch_plan& plan) {
   q.pattern = plan.pattern;
   q.after = plan.after;
   q.limit = plan.limit;
-  self->request(st.core->l3, std::chrono::milliseconds(st.core->config().l3_timeout_ms),
-                std::move(q))
-      .then(
-          [self, hdl](actors::l3_listing& l) {
-            listing lst;
-            lst.keys = std::move(l.keys);
-            lst.count = l.count;
-            lst.last = std::move(l.last);
-            lst.done = l.done;
-            on_listing(self, hdl, &lst, true);
-          },
-          [self, hdl](caf::error&) { on_listing(self, hdl, nullptr, false); });
+  self
+    ->request(st.core->l3, std::chrono::milliseconds(st.core->config().l3_timeout_ms),
+              std::move(q))
+    .then(
+      [self, hdl](actors::l3_listing& l) {
+        listing lst;
+        lst.keys = std::move(l.keys);
+        lst.count = l.count;
+        lst.last = std::move(l.last);
+        lst.done = l.done;
+        on_listing(self, hdl, &lst, true);
+      },
+      [self, hdl](caf::error&) { on_listing(self, hdl, nullptr, false); });
 }
 
 /// Runs every complete command of `hdl` that can run now.
@@ -322,89 +323,90 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
   st.metrics = metrics;
   auto res = self->add_tcp_doorman(cfg.port, cfg.bind.c_str(), true);
   if (!res) {
-    listening->set_value("cannot listen on " + cfg.bind + ":" + std::to_string(cfg.port) + ": " +
-                         self->system().render(res.error()));
+    listening->set_value("cannot listen on " + cfg.bind + ":" + std::to_string(cfg.port) + ": "
+                         + self->system().render(res.error()));
     self->quit();
     return {};
   }
   listening->set_value("");
   self->set_default_handler(caf::drop);
-  self->delayed_send(self, std::chrono::milliseconds(housekeeping_ms), housekeeping_atom::value);
+  self->delayed_send(self, std::chrono::milliseconds(housekeeping_ms),
+                     housekeeping_atom::value);
   return {
-      [=](const new_connection_msg& msg) {
-        auto& st = self->state;
-        ++st.facts.total_connections;
-        if (st.conns.size() >= st.cfg.max_clients) {
-          ++st.facts.rejected_connections;
-          put_error(self->wr_buf(msg.handle), "ERR max number of clients reached");
-          self->flush(msg.handle);
-          self->close(msg.handle);
-          return;
-        }
-        auto peer_ip = self->remote_addr(msg.handle);
-        auto& sec = st.cmds->security();
-        if (sec.refuses(st.cfg.bind, peer_ip)) { // protected mode, as Redis
-          ++st.facts.rejected_connections;
-          put_error(self->wr_buf(msg.handle), protected_mode_denied);
-          self->flush(msg.handle);
-          self->close(msg.handle);
-          sec.audit_plain("protected-mode",
-                          peer_ip + ":" + std::to_string(self->remote_port(msg.handle)), "", "",
-                          "DENIED protected mode", st.core->ks().clock().now_ms());
-          return;
-        }
-        self->configure_read(msg.handle, receive_policy::at_most(st.cfg.read_buffer_bytes));
-        auto& c = st.conns[msg.handle];
-        c.parser = resp_parser{st.cfg.limits};
-        c.sess.id = st.next_id++;
-        c.sess.peer = peer_ip + ":" + std::to_string(self->remote_port(msg.handle));
+    [=](const new_connection_msg& msg) {
+      auto& st = self->state;
+      ++st.facts.total_connections;
+      if (st.conns.size() >= st.cfg.max_clients) {
+        ++st.facts.rejected_connections;
+        put_error(self->wr_buf(msg.handle), "ERR max number of clients reached");
+        self->flush(msg.handle);
+        self->close(msg.handle);
+        return;
+      }
+      auto peer_ip = self->remote_addr(msg.handle);
+      auto& sec = st.cmds->security();
+      if (sec.refuses(st.cfg.bind, peer_ip)) { // protected mode, as Redis
+        ++st.facts.rejected_connections;
+        put_error(self->wr_buf(msg.handle), protected_mode_denied);
+        self->flush(msg.handle);
+        self->close(msg.handle);
+        sec.audit_plain("protected-mode",
+                        peer_ip + ":" + std::to_string(self->remote_port(msg.handle)), "", "",
+                        "DENIED protected mode", st.core->ks().clock().now_ms());
+        return;
+      }
+      self->configure_read(msg.handle, receive_policy::at_most(st.cfg.read_buffer_bytes));
+      auto& c = st.conns[msg.handle];
+      c.parser = resp_parser{st.cfg.limits};
+      c.sess.id = st.next_id++;
+      c.sess.peer = peer_ip + ":" + std::to_string(self->remote_port(msg.handle));
+      update_facts(st);
+    },
+    [=](new_data_msg& msg) {
+      auto& st = self->state;
+      auto it = st.conns.find(msg.handle);
+      if (it == st.conns.end())
+        return;
+      auto& c = it->second;
+      c.in.append(msg.buf.data(), msg.buf.size());
+      if (c.in.size() > st.max_query_bytes) {
+        put_error(self->wr_buf(msg.handle), "ERR Protocol error: query buffer limit reached");
+        self->flush(msg.handle);
+        self->close(msg.handle);
+        st.conns.erase(it);
         update_facts(st);
-      },
-      [=](new_data_msg& msg) {
-        auto& st = self->state;
-        auto it = st.conns.find(msg.handle);
-        if (it == st.conns.end())
-          return;
-        auto& c = it->second;
-        c.in.append(msg.buf.data(), msg.buf.size());
-        if (c.in.size() > st.max_query_bytes) {
-          put_error(self->wr_buf(msg.handle), "ERR Protocol error: query buffer limit reached");
-          self->flush(msg.handle);
-          self->close(msg.handle);
-          st.conns.erase(it);
-          update_facts(st);
-          return;
+        return;
+      }
+      if (!c.waiting && !c.halted)
+        process(self, msg.handle);
+    },
+    [=](const connection_closed_msg& msg) {
+      auto& st = self->state;
+      st.conns.erase(msg.handle);
+      update_facts(st);
+    },
+    [=](const acceptor_closed_msg&) { self->quit(); },
+    [=](resume_atom) {
+      self->state.resume_armed = false;
+      resume_stalled(self);
+    },
+    [=](actors::wake_atom) { resume_stalled(self); },
+    [=](housekeeping_atom) {
+      auto& st = self->state;
+      update_facts(st);
+      if (auto& audit = st.cmds->security().audit)
+        audit->sync(); // the audit log's batched fsync
+      if (++st.ticks * housekeeping_ms >= st.cfg.metrics_interval_ms) {
+        st.ticks = 0;
+        try {
+          push_metrics(st);
+        } catch (const std::exception& e) {
+          std::cerr << "kura-node: metrics update failed: " << e.what() << std::endl;
         }
-        if (!c.waiting && !c.halted)
-          process(self, msg.handle);
-      },
-      [=](const connection_closed_msg& msg) {
-        auto& st = self->state;
-        st.conns.erase(msg.handle);
-        update_facts(st);
-      },
-      [=](const acceptor_closed_msg&) { self->quit(); },
-      [=](resume_atom) {
-        self->state.resume_armed = false;
-        resume_stalled(self);
-      },
-      [=](actors::wake_atom) { resume_stalled(self); },
-      [=](housekeeping_atom) {
-        auto& st = self->state;
-        update_facts(st);
-        if (auto& audit = st.cmds->security().audit)
-          audit->sync(); // the audit log's batched fsync
-        if (++st.ticks * housekeeping_ms >= st.cfg.metrics_interval_ms) {
-          st.ticks = 0;
-          try {
-            push_metrics(st);
-          } catch (const std::exception& e) {
-            std::cerr << "kura-node: metrics update failed: " << e.what() << std::endl;
-          }
-        }
-        self->delayed_send(self, std::chrono::milliseconds(housekeeping_ms),
-                           housekeeping_atom::value);
-      },
+      }
+      self->delayed_send(self, std::chrono::milliseconds(housekeeping_ms),
+                         housekeeping_atom::value);
+    },
   };
 }
 

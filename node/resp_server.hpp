@@ -42,7 +42,7 @@ struct resp_server_config {
   /// buffer to this size before every read, so bigger is not free.
   uint32_t read_buffer_bytes = 4096;
   uint32_t metrics_interval_ms = 1000;
-  node_facts facts;         ///< initial facts (version, data dir, start time)
+  node_facts facts; ///< initial facts (version, data dir, start time)
   security_config security; ///< users, ACL file, protected mode, audit log
 };
 
