@@ -2,6 +2,7 @@
 //   kura [--host=H] [--port=P] [--timeout=MS] [--json] COMMAND [ARGS]
 //   commands: status | stats | config | get KEY | set KEY VALUE [TTL_MS] | del KEY
 //             | expire KEY TTL_MS | tier KEY | flush | compact | archive
+//             | audit [--file=PATH | --data-dir=DIR] [--since=T]
 // Human-readable tables by default, --json for scripts. Exit codes: 0 ok,
 // 1 the node answered with an error (or a usage error), 2 the node is not
 // reachable (connect is asynchronous and bounded by --timeout).
@@ -19,6 +20,10 @@
 
 using namespace kura;
 using namespace kura::actors;
+
+namespace kura::node {
+int run_audit_command(const std::vector<std::string>& args, bool json); // node/cli_audit.cpp
+}
 
 namespace {
 
@@ -42,7 +47,8 @@ void usage() {
   std::cerr << "usage: kura [--host=127.0.0.1] [--port=7379] [--timeout=3000] [--json] COMMAND\n"
                "  status | stats | config | get KEY | set KEY VALUE [TTL_MS] | del KEY\n"
                "  expire KEY TTL_MS | tier KEY | flush\n"
-               "  compact (progress bar; --json: final summary) | archive (L4 segments)\n";
+               "  compact (progress bar; --json: final summary) | archive (L4 segments)\n"
+               "  audit [--file=PATH | --data-dir=DIR] [--since=T] (the node's audit log)\n";
 }
 
 std::string json_str(std::string_view s) {
@@ -130,6 +136,8 @@ int main(int argc, char** argv) {
     usage();
     return 1;
   }
+  if (o.args[0] == "audit") // a local file: no node needed
+    finish(node::run_audit_command(o.args, o.json));
   kv_request req;
   const auto& cmd = o.args[0];
   auto need = [&](size_t n) {
