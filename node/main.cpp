@@ -102,10 +102,19 @@ int main(int argc, char** argv) {
     ar = std::move(*opened);
   }
 
+  // protected mode covers the ops and metrics ports too: with a non-loopback
+  // bind and no password, they listen on loopback only
+  bool guard = cfg.protected_mode && !node::is_loopback(cfg.bind) && cfg.requirepass.empty()
+               && cfg.aclfile.empty();
+  std::string aux_bind = guard ? std::string("127.0.0.1") : cfg.bind;
+  if (guard)
+    std::cerr << "kura-node: protected mode: no password set, so the ops and metrics ports "
+                 "listen on 127.0.0.1 only and non-loopback RESP clients are refused"
+              << std::endl;
   std::unique_ptr<node::node_metrics> metrics;
   if (cfg.metrics_port != 0) {
     auto m = node::node_metrics::start(
-      cfg.bind, cfg.metrics_port,
+      aux_bind, cfg.metrics_port,
       node::metrics_access{cfg.metrics_user, cfg.metrics_password, cfg.metrics_loopback_only});
     if (!m)
       return fail(m.err().message);
@@ -161,7 +170,7 @@ int main(int argc, char** argv) {
     std::string listen_err = ready.get();
     caf::actor ops;
     if (listen_err.empty() && cfg.cluster_port != 0) {
-      auto o = node::start_ops(sys, store, cfg, cfg.bind, cfg.cluster_port, l4.compactor);
+      auto o = node::start_ops(sys, store, cfg, aux_bind, cfg.cluster_port, l4.compactor, resp);
       if (!o)
         listen_err = sys.render(o.error());
       else

@@ -1,6 +1,7 @@
 #include "node/resp_server.hpp"
 
 #include "node/metrics.hpp"
+#include "node/ops.hpp"
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -386,6 +387,12 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
       update_facts(st);
     },
     [=](const acceptor_closed_msg&) { self->quit(); },
+    [=](ops_auth_atom, const std::string& user, const std::string& pass, const std::string& cmd,
+        const std::string& key) -> std::string {
+      auto& st = self->state;
+      return ops_permit(st.cmds->security(), st.cmds->registry(), user, pass, cmd, key,
+                        st.core->ks().clock().now_ms());
+    },
     [=](resume_atom) {
       self->state.resume_armed = false;
       resume_stalled(self);

@@ -194,6 +194,45 @@ void security_state::key_uses(const command_spec& sp, const command_args& a,
   for_each_key_index(sp, a.size(), [&](size_t i) { out.push_back(acl_key_use{a[i], perm, i}); });
 }
 
+std::string ops_permit(security_state& sec, const command_registry& reg, std::string_view user,
+                       std::string_view pass, std::string_view cmd, std::string_view key,
+                       uint64_t now_ms) {
+  session s;
+  s.peer = "ops";
+  if (!user.empty() || !pass.empty()) {
+    if (!sec.authenticate(s, user.empty() ? "default" : user, pass, now_ms, "ops"))
+      return std::string(err_wrongpass);
+  }
+  int id = reg.find(cmd);
+  if (id < 0)
+    return "ERR unknown command '" + std::string(cmd) + "'";
+  auto& sp = reg.spec(id);
+  command_args a;
+  auto bar = cmd.find('|');
+  if (bar != std::string_view::npos) {
+    a.push_back(cmd.substr(0, bar));
+    a.push_back(cmd.substr(bar + 1));
+  } else {
+    a.push_back(cmd);
+  }
+  if (sp.first_key > 0)
+    a.push_back(key);
+  while (!arity_ok(sp.arity, a.size()) && a.size() < 8)
+    a.emplace_back("0");
+  out_buffer out;
+  if (!permit(sec, reg, id, a, s, out, now_ms)) {
+    std::string e(out.begin(), out.end());
+    if (!e.empty() && e[0] == '-')
+      e.erase(0, 1);
+    while (!e.empty() && (e.back() == '\n' || e.back() == '\r'))
+      e.pop_back();
+    return e.empty() ? std::string("ERR refused") : e;
+  }
+  if (audited(reg, id))
+    sec.audit_command("ops", s, a, sp.parent >= 0 ? 2 : 1, "ok", now_ms);
+  return {};
+}
+
 bool audited(const command_registry& reg, int id) {
   auto& sp = reg.spec(id);
   if ((sp.flags & cmd_flag::admin) || (sp.acl & acl_cat::dangerous))

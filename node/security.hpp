@@ -85,6 +85,13 @@ struct security_state {
 /// error reply is in `out` and the refusal is in ACL LOG and the audit log.
 bool permit(security_state& sec, const command_registry& reg, int id, const command_args& a,
             session& s, out_buffer& out, uint64_t now_ms);
+/// May `user`/`pass` (both empty: the default user without a password) run
+/// RESP command `cmd` ("get", "config|set") on `key` ("" = none)? For the
+/// ops port (kura CLI). "" or the refusal (WRONGPASS, NOAUTH, NOPERM text);
+/// refusals and audited commands go to ACL LOG and the audit log.
+std::string ops_permit(security_state& sec, const command_registry& reg, std::string_view user,
+                       std::string_view pass, std::string_view cmd, std::string_view key,
+                       uint64_t now_ms);
 /// True if command `id` is audited when it runs (admin, @dangerous, ACL).
 bool audited(const command_registry& reg, int id);
 

@@ -197,3 +197,40 @@ TEST_CASE("protected mode lets loopback clients in on a wildcard bind") {
   REQUIRE_MESSAGE(n.ready, n.log());
   CHECK(n.cli("PING") == "PONG\n");
 }
+
+TEST_CASE("the kura CLI authenticates on the ops port with the node's users") {
+  node_process n({"--kura.security.requirepass=opspw"});
+  REQUIRE_MESSAGE(n.ready, n.log());
+  auto kura = [&](const std::string& env, const std::string& args, int* rc) {
+    return run_shell(env + " " + bin_dir() + "/kura --port=" + std::to_string(n.cluster_port)
+                       + " --timeout=5000 " + args + " 2>&1",
+                     rc);
+  };
+  int rc = -1;
+  auto out = kura("", "set k v", &rc);
+  CHECK(rc == 1);
+  CHECK(out.find("NOAUTH Authentication required.") != std::string::npos);
+  out = kura("", "--password=wrong get k", &rc);
+  CHECK(rc == 1);
+  CHECK(out.find("WRONGPASS") != std::string::npos);
+  CHECK(kura("", "--password=opspw set k v", &rc) == "OK\n");
+  CHECK(rc == 0);
+  CHECK(kura("KURA_PASSWORD=opspw", "get k", &rc) == "v\n");
+  CHECK(rc == 0);
+  // a user without FLUSHALL cannot flush through the CLI either
+  CHECK(n.cli("-a opspw --no-auth-warning ACL SETUSER reader on '>r' '~*' +@read +@connection")
+        == "OK\n");
+  out = kura("KURA_USER=reader KURA_PASSWORD=r", "flush", &rc);
+  CHECK(rc == 1);
+  CHECK(out.find("NOPERM this user has no permissions to run the 'flushall' command")
+        != std::string::npos);
+  CHECK(kura("", "--user=reader --password=r get k", &rc) == "v\n");
+  CHECK(kura("", "--user=reader --password=r set k w", &rc).find("NOPERM") != std::string::npos);
+  std::string audit;
+  for (int i = 0; i < 100 && audit.find("FLUSHALL") == std::string::npos; ++i) {
+    audit = kura_audit(n, "--json");
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  CHECK(audit.find("\"client\":\"ops\"") != std::string::npos);
+  CHECK(audit.find("opspw") == std::string::npos);
+}
