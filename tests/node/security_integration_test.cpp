@@ -202,8 +202,8 @@ TEST_CASE("the kura CLI authenticates on the ops port with the node's users") {
   node_process n({"--kura.security.requirepass=opspw"});
   REQUIRE_MESSAGE(n.ready, n.log());
   auto kura = [&](const std::string& env, const std::string& args, int* rc) {
-    return run_shell(env + " " + bin_dir() + "/kura --port=" + std::to_string(n.cluster_port)
-                       + " --timeout=5000 " + args + " 2>&1",
+    return run_shell(env + " " + bin_dir() + "/kura --port=" + std::to_string(n.cluster_port) +
+                         " --timeout=5000 " + args + " 2>&1",
                      rc);
   };
   int rc = -1;
@@ -218,12 +218,12 @@ TEST_CASE("the kura CLI authenticates on the ops port with the node's users") {
   CHECK(kura("KURA_PASSWORD=opspw", "get k", &rc) == "v\n");
   CHECK(rc == 0);
   // a user without FLUSHALL cannot flush through the CLI either
-  CHECK(n.cli("-a opspw --no-auth-warning ACL SETUSER reader on '>r' '~*' +@read +@connection")
-        == "OK\n");
+  CHECK(n.cli("-a opspw --no-auth-warning ACL SETUSER reader on '>r' '~*' +@read +@connection") ==
+        "OK\n");
   out = kura("KURA_USER=reader KURA_PASSWORD=r", "flush", &rc);
   CHECK(rc == 1);
-  CHECK(out.find("NOPERM this user has no permissions to run the 'flushall' command")
-        != std::string::npos);
+  CHECK(out.find("NOPERM this user has no permissions to run the 'flushall' command") !=
+        std::string::npos);
   CHECK(kura("", "--user=reader --password=r get k", &rc) == "v\n");
   CHECK(kura("", "--user=reader --password=r set k w", &rc).find("NOPERM") != std::string::npos);
   std::string audit;
