@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -29,6 +30,9 @@ using actors::keyspace;
 /// The arguments of one parsed request, command name first.
 using command_args = std::vector<std::string_view>;
 
+struct acl_user;
+struct security_state;
+
 /// Per-connection state a command can change.
 struct session {
   uint64_t id = 0;
@@ -36,6 +40,8 @@ struct session {
   std::string peer;  ///< "ip:port" for CLIENT LIST
   bool quit = false; ///< close the connection after this reply
   transaction tx;    ///< MULTI queue and WATCHed keys
+  std::shared_ptr<acl_user> user; ///< null: the default user (set on first command)
+  bool authenticated = false;     ///< as Redis's c->authenticated
 };
 
 /// What L3 must answer before a command can run.
@@ -103,6 +109,7 @@ struct command_state {
   /// Cluster hook: the slot of a key. Set, it makes every key of a
   /// transaction (queued commands and WATCH) share one slot or CROSSSLOT.
   std::function<uint16_t(std::string_view)> slot_of;
+  security_state* security = nullptr; ///< users, ACL LOG, audit (node/security.hpp)
   void reset_stats() { total_commands = keyspace_hits = keyspace_misses = 0; }
 };
 

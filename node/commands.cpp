@@ -1,6 +1,7 @@
 #include "node/commands.hpp"
 
 #include "node/command_util.hpp"
+#include "node/security.hpp"
 
 #include <algorithm>
 
@@ -17,12 +18,14 @@ void register_kura_commands(command_registry& r);     // node/cmd_kura.cpp
 void register_hash_commands(command_registry& r);     // node/cmd_hashes.cpp
 void register_multi_commands(command_registry& r);    // node/cmd_multi.cpp
 void register_bit_commands(command_registry& r);      // node/cmd_bits.cpp
+void register_acl_commands(command_registry& r);      // node/cmd_acl.cpp
 
 command_table::command_table(keyspace& ks, node_facts& facts) : ks_(ks), facts_(facts) {
   register_server_commands(reg_);
   register_string_commands(reg_);
   register_keyspace_commands(reg_);
   register_kura_commands(reg_);
+  register_acl_commands(reg_);
   register_hash_commands(reg_);
   register_multi_commands(reg_);
   register_bit_commands(reg_);
@@ -38,6 +41,15 @@ command_table::command_table(keyspace& ks, node_facts& facts) : ks_(ks), facts_(
     if (id >= 0)
       run(a, id, s, out, nullptr);
   };
+  // after every family: the ACL catalog mirrors the registry's ids
+  sec_ = std::make_unique<security_state>(reg_);
+  state_.security = sec_.get();
+}
+
+command_table::~command_table() = default;
+
+std::string command_table::configure_security(const security_config& cfg) {
+  return sec_->configure(cfg);
 }
 
 void command_table::reset_stats() {
@@ -159,11 +171,17 @@ void command_table::queue(const command_args& a, int id, session& s, out_buffer&
       s.tx.aborted = true;
       return unknown_subcommand(out, sp->name, a[1]);
     }
+    id = sub;
     sp = &reg_.spec(sub);
   }
   if (!arity_ok(sp->arity, a.size()) || !sp->handler) {
     s.tx.aborted = true;
     return wrong_args(out, sp->name);
+  }
+  // ACL at queue time, as Redis: a denied command aborts the transaction
+  if (!permit(*sec_, reg_, id, a, s, out, ks_.clock().now_ms())) {
+    s.tx.aborted = true;
+    return;
   }
   if (!same_slot(*sp, a, s, state_, out)) {
     s.tx.aborted = true;
@@ -194,6 +212,11 @@ void command_table::run(const command_args& a, int id, session& s, out_buffer& o
     ++st.errors;
     return wrong_args(out, sp->name);
   }
+  size_t before = out.size();
+  if (!permit(*sec_, reg_, id, a, s, out, ks_.clock().now_ms())) {
+    ++st.errors;
+    return;
+  }
   if (id == id_watch_ && !same_slot(*sp, a, s, state_, out)) {
     ++st.errors;
     return;
@@ -210,11 +233,19 @@ void command_table::run(const command_args& a, int id, session& s, out_buffer& o
   }
   command_context c{ks_, facts_, s, out, lst, state_, reg_};
   auto t0 = ks_.clock().mono_ns();
-  size_t before = out.size();
   sp->handler(a, c);
   st.latency.record(ks_.clock().mono_ns() - t0);
-  if (out.size() > before && out[before] == '-')
+  bool failed = out.size() > before && out[before] == '-';
+  if (failed)
     ++st.errors;
+  if (sec_->audit && audited(reg_, id)) {
+    std::string_view result = "ok";
+    if (failed) {
+      std::string_view o(out.data() + before + 1, out.size() - before - 1);
+      result = o.substr(0, o.find('\r'));
+    }
+    sec_->audit_command("command", s, a, sp->parent >= 0 ? 2 : 1, result, ks_.clock().now_ms());
+  }
 }
 
 } // namespace kura::node

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,9 +27,18 @@ using actors::glob_match;
 using actors::keyspace;
 using actors::staged_entries;
 
+struct security_state;
+struct security_config;
+
 class command_table {
 public:
   command_table(keyspace& ks, node_facts& facts);
+  ~command_table();
+
+  /// Applies kura.security.* (users, ACL file, audit log); "" or an error.
+  std::string configure_security(const security_config& cfg);
+  /// Users, ACL LOG and the audit log (protected mode asks it too).
+  security_state& security() noexcept { return *sec_; }
 
   /// Fills `out` with what `args` needs from L3 (kind none: run it now).
   void plan(const command_args& args, fetch_plan& out);
@@ -73,6 +83,7 @@ private:
   command_state state_;
   int id_multi_ = -1, id_exec_ = -1, id_discard_ = -1, id_watch_ = -1, id_quit_ = -1;
   int id_flushall_ = -1, id_flushdb_ = -1;
+  std::unique_ptr<security_state> sec_;
 };
 
 } // namespace kura::node
