@@ -64,6 +64,8 @@ public:
 
   status on_message(node_id from, std::string_view bytes, uint64_t now);
   void tick(uint64_t now);
+  /// The transport lost its connection to `peer`: suspect it at once.
+  void peer_unreachable(node_id peer, uint64_t now) { members_.report_unreachable(peer, now); }
 
   // -- client calls ----------------------------------------------------------
 

@@ -68,7 +68,14 @@ node_config::node_config() {
   opt_group{custom_options_, "kura.cluster"}
     .add(sync_interval, "sync-interval", "anti-entropy period")
     .add(heartbeat, "heartbeat", "membership heartbeat")
-    .add(replication_factor, "replication-factor", "copies of each key");
+    .add(replication_factor, "replication-factor", "copies of each key")
+    .add(cluster_node_id, "node-id", "this node's id in the cluster (kept in the data dir)")
+    .add(cluster_seeds, "seeds", "comma-separated host:port of other nodes' cluster ports")
+    .add(cluster_write_acks, "write-acks",
+         "copies that hold a write before it is acknowledged (0 = min(2, replication-factor))")
+    .add(cluster_secret, "secret", "shared secret peers must prove (HMAC challenge)")
+    .add(cluster_request_timeout, "request-timeout", "bound on every request to a peer")
+    .add(cluster_near_cache, "near-cache", "keep near copies of keys served for other owners");
 }
 
 std::string check_writable_dir(const std::string& dir) {
@@ -175,6 +182,33 @@ std::string node_config::check_values() {
     return bad("kura.prewarm.min-confidence", "must be within 0..1");
   if (replication_factor == 0)
     return bad("kura.cluster.replication-factor", "at least 1");
+  if (effective_write_acks() > replication_factor)
+    return bad("kura.cluster.write-acks", "at most kura.cluster.replication-factor");
+  if (cluster_request_timeout.count() <= 0)
+    return bad("kura.cluster.request-timeout", "must be positive");
+  if (heartbeat.count() <= 0 || sync_interval.count() <= 0)
+    return bad("kura.cluster.heartbeat", "heartbeat and sync-interval must be positive");
+  if (cluster_node_id.size() > 128
+      || cluster_node_id.find_first_of("@, \t\r\n") != std::string::npos)
+    return bad("kura.cluster.node-id", "at most 128 characters, no '@', ',' or spaces");
+  if (cluster_enabled() && cluster_port == 0)
+    return bad("cluster-port", "a cluster node needs its cluster port");
+  if (!cluster_seeds.empty()) {
+    std::stringstream ss(cluster_seeds);
+    std::string one;
+    while (std::getline(ss, one, ',')) {
+      auto c = one.rfind(':');
+      bool ok = !one.empty() && c != std::string::npos && c > 0 && c + 1 < one.size()
+                && c + 6 >= one.size()
+                && one.find_first_not_of("0123456789", c + 1) == std::string::npos;
+      if (ok) {
+        auto p = std::stoul(one.substr(c + 1));
+        ok = p > 0 && p <= 65535;
+      }
+      if (!ok)
+        return bad("kura.cluster.seeds", "comma-separated host:port, got '" + one + "'");
+    }
+  }
   if (metrics_port != 0 && metrics_port == port)
     return bad("metrics-port", "same as port");
   if (cluster_port != 0 && (cluster_port == port || cluster_port == metrics_port))
@@ -215,6 +249,7 @@ std::string node_config::parse_and_validate(int argc, char** argv) {
     {"kura.l3.fsync-batches", &l3_fsync_batches},
     {"kura.prewarm.enabled", &prewarm_enabled},
     {"kura.archive.enabled", &archive_enabled},
+    {"kura.cluster.near-cache", &cluster_near_cache},
   };
   for (auto& a : file_args) {
     bool handled = false;
@@ -257,6 +292,11 @@ std::string node_config::summary() const {
      << " l3=" << (l3_enabled ? (l3_sync ? "sync" : "write-behind") : "off")
      << (l3_enabled && !l3_sync ? (l3_fsync_batches ? " fsync-batches" : " no-fsync") : "")
      << " l4=" << (l3_enabled && archive_enabled ? archive_codec : std::string("off"));
+  if (cluster_enabled())
+    os << " cluster=" << cluster_node_id << " rf=" << replication_factor
+       << " write-acks=" << effective_write_acks()
+       << " seeds=" << (cluster_seeds.empty() ? std::string("none") : cluster_seeds)
+       << " secret=" << (cluster_secret.empty() ? "off" : "on");
   return os.str();
 }
 

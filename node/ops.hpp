@@ -21,9 +21,12 @@ namespace kura::node {
 using ops_request_atom = caf::atom_constant<caf::atom("ops_req")>;
 
 /// Spawns the ops actor and publishes it on bind:port. `l4` is the archive
-/// compactor (invalid when L4 is off).
+/// compactor (invalid when L4 is off); `coordinator` the cluster coordinator
+/// (invalid when the node is alone): the ops actor hands it to peers
+/// (coord_atom) and asks it for `kura members` (members_atom).
 caf::expected<caf::actor> start_ops(caf::actor_system& sys, const actors::store_handles& store,
                                     const node_config& cfg, const std::string& bind,
-                                    uint16_t port, caf::actor l4 = {});
+                                    uint16_t port, caf::actor l4 = {},
+                                    caf::actor coordinator = {});
 
 } // namespace kura::node

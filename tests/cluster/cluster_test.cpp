@@ -1,0 +1,239 @@
+// Real kura-node processes on loopback forming a cluster (issue 8): the ring
+// forms through a seed, kill -9 makes a peer suspect and then dead, the node
+// id is kept in the data dir, the cluster secret keeps strangers out, bad
+// input on the cluster port is logged and dropped, and any node serves any
+// key with reads failing over to a replica when the owner is gone.
+#include "cluster/cluster_harness.hpp"
+
+#include <doctest/doctest.h>
+
+#include <set>
+
+using namespace kura::test;
+
+namespace {
+
+std::string poke(uint16_t port, const std::string& args, int* rc) {
+  return run_shell(bin_dir() + "/tests/cluster_poke " + std::to_string(port) + " " + args + " 2>&1",
+                   rc);
+}
+
+std::string bulk(const std::string& s) {
+  return "$" + std::to_string(s.size()) + "\r\n" + s + "\r\n";
+}
+
+/// The ids in a RESP array of bulk strings.
+std::vector<std::string> bulk_array(const std::string& r) {
+  std::vector<std::string> out;
+  size_t p = r.find("\r\n");
+  while (p != std::string::npos && p + 2 < r.size()) {
+    p += 2;
+    if (r[p] != '$')
+      break;
+    auto nl = r.find("\r\n", p);
+    auto n = std::stoul(r.substr(p + 1, nl - p - 1));
+    out.push_back(r.substr(nl + 2, n));
+    p = nl + 2 + n;
+  }
+  return out;
+}
+
+/// n1, n2 joining through n1, n3 joining through n1; waits until all see 3 alive.
+void start_three(test_cluster& c) {
+  for (auto id : {"n1", "n2", "n3"})
+    REQUIRE(c.start(id).ready);
+  INFO(c.logs());
+  REQUIRE(wait_for([&] { return c.all_see_alive(3); }));
+}
+
+} // namespace
+
+TEST_CASE("three nodes form a ring; kill -9 makes one suspect at once, then dead") {
+  test_cluster c;
+  start_three(c);
+  INFO(c.logs());
+  auto json = members_json(c["n1"].cluster_port);
+  CHECK(member_state(json, "n1") == "alive");
+  CHECK(member_state(json, "n2") == "alive");
+  CHECK(member_state(json, "n3") == "alive");
+  CHECK(json.find("\"address\": \"127.0.0.1:" + std::to_string(c["n2"].cluster_port) + "\"") !=
+        std::string::npos);
+  CHECK(share_sum(json) == doctest::Approx(1.0).epsilon(0.01));
+  // The human table has one row per member.
+  auto table =
+      run_shell(bin_dir() + "/kura --port=" + std::to_string(c["n2"].cluster_port) + " members");
+  CHECK(table.find("INCARNATION") != std::string::npos);
+  CHECK(table.find("n3") != std::string::npos);
+
+  c["n3"].stop(SIGKILL);
+  // The connection drop is noticed at once (the peer becomes suspect without
+  // waiting for a failed probe), and the suspicion runs out into dead.
+  CHECK(wait_for([&] { return c["n1"].log().find("lost connection to n3") != std::string::npos; }));
+  CHECK(wait_for([&] {
+    return member_state(members_json(c["n1"].cluster_port), "n3") == "dead" &&
+           member_state(members_json(c["n2"].cluster_port), "n3") == "dead";
+  }));
+  CHECK(count_state(members_json(c["n2"].cluster_port), "alive") == 2);
+}
+
+TEST_CASE("any node serves any key; owners; reads fail over when the owner is killed") {
+  test_cluster c;
+  start_three(c);
+  INFO(c.logs());
+  // The issue's example.
+  CHECK(c["n2"].cli("set user:1 alice") == "OK\n");
+  CHECK(c["n3"].cli("get user:1") == "alice\n");
+  client k1(c["n1"].port);
+  auto owners = bulk_array(k1.call({"KURA.OWNERS", "user:1"}).value_or(""));
+  REQUIRE(owners.size() == 2);
+  CHECK(owners[0] != owners[1]);
+  for (auto& o : owners)
+    CHECK((o == "n1" || o == "n2" || o == "n3"));
+  // Every node gives the same placement.
+  client k3(c["n3"].port);
+  CHECK(bulk_array(k3.call({"KURA.OWNERS", "user:1"}).value_or("")) == owners);
+
+  // Pipelined writes through every node, many in flight per connection,
+  // replies in order; then every key reads back from every node.
+  const int n = 300;
+  for (auto& id : c.order) {
+    client w(c[id].port);
+    std::string batch;
+    for (int i = 0; i < n; ++i)
+      batch += client::multibulk({"SET", id + ":k" + std::to_string(i), "v" + std::to_string(i)});
+    REQUIRE(w.send(batch));
+    for (int i = 0; i < n; ++i)
+      REQUIRE(w.reply() == std::string("+OK\r\n"));
+  }
+  for (auto& reader : c.order) {
+    client r(c[reader].port);
+    std::string batch;
+    for (auto& writer : c.order)
+      for (int i = 0; i < n; i += 7)
+        batch += client::multibulk({"GET", writer + ":k" + std::to_string(i)});
+    REQUIRE(r.send(batch));
+    for (size_t w = 0; w < c.order.size(); ++w)
+      for (int i = 0; i < n; i += 7)
+        CHECK(r.reply() == bulk("v" + std::to_string(i)));
+  }
+  // Multi-key commands split per key.
+  CHECK(k1.call({"MSET", "a", "1", "b", "2", "c", "3"}) == std::string("+OK\r\n"));
+  CHECK(k3.call({"MGET", "a", "b", "c", "nope"}) ==
+        std::string("*4\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n$-1\r\n"));
+  CHECK(k3.call({"EXISTS", "a", "b", "nope"}) == std::string(":2\r\n"));
+  CHECK(k1.call({"DEL", "a", "b", "nope"}) == std::string(":2\r\n"));
+  CHECK(k3.call({"EXISTS", "a", "b", "c"}) == std::string(":1\r\n"));
+  // Atomic multi-key commands across slots are refused as Redis Cluster does.
+  CHECK(k1.call({"MSETNX", "a", "1", "b", "2"}).value_or("").rfind("-CROSSSLOT", 0) == 0);
+  CHECK(k1.call({"RENAME", "a", "b"}).value_or("").rfind("-CROSSSLOT", 0) == 0);
+  CHECK(k1.call({"PING"}) == std::string("+PONG\r\n"));
+
+  // Kill the owner of user:1: a surviving non-owner still reads it from the
+  // replica (the fetch to the owner fails over), before and after the owner
+  // is declared dead.
+  auto dead = owners[0];
+  std::string reader;
+  for (auto& id : c.order)
+    if (id != dead)
+      reader = id;
+  c[dead].stop(SIGKILL);
+  CHECK(c[reader].cli("get user:1") == "alice\n");
+  CHECK(
+      wait_for([&] { return member_state(members_json(c[reader].cluster_port), dead) == "dead"; }));
+  CHECK(c[reader].cli("get user:1") == "alice\n");
+  // Writes go on with one node down (the ring now has two members).
+  CHECK(c[reader].cli("set after:kill yes") == "OK\n");
+  for (auto& id : c.order)
+    if (id != dead)
+      CHECK(c[id].cli("get after:kill") == "yes\n");
+}
+
+TEST_CASE("the node id is kept in the data dir; another id on the same data is refused") {
+  temp_dir dir;
+  {
+    test_cluster c;
+    REQUIRE(c.start("n1", {}, dir.path).ready);
+    CHECK(c["n1"].stop(SIGTERM) == 0);
+  }
+  std::string out;
+  int rc = run_node_once({"--port=" + std::to_string(free_port()),
+                          "--cluster-port=" + std::to_string(free_port()), "--metrics-port=0",
+                          "--data-dir=" + dir.path, "--kura.cluster.node-id=n2"},
+                         out);
+  CHECK(rc == 1);
+  CHECK(out.find("belongs to cluster node 'n1'") != std::string::npos);
+  // The recorded id is used when none is given (a restart with seeds only).
+  test_cluster c;
+  REQUIRE(c.start("n1", {}, dir.path).ready);
+  auto json = members_json(c["n1"].cluster_port);
+  CHECK(member_state(json, "n1") == "alive");
+}
+
+TEST_CASE("the cluster secret: peers prove it, strangers are refused and logged") {
+  test_cluster c;
+  REQUIRE(c.start("n1", {"--kura.cluster.secret=s3cret"}).ready);
+  REQUIRE(c.start("n2", {"--kura.cluster.secret=s3cret"}).ready);
+  INFO(c.logs());
+  REQUIRE(wait_for([&] { return c.all_see_alive(2); }));
+  int rc = 0;
+  poke(c["n1"].cluster_port, "handshake wrong", &rc);
+  CHECK(rc == 3);
+  CHECK(wait_for(
+      [&] { return c["n1"].log().find("does not know the cluster secret") != std::string::npos; }));
+  poke(c["n1"].cluster_port, "handshake s3cret", &rc);
+  CHECK(rc == 0);
+  // A node started with the wrong secret finds out at its first handshake
+  // and never joins.
+  auto& n3 = c.start("n3", {"--kura.cluster.secret=guess"});
+  REQUIRE(n3.ready);
+  CHECK(wait_for([&] { return n3.log().find("cluster secret mismatch") != std::string::npos; }));
+  CHECK(member_state(members_json(c["n1"].cluster_port), "n3").empty());
+  CHECK(c["n2"].cli("set k v") == "OK\n");
+  CHECK(c["n1"].cli("get k") == "v\n");
+}
+
+TEST_CASE(
+    "garbage, truncated msgpack and strangers on the cluster port: logged, dropped, node lives") {
+  test_cluster c;
+  // One node: it can hold only one copy, so it acknowledges after one.
+  REQUIRE(c.start("n1", {"--kura.cluster.secret=s3cret", "--kura.cluster.write-acks=1"}).ready);
+  INFO(c.logs());
+  auto& n1 = c["n1"];
+  {
+    client raw(n1.cluster_port); // not CAF at all
+    REQUIRE(raw.ok());
+    std::string junk(4096, '\0');
+    for (size_t i = 0; i < junk.size(); ++i)
+      junk[i] = static_cast<char>((i * 131 + 7) & 0xff);
+    raw.send(junk);
+    CHECK(raw.closed_by_peer(5000));
+  }
+  {
+    client raw(n1.cluster_port);
+    raw.send(std::string("\x00\x00\x00\x10", 4)); // a BASP header cut short
+  }
+  int rc = 0;
+  poke(n1.cluster_port, "stranger", &rc);
+  CHECK(rc == 0);
+  CHECK(wait_for([&] { return n1.log().find("unauthenticated peer") != std::string::npos; }));
+  poke(n1.cluster_port, "truncated s3cret", &rc);
+  CHECK(rc == 0);
+  CHECK(wait_for([&] { return n1.log().find("dropped a bad message") != std::string::npos; }));
+  CHECK(n1.alive());
+  CHECK(n1.cli("ping") == "PONG\n");
+  CHECK(n1.cli("set x 1") == "OK\n");
+  CHECK(n1.cli("get x") == "1\n");
+  CHECK(member_state(members_json(n1.cluster_port), "n1") == "alive");
+}
+
+TEST_CASE("a lone node without seeds or node id is not in a cluster") {
+  node_process n({"--kura.archive.enabled=false"});
+  REQUIRE(n.ready);
+  int rc = 0;
+  auto out = run_shell(
+      bin_dir() + "/kura --port=" + std::to_string(n.cluster_port) + " members 2>&1", &rc);
+  CHECK(rc == 1);
+  CHECK(out.find("not in a cluster") != std::string::npos);
+  CHECK(n.cli("set a 1") == "OK\n");
+  CHECK(n.cli("incr a") == "2\n");
+}
