@@ -75,9 +75,13 @@ inline double share_sum(const std::string& json) {
 /// A set of kura-node processes forming one cluster.
 class test_cluster {
 public:
-  /// Starts node `id` joining through the first node (unless it is the first).
+  /// Starts node `id` joining through the first node (unless it is the
+  /// first); it is known as `key` here (default: its id; a restarted node
+  /// needs a new key).
   node_process& start(const std::string& id, std::vector<std::string> extra = {},
-                      const std::string& data_dir = {}) {
+                      const std::string& data_dir = {}, std::string key = {}) {
+    if (key.empty())
+      key = id;
     auto args = fast_cluster_flags();
     args.push_back("--kura.cluster.node-id=" + id);
     if (!nodes.empty() && !has_seed(extra))
@@ -86,8 +90,8 @@ public:
     args.insert(args.end(), extra.begin(), extra.end());
     auto n = std::make_unique<node_process>(args, data_dir);
     auto& ref = *n;
-    nodes[id] = std::move(n);
-    order.push_back(id);
+    nodes[key] = std::move(n);
+    order.push_back(key);
     return ref;
   }
 

@@ -7,7 +7,9 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <set>
+#include <thread>
 
 using namespace kura::test;
 
@@ -236,4 +238,139 @@ TEST_CASE("a lone node without seeds or node id is not in a cluster") {
   CHECK(out.find("not in a cluster") != std::string::npos);
   CHECK(n.cli("set a 1") == "OK\n");
   CHECK(n.cli("incr a") == "2\n");
+}
+
+namespace {
+
+/// Writes distinct keys `prefix:i` through one node in pipelined batches and
+/// records every acknowledged one, until `stop` or the connection is gone.
+struct load_writer {
+  std::string prefix;
+  uint16_t port = 0;
+  std::atomic<bool>* stop = nullptr;
+  std::vector<std::string> acked;
+  std::atomic<size_t> attempts{0};
+  void run() {
+    client w(port);
+    for (int i = 0; !stop->load() && w.ok(); i += 16) {
+      std::string batch;
+      for (int j = i; j < i + 16; ++j)
+        batch +=
+            client::multibulk({"SET", prefix + ":" + std::to_string(j), "v" + std::to_string(j)});
+      if (!w.send(batch))
+        return;
+      for (int j = i; j < i + 16; ++j) {
+        auto r = w.reply(15000);
+        if (!r)
+          return; // the node died: its connection is gone
+        if (*r == "+OK\r\n")
+          acked.push_back(prefix + ":" + std::to_string(j));
+      }
+      attempts += 16;
+    }
+  }
+};
+
+/// Keys of `keys` that node `port` does not return with their value.
+std::vector<std::string> missing_on(uint16_t port, const std::vector<std::string>& keys) {
+  std::vector<std::string> miss;
+  client r(port);
+  for (size_t i = 0; i < keys.size(); i += 64) {
+    std::string batch;
+    size_t end = std::min(keys.size(), i + 64);
+    for (size_t j = i; j < end; ++j)
+      batch += client::multibulk({"GET", keys[j]});
+    if (!r.send(batch))
+      return keys;
+    for (size_t j = i; j < end; ++j) {
+      auto v = r.reply();
+      auto want = "v" + keys[j].substr(keys[j].rfind(':') + 1);
+      if (!v || *v != bulk(want))
+        miss.push_back(keys[j]);
+    }
+  }
+  return miss;
+}
+
+} // namespace
+
+TEST_CASE("kill -9 under load: no acknowledged write is lost; the restarted node converges") {
+  test_cluster c;
+  start_three(c);
+  INFO(c.logs());
+  std::atomic<bool> stop{false};
+  std::vector<std::unique_ptr<load_writer>> ws;
+  for (auto& id : c.order) {
+    auto w = std::make_unique<load_writer>();
+    w->prefix = "load-" + id;
+    w->port = c[id].port;
+    w->stop = &stop;
+    ws.push_back(std::move(w));
+  }
+  std::vector<std::thread> threads;
+  for (auto& w : ws)
+    threads.emplace_back([&w] { w->run(); });
+  auto total = [&] {
+    size_t n = 0;
+    for (auto& w : ws)
+      n += w->attempts.load();
+    return n;
+  };
+  CHECK(wait_for([&] { return total() >= 1500; }, 60000));
+  auto data_dir = c["n2"].data_dir;
+  c["n2"].stop(SIGKILL); // mid-stream
+  CHECK(wait_for([&] { return member_state(members_json(c["n1"].cluster_port), "n2") == "dead"; }));
+  size_t after = total();
+  CHECK(wait_for([&] { return total() >= after + 600; }, 60000)); // writes go on without n2
+  stop = true;
+  for (auto& t : threads)
+    t.join();
+  std::vector<std::string> acked;
+  for (auto& w : ws)
+    acked.insert(acked.end(), w->acked.begin(), w->acked.end());
+  MESSAGE("acknowledged writes: " << acked.size());
+  REQUIRE(acked.size() > 1000);
+  // Every acknowledged write is readable from the survivors.
+  for (auto id : {"n1", "n3"}) {
+    auto miss = missing_on(c[id].port, acked);
+    CHECK_MESSAGE(miss.empty(), id << " lost " << miss.size() << " acknowledged writes, e.g. "
+                                   << (miss.empty() ? "" : miss.front()));
+  }
+  // n2 comes back on its data dir; once the cluster converged every node
+  // (a replica answers from its own store) returns every acknowledged write.
+  auto& n2 = c.start("n2", {}, data_dir, "n2b");
+  REQUIRE(n2.ready);
+  CHECK(
+      wait_for([&] { return member_state(members_json(c["n1"].cluster_port), "n2") == "alive"; }));
+  for (auto id : {"n1", "n2b", "n3"})
+    CHECK_MESSAGE(wait_for([&] { return missing_on(c[id].port, acked).empty(); }, 60000),
+                  id << " still misses " << missing_on(c[id].port, acked).size() << " keys");
+}
+
+TEST_CASE("a frozen node (SIGSTOP) is declared dead; SIGCONT brings it back at a new incarnation") {
+  test_cluster c;
+  start_three(c);
+  INFO(c.logs());
+  CHECK(c["n1"].cli("set frozen:1 before") == "OK\n");
+  auto inc_of = [&](const std::string& json, const std::string& id) {
+    auto p = json.find("{\"id\": \"" + id + "\"");
+    auto q = json.find("\"incarnation\": ", p);
+    return std::strtoull(json.c_str() + q + 15, nullptr, 10);
+  };
+  auto inc_before = inc_of(members_json(c["n1"].cluster_port), "n3");
+  ::kill(c["n3"].pid, SIGSTOP);
+  CHECK(wait_for([&] {
+    return member_state(members_json(c["n1"].cluster_port), "n3") == "dead" &&
+           member_state(members_json(c["n2"].cluster_port), "n3") == "dead";
+  }));
+  // Its slots are served by the others meanwhile.
+  CHECK(c["n2"].cli("get frozen:1") == "before\n");
+  CHECK(c["n2"].cli("set frozen:1 during") == "OK\n");
+  CHECK(c["n1"].cli("get frozen:1") == "during\n");
+  ::kill(c["n3"].pid, SIGCONT);
+  CHECK(
+      wait_for([&] { return member_state(members_json(c["n1"].cluster_port), "n3") == "alive"; }));
+  CHECK(inc_of(members_json(c["n1"].cluster_port), "n3") > inc_before);
+  // The write it missed reaches it (hint / anti-entropy).
+  CHECK(wait_for([&] { return c["n3"].cli("get frozen:1") == "during\n"; }));
 }
