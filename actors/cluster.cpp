@@ -33,6 +33,7 @@ gossip::node_config make_node_config(const cluster_settings& s, gossip::node_id 
   nc.write_timeout_ms = 2 * s.request_timeout_ms;
   nc.read_timeout_ms = s.request_timeout_ms;
   nc.near_ttl_ms = s.near_cache ? 60'000 : 0;
+  nc.ack_after_invalidation = true;
   return nc;
 }
 

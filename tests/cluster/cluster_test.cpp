@@ -7,6 +7,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <set>
 #include <thread>
@@ -373,4 +374,34 @@ TEST_CASE("a frozen node (SIGSTOP) is declared dead; SIGCONT brings it back at a
   CHECK(inc_of(members_json(c["n1"].cluster_port), "n3") > inc_before);
   // The write it missed reaches it (hint / anti-entropy).
   CHECK(wait_for([&] { return c["n3"].cli("get frozen:1") == "during\n"; }));
+}
+
+TEST_CASE("invalidation: a near copy on A is not served after B's write returned") {
+  test_cluster c;
+  start_three(c);
+  INFO(c.logs());
+  // Keys for which n1 is not a replica: n1 reads them from the owner and keeps
+  // a near copy; then another node writes them.
+  client k1(c["n1"].port);
+  std::vector<std::string> keys;
+  for (int i = 0; keys.size() < 50 && i < 5000; ++i) {
+    auto key = "near:" + std::to_string(i);
+    auto owners = bulk_array(k1.call({"KURA.OWNERS", key}).value_or(""));
+    if (std::find(owners.begin(), owners.end(), "n1") == owners.end())
+      keys.push_back(key);
+  }
+  REQUIRE(keys.size() == 50);
+  client k2(c["n2"].port), k3(c["n3"].port);
+  for (size_t round = 0; round < 3; ++round) {
+    for (size_t i = 0; i < keys.size(); ++i) {
+      auto& writer = (i % 2) ? k2 : k3;
+      auto v1 = "a" + std::to_string(round);
+      auto v2 = "b" + std::to_string(round);
+      REQUIRE(writer.call({"SET", keys[i], v1}) == std::string("+OK\r\n"));
+      REQUIRE(k1.call({"GET", keys[i]}) == bulk(v1)); // near copy on n1
+      REQUIRE(writer.call({"SET", keys[i], v2}) == std::string("+OK\r\n"));
+      auto got = k1.call({"GET", keys[i]}).value_or("(none)");
+      CHECK_MESSAGE(got == bulk(v2), "n1 served " << got); // never the near copy
+    }
+  }
 }
