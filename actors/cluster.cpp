@@ -23,7 +23,8 @@ namespace {
 gossip::node_config make_node_config(const cluster_settings& s, gossip::node_id gid) {
   gossip::node_config nc;
   nc.members.self = gid;
-  nc.members.addr = member_addr(s.name, s.host + ":" + std::to_string(s.port));
+  nc.members.addr = member_addr(s.name, s.advertise.empty() ? s.host + ":" + std::to_string(s.port)
+                                                            : s.advertise);
   nc.members.probe_interval_ms = s.heartbeat_ms;
   nc.members.probe_timeout_ms = std::max<uint64_t>(1, s.heartbeat_ms * 3 / 10);
   nc.members.sync_interval_ms = s.sync_ms;
@@ -267,7 +268,7 @@ std::string random_nonce() {
 }
 
 std::string own_addr(const cluster_settings& s) {
-  return s.host + ":" + std::to_string(s.port);
+  return s.advertise.empty() ? s.host + ":" + std::to_string(s.port) : s.advertise;
 }
 
 std::string mac_b(const cluster_settings& s, const std::string& nonce_a, const std::string& nonce_b,
@@ -451,8 +452,9 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
     seed_state sd;
     if (!split_host_port(hp, sd.host, sd.port))
       continue;
-    if (sd.port == s.port &&
-        (sd.host == s.host || sd.host == "127.0.0.1" || sd.host == "localhost"))
+    if ((sd.port == s.port &&
+         (sd.host == s.host || sd.host == "127.0.0.1" || sd.host == "localhost")) ||
+        hp == s.advertise)
       continue; // ourselves
     st.seeds.push_back(sd);
   }

@@ -59,6 +59,7 @@ struct cluster_settings {
   std::string name;               ///< kura.cluster.node-id
   std::string host = "127.0.0.1"; ///< where peers reach our cluster port
   uint16_t port = 0;              ///< our cluster port
+  std::string advertise;          ///< host:port peers dial instead (a proxy, NAT); empty: host:port
   std::vector<std::string> seeds; ///< host:port of seeds' cluster ports
   uint32_t replication_factor = 2;
   uint32_t write_acks = 2;

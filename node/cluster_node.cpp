@@ -92,6 +92,7 @@ actors::cluster_settings cluster_settings_of(const node_config& cfg, const std::
   s.replication_factor = static_cast<uint32_t>(cfg.replication_factor);
   s.write_acks = static_cast<uint32_t>(cfg.effective_write_acks());
   s.secret = cfg.cluster_secret;
+  s.advertise = cfg.cluster_advertise;
   s.heartbeat_ms = ms(cfg.heartbeat);
   s.sync_ms = ms(cfg.sync_interval);
   s.request_timeout_ms = ms(cfg.cluster_request_timeout);

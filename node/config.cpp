@@ -74,6 +74,8 @@ node_config::node_config() {
     .add(cluster_write_acks, "write-acks",
          "copies that hold a write before it is acknowledged (0 = min(2, replication-factor))")
     .add(cluster_secret, "secret", "shared secret peers must prove (HMAC challenge)")
+    .add(cluster_advertise, "advertise",
+         "host:port other nodes dial to reach this node (default: bind:cluster-port)")
     .add(cluster_request_timeout, "request-timeout", "bound on every request to a peer")
     .add(cluster_near_cache, "near-cache", "keep near copies of keys served for other owners");
 }
@@ -193,22 +195,26 @@ std::string node_config::check_values() {
     return bad("kura.cluster.node-id", "at most 128 characters, no '@', ',' or spaces");
   if (cluster_enabled() && cluster_port == 0)
     return bad("cluster-port", "a cluster node needs its cluster port");
+  auto host_port_ok = [](const std::string& one) {
+    auto c = one.rfind(':');
+    bool ok = !one.empty() && c != std::string::npos && c > 0 && c + 1 < one.size()
+              && c + 6 >= one.size()
+              && one.find_first_not_of("0123456789", c + 1) == std::string::npos;
+    if (ok) {
+      auto p = std::stoul(one.substr(c + 1));
+      ok = p > 0 && p <= 65535;
+    }
+    return ok;
+  };
   if (!cluster_seeds.empty()) {
     std::stringstream ss(cluster_seeds);
     std::string one;
-    while (std::getline(ss, one, ',')) {
-      auto c = one.rfind(':');
-      bool ok = !one.empty() && c != std::string::npos && c > 0 && c + 1 < one.size()
-                && c + 6 >= one.size()
-                && one.find_first_not_of("0123456789", c + 1) == std::string::npos;
-      if (ok) {
-        auto p = std::stoul(one.substr(c + 1));
-        ok = p > 0 && p <= 65535;
-      }
-      if (!ok)
+    while (std::getline(ss, one, ','))
+      if (!host_port_ok(one))
         return bad("kura.cluster.seeds", "comma-separated host:port, got '" + one + "'");
-    }
   }
+  if (!cluster_advertise.empty() && !host_port_ok(cluster_advertise))
+    return bad("kura.cluster.advertise", "host:port, got '" + cluster_advertise + "'");
   if (metrics_port != 0 && metrics_port == port)
     return bad("metrics-port", "same as port");
   if (cluster_port != 0 && (cluster_port == port || cluster_port == metrics_port))

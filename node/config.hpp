@@ -75,6 +75,7 @@ struct node_config : caf::actor_system_config {
   std::string cluster_seeds;       ///< comma-separated host:port of cluster ports
   uint64_t cluster_write_acks = 0; ///< 0 = min(2, replication-factor)
   std::string cluster_secret;      ///< HMAC challenge on connect; empty = none
+  std::string cluster_advertise;   ///< host:port peers dial (default bind:cluster-port)
   caf::timespan cluster_request_timeout = std::chrono::seconds(2);
   bool cluster_near_cache = true;
 

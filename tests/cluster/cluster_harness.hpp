@@ -90,6 +90,9 @@ public:
     args.insert(args.end(), extra.begin(), extra.end());
     auto n = std::make_unique<node_process>(args, data_dir);
     auto& ref = *n;
+    for (auto& x : extra) // an explicit cluster port (node_process keeps its own pick)
+      if (x.rfind("--cluster-port=", 0) == 0)
+        ref.cluster_port = static_cast<uint16_t>(std::stoi(x.substr(15)));
     nodes[key] = std::move(n);
     order.push_back(key);
     return ref;
@@ -125,6 +128,72 @@ private:
         return true;
     return false;
   }
+};
+
+} // namespace kura::test
+
+namespace kura::test {
+
+/// tests/cluster/fault_proxy.py as a child process: routes listen -> target
+/// on loopback, faults switched through its control port.
+class fault_proxy {
+public:
+  /// `routes`: (listen port, target port) pairs.
+  explicit fault_proxy(const std::vector<std::pair<uint16_t, uint16_t>>& routes) {
+    const char* src = std::getenv("KURA_SOURCE_DIR");
+    std::string script = std::string(src ? src : ".") + "/tests/cluster/fault_proxy.py";
+    control_port = free_port();
+    std::vector<std::string> args{"python3", script, std::to_string(control_port)};
+    for (auto& [l, t] : routes)
+      args.push_back(std::to_string(l) + ":" + std::to_string(t));
+    int fds[2];
+    if (::pipe(fds) != 0)
+      return;
+    pid = ::fork();
+    if (pid == 0) {
+      ::dup2(fds[1], 1);
+      ::close(fds[0]);
+      std::vector<char*> argv;
+      for (auto& a : args)
+        argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execvp("python3", argv.data());
+      ::_exit(127);
+    }
+    ::close(fds[1]);
+    char buf[64];
+    auto n = ::read(fds[0], buf, sizeof(buf)); // "ready\n" once every port listens
+    ready = n > 0 && std::string(buf, static_cast<size_t>(n)).find("ready") != std::string::npos;
+    out_fd_ = fds[0]; // kept open: a closed pipe would kill the proxy's next write
+  }
+  ~fault_proxy() {
+    if (pid > 0) {
+      ::kill(pid, SIGTERM);
+      ::waitpid(pid, nullptr, 0);
+    }
+    if (out_fd_ >= 0)
+      ::close(out_fd_);
+  }
+  fault_proxy(const fault_proxy&) = delete;
+  fault_proxy& operator=(const fault_proxy&) = delete;
+
+  /// Sends one control command ("cut", "drop", "delay 200", "heal"); true on "ok".
+  bool command(const std::string& cmd) {
+    client c(control_port);
+    if (!c.ok() || !c.send(cmd + "\n"))
+      return false;
+    while (c.buffer().find('\n') == std::string::npos)
+      if (!c.fill(5000))
+        break;
+    return c.buffer().rfind("ok", 0) == 0;
+  }
+
+  pid_t pid = -1;
+  uint16_t control_port = 0;
+  bool ready = false;
+
+private:
+  int out_fd_ = -1;
 };
 
 } // namespace kura::test

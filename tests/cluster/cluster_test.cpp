@@ -405,3 +405,63 @@ TEST_CASE("invalidation: a near copy on A is not served after B's write returned
     }
   }
 }
+
+TEST_CASE("partition through the fault proxy, then heal: membership and data converge") {
+  // Every node is reached only through the proxy (kura.cluster.advertise), so
+  // cutting the proxy cuts every link between nodes, whoever dialed.
+  std::vector<uint16_t> cport, pport;
+  std::vector<std::pair<uint16_t, uint16_t>> routes;
+  for (int i = 0; i < 3; ++i) {
+    cport.push_back(free_port());
+    pport.push_back(free_port());
+    routes.emplace_back(pport[i], cport[i]);
+  }
+  fault_proxy proxy(routes);
+  REQUIRE(proxy.ready);
+  test_cluster c;
+  auto seed = "--kura.cluster.seeds=127.0.0.1:" + std::to_string(pport[0]);
+  for (int i = 0; i < 3; ++i) {
+    std::vector<std::string> extra{"--cluster-port=" + std::to_string(cport[i]),
+                                   "--kura.cluster.advertise=127.0.0.1:" + std::to_string(pport[i]),
+                                   "--kura.cluster.write-acks=1", seed};
+    REQUIRE(c.start("n" + std::to_string(i + 1), extra).ready);
+  }
+  INFO(c.logs());
+  REQUIRE(wait_for([&] { return c.all_see_alive(3); }));
+  CHECK(members_json(c["n1"].cluster_port).find(std::to_string(pport[1])) != std::string::npos);
+  CHECK(c["n1"].cli("set shared before") == "OK\n");
+
+  // A slow link still works.
+  REQUIRE(proxy.command("delay 50"));
+  CHECK(c["n2"].cli("get shared") == "before\n");
+
+  // Cut: every node ends up alone and keeps serving (write-acks 1).
+  REQUIRE(proxy.command("cut"));
+  // (a suspect near-cache holder would hold writes back until it is dead)
+  CHECK(wait_for([&] {
+    for (auto& id : c.order)
+      if (count_state(members_json(c[id].cluster_port), "dead") != 2)
+        return false;
+    return true;
+  }));
+  for (auto& id : c.order)
+    CHECK(c[id].cli("set side:" + id + " " + id) == "OK\n");
+  CHECK(c["n3"].cli("set shared n3") == "OK\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  CHECK(c["n1"].cli("set shared n1-last") == "OK\n"); // the newest write wins
+
+  // Heal: the members find each other again and the data converges.
+  REQUIRE(proxy.command("heal"));
+  CHECK(wait_for([&] { return c.all_see_alive(3); }, 60000));
+  for (auto& reader : c.order) {
+    CHECK(wait_for([&] { return c[reader].cli("get shared") == "n1-last\n"; }, 30000));
+    for (auto& id : c.order)
+      CHECK(wait_for([&] { return c[reader].cli("get side:" + id) == id + "\n"; }, 30000));
+  }
+
+  // Drop (no resets): only timeouts notice; the others declare the nodes dead.
+  REQUIRE(proxy.command("drop"));
+  CHECK(wait_for([&] { return c.all_see_alive(1); }, 60000));
+  REQUIRE(proxy.command("heal"));
+  CHECK(wait_for([&] { return c.all_see_alive(3); }, 60000));
+}
