@@ -8,6 +8,7 @@
 #include "actors/cluster.hpp"
 #include "actors/messages.hpp"
 #include "node/archive_node.hpp"
+#include "node/cli_reply.hpp"
 #include "node/ops.hpp"
 
 #include <caf/all.hpp>
@@ -47,44 +48,6 @@ void usage() {
                "  members (cluster membership: id, address, state, incarnation, ring share)\n";
 }
 
-std::string json_str(std::string_view s) {
-  std::string o = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': o += "\\\""; break;
-      case '\\': o += "\\\\"; break;
-      case '\n': o += "\\n"; break;
-      case '\r': o += "\\r"; break;
-      case '\t': o += "\\t"; break;
-      default:
-        if (c < 0x20 || c >= 0x7f) {
-          char b[8];
-          std::snprintf(b, sizeof(b), "\\u%04x", c);
-          o += b;
-        } else {
-          o += static_cast<char>(c);
-        }
-    }
-  }
-  return o + "\"";
-}
-
-void print_table(const node_status& s, bool json) {
-  if (json) {
-    std::cout << "{";
-    for (size_t i = 0; i < s.names.size() && i < s.values.size(); ++i)
-      std::cout << (i ? ", " : "") << json_str(s.names[i]) << ": " << json_str(s.values[i]);
-    std::cout << "}\n";
-    return;
-  }
-  size_t w = 4;
-  for (auto& n : s.names)
-    w = std::max(w, n.size());
-  std::cout << std::string("NAME") << std::string(w - 4 + 2, ' ') << "VALUE\n";
-  for (size_t i = 0; i < s.names.size() && i < s.values.size(); ++i)
-    std::cout << s.names[i] << std::string(w - s.names[i].size() + 2, ' ') << s.values[i] << "\n";
-}
-
 /// `kura members`: one row per member, or a JSON array of objects.
 int print_members(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& ops,
                   bool json, std::chrono::milliseconds timeout) {
@@ -109,7 +72,7 @@ int print_members(caf::actor_system& sys, caf::scoped_actor& self, const caf::ac
   }
   if (!rep->error.empty()) {
     if (json)
-      std::cout << "{\"error\": " << json_str(rep->error) << "}\n";
+      std::cout << "{\"error\": " << node::json_str(rep->error) << "}\n";
     std::cerr << "kura: " << rep->error << "\n";
     return 1;
   }
@@ -119,9 +82,9 @@ int print_members(caf::actor_system& sys, caf::scoped_actor& self, const caf::ac
       auto& m = rep->members[i];
       char share[32];
       std::snprintf(share, sizeof(share), "%.6f", m.share);
-      std::cout << (i ? ", " : "") << "{\"id\": " << json_str(m.id)
-                << ", \"address\": " << json_str(m.address)
-                << ", \"state\": " << json_str(m.state) << ", \"incarnation\": " << m.incarnation
+      std::cout << (i ? ", " : "") << "{\"id\": " << node::json_str(m.id)
+                << ", \"address\": " << node::json_str(m.address)
+                << ", \"state\": " << node::json_str(m.state) << ", \"incarnation\": " << m.incarnation
                 << ", \"share\": " << share << ", \"self\": " << (m.self ? "true" : "false")
                 << "}";
     }
@@ -270,49 +233,5 @@ int main(int argc, char** argv) {
              [&](caf::error& err) { why = sys.render(err); });
   if (!answered)
     unreachable(why);
-  if (req.op == kv_request::status || req.op == kv_request::stats || req.op == kv_request::config) {
-    auto st = decode_message<node_status>(msg_type::node_status, answer);
-    if (!st) {
-      auto err = decode_message<kv_reply>(msg_type::kv_reply, answer);
-      std::cerr << "kura: " << (err ? err->error : st.err().message) << "\n";
-      finish(1);
-    }
-    print_table(*st, o.json);
-    finish(0);
-  }
-  auto r = decode_message<kv_reply>(msg_type::kv_reply, answer);
-  if (!r) {
-    std::cerr << "kura: bad answer from the node: " << r.err().message << "\n";
-    finish(1);
-  }
-  if (!r->error.empty()) {
-    if (o.json)
-      std::cout << "{\"error\": " << json_str(r->error) << "}\n";
-    std::cerr << "kura: " << r->error << "\n";
-    finish(1);
-  }
-  switch (req.op) {
-    case kv_request::get:
-      if (o.json)
-        std::cout << "{\"key\": " << json_str(req.key) << ", \"found\": "
-                  << (r->found ? "true" : "false") << ", \"value\": "
-                  << (r->found ? json_str(r->value) : "null") << ", \"expiry_ms\": " << r->expiry_ms
-                  << "}\n";
-      else
-        std::cout << (r->found ? r->value : "(nil)") << "\n";
-      break;
-    case kv_request::tier:
-      std::cout << (o.json ? "{\"tier\": " + json_str(r->value) + "}" : r->value) << "\n";
-      break;
-    case kv_request::del:
-    case kv_request::expire:
-      if (o.json)
-        std::cout << "{\"existed\": " << (r->found ? "true" : "false") << "}\n";
-      else
-        std::cout << (r->found ? 1 : 0) << "\n";
-      break;
-    default:
-      std::cout << (o.json ? "{\"ok\": true}" : "OK") << "\n";
-  }
-  finish(0);
+  finish(node::print_reply(req, answer, o.json, std::cout, std::cerr));
 }

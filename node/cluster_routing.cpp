@@ -1,6 +1,7 @@
 #include "node/cluster_routing.hpp"
 
 #include "tiers/clock.hpp"
+#include "tiers/slot.hpp"
 
 #include <charconv>
 #include <memory>
@@ -233,25 +234,6 @@ void cmd_ttl(cluster_core& c, const std::vector<std::string_view>& a, bool ms,
 
 } // namespace
 
-uint16_t key_slot(std::string_view key) {
-  // Redis Cluster: CRC16-CCITT (XModem) of the key, or of the part between
-  // the first '{' and the next '}' when that part is not empty; mod 16384.
-  auto open = key.find('{');
-  if (open != std::string_view::npos) {
-    auto close = key.find('}', open + 1);
-    if (close != std::string_view::npos && close > open + 1)
-      key = key.substr(open + 1, close - open - 1);
-  }
-  uint16_t crc = 0;
-  for (unsigned char ch : key) {
-    crc ^= static_cast<uint16_t>(ch << 8);
-    for (int i = 0; i < 8; ++i)
-      crc = (crc & 0x8000) ? static_cast<uint16_t>((crc << 1) ^ 0x1021)
-                           : static_cast<uint16_t>(crc << 1);
-  }
-  return crc & 16383;
-}
-
 route classify(const std::vector<std::string_view>& args) {
   static const char* local_cmds[] = {"ping",   "echo",    "time",   "info",  "select",
                                      "config", "command", "client", "hello", "quit"};
@@ -338,7 +320,7 @@ void run_clustered(cluster_core& c, const std::vector<std::string_view>& a,
     size_t last = name == "msetnx" ? a.size() : std::min<size_t>(a.size(), 3);
     bool cross = false;
     for (size_t i = 1 + step; i < last; i += step)
-      cross = cross || key_slot(a[i]) != key_slot(a[1]);
+      cross = cross || kura::key_slot(a[i]) != kura::key_slot(a[1]);
     if (cross)
       return done(error_reply("CROSSSLOT Keys in request don't hash to the same slot"));
   }

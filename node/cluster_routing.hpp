@@ -34,7 +34,4 @@ route classify(const std::vector<std::string_view>& args);
 void run_clustered(actors::cluster_core& c, const std::vector<std::string_view>& args,
                    std::function<void(out_buffer&&)> done);
 
-/// Redis Cluster's hash slot of a key (CRC16 of the key or its {hash tag}).
-uint16_t key_slot(std::string_view key);
-
 } // namespace kura::node
