@@ -99,7 +99,16 @@ status cluster_core::on_message(gossip::node_id from, std::string_view bytes, ui
   return st;
 }
 
+void cluster_core::after(uint64_t ms, std::function<void()> fn) {
+  timers_.emplace(real_clock::instance().now_ms() + ms, std::move(fn));
+}
+
 void cluster_core::tick(uint64_t now) {
+  while (!timers_.empty() && timers_.begin()->first <= now) {
+    auto fn = std::move(timers_.begin()->second);
+    timers_.erase(timers_.begin());
+    fn();
+  }
   if (!node_)
     return;
   node_->tick(now);

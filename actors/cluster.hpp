@@ -97,6 +97,8 @@ public:
   void read(const std::string& key, result_fn fn);
   /// Calls waiting for an answer.
   size_t in_flight() const noexcept { return waiting_.size(); }
+  /// Runs `fn` on the multiplexer thread after `ms` (WAIT's timeout).
+  void after(uint64_t ms, std::function<void()> fn);
 
   // -- the coordinator's side ----------------------------------------------------
 
@@ -122,6 +124,7 @@ private:
   gossip::node_id gid_;
   std::optional<gossip::node> node_;
   std::unordered_map<uint64_t, result_fn> waiting_;
+  std::multimap<uint64_t, std::function<void()>> timers_; ///< due ms -> fn
 };
 
 /// What spawn_cluster started.

@@ -1,5 +1,6 @@
 #include "node/cluster_routing.hpp"
 
+#include "node/resp_parser.hpp"
 #include "tiers/clock.hpp"
 #include "tiers/slot.hpp"
 
@@ -20,11 +21,6 @@ std::string lower(std::string_view s) {
     if (ch >= 'A' && ch <= 'Z')
       ch = static_cast<char>(ch - 'A' + 'a');
   return o;
-}
-
-bool parse_i64(std::string_view s, int64_t& v) {
-  auto r = std::from_chars(s.data(), s.data() + s.size(), v);
-  return r.ec == std::errc{} && r.ptr == s.data() + s.size() && !s.empty();
 }
 
 /// A reply buffer with room reserved (GCC 12's -Warray-bounds misfires on
@@ -146,7 +142,7 @@ void cmd_set(cluster_core& c, const std::vector<std::string_view>& a,
       int64_t v = 0;
       if (i + 1 >= a.size() || expiry != 0)
         return done(error_reply("ERR syntax error"));
-      if (!parse_i64(a[++i], v))
+      if (!parse_int64(a[++i], v))
         return done(error_reply("ERR value is not an integer or out of range"));
       if (v <= 0)
         return done(error_reply("ERR invalid expire time in 'set' command"));
@@ -171,7 +167,7 @@ void cmd_setex(cluster_core& c, const std::vector<std::string_view>& a, int64_t 
   if (a.size() != 4)
     return done(arity_error(a[0]));
   int64_t v = 0;
-  if (!parse_i64(a[2], v))
+  if (!parse_int64(a[2], v))
     return done(error_reply("ERR value is not an integer or out of range"));
   if (v <= 0)
     return done(error_reply("ERR invalid expire time in '" + lower(a[0]) + "' command"));
@@ -234,14 +230,20 @@ void cmd_ttl(cluster_core& c, const std::vector<std::string_view>& a, bool ms,
 
 } // namespace
 
-route classify(const std::vector<std::string_view>& args) {
-  static const char* local_cmds[] = {"ping",   "echo",    "time",   "info",  "select",
-                                     "config", "command", "client", "hello", "quit"};
+route classify(const command_registry& reg, const std::vector<std::string_view>& args) {
+  int id = reg.resolve(args);
+  if (id < 0)
+    return route::local; // the command table answers unknown commands
+  auto& sp = reg.spec(id);
+  if (sp.first_key > 0 || !sp.key_specs.empty())
+    return route::cluster;
+  static const char* keyspace_wide[] = {"wait",      "dbsize",   "keys",   "scan",
+                                        "randomkey", "flushall", "flushdb"};
   auto name = lower(args[0]);
-  for (auto* l : local_cmds)
-    if (name == l)
-      return route::local;
-  return route::cluster;
+  for (auto* k : keyspace_wide)
+    if (name == k)
+      return route::cluster;
+  return route::local;
 }
 
 void run_clustered(cluster_core& c, const std::vector<std::string_view>& a,
@@ -305,6 +307,30 @@ void run_clustered(cluster_core& c, const std::vector<std::string_view>& a,
     return cmd_del(c, a, std::move(done));
   if (name == "ttl" || name == "pttl")
     return cmd_ttl(c, a, name == "pttl", std::move(done));
+  if (name == "wait") {
+    // Every write of this connection was answered after write-acks copies
+    // (the owner and write-acks - 1 replicas) held it, so that many replicas
+    // acknowledged them all. More are not tracked: asking for more waits the
+    // timeout (0 = for ever, as Redis) and answers the same count.
+    if (a.size() != 3)
+      return done(arity_error(a[0]));
+    int64_t want = 0, timeout = 0;
+    if (!parse_int64(a[1], want) || !parse_int64(a[2], timeout))
+      return done(error_reply("ERR value is not an integer or out of range"));
+    if (timeout < 0)
+      return done(error_reply("ERR timeout is negative"));
+    int64_t have = static_cast<int64_t>(c.settings().write_acks) - 1;
+    auto reply = [have, done] {
+      auto o = fresh_buffer();
+      put_int(o, have);
+      done(std::move(o));
+    };
+    if (want <= have)
+      return reply();
+    if (timeout > 0)
+      c.after(static_cast<uint64_t>(timeout), reply);
+    return; // timeout 0: blocks for ever, as Redis does without enough replicas
+  }
   if (name == "kura.owners") {
     if (a.size() != 2)
       return done(arity_error(a[0]));

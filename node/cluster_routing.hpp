@@ -12,6 +12,7 @@
 #pragma once
 
 #include "actors/cluster.hpp"
+#include "node/command_registry.hpp"
 #include "node/resp_writer.hpp"
 
 #include <cstdint>
@@ -26,8 +27,10 @@ enum class route : uint8_t {
   cluster, ///< run_clustered
 };
 
-/// Where `args` runs on a cluster node.
-route classify(const std::vector<std::string_view>& args);
+/// Where `args` runs on a cluster node: commands with keys (by the
+/// registry's key positions), WAIT and the keyspace-wide ones go through the
+/// cluster; the rest (PING, INFO, CLIENT, unknown commands ...) run here.
+route classify(const command_registry& reg, const std::vector<std::string_view>& args);
 
 /// Runs a routed command; `done(reply)` is called exactly once, maybe before
 /// run_clustered returns.

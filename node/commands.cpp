@@ -12,12 +12,14 @@ void register_server_commands(command_registry& r);   // node/cmd_server.cpp
 void register_string_commands(command_registry& r);   // node/cmd_strings.cpp
 void register_keyspace_commands(command_registry& r); // node/cmd_keyspace.cpp
 void register_kura_commands(command_registry& r);     // node/cmd_kura.cpp
+void register_cluster_commands(command_registry& r);  // node/cmd_cluster.cpp
 
 command_table::command_table(keyspace& ks, node_facts& facts) : ks_(ks), facts_(facts) {
   register_server_commands(reg_);
   register_string_commands(reg_);
   register_keyspace_commands(reg_);
   register_kura_commands(reg_);
+  register_cluster_commands(reg_);
 }
 
 void command_table::reset_stats() {

@@ -284,7 +284,7 @@ void process(self_ptr self, connection_handle hdl) {
           c.parser.reset();
           break; // resumed when replies drain
         }
-        if (classify(args) == route::cluster) {
+        if (classify(st.cmds->registry(), args) == route::cluster) {
           uint64_t n = c.first_slot + c.slots.size();
           c.slots.emplace_back();
           off += c.parser.consumed();

@@ -130,6 +130,11 @@ TEST_CASE("any node serves any key; owners; reads fail over when the owner is ki
   CHECK(k1.call({"MSETNX", "a", "1", "b", "2"}).value_or("").rfind("-CROSSSLOT", 0) == 0);
   CHECK(k1.call({"RENAME", "a", "b"}).value_or("").rfind("-CROSSSLOT", 0) == 0);
   CHECK(k1.call({"PING"}) == std::string("+PONG\r\n"));
+  // WAIT: every write above was held by write-acks (2) copies before its
+  // reply, so one replica acknowledged them all.
+  CHECK(k1.call({"WAIT", "1", "100"}) == std::string(":1\r\n"));
+  CHECK(k1.call({"WAIT", "2", "50"}) == std::string(":1\r\n")); // after the timeout
+  CHECK(k1.call({"INCR", "a"}).value_or("").rfind("-ERR 'incr' is not available", 0) == 0);
 
   // Kill the owner of user:1: a surviving non-owner still reads it from the
   // replica (the fetch to the owner fails over), before and after the owner
@@ -239,6 +244,8 @@ TEST_CASE("a lone node without seeds or node id is not in a cluster") {
   CHECK(out.find("not in a cluster") != std::string::npos);
   CHECK(n.cli("set a 1") == "OK\n");
   CHECK(n.cli("incr a") == "2\n");
+  CHECK(n.cli("wait 0 0") == "0\n");
+  CHECK(n.cli("kura.owners a").rfind("ERR This instance has cluster support disabled", 0) == 0);
 }
 
 namespace {
