@@ -472,3 +472,28 @@ TEST_CASE("partition through the fault proxy, then heal: membership and data con
   REQUIRE(proxy.command("heal"));
   CHECK(wait_for([&] { return c.all_see_alive(3); }, 60000));
 }
+
+TEST_CASE("bad cluster settings are refused at start-up with one line") {
+  temp_dir dir;
+  auto run = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args{"--port=" + std::to_string(free_port()),
+                                  "--cluster-port=" + std::to_string(free_port()),
+                                  "--metrics-port=0", "--data-dir=" + dir.path};
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::string out;
+    int rc = run_node_once(args, out);
+    return std::make_pair(rc, out);
+  };
+  auto [rc1, out1] = run({"--kura.cluster.node-id=n1", "--kura.cluster.seeds=127.0.0.1"});
+  CHECK(rc1 == 1);
+  CHECK(out1.find("kura.cluster.seeds") != std::string::npos);
+  auto [rc2, out2] = run({"--kura.cluster.node-id=n1", "--kura.cluster.write-acks=3"});
+  CHECK(rc2 == 1);
+  CHECK(out2.find("kura.cluster.write-acks") != std::string::npos);
+  auto [rc3, out3] = run({"--kura.cluster.node-id=a@b"});
+  CHECK(rc3 == 1);
+  CHECK(out3.find("kura.cluster.node-id") != std::string::npos);
+  auto [rc4, out4] = run({"--kura.cluster.node-id=n1", "--kura.cluster.advertise=nope"});
+  CHECK(rc4 == 1);
+  CHECK(out4.find("kura.cluster.advertise") != std::string::npos);
+}
