@@ -237,8 +237,9 @@ route classify(const command_registry& reg, const std::vector<std::string_view>&
   auto& sp = reg.spec(id);
   if (sp.first_key > 0 || !sp.key_specs.empty())
     return route::cluster;
-  static const char* keyspace_wide[] = {"wait",      "dbsize",   "keys",   "scan",
-                                        "randomkey", "flushall", "flushdb"};
+  // keyspace-wide commands, and transactions (MULTI/WATCH are not routed yet)
+  static const char* keyspace_wide[] = {"wait",     "dbsize",  "keys",  "scan", "randomkey",
+                                        "flushall", "flushdb", "multi", "watch"};
   auto name = lower(args[0]);
   for (auto* k : keyspace_wide)
     if (name == k)

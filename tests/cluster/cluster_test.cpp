@@ -497,3 +497,16 @@ TEST_CASE("bad cluster settings are refused at start-up with one line") {
   CHECK(rc4 == 1);
   CHECK(out4.find("kura.cluster.advertise") != std::string::npos);
 }
+
+TEST_CASE("routed commands pass the same AUTH / ACL check as local ones") {
+  test_cluster c;
+  REQUIRE(c.start("n1", {"--kura.security.requirepass=pw", "--kura.cluster.write-acks=1"}).ready);
+  INFO(c.logs());
+  client k(c["n1"].port);
+  CHECK(k.call({"SET", "a", "1"}).value_or("").rfind("-NOAUTH", 0) == 0);
+  CHECK(k.call({"KURA.OWNERS", "a"}).value_or("").rfind("-NOAUTH", 0) == 0);
+  CHECK(k.call({"AUTH", "pw"}) == std::string("+OK\r\n"));
+  CHECK(k.call({"SET", "a", "1"}) == std::string("+OK\r\n"));
+  CHECK(k.call({"GET", "a"}) == bulk("1"));
+  CHECK(k.call({"MULTI"}).value_or("").rfind("-ERR 'multi' is not available", 0) == 0);
+}
