@@ -7,6 +7,7 @@
 // reachable (connect is asynchronous and bounded by --timeout).
 #include "actors/messages.hpp"
 #include "node/archive_node.hpp"
+#include "node/cli_reply.hpp"
 #include "node/ops.hpp"
 
 #include <caf/all.hpp>
@@ -43,44 +44,6 @@ void usage() {
                "  status | stats | config | get KEY | set KEY VALUE [TTL_MS] | del KEY\n"
                "  expire KEY TTL_MS | tier KEY | flush\n"
                "  compact (progress bar; --json: final summary) | archive (L4 segments)\n";
-}
-
-std::string json_str(std::string_view s) {
-  std::string o = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': o += "\\\""; break;
-      case '\\': o += "\\\\"; break;
-      case '\n': o += "\\n"; break;
-      case '\r': o += "\\r"; break;
-      case '\t': o += "\\t"; break;
-      default:
-        if (c < 0x20 || c >= 0x7f) {
-          char b[8];
-          std::snprintf(b, sizeof(b), "\\u%04x", c);
-          o += b;
-        } else {
-          o += static_cast<char>(c);
-        }
-    }
-  }
-  return o + "\"";
-}
-
-void print_table(const node_status& s, bool json) {
-  if (json) {
-    std::cout << "{";
-    for (size_t i = 0; i < s.names.size() && i < s.values.size(); ++i)
-      std::cout << (i ? ", " : "") << json_str(s.names[i]) << ": " << json_str(s.values[i]);
-    std::cout << "}\n";
-    return;
-  }
-  size_t w = 4;
-  for (auto& n : s.names)
-    w = std::max(w, n.size());
-  std::cout << std::string("NAME") << std::string(w - 4 + 2, ' ') << "VALUE\n";
-  for (size_t i = 0; i < s.names.size() && i < s.values.size(); ++i)
-    std::cout << s.names[i] << std::string(w - s.names[i].size() + 2, ' ') << s.values[i] << "\n";
 }
 
 bool parse_u64(const std::string& s, uint64_t& out) {
@@ -207,49 +170,5 @@ int main(int argc, char** argv) {
              [&](caf::error& err) { why = sys.render(err); });
   if (!answered)
     unreachable(why);
-  if (req.op == kv_request::status || req.op == kv_request::stats || req.op == kv_request::config) {
-    auto st = decode_message<node_status>(msg_type::node_status, answer);
-    if (!st) {
-      auto err = decode_message<kv_reply>(msg_type::kv_reply, answer);
-      std::cerr << "kura: " << (err ? err->error : st.err().message) << "\n";
-      finish(1);
-    }
-    print_table(*st, o.json);
-    finish(0);
-  }
-  auto r = decode_message<kv_reply>(msg_type::kv_reply, answer);
-  if (!r) {
-    std::cerr << "kura: bad answer from the node: " << r.err().message << "\n";
-    finish(1);
-  }
-  if (!r->error.empty()) {
-    if (o.json)
-      std::cout << "{\"error\": " << json_str(r->error) << "}\n";
-    std::cerr << "kura: " << r->error << "\n";
-    finish(1);
-  }
-  switch (req.op) {
-    case kv_request::get:
-      if (o.json)
-        std::cout << "{\"key\": " << json_str(req.key) << ", \"found\": "
-                  << (r->found ? "true" : "false") << ", \"value\": "
-                  << (r->found ? json_str(r->value) : "null") << ", \"expiry_ms\": " << r->expiry_ms
-                  << "}\n";
-      else
-        std::cout << (r->found ? r->value : "(nil)") << "\n";
-      break;
-    case kv_request::tier:
-      std::cout << (o.json ? "{\"tier\": " + json_str(r->value) + "}" : r->value) << "\n";
-      break;
-    case kv_request::del:
-    case kv_request::expire:
-      if (o.json)
-        std::cout << "{\"existed\": " << (r->found ? "true" : "false") << "}\n";
-      else
-        std::cout << (r->found ? 1 : 0) << "\n";
-      break;
-    default:
-      std::cout << (o.json ? "{\"ok\": true}" : "OK") << "\n";
-  }
-  finish(0);
+  finish(node::print_reply(req, answer, o.json, std::cout, std::cerr));
 }
