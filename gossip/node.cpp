@@ -16,6 +16,8 @@ node::node(node_config cfg, uint64_t rng_seed, std::unique_ptr<replica_store> st
 // -- lifecycle ------------------------------------------------------------------
 
 void node::start(uint64_t now, uint64_t incarnation) {
+  // Never mint a version below what the store holds (a restart with its disk).
+  hlc_.observe(store_->max_version(), now);
   members_.start(now, incarnation);
   next_sync_ms_ =
       now + cfg_.members.sync_interval_ms / 2 + rng_.below(cfg_.members.sync_interval_ms / 2 + 1);
