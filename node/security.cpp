@@ -148,7 +148,7 @@ void security_state::auth_failed(const session& s, std::string_view user, std::s
                                  uint64_t now_ms) {
   acl_log::entry le;
   le.reason = acl_verdict::denied_auth;
-  le.object = lower(cmd);
+  le.object.assign(cmd); // as the client typed it, as Redis
   le.username.assign(user);
   le.client_info = client_info(s);
   log.add(std::move(le), now_ms);
@@ -239,6 +239,26 @@ bool audited(const command_registry& reg, int id) {
     return !(sp.flags & cmd_flag::readonly);
   int top = sp.parent >= 0 ? sp.parent : id;
   return reg.spec(top).name == "acl";
+}
+
+bool allowed(security_state& sec, const command_registry& reg, int id, const command_args& a,
+             session& s) {
+  auto& u = sec.user_of(s);
+  auto& sp = reg.spec(id);
+  if (u.removed)
+    return false;
+  if (sp.flags & cmd_flag::no_auth)
+    return true;
+  if (!s.authenticated && sec.acl->auth_required())
+    return false;
+  if (u.allcommands && u.allkeys)
+    return true;
+  if (!u.can_run(id))
+    return false;
+  if (u.allkeys)
+    return true;
+  sec.key_uses(sp, a, sec.scratch);
+  return sec.acl->check(u, id, sec.scratch) == acl_verdict::ok;
 }
 
 bool permit(security_state& sec, const command_registry& reg, int id, const command_args& a,
