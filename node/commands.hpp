@@ -40,9 +40,7 @@ public:
   security_state& security() noexcept { return *sec_; }
 
   /// Fills `out` with what `args` needs from L3 (kind none: run it now).
-  /// With `s`, a command the session may not run plans nothing (no L3 work
-  /// for a refusal).
-  void plan(const command_args& args, fetch_plan& out, session* s = nullptr);
+  void plan(const command_args& args, fetch_plan& out);
 
   /// Runs `args` and appends the reply. `lst` is L3's answer when plan asked
   /// for a listing (nullptr otherwise, or when L3 is off).

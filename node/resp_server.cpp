@@ -235,7 +235,7 @@ void process(self_ptr self, connection_handle hdl) {
         break;
       }
       auto& args = c.parser.args();
-      st.cmds->plan(args, st.plan, &c.sess);
+      st.cmds->plan(args, st.plan);
       if (st.plan.kind == fetch_plan::none) {
         st.cmds->execute(args, c.sess, out);
         off += c.parser.consumed();

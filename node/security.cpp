@@ -241,26 +241,6 @@ bool audited(const command_registry& reg, int id) {
   return reg.spec(top).name == "acl";
 }
 
-bool allowed(security_state& sec, const command_registry& reg, int id, const command_args& a,
-             session& s) {
-  auto& u = sec.user_of(s);
-  auto& sp = reg.spec(id);
-  if (u.removed)
-    return false;
-  if (sp.flags & cmd_flag::no_auth)
-    return true;
-  if (!s.authenticated && sec.acl->auth_required())
-    return false;
-  if (u.allcommands && u.allkeys)
-    return true;
-  if (!u.can_run(id))
-    return false;
-  if (u.allkeys)
-    return true;
-  sec.key_uses(sp, a, sec.scratch);
-  return sec.acl->check(u, id, sec.scratch) == acl_verdict::ok;
-}
-
 bool permit(security_state& sec, const command_registry& reg, int id, const command_args& a,
             session& s, out_buffer& out, uint64_t now_ms) {
   auto& u = sec.user_of(s);

@@ -92,9 +92,6 @@ bool permit(security_state& sec, const command_registry& reg, int id, const comm
 std::string ops_permit(security_state& sec, const command_registry& reg, std::string_view user,
                        std::string_view pass, std::string_view cmd, std::string_view key,
                        uint64_t now_ms);
-/// `permit` without its effects (no reply, log or audit): may it run?
-bool allowed(security_state& sec, const command_registry& reg, int id, const command_args& a,
-             session& s);
 /// True if command `id` is audited when it runs (admin, @dangerous, ACL).
 bool audited(const command_registry& reg, int id);
 
