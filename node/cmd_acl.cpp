@@ -41,7 +41,7 @@ void cmd_auth(const command_args& a, command_context& c) {
     user = a[1];
     pass = a[2];
   }
-  if (s.authenticate(c.sess, user, pass, now_ms(c), "auth"))
+  if (s.authenticate(c.sess, user, pass, now_ms(c), a[0]))
     put_ok(c.out);
   else
     put_error(c.out, err_wrongpass);

@@ -57,7 +57,7 @@ void cmd_time(const command_args&, command_context& c) {
 /// Redis's rule that HELLO needs an authenticated client. False: replied.
 bool hello_auth(const command_args& a, size_t at, command_context& c) {
   auto& sec = *c.state.security;
-  if (at != 0 && !sec.authenticate(c.sess, a[at], a[at + 1], c.ks.clock().now_ms(), "hello")) {
+  if (at != 0 && !sec.authenticate(c.sess, a[at], a[at + 1], c.ks.clock().now_ms(), a[0])) {
     put_error(c.out, err_wrongpass);
     return false;
   }

@@ -148,7 +148,7 @@ void security_state::auth_failed(const session& s, std::string_view user, std::s
                                  uint64_t now_ms) {
   acl_log::entry le;
   le.reason = acl_verdict::denied_auth;
-  le.object = lower(cmd);
+  le.object.assign(cmd); // as the client typed it, as Redis
   le.username.assign(user);
   le.client_info = client_info(s);
   log.add(std::move(le), now_ms);

@@ -54,7 +54,7 @@ TEST_CASE("requirepass: NOAUTH until AUTH; WRONGPASS for a bad password") {
   REQUIRE(log.entries().size() == 1);
   CHECK(log.entries()[0].count == 2);
   CHECK(log.entries()[0].reason == acl_verdict::denied_auth);
-  CHECK(log.entries()[0].object == "auth");
+  CHECK(log.entries()[0].object == "AUTH"); // as typed
 }
 
 TEST_CASE("AUTH without a configured password is Redis's error") {
