@@ -1,12 +1,15 @@
 // kura: the command-line client of a kura-node's ops actor (cluster port).
-//   kura [--host=H] [--port=P] [--timeout=MS] [--json] COMMAND [ARGS]
+//   kura [--host=H] [--port=P] [--timeout=MS] [--json] [--user=U] [--password=P] COMMAND [ARGS]
+//   (credentials also from KURA_USER / KURA_PASSWORD: the node's users and ACLs apply)
 //   commands: status | stats | config | get KEY | set KEY VALUE [TTL_MS] | del KEY
 //             | expire KEY TTL_MS | tier KEY | flush | compact | archive
+//             | audit [--file=PATH | --data-dir=DIR] [--since=T]
 // Human-readable tables by default, --json for scripts. Exit codes: 0 ok,
 // 1 the node answered with an error (or a usage error), 2 the node is not
 // reachable (connect is asynchronous and bounded by --timeout).
 #include "actors/messages.hpp"
 #include "node/archive_node.hpp"
+#include "node/cli_reply.hpp"
 #include "node/ops.hpp"
 
 #include <caf/all.hpp>
@@ -19,6 +22,10 @@
 
 using namespace kura;
 using namespace kura::actors;
+
+namespace kura::node {
+int run_audit_command(const std::vector<std::string>& args, bool json); // node/cli_audit.cpp
+}
 
 namespace {
 
@@ -39,48 +46,12 @@ struct options {
 }
 
 void usage() {
-  std::cerr << "usage: kura [--host=127.0.0.1] [--port=7379] [--timeout=3000] [--json] COMMAND\n"
+  std::cerr << "usage: kura [--host=127.0.0.1] [--port=7379] [--timeout=3000] [--json]\n"
+               "            [--user=U] [--password=P] COMMAND   (or KURA_USER, KURA_PASSWORD)\n"
                "  status | stats | config | get KEY | set KEY VALUE [TTL_MS] | del KEY\n"
                "  expire KEY TTL_MS | tier KEY | flush\n"
-               "  compact (progress bar; --json: final summary) | archive (L4 segments)\n";
-}
-
-std::string json_str(std::string_view s) {
-  std::string o = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': o += "\\\""; break;
-      case '\\': o += "\\\\"; break;
-      case '\n': o += "\\n"; break;
-      case '\r': o += "\\r"; break;
-      case '\t': o += "\\t"; break;
-      default:
-        if (c < 0x20 || c >= 0x7f) {
-          char b[8];
-          std::snprintf(b, sizeof(b), "\\u%04x", c);
-          o += b;
-        } else {
-          o += static_cast<char>(c);
-        }
-    }
-  }
-  return o + "\"";
-}
-
-void print_table(const node_status& s, bool json) {
-  if (json) {
-    std::cout << "{";
-    for (size_t i = 0; i < s.names.size() && i < s.values.size(); ++i)
-      std::cout << (i ? ", " : "") << json_str(s.names[i]) << ": " << json_str(s.values[i]);
-    std::cout << "}\n";
-    return;
-  }
-  size_t w = 4;
-  for (auto& n : s.names)
-    w = std::max(w, n.size());
-  std::cout << std::string("NAME") << std::string(w - 4 + 2, ' ') << "VALUE\n";
-  for (size_t i = 0; i < s.names.size() && i < s.values.size(); ++i)
-    std::cout << s.names[i] << std::string(w - s.names[i].size() + 2, ' ') << s.values[i] << "\n";
+               "  compact (progress bar; --json: final summary) | archive (L4 segments)\n"
+               "  audit [--file=PATH | --data-dir=DIR] [--since=T] (the node's audit log)\n";
 }
 
 bool parse_u64(const std::string& s, uint64_t& out) {
@@ -94,6 +65,10 @@ bool parse_u64(const std::string& s, uint64_t& out) {
 
 int main(int argc, char** argv) {
   options o;
+  if (const char* u = std::getenv("KURA_USER"))
+    node::cli_credentials().user = u;
+  if (const char* p = std::getenv("KURA_PASSWORD"))
+    node::cli_credentials().password = p;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto val = [&](const char* p) { return a.substr(std::strlen(p)); };
@@ -113,6 +88,10 @@ int main(int argc, char** argv) {
         return 1;
       }
       o.timeout_ms = static_cast<int>(t);
+    } else if (a.rfind("--user=", 0) == 0) {
+      node::cli_credentials().user = val("--user=");
+    } else if (a.rfind("--password=", 0) == 0) {
+      node::cli_credentials().password = val("--password=");
     } else if (a == "--json") {
       o.json = true;
     } else if (a == "--help" || a == "-h") {
@@ -130,6 +109,8 @@ int main(int argc, char** argv) {
     usage();
     return 1;
   }
+  if (o.args[0] == "audit") // a local file: no node needed
+    finish(node::run_audit_command(o.args, o.json));
   kv_request req;
   const auto& cmd = o.args[0];
   auto need = [&](size_t n) {
@@ -202,54 +183,12 @@ int main(int argc, char** argv) {
     finish(node::run_archive_command(sys, self, ops, cmd, o.json, timeout));
   std::string answer;
   bool answered = false;
-  self->request(ops, timeout, node::ops_request_atom::value, encode_message(msg_type::kv_request, req))
+  auto& cred = node::cli_credentials();
+  self->request(ops, timeout, node::ops_request_atom::value, cred.user, cred.password,
+                encode_message(msg_type::kv_request, req))
     .receive([&](std::string& bytes) { answer = std::move(bytes), answered = true; },
              [&](caf::error& err) { why = sys.render(err); });
   if (!answered)
     unreachable(why);
-  if (req.op == kv_request::status || req.op == kv_request::stats || req.op == kv_request::config) {
-    auto st = decode_message<node_status>(msg_type::node_status, answer);
-    if (!st) {
-      auto err = decode_message<kv_reply>(msg_type::kv_reply, answer);
-      std::cerr << "kura: " << (err ? err->error : st.err().message) << "\n";
-      finish(1);
-    }
-    print_table(*st, o.json);
-    finish(0);
-  }
-  auto r = decode_message<kv_reply>(msg_type::kv_reply, answer);
-  if (!r) {
-    std::cerr << "kura: bad answer from the node: " << r.err().message << "\n";
-    finish(1);
-  }
-  if (!r->error.empty()) {
-    if (o.json)
-      std::cout << "{\"error\": " << json_str(r->error) << "}\n";
-    std::cerr << "kura: " << r->error << "\n";
-    finish(1);
-  }
-  switch (req.op) {
-    case kv_request::get:
-      if (o.json)
-        std::cout << "{\"key\": " << json_str(req.key) << ", \"found\": "
-                  << (r->found ? "true" : "false") << ", \"value\": "
-                  << (r->found ? json_str(r->value) : "null") << ", \"expiry_ms\": " << r->expiry_ms
-                  << "}\n";
-      else
-        std::cout << (r->found ? r->value : "(nil)") << "\n";
-      break;
-    case kv_request::tier:
-      std::cout << (o.json ? "{\"tier\": " + json_str(r->value) + "}" : r->value) << "\n";
-      break;
-    case kv_request::del:
-    case kv_request::expire:
-      if (o.json)
-        std::cout << "{\"existed\": " << (r->found ? "true" : "false") << "}\n";
-      else
-        std::cout << (r->found ? 1 : 0) << "\n";
-      break;
-    default:
-      std::cout << (o.json ? "{\"ok\": true}" : "OK") << "\n";
-  }
-  finish(0);
+  finish(node::print_reply(req, answer, o.json, std::cout, std::cerr));
 }

@@ -6,10 +6,12 @@
 //   kura archive          segments, live fraction, raw vs stored bytes,
 //                         dictionaries and the oldest entry; --json for scripts.
 #include "node/archive_node.hpp"
+#include "node/cli_reply.hpp"
 #include "node/ops.hpp"
 
 #include <caf/all.hpp>
 
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
@@ -20,26 +22,14 @@
 
 namespace kura::node {
 
+ops_credentials& cli_credentials() {
+  static ops_credentials c;
+  return c;
+}
+
 namespace {
 
 using namespace actors;
-
-std::string jstr(std::string_view s) {
-  std::string o = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      o += '\\';
-      o += static_cast<char>(c);
-    } else if (c < 0x20 || c >= 0x7f) {
-      char b[8];
-      std::snprintf(b, sizeof(b), "\\u%04x", c);
-      o += b;
-    } else {
-      o += static_cast<char>(c);
-    }
-  }
-  return o + "\"";
-}
 
 std::string human_bytes(double b) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -68,6 +58,11 @@ std::string fixed(double v, int digits = 3) {
   return buf;
 }
 
+/// A JSON number with 4 decimals; null when not finite (JSON has no nan/inf).
+std::string jnum(double v) {
+  return std::isfinite(v) ? fixed(v, 4) : "null";
+}
+
 /// One request to the ops actor; nullopt (and `why`) when it did not answer.
 std::optional<std::string> ask(caf::actor_system& sys, caf::scoped_actor& self,
                                const caf::actor& ops, uint8_t op, caf::timespan timeout,
@@ -75,7 +70,9 @@ std::optional<std::string> ask(caf::actor_system& sys, caf::scoped_actor& self,
   kv_request req;
   req.op = op;
   std::optional<std::string> answer;
-  self->request(ops, timeout, ops_request_atom::value, encode_message(msg_type::kv_request, req))
+  auto& cred = cli_credentials();
+  self->request(ops, timeout, ops_request_atom::value, cred.user, cred.password,
+                encode_message(msg_type::kv_request, req))
     .receive([&](std::string& bytes) { answer = std::move(bytes); },
              [&](caf::error& err) { why = sys.render(err); });
   return answer;
@@ -83,17 +80,18 @@ std::optional<std::string> ask(caf::actor_system& sys, caf::scoped_actor& self,
 
 /// Decodes a T or prints the node's error; returns false on error.
 template <class T>
-bool decode_or_report(msg_type type, const std::string& bytes, T& out, bool json) {
+bool decode_or_report(msg_type type, std::string_view bytes, T& msg, bool json, std::ostream& out,
+                      std::ostream& err) {
   auto r = decode_message<T>(type, bytes);
   if (r) {
-    out = std::move(*r);
+    msg = std::move(*r);
     return true;
   }
-  auto err = decode_message<kv_reply>(msg_type::kv_reply, bytes);
-  std::string msg = err ? err->error : "bad answer from the node: " + r.err().message;
+  auto e = decode_message<kv_reply>(msg_type::kv_reply, bytes);
+  std::string why = e ? e->error : "bad answer from the node: " + r.err().message;
   if (json)
-    std::cout << "{\"error\": " << jstr(msg) << "}\n";
-  std::cerr << "kura: " << msg << "\n";
+    out << "{\"error\": " << json_str(why) << "}\n";
+  err << "kura: " << why << "\n";
   return false;
 }
 
@@ -112,32 +110,31 @@ void progress_bar(const compaction_report& r) {
             << r.segments_done << "/" << r.segments_total << "   " << std::flush;
 }
 
-void print_compaction(const compaction_report& r, bool json) {
+void print_compaction(const compaction_report& r, bool json, std::ostream& out) {
   if (json) {
-    std::cout << "{\"run\": " << r.run << ", \"ok\": " << (r.ok ? "true" : "false")
-              << ", \"error\": " << (r.error.empty() ? "null" : jstr(r.error))
-              << ", \"trigger\": " << jstr(r.trigger) << ", \"bytes_done\": " << r.bytes_done
-              << ", \"bytes_total\": " << r.bytes_total << ", \"bytes_written\": "
-              << r.bytes_written << ", \"entries_moved\": " << r.entries_moved
-              << ", \"segments_done\": " << r.segments_done << ", \"segments_total\": "
-              << r.segments_total << ", \"elapsed_ms\": " << r.elapsed_ms
-              << ", \"rate_bytes_per_s\": " << r.rate_bytes_per_s
-              << ", \"rate_limit_bytes_per_s\": " << r.rate_limit << "}\n";
+    out << "{\"run\": " << r.run << ", \"ok\": " << (r.ok ? "true" : "false")
+        << ", \"error\": " << (r.error.empty() ? "null" : json_str(r.error))
+        << ", \"trigger\": " << json_str(r.trigger) << ", \"bytes_done\": " << r.bytes_done
+        << ", \"bytes_total\": " << r.bytes_total << ", \"bytes_written\": " << r.bytes_written
+        << ", \"entries_moved\": " << r.entries_moved << ", \"segments_done\": " << r.segments_done
+        << ", \"segments_total\": " << r.segments_total << ", \"elapsed_ms\": " << r.elapsed_ms
+        << ", \"rate_bytes_per_s\": " << r.rate_bytes_per_s
+        << ", \"rate_limit_bytes_per_s\": " << r.rate_limit << "}\n";
     return;
   }
   if (!r.ok) {
-    std::cout << "compaction " << r.run << " failed: " << r.error << "\n";
+    out << "compaction " << r.run << " failed: " << r.error << "\n";
     return;
   }
   if (r.segments_total == 0) {
-    std::cout << "compaction " << r.run << ": nothing to compact\n";
+    out << "compaction " << r.run << ": nothing to compact\n";
     return;
   }
-  std::cout << "compaction " << r.run << " done: " << r.segments_done << " segments, "
-            << human_bytes(static_cast<double>(r.bytes_done)) << " read, "
-            << human_bytes(static_cast<double>(r.bytes_written)) << " written, "
-            << r.entries_moved << " entries moved in " << fixed(r.elapsed_ms / 1000.0, 1)
-            << " s (" << human_bytes(static_cast<double>(r.rate_bytes_per_s)) << "/s)\n";
+  out << "compaction " << r.run << " done: " << r.segments_done << " segments, "
+      << human_bytes(static_cast<double>(r.bytes_done)) << " read, "
+      << human_bytes(static_cast<double>(r.bytes_written)) << " written, " << r.entries_moved
+      << " entries moved in " << fixed(r.elapsed_ms / 1000.0, 1) << " s ("
+      << human_bytes(static_cast<double>(r.rate_bytes_per_s)) << "/s)\n";
 }
 
 int run_compact(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& ops,
@@ -151,7 +148,7 @@ int run_compact(caf::actor_system& sys, caf::scoped_actor& self, const caf::acto
   if (!a)
     return unreachable();
   compaction_report r;
-  if (!decode_or_report(msg_compaction_report, *a, r, json))
+  if (!decode_or_report(msg_compaction_report, *a, r, json, std::cout, std::cerr))
     return 1;
   auto run = r.run;
   bool bar = !json || ::isatty(2);
@@ -162,7 +159,7 @@ int run_compact(caf::actor_system& sys, caf::scoped_actor& self, const caf::acto
     a = ask(sys, self, ops, archive_ops::compact_status, timeout, why);
     if (!a)
       return unreachable();
-    if (!decode_or_report(msg_compaction_report, *a, r, json))
+    if (!decode_or_report(msg_compaction_report, *a, r, json, std::cout, std::cerr))
       return 1;
     if (r.run != run && !r.running) {
       why = "the job's result was replaced by a newer one";
@@ -173,7 +170,7 @@ int run_compact(caf::actor_system& sys, caf::scoped_actor& self, const caf::acto
     progress_bar(r);
     std::cerr << "\n";
   }
-  print_compaction(r, json);
+  print_compaction(r, json, std::cout);
   return r.ok ? 0 : 1;
 }
 
@@ -185,26 +182,32 @@ int run_archive(caf::actor_system& sys, caf::scoped_actor& self, const caf::acto
     std::cerr << "kura: the kura-node did not answer (" << why << ")\n";
     return 2;
   }
+  return print_archive_answer(*a, json, std::cout, std::cerr);
+}
+
+} // namespace
+
+int print_archive_answer(std::string_view answer, bool json, std::ostream& out, std::ostream& err) {
   archive_report r;
-  if (!decode_or_report(msg_archive_report, *a, r, json))
+  if (!decode_or_report(msg_archive_report, answer, r, json, out, err))
     return 1;
   if (json) {
     std::ostringstream os;
-    os << "{\"codec\": " << jstr(r.codec) << ", \"entries\": " << r.entries
+    os << "{\"codec\": " << json_str(r.codec) << ", \"entries\": " << r.entries
        << ", \"stored_bytes\": " << r.stored_bytes << ", \"raw_bytes\": " << r.raw_bytes
-       << ", \"live_raw_bytes\": " << r.live_raw_bytes << ", \"ratio\": " << fixed(r.ratio, 4)
-       << ", \"live_fraction\": " << fixed(r.live_fraction, 4)
+       << ", \"live_raw_bytes\": " << r.live_raw_bytes << ", \"ratio\": " << jnum(r.ratio)
+       << ", \"live_fraction\": " << jnum(r.live_fraction)
        << ", \"oldest_entry_ms\": " << r.oldest_entry_ms << ", \"max_bytes\": " << r.max_bytes
        << ", \"ttl_days\": " << r.ttl_days << ", \"corrupt_blocks\": " << r.corrupt_blocks
        << ", \"compaction_runs\": " << r.compaction_runs << ", \"l4_hits\": " << r.l4_hits
        << ", \"l4_misses\": " << r.l4_misses << ", \"segments\": [";
     for (size_t i = 0; i < r.segments.size(); ++i) {
       auto& s = r.segments[i];
-      os << (i ? ", " : "") << "{\"id\": " << s.id << ", \"codec\": " << jstr(s.codec)
+      os << (i ? ", " : "") << "{\"id\": " << s.id << ", \"codec\": " << json_str(s.codec)
          << ", \"dict_id\": " << s.dict_id << ", \"stored_bytes\": " << s.stored_bytes
          << ", \"raw_bytes\": " << s.raw_bytes << ", \"entries\": " << s.entries
          << ", \"live_entries\": " << s.live_entries
-         << ", \"live_fraction\": " << fixed(s.live_fraction, 4)
+         << ", \"live_fraction\": " << jnum(s.live_fraction)
          << ", \"oldest_ms\": " << s.oldest_ms << ", \"active\": "
          << (s.active ? "true" : "false") << "}";
     }
@@ -216,23 +219,22 @@ int run_archive(caf::actor_system& sys, caf::scoped_actor& self, const caf::acto
          << (d.current ? "true" : "false") << "}";
     }
     os << "]}\n";
-    std::cout << os.str();
+    out << os.str();
     return 0;
   }
-  std::cout << "codec " << r.codec << ", " << r.entries << " entries, "
-            << human_bytes(static_cast<double>(r.raw_bytes)) << " raw in "
-            << human_bytes(static_cast<double>(r.stored_bytes)) << " stored (ratio "
-            << fixed(r.ratio) << "), live fraction " << fixed(r.live_fraction)
-            << ", oldest entry " << iso_time(r.oldest_entry_ms) << "\n"
-            << "limits: " << human_bytes(static_cast<double>(r.max_bytes)) << ", "
-            << r.ttl_days << " days; compactions " << r.compaction_runs << "; L4 hits "
-            << r.l4_hits << ", misses " << r.l4_misses << "; corrupt blocks "
-            << r.corrupt_blocks << "\n\n";
+  out << "codec " << r.codec << ", " << r.entries << " entries, "
+      << human_bytes(static_cast<double>(r.raw_bytes)) << " raw in "
+      << human_bytes(static_cast<double>(r.stored_bytes)) << " stored (ratio " << fixed(r.ratio)
+      << "), live fraction " << fixed(r.live_fraction) << ", oldest entry "
+      << iso_time(r.oldest_entry_ms) << "\n"
+      << "limits: " << human_bytes(static_cast<double>(r.max_bytes)) << ", " << r.ttl_days
+      << " days; compactions " << r.compaction_runs << "; L4 hits " << r.l4_hits << ", misses "
+      << r.l4_misses << "; corrupt blocks " << r.corrupt_blocks << "\n\n";
   char line[256];
   std::snprintf(line, sizeof(line), "%-8s %-16s %5s %12s %12s %9s %9s %6s  %-20s %s\n",
                 "SEGMENT", "CODEC", "DICT", "STORED", "RAW", "ENTRIES", "LIVE", "LIVE%",
                 "OLDEST", "");
-  std::cout << line;
+  out << line;
   for (auto& s : r.segments) {
     std::snprintf(line, sizeof(line),
                   "%-8llu %-16s %5u %12llu %12llu %9llu %9llu %6.1f  %-20s %s\n",
@@ -242,21 +244,28 @@ int run_archive(caf::actor_system& sys, caf::scoped_actor& self, const caf::acto
                   static_cast<unsigned long long>(s.entries),
                   static_cast<unsigned long long>(s.live_entries), s.live_fraction * 100,
                   iso_time(s.oldest_ms).c_str(), s.active ? "active" : "");
-    std::cout << line;
+    out << line;
   }
   if (!r.dictionaries.empty()) {
-    std::cout << "\nDICTIONARY      BYTES  SEGMENTS  CURRENT\n";
+    out << "\nDICTIONARY      BYTES  SEGMENTS  CURRENT\n";
     for (auto& d : r.dictionaries) {
       std::snprintf(line, sizeof(line), "%-10u %10llu %9u  %s\n", d.id,
                     static_cast<unsigned long long>(d.bytes), d.segments,
                     d.current ? "yes" : "");
-      std::cout << line;
+      out << line;
     }
   }
   return 0;
 }
 
-} // namespace
+int print_compaction_answer(std::string_view answer, bool json, std::ostream& out,
+                            std::ostream& err) {
+  compaction_report r;
+  if (!decode_or_report(msg_compaction_report, answer, r, json, out, err))
+    return 1;
+  print_compaction(r, json, out);
+  return r.ok ? 0 : 1;
+}
 
 int run_archive_command(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& ops,
                         const std::string& cmd, bool json, caf::timespan timeout) {
