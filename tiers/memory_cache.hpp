@@ -52,8 +52,9 @@ struct memory_cache_config {
   /// (bench/RESULTS.md, "Hit ratio that never loses"), it is the start that
   /// keeps the cache at or below LRU on all of them (a 0% or 20% start loses
   /// to LRU on corda-vaultservice, zigzag or gcc-address while it adapts).
-  /// Without adaptation, or in byte mode below ~6 MB where the simulations
-  /// would not fit their budget, this is the window for good.
+  /// Without adaptation this is the window for good. In byte mode below
+  /// ~6 MB, where the simulations do not fit their budget and the start would
+  /// be final, the default (1) is replaced by 0: fixed W-TinyLFU.
   double window_fraction = 1.0;
   bool adaptive_window = true; ///< adapt the L1 share (see `adaptation`)
   window_adaptation adaptation = window_adaptation::shadow;
