@@ -81,10 +81,13 @@ void cmd_setbit(const command_args& a, command_context& c) {
   uint64_t expiry = 0;
   if (!load_string(c, a[1], v, expiry))
     return;
-  if (v.size() <= (off >> 3))
+  bool grow = v.size() <= (off >> 3);
+  if (grow)
     v.resize((off >> 3) + 1, '\0');
-  bool old = bit_at(v, off);
-  set_bit(v, off, a[3] == "1");
+  bool old = bit_at(v, off), on = a[3] == "1";
+  if (old == on && !grow) // nothing changes: no write (as Redis: no dirty)
+    return put_int(c.out, old ? 1 : 0);
+  set_bit(v, off, on);
   if (store_string(c, a[1], std::move(v), expiry))
     put_int(c.out, old ? 1 : 0);
 }
@@ -385,10 +388,12 @@ void bitfield_generic(const command_args& a, command_context& c, bool ro) {
   uint64_t expiry = 0;
   if (!load_string(c, a[1], v, expiry))
     return;
+  bool existed = c.ks.exists(a[1]);
   uint64_t need = 0;
   for (auto& o : ops)
     if (o.kind != bf_op::get)
       need = std::max(need, ((o.offset + static_cast<uint64_t>(o.bits) - 1) >> 3) + 1);
+  bool changed = v.size() < need || !existed;
   if (v.size() < need)
     v.resize(need, '\0');
   out_buffer replies;
@@ -407,9 +412,10 @@ void bitfield_generic(const command_args& a, command_context& c, bool ro) {
       continue;
     }
     set_field(v, o.offset, o.bits, static_cast<uint64_t>(nv));
+    changed = changed || nv != old;
     put_int(replies, o.kind == bf_op::incrby ? nv : old);
   }
-  if (!store_string(c, a[1], std::move(v), expiry))
+  if (changed && !store_string(c, a[1], std::move(v), expiry))
     return;
   put_array_header(out, ops.size());
   out.insert(out.end(), replies.begin(), replies.end());
