@@ -53,6 +53,10 @@ TEST_CASE("hash encoding round-trips and rejects damaged bytes") {
   CHECK_FALSE(hashval::decode(bad, out));
   CHECK(std::string(hashval::redis_encoding(enc)) == "hashtable"); // a 200-byte field
   CHECK(std::string(hashval::redis_encoding(hashval::encode({{"a", "1"}}))) == "listpack");
+  auto three = hashval::encode({{"a", "1"}, {"b", "2"}, {"c", "3"}});
+  CHECK(std::string(hashval::redis_encoding(three, 2, 64)) == "hashtable");
+  CHECK(std::string(hashval::redis_encoding(three, 3, 64)) == "listpack");
+  CHECK(std::string(hashval::redis_encoding(three, 3, 0)) == "hashtable");
 }
 
 TEST_CASE_FIXTURE(fixture, "HSET, HGET, HMGET, HGETALL, HLEN, HEXISTS, HSTRLEN") {
