@@ -19,7 +19,7 @@ namespace {
 constexpr std::string_view err_offset = "ERR bit offset is not an integer or out of range";
 
 /// Parses a bit offset ("#n" = n * bits when `bits` > 0, for BITFIELD).
-bool parse_offset(std::string_view s, uint64_t max_bytes, int bits, uint64_t& out) {
+bool parse_offset(std::string_view s, uint64_t limit, int bits, uint64_t& out) {
   bool hash = bits > 0 && !s.empty() && s[0] == '#';
   int64_t v = 0;
   if (!parse_int64(hash ? s.substr(1) : s, v))
@@ -29,10 +29,16 @@ bool parse_offset(std::string_view s, uint64_t max_bytes, int bits, uint64_t& ou
       return false;
     v *= bits;
   }
-  if (v < 0 || (static_cast<uint64_t>(v) >> 3) >= max_bytes)
+  if (v < 0 || (static_cast<uint64_t>(v) >> 3) >= limit)
     return false;
   out = static_cast<uint64_t>(v);
   return true;
+}
+
+/// The longest string a bit write may make: proto-max-bulk-len, as in Redis,
+/// and kura's value limit, checked before the bytes are allocated.
+uint64_t max_bytes(const command_context& c) {
+  return std::min<uint64_t>(c.facts.proto_max_bulk_len, c.ks.config().lim.max_value_bytes);
 }
 
 bool bit_at(std::string_view s, uint64_t bit) {
@@ -73,7 +79,7 @@ bool store_string(command_context& c, std::string_view key, std::string v, uint6
 
 void cmd_setbit(const command_args& a, command_context& c) {
   uint64_t off = 0;
-  if (!parse_offset(a[2], c.facts.proto_max_bulk_len, 0, off))
+  if (!parse_offset(a[2], max_bytes(c), 0, off))
     return put_error(c.out, err_offset);
   if (a[3] != "0" && a[3] != "1")
     return put_error(c.out, "ERR bit is not an integer or out of range");
@@ -94,7 +100,7 @@ void cmd_setbit(const command_args& a, command_context& c) {
 
 void cmd_getbit(const command_args& a, command_context& c) {
   uint64_t off = 0;
-  if (!parse_offset(a[2], c.facts.proto_max_bulk_len, 0, off))
+  if (!parse_offset(a[2], max_bytes(c), 0, off))
     return put_error(c.out, err_offset);
   bool bit = false;
   if (read_typed(c, a[1], false, [&](std::string_view v) { bit = bit_at(v, off); }) >= 0)
@@ -362,7 +368,7 @@ void bitfield_generic(const command_args& a, command_context& c, bool ro) {
                             "u64 is not supported but i64 is.");
     o.sign = type[0] == 'i';
     o.bits = static_cast<int>(bits);
-    if (!parse_offset(a[j + 2], c.facts.proto_max_bulk_len, o.bits, o.offset))
+    if (!parse_offset(a[j + 2], max_bytes(c), o.bits, o.offset))
       return put_error(out, err_offset);
     if (o.kind != bf_op::get) {
       writes = true;

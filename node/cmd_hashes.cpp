@@ -357,6 +357,8 @@ void cmd_hrandfield(const command_args& a, command_context& c) {
   };
   if (count < 0) { // repeats allowed, exactly -count answers
     auto n = static_cast<uint64_t>(-count);
+    if (n > c.facts.proto_max_bulk_len / 8) // a reply no client could take
+      return put_error(out, "ERR value is out of range");
     put_array_header(out, n * (withvalues ? 2 : 1));
     for (uint64_t i = 0; i < n; ++i)
       put_one(fields[rng() % fields.size()]);

@@ -214,3 +214,8 @@ TEST_CASE_FIXTURE(fixture, "HSCAN: whole small hashes, stateless cursors over bi
     CHECK_MESSAGE(seen.count("f" + std::to_string(i)) == 1, i);
   CHECK(calls > 100); // it iterated, not dumped
 }
+
+TEST_CASE_FIXTURE(fixture, "HRANDFIELD refuses a reply no client could take") {
+  CHECK(run("HSET h a 1") == ":1\r\n");
+  CHECK(run("HRANDFIELD h -9223372036854775807") == "-ERR value is out of range\r\n");
+}
