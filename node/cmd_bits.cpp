@@ -19,7 +19,7 @@ namespace {
 constexpr std::string_view err_offset = "ERR bit offset is not an integer or out of range";
 
 /// Parses a bit offset ("#n" = n * bits when `bits` > 0, for BITFIELD).
-bool parse_offset(std::string_view s, uint64_t max_bytes, int bits, uint64_t& out) {
+bool parse_offset(std::string_view s, uint64_t limit, int bits, uint64_t& out) {
   bool hash = bits > 0 && !s.empty() && s[0] == '#';
   int64_t v = 0;
   if (!parse_int64(hash ? s.substr(1) : s, v))
@@ -29,10 +29,16 @@ bool parse_offset(std::string_view s, uint64_t max_bytes, int bits, uint64_t& ou
       return false;
     v *= bits;
   }
-  if (v < 0 || (static_cast<uint64_t>(v) >> 3) >= max_bytes)
+  if (v < 0 || (static_cast<uint64_t>(v) >> 3) >= limit)
     return false;
   out = static_cast<uint64_t>(v);
   return true;
+}
+
+/// The longest string a bit write may make: proto-max-bulk-len, as in Redis,
+/// and kura's value limit, checked before the bytes are allocated.
+uint64_t max_bytes(const command_context& c) {
+  return std::min<uint64_t>(c.facts.proto_max_bulk_len, c.ks.config().lim.max_value_bytes);
 }
 
 bool bit_at(std::string_view s, uint64_t bit) {
@@ -73,7 +79,7 @@ bool store_string(command_context& c, std::string_view key, std::string v, uint6
 
 void cmd_setbit(const command_args& a, command_context& c) {
   uint64_t off = 0;
-  if (!parse_offset(a[2], c.facts.proto_max_bulk_len, 0, off))
+  if (!parse_offset(a[2], max_bytes(c), 0, off))
     return put_error(c.out, err_offset);
   if (a[3] != "0" && a[3] != "1")
     return put_error(c.out, "ERR bit is not an integer or out of range");
@@ -81,17 +87,20 @@ void cmd_setbit(const command_args& a, command_context& c) {
   uint64_t expiry = 0;
   if (!load_string(c, a[1], v, expiry))
     return;
-  if (v.size() <= (off >> 3))
+  bool grow = v.size() <= (off >> 3);
+  if (grow)
     v.resize((off >> 3) + 1, '\0');
-  bool old = bit_at(v, off);
-  set_bit(v, off, a[3] == "1");
+  bool old = bit_at(v, off), on = a[3] == "1";
+  if (old == on && !grow) // nothing changes: no write (as Redis: no dirty)
+    return put_int(c.out, old ? 1 : 0);
+  set_bit(v, off, on);
   if (store_string(c, a[1], std::move(v), expiry))
     put_int(c.out, old ? 1 : 0);
 }
 
 void cmd_getbit(const command_args& a, command_context& c) {
   uint64_t off = 0;
-  if (!parse_offset(a[2], c.facts.proto_max_bulk_len, 0, off))
+  if (!parse_offset(a[2], max_bytes(c), 0, off))
     return put_error(c.out, err_offset);
   bool bit = false;
   if (read_typed(c, a[1], false, [&](std::string_view v) { bit = bit_at(v, off); }) >= 0)
@@ -359,7 +368,7 @@ void bitfield_generic(const command_args& a, command_context& c, bool ro) {
                             "u64 is not supported but i64 is.");
     o.sign = type[0] == 'i';
     o.bits = static_cast<int>(bits);
-    if (!parse_offset(a[j + 2], c.facts.proto_max_bulk_len, o.bits, o.offset))
+    if (!parse_offset(a[j + 2], max_bytes(c), o.bits, o.offset))
       return put_error(out, err_offset);
     if (o.kind != bf_op::get) {
       writes = true;
@@ -385,10 +394,12 @@ void bitfield_generic(const command_args& a, command_context& c, bool ro) {
   uint64_t expiry = 0;
   if (!load_string(c, a[1], v, expiry))
     return;
+  bool existed = c.ks.exists(a[1]);
   uint64_t need = 0;
   for (auto& o : ops)
     if (o.kind != bf_op::get)
       need = std::max(need, ((o.offset + static_cast<uint64_t>(o.bits) - 1) >> 3) + 1);
+  bool changed = v.size() < need || !existed;
   if (v.size() < need)
     v.resize(need, '\0');
   out_buffer replies;
@@ -407,9 +418,10 @@ void bitfield_generic(const command_args& a, command_context& c, bool ro) {
       continue;
     }
     set_field(v, o.offset, o.bits, static_cast<uint64_t>(nv));
+    changed = changed || nv != old;
     put_int(replies, o.kind == bf_op::incrby ? nv : old);
   }
-  if (!store_string(c, a[1], std::move(v), expiry))
+  if (changed && !store_string(c, a[1], std::move(v), expiry))
     return;
   put_array_header(out, ops.size());
   out.insert(out.end(), replies.begin(), replies.end());

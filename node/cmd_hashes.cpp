@@ -357,6 +357,8 @@ void cmd_hrandfield(const command_args& a, command_context& c) {
   };
   if (count < 0) { // repeats allowed, exactly -count answers
     auto n = static_cast<uint64_t>(-count);
+    if (n > c.facts.proto_max_bulk_len / 8) // a reply no client could take
+      return put_error(out, "ERR value is out of range");
     put_array_header(out, n * (withvalues ? 2 : 1));
     for (uint64_t i = 0; i < n; ++i)
       put_one(fields[rng() % fields.size()]);
@@ -378,12 +380,11 @@ void cmd_hrandfield(const command_args& a, command_context& c) {
 // first, about COUNT of them, and the next cursor is the last position + 1
 // (0 when none is left). Positions do not depend on the other fields, so a
 // field present for the whole iteration is returned whatever else changes,
-// and a cursor stays valid across connections and restarts. Hashes of up to
-// 128 fields (Redis's listpack size) come back whole in one call, as Redis
-// answers them.
+// and a cursor stays valid across connections and restarts. A hash Redis
+// would keep as a listpack (hash-max-listpack-entries/-value, see
+// hashval::redis_encoding) comes back whole in one call, as Redis answers it.
 
 constexpr uint64_t hscan_seed = 0x6b7572615f687363ull; // "kura_hsc"
-constexpr size_t hscan_whole = 128;
 
 uint64_t field_pos(std::string_view f) {
   return hash64(f, hscan_seed) | 1;
@@ -420,7 +421,11 @@ void cmd_hscan(const command_args& a, command_context& c) {
   auto matches = [&](std::string_view f) { return pattern.empty() || glob_match(pattern, f); };
   std::vector<field_view> reply;
   uint64_t next = 0;
-  if (fields.size() <= hscan_whole) {
+  bool whole = fields.size() <= c.state.hash_max_listpack_entries;
+  for (size_t i = 0; whole && i < fields.size(); ++i)
+    whole = fields[i].first.size() <= c.state.hash_max_listpack_value &&
+            fields[i].second.size() <= c.state.hash_max_listpack_value;
+  if (whole) {
     for (auto& f : fields)
       if (matches(f.first))
         reply.push_back(f);

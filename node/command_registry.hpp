@@ -103,6 +103,10 @@ struct command_state {
   std::map<uint64_t, std::string> scan_cursors; ///< SCAN cursor -> last key returned
   uint64_t next_cursor = 1;
   watch_table watches; ///< keys some connection WATCHes
+  /// hash-max-listpack-entries / -value (CONFIG): up to these sizes a hash
+  /// reports OBJECT ENCODING "listpack" and HSCAN returns it whole.
+  uint64_t hash_max_listpack_entries = 128;
+  uint64_t hash_max_listpack_value = 64;
   /// Runs one command as command_table::execute does, outside any MULTI
   /// queue (EXEC runs its queued commands through it).
   std::function<void(const command_args&, session&, out_buffer&)> run;

@@ -114,14 +114,17 @@ inline std::string encode(const std::vector<field_view>& fields) {
   return s;
 }
 
-/// Redis's OBJECT ENCODING for a hash of this shape: "listpack" up to 128
-/// fields with names and values of at most 64 bytes, else "hashtable".
-inline const char* redis_encoding(std::string_view v) {
+/// Redis's OBJECT ENCODING for a hash of this shape: "listpack" up to
+/// `max_entries` fields with names and values of at most `max_value` bytes
+/// (hash-max-listpack-entries / -value, Redis's defaults 128 and 64), else
+/// "hashtable".
+inline const char* redis_encoding(std::string_view v, uint64_t max_entries = 128,
+                                  uint64_t max_value = 64) {
   uint64_t n = 0;
   bool small = true;
   for_each(v, [&](std::string_view f, std::string_view x) {
     ++n;
-    small = n <= 128 && f.size() <= 64 && x.size() <= 64;
+    small = n <= max_entries && f.size() <= max_value && x.size() <= max_value;
     return small;
   });
   return small ? "listpack" : "hashtable";

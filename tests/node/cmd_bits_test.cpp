@@ -147,3 +147,37 @@ TEST_CASE_FIXTURE(fixture, "LCS") {
   CHECK(run("HSET h f v") == ":1\r\n");
   CHECK(run("LCS key1 h") == "-ERR The specified keys must contain string values\r\n");
 }
+
+TEST_CASE_FIXTURE(fixture, "SETBIT and BITFIELD write only when the value changes") {
+  CHECK(run("SETBIT k 3 1") == ":0\r\n");
+  auto v1 = ks.get("k")->ver;
+  clk.advance_ms(5);
+  CHECK(run("SETBIT k 3 1") == ":1\r\n"); // same bit: no new version
+  CHECK(ks.get("k")->ver == v1);
+  CHECK(run("BITFIELD k SET u4 0 1") == "*1\r\n:1\r\n"); // same value
+  CHECK(ks.get("k")->ver == v1);
+  CHECK(run("BITFIELD k SET u4 0 2") == "*1\r\n:1\r\n");
+  CHECK(ks.get("k")->ver != v1);
+  CHECK(run("BITFIELD z SET u8 0 0") == "*1\r\n:0\r\n"); // creates the key
+  CHECK(run("STRLEN z") == ":1\r\n");
+}
+
+TEST_CASE("bit writes are bounded by the value limit before any allocation") {
+  fake_clock clk;
+  actors::keyspace_config cfg;
+  cfg.lim.max_value_bytes = 1024;
+  actors::keyspace ks{cfg, clk, nullptr};
+  node_facts facts;
+  command_table cmds{ks, facts};
+  session s;
+  auto run = [&](std::vector<std::string_view> args) {
+    out_buffer out;
+    cmds.execute(args, s, out);
+    return std::string(out.begin(), out.end());
+  };
+  CHECK(run({"SETBIT", "k", "8191", "1"}) == ":0\r\n");
+  CHECK(run({"SETBIT", "k", "8192", "1"}) ==
+        "-ERR bit offset is not an integer or out of range\r\n");
+  CHECK(run({"BITFIELD", "k", "SET", "u8", "8192", "1"}) ==
+        "-ERR bit offset is not an integer or out of range\r\n");
+}

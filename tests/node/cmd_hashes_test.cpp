@@ -53,6 +53,10 @@ TEST_CASE("hash encoding round-trips and rejects damaged bytes") {
   CHECK_FALSE(hashval::decode(bad, out));
   CHECK(std::string(hashval::redis_encoding(enc)) == "hashtable"); // a 200-byte field
   CHECK(std::string(hashval::redis_encoding(hashval::encode({{"a", "1"}}))) == "listpack");
+  auto three = hashval::encode({{"a", "1"}, {"b", "2"}, {"c", "3"}});
+  CHECK(std::string(hashval::redis_encoding(three, 2, 64)) == "hashtable");
+  CHECK(std::string(hashval::redis_encoding(three, 3, 64)) == "listpack");
+  CHECK(std::string(hashval::redis_encoding(three, 3, 0)) == "hashtable");
 }
 
 TEST_CASE_FIXTURE(fixture, "HSET, HGET, HMGET, HGETALL, HLEN, HEXISTS, HSTRLEN") {
@@ -209,4 +213,9 @@ TEST_CASE_FIXTURE(fixture, "HSCAN: whole small hashes, stateless cursors over bi
   for (int i = 0; i < 1000; ++i)
     CHECK_MESSAGE(seen.count("f" + std::to_string(i)) == 1, i);
   CHECK(calls > 100); // it iterated, not dumped
+}
+
+TEST_CASE_FIXTURE(fixture, "HRANDFIELD refuses a reply no client could take") {
+  CHECK(run("HSET h a 1") == ":1\r\n");
+  CHECK(run("HRANDFIELD h -9223372036854775807") == "-ERR value is out of range\r\n");
 }
