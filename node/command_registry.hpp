@@ -10,11 +10,13 @@
 
 #include "actors/keyspace.hpp"
 #include "node/resp_writer.hpp"
+#include "node/transaction.hpp"
 #include "tiers/tier.hpp"
 
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -28,12 +30,18 @@ using actors::keyspace;
 /// The arguments of one parsed request, command name first.
 using command_args = std::vector<std::string_view>;
 
+struct acl_user;
+struct security_state;
+
 /// Per-connection state a command can change.
 struct session {
   uint64_t id = 0;
   std::string name;
   std::string peer;  ///< "ip:port" for CLIENT LIST
   bool quit = false; ///< close the connection after this reply
+  transaction tx;    ///< MULTI queue and WATCHed keys
+  std::shared_ptr<acl_user> user; ///< null: the default user (set on first command)
+  bool authenticated = false;     ///< as Redis's c->authenticated
 };
 
 /// What L3 must answer before a command can run.
@@ -94,6 +102,14 @@ struct command_state {
   uint64_t keyspace_misses = 0;
   std::map<uint64_t, std::string> scan_cursors; ///< SCAN cursor -> last key returned
   uint64_t next_cursor = 1;
+  watch_table watches; ///< keys some connection WATCHes
+  /// Runs one command as command_table::execute does, outside any MULTI
+  /// queue (EXEC runs its queued commands through it).
+  std::function<void(const command_args&, session&, out_buffer&)> run;
+  /// Cluster hook: the slot of a key. Set, it makes every key of a
+  /// transaction (queued commands and WATCH) share one slot or CROSSSLOT.
+  std::function<uint16_t(std::string_view)> slot_of;
+  security_state* security = nullptr; ///< users, ACL LOG, audit (node/security.hpp)
   void reset_stats() { total_commands = keyspace_hits = keyspace_misses = 0; }
 };
 

@@ -1,6 +1,7 @@
 #include "node/resp_server.hpp"
 
 #include "node/metrics.hpp"
+#include "node/ops.hpp"
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -234,7 +235,7 @@ void process(self_ptr self, connection_handle hdl) {
         break;
       }
       auto& args = c.parser.args();
-      st.cmds->plan(args, st.plan);
+      st.cmds->plan(args, c.sess, st.plan);
       if (st.plan.kind == fetch_plan::none) {
         st.cmds->execute(args, c.sess, out);
         off += c.parser.consumed();
@@ -315,6 +316,11 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
     st.facts.l3_uncommitted = [snap] { return snap->get().pending; };
   }
   st.cmds = std::make_unique<command_table>(st.core->ks(), st.facts);
+  if (auto err = st.cmds->configure_security(cfg.security); !err.empty()) {
+    listening->set_value(err);
+    self->quit();
+    return {};
+  }
   st.metrics = metrics;
   auto res = self->add_tcp_doorman(cfg.port, cfg.bind.c_str(), true);
   if (!res) {
@@ -338,12 +344,23 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
         self->close(msg.handle);
         return;
       }
+      auto peer_ip = self->remote_addr(msg.handle);
+      auto& sec = st.cmds->security();
+      if (sec.refuses(st.cfg.bind, peer_ip)) { // protected mode, as Redis
+        ++st.facts.rejected_connections;
+        put_error(self->wr_buf(msg.handle), protected_mode_denied);
+        self->flush(msg.handle);
+        self->close(msg.handle);
+        sec.audit_plain("protected-mode",
+                        peer_ip + ":" + std::to_string(self->remote_port(msg.handle)), "", "",
+                        "DENIED protected mode", st.core->ks().clock().now_ms());
+        return;
+      }
       self->configure_read(msg.handle, receive_policy::at_most(st.cfg.read_buffer_bytes));
       auto& c = st.conns[msg.handle];
       c.parser = resp_parser{st.cfg.limits};
       c.sess.id = st.next_id++;
-      c.sess.peer = self->remote_addr(msg.handle) + ":"
-                    + std::to_string(self->remote_port(msg.handle));
+      c.sess.peer = peer_ip + ":" + std::to_string(self->remote_port(msg.handle));
       update_facts(st);
     },
     [=](new_data_msg& msg) {
@@ -370,6 +387,12 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
       update_facts(st);
     },
     [=](const acceptor_closed_msg&) { self->quit(); },
+    [=](ops_auth_atom, const std::string& user, const std::string& pass, const std::string& cmd,
+        const std::string& key) -> std::string {
+      auto& st = self->state;
+      return ops_permit(st.cmds->security(), st.cmds->registry(), user, pass, cmd, key,
+                        st.core->ks().clock().now_ms());
+    },
     [=](resume_atom) {
       self->state.resume_armed = false;
       resume_stalled(self);
@@ -378,6 +401,8 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
     [=](housekeeping_atom) {
       auto& st = self->state;
       update_facts(st);
+      if (auto& audit = st.cmds->security().audit)
+        audit->sync(); // the audit log's batched fsync
       if (++st.ticks * housekeeping_ms >= st.cfg.metrics_interval_ms) {
         st.ticks = 0;
         try {
