@@ -72,7 +72,7 @@ result<std::unique_ptr<node_metrics>> node_metrics::start(const std::string& bin
               d |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
             return d == 0;
           };
-          return same(u, user) & same(p, pass);
+          return (static_cast<int>(same(u, user)) & static_cast<int>(same(p, pass))) != 0;
         },
         "kura metrics");
     }

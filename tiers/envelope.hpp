@@ -11,6 +11,7 @@
 
 #include <msgpack.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -48,7 +49,11 @@ template <class T>
 result<T> from_msgpack(std::string_view bytes) {
   try {
     // Bound nesting and container sizes so hostile input cannot blow up memory.
-    msgpack::unpack_limit lim(/*array*/ 1u << 20, /*map*/ 1u << 20, /*str*/ envelope_max_bytes,
+    // msgpack allocates an array's elements when it reads the header, but
+    // every element takes at least one byte (a map pair two): a few bytes
+    // claiming 1M elements would cost 16 MB each time (found by fuzzing).
+    size_t n = std::min<size_t>(1u << 20, bytes.size());
+    msgpack::unpack_limit lim(/*array*/ n, /*map*/ n / 2, /*str*/ envelope_max_bytes,
                               /*bin*/ envelope_max_bytes, /*ext*/ 1u << 20, /*depth*/ 32);
     size_t off = 0;
     msgpack::object_handle oh =

@@ -16,13 +16,14 @@ using test::small_config;
 
 namespace {
 
-std::unique_ptr<archive::archive> must_open(const archive_config& cfg, const kura::clock& clk) {
-  auto a = archive::open(cfg, clk);
+std::unique_ptr<kura::archive::archive> must_open(const archive_config& cfg,
+                                                  const kura::clock& clk) {
+  auto a = kura::archive::open(cfg, clk);
   REQUIRE_MESSAGE(a.ok(), (a.ok() ? "" : a.err().to_string()));
   return std::move(*a);
 }
 
-std::string value_of(archive::archive& a, const std::string& k, uint64_t now) {
+std::string value_of(kura::archive::archive& a, const std::string& k, uint64_t now) {
   auto r = a.get(k, now);
   REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.err().to_string()));
   return *r ? (*r)->value : std::string("<miss>");
@@ -646,7 +647,7 @@ TEST_CASE("foreign and damaged files give clear errors, never a crash") {
   // An index directory holding something that is not LMDB.
   posix_env::instance().create_dir(dir.path + "/a/index").ok();
   write_file(dir.path + "/a/index/data.mdb", std::string(8192, 'z'));
-  auto a = archive::open(small_config(dir.path + "/a"), clk);
+  auto a = kura::archive::open(small_config(dir.path + "/a"), clk);
   REQUIRE_FALSE(a.ok());
   CHECK((a.code() == errc::foreign_file || a.code() == errc::corrupt));
   // A segment file replaced by garbage: its keys fail, the archive opens.
@@ -661,10 +662,10 @@ TEST_CASE("foreign and damaged files give clear errors, never a crash") {
   auto r = b->get("k", now);
   CHECK(r.code() == errc::corrupt);
   CHECK(r.err().message.find("magic") != std::string::npos);
-  CHECK(archive::open(archive_config{}, clk).code() == errc::invalid_argument);
+  CHECK(kura::archive::open(archive_config{}, clk).code() == errc::invalid_argument);
   auto bad_level = small_config(dir.path + "/c", codec_id::zstd);
   bad_level.level = 99;
-  CHECK(archive::open(bad_level, clk).code() == errc::invalid_argument);
+  CHECK(kura::archive::open(bad_level, clk).code() == errc::invalid_argument);
 }
 
 TEST_CASE("random operations agree with a model, across reopens and compactions") {

@@ -37,7 +37,7 @@ archive_config crash_config(const std::string& path) {
 /// most segments are sparse and compaction has several inputs.
 model prepare(const std::string& path, const kura::clock& clk) {
   model m;
-  auto a = archive::open(crash_config(path), clk);
+  auto a = kura::archive::open(crash_config(path), clk);
   REQUIRE(a.ok());
   auto now = clk.now_ms();
   for (int i = 0; i < 600; ++i) {
@@ -61,7 +61,7 @@ model prepare(const std::string& path, const kura::clock& clk) {
 }
 
 /// Checks every key of the model (and that nothing else reads as present).
-void verify(archive::archive& a, const model& m, uint64_t now, bool allow_dropped = false) {
+void verify(kura::archive::archive& a, const model& m, uint64_t now, bool allow_dropped = false) {
   for (int i = 0; i < 600; ++i) {
     auto k = "k" + std::to_string(i);
     auto r = a.get(k, now);
@@ -78,7 +78,7 @@ void verify(archive::archive& a, const model& m, uint64_t now, bool allow_droppe
 }
 
 /// Every segment file on disk is known to the index and vice versa.
-void verify_no_orphans(archive::archive& a, const std::string& path) {
+void verify_no_orphans(kura::archive::archive& a, const std::string& path) {
   std::set<uint64_t> files, rows;
   auto names = posix_env::instance().list_dir(path);
   REQUIRE(names.ok());
@@ -110,7 +110,7 @@ void crash_at(const std::string& path, const kura::clock& clk, action act, const
     cfg.fs = &fe;
     if (act == action::drop)
       cfg.max_bytes = 20 * 1024; // forces retention to drop the oldest segments
-    auto a = archive::open(cfg, clk);
+    auto a = kura::archive::open(cfg, clk);
     if (!a.ok())
       ::_exit(2);
     auto now = clk.now_ms();
@@ -150,7 +150,7 @@ TEST_CASE("a crash at any step of compaction leaves every committed key readable
     auto m = prepare(dir.path, clk);
     crash_at(dir.path, clk, action::compact, p.name, p.nth);
     {
-      auto a = archive::open(crash_config(dir.path), clk);
+      auto a = kura::archive::open(crash_config(dir.path), clk);
       REQUIRE(a.ok());
       verify(**a, m, clk.now_ms());
       verify_no_orphans(**a, dir.path);
@@ -162,7 +162,7 @@ TEST_CASE("a crash at any step of compaction leaves every committed key readable
       for (auto& s : (*a)->inspect().segments)
         CHECK(s.live_fraction >= 0.9);
     }
-    auto a = archive::open(crash_config(dir.path), clk);
+    auto a = kura::archive::open(crash_config(dir.path), clk);
     REQUIRE(a.ok());
     verify(**a, m, clk.now_ms());
     verify_no_orphans(**a, dir.path);
@@ -176,7 +176,7 @@ TEST_CASE("a crash while flushing loses only the block being flushed") {
     fake_clock clk;
     auto m = prepare(dir.path, clk);
     crash_at(dir.path, clk, action::flush, p, 1);
-    auto a = archive::open(crash_config(dir.path), clk);
+    auto a = kura::archive::open(crash_config(dir.path), clk);
     REQUIRE(a.ok());
     verify(**a, m, clk.now_ms());
     verify_no_orphans(**a, dir.path);
@@ -199,7 +199,7 @@ TEST_CASE("a crash while retention drops a segment leaves the rest readable") {
     fake_clock clk;
     auto m = prepare(dir.path, clk);
     crash_at(dir.path, clk, action::drop, p, 1);
-    auto a = archive::open(crash_config(dir.path), clk);
+    auto a = kura::archive::open(crash_config(dir.path), clk);
     REQUIRE(a.ok());
     // Dropped keys are gone, the others read with their committed values.
     verify(**a, m, clk.now_ms(), true);

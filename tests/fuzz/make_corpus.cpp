@@ -290,6 +290,20 @@ void cli_seeds() {
   cli_seed("compact_failed_json", 0x8a, msg_compaction_report, cr);
 }
 
+void acl_seeds() {
+  const char* t = "acl_fuzz";
+  seed(t, "file",
+       "user default on nopass ~* &* +@all\n"
+       "user alice on >secret ~cache:* %R~ro:* -@all +get +set +config|get\n"
+       "user bob off resetchannels &news:* +@read -keys\n");
+  seed(t, "rules",
+       "on >p1 >p2 <p1 ~a* %W~w* allkeys -@dangerous +flushall\n"
+       "on #2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b nopass resetpass\n"
+       "reset on allcommands -config|set allchannels resetkeys ~x\n"
+       "off +@all -@write +hset sanitize-payload\n");
+  seed(t, "bad", "user default on nopass ~* +@all\nuser x on +nosuchcommand\nnotauser\n");
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -307,5 +321,6 @@ int main(int argc, char** argv) {
   archive_seeds();
   config_seeds();
   cli_seeds();
+  acl_seeds();
   return 0;
 }

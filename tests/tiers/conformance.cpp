@@ -16,7 +16,7 @@ using namespace kura;
 namespace {
 
 struct l1_fixture {
-  static constexpr const char* name = "l1";
+  [[maybe_unused]] static constexpr const char* name = "l1";
   static constexpr bool bounded = true, exact_bytes = true, persistent = false,
                         admission = false;
   fake_clock clk;
@@ -27,7 +27,7 @@ struct l1_fixture {
 };
 
 struct l2_fixture {
-  static constexpr const char* name = "l2";
+  [[maybe_unused]] static constexpr const char* name = "l2";
   static constexpr bool bounded = true, exact_bytes = true, persistent = false,
                         admission = true;
   fake_clock clk;
@@ -38,7 +38,7 @@ struct l2_fixture {
 };
 
 struct memory_fixture {
-  static constexpr const char* name = "mem";
+  [[maybe_unused]] static constexpr const char* name = "mem";
   static constexpr bool bounded = true, exact_bytes = true, persistent = false,
                         admission = false;
   fake_clock clk;
@@ -57,7 +57,7 @@ struct memory_fixture {
 using temp_dir = kura::testing::temp_dir;
 
 struct l3_fixture {
-  static constexpr const char* name = "l3";
+  [[maybe_unused]] static constexpr const char* name = "l3";
   static constexpr bool bounded = true, exact_bytes = false, persistent = true,
                         admission = false;
   fake_clock clk;
@@ -89,8 +89,8 @@ struct l3_fixture {
 /// L4. Not `bounded` in the conformance sense: its size limit is retention
 /// (whole oldest segments go), tested in tests/archive.
 struct l4_fixture {
-  static constexpr const char* name = "l4";
-  static constexpr bool bounded = false, exact_bytes = false, persistent = true,
+  [[maybe_unused]] static constexpr const char* name = "l4";
+  [[maybe_unused]] static constexpr bool bounded = false, exact_bytes = false, persistent = true,
                         admission = false;
   fake_clock clk;
   temp_dir dir;

@@ -3,6 +3,9 @@
 
 #include <doctest/doctest.h>
 
+#include <map>
+#include <vector>
+
 using namespace kura;
 
 namespace {
@@ -56,4 +59,24 @@ TEST_CASE("envelope survives random bytes") {
       (void)from_msgpack<sample_msg>(env->payload);
   }
   CHECK(true);
+}
+
+// Found by tests/fuzz/message_decoder_fuzz (as slowness): msgpack allocates an
+// array's elements when it reads the header, so six bytes claiming a million
+// elements cost 16 MB per decode. A container cannot have more elements than
+// there are bytes left, and that is now the limit.
+TEST_CASE("an array header claiming more elements than bytes is refused up front") {
+  std::string claim("\xdd\x00\x0f\xff\xff\x01", 6); // array32 of 1048575, one element
+  auto r = kura::from_msgpack<std::vector<int>>(claim);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.err().code == kura::errc::decode_error);
+  CHECK(r.err().message.find("array size overflow") != std::string::npos);
+  std::string map_claim("\xdf\x00\x00\x00\x04\x01\x01", 7); // map32 of 4 pairs, one pair
+  auto m = kura::from_msgpack<std::map<int, int>>(map_claim);
+  REQUIRE_FALSE(m.ok());
+  CHECK(m.err().message.find("map size overflow") != std::string::npos);
+  std::vector<int> ok(1000, 7);
+  auto back = kura::from_msgpack<std::vector<int>>(kura::to_msgpack(ok));
+  REQUIRE(back.ok());
+  CHECK(*back == ok);
 }

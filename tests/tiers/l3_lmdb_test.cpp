@@ -725,7 +725,8 @@ TEST_CASE("l3: mdb_stat reads the environment") {
     CHECK(out.find("Entries: 100") != std::string::npos);
   }
   auto [rc, out] = run("mdb_stat -a " + d.env() + " 2>&1");
-  INFO(out);
+  const std::string& stat_out = out; // INFO's lambda cannot capture a structured binding
+  INFO(stat_out);
   CHECK(rc == 0);
   for (const char* db : {"kura.main", "kura.seq", "kura.exp", "kura.meta"})
     CHECK(out.find(db) != std::string::npos);
