@@ -11,6 +11,7 @@
 #pragma once
 
 #include "actors/keyspace.hpp"
+#include "node/client_hub.hpp"
 #include "node/command_registry.hpp"
 #include "node/resp_writer.hpp"
 
@@ -49,11 +50,32 @@ public:
   /// The registry (COMMAND's facts, key positions for routing and ACLs).
   const command_registry& registry() const noexcept { return reg_; }
 
+  /// Clients, pub/sub and tracking (the broker registers its connections
+  /// and installs the delivery of pushes).
+  client_hub& hub() noexcept { return hub_; }
+  /// True (once) when CLIENT KILL marked other clients since the last call.
+  bool take_kills() noexcept {
+    bool k = state_.kills_pending;
+    state_.kills_pending = false;
+    return k;
+  }
+
 private:
+  void after_command(const command_args& a, const command_spec& sp, int id, session& s,
+                     bool failed);
+
   keyspace& ks_;
   node_facts& facts_;
   command_registry reg_;
   command_state state_;
+  client_hub hub_;
+  int flushall_id_ = -1;
+  int flushdb_id_ = -1;
+  int caching_id_ = -1;
 };
+
+/// Rewrites the RESP2 nulls ($-1, *-1) of the replies in out[from..] as
+/// RESP3's null (_), for clients that said HELLO 3.
+void resp3_nulls(out_buffer& out, size_t from);
 
 } // namespace kura::node

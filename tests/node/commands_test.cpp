@@ -225,7 +225,7 @@ TEST_CASE_FIXTURE(fixture, "server and connection commands") {
         "-ERR Client names cannot contain spaces, newlines or special characters.\r\n");
   sess.id = 7;
   CHECK(run("CLIENT ID") == ":7\r\n");
-  CHECK(run("HELLO 3") == "-NOPROTO unsupported protocol version\r\n");
+  CHECK(run("HELLO 4") == "-NOPROTO unsupported protocol version\r\n");
   CHECK(run("HELLO 2").rfind("*14\r\n$6\r\nserver\r\n", 0) == 0);
   CHECK(run("COMMAND COUNT") == ":" + std::to_string(cmds.registry().size()) + "\r\n");
   CHECK(run("COMMAND DOCS")
