@@ -7,6 +7,7 @@
 // reachable (connect is asynchronous and bounded by --timeout).
 #include "actors/messages.hpp"
 #include "node/archive_node.hpp"
+#include "node/json_writer.hpp"
 #include "node/ops.hpp"
 
 #include <caf/all.hpp>
@@ -45,34 +46,18 @@ void usage() {
                "  compact (progress bar; --json: final summary) | archive (L4 segments)\n";
 }
 
-std::string json_str(std::string_view s) {
-  std::string o = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': o += "\\\""; break;
-      case '\\': o += "\\\\"; break;
-      case '\n': o += "\\n"; break;
-      case '\r': o += "\\r"; break;
-      case '\t': o += "\\t"; break;
-      default:
-        if (c < 0x20 || c >= 0x7f) {
-          char b[8];
-          std::snprintf(b, sizeof(b), "\\u%04x", c);
-          o += b;
-        } else {
-          o += static_cast<char>(c);
-        }
-    }
-  }
-  return o + "\"";
+/// A one-member JSON object {"name": "value"}.
+std::string json_member(std::string_view name, std::string_view value) {
+  return node::json_writer{}.begin_object().key(name).str(value).end_object().str();
 }
 
 void print_table(const node_status& s, bool json) {
   if (json) {
-    std::cout << "{";
+    node::json_writer j; // figures as JSON numbers, the rest as strings
+    j.begin_object();
     for (size_t i = 0; i < s.names.size() && i < s.values.size(); ++i)
-      std::cout << (i ? ", " : "") << json_str(s.names[i]) << ": " << json_str(s.values[i]);
-    std::cout << "}\n";
+      j.key(s.names[i]).auto_value(s.values[i]);
+    std::cout << j.end_object().str() << "\n";
     return;
   }
   size_t w = 4;
@@ -224,32 +209,45 @@ int main(int argc, char** argv) {
   }
   if (!r->error.empty()) {
     if (o.json)
-      std::cout << "{\"error\": " << json_str(r->error) << "}\n";
+      std::cout << json_member("error", r->error) << "\n";
     std::cerr << "kura: " << r->error << "\n";
     finish(1);
   }
   switch (req.op) {
     case kv_request::get:
-      if (o.json)
-        std::cout << "{\"key\": " << json_str(req.key) << ", \"found\": "
-                  << (r->found ? "true" : "false") << ", \"value\": "
-                  << (r->found ? json_str(r->value) : "null") << ", \"expiry_ms\": " << r->expiry_ms
-                  << "}\n";
-      else
+      if (o.json) {
+        node::json_writer j;
+        j.begin_object().key("key").str(req.key).key("found").boolean(r->found).key("value");
+        if (r->found)
+          j.str(r->value);
+        else
+          j.null();
+        j.key("expiry_ms").num(r->expiry_ms).end_object();
+        std::cout << j.str() << "\n";
+      } else
         std::cout << (r->found ? r->value : "(nil)") << "\n";
       break;
     case kv_request::tier:
-      std::cout << (o.json ? "{\"tier\": " + json_str(r->value) + "}" : r->value) << "\n";
+      std::cout << (o.json ? json_member("tier", r->value) : r->value) << "\n";
       break;
     case kv_request::del:
     case kv_request::expire:
       if (o.json)
-        std::cout << "{\"existed\": " << (r->found ? "true" : "false") << "}\n";
+        std::cout << node::json_writer{}
+                         .begin_object()
+                         .key("existed")
+                         .boolean(r->found)
+                         .end_object()
+                         .str()
+                  << "\n";
       else
         std::cout << (r->found ? 1 : 0) << "\n";
       break;
     default:
-      std::cout << (o.json ? "{\"ok\": true}" : "OK") << "\n";
+      std::cout
+          << (o.json ? node::json_writer{}.begin_object().key("ok").boolean(true).end_object().str()
+                     : "OK")
+          << "\n";
   }
   finish(0);
 }
