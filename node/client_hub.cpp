@@ -215,6 +215,7 @@ void client_hub::disable_tracking(session& s) {
   if (tracking_clients_ == 0) {
     keys_.clear();
     expiries_ = {};
+    probe_.clear();
   }
 }
 
@@ -226,7 +227,7 @@ std::vector<std::string> client_hub::prefixes_of(uint64_t id) const {
   return r;
 }
 
-void client_hub::key_read(session& s, std::string_view key, uint64_t expiry_ms) {
+void client_hub::key_read(session& s, std::string_view key, bool present, uint64_t expiry_ms) {
   using namespace tracking_flag;
   if (!s.tracking || (s.tracking_flags & bcast))
     return;
@@ -238,6 +239,8 @@ void client_hub::key_read(session& s, std::string_view key, uint64_t expiry_ms) 
   it->second.insert(s.id);
   if (fresh && expiry_ms != 0)
     expiries_.emplace(expiry_ms, it->first);
+  if (fresh && present)
+    probe_.push_back(it->first);
 }
 
 void client_hub::send_invalidation(session& to, const std::string* key) {
@@ -329,6 +332,7 @@ void client_hub::flushed(uint64_t origin) {
     return;
   keys_.clear();
   expiries_ = {};
+  probe_.clear();
   for (auto& [id, s] : clients_) {
     if (!s->tracking)
       continue;

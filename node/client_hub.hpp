@@ -98,9 +98,9 @@ public:
   void disable_tracking(session& s);
   /// BCAST prefixes of a client.
   std::vector<std::string> prefixes_of(uint64_t id) const;
-  /// A read-only command of `s` read `key` (expiry_ms 0 = none): remember it
-  /// when the client's mode says so.
-  void key_read(session& s, std::string_view key, uint64_t expiry_ms);
+  /// A read-only command of `s` read `key` (`present`: it exists; expiry_ms
+  /// 0 = none): remember it when the client's mode says so.
+  void key_read(session& s, std::string_view key, bool present, uint64_t expiry_ms);
   /// THE entry point: `key` changed (by client `origin`, 0 = not a client:
   /// expiry, eviction, another node). Sends the invalidations.
   void key_changed(std::string_view key, uint64_t origin = 0);
@@ -108,6 +108,29 @@ public:
   void flushed(uint64_t origin = 0);
   /// Invalidates tracked keys whose expiry is at or before `now_ms`.
   void expire_due(uint64_t now_ms);
+  /// Checks up to `budget` tracked keys that existed when read (round robin)
+  /// and invalidates those `exists(key)` no longer finds: changes no command
+  /// made, such as evictions from memory when memory is the only tier.
+  template <class Exists>
+  void probe(size_t budget, Exists&& exists) {
+    for (size_t n = 0; n < budget && !probe_.empty(); ++n) {
+      if (probe_next_ >= probe_.size())
+        probe_next_ = 0;
+      auto& k = probe_[probe_next_];
+      bool gone = keys_.count(k) == 0; // invalidated already: forget it
+      if (!gone && !exists(std::string_view{k})) {
+        std::string key = k;
+        key_changed(key, 0);
+        gone = true;
+      }
+      if (gone) {
+        probe_[probe_next_] = std::move(probe_.back());
+        probe_.pop_back();
+      } else {
+        ++probe_next_;
+      }
+    }
+  }
 
 private:
   void send_invalidation(session& to, const std::string* key);
@@ -124,6 +147,8 @@ private:
   std::map<std::string, std::set<uint64_t>> prefixes_;                 ///< BCAST ("" = all)
   using due = std::pair<uint64_t, std::string>;
   std::priority_queue<due, std::vector<due>, std::greater<due>> expiries_;
+  std::vector<std::string> probe_; ///< tracked keys that existed when read
+  size_t probe_next_ = 0;
 };
 
 /// Appends the RESP3 push / RESP2 pub/sub frame `kind channel payload` where

@@ -149,8 +149,8 @@ void command_table::after_command(const command_args& a, const command_spec& sp,
   } else if (s.tracking && (sp.flags & cmd_flag::readonly)) {
     for_each_key_index(sp, a.size(), [&](size_t i) {
       uint64_t expiry = 0;
-      ks_.read(a[i], [&](std::string_view, uint64_t e) { expiry = e; });
-      hub_.key_read(s, a[i], expiry);
+      bool present = ks_.read(a[i], [&](std::string_view, uint64_t e) { expiry = e; });
+      hub_.key_read(s, a[i], present, expiry);
     });
   }
   if (id != caching_id_)

@@ -22,6 +22,8 @@ constexpr uint32_t housekeeping_ms = 100;
 /// A read that leaves this many write-behind ops pending sends them to L3 at
 /// once (if L3 has credit); smaller batches leave with the next ack or tick.
 constexpr size_t batch_eager_ops = 256;
+/// Tracked keys checked for eviction per housekeeping tick (L3 off).
+constexpr size_t tracking_probe_budget = 1000;
 
 struct conn {
   std::string in; ///< unconsumed input; a waiting command stays at its front
@@ -446,8 +448,14 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
       auto& st = self->state;
       update_facts(st);
       auto& hub = st.cmds->hub();
-      if (hub.active())
-        hub.expire_due(st.core->ks().clock().now_ms());
+      if (hub.active()) {
+        auto& ks = st.core->ks();
+        hub.expire_due(ks.clock().now_ms());
+        if (!ks.has_l3()) // memory is the only tier: an eviction changes GET
+          hub.probe(tracking_probe_budget, [&ks](std::string_view k) {
+            return ks.shard_for(k).locate(k) != memory_region::none;
+          });
+      }
       if (st.facts.idle_timeout_s > 0)
         close_idle(self);
       if (++st.ticks * housekeeping_ms >= st.cfg.metrics_interval_ms) {

@@ -326,3 +326,17 @@ TEST_CASE_FIXTURE(hub_fixture, "tracking off costs nothing: no state is kept") {
   CHECK(cmds.hub().tracked_keys() == 0);
   CHECK(pushed.empty());
 }
+
+TEST_CASE_FIXTURE(hub_fixture, "tracking: the probe invalidates tracked keys that vanished") {
+  run("HELLO 3");
+  run("CLIENT TRACKING on");
+  as(s2, "SET k v");
+  run("GET k");       // present: probed
+  run("GET missing"); // absent when read: not probed
+  cmds.hub().probe(10, [](std::string_view) { return true; });
+  CHECK(take(1) == "");
+  cmds.hub().probe(10, [](std::string_view k) { return k != "k"; });
+  CHECK(take(1) == inval_k);
+  cmds.hub().probe(10, [](std::string_view) { return false; });
+  CHECK(take(1) == ""); // once: k is no longer tracked, "missing" never was probed
+}
