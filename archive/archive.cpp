@@ -1552,6 +1552,119 @@ result<bool> archive::erase(std::string_view key) {
   return true;
 }
 
+// -- last-writer-wins and iteration -------------------------------------------------
+
+result<std::optional<version>> archive::held_version(std::string_view key) {
+  auto& m = *impl_;
+  std::lock_guard<std::mutex> g(m.mu);
+  auto pi = m.pending_pos.find(std::string(key));
+  if (pi != m.pending_pos.end())
+    return std::optional<version>{m.pending[pi->second].ver};
+  if (auto st = m.rtxn.begin(m.menv); !st)
+    return st.err();
+  auto l = m.index_get(m.rtxn.t, format::index_key(key));
+  m.rtxn.end();
+  if (!l)
+    return l.err();
+  if (!*l)
+    return std::optional<version>{};
+  return std::optional<version>{(*l)->ver};
+}
+
+result<bool> archive::apply(entry e, uint64_t now_ms) {
+  if (e.is_tombstone())
+    return error{errc::invalid_argument, "the archive (L4) holds no tombstones; apply "
+                                         "deletes to L3"};
+  auto held = held_version(e.key);
+  if (!held)
+    return held.err();
+  if (*held && !(**held < e.ver))
+    return false;
+  if (auto st = put(std::move(e), now_ms); !st)
+    return st.err();
+  return true;
+}
+
+result<std::optional<std::string>>
+archive::scan_keys(std::string_view after, size_t max,
+                   const std::function<void(const key_info&)>& f) {
+  auto& m = *impl_;
+  std::vector<key_info> out;
+  std::optional<std::string> resume;
+  {
+    std::lock_guard<std::mutex> g(m.mu);
+    if (auto st = m.flush_locked(); !st)
+      return st.err();
+    if (auto st = m.rtxn.begin(m.menv); !st)
+      return st.err();
+    MDB_cursor* c = nullptr;
+    int rc = mdb_cursor_open(m.rtxn.t, m.dbi_index, &c);
+    if (rc != 0) {
+      m.rtxn.end();
+      return error{errc::io_error, std::string("archive index cursor: ") + mdb_strerror(rc)};
+    }
+    std::string from = after.empty() ? std::string() : format::index_key(after);
+    MDB_val k = as_val(from), v;
+    rc = from.empty() ? mdb_cursor_get(c, &k, &v, MDB_FIRST)
+                      : mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    if (rc == 0 && !from.empty() && as_view(k) == from)
+      rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    error failed{};
+    bool bad = false;
+    for (size_t n = 0; rc == 0 && n < max; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT), ++n) {
+      std::string_view ik = as_view(k);
+      auto l = format::decode_location(as_view(v));
+      if (!l || ik.empty()) {
+        failed = error{errc::corrupt, "archive index row is unreadable"};
+        bad = true;
+        break;
+      }
+      key_info ki;
+      ki.ver = l->ver;
+      ki.expiry_ms = l->expiry_ms;
+      ki.flags = l->flags;
+      if (ik[0] == 0) {
+        ki.key.assign(ik.substr(1));
+      } else {
+        // A hashed long key: the full key is only in the record.
+        auto si = m.segs.find(l->segment);
+        if (si == m.segs.end() || !si->second.file)
+          continue; // dangling: sweep_expired removes it
+        std::shared_ptr<const dictionary> dict;
+        if (si->second.row.dict_id != 0) {
+          auto di = m.dicts.find(si->second.row.dict_id);
+          if (di == m.dicts.end())
+            continue;
+          dict = di->second;
+        }
+        thread_local codec_context ctx;
+        std::string raw;
+        auto st = impl::read_block(*si->second.file, l->block_offset, l->block_len,
+                                   si->second.row.codec, dict.get(), ctx, raw);
+        auto rec = st ? format::decode_record(raw, l->record_offset) : result<entry>(st.err());
+        if (!rec)
+          continue; // a corrupt block: its keys read as errors, get() reports them
+        ki.key = std::move(rec->key);
+      }
+      resume = ki.key;
+      out.push_back(std::move(ki));
+    }
+    mdb_cursor_close(c);
+    m.rtxn.end();
+    if (bad)
+      return failed;
+    if (rc != 0 && rc != MDB_NOTFOUND)
+      return error{errc::io_error, std::string("archive index scan: ") + mdb_strerror(rc)};
+    if (rc == MDB_NOTFOUND)
+      resume.reset();
+    else if (!resume)
+      resume = std::string(after);
+  }
+  for (const auto& ki : out)
+    f(ki);
+  return resume;
+}
+
 size_t archive::sweep_expired(uint64_t now_ms, size_t budget) {
   auto& m = *impl_;
   std::lock_guard<std::mutex> g(m.mu);

@@ -207,6 +207,36 @@ public:
   status clear() override;
   tier_stats stats() const override;
 
+  // -- last-writer-wins and iteration (replication, anti-entropy, SCAN) -------
+
+  /// Stores `e` only if its version is newer than the version the archive
+  /// holds for its key (pending block or index); returns whether it did.
+  /// The archive holds no tombstones (L3 keeps them, and leaves a tombstone
+  /// "floor" for each entry it demotes in cluster mode, see tiers/l3_lmdb.hpp),
+  /// so a tombstone is refused with invalid_argument.
+  result<bool> apply(entry e, uint64_t now_ms);
+  /// The version held for `key` (expired entries included), from the index
+  /// alone: no block is read. nullopt when the key is not archived.
+  result<std::optional<version>> held_version(std::string_view key) override;
+
+  /// One archived key as the iterator reports it.
+  struct key_info {
+    std::string key;
+    kura::version ver;
+    uint64_t expiry_ms = 0;
+    uint8_t flags = 0;
+  };
+  /// The L4 key iterator: up to `max` keys after `after` (empty = from the
+  /// start), in index order, to `f`. Index order is byte order of the key for
+  /// keys up to 400 bytes, then the longer keys in the order of their hash.
+  /// Returns the key to resume after, or nullopt at the end. Bounded work per
+  /// call: one read transaction over `max` index rows (a key over 400 bytes
+  /// costs one block read to recover it). The pending block is committed
+  /// first, so every put before the call is seen. Expired entries are
+  /// included (their version still matters to anti-entropy).
+  result<std::optional<std::string>> scan_keys(std::string_view after, size_t max,
+                                               const std::function<void(const key_info&)>& f);
+
   // -- durability -------------------------------------------------------------
 
   /// Commits the pending block now (no-op when empty).

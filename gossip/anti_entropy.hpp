@@ -16,6 +16,10 @@
 // with the data: equal replicas exchange one digest message per round.
 // Each step is recomputed from the current store, so no session state is kept
 // and a lost message only costs the rest of that round.
+// The digests are not computed from the keys: the store keeps one digest per
+// 16-bit bucket, updated as writes apply (gossip/store.hpp), and which keys
+// take part is decided per slot (placement is a function of the slot), so a
+// round costs 16,384 slot digests plus the listing of differing buckets.
 // Thread safety: free functions over a store; no shared state.
 #pragma once
 
@@ -29,26 +33,25 @@
 
 namespace kura::gossip::anti_entropy {
 
-/// Which keys take part: true for ring positions both sides replicate.
-using key_filter = std::function<bool(uint64_t pos)>;
-/// Ring position of a key.
-using position_fn = std::function<uint64_t(std::string_view key)>;
+/// Which keys take part, per slot (16384 flags): the slots both sides
+/// replicate (ring::shared_slots). An empty mask means every slot.
+using slot_mask = std::vector<bool>;
 
 constexpr size_t fanout = 256;
 
 /// The 256 level-1 digests.
-std::vector<uint64_t> level1(const replica_store& s, const position_fn& pos, const key_filter& f);
+std::vector<uint64_t> level1(const replica_store& s, const slot_mask& f);
 
 /// For each level-1 prefix, its 256 level-2 digests (concatenated).
-std::vector<uint64_t> level2(const replica_store& s, const position_fn& pos, const key_filter& f,
+std::vector<uint64_t> level2(const replica_store& s, const slot_mask& f,
                              const std::vector<uint16_t>& prefixes);
 
 /// Indices where two equally long digest vectors differ.
 std::vector<size_t> differing(const std::vector<uint64_t>& a, const std::vector<uint64_t>& b);
 
 /// The (key, version) pairs in the given 16-bit buckets.
-std::vector<key_version> list_keys(const replica_store& s, const position_fn& pos,
-                                   const key_filter& f, const std::vector<uint16_t>& buckets);
+std::vector<key_version> list_keys(const replica_store& s, const slot_mask& f,
+                                   const std::vector<uint16_t>& buckets);
 
 /// What to do with a peer's listing of some buckets against our own:
 /// `push` are our entries the peer lacks or has older; `want` the keys where
@@ -57,7 +60,7 @@ struct repair_plan {
   std::vector<entry> push;
   std::vector<std::string> want;
 };
-repair_plan compare(const replica_store& s, const position_fn& pos, const key_filter& f,
+repair_plan compare(const replica_store& s, const slot_mask& f,
                     const std::vector<uint16_t>& buckets, const std::vector<key_version>& theirs);
 
 } // namespace kura::gossip::anti_entropy

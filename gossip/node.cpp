@@ -6,9 +6,12 @@
 
 namespace kura::gossip {
 
-node::node(node_config cfg, uint64_t rng_seed)
+node::node(node_config cfg, uint64_t rng_seed, std::unique_ptr<replica_store> store)
     : cfg_(std::move(cfg)), members_(cfg_.members, rng_seed, out_), rng_(rng_seed ^ 0x6e6f6465ull),
-      hlc_(cfg_.members.self), hints_(cfg_.max_hints_per_node) {}
+      hlc_(cfg_.members.self), store_(std::move(store)), hints_(cfg_.max_hints_per_node) {
+  if (!store_)
+    store_ = std::make_unique<memory_store>(cfg_.ring.seed);
+}
 
 // -- lifecycle ------------------------------------------------------------------
 
@@ -37,6 +40,7 @@ void node::on_view_change(uint64_t now, bool from_tick) {
   ring_view_ = members_.view_version();
   ring before = ring_;
   ring_ = ring(members_.ring_members(), cfg_.ring);
+  masks_.clear();
   if (before.empty())
     return;
   last_plan_ = transfer_plan(before, ring_);
@@ -90,7 +94,7 @@ void node::send(node_id to, const message& m) {
 
 bool node::apply_entry(const entry& e, uint64_t now) {
   hlc_.observe(e.ver, now);
-  if (!store_.apply(e))
+  if (!store_->apply(e))
     return false;
   near_.erase(e.key);
   invalidations_.on_change(e.key, e.ver, now);
@@ -106,9 +110,16 @@ void node::raise_floor(const std::string& key, const version& v) {
 version node::floor(const std::string& key) const {
   auto it = floor_.find(key);
   version f = it == floor_.end() ? version{} : it->second;
-  if (const entry* e = store_.get(key); e && f < e->ver)
+  if (auto e = store_->get(key); e && f < e->ver)
     f = e->ver;
   return f;
+}
+
+const std::vector<bool>& node::shared_mask(node_id peer) {
+  auto it = masks_.find(peer);
+  if (it == masks_.end())
+    it = masks_.emplace(peer, ring_.shared_slots(id(), peer)).first;
+  return it->second;
 }
 
 bool node::shared(node_id peer, uint64_t pos) const {
@@ -117,13 +128,10 @@ bool node::shared(node_id peer, uint64_t pos) const {
 
 void node::handle(node_id from, const message& msg, uint64_t now) {
   namespace ae = anti_entropy;
-  auto pos = [this](std::string_view k) { return ring_.position(k); };
-  auto filter = [this, from](uint64_t p) { return shared(from, p); };
-
   if (auto* r = std::get_if<replicate_msg>(&msg)) {
     entry e = r->e.to_entry();
     apply_entry(e, now);
-    const entry* held = store_.get(e.key);
+    auto held = store_->get(e.key);
     version hv = held ? held->ver : e.ver;
     // Acking promises that we never again serve anything older. The store
     // only moves forward, so it keeps that promise for as long as it holds
@@ -135,7 +143,7 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
     version held = a->held.ver();
     if (hints_.acknowledge(from, a->held.key, held))
       ++stats_.hints_delivered;
-    if (auto* e = store_.get(a->held.key); e && e->is_tombstone())
+    if (auto e = store_->get(a->held.key); e && e->is_tombstone())
       tombstones_.confirm(a->held.key, from, held);
     if (a->rid != 0) {
       if (auto* w = writes_.ack(a->rid, from, held)) {
@@ -148,7 +156,7 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
   } else if (auto* f = std::get_if<fetch_msg>(&msg)) {
     fetch_reply_msg rep;
     rep.rid = f->rid;
-    if (auto* e = store_.get(f->key)) {
+    if (auto e = store_->get(f->key)) {
       rep.found = true;
       rep.e = wire_entry::from(*e);
       invalidations_.add_holder(f->key, from, now + cfg_.near_ttl_ms);
@@ -186,25 +194,25 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
     invalidations_.acknowledge(from, ia->kv);
   } else if (auto* d = std::get_if<ae_digest_msg>(&msg)) {
     if (d->prefix_bits == 0 && !d->reply) {
-      auto diff = ae::differing(ae::level1(store_, pos, filter), d->digests);
+      auto diff = ae::differing(ae::level1(*store_, shared_mask(from)), d->digests);
       if (diff.empty())
         return;
       std::vector<uint16_t> prefixes(diff.begin(), diff.end());
-      auto l2 = ae::level2(store_, pos, filter, prefixes);
+      auto l2 = ae::level2(*store_, shared_mask(from), prefixes);
       send(from, ae_digest_msg{d->sid, 8, true, std::move(prefixes), std::move(l2)});
     } else if (d->prefix_bits == 8 && d->reply) {
-      auto diff = ae::differing(ae::level2(store_, pos, filter, d->prefixes), d->digests);
+      auto diff = ae::differing(ae::level2(*store_, shared_mask(from), d->prefixes), d->digests);
       if (diff.empty())
         return;
       std::vector<uint16_t> buckets;
       for (size_t i : diff)
         buckets.push_back(
             static_cast<uint16_t>((d->prefixes[i / ae::fanout] << 8) | (i % ae::fanout)));
-      auto keys = ae::list_keys(store_, pos, filter, buckets);
+      auto keys = ae::list_keys(*store_, shared_mask(from), buckets);
       send(from, ae_keys_msg{d->sid, std::move(buckets), std::move(keys)});
     }
   } else if (auto* k = std::get_if<ae_keys_msg>(&msg)) {
-    auto plan = ae::compare(store_, pos, filter, k->buckets, k->keys);
+    auto plan = ae::compare(*store_, shared_mask(from), k->buckets, k->keys);
     if (plan.push.empty() && plan.want.empty())
       return;
     ae_repair_msg rep;
@@ -225,7 +233,7 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
       ae_repair_msg rep;
       rep.sid = rp->sid;
       for (auto& key : rp->want)
-        if (auto* e = store_.get(key))
+        if (auto e = store_->get(key))
           rep.entries.push_back(wire_entry::from(*e));
       if (!rep.entries.empty())
         send(from, rep);
@@ -235,8 +243,8 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
     for (auto& we : h->entries) {
       entry e = we.to_entry();
       apply_entry(e, now);
-      const entry* held = store_.get(e.key);
-      ack.held.push_back(key_version{e.key, held->ver.hlc, held->ver.node});
+      if (auto held = store_->get(e.key))
+        ack.held.push_back(key_version{e.key, held->ver.hlc, held->ver.node});
     }
     send(from, ack);
   } else if (auto* ha = std::get_if<handoff_ack_msg>(&msg)) {
@@ -248,7 +256,7 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
   } else if (auto* tc = std::get_if<tomb_check_msg>(&msg)) {
     tomb_confirm_msg rep;
     for (auto& kv : tc->keys)
-      if (auto* e = store_.get(kv.key); e && !(e->ver < kv.ver()))
+      if (auto e = store_->get(kv.key); e && !(e->ver < kv.ver()))
         rep.keys.push_back(key_version{kv.key, e->ver.hlc, e->ver.node});
     send(from, rep);
   } else if (auto* tcf = std::get_if<tomb_confirm_msg>(&msg)) {
@@ -265,7 +273,7 @@ uint64_t node::write(const std::string& key, const std::string& value, uint64_t 
   ++stats_.writes;
   // The new version must beat whatever we already hold for the key, even if our
   // wall clock is behind the writer of that version.
-  if (auto* cur = store_.get(key))
+  if (auto cur = store_->get(key))
     hlc_.observe(cur->ver, now);
   entry e;
   e.key = key;
@@ -339,7 +347,8 @@ void node::send_fetch(uint64_t req, uint64_t now) {
 void node::serve_read(uint64_t req, const std::string& key, const entry* fetched, uint64_t now) {
   // Serve the newest of what we hold (store, fresh near copy, fetched), but
   // never anything older than an invalidation or replication we acknowledged.
-  const entry* best = store_.get(key);
+  std::optional<entry> stored = store_->get(key);
+  const entry* best = stored ? &*stored : nullptr;
   auto nit = near_.find(key);
   if (nit != near_.end() && nit->second.until > now && (!best || best->ver < nit->second.e.ver))
     best = &nit->second.e;
@@ -449,10 +458,9 @@ void node::tick(uint64_t now) {
 void node::start_anti_entropy(node_id peer) {
   if (peer == id() || !members_.is_alive(peer))
     return;
-  auto pos = [this](std::string_view k) { return ring_.position(k); };
-  auto filter = [this, peer](uint64_t p) { return shared(peer, p); };
   ++stats_.ae_rounds;
-  send(peer, ae_digest_msg{next_rid_++, 0, false, {}, anti_entropy::level1(store_, pos, filter)});
+  send(peer,
+       ae_digest_msg{next_rid_++, 0, false, {}, anti_entropy::level1(*store_, shared_mask(peer))});
 }
 
 void node::sync_step(uint64_t now) {
@@ -488,7 +496,7 @@ void node::handoff_step(uint64_t now) {
     return;
   std::map<node_id, handoff_msg> batches;
   std::vector<std::string> done;
-  store_.for_each([&](const entry& e) {
+  store_->for_each([&](const entry& e) {
     uint64_t p = ring_.position(e.key);
     if (ring_.is_replica_at(id(), p))
       return;
@@ -512,9 +520,9 @@ void node::handoff_step(uint64_t now) {
       done.push_back(e.key);
   });
   for (auto& k : done) {
-    if (auto* e = store_.get(k))
+    if (auto e = store_->get(k))
       raise_floor(k, e->ver);
-    store_.erase(k);
+    store_->erase(k);
     handoff_acks_.erase(k);
     tombstones_.forget(k);
     ++stats_.handed_off;
@@ -527,7 +535,7 @@ void node::handoff_step(uint64_t now) {
 void node::tombstone_step(uint64_t now) {
   std::map<node_id, tomb_check_msg> checks;
   std::vector<std::string> collect;
-  store_.for_each([&](const entry& e) {
+  store_->for_each([&](const entry& e) {
     if (!e.is_tombstone() || now < e.ver.ms() + cfg_.tombstone_grace_ms)
       return;
     uint64_t p = ring_.position(e.key);
@@ -549,9 +557,9 @@ void node::tombstone_step(uint64_t now) {
     }
   });
   for (auto& k : collect) {
-    if (auto* e = store_.get(k))
+    if (auto e = store_->get(k))
       raise_floor(k, e->ver);
-    store_.erase(k);
+    store_->erase(k);
     tombstones_.forget(k);
     ++stats_.tombstones_collected;
   }

@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -55,7 +56,9 @@ struct client_result {
 
 class node {
 public:
-  node(node_config cfg, uint64_t rng_seed);
+  /// `store` is what the node replicates into: the real tiers in kura-node
+  /// (gossip/tier_store.hpp); nullptr = an in-memory memory_store.
+  node(node_config cfg, uint64_t rng_seed, std::unique_ptr<replica_store> store = nullptr);
 
   /// Starts membership (joining through the seeds) at `now`.
   void start(uint64_t now, uint64_t incarnation = 0);
@@ -82,9 +85,9 @@ public:
   outbox& out() { return out_; }
   const membership& members() const { return members_; }
   const ring& current_ring() const { return ring_; }
-  const replica_store& store() const { return store_; }
+  const replica_store& store() const { return *store_; }
   /// Direct store access for tests and divergence injection in the simulator.
-  replica_store& store_for_test() { return store_; }
+  replica_store& store_for_test() { return *store_; }
   hlc& clock() { return hlc_; }
   const hint_store& hints() const { return hints_; }
   /// The ranges the last ring change asked to stream (for progress reporting).
@@ -115,6 +118,8 @@ private:
   void handoff_step(uint64_t now);
   void tombstone_step(uint64_t now);
   bool shared(node_id peer, uint64_t pos) const;
+  /// The slots this node and `peer` both replicate (cached per ring).
+  const std::vector<bool>& shared_mask(node_id peer);
   void send_fetch(uint64_t req, uint64_t now);
 
   node_config cfg_;
@@ -125,7 +130,8 @@ private:
   ring ring_;
   uint64_t ring_view_ = 0;
   uint64_t next_ring_ms_ = 0;
-  replica_store store_;
+  std::unique_ptr<replica_store> store_;
+  std::map<node_id, std::vector<bool>> masks_; // shared_mask cache, cleared per ring
   pending_writes writes_;
   hint_store hints_;
   invalidation_tracker invalidations_;

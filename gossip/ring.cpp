@@ -1,16 +1,55 @@
 #include "gossip/ring.hpp"
 
 #include "tiers/hash.hpp"
+#include "tiers/slot.hpp"
 
 #include <algorithm>
 #include <cstddef>
 #include <iterator>
 #include <numeric>
+#include <tuple>
 
 namespace kura::gossip {
 
 uint64_t ring::hash_position(std::string_view key, uint64_t seed) {
-  return hash64(key, seed);
+  return slot_base(key_slot(key)) | (hash64(key, seed) >> (64 - slot_shift));
+}
+
+std::vector<bool> ring::shared_slots(node_id a, node_id b) const {
+  std::vector<bool> out(slot_count, false);
+  if (tokens_.empty())
+    return out;
+  // Token i ends the arc of slots (slot of token i-1, slot of token i]; the
+  // first token's arc wraps around from the last token's slot.
+  auto both = [&](size_t i) {
+    const node_id* reps = token_replicas(i);
+    return std::find(reps, reps + width_, a) != reps + width_ &&
+           std::find(reps, reps + width_, b) != reps + width_;
+  };
+  uint32_t from = static_cast<uint32_t>(slot_of(tokens_.back())) + 1; // wrapping arc
+  if (both(0)) {
+    for (uint32_t s = from; s < slot_count; ++s)
+      out[s] = true;
+    for (uint32_t s = 0; s <= slot_of(tokens_[0]); ++s)
+      out[s] = true;
+  }
+  for (size_t i = 1; i < tokens_.size(); ++i)
+    if (both(i))
+      for (uint32_t s = slot_of(tokens_[i - 1]) + 1u; s <= slot_of(tokens_[i]); ++s)
+        out[s] = true;
+  return out;
+}
+
+std::vector<uint32_t> ring::owned_slots() const {
+  std::vector<uint32_t> out(members_.size(), 0);
+  if (tokens_.empty())
+    return out;
+  for (uint32_t s = 0; s < slot_count; ++s) {
+    node_id o = token_node_[token_index(slot_base(s))];
+    auto it = std::lower_bound(members_.begin(), members_.end(), o);
+    ++out[static_cast<size_t>(it - members_.begin())];
+  }
+  return out;
 }
 
 ring::ring(std::vector<node_id> members, ring_config cfg) : cfg_(cfg) {
@@ -27,12 +66,23 @@ ring::ring(std::vector<node_id> members, ring_config cfg) : cfg_(cfg) {
   // hands, which is what keeps data movement proportional to 1/n per change.
   std::vector<std::pair<uint64_t, node_id>> toks;
   toks.reserve(members_.size() * cfg_.vnodes);
+  // Each token is snapped to the last position of its slot, so that no token
+  // cuts a slot in two.
+  constexpr uint64_t in_slot = (uint64_t{1} << slot_shift) - 1;
+  std::vector<std::tuple<uint64_t, uint64_t, node_id>> raw; // snapped, unsnapped, node
+  raw.reserve(members_.size() * cfg_.vnodes);
   for (node_id n : members_)
-    for (uint32_t i = 0; i < cfg_.vnodes; ++i)
-      toks.emplace_back(mix64(cfg_.seed ^ mix64((uint64_t{n} << 32) | i)), n);
-  // Ties between tokens of different nodes (astronomically rare) are broken by
-  // node id so the order is still a function of the member set.
-  std::sort(toks.begin(), toks.end());
+    for (uint32_t i = 0; i < cfg_.vnodes; ++i) {
+      uint64_t t = mix64(cfg_.seed ^ mix64((uint64_t{n} << 32) | i));
+      raw.emplace_back(t | in_slot, t, n);
+    }
+  // Tokens that land in the same slot: the one first clockwise (lowest
+  // unsnapped position, then lowest node id) keeps the slot; the choice is
+  // random per slot, so no node is favoured, and a function of the member set.
+  std::sort(raw.begin(), raw.end());
+  for (size_t i = 0; i < raw.size(); ++i)
+    if (i == 0 || std::get<0>(raw[i]) != std::get<0>(raw[i - 1]))
+      toks.emplace_back(std::get<0>(raw[i]), std::get<2>(raw[i]));
   tokens_.reserve(toks.size());
   token_node_.reserve(toks.size());
   for (auto& [t, n] : toks) {

@@ -1,11 +1,22 @@
-// Contract: a consistent-hash ring with virtual nodes. `ring(members, cfg)` is a
-// pure function of the member set and the config: every node that holds the same
-// membership view computes the same ring (same tokens, same replicas, same
-// fingerprint), whatever order it learned the members in. A key's replicas are
-// its owner (the first token clockwise from the key's position) followed by the
-// next RF-1 *distinct* nodes clockwise. `transfer_plan(before, after)` says which
-// ranges each node must receive, and from whom, when the ring changes.
-// Thread safety: immutable after construction; safe for concurrent reads.
+// Contract: a consistent-hash ring with virtual nodes that places *slots*.
+// `ring(members, cfg)` is a pure function of the member set and the config:
+// every node that holds the same membership view computes the same ring (same
+// tokens, same replicas, same fingerprint), whatever order it learned the
+// members in. A key belongs to a slot (tiers/slot.hpp: CRC16 of the key or its
+// {hash tag}, as Redis Cluster); a slot's replicas are its owner (the first
+// token clockwise from the slot) followed by the next RF-1 *distinct* nodes
+// clockwise, so placement is computable from the slot number alone
+// (replicas_of_slot), which is what a CLUSTER SLOTS face reports.
+//
+// Positions. The 64-bit ring is cut into 16384 equal arcs, one per slot: slot
+// s covers positions [s << 50, (s + 1) << 50). A key's position is its slot's
+// base plus 50 bits of a seeded hash of the key, which spreads the keys of one
+// slot over its arc (anti-entropy buckets are finer than a slot). Tokens are
+// snapped to the last position of a slot (and deduplicated, lowest node id
+// first), so a token never cuts a slot: every position of a slot has the same
+// replicas, and every key_range between tokens holds whole slots. `transfer_plan(before, after)`
+// says which ranges each node must receive, and from whom, when the ring changes. Thread safety:
+// immutable after construction; safe for concurrent reads.
 #pragma once
 
 #include "gossip/types.hpp"
@@ -47,11 +58,30 @@ public:
   ring() = default;
   ring(std::vector<node_id> members, ring_config cfg);
 
-  /// Position of a key on the ring (seeded hash of the key bytes).
+  /// Bits of a position below the slot number.
+  static constexpr int slot_shift = 50;
+  /// First position of a slot's arc.
+  static constexpr uint64_t slot_base(uint32_t slot) { return uint64_t{slot} << slot_shift; }
+  /// The slot of a position.
+  static constexpr uint16_t slot_of(uint64_t pos) {
+    return static_cast<uint16_t>(pos >> slot_shift);
+  }
+
+  /// Position of a key on the ring: its slot's base + a seeded hash inside it.
   static uint64_t position(std::string_view key, const ring_config& cfg) {
     return hash_position(key, cfg.seed);
   }
   uint64_t position(std::string_view key) const { return hash_position(key, cfg_.seed); }
+
+  /// Replicas of a slot (owner first); the same for every key of the slot.
+  std::vector<node_id> replicas_of_slot(uint32_t slot) const {
+    return replicas_at(slot_base(slot));
+  }
+  /// Share of the 16384 slots each member owns (as owner), by member id order.
+  std::vector<uint32_t> owned_slots() const;
+  /// 16384 flags: the slots that both `a` and `b` replicate (anti-entropy
+  /// between them covers exactly these). One walk over slots and tokens.
+  std::vector<bool> shared_slots(node_id a, node_id b) const;
 
   /// Owner first, then the next distinct nodes clockwise; min(rf, members) ids.
   std::vector<node_id> replicas_at(uint64_t pos) const;

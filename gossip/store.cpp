@@ -4,31 +4,98 @@
 
 namespace kura::gossip {
 
-bool replica_store::apply(const entry& e) {
-  auto it = map_.find(e.key);
+// -- replica_store ----------------------------------------------------------------
+
+replica_store::replica_store(uint64_t ring_seed)
+    : buckets_(bucket_count, 0), slots_(bucket_count / 4, 0), counts_(bucket_count / 4, 0),
+      occupied_(bucket_count / 4 / 64, 0) {
+  cfg_.seed = ring_seed;
+}
+
+uint64_t replica_store::item_digest(const entry& e) {
+  // Key and version only: a version names one write, and whether a replica
+  // holds it as a value or (expired, demoted) as a tombstone floor of the
+  // same version is its own representation, not a difference to repair.
+  return mix64(hash64(e.key, 0x61652d6b6579ull) ^ mix64(e.ver.hlc) ^ (uint64_t{e.ver.node} << 8));
+}
+
+void replica_store::changed(const entry* before, const entry* after) {
+  for (const entry* e : {before, after})
+    if (e) {
+      uint16_t b = bucket_of(position(e->key));
+      uint64_t d = item_digest(*e);
+      buckets_[b] ^= d;
+      slots_[b >> 2] ^= d;
+    }
+  if ((before == nullptr) != (after == nullptr)) {
+    const entry* e = before ? before : after;
+    uint16_t slot = static_cast<uint16_t>(bucket_of(position(e->key)) >> 2);
+    counts_[slot] += before ? uint32_t(-1) : 1u;
+    if (counts_[slot] == 0)
+      occupied_[slot / 64] &= ~(uint64_t{1} << (slot % 64));
+    else
+      occupied_[slot / 64] |= uint64_t{1} << (slot % 64);
+  }
+}
+
+void replica_store::reset_digests() {
+  buckets_.assign(bucket_count, 0);
+}
+
+// -- memory_store -------------------------------------------------------------------
+
+bool memory_store::apply(const entry& e) {
+  auto k = std::make_pair(position(e.key), e.key);
+  auto it = map_.find(k);
   if (it == map_.end()) {
-    map_.emplace(e.key, e);
+    map_.emplace(std::move(k), e);
+    changed(nullptr, &e);
     return true;
   }
   if (e.ver > it->second.ver) {
+    changed(&it->second, &e);
     it->second = e;
     return true;
   }
   return false;
 }
 
-const entry* replica_store::get(std::string_view key) const {
-  auto it = map_.find(std::string(key));
-  return it == map_.end() ? nullptr : &it->second;
+std::optional<entry> memory_store::get(std::string_view key) const {
+  auto it = map_.find(std::make_pair(position(key), std::string(key)));
+  if (it == map_.end())
+    return std::nullopt;
+  return it->second;
 }
 
-bool replica_store::erase(std::string_view key) {
-  return map_.erase(std::string(key)) > 0;
+bool memory_store::erase(std::string_view key) {
+  auto it = map_.find(std::make_pair(position(key), std::string(key)));
+  if (it == map_.end())
+    return false;
+  changed(&it->second, nullptr);
+  map_.erase(it);
+  return true;
 }
 
-uint64_t replica_store::item_digest(const entry& e) {
-  return mix64(hash64(e.key, 0x61652d6b6579ull) ^ mix64(e.ver.hlc) ^
-               (uint64_t{e.ver.node} << 8 | e.flags));
+void memory_store::for_each(const visitor& f) const {
+  for (auto& [k, e] : map_)
+    f(e);
+}
+
+void memory_store::for_each_in_buckets(uint16_t first, uint16_t last, const visitor& f) const {
+  auto it = map_.lower_bound(std::make_pair(uint64_t{first} << 48, std::string()));
+  for (; it != map_.end() && bucket_of(it->first.first) <= last; ++it)
+    f(it->second);
+}
+
+void memory_store::clear() {
+  map_.clear();
+  reset_digests();
+}
+
+memory_store memory_store::copy_of(const replica_store& s, uint64_t ring_seed) {
+  memory_store out(ring_seed);
+  s.for_each([&](const entry& e) { out.apply(e); });
+  return out;
 }
 
 } // namespace kura::gossip

@@ -1,46 +1,121 @@
-// The replicated store model: what one node holds for the keys it replicates
-// (and, until handed off, keys it used to replicate). Writes merge by
-// last-writer-wins on `version` (HLC, then node id): applying the same set of
-// entries in any order, any number of times, gives the same store. Deletes are
-// tombstone entries; they are removed only by `erase`, which the tombstone
-// collector calls once every replica holds the tombstone.
-// In kura-node the tier chain plays this role; here it is an in-memory map so
-// the cluster logic can be simulated in isolation.
-// Thread safety: not thread-safe; owned by one node.
+// The replicated store: what one node holds for the keys it replicates (and,
+// until handed off, keys it used to replicate), as the cluster core sees it.
+// Writes merge by last-writer-wins on `version` (HLC, then node id): applying
+// the same set of entries in any order, any number of times, gives the same
+// store. Deletes are tombstone entries; they are removed only by `erase`, which
+// the tombstone collector calls once every replica holds the tombstone.
+//
+// `replica_store` is the interface; two implementations:
+//   - memory_store (here): an in-memory map, what kura-sim runs thousands of
+//     seeds on;
+//   - tier_store (gossip/tier_store.hpp): the real tiers (L3 LMDB + L4
+//     archive), what kura-node runs.
+//
+// Anti-entropy digests are kept by this base class, incrementally: every
+// implementation reports each change (before -> after) through `changed()`,
+// which XORs the item digests in and out of 65,536 bucket digests (bucket =
+// top 16 bits of the key's ring position: 4 buckets per slot, gossip/ring.hpp).
+// A sync round therefore reads 16,384 slot digests, never the keys; only the
+// buckets found to differ are listed (`for_each_in_buckets`).
+// Thread safety: not thread-safe; owned by one node (one actor).
 #pragma once
 
+#include "gossip/ring.hpp"
 #include "tiers/entry.hpp"
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
+#include <utility>
+#include <vector>
 
 namespace kura::gossip {
 
 class replica_store {
 public:
-  /// Stores `e` if it is newer than what we hold; returns true if it was.
-  bool apply(const entry& e);
-  /// The stored entry (tombstones included), or nullptr.
-  const entry* get(std::string_view key) const;
+  /// Buckets of the anti-entropy digests: position >> 48.
+  static constexpr size_t bucket_count = 65536;
+  using visitor = std::function<void(const entry&)>;
+
+  /// `ring_seed` must be the ring's (ring_config::seed): it places keys in
+  /// buckets exactly as the ring places them on the circle.
+  explicit replica_store(uint64_t ring_seed = ring_config{}.seed);
+  virtual ~replica_store() = default;
+
+  // -- data (implemented by each store) ----------------------------------------
+
+  /// Stores `e` if it is newer than what we hold (tombstones included);
+  /// returns true if it was.
+  virtual bool apply(const entry& e) = 0;
+  /// The stored entry, tombstones included, or nullopt.
+  virtual std::optional<entry> get(std::string_view key) const = 0;
   /// Removes a key outright (tombstone collection, handoff, tests).
-  bool erase(std::string_view key);
-  size_t size() const { return map_.size(); }
-  void clear() { map_.clear(); }
+  virtual bool erase(std::string_view key) = 0;
+  /// Entries held (tombstones included).
+  virtual size_t size() const = 0;
+  /// Every entry, in no particular order.
+  virtual void for_each(const visitor& f) const = 0;
+  /// Every entry whose bucket lies in [first, last].
+  virtual void for_each_in_buckets(uint16_t first, uint16_t last, const visitor& f) const = 0;
 
-  template <class F>
-  void for_each(F&& f) const {
-    for (auto& [k, e] : map_)
-      f(e);
-  }
+  // -- digests (kept here) -------------------------------------------------------
 
-  /// Order-independent fingerprint of one stored item (key + version + kind).
+  uint64_t position(std::string_view key) const { return ring::position(key, cfg_); }
+  static uint16_t bucket_of(uint64_t pos) { return static_cast<uint16_t>(pos >> 48); }
+  uint64_t bucket_digest(uint16_t b) const { return buckets_[b]; }
+  /// XOR of the slot's four bucket digests (kept as well, for level 1).
+  uint64_t slot_digest(uint16_t slot) const { return slots_[slot]; }
+  /// Order-independent fingerprint of one stored item (key + version).
   static uint64_t item_digest(const entry& e);
 
+protected:
+  /// Implementations call this for every change of a key: `before` is what was
+  /// held (nullptr: nothing), `after` what is held now (nullptr: nothing).
+  void changed(const entry* before, const entry* after);
+  /// Forgets every digest (an implementation that was cleared).
+  void reset_digests();
+
+public:
+  /// Calls f(slot) for every slot holding at least one item, in order
+  /// (cheap when few slots are occupied: one word per 64 slots).
+  template <class F>
+  void for_each_occupied_slot(F&& f) const {
+    for (size_t w = 0; w < occupied_.size(); ++w)
+      for (uint64_t bits = occupied_[w]; bits != 0; bits &= bits - 1)
+        f(static_cast<uint16_t>(w * 64 + static_cast<size_t>(__builtin_ctzll(bits))));
+  }
+
 private:
-  std::unordered_map<std::string, entry> map_;
+  ring_config cfg_;
+  std::vector<uint64_t> buckets_;
+  std::vector<uint64_t> slots_;
+  std::vector<uint32_t> counts_;   // items per slot
+  std::vector<uint64_t> occupied_; // bit per slot: counts_ != 0
+};
+
+/// The in-memory store (the simulator's model). Copyable: kura-sim keeps
+/// copies as the "disk" of a crashed node.
+class memory_store final : public replica_store {
+public:
+  explicit memory_store(uint64_t ring_seed = ring_config{}.seed) : replica_store(ring_seed) {}
+
+  bool apply(const entry& e) override;
+  std::optional<entry> get(std::string_view key) const override;
+  bool erase(std::string_view key) override;
+  size_t size() const override { return map_.size(); }
+  void for_each(const visitor& f) const override;
+  void for_each_in_buckets(uint16_t first, uint16_t last, const visitor& f) const override;
+  void clear();
+
+  /// A copy of everything `s` holds.
+  static memory_store copy_of(const replica_store& s, uint64_t ring_seed = ring_config{}.seed);
+
+private:
+  // keyed by (ring position, key): bucket ranges are map ranges
+  std::map<std::pair<uint64_t, std::string>, entry> map_;
 };
 
 } // namespace kura::gossip

@@ -7,7 +7,7 @@
 // reachable (connect is asynchronous and bounded by --timeout).
 #include "actors/messages.hpp"
 #include "node/archive_node.hpp"
-#include "node/json_writer.hpp"
+#include "node/cli_reply.hpp"
 #include "node/ops.hpp"
 
 #include <caf/all.hpp>
@@ -44,28 +44,6 @@ void usage() {
                "  status | stats | config | get KEY | set KEY VALUE [TTL_MS] | del KEY\n"
                "  expire KEY TTL_MS | tier KEY | flush\n"
                "  compact (progress bar; --json: final summary) | archive (L4 segments)\n";
-}
-
-/// A one-member JSON object {"name": "value"}.
-std::string json_member(std::string_view name, std::string_view value) {
-  return node::json_writer{}.begin_object().key(name).str(value).end_object().str();
-}
-
-void print_table(const node_status& s, bool json) {
-  if (json) {
-    node::json_writer j; // figures as JSON numbers, the rest as strings
-    j.begin_object();
-    for (size_t i = 0; i < s.names.size() && i < s.values.size(); ++i)
-      j.key(s.names[i]).auto_value(s.values[i]);
-    std::cout << j.end_object().str() << "\n";
-    return;
-  }
-  size_t w = 4;
-  for (auto& n : s.names)
-    w = std::max(w, n.size());
-  std::cout << std::string("NAME") << std::string(w - 4 + 2, ' ') << "VALUE\n";
-  for (size_t i = 0; i < s.names.size() && i < s.values.size(); ++i)
-    std::cout << s.names[i] << std::string(w - s.names[i].size() + 2, ' ') << s.values[i] << "\n";
 }
 
 bool parse_u64(const std::string& s, uint64_t& out) {
@@ -192,62 +170,5 @@ int main(int argc, char** argv) {
              [&](caf::error& err) { why = sys.render(err); });
   if (!answered)
     unreachable(why);
-  if (req.op == kv_request::status || req.op == kv_request::stats || req.op == kv_request::config) {
-    auto st = decode_message<node_status>(msg_type::node_status, answer);
-    if (!st) {
-      auto err = decode_message<kv_reply>(msg_type::kv_reply, answer);
-      std::cerr << "kura: " << (err ? err->error : st.err().message) << "\n";
-      finish(1);
-    }
-    print_table(*st, o.json);
-    finish(0);
-  }
-  auto r = decode_message<kv_reply>(msg_type::kv_reply, answer);
-  if (!r) {
-    std::cerr << "kura: bad answer from the node: " << r.err().message << "\n";
-    finish(1);
-  }
-  if (!r->error.empty()) {
-    if (o.json)
-      std::cout << json_member("error", r->error) << "\n";
-    std::cerr << "kura: " << r->error << "\n";
-    finish(1);
-  }
-  switch (req.op) {
-    case kv_request::get:
-      if (o.json) {
-        node::json_writer j;
-        j.begin_object().key("key").str(req.key).key("found").boolean(r->found).key("value");
-        if (r->found)
-          j.str(r->value);
-        else
-          j.null();
-        j.key("expiry_ms").num(r->expiry_ms).end_object();
-        std::cout << j.str() << "\n";
-      } else
-        std::cout << (r->found ? r->value : "(nil)") << "\n";
-      break;
-    case kv_request::tier:
-      std::cout << (o.json ? json_member("tier", r->value) : r->value) << "\n";
-      break;
-    case kv_request::del:
-    case kv_request::expire:
-      if (o.json)
-        std::cout << node::json_writer{}
-                         .begin_object()
-                         .key("existed")
-                         .boolean(r->found)
-                         .end_object()
-                         .str()
-                  << "\n";
-      else
-        std::cout << (r->found ? 1 : 0) << "\n";
-      break;
-    default:
-      std::cout
-          << (o.json ? node::json_writer{}.begin_object().key("ok").boolean(true).end_object().str()
-                     : "OK")
-          << "\n";
-  }
-  finish(0);
+  finish(node::print_reply(req, answer, o.json, std::cout, std::cerr));
 }

@@ -6,11 +6,13 @@
 //   kura archive          segments, live fraction, raw vs stored bytes,
 //                         dictionaries and the oldest entry; --json for scripts.
 #include "node/archive_node.hpp"
+#include "node/cli_reply.hpp"
 #include "node/json_writer.hpp"
 #include "node/ops.hpp"
 
 #include <caf/all.hpp>
 
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
@@ -52,6 +54,7 @@ std::string fixed(double v, int digits = 3) {
   return buf;
 }
 
+/// A JSON number with 4 decimals; null when not finite (JSON has no nan/inf).
 /// One request to the ops actor; nullopt (and `why`) when it did not answer.
 std::optional<std::string> ask(caf::actor_system& sys, caf::scoped_actor& self,
                                const caf::actor& ops, uint8_t op, caf::timespan timeout,
@@ -67,17 +70,18 @@ std::optional<std::string> ask(caf::actor_system& sys, caf::scoped_actor& self,
 
 /// Decodes a T or prints the node's error; returns false on error.
 template <class T>
-bool decode_or_report(msg_type type, const std::string& bytes, T& out, bool json) {
+bool decode_or_report(msg_type type, std::string_view bytes, T& msg, bool json, std::ostream& out,
+                      std::ostream& err) {
   auto r = decode_message<T>(type, bytes);
   if (r) {
-    out = std::move(*r);
+    msg = std::move(*r);
     return true;
   }
-  auto err = decode_message<kv_reply>(msg_type::kv_reply, bytes);
-  std::string msg = err ? err->error : "bad answer from the node: " + r.err().message;
+  auto e = decode_message<kv_reply>(msg_type::kv_reply, bytes);
+  std::string why = e ? e->error : "bad answer from the node: " + r.err().message;
   if (json)
-    std::cout << json_writer{}.begin_object().key("error").str(msg).end_object().str() << "\n";
-  std::cerr << "kura: " << msg << "\n";
+    out << json_writer{}.begin_object().key("error").str(why).end_object().str() << "\n";
+  err << "kura: " << why << "\n";
   return false;
 }
 
@@ -96,7 +100,7 @@ void progress_bar(const compaction_report& r) {
             << r.segments_done << "/" << r.segments_total << "   " << std::flush;
 }
 
-void print_compaction(const compaction_report& r, bool json) {
+void print_compaction(const compaction_report& r, bool json, std::ostream& out) {
   if (json) {
     json_writer j;
     j.begin_object().key("run").num(r.run).key("ok").boolean(r.ok).key("error");
@@ -110,22 +114,22 @@ void print_compaction(const compaction_report& r, bool json) {
     j.key("segments_total").num(r.segments_total).key("elapsed_ms").num(r.elapsed_ms);
     j.key("rate_bytes_per_s").num(r.rate_bytes_per_s);
     j.key("rate_limit_bytes_per_s").num(r.rate_limit).end_object();
-    std::cout << j.str() << "\n";
+    out << j.str() << "\n";
     return;
   }
   if (!r.ok) {
-    std::cout << "compaction " << r.run << " failed: " << r.error << "\n";
+    out << "compaction " << r.run << " failed: " << r.error << "\n";
     return;
   }
   if (r.segments_total == 0) {
-    std::cout << "compaction " << r.run << ": nothing to compact\n";
+    out << "compaction " << r.run << ": nothing to compact\n";
     return;
   }
-  std::cout << "compaction " << r.run << " done: " << r.segments_done << " segments, "
-            << human_bytes(static_cast<double>(r.bytes_done)) << " read, "
-            << human_bytes(static_cast<double>(r.bytes_written)) << " written, "
-            << r.entries_moved << " entries moved in " << fixed(r.elapsed_ms / 1000.0, 1)
-            << " s (" << human_bytes(static_cast<double>(r.rate_bytes_per_s)) << "/s)\n";
+  out << "compaction " << r.run << " done: " << r.segments_done << " segments, "
+      << human_bytes(static_cast<double>(r.bytes_done)) << " read, "
+      << human_bytes(static_cast<double>(r.bytes_written)) << " written, " << r.entries_moved
+      << " entries moved in " << fixed(r.elapsed_ms / 1000.0, 1) << " s ("
+      << human_bytes(static_cast<double>(r.rate_bytes_per_s)) << "/s)\n";
 }
 
 int run_compact(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& ops,
@@ -139,7 +143,7 @@ int run_compact(caf::actor_system& sys, caf::scoped_actor& self, const caf::acto
   if (!a)
     return unreachable();
   compaction_report r;
-  if (!decode_or_report(msg_compaction_report, *a, r, json))
+  if (!decode_or_report(msg_compaction_report, *a, r, json, std::cout, std::cerr))
     return 1;
   auto run = r.run;
   bool bar = !json || ::isatty(2);
@@ -150,7 +154,7 @@ int run_compact(caf::actor_system& sys, caf::scoped_actor& self, const caf::acto
     a = ask(sys, self, ops, archive_ops::compact_status, timeout, why);
     if (!a)
       return unreachable();
-    if (!decode_or_report(msg_compaction_report, *a, r, json))
+    if (!decode_or_report(msg_compaction_report, *a, r, json, std::cout, std::cerr))
       return 1;
     if (r.run != run && !r.running) {
       why = "the job's result was replaced by a newer one";
@@ -161,7 +165,7 @@ int run_compact(caf::actor_system& sys, caf::scoped_actor& self, const caf::acto
     progress_bar(r);
     std::cerr << "\n";
   }
-  print_compaction(r, json);
+  print_compaction(r, json, std::cout);
   return r.ok ? 0 : 1;
 }
 
@@ -173,11 +177,17 @@ int run_archive(caf::actor_system& sys, caf::scoped_actor& self, const caf::acto
     std::cerr << "kura: the kura-node did not answer (" << why << ")\n";
     return 2;
   }
+  return print_archive_answer(*a, json, std::cout, std::cerr);
+}
+
+} // namespace
+
+int print_archive_answer(std::string_view answer, bool json, std::ostream& out, std::ostream& err) {
   archive_report r;
-  if (!decode_or_report(msg_archive_report, *a, r, json))
+  if (!decode_or_report(msg_archive_report, answer, r, json, out, err))
     return 1;
   if (json) {
-    json_writer j;
+    json_writer j; // ratios with 4 decimals; not finite: null
     j.begin_object().key("codec").str(r.codec).key("entries").num(r.entries);
     j.key("stored_bytes").num(r.stored_bytes).key("raw_bytes").num(r.raw_bytes);
     j.key("live_raw_bytes").num(r.live_raw_bytes).key("ratio").num(r.ratio, 4);
@@ -199,23 +209,22 @@ int run_archive(caf::actor_system& sys, caf::scoped_actor& self, const caf::acto
       j.key("segments").num(d.segments).key("current").boolean(d.current).end_object();
     }
     j.end_array().end_object();
-    std::cout << j.str() << "\n";
+    out << j.str() << "\n";
     return 0;
   }
-  std::cout << "codec " << r.codec << ", " << r.entries << " entries, "
-            << human_bytes(static_cast<double>(r.raw_bytes)) << " raw in "
-            << human_bytes(static_cast<double>(r.stored_bytes)) << " stored (ratio "
-            << fixed(r.ratio) << "), live fraction " << fixed(r.live_fraction)
-            << ", oldest entry " << iso_time(r.oldest_entry_ms) << "\n"
-            << "limits: " << human_bytes(static_cast<double>(r.max_bytes)) << ", "
-            << r.ttl_days << " days; compactions " << r.compaction_runs << "; L4 hits "
-            << r.l4_hits << ", misses " << r.l4_misses << "; corrupt blocks "
-            << r.corrupt_blocks << "\n\n";
+  out << "codec " << r.codec << ", " << r.entries << " entries, "
+      << human_bytes(static_cast<double>(r.raw_bytes)) << " raw in "
+      << human_bytes(static_cast<double>(r.stored_bytes)) << " stored (ratio " << fixed(r.ratio)
+      << "), live fraction " << fixed(r.live_fraction) << ", oldest entry "
+      << iso_time(r.oldest_entry_ms) << "\n"
+      << "limits: " << human_bytes(static_cast<double>(r.max_bytes)) << ", " << r.ttl_days
+      << " days; compactions " << r.compaction_runs << "; L4 hits " << r.l4_hits << ", misses "
+      << r.l4_misses << "; corrupt blocks " << r.corrupt_blocks << "\n\n";
   char line[256];
   std::snprintf(line, sizeof(line), "%-8s %-16s %5s %12s %12s %9s %9s %6s  %-20s %s\n",
                 "SEGMENT", "CODEC", "DICT", "STORED", "RAW", "ENTRIES", "LIVE", "LIVE%",
                 "OLDEST", "");
-  std::cout << line;
+  out << line;
   for (auto& s : r.segments) {
     std::snprintf(line, sizeof(line),
                   "%-8llu %-16s %5u %12llu %12llu %9llu %9llu %6.1f  %-20s %s\n",
@@ -225,21 +234,28 @@ int run_archive(caf::actor_system& sys, caf::scoped_actor& self, const caf::acto
                   static_cast<unsigned long long>(s.entries),
                   static_cast<unsigned long long>(s.live_entries), s.live_fraction * 100,
                   iso_time(s.oldest_ms).c_str(), s.active ? "active" : "");
-    std::cout << line;
+    out << line;
   }
   if (!r.dictionaries.empty()) {
-    std::cout << "\nDICTIONARY      BYTES  SEGMENTS  CURRENT\n";
+    out << "\nDICTIONARY      BYTES  SEGMENTS  CURRENT\n";
     for (auto& d : r.dictionaries) {
       std::snprintf(line, sizeof(line), "%-10u %10llu %9u  %s\n", d.id,
                     static_cast<unsigned long long>(d.bytes), d.segments,
                     d.current ? "yes" : "");
-      std::cout << line;
+      out << line;
     }
   }
   return 0;
 }
 
-} // namespace
+int print_compaction_answer(std::string_view answer, bool json, std::ostream& out,
+                            std::ostream& err) {
+  compaction_report r;
+  if (!decode_or_report(msg_compaction_report, answer, r, json, out, err))
+    return 1;
+  print_compaction(r, json, out);
+  return r.ok ? 0 : 1;
+}
 
 int run_archive_command(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& ops,
                         const std::string& cmd, bool json, caf::timespan timeout) {

@@ -12,6 +12,29 @@
 
 namespace kura::node {
 
+namespace {
+
+// Clang builds: libcaf (built by gcc) initializes the shared meta_state of a
+// config option type partly at compile time (its function pointers) and
+// partly at run time (its type name). A clang-built binary that instantiates
+// the same type holds the interposing copy, in .bss: if libcaf's
+// actor_system_config constructor gets to it first, the function pointers stay
+// null and parsing any option of that type (--kura.memory.shards=2) crashes.
+// Initializing our copies here, before main, completes them first.
+[[maybe_unused]] const bool caf_option_types_ready = [] {
+  caf::detail::option_meta_state_instance<bool>();
+  caf::detail::option_meta_state_instance<uint16_t>();
+  caf::detail::option_meta_state_instance<uint64_t>();
+  caf::detail::option_meta_state_instance<size_t>();
+  caf::detail::option_meta_state_instance<int64_t>();
+  caf::detail::option_meta_state_instance<double>();
+  caf::detail::option_meta_state_instance<std::string>();
+  caf::detail::option_meta_state_instance<caf::timespan>();
+  return true;
+}();
+
+} // namespace
+
 node_config::node_config() {
   opt_group{custom_options_, "global"}
     .add(port, "port", "RESP (Redis protocol) port")

@@ -31,9 +31,15 @@ inline void put_status(out_buffer& out, std::string_view s) {
 inline void put_ok(out_buffer& out) { put_raw(out, "+OK\r\n"); }
 
 /// Error reply; `msg` includes its prefix ("ERR syntax error", "WRONGTYPE ...").
+/// CR and LF in `msg` (which may quote client input) become spaces, as in
+/// Redis: an error is one line, or the client reads the rest as more replies.
 inline void put_error(out_buffer& out, std::string_view msg) {
   out.push_back('-');
+  size_t at = out.size();
   put_raw(out, msg);
+  for (size_t i = at; i < out.size(); ++i)
+    if (out[i] == '\r' || out[i] == '\n')
+      out[i] = ' ';
   put_raw(out, "\r\n");
 }
 

@@ -11,7 +11,7 @@ namespace {
 constexpr uint8_t meta_has_expiry = 1u << 3;
 constexpr uint8_t meta_has_hlc = 1u << 4;
 constexpr uint8_t meta_has_node = 1u << 5;
-constexpr uint8_t meta_aux = 1u << 6;
+[[maybe_unused]] constexpr uint8_t meta_aux = 1u << 6; // documents bit 6 (aux)
 constexpr size_t page_target = 64 * 1024;
 constexpr uint32_t max_pages = 1u << 20;
 

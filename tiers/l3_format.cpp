@@ -56,14 +56,15 @@ void encode_record(const entry& e, std::string_view lkey, uint64_t seq, char* ou
 
 status decode_header(std::string_view rec, header& h) {
   if (rec.size() < header_size)
-    return status{errc::corrupt, "L3 record of " + std::to_string(rec.size())
-                                   + " bytes is shorter than its " + std::to_string(header_size)
-                                   + "-byte header"};
+    return status{errc::corrupt, "L3 record of " + std::to_string(rec.size()) +
+                                     " bytes is shorter than its " + std::to_string(header_size) +
+                                     "-byte header"};
   const char* p = rec.data();
   h.format = static_cast<uint8_t>(p[0]);
-  if (h.format != record_format)
-    return status{errc::corrupt, "L3 record has format byte " + std::to_string(h.format)
-                                   + ", expected " + std::to_string(record_format)};
+  if (h.format < oldest_record_format || h.format > record_format)
+    return status{errc::corrupt, "L3 record has format byte " + std::to_string(h.format) +
+                                     ", expected " + std::to_string(oldest_record_format) + ".." +
+                                     std::to_string(record_format)};
   h.flags = static_cast<uint8_t>(p[1]);
   h.rflags = static_cast<uint8_t>(p[2]);
   if ((h.rflags & ~rflag_long_key) != 0 || p[3] != 0)
@@ -78,14 +79,13 @@ status decode_header(std::string_view rec, header& h) {
       return status{errc::corrupt, "L3 long-key record is missing its key length"};
     uint64_t klen = get_le(p + header_size, 4);
     if (klen < lkey_long_size || klen > rec.size() - header_size - 4)
-      return status{errc::corrupt, "L3 long-key record has a bad key length "
-                                     + std::to_string(klen)};
+      return status{errc::corrupt,
+                    "L3 long-key record has a bad key length " + std::to_string(klen)};
   }
   return {};
 }
 
-result<std::string_view> record_key(std::string_view lkey, std::string_view rec,
-                                    const header& h) {
+result<std::string_view> record_key(std::string_view lkey, std::string_view rec, const header& h) {
   if (!(h.rflags & rflag_long_key)) {
     if (lkey.size() >= lkey_long_size)
       return error{errc::corrupt, "L3 record under a hashed key lacks its full key"};
@@ -93,7 +93,8 @@ result<std::string_view> record_key(std::string_view lkey, std::string_view rec,
   }
   size_t klen = get_le(rec.data() + header_size, 4);
   std::string_view full = rec.substr(header_size + 4, klen);
-  if (lkey.size() != lkey_long_size || lkey.substr(0, long_key_prefix) != full.substr(0, long_key_prefix))
+  if (lkey.size() != lkey_long_size ||
+      lkey.substr(0, long_key_prefix) != full.substr(0, long_key_prefix))
     return error{errc::corrupt, "L3 long-key record does not match its LMDB key"};
   return full;
 }
@@ -103,8 +104,8 @@ result<entry> decode_record(std::string_view lkey, std::string_view rec) {
   if (auto st = decode_header(rec, h); !st)
     return st;
   if (!checksum_ok(lkey, rec, h))
-    return error{errc::corrupt, "L3 record of " + std::to_string(rec.size())
-                                  + " bytes fails its checksum"};
+    return error{errc::corrupt,
+                 "L3 record of " + std::to_string(rec.size()) + " bytes fails its checksum"};
   auto k = record_key(lkey, rec, h);
   if (!k)
     return k.err();

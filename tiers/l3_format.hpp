@@ -16,8 +16,13 @@ namespace kura::l3_format {
 
 // -- constants ------------------------------------------------------------------
 
-/// First byte of every record in kura.main.
-constexpr uint8_t record_format = 2;
+/// First byte of every record in kura.main. Format 3 (kura-l3 3) added
+/// tombstone records (entry_flags::tombstone, empty value, no kura.seq or
+/// kura.exp entry) and the `max_version` meta record; format-2 records have the
+/// same layout and are read as they are (`oldest_record_format`).
+constexpr uint8_t record_format = 3;
+/// The oldest record format this build reads.
+constexpr uint8_t oldest_record_format = 2;
 /// Bytes of the fixed record header.
 constexpr size_t header_size = 40;
 /// Record flag: the full key follows the header (the LMDB key is a hashed form).
@@ -33,7 +38,10 @@ constexpr size_t lkey_long_size = 480;
 constexpr size_t long_key_prefix = 464;
 
 /// Value stored under "format" in kura.meta: names the program and layout.
-constexpr std::string_view meta_format = "kura-l3 2";
+constexpr std::string_view meta_format = "kura-l3 3";
+/// The previous layout's marker: opened, upgraded in place (the marker is
+/// rewritten, max_version computed once by a scan), never written.
+constexpr std::string_view meta_format_v2 = "kura-l3 2";
 
 // -- byte order helpers -----------------------------------------------------------
 
@@ -61,7 +69,9 @@ inline uint64_t get_be64(const char* p) {
 
 // -- keys -------------------------------------------------------------------------
 
-inline bool is_long_key(std::string_view key) { return key.size() >= lkey_long_size; }
+inline bool is_long_key(std::string_view key) {
+  return key.size() >= lkey_long_size;
+}
 
 /// The LMDB key of `key` in kura.main (see lkey_long_size).
 std::string lmdb_key(std::string_view key);
@@ -115,7 +125,6 @@ inline bool checksum_ok(std::string_view lkey, std::string_view rec, const heade
 result<entry> decode_record(std::string_view lkey, std::string_view rec);
 /// The full key of a record (from the record for long keys, else `lkey`),
 /// without copying the value. Precondition: decode_header succeeded.
-result<std::string_view> record_key(std::string_view lkey, std::string_view rec,
-                                    const header& h);
+result<std::string_view> record_key(std::string_view lkey, std::string_view rec, const header& h);
 
 } // namespace kura::l3_format

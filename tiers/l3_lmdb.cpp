@@ -102,14 +102,21 @@ std::string_view as_view(const MDB_val& v) {
 error lmdb_error(int rc, const std::string& what) {
   errc code = errc::io_error;
   switch (rc) {
-    case MDB_MAP_FULL: code = errc::out_of_space; break;
-    case MDB_CORRUPTED:
-    case MDB_PAGE_NOTFOUND:
-    case MDB_PANIC:
-    case MDB_INVALID: code = errc::corrupt; break;
-    case MDB_VERSION_MISMATCH:
-    case MDB_INCOMPATIBLE: code = errc::foreign_file; break;
-    default: break;
+  case MDB_MAP_FULL:
+    code = errc::out_of_space;
+    break;
+  case MDB_CORRUPTED:
+  case MDB_PAGE_NOTFOUND:
+  case MDB_PANIC:
+  case MDB_INVALID:
+    code = errc::corrupt;
+    break;
+  case MDB_VERSION_MISMATCH:
+  case MDB_INCOMPATIBLE:
+    code = errc::foreign_file;
+    break;
+  default:
+    break;
   }
   return error{code, what + ": " + mdb_strerror(rc)};
 }
@@ -150,6 +157,7 @@ struct l3_lmdb::impl {
   uint64_t cur_map = 0;
   uint64_t next_seq = 1;
   uint64_t est_bytes = 0; // committed estimated footprint (mirrors kura.meta)
+  version max_ver;        // highest version held (mirrors kura.meta max_version)
 
   std::unordered_map<std::string, op> pending;
   std::unordered_set<std::string> touched; // read since the last commit
@@ -185,8 +193,8 @@ struct l3_lmdb::impl {
   /// with LMDB's 8-byte node header and 2-byte slot.
   uint64_t footprint(size_t lkey, size_t rec, bool has_exp) const {
     uint64_t n = 8 + lkey + rec;
-    uint64_t main_b = n > nodemax ? 2 + 8 + lkey + 8 + ((rec + 16 + psize - 1) / psize) * psize
-                                  : 2 + n;
+    uint64_t main_b =
+        n > nodemax ? 2 + 8 + lkey + 8 + ((rec + 16 + psize - 1) / psize) * psize : 2 + n;
     uint64_t seq_b = 2 + 8 + 8 + lkey;
     uint64_t exp_b = has_exp ? 2 + 8 + 16 + lkey : 0;
     return main_b + seq_b + exp_b;
@@ -290,13 +298,18 @@ struct l3_lmdb::impl {
     if (rc != 0)
       return lmdb_error(rc, "L3 cannot write a record of " + std::to_string(rsz) + " bytes");
     fmt::encode_record(e, lkey, s, static_cast<char*>(v.mv_data));
-    std::string sk = fmt::seq_key(s);
-    MDB_val skv = as_val(sk), lv = as_val(lkey);
-    // sequences only grow: appending fills kura.seq pages completely
-    rc = mdb_put(txn, seq, &skv, &lv, MDB_APPEND);
-    if (rc != 0)
-      return lmdb_error(rc, "L3 cannot write a sequence index entry");
-    if (e.expiry_ms != 0) {
+    MDB_val lv = as_val(lkey);
+    // A tombstone is neither evicted nor expired: it is kept out of kura.seq
+    // and kura.exp and leaves only through collect() or erase().
+    if (!e.is_tombstone()) {
+      std::string sk = fmt::seq_key(s);
+      MDB_val skv = as_val(sk);
+      // sequences only grow: appending fills kura.seq pages completely
+      rc = mdb_put(txn, seq, &skv, &lv, MDB_APPEND);
+      if (rc != 0)
+        return lmdb_error(rc, "L3 cannot write a sequence index entry");
+    }
+    if (e.expiry_ms != 0 && !e.is_tombstone()) {
       std::string ek = fmt::exp_key(e.expiry_ms, s);
       MDB_val ekv = as_val(ek);
       rc = mdb_put(txn, exp, &ekv, &lv, 0);
@@ -313,6 +326,12 @@ struct l3_lmdb::impl {
     MDB_val k = as_val("est_bytes"), v{8, b};
     int rc = mdb_put(txn, meta, &k, &v, 0);
     if (rc != 0)
+      return lmdb_error(rc, "L3 cannot write its meta record");
+    char mv[12];
+    fmt::put_le(mv, max_ver.hlc, 8);
+    fmt::put_le(mv + 8, max_ver.node, 4);
+    MDB_val mk = as_val("max_version"), mvv{12, mv};
+    if ((rc = mdb_put(txn, meta, &mk, &mvv, 0)) != 0)
       return lmdb_error(rc, "L3 cannot write its meta record");
     return {};
   }
@@ -373,8 +392,8 @@ struct l3_lmdb::impl {
         break;
       }
       if (k.mv_size != 8) {
-        out = error{errc::corrupt, "L3 sequence index key of " + std::to_string(k.mv_size)
-                                     + " bytes in " + cfg.path};
+        out = error{errc::corrupt, "L3 sequence index key of " + std::to_string(k.mv_size) +
+                                       " bytes in " + cfg.path};
         break;
       }
       uint64_t sq = fmt::get_be64(static_cast<const char*>(k.mv_data));
@@ -386,11 +405,26 @@ struct l3_lmdb::impl {
         break;
       }
       if (*r == rm::removed) {
-        // an entry past its expiry is dropped, not demoted to L4
-        if (e.expired(now_ms))
+        // an entry past its expiry is dropped, not demoted to L4 (in
+        // cluster mode it leaves a tombstone of its version behind)
+        if (e.expired(now_ms)) {
           ++evict_expired;
-        else
+          if (cfg.tombstones)
+            if (auto s = insert_committed(txn, lkey, as_tombstone(std::move(e))); !s) {
+              out = s;
+              break;
+            }
+        } else {
+          // In cluster mode the demoted entry leaves its version behind as a
+          // tombstone floor: whatever happens to the copy below (expiry,
+          // retention), an older version cannot come back.
+          if (cfg.tombstones)
+            if (auto s = insert_committed(txn, lkey, as_tombstone(entry{e})); !s) {
+              out = s;
+              break;
+            }
           evicted.push_back(std::move(e)); // counted even without a listener
+        }
         continue;
       }
       // stale or dangling index entry (or a corrupt record): drop the entry
@@ -469,14 +503,15 @@ struct l3_lmdb::impl {
       if (auto s = self.on_evict_durable_(); !s) {
         below_failed = true;
         return fail(status{s.code(), "L3 keeps its eviction victims: the tier below could not "
-                                     "commit them: " + s.message()});
+                                     "commit them: " +
+                                         s.message()});
       }
       handed_down = true;
     }
     rc = g.commit();
     if (rc != 0)
-      return fail(lmdb_error(rc, "L3 cannot commit a batch of " + std::to_string(pending.size())
-                                   + " writes"));
+      return fail(lmdb_error(rc, "L3 cannot commit a batch of " + std::to_string(pending.size()) +
+                                     " writes"));
     ++n_commits;
     return {};
   }
@@ -537,8 +572,7 @@ struct l3_lmdb::impl {
       }
     // the extra transaction that makes the freed pages reusable
     txn_guard g2;
-    if (mdb_txn_begin(env, nullptr, 0, &g2.txn) == 0 && write_meta(g2.txn).ok()
-        && g2.commit() == 0)
+    if (mdb_txn_begin(env, nullptr, 0, &g2.txn) == 0 && write_meta(g2.txn).ok() && g2.commit() == 0)
       ++n_commits;
     return {};
   }
@@ -580,10 +614,10 @@ struct l3_lmdb::impl {
     if (!s) {
       if (s.code() == errc::out_of_space)
         return status{errc::out_of_space,
-                      "L3 LMDB map is full (map size " + std::to_string(cur_map) + " bytes at "
-                        + cfg.path + "; raise map_size or map_size_max, or lower max_bytes); "
-                        + std::to_string(pending.size())
-                        + " pending writes kept in memory, nothing lost"};
+                      "L3 LMDB map is full (map size " + std::to_string(cur_map) + " bytes at " +
+                          cfg.path + "; raise map_size or map_size_max, or lower max_bytes); " +
+                          std::to_string(pending.size()) +
+                          " pending writes kept in memory, nothing lost"};
       return s;
     }
     pending.clear();
@@ -623,7 +657,31 @@ struct l3_lmdb::impl {
     return std::optional<entry>{std::move(*e)};
   }
 
+  /// `e` as the tombstone (version floor) it leaves when it expires or is
+  /// deleted: same key and version, no value, no expiry.
+  static entry as_tombstone(entry e) {
+    e.value.clear();
+    e.value.shrink_to_fit();
+    e.expiry_ms = 0;
+    e.flags = entry_flags::tombstone;
+    return e;
+  }
+
+  /// What an expired pending put becomes: a delete, or in cluster mode a
+  /// tombstone of its version.
+  void expire_pending(op& o) {
+    pending_bytes -= o.e.value.size();
+    if (cfg.tombstones) {
+      o.e = as_tombstone(std::move(o.e));
+    } else {
+      o.e.value.clear();
+      o.del = true;
+    }
+  }
+
   void add_pending(op o, uint64_t now_ms) {
+    if (!o.del && max_ver < o.e.ver)
+      max_ver = o.e.ver;
     if (pending.empty())
       batch_start_ms = now_ms;
     o.order = ++op_counter;
@@ -638,9 +696,24 @@ struct l3_lmdb::impl {
     }
   }
 
+  /// Commits the pending batch, then opens a read transaction of its own
+  /// (the caller's callback may call get(), which uses rtxn) and a cursor on
+  /// kura.main, for the scans.
+  status begin_scan(l3_lmdb& self, txn_guard& g, MDB_cursor*& c) {
+    if (auto s = commit(self); !s)
+      return s;
+    int rc = mdb_txn_begin(env, nullptr, MDB_RDONLY, &g.txn);
+    if (rc != 0)
+      return lmdb_error(rc, "L3 cannot begin a read transaction in " + cfg.path);
+    rc = mdb_cursor_open(g.txn, main, &c);
+    if (rc != 0)
+      return lmdb_error(rc, "L3 cannot open a cursor in " + cfg.path);
+    return {};
+  }
+
   bool batch_full() const {
-    return cfg.sync_mode || pending.size() >= cfg.batch_max_writes
-           || pending_bytes >= cfg.batch_max_bytes;
+    return cfg.sync_mode || pending.size() >= cfg.batch_max_writes ||
+           pending_bytes >= cfg.batch_max_bytes;
   }
 };
 
@@ -654,16 +727,16 @@ result<std::unique_ptr<l3_lmdb>> l3_lmdb::open(l3_config cfg, const clock& clk) 
   if (cfg.batch_max_writes == 0)
     return error{errc::invalid_argument, "L3 batch_max_writes must be at least 1"};
   if (cfg.map_size < (64u << 10))
-    return error{errc::invalid_argument, "L3 map_size of " + std::to_string(cfg.map_size)
-                                           + " bytes is below the 64 KiB minimum"};
+    return error{errc::invalid_argument, "L3 map_size of " + std::to_string(cfg.map_size) +
+                                             " bytes is below the 64 KiB minimum"};
   struct stat sb {};
   if (::stat(cfg.path.c_str(), &sb) != 0) {
     if (errno != ENOENT)
-      return error{errc::io_error, "cannot stat L3 directory " + cfg.path + ": "
-                                     + std::strerror(errno)};
+      return error{errc::io_error,
+                   "cannot stat L3 directory " + cfg.path + ": " + std::strerror(errno)};
     if (::mkdir(cfg.path.c_str(), 0755) != 0)
-      return error{errc::io_error, "cannot create L3 directory " + cfg.path + ": "
-                                     + std::strerror(errno)};
+      return error{errc::io_error,
+                   "cannot create L3 directory " + cfg.path + ": " + std::strerror(errno)};
   } else if (!S_ISDIR(sb.st_mode)) {
     return error{errc::invalid_argument, "L3 path " + cfg.path + " exists and is not a directory"};
   }
@@ -682,6 +755,7 @@ result<std::unique_ptr<l3_lmdb>> l3_lmdb::open(l3_config cfg, const clock& clk) 
   }
 
   auto p = std::make_unique<impl>(cfg, clk);
+  bool upgrade = false; // a kura-l3 2 environment, rewritten as kura-l3 3 below
   int rc = mdb_env_create(&p->env);
   if (rc != 0)
     return lmdb_error(rc, "cannot create an LMDB environment handle");
@@ -704,9 +778,9 @@ result<std::unique_ptr<l3_lmdb>> l3_lmdb::open(l3_config cfg, const clock& clk) 
   }
   int maxkey = mdb_env_get_maxkeysize(p->env);
   if (maxkey < static_cast<int>(fmt::lkey_long_size))
-    return error{errc::invalid_argument, "this LMDB build allows keys of "
-                                           + std::to_string(maxkey) + " bytes; L3 needs "
-                                           + std::to_string(fmt::lkey_long_size)};
+    return error{errc::invalid_argument, "this LMDB build allows keys of " +
+                                             std::to_string(maxkey) + " bytes; L3 needs " +
+                                             std::to_string(fmt::lkey_long_size)};
   MDB_envinfo info;
   MDB_stat est;
   mdb_env_info(p->env, &info);
@@ -732,13 +806,13 @@ result<std::unique_ptr<l3_lmdb>> l3_lmdb::open(l3_config cfg, const clock& clk) 
     mdb_stat(g.txn, unnamed, &ms);
     if (ms.ms_entries != 0)
       return error{errc::foreign_file, cfg.path + " holds an LMDB environment of another program"
-                                         " (it has no kura.meta database)"};
+                                                  " (it has no kura.meta database)"};
     fresh = true;
     rc = mdb_dbi_open(g.txn, "kura.meta", MDB_CREATE, &p->meta);
   }
   if (rc == MDB_INCOMPATIBLE)
     return error{errc::foreign_file, cfg.path + " holds an LMDB environment of another program"
-                                       " (kura.meta is not a database)"};
+                                                " (kura.meta is not a database)"};
   if (rc != 0)
     return lmdb_error(rc, "L3 cannot open kura.meta in " + cfg.path);
   if (fresh) {
@@ -749,7 +823,9 @@ result<std::unique_ptr<l3_lmdb>> l3_lmdb::open(l3_config cfg, const clock& clk) 
   } else {
     MDB_val k = as_val("format"), v;
     rc = mdb_get(g.txn, p->meta, &k, &v);
-    if (rc != 0 || as_view(v) != fmt::meta_format) {
+    // The previous layout is a subset of this one: upgrade it in place.
+    upgrade = rc == 0 && as_view(v) == fmt::meta_format_v2;
+    if (!upgrade && (rc != 0 || as_view(v) != fmt::meta_format)) {
       std::string got = rc == 0 ? std::string{as_view(v).substr(0, 40)} : std::string{};
       // Another kura version names itself "kura-l3 N": foreign. A damaged or
       // missing marker beside kura's own databases is corruption.
@@ -757,14 +833,22 @@ result<std::unique_ptr<l3_lmdb>> l3_lmdb::open(l3_config cfg, const clock& clk) 
       bool kura_dbs = mdb_dbi_open(g.txn, "kura.main", 0, &probe) == 0;
       bool other_version = got.rfind("kura-l3 ", 0) == 0;
       return error{kura_dbs && !other_version ? errc::corrupt : errc::foreign_file,
-                   cfg.path + " is not a kura L3 environment of this version (format "
-                     + (rc == 0 ? "\"" + got + "\"" : "missing") + ", expected \""
-                     + std::string{fmt::meta_format} + "\")"};
+                   cfg.path + " is not a kura L3 environment of this version (format " +
+                       (rc == 0 ? "\"" + got + "\"" : "missing") + ", expected \"" +
+                       std::string{fmt::meta_format} + "\")"};
     }
     k = as_val("est_bytes");
     rc = mdb_get(g.txn, p->meta, &k, &v);
     if (rc == 0 && v.mv_size == 8)
       p->est_bytes = fmt::get_le(static_cast<const char*>(v.mv_data), 8);
+    k = as_val("max_version");
+    rc = mdb_get(g.txn, p->meta, &k, &v);
+    if (rc == 0 && v.mv_size == 12) {
+      auto* mv = static_cast<const char*>(v.mv_data);
+      p->max_ver = version{fmt::get_le(mv, 8), static_cast<uint32_t>(fmt::get_le(mv + 8, 4))};
+    } else if (!upgrade) {
+      return error{errc::corrupt, cfg.path + " lacks its max_version meta record"};
+    }
   }
   unsigned dflags = fresh ? MDB_CREATE : 0;
   const char* names[] = {"kura.main", "kura.seq", "kura.exp"};
@@ -786,9 +870,9 @@ result<std::unique_ptr<l3_lmdb>> l3_lmdb::open(l3_config cfg, const clock& clk) 
     pages += ms.ms_branch_pages + ms.ms_leaf_pages + ms.ms_overflow_pages;
   }
   if (pages > info.me_last_pgno + 1)
-    return error{errc::corrupt, cfg.path + " is corrupt: its databases claim "
-                                  + std::to_string(pages) + " pages, the file has "
-                                  + std::to_string(info.me_last_pgno + 1)};
+    return error{errc::corrupt, cfg.path + " is corrupt: its databases claim " +
+                                    std::to_string(pages) + " pages, the file has " +
+                                    std::to_string(info.me_last_pgno + 1)};
   {
     MDB_cursor* c = nullptr;
     rc = mdb_cursor_open(g.txn, p->seq, &c);
@@ -802,13 +886,33 @@ result<std::unique_ptr<l3_lmdb>> l3_lmdb::open(l3_config cfg, const clock& clk) 
     if (rc != 0 && rc != MDB_NOTFOUND)
       return lmdb_error(rc, "L3 cannot read the sequence index in " + cfg.path);
   }
-  if (fresh)
+  if (upgrade) {
+    // kura-l3 2 kept no max_version: compute it once from the records.
+    MDB_cursor* c = nullptr;
+    rc = mdb_cursor_open(g.txn, p->main, &c);
+    if (rc != 0)
+      return lmdb_error(rc, "L3 cannot open a cursor in " + cfg.path);
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+      fmt::header h;
+      if (fmt::decode_header(as_view(v), h).ok() && p->max_ver < version{h.hlc, h.node})
+        p->max_ver = version{h.hlc, h.node};
+    }
+    mdb_cursor_close(c);
+    if (rc != MDB_NOTFOUND)
+      return lmdb_error(rc, "L3 cannot scan " + cfg.path + " to upgrade it");
+    MDB_val fk = as_val("format"), fv = as_val(fmt::meta_format);
+    if ((rc = mdb_put(g.txn, p->meta, &fk, &fv, 0)) != 0)
+      return lmdb_error(rc, "L3 cannot upgrade the format marker of " + cfg.path);
+  }
+  if (fresh || upgrade)
     if (auto s = p->write_meta(g.txn); !s)
       return s.err();
   rc = g.commit();
   if (rc != 0)
     return lmdb_error(rc, "L3 cannot commit its setup in " + cfg.path);
-  if (fresh && !cfg.sync_mode)
+  if ((fresh || upgrade) && !cfg.sync_mode)
     mdb_env_sync(p->env, 1); // the format marker is on disk before any data
   return std::unique_ptr<l3_lmdb>(new l3_lmdb(std::move(p)));
 }
@@ -835,14 +939,12 @@ result<std::optional<entry>> l3_lmdb::get(std::string_view key, uint64_t now_ms,
     auto it = m.pending.find(std::string{key});
     if (it != m.pending.end()) {
       auto& o = it->second;
-      if (o.del) {
+      if (o.del || o.e.is_tombstone()) {
         ++m.st.misses;
         return std::optional<entry>{};
       }
       if (o.e.expired(now_ms)) {
-        m.pending_bytes -= o.e.value.size();
-        o.e.value.clear();
-        o.del = true;
+        m.expire_pending(o);
         ++m.st.expirations;
         ++m.st.misses;
         return std::optional<entry>{};
@@ -854,14 +956,18 @@ result<std::optional<entry>> l3_lmdb::get(std::string_view key, uint64_t now_ms,
   auto r = m.read_committed(key);
   if (!r)
     return r;
-  if (!*r) {
+  if (!*r || (*r)->is_tombstone()) {
     ++m.st.misses;
-    return r;
+    return std::optional<entry>{};
   }
   if ((*r)->expired(now_ms)) {
     impl::op o;
-    o.del = true;
-    o.e.key = std::string{key};
+    if (m.cfg.tombstones) {
+      o.e = impl::as_tombstone(std::move(**r));
+    } else {
+      o.del = true;
+      o.e.key = std::string{key};
+    }
     m.add_pending(std::move(o), now_ms);
     ++m.st.expirations;
     ++m.st.misses;
@@ -880,9 +986,9 @@ status l3_lmdb::put(entry e, uint64_t now_ms) {
   uint64_t fp = m.footprint(std::min(e.key.size(), fmt::lkey_long_size), fmt::record_size(e),
                             e.expiry_ms != 0);
   if (fp > m.est_limit())
-    return status{errc::out_of_space, "L3 entry needs about " + std::to_string(fp * 3 / 2)
-                                        + " bytes, more than the whole L3 budget of "
-                                        + std::to_string(m.budget)};
+    return status{errc::out_of_space, "L3 entry needs about " + std::to_string(fp * 3 / 2) +
+                                          " bytes, more than the whole L3 budget of " +
+                                          std::to_string(m.budget)};
   // Keep what this put replaces, so that a failed commit can take it back.
   std::optional<impl::op> prev;
   bool had_pending = m.pending.empty() ? false : m.pending.count(e.key) != 0;
@@ -919,14 +1025,14 @@ result<bool> l3_lmdb::erase(std::string_view key) {
   bool existed = false;
   auto it = m.pending.find(std::string{key});
   if (it != m.pending.end()) {
-    existed = !it->second.del && !it->second.e.expired(now);
+    existed = !it->second.del && !it->second.e.is_tombstone() && !it->second.e.expired(now);
   } else {
     auto r = m.read_committed(key);
     if (!r)
       return r.err();
     if (!*r)
       return false; // nothing to delete anywhere
-    existed = !(*r)->expired(now);
+    existed = !(*r)->is_tombstone() && !(*r)->expired(now);
   }
   impl::op o;
   o.del = true;
@@ -950,10 +1056,8 @@ size_t l3_lmdb::sweep_expired(uint64_t now_ms, size_t budget) {
   // Expired pending puts become pending deletes (cheap, no I/O).
   size_t removed = 0;
   for (auto& [k, o] : m.pending)
-    if (!o.del && o.e.expired(now_ms) && removed < budget) {
-      m.pending_bytes -= o.e.value.size();
-      o.e.value.clear();
-      o.del = true;
+    if (!o.del && !o.e.is_tombstone() && o.e.expired(now_ms) && removed < budget) {
+      m.expire_pending(o);
       ++removed;
     }
   // kura.exp is ordered by expiry, so the expired entries are always at its
@@ -965,9 +1069,8 @@ size_t l3_lmdb::sweep_expired(uint64_t now_ms, size_t budget) {
       return removed;
     MDB_cursor* c = nullptr;
     MDB_val k, v;
-    bool any = mdb_cursor_open(t, m.exp, &c) == 0
-               && mdb_cursor_get(c, &k, &v, MDB_FIRST) == 0 && k.mv_size == 16
-               && fmt::get_be64(static_cast<const char*>(k.mv_data)) <= now_ms;
+    bool any = mdb_cursor_open(t, m.exp, &c) == 0 && mdb_cursor_get(c, &k, &v, MDB_FIRST) == 0 &&
+               k.mv_size == 16 && fmt::get_be64(static_cast<const char*>(k.mv_data)) <= now_ms;
     if (c)
       mdb_cursor_close(c);
     mdb_txn_abort(t);
@@ -998,13 +1101,19 @@ size_t l3_lmdb::sweep_expired(uint64_t now_ms, size_t budget) {
     uint64_t eseq = fmt::get_be64(ekey.data() + 8);
     // Remove the record only when it is the one this index entry describes
     // (same sequence); otherwise the index entry is stale and goes alone.
-    auto r = m.remove_committed(g.txn, lkey, nullptr, eseq);
+    entry gone;
+    auto r = m.remove_committed(g.txn, lkey, m.cfg.tombstones ? &gone : nullptr, eseq);
     if (!r) {
       ok = false;
       break;
     }
     if (*r == impl::rm::removed) {
       ++swept; // remove_committed dropped this kura.exp entry too
+      if (m.cfg.tombstones &&
+          !m.insert_committed(g.txn, lkey, impl::as_tombstone(std::move(gone)))) {
+        ok = false;
+        break;
+      }
     } else {
       MDB_val ek = as_val(ekey);
       if (mdb_del(g.txn, m.exp, &ek, nullptr) != 0) {
@@ -1122,7 +1231,9 @@ status l3_lmdb::sync() {
   return {};
 }
 
-size_t l3_lmdb::pending() const { return impl_->pending.size(); }
+size_t l3_lmdb::pending() const {
+  return impl_->pending.size();
+}
 
 std::optional<uint64_t> l3_lmdb::flush_due_in(uint64_t now_ms) const {
   auto& m = *impl_;
@@ -1134,19 +1245,13 @@ std::optional<uint64_t> l3_lmdb::flush_due_in(uint64_t now_ms) const {
 
 status l3_lmdb::for_each(const std::function<bool(const entry&)>& f) {
   auto& m = *impl_;
-  if (auto s = m.commit(*this); !s)
-    return s;
   uint64_t now = m.clk.now_ms();
-  // Own read transaction: f may call back into get() (which uses m.rtxn).
   txn_guard g;
-  int rc = mdb_txn_begin(m.env, nullptr, MDB_RDONLY, &g.txn);
-  if (rc != 0)
-    return lmdb_error(rc, "L3 cannot begin a read transaction in " + m.cfg.path);
   MDB_cursor* c = nullptr;
-  rc = mdb_cursor_open(g.txn, m.main, &c);
-  if (rc != 0)
-    return lmdb_error(rc, "L3 cannot open a cursor in " + m.cfg.path);
+  if (auto s = m.begin_scan(*this, g, c); !s)
+    return s;
   status out;
+  int rc;
   MDB_val k, v;
   for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
@@ -1155,7 +1260,7 @@ status l3_lmdb::for_each(const std::function<bool(const entry&)>& f) {
       out = error{errc::corrupt, e.err().message + " (in " + m.cfg.path + ")"};
       break;
     }
-    if (e->expired(now))
+    if (e->is_tombstone() || e->expired(now))
       continue;
     if (!f(*e))
       break;
@@ -1166,8 +1271,118 @@ status l3_lmdb::for_each(const std::function<bool(const entry&)>& f) {
   return out;
 }
 
-uint64_t l3_lmdb::commits() const { return impl_->n_commits; }
-uint64_t l3_lmdb::map_size() const { return impl_->cur_map; }
-uint64_t l3_lmdb::budget_bytes_used() const { return impl_->est_bytes; }
+// -- last-writer-wins -------------------------------------------------------------------
+
+result<std::optional<entry>> l3_lmdb::get_versioned(std::string_view key) {
+  auto& m = *impl_;
+  if (key.size() > m.cfg.lim.max_key_bytes)
+    return std::optional<entry>{};
+  if (!m.pending.empty()) {
+    auto it = m.pending.find(std::string{key});
+    if (it != m.pending.end()) {
+      if (it->second.del)
+        return std::optional<entry>{};
+      return std::optional<entry>{it->second.e};
+    }
+  }
+  return m.read_committed(key);
+}
+
+result<std::optional<version>> l3_lmdb::held_version(std::string_view key) {
+  auto r = get_versioned(key);
+  if (!r)
+    return r.err();
+  return *r ? std::optional<version>{(*r)->ver} : std::optional<version>{};
+}
+
+result<bool> l3_lmdb::apply(entry e, uint64_t now_ms) {
+  auto& m = *impl_;
+  if (auto s = m.cfg.lim.check(e); !s)
+    return s.err();
+  auto cur = get_versioned(e.key);
+  if (!cur) {
+    // An unreadable (corrupt) record holds no version worth keeping.
+    if (cur.err().code != errc::corrupt)
+      return cur.err();
+  } else if (*cur && !((*cur)->ver < e.ver)) {
+    return false;
+  }
+  if (e.is_tombstone())
+    e = impl::as_tombstone(std::move(e));
+  else if (m.cfg.tombstones && e.expired(now_ms))
+    e = impl::as_tombstone(std::move(e)); // already expired: only its floor
+  if (auto s = put(std::move(e), now_ms); !s)
+    return s.err();
+  return true;
+}
+
+result<bool> l3_lmdb::collect(std::string_view key, const version& upto) {
+  auto& m = *impl_;
+  auto cur = get_versioned(key);
+  if (!cur)
+    return cur.err();
+  if (!*cur || !(*cur)->is_tombstone() || upto < (*cur)->ver)
+    return false;
+  impl::op o;
+  o.del = true;
+  o.e.key = std::string{key};
+  m.add_pending(std::move(o), m.clk.now_ms());
+  if (m.batch_full())
+    if (auto s = m.commit(*this); !s && s.code() != errc::out_of_space)
+      return s.err();
+  return true;
+}
+
+result<std::optional<std::string>> l3_lmdb::scan(std::string_view after, size_t max,
+                                                 const std::function<void(const entry&)>& f) {
+  auto& m = *impl_;
+  txn_guard g;
+  MDB_cursor* c = nullptr;
+  if (auto s = m.begin_scan(*this, g, c); !s)
+    return s.err();
+  int rc;
+  std::string from = fmt::lmdb_key(after);
+  MDB_val k = as_val(from), v;
+  rc = after.empty() ? mdb_cursor_get(c, &k, &v, MDB_FIRST)
+                     : mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+  if (rc == 0 && !after.empty() && as_view(k) == from)
+    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+  std::optional<std::string> last;
+  size_t n = 0;
+  error failed{};
+  bool bad = false;
+  for (; rc == 0 && n < max; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT), ++n) {
+    auto e = fmt::decode_record(as_view(k), as_view(v));
+    if (!e) {
+      failed = error{errc::corrupt, e.err().message + " (in " + m.cfg.path + ")"};
+      bad = true;
+      break;
+    }
+    last = e->key;
+    f(*e);
+  }
+  mdb_cursor_close(c);
+  if (bad)
+    return failed;
+  if (rc != 0 && rc != MDB_NOTFOUND)
+    return lmdb_error(rc, "L3 scan of " + m.cfg.path + " failed");
+  if (rc == MDB_NOTFOUND)
+    return std::optional<std::string>{};
+  return last ? last : std::optional<std::string>{std::string{after}};
+}
+
+version l3_lmdb::max_version() const {
+  return impl_->max_ver;
+}
+
+uint64_t l3_lmdb::commits() const {
+  return impl_->n_commits;
+}
+uint64_t l3_lmdb::map_size() const {
+  return impl_->cur_map;
+}
+uint64_t l3_lmdb::budget_bytes_used() const {
+  return impl_->est_bytes;
+}
 
 } // namespace kura

@@ -18,6 +18,29 @@
 // An environment may be open at most once per process (an LMDB rule), and by
 // one kura process at a time: verify_on_open reads the file outside LMDB's
 // locks (read-only tools such as mdb_stat may look at any time).
+//
+// Last-writer-wins (the replicated store's face; put/get/erase stay the plain
+// tier interface of a single node). apply() stores an entry only if its version
+// is newer than the record L3 holds for the key, tombstones included. A delete
+// that must win over late copies is a tombstone record (apply() of an entry
+// with entry_flags::tombstone): invisible to get()/for_each(), visible to
+// get_versioned()/scan(), never evicted or expired, kept until collect() removes
+// it (the tombstone collector calls it once every replica holds it).
+// Version floors, i.e. what stops an older version from coming back:
+//   - deletes: the tombstone record is the floor until collect();
+//   - expiry: with `tombstones` set (cluster mode) an expired record -- lazily
+//     on get, by sweep_expired or met by the eviction pass -- is rewritten as a
+//     tombstone of the same version instead of being removed, so a late hint or
+//     repair of an older version is refused; collect() removes it like a delete;
+//   - eviction to L4: with `tombstones` set the demoted entry leaves a
+//     tombstone of its version in L3 (key + 40-byte header, no value), so the
+//     floor stays even after L4 expires or drops the value. A reader that finds
+//     an L3 tombstone whose version equals L4's copy serves the L4 copy (the
+//     replicated store over the real tiers, gossip/tier_store.hpp, does);
+//     a real delete is always newer than any L4 copy;
+//   - L4 retention: see archive/archive.hpp.
+// max_version() is the highest version L3 ever held (a meta record written in
+// every commit), so a restarted node seeds its HLC (tiers/hlc.hpp) from it.
 // Thread safety: not thread-safe; owned by the L3 actor (a detached thread).
 #pragma once
 
@@ -32,16 +55,16 @@
 namespace kura {
 
 struct l3_config {
-  std::string path;                   ///< directory of the LMDB environment
-  uint64_t map_size = 8ull << 30;     ///< LMDB map size (bytes of address space)
+  std::string path;               ///< directory of the LMDB environment
+  uint64_t map_size = 8ull << 30; ///< LMDB map size (bytes of address space)
   /// Size budget on the bytes LMDB pages really use; 0 = map_size / 2 (room
   /// for copy-on-write). Enforced at each commit on the estimated footprint
   /// (payload, record header, index entries, node overhead, whole overflow
   /// pages), which may reach 2/3 of it: B-tree pages are about 2/3 full.
   uint64_t max_bytes = 0;
-  size_t batch_max_writes = 256;      ///< group commit: writes per batch
-  uint64_t batch_max_ms = 5;          ///< group commit: max age of a batch
-  bool sync_mode = false;             ///< commit + fsync every write
+  size_t batch_max_writes = 256; ///< group commit: writes per batch
+  uint64_t batch_max_ms = 5;     ///< group commit: max age of a batch
+  bool sync_mode = false;        ///< commit + fsync every write
   limits lim;
   uint64_t batch_max_bytes = 64ull << 20; ///< group commit: payload bytes per batch
   /// On MAP_FULL the map grows by doubling up to this size; 0 = never grow.
@@ -56,6 +79,10 @@ struct l3_config {
   /// so that damaged pages give errc::corrupt instead of crashing LMDB. Costs
   /// one read of the tree pages (about 0.1 s per 100 MB in the page cache).
   bool verify_on_open = true;
+  /// Cluster mode: an expired record becomes a tombstone of its version (a
+  /// version floor) instead of disappearing; collect() removes it. Off for a
+  /// single node, where nothing older can arrive later.
+  bool tombstones = false;
 };
 
 class l3_lmdb final : public tier {
@@ -97,6 +124,32 @@ public:
   /// Pending writes are committed first; expired entries are skipped; f
   /// returns false to stop.
   status for_each(const std::function<bool(const entry&)>& f);
+
+  // -- last-writer-wins (replication) --
+
+  /// Stores `e` (a value, or a tombstone when entry_flags::tombstone is set)
+  /// if its version is newer than the record held for its key (tombstones
+  /// included); returns whether it did. A tombstone's value and expiry are
+  /// dropped. Limits and space are checked as in put().
+  result<bool> apply(entry e, uint64_t now_ms);
+  /// The record held for `key`, tombstones and expired entries included
+  /// (pending writes first); nullopt when there is none. Counts no hit/miss.
+  result<std::optional<entry>> get_versioned(std::string_view key);
+  /// The version of get_versioned's record (tombstones included).
+  result<std::optional<version>> held_version(std::string_view key) override;
+  /// Removes the tombstone of `key` if its version is <= `upto` (tombstone
+  /// collection); returns whether it did. A value record is never removed.
+  result<bool> collect(std::string_view key, const version& upto);
+  /// Up to `max` records (tombstones and expired entries included) with keys
+  /// greater than `after`, in key order, to `f`. Pending writes are committed
+  /// first. Returns the last key visited (resume from it), or nullopt when
+  /// the end was reached. Bounded work per call: one read transaction, `max`
+  /// records. Long keys (>= 480 bytes) are ordered by their stored LMDB key.
+  result<std::optional<std::string>> scan(std::string_view after, size_t max,
+                                          const std::function<void(const entry&)>& f);
+  /// The highest version L3 ever held (committed or pending); persisted in
+  /// kura.meta by every commit, so it is cheap at open.
+  version max_version() const;
 
   // -- introspection (tests, metrics) --
 

@@ -72,6 +72,16 @@ public:
   /// Removes `key`; returns whether it was there.
   virtual result<bool> erase(std::string_view key) = 0;
 
+  /// The version held for `key` (expired entries and tombstones included),
+  /// without touching recency or counting toward expiry; nullopt when absent.
+  /// Tiers with an index (L3, L4) answer without reading the value.
+  virtual result<std::optional<version>> held_version(std::string_view key) {
+    auto r = get(key, 0, false); // now = 0: nothing counts as expired
+    if (!r)
+      return r.err();
+    return *r ? std::optional<version>{(*r)->ver} : std::optional<version>{};
+  }
+
   /// Removes up to `budget` expired entries (incremental active expiry: each
   /// call does bounded work and resumes where the last one stopped). Returns the
   /// number removed.

@@ -10,22 +10,19 @@ enum tier_index : size_t { i_l1 = 0, i_l2 = 1, i_l3 = 2, i_l4 = 3 };
 
 tier_chain::tier_chain(tier_chain_config cfg, const clock& clk, std::unique_ptr<tier> l3,
                        std::unique_ptr<tier> l4)
-  : cfg_(std::move(cfg)),
-    clk_(clk),
-    mem_(std::make_unique<memory_cache>(cfg_.memory)),
-    l3_(std::move(l3)),
-    l4_(std::move(l4)) {
+    : cfg_(std::move(cfg)), clk_(clk), mem_(std::make_unique<memory_cache>(cfg_.memory)),
+      l3_(std::move(l3)), l4_(std::move(l4)) {
   // L3 keeps every live entry; what it evicts for size moves down to the
   // archive instead of disappearing. Without an L3 the archive is fed by
   // memory evictions (a memory + archive chain).
   tier* feeder = l3_ ? l3_.get() : nullptr;
   if (feeder && l4_) {
     feeder->set_eviction_listener(
-      [this](entry&& e) {
-        if (!e.expired(clk_.now_ms()))
-          (void)l4_->put(std::move(e), clk_.now_ms());
-      },
-      [this] { return l4_->flush(); });
+        [this](entry&& e) {
+          if (!e.expired(clk_.now_ms()))
+            (void)l4_->put(std::move(e), clk_.now_ms());
+        },
+        [this] { return l4_->flush(); });
   }
 }
 
@@ -101,6 +98,17 @@ status tier_chain::put(entry e) {
   if (l3_) {
     if (auto st = l3_->put(e, now); !st.ok())
       return st;
+    // A key lives in one persistent tier: the archive's older copy goes, or
+    // it would come back once the new value expires or is erased from L3.
+    // (An index lookup; a write transaction only when the archive has it.)
+    if (l4_) {
+      auto held = l4_->held_version(e.key);
+      if (!held.ok())
+        return held.to_status();
+      if (held->has_value())
+        if (auto r = l4_->erase(e.key); !r.ok())
+          return r.to_status();
+    }
   }
   return mem_->put(std::move(e), now);
 }
@@ -134,9 +142,12 @@ size_t tier_chain::sweep_expired(size_t budget) {
 
 const char* tier_chain::locate(std::string_view key) {
   switch (mem_->locate(key)) {
-    case memory_region::l1: return "l1";
-    case memory_region::l2: return "l2";
-    case memory_region::none: break;
+  case memory_region::l1:
+    return "l1";
+  case memory_region::l2:
+    return "l2";
+  case memory_region::none:
+    break;
   }
   const uint64_t now = clk_.now_ms();
   if (l3_) {

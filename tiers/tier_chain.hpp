@@ -2,7 +2,8 @@
 //
 //   get:   L1/L2 (memory) ─miss─▶ L3 (LMDB) ─miss─▶ L4 (archive)
 //          a hit below memory promotes the entry to memory (and an L4 hit to L3)
-//   put:   memory + L3 (write-behind)
+//   put:   memory + L3 (write-behind); an older archive copy is removed, so a
+//          key lives in one persistent tier and never comes back from L4
 //   erase: every tier
 //   expiry: lazy on read + sweep_expired(budget), a bounded incremental sweep
 //

@@ -254,8 +254,9 @@ void bytes_table(bool quick) {
 
 void balance_table() {
   std::printf("\n### Ring balance (200,000 keys, RF 2)\n\n");
-  std::printf("| nodes | vnodes | owned max/mean | owned min/mean | replicated max/mean |\n");
-  std::printf("|---|---|---|---|---|\n");
+  std::printf("| nodes | vnodes | owned max/mean | owned min/mean | replicated max/mean | "
+              "owned slots max/mean |\n");
+  std::printf("|---|---|---|---|---|---|\n");
   const uint32_t keys = 200'000;
   for (uint32_t n : {3u, 10u, 100u})
     for (uint32_t v : {64u, 256u, 512u, 1024u}) {
@@ -277,8 +278,11 @@ void balance_table() {
       double mx = *std::max_element(own.begin() + 1, own.end());
       double mn = *std::min_element(own.begin() + 1, own.end());
       double rmx = *std::max_element(rep.begin() + 1, rep.end());
-      std::printf("| %u | %u%s | %.3f | %.3f | %.3f |\n", n, v,
-                  v == ring_config{}.vnodes ? " (default)" : "", mx / mean, mn / mean, rmx / rmean);
+      auto slots = r.owned_slots();
+      double smx = *std::max_element(slots.begin(), slots.end());
+      std::printf("| %u | %u%s | %.3f | %.3f | %.3f | %.3f |\n", n, v,
+                  v == ring_config{}.vnodes ? " (default)" : "", mx / mean, mn / mean, rmx / rmean,
+                  smx / (16384.0 / n));
     }
 }
 
@@ -290,10 +294,9 @@ void anti_entropy_table() {
   std::printf("| differing keys | messages | bytes | bytes / differing key | equal after |\n");
   std::printf("|---|---|---|---|---|\n");
   namespace ae = anti_entropy;
-  auto pos = [](std::string_view k) { return ring::position(k, ring_config{}); };
-  auto all = [](uint64_t) { return true; };
+  const ae::slot_mask all; // every slot
   for (int d : {0, 1, 10, 100, 1'000, 10'000}) {
-    replica_store a, b;
+    memory_store a, b;
     const int n = 100'000;
     for (int i = 0; i < n; ++i) {
       entry e{"key:" + std::to_string(i), std::string(100, 'v'), 0, version{1'000u + i, 1}, 0};
@@ -328,20 +331,20 @@ void anti_entropy_table() {
       ++msgs;
     };
     // A starts; the same steps as node.cpp's handlers.
-    auto l1 = ae::level1(a, pos, all);
+    auto l1 = ae::level1(a, all);
     count(ae_digest_msg{1, 0, false, {}, l1});
-    auto diff1 = ae::differing(ae::level1(b, pos, all), l1);
+    auto diff1 = ae::differing(ae::level1(b, all), l1);
     if (!diff1.empty()) {
       std::vector<uint16_t> prefixes(diff1.begin(), diff1.end());
-      auto l2 = ae::level2(b, pos, all, prefixes);
+      auto l2 = ae::level2(b, all, prefixes);
       count(ae_digest_msg{1, 8, true, prefixes, l2});
-      auto diff2 = ae::differing(ae::level2(a, pos, all, prefixes), l2);
+      auto diff2 = ae::differing(ae::level2(a, all, prefixes), l2);
       std::vector<uint16_t> buckets;
       for (size_t i : diff2)
         buckets.push_back(static_cast<uint16_t>((prefixes[i / 256] << 8) | (i % 256)));
-      auto keys = ae::list_keys(a, pos, all, buckets);
+      auto keys = ae::list_keys(a, all, buckets);
       count(ae_keys_msg{1, buckets, keys});
-      auto plan = ae::compare(b, pos, all, buckets, keys);
+      auto plan = ae::compare(b, all, buckets, keys);
       ae_repair_msg rep{1, {}, plan.want};
       for (auto& e : plan.push) {
         rep.entries.push_back(wire_entry::from(e));
@@ -350,14 +353,14 @@ void anti_entropy_table() {
       count(rep);
       ae_repair_msg back{1, {}, {}};
       for (auto& k : plan.want)
-        if (auto* e = a.get(k)) {
+        if (auto e = a.get(k)) {
           back.entries.push_back(wire_entry::from(*e));
           b.apply(*e);
         }
       if (!back.entries.empty())
         count(back);
     }
-    bool equal = ae::differing(ae::level1(a, pos, all), ae::level1(b, pos, all)).empty();
+    bool equal = ae::differing(ae::level1(a, all), ae::level1(b, all)).empty();
     std::printf("| %d | %zu | %zu | %s | %s |\n", d, msgs, bytes,
                 d == 0 ? "-" : std::to_string(bytes / static_cast<size_t>(d)).c_str(),
                 equal ? "yes" : "NO");

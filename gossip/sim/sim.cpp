@@ -234,22 +234,26 @@ struct world {
 
   void start_node(node_id n, const replica_store* disk) {
     auto cfg = sim_node_config(n, opt.nodes);
-    nodes[n] = std::make_unique<node>(cfg, mix64(opt.seed ^ (uint64_t{n} << 20) ^ restarts[n]));
+    std::unique_ptr<replica_store> st = opt.make_store
+                                            ? opt.make_store(n, restarts[n])
+                                            : std::make_unique<memory_store>(cfg.ring.seed);
     if (disk)
-      nodes[n]->store_for_test() = *disk;
+      disk->for_each([&](const entry& e) { st->apply(e); });
+    nodes[n] = std::make_unique<node>(cfg, mix64(opt.seed ^ (uint64_t{n} << 20) ^ restarts[n]),
+                                      std::move(st));
     net.set_up(n, true);
     nodes[n]->start(local_now(n));
     drain(n);
   }
 
-  std::map<node_id, replica_store> disks;
+  std::map<node_id, memory_store> disks;
 
   void crash(node_id n, bool keep_disk) {
     if (!live(n))
       return;
     trace(keep_disk ? "crash (disk kept)" : "crash (disk lost)", n);
     if (keep_disk)
-      disks[n] = nodes[n]->store();
+      disks[n] = memory_store::copy_of(nodes[n]->store(), nodes[n]->current_ring().config().seed);
     else
       disks.erase(n);
     nodes[n].reset();
@@ -366,7 +370,7 @@ struct world {
       std::optional<version> first;
       bool first_set = false;
       for (node_id rnode : reps) {
-        const entry* e = nodes[rnode]->store().get(k);
+        auto e = nodes[rnode]->store().get(k);
         std::optional<version> eff;
         if (e && !e->is_tombstone())
           eff = e->ver;
@@ -400,7 +404,7 @@ struct world {
   }
 
   std::string holding(node_id n, const std::string& k) const {
-    const entry* e = nodes[n]->store().get(k);
+    auto e = nodes[n]->store().get(k);
     if (!e)
       return "nothing";
     return std::string(e->is_tombstone() ? "tombstone " : "value ") + describe(e->ver);
@@ -434,7 +438,7 @@ struct world {
     st.for_each([&](const entry& e) {
       for (node_id o : nodes[x]->current_ring().replicas(e.key))
         if (o != x && live(o)) {
-          const entry* other = nodes[o]->store().get(e.key);
+          auto other = nodes[o]->store().get(e.key);
           if (other && !(other->ver < e.ver)) {
             held.push_back(e.key);
             return;
@@ -614,7 +618,8 @@ report run(const options& opt) {
       case 7:
         if (w.live(a.who)) {
           w.trace("stop (after leave)", a.who);
-          w.disks[a.who] = w.nodes[a.who]->store();
+          w.disks[a.who] = memory_store::copy_of(w.nodes[a.who]->store(),
+                                                 w.nodes[a.who]->current_ring().config().seed);
           w.crash(a.who, true);
           w.gone.insert(a.who);
         }

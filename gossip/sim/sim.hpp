@@ -9,6 +9,8 @@
 #include "gossip/node.hpp"
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -24,6 +26,10 @@ struct options {
   uint64_t seed = 1;
   fault_mode faults = fault_mode::all;
   bool trace = false; ///< print a timeline of faults and checks to stderr
+  /// The store of node `n` at its `restart`-th start (an empty one; a kept
+  /// disk is applied into it). Unset: an in-memory memory_store. Tests set it
+  /// to run the same checks on the real tiers (gossip/tier_store.hpp).
+  std::function<std::unique_ptr<replica_store>(node_id n, uint64_t restart)> make_store;
 };
 
 /// Protocol settings the simulator runs with (short periods on simulated time).

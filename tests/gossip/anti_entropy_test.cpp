@@ -1,6 +1,7 @@
 #include "gossip/anti_entropy.hpp"
 #include "gossip/ring.hpp"
 #include "gossip/store.hpp"
+#include "tiers/slot.hpp"
 
 #include "tiers/random.hpp"
 
@@ -23,32 +24,30 @@ uint64_t pos(std::string_view k) {
   return ring::position(k, ring_config{});
 }
 
-bool everything(uint64_t) {
-  return true;
-}
+const ae::slot_mask everything; // every slot
 
 /// One full anti-entropy round between a and b as node.cpp runs it; returns
 /// the number of (key, version) pairs and entries that crossed the wire.
 size_t round(replica_store& a, replica_store& b) {
   size_t shipped = 0;
-  auto da = ae::level1(a, pos, everything);
-  auto diff1 = ae::differing(ae::level1(b, pos, everything), da);
+  auto da = ae::level1(a, everything);
+  auto diff1 = ae::differing(ae::level1(b, everything), da);
   if (diff1.empty())
     return 0;
   std::vector<uint16_t> prefixes(diff1.begin(), diff1.end());
-  auto l2b = ae::level2(b, pos, everything, prefixes);
-  auto diff2 = ae::differing(ae::level2(a, pos, everything, prefixes), l2b);
+  auto l2b = ae::level2(b, everything, prefixes);
+  auto diff2 = ae::differing(ae::level2(a, everything, prefixes), l2b);
   std::vector<uint16_t> buckets;
   for (size_t i : diff2)
     buckets.push_back(static_cast<uint16_t>((prefixes[i / 256] << 8) | (i % 256)));
-  auto keys_a = ae::list_keys(a, pos, everything, buckets);
+  auto keys_a = ae::list_keys(a, everything, buckets);
   shipped += keys_a.size();
-  auto plan = ae::compare(b, pos, everything, buckets, keys_a);
+  auto plan = ae::compare(b, everything, buckets, keys_a);
   for (auto& e : plan.push)
     a.apply(e);
   shipped += plan.push.size();
   for (auto& k : plan.want)
-    if (auto* e = a.get(k)) {
+    if (auto e = a.get(k)) {
       b.apply(*e);
       ++shipped;
     }
@@ -65,7 +64,7 @@ std::vector<std::pair<std::string, version>> contents(const replica_store& s) {
 } // namespace
 
 TEST_CASE("store: last-writer-wins, order independent, tombstones win over older values") {
-  replica_store a, b;
+  memory_store a, b;
   std::vector<entry> es = {make("k", 5, 1), make("k", 7, 2, true), make("k", 7, 1),
                            make("j", 3, 3)};
   for (auto& e : es)
@@ -81,19 +80,19 @@ TEST_CASE("store: last-writer-wins, order independent, tombstones win over older
 }
 
 TEST_CASE("equal replicas: one digest comparison, nothing shipped") {
-  replica_store a, b;
+  memory_store a, b;
   for (int i = 0; i < 5'000; ++i) {
     a.apply(make("k" + std::to_string(i), 100 + i, 1));
     b.apply(make("k" + std::to_string(i), 100 + i, 1));
   }
-  CHECK(ae::differing(ae::level1(a, pos, everything), ae::level1(b, pos, everything)).empty());
+  CHECK(ae::differing(ae::level1(a, everything), ae::level1(b, everything)).empty());
   CHECK(round(a, b) == 0);
 }
 
 TEST_CASE("divergence is repaired in both directions with cost ~ the difference") {
   rng r(3);
   for (int diff : {1, 10, 100}) {
-    replica_store a, b;
+    memory_store a, b;
     const int n = 20'000;
     for (int i = 0; i < n; ++i) {
       auto e = make("k" + std::to_string(i), 1'000 + i, 1);
@@ -128,13 +127,15 @@ TEST_CASE("divergence is repaired in both directions with cost ~ the difference"
 }
 
 TEST_CASE("the filter restricts digests to the shared key space") {
-  replica_store a, b;
+  memory_store a, b;
   a.apply(make("x", 1, 1));
   b.apply(make("y", 1, 1));
-  auto only_x = [](uint64_t p) { return p == pos("x"); };
-  auto la = ae::level1(a, pos, only_x);
-  auto lb = ae::level1(b, pos, only_x);
+  ae::slot_mask only_x(kura::slot_count, false);
+  only_x[ring::slot_of(pos("x"))] = true;
+  REQUIRE(ring::slot_of(pos("x")) != ring::slot_of(pos("y")));
+  auto la = ae::level1(a, only_x);
+  auto lb = ae::level1(b, only_x);
   CHECK(ae::differing(la, lb).size() == 1);
-  auto none = [](uint64_t) { return false; };
-  CHECK(ae::differing(ae::level1(a, pos, none), ae::level1(b, pos, none)).empty());
+  ae::slot_mask none(kura::slot_count, false);
+  CHECK(ae::differing(ae::level1(a, none), ae::level1(b, none)).empty());
 }

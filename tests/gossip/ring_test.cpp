@@ -1,4 +1,5 @@
 #include "gossip/ring.hpp"
+#include "tiers/slot.hpp"
 
 #include <doctest/doctest.h>
 
@@ -8,6 +9,8 @@
 #include <string>
 
 using namespace kura::gossip;
+using kura::key_slot;
+using kura::slot_count;
 
 namespace {
 
@@ -136,4 +139,56 @@ TEST_CASE("key_range wraps past zero") {
   key_range whole{7, 7};
   CHECK(whole.contains(7));
   CHECK(whole.contains(0));
+}
+
+TEST_CASE("placement is a function of the slot: keys of one slot share replicas") {
+  ring r(ids(7), ring_config{});
+  for (int k = 0; k < 5'000; ++k) {
+    std::string key = "user:" + std::to_string(k);
+    uint16_t s = key_slot(key);
+    CHECK(ring::slot_of(r.position(key)) == s);
+    CHECK(r.replicas(key) == r.replicas_of_slot(s));
+  }
+  // hash tags put related keys on the same replicas
+  CHECK(r.replicas("{user1000}.following") == r.replicas("{user1000}.followers"));
+  // every position inside a slot's arc has the slot's replicas
+  for (uint32_t s = 0; s < slot_count; s += 97) {
+    auto want = r.replicas_of_slot(s);
+    CHECK(r.replicas_at(ring::slot_base(s)) == want);
+    CHECK(r.replicas_at(ring::slot_base(s) + (uint64_t{1} << 49)) == want);
+    CHECK(r.replicas_at(ring::slot_base(s + 1) - 1) == want);
+  }
+  // tokens never cut a slot: each token is the last position of a slot
+  for (uint64_t t : r.tokens())
+    CHECK(ring::slot_of(t) != ring::slot_of(t + 1));
+}
+
+TEST_CASE("two nodes with the same view compute the same slot placement") {
+  std::vector<node_id> a = {9, 3, 27, 4, 12}, b = {12, 27, 3, 9, 4};
+  ring_config cfg;
+  cfg.rf = 3;
+  ring ra(a, cfg), rb(b, cfg);
+  for (uint32_t s = 0; s < slot_count; ++s) {
+    auto reps = ra.replicas_of_slot(s);
+    REQUIRE(reps == rb.replicas_of_slot(s));
+    REQUIRE(reps.size() == 3);
+    CHECK(reps[0] != reps[1]);
+    CHECK(reps[1] != reps[2]);
+    CHECK(reps[0] != reps[2]);
+  }
+}
+
+TEST_CASE("balance: max/mean owned slots <= 1.1 at 10 nodes with default vnodes") {
+  ring r(ids(10), ring_config{});
+  auto owned = r.owned_slots();
+  REQUIRE(owned.size() == 10);
+  uint32_t total = 0, mx = 0;
+  for (uint32_t c : owned) {
+    total += c;
+    mx = std::max(mx, c);
+  }
+  CHECK(total == slot_count);
+  double ratio = mx / (slot_count / 10.0);
+  MESSAGE("owned slots max/mean at 10 nodes: " << ratio);
+  CHECK(ratio <= 1.1);
 }

@@ -280,3 +280,15 @@ TEST_CASE("glob patterns follow Redis") {
   CHECK(!glob_match("a*b*c", "aXXbYY"));
   CHECK(glob_match("CONFIG", "config", true));
 }
+
+// Found by tests/fuzz/command_fuzz: an error reply that quotes client input
+// with CR/LF in it split into several lines, which a client reads as more
+// replies. Redis turns CR and LF into spaces; so does kura.
+TEST_CASE_FIXTURE(fixture, "error replies quoting client input stay one line") {
+  CHECK(run_args({"EXPIRE", "k", "100", "e\r\n$3\r\n100"}) ==
+        "-ERR Unsupported option e  $3  100\r\n");
+  auto r = run_args({"NO\r\nPE", "a\nb"});
+  CHECK(r.find('\r') == r.size() - 2);
+  CHECK(r.find('\n') == r.size() - 1);
+  CHECK(run("PING") == "+PONG\r\n");
+}

@@ -43,6 +43,25 @@ struct chain_fixture {
   }
 };
 
+/// Memory (32 KiB) + L3 with a 256 KiB budget + L4: L3 demotes soon.
+std::unique_ptr<tier_chain> small_l3_l4_chain(const temp_dir& dir, const kura::clock& clk) {
+  l3_config l3c;
+  l3c.path = dir.sub("l3");
+  l3c.map_size = 64ull << 20;
+  l3c.max_bytes = 256 * 1024;
+  auto l3 = l3_lmdb::open(l3c, clk);
+  REQUIRE(l3.ok());
+  archive::archive_config ac;
+  ac.path = dir.sub("l4");
+  ac.index_map_bytes = 64ull << 20;
+  ac.durable = false;
+  auto l4 = archive::open(ac, clk);
+  REQUIRE(l4.ok());
+  tier_chain_config cfg;
+  cfg.memory.capacity_bytes = 32 * 1024;
+  return std::make_unique<tier_chain>(cfg, clk, std::move(*l3), std::move(*l4));
+}
+
 } // namespace
 
 TEST_CASE("tier chain: writes reach memory and L3, reads promote from L3") {
@@ -126,21 +145,8 @@ TEST_CASE("tier chain: memory-only chain works without L3") {
 TEST_CASE("tier chain: L3 over budget demotes to L4, an L4 hit comes back up") {
   fake_clock clk;
   temp_dir dir;
-  l3_config l3c;
-  l3c.path = dir.sub("l3");
-  l3c.map_size = 64ull << 20;
-  l3c.max_bytes = 256 * 1024;
-  auto l3 = l3_lmdb::open(l3c, clk);
-  REQUIRE(l3.ok());
-  archive::archive_config ac;
-  ac.path = dir.sub("l4");
-  ac.index_map_bytes = 64ull << 20;
-  ac.durable = false;
-  auto l4 = archive::open(ac, clk);
-  REQUIRE(l4.ok());
-  tier_chain_config cfg;
-  cfg.memory.capacity_bytes = 32 * 1024;
-  tier_chain c{cfg, clk, std::move(*l3), std::move(*l4)};
+  auto chain = small_l3_l4_chain(dir, clk);
+  tier_chain& c = *chain;
 
   const int n = 3000; // ~3000 * 230 B = 690 KB, well over L3's 256 KiB budget
   for (int i = 0; i < n; ++i) {
@@ -220,4 +226,28 @@ TEST_CASE("L3 hands victims down before its commit; a failing tier below keeps t
   CHECK(t.stats().entries + durable.size() == static_cast<uint64_t>(n) + 1);
   for (auto& k : durable)
     CHECK_FALSE(t.get(k, clk.now_ms(), false)->has_value());
+}
+
+TEST_CASE("tier chain: a demoted older copy never comes back after the new value expires") {
+  fake_clock clk;
+  temp_dir dir;
+  auto chain = small_l3_l4_chain(dir, clk);
+  tier_chain& c = *chain;
+  for (int i = 0; i < 3000; ++i) {
+    REQUIRE(c.put(kv("k" + std::to_string(i), std::string(200, 'a'))).ok());
+    if (i % 100 == 0)
+      REQUIRE(c.tick().ok());
+  }
+  REQUIRE(c.flush().ok());
+  REQUIRE(where(c, "k0") == "l4");
+  // a new value with an expiry replaces the demoted one
+  REQUIRE(c.put(kv("k0", "new", clk.now_ms() + 1'000)).ok());
+  auto held = c.l4()->held_version("k0");
+  REQUIRE(held.ok());
+  CHECK_FALSE(held->has_value());
+  CHECK((*c.get("k0"))->value == "new");
+  clk.advance_ms(2'000);
+  auto g = c.get("k0");
+  REQUIRE(g.ok());
+  CHECK_FALSE(g->has_value()); // not the old value from the archive
 }

@@ -1,8 +1,8 @@
-#include "gossip/hlc.hpp"
+#include "tiers/hlc.hpp"
 
 #include <algorithm>
 
-namespace kura::gossip {
+namespace kura {
 
 namespace {
 
@@ -26,4 +26,13 @@ void hlc::observe(const version& v, uint64_t wall_ms) {
   last_ = std::max({last_, v.hlc, physical(wall_ms)});
 }
 
-} // namespace kura::gossip
+uint32_t node_id_of(std::string_view name) {
+  uint32_t h = 2166136261u; // FNV-1a, 32 bits
+  for (unsigned char c : name) {
+    h ^= c;
+    h *= 16777619u;
+  }
+  return h == 0 ? 1 : h;
+}
+
+} // namespace kura
