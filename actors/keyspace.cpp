@@ -139,7 +139,8 @@ kura::version keyspace::next_version(uint64_t now) {
   return kura::version{hlc, cfg_.node_id};
 }
 
-status keyspace::write(std::string_view key, std::string value, uint64_t expiry_ms) {
+status keyspace::write(std::string_view key, std::string value, uint64_t expiry_ms,
+                       uint8_t flags) {
   if (auto st = cfg_.lim.check(key, value.size()); !st.ok())
     return st;
   auto now = clk_.now_ms();
@@ -149,6 +150,7 @@ status keyspace::write(std::string_view key, std::string value, uint64_t expiry_
   e.value = std::move(value);
   e.expiry_ms = expiry_ms;
   e.ver = next_version(now);
+  e.flags = flags & entry_flags::hash;
   auto& sh = shard_for(key);
   if (l3_) {
     l3_->write(e);
@@ -186,7 +188,7 @@ bool keyspace::set_expiry(std::string_view key, uint64_t expiry_ms) {
   auto e = get(key);
   if (!e)
     return false;
-  auto st = write(key, std::move(e->value), expiry_ms);
+  auto st = write(key, std::move(e->value), expiry_ms, e->flags);
   return st.ok();
 }
 

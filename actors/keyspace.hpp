@@ -123,11 +123,34 @@ public:
     }
     return false;
   }
+  /// What `view` shows of a live key.
+  struct key_view {
+    std::string_view value;
+    uint64_t expiry_ms;
+    kura::version ver;
+    uint8_t flags; ///< entry_flags (hash: the value is a hash encoding)
+  };
+  /// Calls f(const key_view&) when `key` is live.
+  template <class F>
+  bool view(std::string_view key, F&& f) {
+    auto now = clk_.now_ms();
+    bool hit = shard_for(key).visit(key, now, [&](const memory_cache::entry_view& v) {
+      f(key_view{v.value, v.expiry_ms, v.ver, v.flags});
+    });
+    if (hit)
+      return true;
+    if (auto* e = overlay_entry(key, now)) {
+      f(key_view{e->value, e->expiry_ms, e->ver, e->flags});
+      return true;
+    }
+    return false;
+  }
   /// Copy of a live entry.
   std::optional<entry> get(std::string_view key);
   bool exists(std::string_view key);
   /// Inserts or replaces; key and value are checked against the limits.
-  status write(std::string_view key, std::string value, uint64_t expiry_ms);
+  /// `flags`: entry_flags::hash for a hash value, 0 for a string.
+  status write(std::string_view key, std::string value, uint64_t expiry_ms, uint8_t flags = 0);
   /// Removes a key; returns whether it was live.
   bool erase(std::string_view key);
   /// Changes the expiry of a live key (0 = persist); false when absent.

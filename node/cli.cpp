@@ -1,7 +1,9 @@
 // kura: the command-line client of a kura-node's ops actor (cluster port).
-//   kura [--host=H] [--port=P] [--timeout=MS] [--json] COMMAND [ARGS]
+//   kura [--host=H] [--port=P] [--timeout=MS] [--json] [--user=U] [--password=P] COMMAND [ARGS]
+//   (credentials also from KURA_USER / KURA_PASSWORD: the node's users and ACLs apply)
 //   commands: status | stats | config | get KEY | set KEY VALUE [TTL_MS] | del KEY
 //             | expire KEY TTL_MS | tier KEY | flush | compact | archive
+//             | audit [--file=PATH | --data-dir=DIR] [--since=T]
 // Human-readable tables by default, --json for scripts. Exit codes: 0 ok,
 // 1 the node answered with an error (or a usage error), 2 the node is not
 // reachable (connect is asynchronous and bounded by --timeout).
@@ -20,6 +22,10 @@
 
 using namespace kura;
 using namespace kura::actors;
+
+namespace kura::node {
+int run_audit_command(const std::vector<std::string>& args, bool json); // node/cli_audit.cpp
+}
 
 namespace {
 
@@ -40,10 +46,12 @@ struct options {
 }
 
 void usage() {
-  std::cerr << "usage: kura [--host=127.0.0.1] [--port=7379] [--timeout=3000] [--json] COMMAND\n"
+  std::cerr << "usage: kura [--host=127.0.0.1] [--port=7379] [--timeout=3000] [--json]\n"
+               "            [--user=U] [--password=P] COMMAND   (or KURA_USER, KURA_PASSWORD)\n"
                "  status | stats | config | get KEY | set KEY VALUE [TTL_MS] | del KEY\n"
                "  expire KEY TTL_MS | tier KEY | flush\n"
-               "  compact (progress bar; --json: final summary) | archive (L4 segments)\n";
+               "  compact (progress bar; --json: final summary) | archive (L4 segments)\n"
+               "  audit [--file=PATH | --data-dir=DIR] [--since=T] (the node's audit log)\n";
 }
 
 bool parse_u64(const std::string& s, uint64_t& out) {
@@ -57,6 +65,10 @@ bool parse_u64(const std::string& s, uint64_t& out) {
 
 int main(int argc, char** argv) {
   options o;
+  if (const char* u = std::getenv("KURA_USER"))
+    node::cli_credentials().user = u;
+  if (const char* p = std::getenv("KURA_PASSWORD"))
+    node::cli_credentials().password = p;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto val = [&](const char* p) { return a.substr(std::strlen(p)); };
@@ -76,6 +88,10 @@ int main(int argc, char** argv) {
         return 1;
       }
       o.timeout_ms = static_cast<int>(t);
+    } else if (a.rfind("--user=", 0) == 0) {
+      node::cli_credentials().user = val("--user=");
+    } else if (a.rfind("--password=", 0) == 0) {
+      node::cli_credentials().password = val("--password=");
     } else if (a == "--json") {
       o.json = true;
     } else if (a == "--help" || a == "-h") {
@@ -93,6 +109,8 @@ int main(int argc, char** argv) {
     usage();
     return 1;
   }
+  if (o.args[0] == "audit") // a local file: no node needed
+    finish(node::run_audit_command(o.args, o.json));
   kv_request req;
   const auto& cmd = o.args[0];
   auto need = [&](size_t n) {
@@ -165,7 +183,9 @@ int main(int argc, char** argv) {
     finish(node::run_archive_command(sys, self, ops, cmd, o.json, timeout));
   std::string answer;
   bool answered = false;
-  self->request(ops, timeout, node::ops_request_atom::value, encode_message(msg_type::kv_request, req))
+  auto& cred = node::cli_credentials();
+  self->request(ops, timeout, node::ops_request_atom::value, cred.user, cred.password,
+                encode_message(msg_type::kv_request, req))
     .receive([&](std::string& bytes) { answer = std::move(bytes), answered = true; },
              [&](caf::error& err) { why = sys.render(err); });
   if (!answered)

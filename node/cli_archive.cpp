@@ -23,6 +23,11 @@
 
 namespace kura::node {
 
+ops_credentials& cli_credentials() {
+  static ops_credentials c;
+  return c;
+}
+
 namespace {
 
 using namespace actors;
@@ -62,7 +67,9 @@ std::optional<std::string> ask(caf::actor_system& sys, caf::scoped_actor& self,
   kv_request req;
   req.op = op;
   std::optional<std::string> answer;
-  self->request(ops, timeout, ops_request_atom::value, encode_message(msg_type::kv_request, req))
+  auto& cred = cli_credentials();
+  self->request(ops, timeout, ops_request_atom::value, cred.user, cred.password,
+                encode_message(msg_type::kv_request, req))
     .receive([&](std::string& bytes) { answer = std::move(bytes); },
              [&](caf::error& err) { why = sys.render(err); });
   return answer;

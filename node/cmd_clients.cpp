@@ -2,10 +2,12 @@
 // NO-EVICT REPLY TRACKING CACHING GETREDIR TRACKINGINFO SETINFO), RESET,
 // SUBSCRIBE UNSUBSCRIBE PSUBSCRIBE PUNSUBSCRIBE PUBLISH PUBSUB. The state they
 // share lives in node/client_hub.hpp.
+#include "node/acl.hpp"
 #include "node/client_hub.hpp"
 #include "node/command_registry.hpp"
 #include "node/command_util.hpp"
 #include "node/resp_parser.hpp"
+#include "node/security.hpp"
 
 #include <string>
 #include <vector>
@@ -15,6 +17,11 @@ namespace kura::node {
 namespace {
 
 // -- CLIENT LIST / INFO --------------------------------------------------------
+
+/// The ACL user a connection runs as (no user yet: "default").
+std::string_view user_name(const session& s) {
+  return s.user ? std::string_view{s.user->name} : std::string_view{"default"};
+}
 
 std::string client_flags(const session& s) {
   std::string f;
@@ -68,7 +75,8 @@ std::string client_line(const session& s, const command_context& c) {
   r += " tot-mem=" + std::to_string(qcap + ocap + sizeof(session) + s.name.capacity());
   r += omem > 0 ? " events=rw" : " events=r";
   r += " cmd=" + cmd;
-  r += " user=" + s.user;
+  r += " user=";
+  r += user_name(s);
   r += " redir=" + std::to_string(s.tracking ? static_cast<int64_t>(s.redirect) : -1);
   r += " resp=" + std::to_string(s.resp);
   return r;
@@ -205,7 +213,7 @@ void cmd_client_kill(const command_args& a, command_context& c) {
         return put_error(c.out, m);
       }
     } else if (ieq(opt, "user")) {
-      if (val != "default") {
+      if (!c.state.security || !c.state.security->acl->find(val)) {
         std::string m = "ERR No such user '";
         m.append(val);
         m += "'";
@@ -237,7 +245,7 @@ void cmd_client_kill(const command_args& a, command_context& c) {
     bool pubsub = s.subscriptions + s.psubscriptions > 0;
     if (type == 2 || (type == 0 && pubsub) || (type == 1 && !pubsub))
       return false;
-    if (has_user && s.user != user)
+    if (has_user && user_name(s) != user)
       return false;
     if (has_addr && s.peer != addr)
       return false;

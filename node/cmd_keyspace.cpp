@@ -144,7 +144,11 @@ void cmd_persist(const command_args& a, command_context& c) {
 
 void cmd_type(const command_args& a, command_context& c) {
   auto& out = c.out;
-  put_status(out, c.ks.exists(a[1]) ? "string" : "none");
+  const char* t = "none";
+  c.ks.view(a[1], [&](const keyspace::key_view& v) {
+    t = (v.flags & entry_flags::hash) ? "hash" : "string";
+  });
+  put_status(out, t);
 }
 
 void collect_keys(command_context& c, const listing* lst, std::string_view pattern,
@@ -188,15 +192,60 @@ void cmd_keys(const command_args& a, command_context& c) {
     put_bulk(out, k);
 }
 
+// -- SCAN cursors ------------------------------------------------------------------
+//
+// A cursor is a position: its lower 40 bits hold the first 5 bytes of the
+// last key the previous call examined (zero-padded), its upper 24 bits a
+// token under which the node remembers that whole key (the last 10000
+// tokens). A cursor whose token is known resumes exactly after its key; any
+// other number (an old token, a cursor from before a restart, one typed by
+// hand) resumes after the 5-byte prefix, which is a prefix of that key and
+// so sorts before it: keys may come twice, none present throughout is
+// missed, and no cursor ends an iteration early. Keys are listed in byte
+// order (L3's order; memory's keys are sorted when L3 is off).
+
+constexpr int cursor_token_shift = 40;
+constexpr uint64_t cursor_tokens = 1ull << 24;
+constexpr size_t cursor_memory = 10000;
+
+std::string cursor_prefix(uint64_t cursor) {
+  std::string p;
+  for (int i = 4; i >= 0; --i)
+    p.push_back(static_cast<char>((cursor >> (8 * i)) & 0xff));
+  while (!p.empty() && p.back() == '\0')
+    p.pop_back();
+  return p;
+}
+
+uint64_t make_cursor(command_state& st, const std::string& last) {
+  uint64_t token = st.next_cursor++ % cursor_tokens;
+  if (token == 0)
+    token = st.next_cursor++ % cursor_tokens;
+  st.scan_cursors[token] = last;
+  st.scan_cursors.erase((token + cursor_tokens - cursor_memory) % cursor_tokens);
+  uint64_t p = 0;
+  for (size_t i = 0; i < 5; ++i)
+    p = (p << 8) | (i < last.size() ? static_cast<uint8_t>(last[i]) : 0u);
+  return (token << cursor_token_shift) | p;
+}
+
+/// The key a cursor resumes after (exclusive).
+std::string resume_after(const command_state& st, uint64_t cursor) {
+  auto prefix = cursor_prefix(cursor);
+  auto i = st.scan_cursors.find(cursor >> cursor_token_shift);
+  if (i != st.scan_cursors.end() && i->second.compare(0, prefix.size(), prefix) == 0)
+    return i->second;
+  return prefix;
+}
+
 void cmd_scan(const command_args& a, command_context& c) {
   auto& out = c.out;
   auto* lst = c.lst;
-  int64_t cursor = 0;
-  if (!parse_int64(a[1], cursor) || cursor < 0)
+  uint64_t cursor = 0;
+  if (!parse_cursor(a[1], cursor))
     return put_error(out, "ERR invalid cursor");
-  std::string_view pattern;
+  std::string_view pattern, type;
   int64_t count = 10;
-  bool other_type = false;
   for (size_t i = 2; i < a.size(); i += 2) {
     if (i + 1 >= a.size())
       return put_error(out, err_syntax);
@@ -208,22 +257,12 @@ void cmd_scan(const command_args& a, command_context& c) {
       if (count < 1)
         return put_error(out, err_syntax);
     } else if (ieq(a[i], "type")) {
-      other_type = !ieq(a[i + 1], "string");
+      type = a[i + 1];
     } else {
       return put_error(out, err_syntax);
     }
   }
-  std::string after;
-  if (cursor != 0) {
-    auto i = c.state.scan_cursors.find(static_cast<uint64_t>(cursor));
-    if (i == c.state.scan_cursors.end()) { // unknown or finished cursor: nothing more
-      put_array_header(out, 2);
-      put_bulk(out, "0");
-      return put_array_header(out, 0);
-    }
-    after = i->second;
-    c.state.scan_cursors.erase(i);
-  }
+  std::string after = cursor != 0 ? resume_after(c.state, cursor) : std::string{};
   std::vector<std::string> keys;
   std::string last;
   bool done = true;
@@ -234,7 +273,7 @@ void cmd_scan(const command_args& a, command_context& c) {
   } else { // memory only: sorted, resumable by key
     std::vector<std::string> all;
     c.ks.memory_keys([&](std::string_view k) {
-      if (k > after || (after.empty() && cursor == 0))
+      if (k > after || after.empty())
         all.emplace_back(k);
     });
     std::sort(all.begin(), all.end());
@@ -246,17 +285,24 @@ void cmd_scan(const command_args& a, command_context& c) {
     if (n > 0)
       last = all[n - 1];
   }
-  uint64_t next = 0;
-  if (!done) {
-    next = c.state.next_cursor++;
-    c.state.scan_cursors[next] = last;
-    while (c.state.scan_cursors.size() > 10000)
-      c.state.scan_cursors.erase(c.state.scan_cursors.begin());
+  uint64_t next = done ? 0 : make_cursor(c.state, last);
+  if (!type.empty()) {
+    // TYPE: a key memory does not hold is taken for a string (L3's listing
+    // carries no type)
+    auto want_hash = ieq(type, "hash");
+    bool known_type = want_hash || ieq(type, "string");
+    keys.erase(std::remove_if(keys.begin(), keys.end(),
+                              [&](const std::string& k) {
+                                bool hash = false;
+                                c.ks.view(k, [&](const keyspace::key_view& v) {
+                                  hash = (v.flags & entry_flags::hash) != 0;
+                                });
+                                return !known_type || hash != want_hash;
+                              }),
+               keys.end());
   }
   put_array_header(out, 2);
   put_bulk(out, std::to_string(next));
-  if (other_type)
-    return put_array_header(out, 0);
   put_array_header(out, keys.size());
   for (auto& k : keys)
     put_bulk(out, k);
@@ -286,7 +332,7 @@ void rename_generic(command_context& c, const command_args& a, out_buffer& out, 
     return nx ? put_int(out, 0) : put_ok(out);
   if (nx && c.ks.exists(a[2]))
     return put_int(out, 0);
-  if (auto st = c.ks.write(a[2], std::move(e->value), e->expiry_ms); !st.ok())
+  if (auto st = c.ks.write(a[2], std::move(e->value), e->expiry_ms, e->flags); !st.ok())
     return put_error(out, "ERR " + st.message());
   c.ks.erase(a[1]);
   if (nx)
@@ -328,7 +374,7 @@ void cmd_copy(const command_args& a, command_context& c) {
     return put_int(out, 0);
   if (!replace && c.ks.exists(a[2]))
     return put_int(out, 0);
-  if (auto st = c.ks.write(a[2], std::move(e->value), e->expiry_ms); !st.ok())
+  if (auto st = c.ks.write(a[2], std::move(e->value), e->expiry_ms, e->flags); !st.ok())
     return put_error(out, "ERR " + st.message());
   put_int(out, 1);
 }
@@ -357,15 +403,11 @@ void plan_keys(const command_args& a, const command_spec&, const command_state&,
 /// SCAN cursor [MATCH p] [COUNT n] [TYPE t]: list from where the cursor stopped.
 void plan_scan(const command_args& a, const command_spec&, const command_state& st, keyspace&,
                fetch_plan& out) {
-  int64_t cursor = 0;
-  if (!parse_int64(a[1], cursor) || cursor < 0)
+  uint64_t cursor = 0;
+  if (!parse_cursor(a[1], cursor))
     return; // execute answers "invalid cursor"
-  if (cursor != 0) {
-    auto i = st.scan_cursors.find(static_cast<uint64_t>(cursor));
-    if (i == st.scan_cursors.end())
-      return; // unknown cursor: the iteration is over
-    out.after = i->second;
-  }
+  if (cursor != 0)
+    out.after = resume_after(st, cursor);
   out.kind = fetch_plan::listing;
   out.mode = fetch_plan::list_keys;
   out.limit = 10;

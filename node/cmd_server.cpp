@@ -7,7 +7,9 @@
 #include "node/client_hub.hpp"
 #include "node/command_registry.hpp"
 #include "node/command_util.hpp"
+#include "node/hash_value.hpp"
 #include "node/resp_parser.hpp"
+#include "node/security.hpp"
 
 #include <cstdio>
 #include <string>
@@ -68,6 +70,24 @@ void cmd_time(const command_args&, command_context& c) {
   put_bulk(c.out, std::to_string((ms % 1000) * 1000 + us));
 }
 
+/// HELLO's AUTH option (a[at], a[at+1] = user, password; at == 0: none), then
+/// Redis's rule that HELLO needs an authenticated client. False: replied.
+bool hello_auth(const command_args& a, size_t at, command_context& c) {
+  auto& sec = *c.state.security;
+  if (at != 0 && !sec.authenticate(c.sess, a[at], a[at + 1], c.ks.clock().now_ms(), "hello")) {
+    put_error(c.out, err_wrongpass);
+    return false;
+  }
+  if (!c.sess.authenticated && sec.acl->auth_required()) {
+    put_error(c.out, "NOAUTH HELLO must be called with the client already authenticated, "
+                     "otherwise the HELLO <proto> AUTH <user> <pass> option can be used to "
+                     "authenticate the client and select the RESP protocol version at the same "
+                     "time");
+    return false;
+  }
+  return true;
+}
+
 void cmd_hello(const command_args& a, command_context& c) {
   auto& out = c.out;
   size_t i = 1;
@@ -81,14 +101,17 @@ void cmd_hello(const command_args& a, command_context& c) {
     resp = static_cast<int>(ver);
     i = 2;
   }
+  std::string_view setname;
+  bool has_name = false;
+  size_t auth_at = 0; // index of AUTH's user argument, 0 = none
   for (; i < a.size(); ++i) {
     if (ieq(a[i], "setname") && i + 1 < a.size()) {
-      c.sess.name.assign(a[i + 1].data(), a[i + 1].size());
+      setname = a[i + 1];
+      has_name = true;
       ++i;
     } else if (ieq(a[i], "auth") && i + 2 < a.size()) {
-      return put_error(out, "ERR AUTH <password> called without any password configured "
-                            "for the default user. Are you sure your configuration is "
-                            "correct?");
+      auth_at = i + 1;
+      i += 2;
     } else {
       std::string m = "ERR Syntax error in HELLO option '";
       m.append(a[i]);
@@ -96,6 +119,10 @@ void cmd_hello(const command_args& a, command_context& c) {
       return put_error(out, m);
     }
   }
+  if (!hello_auth(a, auth_at, c))
+    return;
+  if (has_name)
+    c.sess.name.assign(setname.data(), setname.size());
   c.sess.resp = resp;
   put_map_header(out, 7, resp);
   put_bulk(out, "server");
@@ -744,7 +771,10 @@ const char* string_encoding(std::string_view v) {
 
 void cmd_object_encoding(const command_args& a, command_context& c) {
   const char* enc = nullptr;
-  c.ks.read(a[2], [&](std::string_view v, uint64_t) { enc = string_encoding(v); });
+  c.ks.view(a[2], [&](const keyspace::key_view& v) {
+    enc = (v.flags & entry_flags::hash) ? hashval::redis_encoding(v.value)
+                                         : string_encoding(v.value);
+  });
   if (!enc)
     return put_nil(c.out);
   put_bulk(c.out, enc);

@@ -16,45 +16,24 @@ namespace kura::node {
 
 namespace {
 
-/// Redis's long double formatting for INCRBYFLOAT (%.17Lf, trailing zeros cut).
-std::string format_ld(long double v) {
-  char buf[5 * 1024];
-  int n = std::snprintf(buf, sizeof(buf), "%.17Lf", v);
-  if (n <= 0 || static_cast<size_t>(n) >= sizeof(buf))
-    return "0";
-  std::string s(buf, static_cast<size_t>(n));
-  if (s.find('.') != std::string::npos) {
-    while (!s.empty() && s.back() == '0')
-      s.pop_back();
-    if (!s.empty() && s.back() == '.')
-      s.pop_back();
-  }
-  if (s == "-0")
-    s = "0";
-  return s;
+/// True (after the WRONGTYPE reply) when `e` holds a hash, not a string.
+bool wrong_type(const std::optional<entry>& e, out_buffer& out) {
+  if (!e || !(e->flags & entry_flags::hash))
+    return false;
+  put_error(out, err_wrongtype);
+  return true;
 }
 
-bool parse_ld(std::string_view s, long double& out) {
-  if (s.empty() || s.size() > 5000 || std::isspace(static_cast<unsigned char>(s[0])))
-    return false;
-  std::string tmp(s);
-  char* end = nullptr;
-  errno = 0;
-  long double v = std::strtold(tmp.c_str(), &end);
-  if (end != tmp.c_str() + tmp.size() || errno == ERANGE || std::isnan(v))
-    return false;
-  out = v;
-  return true;
+template <class F>
+int read_string(command_context& c, std::string_view key, F&& f) {
+  return read_typed(c, key, false, f);
 }
 
 void cmd_get(const command_args& a, command_context& c) {
   auto& out = c.out;
-  if (!c.ks.read(a[1], [&](std::string_view v, uint64_t) { put_bulk(out, v); })) {
-    ++c.state.keyspace_misses;
+  int r = read_string(c, a[1], [&](std::string_view v) { put_bulk(out, v); });
+  if (r == 0)
     put_nil(out);
-  } else {
-    ++c.state.keyspace_hits;
-  }
 }
 
 /// Parses "EX n | PX n | EXAT n | PXAT n" at a[i]; returns false on syntax.
@@ -128,6 +107,8 @@ void cmd_set(const command_args& a, command_context& c) {
   std::optional<entry> old;
   if (nx || xx || get || keepttl)
     old = c.ks.get(a[1]);
+  if (get && wrong_type(old, out))
+    return;
   if ((nx && old) || (xx && !old)) {
     if (get && old)
       return put_bulk(out, old->value);
@@ -185,6 +166,8 @@ void cmd_setnx(const command_args& a, command_context& c) {
 void cmd_getset(const command_args& a, command_context& c) {
   auto& out = c.out;
   auto old = c.ks.get(a[1]);
+  if (wrong_type(old, out))
+    return;
   if (auto st = c.ks.write(a[1], std::string{a[2]}, 0); !st.ok())
     return put_error(out, "ERR " + st.message());
   if (old)
@@ -198,6 +181,8 @@ void cmd_getdel(const command_args& a, command_context& c) {
   auto old = c.ks.get(a[1]);
   if (!old)
     return put_nil(out);
+  if (wrong_type(old, out))
+    return;
   c.ks.erase(a[1]);
   put_bulk(out, old->value);
 }
@@ -222,6 +207,8 @@ void cmd_getex(const command_args& a, command_context& c) {
   auto e = c.ks.get(a[1]);
   if (!e)
     return put_nil(out);
+  if (wrong_type(e, out))
+    return;
   put_bulk(out, e->value);
   if (has_exp && expiry <= now)
     c.ks.erase(a[1]);
@@ -235,7 +222,12 @@ void cmd_mget(const command_args& a, command_context& c) {
   auto& out = c.out;
   put_array_header(out, a.size() - 1);
   for (size_t i = 1; i < a.size(); ++i)
-    if (!c.ks.read(a[i], [&](std::string_view v, uint64_t) { put_bulk(out, v); }))
+    if (!c.ks.view(a[i], [&](const keyspace::key_view& v) {
+          if (v.flags & entry_flags::hash)
+            put_nil(out); // MGET answers nil for a key of another type
+          else
+            put_bulk(out, v.value);
+        }))
       put_nil(out);
 }
 
@@ -266,6 +258,8 @@ void incr_generic(command_context& c, std::string_view key, int64_t by, out_buff
   auto e = c.ks.get(key);
   int64_t cur = 0;
   uint64_t expiry = 0;
+  if (wrong_type(e, out))
+    return;
   if (e) {
     if (!parse_int64(e->value, cur))
       return put_error(out, err_not_int);
@@ -311,6 +305,8 @@ void cmd_incrbyfloat(const command_args& a, command_context& c) {
     return put_error(out, err_not_float);
   auto e = c.ks.get(a[1]);
   uint64_t expiry = 0;
+  if (wrong_type(e, out))
+    return;
   if (e) {
     if (!parse_ld(e->value, cur))
       return put_error(out, err_not_float);
@@ -330,6 +326,8 @@ void cmd_append(const command_args& a, command_context& c) {
   auto e = c.ks.get(a[1]);
   std::string v;
   uint64_t expiry = 0;
+  if (wrong_type(e, out))
+    return;
   if (e) {
     v = std::move(e->value);
     expiry = e->expiry_ms;
@@ -346,8 +344,8 @@ void cmd_append(const command_args& a, command_context& c) {
 void cmd_strlen(const command_args& a, command_context& c) {
   auto& out = c.out;
   int64_t n = 0;
-  c.ks.read(a[1], [&](std::string_view v, uint64_t) { n = static_cast<int64_t>(v.size()); });
-  put_int(out, n);
+  if (read_string(c, a[1], [&](std::string_view v) { n = static_cast<int64_t>(v.size()); }) >= 0)
+    put_int(out, n);
 }
 
 void cmd_getrange(const command_args& a, command_context& c) {
@@ -355,7 +353,7 @@ void cmd_getrange(const command_args& a, command_context& c) {
   int64_t start = 0, end = 0;
   if (!parse_int64(a[2], start) || !parse_int64(a[3], end))
     return put_error(out, err_not_int);
-  bool hit = c.ks.read(a[1], [&](std::string_view v, uint64_t) {
+  int hit = read_string(c, a[1], [&](std::string_view v) {
     int64_t len = static_cast<int64_t>(v.size());
     if (start < 0 && end < 0 && start > end)
       return put_bulk(out, "");
@@ -373,7 +371,7 @@ void cmd_getrange(const command_args& a, command_context& c) {
       return put_bulk(out, "");
     put_bulk(out, v.substr(static_cast<size_t>(start), static_cast<size_t>(end - start + 1)));
   });
-  if (!hit)
+  if (hit == 0)
     put_bulk(out, "");
 }
 
@@ -385,6 +383,8 @@ void cmd_setrange(const command_args& a, command_context& c) {
   if (off < 0)
     return put_error(out, "ERR offset is out of range");
   auto e = c.ks.get(a[1]);
+  if (wrong_type(e, out))
+    return;
   if (!e && a[3].empty())
     return put_int(out, 0);
   std::string v;

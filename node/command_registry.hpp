@@ -10,11 +10,13 @@
 
 #include "actors/keyspace.hpp"
 #include "node/resp_writer.hpp"
+#include "node/transaction.hpp"
 #include "tiers/tier.hpp"
 
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -28,6 +30,9 @@ using actors::keyspace;
 /// The arguments of one parsed request, command name first.
 using command_args = std::vector<std::string_view>;
 
+struct acl_user;
+struct security_state;
+
 /// Per-connection state a command can change.
 struct session {
   uint64_t id = 0;
@@ -35,14 +40,12 @@ struct session {
   std::string peer;  ///< "ip:port" for CLIENT LIST
   std::string local; ///< the server's "ip:port" of this connection (laddr)
   int64_t fd = -1;   ///< the socket
-  std::string user = "default";
   uint64_t created_ns = 0;                   ///< monotonic, for CLIENT LIST's age
   uint64_t last_ns = 0;                      ///< monotonic time of the last command (idle)
   int last_cmd = -1;                         ///< registry id of the last command (cmd=)
   const std::string* input = nullptr;        ///< the connection's unparsed input (qbuf)
   const std::vector<char>* output = nullptr; ///< its unsent replies (omem)
   int resp = 2;                              ///< protocol version (HELLO)
-  bool quit = false;                         ///< close the connection after this reply
   bool killed = false;                       ///< CLIENT KILL chose it: close it now
   bool no_evict = false;                     ///< CLIENT NO-EVICT (kura evicts no clients)
   enum reply_mode : uint8_t { reply_on, reply_off, reply_skip };
@@ -54,6 +57,10 @@ struct session {
   uint32_t tracking_flags = 0; ///< client_hub's tracking_flag bits
   uint64_t redirect = 0;       ///< CLIENT TRACKING REDIRECT id (0 = none)
   bool caching_once = false;   ///< CLIENT CACHING YES/NO for the next command
+  bool quit = false; ///< close the connection after this reply
+  transaction tx;    ///< MULTI queue and WATCHed keys
+  std::shared_ptr<acl_user> user; ///< null: the default user (set on first command)
+  bool authenticated = false;     ///< as Redis's c->authenticated
 };
 
 /// What L3 must answer before a command can run.
@@ -128,6 +135,14 @@ struct command_state {
   uint64_t next_cursor = 1;
   uint64_t peak_memory = 0;   ///< highest memory use INFO has seen
   bool kills_pending = false; ///< CLIENT KILL marked sessions `killed`
+  watch_table watches; ///< keys some connection WATCHes
+  /// Runs one command as command_table::execute does, outside any MULTI
+  /// queue (EXEC runs its queued commands through it).
+  std::function<void(const command_args&, session&, out_buffer&)> run;
+  /// Cluster hook: the slot of a key. Set, it makes every key of a
+  /// transaction (queued commands and WATCH) share one slot or CROSSSLOT.
+  std::function<uint16_t(std::string_view)> slot_of;
+  security_state* security = nullptr; ///< users, ACL LOG, audit (node/security.hpp)
   void reset_stats() { total_commands = keyspace_hits = keyspace_misses = 0; }
 };
 

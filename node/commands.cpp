@@ -1,6 +1,9 @@
 #include "node/commands.hpp"
 
 #include "node/command_util.hpp"
+#include "node/security.hpp"
+
+#include <algorithm>
 
 #include <random>
 
@@ -14,6 +17,10 @@ void register_server_commands(command_registry& r);   // node/cmd_server.cpp
 void register_string_commands(command_registry& r);   // node/cmd_strings.cpp
 void register_keyspace_commands(command_registry& r); // node/cmd_keyspace.cpp
 void register_kura_commands(command_registry& r);     // node/cmd_kura.cpp
+void register_hash_commands(command_registry& r);     // node/cmd_hashes.cpp
+void register_multi_commands(command_registry& r);    // node/cmd_multi.cpp
+void register_bit_commands(command_registry& r);      // node/cmd_bits.cpp
+void register_acl_commands(command_registry& r);      // node/cmd_acl.cpp
 void register_client_commands(command_registry& r);   // node/cmd_clients.cpp
 
 command_table::command_table(keyspace& ks, node_facts& facts) : ks_(ks), facts_(facts) {
@@ -21,10 +28,12 @@ command_table::command_table(keyspace& ks, node_facts& facts) : ks_(ks), facts_(
   register_string_commands(reg_);
   register_keyspace_commands(reg_);
   register_kura_commands(reg_);
+  register_acl_commands(reg_);
+  register_hash_commands(reg_);
+  register_multi_commands(reg_);
+  register_bit_commands(reg_);
   register_client_commands(reg_);
   state_.hub = &hub_;
-  flushall_id_ = reg_.find("flushall");
-  flushdb_id_ = reg_.find("flushdb");
   caching_id_ = reg_.find("client|caching");
   if (facts_.run_id.empty()) {
     std::random_device rd;
@@ -32,6 +41,27 @@ command_table::command_table(keyspace& ks, node_facts& facts) : ks_(ks), facts_(
     for (int i = 0; i < 40; ++i)
       facts_.run_id += hex[rd() % 16];
   }
+  id_multi_ = reg_.find("multi");
+  id_exec_ = reg_.find("exec");
+  id_discard_ = reg_.find("discard");
+  id_watch_ = reg_.find("watch");
+  id_quit_ = reg_.find("quit");
+  id_flushall_ = reg_.find("flushall");
+  id_flushdb_ = reg_.find("flushdb");
+  state_.run = [this](const command_args& a, session& s, out_buffer& out) {
+    int id = a.empty() ? -1 : reg_.find(a[0]);
+    if (id >= 0)
+      run(a, id, s, out, nullptr);
+  };
+  // after every family: the ACL catalog mirrors the registry's ids
+  sec_ = std::make_unique<security_state>(reg_);
+  state_.security = sec_.get();
+}
+
+command_table::~command_table() = default;
+
+std::string command_table::configure_security(const security_config& cfg) {
+  return sec_->configure(cfg);
 }
 
 void command_table::reset_stats() {
@@ -42,15 +72,50 @@ void command_table::reset_stats() {
 // -- planning ----------------------------------------------------------------
 
 void command_table::plan(const command_args& a, fetch_plan& out) {
+  static const session none;
+  plan(a, none, out);
+}
+
+void command_table::plan(const command_args& a, const session& s, fetch_plan& out) {
   out.clear();
   if (!ks_.has_l3() || a.empty())
     return;
   int id = reg_.resolve(a);
   if (id < 0)
     return;
+  if (s.tx.active && !tx_control(reg_.find(a[0])))
+    return; // only queued now; EXEC looks its keys up
   const command_spec& sp = reg_.spec(id);
   if (!arity_ok(sp.arity, a.size()))
     return; // runs at once and answers with the arity error
+  if (id == id_exec_ && s.tx.active) {
+    // every key the queued commands read, and the watched keys; a listing
+    // (KEYS, SCAN, DBSIZE, RANDOMKEY) inside MULTI sees memory only
+    fetch_plan one;
+    std::vector<std::string_view> args;
+    for (auto& q : s.tx.queued) {
+      args.assign(q.begin(), q.end());
+      int qid = reg_.resolve(args);
+      if (qid < 0)
+        continue;
+      auto& qs = reg_.spec(qid);
+      one.clear();
+      if (qs.planner)
+        qs.planner(args, qs, state_, ks_, one);
+      else if (qs.first_key != 0 && !qs.blind)
+        plan_key_lookup(args, qs, ks_, one);
+      if (one.kind == fetch_plan::lookup)
+        out.keys.insert(out.keys.end(), one.keys.begin(), one.keys.end());
+    }
+    for (auto& w : s.tx.watched)
+      if (!ks_.known(w.key) && ks_.maybe_in_l3(w.key))
+        out.keys.push_back(w.key);
+    std::sort(out.keys.begin(), out.keys.end());
+    out.keys.erase(std::unique(out.keys.begin(), out.keys.end()), out.keys.end());
+    if (!out.keys.empty())
+      out.kind = fetch_plan::lookup;
+    return;
+  }
   if (sp.planner)
     return sp.planner(a, sp, state_, ks_, out);
   if (sp.first_key == 0 || sp.blind)
@@ -66,6 +131,8 @@ void command_table::execute(const command_args& a, session& s, out_buffer& out,
     return;
   int id = reg_.find(a[0]);
   if (id < 0) {
+    if (s.tx.active)
+      s.tx.aborted = true; // EXEC answers EXECABORT
     std::string m = "ERR unknown command '";
     m.append(a[0].substr(0, 128));
     m += "', with args beginning with: ";
@@ -80,6 +147,64 @@ void command_table::execute(const command_args& a, session& s, out_buffer& out,
     put_error(out, m);
     return;
   }
+  if (s.tx.active && !tx_control(id))
+    return queue(a, id, s, out);
+  run(a, id, s, out, lst);
+}
+
+namespace {
+
+/// The keys of `a` share the transaction's slot (cluster hook); false after
+/// the CROSSSLOT reply.
+bool same_slot(const command_spec& sp, const command_args& a, session& s,
+               const command_state& st, out_buffer& out) {
+  if (!st.slot_of)
+    return true;
+  bool ok = true;
+  for_each_key_index(sp, a.size(), [&](size_t i) {
+    int slot = st.slot_of(a[i]);
+    if (s.tx.slot < 0)
+      s.tx.slot = slot;
+    else if (slot != s.tx.slot)
+      ok = false;
+  });
+  if (!ok)
+    put_error(out, "CROSSSLOT Keys in request don't hash to the same slot");
+  return ok;
+}
+
+} // namespace
+
+void command_table::queue(const command_args& a, int id, session& s, out_buffer& out) {
+  const command_spec* sp = &reg_.spec(id);
+  if (!sp->subcommands.empty() && a.size() >= 2) {
+    int sub = reg_.find_sub(id, a[1]);
+    if (sub < 0) {
+      s.tx.aborted = true;
+      return unknown_subcommand(out, sp->name, a[1]);
+    }
+    id = sub;
+    sp = &reg_.spec(sub);
+  }
+  if (!arity_ok(sp->arity, a.size()) || !sp->handler) {
+    s.tx.aborted = true;
+    return wrong_args(out, sp->name);
+  }
+  // ACL at queue time, as Redis: a denied command aborts the transaction
+  if (!permit(*sec_, reg_, id, a, s, out, ks_.clock().now_ms())) {
+    s.tx.aborted = true;
+    return;
+  }
+  if (!same_slot(*sp, a, s, state_, out)) {
+    s.tx.aborted = true;
+    return;
+  }
+  s.tx.queued.emplace_back(a.begin(), a.end());
+  put_status(out, "QUEUED");
+}
+
+void command_table::run(const command_args& a, int id, session& s, out_buffer& out,
+                        const listing* lst) {
   ++state_.total_commands;
   const command_spec* sp = &reg_.spec(id);
   if (!sp->subcommands.empty() && a.size() >= 2) {
@@ -98,6 +223,10 @@ void command_table::execute(const command_args& a, session& s, out_buffer& out,
   size_t before = out.size();
   if (!arity_ok(sp->arity, a.size()) || !sp->handler) {
     wrong_args(out, sp->name);
+  } else if (!permit(*sec_, reg_, id, a, s, out, ks_.clock().now_ms())) {
+    // permit wrote the denial
+  } else if (id == id_watch_ && !same_slot(*sp, a, s, state_, out)) {
+    // CROSSSLOT written
   } else if (s.resp == 2 && s.subscriptions + s.psubscriptions > 0 &&
              sp->name.find("subscribe") == std::string::npos && sp->name != "ping" &&
              sp->name != "quit" && sp->name != "reset") {
@@ -107,12 +236,30 @@ void command_table::execute(const command_args& a, session& s, out_buffer& out,
          "this context";
     put_error(out, m);
   } else {
+    if (!state_.watches.empty()) {
+      // WATCH: writes touch the keys they name; FLUSHALL the live watched ones
+      if (id == id_flushall_ || id == id_flushdb_)
+        state_.watches.for_each([&](const std::string& k) {
+          if (ks_.exists(k))
+            state_.watches.touch(k);
+        });
+      else if (sp->flags & cmd_flag::write)
+        for_each_key_index(*sp, a.size(), [&](size_t i) { state_.watches.touch(a[i]); });
+    }
     command_context c{ks_, facts_, s, out, lst, state_, reg_};
     auto t0 = ks_.clock().mono_ns();
     s.last_ns = t0;
     s.last_cmd = id;
     sp->handler(a, c);
     st.latency.record(ks_.clock().mono_ns() - t0);
+    if (sec_->audit && audited(reg_, id)) {
+      std::string_view result = "ok";
+      if (out.size() > before && out[before] == '-') {
+        std::string_view o(out.data() + before + 1, out.size() - before - 1);
+        result = o.substr(0, o.find('\r'));
+      }
+      sec_->audit_command("command", s, a, sp->parent >= 0 ? 2 : 1, result, ks_.clock().now_ms());
+    }
   }
   bool failed = out.size() > before && out[before] == '-';
   if (failed)
@@ -130,7 +277,7 @@ void command_table::execute(const command_args& a, session& s, out_buffer& out,
     }
     out.resize(before);
   }
-  if (hub_.active() || id == flushall_id_ || id == flushdb_id_)
+  if (hub_.active() || id == id_flushall_ || id == id_flushdb_)
     after_command(a, *sp, id, s, failed);
 }
 
@@ -140,7 +287,7 @@ void command_table::after_command(const command_args& a, const command_spec& sp,
                                   bool failed) {
   if (failed)
     return;
-  if (id == flushall_id_ || id == flushdb_id_) {
+  if (id == id_flushall_ || id == id_flushdb_) {
     hub_.flushed(s.id);
     return;
   }

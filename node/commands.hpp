@@ -16,6 +16,8 @@
 #include "node/resp_writer.hpp"
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,16 +28,34 @@ using actors::glob_match;
 using actors::keyspace;
 using actors::staged_entries;
 
+struct security_state;
+struct security_config;
+
 class command_table {
 public:
   command_table(keyspace& ks, node_facts& facts);
+  ~command_table();
+
+  /// Applies kura.security.* (users, ACL file, audit log); "" or an error.
+  std::string configure_security(const security_config& cfg);
+  /// Users, ACL LOG and the audit log (protected mode asks it too).
+  security_state& security() noexcept { return *sec_; }
 
   /// Fills `out` with what `args` needs from L3 (kind none: run it now).
   void plan(const command_args& args, fetch_plan& out);
+  /// The same for a connection: inside MULTI a command is only queued (no
+  /// L3), and EXEC needs every key its queued commands and WATCH name.
+  void plan(const command_args& args, const session& s, fetch_plan& out);
 
   /// Runs `args` and appends the reply. `lst` is L3's answer when plan asked
-  /// for a listing (nullptr otherwise, or when L3 is off).
+  /// for a listing (nullptr otherwise, or when L3 is off). Between MULTI and
+  /// EXEC the command is checked and queued instead (+QUEUED).
   void execute(const command_args& args, session& s, out_buffer& out, const listing* lst = nullptr);
+
+  /// Cluster hook: keys of one transaction must share a slot (CROSSSLOT).
+  void set_slot_function(std::function<uint16_t(std::string_view)> f) {
+    state_.slot_of = std::move(f);
+  }
 
   /// Command names (lower case; subcommands as "parent|sub") in id order, and
   /// their stats.
@@ -63,15 +83,22 @@ public:
 private:
   void after_command(const command_args& a, const command_spec& sp, int id, session& s,
                      bool failed);
+  void run(const command_args& a, int id, session& s, out_buffer& out, const listing* lst);
+  void queue(const command_args& a, int id, session& s, out_buffer& out);
+  bool tx_control(int id) const noexcept {
+    return id == id_multi_ || id == id_exec_ || id == id_discard_ || id == id_watch_
+           || id == id_quit_;
+  }
 
   keyspace& ks_;
   node_facts& facts_;
   command_registry reg_;
   command_state state_;
   client_hub hub_;
-  int flushall_id_ = -1;
-  int flushdb_id_ = -1;
   int caching_id_ = -1;
+  int id_multi_ = -1, id_exec_ = -1, id_discard_ = -1, id_watch_ = -1, id_quit_ = -1;
+  int id_flushall_ = -1, id_flushdb_ = -1;
+  std::unique_ptr<security_state> sec_;
 };
 
 /// Rewrites the RESP2 nulls ($-1, *-1) of the replies in out[from..] as

@@ -92,6 +92,27 @@ node_config::node_config() {
     .add(sync_interval, "sync-interval", "anti-entropy period")
     .add(heartbeat, "heartbeat", "membership heartbeat")
     .add(replication_factor, "replication-factor", "copies of each key");
+  opt_group{custom_options_, "kura.security"}
+    .add(requirepass, "requirepass", "password of the default user (AUTH <password>)")
+    .add(aclfile, "aclfile", "ACL file (Redis format: user <name> <rules>...)")
+    .add(protected_mode, "protected-mode",
+         "refuse non-loopback clients when bound to a non-loopback address without passwords")
+    .add(audit_log, "audit-log", "audit log path (default <data-dir>/audit.log; off = none)")
+    .add(audit_max_bytes, "audit-max-bytes", "rotate the audit log above this size")
+    .add(audit_keep, "audit-keep", "rotated audit logs kept")
+    .add(audit_fsync_every, "audit-fsync-every", "audit lines between fsyncs (and every 100 ms)")
+    .add(audit_args, "audit-args", "log command arguments (secrets stay redacted)")
+    .add(metrics_user, "metrics-user", "/metrics basic-auth user (empty = no auth)")
+    .add(metrics_password, "metrics-password", "/metrics basic-auth password")
+    .add(metrics_loopback_only, "metrics-loopback-only", "/metrics for loopback clients only");
+}
+
+std::string node_config::audit_log_path() const {
+  if (audit_log == "off")
+    return {};
+  if (audit_log.empty())
+    return data_dir + "/audit.log";
+  return audit_log;
 }
 
 std::string check_writable_dir(const std::string& dir) {
@@ -198,6 +219,18 @@ std::string node_config::check_values() {
     return bad("kura.prewarm.min-confidence", "must be within 0..1");
   if (replication_factor == 0)
     return bad("kura.cluster.replication-factor", "at least 1");
+  if (!requirepass.empty() && !aclfile.empty())
+    return bad("kura.security.requirepass",
+               "not together with kura.security.aclfile (set the default user's password in the "
+               "ACL file)");
+  if (audit_max_bytes < 4096)
+    return bad("kura.security.audit-max-bytes", "at least 4096");
+  if (audit_keep > 1000)
+    return bad("kura.security.audit-keep", "0..1000");
+  if (audit_fsync_every == 0)
+    return bad("kura.security.audit-fsync-every", "at least 1");
+  if (metrics_user.empty() != metrics_password.empty())
+    return bad("kura.security.metrics-user", "set together with metrics-password");
   if (metrics_port != 0 && metrics_port == port)
     return bad("metrics-port", "same as port");
   if (cluster_port != 0 && (cluster_port == port || cluster_port == metrics_port))
@@ -238,6 +271,9 @@ std::string node_config::parse_and_validate(int argc, char** argv) {
     {"kura.l3.fsync-batches", &l3_fsync_batches},
     {"kura.prewarm.enabled", &prewarm_enabled},
     {"kura.archive.enabled", &archive_enabled},
+    {"kura.security.protected-mode", &protected_mode},
+    {"kura.security.audit-args", &audit_args},
+    {"kura.security.metrics-loopback-only", &metrics_loopback_only},
   };
   for (auto& a : file_args) {
     bool handled = false;

@@ -70,7 +70,23 @@ struct node_config : caf::actor_system_config {
   caf::timespan heartbeat = std::chrono::seconds(10);
   uint64_t replication_factor = 2;
 
+  // -- kura.security (docs/security.md) ------------------------------------------
+  std::string requirepass; ///< default user's password ("" = nopass)
+  std::string aclfile;     ///< ACL file in Redis's format ("" = none)
+  bool protected_mode = true;
+  std::string audit_log; ///< "" = <data-dir>/audit.log, "off" = none
+  uint64_t audit_max_bytes = 64ull << 20;
+  uint64_t audit_keep = 5;
+  uint64_t audit_fsync_every = 64;
+  bool audit_args = false;
+  std::string metrics_user; ///< /metrics basic auth ("" = none)
+  std::string metrics_password;
+  bool metrics_loopback_only = false; ///< /metrics answers loopback clients only
+
   node_config();
+
+  /// The audit log path the settings give ("" = none).
+  std::string audit_log_path() const;
 
   /// Parses flags and the config file and validates everything. Returns ""
   /// on success (or when --help was printed: check cli_helptext_printed), or

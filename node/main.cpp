@@ -104,9 +104,20 @@ int main(int argc, char** argv) {
     ar = std::move(*opened);
   }
 
+  // protected mode covers the ops and metrics ports too: with a non-loopback
+  // bind and no password, they listen on loopback only
+  bool guard = cfg.protected_mode && !node::is_loopback(cfg.bind) && cfg.requirepass.empty()
+               && cfg.aclfile.empty();
+  std::string aux_bind = guard ? std::string("127.0.0.1") : cfg.bind;
+  if (guard)
+    std::cerr << "kura-node: protected mode: no password set, so the ops and metrics ports "
+                 "listen on 127.0.0.1 only and non-loopback RESP clients are refused"
+              << std::endl;
   std::unique_ptr<node::node_metrics> metrics;
   if (cfg.metrics_port != 0) {
-    auto m = node::node_metrics::start(cfg.bind, cfg.metrics_port);
+    auto m = node::node_metrics::start(
+      aux_bind, cfg.metrics_port,
+      node::metrics_access{cfg.metrics_user, cfg.metrics_password, cfg.metrics_loopback_only});
     if (!m)
       return fail(m.err().message);
     metrics = std::move(*m);
@@ -149,13 +160,22 @@ int main(int argc, char** argv) {
     rc_cfg.facts.shutdown = [] { on_stop_signal(shutdown_command); };
     if (l4.ar)
       rc_cfg.facts.l4_stats = [ar = l4.ar] { return ar->stats(); };
+    rc_cfg.security.requirepass = cfg.requirepass;
+    rc_cfg.security.aclfile = cfg.aclfile;
+    rc_cfg.security.protected_mode = cfg.protected_mode;
+    rc_cfg.security.audit_log = cfg.audit_log_path();
+    rc_cfg.security.audit_max_bytes = cfg.audit_max_bytes;
+    rc_cfg.security.audit_keep = static_cast<unsigned>(cfg.audit_keep);
+    rc_cfg.security.audit_fsync_every = static_cast<unsigned>(cfg.audit_fsync_every);
+    rc_cfg.security.audit_args = cfg.audit_args;
+    rc_cfg.security.node_name = cfg.bind + ":" + std::to_string(cfg.port);
     auto listening = std::make_shared<std::promise<std::string>>();
     auto ready = listening->get_future();
     auto resp = node::spawn_resp_server(sys, store.core, rc_cfg, metrics.get(), listening);
     std::string listen_err = ready.get();
     caf::actor ops;
     if (listen_err.empty() && cfg.cluster_port != 0) {
-      auto o = node::start_ops(sys, store, cfg, cfg.bind, cfg.cluster_port, l4.compactor);
+      auto o = node::start_ops(sys, store, cfg, aux_bind, cfg.cluster_port, l4.compactor, resp);
       if (!o)
         listen_err = sys.render(o.error());
       else

@@ -50,10 +50,32 @@ struct node_metrics::command_metrics {
 };
 
 result<std::unique_ptr<node_metrics>> node_metrics::start(const std::string& bind,
-                                                          uint16_t port) {
+                                                          uint16_t port,
+                                                          const metrics_access& access) {
   std::unique_ptr<node_metrics> m{new node_metrics};
   try {
-    m->exposer_ = std::make_unique<prometheus::Exposer>(bind + ":" + std::to_string(port));
+    std::vector<std::string> opts{"listening_ports", bind + ":" + std::to_string(port),
+                                  "num_threads", "2"};
+    if (access.loopback_only) {
+      opts.emplace_back("access_control_list");
+      opts.emplace_back("-0.0.0.0/0,+127.0.0.0/8");
+    }
+    m->exposer_ = std::make_unique<prometheus::Exposer>(std::move(opts));
+    if (!access.user.empty()) {
+      m->exposer_->RegisterAuth(
+        [user = access.user, pass = access.password](const std::string& u,
+                                                     const std::string& p) {
+          // compare every byte: no early exit that times the secret
+          auto same = [](const std::string& a, const std::string& b) {
+            unsigned char d = a.size() == b.size() ? 0 : 1;
+            for (size_t i = 0; i < a.size(); ++i)
+              d |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
+            return d == 0;
+          };
+          return same(u, user) & same(p, pass);
+        },
+        "kura metrics");
+    }
   } catch (const std::exception& e) {
     return error{errc::io_error, "cannot listen for metrics on " + bind + ":"
                                    + std::to_string(port) + " (" + e.what() + ")"};

@@ -30,11 +30,20 @@ class Family;
 
 namespace kura::node {
 
+/// Who may read /metrics: HTTP basic auth when `user` is set, and/or only
+/// clients on 127.0.0.0/8 (civetweb's access control list).
+struct metrics_access {
+  std::string user;
+  std::string password;
+  bool loopback_only = false;
+};
+
 class node_metrics {
 public:
   /// Starts the HTTP exposer on bind:port (port 0: pick a free one); an error
   /// names the address when it cannot listen.
-  static result<std::unique_ptr<node_metrics>> start(const std::string& bind, uint16_t port);
+  static result<std::unique_ptr<node_metrics>> start(const std::string& bind, uint16_t port,
+                                                     const metrics_access& access = {});
   ~node_metrics();
 
   /// The port the exposer listens on.

@@ -18,6 +18,7 @@ using namespace actors;
 struct ops_state {
   caf::actor store;
   caf::actor l4;
+  caf::actor resp; ///< checks credentials (invalid: none)
   node_status config;
   uint64_t start_ms = 0;
   static inline const char* name = "kura.ops";
@@ -29,83 +30,132 @@ std::string reply_error(const std::string& why) {
   return encode_message(msg_type::kv_reply, r);
 }
 
+/// The RESP command an ops request needs permission for: (command, key).
+std::pair<std::string, std::string> ops_command(const kv_request& r) {
+  switch (r.op) {
+    case kv_request::get: return {"get", r.key};
+    case kv_request::set: return {"set", r.key};
+    case kv_request::del: return {"del", r.key};
+    case kv_request::expire: return {"pexpire", r.key};
+    case kv_request::tier: return {"kura.tier", r.key};
+    case kv_request::flush: return {"flushall", {}};
+    case kv_request::config: return {"config|get", {}};
+    case kv_request::status:
+    case kv_request::stats: return {"info", {}};
+    default: return {"config|set", {}}; // archive maintenance: administrators
+  }
+}
+
+using ops_self = caf::stateful_actor<ops_state>*;
+
+/// Serves one decoded request into `rp`.
+void serve_ops(ops_self self, const kv_request& request, caf::typed_response_promise<std::string> rp) {
+  const kv_request* req = &request;
+  auto timeout = std::chrono::seconds(10);
+  auto& st = self->state;
+  auto deliver_reply = [rp](kv_reply& r) mutable {
+    rp.deliver(encode_message(msg_type::kv_reply, r));
+  };
+  auto on_err = [rp, self](caf::error& err) mutable {
+    rp.deliver(reply_error(self->system().render(err)));
+  };
+  switch (req->op) {
+    case kv_request::get:
+      self->request(st.store, timeout, kv_get_atom::value, req->key).then(deliver_reply, on_err);
+      break;
+    case kv_request::set:
+      self->request(st.store, timeout, kv_set_atom::value, req->key, req->value, req->ttl_ms)
+        .then(deliver_reply, on_err);
+      break;
+    case kv_request::del:
+      self->request(st.store, timeout, kv_del_atom::value, req->key).then(deliver_reply, on_err);
+      break;
+    case kv_request::expire:
+      self->request(st.store, timeout, kv_expire_atom::value, req->key, req->ttl_ms)
+        .then(deliver_reply, on_err);
+      break;
+    case kv_request::tier:
+      self->request(st.store, timeout, kv_tier_atom::value, req->key).then(deliver_reply, on_err);
+      break;
+    case kv_request::flush:
+      self->request(st.store, timeout, kv_flush_atom::value).then(deliver_reply, on_err);
+      break;
+    case kv_request::config:
+      rp.deliver(encode_message(msg_type::node_status, st.config));
+      break;
+    case kv_request::status:
+    case kv_request::stats: {
+      bool full = req->op == kv_request::stats;
+      auto start = st.start_ms;
+      self->request(st.store, timeout, kv_stats_atom::value)
+        .then(
+          [rp, full, start](node_status& s) mutable {
+            node_status out;
+            auto row = [&](std::string n, std::string v) {
+              out.names.push_back(std::move(n));
+              out.values.push_back(std::move(v));
+            };
+            row("state", "up");
+            row("pid", std::to_string(::getpid()));
+            row("uptime_s", std::to_string((real_clock::instance().now_ms() - start) / 1000));
+            for (size_t i = 0; i < s.names.size() && i < s.values.size(); ++i) {
+              auto& n = s.names[i];
+              if (full || n.find(".entries") != std::string::npos
+                  || n.find(".bytes") != std::string::npos
+                  || n.find("write_behind") != std::string::npos)
+                row(n, s.values[i]);
+            }
+            rp.deliver(encode_message(msg_type::node_status, out));
+          },
+          on_err);
+      break;
+    }
+    default:
+      if (!handle_archive_op(self, st.l4, req->op, rp))
+        rp.deliver(reply_error("unknown operation " + std::to_string(req->op)));
+  }
+}
+
+/// Checks the credentials with the RESP broker, then serves the request.
+caf::result<std::string> checked_ops(ops_self self, const std::string& user,
+                                     const std::string& pass, const std::string& bytes) {
+  auto req = decode_message<kv_request>(msg_type::kv_request, bytes);
+  if (!req)
+    return reply_error("bad request: " + req.err().message);
+  auto rp = self->make_response_promise<std::string>();
+  if (!self->state.resp) {
+    serve_ops(self, *req, rp);
+    return rp;
+  }
+  auto [cmd, key] = ops_command(*req);
+  self->request(self->state.resp, std::chrono::seconds(10), ops_auth_atom::value, user, pass, cmd,
+                key)
+    .then(
+      [self, rp, r = *req](std::string& verdict) mutable {
+        if (verdict.empty())
+          serve_ops(self, r, rp);
+        else
+          rp.deliver(reply_error(verdict));
+      },
+      [rp, self](caf::error& err) mutable { rp.deliver(reply_error(self->system().render(err))); });
+  return rp;
+}
+
 caf::behavior ops_actor(caf::stateful_actor<ops_state>* self, caf::actor store,
-                        node_status config, caf::actor l4) {
+                        node_status config, caf::actor l4, caf::actor resp) {
   self->state.store = std::move(store);
   self->state.l4 = std::move(l4);
+  self->state.resp = std::move(resp);
   self->state.config = std::move(config);
   self->state.start_ms = real_clock::instance().now_ms();
   self->set_default_handler(caf::drop);
   return {
     [=](ops_request_atom, const std::string& bytes) -> caf::result<std::string> {
-      auto req = decode_message<kv_request>(msg_type::kv_request, bytes);
-      if (!req)
-        return reply_error("bad request: " + req.err().message);
-      auto rp = self->make_response_promise<std::string>();
-      auto timeout = std::chrono::seconds(10);
-      auto& st = self->state;
-      auto deliver_reply = [rp](kv_reply& r) mutable {
-        rp.deliver(encode_message(msg_type::kv_reply, r));
-      };
-      auto on_err = [rp, self](caf::error& err) mutable {
-        rp.deliver(reply_error(self->system().render(err)));
-      };
-      switch (req->op) {
-        case kv_request::get:
-          self->request(st.store, timeout, kv_get_atom::value, req->key).then(deliver_reply, on_err);
-          break;
-        case kv_request::set:
-          self->request(st.store, timeout, kv_set_atom::value, req->key, req->value, req->ttl_ms)
-            .then(deliver_reply, on_err);
-          break;
-        case kv_request::del:
-          self->request(st.store, timeout, kv_del_atom::value, req->key).then(deliver_reply, on_err);
-          break;
-        case kv_request::expire:
-          self->request(st.store, timeout, kv_expire_atom::value, req->key, req->ttl_ms)
-            .then(deliver_reply, on_err);
-          break;
-        case kv_request::tier:
-          self->request(st.store, timeout, kv_tier_atom::value, req->key).then(deliver_reply, on_err);
-          break;
-        case kv_request::flush:
-          self->request(st.store, timeout, kv_flush_atom::value).then(deliver_reply, on_err);
-          break;
-        case kv_request::config:
-          rp.deliver(encode_message(msg_type::node_status, st.config));
-          break;
-        case kv_request::status:
-        case kv_request::stats: {
-          bool full = req->op == kv_request::stats;
-          auto start = st.start_ms;
-          self->request(st.store, timeout, kv_stats_atom::value)
-            .then(
-              [rp, full, start](node_status& s) mutable {
-                node_status out;
-                auto row = [&](std::string n, std::string v) {
-                  out.names.push_back(std::move(n));
-                  out.values.push_back(std::move(v));
-                };
-                row("state", "up");
-                row("pid", std::to_string(::getpid()));
-                row("uptime_s", std::to_string((real_clock::instance().now_ms() - start) / 1000));
-                for (size_t i = 0; i < s.names.size() && i < s.values.size(); ++i) {
-                  auto& n = s.names[i];
-                  if (full || n.find(".entries") != std::string::npos
-                      || n.find(".bytes") != std::string::npos
-                      || n.find("write_behind") != std::string::npos)
-                    row(n, s.values[i]);
-                }
-                rp.deliver(encode_message(msg_type::node_status, out));
-              },
-              on_err);
-          break;
-        }
-        default:
-          if (!handle_archive_op(self, st.l4, req->op, rp))
-            rp.deliver(reply_error("unknown operation " + std::to_string(req->op)));
-      }
-      return rp;
+      return checked_ops(self, {}, {}, bytes);
+    },
+    [=](ops_request_atom, const std::string& user, const std::string& pass,
+        const std::string& bytes) -> caf::result<std::string> {
+      return checked_ops(self, user, pass, bytes);
     },
   };
 }
@@ -114,7 +164,7 @@ caf::behavior ops_actor(caf::stateful_actor<ops_state>* self, caf::actor store,
 
 caf::expected<caf::actor> start_ops(caf::actor_system& sys, const store_handles& store,
                                     const node_config& cfg, const std::string& bind,
-                                    uint16_t port, caf::actor l4) {
+                                    uint16_t port, caf::actor l4, caf::actor resp) {
   node_status conf;
   auto add = [&](std::string n, std::string v) {
     conf.names.push_back(std::move(n));
@@ -141,7 +191,7 @@ caf::expected<caf::actor> start_ops(caf::actor_system& sys, const store_handles&
   add("kura.archive.codec", cfg.archive_codec);
   add("kura.archive.max-bytes", std::to_string(cfg.archive_max_bytes));
   add("kura.archive.ttl-days", std::to_string(cfg.archive_ttl_days));
-  auto ops = sys.spawn(ops_actor, store.broker, std::move(conf), std::move(l4));
+  auto ops = sys.spawn(ops_actor, store.broker, std::move(conf), std::move(l4), std::move(resp));
   auto p = sys.middleman().publish(ops, port, bind.c_str(), true);
   if (!p) {
     caf::anon_send_exit(ops, caf::exit_reason::user_shutdown);

@@ -19,11 +19,28 @@
 namespace kura::node {
 
 using ops_request_atom = caf::atom_constant<caf::atom("ops_req")>;
+/// Asks the RESP broker whether (user, password) may run the RESP command
+/// an ops request maps to: (ops_auth_atom, user, password, command, key) ->
+/// "" or the refusal (NOAUTH, WRONGPASS, NOPERM text). Empty user: the
+/// default user without a password.
+using ops_auth_atom = caf::atom_constant<caf::atom("ops_auth")>;
+
+/// The CLI's credentials for the ops port (--user/--password or KURA_USER /
+/// KURA_PASSWORD); requests carry them: (ops_request_atom, user, password,
+/// bytes). The two-element form (ops_request_atom, bytes) is the default
+/// user without a password.
+struct ops_credentials {
+  std::string user;
+  std::string password;
+};
+ops_credentials& cli_credentials(); // defined by the kura CLI
 
 /// Spawns the ops actor and publishes it on bind:port. `l4` is the archive
-/// compactor (invalid when L4 is off).
+/// compactor (invalid when L4 is off). `resp` is the RESP broker, which
+/// checks every request's credentials against the node's users and ACLs
+/// (invalid: no checks, for tests that run the ops actor alone).
 caf::expected<caf::actor> start_ops(caf::actor_system& sys, const actors::store_handles& store,
                                     const node_config& cfg, const std::string& bind,
-                                    uint16_t port, caf::actor l4 = {});
+                                    uint16_t port, caf::actor l4 = {}, caf::actor resp = {});
 
 } // namespace kura::node

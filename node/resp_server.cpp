@@ -1,6 +1,7 @@
 #include "node/resp_server.hpp"
 
 #include "node/metrics.hpp"
+#include "node/ops.hpp"
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -279,7 +280,7 @@ void process(self_ptr self, connection_handle hdl) {
         break;
       }
       auto& args = c.parser.args();
-      st.cmds->plan(args, st.plan);
+      st.cmds->plan(args, c.sess, st.plan);
       if (st.plan.kind == fetch_plan::none) {
         st.cmds->execute(args, c.sess, out);
         off += c.parser.consumed();
@@ -364,8 +365,14 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
       return d.stats;
     };
     st.facts.l3_uncommitted = [snap] { return snap->get().pending; };
+    st.facts.l3_expires = [snap] { return snap->get().expires; };
   }
   st.cmds = std::make_unique<command_table>(st.core->ks(), st.facts);
+  if (auto err = st.cmds->configure_security(cfg.security); !err.empty()) {
+    listening->set_value(err);
+    self->quit();
+    return {};
+  }
   // pushes (pub/sub messages, invalidations) to any connection
   st.cmds->hub().set_deliver([self](uint64_t id, std::string_view bytes) {
     auto& st = self->state;
@@ -399,12 +406,23 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
         self->close(msg.handle);
         return;
       }
+      auto peer_ip = self->remote_addr(msg.handle);
+      auto& sec = st.cmds->security();
+      if (sec.refuses(st.cfg.bind, peer_ip)) { // protected mode, as Redis
+        ++st.facts.rejected_connections;
+        put_error(self->wr_buf(msg.handle), protected_mode_denied);
+        self->flush(msg.handle);
+        self->close(msg.handle);
+        sec.audit_plain("protected-mode",
+                        peer_ip + ":" + std::to_string(self->remote_port(msg.handle)), "", "",
+                        "DENIED protected mode", st.core->ks().clock().now_ms());
+        return;
+      }
       self->configure_read(msg.handle, receive_policy::at_most(st.cfg.read_buffer_bytes));
       auto& c = st.conns[msg.handle];
       c.parser = resp_parser{st.cfg.limits};
       c.sess.id = st.next_id++;
-      c.sess.peer = self->remote_addr(msg.handle) + ":"
-                    + std::to_string(self->remote_port(msg.handle));
+      c.sess.peer = peer_ip + ":" + std::to_string(self->remote_port(msg.handle));
       c.sess.local = st.facts.bind + ":" + std::to_string(st.facts.port);
       c.sess.fd = msg.handle.id();
       c.sess.created_ns = st.core->ks().clock().mono_ns();
@@ -439,6 +457,12 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
       update_facts(st);
     },
     [=](const acceptor_closed_msg&) { self->quit(); },
+    [=](ops_auth_atom, const std::string& user, const std::string& pass, const std::string& cmd,
+        const std::string& key) -> std::string {
+      auto& st = self->state;
+      return ops_permit(st.cmds->security(), st.cmds->registry(), user, pass, cmd, key,
+                        st.core->ks().clock().now_ms());
+    },
     [=](resume_atom) {
       self->state.resume_armed = false;
       resume_stalled(self);
@@ -458,6 +482,8 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
       }
       if (st.facts.idle_timeout_s > 0)
         close_idle(self);
+      if (auto& audit = st.cmds->security().audit)
+        audit->sync(); // the audit log's batched fsync
       if (++st.ticks * housekeeping_ms >= st.cfg.metrics_interval_ms) {
         st.ticks = 0;
         try {

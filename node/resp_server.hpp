@@ -19,6 +19,7 @@
 #include "actors/store.hpp"
 #include "node/commands.hpp"
 #include "node/resp_parser.hpp"
+#include "node/security.hpp"
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
@@ -42,10 +43,12 @@ struct resp_server_config {
   uint32_t read_buffer_bytes = 4096;
   uint32_t metrics_interval_ms = 1000;
   node_facts facts; ///< initial facts (version, data dir, start time)
+  security_config security; ///< users, ACL file, protected mode, audit log
 };
 
 /// Spawns the RESP broker. `listening` receives "" once the port is open, or
-/// a one-line error ("cannot listen on 127.0.0.1:6379: ..."). `metrics` may be
+/// a one-line error ("cannot listen on 127.0.0.1:6379: ...", or a security
+/// setting that cannot be applied). `metrics` may be
 /// null; it must outlive the broker.
 caf::actor spawn_resp_server(caf::actor_system& sys, std::shared_ptr<actors::store_core> core,
                              resp_server_config cfg, node_metrics* metrics,

@@ -48,6 +48,7 @@ namespace entry_flags {
 constexpr uint8_t tombstone = 1u << 0;  ///< a delete marker (value empty)
 constexpr uint8_t compressed = 1u << 1; ///< value bytes are compressed
 constexpr uint8_t encrypted = 1u << 2;  ///< value bytes are encrypted
+constexpr uint8_t hash = 1u << 3;       ///< value is a hash (docs/formats.md, "Hash values")
 } // namespace entry_flags
 
 /// One cached item as it travels between tiers and layers.

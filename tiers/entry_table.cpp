@@ -12,6 +12,7 @@ constexpr uint8_t meta_has_expiry = 1u << 3;
 constexpr uint8_t meta_has_hlc = 1u << 4;
 constexpr uint8_t meta_has_node = 1u << 5;
 [[maybe_unused]] constexpr uint8_t meta_aux = 1u << 6; // documents bit 6 (aux)
+constexpr uint8_t meta_hash = 1u << 7; ///< entry_flags::hash (bit 3 of the flags)
 constexpr size_t page_target = 64 * 1024;
 constexpr uint32_t max_pages = 1u << 20;
 
@@ -296,6 +297,8 @@ bool entry_table::overwrite(node_id id, std::string_view value, uint64_t expiry_
 void entry_table::write_node(char* p, std::string_view key, std::string_view value,
                              uint64_t expiry_ms, const version& ver, uint8_t flags) const {
   uint8_t meta = flags & 7;
+  if (flags & entry_flags::hash)
+    meta |= meta_hash;
   if (expiry_ms)
     meta |= meta_has_expiry;
   if (ver.hlc)
@@ -353,7 +356,7 @@ node_view entry_table::view(node_id id) const {
   const char* n = ptr(id);
   layout l = decode(n);
   node_view v;
-  v.flags = l.meta & 7;
+  v.flags = static_cast<uint8_t>((l.meta & 7) | ((l.meta & meta_hash) ? entry_flags::hash : 0));
   const char* o = l.opt;
   if (l.meta & meta_has_expiry) {
     v.expiry_ms = rd64(o);

@@ -12,7 +12,8 @@
 //   off 4  u32 next
 //   off 8  u8  meta            bits 0-2 entry flags, 3 has expiry, 4 has hlc,
 //                              5 has writer node id, 6 aux bit for the owning
-//                              tier (L2: protected segment)
+//                              tier (L2: protected segment), 7 entry flag
+//                              `hash` (entry_flags bit 3)
 //   off 9  varint key length, varint value length (1 byte each below 128)
 //          [u64 expiry_ms]              only when non-zero
 //          [varint version.hlc ^ base]  only when non-zero; base = the first hlc

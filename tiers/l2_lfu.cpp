@@ -15,12 +15,11 @@ constexpr uint32_t hashdos_threshold = 6;
 
 l2_lfu::l2_lfu(uint64_t capacity_bytes, limits lim, bool count_objects, uint64_t seed,
                uint64_t expected_entries)
-  : sketch_(expected_entries != 0 ? expected_entries : count_objects ? capacity_bytes : 16),
-    rng_(seed),
-    capacity_(capacity_bytes),
-    lim_(lim),
-    count_objects_(count_objects),
-    fixed_sketch_(count_objects || expected_entries != 0) {
+    : sketch_(expected_entries != 0 ? expected_entries
+              : count_objects       ? capacity_bytes
+                                    : 16),
+      rng_(seed), capacity_(capacity_bytes), lim_(lim), count_objects_(count_objects),
+      fixed_sketch_(count_objects || expected_entries != 0) {
   st_.capacity_bytes = capacity_bytes;
 }
 
@@ -61,6 +60,31 @@ void l2_lfu::evict(node_id id) {
 void l2_lfu::grow_sketch() {
   if (!fixed_sketch_ && table_.size() > sketch_.capacity())
     sketch_.ensure_capacity(sketch_.capacity() * 2);
+}
+
+node_id l2_lfu::victim() {
+  const node_id lru = probation_.tail ? probation_.tail : protected_.tail;
+  if (!main_lfu_ || lru == 0)
+    return lru;
+  // Sampled LFU: 5 draws, each a random index slot then the next occupied
+  // one (the index is 53-80% full, so a draw probes ~2 slots).
+  const size_t slots = table_.slot_count();
+  node_id best = 0;
+  uint32_t best_f = UINT32_MAX;
+  for (int d = 0; d < 5; ++d) {
+    size_t i = static_cast<size_t>(rng_.below(slots));
+    node_id id = 0;
+    for (size_t probes = 0; probes < slots && (id = table_.slot(i)) == 0; ++probes)
+      i = i + 1 == slots ? 0 : i + 1;
+    if (id == 0)
+      break;
+    const uint32_t f = sketch_.frequency(hash64(table_.key(id)));
+    if (f < best_f) {
+      best_f = f;
+      best = id;
+    }
+  }
+  return best ? best : lru;
 }
 
 void l2_lfu::rebalance_protected() {
@@ -187,9 +211,9 @@ status l2_lfu::upsert(entry&& e, uint64_t h, uint64_t now_ms) {
   if (cost(e) > capacity_) {
     if (old)
       remove_node(old);
-    return status{errc::out_of_space, "entry of " + std::to_string(cost(e))
-                                        + " bytes exceeds l2 capacity of "
-                                        + std::to_string(capacity_)};
+    return status{errc::out_of_space, "entry of " + std::to_string(cost(e)) +
+                                          " bytes exceeds l2 capacity of " +
+                                          std::to_string(capacity_)};
   }
   if (old == 0) {
     offer_hashed(std::move(e), h, now_ms);

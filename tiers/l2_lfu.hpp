@@ -21,10 +21,11 @@
 // loop 10% 0.930 / 0.969, multi2 1% 0.786 / 0.826, 2_pools 1% 0.530 / 0.539,
 // web07 1% 0.606 / 0.608 favour SLRU; cloudPhysicsIO 10% 0.792 / 0.756,
 // orm-night 1% 0.481 / 0.428, web07 10% 0.432 / 0.426 favour LFU. Neither
-// dominates; SLRU loses less where it loses once memory_cache adapts the
-// window (orm-night) and admission (cloudPhysicsIO), and it keeps O(1) exact
-// victim selection, so L2 is SLRU. (A main-region policy switch as one more
-// adapted dimension is the obvious next step.)
+// dominates, so the main region's policy is one more dimension memory_cache
+// adapts: SLRU by default, sampled LFU (set_main_lfu: the least frequent of 5
+// random entries is the victim, O(1) per eviction) when its shadow simulation
+// misses less. The probation/protected lists are kept in both modes, so a
+// switch moves nothing.
 // The admission margin (see set_admission_margin) is 0 standalone: strictly
 // more frequent.
 //
@@ -92,6 +93,13 @@ public:
   /// Whether offer(..., reused = true) admits into protected (default: no).
   void set_promote_reused(bool on) { promote_reused_ = on; }
   bool promote_reused() const { return promote_reused_; }
+  /// Victim selection: SLRU (default: the least recently used probation
+  /// entry) or sampled LFU (the least frequent, by the sketch, of 5 entries
+  /// drawn at random, as Redis's allkeys-lfu). Either way the probation and
+  /// protected lists are kept, so the mode can change at any time; memory_cache
+  /// adapts it.
+  void set_main_lfu(bool on) { main_lfu_ = on; }
+  bool main_lfu() const { return main_lfu_; }
   int admission_margin() const { return margin_; }
   frequency_sketch& sketch() { return sketch_; }
   const frequency_sketch& sketch() const { return sketch_; }
@@ -111,7 +119,9 @@ private:
     return table_.aux(id) == seg_protected ? protected_ : probation_;
   }
   void remove_node(node_id id);
-  node_id victim() const { return probation_.tail ? probation_.tail : protected_.tail; }
+  /// The next entry to leave: SLRU's least recently used probation entry
+  /// (else protected's), or with main_lfu the least frequent of 5 sampled.
+  node_id victim();
   void evict(node_id id);
   void on_hit(node_id id);
   void rebalance_protected();
@@ -132,6 +142,7 @@ private:
   bool fixed_sketch_;
   int margin_ = 0;
   bool promote_reused_ = false;
+  bool main_lfu_ = false;
   size_t sweep_cursor_ = 0;
   tier_stats st_;
 };

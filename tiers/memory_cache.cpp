@@ -31,10 +31,17 @@
 // follows noise (measured: orm-night 1% 0.349 vs ARC's 0.335).
 //
 // Instead we run miniature simulations ("shadow" caches, after Waldspurger et
-// al., ATC'17): 36 keys-only W-TinyLFU simulations (tiers/policy_sim.hpp),
-// one per setting in {window 0 (= the newest entry), 1, 5, 20, 50, 80%} x
-// {admission margin -1, 0, +1} x {promote reused: no, yes}, all fed the same
-// reads. The cache starts at (0, 0, yes). They are scaled down by spatial sampling: a key
+// al., ATC'17): 63 keys-only W-TinyLFU simulations (tiers/policy_sim.hpp),
+// one per setting in {window 0 (= the newest entry), 1, 5, 20, 50, 80, 100%}
+// x {admission margin -1, 0, +1} x {main region: SLRU, SLRU with promote
+// reused, sampled LFU}, all fed the same reads. A 100% window is plain LRU
+// (L2 empty), so on workloads where LRU is best (zigzag, corda-vaultservice,
+// gcc-address) the cache can become LRU; sampled LFU in L2 (l2_lfu::
+// set_main_lfu) is the main region that scan-and-frequency mixes want
+// (scarab-recs 10%: 0.3815 with SLRU only, 0.3770 with it). The cache starts
+// as plain LRU (100%, 0, SLRU with promote reused; see
+// memory_cache_config::window_fraction) and leaves it only when a simulation
+// misses less. The simulations are scaled down by spatial sampling: a key
 // takes part when mix64(hash) falls in a 2^-k share, with k chosen so that a
 // simulation holds at most ~1024 keys (k = 0, i.e. exact, for small caches).
 // Because every setting sees the same requests at the same time, phases move
@@ -44,8 +51,8 @@
 // is at least 1% lower than the current one's, the cache switches to it.
 // Growing the window moves L2's victims into L1; shrinking it moves L1's LRU
 // entries into L2's probation (no admission test: they were already in
-// memory). Cost: ~1.8 MB of simulations per shard (in byte mode at most 1/32
-// of the capacity, else adaptation is off), and for sampled reads 36
+// memory). Cost: ~3 MB of simulations per shard (in byte mode at most 1/32
+// of the capacity, else adaptation is off), and for sampled reads 63
 // simulated accesses (for a million-entry shard, 1 read in 1024).
 //
 // -- adapting the window: hill climbing (window_adaptation::hill_climbing) --------
@@ -80,10 +87,10 @@ namespace {
 constexpr double step_percent = 0.0625;
 constexpr double step_decay = 0.98;
 constexpr double restart_threshold = 0.05;
-constexpr double max_window_share = 0.99;
+constexpr double max_window_share = 1.0;
 // shadow simulations
-constexpr uint64_t shadow_entries = 1024; // each simulation holds up to ~this many keys
-constexpr double shadow_decay = 0.98;     // weight of the past per decision period
+constexpr uint64_t shadow_entries = 1024;  // each simulation holds up to ~this many keys
+constexpr double shadow_decay = 0.98;      // weight of the past per decision period
 constexpr double shadow_hysteresis = 0.01; // switch only for a 1% lower miss score
 // Byte mode: the sketch starts sized for capacity / 256 entries (16..1024) and
 // doubles whenever the cache holds more entries than it is sized for, so a tiny
@@ -115,22 +122,20 @@ struct memory_cache::impl {
     std::vector<detail::policy_sim> sims;
     std::vector<double> score;
     std::vector<uint64_t> misses;
-    uint32_t shift = 0;          // a key is sampled when mix64(h) % 2^shift == 0
-    uint64_t period = 0;         // sampled reads per decision
+    uint32_t shift = 0;  // a key is sampled when mix64(h) % 2^shift == 0
+    uint64_t period = 0; // sampled reads per decision
     uint64_t in_period = 0;
-    uint64_t built_for = 0;      // entries the sims were sized for
-    size_t current = 0;          // grid index in use (set by the constructor)
-    uint32_t periods = 0;        // decisions since the sims were built
+    uint64_t built_for = 0; // entries the sims were sized for
+    size_t current = 0;     // grid index in use (set by the constructor)
+    uint32_t periods = 0;   // decisions since the sims were built
     uint64_t sampled = 0;
   } sh;
 
   explicit impl(const memory_cache_config& c)
-    : cfg(c),
-      l1(0, c.lim, c.count_objects),
-      l2(0, c.lim, c.count_objects, c.sketch_seed,
-         c.count_objects ? std::max<uint64_t>(c.capacity_bytes, 16)
-                         : initial_sketch_entries(c.capacity_bytes)) {
-  }
+      : cfg(c), l1(0, c.lim, c.count_objects),
+        l2(0, c.lim, c.count_objects, c.sketch_seed,
+           c.count_objects ? std::max<uint64_t>(c.capacity_bytes, 16)
+                           : initial_sketch_entries(c.capacity_bytes)) {}
 
   uint64_t effective() const {
     if (cfg.count_objects)
@@ -240,8 +245,8 @@ struct memory_cache::impl {
     const double amount = change >= 0 ? step : -step;
     const double cap = static_cast<double>(effective());
     double next = std::fabs(change) >= restart_threshold
-                    ? step_percent * cap * (amount >= 0 ? 1 : -1)
-                    : step_decay * amount;
+                      ? step_percent * cap * (amount >= 0 ? 1 : -1)
+                      : step_decay * amount;
     prev_rate = rate;
     step = next;
     sample_hits = sample_misses = 0;
@@ -249,16 +254,33 @@ struct memory_cache::impl {
   }
 
   // The grid of settings the shadow simulations try.
-  static constexpr double grid_windows[] = {0.0, 0.01, 0.05, 0.2, 0.5, 0.8};
+  static constexpr double grid_windows[] = {0.0, 0.01, 0.05, 0.2, 0.5, 0.8, 1.0};
   static constexpr int grid_margins[] = {-1, 0, 1};
   static constexpr size_t n_margins = 3;
-  static constexpr size_t n_promote = 2; // L1-reused victims into protected: no, yes
-  static constexpr size_t n_settings = std::size(grid_windows) * n_margins * n_promote;
-  static size_t setting_index(size_t w, size_t m, size_t p) { return (w * n_margins + m) * n_promote + p; }
+  // Main-region variants: SLRU; SLRU with L1-reused victims admitted into
+  // protected ("promote reused"); sampled LFU.
+  static constexpr size_t n_main = 3;
+  enum : size_t { main_slru = 0, main_slru_promote = 1, main_lfu = 2 };
+  static constexpr size_t n_settings = std::size(grid_windows) * n_margins * n_main;
+  static size_t setting_index(size_t w, size_t m, size_t v) {
+    return (w * n_margins + m) * n_main + v;
+  }
+  static size_t window_of(size_t i) { return i / (n_main * n_margins); }
+  static size_t margin_of(size_t i) { return (i / n_main) % n_margins; }
+  static size_t main_of(size_t i) { return i % n_main; }
+
+  /// Puts grid setting `i` into effect in L2 and the window.
+  void use_setting(size_t i) {
+    sh.current = i;
+    l2.set_promote_reused(main_of(i) == main_slru_promote);
+    l2.set_main_lfu(main_of(i) == main_lfu);
+    l2.set_admission_margin(grid_margins[margin_of(i)]);
+    apply_window(grid_windows[window_of(i)] * static_cast<double>(effective()));
+  }
 
   uint64_t entries_now() const { return l1.table_.size() + l2.table_.size(); }
 
-  /// Keys per simulation the memory budget allows: in byte mode the 18
+  /// Keys per simulation the memory budget allows: in byte mode the
   /// simulations (~48 bytes per simulated key each) may take 1/32 of the
   /// capacity; below 64 keys a simulation says nothing and adaptation is off.
   uint64_t shadow_budget() const {
@@ -277,8 +299,10 @@ struct memory_cache::impl {
     sh.sims.clear();
     for (double w : grid_windows)
       for (int mg : grid_margins)
-        for (size_t p = 0; p < n_promote; ++p)
-          sh.sims.emplace_back(cap, static_cast<uint32_t>(std::lround(w * cap)), mg, p != 0);
+        for (size_t v = 0; v < n_main; ++v)
+          sh.sims.emplace_back(cap, static_cast<uint32_t>(std::lround(w * cap)), mg,
+                               v == main_slru_promote, v == main_lfu,
+                               cfg.sketch_seed + sh.sims.size());
     sh.score.assign(sh.sims.size(), 0);
     sh.misses.assign(sh.sims.size(), 0);
     sh.shift = shift;
@@ -324,10 +348,7 @@ struct memory_cache::impl {
       if (sh.score[i] < sh.score[best])
         best = i;
     if (best != sh.current && sh.score[best] < sh.score[sh.current] * (1 - shadow_hysteresis)) {
-      sh.current = best;
-      l2.set_promote_reused(best % n_promote != 0);
-      l2.set_admission_margin(grid_margins[(best / n_promote) % n_margins]);
-      apply_window(grid_windows[best / (n_promote * n_margins)] * static_cast<double>(effective()));
+      use_setting(best);
     }
     if (!cfg.count_objects) {
       const uint64_t n = entries_now();
@@ -350,8 +371,8 @@ struct memory_cache::impl {
 };
 
 memory_cache::memory_cache(memory_cache_config cfg) : impl_(std::make_unique<impl>(cfg)) {
-  impl_->window = std::clamp(cfg.window_fraction, 0.0, 1.0)
-                  * static_cast<double>(impl_->effective());
+  impl_->window =
+      std::clamp(cfg.window_fraction, 0.0, 1.0) * static_cast<double>(impl_->effective());
   impl_->step = step_percent * static_cast<double>(impl_->effective());
   impl_->apply_window(impl_->window);
   impl_->l2.set_admission_margin(std::clamp(cfg.admission_margin, -1, 1));
@@ -362,11 +383,12 @@ memory_cache::memory_cache(memory_cache_config cfg) : impl_(std::make_unique<imp
     double dist = 1e9;
     for (size_t i = 0; i < std::size(impl::grid_windows); ++i)
       for (size_t j = 0; j < impl::n_margins; ++j) {
-        double d = std::fabs(impl::grid_windows[i] - cfg.window_fraction)
-                   + (impl::grid_margins[j] == impl_->l2.admission_margin() ? 0 : 10);
+        double d = std::fabs(impl::grid_windows[i] - cfg.window_fraction) +
+                   (impl::grid_margins[j] == impl_->l2.admission_margin() ? 0 : 10);
         if (d < dist) {
           dist = d;
-          best = impl::setting_index(i, j, impl_->l2.promote_reused() ? 1 : 0);
+          best = impl::setting_index(
+              i, j, impl_->l2.promote_reused() ? impl::main_slru_promote : impl::main_slru);
         }
       }
     impl_->sh.current = best;
@@ -432,8 +454,7 @@ const memory_cache::entry_view* memory_cache::find_view(std::string_view key, ui
   return nullptr;
 }
 
-result<std::optional<entry>> memory_cache::get(std::string_view key, uint64_t now_ms,
-                                               bool touch) {
+result<std::optional<entry>> memory_cache::get(std::string_view key, uint64_t now_ms, bool touch) {
   const entry_view* v = find_view(key, now_ms, touch);
   if (!v)
     return std::optional<entry>{};
@@ -471,9 +492,9 @@ status memory_cache::put(entry e, uint64_t now_ms) {
       m.l1.remove_node(in_l1);
     if (in_l2)
       m.l2.remove_node(in_l2);
-    return status{errc::out_of_space, "entry of " + std::to_string(cost)
-                                        + " bytes exceeds memory capacity of "
-                                        + std::to_string(m.effective())};
+    return status{errc::out_of_space, "entry of " + std::to_string(cost) +
+                                          " bytes exceeds memory capacity of " +
+                                          std::to_string(m.effective())};
   }
   status st;
   if (in_l2 && m.l2.cost(e) <= m.l2.capacity_) {
@@ -519,8 +540,8 @@ size_t memory_cache::sweep_expired(uint64_t now_ms, size_t budget) {
 }
 
 status memory_cache::clear() {
-  (void) impl_->l1.clear();
-  (void) impl_->l2.clear();
+  (void)impl_->l1.clear();
+  (void)impl_->l2.clear();
   return {};
 }
 
@@ -577,7 +598,7 @@ bool memory_cache::set_expiry(std::string_view key, uint64_t expiry_ms) {
     entry e = m.l1.table_.to_entry(id);
     e.expiry_ms = expiry_ms;
     m.fit_caps(m.l1.cost(e));
-    (void) m.l1.upsert(e, h, 0);
+    (void)m.l1.upsert(e, h, 0);
     return true;
   }
   if (node_id id = m.l2.table_.find(key, h)) {
@@ -587,11 +608,11 @@ bool memory_cache::set_expiry(std::string_view key, uint64_t expiry_ms) {
     e.expiry_ms = expiry_ms;
     m.fit_caps(0);
     if (m.l2.cost(e) <= m.l2.capacity_) {
-      (void) m.l2.upsert(std::move(e), h, 0);
+      (void)m.l2.upsert(std::move(e), h, 0);
     } else {
       m.l2.remove_node(id);
       m.fit_caps(m.l1.cost(e));
-      (void) m.l1.upsert(e, h, 0);
+      (void)m.l1.upsert(e, h, 0);
     }
     return true;
   }
@@ -611,8 +632,14 @@ void memory_cache::for_each(const std::function<void(const entry_view&)>& f) con
   walk(m.l2.table_, m.l2.protected_);
 }
 
-tier_stats memory_cache::l1_stats() const { return impl_->l1.stats(); }
-tier_stats memory_cache::l2_stats() const { return impl_->l2.stats(); }
-uint64_t memory_cache::window_capacity() const { return impl_->l1.capacity_; }
+tier_stats memory_cache::l1_stats() const {
+  return impl_->l1.stats();
+}
+tier_stats memory_cache::l2_stats() const {
+  return impl_->l2.stats();
+}
+uint64_t memory_cache::window_capacity() const {
+  return impl_->l1.capacity_;
+}
 
 } // namespace kura

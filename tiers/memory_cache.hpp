@@ -3,12 +3,14 @@
 //   put ──▶ L1 (window, exact LRU, byte-bounded; tiers/l1_lru.hpp)
 //              │ victim
 //              ▼  admitted only if sketch.estimate(victim) > sketch.estimate(L2's victim) + margin
-//           L2 (main region, SLRU under TinyLFU admission, byte-bounded; tiers/l2_lfu.hpp)
+//           L2 (main region, SLRU or sampled LFU under TinyLFU admission, byte-bounded;
+//              tiers/l2_lfu.hpp)
 //              │ victim ──▶ dropped, reported to the eviction listener (L3 keeps every live entry)
 //
 // A count-min sketch (4-bit counters, periodic halving; tiers/frequency_sketch.hpp)
 // estimates key frequency. The L1/L2 split of the budget and the admission
-// margin adapt to the workload unless `adaptive_window` is off: by default
+// margin (and L2's victim policy, SLRU or sampled LFU) adapt to the workload
+// unless `adaptive_window` is off: by default
 // with miniature "shadow" simulations of alternative settings, or with
 // Caffeine's hill climbing on the hit ratio (see memory_cache.cpp for both).
 // Bytes (stats().bytes) = L1 + L2 (slab nodes + index, tiers/entry_table.hpp)
@@ -44,8 +46,16 @@ enum class window_adaptation : uint8_t {
 
 struct memory_cache_config {
   uint64_t capacity_bytes = 64ull << 20; ///< L1 + L2 together, overhead included
-  double window_fraction = 0.0;          ///< initial share of L1 (adapted from there)
-  bool adaptive_window = true;           ///< adapt the L1 share (see `adaptation`)
+  /// Initial share of L1 (adapted from there). 1 (all of it: plain LRU) by
+  /// default, so the cache is LRU until a shadow simulation shows a setting
+  /// that misses less; measured over the traces in ../shared/traces
+  /// (bench/RESULTS.md, "Hit ratio that never loses"), it is the start that
+  /// keeps the cache at or below LRU on all of them (a 0% or 20% start loses
+  /// to LRU on corda-vaultservice, zigzag or gcc-address while it adapts).
+  /// Without adaptation, or in byte mode below ~6 MB where the simulations
+  /// would not fit their budget, this is the window for good.
+  double window_fraction = 1.0;
+  bool adaptive_window = true; ///< adapt the L1 share (see `adaptation`)
   window_adaptation adaptation = window_adaptation::shadow;
   /// Initial L2 admission margin (-1, 0 or 1, see l2_lfu): an L1 victim enters
   /// L2 when freq(victim of L1) > freq(victim of L2) + margin. The shadow

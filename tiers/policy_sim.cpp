@@ -6,26 +6,25 @@
 
 namespace kura::detail {
 
-policy_sim::policy_sim(uint32_t capacity, uint32_t window, int margin, bool promote_reused)
-  : cap_(std::max<uint32_t>(capacity, 1)),
-    wcap_(std::clamp<uint32_t>(window, 1, cap_)), // the newest key is always resident
-    mcap_(cap_ - wcap_),
-    pcap_(static_cast<uint32_t>(static_cast<uint64_t>(cap_ - wcap_) * 4 / 5)),
-    margin_(margin),
-    promote_reused_(promote_reused),
-    sketch_(cap_) {
+policy_sim::policy_sim(uint32_t capacity, uint32_t window, int margin, bool promote_reused,
+                       bool main_lfu, uint64_t seed)
+    : cap_(std::max<uint32_t>(capacity, 1)),
+      wcap_(std::clamp<uint32_t>(window, 1, cap_)), // the newest key is always resident
+      mcap_(cap_ - wcap_),
+      pcap_(static_cast<uint32_t>(static_cast<uint64_t>(cap_ - wcap_) * 4 / 5)), margin_(margin),
+      promote_reused_(promote_reused), main_lfu_(main_lfu), rng_(seed), sketch_(cap_) {
   nodes_.reserve(cap_ + 1);
   free_.reserve(cap_ + 1); // fixed memory: memory_bytes() does not change
   uint64_t n = 16;
-  while (n < static_cast<uint64_t>(cap_) * 2 + 2)
+  while (n < static_cast<uint64_t>(cap_) * 3 / 2 + 2) // at most 2/3 full
     n <<= 1;
   slots_.assign(n, -1);
   mask_ = n - 1;
 }
 
 uint64_t policy_sim::memory_bytes() const {
-  return nodes_.capacity() * sizeof(node) + free_.capacity() * sizeof(int32_t)
-         + slots_.size() * sizeof(int32_t) + sketch_.memory_bytes();
+  return nodes_.capacity() * sizeof(node) + free_.capacity() * sizeof(int32_t) +
+         slots_.size() * sizeof(int32_t) + sketch_.memory_bytes();
 }
 
 int32_t policy_sim::find(uint64_t h) const {
@@ -126,6 +125,29 @@ void policy_sim::release(int32_t i) {
   free_.push_back(i);
 }
 
+int32_t policy_sim::victim() {
+  const int32_t lru = probation_.tail >= 0 ? probation_.tail : protected_.tail;
+  if (!main_lfu_ || lru < 0)
+    return lru;
+  // Sampled LFU: the least frequent of 5 random main entries (nodes of the
+  // window and free nodes are skipped; a bounded number of draws).
+  int32_t best = -1;
+  uint32_t best_f = UINT32_MAX;
+  for (int sampled = 0, draws = 0; sampled < 5 && draws < 64; ++draws) {
+    const auto i = static_cast<int32_t>(rng_.below(nodes_.size()));
+    const node& n = nodes_[static_cast<size_t>(i)];
+    if (n.seg != seg_probation && n.seg != seg_protected)
+      continue;
+    ++sampled;
+    const uint32_t f = sketch_.frequency(n.key);
+    if (f < best_f) {
+      best_f = f;
+      best = i;
+    }
+  }
+  return best >= 0 ? best : lru;
+}
+
 void policy_sim::to_main(int32_t cand) {
   // `cand` is unlinked; it enters probation if main has room or it beats
   // main's victim, else it is dropped.
@@ -135,7 +157,7 @@ void policy_sim::to_main(int32_t cand) {
       promote(cand);
     return;
   }
-  int32_t victim = probation_.tail >= 0 ? probation_.tail : protected_.tail;
+  int32_t victim = this->victim();
   if (victim < 0) { // main has no room at all (window = capacity)
     release(cand);
     return;

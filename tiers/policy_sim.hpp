@@ -7,6 +7,7 @@
 #pragma once
 
 #include "tiers/frequency_sketch.hpp"
+#include "tiers/random.hpp"
 
 #include <cstdint>
 #include <vector>
@@ -19,8 +20,13 @@ public:
   /// newest write always sits in L1) in the LRU window; a candidate is
   /// admitted into main when freq(candidate) > freq(victim) + margin.
   /// With `promote_reused`, an admitted candidate that was hit while in the
-  /// window enters main's protected segment directly.
-  policy_sim(uint32_t capacity, uint32_t window, int margin, bool promote_reused = false);
+  /// window enters main's protected segment directly. With `main_lfu`, main's
+  /// victim is the least frequent (by the sketch) of 5 randomly sampled main
+  /// entries, as memory_cache's L2 picks it in that mode (l2_lfu::set_main_lfu),
+  /// instead of SLRU's least recently used probation entry; `seed` seeds the
+  /// sampling.
+  policy_sim(uint32_t capacity, uint32_t window, int margin, bool promote_reused = false,
+             bool main_lfu = false, uint64_t seed = 0x6b757261);
 
   /// One access to the key with hash `h`; returns whether it hit.
   bool access(uint64_t h);
@@ -28,6 +34,7 @@ public:
   uint32_t capacity() const { return cap_; }
   uint32_t window() const { return wcap_; }
   int margin() const { return margin_; }
+  bool main_lfu() const { return main_lfu_; }
   /// Heap bytes (for the memory accounting of memory_cache).
   uint64_t memory_bytes() const;
 
@@ -56,10 +63,13 @@ private:
   void release(int32_t i);
   void to_main(int32_t cand);
   void promote(int32_t i);
+  int32_t victim();
 
   uint32_t cap_, wcap_, mcap_, pcap_;
   int margin_;
   bool promote_reused_;
+  bool main_lfu_;
+  rng rng_;
   std::vector<node> nodes_;
   std::vector<int32_t> free_;
   std::vector<int32_t> slots_; // open addressing, -1 empty

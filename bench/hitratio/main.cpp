@@ -3,6 +3,7 @@
 //
 //   kura-bench-hitratio --trace FILE [--sizes 0.01,0.1] [--csv] [--bytes]
 //                       [--extra] [--window F]
+//                       [--reference ../shared/traces/reference.csv]
 //
 // FILE: one integer key per line, or the cloudPhysicsIO CSV
 // `version,time,op,size,lbn` (key = lbn; chosen by --csv, a `.csv` in the file
@@ -12,10 +13,22 @@
 // bytes (the first size seen per key) with byte-sized objects; kura then
 // charges its real per-entry overhead (node, index, sketch) against that
 // capacity while LRU and Belady count only the object sizes.
-// Output: `trace,size,policy,requests,misses,miss_ratio` rows for kura, lru and
+// Capacity = floor(share x distinct), at least 1, as libCacheSim computes it.
+// A key-per-line file may carry a size as a second integer (`key size`, the
+// adaptsize-request format); --bytes then uses it.
+// Output: `trace,size,policy,requests,misses,miss_ratio,best_ref,
+// best_ref_miss_ratio,delta,lru_miss_ratio,delta_lru` rows for kura, lru and
 // belady (and with --extra: kura-static, plain W-TinyLFU with a fixed 1% window
 // and strict admission; kura-hc, the same with Caffeine's hill climbing; and
 // kura-w<F>, a fixed window F with the default margin, for --window F).
+// best_ref is the published policy (Belady excluded) with the lowest miss ratio
+// for this trace and size in reference.csv (`trace,size,policy,miss_ratio`),
+// delta = miss_ratio - best_ref_miss_ratio; lru_miss_ratio is plain LRU's from
+// this run and delta_lru = miss_ratio - lru_miss_ratio. Without a reference
+// entry (or with --bytes: the references count objects) the three reference
+// columns are `-`. The default --reference is relative to the repository root
+// of /work/main; when it does not exist, reference.csv next to the trace is
+// used.
 #include "tiers/memory_cache.hpp"
 
 #include <zstd.h>
@@ -81,8 +94,8 @@ trace load(const std::string& path, bool force_csv) {
   std::string base = path.substr(path.find_last_of('/') + 1);
   t.name = base.substr(0, base.find('.'));
   std::string data = read_all(path);
-  const bool csv = force_csv || base.find(".csv") != std::string::npos
-                   || data.compare(0, 8, "version,") == 0;
+  const bool csv =
+      force_csv || base.find(".csv") != std::string::npos || data.compare(0, 8, "version,") == 0;
   std::unordered_map<uint64_t, uint32_t> seen;
   size_t pos = 0, line_no = 0;
   while (pos < data.size()) {
@@ -117,6 +130,16 @@ trace load(const std::string& path, bool force_csv) {
       key = std::strtoull(line.c_str(), &e, 10);
       if (e == line.c_str())
         die(path + ":" + std::to_string(line_no) + ": not an integer key");
+      char* e2 = nullptr;
+      const unsigned long long sz = std::strtoull(e, &e2, 10);
+      if (e2 != e) {
+        if (t.sizes.size() != t.keys.size())
+          die(path + ":" + std::to_string(line_no) + ": a size on some lines only");
+        size = static_cast<uint32_t>(std::min<unsigned long long>(sz, UINT32_MAX));
+        t.sizes.push_back(size);
+      } else if (!t.sizes.empty()) {
+        die(path + ":" + std::to_string(line_no) + ": a size on some lines only");
+      }
     }
     t.keys.push_back(key);
     if (seen.emplace(key, size).second)
@@ -135,8 +158,7 @@ uint32_t size_at(const trace& t, size_t i) {
 // -- policies ----------------------------------------------------------------------
 
 uint64_t run_kura(const trace& t, uint64_t cap, bool bytes, bool adaptive, double window,
-                  kura::window_adaptation how = kura::window_adaptation::shadow,
-                  int margin = 0) {
+                  kura::window_adaptation how = kura::window_adaptation::shadow, int margin = 0) {
   kura::memory_cache_config cfg;
   cfg.adaptation = how;
   cfg.admission_margin = margin;
@@ -156,7 +178,7 @@ uint64_t run_kura(const trace& t, uint64_t cap, bool bytes, bool adaptive, doubl
     e.key = std::move(key);
     if (bytes)
       e.value.assign(size_at(t, i), 'v');
-    (void) m.put(std::move(e), 0); // too big for the cache: not cached
+    (void)m.put(std::move(e), 0); // too big for the cache: not cached
   }
   return misses;
 }
@@ -203,7 +225,7 @@ uint64_t run_belady(const trace& t, uint64_t cap) {
       last[t.keys[i]] = i;
     }
   }
-  std::set<std::pair<uint64_t, uint64_t>> by_next; // (next use, key)
+  std::set<std::pair<uint64_t, uint64_t>> by_next;                // (next use, key)
   std::unordered_map<uint64_t, std::pair<uint64_t, uint64_t>> in; // key -> (next, size)
   uint64_t used = 0, misses = 0;
   for (size_t i = 0; i < n; ++i) {
@@ -230,10 +252,83 @@ uint64_t run_belady(const trace& t, uint64_t cap) {
   return misses;
 }
 
-void row(const trace& t, const std::string& size, const char* policy, uint64_t misses) {
-  std::printf("%s,%s,%s,%zu,%llu,%.4f\n", t.name.c_str(), size.c_str(), policy, t.keys.size(),
-              static_cast<unsigned long long>(misses),
-              static_cast<double>(misses) / static_cast<double>(t.keys.size()));
+// -- published references ------------------------------------------------------------
+
+struct reference_point {
+  std::string trace;
+  double size;
+  std::string policy;
+  double miss_ratio;
+};
+
+std::vector<reference_point> load_reference(const std::string& path) {
+  std::vector<reference_point> out;
+  std::ifstream in(path);
+  if (!in)
+    return out;
+  std::string line;
+  size_t line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (!line.empty() && line.back() == '\r')
+      line.pop_back();
+    if (line.empty() || line[0] == '#' || line.compare(0, 6, "trace,") == 0)
+      continue;
+    std::vector<std::string> f;
+    std::stringstream ss(line);
+    std::string x;
+    while (std::getline(ss, x, ','))
+      f.push_back(x);
+    char* e1 = nullptr;
+    char* e2 = nullptr;
+    reference_point p;
+    if (f.size() == 4) {
+      p.size = std::strtod(f[1].c_str(), &e1);
+      p.miss_ratio = std::strtod(f[3].c_str(), &e2);
+    }
+    if (f.size() != 4 || e1 == f[1].c_str() || e2 == f[3].c_str())
+      die(path + ":" + std::to_string(line_no) + ": expected trace,size,policy,miss_ratio");
+    p.trace = f[0];
+    p.policy = f[2];
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+/// The best published (online) policy for trace/size; nullptr if none.
+const reference_point* best_reference(const std::vector<reference_point>& ref,
+                                      const std::string& trace, double size) {
+  const reference_point* best = nullptr;
+  for (const auto& p : ref)
+    if (p.trace == trace && std::fabs(p.size - size) < 1e-9 && p.policy != "belady" &&
+        (!best || p.miss_ratio < best->miss_ratio))
+      best = &p;
+  return best;
+}
+
+struct row_context {
+  const reference_point* best = nullptr;
+  uint64_t lru_misses = 0;
+};
+
+/// Rounded to the 4 printed decimals, so that no "-0.0000" appears.
+double r4(double x) {
+  return std::round(x * 1e4) / 1e4 + 0.0;
+}
+
+void row(const trace& t, const std::string& size, const char* policy, uint64_t misses,
+         const row_context& ctx) {
+  const double n = static_cast<double>(t.keys.size());
+  const double ratio = static_cast<double>(misses) / n;
+  const double lru = static_cast<double>(ctx.lru_misses) / n;
+  std::printf("%s,%s,%s,%zu,%llu,%.4f,", t.name.c_str(), size.c_str(), policy, t.keys.size(),
+              static_cast<unsigned long long>(misses), ratio);
+  if (ctx.best)
+    std::printf("%s,%.4f,%+.4f,", ctx.best->policy.c_str(), ctx.best->miss_ratio,
+                r4(ratio) - r4(ctx.best->miss_ratio) + 0.0);
+  else
+    std::printf("-,-,-,");
+  std::printf("%.4f,%+.4f\n", lru, r4(ratio) - r4(lru) + 0.0);
   std::fflush(stdout);
 }
 
@@ -242,6 +337,8 @@ void row(const trace& t, const std::string& size, const char* policy, uint64_t m
 int main(int argc, char** argv) {
   std::string path;
   std::string sizes = "0.01,0.1";
+  std::string reference = "../shared/traces/reference.csv";
+  bool reference_given = false;
   bool csv = false, bytes = false, extra = false;
   double window = -1;
   for (int i = 1; i < argc; ++i) {
@@ -263,9 +360,13 @@ int main(int argc, char** argv) {
       extra = true;
     else if (a == "--window")
       window = std::stod(need());
-    else
-      die("unknown argument " + a
-          + " (usage: --trace FILE [--sizes 0.01,0.1] [--csv] [--bytes] [--extra])");
+    else if (a == "--reference") {
+      reference = need();
+      reference_given = true;
+    } else
+      die("unknown argument " + a +
+          " (usage: --trace FILE [--sizes 0.01,0.1] [--csv] [--bytes] [--extra]"
+          " [--window F] [--reference FILE])");
   }
   if (path.empty())
     die("--trace FILE is required");
@@ -273,12 +374,23 @@ int main(int argc, char** argv) {
   if (t.keys.empty())
     die(path + ": no requests");
   if (bytes && t.sizes.empty())
-    die("--bytes needs a trace with sizes (the CSV format)");
+    die("--bytes needs a trace with sizes (the CSV format or `key size` lines)");
+  if (!std::ifstream(reference)) {
+    if (reference_given)
+      die("cannot open reference " + reference);
+    const size_t slash = path.find_last_of('/');
+    reference =
+        (slash == std::string::npos ? std::string(".") : path.substr(0, slash)) + "/reference.csv";
+  }
+  // The references count objects: no reference columns in byte mode.
+  const std::vector<reference_point> ref =
+      bytes ? std::vector<reference_point>{} : load_reference(reference);
   g_bytes = bytes;
   std::fprintf(stderr, "%s: %zu requests, %llu distinct keys, %llu distinct bytes\n",
                t.name.c_str(), t.keys.size(), static_cast<unsigned long long>(t.distinct),
                static_cast<unsigned long long>(t.distinct_bytes));
-  std::printf("trace,size,policy,requests,misses,miss_ratio\n");
+  std::printf("trace,size,policy,requests,misses,miss_ratio,best_ref,best_ref_miss_ratio,delta,"
+              "lru_miss_ratio,delta_lru\n");
   std::stringstream ss(sizes);
   std::string f;
   while (std::getline(ss, f, ',')) {
@@ -286,17 +398,23 @@ int main(int argc, char** argv) {
     if (!(frac > 0))
       die("sizes must be positive fractions");
     const double base = static_cast<double>(bytes ? t.distinct_bytes : t.distinct);
-    const uint64_t cap = std::max<uint64_t>(1, static_cast<uint64_t>(std::llround(frac * base)));
-    row(t, f, "kura", run_kura(t, cap, bytes, true, 0.0));
-    row(t, f, "lru", run_lru(t, cap));
-    row(t, f, "belady", run_belady(t, cap));
+    // floor, as libCacheSim (its cs 1% is 14 of 1,409)
+    const uint64_t cap =
+        std::max<uint64_t>(1, static_cast<uint64_t>(std::floor(frac * base + 1e-9)));
+    row_context ctx;
+    ctx.best = best_reference(ref, t.name, frac);
+    ctx.lru_misses = run_lru(t, cap);
+    row(t, f, "kura", run_kura(t, cap, bytes, true, kura::memory_cache_config{}.window_fraction),
+        ctx);
+    row(t, f, "lru", ctx.lru_misses, ctx);
+    row(t, f, "belady", run_belady(t, cap), ctx);
     if (extra) {
-      row(t, f, "kura-static", run_kura(t, cap, bytes, false, 0.01, {}, 0));
+      row(t, f, "kura-static", run_kura(t, cap, bytes, false, 0.01, {}, 0), ctx);
       row(t, f, "kura-hc",
-          run_kura(t, cap, bytes, true, 0.01, kura::window_adaptation::hill_climbing, 0));
+          run_kura(t, cap, bytes, true, 0.01, kura::window_adaptation::hill_climbing, 0), ctx);
       if (window >= 0) {
         std::string name = "kura-w" + std::to_string(window);
-        row(t, f, name.c_str(), run_kura(t, cap, bytes, false, window));
+        row(t, f, name.c_str(), run_kura(t, cap, bytes, false, window), ctx);
       }
     }
   }

@@ -318,7 +318,7 @@ public:
       client c(port);
       if (c.ok()) {
         auto r = c.call({"PING"});
-        if (r && *r == "+PONG\r\n")
+        if (r && (*r == "+PONG\r\n" || r->rfind("-NOAUTH", 0) == 0)) // NOAUTH: a password is set
           return true;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));

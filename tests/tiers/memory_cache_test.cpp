@@ -8,6 +8,7 @@
 
 #include <doctest/doctest.h>
 
+#include <list>
 #include <map>
 #include <string>
 #include <vector>
@@ -31,8 +32,8 @@ std::string key_of(uint64_t i) {
 // The byte formula documented in tiers/entry_table.hpp for one small node
 // (short key and value, hlc equal to the table's base or absent, node id < 128).
 uint64_t node_charge(const entry& e) {
-  size_t n = 9 + 1 + 1 + (e.expiry_ms ? 8 : 0) + (e.ver.hlc ? 1 : 0) + (e.ver.node ? 1 : 0)
-             + e.key.size() + e.value.size();
+  size_t n = 9 + 1 + 1 + (e.expiry_ms ? 8 : 0) + (e.ver.hlc ? 1 : 0) + (e.ver.node ? 1 : 0) +
+             e.key.size() + e.value.size();
   return std::max<size_t>(16, (n + 3) / 4 * 4);
 }
 
@@ -239,7 +240,7 @@ TEST_CASE("l2: a new key enters only when it is more frequent than the victim") 
   CHECK(evicted == std::vector<std::string>{"new"});
   // A newcomer seen often enough wins against the victim.
   for (int r = 0; r < 8; ++r)
-    (void) l2.get("hot", 0);
+    (void)l2.get("hot", 0);
   REQUIRE(l2.put(make("hot", "v"), 0).ok());
   CHECK(l2.contains("hot"));
   CHECK(evicted.size() == 2);
@@ -256,7 +257,7 @@ TEST_CASE("l2: probation hits are promoted, protected overflow is demoted") {
   // Protected holds at most 8 of 10: promoting 9 demotes the oldest one.
   for (int i = 0; i < 10; ++i)
     if (i != 3)
-      (void) l2.get(key_of(i), 0);
+      (void)l2.get(key_of(i), 0);
   CHECK(l2.keys_protected().size() == 8);
   CHECK(l2.keys_probation().size() == 2);
   // The demoted ones are the least recently promoted: k3 then k0.
@@ -271,8 +272,7 @@ TEST_CASE("l2: byte-bounded standalone tier with expiry and erase") {
   fake_clock clk;
   l2_lfu l2(1 << 16);
   for (int i = 0; i < 100; ++i)
-    REQUIRE(l2.put(make(key_of(i), std::string(100, 'v'), clk.now_ms() + 10), clk.now_ms())
-              .ok());
+    REQUIRE(l2.put(make(key_of(i), std::string(100, 'v'), clk.now_ms() + 10), clk.now_ms()).ok());
   CHECK(l2.stats().entries == 100);
   CHECK(l2.stats().bytes <= l2.capacity());
   CHECK(*l2.erase("k5"));
@@ -402,9 +402,9 @@ TEST_CASE("memory_cache: expiry is lazy and swept in both regions") {
   fake_clock clk;
   memory_cache m(objects_config(100, false, 0.2));
   for (int i = 0; i < 100; ++i)
-    REQUIRE(m.put(make(key_of(i), "v", clk.now_ms() + 10 + static_cast<uint64_t>(i % 2)),
-                  clk.now_ms())
-              .ok());
+    REQUIRE(
+        m.put(make(key_of(i), "v", clk.now_ms() + 10 + static_cast<uint64_t>(i % 2)), clk.now_ms())
+            .ok());
   CHECK(m.l1_stats().entries == 20);
   CHECK(m.l2_stats().entries == 80);
   clk.advance_ms(10);
@@ -526,7 +526,7 @@ TEST_CASE("policy_sim: an LRU-only setting behaves as LRU, admission resists a s
   detail::policy_sim tiny(10, 0, 1);
   for (int r = 0; r < 5; ++r)
     for (int k = 0; k < 10; ++k)
-      (void) tiny.access(h(k));
+      (void)tiny.access(h(k));
   for (int k = 100; k < 1100; ++k)
     CHECK_FALSE(tiny.access(h(k)));
   // Aging halves the hot keys' counts during the scan, and the small sketch
@@ -536,4 +536,113 @@ TEST_CASE("policy_sim: an LRU-only setting behaves as LRU, admission resists a s
     hits += tiny.access(h(k));
   CHECK(hits >= 7);
   CHECK(tiny.memory_bytes() > 0);
+}
+
+TEST_CASE("l2: sampled-LFU victims replace rare keys, never the frequent ones SLRU guards") {
+  // 50 frequent keys (estimated frequency 8, never hit, so they sit at the
+  // least recently used end of probation), then 50 rare ones (frequency 1);
+  // then 50 candidates of frequency 3. SLRU compares each candidate with
+  // its least recently used entry, a frequent key, and admits none; sampled
+  // LFU finds a rare key among its 5 draws and replaces it.
+  for (bool lfu : {false, true}) {
+    CAPTURE(lfu);
+    l2_lfu l2(100, {}, true);
+    l2.set_main_lfu(lfu);
+    CHECK(l2.main_lfu() == lfu);
+    for (int i = 0; i < 50; ++i) {
+      REQUIRE(l2.put(make("f" + std::to_string(i), "v"), 0).ok());
+      for (int r = 0; r < 7; ++r)
+        l2.sketch().increment(hash64("f" + std::to_string(i)));
+    }
+    for (int i = 0; i < 50; ++i)
+      REQUIRE(l2.put(make("r" + std::to_string(i), "v"), 0).ok());
+    int admitted = 0;
+    for (int i = 0; i < 50; ++i) {
+      const std::string c = "c" + std::to_string(i);
+      l2.sketch().increment(hash64(c));
+      l2.sketch().increment(hash64(c));
+      REQUIRE(l2.put(make(c, "v"), 0).ok());
+      admitted += l2.contains(c);
+    }
+    int frequent_left = 0, rare_left = 0;
+    for (int i = 0; i < 50; ++i) {
+      frequent_left += l2.contains("f" + std::to_string(i));
+      rare_left += l2.contains("r" + std::to_string(i));
+    }
+    CHECK(frequent_left == 50);
+    CHECK(l2.stats().entries == 100);
+    if (lfu) {
+      CHECK(admitted >= 30);
+      CHECK(rare_left == 50 - admitted);
+    } else {
+      CHECK(admitted == 0);
+      CHECK(rare_left == 50);
+    }
+  }
+}
+
+TEST_CASE("memory_cache: on sweeps where LRU is optimal it adapts to a full window") {
+  // zigzag (LIRS2's stress trace): keys 0..1999 swept forward, then
+  // backward, 26 times. At each turn LRU keeps the last 200 keys, which are
+  // exactly the next 200 requested; a frequency filter holds a fixed set
+  // that is hit once per sweep. The window must grow to the whole cache and
+  // the cache must miss no more than an LRU of the same size (+1% of the
+  // requests for the time adaptation takes).
+  const uint64_t cap = 200;
+  memory_cache m(objects_config(cap, true, 0.0));
+  std::list<int> lru;
+  std::map<int, std::list<int>::iterator> where;
+  uint64_t misses = 0, lru_misses = 0, requests = 0;
+  for (int sweep = 0; sweep < 26; ++sweep)
+    for (int j = 0; j < 2000; ++j) {
+      const int k = sweep % 2 == 0 ? j : 1999 - j;
+      ++requests;
+      const std::string key = key_of(static_cast<uint64_t>(k));
+      if (!m.get(key, 0)->has_value()) {
+        ++misses;
+        REQUIRE(m.put(make(key, "v"), 0).ok());
+      }
+      if (auto it = where.find(k); it != where.end()) {
+        lru.splice(lru.begin(), lru, it->second);
+      } else {
+        ++lru_misses;
+        lru.push_front(k);
+        where[k] = lru.begin();
+        if (lru.size() > cap) {
+          where.erase(lru.back());
+          lru.pop_back();
+        }
+      }
+    }
+  CHECK(m.window_capacity() == cap);
+  CHECK(misses <= lru_misses + requests / 100);
+}
+
+TEST_CASE("memory_cache: a scan does not flush a hot set") {
+  // 500 hot keys read at random, then a scan of 200,000 one-off keys with
+  // every other read still going to the hot set: the adapted cache keeps the
+  // hot set (an LRU of 1000 would lose most of it to the scan).
+  memory_cache m(objects_config(1000, true, 0.0));
+  rng r(5);
+  auto access = [&](const std::string& k) {
+    if (m.get(k, 0)->has_value())
+      return true;
+    REQUIRE(m.put(make(k, "v"), 0).ok());
+    return false;
+  };
+  for (int i = 0; i < 50000; ++i)
+    (void)access("hot" + std::to_string(r.below(500)));
+  uint64_t hot_hits = 0, hot_reads = 0;
+  for (int i = 0; i < 400000; ++i) {
+    if (i % 2 == 0) {
+      const bool hit = access("hot" + std::to_string(r.below(500)));
+      if (i >= 200000) { // the second half of the scan
+        ++hot_reads;
+        hot_hits += hit;
+      }
+    } else {
+      (void)access("scan" + std::to_string(i));
+    }
+  }
+  CHECK(hot_hits >= hot_reads * 95 / 100);
 }

@@ -1,0 +1,318 @@
+// The prewarm predictor, the entry point a newcomer reads first.
+//
+//   record(access) ─▶ key profiles (hour-of-week, frequent keys)  ─┐
+//                  ─▶ pattern profiles (learned key shapes)        ├─▶ make_plan(now, memory)
+//                  ─▶ co-access pairs (B within Δt after A)        ─┘   prefetch_for(A)
+//   record_write   ─▶ per-pattern write outcomes ─▶ choose_tier(key), suggest_ttl(key, ttl)
+//   observe(cycle) ─▶ anomaly detector ─▶ alerts
+//   save / load    ─▶ model_store (a checksummed file beside the node's data)
+//
+// Every cycle (`interval_ms`) the host asks make_plan() for the keys to load
+// into memory: keys whose probability of a read in the near part of the
+// prediction window (`load_horizon_ms`) is at least `min_confidence`, ranked
+// by expected hits saved per byte, within a byte budget and a load-rate
+// budget, and only while the resident keys predicted hotter than a candidate
+// plus what the plan already loads still fit the memory: a prewarm never
+// needs room that hotter-predicted entries hold. The host loads them through
+// its normal promotion path and reports loads and hits back, from which the
+// predictor reports precision (hits / loads).
+//
+// Memory: every table is bounded; together they stay within `memory_bytes`
+// whatever the key count (keys, patterns, pairs and tracked writes are
+// evicted by sampling, least useful first). Time comes in as `now_ms`
+// arguments, randomness from a seeded rng, storage through model_store: the
+// core is deterministic and includes no CAF.
+// Thread safety: not thread-safe; owned by one actor (or one thread).
+#pragma once
+
+#include "predictor/anomaly.hpp"
+#include "predictor/coaccess.hpp"
+#include "predictor/key_pattern.hpp"
+#include "predictor/model_file.hpp"
+#include "predictor/time_profile.hpp"
+#include "tiers/frequency_sketch.hpp"
+#include "tiers/random.hpp"
+#include "tiers/status.hpp"
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace kura::predictor {
+
+struct predictor_config {
+  uint64_t memory_bytes = 32ull << 20;              ///< kura.prewarm.memory-bytes
+  uint64_t interval_ms = minute_ms;                 ///< kura.prewarm.interval
+  uint64_t prediction_window_ms = day_ms;           ///< kura.prewarm.prediction-window
+  uint64_t load_horizon_ms = hour_ms;               ///< the near part the plan loads for
+  double min_confidence = 0.7;                      ///< kura.prewarm.min-confidence
+  uint64_t max_bytes_per_cycle = 64ull << 20;       ///< byte budget of one plan
+  uint64_t max_load_bytes_per_second = 16ull << 20; ///< load-rate budget
+  size_t max_keys_per_cycle = 100'000;
+  /// Prefetch co-accessed keys when a key is read (off by default: it did not
+  /// pay on the measured traces, see bench/RESULTS.md "Predictor").
+  bool coaccess_prefetch = false;
+  coaccess_config coaccess;
+  /// Apply the tier choice to new writes (off by default, see RESULTS.md).
+  bool tier_choice = false;
+  /// kura.prewarm.adjust-ttl: apply TTL suggestions (else only suggest).
+  bool adjust_ttl = false;
+  uint64_t min_ttl_ms = 1000;
+  uint64_t max_ttl_ms = 30 * day_ms;
+  uint32_t min_write_evidence = 32;  ///< closed writes of a pattern before it decides
+  uint64_t read_soon_ms = minute_ms; ///< "read immediately" for the tier choice
+  uint64_t write_track_ms = hour_ms; ///< how long a write is followed for a read
+  profile_params profile;
+  anomaly_config anomaly;
+  uint64_t seed = 0x707265646963ull;
+};
+
+/// Which tier answered an access.
+enum class access_tier : uint8_t { l1, l2, l3, l4, miss };
+
+/// One sampled access (a read).
+struct access_event {
+  std::string_view key;
+  uint64_t time_ms = 0;
+  access_tier tier = access_tier::miss;
+  uint32_t size = 0; ///< bytes the entry occupies in memory (0 = unknown)
+};
+
+/// What the plan needs to know about memory.
+class memory_view {
+public:
+  virtual ~memory_view() = default;
+  virtual bool resident(std::string_view key) const = 0;
+  virtual uint64_t capacity_bytes() const = 0;
+};
+
+struct plan_item {
+  std::string key;          ///< a key, or a pattern when `is_pattern`
+  std::string pattern;      ///< the key's learned pattern
+  double confidence = 0;    ///< probability of a read within the horizon
+  double expected_hits = 0; ///< hits the load saves (expected hours with reads)
+  uint64_t bytes = 0;
+  bool is_pattern = false;
+};
+
+struct prewarm_plan {
+  uint64_t at_ms = 0;
+  uint64_t horizon_ms = 0;
+  std::vector<plan_item> items;
+  uint64_t bytes = 0;
+  size_t candidates = 0; ///< keys above min-confidence before budgets
+  size_t held_back = 0;  ///< candidates refused to protect hotter residents
+  double survival = 1;   ///< estimated share of loads still resident at their read
+};
+
+enum class tier_choice : uint8_t { memory, l1, l3 };
+const char* to_string(tier_choice t);
+
+struct ttl_suggestion {
+  uint64_t ttl_ms = 0;  ///< the suggested TTL (the asked one when unchanged)
+  bool changed = false; ///< differs from the asked TTL
+  bool applied = false; ///< changed and adjust_ttl is on: use ttl_ms
+  const char* reason = "too little evidence";
+};
+
+struct predictor_stats {
+  uint64_t events = 0;
+  uint64_t writes = 0;
+  size_t tracked_keys = 0;
+  size_t patterns = 0;
+  size_t coaccess_sources = 0;
+  uint64_t model_bytes = 0;
+  uint64_t plans = 0;
+  uint64_t prewarm_loads = 0;
+  uint64_t prewarm_bytes = 0;
+  uint64_t prewarm_hits = 0; ///< loads that served a read while resident
+  uint64_t prefetch_loads = 0;
+  uint64_t prefetch_hits = 0;
+  uint64_t ttl_longer = 0;
+  uint64_t ttl_shorter = 0;
+  uint64_t tier_l3_only = 0;
+  uint64_t tier_l1 = 0;
+  double precision() const {
+    const uint64_t loads = prewarm_loads + prefetch_loads;
+    return loads ? static_cast<double>(prewarm_hits + prefetch_hits) / loads : 0.0;
+  }
+};
+
+class predictor {
+public:
+  explicit predictor(predictor_config cfg = {});
+
+  // -- learning ----------------------------------------------------------------
+
+  /// Records a sampled read.
+  void record(const access_event& e);
+  /// Records a write of `key` with a TTL (0 = none).
+  void record_write(std::string_view key, uint64_t now_ms, uint64_t ttl_ms, uint32_t size);
+
+  // -- prewarm -----------------------------------------------------------------
+
+  /// The keys to load now (see the file comment).
+  prewarm_plan make_plan(uint64_t now_ms, const memory_view& mem);
+  /// Everything predicted over the whole prediction window above
+  /// min-confidence (keys and patterns), for `kura prewarm --dry-run`; no
+  /// budgets, nothing marked as loaded.
+  prewarm_plan preview(uint64_t now_ms, size_t limit) const;
+  /// Co-accessed keys to prefetch after a read of `key` (empty unless
+  /// coaccess_prefetch), not resident ones.
+  std::vector<std::string> prefetch_for(std::string_view key, uint64_t now_ms,
+                                        const memory_view& mem);
+  /// The host loaded `key` for a plan (`prefetch` = for prefetch_for).
+  void on_loaded(std::string_view key, uint64_t bytes, uint64_t now_ms, bool prefetch = false);
+  /// A loaded key was read `lead_ms` after its load; `resident`: it was still
+  /// in memory (the load bought a hit) or not (evicted before its read). This
+  /// feedback teaches the plan how long a load survives in this memory: the
+  /// plan looks only as far ahead as loads survive (survival >= min-confidence).
+  /// The same outcome also calibrates the plan's confidence: loads are
+  /// bucketed by the probability the profile gave them, and a bucket's
+  /// realised hit rate (loads read while resident / loads) replaces the
+  /// profile's figure as evidence accumulates; a load not read within twice
+  /// the horizon counts as a miss (see tick()).
+  void on_load_read(std::string_view key, uint64_t lead_ms, bool resident, bool prefetch = false);
+  /// The confidence the plan uses for a profile probability `q`.
+  double calibrated(double q) const;
+  /// (used, loads) per calibration bucket of q in [0.5, 1.0) by 0.05.
+  std::vector<std::pair<double, double>> calibration_table() const;
+  /// How far ahead the plan looks now (<= load_horizon_ms; 0 = loads do not
+  /// survive long enough in this memory to be worth making).
+  uint64_t effective_horizon_ms() const;
+  struct survival_row {
+    uint64_t lead_bound_ms; ///< reads with lead up to this bound
+    double survived, lost;  ///< (decayed) counts in this bucket
+  };
+  /// The survival feedback, for reports.
+  std::vector<survival_row> survival_table() const;
+
+  // -- writes: tier and TTL ------------------------------------------------------
+
+  /// Where a new write of `key` should go (counted in the stats).
+  tier_choice choose_tier(std::string_view key);
+  /// The TTL to use for a write of `key` asked with `ttl_ms` (within bounds);
+  /// counts a change when adjust_ttl is on.
+  ttl_suggestion suggest_ttl(std::string_view key, uint64_t ttl_ms);
+
+  // -- anomalies -----------------------------------------------------------------
+
+  std::vector<alert> observe(const observation& o) { return anomalies_.observe(o); }
+  const anomaly_detector& anomalies() const { return anomalies_; }
+
+  // -- upkeep and state -----------------------------------------------------------
+
+  /// Per-cycle upkeep: closes tracked writes whose outcome is known.
+  void tick(uint64_t now_ms);
+  predictor_stats stats() const;
+  const predictor_config& config() const { return cfg_; }
+  /// Bytes the model holds now (<= memory_bytes).
+  uint64_t bytes() const;
+  /// The learned pattern of a key.
+  std::string pattern_of(std::string_view key) const { return shapes_.pattern_of(key); }
+  /// Probability of a read of `key` in [from, to), nullopt when not tracked.
+  std::optional<double> key_probability(std::string_view key, uint64_t from_ms, uint64_t to_ms,
+                                        uint64_t now_ms) const;
+
+  /// The model as a sealed blob (model_file.hpp).
+  std::string serialize() const;
+  /// Replaces the model with a sealed blob; on any error the model is empty and
+  /// the error says why (the caller logs it and carries on).
+  status deserialize(std::string_view blob);
+  status save(model_store& store) const { return store.write(serialize()); }
+  /// Loads the stored model if there is one (nothing stored: ok, empty model).
+  status load(model_store& store);
+
+private:
+  struct key_slot {
+    time_profile profile;
+    uint32_t size = 0;
+    uint64_t last_load_ms = 0; ///< 0 = never loaded by a plan
+    float planned_q = 0;       ///< profile probability when last planned
+    float load_q = 0;          ///< profile probability of the open load
+    bool load_open = false;    ///< loaded, outcome not known yet
+  };
+  struct pattern_slot {
+    time_profile profile;
+    uint64_t writes = 0, ttl_writes = 0;
+    uint64_t read_soon = 0, read_later = 0, never_read = 0;
+    uint64_t read_before_expiry = 0, reread_after_expiry = 0, expired_unread = 0;
+    uint64_t last_ms = 0;
+  };
+  struct write_track {
+    uint64_t write_ms = 0;
+    uint64_t expiry_ms = 0;
+    bool read = false;
+    std::string pattern;
+  };
+  static constexpr size_t survival_buckets = 11;
+  static constexpr uint64_t survival_bound_min[survival_buckets] = {1,  2,   4,   8,   15,  30,
+                                                                    60, 120, 240, 480, 1440};
+  /// Survival of loads read within bucket j's bound (prior: 2 survivals).
+  double survival(size_t j) const;
+  static constexpr uint64_t key_slot_overhead = sizeof(key_slot) + 64;
+  static constexpr uint64_t pattern_slot_overhead = sizeof(pattern_slot) + 64;
+  uint64_t key_budget() const;
+  uint64_t pattern_budget() const;
+  size_t write_track_limit() const;
+  void admit(std::string_view key, const access_event& e);
+  pattern_slot& pattern(const std::string& p, uint64_t now_ms);
+  void trim_patterns(uint64_t now_ms);
+  void close_write(const std::string& key, write_track& w, uint64_t now_ms);
+  void reset();
+
+  predictor_config cfg_;
+  rng rng_;
+  frequency_sketch sketch_;
+  key_patterns shapes_;
+  coaccess_table pairs_;
+  anomaly_detector anomalies_;
+  std::unordered_map<std::string, key_slot> keys_;
+  uint64_t key_bytes_ = 0;
+  std::unordered_map<std::string, pattern_slot> patterns_;
+  uint64_t pattern_bytes_ = 0;
+  std::unordered_map<std::string, write_track> writes_;
+  std::deque<std::pair<std::string, uint64_t>> write_order_;
+  uint64_t write_bytes_ = 0;
+  predictor_stats st_;
+  /// Keys that may reach min-confidence within the horizon, rebuilt hourly
+  /// (hour probabilities change only with new evidence within an hour), so a
+  /// cycle looks at a short list instead of every tracked key.
+  std::vector<std::string> shortlist_;
+  uint64_t shortlist_hour_ = UINT64_MAX;
+  static constexpr size_t calibration_buckets = 10; // q in [0.5, 1.0) by 0.05
+  static size_t calibration_bucket(double q);
+  void load_outcome(key_slot& slot, bool used);
+  float cal_used_[calibration_buckets] = {};
+  float cal_loads_[calibration_buckets] = {};
+  std::deque<std::pair<std::string, uint64_t>> open_loads_;
+  float survived_[survival_buckets] = {};
+  float lost_[survival_buckets] = {};
+};
+
+/// 1-in-N sampler for the hot path: a countdown with seeded jitter (mean N), so
+/// deciding costs a decrement.
+class sampler {
+public:
+  explicit sampler(uint32_t one_in = 1, uint64_t seed = 1) : n_(one_in ? one_in : 1), rng_(seed) {
+    left_ = next_gap();
+  }
+  bool operator()() {
+    if (--left_ != 0)
+      return false;
+    left_ = next_gap();
+    return true;
+  }
+  uint32_t one_in() const { return n_; }
+
+private:
+  uint32_t next_gap() { return n_ == 1 ? 1 : 1 + static_cast<uint32_t>(rng_.below(2 * n_ - 1)); }
+  uint32_t n_;
+  rng rng_;
+  uint32_t left_ = 1;
+};
+
+} // namespace kura::predictor

@@ -1,0 +1,492 @@
+// The predictor core with a fake clock and seeded workloads.
+#include "predictor/predictor.hpp"
+#include "test_util.hpp"
+#include "tiers/clock.hpp"
+#include "tiers/random.hpp"
+
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <set>
+#include <unordered_set>
+
+using namespace kura::predictor;
+using kura::errc;
+using kura::rng;
+
+namespace {
+
+// Monday 2023-11-13 00:00 UTC.
+constexpr uint64_t monday = 1'699'833'600'000ull;
+
+uint64_t at(int week, int weekday, int hour, int minute = 0) {
+  return monday + week * week_ms + weekday * day_ms + hour * hour_ms + minute * minute_ms;
+}
+
+struct set_memory final : memory_view {
+  std::unordered_set<std::string> keys;
+  uint64_t cap = 1'000'000;
+  bool resident(std::string_view k) const override { return keys.count(std::string(k)) != 0; }
+  uint64_t capacity_bytes() const override { return cap; }
+};
+
+access_event read(std::string_view key, uint64_t t, uint32_t size = 100) {
+  access_event e;
+  e.key = key;
+  e.time_ms = t;
+  e.size = size;
+  return e;
+}
+
+} // namespace
+
+TEST_CASE("hour_of_week counts from Monday 00:00 UTC") {
+  CHECK(hour_of_week(monday) == 0);
+  CHECK(hour_of_week(at(0, 1, 8)) == 32);
+  CHECK(hour_of_week(at(3, 6, 23, 59)) == 167);
+}
+
+TEST_CASE("a weekday-morning key is learned, with confidence growing with evidence") {
+  profile_params p;
+  time_profile prof(at(0, 0, 0));
+  double after_two_days = 0;
+  for (int week = 0; week < 3; ++week)
+    for (int d = 0; d < 5; ++d) {
+      prof.record(at(week, d, 8, 10), p);
+      prof.record(at(week, d, 8, 40), p); // same hour: counted once
+      if (week == 0 && d == 1)
+        after_two_days = prof.hour_probability(at(0, 2, 8) / hour_ms, at(0, 1, 23), p);
+    }
+  const uint64_t now = at(3, 0, 6);
+  const double mon8 = prof.hour_probability(at(3, 0, 8) / hour_ms, now, p);
+  const double sat8 = prof.hour_probability(at(3, 5, 8) / hour_ms, now, p);
+  const double mon3 = prof.hour_probability(at(3, 0, 15) / hour_ms, now, p);
+  CHECK(mon8 > 0.8);
+  CHECK(sat8 < 0.4);
+  CHECK(mon3 < 0.05);
+  CHECK(after_two_days < 0.7); // two observations are not enough
+  CHECK(after_two_days < mon8);
+  CHECK(prof.hours_seen() == 15);
+  // The window Monday 07:30-08:30 covers half of the 08 hour.
+  const double w = prof.window_probability(at(3, 0, 7, 30), at(3, 0, 8, 30), now, p);
+  CHECK(w == doctest::Approx(mon8 / 2).epsilon(0.01));
+}
+
+TEST_CASE("a Monday key is learned by the weekly bins") {
+  profile_params p;
+  time_profile prof(at(0, 0, 0));
+  for (int week = 0; week < 4; ++week)
+    prof.record(at(week, 0, 10, 5), p);
+  const uint64_t now = at(4, 0, 1);
+  CHECK(prof.hour_probability(at(4, 0, 10) / hour_ms, now, p) > 0.7);
+  CHECK(prof.hour_probability(at(4, 1, 10) / hour_ms, now, p) < 0.3);
+  // An hour already read has probability 0 (the event happened).
+  time_profile q(at(0, 0, 0));
+  q.record(at(0, 0, 9, 1), p);
+  CHECK(q.hour_probability(at(0, 0, 9) / hour_ms, at(0, 0, 9, 30), p) == 0);
+}
+
+TEST_CASE("decay: an old habit fades") {
+  profile_params p;
+  time_profile prof(at(0, 0, 0));
+  for (int d = 0; d < 14; ++d)
+    prof.record(at(0, d, 8, 0), p);
+  const double fresh = prof.hour_probability(at(2, 0, 8) / hour_ms, at(2, 0, 0), p);
+  const double stale = prof.hour_probability(at(20, 0, 8) / hour_ms, at(20, 0, 0), p);
+  CHECK(fresh > 0.8);
+  CHECK(stale < 0.2);
+  CHECK(prof.weight(at(20, 0, 0), p) < prof.weight(at(2, 0, 0), p) / 8);
+}
+
+TEST_CASE("key patterns are learned from shapes and from value variety") {
+  key_patterns kp(8);
+  CHECK(kp.learn("user:1042:profile") == "user:*:profile");
+  CHECK(kp.learn("user:7:profile") == "user:*:profile");
+  CHECK(kp.learn("/images/ksc-logo.gif") == "/images/ksc-logo.gif");
+  const char* names[] = {"alice", "bob",   "carol", "dave", "erin",
+                         "frank", "grace", "heidi", "ivan", "judy"};
+  std::string last;
+  for (const char* n : names)
+    last = kp.learn(std::string("session:") + n + ":cart");
+  CHECK(last == "session:*:cart");
+  CHECK(kp.pattern_of("session:mallory:cart") == "session:*:cart");
+  // A position with few values stays literal.
+  CHECK(kp.learn("session:alice:wishlist") == "session:*:wishlist");
+  CHECK(kp.pattern_of("video:dQw4w9WgXcQ") == "video:*");
+}
+
+TEST_CASE("the plan loads the morning keys before the morning, not the evening keys") {
+  predictor_config cfg;
+  predictor pr(cfg);
+  rng r(7);
+  // Two weeks: 20 morning keys read on weekdays 08-09, 20 evening keys 19-20.
+  for (int week = 0; week < 2; ++week)
+    for (int d = 0; d < 7; ++d) {
+      if (d < 5)
+        for (int k = 0; k < 20; ++k)
+          pr.record(read("morning:" + std::to_string(k), at(week, d, 8, r.below(60))));
+      for (int k = 0; k < 20; ++k)
+        pr.record(read("evening:" + std::to_string(k), at(week, d, 19, r.below(60))));
+    }
+  set_memory mem;
+  auto plan = pr.make_plan(at(2, 0, 7, 58), mem);
+  std::set<std::string> keys;
+  for (auto& it : plan.items) {
+    keys.insert(it.key);
+    CHECK(it.confidence >= cfg.min_confidence);
+    CHECK(it.pattern == "morning:*");
+  }
+  CHECK(keys.size() == 20);
+  // Saturday morning: nothing from the weekday set.
+  auto sat = pr.make_plan(at(2, 5, 7, 58), mem);
+  CHECK(sat.items.empty());
+  // Loaded keys are not planned again within the horizon.
+  for (auto& it : plan.items)
+    pr.on_loaded(it.key, it.bytes, at(2, 0, 7, 58));
+  CHECK(pr.make_plan(at(2, 0, 8, 5), mem).items.empty());
+  // Resident keys are never planned.
+  for (int k = 0; k < 20; ++k)
+    mem.keys.insert("evening:" + std::to_string(k));
+  CHECK(pr.make_plan(at(2, 0, 18, 45), mem).items.empty());
+  // The dry-run preview lists keys and patterns over the whole window.
+  auto pv = pr.preview(at(2, 0, 0), 100);
+  CHECK(pv.candidates == 40);
+  bool has_pattern = false;
+  for (auto& it : pv.items)
+    has_pattern |= it.is_pattern && it.key == "morning:*";
+  CHECK(has_pattern);
+}
+
+TEST_CASE("the plan keeps to its byte budget and protects hotter residents") {
+  predictor_config cfg;
+  cfg.max_bytes_per_cycle = 1000; // ten keys of 100 bytes
+  predictor pr(cfg);
+  for (int d = 0; d < 10; ++d)
+    for (int k = 0; k < 30; ++k)
+      pr.record(read("k:" + std::to_string(k), at(0, d, 8, k)));
+  set_memory mem;
+  auto plan = pr.make_plan(at(1, 3, 7, 58), mem);
+  CHECK(plan.candidates == 30);
+  CHECK(plan.items.size() == 10);
+  CHECK(plan.bytes <= 1000);
+  // Memory of 1000 bytes, 8 hotter (always-read) keys resident: room for 2.
+  predictor pr2(predictor_config{});
+  for (int h = 0; h < 24 * 10 + 8; ++h) // every hour up to day 10 07:xx
+    for (int k = 0; k < 8; ++k)
+      pr2.record(read("hot:" + std::to_string(k), at(0, 0, 0) + h * hour_ms + k * 1000));
+  for (int d = 0; d < 10; ++d)
+    for (int k = 0; k < 30; ++k)
+      pr2.record(read("k:" + std::to_string(k), at(0, d, 8, k)));
+  set_memory small;
+  small.cap = 1000;
+  for (int k = 0; k < 8; ++k)
+    small.keys.insert("hot:" + std::to_string(k));
+  auto p2 = pr2.make_plan(at(1, 3, 7, 58), small);
+  CHECK(p2.items.size() == 2);
+  CHECK(p2.held_back == 28);
+}
+
+TEST_CASE("the model stays within memory-bytes whatever the key count") {
+  predictor_config cfg;
+  cfg.memory_bytes = 1 << 20;
+  cfg.coaccess_prefetch = true;
+  predictor pr(cfg);
+  rng r(42);
+  uint64_t t = at(0, 0, 0);
+  for (int i = 0; i < 300'000; ++i) {
+    t += 200;
+    const uint64_t k = r.chance(0.5) ? r.below(200) : r.next();
+    const std::string key = "obj:" + std::to_string(k) + ":" + std::to_string(k % 7) + "x";
+    pr.record(read(key, t));
+    if (i % 3 == 0)
+      pr.record_write("w:" + std::to_string(r.next()), t, 0, 10);
+    if (i % 1000 == 0)
+      pr.tick(t);
+    if (i % 50'000 == 0)
+      INFO("seed 42, step " << i);
+  }
+  auto s = pr.stats();
+  INFO("bytes " << pr.bytes() << " keys " << s.tracked_keys);
+  CHECK(pr.bytes() <= cfg.memory_bytes);
+  CHECK(s.tracked_keys > 100);
+  // The frequent keys made it into the table.
+  CHECK(pr.key_probability("obj:5:5x", t, t + hour_ms, t).has_value());
+}
+
+TEST_CASE("co-access: B after A is prefetched when enabled") {
+  predictor_config cfg;
+  cfg.coaccess_prefetch = true;
+  predictor pr(cfg);
+  rng r(3);
+  uint64_t t = at(0, 0, 0);
+  for (int i = 0; i < 10; ++i) {
+    pr.record(read("page:index", t));
+    pr.record(read("img:logo", t + 500));
+    pr.record(read("noise:" + std::to_string(r.next()), t + 900));
+    t += 10 * minute_ms;
+  }
+  set_memory mem;
+  auto f = pr.prefetch_for("page:index", t, mem);
+  REQUIRE(f.size() == 1);
+  CHECK(f[0] == "img:logo");
+  mem.keys.insert("img:logo");
+  CHECK(pr.prefetch_for("page:index", t, mem).empty());
+  predictor off{predictor_config{}};
+  off.record(read("a", t));
+  off.record(read("b", t + 1));
+  CHECK(off.prefetch_for("a", t, set_memory{}).empty());
+}
+
+TEST_CASE("TTL: longer for keys re-read after expiry, shorter for keys never read") {
+  predictor_config cfg;
+  cfg.adjust_ttl = true;
+  cfg.min_write_evidence = 16;
+  predictor pr(cfg);
+  uint64_t t = at(0, 0, 0);
+  for (int i = 0; i < 40; ++i) {
+    const std::string s = "sess:" + std::to_string(i);
+    pr.record_write(s, t, 60'000, 50);
+    access_event e = read(s, t + 90'000);
+    e.tier = access_tier::miss; // expired: a miss, and the client asks again
+    pr.record(e);
+    pr.record_write("tmp:" + std::to_string(i), t, 60'000, 50);
+    t += 1000;
+  }
+  pr.tick(t + 2 * hour_ms);
+  auto longer = pr.suggest_ttl("sess:999", 60'000);
+  CHECK(longer.ttl_ms == 120'000);
+  CHECK(longer.applied);
+  auto shorter = pr.suggest_ttl("tmp:999", 60'000);
+  CHECK(shorter.ttl_ms == 30'000);
+  auto unknown = pr.suggest_ttl("other:1", 60'000);
+  CHECK(!unknown.changed);
+  CHECK(pr.stats().ttl_longer == 1);
+  CHECK(pr.stats().ttl_shorter == 1);
+  // Bounds hold.
+  cfg.max_ttl_ms = 100'000;
+  predictor bounded(cfg);
+  t = at(0, 0, 0);
+  for (int i = 0; i < 40; ++i) {
+    const std::string s = "sess:" + std::to_string(i);
+    bounded.record_write(s, t, 60'000, 50);
+    access_event e = read(s, t + 90'000);
+    bounded.record(e);
+    t += 1000;
+  }
+  CHECK(bounded.suggest_ttl("sess:1", 60'000).ttl_ms == 100'000);
+  // Without adjust-ttl it only suggests.
+  cfg.adjust_ttl = false;
+  predictor quiet(cfg);
+  CHECK(!quiet.suggest_ttl("sess:1", 60'000).applied);
+}
+
+TEST_CASE("tier choice: written-never-read goes to L3, read-at-once to L1") {
+  predictor pr{predictor_config{}};
+  uint64_t t = at(0, 0, 0);
+  for (int i = 0; i < 64; ++i) {
+    pr.record_write("log:" + std::to_string(i), t, 0, 10);
+    pr.record_write("hot:" + std::to_string(i), t, 0, 10);
+    pr.record(read("hot:" + std::to_string(i), t + 100));
+    pr.record_write("mix:" + std::to_string(i), t, 0, 10);
+    if (i % 3 == 0)
+      pr.record(read("mix:" + std::to_string(i), t + 10 * minute_ms));
+    t += 1000;
+  }
+  pr.tick(t + 2 * hour_ms);
+  CHECK(pr.choose_tier("log:1000") == tier_choice::l3);
+  CHECK(pr.choose_tier("hot:1000") == tier_choice::l1);
+  CHECK(pr.choose_tier("mix:1000") == tier_choice::memory);
+  CHECK(pr.choose_tier("new:1") == tier_choice::memory);
+}
+
+TEST_CASE("anomalies: each threshold alerts within one cycle and clears") {
+  anomaly_detector d;
+  observation o;
+  o.requests = 1000;
+  o.memory_hits = 950;
+  o.l1_latency_ms = 0.05;
+  o.l2_latency_ms = 0.2;
+  o.storage_budget = 1000;
+  o.storage_bytes = 500;
+  uint64_t t = at(0, 0, 0);
+  auto step = [&](observation x) {
+    x.now_ms = t;
+    t += minute_ms;
+    return d.observe(x);
+  };
+  for (int i = 0; i < 10; ++i)
+    CHECK(step(o).empty());
+  observation f = o;
+  f.memory_hits = 500;
+  auto s = step(f);
+  REQUIRE(s.size() == 1);
+  CHECK(s[0].kind == alert_kind::hit_ratio);
+  CHECK(s[0].start_ms == t - minute_ms);
+  CHECK(s[0].reason.find("below") != std::string::npos);
+  f = o;
+  f.l1_latency_ms = 5;
+  f.l2_latency_ms = 25;
+  f.storage_bytes = 950;
+  f.sync_failures = 2;
+  s = step(f);
+  CHECK(s.size() == 4);
+  CHECK(d.active().size() == 5);
+  for (int i = 0; i < 3; ++i)
+    step(o);
+  CHECK(d.active().empty());
+  CHECK(d.recent().size() == 5);
+  for (const auto& a : d.recent())
+    CHECK(a.end_ms > a.start_ms);
+  // Too few requests: no hit-ratio verdict.
+  f = o;
+  f.requests = 10;
+  f.memory_hits = 0;
+  CHECK(step(f).empty());
+}
+
+TEST_CASE("anomalies: the hour-of-week baseline catches a rate collapse, not noise") {
+  anomaly_detector d;
+  rng r(11);
+  uint64_t raised = 0;
+  uint64_t t = at(0, 0, 0);
+  for (int m = 0; m < 2 * 7 * 24 * 60; ++m, t += minute_ms) {
+    observation o;
+    o.now_ms = t;
+    // The cycle ending at t measured [t - 1 min, t).
+    const unsigned h = static_cast<unsigned>(((t - minute_ms) / hour_ms) % 24);
+    const double base = (h >= 8 && h < 20) ? 600 : 100;
+    o.requests = static_cast<uint64_t>(base * (0.9 + 0.2 * r.uniform()));
+    o.memory_hits = static_cast<uint64_t>(o.requests * (0.93 + 0.04 * r.uniform()));
+    raised += d.observe(o).size();
+  }
+  INFO("seed 11");
+  CHECK(raised < 24 * 14 / 24); // well under one per simulated hour (none expected)
+  observation drop;
+  drop.now_ms = at(2, 0, 10);
+  drop.requests = 60;
+  drop.memory_hits = 57;
+  auto s = d.observe(drop);
+  REQUIRE(!s.empty());
+  CHECK(s[0].kind == alert_kind::request_rate);
+}
+
+TEST_CASE("the model survives a restart; a corrupt model is discarded, never a crash") {
+  kura::testing::temp_dir dir("kura-predictor");
+  predictor_config cfg;
+  cfg.coaccess_prefetch = true;
+  predictor pr(cfg);
+  for (int week = 0; week < 2; ++week)
+    for (int d = 0; d < 5; ++d)
+      for (int k = 0; k < 10; ++k) {
+        pr.record(read("m:" + std::to_string(k), at(week, d, 8, k)));
+        pr.record_write("w:" + std::to_string(k), at(week, d, 8, k), 0, 10);
+      }
+  file_model_store store(dir.sub("predictor.model"));
+  {
+    predictor empty(cfg);
+    CHECK(empty.load(store).ok()); // nothing stored yet
+    CHECK(empty.stats().tracked_keys == 0);
+  }
+  REQUIRE(pr.save(store).ok());
+  predictor back(cfg);
+  REQUIRE(back.load(store).ok());
+  CHECK(back.stats().tracked_keys == pr.stats().tracked_keys);
+  CHECK(back.stats().patterns == pr.stats().patterns);
+  const uint64_t now = at(2, 0, 7, 50);
+  set_memory mem;
+  CHECK(back.make_plan(now, mem).items.size() == pr.make_plan(now, mem).items.size());
+  CHECK(*back.key_probability("m:3", now, now + hour_ms, now) ==
+        doctest::Approx(*pr.key_probability("m:3", now, now + hour_ms, now)));
+
+  // Every single flipped byte and every truncation is caught.
+  const std::string blob = pr.serialize();
+  for (size_t i = 0; i < blob.size(); i += 97) {
+    std::string bad = blob;
+    bad[i] ^= 0x5a;
+    predictor p2(cfg);
+    auto st = p2.deserialize(bad);
+    CHECK(!st.ok());
+    CHECK(p2.stats().tracked_keys == 0);
+  }
+  for (size_t n : {size_t(0), size_t(5), size_t(20), blob.size() / 2, blob.size() - 1}) {
+    predictor p2(cfg);
+    CHECK(!p2.deserialize(blob.substr(0, n)).ok());
+  }
+  {
+    std::ofstream f(dir.sub("predictor.model"), std::ios::binary | std::ios::trunc);
+    f << "garbage that is not a model";
+  }
+  predictor p3(cfg);
+  auto st = p3.load(store);
+  CHECK(st.code() == errc::foreign_file);
+  CHECK(p3.stats().tracked_keys == 0);
+  // A model saved with a larger budget loads into a smaller one, trimmed.
+  predictor_config tiny = cfg;
+  tiny.memory_bytes = 64 * 1024;
+  predictor p4(tiny);
+  REQUIRE(p4.deserialize(blob).ok());
+  CHECK(p4.bytes() <= tiny.memory_bytes);
+}
+
+TEST_CASE("the sampler keeps about one in N") {
+  sampler s(16, 5);
+  int kept = 0;
+  for (int i = 0; i < 160'000; ++i)
+    kept += s() ? 1 : 0;
+  CHECK(kept > 9000);
+  CHECK(kept < 11000);
+  sampler all(1);
+  CHECK(all());
+  CHECK(all());
+}
+
+TEST_CASE(
+    "the plan learns from its own record: misses stop loads, short survival shrinks the horizon") {
+  predictor_config cfg;
+  predictor pr(cfg);
+  for (int week = 0; week < 3; ++week)
+    for (int d = 0; d < 7; ++d)
+      for (int k = 0; k < 20; ++k)
+        pr.record(read("daily:" + std::to_string(k), at(week, d, 8, 10 + k)));
+  set_memory mem;
+  auto first = pr.make_plan(at(3, 0, 7, 58), mem);
+  REQUIRE(first.items.size() == 20);
+  CHECK(pr.effective_horizon_ms() == cfg.load_horizon_ms);
+  // Every load is evicted before its read, at short leads.
+  for (auto& it : first.items) {
+    pr.on_loaded(it.key, it.bytes, at(3, 0, 7, 58));
+    pr.on_load_read(it.key, 3 * minute_ms, false);
+  }
+  CHECK(pr.stats().prewarm_loads == 20);
+  CHECK(pr.stats().prewarm_hits == 0);
+  CHECK(pr.stats().precision() == 0);
+  CHECK(pr.effective_horizon_ms() < 4 * minute_ms);
+  CHECK(pr.make_plan(at(3, 1, 7, 58), mem).items.empty());
+  // The record survives a restart with the model.
+  predictor back(cfg);
+  REQUIRE(back.deserialize(pr.serialize()).ok());
+  CHECK(back.effective_horizon_ms() == pr.effective_horizon_ms());
+  CHECK(back.calibrated(0.9) == doctest::Approx(pr.calibrated(0.9)));
+}
+
+TEST_CASE("loads never read within two horizons count against their confidence bucket") {
+  predictor_config cfg;
+  predictor pr(cfg);
+  for (int week = 0; week < 3; ++week)
+    for (int d = 0; d < 7; ++d)
+      for (int k = 0; k < 20; ++k)
+        pr.record(read("daily:" + std::to_string(k), at(week, d, 8, 10 + k)));
+  set_memory mem;
+  const double before = pr.calibrated(0.9);
+  auto plan = pr.make_plan(at(3, 0, 7, 58), mem);
+  REQUIRE(!plan.items.empty());
+  for (auto& it : plan.items)
+    pr.on_loaded(it.key, it.bytes, at(3, 0, 7, 58));
+  pr.tick(at(3, 0, 7, 58) + 2 * cfg.load_horizon_ms);
+  double after = 1;
+  for (auto& it : plan.items)
+    after = std::min(after, pr.calibrated(it.confidence));
+  CHECK(after < before);
+  CHECK(after < cfg.min_confidence);
+}
