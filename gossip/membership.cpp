@@ -301,6 +301,14 @@ void membership::set_state(member_info& m, member_state st, uint64_t inc, uint64
   }
 }
 
+void membership::report_unreachable(node_id id, uint64_t now) {
+  auto it = members_.find(id);
+  if (!started_ || id == cfg_.self || it == members_.end() ||
+      it->second.state != member_state::alive)
+    return;
+  suspect(id, it->second.inc, cfg_.self, now);
+}
+
 void membership::suspect(node_id id, uint64_t inc, node_id by, uint64_t now) {
   auto& m = members_[id];
   set_state(m, member_state::suspect, inc, now, by);

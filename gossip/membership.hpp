@@ -90,6 +90,11 @@ public:
   /// Advances timers: probes, suspicion timeouts, push-pull, join retries.
   void tick(uint64_t now);
 
+  /// The transport lost its connection to `id` (a reset, not a slow probe):
+  /// suspect it now instead of waiting for the next failed probe. No-op for
+  /// ourselves and for members not alive.
+  void report_unreachable(node_id id, uint64_t now);
+
   // -- the view -------------------------------------------------------------
 
   /// Sorted ids of the members in the ring: alive or suspect, self included

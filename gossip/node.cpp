@@ -16,6 +16,8 @@ node::node(node_config cfg, uint64_t rng_seed, std::unique_ptr<replica_store> st
 // -- lifecycle ------------------------------------------------------------------
 
 void node::start(uint64_t now, uint64_t incarnation) {
+  // Never mint a version below what the store holds (a restart with its disk).
+  hlc_.observe(store_->max_version(), now);
   members_.start(now, incarnation);
   next_sync_ms_ =
       now + cfg_.members.sync_interval_ms / 2 + rng_.below(cfg_.members.sync_interval_ms / 2 + 1);
@@ -138,6 +140,10 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
     // the key; the floor is recorded when the key leaves the store (handoff,
     // tombstone collection), which keeps the floor map small on replicas.
     ++stats_.replicated;
+    if (cfg_.ack_after_invalidation && invalidations_.holders(e.key) > 0) {
+      deferred_acks_[e.key].emplace_back(from, r->rid);
+      return;
+    }
     send(from, replicate_ack_msg{r->rid, key_version{e.key, hv.hlc, hv.node}});
   } else if (auto* a = std::get_if<replicate_ack_msg>(&msg)) {
     version held = a->held.ver();
@@ -192,6 +198,7 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
     send(from, invalidate_ack_msg{inv->kv});
   } else if (auto* ia = std::get_if<invalidate_ack_msg>(&msg)) {
     invalidations_.acknowledge(from, ia->kv);
+    release_acks(ia->kv.key);
   } else if (auto* d = std::get_if<ae_digest_msg>(&msg)) {
     if (d->prefix_bits == 0 && !d->reply) {
       auto diff = ae::differing(ae::level1(*store_, shared_mask(from)), d->digests);
@@ -265,6 +272,26 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
   }
 }
 
+void node::release_acks(const std::string& key) {
+  auto it = deferred_acks_.find(key);
+  if (it == deferred_acks_.end() || invalidations_.holders(key) > 0)
+    return;
+  auto held = store_->get(key);
+  version hv = held ? held->ver : version{};
+  auto acks = std::move(it->second);
+  deferred_acks_.erase(it);
+  for (auto& [to, rid] : acks) {
+    if (to != id()) {
+      send(to, replicate_ack_msg{rid, key_version{key, hv.hlc, hv.node}});
+    } else if (auto* w = writes_.ack(rid, to, hv)) {
+      if (!w->reported && w->acks >= w->needed)
+        finish_write(*w, true);
+      if (w->reported && w->waiting.empty())
+        writes_.erase(rid);
+    }
+  }
+}
+
 // -- client calls ---------------------------------------------------------------
 
 uint64_t node::write(const std::string& key, const std::string& value, uint64_t now, bool tombstone,
@@ -287,7 +314,12 @@ uint64_t node::write(const std::string& key, const std::string& value, uint64_t 
   for (node_id t : plan.targets) {
     if (t == id()) {
       apply_entry(e, now);
-      ++acks;
+      if (cfg_.ack_after_invalidation && invalidations_.holders(key) > 0) {
+        waiting.insert(t); // our own copy counts once its near holders dropped theirs
+        deferred_acks_[key].emplace_back(t, rid);
+      } else {
+        ++acks;
+      }
     } else {
       waiting.insert(t);
       send(t, replicate_msg{rid, wire_entry::from(e)});
@@ -400,6 +432,8 @@ void node::tick(uint64_t now) {
       if (!w.reported)
         finish_write(w, false);
       for (node_id t : w.waiting) {
+        if (t == id())
+          continue; // our own copy is applied; only its ack was held back
         hints_.add(t, w.e);
         ++stats_.hints_stored;
       }
@@ -418,6 +452,10 @@ void node::tick(uint64_t now) {
     }
     ++stats_.invalidations_sent;
     send(holder, invalidate_msg{kv});
+  }
+  for (auto it = deferred_acks_.begin(); it != deferred_acks_.end();) {
+    auto key = (it++)->first; // release_acks may erase the entry
+    release_acks(key);
   }
   // Reads waiting on a fetch: next replica, or answer from what we have.
   for (auto it = reads_.begin(); it != reads_.end();) {

@@ -43,6 +43,10 @@ struct node_config {
   /// Minimum time between two ring rebuilds (0 = rebuild on every view
   /// change). Large clusters set it so a burst of joins costs one rebuild.
   uint64_t ring_settle_ms = 0;
+  /// A replica acknowledges a replicated write only once every near-cache
+  /// holder of the key acknowledged its invalidation (or was declared dead),
+  /// so no node serves a near copy older than a write that returned (kura-node).
+  bool ack_after_invalidation = false;
 };
 
 /// The answer to a client call.
@@ -67,6 +71,8 @@ public:
 
   status on_message(node_id from, std::string_view bytes, uint64_t now);
   void tick(uint64_t now);
+  /// The transport lost its connection to `peer`: suspect it at once.
+  void peer_unreachable(node_id peer, uint64_t now) { members_.report_unreachable(peer, now); }
 
   // -- client calls ----------------------------------------------------------
 
@@ -157,6 +163,10 @@ private:
     uint64_t deadline = 0;
   };
   std::map<uint64_t, pending_read> reads_;
+  // replicate acks held back until the key's near holders are invalidated:
+  // key -> (coordinator, rid)
+  std::map<std::string, std::vector<std::pair<node_id, uint64_t>>> deferred_acks_;
+  void release_acks(const std::string& key);
   // handoff: key -> replicas that confirmed holding our version
   std::map<std::string, std::map<node_id, version>> handoff_acks_;
   counters stats_;

@@ -68,6 +68,9 @@ public:
   uint64_t bucket_digest(uint16_t b) const { return buckets_[b]; }
   /// XOR of the slot's four bucket digests (kept as well, for level 1).
   uint64_t slot_digest(uint16_t slot) const { return slots_[slot]; }
+  /// The highest version ever applied (or found at open): the node seeds its
+  /// HLC with it at start, so it never mints a version below what it holds.
+  version max_version() const { return max_version_; }
   /// Order-independent fingerprint of one stored item (key + version).
   static uint64_t item_digest(const entry& e);
 
@@ -75,6 +78,11 @@ protected:
   /// Implementations call this for every change of a key: `before` is what was
   /// held (nullptr: nothing), `after` what is held now (nullptr: nothing).
   void changed(const entry* before, const entry* after);
+  /// Raises max_version() to `v` (a version held before, no longer stored).
+  void note_version(const version& v) {
+    if (max_version_ < v)
+      max_version_ = v;
+  }
   /// Forgets every digest (an implementation that was cleared).
   void reset_digests();
 
@@ -94,6 +102,7 @@ private:
   std::vector<uint64_t> slots_;
   std::vector<uint32_t> counts_;   // items per slot
   std::vector<uint64_t> occupied_; // bit per slot: counts_ != 0
+  version max_version_;
 };
 
 /// The in-memory store (the simulator's model). Copyable: kura-sim keeps

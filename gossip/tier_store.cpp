@@ -83,6 +83,8 @@ status tier_store::build_index() {
     e.flags = m.flags;
     changed(nullptr, &e);
   }
+  // L3 remembers versions it no longer holds (collected, erased) as well.
+  note_version(l3_->max_version());
   return {};
 }
 
@@ -210,14 +212,6 @@ status tier_store::flush() {
   if (auto s = l3_->flush(); !s)
     return s;
   return l4_ ? l4_->flush() : status{};
-}
-
-version tier_store::max_version() const {
-  version v = l3_->max_version();
-  for (auto& [k, m] : index_)
-    if (v < m.ver)
-      v = m.ver;
-  return v;
 }
 
 } // namespace kura::gossip

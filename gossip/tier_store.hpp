@@ -57,8 +57,6 @@ public:
   /// Commits everything now.
   status flush();
 
-  /// The highest version held (to seed the node's HLC at start).
-  version max_version() const;
   /// The last I/O error met by apply/erase/get (they answer false/nullopt).
   const std::optional<error>& last_error() const { return last_error_; }
 

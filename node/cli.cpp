@@ -2,11 +2,12 @@
 //   kura [--host=H] [--port=P] [--timeout=MS] [--json] [--user=U] [--password=P] COMMAND [ARGS]
 //   (credentials also from KURA_USER / KURA_PASSWORD: the node's users and ACLs apply)
 //   commands: status | stats | config | get KEY | set KEY VALUE [TTL_MS] | del KEY
-//             | expire KEY TTL_MS | tier KEY | flush | compact | archive
+//             | expire KEY TTL_MS | tier KEY | flush | compact | archive | members
 //             | audit [--file=PATH | --data-dir=DIR] [--since=T]
 // Human-readable tables by default, --json for scripts. Exit codes: 0 ok,
 // 1 the node answered with an error (or a usage error), 2 the node is not
 // reachable (connect is asynchronous and bounded by --timeout).
+#include "actors/cluster.hpp"
 #include "actors/messages.hpp"
 #include "node/archive_node.hpp"
 #include "node/cli_reply.hpp"
@@ -51,7 +52,67 @@ void usage() {
                "  status | stats | config | get KEY | set KEY VALUE [TTL_MS] | del KEY\n"
                "  expire KEY TTL_MS | tier KEY | flush\n"
                "  compact (progress bar; --json: final summary) | archive (L4 segments)\n"
-               "  audit [--file=PATH | --data-dir=DIR] [--since=T] (the node's audit log)\n";
+               "  audit [--file=PATH | --data-dir=DIR] [--since=T] (the node's audit log)\n"
+               "  members (cluster membership: id, address, state, incarnation, ring share)\n";
+}
+
+/// `kura members`: one row per member, or a JSON array of objects.
+int print_members(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& ops,
+                  bool json, std::chrono::milliseconds timeout) {
+  std::string answer, why;
+  bool answered = false;
+  self->request(ops, timeout, members_atom::value)
+    .receive([&](std::string& bytes) { answer = std::move(bytes), answered = true; },
+             [&](caf::error& err) { why = sys.render(err); });
+  if (!answered) {
+    std::cerr << "kura: no answer from the node (" << why << ")\n";
+    return 2;
+  }
+  auto env = decode_envelope(answer);
+  if (!env || env->type != static_cast<uint32_t>(cluster_msg_type::members)) {
+    std::cerr << "kura: bad answer from the node\n";
+    return 1;
+  }
+  auto rep = from_msgpack<members_reply>(env->payload);
+  if (!rep) {
+    std::cerr << "kura: bad answer from the node: " << rep.err().message << "\n";
+    return 1;
+  }
+  if (!rep->error.empty()) {
+    if (json)
+      std::cout << "{\"error\": " << node::json_str(rep->error) << "}\n";
+    std::cerr << "kura: " << rep->error << "\n";
+    return 1;
+  }
+  if (json) {
+    std::cout << "[";
+    for (size_t i = 0; i < rep->members.size(); ++i) {
+      auto& m = rep->members[i];
+      char share[32];
+      std::snprintf(share, sizeof(share), "%.6f", m.share);
+      std::cout << (i ? ", " : "") << "{\"id\": " << node::json_str(m.id)
+                << ", \"address\": " << node::json_str(m.address)
+                << ", \"state\": " << node::json_str(m.state) << ", \"incarnation\": " << m.incarnation
+                << ", \"share\": " << share << ", \"self\": " << (m.self ? "true" : "false")
+                << "}";
+    }
+    std::cout << "]\n";
+    return 0;
+  }
+  size_t w_id = 2, w_addr = 7;
+  for (auto& m : rep->members) {
+    w_id = std::max(w_id, m.id.size() + 1);
+    w_addr = std::max(w_addr, m.address.size());
+  }
+  auto pad = [](const std::string& s, size_t w) { return s + std::string(w - s.size() + 2, ' '); };
+  std::cout << pad("ID", w_id) << pad("ADDRESS", w_addr) << "STATE    INCARNATION  SHARE\n";
+  for (auto& m : rep->members) {
+    char share[32];
+    std::snprintf(share, sizeof(share), "%.1f%%", m.share * 100);
+    std::cout << pad(m.id + (m.self ? "*" : ""), w_id) << pad(m.address, w_addr)
+              << pad(m.state, 7) << pad(std::to_string(m.incarnation), 11) << share << "\n";
+  }
+  return 0;
 }
 
 bool parse_u64(const std::string& s, uint64_t& out) {
@@ -148,7 +209,7 @@ int main(int argc, char** argv) {
     need(2), req.op = kv_request::tier, req.key = o.args[1];
   } else if (cmd == "flush") {
     need(1), req.op = kv_request::flush;
-  } else if (cmd == "compact" || cmd == "archive") {
+  } else if (cmd == "compact" || cmd == "archive" || cmd == "members") {
     need(1);
   } else {
     std::cerr << "kura: unknown command '" << cmd << "'\n";
@@ -181,6 +242,8 @@ int main(int argc, char** argv) {
     unreachable(why);
   if (cmd == "compact" || cmd == "archive")
     finish(node::run_archive_command(sys, self, ops, cmd, o.json, timeout));
+  if (cmd == "members")
+    finish(print_members(sys, self, ops, o.json, timeout));
   std::string answer;
   bool answered = false;
   auto& cred = node::cli_credentials();

@@ -91,7 +91,16 @@ node_config::node_config() {
   opt_group{custom_options_, "kura.cluster"}
     .add(sync_interval, "sync-interval", "anti-entropy period")
     .add(heartbeat, "heartbeat", "membership heartbeat")
-    .add(replication_factor, "replication-factor", "copies of each key");
+    .add(replication_factor, "replication-factor", "copies of each key")
+    .add(cluster_node_id, "node-id", "this node's id in the cluster (kept in the data dir)")
+    .add(cluster_seeds, "seeds", "comma-separated host:port of other nodes' cluster ports")
+    .add(cluster_write_acks, "write-acks",
+         "copies that hold a write before it is acknowledged (0 = min(2, replication-factor))")
+    .add(cluster_secret, "secret", "shared secret peers must prove (HMAC challenge)")
+    .add(cluster_advertise, "advertise",
+         "host:port other nodes dial to reach this node (default: bind:cluster-port)")
+    .add(cluster_request_timeout, "request-timeout", "bound on every request to a peer")
+    .add(cluster_near_cache, "near-cache", "keep near copies of keys served for other owners");
   opt_group{custom_options_, "kura.security"}
     .add(requirepass, "requirepass", "password of the default user (AUTH <password>)")
     .add(aclfile, "aclfile", "ACL file (Redis format: user <name> <rules>...)")
@@ -219,6 +228,37 @@ std::string node_config::check_values() {
     return bad("kura.prewarm.min-confidence", "must be within 0..1");
   if (replication_factor == 0)
     return bad("kura.cluster.replication-factor", "at least 1");
+  if (effective_write_acks() > replication_factor)
+    return bad("kura.cluster.write-acks", "at most kura.cluster.replication-factor");
+  if (cluster_request_timeout.count() <= 0)
+    return bad("kura.cluster.request-timeout", "must be positive");
+  if (heartbeat.count() <= 0 || sync_interval.count() <= 0)
+    return bad("kura.cluster.heartbeat", "heartbeat and sync-interval must be positive");
+  if (cluster_node_id.size() > 128
+      || cluster_node_id.find_first_of("@, \t\r\n") != std::string::npos)
+    return bad("kura.cluster.node-id", "at most 128 characters, no '@', ',' or spaces");
+  if (cluster_enabled() && cluster_port == 0)
+    return bad("cluster-port", "a cluster node needs its cluster port");
+  auto host_port_ok = [](const std::string& one) {
+    auto c = one.rfind(':');
+    bool ok = !one.empty() && c != std::string::npos && c > 0 && c + 1 < one.size()
+              && c + 6 >= one.size()
+              && one.find_first_not_of("0123456789", c + 1) == std::string::npos;
+    if (ok) {
+      auto p = std::stoul(one.substr(c + 1));
+      ok = p > 0 && p <= 65535;
+    }
+    return ok;
+  };
+  if (!cluster_seeds.empty()) {
+    std::stringstream ss(cluster_seeds);
+    std::string one;
+    while (std::getline(ss, one, ','))
+      if (!host_port_ok(one))
+        return bad("kura.cluster.seeds", "comma-separated host:port, got '" + one + "'");
+  }
+  if (!cluster_advertise.empty() && !host_port_ok(cluster_advertise))
+    return bad("kura.cluster.advertise", "host:port, got '" + cluster_advertise + "'");
   if (!requirepass.empty() && !aclfile.empty())
     return bad("kura.security.requirepass",
                "not together with kura.security.aclfile (set the default user's password in the "
@@ -271,6 +311,7 @@ std::string node_config::parse_and_validate(int argc, char** argv) {
     {"kura.l3.fsync-batches", &l3_fsync_batches},
     {"kura.prewarm.enabled", &prewarm_enabled},
     {"kura.archive.enabled", &archive_enabled},
+    {"kura.cluster.near-cache", &cluster_near_cache},
     {"kura.security.protected-mode", &protected_mode},
     {"kura.security.audit-args", &audit_args},
     {"kura.security.metrics-loopback-only", &metrics_loopback_only},
@@ -316,6 +357,11 @@ std::string node_config::summary() const {
      << " l3=" << (l3_enabled ? (l3_sync ? "sync" : "write-behind") : "off")
      << (l3_enabled && !l3_sync ? (l3_fsync_batches ? " fsync-batches" : " no-fsync") : "")
      << " l4=" << (l3_enabled && archive_enabled ? archive_codec : std::string("off"));
+  if (cluster_enabled())
+    os << " cluster=" << cluster_node_id << " rf=" << replication_factor
+       << " write-acks=" << effective_write_acks()
+       << " seeds=" << (cluster_seeds.empty() ? std::string("none") : cluster_seeds)
+       << " secret=" << (cluster_secret.empty() ? "off" : "on");
   return os.str();
 }
 

@@ -12,6 +12,7 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/timestamp.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -69,6 +70,22 @@ struct node_config : caf::actor_system_config {
   caf::timespan sync_interval = std::chrono::seconds(30);
   caf::timespan heartbeat = std::chrono::seconds(10);
   uint64_t replication_factor = 2;
+  // -- kura.cluster (docs/cluster.md) ---------------------------------------------
+  std::string cluster_node_id;     ///< empty + no seeds: a lone node, as without a cluster
+  std::string cluster_seeds;       ///< comma-separated host:port of cluster ports
+  uint64_t cluster_write_acks = 0; ///< 0 = min(2, replication-factor)
+  std::string cluster_secret;      ///< HMAC challenge on connect; empty = none
+  std::string cluster_advertise;   ///< host:port peers dial (default bind:cluster-port)
+  caf::timespan cluster_request_timeout = std::chrono::seconds(2);
+  bool cluster_near_cache = true;
+
+  /// True when this node takes part in a cluster (a node id or seeds given).
+  bool cluster_enabled() const { return !cluster_node_id.empty() || !cluster_seeds.empty(); }
+  /// write-acks with the default resolved.
+  uint64_t effective_write_acks() const {
+    return cluster_write_acks != 0 ? cluster_write_acks
+                                   : std::min<uint64_t>(2, replication_factor);
+  }
 
   // -- kura.security (docs/security.md) ------------------------------------------
   std::string requirepass; ///< default user's password ("" = nopass)

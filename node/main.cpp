@@ -5,7 +5,9 @@
 // dir, corrupt L3) print one line and exit 1.
 #include "actors/archive_actors.hpp"
 #include "actors/store.hpp"
+#include "actors/cluster.hpp"
 #include "node/archive_node.hpp"
+#include "node/cluster_node.hpp"
 #include "node/config.hpp"
 #include "node/metrics.hpp"
 #include "node/ops.hpp"
@@ -16,6 +18,7 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <future>
 #include <iostream>
@@ -76,6 +79,13 @@ int main(int argc, char** argv) {
     return fail(err);
   if (cfg.cli_helptext_printed)
     return 0;
+  std::string cluster_id;
+  uint64_t incarnation = 0;
+  if (cfg.cluster_enabled()) {
+    if (auto e = node::resolve_cluster_identity(cfg, cluster_id, incarnation); !e.empty())
+      return fail(e);
+    node::set_cluster_transport_defaults(cfg);
+  }
 
   auto& clk = real_clock::instance();
   std::shared_ptr<l3_lmdb> l3db;
@@ -169,13 +179,19 @@ int main(int argc, char** argv) {
     rc_cfg.security.audit_fsync_every = static_cast<unsigned>(cfg.audit_fsync_every);
     rc_cfg.security.audit_args = cfg.audit_args;
     rc_cfg.security.node_name = cfg.bind + ":" + std::to_string(cfg.port);
+    actors::cluster_handles cluster;
+    if (cfg.cluster_enabled()) {
+      cluster = actors::spawn_cluster(sys, node::cluster_settings_of(cfg, cluster_id), incarnation);
+      rc_cfg.cluster = cluster.core;
+    }
     auto listening = std::make_shared<std::promise<std::string>>();
     auto ready = listening->get_future();
     auto resp = node::spawn_resp_server(sys, store.core, rc_cfg, metrics.get(), listening);
     std::string listen_err = ready.get();
     caf::actor ops;
     if (listen_err.empty() && cfg.cluster_port != 0) {
-      auto o = node::start_ops(sys, store, cfg, aux_bind, cfg.cluster_port, l4.compactor, resp);
+      auto o = node::start_ops(sys, store, cfg, aux_bind, cfg.cluster_port, l4.compactor, resp,
+                               cluster.coordinator);
       if (!o)
         listen_err = sys.render(o.error());
       else
@@ -189,13 +205,20 @@ int main(int argc, char** argv) {
                             : std::string{})
                 << (ops ? ", ops on " + cfg.bind + ":" + std::to_string(cfg.cluster_port)
                         : std::string{})
-                << " (" << cfg.summary() << ")" << std::endl;
+                << (cluster.core ? ", cluster node " + cluster_id : std::string{}) << " ("
+                << cfg.summary() << ")" << std::endl;
       int sig = wait_for_stop_signal();
       std::cerr << "kura-node: "
                 << (sig == SIGINT             ? "SIGINT"
                     : sig == shutdown_command ? "SHUTDOWN"
                                               : "SIGTERM")
                 << " received, flushing L3 and shutting down" << std::endl;
+    }
+    if (cluster.coordinator) {
+      // Leave the ring first (gossip `left`, hand off), then stop serving.
+      auto hb = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.heartbeat).count();
+      auto linger = std::clamp<int64_t>(2 * hb, 200, 3000);
+      actors::stop_cluster(sys, cluster, listen_err.empty() ? static_cast<uint64_t>(linger) : 0);
     }
     caf::anon_send_exit(resp, caf::exit_reason::user_shutdown);
     if (ops)

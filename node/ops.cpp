@@ -1,5 +1,6 @@
 #include "node/ops.hpp"
 
+#include "actors/cluster.hpp"
 #include "actors/messages.hpp"
 #include "node/archive_node.hpp"
 
@@ -18,6 +19,7 @@ using namespace actors;
 struct ops_state {
   caf::actor store;
   caf::actor l4;
+  caf::actor coordinator;
   caf::actor resp; ///< checks credentials (invalid: none)
   node_status config;
   uint64_t start_ms = 0;
@@ -142,14 +144,28 @@ caf::result<std::string> checked_ops(ops_self self, const std::string& user,
 }
 
 caf::behavior ops_actor(caf::stateful_actor<ops_state>* self, caf::actor store,
-                        node_status config, caf::actor l4, caf::actor resp) {
+                        node_status config, caf::actor l4, caf::actor resp,
+                        caf::actor coordinator) {
   self->state.store = std::move(store);
   self->state.l4 = std::move(l4);
   self->state.resp = std::move(resp);
+  self->state.coordinator = std::move(coordinator);
   self->state.config = std::move(config);
   self->state.start_ms = real_clock::instance().now_ms();
   self->set_default_handler(caf::drop);
   return {
+    [=](coord_atom) { return self->state.coordinator; },
+    [=](members_atom) -> caf::result<std::string> {
+      if (!self->state.coordinator) {
+        members_reply r;
+        r.error = "this node is not in a cluster (start it with --kura.cluster.node-id and "
+                  "--kura.cluster.seeds)";
+        return seal(static_cast<uint32_t>(cluster_msg_type::members), r);
+      }
+      auto rp = self->make_response_promise();
+      rp.delegate(self->state.coordinator, members_atom::value);
+      return rp;
+    },
     [=](ops_request_atom, const std::string& bytes) -> caf::result<std::string> {
       return checked_ops(self, {}, {}, bytes);
     },
@@ -164,7 +180,8 @@ caf::behavior ops_actor(caf::stateful_actor<ops_state>* self, caf::actor store,
 
 caf::expected<caf::actor> start_ops(caf::actor_system& sys, const store_handles& store,
                                     const node_config& cfg, const std::string& bind,
-                                    uint16_t port, caf::actor l4, caf::actor resp) {
+                                    uint16_t port, caf::actor l4, caf::actor resp,
+                                    caf::actor coordinator) {
   node_status conf;
   auto add = [&](std::string n, std::string v) {
     conf.names.push_back(std::move(n));
@@ -191,7 +208,8 @@ caf::expected<caf::actor> start_ops(caf::actor_system& sys, const store_handles&
   add("kura.archive.codec", cfg.archive_codec);
   add("kura.archive.max-bytes", std::to_string(cfg.archive_max_bytes));
   add("kura.archive.ttl-days", std::to_string(cfg.archive_ttl_days));
-  auto ops = sys.spawn(ops_actor, store.broker, std::move(conf), std::move(l4), std::move(resp));
+  auto ops = sys.spawn(ops_actor, store.broker, std::move(conf), std::move(l4), std::move(resp),
+                       std::move(coordinator));
   auto p = sys.middleman().publish(ops, port, bind.c_str(), true);
   if (!p) {
     caf::anon_send_exit(ops, caf::exit_reason::user_shutdown);

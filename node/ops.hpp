@@ -39,8 +39,12 @@ ops_credentials& cli_credentials(); // defined by the kura CLI
 /// compactor (invalid when L4 is off). `resp` is the RESP broker, which
 /// checks every request's credentials against the node's users and ACLs
 /// (invalid: no checks, for tests that run the ops actor alone).
+/// `coordinator` is the cluster coordinator (invalid when the node is alone):
+/// the ops actor hands it to peers (coord_atom) and asks it for `kura
+/// members` (members_atom).
 caf::expected<caf::actor> start_ops(caf::actor_system& sys, const actors::store_handles& store,
                                     const node_config& cfg, const std::string& bind,
-                                    uint16_t port, caf::actor l4 = {}, caf::actor resp = {});
+                                    uint16_t port, caf::actor l4 = {}, caf::actor resp = {},
+                                    caf::actor coordinator = {});
 
 } // namespace kura::node

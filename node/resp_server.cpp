@@ -1,11 +1,14 @@
 #include "node/resp_server.hpp"
 
+#include "node/cluster_routing.hpp"
 #include "node/metrics.hpp"
 #include "node/ops.hpp"
+#include "node/security.hpp"
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
+#include <deque>
 #include <iostream>
 #include <unordered_map>
 
@@ -25,6 +28,17 @@ constexpr uint32_t housekeeping_ms = 100;
 constexpr size_t batch_eager_ops = 256;
 /// Tracked keys checked for eviction per housekeeping tick (L3 off).
 constexpr size_t tracking_probe_budget = 1000;
+/// Routed commands in flight per connection (cluster nodes): beyond this the
+/// connection's later commands wait in its input.
+constexpr size_t max_routed_in_flight = 4096;
+
+/// A reply of a pipelined connection that may not be ready yet (cluster
+/// nodes): replies leave in command order, each as soon as it and all before
+/// it are done.
+struct reply_slot {
+  bool done = false;
+  out_buffer bytes;
+};
 
 struct conn {
   std::string in; ///< unconsumed input; a waiting command stays at its front
@@ -33,6 +47,9 @@ struct conn {
   bool waiting = false; ///< the command at the front waits for L3
   bool closing = false;
   bool halted = false; ///< commands paused for back-pressure
+  std::deque<reply_slot> slots; ///< replies in command order, oldest first
+  uint64_t first_slot = 0;      ///< number of the slot at slots.front()
+  bool in_process = false;      ///< process() is on the stack for this connection
 };
 
 struct resp_state {
@@ -56,6 +73,7 @@ struct resp_state {
 using self_ptr = stateful_actor<resp_state, broker>*;
 
 void process(self_ptr self, connection_handle hdl);
+void complete_slot(self_ptr self, connection_handle hdl, uint64_t n, out_buffer&& reply);
 
 /// Forgets a connection (already closed or being closed).
 void drop_conn(resp_state& st, std::unordered_map<connection_handle, conn>::iterator it) {
@@ -241,6 +259,33 @@ void start_fetch(self_ptr self, connection_handle hdl, const fetch_plan& plan) {
       [self, hdl](caf::error&) { on_listing(self, hdl, nullptr, false); });
 }
 
+/// A routed command's reply is in: send it and every finished one behind it.
+void complete_slot(self_ptr self, connection_handle hdl, uint64_t n, out_buffer&& reply) {
+  auto& st = self->state;
+  auto it = st.conns.find(hdl);
+  if (it == st.conns.end() || n < it->second.first_slot)
+    return; // the client left
+  conn& c = it->second;
+  auto& slot = c.slots[n - c.first_slot];
+  slot.done = true;
+  slot.bytes = std::move(reply);
+  auto& out = self->wr_buf(hdl);
+  bool sent = false;
+  while (!c.slots.empty() && c.slots.front().done) {
+    auto& b = c.slots.front().bytes;
+    out.insert(out.end(), b.begin(), b.end());
+    c.slots.pop_front();
+    ++c.first_slot;
+    sent = true;
+  }
+  if (c.in_process)
+    return; // process() flushes and goes on by itself
+  if (sent)
+    self->flush(hdl);
+  if (!c.in.empty() && !c.waiting && !c.halted)
+    process(self, hdl); // commands held back by max_routed_in_flight
+}
+
 /// Runs every complete command of `hdl` that can run now.
 void process(self_ptr self, connection_handle hdl) {
   auto& st = self->state;
@@ -248,6 +293,7 @@ void process(self_ptr self, connection_handle hdl) {
   if (it == st.conns.end())
     return;
   conn& c = it->second;
+  c.in_process = true;
   size_t off = 0;
   auto& out = self->wr_buf(hdl);
   st.facts.l3_queue_depth = st.core->queue_depth();
@@ -280,6 +326,40 @@ void process(self_ptr self, connection_handle hdl) {
         break;
       }
       auto& args = c.parser.args();
+      if (st.cfg.cluster) {
+        if (c.slots.size() >= max_routed_in_flight) {
+          c.parser.reset();
+          break; // resumed when replies drain
+        }
+        if (classify(st.cmds->registry(), args) == route::cluster) {
+          uint64_t n = c.first_slot + c.slots.size();
+          c.slots.emplace_back();
+          off += c.parser.consumed();
+          // the same AUTH / ACL check the command table makes before a handler
+          auto& reg = st.cmds->registry();
+          out_buffer refused;
+          if (!permit(st.cmds->security(), reg, reg.resolve(args), args, c.sess, refused,
+                      st.core->ks().clock().now_ms())) {
+            complete_slot(self, hdl, n, std::move(refused));
+            if (c.sess.quit)
+              c.closing = true;
+            continue;
+          }
+          run_clustered(*st.cfg.cluster, args, [self, hdl, n](out_buffer&& reply) {
+            complete_slot(self, hdl, n, std::move(reply));
+          });
+          continue;
+        }
+        if (!c.slots.empty()) { // a local reply behind routed ones waits its turn
+          c.slots.emplace_back();
+          c.slots.back().done = true;
+          st.cmds->execute(args, c.sess, c.slots.back().bytes);
+          off += c.parser.consumed();
+          if (c.sess.quit)
+            c.closing = true;
+          continue;
+        }
+      }
       st.cmds->plan(args, c.sess, st.plan);
       if (st.plan.kind == fetch_plan::none) {
         st.cmds->execute(args, c.sess, out);
@@ -298,6 +378,7 @@ void process(self_ptr self, connection_handle hdl) {
   }
   if (off > 0)
     c.in.erase(0, off);
+  c.in_process = false;
   if (st.core->pending_ops() >= batch_eager_ops)
     st.core->flush_writes(false);
   self->flush(hdl);

@@ -16,6 +16,7 @@
 // Thread safety: runs on the multiplexer thread; talk to it with messages.
 #pragma once
 
+#include "actors/cluster.hpp"
 #include "actors/store.hpp"
 #include "node/commands.hpp"
 #include "node/resp_parser.hpp"
@@ -43,6 +44,9 @@ struct resp_server_config {
   uint32_t read_buffer_bytes = 4096;
   uint32_t metrics_interval_ms = 1000;
   node_facts facts; ///< initial facts (version, data dir, start time)
+  /// The cluster coordinator's core; null when the node is alone. Then key
+  /// commands are routed through it (node/cluster_routing.hpp).
+  std::shared_ptr<actors::cluster_core> cluster;
   security_config security; ///< users, ACL file, protected mode, audit log
 };
 

@@ -102,8 +102,9 @@ public:
   size_t sweep_expired(uint64_t now_ms, size_t budget) override;
   status clear() override;
   /// bytes = LMDB pages in use (every tree + the two meta pages) x page size,
-  /// plus the payload of pending writes; entries = live entries (committed
-  /// ones adjusted by the pending writes and deletes);
+  /// plus the payload of pending writes; entries = records (committed ones
+  /// adjusted by the pending writes and deletes; in cluster mode tombstone
+  /// records count too);
   /// capacity_bytes = the size budget.
   tier_stats stats() const override;
   /// Committed entries that carry an expiry (INFO keyspace's expires=).

@@ -176,3 +176,24 @@ TEST_CASE("kura-sim seeds run on the real tiers (L3 + L4 in temp dirs)") {
   }
   CHECK(made.load() >= seeds * 3);
 }
+
+TEST_CASE("a node seeds its HLC from the store: no version below what the disk holds") {
+  testing::temp_dir d("kura-tierstore");
+  fake_clock clk;
+  version high{version::make_hlc(9'000'000'000'000ull, 5), 3}; // far ahead of any wall clock
+  {
+    auto s = open_store(d, clk);
+    REQUIRE(s->apply(val("k", "from-the-future", high.hlc, high.node)));
+    CHECK(s->erase("k")); // collected: only L3's max_version remembers it
+  }
+  auto s = open_store(d, clk);
+  CHECK(s->max_version() == high);
+  node_config cfg = sim::sim_node_config(1, 1);
+  node n(cfg, 7, std::move(s));
+  n.start(1'000);
+  uint64_t rid = n.write("k", "now", 1'000);
+  auto res = n.take_results();
+  REQUIRE_FALSE(res.empty());
+  CHECK(res.back().req == rid);
+  CHECK(res.back().e.ver > high);
+}

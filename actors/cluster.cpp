@@ -1,0 +1,607 @@
+#include "actors/cluster.hpp"
+
+#include "tiers/clock.hpp"
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <chrono>
+#include <deque>
+#include <iostream>
+#include <random>
+
+namespace kura::actors {
+
+// -- cluster_core -----------------------------------------------------------------
+
+namespace {
+
+gossip::node_config make_node_config(const cluster_settings& s, gossip::node_id gid) {
+  gossip::node_config nc;
+  nc.members.self = gid;
+  nc.members.addr = member_addr(s.name, s.advertise.empty() ? s.host + ":" + std::to_string(s.port)
+                                                            : s.advertise);
+  nc.members.probe_interval_ms = s.heartbeat_ms;
+  nc.members.probe_timeout_ms = std::max<uint64_t>(1, s.heartbeat_ms * 3 / 10);
+  nc.members.sync_interval_ms = s.sync_ms;
+  nc.ring.rf = s.replication_factor;
+  nc.write_acks = s.write_acks;
+  nc.retry_ms = std::max<uint64_t>(50, s.request_timeout_ms / 4);
+  nc.write_timeout_ms = 2 * s.request_timeout_ms;
+  nc.read_timeout_ms = s.request_timeout_ms;
+  nc.near_ttl_ms = s.near_cache ? 60'000 : 0;
+  nc.ack_after_invalidation = true;
+  return nc;
+}
+
+const char* state_name(gossip::member_state st) {
+  return gossip::to_string(st);
+}
+
+} // namespace
+
+cluster_core::cluster_core(cluster_settings s) : s_(std::move(s)), gid_(gossip_id_of(s_.name)) {}
+
+void cluster_core::start(uint64_t now, std::vector<gossip::node_id> seeds, uint64_t incarnation) {
+  auto nc = make_node_config(s_, gid_);
+  nc.members.seeds = std::move(seeds);
+  std::random_device rd;
+  uint64_t seed = (static_cast<uint64_t>(rd()) << 32) ^ rd() ^ now;
+  node_.emplace(nc, seed);
+  node_->start(now, incarnation);
+  pump();
+}
+
+std::vector<std::string> cluster_core::owners(std::string_view key) const {
+  std::vector<std::string> out;
+  if (!node_)
+    return out;
+  for (auto id : node_->current_ring().replicas(key))
+    out.push_back(name_of(id));
+  return out;
+}
+
+void cluster_core::write(const std::string& key, const std::string& value, uint64_t expiry_ms,
+                         bool tombstone, result_fn fn) {
+  if (!node_) {
+    gossip::client_result r;
+    r.write = true;
+    fn(r);
+    return;
+  }
+  auto now = real_clock::instance().now_ms();
+  auto rid = node_->write(key, value, now, tombstone, expiry_ms);
+  waiting_.emplace(rid, std::move(fn));
+  pump();
+}
+
+void cluster_core::read(const std::string& key, result_fn fn) {
+  if (!node_) {
+    gossip::client_result r;
+    fn(r);
+    return;
+  }
+  auto now = real_clock::instance().now_ms();
+  auto rid = node_->read(key, now);
+  waiting_.emplace(rid, std::move(fn));
+  pump();
+}
+
+status cluster_core::on_message(gossip::node_id from, std::string_view bytes, uint64_t now) {
+  if (!node_)
+    return status{};
+  auto st = node_->on_message(from, bytes, now);
+  pump();
+  return st;
+}
+
+void cluster_core::after(uint64_t ms, std::function<void()> fn) {
+  timers_.emplace(real_clock::instance().now_ms() + ms, std::move(fn));
+}
+
+void cluster_core::tick(uint64_t now) {
+  while (!timers_.empty() && timers_.begin()->first <= now) {
+    auto fn = std::move(timers_.begin()->second);
+    timers_.erase(timers_.begin());
+    fn();
+  }
+  if (!node_)
+    return;
+  node_->tick(now);
+  pump();
+}
+
+void cluster_core::peer_unreachable(gossip::node_id peer, uint64_t now) {
+  if (!node_)
+    return;
+  node_->peer_unreachable(peer, now);
+  pump();
+}
+
+void cluster_core::leave(uint64_t now) {
+  if (!node_)
+    return;
+  node_->leave(now);
+  pump();
+}
+
+void cluster_core::pump() {
+  if (!node_)
+    return;
+  auto& out = node_->out();
+  if (!out.empty()) {
+    gossip::outbox batch;
+    batch.swap(out);
+    if (send)
+      for (auto& o : batch)
+        send(o.to, std::move(o.bytes));
+  }
+  for (auto& r : node_->take_results()) {
+    auto it = waiting_.find(r.req);
+    if (it == waiting_.end())
+      continue;
+    auto fn = std::move(it->second);
+    waiting_.erase(it);
+    fn(r);
+  }
+}
+
+std::string cluster_core::addr_of(gossip::node_id id) const {
+  if (!node_)
+    return {};
+  auto m = node_->members().info(id);
+  return m ? m->addr : std::string{};
+}
+
+std::string cluster_core::name_of(gossip::node_id id) const {
+  if (id == gid_)
+    return s_.name;
+  std::string name, hp;
+  split_member_addr(addr_of(id), name, hp);
+  return name.empty() ? std::to_string(id) : name;
+}
+
+members_reply cluster_core::members() const {
+  members_reply rep;
+  if (!node_) {
+    rep.error = "not joined yet (waiting for a seed)";
+    return rep;
+  }
+  // Share: the fraction of ring positions whose owner (first replica) is the member.
+  std::map<gossip::node_id, long double> share;
+  auto& r = node_->current_ring();
+  auto& toks = r.tokens();
+  for (size_t i = 0; i < toks.size(); ++i) {
+    uint64_t prev = i == 0 ? toks.back() : toks[i - 1];
+    uint64_t len = toks[i] - prev; // wraps for i == 0
+    if (toks.size() == 1)
+      len = ~uint64_t{0};
+    share[r.token_replicas(i)[0]] += static_cast<long double>(len);
+  }
+  for (auto& [id, m] : node_->members().members()) {
+    member_row row;
+    split_member_addr(m.addr, row.id, row.address);
+    if (row.id.empty())
+      row.id = std::to_string(id);
+    row.state = state_name(m.state);
+    row.incarnation = m.inc;
+    row.share = static_cast<double>(share[id] / 18446744073709551616.0L);
+    row.gossip_id = id;
+    row.self = id == gid_;
+    rep.members.push_back(std::move(row));
+  }
+  return rep;
+}
+
+std::string cluster_mac(const std::string& key, const std::string& data) {
+  if (key.empty())
+    return {};
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), md, &len);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < len; ++i) {
+    out += hex[md[i] >> 4];
+    out += hex[md[i] & 15];
+  }
+  return out;
+}
+
+// -- the coordinator broker ----------------------------------------------------------
+
+namespace {
+
+using tick_atom = caf::atom_constant<caf::atom("ctick")>;
+using leave_atom = caf::atom_constant<caf::atom("cleave")>;
+
+constexpr size_t max_queued_per_peer = 1024;
+
+struct peer_conn {
+  caf::actor hdl;
+  bool connecting = false;
+  uint64_t next_attempt = 0;
+  std::deque<std::string> queue; ///< messages waiting for the connection
+};
+
+struct pending_hello {
+  std::string id, addr, nonce_a, nonce_b;
+};
+
+struct seed_state {
+  std::string host;
+  uint16_t port = 0;
+  gossip::node_id gid = gossip::no_node;
+  bool connecting = false;
+  uint64_t next_attempt = 0;
+};
+
+struct coord_state {
+  std::shared_ptr<cluster_core> core;
+  std::map<gossip::node_id, peer_conn> peers;
+  std::map<caf::node_id, gossip::node_id> authed;
+  std::map<caf::node_id, pending_hello> hellos;
+  std::vector<seed_state> seeds;
+  uint64_t incarnation = 0;
+  bool leaving = false;
+  std::map<std::string, uint64_t> log_counts;
+  static inline const char* name = "kura.cluster";
+};
+
+using coord_ptr = caf::stateful_actor<coord_state, caf::io::broker>*;
+
+uint64_t now_ms() {
+  return real_clock::instance().now_ms();
+}
+
+/// Logs a line; repeated kinds are thinned out (1st..10th, then every 1000th).
+void log_line(coord_ptr self, const std::string& kind, const std::string& text) {
+  auto n = ++self->state.log_counts[kind];
+  if (n <= 10 || n % 1000 == 0)
+    std::cerr << "kura-node: cluster: " << text
+              << (n > 10 ? " (" + std::to_string(n) + " times)" : std::string{}) << std::endl;
+}
+
+std::string random_nonce() {
+  static thread_local std::random_device rd;
+  static const char* hex = "0123456789abcdef";
+  std::string s;
+  for (int i = 0; i < 32; ++i)
+    s += hex[rd() & 15];
+  return s;
+}
+
+std::string own_addr(const cluster_settings& s) {
+  return s.advertise.empty() ? s.host + ":" + std::to_string(s.port) : s.advertise;
+}
+
+std::string mac_b(const cluster_settings& s, const std::string& nonce_a, const std::string& nonce_b,
+                  const std::string& id_a) {
+  return cluster_mac(s.secret, "kura-b|" + nonce_a + "|" + nonce_b + "|" + s.name + "|" + id_a);
+}
+
+std::string mac_a(const std::string& secret, const std::string& nonce_b, const std::string& nonce_a,
+                  const std::string& id_a, const std::string& id_b) {
+  return cluster_mac(secret, "kura-a|" + nonce_b + "|" + nonce_a + "|" + id_a + "|" + id_b);
+}
+
+bool mac_equal(const std::string& a, const std::string& b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+void send_to(coord_ptr self, gossip::node_id to, std::string bytes) {
+  auto& p = self->state.peers[to];
+  if (p.hdl) {
+    caf::send_as(caf::actor_cast<caf::actor>(self), p.hdl, gossip_atom::value,
+                 self->state.core->self_id(), std::move(bytes));
+    return;
+  }
+  p.queue.push_back(std::move(bytes));
+  if (p.queue.size() > max_queued_per_peer)
+    p.queue.pop_front();
+}
+
+/// A handshake finished: `coord` is the coordinator of gossip node `gid`.
+void on_authed(coord_ptr self, gossip::node_id gid, const std::string& id, caf::actor coord) {
+  auto& st = self->state;
+  st.authed[coord.node()] = gid;
+  auto& p = st.peers[gid];
+  bool fresh = p.hdl != coord;
+  p.hdl = coord;
+  p.connecting = false;
+  if (fresh) {
+    self->monitor(coord);
+    log_line(self, "connected:" + id, "connected to " + id + " (" + to_string(coord.node()) + ")");
+  }
+  while (!p.queue.empty()) {
+    caf::send_as(caf::actor_cast<caf::actor>(self), p.hdl, gossip_atom::value, st.core->self_id(),
+                 std::move(p.queue.front()));
+    p.queue.pop_front();
+  }
+}
+
+/// Connects to host:port, fetches the coordinator and runs the handshake.
+/// `done(gid)` runs on success, `failed(why)` otherwise.
+template <class Done, class Failed>
+void handshake(coord_ptr self, const std::string& host, uint16_t port, Done done, Failed failed) {
+  auto& s = self->state.core->settings();
+  auto timeout = std::chrono::milliseconds(s.request_timeout_ms);
+  auto mm = self->system().middleman().actor_handle();
+  auto where = host + ":" + std::to_string(port);
+  auto on_err = [self, failed, where](caf::error& err) mutable {
+    failed(where + ": " + self->system().render(err));
+  };
+  self->request(mm, timeout, caf::connect_atom::value, host, port)
+      .then(
+          [=](const caf::node_id&, caf::strong_actor_ptr& ptr,
+              const std::set<std::string>&) mutable {
+            if (!ptr) {
+              failed(where + ": nothing published on that port");
+              return;
+            }
+            auto ops = caf::actor_cast<caf::actor>(std::move(ptr));
+            self->request(ops, timeout, coord_atom::value)
+                .then(
+                    [=](caf::actor coord) mutable {
+                      if (!coord) {
+                        failed(where + ": that node is not in a cluster");
+                        return;
+                      }
+                      auto& s = self->state.core->settings();
+                      auto nonce_a = random_nonce();
+                      self->request(coord, timeout, hello_atom::value, s.name, own_addr(s), nonce_a)
+                          .then(
+                              [=](std::string& id_b, std::string& addr_b, std::string& nonce_b,
+                                  std::string& mb) mutable {
+                                auto& s = self->state.core->settings();
+                                if (id_b.empty() || id_b == s.name) {
+                                  failed(where + ": peer has " + (id_b.empty() ? "no" : "our own") +
+                                         " node id");
+                                  return;
+                                }
+                                auto expect =
+                                    cluster_mac(s.secret, "kura-b|" + nonce_a + "|" + nonce_b +
+                                                              "|" + id_b + "|" + s.name);
+                                if (!s.secret.empty() && !mac_equal(expect, mb)) {
+                                  log_line(self, "refused",
+                                           "refused peer " + id_b + " at " + where +
+                                               ": it does not know the cluster secret");
+                                  failed(where + ": cluster secret mismatch");
+                                  return;
+                                }
+                                auto ma = mac_a(s.secret, nonce_b, nonce_a, s.name, id_b);
+                                self->request(coord, timeout, auth_atom::value, ma)
+                                    .then(
+                                        [=](caf::ok_atom) mutable {
+                                          auto gid = gossip_id_of(id_b);
+                                          on_authed(self, gid, id_b, coord);
+                                          (void)addr_b;
+                                          done(gid);
+                                        },
+                                        on_err);
+                              },
+                              on_err);
+                    },
+                    on_err);
+          },
+          on_err);
+}
+
+void connect_peer(coord_ptr self, gossip::node_id gid) {
+  auto& st = self->state;
+  auto& p = st.peers[gid];
+  auto now = now_ms();
+  if (p.hdl || p.connecting || now < p.next_attempt)
+    return;
+  std::string name, hp, host;
+  uint16_t port = 0;
+  split_member_addr(st.core->addr_of(gid), name, hp);
+  if (!split_host_port(hp, host, port))
+    return; // never heard of it yet: gossip will tell us
+  p.connecting = true;
+  p.next_attempt = now + std::min<uint64_t>(st.core->settings().heartbeat_ms, 1000);
+  handshake(
+      self, host, port,
+      [self, gid, name](gossip::node_id got) {
+        if (got != gid)
+          log_line(self, "mismatch", "expected " + name + " but found another node at its address");
+      },
+      [self, gid](const std::string& why) {
+        auto& p = self->state.peers[gid];
+        p.connecting = false;
+        p.queue.clear(); // gossip retries what matters
+        log_line(self, "connect:" + std::to_string(gid), "cannot reach peer " + why);
+      });
+}
+
+void try_seeds(coord_ptr self) {
+  auto& st = self->state;
+  auto now = now_ms();
+  for (size_t i = 0; i < st.seeds.size(); ++i) {
+    auto& sd = st.seeds[i];
+    if (sd.gid != gossip::no_node || sd.connecting || now < sd.next_attempt)
+      continue;
+    sd.connecting = true;
+    sd.next_attempt = now + std::min<uint64_t>(st.core->settings().heartbeat_ms, 1000);
+    handshake(
+        self, sd.host, sd.port,
+        [self, i](gossip::node_id gid) {
+          auto& st = self->state;
+          st.seeds[i].gid = gid;
+          st.seeds[i].connecting = false;
+          if (!st.core->ready()) {
+            std::vector<gossip::node_id> ids;
+            for (auto& s : st.seeds)
+              if (s.gid != gossip::no_node)
+                ids.push_back(s.gid);
+            st.core->start(now_ms(), std::move(ids), st.incarnation);
+            std::cerr << "kura-node: cluster: joining through " << st.seeds[i].host << ":"
+                      << st.seeds[i].port << std::endl;
+          }
+        },
+        [self, i](const std::string& why) {
+          self->state.seeds[i].connecting = false;
+          log_line(self, "seed", "seed not reachable yet: " + why);
+        });
+  }
+}
+
+caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
+                          uint64_t incarnation) {
+  auto& st = self->state;
+  st.core = std::move(core);
+  st.incarnation = incarnation;
+  auto& s = st.core->settings();
+  for (auto& hp : s.seeds) {
+    seed_state sd;
+    if (!split_host_port(hp, sd.host, sd.port))
+      continue;
+    if ((sd.port == s.port &&
+         (sd.host == s.host || sd.host == "127.0.0.1" || sd.host == "localhost")) ||
+        hp == s.advertise)
+      continue; // ourselves
+    st.seeds.push_back(sd);
+  }
+  st.core->send = [self](gossip::node_id to, std::string bytes) {
+    send_to(self, to, std::move(bytes));
+  };
+  if (st.seeds.empty()) {
+    st.core->start(now_ms(), {}, incarnation);
+    std::cerr << "kura-node: cluster: founded as " << s.name << std::endl;
+  } else {
+    try_seeds(self);
+  }
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto& st = self->state;
+    for (auto& [gid, p] : st.peers) {
+      if (p.hdl && p.hdl.address() == dm.source) {
+        p.hdl = nullptr;
+        log_line(self, "lost:" + std::to_string(gid),
+                 "lost connection to " + st.core->name_of(gid) + " (" +
+                     self->system().render(dm.reason) + "): suspect");
+        st.core->peer_unreachable(gid, now_ms());
+      }
+    }
+    st.authed.erase(dm.source.node());
+    st.hellos.erase(dm.source.node());
+  });
+  self->set_default_handler([self](caf::scheduled_actor*, caf::message_view& mv) {
+    log_line(self, "unexpected",
+             "dropped an unexpected message " + to_string(mv.content()).substr(0, 120));
+    return caf::result<caf::message>{caf::sec::unexpected_message};
+  });
+  self->send(self, tick_atom::value);
+  return {
+      [self](tick_atom) {
+        auto& st = self->state;
+        auto now = now_ms();
+        if (!st.core->ready()) {
+          try_seeds(self);
+        } else {
+          st.core->tick(now);
+          for (auto& [gid, p] : st.peers)
+            if (!p.hdl && !p.queue.empty())
+              connect_peer(self, gid);
+        }
+        self->delayed_send(self, std::chrono::milliseconds(st.core->settings().tick_ms),
+                           tick_atom::value);
+      },
+      [self](hello_atom, std::string& id_a, std::string& addr_a, std::string& nonce_a)
+          -> caf::result<std::string, std::string, std::string, std::string> {
+        auto& st = self->state;
+        auto& s = st.core->settings();
+        auto sender = self->current_sender();
+        if (!sender)
+          return caf::make_error(caf::sec::invalid_argument, "anonymous hello");
+        if (id_a.empty() || id_a.size() > 256 || nonce_a.size() != 32 || addr_a.size() > 300) {
+          log_line(self, "badhello", "refused a malformed hello from " + to_string(sender->node()));
+          return caf::make_error(caf::sec::invalid_argument, "malformed hello");
+        }
+        if (id_a == s.name) {
+          log_line(self, "dupid",
+                   "refused peer at " + addr_a + ": it claims our own node id " + id_a);
+          return caf::make_error(caf::sec::invalid_argument, "node id in use");
+        }
+        auto nonce_b = random_nonce();
+        st.hellos[sender->node()] = pending_hello{id_a, addr_a, nonce_a, nonce_b};
+        return {s.name, own_addr(s), nonce_b, mac_b(s, nonce_a, nonce_b, id_a)};
+      },
+      [self](auth_atom, std::string& ma) -> caf::result<caf::ok_atom> {
+        auto& st = self->state;
+        auto& s = st.core->settings();
+        auto sender = self->current_sender();
+        if (!sender)
+          return caf::make_error(caf::sec::invalid_argument, "anonymous auth");
+        auto it = st.hellos.find(sender->node());
+        if (it == st.hellos.end()) {
+          log_line(self, "refused",
+                   "refused an auth without hello from " + to_string(sender->node()));
+          return caf::make_error(caf::sec::invalid_argument, "no hello");
+        }
+        auto h = std::move(it->second);
+        st.hellos.erase(it);
+        auto expect = mac_a(s.secret, h.nonce_b, h.nonce_a, h.id, s.name);
+        if (!s.secret.empty() && !mac_equal(expect, ma)) {
+          log_line(self, "refused",
+                   "refused peer " + h.id + " at " + h.addr +
+                       ": it does not know the cluster secret");
+          return caf::make_error(caf::sec::invalid_argument, "cluster secret mismatch");
+        }
+        on_authed(self, gossip_id_of(h.id), h.id, caf::actor_cast<caf::actor>(sender));
+        return caf::ok_atom::value;
+      },
+      [self](gossip_atom, uint32_t from, const std::string& bytes) {
+        auto& st = self->state;
+        auto sender = self->current_sender();
+        auto it = sender ? st.authed.find(sender->node()) : st.authed.end();
+        if (it == st.authed.end() || it->second != from) {
+          log_line(self, "stranger",
+                   "dropped a cluster message from an unauthenticated peer " +
+                       (sender ? to_string(sender->node()) : std::string("(anonymous)")));
+          return;
+        }
+        auto res = st.core->on_message(from, bytes, now_ms());
+        if (!res)
+          log_line(self, "bad:" + std::to_string(from),
+                   "dropped a bad message from " + st.core->name_of(from) + ": " + res.message());
+      },
+      [self](members_atom) -> std::string {
+        return seal(static_cast<uint32_t>(cluster_msg_type::members), self->state.core->members());
+      },
+      [self](leave_atom) -> caf::ok_atom {
+        auto& st = self->state;
+        if (!st.leaving) {
+          st.leaving = true;
+          st.core->leave(now_ms());
+        }
+        return caf::ok_atom::value;
+      },
+  };
+}
+
+} // namespace
+
+cluster_handles spawn_cluster(caf::actor_system& sys, cluster_settings s, uint64_t incarnation) {
+  cluster_handles h;
+  h.core = std::make_shared<cluster_core>(std::move(s));
+  h.coordinator = sys.middleman().spawn_broker(coordinator, h.core, incarnation);
+  return h;
+}
+
+void stop_cluster(caf::actor_system& sys, const cluster_handles& h, uint64_t wait_ms) {
+  if (!h.coordinator)
+    return;
+  caf::scoped_actor self{sys};
+  self->request(h.coordinator, std::chrono::milliseconds(1000), leave_atom::value)
+      .receive([](caf::ok_atom) {}, [](caf::error&) {});
+  // Keep ticking for a while so `left` spreads and owned data is handed off.
+  std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms));
+  caf::anon_send_exit(h.coordinator, caf::exit_reason::user_shutdown);
+}
+
+} // namespace kura::actors

@@ -1,0 +1,147 @@
+// The cluster coordinator of one kura-node: it runs the gossip core
+// (gossip/node.hpp: SWIM, ring, replication with hints, invalidation,
+// anti-entropy) on real time and carries its msgpack envelopes between nodes
+// as CAF remote messages.
+//
+//   RESP broker ──direct calls──▶ cluster_core { gossip::node } ◀── coordinator broker
+//                                   (same multiplexer thread)          │ (gossip_atom, from, bytes)
+//                                                                      ▼ CAF middleman (BASP)
+//                                                        other nodes' coordinator brokers
+//
+// Why a broker: brokers run on the middleman's one multiplexer thread, like
+// the RESP broker, so the RESP front end asks the core for placement and
+// starts reads and writes with plain calls (no actor hop per command, see
+// actors/store.hpp); answers come back through callbacks on the same thread.
+//
+// Transport. The ops actor published on the cluster port hands out the
+// coordinator's handle (coord_atom). A node that wants to talk to a peer
+// connects to the peer's cluster port (asynchronously, with a timeout), asks
+// for the coordinator and runs a challenge-response handshake:
+//   A -> B  (hello_atom, id_A, addr_A, nonce_A)
+//   B -> A  (id_B, addr_B, nonce_B, mac_B)    mac_B = HMAC(secret, "B" nonce_A nonce_B id_B id_A)
+//   A -> B  (auth_atom, mac_A)                mac_A = HMAC(secret, "A" nonce_B nonce_A id_A id_B)
+//   B -> A  ok
+// The secret never travels. Only CAF nodes that completed the handshake may
+// send (gossip_atom, from, bytes); anything else is logged and dropped. With
+// no secret configured the macs are empty and the handshake only exchanges
+// ids. Every peer handle is monitored: a connection drop (kill -9 gives an
+// RST) makes the peer suspect at once (gossip::node::peer_unreachable); a
+// frozen peer is caught by the middleman heartbeat and connection timeout
+// that kura-node sets (CAF-0.17.md §4). Every request has a finite timeout.
+// Thread safety: cluster_core is touched only on the multiplexer thread (the
+// coordinator broker and the RESP broker); talk to the broker with messages.
+#pragma once
+
+#include "actors/cluster_wire.hpp"
+#include "gossip/node.hpp"
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/atom.hpp>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace kura::actors {
+
+using coord_atom = caf::atom_constant<caf::atom("coord")>;
+using hello_atom = caf::atom_constant<caf::atom("hello")>;
+using auth_atom = caf::atom_constant<caf::atom("auth")>;
+using gossip_atom = caf::atom_constant<caf::atom("gossip")>;
+using members_atom = caf::atom_constant<caf::atom("members")>;
+
+struct cluster_settings {
+  std::string name;               ///< kura.cluster.node-id
+  std::string host = "127.0.0.1"; ///< where peers reach our cluster port
+  uint16_t port = 0;              ///< our cluster port
+  std::string advertise;          ///< host:port peers dial instead (a proxy, NAT); empty: host:port
+  std::vector<std::string> seeds; ///< host:port of seeds' cluster ports
+  uint32_t replication_factor = 2;
+  uint32_t write_acks = 2;
+  std::string secret;                  ///< empty: no challenge
+  uint64_t heartbeat_ms = 10'000;      ///< SWIM protocol period
+  uint64_t sync_ms = 30'000;           ///< push-pull and anti-entropy period
+  uint64_t request_timeout_ms = 2'000; ///< connect, handshake, fetch; writes: 2x
+  uint64_t tick_ms = 50;               ///< how often timers run
+  bool near_cache = true;
+};
+
+/// The cluster state the RESP front end reaches without a hop. See the file
+/// comment.
+class cluster_core {
+public:
+  using result_fn = std::function<void(const gossip::client_result&)>;
+
+  explicit cluster_core(cluster_settings s);
+
+  const cluster_settings& settings() const noexcept { return s_; }
+  gossip::node_id self_id() const noexcept { return gid_; }
+  /// True once the node joined (or founded) the cluster.
+  bool ready() const noexcept { return node_.has_value(); }
+
+  // -- client calls (multiplexer thread) ----------------------------------------
+
+  /// Node ids of the replicas of `key`, owner first (empty when not ready).
+  std::vector<std::string> owners(std::string_view key) const;
+  /// Writes (or deletes, with `tombstone`) `key`; `fn` runs once the write
+  /// is acknowledged by write-acks copies, failed, or timed out.
+  void write(const std::string& key, const std::string& value, uint64_t expiry_ms, bool tombstone,
+             result_fn fn);
+  /// Reads `key` locally when this node is a replica, else from the owner,
+  /// falling over to the next replica on a timeout.
+  void read(const std::string& key, result_fn fn);
+  /// Calls waiting for an answer.
+  size_t in_flight() const noexcept { return waiting_.size(); }
+  /// Runs `fn` on the multiplexer thread after `ms` (WAIT's timeout).
+  void after(uint64_t ms, std::function<void()> fn);
+
+  // -- the coordinator's side ----------------------------------------------------
+
+  /// Starts the gossip core, joining through `seeds` (none: found a cluster).
+  void start(uint64_t now, std::vector<gossip::node_id> seeds, uint64_t incarnation);
+  status on_message(gossip::node_id from, std::string_view bytes, uint64_t now);
+  void tick(uint64_t now);
+  void peer_unreachable(gossip::node_id peer, uint64_t now);
+  void leave(uint64_t now);
+  /// Delivers finished calls and hands the outbox to `send`.
+  void pump();
+  /// Sends one encoded gossip message (set by the coordinator broker).
+  std::function<void(gossip::node_id, std::string)> send;
+
+  /// "id@host:port" of a member (empty: unknown).
+  std::string addr_of(gossip::node_id id) const;
+  std::string name_of(gossip::node_id id) const;
+  members_reply members() const;
+  const gossip::node* core() const { return node_ ? &*node_ : nullptr; }
+
+private:
+  cluster_settings s_;
+  gossip::node_id gid_;
+  std::optional<gossip::node> node_;
+  std::unordered_map<uint64_t, result_fn> waiting_;
+  std::multimap<uint64_t, std::function<void()>> timers_; ///< due ms -> fn
+};
+
+/// What spawn_cluster started.
+struct cluster_handles {
+  std::shared_ptr<cluster_core> core;
+  caf::actor coordinator;
+};
+
+/// Spawns the coordinator broker (in `sys`, which loaded io::middleman). It
+/// connects to the seeds and joins; until then core->ready() is false.
+cluster_handles spawn_cluster(caf::actor_system& sys, cluster_settings s, uint64_t incarnation);
+
+/// Graceful leave: gossips `left`, hands off, then stops the coordinator
+/// (waits at most `wait_ms`). Call from a non-actor thread.
+void stop_cluster(caf::actor_system& sys, const cluster_handles& h, uint64_t wait_ms);
+
+/// HMAC-SHA256 of `data` under `key`, hex-encoded ("" when key is empty).
+std::string cluster_mac(const std::string& key, const std::string& data);
+
+} // namespace kura::actors

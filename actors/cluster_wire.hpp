@@ -1,0 +1,89 @@
+// What the cluster coordinator tells the outside (the `kura members` CLI) and
+// the names it gives nodes: a node's configured id is a string ("n1"); the
+// gossip core identifies nodes by a 32-bit number derived from it
+// (`gossip_id`), and gossips "id@host:port" as the member's address so every
+// node learns every other node's name and where to reach it.
+// No CAF here: the CLI and tests include it.
+// Thread safety: plain value types and free functions.
+#pragma once
+
+#include "tiers/envelope.hpp"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kura::actors {
+
+/// Envelope type ids of the node-side cluster messages (range 200-299).
+enum class cluster_msg_type : uint32_t {
+  members = 200,
+};
+
+/// One member as `kura members` shows it.
+struct member_row {
+  std::string id;      ///< the configured node id (kura.cluster.node-id)
+  std::string address; ///< host:port of its cluster port
+  std::string state;   ///< alive | suspect | dead | left
+  uint64_t incarnation = 0;
+  double share = 0;       ///< fraction of the ring it owns (as primary), 0..1
+  uint32_t gossip_id = 0; ///< the 32-bit id the gossip core uses
+  bool self = false;      ///< the node that answered
+  MSGPACK_DEFINE(id, address, state, incarnation, share, gossip_id, self);
+};
+
+struct members_reply {
+  std::string error; ///< non-empty: the node is not in a cluster (or not ready)
+  std::vector<member_row> members;
+  MSGPACK_DEFINE(error, members);
+};
+
+/// The gossip core's 32-bit id of a node id: FNV-1a of the name, never 0.
+inline uint32_t gossip_id_of(std::string_view name) {
+  uint32_t h = 2166136261u;
+  for (unsigned char c : name) {
+    h ^= c;
+    h *= 16777619u;
+  }
+  return h == 0 ? 1 : h;
+}
+
+/// "id@host:port" as gossiped in member_update::addr.
+inline std::string member_addr(std::string_view name, std::string_view host_port) {
+  return std::string(name) + "@" + std::string(host_port);
+}
+
+/// Splits "id@host:port" into its parts (name empty when there is no '@').
+inline void split_member_addr(std::string_view addr, std::string& name, std::string& host_port) {
+  auto at = addr.rfind('@');
+  if (at == std::string_view::npos) {
+    name.clear();
+    host_port = std::string(addr);
+    return;
+  }
+  name = std::string(addr.substr(0, at));
+  host_port = std::string(addr.substr(at + 1));
+}
+
+/// Splits "host:port"; false when the port is missing or out of range.
+inline bool split_host_port(std::string_view hp, std::string& host, uint16_t& port) {
+  auto c = hp.rfind(':');
+  if (c == std::string_view::npos || c == 0 || c + 1 >= hp.size())
+    return false;
+  uint32_t p = 0;
+  for (char ch : hp.substr(c + 1)) {
+    if (ch < '0' || ch > '9')
+      return false;
+    p = p * 10 + static_cast<uint32_t>(ch - '0');
+    if (p > 65535)
+      return false;
+  }
+  if (p == 0)
+    return false;
+  host = std::string(hp.substr(0, c));
+  port = static_cast<uint16_t>(p);
+  return true;
+}
+
+} // namespace kura::actors

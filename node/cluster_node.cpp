@@ -1,0 +1,122 @@
+#include "node/cluster_node.hpp"
+
+#include <caf/all.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+namespace kura::node {
+
+namespace {
+
+bool read_file(const std::string& path, std::string& out) {
+  std::ifstream f(path);
+  if (!f)
+    return false;
+  std::stringstream ss;
+  ss << f.rdbuf();
+  out = ss.str();
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r' || out.back() == ' '))
+    out.pop_back();
+  return true;
+}
+
+std::string write_file(const std::string& path, const std::string& text) {
+  auto tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    f << text << "\n";
+    if (!f.flush())
+      return "cannot write " + tmp;
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec)
+    return "cannot write " + path + ": " + ec.message();
+  return {};
+}
+
+uint64_t ms(caf::timespan t) {
+  return static_cast<uint64_t>(
+      std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::milliseconds>(t).count()));
+}
+
+} // namespace
+
+std::string resolve_cluster_identity(const node_config& cfg, std::string& id,
+                                     uint64_t& incarnation) {
+  auto id_path = cfg.data_dir + "/cluster.id";
+  auto inc_path = cfg.data_dir + "/cluster.incarnation";
+  std::string recorded;
+  bool have = read_file(id_path, recorded) && !recorded.empty();
+  if (have && !cfg.cluster_node_id.empty() && recorded != cfg.cluster_node_id)
+    return "data dir '" + cfg.data_dir + "' belongs to cluster node '" + recorded +
+           "'; refusing to start as '" + cfg.cluster_node_id +
+           "' (start with --kura.cluster.node-id=" + recorded + " or use another data dir)";
+  if (!cfg.cluster_node_id.empty()) {
+    id = cfg.cluster_node_id;
+  } else if (have) {
+    id = recorded;
+  } else {
+    std::random_device rd;
+    std::ostringstream os;
+    os << "n-" << std::hex << rd() << rd();
+    id = os.str();
+  }
+  if (!have)
+    if (auto e = write_file(id_path, id); !e.empty())
+      return e;
+  std::string inc_text;
+  uint64_t inc = 0;
+  if (read_file(inc_path, inc_text) && !inc_text.empty() &&
+      inc_text.find_first_not_of("0123456789") == std::string::npos && inc_text.size() < 19)
+    inc = std::stoull(inc_text);
+  incarnation = inc + 1;
+  return write_file(inc_path, std::to_string(incarnation));
+}
+
+actors::cluster_settings cluster_settings_of(const node_config& cfg, const std::string& id) {
+  actors::cluster_settings s;
+  s.name = id;
+  s.host = cfg.bind == "0.0.0.0" ? std::string("127.0.0.1") : cfg.bind;
+  s.port = cfg.cluster_port;
+  std::stringstream ss(cfg.cluster_seeds);
+  std::string one;
+  while (std::getline(ss, one, ','))
+    if (!one.empty())
+      s.seeds.push_back(one);
+  s.replication_factor = static_cast<uint32_t>(cfg.replication_factor);
+  s.write_acks = static_cast<uint32_t>(cfg.effective_write_acks());
+  s.secret = cfg.cluster_secret;
+  s.advertise = cfg.cluster_advertise;
+  s.heartbeat_ms = ms(cfg.heartbeat);
+  s.sync_ms = ms(cfg.sync_interval);
+  s.request_timeout_ms = ms(cfg.cluster_request_timeout);
+  s.tick_ms = std::clamp<uint64_t>(s.heartbeat_ms / 10, 10, 100);
+  s.near_cache = cfg.cluster_near_cache;
+  return s;
+}
+
+void set_cluster_transport_defaults(node_config& cfg) {
+  // The middleman's own liveness check: a heartbeat well inside the SWIM
+  // period, and a connection timeout of a few heartbeats, so a frozen peer's
+  // connection is dropped (and it becomes suspect) within ~3 heartbeats.
+  auto& content = caf::content(cfg);
+  // CAF-0.17.md §8.1: a connect whose handshake has not finished by the next
+  // heartbeat tick fails, so the interval stays far above a loopback handshake.
+  auto hb_ms = std::max<uint64_t>(500, ms(cfg.heartbeat) / 2);
+  if (!caf::get_if<caf::timespan>(&content, "middleman.heartbeat-interval") ||
+      caf::get<caf::timespan>(content, "middleman.heartbeat-interval").count() == 0)
+    cfg.set("middleman.heartbeat-interval", caf::timespan{std::chrono::milliseconds(hb_ms)});
+  if (!caf::get_if<caf::timespan>(&content, "middleman.connection-timeout") ||
+      caf::get<caf::timespan>(content, "middleman.connection-timeout").count() == 0)
+    cfg.set("middleman.connection-timeout",
+            caf::timespan{
+                std::chrono::milliseconds(std::max<uint64_t>(4 * hb_ms, ms(cfg.heartbeat) * 3))});
+}
+
+} // namespace kura::node

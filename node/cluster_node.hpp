@@ -1,0 +1,30 @@
+// kura-node's side of the cluster set-up: the node id kept in the data dir,
+// the incarnation bumped on every start, and the coordinator's settings taken
+// from node_config. Runs before the actor system starts.
+// Thread safety: free functions, called once at start-up.
+#pragma once
+
+#include "actors/cluster.hpp"
+#include "node/config.hpp"
+
+#include <cstdint>
+#include <string>
+
+namespace kura::node {
+
+/// Reads or records the node id in `<data-dir>/cluster.id` and bumps
+/// `<data-dir>/cluster.incarnation`. A configured id that differs from the
+/// recorded one is refused (returns a one-line error); with no configured id
+/// the recorded one is used, or a new random one is made and recorded.
+/// Returns "" on success with `id` and `incarnation` set.
+std::string resolve_cluster_identity(const node_config& cfg, std::string& id,
+                                     uint64_t& incarnation);
+
+/// The coordinator settings for node id `id`.
+actors::cluster_settings cluster_settings_of(const node_config& cfg, const std::string& id);
+
+/// Sets the middleman heartbeat and connection timeout (CAF-0.17.md §4: a
+/// frozen peer is never noticed without them) unless the user set them.
+void set_cluster_transport_defaults(node_config& cfg);
+
+} // namespace kura::node

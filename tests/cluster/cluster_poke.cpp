@@ -1,0 +1,108 @@
+// cluster_poke: a hostile or careless peer for the multi-process tests. It
+// connects to a kura-node's cluster port as a CAF node and sends what a real
+// coordinator would not:
+//   cluster_poke PORT stranger           gossip without a handshake + an unexpected message
+//   cluster_poke PORT handshake SECRET   exit 0 when the node accepts SECRET, 3 when it refuses
+//   cluster_poke PORT truncated SECRET   handshake, then truncated msgpack and garbage as gossip
+// Exit codes: 0 done (as described), 2 cannot reach the node, 3 refused.
+#include "actors/cluster.hpp"
+#include "gossip/messages.hpp"
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include <iostream>
+#include <random>
+#include <thread>
+#include <unistd.h>
+
+using namespace kura;
+using namespace kura::actors;
+
+namespace {
+
+[[noreturn]] void finish(int rc) {
+  std::cout.flush();
+  std::cerr.flush();
+  ::_exit(rc); // CAF-0.17.md §4.5: do not wait for the middleman on exit
+}
+
+std::string nonce() {
+  std::random_device rd;
+  static const char* hex = "0123456789abcdef";
+  std::string s;
+  for (int i = 0; i < 32; ++i)
+    s += hex[rd() & 15];
+  return s;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    std::cerr << "usage: cluster_poke PORT stranger|handshake SECRET|truncated SECRET\n";
+    return 1;
+  }
+  auto port = static_cast<uint16_t>(std::stoi(argv[1]));
+  std::string mode = argv[2];
+  std::string secret = argc > 3 ? argv[3] : "";
+  caf::actor_system_config cfg;
+  cfg.load<caf::io::middleman>();
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  auto timeout = std::chrono::seconds(5);
+  caf::actor ops, coord;
+  self->request(sys.middleman().actor_handle(), timeout, caf::connect_atom::value,
+                std::string("127.0.0.1"), port)
+      .receive([&](const caf::node_id&, caf::strong_actor_ptr& p,
+                   const std::set<std::string>&) { ops = caf::actor_cast<caf::actor>(p); },
+               [&](caf::error& e) { std::cerr << "connect: " << sys.render(e) << "\n"; });
+  if (!ops)
+    finish(2);
+  self->request(ops, timeout, coord_atom::value)
+      .receive([&](caf::actor c) { coord = c; },
+               [&](caf::error& e) { std::cerr << "coord: " << sys.render(e) << "\n"; });
+  if (!coord)
+    finish(2);
+  if (mode == "stranger") {
+    self->send(coord, gossip_atom::value, gossip_id_of("stranger"), std::string("\x93\x01\x64"));
+    self->send(coord, std::string("hello?"), 42);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    finish(0);
+  }
+  std::string me = "poke-" + std::to_string(::getpid());
+  auto na = nonce();
+  std::string nb, id_b;
+  bool refused = false;
+  self->request(coord, timeout, hello_atom::value, me, std::string("127.0.0.1:1"), na)
+      .receive(
+          [&](std::string& id, std::string&, std::string& n, std::string&) {
+            id_b = id;
+            nb = n;
+          },
+          [&](caf::error& e) {
+            std::cerr << "hello: " << sys.render(e) << "\n";
+            refused = true;
+          });
+  if (refused)
+    finish(3);
+  auto mac = cluster_mac(secret, "kura-a|" + nb + "|" + na + "|" + me + "|" + id_b);
+  self->request(coord, timeout, auth_atom::value, mac)
+      .receive([&](caf::ok_atom) {},
+               [&](caf::error& e) {
+                 std::cerr << "auth: " << sys.render(e) << "\n";
+                 refused = true;
+               });
+  if (refused)
+    finish(3);
+  if (mode == "handshake")
+    finish(0);
+  // truncated: a valid envelope cut short, then bytes that are no envelope at all
+  gossip::ping_msg ping;
+  ping.seq = 7;
+  auto good = gossip::encode(ping);
+  self->send(coord, gossip_atom::value, gossip_id_of(me), good.substr(0, good.size() / 2));
+  self->send(coord, gossip_atom::value, gossip_id_of(me), std::string("\xff\xfe garbage"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  finish(0);
+}

@@ -1,0 +1,512 @@
+// Real kura-node processes on loopback forming a cluster (issue 8): the ring
+// forms through a seed, kill -9 makes a peer suspect and then dead, the node
+// id is kept in the data dir, the cluster secret keeps strangers out, bad
+// input on the cluster port is logged and dropped, and any node serves any
+// key with reads failing over to a replica when the owner is gone.
+#include "cluster/cluster_harness.hpp"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <set>
+#include <thread>
+
+using namespace kura::test;
+
+namespace {
+
+std::string poke(uint16_t port, const std::string& args, int* rc) {
+  return run_shell(bin_dir() + "/tests/cluster_poke " + std::to_string(port) + " " + args + " 2>&1",
+                   rc);
+}
+
+std::string bulk(const std::string& s) {
+  return "$" + std::to_string(s.size()) + "\r\n" + s + "\r\n";
+}
+
+/// The ids in a RESP array of bulk strings.
+std::vector<std::string> bulk_array(const std::string& r) {
+  std::vector<std::string> out;
+  size_t p = r.find("\r\n");
+  while (p != std::string::npos && p + 2 < r.size()) {
+    p += 2;
+    if (r[p] != '$')
+      break;
+    auto nl = r.find("\r\n", p);
+    auto n = std::stoul(r.substr(p + 1, nl - p - 1));
+    out.push_back(r.substr(nl + 2, n));
+    p = nl + 2 + n;
+  }
+  return out;
+}
+
+/// n1, n2 joining through n1, n3 joining through n1; waits until all see 3 alive.
+void start_three(test_cluster& c) {
+  for (auto id : {"n1", "n2", "n3"})
+    REQUIRE(c.start(id).ready);
+  INFO(c.logs());
+  REQUIRE(wait_for([&] { return c.all_see_alive(3); }));
+}
+
+} // namespace
+
+TEST_CASE("three nodes form a ring; kill -9 makes one suspect at once, then dead") {
+  test_cluster c;
+  start_three(c);
+  INFO(c.logs());
+  auto json = members_json(c["n1"].cluster_port);
+  CHECK(member_state(json, "n1") == "alive");
+  CHECK(member_state(json, "n2") == "alive");
+  CHECK(member_state(json, "n3") == "alive");
+  CHECK(json.find("\"address\": \"127.0.0.1:" + std::to_string(c["n2"].cluster_port) + "\"") !=
+        std::string::npos);
+  CHECK(share_sum(json) == doctest::Approx(1.0).epsilon(0.01));
+  // The human table has one row per member.
+  auto table =
+      run_shell(bin_dir() + "/kura --port=" + std::to_string(c["n2"].cluster_port) + " members");
+  CHECK(table.find("INCARNATION") != std::string::npos);
+  CHECK(table.find("n3") != std::string::npos);
+
+  c["n3"].stop(SIGKILL);
+  // The connection drop is noticed at once (the peer becomes suspect without
+  // waiting for a failed probe), and the suspicion runs out into dead.
+  CHECK(wait_for([&] { return c["n1"].log().find("lost connection to n3") != std::string::npos; }));
+  CHECK(wait_for([&] {
+    return member_state(members_json(c["n1"].cluster_port), "n3") == "dead" &&
+           member_state(members_json(c["n2"].cluster_port), "n3") == "dead";
+  }));
+  CHECK(count_state(members_json(c["n2"].cluster_port), "alive") == 2);
+}
+
+TEST_CASE("any node serves any key; owners; reads fail over when the owner is killed") {
+  test_cluster c;
+  start_three(c);
+  INFO(c.logs());
+  // The issue's example.
+  CHECK(c["n2"].cli("set user:1 alice") == "OK\n");
+  CHECK(c["n3"].cli("get user:1") == "alice\n");
+  client k1(c["n1"].port);
+  auto owners = bulk_array(k1.call({"KURA.OWNERS", "user:1"}).value_or(""));
+  REQUIRE(owners.size() == 2);
+  CHECK(owners[0] != owners[1]);
+  for (auto& o : owners)
+    CHECK((o == "n1" || o == "n2" || o == "n3"));
+  // Every node gives the same placement.
+  client k3(c["n3"].port);
+  CHECK(bulk_array(k3.call({"KURA.OWNERS", "user:1"}).value_or("")) == owners);
+
+  // Pipelined writes through every node, many in flight per connection,
+  // replies in order; then every key reads back from every node.
+  const int n = 300;
+  for (auto& id : c.order) {
+    client w(c[id].port);
+    std::string batch;
+    for (int i = 0; i < n; ++i)
+      batch += client::multibulk({"SET", id + ":k" + std::to_string(i), "v" + std::to_string(i)});
+    REQUIRE(w.send(batch));
+    for (int i = 0; i < n; ++i)
+      REQUIRE(w.reply() == std::string("+OK\r\n"));
+  }
+  for (auto& reader : c.order) {
+    client r(c[reader].port);
+    std::string batch;
+    for (auto& writer : c.order)
+      for (int i = 0; i < n; i += 7)
+        batch += client::multibulk({"GET", writer + ":k" + std::to_string(i)});
+    REQUIRE(r.send(batch));
+    for (size_t w = 0; w < c.order.size(); ++w)
+      for (int i = 0; i < n; i += 7)
+        CHECK(r.reply() == bulk("v" + std::to_string(i)));
+  }
+  // Multi-key commands split per key.
+  CHECK(k1.call({"MSET", "a", "1", "b", "2", "c", "3"}) == std::string("+OK\r\n"));
+  CHECK(k3.call({"MGET", "a", "b", "c", "nope"}) ==
+        std::string("*4\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n$-1\r\n"));
+  CHECK(k3.call({"EXISTS", "a", "b", "nope"}) == std::string(":2\r\n"));
+  CHECK(k1.call({"DEL", "a", "b", "nope"}) == std::string(":2\r\n"));
+  CHECK(k3.call({"EXISTS", "a", "b", "c"}) == std::string(":1\r\n"));
+  // Atomic multi-key commands across slots are refused as Redis Cluster does.
+  CHECK(k1.call({"MSETNX", "a", "1", "b", "2"}).value_or("").rfind("-CROSSSLOT", 0) == 0);
+  CHECK(k1.call({"RENAME", "a", "b"}).value_or("").rfind("-CROSSSLOT", 0) == 0);
+  CHECK(k1.call({"PING"}) == std::string("+PONG\r\n"));
+  // WAIT: every write above was held by write-acks (2) copies before its
+  // reply, so one replica acknowledged them all.
+  CHECK(k1.call({"WAIT", "1", "100"}) == std::string(":1\r\n"));
+  CHECK(k1.call({"WAIT", "2", "50"}) == std::string(":1\r\n")); // after the timeout
+  CHECK(k1.call({"INCR", "a"}).value_or("").rfind("-ERR 'incr' is not available", 0) == 0);
+
+  // Kill the owner of user:1: a surviving non-owner still reads it from the
+  // replica (the fetch to the owner fails over), before and after the owner
+  // is declared dead.
+  auto dead = owners[0];
+  std::string reader;
+  for (auto& id : c.order)
+    if (id != dead)
+      reader = id;
+  c[dead].stop(SIGKILL);
+  CHECK(c[reader].cli("get user:1") == "alice\n");
+  CHECK(
+      wait_for([&] { return member_state(members_json(c[reader].cluster_port), dead) == "dead"; }));
+  CHECK(c[reader].cli("get user:1") == "alice\n");
+  // Writes go on with one node down (the ring now has two members).
+  CHECK(c[reader].cli("set after:kill yes") == "OK\n");
+  for (auto& id : c.order)
+    if (id != dead)
+      CHECK(c[id].cli("get after:kill") == "yes\n");
+}
+
+TEST_CASE("the node id is kept in the data dir; another id on the same data is refused") {
+  temp_dir dir;
+  {
+    test_cluster c;
+    REQUIRE(c.start("n1", {}, dir.path).ready);
+    CHECK(c["n1"].stop(SIGTERM) == 0);
+  }
+  std::string out;
+  int rc = run_node_once({"--port=" + std::to_string(free_port()),
+                          "--cluster-port=" + std::to_string(free_port()), "--metrics-port=0",
+                          "--data-dir=" + dir.path, "--kura.cluster.node-id=n2"},
+                         out);
+  CHECK(rc == 1);
+  CHECK(out.find("belongs to cluster node 'n1'") != std::string::npos);
+  // The recorded id is used when none is given (a restart with seeds only).
+  test_cluster c;
+  REQUIRE(c.start("n1", {}, dir.path).ready);
+  auto json = members_json(c["n1"].cluster_port);
+  CHECK(member_state(json, "n1") == "alive");
+}
+
+TEST_CASE("the cluster secret: peers prove it, strangers are refused and logged") {
+  test_cluster c;
+  REQUIRE(c.start("n1", {"--kura.cluster.secret=s3cret"}).ready);
+  REQUIRE(c.start("n2", {"--kura.cluster.secret=s3cret"}).ready);
+  INFO(c.logs());
+  REQUIRE(wait_for([&] { return c.all_see_alive(2); }));
+  int rc = 0;
+  poke(c["n1"].cluster_port, "handshake wrong", &rc);
+  CHECK(rc == 3);
+  CHECK(wait_for(
+      [&] { return c["n1"].log().find("does not know the cluster secret") != std::string::npos; }));
+  poke(c["n1"].cluster_port, "handshake s3cret", &rc);
+  CHECK(rc == 0);
+  // A node started with the wrong secret finds out at its first handshake
+  // and never joins.
+  auto& n3 = c.start("n3", {"--kura.cluster.secret=guess"});
+  REQUIRE(n3.ready);
+  CHECK(wait_for([&] { return n3.log().find("cluster secret mismatch") != std::string::npos; }));
+  CHECK(member_state(members_json(c["n1"].cluster_port), "n3").empty());
+  CHECK(c["n2"].cli("set k v") == "OK\n");
+  CHECK(c["n1"].cli("get k") == "v\n");
+}
+
+TEST_CASE(
+    "garbage, truncated msgpack and strangers on the cluster port: logged, dropped, node lives") {
+  test_cluster c;
+  // One node: it can hold only one copy, so it acknowledges after one.
+  REQUIRE(c.start("n1", {"--kura.cluster.secret=s3cret", "--kura.cluster.write-acks=1"}).ready);
+  INFO(c.logs());
+  auto& n1 = c["n1"];
+  {
+    client raw(n1.cluster_port); // not CAF at all
+    REQUIRE(raw.ok());
+    std::string junk(4096, '\0');
+    for (size_t i = 0; i < junk.size(); ++i)
+      junk[i] = static_cast<char>((i * 131 + 7) & 0xff);
+    raw.send(junk);
+    CHECK(raw.closed_by_peer(5000));
+  }
+  {
+    client raw(n1.cluster_port);
+    raw.send(std::string("\x00\x00\x00\x10", 4)); // a BASP header cut short
+  }
+  int rc = 0;
+  poke(n1.cluster_port, "stranger", &rc);
+  CHECK(rc == 0);
+  CHECK(wait_for([&] { return n1.log().find("unauthenticated peer") != std::string::npos; }));
+  poke(n1.cluster_port, "truncated s3cret", &rc);
+  CHECK(rc == 0);
+  CHECK(wait_for([&] { return n1.log().find("dropped a bad message") != std::string::npos; }));
+  CHECK(n1.alive());
+  CHECK(n1.cli("ping") == "PONG\n");
+  CHECK(n1.cli("set x 1") == "OK\n");
+  CHECK(n1.cli("get x") == "1\n");
+  CHECK(member_state(members_json(n1.cluster_port), "n1") == "alive");
+}
+
+TEST_CASE("a lone node without seeds or node id is not in a cluster") {
+  node_process n({"--kura.archive.enabled=false"});
+  REQUIRE(n.ready);
+  int rc = 0;
+  auto out = run_shell(
+      bin_dir() + "/kura --port=" + std::to_string(n.cluster_port) + " members 2>&1", &rc);
+  CHECK(rc == 1);
+  CHECK(out.find("not in a cluster") != std::string::npos);
+  CHECK(n.cli("set a 1") == "OK\n");
+  CHECK(n.cli("incr a") == "2\n");
+  CHECK(n.cli("wait 0 0") == "0\n");
+  CHECK(n.cli("kura.owners a").rfind("ERR This instance has cluster support disabled", 0) == 0);
+}
+
+namespace {
+
+/// Writes distinct keys `prefix:i` through one node in pipelined batches and
+/// records every acknowledged one, until `stop` or the connection is gone.
+struct load_writer {
+  std::string prefix;
+  uint16_t port = 0;
+  std::atomic<bool>* stop = nullptr;
+  std::vector<std::string> acked;
+  std::atomic<size_t> attempts{0};
+  void run() {
+    client w(port);
+    for (int i = 0; !stop->load() && w.ok(); i += 16) {
+      std::string batch;
+      for (int j = i; j < i + 16; ++j)
+        batch +=
+            client::multibulk({"SET", prefix + ":" + std::to_string(j), "v" + std::to_string(j)});
+      if (!w.send(batch))
+        return;
+      for (int j = i; j < i + 16; ++j) {
+        auto r = w.reply(15000);
+        if (!r)
+          return; // the node died: its connection is gone
+        if (*r == "+OK\r\n")
+          acked.push_back(prefix + ":" + std::to_string(j));
+      }
+      attempts += 16;
+    }
+  }
+};
+
+/// Keys of `keys` that node `port` does not return with their value.
+std::vector<std::string> missing_on(uint16_t port, const std::vector<std::string>& keys) {
+  std::vector<std::string> miss;
+  client r(port);
+  for (size_t i = 0; i < keys.size(); i += 64) {
+    std::string batch;
+    size_t end = std::min(keys.size(), i + 64);
+    for (size_t j = i; j < end; ++j)
+      batch += client::multibulk({"GET", keys[j]});
+    if (!r.send(batch))
+      return keys;
+    for (size_t j = i; j < end; ++j) {
+      auto v = r.reply();
+      auto want = "v" + keys[j].substr(keys[j].rfind(':') + 1);
+      if (!v || *v != bulk(want))
+        miss.push_back(keys[j]);
+    }
+  }
+  return miss;
+}
+
+} // namespace
+
+TEST_CASE("kill -9 under load: no acknowledged write is lost; the restarted node converges") {
+  test_cluster c;
+  start_three(c);
+  INFO(c.logs());
+  std::atomic<bool> stop{false};
+  std::vector<std::unique_ptr<load_writer>> ws;
+  for (auto& id : c.order) {
+    auto w = std::make_unique<load_writer>();
+    w->prefix = "load-" + id;
+    w->port = c[id].port;
+    w->stop = &stop;
+    ws.push_back(std::move(w));
+  }
+  std::vector<std::thread> threads;
+  for (auto& w : ws)
+    threads.emplace_back([&w] { w->run(); });
+  auto total = [&] {
+    size_t n = 0;
+    for (auto& w : ws)
+      n += w->attempts.load();
+    return n;
+  };
+  CHECK(wait_for([&] { return total() >= 1500; }, 60000));
+  auto data_dir = c["n2"].data_dir;
+  c["n2"].stop(SIGKILL); // mid-stream
+  CHECK(wait_for([&] { return member_state(members_json(c["n1"].cluster_port), "n2") == "dead"; }));
+  size_t after = total();
+  CHECK(wait_for([&] { return total() >= after + 600; }, 60000)); // writes go on without n2
+  stop = true;
+  for (auto& t : threads)
+    t.join();
+  std::vector<std::string> acked;
+  for (auto& w : ws)
+    acked.insert(acked.end(), w->acked.begin(), w->acked.end());
+  MESSAGE("acknowledged writes: " << acked.size());
+  REQUIRE(acked.size() > 1000);
+  // Every acknowledged write is readable from the survivors.
+  for (auto id : {"n1", "n3"}) {
+    auto miss = missing_on(c[id].port, acked);
+    CHECK_MESSAGE(miss.empty(), id << " lost " << miss.size() << " acknowledged writes, e.g. "
+                                   << (miss.empty() ? "" : miss.front()));
+  }
+  // n2 comes back on its data dir; once the cluster converged every node
+  // (a replica answers from its own store) returns every acknowledged write.
+  auto& n2 = c.start("n2", {}, data_dir, "n2b");
+  REQUIRE(n2.ready);
+  CHECK(
+      wait_for([&] { return member_state(members_json(c["n1"].cluster_port), "n2") == "alive"; }));
+  for (auto id : {"n1", "n2b", "n3"})
+    CHECK_MESSAGE(wait_for([&] { return missing_on(c[id].port, acked).empty(); }, 60000),
+                  id << " still misses " << missing_on(c[id].port, acked).size() << " keys");
+}
+
+TEST_CASE("a frozen node (SIGSTOP) is declared dead; SIGCONT brings it back at a new incarnation") {
+  test_cluster c;
+  start_three(c);
+  INFO(c.logs());
+  CHECK(c["n1"].cli("set frozen:1 before") == "OK\n");
+  auto inc_of = [&](const std::string& json, const std::string& id) {
+    auto p = json.find("{\"id\": \"" + id + "\"");
+    auto q = json.find("\"incarnation\": ", p);
+    return std::strtoull(json.c_str() + q + 15, nullptr, 10);
+  };
+  auto inc_before = inc_of(members_json(c["n1"].cluster_port), "n3");
+  ::kill(c["n3"].pid, SIGSTOP);
+  CHECK(wait_for([&] {
+    return member_state(members_json(c["n1"].cluster_port), "n3") == "dead" &&
+           member_state(members_json(c["n2"].cluster_port), "n3") == "dead";
+  }));
+  // Its slots are served by the others meanwhile.
+  CHECK(c["n2"].cli("get frozen:1") == "before\n");
+  CHECK(c["n2"].cli("set frozen:1 during") == "OK\n");
+  CHECK(c["n1"].cli("get frozen:1") == "during\n");
+  ::kill(c["n3"].pid, SIGCONT);
+  CHECK(
+      wait_for([&] { return member_state(members_json(c["n1"].cluster_port), "n3") == "alive"; }));
+  CHECK(inc_of(members_json(c["n1"].cluster_port), "n3") > inc_before);
+  // The write it missed reaches it (hint / anti-entropy).
+  CHECK(wait_for([&] { return c["n3"].cli("get frozen:1") == "during\n"; }));
+}
+
+TEST_CASE("invalidation: a near copy on A is not served after B's write returned") {
+  test_cluster c;
+  start_three(c);
+  INFO(c.logs());
+  // Keys for which n1 is not a replica: n1 reads them from the owner and keeps
+  // a near copy; then another node writes them.
+  client k1(c["n1"].port);
+  std::vector<std::string> keys;
+  for (int i = 0; keys.size() < 50 && i < 5000; ++i) {
+    auto key = "near:" + std::to_string(i);
+    auto owners = bulk_array(k1.call({"KURA.OWNERS", key}).value_or(""));
+    if (std::find(owners.begin(), owners.end(), "n1") == owners.end())
+      keys.push_back(key);
+  }
+  REQUIRE(keys.size() == 50);
+  client k2(c["n2"].port), k3(c["n3"].port);
+  for (size_t round = 0; round < 3; ++round) {
+    for (size_t i = 0; i < keys.size(); ++i) {
+      auto& writer = (i % 2) ? k2 : k3;
+      auto v1 = "a" + std::to_string(round);
+      auto v2 = "b" + std::to_string(round);
+      REQUIRE(writer.call({"SET", keys[i], v1}) == std::string("+OK\r\n"));
+      REQUIRE(k1.call({"GET", keys[i]}) == bulk(v1)); // near copy on n1
+      REQUIRE(writer.call({"SET", keys[i], v2}) == std::string("+OK\r\n"));
+      auto got = k1.call({"GET", keys[i]}).value_or("(none)");
+      CHECK_MESSAGE(got == bulk(v2), "n1 served " << got); // never the near copy
+    }
+  }
+}
+
+TEST_CASE("partition through the fault proxy, then heal: membership and data converge") {
+  // Every node is reached only through the proxy (kura.cluster.advertise), so
+  // cutting the proxy cuts every link between nodes, whoever dialed.
+  std::vector<uint16_t> cport, pport;
+  std::vector<std::pair<uint16_t, uint16_t>> routes;
+  for (int i = 0; i < 3; ++i) {
+    cport.push_back(free_port());
+    pport.push_back(free_port());
+    routes.emplace_back(pport[i], cport[i]);
+  }
+  fault_proxy proxy(routes);
+  REQUIRE(proxy.ready);
+  test_cluster c;
+  auto seed = "--kura.cluster.seeds=127.0.0.1:" + std::to_string(pport[0]);
+  for (int i = 0; i < 3; ++i) {
+    std::vector<std::string> extra{"--cluster-port=" + std::to_string(cport[i]),
+                                   "--kura.cluster.advertise=127.0.0.1:" + std::to_string(pport[i]),
+                                   "--kura.cluster.write-acks=1", seed};
+    REQUIRE(c.start("n" + std::to_string(i + 1), extra).ready);
+  }
+  INFO(c.logs());
+  REQUIRE(wait_for([&] { return c.all_see_alive(3); }));
+  CHECK(members_json(c["n1"].cluster_port).find(std::to_string(pport[1])) != std::string::npos);
+  CHECK(c["n1"].cli("set shared before") == "OK\n");
+
+  // A slow link still works.
+  REQUIRE(proxy.command("delay 50"));
+  CHECK(c["n2"].cli("get shared") == "before\n");
+
+  // Cut: every node ends up alone and keeps serving (write-acks 1).
+  REQUIRE(proxy.command("cut"));
+  // (a suspect near-cache holder would hold writes back until it is dead)
+  CHECK(wait_for([&] {
+    for (auto& id : c.order)
+      if (count_state(members_json(c[id].cluster_port), "dead") != 2)
+        return false;
+    return true;
+  }));
+  for (auto& id : c.order)
+    CHECK(c[id].cli("set side:" + id + " " + id) == "OK\n");
+  CHECK(c["n3"].cli("set shared n3") == "OK\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  CHECK(c["n1"].cli("set shared n1-last") == "OK\n"); // the newest write wins
+
+  // Heal: the members find each other again and the data converges.
+  REQUIRE(proxy.command("heal"));
+  CHECK(wait_for([&] { return c.all_see_alive(3); }, 60000));
+  for (auto& reader : c.order) {
+    CHECK(wait_for([&] { return c[reader].cli("get shared") == "n1-last\n"; }, 30000));
+    for (auto& id : c.order)
+      CHECK(wait_for([&] { return c[reader].cli("get side:" + id) == id + "\n"; }, 30000));
+  }
+
+  // Drop (no resets): only timeouts notice; the others declare the nodes dead.
+  REQUIRE(proxy.command("drop"));
+  CHECK(wait_for([&] { return c.all_see_alive(1); }, 60000));
+  REQUIRE(proxy.command("heal"));
+  CHECK(wait_for([&] { return c.all_see_alive(3); }, 60000));
+}
+
+TEST_CASE("bad cluster settings are refused at start-up with one line") {
+  temp_dir dir;
+  auto run = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args{"--port=" + std::to_string(free_port()),
+                                  "--cluster-port=" + std::to_string(free_port()),
+                                  "--metrics-port=0", "--data-dir=" + dir.path};
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::string out;
+    int rc = run_node_once(args, out);
+    return std::make_pair(rc, out);
+  };
+  auto [rc1, out1] = run({"--kura.cluster.node-id=n1", "--kura.cluster.seeds=127.0.0.1"});
+  CHECK(rc1 == 1);
+  CHECK(out1.find("kura.cluster.seeds") != std::string::npos);
+  auto [rc2, out2] = run({"--kura.cluster.node-id=n1", "--kura.cluster.write-acks=3"});
+  CHECK(rc2 == 1);
+  CHECK(out2.find("kura.cluster.write-acks") != std::string::npos);
+  auto [rc3, out3] = run({"--kura.cluster.node-id=a@b"});
+  CHECK(rc3 == 1);
+  CHECK(out3.find("kura.cluster.node-id") != std::string::npos);
+  auto [rc4, out4] = run({"--kura.cluster.node-id=n1", "--kura.cluster.advertise=nope"});
+  CHECK(rc4 == 1);
+  CHECK(out4.find("kura.cluster.advertise") != std::string::npos);
+}
+
+TEST_CASE("routed commands pass the same AUTH / ACL check as local ones") {
+  test_cluster c;
+  REQUIRE(c.start("n1", {"--kura.security.requirepass=pw", "--kura.cluster.write-acks=1"}).ready);
+  INFO(c.logs());
+  client k(c["n1"].port);
+  CHECK(k.call({"SET", "a", "1"}).value_or("").rfind("-NOAUTH", 0) == 0);
+  CHECK(k.call({"KURA.OWNERS", "a"}).value_or("").rfind("-NOAUTH", 0) == 0);
+  CHECK(k.call({"AUTH", "pw"}) == std::string("+OK\r\n"));
+  CHECK(k.call({"SET", "a", "1"}) == std::string("+OK\r\n"));
+  CHECK(k.call({"GET", "a"}) == bulk("1"));
+  CHECK(k.call({"MULTI"}).value_or("").rfind("-ERR 'multi' is not available", 0) == 0);
+}
