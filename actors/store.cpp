@@ -125,6 +125,7 @@ struct l3_state {
     l3_snapshot::data d;
     d.stats = db->stats();
     d.pending = db->pending();
+    d.expires = db->expiring_entries();
     d.applied = applied;
     d.errors = errors;
     d.last_error = last_error;

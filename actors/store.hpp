@@ -59,6 +59,7 @@ public:
   struct data {
     tier_stats stats;
     uint64_t pending = 0; ///< writes in LMDB's uncommitted batch
+    uint64_t expires = 0; ///< committed entries with an expiry
     uint64_t applied = 0; ///< write-behind operations applied
     uint64_t errors = 0;  ///< failed L3 operations
     std::string last_error;

@@ -11,6 +11,7 @@
 #include "actors/messages.hpp"
 #include "node/archive_node.hpp"
 #include "node/cli_reply.hpp"
+#include "node/json_writer.hpp"
 #include "node/ops.hpp"
 
 #include <caf/all.hpp>
@@ -80,23 +81,20 @@ int print_members(caf::actor_system& sys, caf::scoped_actor& self, const caf::ac
   }
   if (!rep->error.empty()) {
     if (json)
-      std::cout << "{\"error\": " << node::json_str(rep->error) << "}\n";
+      std::cout << node::json_writer{}.begin_object().key("error").str(rep->error).end_object().str()
+                << "\n";
     std::cerr << "kura: " << rep->error << "\n";
     return 1;
   }
   if (json) {
-    std::cout << "[";
-    for (size_t i = 0; i < rep->members.size(); ++i) {
-      auto& m = rep->members[i];
-      char share[32];
-      std::snprintf(share, sizeof(share), "%.6f", m.share);
-      std::cout << (i ? ", " : "") << "{\"id\": " << node::json_str(m.id)
-                << ", \"address\": " << node::json_str(m.address)
-                << ", \"state\": " << node::json_str(m.state) << ", \"incarnation\": " << m.incarnation
-                << ", \"share\": " << share << ", \"self\": " << (m.self ? "true" : "false")
-                << "}";
+    node::json_writer j;
+    j.begin_array();
+    for (auto& m : rep->members) {
+      j.begin_object().key("id").str(m.id).key("address").str(m.address);
+      j.key("state").str(m.state).key("incarnation").num(static_cast<uint64_t>(m.incarnation));
+      j.key("share").num(m.share, 6).key("self").boolean(m.self).end_object();
     }
-    std::cout << "]\n";
+    std::cout << j.end_array().str() << "\n";
     return 0;
   }
   size_t w_id = 2, w_addr = 7;

@@ -7,6 +7,7 @@
 //                         dictionaries and the oldest entry; --json for scripts.
 #include "node/archive_node.hpp"
 #include "node/cli_reply.hpp"
+#include "node/json_writer.hpp"
 #include "node/ops.hpp"
 
 #include <caf/all.hpp>
@@ -59,10 +60,6 @@ std::string fixed(double v, int digits = 3) {
 }
 
 /// A JSON number with 4 decimals; null when not finite (JSON has no nan/inf).
-std::string jnum(double v) {
-  return std::isfinite(v) ? fixed(v, 4) : "null";
-}
-
 /// One request to the ops actor; nullopt (and `why`) when it did not answer.
 std::optional<std::string> ask(caf::actor_system& sys, caf::scoped_actor& self,
                                const caf::actor& ops, uint8_t op, caf::timespan timeout,
@@ -90,7 +87,7 @@ bool decode_or_report(msg_type type, std::string_view bytes, T& msg, bool json, 
   auto e = decode_message<kv_reply>(msg_type::kv_reply, bytes);
   std::string why = e ? e->error : "bad answer from the node: " + r.err().message;
   if (json)
-    out << "{\"error\": " << json_str(why) << "}\n";
+    out << json_writer{}.begin_object().key("error").str(why).end_object().str() << "\n";
   err << "kura: " << why << "\n";
   return false;
 }
@@ -112,14 +109,19 @@ void progress_bar(const compaction_report& r) {
 
 void print_compaction(const compaction_report& r, bool json, std::ostream& out) {
   if (json) {
-    out << "{\"run\": " << r.run << ", \"ok\": " << (r.ok ? "true" : "false")
-        << ", \"error\": " << (r.error.empty() ? "null" : json_str(r.error))
-        << ", \"trigger\": " << json_str(r.trigger) << ", \"bytes_done\": " << r.bytes_done
-        << ", \"bytes_total\": " << r.bytes_total << ", \"bytes_written\": " << r.bytes_written
-        << ", \"entries_moved\": " << r.entries_moved << ", \"segments_done\": " << r.segments_done
-        << ", \"segments_total\": " << r.segments_total << ", \"elapsed_ms\": " << r.elapsed_ms
-        << ", \"rate_bytes_per_s\": " << r.rate_bytes_per_s
-        << ", \"rate_limit_bytes_per_s\": " << r.rate_limit << "}\n";
+    json_writer j;
+    j.begin_object().key("run").num(r.run).key("ok").boolean(r.ok).key("error");
+    if (r.error.empty())
+      j.null();
+    else
+      j.str(r.error);
+    j.key("trigger").str(r.trigger).key("bytes_done").num(r.bytes_done);
+    j.key("bytes_total").num(r.bytes_total).key("bytes_written").num(r.bytes_written);
+    j.key("entries_moved").num(r.entries_moved).key("segments_done").num(r.segments_done);
+    j.key("segments_total").num(r.segments_total).key("elapsed_ms").num(r.elapsed_ms);
+    j.key("rate_bytes_per_s").num(r.rate_bytes_per_s);
+    j.key("rate_limit_bytes_per_s").num(r.rate_limit).end_object();
+    out << j.str() << "\n";
     return;
   }
   if (!r.ok) {
@@ -192,34 +194,29 @@ int print_archive_answer(std::string_view answer, bool json, std::ostream& out, 
   if (!decode_or_report(msg_archive_report, answer, r, json, out, err))
     return 1;
   if (json) {
-    std::ostringstream os;
-    os << "{\"codec\": " << json_str(r.codec) << ", \"entries\": " << r.entries
-       << ", \"stored_bytes\": " << r.stored_bytes << ", \"raw_bytes\": " << r.raw_bytes
-       << ", \"live_raw_bytes\": " << r.live_raw_bytes << ", \"ratio\": " << jnum(r.ratio)
-       << ", \"live_fraction\": " << jnum(r.live_fraction)
-       << ", \"oldest_entry_ms\": " << r.oldest_entry_ms << ", \"max_bytes\": " << r.max_bytes
-       << ", \"ttl_days\": " << r.ttl_days << ", \"corrupt_blocks\": " << r.corrupt_blocks
-       << ", \"compaction_runs\": " << r.compaction_runs << ", \"l4_hits\": " << r.l4_hits
-       << ", \"l4_misses\": " << r.l4_misses << ", \"segments\": [";
-    for (size_t i = 0; i < r.segments.size(); ++i) {
-      auto& s = r.segments[i];
-      os << (i ? ", " : "") << "{\"id\": " << s.id << ", \"codec\": " << json_str(s.codec)
-         << ", \"dict_id\": " << s.dict_id << ", \"stored_bytes\": " << s.stored_bytes
-         << ", \"raw_bytes\": " << s.raw_bytes << ", \"entries\": " << s.entries
-         << ", \"live_entries\": " << s.live_entries
-         << ", \"live_fraction\": " << jnum(s.live_fraction)
-         << ", \"oldest_ms\": " << s.oldest_ms << ", \"active\": "
-         << (s.active ? "true" : "false") << "}";
+    json_writer j; // ratios with 4 decimals; not finite: null
+    j.begin_object().key("codec").str(r.codec).key("entries").num(r.entries);
+    j.key("stored_bytes").num(r.stored_bytes).key("raw_bytes").num(r.raw_bytes);
+    j.key("live_raw_bytes").num(r.live_raw_bytes).key("ratio").num(r.ratio, 4);
+    j.key("live_fraction").num(r.live_fraction, 4);
+    j.key("oldest_entry_ms").num(r.oldest_entry_ms).key("max_bytes").num(r.max_bytes);
+    j.key("ttl_days").num(r.ttl_days).key("corrupt_blocks").num(r.corrupt_blocks);
+    j.key("compaction_runs").num(r.compaction_runs).key("l4_hits").num(r.l4_hits);
+    j.key("l4_misses").num(r.l4_misses).key("segments").begin_array();
+    for (auto& s : r.segments) {
+      j.begin_object().key("id").num(s.id).key("codec").str(s.codec);
+      j.key("dict_id").num(s.dict_id).key("stored_bytes").num(s.stored_bytes);
+      j.key("raw_bytes").num(s.raw_bytes).key("entries").num(s.entries);
+      j.key("live_entries").num(s.live_entries).key("live_fraction").num(s.live_fraction, 4);
+      j.key("oldest_ms").num(s.oldest_ms).key("active").boolean(s.active).end_object();
     }
-    os << "], \"dictionaries\": [";
-    for (size_t i = 0; i < r.dictionaries.size(); ++i) {
-      auto& d = r.dictionaries[i];
-      os << (i ? ", " : "") << "{\"id\": " << d.id << ", \"bytes\": " << d.bytes
-         << ", \"segments\": " << d.segments << ", \"current\": "
-         << (d.current ? "true" : "false") << "}";
+    j.end_array().key("dictionaries").begin_array();
+    for (auto& d : r.dictionaries) {
+      j.begin_object().key("id").num(d.id).key("bytes").num(d.bytes);
+      j.key("segments").num(d.segments).key("current").boolean(d.current).end_object();
     }
-    os << "]}\n";
-    out << os.str();
+    j.end_array().end_object();
+    out << j.str() << "\n";
     return 0;
   }
   out << "codec " << r.codec << ", " << r.entries << " entries, "

@@ -1,5 +1,7 @@
 #include "node/cli_reply.hpp"
 
+#include "node/json_writer.hpp"
+
 #include <algorithm>
 #include <cstdio>
 
@@ -7,46 +9,15 @@ namespace kura::node {
 
 using namespace actors;
 
-std::string json_str(std::string_view s) {
-  std::string o = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-    case '"':
-      o += "\\\"";
-      break;
-    case '\\':
-      o += "\\\\";
-      break;
-    case '\n':
-      o += "\\n";
-      break;
-    case '\r':
-      o += "\\r";
-      break;
-    case '\t':
-      o += "\\t";
-      break;
-    default:
-      if (c < 0x20 || c >= 0x7f) {
-        char b[8];
-        std::snprintf(b, sizeof(b), "\\u%04x", c);
-        o += b;
-      } else {
-        o += static_cast<char>(c);
-      }
-    }
-  }
-  return o + "\"";
-}
-
 namespace {
 
 void print_table(const node_status& s, bool json, std::ostream& out) {
   if (json) {
-    out << "{";
+    json_writer j; // figures as JSON numbers, the rest as strings
+    j.begin_object();
     for (size_t i = 0; i < s.names.size() && i < s.values.size(); ++i)
-      out << (i ? ", " : "") << json_str(s.names[i]) << ": " << json_str(s.values[i]);
-    out << "}\n";
+      j.key(s.names[i]).auto_value(s.values[i]);
+    out << j.end_object().str() << "\n";
     return;
   }
   size_t w = 4;
@@ -78,31 +49,39 @@ int print_reply(const kv_request& req, std::string_view answer, bool json, std::
   }
   if (!r->error.empty()) {
     if (json)
-      out << "{\"error\": " << json_str(r->error) << "}\n";
+      out << json_writer{}.begin_object().key("error").str(r->error).end_object().str() << "\n";
     err << "kura: " << r->error << "\n";
     return 1;
   }
   switch (req.op) {
   case kv_request::get:
-    if (json)
-      out << "{\"key\": " << json_str(req.key) << ", \"found\": " << (r->found ? "true" : "false")
-          << ", \"value\": " << (r->found ? json_str(r->value) : "null")
-          << ", \"expiry_ms\": " << r->expiry_ms << "}\n";
-    else
+    if (json) {
+      json_writer j;
+      j.begin_object().key("key").str(req.key).key("found").boolean(r->found).key("value");
+      if (r->found)
+        j.str(r->value);
+      else
+        j.null();
+      out << j.key("expiry_ms").num(r->expiry_ms).end_object().str() << "\n";
+    } else
       out << (r->found ? r->value : "(nil)") << "\n";
     break;
   case kv_request::tier:
-    out << (json ? "{\"tier\": " + json_str(r->value) + "}" : r->value) << "\n";
+    out << (json ? json_writer{}.begin_object().key("tier").str(r->value).end_object().str()
+                 : r->value)
+        << "\n";
     break;
   case kv_request::del:
   case kv_request::expire:
     if (json)
-      out << "{\"existed\": " << (r->found ? "true" : "false") << "}\n";
+      out << json_writer{}.begin_object().key("existed").boolean(r->found).end_object().str()
+          << "\n";
     else
       out << (r->found ? 1 : 0) << "\n";
     break;
   default:
-    out << (json ? "{\"ok\": true}" : "OK") << "\n";
+    out << (json ? json_writer{}.begin_object().key("ok").boolean(true).end_object().str() : "OK")
+        << "\n";
   }
   return 0;
 }

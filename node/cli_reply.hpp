@@ -14,9 +14,6 @@
 
 namespace kura::node {
 
-/// `s` as a JSON string literal (control and non-ASCII bytes as \u00XX).
-std::string json_str(std::string_view s);
-
 /// Prints the answer to `req` (status, stats, config, get, set, del, expire,
 /// tier, flush) as a table or text, or as JSON. Returns the exit code: 0 ok,
 /// 1 when the node answered with an error or with bytes that do not decode.

@@ -1,26 +1,43 @@
-// Server and connection commands: PING ECHO QUIT SELECT TIME HELLO CLIENT
-// COMMAND CONFIG INFO. COMMAND answers from the registry in Redis 7.0's
-// reply formats.
+// Server and connection commands: PING ECHO QUIT SELECT TIME HELLO COMMAND
+// CONFIG INFO SHUTDOWN OBJECT MEMORY FUNCTION. COMMAND answers from the
+// registry in Redis 7.0's reply formats; INFO reports real figures of every
+// tier in Redis 7.0's field names (redis_version: the Redis whose behaviour
+// kura follows), plus kura's per-tier sections. CLIENT and pub/sub live in
+// node/cmd_clients.cpp.
+#include "node/client_hub.hpp"
 #include "node/command_registry.hpp"
 #include "node/command_util.hpp"
+#include "node/hash_value.hpp"
 #include "node/resp_parser.hpp"
 #include "node/security.hpp"
 
+#include <cstdio>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include <sys/resource.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 namespace kura::node {
 
 namespace {
 
+/// The Redis release whose behaviour kura follows (INFO, HELLO).
+constexpr std::string_view redis_version = "7.0.15";
+
 // -- connection ----------------------------------------------------------------
 
 void cmd_ping(const command_args& a, command_context& c) {
   if (a.size() > 2)
     return wrong_args(c.out, "ping");
+  if (c.sess.resp == 2 && c.sess.subscriptions + c.sess.psubscriptions > 0) {
+    put_array_header(c.out, 2); // Redis's reply in the subscribed context
+    put_bulk(c.out, "pong");
+    put_bulk(c.out, a.size() == 2 ? a[1] : std::string_view{});
+    return;
+  }
   if (a.size() == 2)
     put_bulk(c.out, a[1]);
   else
@@ -74,12 +91,14 @@ bool hello_auth(const command_args& a, size_t at, command_context& c) {
 void cmd_hello(const command_args& a, command_context& c) {
   auto& out = c.out;
   size_t i = 1;
+  int resp = c.sess.resp;
   if (a.size() >= 2) {
     int64_t ver = 0;
     if (!parse_int64(a[1], ver))
       return put_error(out, "ERR Protocol version is not an integer or out of range");
-    if (ver != 2)
+    if (ver != 2 && ver != 3)
       return put_error(out, "NOPROTO unsupported protocol version");
+    resp = static_cast<int>(ver);
     i = 2;
   }
   std::string_view setname;
@@ -104,13 +123,14 @@ void cmd_hello(const command_args& a, command_context& c) {
     return;
   if (has_name)
     c.sess.name.assign(setname.data(), setname.size());
-  put_array_header(out, 14);
+  c.sess.resp = resp;
+  put_map_header(out, 7, resp);
   put_bulk(out, "server");
   put_bulk(out, "redis");
   put_bulk(out, "version");
-  put_bulk(out, "7.0.0");
+  put_bulk(out, redis_version);
   put_bulk(out, "proto");
-  put_int(out, 2);
+  put_int(out, resp);
   put_bulk(out, "id");
   put_int(out, static_cast<int64_t>(c.sess.id));
   put_bulk(out, "mode");
@@ -119,39 +139,6 @@ void cmd_hello(const command_args& a, command_context& c) {
   put_bulk(out, "master");
   put_bulk(out, "modules");
   put_array_header(out, 0);
-}
-
-// -- CLIENT --------------------------------------------------------------------
-
-void cmd_client_setname(const command_args& a, command_context& c) {
-  for (char ch : a[2])
-    if (ch < '!' || ch > '~')
-      return put_error(c.out, "ERR Client names cannot contain spaces, newlines or "
-                              "special characters.");
-  c.sess.name.assign(a[2].data(), a[2].size());
-  put_ok(c.out);
-}
-
-void cmd_client_getname(const command_args&, command_context& c) {
-  if (c.sess.name.empty())
-    return put_nil(c.out);
-  put_bulk(c.out, c.sess.name);
-}
-
-void cmd_client_id(const command_args&, command_context& c) {
-  put_int(c.out, static_cast<int64_t>(c.sess.id));
-}
-
-void cmd_client_info(const command_args&, command_context& c) {
-  std::string line = "id=" + std::to_string(c.sess.id) + " addr=" + c.sess.peer +
-                     " name=" + c.sess.name + " db=0 resp=2\n";
-  put_bulk(c.out, line);
-}
-
-void cmd_client_setinfo(const command_args&, command_context& c) {
-  // Client libraries announce their name and version (Redis 7.2); kura does
-  // not report them, so there is nothing to keep.
-  put_ok(c.out);
 }
 
 // -- COMMAND -------------------------------------------------------------------
@@ -253,32 +240,142 @@ void cmd_command_getkeys(const command_args& a, command_context& c) {
 }
 
 // -- CONFIG --------------------------------------------------------------------
+// One table: what CONFIG GET reports and, for the settings kura can change at
+// run time, how CONFIG SET changes them (really: the broker reads them from
+// node_facts). The others answer as Redis answers for immutable settings.
+
+std::string set_uint(uint64_t& dst, std::string_view v, uint64_t min) {
+  int64_t n = 0;
+  if (!parse_int64(v, n))
+    return "argument couldn't be parsed into an integer";
+  if (n < static_cast<int64_t>(min))
+    return "argument must be between " + std::to_string(min) + " and " + std::to_string(INT64_MAX) +
+           " inclusive";
+  dst = static_cast<uint64_t>(n);
+  return {};
+}
+
+/// Parses a memory amount as Redis does ("1gb", "64mb", "100").
+bool parse_memory(std::string_view v, uint64_t& out) {
+  uint64_t mul = 1;
+  std::string s = lower(v);
+  auto ends = [&](const char* suf) {
+    size_t n = std::char_traits<char>::length(suf);
+    if (s.size() > n && s.compare(s.size() - n, n, suf) == 0) {
+      s.resize(s.size() - n);
+      return true;
+    }
+    return false;
+  };
+  if (ends("kb"))
+    mul = 1024;
+  else if (ends("mb"))
+    mul = 1024 * 1024;
+  else if (ends("gb"))
+    mul = 1024ull * 1024 * 1024;
+  else if (ends("k"))
+    mul = 1000;
+  else if (ends("m"))
+    mul = 1000 * 1000;
+  else if (ends("g"))
+    mul = 1000ull * 1000 * 1000;
+  int64_t n = 0;
+  if (!parse_int64(s, n) || n < 0)
+    return false;
+  out = static_cast<uint64_t>(n) * mul;
+  return true;
+}
+
+struct config_item {
+  const char* name;
+  std::string (*get)(command_context& c);
+  /// Validates and applies; returns "" or the reason (Redis's wording). Null:
+  /// immutable. `apply` false: only validate.
+  std::string (*set)(command_context& c, std::string_view v, bool apply);
+};
+
+const std::vector<config_item>& config_items() {
+  static const std::vector<config_item> items = {
+      {"bind", [](command_context& c) { return c.facts.bind; }, nullptr},
+      {"port", [](command_context& c) { return std::to_string(c.facts.port); }, nullptr},
+      {"dir", [](command_context& c) { return c.facts.data_dir; }, nullptr},
+      {"databases", [](command_context&) { return std::string("1"); }, nullptr},
+      {"cluster-enabled", [](command_context&) { return std::string("no"); }, nullptr},
+      {"maxmemory", [](command_context& c) { return std::to_string(c.ks.config().memory_bytes); },
+       nullptr},
+      {"proto-max-bulk-len",
+       [](command_context& c) { return std::to_string(c.facts.proto_max_bulk_len); }, nullptr},
+      {"tcp-keepalive", [](command_context&) { return std::string("0"); }, nullptr},
+      // kura persists through L3, not snapshots or an append-only file: these
+      // accept only the value that describes that.
+      {"save", [](command_context&) { return std::string(""); },
+       [](command_context&, std::string_view v, bool) {
+         return v.empty() ? std::string{}
+                          : std::string("kura has no snapshots; L3 keeps every write");
+       }},
+      {"appendonly", [](command_context&) { return std::string("no"); },
+       [](command_context&, std::string_view v, bool) {
+         return ieq(v, "no") ? std::string{}
+                             : std::string("kura has no append-only file; L3 keeps every write");
+       }},
+      {"maxmemory-policy", [](command_context&) { return std::string("allkeys-lfu"); },
+       [](command_context&, std::string_view v, bool) {
+         return ieq(v, "allkeys-lfu")
+                    ? std::string{}
+                    : std::string("kura's memory tiers are W-TinyLFU (allkeys-lfu)");
+       }},
+      {"maxclients", [](command_context& c) { return std::to_string(c.facts.max_clients); },
+       [](command_context& c, std::string_view v, bool apply) {
+         uint64_t n = c.facts.max_clients;
+         auto e = set_uint(n, v, 1);
+         if (e.empty() && apply)
+           c.facts.max_clients = n;
+         return e;
+       }},
+      {"timeout", [](command_context& c) { return std::to_string(c.facts.idle_timeout_s); },
+       [](command_context& c, std::string_view v, bool apply) {
+         uint64_t n = 0;
+         auto e = set_uint(n, v, 0);
+         if (e.empty() && apply)
+           c.facts.idle_timeout_s = n;
+         return e;
+       }},
+      {"client-query-buffer-limit",
+       [](command_context& c) { return std::to_string(c.facts.query_buffer_limit); },
+       [](command_context& c, std::string_view v, bool apply) {
+         uint64_t n = 0;
+         if (!parse_memory(v, n))
+           return std::string("argument must be a memory value");
+         if (n < 1024 * 1024)
+           return std::string("argument must be between 1048576 and 9223372036854775807 inclusive");
+         if (apply)
+           c.facts.query_buffer_limit = n;
+         return std::string{};
+       }},
+      {"kura-client-output-limit",
+       [](command_context& c) { return std::to_string(c.facts.max_output_bytes); },
+       [](command_context& c, std::string_view v, bool apply) {
+         uint64_t n = 0;
+         if (!parse_memory(v, n) || n == 0)
+           return std::string("argument must be a memory value");
+         if (apply)
+           c.facts.max_output_bytes = n;
+         return std::string{};
+       }},
+  };
+  return items;
+}
 
 void cmd_config_get(const command_args& a, command_context& c) {
-  std::vector<std::pair<std::string, std::string>> all = {
-      {"save", ""},
-      {"appendonly", "no"},
-      {"databases", "1"},
-      {"port", std::to_string(c.facts.port)},
-      {"bind", c.facts.bind},
-      {"dir", c.facts.data_dir},
-      {"maxmemory", std::to_string(c.ks.config().memory_bytes)},
-      {"maxmemory-policy", "allkeys-lfu"},
-      {"maxclients", std::to_string(c.facts.max_clients)},
-      {"proto-max-bulk-len", std::to_string(c.facts.proto_max_bulk_len)},
-      {"timeout", "0"},
-      {"tcp-keepalive", "0"},
-      {"cluster-enabled", "no"},
-  };
   std::vector<std::pair<std::string, std::string>> hits;
-  for (auto& kv : all) {
+  for (auto& it : config_items()) {
     for (size_t i = 2; i < a.size(); ++i)
-      if (glob_match(a[i], kv.first, true)) {
-        hits.push_back(kv);
+      if (glob_match(a[i], it.name, true)) {
+        hits.emplace_back(it.name, it.get(c));
         break;
       }
   }
-  put_array_header(c.out, hits.size() * 2);
+  put_map_header(c.out, hits.size(), c.sess.resp);
   for (auto& kv : hits) {
     put_bulk(c.out, kv.first);
     put_bulk(c.out, kv.second);
@@ -288,10 +385,38 @@ void cmd_config_get(const command_args& a, command_context& c) {
 void cmd_config_set(const command_args& a, command_context& c) {
   if (a.size() % 2 != 0)
     return wrong_args(c.out, "config|set");
-  std::string m = "ERR Unknown option or number of arguments for CONFIG SET - '";
-  m.append(a[2].substr(0, 128));
-  m += "'";
-  put_error(c.out, m);
+  auto& items = config_items();
+  auto failed = [&](std::string_view arg, std::string_view why) {
+    std::string m = "ERR CONFIG SET failed (possibly related to argument '";
+    m.append(arg.substr(0, 128));
+    m += "') - ";
+    m.append(why);
+    put_error(c.out, m);
+  };
+  std::vector<std::pair<const config_item*, std::string_view>> todo;
+  for (size_t i = 2; i + 1 < a.size(); i += 2) {
+    const config_item* it = nullptr;
+    for (auto& x : items)
+      if (ieq(a[i], x.name))
+        it = &x;
+    if (!it) {
+      std::string m = "ERR Unknown option or number of arguments for CONFIG SET - '";
+      m.append(a[i].substr(0, 128));
+      m += "'";
+      return put_error(c.out, m);
+    }
+    for (auto& [prev, v] : todo)
+      if (prev == it)
+        return failed(a[i], "duplicate parameter");
+    if (!it->set)
+      return failed(a[i], "can't set immutable config");
+    if (auto e = it->set(c, a[i + 1], false); !e.empty())
+      return failed(a[i], e);
+    todo.emplace_back(it, a[i + 1]);
+  }
+  for (auto& [it, v] : todo) // all valid: apply them together
+    it->set(c, v, true);
+  put_ok(c.out);
 }
 
 void cmd_config_resetstat(const command_args&, command_context& c) {
@@ -302,55 +427,244 @@ void cmd_config_resetstat(const command_args&, command_context& c) {
 
 // -- INFO ----------------------------------------------------------------------
 
+std::string human(uint64_t b) {
+  char buf[32];
+  double d = static_cast<double>(b);
+  if (b < 1024)
+    std::snprintf(buf, sizeof(buf), "%lluB", static_cast<unsigned long long>(b));
+  else if (b < (1ull << 20))
+    std::snprintf(buf, sizeof(buf), "%.2fK", d / 1024);
+  else if (b < (1ull << 30))
+    std::snprintf(buf, sizeof(buf), "%.2fM", d / (1 << 20));
+  else
+    std::snprintf(buf, sizeof(buf), "%.2fG", d / (1ull << 30));
+  return buf;
+}
+
+uint64_t rss_bytes() {
+  long pages = 0, resident = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2)
+      resident = 0;
+    std::fclose(f);
+  }
+  return static_cast<uint64_t>(resident) * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
 void stats_lines(std::string& r, const char* tier, const tier_stats& t) {
-  r += tier;
-  r += "_hits:" + std::to_string(t.hits) + "\r\n";
-  r += tier;
-  r += "_misses:" + std::to_string(t.misses) + "\r\n";
-  r += tier;
-  r += "_evictions:" + std::to_string(t.evictions) + "\r\n";
-  r += tier;
-  r += "_expirations:" + std::to_string(t.expirations) + "\r\n";
-  r += tier;
-  r += "_entries:" + std::to_string(t.entries) + "\r\n";
-  r += tier;
-  r += "_bytes:" + std::to_string(t.bytes) + "\r\n";
-  r += tier;
-  r += "_capacity_bytes:" + std::to_string(t.capacity_bytes) + "\r\n";
+  auto line = [&](const char* what, uint64_t v) {
+    r += tier;
+    r += what;
+    r += std::to_string(v);
+    r += "\r\n";
+  };
+  line("_hits:", t.hits);
+  line("_misses:", t.misses);
+  line("_evictions:", t.evictions);
+  line("_expirations:", t.expirations);
+  line("_entries:", t.entries);
+  line("_bytes:", t.bytes);
+  line("_capacity_bytes:", t.capacity_bytes);
+}
+
+/// Keys, keys with an expiry and their average remaining TTL (ms) in memory.
+struct memory_keyspace {
+  uint64_t keys = 0, expires = 0, ttl_sum = 0;
+};
+
+memory_keyspace scan_memory(keyspace& ks) {
+  memory_keyspace m;
+  auto now = ks.clock().now_ms();
+  for (size_t i = 0; i < ks.shard_count(); ++i)
+    ks.shard(i).for_each([&](const memory_cache::entry_view& v) {
+      if (v.expiry_ms != 0 && v.expiry_ms <= now)
+        return;
+      ++m.keys;
+      if (v.expiry_ms != 0) {
+        ++m.expires;
+        m.ttl_sum += v.expiry_ms - now;
+      }
+    });
+  return m;
+}
+
+std::string fmt_double(double d) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.6f", d);
+  return buf;
 }
 
 std::string info_text(command_context& c, std::string_view section) {
-  bool all = section.empty() || ieq(section, "all") || ieq(section, "everything") ||
-             ieq(section, "default");
-  auto want = [&](const char* s) { return all || ieq(section, s); };
+  bool everything = ieq(section, "all") || ieq(section, "everything");
+  bool dflt = section.empty() || ieq(section, "default");
+  auto want = [&](const char* s, bool in_default = true) {
+    return everything || (dflt && in_default) || ieq(section, s);
+  };
   auto& facts = c.facts;
+  auto& hub = *c.state.hub;
   std::string r;
+  auto kv = [&](std::string_view k, const std::string& v) {
+    r.append(k);
+    r += ':';
+    r += v;
+    r += "\r\n";
+  };
+  auto num = [&](std::string_view k, uint64_t v) { kv(k, std::to_string(v)); };
   auto now = c.ks.clock().now_ms();
   auto l1 = c.ks.l1_stats();
   auto l2 = c.ks.l2_stats();
+  tier_stats l3, l4;
+  if (facts.l3_stats)
+    l3 = facts.l3_stats();
+  if (facts.l4_stats)
+    l4 = facts.l4_stats();
   if (want("server")) {
-    r += "# Server\r\nredis_version:7.0.0\r\nkura_version:" + facts.version +
-         "\r\nredis_mode:standalone\r\nos:Linux\r\nprocess_id:" +
-         std::to_string(static_cast<long>(::getpid())) +
-         "\r\ntcp_port:" + std::to_string(facts.port) +
-         "\r\nuptime_in_seconds:" + std::to_string((now - facts.start_ms) / 1000) + "\r\n\r\n";
+    r += "# Server\r\n";
+    kv("redis_version", std::string(redis_version));
+    kv("kura_version", facts.version);
+    kv("redis_mode", "standalone");
+    struct utsname u {};
+    ::uname(&u);
+    kv("os", std::string(u.sysname) + " " + u.release + " " + u.machine);
+    num("arch_bits", sizeof(void*) * 8);
+    kv("multiplexing_api", "epoll");
+    kv("gcc_version", std::to_string(__GNUC__) + "." + std::to_string(__GNUC_MINOR__) + "." +
+                          std::to_string(__GNUC_PATCHLEVEL__));
+    num("process_id", static_cast<uint64_t>(::getpid()));
+    kv("run_id", facts.run_id);
+    num("tcp_port", facts.port);
+    num("server_time_usec", now * 1000);
+    num("uptime_in_seconds", (now - facts.start_ms) / 1000);
+    num("uptime_in_days", (now - facts.start_ms) / 86'400'000);
+    r += "\r\n";
   }
   if (want("clients")) {
-    r += "# Clients\r\nconnected_clients:" + std::to_string(facts.connected_clients) +
-         "\r\nmaxclients:" + std::to_string(facts.max_clients) + "\r\n\r\n";
+    uint64_t max_in = 0, max_out = 0;
+    for (auto& [id, s] : hub.clients()) {
+      if (s->input)
+        max_in = std::max<uint64_t>(max_in, s->input->size());
+      if (s->output)
+        max_out = std::max<uint64_t>(max_out, s->output->size());
+    }
+    r += "# Clients\r\n";
+    num("connected_clients", facts.connected_clients);
+    num("cluster_connections", 0);
+    num("maxclients", facts.max_clients);
+    num("client_recent_max_input_buffer", max_in);
+    num("client_recent_max_output_buffer", max_out);
+    num("blocked_clients", 0);
+    num("tracking_clients", hub.tracking_clients());
+    num("clients_in_timeout_table", 0);
+    r += "\r\n";
   }
   if (want("memory")) {
-    r += "# Memory\r\nused_memory:" + std::to_string(l1.bytes + l2.bytes) +
-         "\r\nmaxmemory:" + std::to_string(c.ks.config().memory_bytes) +
-         "\r\nmaxmemory_policy:allkeys-lfu\r\n\r\n";
+    uint64_t used = l1.bytes + l2.bytes;
+    uint64_t rss = rss_bytes();
+    c.state.peak_memory = std::max(c.state.peak_memory, used);
+    r += "# Memory\r\n";
+    num("used_memory", used);
+    kv("used_memory_human", human(used));
+    num("used_memory_rss", rss);
+    kv("used_memory_rss_human", human(rss));
+    num("used_memory_peak", c.state.peak_memory);
+    kv("used_memory_peak_human", human(c.state.peak_memory));
+    num("maxmemory", c.ks.config().memory_bytes);
+    kv("maxmemory_human", human(c.ks.config().memory_bytes));
+    kv("maxmemory_policy", "allkeys-lfu");
+    kv("mem_fragmentation_ratio",
+       used ? fmt_double(static_cast<double>(rss) / static_cast<double>(used)).substr(0, 4) : "0");
+    kv("mem_allocator", "libc");
+    num("kura_tracked_keys", hub.tracked_keys());
+    r += "\r\n";
+  }
+  if (want("persistence")) {
+    uint64_t pending = facts.l3_uncommitted ? facts.l3_uncommitted() : 0;
+    r += "# Persistence\r\n";
+    num("loading", 0);
+    num("async_loading", 0);
+    num("rdb_changes_since_last_save", pending + facts.l3_queue_depth);
+    num("rdb_bgsave_in_progress", 0);
+    num("aof_enabled", 0);
+    num("aof_rewrite_in_progress", 0);
+    num("kura_l3_enabled", facts.l3_stats ? 1 : 0);
+    num("kura_l4_enabled", facts.l4_stats ? 1 : 0);
+    num("kura_l3_write_behind_queue", facts.l3_queue_depth);
+    num("kura_l3_uncommitted_writes", pending);
+    r += "\r\n";
   }
   if (want("stats")) {
-    r += "# Stats\r\ntotal_connections_received:" + std::to_string(facts.total_connections) +
-         "\r\ntotal_commands_processed:" + std::to_string(c.state.total_commands) +
-         "\r\nrejected_connections:" + std::to_string(facts.rejected_connections) +
-         "\r\nexpired_keys:" + std::to_string(l1.expirations + l2.expirations) +
-         "\r\nkeyspace_hits:" + std::to_string(c.state.keyspace_hits) +
-         "\r\nkeyspace_misses:" + std::to_string(c.state.keyspace_misses) + "\r\n\r\n";
+    // A key is evicted when it leaves the last tier that holds it: memory
+    // without L3, L3 without L4 (with L4 an L3 victim is archived), L4.
+    uint64_t evicted = facts.l4_stats   ? l4.evictions
+                       : facts.l3_stats ? l3.evictions
+                                        : l1.evictions + l2.evictions;
+    r += "# Stats\r\n";
+    num("total_connections_received", facts.total_connections);
+    num("total_commands_processed", c.state.total_commands);
+    num("rejected_connections", facts.rejected_connections);
+    num("expired_keys", l1.expirations + l2.expirations + l3.expirations + l4.expirations);
+    num("evicted_keys", evicted);
+    num("keyspace_hits", c.state.keyspace_hits);
+    num("keyspace_misses", c.state.keyspace_misses);
+    num("pubsub_channels", hub.channel_count());
+    num("pubsub_patterns", hub.pattern_count());
+    num("total_error_replies", [&] {
+      uint64_t n = 0;
+      for (auto& s : c.registry.stats())
+        n += s.errors;
+      return n;
+    }());
+    r += "\r\n";
+  }
+  if (want("replication")) {
+    r += "# Replication\r\n";
+    kv("role", "master");
+    num("connected_slaves", 0);
+    kv("master_failover_state", "no-failover");
+    kv("master_replid", facts.run_id);
+    kv("master_replid2", std::string(40, '0'));
+    num("master_repl_offset", 0);
+    kv("second_repl_offset", "-1");
+    num("repl_backlog_active", 0);
+    num("repl_backlog_size", 0);
+    r += "\r\n";
+  }
+  if (want("cpu")) {
+    struct rusage self {
+    }, kids{};
+    ::getrusage(RUSAGE_SELF, &self);
+    ::getrusage(RUSAGE_CHILDREN, &kids);
+    auto secs = [](const timeval& t) {
+      return fmt_double(static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6);
+    };
+    r += "# CPU\r\n";
+    kv("used_cpu_sys", secs(self.ru_stime));
+    kv("used_cpu_user", secs(self.ru_utime));
+    kv("used_cpu_sys_children", secs(kids.ru_stime));
+    kv("used_cpu_user_children", secs(kids.ru_utime));
+    r += "\r\n";
+  }
+  if (want("modules", false) || ieq(section, "everything"))
+    r += "# Modules\r\n\r\n";
+  if (want("commandstats", false)) {
+    r += "# Commandstats\r\n";
+    auto& st = c.registry.stats();
+    for (size_t i = 0; i < st.size(); ++i) {
+      if (st[i].calls == 0)
+        continue;
+      std::string name = c.registry.names()[i];
+      uint64_t usec = st[i].latency.total_ns / 1000;
+      r += "cmdstat_" + name + ":calls=" + std::to_string(st[i].calls) +
+           ",usec=" + std::to_string(usec) + ",usec_per_call=" +
+           fmt_double(static_cast<double>(usec) / static_cast<double>(st[i].calls)).substr(0, 8) +
+           ",rejected_calls=0,failed_calls=" + std::to_string(st[i].errors) + "\r\n";
+    }
+    r += "\r\n";
+  }
+  if (want("cluster")) {
+    r += "# Cluster\r\n";
+    num("cluster_enabled", 0);
+    r += "\r\n";
   }
   if (want("l1")) {
     r += "# L1\r\n";
@@ -365,18 +679,33 @@ std::string info_text(command_context& c, std::string_view section) {
   if (want("l3")) {
     r += "# L3\r\nl3_enabled:" + std::string(facts.l3_stats ? "1" : "0") + "\r\n";
     if (facts.l3_stats) {
-      stats_lines(r, "l3", facts.l3_stats());
+      stats_lines(r, "l3", l3);
       r += "l3_write_behind_queue:" + std::to_string(facts.l3_queue_depth) + "\r\n";
       if (facts.l3_uncommitted)
         r += "l3_uncommitted_writes:" + std::to_string(facts.l3_uncommitted()) + "\r\n";
     }
     r += "\r\n";
   }
+  if (want("l4")) {
+    r += "# L4\r\nl4_enabled:" + std::string(facts.l4_stats ? "1" : "0") + "\r\n";
+    if (facts.l4_stats)
+      stats_lines(r, "l4", l4);
+    r += "\r\n";
+  }
   if (want("keyspace")) {
-    uint64_t keys = facts.l3_stats ? facts.l3_stats().entries : l1.entries + l2.entries;
+    // L3 holds every live entry and L4 the ones aged out of L3 (an entry is
+    // in one of them, never both); without L3, memory is all there is. TTLs
+    // are averaged over the entries memory holds (Redis samples too).
+    auto mem = scan_memory(c.ks);
+    uint64_t keys = facts.l3_stats ? l3.entries + l4.entries : mem.keys;
+    uint64_t expires = facts.l3_expires ? facts.l3_expires() : mem.expires;
+    if (facts.l3_stats && !facts.l3_expires)
+      expires = mem.expires;
+    uint64_t avg_ttl = mem.expires ? mem.ttl_sum / mem.expires : 0;
     r += "# Keyspace\r\n";
     if (keys > 0)
-      r += "db0:keys=" + std::to_string(keys) + ",expires=0,avg_ttl=0\r\n";
+      r += "db0:keys=" + std::to_string(keys) + ",expires=" + std::to_string(expires) +
+           ",avg_ttl=" + std::to_string(avg_ttl) + "\r\n";
     r += "\r\n";
   }
   if (r.size() >= 2)
@@ -398,6 +727,150 @@ void cmd_info(const command_args& a, command_context& c) {
     }
   }
   put_bulk(c.out, r);
+}
+
+// -- SHUTDOWN ------------------------------------------------------------------
+
+void cmd_shutdown(const command_args& a, command_context& c) {
+  // SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]. kura has no snapshot to
+  // save or skip: L3 is the store, and like SIGTERM every SHUTDOWN hands L3
+  // the write-behind queue and syncs it (as Redis does with its append-only
+  // file even under NOSAVE). NOW and FORCE concern replicas and failed saves,
+  // which a standalone kura has not.
+  bool save = false, nosave = false, abort = false;
+  for (size_t i = 1; i < a.size(); ++i) {
+    if (ieq(a[i], "save"))
+      save = true;
+    else if (ieq(a[i], "nosave"))
+      nosave = true;
+    else if (ieq(a[i], "abort"))
+      abort = true;
+    else if (!ieq(a[i], "now") && !ieq(a[i], "force"))
+      return put_error(c.out, err_syntax);
+  }
+  if ((save && nosave) || (abort && a.size() != 2))
+    return put_error(c.out, err_syntax);
+  if (abort)
+    return put_error(c.out, "ERR No shutdown in progress.");
+  if (!c.facts.shutdown)
+    return put_error(c.out, "ERR Errors trying to SHUTDOWN. Check logs.");
+  c.facts.shutdown();
+  c.sess.quit = true; // no reply: the connection closes, as with Redis
+}
+
+// -- OBJECT / MEMORY -----------------------------------------------------------
+
+/// Redis's string encodings: "int" for a value that is a 64-bit integer in
+/// canonical form, "embstr" up to 44 bytes, "raw" above.
+const char* string_encoding(std::string_view v) {
+  int64_t n = 0;
+  if (v.size() <= 20 && parse_int64(v, n) && std::to_string(n) == v)
+    return "int";
+  return v.size() <= 44 ? "embstr" : "raw";
+}
+
+void cmd_object_encoding(const command_args& a, command_context& c) {
+  const char* enc = nullptr;
+  c.ks.view(a[2], [&](const keyspace::key_view& v) {
+    enc = (v.flags & entry_flags::hash) ? hashval::redis_encoding(v.value)
+                                         : string_encoding(v.value);
+  });
+  if (!enc)
+    return put_nil(c.out);
+  put_bulk(c.out, enc);
+}
+
+void cmd_object_freq(const command_args& a, command_context& c) {
+  if (!c.ks.exists(a[2]))
+    return put_nil(c.out);
+  put_int(c.out, c.ks.shard_for(a[2]).frequency(a[2]));
+}
+
+void cmd_object_idletime(const command_args& a, command_context& c) {
+  if (!c.ks.exists(a[2]))
+    return put_nil(c.out);
+  // what Redis answers under an LFU policy, which kura's memory tiers are
+  put_error(c.out, "ERR An LRU maxmemory policy is not selected, no access time available.");
+}
+
+void cmd_object_refcount(const command_args& a, command_context& c) {
+  if (!c.ks.exists(a[2]))
+    return put_nil(c.out);
+  put_int(c.out, 1); // kura shares no value objects between keys
+}
+
+void put_help(command_context& c, const std::vector<const char*>& lines) {
+  put_array_header(c.out, lines.size());
+  for (auto* l : lines)
+    put_status(c.out, l);
+}
+
+void cmd_object_help(const command_args&, command_context& c) {
+  put_help(c, {"OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", "ENCODING <key>",
+               "    Return the kind of internal representation used in order to store the value",
+               "    associated with a <key>.", "FREQ <key>",
+               "    Return the access frequency index of the <key>. The returned integer is",
+               "    proportional to the logarithm of the recent access frequency of the key.",
+               "IDLETIME <key>",
+               "    Return the idle time of the <key>, that is the approximated number of",
+               "    seconds elapsed since the last access to the key.", "REFCOUNT <key>",
+               "    Return the number of references of the value associated with the specified",
+               "    <key>.", "HELP", "    Print this help."});
+}
+
+void cmd_memory_usage(const command_args& a, command_context& c) {
+  // MEMORY USAGE key [SAMPLES count]
+  if (a.size() != 3 && a.size() != 5)
+    return put_error(c.out, err_syntax);
+  if (a.size() == 5) {
+    int64_t n = 0;
+    if (!ieq(a[3], "samples"))
+      return put_error(c.out, err_syntax);
+    if (!parse_int64(a[4], n) || n < 0)
+      return put_error(c.out, err_not_int);
+  }
+  uint64_t payload = 0;
+  if (!c.ks.read(a[2], [&](std::string_view v, uint64_t) { payload = v.size(); }))
+    return put_nil(c.out);
+  // the bytes memory charges for the entry; an entry only L3 holds (staged
+  // for this command) is reported as memory would charge it: its payload
+  uint64_t b = c.ks.shard_for(a[2]).charged_bytes(a[2]);
+  put_int(c.out, static_cast<int64_t>(b ? b : a[2].size() + payload));
+}
+
+void cmd_memory_help(const command_args&, command_context& c) {
+  put_help(c, {"MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+               "USAGE <key> [SAMPLES <count>]",
+               "    Return memory in bytes used by <key> and its value. Nested values are",
+               "    sampled up to <count> times (default: 5, 0 means sample all).", "HELP",
+               "    Print this help."});
+}
+
+// -- FUNCTION ------------------------------------------------------------------
+// kura runs no scripts: there are never functions, so FLUSH has nothing to
+// remove and LIST nothing to list.
+
+void cmd_function_flush(const command_args& a, command_context& c) {
+  if (a.size() == 3 && !ieq(a[2], "async") && !ieq(a[2], "sync"))
+    return put_error(c.out, "ERR FUNCTION FLUSH only supports SYNC|ASYNC option");
+  if (a.size() > 3)
+    return put_error(c.out, err_syntax);
+  put_ok(c.out);
+}
+
+void cmd_function_list(const command_args& a, command_context& c) {
+  for (size_t i = 2; i < a.size(); ++i) {
+    if (ieq(a[i], "withcode"))
+      continue;
+    if (ieq(a[i], "libraryname") && i + 1 < a.size()) {
+      ++i;
+      continue;
+    }
+    std::string m = "ERR Unknown argument ";
+    m.append(a[i].substr(0, 128));
+    return put_error(c.out, m);
+  }
+  put_array_header(c.out, 0);
 }
 
 } // namespace
@@ -424,29 +897,6 @@ void register_server_commands(command_registry& r) {
   r.add("hello", -1, "noscript loading stale fast no_auth allow_busy", cmd_hello)
       .acl("@fast @connection")
       .doc("Handshake with Redis", "6.0.0", "connection", "O(1)");
-
-  r.add("client", -2, "", nullptr)
-      .acl("@slow")
-      .doc("A container for client connection commands", "2.4.0", "connection",
-           "Depends on subcommand.");
-  r.add_sub("client", "setname", 3, "noscript loading stale", cmd_client_setname)
-      .acl("@slow @connection")
-      .doc("Set the current connection name", "2.6.9", "connection", "O(1)");
-  r.add_sub("client", "getname", 2, "noscript loading stale", cmd_client_getname)
-      .acl("@slow @connection")
-      .doc("Get the current connection name", "2.6.9", "connection", "O(1)");
-  r.add_sub("client", "id", 2, "noscript loading stale", cmd_client_id)
-      .acl("@slow @connection")
-      .doc("Returns the client ID for the current connection", "5.0.0", "connection", "O(1)");
-  r.add_sub("client", "info", 2, "noscript loading stale", cmd_client_info)
-      .acl("@slow @connection")
-      .tips("nondeterministic_output")
-      .doc("Returns information about the current client connection.", "6.2.0", "connection",
-           "O(1)");
-  r.add_sub("client", "setinfo", 4, "noscript loading stale", cmd_client_setinfo)
-      .acl("@slow @connection")
-      .tips("request_policy:all_nodes response_policy:all_succeeded")
-      .doc("Set client or connection specific info", "7.2.0", "connection", "O(1)");
 
   r.add("command", -1, "loading stale", cmd_command)
       .acl("@slow @connection")
@@ -492,6 +942,72 @@ void register_server_commands(command_registry& r) {
   r.add_sub("config", "resetstat", 2, "admin noscript loading stale", cmd_config_resetstat)
       .acl("@admin @slow @dangerous")
       .doc("Reset the stats returned by INFO", "2.0.0", "server", "O(1)");
+
+  r.add("shutdown", -1, "admin noscript loading stale no_multi allow_busy", cmd_shutdown)
+      .acl("@admin @slow @dangerous")
+      .doc("Synchronously save the dataset to disk and then shut down the server", "1.0.0",
+           "server", "O(N) when saving, where N is the total number of keys in all databases");
+
+  r.add("object", -2, "", nullptr)
+      .acl("@slow")
+      .doc("A container for object introspection commands", "2.2.3", "generic",
+           "Depends on subcommand.");
+  r.add_sub("object", "encoding", 3, "readonly", cmd_object_encoding)
+      .keys(2, 2, 1)
+      .key_spec(2, 0, 1, 0, "RO")
+      .acl("@keyspace @read @slow")
+      .tips("nondeterministic_output")
+      .doc("Inspect the internal encoding of a Redis object", "2.2.3", "generic", "O(1)");
+  r.add_sub("object", "freq", 3, "readonly", cmd_object_freq)
+      .keys(2, 2, 1)
+      .key_spec(2, 0, 1, 0, "RO")
+      .acl("@keyspace @read @slow")
+      .tips("nondeterministic_output")
+      .doc("Get the logarithmic access frequency counter of a Redis object", "4.0.0", "generic",
+           "O(1)");
+  r.add_sub("object", "idletime", 3, "readonly", cmd_object_idletime)
+      .keys(2, 2, 1)
+      .key_spec(2, 0, 1, 0, "RO")
+      .acl("@keyspace @read @slow")
+      .tips("nondeterministic_output")
+      .doc("Get the time since a Redis object was last accessed", "2.2.3", "generic", "O(1)");
+  r.add_sub("object", "refcount", 3, "readonly", cmd_object_refcount)
+      .keys(2, 2, 1)
+      .key_spec(2, 0, 1, 0, "RO")
+      .acl("@keyspace @read @slow")
+      .tips("nondeterministic_output")
+      .doc("Get the number of references to the value of the key", "2.2.3", "generic", "O(1)");
+  r.add_sub("object", "help", 2, "loading stale", cmd_object_help)
+      .acl("@keyspace @slow")
+      .doc("Show helpful text about the different subcommands", "6.2.0", "generic", "O(1)");
+
+  r.add("memory", -2, "", nullptr)
+      .acl("@slow")
+      .doc("A container for memory diagnostics commands", "4.0.0", "server",
+           "Depends on subcommand.");
+  r.add_sub("memory", "usage", -3, "readonly", cmd_memory_usage)
+      .keys(2, 2, 1)
+      .key_spec(2, 0, 1, 0, "RO")
+      .acl("@read @slow")
+      .doc("Estimate the memory usage of a key", "4.0.0", "server",
+           "O(N) where N is the number of samples.");
+  r.add_sub("memory", "help", 2, "loading stale", cmd_memory_help)
+      .acl("@slow")
+      .doc("Show helpful text about the different subcommands", "4.0.0", "server", "O(1)");
+
+  r.add("function", -2, "", nullptr)
+      .acl("@slow")
+      .doc("A container for function commands", "7.0.0", "scripting", "Depends on subcommand.");
+  r.add_sub("function", "flush", -2, "write noscript", cmd_function_flush)
+      .acl("@write @slow @scripting")
+      .tips("request_policy:all_shards response_policy:all_succeeded")
+      .doc("Deleting all functions", "7.0.0", "scripting",
+           "O(N) where N is the number of functions deleted");
+  r.add_sub("function", "list", -2, "noscript", cmd_function_list)
+      .acl("@slow @scripting")
+      .tips("nondeterministic_output_order")
+      .doc("List information about all the functions", "7.0.0", "scripting",
+           "O(N) where N is the number of functions");
 
   r.add("info", -1, "loading stale", cmd_info)
       .acl("@slow @dangerous")

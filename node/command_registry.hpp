@@ -38,6 +38,25 @@ struct session {
   uint64_t id = 0;
   std::string name;
   std::string peer;  ///< "ip:port" for CLIENT LIST
+  std::string local; ///< the server's "ip:port" of this connection (laddr)
+  int64_t fd = -1;   ///< the socket
+  uint64_t created_ns = 0;                   ///< monotonic, for CLIENT LIST's age
+  uint64_t last_ns = 0;                      ///< monotonic time of the last command (idle)
+  int last_cmd = -1;                         ///< registry id of the last command (cmd=)
+  const std::string* input = nullptr;        ///< the connection's unparsed input (qbuf)
+  const std::vector<char>* output = nullptr; ///< its unsent replies (omem)
+  int resp = 2;                              ///< protocol version (HELLO)
+  bool killed = false;                       ///< CLIENT KILL chose it: close it now
+  bool no_evict = false;                     ///< CLIENT NO-EVICT (kura evicts no clients)
+  enum reply_mode : uint8_t { reply_on, reply_off, reply_skip };
+  reply_mode reply = reply_on;
+  bool skip_this = false;      ///< CLIENT REPLY SKIP: drop the next command's reply
+  uint32_t subscriptions = 0;  ///< channels (SUBSCRIBE)
+  uint32_t psubscriptions = 0; ///< patterns (PSUBSCRIBE)
+  bool tracking = false;       ///< CLIENT TRACKING ON
+  uint32_t tracking_flags = 0; ///< client_hub's tracking_flag bits
+  uint64_t redirect = 0;       ///< CLIENT TRACKING REDIRECT id (0 = none)
+  bool caching_once = false;   ///< CLIENT CACHING YES/NO for the next command
   bool quit = false; ///< close the connection after this reply
   transaction tx;    ///< MULTI queue and WATCHed keys
   std::shared_ptr<acl_user> user; ///< null: the default user (set on first command)
@@ -81,6 +100,7 @@ struct command_stats {
 /// Node-wide facts INFO and CONFIG GET report; the broker keeps them current.
 struct node_facts {
   std::string version = "0.1.0";
+  std::string run_id; ///< 40 hex digits, new for every process (INFO run_id)
   std::string bind = "127.0.0.1";
   uint16_t port = 6379;
   std::string data_dir;
@@ -93,15 +113,28 @@ struct node_facts {
   uint64_t l3_queue_depth = 0;
   std::function<tier_stats()> l3_stats;     ///< empty when L3 is off
   std::function<uint64_t()> l3_uncommitted; ///< writes L3 has not committed yet
+  std::function<uint64_t()> l3_expires;     ///< L3 entries with an expiry
+  std::function<tier_stats()> l4_stats;     ///< empty when L4 is off
+  /// SHUTDOWN: asks the process to stop as on SIGTERM (empty: refused).
+  std::function<void()> shutdown;
+  // -- settings CONFIG SET changes at run time (the broker reads them here) --
+  uint64_t idle_timeout_s = 0;              ///< "timeout": close idle clients (0 = never)
+  uint64_t query_buffer_limit = 1ull << 30; ///< "client-query-buffer-limit"
+  uint64_t max_output_bytes = 256ull << 20; ///< unsent replies per client
 };
+
+class client_hub; // node/client_hub.hpp: clients, pub/sub, tracking
 
 /// Node-wide state that commands of different families share.
 struct command_state {
+  client_hub* hub = nullptr; ///< owned by command_table
   uint64_t total_commands = 0;
   uint64_t keyspace_hits = 0;
   uint64_t keyspace_misses = 0;
   std::map<uint64_t, std::string> scan_cursors; ///< SCAN cursor -> last key returned
   uint64_t next_cursor = 1;
+  uint64_t peak_memory = 0;   ///< highest memory use INFO has seen
+  bool kills_pending = false; ///< CLIENT KILL marked sessions `killed`
   watch_table watches; ///< keys some connection WATCHes
   /// hash-max-listpack-entries / -value (CONFIG): up to these sizes a hash
   /// reports OBJECT ENCODING "listpack" and HSCAN returns it whole.

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include <random>
+
 namespace kura::node {
 
 // -- families ------------------------------------------------------------------
@@ -20,6 +22,7 @@ void register_hash_commands(command_registry& r);     // node/cmd_hashes.cpp
 void register_multi_commands(command_registry& r);    // node/cmd_multi.cpp
 void register_bit_commands(command_registry& r);      // node/cmd_bits.cpp
 void register_acl_commands(command_registry& r);      // node/cmd_acl.cpp
+void register_client_commands(command_registry& r);   // node/cmd_clients.cpp
 
 command_table::command_table(keyspace& ks, node_facts& facts) : ks_(ks), facts_(facts) {
   register_server_commands(reg_);
@@ -31,6 +34,15 @@ command_table::command_table(keyspace& ks, node_facts& facts) : ks_(ks), facts_(
   register_hash_commands(reg_);
   register_multi_commands(reg_);
   register_bit_commands(reg_);
+  register_client_commands(reg_);
+  state_.hub = &hub_;
+  caching_id_ = reg_.find("client|caching");
+  if (facts_.run_id.empty()) {
+    std::random_device rd;
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 40; ++i)
+      facts_.run_id += hex[rd() % 16];
+  }
   id_multi_ = reg_.find("multi");
   id_exec_ = reg_.find("exec");
   id_discard_ = reg_.find("discard");
@@ -210,44 +222,126 @@ void command_table::run(const command_args& a, int id, session& s, out_buffer& o
   }
   auto& st = reg_.stats()[static_cast<size_t>(id)];
   ++st.calls;
-  if (!arity_ok(sp->arity, a.size()) || !sp->handler) {
-    ++st.errors;
-    return wrong_args(out, sp->name);
-  }
   size_t before = out.size();
-  if (!permit(*sec_, reg_, id, a, s, out, ks_.clock().now_ms())) {
-    ++st.errors;
-    return;
+  if (!arity_ok(sp->arity, a.size()) || !sp->handler) {
+    wrong_args(out, sp->name);
+  } else if (!permit(*sec_, reg_, id, a, s, out, ks_.clock().now_ms())) {
+    // permit wrote the denial
+  } else if (id == id_watch_ && !same_slot(*sp, a, s, state_, out)) {
+    // CROSSSLOT written
+  } else if (s.resp == 2 && s.subscriptions + s.psubscriptions > 0 &&
+             sp->name.find("subscribe") == std::string::npos && sp->name != "ping" &&
+             sp->name != "quit" && sp->name != "reset") {
+    std::string m = "ERR Can't execute '";
+    m += sp->name;
+    m += "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in "
+         "this context";
+    put_error(out, m);
+  } else {
+    if (!state_.watches.empty()) {
+      // WATCH: writes touch the keys they name; FLUSHALL the live watched ones
+      if (id == id_flushall_ || id == id_flushdb_)
+        state_.watches.for_each([&](const std::string& k) {
+          if (ks_.exists(k))
+            state_.watches.touch(k);
+        });
+      else if (sp->flags & cmd_flag::write)
+        for_each_key_index(*sp, a.size(), [&](size_t i) { state_.watches.touch(a[i]); });
+    }
+    command_context c{ks_, facts_, s, out, lst, state_, reg_};
+    auto t0 = ks_.clock().mono_ns();
+    s.last_ns = t0;
+    s.last_cmd = id;
+    sp->handler(a, c);
+    st.latency.record(ks_.clock().mono_ns() - t0);
+    if (sec_->audit && audited(reg_, id)) {
+      std::string_view result = "ok";
+      if (out.size() > before && out[before] == '-') {
+        std::string_view o(out.data() + before + 1, out.size() - before - 1);
+        result = o.substr(0, o.find('\r'));
+      }
+      sec_->audit_command("command", s, a, sp->parent >= 0 ? 2 : 1, result, ks_.clock().now_ms());
+    }
   }
-  if (id == id_watch_ && !same_slot(*sp, a, s, state_, out)) {
-    ++st.errors;
-    return;
-  }
-  if (!state_.watches.empty()) {
-    // WATCH: writes touch the keys they name; FLUSHALL the live watched ones
-    if (id == id_flushall_ || id == id_flushdb_)
-      state_.watches.for_each([&](const std::string& k) {
-        if (ks_.exists(k))
-          state_.watches.touch(k);
-      });
-    else if (sp->flags & cmd_flag::write)
-      for_each_key_index(*sp, a.size(), [&](size_t i) { state_.watches.touch(a[i]); });
-  }
-  command_context c{ks_, facts_, s, out, lst, state_, reg_};
-  auto t0 = ks_.clock().mono_ns();
-  sp->handler(a, c);
-  st.latency.record(ks_.clock().mono_ns() - t0);
   bool failed = out.size() > before && out[before] == '-';
   if (failed)
     ++st.errors;
-  if (sec_->audit && audited(reg_, id)) {
-    std::string_view result = "ok";
-    if (failed) {
-      std::string_view o(out.data() + before + 1, out.size() - before - 1);
-      result = o.substr(0, o.find('\r'));
+  if (s.resp == 3)
+    resp3_nulls(out, before);
+  // CLIENT REPLY OFF|SKIP: the reply is dropped (pushes delivered to other
+  // connections are not affected)
+  if (s.reply != session::reply_on || s.skip_this) {
+    if (s.reply == session::reply_skip) {
+      s.reply = session::reply_on;
+      s.skip_this = true; // this reply (CLIENT REPLY SKIP's) and the next one
+    } else if (s.reply == session::reply_on) {
+      s.skip_this = false;
     }
-    sec_->audit_command("command", s, a, sp->parent >= 0 ? 2 : 1, result, ks_.clock().now_ms());
+    out.resize(before);
   }
+  if (hub_.active() || id == id_flushall_ || id == id_flushdb_)
+    after_command(a, *sp, id, s, failed);
+}
+
+/// Tracking: a successful write changes its keys (one entry point, the
+/// hub's key_changed); a read of a tracking client records its keys.
+void command_table::after_command(const command_args& a, const command_spec& sp, int id, session& s,
+                                  bool failed) {
+  if (failed)
+    return;
+  if (id == id_flushall_ || id == id_flushdb_) {
+    hub_.flushed(s.id);
+    return;
+  }
+  if (sp.flags & cmd_flag::write) {
+    for_each_key_index(sp, a.size(), [&](size_t i) { hub_.key_changed(a[i], s.id); });
+  } else if (s.tracking && (sp.flags & cmd_flag::readonly)) {
+    for_each_key_index(sp, a.size(), [&](size_t i) {
+      uint64_t expiry = 0;
+      bool present = ks_.read(a[i], [&](std::string_view, uint64_t e) { expiry = e; });
+      hub_.key_read(s, a[i], present, expiry);
+    });
+  }
+  if (id != caching_id_)
+    s.caching_once = false;
+}
+
+// -- RESP3 ---------------------------------------------------------------------
+
+void resp3_nulls(out_buffer& out, size_t from) {
+  // Walk the frames; the payload of a bulk string is skipped, so "$-1" inside
+  // a value is never touched. Most replies hold no null: copy only then.
+  auto line_end = [&](size_t i) {
+    while (i + 1 < out.size() && !(out[i] == '\r' && out[i + 1] == '\n'))
+      ++i;
+    return i;
+  };
+  std::vector<std::pair<size_t, size_t>> nulls; // [start, end) of "$-1\r\n" / "*-1\r\n"
+  size_t i = from;
+  while (i < out.size()) {
+    char t = out[i];
+    size_t e = line_end(i);
+    if ((t == '$' || t == '*') && e == i + 3 && out[i + 1] == '-' && out[i + 2] == '1') {
+      nulls.emplace_back(i, e + 2);
+    } else if (t == '$' || t == '=' || t == '!') {
+      uint64_t n = 0;
+      for (size_t j = i + 1; j < e; ++j)
+        n = n * 10 + static_cast<uint64_t>(out[j] - '0');
+      e += static_cast<size_t>(n) + 2; // the payload and its CRLF
+    }
+    i = e + 2;
+  }
+  if (nulls.empty())
+    return;
+  out_buffer r(out.begin(), out.begin() + static_cast<long>(from));
+  size_t pos = from;
+  for (auto [b, e] : nulls) {
+    r.insert(r.end(), out.begin() + static_cast<long>(pos), out.begin() + static_cast<long>(b));
+    put_raw(r, "_\r\n");
+    pos = e;
+  }
+  r.insert(r.end(), out.begin() + static_cast<long>(pos), out.end());
+  out.swap(r);
 }
 
 } // namespace kura::node

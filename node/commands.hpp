@@ -11,6 +11,7 @@
 #pragma once
 
 #include "actors/keyspace.hpp"
+#include "node/client_hub.hpp"
 #include "node/command_registry.hpp"
 #include "node/resp_writer.hpp"
 
@@ -69,7 +70,19 @@ public:
   /// The registry (COMMAND's facts, key positions for routing and ACLs).
   const command_registry& registry() const noexcept { return reg_; }
 
+  /// Clients, pub/sub and tracking (the broker registers its connections
+  /// and installs the delivery of pushes).
+  client_hub& hub() noexcept { return hub_; }
+  /// True (once) when CLIENT KILL marked other clients since the last call.
+  bool take_kills() noexcept {
+    bool k = state_.kills_pending;
+    state_.kills_pending = false;
+    return k;
+  }
+
 private:
+  void after_command(const command_args& a, const command_spec& sp, int id, session& s,
+                     bool failed);
   void run(const command_args& a, int id, session& s, out_buffer& out, const listing* lst);
   void queue(const command_args& a, int id, session& s, out_buffer& out);
   bool tx_control(int id) const noexcept {
@@ -81,9 +94,15 @@ private:
   node_facts& facts_;
   command_registry reg_;
   command_state state_;
+  client_hub hub_;
+  int caching_id_ = -1;
   int id_multi_ = -1, id_exec_ = -1, id_discard_ = -1, id_watch_ = -1, id_quit_ = -1;
   int id_flushall_ = -1, id_flushdb_ = -1;
   std::unique_ptr<security_state> sec_;
 };
+
+/// Rewrites the RESP2 nulls ($-1, *-1) of the replies in out[from..] as
+/// RESP3's null (_), for clients that said HELLO 3.
+void resp3_nulls(out_buffer& out, size_t from);
 
 } // namespace kura::node

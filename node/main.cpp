@@ -39,6 +39,8 @@ int fail(const std::string& msg) {
 // A handler (not a blocked mask + sigwait) works whichever thread the kernel
 // picks, including threads created before main() (sanitizer runtimes).
 int signal_pipe[2] = {-1, -1};
+/// What the SHUTDOWN command writes into the pipe (no signal has this number).
+constexpr int shutdown_command = 127;
 
 extern "C" void on_stop_signal(int sig) {
   char c = static_cast<char>(sig);
@@ -165,6 +167,9 @@ int main(int argc, char** argv) {
     rc_cfg.read_buffer_bytes = static_cast<uint32_t>(cfg.read_buffer_bytes);
     rc_cfg.facts.data_dir = cfg.data_dir;
     rc_cfg.facts.start_ms = clk.now_ms();
+    rc_cfg.facts.shutdown = [] { on_stop_signal(shutdown_command); };
+    if (l4.ar)
+      rc_cfg.facts.l4_stats = [ar = l4.ar] { return ar->stats(); };
     rc_cfg.security.requirepass = cfg.requirepass;
     rc_cfg.security.aclfile = cfg.aclfile;
     rc_cfg.security.protected_mode = cfg.protected_mode;
@@ -203,7 +208,10 @@ int main(int argc, char** argv) {
                 << (cluster.core ? ", cluster node " + cluster_id : std::string{}) << " ("
                 << cfg.summary() << ")" << std::endl;
       int sig = wait_for_stop_signal();
-      std::cerr << "kura-node: " << (sig == SIGINT ? "SIGINT" : "SIGTERM")
+      std::cerr << "kura-node: "
+                << (sig == SIGINT             ? "SIGINT"
+                    : sig == shutdown_command ? "SHUTDOWN"
+                                              : "SIGTERM")
                 << " received, flushing L3 and shutting down" << std::endl;
     }
     if (cluster.coordinator) {

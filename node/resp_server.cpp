@@ -26,6 +26,8 @@ constexpr uint32_t housekeeping_ms = 100;
 /// A read that leaves this many write-behind ops pending sends them to L3 at
 /// once (if L3 has credit); smaller batches leave with the next ack or tick.
 constexpr size_t batch_eager_ops = 256;
+/// Tracked keys checked for eviction per housekeeping tick (L3 off).
+constexpr size_t tracking_probe_budget = 1000;
 /// Routed commands in flight per connection (cluster nodes): beyond this the
 /// connection's later commands wait in its input.
 constexpr size_t max_routed_in_flight = 4096;
@@ -57,6 +59,7 @@ struct resp_state {
   std::unique_ptr<command_table> cmds;
   node_metrics* metrics = nullptr;
   std::unordered_map<connection_handle, conn> conns;
+  std::unordered_map<uint64_t, connection_handle> by_id; ///< session id -> connection
   fetch_plan plan;
   uint64_t next_id = 1;
   std::vector<connection_handle> stalled;
@@ -71,6 +74,28 @@ using self_ptr = stateful_actor<resp_state, broker>*;
 
 void process(self_ptr self, connection_handle hdl);
 void complete_slot(self_ptr self, connection_handle hdl, uint64_t n, out_buffer&& reply);
+
+/// Forgets a connection (already closed or being closed).
+void drop_conn(resp_state& st, std::unordered_map<connection_handle, conn>::iterator it) {
+  st.cmds->hub().remove_client(it->second.sess.id);
+  st.by_id.erase(it->second.sess.id);
+  st.conns.erase(it);
+}
+
+/// Closes the connections CLIENT KILL marked (never the one running: a
+/// client that kills itself quits after its reply).
+void reap_killed(self_ptr self) {
+  auto& st = self->state;
+  for (auto it = st.conns.begin(); it != st.conns.end();) {
+    auto next = std::next(it);
+    if (it->second.sess.killed) {
+      self->flush(it->first);
+      self->close(it->first);
+      drop_conn(st, it);
+    }
+    it = next;
+  }
+}
 
 void update_facts(resp_state& st) {
   st.facts.connected_clients = st.conns.size();
@@ -93,6 +118,26 @@ void push_metrics(resp_state& st) {
   st.metrics->set_commands(st.cmds->names(), st.cmds->stats());
   st.metrics->set_connections(st.conns.size(), st.facts.total_connections,
                               st.facts.rejected_connections);
+}
+
+/// CONFIG SET timeout: closes clients idle longer than that (not those
+/// waiting for L3, nor RESP2 subscribers, as Redis spares them).
+void close_idle(self_ptr self) {
+  auto& st = self->state;
+  auto now = st.core->ks().clock().mono_ns();
+  uint64_t limit = st.facts.idle_timeout_s * 1'000'000'000ull;
+  for (auto it = st.conns.begin(); it != st.conns.end();) {
+    auto next = std::next(it);
+    auto& s = it->second.sess;
+    uint64_t last = std::max(s.last_ns, s.created_ns);
+    bool subscriber = s.resp == 2 && s.subscriptions + s.psubscriptions > 0;
+    if (!it->second.waiting && !subscriber && now > last && now - last > limit) {
+      self->close(it->first);
+      drop_conn(st, it);
+    }
+    it = next;
+  }
+  update_facts(st);
 }
 
 /// Stops running commands of `hdl` until L3 catches up. The connection keeps
@@ -254,7 +299,7 @@ void process(self_ptr self, connection_handle hdl) {
   st.facts.l3_queue_depth = st.core->queue_depth();
   try {
     while (!c.waiting && !c.closing) {
-      if (out.size() > st.cfg.max_output_bytes) {
+      if (out.size() > st.facts.max_output_bytes) {
         out.clear(); // the client does not read: drop what it would not take
         put_error(out, "ERR max output buffer size reached for this client");
         c.closing = true;
@@ -339,7 +384,11 @@ void process(self_ptr self, connection_handle hdl) {
   self->flush(hdl);
   if (c.closing) {
     self->close(hdl);
-    st.conns.erase(it);
+    drop_conn(st, it);
+    update_facts(st);
+  }
+  if (st.cmds->take_kills()) {
+    reap_killed(self);
     update_facts(st);
   }
 }
@@ -388,6 +437,8 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
   st.facts.max_clients = cfg.max_clients;
   st.facts.proto_max_bulk_len = cfg.limits.max_bulk_bytes;
   st.max_query_bytes = cfg.limits.max_bulk_bytes + (64ull << 20);
+  st.facts.query_buffer_limit = st.max_query_bytes;
+  st.facts.max_output_bytes = cfg.max_output_bytes;
   if (st.core->has_l3()) {
     auto snap = st.core->l3_stats;
     st.facts.l3_stats = [snap] {
@@ -395,6 +446,7 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
       return d.stats;
     };
     st.facts.l3_uncommitted = [snap] { return snap->get().pending; };
+    st.facts.l3_expires = [snap] { return snap->get().expires; };
   }
   st.cmds = std::make_unique<command_table>(st.core->ks(), st.facts);
   if (auto err = st.cmds->configure_security(cfg.security); !err.empty()) {
@@ -402,6 +454,16 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
     self->quit();
     return {};
   }
+  // pushes (pub/sub messages, invalidations) to any connection
+  st.cmds->hub().set_deliver([self](uint64_t id, std::string_view bytes) {
+    auto& st = self->state;
+    auto i = st.by_id.find(id);
+    if (i == st.by_id.end())
+      return;
+    auto& buf = self->wr_buf(i->second);
+    buf.insert(buf.end(), bytes.begin(), bytes.end());
+    self->flush(i->second);
+  });
   st.metrics = metrics;
   auto res = self->add_tcp_doorman(cfg.port, cfg.bind.c_str(), true);
   if (!res) {
@@ -418,7 +480,7 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
     [=](const new_connection_msg& msg) {
       auto& st = self->state;
       ++st.facts.total_connections;
-      if (st.conns.size() >= st.cfg.max_clients) {
+      if (st.conns.size() >= st.facts.max_clients) {
         ++st.facts.rejected_connections;
         put_error(self->wr_buf(msg.handle), "ERR max number of clients reached");
         self->flush(msg.handle);
@@ -442,6 +504,13 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
       c.parser = resp_parser{st.cfg.limits};
       c.sess.id = st.next_id++;
       c.sess.peer = peer_ip + ":" + std::to_string(self->remote_port(msg.handle));
+      c.sess.local = st.facts.bind + ":" + std::to_string(st.facts.port);
+      c.sess.fd = msg.handle.id();
+      c.sess.created_ns = st.core->ks().clock().mono_ns();
+      c.sess.input = &c.in;
+      c.sess.output = &self->wr_buf(msg.handle);
+      st.by_id[c.sess.id] = msg.handle;
+      st.cmds->hub().add_client(c.sess);
       update_facts(st);
     },
     [=](new_data_msg& msg) {
@@ -451,11 +520,11 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
         return;
       auto& c = it->second;
       c.in.append(msg.buf.data(), msg.buf.size());
-      if (c.in.size() > st.max_query_bytes) {
+      if (c.in.size() > st.facts.query_buffer_limit) {
         put_error(self->wr_buf(msg.handle), "ERR Protocol error: query buffer limit reached");
         self->flush(msg.handle);
         self->close(msg.handle);
-        st.conns.erase(it);
+        drop_conn(st, it);
         update_facts(st);
         return;
       }
@@ -464,7 +533,8 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
     },
     [=](const connection_closed_msg& msg) {
       auto& st = self->state;
-      st.conns.erase(msg.handle);
+      if (auto it = st.conns.find(msg.handle); it != st.conns.end())
+        drop_conn(st, it);
       update_facts(st);
     },
     [=](const acceptor_closed_msg&) { self->quit(); },
@@ -482,6 +552,17 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
     [=](housekeeping_atom) {
       auto& st = self->state;
       update_facts(st);
+      auto& hub = st.cmds->hub();
+      if (hub.active()) {
+        auto& ks = st.core->ks();
+        hub.expire_due(ks.clock().now_ms());
+        if (!ks.has_l3()) // memory is the only tier: an eviction changes GET
+          hub.probe(tracking_probe_budget, [&ks](std::string_view k) {
+            return ks.shard_for(k).locate(k) != memory_region::none;
+          });
+      }
+      if (st.facts.idle_timeout_s > 0)
+        close_idle(self);
       if (auto& audit = st.cmds->security().audit)
         audit->sync(); // the audit log's batched fsync
       if (++st.ticks * housekeeping_ms >= st.cfg.metrics_interval_ms) {

@@ -1,5 +1,5 @@
-// Appends RESP2 replies to an output buffer (the broker's write buffer).
-// Thread safety: stateless free functions.
+// Appends RESP2 replies (and the RESP3 headers handlers choose by protocol) to an output buffer
+// (the broker's write buffer). Thread safety: stateless free functions.
 #pragma once
 
 #include <charconv>
@@ -63,6 +63,20 @@ inline void put_nil_array(out_buffer& out) { put_raw(out, "*-1\r\n"); }
 
 inline void put_array_header(out_buffer& out, size_t n) {
   out.push_back('*');
+  put_int_raw(out, static_cast<int64_t>(n));
+  put_raw(out, "\r\n");
+}
+
+/// A map of n pairs: RESP3's %n, or a flat array of 2n elements in RESP2.
+inline void put_map_header(out_buffer& out, size_t n, int resp) {
+  out.push_back(resp == 3 ? '%' : '*');
+  put_int_raw(out, static_cast<int64_t>(resp == 3 ? n : 2 * n));
+  put_raw(out, "\r\n");
+}
+
+/// A set of n elements: RESP3's ~n, or an array in RESP2.
+inline void put_set_header(out_buffer& out, size_t n, int resp) {
+  out.push_back(resp == 3 ? '~' : '*');
   put_int_raw(out, static_cast<int64_t>(n));
   put_raw(out, "\r\n");
 }

@@ -1163,6 +1163,19 @@ status l3_lmdb::clear() {
   return {};
 }
 
+uint64_t l3_lmdb::expiring_entries() const {
+  auto& m = *impl_;
+  uint64_t n = 0;
+  MDB_txn* t = nullptr;
+  if (mdb_txn_begin(m.env, nullptr, MDB_RDONLY, &t) == 0) {
+    MDB_stat ms;
+    if (mdb_stat(t, m.exp, &ms) == 0)
+      n = ms.ms_entries;
+    mdb_txn_abort(t);
+  }
+  return n;
+}
+
 tier_stats l3_lmdb::stats() const {
   auto& m = *impl_;
   tier_stats s = m.st;

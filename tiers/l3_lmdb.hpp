@@ -107,6 +107,8 @@ public:
   /// records count too);
   /// capacity_bytes = the size budget.
   tier_stats stats() const override;
+  /// Committed entries that carry an expiry (INFO keyspace's expires=).
+  uint64_t expiring_entries() const;
 
   /// Commits the pending batch if it is older than batch_max_ms.
   status maybe_flush(uint64_t now_ms) override;

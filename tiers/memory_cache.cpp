@@ -592,6 +592,19 @@ memory_region memory_cache::locate(std::string_view key) const {
   return memory_region::none;
 }
 
+uint32_t memory_cache::frequency(std::string_view key) const {
+  return impl_->l2.sketch_.frequency(hash64(key));
+}
+
+uint64_t memory_cache::charged_bytes(std::string_view key) const {
+  const uint64_t h = hash64(key);
+  if (node_id id = impl_->l1.table_.find(key, h))
+    return impl_->l1.table_.charge(id);
+  if (node_id id = impl_->l2.table_.find(key, h))
+    return impl_->l2.table_.charge(id);
+  return 0;
+}
+
 bool memory_cache::set_expiry(std::string_view key, uint64_t expiry_ms) {
   impl& m = *impl_;
   const uint64_t h = hash64(key);

@@ -114,6 +114,11 @@ public:
   /// Where `key` lives now (no side effects).
   memory_region locate(std::string_view key) const;
 
+  /// The sketch's frequency estimate of `key` (0..15; OBJECT FREQ).
+  uint32_t frequency(std::string_view key) const;
+  /// Bytes charged for a resident key's node (0 when absent; MEMORY USAGE).
+  uint64_t charged_bytes(std::string_view key) const;
+
   /// Changes the expiry of a resident key; false when absent.
   bool set_expiry(std::string_view key, uint64_t expiry_ms);
 

@@ -3,6 +3,8 @@
 
 #include <doctest/doctest.h>
 
+#include <cctype>
+
 using namespace kura::test;
 
 namespace {
@@ -40,9 +42,17 @@ TEST_CASE("kura CLI against a running node") {
   CHECK(kura_cli(n.cluster_port, "del greeting", rc) == "1\n");
   CHECK(kura_cli(n.cluster_port, "del greeting", rc) == "0\n");
   CHECK(kura_cli(n.cluster_port, "get greeting", rc) == "(nil)\n");
+  // UTF-8 passes through unescaped, invalid bytes become U+FFFD, numbers are numbers
+  CHECK(n.cli("SET utf \"caf\xc3\xa9 \xe8\x94\xb5 \xff\"") == "OK\n");
+  CHECK(kura_cli(n.cluster_port, "--json get utf", rc) ==
+        "{\"key\": \"utf\", \"found\": true, \"value\": \"caf\xc3\xa9 \xe8\x94\xb5 "
+        "\xef\xbf\xbd\", \"expiry_ms\": 0}\n");
   out = kura_cli(n.cluster_port, "--json stats", rc);
   CHECK(rc == 0);
   CHECK(out.rfind("{\"state\": \"up\"", 0) == 0);
+  auto q = out.find("\"l3.write_behind_queue\": ");
+  REQUIRE(q != std::string::npos);
+  CHECK(std::isdigit(static_cast<unsigned char>(out[q + 25]))); // a number, not "..."
   CHECK(out.find("\"l3.write_behind_queue\"") != std::string::npos);
   out = kura_cli(n.cluster_port, "config", rc);
   CHECK(out.find("memory-bytes") != std::string::npos);

@@ -225,7 +225,7 @@ TEST_CASE_FIXTURE(fixture, "server and connection commands") {
         "-ERR Client names cannot contain spaces, newlines or special characters.\r\n");
   sess.id = 7;
   CHECK(run("CLIENT ID") == ":7\r\n");
-  CHECK(run("HELLO 3") == "-NOPROTO unsupported protocol version\r\n");
+  CHECK(run("HELLO 4") == "-NOPROTO unsupported protocol version\r\n");
   CHECK(run("HELLO 2").rfind("*14\r\n$6\r\nserver\r\n", 0) == 0);
   CHECK(run("COMMAND COUNT") == ":" + std::to_string(cmds.registry().size()) + "\r\n");
   CHECK(run("COMMAND DOCS")
@@ -285,8 +285,8 @@ TEST_CASE("glob patterns follow Redis") {
 // with CR/LF in it split into several lines, which a client reads as more
 // replies. Redis turns CR and LF into spaces; so does kura.
 TEST_CASE_FIXTURE(fixture, "error replies quoting client input stay one line") {
-  CHECK(run_args({"EXPIRE", "k", "100", "e\r\n$3\r\n100"})
-        == "-ERR Unsupported option e  $3  100\r\n");
+  CHECK(run_args({"EXPIRE", "k", "100", "e\r\n$3\r\n100"}) ==
+        "-ERR Unsupported option e  $3  100\r\n");
   auto r = run_args({"NO\r\nPE", "a\nb"});
   CHECK(r.find('\r') == r.size() - 2);
   CHECK(r.find('\n') == r.size() - 1);

@@ -169,7 +169,7 @@ private:
     if (nl == std::string::npos)
       return false;
     char t = buf_[pos];
-    if (t == '+' || t == '-' || t == ':') {
+    if (t == '+' || t == '-' || t == ':' || t == '_' || t == ',' || t == '#' || t == '(') {
       end = nl + 2;
       return true;
     }
@@ -185,9 +185,9 @@ private:
       end = need;
       return true;
     }
-    if (t == '*') {
+    if (t == '*' || t == '%' || t == '~' || t == '>') { // RESP3 maps hold 2n elements
       size_t p = nl + 2;
-      for (long i = 0; i < n; ++i) {
+      for (long i = 0; i < (t == '%' ? 2 * n : n); ++i) {
         size_t e = 0;
         if (!complete(p, e))
           return false;

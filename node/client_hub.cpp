@@ -1,0 +1,353 @@
+#include "node/client_hub.hpp"
+
+#include "node/resp_writer.hpp"
+
+#include <algorithm>
+
+namespace kura::node {
+
+namespace {
+
+constexpr std::string_view invalidate_channel = "__redis__:invalidate";
+
+bool starts_with(std::string_view s, std::string_view p) {
+  return s.size() >= p.size() && s.compare(0, p.size(), p) == 0;
+}
+
+} // namespace
+
+void put_pubsub_message(out_buffer& out, int resp, std::string_view kind, std::string_view channel,
+                        std::string_view payload) {
+  put_raw(out, resp == 3 ? ">3\r\n" : "*3\r\n");
+  put_bulk(out, kind);
+  put_bulk(out, channel);
+  put_bulk(out, payload);
+}
+
+// -- clients -------------------------------------------------------------------
+
+session* client_hub::client(uint64_t id) const {
+  auto i = clients_.find(id);
+  return i == clients_.end() ? nullptr : i->second;
+}
+
+void client_hub::remove_client(uint64_t id) {
+  auto i = clients_.find(id);
+  if (i == clients_.end())
+    return;
+  session& s = *i->second;
+  for (auto& ch : channels_of(id))
+    unsubscribe(s, ch);
+  for (auto& p : patterns_of(id))
+    punsubscribe(s, p);
+  if (s.tracking)
+    disable_tracking(s);
+  clients_.erase(i);
+}
+
+// -- pub/sub -------------------------------------------------------------------
+
+bool client_hub::subscribe(session& s, std::string_view channel) {
+  auto& ids = channels_[std::string{channel}];
+  if (!ids.insert(s.id).second)
+    return false;
+  ++s.subscriptions;
+  return true;
+}
+
+bool client_hub::unsubscribe(session& s, std::string_view channel) {
+  auto i = channels_.find(std::string{channel});
+  if (i == channels_.end() || i->second.erase(s.id) == 0)
+    return false;
+  if (i->second.empty())
+    channels_.erase(i);
+  --s.subscriptions;
+  return true;
+}
+
+bool client_hub::psubscribe(session& s, std::string_view pattern) {
+  auto& ids = patterns_[std::string{pattern}];
+  if (!ids.insert(s.id).second)
+    return false;
+  ++s.psubscriptions;
+  return true;
+}
+
+bool client_hub::punsubscribe(session& s, std::string_view pattern) {
+  auto i = patterns_.find(std::string{pattern});
+  if (i == patterns_.end() || i->second.erase(s.id) == 0)
+    return false;
+  if (i->second.empty())
+    patterns_.erase(i);
+  --s.psubscriptions;
+  return true;
+}
+
+std::vector<std::string> client_hub::channels_of(uint64_t id) const {
+  std::vector<std::string> r;
+  for (auto& [ch, ids] : channels_)
+    if (ids.count(id))
+      r.push_back(ch);
+  std::sort(r.begin(), r.end());
+  return r;
+}
+
+std::vector<std::string> client_hub::patterns_of(uint64_t id) const {
+  std::vector<std::string> r;
+  for (auto& [p, ids] : patterns_)
+    if (ids.count(id))
+      r.push_back(p);
+  return r;
+}
+
+size_t client_hub::publish(std::string_view channel, std::string_view msg) {
+  size_t n = 0;
+  out_buffer buf;
+  if (auto i = channels_.find(std::string{channel}); i != channels_.end()) {
+    for (uint64_t id : i->second) {
+      auto* s = client(id);
+      if (!s)
+        continue;
+      buf.clear();
+      put_pubsub_message(buf, s->resp, "message", channel, msg);
+      deliver(id, std::string_view(buf.data(), buf.size()));
+      ++n;
+    }
+  }
+  for (auto& [p, ids] : patterns_) {
+    if (!glob_match(p, channel))
+      continue;
+    for (uint64_t id : ids) {
+      auto* s = client(id);
+      if (!s)
+        continue;
+      buf.clear();
+      put_raw(buf, s->resp == 3 ? ">4\r\n" : "*4\r\n");
+      put_bulk(buf, "pmessage");
+      put_bulk(buf, p);
+      put_bulk(buf, channel);
+      put_bulk(buf, msg);
+      deliver(id, std::string_view(buf.data(), buf.size()));
+      ++n;
+    }
+  }
+  return n;
+}
+
+std::vector<std::string> client_hub::active_channels(std::string_view pattern) const {
+  std::vector<std::string> r;
+  for (auto& [ch, ids] : channels_)
+    if (!ids.empty() && (pattern.empty() || glob_match(pattern, ch)))
+      r.push_back(ch);
+  std::sort(r.begin(), r.end());
+  return r;
+}
+
+size_t client_hub::subscribers(std::string_view channel) const {
+  auto i = channels_.find(std::string{channel});
+  return i == channels_.end() ? 0 : i->second.size();
+}
+
+// -- tracking ------------------------------------------------------------------
+
+std::string client_hub::enable_tracking(session& s, uint32_t flags, uint64_t redirect,
+                                        const std::vector<std::string>& prefixes) {
+  using namespace tracking_flag;
+  bool bc = (flags & bcast) != 0;
+  if (!bc && !prefixes.empty())
+    return "ERR PREFIX option requires BCAST mode to be enabled";
+  if ((flags & optin) && (flags & optout))
+    return "ERR You can't use both OPTIN and OPTOUT";
+  if (bc && (flags & (optin | optout)))
+    return "ERR OPTIN and OPTOUT are not compatible with BCAST";
+  if (s.tracking) {
+    if (((s.tracking_flags & bcast) != 0) != bc)
+      return "ERR You can't switch BCAST mode on/off before disabling tracking for this "
+             "client, and then re-enabling it with a different mode.";
+    if ((s.tracking_flags & (optin | optout)) != (flags & (optin | optout)))
+      return "ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this "
+             "client, and then re-enabling it with a different mode.";
+  }
+  if (redirect != 0 && redirect != s.id && !client(redirect))
+    return "ERR The client ID you want redirect to does not exist";
+  if (bc) {
+    // a client's prefixes must not overlap (Redis: one invalidation per change)
+    auto mine = s.tracking ? prefixes_of(s.id) : std::vector<std::string>{};
+    std::vector<std::string> all = mine;
+    for (auto& p : prefixes) {
+      for (auto& q : all)
+        if (q != p && (starts_with(p, q) || starts_with(q, p)))
+          return "ERR Prefix '" + p + "' overlaps with an existing prefix '" + q +
+                 "'. Prefixes for a single client must not overlap.";
+      all.push_back(p);
+    }
+    if (all.empty())
+      all.push_back("");
+    for (auto& p : all)
+      prefixes_[p].insert(s.id);
+  }
+  if (!s.tracking)
+    ++tracking_clients_;
+  s.tracking = true;
+  s.tracking_flags = flags;
+  s.redirect = redirect == s.id ? 0 : redirect;
+  return {};
+}
+
+void client_hub::drop_tracking(uint64_t id) {
+  for (auto i = prefixes_.begin(); i != prefixes_.end();) {
+    i->second.erase(id);
+    i = i->second.empty() ? prefixes_.erase(i) : std::next(i);
+  }
+  // default-mode pairs of this client go lazily: key_changed skips clients
+  // that no longer track, and a new read re-adds the pair.
+}
+
+void client_hub::disable_tracking(session& s) {
+  if (!s.tracking)
+    return;
+  drop_tracking(s.id);
+  s.tracking = false;
+  s.tracking_flags = 0;
+  s.redirect = 0;
+  s.caching_once = false;
+  --tracking_clients_;
+  if (tracking_clients_ == 0) {
+    keys_.clear();
+    expiries_ = {};
+    probe_.clear();
+  }
+}
+
+std::vector<std::string> client_hub::prefixes_of(uint64_t id) const {
+  std::vector<std::string> r;
+  for (auto& [p, ids] : prefixes_)
+    if (ids.count(id))
+      r.push_back(p);
+  return r;
+}
+
+void client_hub::key_read(session& s, std::string_view key, bool present, uint64_t expiry_ms) {
+  using namespace tracking_flag;
+  if (!s.tracking || (s.tracking_flags & bcast))
+    return;
+  if ((s.tracking_flags & optin) && !s.caching_once)
+    return;
+  if ((s.tracking_flags & optout) && s.caching_once)
+    return;
+  auto [it, fresh] = keys_.try_emplace(std::string{key});
+  it->second.insert(s.id);
+  if (fresh && expiry_ms != 0)
+    expiries_.emplace(expiry_ms, it->first);
+  if (fresh && present)
+    probe_.push_back(it->first);
+}
+
+void client_hub::send_invalidation(session& to, const std::string* key) {
+  out_buffer buf;
+  auto body = [&] {
+    put_bulk(buf, "invalidate");
+    if (key) {
+      put_array_header(buf, 1);
+      put_bulk(buf, *key);
+    } else {
+      put_raw(buf, to.resp == 3 ? "_\r\n" : "*-1\r\n");
+    }
+  };
+  if (to.redirect == 0) {
+    if (to.resp != 3)
+      return; // a RESP2 client without REDIRECT cannot receive pushes
+    put_raw(buf, ">2\r\n");
+    body();
+    deliver(to.id, std::string_view(buf.data(), buf.size()));
+    return;
+  }
+  session* target = client(to.redirect);
+  if (!target) {
+    to.tracking_flags |= tracking_flag::broken_redirect;
+    if (to.resp == 3) {
+      put_raw(buf, ">2\r\n");
+      put_bulk(buf, "tracking-redir-broken");
+      put_int(buf, static_cast<int64_t>(to.redirect));
+      deliver(to.id, std::string_view(buf.data(), buf.size()));
+    }
+    return;
+  }
+  if (target->resp == 3) {
+    put_raw(buf, ">2\r\n");
+    body();
+  } else {
+    auto i = channels_.find(std::string{invalidate_channel});
+    if (i == channels_.end() || i->second.count(target->id) == 0)
+      return; // the redirect client does not listen (yet)
+    put_raw(buf, "*3\r\n");
+    put_bulk(buf, "message");
+    put_bulk(buf, invalidate_channel);
+    if (key) {
+      put_array_header(buf, 1);
+      put_bulk(buf, *key);
+    } else {
+      put_raw(buf, "*-1\r\n");
+    }
+  }
+  deliver(target->id, std::string_view(buf.data(), buf.size()));
+}
+
+void client_hub::key_changed(std::string_view key, uint64_t origin) {
+  if (!active())
+    return;
+  std::string k(key);
+  if (auto it = keys_.find(k); it != keys_.end()) {
+    auto ids = std::move(it->second);
+    keys_.erase(it);
+    for (uint64_t id : ids) {
+      session* s = client(id);
+      if (!s || !s->tracking || (s->tracking_flags & tracking_flag::bcast))
+        continue;
+      if (id == origin && (s->tracking_flags & tracking_flag::noloop))
+        continue;
+      send_invalidation(*s, &k);
+    }
+  }
+  if (prefixes_.empty())
+    return;
+  std::vector<uint64_t> sent;
+  for (auto& [p, ids] : prefixes_) {
+    if (!starts_with(k, p))
+      continue;
+    for (uint64_t id : ids) {
+      if (std::find(sent.begin(), sent.end(), id) != sent.end())
+        continue;
+      session* s = client(id);
+      if (!s || (id == origin && (s->tracking_flags & tracking_flag::noloop)))
+        continue;
+      sent.push_back(id);
+      send_invalidation(*s, &k);
+    }
+  }
+}
+
+void client_hub::flushed(uint64_t origin) {
+  if (!active())
+    return;
+  keys_.clear();
+  expiries_ = {};
+  probe_.clear();
+  for (auto& [id, s] : clients_) {
+    if (!s->tracking)
+      continue;
+    if (id == origin && (s->tracking_flags & tracking_flag::noloop))
+      continue;
+    send_invalidation(*s, nullptr);
+  }
+}
+
+void client_hub::expire_due(uint64_t now_ms) {
+  while (!expiries_.empty() && expiries_.top().first <= now_ms) {
+    std::string k = expiries_.top().second;
+    expiries_.pop();
+    key_changed(k, 0);
+  }
+}
+
+} // namespace kura::node

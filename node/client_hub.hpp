@@ -1,0 +1,159 @@
+// What the connections of one node know about each other: the client list
+// (CLIENT LIST / KILL), pub/sub (SUBSCRIBE, PSUBSCRIBE, PUBLISH) and client
+// tracking, the server side of client-side caching (CLIENT TRACKING).
+//
+// Tracking follows Redis 6+: in the default mode the hub remembers which
+// clients read which keys (read-only commands, OPTIN/OPTOUT deciding per
+// command) and, when such a key changes, sends each of them one invalidation
+// and forgets the pair (the client reads again to track again). In BCAST mode a
+// client names key prefixes (none = every key) and hears about every change
+// under them, read or not. NOLOOP skips changes the client made itself.
+// Invalidations go as RESP3 pushes (`>2 invalidate [keys]`) to RESP3 clients,
+// or to the REDIRECT client: a RESP3 one gets the push, a RESP2 one gets a
+// pub/sub message on `__redis__:invalidate` if it subscribed to it.
+//
+// `key_changed` is the one entry point for every change: the command table
+// calls it for each key of a write command, FLUSHALL calls `flushed`, the
+// broker's timer calls `expire_due` for tracked keys whose expiry passed, and
+// a cluster coordinator can call `key_changed` for changes made elsewhere.
+// While no client tracks, `active()` is false and writes cost one branch.
+//
+// Bytes for a connection leave through `deliver(client id, bytes)`, which the
+// RESP broker installs (unit tests capture them).
+// Thread safety: not thread-safe; owned by the RESP broker with its keyspace.
+#pragma once
+
+#include "node/command_registry.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <queue>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+namespace kura::node {
+
+/// CLIENT TRACKING option bits (session::tracking_flags).
+namespace tracking_flag {
+enum : uint32_t {
+  bcast = 1u << 0,
+  optin = 1u << 1,
+  optout = 1u << 2,
+  noloop = 1u << 3,
+  broken_redirect = 1u << 4,
+};
+} // namespace tracking_flag
+
+class client_hub {
+public:
+  using deliver_fn = std::function<void(uint64_t client, std::string_view bytes)>;
+
+  // -- clients -----------------------------------------------------------------
+
+  void add_client(session& s) { clients_[s.id] = &s; }
+  /// Forgets a client: its subscriptions and tracking state go with it.
+  void remove_client(uint64_t id);
+  session* client(uint64_t id) const;
+  const std::map<uint64_t, session*>& clients() const noexcept { return clients_; }
+  void set_deliver(deliver_fn f) { deliver_ = std::move(f); }
+  /// Sends bytes to a client's connection (dropped when no broker listens).
+  void deliver(uint64_t id, std::string_view bytes) {
+    if (deliver_)
+      deliver_(id, bytes);
+  }
+
+  // -- pub/sub -----------------------------------------------------------------
+
+  /// Adds a subscription; false when the client had it already.
+  bool subscribe(session& s, std::string_view channel);
+  bool unsubscribe(session& s, std::string_view channel);
+  bool psubscribe(session& s, std::string_view pattern);
+  bool punsubscribe(session& s, std::string_view pattern);
+  std::vector<std::string> channels_of(uint64_t id) const;
+  std::vector<std::string> patterns_of(uint64_t id) const;
+  /// Delivers `msg` to subscribers of `channel` and of matching patterns;
+  /// returns how many received it.
+  size_t publish(std::string_view channel, std::string_view msg);
+  /// Channels with at least one subscriber (matching `pattern` if given).
+  std::vector<std::string> active_channels(std::string_view pattern) const;
+  size_t subscribers(std::string_view channel) const;
+  size_t pattern_count() const noexcept { return patterns_.size(); }
+  size_t channel_count() const noexcept { return channels_.size(); }
+
+  // -- tracking ------------------------------------------------------------------
+
+  /// True while any client tracks: the command table skips tracking otherwise.
+  bool active() const noexcept { return tracking_clients_ > 0; }
+  size_t tracking_clients() const noexcept { return tracking_clients_; }
+  size_t tracked_keys() const noexcept { return keys_.size(); }
+  /// CLIENT TRACKING ON (again: options change, prefixes add up); returns an
+  /// error message or "".
+  std::string enable_tracking(session& s, uint32_t flags, uint64_t redirect,
+                              const std::vector<std::string>& prefixes);
+  void disable_tracking(session& s);
+  /// BCAST prefixes of a client.
+  std::vector<std::string> prefixes_of(uint64_t id) const;
+  /// A read-only command of `s` read `key` (`present`: it exists; expiry_ms
+  /// 0 = none): remember it when the client's mode says so.
+  void key_read(session& s, std::string_view key, bool present, uint64_t expiry_ms);
+  /// THE entry point: `key` changed (by client `origin`, 0 = not a client:
+  /// expiry, eviction, another node). Sends the invalidations.
+  void key_changed(std::string_view key, uint64_t origin = 0);
+  /// Every key changed (FLUSHALL): a null invalidation to every tracking client.
+  void flushed(uint64_t origin = 0);
+  /// Invalidates tracked keys whose expiry is at or before `now_ms`.
+  void expire_due(uint64_t now_ms);
+  /// Checks up to `budget` tracked keys that existed when read (round robin)
+  /// and invalidates those `exists(key)` no longer finds: changes no command
+  /// made, such as evictions from memory when memory is the only tier.
+  template <class Exists>
+  void probe(size_t budget, Exists&& exists) {
+    for (size_t n = 0; n < budget && !probe_.empty(); ++n) {
+      if (probe_next_ >= probe_.size())
+        probe_next_ = 0;
+      auto& k = probe_[probe_next_];
+      bool gone = keys_.count(k) == 0; // invalidated already: forget it
+      if (!gone && !exists(std::string_view{k})) {
+        std::string key = k;
+        key_changed(key, 0);
+        gone = true;
+      }
+      if (gone) {
+        probe_[probe_next_] = std::move(probe_.back());
+        probe_.pop_back();
+      } else {
+        ++probe_next_;
+      }
+    }
+  }
+
+private:
+  void send_invalidation(session& to, const std::string* key);
+  void drop_tracking(uint64_t id);
+
+  std::map<uint64_t, session*> clients_;
+  deliver_fn deliver_;
+  // pub/sub
+  std::unordered_map<std::string, std::set<uint64_t>> channels_;
+  std::map<std::string, std::set<uint64_t>> patterns_;
+  // tracking
+  size_t tracking_clients_ = 0;
+  std::unordered_map<std::string, std::unordered_set<uint64_t>> keys_; ///< default mode
+  std::map<std::string, std::set<uint64_t>> prefixes_;                 ///< BCAST ("" = all)
+  using due = std::pair<uint64_t, std::string>;
+  std::priority_queue<due, std::vector<due>, std::greater<due>> expiries_;
+  std::vector<std::string> probe_; ///< tracked keys that existed when read
+  size_t probe_next_ = 0;
+};
+
+/// Appends the RESP3 push / RESP2 pub/sub frame `kind channel payload` where
+/// payload is a bulk string (messages).
+void put_pubsub_message(out_buffer& out, int resp, std::string_view kind, std::string_view channel,
+                        std::string_view payload);
+
+} // namespace kura::node
