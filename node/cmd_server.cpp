@@ -318,6 +318,46 @@ const std::vector<config_item>& config_items() {
          return ieq(v, "no") ? std::string{}
                              : std::string("kura has no append-only file; L3 keeps every write");
        }},
+      {"hash-max-listpack-entries",
+       [](command_context& c) { return std::to_string(c.state.hash_max_listpack_entries); },
+       [](command_context& c, std::string_view v, bool apply) {
+         int64_t n = 0;
+         if (!parse_int64(v, n) || n < 0)
+           return std::string("argument couldn't be parsed into an integer");
+         if (apply)
+           c.state.hash_max_listpack_entries = static_cast<uint64_t>(n);
+         return std::string{};
+       }},
+      {"hash-max-ziplist-entries",
+       [](command_context& c) { return std::to_string(c.state.hash_max_listpack_entries); },
+       [](command_context& c, std::string_view v, bool apply) {
+         int64_t n = 0;
+         if (!parse_int64(v, n) || n < 0)
+           return std::string("argument couldn't be parsed into an integer");
+         if (apply)
+           c.state.hash_max_listpack_entries = static_cast<uint64_t>(n);
+         return std::string{};
+       }},
+      {"hash-max-listpack-value",
+       [](command_context& c) { return std::to_string(c.state.hash_max_listpack_value); },
+       [](command_context& c, std::string_view v, bool apply) {
+         int64_t n = 0;
+         if (!parse_int64(v, n) || n < 0)
+           return std::string("argument couldn't be parsed into an integer");
+         if (apply)
+           c.state.hash_max_listpack_value = static_cast<uint64_t>(n);
+         return std::string{};
+       }},
+      {"hash-max-ziplist-value",
+       [](command_context& c) { return std::to_string(c.state.hash_max_listpack_value); },
+       [](command_context& c, std::string_view v, bool apply) {
+         int64_t n = 0;
+         if (!parse_int64(v, n) || n < 0)
+           return std::string("argument couldn't be parsed into an integer");
+         if (apply)
+           c.state.hash_max_listpack_value = static_cast<uint64_t>(n);
+         return std::string{};
+       }},
       {"maxmemory-policy", [](command_context&) { return std::string("allkeys-lfu"); },
        [](command_context&, std::string_view v, bool) {
          return ieq(v, "allkeys-lfu")
@@ -772,8 +812,10 @@ const char* string_encoding(std::string_view v) {
 void cmd_object_encoding(const command_args& a, command_context& c) {
   const char* enc = nullptr;
   c.ks.view(a[2], [&](const keyspace::key_view& v) {
-    enc = (v.flags & entry_flags::hash) ? hashval::redis_encoding(v.value)
-                                         : string_encoding(v.value);
+    enc = (v.flags & entry_flags::hash)
+              ? hashval::redis_encoding(v.value, c.state.hash_max_listpack_entries,
+                                        c.state.hash_max_listpack_value)
+              : string_encoding(v.value);
   });
   if (!enc)
     return put_nil(c.out);
