@@ -8,13 +8,13 @@
 namespace kura::actors {
 
 namespace {
-constexpr uint64_t shard_seed = 0x6b7572615f736864ull; // "kura_shd"
+constexpr uint64_t shard_seed = 0x6b7572615f736864ull;  // "kura_shd"
 constexpr uint64_t filter_seed = 0x6b7572615f666c74ull; // "kura_flt"
 constexpr int filter_hashes = 4;
 } // namespace
 
 keyspace::keyspace(keyspace_config cfg, const kura::clock& clk, l3_port* l3)
-  : cfg_(cfg), clk_(clk), l3_(l3) {
+    : cfg_(cfg), clk_(clk), l3_(l3) {
   if (cfg_.shards == 0)
     cfg_.shards = 1;
   for (size_t i = 0; i < cfg_.shards; ++i) {
@@ -105,7 +105,7 @@ void keyspace::promote(entry e, uint64_t seq) {
   auto& sh = shard_for(e.key);
   if (sh.locate(e.key) != memory_region::none)
     return;
-  (void) sh.put(std::move(e), now); // too big for memory: L3 keeps serving it
+  (void)sh.put(std::move(e), now); // too big for memory: L3 keeps serving it
 }
 
 const entry* keyspace::overlay_entry(std::string_view key, uint64_t now) const {
@@ -139,8 +139,7 @@ kura::version keyspace::next_version(uint64_t now) {
   return kura::version{hlc, cfg_.node_id};
 }
 
-status keyspace::write(std::string_view key, std::string value, uint64_t expiry_ms,
-                       uint8_t flags) {
+status keyspace::write(std::string_view key, std::string value, uint64_t expiry_ms, uint8_t flags) {
   if (auto st = cfg_.lim.check(key, value.size()); !st.ok())
     return st;
   auto now = clk_.now_ms();
@@ -163,7 +162,7 @@ status keyspace::write(std::string_view key, std::string value, uint64_t expiry_
   }
   auto st = sh.put(std::move(e), now);
   if (!st.ok()) {
-    (void) sh.erase(key); // never leave an older value behind in memory
+    (void)sh.erase(key); // never leave an older value behind in memory
     if (!l3_)
       return st;
   }
@@ -173,7 +172,7 @@ status keyspace::write(std::string_view key, std::string value, uint64_t expiry_
 bool keyspace::erase(std::string_view key) {
   bool was = exists(key);
   touch(key);
-  (void) shard_for(key).erase(key);
+  (void)shard_for(key).erase(key);
   if (overlay_) {
     auto i = overlay_->find(std::string{key});
     if (i != overlay_->end())
@@ -194,12 +193,12 @@ bool keyspace::set_expiry(std::string_view key, uint64_t expiry_ms) {
 
 const char* keyspace::tier_of(std::string_view key) {
   switch (shard_for(key).locate(key)) {
-    case memory_region::l1:
-      return "l1";
-    case memory_region::l2:
-      return "l2";
-    default:
-      break;
+  case memory_region::l1:
+    return "l1";
+  case memory_region::l2:
+    return "l2";
+  default:
+    break;
   }
   if (auto* e = overlay_entry(key, clk_.now_ms()))
     return (e->flags & from_archive_flag) != 0 ? "l4" : "l3";
@@ -209,7 +208,7 @@ const char* keyspace::tier_of(std::string_view key) {
 void keyspace::clear() {
   ++seq_;
   for (auto& s : shards_)
-    (void) s->clear();
+    (void)s->clear();
   if (overlay_)
     for (auto& kv : *overlay_)
       kv.second.reset();
@@ -265,8 +264,8 @@ tier_stats keyspace::l2_stats() const {
 
 bool glob_match(std::string_view p, std::string_view s, bool nocase) {
   auto eqc = [nocase](char a, char b) {
-    return nocase ? std::tolower(static_cast<unsigned char>(a))
-                      == std::tolower(static_cast<unsigned char>(b))
+    return nocase ? std::tolower(static_cast<unsigned char>(a)) ==
+                        std::tolower(static_cast<unsigned char>(b))
                   : a == b;
   };
   size_t pi = 0, si = 0;

@@ -112,9 +112,8 @@ public:
   template <class F>
   bool read(std::string_view key, F&& f) {
     auto now = clk_.now_ms();
-    bool hit = shard_for(key).visit(key, now, [&](const memory_cache::entry_view& v) {
-      f(v.value, v.expiry_ms);
-    });
+    bool hit = shard_for(key).visit(
+        key, now, [&](const memory_cache::entry_view& v) { f(v.value, v.expiry_ms); });
     if (hit)
       return true;
     if (auto* e = overlay_entry(key, now)) {

@@ -11,8 +11,7 @@ namespace kura::actors {
 // -- store_core ----------------------------------------------------------------------
 
 store_core::store_core(store_config cfg, const kura::clock& clk, bool with_l3)
-  : cfg_(cfg), with_l3_(with_l3), ks_(cfg.ks, clk, with_l3 ? this : nullptr) {
-}
+    : cfg_(cfg), with_l3_(with_l3), ks_(cfg.ks, clk, with_l3 ? this : nullptr) {}
 
 store_core::~store_core() = default;
 
@@ -86,8 +85,8 @@ void finish_lookup(store_core& core, staged_entries& staged, uint64_t seq) {
       kv.second->flags &= static_cast<uint8_t>(~from_archive_flag);
       auto l3 = core.l3_stats->get().stats;
       bool room = l3.capacity_bytes == 0 || l3.bytes < l3.capacity_bytes / 2;
-      if (room && !core.ks().stale(seq) && !core.ks().touched_after(kv.first, seq)
-          && !kv.second->expired(core.ks().clock().now_ms()))
+      if (room && !core.ks().stale(seq) && !core.ks().touched_after(kv.first, seq) &&
+          !kv.second->expired(core.ks().clock().now_ms()))
         core.write(*kv.second);
     }
     core.ks().promote(std::move(*kv.second), seq);
@@ -134,9 +133,8 @@ struct l3_state {
 };
 
 caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_lmdb> db,
-                       std::shared_ptr<l3_snapshot> snap, const kura::clock* clk,
-                       uint32_t sweep_ms, size_t sweep_budget,
-                       std::shared_ptr<l3_below> below) {
+                       std::shared_ptr<l3_snapshot> snap, const kura::clock* clk, uint32_t sweep_ms,
+                       size_t sweep_budget, std::shared_ptr<l3_below> below) {
   auto& st = self->state;
   st.below = std::move(below);
   st.db = std::move(db);
@@ -147,15 +145,15 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
   st.publish();
   self->delayed_send(self, std::chrono::milliseconds(sweep_ms), tick_timer_atom::value);
   return {
-    [=](l3_batch& b) {
-      auto& s = self->state;
-      auto now = s.clk->now_ms();
-      uint64_t bytes = 0; // before the entries are moved into LMDB's batch
-      for (auto& op : b.ops)
-        bytes += op.e.key.size() + op.e.value.size();
-      for (auto& op : b.ops) {
-        try {
-          switch (op.kind) {
+      [=](l3_batch& b) {
+        auto& s = self->state;
+        auto now = s.clk->now_ms();
+        uint64_t bytes = 0; // before the entries are moved into LMDB's batch
+        for (auto& op : b.ops)
+          bytes += op.e.key.size() + op.e.value.size();
+        for (auto& op : b.ops) {
+          try {
+            switch (op.kind) {
             case l3_op::put: {
               std::string key = s.below ? op.e.key : std::string{};
               auto st2 = s.db->put(std::move(op.e).to_entry(), now);
@@ -179,66 +177,65 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
               break;
             default:
               s.note(status{errc::invalid_argument, "unknown write-behind operation"});
+            }
+          } catch (const std::exception& e) {
+            s.note(status{errc::io_error, e.what()});
           }
-        } catch (const std::exception& e) {
-          s.note(status{errc::io_error, e.what()});
         }
-      }
-      s.applied += b.ops.size();
-      s.note(s.db->maybe_flush(now));
-      if (s.below)
-        s.below->settle();
-      s.publish(); // before the ack: whoever sees the ack sees these figures
-      auto sender = caf::actor_cast<caf::actor>(self->current_sender());
-      if (sender)
-        self->send(sender, l3_ack_atom::value, static_cast<uint64_t>(b.ops.size()), bytes);
-    },
-    [=](l3_lookup& q) -> caf::result<l3_found> {
-      auto& s = self->state;
-      l3_found f;
-      f.seq = q.seq;
-      auto now = s.clk->now_ms();
-      std::vector<std::string> missing;
-      for (auto& k : q.keys) {
-        auto r = s.db->get(k, now, true);
-        if (!r) {
-          s.note(r.to_status());
-          continue;
+        s.applied += b.ops.size();
+        s.note(s.db->maybe_flush(now));
+        if (s.below)
+          s.below->settle();
+        s.publish(); // before the ack: whoever sees the ack sees these figures
+        auto sender = caf::actor_cast<caf::actor>(self->current_sender());
+        if (sender)
+          self->send(sender, l3_ack_atom::value, static_cast<uint64_t>(b.ops.size()), bytes);
+      },
+      [=](l3_lookup& q) -> caf::result<l3_found> {
+        auto& s = self->state;
+        l3_found f;
+        f.seq = q.seq;
+        auto now = s.clk->now_ms();
+        std::vector<std::string> missing;
+        for (auto& k : q.keys) {
+          auto r = s.db->get(k, now, true);
+          if (!r) {
+            s.note(r.to_status());
+            continue;
+          }
+          if (*r && !(*r)->is_tombstone())
+            f.entries.push_back(wire_entry::from(std::move(**r)));
+          else if (!*r && s.below)
+            missing.push_back(k);
         }
-        if (*r && !(*r)->is_tombstone())
-          f.entries.push_back(wire_entry::from(std::move(**r)));
-        else if (!*r && s.below)
-          missing.push_back(k);
-      }
-      if (!missing.empty()) {
-        // the L4 reader answers the requester directly
-        s.below->settle();
-        auto rp = self->make_response_promise();
-        rp.delegate(s.below->reader(), l4_lookup_atom::value, std::move(f),
-                    std::move(missing));
-        return rp;
-      }
-      return f;
-    },
-    [=](l3_list& q) -> l3_listing {
-      auto& s = self->state;
-      s.note(s.db->sync()); // for_each sees committed entries only
-      l3_listing out;
-      auto now = s.clk->now_ms();
-      uint64_t examined = 0, seen = 0;
-      bool more = false;
-      std::string reservoir;
-      auto st2 = s.db->for_each([&](const entry& e) {
-        if (e.expired(now) || e.is_tombstone())
-          return true;
-        if (!q.after.empty() && e.key <= q.after)
-          return true;
-        if (q.limit != 0 && examined >= q.limit) {
-          more = true;
-          return false;
+        if (!missing.empty()) {
+          // the L4 reader answers the requester directly
+          s.below->settle();
+          auto rp = self->make_response_promise();
+          rp.delegate(s.below->reader(), l4_lookup_atom::value, std::move(f), std::move(missing));
+          return rp;
         }
-        ++examined;
-        switch (q.mode) {
+        return f;
+      },
+      [=](l3_list& q) -> l3_listing {
+        auto& s = self->state;
+        s.note(s.db->sync()); // for_each sees committed entries only
+        l3_listing out;
+        auto now = s.clk->now_ms();
+        uint64_t examined = 0, seen = 0;
+        bool more = false;
+        std::string reservoir;
+        auto st2 = s.db->for_each([&](const entry& e) {
+          if (e.expired(now) || e.is_tombstone())
+            return true;
+          if (!q.after.empty() && e.key <= q.after)
+            return true;
+          if (q.limit != 0 && examined >= q.limit) {
+            more = true;
+            return false;
+          }
+          ++examined;
+          switch (q.mode) {
           case l3_list::count:
             ++out.count;
             break;
@@ -250,38 +247,38 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
             if (q.pattern.empty() || glob_match(q.pattern, e.key))
               out.keys.push_back(e.key);
             out.last = e.key;
-        }
-        return true;
-      });
-      s.note(st2);
-      if (q.mode == l3_list::random && seen > 0)
-        out.keys.push_back(reservoir);
-      out.done = !more;
-      if (q.mode == l3_list::count && s.below && q.after.empty() && !more)
-        out.count += s.below->entries(); // archived keys count (DBSIZE)
-      return out;
-    },
-    [=](l3_sync_atom) -> caf::result<caf::ok_atom> {
-      auto& s = self->state;
-      s.note(s.db->sync());
-      if (s.below)
-        s.below->settle();
-      s.publish();
-      return caf::ok_atom::value;
-    },
-    [=](tick_timer_atom) {
-      auto& s = self->state;
-      auto now = s.clk->now_ms();
-      s.note(s.db->maybe_flush(now));
-      s.db->sweep_expired(now, s.sweep_budget);
-      if (s.below)
-        s.below->settle();
-      s.publish();
-      uint64_t next = s.sweep_ms;
-      if (auto due = s.db->flush_due_in(now))
-        next = std::max<uint64_t>(1, std::min<uint64_t>(*due, next));
-      self->delayed_send(self, std::chrono::milliseconds(next), tick_timer_atom::value);
-    },
+          }
+          return true;
+        });
+        s.note(st2);
+        if (q.mode == l3_list::random && seen > 0)
+          out.keys.push_back(reservoir);
+        out.done = !more;
+        if (q.mode == l3_list::count && s.below && q.after.empty() && !more)
+          out.count += s.below->entries(); // archived keys count (DBSIZE)
+        return out;
+      },
+      [=](l3_sync_atom) -> caf::result<caf::ok_atom> {
+        auto& s = self->state;
+        s.note(s.db->sync());
+        if (s.below)
+          s.below->settle();
+        s.publish();
+        return caf::ok_atom::value;
+      },
+      [=](tick_timer_atom) {
+        auto& s = self->state;
+        auto now = s.clk->now_ms();
+        s.note(s.db->maybe_flush(now));
+        s.db->sweep_expired(now, s.sweep_budget);
+        if (s.below)
+          s.below->settle();
+        s.publish();
+        uint64_t next = s.sweep_ms;
+        if (auto due = s.db->flush_due_in(now))
+          next = std::max<uint64_t>(1, std::min<uint64_t>(*due, next));
+        self->delayed_send(self, std::chrono::milliseconds(next), tick_timer_atom::value);
+      },
   };
 }
 
@@ -316,25 +313,25 @@ void with_key(caf::stateful_actor<store_state, caf::io::broker>* self, const std
     }
     return;
   }
-  lookup_l3(self, *core, {key},
-            [self, core, key, rp, f](staged_entries& staged, uint64_t seq,
-                                     lookup_outcome o) mutable {
-              if (o == lookup_outcome::retry)
-                return with_key(self, key, rp, f);
-              if (o == lookup_outcome::failed)
-                return rp.deliver(kv_reply{false, {}, 0, "L3 lookup failed"});
-              auto& ks2 = core->ks();
-              ks2.set_overlay(&staged);
-              kv_reply r;
-              try {
-                r = f(ks2);
-              } catch (const std::exception& e) {
-                r.error = e.what();
-              }
-              ks2.set_overlay(nullptr);
-              finish_lookup(*core, staged, seq);
-              rp.deliver(std::move(r));
-            });
+  lookup_l3(
+      self, *core, {key},
+      [self, core, key, rp, f](staged_entries& staged, uint64_t seq, lookup_outcome o) mutable {
+        if (o == lookup_outcome::retry)
+          return with_key(self, key, rp, f);
+        if (o == lookup_outcome::failed)
+          return rp.deliver(kv_reply{false, {}, 0, "L3 lookup failed"});
+        auto& ks2 = core->ks();
+        ks2.set_overlay(&staged);
+        kv_reply r;
+        try {
+          r = f(ks2);
+        } catch (const std::exception& e) {
+          r.error = e.what();
+        }
+        ks2.set_overlay(nullptr);
+        finish_lookup(*core, staged, seq);
+        rp.deliver(std::move(r));
+      });
 }
 
 caf::behavior store_broker(caf::stateful_actor<store_state, caf::io::broker>* self,
@@ -348,105 +345,105 @@ caf::behavior store_broker(caf::stateful_actor<store_state, caf::io::broker>* se
     return ttl_ms == 0 ? 0 : core->ks().clock().now_ms() + ttl_ms;
   };
   return {
-    [=](l3_ack_atom, uint64_t n, uint64_t bytes) { self->state.core->on_ack(n, bytes); },
-    [=](tick_timer_atom) {
-      auto& c = *self->state.core;
-      try {
-        c.ks().sweep(c.config().sweep_budget);
-      } catch (const std::exception& e) {
-        std::cerr << "kura-node: expiry sweep failed: " << e.what() << std::endl;
-      }
-      c.flush_writes(false);
-      self->delayed_send(self, std::chrono::milliseconds(c.config().sweep_interval_ms),
-                         tick_timer_atom::value);
-    },
-    [=](kv_get_atom, const std::string& key) -> caf::result<kv_reply> {
-      auto rp = self->make_response_promise();
-      with_key(self, key, rp, [key](keyspace& ks) { return reply_get(ks, key); });
-      return rp;
-    },
-    [=](kv_set_atom, const std::string& key, const std::string& value,
-        uint64_t ttl_ms) -> caf::result<kv_reply> {
-      kv_reply r;
-      auto st = self->state.core->ks().write(key, value, ttl_to_expiry(ttl_ms));
-      r.found = st.ok();
-      if (!st.ok())
-        r.error = st.message();
-      return r;
-    },
-    [=](kv_del_atom, const std::string& key) -> caf::result<kv_reply> {
-      auto rp = self->make_response_promise();
-      with_key(self, key, rp, [key](keyspace& ks) {
+      [=](l3_ack_atom, uint64_t n, uint64_t bytes) { self->state.core->on_ack(n, bytes); },
+      [=](tick_timer_atom) {
+        auto& c = *self->state.core;
+        try {
+          c.ks().sweep(c.config().sweep_budget);
+        } catch (const std::exception& e) {
+          std::cerr << "kura-node: expiry sweep failed: " << e.what() << std::endl;
+        }
+        c.flush_writes(false);
+        self->delayed_send(self, std::chrono::milliseconds(c.config().sweep_interval_ms),
+                           tick_timer_atom::value);
+      },
+      [=](kv_get_atom, const std::string& key) -> caf::result<kv_reply> {
+        auto rp = self->make_response_promise();
+        with_key(self, key, rp, [key](keyspace& ks) { return reply_get(ks, key); });
+        return rp;
+      },
+      [=](kv_set_atom, const std::string& key, const std::string& value,
+          uint64_t ttl_ms) -> caf::result<kv_reply> {
         kv_reply r;
-        r.found = ks.erase(key);
+        auto st = self->state.core->ks().write(key, value, ttl_to_expiry(ttl_ms));
+        r.found = st.ok();
+        if (!st.ok())
+          r.error = st.message();
         return r;
-      });
-      return rp;
-    },
-    [=](kv_expire_atom, const std::string& key, uint64_t ttl_ms) -> caf::result<kv_reply> {
-      auto rp = self->make_response_promise();
-      auto exp = ttl_to_expiry(ttl_ms);
-      with_key(self, key, rp, [key, exp](keyspace& ks) {
+      },
+      [=](kv_del_atom, const std::string& key) -> caf::result<kv_reply> {
+        auto rp = self->make_response_promise();
+        with_key(self, key, rp, [key](keyspace& ks) {
+          kv_reply r;
+          r.found = ks.erase(key);
+          return r;
+        });
+        return rp;
+      },
+      [=](kv_expire_atom, const std::string& key, uint64_t ttl_ms) -> caf::result<kv_reply> {
+        auto rp = self->make_response_promise();
+        auto exp = ttl_to_expiry(ttl_ms);
+        with_key(self, key, rp, [key, exp](keyspace& ks) {
+          kv_reply r;
+          r.found = ks.set_expiry(key, exp);
+          return r;
+        });
+        return rp;
+      },
+      [=](kv_tier_atom, const std::string& key) -> caf::result<kv_reply> {
+        auto rp = self->make_response_promise();
+        with_key(self, key, rp, [key](keyspace& ks) {
+          kv_reply r;
+          r.value = ks.tier_of(key);
+          r.found = r.value != "none";
+          return r;
+        });
+        return rp;
+      },
+      [=](kv_flush_atom) -> caf::result<kv_reply> {
+        self->state.core->ks().clear();
         kv_reply r;
-        r.found = ks.set_expiry(key, exp);
+        r.found = true;
         return r;
-      });
-      return rp;
-    },
-    [=](kv_tier_atom, const std::string& key) -> caf::result<kv_reply> {
-      auto rp = self->make_response_promise();
-      with_key(self, key, rp, [key](keyspace& ks) {
-        kv_reply r;
-        r.value = ks.tier_of(key);
-        r.found = r.value != "none";
-        return r;
-      });
-      return rp;
-    },
-    [=](kv_flush_atom) -> caf::result<kv_reply> {
-      self->state.core->ks().clear();
-      kv_reply r;
-      r.found = true;
-      return r;
-    },
-    [=](kv_stats_atom) -> node_status {
-      auto& c = *self->state.core;
-      node_status st;
-      auto row = [&](std::string n, uint64_t v) {
-        st.names.push_back(std::move(n));
-        st.values.push_back(std::to_string(v));
-      };
-      auto tier = [&](const std::string& t, const tier_stats& s) {
-        row(t + ".hits", s.hits);
-        row(t + ".misses", s.misses);
-        row(t + ".evictions", s.evictions);
-        row(t + ".expirations", s.expirations);
-        row(t + ".entries", s.entries);
-        row(t + ".bytes", s.bytes);
-        row(t + ".capacity_bytes", s.capacity_bytes);
-      };
-      tier("l1", c.ks().l1_stats());
-      tier("l2", c.ks().l2_stats());
-      if (c.has_l3()) {
-        auto snap = c.l3_stats->get();
-        tier("l3", snap.stats);
-        row("l3.uncommitted_writes", snap.pending);
-        row("l3.write_behind_queue", c.queue_depth());
-        row("l3.errors", snap.errors);
-      }
-      return st;
-    },
-    [=](shutdown_atom) -> caf::result<caf::ok_atom> {
-      auto& c = *self->state.core;
-      c.flush_writes(true);
-      if (!c.l3)
-        return caf::ok_atom::value;
-      auto rp = self->make_response_promise<caf::ok_atom>();
-      self->request(c.l3, std::chrono::seconds(60), l3_sync_atom::value)
-        .then([rp](caf::ok_atom) mutable { rp.deliver(caf::ok_atom::value); },
-              [rp](caf::error& err) mutable { rp.deliver(err); });
-      return rp;
-    },
+      },
+      [=](kv_stats_atom) -> node_status {
+        auto& c = *self->state.core;
+        node_status st;
+        auto row = [&](std::string n, uint64_t v) {
+          st.names.push_back(std::move(n));
+          st.values.push_back(std::to_string(v));
+        };
+        auto tier = [&](const std::string& t, const tier_stats& s) {
+          row(t + ".hits", s.hits);
+          row(t + ".misses", s.misses);
+          row(t + ".evictions", s.evictions);
+          row(t + ".expirations", s.expirations);
+          row(t + ".entries", s.entries);
+          row(t + ".bytes", s.bytes);
+          row(t + ".capacity_bytes", s.capacity_bytes);
+        };
+        tier("l1", c.ks().l1_stats());
+        tier("l2", c.ks().l2_stats());
+        if (c.has_l3()) {
+          auto snap = c.l3_stats->get();
+          tier("l3", snap.stats);
+          row("l3.uncommitted_writes", snap.pending);
+          row("l3.write_behind_queue", c.queue_depth());
+          row("l3.errors", snap.errors);
+        }
+        return st;
+      },
+      [=](shutdown_atom) -> caf::result<caf::ok_atom> {
+        auto& c = *self->state.core;
+        c.flush_writes(true);
+        if (!c.l3)
+          return caf::ok_atom::value;
+        auto rp = self->make_response_promise<caf::ok_atom>();
+        self->request(c.l3, std::chrono::seconds(60), l3_sync_atom::value)
+            .then([rp](caf::ok_atom) mutable { rp.deliver(caf::ok_atom::value); },
+                  [rp](caf::error& err) mutable { rp.deliver(err); });
+        return rp;
+      },
   };
 }
 
@@ -454,21 +451,20 @@ caf::behavior store_broker(caf::stateful_actor<store_state, caf::io::broker>* se
 
 // -- spawning and stopping ----------------------------------------------------------
 
-store_handles spawn_store(caf::actor_system& sys, store_config cfg,
-                          std::shared_ptr<l3_lmdb> l3db, const kura::clock& clk,
-                          std::shared_ptr<l3_below> below) {
+store_handles spawn_store(caf::actor_system& sys, store_config cfg, std::shared_ptr<l3_lmdb> l3db,
+                          const kura::clock& clk, std::shared_ptr<l3_below> below) {
   store_handles h;
   h.core = std::make_shared<store_core>(cfg, clk, l3db != nullptr);
   if (l3db) {
     auto& ks = h.core->ks();
-    (void) l3db->for_each([&](const entry& e) {
+    (void)l3db->for_each([&](const entry& e) {
       ks.note_in_l3(e.key);
       return true;
     });
     if (below && below->entries() > 0)
       ks.saturate_filter(); // archived keys: the filter cannot list them
-    h.l3 = sys.spawn<caf::detached>(l3_actor, l3db, h.core->l3_stats, &clk,
-                                    cfg.sweep_interval_ms, cfg.sweep_budget, below);
+    h.l3 = sys.spawn<caf::detached>(l3_actor, l3db, h.core->l3_stats, &clk, cfg.sweep_interval_ms,
+                                    cfg.sweep_budget, below);
     h.core->l3 = h.l3;
   }
   h.broker = sys.middleman().spawn_broker(store_broker, h.core);
@@ -479,11 +475,11 @@ void stop_store(caf::actor_system& sys, const store_handles& h) {
   caf::scoped_actor self{sys};
   if (h.broker) {
     self->request(h.broker, std::chrono::seconds(90), shutdown_atom::value)
-      .receive([](caf::ok_atom) {},
-               [&](caf::error& err) {
-                 std::cerr << "kura-node: L3 flush at shutdown failed: "
-                           << sys.render(err) << std::endl;
-               });
+        .receive([](caf::ok_atom) {},
+                 [&](caf::error& err) {
+                   std::cerr << "kura-node: L3 flush at shutdown failed: " << sys.render(err)
+                             << std::endl;
+                 });
     self->send_exit(h.broker, caf::exit_reason::user_shutdown);
   }
   if (h.l3)

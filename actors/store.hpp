@@ -45,12 +45,12 @@ namespace kura::actors {
 
 struct store_config {
   keyspace_config ks;
-  uint64_t write_behind_high_water = 200000; ///< queued L3 ops before back-pressure
+  uint64_t write_behind_high_water = 200000;             ///< queued L3 ops before back-pressure
   uint64_t write_behind_high_water_bytes = 256ull << 20; ///< queued L3 bytes (keys + values)
-  uint64_t max_batch_ops = 4096;             ///< ops per write-behind message
-  uint32_t sweep_interval_ms = 100;          ///< active expiry period (memory and L3)
-  size_t sweep_budget = 2000;                ///< entries examined per sweep and shard
-  uint32_t l3_timeout_ms = 30000;            ///< bound on every request to L3
+  uint64_t max_batch_ops = 4096;                         ///< ops per write-behind message
+  uint32_t sweep_interval_ms = 100;                      ///< active expiry period (memory and L3)
+  size_t sweep_budget = 2000;                            ///< entries examined per sweep and shard
+  uint32_t l3_timeout_ms = 30000;                        ///< bound on every request to L3
 };
 
 /// L3 figures published by the L3 actor for INFO, metrics and the CLI.
@@ -122,8 +122,8 @@ public:
   uint64_t queue_depth() const noexcept { return queued_ + in_flight_ops_; }
   /// True while the RESP front end should stop running commands.
   bool backlogged() const noexcept {
-    return queue_depth() > cfg_.write_behind_high_water
-           || queued_bytes_ + in_flight_bytes_ > cfg_.write_behind_high_water_bytes;
+    return queue_depth() > cfg_.write_behind_high_water ||
+           queued_bytes_ + in_flight_bytes_ > cfg_.write_behind_high_water_bytes;
   }
   /// Bytes (keys + values) handed to the port but not yet applied by L3.
   uint64_t queue_bytes() const noexcept { return queued_bytes_ + in_flight_bytes_; }
@@ -167,9 +167,8 @@ struct store_handles {
 /// presence filter first. Stop it with `stop_store`.
 /// With `below` (L4), L3 misses are delegated to below->reader() and erases
 /// and clears reach L4 too.
-store_handles spawn_store(caf::actor_system& sys, store_config cfg,
-                          std::shared_ptr<l3_lmdb> l3db, const kura::clock& clk,
-                          std::shared_ptr<l3_below> below = nullptr);
+store_handles spawn_store(caf::actor_system& sys, store_config cfg, std::shared_ptr<l3_lmdb> l3db,
+                          const kura::clock& clk, std::shared_ptr<l3_below> below = nullptr);
 
 /// Sends pending writes to L3, waits until L3 committed and synced them, then
 /// stops the store broker and the L3 actor. Call from a non-actor thread.
@@ -196,35 +195,33 @@ void lookup_l3(Self* self, store_core& core, std::vector<std::string> keys, F th
   auto seq = core.ks().begin_lookup();
   auto* c = &core;
   auto keep = std::make_shared<std::vector<std::string>>(keys);
-  self
-    ->request(core.l3, std::chrono::milliseconds(core.config().l3_timeout_ms),
-              l3_lookup{seq, std::move(keys)})
-    .then(
-      [c, seq, keep, then](l3_found& found) mutable {
-        staged_entries staged;
-        bool retry = false;
-        for (auto& k : *keep) {
-          staged.emplace(k, std::nullopt);
-          retry = retry || c->ks().touched_after(k, seq);
-        }
-        for (auto& w : found.entries) {
-          auto e = std::move(w).to_entry();
-          staged[e.key] = std::move(e);
-        }
-        if (retry) {
-          finish_lookup(*c, staged, seq);
-          staged.clear();
-          then(staged, seq, lookup_outcome::retry);
-          return;
-        }
-        then(staged, seq, lookup_outcome::ok);
-      },
-      [c, seq, then](caf::error&) mutable {
-        staged_entries staged;
-        c->ks().end_lookup();
-        then(staged, seq, lookup_outcome::failed);
-      });
+  self->request(core.l3, std::chrono::milliseconds(core.config().l3_timeout_ms),
+                l3_lookup{seq, std::move(keys)})
+      .then(
+          [c, seq, keep, then](l3_found& found) mutable {
+            staged_entries staged;
+            bool retry = false;
+            for (auto& k : *keep) {
+              staged.emplace(k, std::nullopt);
+              retry = retry || c->ks().touched_after(k, seq);
+            }
+            for (auto& w : found.entries) {
+              auto e = std::move(w).to_entry();
+              staged[e.key] = std::move(e);
+            }
+            if (retry) {
+              finish_lookup(*c, staged, seq);
+              staged.clear();
+              then(staged, seq, lookup_outcome::retry);
+              return;
+            }
+            then(staged, seq, lookup_outcome::ok);
+          },
+          [c, seq, then](caf::error&) mutable {
+            staged_entries staged;
+            c->ks().end_lookup();
+            then(staged, seq, lookup_outcome::failed);
+          });
 }
-
 
 } // namespace kura::actors

@@ -58,13 +58,13 @@ void usage() {
 }
 
 /// `kura members`: one row per member, or a JSON array of objects.
-int print_members(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& ops,
-                  bool json, std::chrono::milliseconds timeout) {
+int print_members(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& ops, bool json,
+                  std::chrono::milliseconds timeout) {
   std::string answer, why;
   bool answered = false;
   self->request(ops, timeout, members_atom::value)
-    .receive([&](std::string& bytes) { answer = std::move(bytes), answered = true; },
-             [&](caf::error& err) { why = sys.render(err); });
+      .receive([&](std::string& bytes) { answer = std::move(bytes), answered = true; },
+               [&](caf::error& err) { why = sys.render(err); });
   if (!answered) {
     std::cerr << "kura: no answer from the node (" << why << ")\n";
     return 2;
@@ -81,8 +81,9 @@ int print_members(caf::actor_system& sys, caf::scoped_actor& self, const caf::ac
   }
   if (!rep->error.empty()) {
     if (json)
-      std::cout << node::json_writer{}.begin_object().key("error").str(rep->error).end_object().str()
-                << "\n";
+      std::cout
+          << node::json_writer{}.begin_object().key("error").str(rep->error).end_object().str()
+          << "\n";
     std::cerr << "kura: " << rep->error << "\n";
     return 1;
   }
@@ -107,8 +108,8 @@ int print_members(caf::actor_system& sys, caf::scoped_actor& self, const caf::ac
   for (auto& m : rep->members) {
     char share[32];
     std::snprintf(share, sizeof(share), "%.1f%%", m.share * 100);
-    std::cout << pad(m.id + (m.self ? "*" : ""), w_id) << pad(m.address, w_addr)
-              << pad(m.state, 7) << pad(std::to_string(m.incarnation), 11) << share << "\n";
+    std::cout << pad(m.id + (m.self ? "*" : ""), w_id) << pad(m.address, w_addr) << pad(m.state, 7)
+              << pad(std::to_string(m.incarnation), 11) << share << "\n";
   }
   return 0;
 }
@@ -223,17 +224,17 @@ int main(int argc, char** argv) {
   caf::actor ops;
   std::string why;
   self->request(sys.middleman().actor_handle(), timeout, caf::connect_atom::value, o.host, o.port)
-    .receive(
-      [&](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
-        if (ptr)
-          ops = caf::actor_cast<caf::actor>(std::move(ptr));
-        else
-          why = "no ops actor published on that port";
-      },
-      [&](caf::error& err) { why = sys.render(err); });
+      .receive(
+          [&](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
+            if (ptr)
+              ops = caf::actor_cast<caf::actor>(std::move(ptr));
+            else
+              why = "no ops actor published on that port";
+          },
+          [&](caf::error& err) { why = sys.render(err); });
   auto unreachable = [&](const std::string& reason) {
-    std::cerr << "kura: cannot reach kura-node at " << o.host << ":" << o.port << " ("
-              << reason << ")\n";
+    std::cerr << "kura: cannot reach kura-node at " << o.host << ":" << o.port << " (" << reason
+              << ")\n";
     finish(2);
   };
   if (!ops)
@@ -247,8 +248,8 @@ int main(int argc, char** argv) {
   auto& cred = node::cli_credentials();
   self->request(ops, timeout, node::ops_request_atom::value, cred.user, cred.password,
                 encode_message(msg_type::kv_request, req))
-    .receive([&](std::string& bytes) { answer = std::move(bytes), answered = true; },
-             [&](caf::error& err) { why = sys.render(err); });
+      .receive([&](std::string& bytes) { answer = std::move(bytes), answered = true; },
+               [&](caf::error& err) { why = sys.render(err); });
   if (!answered)
     unreachable(why);
   finish(node::print_reply(req, answer, o.json, std::cout, std::cerr));

@@ -70,8 +70,8 @@ std::optional<std::string> ask(caf::actor_system& sys, caf::scoped_actor& self,
   auto& cred = cli_credentials();
   self->request(ops, timeout, ops_request_atom::value, cred.user, cred.password,
                 encode_message(msg_type::kv_request, req))
-    .receive([&](std::string& bytes) { answer = std::move(bytes); },
-             [&](caf::error& err) { why = sys.render(err); });
+      .receive([&](std::string& bytes) { answer = std::move(bytes); },
+               [&](caf::error& err) { why = sys.render(err); });
   return answer;
 }
 
@@ -93,9 +93,10 @@ bool decode_or_report(msg_type type, std::string_view bytes, T& msg, bool json, 
 }
 
 void progress_bar(const compaction_report& r) {
-  double frac = r.bytes_total == 0 ? 1.0
-                                   : std::min(1.0, static_cast<double>(r.bytes_done)
-                                                     / static_cast<double>(r.bytes_total));
+  double frac =
+      r.bytes_total == 0
+          ? 1.0
+          : std::min(1.0, static_cast<double>(r.bytes_done) / static_cast<double>(r.bytes_total));
   constexpr int width = 30;
   int fill = static_cast<int>(frac * width);
   std::string bar(static_cast<size_t>(fill), '#');
@@ -139,8 +140,8 @@ void print_compaction(const compaction_report& r, bool json, std::ostream& out) 
       << human_bytes(static_cast<double>(r.rate_bytes_per_s)) << "/s)\n";
 }
 
-int run_compact(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& ops,
-                bool json, caf::timespan timeout) {
+int run_compact(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& ops, bool json,
+                caf::timespan timeout) {
   std::string why;
   auto unreachable = [&] {
     std::cerr << "\nkura: lost the kura-node during compaction (" << why << ")\n";
@@ -176,8 +177,8 @@ int run_compact(caf::actor_system& sys, caf::scoped_actor& self, const caf::acto
   return r.ok ? 0 : 1;
 }
 
-int run_archive(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& ops,
-                bool json, caf::timespan timeout) {
+int run_archive(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& ops, bool json,
+                caf::timespan timeout) {
   std::string why;
   auto a = ask(sys, self, ops, archive_ops::archive, timeout, why);
   if (!a) {
@@ -228,27 +229,24 @@ int print_archive_answer(std::string_view answer, bool json, std::ostream& out, 
       << " days; compactions " << r.compaction_runs << "; L4 hits " << r.l4_hits << ", misses "
       << r.l4_misses << "; corrupt blocks " << r.corrupt_blocks << "\n\n";
   char line[256];
-  std::snprintf(line, sizeof(line), "%-8s %-16s %5s %12s %12s %9s %9s %6s  %-20s %s\n",
-                "SEGMENT", "CODEC", "DICT", "STORED", "RAW", "ENTRIES", "LIVE", "LIVE%",
-                "OLDEST", "");
+  std::snprintf(line, sizeof(line), "%-8s %-16s %5s %12s %12s %9s %9s %6s  %-20s %s\n", "SEGMENT",
+                "CODEC", "DICT", "STORED", "RAW", "ENTRIES", "LIVE", "LIVE%", "OLDEST", "");
   out << line;
   for (auto& s : r.segments) {
-    std::snprintf(line, sizeof(line),
-                  "%-8llu %-16s %5u %12llu %12llu %9llu %9llu %6.1f  %-20s %s\n",
-                  static_cast<unsigned long long>(s.id), s.codec.c_str(), s.dict_id,
-                  static_cast<unsigned long long>(s.stored_bytes),
-                  static_cast<unsigned long long>(s.raw_bytes),
-                  static_cast<unsigned long long>(s.entries),
-                  static_cast<unsigned long long>(s.live_entries), s.live_fraction * 100,
-                  iso_time(s.oldest_ms).c_str(), s.active ? "active" : "");
+    std::snprintf(
+        line, sizeof(line), "%-8llu %-16s %5u %12llu %12llu %9llu %9llu %6.1f  %-20s %s\n",
+        static_cast<unsigned long long>(s.id), s.codec.c_str(), s.dict_id,
+        static_cast<unsigned long long>(s.stored_bytes),
+        static_cast<unsigned long long>(s.raw_bytes), static_cast<unsigned long long>(s.entries),
+        static_cast<unsigned long long>(s.live_entries), s.live_fraction * 100,
+        iso_time(s.oldest_ms).c_str(), s.active ? "active" : "");
     out << line;
   }
   if (!r.dictionaries.empty()) {
     out << "\nDICTIONARY      BYTES  SEGMENTS  CURRENT\n";
     for (auto& d : r.dictionaries) {
       std::snprintf(line, sizeof(line), "%-10u %10llu %9u  %s\n", d.id,
-                    static_cast<unsigned long long>(d.bytes), d.segments,
-                    d.current ? "yes" : "");
+                    static_cast<unsigned long long>(d.bytes), d.segments, d.current ? "yes" : "");
       out << line;
     }
   }

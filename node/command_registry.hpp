@@ -37,9 +37,9 @@ struct security_state;
 struct session {
   uint64_t id = 0;
   std::string name;
-  std::string peer;  ///< "ip:port" for CLIENT LIST
-  std::string local; ///< the server's "ip:port" of this connection (laddr)
-  int64_t fd = -1;   ///< the socket
+  std::string peer;                          ///< "ip:port" for CLIENT LIST
+  std::string local;                         ///< the server's "ip:port" of this connection (laddr)
+  int64_t fd = -1;                           ///< the socket
   uint64_t created_ns = 0;                   ///< monotonic, for CLIENT LIST's age
   uint64_t last_ns = 0;                      ///< monotonic time of the last command (idle)
   int last_cmd = -1;                         ///< registry id of the last command (cmd=)
@@ -50,15 +50,15 @@ struct session {
   bool no_evict = false;                     ///< CLIENT NO-EVICT (kura evicts no clients)
   enum reply_mode : uint8_t { reply_on, reply_off, reply_skip };
   reply_mode reply = reply_on;
-  bool skip_this = false;      ///< CLIENT REPLY SKIP: drop the next command's reply
-  uint32_t subscriptions = 0;  ///< channels (SUBSCRIBE)
-  uint32_t psubscriptions = 0; ///< patterns (PSUBSCRIBE)
-  bool tracking = false;       ///< CLIENT TRACKING ON
-  uint32_t tracking_flags = 0; ///< client_hub's tracking_flag bits
-  uint64_t redirect = 0;       ///< CLIENT TRACKING REDIRECT id (0 = none)
-  bool caching_once = false;   ///< CLIENT CACHING YES/NO for the next command
-  bool quit = false; ///< close the connection after this reply
-  transaction tx;    ///< MULTI queue and WATCHed keys
+  bool skip_this = false;         ///< CLIENT REPLY SKIP: drop the next command's reply
+  uint32_t subscriptions = 0;     ///< channels (SUBSCRIBE)
+  uint32_t psubscriptions = 0;    ///< patterns (PSUBSCRIBE)
+  bool tracking = false;          ///< CLIENT TRACKING ON
+  uint32_t tracking_flags = 0;    ///< client_hub's tracking_flag bits
+  uint64_t redirect = 0;          ///< CLIENT TRACKING REDIRECT id (0 = none)
+  bool caching_once = false;      ///< CLIENT CACHING YES/NO for the next command
+  bool quit = false;              ///< close the connection after this reply
+  transaction tx;                 ///< MULTI queue and WATCHed keys
   std::shared_ptr<acl_user> user; ///< null: the default user (set on first command)
   bool authenticated = false;     ///< as Redis's c->authenticated
 };
@@ -135,7 +135,7 @@ struct command_state {
   uint64_t next_cursor = 1;
   uint64_t peak_memory = 0;   ///< highest memory use INFO has seen
   bool kills_pending = false; ///< CLIENT KILL marked sessions `killed`
-  watch_table watches; ///< keys some connection WATCHes
+  watch_table watches;        ///< keys some connection WATCHes
   /// hash-max-listpack-entries / -value (CONFIG): up to these sizes a hash
   /// reports OBJECT ENCODING "listpack" and HSCAN returns it whole.
   uint64_t hash_max_listpack_entries = 128;

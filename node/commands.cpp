@@ -158,8 +158,8 @@ namespace {
 
 /// The keys of `a` share the transaction's slot (cluster hook); false after
 /// the CROSSSLOT reply.
-bool same_slot(const command_spec& sp, const command_args& a, session& s,
-               const command_state& st, out_buffer& out) {
+bool same_slot(const command_spec& sp, const command_args& a, session& s, const command_state& st,
+               out_buffer& out) {
   if (!st.slot_of)
     return true;
   bool ok = true;
