@@ -103,7 +103,10 @@ std::shared_ptr<const tls_context> tls_context::load(const tls_settings& s, std:
     return nullptr;
   }
   if (SSL_CTX_use_PrivateKey_file(ctx, s.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-    err = "cannot load tls key-file '" + s.key_file + "': " + openssl_errors();
+    bool mismatch = ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH;
+    err = (mismatch ? "tls key-file '" + s.key_file + "' does not match cert-file '" + s.cert_file
+                    : "cannot load tls key-file '" + s.key_file) +
+          "': " + openssl_errors();
     return nullptr;
   }
   if (SSL_CTX_check_private_key(ctx) != 1) {
