@@ -115,12 +115,12 @@ node_config::node_config() {
     .add(metrics_password, "metrics-password", "/metrics basic-auth password")
     .add(metrics_loopback_only, "metrics-loopback-only", "/metrics for loopback clients only");
   opt_group{custom_options_, "kura.tls"}
-      .add(tls_port, "port", "RESP over TLS port, beside --port or alone with --port=0 (0 = off)")
-      .add(tls_cert_file, "cert-file", "server certificate (PEM, chain allowed)")
-      .add(tls_key_file, "key-file", "server private key (PEM, unencrypted)")
-      .add(tls_ca_file, "ca-file", "CA certificates (PEM) that client certificates must chain to")
-      .add(tls_auth_clients, "auth-clients",
-           "with ca-file: yes (clients need a certificate), optional (checked if sent), no");
+    .add(tls_port, "port", "RESP over TLS port, beside --port or alone with --port=0 (0 = off)")
+    .add(tls_cert_file, "cert-file", "server certificate (PEM, chain allowed)")
+    .add(tls_key_file, "key-file", "server private key (PEM, unencrypted)")
+    .add(tls_ca_file, "ca-file", "CA certificates (PEM) that client certificates must chain to")
+    .add(tls_auth_clients, "auth-clients",
+         "with ca-file: yes (clients need a certificate), optional (checked if sent), no");
 }
 
 std::string node_config::audit_log_path() const {
