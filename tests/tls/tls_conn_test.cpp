@@ -257,6 +257,20 @@ TEST_CASE("tls_conn: plaintext, missing and untrusted client certificates are re
     CHECK(s.error().find("certificate verify failed") != std::string::npos);
     CHECK_FALSE(s.established());
   }
+  {
+    // a record changed on the way: the session ends with an error, nothing decrypted
+    tls_conn s(ctx);
+    client c(p, "client");
+    std::string plain;
+    REQUIRE(pump(c, s, plain));
+    REQUIRE(SSL_write(c.ssl, "*1\r\n$4\r\nPING\r\n", 14) == 14);
+    auto bytes = c.take_output();
+    bytes.back() = static_cast<char>(bytes.back() ^ 1);
+    std::vector<char> wire;
+    CHECK_FALSE(s.receive(bytes.data(), bytes.size(), plain, wire));
+    CHECK(s.error().find("TLS read failed") != std::string::npos);
+    CHECK(plain.empty());
+  }
   // optional: no certificate is fine, an untrusted one is not
   auto opt = tls_context::load(p.settings(true, "optional"), err);
   REQUIRE(opt);
