@@ -64,7 +64,7 @@ struct node_config : caf::actor_system_config {
   caf::timespan archive_compact_interval = std::chrono::minutes(10);
   uint64_t archive_compact_rate = 32ull << 20; ///< bytes/s, 0 = unlimited
   uint64_t archive_segment_bytes = 64ull << 20; ///< a segment is sealed at this size
-  bool prewarm_enabled = true;
+  bool prewarm_enabled = false; ///< off by default: docs/predictor.md "Default"
   caf::timespan prediction_window = std::chrono::hours(24);
   double min_confidence = 0.7;
   // -- kura.prewarm (docs/predictor.md) ---------------------------------------------
