@@ -389,6 +389,76 @@ caf::behavior predictor_actor(pred_self self, predictor_settings cfg, caf::actor
 
 } // namespace
 
+void attach_predictor(store_core& c, caf::actor predictor, uint32_t sample_one_in) {
+  tap_config tc;
+  tc.sample_one_in = sample_one_in;
+  c.tap = std::make_unique<predictor_tap>(tc);
+  c.predictor = std::move(predictor);
+  c.ks().set_tap(c.tap.get());
+}
+
+void ship_tap(store_core& c) {
+  tap_batch b;
+  if (c.tap)
+    b.events = c.tap->take();
+  auto l1 = c.ks().l1_stats(), l2 = c.ks().l2_stats();
+  b.fig.memory_hits = l1.hits + l2.hits;
+  b.fig.memory_misses = l2.misses; // a read missing L1 and L2 counts in both
+  b.fig.memory_capacity = c.ks().config().memory_bytes;
+  if (c.has_l3()) {
+    auto l3 = c.l3_stats->get().stats;
+    b.fig.storage_bytes = l3.bytes;
+    b.fig.storage_budget = l3.capacity_bytes;
+  }
+  b.fig.tap_dropped = c.tap ? c.tap->dropped() : 0;
+  caf::anon_send(c.predictor, std::move(b));
+}
+
+std::vector<std::string> resident_keys(store_core& c, std::vector<std::string>& keys) {
+  auto& ks = c.ks();
+  std::vector<std::string> out;
+  for (auto& k : keys)
+    if (ks.shard_for(k).locate(k) != memory_region::none)
+      out.push_back(std::move(k));
+  return out;
+}
+
+std::vector<std::string> prewarm_split(store_core& c, std::vector<std::string>& keys,
+                                       prewarm_loaded& out) {
+  auto& ks = c.ks();
+  std::vector<std::string> ask;
+  for (auto& k : keys) {
+    if (ks.shard_for(k).locate(k) != memory_region::none)
+      ++out.resident;
+    else if (!ks.maybe_in_l3(k))
+      ++out.absent;
+    else
+      ask.push_back(std::move(k));
+  }
+  return ask;
+}
+
+void prewarm_promote(store_core& c, staged_entries& staged, uint64_t seq, prewarm_loaded& out) {
+  std::vector<std::pair<std::string, uint64_t>> found;
+  for (auto& kv : staged) {
+    if (kv.second)
+      found.emplace_back(kv.first, kv.first.size() + kv.second->value.size());
+    else
+      ++out.absent;
+  }
+  finish_lookup(c, staged, seq);
+  auto& ks = c.ks();
+  const auto now = ks.clock().now_ms();
+  for (auto& [k, bytes] : found) {
+    if (ks.shard_for(k).locate(k) == memory_region::none)
+      continue; // written meanwhile or not admitted
+    if (c.tap)
+      c.tap->prewarmed(k, now);
+    out.keys.push_back(std::move(k));
+    out.bytes.push_back(bytes);
+  }
+}
+
 caf::actor spawn_predictor(caf::actor_system& sys, predictor_settings s, const store_handles& store,
                            const kura::clock& clk, predictor_hook hook) {
   const uint32_t one_in = std::max<uint32_t>(1, s.sample_one_in);

@@ -193,6 +193,43 @@ typename Inspector::result_type inspect(Inspector& f, prewarm_loaded& x) {
            x.failed);
 }
 
+// -- the store broker's side (multiplexer thread) -----------------------------------
+
+/// Installs the tap in the store's keyspace; batches go to `predictor`.
+void attach_predictor(store_core& c, caf::actor predictor, uint32_t sample_one_in);
+/// Sends the tap's events and the store's figures to the predictor (the tick).
+void ship_tap(store_core& c);
+/// The keys of `keys` that memory holds.
+std::vector<std::string> resident_keys(store_core& c, std::vector<std::string>& keys);
+/// Splits a prewarm chunk: resident and absent keys are counted in `out`, the
+/// rest (to look up in L3) returned.
+std::vector<std::string> prewarm_split(store_core& c, std::vector<std::string>& keys,
+                                       prewarm_loaded& out);
+/// Promotes what L3 (and L4) answered, marks the keys that landed in memory
+/// as prewarmed and lists them in `out`.
+void prewarm_promote(store_core& c, staged_entries& staged, uint64_t seq, prewarm_loaded& out);
+
+/// Loads `keys` into memory through the normal promotion (L3, which asks L4
+/// for what it lacks), like a client read's lookup.
+template <class Self>
+caf::result<prewarm_loaded> prewarm_load(Self* self, std::shared_ptr<store_core> core,
+                                         std::vector<std::string> keys) {
+  prewarm_loaded out;
+  auto ask = prewarm_split(*core, keys, out);
+  if (ask.empty())
+    return out;
+  auto rp = self->template make_response_promise<prewarm_loaded>();
+  lookup_l3(self, *core, std::move(ask),
+            [core, rp, out](staged_entries& staged, uint64_t seq, lookup_outcome o) mutable {
+              if (o == lookup_outcome::ok)
+                prewarm_promote(*core, staged, seq, out);
+              else
+                out.failed = o == lookup_outcome::failed;
+              rp.deliver(std::move(out));
+            });
+  return rp;
+}
+
 // -- spawning ----------------------------------------------------------------------
 
 struct predictor_settings {

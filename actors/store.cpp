@@ -336,74 +336,6 @@ void with_key(caf::stateful_actor<store_state, caf::io::broker>* self, const std
       });
 }
 
-using store_self = caf::stateful_actor<store_state, caf::io::broker>*;
-
-/// Sends the tap's sampled events and the store's figures to the predictor.
-void ship_tap(store_self self, store_core& c) {
-  tap_batch b;
-  if (c.tap)
-    b.events = c.tap->take();
-  auto l1 = c.ks().l1_stats(), l2 = c.ks().l2_stats();
-  b.fig.memory_hits = l1.hits + l2.hits;
-  b.fig.memory_misses = l2.misses; // a read missing L1 and L2 counts in both
-  b.fig.memory_capacity = c.ks().config().memory_bytes;
-  if (c.has_l3()) {
-    auto l3 = c.l3_stats->get().stats;
-    b.fig.storage_bytes = l3.bytes;
-    b.fig.storage_budget = l3.capacity_bytes;
-  }
-  b.fig.tap_dropped = c.tap ? c.tap->dropped() : 0;
-  self->send(c.predictor, std::move(b));
-}
-
-/// Loads `keys` into memory through the normal promotion (L3, which asks L4
-/// for what it lacks) and marks them as prewarmed in the tap.
-caf::result<prewarm_loaded> prewarm_load(store_self self, std::vector<std::string> keys) {
-  auto core = self->state.core;
-  auto& ks = core->ks();
-  prewarm_loaded out;
-  std::vector<std::string> ask;
-  for (auto& k : keys) {
-    if (ks.shard_for(k).locate(k) != memory_region::none)
-      ++out.resident;
-    else if (!ks.maybe_in_l3(k))
-      ++out.absent;
-    else
-      ask.push_back(std::move(k));
-  }
-  if (ask.empty())
-    return out;
-  auto rp = self->make_response_promise<prewarm_loaded>();
-  lookup_l3(self, *core, std::move(ask),
-            [core, rp, out](staged_entries& staged, uint64_t seq, lookup_outcome o) mutable {
-              if (o != lookup_outcome::ok) {
-                out.failed = o == lookup_outcome::failed;
-                rp.deliver(std::move(out));
-                return;
-              }
-              std::vector<std::pair<std::string, uint64_t>> found;
-              for (auto& kv : staged) {
-                if (kv.second)
-                  found.emplace_back(kv.first, kv.first.size() + kv.second->value.size());
-                else
-                  ++out.absent;
-              }
-              finish_lookup(*core, staged, seq);
-              auto& ks2 = core->ks();
-              auto now = ks2.clock().now_ms();
-              for (auto& [k, bytes] : found) {
-                if (ks2.shard_for(k).locate(k) == memory_region::none)
-                  continue; // written meanwhile or not admitted
-                if (core->tap)
-                  core->tap->prewarmed(k, now);
-                out.keys.push_back(std::move(k));
-                out.bytes.push_back(bytes);
-              }
-              rp.deliver(std::move(out));
-            });
-  return rp;
-}
-
 caf::behavior store_broker(caf::stateful_actor<store_state, caf::io::broker>* self,
                            std::shared_ptr<store_core> core) {
   self->state.core = core;
@@ -425,28 +357,19 @@ caf::behavior store_broker(caf::stateful_actor<store_state, caf::io::broker>* se
         }
         c.flush_writes(false);
         if (c.predictor)
-          ship_tap(self, c);
+          ship_tap(c);
         self->delayed_send(self, std::chrono::milliseconds(c.config().sweep_interval_ms),
                            tick_timer_atom::value);
       },
+      // the predictor's side (actors/predictor.hpp)
       [=](predictor_attach_atom, caf::actor pred, uint32_t one_in) {
-        auto& c = *self->state.core;
-        tap_config tc;
-        tc.sample_one_in = one_in;
-        c.tap = std::make_unique<predictor_tap>(tc);
-        c.predictor = std::move(pred);
-        c.ks().set_tap(c.tap.get());
+        attach_predictor(*self->state.core, std::move(pred), one_in);
       },
-      [=](prewarm_resident_atom, std::vector<std::string>& keys) -> std::vector<std::string> {
-        auto& ks = self->state.core->ks();
-        std::vector<std::string> out;
-        for (auto& k : keys)
-          if (ks.shard_for(k).locate(k) != memory_region::none)
-            out.push_back(std::move(k));
-        return out;
+      [=](prewarm_resident_atom, std::vector<std::string>& keys) {
+        return resident_keys(*self->state.core, keys);
       },
       [=](prewarm_load_atom, std::vector<std::string>& keys) -> caf::result<prewarm_loaded> {
-        return prewarm_load(self, std::move(keys));
+        return prewarm_load(self, self->state.core, std::move(keys));
       },
       [=](kv_get_atom, const std::string& key) -> caf::result<kv_reply> {
         auto rp = self->make_response_promise();
