@@ -127,6 +127,11 @@ std::optional<entry> keyspace::get(std::string_view key) {
   return std::nullopt;
 }
 
+void keyspace::tap_read_below(std::string_view key, uint64_t now, const entry& e) {
+  tap_->on_read(key, now, (e.flags & from_archive_flag) != 0 ? tap_tier::l4 : tap_tier::l3,
+                e.value.size());
+}
+
 bool keyspace::exists(std::string_view key) {
   return read(key, [](std::string_view, uint64_t) {});
 }
@@ -144,6 +149,8 @@ status keyspace::write(std::string_view key, std::string value, uint64_t expiry_
     return st;
   auto now = clk_.now_ms();
   touch(key);
+  if (tap_)
+    tap_->on_write(key, now, expiry_ms > now ? expiry_ms - now : 0, value.size());
   entry e;
   e.key.assign(key.data(), key.size());
   e.value = std::move(value);

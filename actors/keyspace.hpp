@@ -22,6 +22,7 @@
 // middleman's multiplexer thread (the store broker and the RESP broker).
 #pragma once
 
+#include "actors/predictor_tap.hpp"
 #include "tiers/clock.hpp"
 #include "tiers/entry.hpp"
 #include "tiers/memory_cache.hpp"
@@ -70,6 +71,8 @@ public:
   const keyspace_config& config() const noexcept { return cfg_; }
   const kura::clock& clock() const noexcept { return clk_; }
   bool has_l3() const noexcept { return l3_ != nullptr; }
+  /// Reports reads and writes to the predictor's tap (nullptr: none).
+  void set_tap(predictor_tap* t) noexcept { tap_ = t; }
 
   // -- memory shards -------------------------------------------------------------
 
@@ -112,14 +115,21 @@ public:
   template <class F>
   bool read(std::string_view key, F&& f) {
     auto now = clk_.now_ms();
-    bool hit = shard_for(key).visit(
-        key, now, [&](const memory_cache::entry_view& v) { f(v.value, v.expiry_ms); });
+    bool hit = shard_for(key).visit(key, now, [&](const memory_cache::entry_view& v) {
+      if (tap_)
+        tap_->on_read(key, now, tap_tier::l1, v.value.size());
+      f(v.value, v.expiry_ms);
+    });
     if (hit)
       return true;
     if (auto* e = overlay_entry(key, now)) {
+      if (tap_)
+        tap_read_below(key, now, *e);
       f(std::string_view{e->value}, e->expiry_ms);
       return true;
     }
+    if (tap_)
+      tap_->on_read(key, now, tap_tier::miss, 0);
     return false;
   }
   /// What `view` shows of a live key.
@@ -134,14 +144,20 @@ public:
   bool view(std::string_view key, F&& f) {
     auto now = clk_.now_ms();
     bool hit = shard_for(key).visit(key, now, [&](const memory_cache::entry_view& v) {
+      if (tap_)
+        tap_->on_read(key, now, tap_tier::l1, v.value.size());
       f(key_view{v.value, v.expiry_ms, v.ver, v.flags});
     });
     if (hit)
       return true;
     if (auto* e = overlay_entry(key, now)) {
+      if (tap_)
+        tap_read_below(key, now, *e);
       f(key_view{e->value, e->expiry_ms, e->ver, e->flags});
       return true;
     }
+    if (tap_)
+      tap_->on_read(key, now, tap_tier::miss, 0);
     return false;
   }
   /// Copy of a live entry.
@@ -171,12 +187,14 @@ public:
 
 private:
   const entry* overlay_entry(std::string_view key, uint64_t now) const;
+  void tap_read_below(std::string_view key, uint64_t now, const entry& e);
   void touch(std::string_view key);
   kura::version next_version(uint64_t now);
 
   keyspace_config cfg_;
   const kura::clock& clk_;
   l3_port* l3_;
+  predictor_tap* tap_ = nullptr;
   std::vector<std::unique_ptr<memory_cache>> shards_;
   std::vector<uint64_t> filter_;
   staged_entries* overlay_ = nullptr;

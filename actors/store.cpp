@@ -1,5 +1,7 @@
 #include "actors/store.hpp"
 
+#include "actors/predictor.hpp"
+
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
@@ -354,8 +356,20 @@ caf::behavior store_broker(caf::stateful_actor<store_state, caf::io::broker>* se
           std::cerr << "kura-node: expiry sweep failed: " << e.what() << std::endl;
         }
         c.flush_writes(false);
+        if (c.predictor)
+          ship_tap(c);
         self->delayed_send(self, std::chrono::milliseconds(c.config().sweep_interval_ms),
                            tick_timer_atom::value);
+      },
+      // the predictor's side (actors/predictor.hpp)
+      [=](predictor_attach_atom, caf::actor pred, uint32_t one_in) {
+        attach_predictor(*self->state.core, std::move(pred), one_in);
+      },
+      [=](prewarm_resident_atom, std::vector<std::string>& keys) {
+        return resident_keys(*self->state.core, keys);
+      },
+      [=](prewarm_load_atom, std::vector<std::string>& keys) -> caf::result<prewarm_loaded> {
+        return prewarm_load(self, self->state.core, std::move(keys));
       },
       [=](kv_get_atom, const std::string& key) -> caf::result<kv_reply> {
         auto rp = self->make_response_promise();

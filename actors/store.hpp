@@ -138,6 +138,11 @@ public:
   /// Handles, set by spawn_store.
   caf::actor l3;
   caf::actor broker;
+  /// The predictor's tap and actor, installed by the store broker on
+  /// (predictor_attach_atom, actor, sample_one_in) (actors/predictor.hpp);
+  /// null while prewarm is off.
+  std::unique_ptr<predictor_tap> tap;
+  caf::actor predictor;
   std::shared_ptr<l3_snapshot> l3_stats = std::make_shared<l3_snapshot>();
 
 private:

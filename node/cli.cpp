@@ -4,12 +4,14 @@
 //   commands: status | stats | config | get KEY | set KEY VALUE [TTL_MS] | del KEY
 //             | expire KEY TTL_MS | tier KEY | flush | compact | archive | members
 //             | audit [--file=PATH | --data-dir=DIR] [--since=T]
+//             | prewarm [--dry-run] | predictor | alerts
 // Human-readable tables by default, --json for scripts. Exit codes: 0 ok,
 // 1 the node answered with an error (or a usage error), 2 the node is not
 // reachable (connect is asynchronous and bounded by --timeout).
 #include "actors/cluster.hpp"
 #include "actors/messages.hpp"
 #include "node/archive_node.hpp"
+#include "node/cli_predictor.hpp"
 #include "node/cli_reply.hpp"
 #include "node/json_writer.hpp"
 #include "node/ops.hpp"
@@ -54,7 +56,9 @@ void usage() {
                "  expire KEY TTL_MS | tier KEY | flush\n"
                "  compact (progress bar; --json: final summary) | archive (L4 segments)\n"
                "  audit [--file=PATH | --data-dir=DIR] [--since=T] (the node's audit log)\n"
-               "  members (cluster membership: id, address, state, incarnation, ring share)\n";
+               "  members (cluster membership: id, address, state, incarnation, ring share)\n"
+               "  prewarm [--dry-run] (run the prewarm plan with a progress bar, or show it)\n"
+               "  predictor (precision, keys prewarmed, hits, bytes, TTL changes) | alerts\n";
 }
 
 /// `kura members`: one row per member, or a JSON array of objects.
@@ -210,6 +214,8 @@ int main(int argc, char** argv) {
     need(1), req.op = kv_request::flush;
   } else if (cmd == "compact" || cmd == "archive" || cmd == "members") {
     need(1);
+  } else if (cmd == "prewarm" || cmd == "predictor" || cmd == "alerts") {
+    // arguments checked by run_predictor_command
   } else {
     std::cerr << "kura: unknown command '" << cmd << "'\n";
     usage();
@@ -243,6 +249,8 @@ int main(int argc, char** argv) {
     finish(node::run_archive_command(sys, self, ops, cmd, o.json, timeout));
   if (cmd == "members")
     finish(print_members(sys, self, ops, o.json, timeout));
+  if (cmd == "prewarm" || cmd == "predictor" || cmd == "alerts")
+    finish(node::run_predictor_command(sys, self, ops, o.args, o.json, timeout));
   std::string answer;
   bool answered = false;
   auto& cred = node::cli_credentials();

@@ -87,7 +87,19 @@ node_config::node_config() {
   opt_group{custom_options_, "kura.prewarm"}
     .add(prewarm_enabled, "enabled", "predictive prewarming")
     .add(prediction_window, "prediction-window", "how far ahead to predict")
-    .add(min_confidence, "min-confidence", "least confidence to prewarm a key");
+    .add(min_confidence, "min-confidence", "least confidence to prewarm a key")
+    .add(prewarm_interval, "interval", "period of the prewarm plan")
+    .add(prewarm_load_horizon, "load-horizon",
+         "the near part of the prediction window a plan loads for")
+    .add(prewarm_memory_bytes, "memory-bytes", "memory of the predictor's model")
+    .add(prewarm_max_load_rate, "max-load-rate", "prewarm load rate in bytes/s")
+    .add(prewarm_sample_one_in, "sample-one-in", "the predictor sees 1 in N reads and writes")
+    .add(prewarm_clock_offset_ms, "clock-offset-ms",
+         "shifts the predictor's clock (replays and tests; 0 in production)");
+  opt_group{custom_options_, "kura.alerts"}
+    .add(alerts_min_hit_ratio, "min-hit-ratio", "alert when the memory hit ratio is below")
+    .add(alerts_max_storage_share, "max-storage-share",
+         "alert when L3 uses more than this share of its budget");
   opt_group{custom_options_, "kura.cluster"}
     .add(sync_interval, "sync-interval", "anti-entropy period")
     .add(heartbeat, "heartbeat", "membership heartbeat")
@@ -233,6 +245,22 @@ std::string node_config::check_values() {
     return bad("kura.archive.compact-interval", "must not be negative");
   if (min_confidence < 0 || min_confidence > 1)
     return bad("kura.prewarm.min-confidence", "must be within 0..1");
+  if (prewarm_interval < std::chrono::milliseconds(100))
+    return bad("kura.prewarm.interval", "at least 100ms");
+  if (prediction_window < std::chrono::minutes(1))
+    return bad("kura.prewarm.prediction-window", "at least 1min");
+  if (prewarm_load_horizon < std::chrono::minutes(1) || prewarm_load_horizon > prediction_window)
+    return bad("kura.prewarm.load-horizon", "1min..kura.prewarm.prediction-window");
+  if (prewarm_memory_bytes < (1u << 20))
+    return bad("kura.prewarm.memory-bytes", "at least 1048576");
+  if (prewarm_max_load_rate < 1024)
+    return bad("kura.prewarm.max-load-rate", "at least 1024 bytes/s");
+  if (prewarm_sample_one_in == 0 || prewarm_sample_one_in > 1000000)
+    return bad("kura.prewarm.sample-one-in", "1..1000000");
+  if (!(alerts_min_hit_ratio >= 0 && alerts_min_hit_ratio <= 1))
+    return bad("kura.alerts.min-hit-ratio", "must be within 0..1");
+  if (!(alerts_max_storage_share > 0 && alerts_max_storage_share <= 1))
+    return bad("kura.alerts.max-storage-share", "must be within 0..1 (above 0)");
   if (replication_factor == 0)
     return bad("kura.cluster.replication-factor", "at least 1");
   if (effective_write_acks() > replication_factor)
@@ -371,7 +399,8 @@ std::string node_config::summary() const {
      << " memory-bytes=" << memory_bytes << " shards=" << shards
      << " l3=" << (l3_enabled ? (l3_sync ? "sync" : "write-behind") : "off")
      << (l3_enabled && !l3_sync ? (l3_fsync_batches ? " fsync-batches" : " no-fsync") : "")
-     << " l4=" << (l3_enabled && archive_enabled ? archive_codec : std::string("off"));
+     << " l4=" << (l3_enabled && archive_enabled ? archive_codec : std::string("off"))
+     << " prewarm=" << (prewarm_enabled && l3_enabled ? "on" : "off");
   if (tls_port != 0)
     os << " tls-port=" << tls_port
        << " tls-auth-clients=" << (tls_ca_file.empty() ? std::string("no") : tls_auth_clients);

@@ -64,9 +64,18 @@ struct node_config : caf::actor_system_config {
   caf::timespan archive_compact_interval = std::chrono::minutes(10);
   uint64_t archive_compact_rate = 32ull << 20; ///< bytes/s, 0 = unlimited
   uint64_t archive_segment_bytes = 64ull << 20; ///< a segment is sealed at this size
-  bool prewarm_enabled = true;
+  bool prewarm_enabled = false; ///< off by default: docs/predictor.md "Default"
   caf::timespan prediction_window = std::chrono::hours(24);
   double min_confidence = 0.7;
+  // -- kura.prewarm (docs/predictor.md) ---------------------------------------------
+  caf::timespan prewarm_interval = std::chrono::minutes(1);
+  caf::timespan prewarm_load_horizon = std::chrono::hours(1);
+  uint64_t prewarm_memory_bytes = 32ull << 20;
+  uint64_t prewarm_max_load_rate = 16ull << 20; ///< bytes/s
+  uint64_t prewarm_sample_one_in = 8;
+  int64_t prewarm_clock_offset_ms = 0;
+  double alerts_min_hit_ratio = 0.85;
+  double alerts_max_storage_share = 0.9;
   caf::timespan sync_interval = std::chrono::seconds(30);
   caf::timespan heartbeat = std::chrono::seconds(10);
   uint64_t replication_factor = 2;

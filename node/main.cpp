@@ -11,6 +11,7 @@
 #include "node/config.hpp"
 #include "node/metrics.hpp"
 #include "node/ops.hpp"
+#include "node/predictor_node.hpp"
 #include "node/resp_server.hpp"
 #include "tiers/clock.hpp"
 #include "tiers/l3_lmdb.hpp"
@@ -158,6 +159,10 @@ int main(int argc, char** argv) {
     }
     auto store = actors::spawn_store(sys, sc, l3db, clk, l4.link);
     l3db.reset(); // the L3 actor owns it now (closed when it exits)
+    caf::actor predictor; // prewarm loads from L3: only with L3
+    if (cfg.prewarm_enabled && store.l3)
+      predictor = actors::spawn_predictor(sys, node::predictor_settings_of(cfg), store, clk,
+                                          node::predictor_metrics_hook(metrics.get()));
 
     node::resp_server_config rc_cfg;
     rc_cfg.bind = cfg.bind;
@@ -198,7 +203,7 @@ int main(int argc, char** argv) {
     caf::actor ops;
     if (listen_err.empty() && cfg.cluster_port != 0) {
       auto o = node::start_ops(sys, store, cfg, aux_bind, cfg.cluster_port, l4.compactor, resp,
-                               cluster.coordinator);
+                               cluster.coordinator, predictor);
       if (!o)
         listen_err = sys.render(o.error());
       else
@@ -238,6 +243,7 @@ int main(int argc, char** argv) {
     caf::anon_send_exit(resp, caf::exit_reason::user_shutdown);
     if (ops)
       caf::anon_send_exit(ops, caf::exit_reason::user_shutdown);
+    actors::stop_predictor(sys, predictor);
     actors::stop_store(sys, store);
     actors::stop_l4(sys, l4);
   }

@@ -2,6 +2,7 @@
 
 #include "actors/cluster.hpp"
 #include "actors/messages.hpp"
+#include "actors/predictor.hpp"
 #include "node/archive_node.hpp"
 
 #include <caf/all.hpp>
@@ -20,6 +21,7 @@ struct ops_state {
   caf::actor store;
   caf::actor l4;
   caf::actor coordinator;
+  caf::actor predictor; ///< invalid when prewarm is off
   caf::actor resp; ///< checks credentials (invalid: none)
   node_status config;
   uint64_t start_ms = 0;
@@ -44,6 +46,10 @@ std::pair<std::string, std::string> ops_command(const kv_request& r) {
     case kv_request::config: return {"config|get", {}};
     case kv_request::status:
     case kv_request::stats: return {"info", {}};
+    case predictor_ops::prewarm_plan:
+    case predictor_ops::prewarm_status:
+    case predictor_ops::report:
+    case predictor_ops::alerts: return {"info", {}};
     default: return {"config|set", {}}; // archive maintenance: administrators
   }
 }
@@ -113,7 +119,8 @@ void serve_ops(ops_self self, const kv_request& request, caf::typed_response_pro
       break;
     }
     default:
-      if (!handle_archive_op(self, st.l4, req->op, rp))
+      if (!handle_archive_op(self, st.l4, req->op, rp)
+          && !handle_predictor_op(self, st.predictor, req->op, rp))
         rp.deliver(reply_error("unknown operation " + std::to_string(req->op)));
   }
 }
@@ -145,7 +152,8 @@ caf::result<std::string> checked_ops(ops_self self, const std::string& user,
 
 caf::behavior ops_actor(caf::stateful_actor<ops_state>* self, caf::actor store,
                         node_status config, caf::actor l4, caf::actor resp,
-                        caf::actor coordinator) {
+                        caf::actor coordinator, caf::actor predictor) {
+  self->state.predictor = std::move(predictor);
   self->state.store = std::move(store);
   self->state.l4 = std::move(l4);
   self->state.resp = std::move(resp);
@@ -181,7 +189,7 @@ caf::behavior ops_actor(caf::stateful_actor<ops_state>* self, caf::actor store,
 caf::expected<caf::actor> start_ops(caf::actor_system& sys, const store_handles& store,
                                     const node_config& cfg, const std::string& bind,
                                     uint16_t port, caf::actor l4, caf::actor resp,
-                                    caf::actor coordinator) {
+                                    caf::actor coordinator, caf::actor predictor) {
   node_status conf;
   auto add = [&](std::string n, std::string v) {
     conf.names.push_back(std::move(n));
@@ -208,8 +216,9 @@ caf::expected<caf::actor> start_ops(caf::actor_system& sys, const store_handles&
   add("kura.archive.codec", cfg.archive_codec);
   add("kura.archive.max-bytes", std::to_string(cfg.archive_max_bytes));
   add("kura.archive.ttl-days", std::to_string(cfg.archive_ttl_days));
+  add("kura.prewarm.enabled", predictor ? "true" : "false");
   auto ops = sys.spawn(ops_actor, store.broker, std::move(conf), std::move(l4), std::move(resp),
-                       std::move(coordinator));
+                       std::move(coordinator), std::move(predictor));
   auto p = sys.middleman().publish(ops, port, bind.c_str(), true);
   if (!p) {
     caf::anon_send_exit(ops, caf::exit_reason::user_shutdown);

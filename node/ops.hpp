@@ -41,10 +41,11 @@ ops_credentials& cli_credentials(); // defined by the kura CLI
 /// (invalid: no checks, for tests that run the ops actor alone).
 /// `coordinator` is the cluster coordinator (invalid when the node is alone):
 /// the ops actor hands it to peers (coord_atom) and asks it for `kura
-/// members` (members_atom).
+/// members` (members_atom). `predictor` serves `kura prewarm | predictor |
+/// alerts` (invalid when prewarm is off).
 caf::expected<caf::actor> start_ops(caf::actor_system& sys, const actors::store_handles& store,
                                     const node_config& cfg, const std::string& bind,
                                     uint16_t port, caf::actor l4 = {}, caf::actor resp = {},
-                                    caf::actor coordinator = {});
+                                    caf::actor coordinator = {}, caf::actor predictor = {});
 
 } // namespace kura::node

@@ -259,6 +259,31 @@ std::optional<double> predictor::key_probability(std::string_view key, uint64_t 
   return it->second.profile.window_probability(from_ms, to_ms, now_ms, cfg_.profile);
 }
 
+void predictor::refresh_shortlist(uint64_t now_ms) {
+  const uint64_t hour = now_ms / hour_ms;
+  if (hour == shortlist_hour_)
+    return;
+  // An upper bound per key: the best hour probability over the hours the
+  // longest horizon can touch. Keys below min-confidence cannot qualify
+  // (coverage and survival only lower it) and neither can they be "hotter"
+  // than a candidate.
+  shortlist_.clear();
+  shortlist_hour_ = hour;
+  const uint64_t last = (now_ms + cfg_.load_horizon_ms) / hour_ms + 1;
+  for (const auto& [key, slot] : keys_) {
+    double best = 0;
+    for (uint64_t h = hour; h <= last && best < cfg_.min_confidence; ++h)
+      best = std::max(best, slot.profile.hour_probability(h, now_ms, cfg_.profile));
+    if (best >= cfg_.min_confidence)
+      shortlist_.push_back(key);
+  }
+}
+
+const std::vector<std::string>& predictor::shortlist(uint64_t now_ms) {
+  refresh_shortlist(now_ms);
+  return shortlist_;
+}
+
 prewarm_plan predictor::make_plan(uint64_t now_ms, const memory_view& mem) {
   prewarm_plan plan;
   plan.at_ms = now_ms;
@@ -280,22 +305,7 @@ prewarm_plan predictor::make_plan(uint64_t now_ms, const memory_view& mem) {
   std::vector<cand> cands;
   std::vector<std::pair<double, uint64_t>> hotter; // resident: (q, bytes)
   const uint64_t hour = now_ms / hour_ms;
-  if (hour != shortlist_hour_) {
-    // An upper bound per key: the best hour probability over the hours the
-    // longest horizon can touch. Keys below min-confidence cannot qualify
-    // (coverage and survival only lower it) and neither can they be "hotter"
-    // than a candidate.
-    shortlist_.clear();
-    shortlist_hour_ = hour;
-    const uint64_t last = (now_ms + cfg_.load_horizon_ms) / hour_ms + 1;
-    for (const auto& [key, slot] : keys_) {
-      double best = 0;
-      for (uint64_t h = hour; h <= last && best < cfg_.min_confidence; ++h)
-        best = std::max(best, slot.profile.hour_probability(h, now_ms, cfg_.profile));
-      if (best >= cfg_.min_confidence)
-        shortlist_.push_back(key);
-    }
-  }
+  refresh_shortlist(now_ms);
   for (const std::string& name : shortlist_) {
     auto found = keys_.find(name);
     if (found == keys_.end())

@@ -156,6 +156,10 @@ public:
 
   /// The keys to load now (see the file comment).
   prewarm_plan make_plan(uint64_t now_ms, const memory_view& mem);
+  /// The keys make_plan(now_ms, ...) looks at (those that may reach
+  /// min-confidence within the horizon, rebuilt hourly): a host whose memory
+  /// lives elsewhere asks which of these are resident before make_plan.
+  const std::vector<std::string>& shortlist(uint64_t now_ms);
   /// Everything predicted over the whole prediction window above
   /// min-confidence (keys and patterns), for `kura prewarm --dry-run`; no
   /// budgets, nothing marked as loaded.
@@ -263,6 +267,7 @@ private:
   void trim_patterns(uint64_t now_ms);
   void close_write(const std::string& key, write_track& w, uint64_t now_ms);
   void reset();
+  void refresh_shortlist(uint64_t now_ms);
 
   predictor_config cfg_;
   rng rng_;

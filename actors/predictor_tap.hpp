@@ -1,0 +1,102 @@
+// The predictor's tap on the memory shards: sampled access events and
+// prewarm-hit tracking on the hot path, shipped to the predictor actor in
+// batches.
+//
+// The shards are served on the middleman's multiplexer thread (store.hpp), so
+// the tap is a plain object on that thread: no lock, no atomic. A read costs
+// a countdown decrement (1-in-N sampling with jitter) and, while prewarmed
+// keys are open, one hash and one lookup in a small table of key hashes; a
+// sampled read copies its key into the pending batch. The store broker's tick
+// (kura.expiry.sweep-interval) moves the batch into one message to the
+// predictor actor, so the predictor costs the hot path no hop and no
+// allocation per request. The batch is bounded: when the predictor falls
+// behind, events are dropped and counted, never queued without bound.
+//
+// Prewarm hits: the store marks every key a prewarm loaded (`prewarmed`);
+// the first read of such a key reports whether memory served it (a hit the
+// prewarm bought) or not (evicted before its read), with the lead time. A
+// write to a marked key ends its mark (later reads are not the prewarm's).
+// Marks older than `mark_ttl_ms` are dropped at ship time.
+// No CAF in this file.
+// Thread safety: not thread-safe; owned by the multiplexer thread.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace kura::actors {
+
+/// Which tier served a read (the values of predictor::access_tier).
+enum class tap_tier : uint8_t { l1 = 0, l2 = 1, l3 = 2, l4 = 3, miss = 4 };
+
+/// One sampled event as it travels to the predictor actor.
+struct tap_event {
+  enum kind_t : uint8_t { read = 0, write = 1, prewarm_read = 2 };
+  std::string key;
+  uint64_t time_ms = 0;
+  uint64_t arg = 0; ///< write: TTL in ms (0 = none); prewarm_read: lead time in ms
+  uint32_t size = 0;
+  uint8_t kind = read;
+  uint8_t tier = 0; ///< read: tap_tier; prewarm_read: 1 = served from memory
+};
+
+struct tap_config {
+  uint32_t sample_one_in = 8;
+  size_t max_batch = 1 << 16;             ///< events held between shipments
+  uint64_t mark_ttl_ms = 3 * 3600 * 1000; ///< prewarm marks older than this are dropped
+  uint64_t seed = 0x746170;
+};
+
+class predictor_tap {
+public:
+  explicit predictor_tap(tap_config cfg = {});
+
+  /// A read of `key`: served by `tier` (memory hit: l1) with `size` bytes.
+  void on_read(std::string_view key, uint64_t now_ms, tap_tier tier, size_t size) {
+    if (!marks_.empty())
+      check_mark(key, now_ms, tier != tap_tier::l1 && tier != tap_tier::l2 ? 0 : 1);
+    if (--left_ != 0)
+      return;
+    sample(key, now_ms, tier, size);
+  }
+  /// A write of `key` (`ttl_ms` 0 = none).
+  void on_write(std::string_view key, uint64_t now_ms, uint64_t ttl_ms, size_t size) {
+    if (!marks_.empty())
+      unmark(key);
+    if (--left_ != 0)
+      return;
+    sample_write(key, now_ms, ttl_ms, size);
+  }
+  /// A prewarm loaded `key` into memory.
+  void prewarmed(std::string_view key, uint64_t now_ms);
+
+  /// Takes the pending batch (the store's tick ships it).
+  std::vector<tap_event> take();
+  bool empty() const noexcept { return batch_.empty(); }
+  uint64_t dropped() const noexcept { return dropped_; }
+  uint64_t sampled() const noexcept { return sampled_; }
+  size_t open_marks() const noexcept { return marks_.size(); }
+  const tap_config& config() const noexcept { return cfg_; }
+
+private:
+  void check_mark(std::string_view key, uint64_t now_ms, uint8_t served);
+  void unmark(std::string_view key);
+  void sample(std::string_view key, uint64_t now_ms, tap_tier tier, size_t size);
+  void sample_write(std::string_view key, uint64_t now_ms, uint64_t ttl_ms, size_t size);
+  bool push(tap_event e);
+  uint32_t next_gap();
+
+  tap_config cfg_;
+  uint64_t rng_;
+  uint32_t left_ = 1;
+  std::vector<tap_event> batch_;
+  std::unordered_map<uint64_t, uint64_t> marks_; ///< key hash -> load time
+  uint64_t dropped_ = 0;
+  uint64_t sampled_ = 0;
+  uint64_t last_trim_ms_ = 0;
+};
+
+} // namespace kura::actors
