@@ -173,7 +173,7 @@ struct archive::impl {
     uint64_t cursor = 0;
     codec_id in_codec = codec_id::lz4;
     std::shared_ptr<const dictionary> in_dict;
-    std::shared_ptr<const seal::keyring> in_kr, out_kr;
+    std::shared_ptr<const crypto::keyring> in_kr, out_kr;
     bool in_sealed = false;
     bool in_corrupt = false;
     uint64_t in_oldest = 0, in_newest = 0;
@@ -201,8 +201,8 @@ struct archive::impl {
 
   // Encryption at rest (kr null: plaintext). Guarded by mu; get() copies the
   // shared_ptr under it. The store secret keys the index's keyed hashes.
-  std::shared_ptr<const seal::keyring> kr;
-  std::optional<seal::store_secret> secret;
+  std::shared_ptr<const crypto::keyring> kr;
+  std::optional<crypto::store_secret> secret;
   std::map<uint32_t, std::string> sealed_secrets; // "secret.<id>" in meta
   /// The index key of `key` (keyed hash when encrypted).
   std::string ikey(std::string_view key) const {
@@ -345,7 +345,7 @@ struct archive::impl {
     bool write_secret = false;
     if (cfg.keys) {
       if (!sealed_secrets.empty()) {
-        auto sec = seal::open_secret(*cfg.keys, sealed_secrets, "archive " + cfg.path);
+        auto sec = crypto::open_secret(*cfg.keys, sealed_secrets, "archive " + cfg.path);
         if (!sec)
           return sec.err();
         secret = std::move(*sec);
@@ -359,7 +359,7 @@ struct archive::impl {
                        "archive " + cfg.path + " holds " + std::to_string(is.ms_entries) +
                            " unencrypted entries; encryption at rest cannot be turned on over "
                            "them (start with an empty archive directory, see docs/security.md)"};
-        secret = seal::store_secret{seal::random_bytes(seal::key_bytes)};
+        secret = crypto::store_secret{crypto::random_bytes(crypto::key_bytes)};
         write_secret = true;
       }
       kr = cfg.keys;
@@ -377,7 +377,7 @@ struct archive::impl {
   /// Stores the store secret sealed under the active key ("secret.<id>").
   status put_secret(MDB_txn* t) {
     std::string name = "secret." + std::to_string(kr ? kr->active() : cfg.keys->active());
-    std::string blob = seal::seal_secret(kr ? *kr : *cfg.keys, *secret);
+    std::string blob = crypto::seal_secret(kr ? *kr : *cfg.keys, *secret);
     MDB_val k = as_val(name), v = as_val(blob);
     if (int rc = mdb_put(t, dbi_meta, &k, &v, 0); rc != 0)
       return mdb_error(rc, "write sealed secret");
@@ -833,7 +833,7 @@ struct archive::impl {
   /// before encryption); the blob is bound to its segment, file offset, raw
   /// length and record count.
   status make_block(codec_context& ctx, codec_id c, const dictionary* d, const std::string& raw,
-                    uint32_t records, std::string& out, const seal::keyring* sk = nullptr,
+                    uint32_t records, std::string& out, const crypto::keyring* sk = nullptr,
                     uint64_t seg_id = 0, uint64_t offset = 0) {
     std::string payload;
     if (auto st = ctx.compress(c, cfg.level, d, raw, payload); !st)
@@ -1025,7 +1025,7 @@ struct archive::impl {
   /// Where a block is and how to open it: `sk` (non-null for a sealed
   /// segment, i.e. one whose header names a key id) and the segment id.
   struct block_seal {
-    const seal::keyring* sk = nullptr;
+    const crypto::keyring* sk = nullptr;
     uint64_t seg = 0;
     bool sealed = false; ///< the segment says its blocks are sealed
   };
@@ -1050,8 +1050,7 @@ struct archive::impl {
     if (hdr_out != nullptr)
       *hdr_out = *h;
     if (bs.sealed != (bs.sk != nullptr))
-      return bs.sealed ? status{errc::bad_key, "block is encrypted and no encryption key is "
-                                               "configured"}
+      return bs.sealed ? status{errc::corrupt, "sealed segment in an unencrypted archive"}
                        : status{errc::corrupt, "unencrypted segment in an encrypted archive"};
     if (bs.sk != nullptr) {
       std::string frame;
@@ -1074,7 +1073,7 @@ struct archive::impl {
   result<uint64_t> drop_segment(uint64_t id) {
     std::shared_ptr<readable_file> file;
     std::shared_ptr<const dictionary> dict;
-    std::shared_ptr<const seal::keyring> sk;
+    std::shared_ptr<const crypto::keyring> sk;
     segment_row row;
     bool sealed = false;
     {
@@ -1502,7 +1501,7 @@ result<std::optional<entry>> archive::get(std::string_view key, uint64_t now_ms,
   auto& m = *impl_;
   std::shared_ptr<readable_file> file;
   std::shared_ptr<const dictionary> dict;
-  std::shared_ptr<const seal::keyring> sk;
+  std::shared_ptr<const crypto::keyring> sk;
   bool sealed = false;
   codec_id codec;
   location loc;
@@ -2085,7 +2084,7 @@ bool archive::encrypted() const {
   return impl_->kr != nullptr;
 }
 
-status archive::rotate_keys(std::shared_ptr<const seal::keyring> keys) {
+status archive::rotate_keys(std::shared_ptr<const crypto::keyring> keys) {
   auto& m = *impl_;
   std::lock_guard<std::mutex> g(m.mu);
   if (!m.kr)
@@ -2093,7 +2092,7 @@ status archive::rotate_keys(std::shared_ptr<const seal::keyring> keys) {
             "archive " + m.cfg.path + " is not encrypted (no key file at start)"};
   if (!keys)
     return {errc::invalid_argument, "no keyring"};
-  auto sec = seal::open_secret(*keys, m.sealed_secrets, "archive " + m.cfg.path);
+  auto sec = crypto::open_secret(*keys, m.sealed_secrets, "archive " + m.cfg.path);
   if (!sec)
     return sec.err();
   if (sec->secret != m.secret->secret)

@@ -112,7 +112,7 @@ struct archive_config {
   /// under its active key and index keys are keyed hashes. An encrypted
   /// archive refuses to open without a key that sealed it (errc::bad_key); a
   /// non-empty plaintext one refuses to open with a key.
-  std::shared_ptr<const seal::keyring> keys;
+  std::shared_ptr<const crypto::keyring> keys;
 };
 
 /// One segment as `kura archive` shows it.
@@ -285,7 +285,7 @@ public:
   /// sealed with `keys`' active key; the active segment is sealed (closed) so
   /// the next block starts a new segment. `keys` must open this archive
   /// (errc::bad_key otherwise, nothing changes).
-  status rotate_keys(std::shared_ptr<const seal::keyring> keys);
+  status rotate_keys(std::shared_ptr<const crypto::keyring> keys);
   /// Plans a compaction of every sealed segment whose key id is not the
   /// active one (re-encryption); drive it with compaction_step() as any job.
   /// When it finishes, drop_old_secrets() releases the old keys.

@@ -17,7 +17,7 @@ using namespace actors;
 
 result<std::shared_ptr<archive::archive>> open_archive(const node_config& cfg,
                                                        const kura::clock& clk,
-                                                       std::shared_ptr<const seal::keyring> keys) {
+                                                       std::shared_ptr<const crypto::keyring> keys) {
   archive::archive_config ac;
   ac.keys = std::move(keys);
   ac.path = cfg.data_dir + "/archive";

@@ -89,9 +89,9 @@ int main(int argc, char** argv) {
 
   auto& clk = real_clock::instance();
   // Encryption at rest: the key file's keys seal L3 and L4 (docs/security.md).
-  std::shared_ptr<const seal::keyring> keys;
+  std::shared_ptr<const crypto::keyring> keys;
   if (!cfg.encryption_key_file.empty()) {
-    auto kr = seal::keyring::load(cfg.encryption_key_file, cfg.data_dir + "/encryption.salt");
+    auto kr = crypto::keyring::load(cfg.encryption_key_file, cfg.data_dir + "/encryption.salt");
     if (!kr)
       return fail("kura.security.encryption-key-file: " + kr.err().to_string());
     keys = *kr;

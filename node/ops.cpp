@@ -3,6 +3,7 @@
 #include "actors/cluster.hpp"
 #include "actors/messages.hpp"
 #include "node/archive_node.hpp"
+#include "node/rotate_key.hpp"
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -19,6 +20,7 @@ using namespace actors;
 struct ops_state {
   caf::actor store;
   caf::actor l4;
+  rotate_targets rotate; ///< kura rotate-key (node/rotate_key.hpp)
   caf::actor coordinator;
   caf::actor resp; ///< checks credentials (invalid: none)
   node_status config;
@@ -113,6 +115,8 @@ void serve_ops(ops_self self, const kv_request& request, caf::typed_response_pro
       break;
     }
     default:
+      if (handle_rotate_op(self, st.rotate, req->op, rp))
+        break;
       if (!handle_archive_op(self, st.l4, req->op, rp))
         rp.deliver(reply_error("unknown operation " + std::to_string(req->op)));
   }
@@ -145,7 +149,8 @@ caf::result<std::string> checked_ops(ops_self self, const std::string& user,
 
 caf::behavior ops_actor(caf::stateful_actor<ops_state>* self, caf::actor store,
                         node_status config, caf::actor l4, caf::actor resp,
-                        caf::actor coordinator) {
+                        caf::actor coordinator, rotate_targets rotate) {
+  self->state.rotate = std::move(rotate);
   self->state.store = std::move(store);
   self->state.l4 = std::move(l4);
   self->state.resp = std::move(resp);
@@ -208,8 +213,9 @@ caf::expected<caf::actor> start_ops(caf::actor_system& sys, const store_handles&
   add("kura.archive.codec", cfg.archive_codec);
   add("kura.archive.max-bytes", std::to_string(cfg.archive_max_bytes));
   add("kura.archive.ttl-days", std::to_string(cfg.archive_ttl_days));
+  rotate_targets rotate{store.l3, l4, cfg.encryption_key_file, cfg.data_dir + "/encryption.salt"};
   auto ops = sys.spawn(ops_actor, store.broker, std::move(conf), std::move(l4), std::move(resp),
-                       std::move(coordinator));
+                       std::move(coordinator), std::move(rotate));
   auto p = sys.middleman().publish(ops, port, bind.c_str(), true);
   if (!p) {
     caf::anon_send_exit(ops, caf::exit_reason::user_shutdown);

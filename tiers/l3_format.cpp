@@ -38,7 +38,7 @@ std::string lmdb_key(std::string_view key, const sealing* s) {
 
 size_t record_size(const entry& e, const sealing* s) {
   if (s != nullptr)
-    return header_size + seal::overhead + 4 + e.key.size() + e.value.size();
+    return header_size + crypto::overhead + 4 + e.key.size() + e.value.size();
   size_t n = header_size + e.value.size();
   if (is_long_key(e.key))
     n += 4 + e.key.size();
@@ -101,7 +101,7 @@ status decode_header(std::string_view rec, header& h) {
   h.expiry_ms = get_le(p + 16, 8);
   h.seq = get_le(p + 24, 8);
   h.checksum = get_le(p + 32, 8);
-  if ((h.rflags & rflag_sealed) && rec.size() < header_size + seal::overhead + 4)
+  if ((h.rflags & rflag_sealed) && rec.size() < header_size + crypto::overhead + 4)
     return status{errc::corrupt,
                   "L3 sealed record of " + std::to_string(rec.size()) + " bytes is too short"};
   if (h.rflags & rflag_long_key) {

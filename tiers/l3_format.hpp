@@ -58,8 +58,8 @@ constexpr std::string_view meta_format_v2 = "kura-l3 2";
 /// environment's own secret (which keys the HMAC of keys). nullptr where a
 /// function takes a `const sealing*` means plaintext.
 struct sealing {
-  std::shared_ptr<const seal::keyring> kr;
-  seal::store_secret secret;
+  std::shared_ptr<const crypto::keyring> kr;
+  crypto::store_secret secret;
 };
 
 // -- byte order helpers -----------------------------------------------------------

@@ -896,7 +896,7 @@ result<std::unique_ptr<l3_lmdb>> l3_lmdb::open(l3_config cfg, const clock& clk) 
   bool write_secret = false;
   if (cfg.keys) {
     if (!p->sealed_secrets.empty()) {
-      auto sec = seal::open_secret(*cfg.keys, p->sealed_secrets, "L3 " + cfg.path);
+      auto sec = crypto::open_secret(*cfg.keys, p->sealed_secrets, "L3 " + cfg.path);
       if (!sec)
         return sec.err();
       p->sealer = std::make_unique<fmt::sealing>(fmt::sealing{cfg.keys, std::move(*sec)});
@@ -915,7 +915,7 @@ result<std::unique_ptr<l3_lmdb>> l3_lmdb::open(l3_config cfg, const clock& clk) 
                            "them (start with an empty L3 directory, see docs/security.md)"};
       }
       p->sealer = std::make_unique<fmt::sealing>(
-          fmt::sealing{cfg.keys, seal::store_secret{seal::random_bytes(seal::key_bytes)}});
+          fmt::sealing{cfg.keys, crypto::store_secret{crypto::random_bytes(crypto::key_bytes)}});
       write_secret = true;
     }
   } else if (!p->sealed_secrets.empty()) {
@@ -925,7 +925,7 @@ result<std::unique_ptr<l3_lmdb>> l3_lmdb::open(l3_config cfg, const clock& clk) 
   }
   if (write_secret) {
     std::string name = "secret." + std::to_string(cfg.keys->active());
-    std::string blob = seal::seal_secret(*cfg.keys, p->sealer->secret);
+    std::string blob = crypto::seal_secret(*cfg.keys, p->sealer->secret);
     MDB_val k = as_val(name), v = as_val(blob);
     if ((rc = mdb_put(g.txn, p->meta, &k, &v, 0)) != 0)
       return lmdb_error(rc, "L3 cannot write its sealed secret in " + cfg.path);
@@ -1468,7 +1468,11 @@ std::vector<uint32_t> l3_lmdb::key_ids() const {
   return out;
 }
 
-status l3_lmdb::rotate_keys(std::shared_ptr<const seal::keyring> keys) {
+std::string l3_lmdb::order_key(std::string_view key) const {
+  return fmt::lmdb_key(key, impl_->sp());
+}
+
+status l3_lmdb::rotate_keys(std::shared_ptr<const crypto::keyring> keys) {
   auto& m = *impl_;
   if (!m.sealer)
     return status{errc::invalid_argument,
@@ -1476,7 +1480,7 @@ status l3_lmdb::rotate_keys(std::shared_ptr<const seal::keyring> keys) {
   if (!keys)
     return status{errc::invalid_argument, "no keyring"};
   // The new keyring must open what is here: same secret through a held key.
-  auto sec = seal::open_secret(*keys, m.sealed_secrets, "L3 " + m.cfg.path);
+  auto sec = crypto::open_secret(*keys, m.sealed_secrets, "L3 " + m.cfg.path);
   if (!sec)
     return sec.err();
   if (sec->secret != m.sealer->secret.secret)
@@ -1486,7 +1490,7 @@ status l3_lmdb::rotate_keys(std::shared_ptr<const seal::keyring> keys) {
   if (auto st = m.commit(*this); !st)
     return st;
   std::string name = "secret." + std::to_string(keys->active());
-  std::string blob = seal::seal_secret(*keys, *sec);
+  std::string blob = crypto::seal_secret(*keys, *sec);
   txn_guard g;
   int rc = mdb_txn_begin(m.env, nullptr, 0, &g.txn);
   if (rc != 0)
@@ -1542,7 +1546,7 @@ result<reseal_progress> l3_lmdb::reseal_step(size_t budget) {
     m.reseal_after = std::string{lkey};
     fmt::header h;
     if (!fmt::decode_header(rec, h).ok() || !(h.rflags & fmt::rflag_sealed) ||
-        seal::keyring::key_id_of(rec.substr(fmt::header_size)) == active)
+        crypto::keyring::key_id_of(rec.substr(fmt::header_size)) == active)
       continue;
     auto e = fmt::decode_record(lkey, rec, m.sp());
     if (!e)

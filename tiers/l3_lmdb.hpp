@@ -90,7 +90,7 @@ struct l3_config {
   /// are keyed hashes (docs/formats.md, "Sealed records"). An encrypted
   /// environment refuses to open without a key that sealed it (errc::bad_key);
   /// a non-empty plaintext one refuses to open with a key.
-  std::shared_ptr<const seal::keyring> keys;
+  std::shared_ptr<const crypto::keyring> keys;
 };
 
 /// Progress of the re-seal pass after a key rotation.
@@ -175,7 +175,7 @@ public:
   /// Key rotation: from now on new records are sealed with `keys`' active key.
   /// `keys` must open this environment (it holds a key that sealed it), else
   /// errc::bad_key and nothing changes. Restarts the re-seal pass.
-  status rotate_keys(std::shared_ptr<const seal::keyring> keys);
+  status rotate_keys(std::shared_ptr<const crypto::keyring> keys);
   /// Rewrites up to `budget` records sealed with another key under the active
   /// key (one write transaction; sequences and indexes are kept). Call until
   /// done; then the store secret's copies under other keys are dropped, and
@@ -183,6 +183,10 @@ public:
   result<reseal_progress> reseal_step(size_t budget);
   /// Key ids this environment still holds sealed data or secrets under.
   std::vector<uint32_t> key_ids() const;
+  /// The bytes for_each() and scan() order keys by: the key itself (long keys
+  /// hashed), or with encryption its keyed hash. A listing that resumes after
+  /// key A skips exactly the keys whose order_key is <= order_key(A).
+  std::string order_key(std::string_view key) const;
 
   // -- introspection (tests, metrics) --
 

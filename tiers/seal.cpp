@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-namespace kura::seal {
+namespace kura::crypto {
 
 namespace {
 
@@ -417,4 +417,4 @@ std::string seal_secret(const keyring& kr, const store_secret& s) {
   return kr.seal(aad, s.secret);
 }
 
-} // namespace kura::seal
+} // namespace kura::crypto

@@ -17,7 +17,7 @@
 #include <string_view>
 #include <vector>
 
-namespace kura::seal {
+namespace kura::crypto {
 
 // -- constants ----------------------------------------------------------------------
 
@@ -112,4 +112,4 @@ result<store_secret> open_secret(const keyring& kr, const std::map<uint32_t, std
 /// A sealed copy of `s` under the active key (stored as "secret.<active>").
 std::string seal_secret(const keyring& kr, const store_secret& s);
 
-} // namespace kura::seal
+} // namespace kura::crypto

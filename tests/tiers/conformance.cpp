@@ -115,8 +115,8 @@ struct l4_fixture {
 };
 
 /// A fixed test key (encryption at rest).
-inline std::shared_ptr<const seal::keyring> test_keys() {
-  auto kr = seal::keyring::from_keys({{7, std::string(32, '\x5a')}});
+inline std::shared_ptr<const crypto::keyring> test_keys() {
+  auto kr = crypto::keyring::from_keys({{7, std::string(32, '\x5a')}});
   REQUIRE(kr.ok());
   return *kr;
 }

@@ -23,11 +23,11 @@ using kura::testing::temp_dir;
 
 namespace {
 
-std::shared_ptr<const seal::keyring> keys(std::map<uint32_t, char> ids) {
+std::shared_ptr<const crypto::keyring> keys(std::map<uint32_t, char> ids) {
   std::map<uint32_t, std::string> m;
   for (auto& [id, c] : ids)
     m[id] = std::string(32, c);
-  auto kr = seal::keyring::from_keys(std::move(m));
+  auto kr = crypto::keyring::from_keys(std::move(m));
   REQUIRE(kr.ok());
   return *kr;
 }
@@ -46,7 +46,7 @@ std::vector<std::string> files_with(const std::string& dir, const std::string& n
   return out;
 }
 
-l3_config l3_at(const std::string& dir, std::shared_ptr<const seal::keyring> kr) {
+l3_config l3_at(const std::string& dir, std::shared_ptr<const crypto::keyring> kr) {
   l3_config c;
   c.path = dir;
   c.map_size = 64ull << 20;
@@ -56,7 +56,7 @@ l3_config l3_at(const std::string& dir, std::shared_ptr<const seal::keyring> kr)
   return c;
 }
 
-archive::archive_config l4_at(const std::string& dir, std::shared_ptr<const seal::keyring> kr,
+archive::archive_config l4_at(const std::string& dir, std::shared_ptr<const crypto::keyring> kr,
                               archive::codec_id codec = archive::codec_id::zstd_dict) {
   archive::archive_config c;
   c.path = dir;
@@ -88,25 +88,25 @@ std::string value_of(int i) {
 
 TEST_CASE("key file: hex, passphrase with salt, several ids, errors") {
   std::string hex(64, 'a');
-  auto one = seal::keyring::parse(hex + "\n", "");
+  auto one = crypto::keyring::parse(hex + "\n", "");
   REQUIRE(one.ok());
   CHECK((*one)->active() == 1);
-  auto many = seal::keyring::parse("# keys\n1 " + hex + "\n3 passphrase:correct horse battery\n",
-                                   std::string(16, 's'));
+  auto many = crypto::keyring::parse("# keys\n1 " + hex + "\n3 passphrase:correct horse battery\n",
+                                     std::string(16, 's'));
   REQUIRE(many.ok());
   CHECK((*many)->active() == 3);
   CHECK((*many)->ids() == std::vector<uint32_t>{1, 3});
-  CHECK(seal::keyring::needs_salt("1 " + hex + "\n3 passphrase:correct horse battery\n"));
-  CHECK_FALSE(seal::keyring::needs_salt(hex));
+  CHECK(crypto::keyring::needs_salt("1 " + hex + "\n3 passphrase:correct horse battery\n"));
+  CHECK_FALSE(crypto::keyring::needs_salt(hex));
   // a passphrase without salt, a short passphrase, duplicate ids, missing ids
-  CHECK(seal::keyring::parse("correct horse battery", "").code() == errc::invalid_argument);
-  CHECK(seal::keyring::parse("short", "0123456789abcdef").code() == errc::invalid_argument);
-  CHECK(seal::keyring::parse("1 " + hex + "\n1 " + hex, "").code() == errc::invalid_argument);
-  CHECK(seal::keyring::parse(hex + "\n" + hex, "").code() == errc::invalid_argument);
-  CHECK(seal::keyring::parse("# nothing\n", "").code() == errc::invalid_argument);
+  CHECK(crypto::keyring::parse("correct horse battery", "").code() == errc::invalid_argument);
+  CHECK(crypto::keyring::parse("short", "0123456789abcdef").code() == errc::invalid_argument);
+  CHECK(crypto::keyring::parse("1 " + hex + "\n1 " + hex, "").code() == errc::invalid_argument);
+  CHECK(crypto::keyring::parse(hex + "\n" + hex, "").code() == errc::invalid_argument);
+  CHECK(crypto::keyring::parse("# nothing\n", "").code() == errc::invalid_argument);
   // the same passphrase with another salt is another key
-  auto a = seal::keyring::parse("correct horse battery", std::string(16, 'x'));
-  auto b = seal::keyring::parse("correct horse battery", std::string(16, 'y'));
+  auto a = crypto::keyring::parse("correct horse battery", std::string(16, 'x'));
+  auto b = crypto::keyring::parse("correct horse battery", std::string(16, 'y'));
   REQUIRE(a.ok());
   REQUIRE(b.ok());
   std::string blob = (*a)->seal("aad", "hello");
@@ -118,13 +118,13 @@ TEST_CASE("key file: hex, passphrase with salt, several ids, errors") {
   // load(): a passphrase creates the salt file once, then reuses it
   temp_dir d;
   { std::ofstream(d.sub("key")) << "correct horse battery staple\n"; }
-  auto l1 = seal::keyring::load(d.sub("key"), d.sub("salt"));
+  auto l1 = crypto::keyring::load(d.sub("key"), d.sub("salt"));
   REQUIRE(l1.ok());
-  CHECK(std::filesystem::file_size(d.sub("salt")) == seal::salt_bytes);
-  auto l2 = seal::keyring::load(d.sub("key"), d.sub("salt"));
+  CHECK(std::filesystem::file_size(d.sub("salt")) == crypto::salt_bytes);
+  auto l2 = crypto::keyring::load(d.sub("key"), d.sub("salt"));
   REQUIRE(l2.ok());
   CHECK((*l2)->open("x", (*l1)->seal("x", "same key"), plain).ok());
-  CHECK(seal::keyring::load(d.sub("missing"), d.sub("salt")).code() == errc::io_error);
+  CHECK(crypto::keyring::load(d.sub("missing"), d.sub("salt")).code() == errc::io_error);
 }
 
 TEST_CASE("l3 encrypted: no plaintext on disk, wrong or missing key refused, tamper refused") {
