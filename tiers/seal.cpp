@@ -4,6 +4,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -11,6 +12,7 @@
 #include <stdexcept>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <unordered_map>
 
 namespace kura::crypto {
 
@@ -36,18 +38,73 @@ auto* uc(char* p) {
   return reinterpret_cast<unsigned char*>(p);
 }
 
-/// One cipher context per thread, reset between uses.
-struct ctx_holder {
-  EVP_CIPHER_CTX* c = EVP_CIPHER_CTX_new();
-  ~ctx_holder() { EVP_CIPHER_CTX_free(c); }
-};
-EVP_CIPHER_CTX* cipher_ctx() {
-  thread_local ctx_holder h;
-  if (h.c == nullptr)
-    throw std::bad_alloc{};
-  EVP_CIPHER_CTX_reset(h.c);
-  return h.c;
+/// Explicitly fetched algorithms: OpenSSL 3 looks an algorithm up in its
+/// provider tables on every implicit use (EVP_aes_256_gcm() in an init, HMAC()),
+/// which costs microseconds per call.
+const EVP_CIPHER* gcm_cipher() {
+  static EVP_CIPHER* c = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+  if (c == nullptr)
+    throw std::runtime_error("OpenSSL has no AES-256-GCM");
+  return c;
 }
+const EVP_MD* sha256_md() {
+  static EVP_MD* m = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  if (m == nullptr)
+    throw std::runtime_error("OpenSSL has no SHA256");
+  return m;
+}
+
+std::atomic<uint64_t> next_key_uid{1};
+
+/// Per thread, one cipher context per (key, direction) with the AES key
+/// schedule already set up; each seal/open only sets the nonce. Keys are
+/// told apart by a process-unique id, never by address.
+struct ctx_cache {
+  std::unordered_map<uint64_t, EVP_CIPHER_CTX*> m;
+  ~ctx_cache() { clear(); }
+  void clear() {
+    for (auto& kv : m)
+      EVP_CIPHER_CTX_free(kv.second);
+    m.clear();
+  }
+};
+
+EVP_CIPHER_CTX* keyed_ctx(bool enc, uint64_t uid, const std::string& key) {
+  thread_local ctx_cache enc_cache, dec_cache;
+  auto& c = enc ? enc_cache : dec_cache;
+  auto it = c.m.find(uid);
+  if (it != c.m.end())
+    return it->second;
+  if (c.m.size() >= 64)
+    c.clear(); // bounded: keyrings come and go (tests, rotations)
+  EVP_CIPHER_CTX* x = EVP_CIPHER_CTX_new();
+  if (x == nullptr)
+    throw std::bad_alloc{};
+  int ok = enc ? EVP_EncryptInit_ex(x, gcm_cipher(), nullptr,
+                                    reinterpret_cast<const unsigned char*>(key.data()), nullptr)
+               : EVP_DecryptInit_ex(x, gcm_cipher(), nullptr,
+                                    reinterpret_cast<const unsigned char*>(key.data()), nullptr);
+  if (ok != 1) {
+    EVP_CIPHER_CTX_free(x);
+    throw std::runtime_error("OpenSSL AES-GCM key setup failed");
+  }
+  c.m.emplace(uid, x);
+  return x;
+}
+
+/// HMAC-SHA-256 with the inner and outer pad states of the last key kept per
+/// thread (a store hashes every key with the same secret).
+struct hmac_cache {
+  std::string key;
+  EVP_MD_CTX* inner = EVP_MD_CTX_new();
+  EVP_MD_CTX* outer = EVP_MD_CTX_new();
+  EVP_MD_CTX* work = EVP_MD_CTX_new();
+  ~hmac_cache() {
+    EVP_MD_CTX_free(inner);
+    EVP_MD_CTX_free(outer);
+    EVP_MD_CTX_free(work);
+  }
+};
 
 int hexval(char c) {
   if (c >= '0' && c <= '9')
@@ -162,10 +219,38 @@ std::string random_bytes(size_t n) {
 }
 
 std::string hmac_sha256(std::string_view key, std::string_view data) {
-  std::string out(32, '\0');
+  thread_local hmac_cache h;
+  if (h.inner == nullptr || h.outer == nullptr || h.work == nullptr)
+    throw std::bad_alloc{};
+  const EVP_MD* md = sha256_md();
   unsigned int len = 32;
-  if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), uc(data.data()), data.size(),
-           uc(out.data()), &len) == nullptr)
+  if (h.key.size() != key.size() || h.key.compare(0, std::string::npos, key.data(), key.size())) {
+    // RFC 2104: K' = K (hashed when longer than the 64-byte block), padded
+    unsigned char block[64] = {};
+    if (key.size() > 64) {
+      if (EVP_Digest(key.data(), key.size(), block, &len, md, nullptr) != 1)
+        throw std::runtime_error("OpenSSL SHA-256 failed");
+    } else {
+      std::memcpy(block, key.data(), key.size());
+    }
+    unsigned char ipad[64], opad[64];
+    for (int i = 0; i < 64; ++i) {
+      ipad[i] = static_cast<unsigned char>(block[i] ^ 0x36);
+      opad[i] = static_cast<unsigned char>(block[i] ^ 0x5c);
+    }
+    h.key.clear();
+    if (EVP_DigestInit_ex(h.inner, md, nullptr) != 1 || EVP_DigestUpdate(h.inner, ipad, 64) != 1 ||
+        EVP_DigestInit_ex(h.outer, md, nullptr) != 1 || EVP_DigestUpdate(h.outer, opad, 64) != 1)
+      throw std::runtime_error("OpenSSL HMAC setup failed");
+    h.key.assign(key.data(), key.size());
+  }
+  unsigned char ih[32];
+  std::string out(32, '\0');
+  if (EVP_MD_CTX_copy_ex(h.work, h.inner) != 1 ||
+      EVP_DigestUpdate(h.work, data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(h.work, ih, &len) != 1 || EVP_MD_CTX_copy_ex(h.work, h.outer) != 1 ||
+      EVP_DigestUpdate(h.work, ih, 32) != 1 ||
+      EVP_DigestFinal_ex(h.work, uc(out.data()), &len) != 1)
     throw std::runtime_error("OpenSSL HMAC failed");
   return out;
 }
@@ -192,6 +277,7 @@ result<std::shared_ptr<const keyring>> keyring::from_keys(std::map<uint32_t, std
       return error{errc::invalid_argument, "encryption key " + std::to_string(id) + " has " +
                                                std::to_string(k.size()) + " bytes, not 32"};
     kr->keys_[id] = aes_key_of(k);
+    kr->uids_[id] = next_key_uid.fetch_add(1);
   }
   kr->active_ = kr->keys_.rbegin()->first;
   return std::shared_ptr<const keyring>{kr};
@@ -324,9 +410,9 @@ void keyring::seal(std::string_view aad, std::initializer_list<std::string_view>
   char* nonce = out + id_bytes;
   if (RAND_bytes(uc(nonce), static_cast<int>(nonce_bytes)) != 1)
     throw std::runtime_error("OpenSSL RAND_bytes failed");
-  EVP_CIPHER_CTX* c = cipher_ctx();
+  EVP_CIPHER_CTX* c = keyed_ctx(true, uids_.at(active_), key);
   int len = 0;
-  if (EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), nullptr, uc(key.data()), uc(nonce)) != 1 ||
+  if (EVP_EncryptInit_ex(c, nullptr, nullptr, nullptr, uc(nonce)) != 1 ||
       (!aad.empty() &&
        EVP_EncryptUpdate(c, nullptr, &len, uc(aad.data()), static_cast<int>(aad.size())) != 1))
     throw std::runtime_error("OpenSSL AES-GCM init failed");
@@ -364,10 +450,10 @@ status keyring::open(std::string_view aad, std::string_view sealed, std::string&
   const char* nonce = sealed.data() + id_bytes;
   std::string_view ct = sealed.substr(id_bytes + nonce_bytes, sealed.size() - overhead);
   std::string tag{sealed.substr(sealed.size() - tag_bytes)};
-  EVP_CIPHER_CTX* c = cipher_ctx();
+  EVP_CIPHER_CTX* c = keyed_ctx(false, uids_.at(id), it->second);
   int len = 0;
   plain.resize(ct.size());
-  if (EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), nullptr, uc(it->second.data()), uc(nonce)) != 1 ||
+  if (EVP_DecryptInit_ex(c, nullptr, nullptr, nullptr, uc(nonce)) != 1 ||
       (!aad.empty() &&
        EVP_DecryptUpdate(c, nullptr, &len, uc(aad.data()), static_cast<int>(aad.size())) != 1) ||
       (!ct.empty() && EVP_DecryptUpdate(c, uc(plain.data()), &len, uc(ct.data()),

@@ -87,6 +87,7 @@ public:
 private:
   keyring() = default;
   std::map<uint32_t, std::string> keys_; // id -> AES key (derived)
+  std::map<uint32_t, uint64_t> uids_;    // id -> process-unique id (cipher context cache)
   uint32_t active_ = 0;
 };
 

@@ -3,7 +3,7 @@
 // gets, and the archive's stored/raw ratio per codec. Each measurement runs
 // plaintext and encrypted alternately, `rounds` times, and reports medians and
 // the encrypted/plaintext ratio (the machine is shared: compare ratios).
-//   build/bin/tests/../kura-bench-crypt [--entries N] [--rounds R] [--dir PATH]
+//   build/bin/kura-bench-crypt [--entries N] [--rounds R] [--dir PATH]
 #include "archive/archive.hpp"
 #include "tiers/clock.hpp"
 #include "tiers/l3_lmdb.hpp"
@@ -164,6 +164,7 @@ int main(int argc, char** argv) {
       return a == "--help" ? 0 : 2;
     }
   }
+  std::filesystem::create_directories(dir);
   auto kr = crypto::keyring::from_keys({{1, crypto::random_bytes(32)}});
   if (!kr)
     die(kr.err().to_string());

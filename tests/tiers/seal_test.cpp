@@ -86,6 +86,24 @@ std::string value_of(int i) {
 
 } // namespace
 
+std::string hex_of(const std::string& b) {
+  static const char* d = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : b)
+    out += d[c >> 4], out += d[c & 15];
+  return out;
+}
+
+TEST_CASE("hmac_sha256 matches RFC 4231 (test cases 2 and 6), also after a key change") {
+  for (int round = 0; round < 2; ++round) {
+    CHECK(hex_of(crypto::hmac_sha256("Jefe", "what do ya want for nothing?")) ==
+          "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    CHECK(hex_of(crypto::hmac_sha256(std::string(131, '\xaa'),
+                                     "Test Using Larger Than Block-Size Key - Hash Key First")) ==
+          "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+  }
+}
+
 TEST_CASE("key file: hex, passphrase with salt, several ids, errors") {
   std::string hex(64, 'a');
   auto one = crypto::keyring::parse(hex + "\n", "");
