@@ -358,7 +358,17 @@ result<meta_info> read_meta(const std::string& file) {
     return error{errc::corrupt, file + " is corrupt or truncated: second meta page: " + why};
   if (m1.psize != m0.psize)
     return error{errc::corrupt, file + " is corrupt: the meta pages disagree on the page size"};
-  meta_info m = m1.txnid > m0.txnid ? m1 : m0; // the one LMDB uses
+  bool second = m1.txnid > m0.txnid;
+  meta_info m = second ? m1 : m0; // the one LMDB's readers use
+  // LMDB writes transaction t's meta into slot t & 1, and a write transaction
+  // takes its trees from slot (last txnid & 1), not from the newer meta: a
+  // newest meta in the other slot makes readers and writers walk different
+  // trees (found by l3_verify_fuzz: SIGBUS in mdb_dbi_open on the older
+  // meta's pages past the end of the file).
+  if ((m.txnid & 1) != (second ? 1u : 0u))
+    return error{errc::corrupt, file + " is corrupt: meta page " + std::to_string(second ? 1 : 0) +
+                                    " holds transaction " + std::to_string(m.txnid) +
+                                    ", which belongs in meta page " + std::to_string(m.txnid & 1)};
   // The file may legitimately end before page last_pg: LMDB counts pages a
   // transaction allocated and freed again ("loose" pages) in last_pg without
   // ever writing them, so after a kill the file can be shorter than
