@@ -171,13 +171,19 @@ caf::behavior compactor(caf::stateful_actor<compactor_state>* self,
     s.cur.rate_limit = s.cfg.compact_rate;
     s.started_ns = steady_ns();
     try {
-      auto p = s.ar->begin_compaction(s.cfg.compact_threshold);
+      auto p = trigger == "rotate" ? s.ar->begin_reseal()
+                                   : s.ar->begin_compaction(s.cfg.compact_threshold);
       if (!p) {
         s.finish(false, p.err().to_string());
         return s.cur;
       }
       s.update(*p);
       if (p->done) {
+        if (trigger == "rotate")
+          if (auto ids = s.ar->drop_old_secrets(); !ids) {
+            s.finish(false, ids.err().to_string());
+            return s.cur;
+          }
         s.finish(true, {});
         return s.cur;
       }
@@ -211,6 +217,11 @@ caf::behavior compactor(caf::stateful_actor<compactor_state>* self,
         }
         s.update(*p);
         if (p->done) {
+          if (s.cur.trigger == "rotate")
+            if (auto ids = s.ar->drop_old_secrets(); !ids) {
+              s.finish(false, ids.err().to_string());
+              return;
+            }
           s.finish(true, {});
           return;
         }
@@ -220,6 +231,27 @@ caf::behavior compactor(caf::stateful_actor<compactor_state>* self,
         return;
       }
       self->send(self, compact_step_atom::value); // status requests get in between
+    },
+    [=](l4_rotate_atom, const std::string& key_file,
+        const std::string& salt_file) -> compaction_report {
+      auto& s = self->state;
+      compaction_report failed;
+      failed.trigger = "rotate";
+      failed.ok = false;
+      auto kr = crypto::keyring::load(key_file, salt_file);
+      if (!kr) {
+        failed.error = kr.err().to_string();
+        return failed;
+      }
+      if (s.cur.running) { // re-sealing comes first; finished segments stay compacted
+        s.ar->abort_compaction();
+        s.finish(false, "aborted for a key rotation");
+      }
+      if (auto st2 = s.ar->rotate_keys(std::move(*kr)); !st2) {
+        failed.error = st2.message();
+        return failed;
+      }
+      return start("rotate");
     },
     [=](compact_status_atom) -> compaction_report {
       auto& s = self->state;

@@ -49,6 +49,10 @@ using compact_step_atom = caf::atom_constant<caf::atom("cmp_step")>;
 using compact_status_atom = caf::atom_constant<caf::atom("cmp_status")>;
 using archive_info_atom = caf::atom_constant<caf::atom("arch_info")>;
 using maintain_atom = caf::atom_constant<caf::atom("maintain")>;
+/// Key rotation (`kura rotate-key`): (l4_rotate_atom, key_file, salt_file) ->
+/// compaction_report of the re-seal job (trigger "rotate"), which re-writes
+/// every segment sealed with an older key; a running compaction is aborted.
+using l4_rotate_atom = caf::atom_constant<caf::atom("l4_rotate")>;
 
 /// Envelope type ids of the L4 messages (continuing msg_type's numbering; kept
 /// here so that actors/messages.hpp stays untouched).

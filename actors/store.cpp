@@ -111,6 +111,12 @@ struct l3_state {
   uint32_t sweep_ms = 100;
   size_t sweep_budget = 2000;
   std::mt19937_64 rng{0x6b757261};
+  // key rotation: the re-seal pass (l3_rotate_atom / l3_reseal_atom)
+  bool reseal_running = false;
+  bool reseal_ok = true;
+  std::string reseal_error;
+  uint32_t active_key = 0;
+  reseal_progress reseal;
   static inline const char* name = "kura.l3";
 
   void note(const status& st) {
@@ -227,10 +233,12 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
         uint64_t examined = 0, seen = 0;
         bool more = false;
         std::string reservoir;
+        // resume in L3's iteration order (keyed-hash order when encrypted)
+        std::string after = q.after.empty() ? std::string{} : s.db->order_key(q.after);
         auto st2 = s.db->for_each([&](const entry& e) {
           if (e.expired(now) || e.is_tombstone())
             return true;
-          if (!q.after.empty() && e.key <= q.after)
+          if (!after.empty() && s.db->order_key(e.key) <= after)
             return true;
           if (q.limit != 0 && examined >= q.limit) {
             more = true;
@@ -267,6 +275,50 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
           s.below->settle();
         s.publish();
         return caf::ok_atom::value;
+      },
+      [=](l3_rotate_atom, const std::string& key_file,
+          const std::string& salt_file) -> std::string {
+        auto& s = self->state;
+        auto kr = crypto::keyring::load(key_file, salt_file);
+        if (!kr)
+          return kr.err().to_string();
+        uint32_t active = (*kr)->active();
+        if (auto st2 = s.db->rotate_keys(std::move(*kr)); !st2)
+          return st2.message();
+        bool was_running = s.reseal_running;
+        s.reseal_running = true;
+        s.reseal_ok = true;
+        s.reseal_error.clear();
+        s.active_key = active;
+        s.reseal = reseal_progress{};
+        if (!was_running)
+          self->send(self, l3_reseal_atom::value, true);
+        return {};
+      },
+      [=](l3_reseal_atom, bool) {
+        // one slice of the re-seal pass; writes queued meanwhile go first
+        auto& s = self->state;
+        if (!s.reseal_running)
+          return;
+        auto r = s.db->reseal_step(2000);
+        if (!r) {
+          s.note(r.to_status());
+          s.reseal_running = false;
+          s.reseal_ok = false;
+          s.reseal_error = r.err().to_string();
+          return;
+        }
+        s.reseal = *r;
+        if (r->done) {
+          s.reseal_running = false;
+          return;
+        }
+        self->send(self, l3_reseal_atom::value, true);
+      },
+      [=](l3_reseal_atom) {
+        auto& s = self->state;
+        return std::make_tuple(s.reseal_running, s.reseal_ok, s.reseal_error, s.active_key,
+                               s.reseal.records_done, s.reseal.records_total, s.reseal.resealed);
       },
       [=](tick_timer_atom) {
         auto& s = self->state;

@@ -79,6 +79,12 @@ private:
 };
 
 using l4_lookup_atom = caf::atom_constant<caf::atom("l4_lookup")>;
+/// Key rotation (`kura rotate-key`, node/rotate_key.hpp): (l3_rotate_atom,
+/// key_file, salt_file) -> "" or why not; L3 then re-seals in slices.
+/// (l3_reseal_atom) -> (running, ok, error, active key id, records done,
+/// records total, records re-sealed).
+using l3_rotate_atom = caf::atom_constant<caf::atom("l3_rotate")>;
+using l3_reseal_atom = caf::atom_constant<caf::atom("l3_reseal")>;
 
 /// The tier below L3 (L4, actors/archive_actors.hpp), as the L3 actor sees
 /// it. Every call runs on the L3 actor's thread.

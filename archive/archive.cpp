@@ -43,6 +43,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <unordered_map>
 
@@ -151,6 +152,7 @@ struct archive::impl {
     bool committed = false; ///< has a row in LMDB
     bool compacting = false;
     bool has_corrupt = false;
+    uint32_t key_id = 0; ///< from the segment header: 0 = plaintext blocks
   };
 
   /// One record waiting in the compaction output block.
@@ -171,6 +173,8 @@ struct archive::impl {
     uint64_t cursor = 0;
     codec_id in_codec = codec_id::lz4;
     std::shared_ptr<const dictionary> in_dict;
+    std::shared_ptr<const crypto::keyring> in_kr, out_kr;
+    bool in_sealed = false;
     bool in_corrupt = false;
     uint64_t in_oldest = 0, in_newest = 0;
     // output
@@ -194,6 +198,18 @@ struct archive::impl {
   archive_config cfg;
   const clock& clk;
   env& fs;
+
+  // Encryption at rest (kr null: plaintext). Guarded by mu; get() copies the
+  // shared_ptr under it. The store secret keys the index's keyed hashes.
+  std::shared_ptr<const crypto::keyring> kr;
+  std::optional<crypto::store_secret> secret;
+  std::map<uint32_t, std::string> sealed_secrets; // "secret.<id>" in meta
+  /// The index key of `key` (keyed hash when encrypted).
+  std::string ikey(std::string_view key) const {
+    if (!secret)
+      return index_key(key);
+    return std::string(1, index_key_sealed) + secret->key_hash(key);
+  }
 
   mutable std::mutex mu;
   MDB_env* menv = nullptr;
@@ -250,6 +266,7 @@ struct archive::impl {
 
   std::string seg_path(uint64_t id) const { return cfg.path + "/" + segment_file_name(id); }
   std::string dict_path(uint32_t id) const { return cfg.path + "/" + dict_file_name(id); }
+  static std::string dict_aad(uint32_t id) { return "kura-l4 dictionary " + std::to_string(id); }
   uint64_t ttl_ms() const { return static_cast<uint64_t>(cfg.ttl_days) * day_ms; }
 
   // -- opening --------------------------------------------------------------------
@@ -285,20 +302,87 @@ struct archive::impl {
       return mdb_error(rc, "open databases");
     MDB_val k = as_val("format"), v;
     rc = mdb_get(w.t, dbi_meta, &k, &v);
-    const std::string tag = "kura-archive-1";
+    // kura-archive-2 added encryption at rest (sealed blocks and dictionaries,
+    // keyed-hash index keys, "secret.<id>" meta records); a kura-archive-1
+    // index is plaintext in the same layout and is upgraded in place.
+    const std::string tag = "kura-archive-2", tag_v1 = "kura-archive-1";
+    MDB_val tv = as_val(tag);
     if (rc == MDB_NOTFOUND) {
       if (!fresh)
         return error{errc::foreign_file, dir + " holds an LMDB environment that is not kura's"};
-      MDB_val tv = as_val(tag);
       if ((rc = mdb_put(w.t, dbi_meta, &k, &tv, 0)) != 0)
         return mdb_error(rc, "write format tag");
     } else if (rc != 0) {
       return mdb_error(rc, "read format tag");
+    } else if (as_view(v) == tag_v1) {
+      if ((rc = mdb_put(w.t, dbi_meta, &k, &tv, 0)) != 0)
+        return mdb_error(rc, "upgrade format tag");
     } else if (as_view(v) != tag) {
       return error{errc::foreign_file,
                    dir + " is format '" + std::string(as_view(v)) + "', expected '" + tag + "'"};
     }
+    {
+      MDB_cursor* c = nullptr;
+      if ((rc = mdb_cursor_open(w.t, dbi_meta, &c)) != 0)
+        return mdb_error(rc, "meta cursor");
+      std::string prefix = "secret.";
+      MDB_val sk = as_val(prefix), sv;
+      for (rc = mdb_cursor_get(c, &sk, &sv, MDB_SET_RANGE); rc == 0;
+           rc = mdb_cursor_get(c, &sk, &sv, MDB_NEXT)) {
+        std::string_view name = as_view(sk);
+        if (name.substr(0, prefix.size()) != prefix)
+          break;
+        std::string digits(name.substr(prefix.size()));
+        if (digits.empty() || digits.size() > 10 ||
+            digits.find_first_not_of("0123456789") != std::string::npos) {
+          mdb_cursor_close(c);
+          return error{errc::corrupt, dir + " has a bad meta record " + std::string(name)};
+        }
+        sealed_secrets[static_cast<uint32_t>(std::stoull(digits))] = std::string(as_view(sv));
+      }
+      mdb_cursor_close(c);
+    }
+    bool write_secret = false;
+    if (cfg.keys) {
+      if (!sealed_secrets.empty()) {
+        auto sec = crypto::open_secret(*cfg.keys, sealed_secrets, "archive " + cfg.path);
+        if (!sec)
+          return sec.err();
+        secret = std::move(*sec);
+        write_secret = sealed_secrets.count(cfg.keys->active()) == 0;
+      } else {
+        MDB_stat is{}, ss{};
+        mdb_stat(w.t, dbi_index, &is);
+        mdb_stat(w.t, dbi_segs, &ss);
+        if (is.ms_entries != 0 || ss.ms_entries != 0)
+          return error{errc::bad_key,
+                       "archive " + cfg.path + " holds " + std::to_string(is.ms_entries) +
+                           " unencrypted entries; encryption at rest cannot be turned on over "
+                           "them (start with an empty archive directory, see docs/security.md)"};
+        secret = crypto::store_secret{crypto::random_bytes(crypto::key_bytes)};
+        write_secret = true;
+      }
+      kr = cfg.keys;
+    } else if (!sealed_secrets.empty()) {
+      return error{errc::bad_key, "archive " + cfg.path +
+                                      " is encrypted; set kura.security.encryption-key-file to "
+                                      "the key file it was written with"};
+    }
+    if (write_secret)
+      if (auto st = put_secret(w.t); !st)
+        return st;
     return w.commit();
+  }
+
+  /// Stores the store secret sealed under the active key ("secret.<id>").
+  status put_secret(MDB_txn* t) {
+    std::string name = "secret." + std::to_string(kr ? kr->active() : cfg.keys->active());
+    std::string blob = crypto::seal_secret(kr ? *kr : *cfg.keys, *secret);
+    MDB_val k = as_val(name), v = as_val(blob);
+    if (int rc = mdb_put(t, dbi_meta, &k, &v, 0); rc != 0)
+      return mdb_error(rc, "write sealed secret");
+    sealed_secrets[kr ? kr->active() : cfg.keys->active()] = std::move(blob);
+    return {};
   }
 
   uint64_t meta_get(MDB_txn* t, const char* key, uint64_t dflt) {
@@ -389,6 +473,7 @@ struct archive::impl {
         s.file_error = "segment " + std::to_string(id) + ": " + h.err().to_string();
         continue;
       }
+      s.key_id = h->key_id;
       if (*sz < s.row.end_offset) {
         // Blocks before the cut still read; those after it fail as corrupt.
         s.file = *f;
@@ -434,6 +519,12 @@ struct archive::impl {
     std::string bytes(*sz, '\0');
     if (auto st = (*f)->read_at(0, bytes.size(), bytes.data()); !st)
       return st;
+    if (kr) {
+      std::string plain;
+      if (auto st = kr->open(dict_aad(did), bytes, plain); !st)
+        return status{st.code(), "dictionary " + std::to_string(did) + ": " + st.message()};
+      bytes = std::move(plain);
+    }
     auto d = dictionary::load(did, std::move(bytes), cfg.level);
     if (!d)
       return d.err();
@@ -582,6 +673,7 @@ struct archive::impl {
     std::vector<std::string> v(samples.begin(), samples.end());
     uint32_t did = next_dict_id++;
     training = true;
+    auto seal_kr = kr;
     lk.unlock();
     auto installed = [&]() -> result<std::shared_ptr<const dictionary>> {
       auto bytes = train_dictionary(v, cfg.dict_bytes);
@@ -593,7 +685,7 @@ struct archive::impl {
       auto w = fs.new_writable(tmp);
       if (!w)
         return w.err();
-      if (auto st = (*w)->append(*bytes); !st)
+      if (auto st = (*w)->append(seal_kr ? seal_kr->seal(dict_aad(did), *bytes) : *bytes); !st)
         return st.err();
       if (auto st = (*w)->sync(); !st)
         return st.err();
@@ -679,6 +771,7 @@ struct archive::impl {
     h.dict_id = d != nullptr ? d->id() : 0;
     h.segment_id = id;
     h.created_ms = clk.now_ms();
+    h.key_id = kr ? kr->active() : 0;
     auto w = fs.new_writable(seg_path(id));
     if (!w)
       return w.err();
@@ -712,6 +805,7 @@ struct archive::impl {
     s.row = row;
     s.file = *f;
     s.committed = false;
+    s.key_id = kr ? kr->active() : 0;
     active_w = std::move(*w);
     active_id = id;
     return {};
@@ -735,11 +829,17 @@ struct archive::impl {
   }
 
   /// Compresses `raw` with the segment's codec into header + payload.
+  /// With encryption at rest the compressed frame is sealed (compression
+  /// before encryption); the blob is bound to its segment, file offset, raw
+  /// length and record count.
   status make_block(codec_context& ctx, codec_id c, const dictionary* d, const std::string& raw,
-                    uint32_t records, std::string& out) {
+                    uint32_t records, std::string& out, const crypto::keyring* sk = nullptr,
+                    uint64_t seg_id = 0, uint64_t offset = 0) {
     std::string payload;
     if (auto st = ctx.compress(c, cfg.level, d, raw, payload); !st)
       return st;
+    if (sk != nullptr)
+      payload = sk->seal(block_aad(seg_id, offset, raw.size(), records), payload);
     block_header h;
     h.stored_len = static_cast<uint32_t>(payload.size());
     h.raw_len = static_cast<uint32_t>(raw.size());
@@ -762,7 +862,7 @@ struct archive::impl {
     dirty_rows dirty(*this);
     std::vector<bool> was_indexed;
     for (auto& k : keys) {
-      auto ik = index_key(k);
+      auto ik = ikey(k);
       auto old = index_get(w.t, ik);
       if (!old)
         return old.err();
@@ -833,11 +933,11 @@ struct archive::impl {
       recs.push_back({i, static_cast<uint32_t>(off), static_cast<uint32_t>(raw.size() - off)});
     }
     std::string block;
-    if (auto st =
-            make_block(wctx, seg.row.codec, d, raw, static_cast<uint32_t>(recs.size()), block);
+    uint64_t block_off = active_w->size();
+    if (auto st = make_block(wctx, seg.row.codec, d, raw, static_cast<uint32_t>(recs.size()), block,
+                             seg.key_id != 0 ? kr.get() : nullptr, active_id, block_off);
         !st)
       return st;
-    uint64_t block_off = active_w->size();
     auto st = active_w->append(block);
     if (st && cfg.durable)
       st = active_w->sync();
@@ -856,7 +956,7 @@ struct archive::impl {
     auto* row = dirty.get(active_id);
     for (auto& r : recs) {
       const entry& e = pending[r.idx];
-      auto ik = index_key(e.key);
+      auto ik = ikey(e.key);
       auto old = index_get(w.t, ik);
       if (!old)
         return old.err();
@@ -913,9 +1013,27 @@ struct archive::impl {
   }
 
   /// Reads, checks and decompresses one block.
+  static std::string block_aad(uint64_t seg, uint64_t off, uint64_t raw_len, uint32_t records) {
+    std::string a = "kura-l4 block ";
+    format::put_u64(a, seg);
+    format::put_u64(a, off);
+    format::put_u64(a, raw_len);
+    format::put_u32(a, records);
+    return a;
+  }
+
+  /// Where a block is and how to open it: `sk` (non-null for a sealed
+  /// segment, i.e. one whose header names a key id) and the segment id.
+  struct block_seal {
+    const crypto::keyring* sk = nullptr;
+    uint64_t seg = 0;
+    bool sealed = false; ///< the segment says its blocks are sealed
+  };
+
+  /// Reads, checks and decompresses one block.
   static status read_block(const readable_file& f, uint64_t off, uint64_t len, codec_id c,
                            const dictionary* d, codec_context& ctx, std::string& raw,
-                           block_header* hdr_out = nullptr) {
+                           block_header* hdr_out, const block_seal& bs) {
     if (len < block_header_size)
       return {errc::corrupt, "block length below header size"};
     std::string buf(len, '\0');
@@ -931,6 +1049,16 @@ struct archive::impl {
       return {errc::corrupt, "block payload checksum mismatch"};
     if (hdr_out != nullptr)
       *hdr_out = *h;
+    if (bs.sealed != (bs.sk != nullptr))
+      return bs.sealed ? status{errc::corrupt, "sealed segment in an unencrypted archive"}
+                       : status{errc::corrupt, "unencrypted segment in an encrypted archive"};
+    if (bs.sk != nullptr) {
+      std::string frame;
+      if (auto st = bs.sk->open(block_aad(bs.seg, off, h->raw_len, h->records), payload, frame);
+          !st)
+        return st;
+      return ctx.decompress(c, d, frame, h->raw_len, raw);
+    }
     return ctx.decompress(c, d, payload, h->raw_len, raw);
   }
 
@@ -945,7 +1073,9 @@ struct archive::impl {
   result<uint64_t> drop_segment(uint64_t id) {
     std::shared_ptr<readable_file> file;
     std::shared_ptr<const dictionary> dict;
+    std::shared_ptr<const crypto::keyring> sk;
     segment_row row;
+    bool sealed = false;
     {
       std::lock_guard<std::mutex> g(mu);
       if (id == active_id)
@@ -955,6 +1085,8 @@ struct archive::impl {
         return uint64_t{0};
       file = si->second.file;
       row = si->second.row;
+      sk = kr;
+      sealed = si->second.key_id != 0;
       if (row.dict_id != 0 && dicts.count(row.dict_id) != 0)
         dict = dicts[row.dict_id];
     }
@@ -970,14 +1102,15 @@ struct archive::impl {
         if (!h)
           break; // block boundaries lost: the rest is collected lazily
         uint64_t len = block_header_size + uint64_t{h->stored_len};
-        if (read_block(*file, off, len, row.codec, dict.get(), ctx, raw)) {
+        if (read_block(*file, off, len, row.codec, dict.get(), ctx, raw, nullptr,
+                       block_seal{sk.get(), id, sealed})) {
           size_t p = 0;
           while (p < raw.size()) {
             size_t next;
             auto k = record_key(raw, p, &next);
             if (!k)
               break;
-            keys.push_back(index_key(*k));
+            keys.push_back(ikey(*k));
             p = next;
           }
         }
@@ -1038,6 +1171,8 @@ struct archive::impl {
     j.cursor = segment_header_size;
     j.prog.bytes_done += segment_header_size;
     j.in_codec = i->second.row.codec;
+    j.in_kr = kr;
+    j.in_sealed = i->second.key_id != 0;
     j.in_oldest = i->second.row.oldest_ms;
     j.in_newest = i->second.row.newest_ms;
     j.in_dict.reset();
@@ -1063,6 +1198,7 @@ struct archive::impl {
       auto w = create_segment(j.out_id, c, d.get(), j.out_row);
       if (!w)
         return w.err();
+      j.out_kr = kr;
       j.out_w = std::move(*w);
       j.out_committed = false;
       j.out_path = seg_path(j.out_id);
@@ -1070,11 +1206,12 @@ struct archive::impl {
       j.out_row.newest_ms = j.in_newest;
     }
     std::string block;
+    uint64_t off = j.out_w->size();
     if (auto st = make_block(j.ctx, j.out_codec, j.out_dict.get(), j.out_raw,
-                             static_cast<uint32_t>(j.out_block.size()), block);
+                             static_cast<uint32_t>(j.out_block.size()), block, j.out_kr.get(),
+                             j.out_id, off);
         !st)
       return st;
-    uint64_t off = j.out_w->size();
     if (auto st = j.out_w->append(block); !st)
       return st;
     for (auto& r : j.out_block) {
@@ -1255,7 +1392,8 @@ struct archive::impl {
     }
     uint64_t len = block_header_size + uint64_t{h->stored_len};
     std::string raw;
-    auto st = read_block(*j.in_file, j.cursor, len, j.in_codec, j.in_dict.get(), j.ctx, raw);
+    auto st = read_block(*j.in_file, j.cursor, len, j.in_codec, j.in_dict.get(), j.ctx, raw,
+                         nullptr, block_seal{j.in_kr.get(), j.in_id, j.in_sealed});
     if (!st) {
       if (st.code() != errc::corrupt)
         return st;
@@ -1272,7 +1410,7 @@ struct archive::impl {
         auto k = record_key(raw, p, &next);
         if (!k)
           break;
-        auto ik = index_key(*k);
+        auto ik = ikey(*k);
         auto cur = index_get(j.rtxn.t, ik);
         if (!cur) {
           j.rtxn.end();
@@ -1363,6 +1501,8 @@ result<std::optional<entry>> archive::get(std::string_view key, uint64_t now_ms,
   auto& m = *impl_;
   std::shared_ptr<readable_file> file;
   std::shared_ptr<const dictionary> dict;
+  std::shared_ptr<const crypto::keyring> sk;
+  bool sealed = false;
   codec_id codec;
   location loc;
   {
@@ -1380,7 +1520,7 @@ result<std::optional<entry>> archive::get(std::string_view key, uint64_t now_ms,
       m.counters.hits++;
       return std::optional<entry>{e};
     }
-    auto ik = format::index_key(key);
+    auto ik = m.ikey(key);
     if (auto st = m.rtxn.begin(m.menv); !st)
       return st.err();
     auto l = m.index_get(m.rtxn.t, ik);
@@ -1425,6 +1565,8 @@ result<std::optional<entry>> archive::get(std::string_view key, uint64_t now_ms,
                                       " unreadable: " + seg.file_error};
     file = seg.file;
     codec = seg.row.codec;
+    sk = m.kr;
+    sealed = seg.key_id != 0;
     if (seg.row.dict_id != 0) {
       auto di = m.dicts.find(seg.row.dict_id);
       if (di == m.dicts.end())
@@ -1436,7 +1578,8 @@ result<std::optional<entry>> archive::get(std::string_view key, uint64_t now_ms,
   }
   thread_local codec_context ctx;
   std::string raw;
-  auto st = impl::read_block(*file, loc.block_offset, loc.block_len, codec, dict.get(), ctx, raw);
+  auto st = impl::read_block(*file, loc.block_offset, loc.block_len, codec, dict.get(), ctx, raw,
+                             nullptr, impl::block_seal{sk.get(), loc.segment, sealed});
   result<entry> e = st ? format::decode_record(raw, loc.record_offset) : result<entry>(st.err());
   if (e && e->key != key)
     e = error{errc::corrupt, "record key differs from the index"};
@@ -1473,7 +1616,7 @@ status archive::put(entry e, uint64_t now_ms) {
     write_txn w;
     if (auto st = m.begin_write(w); !st)
       return st;
-    auto ik = format::index_key(e.key);
+    auto ik = m.ikey(e.key);
     auto old = m.index_get(w.t, ik);
     if (!old)
       return old.err();
@@ -1494,7 +1637,7 @@ status archive::put(entry e, uint64_t now_ms) {
   if (it == m.pending_pos.end()) {
     if (auto st = m.rtxn.begin(m.menv); !st)
       return st;
-    auto old = m.index_get(m.rtxn.t, format::index_key(e.key));
+    auto old = m.index_get(m.rtxn.t, m.ikey(e.key));
     m.rtxn.end();
     if (old && !*old)
       m.pending_new++;
@@ -1533,7 +1676,7 @@ result<bool> archive::erase(std::string_view key) {
   write_txn w;
   if (auto st = m.begin_write(w); !st)
     return st.err();
-  auto ik = format::index_key(key);
+  auto ik = m.ikey(key);
   auto old = m.index_get(w.t, ik);
   if (!old)
     return old.err();
@@ -1562,7 +1705,7 @@ result<std::optional<version>> archive::held_version(std::string_view key) {
     return std::optional<version>{m.pending[pi->second].ver};
   if (auto st = m.rtxn.begin(m.menv); !st)
     return st.err();
-  auto l = m.index_get(m.rtxn.t, format::index_key(key));
+  auto l = m.index_get(m.rtxn.t, m.ikey(key));
   m.rtxn.end();
   if (!l)
     return l.err();
@@ -1603,7 +1746,7 @@ archive::scan_keys(std::string_view after, size_t max,
       m.rtxn.end();
       return error{errc::io_error, std::string("archive index cursor: ") + mdb_strerror(rc)};
     }
-    std::string from = after.empty() ? std::string() : format::index_key(after);
+    std::string from = after.empty() ? std::string() : m.ikey(after);
     MDB_val k = as_val(from), v;
     rc = from.empty() ? mdb_cursor_get(c, &k, &v, MDB_FIRST)
                       : mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
@@ -1611,6 +1754,7 @@ archive::scan_keys(std::string_view after, size_t max,
       rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     error failed{};
     bool bad = false;
+    std::map<std::pair<uint64_t, uint64_t>, std::string> blocks;
     for (size_t n = 0; rc == 0 && n < max; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT), ++n) {
       std::string_view ik = as_view(k);
       auto l = format::decode_location(as_view(v));
@@ -1637,11 +1781,26 @@ archive::scan_keys(std::string_view after, size_t max,
             continue;
           dict = di->second;
         }
+        // A hashed key (long, or every key when encrypted): the full key is
+        // only in the record. Blocks read in this call are kept, so keys
+        // that share a block cost one read and one decryption.
         thread_local codec_context ctx;
-        std::string raw;
-        auto st = impl::read_block(*si->second.file, l->block_offset, l->block_len,
-                                   si->second.row.codec, dict.get(), ctx, raw);
-        auto rec = st ? format::decode_record(raw, l->record_offset) : result<entry>(st.err());
+        auto bk = std::make_pair(l->segment, l->block_offset);
+        auto cached = blocks.find(bk);
+        status st;
+        if (cached == blocks.end()) {
+          std::string raw;
+          st = impl::read_block(*si->second.file, l->block_offset, l->block_len,
+                                si->second.row.codec, dict.get(), ctx, raw, nullptr,
+                                impl::block_seal{m.kr.get(), l->segment, si->second.key_id != 0});
+          if (st) {
+            if (blocks.size() >= 64)
+              blocks.erase(blocks.begin());
+            cached = blocks.emplace(bk, std::move(raw)).first;
+          }
+        }
+        auto rec =
+            st ? format::decode_record(cached->second, l->record_offset) : result<entry>(st.err());
         if (!rec)
           continue; // a corrupt block: its keys read as errors, get() reports them
         ki.key = std::move(rec->key);
@@ -1916,6 +2075,131 @@ result<compaction_progress> archive::begin_compaction(double threshold) {
   m.job = std::move(j);
   m.totals.compaction_runs++;
   return prog;
+}
+
+// -- encryption at rest ----------------------------------------------------------------
+
+bool archive::encrypted() const {
+  std::lock_guard<std::mutex> g(impl_->mu);
+  return impl_->kr != nullptr;
+}
+
+status archive::rotate_keys(std::shared_ptr<const crypto::keyring> keys) {
+  auto& m = *impl_;
+  std::lock_guard<std::mutex> g(m.mu);
+  if (!m.kr)
+    return {errc::invalid_argument,
+            "archive " + m.cfg.path + " is not encrypted (no key file at start)"};
+  if (!keys)
+    return {errc::invalid_argument, "no keyring"};
+  auto sec = crypto::open_secret(*keys, m.sealed_secrets, "archive " + m.cfg.path);
+  if (!sec)
+    return sec.err();
+  if (sec->secret != m.secret->secret)
+    return {errc::bad_key, "archive " + m.cfg.path + ": the new key file opens another secret"};
+  // Blocks of the pending block go out under the old key, in the old segment.
+  if (auto st = m.flush_locked(); !st)
+    return st;
+  m.seal_active();
+  auto old = m.kr;
+  m.kr = keys;
+  // Dictionaries are small: re-seal each file under the new key now.
+  for (auto& [did, d] : m.dicts) {
+    auto tmp = m.dict_path(did) + ".tmp";
+    auto w = m.fs.new_writable(tmp);
+    status st = w ? (*w)->append(keys->seal(impl::dict_aad(did), d->bytes())) : w.err();
+    if (st)
+      st = (*w)->sync();
+    if (st)
+      st = (*w)->close();
+    if (st)
+      st = m.fs.rename(tmp, m.dict_path(did));
+    if (!st) {
+      m.kr = old;
+      return st;
+    }
+  }
+  if (auto st = m.fs.sync_dir(m.cfg.path); !st) {
+    m.kr = old;
+    return st;
+  }
+  write_txn w;
+  if (auto st = m.begin_write(w); !st) {
+    m.kr = old;
+    return st;
+  }
+  if (auto st = m.put_secret(w.t); !st) {
+    m.kr = old;
+    return st;
+  }
+  if (auto st = w.commit(); !st) {
+    m.kr = old;
+    return st;
+  }
+  return {};
+}
+
+result<compaction_progress> archive::begin_reseal() {
+  auto& m = *impl_;
+  std::lock_guard<std::mutex> g(m.mu);
+  if (!m.kr)
+    return error{errc::invalid_argument,
+                 "archive " + m.cfg.path + " is not encrypted (no key file at start)"};
+  if (m.job)
+    return error{errc::invalid_argument, "a compaction is already running"};
+  uint32_t active = m.kr->active();
+  if (m.active_w && m.segs[m.active_id].key_id != active)
+    m.seal_active();
+  auto j = std::make_unique<impl::job_state>();
+  for (auto& [id, s] : m.segs) {
+    if (!s.committed || s.compacting || id == m.active_id || !s.file || s.key_id == active)
+      continue;
+    j->inputs.push_back(id);
+    j->prog.bytes_total += s.row.end_offset;
+  }
+  j->prog.segments_total = static_cast<uint32_t>(j->inputs.size());
+  if (j->inputs.empty()) {
+    j->prog.done = true;
+    return j->prog;
+  }
+  for (auto id : j->inputs)
+    m.segs[id].compacting = true;
+  j->start_ns = m.clk.mono_ns();
+  m.job_cancel.store(false);
+  auto prog = j->prog;
+  m.job = std::move(j);
+  m.totals.compaction_runs++;
+  return prog;
+}
+
+result<std::vector<uint32_t>> archive::drop_old_secrets() {
+  auto& m = *impl_;
+  std::lock_guard<std::mutex> g(m.mu);
+  if (!m.kr)
+    return std::vector<uint32_t>{};
+  std::set<uint32_t> needed{m.kr->active()};
+  for (auto& [id, s] : m.segs)
+    if (s.key_id != 0)
+      needed.insert(s.key_id);
+  write_txn w;
+  if (auto st = m.begin_write(w); !st)
+    return st.err();
+  std::vector<uint32_t> drop;
+  for (auto& kv : m.sealed_secrets)
+    if (needed.count(kv.first) == 0)
+      drop.push_back(kv.first);
+  for (auto id : drop) {
+    std::string name = "secret." + std::to_string(id);
+    MDB_val k = as_val(name);
+    int rc = mdb_del(w.t, m.dbi_meta, &k, nullptr);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+      return mdb_error(rc, "drop sealed secret");
+  }
+  if (auto st = w.commit(); !st)
+    return st.err();
+  for (auto id : drop)
+    m.sealed_secrets.erase(id);
+  return std::vector<uint32_t>(needed.begin(), needed.end());
 }
 
 result<compaction_progress> archive::compaction_step(uint64_t budget_bytes) {

@@ -45,6 +45,7 @@
 #include "archive/env.hpp"
 #include "tiers/clock.hpp"
 #include "tiers/entry.hpp"
+#include "tiers/seal.hpp"
 #include "tiers/tier.hpp"
 
 #include <cstdint>
@@ -106,6 +107,12 @@ struct archive_config {
   limits lim;
   /// File system; nullptr = posix_env::instance().
   env* fs = nullptr;
+  /// Encryption at rest (kura.security.encryption-key-file): with a keyring,
+  /// blocks (after compression) and dictionaries are sealed with AES-256-GCM
+  /// under its active key and index keys are keyed hashes. An encrypted
+  /// archive refuses to open without a key that sealed it (errc::bad_key); a
+  /// non-empty plaintext one refuses to open with a key.
+  std::shared_ptr<const crypto::keyring> keys;
 };
 
 /// One segment as `kura archive` shows it.
@@ -269,6 +276,23 @@ public:
 
   archive_info inspect() const;
   const archive_config& config() const;
+
+  // -- encryption at rest ----------------------------------------------------------------
+
+  /// Whether blocks are sealed (a keyring was configured at open).
+  bool encrypted() const;
+  /// Key rotation: segments started from now on (and compaction output) are
+  /// sealed with `keys`' active key; the active segment is sealed (closed) so
+  /// the next block starts a new segment. `keys` must open this archive
+  /// (errc::bad_key otherwise, nothing changes).
+  status rotate_keys(std::shared_ptr<const crypto::keyring> keys);
+  /// Plans a compaction of every sealed segment whose key id is not the
+  /// active one (re-encryption); drive it with compaction_step() as any job.
+  /// When it finishes, drop_old_secrets() releases the old keys.
+  result<compaction_progress> begin_reseal();
+  /// After a re-seal: drops the store secret's copies under keys no segment
+  /// uses any more; returns the key ids still needed.
+  result<std::vector<uint32_t>> drop_old_secrets();
 
   // -- dictionaries -------------------------------------------------------------------
 

@@ -8,13 +8,13 @@ namespace kura::archive::format {
 
 std::string encode(const segment_header& h) {
   std::string s(segment_magic, 8);
-  put_u16(s, segment_format_version);
+  put_u16(s, h.key_id != 0 ? segment_format_version : segment_format_plain);
   put_u8(s, static_cast<uint8_t>(h.codec));
   put_u8(s, static_cast<uint8_t>(h.level));
   put_u32(s, h.dict_id);
   put_u64(s, h.segment_id);
   put_u64(s, h.created_ms);
-  put_u32(s, 0); // reserved
+  put_u32(s, h.key_id); // 0 (reserved) in format 1
   put_u32(s, crc32(s));
   return s;
 }
@@ -23,7 +23,7 @@ result<segment_header> decode_segment_header(std::string_view b) {
   if (b.size() < segment_header_size || std::memcmp(b.data(), segment_magic, 8) != 0)
     return error{errc::foreign_file, "not a kura archive segment (bad magic)"};
   auto ver = get_le(b.data() + 8, 2);
-  if (ver != segment_format_version)
+  if (ver != segment_format_version && ver != segment_format_plain)
     return error{errc::foreign_file,
                  "segment format version " + std::to_string(ver) + " is not supported"};
   if (crc32(b.substr(0, 36)) != get_u32(b.data() + 36))
@@ -37,6 +37,9 @@ result<segment_header> decode_segment_header(std::string_view b) {
   h.dict_id = get_u32(b.data() + 12);
   h.segment_id = get_u64(b.data() + 16);
   h.created_ms = get_u64(b.data() + 24);
+  h.key_id = ver == segment_format_plain ? 0 : get_u32(b.data() + 32);
+  if (ver != segment_format_plain && h.key_id == 0)
+    return error{errc::corrupt, "sealed segment header names key id 0"};
   return h;
 }
 

@@ -49,7 +49,11 @@ inline uint64_t get_u64(const char* p) {
 // -- segment header (40 bytes) ----------------------------------------------------
 
 constexpr char segment_magic[8] = {'K', 'U', 'R', 'A', 'L', '4', 'S', 'G'};
-constexpr uint16_t segment_format_version = 1;
+/// 1: plaintext blocks (bytes 32..35 reserved, 0). 2: sealed blocks
+/// (encryption at rest), bytes 32..35 = the key id the segment was started
+/// with. Plaintext segments are still written as version 1.
+constexpr uint16_t segment_format_version = 2;
+constexpr uint16_t segment_format_plain = 1;
 constexpr size_t segment_header_size = 40;
 
 struct segment_header {
@@ -58,6 +62,7 @@ struct segment_header {
   uint32_t dict_id = 0; ///< archive dictionary id (0 = none)
   uint64_t segment_id = 0;
   uint64_t created_ms = 0;
+  uint32_t key_id = 0; ///< 0 = plaintext blocks; else sealed (format 2)
 };
 
 std::string encode(const segment_header& h);
@@ -118,8 +123,11 @@ result<location> decode_location(std::string_view bytes);
 
 /// LMDB keys are limited to 511 bytes: keys up to 400 bytes are stored as
 /// 0x00 + key; longer ones as 0x01 + a 128-bit hash (the full key is in the
-/// record and checked on every read, so a collision reads as a miss).
+/// record and checked on every read, so a collision reads as a miss). With
+/// encryption at rest every key is 0x02 + HMAC-SHA-256(store secret, key)
+/// (archive.cpp).
 std::string index_key(std::string_view key);
+constexpr char index_key_sealed = 0x02;
 
 /// "seg-00000000000000ff.kseg"
 std::string segment_file_name(uint64_t id);

@@ -16,8 +16,10 @@ using namespace actors;
 // -- opening -------------------------------------------------------------------------
 
 result<std::shared_ptr<archive::archive>> open_archive(const node_config& cfg,
-                                                       const kura::clock& clk) {
+                                                       const kura::clock& clk,
+                                                       std::shared_ptr<const crypto::keyring> keys) {
   archive::archive_config ac;
+  ac.keys = std::move(keys);
   ac.path = cfg.data_dir + "/archive";
   auto codec = archive::parse_codec(cfg.archive_codec);
   if (!codec)

@@ -22,8 +22,9 @@
 namespace kura::node {
 
 /// Opens (creating) the archive at <data-dir>/archive with cfg's settings.
-result<std::shared_ptr<archive::archive>> open_archive(const node_config& cfg,
-                                                       const kura::clock& clk);
+result<std::shared_ptr<archive::archive>>
+open_archive(const node_config& cfg, const kura::clock& clk,
+             std::shared_ptr<const crypto::keyring> keys = nullptr);
 
 /// The compactor's settings from cfg.
 actors::l4_config l4_settings(const node_config& cfg);

@@ -3,7 +3,7 @@
 //   (credentials also from KURA_USER / KURA_PASSWORD: the node's users and ACLs apply)
 //   commands: status | stats | config | get KEY | set KEY VALUE [TTL_MS] | del KEY
 //             | expire KEY TTL_MS | tier KEY | flush | compact | archive | members
-//             | audit [--file=PATH | --data-dir=DIR] [--since=T]
+//             | audit [--file=PATH | --data-dir=DIR] [--since=T] | rotate-key
 //             | prewarm [--dry-run] | predictor | alerts
 // Human-readable tables by default, --json for scripts. Exit codes: 0 ok,
 // 1 the node answered with an error (or a usage error), 2 the node is not
@@ -15,6 +15,7 @@
 #include "node/cli_reply.hpp"
 #include "node/json_writer.hpp"
 #include "node/ops.hpp"
+#include "node/rotate_key.hpp"
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -56,6 +57,7 @@ void usage() {
                "  expire KEY TTL_MS | tier KEY | flush\n"
                "  compact (progress bar; --json: final summary) | archive (L4 segments)\n"
                "  audit [--file=PATH | --data-dir=DIR] [--since=T] (the node's audit log)\n"
+               "  rotate-key (re-read the key file, re-seal L3 and L4 with its newest key)\n"
                "  members (cluster membership: id, address, state, incarnation, ring share)\n"
                "  prewarm [--dry-run] (run the prewarm plan with a progress bar, or show it)\n"
                "  predictor (precision, keys prewarmed, hits, bytes, TTL changes) | alerts\n";
@@ -212,7 +214,7 @@ int main(int argc, char** argv) {
     need(2), req.op = kv_request::tier, req.key = o.args[1];
   } else if (cmd == "flush") {
     need(1), req.op = kv_request::flush;
-  } else if (cmd == "compact" || cmd == "archive" || cmd == "members") {
+  } else if (cmd == "compact" || cmd == "archive" || cmd == "members" || cmd == "rotate-key") {
     need(1);
   } else if (cmd == "prewarm" || cmd == "predictor" || cmd == "alerts") {
     // arguments checked by run_predictor_command
@@ -251,6 +253,8 @@ int main(int argc, char** argv) {
     finish(print_members(sys, self, ops, o.json, timeout));
   if (cmd == "prewarm" || cmd == "predictor" || cmd == "alerts")
     finish(node::run_predictor_command(sys, self, ops, o.args, o.json, timeout));
+  if (cmd == "rotate-key")
+    finish(node::run_rotate_key(sys, self, ops, o.json, timeout));
   std::string answer;
   bool answered = false;
   auto& cred = node::cli_credentials();

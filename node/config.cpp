@@ -116,6 +116,8 @@ node_config::node_config() {
   opt_group{custom_options_, "kura.security"}
     .add(requirepass, "requirepass", "password of the default user (AUTH <password>)")
     .add(aclfile, "aclfile", "ACL file (Redis format: user <name> <rules>...)")
+    .add(encryption_key_file, "encryption-key-file",
+         "encrypt L3 and L4 at rest with the keys in this file (docs/security.md)")
     .add(protected_mode, "protected-mode",
          "refuse non-loopback clients when bound to a non-loopback address without passwords")
     .add(audit_log, "audit-log", "audit log path (default <data-dir>/audit.log; off = none)")

@@ -99,6 +99,8 @@ struct node_config : caf::actor_system_config {
   // -- kura.security (docs/security.md) ------------------------------------------
   std::string requirepass; ///< default user's password ("" = nopass)
   std::string aclfile;     ///< ACL file in Redis's format ("" = none)
+  /// Encryption at rest: key file (docs/security.md); "" = plaintext.
+  std::string encryption_key_file;
   bool protected_mode = true;
   std::string audit_log; ///< "" = <data-dir>/audit.log, "off" = none
   uint64_t audit_max_bytes = 64ull << 20;

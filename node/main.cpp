@@ -91,9 +91,18 @@ int main(int argc, char** argv) {
   }
 
   auto& clk = real_clock::instance();
+  // Encryption at rest: the key file's keys seal L3 and L4 (docs/security.md).
+  std::shared_ptr<const crypto::keyring> keys;
+  if (!cfg.encryption_key_file.empty()) {
+    auto kr = crypto::keyring::load(cfg.encryption_key_file, cfg.data_dir + "/encryption.salt");
+    if (!kr)
+      return fail("kura.security.encryption-key-file: " + kr.err().to_string());
+    keys = *kr;
+  }
   std::shared_ptr<l3_lmdb> l3db;
   if (cfg.l3_enabled) {
     l3_config lc;
+    lc.keys = keys;
     lc.path = cfg.data_dir + "/l3";
     lc.map_size = cfg.l3_map_size;
     lc.max_bytes = cfg.l3_max_bytes;
@@ -111,7 +120,7 @@ int main(int argc, char** argv) {
   }
   std::shared_ptr<archive::archive> ar; // L4: below L3, so only with L3
   if (l3db && cfg.archive_enabled) {
-    auto opened = node::open_archive(cfg, clk);
+    auto opened = node::open_archive(cfg, clk, keys);
     if (!opened)
       return fail(opened.err().message);
     ar = std::move(*opened);

@@ -4,6 +4,7 @@
 #include "actors/messages.hpp"
 #include "actors/predictor.hpp"
 #include "node/archive_node.hpp"
+#include "node/rotate_key.hpp"
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -20,6 +21,7 @@ using namespace actors;
 struct ops_state {
   caf::actor store;
   caf::actor l4;
+  rotate_targets rotate; ///< kura rotate-key (node/rotate_key.hpp)
   caf::actor coordinator;
   caf::actor predictor; ///< invalid when prewarm is off
   caf::actor resp; ///< checks credentials (invalid: none)
@@ -119,6 +121,8 @@ void serve_ops(ops_self self, const kv_request& request, caf::typed_response_pro
       break;
     }
     default:
+      if (handle_rotate_op(self, st.rotate, req->op, rp))
+        break;
       if (!handle_archive_op(self, st.l4, req->op, rp)
           && !handle_predictor_op(self, st.predictor, req->op, rp))
         rp.deliver(reply_error("unknown operation " + std::to_string(req->op)));
@@ -152,8 +156,9 @@ caf::result<std::string> checked_ops(ops_self self, const std::string& user,
 
 caf::behavior ops_actor(caf::stateful_actor<ops_state>* self, caf::actor store,
                         node_status config, caf::actor l4, caf::actor resp,
-                        caf::actor coordinator, caf::actor predictor) {
+                        caf::actor coordinator, caf::actor predictor, rotate_targets rotate) {
   self->state.predictor = std::move(predictor);
+  self->state.rotate = std::move(rotate);
   self->state.store = std::move(store);
   self->state.l4 = std::move(l4);
   self->state.resp = std::move(resp);
@@ -217,8 +222,9 @@ caf::expected<caf::actor> start_ops(caf::actor_system& sys, const store_handles&
   add("kura.archive.max-bytes", std::to_string(cfg.archive_max_bytes));
   add("kura.archive.ttl-days", std::to_string(cfg.archive_ttl_days));
   add("kura.prewarm.enabled", predictor ? "true" : "false");
+  rotate_targets rotate{store.l3, l4, cfg.encryption_key_file, cfg.data_dir + "/encryption.salt"};
   auto ops = sys.spawn(ops_actor, store.broker, std::move(conf), std::move(l4), std::move(resp),
-                       std::move(coordinator), std::move(predictor));
+                       std::move(coordinator), std::move(predictor), std::move(rotate));
   auto p = sys.middleman().publish(ops, port, bind.c_str(), true);
   if (!p) {
     caf::anon_send_exit(ops, caf::exit_reason::user_shutdown);

@@ -4,7 +4,23 @@
 
 namespace kura::l3_format {
 
-std::string lmdb_key(std::string_view key) {
+namespace {
+
+/// What a sealed record's blob authenticates besides its contents: the LMDB
+/// key and the header fields before the sequence (format, flags, version,
+/// expiry), so neither can be changed or the blob moved to another key.
+std::string sealed_aad(std::string_view lkey, const char* rec) {
+  std::string aad = "kura-l3 record ";
+  aad.append(rec, 24);
+  aad.append(lkey);
+  return aad;
+}
+
+} // namespace
+
+std::string lmdb_key(std::string_view key, const sealing* s) {
+  if (s != nullptr)
+    return s->secret.key_hash(key);
   if (!is_long_key(key))
     return std::string{key};
   std::string k;
@@ -20,7 +36,9 @@ std::string lmdb_key(std::string_view key) {
   return k;
 }
 
-size_t record_size(const entry& e) {
+size_t record_size(const entry& e, const sealing* s) {
+  if (s != nullptr)
+    return header_size + crypto::overhead + 4 + e.key.size() + e.value.size();
   size_t n = header_size + e.value.size();
   if (is_long_key(e.key))
     n += 4 + e.key.size();
@@ -33,17 +51,25 @@ uint64_t record_checksum(std::string_view lkey, std::string_view rec) {
   return hash64(lkey, h);
 }
 
-void encode_record(const entry& e, std::string_view lkey, uint64_t seq, char* out) {
-  bool long_key = is_long_key(e.key);
+void encode_record(const entry& e, std::string_view lkey, uint64_t seq, char* out,
+                   const sealing* s) {
+  bool long_key = s == nullptr && is_long_key(e.key);
   out[0] = static_cast<char>(record_format);
   out[1] = static_cast<char>(e.flags);
-  out[2] = static_cast<char>(long_key ? rflag_long_key : 0);
+  out[2] = static_cast<char>(s != nullptr ? rflag_sealed : long_key ? rflag_long_key : 0);
   out[3] = 0;
   put_le(out + 4, e.ver.node, 4);
   put_le(out + 8, e.ver.hlc, 8);
   put_le(out + 16, e.expiry_ms, 8);
   put_le(out + 24, seq, 8);
   char* p = out + header_size;
+  if (s != nullptr) {
+    char klen[4];
+    put_le(klen, e.key.size(), 4);
+    s->kr->seal(sealed_aad(lkey, out), {std::string_view{klen, 4}, e.key, e.value}, p);
+    put_le(out + 32, record_checksum(lkey, {out, record_size(e, s)}), 8);
+    return;
+  }
   if (long_key) {
     put_le(p, e.key.size(), 4);
     std::memcpy(p + 4, e.key.data(), e.key.size());
@@ -67,13 +93,17 @@ status decode_header(std::string_view rec, header& h) {
                                      std::to_string(record_format)};
   h.flags = static_cast<uint8_t>(p[1]);
   h.rflags = static_cast<uint8_t>(p[2]);
-  if ((h.rflags & ~rflag_long_key) != 0 || p[3] != 0)
+  if ((h.rflags & ~(rflag_long_key | rflag_sealed)) != 0 || p[3] != 0 ||
+      h.rflags == (rflag_long_key | rflag_sealed) || ((h.rflags & rflag_sealed) && h.format < 4))
     return status{errc::corrupt, "L3 record has unknown record flags"};
   h.node = static_cast<uint32_t>(get_le(p + 4, 4));
   h.hlc = get_le(p + 8, 8);
   h.expiry_ms = get_le(p + 16, 8);
   h.seq = get_le(p + 24, 8);
   h.checksum = get_le(p + 32, 8);
+  if ((h.rflags & rflag_sealed) && rec.size() < header_size + crypto::overhead + 4)
+    return status{errc::corrupt,
+                  "L3 sealed record of " + std::to_string(rec.size()) + " bytes is too short"};
   if (h.rflags & rflag_long_key) {
     if (rec.size() < header_size + 4)
       return status{errc::corrupt, "L3 long-key record is missing its key length"};
@@ -86,6 +116,8 @@ status decode_header(std::string_view rec, header& h) {
 }
 
 result<std::string_view> record_key(std::string_view lkey, std::string_view rec, const header& h) {
+  if (h.rflags & rflag_sealed)
+    return error{errc::bad_key, "L3 record is sealed (encryption at rest): its key is inside"};
   if (!(h.rflags & rflag_long_key)) {
     if (lkey.size() >= lkey_long_size)
       return error{errc::corrupt, "L3 record under a hashed key lacks its full key"};
@@ -99,13 +131,33 @@ result<std::string_view> record_key(std::string_view lkey, std::string_view rec,
   return full;
 }
 
-result<entry> decode_record(std::string_view lkey, std::string_view rec) {
+result<entry> decode_record(std::string_view lkey, std::string_view rec, const sealing* s) {
   header h;
   if (auto st = decode_header(rec, h); !st)
     return st;
   if (!checksum_ok(lkey, rec, h))
     return error{errc::corrupt,
                  "L3 record of " + std::to_string(rec.size()) + " bytes fails its checksum"};
+  bool sealed = (h.rflags & rflag_sealed) != 0;
+  if (sealed && s == nullptr)
+    return error{errc::bad_key, "L3 record is encrypted and no encryption key is configured"};
+  if (!sealed && s != nullptr)
+    return error{errc::corrupt, "L3 record in an encrypted store is not sealed"};
+  if (sealed) {
+    std::string plain;
+    if (auto st = s->kr->open(sealed_aad(lkey, rec.data()), rec.substr(header_size), plain); !st)
+      return error{st.code(), "L3 record: " + st.err().message};
+    uint64_t klen = plain.size() >= 4 ? get_le(plain.data(), 4) : ~0ull;
+    if (klen > plain.size() - 4)
+      return error{errc::corrupt, "L3 sealed record has a bad key length"};
+    entry e;
+    e.key.assign(plain.data() + 4, klen);
+    e.value.assign(plain.data() + 4 + klen, plain.size() - 4 - klen);
+    e.expiry_ms = h.expiry_ms;
+    e.ver = version{h.hlc, h.node};
+    e.flags = h.flags;
+    return e;
+  }
   auto k = record_key(lkey, rec, h);
   if (!k)
     return k.err();

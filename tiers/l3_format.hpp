@@ -5,10 +5,12 @@
 #pragma once
 
 #include "tiers/entry.hpp"
+#include "tiers/seal.hpp"
 #include "tiers/status.hpp"
 
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -19,14 +21,22 @@ namespace kura::l3_format {
 /// First byte of every record in kura.main. Format 3 (kura-l3 3) added
 /// tombstone records (entry_flags::tombstone, empty value, no kura.seq or
 /// kura.exp entry) and the `max_version` meta record; format-2 records have the
-/// same layout and are read as they are (`oldest_record_format`).
-constexpr uint8_t record_format = 3;
+/// same layout and are read as they are (`oldest_record_format`). Format 4
+/// (kura-l3 4) added sealed records (rflag_sealed, encryption at rest); a
+/// plaintext format-4 record has format 3's layout.
+constexpr uint8_t record_format = 4;
 /// The oldest record format this build reads.
 constexpr uint8_t oldest_record_format = 2;
 /// Bytes of the fixed record header.
 constexpr size_t header_size = 40;
 /// Record flag: the full key follows the header (the LMDB key is a hashed form).
 constexpr uint8_t rflag_long_key = 1u << 0;
+/// Record flag: encryption at rest. The LMDB key is HMAC-SHA-256 of the key
+/// under the store secret (32 bytes); after the header comes one sealed blob
+/// (tiers/seal.hpp) of: key length u32 LE, key, value.
+constexpr uint8_t rflag_sealed = 1u << 1;
+/// Bytes of the LMDB key of a sealed record.
+constexpr size_t sealed_lkey_size = 32;
 
 /// LMDB keys are limited to 511 bytes (MDB_MAXKEYSIZE in Debian's build). Keys
 /// shorter than `lkey_long_size` are stored as they are; longer keys become
@@ -38,10 +48,19 @@ constexpr size_t lkey_long_size = 480;
 constexpr size_t long_key_prefix = 464;
 
 /// Value stored under "format" in kura.meta: names the program and layout.
-constexpr std::string_view meta_format = "kura-l3 3";
-/// The previous layout's marker: opened, upgraded in place (the marker is
-/// rewritten, max_version computed once by a scan), never written.
+constexpr std::string_view meta_format = "kura-l3 4";
+/// Older layouts' markers: opened, upgraded in place (the marker is rewritten;
+/// from 2, max_version is computed once by a scan), never written.
+constexpr std::string_view meta_format_v3 = "kura-l3 3";
 constexpr std::string_view meta_format_v2 = "kura-l3 2";
+
+/// Encryption at rest for one environment: the node's keyring and the
+/// environment's own secret (which keys the HMAC of keys). nullptr where a
+/// function takes a `const sealing*` means plaintext.
+struct sealing {
+  std::shared_ptr<const crypto::keyring> kr;
+  crypto::store_secret secret;
+};
 
 // -- byte order helpers -----------------------------------------------------------
 
@@ -73,8 +92,9 @@ inline bool is_long_key(std::string_view key) {
   return key.size() >= lkey_long_size;
 }
 
-/// The LMDB key of `key` in kura.main (see lkey_long_size).
-std::string lmdb_key(std::string_view key);
+/// The LMDB key of `key` in kura.main (see lkey_long_size); with sealing,
+/// HMAC-SHA-256(store secret, key).
+std::string lmdb_key(std::string_view key, const sealing* s = nullptr);
 
 /// kura.seq key: 8-byte big-endian write sequence.
 inline std::string seq_key(uint64_t seq) {
@@ -105,10 +125,12 @@ struct header {
 };
 
 /// Bytes of the record that encodes `e`.
-size_t record_size(const entry& e);
+size_t record_size(const entry& e, const sealing* s = nullptr);
 /// Writes the record of `e`, stored under LMDB key `lkey`, with sequence
-/// `seq` into `out` (record_size(e) bytes).
-void encode_record(const entry& e, std::string_view lkey, uint64_t seq, char* out);
+/// `seq` into `out` (record_size(e, s) bytes); sealed under the active key
+/// when `s` is given.
+void encode_record(const entry& e, std::string_view lkey, uint64_t seq, char* out,
+                   const sealing* s = nullptr);
 /// Parses and checks the header of a record (not its checksum).
 status decode_header(std::string_view rec, header& h);
 /// The checksum of a record stored under `lkey`: hash64 over the header's
@@ -121,10 +143,16 @@ inline bool checksum_ok(std::string_view lkey, std::string_view rec, const heade
 }
 /// Decodes and checks a whole record stored under LMDB key `lkey` (header,
 /// checksum, key). A long-key record carries its full key; other records take
-/// the key from `lkey`.
-result<entry> decode_record(std::string_view lkey, std::string_view rec);
+/// the key from `lkey`. A sealed record is opened with `s`: without it,
+/// errc::bad_key; a key id the keyring lacks, errc::bad_key; a failed
+/// authentication (tampered byte, record moved), errc::corrupt. A plaintext
+/// record where `s` is given is errc::corrupt (an encrypted store never holds
+/// one, so it was planted).
+result<entry> decode_record(std::string_view lkey, std::string_view rec,
+                            const sealing* s = nullptr);
 /// The full key of a record (from the record for long keys, else `lkey`),
-/// without copying the value. Precondition: decode_header succeeded.
+/// without copying the value. Precondition: decode_header succeeded. A sealed
+/// record's key is inside its blob: errc::bad_key (use decode_record).
 result<std::string_view> record_key(std::string_view lkey, std::string_view rec, const header& h);
 
 } // namespace kura::l3_format

@@ -46,11 +46,13 @@
 
 #include "tiers/clock.hpp"
 #include "tiers/entry.hpp"
+#include "tiers/seal.hpp"
 #include "tiers/tier.hpp"
 
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace kura {
 
@@ -83,6 +85,20 @@ struct l3_config {
   /// version floor) instead of disappearing; collect() removes it. Off for a
   /// single node, where nothing older can arrive later.
   bool tombstones = false;
+  /// Encryption at rest (kura.security.encryption-key-file): with a keyring,
+  /// records are sealed with AES-256-GCM under its active key and LMDB keys
+  /// are keyed hashes (docs/formats.md, "Sealed records"). An encrypted
+  /// environment refuses to open without a key that sealed it (errc::bad_key);
+  /// a non-empty plaintext one refuses to open with a key.
+  std::shared_ptr<const crypto::keyring> keys;
+};
+
+/// Progress of the re-seal pass after a key rotation.
+struct reseal_progress {
+  uint64_t records_done = 0;  ///< records visited
+  uint64_t records_total = 0; ///< records when the pass started
+  uint64_t resealed = 0;      ///< records rewritten under the active key
+  bool done = false;
 };
 
 class l3_lmdb final : public tier {
@@ -151,6 +167,26 @@ public:
   /// The highest version L3 ever held (committed or pending); persisted in
   /// kura.meta by every commit, so it is cheap at open.
   version max_version() const;
+
+  // -- encryption at rest --
+
+  /// Whether records are sealed (a keyring was configured).
+  bool encrypted() const;
+  /// Key rotation: from now on new records are sealed with `keys`' active key.
+  /// `keys` must open this environment (it holds a key that sealed it), else
+  /// errc::bad_key and nothing changes. Restarts the re-seal pass.
+  status rotate_keys(std::shared_ptr<const crypto::keyring> keys);
+  /// Rewrites up to `budget` records sealed with another key under the active
+  /// key (one write transaction; sequences and indexes are kept). Call until
+  /// done; then the store secret's copies under other keys are dropped, and
+  /// those keys are no longer needed to open the environment.
+  result<reseal_progress> reseal_step(size_t budget);
+  /// Key ids this environment still holds sealed data or secrets under.
+  std::vector<uint32_t> key_ids() const;
+  /// The bytes for_each() and scan() order keys by: the key itself (long keys
+  /// hashed), or with encryption its keyed hash. A listing that resumes after
+  /// key A skips exactly the keys whose order_key is <= order_key(A).
+  std::string order_key(std::string_view key) const;
 
   // -- introspection (tests, metrics) --
 

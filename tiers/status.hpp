@@ -26,6 +26,7 @@ enum class errc : uint8_t {
   closed,           ///< the object was closed / shut down
   decode_error,     ///< bytes from outside could not be decoded
   timeout,          ///< a bounded wait ran out
+  bad_key,          ///< encrypted data without its key, or with a wrong key
 };
 
 /// Short stable name of an error code ("key_too_large").

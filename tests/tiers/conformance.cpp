@@ -1,6 +1,6 @@
 // Instantiates the tier conformance suite (conformance.hpp) for every tier.
-#include "test_util.hpp"
 #include "conformance.hpp"
+#include "test_util.hpp"
 
 #include "archive/archive.hpp"
 #include "tiers/l1_lru.hpp"
@@ -17,8 +17,7 @@ namespace {
 
 struct l1_fixture {
   [[maybe_unused]] static constexpr const char* name = "l1";
-  static constexpr bool bounded = true, exact_bytes = true, persistent = false,
-                        admission = false;
+  static constexpr bool bounded = true, exact_bytes = true, persistent = false, admission = false;
   fake_clock clk;
   std::unique_ptr<l1_lru> p;
   tier& t() { return *p; }
@@ -28,8 +27,7 @@ struct l1_fixture {
 
 struct l2_fixture {
   [[maybe_unused]] static constexpr const char* name = "l2";
-  static constexpr bool bounded = true, exact_bytes = true, persistent = false,
-                        admission = true;
+  static constexpr bool bounded = true, exact_bytes = true, persistent = false, admission = true;
   fake_clock clk;
   std::unique_ptr<l2_lfu> p;
   tier& t() { return *p; }
@@ -39,8 +37,7 @@ struct l2_fixture {
 
 struct memory_fixture {
   [[maybe_unused]] static constexpr const char* name = "mem";
-  static constexpr bool bounded = true, exact_bytes = true, persistent = false,
-                        admission = false;
+  static constexpr bool bounded = true, exact_bytes = true, persistent = false, admission = false;
   fake_clock clk;
   std::unique_ptr<memory_cache> p;
   tier& t() { return *p; }
@@ -58,8 +55,7 @@ using temp_dir = kura::testing::temp_dir;
 
 struct l3_fixture {
   [[maybe_unused]] static constexpr const char* name = "l3";
-  static constexpr bool bounded = true, exact_bytes = false, persistent = true,
-                        admission = false;
+  static constexpr bool bounded = true, exact_bytes = false, persistent = true, admission = false;
   fake_clock clk;
   temp_dir dir;
   l3_config cfg;
@@ -91,7 +87,7 @@ struct l3_fixture {
 struct l4_fixture {
   [[maybe_unused]] static constexpr const char* name = "l4";
   [[maybe_unused]] static constexpr bool bounded = false, exact_bytes = false, persistent = true,
-                        admission = false;
+                                         admission = false;
   fake_clock clk;
   temp_dir dir;
   archive::archive_config cfg;
@@ -118,9 +114,50 @@ struct l4_fixture {
   }
 };
 
+/// A fixed test key (encryption at rest).
+inline std::shared_ptr<const crypto::keyring> test_keys() {
+  auto kr = crypto::keyring::from_keys({{7, std::string(32, '\x5a')}});
+  REQUIRE(kr.ok());
+  return *kr;
+}
+
+/// L3 with encryption at rest: sealed records, keyed-hash LMDB keys.
+struct l3_sealed_fixture : l3_fixture {
+  [[maybe_unused]] static constexpr const char* name = "l3 encrypted";
+  void make(uint64_t cap, limits lim) {
+    p.reset();
+    cfg = l3_config{};
+    cfg.path = dir.sub("l3");
+    cfg.map_size = 256ull << 20;
+    cfg.max_bytes = cap;
+    cfg.lim = lim;
+    cfg.keys = test_keys();
+    std::filesystem::remove_all(cfg.path);
+    open();
+  }
+};
+
+/// L4 with encryption at rest: sealed blocks, keyed-hash index keys.
+struct l4_sealed_fixture : l4_fixture {
+  [[maybe_unused]] static constexpr const char* name = "l4 encrypted";
+  void make(uint64_t, limits lim) {
+    p.reset();
+    cfg = archive::archive_config{};
+    cfg.path = dir.sub("l4");
+    cfg.index_map_bytes = 256ull << 20;
+    cfg.durable = false;
+    cfg.lim = lim;
+    cfg.keys = test_keys();
+    std::filesystem::remove_all(cfg.path);
+    open();
+  }
+};
+
 } // namespace
 
-#define KURA_CONFORMANCE_FIXTURES l1_fixture, l2_fixture, memory_fixture, l3_fixture, l4_fixture
+#define KURA_CONFORMANCE_FIXTURES                                                                  \
+  l1_fixture, l2_fixture, memory_fixture, l3_fixture, l4_fixture, l3_sealed_fixture,               \
+      l4_sealed_fixture
 
 TEST_CASE_TEMPLATE_INVOKE(conf_basic, KURA_CONFORMANCE_FIXTURES);
 TEST_CASE_TEMPLATE_INVOKE(conf_metadata, KURA_CONFORMANCE_FIXTURES);
