@@ -66,6 +66,8 @@ public:
 
   /// Starts membership (joining through the seeds) at `now`.
   void start(uint64_t now, uint64_t incarnation = 0);
+  /// Joins through `seed` after starting alone (membership::join_via).
+  void join_via(node_id seed, uint64_t now) { members_.join_via(seed, now); }
   /// Graceful leave: membership gossips `left`, owned data is handed off.
   void leave(uint64_t now);
 
@@ -94,6 +96,8 @@ public:
   const replica_store& store() const { return *store_; }
   /// Direct store access for tests and divergence injection in the simulator.
   replica_store& store_for_test() { return *store_; }
+  /// The store, for its owner's timers (group commit, sweeps, flush).
+  replica_store& store_for_maintenance() { return *store_; }
   hlc& clock() { return hlc_; }
   const hint_store& hints() const { return hints_; }
   /// The ranges the last ring change asked to stream (for progress reporting).

@@ -510,3 +510,61 @@ TEST_CASE("routed commands pass the same AUTH / ACL check as local ones") {
   CHECK(k.call({"GET", "a"}) == bulk("1"));
   CHECK(k.call({"MULTI"}).value_or("").rfind("-ERR 'multi' is not available", 0) == 0);
 }
+
+TEST_CASE(
+    "cluster data lives in the node's tiers: a kill -9'd node serves its keys from its disk") {
+  test_cluster c;
+  std::vector<std::string> fast_commit{"--kura.l3.batch-max-age=20ms"};
+  for (auto id : {"n1", "n2", "n3"})
+    REQUIRE_MESSAGE(c.start(id, fast_commit).ready, c.logs());
+  INFO(c.logs());
+  REQUIRE(wait_for([&] { return c.all_see_alive(3); }));
+  // Keys n2 replicates, written through n1.
+  client k1(c["n1"].port);
+  std::vector<std::string> keys;
+  for (int i = 0; keys.size() < 100 && i < 5000; ++i) {
+    auto key = "disk:" + std::to_string(i);
+    auto owners = bulk_array(k1.call({"KURA.OWNERS", key}).value_or(""));
+    if (std::find(owners.begin(), owners.end(), "n2") != owners.end())
+      keys.push_back(key);
+  }
+  REQUIRE(keys.size() == 100);
+  for (size_t i = 0; i < keys.size(); ++i)
+    REQUIRE(k1.call({"SET", keys[i], "v" + std::to_string(i)}) == std::string("+OK\r\n"));
+  CHECK(k1.call({"DEL", keys[0]}) == std::string(":1\r\n")); // a tombstone on disk too
+  // The group commit window (20 ms here) passes; then n2 dies hard.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto data_dir = c["n2"].data_dir;
+  c["n2"].stop(SIGKILL);
+  // Nobody else can answer: n1 and n3 are frozen.
+  ::kill(c["n1"].pid, SIGSTOP);
+  ::kill(c["n3"].pid, SIGSTOP);
+  struct resume {
+    test_cluster& c;
+    ~resume() {
+      for (auto id : {"n1", "n3"})
+        if (c[id].pid > 0)
+          ::kill(c[id].pid, SIGCONT);
+    }
+  } guard{c};
+  auto& n2 = c.start("n2", fast_commit, data_dir, "n2b");
+  REQUIRE(n2.ready);
+  client k2(n2.port);
+  // It serves alone once its seed stays silent (2 x request-timeout).
+  CHECK(wait_for([&] { return k2.call({"GET", keys[1]}) == bulk("v1"); }, 20000));
+  size_t served = 0;
+  for (size_t i = 1; i < keys.size(); ++i)
+    served += k2.call({"GET", keys[i]}) == bulk("v" + std::to_string(i)) ? 1 : 0;
+  CHECK(served == keys.size() - 1);
+  CHECK(k2.call({"GET", keys[0]}) == std::string("$-1\r\n")); // still deleted
+  CHECK(n2.log().find("serving this node's data alone") != std::string::npos);
+  // The others come back: n2 merges into their cluster and writes work again.
+  ::kill(c["n1"].pid, SIGCONT);
+  ::kill(c["n3"].pid, SIGCONT);
+  CHECK(wait_for([&] {
+    return count_state(members_json(n2.cluster_port), "alive") == 3 &&
+           member_state(members_json(c["n1"].cluster_port), "n2") == "alive";
+  }));
+  CHECK(wait_for([&] { return k2.call({"SET", "after:restart", "x"}) == std::string("+OK\r\n"); }));
+  CHECK(c["n3"].cli("get after:restart") == "x\n");
+}
