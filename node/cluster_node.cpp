@@ -2,6 +2,7 @@
 
 #include "gossip/tier_store.hpp"
 #include "node/archive_node.hpp"
+#include "node/cluster_routing.hpp"
 
 #include <caf/all.hpp>
 
@@ -101,6 +102,7 @@ actors::cluster_settings cluster_settings_of(const node_config& cfg, const std::
   s.request_timeout_ms = ms(cfg.cluster_request_timeout);
   s.tick_ms = std::clamp<uint64_t>(s.heartbeat_ms / 10, 10, 100);
   s.near_cache = cfg.cluster_near_cache;
+  s.exec = exec_owned;
   return s;
 }
 

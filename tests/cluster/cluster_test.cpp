@@ -134,7 +134,7 @@ TEST_CASE("any node serves any key; owners; reads fail over when the owner is ki
   // reply, so one replica acknowledged them all.
   CHECK(k1.call({"WAIT", "1", "100"}) == std::string(":1\r\n"));
   CHECK(k1.call({"WAIT", "2", "50"}) == std::string(":1\r\n")); // after the timeout
-  CHECK(k1.call({"INCR", "a"}).value_or("").rfind("-ERR 'incr' is not available", 0) == 0);
+  CHECK(k1.call({"INCR", "c"}) == std::string(":4\r\n"));       // runs at c's owner
 
   // Kill the owner of user:1: a surviving non-owner still reads it from the
   // replica (the fetch to the owner fails over), before and after the owner
@@ -567,4 +567,104 @@ TEST_CASE(
   }));
   CHECK(wait_for([&] { return k2.call({"SET", "after:restart", "x"}) == std::string("+OK\r\n"); }));
   CHECK(c["n3"].cli("get after:restart") == "x\n");
+}
+
+TEST_CASE("read-modify-write commands run at the key's owner; keyspace-wide commands fan out") {
+  test_cluster c;
+  start_three(c);
+  INFO(c.logs());
+  client k1(c["n1"].port), k2(c["n2"].port), k3(c["n3"].port);
+  // INCR from three nodes at once, pipelined: atomic per key (no lost update).
+  {
+    std::vector<std::thread> ts;
+    std::atomic<int> oks{0};
+    for (auto id : {"n1", "n2", "n3"})
+      ts.emplace_back([&, port = c[id].port] {
+        client w(port);
+        std::string batch;
+        for (int i = 0; i < 100; ++i)
+          batch += client::multibulk({"INCR", "counter"});
+        if (!w.send(batch))
+          return;
+        for (int i = 0; i < 100; ++i) {
+          auto r = w.reply();
+          if (r && r->rfind(":", 0) == 0)
+            ++oks;
+        }
+      });
+    for (auto& t : ts)
+      t.join();
+    CHECK(oks.load() == 300);
+    CHECK(k2.call({"GET", "counter"}) == bulk("300"));
+  }
+  CHECK(k1.call({"DECRBY", "counter", "50"}) == std::string(":250\r\n"));
+  CHECK(k3.call({"INCRBYFLOAT", "f", "10.5"}) == bulk("10.5"));
+  CHECK(k1.call({"INCRBYFLOAT", "f", "0.1"}) == bulk("10.6"));
+  CHECK(k1.call({"SET", "s", "abc"}) == std::string("+OK\r\n"));
+  CHECK(k2.call({"INCR", "s"}).value_or("").rfind("-ERR value is not an integer", 0) == 0);
+  CHECK(k2.call({"APPEND", "s", "def"}) == std::string(":6\r\n"));
+  CHECK(k3.call({"SETRANGE", "s", "1", "XY"}) == std::string(":6\r\n"));
+  CHECK(k1.call({"GET", "s"}) == bulk("aXYdef"));
+  CHECK(k1.call({"GETSET", "s", "new"}) == bulk("aXYdef"));
+  CHECK(k2.call({"SETNX", "s", "no"}) == std::string(":0\r\n"));
+  CHECK(k2.call({"SETNX", "fresh", "yes"}) == std::string(":1\r\n"));
+  CHECK(k3.call({"SET", "fresh", "x", "NX"}) == std::string("$-1\r\n"));
+  CHECK(k3.call({"SET", "fresh", "x", "XX", "GET"}) == bulk("yes"));
+  CHECK(k3.call({"SET", "absent", "x", "XX"}) == std::string("$-1\r\n"));
+  CHECK(k1.call({"GET", "fresh"}) == bulk("x"));
+  CHECK(k1.call({"GETDEL", "fresh"}) == bulk("x"));
+  CHECK(k2.call({"EXISTS", "fresh"}) == std::string(":0\r\n"));
+  // Expiry: EXPIRE / TTL / PERSIST / GETEX / KEEPTTL.
+  CHECK(k1.call({"EXPIRE", "s", "100"}) == std::string(":1\r\n"));
+  auto ttl = k2.call({"TTL", "s"}).value_or("");
+  CHECK((ttl == ":100\r\n" || ttl == ":99\r\n"));
+  CHECK(k3.call({"EXPIRE", "s", "200", "NX"}) == std::string(":0\r\n"));
+  CHECK(k3.call({"SET", "s", "kept", "KEEPTTL"}) == std::string("+OK\r\n"));
+  CHECK(k1.call({"TTL", "s"}).value_or("") != ":-1\r\n");
+  CHECK(k2.call({"PERSIST", "s"}) == std::string(":1\r\n"));
+  CHECK(k1.call({"TTL", "s"}) == std::string(":-1\r\n"));
+  CHECK(k3.call({"GETEX", "s", "PX", "50000"}) == bulk("kept"));
+  CHECK(k1.call({"PTTL", "s"}).value_or("").rfind(":4", 0) == 0);
+  CHECK(k2.call({"EXPIRE", "s", "0"}) == std::string(":1\r\n")); // the past: deleted
+  CHECK(k1.call({"GET", "s"}) == std::string("$-1\r\n"));
+  CHECK(k1.call({"EXPIRE", "nothing", "10"}) == std::string(":0\r\n"));
+  CHECK(k1.call({"INCR"}).value_or("").rfind("-ERR wrong number of arguments", 0) == 0);
+
+  // Keyspace-wide: every key counted once, whichever node is asked.
+  CHECK(k1.call({"FLUSHALL"}) == std::string("+OK\r\n"));
+  CHECK(k2.call({"DBSIZE"}) == std::string(":0\r\n"));
+  std::string batch;
+  for (int i = 0; i < 200; ++i)
+    batch += client::multibulk({"SET", "ks:" + std::to_string(i), "v"});
+  batch += client::multibulk({"SET", "other", "v"});
+  REQUIRE(k3.send(batch));
+  for (int i = 0; i < 201; ++i)
+    REQUIRE(k3.reply() == std::string("+OK\r\n"));
+  for (auto* k : {&k1, &k2, &k3})
+    CHECK(k->call({"DBSIZE"}) == std::string(":201\r\n"));
+  auto keys = bulk_array(k2.call({"KEYS", "ks:1*"}).value_or(""));
+  CHECK(keys.size() == 111); // ks:1, ks:10-19, ks:100-199
+  std::set<std::string> seen;
+  std::string cursor = "0";
+  int rounds = 0;
+  do {
+    REQUIRE(k1.send(client::multibulk({"SCAN", cursor, "MATCH", "ks:*", "COUNT", "17"})));
+    auto r = k1.reply().value_or("");
+    // *2 $n cursor *k ...
+    auto p = r.find("\r\n", r.find('$'));
+    auto nl = r.find("\r\n", p + 2);
+    cursor = r.substr(p + 2, nl - p - 2);
+    auto rest = r.substr(nl + 2);
+    for (auto& k : bulk_array(rest))
+      CHECK_MESSAGE(seen.insert(k).second, "SCAN returned " << k << " twice");
+    ++rounds;
+  } while (cursor != "0" && rounds < 1000);
+  CHECK(seen.size() == 200);
+  CHECK(rounds > 5);
+  CHECK(k3.call({"RANDOMKEY"}).value_or("").rfind("$", 0) == 0);
+  CHECK(k3.call({"RANDOMKEY"}) != std::string("$-1\r\n"));
+  CHECK(k2.call({"FLUSHALL"}) == std::string("+OK\r\n"));
+  CHECK(k1.call({"DBSIZE"}) == std::string(":0\r\n"));
+  CHECK(k3.call({"RANDOMKEY"}) == std::string("$-1\r\n"));
+  CHECK(k1.call({"GET", "ks:5"}) == std::string("$-1\r\n"));
 }
