@@ -35,6 +35,7 @@ gossip::node_config make_node_config(const cluster_settings& s, gossip::node_id 
   nc.read_timeout_ms = s.request_timeout_ms;
   nc.near_ttl_ms = s.near_cache ? 60'000 : 0;
   nc.ack_after_invalidation = true;
+  nc.sloppy_quorum = true;
   return nc;
 }
 

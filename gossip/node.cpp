@@ -159,6 +159,16 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
           writes_.erase(a->rid);
       }
     }
+  } else if (auto* hm = std::get_if<hint_msg>(&msg)) {
+    entry e = hm->e.to_entry();
+    hlc_.observe(e.ver, now);
+    if (hm->target == id()) {
+      apply_entry(e, now);
+    } else {
+      hints_.add(hm->target, e);
+      ++stats_.hints_stored;
+    }
+    send(from, replicate_ack_msg{hm->rid, key_version{e.key, e.ver.hlc, e.ver.node}});
   } else if (auto* f = std::get_if<fetch_msg>(&msg)) {
     fetch_reply_msg rep;
     rep.rid = f->rid;
@@ -331,6 +341,10 @@ uint64_t node::write(const std::string& key, const std::string& value, uint64_t 
   raise_floor(key, e.ver);
   auto& w = writes_.add(rid, e, std::move(waiting), acks, plan.acks_needed,
                         now + cfg_.write_timeout_ms, now + cfg_.retry_ms);
+  if (cfg_.sloppy_quorum)
+    for (node_id t : plan.targets)
+      if (t != id() && members_.info(t) && members_.info(t)->state == member_state::suspect)
+        recruit_holder(w, t, now);
   if (!plan.achievable())
     finish_write(w, false); // still replicated where possible, but not acknowledged
   else if (w.acks >= w.needed)
@@ -338,6 +352,43 @@ uint64_t node::write(const std::string& key, const std::string& value, uint64_t 
   if (w.reported && w.waiting.empty())
     writes_.erase(rid);
   return rid;
+}
+
+void node::recruit_holder(pending_writes::write& w, node_id target, uint64_t now) {
+  (void)now;
+  for (auto& [h, t] : w.holders)
+    if (t == target)
+      return; // one holder per suspect replica
+  auto replicas = ring_.replicas(w.e.key);
+  auto is_replica = [&](node_id n) {
+    return std::find(replicas.begin(), replicas.end(), n) != replicas.end();
+  };
+  auto usable = [&](node_id n) {
+    auto m = members_.info(n);
+    return !is_replica(n) && w.holders.count(n) == 0 && m && m->state == member_state::alive;
+  };
+  if (usable(id())) {
+    // We coordinate and are no replica: we keep the hint and count as a copy.
+    hints_.add(target, w.e);
+    ++stats_.hints_stored;
+    w.holders[id()] = target;
+    ++w.acks;
+  } else {
+    // The next live node after the key's position that is no replica.
+    const auto& ms = ring_.members();
+    if (ms.empty())
+      return;
+    size_t start = static_cast<size_t>(ring_.position(w.e.key) % ms.size());
+    node_id h = no_node;
+    for (size_t i = 0; i < ms.size() && h == no_node; ++i)
+      if (usable(ms[(start + i) % ms.size()]))
+        h = ms[(start + i) % ms.size()];
+    if (h == no_node)
+      return;
+    w.holders[h] = target;
+    w.waiting.insert(h);
+    send(h, hint_msg{w.rid, target, wire_entry::from(w.e)});
+  }
 }
 
 void node::finish_write(pending_writes::write& w, bool ok) {
@@ -423,10 +474,26 @@ void node::tick(uint64_t now) {
         ++t;
       }
     }
+    if (cfg_.sloppy_quorum && !w.reported) {
+      std::vector<node_id> suspects;
+      for (node_id t : w.waiting)
+        if (w.holders.count(t) == 0 && members_.info(t) &&
+            members_.info(t)->state == member_state::suspect)
+          suspects.push_back(t);
+      for (node_id t : suspects)
+        recruit_holder(w, t, now);
+      if (w.acks >= w.needed)
+        finish_write(w, true);
+    }
     if (now >= w.next_retry) {
       w.next_retry = now + cfg_.retry_ms;
-      for (node_id t : w.waiting)
-        send(t, replicate_msg{w.rid, wire_entry::from(w.e)});
+      for (node_id t : w.waiting) {
+        auto h = w.holders.find(t);
+        if (h != w.holders.end())
+          send(t, hint_msg{w.rid, h->second, wire_entry::from(w.e)});
+        else
+          send(t, replicate_msg{w.rid, wire_entry::from(w.e)});
+      }
     }
     if (now >= w.deadline) {
       if (!w.reported)

@@ -47,6 +47,12 @@ struct node_config {
   /// holder of the key acknowledged its invalidation (or was declared dead),
   /// so no node serves a near copy older than a write that returned (kura-node).
   bool ack_after_invalidation = false;
+  /// Dynamo's sloppy quorum (kura-node): a write whose replica is suspect
+  /// goes, as a hint for that replica, to a live node outside the key's
+  /// replicas (the coordinator itself when it is not one); the hint holder's
+  /// acknowledgement counts toward write_acks, and it hands the write off when
+  /// the replica is alive again. Off: only replicas count (kura-sim's seeds).
+  bool sloppy_quorum = false;
 };
 
 /// The answer to a client call.
@@ -131,6 +137,8 @@ private:
   /// The slots this node and `peer` both replicate (cached per ring).
   const std::vector<bool>& shared_mask(node_id peer);
   void send_fetch(uint64_t req, uint64_t now);
+  /// Sloppy quorum: finds a holder for `w`'s copy meant for suspect `target`.
+  void recruit_holder(pending_writes::write& w, node_id target, uint64_t now);
 
   node_config cfg_;
   outbox out_;
