@@ -36,6 +36,7 @@ gossip::node_config make_node_config(const cluster_settings& s, gossip::node_id 
   nc.near_ttl_ms = s.near_cache ? 60'000 : 0;
   nc.ack_after_invalidation = true;
   nc.sloppy_quorum = true;
+  nc.catch_up_reads = true;
   return nc;
 }
 

@@ -19,6 +19,8 @@ void node::start(uint64_t now, uint64_t incarnation) {
   // Never mint a version below what the store holds (a restart with its disk).
   hlc_.observe(store_->max_version(), now);
   members_.start(now, incarnation);
+  for (node_id sd : cfg_.members.seeds)
+    catch_up_ = catch_up_ || (cfg_.catch_up_reads && sd != id());
   next_sync_ms_ =
       now + cfg_.members.sync_interval_ms / 2 + rng_.below(cfg_.members.sync_interval_ms / 2 + 1);
   next_hint_ms_ = now + cfg_.retry_ms;
@@ -43,6 +45,11 @@ void node::on_view_change(uint64_t now, bool from_tick) {
   ring before = ring_;
   ring_ = ring(members_.ring_members(), cfg_.ring);
   masks_.clear();
+  if (catch_up_ && catch_up_until_ == 0 && members_.joined() && ring_.members().size() > 1) {
+    // Joined: catch up with every peer now instead of at the next sync.
+    catch_up_until_ = now + cfg_.members.sync_interval_ms;
+    sync_step(now);
+  }
   if (before.empty())
     return;
   last_plan_ = transfer_plan(before, ring_);
@@ -85,6 +92,18 @@ status node::on_message(node_id from, std::string_view bytes, uint64_t now) {
   if (!members_.handle(from, *m, now))
     handle(from, *m, now);
   on_view_change(now, false);
+  if (catch_up_ && members_.joined()) {
+    std::vector<std::pair<uint64_t, std::string>> ready;
+    for (auto it = reads_.begin(); it != reads_.end();)
+      if (it->second.wait_join) {
+        ready.emplace_back(it->first, std::move(it->second.key));
+        it = reads_.erase(it);
+      } else {
+        ++it;
+      }
+    for (auto& [rid, key] : ready)
+      dispatch_read(rid, key, now);
+  }
   return status{};
 }
 
@@ -193,6 +212,11 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
     reads_.erase(it);
     if (fr->found) {
       entry e = fr->e.to_entry();
+      if (e.key == key && ring_.is_replica(id(), key)) {
+        apply_entry(e, now); // a catch-up read: repair our copy, serve the newest
+        serve_read(fr->rid, key, nullptr, now);
+        return;
+      }
       if (e.key == key && !(e.ver < floor(key))) {
         near_[key] = near_copy{e, now + cfg_.near_ttl_ms};
         serve_read(fr->rid, key, &e, now);
@@ -396,19 +420,50 @@ void node::finish_write(pending_writes::write& w, bool ok) {
   results_.push_back(client_result{w.rid, true, ok, false, w.e});
 }
 
+bool node::catching_up(uint64_t now) const {
+  return catch_up_ && (catch_up_until_ == 0 || now < catch_up_until_);
+}
+
 uint64_t node::read(const std::string& key, uint64_t now) {
   uint64_t rid = next_rid_++;
   ++stats_.reads;
+  dispatch_read(rid, key, now);
+  return rid;
+}
+
+void node::dispatch_read(uint64_t rid, const std::string& key, uint64_t now) {
+  if (catching_up(now) && !members_.joined()) {
+    pending_read pr;
+    pr.key = key;
+    pr.wait_join = true;
+    pr.deadline = now + cfg_.read_timeout_ms;
+    reads_[rid] = std::move(pr);
+    return;
+  }
   if (ring_.empty() || ring_.is_replica(id(), key)) {
-    ++stats_.local_reads;
-    serve_read(rid, key, nullptr, now);
-    return rid;
+    std::vector<node_id> others;
+    if (catching_up(now))
+      for (node_id r : ring_.replicas(key))
+        if (r != id())
+          others.push_back(r);
+    if (others.empty()) {
+      ++stats_.local_reads;
+      serve_read(rid, key, nullptr, now);
+      return;
+    }
+    pending_read pr;
+    pr.key = key;
+    pr.candidates = std::move(others);
+    pr.deadline = now + cfg_.read_timeout_ms;
+    reads_[rid] = std::move(pr);
+    send_fetch(rid, now);
+    return;
   }
   auto it = near_.find(key);
   if (it != near_.end() && it->second.until > now && !(it->second.e.ver < floor(key))) {
     ++stats_.local_reads;
     serve_read(rid, key, nullptr, now);
-    return rid;
+    return;
   }
   pending_read pr;
   pr.key = key;
@@ -418,7 +473,6 @@ uint64_t node::read(const std::string& key, uint64_t now) {
   pr.deadline = now + cfg_.read_timeout_ms;
   reads_[rid] = std::move(pr);
   send_fetch(rid, now);
-  return rid;
 }
 
 void node::send_fetch(uint64_t req, uint64_t now) {
@@ -526,6 +580,16 @@ void node::tick(uint64_t now) {
   }
   // Reads waiting on a fetch: next replica, or answer from what we have.
   for (auto it = reads_.begin(); it != reads_.end();) {
+    if (it->second.wait_join && (members_.joined() || now >= it->second.deadline)) {
+      uint64_t req = it->first;
+      std::string key = it->second.key;
+      it = reads_.erase(it);
+      if (members_.joined())
+        dispatch_read(req, key, now);
+      else
+        serve_read(req, key, nullptr, now);
+      continue;
+    }
     if (now < it->second.deadline) {
       ++it;
       continue;
