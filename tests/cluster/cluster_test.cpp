@@ -509,6 +509,17 @@ TEST_CASE("routed commands pass the same AUTH / ACL check as local ones") {
   CHECK(k.call({"SET", "a", "1"}) == std::string("+OK\r\n"));
   CHECK(k.call({"GET", "a"}) == bulk("1"));
   CHECK(k.call({"MULTI"}).value_or("").rfind("-ERR 'multi' is not available", 0) == 0);
+  // The ops port's `members` checks the CLI's credentials as INFO does.
+  int rc = 0;
+  auto kura = bin_dir() + "/kura --timeout=3000 --port=" + std::to_string(c["n1"].cluster_port);
+  auto out = run_shell(kura + " members 2>&1", &rc);
+  CHECK(rc == 1);
+  CHECK(out.find("NOAUTH") != std::string::npos);
+  out = run_shell(kura + " --password=wrong members 2>&1", &rc);
+  CHECK(rc == 1);
+  out = run_shell(kura + " --password=pw members 2>&1", &rc);
+  CHECK(rc == 0);
+  CHECK(out.find("n1") != std::string::npos);
 }
 
 TEST_CASE(
