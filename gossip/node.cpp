@@ -665,10 +665,11 @@ void node::handoff_step(uint64_t now) {
     return;
   std::map<node_id, handoff_msg> batches;
   std::vector<std::string> done;
-  store_->for_each([&](const entry& e) {
-    uint64_t p = ring_.position(e.key);
+  // Keys and versions only (no tier read per key held); a value is read only
+  // when it is shipped.
+  store_->for_each_key_from(0, [&](uint64_t p, const entry& e) {
     if (ring_.is_replica_at(id(), p))
-      return;
+      return true;
     auto reps = ring_.replicas_at(p);
     auto acks = handoff_acks_.find(e.key);
     bool all = true;
@@ -682,11 +683,13 @@ void node::handoff_step(uint64_t now) {
         all = false;
         auto& b = batches[r];
         if (b.entries.size() < cfg_.batch)
-          b.entries.push_back(wire_entry::from(e));
+          if (auto full = store_->get(e.key))
+            b.entries.push_back(wire_entry::from(*full));
       }
     }
     if (all)
       done.push_back(e.key);
+    return true;
   });
   for (auto& k : done) {
     if (auto e = store_->get(k))
@@ -704,12 +707,11 @@ void node::handoff_step(uint64_t now) {
 void node::tombstone_step(uint64_t now) {
   std::map<node_id, tomb_check_msg> checks;
   std::vector<std::string> collect;
-  store_->for_each([&](const entry& e) {
+  store_->for_each_key_from(0, [&](uint64_t p, const entry& e) {
     if (!e.is_tombstone() || now < e.ver.ms() + cfg_.tombstone_grace_ms)
-      return;
-    uint64_t p = ring_.position(e.key);
+      return true;
     if (!ring_.is_replica_at(id(), p))
-      return; // handoff_step deals with it
+      return true; // handoff_step deals with it
     std::vector<node_id> others;
     for (node_id r : ring_.replicas_at(p))
       if (r != id())
@@ -717,13 +719,14 @@ void node::tombstone_step(uint64_t now) {
     auto missing = tombstones_.missing(e.key, e.ver, others);
     if (missing.empty()) {
       collect.push_back(e.key);
-      return;
+      return true;
     }
     for (node_id m : missing) {
       auto& c = checks[m];
       if (c.keys.size() < cfg_.batch)
         c.keys.push_back(key_version{e.key, e.ver.hlc, e.ver.node});
     }
+    return true;
   });
   for (auto& k : collect) {
     if (auto e = store_->get(k))

@@ -627,15 +627,18 @@ TEST_CASE("read-modify-write commands run at the key's owner; keyspace-wide comm
   CHECK(k2.call({"EXISTS", "fresh"}) == std::string(":0\r\n"));
   // Expiry: EXPIRE / TTL / PERSIST / GETEX / KEEPTTL.
   CHECK(k1.call({"EXPIRE", "s", "100"}) == std::string(":1\r\n"));
-  auto ttl = k2.call({"TTL", "s"}).value_or("");
-  CHECK((ttl == ":100\r\n" || ttl == ":99\r\n"));
+  auto ttl = std::strtoll(k2.call({"TTL", "s"}).value_or(":0").c_str() + 1, nullptr, 10);
+  CHECK(ttl > 0);
+  CHECK(ttl <= 100);
   CHECK(k3.call({"EXPIRE", "s", "200", "NX"}) == std::string(":0\r\n"));
   CHECK(k3.call({"SET", "s", "kept", "KEEPTTL"}) == std::string("+OK\r\n"));
   CHECK(k1.call({"TTL", "s"}).value_or("") != ":-1\r\n");
   CHECK(k2.call({"PERSIST", "s"}) == std::string(":1\r\n"));
   CHECK(k1.call({"TTL", "s"}) == std::string(":-1\r\n"));
   CHECK(k3.call({"GETEX", "s", "PX", "50000"}) == bulk("kept"));
-  CHECK(k1.call({"PTTL", "s"}).value_or("").rfind(":4", 0) == 0);
+  auto pttl = std::strtoll(k1.call({"PTTL", "s"}).value_or(":0").c_str() + 1, nullptr, 10);
+  CHECK(pttl > 0);
+  CHECK(pttl <= 50000);
   CHECK(k2.call({"EXPIRE", "s", "0"}) == std::string(":1\r\n")); // the past: deleted
   CHECK(k1.call({"GET", "s"}) == std::string("$-1\r\n"));
   CHECK(k1.call({"EXPIRE", "nothing", "10"}) == std::string(":0\r\n"));
