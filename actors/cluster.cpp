@@ -35,6 +35,8 @@ gossip::node_config make_node_config(const cluster_settings& s, gossip::node_id 
   nc.read_timeout_ms = s.request_timeout_ms;
   nc.near_ttl_ms = s.near_cache ? 60'000 : 0;
   nc.ack_after_invalidation = true;
+  nc.sloppy_quorum = true;
+  nc.catch_up_reads = true;
   return nc;
 }
 
@@ -44,14 +46,17 @@ const char* state_name(gossip::member_state st) {
 
 } // namespace
 
-cluster_core::cluster_core(cluster_settings s) : s_(std::move(s)), gid_(gossip_id_of(s_.name)) {}
+cluster_core::cluster_core(cluster_settings s, std::unique_ptr<gossip::replica_store> store)
+    : s_(std::move(s)), gid_(gossip_id_of(s_.name)), store_(std::move(store)) {}
 
 void cluster_core::start(uint64_t now, std::vector<gossip::node_id> seeds, uint64_t incarnation) {
   auto nc = make_node_config(s_, gid_);
   nc.members.seeds = std::move(seeds);
   std::random_device rd;
   uint64_t seed = (static_cast<uint64_t>(rd()) << 32) ^ rd() ^ now;
-  node_.emplace(nc, seed);
+  // gossip::node::start seeds the HLC with the store's max_version (L3's
+  // persisted high-water mark), so versions keep rising across restarts.
+  node_.emplace(nc, seed, std::move(store_));
   node_->start(now, incarnation);
   pump();
 }
@@ -91,6 +96,47 @@ void cluster_core::read(const std::string& key, result_fn fn) {
   pump();
 }
 
+std::optional<entry> cluster_core::local(std::string_view key) const {
+  if (!node_)
+    return std::nullopt;
+  return node_->store().get(key);
+}
+
+std::vector<gossip::node_id> cluster_core::ring_members() const {
+  if (!node_)
+    return {};
+  return node_->current_ring().members();
+}
+
+std::vector<gossip::node_id> cluster_core::replica_ids(std::string_view key) const {
+  if (!node_)
+    return {};
+  return node_->current_ring().replicas(key);
+}
+
+void cluster_core::forward(gossip::node_id to, std::vector<std::string> args, forward_fn fn) {
+  if (to == gid_) {
+    if (!s_.exec)
+      return fn(false, {});
+    return s_.exec(*this, std::move(args), [fn](std::string r) { fn(true, std::move(r)); });
+  }
+  if (!send_exec)
+    return fn(false, {});
+  auto token = next_token_++;
+  forwards_.emplace(token, std::move(fn));
+  send_exec(to, seal(static_cast<uint32_t>(cluster_msg_type::exec), exec_request{std::move(args)}),
+            token);
+}
+
+void cluster_core::on_exec_reply(uint64_t token, bool ok, std::string reply) {
+  auto it = forwards_.find(token);
+  if (it == forwards_.end())
+    return;
+  auto fn = std::move(it->second);
+  forwards_.erase(it);
+  fn(ok, std::move(reply));
+}
+
 status cluster_core::on_message(gossip::node_id from, std::string_view bytes, uint64_t now) {
   if (!node_)
     return status{};
@@ -112,7 +158,33 @@ void cluster_core::tick(uint64_t now) {
   if (!node_)
     return;
   node_->tick(now);
+  // The store's group commit (L3 write-behind: one LMDB transaction per batch,
+  // never one per SET) and, once a second, a bounded expiry sweep.
+  size_t sweep = 0;
+  if (now >= next_sweep_ms_) {
+    next_sweep_ms_ = now + 1000;
+    sweep = 256;
+  }
+  if (auto st = node_->store_for_maintenance().tick(sweep); !st) {
+    if (++store_errors_ <= 10 || store_errors_ % 1000 == 0)
+      std::cerr << "kura-node: cluster: store: " << st.message() << std::endl;
+  }
   pump();
+}
+
+void cluster_core::join_via(gossip::node_id seed, uint64_t now) {
+  if (!node_)
+    return;
+  node_->join_via(seed, now);
+  pump();
+}
+
+void cluster_core::flush_store() {
+  auto* st = node_ ? &node_->store_for_maintenance() : store_.get();
+  if (!st)
+    return;
+  if (auto r = st->flush(); !r)
+    std::cerr << "kura-node: cluster: store flush: " << r.message() << std::endl;
 }
 
 void cluster_core::peer_unreachable(gossip::node_id peer, uint64_t now) {
@@ -218,6 +290,7 @@ std::string cluster_mac(const std::string& key, const std::string& data) {
 namespace {
 
 using tick_atom = caf::atom_constant<caf::atom("ctick")>;
+using fwd_atom = caf::atom_constant<caf::atom("cfwd")>;
 using leave_atom = caf::atom_constant<caf::atom("cleave")>;
 
 constexpr size_t max_queued_per_peer = 1024;
@@ -248,6 +321,10 @@ struct coord_state {
   std::map<caf::node_id, pending_hello> hellos;
   std::vector<seed_state> seeds;
   uint64_t incarnation = 0;
+  uint64_t started_ms = 0;
+  /// Started alone because no seed answered (a restart on its data while the
+  /// seeds were down): join through the first seed that answers.
+  bool alone = false;
   bool leaving = false;
   std::map<std::string, uint64_t> log_counts;
   static inline const char* name = "kura.cluster";
@@ -434,7 +511,12 @@ void try_seeds(coord_ptr self) {
           auto& st = self->state;
           st.seeds[i].gid = gid;
           st.seeds[i].connecting = false;
-          if (!st.core->ready()) {
+          if (st.alone) {
+            st.alone = false;
+            st.core->join_via(gid, now_ms());
+            std::cerr << "kura-node: cluster: seed " << st.seeds[i].host << ":" << st.seeds[i].port
+                      << " answered; joining its cluster" << std::endl;
+          } else if (!st.core->ready()) {
             std::vector<gossip::node_id> ids;
             for (auto& s : st.seeds)
               if (s.gid != gossip::no_node)
@@ -456,6 +538,7 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
   auto& st = self->state;
   st.core = std::move(core);
   st.incarnation = incarnation;
+  st.started_ms = now_ms();
   auto& s = st.core->settings();
   for (auto& hp : s.seeds) {
     seed_state sd;
@@ -469,6 +552,10 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
   }
   st.core->send = [self](gossip::node_id to, std::string bytes) {
     send_to(self, to, std::move(bytes));
+  };
+  // Called from the RESP broker's context: the request itself is made in ours.
+  st.core->send_exec = [self](gossip::node_id to, std::string bytes, uint64_t token) {
+    caf::anon_send(caf::actor_cast<caf::actor>(self), fwd_atom::value, to, std::move(bytes), token);
   };
   if (st.seeds.empty()) {
     st.core->start(now_ms(), {}, incarnation);
@@ -495,14 +582,31 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
              "dropped an unexpected message " + to_string(mv.content()).substr(0, 120));
     return caf::result<caf::message>{caf::sec::unexpected_message};
   });
+  // Commit what the store holds when the coordinator stops (runs on the
+  // multiplexer thread, like every other use of the store).
+  self->attach_functor([core = st.core] { core->flush_store(); });
   self->send(self, tick_atom::value);
   return {
       [self](tick_atom) {
         auto& st = self->state;
         auto now = now_ms();
-        if (!st.core->ready()) {
+        auto& cs = st.core->settings();
+        if (!st.core->ready() && st.incarnation > 1 &&
+            now >= st.started_ms + 2 * cs.request_timeout_ms) {
+          // A restart (not a first start) whose seeds do not answer: serve
+          // what this node's disk holds as a cluster of one (reads only when
+          // write-acks > 1) and keep dialing the seeds to merge back.
+          for (auto& sd : st.seeds)
+            sd.gid = gossip::no_node;
+          st.alone = true;
+          st.core->start(now, {}, st.incarnation);
+          std::cerr << "kura-node: cluster: no seed answers; serving this node's data alone "
+                       "until one does"
+                    << std::endl;
+        }
+        if (!st.core->ready() || st.alone)
           try_seeds(self);
-        } else {
+        if (st.core->ready()) {
           st.core->tick(now);
           for (auto& [gid, p] : st.peers)
             if (!p.hdl && !p.queue.empty())
@@ -570,6 +674,46 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
           log_line(self, "bad:" + std::to_string(from),
                    "dropped a bad message from " + st.core->name_of(from) + ": " + res.message());
       },
+      [self](fwd_atom, uint32_t to, std::string& bytes, uint64_t token) {
+        auto& st = self->state;
+        auto core = st.core;
+        auto it = st.peers.find(to);
+        if (it == st.peers.end() || !it->second.hdl) {
+          connect_peer(self, to);
+          core->on_exec_reply(token, false, {});
+          return;
+        }
+        self->request(it->second.hdl,
+                      std::chrono::milliseconds(core->settings().request_timeout_ms),
+                      exec_atom::value, core->self_id(), std::move(bytes))
+            .then([core, token](std::string& reply) { core->on_exec_reply(token, true, reply); },
+                  [core, token](caf::error&) { core->on_exec_reply(token, false, {}); });
+      },
+      [self](exec_atom, uint32_t from, const std::string& bytes) -> caf::result<std::string> {
+        auto& st = self->state;
+        auto sender = self->current_sender();
+        auto it = sender ? st.authed.find(sender->node()) : st.authed.end();
+        if (it == st.authed.end() || it->second != from) {
+          log_line(self, "stranger",
+                   "dropped a forwarded command from an unauthenticated peer " +
+                       (sender ? to_string(sender->node()) : std::string("(anonymous)")));
+          return caf::make_error(caf::sec::invalid_argument, "not authenticated");
+        }
+        auto env = decode_envelope(bytes);
+        result<exec_request> req =
+            env && env->type == static_cast<uint32_t>(cluster_msg_type::exec)
+                ? from_msgpack<exec_request>(env->payload)
+                : result<exec_request>(error{errc::decode_error, "not an exec request"});
+        if (!req || req->args.empty() || !st.core->settings().exec || !st.core->ready()) {
+          log_line(self, "badexec:" + std::to_string(from),
+                   "dropped a bad forwarded command from " + st.core->name_of(from));
+          return caf::make_error(caf::sec::invalid_argument, "bad exec request");
+        }
+        auto rp = self->make_response_promise<std::string>();
+        st.core->settings().exec(*st.core, std::move(req->args),
+                                 [rp](std::string reply) mutable { rp.deliver(std::move(reply)); });
+        return rp;
+      },
       [self](members_atom) -> std::string {
         return seal(static_cast<uint32_t>(cluster_msg_type::members), self->state.core->members());
       },
@@ -578,6 +722,7 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
         if (!st.leaving) {
           st.leaving = true;
           st.core->leave(now_ms());
+          st.core->flush_store();
         }
         return caf::ok_atom::value;
       },
@@ -586,9 +731,10 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
 
 } // namespace
 
-cluster_handles spawn_cluster(caf::actor_system& sys, cluster_settings s, uint64_t incarnation) {
+cluster_handles spawn_cluster(caf::actor_system& sys, cluster_settings s, uint64_t incarnation,
+                              std::unique_ptr<gossip::replica_store> store) {
   cluster_handles h;
-  h.core = std::make_shared<cluster_core>(std::move(s));
+  h.core = std::make_shared<cluster_core>(std::move(s), std::move(store));
   h.coordinator = sys.middleman().spawn_broker(coordinator, h.core, incarnation);
   return h;
 }

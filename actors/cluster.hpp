@@ -54,6 +54,15 @@ using hello_atom = caf::atom_constant<caf::atom("hello")>;
 using auth_atom = caf::atom_constant<caf::atom("auth")>;
 using gossip_atom = caf::atom_constant<caf::atom("gossip")>;
 using members_atom = caf::atom_constant<caf::atom("members")>;
+using exec_atom = caf::atom_constant<caf::atom("exec")>;
+
+class cluster_core;
+
+/// Runs a command on this node against its own copy (node/cluster_routing.cpp:
+/// the owner's side of read-modify-write commands and the per-node part of
+/// keyspace-wide ones); `reply` gets the RESP reply bytes exactly once.
+using exec_fn = std::function<void(cluster_core&, std::vector<std::string> args,
+                                   std::function<void(std::string)> reply)>;
 
 struct cluster_settings {
   std::string name;               ///< kura.cluster.node-id
@@ -69,6 +78,7 @@ struct cluster_settings {
   uint64_t request_timeout_ms = 2'000; ///< connect, handshake, fetch; writes: 2x
   uint64_t tick_ms = 50;               ///< how often timers run
   bool near_cache = true;
+  exec_fn exec; ///< what runs forwarded commands here (unset: they are refused)
 };
 
 /// The cluster state the RESP front end reaches without a hop. See the file
@@ -77,7 +87,9 @@ class cluster_core {
 public:
   using result_fn = std::function<void(const gossip::client_result&)>;
 
-  explicit cluster_core(cluster_settings s);
+  /// `store` is what the gossip core replicates into (kura-node: the node's
+  /// persistent tiers, gossip/tier_store.hpp); nullptr = in memory only.
+  explicit cluster_core(cluster_settings s, std::unique_ptr<gossip::replica_store> store = nullptr);
 
   const cluster_settings& settings() const noexcept { return s_; }
   gossip::node_id self_id() const noexcept { return gid_; }
@@ -96,7 +108,18 @@ public:
   /// falling over to the next replica on a timeout.
   void read(const std::string& key, result_fn fn);
   /// Calls waiting for an answer.
-  size_t in_flight() const noexcept { return waiting_.size(); }
+  size_t in_flight() const noexcept { return waiting_.size() + forwards_.size(); }
+  /// What this node holds for `key` (tombstones included), no network.
+  std::optional<entry> local(std::string_view key) const;
+  /// The live members of the ring (self included), sorted.
+  std::vector<gossip::node_id> ring_members() const;
+  /// Node ids of the replicas of `key`, owner first.
+  std::vector<gossip::node_id> replica_ids(std::string_view key) const;
+
+  using forward_fn = std::function<void(bool ok, std::string reply)>;
+  /// Runs `args` on node `to` (settings().exec there; here when `to` is us);
+  /// `fn(false, ...)` when it could not be reached within request-timeout.
+  void forward(gossip::node_id to, std::vector<std::string> args, forward_fn fn);
   /// Runs `fn` on the multiplexer thread after `ms` (WAIT's timeout).
   void after(uint64_t ms, std::function<void()> fn);
 
@@ -108,10 +131,18 @@ public:
   void tick(uint64_t now);
   void peer_unreachable(gossip::node_id peer, uint64_t now);
   void leave(uint64_t now);
+  /// Joins through `seed` after starting alone (see the coordinator).
+  void join_via(gossip::node_id seed, uint64_t now);
+  /// Commits the store's pending writes now (leave, shutdown).
+  void flush_store();
   /// Delivers finished calls and hands the outbox to `send`.
   void pump();
   /// Sends one encoded gossip message (set by the coordinator broker).
   std::function<void(gossip::node_id, std::string)> send;
+  /// Sends a sealed exec_request to a peer; the answer comes back through
+  /// on_exec_reply(token, ...) (set by the coordinator broker).
+  std::function<void(gossip::node_id, std::string, uint64_t token)> send_exec;
+  void on_exec_reply(uint64_t token, bool ok, std::string reply);
 
   /// "id@host:port" of a member (empty: unknown).
   std::string addr_of(gossip::node_id id) const;
@@ -122,8 +153,13 @@ public:
 private:
   cluster_settings s_;
   gossip::node_id gid_;
+  std::unique_ptr<gossip::replica_store> store_; ///< until start() hands it to node_
   std::optional<gossip::node> node_;
+  uint64_t next_sweep_ms_ = 0;
+  uint64_t store_errors_ = 0;
   std::unordered_map<uint64_t, result_fn> waiting_;
+  std::unordered_map<uint64_t, forward_fn> forwards_;
+  uint64_t next_token_ = 1;
   std::multimap<uint64_t, std::function<void()>> timers_; ///< due ms -> fn
 };
 
@@ -135,7 +171,8 @@ struct cluster_handles {
 
 /// Spawns the coordinator broker (in `sys`, which loaded io::middleman). It
 /// connects to the seeds and joins; until then core->ready() is false.
-cluster_handles spawn_cluster(caf::actor_system& sys, cluster_settings s, uint64_t incarnation);
+cluster_handles spawn_cluster(caf::actor_system& sys, cluster_settings s, uint64_t incarnation,
+                              std::unique_ptr<gossip::replica_store> store = nullptr);
 
 /// Graceful leave: gossips `left`, hands off, then stops the coordinator
 /// (waits at most `wait_ms`). Call from a non-actor thread.

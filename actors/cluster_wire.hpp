@@ -19,6 +19,16 @@ namespace kura::actors {
 /// Envelope type ids of the node-side cluster messages (range 200-299).
 enum class cluster_msg_type : uint32_t {
   members = 200,
+  exec = 201, ///< a command forwarded to the node that runs it (the key's owner)
+};
+
+/// A command a coordinator forwards to the node that must run it: a
+/// read-modify-write at its key's owner, or the per-node part of a
+/// keyspace-wide command (DBSIZE, KEYS, SCAN, FLUSHALL, RANDOMKEY). The reply
+/// is the RESP reply bytes.
+struct exec_request {
+  std::vector<std::string> args;
+  MSGPACK_DEFINE(args);
 };
 
 /// One member as `kura members` shows it.

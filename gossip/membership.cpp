@@ -30,6 +30,15 @@ void membership::start(uint64_t now, uint64_t inc) {
   alone_since_ms_ = now;
 }
 
+void membership::join_via(node_id seed, uint64_t now) {
+  (void)now;
+  if (seed == cfg_.self || seed == no_node || !started_)
+    return;
+  if (std::find(cfg_.seeds.begin(), cfg_.seeds.end(), seed) == cfg_.seeds.end())
+    cfg_.seeds.push_back(seed);
+  send_push_pull(seed, true, false);
+}
+
 void membership::leave(uint64_t now) {
   if (leaving_)
     return;

@@ -78,6 +78,12 @@ public:
   /// Starts the node at `now`: alive at incarnation `inc`, joining via seeds.
   void start(uint64_t now, uint64_t inc = 0);
 
+  /// Joins (again) through `seed`: a node that started alone because its
+  /// seeds were unreachable (a restart with its data while they were down)
+  /// merges into their cluster by the same push-pull a join uses. `seed` is
+  /// added to the seeds that are asked again when we are alone.
+  void join_via(node_id seed, uint64_t now);
+
   /// Graceful leave: gossips `left` for ourselves and stops probing. Keep
   /// delivering messages and ticks for a few periods so the news spreads.
   void leave(uint64_t now);

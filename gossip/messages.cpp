@@ -43,6 +43,7 @@ KURA_GOSSIP_TYPE(handoff_msg, handoff)
 KURA_GOSSIP_TYPE(handoff_ack_msg, handoff_ack)
 KURA_GOSSIP_TYPE(tomb_check_msg, tomb_check)
 KURA_GOSSIP_TYPE(tomb_confirm_msg, tomb_confirm)
+KURA_GOSSIP_TYPE(hint_msg, hint)
 #undef KURA_GOSSIP_TYPE
 
 bool valid_updates(const std::vector<member_update>& us) {
@@ -134,6 +135,8 @@ result<message> decode_message(std::string_view bytes) {
     return decode_as<tomb_check_msg>(p);
   case msg_type::tomb_confirm:
     return decode_as<tomb_confirm_msg>(p);
+  case msg_type::hint:
+    return decode_as<hint_msg>(p);
   }
   return error{errc::decode_error, "unknown gossip message type " + std::to_string(env->type)};
 }

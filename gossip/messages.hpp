@@ -31,6 +31,7 @@ enum class msg_type : uint32_t {
   fetch_reply = 113,
   invalidate = 114,
   invalidate_ack = 115,
+  hint = 116,
   ae_digest = 120,
   ae_keys = 121,
   ae_repair = 122,
@@ -137,6 +138,16 @@ struct replicate_ack_msg {
   MSGPACK_DEFINE(rid, held);
 };
 
+/// Coordinator -> hint holder (sloppy quorum): keep `e` for `target`, which
+/// is suspect, and hand it off when the target is alive again. Acknowledged
+/// with a replicate_ack_msg; the holder counts as a copy of the write.
+struct hint_msg {
+  uint64_t rid = 0;
+  uint32_t target = 0;
+  wire_entry e;
+  MSGPACK_DEFINE(rid, target, e);
+};
+
 struct fetch_msg {
   uint64_t rid = 0;
   std::string key;
@@ -216,7 +227,7 @@ using message =
     std::variant<ping_msg, ack_msg, ping_req_msg, nack_msg, push_pull_msg, replicate_msg,
                  replicate_ack_msg, fetch_msg, fetch_reply_msg, invalidate_msg, invalidate_ack_msg,
                  ae_digest_msg, ae_keys_msg, ae_repair_msg, handoff_msg, handoff_ack_msg,
-                 tomb_check_msg, tomb_confirm_msg>;
+                 tomb_check_msg, tomb_confirm_msg, hint_msg>;
 
 /// The envelope type id of a message.
 msg_type type_of(const message& m);

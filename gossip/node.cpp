@@ -19,6 +19,8 @@ void node::start(uint64_t now, uint64_t incarnation) {
   // Never mint a version below what the store holds (a restart with its disk).
   hlc_.observe(store_->max_version(), now);
   members_.start(now, incarnation);
+  for (node_id sd : cfg_.members.seeds)
+    catch_up_ = catch_up_ || (cfg_.catch_up_reads && sd != id());
   next_sync_ms_ =
       now + cfg_.members.sync_interval_ms / 2 + rng_.below(cfg_.members.sync_interval_ms / 2 + 1);
   next_hint_ms_ = now + cfg_.retry_ms;
@@ -43,6 +45,11 @@ void node::on_view_change(uint64_t now, bool from_tick) {
   ring before = ring_;
   ring_ = ring(members_.ring_members(), cfg_.ring);
   masks_.clear();
+  if (catch_up_ && catch_up_until_ == 0 && members_.joined() && ring_.members().size() > 1) {
+    // Joined: catch up with every peer now instead of at the next sync.
+    catch_up_until_ = now + cfg_.members.sync_interval_ms;
+    sync_step(now);
+  }
   if (before.empty())
     return;
   last_plan_ = transfer_plan(before, ring_);
@@ -85,6 +92,18 @@ status node::on_message(node_id from, std::string_view bytes, uint64_t now) {
   if (!members_.handle(from, *m, now))
     handle(from, *m, now);
   on_view_change(now, false);
+  if (catch_up_ && members_.joined()) {
+    std::vector<std::pair<uint64_t, std::string>> ready;
+    for (auto it = reads_.begin(); it != reads_.end();)
+      if (it->second.wait_join) {
+        ready.emplace_back(it->first, std::move(it->second.key));
+        it = reads_.erase(it);
+      } else {
+        ++it;
+      }
+    for (auto& [rid, key] : ready)
+      dispatch_read(rid, key, now);
+  }
   return status{};
 }
 
@@ -159,6 +178,16 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
           writes_.erase(a->rid);
       }
     }
+  } else if (auto* hm = std::get_if<hint_msg>(&msg)) {
+    entry e = hm->e.to_entry();
+    hlc_.observe(e.ver, now);
+    if (hm->target == id()) {
+      apply_entry(e, now);
+    } else {
+      hints_.add(hm->target, e);
+      ++stats_.hints_stored;
+    }
+    send(from, replicate_ack_msg{hm->rid, key_version{e.key, e.ver.hlc, e.ver.node}});
   } else if (auto* f = std::get_if<fetch_msg>(&msg)) {
     fetch_reply_msg rep;
     rep.rid = f->rid;
@@ -183,6 +212,11 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
     reads_.erase(it);
     if (fr->found) {
       entry e = fr->e.to_entry();
+      if (e.key == key && ring_.is_replica(id(), key)) {
+        apply_entry(e, now); // a catch-up read: repair our copy, serve the newest
+        serve_read(fr->rid, key, nullptr, now);
+        return;
+      }
       if (e.key == key && !(e.ver < floor(key))) {
         near_[key] = near_copy{e, now + cfg_.near_ttl_ms};
         serve_read(fr->rid, key, &e, now);
@@ -331,6 +365,10 @@ uint64_t node::write(const std::string& key, const std::string& value, uint64_t 
   raise_floor(key, e.ver);
   auto& w = writes_.add(rid, e, std::move(waiting), acks, plan.acks_needed,
                         now + cfg_.write_timeout_ms, now + cfg_.retry_ms);
+  if (cfg_.sloppy_quorum)
+    for (node_id t : plan.targets)
+      if (t != id() && members_.info(t) && members_.info(t)->state == member_state::suspect)
+        recruit_holder(w, t, now);
   if (!plan.achievable())
     finish_write(w, false); // still replicated where possible, but not acknowledged
   else if (w.acks >= w.needed)
@@ -340,24 +378,92 @@ uint64_t node::write(const std::string& key, const std::string& value, uint64_t 
   return rid;
 }
 
+void node::recruit_holder(pending_writes::write& w, node_id target, uint64_t now) {
+  (void)now;
+  for (auto& [h, t] : w.holders)
+    if (t == target)
+      return; // one holder per suspect replica
+  auto replicas = ring_.replicas(w.e.key);
+  auto is_replica = [&](node_id n) {
+    return std::find(replicas.begin(), replicas.end(), n) != replicas.end();
+  };
+  auto usable = [&](node_id n) {
+    auto m = members_.info(n);
+    return !is_replica(n) && w.holders.count(n) == 0 && m && m->state == member_state::alive;
+  };
+  if (usable(id())) {
+    // We coordinate and are no replica: we keep the hint and count as a copy.
+    hints_.add(target, w.e);
+    ++stats_.hints_stored;
+    w.holders[id()] = target;
+    ++w.acks;
+  } else {
+    // The next live node after the key's position that is no replica.
+    const auto& ms = ring_.members();
+    if (ms.empty())
+      return;
+    size_t start = static_cast<size_t>(ring_.position(w.e.key) % ms.size());
+    node_id h = no_node;
+    for (size_t i = 0; i < ms.size() && h == no_node; ++i)
+      if (usable(ms[(start + i) % ms.size()]))
+        h = ms[(start + i) % ms.size()];
+    if (h == no_node)
+      return;
+    w.holders[h] = target;
+    w.waiting.insert(h);
+    send(h, hint_msg{w.rid, target, wire_entry::from(w.e)});
+  }
+}
+
 void node::finish_write(pending_writes::write& w, bool ok) {
   w.reported = true;
   results_.push_back(client_result{w.rid, true, ok, false, w.e});
 }
 
+bool node::catching_up(uint64_t now) const {
+  return catch_up_ && (catch_up_until_ == 0 || now < catch_up_until_);
+}
+
 uint64_t node::read(const std::string& key, uint64_t now) {
   uint64_t rid = next_rid_++;
   ++stats_.reads;
+  dispatch_read(rid, key, now);
+  return rid;
+}
+
+void node::dispatch_read(uint64_t rid, const std::string& key, uint64_t now) {
+  if (catching_up(now) && !members_.joined()) {
+    pending_read pr;
+    pr.key = key;
+    pr.wait_join = true;
+    pr.deadline = now + cfg_.read_timeout_ms;
+    reads_[rid] = std::move(pr);
+    return;
+  }
   if (ring_.empty() || ring_.is_replica(id(), key)) {
-    ++stats_.local_reads;
-    serve_read(rid, key, nullptr, now);
-    return rid;
+    std::vector<node_id> others;
+    if (catching_up(now))
+      for (node_id r : ring_.replicas(key))
+        if (r != id())
+          others.push_back(r);
+    if (others.empty()) {
+      ++stats_.local_reads;
+      serve_read(rid, key, nullptr, now);
+      return;
+    }
+    pending_read pr;
+    pr.key = key;
+    pr.candidates = std::move(others);
+    pr.deadline = now + cfg_.read_timeout_ms;
+    reads_[rid] = std::move(pr);
+    send_fetch(rid, now);
+    return;
   }
   auto it = near_.find(key);
   if (it != near_.end() && it->second.until > now && !(it->second.e.ver < floor(key))) {
     ++stats_.local_reads;
     serve_read(rid, key, nullptr, now);
-    return rid;
+    return;
   }
   pending_read pr;
   pr.key = key;
@@ -367,7 +473,6 @@ uint64_t node::read(const std::string& key, uint64_t now) {
   pr.deadline = now + cfg_.read_timeout_ms;
   reads_[rid] = std::move(pr);
   send_fetch(rid, now);
-  return rid;
 }
 
 void node::send_fetch(uint64_t req, uint64_t now) {
@@ -423,10 +528,26 @@ void node::tick(uint64_t now) {
         ++t;
       }
     }
+    if (cfg_.sloppy_quorum && !w.reported) {
+      std::vector<node_id> suspects;
+      for (node_id t : w.waiting)
+        if (w.holders.count(t) == 0 && members_.info(t) &&
+            members_.info(t)->state == member_state::suspect)
+          suspects.push_back(t);
+      for (node_id t : suspects)
+        recruit_holder(w, t, now);
+      if (w.acks >= w.needed)
+        finish_write(w, true);
+    }
     if (now >= w.next_retry) {
       w.next_retry = now + cfg_.retry_ms;
-      for (node_id t : w.waiting)
-        send(t, replicate_msg{w.rid, wire_entry::from(w.e)});
+      for (node_id t : w.waiting) {
+        auto h = w.holders.find(t);
+        if (h != w.holders.end())
+          send(t, hint_msg{w.rid, h->second, wire_entry::from(w.e)});
+        else
+          send(t, replicate_msg{w.rid, wire_entry::from(w.e)});
+      }
     }
     if (now >= w.deadline) {
       if (!w.reported)
@@ -459,6 +580,16 @@ void node::tick(uint64_t now) {
   }
   // Reads waiting on a fetch: next replica, or answer from what we have.
   for (auto it = reads_.begin(); it != reads_.end();) {
+    if (it->second.wait_join && (members_.joined() || now >= it->second.deadline)) {
+      uint64_t req = it->first;
+      std::string key = it->second.key;
+      it = reads_.erase(it);
+      if (members_.joined())
+        dispatch_read(req, key, now);
+      else
+        serve_read(req, key, nullptr, now);
+      continue;
+    }
     if (now < it->second.deadline) {
       ++it;
       continue;
@@ -534,10 +665,11 @@ void node::handoff_step(uint64_t now) {
     return;
   std::map<node_id, handoff_msg> batches;
   std::vector<std::string> done;
-  store_->for_each([&](const entry& e) {
-    uint64_t p = ring_.position(e.key);
+  // Keys and versions only (no tier read per key held); a value is read only
+  // when it is shipped.
+  store_->for_each_key_from(0, [&](uint64_t p, const entry& e) {
     if (ring_.is_replica_at(id(), p))
-      return;
+      return true;
     auto reps = ring_.replicas_at(p);
     auto acks = handoff_acks_.find(e.key);
     bool all = true;
@@ -551,11 +683,13 @@ void node::handoff_step(uint64_t now) {
         all = false;
         auto& b = batches[r];
         if (b.entries.size() < cfg_.batch)
-          b.entries.push_back(wire_entry::from(e));
+          if (auto full = store_->get(e.key))
+            b.entries.push_back(wire_entry::from(*full));
       }
     }
     if (all)
       done.push_back(e.key);
+    return true;
   });
   for (auto& k : done) {
     if (auto e = store_->get(k))
@@ -573,12 +707,11 @@ void node::handoff_step(uint64_t now) {
 void node::tombstone_step(uint64_t now) {
   std::map<node_id, tomb_check_msg> checks;
   std::vector<std::string> collect;
-  store_->for_each([&](const entry& e) {
+  store_->for_each_key_from(0, [&](uint64_t p, const entry& e) {
     if (!e.is_tombstone() || now < e.ver.ms() + cfg_.tombstone_grace_ms)
-      return;
-    uint64_t p = ring_.position(e.key);
+      return true;
     if (!ring_.is_replica_at(id(), p))
-      return; // handoff_step deals with it
+      return true; // handoff_step deals with it
     std::vector<node_id> others;
     for (node_id r : ring_.replicas_at(p))
       if (r != id())
@@ -586,13 +719,14 @@ void node::tombstone_step(uint64_t now) {
     auto missing = tombstones_.missing(e.key, e.ver, others);
     if (missing.empty()) {
       collect.push_back(e.key);
-      return;
+      return true;
     }
     for (node_id m : missing) {
       auto& c = checks[m];
       if (c.keys.size() < cfg_.batch)
         c.keys.push_back(key_version{e.key, e.ver.hlc, e.ver.node});
     }
+    return true;
   });
   for (auto& k : collect) {
     if (auto e = store_->get(k))

@@ -47,6 +47,20 @@ struct node_config {
   /// holder of the key acknowledged its invalidation (or was declared dead),
   /// so no node serves a near copy older than a write that returned (kura-node).
   bool ack_after_invalidation = false;
+  /// Dynamo's sloppy quorum (kura-node): a write whose replica is suspect
+  /// goes, as a hint for that replica, to a live node outside the key's
+  /// replicas (the coordinator itself when it is not one); the hint holder's
+  /// acknowledgement counts toward write_acks, and it hands the write off when
+  /// the replica is alive again. Off: only replicas count (kura-sim's seeds).
+  bool sloppy_quorum = false;
+  /// A node that joins through seeds (a restart, or a new node) may hold
+  /// older versions than the cluster acknowledged, or nothing yet, for the
+  /// ranges it replicates. Until one sync interval after it first sees its
+  /// peers (and an anti-entropy round with each of them, started then), a
+  /// read it serves as a replica also asks the key's other replicas and
+  /// serves the newest version (repairing its own copy); reads that arrive
+  /// before the join completed wait for it (at most read_timeout_ms).
+  bool catch_up_reads = false;
 };
 
 /// The answer to a client call.
@@ -66,6 +80,14 @@ public:
 
   /// Starts membership (joining through the seeds) at `now`.
   void start(uint64_t now, uint64_t incarnation = 0);
+  /// Joins through `seed` after starting alone (membership::join_via).
+  void join_via(node_id seed, uint64_t now) {
+    members_.join_via(seed, now);
+    if (cfg_.catch_up_reads) {
+      catch_up_ = true;
+      catch_up_until_ = 0;
+    }
+  }
   /// Graceful leave: membership gossips `left`, owned data is handed off.
   void leave(uint64_t now);
 
@@ -94,6 +116,8 @@ public:
   const replica_store& store() const { return *store_; }
   /// Direct store access for tests and divergence injection in the simulator.
   replica_store& store_for_test() { return *store_; }
+  /// The store, for its owner's timers (group commit, sweeps, flush).
+  replica_store& store_for_maintenance() { return *store_; }
   hlc& clock() { return hlc_; }
   const hint_store& hints() const { return hints_; }
   /// The ranges the last ring change asked to stream (for progress reporting).
@@ -127,6 +151,10 @@ private:
   /// The slots this node and `peer` both replicate (cached per ring).
   const std::vector<bool>& shared_mask(node_id peer);
   void send_fetch(uint64_t req, uint64_t now);
+  void dispatch_read(uint64_t rid, const std::string& key, uint64_t now);
+  bool catching_up(uint64_t now) const;
+  /// Sloppy quorum: finds a holder for `w`'s copy meant for suspect `target`.
+  void recruit_holder(pending_writes::write& w, node_id target, uint64_t now);
 
   node_config cfg_;
   outbox out_;
@@ -161,7 +189,11 @@ private:
     std::vector<node_id> candidates;
     size_t next = 0;
     uint64_t deadline = 0;
+    bool wait_join = false; ///< catch-up: dispatched once membership joined
   };
+  /// catch_up_reads: 0 = not joined yet; else reads catch up until then.
+  uint64_t catch_up_until_ = 0;
+  bool catch_up_ = false;
   std::map<uint64_t, pending_read> reads_;
   // replicate acks held back until the key's near holders are invalidated:
   // key -> (coordinator, rid)

@@ -42,6 +42,8 @@ public:
     uint64_t deadline = 0;
     uint64_t next_retry = 0;
     bool reported = false; ///< the client got its answer
+    /// Sloppy quorum: hint holder -> the suspect replica it holds the write for.
+    std::map<node_id, node_id> holders;
   };
 
   write& add(uint64_t rid, entry e, std::set<node_id> waiting, uint32_t acks, uint32_t needed,

@@ -22,6 +22,7 @@
 
 #include "gossip/ring.hpp"
 #include "tiers/entry.hpp"
+#include "tiers/status.hpp"
 
 #include <cstdint>
 #include <functional>
@@ -60,6 +61,22 @@ public:
   virtual void for_each(const visitor& f) const = 0;
   /// Every entry whose bucket lies in [first, last].
   virtual void for_each_in_buckets(uint16_t first, uint16_t last, const visitor& f) const = 0;
+  /// Keys held (tombstones included) with ring position >= `from`, in
+  /// (position, key) order, as entries without their value (key, version,
+  /// flags, expiry; no tier is read);
+  /// `f` returns false to stop. For SCAN/KEYS/DBSIZE over the cluster.
+  using key_visitor = std::function<bool(uint64_t pos, const entry& meta)>;
+  virtual void for_each_key_from(uint64_t from, const key_visitor& f) const = 0;
+
+  // -- persistence (no-ops for an in-memory store) ------------------------------
+
+  /// Due group commits, plus bounded expiry sweeps when `sweep_budget` > 0.
+  virtual status tick(size_t sweep_budget) {
+    (void)sweep_budget;
+    return {};
+  }
+  /// Commits everything now.
+  virtual status flush() { return {}; }
 
   // -- digests (kept here) -------------------------------------------------------
 
@@ -117,6 +134,7 @@ public:
   size_t size() const override { return map_.size(); }
   void for_each(const visitor& f) const override;
   void for_each_in_buckets(uint16_t first, uint16_t last, const visitor& f) const override;
+  void for_each_key_from(uint64_t from, const key_visitor& f) const override;
   void clear();
 
   /// A copy of everything `s` holds.

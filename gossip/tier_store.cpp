@@ -2,7 +2,7 @@
 
 namespace kura::gossip {
 
-tier_store::tier_store(std::unique_ptr<l3_lmdb> l3, std::unique_ptr<archive::archive> l4,
+tier_store::tier_store(std::unique_ptr<l3_lmdb> l3, std::shared_ptr<archive::archive> l4,
                        const clock& clk, uint64_t ring_seed)
     : replica_store(ring_seed), l3_(std::move(l3)), l4_(std::move(l4)), clk_(clk) {
   if (l4_) {
@@ -29,18 +29,24 @@ tier_store::~tier_store() {
 result<std::unique_ptr<tier_store>> tier_store::open(l3_config l3,
                                                      std::optional<archive::archive_config> l4,
                                                      const clock& clk, uint64_t ring_seed) {
-  l3.tombstones = true;
-  auto t3 = l3_lmdb::open(std::move(l3), clk);
-  if (!t3)
-    return t3.err();
-  std::unique_ptr<archive::archive> t4;
+  std::shared_ptr<archive::archive> t4;
   if (l4) {
     auto a = archive::archive::open(std::move(*l4), clk);
     if (!a)
       return a.err();
     t4 = std::move(*a);
   }
-  std::unique_ptr<tier_store> s(new tier_store(std::move(*t3), std::move(t4), clk, ring_seed));
+  return open(std::move(l3), std::move(t4), clk, ring_seed);
+}
+
+result<std::unique_ptr<tier_store>> tier_store::open(l3_config l3,
+                                                     std::shared_ptr<archive::archive> l4,
+                                                     const clock& clk, uint64_t ring_seed) {
+  l3.tombstones = true;
+  auto t3 = l3_lmdb::open(std::move(l3), clk);
+  if (!t3)
+    return t3.err();
+  std::unique_ptr<tier_store> s(new tier_store(std::move(*t3), std::move(l4), clk, ring_seed));
   if (auto st = s->build_index(); !st)
     return st.err();
   return s;
@@ -52,7 +58,7 @@ status tier_store::build_index() {
   for (;;) {
     auto r = l3_->scan(after, 4096, [&](const entry& e) {
       auto& m = index_[{position(e.key), e.key}];
-      m = meta{e.ver, e.flags};
+      m = meta{e.ver, e.flags, e.expiry_ms};
     });
     if (!r)
       return r.err();
@@ -65,9 +71,10 @@ status tier_store::build_index() {
     after.clear();
     for (;;) {
       auto r = l4_->scan_keys(after, 4096, [&](const archive::archive::key_info& ki) {
-        auto [it, fresh] = index_.try_emplace({position(ki.key), ki.key}, meta{ki.ver, ki.flags});
+        auto [it, fresh] =
+            index_.try_emplace({position(ki.key), ki.key}, meta{ki.ver, ki.flags, ki.expiry_ms});
         if (!fresh && !(ki.ver < it->second.ver))
-          it->second = meta{ki.ver, ki.flags};
+          it->second = meta{ki.ver, ki.flags, ki.expiry_ms};
       });
       if (!r)
         return r.err();
@@ -150,10 +157,10 @@ bool tier_store::apply(const entry& e) {
     before.key = e.key;
     before.ver = it->second.ver;
     before.flags = it->second.flags;
-    it->second = meta{e.ver, e.flags};
+    it->second = meta{e.ver, e.flags, e.is_tombstone() ? 0 : e.expiry_ms};
     changed(&before, &e);
   } else {
-    index_.emplace(std::move(k), meta{e.ver, e.flags});
+    index_.emplace(std::move(k), meta{e.ver, e.flags, e.is_tombstone() ? 0 : e.expiry_ms});
     changed(nullptr, &e);
   }
   return true;
@@ -195,15 +202,29 @@ void tier_store::for_each_in_buckets(uint16_t first, uint16_t last, const visito
       f(*e);
 }
 
+void tier_store::for_each_key_from(uint64_t from, const key_visitor& f) const {
+  entry m;
+  for (auto it = index_.lower_bound({from, std::string()}); it != index_.end(); ++it) {
+    m.key = it->first.second;
+    m.ver = it->second.ver;
+    m.flags = it->second.flags;
+    m.expiry_ms = it->second.expiry_ms;
+    if (!f(it->first.first, m))
+      return;
+  }
+}
+
 status tier_store::tick(size_t sweep_budget) {
   uint64_t now = clk_.now_ms();
   if (auto s = l3_->maybe_flush(now); !s)
     return s;
-  l3_->sweep_expired(now, sweep_budget);
+  if (sweep_budget > 0)
+    l3_->sweep_expired(now, sweep_budget);
   if (l4_) {
     if (auto s = l4_->maybe_flush(now); !s)
       return s;
-    l4_->sweep_expired(now, sweep_budget);
+    if (sweep_budget > 0)
+      l4_->sweep_expired(now, sweep_budget);
   }
   return {};
 }

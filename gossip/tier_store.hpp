@@ -42,6 +42,12 @@ public:
                                                   std::optional<archive::archive_config> l4,
                                                   const clock& clk,
                                                   uint64_t ring_seed = ring_config{}.seed);
+  /// The same over an archive opened by the caller (kura-node: its settings);
+  /// `l4` may be null. The store must be the archive's only user.
+  static result<std::unique_ptr<tier_store>> open(l3_config l3,
+                                                  std::shared_ptr<archive::archive> l4,
+                                                  const clock& clk,
+                                                  uint64_t ring_seed = ring_config{}.seed);
   ~tier_store() override;
 
   bool apply(const entry& e) override;
@@ -51,11 +57,12 @@ public:
   size_t size() const override { return index_.size(); }
   void for_each(const visitor& f) const override;
   void for_each_in_buckets(uint16_t first, uint16_t last, const visitor& f) const override;
+  void for_each_key_from(uint64_t from, const key_visitor& f) const override;
 
   /// Group commits that are due, bounded expiry sweeps (call on a timer).
-  status tick(size_t sweep_budget = 256);
+  status tick(size_t sweep_budget = 256) override;
   /// Commits everything now.
-  status flush();
+  status flush() override;
 
   /// The last I/O error met by apply/erase/get (they answer false/nullopt).
   const std::optional<error>& last_error() const { return last_error_; }
@@ -64,17 +71,18 @@ public:
   archive::archive* l4() { return l4_.get(); }
 
 private:
-  tier_store(std::unique_ptr<l3_lmdb> l3, std::unique_ptr<archive::archive> l4, const clock& clk,
+  tier_store(std::unique_ptr<l3_lmdb> l3, std::shared_ptr<archive::archive> l4, const clock& clk,
              uint64_t ring_seed);
   status build_index();
   std::optional<entry> read(std::string_view key, const version& want) const;
 
   std::unique_ptr<l3_lmdb> l3_;
-  std::unique_ptr<archive::archive> l4_;
+  std::shared_ptr<archive::archive> l4_;
   const clock& clk_;
   struct meta {
     version ver;
     uint8_t flags = 0;
+    uint64_t expiry_ms = 0;
   };
   std::map<std::pair<uint64_t, std::string>, meta> index_;
   mutable std::optional<error> last_error_;

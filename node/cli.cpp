@@ -68,7 +68,8 @@ int print_members(caf::actor_system& sys, caf::scoped_actor& self, const caf::ac
                   std::chrono::milliseconds timeout) {
   std::string answer, why;
   bool answered = false;
-  self->request(ops, timeout, members_atom::value)
+  auto& cred = node::cli_credentials();
+  self->request(ops, timeout, members_atom::value, cred.user, cred.password)
       .receive([&](std::string& bytes) { answer = std::move(bytes), answered = true; },
                [&](caf::error& err) { why = sys.render(err); });
   if (!answered) {

@@ -1,5 +1,9 @@
 #include "node/cluster_node.hpp"
 
+#include "gossip/tier_store.hpp"
+#include "node/archive_node.hpp"
+#include "node/cluster_routing.hpp"
+
 #include <caf/all.hpp>
 
 #include <algorithm>
@@ -98,7 +102,24 @@ actors::cluster_settings cluster_settings_of(const node_config& cfg, const std::
   s.request_timeout_ms = ms(cfg.cluster_request_timeout);
   s.tick_ms = std::clamp<uint64_t>(s.heartbeat_ms / 10, 10, 100);
   s.near_cache = cfg.cluster_near_cache;
+  s.exec = exec_owned;
   return s;
+}
+
+result<std::unique_ptr<gossip::replica_store>>
+open_cluster_store(const node_config& cfg, l3_config l3, const kura::clock& clk) {
+  std::shared_ptr<archive::archive> l4;
+  if (cfg.archive_enabled) {
+    auto a = open_archive(cfg, clk);
+    if (!a)
+      return a.err();
+    l4 = std::move(*a);
+  }
+  auto path = l3.path;
+  auto s = gossip::tier_store::open(std::move(l3), std::move(l4), clk);
+  if (!s)
+    return error{s.err().code, "cannot open L3 in " + path + ": " + s.err().to_string()};
+  return std::unique_ptr<gossip::replica_store>(std::move(*s));
 }
 
 void set_cluster_transport_defaults(node_config& cfg) {

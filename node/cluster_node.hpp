@@ -5,7 +5,10 @@
 #pragma once
 
 #include "actors/cluster.hpp"
+#include "gossip/store.hpp"
 #include "node/config.hpp"
+#include "tiers/clock.hpp"
+#include "tiers/l3_lmdb.hpp"
 
 #include <cstdint>
 #include <string>
@@ -22,6 +25,14 @@ std::string resolve_cluster_identity(const node_config& cfg, std::string& id,
 
 /// The coordinator settings for node id `id`.
 actors::cluster_settings cluster_settings_of(const node_config& cfg, const std::string& id);
+
+/// The store the cluster replicates into: the node's persistent tiers, L3
+/// (`l3`, forced into cluster mode: tombstones and version floors) with the
+/// archive below it when kura.archive.enabled (gossip/tier_store.hpp). The
+/// node's own L3 actor must not open the same environment (LMDB allows one
+/// open per process): in cluster mode this store is the node's L3 and L4.
+result<std::unique_ptr<gossip::replica_store>>
+open_cluster_store(const node_config& cfg, l3_config l3, const kura::clock& clk);
 
 /// Sets the middleman heartbeat and connection timeout (CAF-0.17.md §4: a
 /// frozen peer is never noticed without them) unless the user set them.

@@ -1,11 +1,17 @@
 #include "node/cluster_routing.hpp"
 
+#include "actors/keyspace.hpp"
+#include "node/command_util.hpp"
 #include "node/resp_parser.hpp"
 #include "tiers/clock.hpp"
 #include "tiers/slot.hpp"
 
+#include <algorithm>
 #include <charconv>
+#include <limits>
 #include <memory>
+#include <random>
+#include <set>
 #include <string>
 
 namespace kura::node {
@@ -14,14 +20,6 @@ namespace {
 
 using actors::cluster_core;
 using gossip::client_result;
-
-std::string lower(std::string_view s) {
-  std::string o(s);
-  for (auto& ch : o)
-    if (ch >= 'A' && ch <= 'Z')
-      ch = static_cast<char>(ch - 'A' + 'a');
-  return o;
-}
 
 /// A reply buffer with room reserved (GCC 12's -Warray-bounds misfires on
 /// small appends to an empty vector).
@@ -151,9 +149,6 @@ void cmd_set(cluster_core& c, const std::vector<std::string_view>& a,
                : opt == "px"   ? now_ms() + u
                : opt == "exat" ? u * 1000
                                : u;
-    } else if (opt == "nx" || opt == "xx" || opt == "get" || opt == "keepttl") {
-      return done(error_reply("ERR SET " + lower(a[i]) +
-                              " is not available on a cluster node yet (see docs/cluster.md)"));
     } else {
       return done(error_reply("ERR syntax error"));
     }
@@ -228,7 +223,616 @@ void cmd_ttl(cluster_core& c, const std::vector<std::string_view>& a, bool ms,
   });
 }
 
+// -- commands that run at one node (the key's owner, or each member) ---------------
+
+using reply_fn = std::function<void(std::string)>;
+
+std::string as_string(const out_buffer& o) {
+  return std::string(o.begin(), o.end());
+}
+
+std::string err_str(std::string_view m) {
+  std::string s = "-";
+  s.append(m);
+  s += "\r\n";
+  return s;
+}
+
+std::string int_str(int64_t v) {
+  return ":" + std::to_string(v) + "\r\n";
+}
+
+std::string bulk_str(std::string_view v) {
+  auto o = fresh_buffer();
+  put_bulk(o, v);
+  return as_string(o);
+}
+
+const std::string nil_str = "$-1\r\n";
+
+/// The live value this node holds for `key` (none for a tombstone or an
+/// expired entry).
+std::optional<entry> live(cluster_core& c, const std::string& key) {
+  auto e = c.local(key);
+  if (!e || e->is_tombstone() || e->expired(now_ms()))
+    return std::nullopt;
+  return e;
+}
+
+/// Writes a new version of `key` (replicated as any write); replies
+/// `ok_reply` once write-acks copies hold it.
+void write_reply(cluster_core& c, const std::string& key, std::string value, uint64_t expiry,
+                 bool tombstone, std::string ok_reply, const reply_fn& reply) {
+  c.write(key, std::move(value), expiry, tombstone,
+          [ok_reply = std::move(ok_reply), reply](const client_result& r) {
+            reply(r.ok ? ok_reply : err_str(not_acked));
+          });
+}
+
+/// EX/PX/EXAT/PXAT value -> absolute ms; false with `err` set when invalid.
+bool expiry_of(std::string_view opt, std::string_view v, std::string_view cmd, uint64_t& abs,
+               std::string& err) {
+  int64_t n = 0;
+  if (!parse_int64(v, n)) {
+    err = err_str(err_not_int);
+    return false;
+  }
+  auto o = lower(opt);
+  bool ms = o == "px" || o == "pxat";
+  bool at = o == "exat" || o == "pxat";
+  const int64_t lim = std::numeric_limits<int64_t>::max() / 1000 - 1;
+  if (n <= 0 || (!ms && n > lim) || (!at && n > lim)) {
+    out_buffer b;
+    invalid_expire(b, cmd);
+    err = as_string(b);
+    return false;
+  }
+  auto u = static_cast<uint64_t>(n) * (ms ? 1 : 1000);
+  abs = at ? u : now_ms() + u;
+  return true;
+}
+
+void owner_incr(cluster_core& c, const std::string& key, int64_t by, const reply_fn& reply) {
+  auto e = live(c, key);
+  int64_t cur = 0;
+  uint64_t exp = 0;
+  if (e) {
+    if (!parse_int64(e->value, cur))
+      return reply(err_str(err_not_int));
+    exp = e->expiry_ms;
+  }
+  if ((by > 0 && cur > std::numeric_limits<int64_t>::max() - by) ||
+      (by < 0 && cur < std::numeric_limits<int64_t>::min() - by))
+    return reply(err_str(err_overflow));
+  int64_t n = cur + by;
+  write_reply(c, key, std::to_string(n), exp, false, int_str(n), reply);
+}
+
+/// SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]
+void owner_set(cluster_core& c, const std::vector<std::string>& a, const reply_fn& reply) {
+  bool nx = false, xx = false, get = false, keepttl = false, has_exp = false;
+  uint64_t expiry = 0;
+  for (size_t i = 3; i < a.size(); ++i) {
+    auto o = lower(a[i]);
+    if (o == "nx" && !xx)
+      nx = true;
+    else if (o == "xx" && !nx)
+      xx = true;
+    else if (o == "get")
+      get = true;
+    else if (o == "keepttl" && !has_exp)
+      keepttl = true;
+    else if ((o == "ex" || o == "px" || o == "exat" || o == "pxat") && !has_exp && !keepttl &&
+             i + 1 < a.size()) {
+      std::string err;
+      if (!expiry_of(o, a[++i], "set", expiry, err))
+        return reply(err);
+      has_exp = true;
+    } else {
+      return reply(err_str(err_syntax));
+    }
+  }
+  auto e = live(c, a[1]);
+  std::string old = get ? (e ? bulk_str(e->value) : nil_str) : std::string();
+  if ((nx && e) || (xx && !e))
+    return reply(get ? old : nil_str);
+  if (keepttl && e)
+    expiry = e->expiry_ms;
+  write_reply(c, a[1], a[2], expiry, false, get ? old : std::string("+OK\r\n"), reply);
+}
+
+/// EXPIRE/PEXPIRE/EXPIREAT/PEXPIREAT key t [NX|XX|GT|LT]
+void owner_expire(cluster_core& c, const std::vector<std::string>& a, const reply_fn& reply) {
+  auto name = lower(a[0]);
+  int64_t n = 0;
+  if (!parse_int64(a[2], n))
+    return reply(err_str(err_not_int));
+  bool nx = false, xx = false, gt = false, lt = false;
+  for (size_t i = 3; i < a.size(); ++i) {
+    auto o = lower(a[i]);
+    if (o == "nx")
+      nx = true;
+    else if (o == "xx")
+      xx = true;
+    else if (o == "gt")
+      gt = true;
+    else if (o == "lt")
+      lt = true;
+    else
+      return reply(err_str("ERR Unsupported option " + a[i]));
+  }
+  if (nx && (xx || gt || lt))
+    return reply(err_str("ERR NX and XX, GT or LT options at the same time are not compatible"));
+  if (gt && lt)
+    return reply(err_str("ERR GT and LT options at the same time are not compatible"));
+  bool ms = name == "pexpire" || name == "pexpireat";
+  bool at = name == "expireat" || name == "pexpireat";
+  const int64_t lim = std::numeric_limits<int64_t>::max() / 1000 - 1;
+  if ((!ms && (n > lim || n < -lim)) || (!at && n > lim)) {
+    out_buffer b;
+    invalid_expire(b, name);
+    return reply(as_string(b));
+  }
+  int64_t scaled = n * (ms ? 1 : 1000);
+  int64_t abs = at ? scaled : static_cast<int64_t>(now_ms()) + scaled;
+  auto e = live(c, a[1]);
+  if (!e)
+    return reply(int_str(0));
+  bool has = e->expiry_ms != 0;
+  auto cur = static_cast<int64_t>(e->expiry_ms);
+  if ((nx && has) || (xx && !has) || (gt && (!has || abs <= cur)) || (lt && has && abs >= cur))
+    return reply(int_str(0));
+  if (abs <= static_cast<int64_t>(now_ms())) // in the past: the key goes (Redis)
+    return write_reply(c, a[1], {}, 0, true, int_str(1), reply);
+  write_reply(c, a[1], e->value, static_cast<uint64_t>(abs), false, int_str(1), reply);
+}
+
+/// The ring's owner of a position is this node.
+bool primary_here(cluster_core& c, uint64_t pos) {
+  auto* n = c.core();
+  if (!n || n->current_ring().empty())
+    return true;
+  auto reps = n->current_ring().replicas_at(pos);
+  return !reps.empty() && reps[0] == c.self_id();
+}
+
+/// Calls f(pos, meta) for every live key this node owns as primary, from
+/// position `from`, until f returns false.
+template <class F>
+void for_owned(cluster_core& c, uint64_t from, F&& f) {
+  auto* n = c.core();
+  if (!n)
+    return;
+  auto now = now_ms();
+  n->store().for_each_key_from(from, [&](uint64_t pos, const entry& m) {
+    if (m.is_tombstone() || m.expired(now) || !primary_here(c, pos))
+      return true;
+    return f(pos, m);
+  });
+}
+
+/// The per-node part of DBSIZE, KEYS, SCAN, FLUSHALL and RANDOMKEY: the keys
+/// this node owns as primary (so each key is counted once over the cluster).
+void node_part(cluster_core& c, const std::vector<std::string>& a, const reply_fn& reply) {
+  auto sub = lower(a[0]);
+  if (sub == "kura.node.dbsize") {
+    int64_t n = 0;
+    for_owned(c, 0, [&](uint64_t, const entry&) {
+      ++n;
+      return true;
+    });
+    return reply(int_str(n));
+  }
+  if (sub == "kura.node.keys" && a.size() == 2) {
+    std::vector<std::string> keys;
+    for_owned(c, 0, [&](uint64_t, const entry& m) {
+      if (actors::glob_match(a[1], m.key))
+        keys.push_back(m.key);
+      return true;
+    });
+    auto o = fresh_buffer();
+    put_array_header(o, keys.size());
+    for (auto& k : keys)
+      put_bulk(o, k);
+    return reply(as_string(o));
+  }
+  if (sub == "kura.node.scan" && a.size() == 3) {
+    uint64_t from = 0, count = 0;
+    if (!parse_cursor(a[1], from) || !parse_cursor(a[2], count) || count == 0)
+      return reply(err_str(err_syntax));
+    std::vector<std::pair<uint64_t, std::string>> got;
+    for_owned(c, from, [&](uint64_t pos, const entry& m) {
+      got.emplace_back(pos, m.key);
+      return got.size() < count;
+    });
+    auto o = fresh_buffer();
+    put_array_header(o, 2 * got.size());
+    for (auto& [pos, k] : got) {
+      put_bulk(o, std::to_string(pos));
+      put_bulk(o, k);
+    }
+    return reply(as_string(o));
+  }
+  if (sub == "kura.node.randomkey") {
+    static thread_local std::mt19937_64 rng{std::random_device{}()};
+    uint64_t from = rng();
+    std::optional<std::string> pick;
+    for (uint64_t start : {from, uint64_t{0}}) {
+      for_owned(c, start, [&](uint64_t, const entry& m) {
+        pick = m.key;
+        return false;
+      });
+      if (pick)
+        break;
+    }
+    return reply(pick ? bulk_str(*pick) : nil_str);
+  }
+  if (sub == "kura.node.flush") {
+    std::vector<kv_write> ws;
+    for_owned(c, 0, [&](uint64_t, const entry& m) {
+      ws.push_back(kv_write{m.key, {}, 0, true});
+      return true;
+    });
+    return write_all(c, std::move(ws), [reply](std::vector<client_result>& rs) {
+      reply(all_ok(rs) ? std::string("+OK\r\n") : err_str(not_acked));
+    });
+  }
+  reply(err_str("ERR unknown node command '" + sub + "'"));
+}
+
+/// Runs `a` at the first replica of `key` that answers: here when this node
+/// is the owner, else forwarded (one hop); on a timeout the next replica.
+void at_owner(cluster_core& c, std::vector<std::string> a, std::vector<gossip::node_id> cands,
+              size_t i, std::function<void(out_buffer&&)> done) {
+  if (i >= cands.size())
+    return done(error_reply("CLUSTERDOWN No replica of the key answered"));
+  auto to = cands[i];
+  auto* cp = &c;
+  auto args = a;
+  c.forward(
+      to, std::move(args),
+      [cp, a = std::move(a), cands = std::move(cands), i, done](bool ok, std::string r) mutable {
+        if (ok)
+          return done(out_buffer(r.begin(), r.end()));
+        at_owner(*cp, std::move(a), std::move(cands), i + 1, std::move(done));
+      });
+}
+
+/// Parses a RESP array of bulk strings (what node_part answers).
+bool parse_bulks(const std::string& r, std::vector<std::string>& out) {
+  if (r.empty() || r[0] != '*')
+    return false;
+  size_t p = r.find("\r\n");
+  if (p == std::string::npos)
+    return false;
+  long n = std::strtol(r.c_str() + 1, nullptr, 10);
+  for (long i = 0; i < n; ++i) {
+    p += 2;
+    if (p >= r.size() || r[p] != '$')
+      return false;
+    auto nl = r.find("\r\n", p);
+    if (nl == std::string::npos)
+      return false;
+    auto len = std::strtoul(r.c_str() + p + 1, nullptr, 10);
+    if (nl + 2 + len > r.size())
+      return false;
+    out.push_back(r.substr(nl + 2, len));
+    p = nl + 2 + len;
+  }
+  return true;
+}
+
+/// Sends `a` to every member of the ring (this node included) and calls
+/// `then(replies)` once all answered; a member that did not answer in time
+/// gives a CLUSTERDOWN error instead.
+void fan_out_members(cluster_core& c, std::vector<std::string> a,
+                     std::function<void(std::vector<std::string>&)> then,
+                     std::function<void(out_buffer&&)> done) {
+  struct state {
+    std::vector<std::string> replies;
+    size_t pending = 0;
+    bool issued = false, failed = false;
+  };
+  auto members = c.ring_members();
+  auto st = std::make_shared<state>();
+  st->replies.resize(members.size());
+  st->pending = members.size();
+  auto finish = [st, then, done] {
+    if (!st->issued || st->pending != 0)
+      return;
+    if (st->failed)
+      return done(error_reply("CLUSTERDOWN A cluster member did not answer; try again"));
+    then(st->replies);
+  };
+  for (size_t i = 0; i < members.size(); ++i)
+    c.forward(members[i], a, [st, i, finish](bool ok, std::string r) {
+      st->replies[i] = std::move(r);
+      st->failed = st->failed || !ok || (!st->replies[i].empty() && st->replies[i][0] == '-');
+      --st->pending;
+      finish();
+    });
+  st->issued = true;
+  finish();
+}
+
+/// DBSIZE, KEYS, SCAN, RANDOMKEY, FLUSHALL/FLUSHDB over the whole cluster.
+void keyspace_wide(cluster_core& c, const std::string& name, const std::vector<std::string_view>& a,
+                   std::function<void(out_buffer&&)> done) {
+  if (name == "dbsize") {
+    if (a.size() != 1)
+      return done(arity_error(a[0]));
+    return fan_out_members(
+        c, {"kura.node.dbsize"},
+        [done](std::vector<std::string>& rs) {
+          int64_t n = 0;
+          for (auto& r : rs)
+            n += std::strtoll(r.c_str() + 1, nullptr, 10);
+          auto o = fresh_buffer();
+          put_int(o, n);
+          done(std::move(o));
+        },
+        done);
+  }
+  if (name == "keys") {
+    if (a.size() != 2)
+      return done(arity_error(a[0]));
+    return fan_out_members(
+        c, {"kura.node.keys", std::string(a[1])},
+        [done](std::vector<std::string>& rs) {
+          std::vector<std::string> keys;
+          for (auto& r : rs)
+            parse_bulks(r, keys);
+          auto o = fresh_buffer();
+          put_array_header(o, keys.size());
+          for (auto& k : keys)
+            put_bulk(o, k);
+          done(std::move(o));
+        },
+        done);
+  }
+  if (name == "scan") {
+    // The cursor is a ring position: every member lists the keys it owns
+    // from there in ring order; the smallest COUNT positions are returned and
+    // the next cursor follows the last of them (0: done). A key present for
+    // the whole scan is returned once (by its owner at the time).
+    if (a.size() < 2)
+      return done(arity_error(a[0]));
+    uint64_t cursor = 0, count = 10;
+    std::string match, type;
+    if (!parse_cursor(a[1], cursor))
+      return done(error_reply("ERR invalid cursor"));
+    for (size_t i = 2; i < a.size(); ++i) {
+      auto o = lower(a[i]);
+      if (i + 1 >= a.size())
+        return done(error_reply(err_syntax));
+      if (o == "match") {
+        match = std::string(a[++i]);
+      } else if (o == "count") {
+        int64_t n = 0;
+        if (!parse_int64(a[++i], n))
+          return done(error_reply(err_not_int));
+        if (n < 1)
+          return done(error_reply(err_syntax));
+        count = static_cast<uint64_t>(std::min<int64_t>(n, 100000));
+      } else if (o == "type") {
+        type = lower(a[++i]);
+      } else {
+        return done(error_reply(err_syntax));
+      }
+    }
+    return fan_out_members(
+        c, {"kura.node.scan", std::to_string(cursor), std::to_string(count)},
+        [done, count, match, type](std::vector<std::string>& rs) {
+          std::vector<std::pair<uint64_t, std::string>> all;
+          bool more = false;
+          for (auto& r : rs) {
+            std::vector<std::string> flat;
+            parse_bulks(r, flat);
+            more = more || flat.size() / 2 >= count;
+            for (size_t i = 0; i + 1 < flat.size(); i += 2)
+              all.emplace_back(std::strtoull(flat[i].c_str(), nullptr, 10), flat[i + 1]);
+          }
+          std::sort(all.begin(), all.end());
+          if (all.size() > count) {
+            all.resize(count);
+            more = true;
+          }
+          uint64_t next = more && !all.empty() ? all.back().first + 1 : 0;
+          auto o = fresh_buffer();
+          put_array_header(o, 2);
+          put_bulk(o, std::to_string(next));
+          std::vector<std::string> keys;
+          for (auto& [pos, k] : all)
+            if ((match.empty() || actors::glob_match(match, k)) &&
+                (type.empty() || type == "string"))
+              keys.push_back(k);
+          put_array_header(o, keys.size());
+          for (auto& k : keys)
+            put_bulk(o, k);
+          done(std::move(o));
+        },
+        done);
+  }
+  if (name == "randomkey") {
+    if (a.size() != 1)
+      return done(arity_error(a[0]));
+    return fan_out_members(
+        c, {"kura.node.randomkey"},
+        [done](std::vector<std::string>& rs) {
+          std::vector<std::string> found;
+          for (auto& r : rs)
+            if (r != nil_str)
+              found.push_back(r);
+          if (found.empty())
+            return done(out_buffer(nil_str.begin(), nil_str.end()));
+          static thread_local std::mt19937 rng{std::random_device{}()};
+          auto& r = found[rng() % found.size()];
+          done(out_buffer(r.begin(), r.end()));
+        },
+        done);
+  }
+  // flushall / flushdb [ASYNC|SYNC]
+  for (size_t i = 1; i < a.size(); ++i) {
+    auto o = lower(a[i]);
+    if (o != "async" && o != "sync")
+      return done(error_reply(err_syntax));
+  }
+  fan_out_members(
+      c, {"kura.node.flush"},
+      [done](std::vector<std::string>&) {
+        auto o = fresh_buffer();
+        put_ok(o);
+        done(std::move(o));
+      },
+      done);
+}
+
 } // namespace
+
+void exec_owned(actors::cluster_core& c, std::vector<std::string> a,
+                std::function<void(std::string)> reply) {
+  auto name = lower(a[0]);
+  if (name.rfind("kura.node.", 0) == 0)
+    return node_part(c, a, reply);
+  if (a.size() < 2)
+    return reply(err_str("ERR wrong number of arguments for '" + name + "' command"));
+  const std::string& key = a[1];
+  auto arity = [&](size_t n) { return a.size() == n; };
+  auto bad_arity = [&] {
+    reply(err_str("ERR wrong number of arguments for '" + name + "' command"));
+  };
+  if (name == "incr" || name == "decr") {
+    if (!arity(2))
+      return bad_arity();
+    return owner_incr(c, key, name == "incr" ? 1 : -1, reply);
+  }
+  if (name == "incrby" || name == "decrby") {
+    if (!arity(3))
+      return bad_arity();
+    int64_t by = 0;
+    if (!parse_int64(a[2], by))
+      return reply(err_str(err_not_int));
+    if (name == "decrby") {
+      if (by == std::numeric_limits<int64_t>::min())
+        return reply(err_str("ERR decrement would overflow"));
+      by = -by;
+    }
+    return owner_incr(c, key, by, reply);
+  }
+  if (name == "incrbyfloat") {
+    if (!arity(3))
+      return bad_arity();
+    long double by = 0, cur = 0;
+    if (!parse_ld(a[2], by))
+      return reply(err_str(err_not_float));
+    auto e = live(c, key);
+    uint64_t exp = 0;
+    if (e) {
+      if (!parse_ld(e->value, cur))
+        return reply(err_str(err_not_float));
+      exp = e->expiry_ms;
+    }
+    long double r = cur + by;
+    if (std::isnan(r) || std::isinf(r))
+      return reply(err_str("ERR increment would produce NaN or Infinity"));
+    auto v = format_ld(r);
+    return write_reply(c, key, v, exp, false, bulk_str(v), reply);
+  }
+  if (name == "append") {
+    if (!arity(3))
+      return bad_arity();
+    auto e = live(c, key);
+    std::string v = e ? e->value : std::string();
+    v += a[2];
+    auto len = static_cast<int64_t>(v.size());
+    return write_reply(c, key, std::move(v), e ? e->expiry_ms : 0, false, int_str(len), reply);
+  }
+  if (name == "setrange") {
+    if (!arity(4))
+      return bad_arity();
+    int64_t off = 0;
+    if (!parse_int64(a[2], off))
+      return reply(err_str(err_not_int));
+    if (off < 0)
+      return reply(err_str("ERR offset is out of range"));
+    auto e = live(c, key);
+    std::string v = e ? e->value : std::string();
+    if (a[3].empty())
+      return reply(int_str(static_cast<int64_t>(v.size())));
+    if (static_cast<uint64_t>(off) + a[3].size() > 512ull * 1024 * 1024)
+      return reply(err_str("ERR string exceeds maximum allowed size (proto-max-bulk-len)"));
+    auto uoff = static_cast<size_t>(off);
+    if (v.size() < uoff + a[3].size())
+      v.resize(uoff + a[3].size(), '\0');
+    v.replace(uoff, a[3].size(), a[3]);
+    auto len = static_cast<int64_t>(v.size());
+    return write_reply(c, key, std::move(v), e ? e->expiry_ms : 0, false, int_str(len), reply);
+  }
+  if (name == "getset") {
+    if (!arity(3))
+      return bad_arity();
+    auto e = live(c, key);
+    return write_reply(c, key, a[2], 0, false, e ? bulk_str(e->value) : nil_str, reply);
+  }
+  if (name == "getdel") {
+    if (!arity(2))
+      return bad_arity();
+    auto e = live(c, key);
+    if (!e)
+      return reply(nil_str);
+    return write_reply(c, key, {}, 0, true, bulk_str(e->value), reply);
+  }
+  if (name == "setnx") {
+    if (!arity(3))
+      return bad_arity();
+    if (live(c, key))
+      return reply(int_str(0));
+    return write_reply(c, key, a[2], 0, false, int_str(1), reply);
+  }
+  if (name == "set") {
+    if (a.size() < 3)
+      return bad_arity();
+    return owner_set(c, a, reply);
+  }
+  if (name == "getex") {
+    uint64_t expiry = 0;
+    bool change = false;
+    for (size_t i = 2; i < a.size(); ++i) {
+      auto o = lower(a[i]);
+      if (o == "persist" && !change) {
+        change = true;
+      } else if ((o == "ex" || o == "px" || o == "exat" || o == "pxat") && !change &&
+                 i + 1 < a.size()) {
+        std::string err;
+        if (!expiry_of(o, a[++i], "getex", expiry, err))
+          return reply(err);
+        change = true;
+      } else {
+        return reply(err_str(err_syntax));
+      }
+    }
+    auto e = live(c, key);
+    if (!e)
+      return reply(nil_str);
+    if (!change)
+      return reply(bulk_str(e->value));
+    return write_reply(c, key, e->value, expiry, false, bulk_str(e->value), reply);
+  }
+  if (name == "expire" || name == "pexpire" || name == "expireat" || name == "pexpireat") {
+    if (a.size() < 3)
+      return bad_arity();
+    return owner_expire(c, a, reply);
+  }
+  if (name == "persist") {
+    if (!arity(2))
+      return bad_arity();
+    auto e = live(c, key);
+    if (!e || e->expiry_ms == 0)
+      return reply(int_str(0));
+    return write_reply(c, key, e->value, 0, false, int_str(1), reply);
+  }
+  reply(err_str("ERR '" + name + "' cannot be forwarded"));
+}
 
 route classify(const command_registry& reg, const std::vector<std::string_view>& args) {
   int id = reg.resolve(args);
@@ -290,8 +894,15 @@ void run_clustered(cluster_core& c, const std::vector<std::string_view>& a,
       done(std::move(o));
     });
   }
-  if (name == "set")
-    return cmd_set(c, a, std::move(done));
+  if (name == "set") {
+    bool conditional = false;
+    for (size_t i = 3; i < a.size(); ++i) {
+      auto o = lower(a[i]);
+      conditional = conditional || o == "nx" || o == "xx" || o == "get" || o == "keepttl";
+    }
+    if (!conditional)
+      return cmd_set(c, a, std::move(done));
+  }
   if (name == "setex")
     return cmd_setex(c, a, 1000, std::move(done));
   if (name == "psetex")
@@ -342,6 +953,24 @@ void run_clustered(cluster_core& c, const std::vector<std::string_view>& a,
       put_bulk(o, n);
     return done(std::move(o));
   }
+  static const char* at_owner_cmds[] = {
+      "incr",   "decr",  "incrby", "decrby", "incrbyfloat", "append",   "setrange",  "getset",
+      "getdel", "setnx", "getex",  "expire", "pexpire",     "expireat", "pexpireat", "persist"};
+  bool rmw = name == "set";
+  for (auto* k : at_owner_cmds)
+    rmw = rmw || name == k;
+  if (rmw) {
+    // Read-modify-write: atomic per key because only the key's owner runs it
+    // (against its copy, writing a new version replicated like any write).
+    if (a.size() < 2)
+      return done(arity_error(a[0]));
+    std::vector<std::string> args(a.begin(), a.end());
+    auto cands = c.replica_ids(a[1]);
+    return at_owner(c, std::move(args), std::move(cands), 0, std::move(done));
+  }
+  if (name == "dbsize" || name == "keys" || name == "scan" || name == "randomkey" ||
+      name == "flushall" || name == "flushdb")
+    return keyspace_wide(c, name, a, std::move(done));
   if (name == "msetnx" || name == "rename" || name == "renamenx" || name == "copy") {
     size_t step = name == "msetnx" ? 2 : 1;
     size_t last = name == "msetnx" ? a.size() : std::min<size_t>(a.size(), 3);

@@ -37,4 +37,12 @@ route classify(const command_registry& reg, const std::vector<std::string_view>&
 void run_clustered(actors::cluster_core& c, const std::vector<std::string_view>& args,
                    std::function<void(out_buffer&&)> done);
 
+/// Runs a command against this node's own copy: the owner's side of the
+/// read-modify-write commands (INCR, APPEND, SETNX, SET NX/XX/GET/KEEPTTL,
+/// GETSET, GETDEL, GETEX, EXPIRE, PERSIST ...) and the per-node part of the
+/// keyspace-wide ones (`kura.node.*`). The coordinator calls it for commands
+/// forwarded by peers (cluster_settings::exec); `reply` gets RESP bytes.
+void exec_owned(actors::cluster_core& c, std::vector<std::string> args,
+                std::function<void(std::string)> reply);
+
 } // namespace kura::node

@@ -100,6 +100,7 @@ int main(int argc, char** argv) {
     keys = *kr;
   }
   std::shared_ptr<l3_lmdb> l3db;
+  std::unique_ptr<gossip::replica_store> cluster_store;
   if (cfg.l3_enabled) {
     l3_config lc;
     lc.keys = keys;
@@ -113,10 +114,18 @@ int main(int argc, char** argv) {
     lc.fsync_batches = cfg.l3_fsync_batches;
     lc.lim.max_key_bytes = cfg.max_key_bytes;
     lc.lim.max_value_bytes = cfg.max_value_bytes;
-    auto opened = l3_lmdb::open(lc, clk);
-    if (!opened)
-      return fail("cannot open L3 in " + lc.path + ": " + opened.err().to_string());
-    l3db = std::shared_ptr<l3_lmdb>(std::move(*opened));
+    if (cfg.cluster_enabled()) {
+      // Cluster data lives in L3 + L4 under the gossip core (docs/cluster.md).
+      auto opened = node::open_cluster_store(cfg, lc, clk);
+      if (!opened)
+        return fail(opened.err().message);
+      cluster_store = std::move(*opened);
+    } else {
+      auto opened = l3_lmdb::open(lc, clk);
+      if (!opened)
+        return fail("cannot open L3 in " + lc.path + ": " + opened.err().to_string());
+      l3db = std::shared_ptr<l3_lmdb>(std::move(*opened));
+    }
   }
   std::shared_ptr<archive::archive> ar; // L4: below L3, so only with L3
   if (l3db && cfg.archive_enabled) {
@@ -202,7 +211,8 @@ int main(int argc, char** argv) {
     rc_cfg.tls.auth_clients = cfg.tls_auth_clients;
     actors::cluster_handles cluster;
     if (cfg.cluster_enabled()) {
-      cluster = actors::spawn_cluster(sys, node::cluster_settings_of(cfg, cluster_id), incarnation);
+      cluster = actors::spawn_cluster(sys, node::cluster_settings_of(cfg, cluster_id), incarnation,
+                                      std::move(cluster_store));
       rc_cfg.cluster = cluster.core;
     }
     auto listening = std::make_shared<std::promise<std::string>>();

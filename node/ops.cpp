@@ -154,6 +154,46 @@ caf::result<std::string> checked_ops(ops_self self, const std::string& user,
   return rp;
 }
 
+/// `kura members`: the membership, after the same credential check as INFO
+/// when a password or ACL is set. (`coord` stays open: peers prove the
+/// cluster secret instead.)
+caf::result<std::string> checked_members(ops_self self, const std::string& user,
+                                         const std::string& pass) {
+  auto refuse = [](std::string why) {
+    members_reply r;
+    r.error = std::move(why);
+    return seal(static_cast<uint32_t>(cluster_msg_type::members), r);
+  };
+  if (!self->state.coordinator)
+    return refuse("this node is not in a cluster (start it with --kura.cluster.node-id and "
+                  "--kura.cluster.seeds)");
+  auto rp = self->make_response_promise<std::string>();
+  auto fetch = [self, rp, refuse]() mutable {
+    self->request(self->state.coordinator, std::chrono::seconds(10), members_atom::value)
+      .then([rp](std::string& bytes) mutable { rp.deliver(std::move(bytes)); },
+            [rp, refuse, self](caf::error& err) mutable {
+              rp.deliver(refuse(self->system().render(err)));
+            });
+  };
+  if (!self->state.resp) {
+    fetch();
+    return rp;
+  }
+  self->request(self->state.resp, std::chrono::seconds(10), ops_auth_atom::value, user, pass,
+                std::string("info"), std::string())
+    .then(
+      [rp, refuse, fetch](std::string& verdict) mutable {
+        if (verdict.empty())
+          fetch();
+        else
+          rp.deliver(refuse(verdict));
+      },
+      [rp, refuse, self](caf::error& err) mutable {
+        rp.deliver(refuse(self->system().render(err)));
+      });
+  return rp;
+}
+
 caf::behavior ops_actor(caf::stateful_actor<ops_state>* self, caf::actor store,
                         node_status config, caf::actor l4, caf::actor resp,
                         caf::actor coordinator, caf::actor predictor, rotate_targets rotate) {
@@ -168,16 +208,10 @@ caf::behavior ops_actor(caf::stateful_actor<ops_state>* self, caf::actor store,
   self->set_default_handler(caf::drop);
   return {
     [=](coord_atom) { return self->state.coordinator; },
-    [=](members_atom) -> caf::result<std::string> {
-      if (!self->state.coordinator) {
-        members_reply r;
-        r.error = "this node is not in a cluster (start it with --kura.cluster.node-id and "
-                  "--kura.cluster.seeds)";
-        return seal(static_cast<uint32_t>(cluster_msg_type::members), r);
-      }
-      auto rp = self->make_response_promise();
-      rp.delegate(self->state.coordinator, members_atom::value);
-      return rp;
+    [=](members_atom) -> caf::result<std::string> { return checked_members(self, {}, {}); },
+    [=](members_atom, const std::string& user,
+        const std::string& pass) -> caf::result<std::string> {
+      return checked_members(self, user, pass);
     },
     [=](ops_request_atom, const std::string& bytes) -> caf::result<std::string> {
       return checked_ops(self, {}, {}, bytes);

@@ -134,7 +134,7 @@ TEST_CASE("any node serves any key; owners; reads fail over when the owner is ki
   // reply, so one replica acknowledged them all.
   CHECK(k1.call({"WAIT", "1", "100"}) == std::string(":1\r\n"));
   CHECK(k1.call({"WAIT", "2", "50"}) == std::string(":1\r\n")); // after the timeout
-  CHECK(k1.call({"INCR", "a"}).value_or("").rfind("-ERR 'incr' is not available", 0) == 0);
+  CHECK(k1.call({"INCR", "c"}) == std::string(":4\r\n"));       // runs at c's owner
 
   // Kill the owner of user:1: a surviving non-owner still reads it from the
   // replica (the fetch to the owner fails over), before and after the owner
@@ -509,4 +509,261 @@ TEST_CASE("routed commands pass the same AUTH / ACL check as local ones") {
   CHECK(k.call({"SET", "a", "1"}) == std::string("+OK\r\n"));
   CHECK(k.call({"GET", "a"}) == bulk("1"));
   CHECK(k.call({"MULTI"}).value_or("").rfind("-ERR 'multi' is not available", 0) == 0);
+  // The ops port's `members` checks the CLI's credentials as INFO does.
+  int rc = 0;
+  auto kura = bin_dir() + "/kura --timeout=3000 --port=" + std::to_string(c["n1"].cluster_port);
+  auto out = run_shell(kura + " members 2>&1", &rc);
+  CHECK(rc == 1);
+  CHECK(out.find("NOAUTH") != std::string::npos);
+  out = run_shell(kura + " --password=wrong members 2>&1", &rc);
+  CHECK(rc == 1);
+  out = run_shell(kura + " --password=pw members 2>&1", &rc);
+  CHECK(rc == 0);
+  CHECK(out.find("n1") != std::string::npos);
+}
+
+TEST_CASE(
+    "cluster data lives in the node's tiers: a kill -9'd node serves its keys from its disk") {
+  test_cluster c;
+  std::vector<std::string> fast_commit{"--kura.l3.batch-max-age=20ms"};
+  for (auto id : {"n1", "n2", "n3"})
+    REQUIRE_MESSAGE(c.start(id, fast_commit).ready, c.logs());
+  INFO(c.logs());
+  REQUIRE(wait_for([&] { return c.all_see_alive(3); }));
+  // Keys n2 replicates, written through n1.
+  client k1(c["n1"].port);
+  std::vector<std::string> keys;
+  for (int i = 0; keys.size() < 100 && i < 5000; ++i) {
+    auto key = "disk:" + std::to_string(i);
+    auto owners = bulk_array(k1.call({"KURA.OWNERS", key}).value_or(""));
+    if (std::find(owners.begin(), owners.end(), "n2") != owners.end())
+      keys.push_back(key);
+  }
+  REQUIRE(keys.size() == 100);
+  for (size_t i = 0; i < keys.size(); ++i)
+    REQUIRE(k1.call({"SET", keys[i], "v" + std::to_string(i)}) == std::string("+OK\r\n"));
+  CHECK(k1.call({"DEL", keys[0]}) == std::string(":1\r\n")); // a tombstone on disk too
+  // The group commit window (20 ms here) passes; then n2 dies hard.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto data_dir = c["n2"].data_dir;
+  c["n2"].stop(SIGKILL);
+  // Nobody else can answer: n1 and n3 are frozen.
+  ::kill(c["n1"].pid, SIGSTOP);
+  ::kill(c["n3"].pid, SIGSTOP);
+  struct resume {
+    test_cluster& c;
+    ~resume() {
+      for (auto id : {"n1", "n3"})
+        if (c[id].pid > 0)
+          ::kill(c[id].pid, SIGCONT);
+    }
+  } guard{c};
+  auto& n2 = c.start("n2", fast_commit, data_dir, "n2b");
+  REQUIRE(n2.ready);
+  client k2(n2.port);
+  // It serves alone once its seed stays silent (2 x request-timeout).
+  CHECK(wait_for([&] { return k2.call({"GET", keys[1]}) == bulk("v1"); }, 20000));
+  size_t served = 0;
+  for (size_t i = 1; i < keys.size(); ++i)
+    served += k2.call({"GET", keys[i]}) == bulk("v" + std::to_string(i)) ? 1 : 0;
+  CHECK(served == keys.size() - 1);
+  CHECK(k2.call({"GET", keys[0]}) == std::string("$-1\r\n")); // still deleted
+  CHECK(n2.log().find("serving this node's data alone") != std::string::npos);
+  // The others come back: n2 merges into their cluster and writes work again.
+  ::kill(c["n1"].pid, SIGCONT);
+  ::kill(c["n3"].pid, SIGCONT);
+  CHECK(wait_for([&] {
+    return count_state(members_json(n2.cluster_port), "alive") == 3 &&
+           member_state(members_json(c["n1"].cluster_port), "n2") == "alive";
+  }));
+  CHECK(wait_for([&] { return k2.call({"SET", "after:restart", "x"}) == std::string("+OK\r\n"); }));
+  CHECK(c["n3"].cli("get after:restart") == "x\n");
+}
+
+TEST_CASE("read-modify-write commands run at the key's owner; keyspace-wide commands fan out") {
+  test_cluster c;
+  start_three(c);
+  INFO(c.logs());
+  client k1(c["n1"].port), k2(c["n2"].port), k3(c["n3"].port);
+  // INCR from three nodes at once, pipelined: atomic per key (no lost update).
+  {
+    std::vector<std::thread> ts;
+    std::atomic<int> oks{0};
+    for (auto id : {"n1", "n2", "n3"})
+      ts.emplace_back([&, port = c[id].port] {
+        client w(port);
+        std::string batch;
+        for (int i = 0; i < 100; ++i)
+          batch += client::multibulk({"INCR", "counter"});
+        if (!w.send(batch))
+          return;
+        for (int i = 0; i < 100; ++i) {
+          auto r = w.reply();
+          if (r && r->rfind(":", 0) == 0)
+            ++oks;
+        }
+      });
+    for (auto& t : ts)
+      t.join();
+    CHECK(oks.load() == 300);
+    CHECK(k2.call({"GET", "counter"}) == bulk("300"));
+  }
+  CHECK(k1.call({"DECRBY", "counter", "50"}) == std::string(":250\r\n"));
+  CHECK(k3.call({"INCRBYFLOAT", "f", "10.5"}) == bulk("10.5"));
+  CHECK(k1.call({"INCRBYFLOAT", "f", "0.1"}) == bulk("10.6"));
+  CHECK(k1.call({"SET", "s", "abc"}) == std::string("+OK\r\n"));
+  CHECK(k2.call({"INCR", "s"}).value_or("").rfind("-ERR value is not an integer", 0) == 0);
+  CHECK(k2.call({"APPEND", "s", "def"}) == std::string(":6\r\n"));
+  CHECK(k3.call({"SETRANGE", "s", "1", "XY"}) == std::string(":6\r\n"));
+  CHECK(k1.call({"GET", "s"}) == bulk("aXYdef"));
+  CHECK(k1.call({"GETSET", "s", "new"}) == bulk("aXYdef"));
+  CHECK(k2.call({"SETNX", "s", "no"}) == std::string(":0\r\n"));
+  CHECK(k2.call({"SETNX", "fresh", "yes"}) == std::string(":1\r\n"));
+  CHECK(k3.call({"SET", "fresh", "x", "NX"}) == std::string("$-1\r\n"));
+  CHECK(k3.call({"SET", "fresh", "x", "XX", "GET"}) == bulk("yes"));
+  CHECK(k3.call({"SET", "absent", "x", "XX"}) == std::string("$-1\r\n"));
+  CHECK(k1.call({"GET", "fresh"}) == bulk("x"));
+  CHECK(k1.call({"GETDEL", "fresh"}) == bulk("x"));
+  CHECK(k2.call({"EXISTS", "fresh"}) == std::string(":0\r\n"));
+  // Expiry: EXPIRE / TTL / PERSIST / GETEX / KEEPTTL.
+  CHECK(k1.call({"EXPIRE", "s", "100"}) == std::string(":1\r\n"));
+  auto ttl = std::strtoll(k2.call({"TTL", "s"}).value_or(":0").c_str() + 1, nullptr, 10);
+  CHECK(ttl > 0);
+  CHECK(ttl <= 100);
+  CHECK(k3.call({"EXPIRE", "s", "200", "NX"}) == std::string(":0\r\n"));
+  CHECK(k3.call({"SET", "s", "kept", "KEEPTTL"}) == std::string("+OK\r\n"));
+  CHECK(k1.call({"TTL", "s"}).value_or("") != ":-1\r\n");
+  CHECK(k2.call({"PERSIST", "s"}) == std::string(":1\r\n"));
+  CHECK(k1.call({"TTL", "s"}) == std::string(":-1\r\n"));
+  CHECK(k3.call({"GETEX", "s", "PX", "50000"}) == bulk("kept"));
+  auto pttl = std::strtoll(k1.call({"PTTL", "s"}).value_or(":0").c_str() + 1, nullptr, 10);
+  CHECK(pttl > 0);
+  CHECK(pttl <= 50000);
+  CHECK(k2.call({"EXPIRE", "s", "0"}) == std::string(":1\r\n")); // the past: deleted
+  CHECK(k1.call({"GET", "s"}) == std::string("$-1\r\n"));
+  CHECK(k1.call({"EXPIRE", "nothing", "10"}) == std::string(":0\r\n"));
+  CHECK(k1.call({"INCR"}).value_or("").rfind("-ERR wrong number of arguments", 0) == 0);
+
+  // Keyspace-wide: every key counted once, whichever node is asked.
+  CHECK(k1.call({"FLUSHALL"}) == std::string("+OK\r\n"));
+  CHECK(k2.call({"DBSIZE"}) == std::string(":0\r\n"));
+  std::string batch;
+  for (int i = 0; i < 200; ++i)
+    batch += client::multibulk({"SET", "ks:" + std::to_string(i), "v"});
+  batch += client::multibulk({"SET", "other", "v"});
+  REQUIRE(k3.send(batch));
+  for (int i = 0; i < 201; ++i)
+    REQUIRE(k3.reply() == std::string("+OK\r\n"));
+  for (auto* k : {&k1, &k2, &k3})
+    CHECK(k->call({"DBSIZE"}) == std::string(":201\r\n"));
+  auto keys = bulk_array(k2.call({"KEYS", "ks:1*"}).value_or(""));
+  CHECK(keys.size() == 111); // ks:1, ks:10-19, ks:100-199
+  std::set<std::string> seen;
+  std::string cursor = "0";
+  int rounds = 0;
+  do {
+    REQUIRE(k1.send(client::multibulk({"SCAN", cursor, "MATCH", "ks:*", "COUNT", "17"})));
+    auto r = k1.reply().value_or("");
+    // *2 $n cursor *k ...
+    auto p = r.find("\r\n", r.find('$'));
+    auto nl = r.find("\r\n", p + 2);
+    cursor = r.substr(p + 2, nl - p - 2);
+    auto rest = r.substr(nl + 2);
+    for (auto& k : bulk_array(rest))
+      CHECK_MESSAGE(seen.insert(k).second, "SCAN returned " << k << " twice");
+    ++rounds;
+  } while (cursor != "0" && rounds < 1000);
+  CHECK(seen.size() == 200);
+  CHECK(rounds > 5);
+  CHECK(k3.call({"RANDOMKEY"}).value_or("").rfind("$", 0) == 0);
+  CHECK(k3.call({"RANDOMKEY"}) != std::string("$-1\r\n"));
+  CHECK(k2.call({"FLUSHALL"}) == std::string("+OK\r\n"));
+  CHECK(k1.call({"DBSIZE"}) == std::string(":0\r\n"));
+  CHECK(k3.call({"RANDOMKEY"}) == std::string("$-1\r\n"));
+  CHECK(k1.call({"GET", "ks:5"}) == std::string("$-1\r\n"));
+}
+
+TEST_CASE("sloppy quorum: writes succeed while a replica is suspect; the hint reaches it later") {
+  test_cluster c;
+  start_three(c);
+  INFO(c.logs());
+  client k1(c["n1"].port);
+  // Keys n3 replicates: some with n1 as the other replica (a hint goes to
+  // n2), some without n1 (n1, the coordinator, holds the hint itself).
+  std::vector<std::string> keys;
+  int with_n1 = 0, without_n1 = 0;
+  for (int i = 0; (with_n1 < 10 || without_n1 < 10) && i < 5000; ++i) {
+    auto key = "sloppy:" + std::to_string(i);
+    auto owners = bulk_array(k1.call({"KURA.OWNERS", key}).value_or(""));
+    if (std::find(owners.begin(), owners.end(), "n3") == owners.end())
+      continue;
+    bool n1 = std::find(owners.begin(), owners.end(), "n1") != owners.end();
+    if ((n1 && with_n1 < 10) || (!n1 && without_n1 < 10)) {
+      (n1 ? with_n1 : without_n1)++;
+      keys.push_back(key);
+    }
+  }
+  REQUIRE(keys.size() == 20);
+  ::kill(c["n3"].pid, SIGSTOP);
+  struct resume {
+    pid_t pid;
+    ~resume() { ::kill(pid, SIGCONT); }
+  } guard{c["n3"].pid};
+  // n3 is not dead yet (suspect at most): every write is still acknowledged
+  // by the other replica plus a hint holder.
+  for (size_t i = 0; i < keys.size(); ++i)
+    CHECK(k1.call({"SET", keys[i], "v" + std::to_string(i)}) == std::string("+OK\r\n"));
+  auto state = member_state(members_json(c["n1"].cluster_port), "n3");
+  MESSAGE("n3 was " << state << " after the writes");
+  ::kill(c["n3"].pid, SIGCONT);
+  CHECK(
+      wait_for([&] { return member_state(members_json(c["n1"].cluster_port), "n3") == "alive"; }));
+  // The hints (or anti-entropy) bring n3 every write; it serves them itself.
+  client k3(c["n3"].port);
+  for (size_t i = 0; i < keys.size(); ++i)
+    CHECK(wait_for([&] { return k3.call({"GET", keys[i]}) == bulk("v" + std::to_string(i)); }));
+}
+
+TEST_CASE(
+    "a restarted replica never serves a version older than one acknowledged while it was away") {
+  test_cluster c;
+  std::vector<std::string> fast_commit{"--kura.l3.batch-max-age=20ms"};
+  for (auto id : {"n1", "n2", "n3"})
+    REQUIRE(c.start(id, fast_commit).ready);
+  INFO(c.logs());
+  REQUIRE(wait_for([&] { return c.all_see_alive(3); }));
+  client k1(c["n1"].port);
+  std::vector<std::string> keys;
+  for (int i = 0; keys.size() < 30 && i < 5000; ++i) {
+    auto key = "stale:" + std::to_string(i);
+    auto owners = bulk_array(k1.call({"KURA.OWNERS", key}).value_or(""));
+    if (std::find(owners.begin(), owners.end(), "n2") != owners.end())
+      keys.push_back(key);
+  }
+  REQUIRE(keys.size() == 30);
+  for (auto& k : keys)
+    REQUIRE(k1.call({"SET", k, "v1"}) == std::string("+OK\r\n"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300)); // n2 commits v1
+  auto data_dir = c["n2"].data_dir;
+  c["n2"].stop(SIGKILL);
+  for (auto& k : keys)
+    REQUIRE(k1.call({"SET", k, "v2"}) == std::string("+OK\r\n"));
+  auto& n2 = c.start("n2", fast_commit, data_dir, "n2b");
+  REQUIRE(n2.ready);
+  client k2(n2.port);
+  // At once: the first answer that is not "not joined yet" is already v2.
+  std::string first;
+  REQUIRE(wait_for(
+      [&] {
+        first = k2.call({"GET", keys[0]}).value_or("");
+        return first.rfind("-CLUSTERDOWN", 0) != 0;
+      },
+      20000));
+  CHECK(first == bulk("v2"));
+  std::string batch;
+  for (auto& k : keys)
+    batch += client::multibulk({"GET", k});
+  REQUIRE(k2.send(batch));
+  for (auto& k : keys)
+    CHECK_MESSAGE(k2.reply() == bulk("v2"), "n2 served an old " << k);
 }

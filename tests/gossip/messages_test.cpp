@@ -27,6 +27,7 @@ TEST_CASE("every message type round-trips through the envelope") {
       handoff_ack_msg{{key_version{"a", 1, 1}}},
       tomb_check_msg{{key_version{"a", 1, 1}}},
       tomb_confirm_msg{{key_version{"a", 1, 1}}},
+      hint_msg{20, 7, wire_entry{"k", "v", 0, 99, 2, 0}},
   };
   for (auto& m : all) {
     auto bytes = encode(m);
