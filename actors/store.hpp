@@ -37,6 +37,7 @@
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -95,6 +96,18 @@ public:
   virtual void clear() = 0;
   /// Live entries below L3 (added to DBSIZE).
   virtual uint64_t entries() const = 0;
+  /// One archived key, as the L4 key iterator gives it.
+  struct key_info {
+    std::string key;
+    uint64_t expiry_ms = 0;
+    uint8_t flags = 0;
+  };
+  /// The L4 key iterator (archive::scan_keys): up to `max` keys after `after`
+  /// (empty = from the start) in L4's index order (byte order for keys up to
+  /// 400 bytes, then the longer ones by hash), expired ones included, to `f`.
+  /// Returns the key to resume after, or nullopt at the end.
+  virtual result<std::optional<std::string>>
+  scan_keys(std::string_view after, size_t max, const std::function<void(const key_info&)>& f) = 0;
 };
 
 /// Keyspace plus the write-behind sender. See the file comment.
@@ -139,6 +152,9 @@ public:
   caf::actor l3;
   caf::actor broker;
   std::shared_ptr<l3_snapshot> l3_stats = std::make_shared<l3_snapshot>();
+  /// Active expiry (the sweeps of memory and L3); DEBUG SET-ACTIVE-EXPIRE 0
+  /// turns it off, leaving expiry lazy (on read), as in Redis.
+  std::shared_ptr<std::atomic<bool>> active_expire = std::make_shared<std::atomic<bool>>(true);
 
 private:
   store_config cfg_;

@@ -91,6 +91,8 @@ public:
   bool active() const noexcept { return tracking_clients_ > 0; }
   size_t tracking_clients() const noexcept { return tracking_clients_; }
   size_t tracked_keys() const noexcept { return keys_.size(); }
+  /// Some client tracks in BCAST mode.
+  bool has_bcast() const noexcept { return !prefixes_.empty(); }
   /// CLIENT TRACKING ON (again: options change, prefixes add up); returns an
   /// error message or "".
   std::string enable_tracking(session& s, uint32_t flags, uint64_t redirect,
@@ -106,8 +108,16 @@ public:
   void key_changed(std::string_view key, uint64_t origin = 0);
   /// Every key changed (FLUSHALL): a null invalidation to every tracking client.
   void flushed(uint64_t origin = 0);
-  /// Invalidates tracked keys whose expiry is at or before `now_ms`.
-  void expire_due(uint64_t now_ms);
+  /// BCAST changes collected since the last call: one invalidation per
+  /// prefix and client (the command table calls it after each command).
+  void flush_bcast();
+  /// A write of `key` with `expiry_ms` (0 = none) under a BCAST prefix: its
+  /// expiry invalidates it then (expire_due).
+  void key_written(std::string_view key, uint64_t expiry_ms);
+  /// Invalidates tracked keys whose expiry is at or before `now_ms`, and
+  /// BCAST-covered written keys whose expiry passed and that `exists` (when
+  /// given) no longer finds; then flushes BCAST.
+  void expire_due(uint64_t now_ms, const std::function<bool(std::string_view)>& exists = {});
   /// Checks up to `budget` tracked keys that existed when read (round robin)
   /// and invalidates those `exists(key)` no longer finds: changes no command
   /// made, such as evictions from memory when memory is the only tier.
@@ -133,7 +143,8 @@ public:
   }
 
 private:
-  void send_invalidation(session& to, const std::string* key);
+  /// keys == nullptr: every key (FLUSHALL's null invalidation)
+  void send_invalidation(session& to, const std::vector<std::string>* keys);
   void drop_tracking(uint64_t id);
 
   std::map<uint64_t, session*> clients_;
@@ -147,6 +158,9 @@ private:
   std::map<std::string, std::set<uint64_t>> prefixes_;                 ///< BCAST ("" = all)
   using due = std::pair<uint64_t, std::string>;
   std::priority_queue<due, std::vector<due>, std::greater<due>> expiries_;
+  std::priority_queue<due, std::vector<due>, std::greater<due>> bcast_expiries_;
+  /// BCAST prefix -> (key, client that changed it) since flush_bcast
+  std::map<std::string, std::vector<std::pair<std::string, uint64_t>>> bcast_pending_;
   std::vector<std::string> probe_; ///< tracked keys that existed when read
   size_t probe_next_ = 0;
 };

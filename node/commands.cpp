@@ -152,6 +152,7 @@ void command_table::execute(const command_args& a, session& s, out_buffer& out,
   if (s.tx.active && !tx_control(id))
     return queue(a, id, s, out);
   run(a, id, s, out, lst);
+  hub_.flush_bcast(); // a whole command's (EXEC's: transaction's) changes at once
 }
 
 namespace {
@@ -294,7 +295,11 @@ void command_table::after_command(const command_args& a, const command_spec& sp,
     return;
   }
   if (sp.flags & cmd_flag::write) {
-    for_each_key_index(sp, a.size(), [&](size_t i) { hub_.key_changed(a[i], s.id); });
+    for_each_key_index(sp, a.size(), [&](size_t i) {
+      hub_.key_changed(a[i], s.id);
+      if (hub_.has_bcast()) // BCAST hears of the expiry too
+        ks_.read(a[i], [&](std::string_view, uint64_t exp) { hub_.key_written(a[i], exp); });
+    });
   } else if (s.tracking && (sp.flags & cmd_flag::readonly)) {
     for_each_key_index(sp, a.size(), [&](size_t i) {
       uint64_t expiry = 0;

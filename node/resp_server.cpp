@@ -244,6 +244,7 @@ void start_fetch(self_ptr self, connection_handle hdl, const fetch_plan& plan) {
   q.pattern = plan.pattern;
   q.after = plan.after;
   q.limit = plan.limit;
+  q.phase = plan.phase;
   self
     ->request(st.core->l3, std::chrono::milliseconds(st.core->config().l3_timeout_ms),
               std::move(q))
@@ -254,6 +255,8 @@ void start_fetch(self_ptr self, connection_handle hdl, const fetch_plan& plan) {
         lst.count = l.count;
         lst.last = std::move(l.last);
         lst.done = l.done;
+        lst.flags = std::move(l.flags);
+        lst.phase = l.phase;
         on_listing(self, hdl, &lst, true);
       },
       [self, hdl](caf::error&) { on_listing(self, hdl, nullptr, false); });
@@ -448,6 +451,7 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
     st.facts.l3_uncommitted = [snap] { return snap->get().pending; };
     st.facts.l3_expires = [snap] { return snap->get().expires; };
   }
+  st.facts.set_active_expire = [flag = st.core->active_expire](bool on) { flag->store(on); };
   st.cmds = std::make_unique<command_table>(st.core->ks(), st.facts);
   if (auto err = st.cmds->configure_security(cfg.security); !err.empty()) {
     listening->set_value(err);
@@ -555,7 +559,7 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
       auto& hub = st.cmds->hub();
       if (hub.active()) {
         auto& ks = st.core->ks();
-        hub.expire_due(ks.clock().now_ms());
+        hub.expire_due(ks.clock().now_ms(), [&ks](std::string_view k) { return ks.exists(k); });
         if (!ks.has_l3()) // memory is the only tier: an eviction changes GET
           hub.probe(tracking_probe_budget, [&ks](std::string_view k) {
             return ks.shard_for(k).locate(k) != memory_region::none;
