@@ -164,23 +164,33 @@ std::string client_hub::enable_tracking(session& s, uint32_t flags, uint64_t red
     if (((s.tracking_flags & bcast) != 0) != bc)
       return "ERR You can't switch BCAST mode on/off before disabling tracking for this "
              "client, and then re-enabling it with a different mode.";
-    if ((s.tracking_flags & (optin | optout)) != (flags & (optin | optout)))
+    // as Redis: from OPTIN straight to OPTOUT or back is refused
+    if (((flags & optin) && (s.tracking_flags & optout)) ||
+        ((flags & optout) && (s.tracking_flags & optin)))
       return "ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this "
              "client, and then re-enabling it with a different mode.";
   }
   if (redirect != 0 && redirect != s.id && !client(redirect))
     return "ERR The client ID you want redirect to does not exist";
   if (bc) {
-    // a client's prefixes must not overlap (Redis: one invalidation per change)
+    // a client's prefixes must not overlap (Redis: one invalidation per
+    // change); Redis's checks and messages, in its order
     auto mine = s.tracking ? prefixes_of(s.id) : std::vector<std::string>{};
-    std::vector<std::string> all = mine;
-    for (auto& p : prefixes) {
-      for (auto& q : all)
-        if (q != p && (starts_with(p, q) || starts_with(q, p)))
-          return "ERR Prefix '" + p + "' overlaps with an existing prefix '" + q +
+    auto overlap = [](const std::string& a, const std::string& b) {
+      return a != b && (starts_with(a, b) || starts_with(b, a));
+    };
+    for (size_t i = 0; i < prefixes.size(); ++i) {
+      for (auto& q : mine)
+        if (overlap(prefixes[i], q))
+          return "ERR Prefix '" + prefixes[i] + "' overlaps with an existing prefix '" + q +
                  "'. Prefixes for a single client must not overlap.";
-      all.push_back(p);
+      for (size_t j = i + 1; j < prefixes.size(); ++j)
+        if (overlap(prefixes[i], prefixes[j]))
+          return "ERR Prefix '" + prefixes[i] + "' overlaps with another provided prefix '" +
+                 prefixes[j] + "'. Prefixes for a single client must not overlap.";
     }
+    std::vector<std::string> all = mine;
+    all.insert(all.end(), prefixes.begin(), prefixes.end());
     if (all.empty())
       all.push_back("");
     for (auto& p : all)
@@ -243,6 +253,29 @@ void client_hub::key_read(session& s, std::string_view key, bool present, uint64
     expiries_.emplace(expiry_ms, it->first);
   if (fresh && present)
     probe_.push_back(it->first);
+  if (fresh)
+    enforce_max_keys();
+}
+
+size_t client_hub::tracked_items() const noexcept {
+  size_t n = 0;
+  for (auto& [k, ids] : keys_)
+    n += ids.size();
+  return n;
+}
+
+void client_hub::set_max_keys(uint64_t n) {
+  max_keys_ = n;
+  enforce_max_keys();
+}
+
+void client_hub::enforce_max_keys() {
+  // Redis evicts keys of the tracking table (sending their invalidations)
+  // until it is within tracking-table-max-keys
+  while (max_keys_ != 0 && keys_.size() > max_keys_) {
+    std::string k = keys_.begin()->first;
+    key_changed(k, 0);
+  }
 }
 
 void client_hub::send_invalidation(session& to, const std::vector<std::string>* keys) {

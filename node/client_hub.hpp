@@ -62,9 +62,28 @@ public:
   const std::map<uint64_t, session*>& clients() const noexcept { return clients_; }
   void set_deliver(deliver_fn f) { deliver_ = std::move(f); }
   /// Sends bytes to a client's connection (dropped when no broker listens).
+  /// Bytes for the client whose command is running wait until its reply is
+  /// out (end_command), so a push never lands inside a reply (EXEC's array).
   void deliver(uint64_t id, std::string_view bytes) {
+    if (id != 0 && id == running_) {
+      held_.append(bytes.data(), bytes.size());
+      return;
+    }
     if (deliver_)
       deliver_(id, bytes);
+  }
+  /// Client `id`'s command starts (its pushes are held).
+  void begin_command(uint64_t id) { running_ = id; }
+  /// The reply is written: flushes BCAST and sends the held pushes.
+  void end_command() {
+    flush_bcast();
+    uint64_t id = running_;
+    running_ = 0;
+    if (!held_.empty()) {
+      std::string b = std::move(held_);
+      held_.clear();
+      deliver(id, b);
+    }
   }
 
   // -- pub/sub -----------------------------------------------------------------
@@ -91,6 +110,13 @@ public:
   bool active() const noexcept { return tracking_clients_ > 0; }
   size_t tracking_clients() const noexcept { return tracking_clients_; }
   size_t tracked_keys() const noexcept { return keys_.size(); }
+  /// Sum over tracked keys of the clients tracking each (INFO tracking_total_items).
+  size_t tracked_items() const noexcept;
+  size_t tracked_prefixes() const noexcept { return prefixes_.size(); }
+  /// tracking-table-max-keys (0 = no limit): above it, reading clients lose
+  /// tracked keys (with an invalidation), as in Redis.
+  void set_max_keys(uint64_t n);
+  uint64_t max_keys() const noexcept { return max_keys_; }
   /// Some client tracks in BCAST mode.
   bool has_bcast() const noexcept { return !prefixes_.empty(); }
   /// CLIENT TRACKING ON (again: options change, prefixes add up); returns an
@@ -162,6 +188,10 @@ private:
   /// BCAST prefix -> (key, client that changed it) since flush_bcast
   std::map<std::string, std::vector<std::pair<std::string, uint64_t>>> bcast_pending_;
   std::vector<std::string> probe_; ///< tracked keys that existed when read
+  uint64_t max_keys_ = 1000000;    ///< tracking-table-max-keys
+  uint64_t running_ = 0;           ///< client whose command runs (pushes held)
+  std::string held_;               ///< its held pushes
+  void enforce_max_keys();
   size_t probe_next_ = 0;
 };
 

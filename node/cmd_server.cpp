@@ -397,6 +397,15 @@ const std::vector<config_item>& config_items() {
            c.facts.query_buffer_limit = n;
          return std::string{};
        }},
+      {"tracking-table-max-keys",
+       [](command_context& c) { return std::to_string(c.state.hub->max_keys()); },
+       [](command_context& c, std::string_view v, bool apply) {
+         uint64_t n = 0;
+         auto e = set_uint(n, v, 0);
+         if (e.empty() && apply)
+           c.state.hub->set_max_keys(n);
+         return e;
+       }},
       {"kura-client-output-limit",
        [](command_context& c) { return std::to_string(c.facts.max_output_bytes); },
        [](command_context& c, std::string_view v, bool apply) {
@@ -599,6 +608,9 @@ std::string info_text(command_context& c, std::string_view section) {
     num("client_recent_max_output_buffer", max_out);
     num("blocked_clients", 0);
     num("tracking_clients", hub.tracking_clients());
+    num("tracking_total_keys", hub.tracked_keys());
+    num("tracking_total_items", hub.tracked_items());
+    num("tracking_total_prefixes", hub.tracked_prefixes());
     num("clients_in_timeout_table", 0);
     r += "\r\n";
   }
@@ -608,6 +620,7 @@ std::string info_text(command_context& c, std::string_view section) {
     c.state.peak_memory = std::max(c.state.peak_memory, used);
     r += "# Memory\r\n";
     num("used_memory", used);
+    num("lazyfree_pending_objects", 0); // kura frees synchronously
     kv("used_memory_human", human(used));
     num("used_memory_rss", rss);
     kv("used_memory_rss_human", human(rss));

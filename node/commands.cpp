@@ -151,8 +151,15 @@ void command_table::execute(const command_args& a, session& s, out_buffer& out,
   }
   if (s.tx.active && !tx_control(id))
     return queue(a, id, s, out);
-  run(a, id, s, out, lst);
-  hub_.flush_bcast(); // a whole command's (EXEC's: transaction's) changes at once
+  // a whole command's (EXEC's: transaction's) invalidations go after its reply
+  hub_.begin_command(s.id);
+  try {
+    run(a, id, s, out, lst);
+  } catch (...) {
+    hub_.end_command();
+    throw;
+  }
+  hub_.end_command();
 }
 
 namespace {
