@@ -530,13 +530,17 @@ caf::behavior store_broker(caf::stateful_actor<store_state, caf::io::broker>* se
         r.found = st.ok();
         if (!st.ok())
           r.error = st.message();
+        else
+          self->state.core->changed(&key);
         return r;
       },
       [=](kv_del_atom, const std::string& key) -> caf::result<kv_reply> {
         auto rp = self->make_response_promise();
-        with_key(self, key, rp, [key](keyspace& ks) {
+        with_key(self, key, rp, [key, core = self->state.core](keyspace& ks) {
           kv_reply r;
           r.found = ks.erase(key);
+          if (r.found)
+            core->changed(&key);
           return r;
         });
         return rp;
@@ -544,9 +548,11 @@ caf::behavior store_broker(caf::stateful_actor<store_state, caf::io::broker>* se
       [=](kv_expire_atom, const std::string& key, uint64_t ttl_ms) -> caf::result<kv_reply> {
         auto rp = self->make_response_promise();
         auto exp = ttl_to_expiry(ttl_ms);
-        with_key(self, key, rp, [key, exp](keyspace& ks) {
+        with_key(self, key, rp, [key, exp, core = self->state.core](keyspace& ks) {
           kv_reply r;
           r.found = ks.set_expiry(key, exp);
+          if (r.found)
+            core->changed(&key);
           return r;
         });
         return rp;
@@ -563,6 +569,7 @@ caf::behavior store_broker(caf::stateful_actor<store_state, caf::io::broker>* se
       },
       [=](kv_flush_atom) -> caf::result<kv_reply> {
         self->state.core->ks().clear();
+        self->state.core->changed(nullptr);
         kv_reply r;
         r.found = true;
         return r;

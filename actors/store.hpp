@@ -38,6 +38,7 @@
 #include <caf/actor_system.hpp>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -155,6 +156,14 @@ public:
   /// Active expiry (the sweeps of memory and L3); DEBUG SET-ACTIVE-EXPIRE 0
   /// turns it off, leaving expiry lazy (on read), as in Redis.
   std::shared_ptr<std::atomic<bool>> active_expire = std::make_shared<std::atomic<bool>>(true);
+  /// Called (on the multiplexer thread) after the store broker changed a key
+  /// (nullptr: every key, a flush): the RESP broker's client tracking hears
+  /// of writes made through the key/value API (ops port, CLI, embedding).
+  std::function<void(const std::string* key)> external_change;
+  void changed(const std::string* key) {
+    if (external_change)
+      external_change(key);
+  }
 
 private:
   store_config cfg_;

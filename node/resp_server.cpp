@@ -68,6 +68,10 @@ struct resp_state {
   uint32_t ticks = 0;
   uint64_t max_query_bytes = 0;
   static inline const char* name = "kura.resp";
+  ~resp_state() {
+    if (core)
+      core->external_change = nullptr; // the hub goes with this broker
+  }
 };
 
 using self_ptr = stateful_actor<resp_state, broker>*;
@@ -452,6 +456,16 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
     st.facts.l3_expires = [snap] { return snap->get().expires; };
   }
   st.facts.set_active_expire = [flag = st.core->active_expire](bool on) { flag->store(on); };
+  // writes of the store broker (ops port, `kura set/del`, embedding API) reach
+  // tracking clients too; both brokers run on the multiplexer thread
+  st.core->external_change = [self](const std::string* key) {
+    auto& hub = self->state.cmds->hub();
+    if (key)
+      hub.key_changed(*key, 0);
+    else
+      hub.flushed(0);
+    hub.flush_bcast();
+  };
   st.cmds = std::make_unique<command_table>(st.core->ks(), st.facts);
   if (auto err = st.cmds->configure_security(cfg.security); !err.empty()) {
     listening->set_value(err);
