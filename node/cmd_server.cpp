@@ -12,6 +12,7 @@
 #include "node/security.hpp"
 #include "tiers/hash.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -933,6 +934,77 @@ void cmd_function_list(const command_args& a, command_context& c) {
   put_array_header(c.out, 0);
 }
 
+// -- LATENCY HISTOGRAM -------------------------------------------------------------
+//
+// Redis 7's reply from each command's latency histogram (the same one INFO
+// latencystats reads): a map of command name -> {calls, histogram_usec}, the
+// latter cumulative counts at power-of-two bounds as Redis's HDR iterator
+// gives them (first bound 1024 ns shown as 1 usec, then 2, 4, 8 ...; a bound
+// appears only where the count grows). kura's histogram has log2 ns buckets,
+// so the bounds are exact bucket edges.
+
+void put_command_histogram(out_buffer& out, int resp, const std::string& name,
+                           const command_stats& st) {
+  put_bulk(out, name);
+  std::vector<std::pair<uint64_t, uint64_t>> cdf; // usec bound -> cumulative calls
+  const auto& h = st.latency;
+  uint64_t cum = 0, prev = 0;
+  for (size_t i = 0; i < latency_histogram::buckets; ++i) {
+    cum += h.counts[i];
+    if (i < 9)
+      continue; // buckets below 1024 ns fold into the first bound
+    if (cum > prev) {
+      uint64_t bound_ns = (i + 1 < 64) ? (uint64_t{1} << (i + 1)) - 1 : UINT64_MAX;
+      cdf.emplace_back(bound_ns / 1000, cum);
+      prev = cum;
+    }
+  }
+  put_map_header(out, 2, resp);
+  put_bulk(out, "calls");
+  put_int(out, static_cast<int64_t>(st.calls));
+  put_bulk(out, "histogram_usec");
+  put_map_header(out, cdf.size(), resp);
+  for (auto& [b, n] : cdf) {
+    put_int(out, static_cast<int64_t>(b));
+    put_int(out, static_cast<int64_t>(n));
+  }
+}
+
+void cmd_latency_histogram(const command_args& a, command_context& c) {
+  auto& reg = c.registry;
+  std::vector<int> ids;
+  if (a.size() == 2) {
+    for (size_t id = 0; id < reg.entries(); ++id)
+      if (reg.stats()[id].latency.samples > 0)
+        ids.push_back(static_cast<int>(id));
+  } else {
+    for (size_t i = 2; i < a.size(); ++i) {
+      int id = reg.find(a[i]);
+      if (id >= 0 && reg.stats()[static_cast<size_t>(id)].latency.samples > 0 &&
+          std::find(ids.begin(), ids.end(), id) == ids.end())
+        ids.push_back(id);
+    }
+  }
+  put_map_header(c.out, ids.size(), c.sess.resp);
+  for (int id : ids)
+    put_command_histogram(c.out, c.sess.resp, reg.spec(id).name,
+                          reg.stats()[static_cast<size_t>(id)]);
+}
+
+void cmd_latency_help(const command_args&, command_context& c) {
+  static const char* lines[] = {
+      "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+      "HISTOGRAM [COMMAND ...]",
+      "    Return a cumulative distribution of latencies in the format of a histogram for the "
+      "specified command names.",
+      "    If no commands are specified then all histograms are replied.",
+      "HELP",
+      "    Print this help."};
+  put_array_header(c.out, std::size(lines));
+  for (auto* l : lines)
+    put_status(c.out, l);
+}
+
 // -- DEBUG -----------------------------------------------------------------------
 //
 // The subcommands of Redis's DEBUG that clients and test suites use and that
@@ -1175,6 +1247,21 @@ void register_server_commands(command_registry& r) {
       .acl("@admin @slow @dangerous")
       .doc("Synchronously save the dataset to disk and then shut down the server", "1.0.0",
            "server", "O(N) when saving, where N is the total number of keys in all databases");
+
+  r.add("latency", -2, "", nullptr)
+      .acl("@slow")
+      .doc("A container for latency diagnostics commands", "2.8.13", "server",
+           "Depends on subcommand.");
+  r.add_sub("latency", "histogram", -2, "admin noscript loading stale", cmd_latency_histogram)
+      .acl("@admin @slow @dangerous")
+      .tips("nondeterministic_output request_policy:all_nodes response_policy:special")
+      .doc("Return the cumulative distribution of latencies of a subset of commands or all "
+           "commands.",
+           "7.0.0", "server",
+           "O(N) where N is the number of commands with latency information being retrieved.");
+  r.add_sub("latency", "help", 2, "loading stale", cmd_latency_help)
+      .acl("@slow")
+      .doc("Show helpful text about the different subcommands.", "2.8.13", "server", "O(1)");
 
   r.add("debug", -2, "admin noscript loading stale", cmd_debug)
       .acl("@admin @slow @dangerous")

@@ -411,3 +411,32 @@ TEST_CASE_FIXTURE(hub_fixture, "DEBUG PROTOCOL, DIGEST-VALUE, OBJECT and errors"
   CHECK(run("DEBUG NOPE")
             .rfind("-ERR unknown subcommand or wrong number of arguments for 'NOPE'", 0) == 0);
 }
+
+TEST_CASE_FIXTURE(hub_fixture, "LATENCY HISTOGRAM: Redis 7's cumulative map per command") {
+  run("SET a 1");
+  run("SET b 2");
+  run("GET a");
+  auto r = run("LATENCY HISTOGRAM set");
+  // *2 (RESP2 map as array): "set" then [calls 2 histogram_usec [bound count ...]]
+  CHECK(r.rfind("*2\r\n$3\r\nset\r\n*4\r\n$5\r\ncalls\r\n:2\r\n$14\r\nhistogram_usec\r\n*", 0) ==
+        0);
+  // the last cumulative count is every call
+  CHECK(r.size() > 4);
+  CHECK(r.substr(r.size() - 4) == ":2\r\n");
+  auto all = run("LATENCY HISTOGRAM");
+  CHECK(all.find("$3\r\nget\r\n") != std::string::npos);
+  CHECK(all.find("$3\r\nset\r\n") != std::string::npos);
+  CHECK(run("LATENCY HISTOGRAM nosuchcommand") == "*0\r\n");
+  run("HELLO 3");
+  CHECK(run("LATENCY HISTOGRAM get").rfind("%1\r\n$3\r\nget\r\n%2\r\n$5\r\ncalls\r\n:1\r\n", 0) ==
+        0);
+}
+
+TEST_CASE_FIXTURE(hub_fixture, "HRANDFIELD WITHVALUES in RESP3: field/value pairs") {
+  run("HSET h f v");
+  CHECK(run("HRANDFIELD h 1 WITHVALUES") == "*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
+  run("HELLO 3");
+  CHECK(run("HRANDFIELD h 1 WITHVALUES") == "*1\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
+  CHECK(run("HRANDFIELD h -2 WITHVALUES") ==
+        "*2\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
+}
