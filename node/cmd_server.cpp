@@ -13,6 +13,7 @@
 #include "tiers/hash.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -300,8 +301,32 @@ struct config_item {
   std::string (*set)(command_context& c, std::string_view v, bool apply);
 };
 
+// TLS (node/tls.hpp): the tls-* values of one CONFIG SET load together
+// (a new certificate needs its key) in commit_tls; a file that does not load
+// fails the whole CONFIG SET and the old certificate stays in use.
+std::string tls_get(command_context& c, const char* name, const char* off) {
+  return c.facts.tls ? c.facts.tls->get(name) : std::string(off);
+}
+
+std::string tls_check(command_context& c) {
+  return c.facts.tls ? std::string{} : std::string("TLS is off (kura.tls.port is not set)");
+}
+
 const std::vector<config_item>& config_items() {
   static const std::vector<config_item> items = {
+      {"tls-port", [](command_context& c) { return tls_get(c, "tls-port", "0"); }, nullptr},
+      {"tls-cert-file", [](command_context& c) { return tls_get(c, "tls-cert-file", ""); },
+       [](command_context& c, std::string_view, bool) { return tls_check(c); }},
+      {"tls-key-file", [](command_context& c) { return tls_get(c, "tls-key-file", ""); },
+       [](command_context& c, std::string_view, bool) { return tls_check(c); }},
+      {"tls-ca-cert-file", [](command_context& c) { return tls_get(c, "tls-ca-cert-file", ""); },
+       [](command_context& c, std::string_view, bool) { return tls_check(c); }},
+      {"tls-auth-clients", [](command_context& c) { return tls_get(c, "tls-auth-clients", "yes"); },
+       [](command_context& c, std::string_view v, bool) {
+         if (!ieq(v, "yes") && !ieq(v, "no") && !ieq(v, "optional"))
+           return std::string("argument(s) must be one of the following: yes, no, optional");
+         return tls_check(c);
+       }},
       {"bind", [](command_context& c) { return c.facts.bind; }, nullptr},
       {"port", [](command_context& c) { return std::to_string(c.facts.port); }, nullptr},
       {"dir", [](command_context& c) { return c.facts.data_dir; }, nullptr},
@@ -421,6 +446,29 @@ const std::vector<config_item>& config_items() {
   return items;
 }
 
+/// Applies the tls-* values of `todo` together; "" or why not (`arg` names
+/// the first tls-* argument).
+std::string commit_tls(command_context& c,
+                       const std::vector<std::pair<const config_item*, std::string_view>>& todo,
+                       std::string& arg) {
+  std::vector<std::pair<std::string, std::string>> changes;
+  for (auto& [it, v] : todo) {
+    std::string name = it->name;
+    if (name.rfind("tls-", 0) != 0)
+      continue;
+    if (arg.empty())
+      arg = name;
+    std::string value(v);
+    if (name == "tls-auth-clients")
+      for (auto& ch : value)
+        ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    changes.emplace_back(std::move(name), std::move(value));
+  }
+  if (changes.empty() || !c.facts.tls)
+    return {};
+  return c.facts.tls->apply(changes);
+}
+
 void cmd_config_get(const command_args& a, command_context& c) {
   std::vector<std::pair<std::string, std::string>> hits;
   for (auto& it : config_items()) {
@@ -469,6 +517,9 @@ void cmd_config_set(const command_args& a, command_context& c) {
       return failed(a[i], e);
     todo.emplace_back(it, a[i + 1]);
   }
+  std::string tls_arg;
+  if (auto e = commit_tls(c, todo, tls_arg); !e.empty())
+    return failed(tls_arg, e);
   for (auto& [it, v] : todo) // all valid: apply them together
     it->set(c, v, true);
   put_ok(c.out);

@@ -102,6 +102,17 @@ struct command_stats {
 };
 
 /// Node-wide facts INFO and CONFIG GET report; the broker keeps them current.
+/// TLS settings that CONFIG GET/SET tls-* reach (node/tls.hpp implements
+/// it; node_facts::tls is null when TLS is off).
+struct tls_control {
+  virtual ~tls_control() = default;
+  /// The value of a tls-* setting as CONFIG GET shows it.
+  virtual std::string get(std::string_view name) const = 0;
+  /// Applies tls-* changes together (a new certificate needs its key): loads
+  /// the files and uses them for new connections; on error nothing changes.
+  virtual std::string apply(const std::vector<std::pair<std::string, std::string>>& changes) = 0;
+};
+
 struct node_facts {
   std::string version = "0.1.0";
   std::string run_id; ///< 40 hex digits, new for every process (INFO run_id)
@@ -127,6 +138,7 @@ struct node_facts {
   uint64_t idle_timeout_s = 0;              ///< "timeout": close idle clients (0 = never)
   uint64_t query_buffer_limit = 1ull << 30; ///< "client-query-buffer-limit"
   uint64_t max_output_bytes = 256ull << 20; ///< unsent replies per client
+  std::shared_ptr<tls_control> tls;         ///< CONFIG tls-* (null: TLS off)
 };
 
 class client_hub; // node/client_hub.hpp: clients, pub/sub, tracking

@@ -114,6 +114,13 @@ node_config::node_config() {
     .add(metrics_user, "metrics-user", "/metrics basic-auth user (empty = no auth)")
     .add(metrics_password, "metrics-password", "/metrics basic-auth password")
     .add(metrics_loopback_only, "metrics-loopback-only", "/metrics for loopback clients only");
+  opt_group{custom_options_, "kura.tls"}
+    .add(tls_port, "port", "RESP over TLS port, beside --port or alone with --port=0 (0 = off)")
+    .add(tls_cert_file, "cert-file", "server certificate (PEM, chain allowed)")
+    .add(tls_key_file, "key-file", "server private key (PEM, unencrypted)")
+    .add(tls_ca_file, "ca-file", "CA certificates (PEM) that client certificates must chain to")
+    .add(tls_auth_clients, "auth-clients",
+         "with ca-file: yes (clients need a certificate), optional (checked if sent), no");
 }
 
 std::string node_config::audit_log_path() const {
@@ -180,8 +187,8 @@ std::string node_config::check_values() {
   auto bad = [](const char* key, const std::string& why) {
     return std::string("bad value for ") + key + ": " + why;
   };
-  if (port == 0)
-    return bad("port", "must be 1..65535");
+  if (port == 0 && tls_port == 0)
+    return bad("port", "must be 1..65535 (0 only with kura.tls.port)");
   if (bind.empty())
     return bad("bind", "must not be empty");
   if (memory_bytes < (1u << 20))
@@ -271,6 +278,14 @@ std::string node_config::check_values() {
     return bad("kura.security.audit-fsync-every", "at least 1");
   if (metrics_user.empty() != metrics_password.empty())
     return bad("kura.security.metrics-user", "set together with metrics-password");
+  if (tls_port != 0) {
+    if (tls_cert_file.empty() || tls_key_file.empty())
+      return bad("kura.tls.port", "needs kura.tls.cert-file and kura.tls.key-file");
+    if (tls_port == port || tls_port == metrics_port || tls_port == cluster_port)
+      return bad("kura.tls.port", "same as another port");
+  }
+  if (tls_auth_clients != "yes" && tls_auth_clients != "no" && tls_auth_clients != "optional")
+    return bad("kura.tls.auth-clients", "yes, no or optional");
   if (metrics_port != 0 && metrics_port == port)
     return bad("metrics-port", "same as port");
   if (cluster_port != 0 && (cluster_port == port || cluster_port == metrics_port))
@@ -357,6 +372,9 @@ std::string node_config::summary() const {
      << " l3=" << (l3_enabled ? (l3_sync ? "sync" : "write-behind") : "off")
      << (l3_enabled && !l3_sync ? (l3_fsync_batches ? " fsync-batches" : " no-fsync") : "")
      << " l4=" << (l3_enabled && archive_enabled ? archive_codec : std::string("off"));
+  if (tls_port != 0)
+    os << " tls-port=" << tls_port
+       << " tls-auth-clients=" << (tls_ca_file.empty() ? std::string("no") : tls_auth_clients);
   if (cluster_enabled())
     os << " cluster=" << cluster_node_id << " rf=" << replication_factor
        << " write-acks=" << effective_write_acks()

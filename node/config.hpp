@@ -100,6 +100,13 @@ struct node_config : caf::actor_system_config {
   std::string metrics_password;
   bool metrics_loopback_only = false; ///< /metrics answers loopback clients only
 
+  // -- kura.tls (docs/security.md) -------------------------------------------------
+  uint16_t tls_port = 0; ///< RESP over TLS (Redis's tls-port); 0 = off
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_ca_file;              ///< client certificates must chain to it
+  std::string tls_auth_clients = "yes"; ///< yes | no | optional (with a CA file)
+
   node_config();
 
   /// The audit log path the settings give ("" = none).

@@ -35,7 +35,8 @@ int fail(const std::string& msg) {
   return 1;
 }
 
-// SIGINT/SIGTERM write the signal number into a pipe that main() waits on.
+// SIGINT/SIGTERM (and SIGHUP, which reloads the TLS certificates) write the
+// signal number into a pipe that main() waits on.
 // A handler (not a blocked mask + sigwait) works whichever thread the kernel
 // picks, including threads created before main() (sanitizer runtimes).
 int signal_pipe[2] = {-1, -1};
@@ -71,6 +72,7 @@ int main(int argc, char** argv) {
   sa.sa_flags = SA_RESTART;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGHUP, &sa, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
   node::node_config cfg;
@@ -179,6 +181,11 @@ int main(int argc, char** argv) {
     rc_cfg.security.audit_fsync_every = static_cast<unsigned>(cfg.audit_fsync_every);
     rc_cfg.security.audit_args = cfg.audit_args;
     rc_cfg.security.node_name = cfg.bind + ":" + std::to_string(cfg.port);
+    rc_cfg.tls.port = cfg.tls_port;
+    rc_cfg.tls.cert_file = cfg.tls_cert_file;
+    rc_cfg.tls.key_file = cfg.tls_key_file;
+    rc_cfg.tls.ca_file = cfg.tls_ca_file;
+    rc_cfg.tls.auth_clients = cfg.tls_auth_clients;
     actors::cluster_handles cluster;
     if (cfg.cluster_enabled()) {
       cluster = actors::spawn_cluster(sys, node::cluster_settings_of(cfg, cluster_id), incarnation);
@@ -200,7 +207,11 @@ int main(int argc, char** argv) {
     if (!listen_err.empty()) {
       rc = fail(listen_err);
     } else {
-      std::cerr << "kura-node: ready: RESP on " << cfg.bind << ":" << cfg.port
+      std::cerr << "kura-node: ready: RESP on "
+                << (cfg.port != 0 ? cfg.bind + ":" + std::to_string(cfg.port) : "-")
+                << (cfg.tls_port != 0
+                        ? ", RESP over TLS on " + cfg.bind + ":" + std::to_string(cfg.tls_port)
+                        : std::string{})
                 << (metrics ? ", metrics on " + cfg.bind + ":" + std::to_string(metrics->port())
                             : std::string{})
                 << (ops ? ", ops on " + cfg.bind + ":" + std::to_string(cfg.cluster_port)
@@ -208,6 +219,10 @@ int main(int argc, char** argv) {
                 << (cluster.core ? ", cluster node " + cluster_id : std::string{}) << " ("
                 << cfg.summary() << ")" << std::endl;
       int sig = wait_for_stop_signal();
+      while (sig == SIGHUP) { // reload TLS files, keep serving
+        caf::anon_send(resp, node::tls_reload_atom::value);
+        sig = wait_for_stop_signal();
+      }
       std::cerr << "kura-node: "
                 << (sig == SIGINT             ? "SIGINT"
                     : sig == shutdown_command ? "SHUTDOWN"

@@ -50,6 +50,10 @@ struct conn {
   std::deque<reply_slot> slots; ///< replies in command order, oldest first
   uint64_t first_slot = 0;      ///< number of the slot at slots.front()
   bool in_process = false;      ///< process() is on the stack for this connection
+  /// TLS connections: the session between the scribe's bytes and `in`, and
+  /// the plaintext replies that flush_conn encrypts into the scribe's buffer.
+  std::unique_ptr<tls_conn> tls;
+  out_buffer tls_out;
 };
 
 struct resp_state {
@@ -67,6 +71,8 @@ struct resp_state {
   bool resuming = false;
   uint32_t ticks = 0;
   uint64_t max_query_bytes = 0;
+  std::shared_ptr<tls_server> tls; ///< null when kura.tls.port is 0
+  accept_handle tls_acceptor;
   static inline const char* name = "kura.resp";
   ~resp_state() {
     if (core)
@@ -78,6 +84,27 @@ using self_ptr = stateful_actor<resp_state, broker>*;
 
 void process(self_ptr self, connection_handle hdl);
 void complete_slot(self_ptr self, connection_handle hdl, uint64_t n, out_buffer&& reply);
+
+/// Where replies to `c` go: the scribe's write buffer, or for a TLS
+/// connection the plaintext buffer that flush_conn encrypts.
+out_buffer& out_of(self_ptr self, connection_handle hdl, conn& c) {
+  return c.tls ? c.tls_out : self->wr_buf(hdl);
+}
+
+/// Sends the replies in out_of(c), through TLS when `c` speaks it; `last`
+/// adds TLS's close_notify before the connection is closed.
+void flush_conn(self_ptr self, connection_handle hdl, conn& c, bool last = false) {
+  if (c.tls) {
+    auto& wire = self->wr_buf(hdl);
+    if (!c.tls_out.empty()) {
+      c.tls->send(c.tls_out.data(), c.tls_out.size(), wire);
+      c.tls_out.clear();
+    }
+    if (last)
+      c.tls->shutdown(wire);
+  }
+  self->flush(hdl);
+}
 
 /// Forgets a connection (already closed or being closed).
 void drop_conn(resp_state& st, std::unordered_map<connection_handle, conn>::iterator it) {
@@ -93,7 +120,7 @@ void reap_killed(self_ptr self) {
   for (auto it = st.conns.begin(); it != st.conns.end();) {
     auto next = std::next(it);
     if (it->second.sess.killed) {
-      self->flush(it->first);
+      flush_conn(self, it->first, it->second, true);
       self->close(it->first);
       drop_conn(st, it);
     }
@@ -166,7 +193,7 @@ void stall(self_ptr self, connection_handle hdl, conn& c) {
 /// Reports an L3 failure for the command at the front of `c` and drops it.
 void fail_front(self_ptr self, connection_handle hdl, conn& c, std::string_view why) {
   auto ps = c.parser.next(c.in);
-  put_error(self->wr_buf(hdl), why);
+  put_error(out_of(self, hdl, c), why);
   if (ps == parse_status::ok)
     c.in.erase(0, c.parser.consumed());
   else
@@ -191,7 +218,7 @@ void on_lookup(self_ptr self, connection_handle hdl, actors::staged_entries& sta
     try {
       if (c.parser.next(c.in) == parse_status::ok) {
         ks.set_overlay(&staged);
-        st.cmds->execute(c.parser.args(), c.sess, self->wr_buf(hdl));
+        st.cmds->execute(c.parser.args(), c.sess, out_of(self, hdl, c));
         ks.set_overlay(nullptr);
         c.in.erase(0, c.parser.consumed());
         if (c.sess.quit)
@@ -199,7 +226,7 @@ void on_lookup(self_ptr self, connection_handle hdl, actors::staged_entries& sta
       }
     } catch (const std::exception& e) {
       ks.set_overlay(nullptr);
-      put_error(self->wr_buf(hdl), std::string("ERR internal error: ") + e.what());
+      put_error(out_of(self, hdl, c), std::string("ERR internal error: ") + e.what());
       c.closing = true;
     }
     actors::finish_lookup(*st.core, staged, seq);
@@ -219,11 +246,11 @@ void on_listing(self_ptr self, connection_handle hdl, const listing* lst, bool o
   } else {
     try {
       if (c.parser.next(c.in) == parse_status::ok) {
-        st.cmds->execute(c.parser.args(), c.sess, self->wr_buf(hdl), lst);
+        st.cmds->execute(c.parser.args(), c.sess, out_of(self, hdl, c), lst);
         c.in.erase(0, c.parser.consumed());
       }
     } catch (const std::exception& e) {
-      put_error(self->wr_buf(hdl), std::string("ERR internal error: ") + e.what());
+      put_error(out_of(self, hdl, c), std::string("ERR internal error: ") + e.what());
       c.closing = true;
     }
   }
@@ -276,7 +303,7 @@ void complete_slot(self_ptr self, connection_handle hdl, uint64_t n, out_buffer&
   auto& slot = c.slots[n - c.first_slot];
   slot.done = true;
   slot.bytes = std::move(reply);
-  auto& out = self->wr_buf(hdl);
+  auto& out = out_of(self, hdl, c);
   bool sent = false;
   while (!c.slots.empty() && c.slots.front().done) {
     auto& b = c.slots.front().bytes;
@@ -288,7 +315,7 @@ void complete_slot(self_ptr self, connection_handle hdl, uint64_t n, out_buffer&
   if (c.in_process)
     return; // process() flushes and goes on by itself
   if (sent)
-    self->flush(hdl);
+    flush_conn(self, hdl, c);
   if (!c.in.empty() && !c.waiting && !c.halted)
     process(self, hdl); // commands held back by max_routed_in_flight
 }
@@ -302,12 +329,15 @@ void process(self_ptr self, connection_handle hdl) {
   conn& c = it->second;
   c.in_process = true;
   size_t off = 0;
-  auto& out = self->wr_buf(hdl);
+  auto& out = out_of(self, hdl, c);
   st.facts.l3_queue_depth = st.core->queue_depth();
   try {
     while (!c.waiting && !c.closing) {
-      if (out.size() > st.facts.max_output_bytes) {
+      if (out.size() > st.facts.max_output_bytes
+          || (c.tls && self->wr_buf(hdl).size() > st.facts.max_output_bytes)) {
         out.clear(); // the client does not read: drop what it would not take
+        if (c.tls) // whole TLS records only; the client cannot read the error
+          self->wr_buf(hdl).clear();
         put_error(out, "ERR max output buffer size reached for this client");
         c.closing = true;
         break;
@@ -388,7 +418,7 @@ void process(self_ptr self, connection_handle hdl) {
   c.in_process = false;
   if (st.core->pending_ops() >= batch_eager_ops)
     st.core->flush_writes(false);
-  self->flush(hdl);
+  flush_conn(self, hdl, c, c.closing);
   if (c.closing) {
     self->close(hdl);
     drop_conn(st, it);
@@ -432,6 +462,38 @@ void resume_stalled(self_ptr self) {
     resume_stalled(self); // arms the wake-up
 }
 
+/// A TLS connection failed (handshake, untrusted or missing client
+/// certificate, plaintext on the TLS port, bad record): sends the alert
+/// OpenSSL wrote, closes that connection only, logs and audits it.
+void refuse_tls(self_ptr self, connection_handle hdl,
+                std::unordered_map<connection_handle, conn>::iterator it) {
+  auto& st = self->state;
+  std::string peer = it->second.sess.peer;
+  std::string why = it->second.tls->error();
+  std::cerr << "kura-node: tls: closed " << peer << ": " << why << std::endl;
+  st.cmds->security().audit_plain("tls", peer, "", "", "DENIED " + why,
+                                  st.core->ks().clock().now_ms());
+  self->flush(hdl);
+  self->close(hdl);
+  drop_conn(st, it);
+  update_facts(st);
+}
+
+/// SIGHUP: re-reads the certificate, key and CA files.
+void reload_tls(self_ptr self) {
+  auto& st = self->state;
+  if (!st.tls) {
+    std::cerr << "kura-node: SIGHUP: TLS is off, nothing to reload" << std::endl;
+    return;
+  }
+  if (auto err = st.tls->reload(); !err.empty())
+    std::cerr << "kura-node: SIGHUP: TLS reload failed, the old certificate stays in use: "
+              << err << std::endl;
+  else
+    std::cerr << "kura-node: SIGHUP: TLS certificate reloaded: "
+              << st.tls->context()->description() << std::endl;
+}
+
 behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
                      resp_server_config cfg, node_metrics* metrics,
                      std::shared_ptr<std::promise<std::string>> listening) {
@@ -454,6 +516,19 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
     };
     st.facts.l3_uncommitted = [snap] { return snap->get().pending; };
     st.facts.l3_expires = [snap] { return snap->get().expires; };
+  }
+  if (cfg.tls.port != 0) {
+    st.tls = std::make_shared<tls_server>();
+    if (auto err = st.tls->start(cfg.tls); !err.empty()) {
+      listening->set_value(err);
+      self->quit();
+      return {};
+    }
+    st.facts.tls = st.tls;
+    std::cerr << "kura-node: tls: certificate " << st.tls->context()->description()
+              << (cfg.tls.ca_file.empty() ? std::string("; client certificates not asked")
+                                          : "; client certificates: " + cfg.tls.auth_clients)
+              << std::endl;
   }
   st.facts.set_active_expire = [flag = st.core->active_expire](bool on) { flag->store(on); };
   // writes of the store broker (ops port, `kura set/del`, embedding API) reach
@@ -478,17 +553,32 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
     auto i = st.by_id.find(id);
     if (i == st.by_id.end())
       return;
-    auto& buf = self->wr_buf(i->second);
+    auto c = st.conns.find(i->second);
+    if (c == st.conns.end())
+      return;
+    auto& buf = out_of(self, i->second, c->second);
     buf.insert(buf.end(), bytes.begin(), bytes.end());
-    self->flush(i->second);
+    flush_conn(self, i->second, c->second);
   });
   st.metrics = metrics;
-  auto res = self->add_tcp_doorman(cfg.port, cfg.bind.c_str(), true);
-  if (!res) {
-    listening->set_value("cannot listen on " + cfg.bind + ":" + std::to_string(cfg.port) + ": "
-                         + self->system().render(res.error()));
-    self->quit();
-    return {};
+  if (cfg.port != 0) { // the plain port (0: TLS only)
+    auto res = self->add_tcp_doorman(cfg.port, cfg.bind.c_str(), true);
+    if (!res) {
+      listening->set_value("cannot listen on " + cfg.bind + ":" + std::to_string(cfg.port) + ": "
+                           + self->system().render(res.error()));
+      self->quit();
+      return {};
+    }
+  }
+  if (st.tls) {
+    auto res = self->add_tcp_doorman(cfg.tls.port, cfg.bind.c_str(), true);
+    if (!res) {
+      listening->set_value("cannot listen on " + cfg.bind + ":" + std::to_string(cfg.tls.port)
+                           + " (tls): " + self->system().render(res.error()));
+      self->quit();
+      return {};
+    }
+    st.tls_acceptor = res->first;
   }
   listening->set_value("");
   self->set_default_handler(caf::drop);
@@ -498,9 +588,11 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
     [=](const new_connection_msg& msg) {
       auto& st = self->state;
       ++st.facts.total_connections;
+      bool tls = st.tls && msg.source == st.tls_acceptor;
       if (st.conns.size() >= st.facts.max_clients) {
         ++st.facts.rejected_connections;
-        put_error(self->wr_buf(msg.handle), "ERR max number of clients reached");
+        if (!tls) // a TLS client could not read it before the handshake
+          put_error(self->wr_buf(msg.handle), "ERR max number of clients reached");
         self->flush(msg.handle);
         self->close(msg.handle);
         return;
@@ -509,7 +601,8 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
       auto& sec = st.cmds->security();
       if (sec.refuses(st.cfg.bind, peer_ip)) { // protected mode, as Redis
         ++st.facts.rejected_connections;
-        put_error(self->wr_buf(msg.handle), protected_mode_denied);
+        if (!tls)
+          put_error(self->wr_buf(msg.handle), protected_mode_denied);
         self->flush(msg.handle);
         self->close(msg.handle);
         sec.audit_plain("protected-mode",
@@ -522,11 +615,14 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
       c.parser = resp_parser{st.cfg.limits};
       c.sess.id = st.next_id++;
       c.sess.peer = peer_ip + ":" + std::to_string(self->remote_port(msg.handle));
-      c.sess.local = st.facts.bind + ":" + std::to_string(st.facts.port);
+      c.sess.local = st.facts.bind + ":"
+                     + std::to_string(tls ? st.tls->settings().port : st.facts.port);
       c.sess.fd = msg.handle.id();
       c.sess.created_ns = st.core->ks().clock().mono_ns();
       c.sess.input = &c.in;
-      c.sess.output = &self->wr_buf(msg.handle);
+      if (tls)
+        c.tls = std::make_unique<tls_conn>(st.tls->context());
+      c.sess.output = tls ? &c.tls_out : &self->wr_buf(msg.handle);
       st.by_id[c.sess.id] = msg.handle;
       st.cmds->hub().add_client(c.sess);
       update_facts(st);
@@ -537,10 +633,18 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
       if (it == st.conns.end())
         return;
       auto& c = it->second;
-      c.in.append(msg.buf.data(), msg.buf.size());
+      if (c.tls) { // decrypt into c.in; handshake bytes go straight back
+        auto& wire = self->wr_buf(msg.handle);
+        if (!c.tls->receive(msg.buf.data(), msg.buf.size(), c.in, wire))
+          return refuse_tls(self, msg.handle, it);
+        if (!wire.empty())
+          self->flush(msg.handle);
+      } else {
+        c.in.append(msg.buf.data(), msg.buf.size());
+      }
       if (c.in.size() > st.facts.query_buffer_limit) {
-        put_error(self->wr_buf(msg.handle), "ERR Protocol error: query buffer limit reached");
-        self->flush(msg.handle);
+        put_error(out_of(self, msg.handle, c), "ERR Protocol error: query buffer limit reached");
+        flush_conn(self, msg.handle, c, true);
         self->close(msg.handle);
         drop_conn(st, it);
         update_facts(st);
@@ -567,6 +671,7 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
       resume_stalled(self);
     },
     [=](actors::wake_atom) { resume_stalled(self); },
+    [=](tls_reload_atom) { reload_tls(self); },
     [=](housekeeping_atom) {
       auto& st = self->state;
       update_facts(st);

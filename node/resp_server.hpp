@@ -21,9 +21,11 @@
 #include "node/commands.hpp"
 #include "node/resp_parser.hpp"
 #include "node/security.hpp"
+#include "node/tls.hpp"
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
+#include <caf/atom.hpp>
 
 #include <future>
 #include <memory>
@@ -48,7 +50,13 @@ struct resp_server_config {
   /// commands are routed through it (node/cluster_routing.hpp).
   std::shared_ptr<actors::cluster_core> cluster;
   security_config security; ///< users, ACL file, protected mode, audit log
+  /// RESP over TLS on tls.port (0 = off), beside `port` or alone (port 0).
+  tls_settings tls;
 };
+
+/// Sent to the RESP broker (SIGHUP): re-read the TLS certificate, key and CA
+/// files; on error the old ones stay in use (logged either way).
+using tls_reload_atom = caf::atom_constant<caf::atom("tlsreload")>;
 
 /// Spawns the RESP broker. `listening` receives "" once the port is open, or
 /// a one-line error ("cannot listen on 127.0.0.1:6379: ...", or a security
