@@ -407,6 +407,24 @@ uint64_t archive_link::entries() const {
   }
 }
 
+result<std::optional<std::string>>
+archive_link::scan_keys(std::string_view after, size_t max,
+                        const std::function<void(const key_info&)>& f) {
+  try {
+    return ar_->scan_keys(after, max, [&](const archive::archive::key_info& k) {
+      key_info ki;
+      ki.key = k.key;
+      ki.expiry_ms = k.expiry_ms;
+      ki.flags = k.flags;
+      f(ki);
+    });
+  } catch (const std::exception& e) {
+    ++counters_->errors;
+    log_error("key scan failed", e.what());
+    return error{errc::io_error, e.what()};
+  }
+}
+
 // -- spawning and stopping -----------------------------------------------------------
 
 l4_handles spawn_l4(caf::actor_system& sys, std::shared_ptr<archive::archive> ar,

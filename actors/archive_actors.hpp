@@ -211,6 +211,9 @@ public:
   void erase(std::string_view key) override;
   void clear() override;
   uint64_t entries() const override;
+  result<std::optional<std::string>>
+  scan_keys(std::string_view after, size_t max,
+            const std::function<void(const key_info&)>& f) override;
 
 private:
   std::shared_ptr<archive::archive> ar_;

@@ -119,22 +119,28 @@ struct l3_found {
   MSGPACK_DEFINE(seq, entries);
 };
 
-/// List keys (KEYS, SCAN, DBSIZE, RANDOMKEY); answered with l3_listing.
+/// List keys (KEYS, SCAN, DBSIZE, RANDOMKEY) of L3 and L4; answered with
+/// l3_listing. Keys come in two phases: 0 = every key of L3 and every L4 key
+/// up to 400 bytes, merged in L3's key order; 1 = L4's longer keys, in L4's
+/// index order (see actors/store.cpp).
 struct l3_list {
   enum mode_t : uint8_t { keys = 0, count = 1, random = 2 };
   uint8_t mode = keys;
   std::string pattern; ///< glob, empty = all
-  std::string after;   ///< only keys > after
-  uint64_t limit = 0;  ///< examine at most this many keys (0 = all)
-  MSGPACK_DEFINE(mode, pattern, after, limit);
+  std::string after;   ///< only keys > after (in `phase`'s order)
+  uint64_t limit = 0;  ///< examine at most about this many keys (0 = all)
+  uint8_t phase = 0;   ///< where `after` is
+  MSGPACK_DEFINE(mode, pattern, after, limit, phase);
 };
 
 struct l3_listing {
   std::vector<std::string> keys;
   uint64_t count = 0;
-  std::string last;
-  bool done = true;
-  MSGPACK_DEFINE(keys, count, last, done);
+  std::string last;           ///< resume after this key (in `phase`'s order)
+  bool done = true;           ///< no keys after `last` in any phase
+  std::vector<uint8_t> flags; ///< entry flags of each of `keys` (TYPE)
+  uint8_t phase = 0;          ///< the phase of `last`
+  MSGPACK_DEFINE(keys, count, last, done, flags, phase);
 };
 
 // -- key/value API (embedding, ops) ----------------------------------------------
@@ -196,11 +202,13 @@ typename Inspector::result_type inspect(Inspector& f, l3_found& x) {
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, l3_list& x) {
-  return f(caf::meta::type_name("kura.l3_list"), x.mode, x.pattern, x.after, x.limit);
+  return f(caf::meta::type_name("kura.l3_list"), x.mode, x.pattern, x.after, x.limit,
+           x.phase);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, l3_listing& x) {
-  return f(caf::meta::type_name("kura.l3_listing"), x.keys, x.count, x.last, x.done);
+  return f(caf::meta::type_name("kura.l3_listing"), x.keys, x.count, x.last, x.done,
+           x.flags, x.phase);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, kv_request& x) {

@@ -1,6 +1,7 @@
 #include "actors/store.hpp"
 
 #include "actors/predictor.hpp"
+#include "tiers/l3_format.hpp"
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -104,6 +105,7 @@ struct l3_state {
   std::shared_ptr<l3_lmdb> db;
   std::shared_ptr<l3_snapshot> snap;
   std::shared_ptr<l3_below> below; ///< L4, or null
+  std::shared_ptr<std::atomic<bool>> active_expire;
   const kura::clock* clk = nullptr;
   uint64_t applied = 0;
   uint64_t errors = 0;
@@ -140,10 +142,201 @@ struct l3_state {
   }
 };
 
+// -- key listings (KEYS, SCAN, DBSIZE, RANDOMKEY) over L3 and L4 ----------------------
+//
+// Nothing here commits or fsyncs L3: l3_lmdb::scan_live reads the committed
+// records and the pending batch side by side. The store broker sends its
+// write-behind batch first, so a listing sees every write made before it.
+// L3 and L4 hold disjoint keys (an L3 write drops the archived copy, an L3
+// eviction moves the entry down, in one L3 step), so within one handler call
+// every live key is in exactly one of them.
+// Order: phase 0 merges L3 (LMDB key order) with L4's keys up to 400 bytes
+// (byte order, the same order for them); phase 1 lists L4's longer keys in
+// L4's index order (by hash). A position is (phase, last key examined).
+// With encryption at rest both tiers order by keyed hashes under different
+// secrets, so nothing can be merged: phase 0 lists L3 alone, phase 1 all of L4.
+
+constexpr size_t l4_short_key_max = 400; // archive::format::index_key
+
+struct listed {
+  std::string order; ///< position in phase 0's order (the LMDB key)
+  std::string key;
+  uint8_t flags = 0;
+};
+
+/// One step of phase 0 after `after`: about `limit` keys of each tier.
+/// Appends the keys up to the returned position; nullopt = phase 0 is done.
+result<std::optional<std::string>> list_phase0(l3_state& s, const std::string& after, size_t limit,
+                                               uint64_t now, std::vector<listed>& out) {
+  if (s.db->encrypted()) // L3 alone, in its keyed-hash order; L4 is phase 1
+    return s.db->scan_live(after, limit, now, [&](const entry& e) {
+      out.push_back({{}, e.key, e.flags});
+    });
+  std::vector<listed> got;
+  auto r3 = s.db->scan_live(after, limit, now, [&](const entry& e) {
+    got.push_back({l3_format::lmdb_key(e.key), e.key, e.flags});
+  });
+  if (!r3)
+    return r3.err();
+  std::optional<std::string> end3, end4;
+  if (*r3)
+    end3 = l3_format::lmdb_key(**r3);
+  if (s.below) {
+    std::string from = after.substr(0, std::min(after.size(), l4_short_key_max));
+    bool reached_long = false;
+    // a probe of one row first: past L4's short keys the iterator would
+    // read a block for each long key only to drop it
+    bool any = false;
+    auto probe = s.below->scan_keys(from, 1, [&](const l3_below::key_info& k) {
+      any = true;
+      reached_long = k.key.size() > l4_short_key_max;
+    });
+    if (!probe)
+      return probe.err();
+    if (!any)
+      reached_long = true; // L4 holds nothing after `from`
+    std::string last_short;
+    auto r4 = reached_long ? result<std::optional<std::string>>(std::optional<std::string>{})
+                           : s.below->scan_keys(from, limit, [&](const l3_below::key_info& k) {
+                               if (reached_long || k.key.size() > l4_short_key_max) {
+                                 reached_long = true;
+                                 return;
+                               }
+                               last_short = k.key;
+                               if (k.expiry_ms == 0 || k.expiry_ms > now)
+                                 got.push_back({k.key, k.key, k.flags});
+                             });
+    if (!r4)
+      return r4.err();
+    if (*r4 && !reached_long)
+      end4 = **r4;
+  }
+  // keys up to the smaller end are complete in both tiers
+  std::optional<std::string> bound = end3;
+  if (end4 && (!bound || *end4 < *bound))
+    bound = end4;
+  std::sort(got.begin(), got.end(),
+            [](const listed& a, const listed& b) { return a.order < b.order; });
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (bound && got[i].order > *bound)
+      break;
+    if (i > 0 && got[i].order == got[i - 1].order)
+      continue;
+    out.push_back(std::move(got[i]));
+  }
+  if (!bound)
+    return std::optional<std::string>{};
+  // resume after the bound: a real key of L3 or L4 (phase 0 compares LMDB keys)
+  if (bound == end3)
+    return std::optional<std::string>{**r3};
+  return bound;
+}
+
+/// One step of phase 1 (L4's long keys) after `after` (empty = its start).
+result<std::optional<std::string>> list_phase1(l3_state& s, const std::string& after, size_t limit,
+                                               uint64_t now, std::vector<listed>& out) {
+  if (!s.below)
+    return std::optional<std::string>{};
+  // encrypted: every key of L4, in its keyed-hash order; plain: every key up
+  // to 400 bytes sorts before this one in L4's index
+  bool all = s.db->encrypted();
+  std::string from = after.empty() && !all ? std::string(l4_short_key_max, '\xff') : after;
+  return s.below->scan_keys(from, limit, [&](const l3_below::key_info& k) {
+    if ((all || k.key.size() > l4_short_key_max) && (k.expiry_ms == 0 || k.expiry_ms > now))
+      out.push_back({{}, k.key, k.flags});
+  });
+}
+
+result<l3_listing> list_keys(l3_state& s, const l3_list& q) {
+  l3_listing out;
+  auto now = s.clk->now_ms();
+  if (q.mode == l3_list::count) {
+    // O(1): L3's record count (committed, adjusted by the pending batch)
+    // plus L4's live entries; expired keys not yet swept count, as in Redis
+    out.count = s.db->stats().entries + (s.below ? s.below->entries() : 0);
+    return out;
+  }
+  if (q.mode == l3_list::random) {
+    auto rnd = [&s] { return s.rng(); };
+    uint64_t n3 = s.db->stats().entries;
+    uint64_t n4 = s.below ? s.below->entries() : 0;
+    auto k3 = s.db->random_key(now, rnd);
+    if (!k3)
+      return k3.err();
+    if (n4 > 0 && (!*k3 || s.rng() % (n3 + n4) < n4)) {
+      // L4: the next live archived keys after a random point between the
+      // first archived key and the last key of L3 (L4 has no cheap "last"),
+      // wrapping around once
+      std::string first4;
+      auto f = s.below->scan_keys({}, 1, [&](const l3_below::key_info& k) { first4 = k.key; });
+      if (!f)
+        return f.err();
+      auto b3 = s.db->key_bounds();
+      if (!b3)
+        return b3.err();
+      std::string hi = *b3 && (*b3)->second > first4 ? (*b3)->second : first4;
+      std::string from = random_position(first4, hi, rnd);
+      std::vector<std::string> seen;
+      for (int round = 0; round < 2 && seen.empty(); ++round) {
+        auto r = s.below->scan_keys(from, 64, [&](const l3_below::key_info& k) {
+          if (k.expiry_ms == 0 || k.expiry_ms > now)
+            seen.push_back(k.key);
+        });
+        if (!r)
+          return r.err();
+        if (!seen.empty() || from.empty())
+          break;
+        from.clear();
+      }
+      if (!seen.empty()) {
+        out.keys.push_back(seen[s.rng() % std::min<size_t>(seen.size(), 8)]);
+        return out;
+      }
+    }
+    if (*k3)
+      out.keys.push_back(std::move(**k3));
+    return out;
+  }
+  std::vector<listed> got;
+  constexpr size_t chunk = 4096;
+  size_t limit = q.limit == 0 ? chunk : static_cast<size_t>(q.limit);
+  std::string pos = q.after;
+  uint8_t phase = q.phase > 1 ? 1 : q.phase;
+  bool done = false;
+  while (!done) {
+    result<std::optional<std::string>> r =
+        phase == 0 ? list_phase0(s, pos, limit, now, got) : list_phase1(s, pos, limit, now, got);
+    if (!r)
+      return r.err();
+    if (*r) {
+      pos = std::move(**r);
+      if (q.limit != 0)
+        break; // SCAN: one step
+    } else if (phase == 0) {
+      phase = 1; // phase 0 is done: L4's long keys next
+      pos.clear();
+    } else {
+      done = true;
+    }
+  }
+  out.done = done;
+  out.phase = phase;
+  out.last = std::move(pos);
+  for (auto& l : got) {
+    if (!q.pattern.empty() && !glob_match(q.pattern, l.key))
+      continue;
+    out.keys.push_back(std::move(l.key));
+    out.flags.push_back(l.flags);
+  }
+  return out;
+}
+
 caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_lmdb> db,
                        std::shared_ptr<l3_snapshot> snap, const kura::clock* clk, uint32_t sweep_ms,
-                       size_t sweep_budget, std::shared_ptr<l3_below> below) {
+                       size_t sweep_budget, std::shared_ptr<l3_below> below,
+                       std::shared_ptr<std::atomic<bool>> active_expire) {
   auto& st = self->state;
+  st.active_expire = std::move(active_expire);
   st.below = std::move(below);
   st.db = std::move(db);
   st.snap = std::move(snap);
@@ -225,48 +418,19 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
         }
         return f;
       },
-      [=](l3_list& q) -> l3_listing {
+      [=](l3_list& q) -> caf::result<l3_listing> {
         auto& s = self->state;
-        s.note(s.db->sync()); // for_each sees committed entries only
-        l3_listing out;
-        auto now = s.clk->now_ms();
-        uint64_t examined = 0, seen = 0;
-        bool more = false;
-        std::string reservoir;
-        // resume in L3's iteration order (keyed-hash order when encrypted)
-        std::string after = q.after.empty() ? std::string{} : s.db->order_key(q.after);
-        auto st2 = s.db->for_each([&](const entry& e) {
-          if (e.expired(now) || e.is_tombstone())
-            return true;
-          if (!after.empty() && s.db->order_key(e.key) <= after)
-            return true;
-          if (q.limit != 0 && examined >= q.limit) {
-            more = true;
-            return false;
+        try {
+          auto r = list_keys(s, q);
+          if (!r) {
+            s.note(r.err());
+            return caf::make_error(caf::sec::runtime_error, r.err().message);
           }
-          ++examined;
-          switch (q.mode) {
-          case l3_list::count:
-            ++out.count;
-            break;
-          case l3_list::random:
-            if (s.rng() % ++seen == 0)
-              reservoir = e.key;
-            break;
-          default:
-            if (q.pattern.empty() || glob_match(q.pattern, e.key))
-              out.keys.push_back(e.key);
-            out.last = e.key;
-          }
-          return true;
-        });
-        s.note(st2);
-        if (q.mode == l3_list::random && seen > 0)
-          out.keys.push_back(reservoir);
-        out.done = !more;
-        if (q.mode == l3_list::count && s.below && q.after.empty() && !more)
-          out.count += s.below->entries(); // archived keys count (DBSIZE)
-        return out;
+          return std::move(*r);
+        } catch (const std::exception& e) {
+          s.note(status{errc::io_error, e.what()});
+          return caf::make_error(caf::sec::runtime_error, std::string(e.what()));
+        }
       },
       [=](l3_sync_atom) -> caf::result<caf::ok_atom> {
         auto& s = self->state;
@@ -324,7 +488,8 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
         auto& s = self->state;
         auto now = s.clk->now_ms();
         s.note(s.db->maybe_flush(now));
-        s.db->sweep_expired(now, s.sweep_budget);
+        if (s.active_expire->load(std::memory_order_relaxed))
+          s.db->sweep_expired(now, s.sweep_budget);
         if (s.below)
           s.below->settle();
         s.publish();
@@ -403,7 +568,8 @@ caf::behavior store_broker(caf::stateful_actor<store_state, caf::io::broker>* se
       [=](tick_timer_atom) {
         auto& c = *self->state.core;
         try {
-          c.ks().sweep(c.config().sweep_budget);
+          if (c.active_expire->load(std::memory_order_relaxed))
+            c.ks().sweep(c.config().sweep_budget);
         } catch (const std::exception& e) {
           std::cerr << "kura-node: expiry sweep failed: " << e.what() << std::endl;
         }
@@ -435,13 +601,17 @@ caf::behavior store_broker(caf::stateful_actor<store_state, caf::io::broker>* se
         r.found = st.ok();
         if (!st.ok())
           r.error = st.message();
+        else
+          self->state.core->changed(&key);
         return r;
       },
       [=](kv_del_atom, const std::string& key) -> caf::result<kv_reply> {
         auto rp = self->make_response_promise();
-        with_key(self, key, rp, [key](keyspace& ks) {
+        with_key(self, key, rp, [key, core = self->state.core](keyspace& ks) {
           kv_reply r;
           r.found = ks.erase(key);
+          if (r.found)
+            core->changed(&key);
           return r;
         });
         return rp;
@@ -449,9 +619,11 @@ caf::behavior store_broker(caf::stateful_actor<store_state, caf::io::broker>* se
       [=](kv_expire_atom, const std::string& key, uint64_t ttl_ms) -> caf::result<kv_reply> {
         auto rp = self->make_response_promise();
         auto exp = ttl_to_expiry(ttl_ms);
-        with_key(self, key, rp, [key, exp](keyspace& ks) {
+        with_key(self, key, rp, [key, exp, core = self->state.core](keyspace& ks) {
           kv_reply r;
           r.found = ks.set_expiry(key, exp);
+          if (r.found)
+            core->changed(&key);
           return r;
         });
         return rp;
@@ -468,6 +640,7 @@ caf::behavior store_broker(caf::stateful_actor<store_state, caf::io::broker>* se
       },
       [=](kv_flush_atom) -> caf::result<kv_reply> {
         self->state.core->ks().clear();
+        self->state.core->changed(nullptr);
         kv_reply r;
         r.found = true;
         return r;
@@ -530,7 +703,7 @@ store_handles spawn_store(caf::actor_system& sys, store_config cfg, std::shared_
     if (below && below->entries() > 0)
       ks.saturate_filter(); // archived keys: the filter cannot list them
     h.l3 = sys.spawn<caf::detached>(l3_actor, l3db, h.core->l3_stats, &clk, cfg.sweep_interval_ms,
-                                    cfg.sweep_budget, below);
+                                    cfg.sweep_budget, below, h.core->active_expire);
     h.core->l3 = h.l3;
   }
   h.broker = sys.middleman().spawn_broker(store_broker, h.core);

@@ -37,6 +37,8 @@
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 
+#include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -101,6 +103,18 @@ public:
   virtual void clear() = 0;
   /// Live entries below L3 (added to DBSIZE).
   virtual uint64_t entries() const = 0;
+  /// One archived key, as the L4 key iterator gives it.
+  struct key_info {
+    std::string key;
+    uint64_t expiry_ms = 0;
+    uint8_t flags = 0;
+  };
+  /// The L4 key iterator (archive::scan_keys): up to `max` keys after `after`
+  /// (empty = from the start) in L4's index order (byte order for keys up to
+  /// 400 bytes, then the longer ones by hash), expired ones included, to `f`.
+  /// Returns the key to resume after, or nullopt at the end.
+  virtual result<std::optional<std::string>>
+  scan_keys(std::string_view after, size_t max, const std::function<void(const key_info&)>& f) = 0;
 };
 
 /// Keyspace plus the write-behind sender. See the file comment.
@@ -150,6 +164,17 @@ public:
   std::unique_ptr<predictor_tap> tap;
   caf::actor predictor;
   std::shared_ptr<l3_snapshot> l3_stats = std::make_shared<l3_snapshot>();
+  /// Active expiry (the sweeps of memory and L3); DEBUG SET-ACTIVE-EXPIRE 0
+  /// turns it off, leaving expiry lazy (on read), as in Redis.
+  std::shared_ptr<std::atomic<bool>> active_expire = std::make_shared<std::atomic<bool>>(true);
+  /// Called (on the multiplexer thread) after the store broker changed a key
+  /// (nullptr: every key, a flush): the RESP broker's client tracking hears
+  /// of writes made through the key/value API (ops port, CLI, embedding).
+  std::function<void(const std::string* key)> external_change;
+  void changed(const std::string* key) {
+    if (external_change)
+      external_change(key);
+  }
 
 private:
   store_config cfg_;

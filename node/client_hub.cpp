@@ -164,23 +164,33 @@ std::string client_hub::enable_tracking(session& s, uint32_t flags, uint64_t red
     if (((s.tracking_flags & bcast) != 0) != bc)
       return "ERR You can't switch BCAST mode on/off before disabling tracking for this "
              "client, and then re-enabling it with a different mode.";
-    if ((s.tracking_flags & (optin | optout)) != (flags & (optin | optout)))
+    // as Redis: from OPTIN straight to OPTOUT or back is refused
+    if (((flags & optin) && (s.tracking_flags & optout)) ||
+        ((flags & optout) && (s.tracking_flags & optin)))
       return "ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this "
              "client, and then re-enabling it with a different mode.";
   }
   if (redirect != 0 && redirect != s.id && !client(redirect))
     return "ERR The client ID you want redirect to does not exist";
   if (bc) {
-    // a client's prefixes must not overlap (Redis: one invalidation per change)
+    // a client's prefixes must not overlap (Redis: one invalidation per
+    // change); Redis's checks and messages, in its order
     auto mine = s.tracking ? prefixes_of(s.id) : std::vector<std::string>{};
-    std::vector<std::string> all = mine;
-    for (auto& p : prefixes) {
-      for (auto& q : all)
-        if (q != p && (starts_with(p, q) || starts_with(q, p)))
-          return "ERR Prefix '" + p + "' overlaps with an existing prefix '" + q +
+    auto overlap = [](const std::string& a, const std::string& b) {
+      return a != b && (starts_with(a, b) || starts_with(b, a));
+    };
+    for (size_t i = 0; i < prefixes.size(); ++i) {
+      for (auto& q : mine)
+        if (overlap(prefixes[i], q))
+          return "ERR Prefix '" + prefixes[i] + "' overlaps with an existing prefix '" + q +
                  "'. Prefixes for a single client must not overlap.";
-      all.push_back(p);
+      for (size_t j = i + 1; j < prefixes.size(); ++j)
+        if (overlap(prefixes[i], prefixes[j]))
+          return "ERR Prefix '" + prefixes[i] + "' overlaps with another provided prefix '" +
+                 prefixes[j] + "'. Prefixes for a single client must not overlap.";
     }
+    std::vector<std::string> all = mine;
+    all.insert(all.end(), prefixes.begin(), prefixes.end());
     if (all.empty())
       all.push_back("");
     for (auto& p : all)
@@ -215,6 +225,8 @@ void client_hub::disable_tracking(session& s) {
   if (tracking_clients_ == 0) {
     keys_.clear();
     expiries_ = {};
+    bcast_expiries_ = {};
+    bcast_pending_.clear();
     probe_.clear();
   }
 }
@@ -241,18 +253,45 @@ void client_hub::key_read(session& s, std::string_view key, bool present, uint64
     expiries_.emplace(expiry_ms, it->first);
   if (fresh && present)
     probe_.push_back(it->first);
+  if (fresh)
+    enforce_max_keys();
 }
 
-void client_hub::send_invalidation(session& to, const std::string* key) {
+size_t client_hub::tracked_items() const noexcept {
+  size_t n = 0;
+  for (auto& [k, ids] : keys_)
+    n += ids.size();
+  return n;
+}
+
+void client_hub::set_max_keys(uint64_t n) {
+  max_keys_ = n;
+  enforce_max_keys();
+}
+
+void client_hub::enforce_max_keys() {
+  // Redis evicts keys of the tracking table (sending their invalidations)
+  // until it is within tracking-table-max-keys
+  while (max_keys_ != 0 && keys_.size() > max_keys_) {
+    std::string k = keys_.begin()->first;
+    key_changed(k, 0);
+  }
+}
+
+void client_hub::send_invalidation(session& to, const std::vector<std::string>* keys) {
   out_buffer buf;
-  auto body = [&] {
-    put_bulk(buf, "invalidate");
-    if (key) {
-      put_array_header(buf, 1);
-      put_bulk(buf, *key);
+  auto payload = [&] {
+    if (keys) {
+      put_array_header(buf, keys->size());
+      for (auto& k : *keys)
+        put_bulk(buf, k);
     } else {
       put_raw(buf, to.resp == 3 ? "_\r\n" : "*-1\r\n");
     }
+  };
+  auto body = [&] {
+    put_bulk(buf, "invalidate");
+    payload();
   };
   if (to.redirect == 0) {
     if (to.resp != 3)
@@ -283,12 +322,7 @@ void client_hub::send_invalidation(session& to, const std::string* key) {
     put_raw(buf, "*3\r\n");
     put_bulk(buf, "message");
     put_bulk(buf, invalidate_channel);
-    if (key) {
-      put_array_header(buf, 1);
-      put_bulk(buf, *key);
-    } else {
-      put_raw(buf, "*-1\r\n");
-    }
+    payload();
   }
   deliver(target->id, std::string_view(buf.data(), buf.size()));
 }
@@ -300,31 +334,58 @@ void client_hub::key_changed(std::string_view key, uint64_t origin) {
   if (auto it = keys_.find(k); it != keys_.end()) {
     auto ids = std::move(it->second);
     keys_.erase(it);
+    std::vector<std::string> one{k};
     for (uint64_t id : ids) {
       session* s = client(id);
       if (!s || !s->tracking || (s->tracking_flags & tracking_flag::bcast))
         continue;
       if (id == origin && (s->tracking_flags & tracking_flag::noloop))
         continue;
-      send_invalidation(*s, &k);
+      send_invalidation(*s, &one);
     }
   }
-  if (prefixes_.empty())
+  // BCAST: collected per prefix, sent by flush_bcast (one message per prefix
+  // and client, as Redis sends them before it sleeps)
+  for (auto& [p, ids] : prefixes_)
+    if (starts_with(k, p))
+      bcast_pending_[p].emplace_back(k, origin);
+}
+
+void client_hub::flush_bcast() {
+  if (bcast_pending_.empty())
     return;
-  std::vector<uint64_t> sent;
-  for (auto& [p, ids] : prefixes_) {
-    if (!starts_with(k, p))
+  auto pending = std::move(bcast_pending_);
+  bcast_pending_.clear();
+  for (auto& [p, changes] : pending) {
+    auto pi = prefixes_.find(p);
+    if (pi == prefixes_.end())
       continue;
-    for (uint64_t id : ids) {
-      if (std::find(sent.begin(), sent.end(), id) != sent.end())
-        continue;
+    for (uint64_t id : pi->second) {
       session* s = client(id);
-      if (!s || (id == origin && (s->tracking_flags & tracking_flag::noloop)))
+      if (!s || !s->tracking)
         continue;
-      sent.push_back(id);
-      send_invalidation(*s, &k);
+      bool noloop = (s->tracking_flags & tracking_flag::noloop) != 0;
+      // a key counts when someone other than this client (NOLOOP) changed it
+      std::vector<std::string> keys;
+      for (auto& [k, origin] : changes)
+        if (!(noloop && origin == id))
+          keys.push_back(k);
+      std::sort(keys.begin(), keys.end());
+      keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+      if (!keys.empty())
+        send_invalidation(*s, &keys);
     }
   }
+}
+
+void client_hub::key_written(std::string_view key, uint64_t expiry_ms) {
+  if (expiry_ms == 0 || prefixes_.empty())
+    return;
+  for (auto& [p, ids] : prefixes_)
+    if (starts_with(key, p)) {
+      bcast_expiries_.emplace(expiry_ms, std::string{key});
+      return;
+    }
 }
 
 void client_hub::flushed(uint64_t origin) {
@@ -332,6 +393,8 @@ void client_hub::flushed(uint64_t origin) {
     return;
   keys_.clear();
   expiries_ = {};
+  bcast_expiries_ = {};
+  bcast_pending_.clear();
   probe_.clear();
   for (auto& [id, s] : clients_) {
     if (!s->tracking)
@@ -342,12 +405,21 @@ void client_hub::flushed(uint64_t origin) {
   }
 }
 
-void client_hub::expire_due(uint64_t now_ms) {
+void client_hub::expire_due(uint64_t now_ms, const std::function<bool(std::string_view)>& exists) {
   while (!expiries_.empty() && expiries_.top().first <= now_ms) {
     std::string k = expiries_.top().second;
     expiries_.pop();
     key_changed(k, 0);
   }
+  // BCAST: a written key whose expiry passed, unless it was written again
+  // (a key that still exists after its expiry time was given a new one)
+  while (!bcast_expiries_.empty() && bcast_expiries_.top().first <= now_ms) {
+    std::string k = bcast_expiries_.top().second;
+    bcast_expiries_.pop();
+    if (!prefixes_.empty() && !(exists && exists(k)))
+      key_changed(k, 0);
+  }
+  flush_bcast();
 }
 
 } // namespace kura::node

@@ -62,9 +62,28 @@ public:
   const std::map<uint64_t, session*>& clients() const noexcept { return clients_; }
   void set_deliver(deliver_fn f) { deliver_ = std::move(f); }
   /// Sends bytes to a client's connection (dropped when no broker listens).
+  /// Bytes for the client whose command is running wait until its reply is
+  /// out (end_command), so a push never lands inside a reply (EXEC's array).
   void deliver(uint64_t id, std::string_view bytes) {
+    if (id != 0 && id == running_) {
+      held_.append(bytes.data(), bytes.size());
+      return;
+    }
     if (deliver_)
       deliver_(id, bytes);
+  }
+  /// Client `id`'s command starts (its pushes are held).
+  void begin_command(uint64_t id) { running_ = id; }
+  /// The reply is written: flushes BCAST and sends the held pushes.
+  void end_command() {
+    flush_bcast();
+    uint64_t id = running_;
+    running_ = 0;
+    if (!held_.empty()) {
+      std::string b = std::move(held_);
+      held_.clear();
+      deliver(id, b);
+    }
   }
 
   // -- pub/sub -----------------------------------------------------------------
@@ -91,6 +110,15 @@ public:
   bool active() const noexcept { return tracking_clients_ > 0; }
   size_t tracking_clients() const noexcept { return tracking_clients_; }
   size_t tracked_keys() const noexcept { return keys_.size(); }
+  /// Sum over tracked keys of the clients tracking each (INFO tracking_total_items).
+  size_t tracked_items() const noexcept;
+  size_t tracked_prefixes() const noexcept { return prefixes_.size(); }
+  /// tracking-table-max-keys (0 = no limit): above it, reading clients lose
+  /// tracked keys (with an invalidation), as in Redis.
+  void set_max_keys(uint64_t n);
+  uint64_t max_keys() const noexcept { return max_keys_; }
+  /// Some client tracks in BCAST mode.
+  bool has_bcast() const noexcept { return !prefixes_.empty(); }
   /// CLIENT TRACKING ON (again: options change, prefixes add up); returns an
   /// error message or "".
   std::string enable_tracking(session& s, uint32_t flags, uint64_t redirect,
@@ -106,8 +134,16 @@ public:
   void key_changed(std::string_view key, uint64_t origin = 0);
   /// Every key changed (FLUSHALL): a null invalidation to every tracking client.
   void flushed(uint64_t origin = 0);
-  /// Invalidates tracked keys whose expiry is at or before `now_ms`.
-  void expire_due(uint64_t now_ms);
+  /// BCAST changes collected since the last call: one invalidation per
+  /// prefix and client (the command table calls it after each command).
+  void flush_bcast();
+  /// A write of `key` with `expiry_ms` (0 = none) under a BCAST prefix: its
+  /// expiry invalidates it then (expire_due).
+  void key_written(std::string_view key, uint64_t expiry_ms);
+  /// Invalidates tracked keys whose expiry is at or before `now_ms`, and
+  /// BCAST-covered written keys whose expiry passed and that `exists` (when
+  /// given) no longer finds; then flushes BCAST.
+  void expire_due(uint64_t now_ms, const std::function<bool(std::string_view)>& exists = {});
   /// Checks up to `budget` tracked keys that existed when read (round robin)
   /// and invalidates those `exists(key)` no longer finds: changes no command
   /// made, such as evictions from memory when memory is the only tier.
@@ -133,7 +169,8 @@ public:
   }
 
 private:
-  void send_invalidation(session& to, const std::string* key);
+  /// keys == nullptr: every key (FLUSHALL's null invalidation)
+  void send_invalidation(session& to, const std::vector<std::string>* keys);
   void drop_tracking(uint64_t id);
 
   std::map<uint64_t, session*> clients_;
@@ -147,7 +184,14 @@ private:
   std::map<std::string, std::set<uint64_t>> prefixes_;                 ///< BCAST ("" = all)
   using due = std::pair<uint64_t, std::string>;
   std::priority_queue<due, std::vector<due>, std::greater<due>> expiries_;
+  std::priority_queue<due, std::vector<due>, std::greater<due>> bcast_expiries_;
+  /// BCAST prefix -> (key, client that changed it) since flush_bcast
+  std::map<std::string, std::vector<std::pair<std::string, uint64_t>>> bcast_pending_;
   std::vector<std::string> probe_; ///< tracked keys that existed when read
+  uint64_t max_keys_ = 1000000;    ///< tracking-table-max-keys
+  uint64_t running_ = 0;           ///< client whose command runs (pushes held)
+  std::string held_;               ///< its held pushes
+  void enforce_max_keys();
   size_t probe_next_ = 0;
 };
 

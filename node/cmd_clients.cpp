@@ -393,9 +393,7 @@ void cmd_client_trackinginfo(const command_args&, command_context& c) {
   put_bulk(out, "redirect");
   put_int(out, s.tracking ? static_cast<int64_t>(s.redirect) : -1);
   put_bulk(out, "prefixes");
-  auto p = c.state.hub->prefixes_of(s.id);
-  if (p.size() == 1 && p[0].empty())
-    p.clear(); // BCAST without PREFIX: every key, listed as no prefix
+  auto p = c.state.hub->prefixes_of(s.id); // BCAST without PREFIX: the empty prefix, as Redis
   put_array_header(out, p.size());
   for (auto& x : p)
     put_bulk(out, x);

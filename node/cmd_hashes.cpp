@@ -350,7 +350,11 @@ void cmd_hrandfield(const command_args& a, command_context& c) {
   }
   if (fields.empty() || count == 0)
     return put_array_header(out, 0);
+  // RESP3 with WITHVALUES: one [field, value] pair per element, as Redis 7
+  bool pairs = withvalues && c.sess.resp == 3;
   auto put_one = [&](const field_view& f) {
+    if (pairs)
+      put_array_header(out, 2);
     put_bulk(out, f.first);
     if (withvalues)
       put_bulk(out, f.second);
@@ -359,7 +363,7 @@ void cmd_hrandfield(const command_args& a, command_context& c) {
     auto n = static_cast<uint64_t>(-count);
     if (n > c.facts.proto_max_bulk_len / 8) // a reply no client could take
       return put_error(out, "ERR value is out of range");
-    put_array_header(out, n * (withvalues ? 2 : 1));
+    put_array_header(out, n * (withvalues && !pairs ? 2 : 1));
     for (uint64_t i = 0; i < n; ++i)
       put_one(fields[rng() % fields.size()]);
     return;
@@ -368,7 +372,7 @@ void cmd_hrandfield(const command_args& a, command_context& c) {
   size_t n = std::min(fields.size(), static_cast<size_t>(count));
   for (size_t i = 0; i < n; ++i)
     std::swap(fields[i], fields[i + rng() % (fields.size() - i)]);
-  put_array_header(out, n * (withvalues ? 2 : 1));
+  put_array_header(out, n * (withvalues && !pairs ? 2 : 1));
   for (size_t i = 0; i < n; ++i)
     put_one(fields[i]);
 }

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace kura::node {
@@ -168,9 +169,9 @@ void cmd_dbsize(const command_args&, command_context& c) {
   auto* lst = c.lst;
   if (lst)
     return put_int(out, static_cast<int64_t>(lst->count));
-  int64_t n = 0;
-  c.ks.memory_keys([&](std::string_view) { ++n; });
-  put_int(out, n);
+  // O(1): the memory tiers' entry counts (expired keys not yet swept count,
+  // as in Redis)
+  put_int(out, static_cast<int64_t>(c.ks.l1_stats().entries + c.ks.l2_stats().entries));
 }
 
 void cmd_flushall(const command_args& a, command_context& c) {
@@ -194,22 +195,39 @@ void cmd_keys(const command_args& a, command_context& c) {
 
 // -- SCAN cursors ------------------------------------------------------------------
 //
-// A cursor is a position: its lower 40 bits hold the first 5 bytes of the
-// last key the previous call examined (zero-padded), its upper 24 bits a
-// token under which the node remembers that whole key (the last 10000
-// tokens). A cursor whose token is known resumes exactly after its key; any
-// other number (an old token, a cursor from before a restart, one typed by
-// hand) resumes after the 5-byte prefix, which is a prefix of that key and
-// so sorts before it: keys may come twice, none present throughout is
-// missed, and no cursor ends an iteration early. Keys are listed in byte
-// order (L3's order; memory's keys are sorted when L3 is off).
+// A cursor is a position in the listing order of actors/store.cpp (phase 0:
+// L3's keys and L4's keys up to 400 bytes merged in byte order; phase 1: L4's
+// longer keys by hash; memory only: byte order). Bit 62 holds the phase, bits
+// 41-61 a token under which the node remembers the last key examined (for the
+// last 100000 cursors, node-wide), bits 0-40 a prefix of that key: 6
+// printable characters (base 96, bit 40 set) when the key starts with them,
+// else its first 5 bytes. A cursor whose token is remembered resumes exactly
+// after its key, whichever connection sends it. Any other number (a cursor
+// from before a restart, or one older than the last 100000) resumes after its
+// prefix, which sorts before the key (phase 1: from the start of phase 1):
+// keys may then come twice, but none present for the whole iteration is
+// missed, and the call hands out a remembered token again, so a full
+// iteration still ends.
 
-constexpr int cursor_token_shift = 40;
-constexpr uint64_t cursor_tokens = 1ull << 24;
-constexpr size_t cursor_memory = 10000;
+constexpr int cursor_token_shift = 41;
+constexpr uint64_t cursor_token_bits = 21;
+constexpr uint64_t cursor_phase_bit = 1ull << 62;
+constexpr uint64_t cursor_printable_bit = 1ull << 40;
 
 std::string cursor_prefix(uint64_t cursor) {
   std::string p;
+  if (cursor & cursor_printable_bit) {
+    uint64_t v = cursor & (cursor_printable_bit - 1);
+    char d[6];
+    for (int i = 5; i >= 0; --i, v /= 96)
+      d[i] = static_cast<char>(v % 96);
+    for (char x : d) {
+      if (x == 0)
+        break;
+      p.push_back(static_cast<char>(x + 0x1f));
+    }
+    return p;
+  }
   for (int i = 4; i >= 0; --i)
     p.push_back(static_cast<char>((cursor >> (8 * i)) & 0xff));
   while (!p.empty() && p.back() == '\0')
@@ -217,25 +235,50 @@ std::string cursor_prefix(uint64_t cursor) {
   return p;
 }
 
-uint64_t make_cursor(command_state& st, const std::string& last) {
-  uint64_t token = st.next_cursor++ % cursor_tokens;
-  if (token == 0)
-    token = st.next_cursor++ % cursor_tokens;
-  st.scan_cursors[token] = last;
-  st.scan_cursors.erase((token + cursor_tokens - cursor_memory) % cursor_tokens);
+/// The prefix bits of a cursor at `last` (cursor_prefix decodes them).
+uint64_t encode_prefix(const std::string& last) {
+  auto printable = [](char ch) { return ch >= 0x20 && ch <= 0x7e; };
+  if (!last.empty() && printable(last[0])) {
+    uint64_t v = 0;
+    bool end = false;
+    for (size_t i = 0; i < 6; ++i) {
+      end = end || i >= last.size() || !printable(last[i]);
+      v = v * 96 + (end ? 0 : static_cast<uint8_t>(last[i]) - 0x1f);
+    }
+    return cursor_printable_bit | v;
+  }
   uint64_t p = 0;
   for (size_t i = 0; i < 5; ++i)
     p = (p << 8) | (i < last.size() ? static_cast<uint8_t>(last[i]) : 0u);
-  return (token << cursor_token_shift) | p;
+  return p;
 }
 
-/// The key a cursor resumes after (exclusive).
-std::string resume_after(const command_state& st, uint64_t cursor) {
-  auto prefix = cursor_prefix(cursor);
-  auto i = st.scan_cursors.find(cursor >> cursor_token_shift);
-  if (i != st.scan_cursors.end() && i->second.compare(0, prefix.size(), prefix) == 0)
-    return i->second;
-  return prefix;
+uint64_t make_cursor(scan_cursor_table& t, const std::string& last, uint8_t phase) {
+  uint64_t token = t.next_token++ & ((1ull << cursor_token_bits) - 1);
+  if (token == 0)
+    token = t.next_token++ & ((1ull << cursor_token_bits) - 1);
+  if (t.ring.empty())
+    t.ring.resize(scan_cursor_table::capacity);
+  auto& slot = t.ring[token % scan_cursor_table::capacity];
+  slot.token = token;
+  slot.phase = phase;
+  slot.key = last;
+  uint64_t p = phase == 0 ? encode_prefix(last) : 0;
+  return (phase != 0 ? cursor_phase_bit : 0) | (token << cursor_token_shift) | p;
+}
+
+/// Where a cursor resumes: (phase, key to list after; empty = the phase's start).
+std::pair<uint8_t, std::string> resume_after(const scan_cursor_table& t, uint64_t cursor) {
+  uint8_t phase = (cursor & cursor_phase_bit) != 0 ? 1 : 0;
+  auto prefix = phase == 0 ? cursor_prefix(cursor) : std::string{};
+  uint64_t token = (cursor >> cursor_token_shift) & ((1ull << cursor_token_bits) - 1);
+  if (token != 0 && !t.ring.empty()) {
+    auto& slot = t.ring[token % scan_cursor_table::capacity];
+    if (slot.token == token && slot.phase == phase &&
+        slot.key.compare(0, prefix.size(), prefix) == 0)
+      return {phase, slot.key};
+  }
+  return {phase, prefix};
 }
 
 void cmd_scan(const command_args& a, command_context& c) {
@@ -262,15 +305,20 @@ void cmd_scan(const command_args& a, command_context& c) {
       return put_error(out, err_syntax);
     }
   }
-  std::string after = cursor != 0 ? resume_after(c.state, cursor) : std::string{};
+  uint8_t phase = 0;
+  std::string after;
+  std::tie(phase, after) = resume_after(c.state.scan_cursors, cursor);
   std::vector<std::string> keys;
+  std::vector<uint8_t> flags;
   std::string last;
   bool done = true;
   if (lst) {
     keys = lst->keys;
+    flags = lst->flags;
     last = lst->last;
+    phase = lst->phase;
     done = lst->done;
-  } else { // memory only: sorted, resumable by key
+  } else if (phase == 0) { // memory only: sorted, resumable by key
     std::vector<std::string> all;
     c.ks.memory_keys([&](std::string_view k) {
       if (k > after || after.empty())
@@ -285,21 +333,20 @@ void cmd_scan(const command_args& a, command_context& c) {
     if (n > 0)
       last = all[n - 1];
   }
-  uint64_t next = done ? 0 : make_cursor(c.state, last);
+  uint64_t next = done ? 0 : make_cursor(c.state.scan_cursors, last, phase);
   if (!type.empty()) {
-    // TYPE: a key memory does not hold is taken for a string (L3's listing
-    // carries no type)
+    // TYPE: memory's flags when it holds the key, else the listing's
     auto want_hash = ieq(type, "hash");
     bool known_type = want_hash || ieq(type, "string");
-    keys.erase(std::remove_if(keys.begin(), keys.end(),
-                              [&](const std::string& k) {
-                                bool hash = false;
-                                c.ks.view(k, [&](const keyspace::key_view& v) {
-                                  hash = (v.flags & entry_flags::hash) != 0;
-                                });
-                                return !known_type || hash != want_hash;
-                              }),
-               keys.end());
+    std::vector<std::string> kept;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      bool hash = i < flags.size() && (flags[i] & entry_flags::hash) != 0;
+      c.ks.view(keys[i],
+                [&](const keyspace::key_view& v) { hash = (v.flags & entry_flags::hash) != 0; });
+      if (known_type && hash == want_hash)
+        kept.push_back(std::move(keys[i]));
+    }
+    keys = std::move(kept);
   }
   put_array_header(out, 2);
   put_bulk(out, std::to_string(next));
@@ -407,7 +454,7 @@ void plan_scan(const command_args& a, const command_spec&, const command_state& 
   if (!parse_cursor(a[1], cursor))
     return; // execute answers "invalid cursor"
   if (cursor != 0)
-    out.after = resume_after(st, cursor);
+    std::tie(out.phase, out.after) = resume_after(st.scan_cursors, cursor);
   out.kind = fetch_plan::listing;
   out.mode = fetch_plan::list_keys;
   out.limit = 10;

@@ -10,10 +10,16 @@
 #include "node/hash_value.hpp"
 #include "node/resp_parser.hpp"
 #include "node/security.hpp"
+#include "tiers/hash.hpp"
 
+#include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <iterator>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -417,6 +423,15 @@ const std::vector<config_item>& config_items() {
            c.facts.query_buffer_limit = n;
          return std::string{};
        }},
+      {"tracking-table-max-keys",
+       [](command_context& c) { return std::to_string(c.state.hub->max_keys()); },
+       [](command_context& c, std::string_view v, bool apply) {
+         uint64_t n = 0;
+         auto e = set_uint(n, v, 0);
+         if (e.empty() && apply)
+           c.state.hub->set_max_keys(n);
+         return e;
+       }},
       {"kura-client-output-limit",
        [](command_context& c) { return std::to_string(c.facts.max_output_bytes); },
        [](command_context& c, std::string_view v, bool apply) {
@@ -645,6 +660,9 @@ std::string info_text(command_context& c, std::string_view section) {
     num("client_recent_max_output_buffer", max_out);
     num("blocked_clients", 0);
     num("tracking_clients", hub.tracking_clients());
+    num("tracking_total_keys", hub.tracked_keys());
+    num("tracking_total_items", hub.tracked_items());
+    num("tracking_total_prefixes", hub.tracked_prefixes());
     num("clients_in_timeout_table", 0);
     r += "\r\n";
   }
@@ -654,6 +672,7 @@ std::string info_text(command_context& c, std::string_view section) {
     c.state.peak_memory = std::max(c.state.peak_memory, used);
     r += "# Memory\r\n";
     num("used_memory", used);
+    num("lazyfree_pending_objects", 0); // kura frees synchronously
     kv("used_memory_human", human(used));
     num("used_memory_rss", rss);
     kv("used_memory_rss_human", human(rss));
@@ -966,6 +985,245 @@ void cmd_function_list(const command_args& a, command_context& c) {
   put_array_header(c.out, 0);
 }
 
+// -- LATENCY HISTOGRAM -------------------------------------------------------------
+//
+// Redis 7's reply from each command's latency histogram (the same one INFO
+// latencystats reads): a map of command name -> {calls, histogram_usec}, the
+// latter cumulative counts at power-of-two bounds as Redis's HDR iterator
+// gives them (first bound 1024 ns shown as 1 usec, then 2, 4, 8 ...; a bound
+// appears only where the count grows). kura's histogram has log2 ns buckets,
+// so the bounds are exact bucket edges.
+
+void put_command_histogram(out_buffer& out, int resp, const std::string& name,
+                           const command_stats& st) {
+  put_bulk(out, name);
+  std::vector<std::pair<uint64_t, uint64_t>> cdf; // usec bound -> cumulative calls
+  const auto& h = st.latency;
+  uint64_t cum = 0, prev = 0;
+  for (size_t i = 0; i < latency_histogram::buckets; ++i) {
+    cum += h.counts[i];
+    if (i < 9)
+      continue; // buckets below 1024 ns fold into the first bound
+    if (cum > prev) {
+      uint64_t bound_ns = (i + 1 < 64) ? (uint64_t{1} << (i + 1)) - 1 : UINT64_MAX;
+      cdf.emplace_back(bound_ns / 1000, cum);
+      prev = cum;
+    }
+  }
+  put_map_header(out, 2, resp);
+  put_bulk(out, "calls");
+  put_int(out, static_cast<int64_t>(st.calls));
+  put_bulk(out, "histogram_usec");
+  put_map_header(out, cdf.size(), resp);
+  for (auto& [b, n] : cdf) {
+    put_int(out, static_cast<int64_t>(b));
+    put_int(out, static_cast<int64_t>(n));
+  }
+}
+
+void cmd_latency_histogram(const command_args& a, command_context& c) {
+  auto& reg = c.registry;
+  std::vector<int> ids;
+  if (a.size() == 2) {
+    for (size_t id = 0; id < reg.entries(); ++id)
+      if (reg.stats()[id].latency.samples > 0)
+        ids.push_back(static_cast<int>(id));
+  } else {
+    for (size_t i = 2; i < a.size(); ++i) {
+      int id = reg.find(a[i]);
+      if (id >= 0 && reg.stats()[static_cast<size_t>(id)].latency.samples > 0 &&
+          std::find(ids.begin(), ids.end(), id) == ids.end())
+        ids.push_back(id);
+    }
+  }
+  put_map_header(c.out, ids.size(), c.sess.resp);
+  for (int id : ids)
+    put_command_histogram(c.out, c.sess.resp, reg.spec(id).name,
+                          reg.stats()[static_cast<size_t>(id)]);
+}
+
+void cmd_latency_help(const command_args&, command_context& c) {
+  static const char* lines[] = {
+      "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+      "HISTOGRAM [COMMAND ...]",
+      "    Return a cumulative distribution of latencies in the format of a histogram for the "
+      "specified command names.",
+      "    If no commands are specified then all histograms are replied.",
+      "HELP",
+      "    Print this help."};
+  put_array_header(c.out, std::size(lines));
+  for (auto* l : lines)
+    put_status(c.out, l);
+}
+
+// -- DEBUG -----------------------------------------------------------------------
+//
+// The subcommands of Redis's DEBUG that clients and test suites use and that
+// mean something in kura: SLEEP (blocks the node's front end, as it blocks
+// redis-server), SET-ACTIVE-EXPIRE (the sweeps of memory and L3; expiry stays
+// lazy on read), PROTOCOL (sample replies of each RESP3 type), DIGEST-VALUE,
+// OBJECT (the encoding OBJECT ENCODING reports) and HELP.
+
+/// A 40-hex-digit digest of a value and its type (DEBUG DIGEST-VALUE): equal
+/// for equal values, 40 zeros for a missing key, as Redis's.
+std::string value_digest(std::string_view v, bool hash) {
+  char buf[49];
+  uint64_t a = hash64(v, hash ? 0x68617368ull : 0x73747269ull);
+  uint64_t b = hash64(v, a ^ 0x6b757261ull);
+  uint64_t d = hash64(v, b ^ 0x64696765ull);
+  std::snprintf(buf, sizeof buf, "%016llx%016llx%016llx", static_cast<unsigned long long>(a),
+                static_cast<unsigned long long>(b), static_cast<unsigned long long>(d));
+  return std::string(buf, 40);
+}
+
+void debug_protocol(std::string_view type, command_context& c) {
+  auto& out = c.out;
+  bool r3 = c.sess.resp == 3;
+  if (ieq(type, "string")) {
+    put_bulk(out, "Hello World");
+  } else if (ieq(type, "integer")) {
+    put_int(out, 12345);
+  } else if (ieq(type, "double")) {
+    if (r3)
+      put_raw(out, ",3.141\r\n");
+    else
+      put_bulk(out, "3.141");
+  } else if (ieq(type, "bignum")) {
+    if (r3)
+      put_raw(out, "(1234567999999999999999999999999999999\r\n");
+    else
+      put_bulk(out, "1234567999999999999999999999999999999");
+  } else if (ieq(type, "null")) {
+    put_raw(out, r3 ? "_\r\n" : "$-1\r\n");
+  } else if (ieq(type, "array") || ieq(type, "set")) {
+    if (ieq(type, "set"))
+      put_set_header(out, 3, c.sess.resp);
+    else
+      put_array_header(out, 3);
+    for (int i = 0; i < 3; ++i)
+      put_int(out, i);
+  } else if (ieq(type, "map")) {
+    put_map_header(out, 3, c.sess.resp);
+    for (int i = 0; i < 3; ++i) {
+      put_int(out, i);
+      if (r3)
+        put_raw(out, i == 1 ? "#t\r\n" : "#f\r\n");
+      else
+        put_int(out, i == 1 ? 1 : 0);
+    }
+  } else if (ieq(type, "attrib")) {
+    if (r3) {
+      put_raw(out, "|1\r\n");
+      put_bulk(out, "key-popularity");
+      put_array_header(out, 2);
+      put_bulk(out, "key:123");
+      put_int(out, 90);
+    }
+    put_bulk(out, "Some real reply following the attribute");
+  } else if (ieq(type, "push")) {
+    if (!r3)
+      return put_error(out, "ERR RESP2 is not supported by this command");
+    put_raw(out, ">2\r\n");
+    put_bulk(out, "server-cpu-usage");
+    put_int(out, 42);
+    put_bulk(out, "Some real reply following the push reply");
+  } else if (ieq(type, "true") || ieq(type, "false")) {
+    bool t = ieq(type, "true");
+    if (r3)
+      put_raw(out, t ? "#t\r\n" : "#f\r\n");
+    else
+      put_int(out, t ? 1 : 0);
+  } else if (ieq(type, "verbatim")) {
+    if (r3)
+      put_raw(out, "=29\r\ntxt:This is a verbatim\nstring\r\n");
+    else
+      put_bulk(out, "This is a verbatim\nstring");
+  } else {
+    put_error(out, "ERR Wrong protocol type name. Please use one of the following: "
+                   "string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|"
+                   "true|false");
+  }
+}
+
+void cmd_debug(const command_args& a, command_context& c) {
+  auto& out = c.out;
+  auto sub = a[1];
+  auto wrong = [&] {
+    std::string m = "ERR unknown subcommand or wrong number of arguments for '";
+    m.append(sub.substr(0, 128));
+    m += "'. Try DEBUG HELP.";
+    put_error(out, m);
+  };
+  if (ieq(sub, "help") && a.size() == 2) {
+    static const char* lines[] = {
+        "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "DIGEST-VALUE <key> [<key> ...]",
+        "    Output a hex digest of each key's value (40 zeros for a missing key).",
+        "OBJECT <key>",
+        "    Show low level info about the key and associated value.",
+        "PROTOCOL <type>",
+        "    Reply with a test value of the specified type: string, integer, double,",
+        "    bignum, null, array, set, map, attrib, push, verbatim, true, false.",
+        "SET-ACTIVE-EXPIRE <0|1>",
+        "    Setting it to 0 disables the expiry sweeps of memory and L3 (expiry stays",
+        "    lazy, on read).",
+        "SLEEP <seconds>",
+        "    Stop the server's front end for <seconds>. Decimals allowed.",
+        "HELP",
+        "    Print this help."};
+    put_array_header(out, std::size(lines));
+    for (auto* l : lines)
+      put_status(out, l);
+    return;
+  }
+  if (ieq(sub, "sleep") && a.size() == 3) {
+    char* end = nullptr;
+    std::string arg(a[2]);
+    double secs = std::strtod(arg.c_str(), &end);
+    if (arg.empty() || *end != '\0' || !(secs >= 0) || secs > 3600)
+      return put_error(out, "ERR value is not a valid float");
+    std::this_thread::sleep_for(std::chrono::microseconds(static_cast<int64_t>(secs * 1e6)));
+    return put_ok(out);
+  }
+  if (ieq(sub, "set-active-expire") && a.size() == 3) {
+    int64_t on = 0;
+    if (!parse_int64(a[2], on))
+      return put_error(out, err_not_int);
+    if (!c.facts.set_active_expire)
+      return put_error(out, "ERR active expiry cannot be changed in this process");
+    c.facts.set_active_expire(on != 0);
+    return put_ok(out);
+  }
+  if (ieq(sub, "protocol") && a.size() == 3)
+    return debug_protocol(a[2], c);
+  if (ieq(sub, "digest-value") && a.size() >= 2) {
+    put_array_header(out, a.size() - 2);
+    for (size_t i = 2; i < a.size(); ++i) {
+      std::string d(40, '0');
+      c.ks.view(a[i], [&](const keyspace::key_view& v) {
+        d = value_digest(v.value, (v.flags & entry_flags::hash) != 0);
+      });
+      put_bulk(out, d);
+    }
+    return;
+  }
+  if (ieq(sub, "object") && a.size() == 3) {
+    std::string line;
+    c.ks.view(a[2], [&](const keyspace::key_view& v) {
+      const char* enc = (v.flags & entry_flags::hash)
+                            ? hashval::redis_encoding(v.value, c.state.hash_max_listpack_entries,
+                                                      c.state.hash_max_listpack_value)
+                            : string_encoding(v.value);
+      line = "refcount:1 encoding:" + std::string(enc) +
+             " serializedlength:" + std::to_string(v.value.size());
+    });
+    if (line.empty())
+      return put_error(out, "ERR no such key");
+    return put_status(out, line);
+  }
+  wrong();
+}
+
 } // namespace
 
 void register_server_commands(command_registry& r) {
@@ -1040,6 +1298,25 @@ void register_server_commands(command_registry& r) {
       .acl("@admin @slow @dangerous")
       .doc("Synchronously save the dataset to disk and then shut down the server", "1.0.0",
            "server", "O(N) when saving, where N is the total number of keys in all databases");
+
+  r.add("latency", -2, "", nullptr)
+      .acl("@slow")
+      .doc("A container for latency diagnostics commands", "2.8.13", "server",
+           "Depends on subcommand.");
+  r.add_sub("latency", "histogram", -2, "admin noscript loading stale", cmd_latency_histogram)
+      .acl("@admin @slow @dangerous")
+      .tips("nondeterministic_output request_policy:all_nodes response_policy:special")
+      .doc("Return the cumulative distribution of latencies of a subset of commands or all "
+           "commands.",
+           "7.0.0", "server",
+           "O(N) where N is the number of commands with latency information being retrieved.");
+  r.add_sub("latency", "help", 2, "loading stale", cmd_latency_help)
+      .acl("@slow")
+      .doc("Show helpful text about the different subcommands.", "2.8.13", "server", "O(1)");
+
+  r.add("debug", -2, "admin noscript loading stale", cmd_debug)
+      .acl("@admin @slow @dangerous")
+      .doc("A container for debugging commands", "1.0.0", "server", "Depends on subcommand.");
 
   r.add("object", -2, "", nullptr)
       .acl("@slow")

@@ -73,12 +73,14 @@ struct fetch_plan {
   std::string pattern;           ///< glob; empty = all
   std::string after;             ///< list keys strictly after this one
   uint64_t limit = 0;            ///< keys to examine at most (0 = all)
+  uint8_t phase = 0;             ///< listing phase of `after` (actors/messages.hpp l3_list)
   void clear() {
     kind = none;
     keys.clear();
     pattern.clear();
     after.clear();
     limit = 0;
+    phase = 0;
   }
 };
 
@@ -88,6 +90,8 @@ struct listing {
   uint64_t count = 0;            ///< live keys (list_count)
   std::string last;              ///< last key examined (SCAN cursor)
   bool done = true;              ///< no keys after `last`
+  std::vector<uint8_t> flags;    ///< entry flags of each of `keys` (SCAN TYPE)
+  uint8_t phase = 0;             ///< listing phase of `last`
 };
 
 /// Calls and latency of one command.
@@ -128,6 +132,8 @@ struct node_facts {
   std::function<tier_stats()> l4_stats;     ///< empty when L4 is off
   /// SHUTDOWN: asks the process to stop as on SIGTERM (empty: refused).
   std::function<void()> shutdown;
+  /// DEBUG SET-ACTIVE-EXPIRE: turns the expiry sweeps on or off (empty: refused).
+  std::function<void(bool)> set_active_expire;
   // -- settings CONFIG SET changes at run time (the broker reads them here) --
   uint64_t idle_timeout_s = 0;              ///< "timeout": close idle clients (0 = never)
   uint64_t query_buffer_limit = 1ull << 30; ///< "client-query-buffer-limit"
@@ -137,17 +143,31 @@ struct node_facts {
 
 class client_hub; // node/client_hub.hpp: clients, pub/sub, tracking
 
+/// Where SCAN cursors resume: the last key a cursor's call examined, under
+/// the cursor's token, for the last `capacity` cursors handed out (node-wide,
+/// so a reconnected client's cursor still resumes exactly).
+struct scan_cursor_table {
+  static constexpr size_t capacity = 100000;
+  struct slot {
+    uint64_t token = 0; ///< 0 = free
+    uint8_t phase = 0;
+    std::string key;
+  };
+  std::vector<slot> ring; ///< token % capacity -> slot (allocated on first use)
+  uint64_t next_token = 1;
+  void clear() { ring.clear(); }
+};
+
 /// Node-wide state that commands of different families share.
 struct command_state {
   client_hub* hub = nullptr; ///< owned by command_table
   uint64_t total_commands = 0;
   uint64_t keyspace_hits = 0;
   uint64_t keyspace_misses = 0;
-  std::map<uint64_t, std::string> scan_cursors; ///< SCAN cursor -> last key returned
-  uint64_t next_cursor = 1;
-  uint64_t peak_memory = 0;   ///< highest memory use INFO has seen
-  bool kills_pending = false; ///< CLIENT KILL marked sessions `killed`
-  watch_table watches;        ///< keys some connection WATCHes
+  scan_cursor_table scan_cursors; ///< SCAN cursor tokens -> position (cmd_keyspace.cpp)
+  uint64_t peak_memory = 0;       ///< highest memory use INFO has seen
+  bool kills_pending = false;     ///< CLIENT KILL marked sessions `killed`
+  watch_table watches;            ///< keys some connection WATCHes
   /// hash-max-listpack-entries / -value (CONFIG): up to these sizes a hash
   /// reports OBJECT ENCODING "listpack" and HSCAN returns it whole.
   uint64_t hash_max_listpack_entries = 128;

@@ -151,7 +151,15 @@ void command_table::execute(const command_args& a, session& s, out_buffer& out,
   }
   if (s.tx.active && !tx_control(id))
     return queue(a, id, s, out);
-  run(a, id, s, out, lst);
+  // a whole command's (EXEC's: transaction's) invalidations go after its reply
+  hub_.begin_command(s.id);
+  try {
+    run(a, id, s, out, lst);
+  } catch (...) {
+    hub_.end_command();
+    throw;
+  }
+  hub_.end_command();
 }
 
 namespace {
@@ -294,7 +302,11 @@ void command_table::after_command(const command_args& a, const command_spec& sp,
     return;
   }
   if (sp.flags & cmd_flag::write) {
-    for_each_key_index(sp, a.size(), [&](size_t i) { hub_.key_changed(a[i], s.id); });
+    for_each_key_index(sp, a.size(), [&](size_t i) {
+      hub_.key_changed(a[i], s.id);
+      if (hub_.has_bcast()) // BCAST hears of the expiry too
+        ks_.read(a[i], [&](std::string_view, uint64_t exp) { hub_.key_written(a[i], exp); });
+    });
   } else if (s.tracking && (sp.flags & cmd_flag::readonly)) {
     for_each_key_index(sp, a.size(), [&](size_t i) {
       uint64_t expiry = 0;

@@ -74,6 +74,10 @@ struct resp_state {
   std::shared_ptr<tls_server> tls; ///< null when kura.tls.port is 0
   accept_handle tls_acceptor;
   static inline const char* name = "kura.resp";
+  ~resp_state() {
+    if (core)
+      core->external_change = nullptr; // the hub goes with this broker
+  }
 };
 
 using self_ptr = stateful_actor<resp_state, broker>*;
@@ -271,6 +275,7 @@ void start_fetch(self_ptr self, connection_handle hdl, const fetch_plan& plan) {
   q.pattern = plan.pattern;
   q.after = plan.after;
   q.limit = plan.limit;
+  q.phase = plan.phase;
   self
     ->request(st.core->l3, std::chrono::milliseconds(st.core->config().l3_timeout_ms),
               std::move(q))
@@ -281,6 +286,8 @@ void start_fetch(self_ptr self, connection_handle hdl, const fetch_plan& plan) {
         lst.count = l.count;
         lst.last = std::move(l.last);
         lst.done = l.done;
+        lst.flags = std::move(l.flags);
+        lst.phase = l.phase;
         on_listing(self, hdl, &lst, true);
       },
       [self, hdl](caf::error&) { on_listing(self, hdl, nullptr, false); });
@@ -523,6 +530,17 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
                                           : "; client certificates: " + cfg.tls.auth_clients)
               << std::endl;
   }
+  st.facts.set_active_expire = [flag = st.core->active_expire](bool on) { flag->store(on); };
+  // writes of the store broker (ops port, `kura set/del`, embedding API) reach
+  // tracking clients too; both brokers run on the multiplexer thread
+  st.core->external_change = [self](const std::string* key) {
+    auto& hub = self->state.cmds->hub();
+    if (key)
+      hub.key_changed(*key, 0);
+    else
+      hub.flushed(0);
+    hub.flush_bcast();
+  };
   st.cmds = std::make_unique<command_table>(st.core->ks(), st.facts);
   if (auto err = st.cmds->configure_security(cfg.security); !err.empty()) {
     listening->set_value(err);
@@ -660,7 +678,7 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
       auto& hub = st.cmds->hub();
       if (hub.active()) {
         auto& ks = st.core->ks();
-        hub.expire_due(ks.clock().now_ms());
+        hub.expire_due(ks.clock().now_ms(), [&ks](std::string_view k) { return ks.exists(k); });
         if (!ks.has_l3()) // memory is the only tier: an eviction changes GET
           hub.probe(tracking_probe_budget, [&ks](std::string_view k) {
             return ks.shard_for(k).locate(k) != memory_region::none;

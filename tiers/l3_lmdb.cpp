@@ -1599,6 +1599,174 @@ result<reseal_progress> l3_lmdb::reseal_step(size_t budget) {
   return p;
 }
 
+result<std::optional<std::string>> l3_lmdb::scan_live(std::string_view after, size_t max,
+                                                      uint64_t now_ms,
+                                                      const std::function<void(const entry&)>& f) {
+  auto& m = *impl_;
+  std::string from = after.empty() ? std::string{} : fmt::lmdb_key(after, m.sp());
+  // the pending batch after `from`, in LMDB key order (a batch is small)
+  std::vector<std::pair<std::string, const impl::op*>> pend;
+  for (auto& [key, o] : m.pending) {
+    auto lk = fmt::lmdb_key(key, m.sp());
+    if (from.empty() || lk > from)
+      pend.emplace_back(std::move(lk), &o);
+  }
+  std::sort(pend.begin(), pend.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  txn_guard g;
+  int rc = mdb_txn_begin(m.env, nullptr, MDB_RDONLY, &g.txn);
+  if (rc != 0)
+    return lmdb_error(rc, "L3 cannot begin a read transaction in " + m.cfg.path);
+  MDB_cursor* c = nullptr;
+  rc = mdb_cursor_open(g.txn, m.main, &c);
+  if (rc != 0)
+    return lmdb_error(rc, "L3 cannot open a cursor in " + m.cfg.path);
+  MDB_val k = as_val(from), v;
+  rc = from.empty() ? mdb_cursor_get(c, &k, &v, MDB_FIRST)
+                    : mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+  if (rc == 0 && !from.empty() && as_view(k) == from)
+    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+  size_t pi = 0, n = 0;
+  std::optional<std::string> last;
+  std::optional<error> failed;
+  auto live = [&](const entry& e) { return !e.is_tombstone() && !e.expired(now_ms); };
+  while (n < max && (rc == 0 || pi < pend.size())) {
+    bool committed_first = rc == 0 && (pi == pend.size() || as_view(k) < pend[pi].first);
+    if (committed_first) {
+      auto e = fmt::decode_record(as_view(k), as_view(v), m.sp());
+      if (!e) {
+        failed = error{errc::corrupt, e.err().message + " (in " + m.cfg.path + ")"};
+        break;
+      }
+      last = e->key;
+      if (live(*e))
+        f(*e);
+      rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    } else {
+      if (rc == 0 && as_view(k) == pend[pi].first) // the pending op replaces it
+        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+      auto& o = *pend[pi].second;
+      last = o.e.key;
+      if (!o.del && live(o.e))
+        f(o.e);
+      ++pi;
+    }
+    ++n;
+  }
+  mdb_cursor_close(c);
+  if (failed)
+    return *failed;
+  if (rc != 0 && rc != MDB_NOTFOUND)
+    return lmdb_error(rc, "L3 scan of " + m.cfg.path + " failed");
+  if (rc == MDB_NOTFOUND && pi == pend.size())
+    return std::optional<std::string>{};
+  return last ? last : std::optional<std::string>{std::string{after}};
+}
+
+result<std::optional<std::pair<std::string, std::string>>> l3_lmdb::key_bounds() {
+  auto& m = *impl_;
+  using bounds = std::optional<std::pair<std::string, std::string>>;
+  txn_guard g;
+  int rc = mdb_txn_begin(m.env, nullptr, MDB_RDONLY, &g.txn);
+  if (rc != 0)
+    return lmdb_error(rc, "L3 cannot begin a read transaction in " + m.cfg.path);
+  MDB_cursor* c = nullptr;
+  if ((rc = mdb_cursor_open(g.txn, m.main, &c)) != 0)
+    return lmdb_error(rc, "L3 cannot open a cursor in " + m.cfg.path);
+  MDB_val k, v;
+  std::string first, last;
+  if ((rc = mdb_cursor_get(c, &k, &v, MDB_FIRST)) == 0) {
+    first.assign(as_view(k));
+    if ((rc = mdb_cursor_get(c, &k, &v, MDB_LAST)) == 0)
+      last.assign(as_view(k));
+  }
+  mdb_cursor_close(c);
+  if (rc == MDB_NOTFOUND)
+    return bounds{};
+  if (rc != 0)
+    return lmdb_error(rc, "L3 scan of " + m.cfg.path + " failed");
+  return bounds{std::make_pair(std::move(first), std::move(last))};
+}
+
+std::string random_position(const std::string& first, const std::string& last,
+                            const std::function<uint64_t()>& rnd) {
+  // the first byte where they differ lies between theirs (one more choice:
+  // before the first key, the empty string); the bytes after it within the
+  // range of bytes the two keys use there (digits for "user:1000" ..
+  // "user:1099")
+  size_t p = 0;
+  while (p < first.size() && p < last.size() && first[p] == last[p])
+    ++p;
+  std::string target = first.substr(0, p);
+  unsigned lo = p < first.size() ? static_cast<uint8_t>(first[p]) : 0u;
+  unsigned hi = p < last.size() ? static_cast<uint8_t>(last[p]) : lo; // one key: lo
+  if (hi < lo)
+    hi = lo;
+  uint64_t pick = rnd() % (hi - lo + 2);
+  if (pick == 0)
+    return {};
+  target.push_back(static_cast<char>(lo + pick - 1));
+  unsigned tlo = 255, thi = 0;
+  for (auto* k : {&first, &last})
+    for (size_t i = p + 1; i < k->size(); ++i) {
+      tlo = std::min<unsigned>(tlo, static_cast<uint8_t>((*k)[i]));
+      thi = std::max<unsigned>(thi, static_cast<uint8_t>((*k)[i]));
+    }
+  if (tlo > thi)
+    tlo = 0, thi = 255;
+  for (int i = 0; i < 8; ++i)
+    target.push_back(static_cast<char>(tlo + rnd() % (thi - tlo + 1)));
+  if (fmt::is_long_key(target))
+    target.resize(fmt::lkey_long_size - 1); // stays a raw LMDB key
+  return target;
+}
+
+result<std::optional<std::string>> l3_lmdb::random_key(uint64_t now_ms,
+                                                       const std::function<uint64_t()>& rnd) {
+  auto& m = *impl_;
+  auto st = stats();
+  uint64_t puts = 0;
+  for (auto& [key, o] : m.pending)
+    if (!o.del && !o.e.is_tombstone() && !o.e.expired(now_ms))
+      ++puts;
+  if (puts > 0 && (st.entries == 0 || rnd() % (st.entries + puts) < puts)) {
+    uint64_t pick = rnd() % puts;
+    for (auto& [key, o] : m.pending)
+      if (!o.del && !o.e.is_tombstone() && !o.e.expired(now_ms) && pick-- == 0)
+        return std::optional<std::string>{key};
+  }
+  auto b = key_bounds();
+  if (!b)
+    return b.err();
+  if (!*b)
+    return std::optional<std::string>{};
+  std::string target = random_position((*b)->first, (*b)->second, rnd);
+  // the next live key at or after `target`, wrapping around once; a bounded
+  // walk (a long run of dead records ends it empty-handed)
+  std::optional<std::string> found;
+  std::string pos = target;
+  bool wrapped = false;
+  for (int round = 0; round < 4 && !found; ++round) {
+    auto r = scan_live(pos, 64, now_ms, [&](const entry& e) {
+      if (!found)
+        found = e.key;
+    });
+    if (!r)
+      return r.err();
+    if (found)
+      break;
+    if (!*r) {
+      if (wrapped)
+        break;
+      wrapped = true;
+      pos.clear();
+    } else {
+      pos = **r;
+    }
+  }
+  return found;
+}
+
 version l3_lmdb::max_version() const {
   return impl_->max_ver;
 }

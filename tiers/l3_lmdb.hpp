@@ -54,6 +54,8 @@
 #include <string>
 #include <vector>
 
+#include <utility>
+
 namespace kura {
 
 struct l3_config {
@@ -164,6 +166,26 @@ public:
   /// records. Long keys (>= 480 bytes) are ordered by their stored LMDB key.
   result<std::optional<std::string>> scan(std::string_view after, size_t max,
                                           const std::function<void(const entry&)>& f);
+  /// Listing without committing (KEYS, SCAN, RANDOMKEY: no fsync per call).
+  /// Up to `max` records with keys after `after` (empty = from the start),
+  /// in key order (the LMDB key: byte order, long keys by their stored key),
+  /// committed ones seen through one read transaction merged with the
+  /// pending batch, which is not committed. Live entries (no tombstone, not
+  /// expired at `now_ms`) go to `f`; dead ones count towards `max` too, so
+  /// the work per call is bounded. Returns the last key examined (resume
+  /// after it), or nullopt when the end was reached.
+  result<std::optional<std::string>> scan_live(std::string_view after, size_t max, uint64_t now_ms,
+                                               const std::function<void(const entry&)>& f);
+  /// One live key picked at random (RANDOMKEY), pending writes included,
+  /// without committing: a random position between the first and the last
+  /// key, then the next live record (wrapping around). Not uniform over keys
+  /// (keys after a wide gap are likelier), but every live key can come out.
+  /// `rnd` supplies random 64-bit numbers. nullopt when L3 holds no live key.
+  result<std::optional<std::string>> random_key(uint64_t now_ms,
+                                                const std::function<uint64_t()>& rnd);
+  /// The first and the last committed LMDB key (long keys in their stored,
+  /// hashed form); nullopt when nothing is committed.
+  result<std::optional<std::pair<std::string, std::string>>> key_bounds();
   /// The highest version L3 ever held (committed or pending); persisted in
   /// kura.meta by every commit, so it is cheap at open.
   version max_version() const;
@@ -202,5 +224,12 @@ private:
   explicit l3_lmdb(std::unique_ptr<impl> p);
   std::unique_ptr<impl> impl_;
 };
+
+/// A random string between `first` and `last` (or the empty string, "before
+/// the first key") for a seek that picks a random key (RANDOMKEY): random in
+/// the first byte where they differ, then random within the range of bytes
+/// they use after it. Always shorter than l3_format::lkey_long_size.
+std::string random_position(const std::string& first, const std::string& last,
+                            const std::function<uint64_t()>& rnd);
 
 } // namespace kura

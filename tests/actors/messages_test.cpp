@@ -44,10 +44,10 @@ TEST_CASE("golden bytes of every message") {
         == "930102c407920992a161a162");
   CHECK(hex(encode_message(msg_type::l3_found, l3_found{9, {sample_entry}}))
         == "930103c41c92099196a16ba176cf0000018bcfe56800cf018bcfe5680000010700");
-  CHECK(hex(encode_message(msg_type::l3_list, l3_list{l3_list::keys, "user:*", "user:1", 100}))
-        == "930104c4119400a6757365723a2aa6757365723a3164");
-  CHECK(hex(encode_message(msg_type::l3_listing, l3_listing{{"x", "y"}, 0, "y", false}))
-        == "930105c40a9492a178a17900a179c2");
+  CHECK(hex(encode_message(msg_type::l3_list, l3_list{l3_list::keys, "user:*", "user:1", 100, 0}))
+        == "930104c4129500a6757365723a2aa6757365723a316400");
+  CHECK(hex(encode_message(msg_type::l3_listing, l3_listing{{"x", "y"}, 0, "y", false, {}, 0}))
+        == "930105c40d9692a178a17900a179c2c40000");
   CHECK(hex(encode_message(msg_type::kv_request, kv_request{kv_request::set, "k", "v", 5000}))
         == "930106c4099401a16ba176cd1388");
   CHECK(hex(encode_message(msg_type::kv_reply, kv_reply{true, "v", 42, ""}))

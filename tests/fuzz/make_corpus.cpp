@@ -98,8 +98,8 @@ void message_seeds() {
   actor_msg("l3_batch", msg_type::l3_batch, b);
   actor_msg("l3_lookup", msg_type::l3_lookup, l3_lookup{4, {"a", "b"}});
   actor_msg("l3_found", msg_type::l3_found, l3_found{4, {we}});
-  actor_msg("l3_list", msg_type::l3_list, l3_list{l3_list::keys, "a*", "a1", 10});
-  actor_msg("l3_listing", msg_type::l3_listing, l3_listing{{"a1", "a2"}, 2, "a2", true});
+  actor_msg("l3_list", msg_type::l3_list, l3_list{l3_list::keys, "a*", "a1", 10, 0});
+  actor_msg("l3_listing", msg_type::l3_listing, l3_listing{{"a1", "a2"}, 2, "a2", true, {0, 0}, 0});
   actor_msg("kv_request", msg_type::kv_request, kv_request{kv_request::set, "k", "v", 1000});
   actor_msg("kv_reply", msg_type::kv_reply, kv_reply{true, "v", 5, ""});
   actor_msg("node_status", msg_type::node_status, node_status{{"a", "b"}, {"1", "2"}});

@@ -157,3 +157,29 @@ TEST_CASE("INFO keyspace counts keys and expires in L3") {
   CHECK(ttl <= 1000000);
   CHECK(info_line(n, "server", "redis_version:") == "redis_version:7.0.15\r");
 }
+
+TEST_CASE("client tracking hears of writes made through the ops port (kura set/del/flush)") {
+  node_process n;
+  REQUIRE(n.ready);
+  client a(n.port);
+  REQUIRE(a.ok());
+  REQUIRE(a.call({"HELLO", "3"}));
+  CHECK(a.call({"CLIENT", "TRACKING", "on"}) == std::optional<std::string>("+OK\r\n"));
+  CHECK(a.call({"SET", "opkey", "v1"}) == std::optional<std::string>("+OK\r\n"));
+  CHECK(a.call({"GET", "opkey"}) == std::optional<std::string>("$2\r\nv1\r\n"));
+  auto kura = [&](const std::string& args) {
+    int rc = -1;
+    auto out = run_shell(bin_dir() + "/kura --port=" + std::to_string(n.cluster_port) +
+                             " --timeout=10000 " + args + " 2>&1",
+                         &rc);
+    INFO(out);
+    CHECK(rc == 0);
+  };
+  kura("set opkey v2");
+  CHECK(a.reply() ==
+        std::optional<std::string>(">2\r\n$10\r\ninvalidate\r\n*1\r\n$5\r\nopkey\r\n"));
+  CHECK(a.call({"GET", "opkey"}) == std::optional<std::string>("$2\r\nv2\r\n"));
+  kura("del opkey");
+  CHECK(a.reply() ==
+        std::optional<std::string>(">2\r\n$10\r\ninvalidate\r\n*1\r\n$5\r\nopkey\r\n"));
+}

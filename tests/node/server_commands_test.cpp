@@ -281,9 +281,12 @@ TEST_CASE_FIXTURE(hub_fixture, "tracking: BCAST prefixes, OPTIN/OPTOUT, expiry a
   CHECK(run("CLIENT TRACKING on PREFIX a") ==
         "-ERR PREFIX option requires BCAST mode to be enabled\r\n");
   CHECK(run("CLIENT TRACKING on BCAST PREFIX user: PREFIX us") ==
+        "-ERR Prefix 'user:' overlaps with another provided prefix 'us'. Prefixes for a single "
+        "client must not overlap.\r\n");
+  CHECK(run("CLIENT TRACKING on BCAST PREFIX user: PREFIX job:") == "+OK\r\n");
+  CHECK(run("CLIENT TRACKING on BCAST PREFIX us") ==
         "-ERR Prefix 'us' overlaps with an existing prefix 'user:'. Prefixes for a single client "
         "must not overlap.\r\n");
-  CHECK(run("CLIENT TRACKING on BCAST PREFIX user: PREFIX job:") == "+OK\r\n");
   as(s2, "SET user:1 x");
   CHECK(take(1) == ">2\r\n$10\r\ninvalidate\r\n*1\r\n$6\r\nuser:1\r\n");
   as(s2, "SET other x");
@@ -339,4 +342,104 @@ TEST_CASE_FIXTURE(hub_fixture, "tracking: the probe invalidates tracked keys tha
   CHECK(take(1) == inval_k);
   cmds.hub().probe(10, [](std::string_view) { return false; });
   CHECK(take(1) == ""); // once: k is no longer tracked, "missing" never was probed
+}
+
+TEST_CASE_FIXTURE(hub_fixture, "tracking: BCAST batches per prefix, NOLOOP per key, table limit") {
+  run("HELLO 3");
+  REQUIRE(run("CLIENT TRACKING on BCAST PREFIX a: PREFIX b:") == "+OK\r\n");
+  // one command's changes: one message per prefix, keys in order
+  as(s2, "MSET a:2 1 a:1 1 b:1 1 c:1 1");
+  CHECK(take(1) == ">2\r\n$10\r\ninvalidate\r\n*2\r\n$3\r\na:1\r\n$3\r\na:2\r\n"
+                   ">2\r\n$10\r\ninvalidate\r\n*1\r\n$3\r\nb:1\r\n");
+  run("CLIENT TRACKING off");
+  REQUIRE(run("CLIENT TRACKING on BCAST NOLOOP") == "+OK\r\n");
+  // every key: the empty prefix, as Redis lists it
+  CHECK(run("CLIENT TRACKINGINFO").find("$8\r\nprefixes\r\n*1\r\n$0\r\n\r\n") !=
+        std::string::npos);
+  run("SET mine 1");
+  CHECK(take(1) == "");
+  as(s2, "SET theirs 1");
+  CHECK(take(1) == ">2\r\n$10\r\ninvalidate\r\n*1\r\n$6\r\ntheirs\r\n");
+  run("CLIENT TRACKING off");
+  // tracking-table-max-keys: the table sheds keys with an invalidation
+  REQUIRE(run("CLIENT TRACKING on") == "+OK\r\n");
+  run("MSET k1 1 k2 2 k3 3");
+  run("MGET k1 k2 k3");
+  CHECK(cmds.hub().tracked_keys() == 3);
+  CHECK(run("CONFIG SET tracking-table-max-keys 1") == "+OK\r\n");
+  CHECK(cmds.hub().tracked_keys() == 1);
+  CHECK(take(1).find("invalidate") != std::string::npos);
+  CHECK(run("CONFIG GET tracking-table-max-keys") ==
+        "%1\r\n$23\r\ntracking-table-max-keys\r\n$1\r\n1\r\n");
+  run("CONFIG SET tracking-table-max-keys 1000000");
+}
+
+TEST_CASE_FIXTURE(hub_fixture, "tracking: a client's own invalidation follows EXEC's reply") {
+  run("HELLO 3");
+  REQUIRE(run("CLIENT TRACKING on") == "+OK\r\n");
+  run("SET a 1");
+  run("GET a");
+  run("MULTI");
+  run("INCR a");
+  CHECK(take(1) == "");
+  CHECK(run("EXEC") == "*1\r\n:2\r\n"); // the push is not inside the array
+  CHECK(take(1) == ">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\na\r\n");
+}
+
+TEST_CASE_FIXTURE(hub_fixture, "DEBUG PROTOCOL, DIGEST-VALUE, OBJECT and errors") {
+  CHECK(run("DEBUG PROTOCOL true") == ":1\r\n");
+  CHECK(run("DEBUG PROTOCOL attrib") == "$39\r\nSome real reply following the attribute\r\n");
+  run("HELLO 3");
+  CHECK(run("DEBUG PROTOCOL true") == "#t\r\n");
+  CHECK(run("DEBUG PROTOCOL bignum") == "(1234567999999999999999999999999999999\r\n");
+  CHECK(run("DEBUG PROTOCOL map") == "%3\r\n:0\r\n#f\r\n:1\r\n#t\r\n:2\r\n#f\r\n");
+  CHECK(run("DEBUG PROTOCOL nope").rfind("-ERR Wrong protocol type name", 0) == 0);
+  run("SET a hello");
+  run("SET b hello");
+  run("HSET h f hello");
+  auto d = run("DEBUG DIGEST-VALUE a b h missing");
+  std::vector<std::string> parts;
+  size_t p = 0;
+  while ((p = d.find("$40\r\n", p)) != std::string::npos) {
+    parts.push_back(d.substr(p + 5, 40));
+    p += 45;
+  }
+  REQUIRE(parts.size() == 4);
+  CHECK(parts[0] == parts[1]);
+  CHECK(parts[0] != parts[2]); // a hash is not the string of its bytes
+  CHECK(parts[3] == std::string(40, '0'));
+  CHECK(run("DEBUG OBJECT a") == "+refcount:1 encoding:embstr serializedlength:5\r\n");
+  CHECK(run("DEBUG OBJECT missing") == "-ERR no such key\r\n");
+  CHECK(run("DEBUG SLEEP 0") == "+OK\r\n");
+  CHECK(run("DEBUG NOPE")
+            .rfind("-ERR unknown subcommand or wrong number of arguments for 'NOPE'", 0) == 0);
+}
+
+TEST_CASE_FIXTURE(hub_fixture, "LATENCY HISTOGRAM: Redis 7's cumulative map per command") {
+  run("SET a 1");
+  run("SET b 2");
+  run("GET a");
+  auto r = run("LATENCY HISTOGRAM set");
+  // *2 (RESP2 map as array): "set" then [calls 2 histogram_usec [bound count ...]]
+  CHECK(r.rfind("*2\r\n$3\r\nset\r\n*4\r\n$5\r\ncalls\r\n:2\r\n$14\r\nhistogram_usec\r\n*", 0) ==
+        0);
+  // the last cumulative count is every call
+  CHECK(r.size() > 4);
+  CHECK(r.substr(r.size() - 4) == ":2\r\n");
+  auto all = run("LATENCY HISTOGRAM");
+  CHECK(all.find("$3\r\nget\r\n") != std::string::npos);
+  CHECK(all.find("$3\r\nset\r\n") != std::string::npos);
+  CHECK(run("LATENCY HISTOGRAM nosuchcommand") == "*0\r\n");
+  run("HELLO 3");
+  CHECK(run("LATENCY HISTOGRAM get").rfind("%1\r\n$3\r\nget\r\n%2\r\n$5\r\ncalls\r\n:1\r\n", 0) ==
+        0);
+}
+
+TEST_CASE_FIXTURE(hub_fixture, "HRANDFIELD WITHVALUES in RESP3: field/value pairs") {
+  run("HSET h f v");
+  CHECK(run("HRANDFIELD h 1 WITHVALUES") == "*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
+  run("HELLO 3");
+  CHECK(run("HRANDFIELD h 1 WITHVALUES") == "*1\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
+  CHECK(run("HRANDFIELD h -2 WITHVALUES") ==
+        "*2\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
 }
