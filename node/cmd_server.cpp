@@ -1046,8 +1046,8 @@ void cmd_latency_help(const command_args&, command_context& c) {
   static const char* lines[] = {
       "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
       "HISTOGRAM [COMMAND ...]",
-      "    Return a cumulative distribution of latencies in the format of a histogram for the "
-      "specified command names.",
+      ("    Return a cumulative distribution of latencies in the format of a histogram for the "
+       "specified command names."),
       "    If no commands are specified then all histograms are replied.",
       "HELP",
       "    Print this help."};
