@@ -27,9 +27,22 @@
 #include <map>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace kura::conformance {
+
+/// How far over its byte budget a bounded tier may be after a burst of
+/// writes: cap / value (a fixture sets `overshoot_div`; default 8).
+template <class F, class = void>
+struct overshoot_div {
+  static constexpr uint64_t value = 8;
+};
+template <class F>
+struct overshoot_div<F, std::void_t<decltype(F::overshoot_div)>> {
+  static constexpr uint64_t value = F::overshoot_div;
+};
+
 
 inline entry make_entry(std::string key, std::string value, uint64_t expiry_ms = 0) {
   entry e;
@@ -227,7 +240,9 @@ TEST_CASE_TEMPLATE_DEFINE("tier conformance: capacity evicts to the listener", F
       f.t().sweep_expired(now, 1); // tiers that evict lazily get a chance to
     }
     auto s = t.stats();
-    CHECK(s.bytes <= cap + cap / 8); // persistent tiers may overshoot by a batch
+    // persistent tiers may overshoot by a batch (and by LMDB page fill, which
+    // with keyed-hash keys varies from run to run: fixtures may allow more)
+    CHECK(s.bytes <= cap + cap / overshoot_div<F>::value);
     CHECK(s.evictions > 0);
     CHECK(s.evictions == evicted.size());
     CHECK(s.entries + s.evictions == static_cast<uint64_t>(n));
