@@ -59,21 +59,6 @@ std::string fixed(double v, int digits = 3) {
   return buf;
 }
 
-/// A JSON number with 4 decimals; null when not finite (JSON has no nan/inf).
-/// One request to the ops actor; nullopt (and `why`) when it did not answer.
-std::optional<std::string> ask(caf::actor_system& sys, caf::scoped_actor& self,
-                               const caf::actor& ops, uint8_t op, caf::timespan timeout,
-                               std::string& why) {
-  kv_request req;
-  req.op = op;
-  std::optional<std::string> answer;
-  auto& cred = cli_credentials();
-  self->request(ops, timeout, ops_request_atom::value, cred.user, cred.password,
-                encode_message(msg_type::kv_request, req))
-      .receive([&](std::string& bytes) { answer = std::move(bytes); },
-               [&](caf::error& err) { why = sys.render(err); });
-  return answer;
-}
 
 /// Decodes a T or prints the node's error; returns false on error.
 template <class T>
@@ -147,7 +132,7 @@ int run_compact(caf::actor_system& sys, caf::scoped_actor& self, const caf::acto
     std::cerr << "\nkura: lost the kura-node during compaction (" << why << ")\n";
     return 2;
   };
-  auto a = ask(sys, self, ops, archive_ops::compact, timeout, why);
+  auto a = ask_ops(sys, self, ops, archive_ops::compact, timeout, why);
   if (!a)
     return unreachable();
   compaction_report r;
@@ -159,7 +144,7 @@ int run_compact(caf::actor_system& sys, caf::scoped_actor& self, const caf::acto
     if (bar)
       progress_bar(r);
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    a = ask(sys, self, ops, archive_ops::compact_status, timeout, why);
+    a = ask_ops(sys, self, ops, archive_ops::compact_status, timeout, why);
     if (!a)
       return unreachable();
     if (!decode_or_report(msg_compaction_report, *a, r, json, std::cout, std::cerr))
@@ -180,7 +165,7 @@ int run_compact(caf::actor_system& sys, caf::scoped_actor& self, const caf::acto
 int run_archive(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& ops, bool json,
                 caf::timespan timeout) {
   std::string why;
-  auto a = ask(sys, self, ops, archive_ops::archive, timeout, why);
+  auto a = ask_ops(sys, self, ops, archive_ops::archive, timeout, why);
   if (!a) {
     std::cerr << "kura: the kura-node did not answer (" << why << ")\n";
     return 2;
@@ -267,6 +252,20 @@ int run_archive_command(caf::actor_system& sys, caf::scoped_actor& self, const c
   if (cmd == "compact")
     return run_compact(sys, self, ops, json, timeout);
   return run_archive(sys, self, ops, json, timeout);
+}
+
+std::optional<std::string> ask_ops(caf::actor_system& sys, caf::scoped_actor& self,
+                                   const caf::actor& ops, uint8_t op, caf::timespan timeout,
+                                   std::string& why) {
+  actors::kv_request req;
+  req.op = op;
+  std::optional<std::string> answer;
+  auto& cred = cli_credentials();
+  self->request(ops, timeout, ops_request_atom::value, cred.user, cred.password,
+                actors::encode_message(actors::msg_type::kv_request, req))
+      .receive([&](std::string& bytes) { answer = std::move(bytes); },
+               [&](caf::error& err) { why = sys.render(err); });
+  return answer;
 }
 
 } // namespace kura::node

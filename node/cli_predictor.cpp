@@ -46,21 +46,6 @@ std::string mib(uint64_t b) {
   return buf;
 }
 
-/// Asks the ops actor for predictor op `op`; nullopt when it did not answer.
-std::optional<std::string> ask_op(caf::actor_system& sys, caf::scoped_actor& self,
-                                  const caf::actor& ops, uint8_t op, caf::timespan timeout,
-                                  std::string& why) {
-  kv_request req;
-  req.op = op;
-  std::optional<std::string> answer;
-  auto& cred = cli_credentials();
-  self->request(ops, timeout, ops_request_atom::value, cred.user, cred.password,
-                encode_message(msg_type::kv_request, req))
-      .receive([&](std::string& bytes) { answer = std::move(bytes); },
-               [&](caf::error& err) { why = sys.render(err); });
-  return answer;
-}
-
 template <class T>
 bool decode_answer(msg_type type, std::string_view bytes, T& out, bool json, std::ostream& o,
                    std::ostream& e) {
@@ -294,20 +279,20 @@ int run_predictor_command(caf::actor_system& sys, caf::scoped_actor& self, const
     return 2;
   };
   if (cmd == "predictor" || cmd == "alerts") {
-    auto a = ask_op(sys, self, ops, cmd == "alerts" ? predictor_ops::alerts : predictor_ops::report,
-                    timeout, why);
+    auto a = ask_ops(sys, self, ops,
+                     cmd == "alerts" ? predictor_ops::alerts : predictor_ops::report, timeout, why);
     if (!a)
       return lost();
     return cmd == "alerts" ? print_alerts_report(*a, json, std::cout, std::cerr)
                            : print_predictor_report(*a, json, std::cout, std::cerr);
   }
   if (dry) {
-    auto a = ask_op(sys, self, ops, predictor_ops::prewarm_plan, timeout, why);
+    auto a = ask_ops(sys, self, ops, predictor_ops::prewarm_plan, timeout, why);
     if (!a)
       return lost();
     return print_prewarm_report(*a, json, std::cout, std::cerr);
   }
-  auto a = ask_op(sys, self, ops, predictor_ops::prewarm_run, timeout, why);
+  auto a = ask_ops(sys, self, ops, predictor_ops::prewarm_run, timeout, why);
   if (!a)
     return lost();
   prewarm_report r;
@@ -320,7 +305,7 @@ int run_predictor_command(caf::actor_system& sys, caf::scoped_actor& self, const
     if (bar)
       progress(r), drawn = true;
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    a = ask_op(sys, self, ops, predictor_ops::prewarm_status, timeout, why);
+    a = ask_ops(sys, self, ops, predictor_ops::prewarm_status, timeout, why);
     if (!a)
       return lost();
     if (!decode_answer(msg_prewarm_report, *a, r, json, std::cout, std::cerr))

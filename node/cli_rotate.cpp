@@ -21,20 +21,6 @@ namespace {
 
 using namespace actors;
 
-std::optional<std::string> ask_op(caf::actor_system& sys, caf::scoped_actor& self,
-                                  const caf::actor& ops, uint8_t op, caf::timespan timeout,
-                                  std::string& why) {
-  kv_request req;
-  req.op = op;
-  std::optional<std::string> answer;
-  auto& cred = cli_credentials();
-  self->request(ops, timeout, ops_request_atom::value, cred.user, cred.password,
-                encode_message(msg_type::kv_request, req))
-      .receive([&](std::string& bytes) { answer = std::move(bytes); },
-               [&](caf::error& err) { why = sys.render(err); });
-  return answer;
-}
-
 /// Decodes a rotate_report or prints the node's error; false on error.
 bool decode_report(std::string_view bytes, rotate_report& r, bool json) {
   auto d = decode_message<rotate_report>(msg_rotate_report, bytes);
@@ -113,7 +99,7 @@ int run_rotate_key(caf::actor_system& sys, caf::scoped_actor& self, const caf::a
               << "); run kura rotate-key again to finish it\n";
     return 2;
   };
-  auto a = ask_op(sys, self, ops, rotate_ops::rotate_key, timeout, why);
+  auto a = ask_ops(sys, self, ops, rotate_ops::rotate_key, timeout, why);
   if (!a)
     return unreachable();
   rotate_report r;
@@ -124,7 +110,7 @@ int run_rotate_key(caf::actor_system& sys, caf::scoped_actor& self, const caf::a
     if (bar)
       progress_bar(r);
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    a = ask_op(sys, self, ops, rotate_ops::rotate_status, timeout, why);
+    a = ask_ops(sys, self, ops, rotate_ops::rotate_status, timeout, why);
     if (!a)
       return unreachable();
     if (!decode_report(*a, r, json))

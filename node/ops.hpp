@@ -13,7 +13,10 @@
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/expected.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/timespan.hpp>
 
+#include <optional>
 #include <string>
 
 namespace kura::node {
@@ -34,6 +37,12 @@ struct ops_credentials {
   std::string password;
 };
 ops_credentials& cli_credentials(); // defined by the kura CLI
+/// One kv_request with `op` to the ops actor `ops`, with the CLI's
+/// credentials; nullopt (and `why`) when it did not answer. Defined by the
+/// kura CLI (node/cli_archive.cpp).
+std::optional<std::string> ask_ops(caf::actor_system& sys, caf::scoped_actor& self,
+                                   const caf::actor& ops, uint8_t op, caf::timespan timeout,
+                                   std::string& why);
 
 /// Spawns the ops actor and publishes it on bind:port. `l4` is the archive
 /// compactor (invalid when L4 is off). `resp` is the RESP broker, which
