@@ -13,8 +13,8 @@ namespace {
 
 uint64_t steady_ns() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                 std::chrono::steady_clock::now().time_since_epoch())
-                                 .count());
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
 }
 
 void log_error(const char* what, const std::string& msg) {
@@ -28,38 +28,38 @@ struct l4_reader_state {
 };
 
 caf::behavior l4_reader(caf::stateful_actor<l4_reader_state>* self,
-                        std::shared_ptr<archive::archive> ar,
-                        std::shared_ptr<l4_counters> counters, const kura::clock* clk) {
+                        std::shared_ptr<archive::archive> ar, std::shared_ptr<l4_counters> counters,
+                        const kura::clock* clk) {
   self->set_default_handler(caf::drop);
   return {
-    [=](l4_lookup_atom, l3_found& found, std::vector<std::string>& keys) -> l3_found {
-      auto now = clk->now_ms();
-      for (auto& k : keys) {
-        auto t0 = steady_ns();
-        try {
-          auto r = ar->get(k, now, true);
-          counters->record_read(steady_ns() - t0);
-          if (!r) {
-            // a corrupt block fails only its own keys: answer as a miss
+      [=](l4_lookup_atom, l3_found& found, std::vector<std::string>& keys) -> l3_found {
+        auto now = clk->now_ms();
+        for (auto& k : keys) {
+          auto t0 = steady_ns();
+          try {
+            auto r = ar->get(k, now, true);
+            counters->record_read(steady_ns() - t0);
+            if (!r) {
+              // a corrupt block fails only its own keys: answer as a miss
+              ++counters->errors;
+              log_error("read failed for a key", r.err().to_string());
+              continue;
+            }
+            if (*r && !(*r)->is_tombstone()) {
+              ++counters->hits;
+              entry e = std::move(**r);
+              e.flags |= from_archive_flag;
+              found.entries.push_back(wire_entry::from(std::move(e)));
+            } else {
+              ++counters->misses;
+            }
+          } catch (const std::exception& e) {
             ++counters->errors;
-            log_error("read failed for a key", r.err().to_string());
-            continue;
+            log_error("read failed", e.what());
           }
-          if (*r && !(*r)->is_tombstone()) {
-            ++counters->hits;
-            entry e = std::move(**r);
-            e.flags |= from_archive_flag;
-            found.entries.push_back(wire_entry::from(std::move(e)));
-          } else {
-            ++counters->misses;
-          }
-        } catch (const std::exception& e) {
-          ++counters->errors;
-          log_error("read failed", e.what());
         }
-      }
-      return std::move(found);
-    },
+        return std::move(found);
+      },
   };
 }
 
@@ -76,8 +76,8 @@ public:
     auto cap = static_cast<double>(std::max<uint64_t>(rate_ / 10, 64 * 1024));
     auto now = steady_ns();
     if (last_ns_ != 0)
-      tokens_ = std::min(cap, tokens_ + static_cast<double>(now - last_ns_) * 1e-9
-                                          * static_cast<double>(rate_));
+      tokens_ = std::min(cap, tokens_ + static_cast<double>(now - last_ns_) * 1e-9 *
+                                            static_cast<double>(rate_));
     else
       tokens_ = cap;
     last_ns_ = now;
@@ -123,7 +123,7 @@ struct compactor_state {
     auto ns = steady_ns() - started_ns;
     cur.elapsed_ms = ns / 1'000'000;
     cur.rate_bytes_per_s =
-      ns == 0 ? 0 : static_cast<uint64_t>(static_cast<double>(p.bytes_done) * 1e9 / ns);
+        ns == 0 ? 0 : static_cast<uint64_t>(static_cast<double>(p.bytes_done) * 1e9 / ns);
   }
   void finish(bool ok, std::string error) {
     cur.running = false;
@@ -196,95 +196,95 @@ caf::behavior compactor(caf::stateful_actor<compactor_state>* self,
     return s.cur;
   };
   return {
-    [=](compact_atom) -> compaction_report { return start("cli"); },
-    [=](compact_atom, const std::string& trigger) {
-      start(trigger);
-      auto& s = self->state;
-      if (s.cfg.compact_interval_ms > 0)
-        self->delayed_send(self, std::chrono::milliseconds(s.cfg.compact_interval_ms),
-                           compact_atom::value, std::string{"schedule"});
-    },
-    [=](compact_step_atom) {
-      auto& s = self->state;
-      if (!s.cur.running)
-        return;
-      try {
-        auto p = s.ar->compaction_step(s.slice_bytes());
-        if (!p) {
+      [=](compact_atom) -> compaction_report { return start("cli"); },
+      [=](compact_atom, const std::string& trigger) {
+        start(trigger);
+        auto& s = self->state;
+        if (s.cfg.compact_interval_ms > 0)
+          self->delayed_send(self, std::chrono::milliseconds(s.cfg.compact_interval_ms),
+                             compact_atom::value, std::string{"schedule"});
+      },
+      [=](compact_step_atom) {
+        auto& s = self->state;
+        if (!s.cur.running)
+          return;
+        try {
+          auto p = s.ar->compaction_step(s.slice_bytes());
+          if (!p) {
+            s.ar->abort_compaction();
+            s.finish(false, p.err().to_string());
+            return;
+          }
+          s.update(*p);
+          if (p->done) {
+            if (s.cur.trigger == "rotate")
+              if (auto ids = s.ar->drop_old_secrets(); !ids) {
+                s.finish(false, ids.err().to_string());
+                return;
+              }
+            s.finish(true, {});
+            return;
+          }
+        } catch (const std::exception& e) {
           s.ar->abort_compaction();
-          s.finish(false, p.err().to_string());
+          s.finish(false, e.what());
           return;
         }
-        s.update(*p);
-        if (p->done) {
-          if (s.cur.trigger == "rotate")
-            if (auto ids = s.ar->drop_old_secrets(); !ids) {
-              s.finish(false, ids.err().to_string());
-              return;
-            }
-          s.finish(true, {});
-          return;
+        self->send(self, compact_step_atom::value); // status requests get in between
+      },
+      [=](l4_rotate_atom, const std::string& key_file,
+          const std::string& salt_file) -> compaction_report {
+        auto& s = self->state;
+        compaction_report failed;
+        failed.trigger = "rotate";
+        failed.ok = false;
+        auto kr = crypto::keyring::load(key_file, salt_file);
+        if (!kr) {
+          failed.error = kr.err().to_string();
+          return failed;
         }
-      } catch (const std::exception& e) {
-        s.ar->abort_compaction();
-        s.finish(false, e.what());
-        return;
-      }
-      self->send(self, compact_step_atom::value); // status requests get in between
-    },
-    [=](l4_rotate_atom, const std::string& key_file,
-        const std::string& salt_file) -> compaction_report {
-      auto& s = self->state;
-      compaction_report failed;
-      failed.trigger = "rotate";
-      failed.ok = false;
-      auto kr = crypto::keyring::load(key_file, salt_file);
-      if (!kr) {
-        failed.error = kr.err().to_string();
-        return failed;
-      }
-      if (s.cur.running) { // re-sealing comes first; finished segments stay compacted
-        s.ar->abort_compaction();
-        s.finish(false, "aborted for a key rotation");
-      }
-      if (auto st2 = s.ar->rotate_keys(std::move(*kr)); !st2) {
-        failed.error = st2.message();
-        return failed;
-      }
-      return start("rotate");
-    },
-    [=](compact_status_atom) -> compaction_report {
-      auto& s = self->state;
-      return s.cur.running ? s.cur : s.last;
-    },
-    [=](archive_info_atom) -> caf::result<archive_report> {
-      auto& s = self->state;
-      try {
-        return make_archive_report(*s.ar, *s.counters);
-      } catch (const std::exception& e) {
-        return caf::make_error(caf::sec::runtime_error, e.what());
-      }
-    },
-    [=](maintain_atom) {
-      auto& s = self->state;
-      auto now = s.clk->now_ms();
-      try {
-        if (auto st2 = s.ar->maybe_flush(now); !st2.ok())
-          log_error("flush failed", st2.message());
-        if (now - s.last_retention_ms >= s.cfg.retention_interval_ms) {
-          s.last_retention_ms = now;
-          if (auto r = s.ar->enforce_retention(now); !r)
-            log_error("retention failed", r.err().to_string());
-          s.ar->sweep_expired(now, 10000);
+        if (s.cur.running) { // re-sealing comes first; finished segments stay compacted
+          s.ar->abort_compaction();
+          s.finish(false, "aborted for a key rotation");
         }
-        if (s.on_tick)
-          s.on_tick(*s.ar, *s.counters);
-      } catch (const std::exception& e) {
-        log_error("maintenance failed", e.what());
-      }
-      self->delayed_send(self, std::chrono::milliseconds(s.cfg.flush_interval_ms),
-                         maintain_atom::value);
-    },
+        if (auto st2 = s.ar->rotate_keys(std::move(*kr)); !st2) {
+          failed.error = st2.message();
+          return failed;
+        }
+        return start("rotate");
+      },
+      [=](compact_status_atom) -> compaction_report {
+        auto& s = self->state;
+        return s.cur.running ? s.cur : s.last;
+      },
+      [=](archive_info_atom) -> caf::result<archive_report> {
+        auto& s = self->state;
+        try {
+          return make_archive_report(*s.ar, *s.counters);
+        } catch (const std::exception& e) {
+          return caf::make_error(caf::sec::runtime_error, e.what());
+        }
+      },
+      [=](maintain_atom) {
+        auto& s = self->state;
+        auto now = s.clk->now_ms();
+        try {
+          if (auto st2 = s.ar->maybe_flush(now); !st2.ok())
+            log_error("flush failed", st2.message());
+          if (now - s.last_retention_ms >= s.cfg.retention_interval_ms) {
+            s.last_retention_ms = now;
+            if (auto r = s.ar->enforce_retention(now); !r)
+              log_error("retention failed", r.err().to_string());
+            s.ar->sweep_expired(now, 10000);
+          }
+          if (s.on_tick)
+            s.on_tick(*s.ar, *s.counters);
+        } catch (const std::exception& e) {
+          log_error("maintenance failed", e.what());
+        }
+        self->delayed_send(self, std::chrono::milliseconds(s.cfg.flush_interval_ms),
+                           maintain_atom::value);
+      },
   };
 }
 
@@ -294,7 +294,7 @@ caf::behavior compactor(caf::stateful_actor<compactor_state>* self,
 
 archive_link::archive_link(std::shared_ptr<archive::archive> ar, caf::actor reader,
                            std::shared_ptr<l4_counters> counters)
-  : ar_(std::move(ar)), reader_(std::move(reader)), counters_(std::move(counters)) {
+    : ar_(std::move(ar)), reader_(std::move(reader)), counters_(std::move(counters)) {
   nonempty_ = ar_->stats().entries > 0;
 }
 
@@ -327,23 +327,25 @@ void archive_link::attach(l3_lmdb& l3, const kura::clock& clk) {
     }
     return {}; // `dirty` stays set: settle() marks the archive non-empty
   };
-  l3.set_eviction_listener([ar, counters, dirty, c, failed](entry&& e) {
-    if (e.is_tombstone())
-      return;
-    status st;
-    try {
-      st = ar->put(std::move(e), c->now_ms());
-    } catch (const std::exception& ex) {
-      st = status{errc::io_error, ex.what()};
-    }
-    if (!st.ok()) {
-      ++counters->errors;
-      *failed = true;
-      log_error("cannot archive an entry evicted from L3", st.message());
-      return;
-    }
-    *dirty = true;
-  }, make_durable);
+  l3.set_eviction_listener(
+      [ar, counters, dirty, c, failed](entry&& e) {
+        if (e.is_tombstone())
+          return;
+        status st;
+        try {
+          st = ar->put(std::move(e), c->now_ms());
+        } catch (const std::exception& ex) {
+          st = status{errc::io_error, ex.what()};
+        }
+        if (!st.ok()) {
+          ++counters->errors;
+          *failed = true;
+          log_error("cannot archive an entry evicted from L3", st.message());
+          return;
+        }
+        *dirty = true;
+      },
+      make_durable);
 }
 
 // Every call below runs inside an L3 actor handler: nothing may escape.
@@ -427,14 +429,13 @@ archive_link::scan_keys(std::string_view after, size_t max,
 
 // -- spawning and stopping -----------------------------------------------------------
 
-l4_handles spawn_l4(caf::actor_system& sys, std::shared_ptr<archive::archive> ar,
-                    l4_config cfg, const kura::clock& clk, l4_tick_hook on_tick) {
+l4_handles spawn_l4(caf::actor_system& sys, std::shared_ptr<archive::archive> ar, l4_config cfg,
+                    const kura::clock& clk, l4_tick_hook on_tick) {
   l4_handles h;
   h.ar = ar;
   h.counters = std::make_shared<l4_counters>();
   h.reader = sys.spawn<caf::detached>(l4_reader, ar, h.counters, &clk);
-  h.compactor = sys.spawn<caf::detached>(compactor, ar, cfg, h.counters, &clk,
-                                         std::move(on_tick));
+  h.compactor = sys.spawn<caf::detached>(compactor, ar, cfg, h.counters, &clk, std::move(on_tick));
   h.link = std::make_shared<archive_link>(ar, h.reader, h.counters);
   return h;
 }
@@ -461,8 +462,8 @@ archive_report make_archive_report(archive::archive& ar, const l4_counters& c) {
   r.live_raw_bytes = info.live_raw_bytes;
   r.ratio = info.ratio();
   r.live_fraction = info.raw_bytes == 0 ? 1.0
-                                        : static_cast<double>(info.live_raw_bytes)
-                                            / static_cast<double>(info.raw_bytes);
+                                        : static_cast<double>(info.live_raw_bytes) /
+                                              static_cast<double>(info.raw_bytes);
   r.oldest_entry_ms = info.oldest_entry_ms;
   r.max_bytes = ar.config().max_bytes;
   r.ttl_days = ar.config().ttl_days;

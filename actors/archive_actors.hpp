@@ -64,13 +64,13 @@ constexpr msg_type msg_archive_report = static_cast<msg_type>(21);
 /// A compaction job as `kura compact` sees it (progress while running, the
 /// summary when done).
 struct compaction_report {
-  uint64_t run = 0;          ///< job number since start (0 = none yet)
+  uint64_t run = 0; ///< job number since start (0 = none yet)
   bool running = false;
-  bool ok = true;            ///< false: the job failed (see error)
+  bool ok = true; ///< false: the job failed (see error)
   std::string error;
-  std::string trigger;       ///< "cli" or "schedule"
-  uint64_t bytes_done = 0;   ///< input bytes processed
-  uint64_t bytes_total = 0;  ///< input bytes planned
+  std::string trigger;      ///< "cli" or "schedule"
+  uint64_t bytes_done = 0;  ///< input bytes processed
+  uint64_t bytes_total = 0; ///< input bytes planned
   uint64_t bytes_written = 0;
   uint64_t entries_moved = 0;
   uint32_t segments_done = 0;
@@ -95,8 +95,8 @@ struct archive_segment_row {
   double live_fraction = 1.0;
   uint64_t oldest_ms = 0;
   bool active = false;
-  MSGPACK_DEFINE(id, codec, dict_id, stored_bytes, raw_bytes, entries, live_entries,
-                 live_fraction, oldest_ms, active);
+  MSGPACK_DEFINE(id, codec, dict_id, stored_bytes, raw_bytes, entries, live_entries, live_fraction,
+                 oldest_ms, active);
 };
 
 /// One dictionary row of `kura archive`.
@@ -110,8 +110,8 @@ struct archive_dict_row {
 
 /// kv_request::op values of the archive commands (continuing op_t's numbering).
 namespace archive_ops {
-constexpr uint8_t archive = 9;        ///< answered with archive_report
-constexpr uint8_t compact = 10;       ///< start (or join) a job; compaction_report
+constexpr uint8_t archive = 9;         ///< answered with archive_report
+constexpr uint8_t compact = 10;        ///< start (or join) a job; compaction_report
 constexpr uint8_t compact_status = 11; ///< the running or last job; compaction_report
 } // namespace archive_ops
 
@@ -123,8 +123,8 @@ struct archive_report {
   uint64_t stored_bytes = 0;
   uint64_t raw_bytes = 0;
   uint64_t live_raw_bytes = 0;
-  double ratio = 0;          ///< stored / raw
-  double live_fraction = 1;  ///< live_raw / raw
+  double ratio = 0;         ///< stored / raw
+  double live_fraction = 1; ///< live_raw / raw
   uint64_t oldest_entry_ms = 0;
   uint64_t max_bytes = 0;
   uint32_t ttl_days = 0;
@@ -148,13 +148,12 @@ typename Inspector::result_type inspect(Inspector& f, compaction_report& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, archive_segment_row& x) {
   return f(caf::meta::type_name("kura.archive_segment_row"), x.id, x.codec, x.dict_id,
-           x.stored_bytes, x.raw_bytes, x.entries, x.live_entries, x.live_fraction,
-           x.oldest_ms, x.active);
+           x.stored_bytes, x.raw_bytes, x.entries, x.live_entries, x.live_fraction, x.oldest_ms,
+           x.active);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, archive_dict_row& x) {
-  return f(caf::meta::type_name("kura.archive_dict_row"), x.id, x.bytes, x.segments,
-           x.current);
+  return f(caf::meta::type_name("kura.archive_dict_row"), x.id, x.bytes, x.segments, x.current);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, archive_report& x) {
@@ -167,9 +166,9 @@ typename Inspector::result_type inspect(Inspector& f, archive_report& x) {
 // -- configuration and counters --------------------------------------------------------
 
 struct l4_config {
-  uint64_t compact_interval_ms = 600'000; ///< scheduled compaction (0 = only on demand)
-  double compact_threshold = 0.5;         ///< live fraction below which a segment is rewritten
-  uint64_t compact_rate = 32ull << 20;    ///< bytes/s read by compaction (0 = unlimited)
+  uint64_t compact_interval_ms = 600'000;  ///< scheduled compaction (0 = only on demand)
+  double compact_threshold = 0.5;          ///< live fraction below which a segment is rewritten
+  uint64_t compact_rate = 32ull << 20;     ///< bytes/s read by compaction (0 = unlimited)
   uint64_t retention_interval_ms = 60'000; ///< enforce_retention + expiry sweep period
   uint64_t flush_interval_ms = 1000;       ///< maybe_flush period
 };
@@ -221,7 +220,7 @@ private:
   std::shared_ptr<l4_counters> counters_;
   /// Evicted entries not yet flushed (shared with the eviction listener).
   std::shared_ptr<bool> dirty_ = std::make_shared<bool>(false);
-  bool nonempty_ = false;  ///< the archive may hold entries
+  bool nonempty_ = false; ///< the archive may hold entries
 };
 
 /// What spawn_l4 started.
@@ -237,8 +236,8 @@ struct l4_handles {
 using l4_tick_hook = std::function<void(archive::archive&, const l4_counters&)>;
 
 /// Spawns the L4 reader and the compactor (both detached). `on_tick` may be empty.
-l4_handles spawn_l4(caf::actor_system& sys, std::shared_ptr<archive::archive> ar,
-                    l4_config cfg, const kura::clock& clk, l4_tick_hook on_tick = {});
+l4_handles spawn_l4(caf::actor_system& sys, std::shared_ptr<archive::archive> ar, l4_config cfg,
+                    const kura::clock& clk, l4_tick_hook on_tick = {});
 
 /// Aborts a running compaction, stops both actors and flushes the archive.
 /// Call after stop_store (L3's last evictions are in by then).

@@ -15,8 +15,7 @@ namespace {
 
 class instance_impl final : public instance {
 public:
-  instance_impl(caf::actor_system& sys, store_handles h) : sys_(sys), h_(std::move(h)) {
-  }
+  instance_impl(caf::actor_system& sys, store_handles h) : sys_(sys), h_(std::move(h)) {}
   ~instance_impl() override { stop(); }
   kura_actor handle() const override { return caf::actor_cast<kura_actor>(h_.broker); }
   void stop() override {
@@ -34,8 +33,7 @@ private:
 
 } // namespace
 
-caf::expected<std::unique_ptr<instance>> spawn_kura(caf::actor_system& sys,
-                                                    embedded_options opts) {
+caf::expected<std::unique_ptr<instance>> spawn_kura(caf::actor_system& sys, embedded_options opts) {
   auto& clk = real_clock::instance();
   std::shared_ptr<l3_lmdb> db;
   if (!opts.data_dir.empty()) {
@@ -67,13 +65,12 @@ struct blocking_client::impl {
   kura_actor handle;
   std::chrono::milliseconds timeout;
   impl(caf::actor_system& sys, kura_actor h, std::chrono::milliseconds t)
-    : self(sys), handle(std::move(h)), timeout(t) {
-  }
+      : self(sys), handle(std::move(h)), timeout(t) {}
   template <class... Ts>
   caf::expected<kv_reply> call(Ts&&... xs) {
     caf::expected<kv_reply> out{caf::sec::request_timeout};
     self->request(handle, timeout, std::forward<Ts>(xs)...)
-      .receive([&](kv_reply& r) { out = std::move(r); }, [&](caf::error& e) { out = e; });
+        .receive([&](kv_reply& r) { out = std::move(r); }, [&](caf::error& e) { out = e; });
     if (out && !out->error.empty())
       return caf::make_error(caf::sec::runtime_error, out->error);
     return out;
@@ -82,8 +79,7 @@ struct blocking_client::impl {
 
 blocking_client::blocking_client(caf::actor_system& sys, kura_actor handle,
                                  std::chrono::milliseconds timeout)
-  : impl_(std::make_unique<impl>(sys, std::move(handle), timeout)) {
-}
+    : impl_(std::make_unique<impl>(sys, std::move(handle), timeout)) {}
 
 blocking_client::~blocking_client() = default;
 
@@ -96,8 +92,7 @@ caf::expected<std::optional<std::string>> blocking_client::get(const std::string
   return std::optional<std::string>{std::move(r->value)};
 }
 
-caf::error blocking_client::set(const std::string& key, const std::string& value,
-                                uint64_t ttl_ms) {
+caf::error blocking_client::set(const std::string& key, const std::string& value, uint64_t ttl_ms) {
   auto r = impl_->call(kv_set_atom::value, key, value, ttl_ms);
   return r ? caf::error{} : r.error();
 }

@@ -37,18 +37,18 @@ namespace kura::actors {
 
 /// The typed key/value interface of an embedded kura.
 using kura_actor = caf::typed_actor<
-  caf::replies_to<kv_get_atom, std::string>::with<kv_reply>,
-  caf::replies_to<kv_set_atom, std::string, std::string, uint64_t>::with<kv_reply>,
-  caf::replies_to<kv_del_atom, std::string>::with<kv_reply>,
-  caf::replies_to<kv_expire_atom, std::string, uint64_t>::with<kv_reply>,
-  caf::replies_to<kv_tier_atom, std::string>::with<kv_reply>,
-  caf::replies_to<kv_flush_atom>::with<kv_reply>>;
+    caf::replies_to<kv_get_atom, std::string>::with<kv_reply>,
+    caf::replies_to<kv_set_atom, std::string, std::string, uint64_t>::with<kv_reply>,
+    caf::replies_to<kv_del_atom, std::string>::with<kv_reply>,
+    caf::replies_to<kv_expire_atom, std::string, uint64_t>::with<kv_reply>,
+    caf::replies_to<kv_tier_atom, std::string>::with<kv_reply>,
+    caf::replies_to<kv_flush_atom>::with<kv_reply>>;
 
 struct embedded_options {
-  std::string data_dir;                  ///< L3 lives in data_dir/l3; empty = no L3
-  uint64_t memory_bytes = 64ull << 20;   ///< L1 + L2, all shards
+  std::string data_dir;                ///< L3 lives in data_dir/l3; empty = no L3
+  uint64_t memory_bytes = 64ull << 20; ///< L1 + L2, all shards
   size_t shards = 2;
-  bool l3_sync = false;                  ///< fsync every write instead of write-behind
+  bool l3_sync = false; ///< fsync every write instead of write-behind
   uint64_t max_value_bytes = 64ull << 20;
 };
 
@@ -65,8 +65,7 @@ public:
 
 /// Starts kura in `sys` (which must have loaded caf::io::middleman). Fails
 /// when the data directory cannot be used or L3 cannot be opened.
-caf::expected<std::unique_ptr<instance>> spawn_kura(caf::actor_system& sys,
-                                                    embedded_options opts);
+caf::expected<std::unique_ptr<instance>> spawn_kura(caf::actor_system& sys, embedded_options opts);
 
 /// Blocking calls on a kura handle, each bounded by `timeout`.
 class blocking_client {

@@ -69,8 +69,8 @@ struct wire_entry {
     return wire_entry{e.key, e.value, e.expiry_ms, e.ver.hlc, e.ver.node, e.flags};
   }
   static wire_entry from(entry&& e) {
-    return wire_entry{std::move(e.key), std::move(e.value), e.expiry_ms, e.ver.hlc,
-                      e.ver.node, e.flags};
+    return wire_entry{std::move(e.key), std::move(e.value), e.expiry_ms,
+                      e.ver.hlc,        e.ver.node,         e.flags};
   }
   entry to_entry() && {
     entry e;
@@ -82,8 +82,8 @@ struct wire_entry {
     return e;
   }
   friend bool operator==(const wire_entry& a, const wire_entry& b) {
-    return a.key == b.key && a.value == b.value && a.expiry_ms == b.expiry_ms
-           && a.hlc == b.hlc && a.node == b.node && a.flags == b.flags;
+    return a.key == b.key && a.value == b.value && a.expiry_ms == b.expiry_ms && a.hlc == b.hlc &&
+           a.node == b.node && a.flags == b.flags;
   }
 };
 
@@ -148,7 +148,15 @@ struct l3_listing {
 /// A request of the key/value API when it crosses nodes (the ops CLI).
 struct kv_request {
   enum op_t : uint8_t {
-    get = 0, set = 1, del = 2, expire = 3, tier = 4, flush = 5, status = 6, stats = 7, config = 8
+    get = 0,
+    set = 1,
+    del = 2,
+    expire = 3,
+    tier = 4,
+    flush = 5,
+    status = 6,
+    stats = 7,
+    config = 8
   };
   uint8_t op = get;
   std::string key;
@@ -159,14 +167,14 @@ struct kv_request {
 
 /// The answer to a get (and to every kv_request on the wire).
 struct kv_reply {
-  bool found = false;  ///< get: hit; del/expire: key existed; set: ok
-  std::string value;   ///< get: the value; tier: "l1" | "l2" | "l3" | "none"
+  bool found = false; ///< get: hit; del/expire: key existed; set: ok
+  std::string value;  ///< get: the value; tier: "l1" | "l2" | "l3" | "none"
   uint64_t expiry_ms = 0;
-  std::string error;   ///< non-empty: what went wrong
+  std::string error; ///< non-empty: what went wrong
   MSGPACK_DEFINE(found, value, expiry_ms, error);
   friend bool operator==(const kv_reply& a, const kv_reply& b) {
-    return a.found == b.found && a.value == b.value && a.expiry_ms == b.expiry_ms
-           && a.error == b.error;
+    return a.found == b.found && a.value == b.value && a.expiry_ms == b.expiry_ms &&
+           a.error == b.error;
   }
 };
 
@@ -181,8 +189,8 @@ struct node_status {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, wire_entry& x) {
-  return f(caf::meta::type_name("kura.wire_entry"), x.key, x.value, x.expiry_ms, x.hlc,
-           x.node, x.flags);
+  return f(caf::meta::type_name("kura.wire_entry"), x.key, x.value, x.expiry_ms, x.hlc, x.node,
+           x.flags);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, l3_op& x) {
@@ -202,13 +210,12 @@ typename Inspector::result_type inspect(Inspector& f, l3_found& x) {
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, l3_list& x) {
-  return f(caf::meta::type_name("kura.l3_list"), x.mode, x.pattern, x.after, x.limit,
-           x.phase);
+  return f(caf::meta::type_name("kura.l3_list"), x.mode, x.pattern, x.after, x.limit, x.phase);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, l3_listing& x) {
-  return f(caf::meta::type_name("kura.l3_listing"), x.keys, x.count, x.last, x.done,
-           x.flags, x.phase);
+  return f(caf::meta::type_name("kura.l3_listing"), x.keys, x.count, x.last, x.done, x.flags,
+           x.phase);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, kv_request& x) {
@@ -240,9 +247,9 @@ result<T> decode_message(msg_type type, std::string_view bytes) {
   if (!env)
     return env.err();
   if (env->type != static_cast<uint32_t>(type))
-    return error{errc::decode_error, "envelope carries message type "
-                                       + std::to_string(env->type) + ", expected "
-                                       + std::to_string(static_cast<uint32_t>(type))};
+    return error{errc::decode_error, "envelope carries message type " + std::to_string(env->type) +
+                                         ", expected " +
+                                         std::to_string(static_cast<uint32_t>(type))};
   return from_msgpack<T>(env->payload);
 }
 

@@ -10,8 +10,8 @@ write_plan plan_write(const ring& r, std::string_view key, uint32_t write_acks) 
   // Capped by the configured rf, not by how many replicas this view has: a
   // node cut off from the others must not acknowledge a write with fewer
   // copies than it promised (it would not survive that node's crash).
-  p.acks_needed = std::min<uint32_t>(std::max<uint32_t>(write_acks, 1),
-                                     std::max<uint32_t>(r.config().rf, 1));
+  p.acks_needed =
+      std::min<uint32_t>(std::max<uint32_t>(write_acks, 1), std::max<uint32_t>(r.config().rf, 1));
   return p;
 }
 

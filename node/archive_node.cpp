@@ -15,9 +15,9 @@ using namespace actors;
 
 // -- opening -------------------------------------------------------------------------
 
-result<std::shared_ptr<archive::archive>> open_archive(const node_config& cfg,
-                                                       const kura::clock& clk,
-                                                       std::shared_ptr<const crypto::keyring> keys) {
+result<std::shared_ptr<archive::archive>>
+open_archive(const node_config& cfg, const kura::clock& clk,
+             std::shared_ptr<const crypto::keyring> keys) {
   archive::archive_config ac;
   ac.keys = std::move(keys);
   ac.path = cfg.data_dir + "/archive";
@@ -38,15 +38,15 @@ result<std::shared_ptr<archive::archive>> open_archive(const node_config& cfg,
   ac.lim.max_value_bytes = cfg.max_value_bytes;
   auto opened = archive::archive::open(ac, clk);
   if (!opened)
-    return error{opened.err().code, "cannot open the archive in " + ac.path + ": "
-                                      + opened.err().to_string()};
+    return error{opened.err().code,
+                 "cannot open the archive in " + ac.path + ": " + opened.err().to_string()};
   return std::shared_ptr<archive::archive>(std::move(*opened));
 }
 
 l4_config l4_settings(const node_config& cfg) {
   l4_config c;
   c.compact_interval_ms = static_cast<uint64_t>(
-    std::chrono::duration_cast<std::chrono::milliseconds>(cfg.archive_compact_interval).count());
+      std::chrono::duration_cast<std::chrono::milliseconds>(cfg.archive_compact_interval).count());
   c.compact_threshold = cfg.archive_compact_threshold;
   c.compact_rate = cfg.archive_compact_rate;
   return c;
@@ -128,22 +128,71 @@ l4_tick_hook archive_metrics_hook(node_metrics* m) {
   using namespace prometheus;
   auto am = std::make_shared<archive_metrics>();
   auto& r = m->registry();
-  am->stored = &BuildGauge().Name("kura_archive_stored_bytes").Help("Bytes of all archive segment files").Register(r).Add({});
-  am->raw = &BuildGauge().Name("kura_archive_raw_bytes").Help("Archive blocks decompressed, in bytes").Register(r).Add({});
-  am->ratio = &BuildGauge().Name("kura_archive_compression_ratio").Help("Archive stored bytes / raw bytes").Register(r).Add({});
-  am->segments = &BuildGauge().Name("kura_archive_segments").Help("Archive segment files").Register(r).Add({});
-  am->entries = &BuildGauge().Name("kura_archive_entries").Help("Live entries in the archive").Register(r).Add({});
-  am->dictionaries = &BuildGauge().Name("kura_archive_dictionaries").Help("zstd dictionaries kept by the archive").Register(r).Add({});
-  am->runs = &BuildCounter().Name("kura_archive_compaction_runs_total").Help("Archive compaction jobs finished").Register(r).Add({});
-  am->bytes = &BuildCounter().Name("kura_archive_compaction_bytes_total").Help("Segment bytes read by archive compaction").Register(r).Add({});
-  am->seconds = &BuildCounter().Name("kura_archive_compaction_seconds_total").Help("Time spent in archive compaction jobs").Register(r).Add({});
-  am->hits = &BuildCounter().Name("kura_l4_hits_total").Help("L3 misses served by the archive").Register(r).Add({});
-  am->misses = &BuildCounter().Name("kura_l4_misses_total").Help("L3 misses the archive did not hold either").Register(r).Add({});
-  am->errors = &BuildCounter().Name("kura_l4_errors_total").Help("Failed archive operations (corrupt blocks, I/O)").Register(r).Add({});
+  am->stored = &BuildGauge()
+                    .Name("kura_archive_stored_bytes")
+                    .Help("Bytes of all archive segment files")
+                    .Register(r)
+                    .Add({});
+  am->raw = &BuildGauge()
+                 .Name("kura_archive_raw_bytes")
+                 .Help("Archive blocks decompressed, in bytes")
+                 .Register(r)
+                 .Add({});
+  am->ratio = &BuildGauge()
+                   .Name("kura_archive_compression_ratio")
+                   .Help("Archive stored bytes / raw bytes")
+                   .Register(r)
+                   .Add({});
+  am->segments =
+      &BuildGauge().Name("kura_archive_segments").Help("Archive segment files").Register(r).Add({});
+  am->entries = &BuildGauge()
+                     .Name("kura_archive_entries")
+                     .Help("Live entries in the archive")
+                     .Register(r)
+                     .Add({});
+  am->dictionaries = &BuildGauge()
+                          .Name("kura_archive_dictionaries")
+                          .Help("zstd dictionaries kept by the archive")
+                          .Register(r)
+                          .Add({});
+  am->runs = &BuildCounter()
+                  .Name("kura_archive_compaction_runs_total")
+                  .Help("Archive compaction jobs finished")
+                  .Register(r)
+                  .Add({});
+  am->bytes = &BuildCounter()
+                   .Name("kura_archive_compaction_bytes_total")
+                   .Help("Segment bytes read by archive compaction")
+                   .Register(r)
+                   .Add({});
+  am->seconds = &BuildCounter()
+                     .Name("kura_archive_compaction_seconds_total")
+                     .Help("Time spent in archive compaction jobs")
+                     .Register(r)
+                     .Add({});
+  am->hits = &BuildCounter()
+                  .Name("kura_l4_hits_total")
+                  .Help("L3 misses served by the archive")
+                  .Register(r)
+                  .Add({});
+  am->misses = &BuildCounter()
+                    .Name("kura_l4_misses_total")
+                    .Help("L3 misses the archive did not hold either")
+                    .Register(r)
+                    .Add({});
+  am->errors = &BuildCounter()
+                    .Name("kura_l4_errors_total")
+                    .Help("Failed archive operations (corrupt blocks, I/O)")
+                    .Register(r)
+                    .Add({});
   Histogram::BucketBoundaries b;
   for (int p = first_pow; p <= last_pow; ++p)
     b.push_back(std::ldexp(1.0, p) / 1e9);
-  am->latency = &BuildHistogram().Name("kura_l4_read_duration_seconds").Help("Archive read time of one key (index lookup, block read, decompression)").Register(r).Add({}, b);
+  am->latency = &BuildHistogram()
+                     .Name("kura_l4_read_duration_seconds")
+                     .Help("Archive read time of one key (index lookup, block read, decompression)")
+                     .Register(r)
+                     .Add({}, b);
   return [am, m](archive::archive& ar, const l4_counters& c) {
     am->update(ar, c);
     m->set_tier("l4", ar.stats());
@@ -154,8 +203,7 @@ l4_tick_hook archive_metrics_hook(node_metrics* m) {
 
 bool handle_archive_op(caf::event_based_actor* self, const caf::actor& compactor, uint8_t op,
                        caf::typed_response_promise<std::string> rp) {
-  if (op != archive_ops::archive && op != archive_ops::compact
-      && op != archive_ops::compact_status)
+  if (op != archive_ops::archive && op != archive_ops::compact && op != archive_ops::compact_status)
     return false;
   if (!compactor) {
     kv_reply r;
@@ -171,7 +219,8 @@ bool handle_archive_op(caf::event_based_actor* self, const caf::actor& compactor
   auto timeout = std::chrono::seconds(10);
   if (op == archive_ops::archive) {
     self->request(compactor, timeout, archive_info_atom::value)
-      .then([rp](archive_report& r) mutable { rp.deliver(encode_message(msg_archive_report, r)); },
+        .then(
+            [rp](archive_report& r) mutable { rp.deliver(encode_message(msg_archive_report, r)); },
             on_err);
   } else {
     auto reply = [rp](compaction_report& r) mutable {

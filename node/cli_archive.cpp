@@ -59,7 +59,6 @@ std::string fixed(double v, int digits = 3) {
   return buf;
 }
 
-
 /// Decodes a T or prints the node's error; returns false on error.
 template <class T>
 bool decode_or_report(msg_type type, std::string_view bytes, T& msg, bool json, std::ostream& out,

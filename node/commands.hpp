@@ -86,8 +86,8 @@ private:
   void run(const command_args& a, int id, session& s, out_buffer& out, const listing* lst);
   void queue(const command_args& a, int id, session& s, out_buffer& out);
   bool tx_control(int id) const noexcept {
-    return id == id_multi_ || id == id_exec_ || id == id_discard_ || id == id_watch_
-           || id == id_quit_;
+    return id == id_multi_ || id == id_exec_ || id == id_discard_ || id == id_watch_ ||
+           id == id_quit_;
   }
 
   keyspace& ks_;

@@ -37,104 +37,105 @@ namespace {
 
 node_config::node_config() {
   opt_group{custom_options_, "global"}
-    .add(port, "port", "RESP (Redis protocol) port")
-    .add(bind, "bind", "address to listen on (RESP, metrics, cluster)")
-    .add(metrics_port, "metrics-port", "Prometheus /metrics port (0 = off)")
-    .add(cluster_port, "cluster-port", "ops port for the kura CLI (0 = off)")
-    .add(data_dir, "data-dir", "directory for L3 (and L4) data")
-    .add(memory_bytes, "memory-bytes", "bytes for L1+L2, all shards together");
-  opt_group{custom_options_, "kura.memory"}
-    .add(shards, "shards", "memory shards (key-hash partitions)");
+      .add(port, "port", "RESP (Redis protocol) port")
+      .add(bind, "bind", "address to listen on (RESP, metrics, cluster)")
+      .add(metrics_port, "metrics-port", "Prometheus /metrics port (0 = off)")
+      .add(cluster_port, "cluster-port", "ops port for the kura CLI (0 = off)")
+      .add(data_dir, "data-dir", "directory for L3 (and L4) data")
+      .add(memory_bytes, "memory-bytes", "bytes for L1+L2, all shards together");
+  opt_group{custom_options_, "kura.memory"}.add(shards, "shards",
+                                                "memory shards (key-hash partitions)");
   opt_group{custom_options_, "kura.limits"}
-    .add(max_key_bytes, "max-key-bytes", "largest key")
-    .add(max_value_bytes, "max-value-bytes", "largest value")
-    .add(proto_max_bulk_len, "proto-max-bulk-len", "largest RESP bulk string")
-    .add(max_args, "max-args", "most arguments per command")
-    .add(max_client_output_bytes, "max-client-output-bytes",
-         "unsent reply bytes per client before it is disconnected")
-    .add(max_clients, "max-clients", "most concurrent RESP connections")
-    .add(read_buffer_bytes, "read-buffer-bytes",
-         "bytes per socket read (CAF zero-fills this much before each read)");
+      .add(max_key_bytes, "max-key-bytes", "largest key")
+      .add(max_value_bytes, "max-value-bytes", "largest value")
+      .add(proto_max_bulk_len, "proto-max-bulk-len", "largest RESP bulk string")
+      .add(max_args, "max-args", "most arguments per command")
+      .add(max_client_output_bytes, "max-client-output-bytes",
+           "unsent reply bytes per client before it is disconnected")
+      .add(max_clients, "max-clients", "most concurrent RESP connections")
+      .add(read_buffer_bytes, "read-buffer-bytes",
+           "bytes per socket read (CAF zero-fills this much before each read)");
   opt_group{custom_options_, "kura.l3"}
-    .add(l3_enabled, "enabled", "keep every entry in LMDB (write-behind)")
-    .add(l3_sync, "sync", "commit and fsync every write")
-    .add(l3_fsync_batches, "fsync-batches",
-         "fdatasync each group commit (a machine crash loses at most one batch); "
-         "false: rely on the page cache (a killed process still loses nothing)")
-    .add(l3_batch_max_writes, "batch-max-writes", "group commit: writes per batch")
-    .add(l3_batch_max_age, "batch-max-age", "group commit: oldest write in a batch")
-    .add(l3_map_size, "map-size", "LMDB map size in bytes")
-    .add(l3_max_bytes, "max-bytes", "L3 size budget (0 = 90% of map-size)")
-    .add(l3_write_behind_high_water, "write-behind-high-water",
-         "queued write-behind operations before clients are slowed down")
-    .add(l3_write_behind_high_water_bytes, "write-behind-high-water-bytes",
-         "queued write-behind bytes (keys + values) before clients are slowed down");
+      .add(l3_enabled, "enabled", "keep every entry in LMDB (write-behind)")
+      .add(l3_sync, "sync", "commit and fsync every write")
+      .add(l3_fsync_batches, "fsync-batches",
+           "fdatasync each group commit (a machine crash loses at most one batch); "
+           "false: rely on the page cache (a killed process still loses nothing)")
+      .add(l3_batch_max_writes, "batch-max-writes", "group commit: writes per batch")
+      .add(l3_batch_max_age, "batch-max-age", "group commit: oldest write in a batch")
+      .add(l3_map_size, "map-size", "LMDB map size in bytes")
+      .add(l3_max_bytes, "max-bytes", "L3 size budget (0 = 90% of map-size)")
+      .add(l3_write_behind_high_water, "write-behind-high-water",
+           "queued write-behind operations before clients are slowed down")
+      .add(l3_write_behind_high_water_bytes, "write-behind-high-water-bytes",
+           "queued write-behind bytes (keys + values) before clients are slowed down");
   opt_group{custom_options_, "kura.expiry"}
-    .add(sweep_interval, "sweep-interval", "active expiry period")
-    .add(sweep_budget, "sweep-budget", "entries examined per sweep and shard");
+      .add(sweep_interval, "sweep-interval", "active expiry period")
+      .add(sweep_budget, "sweep-budget", "entries examined per sweep and shard");
   opt_group{custom_options_, "kura.archive"}
-    .add(archive_max_bytes, "max-bytes", "L4 archive size budget")
-    .add(archive_ttl_days, "ttl-days", "L4 retention in days")
-    .add(archive_codec, "codec", "lz4, zstd or zstd-dict")
-    .add(archive_index_memory, "index-memory", "L4 index memory")
-    .add(archive_enabled, "enabled", "archive entries L3 evicts (L4)")
-    .add(archive_level, "level", "codec level (lz4: 0 fast, 1..12 hc; zstd: 1..22)")
-    .add(archive_compact_threshold, "compact-threshold",
-         "rewrite segments whose live fraction is below this (0..1)")
-    .add(archive_compact_interval, "compact-interval", "scheduled compaction (0s = off)")
-    .add(archive_compact_rate, "compact-rate", "compaction read rate in bytes/s (0 = unlimited)")
-    .add(archive_segment_bytes, "segment-bytes", "archive segment size (sealed segments compact)");
+      .add(archive_max_bytes, "max-bytes", "L4 archive size budget")
+      .add(archive_ttl_days, "ttl-days", "L4 retention in days")
+      .add(archive_codec, "codec", "lz4, zstd or zstd-dict")
+      .add(archive_index_memory, "index-memory", "L4 index memory")
+      .add(archive_enabled, "enabled", "archive entries L3 evicts (L4)")
+      .add(archive_level, "level", "codec level (lz4: 0 fast, 1..12 hc; zstd: 1..22)")
+      .add(archive_compact_threshold, "compact-threshold",
+           "rewrite segments whose live fraction is below this (0..1)")
+      .add(archive_compact_interval, "compact-interval", "scheduled compaction (0s = off)")
+      .add(archive_compact_rate, "compact-rate", "compaction read rate in bytes/s (0 = unlimited)")
+      .add(archive_segment_bytes, "segment-bytes",
+           "archive segment size (sealed segments compact)");
   opt_group{custom_options_, "kura.prewarm"}
-    .add(prewarm_enabled, "enabled", "predictive prewarming")
-    .add(prediction_window, "prediction-window", "how far ahead to predict")
-    .add(min_confidence, "min-confidence", "least confidence to prewarm a key")
-    .add(prewarm_interval, "interval", "period of the prewarm plan")
-    .add(prewarm_load_horizon, "load-horizon",
-         "the near part of the prediction window a plan loads for")
-    .add(prewarm_memory_bytes, "memory-bytes", "memory of the predictor's model")
-    .add(prewarm_max_load_rate, "max-load-rate", "prewarm load rate in bytes/s")
-    .add(prewarm_sample_one_in, "sample-one-in", "the predictor sees 1 in N reads and writes")
-    .add(prewarm_clock_offset_ms, "clock-offset-ms",
-         "shifts the predictor's clock (replays and tests; 0 in production)");
+      .add(prewarm_enabled, "enabled", "predictive prewarming")
+      .add(prediction_window, "prediction-window", "how far ahead to predict")
+      .add(min_confidence, "min-confidence", "least confidence to prewarm a key")
+      .add(prewarm_interval, "interval", "period of the prewarm plan")
+      .add(prewarm_load_horizon, "load-horizon",
+           "the near part of the prediction window a plan loads for")
+      .add(prewarm_memory_bytes, "memory-bytes", "memory of the predictor's model")
+      .add(prewarm_max_load_rate, "max-load-rate", "prewarm load rate in bytes/s")
+      .add(prewarm_sample_one_in, "sample-one-in", "the predictor sees 1 in N reads and writes")
+      .add(prewarm_clock_offset_ms, "clock-offset-ms",
+           "shifts the predictor's clock (replays and tests; 0 in production)");
   opt_group{custom_options_, "kura.alerts"}
-    .add(alerts_min_hit_ratio, "min-hit-ratio", "alert when the memory hit ratio is below")
-    .add(alerts_max_storage_share, "max-storage-share",
-         "alert when L3 uses more than this share of its budget");
+      .add(alerts_min_hit_ratio, "min-hit-ratio", "alert when the memory hit ratio is below")
+      .add(alerts_max_storage_share, "max-storage-share",
+           "alert when L3 uses more than this share of its budget");
   opt_group{custom_options_, "kura.cluster"}
-    .add(sync_interval, "sync-interval", "anti-entropy period")
-    .add(heartbeat, "heartbeat", "membership heartbeat")
-    .add(replication_factor, "replication-factor", "copies of each key")
-    .add(cluster_node_id, "node-id", "this node's id in the cluster (kept in the data dir)")
-    .add(cluster_seeds, "seeds", "comma-separated host:port of other nodes' cluster ports")
-    .add(cluster_write_acks, "write-acks",
-         "copies that hold a write before it is acknowledged (0 = min(2, replication-factor))")
-    .add(cluster_secret, "secret", "shared secret peers must prove (HMAC challenge)")
-    .add(cluster_advertise, "advertise",
-         "host:port other nodes dial to reach this node (default: bind:cluster-port)")
-    .add(cluster_request_timeout, "request-timeout", "bound on every request to a peer")
-    .add(cluster_near_cache, "near-cache", "keep near copies of keys served for other owners");
+      .add(sync_interval, "sync-interval", "anti-entropy period")
+      .add(heartbeat, "heartbeat", "membership heartbeat")
+      .add(replication_factor, "replication-factor", "copies of each key")
+      .add(cluster_node_id, "node-id", "this node's id in the cluster (kept in the data dir)")
+      .add(cluster_seeds, "seeds", "comma-separated host:port of other nodes' cluster ports")
+      .add(cluster_write_acks, "write-acks",
+           "copies that hold a write before it is acknowledged (0 = min(2, replication-factor))")
+      .add(cluster_secret, "secret", "shared secret peers must prove (HMAC challenge)")
+      .add(cluster_advertise, "advertise",
+           "host:port other nodes dial to reach this node (default: bind:cluster-port)")
+      .add(cluster_request_timeout, "request-timeout", "bound on every request to a peer")
+      .add(cluster_near_cache, "near-cache", "keep near copies of keys served for other owners");
   opt_group{custom_options_, "kura.security"}
-    .add(requirepass, "requirepass", "password of the default user (AUTH <password>)")
-    .add(aclfile, "aclfile", "ACL file (Redis format: user <name> <rules>...)")
-    .add(encryption_key_file, "encryption-key-file",
-         "encrypt L3 and L4 at rest with the keys in this file (docs/security.md)")
-    .add(protected_mode, "protected-mode",
-         "refuse non-loopback clients when bound to a non-loopback address without passwords")
-    .add(audit_log, "audit-log", "audit log path (default <data-dir>/audit.log; off = none)")
-    .add(audit_max_bytes, "audit-max-bytes", "rotate the audit log above this size")
-    .add(audit_keep, "audit-keep", "rotated audit logs kept")
-    .add(audit_fsync_every, "audit-fsync-every", "audit lines between fsyncs (and every 100 ms)")
-    .add(audit_args, "audit-args", "log command arguments (secrets stay redacted)")
-    .add(metrics_user, "metrics-user", "/metrics basic-auth user (empty = no auth)")
-    .add(metrics_password, "metrics-password", "/metrics basic-auth password")
-    .add(metrics_loopback_only, "metrics-loopback-only", "/metrics for loopback clients only");
+      .add(requirepass, "requirepass", "password of the default user (AUTH <password>)")
+      .add(aclfile, "aclfile", "ACL file (Redis format: user <name> <rules>...)")
+      .add(encryption_key_file, "encryption-key-file",
+           "encrypt L3 and L4 at rest with the keys in this file (docs/security.md)")
+      .add(protected_mode, "protected-mode",
+           "refuse non-loopback clients when bound to a non-loopback address without passwords")
+      .add(audit_log, "audit-log", "audit log path (default <data-dir>/audit.log; off = none)")
+      .add(audit_max_bytes, "audit-max-bytes", "rotate the audit log above this size")
+      .add(audit_keep, "audit-keep", "rotated audit logs kept")
+      .add(audit_fsync_every, "audit-fsync-every", "audit lines between fsyncs (and every 100 ms)")
+      .add(audit_args, "audit-args", "log command arguments (secrets stay redacted)")
+      .add(metrics_user, "metrics-user", "/metrics basic-auth user (empty = no auth)")
+      .add(metrics_password, "metrics-password", "/metrics basic-auth password")
+      .add(metrics_loopback_only, "metrics-loopback-only", "/metrics for loopback clients only");
   opt_group{custom_options_, "kura.tls"}
-    .add(tls_port, "port", "RESP over TLS port, beside --port or alone with --port=0 (0 = off)")
-    .add(tls_cert_file, "cert-file", "server certificate (PEM, chain allowed)")
-    .add(tls_key_file, "key-file", "server private key (PEM, unencrypted)")
-    .add(tls_ca_file, "ca-file", "CA certificates (PEM) that client certificates must chain to")
-    .add(tls_auth_clients, "auth-clients",
-         "with ca-file: yes (clients need a certificate), optional (checked if sent), no");
+      .add(tls_port, "port", "RESP over TLS port, beside --port or alone with --port=0 (0 = off)")
+      .add(tls_cert_file, "cert-file", "server certificate (PEM, chain allowed)")
+      .add(tls_key_file, "key-file", "server private key (PEM, unencrypted)")
+      .add(tls_ca_file, "ca-file", "CA certificates (PEM) that client certificates must chain to")
+      .add(tls_auth_clients, "auth-clients",
+           "with ca-file: yes (clients need a certificate), optional (checked if sent), no");
 }
 
 std::string node_config::audit_log_path() const {
@@ -162,8 +163,7 @@ std::string check_writable_dir(const std::string& dir) {
   return {};
 }
 
-std::string node_config::file_to_args(const std::string& path,
-                                      std::vector<std::string>& out) {
+std::string node_config::file_to_args(const std::string& path, std::vector<std::string>& out) {
   std::ifstream f(path);
   if (!f)
     return "cannot read config file " + path;
@@ -171,29 +171,28 @@ std::string node_config::file_to_args(const std::string& path,
   if (!parsed)
     return "config file " + path + ": " + render(parsed.error());
   std::function<std::string(const caf::settings&, const std::string&)> walk =
-    [&](const caf::settings& s, const std::string& prefix) -> std::string {
-      for (auto& kv : s) {
-        std::string name = prefix.empty() ? kv.first : prefix + "." + kv.first;
-        if (auto d = caf::get_if<caf::settings>(&kv.second)) {
-          if (auto e = walk(*d, name); !e.empty())
-            return e;
-          continue;
-        }
-        auto dot = name.rfind('.');
-        std::string category = dot == std::string::npos ? "global" : name.substr(0, dot);
-        std::string key = dot == std::string::npos ? name : name.substr(dot + 1);
-        if (!custom_options_.qualified_name_lookup(category, key))
-          return "config file " + path + ": unknown key '" + name + "'";
-        std::string value;
-        if (auto str = caf::get_if<std::string>(&kv.second))
-          value = *str;
-        else
-          value = caf::to_string(kv.second);
-        out.push_back("--" + (category == "global" ? key : category + "." + key) + "="
-                      + value);
+      [&](const caf::settings& s, const std::string& prefix) -> std::string {
+    for (auto& kv : s) {
+      std::string name = prefix.empty() ? kv.first : prefix + "." + kv.first;
+      if (auto d = caf::get_if<caf::settings>(&kv.second)) {
+        if (auto e = walk(*d, name); !e.empty())
+          return e;
+        continue;
       }
-      return {};
-    };
+      auto dot = name.rfind('.');
+      std::string category = dot == std::string::npos ? "global" : name.substr(0, dot);
+      std::string key = dot == std::string::npos ? name : name.substr(dot + 1);
+      if (!custom_options_.qualified_name_lookup(category, key))
+        return "config file " + path + ": unknown key '" + name + "'";
+      std::string value;
+      if (auto str = caf::get_if<std::string>(&kv.second))
+        value = *str;
+      else
+        value = caf::to_string(kv.second);
+      out.push_back("--" + (category == "global" ? key : category + "." + key) + "=" + value);
+    }
+    return {};
+  };
   return walk(*parsed, "");
 }
 
@@ -271,16 +270,16 @@ std::string node_config::check_values() {
     return bad("kura.cluster.request-timeout", "must be positive");
   if (heartbeat.count() <= 0 || sync_interval.count() <= 0)
     return bad("kura.cluster.heartbeat", "heartbeat and sync-interval must be positive");
-  if (cluster_node_id.size() > 128
-      || cluster_node_id.find_first_of("@, \t\r\n") != std::string::npos)
+  if (cluster_node_id.size() > 128 ||
+      cluster_node_id.find_first_of("@, \t\r\n") != std::string::npos)
     return bad("kura.cluster.node-id", "at most 128 characters, no '@', ',' or spaces");
   if (cluster_enabled() && cluster_port == 0)
     return bad("cluster-port", "a cluster node needs its cluster port");
   auto host_port_ok = [](const std::string& one) {
     auto c = one.rfind(':');
-    bool ok = !one.empty() && c != std::string::npos && c > 0 && c + 1 < one.size()
-              && c + 6 >= one.size()
-              && one.find_first_not_of("0123456789", c + 1) == std::string::npos;
+    bool ok = !one.empty() && c != std::string::npos && c > 0 && c + 1 < one.size() &&
+              c + 6 >= one.size() &&
+              one.find_first_not_of("0123456789", c + 1) == std::string::npos;
     if (ok) {
       auto p = std::stoul(one.substr(c + 1));
       ok = p > 0 && p <= 65535;
@@ -351,15 +350,15 @@ std::string node_config::parse_and_validate(int argc, char** argv) {
   std::vector<std::pair<bool*, bool>> bools;
   std::vector<std::string> args;
   const std::pair<const char*, bool*> bool_opts[] = {
-    {"kura.l3.enabled", &l3_enabled},
-    {"kura.l3.sync", &l3_sync},
-    {"kura.l3.fsync-batches", &l3_fsync_batches},
-    {"kura.prewarm.enabled", &prewarm_enabled},
-    {"kura.archive.enabled", &archive_enabled},
-    {"kura.cluster.near-cache", &cluster_near_cache},
-    {"kura.security.protected-mode", &protected_mode},
-    {"kura.security.audit-args", &audit_args},
-    {"kura.security.metrics-loopback-only", &metrics_loopback_only},
+      {"kura.l3.enabled", &l3_enabled},
+      {"kura.l3.sync", &l3_sync},
+      {"kura.l3.fsync-batches", &l3_fsync_batches},
+      {"kura.prewarm.enabled", &prewarm_enabled},
+      {"kura.archive.enabled", &archive_enabled},
+      {"kura.cluster.near-cache", &cluster_near_cache},
+      {"kura.security.protected-mode", &protected_mode},
+      {"kura.security.audit-args", &audit_args},
+      {"kura.security.metrics-loopback-only", &metrics_loopback_only},
   };
   for (auto& a : file_args) {
     bool handled = false;
@@ -373,8 +372,7 @@ std::string node_config::parse_and_validate(int argc, char** argv) {
       else if (v == "false" || v == "0" || v == "no" || v == "off")
         bools.emplace_back(ptr, false);
       else
-        return std::string("bad value for ") + name + ": expected true or false, got '" + v
-               + "'";
+        return std::string("bad value for ") + name + ": expected true or false, got '" + v + "'";
       handled = true;
     }
     if (!handled)

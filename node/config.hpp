@@ -58,13 +58,13 @@ struct node_config : caf::actor_system_config {
   uint64_t archive_ttl_days = 365;
   std::string archive_codec = "lz4";
   uint64_t archive_index_memory = 100ull * 1000 * 1000;
-  bool archive_enabled = true;  ///< L4 under <data-dir>/archive (needs L3)
-  int64_t archive_level = -1;   ///< -1 = the codec's default (lz4: 0, zstd: 3)
+  bool archive_enabled = true; ///< L4 under <data-dir>/archive (needs L3)
+  int64_t archive_level = -1;  ///< -1 = the codec's default (lz4: 0, zstd: 3)
   double archive_compact_threshold = 0.5;
   caf::timespan archive_compact_interval = std::chrono::minutes(10);
-  uint64_t archive_compact_rate = 32ull << 20; ///< bytes/s, 0 = unlimited
+  uint64_t archive_compact_rate = 32ull << 20;  ///< bytes/s, 0 = unlimited
   uint64_t archive_segment_bytes = 64ull << 20; ///< a segment is sealed at this size
-  bool prewarm_enabled = false; ///< off by default: docs/predictor.md "Default"
+  bool prewarm_enabled = false;                 ///< off by default: docs/predictor.md "Default"
   caf::timespan prediction_window = std::chrono::hours(24);
   double min_confidence = 0.7;
   // -- kura.prewarm (docs/predictor.md) ---------------------------------------------
@@ -92,8 +92,7 @@ struct node_config : caf::actor_system_config {
   bool cluster_enabled() const { return !cluster_node_id.empty() || !cluster_seeds.empty(); }
   /// write-acks with the default resolved.
   uint64_t effective_write_acks() const {
-    return cluster_write_acks != 0 ? cluster_write_acks
-                                   : std::min<uint64_t>(2, replication_factor);
+    return cluster_write_acks != 0 ? cluster_write_acks : std::min<uint64_t>(2, replication_factor);
   }
 
   // -- kura.security (docs/security.md) ------------------------------------------

@@ -4,8 +4,8 @@
 // and exits 0. Start-up problems (bad config, port in use, unwritable data
 // dir, corrupt L3) print one line and exit 1.
 #include "actors/archive_actors.hpp"
-#include "actors/store.hpp"
 #include "actors/cluster.hpp"
+#include "actors/store.hpp"
 #include "node/archive_node.hpp"
 #include "node/cluster_node.hpp"
 #include "node/config.hpp"
@@ -47,7 +47,7 @@ constexpr int shutdown_command = 127;
 extern "C" void on_stop_signal(int sig) {
   char c = static_cast<char>(sig);
   auto n = ::write(signal_pipe[1], &c, 1);
-  (void) n;
+  (void)n;
 }
 
 int wait_for_stop_signal() {
@@ -109,7 +109,7 @@ int main(int argc, char** argv) {
     lc.max_bytes = cfg.l3_max_bytes;
     lc.batch_max_writes = cfg.l3_batch_max_writes;
     lc.batch_max_ms = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(cfg.l3_batch_max_age).count());
+        std::chrono::duration_cast<std::chrono::milliseconds>(cfg.l3_batch_max_age).count());
     lc.sync_mode = cfg.l3_sync;
     lc.fsync_batches = cfg.l3_fsync_batches;
     lc.lim.max_key_bytes = cfg.max_key_bytes;
@@ -137,8 +137,8 @@ int main(int argc, char** argv) {
 
   // protected mode covers the ops and metrics ports too: with a non-loopback
   // bind and no password, they listen on loopback only
-  bool guard = cfg.protected_mode && !node::is_loopback(cfg.bind) && cfg.requirepass.empty()
-               && cfg.aclfile.empty();
+  bool guard = cfg.protected_mode && !node::is_loopback(cfg.bind) && cfg.requirepass.empty() &&
+               cfg.aclfile.empty();
   std::string aux_bind = guard ? std::string("127.0.0.1") : cfg.bind;
   if (guard)
     std::cerr << "kura-node: protected mode: no password set, so the ops and metrics ports "
@@ -147,8 +147,8 @@ int main(int argc, char** argv) {
   std::unique_ptr<node::node_metrics> metrics;
   if (cfg.metrics_port != 0) {
     auto m = node::node_metrics::start(
-      aux_bind, cfg.metrics_port,
-      node::metrics_access{cfg.metrics_user, cfg.metrics_password, cfg.metrics_loopback_only});
+        aux_bind, cfg.metrics_port,
+        node::metrics_access{cfg.metrics_user, cfg.metrics_password, cfg.metrics_loopback_only});
     if (!m)
       return fail(m.err().message);
     metrics = std::move(*m);
@@ -166,7 +166,7 @@ int main(int argc, char** argv) {
     sc.write_behind_high_water = cfg.l3_write_behind_high_water;
     sc.write_behind_high_water_bytes = cfg.l3_write_behind_high_water_bytes;
     sc.sweep_interval_ms = static_cast<uint32_t>(std::max<int64_t>(
-      1, std::chrono::duration_cast<std::chrono::milliseconds>(cfg.sweep_interval).count()));
+        1, std::chrono::duration_cast<std::chrono::milliseconds>(cfg.sweep_interval).count()));
     sc.sweep_budget = cfg.sweep_budget;
     actors::l4_handles l4;
     if (ar) {
@@ -176,7 +176,7 @@ int main(int argc, char** argv) {
       ar.reset(); // the L4 actors own it now
     }
     auto store = actors::spawn_store(sys, sc, l3db, clk, l4.link);
-    l3db.reset(); // the L3 actor owns it now (closed when it exits)
+    l3db.reset();         // the L3 actor owns it now (closed when it exits)
     caf::actor predictor; // prewarm loads from L3: only with L3
     if (cfg.prewarm_enabled && store.l3)
       predictor = actors::spawn_predictor(sys, node::predictor_settings_of(cfg), store, clk,

@@ -49,8 +49,7 @@ struct node_metrics::command_metrics {
   latency_histogram last;
 };
 
-result<std::unique_ptr<node_metrics>> node_metrics::start(const std::string& bind,
-                                                          uint16_t port,
+result<std::unique_ptr<node_metrics>> node_metrics::start(const std::string& bind, uint16_t port,
                                                           const metrics_access& access) {
   std::unique_ptr<node_metrics> m{new node_metrics};
   try {
@@ -63,41 +62,78 @@ result<std::unique_ptr<node_metrics>> node_metrics::start(const std::string& bin
     m->exposer_ = std::make_unique<prometheus::Exposer>(std::move(opts));
     if (!access.user.empty()) {
       m->exposer_->RegisterAuth(
-        [user = access.user, pass = access.password](const std::string& u,
-                                                     const std::string& p) {
-          // compare every byte: no early exit that times the secret
-          auto same = [](const std::string& a, const std::string& b) {
-            unsigned char d = a.size() == b.size() ? 0 : 1;
-            for (size_t i = 0; i < a.size(); ++i)
-              d |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
-            return d == 0;
-          };
-          return (static_cast<int>(same(u, user)) & static_cast<int>(same(p, pass))) != 0;
-        },
-        "kura metrics");
+          [user = access.user, pass = access.password](const std::string& u, const std::string& p) {
+            // compare every byte: no early exit that times the secret
+            auto same = [](const std::string& a, const std::string& b) {
+              unsigned char d = a.size() == b.size() ? 0 : 1;
+              for (size_t i = 0; i < a.size(); ++i)
+                d |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
+              return d == 0;
+            };
+            return (static_cast<int>(same(u, user)) & static_cast<int>(same(p, pass))) != 0;
+          },
+          "kura metrics");
     }
   } catch (const std::exception& e) {
-    return error{errc::io_error, "cannot listen for metrics on " + bind + ":"
-                                   + std::to_string(port) + " (" + e.what() + ")"};
+    return error{errc::io_error, "cannot listen for metrics on " + bind + ":" +
+                                     std::to_string(port) + " (" + e.what() + ")"};
   }
   auto ports = m->exposer_->GetListeningPorts();
   m->port_ = ports.empty() ? port : static_cast<uint16_t>(ports.front());
   m->registry_ = std::make_shared<prometheus::Registry>();
   auto& r = *m->registry_;
   using namespace prometheus;
-  m->tier_hits_ = &BuildCounter().Name("kura_tier_hits_total").Help("Lookups served by the tier").Register(r);
-  m->tier_misses_ = &BuildCounter().Name("kura_tier_misses_total").Help("Lookups the tier could not serve").Register(r);
-  m->tier_evictions_ = &BuildCounter().Name("kura_tier_evictions_total").Help("Entries evicted for capacity").Register(r);
-  m->tier_bytes_ = &BuildGauge().Name("kura_tier_bytes").Help("Bytes used by the tier, overhead included").Register(r);
-  m->tier_entries_ = &BuildGauge().Name("kura_tier_entries").Help("Live entries in the tier").Register(r);
-  m->cmd_calls_ = &BuildCounter().Name("kura_command_calls_total").Help("RESP commands executed").Register(r);
-  m->cmd_errors_ = &BuildCounter().Name("kura_command_errors_total").Help("RESP commands answered with an error").Register(r);
-  m->cmd_latency_ = &BuildHistogram().Name("kura_command_duration_seconds").Help("RESP command execution time in the front end").Register(r);
-  m->connected_ = &BuildGauge().Name("kura_connected_clients").Help("Open RESP connections").Register(r).Add({});
-  m->connections_total_ = &BuildCounter().Name("kura_connections_received_total").Help("RESP connections accepted").Register(r).Add({});
-  m->rejected_total_ = &BuildCounter().Name("kura_connections_rejected_total").Help("RESP connections refused (max clients)").Register(r).Add({});
-  m->l3_queue_ = &BuildGauge().Name("kura_l3_write_behind_queue").Help("Write-behind operations not yet applied by L3").Register(r).Add({});
-  m->l3_pending_ = &BuildGauge().Name("kura_l3_uncommitted_writes").Help("Writes applied by L3 but not yet committed to LMDB").Register(r).Add({});
+  m->tier_hits_ =
+      &BuildCounter().Name("kura_tier_hits_total").Help("Lookups served by the tier").Register(r);
+  m->tier_misses_ = &BuildCounter()
+                         .Name("kura_tier_misses_total")
+                         .Help("Lookups the tier could not serve")
+                         .Register(r);
+  m->tier_evictions_ = &BuildCounter()
+                            .Name("kura_tier_evictions_total")
+                            .Help("Entries evicted for capacity")
+                            .Register(r);
+  m->tier_bytes_ = &BuildGauge()
+                        .Name("kura_tier_bytes")
+                        .Help("Bytes used by the tier, overhead included")
+                        .Register(r);
+  m->tier_entries_ =
+      &BuildGauge().Name("kura_tier_entries").Help("Live entries in the tier").Register(r);
+  m->cmd_calls_ =
+      &BuildCounter().Name("kura_command_calls_total").Help("RESP commands executed").Register(r);
+  m->cmd_errors_ = &BuildCounter()
+                        .Name("kura_command_errors_total")
+                        .Help("RESP commands answered with an error")
+                        .Register(r);
+  m->cmd_latency_ = &BuildHistogram()
+                         .Name("kura_command_duration_seconds")
+                         .Help("RESP command execution time in the front end")
+                         .Register(r);
+  m->connected_ = &BuildGauge()
+                       .Name("kura_connected_clients")
+                       .Help("Open RESP connections")
+                       .Register(r)
+                       .Add({});
+  m->connections_total_ = &BuildCounter()
+                               .Name("kura_connections_received_total")
+                               .Help("RESP connections accepted")
+                               .Register(r)
+                               .Add({});
+  m->rejected_total_ = &BuildCounter()
+                            .Name("kura_connections_rejected_total")
+                            .Help("RESP connections refused (max clients)")
+                            .Register(r)
+                            .Add({});
+  m->l3_queue_ = &BuildGauge()
+                      .Name("kura_l3_write_behind_queue")
+                      .Help("Write-behind operations not yet applied by L3")
+                      .Register(r)
+                      .Add({});
+  m->l3_pending_ = &BuildGauge()
+                        .Name("kura_l3_uncommitted_writes")
+                        .Help("Writes applied by L3 but not yet committed to LMDB")
+                        .Register(r)
+                        .Add({});
   m->exposer_->RegisterCollectable(m->registry_);
   return m;
 }

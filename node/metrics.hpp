@@ -50,8 +50,7 @@ public:
   uint16_t port() const noexcept { return port_; }
 
   void set_tier(const std::string& tier, const tier_stats& s);
-  void set_commands(const std::vector<std::string>& names,
-                    const std::vector<command_stats>& stats);
+  void set_commands(const std::vector<std::string>& names, const std::vector<command_stats>& stats);
   void set_connections(uint64_t current, uint64_t total, uint64_t rejected);
   void set_l3_queue(uint64_t queued, uint64_t pending_commit);
   /// The registry, for metrics defined elsewhere (node/archive_node.cpp).

@@ -24,7 +24,7 @@ struct ops_state {
   rotate_targets rotate; ///< kura rotate-key (node/rotate_key.hpp)
   caf::actor coordinator;
   caf::actor predictor; ///< invalid when prewarm is off
-  caf::actor resp; ///< checks credentials (invalid: none)
+  caf::actor resp;      ///< checks credentials (invalid: none)
   node_status config;
   uint64_t start_ms = 0;
   static inline const char* name = "kura.ops";
@@ -39,27 +39,38 @@ std::string reply_error(const std::string& why) {
 /// The RESP command an ops request needs permission for: (command, key).
 std::pair<std::string, std::string> ops_command(const kv_request& r) {
   switch (r.op) {
-    case kv_request::get: return {"get", r.key};
-    case kv_request::set: return {"set", r.key};
-    case kv_request::del: return {"del", r.key};
-    case kv_request::expire: return {"pexpire", r.key};
-    case kv_request::tier: return {"kura.tier", r.key};
-    case kv_request::flush: return {"flushall", {}};
-    case kv_request::config: return {"config|get", {}};
-    case kv_request::status:
-    case kv_request::stats: return {"info", {}};
-    case predictor_ops::prewarm_plan:
-    case predictor_ops::prewarm_status:
-    case predictor_ops::report:
-    case predictor_ops::alerts: return {"info", {}};
-    default: return {"config|set", {}}; // archive maintenance: administrators
+  case kv_request::get:
+    return {"get", r.key};
+  case kv_request::set:
+    return {"set", r.key};
+  case kv_request::del:
+    return {"del", r.key};
+  case kv_request::expire:
+    return {"pexpire", r.key};
+  case kv_request::tier:
+    return {"kura.tier", r.key};
+  case kv_request::flush:
+    return {"flushall", {}};
+  case kv_request::config:
+    return {"config|get", {}};
+  case kv_request::status:
+  case kv_request::stats:
+    return {"info", {}};
+  case predictor_ops::prewarm_plan:
+  case predictor_ops::prewarm_status:
+  case predictor_ops::report:
+  case predictor_ops::alerts:
+    return {"info", {}};
+  default:
+    return {"config|set", {}}; // archive maintenance: administrators
   }
 }
 
 using ops_self = caf::stateful_actor<ops_state>*;
 
 /// Serves one decoded request into `rp`.
-void serve_ops(ops_self self, const kv_request& request, caf::typed_response_promise<std::string> rp) {
+void serve_ops(ops_self self, const kv_request& request,
+               caf::typed_response_promise<std::string> rp) {
   const kv_request* req = &request;
   auto timeout = std::chrono::seconds(10);
   auto& st = self->state;
@@ -70,62 +81,62 @@ void serve_ops(ops_self self, const kv_request& request, caf::typed_response_pro
     rp.deliver(reply_error(self->system().render(err)));
   };
   switch (req->op) {
-    case kv_request::get:
-      self->request(st.store, timeout, kv_get_atom::value, req->key).then(deliver_reply, on_err);
-      break;
-    case kv_request::set:
-      self->request(st.store, timeout, kv_set_atom::value, req->key, req->value, req->ttl_ms)
+  case kv_request::get:
+    self->request(st.store, timeout, kv_get_atom::value, req->key).then(deliver_reply, on_err);
+    break;
+  case kv_request::set:
+    self->request(st.store, timeout, kv_set_atom::value, req->key, req->value, req->ttl_ms)
         .then(deliver_reply, on_err);
-      break;
-    case kv_request::del:
-      self->request(st.store, timeout, kv_del_atom::value, req->key).then(deliver_reply, on_err);
-      break;
-    case kv_request::expire:
-      self->request(st.store, timeout, kv_expire_atom::value, req->key, req->ttl_ms)
+    break;
+  case kv_request::del:
+    self->request(st.store, timeout, kv_del_atom::value, req->key).then(deliver_reply, on_err);
+    break;
+  case kv_request::expire:
+    self->request(st.store, timeout, kv_expire_atom::value, req->key, req->ttl_ms)
         .then(deliver_reply, on_err);
-      break;
-    case kv_request::tier:
-      self->request(st.store, timeout, kv_tier_atom::value, req->key).then(deliver_reply, on_err);
-      break;
-    case kv_request::flush:
-      self->request(st.store, timeout, kv_flush_atom::value).then(deliver_reply, on_err);
-      break;
-    case kv_request::config:
-      rp.deliver(encode_message(msg_type::node_status, st.config));
-      break;
-    case kv_request::status:
-    case kv_request::stats: {
-      bool full = req->op == kv_request::stats;
-      auto start = st.start_ms;
-      self->request(st.store, timeout, kv_stats_atom::value)
+    break;
+  case kv_request::tier:
+    self->request(st.store, timeout, kv_tier_atom::value, req->key).then(deliver_reply, on_err);
+    break;
+  case kv_request::flush:
+    self->request(st.store, timeout, kv_flush_atom::value).then(deliver_reply, on_err);
+    break;
+  case kv_request::config:
+    rp.deliver(encode_message(msg_type::node_status, st.config));
+    break;
+  case kv_request::status:
+  case kv_request::stats: {
+    bool full = req->op == kv_request::stats;
+    auto start = st.start_ms;
+    self->request(st.store, timeout, kv_stats_atom::value)
         .then(
-          [rp, full, start](node_status& s) mutable {
-            node_status out;
-            auto row = [&](std::string n, std::string v) {
-              out.names.push_back(std::move(n));
-              out.values.push_back(std::move(v));
-            };
-            row("state", "up");
-            row("pid", std::to_string(::getpid()));
-            row("uptime_s", std::to_string((real_clock::instance().now_ms() - start) / 1000));
-            for (size_t i = 0; i < s.names.size() && i < s.values.size(); ++i) {
-              auto& n = s.names[i];
-              if (full || n.find(".entries") != std::string::npos
-                  || n.find(".bytes") != std::string::npos
-                  || n.find("write_behind") != std::string::npos)
-                row(n, s.values[i]);
-            }
-            rp.deliver(encode_message(msg_type::node_status, out));
-          },
-          on_err);
+            [rp, full, start](node_status& s) mutable {
+              node_status out;
+              auto row = [&](std::string n, std::string v) {
+                out.names.push_back(std::move(n));
+                out.values.push_back(std::move(v));
+              };
+              row("state", "up");
+              row("pid", std::to_string(::getpid()));
+              row("uptime_s", std::to_string((real_clock::instance().now_ms() - start) / 1000));
+              for (size_t i = 0; i < s.names.size() && i < s.values.size(); ++i) {
+                auto& n = s.names[i];
+                if (full || n.find(".entries") != std::string::npos ||
+                    n.find(".bytes") != std::string::npos ||
+                    n.find("write_behind") != std::string::npos)
+                  row(n, s.values[i]);
+              }
+              rp.deliver(encode_message(msg_type::node_status, out));
+            },
+            on_err);
+    break;
+  }
+  default:
+    if (handle_rotate_op(self, st.rotate, req->op, rp))
       break;
-    }
-    default:
-      if (handle_rotate_op(self, st.rotate, req->op, rp))
-        break;
-      if (!handle_archive_op(self, st.l4, req->op, rp)
-          && !handle_predictor_op(self, st.predictor, req->op, rp))
-        rp.deliver(reply_error("unknown operation " + std::to_string(req->op)));
+    if (!handle_archive_op(self, st.l4, req->op, rp) &&
+        !handle_predictor_op(self, st.predictor, req->op, rp))
+      rp.deliver(reply_error("unknown operation " + std::to_string(req->op)));
   }
 }
 
@@ -143,14 +154,16 @@ caf::result<std::string> checked_ops(ops_self self, const std::string& user,
   auto [cmd, key] = ops_command(*req);
   self->request(self->state.resp, std::chrono::seconds(10), ops_auth_atom::value, user, pass, cmd,
                 key)
-    .then(
-      [self, rp, r = *req](std::string& verdict) mutable {
-        if (verdict.empty())
-          serve_ops(self, r, rp);
-        else
-          rp.deliver(reply_error(verdict));
-      },
-      [rp, self](caf::error& err) mutable { rp.deliver(reply_error(self->system().render(err))); });
+      .then(
+          [self, rp, r = *req](std::string& verdict) mutable {
+            if (verdict.empty())
+              serve_ops(self, r, rp);
+            else
+              rp.deliver(reply_error(verdict));
+          },
+          [rp, self](caf::error& err) mutable {
+            rp.deliver(reply_error(self->system().render(err)));
+          });
   return rp;
 }
 
@@ -170,10 +183,10 @@ caf::result<std::string> checked_members(ops_self self, const std::string& user,
   auto rp = self->make_response_promise<std::string>();
   auto fetch = [self, rp, refuse]() mutable {
     self->request(self->state.coordinator, std::chrono::seconds(10), members_atom::value)
-      .then([rp](std::string& bytes) mutable { rp.deliver(std::move(bytes)); },
-            [rp, refuse, self](caf::error& err) mutable {
-              rp.deliver(refuse(self->system().render(err)));
-            });
+        .then([rp](std::string& bytes) mutable { rp.deliver(std::move(bytes)); },
+              [rp, refuse, self](caf::error& err) mutable {
+                rp.deliver(refuse(self->system().render(err)));
+              });
   };
   if (!self->state.resp) {
     fetch();
@@ -181,22 +194,22 @@ caf::result<std::string> checked_members(ops_self self, const std::string& user,
   }
   self->request(self->state.resp, std::chrono::seconds(10), ops_auth_atom::value, user, pass,
                 std::string("info"), std::string())
-    .then(
-      [rp, refuse, fetch](std::string& verdict) mutable {
-        if (verdict.empty())
-          fetch();
-        else
-          rp.deliver(refuse(verdict));
-      },
-      [rp, refuse, self](caf::error& err) mutable {
-        rp.deliver(refuse(self->system().render(err)));
-      });
+      .then(
+          [rp, refuse, fetch](std::string& verdict) mutable {
+            if (verdict.empty())
+              fetch();
+            else
+              rp.deliver(refuse(verdict));
+          },
+          [rp, refuse, self](caf::error& err) mutable {
+            rp.deliver(refuse(self->system().render(err)));
+          });
   return rp;
 }
 
-caf::behavior ops_actor(caf::stateful_actor<ops_state>* self, caf::actor store,
-                        node_status config, caf::actor l4, caf::actor resp,
-                        caf::actor coordinator, caf::actor predictor, rotate_targets rotate) {
+caf::behavior ops_actor(caf::stateful_actor<ops_state>* self, caf::actor store, node_status config,
+                        caf::actor l4, caf::actor resp, caf::actor coordinator,
+                        caf::actor predictor, rotate_targets rotate) {
   self->state.predictor = std::move(predictor);
   self->state.rotate = std::move(rotate);
   self->state.store = std::move(store);
@@ -207,28 +220,26 @@ caf::behavior ops_actor(caf::stateful_actor<ops_state>* self, caf::actor store,
   self->state.start_ms = real_clock::instance().now_ms();
   self->set_default_handler(caf::drop);
   return {
-    [=](coord_atom) { return self->state.coordinator; },
-    [=](members_atom) -> caf::result<std::string> { return checked_members(self, {}, {}); },
-    [=](members_atom, const std::string& user,
-        const std::string& pass) -> caf::result<std::string> {
-      return checked_members(self, user, pass);
-    },
-    [=](ops_request_atom, const std::string& bytes) -> caf::result<std::string> {
-      return checked_ops(self, {}, {}, bytes);
-    },
-    [=](ops_request_atom, const std::string& user, const std::string& pass,
-        const std::string& bytes) -> caf::result<std::string> {
-      return checked_ops(self, user, pass, bytes);
-    },
+      [=](coord_atom) { return self->state.coordinator; },
+      [=](members_atom) -> caf::result<std::string> { return checked_members(self, {}, {}); },
+      [=](members_atom, const std::string& user, const std::string& pass)
+          -> caf::result<std::string> { return checked_members(self, user, pass); },
+      [=](ops_request_atom, const std::string& bytes) -> caf::result<std::string> {
+        return checked_ops(self, {}, {}, bytes);
+      },
+      [=](ops_request_atom, const std::string& user, const std::string& pass,
+          const std::string& bytes) -> caf::result<std::string> {
+        return checked_ops(self, user, pass, bytes);
+      },
   };
 }
 
 } // namespace
 
 caf::expected<caf::actor> start_ops(caf::actor_system& sys, const store_handles& store,
-                                    const node_config& cfg, const std::string& bind,
-                                    uint16_t port, caf::actor l4, caf::actor resp,
-                                    caf::actor coordinator, caf::actor predictor) {
+                                    const node_config& cfg, const std::string& bind, uint16_t port,
+                                    caf::actor l4, caf::actor resp, caf::actor coordinator,
+                                    caf::actor predictor) {
   node_status conf;
   auto add = [&](std::string n, std::string v) {
     conf.names.push_back(std::move(n));

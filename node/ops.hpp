@@ -53,8 +53,8 @@ std::optional<std::string> ask_ops(caf::actor_system& sys, caf::scoped_actor& se
 /// members` (members_atom). `predictor` serves `kura prewarm | predictor |
 /// alerts` (invalid when prewarm is off).
 caf::expected<caf::actor> start_ops(caf::actor_system& sys, const actors::store_handles& store,
-                                    const node_config& cfg, const std::string& bind,
-                                    uint16_t port, caf::actor l4 = {}, caf::actor resp = {},
+                                    const node_config& cfg, const std::string& bind, uint16_t port,
+                                    caf::actor l4 = {}, caf::actor resp = {},
                                     caf::actor coordinator = {}, caf::actor predictor = {});
 
 } // namespace kura::node

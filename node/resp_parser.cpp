@@ -4,9 +4,7 @@
 
 namespace kura::node {
 
-namespace {
-
-} // namespace
+namespace {} // namespace
 
 bool parse_int64(std::string_view s, int64_t& out) noexcept {
   if (s.empty() || s.size() > 20)
@@ -145,8 +143,8 @@ parse_status resp_parser::parse_multibulk(std::string_view buf) {
         return parse_status::incomplete;
       }
       int64_t len = 0;
-      if (!parse_int64(buf.substr(pos_ + 1, e - pos_ - 1), len) || len < 0
-          || static_cast<uint64_t>(len) > lim_.max_bulk_bytes)
+      if (!parse_int64(buf.substr(pos_ + 1, e - pos_ - 1), len) || len < 0 ||
+          static_cast<uint64_t>(len) > lim_.max_bulk_bytes)
         return fail("Protocol error: invalid bulk length");
       bulk_len_ = len;
       pos_ = e + 2;
@@ -212,20 +210,32 @@ bool split_inline_args(std::string_view line, std::vector<std::string>& out) {
       if (inq) {
         if (i >= n)
           return false; // unterminated quotes
-        if (line[i] == '\\' && i + 3 < n && line[i + 1] == 'x' && hex_digit(line[i + 2]) >= 0
-            && hex_digit(line[i + 3]) >= 0) {
+        if (line[i] == '\\' && i + 3 < n && line[i + 1] == 'x' && hex_digit(line[i + 2]) >= 0 &&
+            hex_digit(line[i + 3]) >= 0) {
           cur.push_back(static_cast<char>(hex_digit(line[i + 2]) * 16 + hex_digit(line[i + 3])));
           i += 3;
         } else if (line[i] == '\\' && i + 1 < n) {
           ++i;
           char c;
           switch (line[i]) {
-            case 'n': c = '\n'; break;
-            case 'r': c = '\r'; break;
-            case 't': c = '\t'; break;
-            case 'b': c = '\b'; break;
-            case 'a': c = '\a'; break;
-            default: c = line[i]; break;
+          case 'n':
+            c = '\n';
+            break;
+          case 'r':
+            c = '\r';
+            break;
+          case 't':
+            c = '\t';
+            break;
+          case 'b':
+            c = '\b';
+            break;
+          case 'a':
+            c = '\a';
+            break;
+          default:
+            c = line[i];
+            break;
           }
           cur.push_back(c);
         } else if (line[i] == '"') {
@@ -255,18 +265,22 @@ bool split_inline_args(std::string_view line, std::vector<std::string>& out) {
           break;
         }
         switch (line[i]) {
-          case ' ': case '\n': case '\r': case '\t': case '\0':
-            done = true;
-            break;
-          case '"':
-            inq = true;
-            break;
-          case '\'':
-            insq = true;
-            break;
-          default:
-            cur.push_back(line[i]);
-            break;
+        case ' ':
+        case '\n':
+        case '\r':
+        case '\t':
+        case '\0':
+          done = true;
+          break;
+        case '"':
+          inq = true;
+          break;
+        case '\'':
+          insq = true;
+          break;
+        default:
+          cur.push_back(line[i]);
+          break;
         }
       }
       if (i < n)

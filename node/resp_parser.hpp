@@ -72,9 +72,9 @@ private:
   resp_limits lim_;
   // -- state of a partially parsed multibulk command ---------------------------
   bool in_multibulk_ = false;
-  size_t pos_ = 0;          ///< next unread byte, relative to the command start
-  uint64_t argc_ = 0;       ///< announced argument count
-  int64_t bulk_len_ = -1;   ///< length of the bulk being read, -1 = need header
+  size_t pos_ = 0;        ///< next unread byte, relative to the command start
+  uint64_t argc_ = 0;     ///< announced argument count
+  int64_t bulk_len_ = -1; ///< length of the bulk being read, -1 = need header
   std::vector<std::pair<size_t, size_t>> spans_; ///< (offset, length) per arg
   // -- output --------------------------------------------------------------
   std::vector<std::string_view> args_;

@@ -46,7 +46,7 @@ struct conn {
   session sess;
   bool waiting = false; ///< the command at the front waits for L3
   bool closing = false;
-  bool halted = false; ///< commands paused for back-pressure
+  bool halted = false;          ///< commands paused for back-pressure
   std::deque<reply_slot> slots; ///< replies in command order, oldest first
   uint64_t first_slot = 0;      ///< number of the slot at slots.front()
   bool in_process = false;      ///< process() is on the stack for this connection
@@ -200,8 +200,8 @@ void fail_front(self_ptr self, connection_handle hdl, conn& c, std::string_view 
     c.closing = true;
 }
 
-void on_lookup(self_ptr self, connection_handle hdl, actors::staged_entries& staged,
-               uint64_t seq, actors::lookup_outcome o) {
+void on_lookup(self_ptr self, connection_handle hdl, actors::staged_entries& staged, uint64_t seq,
+               actors::lookup_outcome o) {
   auto& st = self->state;
   auto& ks = st.core->ks();
   auto it = st.conns.find(hdl);
@@ -260,11 +260,11 @@ void on_listing(self_ptr self, connection_handle hdl, const listing* lst, bool o
 void start_fetch(self_ptr self, connection_handle hdl, const fetch_plan& plan) {
   auto& st = self->state;
   if (plan.kind == fetch_plan::lookup) {
-    actors::lookup_l3(self, *st.core, plan.keys,
-                      [self, hdl](actors::staged_entries& staged, uint64_t seq,
-                                  actors::lookup_outcome o) {
-                        on_lookup(self, hdl, staged, seq, o);
-                      });
+    actors::lookup_l3(
+        self, *st.core, plan.keys,
+        [self, hdl](actors::staged_entries& staged, uint64_t seq, actors::lookup_outcome o) {
+          on_lookup(self, hdl, staged, seq, o);
+        });
     return;
   }
   st.core->flush_writes(true);
@@ -276,21 +276,20 @@ void start_fetch(self_ptr self, connection_handle hdl, const fetch_plan& plan) {
   q.after = plan.after;
   q.limit = plan.limit;
   q.phase = plan.phase;
-  self
-    ->request(st.core->l3, std::chrono::milliseconds(st.core->config().l3_timeout_ms),
-              std::move(q))
-    .then(
-      [self, hdl](actors::l3_listing& l) {
-        listing lst;
-        lst.keys = std::move(l.keys);
-        lst.count = l.count;
-        lst.last = std::move(l.last);
-        lst.done = l.done;
-        lst.flags = std::move(l.flags);
-        lst.phase = l.phase;
-        on_listing(self, hdl, &lst, true);
-      },
-      [self, hdl](caf::error&) { on_listing(self, hdl, nullptr, false); });
+  self->request(st.core->l3, std::chrono::milliseconds(st.core->config().l3_timeout_ms),
+                std::move(q))
+      .then(
+          [self, hdl](actors::l3_listing& l) {
+            listing lst;
+            lst.keys = std::move(l.keys);
+            lst.count = l.count;
+            lst.last = std::move(l.last);
+            lst.done = l.done;
+            lst.flags = std::move(l.flags);
+            lst.phase = l.phase;
+            on_listing(self, hdl, &lst, true);
+          },
+          [self, hdl](caf::error&) { on_listing(self, hdl, nullptr, false); });
 }
 
 /// A routed command's reply is in: send it and every finished one behind it.
@@ -333,10 +332,10 @@ void process(self_ptr self, connection_handle hdl) {
   st.facts.l3_queue_depth = st.core->queue_depth();
   try {
     while (!c.waiting && !c.closing) {
-      if (out.size() > st.facts.max_output_bytes
-          || (c.tls && self->wr_buf(hdl).size() > st.facts.max_output_bytes)) {
+      if (out.size() > st.facts.max_output_bytes ||
+          (c.tls && self->wr_buf(hdl).size() > st.facts.max_output_bytes)) {
         out.clear(); // the client does not read: drop what it would not take
-        if (c.tls) // whole TLS records only; the client cannot read the error
+        if (c.tls)   // whole TLS records only; the client cannot read the error
           self->wr_buf(hdl).clear();
         put_error(out, "ERR max output buffer size reached for this client");
         c.closing = true;
@@ -487,11 +486,11 @@ void reload_tls(self_ptr self) {
     return;
   }
   if (auto err = st.tls->reload(); !err.empty())
-    std::cerr << "kura-node: SIGHUP: TLS reload failed, the old certificate stays in use: "
-              << err << std::endl;
+    std::cerr << "kura-node: SIGHUP: TLS reload failed, the old certificate stays in use: " << err
+              << std::endl;
   else
-    std::cerr << "kura-node: SIGHUP: TLS certificate reloaded: "
-              << st.tls->context()->description() << std::endl;
+    std::cerr << "kura-node: SIGHUP: TLS certificate reloaded: " << st.tls->context()->description()
+              << std::endl;
 }
 
 behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
@@ -564,8 +563,8 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
   if (cfg.port != 0) { // the plain port (0: TLS only)
     auto res = self->add_tcp_doorman(cfg.port, cfg.bind.c_str(), true);
     if (!res) {
-      listening->set_value("cannot listen on " + cfg.bind + ":" + std::to_string(cfg.port) + ": "
-                           + self->system().render(res.error()));
+      listening->set_value("cannot listen on " + cfg.bind + ":" + std::to_string(cfg.port) + ": " +
+                           self->system().render(res.error()));
       self->quit();
       return {};
     }
@@ -573,8 +572,8 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
   if (st.tls) {
     auto res = self->add_tcp_doorman(cfg.tls.port, cfg.bind.c_str(), true);
     if (!res) {
-      listening->set_value("cannot listen on " + cfg.bind + ":" + std::to_string(cfg.tls.port)
-                           + " (tls): " + self->system().render(res.error()));
+      listening->set_value("cannot listen on " + cfg.bind + ":" + std::to_string(cfg.tls.port) +
+                           " (tls): " + self->system().render(res.error()));
       self->quit();
       return {};
     }
@@ -582,123 +581,122 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
   }
   listening->set_value("");
   self->set_default_handler(caf::drop);
-  self->delayed_send(self, std::chrono::milliseconds(housekeeping_ms),
-                     housekeeping_atom::value);
+  self->delayed_send(self, std::chrono::milliseconds(housekeeping_ms), housekeeping_atom::value);
   return {
-    [=](const new_connection_msg& msg) {
-      auto& st = self->state;
-      ++st.facts.total_connections;
-      bool tls = st.tls && msg.source == st.tls_acceptor;
-      if (st.conns.size() >= st.facts.max_clients) {
-        ++st.facts.rejected_connections;
-        if (!tls) // a TLS client could not read it before the handshake
-          put_error(self->wr_buf(msg.handle), "ERR max number of clients reached");
-        self->flush(msg.handle);
-        self->close(msg.handle);
-        return;
-      }
-      auto peer_ip = self->remote_addr(msg.handle);
-      auto& sec = st.cmds->security();
-      if (sec.refuses(st.cfg.bind, peer_ip)) { // protected mode, as Redis
-        ++st.facts.rejected_connections;
-        if (!tls)
-          put_error(self->wr_buf(msg.handle), protected_mode_denied);
-        self->flush(msg.handle);
-        self->close(msg.handle);
-        sec.audit_plain("protected-mode",
-                        peer_ip + ":" + std::to_string(self->remote_port(msg.handle)), "", "",
-                        "DENIED protected mode", st.core->ks().clock().now_ms());
-        return;
-      }
-      self->configure_read(msg.handle, receive_policy::at_most(st.cfg.read_buffer_bytes));
-      auto& c = st.conns[msg.handle];
-      c.parser = resp_parser{st.cfg.limits};
-      c.sess.id = st.next_id++;
-      c.sess.peer = peer_ip + ":" + std::to_string(self->remote_port(msg.handle));
-      c.sess.local = st.facts.bind + ":"
-                     + std::to_string(tls ? st.tls->settings().port : st.facts.port);
-      c.sess.fd = msg.handle.id();
-      c.sess.created_ns = st.core->ks().clock().mono_ns();
-      c.sess.input = &c.in;
-      if (tls)
-        c.tls = std::make_unique<tls_conn>(st.tls->context());
-      c.sess.output = tls ? &c.tls_out : &self->wr_buf(msg.handle);
-      st.by_id[c.sess.id] = msg.handle;
-      st.cmds->hub().add_client(c.sess);
-      update_facts(st);
-    },
-    [=](new_data_msg& msg) {
-      auto& st = self->state;
-      auto it = st.conns.find(msg.handle);
-      if (it == st.conns.end())
-        return;
-      auto& c = it->second;
-      if (c.tls) { // decrypt into c.in; handshake bytes go straight back
-        auto& wire = self->wr_buf(msg.handle);
-        if (!c.tls->receive(msg.buf.data(), msg.buf.size(), c.in, wire))
-          return refuse_tls(self, msg.handle, it);
-        if (!wire.empty())
+      [=](const new_connection_msg& msg) {
+        auto& st = self->state;
+        ++st.facts.total_connections;
+        bool tls = st.tls && msg.source == st.tls_acceptor;
+        if (st.conns.size() >= st.facts.max_clients) {
+          ++st.facts.rejected_connections;
+          if (!tls) // a TLS client could not read it before the handshake
+            put_error(self->wr_buf(msg.handle), "ERR max number of clients reached");
           self->flush(msg.handle);
-      } else {
-        c.in.append(msg.buf.data(), msg.buf.size());
-      }
-      if (c.in.size() > st.facts.query_buffer_limit) {
-        put_error(out_of(self, msg.handle, c), "ERR Protocol error: query buffer limit reached");
-        flush_conn(self, msg.handle, c, true);
-        self->close(msg.handle);
-        drop_conn(st, it);
-        update_facts(st);
-        return;
-      }
-      if (!c.waiting && !c.halted)
-        process(self, msg.handle);
-    },
-    [=](const connection_closed_msg& msg) {
-      auto& st = self->state;
-      if (auto it = st.conns.find(msg.handle); it != st.conns.end())
-        drop_conn(st, it);
-      update_facts(st);
-    },
-    [=](const acceptor_closed_msg&) { self->quit(); },
-    [=](ops_auth_atom, const std::string& user, const std::string& pass, const std::string& cmd,
-        const std::string& key) -> std::string {
-      auto& st = self->state;
-      return ops_permit(st.cmds->security(), st.cmds->registry(), user, pass, cmd, key,
-                        st.core->ks().clock().now_ms());
-    },
-    [=](resume_atom) {
-      self->state.resume_armed = false;
-      resume_stalled(self);
-    },
-    [=](actors::wake_atom) { resume_stalled(self); },
-    [=](tls_reload_atom) { reload_tls(self); },
-    [=](housekeeping_atom) {
-      auto& st = self->state;
-      update_facts(st);
-      auto& hub = st.cmds->hub();
-      if (hub.active()) {
-        auto& ks = st.core->ks();
-        hub.expire_due(ks.clock().now_ms(), [&ks](std::string_view k) { return ks.exists(k); });
-        if (!ks.has_l3()) // memory is the only tier: an eviction changes GET
-          hub.probe(tracking_probe_budget, [&ks](std::string_view k) {
-            return ks.shard_for(k).locate(k) != memory_region::none;
-          });
-      }
-      if (st.facts.idle_timeout_s > 0)
-        close_idle(self);
-      if (auto& audit = st.cmds->security().audit)
-        audit->sync(); // the audit log's batched fsync
-      if (++st.ticks * housekeeping_ms >= st.cfg.metrics_interval_ms) {
-        st.ticks = 0;
-        try {
-          push_metrics(st);
-        } catch (const std::exception& e) {
-          std::cerr << "kura-node: metrics update failed: " << e.what() << std::endl;
+          self->close(msg.handle);
+          return;
         }
-      }
-      self->delayed_send(self, std::chrono::milliseconds(housekeeping_ms),
-                         housekeeping_atom::value);
-    },
+        auto peer_ip = self->remote_addr(msg.handle);
+        auto& sec = st.cmds->security();
+        if (sec.refuses(st.cfg.bind, peer_ip)) { // protected mode, as Redis
+          ++st.facts.rejected_connections;
+          if (!tls)
+            put_error(self->wr_buf(msg.handle), protected_mode_denied);
+          self->flush(msg.handle);
+          self->close(msg.handle);
+          sec.audit_plain("protected-mode",
+                          peer_ip + ":" + std::to_string(self->remote_port(msg.handle)), "", "",
+                          "DENIED protected mode", st.core->ks().clock().now_ms());
+          return;
+        }
+        self->configure_read(msg.handle, receive_policy::at_most(st.cfg.read_buffer_bytes));
+        auto& c = st.conns[msg.handle];
+        c.parser = resp_parser{st.cfg.limits};
+        c.sess.id = st.next_id++;
+        c.sess.peer = peer_ip + ":" + std::to_string(self->remote_port(msg.handle));
+        c.sess.local =
+            st.facts.bind + ":" + std::to_string(tls ? st.tls->settings().port : st.facts.port);
+        c.sess.fd = msg.handle.id();
+        c.sess.created_ns = st.core->ks().clock().mono_ns();
+        c.sess.input = &c.in;
+        if (tls)
+          c.tls = std::make_unique<tls_conn>(st.tls->context());
+        c.sess.output = tls ? &c.tls_out : &self->wr_buf(msg.handle);
+        st.by_id[c.sess.id] = msg.handle;
+        st.cmds->hub().add_client(c.sess);
+        update_facts(st);
+      },
+      [=](new_data_msg& msg) {
+        auto& st = self->state;
+        auto it = st.conns.find(msg.handle);
+        if (it == st.conns.end())
+          return;
+        auto& c = it->second;
+        if (c.tls) { // decrypt into c.in; handshake bytes go straight back
+          auto& wire = self->wr_buf(msg.handle);
+          if (!c.tls->receive(msg.buf.data(), msg.buf.size(), c.in, wire))
+            return refuse_tls(self, msg.handle, it);
+          if (!wire.empty())
+            self->flush(msg.handle);
+        } else {
+          c.in.append(msg.buf.data(), msg.buf.size());
+        }
+        if (c.in.size() > st.facts.query_buffer_limit) {
+          put_error(out_of(self, msg.handle, c), "ERR Protocol error: query buffer limit reached");
+          flush_conn(self, msg.handle, c, true);
+          self->close(msg.handle);
+          drop_conn(st, it);
+          update_facts(st);
+          return;
+        }
+        if (!c.waiting && !c.halted)
+          process(self, msg.handle);
+      },
+      [=](const connection_closed_msg& msg) {
+        auto& st = self->state;
+        if (auto it = st.conns.find(msg.handle); it != st.conns.end())
+          drop_conn(st, it);
+        update_facts(st);
+      },
+      [=](const acceptor_closed_msg&) { self->quit(); },
+      [=](ops_auth_atom, const std::string& user, const std::string& pass, const std::string& cmd,
+          const std::string& key) -> std::string {
+        auto& st = self->state;
+        return ops_permit(st.cmds->security(), st.cmds->registry(), user, pass, cmd, key,
+                          st.core->ks().clock().now_ms());
+      },
+      [=](resume_atom) {
+        self->state.resume_armed = false;
+        resume_stalled(self);
+      },
+      [=](actors::wake_atom) { resume_stalled(self); },
+      [=](tls_reload_atom) { reload_tls(self); },
+      [=](housekeeping_atom) {
+        auto& st = self->state;
+        update_facts(st);
+        auto& hub = st.cmds->hub();
+        if (hub.active()) {
+          auto& ks = st.core->ks();
+          hub.expire_due(ks.clock().now_ms(), [&ks](std::string_view k) { return ks.exists(k); });
+          if (!ks.has_l3()) // memory is the only tier: an eviction changes GET
+            hub.probe(tracking_probe_budget, [&ks](std::string_view k) {
+              return ks.shard_for(k).locate(k) != memory_region::none;
+            });
+        }
+        if (st.facts.idle_timeout_s > 0)
+          close_idle(self);
+        if (auto& audit = st.cmds->security().audit)
+          audit->sync(); // the audit log's batched fsync
+        if (++st.ticks * housekeeping_ms >= st.cfg.metrics_interval_ms) {
+          st.ticks = 0;
+          try {
+            push_metrics(st);
+          } catch (const std::exception& e) {
+            std::cerr << "kura-node: metrics update failed: " << e.what() << std::endl;
+          }
+        }
+        self->delayed_send(self, std::chrono::milliseconds(housekeeping_ms),
+                           housekeeping_atom::value);
+      },
   };
 }
 

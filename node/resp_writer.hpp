@@ -28,7 +28,9 @@ inline void put_status(out_buffer& out, std::string_view s) {
   put_raw(out, "\r\n");
 }
 
-inline void put_ok(out_buffer& out) { put_raw(out, "+OK\r\n"); }
+inline void put_ok(out_buffer& out) {
+  put_raw(out, "+OK\r\n");
+}
 
 /// Error reply; `msg` includes its prefix ("ERR syntax error", "WRONGTYPE ...").
 /// CR and LF in `msg` (which may quote client input) become spaces, as in
@@ -57,9 +59,13 @@ inline void put_bulk(out_buffer& out, std::string_view s) {
   put_raw(out, "\r\n");
 }
 
-inline void put_nil(out_buffer& out) { put_raw(out, "$-1\r\n"); }
+inline void put_nil(out_buffer& out) {
+  put_raw(out, "$-1\r\n");
+}
 
-inline void put_nil_array(out_buffer& out) { put_raw(out, "*-1\r\n"); }
+inline void put_nil_array(out_buffer& out) {
+  put_raw(out, "*-1\r\n");
+}
 
 inline void put_array_header(out_buffer& out, size_t n) {
   out.push_back('*');

@@ -22,9 +22,7 @@ struct version {
   uint64_t hlc = 0;
   uint32_t node = 0;
 
-  static constexpr uint64_t make_hlc(uint64_t ms, uint16_t counter) {
-    return (ms << 16) | counter;
-  }
+  static constexpr uint64_t make_hlc(uint64_t ms, uint16_t counter) { return (ms << 16) | counter; }
   constexpr uint64_t ms() const { return hlc >> 16; }
   constexpr uint16_t counter() const { return static_cast<uint16_t>(hlc & 0xffff); }
   constexpr bool is_zero() const { return hlc == 0 && node == 0; }
@@ -66,8 +64,8 @@ struct entry {
 
   friend bool operator==(const entry& a, const entry& b) {
     return std::tie(a.key, a.value, a.expiry_ms, a.flags) ==
-             std::tie(b.key, b.value, b.expiry_ms, b.flags)
-           && a.ver == b.ver;
+               std::tie(b.key, b.value, b.expiry_ms, b.flags) &&
+           a.ver == b.ver;
   }
 };
 

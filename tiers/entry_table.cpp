@@ -12,7 +12,7 @@ constexpr uint8_t meta_has_expiry = 1u << 3;
 constexpr uint8_t meta_has_hlc = 1u << 4;
 constexpr uint8_t meta_has_node = 1u << 5;
 [[maybe_unused]] constexpr uint8_t meta_aux = 1u << 6; // documents bit 6 (aux)
-constexpr uint8_t meta_hash = 1u << 7; ///< entry_flags::hash (bit 3 of the flags)
+constexpr uint8_t meta_hash = 1u << 7;                 ///< entry_flags::hash (bit 3 of the flags)
 constexpr size_t page_target = 64 * 1024;
 constexpr uint32_t max_pages = 1u << 20;
 
@@ -75,7 +75,6 @@ layout decode(const char* n) {
 
 entry_table::entry_table() {
   pages_.emplace_back(); // page 0 is never used: id 0 means "none"
-
 }
 
 entry_table::~entry_table() {
@@ -87,9 +86,9 @@ entry_table::~entry_table() {
 size_t entry_table::node_size(std::string_view key, size_t value_size, uint64_t expiry_ms,
                               const version& ver) const {
   const uint64_t base = hlc_base_ ? hlc_base_ : ver.hlc;
-  return 9 + varint_size(key.size()) + varint_size(value_size) + (expiry_ms ? 8 : 0)
-         + (ver.hlc ? varint_size(ver.hlc ^ base) : 0) + (ver.node ? varint_size(ver.node) : 0)
-         + key.size() + value_size;
+  return 9 + varint_size(key.size()) + varint_size(value_size) + (expiry_ms ? 8 : 0) +
+         (ver.hlc ? varint_size(ver.hlc ^ base) : 0) + (ver.node ? varint_size(ver.node) : 0) +
+         key.size() + value_size;
 }
 
 size_t entry_table::charge_for(size_t n) {

@@ -98,7 +98,7 @@ public:
 
   /// Bytes of node an entry with these fields needs (in this table).
   size_t node_size(std::string_view key, size_t value_size, uint64_t expiry_ms,
-                          const version& ver) const;
+                   const version& ver) const;
   /// What charge() will be for a node of `n` bytes.
   static size_t charge_for(size_t n);
 
@@ -216,8 +216,8 @@ private:
     return static_cast<size_t>((static_cast<__uint128_t>(h) * slots_) >> 64);
   }
   node_id alloc(size_t n);
-  void write_node(char* p, std::string_view key, std::string_view value,
-                  uint64_t expiry_ms, const version& ver, uint8_t flags) const;
+  void write_node(char* p, std::string_view key, std::string_view value, uint64_t expiry_ms,
+                  const version& ver, uint8_t flags) const;
   void dealloc(node_id id);
   uint32_t new_page();
   void rehash(size_t new_slots);

@@ -15,21 +15,21 @@ std::string encode_envelope(const envelope& env) {
 
 result<envelope> decode_envelope(std::string_view bytes) {
   if (bytes.size() > envelope_max_bytes)
-    return error{errc::decode_error, "envelope of " + std::to_string(bytes.size())
-                                       + " bytes exceeds the limit"};
+    return error{errc::decode_error,
+                 "envelope of " + std::to_string(bytes.size()) + " bytes exceeds the limit"};
   try {
     msgpack::unpack_limit lim(4, 0, 0, envelope_max_bytes, 0, 2);
     size_t off = 0;
     msgpack::object_handle oh =
-      msgpack::unpack(bytes.data(), bytes.size(), off, nullptr, nullptr, lim);
+        msgpack::unpack(bytes.data(), bytes.size(), off, nullptr, nullptr, lim);
     if (off != bytes.size())
       return error{errc::decode_error, "trailing bytes after envelope"};
     const msgpack::object& o = oh.get();
     if (o.type != msgpack::type::ARRAY || o.via.array.size != 3)
       return error{errc::decode_error, "envelope is not a 3-element array"};
     const msgpack::object* f = o.via.array.ptr;
-    if (f[0].type != msgpack::type::POSITIVE_INTEGER || f[1].type != msgpack::type::POSITIVE_INTEGER
-        || f[2].type != msgpack::type::BIN)
+    if (f[0].type != msgpack::type::POSITIVE_INTEGER ||
+        f[1].type != msgpack::type::POSITIVE_INTEGER || f[2].type != msgpack::type::BIN)
       return error{errc::decode_error, "envelope fields have the wrong types"};
     envelope env;
     if (f[0].via.u64 != envelope_schema_version)

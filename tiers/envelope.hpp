@@ -57,7 +57,7 @@ result<T> from_msgpack(std::string_view bytes) {
                               /*bin*/ envelope_max_bytes, /*ext*/ 1u << 20, /*depth*/ 32);
     size_t off = 0;
     msgpack::object_handle oh =
-      msgpack::unpack(bytes.data(), bytes.size(), off, nullptr, nullptr, lim);
+        msgpack::unpack(bytes.data(), bytes.size(), off, nullptr, nullptr, lim);
     if (off != bytes.size())
       return error{errc::decode_error, "trailing bytes after message"};
     T out;

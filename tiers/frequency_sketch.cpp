@@ -31,8 +31,7 @@ uint64_t ceil_pow2(uint64_t x) {
 
 } // namespace
 
-frequency_sketch::frequency_sketch(uint64_t capacity, bool doorkeeper)
-  : use_door_(doorkeeper) {
+frequency_sketch::frequency_sketch(uint64_t capacity, bool doorkeeper) : use_door_(doorkeeper) {
   ensure_capacity(capacity);
 }
 

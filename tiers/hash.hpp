@@ -51,9 +51,9 @@ inline uint64_t hash64(std::string_view s, uint64_t seed = 0) {
     a = detail::rd32(p);
     b = detail::rd32(p + n - 4);
   } else if (n > 0) {
-    a = (static_cast<uint64_t>(static_cast<uint8_t>(p[0])) << 16)
-        | (static_cast<uint64_t>(static_cast<uint8_t>(p[n >> 1])) << 8)
-        | static_cast<uint8_t>(p[n - 1]);
+    a = (static_cast<uint64_t>(static_cast<uint8_t>(p[0])) << 16) |
+        (static_cast<uint64_t>(static_cast<uint8_t>(p[n >> 1])) << 8) |
+        static_cast<uint8_t>(p[n - 1]);
   }
   return detail::mum(p1 ^ n, detail::mum(a ^ p2, b ^ h));
 }

@@ -7,7 +7,7 @@ namespace kura {
 using detail::node_id;
 
 l1_lru::l1_lru(uint64_t capacity_bytes, limits lim, bool count_objects)
-  : capacity_(capacity_bytes), lim_(lim), count_objects_(count_objects) {
+    : capacity_(capacity_bytes), lim_(lim), count_objects_(count_objects) {
   st_.capacity_bytes = capacity_bytes;
 }
 
@@ -21,8 +21,8 @@ uint64_t l1_lru::cost(const entry& e) const {
   if (count_objects_)
     return 1;
   return detail::entry_table::charge_for(
-           table_.node_size(e.key, e.value.size(), e.expiry_ms, e.ver))
-         + detail::entry_table::min_slots * detail::entry_table::index_slot_bytes;
+             table_.node_size(e.key, e.value.size(), e.expiry_ms, e.ver)) +
+         detail::entry_table::min_slots * detail::entry_table::index_slot_bytes;
 }
 
 uint64_t l1_lru::used_after_insert(size_t node_charge) const {
@@ -90,13 +90,12 @@ status l1_lru::upsert(const entry& e, uint64_t h, uint64_t now_ms) {
   if (e.expired(now_ms))
     return {}; // already expired: nothing to keep (and the old value is gone)
   if (cost(e) > capacity_)
-    return status{errc::out_of_space, "entry of " + std::to_string(cost(e))
-                                        + " bytes exceeds l1 capacity of "
-                                        + std::to_string(capacity_)};
+    return status{errc::out_of_space, "entry of " + std::to_string(cost(e)) +
+                                          " bytes exceeds l1 capacity of " +
+                                          std::to_string(capacity_)};
   const size_t charge = count_objects_ ? 1
-                                       : detail::entry_table::charge_for(
-                                         table_.node_size(
-                                           e.key, e.value.size(), e.expiry_ms, e.ver));
+                                       : detail::entry_table::charge_for(table_.node_size(
+                                             e.key, e.value.size(), e.expiry_ms, e.ver));
   while (lru_.count > 0 && used_after_insert(charge) > capacity_)
     evict_one();
   if (insert_front(e, h) == 0)

@@ -16,20 +16,23 @@ namespace {
 /// An application actor that counts visits in kura and reports the total.
 caf::behavior visit_counter(caf::event_based_actor* self, kura_actor db) {
   return {
-    [=](const std::string& page) -> caf::result<std::string> {
-      auto rp = self->make_response_promise<std::string>();
-      self->request(db, std::chrono::seconds(5), kv_get_atom::value, "visits:" + page)
-        .then(
-          [=](kv_reply& r) mutable {
-            auto n = r.found ? std::stoull(r.value) + 1 : 1;
-            self->request(db, std::chrono::seconds(5), kv_set_atom::value, "visits:" + page,
-                          std::to_string(n), uint64_t{0})
-              .then([=](kv_reply&) mutable { rp.deliver(page + " visited " + std::to_string(n) + "x"); },
-                    [=](caf::error& e) mutable { rp.deliver(e); });
-          },
-          [=](caf::error& e) mutable { rp.deliver(e); });
-      return rp;
-    },
+      [=](const std::string& page) -> caf::result<std::string> {
+        auto rp = self->make_response_promise<std::string>();
+        self->request(db, std::chrono::seconds(5), kv_get_atom::value, "visits:" + page)
+            .then(
+                [=](kv_reply& r) mutable {
+                  auto n = r.found ? std::stoull(r.value) + 1 : 1;
+                  self->request(db, std::chrono::seconds(5), kv_set_atom::value, "visits:" + page,
+                                std::to_string(n), uint64_t{0})
+                      .then(
+                          [=](kv_reply&) mutable {
+                            rp.deliver(page + " visited " + std::to_string(n) + "x");
+                          },
+                          [=](caf::error& e) mutable { rp.deliver(e); });
+                },
+                [=](caf::error& e) mutable { rp.deliver(e); });
+        return rp;
+      },
   };
 }
 
@@ -51,11 +54,11 @@ int main(int argc, char** argv) {
     caf::scoped_actor self{sys};
     for (int i = 0; i < 3; ++i)
       self->request(counter, std::chrono::seconds(5), std::string{"home"})
-        .receive([](std::string& s) { std::cout << s << std::endl; },
-                 [&](caf::error& e) {
-                   std::cerr << "error: " << sys.render(e) << std::endl;
-                   rc = 1;
-                 });
+          .receive([](std::string& s) { std::cout << s << std::endl; },
+                   [&](caf::error& e) {
+                     std::cerr << "error: " << sys.render(e) << std::endl;
+                     rc = 1;
+                   });
     blocking_client kv{sys, (*db)->handle()};
     if (auto err = kv.set("greeting", "hello from kura", 60000))
       rc = 1;

@@ -58,8 +58,8 @@ struct options {
 
 uint64_t now_ns() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                 std::chrono::steady_clock::now().time_since_epoch())
-                                 .count());
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
 }
 
 std::string key_of(uint64_t i) {
@@ -333,13 +333,11 @@ int main(int argc, char** argv) {
       record(3, g);
       auto s = t->stats();
       if (run == 0)
-        std::fprintf(stderr,
-                     "# l3 stats: entries=%llu bytes=%llu (%.1f per entry) budget_est=%llu\n",
-                     static_cast<unsigned long long>(s.entries),
-                     static_cast<unsigned long long>(s.bytes),
-                     static_cast<double>(s.bytes)
-                       / static_cast<double>(std::max<uint64_t>(1, s.entries)),
-                     static_cast<unsigned long long>(t->budget_bytes_used()));
+        std::fprintf(
+            stderr, "# l3 stats: entries=%llu bytes=%llu (%.1f per entry) budget_est=%llu\n",
+            static_cast<unsigned long long>(s.entries), static_cast<unsigned long long>(s.bytes),
+            static_cast<double>(s.bytes) / static_cast<double>(std::max<uint64_t>(1, s.entries)),
+            static_cast<unsigned long long>(t->budget_bytes_used()));
     }
     drop_page_cache(env_dir + "/data.mdb");
     {
@@ -360,8 +358,8 @@ int main(int argc, char** argv) {
       auto t = open_or_die(sc);
       auto r = run_puts(*t, "put_sync", o.sync_entries, o.value_bytes, seed + 5);
       record(4, r);
-      auto g = run_gets(*t, "get_sync_env", std::min(o.gets, o.sync_entries * 100),
-                        o.sync_entries, seed + 6);
+      auto g = run_gets(*t, "get_sync_env", std::min(o.gets, o.sync_entries * 100), o.sync_entries,
+                        seed + 6);
       record(5, g);
     }
     {

@@ -103,12 +103,12 @@ memory_result measure_kura(const std::vector<std::string>& keys, bool with_versi
     e.value = value32;
     if (with_version)
       e.ver = kura::version{kura::version::make_hlc(1'700'000'000'000ull + i, 0), 7};
-    (void) m.put(std::move(e), 0);
+    (void)m.put(std::move(e), 0);
   }
   // A few reads: the shadow simulations are built on the first read, and they
   // belong to the cost of a serving cache.
   for (size_t i = 0; i < 10; ++i)
-    (void) m.get(keys[i * 997 % keys.size()], 0);
+    (void)m.get(keys[i * 997 % keys.size()], 0);
   const uint64_t after = rss_bytes();
   auto s = m.stats();
   memory_result r;
@@ -164,7 +164,8 @@ int main(int argc, char** argv) {
     }
   }
   if (n == 0 || n > 999'999'999 || runs <= 0 || ops == 0) {
-    std::fprintf(stderr, "kura-bench-memory: --entries (at most 999999999, keys are 10 bytes), --runs and --ops must be positive\n");
+    std::fprintf(stderr, "kura-bench-memory: --entries (at most 999999999, keys are 10 bytes), "
+                         "--runs and --ops must be positive\n");
     return 2;
   }
   const auto keys = make_keys(n);
@@ -174,9 +175,8 @@ int main(int argc, char** argv) {
   std::printf("variant,entries,rss_bytes_per_entry,accounted_bytes_per_entry,"
               "l1l2_bytes_per_entry\n");
   auto a = in_child([&] { return measure_kura(keys, false); });
-  std::printf("kura (no version),%llu,%.1f,%.1f,%.1f\n",
-              static_cast<unsigned long long>(a.entries), a.rss_per_entry, a.tier_per_entry,
-              a.l1l2_per_entry);
+  std::printf("kura (no version),%llu,%.1f,%.1f,%.1f\n", static_cast<unsigned long long>(a.entries),
+              a.rss_per_entry, a.tier_per_entry, a.l1l2_per_entry);
   auto b = in_child([&] { return measure_kura(keys, true); });
   std::printf("kura (with version),%llu,%.1f,%.1f,%.1f\n",
               static_cast<unsigned long long>(b.entries), b.rss_per_entry, b.tier_per_entry,
@@ -193,7 +193,7 @@ int main(int argc, char** argv) {
     kura::entry e;
     e.key = k;
     e.value = value32;
-    (void) m.put(std::move(e), 0);
+    (void)m.put(std::move(e), 0);
     map.emplace(k, value32);
   }
   std::vector<double> visit_r, get_r, put_r, map_get_r, map_put_r;

@@ -2,8 +2,8 @@
 // l3_lmdb (evictions land in L4, erases and overwrites drop archived copies),
 // the L4 reader's answers, and a rate-limited compaction driven by the
 // compactor with its progress reports.
-#include "test_util.hpp"
 #include "actors/archive_actors.hpp"
+#include "test_util.hpp"
 
 #include <caf/all.hpp>
 
@@ -52,8 +52,8 @@ l3_found lookup(caf::scoped_actor& self, const caf::actor& reader, l3_found so_f
   l3_found out;
   self->request(reader, std::chrono::seconds(10), l4_lookup_atom::value, std::move(so_far),
                 std::move(keys))
-    .receive([&](l3_found& f) { out = std::move(f); },
-             [&](caf::error& err) { FAIL("lookup failed: " << to_string(err)); });
+      .receive([&](l3_found& f) { out = std::move(f); },
+               [&](caf::error& err) { FAIL("lookup failed: " << to_string(err)); });
   return out;
 }
 
@@ -141,8 +141,8 @@ TEST_CASE("L4 reader and compactor actors") {
   SUBCASE("a rate-limited compaction reports progress and keeps every live key") {
     compaction_report first;
     self->request(h.compactor, std::chrono::seconds(10), compact_atom::value)
-      .receive([&](compaction_report& r) { first = r; },
-               [&](caf::error& err) { FAIL(to_string(err)); });
+        .receive([&](compaction_report& r) { first = r; },
+                 [&](caf::error& err) { FAIL(to_string(err)); });
     CHECK(first.run == 1);
     CHECK(first.ok);
     CHECK(first.trigger == "cli");
@@ -158,8 +158,8 @@ TEST_CASE("L4 reader and compactor actors") {
       last_done = r.bytes_done;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
       self->request(h.compactor, std::chrono::seconds(10), compact_status_atom::value)
-        .receive([&](compaction_report& x) { r = x; },
-                 [&](caf::error& err) { FAIL(to_string(err)); });
+          .receive([&](compaction_report& x) { r = x; },
+                   [&](caf::error& err) { FAIL(to_string(err)); });
       CHECK(r.run == 1);
     }
     CHECK(!r.running);
@@ -171,8 +171,8 @@ TEST_CASE("L4 reader and compactor actors") {
     CHECK(h.counters->compaction_bytes == r.bytes_done);
     // nothing left to do: a second run finishes at once
     self->request(h.compactor, std::chrono::seconds(10), compact_atom::value)
-      .receive([&](compaction_report& x) { r = x; },
-               [&](caf::error& err) { FAIL(to_string(err)); });
+        .receive([&](compaction_report& x) { r = x; },
+                 [&](caf::error& err) { FAIL(to_string(err)); });
     CHECK(r.run == 2);
     CHECK(!r.running);
     CHECK(r.segments_total == 0);
@@ -190,8 +190,8 @@ TEST_CASE("L4 reader and compactor actors") {
     // the report `kura archive` prints
     archive_report rep;
     self->request(h.compactor, std::chrono::seconds(10), archive_info_atom::value)
-      .receive([&](archive_report& x) { rep = x; },
-               [&](caf::error& err) { FAIL(to_string(err)); });
+        .receive([&](archive_report& x) { rep = x; },
+                 [&](caf::error& err) { FAIL(to_string(err)); });
     CHECK(rep.enabled);
     CHECK(rep.codec == "lz4");
     CHECK(rep.entries == static_cast<uint64_t>(n - 2 * n / 3));
@@ -231,8 +231,8 @@ TEST_CASE("the compactor also runs on its schedule") {
   for (int i = 0; i < 1000 && (r.run == 0 || r.running); ++i) { // bounded wait, no timing check
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
     self->request(h.compactor, std::chrono::seconds(10), compact_status_atom::value)
-      .receive([&](compaction_report& x) { r = x; },
-               [&](caf::error& err) { FAIL(to_string(err)); });
+        .receive([&](compaction_report& x) { r = x; },
+                 [&](caf::error& err) { FAIL(to_string(err)); });
   }
   CHECK(r.run >= 1);
   CHECK(r.trigger == "schedule");
@@ -270,12 +270,13 @@ TEST_CASE("golden bytes of the L4 messages") {
   a.ratio = 0.5;
   a.segments.push_back(archive_segment_row{1, "lz4", 0, 10, 20, 2, 2, 1.0, 5, true});
   a.dictionaries.push_back(archive_dict_row{3, 4096, 1, true});
-  CHECK(hex(encode_message(msg_compaction_report, c))
-        == "930114c4149e01c2c3a0a3636c696464280301010acd271000");
-  CHECK(hex(encode_message(msg_archive_report, a))
-        == "930115c434dc0011c3a36c7a3402000000cb3fe00000000000000100000000000000919a01a36c7a3400"
-           "0a1402020105c3919403cd100001c3");
-  auto back = decode_message<archive_report>(msg_archive_report, encode_message(msg_archive_report, a));
+  CHECK(hex(encode_message(msg_compaction_report, c)) ==
+        "930114c4149e01c2c3a0a3636c696464280301010acd271000");
+  CHECK(hex(encode_message(msg_archive_report, a)) ==
+        "930115c434dc0011c3a36c7a3402000000cb3fe00000000000000100000000000000919a01a36c7a3400"
+        "0a1402020105c3919403cd100001c3");
+  auto back =
+      decode_message<archive_report>(msg_archive_report, encode_message(msg_archive_report, a));
   REQUIRE(back);
   CHECK(back->live_fraction == 1.0);
   CHECK(back->ratio == 0.5);

@@ -1,8 +1,8 @@
 // The embedding API inside a test's own actor system: typed requests, the
 // blocking helper, L3 misses after eviction, persistence across instances,
 // and the example application.
-#include "test_util.hpp"
 #include "actors/kura.hpp"
+#include "test_util.hpp"
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -55,7 +55,7 @@ TEST_CASE("embedded kura: get/set/del/expire/tier through the typed handle") {
     caf::scoped_actor self{sys};
     kv_reply got;
     self->request((*db)->handle(), std::chrono::seconds(5), kv_get_atom::value, std::string{"t"})
-      .receive([&](kv_reply& r) { got = r; }, [&](caf::error& e) { FAIL(sys.render(e)); });
+        .receive([&](kv_reply& r) { got = r; }, [&](caf::error& e) { FAIL(sys.render(e)); });
     CHECK(got.found);
     CHECK(got.value == "x");
     CHECK(got.expiry_ms == 0);
@@ -101,7 +101,8 @@ TEST_CASE("the example application runs") {
   temp_dir dir;
   const char* bin = std::getenv("KURA_BIN_DIR");
   REQUIRE(bin);
-  auto cmd = std::string(bin) + "/kura-embed-example " + dir.path + "/data > " + dir.path + "/out 2>&1";
+  auto cmd =
+      std::string(bin) + "/kura-embed-example " + dir.path + "/data > " + dir.path + "/out 2>&1";
   CHECK(std::system(cmd.c_str()) == 0);
   CHECK(std::system(cmd.c_str()) == 0);
   std::ifstream f(dir.path + "/out");

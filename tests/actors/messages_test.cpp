@@ -36,29 +36,32 @@ const wire_entry sample_entry{"k", "v", 1700000000000ull, (1700000000000ull << 1
 } // namespace
 
 TEST_CASE("golden bytes of every message") {
-  l3_batch b{1, {l3_op{l3_op::put, sample_entry}, l3_op{l3_op::erase, wire_entry{"gone", "", 0, 0, 0, 0}}}};
-  CHECK(hex(encode_message(msg_type::l3_batch, b))
-        == "930101c42b920192920096a16ba176cf0000018bcfe56800cf018bcfe5680000010700920196a4676f"
-           "6e65a000000000");
-  CHECK(hex(encode_message(msg_type::l3_lookup, l3_lookup{9, {"a", "b"}}))
-        == "930102c407920992a161a162");
-  CHECK(hex(encode_message(msg_type::l3_found, l3_found{9, {sample_entry}}))
-        == "930103c41c92099196a16ba176cf0000018bcfe56800cf018bcfe5680000010700");
-  CHECK(hex(encode_message(msg_type::l3_list, l3_list{l3_list::keys, "user:*", "user:1", 100, 0}))
-        == "930104c4129500a6757365723a2aa6757365723a316400");
-  CHECK(hex(encode_message(msg_type::l3_listing, l3_listing{{"x", "y"}, 0, "y", false, {}, 0}))
-        == "930105c40d9692a178a17900a179c2c40000");
-  CHECK(hex(encode_message(msg_type::kv_request, kv_request{kv_request::set, "k", "v", 5000}))
-        == "930106c4099401a16ba176cd1388");
-  CHECK(hex(encode_message(msg_type::kv_reply, kv_reply{true, "v", 42, ""}))
-        == "930107c40694c3a1762aa0");
-  CHECK(hex(encode_message(msg_type::node_status, node_status{{"state"}, {"up"}}))
-        == "930108c40c9291a5737461746591a27570");
+  l3_batch b{
+      1,
+      {l3_op{l3_op::put, sample_entry}, l3_op{l3_op::erase, wire_entry{"gone", "", 0, 0, 0, 0}}}};
+  CHECK(hex(encode_message(msg_type::l3_batch, b)) ==
+        "930101c42b920192920096a16ba176cf0000018bcfe56800cf018bcfe5680000010700920196a4676f"
+        "6e65a000000000");
+  CHECK(hex(encode_message(msg_type::l3_lookup, l3_lookup{9, {"a", "b"}})) ==
+        "930102c407920992a161a162");
+  CHECK(hex(encode_message(msg_type::l3_found, l3_found{9, {sample_entry}})) ==
+        "930103c41c92099196a16ba176cf0000018bcfe56800cf018bcfe5680000010700");
+  CHECK(
+      hex(encode_message(msg_type::l3_list, l3_list{l3_list::keys, "user:*", "user:1", 100, 0})) ==
+      "930104c4129500a6757365723a2aa6757365723a316400");
+  CHECK(hex(encode_message(msg_type::l3_listing, l3_listing{{"x", "y"}, 0, "y", false, {}, 0})) ==
+        "930105c40d9692a178a17900a179c2c40000");
+  CHECK(hex(encode_message(msg_type::kv_request, kv_request{kv_request::set, "k", "v", 5000})) ==
+        "930106c4099401a16ba176cd1388");
+  CHECK(hex(encode_message(msg_type::kv_reply, kv_reply{true, "v", 42, ""})) ==
+        "930107c40694c3a1762aa0");
+  CHECK(hex(encode_message(msg_type::node_status, node_status{{"state"}, {"up"}})) ==
+        "930108c40c9291a5737461746591a27570");
 }
 
 TEST_CASE("round trips") {
-  auto e = decode_message<l3_found>(msg_type::l3_found,
-                                    encode_message(msg_type::l3_found, l3_found{3, {sample_entry}}));
+  auto e = decode_message<l3_found>(
+      msg_type::l3_found, encode_message(msg_type::l3_found, l3_found{3, {sample_entry}}));
   REQUIRE(e);
   CHECK(e->seq == 3);
   REQUIRE(e->entries.size() == 1);
@@ -69,7 +72,8 @@ TEST_CASE("round trips") {
   CHECK(wire_entry::from(back) == sample_entry);
   std::string bin("\0\r\n\xff", 4);
   auto r = decode_message<kv_request>(
-    msg_type::kv_request, encode_message(msg_type::kv_request, kv_request{kv_request::get, bin, bin, 0}));
+      msg_type::kv_request,
+      encode_message(msg_type::kv_request, kv_request{kv_request::get, bin, bin, 0}));
   REQUIRE(r);
   CHECK(r->key == bin);
 }
@@ -99,8 +103,8 @@ TEST_CASE("garbage, truncation, wrong type and wrong shape are errors") {
       x ^= x << 13, x ^= x >> 7, x ^= x << 17;
       junk[x % junk.size()] = static_cast<char>(x >> 32);
     }
-    (void) decode_message<kv_reply>(msg_type::kv_reply, junk);
-    (void) decode_message<l3_batch>(msg_type::l3_batch, junk);
+    (void)decode_message<kv_reply>(msg_type::kv_reply, junk);
+    (void)decode_message<l3_batch>(msg_type::l3_batch, junk);
   }
 }
 

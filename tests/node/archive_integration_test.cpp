@@ -14,8 +14,8 @@ using namespace kura::test;
 namespace {
 
 std::string kura_cli(uint16_t port, const std::string& args, int& rc) {
-  return run_shell(bin_dir() + "/kura --port=" + std::to_string(port) + " --timeout=10000 "
-                     + args + " 2>&1",
+  return run_shell(bin_dir() + "/kura --port=" + std::to_string(port) + " --timeout=10000 " + args +
+                       " 2>&1",
                    &rc);
 }
 
@@ -64,7 +64,8 @@ std::vector<std::string> pipeline(client& c, const std::vector<std::vector<std::
 /// Waits (bounded) until L3 applied and committed every write.
 void wait_l3_idle(node_process& n) {
   for (int i = 0; i < 400; ++i) {
-    if (n.info_field("l3_write_behind_queue") == "0" && n.info_field("l3_uncommitted_writes") == "0")
+    if (n.info_field("l3_write_behind_queue") == "0" &&
+        n.info_field("l3_uncommitted_writes") == "0")
       return;
     std::this_thread::sleep_for(std::chrono::milliseconds(25));
   }

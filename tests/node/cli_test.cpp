@@ -10,8 +10,8 @@ using namespace kura::test;
 namespace {
 
 std::string kura_cli(uint16_t port, const std::string& args, int& rc) {
-  return run_shell(bin_dir() + "/kura --port=" + std::to_string(port) + " --timeout=5000 " + args
-                     + " 2>&1",
+  return run_shell(bin_dir() + "/kura --port=" + std::to_string(port) + " --timeout=5000 " + args +
+                       " 2>&1",
                    &rc);
 }
 
@@ -28,8 +28,8 @@ TEST_CASE("kura CLI against a running node") {
   CHECK(kura_cli(n.cluster_port, "set greeting hello", rc) == "OK\n");
   CHECK(rc == 0);
   CHECK(kura_cli(n.cluster_port, "get greeting", rc) == "hello\n");
-  CHECK(kura_cli(n.cluster_port, "--json get greeting", rc)
-        == "{\"key\": \"greeting\", \"found\": true, \"value\": \"hello\", \"expiry_ms\": 0}\n");
+  CHECK(kura_cli(n.cluster_port, "--json get greeting", rc) ==
+        "{\"key\": \"greeting\", \"found\": true, \"value\": \"hello\", \"expiry_ms\": 0}\n");
   auto tier = kura_cli(n.cluster_port, "tier greeting", rc);
   CHECK((tier == "l1\n" || tier == "l2\n"));
   // the CLI and RESP see the same data
@@ -70,7 +70,8 @@ TEST_CASE("kura CLI against a dead node: clear message, non-zero exit") {
   auto port = free_port();
   auto out = kura_cli(port, "status", rc);
   CHECK(rc == 2);
-  CHECK(out.find("cannot reach kura-node at 127.0.0.1:" + std::to_string(port)) != std::string::npos);
+  CHECK(out.find("cannot reach kura-node at 127.0.0.1:" + std::to_string(port)) !=
+        std::string::npos);
   // a node that went away
   node_process n;
   REQUIRE(n.ready);

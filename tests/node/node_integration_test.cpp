@@ -25,7 +25,8 @@ void check_serves(node_process& n) {
 /// Waits until L3 has applied and committed every write (INFO l3).
 bool wait_l3_committed(node_process& n) {
   for (int i = 0; i < 400; ++i) {
-    if (n.info_field("l3_write_behind_queue") == "0" && n.info_field("l3_uncommitted_writes") == "0")
+    if (n.info_field("l3_write_behind_queue") == "0" &&
+        n.info_field("l3_uncommitted_writes") == "0")
       return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(25));
   }
@@ -93,12 +94,12 @@ TEST_CASE("malformed input gets Redis's protocol error, closes only that connect
     std::string reply;
   };
   std::vector<abuse> cases = {
-    {"*abc\r\n", "-ERR Protocol error: invalid multibulk length\r\n"},
-    {"*-5x\r\n", "-ERR Protocol error: invalid multibulk length\r\n"},
-    {"SET k \"unbalanced\r\n", "-ERR Protocol error: unbalanced quotes in request\r\n"},
-    {"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2147483648\r\n",
-     "-ERR Protocol error: invalid bulk length\r\n"},
-    {"*1\r\n:5\r\n", "-ERR Protocol error: expected '$', got ':'\r\n"},
+      {"*abc\r\n", "-ERR Protocol error: invalid multibulk length\r\n"},
+      {"*-5x\r\n", "-ERR Protocol error: invalid multibulk length\r\n"},
+      {"SET k \"unbalanced\r\n", "-ERR Protocol error: unbalanced quotes in request\r\n"},
+      {"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2147483648\r\n",
+       "-ERR Protocol error: invalid bulk length\r\n"},
+      {"*1\r\n:5\r\n", "-ERR Protocol error: expected '$', got ':'\r\n"},
   };
   client bystander(n.port);
   REQUIRE(bystander.call({"SET", "b", "1"}) == std::optional<std::string>{"+OK\r\n"});
@@ -174,7 +175,8 @@ TEST_CASE("limits: bulk length, argument count and output buffer close only the 
   {
     client c(n.port);
     c.send("*9\r\n");
-    CHECK(c.reply() == std::optional<std::string>{"-ERR Protocol error: invalid multibulk length\r\n"});
+    CHECK(c.reply() ==
+          std::optional<std::string>{"-ERR Protocol error: invalid multibulk length\r\n"});
     CHECK(c.closed_by_peer());
   }
   {
@@ -202,7 +204,8 @@ TEST_CASE("memory misses are served from L3 and promoted") {
   const int count = 4000;
   std::string batch;
   for (int i = 0; i < count; ++i)
-    batch += client::multibulk({"SET", "key:" + std::to_string(i), std::string(1000, 'a' + i % 26)});
+    batch +=
+        client::multibulk({"SET", "key:" + std::to_string(i), std::string(1000, 'a' + i % 26)});
   REQUIRE(c.send(batch));
   for (int i = 0; i < count; ++i)
     REQUIRE(c.reply() == std::optional<std::string>{"+OK\r\n"});
@@ -219,7 +222,8 @@ TEST_CASE("memory misses are served from L3 and promoted") {
   CHECK(c.call({"EXISTS", "key:1", "key:2", "nope"}) == std::optional<std::string>{":2\r\n"});
   CHECK(c.call({"DEL", "key:3", "key:4"}) == std::optional<std::string>{":2\r\n"});
   CHECK(c.call({"GET", "key:3"}) == std::optional<std::string>{"$-1\r\n"});
-  CHECK(c.call({"INCR", "key:5"}) == std::optional<std::string>{"-ERR value is not an integer or out of range\r\n"});
+  CHECK(c.call({"INCR", "key:5"}) ==
+        std::optional<std::string>{"-ERR value is not an integer or out of range\r\n"});
   // SCAN walks every key once
   std::string cursor = "0";
   size_t seen = 0;
@@ -238,8 +242,8 @@ TEST_CASE("memory misses are served from L3 and promoted") {
 }
 
 TEST_CASE("write-behind back-pressure: a tiny high-water mark slows clients, loses nothing") {
-  node_process n({"--kura.l3.write-behind-high-water=50",
-                  "--kura.l3.write-behind-high-water-bytes=65536"});
+  node_process n(
+      {"--kura.l3.write-behind-high-water=50", "--kura.l3.write-behind-high-water-bytes=65536"});
   REQUIRE_MESSAGE(n.ready, n.log());
   std::vector<client> cs;
   for (int k = 0; k < 4; ++k)
@@ -248,8 +252,8 @@ TEST_CASE("write-behind back-pressure: a tiny high-water mark slows clients, los
   for (int k = 0; k < 4; ++k) {
     std::string batch;
     for (int i = 0; i < per; ++i)
-      batch += client::multibulk({"SET", "bp" + std::to_string(k) + ":" + std::to_string(i),
-                                  std::string(100, 'x')});
+      batch += client::multibulk(
+          {"SET", "bp" + std::to_string(k) + ":" + std::to_string(i), std::string(100, 'x')});
     REQUIRE(cs[static_cast<size_t>(k)].send(batch));
   }
   for (auto& c : cs)

@@ -337,9 +337,7 @@ public:
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   }
 
-  bool alive() {
-    return pid > 0 && ::waitpid(pid, nullptr, WNOHANG) == 0;
-  }
+  bool alive() { return pid > 0 && ::waitpid(pid, nullptr, WNOHANG) == 0; }
 
   std::string log() const {
     std::ifstream f(log_path);

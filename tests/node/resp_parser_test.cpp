@@ -42,7 +42,8 @@ using cmdlist = std::vector<std::vector<std::string>>;
 } // namespace
 
 TEST_CASE("multibulk commands parse whole and in every chunk size") {
-  std::string in = "*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n";
+  std::string in =
+      "*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n";
   cmdlist want = {{"SET", "key", "value"}, {"GET", "key"}};
   for (size_t chunk = 1; chunk <= in.size(); ++chunk)
     CHECK(parse_all(in, chunk) == want);
@@ -73,21 +74,21 @@ TEST_CASE("inline commands with Redis quoting") {
 }
 
 TEST_CASE("unbalanced quotes are a protocol error") {
-  CHECK(parse_all("SET k \"abc\r\n", 64)
-        == cmdlist{{"ERROR:Protocol error: unbalanced quotes in request"}});
-  CHECK(parse_all("SET k 'abc\r\n", 64)
-        == cmdlist{{"ERROR:Protocol error: unbalanced quotes in request"}});
-  CHECK(parse_all("SET k \"a\"b\r\n", 64)
-        == cmdlist{{"ERROR:Protocol error: unbalanced quotes in request"}});
+  CHECK(parse_all("SET k \"abc\r\n", 64) ==
+        cmdlist{{"ERROR:Protocol error: unbalanced quotes in request"}});
+  CHECK(parse_all("SET k 'abc\r\n", 64) ==
+        cmdlist{{"ERROR:Protocol error: unbalanced quotes in request"}});
+  CHECK(parse_all("SET k \"a\"b\r\n", 64) ==
+        cmdlist{{"ERROR:Protocol error: unbalanced quotes in request"}});
 }
 
 TEST_CASE("malformed multibulk headers") {
   CHECK(parse_all("*abc\r\n", 64) == cmdlist{{"ERROR:Protocol error: invalid multibulk length"}});
   CHECK(parse_all("*+1\r\n", 64) == cmdlist{{"ERROR:Protocol error: invalid multibulk length"}});
-  CHECK(parse_all("*99999999999\r\n", 64)
-        == cmdlist{{"ERROR:Protocol error: invalid multibulk length"}});
-  CHECK(parse_all("*1\r\n+PING\r\n", 64)
-        == cmdlist{{"ERROR:Protocol error: expected '$', got '+'"}});
+  CHECK(parse_all("*99999999999\r\n", 64) ==
+        cmdlist{{"ERROR:Protocol error: invalid multibulk length"}});
+  CHECK(parse_all("*1\r\n+PING\r\n", 64) ==
+        cmdlist{{"ERROR:Protocol error: expected '$', got '+'"}});
   CHECK(parse_all("*1\r\n$-5\r\n", 64) == cmdlist{{"ERROR:Protocol error: invalid bulk length"}});
   CHECK(parse_all("*1\r\n$x\r\n", 64) == cmdlist{{"ERROR:Protocol error: invalid bulk length"}});
 }
@@ -103,17 +104,18 @@ TEST_CASE("limits: bulk size, argument count, inline length") {
   lim.max_args = 3;
   lim.max_inline_bytes = 16;
   CHECK(parse_all("*1\r\n$10\r\n0123456789\r\n", 64, lim) == cmdlist{{"0123456789"}});
-  CHECK(parse_all("*1\r\n$11\r\n", 64, lim)
-        == cmdlist{{"ERROR:Protocol error: invalid bulk length"}});
-  CHECK(parse_all("*4\r\n", 64, lim) == cmdlist{{"ERROR:Protocol error: invalid multibulk length"}});
-  CHECK(parse_all("a b c d\r\n", 64, lim)
-        == cmdlist{{"ERROR:Protocol error: invalid multibulk length"}});
-  CHECK(parse_all(std::string(17, 'x'), 64, lim)
-        == cmdlist{{"ERROR:Protocol error: too big inline request"}});
-  CHECK(parse_all("*1" + std::string(20, '1'), 64, lim)
-        == cmdlist{{"ERROR:Protocol error: too big mbulk count string"}});
-  CHECK(parse_all("*1\r\n$" + std::string(20, '1'), 64, lim)
-        == cmdlist{{"ERROR:Protocol error: too big bulk count string"}});
+  CHECK(parse_all("*1\r\n$11\r\n", 64, lim) ==
+        cmdlist{{"ERROR:Protocol error: invalid bulk length"}});
+  CHECK(parse_all("*4\r\n", 64, lim) ==
+        cmdlist{{"ERROR:Protocol error: invalid multibulk length"}});
+  CHECK(parse_all("a b c d\r\n", 64, lim) ==
+        cmdlist{{"ERROR:Protocol error: invalid multibulk length"}});
+  CHECK(parse_all(std::string(17, 'x'), 64, lim) ==
+        cmdlist{{"ERROR:Protocol error: too big inline request"}});
+  CHECK(parse_all("*1" + std::string(20, '1'), 64, lim) ==
+        cmdlist{{"ERROR:Protocol error: too big mbulk count string"}});
+  CHECK(parse_all("*1\r\n$" + std::string(20, '1'), 64, lim) ==
+        cmdlist{{"ERROR:Protocol error: too big bulk count string"}});
 }
 
 TEST_CASE("incomplete input waits; bytes_wanted tells how much a bulk still needs") {

@@ -354,8 +354,7 @@ TEST_CASE_FIXTURE(hub_fixture, "tracking: BCAST batches per prefix, NOLOOP per k
   run("CLIENT TRACKING off");
   REQUIRE(run("CLIENT TRACKING on BCAST NOLOOP") == "+OK\r\n");
   // every key: the empty prefix, as Redis lists it
-  CHECK(run("CLIENT TRACKINGINFO").find("$8\r\nprefixes\r\n*1\r\n$0\r\n\r\n") !=
-        std::string::npos);
+  CHECK(run("CLIENT TRACKINGINFO").find("$8\r\nprefixes\r\n*1\r\n$0\r\n\r\n") != std::string::npos);
   run("SET mine 1");
   CHECK(take(1) == "");
   as(s2, "SET theirs 1");

@@ -56,9 +56,7 @@ std::string cold(int i) {
 }
 
 std::vector<std::string> args(int64_t offset_ms) {
-  return {"--memory-bytes=1048576",
-          "--kura.prewarm.enabled=true",
-          "--kura.prewarm.sample-one-in=1",
+  return {"--memory-bytes=1048576", "--kura.prewarm.enabled=true", "--kura.prewarm.sample-one-in=1",
           "--kura.prewarm.interval=1s",
           // three hours of evidence give a key 0.6..0.75 for the coming hour
           // (depending on the minute): the default 0.7 asks for more history

@@ -43,7 +43,6 @@ struct overshoot_div<F, std::void_t<decltype(F::overshoot_div)>> {
   static constexpr uint64_t value = F::overshoot_div;
 };
 
-
 inline entry make_entry(std::string key, std::string value, uint64_t expiry_ms = 0) {
   entry e;
   e.key = std::move(key);
@@ -52,8 +51,7 @@ inline entry make_entry(std::string key, std::string value, uint64_t expiry_ms =
   return e;
 }
 
-inline std::optional<entry> get_ok(tier& t, std::string_view key, uint64_t now,
-                                   bool touch = true) {
+inline std::optional<entry> get_ok(tier& t, std::string_view key, uint64_t now, bool touch = true) {
   auto r = t.get(key, now, touch);
   REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.err().to_string()));
   return std::move(*r);

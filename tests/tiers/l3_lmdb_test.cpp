@@ -7,12 +7,12 @@
 #include <doctest/doctest.h>
 #include <lmdb.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <algorithm>
 #include <map>
 #include <random>
 #include <string>
@@ -336,10 +336,9 @@ TEST_CASE("l3: reopen after a clean close shows every write, pending ones includ
   // for_each walks committed entries in key order
   std::vector<std::string> keys;
   REQUIRE(t->for_each([&](const entry& e) {
-               keys.push_back(e.key);
-               return true;
-             })
-            .ok());
+             keys.push_back(e.key);
+             return true;
+           }).ok());
   std::vector<std::string> want;
   for (auto& kv : model)
     want.push_back(kv.first);
@@ -404,10 +403,9 @@ TEST_CASE("l3: a 64 KiB key and a 64 MiB value round-trip; oversize is refused")
   CHECK(e->value == big_val);
   std::vector<size_t> sizes;
   REQUIRE(t->for_each([&](const entry& x) {
-               sizes.push_back(x.key.size());
-               return true;
-             })
-            .ok());
+             sizes.push_back(x.key.size());
+             return true;
+           }).ok());
   CHECK(sizes == std::vector<size_t>{64 * 1024, 64 * 1024});
   auto er = t->erase(big_key);
   REQUIRE(er.ok());
@@ -443,7 +441,8 @@ constexpr int kill_batch = 40; // 39 data keys + "__last"
 
 std::string kill_value(uint64_t b, int i) {
   std::string v = "b" + std::to_string(b) + "i" + std::to_string(i) + ":";
-  v.resize(200 + (b * 131 + static_cast<uint64_t>(i) * 17) % 6000, static_cast<char>('a' + (b + i) % 26));
+  v.resize(200 + (b * 131 + static_cast<uint64_t>(i) * 17) % 6000,
+           static_cast<char>('a' + (b + i) % 26));
   return v;
 }
 std::string kill_key(uint64_t b, int i) {
@@ -490,16 +489,16 @@ namespace {
                              int kill_at_write) {
   g_report_fd = out;
   auto r = l3_lmdb::open(
-    [&] {
-      l3_config c;
-      c.path = dir;
-      c.map_size = 256ull << 20;
-      c.batch_max_writes = kill_batch;
-      c.batch_max_ms = 1'000'000;
-      c.fsync_batches = kill_at_write % 2 == 0; // both flag sets
-      return c;
-    }(),
-    real_clock::instance());
+      [&] {
+        l3_config c;
+        c.path = dir;
+        c.map_size = 256ull << 20;
+        c.batch_max_writes = kill_batch;
+        c.batch_max_ms = 1'000'000;
+        c.fsync_batches = kill_at_write % 2 == 0; // both flag sets
+        return c;
+      }(),
+      real_clock::instance());
   if (!r)
     ::_exit(3);
   auto& t = **r;
@@ -580,8 +579,8 @@ TEST_CASE("l3: killed at any write of a commit, reopen shows every committed bat
           ++bad;
           continue;
         }
-        if (e && (e->value != kill_value(it->second.first, it->second.second)
-                  || e->ver.hlc != it->second.first + 1))
+        if (e && (e->value != kill_value(it->second.first, it->second.second) ||
+                  e->ver.hlc != it->second.first + 1))
           ++bad;
       }
       CHECK(bad == 0);
@@ -668,8 +667,8 @@ TEST_CASE("l3: a truncated data.mdb is corrupt, never a crash") {
   }
   std::string full = read_file(d.env() + "/data.mdb");
   REQUIRE(full.size() > 3 * 4096);
-  for (size_t cut : {size_t{100}, size_t{4096 + 100}, size_t{3 * 4096}, full.size() / 2,
-                     full.size() - 4096}) {
+  for (size_t cut :
+       {size_t{100}, size_t{4096 + 100}, size_t{3 * 4096}, full.size() / 2, full.size() - 4096}) {
     CAPTURE(cut);
     write_file(d.env() + "/data.mdb", full.substr(0, cut));
     auto r = l3_lmdb::open(cfg, clk);
@@ -694,7 +693,7 @@ TEST_CASE("l3: a directory that is not writable gives io_error") {
   std::string dir = (::geteuid() != 0 || immutable) ? ro.string() : std::string{"/proc/self"};
   auto r = l3_lmdb::open(small_config(dir), clk);
   if (immutable)
-    (void) run("chattr -i " + ro.string());
+    (void)run("chattr -i " + ro.string());
   REQUIRE(!r.ok());
   CHECK(r.code() == errc::io_error);
   CHECK(r.err().message.find(dir) != std::string::npos);
@@ -715,9 +714,9 @@ TEST_CASE("l3: mdb_stat reads the environment") {
   {
     auto t = must_open(small_config(d.env()), clk);
     for (int i = 0; i < 100; ++i)
-      REQUIRE(t->put(make("m" + std::to_string(i), "v", i % 2 ? clk.now_ms() + 1000 : 0),
-                     clk.now_ms())
-                .ok());
+      REQUIRE(
+          t->put(make("m" + std::to_string(i), "v", i % 2 ? clk.now_ms() + 1000 : 0), clk.now_ms())
+              .ok());
     REQUIRE(t->sync().ok());
     // also while open (LMDB allows concurrent readers)
     auto [rc, out] = run("mdb_stat -s kura.main " + d.env() + " 2>&1");
@@ -814,8 +813,8 @@ TEST_CASE("l3: over the size budget the oldest-written entries go to the listene
   std::vector<entry> evicted;
   t->set_eviction_listener([&](entry&& e) { evicted.push_back(std::move(e)); });
   for (int i = 0; i < 200; ++i)
-    REQUIRE(t->put(make("b" + std::to_string(i), std::string(1000, 'b'), 0, i + 1), clk.now_ms())
-              .ok());
+    REQUIRE(
+        t->put(make("b" + std::to_string(i), std::string(1000, 'b'), 0, i + 1), clk.now_ms()).ok());
   REQUIRE(t->sync().ok());
   REQUIRE(!evicted.empty());
   CHECK(t->budget_bytes_used() <= cfg.max_bytes * 2 / 3);
@@ -845,8 +844,8 @@ TEST_CASE("l3: over the size budget the oldest-written entries go to the listene
   CHECK(get_ok(*t, oldest, clk.now_ms())->value == "young");
   CHECK(evicted.size() > before);
   // a single entry larger than the whole budget is refused
-  CHECK(t->put(make("big", std::string(100 * 1024, 'x')), clk.now_ms()).code()
-        == errc::out_of_space);
+  CHECK(t->put(make("big", std::string(100 * 1024, 'x')), clk.now_ms()).code() ==
+        errc::out_of_space);
 }
 
 TEST_CASE("l3: the footprint estimate survives reopen and stats count real pages") {
@@ -1007,10 +1006,10 @@ TEST_CASE("l3: a touched read makes an entry young; touch=false does not") {
     REQUIRE(t->put(make("r" + std::to_string(i), std::string(1000, 'r'),
                         i == 0 ? clk.now_ms() + 1000 : 0),
                    clk.now_ms())
-              .ok());
+                .ok());
   REQUIRE(t->sync().ok());
-  auto r0 = t->get("r0", clk.now_ms(), true);   // r0 becomes the youngest
-  auto r1 = t->get("r1", clk.now_ms(), false);  // r1 stays the oldest
+  auto r0 = t->get("r0", clk.now_ms(), true);  // r0 becomes the youngest
+  auto r1 = t->get("r1", clk.now_ms(), false); // r1 stays the oldest
   REQUIRE((r0.ok() && *r0 && r1.ok() && *r1));
   REQUIRE(t->put(make("w", "x"), clk.now_ms()).ok());
   REQUIRE(t->sync().ok()); // the touch rides along with this commit
@@ -1055,7 +1054,7 @@ TEST_CASE("l3: byte flips anywhere in the data pages give errors, never a crash"
                           std::string(static_cast<size_t>(i % 300 + (i % 50 == 0 ? 5000 : 0)), 'v'),
                           i % 3 ? 0 : clk.now_ms() + 1000),
                      clk.now_ms())
-                .ok());
+                  .ok());
   }
   std::string orig = read_file(d.env() + "/data.mdb");
   int clean = 0, refused = 0;
@@ -1080,10 +1079,10 @@ TEST_CASE("l3: byte flips anywhere in the data pages give errors, never a crash"
       c.path = dir;
       c.batch_max_writes = 100;
       auto r = l3_lmdb::open(c, clk);
-      if (!r)
-      {
+      if (!r) {
         if (r.code() != errc::corrupt && seed < 150)
-          std::fprintf(stderr, "seed %d: %s\n", static_cast<int>(seed), r.err().to_string().c_str());
+          std::fprintf(stderr, "seed %d: %s\n", static_cast<int>(seed),
+                       r.err().to_string().c_str());
         ::_exit(r.code() == errc::corrupt ? 10 : 11);
       }
       auto& t = **r;
@@ -1110,7 +1109,8 @@ TEST_CASE("l3: byte flips anywhere in the data pages give errors, never a crash"
     refused += code == 10;
     fs::remove_all(dir);
   }
-  MESSAGE(refused << " of 200 damaged copies refused at open, " << clean << " ran without an error");
+  MESSAGE(refused << " of 200 damaged copies refused at open, " << clean
+                  << " ran without an error");
   CHECK(refused > 0);
 }
 

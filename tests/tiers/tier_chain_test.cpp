@@ -1,5 +1,5 @@
-#include "test_util.hpp"
 #include "archive/archive.hpp"
+#include "test_util.hpp"
 #include "tiers/l3_lmdb.hpp"
 #include "tiers/tier_chain.hpp"
 

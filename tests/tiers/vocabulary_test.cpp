@@ -20,7 +20,7 @@ TEST_CASE("version orders by hlc, then node id") {
   CHECK(c > a);
   CHECK(a.ms() == 100);
   CHECK(b.counter() == 1);
-  CHECK(version{} .is_zero());
+  CHECK(version{}.is_zero());
 }
 
 TEST_CASE("limits reject oversized keys and values with a clear message") {
