@@ -395,6 +395,40 @@ const std::vector<config_item>& config_items() {
                     ? std::string{}
                     : std::string("kura's memory tiers are W-TinyLFU (allkeys-lfu)");
        }},
+      {"requirepass", [](command_context& c) { return c.state.security->cfg.requirepass; },
+       [](command_context& c, std::string_view v, bool apply) {
+         if (apply) { // the default user's password ("" = nopass), as Redis
+           c.state.security->cfg.requirepass.assign(v.data(), v.size());
+           c.state.security->acl->set_default_password(v);
+         }
+         return std::string{};
+       }},
+      {"acllog-max-len",
+       [](command_context& c) { return std::to_string(c.state.security->cfg.acllog_max_len); },
+       [](command_context& c, std::string_view v, bool apply) {
+         uint64_t n = 0;
+         auto e = set_uint(n, v, 0);
+         if (e.empty() && apply) {
+           c.state.security->cfg.acllog_max_len = static_cast<size_t>(n);
+           c.state.security->log.set_max_len(static_cast<size_t>(n));
+         }
+         return e;
+       }},
+      {"acl-pubsub-default",
+       [](command_context& c) {
+         return std::string(c.state.security->acl->pubsub_default_all() ? "allchannels"
+                                                                        : "resetchannels");
+       },
+       [](command_context& c, std::string_view v, bool apply) {
+         if (!ieq(v, "allchannels") && !ieq(v, "resetchannels"))
+           return std::string("argument(s) must be one of the following: allchannels, "
+                              "resetchannels");
+         if (apply) {
+           c.state.security->acl->set_pubsub_default_all(ieq(v, "allchannels"));
+           c.state.security->cfg.acl_pubsub_allchannels = ieq(v, "allchannels");
+         }
+         return std::string{};
+       }},
       {"maxclients", [](command_context& c) { return std::to_string(c.facts.max_clients); },
        [](command_context& c, std::string_view v, bool apply) {
          uint64_t n = c.facts.max_clients;

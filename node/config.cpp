@@ -126,6 +126,9 @@ node_config::node_config() {
       .add(audit_keep, "audit-keep", "rotated audit logs kept")
       .add(audit_fsync_every, "audit-fsync-every", "audit lines between fsyncs (and every 100 ms)")
       .add(audit_args, "audit-args", "log command arguments (secrets stay redacted)")
+      .add(acllog_max_len, "acllog-max-len", "entries kept by ACL LOG (Redis's acllog-max-len)")
+      .add(acl_pubsub_default, "acl-pubsub-default",
+           "channels of new users: resetchannels (none, Redis 7's default) or allchannels")
       .add(metrics_user, "metrics-user", "/metrics basic-auth user (empty = no auth)")
       .add(metrics_password, "metrics-password", "/metrics basic-auth password")
       .add(metrics_loopback_only, "metrics-loopback-only", "/metrics for loopback clients only");
@@ -301,6 +304,8 @@ std::string node_config::check_values() {
                "ACL file)");
   if (audit_max_bytes < 4096)
     return bad("kura.security.audit-max-bytes", "at least 4096");
+  if (acl_pubsub_default != "resetchannels" && acl_pubsub_default != "allchannels")
+    return bad("kura.security.acl-pubsub-default", "resetchannels or allchannels");
   if (audit_keep > 1000)
     return bad("kura.security.audit-keep", "0..1000");
   if (audit_fsync_every == 0)

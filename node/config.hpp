@@ -106,7 +106,9 @@ struct node_config : caf::actor_system_config {
   uint64_t audit_keep = 5;
   uint64_t audit_fsync_every = 64;
   bool audit_args = false;
-  std::string metrics_user; ///< /metrics basic auth ("" = none)
+  uint64_t acllog_max_len = 128;                    ///< ACL LOG entries kept
+  std::string acl_pubsub_default = "resetchannels"; ///< or "allchannels"
+  std::string metrics_user;                         ///< /metrics basic auth ("" = none)
   std::string metrics_password;
   bool metrics_loopback_only = false; ///< /metrics answers loopback clients only
 

@@ -349,6 +349,8 @@ void process(self_ptr self, connection_handle hdl) {
         break;
       }
       std::string_view view(c.in.data() + off, c.in.size() - off);
+      c.parser.set_unauthenticated(!c.sess.authenticated &&
+                                   st.cmds->security().acl->auth_required());
       auto ps = c.parser.next(view);
       if (ps == parse_status::incomplete)
         break;
