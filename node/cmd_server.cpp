@@ -1106,8 +1106,8 @@ void cmd_latency_help(const command_args&, command_context& c) {
 // The subcommands of Redis's DEBUG that clients and test suites use and that
 // mean something in kura: SLEEP (blocks the node's front end, as it blocks
 // redis-server), SET-ACTIVE-EXPIRE (the sweeps of memory and L3; expiry stays
-// lazy on read), PROTOCOL (sample replies of each RESP3 type), DIGEST-VALUE,
-// OBJECT (the encoding OBJECT ENCODING reports) and HELP.
+// lazy on read), PAUSE-CRON (pauses those sweeps), PROTOCOL (sample replies of each RESP3 type),
+// DIGEST-VALUE, OBJECT (the encoding OBJECT ENCODING reports) and HELP.
 
 /// A 40-hex-digit digest of a value and its type (DEBUG DIGEST-VALUE): equal
 /// for equal values, 40 zeros for a missing key, as Redis's.
@@ -1206,6 +1206,8 @@ void cmd_debug(const command_args& a, command_context& c) {
         "    Output a hex digest of each key's value (40 zeros for a missing key).",
         "OBJECT <key>",
         "    Show low level info about the key and associated value.",
+        "PAUSE-CRON <0|1>",
+        "    Pause (1) or resume (0) the server's periodic data work: the expiry sweeps.",
         "PROTOCOL <type>",
         "    Reply with a test value of the specified type: string, integer, double,",
         "    bignum, null, array, set, map, attrib, push, verbatim, true, false.",
@@ -1236,7 +1238,20 @@ void cmd_debug(const command_args& a, command_context& c) {
       return put_error(out, err_not_int);
     if (!c.facts.set_active_expire)
       return put_error(out, "ERR active expiry cannot be changed in this process");
-    c.facts.set_active_expire(on != 0);
+    c.state.active_expire = on != 0;
+    c.facts.set_active_expire(c.state.active_expire && !c.state.cron_paused);
+    return put_ok(out);
+  }
+  if (ieq(sub, "pause-cron") && a.size() == 3) {
+    // kura's cron work that changes data is the active expiry sweep: it
+    // stops while paused (and stays off after unpausing if SET-ACTIVE-EXPIRE 0)
+    int64_t on = 0;
+    if (!parse_int64(a[2], on))
+      return put_error(out, err_not_int);
+    if (!c.facts.set_active_expire)
+      return put_error(out, "ERR the cron cannot be paused in this process");
+    c.state.cron_paused = on != 0;
+    c.facts.set_active_expire(c.state.active_expire && !c.state.cron_paused);
     return put_ok(out);
   }
   if (ieq(sub, "protocol") && a.size() == 3)

@@ -178,6 +178,8 @@ struct command_state {
   uint64_t peak_memory = 0;       ///< highest memory use INFO has seen
   bool kills_pending = false;     ///< CLIENT KILL marked sessions `killed`
   watch_table watches;            ///< keys some connection WATCHes
+  bool active_expire = true;      ///< DEBUG SET-ACTIVE-EXPIRE
+  bool cron_paused = false;       ///< DEBUG PAUSE-CRON (pauses the expiry sweeps)
   /// hash-max-listpack-entries / -value (CONFIG): up to these sizes a hash
   /// reports OBJECT ENCODING "listpack" and HSCAN returns it whole.
   uint64_t hash_max_listpack_entries = 128;
