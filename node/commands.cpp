@@ -23,6 +23,7 @@ void register_multi_commands(command_registry& r);    // node/cmd_multi.cpp
 void register_bit_commands(command_registry& r);      // node/cmd_bits.cpp
 void register_acl_commands(command_registry& r);      // node/cmd_acl.cpp
 void register_client_commands(command_registry& r);   // node/cmd_clients.cpp
+void register_dump_commands(command_registry& r);     // node/cmd_dump.cpp
 
 command_table::command_table(keyspace& ks, node_facts& facts) : ks_(ks), facts_(facts) {
   register_server_commands(reg_);
@@ -35,6 +36,7 @@ command_table::command_table(keyspace& ks, node_facts& facts) : ks_(ks), facts_(
   register_multi_commands(reg_);
   register_bit_commands(reg_);
   register_client_commands(reg_);
+  register_dump_commands(reg_);
   state_.hub = &hub_;
   caching_id_ = reg_.find("client|caching");
   if (facts_.run_id.empty()) {
