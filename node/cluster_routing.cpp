@@ -1,6 +1,7 @@
 #include "node/cluster_routing.hpp"
 
 #include "actors/keyspace.hpp"
+#include "node/cluster_faces.hpp"
 #include "node/command_util.hpp"
 #include "node/resp_parser.hpp"
 #include "tiers/clock.hpp"
@@ -498,6 +499,8 @@ void at_owner(cluster_core& c, std::vector<std::string> a, std::vector<gossip::n
       });
 }
 
+} // namespace
+
 /// Parses a RESP array of bulk strings (what node_part answers).
 bool parse_bulks(const std::string& r, std::vector<std::string>& out) {
   if (r.empty() || r[0] != '*')
@@ -521,6 +524,8 @@ bool parse_bulks(const std::string& r, std::vector<std::string>& out) {
   }
   return true;
 }
+
+namespace {
 
 /// Sends `a` to every member of the ring (this node included) and calls
 /// `then(replies)` once all answered; a member that did not answer in time
@@ -842,6 +847,8 @@ route classify(const command_registry& reg, const std::vector<std::string_view>&
   if (sp.first_key > 0 || !sp.key_specs.empty())
     return route::cluster;
   // keyspace-wide commands, and transactions (MULTI/WATCH are not routed yet)
+  if (is_face_command(args[0]))
+    return route::face; // CLUSTER, READONLY ... (node/cluster_faces.hpp)
   static const char* keyspace_wide[] = {"wait",     "dbsize",  "keys",  "scan", "randomkey",
                                         "flushall", "flushdb", "multi", "watch"};
   auto name = lower(args[0]);

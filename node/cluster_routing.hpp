@@ -25,6 +25,7 @@ namespace kura::node {
 enum class route : uint8_t {
   local,   ///< run it here with the command table (no keys)
   cluster, ///< run_clustered
+  face,    ///< CLUSTER, READONLY, READWRITE, ASKING (node/cluster_faces.hpp)
 };
 
 /// Where `args` runs on a cluster node: commands with keys (by the
@@ -44,5 +45,9 @@ void run_clustered(actors::cluster_core& c, const std::vector<std::string_view>&
 /// forwarded by peers (cluster_settings::exec); `reply` gets RESP bytes.
 void exec_owned(actors::cluster_core& c, std::vector<std::string> args,
                 std::function<void(std::string)> reply);
+
+/// Parses a RESP array of bulk strings (what exec_owned's per-node part
+/// answers); false when `r` is not one.
+bool parse_bulks(const std::string& r, std::vector<std::string>& out);
 
 } // namespace kura::node
