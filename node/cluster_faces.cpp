@@ -24,7 +24,6 @@ using gossip::ring;
 
 constexpr uint32_t n_slots = 16384;
 
-
 /// How a member is reached and what it is, as the faces show it.
 struct face_node {
   node_id gid = gossip::no_node;
@@ -365,13 +364,9 @@ void face_command(cluster_core& c, face_state& f, const std::vector<std::string_
   if (a.size() != 1)
     return put_error(o, "ERR wrong number of arguments for '" + name + "' command");
   f.aware = true;
-  if (name == "readonly")
-    f.readonly = true;
-  else if (name == "readwrite")
-    f.readonly = false;
-  else
+  if (name == "asking")
     f.asking = true;
-  put_ok(o);
+  put_ok(o); // READONLY/READWRITE: reads are served by every replica anyway
 }
 
 /// A cluster-mode connection's DBSIZE, KEYS, SCAN, RANDOMKEY, FLUSHALL and
@@ -512,9 +507,13 @@ bool faces_first(cluster_core& c, const command_registry& reg, face_state& f,
   auto& nodes = v.ranges[v.range_of[slot]].nodes;
   if (nodes[0] == c.self_id())
     return false;
+  // kura serves reads from any replica's copy (plain clients too), so a
+  // read for a slot this node replicates is served here, READONLY or not:
+  // clients such as ioredis see a kura node as a master (it is the primary
+  // of other slots) and never send it READONLY.
   int id = reg.resolve(a);
   bool read = id >= 0 && (reg.spec(id).flags & cmd_flag::readonly) != 0;
-  if (f.readonly && read && std::find(nodes.begin(), nodes.end(), c.self_id()) != nodes.end())
+  if (read && std::find(nodes.begin(), nodes.end(), c.self_id()) != nodes.end())
     return false;
   auto* n = c.core();
   auto m = n->members().info(nodes[0]);

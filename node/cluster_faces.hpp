@@ -25,13 +25,13 @@
 // client: it asked for the slot map (CLUSTER SLOTS, SHARDS or NODES) or sent
 // READONLY, READWRITE or ASKING. A key command of a connection in cluster
 // mode whose keys are all in one slot that another node is primary of gets
-// `-MOVED slot host:port` (the primary's RESP address); a READONLY connection
-// reads from any replica of the slot. Commands whose keys span several slots
-// are still served (split, as for plain clients) where Redis would answer
-// CROSSSLOT; DBSIZE, KEYS, SCAN, RANDOMKEY and FLUSHALL/FLUSHDB answer for the
-// keys this node is primary of, as a Redis Cluster node does (cluster clients
-// send them to every primary and merge). Any other connection is proxied
-// (node/cluster_routing.hpp). There are no slot migrations (the ring places
+// `-MOVED slot host:port` (the primary's RESP address) unless it is a read
+// and this node replicates the slot: kura serves reads from every replica's
+// copy (as it does for plain clients), so READONLY changes nothing. Commands whose keys span
+// several slots are still served (split, as for plain clients) where Redis would answer CROSSSLOT;
+// DBSIZE, KEYS, SCAN, RANDOMKEY and FLUSHALL/FLUSHDB answer for the keys this node is primary of,
+// as a Redis Cluster node does (cluster clients send them to every primary and merge). Any other
+// connection is proxied (node/cluster_routing.hpp). There are no slot migrations (the ring places
 // slots), so there is no -ASK; ASKING is accepted and has no effect.
 // Thread safety: runs on the multiplexer thread with the RESP broker.
 #pragma once
@@ -50,9 +50,8 @@ namespace kura::node {
 
 /// What a connection told us about itself (one per RESP connection).
 struct face_state {
-  bool aware = false;    ///< asked for the slot map or sent READONLY/READWRITE/ASKING
-  bool readonly = false; ///< READONLY: reads may be served by any replica of the slot
-  bool asking = false;   ///< ASKING: for the next command only
+  bool aware = false;  ///< asked for the slot map or sent READONLY/READWRITE/ASKING
+  bool asking = false; ///< ASKING: for the next command only
 };
 
 /// CLUSTER, READONLY, READWRITE or ASKING.

@@ -157,46 +157,55 @@ TEST_CASE("MOVED in cluster mode, proxying for plain clients, READONLY, redis-cl
   INFO(c.logs());
   auto p1 = c["n1"].port, p3 = c["n3"].port;
 
-  // keys whose owner (primary) is n2, and one that n1 replicates but n2 owns
-  std::vector<std::string> of_n2;
-  std::string n1_replica_key;
-  for (int i = 0; i < 400 && (of_n2.size() < 5 || n1_replica_key.empty()); ++i) {
+  // keys owned by n2 (primary) and replicated by n3 (not by n1), and keys
+  // owned by n2 and replicated by n1 (not by n3)
+  std::vector<std::string> n2_n3, n2_n1;
+  for (int i = 0; i < 1000 && (n2_n3.size() < 5 || n2_n1.size() < 5); ++i) {
     auto k = "k" + std::to_string(i);
     auto owners = call(p1, {"KURA.OWNERS", k});
-    if (first_bulk(owners) == "n2") {
-      of_n2.push_back(k);
-      if (owners.find("$2\r\nn1\r\n") != std::string::npos)
-        n1_replica_key = k;
-    }
+    if (owners == "*2\r\n$2\r\nn2\r\n$2\r\nn3\r\n")
+      n2_n3.push_back(k);
+    if (owners == "*2\r\n$2\r\nn2\r\n$2\r\nn1\r\n")
+      n2_n1.push_back(k);
   }
-  REQUIRE(of_n2.size() == 5);
-  REQUIRE(!n1_replica_key.empty());
-  for (auto& k : of_n2)
-    REQUIRE(call(p1, {"SET", k, "v" + k}) == "+OK\r\n");
-  REQUIRE(call(p1, {"SET", n1_replica_key, "r"}) == "+OK\r\n");
+  REQUIRE(n2_n3.size() >= 5);
+  REQUIRE(n2_n1.size() >= 5);
+  for (auto* ks : {&n2_n3, &n2_n1})
+    for (auto& k : *ks)
+      REQUIRE(call(p1, {"SET", k, "v" + k}) == "+OK\r\n");
   auto p2s = std::to_string(port_of(c, "n2"));
+  auto val = [](const std::string& k) {
+    return "$" + std::to_string(k.size() + 1) + "\r\nv" + k + "\r\n";
+  };
+  auto moved_to_n2 = [&](const std::string& k) {
+    auto slot = call(p1, {"CLUSTER", "KEYSLOT", k}).substr(1);
+    return "-MOVED " + slot.substr(0, slot.find('\r')) + " 127.0.0.1:" + p2s + "\r\n";
+  };
 
   {
-    // n1 proxies a plain connection; once it asked for the slot map it is
-    // in cluster mode and gets MOVED; READONLY lets it read from a replica
+    // n1 proxies a plain connection; once it asked for the slot map it is in
+    // cluster mode: MOVED for what n1 does not hold, reads of what it
+    // replicates served here (READONLY or not), writes to the primary
     client k(p1);
-    auto slot = call(p1, {"CLUSTER", "KEYSLOT", of_n2[0]}).substr(1);
-    slot = slot.substr(0, slot.find('\r'));
-    CHECK(k.call({"GET", of_n2[0]}) ==
-          "$" + std::to_string(of_n2[0].size() + 1) + "\r\nv" + of_n2[0] + "\r\n");
+    CHECK(k.call({"GET", n2_n3[0]}) == val(n2_n3[0]));
+    CHECK(k.call({"SET", n2_n3[0], "v" + n2_n3[0]}) == "+OK\r\n");
     CHECK(k.call({"CLUSTER", "SLOTS"})->rfind("*", 0) == 0);
-    CHECK(k.call({"GET", of_n2[0]}) == "-MOVED " + slot + " 127.0.0.1:" + p2s + "\r\n");
+    CHECK(k.call({"GET", n2_n3[0]}) == moved_to_n2(n2_n3[0]));
+    CHECK(k.call({"GET", n2_n1[0]}) == val(n2_n1[0]));
+    CHECK(k.call({"SET", n2_n1[0], "x"}) == moved_to_n2(n2_n1[0]));
     CHECK(k.call({"READONLY"}) == "+OK\r\n");
-    CHECK(k.call({"GET", n1_replica_key}) == "$1\r\nr\r\n");
-    CHECK(k.call({"SET", n1_replica_key, "x"})->rfind("-MOVED ", 0) == 0);
+    CHECK(k.call({"GET", n2_n1[1]}) == val(n2_n1[1]));
     CHECK(k.call({"READWRITE"}) == "+OK\r\n");
-    CHECK(k.call({"GET", n1_replica_key})->rfind("-MOVED ", 0) == 0);
-    // kura's own commands answer anywhere
-    CHECK(k.call({"KURA.OWNERS", of_n2[0]})->find("$2\r\nn2\r\n") != std::string::npos);
+    CHECK(k.call({"ASKING"}) == "+OK\r\n");
+    CHECK(k.call({"GET", n2_n3[1]}) == moved_to_n2(n2_n3[1])); // no slot is ever importing
+    // keys of several slots are split and served; kura's own commands anywhere
+    CHECK(k.call({"MGET", n2_n3[2], n2_n1[2]}) == "*2\r\n" + val(n2_n3[2]) + val(n2_n1[2]));
+    CHECK(k.call({"KURA.OWNERS", n2_n3[0]}) == "*2\r\n$2\r\nn2\r\n$2\r\nn3\r\n");
   }
   // n3 (redirect=moved) redirects every connection
-  CHECK(call(p3, {"GET", of_n2[1]}).rfind("-MOVED ", 0) == 0);
-  CHECK(call(p3, {"GET", of_n2[1]}).find("127.0.0.1:" + p2s + "\r\n") != std::string::npos);
+  CHECK(call(p3, {"GET", n2_n1[3]}) == moved_to_n2(n2_n1[3]));
+  CHECK(call(p3, {"GET", n2_n3[3]}) == val(n2_n3[3])); // a replica's read
+  CHECK(call(p3, {"SET", n2_n3[3], "y"}) == moved_to_n2(n2_n3[3]));
 
   // cluster mode: DBSIZE per node; the nodes' counts add up to the cluster's
   REQUIRE(wait_for([&] {
@@ -221,7 +230,7 @@ TEST_CASE("MOVED in cluster mode, proxying for plain clients, READONLY, redis-cl
     CHECK(c["n1"].cli("-c get " + k) == "val" + std::to_string(i) + "\n");
   }
   // a plain redis-cli on n3 sees the redirect itself
-  CHECK(c["n3"].cli("get " + of_n2[2]).find("MOVED") != std::string::npos);
+  CHECK(c["n3"].cli("get " + n2_n1[4]).find("MOVED") != std::string::npos);
 
   // redis-benchmark --cluster runs to completion against both kinds of node
   for (auto port : {p1, p3}) {
@@ -263,4 +272,33 @@ TEST_CASE("a node outside a cluster answers the cluster commands as Redis does")
         "-ERR This instance has cluster support disabled\r\n");
   CHECK(call(n.port, {"READONLY"}) == "-ERR This instance has cluster support disabled\r\n");
   CHECK(n.info_field("cluster_enabled") == "0");
+}
+
+TEST_CASE("ioredis Cluster (npm): a scripted session") {
+  int rc = -1;
+  run_shell("command -v node && command -v npm", &rc);
+  if (rc != 0) {
+    MESSAGE("node or npm missing: ioredis session not run");
+    return;
+  }
+  // ioredis 5 from npm, installed once into the build tree
+  std::string dir = bin_dir() + "/../npm-ioredis";
+  auto install =
+      run_shell("test -d " + dir + "/node_modules/ioredis || timeout 180 npm install --prefix " +
+                    dir + " ioredis@5 --no-audit --no-fund --silent 2>&1",
+                &rc);
+  INFO(install);
+  REQUIRE(rc == 0);
+  test_cluster c;
+  start_three(c);
+  INFO(c.logs());
+  const char* src = std::getenv("KURA_SOURCE_DIR");
+  std::string script = std::string(src ? src : ".") + "/tests/cluster/faces_ioredis.js";
+  std::string ports = std::to_string(c["n1"].port) + "," + std::to_string(c["n2"].port) + "," +
+                      std::to_string(c["n3"].port);
+  auto out = run_shell(
+      "NODE_PATH=" + dir + "/node_modules timeout 120 node " + script + " " + ports + " 2>&1", &rc);
+  INFO(out);
+  CHECK(rc == 0);
+  CHECK(out == "ok\n");
 }
