@@ -1,6 +1,5 @@
 #include "node/cluster_faces.hpp"
 
-#include "actors/keyspace.hpp"
 #include "node/cluster_routing.hpp"
 #include "node/command_util.hpp"
 #include "node/resp_parser.hpp"
@@ -369,102 +368,30 @@ void face_command(cluster_core& c, face_state& f, const std::vector<std::string_
   put_ok(o); // READONLY/READWRITE: reads are served by every replica anyway
 }
 
-/// A cluster-mode connection's DBSIZE, KEYS, SCAN, RANDOMKEY, FLUSHALL and
-/// FLUSHDB: the keys this node is primary of (node/cluster_routing.cpp's
-/// per-node part). False when `name` is none of them.
+/// A cluster-mode connection's DBSIZE, KEYS and RANDOMKEY: the keys this
+/// node is the ring's primary of (node/cluster_routing.cpp's per-node part),
+/// as a Redis Cluster node answers for its own keys. SCAN and FLUSHALL/FLUSHDB
+/// stay cluster-wide: a client sends them to every node it believes is a
+/// primary, and with kura's map (every node is a primary of some ranges and a
+/// replica of others) clients such as redis-py mark some nodes replicas and
+/// skip them; cluster-wide, SCAN still returns every key (maybe more than
+/// once, which SCAN allows) and FLUSHALL flushes everything. False when
+/// `name` is none of the three.
 bool this_node_only(cluster_core& c, const std::string& name,
                     const std::vector<std::string_view>& a,
                     const std::function<void(out_buffer&&)>& done) {
-  auto relay = [done](std::string r) { done(out_buffer(r.begin(), r.end())); };
-  auto bad_arity = [&] {
+  if (name != "dbsize" && name != "randomkey" && name != "keys")
+    return false;
+  if (a.size() != (name == "keys" ? 2u : 1u)) {
     out_buffer o;
     put_error(o, "ERR wrong number of arguments for '" + name + "' command");
     done(std::move(o));
-  };
-  if (name == "dbsize" || name == "randomkey") {
-    if (a.size() != 1)
-      bad_arity();
-    else
-      exec_owned(c, {"kura.node." + name}, relay);
     return true;
   }
-  if (name == "flushall" || name == "flushdb") {
-    for (size_t i = 1; i < a.size(); ++i)
-      if (!ieq(a[i], "async") && !ieq(a[i], "sync")) {
-        out_buffer o;
-        put_error(o, err_syntax);
-        done(std::move(o));
-        return true;
-      }
-    exec_owned(c, {"kura.node.flush"}, relay);
-    return true;
-  }
-  if (name == "keys") {
-    if (a.size() != 2)
-      bad_arity();
-    else
-      exec_owned(c, {"kura.node.keys", std::string(a[1])}, relay);
-    return true;
-  }
-  if (name != "scan")
-    return false;
-  if (a.size() < 2) {
-    bad_arity();
-    return true;
-  }
-  // SCAN cursor [MATCH p] [COUNT n] [TYPE t]; the cursor is a ring position
-  // of this node's keys (the per-node part of cluster_routing's SCAN).
-  uint64_t cursor = 0;
-  int64_t count = 10;
-  std::string match, type;
-  std::string err;
-  if (!parse_cursor(a[1], cursor))
-    err = "ERR invalid cursor";
-  for (size_t i = 2; err.empty() && i < a.size(); i += 2) {
-    auto opt = lower(a[i]);
-    if (i + 1 >= a.size())
-      err = err_syntax;
-    else if (opt == "match")
-      match = std::string(a[i + 1]);
-    else if (opt == "type")
-      type = lower(a[i + 1]);
-    else if (opt != "count")
-      err = err_syntax;
-    else if (!parse_int64(a[i + 1], count))
-      err = err_not_int;
-    else if (count < 1)
-      err = err_syntax;
-  }
-  if (!err.empty()) {
-    out_buffer o;
-    put_error(o, err);
-    done(std::move(o));
-    return true;
-  }
-  auto want = static_cast<uint64_t>(std::min<int64_t>(count, 100000));
-  exec_owned(c, {"kura.node.scan", std::to_string(cursor), std::to_string(want)},
-             [done, want, match, type](std::string r) {
-               std::vector<std::string> flat;
-               out_buffer o;
-               if (!parse_bulks(r, flat)) {
-                 o.assign(r.begin(), r.end()); // an error: pass it on
-                 return done(std::move(o));
-               }
-               uint64_t next = 0;
-               if (flat.size() / 2 >= want && !flat.empty())
-                 next = std::strtoull(flat[flat.size() - 2].c_str(), nullptr, 10) + 1;
-               std::vector<std::string*> keys;
-               for (size_t i = 1; i < flat.size(); i += 2)
-                 if ((match.empty() || actors::glob_match(match, flat[i])) &&
-                     (type.empty() || type == "string"))
-                   keys.push_back(&flat[i]);
-               put_array_header(o, 2);
-               put_bulk(o, std::to_string(next));
-               put_array_header(o, keys.size());
-               for (auto* k : keys)
-                 put_bulk(o, *k);
-               done(std::move(o));
-             });
+  std::vector<std::string> args{"kura.node." + name};
+  if (name == "keys")
+    args.emplace_back(a[1]);
+  exec_owned(c, std::move(args), [done](std::string r) { done(out_buffer(r.begin(), r.end())); });
   return true;
 }
 

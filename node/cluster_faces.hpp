@@ -27,11 +27,13 @@
 // mode whose keys are all in one slot that another node is primary of gets
 // `-MOVED slot host:port` (the primary's RESP address) unless it is a read
 // and this node replicates the slot: kura serves reads from every replica's
-// copy (as it does for plain clients), so READONLY changes nothing. Commands whose keys span
-// several slots are still served (split, as for plain clients) where Redis would answer CROSSSLOT;
-// DBSIZE, KEYS, SCAN, RANDOMKEY and FLUSHALL/FLUSHDB answer for the keys this node is primary of,
-// as a Redis Cluster node does (cluster clients send them to every primary and merge). Any other
-// connection is proxied (node/cluster_routing.hpp). There are no slot migrations (the ring places
+// copy (as it does for plain clients), so READONLY changes nothing.
+// Commands whose keys span several slots are still served (split, as for
+// plain clients) where Redis would answer CROSSSLOT. DBSIZE, KEYS and
+// RANDOMKEY answer for the keys this node is primary of, as a Redis Cluster
+// node does; SCAN and FLUSHALL/FLUSHDB stay cluster-wide (this_node_only in
+// the .cpp says why). Any other connection is proxied
+// (node/cluster_routing.hpp). There are no slot migrations (the ring places
 // slots), so there is no -ASK; ASKING is accepted and has no effect.
 // Thread safety: runs on the multiplexer thread with the RESP broker.
 #pragma once

@@ -499,8 +499,6 @@ void at_owner(cluster_core& c, std::vector<std::string> a, std::vector<gossip::n
       });
 }
 
-} // namespace
-
 /// Parses a RESP array of bulk strings (what node_part answers).
 bool parse_bulks(const std::string& r, std::vector<std::string>& out) {
   if (r.empty() || r[0] != '*')
@@ -524,8 +522,6 @@ bool parse_bulks(const std::string& r, std::vector<std::string>& out) {
   }
   return true;
 }
-
-namespace {
 
 /// Sends `a` to every member of the ring (this node included) and calls
 /// `then(replies)` once all answered; a member that did not answer in time

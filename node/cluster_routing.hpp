@@ -46,8 +46,4 @@ void run_clustered(actors::cluster_core& c, const std::vector<std::string_view>&
 void exec_owned(actors::cluster_core& c, std::vector<std::string> args,
                 std::function<void(std::string)> reply);
 
-/// Parses a RESP array of bulk strings (what exec_owned's per-node part
-/// answers); false when `r` is not one.
-bool parse_bulks(const std::string& r, std::vector<std::string>& out);
-
 } // namespace kura::node
