@@ -362,10 +362,10 @@ void face_command(cluster_core& c, face_state& f, const std::vector<std::string_
     return cluster_command(c, f, a, resp, o);
   if (a.size() != 1)
     return put_error(o, "ERR wrong number of arguments for '" + name + "' command");
+  // READONLY/READWRITE: reads are served by every replica anyway; ASKING:
+  // no slot is ever importing (there are no migrations, so no -ASK)
   f.aware = true;
-  if (name == "asking")
-    f.asking = true;
-  put_ok(o); // READONLY/READWRITE: reads are served by every replica anyway
+  put_ok(o);
 }
 
 /// A cluster-mode connection's DBSIZE, KEYS and RANDOMKEY: the keys this
@@ -411,9 +411,6 @@ bool faces_first(cluster_core& c, const command_registry& reg, face_state& f,
     done(std::move(o));
     return true;
   }
-  bool asking = f.asking;
-  f.asking = false; // ASKING holds for one command
-  (void)asking;     // no slot is ever importing: there are no migrations
   if (!(f.aware || c.settings().redirect_moved) || !c.ready())
     return false;
   auto name = lower(a[0]);

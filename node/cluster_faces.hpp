@@ -52,8 +52,7 @@ namespace kura::node {
 
 /// What a connection told us about itself (one per RESP connection).
 struct face_state {
-  bool aware = false;  ///< asked for the slot map or sent READONLY/READWRITE/ASKING
-  bool asking = false; ///< ASKING: for the next command only
+  bool aware = false; ///< asked for the slot map or sent READONLY/READWRITE/ASKING
 };
 
 /// CLUSTER, READONLY, READWRITE or ASKING.
