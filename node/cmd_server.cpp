@@ -337,7 +337,9 @@ const std::vector<config_item>& config_items() {
       {"port", [](command_context& c) { return std::to_string(c.facts.port); }, nullptr},
       {"dir", [](command_context& c) { return c.facts.data_dir; }, nullptr},
       {"databases", [](command_context&) { return std::string("1"); }, nullptr},
-      {"cluster-enabled", [](command_context&) { return std::string("no"); }, nullptr},
+      {"cluster-enabled",
+       [](command_context& c) { return std::string(c.facts.cluster_enabled ? "yes" : "no"); },
+       nullptr},
       {"maxmemory", [](command_context& c) { return std::to_string(maxmemory_of(c)); },
        [](command_context& c, std::string_view v, bool apply) {
          uint64_t n = 0;
@@ -840,7 +842,7 @@ std::string info_text(command_context& c, std::string_view section) {
   }
   if (want("cluster")) {
     r += "# Cluster\r\n";
-    num("cluster_enabled", 0);
+    num("cluster_enabled", c.facts.cluster_enabled ? 1 : 0);
     r += "\r\n";
   }
   if (want("l1")) {

@@ -126,6 +126,7 @@ struct node_facts {
   uint64_t max_clients = 10000;
   uint64_t proto_max_bulk_len = 512ull << 20;
   uint64_t l3_queue_depth = 0;
+  bool cluster_enabled = false; ///< a cluster node (INFO cluster, CONFIG GET cluster-enabled)
   std::function<tier_stats()> l3_stats;     ///< empty when L3 is off
   std::function<uint64_t()> l3_uncommitted; ///< writes L3 has not committed yet
   std::function<uint64_t()> l3_expires;     ///< L3 entries with an expiry

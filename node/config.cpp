@@ -113,7 +113,11 @@ node_config::node_config() {
       .add(cluster_advertise, "advertise",
            "host:port other nodes dial to reach this node (default: bind:cluster-port)")
       .add(cluster_request_timeout, "request-timeout", "bound on every request to a peer")
-      .add(cluster_near_cache, "near-cache", "keep near copies of keys served for other owners");
+      .add(cluster_near_cache, "near-cache", "keep near copies of keys served for other owners")
+      .add(cluster_redirect, "redirect",
+           "proxy (forward to the owner) or moved (answer -MOVED) for keys owned elsewhere")
+      .add(cluster_advertise_resp, "advertise-resp",
+           "host:port Redis clients reach this node's RESP port on (CLUSTER SLOTS, MOVED)");
   opt_group{custom_options_, "kura.security"}
       .add(requirepass, "requirepass", "password of the default user (AUTH <password>)")
       .add(aclfile, "aclfile", "ACL file (Redis format: user <name> <rules>...)")
@@ -298,6 +302,10 @@ std::string node_config::check_values() {
   }
   if (!cluster_advertise.empty() && !host_port_ok(cluster_advertise))
     return bad("kura.cluster.advertise", "host:port, got '" + cluster_advertise + "'");
+  if (!cluster_advertise_resp.empty() && !host_port_ok(cluster_advertise_resp))
+    return bad("kura.cluster.advertise-resp", "host:port, got '" + cluster_advertise_resp + "'");
+  if (cluster_redirect != "proxy" && cluster_redirect != "moved")
+    return bad("kura.cluster.redirect", "proxy or moved, got '" + cluster_redirect + "'");
   if (!requirepass.empty() && !aclfile.empty())
     return bad("kura.security.requirepass",
                "not together with kura.security.aclfile (set the default user's password in the "

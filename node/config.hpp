@@ -87,6 +87,8 @@ struct node_config : caf::actor_system_config {
   std::string cluster_advertise;   ///< host:port peers dial (default bind:cluster-port)
   caf::timespan cluster_request_timeout = std::chrono::seconds(2);
   bool cluster_near_cache = true;
+  std::string cluster_redirect = "proxy"; ///< proxy | moved (node/cluster_faces.hpp)
+  std::string cluster_advertise_resp;     ///< host:port clients reach RESP on (CLUSTER SLOTS)
 
   /// True when this node takes part in a cluster (a node id or seeds given).
   bool cluster_enabled() const { return !cluster_node_id.empty() || !cluster_seeds.empty(); }

@@ -1,5 +1,6 @@
 #include "node/resp_server.hpp"
 
+#include "node/cluster_faces.hpp"
 #include "node/cluster_routing.hpp"
 #include "node/metrics.hpp"
 #include "node/ops.hpp"
@@ -54,6 +55,7 @@ struct conn {
   /// the plaintext replies that flush_conn encrypts into the scribe's buffer.
   std::unique_ptr<tls_conn> tls;
   out_buffer tls_out;
+  face_state face; ///< cluster nodes: what the client told us (node/cluster_faces.hpp)
 };
 
 struct resp_state {
@@ -369,7 +371,7 @@ void process(self_ptr self, connection_handle hdl) {
           c.parser.reset();
           break; // resumed when replies drain
         }
-        if (classify(st.cmds->registry(), args) == route::cluster) {
+        if (classify(st.cmds->registry(), args) != route::local) {
           uint64_t n = c.first_slot + c.slots.size();
           c.slots.emplace_back();
           off += c.parser.consumed();
@@ -383,9 +385,11 @@ void process(self_ptr self, connection_handle hdl) {
               c.closing = true;
             continue;
           }
-          run_clustered(*st.cfg.cluster, args, [self, hdl, n](out_buffer&& reply) {
+          std::function<void(out_buffer &&)> done = [self, hdl, n](out_buffer&& reply) {
             complete_slot(self, hdl, n, std::move(reply));
-          });
+          };
+          if (!faces_first(*st.cfg.cluster, reg, c.face, args, c.sess.resp, done))
+            run_clustered(*st.cfg.cluster, args, std::move(done));
           continue;
         }
         if (!c.slots.empty()) { // a local reply behind routed ones waits its turn
@@ -504,6 +508,7 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
   st.facts = cfg.facts;
   st.facts.port = cfg.port;
   st.facts.bind = cfg.bind;
+  st.facts.cluster_enabled = cfg.cluster != nullptr;
   st.facts.max_clients = cfg.max_clients;
   st.facts.proto_max_bulk_len = cfg.limits.max_bulk_bytes;
   st.max_query_bytes = cfg.limits.max_bulk_bytes + (64ull << 20);
