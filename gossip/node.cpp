@@ -45,6 +45,8 @@ void node::on_view_change(uint64_t now, bool from_tick) {
   ring before = ring_;
   ring_ = ring(members_.ring_members(), cfg_.ring);
   masks_.clear();
+  if (cfg_.ack_after_invalidation)
+    near_.clear(); // registered with the old replicas only
   if (catch_up_ && catch_up_until_ == 0 && members_.joined() && ring_.members().size() > 1) {
     // Joined: catch up with every peer now instead of at the next sync.
     catch_up_until_ = now + cfg_.members.sync_interval_ms;
@@ -186,6 +188,11 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
     } else {
       hints_.add(hm->target, e);
       ++stats_.hints_stored;
+      // The hint holder counts as a copy: it must not serve an older near copy.
+      if (auto it = near_.find(e.key); it != near_.end() && it->second.e.ver < e.ver) {
+        near_.erase(it);
+        raise_floor(e.key, e.ver);
+      }
     }
     send(from, replicate_ack_msg{hm->rid, key_version{e.key, e.ver.hlc, e.ver.node}});
   } else if (auto* f = std::get_if<fetch_msg>(&msg)) {
@@ -218,12 +225,30 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
         return;
       }
       if (e.key == key && !(e.ver < floor(key))) {
-        near_[key] = near_copy{e, now + cfg_.near_ttl_ms};
+        keep_near(from, e, now);
         serve_read(fr->rid, key, &e, now);
         return;
       }
     }
     serve_read(fr->rid, key, nullptr, now);
+  } else if (auto* ho = std::get_if<hold_msg>(&msg)) {
+    // A near holder that fetched from another replica: we invalidate it too.
+    invalidations_.add_holder(ho->copy.key, from, now + cfg_.near_ttl_ms);
+    hold_ack_msg rep{ho->copy, key_version{ho->copy.key, 0, 0}};
+    if (auto e = store_->get(ho->copy.key))
+      rep.held = key_version{e->key, e->ver.hlc, e->ver.node};
+    send(from, rep);
+  } else if (auto* ha = std::get_if<hold_ack_msg>(&msg)) {
+    auto it = near_.find(ha->copy.key);
+    if (it == near_.end() || it->second.e.ver != ha->copy.ver())
+      return; // a copy we no longer keep
+    if (it->second.e.ver < ha->held.ver()) {
+      raise_floor(ha->copy.key, ha->held.ver()); // already stale
+      near_.erase(it);
+      return;
+    }
+    auto& u = it->second.unconfirmed;
+    u.erase(std::remove(u.begin(), u.end(), from), u.end());
   } else if (auto* inv = std::get_if<invalidate_msg>(&msg)) {
     auto it = near_.find(inv->kv.key);
     if (it != near_.end() && it->second.e.ver < inv->kv.ver())
@@ -460,7 +485,7 @@ void node::dispatch_read(uint64_t rid, const std::string& key, uint64_t now) {
     return;
   }
   auto it = near_.find(key);
-  if (it != near_.end() && it->second.until > now && !(it->second.e.ver < floor(key))) {
+  if (it != near_.end() && near_usable(it->second, now) && !(it->second.e.ver < floor(key))) {
     ++stats_.local_reads;
     serve_read(rid, key, nullptr, now);
     return;
@@ -475,6 +500,26 @@ void node::dispatch_read(uint64_t rid, const std::string& key, uint64_t now) {
   send_fetch(rid, now);
 }
 
+void node::keep_near(node_id server, const entry& e, uint64_t now) {
+  auto& c = near_[e.key];
+  if (c.e.ver != e.ver || c.until <= now) {
+    c.e = e;
+    c.until = now + cfg_.near_ttl_ms;
+    c.unconfirmed.clear();
+    c.hold_sent = 0;
+    if (cfg_.ack_after_invalidation)
+      for (node_id r : ring_.replicas(e.key))
+        if (r != id() && r != server)
+          c.unconfirmed.push_back(r);
+  }
+  // (the same version again: keep `until`, which every registration outlives)
+  if (!c.unconfirmed.empty() && (c.hold_sent == 0 || now >= c.hold_sent + cfg_.retry_ms)) {
+    c.hold_sent = now;
+    for (node_id r : c.unconfirmed)
+      send(r, hold_msg{key_version{e.key, e.ver.hlc, e.ver.node}});
+  }
+}
+
 void node::send_fetch(uint64_t req, uint64_t now) {
   auto& pr = reads_[req];
   ++stats_.fetches;
@@ -487,7 +532,8 @@ void node::serve_read(uint64_t req, const std::string& key, const entry* fetched
   std::optional<entry> stored = store_->get(key);
   const entry* best = stored ? &*stored : nullptr;
   auto nit = near_.find(key);
-  if (nit != near_.end() && nit->second.until > now && (!best || best->ver < nit->second.e.ver))
+  if (nit != near_.end() && near_usable(nit->second, now) &&
+      (!best || best->ver < nit->second.e.ver))
     best = &nit->second.e;
   if (fetched && (!best || best->ver < fetched->ver))
     best = fetched;

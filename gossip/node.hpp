@@ -181,7 +181,16 @@ private:
   struct near_copy {
     entry e;
     uint64_t until = 0;
+    /// ack_after_invalidation: replicas that have not registered us as a
+    /// holder yet (hold_msg); the copy is served only once this is empty, so
+    /// every replica that may acknowledge a write invalidates it first.
+    std::vector<node_id> unconfirmed;
+    uint64_t hold_sent = 0;
   };
+  bool near_usable(const near_copy& c, uint64_t now) const {
+    return c.until > now && c.unconfirmed.empty();
+  }
+  void keep_near(node_id server, const entry& e, uint64_t now);
   std::map<std::string, near_copy> near_;
   std::map<std::string, version> floor_;
   struct pending_read {
