@@ -115,12 +115,24 @@ void node::send(node_id to, const message& m) {
   out_.push_back(outgoing{to, encode(m)});
 }
 
+void node::count_streamed(const std::vector<wire_entry>& es) {
+  stats_.streamed_entries += es.size();
+  for (auto& e : es)
+    stats_.streamed_bytes += e.key.size() + e.value.size();
+}
+
 bool node::apply_entry(const entry& e, uint64_t now) {
   hlc_.observe(e.ver, now);
   if (!store_->apply(e))
     return false;
   near_.erase(e.key);
   invalidations_.on_change(e.key, e.ver, now);
+  if (cfg_.ack_after_invalidation) // the write waits for these: send them now, not at the tick
+    for (auto& [holder, kv] : invalidations_.due_for(e.key, now, cfg_.retry_ms))
+      if (!members_.is_dead(holder)) {
+        ++stats_.invalidations_sent;
+        send(holder, invalidate_msg{kv});
+      }
   return true;
 }
 
@@ -256,7 +268,8 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
     raise_floor(inv->kv.key, inv->kv.ver());
     send(from, invalidate_ack_msg{inv->kv});
   } else if (auto* ia = std::get_if<invalidate_ack_msg>(&msg)) {
-    invalidations_.acknowledge(from, ia->kv);
+    if (invalidations_.acknowledge(from, ia->kv))
+      ++stats_.invalidations_acked;
     release_acks(ia->kv.key);
   } else if (auto* d = std::get_if<ae_digest_msg>(&msg)) {
     if (d->prefix_bits == 0 && !d->reply) {
@@ -286,6 +299,7 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
     for (auto& e : plan.push)
       rep.entries.push_back(wire_entry::from(e));
     rep.want = std::move(plan.want);
+    count_streamed(rep.entries);
     send(from, rep);
   } else if (auto* rp = std::get_if<ae_repair_msg>(&msg)) {
     for (auto& we : rp->entries) {
@@ -301,8 +315,10 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
       for (auto& key : rp->want)
         if (auto e = store_->get(key))
           rep.entries.push_back(wire_entry::from(*e));
-      if (!rep.entries.empty())
+      if (!rep.entries.empty()) {
+        count_streamed(rep.entries);
         send(from, rep);
+      }
     }
   } else if (auto* h = std::get_if<handoff_msg>(&msg)) {
     handoff_ack_msg ack;
@@ -746,8 +762,10 @@ void node::handoff_step(uint64_t now) {
     ++stats_.handed_off;
   }
   for (auto& [to, msg] : batches)
-    if (members_.is_alive(to))
+    if (members_.is_alive(to)) {
+      count_streamed(msg.entries);
       send(to, msg);
+    }
 }
 
 void node::tombstone_step(uint64_t now) {

@@ -41,6 +41,16 @@ std::vector<std::string> bulk_array(const std::string& r) {
   return out;
 }
 
+/// The value of metric `name` (with its labels, as printed) on /metrics of
+/// the node whose metrics port is `port`; -1 when absent.
+double metric_value(uint16_t port, const std::string& name) {
+  auto body = http_get(port, "/metrics");
+  for (size_t p = body.find(name + " "); p != std::string::npos; p = body.find(name + " ", p + 1))
+    if (p == 0 || body[p - 1] == '\n')
+      return std::strtod(body.c_str() + p + name.size() + 1, nullptr);
+  return -1;
+}
+
 /// n1, n2 joining through n1, n3 joining through n1; waits until all see 3 alive.
 void start_three(test_cluster& c) {
   for (auto id : {"n1", "n2", "n3"})
@@ -418,6 +428,31 @@ TEST_CASE("invalidation: a near copy on A is not served after B's write returned
       CHECK_MESSAGE(got == bulk(v2), "n1 served " << got); // never the near copy
     }
   }
+  // The cluster metrics (pushed once a second): members by state, slots,
+  // reads n1 fetched remotely, invalidations the replicas sent and got acked.
+  auto metric = [&](const std::string& id, const std::string& name) {
+    return metric_value(c[id].metrics_port, name);
+  };
+  CHECK(wait_for([&] { return metric("n1", "kura_cluster_members{state=\"alive\"}") == 3; }));
+  CHECK(metric("n1", "kura_cluster_members{state=\"dead\"}") == 0);
+  double owned = 0;
+  for (auto id : {"n1", "n2", "n3"}) {
+    CHECK(metric(id, "kura_cluster_slots_replicated") > metric(id, "kura_cluster_slots_owned"));
+    owned += metric(id, "kura_cluster_slots_owned");
+  }
+  CHECK(owned == 16384);
+  CHECK(wait_for([&] { return metric("n1", "kura_cluster_remote_reads_total") >= 150; }));
+  CHECK(wait_for([&] {
+    return metric("n2", "kura_cluster_invalidations_acknowledged_total") +
+               metric("n3", "kura_cluster_invalidations_acknowledged_total") >=
+           150;
+  }));
+  CHECK(metric("n2", "kura_cluster_invalidations_sent_total") >=
+        metric("n2", "kura_cluster_invalidations_acknowledged_total"));
+  CHECK(metric("n1", "kura_cluster_gossip_messages_total") >=
+        metric("n1", "kura_cluster_gossip_batches_total"));
+  CHECK(metric("n1", "kura_cluster_hints_queued") >= 0);
+  CHECK(metric("n1", "kura_cluster_anti_entropy_rounds_total") > 0); // 1 s sync interval
 }
 
 TEST_CASE("partition through the fault proxy, then heal: membership and data converge") {
@@ -614,6 +649,14 @@ TEST_CASE("read-modify-write commands run at the key's owner; keyspace-wide comm
       t.join();
     CHECK(oks.load() == 300);
     CHECK(k2.call({"GET", "counter"}) == bulk("300"));
+    // Two of the three nodes forwarded their INCRs to the owner.
+    CHECK(wait_for([&] {
+      double fwd = 0;
+      for (auto id : {"n1", "n2", "n3"})
+        fwd += std::max(0.0,
+                        metric_value(c[id].metrics_port, "kura_cluster_forwarded_commands_total"));
+      return fwd >= 200;
+    }));
   }
   CHECK(k1.call({"DECRBY", "counter", "50"}) == std::string(":250\r\n"));
   CHECK(k3.call({"INCRBYFLOAT", "f", "10.5"}) == bulk("10.5"));
