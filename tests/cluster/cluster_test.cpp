@@ -817,3 +817,41 @@ TEST_CASE(
   for (auto& k : keys)
     CHECK_MESSAGE(k2.reply() == bulk("v2"), "n2 served an old " << k);
 }
+
+TEST_CASE("a reply for a closed connection never lands in a newer one on the same socket fd") {
+  // CAF's connection handles are socket fds, which the kernel reuses: a routed
+  // command of a client that left could complete a slot of the next client
+  // (a wrong reply) or one past its slots (kura-node crashed under
+  // redis-benchmark, which drops its connections on an error reply).
+  test_cluster c;
+  start_three(c);
+  INFO(c.logs());
+  client k1(c["n1"].port);
+  std::string key;
+  for (int i = 0; key.empty() && i < 5000; ++i) {
+    auto k = "fd:" + std::to_string(i);
+    auto owners = bulk_array(k1.call({"KURA.OWNERS", k}).value_or(""));
+    if (std::find(owners.begin(), owners.end(), "n1") == owners.end())
+      key = k;
+  }
+  REQUIRE(!key.empty());
+  ::kill(c["n2"].pid, SIGSTOP); // writes and reads of `key` wait (hint / failover)
+  {
+    client a(c["n1"].port);
+    std::string batch;
+    for (int i = 0; i < 64; ++i)
+      batch += client::multibulk({"SET", key, "from-a"});
+    REQUIRE(a.send(batch));
+  } // a leaves with 64 writes in flight
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  client b(c["n1"].port); // most likely on a's fd
+  // A routed command that outlasts a's writes (WAIT for more replicas than
+  // there are waits its whole timeout), so a's replies meet b's slots.
+  REQUIRE(b.send(client::multibulk({"WAIT", "5", "6000"})));
+  auto r = b.reply(20000);
+  REQUIRE(r);
+  CHECK_MESSAGE(r->rfind(":", 0) == 0, "b got " << *r); // not a's +OK
+  ::kill(c["n2"].pid, SIGCONT);
+  CHECK(client(c["n1"].port).call({"PING"}) == std::string("+PONG\r\n"));
+  CHECK(wait_for([&] { return k1.call({"GET", key}) == bulk("from-a"); }));
+}
