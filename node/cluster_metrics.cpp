@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace kura::node {
 
@@ -37,7 +38,8 @@ struct cluster_metrics {
   counter_delta hints_stored, hints_delivered, forwarded, remote_reads, writes, reads, inv_sent,
       inv_acked, ae_rounds, ae_repairs, streamed_bytes, streamed_entries, handed_off,
       gossip_messages, gossip_batches, decode_errors, tombstones_collected;
-  uint64_t ring_view = ~uint64_t{0};
+  std::vector<gossip::node_id> ring_members; ///< what slots_* were computed for
+  bool computed = false;
 
   void update(const actors::cluster_core& c) {
     const gossip::node* n = c.core();
@@ -48,11 +50,12 @@ struct cluster_metrics {
       by_state[gossip::to_string(m.state)] += 1;
     for (auto& [state, g] : members)
       g->Set(by_state[state]);
-    if (ring_view != n->members().view_version()) {
-      // 16384 placements: recomputed only when the view changed.
-      ring_view = n->members().view_version();
+    auto& r = n->current_ring();
+    if (!computed || ring_members != r.members()) {
+      // 16384 placements: recomputed only when the ring's members changed.
+      computed = true;
+      ring_members = r.members();
       double owned = 0, replicated = 0;
-      auto& r = n->current_ring();
       for (uint32_t s = 0; s < slot_count && !r.empty(); ++s) {
         auto reps = r.replicas_of_slot(s);
         for (size_t i = 0; i < reps.size(); ++i)
