@@ -82,7 +82,7 @@ void cluster_core::write(const std::string& key, const std::string& value, uint6
   auto now = real_clock::instance().now_ms();
   auto rid = node_->write(key, value, now, tombstone, expiry_ms);
   waiting_.emplace(rid, std::move(fn));
-  pump();
+  pump_deferred();
 }
 
 void cluster_core::read(const std::string& key, result_fn fn) {
@@ -94,7 +94,7 @@ void cluster_core::read(const std::string& key, result_fn fn) {
   auto now = real_clock::instance().now_ms();
   auto rid = node_->read(key, now);
   waiting_.emplace(rid, std::move(fn));
-  pump();
+  pump_deferred();
 }
 
 std::optional<entry> cluster_core::local(std::string_view key) const {
@@ -123,10 +123,39 @@ void cluster_core::forward(gossip::node_id to, std::vector<std::string> args, fo
   }
   if (!send_exec)
     return fn(false, {});
+  ++forwarded_;
   auto token = next_token_++;
   forwards_.emplace(token, std::move(fn));
-  send_exec(to, seal(static_cast<uint32_t>(cluster_msg_type::exec), exec_request{std::move(args)}),
-            token);
+  auto bytes = seal(static_cast<uint32_t>(cluster_msg_type::exec), exec_request{std::move(args)});
+  if (!schedule_flush || !send_exec_batch)
+    return send_exec(to, std::move(bytes), token);
+  // Held until the current event is done: a pipeline's forwarded commands to
+  // one peer travel as one request (answered in order, as one reply).
+  held_exec_[to].emplace_back(std::move(bytes), token);
+  if (!flush_scheduled_) {
+    flush_scheduled_ = true;
+    schedule_flush();
+  }
+}
+
+void cluster_core::flush_exec() {
+  if (held_exec_.empty())
+    return;
+  std::map<gossip::node_id, std::vector<std::pair<std::string, uint64_t>>> batch;
+  batch.swap(held_exec_);
+  for (auto& [to, reqs] : batch) {
+    if (reqs.size() == 1) {
+      send_exec(to, std::move(reqs[0].first), reqs[0].second);
+      continue;
+    }
+    std::vector<std::string> bytes;
+    std::vector<uint64_t> tokens;
+    for (auto& [b, t] : reqs) {
+      bytes.push_back(std::move(b));
+      tokens.push_back(t);
+    }
+    send_exec_batch(to, std::move(bytes), std::move(tokens));
+  }
 }
 
 void cluster_core::on_exec_reply(uint64_t token, bool ok, std::string reply) {
@@ -144,6 +173,18 @@ status cluster_core::on_message(gossip::node_id from, std::string_view bytes, ui
   auto st = node_->on_message(from, bytes, now);
   pump();
   return st;
+}
+
+status cluster_core::on_messages(gossip::node_id from, std::vector<std::string>& msgs,
+                                 uint64_t now) {
+  if (!node_)
+    return status{};
+  status first;
+  for (auto& m : msgs)
+    if (auto st = node_->on_message(from, m, now); !st && first)
+      first = st;
+  pump();
+  return first;
 }
 
 void cluster_core::after(uint64_t ms, std::function<void()> fn) {
@@ -171,6 +212,10 @@ void cluster_core::tick(uint64_t now) {
       std::cerr << "kura-node: cluster: store: " << st.message() << std::endl;
   }
   pump();
+  if (s_.report && now >= next_report_ms_) {
+    next_report_ms_ = now + 1000;
+    s_.report(*this);
+  }
 }
 
 void cluster_core::join_via(gossip::node_id seed, uint64_t now) {
@@ -202,16 +247,53 @@ void cluster_core::leave(uint64_t now) {
   pump();
 }
 
-void cluster_core::pump() {
+void cluster_core::take_outbox() {
+  auto& out = node_->out();
+  for (auto& o : out)
+    held_[o.to].push_back(std::move(o.bytes));
+  out.clear();
+}
+
+void cluster_core::pump_deferred() {
   if (!node_)
     return;
-  auto& out = node_->out();
-  if (!out.empty()) {
-    gossip::outbox batch;
-    batch.swap(out);
-    if (send)
-      for (auto& o : batch)
-        send(o.to, std::move(o.bytes));
+  take_outbox();
+  if (!held_.empty() && schedule_flush && !flush_scheduled_) {
+    flush_scheduled_ = true;
+    schedule_flush();
+  }
+  if (!schedule_flush)
+    return pump();
+  for (auto& r : node_->take_results()) {
+    auto it = waiting_.find(r.req);
+    if (it == waiting_.end())
+      continue;
+    auto fn = std::move(it->second);
+    waiting_.erase(it);
+    fn(r);
+  }
+}
+
+void cluster_core::pump() {
+  flush_exec();
+  if (!node_)
+    return;
+  take_outbox();
+  flush_scheduled_ = false;
+  if (!held_.empty()) {
+    std::map<gossip::node_id, std::vector<std::string>> batch;
+    batch.swap(held_);
+    for (auto& [to, msgs] : batch) {
+      gossip_sent_ += msgs.size();
+      ++gossip_batches_;
+      if (msgs.size() == 1 || !send_batch) {
+        if (send)
+          for (auto& m : msgs)
+            send(to, std::move(m));
+      } else {
+        send_batch(to, std::move(msgs));
+      }
+    }
   }
   for (auto& r : node_->take_results()) {
     auto it = waiting_.find(r.req);
@@ -293,6 +375,7 @@ namespace {
 using tick_atom = caf::atom_constant<caf::atom("ctick")>;
 using fwd_atom = caf::atom_constant<caf::atom("cfwd")>;
 using leave_atom = caf::atom_constant<caf::atom("cleave")>;
+using flush_atom = caf::atom_constant<caf::atom("cflush")>;
 
 constexpr size_t max_queued_per_peer = 1024;
 
@@ -381,6 +464,19 @@ void send_to(coord_ptr self, gossip::node_id to, std::string bytes) {
   }
   p.queue.push_back(std::move(bytes));
   if (p.queue.size() > max_queued_per_peer)
+    p.queue.pop_front();
+}
+
+void send_batch_to(coord_ptr self, gossip::node_id to, std::vector<std::string> msgs) {
+  auto& p = self->state.peers[to];
+  if (p.hdl) {
+    caf::send_as(caf::actor_cast<caf::actor>(self), p.hdl, gossip_atom::value,
+                 self->state.core->self_id(), std::move(msgs));
+    return;
+  }
+  for (auto& m : msgs)
+    p.queue.push_back(std::move(m));
+  while (p.queue.size() > max_queued_per_peer)
     p.queue.pop_front();
 }
 
@@ -554,7 +650,38 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
   st.core->send = [self](gossip::node_id to, std::string bytes) {
     send_to(self, to, std::move(bytes));
   };
+  st.core->send_batch = [self](gossip::node_id to, std::vector<std::string> msgs) {
+    send_batch_to(self, to, std::move(msgs));
+  };
+  // Called from the RESP broker's context: pump once its event is done.
+  st.core->schedule_flush = [self] {
+    caf::anon_send(caf::actor_cast<caf::actor>(self), flush_atom::value);
+  };
   // Called from the RESP broker's context: the request itself is made in ours.
+  st.core->send_exec_batch = [self](gossip::node_id to, std::vector<std::string> bytes,
+                                    std::vector<uint64_t> tokens) {
+    auto& st = self->state;
+    auto core = st.core;
+    auto it = st.peers.find(to);
+    if (it == st.peers.end() || !it->second.hdl) {
+      connect_peer(self, to);
+      for (auto t : tokens)
+        core->on_exec_reply(t, false, {});
+      return;
+    }
+    self->request(it->second.hdl, std::chrono::milliseconds(core->settings().request_timeout_ms),
+                  exec_atom::value, core->self_id(), std::move(bytes))
+        .then(
+            [core, tokens](std::vector<std::string>& replies) {
+              for (size_t i = 0; i < tokens.size(); ++i)
+                core->on_exec_reply(tokens[i], i < replies.size(),
+                                    i < replies.size() ? std::move(replies[i]) : std::string{});
+            },
+            [core, tokens](caf::error&) {
+              for (auto t : tokens)
+                core->on_exec_reply(t, false, {});
+            });
+  };
   st.core->send_exec = [self](gossip::node_id to, std::string bytes, uint64_t token) {
     caf::anon_send(caf::actor_cast<caf::actor>(self), fwd_atom::value, to, std::move(bytes), token);
   };
@@ -675,6 +802,22 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
           log_line(self, "bad:" + std::to_string(from),
                    "dropped a bad message from " + st.core->name_of(from) + ": " + res.message());
       },
+      [self](gossip_atom, uint32_t from, std::vector<std::string>& msgs) {
+        auto& st = self->state;
+        auto sender = self->current_sender();
+        auto it = sender ? st.authed.find(sender->node()) : st.authed.end();
+        if (it == st.authed.end() || it->second != from) {
+          log_line(self, "stranger",
+                   "dropped cluster messages from an unauthenticated peer " +
+                       (sender ? to_string(sender->node()) : std::string("(anonymous)")));
+          return;
+        }
+        auto res = st.core->on_messages(from, msgs, now_ms());
+        if (!res)
+          log_line(self, "bad:" + std::to_string(from),
+                   "dropped a bad message from " + st.core->name_of(from) + ": " + res.message());
+      },
+      [self](flush_atom) { self->state.core->pump(); },
       [self](fwd_atom, uint32_t to, std::string& bytes, uint64_t token) {
         auto& st = self->state;
         auto core = st.core;
@@ -714,6 +857,51 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
         st.core->settings().exec(*st.core, std::move(req->args),
                                  [rp](std::string reply) mutable { rp.deliver(std::move(reply)); });
         return rp;
+      },
+      [self](exec_atom, uint32_t from,
+             std::vector<std::string>& batch) -> caf::result<std::vector<std::string>> {
+        // A pipeline's forwarded commands: run in order, answered together.
+        auto& st = self->state;
+        auto sender = self->current_sender();
+        auto it = sender ? st.authed.find(sender->node()) : st.authed.end();
+        if (it == st.authed.end() || it->second != from) {
+          log_line(self, "stranger",
+                   "dropped forwarded commands from an unauthenticated peer " +
+                       (sender ? to_string(sender->node()) : std::string("(anonymous)")));
+          return caf::make_error(caf::sec::invalid_argument, "not authenticated");
+        }
+        if (!st.core->settings().exec || !st.core->ready() || batch.empty())
+          return caf::make_error(caf::sec::invalid_argument, "bad exec request");
+        struct pending {
+          std::vector<std::string> replies;
+          size_t left = 0;
+          caf::response_promise rp;
+        };
+        auto p = std::make_shared<pending>();
+        p->replies.resize(batch.size());
+        p->left = batch.size();
+        p->rp = self->make_response_promise();
+        auto done = [p](size_t i, std::string reply) {
+          p->replies[i] = std::move(reply);
+          if (--p->left == 0)
+            p->rp.deliver(std::move(p->replies));
+        };
+        for (size_t i = 0; i < batch.size(); ++i) {
+          auto env = decode_envelope(batch[i]);
+          result<exec_request> req =
+              env && env->type == static_cast<uint32_t>(cluster_msg_type::exec)
+                  ? from_msgpack<exec_request>(env->payload)
+                  : result<exec_request>(error{errc::decode_error, "not an exec request"});
+          if (!req || req->args.empty()) {
+            log_line(self, "badexec:" + std::to_string(from),
+                     "dropped a bad forwarded command from " + st.core->name_of(from));
+            done(i, "-ERR bad forwarded command\r\n");
+            continue;
+          }
+          st.core->settings().exec(*st.core, std::move(req->args),
+                                   [done, i](std::string reply) { done(i, std::move(reply)); });
+        }
+        return caf::delegated<std::vector<std::string>>{};
       },
       [self](members_atom) -> std::string {
         return seal(static_cast<uint32_t>(cluster_msg_type::members), self->state.core->members());

@@ -81,6 +81,8 @@ struct cluster_settings {
   uint64_t tick_ms = 50;               ///< how often timers run
   bool near_cache = true;
   exec_fn exec; ///< what runs forwarded commands here (unset: they are refused)
+  /// Called once a second on the multiplexer thread (metrics).
+  std::function<void(const cluster_core&)> report;
 };
 
 /// The cluster state the RESP front end reaches without a hop. See the file
@@ -137,13 +139,34 @@ public:
   void join_via(gossip::node_id seed, uint64_t now);
   /// Commits the store's pending writes now (leave, shutdown).
   void flush_store();
-  /// Delivers finished calls and hands the outbox to `send`.
+  /// Several messages from one peer (one CAF message): handled in order,
+  /// answered in one pump.
+  status on_messages(gossip::node_id from, std::vector<std::string>& msgs, uint64_t now);
+  /// Delivers finished calls and hands the outbox to `send`/`send_batch`:
+  /// what is held for a peer goes out as one CAF message.
   void pump();
   /// Sends one encoded gossip message (set by the coordinator broker).
   std::function<void(gossip::node_id, std::string)> send;
+  /// Sends several encoded gossip messages to one peer as one CAF message.
+  std::function<void(gossip::node_id, std::vector<std::string>)> send_batch;
+  /// Asks the coordinator to call pump() once the current event is done
+  /// (set by the coordinator broker). Client calls (write/read), which come
+  /// from the RESP broker, hold their messages until then, so a pipeline of
+  /// commands costs one CAF message per peer instead of one per command.
+  std::function<void()> schedule_flush;
+  /// Gossip messages sent, and the CAF messages that carried them.
+  uint64_t gossip_sent() const noexcept { return gossip_sent_; }
+  /// Commands forwarded to a peer (read-modify-write at the owner, the
+  /// per-node part of keyspace-wide commands).
+  uint64_t forwarded() const noexcept { return forwarded_; }
+  uint64_t gossip_batches() const noexcept { return gossip_batches_; }
   /// Sends a sealed exec_request to a peer; the answer comes back through
   /// on_exec_reply(token, ...) (set by the coordinator broker).
   std::function<void(gossip::node_id, std::string, uint64_t token)> send_exec;
+  /// Several sealed exec_requests to one peer as one request; the answers
+  /// come back through on_exec_reply, one per token (set by the coordinator).
+  std::function<void(gossip::node_id, std::vector<std::string>, std::vector<uint64_t> tokens)>
+      send_exec_batch;
   void on_exec_reply(uint64_t token, bool ok, std::string reply);
 
   /// "id@host:port" of a member (empty: unknown).
@@ -153,7 +176,17 @@ public:
   const gossip::node* core() const { return node_ ? &*node_ : nullptr; }
 
 private:
+  /// pump() for client calls: deliver results, hold messages for the flush.
+  void pump_deferred();
+  void take_outbox();
   cluster_settings s_;
+  std::map<gossip::node_id, std::vector<std::string>> held_; ///< per peer, in order
+  /// Forwarded commands held for the flush, per peer: (sealed request, token).
+  std::map<gossip::node_id, std::vector<std::pair<std::string, uint64_t>>> held_exec_;
+  void flush_exec();
+  bool flush_scheduled_ = false;
+  uint64_t gossip_sent_ = 0, gossip_batches_ = 0, forwarded_ = 0;
+  uint64_t next_report_ms_ = 0;
   gossip::node_id gid_;
   std::unique_ptr<gossip::replica_store> store_; ///< until start() hands it to node_
   std::optional<gossip::node> node_;

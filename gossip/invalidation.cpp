@@ -38,6 +38,22 @@ std::vector<std::pair<node_id, key_version>> invalidation_tracker::due(uint64_t 
   return out;
 }
 
+std::vector<std::pair<node_id, key_version>>
+invalidation_tracker::due_for(const std::string& key, uint64_t now, uint64_t retry_ms) {
+  std::vector<std::pair<node_id, key_version>> out;
+  auto it = holders_.find(key);
+  if (it == holders_.end())
+    return out;
+  for (auto& [holder, until] : it->second) {
+    auto p = pending_.find({holder, key});
+    if (p != pending_.end() && p->second.next <= now) {
+      out.emplace_back(holder, key_version{key, p->second.v.hlc, p->second.v.node});
+      p->second.next = now + retry_ms;
+    }
+  }
+  return out;
+}
+
 bool invalidation_tracker::acknowledge(node_id holder, const key_version& kv) {
   auto it = pending_.find({holder, kv.key});
   if (it == pending_.end() || kv.ver() < it->second.v)

@@ -25,6 +25,10 @@ public:
   /// `key` changed to `v` at `now`: every current holder gets a pending
   /// invalidation, due immediately.
   void on_change(const std::string& key, const version& v, uint64_t now);
+  /// The invalidations of `key` due at `now` (sent right away after a change
+  /// instead of at the next tick; their next retry is `retry_ms` later).
+  std::vector<std::pair<node_id, key_version>> due_for(const std::string& key, uint64_t now,
+                                                       uint64_t retry_ms);
   /// Invalidations due at `now` (their next retry is set `retry_ms` later).
   std::vector<std::pair<node_id, key_version>> due(uint64_t now, uint64_t retry_ms);
   /// The holder acknowledged `kv`: done (and no longer a holder).

@@ -44,6 +44,8 @@ KURA_GOSSIP_TYPE(handoff_ack_msg, handoff_ack)
 KURA_GOSSIP_TYPE(tomb_check_msg, tomb_check)
 KURA_GOSSIP_TYPE(tomb_confirm_msg, tomb_confirm)
 KURA_GOSSIP_TYPE(hint_msg, hint)
+KURA_GOSSIP_TYPE(hold_msg, hold)
+KURA_GOSSIP_TYPE(hold_ack_msg, hold_ack)
 #undef KURA_GOSSIP_TYPE
 
 bool valid_updates(const std::vector<member_update>& us) {
@@ -137,6 +139,10 @@ result<message> decode_message(std::string_view bytes) {
     return decode_as<tomb_confirm_msg>(p);
   case msg_type::hint:
     return decode_as<hint_msg>(p);
+  case msg_type::hold:
+    return decode_as<hold_msg>(p);
+  case msg_type::hold_ack:
+    return decode_as<hold_ack_msg>(p);
   }
   return error{errc::decode_error, "unknown gossip message type " + std::to_string(env->type)};
 }

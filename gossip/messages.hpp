@@ -32,6 +32,8 @@ enum class msg_type : uint32_t {
   invalidate = 114,
   invalidate_ack = 115,
   hint = 116,
+  hold = 117,
+  hold_ack = 118,
   ae_digest = 120,
   ae_keys = 121,
   ae_repair = 122,
@@ -148,6 +150,23 @@ struct hint_msg {
   MSGPACK_DEFINE(rid, target, e);
 };
 
+/// Near-cache holder -> a replica that did not serve its copy: "I keep a
+/// near copy of `copy.key` at version `copy`; invalidate me on change".
+/// Answered with hold_ack_msg; the copy is served only once every replica of
+/// the key registered the holder (kura-node, ack_after_invalidation).
+struct hold_msg {
+  key_version copy;
+  MSGPACK_DEFINE(copy);
+};
+
+/// Replica -> holder: registered; `held` is the version the replica holds
+/// (zero: none), newer than `copy` means the copy is already stale.
+struct hold_ack_msg {
+  key_version copy;
+  key_version held;
+  MSGPACK_DEFINE(copy, held);
+};
+
 struct fetch_msg {
   uint64_t rid = 0;
   std::string key;
@@ -227,7 +246,7 @@ using message =
     std::variant<ping_msg, ack_msg, ping_req_msg, nack_msg, push_pull_msg, replicate_msg,
                  replicate_ack_msg, fetch_msg, fetch_reply_msg, invalidate_msg, invalidate_ack_msg,
                  ae_digest_msg, ae_keys_msg, ae_repair_msg, handoff_msg, handoff_ack_msg,
-                 tomb_check_msg, tomb_confirm_msg, hint_msg>;
+                 tomb_check_msg, tomb_confirm_msg, hint_msg, hold_msg, hold_ack_msg>;
 
 /// The envelope type id of a message.
 msg_type type_of(const message& m);

@@ -45,6 +45,8 @@ void node::on_view_change(uint64_t now, bool from_tick) {
   ring before = ring_;
   ring_ = ring(members_.ring_members(), cfg_.ring);
   masks_.clear();
+  if (cfg_.ack_after_invalidation)
+    near_.clear(); // registered with the old replicas only
   if (catch_up_ && catch_up_until_ == 0 && members_.joined() && ring_.members().size() > 1) {
     // Joined: catch up with every peer now instead of at the next sync.
     catch_up_until_ = now + cfg_.members.sync_interval_ms;
@@ -113,12 +115,24 @@ void node::send(node_id to, const message& m) {
   out_.push_back(outgoing{to, encode(m)});
 }
 
+void node::count_streamed(const std::vector<wire_entry>& es) {
+  stats_.streamed_entries += es.size();
+  for (auto& e : es)
+    stats_.streamed_bytes += e.key.size() + e.value.size();
+}
+
 bool node::apply_entry(const entry& e, uint64_t now) {
   hlc_.observe(e.ver, now);
   if (!store_->apply(e))
     return false;
   near_.erase(e.key);
   invalidations_.on_change(e.key, e.ver, now);
+  if (cfg_.ack_after_invalidation) // the write waits for these: send them now, not at the tick
+    for (auto& [holder, kv] : invalidations_.due_for(e.key, now, cfg_.retry_ms))
+      if (!members_.is_dead(holder)) {
+        ++stats_.invalidations_sent;
+        send(holder, invalidate_msg{kv});
+      }
   return true;
 }
 
@@ -186,6 +200,11 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
     } else {
       hints_.add(hm->target, e);
       ++stats_.hints_stored;
+      // The hint holder counts as a copy: it must not serve an older near copy.
+      if (auto it = near_.find(e.key); it != near_.end() && it->second.e.ver < e.ver) {
+        near_.erase(it);
+        raise_floor(e.key, e.ver);
+      }
     }
     send(from, replicate_ack_msg{hm->rid, key_version{e.key, e.ver.hlc, e.ver.node}});
   } else if (auto* f = std::get_if<fetch_msg>(&msg)) {
@@ -218,12 +237,30 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
         return;
       }
       if (e.key == key && !(e.ver < floor(key))) {
-        near_[key] = near_copy{e, now + cfg_.near_ttl_ms};
+        keep_near(from, e, now);
         serve_read(fr->rid, key, &e, now);
         return;
       }
     }
     serve_read(fr->rid, key, nullptr, now);
+  } else if (auto* ho = std::get_if<hold_msg>(&msg)) {
+    // A near holder that fetched from another replica: we invalidate it too.
+    invalidations_.add_holder(ho->copy.key, from, now + cfg_.near_ttl_ms);
+    hold_ack_msg rep{ho->copy, key_version{ho->copy.key, 0, 0}};
+    if (auto e = store_->get(ho->copy.key))
+      rep.held = key_version{e->key, e->ver.hlc, e->ver.node};
+    send(from, rep);
+  } else if (auto* ha = std::get_if<hold_ack_msg>(&msg)) {
+    auto it = near_.find(ha->copy.key);
+    if (it == near_.end() || it->second.e.ver != ha->copy.ver())
+      return; // a copy we no longer keep
+    if (it->second.e.ver < ha->held.ver()) {
+      raise_floor(ha->copy.key, ha->held.ver()); // already stale
+      near_.erase(it);
+      return;
+    }
+    auto& u = it->second.unconfirmed;
+    u.erase(std::remove(u.begin(), u.end(), from), u.end());
   } else if (auto* inv = std::get_if<invalidate_msg>(&msg)) {
     auto it = near_.find(inv->kv.key);
     if (it != near_.end() && it->second.e.ver < inv->kv.ver())
@@ -231,7 +268,8 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
     raise_floor(inv->kv.key, inv->kv.ver());
     send(from, invalidate_ack_msg{inv->kv});
   } else if (auto* ia = std::get_if<invalidate_ack_msg>(&msg)) {
-    invalidations_.acknowledge(from, ia->kv);
+    if (invalidations_.acknowledge(from, ia->kv))
+      ++stats_.invalidations_acked;
     release_acks(ia->kv.key);
   } else if (auto* d = std::get_if<ae_digest_msg>(&msg)) {
     if (d->prefix_bits == 0 && !d->reply) {
@@ -261,6 +299,7 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
     for (auto& e : plan.push)
       rep.entries.push_back(wire_entry::from(e));
     rep.want = std::move(plan.want);
+    count_streamed(rep.entries);
     send(from, rep);
   } else if (auto* rp = std::get_if<ae_repair_msg>(&msg)) {
     for (auto& we : rp->entries) {
@@ -276,8 +315,10 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
       for (auto& key : rp->want)
         if (auto e = store_->get(key))
           rep.entries.push_back(wire_entry::from(*e));
-      if (!rep.entries.empty())
+      if (!rep.entries.empty()) {
+        count_streamed(rep.entries);
         send(from, rep);
+      }
     }
   } else if (auto* h = std::get_if<handoff_msg>(&msg)) {
     handoff_ack_msg ack;
@@ -460,7 +501,7 @@ void node::dispatch_read(uint64_t rid, const std::string& key, uint64_t now) {
     return;
   }
   auto it = near_.find(key);
-  if (it != near_.end() && it->second.until > now && !(it->second.e.ver < floor(key))) {
+  if (it != near_.end() && near_usable(it->second, now) && !(it->second.e.ver < floor(key))) {
     ++stats_.local_reads;
     serve_read(rid, key, nullptr, now);
     return;
@@ -475,6 +516,26 @@ void node::dispatch_read(uint64_t rid, const std::string& key, uint64_t now) {
   send_fetch(rid, now);
 }
 
+void node::keep_near(node_id server, const entry& e, uint64_t now) {
+  auto& c = near_[e.key];
+  if (c.e.ver != e.ver || c.until <= now) {
+    c.e = e;
+    c.until = now + cfg_.near_ttl_ms;
+    c.unconfirmed.clear();
+    c.hold_sent = 0;
+    if (cfg_.ack_after_invalidation)
+      for (node_id r : ring_.replicas(e.key))
+        if (r != id() && r != server)
+          c.unconfirmed.push_back(r);
+  }
+  // (the same version again: keep `until`, which every registration outlives)
+  if (!c.unconfirmed.empty() && (c.hold_sent == 0 || now >= c.hold_sent + cfg_.retry_ms)) {
+    c.hold_sent = now;
+    for (node_id r : c.unconfirmed)
+      send(r, hold_msg{key_version{e.key, e.ver.hlc, e.ver.node}});
+  }
+}
+
 void node::send_fetch(uint64_t req, uint64_t now) {
   auto& pr = reads_[req];
   ++stats_.fetches;
@@ -487,7 +548,8 @@ void node::serve_read(uint64_t req, const std::string& key, const entry* fetched
   std::optional<entry> stored = store_->get(key);
   const entry* best = stored ? &*stored : nullptr;
   auto nit = near_.find(key);
-  if (nit != near_.end() && nit->second.until > now && (!best || best->ver < nit->second.e.ver))
+  if (nit != near_.end() && near_usable(nit->second, now) &&
+      (!best || best->ver < nit->second.e.ver))
     best = &nit->second.e;
   if (fetched && (!best || best->ver < fetched->ver))
     best = fetched;
@@ -700,8 +762,10 @@ void node::handoff_step(uint64_t now) {
     ++stats_.handed_off;
   }
   for (auto& [to, msg] : batches)
-    if (members_.is_alive(to))
+    if (members_.is_alive(to)) {
+      count_streamed(msg.entries);
       send(to, msg);
+    }
 }
 
 void node::tombstone_step(uint64_t now) {

@@ -132,6 +132,10 @@ public:
     uint64_t replicated = 0, hints_stored = 0, hints_delivered = 0;
     uint64_t invalidations_sent = 0, ae_rounds = 0, ae_repaired = 0, handed_off = 0;
     uint64_t tombstones_collected = 0, decode_errors = 0;
+    uint64_t invalidations_acked = 0; ///< holders that confirmed dropping a near copy
+    /// Entries (and their key + value bytes) shipped to peers by anti-entropy
+    /// repairs and handoff (streaming of ranges on join, leave and repair).
+    uint64_t streamed_entries = 0, streamed_bytes = 0;
   };
   const counters& stats() const { return stats_; }
 
@@ -140,6 +144,7 @@ private:
   void handle(node_id from, const message& m, uint64_t now);
   bool apply_entry(const entry& e, uint64_t now); // LWW + invalidation + hlc
   void send(node_id to, const message& m);
+  void count_streamed(const std::vector<wire_entry>& es);
   void raise_floor(const std::string& key, const version& v);
   void serve_read(uint64_t req, const std::string& key, const entry* fetched, uint64_t now);
   void finish_write(pending_writes::write& w, bool ok);
@@ -181,7 +186,16 @@ private:
   struct near_copy {
     entry e;
     uint64_t until = 0;
+    /// ack_after_invalidation: replicas that have not registered us as a
+    /// holder yet (hold_msg); the copy is served only once this is empty, so
+    /// every replica that may acknowledge a write invalidates it first.
+    std::vector<node_id> unconfirmed;
+    uint64_t hold_sent = 0;
   };
+  bool near_usable(const near_copy& c, uint64_t now) const {
+    return c.until > now && c.unconfirmed.empty();
+  }
+  void keep_near(node_id server, const entry& e, uint64_t now);
   std::map<std::string, near_copy> near_;
   std::map<std::string, version> floor_;
   struct pending_read {

@@ -1,5 +1,8 @@
 #include "gossip/tier_store.hpp"
 
+#include <algorithm>
+#include <chrono>
+
 namespace kura::gossip {
 
 tier_store::tier_store(std::unique_ptr<l3_lmdb> l3, std::shared_ptr<archive::archive> l4,
@@ -18,6 +21,14 @@ tier_store::tier_store(std::unique_ptr<l3_lmdb> l3, std::shared_ptr<archive::arc
 }
 
 tier_store::~tier_store() {
+  if (worker_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lk(q_mu_);
+      stop_ = true;
+    }
+    q_cv_.notify_all();
+    worker_.join(); // it applies what is queued and commits
+  }
   if (l3_) {
     (void)l3_->flush();
     l3_->set_eviction_listener(nullptr);
@@ -41,7 +52,8 @@ result<std::unique_ptr<tier_store>> tier_store::open(l3_config l3,
 
 result<std::unique_ptr<tier_store>> tier_store::open(l3_config l3,
                                                      std::shared_ptr<archive::archive> l4,
-                                                     const clock& clk, uint64_t ring_seed) {
+                                                     const clock& clk, uint64_t ring_seed,
+                                                     bool background) {
   l3.tombstones = true;
   auto t3 = l3_lmdb::open(std::move(l3), clk);
   if (!t3)
@@ -49,6 +61,8 @@ result<std::unique_ptr<tier_store>> tier_store::open(l3_config l3,
   std::unique_ptr<tier_store> s(new tier_store(std::move(*t3), std::move(l4), clk, ring_seed));
   if (auto st = s->build_index(); !st)
     return st.err();
+  if (background)
+    s->start_worker();
   return s;
 }
 
@@ -96,6 +110,18 @@ status tier_store::build_index() {
 }
 
 std::optional<entry> tier_store::read(std::string_view key, const version& want) const {
+  if (!worker_.joinable())
+    return read_tiers(key, want);
+  if (auto it = overlay_.find(std::string(key)); it != overlay_.end()) {
+    if (it->second.erased)
+      return std::nullopt;
+    return it->second.e;
+  }
+  std::lock_guard<std::mutex> lk(tiers_mu_);
+  return read_tiers(key, want);
+}
+
+std::optional<entry> tier_store::read_tiers(std::string_view key, const version& want) const {
   auto r = l3_->get_versioned(key);
   if (!r) {
     last_error_ = r.err();
@@ -134,11 +160,7 @@ std::optional<entry> tier_store::get(std::string_view key) const {
   return read(key, it->second.ver);
 }
 
-bool tier_store::apply(const entry& e) {
-  auto k = std::make_pair(position(e.key), e.key);
-  auto it = index_.find(k);
-  if (it != index_.end() && !(it->second.ver < e.ver))
-    return false; // the index covers L3 and L4: no disk read
+bool tier_store::apply_tiers(const entry& e, bool known) {
   auto r = l3_->apply(e, clk_.now_ms());
   if (!r) {
     last_error_ = r.err();
@@ -146,11 +168,34 @@ bool tier_store::apply(const entry& e) {
   }
   if (!*r)
     return false;
-  if (it != index_.end() && l4_) {
+  if (known && l4_) {
     // The older copy in the archive is superseded: one persistent tier per key.
     auto held = l4_->held_version(e.key);
     if (held && *held && **held < e.ver)
       (void)l4_->erase(e.key);
+  }
+  return true;
+}
+
+bool tier_store::apply(const entry& e) {
+  auto k = std::make_pair(position(e.key), e.key);
+  auto it = index_.find(k);
+  if (it != index_.end() && !(it->second.ver < e.ver))
+    return false; // the index covers L3 and L4: no disk read
+  bool known = it != index_.end();
+  if (worker_.joinable()) {
+    change c;
+    c.e = e;
+    if (c.e.is_tombstone()) { // as L3 stores it
+      c.e.value.clear();
+      c.e.expiry_ms = 0;
+    }
+    c.known = known;
+    c.seq = ++next_seq_;
+    overlay_[e.key] = shadow{c.e, false, c.seq};
+    enqueue(std::move(c));
+  } else if (!apply_tiers(e, known)) {
+    return false;
   }
   entry before;
   if (it != index_.end()) {
@@ -166,10 +211,7 @@ bool tier_store::apply(const entry& e) {
   return true;
 }
 
-bool tier_store::erase(std::string_view key) {
-  auto it = index_.find({position(key), std::string(key)});
-  if (it == index_.end())
-    return false;
+bool tier_store::erase_tiers(std::string_view key) {
   auto r = l3_->erase(key);
   if (!r) {
     last_error_ = r.err();
@@ -180,6 +222,23 @@ bool tier_store::erase(std::string_view key) {
       last_error_ = r4.err();
       return false;
     }
+  return true;
+}
+
+bool tier_store::erase(std::string_view key) {
+  auto it = index_.find({position(key), std::string(key)});
+  if (it == index_.end())
+    return false;
+  if (worker_.joinable()) {
+    change c;
+    c.e.key = std::string(key);
+    c.erase = true;
+    c.seq = ++next_seq_;
+    overlay_[c.e.key] = shadow{entry{}, true, c.seq};
+    enqueue(std::move(c));
+  } else if (!erase_tiers(key)) {
+    return false;
+  }
   entry before;
   before.key = std::string(key);
   before.ver = it->second.ver;
@@ -215,6 +274,22 @@ void tier_store::for_each_key_from(uint64_t from, const key_visitor& f) const {
 }
 
 status tier_store::tick(size_t sweep_budget) {
+  if (worker_.joinable()) {
+    // The worker commits and sweeps on its own; drop what it has applied
+    // from the overlay (L3's pending batch answers for it now).
+    uint64_t applied;
+    std::optional<error> err;
+    {
+      std::lock_guard<std::mutex> lk(q_mu_);
+      applied = applied_seq_;
+      err.swap(worker_error_);
+    }
+    for (auto it = overlay_.begin(); it != overlay_.end();)
+      it = it->second.seq <= applied ? overlay_.erase(it) : std::next(it);
+    if (err)
+      return *err;
+    return {};
+  }
   uint64_t now = clk_.now_ms();
   if (auto s = l3_->maybe_flush(now); !s)
     return s;
@@ -230,9 +305,125 @@ status tier_store::tick(size_t sweep_budget) {
 }
 
 status tier_store::flush() {
+  if (worker_.joinable()) {
+    std::unique_lock<std::mutex> lk(q_mu_);
+    uint64_t want = ++flush_req_;
+    q_cv_.notify_all();
+    done_cv_.wait(lk, [&] { return flush_done_ >= want; });
+    if (worker_error_) {
+      error e = *worker_error_;
+      worker_error_.reset();
+      return e;
+    }
+    return {};
+  }
   if (auto s = l3_->flush(); !s)
     return s;
   return l4_ ? l4_->flush() : status{};
+}
+
+// -- background commits ------------------------------------------------------------
+
+void tier_store::start_worker() {
+  worker_ = std::thread([this] { run_worker(); });
+}
+
+void tier_store::enqueue(change c) {
+  std::unique_lock<std::mutex> lk(q_mu_);
+  if (queue_.size() >= max_queue) // the disk is that far behind: wait for room
+    room_cv_.wait(lk, [&] { return queue_.size() < max_queue / 2; });
+  queue_.push_back(std::move(c));
+  if (queue_.size() == 1)
+    q_cv_.notify_one();
+}
+
+tier_store::worker_stats tier_store::stats_of_worker() const {
+  std::lock_guard<std::mutex> lk(q_mu_);
+  return wstats_;
+}
+
+void tier_store::run_worker() {
+  // Applies in chunks, so a reader that missed the overlay waits for at most
+  // one chunk (or one commit, when a chunk fills L3's batch).
+  constexpr size_t chunk = 64;
+  std::vector<change> batch;
+  uint64_t next_sweep = 0;
+  for (;;) {
+    uint64_t want_flush = 0;
+    bool stopping = false, asked = false;
+    uint64_t wait_ms = 1000; // the sweep's period
+    {
+      std::lock_guard<std::mutex> tl(tiers_mu_); // (never held with q_mu_)
+      if (auto due = l3_->flush_due_in(clk_.now_ms()))
+        wait_ms = std::max<uint64_t>(1, std::min<uint64_t>(*due, wait_ms));
+    }
+    {
+      std::unique_lock<std::mutex> lk(q_mu_);
+      q_cv_.wait_for(lk, std::chrono::milliseconds(wait_ms),
+                     [&] { return !queue_.empty() || stop_ || flush_req_ != flush_done_; });
+      batch.swap(queue_);
+      want_flush = flush_req_;
+      stopping = stop_;
+      asked = stopping || flush_done_ < want_flush;
+    }
+    room_cv_.notify_all();
+    auto t0 = std::chrono::steady_clock::now();
+    std::optional<error> err;
+    auto note = [&](const status& st) {
+      if (!st && !err)
+        err = st.err();
+    };
+    for (size_t i = 0; i < batch.size(); i += chunk) {
+      size_t end = std::min(batch.size(), i + chunk);
+      {
+        std::lock_guard<std::mutex> tl(tiers_mu_);
+        for (size_t j = i; j < end; ++j) {
+          auto& c = batch[j];
+          bool ok = c.erase ? erase_tiers(c.e.key) : apply_tiers(c.e, c.known);
+          if (!ok && last_error_ && !err)
+            err = *last_error_;
+        }
+      }
+      std::lock_guard<std::mutex> lk(q_mu_);
+      applied_seq_ = batch[end - 1].seq;
+      wstats_.applied += end - i;
+    }
+    {
+      std::lock_guard<std::mutex> tl(tiers_mu_);
+      uint64_t now = clk_.now_ms();
+      note(l3_->maybe_flush(now));
+      if (l4_)
+        note(l4_->maybe_flush(now));
+      if (now >= next_sweep) {
+        next_sweep = now + 1000;
+        l3_->sweep_expired(now, 256);
+        if (l4_)
+          l4_->sweep_expired(now, 256);
+      }
+      if (asked) {
+        note(l3_->flush());
+        if (l4_)
+          note(l4_->flush());
+      }
+    }
+    uint64_t us = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
+            .count());
+    batch.clear();
+    {
+      std::lock_guard<std::mutex> lk(q_mu_);
+      ++wstats_.rounds;
+      wstats_.busy_us += us;
+      if (flush_done_ < want_flush)
+        flush_done_ = want_flush;
+      if (err)
+        worker_error_ = err;
+      if (stopping && queue_.empty())
+        break;
+    }
+    done_cv_.notify_all();
+  }
+  done_cv_.notify_all();
 }
 
 } // namespace kura::gossip

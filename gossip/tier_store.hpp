@@ -21,7 +21,21 @@
 // key bytes + 80 bytes of memory per key held.
 //
 // get()/for_each() read the tiers (an entry is read when it is shipped).
-// Thread safety: not thread-safe; one owner.
+//
+// Background commits (kura-node: `background` at open). LMDB commits with
+// their fdatasync must not run on the thread that serves clients. In this mode
+// a worker thread owns the writes to L3 and L4: apply()/erase() decide
+// last-writer-wins on the in-memory index, record the change in an in-memory
+// overlay (what get() answers until the worker applied it to L3's pending
+// batch), queue it and return; the worker applies queued changes in order,
+// lets L3 group-commit (batch-max-writes / batch-max-age), runs L3's and L4's
+// expiry sweeps once a second and commits everything on flush(). A reply may
+// therefore go out once the write is applied in memory; what a kill -9 can
+// lose is the queue plus L3's pending batch on that node (docs/cluster.md).
+// Reads that miss the overlay take a lock the worker holds while it applies a
+// chunk of writes or commits. The queue is bounded (`max_queue`): when the
+// disk falls that far behind, apply() waits for room.
+// Thread safety: the store is used by one owner thread; the worker is internal.
 #pragma once
 
 #include "archive/archive.hpp"
@@ -29,8 +43,13 @@
 #include "tiers/clock.hpp"
 #include "tiers/l3_lmdb.hpp"
 
+#include <condition_variable>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
 
 namespace kura::gossip {
 
@@ -44,10 +63,10 @@ public:
                                                   uint64_t ring_seed = ring_config{}.seed);
   /// The same over an archive opened by the caller (kura-node: its settings);
   /// `l4` may be null. The store must be the archive's only user.
-  static result<std::unique_ptr<tier_store>> open(l3_config l3,
-                                                  std::shared_ptr<archive::archive> l4,
-                                                  const clock& clk,
-                                                  uint64_t ring_seed = ring_config{}.seed);
+  /// `background`: commit on a worker thread (see the file comment).
+  static result<std::unique_ptr<tier_store>>
+  open(l3_config l3, std::shared_ptr<archive::archive> l4, const clock& clk,
+       uint64_t ring_seed = ring_config{}.seed, bool background = false);
   ~tier_store() override;
 
   bool apply(const entry& e) override;
@@ -65,16 +84,43 @@ public:
   status flush() override;
 
   /// The last I/O error met by apply/erase/get (they answer false/nullopt).
+  /// With background commits, the worker's errors come out of tick()/flush().
   const std::optional<error>& last_error() const { return last_error_; }
 
+  /// The tiers, for tests and tools (not while background commits run).
   l3_lmdb& l3() { return *l3_; }
   archive::archive* l4() { return l4_.get(); }
+
+  bool background() const { return worker_.joinable(); }
+  /// Changes queued for the worker or in the overlay (background mode).
+  size_t unapplied() const { return overlay_.size(); }
+  /// Worker statistics (background mode): LMDB batches committed by it and
+  /// the time it spent applying and committing.
+  struct worker_stats {
+    uint64_t applied = 0, rounds = 0, busy_us = 0;
+  };
+  worker_stats stats_of_worker() const;
+  /// Bound on queued changes before apply() waits (background mode).
+  static constexpr size_t max_queue = 65'536;
 
 private:
   tier_store(std::unique_ptr<l3_lmdb> l3, std::shared_ptr<archive::archive> l4, const clock& clk,
              uint64_t ring_seed);
   status build_index();
   std::optional<entry> read(std::string_view key, const version& want) const;
+  std::optional<entry> read_tiers(std::string_view key, const version& want) const;
+  bool apply_tiers(const entry& e, bool known);
+  bool erase_tiers(std::string_view key);
+  // background mode
+  struct change {
+    entry e; ///< for an erase: the key only
+    bool erase = false;
+    bool known = false; ///< the key was in the index before (L4 may hold an older copy)
+    uint64_t seq = 0;
+  };
+  void start_worker();
+  void run_worker();
+  void enqueue(change c);
 
   std::unique_ptr<l3_lmdb> l3_;
   std::shared_ptr<archive::archive> l4_;
@@ -86,6 +132,25 @@ private:
   };
   std::map<std::pair<uint64_t, std::string>, meta> index_;
   mutable std::optional<error> last_error_;
+
+  // Background mode. overlay_ and next_seq_ belong to the owner thread.
+  struct shadow {
+    entry e;
+    bool erased = false;
+    uint64_t seq = 0;
+  };
+  std::unordered_map<std::string, shadow> overlay_;
+  uint64_t next_seq_ = 0;
+  mutable std::mutex tiers_mu_; ///< l3_ and l4_ while the worker runs
+  mutable std::mutex q_mu_;     ///< everything below
+  std::condition_variable q_cv_, room_cv_, done_cv_;
+  std::vector<change> queue_;
+  uint64_t applied_seq_ = 0;
+  uint64_t flush_req_ = 0, flush_done_ = 0;
+  bool stop_ = false;
+  std::optional<error> worker_error_;
+  worker_stats wstats_;
+  std::thread worker_;
 };
 
 } // namespace kura::gossip

@@ -123,7 +123,10 @@ open_cluster_store(const node_config& cfg, l3_config l3, const kura::clock& clk)
     l4 = std::move(*a);
   }
   auto path = l3.path;
-  auto s = gossip::tier_store::open(std::move(l3), std::move(l4), clk);
+  // Background commits: LMDB commits (and their fdatasync) run on the
+  // store's worker thread, not on the multiplexer thread that serves clients.
+  auto s =
+      gossip::tier_store::open(std::move(l3), std::move(l4), clk, gossip::ring_config{}.seed, true);
   if (!s)
     return error{s.err().code, "cannot open L3 in " + path + ": " + s.err().to_string()};
   return std::unique_ptr<gossip::replica_store>(std::move(*s));

@@ -7,6 +7,7 @@
 #include "actors/cluster.hpp"
 #include "actors/store.hpp"
 #include "node/archive_node.hpp"
+#include "node/cluster_metrics.hpp"
 #include "node/cluster_node.hpp"
 #include "node/config.hpp"
 #include "node/metrics.hpp"
@@ -213,8 +214,9 @@ int main(int argc, char** argv) {
     rc_cfg.tls.auth_clients = cfg.tls_auth_clients;
     actors::cluster_handles cluster;
     if (cfg.cluster_enabled()) {
-      cluster = actors::spawn_cluster(sys, node::cluster_settings_of(cfg, cluster_id), incarnation,
-                                      std::move(cluster_store));
+      auto cs = node::cluster_settings_of(cfg, cluster_id);
+      cs.report = node::cluster_metrics_hook(metrics.get());
+      cluster = actors::spawn_cluster(sys, std::move(cs), incarnation, std::move(cluster_store));
       rc_cfg.cluster = cluster.core;
     }
     auto listening = std::make_shared<std::promise<std::string>>();

@@ -85,7 +85,8 @@ struct resp_state {
 using self_ptr = stateful_actor<resp_state, broker>*;
 
 void process(self_ptr self, connection_handle hdl);
-void complete_slot(self_ptr self, connection_handle hdl, uint64_t n, out_buffer&& reply);
+void complete_slot(self_ptr self, connection_handle hdl, uint64_t conn_id, uint64_t n,
+                   out_buffer&& reply);
 
 /// Where replies to `c` go: the scribe's write buffer, or for a TLS
 /// connection the plaintext buffer that flush_conn encrypts.
@@ -295,11 +296,15 @@ void start_fetch(self_ptr self, connection_handle hdl, const fetch_plan& plan) {
 }
 
 /// A routed command's reply is in: send it and every finished one behind it.
-void complete_slot(self_ptr self, connection_handle hdl, uint64_t n, out_buffer&& reply) {
+void complete_slot(self_ptr self, connection_handle hdl, uint64_t conn_id, uint64_t n,
+                   out_buffer&& reply) {
   auto& st = self->state;
   auto it = st.conns.find(hdl);
-  if (it == st.conns.end() || n < it->second.first_slot)
-    return; // the client left
+  // The client left: its handle (the socket's fd) may belong to a newer
+  // connection by now, whose slots this reply must not touch.
+  if (it == st.conns.end() || it->second.sess.id != conn_id || n < it->second.first_slot ||
+      n - it->second.first_slot >= it->second.slots.size())
+    return;
   conn& c = it->second;
   auto& slot = c.slots[n - c.first_slot];
   slot.done = true;
@@ -380,13 +385,14 @@ void process(self_ptr self, connection_handle hdl) {
           out_buffer refused;
           if (!permit(st.cmds->security(), reg, reg.resolve(args), args, c.sess, refused,
                       st.core->ks().clock().now_ms())) {
-            complete_slot(self, hdl, n, std::move(refused));
+            complete_slot(self, hdl, c.sess.id, n, std::move(refused));
             if (c.sess.quit)
               c.closing = true;
             continue;
           }
-          std::function<void(out_buffer &&)> done = [self, hdl, n](out_buffer&& reply) {
-            complete_slot(self, hdl, n, std::move(reply));
+          std::function<void(out_buffer &&)> done = [self, hdl, n,
+                                                     id = c.sess.id](out_buffer&& reply) {
+            complete_slot(self, hdl, id, n, std::move(reply));
           };
           if (!faces_first(*st.cfg.cluster, reg, c.face, args, c.sess.resp, done))
             run_clustered(*st.cfg.cluster, args, std::move(done));

@@ -28,6 +28,8 @@ TEST_CASE("every message type round-trips through the envelope") {
       tomb_check_msg{{key_version{"a", 1, 1}}},
       tomb_confirm_msg{{key_version{"a", 1, 1}}},
       hint_msg{20, 7, wire_entry{"k", "v", 0, 99, 2, 0}},
+      hold_msg{key_version{"h", 5, 3}},
+      hold_ack_msg{key_version{"h", 5, 3}, key_version{"h", 6, 1}},
   };
   for (auto& m : all) {
     auto bytes = encode(m);

@@ -39,8 +39,13 @@ archive::archive_config l4_at(const std::string& dir) {
 }
 
 std::unique_ptr<tier_store> open_store(const testing::temp_dir& d, const kura::clock& clk,
-                                       uint64_t l3_max = 0) {
-  auto r = tier_store::open(l3_at(d.sub("l3"), l3_max), l4_at(d.sub("l4")), clk);
+                                       uint64_t l3_max = 0, bool background = false) {
+  std::shared_ptr<archive::archive> l4;
+  auto a = archive::archive::open(l4_at(d.sub("l4")), clk);
+  REQUIRE(a.ok());
+  l4 = std::move(*a);
+  auto r = tier_store::open(l3_at(d.sub("l3"), l3_max), std::move(l4), clk, ring_config{}.seed,
+                            background);
   INFO((r.ok() ? std::string("ok") : r.err().to_string()));
   REQUIRE(r.ok());
   return std::move(*r);
@@ -69,34 +74,96 @@ std::vector<uint64_t> digests(const replica_store& s) {
 } // namespace
 
 TEST_CASE("tier_store: last-writer-wins, tombstones and erase, same digests as the model") {
-  testing::temp_dir d("kura-tierstore");
-  fake_clock clk;
+  for (bool background : {false, true}) {
+    INFO("background commits: " << background);
+    testing::temp_dir d("kura-tierstore");
+    fake_clock clk;
+    auto s = open_store(d, clk, 0, background);
+    CHECK(s->background() == background);
+    memory_store model;
+    auto both = [&](const entry& e) {
+      bool a = s->apply(e), b = model.apply(e);
+      CHECK(a == b);
+      return a;
+    };
+    CHECK(both(val("a", "1", 10)));
+    CHECK_FALSE(both(val("a", "old", 9)));
+    CHECK(both(val("a", "2", 11)));
+    CHECK(both(tomb("a", 12)));
+    CHECK_FALSE(both(val("a", "late", 11, 7)));
+    CHECK(both(val("b", "x", 5)));
+    auto a = s->get("a");
+    REQUIRE(a);
+    CHECK(a->is_tombstone());
+    CHECK(a->ver == version{12, 1});
+    CHECK(s->get("b")->value == "x");
+    CHECK_FALSE(s->get("zzz"));
+    CHECK(digests(*s) == digests(model));
+    CHECK(s->size() == 2);
+    CHECK(s->erase("a"));
+    CHECK(model.erase("a"));
+    CHECK_FALSE(s->get("a"));
+    CHECK(digests(*s) == digests(model));
+    CHECK(s->flush().ok());
+    CHECK(s->tick(0).ok());
+    CHECK_FALSE(s->get("a")); // from L3 now, not the overlay
+    CHECK(s->get("b")->value == "x");
+    CHECK(s->last_error() == std::nullopt);
+  }
+}
+
+TEST_CASE("tier_store with background commits: reads see every write at once, the disk gets all") {
+  testing::temp_dir d("kura-tierstore-bg");
+  fake_clock clk; // never advanced while the worker runs (fake_clock is not thread-safe)
+  const int n = 3000;
+  {
+    auto s = open_store(d, clk, 0, true);
+    REQUIRE(s->background());
+    for (int i = 0; i < n; ++i) {
+      auto k = "k" + std::to_string(i);
+      REQUIRE(s->apply(val(k, "v" + std::to_string(i), 100 + i)));
+      auto got = s->get(k); // read-your-write while the worker commits
+      REQUIRE(got);
+      CHECK(got->value == "v" + std::to_string(i));
+      if (i % 3 == 0)
+        CHECK(s->apply(tomb(k, 100 + n + i)));
+      if (i % 100 == 0)
+        CHECK(s->tick(0).ok()); // drops applied changes from the overlay
+    }
+    for (int i = 0; i < n; i += 7)
+      CHECK_FALSE(s->apply(val("k" + std::to_string(i), "stale", 99))); // older: refused
+    CHECK(s->erase("k1"));
+    REQUIRE(s->flush().ok());
+    CHECK(s->tick(0).ok());
+    CHECK(s->unapplied() == 0);
+    CHECK(s->stats_of_worker().applied >= static_cast<uint64_t>(n));
+    for (int i = 0; i < n; ++i) {
+      auto got = s->get("k" + std::to_string(i));
+      if (i == 1) {
+        CHECK_FALSE(got);
+        continue;
+      }
+      REQUIRE(got);
+      CHECK(got->is_tombstone() == (i % 3 == 0));
+    }
+  }
+  // Reopened (no worker): the disk holds every change in its final state.
   auto s = open_store(d, clk);
-  memory_store model;
-  auto both = [&](const entry& e) {
-    bool a = s->apply(e), b = model.apply(e);
-    CHECK(a == b);
-    return a;
-  };
-  CHECK(both(val("a", "1", 10)));
-  CHECK_FALSE(both(val("a", "old", 9)));
-  CHECK(both(val("a", "2", 11)));
-  CHECK(both(tomb("a", 12)));
-  CHECK_FALSE(both(val("a", "late", 11, 7)));
-  CHECK(both(val("b", "x", 5)));
-  auto a = s->get("a");
-  REQUIRE(a);
-  CHECK(a->is_tombstone());
-  CHECK(a->ver == version{12, 1});
-  CHECK(s->get("b")->value == "x");
-  CHECK_FALSE(s->get("zzz"));
-  CHECK(digests(*s) == digests(model));
-  CHECK(s->size() == 2);
-  CHECK(s->erase("a"));
-  CHECK(model.erase("a"));
-  CHECK_FALSE(s->get("a"));
-  CHECK(digests(*s) == digests(model));
-  CHECK(s->last_error() == std::nullopt);
+  CHECK(s->size() == static_cast<size_t>(n - 1));
+  for (int i = 0; i < n; ++i) {
+    auto got = s->get("k" + std::to_string(i));
+    if (i == 1) {
+      CHECK_FALSE(got);
+      continue;
+    }
+    REQUIRE(got);
+    if (i % 3 == 0) {
+      CHECK(got->is_tombstone());
+      CHECK(got->ver == version{static_cast<uint64_t>(100 + n + i), 1});
+    } else {
+      CHECK(got->value == "v" + std::to_string(i));
+    }
+  }
 }
 
 TEST_CASE("tier_store: demoted entries are read from L4, their floor stays, reopen rebuilds") {
@@ -162,8 +229,13 @@ TEST_CASE("kura-sim seeds run on the real tiers (L3 + L4 in temp dirs)") {
     opt.make_store = [&](node_id n, uint64_t restart) -> std::unique_ptr<replica_store> {
       std::string base = d.sub("s" + std::to_string(opt.seed) + "-n" + std::to_string(n) + "-r" +
                                std::to_string(restart) + "-" + std::to_string(made++));
-      auto r = tier_store::open(l3_at(base + "-l3"), l4_at(base + "-l4"), clk,
-                                sim::sim_node_config(n, opt.nodes).ring.seed);
+      // Every third seed commits on worker threads, as kura-node does.
+      std::shared_ptr<archive::archive> l4;
+      auto a = archive::archive::open(l4_at(base + "-l4"), clk);
+      REQUIRE(a.ok());
+      l4 = std::move(*a);
+      auto r = tier_store::open(l3_at(base + "-l3"), std::move(l4), clk,
+                                sim::sim_node_config(n, opt.nodes).ring.seed, k % 3 == 2);
       REQUIRE(r.ok());
       return std::move(*r);
     };

@@ -1,0 +1,156 @@
+#include "node/cluster_metrics.hpp"
+
+#include "gossip/tier_store.hpp"
+#include "tiers/slot.hpp"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace kura::node {
+
+namespace {
+
+using namespace prometheus;
+
+struct counter_delta {
+  Counter* c = nullptr;
+  uint64_t last = 0;
+  void set(uint64_t now) {
+    if (now > last)
+      c->Increment(static_cast<double>(now - last));
+    last = now;
+  }
+};
+
+struct cluster_metrics {
+  std::map<std::string, Gauge*> members; // by state
+  Gauge* slots_owned = nullptr;
+  Gauge* slots_replicated = nullptr;
+  Gauge* hints_queued = nullptr;
+  Gauge* invalidations_pending = nullptr;
+  Gauge* store_unapplied = nullptr;
+  counter_delta hints_stored, hints_delivered, forwarded, remote_reads, writes, reads, inv_sent,
+      inv_acked, ae_rounds, ae_repairs, streamed_bytes, streamed_entries, handed_off,
+      gossip_messages, gossip_batches, decode_errors, tombstones_collected;
+  std::vector<gossip::node_id> ring_members; ///< what slots_* were computed for
+  bool computed = false;
+
+  void update(const actors::cluster_core& c) {
+    const gossip::node* n = c.core();
+    if (!n)
+      return;
+    std::map<std::string, double> by_state{{"alive", 0}, {"suspect", 0}, {"dead", 0}, {"left", 0}};
+    for (auto& [id, m] : n->members().members())
+      by_state[gossip::to_string(m.state)] += 1;
+    for (auto& [state, g] : members)
+      g->Set(by_state[state]);
+    auto& r = n->current_ring();
+    if (!computed || ring_members != r.members()) {
+      // 16384 placements: recomputed only when the ring's members changed.
+      computed = true;
+      ring_members = r.members();
+      double owned = 0, replicated = 0;
+      for (uint32_t s = 0; s < slot_count && !r.empty(); ++s) {
+        auto reps = r.replicas_of_slot(s);
+        for (size_t i = 0; i < reps.size(); ++i)
+          if (reps[i] == n->id()) {
+            replicated += 1;
+            owned += i == 0 ? 1 : 0;
+          }
+      }
+      slots_owned->Set(owned);
+      slots_replicated->Set(replicated);
+    }
+    hints_queued->Set(static_cast<double>(n->hints().size()));
+    if (auto* ts = dynamic_cast<const gossip::tier_store*>(&n->store()))
+      store_unapplied->Set(static_cast<double>(ts->unapplied()));
+    auto& st = n->stats();
+    hints_stored.set(st.hints_stored);
+    hints_delivered.set(st.hints_delivered);
+    forwarded.set(c.forwarded());
+    remote_reads.set(st.fetches);
+    writes.set(st.writes);
+    reads.set(st.reads);
+    inv_sent.set(st.invalidations_sent);
+    inv_acked.set(st.invalidations_acked);
+    ae_rounds.set(st.ae_rounds);
+    ae_repairs.set(st.ae_repaired);
+    streamed_bytes.set(st.streamed_bytes);
+    streamed_entries.set(st.streamed_entries);
+    handed_off.set(st.handed_off);
+    gossip_messages.set(c.gossip_sent());
+    gossip_batches.set(c.gossip_batches());
+    decode_errors.set(st.decode_errors);
+    tombstones_collected.set(st.tombstones_collected);
+  }
+};
+
+Counter* counter(Registry& r, const std::string& name, const std::string& help) {
+  return &BuildCounter().Name(name).Help(help).Register(r).Add({});
+}
+
+Gauge* gauge(Registry& r, const std::string& name, const std::string& help) {
+  return &BuildGauge().Name(name).Help(help).Register(r).Add({});
+}
+
+} // namespace
+
+std::function<void(const actors::cluster_core&)> cluster_metrics_hook(node_metrics* m) {
+  if (!m)
+    return {};
+  auto cm = std::make_shared<cluster_metrics>();
+  auto& r = m->registry();
+  auto& fam = BuildGauge()
+                  .Name("kura_cluster_members")
+                  .Help("Cluster members this node knows, by state")
+                  .Register(r);
+  for (auto state : {"alive", "suspect", "dead", "left"})
+    cm->members[state] = &fam.Add({{"state", state}});
+  cm->slots_owned = gauge(r, "kura_cluster_slots_owned", "Slots (of 16384) this node owns");
+  cm->slots_replicated =
+      gauge(r, "kura_cluster_slots_replicated", "Slots this node holds a replica of (owned too)");
+  cm->hints_queued =
+      gauge(r, "kura_cluster_hints_queued", "Hinted writes held here for unreachable replicas");
+  cm->store_unapplied = gauge(r, "kura_cluster_store_unapplied_writes",
+                              "Writes applied in memory, not yet handed to L3's batch");
+  cm->hints_stored.c = counter(r, "kura_cluster_hints_stored_total", "Hinted writes taken");
+  cm->hints_delivered.c =
+      counter(r, "kura_cluster_hints_delivered_total", "Hinted writes handed to their replica");
+  cm->forwarded.c = counter(r, "kura_cluster_forwarded_commands_total",
+                            "Commands forwarded to the key's owner or to every member");
+  cm->remote_reads.c =
+      counter(r, "kura_cluster_remote_reads_total", "Reads fetched from another node's replica");
+  cm->writes.c = counter(r, "kura_cluster_writes_total", "Writes this node coordinated");
+  cm->reads.c = counter(r, "kura_cluster_reads_total", "Reads this node coordinated");
+  cm->inv_sent.c = counter(r, "kura_cluster_invalidations_sent_total",
+                           "Near-cache invalidations sent (retries included)");
+  cm->inv_acked.c = counter(r, "kura_cluster_invalidations_acknowledged_total",
+                            "Near-cache invalidations acknowledged by their holder");
+  cm->ae_rounds.c =
+      counter(r, "kura_cluster_anti_entropy_rounds_total", "Anti-entropy rounds started");
+  cm->ae_repairs.c = counter(r, "kura_cluster_anti_entropy_repairs_total",
+                             "Entries anti-entropy repaired here (newer versions applied)");
+  cm->streamed_bytes.c = counter(r, "kura_cluster_streamed_bytes_total",
+                                 "Key and value bytes sent to peers by repair and handoff");
+  cm->streamed_entries.c = counter(r, "kura_cluster_streamed_entries_total",
+                                   "Entries sent to peers by repair and handoff");
+  cm->handed_off.c =
+      counter(r, "kura_cluster_handed_off_total", "Keys handed off and dropped (ring moved)");
+  cm->gossip_messages.c =
+      counter(r, "kura_cluster_gossip_messages_total", "Cluster messages sent to peers");
+  cm->gossip_batches.c = counter(r, "kura_cluster_gossip_batches_total",
+                                 "Transport messages that carried them (one per peer per batch)");
+  cm->decode_errors.c =
+      counter(r, "kura_cluster_decode_errors_total", "Cluster messages dropped as undecodable");
+  cm->tombstones_collected.c = counter(r, "kura_cluster_tombstones_collected_total",
+                                       "Tombstones removed once every replica held them");
+  return [cm](const actors::cluster_core& c) { cm->update(c); };
+}
+
+} // namespace kura::node
