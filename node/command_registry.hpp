@@ -139,6 +139,7 @@ struct node_facts {
   uint64_t query_buffer_limit = 1ull << 30; ///< "client-query-buffer-limit"
   uint64_t max_output_bytes = 256ull << 20; ///< unsent replies per client
   std::shared_ptr<tls_control> tls;         ///< CONFIG tls-* (null: TLS off)
+  std::shared_ptr<class erase_book> erase;  ///< KURA.ERASE (node/erase_book.hpp; null: off)
 };
 
 class client_hub; // node/client_hub.hpp: clients, pub/sub, tracking
