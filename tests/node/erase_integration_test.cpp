@@ -268,10 +268,10 @@ void byte_level_erase(const std::vector<std::string>& extra) {
         }
       continue;
     }
-    for (auto& [name, bytes] : files) {
-      INFO("file " << name);
-      CHECK_MESSAGE(bytes.find(key_of(i)) == std::string::npos, "erased key " << key_of(i));
-      CHECK_MESSAGE(bytes.find(value_marker(i)) == std::string::npos,
+    for (auto& f : files) {
+      INFO("file " << f.first);
+      CHECK_MESSAGE(f.second.find(key_of(i)) == std::string::npos, "erased key " << key_of(i));
+      CHECK_MESSAGE(f.second.find(value_marker(i)) == std::string::npos,
                     "erased value of " << key_of(i));
     }
   }
