@@ -1,4 +1,5 @@
 #include "actors/archive_actors.hpp"
+#include "actors/erase_tiers.hpp"
 
 #include <caf/all.hpp>
 
@@ -161,7 +162,25 @@ caf::behavior compactor(caf::stateful_actor<compactor_state>* self,
   if (cfg.compact_interval_ms > 0)
     self->delayed_send(self, std::chrono::milliseconds(cfg.compact_interval_ms),
                        compact_atom::value, std::string{"schedule"});
-  auto start = [self](const std::string& trigger) -> compaction_report {
+  // an erase job ends with a compacted copy of the index (KURA.ERASE)
+  auto finish_job = [self]() {
+    auto& s = self->state;
+    if (s.cur.trigger == "rotate")
+      if (auto ids = s.ar->drop_old_secrets(); !ids) {
+        s.finish(false, ids.err().to_string());
+        return;
+      }
+    if (s.cur.trigger == "erase")
+      if (auto st2 = s.ar->compact_index(); !st2) {
+        s.finish(false, st2.message());
+        return;
+      }
+    s.finish(true, {});
+  };
+  auto start =
+      [self, finish_job](
+          const std::string& trigger,
+          std::function<result<archive::compaction_progress>()> begin = {}) -> compaction_report {
     auto& s = self->state;
     if (s.cur.running)
       return s.cur;
@@ -171,20 +190,16 @@ caf::behavior compactor(caf::stateful_actor<compactor_state>* self,
     s.cur.rate_limit = s.cfg.compact_rate;
     s.started_ns = steady_ns();
     try {
-      auto p = trigger == "rotate" ? s.ar->begin_reseal()
-                                   : s.ar->begin_compaction(s.cfg.compact_threshold);
+      auto p = begin                 ? begin()
+               : trigger == "rotate" ? s.ar->begin_reseal()
+                                     : s.ar->begin_compaction(s.cfg.compact_threshold);
       if (!p) {
         s.finish(false, p.err().to_string());
         return s.cur;
       }
       s.update(*p);
       if (p->done) {
-        if (trigger == "rotate")
-          if (auto ids = s.ar->drop_old_secrets(); !ids) {
-            s.finish(false, ids.err().to_string());
-            return s.cur;
-          }
-        s.finish(true, {});
+        finish_job();
         return s.cur;
       }
     } catch (const std::exception& e) {
@@ -217,12 +232,7 @@ caf::behavior compactor(caf::stateful_actor<compactor_state>* self,
           }
           s.update(*p);
           if (p->done) {
-            if (s.cur.trigger == "rotate")
-              if (auto ids = s.ar->drop_old_secrets(); !ids) {
-                s.finish(false, ids.err().to_string());
-                return;
-              }
-            s.finish(true, {});
+            finish_job();
             return;
           }
         } catch (const std::exception& e) {
@@ -252,6 +262,17 @@ caf::behavior compactor(caf::stateful_actor<compactor_state>* self,
           return failed;
         }
         return start("rotate");
+      },
+      [=](l4_erase_atom, uint8_t mode, const std::vector<std::string>& args,
+          const std::vector<std::string>& keys, bool retire) -> compaction_report {
+        auto& s = self->state; // KURA.ERASE (actors/erase_tiers.hpp)
+        if (s.cur.running) {   // the erasure comes first; finished segments stay compacted
+          s.ar->abort_compaction();
+          s.finish(false, "aborted for an erasure");
+        }
+        auto match = erase_matcher(mode, args, keys);
+        return start("erase",
+                     [ar = s.ar, match, retire] { return ar->begin_erase_rewrite(match, retire); });
       },
       [=](compact_status_atom) -> compaction_report {
         auto& s = self->state;

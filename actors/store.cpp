@@ -1,4 +1,5 @@
 #include "actors/store.hpp"
+#include "actors/erase_tiers.hpp"
 
 #include "actors/predictor.hpp"
 #include "tiers/l3_format.hpp"
@@ -479,6 +480,18 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
         }
         self->send(self, l3_reseal_atom::value, true);
       },
+      [=](l3_erase_atom, uint8_t mode, const std::vector<std::string>& args) {
+        auto& s = self->state; // KURA.ERASE (actors/erase_tiers.hpp)
+        auto r = erase_in_l3(*s.db, s.below.get(), mode, args);
+        s.publish();
+        return r;
+      },
+      [=](l3_erase_fin_atom, const std::vector<std::string>& keys) {
+        auto& s = self->state;
+        auto r = finish_erase_in_l3(*s.db, s.below.get(), keys);
+        s.publish();
+        return r;
+      },
       [=](l3_reseal_atom) {
         auto& s = self->state;
         return std::make_tuple(s.reseal_running, s.reseal_ok, s.reseal_error, s.active_key,
@@ -604,6 +617,19 @@ caf::behavior store_broker(caf::stateful_actor<store_state, caf::io::broker>* se
         else
           self->state.core->changed(&key);
         return r;
+      },
+      [=](mem_erase_atom, uint8_t mode,
+          const std::vector<std::string>& args) -> caf::result<std::vector<std::string>> {
+        auto& c = *self->state.core; // KURA.ERASE (actors/erase_tiers.hpp)
+        auto erased = erase_in_memory(c, mode, args);
+        if (!c.l3)
+          return erased;
+        // the L3 sync comes after the deletes just sent (one sender, FIFO)
+        auto rp = self->make_response_promise<std::vector<std::string>>();
+        self->request(c.l3, std::chrono::seconds(60), l3_sync_atom::value)
+            .then([rp, erased](caf::ok_atom) mutable { rp.deliver(std::move(erased)); },
+                  [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+        return rp;
       },
       [=](kv_del_atom, const std::string& key) -> caf::result<kv_reply> {
         auto rp = self->make_response_promise();

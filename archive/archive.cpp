@@ -34,17 +34,22 @@
 #include "archive/archive.hpp"
 
 #include "archive/format.hpp"
+#include "tiers/lmdb_wipe.hpp"
 
 #include <lmdb.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstring>
 #include <deque>
+#include <fcntl.h>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <set>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <unordered_map>
 
 namespace kura::archive {
@@ -2339,6 +2344,115 @@ archive_info archive::inspect() const {
   a.index_memory_bytes = m.pending.size() * 96 + m.pending_raw + m.sample_bytes +
                          m.segs.size() * (sizeof(impl::seg_state) + 64);
   return a;
+}
+
+// -- erasure (KURA.ERASE) ---------------------------------------------------------------
+
+result<compaction_progress>
+archive::begin_erase_rewrite(const std::function<bool(std::string_view)>& erased,
+                             bool retire_dictionaries) {
+  auto& m = *impl_;
+  std::lock_guard<std::mutex> g(m.mu);
+  if (m.job)
+    return error{errc::invalid_argument, "a compaction is already running"};
+  if (m.training)
+    return error{errc::invalid_argument, "a dictionary is being trained; retry the erasure"};
+  bool purged = false;
+  for (auto it = m.samples.begin(); it != m.samples.end();) {
+    size_t next = 0;
+    auto k = record_key(*it, 0, &next);
+    if (!k || erased(*k)) {
+      m.sample_bytes -= std::min(m.sample_bytes, it->size());
+      it = m.samples.erase(it);
+      purged = true;
+    } else {
+      ++it;
+    }
+  }
+  bool retire = retire_dictionaries || purged;
+  if (retire && m.current_dict != 0) {
+    write_txn w;
+    if (auto st = m.begin_write(w); !st)
+      return st.err();
+    if (auto st = m.meta_put(w.t, "current_dict", 0); !st)
+      return st.err();
+    if (auto st = w.commit(); !st)
+      return st.err();
+    m.current_dict = 0;
+  }
+  if (m.active_w) {
+    auto& a = m.segs[m.active_id];
+    if (a.committed && (a.row.live_raw_bytes < a.row.raw_bytes || (retire && a.row.dict_id != 0)))
+      m.seal_active();
+  }
+  m.release_unused_dicts();
+  auto j = std::make_unique<impl::job_state>();
+  for (auto& [id, s] : m.segs) {
+    if (!s.committed || s.compacting || s.has_corrupt || id == m.active_id || !s.file ||
+        s.row.raw_bytes == 0)
+      continue;
+    if (s.row.live_raw_bytes < s.row.raw_bytes || (retire && s.row.dict_id != 0)) {
+      j->inputs.push_back(id);
+      j->prog.bytes_total += s.row.end_offset;
+    }
+  }
+  j->prog.segments_total = static_cast<uint32_t>(j->inputs.size());
+  if (j->inputs.empty()) {
+    j->prog.done = true;
+    return j->prog;
+  }
+  for (auto id : j->inputs)
+    m.segs[id].compacting = true;
+  j->start_ns = m.clk.mono_ns();
+  m.job_cancel.store(false);
+  auto prog = j->prog;
+  m.job = std::move(j);
+  m.totals.compaction_runs++;
+  return prog;
+}
+
+status archive::compact_index() {
+  auto& m = *impl_;
+  std::lock_guard<std::mutex> g(m.mu);
+  if (m.job)
+    return status{errc::invalid_argument, "a compaction is running"};
+  const std::string dir = m.cfg.path + "/index";
+  const std::string tmp = m.cfg.path + "/index.erase-tmp";
+  auto clean_tmp = [&] {
+    (void)::unlink((tmp + "/data.mdb").c_str());
+    (void)::unlink((tmp + "/lock.mdb").c_str());
+    (void)::rmdir(tmp.c_str());
+  };
+  clean_tmp();
+  if (::mkdir(tmp.c_str(), 0755) != 0)
+    return status{errc::io_error, "cannot create " + tmp + ": " + std::strerror(errno)};
+  // a rebuilt copy: no free pages, no deleted rows' bytes in page gaps, no
+  // deleted keys left as branch separators (tiers/lmdb_wipe.hpp)
+  if (auto st = lmdb_rebuild_copy(m.menv, tmp); !st) {
+    clean_tmp();
+    return st;
+  }
+  if (m.rtxn.t != nullptr) {
+    mdb_txn_abort(m.rtxn.t);
+    m.rtxn.t = nullptr;
+    m.rtxn.live = false;
+  }
+  mdb_env_close(m.menv);
+  m.menv = nullptr;
+  status moved;
+  if (::rename((tmp + "/data.mdb").c_str(), (dir + "/data.mdb").c_str()) != 0)
+    moved = status{errc::io_error, "cannot replace " + dir + "/data.mdb: " + std::strerror(errno)};
+  clean_tmp();
+  if (moved)
+    (void)m.fs.sync_dir(dir);
+  // reopen with the keyring in use (a rotation may have replaced the one of open())
+  auto opened_with = m.cfg.keys;
+  m.cfg.keys = m.kr;
+  auto st = m.open_index();
+  m.cfg.keys = opened_with;
+  if (!st)
+    return st;
+  return moved;
 }
 
 } // namespace kura::archive

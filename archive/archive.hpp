@@ -294,6 +294,27 @@ public:
   /// uses any more; returns the key ids still needed.
   result<std::vector<uint32_t>> drop_old_secrets();
 
+  // -- erasure (KURA.ERASE, node/erase.hpp) ------------------------------------------
+
+  /// Plans the compaction an erasure needs, after the erased keys were
+  /// erase()d from the index: every sealed segment that holds dead records
+  /// (the erased ones among them), the active segment too when it does. The
+  /// dictionary training samples of erased keys (`erased` says which) are
+  /// dropped; with `retire_dictionaries` (or when a sample was dropped) no
+  /// dictionary is current any more and every segment compressed with one is
+  /// rewritten too, so that no dictionary trained from an erased value
+  /// survives (their files go once no segment uses them; new dictionaries are
+  /// trained from the remaining samples later). Drive it with
+  /// compaction_step(); then call compact_index(). Fails while a job runs or
+  /// a dictionary is being trained.
+  result<compaction_progress>
+  begin_erase_rewrite(const std::function<bool(std::string_view)>& erased,
+                      bool retire_dictionaries);
+  /// Rewrites the index (index/data.mdb) as a rebuilt LMDB copy, so that
+  /// the keys of erased index rows leave the file (LMDB keeps deleted bytes
+  /// in free pages, page gaps and branch separators). Fails while a job runs.
+  status compact_index();
+
   // -- dictionaries -------------------------------------------------------------------
 
   /// Trains a dictionary from the sampled recent values now and makes it current

@@ -13,6 +13,7 @@
 #include "node/archive_node.hpp"
 #include "node/cli_predictor.hpp"
 #include "node/cli_reply.hpp"
+#include "node/erase.hpp"
 #include "node/json_writer.hpp"
 #include "node/ops.hpp"
 #include "node/rotate_key.hpp"
@@ -58,6 +59,7 @@ void usage() {
                "  compact (progress bar; --json: final summary) | archive (L4 segments)\n"
                "  audit [--file=PATH | --data-dir=DIR] [--since=T] (the node's audit log)\n"
                "  rotate-key (re-read the key file, re-seal L3 and L4 with its newest key)\n"
+               "  erase key K [K...] | prefix P | status ID (erase from every tier and file)\n"
                "  members (cluster membership: id, address, state, incarnation, ring share)\n"
                "  prewarm [--dry-run] (run the prewarm plan with a progress bar, or show it)\n"
                "  predictor (precision, keys prewarmed, hits, bytes, TTL changes) | alerts\n";
@@ -217,8 +219,8 @@ int main(int argc, char** argv) {
     need(1), req.op = kv_request::flush;
   } else if (cmd == "compact" || cmd == "archive" || cmd == "members" || cmd == "rotate-key") {
     need(1);
-  } else if (cmd == "prewarm" || cmd == "predictor" || cmd == "alerts") {
-    // arguments checked by run_predictor_command
+  } else if (cmd == "prewarm" || cmd == "predictor" || cmd == "alerts" || cmd == "erase") {
+    // arguments checked by run_predictor_command / run_erase_command
   } else {
     std::cerr << "kura: unknown command '" << cmd << "'\n";
     usage();
@@ -256,6 +258,8 @@ int main(int argc, char** argv) {
     finish(node::run_predictor_command(sys, self, ops, o.args, o.json, timeout));
   if (cmd == "rotate-key")
     finish(node::run_rotate_key(sys, self, ops, o.json, timeout));
+  if (cmd == "erase")
+    finish(node::run_erase_command(sys, self, ops, o.args, o.json, timeout));
   std::string answer;
   bool answered = false;
   auto& cred = node::cli_credentials();

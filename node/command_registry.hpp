@@ -150,6 +150,8 @@ struct node_facts {
   uint64_t min_replicas_max_lag = 10; ///< seconds; 0 turns the check off
   /// SAVE: hands L3 every write still pending in the broker (empty: no L3).
   std::function<void()> save;
+
+  std::shared_ptr<class erase_book> erase;  ///< KURA.ERASE (node/erase_book.hpp; null: off)
 };
 
 class client_hub; // node/client_hub.hpp: clients, pub/sub, tracking

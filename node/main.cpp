@@ -10,6 +10,7 @@
 #include "node/cluster_metrics.hpp"
 #include "node/cluster_node.hpp"
 #include "node/config.hpp"
+#include "node/erase.hpp"
 #include "node/metrics.hpp"
 #include "node/ops.hpp"
 #include "node/predictor_node.hpp"
@@ -219,14 +220,27 @@ int main(int argc, char** argv) {
       cluster = actors::spawn_cluster(sys, std::move(cs), incarnation, std::move(cluster_store));
       rc_cfg.cluster = cluster.core;
     }
+    // KURA.ERASE (node/erase.hpp); not in cluster mode yet (docs/security.md)
+    std::shared_ptr<node::erase_book> erasures;
+    if (!cfg.cluster_enabled()) {
+      erasures = std::make_shared<node::erase_book>(cfg.data_dir + "/erase-receipts.log",
+                                                    rc_cfg.security.node_name);
+      if (auto why = erasures->load(); !why.empty())
+        std::cerr << "kura-node: erase: " << why << std::endl;
+      rc_cfg.facts.erase = erasures;
+    }
     auto listening = std::make_shared<std::promise<std::string>>();
     auto ready = listening->get_future();
     auto resp = node::spawn_resp_server(sys, store.core, rc_cfg, metrics.get(), listening);
     std::string listen_err = ready.get();
+    caf::actor eraser;
+    if (erasures)
+      eraser = node::spawn_erase_coordinator(sys, erasures,
+                                             {store.broker, store.l3, l4.compactor, resp});
     caf::actor ops;
     if (listen_err.empty() && cfg.cluster_port != 0) {
       auto o = node::start_ops(sys, store, cfg, aux_bind, cfg.cluster_port, l4.compactor, resp,
-                               cluster.coordinator, predictor);
+                               cluster.coordinator, predictor, erasures);
       if (!o)
         listen_err = sys.render(o.error());
       else
@@ -266,6 +280,10 @@ int main(int argc, char** argv) {
     caf::anon_send_exit(resp, caf::exit_reason::user_shutdown);
     if (ops)
       caf::anon_send_exit(ops, caf::exit_reason::user_shutdown);
+    if (eraser) {
+      erasures->set_dispatcher({});
+      caf::anon_send_exit(eraser, caf::exit_reason::user_shutdown);
+    }
     actors::stop_predictor(sys, predictor);
     actors::stop_store(sys, store);
     actors::stop_l4(sys, l4);

@@ -4,6 +4,7 @@
 #include "actors/messages.hpp"
 #include "actors/predictor.hpp"
 #include "node/archive_node.hpp"
+#include "node/erase.hpp"
 #include "node/rotate_key.hpp"
 
 #include <caf/all.hpp>
@@ -23,8 +24,9 @@ struct ops_state {
   caf::actor l4;
   rotate_targets rotate; ///< kura rotate-key (node/rotate_key.hpp)
   caf::actor coordinator;
-  caf::actor predictor; ///< invalid when prewarm is off
-  caf::actor resp;      ///< checks credentials (invalid: none)
+  caf::actor predictor;              ///< invalid when prewarm is off
+  caf::actor resp;                   ///< checks credentials (invalid: none)
+  std::shared_ptr<erase_book> erase; ///< kura erase (node/erase.hpp; null: off)
   node_status config;
   uint64_t start_ms = 0;
   static inline const char* name = "kura.ops";
@@ -134,6 +136,8 @@ void serve_ops(ops_self self, const kv_request& request,
   default:
     if (handle_rotate_op(self, st.rotate, req->op, rp))
       break;
+    if (handle_erase_op(st.erase.get(), *req, rp))
+      break;
     if (!handle_archive_op(self, st.l4, req->op, rp) &&
         !handle_predictor_op(self, st.predictor, req->op, rp))
       rp.deliver(reply_error("unknown operation " + std::to_string(req->op)));
@@ -209,7 +213,9 @@ caf::result<std::string> checked_members(ops_self self, const std::string& user,
 
 caf::behavior ops_actor(caf::stateful_actor<ops_state>* self, caf::actor store, node_status config,
                         caf::actor l4, caf::actor resp, caf::actor coordinator,
-                        caf::actor predictor, rotate_targets rotate) {
+                        caf::actor predictor, rotate_targets rotate,
+                        std::shared_ptr<erase_book> erase) {
+  self->state.erase = std::move(erase);
   self->state.predictor = std::move(predictor);
   self->state.rotate = std::move(rotate);
   self->state.store = std::move(store);
@@ -239,7 +245,7 @@ caf::behavior ops_actor(caf::stateful_actor<ops_state>* self, caf::actor store, 
 caf::expected<caf::actor> start_ops(caf::actor_system& sys, const store_handles& store,
                                     const node_config& cfg, const std::string& bind, uint16_t port,
                                     caf::actor l4, caf::actor resp, caf::actor coordinator,
-                                    caf::actor predictor) {
+                                    caf::actor predictor, std::shared_ptr<erase_book> erase) {
   node_status conf;
   auto add = [&](std::string n, std::string v) {
     conf.names.push_back(std::move(n));
@@ -268,8 +274,9 @@ caf::expected<caf::actor> start_ops(caf::actor_system& sys, const store_handles&
   add("kura.archive.ttl-days", std::to_string(cfg.archive_ttl_days));
   add("kura.prewarm.enabled", predictor ? "true" : "false");
   rotate_targets rotate{store.l3, l4, cfg.encryption_key_file, cfg.data_dir + "/encryption.salt"};
-  auto ops = sys.spawn(ops_actor, store.broker, std::move(conf), std::move(l4), std::move(resp),
-                       std::move(coordinator), std::move(predictor), std::move(rotate));
+  auto ops =
+      sys.spawn(ops_actor, store.broker, std::move(conf), std::move(l4), std::move(resp),
+                std::move(coordinator), std::move(predictor), std::move(rotate), std::move(erase));
   auto p = sys.middleman().publish(ops, port, bind.c_str(), true);
   if (!p) {
     caf::anon_send_exit(ops, caf::exit_reason::user_shutdown);

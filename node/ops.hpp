@@ -52,9 +52,11 @@ std::optional<std::string> ask_ops(caf::actor_system& sys, caf::scoped_actor& se
 /// the ops actor hands it to peers (coord_atom) and asks it for `kura
 /// members` (members_atom). `predictor` serves `kura prewarm | predictor |
 /// alerts` (invalid when prewarm is off).
+/// `erase` serves `kura erase` (node/erase.hpp; null: not available).
 caf::expected<caf::actor> start_ops(caf::actor_system& sys, const actors::store_handles& store,
                                     const node_config& cfg, const std::string& bind, uint16_t port,
                                     caf::actor l4 = {}, caf::actor resp = {},
-                                    caf::actor coordinator = {}, caf::actor predictor = {});
+                                    caf::actor coordinator = {}, caf::actor predictor = {},
+                                    std::shared_ptr<class erase_book> erase = nullptr);
 
 } // namespace kura::node

@@ -2,6 +2,7 @@
 
 #include "node/cluster_faces.hpp"
 #include "node/cluster_routing.hpp"
+#include "node/erase.hpp"
 #include "node/metrics.hpp"
 #include "node/ops.hpp"
 #include "node/security.hpp"
@@ -684,6 +685,11 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
       },
       [=](actors::wake_atom) { resume_stalled(self); },
       [=](tls_reload_atom) { reload_tls(self); },
+      [=](erase_audit_atom, const std::string& receipt) { // KURA.ERASE (node/erase.hpp)
+        auto& st = self->state;
+        st.cmds->security().audit_plain("erase", "", "", "KURA.ERASE", receipt,
+                                        st.core->ks().clock().now_ms());
+      },
       [=](housekeeping_atom) {
         auto& st = self->state;
         update_facts(st);

@@ -1781,4 +1781,21 @@ uint64_t l3_lmdb::budget_bytes_used() const {
   return impl_->est_bytes;
 }
 
+// -- erasure support (the erase code itself is tiers/l3_erase.cpp) --------------------
+
+l3_config l3_lmdb::current_config() const {
+  l3_config c = impl_->cfg;
+  if (impl_->sealer)
+    c.keys = impl_->sealer->kr;
+  return c;
+}
+
+const clock& l3_lmdb::clock_source() const {
+  return impl_->clk;
+}
+
+void l3_lmdb::close_environment() {
+  l3_lmdb closing(std::move(impl_)); // commits, syncs and closes
+}
+
 } // namespace kura

@@ -210,6 +210,33 @@ public:
   /// key A skips exactly the keys whose order_key is <= order_key(A).
   std::string order_key(std::string_view key) const;
 
+  // -- erasure (KURA.ERASE; tiers/l3_erase.cpp) --
+
+  /// Removes every record whose key satisfies `match` (tombstones and expired
+  /// records included) and commits; returns how many records it removed.
+  /// Bounded memory: the keys are collected in slices of a scan.
+  result<uint64_t> erase_where(const std::function<bool(std::string_view)>& match);
+  /// Removes the records of `keys` (tombstones included) and commits;
+  /// returns how many of them L3 held.
+  result<uint64_t> erase_keys(const std::vector<std::string>& keys);
+  /// Rewrites data.mdb as a rebuilt copy (every record inserted afresh, page
+  /// gaps zeroed; tiers/l3_erase.cpp explains why a compacting copy is not
+  /// enough) and reopens it, so that the bytes of removed records leave the
+  /// file. Commits and syncs first; costs one pass over the environment. The
+  /// copy is verified before it replaces the file; on error the old file
+  /// stays in use.
+  status compact_rewrite();
+  /// The configuration the environment runs with (the active keyring
+  /// included, after a key rotation).
+  l3_config current_config() const;
+  /// The clock given at open.
+  const clock& clock_source() const;
+
+private:
+  /// Commits, syncs and closes the environment (compact_rewrite reopens it).
+  void close_environment();
+
+public:
   // -- introspection (tests, metrics) --
 
   /// LMDB write transactions committed since open (batches, sweeps, clears).
