@@ -23,8 +23,9 @@ namespace {
 gossip::node_config make_node_config(const cluster_settings& s, gossip::node_id gid) {
   gossip::node_config nc;
   nc.members.self = gid;
-  nc.members.addr = member_addr(s.name, s.advertise.empty() ? s.host + ":" + std::to_string(s.port)
-                                                            : s.advertise);
+  nc.members.addr =
+      member_addr(s.name, s.advertise.empty() ? s.host + ":" + std::to_string(s.port) : s.advertise,
+                  s.resp_addr);
   nc.members.probe_interval_ms = s.heartbeat_ms;
   nc.members.probe_timeout_ms = std::max<uint64_t>(1, s.heartbeat_ms * 3 / 10);
   nc.members.sync_interval_ms = s.sync_ms;

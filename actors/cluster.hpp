@@ -69,6 +69,8 @@ struct cluster_settings {
   std::string host = "127.0.0.1"; ///< where peers reach our cluster port
   uint16_t port = 0;              ///< our cluster port
   std::string advertise;          ///< host:port peers dial instead (a proxy, NAT); empty: host:port
+  std::string resp_addr;       ///< host:port Redis clients reach our RESP port on (gossiped; MOVED)
+  bool redirect_moved = false; ///< kura.cluster.redirect=moved (node/cluster_faces.hpp)
   std::vector<std::string> seeds; ///< host:port of seeds' cluster ports
   uint32_t replication_factor = 2;
   uint32_t write_acks = 2;

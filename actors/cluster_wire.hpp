@@ -59,21 +59,37 @@ inline uint32_t gossip_id_of(std::string_view name) {
   return h == 0 ? 1 : h;
 }
 
-/// "id@host:port" as gossiped in member_update::addr.
-inline std::string member_addr(std::string_view name, std::string_view host_port) {
-  return std::string(name) + "@" + std::string(host_port);
+/// "id@host:port" as gossiped in member_update::addr; with `resp` (the
+/// host:port Redis clients reach the node's RESP port on, for CLUSTER SLOTS
+/// and MOVED) "id@host:port/resp-host:resp-port".
+inline std::string member_addr(std::string_view name, std::string_view host_port,
+                               std::string_view resp = {}) {
+  auto a = std::string(name) + "@" + std::string(host_port);
+  if (!resp.empty())
+    a += "/" + std::string(resp);
+  return a;
 }
 
-/// Splits "id@host:port" into its parts (name empty when there is no '@').
+/// Splits "id@host:port[/resp]" into its parts (name empty when there is no
+/// '@'); `host_port` is the cluster port's address, without the RESP part.
 inline void split_member_addr(std::string_view addr, std::string& name, std::string& host_port) {
   auto at = addr.rfind('@');
   if (at == std::string_view::npos) {
     name.clear();
-    host_port = std::string(addr);
-    return;
+    at = 0;
+  } else {
+    name = std::string(addr.substr(0, at));
+    ++at;
   }
-  name = std::string(addr.substr(0, at));
-  host_port = std::string(addr.substr(at + 1));
+  auto rest = addr.substr(at);
+  host_port = std::string(rest.substr(0, rest.find('/')));
+}
+
+/// The RESP "host:port" of a gossiped member address ("" when it has none).
+inline std::string member_resp_addr(std::string_view addr) {
+  auto at = addr.rfind('@');
+  auto slash = addr.find('/', at == std::string_view::npos ? 0 : at);
+  return slash == std::string_view::npos ? std::string() : std::string(addr.substr(slash + 1));
 }
 
 /// Splits "host:port"; false when the port is missing or out of range.

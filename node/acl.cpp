@@ -246,12 +246,26 @@ std::shared_ptr<acl_user> acl_table::make_user(std::string_view name) const {
   auto u = std::make_shared<acl_user>();
   u->name.assign(name.data(), name.size());
   u->allowed.assign(cat_.size(), false);
+  u->allchannels = pubsub_all_;
   return u;
+}
+
+bool acl_user::firstarg_allowed(int id, std::string_view first) const {
+  auto it = firstargs.find(id);
+  if (it == firstargs.end())
+    return false;
+  for (auto& f : it->second)
+    if (f.size() == first.size() &&
+        std::equal(f.begin(), f.end(), first.begin(),
+                   [](char x, char y) { return x == std::tolower(static_cast<unsigned char>(y)); }))
+      return true;
+  return false;
 }
 
 void acl_table::set_command(acl_user& u, int id, bool allow) const {
   auto& c = cat_.at(id);
   u.allowed[static_cast<size_t>(id)] = allow;
+  u.firstargs.erase(id);
   for (int s : c.subs)
     u.allowed[static_cast<size_t>(s)] = allow;
   if (!allow)
@@ -266,6 +280,7 @@ void acl_table::set_category(acl_user& u, uint32_t bit, bool allow) const {
 
 void acl_table::all_commands(acl_user& u, bool allow) const {
   u.allowed.assign(cat_.size(), allow);
+  u.firstargs.clear();
   u.future = allow;
   u.allcommands = allow;
 }
@@ -319,7 +334,7 @@ std::string acl_table::apply_rule(acl_user& u, std::string_view op) const {
   } else if (iequal(op, "reset")) {
     apply_rule(u, "resetpass");
     apply_rule(u, "resetkeys");
-    apply_rule(u, "resetchannels");
+    apply_rule(u, pubsub_all_ ? "allchannels" : "resetchannels");
     apply_rule(u, "off");
     apply_rule(u, "sanitize-payload");
     apply_rule(u, "-@all");
@@ -400,8 +415,17 @@ std::string acl_table::apply_rule(acl_user& u, std::string_view op) const {
         return err_echild;
       if (bar + 1 == name.size())
         return err_einval;
-      if (op[0] == '+' && cat_.at(parent).subs.empty())
-        return "Allowing the first argument of a command is not supported by kura";
+      if (op[0] == '+' && cat_.at(parent).subs.empty()) {
+        // a first argument of a command without subcommands (+select|0,
+        // +debug|digest): Redis 7's allowed_firstargs
+        std::string first(name.substr(bar + 1));
+        for (auto& ch : first)
+          ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        auto& v = u.firstargs[parent];
+        if (std::find(v.begin(), v.end(), first) == v.end())
+          v.push_back(std::move(first));
+        return "";
+      }
     }
     int id = cat_.find(name);
     if (id < 0)
@@ -487,8 +511,8 @@ bool acl_table::open() const {
 }
 
 acl_verdict acl_table::check(const acl_user& u, int id, const std::vector<acl_key_use>& keys,
-                             size_t* denied) const {
-  if (!u.can_run(id))
+                             size_t* denied, const std::string_view* first_arg) const {
+  if (!u.can_run(id) && !(first_arg && u.firstarg_allowed(id, *first_arg)))
     return acl_verdict::denied_command;
   if (u.allkeys)
     return acl_verdict::ok;
@@ -509,6 +533,16 @@ acl_verdict acl_table::check(const acl_user& u, int id, const std::vector<acl_ke
     }
   }
   return acl_verdict::ok;
+}
+
+bool acl_table::channel_allowed(const acl_user& u, std::string_view channel,
+                                bool is_pattern) const {
+  if (u.allchannels)
+    return true;
+  for (auto& p : u.channels)
+    if (is_pattern ? p == channel : actors::glob_match(p, channel))
+      return true;
+  return false;
 }
 
 // -- descriptions -------------------------------------------------------------------------
@@ -571,6 +605,16 @@ std::string acl_table::describe_commands(const acl_user& u) const {
       rules += ' ';
       set_command(fake, static_cast<int>(id), ub);
     }
+    // first arguments allowed of this otherwise blocked command
+    auto fa = u.firstargs.find(static_cast<int>(id));
+    if (fa != u.firstargs.end())
+      for (auto& f : fa->second) {
+        rules += '+';
+        rules += cat_.at(static_cast<int>(id)).name;
+        rules += '|';
+        rules += f;
+        rules += ' ';
+      }
   }
   rules.pop_back();
   return rules;

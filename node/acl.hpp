@@ -92,6 +92,13 @@ struct acl_user {
                              ///< +@all/-@all change it, as Redis's reserved bit)
   bool allcommands = false;  ///< every bit set (fast path); any '-' clears it
   bool removed = false;      ///< deleted or replaced by ACL LOAD: sessions end
+  /// Allowed first arguments of an otherwise blocked command without
+  /// subcommands (+select|0, +debug|digest), lower case, per catalog id.
+  std::map<int, std::vector<std::string>> firstargs;
+
+  /// May the user run `id` with `first` as its first argument (a first-arg
+  /// rule only; can_run() is the bitmap)?
+  bool firstarg_allowed(int id, std::string_view first) const;
 
   bool can_run(int id) const {
     return id >= 0 && static_cast<size_t>(id) < allowed.size() && allowed[static_cast<size_t>(id)];
@@ -134,6 +141,10 @@ public:
   const std::map<std::string, std::shared_ptr<acl_user>, std::less<>>& users() const {
     return users_;
   }
+  /// acl-pubsub-default: new users (and `reset`) get every channel (true) or
+  /// none (false, Redis 7's default). Existing users keep theirs.
+  void set_pubsub_default_all(bool all) noexcept { pubsub_all_ = all; }
+  bool pubsub_default_all() const noexcept { return pubsub_all_; }
   /// requirepass: a password for the default user, or none ("" = nopass).
   void set_default_password(std::string_view pass);
 
@@ -149,8 +160,15 @@ public:
 
   /// May `u` run command `id` on these keys? On denial `*denied` is the index
   /// into `keys` of the refused key (denied_key).
+  /// `first_arg`: the command's first argument, for first-arg rules
+  /// (+select|0); null when there is none.
   acl_verdict check(const acl_user& u, int id, const std::vector<acl_key_use>& keys,
-                    size_t* denied = nullptr) const;
+                    size_t* denied = nullptr, const std::string_view* first_arg = nullptr) const;
+
+  /// May `u` use `channel` (PUBLISH, SUBSCRIBE: matched against the user's
+  /// channel patterns) or subscribe to the pattern `channel` (PSUBSCRIBE:
+  /// allowed only by an identical pattern), as Redis 7's channel checks.
+  bool channel_allowed(const acl_user& u, std::string_view channel, bool is_pattern) const;
 
   // -- descriptions --
 
@@ -182,6 +200,7 @@ private:
   const acl_catalog& cat_;
   std::map<std::string, std::shared_ptr<acl_user>, std::less<>> users_;
   std::shared_ptr<acl_user> default_;
+  bool pubsub_all_ = false;
 };
 
 /// Rules that carry a secret (">pass", "<pass", "#hash", "!hash") for

@@ -97,6 +97,13 @@ actors::cluster_settings cluster_settings_of(const node_config& cfg, const std::
   s.write_acks = static_cast<uint32_t>(cfg.effective_write_acks());
   s.secret = cfg.cluster_secret;
   s.advertise = cfg.cluster_advertise;
+  if (!cfg.cluster_advertise_resp.empty()) {
+    s.resp_addr = cfg.cluster_advertise_resp;
+  } else { // the host peers reach us on, with the RESP port
+    auto h = s.advertise.empty() ? s.host : s.advertise.substr(0, s.advertise.rfind(':'));
+    s.resp_addr = h + ":" + std::to_string(cfg.port);
+  }
+  s.redirect_moved = cfg.cluster_redirect == "moved";
   s.heartbeat_ms = ms(cfg.heartbeat);
   s.sync_ms = ms(cfg.sync_interval);
   s.request_timeout_ms = ms(cfg.cluster_request_timeout);

@@ -1,6 +1,7 @@
 #include "node/cluster_routing.hpp"
 
 #include "actors/keyspace.hpp"
+#include "node/cluster_faces.hpp"
 #include "node/command_util.hpp"
 #include "node/resp_parser.hpp"
 #include "tiers/clock.hpp"
@@ -842,6 +843,8 @@ route classify(const command_registry& reg, const std::vector<std::string_view>&
   if (sp.first_key > 0 || !sp.key_specs.empty())
     return route::cluster;
   // keyspace-wide commands, and transactions (MULTI/WATCH are not routed yet)
+  if (is_face_command(args[0]))
+    return route::face; // CLUSTER, READONLY ... (node/cluster_faces.hpp)
   static const char* keyspace_wide[] = {"wait",     "dbsize",  "keys",  "scan", "randomkey",
                                         "flushall", "flushdb", "multi", "watch"};
   auto name = lower(args[0]);

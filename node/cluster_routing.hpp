@@ -25,6 +25,7 @@ namespace kura::node {
 enum class route : uint8_t {
   local,   ///< run it here with the command table (no keys)
   cluster, ///< run_clustered
+  face,    ///< CLUSTER, READONLY, READWRITE, ASKING (node/cluster_faces.hpp)
 };
 
 /// Where `args` runs on a cluster node: commands with keys (by the

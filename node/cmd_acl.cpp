@@ -153,8 +153,9 @@ void cmd_acl_save(const command_args&, command_context& c) {
 }
 
 void cmd_acl_cat(const command_args& a, command_context& c) {
-  if (a.size() > 3)
-    return wrong_args(c.out, "acl|cat");
+  if (a.size() > 3) // Redis: the subcommand handler's syntax error
+    return put_error(
+        c.out, "ERR unknown subcommand or wrong number of arguments for 'CAT'. Try ACL HELP.");
   if (a.size() == 2) {
     put_array_header(c.out, acl_category_count);
     for (size_t i = 0; i < acl_category_count; ++i)
@@ -243,7 +244,10 @@ void cmd_acl_dryrun(const command_args& a, command_context& c) {
   std::vector<acl_key_use> keys;
   s.key_uses(sp, sub, keys);
   size_t denied = 0;
-  auto v = (sp.flags & cmd_flag::no_auth) ? acl_verdict::ok : s.acl->check(*u, id, keys, &denied);
+  std::string_view first = sub.size() > 1 ? std::string_view(sub[1]) : std::string_view{};
+  auto v = (sp.flags & cmd_flag::no_auth)
+               ? acl_verdict::ok
+               : s.acl->check(*u, id, keys, &denied, sub.size() > 1 ? &first : nullptr);
   if (v == acl_verdict::denied_command)
     return put_bulk(c.out, "This user has no permissions to run the '" + sp.name + "' command");
   if (v == acl_verdict::denied_key)

@@ -1,8 +1,9 @@
-// The cluster family: KURA.OWNERS and WAIT. On a cluster node the RESP front
-// end routes both through the coordinator (node/cluster_routing.cpp); what is
-// registered here is their COMMAND facts (arity, key positions, used by the
-// router to tell key commands from local ones) and the answers of a node
-// that is not in a cluster.
+// The cluster family: KURA.OWNERS, WAIT, and Redis Cluster's CLUSTER ...,
+// READONLY, READWRITE and ASKING. On a cluster node the RESP front end routes
+// them through the coordinator (node/cluster_routing.cpp) and the cluster
+// faces (node/cluster_faces.cpp); what is registered here is their COMMAND
+// facts (arity, key positions, used by the router to tell key commands from
+// local ones) and the answers of a node that is not in a cluster.
 #include "node/command_registry.hpp"
 #include "node/resp_parser.hpp"
 
@@ -12,6 +13,11 @@ namespace {
 
 /// KURA.OWNERS key on a lone node: Redis's answer to cluster commands there.
 void cmd_kura_owners(const command_args&, command_context& c) {
+  put_error(c.out, "ERR This instance has cluster support disabled");
+}
+
+/// CLUSTER ..., READONLY, READWRITE, ASKING on a lone node (Redis's answer).
+void cmd_cluster_disabled(const command_args&, command_context& c) {
   put_error(c.out, "ERR This instance has cluster support disabled");
 }
 
@@ -43,6 +49,41 @@ void register_cluster_commands(command_registry& r) {
       .doc("Wait for the synchronous replication of all the write commands sent in the context "
            "of the current connection",
            "3.0.0", "generic", "O(1)");
+  r.add("cluster", -2, "", nullptr)
+      .acl("@slow")
+      .doc("A container for Redis Cluster commands", "3.0.0", "cluster", "Depends on subcommand.");
+  struct sub {
+    const char* name;
+    int arity;
+    const char* summary;
+  };
+  static const sub subs[] = {
+      {"slots", 2, "Get the mapping of cluster slots to nodes"},
+      {"shards", 2, "Get the mapping of cluster slots to shards"},
+      {"nodes", 2, "Get the cluster config for the node"},
+      {"info", 2, "Provides info about the cluster state"},
+      {"myid", 2, "Return the node id"},
+      {"keyslot", 3, "Returns the hash slot of the specified key"},
+      {"countkeysinslot", 3, "Return the number of local keys in the specified hash slot"},
+      {"getkeysinslot", 4, "Return local key names in the specified hash slot"},
+      {"help", 2, "Show helpful text about the different subcommands"},
+  };
+  for (auto& s : subs)
+    r.add_sub("cluster", s.name, s.arity, "loading stale", cmd_cluster_disabled)
+        .acl("@slow")
+        .tips("nondeterministic_output")
+        .doc(s.summary, "3.0.0", "cluster", "O(N) where N is the number of slots or nodes");
+  r.add("readonly", 1, "loading stale fast", cmd_cluster_disabled)
+      .acl("@fast @connection")
+      .doc("Enables read queries for a connection to a cluster replica node", "3.0.0", "cluster",
+           "O(1)");
+  r.add("readwrite", 1, "loading stale fast", cmd_cluster_disabled)
+      .acl("@fast @connection")
+      .doc("Disables read queries for a connection to a cluster replica node", "3.0.0", "cluster",
+           "O(1)");
+  r.add("asking", 1, "fast", cmd_cluster_disabled)
+      .acl("@fast @connection")
+      .doc("Sent by cluster clients after an -ASK redirect", "3.0.0", "cluster", "O(1)");
 }
 
 } // namespace kura::node

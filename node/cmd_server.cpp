@@ -293,6 +293,12 @@ bool parse_memory(std::string_view v, uint64_t& out) {
   return true;
 }
 
+/// "maxmemory" as CONFIG GET and INFO report it: the run-time value once
+/// CONFIG SET gave one, else the memory tiers' budget.
+uint64_t maxmemory_of(const command_context& c) {
+  return c.facts.maxmemory_set ? c.facts.maxmemory : c.ks.config().memory_bytes;
+}
+
 struct config_item {
   const char* name;
   std::string (*get)(command_context& c);
@@ -331,9 +337,38 @@ const std::vector<config_item>& config_items() {
       {"port", [](command_context& c) { return std::to_string(c.facts.port); }, nullptr},
       {"dir", [](command_context& c) { return c.facts.data_dir; }, nullptr},
       {"databases", [](command_context&) { return std::string("1"); }, nullptr},
-      {"cluster-enabled", [](command_context&) { return std::string("no"); }, nullptr},
-      {"maxmemory", [](command_context& c) { return std::to_string(c.ks.config().memory_bytes); },
+      {"cluster-enabled",
+       [](command_context& c) { return std::string(c.facts.cluster_enabled ? "yes" : "no"); },
        nullptr},
+      {"maxmemory", [](command_context& c) { return std::to_string(maxmemory_of(c)); },
+       [](command_context& c, std::string_view v, bool apply) {
+         uint64_t n = 0;
+         if (!parse_memory(v, n))
+           return std::string("argument must be a memory value");
+         if (apply) {
+           c.facts.maxmemory_set = true;
+           c.facts.maxmemory = n;
+         }
+         return std::string{};
+       }},
+      {"min-replicas-to-write",
+       [](command_context& c) { return std::to_string(c.facts.min_replicas_to_write); },
+       [](command_context& c, std::string_view v, bool apply) {
+         uint64_t n = 0;
+         auto e = set_uint(n, v, 0);
+         if (e.empty() && apply)
+           c.facts.min_replicas_to_write = n;
+         return e;
+       }},
+      {"min-replicas-max-lag",
+       [](command_context& c) { return std::to_string(c.facts.min_replicas_max_lag); },
+       [](command_context& c, std::string_view v, bool apply) {
+         uint64_t n = 0;
+         auto e = set_uint(n, v, 0);
+         if (e.empty() && apply)
+           c.facts.min_replicas_max_lag = n;
+         return e;
+       }},
       {"proto-max-bulk-len",
        [](command_context& c) { return std::to_string(c.facts.proto_max_bulk_len); }, nullptr},
       {"tcp-keepalive", [](command_context&) { return std::string("0"); }, nullptr},
@@ -394,6 +429,40 @@ const std::vector<config_item>& config_items() {
          return ieq(v, "allkeys-lfu")
                     ? std::string{}
                     : std::string("kura's memory tiers are W-TinyLFU (allkeys-lfu)");
+       }},
+      {"requirepass", [](command_context& c) { return c.state.security->cfg.requirepass; },
+       [](command_context& c, std::string_view v, bool apply) {
+         if (apply) { // the default user's password ("" = nopass), as Redis
+           c.state.security->cfg.requirepass.assign(v.data(), v.size());
+           c.state.security->acl->set_default_password(v);
+         }
+         return std::string{};
+       }},
+      {"acllog-max-len",
+       [](command_context& c) { return std::to_string(c.state.security->cfg.acllog_max_len); },
+       [](command_context& c, std::string_view v, bool apply) {
+         uint64_t n = 0;
+         auto e = set_uint(n, v, 0);
+         if (e.empty() && apply) {
+           c.state.security->cfg.acllog_max_len = static_cast<size_t>(n);
+           c.state.security->log.set_max_len(static_cast<size_t>(n));
+         }
+         return e;
+       }},
+      {"acl-pubsub-default",
+       [](command_context& c) {
+         return std::string(c.state.security->acl->pubsub_default_all() ? "allchannels"
+                                                                        : "resetchannels");
+       },
+       [](command_context& c, std::string_view v, bool apply) {
+         if (!ieq(v, "allchannels") && !ieq(v, "resetchannels"))
+           return std::string("argument(s) must be one of the following: allchannels, "
+                              "resetchannels");
+         if (apply) {
+           c.state.security->acl->set_pubsub_default_all(ieq(v, "allchannels"));
+           c.state.security->cfg.acl_pubsub_allchannels = ieq(v, "allchannels");
+         }
+         return std::string{};
        }},
       {"maxclients", [](command_context& c) { return std::to_string(c.facts.max_clients); },
        [](command_context& c, std::string_view v, bool apply) {
@@ -678,8 +747,8 @@ std::string info_text(command_context& c, std::string_view section) {
     kv("used_memory_rss_human", human(rss));
     num("used_memory_peak", c.state.peak_memory);
     kv("used_memory_peak_human", human(c.state.peak_memory));
-    num("maxmemory", c.ks.config().memory_bytes);
-    kv("maxmemory_human", human(c.ks.config().memory_bytes));
+    num("maxmemory", maxmemory_of(c));
+    kv("maxmemory_human", human(maxmemory_of(c)));
     kv("maxmemory_policy", "allkeys-lfu");
     kv("mem_fragmentation_ratio",
        used ? fmt_double(static_cast<double>(rss) / static_cast<double>(used)).substr(0, 4) : "0");
@@ -773,7 +842,7 @@ std::string info_text(command_context& c, std::string_view section) {
   }
   if (want("cluster")) {
     r += "# Cluster\r\n";
-    num("cluster_enabled", 0);
+    num("cluster_enabled", c.facts.cluster_enabled ? 1 : 0);
     r += "\r\n";
   }
   if (want("l1")) {
@@ -837,6 +906,18 @@ void cmd_info(const command_args& a, command_context& c) {
     }
   }
   put_bulk(c.out, r);
+}
+
+// -- SAVE ----------------------------------------------------------------------
+
+void cmd_save(const command_args&, command_context& c) {
+  // kura's snapshot is L3 itself: SAVE hands L3 the writes the broker still
+  // holds (write-behind) at once instead of at the next tick; L3 commits
+  // them with its next group commit (docs/protocol.md).
+  if (!c.facts.save)
+    return put_error(c.out, "ERR kura runs without L3: there is nothing to save to");
+  c.facts.save();
+  put_ok(c.out);
 }
 
 // -- SHUTDOWN ------------------------------------------------------------------
@@ -1061,8 +1142,8 @@ void cmd_latency_help(const command_args&, command_context& c) {
 // The subcommands of Redis's DEBUG that clients and test suites use and that
 // mean something in kura: SLEEP (blocks the node's front end, as it blocks
 // redis-server), SET-ACTIVE-EXPIRE (the sweeps of memory and L3; expiry stays
-// lazy on read), PROTOCOL (sample replies of each RESP3 type), DIGEST-VALUE,
-// OBJECT (the encoding OBJECT ENCODING reports) and HELP.
+// lazy on read), PAUSE-CRON (pauses those sweeps), PROTOCOL (sample replies of each RESP3 type),
+// DIGEST-VALUE, OBJECT (the encoding OBJECT ENCODING reports) and HELP.
 
 /// A 40-hex-digit digest of a value and its type (DEBUG DIGEST-VALUE): equal
 /// for equal values, 40 zeros for a missing key, as Redis's.
@@ -1161,6 +1242,8 @@ void cmd_debug(const command_args& a, command_context& c) {
         "    Output a hex digest of each key's value (40 zeros for a missing key).",
         "OBJECT <key>",
         "    Show low level info about the key and associated value.",
+        "PAUSE-CRON <0|1>",
+        "    Pause (1) or resume (0) the server's periodic data work: the expiry sweeps.",
         "PROTOCOL <type>",
         "    Reply with a test value of the specified type: string, integer, double,",
         "    bignum, null, array, set, map, attrib, push, verbatim, true, false.",
@@ -1191,7 +1274,20 @@ void cmd_debug(const command_args& a, command_context& c) {
       return put_error(out, err_not_int);
     if (!c.facts.set_active_expire)
       return put_error(out, "ERR active expiry cannot be changed in this process");
-    c.facts.set_active_expire(on != 0);
+    c.state.active_expire = on != 0;
+    c.facts.set_active_expire(c.state.active_expire && !c.state.cron_paused);
+    return put_ok(out);
+  }
+  if (ieq(sub, "pause-cron") && a.size() == 3) {
+    // kura's cron work that changes data is the active expiry sweep: it
+    // stops while paused (and stays off after unpausing if SET-ACTIVE-EXPIRE 0)
+    int64_t on = 0;
+    if (!parse_int64(a[2], on))
+      return put_error(out, err_not_int);
+    if (!c.facts.set_active_expire)
+      return put_error(out, "ERR the cron cannot be paused in this process");
+    c.state.cron_paused = on != 0;
+    c.facts.set_active_expire(c.state.active_expire && !c.state.cron_paused);
     return put_ok(out);
   }
   if (ieq(sub, "protocol") && a.size() == 3)
@@ -1293,6 +1389,11 @@ void register_server_commands(command_registry& r) {
   r.add_sub("config", "resetstat", 2, "admin noscript loading stale", cmd_config_resetstat)
       .acl("@admin @slow @dangerous")
       .doc("Reset the stats returned by INFO", "2.0.0", "server", "O(1)");
+
+  r.add("save", 1, "admin noscript no_async_loading no_multi", cmd_save)
+      .acl("@admin @slow @dangerous")
+      .doc("Synchronously save the dataset to disk", "1.0.0", "server",
+           "O(N) where N is the total number of keys in all databases");
 
   r.add("shutdown", -1, "admin noscript loading stale no_multi allow_busy", cmd_shutdown)
       .acl("@admin @slow @dangerous")

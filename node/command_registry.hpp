@@ -126,6 +126,7 @@ struct node_facts {
   uint64_t max_clients = 10000;
   uint64_t proto_max_bulk_len = 512ull << 20;
   uint64_t l3_queue_depth = 0;
+  bool cluster_enabled = false; ///< a cluster node (INFO cluster, CONFIG GET cluster-enabled)
   std::function<tier_stats()> l3_stats;     ///< empty when L3 is off
   std::function<uint64_t()> l3_uncommitted; ///< writes L3 has not committed yet
   std::function<uint64_t()> l3_expires;     ///< L3 entries with an expiry
@@ -139,6 +140,16 @@ struct node_facts {
   uint64_t query_buffer_limit = 1ull << 30; ///< "client-query-buffer-limit"
   uint64_t max_output_bytes = 256ull << 20; ///< unsent replies per client
   std::shared_ptr<tls_control> tls;         ///< CONFIG tls-* (null: TLS off)
+  /// "maxmemory" set at run time (CONFIG SET). The memory tiers keep their
+  /// start-up budget (they cannot shrink while running); a lower value is a
+  /// ceiling: while L1+L2 use more, denyoom commands get Redis's OOM error.
+  /// Unset (false): CONFIG GET and INFO report the tiers' budget.
+  bool maxmemory_set = false;
+  uint64_t maxmemory = 0;             ///< 0 = no ceiling (as Redis's 0)
+  uint64_t min_replicas_to_write = 0; ///< refuse writes with fewer good replicas
+  uint64_t min_replicas_max_lag = 10; ///< seconds; 0 turns the check off
+  /// SAVE: hands L3 every write still pending in the broker (empty: no L3).
+  std::function<void()> save;
 };
 
 class client_hub; // node/client_hub.hpp: clients, pub/sub, tracking
@@ -168,6 +179,8 @@ struct command_state {
   uint64_t peak_memory = 0;       ///< highest memory use INFO has seen
   bool kills_pending = false;     ///< CLIENT KILL marked sessions `killed`
   watch_table watches;            ///< keys some connection WATCHes
+  bool active_expire = true;      ///< DEBUG SET-ACTIVE-EXPIRE
+  bool cron_paused = false;       ///< DEBUG PAUSE-CRON (pauses the expiry sweeps)
   /// hash-max-listpack-entries / -value (CONFIG): up to these sizes a hash
   /// reports OBJECT ENCODING "listpack" and HSCAN returns it whole.
   uint64_t hash_max_listpack_entries = 128;

@@ -23,6 +23,7 @@ void register_multi_commands(command_registry& r);    // node/cmd_multi.cpp
 void register_bit_commands(command_registry& r);      // node/cmd_bits.cpp
 void register_acl_commands(command_registry& r);      // node/cmd_acl.cpp
 void register_client_commands(command_registry& r);   // node/cmd_clients.cpp
+void register_dump_commands(command_registry& r);     // node/cmd_dump.cpp
 
 command_table::command_table(keyspace& ks, node_facts& facts) : ks_(ks), facts_(facts) {
   register_server_commands(reg_);
@@ -35,6 +36,7 @@ command_table::command_table(keyspace& ks, node_facts& facts) : ks_(ks), facts_(
   register_multi_commands(reg_);
   register_bit_commands(reg_);
   register_client_commands(reg_);
+  register_dump_commands(reg_);
   state_.hub = &hub_;
   caching_id_ = reg_.find("client|caching");
   if (facts_.run_id.empty()) {
@@ -151,6 +153,30 @@ void command_table::execute(const command_args& a, session& s, out_buffer& out,
   }
   if (s.tx.active && !tx_control(id))
     return queue(a, id, s, out);
+  if (facts_.maxmemory != 0 || facts_.min_replicas_to_write != 0) {
+    // OOM / NOREPLICAS, as Redis's processCommand: EXEC answers for the
+    // flags of its queued commands
+    uint32_t flags = 0;
+    bool exec = id == id_exec_ && s.tx.active && !s.tx.aborted;
+    if (exec) {
+      std::vector<std::string_view> args;
+      for (auto& q : s.tx.queued) {
+        args.assign(q.begin(), q.end());
+        int qid = reg_.resolve(args);
+        if (qid >= 0)
+          flags |= reg_.spec(qid).flags;
+      }
+    } else if (int rid = reg_.resolve(a); rid >= 0) {
+      flags = reg_.spec(rid).flags;
+    }
+    if (const char* why = refusal(flags)) {
+      if (!exec)
+        return put_error(out, why);
+      s.tx.discard();
+      s.tx.unwatch();
+      return put_error(out, std::string("EXECABORT Transaction discarded because of: ") + why);
+    }
+  }
   // a whole command's (EXEC's: transaction's) invalidations go after its reply
   hub_.begin_command(s.id);
   try {
@@ -205,12 +231,32 @@ void command_table::queue(const command_args& a, int id, session& s, out_buffer&
     s.tx.aborted = true;
     return;
   }
+  if (sp->flags & cmd_flag::no_multi) {
+    s.tx.aborted = true;
+    return put_error(out, "ERR Command not allowed inside a transaction");
+  }
+  if (const char* why = refusal(sp->flags)) {
+    s.tx.aborted = true;
+    return put_error(out, why);
+  }
   if (!same_slot(*sp, a, s, state_, out)) {
     s.tx.aborted = true;
     return;
   }
   s.tx.queued.emplace_back(a.begin(), a.end());
   put_status(out, "QUEUED");
+}
+
+const char* command_table::refusal(uint32_t flags) const {
+  if ((flags & cmd_flag::denyoom) && facts_.maxmemory != 0 &&
+      facts_.maxmemory < ks_.config().memory_bytes &&
+      ks_.l1_stats().bytes + ks_.l2_stats().bytes > facts_.maxmemory)
+    return "OOM command not allowed when used memory > 'maxmemory'.";
+  // kura has no Redis-protocol replicas: every good-replica count is 0
+  if ((flags & cmd_flag::write) && facts_.min_replicas_to_write != 0 &&
+      facts_.min_replicas_max_lag != 0)
+    return "NOREPLICAS Not enough good replicas to write.";
+  return nullptr;
 }
 
 void command_table::run(const command_args& a, int id, session& s, out_buffer& out,

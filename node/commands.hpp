@@ -85,6 +85,9 @@ private:
                      bool failed);
   void run(const command_args& a, int id, session& s, out_buffer& out, const listing* lst);
   void queue(const command_args& a, int id, session& s, out_buffer& out);
+  /// Why a command with `flags` may not run now (Redis's OOM / NOREPLICAS
+  /// error without '-'), or nullptr.
+  const char* refusal(uint32_t flags) const;
   bool tx_control(int id) const noexcept {
     return id == id_multi_ || id == id_exec_ || id == id_discard_ || id == id_watch_ ||
            id == id_quit_;

@@ -117,7 +117,11 @@ node_config::node_config() {
       .add(cluster_advertise, "advertise",
            "host:port other nodes dial to reach this node (default: bind:cluster-port)")
       .add(cluster_request_timeout, "request-timeout", "bound on every request to a peer")
-      .add(cluster_near_cache, "near-cache", "keep near copies of keys served for other owners");
+      .add(cluster_near_cache, "near-cache", "keep near copies of keys served for other owners")
+      .add(cluster_redirect, "redirect",
+           "proxy (forward to the owner) or moved (answer -MOVED) for keys owned elsewhere")
+      .add(cluster_advertise_resp, "advertise-resp",
+           "host:port Redis clients reach this node's RESP port on (CLUSTER SLOTS, MOVED)");
   opt_group{custom_options_, "kura.security"}
       .add(requirepass, "requirepass", "password of the default user (AUTH <password>)")
       .add(aclfile, "aclfile", "ACL file (Redis format: user <name> <rules>...)")
@@ -130,6 +134,9 @@ node_config::node_config() {
       .add(audit_keep, "audit-keep", "rotated audit logs kept")
       .add(audit_fsync_every, "audit-fsync-every", "audit lines between fsyncs (and every 100 ms)")
       .add(audit_args, "audit-args", "log command arguments (secrets stay redacted)")
+      .add(acllog_max_len, "acllog-max-len", "entries kept by ACL LOG (Redis's acllog-max-len)")
+      .add(acl_pubsub_default, "acl-pubsub-default",
+           "channels of new users: resetchannels (none, Redis 7's default) or allchannels")
       .add(metrics_user, "metrics-user", "/metrics basic-auth user (empty = no auth)")
       .add(metrics_password, "metrics-password", "/metrics basic-auth password")
       .add(metrics_loopback_only, "metrics-loopback-only", "/metrics for loopback clients only");
@@ -301,12 +308,18 @@ std::string node_config::check_values() {
   }
   if (!cluster_advertise.empty() && !host_port_ok(cluster_advertise))
     return bad("kura.cluster.advertise", "host:port, got '" + cluster_advertise + "'");
+  if (!cluster_advertise_resp.empty() && !host_port_ok(cluster_advertise_resp))
+    return bad("kura.cluster.advertise-resp", "host:port, got '" + cluster_advertise_resp + "'");
+  if (cluster_redirect != "proxy" && cluster_redirect != "moved")
+    return bad("kura.cluster.redirect", "proxy or moved, got '" + cluster_redirect + "'");
   if (!requirepass.empty() && !aclfile.empty())
     return bad("kura.security.requirepass",
                "not together with kura.security.aclfile (set the default user's password in the "
                "ACL file)");
   if (audit_max_bytes < 4096)
     return bad("kura.security.audit-max-bytes", "at least 4096");
+  if (acl_pubsub_default != "resetchannels" && acl_pubsub_default != "allchannels")
+    return bad("kura.security.acl-pubsub-default", "resetchannels or allchannels");
   if (audit_keep > 1000)
     return bad("kura.security.audit-keep", "0..1000");
   if (audit_fsync_every == 0)

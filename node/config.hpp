@@ -88,6 +88,8 @@ struct node_config : caf::actor_system_config {
   std::string cluster_advertise;   ///< host:port peers dial (default bind:cluster-port)
   caf::timespan cluster_request_timeout = std::chrono::seconds(2);
   bool cluster_near_cache = true;
+  std::string cluster_redirect = "proxy"; ///< proxy | moved (node/cluster_faces.hpp)
+  std::string cluster_advertise_resp;     ///< host:port clients reach RESP on (CLUSTER SLOTS)
 
   /// True when this node takes part in a cluster (a node id or seeds given).
   bool cluster_enabled() const { return !cluster_node_id.empty() || !cluster_seeds.empty(); }
@@ -107,7 +109,9 @@ struct node_config : caf::actor_system_config {
   uint64_t audit_keep = 5;
   uint64_t audit_fsync_every = 64;
   bool audit_args = false;
-  std::string metrics_user; ///< /metrics basic auth ("" = none)
+  uint64_t acllog_max_len = 128;                    ///< ACL LOG entries kept
+  std::string acl_pubsub_default = "resetchannels"; ///< or "allchannels"
+  std::string metrics_user;                         ///< /metrics basic auth ("" = none)
   std::string metrics_password;
   bool metrics_loopback_only = false; ///< /metrics answers loopback clients only
 

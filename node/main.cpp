@@ -206,6 +206,8 @@ int main(int argc, char** argv) {
     rc_cfg.security.audit_keep = static_cast<unsigned>(cfg.audit_keep);
     rc_cfg.security.audit_fsync_every = static_cast<unsigned>(cfg.audit_fsync_every);
     rc_cfg.security.audit_args = cfg.audit_args;
+    rc_cfg.security.acllog_max_len = static_cast<size_t>(cfg.acllog_max_len);
+    rc_cfg.security.acl_pubsub_allchannels = cfg.acl_pubsub_default == "allchannels";
     rc_cfg.security.node_name = cfg.bind + ":" + std::to_string(cfg.port);
     rc_cfg.tls.port = cfg.tls_port;
     rc_cfg.tls.cert_file = cfg.tls_cert_file;

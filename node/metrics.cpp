@@ -1,5 +1,7 @@
 #include "node/metrics.hpp"
 
+#include "node/status_page.hpp"
+
 #include <prometheus/counter.h>
 #include <prometheus/exposer.h>
 #include <prometheus/gauge.h>
@@ -59,7 +61,7 @@ result<std::unique_ptr<node_metrics>> node_metrics::start(const std::string& bin
       opts.emplace_back("access_control_list");
       opts.emplace_back("-0.0.0.0/0,+127.0.0.0/8");
     }
-    m->exposer_ = std::make_unique<prometheus::Exposer>(std::move(opts));
+    m->exposer_ = std::make_unique<prometheus::Exposer>(std::move(opts), status_page_callbacks());
     if (!access.user.empty()) {
       m->exposer_->RegisterAuth(
           [user = access.user, pass = access.password](const std::string& u, const std::string& p) {

@@ -115,6 +115,8 @@ parse_status resp_parser::parse_multibulk(std::string_view buf) {
       return fail("Protocol error: invalid multibulk length");
     if (n > 0 && static_cast<uint64_t>(n) > lim_.max_args)
       return fail("Protocol error: invalid multibulk length");
+    if (unauth_ && n > 10)
+      return fail("Protocol error: unauthenticated multibulk length");
     if (n <= 0) { // "*0" and "*-1" are skipped, as Redis does
       consumed_ = e + 2;
       return parse_status::empty;
@@ -146,6 +148,8 @@ parse_status resp_parser::parse_multibulk(std::string_view buf) {
       if (!parse_int64(buf.substr(pos_ + 1, e - pos_ - 1), len) || len < 0 ||
           static_cast<uint64_t>(len) > lim_.max_bulk_bytes)
         return fail("Protocol error: invalid bulk length");
+      if (unauth_ && len > 16384)
+        return fail("Protocol error: unauthenticated bulk length");
       bulk_len_ = len;
       pos_ = e + 2;
     }

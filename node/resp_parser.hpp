@@ -64,12 +64,18 @@ public:
 
   const resp_limits& limits() const noexcept { return lim_; }
 
+  /// While the client has not authenticated (and must), Redis's tighter
+  /// bounds apply: at most 10 arguments and 16 KiB per bulk string, so that a
+  /// stranger cannot make the server buffer much.
+  void set_unauthenticated(bool on) noexcept { unauth_ = on; }
+
 private:
   parse_status parse_multibulk(std::string_view buf);
   parse_status parse_inline(std::string_view buf);
   parse_status fail(std::string msg);
 
   resp_limits lim_;
+  bool unauth_ = false;
   // -- state of a partially parsed multibulk command ---------------------------
   bool in_multibulk_ = false;
   size_t pos_ = 0;        ///< next unread byte, relative to the command start

@@ -1,5 +1,6 @@
 #include "node/resp_server.hpp"
 
+#include "node/cluster_faces.hpp"
 #include "node/cluster_routing.hpp"
 #include "node/metrics.hpp"
 #include "node/ops.hpp"
@@ -63,6 +64,7 @@ struct conn {
   /// the plaintext replies that flush_conn encrypts into the scribe's buffer.
   std::unique_ptr<tls_conn> tls;
   out_buffer tls_out;
+  face_state face; ///< cluster nodes: what the client told us (node/cluster_faces.hpp)
 };
 
 struct resp_state {
@@ -366,6 +368,8 @@ void process(self_ptr self, connection_handle hdl) {
         break;
       }
       std::string_view view(c.in.data() + off, c.in.size() - off);
+      c.parser.set_unauthenticated(!c.sess.authenticated &&
+                                   st.cmds->security().acl->auth_required());
       auto ps = c.parser.next(view);
       if (ps == parse_status::incomplete)
         break;
@@ -384,7 +388,7 @@ void process(self_ptr self, connection_handle hdl) {
           c.parser.reset();
           break; // resumed when replies drain
         }
-        if (classify(st.cmds->registry(), args) == route::cluster) {
+        if (classify(st.cmds->registry(), args) != route::local) {
           uint64_t n = c.first_slot + c.slots.size();
           c.slots.emplace_back();
           off += c.parser.consumed();
@@ -398,9 +402,11 @@ void process(self_ptr self, connection_handle hdl) {
               c.closing = true;
             continue;
           }
-          run_clustered(*st.cfg.cluster, args, [self, hdl, n](out_buffer&& reply) {
+          std::function<void(out_buffer &&)> done = [self, hdl, n](out_buffer&& reply) {
             complete_slot(self, hdl, n, std::move(reply));
-          });
+          };
+          if (!faces_first(*st.cfg.cluster, reg, c.face, args, c.sess.resp, done))
+            run_clustered(*st.cfg.cluster, args, std::move(done));
           continue;
         }
         if (!c.slots.empty()) { // a local reply behind routed ones waits its turn
@@ -598,6 +604,7 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
   st.facts = cfg.facts;
   st.facts.port = cfg.port;
   st.facts.bind = cfg.bind;
+  st.facts.cluster_enabled = cfg.cluster != nullptr;
   st.facts.max_clients = cfg.max_clients;
   st.facts.proto_max_bulk_len = cfg.limits.max_bulk_bytes;
   st.max_query_bytes = cfg.limits.max_bulk_bytes + (64ull << 20);
@@ -611,6 +618,7 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
     };
     st.facts.l3_uncommitted = [snap] { return snap->get().pending; };
     st.facts.l3_expires = [snap] { return snap->get().expires; };
+    st.facts.save = [core = st.core] { core->flush_writes(true); };
   }
   if (cfg.tls.port != 0) {
     st.tls = std::make_shared<tls_server>();

@@ -39,6 +39,7 @@ security_state::security_state(const command_registry& reg) {
 std::string security_state::configure(const security_config& c) {
   cfg = c;
   log.set_max_len(c.acllog_max_len);
+  acl->set_pubsub_default_all(c.acl_pubsub_allchannels); // before the file's users
   if (!c.aclfile.empty()) {
     if (!c.requirepass.empty())
       return "kura.security.requirepass and kura.security.aclfile are mutually exclusive: set "
@@ -256,15 +257,34 @@ bool permit(security_state& sec, const command_registry& reg, int id, const comm
     sec.audit_command("noauth", s, a, words, err_noauth, now_ms);
     return false;
   }
-  if (no_auth || (u.allcommands && u.allkeys))
+  if (no_auth || (u.allcommands && u.allkeys && u.allchannels))
     return true;
   size_t denied = 0;
   acl_verdict v = acl_verdict::ok;
-  if (!u.can_run(id)) {
+  std::string_view channel;
+  if (!u.can_run(id) && !(a.size() > 1 && u.firstarg_allowed(id, a[1]))) {
     v = acl_verdict::denied_command;
   } else if (!u.allkeys) {
     sec.key_uses(sp, a, sec.scratch);
-    v = sec.acl->check(u, id, sec.scratch, &denied);
+    std::string_view first = a.size() > 1 ? std::string_view(a[1]) : std::string_view{};
+    v = sec.acl->check(u, id, sec.scratch, &denied, a.size() > 1 ? &first : nullptr);
+  }
+  if (v == acl_verdict::ok && !u.allchannels) {
+    // the pub/sub commands name channels (or patterns) instead of keys
+    auto& top = reg.spec(sp.parent >= 0 ? sp.parent : id).name;
+    bool pattern = top == "psubscribe";
+    size_t first = 1, last = 0; // [first, last) of the arguments
+    if (top == "publish" || top == "spublish")
+      last = std::min<size_t>(a.size(), 2);
+    else if (top == "subscribe" || top == "ssubscribe" || pattern)
+      last = a.size();
+    for (size_t i = first; i < last; ++i) {
+      if (!sec.acl->channel_allowed(u, a[i], pattern)) {
+        v = acl_verdict::denied_channel;
+        channel = a[i];
+        break;
+      }
+    }
   }
   if (v == acl_verdict::ok)
     return true;
@@ -276,6 +296,9 @@ bool permit(security_state& sec, const command_registry& reg, int id, const comm
   if (v == acl_verdict::denied_command) {
     le.object = sp.name;
     msg = "NOPERM this user has no permissions to run the '" + sp.name + "' command";
+  } else if (v == acl_verdict::denied_channel) {
+    le.object.assign(channel.data(), channel.size());
+    msg = "NOPERM this user has no permissions to access one of the channels used as arguments";
   } else {
     le.object.assign(sec.scratch[denied].key);
     msg = "NOPERM this user has no permissions to access one of the keys used as arguments";

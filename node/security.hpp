@@ -33,6 +33,7 @@ struct security_config {
   bool audit_args = false; ///< log arguments (secrets stay redacted)
   std::string node_name;   ///< written in every audit line
   size_t acllog_max_len = 128;
+  bool acl_pubsub_allchannels = false; ///< acl-pubsub-default allchannels
 };
 
 /// Redis's protected-mode refusal, the whole reply line.

@@ -317,3 +317,59 @@ TEST_CASE("GENPASS-style random hex") {
   CHECK(acl_random_hex(5).size() == 2);
   CHECK(acl_random_hex(256) != acl_random_hex(256));
 }
+
+TEST_CASE("channels: &patterns match channels, PSUBSCRIBE patterns only literally") {
+  fixture f;
+  acl_table t(f.cat);
+  CHECK(t.channel_allowed(*t.default_user(), "any", false)); // &*
+  REQUIRE(t.set_user("u", {"on", "nopass", "+@all", "~*"}) == "");
+  auto u = t.find("u");
+  CHECK_FALSE(u->allchannels); // acl-pubsub-default resetchannels (Redis 7)
+  CHECK_FALSE(t.channel_allowed(*u, "foo", false));
+  REQUIRE(t.set_user("u", {"&foo:1", "&bar:*"}) == "");
+  CHECK(t.channel_allowed(*u, "foo:1", false));
+  CHECK(t.channel_allowed(*u, "bar:2", false));
+  CHECK_FALSE(t.channel_allowed(*u, "zap:3", false));
+  CHECK(t.channel_allowed(*u, "bar:*", true));       // the same pattern
+  CHECK_FALSE(t.channel_allowed(*u, "bar:2", true)); // a pattern is not a channel
+  CHECK_FALSE(t.channel_allowed(*u, "bar:*x", true));
+}
+
+TEST_CASE("acl-pubsub-default allchannels: new users and reset get every channel") {
+  fixture f;
+  acl_table t(f.cat);
+  REQUIRE(t.set_user("before", {"on"}) == "");
+  t.set_pubsub_default_all(true);
+  REQUIRE(t.set_user("after", {"on"}) == "");
+  CHECK_FALSE(t.find("before")->allchannels); // existing users keep theirs
+  CHECK(t.find("after")->allchannels);
+  REQUIRE(t.set_user("before", {"reset"}) == "");
+  CHECK(t.find("before")->allchannels);
+  CHECK(t.describe(*t.find("before")) == "off sanitize-payload &* -@all");
+}
+
+TEST_CASE("first-arg rules: +select|0 allows SELECT 0 only; -select forgets them") {
+  acl_catalog cat;
+  int select = cat.add("select", cats({"fast", "connection"}));
+  int get = cat.add("get", cats({"read", "string", "fast"}));
+  acl_table t(cat);
+  REQUIRE(t.set_user("u", {"on", "nopass", "-@all", "+get", "+select|0", "+SELECT|Db"}) == "");
+  auto u = t.find("u");
+  CHECK_FALSE(u->can_run(select));
+  CHECK(u->firstarg_allowed(select, "0"));
+  CHECK(u->firstarg_allowed(select, "DB")); // first args compare case-insensitively
+  CHECK_FALSE(u->firstarg_allowed(select, "1"));
+  std::string_view zero = "0", one = "1";
+  CHECK(t.check(*u, select, {}, nullptr, &zero) == acl_verdict::ok);
+  CHECK(t.check(*u, select, {}, nullptr, &one) == acl_verdict::denied_command);
+  CHECK(t.check(*u, select, {}) == acl_verdict::denied_command);
+  CHECK(t.describe_commands(*u) == "-@all +@read +select|0 +select|db"); // @read = {get} here
+  // described rules re-applied give the same permissions
+  REQUIRE(t.set_user("v", {"reset"}) == "");
+  REQUIRE(t.set_user("v", {"+select|0", "+select|db", "+get"}) == "");
+  CHECK(t.find("v")->firstarg_allowed(select, "0"));
+  CHECK(t.find("v")->can_run(get));
+  REQUIRE(t.set_user("u", {"-select"}) == "");
+  CHECK_FALSE(u->firstarg_allowed(select, "0"));
+  CHECK(t.describe_commands(*u) == "-@all +@read");
+}

@@ -191,3 +191,66 @@ TEST_CASE("a closed connection's watches do not dangle (sanitizer build)") {
   cmds.execute(exec, s2, out);
   CHECK(std::string(out.begin(), out.end()) == "*-1\r\n");
 }
+
+TEST_CASE_FIXTURE(two_clients, "run-time maxmemory ceiling, min-replicas-to-write, no_multi") {
+  CHECK(run("SET a 1") == "+OK\r\n");
+  CHECK(run("CONFIG GET maxmemory") ==
+        "*2\r\n$9\r\nmaxmemory\r\n$" +
+            std::to_string(std::to_string(ks.config().memory_bytes).size()) + "\r\n" +
+            std::to_string(ks.config().memory_bytes) + "\r\n");
+  CHECK(run("CONFIG SET maxmemory bla") ==
+        "-ERR CONFIG SET failed (possibly related to argument 'maxmemory') - argument must be a "
+        "memory value\r\n");
+  // a queued command is checked when queued; EXEC for its queued commands' flags
+  CHECK(run("MULTI") == "+OK\r\n");
+  CHECK(run("SET b 1") == "+QUEUED\r\n");
+  CHECK(run("GET a") == "+QUEUED\r\n");
+  CHECK(run2("CONFIG SET maxmemory 1") == "+OK\r\n");
+  CHECK(run("EXEC") == "-EXECABORT Transaction discarded because of: OOM command not allowed when "
+                       "used memory > 'maxmemory'.\r\n");
+  CHECK(run("GET b") == "$-1\r\n");
+  CHECK(run("SET b 1") == "-OOM command not allowed when used memory > 'maxmemory'.\r\n");
+  CHECK(run("DEL a") == ":1\r\n"); // not denyoom: frees memory
+  CHECK(run("MULTI") == "+OK\r\n");
+  CHECK(run("GET a") == "+QUEUED\r\n");
+  CHECK(run("PING") == "+QUEUED\r\n");
+  CHECK(run("EXEC") == "*2\r\n$-1\r\n+PONG\r\n"); // read-only: not refused
+  CHECK(run("SET a 1") == "+OK\r\n");             // memory empty again: under the ceiling
+  CHECK(run("MULTI") == "+OK\r\n");
+  CHECK(run("SET b 1") == "-OOM command not allowed when used memory > 'maxmemory'.\r\n");
+  CHECK(run("DISCARD") == "+OK\r\n");
+  CHECK(run("CONFIG GET maxmemory") == "*2\r\n$9\r\nmaxmemory\r\n$1\r\n1\r\n");
+  CHECK(run("CONFIG SET maxmemory 0") == "+OK\r\n"); // 0: no ceiling, as in Redis
+  CHECK(run("SET b 1") == "+OK\r\n");
+
+  CHECK(run("CONFIG SET min-replicas-to-write 2") == "+OK\r\n");
+  CHECK(run("SET c 1") == "-NOREPLICAS Not enough good replicas to write.\r\n");
+  CHECK(run("GET b") == "$1\r\n1\r\n");
+  CHECK(run("MULTI") == "+OK\r\n");
+  CHECK(run("GET b") == "+QUEUED\r\n");
+  CHECK(run("EXEC") == "*1\r\n$1\r\n1\r\n");
+  CHECK(run("CONFIG SET min-replicas-max-lag 0") == "+OK\r\n"); // 0 turns the check off
+  CHECK(run("SET c 1") == "+OK\r\n");
+  CHECK(run("CONFIG SET min-replicas-max-lag 10") == "+OK\r\n");
+  CHECK(run("MULTI") == "+OK\r\n");
+  CHECK(run("INCR c") == "-NOREPLICAS Not enough good replicas to write.\r\n");
+  CHECK(run("EXEC") == "-EXECABORT Transaction discarded because of previous errors.\r\n");
+  CHECK(run("CONFIG SET min-replicas-to-write 0") == "+OK\r\n");
+  CHECK(run("MULTI") == "+OK\r\n");
+  CHECK(run("INCR c") == "+QUEUED\r\n");
+  CHECK(run2("CONFIG SET min-replicas-to-write 1") == "+OK\r\n");
+  CHECK(run("EXEC") ==
+        "-EXECABORT Transaction discarded because of: NOREPLICAS Not enough good replicas to "
+        "write.\r\n");
+  CHECK(run2("CONFIG SET min-replicas-to-write 0") == "+OK\r\n");
+  CHECK(run("INCR c") == ":2\r\n");
+
+  // commands flagged no_multi are refused while queueing and abort EXEC
+  CHECK(run("MULTI") == "+OK\r\n");
+  CHECK(run("SET d 1") == "+QUEUED\r\n");
+  CHECK(run("SAVE") == "-ERR Command not allowed inside a transaction\r\n");
+  CHECK(run("SHUTDOWN") == "-ERR Command not allowed inside a transaction\r\n");
+  CHECK(run("EXEC") == "-EXECABORT Transaction discarded because of previous errors.\r\n");
+  CHECK(run("GET d") == "$-1\r\n");
+  CHECK(run("SAVE") == "-ERR kura runs without L3: there is nothing to save to\r\n");
+}

@@ -170,3 +170,19 @@ TEST_CASE("random garbage never crashes and always ends in ok, incomplete or err
     CHECK(got.size() <= in.size());
   }
 }
+
+TEST_CASE("unauthenticated clients: at most 10 arguments and 16 KiB per bulk, as Redis") {
+  resp_parser p;
+  p.set_unauthenticated(true);
+  CHECK(p.next("*11\r\n") == parse_status::error);
+  CHECK(p.error() == "Protocol error: unauthenticated multibulk length");
+  p.reset();
+  CHECK(p.next("*1\r\n$16385\r\n") == parse_status::error);
+  CHECK(p.error() == "Protocol error: unauthenticated bulk length");
+  p.reset();
+  std::string ok = "*2\r\n$4\r\nAUTH\r\n$16384\r\n" + std::string(16384, 'p') + "\r\n";
+  CHECK(p.next(ok) == parse_status::ok);
+  p.set_unauthenticated(false); // authenticated: the normal limits
+  p.reset();
+  CHECK(p.next("*11\r\n") == parse_status::incomplete);
+}

@@ -442,3 +442,16 @@ TEST_CASE_FIXTURE(hub_fixture, "HRANDFIELD WITHVALUES in RESP3: field/value pair
   CHECK(run("HRANDFIELD h -2 WITHVALUES") ==
         "*2\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
 }
+
+TEST_CASE_FIXTURE(hub_fixture,
+                  "DEBUG PAUSE-CRON and SET-ACTIVE-EXPIRE drive the expiry sweeps together") {
+  CHECK(run("DEBUG PAUSE-CRON 1") == "-ERR the cron cannot be paused in this process\r\n");
+  std::vector<bool> calls;
+  facts.set_active_expire = [&](bool on) { calls.push_back(on); };
+  CHECK(run("DEBUG PAUSE-CRON x") == "-ERR value is not an integer or out of range\r\n");
+  CHECK(run("DEBUG PAUSE-CRON 1") == "+OK\r\n");
+  CHECK(run("DEBUG SET-ACTIVE-EXPIRE 0") == "+OK\r\n");
+  CHECK(run("DEBUG PAUSE-CRON 0") == "+OK\r\n"); // SET-ACTIVE-EXPIRE 0 still holds
+  CHECK(run("DEBUG SET-ACTIVE-EXPIRE 1") == "+OK\r\n");
+  CHECK(calls == std::vector<bool>{false, false, false, true});
+}
