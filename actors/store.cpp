@@ -19,12 +19,36 @@ store_core::store_core(store_config cfg, const kura::clock& clk, bool with_l3)
 
 store_core::~store_core() = default;
 
+void store_core::note_op() {
+  ++queued_;
+  ++writes_;
+  if (pending_first_ns_ == 0)
+    pending_first_ns_ = std::max<uint64_t>(1, ks_.clock().mono_ns());
+}
+
+uint64_t store_core::uncommitted_age_ms() noexcept {
+  uint64_t committed = committed_batch();
+  while (!uncommitted_.empty() && uncommitted_.front().first <= committed)
+    uncommitted_.pop_front();
+  uint64_t first = !uncommitted_.empty() ? uncommitted_.front().second : pending_first_ns_;
+  if (first == 0)
+    return 0;
+  uint64_t now = ks_.clock().mono_ns();
+  return now > first ? (now - first) / 1000000 : 0;
+}
+
+bool store_core::too_old() noexcept {
+  if (cfg_.max_loss_window_ms == 0 || (pending_first_ns_ == 0 && uncommitted_.empty()))
+    return false;
+  return uncommitted_age_ms() * 8 > cfg_.max_loss_window_ms * 3;
+}
+
 void store_core::write(const entry& e) {
   l3_op op;
   op.kind = l3_op::put;
   op.e = wire_entry::from(e);
   pending_.ops.push_back(std::move(op));
-  ++queued_;
+  note_op();
   queued_bytes_ += e.key.size() + e.value.size();
   if (pending_.ops.size() >= cfg_.max_batch_ops)
     flush_writes(false);
@@ -35,7 +59,7 @@ void store_core::erase(std::string_view key) {
   op.kind = l3_op::erase;
   op.e.key.assign(key.data(), key.size());
   pending_.ops.push_back(std::move(op));
-  ++queued_;
+  note_op();
   queued_bytes_ += key.size();
 }
 
@@ -43,7 +67,7 @@ void store_core::clear() {
   l3_op op;
   op.kind = l3_op::clear;
   pending_.ops.push_back(std::move(op));
-  ++queued_;
+  note_op();
   flush_writes(true);
 }
 
@@ -61,6 +85,8 @@ void store_core::flush_writes(bool force) {
   in_flight_bytes_ += queued_bytes_;
   queued_bytes_ = 0;
   ++in_flight_batches_;
+  uncommitted_.emplace_back(pending_.seq, pending_first_ns_);
+  pending_first_ns_ = 0;
   caf::send_as(broker, l3, std::move(pending_));
   pending_ = l3_batch{};
 }
@@ -74,6 +100,8 @@ void store_core::on_ack(uint64_t ops, uint64_t bytes) {
   if (wake_ && !backlogged() && waiter_) {
     wake_ = false;
     caf::anon_send(waiter_, wake_atom::value);
+  } else if (ack_waiter_) {
+    caf::anon_send(ack_waiter_, wake_atom::value);
   }
 }
 
@@ -131,7 +159,23 @@ struct l3_state {
       std::cerr << "kura-node: L3 error: " << last_error << std::endl;
     }
   }
+  /// The highest write-behind batch applied, and the store core's view of
+  /// what is committed (store_core::committed_batch()).
+  uint64_t applied_batch = 0;
+  std::shared_ptr<std::atomic<uint64_t>> committed;
+  bool sync_writes = false;
+  uint64_t last_publish_ns = 0;
+  /// Publishes the committed batch number: everything applied once nothing
+  /// is pending. A commit that fails (disk or map full; the error is in INFO
+  /// and the log) keeps the writes in memory, nothing lost, and publishes
+  /// too: the loss window cannot be held then, and clients are not paused
+  /// for it.
+  void mark_committed(bool failed) {
+    if (committed && (failed || db->pending() == 0))
+      committed->store(applied_batch, std::memory_order_release);
+  }
   void publish() {
+    mark_committed(false);
     l3_snapshot::data d;
     d.stats = db->stats();
     d.pending = db->pending();
@@ -335,8 +379,11 @@ result<l3_listing> list_keys(l3_state& s, const l3_list& q) {
 caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_lmdb> db,
                        std::shared_ptr<l3_snapshot> snap, const kura::clock* clk, uint32_t sweep_ms,
                        size_t sweep_budget, std::shared_ptr<l3_below> below,
-                       std::shared_ptr<std::atomic<bool>> active_expire) {
+                       std::shared_ptr<std::atomic<bool>> active_expire,
+                       std::shared_ptr<std::atomic<uint64_t>> committed, bool sync_writes) {
   auto& st = self->state;
+  st.committed = std::move(committed);
+  st.sync_writes = sync_writes;
   st.active_expire = std::move(active_expire);
   st.below = std::move(below);
   st.db = std::move(db);
@@ -385,10 +432,21 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
           }
         }
         s.applied += b.ops.size();
-        s.note(s.db->maybe_flush(now));
+        s.applied_batch = std::max(s.applied_batch, b.seq);
+        // kura.l3.sync: the batch is durable before it is acknowledged
+        auto fl = s.sync_writes ? s.db->sync() : s.db->maybe_flush(now);
+        s.note(fl);
+        s.mark_committed(!fl.ok());
         if (s.below)
           s.below->settle();
-        s.publish(); // before the ack: whoever sees the ack sees these figures
+        // before the ack, so whoever sees the ack sees these figures -- but at
+        // most every 20 ms while a batch is pending: stats() walks the
+        // pending batch, which under load holds up to a loss window of writes
+        auto mono = s.clk->mono_ns();
+        if (s.db->pending() == 0 || mono - s.last_publish_ns >= 20'000'000) {
+          s.last_publish_ns = mono;
+          s.publish();
+        }
         auto sender = caf::actor_cast<caf::actor>(self->current_sender());
         if (sender)
           self->send(sender, l3_ack_atom::value, static_cast<uint64_t>(b.ops.size()), bytes);
@@ -500,7 +558,9 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
       [=](tick_timer_atom) {
         auto& s = self->state;
         auto now = s.clk->now_ms();
-        s.note(s.db->maybe_flush(now));
+        auto fl = s.db->maybe_flush(now);
+        s.note(fl);
+        s.mark_committed(!fl.ok());
         if (s.active_expire->load(std::memory_order_relaxed))
           s.db->sweep_expired(now, s.sweep_budget);
         if (s.below)
@@ -729,7 +789,8 @@ store_handles spawn_store(caf::actor_system& sys, store_config cfg, std::shared_
     if (below && below->entries() > 0)
       ks.saturate_filter(); // archived keys: the filter cannot list them
     h.l3 = sys.spawn<caf::detached>(l3_actor, l3db, h.core->l3_stats, &clk, cfg.sweep_interval_ms,
-                                    cfg.sweep_budget, below, h.core->active_expire);
+                                    cfg.sweep_budget, below, h.core->active_expire,
+                                    h.core->committed_, cfg.sync_writes);
     h.core->l3 = h.l3;
   }
   h.broker = sys.middleman().spawn_broker(store_broker, h.core);

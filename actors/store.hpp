@@ -23,7 +23,14 @@
 // L3 is busy the batch grows, which is the group commit. queue_depth() counts
 // operations not yet applied by L3; above `write_behind_high_water` (or the byte
 // mark) the RESP broker stops running commands until L3 catches up (CAF mailboxes are
-// unbounded, so this is the back-pressure). A lookup first sends the pending
+// unbounded, so this is the back-pressure). The same happens while the oldest
+// write not yet committed to LMDB is older than 3/8 of `max_loss_window_ms`:
+// the L3 actor publishes the highest batch number it committed
+// (committed_batch()), so the core knows the age of its oldest uncommitted write
+// (the durability bound of docs/operations.md, "Durability"). With
+// `sync_writes` the L3 actor commits and fsyncs each batch before its ack and
+// the RESP broker holds a writer's replies until committed_batch() reaches the
+// batch carrying its writes (write_ticket()). A lookup first sends the pending
 // batch, so the L3 actor (FIFO mailbox, one sending thread) always sees
 // writes before later lookups.
 // Thread safety: store_core is touched only on the multiplexer thread;
@@ -38,6 +45,7 @@
 #include <caf/actor_system.hpp>
 
 #include <atomic>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -47,12 +55,21 @@ namespace kura::actors {
 
 struct store_config {
   keyspace_config ks;
-  uint64_t write_behind_high_water = 200000;             ///< queued L3 ops before back-pressure
+  uint64_t write_behind_high_water = 1000000;            ///< queued L3 ops before back-pressure
   uint64_t write_behind_high_water_bytes = 256ull << 20; ///< queued L3 bytes (keys + values)
   uint64_t max_batch_ops = 4096;                         ///< ops per write-behind message
   uint32_t sweep_interval_ms = 100;                      ///< active expiry period (memory and L3)
   size_t sweep_budget = 2000;                            ///< entries examined per sweep and shard
   uint32_t l3_timeout_ms = 30000;                        ///< bound on every request to L3
+  /// kura.l3.max-loss-window: the front end pauses while the oldest write
+  /// not yet committed to LMDB is older than 3/8 of it (0 = no time bound):
+  /// with group commits at most 1/8 of it old, half of the window is left
+  /// for the commit itself (its pages and fdatasync).
+  uint64_t max_loss_window_ms = 1000;
+  /// kura.l3.sync: L3 commits and fsyncs every write-behind batch before it
+  /// acknowledges it, and the RESP front end holds a writer's replies until
+  /// then (per-write durability).
+  bool sync_writes = false;
 };
 
 /// L3 figures published by the L3 actor for INFO, metrics and the CLI.
@@ -140,11 +157,30 @@ public:
   size_t pending_ops() const noexcept { return pending_.ops.size(); }
   /// Operations handed to the port but not yet applied by L3.
   uint64_t queue_depth() const noexcept { return queued_ + in_flight_ops_; }
-  /// True while the RESP front end should stop running commands.
-  bool backlogged() const noexcept {
+  /// True while the RESP front end should stop running commands: too many
+  /// operations or bytes queued, or the oldest write not yet committed is
+  /// older than 3/8 of max_loss_window_ms.
+  bool backlogged() noexcept {
     return queue_depth() > cfg_.write_behind_high_water ||
-           queued_bytes_ + in_flight_bytes_ > cfg_.write_behind_high_water_bytes;
+           queued_bytes_ + in_flight_bytes_ > cfg_.write_behind_high_water_bytes || too_old();
   }
+  /// Age (ms) of the oldest write handed to the port that L3 has not
+  /// committed yet; 0 when there is none.
+  uint64_t uncommitted_age_ms() noexcept;
+  /// Operations handed to the port since start (writes, erases, clears).
+  uint64_t writes() const noexcept { return writes_; }
+  /// The batch number that will carry the writes handed over so far: once
+  /// committed_batch() reaches it, they are durable.
+  uint64_t write_ticket() const noexcept {
+    return pending_.ops.empty() ? batch_seq_ : batch_seq_ + 1;
+  }
+  /// The highest batch number L3 committed (published by the L3 actor).
+  uint64_t committed_batch() const noexcept { return committed_->load(std::memory_order_acquire); }
+  /// Asks for a (wake_atom) message to `who` with every ack (sync mode: the
+  /// front end releases replies whose writes were committed).
+  void wake_on_ack(caf::actor who) { ack_waiter_ = std::move(who); }
+  /// Shared with the L3 actor: the highest batch number committed to LMDB.
+  std::shared_ptr<std::atomic<uint64_t>> committed_ = std::make_shared<std::atomic<uint64_t>>(0);
   /// Bytes (keys + values) handed to the port but not yet applied by L3.
   uint64_t queue_bytes() const noexcept { return queued_bytes_ + in_flight_bytes_; }
 
@@ -189,6 +225,15 @@ private:
   uint64_t queued_bytes_ = 0;
   uint64_t in_flight_bytes_ = 0;
   uint64_t batch_seq_ = 0;
+  uint64_t writes_ = 0;
+  caf::actor ack_waiter_;
+  /// When the first op of pending_ was handed over (mono ns; 0 = empty), and
+  /// (batch number, first op's time) of every batch sent but not known to be
+  /// committed, oldest first.
+  uint64_t pending_first_ns_ = 0;
+  std::deque<std::pair<uint64_t, uint64_t>> uncommitted_;
+  bool too_old() noexcept;
+  void note_op();
 };
 
 /// What spawn_store started.

@@ -61,8 +61,12 @@ node_config::node_config() {
       .add(l3_fsync_batches, "fsync-batches",
            "fdatasync each group commit (a machine crash loses at most one batch); "
            "false: rely on the page cache (a killed process still loses nothing)")
-      .add(l3_batch_max_writes, "batch-max-writes", "group commit: writes per batch")
-      .add(l3_batch_max_age, "batch-max-age", "group commit: oldest write in a batch")
+      .add(l3_batch_max_writes, "batch-max-writes",
+           "group commit: writes per batch (0 = auto: 1M, 4096 in a cluster)")
+      .add(l3_batch_max_age, "batch-max-age",
+           "group commit: oldest write in a batch (0 = auto: max-loss-window/8, 5ms in a cluster)")
+      .add(l3_max_loss_window, "max-loss-window",
+           "after kill -9 every write acknowledged longer ago than this is on disk")
       .add(l3_map_size, "map-size", "LMDB map size in bytes")
       .add(l3_max_bytes, "max-bytes", "L3 size budget (0 = 90% of map-size)")
       .add(l3_write_behind_high_water, "write-behind-high-water",
@@ -227,8 +231,10 @@ std::string node_config::check_values() {
     return bad("kura.limits.max-clients", "at least 1");
   if (read_buffer_bytes < 512 || read_buffer_bytes > (16u << 20))
     return bad("kura.limits.read-buffer-bytes", "must be 512..16777216");
-  if (l3_batch_max_writes == 0)
-    return bad("kura.l3.batch-max-writes", "at least 1");
+  if (l3_max_loss_window < std::chrono::milliseconds(10))
+    return bad("kura.l3.max-loss-window", "at least 10ms");
+  if (l3_batch_max_age.count() < 0)
+    return bad("kura.l3.batch-max-age", "must not be negative");
   if (l3_map_size < (1u << 20))
     return bad("kura.l3.map-size", "at least 1048576");
   if (sweep_interval.count() <= 0)
@@ -403,6 +409,25 @@ std::string node_config::parse_and_validate(int argc, char** argv) {
   if (auto e = check_values(); !e.empty())
     return e;
   return check_writable_dir(data_dir);
+}
+
+uint64_t node_config::l3_max_loss_window_ms() const {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(l3_max_loss_window).count());
+}
+
+uint64_t node_config::l3_batch_writes() const {
+  if (l3_batch_max_writes != 0)
+    return l3_batch_max_writes;
+  return cluster_enabled() ? 4096 : 1u << 20;
+}
+
+uint64_t node_config::l3_batch_age_ms() const {
+  auto ms = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(l3_batch_max_age).count());
+  if (ms != 0)
+    return ms;
+  return cluster_enabled() ? 5 : std::max<uint64_t>(1, l3_max_loss_window_ms() / 8);
 }
 
 std::string node_config::summary() const {

@@ -109,10 +109,11 @@ int main(int argc, char** argv) {
     lc.path = cfg.data_dir + "/l3";
     lc.map_size = cfg.l3_map_size;
     lc.max_bytes = cfg.l3_max_bytes;
-    lc.batch_max_writes = cfg.l3_batch_max_writes;
-    lc.batch_max_ms = static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(cfg.l3_batch_max_age).count());
-    lc.sync_mode = cfg.l3_sync;
+    lc.batch_max_writes = cfg.l3_batch_writes();
+    lc.batch_max_ms = cfg.l3_batch_age_ms();
+    // a single node's sync mode commits each write-behind batch before it is
+    // acknowledged (actors/store.hpp); the cluster store commits every write
+    lc.sync_mode = cfg.l3_sync && cfg.cluster_enabled();
     lc.fsync_batches = cfg.l3_fsync_batches;
     lc.lim.max_key_bytes = cfg.max_key_bytes;
     lc.lim.max_value_bytes = cfg.max_value_bytes;
@@ -167,6 +168,8 @@ int main(int argc, char** argv) {
     sc.ks.node_id = static_cast<uint32_t>(::getpid());
     sc.write_behind_high_water = cfg.l3_write_behind_high_water;
     sc.write_behind_high_water_bytes = cfg.l3_write_behind_high_water_bytes;
+    sc.max_loss_window_ms = cfg.l3_max_loss_window_ms();
+    sc.sync_writes = cfg.l3_sync;
     sc.sweep_interval_ms = static_cast<uint32_t>(std::max<int64_t>(
         1, std::chrono::duration_cast<std::chrono::milliseconds>(cfg.sweep_interval).count()));
     sc.sweep_budget = cfg.sweep_budget;

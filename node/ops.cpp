@@ -266,7 +266,9 @@ caf::expected<caf::actor> start_ops(caf::actor_system& sys, const store_handles&
   add("kura.limits.max-clients", std::to_string(cfg.max_clients));
   add("kura.l3.enabled", cfg.l3_enabled ? "true" : "false");
   add("kura.l3.sync", cfg.l3_sync ? "true" : "false");
-  add("kura.l3.batch-max-writes", std::to_string(cfg.l3_batch_max_writes));
+  add("kura.l3.batch-max-writes", std::to_string(cfg.l3_batch_writes()));
+  add("kura.l3.batch-max-age", std::to_string(cfg.l3_batch_age_ms()) + "ms");
+  add("kura.l3.max-loss-window", std::to_string(cfg.l3_max_loss_window_ms()) + "ms");
   add("kura.l3.write-behind-high-water", std::to_string(cfg.l3_write_behind_high_water));
   add("kura.archive.enabled", l4 ? "true" : "false");
   add("kura.archive.codec", cfg.archive_codec);

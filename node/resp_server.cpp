@@ -52,6 +52,15 @@ struct conn {
   std::deque<reply_slot> slots; ///< replies in command order, oldest first
   uint64_t first_slot = 0;      ///< number of the slot at slots.front()
   bool in_process = false;      ///< process() is on the stack for this connection
+  /// kura.l3.sync: the replies in the output buffer wait until L3 committed
+  /// write-behind batch `durable_ticket` (no command runs meanwhile);
+  /// `dirty`: a command run outside process() wrote.
+  /// The held replies live in `held`, not in the scribe's buffer: CAF 0.17
+  /// goes on writing that buffer by itself when an earlier write completes.
+  bool durable = false;
+  bool dirty = false;
+  uint64_t durable_ticket = 0;
+  out_buffer held;
   /// TLS connections: the session between the scribe's bytes and `in`, and
   /// the plaintext replies that flush_conn encrypts into the scribe's buffer.
   std::unique_ptr<tls_conn> tls;
@@ -70,6 +79,9 @@ struct resp_state {
   fetch_plan plan;
   uint64_t next_id = 1;
   std::vector<connection_handle> stalled;
+  /// kura.l3.sync on a single node: replies to writes leave once committed.
+  bool sync_replies = false;
+  std::vector<connection_handle> durable; ///< connections holding replies
   bool resume_armed = false;
   bool resuming = false;
   uint32_t ticks = 0;
@@ -86,6 +98,8 @@ struct resp_state {
 using self_ptr = stateful_actor<resp_state, broker>*;
 
 void process(self_ptr self, connection_handle hdl);
+void hold_replies(self_ptr self, connection_handle hdl, conn& c);
+void release_held(self_ptr self, connection_handle hdl, conn& c);
 void complete_slot(self_ptr self, connection_handle hdl, uint64_t conn_id, uint64_t n,
                    out_buffer&& reply);
 
@@ -222,7 +236,9 @@ void on_lookup(self_ptr self, connection_handle hdl, actors::staged_entries& sta
     try {
       if (c.parser.next(c.in) == parse_status::ok) {
         ks.set_overlay(&staged);
+        uint64_t w0 = st.core->writes();
         st.cmds->execute(c.parser.args(), c.sess, out_of(self, hdl, c));
+        c.dirty = c.dirty || st.core->writes() != w0;
         ks.set_overlay(nullptr);
         c.in.erase(0, c.parser.consumed());
         if (c.sess.quit)
@@ -338,8 +354,9 @@ void process(self_ptr self, connection_handle hdl) {
   size_t off = 0;
   auto& out = out_of(self, hdl, c);
   st.facts.l3_queue_depth = st.core->queue_depth();
+  uint64_t writes_before = st.core->writes();
   try {
-    while (!c.waiting && !c.closing) {
+    while (!c.waiting && !c.closing && !c.durable) {
       if (out.size() > st.facts.max_output_bytes ||
           (c.tls && self->wr_buf(hdl).size() > st.facts.max_output_bytes)) {
         out.clear(); // the client does not read: drop what it would not take
@@ -430,7 +447,12 @@ void process(self_ptr self, connection_handle hdl) {
   c.in_process = false;
   if (st.core->pending_ops() >= batch_eager_ops)
     st.core->flush_writes(false);
-  flush_conn(self, hdl, c, c.closing);
+  if (st.sync_replies && !c.closing && (c.dirty || st.core->writes() != writes_before)) {
+    hold_replies(self, hdl, c);
+  } else if (!c.durable || c.closing) {
+    release_held(self, hdl, c);
+    flush_conn(self, hdl, c, c.closing);
+  }
   if (c.closing) {
     self->close(hdl);
     drop_conn(st, it);
@@ -439,6 +461,79 @@ void process(self_ptr self, connection_handle hdl) {
   if (st.cmds->take_kills()) {
     reap_killed(self);
     update_facts(st);
+  }
+}
+
+/// Puts the held replies of `c` back in front of its output.
+void release_held(self_ptr self, connection_handle hdl, conn& c) {
+  if (c.held.empty())
+    return;
+  auto& out = out_of(self, hdl, c);
+  out.insert(out.begin(), c.held.begin(), c.held.end());
+  c.held.clear();
+}
+
+/// kura.l3.sync: keeps the replies of `c` (its commands wrote) until L3 has
+/// committed and fsynced the batch carrying those writes; release_durable
+/// sends them. The connection runs no further command meanwhile.
+void hold_replies(self_ptr self, connection_handle hdl, conn& c) {
+  auto& st = self->state;
+  c.dirty = false;
+  c.durable_ticket = st.core->write_ticket();
+  if (st.core->committed_batch() >= c.durable_ticket) {
+    c.durable = false;
+    release_held(self, hdl, c);
+    flush_conn(self, hdl, c);
+    return;
+  }
+  auto& out = out_of(self, hdl, c); // everything unsent so far is older: keep the order
+  c.held.insert(c.held.end(), out.begin(), out.end());
+  out.clear();
+  if (!c.durable) {
+    c.durable = true;
+    st.durable.push_back(hdl);
+  }
+  st.core->flush_writes(false); // the rest leave with the next ack
+  st.core->wake_on_ack(caf::actor_cast<caf::actor>(self));
+  if (!st.resume_armed) { // the fallback if an ack is missed
+    st.resume_armed = true;
+    self->delayed_send(self, std::chrono::milliseconds(10), resume_atom::value);
+  }
+}
+
+/// Sends the held replies whose writes L3 committed, and runs what those
+/// connections sent meanwhile.
+void release_durable(self_ptr self) {
+  auto& st = self->state;
+  if (st.durable.empty())
+    return;
+  uint64_t done = st.core->committed_batch();
+  std::vector<connection_handle> ready;
+  for (size_t i = 0; i < st.durable.size();) {
+    auto it = st.conns.find(st.durable[i]);
+    if (it == st.conns.end() || it->second.durable_ticket <= done) {
+      if (it != st.conns.end())
+        ready.push_back(st.durable[i]);
+      st.durable[i] = st.durable.back();
+      st.durable.pop_back();
+    } else {
+      ++i;
+    }
+  }
+  if (st.durable.empty())
+    st.core->wake_on_ack(caf::actor{});
+  else
+    st.core->flush_writes(false);
+  for (auto hdl : ready) {
+    auto it = st.conns.find(hdl);
+    if (it == st.conns.end())
+      continue;
+    conn& c = it->second;
+    c.durable = false;
+    release_held(self, hdl, c);
+    flush_conn(self, hdl, c);
+    if (!c.in.empty() && !c.waiting && !c.halted)
+      process(self, hdl);
   }
 }
 
@@ -512,6 +607,7 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
   auto& st = self->state;
   st.core = std::move(core);
   st.cfg = cfg;
+  st.sync_replies = st.core->has_l3() && st.core->config().sync_writes && !cfg.cluster;
   st.facts = cfg.facts;
   st.facts.port = cfg.port;
   st.facts.bind = cfg.bind;
@@ -681,9 +777,17 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
       },
       [=](resume_atom) {
         self->state.resume_armed = false;
+        release_durable(self);
+        resume_stalled(self);
+        if (!self->state.durable.empty() && !self->state.resume_armed) {
+          self->state.resume_armed = true;
+          self->delayed_send(self, std::chrono::milliseconds(10), resume_atom::value);
+        }
+      },
+      [=](actors::wake_atom) {
+        release_durable(self);
         resume_stalled(self);
       },
-      [=](actors::wake_atom) { resume_stalled(self); },
       [=](tls_reload_atom) { reload_tls(self); },
       [=](erase_audit_atom, const std::string& receipt) { // KURA.ERASE (node/erase.hpp)
         auto& st = self->state;

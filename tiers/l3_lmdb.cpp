@@ -14,7 +14,11 @@
 // transaction when it holds batch_max_writes operations or batch_max_bytes
 // payload bytes, or when maybe_flush() finds it older than batch_max_ms. One
 // transaction per batch amortizes LMDB's commit (page writes + meta page) over
-// hundreds of writes.
+// the whole batch. What a commit costs is mostly the pages it copies and writes,
+// not the number of writes, so a node runs big batches (kura-node: up to 1M
+// writes, an eighth of kura.l3.max-loss-window): repeated writes of a key
+// coalesce in `pending`, and the batch is applied in LMDB key order (sequences
+// still numbered in write order), so neighbouring updates share pages.
 //
 // Durability. A commit write()s its pages and then its meta page into the
 // page cache; LMDB writes the meta page last, so a process killed mid-commit
@@ -146,6 +150,12 @@ struct l3_lmdb::impl {
     bool del = false;
     uint64_t order = 0; // when it was written: commits keep write order
     entry e;            // for puts; e.key is also set for deletes
+    /// stats(): whether the key had a committed record, as seen at commit
+    /// number known_at - 1 (0 = not looked up); valid until the next write
+    /// transaction, so each pending key costs one lookup per commit window,
+    /// not one per stats() call.
+    mutable uint64_t known_at = 0;
+    mutable bool known_committed = false;
   };
 
   l3_config cfg;
@@ -306,8 +316,13 @@ struct l3_lmdb::impl {
     return rm::removed;
   }
 
-  status insert_committed(MDB_txn* txn, const std::string& lkey, const entry& e) {
-    uint64_t s = next_seq++;
+  /// kura.seq entries a key-ordered commit appends after its kura.main pass
+  /// (sequence, LMDB key), or null to append each one at once.
+  std::vector<std::pair<uint64_t, std::string>>* seq_later = nullptr;
+
+  status insert_committed(MDB_txn* txn, const std::string& lkey, const entry& e,
+                          std::optional<uint64_t> given_seq = std::nullopt) {
+    uint64_t s = given_seq ? *given_seq : next_seq++;
     size_t rsz = fmt::record_size(e, sp());
     MDB_val k = as_val(lkey);
     MDB_val v{rsz, nullptr};
@@ -318,7 +333,9 @@ struct l3_lmdb::impl {
     MDB_val lv = as_val(lkey);
     // A tombstone is neither evicted nor expired: it is kept out of kura.seq
     // and kura.exp and leaves only through collect() or erase().
-    if (!e.is_tombstone()) {
+    if (!e.is_tombstone() && seq_later) {
+      seq_later->emplace_back(s, lkey);
+    } else if (!e.is_tombstone()) {
       std::string sk = fmt::seq_key(s);
       MDB_val skv = as_val(sk);
       // sequences only grow: appending fills kura.seq pages completely
@@ -482,22 +499,51 @@ struct l3_lmdb::impl {
     int rc = mdb_txn_begin(env, nullptr, 0, &g.txn);
     if (rc != 0)
       return fail(lmdb_error(rc, "L3 cannot begin a write transaction in " + cfg.path));
-    // Apply in write order, so that write sequences (the eviction order)
-    // follow the order of the puts, not the hash map's.
-    std::vector<const op*> ops;
-    ops.reserve(pending.size());
+    // Write sequences (the eviction order) follow the order of the puts, so
+    // they are numbered in write order first; the records are then applied
+    // in LMDB key order, where neighbouring updates share B-tree pages
+    // (fewer pages touched and copied per commit than in random order), and
+    // the new kura.seq entries are appended last, in sequence order.
+    struct item {
+      std::string lkey;
+      const op* o;
+      uint64_t s;
+    };
+    std::vector<item> items;
+    items.reserve(pending.size());
     for (auto& kv : pending)
-      ops.push_back(&kv.second);
-    std::sort(ops.begin(), ops.end(), [](const op* a, const op* b) { return a->order < b->order; });
-    for (const op* o : ops) {
-      std::string lkey = fmt::lmdb_key(o->e.key, sp());
+      items.push_back(item{fmt::lmdb_key(kv.second.e.key, sp()), &kv.second, 0});
+    std::sort(items.begin(), items.end(),
+              [](const item& a, const item& b) { return a.o->order < b.o->order; });
+    for (auto& it : items)
+      if (!it.o->del)
+        it.s = next_seq++;
+    std::sort(items.begin(), items.end(),
+              [](const item& a, const item& b) { return a.lkey < b.lkey; });
+    std::vector<std::pair<uint64_t, std::string>> appends;
+    appends.reserve(items.size());
+    seq_later = &appends;
+    for (const auto& it : items) {
       // an overwrite keeps the kura.main slot: mdb_put replaces it in place
-      auto r = remove_committed(g.txn, lkey, nullptr, std::nullopt, !o->del);
-      if (!r)
+      auto r = remove_committed(g.txn, it.lkey, nullptr, std::nullopt, !it.o->del);
+      if (!r) {
+        seq_later = nullptr;
         return fail(r.err());
-      if (!o->del)
-        if (auto s = insert_committed(g.txn, lkey, o->e); !s)
+      }
+      if (!it.o->del)
+        if (auto s = insert_committed(g.txn, it.lkey, it.o->e, it.s); !s) {
+          seq_later = nullptr;
           return fail(s);
+        }
+    }
+    seq_later = nullptr;
+    std::sort(appends.begin(), appends.end());
+    for (const auto& a : appends) {
+      std::string sk = fmt::seq_key(a.first);
+      MDB_val skv = as_val(sk), lv = as_val(a.second);
+      // sequences only grow: appending fills kura.seq pages completely
+      if (int rc2 = mdb_put(g.txn, seq, &skv, &lv, MDB_APPEND); rc2 != 0)
+        return fail(lmdb_error(rc2, "L3 cannot write a sequence index entry"));
     }
     for (const auto& key : touched)
       if (pending.count(key) == 0)
@@ -707,6 +753,8 @@ struct l3_lmdb::impl {
     auto it = pending.find(key);
     if (it != pending.end()) {
       pending_bytes -= it->second.e.key.size() + it->second.e.value.size();
+      o.known_at = it->second.known_at; // the same key: the same committed state
+      o.known_committed = it->second.known_committed;
       it->second = std::move(o);
     } else {
       pending.emplace(std::move(key), std::move(o));
@@ -1073,12 +1121,24 @@ status l3_lmdb::put(entry e, uint64_t now_ms) {
     return status{errc::out_of_space, "L3 entry needs about " + std::to_string(fp * 3 / 2) +
                                           " bytes, more than the whole L3 budget of " +
                                           std::to_string(m.budget)};
-  // Keep what this put replaces, so that a failed commit can take it back.
+  // Keep what this put replaces, so that a failed commit can take it back
+  // (only when this put makes the batch commit: a copy per coalesced
+  // overwrite would cost as much as the write).
   std::optional<impl::op> prev;
-  bool had_pending = m.pending.empty() ? false : m.pending.count(e.key) != 0;
   uint64_t prev_start = m.batch_start_ms;
-  if (had_pending)
-    prev = m.pending[e.key];
+  if (!m.pending.empty()) {
+    auto pit = m.pending.find(e.key);
+    bool commits = m.cfg.sync_mode ||
+                   m.pending.size() + (pit == m.pending.end() ? 1 : 0) >= m.cfg.batch_max_writes;
+    if (!commits) {
+      uint64_t after = m.pending_bytes + e.key.size() + e.value.size();
+      if (pit != m.pending.end())
+        after -= pit->second.e.key.size() + pit->second.e.value.size();
+      commits = after >= m.cfg.batch_max_bytes;
+    }
+    if (commits && pit != m.pending.end())
+      prev = pit->second;
+  }
   impl::op o;
   o.e = std::move(e);
   std::string key = o.e.key;
@@ -1281,9 +1341,13 @@ tier_stats l3_lmdb::stats() const {
     // Live entries now: committed ones, adjusted by the pending batch (at
     // most a batch of lookups; stats are read by metrics, not per request).
     for (auto& [key, o] : m.pending) {
-      std::string lkey = fmt::lmdb_key(key, m.sp());
-      MDB_val k = as_val(lkey), v;
-      bool committed = mdb_get(t, m.main, &k, &v) == 0;
+      if (o.known_at != m.n_commits + 1) {
+        std::string lkey = fmt::lmdb_key(key, m.sp());
+        MDB_val k = as_val(lkey), v;
+        o.known_committed = mdb_get(t, m.main, &k, &v) == 0;
+        o.known_at = m.n_commits + 1;
+      }
+      bool committed = o.known_committed;
       if (o.del && committed && s.entries > 0)
         --s.entries;
       else if (!o.del && !committed)
