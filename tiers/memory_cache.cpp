@@ -125,6 +125,7 @@ struct memory_cache::impl {
   // -- shadow adaptation -----------------------------------------------------------
   struct shadow_state {
     std::vector<detail::policy_sim> sims;
+    frequency_sketch sketch; // shared by all sims (they would hold identical ones)
     std::vector<double> score;
     std::vector<uint64_t> misses;
     uint32_t shift = 0;  // a key is sampled when mix64(h) % 2^shift == 0
@@ -154,6 +155,8 @@ struct memory_cache::impl {
     uint64_t b = l2.sketch().memory_bytes();
     for (const auto& s : sh.sims)
       b += s.memory_bytes();
+    if (!sh.sims.empty())
+      b += sh.sketch.memory_bytes();
     return b;
   }
 
@@ -302,12 +305,13 @@ struct memory_cache::impl {
       ++shift;
     const auto cap = static_cast<uint32_t>(std::max<uint64_t>(1, entries >> shift));
     sh.sims.clear();
+    sh.sketch = frequency_sketch(cap);
     for (double w : grid_windows)
       for (int mg : grid_margins)
         for (size_t v = 0; v < n_main; ++v)
           sh.sims.emplace_back(cap, static_cast<uint32_t>(std::lround(w * cap)), mg,
                                v == main_slru_promote, v == main_lfu,
-                               cfg.sketch_seed + sh.sims.size());
+                               cfg.sketch_seed + sh.sims.size(), &sh.sketch);
     sh.score.assign(sh.sims.size(), 0);
     sh.misses.assign(sh.sims.size(), 0);
     sh.shift = shift;
@@ -327,6 +331,7 @@ struct memory_cache::impl {
     if (sh.shift && (mix64(h ^ 0x5bd1e995ull) & ((1ull << sh.shift) - 1)) != 0)
       return;
     ++sh.sampled;
+    sh.sketch.increment(h);
     for (size_t i = 0; i < sh.sims.size(); ++i)
       if (!sh.sims[i].access(h))
         ++sh.misses[i];
