@@ -99,12 +99,13 @@ constexpr double step_decay = 0.98;
 constexpr double restart_threshold = 0.05;
 constexpr double max_window_share = 1.0;
 // shadow simulations
-constexpr uint64_t shadow_entries = 1024;     // each simulation holds up to ~this many keys
-constexpr double shadow_decay = 0.98;         // weight of the past per decision period
-constexpr double shadow_hysteresis = 0.01;    // switch only for a 1% lower miss score
-constexpr uint32_t shadow_early_periods = 32; // ... except in the first 32 periods
-constexpr double shadow_min_gap = 1.0;        // and never for less than one miss
-constexpr size_t n_shadow_sketches = 2;       // one per aging period of the grid
+constexpr uint64_t shadow_entries = 1024;         // each simulation holds up to ~this many keys
+constexpr double shadow_decay = 0.98;             // weight of the past per decision period
+constexpr double shadow_hysteresis = 0.01;        // switch only for a 1% lower miss score
+constexpr uint32_t shadow_early_periods = 32;     // ... except in the first 32 periods
+constexpr double shadow_min_gap = 1.0;            // and never for less than one miss
+constexpr size_t n_shadow_sketches = 2;           // one per aging period of the grid
+constexpr uint64_t shadow_max_bytes = 3ull << 20; // in byte mode, per shard
 // Byte mode: the sketch starts sized for capacity / 256 entries (16..1024) and
 // doubles whenever the cache holds more entries than it is sized for, so a tiny
 // cache is not eaten by its sketch.
@@ -312,8 +313,13 @@ struct memory_cache::impl {
   uint64_t shadow_budget() const {
     if (cfg.count_objects)
       return shadow_entries;
+    // ~48 bytes per simulated key and setting (node, free list, index, a
+    // share of the sketches), and at most shadow_max_bytes in all: 126
+    // settings hold ~520 keys, as much memory as 63 held at 1024. (Counted in
+    // objects, the benchmarks' mode, the simulations hold shadow_entries.)
     const uint64_t per_key = 48 * n_settings;
-    return std::min<uint64_t>(shadow_entries, cfg.capacity_bytes / 32 / per_key);
+    return std::min<uint64_t>(
+        {shadow_entries, cfg.capacity_bytes / 32 / per_key, shadow_max_bytes / per_key});
   }
 
   void shadow_build(uint64_t entries) {
