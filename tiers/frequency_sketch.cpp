@@ -46,7 +46,7 @@ bool frequency_sketch::ensure_capacity(uint64_t capacity) {
   block_mask_ = words / 8 - 1;
   if (use_door_)
     door_.assign(std::max<uint64_t>(1, ceil_pow2(capacity) / 64 * 2), 0);
-  sample_size_ = 10 * capacity;
+  sample_size_ = factor_ * capacity;
   additions_ = 0;
   return true;
 }
@@ -110,6 +110,11 @@ uint32_t frequency_sketch::frequency(uint64_t h) const {
       ++f;
   }
   return f;
+}
+
+void frequency_sketch::set_sample_factor(uint32_t factor) {
+  factor_ = std::max<uint32_t>(factor, 1);
+  sample_size_ = factor_ * capacity_;
 }
 
 void frequency_sketch::halve() {

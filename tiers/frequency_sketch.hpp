@@ -40,6 +40,10 @@ public:
 
   uint64_t capacity() const { return capacity_; }
   uint64_t sample_size() const { return sample_size_; }
+  /// Sets the aging period to `factor` x capacity increments (10 by default;
+  /// kept across ensure_capacity). Counts are kept.
+  void set_sample_factor(uint32_t factor);
+  uint32_t sample_factor() const { return factor_; }
   /// Increments since the last halving.
   uint64_t additions() const { return additions_; }
   /// Halvings so far.
@@ -57,6 +61,7 @@ private:
   uint64_t block_mask_ = 0;     // number of 8-word blocks - 1
   uint64_t capacity_ = 0;
   uint64_t sample_size_ = 0;
+  uint32_t factor_ = 10;
   uint64_t additions_ = 0;
   uint64_t halvings_ = 0;
   bool use_door_;

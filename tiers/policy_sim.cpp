@@ -7,12 +7,13 @@
 namespace kura::detail {
 
 policy_sim::policy_sim(uint32_t capacity, uint32_t window, int margin, bool promote_reused,
-                       bool main_lfu, uint64_t seed)
+                       bool main_lfu, uint64_t seed, const frequency_sketch* shared)
     : cap_(std::max<uint32_t>(capacity, 1)),
       wcap_(std::clamp<uint32_t>(window, 1, cap_)), // the newest key is always resident
       mcap_(cap_ - wcap_),
       pcap_(static_cast<uint32_t>(static_cast<uint64_t>(cap_ - wcap_) * 4 / 5)), margin_(margin),
-      promote_reused_(promote_reused), main_lfu_(main_lfu), rng_(seed), sketch_(cap_) {
+      promote_reused_(promote_reused), main_lfu_(main_lfu), rng_(seed),
+      own_sketch_(shared ? 16 : cap_), shared_(shared) {
   nodes_.reserve(cap_ + 1);
   free_.reserve(cap_ + 1); // fixed memory: memory_bytes() does not change
   uint64_t n = 16;
@@ -24,7 +25,7 @@ policy_sim::policy_sim(uint32_t capacity, uint32_t window, int margin, bool prom
 
 uint64_t policy_sim::memory_bytes() const {
   return nodes_.capacity() * sizeof(node) + free_.capacity() * sizeof(int32_t) +
-         slots_.size() * sizeof(int32_t) + sketch_.memory_bytes();
+         slots_.size() * sizeof(int32_t) + own_sketch_.memory_bytes();
 }
 
 int32_t policy_sim::find(uint64_t h) const {
@@ -139,7 +140,7 @@ int32_t policy_sim::victim() {
     if (n.seg != seg_probation && n.seg != seg_protected)
       continue;
     ++sampled;
-    const uint32_t f = sketch_.frequency(n.key);
+    const uint32_t f = freq(n.key);
     if (f < best_f) {
       best_f = f;
       best = i;
@@ -162,8 +163,8 @@ void policy_sim::to_main(int32_t cand) {
     release(cand);
     return;
   }
-  const auto cf = static_cast<int>(sketch_.frequency(nodes_[static_cast<size_t>(cand)].key));
-  const auto vf = static_cast<int>(sketch_.frequency(nodes_[static_cast<size_t>(victim)].key));
+  const auto cf = static_cast<int>(freq(nodes_[static_cast<size_t>(cand)].key));
+  const auto vf = static_cast<int>(freq(nodes_[static_cast<size_t>(victim)].key));
   if (cf > vf + margin_) {
     unlink(list_of(nodes_[static_cast<size_t>(victim)].seg), victim);
     release(victim);
@@ -176,7 +177,8 @@ void policy_sim::to_main(int32_t cand) {
 }
 
 bool policy_sim::access(uint64_t h) {
-  sketch_.increment(h);
+  if (!shared_)
+    own_sketch_.increment(h);
   int32_t i = find(h);
   if (i >= 0) {
     node& n = nodes_[static_cast<size_t>(i)];

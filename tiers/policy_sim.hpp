@@ -25,8 +25,16 @@ public:
   /// entries, as memory_cache's L2 picks it in that mode (l2_lfu::set_main_lfu),
   /// instead of SLRU's least recently used probation entry; `seed` seeds the
   /// sampling.
+  /// With `shared`, the simulation reads its frequencies from that sketch and
+  /// does not count accesses itself: the owner increments it once per access,
+  /// before calling access(h) on each simulation that shares it (simulations
+  /// of the same capacity fed the same accesses would hold identical
+  /// sketches: sharing one saves 8 bytes per simulated key and simulation,
+  /// and all but one increment per access). Without it the simulation owns a sketch sized for
+  /// `capacity` and counts its accesses there.
   policy_sim(uint32_t capacity, uint32_t window, int margin, bool promote_reused = false,
-             bool main_lfu = false, uint64_t seed = 0x6b757261);
+             bool main_lfu = false, uint64_t seed = 0x6b757261,
+             const frequency_sketch* shared = nullptr);
 
   /// One access to the key with hash `h`; returns whether it hit.
   bool access(uint64_t h);
@@ -35,7 +43,8 @@ public:
   uint32_t window() const { return wcap_; }
   int margin() const { return margin_; }
   bool main_lfu() const { return main_lfu_; }
-  /// Heap bytes (for the memory accounting of memory_cache).
+  /// Heap bytes (for the memory accounting of memory_cache); a shared sketch
+  /// is not included.
   uint64_t memory_bytes() const;
 
 private:
@@ -60,6 +69,9 @@ private:
   void unlink(list& l, int32_t i);
   list& list_of(uint8_t seg);
   int32_t alloc(uint64_t h);
+  uint32_t freq(uint64_t h) const {
+    return shared_ ? shared_->frequency(h) : own_sketch_.frequency(h);
+  }
   void release(int32_t i);
   void to_main(int32_t cand);
   void promote(int32_t i);
@@ -75,7 +87,8 @@ private:
   std::vector<int32_t> slots_; // open addressing, -1 empty
   uint64_t mask_;
   list window_, probation_, protected_;
-  frequency_sketch sketch_;
+  frequency_sketch own_sketch_;    // unused (16 counters) when shared
+  const frequency_sketch* shared_; // nullptr: own_sketch_
 };
 
 } // namespace kura::detail

@@ -59,6 +59,21 @@ TEST_CASE("sketch halves every counter after sample_size increments") {
   CHECK(s.frequency(h) <= 3);
 }
 
+TEST_CASE("sketch aging period follows set_sample_factor, also across a re-size") {
+  frequency_sketch s(16);
+  s.set_sample_factor(20);
+  CHECK(s.sample_factor() == 20);
+  CHECK(s.sample_size() == 320);
+  int i = 0;
+  while (s.halvings() == 0)
+    s.increment(hash64("k" + std::to_string(i++)));
+  // Every increment raises at least one counter until counters saturate,
+  // which 16 words of 16 counters do not reach in 320 distinct keys.
+  CHECK(i == 320);
+  CHECK(s.ensure_capacity(64));
+  CHECK(s.sample_size() == 64 * 20);
+}
+
 TEST_CASE("sketch doorkeeper absorbs the first access") {
   frequency_sketch s(1024, true);
   const uint64_t h = hash64("once");

@@ -538,6 +538,40 @@ TEST_CASE("policy_sim: an LRU-only setting behaves as LRU, admission resists a s
   CHECK(tiny.memory_bytes() > 0);
 }
 
+TEST_CASE("policy_sim: simulations sharing one sketch miss exactly as with their own") {
+  // memory_cache's simulations share one sketch (incremented once per
+  // sampled read); the results must not change with it.
+  const uint64_t seed = 0x5eed14;
+  CAPTURE(seed);
+  rng r(seed);
+  frequency_sketch shared(200);
+  std::vector<detail::policy_sim> own, with_shared;
+  for (int v = 0; v < 3; ++v)
+    for (uint32_t w : {1u, 20u, 100u}) {
+      own.emplace_back(200, w, v - 1, v == 1, v == 2, seed + v);
+      with_shared.emplace_back(200, w, v - 1, v == 1, v == 2, seed + v, &shared);
+    }
+  std::vector<uint64_t> misses_own(own.size()), misses_shared(own.size());
+  for (int i = 0; i < 50000; ++i) {
+    // A skewed mix: a hot set, a warm set and a scan.
+    const uint64_t k = i % 7 == 0   ? 100000 + static_cast<uint64_t>(i)
+                       : i % 3 == 0 ? r.below(2000)
+                                    : r.below(150);
+    const uint64_t h = hash64(key_of(k));
+    shared.increment(h);
+    for (size_t s = 0; s < own.size(); ++s) {
+      misses_own[s] += !own[s].access(h);
+      misses_shared[s] += !with_shared[s].access(h);
+    }
+  }
+  for (size_t s = 0; s < own.size(); ++s) {
+    CAPTURE(s);
+    CHECK(misses_own[s] == misses_shared[s]);
+    CHECK(misses_own[s] > 0);
+    CHECK(with_shared[s].memory_bytes() < own[s].memory_bytes());
+  }
+}
+
 TEST_CASE("l2: sampled-LFU victims replace rare keys, never the frequent ones SLRU guards") {
   // 50 frequent keys (estimated frequency 8, never hit, so they sit at the
   // least recently used end of probation), then 50 rare ones (frequency 1);
