@@ -481,6 +481,29 @@ void send_batch_to(coord_ptr self, gossip::node_id to, std::vector<std::string> 
 }
 
 /// A handshake finished: `coord` is the coordinator of gossip node `gid`.
+/// True if the current message comes from the peer authenticated as `from`;
+/// else logs the stranger (its messages are dropped).
+bool from_authed_peer(coord_ptr self, uint32_t from) {
+  auto& st = self->state;
+  auto sender = self->current_sender();
+  auto it = sender ? st.authed.find(sender->node()) : st.authed.end();
+  if (it != st.authed.end() && it->second == from)
+    return true;
+  log_line(self, "stranger",
+           "dropped cluster messages from an unauthenticated peer " +
+               (sender ? to_string(sender->node()) : std::string("(anonymous)")));
+  return false;
+}
+
+/// Logs a message the gossip core refused.
+template <class Result>
+void log_bad(coord_ptr self, uint32_t from, const Result& res) {
+  if (!res)
+    log_line(self, "bad:" + std::to_string(from),
+             "dropped a bad message from " + self->state.core->name_of(from) + ": " +
+                 res.message());
+}
+
 void on_authed(coord_ptr self, gossip::node_id gid, const std::string& id, caf::actor coord) {
   auto& st = self->state;
   st.authed[coord.node()] = gid;
@@ -788,34 +811,12 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
         return caf::ok_atom::value;
       },
       [self](gossip_atom, uint32_t from, const std::string& bytes) {
-        auto& st = self->state;
-        auto sender = self->current_sender();
-        auto it = sender ? st.authed.find(sender->node()) : st.authed.end();
-        if (it == st.authed.end() || it->second != from) {
-          log_line(self, "stranger",
-                   "dropped a cluster message from an unauthenticated peer " +
-                       (sender ? to_string(sender->node()) : std::string("(anonymous)")));
-          return;
-        }
-        auto res = st.core->on_message(from, bytes, now_ms());
-        if (!res)
-          log_line(self, "bad:" + std::to_string(from),
-                   "dropped a bad message from " + st.core->name_of(from) + ": " + res.message());
+        if (from_authed_peer(self, from))
+          log_bad(self, from, self->state.core->on_message(from, bytes, now_ms()));
       },
       [self](gossip_atom, uint32_t from, std::vector<std::string>& msgs) {
-        auto& st = self->state;
-        auto sender = self->current_sender();
-        auto it = sender ? st.authed.find(sender->node()) : st.authed.end();
-        if (it == st.authed.end() || it->second != from) {
-          log_line(self, "stranger",
-                   "dropped cluster messages from an unauthenticated peer " +
-                       (sender ? to_string(sender->node()) : std::string("(anonymous)")));
-          return;
-        }
-        auto res = st.core->on_messages(from, msgs, now_ms());
-        if (!res)
-          log_line(self, "bad:" + std::to_string(from),
-                   "dropped a bad message from " + st.core->name_of(from) + ": " + res.message());
+        if (from_authed_peer(self, from))
+          log_bad(self, from, self->state.core->on_messages(from, msgs, now_ms()));
       },
       [self](flush_atom) { self->state.core->pump(); },
       [self](fwd_atom, uint32_t to, std::string& bytes, uint64_t token) {

@@ -816,6 +816,32 @@ struct archive::impl {
     return {};
   }
 
+  /// Starts a rewrite job over every committed, sealed segment that `pick`
+  /// selects (the caller holds `mu` and has checked that no job runs).
+  template <class Pick>
+  compaction_progress launch_job(Pick pick) {
+    auto j = std::make_unique<job_state>();
+    for (auto& [id, s] : segs) {
+      if (!s.committed || s.compacting || id == active_id || !s.file || !pick(s))
+        continue;
+      j->inputs.push_back(id);
+      j->prog.bytes_total += s.row.end_offset;
+    }
+    j->prog.segments_total = static_cast<uint32_t>(j->inputs.size());
+    if (j->inputs.empty()) {
+      j->prog.done = true;
+      return j->prog;
+    }
+    for (auto id : j->inputs)
+      segs[id].compacting = true;
+    j->start_ns = clk.mono_ns();
+    job_cancel.store(false);
+    auto prog = j->prog;
+    job = std::move(j);
+    totals.compaction_runs++;
+    return prog;
+  }
+
   void seal_active() {
     if (!active_w)
       return;
@@ -2049,7 +2075,6 @@ result<compaction_progress> archive::begin_compaction(double threshold) {
     return error{errc::invalid_argument, "a compaction is already running"};
   if (threshold < 0)
     threshold = m.cfg.compact_threshold;
-  auto j = std::make_unique<impl::job_state>();
   // A sparse active segment is sealed so that it can be compacted too.
   if (m.active_w) {
     auto& row = m.segs[m.active_id].row;
@@ -2057,29 +2082,11 @@ result<compaction_progress> archive::begin_compaction(double threshold) {
         static_cast<double>(row.live_raw_bytes) < threshold * static_cast<double>(row.raw_bytes))
       m.seal_active();
   }
-  for (auto& [id, s] : m.segs) {
-    if (!s.committed || s.compacting || s.has_corrupt || id == m.active_id || !s.file ||
-        s.row.raw_bytes == 0)
-      continue;
-    double live = static_cast<double>(s.row.live_raw_bytes) / static_cast<double>(s.row.raw_bytes);
-    if (live < threshold) {
-      j->inputs.push_back(id);
-      j->prog.bytes_total += s.row.end_offset;
-    }
-  }
-  j->prog.segments_total = static_cast<uint32_t>(j->inputs.size());
-  if (j->inputs.empty()) {
-    j->prog.done = true;
-    return j->prog;
-  }
-  for (auto id : j->inputs)
-    m.segs[id].compacting = true;
-  j->start_ns = m.clk.mono_ns();
-  m.job_cancel.store(false);
-  auto prog = j->prog;
-  m.job = std::move(j);
-  m.totals.compaction_runs++;
-  return prog;
+  return m.launch_job([threshold](const impl::seg_state& s) {
+    return !s.has_corrupt && s.row.raw_bytes != 0 &&
+           static_cast<double>(s.row.live_raw_bytes) / static_cast<double>(s.row.raw_bytes) <
+               threshold;
+  });
 }
 
 // -- encryption at rest ----------------------------------------------------------------
@@ -2155,26 +2162,7 @@ result<compaction_progress> archive::begin_reseal() {
   uint32_t active = m.kr->active();
   if (m.active_w && m.segs[m.active_id].key_id != active)
     m.seal_active();
-  auto j = std::make_unique<impl::job_state>();
-  for (auto& [id, s] : m.segs) {
-    if (!s.committed || s.compacting || id == m.active_id || !s.file || s.key_id == active)
-      continue;
-    j->inputs.push_back(id);
-    j->prog.bytes_total += s.row.end_offset;
-  }
-  j->prog.segments_total = static_cast<uint32_t>(j->inputs.size());
-  if (j->inputs.empty()) {
-    j->prog.done = true;
-    return j->prog;
-  }
-  for (auto id : j->inputs)
-    m.segs[id].compacting = true;
-  j->start_ns = m.clk.mono_ns();
-  m.job_cancel.store(false);
-  auto prog = j->prog;
-  m.job = std::move(j);
-  m.totals.compaction_runs++;
-  return prog;
+  return m.launch_job([active](const impl::seg_state& s) { return s.key_id != active; });
 }
 
 result<std::vector<uint32_t>> archive::drop_old_secrets() {
@@ -2386,29 +2374,10 @@ archive::begin_erase_rewrite(const std::function<bool(std::string_view)>& erased
       m.seal_active();
   }
   m.release_unused_dicts();
-  auto j = std::make_unique<impl::job_state>();
-  for (auto& [id, s] : m.segs) {
-    if (!s.committed || s.compacting || s.has_corrupt || id == m.active_id || !s.file ||
-        s.row.raw_bytes == 0)
-      continue;
-    if (s.row.live_raw_bytes < s.row.raw_bytes || (retire && s.row.dict_id != 0)) {
-      j->inputs.push_back(id);
-      j->prog.bytes_total += s.row.end_offset;
-    }
-  }
-  j->prog.segments_total = static_cast<uint32_t>(j->inputs.size());
-  if (j->inputs.empty()) {
-    j->prog.done = true;
-    return j->prog;
-  }
-  for (auto id : j->inputs)
-    m.segs[id].compacting = true;
-  j->start_ns = m.clk.mono_ns();
-  m.job_cancel.store(false);
-  auto prog = j->prog;
-  m.job = std::move(j);
-  m.totals.compaction_runs++;
-  return prog;
+  return m.launch_job([retire](const impl::seg_state& s) {
+    return !s.has_corrupt && s.row.raw_bytes != 0 &&
+           (s.row.live_raw_bytes < s.row.raw_bytes || (retire && s.row.dict_id != 0));
+  });
 }
 
 status archive::compact_index() {
