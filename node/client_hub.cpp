@@ -40,6 +40,8 @@ void client_hub::remove_client(uint64_t id) {
     unsubscribe(s, ch);
   for (auto& p : patterns_of(id))
     punsubscribe(s, p);
+  for (auto& ch : shard_channels_of(id))
+    sunsubscribe(s, ch);
   if (s.tracking)
     disable_tracking(s);
   clients_.erase(i);
@@ -47,22 +49,73 @@ void client_hub::remove_client(uint64_t id) {
 
 // -- pub/sub -------------------------------------------------------------------
 
-bool client_hub::subscribe(session& s, std::string_view channel) {
-  auto& ids = channels_[std::string{channel}];
-  if (!ids.insert(s.id).second)
+namespace {
+
+using channel_map = std::unordered_map<std::string, std::set<uint64_t>>;
+
+bool add_subscriber(channel_map& m, uint64_t id, std::string_view channel, uint32_t& count) {
+  if (!m[std::string{channel}].insert(id).second)
     return false;
-  ++s.subscriptions;
+  ++count;
   return true;
 }
 
-bool client_hub::unsubscribe(session& s, std::string_view channel) {
-  auto i = channels_.find(std::string{channel});
-  if (i == channels_.end() || i->second.erase(s.id) == 0)
+bool remove_subscriber(channel_map& m, uint64_t id, std::string_view channel, uint32_t& count) {
+  auto i = m.find(std::string{channel});
+  if (i == m.end() || i->second.erase(id) == 0)
     return false;
   if (i->second.empty())
-    channels_.erase(i);
-  --s.subscriptions;
+    m.erase(i);
+  --count;
   return true;
+}
+
+std::vector<std::string> subscribed_to(const channel_map& m, uint64_t id) {
+  std::vector<std::string> r;
+  for (auto& [ch, ids] : m)
+    if (ids.count(id))
+      r.push_back(ch);
+  std::sort(r.begin(), r.end());
+  return r;
+}
+
+} // namespace
+
+bool client_hub::subscribe(session& s, std::string_view channel) {
+  return add_subscriber(channels_, s.id, channel, s.subscriptions);
+}
+
+bool client_hub::unsubscribe(session& s, std::string_view channel) {
+  return remove_subscriber(channels_, s.id, channel, s.subscriptions);
+}
+
+bool client_hub::ssubscribe(session& s, std::string_view channel) {
+  return add_subscriber(shard_channels_, s.id, channel, s.ssubscriptions);
+}
+
+bool client_hub::sunsubscribe(session& s, std::string_view channel) {
+  return remove_subscriber(shard_channels_, s.id, channel, s.ssubscriptions);
+}
+
+std::vector<std::string> client_hub::shard_channels_of(uint64_t id) const {
+  return subscribed_to(shard_channels_, id);
+}
+
+size_t client_hub::spublish(std::string_view channel, std::string_view msg) {
+  size_t n = 0;
+  out_buffer buf;
+  if (auto i = shard_channels_.find(std::string{channel}); i != shard_channels_.end()) {
+    for (uint64_t id : i->second) {
+      auto* s = client(id);
+      if (!s)
+        continue;
+      buf.clear();
+      put_pubsub_message(buf, s->resp, "smessage", channel, msg);
+      deliver(id, std::string_view(buf.data(), buf.size()));
+      ++n;
+    }
+  }
+  return n;
 }
 
 bool client_hub::psubscribe(session& s, std::string_view pattern) {
@@ -84,12 +137,7 @@ bool client_hub::punsubscribe(session& s, std::string_view pattern) {
 }
 
 std::vector<std::string> client_hub::channels_of(uint64_t id) const {
-  std::vector<std::string> r;
-  for (auto& [ch, ids] : channels_)
-    if (ids.count(id))
-      r.push_back(ch);
-  std::sort(r.begin(), r.end());
-  return r;
+  return subscribed_to(channels_, id);
 }
 
 std::vector<std::string> client_hub::patterns_of(uint64_t id) const {

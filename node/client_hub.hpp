@@ -93,6 +93,13 @@ public:
   bool unsubscribe(session& s, std::string_view channel);
   bool psubscribe(session& s, std::string_view pattern);
   bool punsubscribe(session& s, std::string_view pattern);
+  /// Shard channels (SSUBSCRIBE/SPUBLISH, Redis 7): a namespace of their own;
+  /// on one node a shard channel reaches the subscribers of this node.
+  bool ssubscribe(session& s, std::string_view channel);
+  bool sunsubscribe(session& s, std::string_view channel);
+  std::vector<std::string> shard_channels_of(uint64_t id) const;
+  /// Delivers `msg` as an "smessage" to the subscribers of shard `channel`.
+  size_t spublish(std::string_view channel, std::string_view msg);
   std::vector<std::string> channels_of(uint64_t id) const;
   std::vector<std::string> patterns_of(uint64_t id) const;
   /// Delivers `msg` to subscribers of `channel` and of matching patterns;
@@ -177,6 +184,7 @@ private:
   deliver_fn deliver_;
   // pub/sub
   std::unordered_map<std::string, std::set<uint64_t>> channels_;
+  std::unordered_map<std::string, std::set<uint64_t>> shard_channels_;
   std::map<std::string, std::set<uint64_t>> patterns_;
   // tracking
   size_t tracking_clients_ = 0;

@@ -2,6 +2,7 @@
 // GETUSER HELP LIST LOAD LOG SAVE SETUSER USERS WHOAMI), with Redis 7.0's
 // replies and error texts. The users, ACL LOG and the audit log live in
 // node/security.hpp (command_state::security).
+#include "node/client_hub.hpp"
 #include "node/command_registry.hpp"
 #include "node/command_util.hpp"
 #include "node/resp_parser.hpp"
@@ -49,11 +50,40 @@ void cmd_auth(const command_args& a, command_context& c) {
 
 // -- ACL -------------------------------------------------------------------------
 
+/// Redis 7 closes the connections of `name` that are subscribed to a channel
+/// or pattern the user may no longer use (after ACL SETUSER).
+void kill_revoked_subscribers(std::string_view name, command_context& c) {
+  auto& t = *sec(c).acl;
+  auto u = t.find(name);
+  if (!u || u->allchannels)
+    return;
+  auto& hub = *c.state.hub;
+  for (auto& [id, s] : hub.clients()) {
+    if (!s->subscribed() || (s->user ? s->user->name != name : name != "default"))
+      continue;
+    bool ok = true;
+    for (auto& ch : hub.channels_of(id))
+      ok = ok && t.channel_allowed(*u, ch, false);
+    for (auto& ch : hub.shard_channels_of(id))
+      ok = ok && t.channel_allowed(*u, ch, false);
+    for (auto& p : hub.patterns_of(id))
+      ok = ok && t.channel_allowed(*u, p, true);
+    if (ok)
+      continue;
+    if (s == &c.sess)
+      s->quit = true;
+    else
+      s->killed = true;
+    c.state.kills_pending = true;
+  }
+}
+
 void cmd_acl_setuser(const command_args& a, command_context& c) {
   std::vector<std::string_view> rules(a.begin() + 3, a.end());
   auto err = sec(c).acl->set_user(a[2], rules);
   if (!err.empty())
     return put_error(c.out, "ERR " + err);
+  kill_revoked_subscribers(a[2], c);
   put_ok(c.out);
 }
 

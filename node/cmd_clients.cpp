@@ -25,7 +25,7 @@ std::string_view user_name(const session& s) {
 
 std::string client_flags(const session& s) {
   std::string f;
-  if (s.subscriptions + s.psubscriptions > 0)
+  if (s.subscribed())
     f += 'P';
   if (s.tracking)
     f += 't';
@@ -65,7 +65,7 @@ std::string client_line(const session& s, const command_context& c) {
   r += " flags=" + client_flags(s);
   r += " db=0 sub=" + std::to_string(s.subscriptions);
   r += " psub=" + std::to_string(s.psubscriptions);
-  r += " ssub=0 multi=-1";
+  r += " ssub=" + std::to_string(s.ssubscriptions) + " multi=-1";
   r += " qbuf=" + std::to_string(qbuf);
   r += " qbuf-free=" + std::to_string(qcap - qbuf);
   r += " argv-mem=0 multi-mem=0"; // arguments are views into qbuf; no MULTI queue
@@ -90,11 +90,11 @@ void cmd_client_list(const command_args& a, command_context& c) {
     if (ieq(a[2], "type") && a.size() == 4) {
       if (ieq(a[3], "pubsub")) {
         for (auto& [id, s] : hub.clients())
-          if (s->subscriptions + s->psubscriptions > 0)
+          if (s->subscribed())
             ids.push_back(id);
       } else if (ieq(a[3], "normal")) {
         for (auto& [id, s] : hub.clients())
-          if (s->subscriptions + s->psubscriptions == 0)
+          if (!s->subscribed())
             ids.push_back(id);
       } else if (ieq(a[3], "master") || ieq(a[3], "replica") || ieq(a[3], "slave")) {
         // a standalone node has neither
@@ -242,7 +242,7 @@ void cmd_client_kill(const command_args& a, command_context& c) {
   auto matches = [&](const session& s) {
     if (id != 0 && s.id != static_cast<uint64_t>(id))
       return false;
-    bool pubsub = s.subscriptions + s.psubscriptions > 0;
+    bool pubsub = s.subscribed();
     if (type == 2 || (type == 0 && pubsub) || (type == 1 && !pubsub))
       return false;
     if (has_user && user_name(s) != user)
@@ -427,7 +427,10 @@ void put_sub_reply(command_context& c, std::string_view kind, const std::string_
     put_bulk(c.out, *channel);
   else
     put_nil(c.out);
-  put_int(c.out, static_cast<int64_t>(s.subscriptions + s.psubscriptions));
+  // shard subscriptions count apart, as Redis 7's replies do
+  bool shard = kind == "ssubscribe" || kind == "sunsubscribe";
+  put_int(c.out,
+          static_cast<int64_t>(shard ? s.ssubscriptions : s.subscriptions + s.psubscriptions));
 }
 
 void cmd_subscribe(const command_args& a, command_context& c) {
@@ -444,19 +447,34 @@ void cmd_psubscribe(const command_args& a, command_context& c) {
   }
 }
 
-void unsubscribe_all(const command_args& a, command_context& c, bool patterns) {
+void cmd_ssubscribe(const command_args& a, command_context& c) {
+  for (size_t i = 1; i < a.size(); ++i) {
+    c.state.hub->ssubscribe(c.sess, a[i]);
+    put_sub_reply(c, "ssubscribe", &a[i]);
+  }
+}
+
+enum class sub_kind { channel, pattern, shard };
+
+void unsubscribe_all(const command_args& a, command_context& c, sub_kind k) {
   auto& hub = *c.state.hub;
-  const char* kind = patterns ? "punsubscribe" : "unsubscribe";
+  const char* kind = k == sub_kind::pattern ? "punsubscribe"
+                     : k == sub_kind::shard ? "sunsubscribe"
+                                            : "unsubscribe";
   std::vector<std::string> names;
   if (a.size() > 1)
     names.assign(a.begin() + 1, a.end());
   else
-    names = patterns ? hub.patterns_of(c.sess.id) : hub.channels_of(c.sess.id);
+    names = k == sub_kind::pattern ? hub.patterns_of(c.sess.id)
+            : k == sub_kind::shard ? hub.shard_channels_of(c.sess.id)
+                                   : hub.channels_of(c.sess.id);
   if (names.empty())
     return put_sub_reply(c, kind, nullptr);
   for (auto& n : names) {
-    if (patterns)
+    if (k == sub_kind::pattern)
       hub.punsubscribe(c.sess, n);
+    else if (k == sub_kind::shard)
+      hub.sunsubscribe(c.sess, n);
     else
       hub.unsubscribe(c.sess, n);
     std::string_view v = n;
@@ -465,11 +483,19 @@ void unsubscribe_all(const command_args& a, command_context& c, bool patterns) {
 }
 
 void cmd_unsubscribe(const command_args& a, command_context& c) {
-  unsubscribe_all(a, c, false);
+  unsubscribe_all(a, c, sub_kind::channel);
 }
 
 void cmd_punsubscribe(const command_args& a, command_context& c) {
-  unsubscribe_all(a, c, true);
+  unsubscribe_all(a, c, sub_kind::pattern);
+}
+
+void cmd_sunsubscribe(const command_args& a, command_context& c) {
+  unsubscribe_all(a, c, sub_kind::shard);
+}
+
+void cmd_spublish(const command_args& a, command_context& c) {
+  put_int(c.out, static_cast<int64_t>(c.state.hub->spublish(a[1], a[2])));
 }
 
 void cmd_publish(const command_args& a, command_context& c) {
@@ -582,6 +608,20 @@ void register_client_commands(command_registry& r) {
       .doc("Post a message to a channel", "2.0.0", "pubsub",
            "O(N+M) where N is the number of clients subscribed to the receiving channel and M is "
            "the total number of subscribed patterns (by any client).");
+  // shard pub/sub (Redis 7): on one node, SPUBLISH reaches this node's
+  // SSUBSCRIBE clients; in a cluster each node delivers its own subscribers
+  r.add("ssubscribe", -2, "pubsub noscript loading stale", cmd_ssubscribe)
+      .acl("@pubsub @slow")
+      .doc("Listen for messages published to the given shard channels", "7.0.0", "pubsub",
+           "O(N) where N is the number of shard channels to subscribe to.");
+  r.add("sunsubscribe", -1, "pubsub noscript loading stale", cmd_sunsubscribe)
+      .acl("@pubsub @slow")
+      .doc("Stop listening for messages posted to the given shard channels", "7.0.0", "pubsub",
+           "O(N) where N is the number of clients already subscribed to a shard channel.");
+  r.add("spublish", 3, "pubsub loading stale fast may_replicate", cmd_spublish)
+      .acl("@pubsub @fast")
+      .doc("Post a message to a shard channel", "7.0.0", "pubsub",
+           "O(N) where N is the number of clients subscribed to the receiving shard channel.");
   r.add("pubsub", -2, "", nullptr)
       .acl("@slow")
       .doc("A container for Pub/Sub commands", "2.8.0", "pubsub", "Depends on subcommand.");

@@ -39,7 +39,7 @@ constexpr std::string_view redis_version = "7.0.15";
 void cmd_ping(const command_args& a, command_context& c) {
   if (a.size() > 2)
     return wrong_args(c.out, "ping");
-  if (c.sess.resp == 2 && c.sess.subscriptions + c.sess.psubscriptions > 0) {
+  if (c.sess.resp == 2 && c.sess.subscribed()) {
     put_array_header(c.out, 2); // Redis's reply in the subscribed context
     put_bulk(c.out, "pong");
     put_bulk(c.out, a.size() == 2 ? a[1] : std::string_view{});

@@ -50,9 +50,12 @@ struct session {
   bool no_evict = false;                     ///< CLIENT NO-EVICT (kura evicts no clients)
   enum reply_mode : uint8_t { reply_on, reply_off, reply_skip };
   reply_mode reply = reply_on;
-  bool skip_this = false;         ///< CLIENT REPLY SKIP: drop the next command's reply
-  uint32_t subscriptions = 0;     ///< channels (SUBSCRIBE)
-  uint32_t psubscriptions = 0;    ///< patterns (PSUBSCRIBE)
+  bool skip_this = false;      ///< CLIENT REPLY SKIP: drop the next command's reply
+  uint32_t subscriptions = 0;  ///< channels (SUBSCRIBE)
+  uint32_t psubscriptions = 0; ///< patterns (PSUBSCRIBE)
+  uint32_t ssubscriptions = 0; ///< shard channels (SSUBSCRIBE)
+  /// In subscribed mode (RESP2: only (P|S)SUBSCRIBE, PING, QUIT ... allowed)?
+  bool subscribed() const noexcept { return subscriptions + psubscriptions + ssubscriptions > 0; }
   bool tracking = false;          ///< CLIENT TRACKING ON
   uint32_t tracking_flags = 0;    ///< client_hub's tracking_flag bits
   uint64_t redirect = 0;          ///< CLIENT TRACKING REDIRECT id (0 = none)
@@ -151,7 +154,7 @@ struct node_facts {
   /// SAVE: hands L3 every write still pending in the broker (empty: no L3).
   std::function<void()> save;
 
-  std::shared_ptr<class erase_book> erase;  ///< KURA.ERASE (node/erase_book.hpp; null: off)
+  std::shared_ptr<class erase_book> erase; ///< KURA.ERASE (node/erase_book.hpp; null: off)
 };
 
 class client_hub; // node/client_hub.hpp: clients, pub/sub, tracking

@@ -285,9 +285,8 @@ void command_table::run(const command_args& a, int id, session& s, out_buffer& o
     // permit wrote the denial
   } else if (id == id_watch_ && !same_slot(*sp, a, s, state_, out)) {
     // CROSSSLOT written
-  } else if (s.resp == 2 && s.subscriptions + s.psubscriptions > 0 &&
-             sp->name.find("subscribe") == std::string::npos && sp->name != "ping" &&
-             sp->name != "quit" && sp->name != "reset") {
+  } else if (s.resp == 2 && s.subscribed() && sp->name.find("subscribe") == std::string::npos &&
+             sp->name != "ping" && sp->name != "quit" && sp->name != "reset") {
     std::string m = "ERR Can't execute '";
     m += sp->name;
     m += "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in "

@@ -179,7 +179,7 @@ void close_idle(self_ptr self) {
     auto next = std::next(it);
     auto& s = it->second.sess;
     uint64_t last = std::max(s.last_ns, s.created_ns);
-    bool subscriber = s.resp == 2 && s.subscriptions + s.psubscriptions > 0;
+    bool subscriber = s.resp == 2 && s.subscribed();
     if (!it->second.waiting && !subscriber && now > last && now - last > limit) {
       self->close(it->first);
       drop_conn(st, it);

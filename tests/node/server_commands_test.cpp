@@ -227,6 +227,24 @@ TEST_CASE_FIXTURE(hub_fixture,
   CHECK(run("PUBLISH gone x") == ":0\r\n");
 }
 
+TEST_CASE_FIXTURE(hub_fixture, "shard pub/sub: SSUBSCRIBE, SPUBLISH, SUNSUBSCRIBE apart from "
+                               "SUBSCRIBE/PUBLISH") {
+  CHECK(as(s2, "SSUBSCRIBE orders") == "*3\r\n$10\r\nssubscribe\r\n$6\r\norders\r\n:1\r\n");
+  CHECK(as(s2, "SUBSCRIBE orders") == "*3\r\n$9\r\nsubscribe\r\n$6\r\norders\r\n:1\r\n");
+  CHECK(run("SPUBLISH orders o1") == ":1\r\n");
+  CHECK(take(2) == "*3\r\n$8\r\nsmessage\r\n$6\r\norders\r\n$2\r\no1\r\n");
+  CHECK(run("PUBLISH orders o2") == ":1\r\n"); // the other namespace: one "message"
+  CHECK(take(2) == "*3\r\n$7\r\nmessage\r\n$6\r\norders\r\n$2\r\no2\r\n");
+  CHECK(run("SPUBLISH nobody x") == ":0\r\n");
+  CHECK(as(s2, "GET a").rfind("-ERR Can't execute 'get'", 0) == 0);
+  CHECK(as(s2, "SUNSUBSCRIBE") == "*3\r\n$12\r\nsunsubscribe\r\n$6\r\norders\r\n:0\r\n");
+  CHECK(as(s2, "SUNSUBSCRIBE") == "*3\r\n$12\r\nsunsubscribe\r\n$-1\r\n:0\r\n");
+  CHECK(run("SPUBLISH orders o3") == ":0\r\n");
+  as(s2, "SSUBSCRIBE gone");
+  cmds.hub().remove_client(2);
+  CHECK(run("SPUBLISH gone x") == ":0\r\n");
+}
+
 TEST_CASE_FIXTURE(hub_fixture,
                   "tracking: RESP3 pushes after another client's write, once per read") {
   run("HELLO 3");
