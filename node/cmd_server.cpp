@@ -1032,11 +1032,64 @@ void cmd_memory_usage(const command_args& a, command_context& c) {
 }
 
 void cmd_memory_help(const command_args&, command_context& c) {
-  put_help(c, {"MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+  put_help(c, {"MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", "DOCTOR",
+               "    Return memory problems reports.", "STATS",
+               "    Return information about the memory usage of the server.",
                "USAGE <key> [SAMPLES <count>]",
                "    Return memory in bytes used by <key> and its value. Nested values are",
                "    sampled up to <count> times (default: 5, 0 means sample all).", "HELP",
                "    Print this help."});
+}
+
+/// MEMORY STATS: Redis's fields that kura has figures for (memory tiers L1+L2;
+/// kura keeps no allocator statistics), plus kura's per-tier bytes.
+void cmd_memory_stats(const command_args&, command_context& c) {
+  auto l1 = c.ks.l1_stats();
+  auto l2 = c.ks.l2_stats();
+  uint64_t used = l1.bytes + l2.bytes, keys = l1.entries + l2.entries;
+  c.state.peak_memory = std::max(c.state.peak_memory, used);
+  std::vector<std::pair<const char*, uint64_t>> f{
+      {"peak.allocated", c.state.peak_memory},
+      {"total.allocated", used},
+      {"startup.allocated", 0},
+      {"replication.backlog", 0},
+      {"clients.slaves", 0},
+      {"aof.buffer", 0},
+      {"keys.count", keys},
+      {"keys.bytes-per-key", keys ? used / keys : 0},
+      {"dataset.bytes", used},
+      {"kura.l1.bytes", l1.bytes},
+      {"kura.l2.bytes", l2.bytes},
+  };
+  put_map_header(c.out, f.size(), c.sess.resp);
+  for (auto& [k, v] : f) {
+    put_bulk(c.out, k);
+    put_int(c.out, static_cast<int64_t>(v));
+  }
+}
+
+/// MEMORY DOCTOR: the few memory conditions kura can see.
+void cmd_memory_doctor(const command_args&, command_context& c) {
+  auto l1 = c.ks.l1_stats();
+  auto l2 = c.ks.l2_stats();
+  uint64_t used = l1.bytes + l2.bytes, max = maxmemory_of(c);
+  std::string r;
+  if (used == 0)
+    r = "Hi Sam, this instance is empty or is using very little memory, my issues detector "
+        "can't be used in these conditions. Please, leave for your mission on Earth and fill it "
+        "with some data. The new Sam and I will be back to our programming as soon as I "
+        "finished rebooting.";
+  else if (max && used > max)
+    r = "Sam, I detected a few issues in this kura instance memory implants:\n\n * The memory "
+        "tiers hold " +
+        std::to_string(used) + " bytes, above the run-time maxmemory ceiling (" +
+        std::to_string(max) +
+        "): commands that add data get OOM until DEL frees memory or "
+        "CONFIG SET maxmemory raises it.\n";
+  else
+    r = "Hi Sam, I can't find any memory issue in your instance. I can only account for what "
+        "occurs on this base.";
+  put_bulk(c.out, r);
 }
 
 // -- FUNCTION ------------------------------------------------------------------
@@ -1462,6 +1515,12 @@ void register_server_commands(command_registry& r) {
       .acl("@read @slow")
       .doc("Estimate the memory usage of a key", "4.0.0", "server",
            "O(N) where N is the number of samples.");
+  r.add_sub("memory", "stats", 2, "", cmd_memory_stats)
+      .acl("@slow")
+      .doc("Show memory usage details", "4.0.0", "server", "O(1)");
+  r.add_sub("memory", "doctor", 2, "", cmd_memory_doctor)
+      .acl("@slow")
+      .doc("Outputs memory problems report", "4.0.0", "server", "O(1)");
   r.add_sub("memory", "help", 2, "loading stale", cmd_memory_help)
       .acl("@slow")
       .doc("Show helpful text about the different subcommands", "4.0.0", "server", "O(1)");

@@ -114,6 +114,10 @@ TEST_CASE_FIXTURE(hub_fixture, "OBJECT, MEMORY USAGE and FUNCTION") {
   REQUIRE(usage.rfind(":", 0) == 0);
   CHECK(std::stoll(usage.substr(1)) >= 46);
   CHECK(run("MEMORY USAGE none") == "$-1\r\n");
+  auto stats = run("MEMORY STATS");
+  CHECK(stats.rfind("*22\r\n$14\r\npeak.allocated\r\n:", 0) == 0);
+  CHECK(stats.find("$10\r\nkeys.count\r\n:") != std::string::npos);
+  CHECK(run("MEMORY DOCTOR").find("Sam") != std::string::npos);
   CHECK(run("MEMORY USAGE r SAMPLES 5").rfind(":", 0) == 0);
   CHECK(run("MEMORY USAGE r SAMPLES") == "-ERR syntax error\r\n");
   CHECK(run("FUNCTION LIST") == "*0\r\n");
