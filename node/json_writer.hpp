@@ -143,12 +143,17 @@ public:
   json_writer& num(int64_t v) { return raw(std::to_string(v)); }
   json_writer& num(uint32_t v) { return num(static_cast<uint64_t>(v)); }
   json_writer& num(int v) { return num(static_cast<int64_t>(v)); }
-  /// A double with `digits` decimals; NaN and infinities (not JSON) as null.
+  /// A double with `digits` decimals (from 1e15 on: 17 significant digits
+  /// with an exponent, which "%f" would spell in up to 309 digits); NaN and
+  /// infinities (not JSON) as null.
   json_writer& num(double v, int digits = 6) {
     if (!std::isfinite(v))
       return null();
     char b[64];
-    std::snprintf(b, sizeof(b), "%.*f", digits, v);
+    if (std::fabs(v) >= 1e15)
+      std::snprintf(b, sizeof(b), "%.17g", v);
+    else
+      std::snprintf(b, sizeof(b), "%.*f", digits < 0 ? 0 : digits > 20 ? 20 : digits, v);
     return raw(b);
   }
   json_writer& boolean(bool v) { return raw(v ? "true" : "false"); }

@@ -42,6 +42,19 @@ TEST_CASE("numbers as numbers, strings as strings") {
   CHECK(k.str() == "null");
 }
 
+TEST_CASE("huge doubles stay valid JSON numbers (cli_reply_fuzz found '…6784.' cut at 64 bytes)") {
+  for (double v : {9.2397995979631635e61, -1.7976931348623157e308, 1e15, 123456.789}) {
+    json_writer j;
+    j.num(v, 4);
+    CAPTURE(j.str());
+    CHECK(is_json_number(j.str()));
+    CHECK(std::stod(j.str()) == doctest::Approx(v));
+  }
+  json_writer j;
+  j.num(0.5, 4);
+  CHECK(j.str() == "0.5000");
+}
+
 TEST_CASE("UTF-8 passes through, control characters and invalid bytes are escaped") {
   CHECK(esc("plain") == "\"plain\"");
   CHECK(esc("q\"b\\") == "\"q\\\"b\\\\\"");
