@@ -307,6 +307,20 @@ struct config_item {
   std::string (*set)(command_context& c, std::string_view v, bool apply);
 };
 
+/// CONFIG GET/SET of a plain number in node_facts (at least `Min`).
+template <uint64_t node_facts::*Field>
+std::string get_fact(command_context& c) {
+  return std::to_string(c.facts.*Field);
+}
+template <uint64_t node_facts::*Field, uint64_t Min>
+std::string set_fact(command_context& c, std::string_view v, bool apply) {
+  uint64_t n = 0;
+  auto e = set_uint(n, v, Min);
+  if (e.empty() && apply)
+    c.facts.*Field = n;
+  return e;
+}
+
 // TLS (node/tls.hpp): the tls-* values of one CONFIG SET load together
 // (a new certificate needs its key) in commit_tls; a file that does not load
 // fails the whole CONFIG SET and the old certificate stays in use.
@@ -351,24 +365,10 @@ const std::vector<config_item>& config_items() {
          }
          return std::string{};
        }},
-      {"min-replicas-to-write",
-       [](command_context& c) { return std::to_string(c.facts.min_replicas_to_write); },
-       [](command_context& c, std::string_view v, bool apply) {
-         uint64_t n = 0;
-         auto e = set_uint(n, v, 0);
-         if (e.empty() && apply)
-           c.facts.min_replicas_to_write = n;
-         return e;
-       }},
-      {"min-replicas-max-lag",
-       [](command_context& c) { return std::to_string(c.facts.min_replicas_max_lag); },
-       [](command_context& c, std::string_view v, bool apply) {
-         uint64_t n = 0;
-         auto e = set_uint(n, v, 0);
-         if (e.empty() && apply)
-           c.facts.min_replicas_max_lag = n;
-         return e;
-       }},
+      {"min-replicas-to-write", get_fact<&node_facts::min_replicas_to_write>,
+       set_fact<&node_facts::min_replicas_to_write, 0>},
+      {"min-replicas-max-lag", get_fact<&node_facts::min_replicas_max_lag>,
+       set_fact<&node_facts::min_replicas_max_lag, 0>},
       {"proto-max-bulk-len",
        [](command_context& c) { return std::to_string(c.facts.proto_max_bulk_len); }, nullptr},
       {"tcp-keepalive", [](command_context&) { return std::string("0"); }, nullptr},
@@ -464,22 +464,8 @@ const std::vector<config_item>& config_items() {
          }
          return std::string{};
        }},
-      {"maxclients", [](command_context& c) { return std::to_string(c.facts.max_clients); },
-       [](command_context& c, std::string_view v, bool apply) {
-         uint64_t n = c.facts.max_clients;
-         auto e = set_uint(n, v, 1);
-         if (e.empty() && apply)
-           c.facts.max_clients = n;
-         return e;
-       }},
-      {"timeout", [](command_context& c) { return std::to_string(c.facts.idle_timeout_s); },
-       [](command_context& c, std::string_view v, bool apply) {
-         uint64_t n = 0;
-         auto e = set_uint(n, v, 0);
-         if (e.empty() && apply)
-           c.facts.idle_timeout_s = n;
-         return e;
-       }},
+      {"maxclients", get_fact<&node_facts::max_clients>, set_fact<&node_facts::max_clients, 1>},
+      {"timeout", get_fact<&node_facts::idle_timeout_s>, set_fact<&node_facts::idle_timeout_s, 0>},
       {"client-query-buffer-limit",
        [](command_context& c) { return std::to_string(c.facts.query_buffer_limit); },
        [](command_context& c, std::string_view v, bool apply) {
