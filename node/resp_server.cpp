@@ -6,6 +6,7 @@
 #include "node/metrics.hpp"
 #include "node/ops.hpp"
 #include "node/security.hpp"
+#include "tiers/slot.hpp"
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -394,7 +395,12 @@ void process(self_ptr self, connection_handle hdl) {
           c.parser.reset();
           break; // resumed when replies drain
         }
-        if (classify(st.cmds->registry(), args) != route::local) {
+        auto rt = classify(st.cmds->registry(), args, c.sess);
+        if (rt == route::transaction && !c.slots.empty()) {
+          c.parser.reset();
+          break; // WATCH/EXEC wait for earlier replies (a WATCH's versions); resumed then
+        }
+        if (rt != route::local) {
           uint64_t n = c.first_slot + c.slots.size();
           c.slots.emplace_back();
           off += c.parser.consumed();
@@ -412,7 +418,16 @@ void process(self_ptr self, connection_handle hdl) {
                                                      id = c.sess.id](out_buffer&& reply) {
             complete_slot(self, hdl, id, n, std::move(reply));
           };
-          if (!faces_first(*st.cfg.cluster, reg, c.face, args, c.sess.resp, done))
+          if (rt == route::transaction)
+            run_transaction(
+                *st.cfg.cluster, args, c.sess,
+                [self, hdl, id = c.sess.id](const std::function<void(session&)>& f) {
+                  auto i = self->state.conns.find(hdl);
+                  if (i != self->state.conns.end() && i->second.sess.id == id)
+                    f(i->second.sess);
+                },
+                std::move(done));
+          else if (!faces_first(*st.cfg.cluster, reg, c.face, args, c.sess.resp, done))
             run_clustered(*st.cfg.cluster, args, std::move(done));
           continue;
         }
@@ -652,6 +667,8 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
     hub.flush_bcast();
   };
   st.cmds = std::make_unique<command_table>(st.core->ks(), st.facts);
+  if (cfg.cluster) // a transaction's keys share one slot (CROSSSLOT), as Redis Cluster
+    st.cmds->set_slot_function([](std::string_view k) { return kura::key_slot(k); });
   if (auto err = st.cmds->configure_security(cfg.security); !err.empty()) {
     listening->set_value(err);
     self->quit();
