@@ -155,6 +155,9 @@ struct node_facts {
   std::function<void()> save;
 
   std::shared_ptr<class erase_book> erase; ///< KURA.ERASE (node/erase_book.hpp; null: off)
+  /// KURA.SUBJECT (node/subjects.hpp; null: off, as erase)
+  std::shared_ptr<class subject_index> subjects;
+  std::shared_ptr<const class subject_patterns> subject_rules; ///< null: no patterns
 };
 
 class client_hub; // node/client_hub.hpp: clients, pub/sub, tracking
