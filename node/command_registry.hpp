@@ -161,6 +161,9 @@ struct node_facts {
   uint64_t busy_reply_threshold_ms = 5000;
 
   std::shared_ptr<class erase_book> erase; ///< KURA.ERASE (node/erase_book.hpp; null: off)
+  /// KURA.SUBJECT (node/subjects.hpp; null: off, as erase)
+  std::shared_ptr<class subject_index> subjects;
+  std::shared_ptr<const class subject_patterns> subject_rules; ///< null: no patterns
 };
 
 class client_hub; // node/client_hub.hpp: clients, pub/sub, tracking

@@ -18,6 +18,7 @@ void register_string_commands(command_registry& r);   // node/cmd_strings.cpp
 void register_keyspace_commands(command_registry& r); // node/cmd_keyspace.cpp
 void register_kura_commands(command_registry& r);     // node/cmd_kura.cpp
 void register_erase_commands(command_registry& r);    // node/cmd_erase.cpp
+void register_subject_commands(command_registry& r);  // node/cmd_subject.cpp
 void register_cluster_commands(command_registry& r);  // node/cmd_cluster.cpp
 void register_hash_commands(command_registry& r);     // node/cmd_hashes.cpp
 void register_multi_commands(command_registry& r);    // node/cmd_multi.cpp
@@ -33,6 +34,7 @@ command_table::command_table(keyspace& ks, node_facts& facts) : ks_(ks), facts_(
   register_keyspace_commands(reg_);
   register_kura_commands(reg_);
   register_erase_commands(reg_);
+  register_subject_commands(reg_);
   register_cluster_commands(reg_);
   register_acl_commands(reg_);
   register_hash_commands(reg_);
