@@ -59,7 +59,8 @@ void usage() {
                "  compact (progress bar; --json: final summary) | archive (L4 segments)\n"
                "  audit [--file=PATH | --data-dir=DIR] [--since=T] (the node's audit log)\n"
                "  rotate-key (re-read the key file, re-seal L3 and L4 with its newest key)\n"
-               "  erase key K [K...] | prefix P | status ID (erase from every tier and file)\n"
+               "  erase key K [K...] | prefix P | subject ID | status ID (erase from every tier "
+               "and file)\n"
                "  members (cluster membership: id, address, state, incarnation, ring share)\n"
                "  prewarm [--dry-run] (run the prewarm plan with a progress bar, or show it)\n"
                "  predictor (precision, keys prewarmed, hits, bytes, TTL changes) | alerts\n";
