@@ -78,6 +78,11 @@ TEST_CASE("hashes, bits and string commands work through any node of a cluster")
   CHECK(k1.call({"GETDEL", "s"}) == bulk("hello world"));
   CHECK(k2.call({"EXISTS", "s"}) == std::string(":0\r\n"));
   CHECK(starts(k3.call({"HSET", "h"}), "-ERR wrong number of arguments"));
+  // EVAL with its keys in one slot runs at the slot's owner
+  for (auto* k : {&k1, &k2, &k3})
+    CHECK(starts(k->call({"EVAL", "return redis.call('INCR', KEYS[1])", "1", "{ev}n"}), ":"));
+  CHECK(k1.call({"GET", "{ev}n"}) == bulk("3"));
+  CHECK(starts(k2.call({"EVAL", "return 1", "2", "a1", "b2"}), "-CROSSSLOT"));
   // SCAN's TYPE filter over the cluster
   auto scan_type = k1.call({"SCAN", "0", "COUNT", "1000", "TYPE", "hash"}).value_or("");
   CHECK(scan_type.find("$1\r\nh\r\n") != std::string::npos);
