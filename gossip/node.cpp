@@ -145,8 +145,8 @@ void node::raise_floor(const std::string& key, const version& v) {
 version node::floor(const std::string& key) const {
   auto it = floor_.find(key);
   version f = it == floor_.end() ? version{} : it->second;
-  if (auto e = store_->get(key); e && f < e->ver)
-    f = e->ver;
+  if (auto v = store_->version_of(key); v && f < *v)
+    f = *v;
   return f;
 }
 
@@ -166,8 +166,8 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
   if (auto* r = std::get_if<replicate_msg>(&msg)) {
     entry e = r->e.to_entry();
     apply_entry(e, now);
-    auto held = store_->get(e.key);
-    version hv = held ? held->ver : e.ver;
+    auto held = store_->version_of(e.key);
+    version hv = held ? *held : e.ver;
     // Acking promises that we never again serve anything older. The store
     // only moves forward, so it keeps that promise for as long as it holds
     // the key; the floor is recorded when the key leaves the store (handoff,
@@ -351,8 +351,8 @@ void node::release_acks(const std::string& key) {
   auto it = deferred_acks_.find(key);
   if (it == deferred_acks_.end() || invalidations_.holders(key) > 0)
     return;
-  auto held = store_->get(key);
-  version hv = held ? held->ver : version{};
+  auto held = store_->version_of(key);
+  version hv = held ? *held : version{};
   auto acks = std::move(it->second);
   deferred_acks_.erase(it);
   for (auto& [to, rid] : acks) {
@@ -375,8 +375,8 @@ uint64_t node::write(const std::string& key, const std::string& value, uint64_t 
   ++stats_.writes;
   // The new version must beat whatever we already hold for the key, even if our
   // wall clock is behind the writer of that version.
-  if (auto cur = store_->get(key))
-    hlc_.observe(cur->ver, now);
+  if (auto cur = store_->version_of(key))
+    hlc_.observe(*cur, now);
   entry e;
   e.key = key;
   e.value = tombstone ? std::string{} : value;
@@ -386,8 +386,10 @@ uint64_t node::write(const std::string& key, const std::string& value, uint64_t 
   auto plan = plan_write(ring_, key, cfg_.write_acks);
   uint32_t acks = 0;
   std::set<node_id> waiting;
+  bool local = false;
   for (node_id t : plan.targets) {
     if (t == id()) {
+      local = true;
       apply_entry(e, now);
       if (cfg_.ack_after_invalidation && invalidations_.holders(key) > 0) {
         waiting.insert(t); // our own copy counts once its near holders dropped theirs
@@ -401,9 +403,11 @@ uint64_t node::write(const std::string& key, const std::string& value, uint64_t 
     }
   }
   // Read-your-writes on a coordinator that is not a replica: never serve an
-  // older near copy after this.
+  // older near copy after this. (A replica's store holds the version; its
+  // floor is recorded when the key leaves the store, as on replicate.)
   near_.erase(key);
-  raise_floor(key, e.ver);
+  if (!local)
+    raise_floor(key, e.ver);
   auto& w = writes_.add(rid, e, std::move(waiting), acks, plan.acks_needed,
                         now + cfg_.write_timeout_ms, now + cfg_.retry_ms);
   if (cfg_.sloppy_quorum)

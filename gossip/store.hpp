@@ -53,6 +53,12 @@ public:
   virtual bool apply(const entry& e) = 0;
   /// The stored entry, tombstones included, or nullopt.
   virtual std::optional<entry> get(std::string_view key) const = 0;
+  /// The version get() would answer, without reading the value (the hot
+  /// paths of writes and acks need only that).
+  virtual std::optional<version> version_of(std::string_view key) const {
+    auto e = get(key);
+    return e ? std::optional<version>(e->ver) : std::nullopt;
+  }
   /// Removes a key outright (tombstone collection, handoff, tests).
   virtual bool erase(std::string_view key) = 0;
   /// Entries held (tombstones included).

@@ -160,6 +160,13 @@ std::optional<entry> tier_store::get(std::string_view key) const {
   return read(key, it->second.ver);
 }
 
+std::optional<version> tier_store::version_of(std::string_view key) const {
+  auto it = index_.find({position(key), std::string(key)});
+  if (it == index_.end())
+    return std::nullopt;
+  return it->second.ver;
+}
+
 bool tier_store::apply_tiers(const entry& e, bool known) {
   auto r = l3_->apply(e, clk_.now_ms());
   if (!r) {

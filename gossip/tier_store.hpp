@@ -71,6 +71,8 @@ public:
 
   bool apply(const entry& e) override;
   std::optional<entry> get(std::string_view key) const override;
+  /// From the in-memory index: no disk read, no lock.
+  std::optional<version> version_of(std::string_view key) const override;
   /// Removes the key from L3 and L4 (tombstone collection, handoff).
   bool erase(std::string_view key) override;
   size_t size() const override { return index_.size(); }

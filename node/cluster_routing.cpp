@@ -176,36 +176,37 @@ void cmd_setex(cluster_core& c, const std::vector<std::string_view>& a, int64_t 
                 std::move(done));
 }
 
-/// DEL / UNLINK: reads (for the count) then writes tombstones for every key.
+void at_owner(cluster_core& c, std::vector<std::string> a, std::vector<gossip::node_id> cands,
+              size_t i, std::function<void(out_buffer&&)> done);
+
+/// DEL / UNLINK: each key is deleted at its owner (which counts it only if
+/// it was live there, atomically with the delete); the counts are summed.
 void cmd_del(cluster_core& c, const std::vector<std::string_view>& a,
              std::function<void(out_buffer&&)> done) {
   if (a.size() < 2)
     return done(arity_error(a[0]));
-  auto keys = keys_of(a, 1, 1);
-  auto* cp = &c;
-  read_all(c, keys, [cp, keys, done](std::vector<client_result>& found) {
+  struct state {
     int64_t n = 0;
-    std::vector<kv_write> ws;
-    for (size_t i = 0; i < keys.size(); ++i) {
-      if (found[i].found) {
-        ++n;
-        ws.push_back(kv_write{keys[i], {}, 0, true});
-      }
-    }
-    if (ws.empty()) {
+    size_t left = 0;
+    std::string err;
+  };
+  auto st = std::make_shared<state>();
+  st->left = a.size() - 1;
+  auto name = lower(a[0]);
+  for (size_t i = 1; i < a.size(); ++i)
+    at_owner(c, {name, std::string(a[i])}, c.replica_ids(a[i]), 0, [st, done](out_buffer&& r) {
+      if (!r.empty() && r[0] == ':')
+        st->n += std::strtoll(std::string(r.begin() + 1, r.end()).c_str(), nullptr, 10);
+      else if (st->err.empty())
+        st->err.assign(r.begin(), r.end());
+      if (--st->left > 0)
+        return;
+      if (!st->err.empty())
+        return done(out_buffer(st->err.begin(), st->err.end()));
       auto o = fresh_buffer();
-      put_int(o, 0);
-      return done(std::move(o));
-    }
-    write_all(*cp, std::move(ws), [n, done](std::vector<client_result>& rs) {
-      auto o = fresh_buffer();
-      if (all_ok(rs))
-        put_int(o, n);
-      else
-        put_error(o, not_acked);
+      put_int(o, st->n);
       done(std::move(o));
     });
-  });
 }
 
 void cmd_ttl(cluster_core& c, const std::vector<std::string_view>& a, bool ms,

@@ -78,6 +78,17 @@ TEST_CASE("hashes, bits and string commands work through any node of a cluster")
   CHECK(k1.call({"GETDEL", "s"}) == bulk("hello world"));
   CHECK(k2.call({"EXISTS", "s"}) == std::string(":0\r\n"));
   CHECK(starts(k3.call({"HSET", "h"}), "-ERR wrong number of arguments"));
+  // DEL across slots: each key deleted at its owner, the counts summed
+  CHECK(k1.call({"MSET", "d1", "1", "d2", "2", "d3", "3"}) == ok);
+  CHECK(k2.call({"DEL", "d1", "d2", "nothere", "d3"}) == std::string(":3\r\n"));
+  CHECK(k3.call({"UNLINK", "d1", "d2"}) == std::string(":0\r\n"));
+  CHECK(k3.call({"HSET", "d4", "f", "v"}) == std::string(":1\r\n"));
+  CHECK(k1.call({"DEL", "d4"}) == std::string(":1\r\n"));
+  // EVAL with its keys in one slot runs at the slot's owner
+  for (auto* k : {&k1, &k2, &k3})
+    CHECK(starts(k->call({"EVAL", "return redis.call('INCR', KEYS[1])", "1", "{ev}n"}), ":"));
+  CHECK(k1.call({"GET", "{ev}n"}) == bulk("3"));
+  CHECK(starts(k2.call({"EVAL", "return 1", "2", "a1", "b2"}), "-CROSSSLOT"));
   // SCAN's TYPE filter over the cluster
   auto scan_type = k1.call({"SCAN", "0", "COUNT", "1000", "TYPE", "hash"}).value_or("");
   CHECK(scan_type.find("$1\r\nh\r\n") != std::string::npos);
