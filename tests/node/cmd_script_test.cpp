@@ -182,6 +182,17 @@ TEST_CASE_FIXTURE(fixture, "the caller's ACL on every redis.call, logged with co
                     "-ERR The user executing the script can't access at least one of the keys "
                     "mentioned in the command arguments"));
   CHECK(eval(*this, "return redis.call('get', 'allowed:1')") == "$-1\r\n");
+  // inside MULTI (queueing or EXEC) the context is "multi"
+  run("AUTH default \"\"");
+  run("ACL LOG RESET");
+  run("ACL SETUSER scripter +multi +exec");
+  run("AUTH scripter pw");
+  CHECK(run("MULTI") == "+OK\r\n");
+  CHECK(starts_with(run("INCR foo"), "-NOPERM"));
+  CHECK(starts_with(run("EXEC"), "-EXECABORT"));
+  run("AUTH default \"\"");
+  log = run("ACL LOG 1");
+  CHECK(log.find("$5\r\nmulti\r\n") != std::string::npos);
 }
 
 TEST_CASE_FIXTURE(fixture, "EVAL inside MULTI and the COMMAND facts") {
