@@ -138,6 +138,14 @@ TEST_CASE_FIXTURE(fixture, "script cache: SCRIPT LOAD, EXISTS, FLUSH and EVALSHA
   eval(*this, "return ARGV[1]", {"0", "x"});
   CHECK(run_args({"SCRIPT", "EXISTS", sha}) == "*1\r\n:1\r\n");
   CHECK(run("SCRIPT KILL") == "-NOTBUSY No scripts in execution right now.\r\n");
+  CHECK(run("INFO memory").find("number_of_cached_scripts:1\r\n") != std::string::npos);
+  // the interpreter's memory counts against maxmemory: a write is refused
+  CHECK(run("CONFIG SET maxmemory 1") == "+OK\r\n");
+  CHECK(starts_with(eval(*this, "return redis.call('set', 'x', 1)"),
+                    "-OOM command not allowed when used memory > 'maxmemory'."));
+  CHECK(eval(*this, "#!lua flags=no-writes\nreturn redis.call('get', 'x')") == "$-1\r\n");
+  CHECK(starts_with(eval(*this, "#!lua\nreturn 1"), "-OOM allow-oom flag is not set"));
+  CHECK(run("CONFIG SET maxmemory 0") == "+OK\r\n");
   CHECK(run("FCALL f 0") == "-ERR Function not found\r\n");
 }
 
