@@ -111,6 +111,17 @@ TEST_CASE_FIXTURE(fixture, "script errors as Redis words them") {
                        "variable 'nosuchvar' script: f_"));
   CHECK(eval(*this, "redis.call = nil").find("Attempt to modify a readonly table") !=
         std::string::npos);
+  for (const char* trick : {"redis = function() return 1 end", "_G = {}", "setmetatable(_G, {})",
+                            "local g = getmetatable(_G); g.__index = {}", "KEYS = 1"}) {
+    INFO(trick);
+    CHECK(eval(*this, trick).find("Attempt to modify a readonly table") != std::string::npos);
+  }
+  CHECK(eval(*this, "return _G") == "*0\r\n");
+  CHECK(eval(*this, "return type(_G.redis)") == "$5\r\ntable\r\n");
+  CHECK(eval(*this, "print('x')").find("nonexistent global variable 'print'") != std::string::npos);
+  CHECK(
+      eval(*this, "local t = setmetatable({}, {__index = function() return 7 end}); return t.x") ==
+      ":7\r\n");
   CHECK(starts_with(eval(*this, "return ("), "-ERR Error compiling script (new function): "));
   CHECK(run("EVAL x y") == "-ERR value is not an integer or out of range\r\n");
   CHECK(run("EVAL x 2 k") == "-ERR Number of keys can't be greater than number of args\r\n");
