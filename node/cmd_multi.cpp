@@ -71,10 +71,17 @@ void cmd_exec(const command_args&, command_context& c) {
     return put_nil_array(c.out);
   put_array_header(c.out, queued.size());
   command_args args;
-  for (auto& q : queued) {
-    args.assign(q.begin(), q.end());
-    c.state.run(args, c.sess, c.out);
+  tx.executing = true;
+  try {
+    for (auto& q : queued) {
+      args.assign(q.begin(), q.end());
+      c.state.run(args, c.sess, c.out);
+    }
+  } catch (...) {
+    tx.executing = false;
+    throw;
   }
+  tx.executing = false;
 }
 
 void cmd_watch(const command_args& a, command_context& c) {

@@ -41,9 +41,19 @@ struct script_state {
 
 namespace {
 
+/// Publishes the engine's memory and cache size (INFO, the maxmemory check).
+void note_memory(command_context& c) {
+  auto& e = c.state.scripts->engine;
+  c.state.lua_vm_bytes = e.memory();
+  c.state.script_cache_bytes = e.cache_bytes();
+  c.state.cached_scripts = e.scripts();
+}
+
 script_state& scripts_of(command_context& c) {
-  if (!c.state.scripts)
+  if (!c.state.scripts) {
     c.state.scripts = std::make_shared<script_state>();
+    note_memory(c);
+  }
   return *c.state.scripts;
 }
 
@@ -184,6 +194,7 @@ void eval_generic(const command_args& a, command_context& c, bool by_sha, bool r
     sha = st.engine.load(a[1], err);
     if (sha.empty())
       return put_error(c.out, "ERR " + err);
+    note_memory(c);
   }
   uint32_t flags = st.engine.find(sha)->flags;
   if (!(flags & script_flag::eval_compat)) {
@@ -234,6 +245,7 @@ void eval_generic(const command_args& a, command_context& c, bool by_sha, bool r
     throw;
   }
   restore();
+  note_memory(c);
   // tracking: a script that read records the keys it declared (Redis 7.0)
   if (st.read_called && s.tracking && c.state.hub)
     for (auto k : keys) {
@@ -261,6 +273,7 @@ void cmd_script_load(const command_args& a, command_context& c) {
   auto sha = scripts_of(c).engine.load(a[2], err);
   if (sha.empty())
     return put_error(c.out, "ERR " + err);
+  note_memory(c);
   put_bulk(c.out, sha);
 }
 
@@ -275,6 +288,7 @@ void cmd_script_flush(const command_args& a, command_context& c) {
   if (a.size() > 3 || (a.size() == 3 && !ieq(a[2], "sync") && !ieq(a[2], "async")))
     return put_error(c.out, "ERR SCRIPT FLUSH only support SYNC|ASYNC option");
   scripts_of(c).engine.flush(); // ASYNC too: a fresh state is cheap
+  note_memory(c);
   put_ok(c.out);
 }
 

@@ -727,7 +727,8 @@ std::string info_text(command_context& c, std::string_view section) {
     r += "\r\n";
   }
   if (want("memory")) {
-    uint64_t used = l1.bytes + l2.bytes;
+    // the data in memory, plus the Lua interpreter and the script cache
+    uint64_t used = l1.bytes + l2.bytes + c.state.lua_vm_bytes + c.state.script_cache_bytes;
     uint64_t rss = rss_bytes();
     c.state.peak_memory = std::max(c.state.peak_memory, used);
     r += "# Memory\r\n";
@@ -744,6 +745,10 @@ std::string info_text(command_context& c, std::string_view section) {
     kv("mem_fragmentation_ratio",
        used ? fmt_double(static_cast<double>(rss) / static_cast<double>(used)).substr(0, 4) : "0");
     kv("mem_allocator", "libc");
+    num("used_memory_lua", c.state.lua_vm_bytes);
+    num("used_memory_vm_eval", c.state.lua_vm_bytes);
+    num("used_memory_scripts_eval", c.state.script_cache_bytes);
+    num("number_of_cached_scripts", c.state.cached_scripts);
     num("kura_tracked_keys", hub.tracked_keys());
     r += "\r\n";
   }

@@ -208,6 +208,9 @@ struct command_state {
   security_state* security = nullptr; ///< users, ACL LOG, audit (node/security.hpp)
   /// EVAL/SCRIPT: the Lua engine and the running script (node/cmd_script.cpp).
   std::shared_ptr<struct script_state> scripts;
+  uint64_t lua_vm_bytes = 0;       ///< the Lua interpreter's memory (INFO, maxmemory)
+  uint64_t script_cache_bytes = 0; ///< cached script bodies (INFO used_memory_scripts_eval)
+  uint64_t cached_scripts = 0;     ///< INFO number_of_cached_scripts
   /// Set by the RESP broker: reads what other clients sent and answers them
   /// while a script runs longer than busy-reply-threshold (argument: the
   /// session running the script).

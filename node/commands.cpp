@@ -283,7 +283,9 @@ void command_table::queue(const command_args& a, int id, session& s, out_buffer&
 const char* command_table::refusal(uint32_t flags) const {
   if ((flags & cmd_flag::denyoom) && facts_.maxmemory != 0 &&
       facts_.maxmemory < ks_.config().memory_bytes &&
-      ks_.l1_stats().bytes + ks_.l2_stats().bytes > facts_.maxmemory)
+      ks_.l1_stats().bytes + ks_.l2_stats().bytes + state_.lua_vm_bytes +
+              state_.script_cache_bytes >
+          facts_.maxmemory)
     return "OOM command not allowed when used memory > 'maxmemory'.";
   // kura has no Redis-protocol replicas: every good-replica count is 0
   if ((flags & cmd_flag::write) && facts_.min_replicas_to_write != 0 &&

@@ -22,6 +22,7 @@ namespace {
 
 const char* const engine_key = "kura_engine";
 const char* const handler_key = "kura_err_handler";
+const char* const globals_key = "kura_globals";
 
 lua_engine* engine_of(lua_State* L) {
   lua_getfield(L, LUA_REGISTRYINDEX, engine_key);
@@ -620,11 +621,26 @@ int l_acl_check_cmd(lua_State* L) {
   return 1;
 }
 
-/// _G's __index: reading a missing global is an error, as in Redis.
+/// The globals proxy's __index (upvalue 1: the real globals): reading a
+/// missing global is an error, as in Redis.
 int l_global_index(lua_State* L) {
+  lua_pushvalue(L, 2);
+  lua_rawget(L, lua_upvalueindex(1));
+  if (!lua_isnil(L, -1))
+    return 1;
   const char* name = lua_tostring(L, 2);
   return luaL_error(L, "Script attempted to access nonexistent global variable '%s'",
                     name ? name : "?");
+}
+
+/// setmetatable (upvalue 1: Lua's own): a protected table stays as it is.
+int l_setmetatable(lua_State* L) {
+  if (luaL_getmetafield(L, 1, "__metatable"))
+    return luaL_error(L, "Attempt to modify a readonly table");
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
 }
 
 /// __newindex of protected tables (_G, redis): scripts may not change them.
@@ -713,8 +729,8 @@ void lua_engine::open() {
   }
   lua_pushlightuserdata(L, this);
   lua_setfield(L, LUA_REGISTRYINDEX, engine_key);
-  // scripts read no files
-  for (const char* name : {"dofile", "loadfile"}) {
+  // scripts read no files and print nothing
+  for (const char* name : {"dofile", "loadfile", "print"}) {
     lua_pushnil(L);
     lua_setglobal(L, name);
   }
@@ -767,16 +783,36 @@ void lua_engine::open() {
   lua_pushnil(L);
   lua_setglobal(L, "debug");
 
-  // globals: no new ones, no reads of missing ones
-  lua_pushvalue(L, LUA_GLOBALSINDEX);
-  lua_newtable(L);
-  lua_pushcfunction(L, l_global_index);
+  lua_getglobal(L, "setmetatable");
+  lua_pushcclosure(L, l_setmetatable, 1);
+  lua_setglobal(L, "setmetatable");
+
+  // Globals: scripts see an empty proxy whose reads go to the real table
+  // (a missing name is an error) and whose writes all fail, so no global is
+  // created or replaced; getmetatable(_G) gives a read-only table too.
+  lua_pushvalue(L, LUA_GLOBALSINDEX); // the real globals
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, globals_key);
+  lua_newtable(L); // the proxy
+  lua_newtable(L); // its metatable
+  lua_pushvalue(L, -3);
+  lua_pushcclosure(L, l_global_index, 1);
   lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, l_readonly);
+  lua_setfield(L, -2, "__newindex");
+  lua_newtable(L); // what getmetatable(_G) shows: an empty read-only table
+  lua_newtable(L);
   lua_pushcfunction(L, l_readonly);
   lua_setfield(L, -2, "__newindex");
   lua_pushboolean(L, 0);
   lua_setfield(L, -2, "__metatable");
   lua_setmetatable(L, -2);
+  lua_setfield(L, -2, "__metatable");
+  lua_setmetatable(L, -2);
+  lua_pushstring(L, "_G");
+  lua_pushvalue(L, -2);
+  lua_rawset(L, -4); // _G is the proxy
+  lua_replace(L, LUA_GLOBALSINDEX);
   lua_pop(L, 1);
 }
 
@@ -910,7 +946,7 @@ void set_array_global(lua_State* L, const char* name, const std::vector<std::str
     lua_pushlstring(L, v[i].data(), v[i].size());
     lua_rawseti(L, -2, static_cast<int>(i + 1));
   }
-  lua_rawset(L, LUA_GLOBALSINDEX);
+  lua_rawset(L, -3);
 }
 
 } // namespace
@@ -935,8 +971,10 @@ void lua_engine::run(std::string_view sha, const std::vector<std::string_view>& 
     put_error(out, "ERR reached lua stack limit");
     return;
   }
+  lua_getfield(L, LUA_REGISTRYINDEX, globals_key);
   set_array_global(L, "KEYS", keys);
   set_array_global(L, "ARGV", argv);
+  lua_pop(L, 1);
   host_ = &host;
   script_resp = 2;
   lua_sethook(L, hook, LUA_MASKCOUNT, hook_instructions);

@@ -285,6 +285,8 @@ bool permit(security_state& sec, const command_registry& reg, int id, const comm
   le.reason = v;
   if (s.in_script)
     le.context = "lua";
+  else if (s.tx.active || s.tx.executing)
+    le.context = "multi"; // refused while queueing or when EXEC runs it
   le.username = u.name;
   le.client_info = security_state::client_info(s);
   std::string msg;

@@ -76,9 +76,10 @@ struct watched_key {
 /// A connection's MULTI state and watched keys. Movable, not copyable; gives
 /// its watches back to the table when destroyed (the connection closed).
 struct transaction {
-  bool active = false;  ///< between MULTI and EXEC/DISCARD
-  bool aborted = false; ///< an error while queueing: EXEC answers EXECABORT
-  int slot = -1;        ///< cluster: the one slot all keys share (-1 = none yet)
+  bool active = false;    ///< between MULTI and EXEC/DISCARD
+  bool aborted = false;   ///< an error while queueing: EXEC answers EXECABORT
+  bool executing = false; ///< EXEC runs the queue now (ACL LOG context "multi")
+  int slot = -1;          ///< cluster: the one slot all keys share (-1 = none yet)
   std::vector<std::vector<std::string>> queued;
   std::vector<watched_key> watched;
   watch_table* table = nullptr; ///< where `watched` is registered

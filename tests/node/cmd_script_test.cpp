@@ -111,6 +111,17 @@ TEST_CASE_FIXTURE(fixture, "script errors as Redis words them") {
                        "variable 'nosuchvar' script: f_"));
   CHECK(eval(*this, "redis.call = nil").find("Attempt to modify a readonly table") !=
         std::string::npos);
+  for (const char* trick : {"redis = function() return 1 end", "_G = {}", "setmetatable(_G, {})",
+                            "local g = getmetatable(_G); g.__index = {}", "KEYS = 1"}) {
+    INFO(trick);
+    CHECK(eval(*this, trick).find("Attempt to modify a readonly table") != std::string::npos);
+  }
+  CHECK(eval(*this, "return _G") == "*0\r\n");
+  CHECK(eval(*this, "return type(_G.redis)") == "$5\r\ntable\r\n");
+  CHECK(eval(*this, "print('x')").find("nonexistent global variable 'print'") != std::string::npos);
+  CHECK(
+      eval(*this, "local t = setmetatable({}, {__index = function() return 7 end}); return t.x") ==
+      ":7\r\n");
   CHECK(starts_with(eval(*this, "return ("), "-ERR Error compiling script (new function): "));
   CHECK(run("EVAL x y") == "-ERR value is not an integer or out of range\r\n");
   CHECK(run("EVAL x 2 k") == "-ERR Number of keys can't be greater than number of args\r\n");
@@ -138,6 +149,14 @@ TEST_CASE_FIXTURE(fixture, "script cache: SCRIPT LOAD, EXISTS, FLUSH and EVALSHA
   eval(*this, "return ARGV[1]", {"0", "x"});
   CHECK(run_args({"SCRIPT", "EXISTS", sha}) == "*1\r\n:1\r\n");
   CHECK(run("SCRIPT KILL") == "-NOTBUSY No scripts in execution right now.\r\n");
+  CHECK(run("INFO memory").find("number_of_cached_scripts:1\r\n") != std::string::npos);
+  // the interpreter's memory counts against maxmemory: a write is refused
+  CHECK(run("CONFIG SET maxmemory 1") == "+OK\r\n");
+  CHECK(starts_with(eval(*this, "return redis.call('set', 'x', 1)"),
+                    "-OOM command not allowed when used memory > 'maxmemory'."));
+  CHECK(eval(*this, "#!lua flags=no-writes\nreturn redis.call('get', 'x')") == "$-1\r\n");
+  CHECK(starts_with(eval(*this, "#!lua\nreturn 1"), "-OOM allow-oom flag is not set"));
+  CHECK(run("CONFIG SET maxmemory 0") == "+OK\r\n");
   CHECK(run("FCALL f 0") == "-ERR Function not found\r\n");
 }
 
@@ -182,6 +201,17 @@ TEST_CASE_FIXTURE(fixture, "the caller's ACL on every redis.call, logged with co
                     "-ERR The user executing the script can't access at least one of the keys "
                     "mentioned in the command arguments"));
   CHECK(eval(*this, "return redis.call('get', 'allowed:1')") == "$-1\r\n");
+  // inside MULTI (queueing or EXEC) the context is "multi"
+  run("AUTH default \"\"");
+  run("ACL LOG RESET");
+  run("ACL SETUSER scripter +multi +exec");
+  run("AUTH scripter pw");
+  CHECK(run("MULTI") == "+OK\r\n");
+  CHECK(starts_with(run("INCR foo"), "-NOPERM"));
+  CHECK(starts_with(run("EXEC"), "-EXECABORT"));
+  run("AUTH default \"\"");
+  log = run("ACL LOG 1");
+  CHECK(log.find("$5\r\nmulti\r\n") != std::string::npos);
 }
 
 TEST_CASE_FIXTURE(fixture, "EVAL inside MULTI and the COMMAND facts") {
