@@ -437,6 +437,7 @@ archive_link::scan_keys(std::string_view after, size_t max,
     return ar_->scan_keys(after, max, [&](const archive::archive::key_info& k) {
       key_info ki;
       ki.key = k.key;
+      ki.ver = k.ver;
       ki.expiry_ms = k.expiry_ms;
       ki.flags = k.flags;
       f(ki);

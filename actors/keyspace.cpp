@@ -95,6 +95,7 @@ void keyspace::touch(std::string_view key) {
 
 void keyspace::promote(entry e, uint64_t seq) {
   auto now = clk_.now_ms();
+  e.expiry_ms = retention_cap(e.expiry_ms, e.ver.ms());
   if (e.expired(now))
     return;
   if (seq < last_clear_seq_)
@@ -112,8 +113,9 @@ const entry* keyspace::overlay_entry(std::string_view key, uint64_t now) const {
   if (!overlay_)
     return nullptr;
   auto i = overlay_->find(std::string{key});
-  if (i == overlay_->end() || !i->second || i->second->expired(now))
-    return nullptr;
+  if (i == overlay_->end() || !i->second || i->second->expired(now) ||
+      (cfg_.max_age_ms != 0 && i->second->ver.ms() + cfg_.max_age_ms <= now))
+    return nullptr; // expired, or older than kura.retention.max-age
   return &*i->second;
 }
 
@@ -149,6 +151,7 @@ status keyspace::write(std::string_view key, std::string value, uint64_t expiry_
     return st;
   auto now = clk_.now_ms();
   touch(key);
+  expiry_ms = retention_cap(expiry_ms, now);
   if (tap_)
     tap_->on_write(key, now, expiry_ms > now ? expiry_ms - now : 0, value.size());
   entry e;

@@ -54,6 +54,10 @@ struct keyspace_config {
   limits lim;
   uint32_t node_id = 1;
   uint64_t filter_bits = 1ull << 25; ///< L3 presence filter size
+  /// kura.retention.max-age (actors/retention.hpp): every write expires at
+  /// most this long after it was written, and an entry older than this is
+  /// never served (0 = off).
+  uint64_t max_age_ms = 0;
 };
 
 /// Set on staged entries that L4 (the archive) answered; never stored
@@ -190,6 +194,13 @@ private:
   void tap_read_below(std::string_view key, uint64_t now, const entry& e);
   void touch(std::string_view key);
   kura::version next_version(uint64_t now);
+  /// `expiry_ms` capped by max_age_ms after `written_ms` (retention).
+  uint64_t retention_cap(uint64_t expiry_ms, uint64_t written_ms) const noexcept {
+    if (cfg_.max_age_ms == 0)
+      return expiry_ms;
+    uint64_t cap = written_ms + cfg_.max_age_ms;
+    return expiry_ms == 0 || expiry_ms > cap ? cap : expiry_ms;
+  }
 
   keyspace_config cfg_;
   const kura::clock& clk_;

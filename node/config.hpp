@@ -116,6 +116,9 @@ struct node_config : caf::actor_system_config {
   bool metrics_loopback_only = false; ///< /metrics answers loopback clients only
   /// Data subjects: comma-separated patterns with {id} (node/subjects.hpp).
   std::string subject_patterns;
+  /// kura.retention.max-age: no entry lives longer after its last write, in
+  /// any tier (actors/retention.hpp); 0 = no cap.
+  caf::timespan retention_max_age{0};
 
   // -- kura.tls (docs/security.md) -------------------------------------------------
   uint16_t tls_port = 0; ///< RESP over TLS (Redis's tls-port); 0 = off

@@ -179,6 +179,8 @@ int main(int argc, char** argv) {
     sc.ks.lim.max_key_bytes = cfg.max_key_bytes;
     sc.ks.lim.max_value_bytes = cfg.max_value_bytes;
     sc.ks.node_id = static_cast<uint32_t>(::getpid());
+    sc.ks.max_age_ms = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(cfg.retention_max_age).count());
     sc.write_behind_high_water = cfg.l3_write_behind_high_water;
     sc.write_behind_high_water_bytes = cfg.l3_write_behind_high_water_bytes;
     sc.max_loss_window_ms = cfg.l3_max_loss_window_ms();
