@@ -319,7 +319,8 @@ archive_link::archive_link(std::shared_ptr<archive::archive> ar, caf::actor read
   nonempty_ = ar_->stats().entries > 0;
 }
 
-void archive_link::attach(l3_lmdb& l3, const kura::clock& clk) {
+void archive_link::attach(l3_lmdb& l3, const kura::clock& clk,
+                          std::function<bool(std::string_view)> never_archive) {
   // Captures the archive, not `this`: l3_lmdb's destructor may still evict.
   auto ar = ar_;
   auto counters = counters_;
@@ -349,8 +350,8 @@ void archive_link::attach(l3_lmdb& l3, const kura::clock& clk) {
     return {}; // `dirty` stays set: settle() marks the archive non-empty
   };
   l3.set_eviction_listener(
-      [ar, counters, dirty, c, failed](entry&& e) {
-        if (e.is_tombstone())
+      [ar, counters, dirty, c, failed, never = std::move(never_archive)](entry&& e) {
+        if (e.is_tombstone() || (never && never(e.key)))
           return;
         status st;
         try {

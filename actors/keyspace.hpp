@@ -31,6 +31,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <queue>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -58,6 +59,12 @@ struct keyspace_config {
   /// most this long after it was written, and an entry older than this is
   /// never served (0 = off).
   uint64_t max_age_ms = 0;
+  /// kura.security.sensitive-patterns: keys matching one of these globs
+  /// expire at most sensitive_max_ttl_ms after each write (0 = no cap), and
+  /// expire_sensitive() reports them when they expire (tracking clients are
+  /// invalidated).
+  std::vector<std::string> sensitive_patterns;
+  uint64_t sensitive_max_ttl_ms = 0;
 };
 
 /// Set on staged entries that L4 (the archive) answered; never stored
@@ -184,6 +191,12 @@ public:
 
   /// Active expiry: removes up to `budget` expired entries over all shards.
   size_t sweep(size_t budget);
+  /// True when `key` matches kura.security.sensitive-patterns.
+  bool sensitive(std::string_view key) const;
+  /// Sensitive keys whose expiry (as written) is due: calls f(key) for each
+  /// and forgets them (a key written again is reported for each write's
+  /// expiry).
+  void expire_sensitive(const std::function<void(const std::string&)>& f);
 
   /// Memory stats, all shards summed (l1 and l2 separately).
   tier_stats l1_stats() const;
@@ -215,6 +228,10 @@ private:
   uint64_t last_clear_seq_ = 0;
   uint64_t last_hlc_ = 0;
   size_t sweep_next_ = 0;
+  /// (expiry, key) of sensitive writes, earliest first (expire_sensitive).
+  std::priority_queue<std::pair<uint64_t, std::string>,
+                      std::vector<std::pair<uint64_t, std::string>>, std::greater<>>
+      sensitive_due_;
 };
 
 /// Glob match with Redis's rules (* ? [a-z] [^x] \x), binary-safe.

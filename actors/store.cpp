@@ -648,6 +648,8 @@ caf::behavior store_broker(caf::stateful_actor<store_state, caf::io::broker>* se
         try {
           if (c.active_expire->load(std::memory_order_relaxed))
             c.ks().sweep(c.config().sweep_budget);
+          // expired sensitive keys: tracking clients are invalidated
+          c.ks().expire_sensitive([&c](const std::string& k) { c.changed(&k); });
         } catch (const std::exception& e) {
           std::cerr << "kura-node: expiry sweep failed: " << e.what() << std::endl;
         }

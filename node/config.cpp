@@ -140,6 +140,10 @@ node_config::node_config() {
       .add(metrics_user, "metrics-user", "/metrics basic-auth user (empty = no auth)")
       .add(metrics_password, "metrics-password", "/metrics basic-auth password")
       .add(metrics_loopback_only, "metrics-loopback-only", "/metrics for loopback clients only")
+      .add(sensitive_patterns, "sensitive-patterns",
+           "sensitive keys (comma-separated globs): TTL capped, never archived, invalidated on "
+           "expiry")
+      .add(sensitive_max_ttl, "sensitive-max-ttl", "longest TTL of a sensitive key (0s = no cap)")
       .add(subject_patterns, "subject-patterns",
            "data subjects' keys: comma-separated globs with {id}, e.g. user:{id}:*");
   opt_group{custom_options_, "kura.retention"}.add(
@@ -152,6 +156,20 @@ node_config::node_config() {
       .add(tls_ca_file, "ca-file", "CA certificates (PEM) that client certificates must chain to")
       .add(tls_auth_clients, "auth-clients",
            "with ca-file: yes (clients need a certificate), optional (checked if sent), no");
+}
+
+std::vector<std::string> node_config::sensitive_pattern_list() const {
+  std::vector<std::string> out;
+  std::stringstream ss(sensitive_patterns);
+  std::string one;
+  while (std::getline(ss, one, ',')) {
+    auto b = one.find_first_not_of(" \t");
+    if (b == std::string::npos)
+      continue;
+    auto e = one.find_last_not_of(" \t");
+    out.push_back(one.substr(b, e - b + 1));
+  }
+  return out;
 }
 
 std::string node_config::audit_log_path() const {
@@ -335,6 +353,11 @@ std::string node_config::check_values() {
     return bad("kura.retention.max-age", "must not be negative");
   if (retention_max_age.count() != 0 && retention_max_age < std::chrono::seconds(1))
     return bad("kura.retention.max-age", "at least 1s (or 0s: no cap)");
+  if (sensitive_max_ttl.count() < 0)
+    return bad("kura.security.sensitive-max-ttl", "must not be negative");
+  if (!sensitive_pattern_list().empty() && cluster_enabled())
+    return bad("kura.security.sensitive-patterns",
+               "not built for cluster mode yet (docs/security.md)");
   if (retention_max_age.count() != 0 && cluster_enabled())
     return bad("kura.retention.max-age", "not built for cluster mode yet (docs/security.md)");
   if (tls_port != 0) {
