@@ -319,7 +319,8 @@ archive_link::archive_link(std::shared_ptr<archive::archive> ar, caf::actor read
   nonempty_ = ar_->stats().entries > 0;
 }
 
-void archive_link::attach(l3_lmdb& l3, const kura::clock& clk) {
+void archive_link::attach(l3_lmdb& l3, const kura::clock& clk,
+                          std::function<bool(std::string_view)> never_archive) {
   // Captures the archive, not `this`: l3_lmdb's destructor may still evict.
   auto ar = ar_;
   auto counters = counters_;
@@ -349,8 +350,8 @@ void archive_link::attach(l3_lmdb& l3, const kura::clock& clk) {
     return {}; // `dirty` stays set: settle() marks the archive non-empty
   };
   l3.set_eviction_listener(
-      [ar, counters, dirty, c, failed](entry&& e) {
-        if (e.is_tombstone())
+      [ar, counters, dirty, c, failed, never = std::move(never_archive)](entry&& e) {
+        if (e.is_tombstone() || (never && never(e.key)))
           return;
         status st;
         try {
@@ -437,6 +438,7 @@ archive_link::scan_keys(std::string_view after, size_t max,
     return ar_->scan_keys(after, max, [&](const archive::archive::key_info& k) {
       key_info ki;
       ki.key = k.key;
+      ki.ver = k.ver;
       ki.expiry_ms = k.expiry_ms;
       ki.flags = k.flags;
       f(ki);

@@ -201,8 +201,11 @@ class archive_link final : public l3_below {
 public:
   archive_link(std::shared_ptr<archive::archive> ar, caf::actor reader,
                std::shared_ptr<l4_counters> counters);
-  /// Installs the L3 eviction listener: evicted entries are put into L4.
-  void attach(l3_lmdb& l3, const kura::clock& clk);
+  /// Installs the L3 eviction listener: evicted entries are put into L4,
+  /// except those `never_archive` (if set) names: they are dropped
+  /// (kura.security.sensitive-patterns, docs/security.md).
+  void attach(l3_lmdb& l3, const kura::clock& clk,
+              std::function<bool(std::string_view)> never_archive = {});
 
   caf::actor reader() const override { return reader_; }
   void settle() override;

@@ -95,6 +95,7 @@ void keyspace::touch(std::string_view key) {
 
 void keyspace::promote(entry e, uint64_t seq) {
   auto now = clk_.now_ms();
+  e.expiry_ms = retention_cap(e.expiry_ms, e.ver.ms());
   if (e.expired(now))
     return;
   if (seq < last_clear_seq_)
@@ -112,8 +113,9 @@ const entry* keyspace::overlay_entry(std::string_view key, uint64_t now) const {
   if (!overlay_)
     return nullptr;
   auto i = overlay_->find(std::string{key});
-  if (i == overlay_->end() || !i->second || i->second->expired(now))
-    return nullptr;
+  if (i == overlay_->end() || !i->second || i->second->expired(now) ||
+      (cfg_.max_age_ms != 0 && i->second->ver.ms() + cfg_.max_age_ms <= now))
+    return nullptr; // expired, or older than kura.retention.max-age
   return &*i->second;
 }
 
@@ -149,6 +151,14 @@ status keyspace::write(std::string_view key, std::string value, uint64_t expiry_
     return st;
   auto now = clk_.now_ms();
   touch(key);
+  expiry_ms = retention_cap(expiry_ms, now);
+  if (!cfg_.sensitive_patterns.empty() && sensitive(key)) {
+    if (cfg_.sensitive_max_ttl_ms != 0 &&
+        (expiry_ms == 0 || expiry_ms > now + cfg_.sensitive_max_ttl_ms))
+      expiry_ms = now + cfg_.sensitive_max_ttl_ms;
+    if (expiry_ms != 0)
+      sensitive_due_.emplace(expiry_ms, std::string{key});
+  }
   if (tap_)
     tap_->on_write(key, now, expiry_ms > now ? expiry_ms - now : 0, value.size());
   entry e;
@@ -243,6 +253,24 @@ size_t keyspace::sweep(size_t budget) {
     sweep_next_ = (sweep_next_ + 1) % shards_.size();
   }
   return removed;
+}
+
+bool keyspace::sensitive(std::string_view key) const {
+  for (auto& p : cfg_.sensitive_patterns)
+    if (glob_match(p, key))
+      return true;
+  return false;
+}
+
+void keyspace::expire_sensitive(const std::function<void(const std::string&)>& f) {
+  auto now = clk_.now_ms();
+  while (!sensitive_due_.empty() && sensitive_due_.top().first <= now) {
+    // a key written again since is reported anyway: an invalidation is
+    // advisory (the client reads the key again)
+    auto key = sensitive_due_.top().second;
+    sensitive_due_.pop();
+    f(key);
+  }
 }
 
 tier_stats keyspace::l1_stats() const {

@@ -31,6 +31,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <queue>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -54,6 +55,16 @@ struct keyspace_config {
   limits lim;
   uint32_t node_id = 1;
   uint64_t filter_bits = 1ull << 25; ///< L3 presence filter size
+  /// kura.retention.max-age (actors/retention.hpp): every write expires at
+  /// most this long after it was written, and an entry older than this is
+  /// never served (0 = off).
+  uint64_t max_age_ms = 0;
+  /// kura.security.sensitive-patterns: keys matching one of these globs
+  /// expire at most sensitive_max_ttl_ms after each write (0 = no cap), and
+  /// expire_sensitive() reports them when they expire (tracking clients are
+  /// invalidated).
+  std::vector<std::string> sensitive_patterns;
+  uint64_t sensitive_max_ttl_ms = 0;
 };
 
 /// Set on staged entries that L4 (the archive) answered; never stored
@@ -180,6 +191,12 @@ public:
 
   /// Active expiry: removes up to `budget` expired entries over all shards.
   size_t sweep(size_t budget);
+  /// True when `key` matches kura.security.sensitive-patterns.
+  bool sensitive(std::string_view key) const;
+  /// Sensitive keys whose expiry (as written) is due: calls f(key) for each
+  /// and forgets them (a key written again is reported for each write's
+  /// expiry).
+  void expire_sensitive(const std::function<void(const std::string&)>& f);
 
   /// Memory stats, all shards summed (l1 and l2 separately).
   tier_stats l1_stats() const;
@@ -190,6 +207,13 @@ private:
   void tap_read_below(std::string_view key, uint64_t now, const entry& e);
   void touch(std::string_view key);
   kura::version next_version(uint64_t now);
+  /// `expiry_ms` capped by max_age_ms after `written_ms` (retention).
+  uint64_t retention_cap(uint64_t expiry_ms, uint64_t written_ms) const noexcept {
+    if (cfg_.max_age_ms == 0)
+      return expiry_ms;
+    uint64_t cap = written_ms + cfg_.max_age_ms;
+    return expiry_ms == 0 || expiry_ms > cap ? cap : expiry_ms;
+  }
 
   keyspace_config cfg_;
   const kura::clock& clk_;
@@ -204,6 +228,10 @@ private:
   uint64_t last_clear_seq_ = 0;
   uint64_t last_hlc_ = 0;
   size_t sweep_next_ = 0;
+  /// (expiry, key) of sensitive writes, earliest first (expire_sensitive).
+  std::priority_queue<std::pair<uint64_t, std::string>,
+                      std::vector<std::pair<uint64_t, std::string>>, std::greater<>>
+      sensitive_due_;
 };
 
 /// Glob match with Redis's rules (* ? [a-z] [^x] \x), binary-safe.

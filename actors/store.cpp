@@ -1,5 +1,6 @@
 #include "actors/store.hpp"
 #include "actors/erase_tiers.hpp"
+#include "actors/retention.hpp"
 
 #include "actors/predictor.hpp"
 #include "tiers/l3_format.hpp"
@@ -148,6 +149,7 @@ struct l3_state {
   std::string reseal_error;
   uint32_t active_key = 0;
   reseal_progress reseal;
+  retention_sweep retention{0}; ///< kura.retention.max-age (actors/retention.hpp)
   static inline const char* name = "kura.l3";
 
   void note(const status& st) {
@@ -380,8 +382,10 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
                        std::shared_ptr<l3_snapshot> snap, const kura::clock* clk, uint32_t sweep_ms,
                        size_t sweep_budget, std::shared_ptr<l3_below> below,
                        std::shared_ptr<std::atomic<bool>> active_expire,
-                       std::shared_ptr<std::atomic<uint64_t>> committed, bool sync_writes) {
+                       std::shared_ptr<std::atomic<uint64_t>> committed, bool sync_writes,
+                       uint64_t max_age_ms) {
   auto& st = self->state;
+  st.retention = retention_sweep{max_age_ms};
   st.committed = std::move(committed);
   st.sync_writes = sync_writes;
   st.active_expire = std::move(active_expire);
@@ -563,6 +567,7 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
         s.mark_committed(!fl.ok());
         if (s.active_expire->load(std::memory_order_relaxed))
           s.db->sweep_expired(now, s.sweep_budget);
+        s.retention.step(*s.db, s.below.get(), now, s.sweep_budget); // not a TTL: always
         if (s.below)
           s.below->settle();
         s.publish();
@@ -643,6 +648,8 @@ caf::behavior store_broker(caf::stateful_actor<store_state, caf::io::broker>* se
         try {
           if (c.active_expire->load(std::memory_order_relaxed))
             c.ks().sweep(c.config().sweep_budget);
+          // expired sensitive keys: tracking clients are invalidated
+          c.ks().expire_sensitive([&c](const std::string& k) { c.changed(&k); });
         } catch (const std::exception& e) {
           std::cerr << "kura-node: expiry sweep failed: " << e.what() << std::endl;
         }
@@ -790,7 +797,7 @@ store_handles spawn_store(caf::actor_system& sys, store_config cfg, std::shared_
       ks.saturate_filter(); // archived keys: the filter cannot list them
     h.l3 = sys.spawn<caf::detached>(l3_actor, l3db, h.core->l3_stats, &clk, cfg.sweep_interval_ms,
                                     cfg.sweep_budget, below, h.core->active_expire,
-                                    h.core->committed_, cfg.sync_writes);
+                                    h.core->committed_, cfg.sync_writes, cfg.ks.max_age_ms);
     h.core->l3 = h.l3;
   }
   h.broker = sys.middleman().spawn_broker(store_broker, h.core);

@@ -123,6 +123,7 @@ public:
   /// One archived key, as the L4 key iterator gives it.
   struct key_info {
     std::string key;
+    kura::version ver; ///< the archived version (its write time: retention)
     uint64_t expiry_ms = 0;
     uint8_t flags = 0;
   };

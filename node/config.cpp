@@ -140,8 +140,15 @@ node_config::node_config() {
       .add(metrics_user, "metrics-user", "/metrics basic-auth user (empty = no auth)")
       .add(metrics_password, "metrics-password", "/metrics basic-auth password")
       .add(metrics_loopback_only, "metrics-loopback-only", "/metrics for loopback clients only")
+      .add(sensitive_patterns, "sensitive-patterns",
+           "sensitive keys (comma-separated globs): TTL capped, never archived, invalidated on "
+           "expiry")
+      .add(sensitive_max_ttl, "sensitive-max-ttl", "longest TTL of a sensitive key (0s = no cap)")
       .add(subject_patterns, "subject-patterns",
            "data subjects' keys: comma-separated globs with {id}, e.g. user:{id}:*");
+  opt_group{custom_options_, "kura.retention"}.add(
+      retention_max_age, "max-age",
+      "no entry lives longer than this after its last write, in any tier (0s = no cap)");
   opt_group{custom_options_, "kura.tls"}
       .add(tls_port, "port", "RESP over TLS port, beside --port or alone with --port=0 (0 = off)")
       .add(tls_cert_file, "cert-file", "server certificate (PEM, chain allowed)")
@@ -149,6 +156,20 @@ node_config::node_config() {
       .add(tls_ca_file, "ca-file", "CA certificates (PEM) that client certificates must chain to")
       .add(tls_auth_clients, "auth-clients",
            "with ca-file: yes (clients need a certificate), optional (checked if sent), no");
+}
+
+std::vector<std::string> node_config::sensitive_pattern_list() const {
+  std::vector<std::string> out;
+  std::stringstream ss(sensitive_patterns);
+  std::string one;
+  while (std::getline(ss, one, ',')) {
+    auto b = one.find_first_not_of(" \t");
+    if (b == std::string::npos)
+      continue;
+    auto e = one.find_last_not_of(" \t");
+    out.push_back(one.substr(b, e - b + 1));
+  }
+  return out;
 }
 
 std::string node_config::audit_log_path() const {
@@ -328,6 +349,17 @@ std::string node_config::check_values() {
     return bad("kura.security.audit-fsync-every", "at least 1");
   if (metrics_user.empty() != metrics_password.empty())
     return bad("kura.security.metrics-user", "set together with metrics-password");
+  if (retention_max_age.count() < 0)
+    return bad("kura.retention.max-age", "must not be negative");
+  if (retention_max_age.count() != 0 && retention_max_age < std::chrono::seconds(1))
+    return bad("kura.retention.max-age", "at least 1s (or 0s: no cap)");
+  if (sensitive_max_ttl.count() < 0)
+    return bad("kura.security.sensitive-max-ttl", "must not be negative");
+  if (!sensitive_pattern_list().empty() && cluster_enabled())
+    return bad("kura.security.sensitive-patterns",
+               "not built for cluster mode yet (docs/security.md)");
+  if (retention_max_age.count() != 0 && cluster_enabled())
+    return bad("kura.retention.max-age", "not built for cluster mode yet (docs/security.md)");
   if (tls_port != 0) {
     if (tls_cert_file.empty() || tls_key_file.empty())
       return bad("kura.tls.port", "needs kura.tls.cert-file and kura.tls.key-file");
@@ -441,6 +473,9 @@ std::string node_config::summary() const {
      << (l3_enabled && !l3_sync ? (l3_fsync_batches ? " fsync-batches" : " no-fsync") : "")
      << " l4=" << (l3_enabled && archive_enabled ? archive_codec : std::string("off"))
      << " prewarm=" << (prewarm_enabled && l3_enabled ? "on" : "off");
+  if (retention_max_age.count() != 0)
+    os << " retention.max-age="
+       << std::chrono::duration_cast<std::chrono::milliseconds>(retention_max_age).count() << "ms";
   if (tls_port != 0)
     os << " tls-port=" << tls_port
        << " tls-auth-clients=" << (tls_ca_file.empty() ? std::string("no") : tls_auth_clients);

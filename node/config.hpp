@@ -116,6 +116,16 @@ struct node_config : caf::actor_system_config {
   bool metrics_loopback_only = false; ///< /metrics answers loopback clients only
   /// Data subjects: comma-separated patterns with {id} (node/subjects.hpp).
   std::string subject_patterns;
+  /// kura.retention.max-age: no entry lives longer after its last write, in
+  /// any tier (actors/retention.hpp); 0 = no cap.
+  caf::timespan retention_max_age{0};
+  /// Sensitive keys: comma-separated globs; their TTL is capped at
+  /// sensitive_max_ttl (0 = no cap), they are never archived to L4 and
+  /// tracking clients are invalidated when they expire (docs/security.md).
+  std::string sensitive_patterns;
+  caf::timespan sensitive_max_ttl = std::chrono::hours(1);
+  /// sensitive_patterns split at the commas (blanks trimmed).
+  std::vector<std::string> sensitive_pattern_list() const;
 
   // -- kura.tls (docs/security.md) -------------------------------------------------
   uint16_t tls_port = 0; ///< RESP over TLS (Redis's tls-port); 0 = off

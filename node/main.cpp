@@ -179,6 +179,11 @@ int main(int argc, char** argv) {
     sc.ks.lim.max_key_bytes = cfg.max_key_bytes;
     sc.ks.lim.max_value_bytes = cfg.max_value_bytes;
     sc.ks.node_id = static_cast<uint32_t>(::getpid());
+    sc.ks.max_age_ms = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(cfg.retention_max_age).count());
+    sc.ks.sensitive_patterns = cfg.sensitive_pattern_list();
+    sc.ks.sensitive_max_ttl_ms = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(cfg.sensitive_max_ttl).count());
     sc.write_behind_high_water = cfg.l3_write_behind_high_water;
     sc.write_behind_high_water_bytes = cfg.l3_write_behind_high_water_bytes;
     sc.max_loss_window_ms = cfg.l3_max_loss_window_ms();
@@ -190,7 +195,15 @@ int main(int argc, char** argv) {
     if (ar) {
       l4 = actors::spawn_l4(sys, ar, node::l4_settings(cfg), clk,
                             node::archive_metrics_hook(metrics.get()));
-      l4.link->attach(*l3db, clk);
+      std::function<bool(std::string_view)> never_archive; // sensitive keys
+      if (!sc.ks.sensitive_patterns.empty())
+        never_archive = [p = sc.ks.sensitive_patterns](std::string_view k) {
+          for (auto& g : p)
+            if (actors::glob_match(g, k))
+              return true;
+          return false;
+        };
+      l4.link->attach(*l3db, clk, std::move(never_archive));
       ar.reset(); // the L4 actors own it now
     }
     auto store = actors::spawn_store(sys, sc, l3db, clk, l4.link);
