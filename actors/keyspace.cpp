@@ -37,6 +37,8 @@ size_t keyspace::shard_of(std::string_view key) const noexcept {
 bool keyspace::maybe_in_l3(std::string_view key) const noexcept {
   if (!l3_)
     return false;
+  if (filter_loading_)
+    return true;
   uint64_t h = hash64(key, filter_seed);
   uint64_t h2 = mix64(h) | 1;
   uint64_t bits = filter_.size() * 64;

@@ -100,6 +100,11 @@ public:
   void note_in_l3(std::string_view key) noexcept;
   /// Makes every key "maybe in L3" (L4 holds keys the filter cannot list).
   void saturate_filter() noexcept;
+  /// While the filter is loaded in the background (L3's keys arrive through
+  /// note_in_l3), every key is "maybe in L3"; end_filter_load() ends that.
+  void begin_filter_load() noexcept { filter_loading_ = true; }
+  void end_filter_load() noexcept { filter_loading_ = false; }
+  bool filter_loading() const noexcept { return filter_loading_; }
 
   // -- L3 overlay and promotion ------------------------------------------------------
 
@@ -221,6 +226,7 @@ private:
   predictor_tap* tap_ = nullptr;
   std::vector<std::unique_ptr<memory_cache>> shards_;
   std::vector<uint64_t> filter_;
+  bool filter_loading_ = false;
   staged_entries* overlay_ = nullptr;
   uint64_t seq_ = 0;
   size_t lookups_in_flight_ = 0;

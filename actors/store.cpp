@@ -39,12 +39,35 @@ uint64_t store_core::uncommitted_age_ms() noexcept {
 }
 
 bool store_core::too_old() noexcept {
-  if (cfg_.max_loss_window_ms == 0 || (pending_first_ns_ == 0 && uncommitted_.empty()))
+  if (cfg_.max_loss_window_ms == 0)
+    return false;
+  // With the log, a write is safe once the log's thread wrote it: only a
+  // stalled log (a disk that does not take writes) pauses the front end.
+  if (wal_)
+    return wal_->unwritten_age_ms() * 8 > cfg_.max_loss_window_ms * 3;
+  if (pending_first_ns_ == 0 && uncommitted_.empty())
     return false;
   return uncommitted_age_ms() * 8 > cfg_.max_loss_window_ms * 3;
 }
 
+void store_core::attach_wal(std::unique_ptr<wal> log) {
+  wal_ = std::move(log);
+}
+
+void store_core::on_wal_synced() {
+  if (ack_waiter_)
+    caf::anon_send(ack_waiter_, wake_atom::value);
+}
+
+status store_core::rotate_wal() {
+  if (!wal_)
+    return {};
+  return wal_->rotate(committed_batch());
+}
+
 void store_core::write(const entry& e) {
+  if (wal_)
+    wal_->append_put(e, batch_seq_ + 1); // the batch that will carry it
   l3_op op;
   op.kind = l3_op::put;
   op.e = wire_entry::from(e);
@@ -56,6 +79,8 @@ void store_core::write(const entry& e) {
 }
 
 void store_core::erase(std::string_view key) {
+  if (wal_)
+    wal_->append_erase(key, batch_seq_ + 1);
   l3_op op;
   op.kind = l3_op::erase;
   op.e.key.assign(key.data(), key.size());
@@ -65,6 +90,8 @@ void store_core::erase(std::string_view key) {
 }
 
 void store_core::clear() {
+  if (wal_)
+    wal_->append_clear(batch_seq_ + 1);
   l3_op op;
   op.kind = l3_op::clear;
   pending_.ops.push_back(std::move(op));
@@ -97,6 +124,8 @@ void store_core::on_ack(uint64_t ops, uint64_t bytes) {
   in_flight_bytes_ -= std::min(in_flight_bytes_, bytes);
   if (in_flight_batches_ > 0)
     --in_flight_batches_;
+  if (wal_) // segments LMDB has committed leave the disk
+    wal_->retire(committed_batch());
   flush_writes(false);
   if (wake_ && !backlogged() && waiter_) {
     wake_ = false;
@@ -167,6 +196,12 @@ struct l3_state {
   std::shared_ptr<std::atomic<uint64_t>> committed;
   bool sync_writes = false;
   uint64_t last_publish_ns = 0;
+  /// Key rotation reaches the write-ahead log (new records sealed with the
+  /// new key); empty without a log.
+  std::function<void(std::shared_ptr<const crypto::keyring>)> rekey_log;
+  /// verify-on-open=lazy: the store broker that gets the keys found.
+  caf::actor scan_to;
+  uint64_t scan_slices = 0;
   /// Publishes the committed batch number: everything applied once nothing
   /// is pending. A commit that fails (disk or map full; the error is in INFO
   /// and the log) keeps the writes in memory, nothing lost, and publishes
@@ -383,10 +418,13 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
                        size_t sweep_budget, std::shared_ptr<l3_below> below,
                        std::shared_ptr<std::atomic<bool>> active_expire,
                        std::shared_ptr<std::atomic<uint64_t>> committed, bool sync_writes,
-                       uint64_t max_age_ms) {
+                       uint64_t max_age_ms,
+                       std::function<void(std::shared_ptr<const crypto::keyring>)> rekey_log) {
   auto& st = self->state;
   st.retention = retention_sweep{max_age_ms};
+  st.rekey_log = std::move(rekey_log);
   st.committed = std::move(committed);
+  st.applied_batch = st.committed->load();
   st.sync_writes = sync_writes;
   st.active_expire = std::move(active_expire);
   st.below = std::move(below);
@@ -437,6 +475,7 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
         }
         s.applied += b.ops.size();
         s.applied_batch = std::max(s.applied_batch, b.seq);
+        s.db->set_log_mark(s.applied_batch); // committed with the batch's ops
         // kura.l3.sync: the batch is durable before it is acknowledged
         auto fl = s.sync_writes ? s.db->sync() : s.db->maybe_flush(now);
         s.note(fl);
@@ -510,8 +549,11 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
         if (!kr)
           return kr.err().to_string();
         uint32_t active = (*kr)->active();
+        auto keys = *kr;
         if (auto st2 = s.db->rotate_keys(std::move(*kr)); !st2)
           return st2.message();
+        if (s.rekey_log)
+          s.rekey_log(keys);
         bool was_running = s.reseal_running;
         s.reseal_running = true;
         s.reseal_ok = true;
@@ -558,6 +600,31 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
         auto& s = self->state;
         return std::make_tuple(s.reseal_running, s.reseal_ok, s.reseal_error, s.active_key,
                                s.reseal.records_done, s.reseal.records_total, s.reseal.resealed);
+      },
+      [=](l3_scan_atom, caf::actor& to) { self->state.scan_to = std::move(to); },
+      [=](l3_scan_atom, std::string& after) {
+        // one slice of the background pass (verify-on-open=lazy): reading
+        // each record checks its checksum; writes queued meanwhile go first
+        auto& s = self->state;
+        std::vector<std::string> keys;
+        auto r = s.db->scan_live(after, 4096, s.clk->now_ms(),
+                                 [&](const entry& e) { keys.push_back(e.key); });
+        if (!r) {
+          // a damaged record: reported, never served (get() checks it too);
+          // the filter stays "maybe" for every key
+          s.note(status{r.err().code, "L3 background verification: " + r.err().message});
+          return;
+        }
+        bool done = !*r;
+        if (s.scan_to)
+          self->send(s.scan_to, l3_scan_atom::value, std::move(keys), done);
+        if (!done) {
+          s.scan_slices++;
+          self->send(self, l3_scan_atom::value, std::move(**r));
+        } else {
+          std::cerr << "kura-node: L3 background verification done (" << s.scan_slices + 1
+                    << " slices)" << std::endl;
+        }
       },
       [=](tick_timer_atom) {
         auto& s = self->state;
@@ -643,6 +710,14 @@ caf::behavior store_broker(caf::stateful_actor<store_state, caf::io::broker>* se
   };
   return {
       [=](l3_ack_atom, uint64_t n, uint64_t bytes) { self->state.core->on_ack(n, bytes); },
+      [=](wal_synced_atom) { self->state.core->on_wal_synced(); },
+      [=](l3_scan_atom, std::vector<std::string>& keys, bool done) {
+        auto& ks = self->state.core->ks();
+        for (auto& k : keys)
+          ks.note_in_l3(k);
+        if (done)
+          ks.end_filter_load();
+      },
       [=](tick_timer_atom) {
         auto& c = *self->state.core;
         try {
@@ -691,11 +766,23 @@ caf::behavior store_broker(caf::stateful_actor<store_state, caf::io::broker>* se
         auto erased = erase_in_memory(c, mode, args);
         if (!c.l3)
           return erased;
-        // the L3 sync comes after the deletes just sent (one sender, FIFO)
+        // the L3 sync comes after the deletes just sent (one sender, FIFO);
+        // the log's segments up to here (they hold the erased keys' records)
+        // are deleted once LMDB has committed them
+        c.flush_writes(true);
+        if (auto st = c.rotate_wal(); !st.ok())
+          return caf::make_error(caf::sec::runtime_error, st.message());
         auto rp = self->make_response_promise<std::vector<std::string>>();
+        auto core = self->state.core;
         self->request(c.l3, std::chrono::seconds(60), l3_sync_atom::value)
-            .then([rp, erased](caf::ok_atom) mutable { rp.deliver(std::move(erased)); },
-                  [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+            .then(
+                [rp, erased, core](caf::ok_atom) mutable {
+                  if (auto st = core->rotate_wal(); !st.ok())
+                    rp.deliver(caf::make_error(caf::sec::runtime_error, st.message()));
+                  else
+                    rp.deliver(std::move(erased));
+                },
+                [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
         return rp;
       },
       [=](kv_del_atom, const std::string& key) -> caf::result<kv_reply> {
@@ -771,9 +858,18 @@ caf::behavior store_broker(caf::stateful_actor<store_state, caf::io::broker>* se
         if (!c.l3)
           return caf::ok_atom::value;
         auto rp = self->make_response_promise<caf::ok_atom>();
+        auto core = self->state.core;
         self->request(c.l3, std::chrono::seconds(60), l3_sync_atom::value)
-            .then([rp](caf::ok_atom) mutable { rp.deliver(caf::ok_atom::value); },
-                  [rp](caf::error& err) mutable { rp.deliver(err); });
+            .then(
+                [rp, core](caf::ok_atom) mutable {
+                  // LMDB holds everything: the log's segments can go, so the
+                  // next start has nothing to replay
+                  if (auto st = core->rotate_wal(); !st.ok())
+                    std::cerr << "kura-node: WAL checkpoint at shutdown failed: " << st.message()
+                              << std::endl;
+                  rp.deliver(caf::ok_atom::value);
+                },
+                [rp](caf::error& err) mutable { rp.deliver(err); });
         return rp;
       },
   };
@@ -783,24 +879,111 @@ caf::behavior store_broker(caf::stateful_actor<store_state, caf::io::broker>* se
 
 // -- spawning and stopping ----------------------------------------------------------
 
+wal_config node_wal_config(std::string dir, uint64_t max_loss_window_ms, bool sync_writes,
+                           std::shared_ptr<const crypto::keyring> keys) {
+  wal_config wc;
+  wc.dir = std::move(dir);
+  wc.keys = std::move(keys);
+  wc.sync_each = sync_writes;
+  // written every 10 ms (a killed process keeps what was written); synced
+  // twice per loss window (a machine crash keeps what was synced), at most
+  // once a second as redis-server's appendfsync everysec
+  wc.write_interval_ms = std::max<uint64_t>(1, std::min<uint64_t>(10, max_loss_window_ms / 8));
+  wc.sync_interval_ms =
+      max_loss_window_ms == 0
+          ? 1000
+          : std::max<uint64_t>(1, std::min<uint64_t>(1000, max_loss_window_ms / 2));
+  return wc;
+}
+
+result<std::unique_ptr<wal>> recover_wal(l3_lmdb& db, l3_below* below, const wal_config& cfg,
+                                         const kura::clock& clk, wal_replay_stats* replayed) {
+  auto now = clk.now_ms();
+  // batches up to the mark are in LMDB already (l3_lmdb::log_mark): skipped,
+  // so a restart replays only what LMDB had not committed
+  uint64_t mark = db.log_mark();
+  uint64_t top = mark;
+  auto r = wal::replay(cfg, [&](wal_record&& rec) -> status {
+    if (rec.batch <= mark)
+      return status{};
+    top = std::max(top, rec.batch);
+    switch (rec.kind) {
+    case wal_record::put: {
+      std::string key = below ? rec.e.key : std::string{};
+      // an expired entry is dropped by put() as write-behind would
+      auto st = db.put(std::move(rec.e), now);
+      if (st.ok() && below)
+        below->written(key);
+      // a write L3 refuses (too large) was refused when it was made too
+      return st.code() == errc::key_too_large || st.code() == errc::value_too_large ? status{} : st;
+    }
+    case wal_record::erase: {
+      auto e = db.erase(rec.e.key);
+      if (below)
+        below->erase(rec.e.key);
+      return e.to_status();
+    }
+    case wal_record::clear:
+      if (below)
+        below->clear();
+      return db.clear();
+    }
+    return status{};
+  });
+  if (!r)
+    return error{r.err().code, "WAL replay from " + cfg.dir + ": " + r.err().message};
+  if (top > mark) {
+    db.set_log_mark(top);
+    if (auto st = db.sync(); !st.ok())
+      return error{st.code(), "WAL replay: L3 sync: " + st.message()};
+    if (below)
+      below->settle();
+  }
+  if (replayed)
+    *replayed = *r;
+  if (auto st = wal::remove_segments(cfg.dir); !st.ok())
+    return st.err();
+  return wal::open(cfg, clk);
+}
+
 store_handles spawn_store(caf::actor_system& sys, store_config cfg, std::shared_ptr<l3_lmdb> l3db,
-                          const kura::clock& clk, std::shared_ptr<l3_below> below) {
+                          const kura::clock& clk, std::shared_ptr<l3_below> below,
+                          std::unique_ptr<wal> log) {
   store_handles h;
   h.core = std::make_shared<store_core>(cfg, clk, l3db != nullptr);
+  bool logged = log != nullptr && l3db != nullptr;
+  if (logged)
+    h.core->attach_wal(std::move(log));
+  if (l3db) // batch numbers go on from the last run's (the log's records name them)
+    h.core->set_batch_base(l3db->log_mark());
   if (l3db) {
     auto& ks = h.core->ks();
-    (void)l3db->for_each([&](const entry& e) {
-      ks.note_in_l3(e.key);
-      return true;
-    });
+    if (cfg.lazy_open)
+      ks.begin_filter_load(); // filled by the L3 actor's background pass
+    else
+      (void)l3db->for_each([&](const entry& e) {
+        ks.note_in_l3(e.key);
+        return true;
+      });
     if (below && below->entries() > 0)
       ks.saturate_filter(); // archived keys: the filter cannot list them
-    h.l3 = sys.spawn<caf::detached>(l3_actor, l3db, h.core->l3_stats, &clk, cfg.sweep_interval_ms,
-                                    cfg.sweep_budget, below, h.core->active_expire,
-                                    h.core->committed_, cfg.sync_writes, cfg.ks.max_age_ms);
+    h.l3 = sys.spawn<caf::detached>(
+        l3_actor, l3db, h.core->l3_stats, &clk, cfg.sweep_interval_ms, cfg.sweep_budget, below,
+        h.core->active_expire, h.core->committed_, cfg.sync_writes && !logged, cfg.ks.max_age_ms,
+        [wk = std::weak_ptr<store_core>(h.core)](std::shared_ptr<const crypto::keyring> kr) {
+          if (auto c = wk.lock(); c && c->log())
+            if (auto st = c->log()->set_keys(std::move(kr)); !st.ok())
+              std::cerr << "kura-node: WAL key rotation: " << st.message() << std::endl;
+        });
     h.core->l3 = h.l3;
   }
   h.broker = sys.middleman().spawn_broker(store_broker, h.core);
+  if (h.l3 && cfg.lazy_open) {
+    caf::anon_send(h.l3, l3_scan_atom::value, h.broker);
+    caf::anon_send(h.l3, l3_scan_atom::value, std::string{});
+  }
+  if (logged)
+    h.core->log()->set_on_synced([b = h.broker] { caf::anon_send(b, wal_synced_atom::value); });
   return h;
 }
 

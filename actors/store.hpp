@@ -30,7 +30,16 @@
 // (the durability bound of docs/operations.md, "Durability"). With
 // `sync_writes` the L3 actor commits and fsyncs each batch before its ack and
 // the RESP broker holds a writer's replies until committed_batch() reaches the
-// batch carrying its writes (write_ticket()). A lookup first sends the pending
+// batch carrying its writes (write_ticket()).
+// With the write-ahead log (attach_wal, tiers/wal.hpp; the default on a single
+// node) every write is appended to the log first, on this thread; the log's own
+// thread writes and fdatasyncs it. Then the loss window no longer depends on
+// LMDB: the front end pauses only while the log's records wait too long to be
+// written or the queued bytes exceed the mark, LMDB batches may be large, and
+// kura.l3.sync replies wait for the log's fdatasync (durable_ticket()). The L3
+// actor records the highest batch it committed in LMDB (l3_lmdb::log_mark),
+// which lets the log drop its older segments and a restart skip them.
+// A lookup first sends the pending
 // batch, so the L3 actor (FIFO mailbox, one sending thread) always sees
 // writes before later lookups.
 // Thread safety: store_core is touched only on the multiplexer thread;
@@ -40,6 +49,7 @@
 #include "actors/keyspace.hpp"
 #include "actors/messages.hpp"
 #include "tiers/l3_lmdb.hpp"
+#include "tiers/wal.hpp"
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
@@ -68,9 +78,20 @@ struct store_config {
   uint64_t max_loss_window_ms = 1000;
   /// kura.l3.sync: L3 commits and fsyncs every write-behind batch before it
   /// acknowledges it, and the RESP front end holds a writer's replies until
-  /// then (per-write durability).
+  /// then (per-write durability). With a write-ahead log, the replies wait
+  /// for the log's fdatasync instead and LMDB keeps its batches.
   bool sync_writes = false;
+  /// kura.l3.verify-on-open=lazy: serve at once; the L3 actor reads every
+  /// record once in the background (each record's checksum is checked, a
+  /// damaged one is reported) and hands the keys to the presence filter,
+  /// which answers "maybe" for every key until then.
+  bool lazy_open = false;
 };
+
+/// The write-ahead log's settings for a node (kura.l3.*): `dir`, the fsync
+/// period (half the loss window) and sync_each = kura.l3.sync.
+wal_config node_wal_config(std::string dir, uint64_t max_loss_window_ms, bool sync_writes,
+                           std::shared_ptr<const crypto::keyring> keys);
 
 /// L3 figures published by the L3 actor for INFO, metrics and the CLI.
 class l3_snapshot {
@@ -98,6 +119,12 @@ private:
 };
 
 using l4_lookup_atom = caf::atom_constant<caf::atom("l4_lookup")>;
+/// The write-ahead log synced (to the store broker, from the log's thread).
+using wal_synced_atom = caf::atom_constant<caf::atom("wal_synced")>;
+/// The background pass of verify-on-open=lazy: (l3_scan_atom, after) to the
+/// L3 actor for the next slice; (l3_scan_atom, keys, done) to the store
+/// broker with the keys it found.
+using l3_scan_atom = caf::atom_constant<caf::atom("l3_scan")>;
 /// Key rotation (`kura rotate-key`, node/rotate_key.hpp): (l3_rotate_atom,
 /// key_file, salt_file) -> "" or why not; L3 then re-seals in slices.
 /// (l3_reseal_atom) -> (running, ok, error, active key id, records done,
@@ -150,6 +177,33 @@ public:
   void erase(std::string_view key) override;
   void clear() override;
 
+  /// Writes go to this write-ahead log first (set before serving): they are
+  /// durable once it has them, and LMDB is applied behind it (the file
+  /// comment's loss-window pause then applies to the log, not to LMDB).
+  void attach_wal(std::unique_ptr<wal> log);
+  /// Batch numbers start after `base` (the log's records carry them, and
+  /// L3 keeps the highest one it committed: l3_lmdb::log_mark).
+  void set_batch_base(uint64_t base) {
+    batch_seq_ = base;
+    committed_->store(base, std::memory_order_release);
+  }
+  wal* log() const noexcept { return wal_.get(); }
+  /// kura.l3.sync: the ticket a writer's replies wait for, and how far
+  /// durability has come (the log's fdatasync, or LMDB's commits without one).
+  uint64_t durable_ticket() const noexcept { return wal_ ? wal_->appended() : write_ticket(); }
+  uint64_t durable_done() const noexcept { return wal_ ? wal_->synced() : committed_batch(); }
+  /// A writer waits for durable_ticket(): hand everything on now.
+  void request_durable() {
+    flush_writes(false);
+    if (wal_)
+      wal_->kick();
+  }
+  /// The log's writer thread synced: wake a waiting front end (store broker).
+  void on_wal_synced();
+  /// Erasure: starts a new log segment so that, once L3 has committed what
+  /// was sent so far, every older segment can be deleted (rotate_wal_done).
+  status rotate_wal();
+
   /// Sends the pending batch if L3 has credit (or always with `force`).
   void flush_writes(bool force);
   /// L3 applied `ops` operations (`bytes` of keys and values) of an earlier batch.
@@ -163,7 +217,7 @@ public:
   /// older than 3/8 of max_loss_window_ms.
   bool backlogged() noexcept {
     return queue_depth() > cfg_.write_behind_high_water ||
-           queued_bytes_ + in_flight_bytes_ > cfg_.write_behind_high_water_bytes || too_old();
+           queue_bytes() > cfg_.write_behind_high_water_bytes || too_old();
   }
   /// Age (ms) of the oldest write handed to the port that L3 has not
   /// committed yet; 0 when there is none.
@@ -183,7 +237,9 @@ public:
   /// Shared with the L3 actor: the highest batch number committed to LMDB.
   std::shared_ptr<std::atomic<uint64_t>> committed_ = std::make_shared<std::atomic<uint64_t>>(0);
   /// Bytes (keys + values) handed to the port but not yet applied by L3.
-  uint64_t queue_bytes() const noexcept { return queued_bytes_ + in_flight_bytes_; }
+  uint64_t queue_bytes() const noexcept {
+    return queued_bytes_ + in_flight_bytes_ + (wal_ ? wal_->unwritten_bytes() : 0);
+  }
 
   /// Asks for a (wake_atom) message to `who` once the queue is below the
   /// high-water marks again (sent from the ack that drains it).
@@ -233,6 +289,7 @@ private:
   /// committed, oldest first.
   uint64_t pending_first_ns_ = 0;
   std::deque<std::pair<uint64_t, uint64_t>> uncommitted_;
+  std::unique_ptr<wal> wal_;
   bool too_old() noexcept;
   void note_op();
 };
@@ -249,8 +306,17 @@ struct store_handles {
 /// presence filter first. Stop it with `stop_store`.
 /// With `below` (L4), L3 misses are delegated to below->reader() and erases
 /// and clears reach L4 too.
+/// Start-up recovery: replays the log in `cfg.dir` into `db` (puts, erases
+/// and clears, reaching `below` as write-behind does), syncs LMDB, deletes
+/// the replayed segments and opens the log for appending. `replayed` gets
+/// what the replay found (a torn tail is reported there, never applied).
+result<std::unique_ptr<wal>> recover_wal(l3_lmdb& db, l3_below* below, const wal_config& cfg,
+                                         const kura::clock& clk, wal_replay_stats* replayed);
+
+/// With `log` (recover_wal), writes go to the write-ahead log first.
 store_handles spawn_store(caf::actor_system& sys, store_config cfg, std::shared_ptr<l3_lmdb> l3db,
-                          const kura::clock& clk, std::shared_ptr<l3_below> below = nullptr);
+                          const kura::clock& clk, std::shared_ptr<l3_below> below = nullptr,
+                          std::unique_ptr<wal> log = nullptr);
 
 /// Sends pending writes to L3, waits until L3 committed and synced them, then
 /// stops the store broker and the L3 actor. Call from a non-actor thread.

@@ -61,13 +61,20 @@ node_config::node_config() {
       .add(l3_fsync_batches, "fsync-batches",
            "fdatasync each group commit (a machine crash loses at most one batch); "
            "false: rely on the page cache (a killed process still loses nothing)")
+      .add(l3_wal, "wal",
+           "write-ahead log in front of LMDB (single node): writes are durable once logged, "
+           "LMDB is applied behind it in large batches")
       .add(l3_batch_max_writes, "batch-max-writes",
            "group commit: writes per batch (0 = auto: 1M, 4096 in a cluster)")
       .add(l3_batch_max_age, "batch-max-age",
-           "group commit: oldest write in a batch (0 = auto: max-loss-window/8, 5ms in a cluster)")
+           "group commit: oldest write in a batch (0 = auto: 1s with the WAL, "
+           "max-loss-window/8 without, 5ms in a cluster)")
       .add(l3_max_loss_window, "max-loss-window",
            "after kill -9 every write acknowledged longer ago than this is on disk")
       .add(l3_map_size, "map-size", "LMDB map size in bytes")
+      .add(l3_verify_on_open, "verify-on-open",
+           "full: walk every LMDB page before serving; lazy: serve at once, check each record's "
+           "checksum when read and scan every record in the background")
       .add(l3_max_bytes, "max-bytes", "L3 size budget (0 = 90% of map-size)")
       .add(l3_write_behind_high_water, "write-behind-high-water",
            "queued write-behind operations before clients are slowed down")
@@ -260,6 +267,8 @@ std::string node_config::check_values() {
     return bad("kura.l3.batch-max-age", "must not be negative");
   if (l3_map_size < (1u << 20))
     return bad("kura.l3.map-size", "at least 1048576");
+  if (l3_verify_on_open != "full" && l3_verify_on_open != "lazy")
+    return bad("kura.l3.verify-on-open", "full or lazy");
   if (sweep_interval.count() <= 0)
     return bad("kura.expiry.sweep-interval", "must be positive");
   if (archive_codec != "lz4" && archive_codec != "zstd" && archive_codec != "zstd-dict")
@@ -406,6 +415,7 @@ std::string node_config::parse_and_validate(int argc, char** argv) {
       {"kura.l3.enabled", &l3_enabled},
       {"kura.l3.sync", &l3_sync},
       {"kura.l3.fsync-batches", &l3_fsync_batches},
+      {"kura.l3.wal", &l3_wal},
       {"kura.prewarm.enabled", &prewarm_enabled},
       {"kura.archive.enabled", &archive_enabled},
       {"kura.cluster.near-cache", &cluster_near_cache},
@@ -461,7 +471,10 @@ uint64_t node_config::l3_batch_age_ms() const {
       std::chrono::duration_cast<std::chrono::milliseconds>(l3_batch_max_age).count());
   if (ms != 0)
     return ms;
-  return cluster_enabled() ? 5 : std::max<uint64_t>(1, l3_max_loss_window_ms() / 8);
+  if (cluster_enabled())
+    return 5;
+  // with the log, LMDB's batches need not fit in the loss window
+  return l3_wal ? 1000 : std::max<uint64_t>(1, l3_max_loss_window_ms() / 8);
 }
 
 std::string node_config::summary() const {

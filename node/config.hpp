@@ -42,10 +42,12 @@ struct node_config : caf::actor_system_config {
   bool l3_enabled = true;
   bool l3_sync = false;
   bool l3_fsync_batches = true;
+  bool l3_wal = true; ///< kura.l3.wal: the write-ahead log in front of LMDB (single node)
   uint64_t l3_batch_max_writes = 0;                              ///< 0 = auto (l3_batch_writes())
   caf::timespan l3_batch_max_age = std::chrono::milliseconds(0); ///< 0 = auto (l3_batch_age_ms())
   caf::timespan l3_max_loss_window = std::chrono::seconds(1);
   uint64_t l3_map_size = 8ull << 30;
+  std::string l3_verify_on_open = "lazy"; ///< kura.l3.verify-on-open: full | lazy
   uint64_t l3_max_bytes = 0;
   uint64_t l3_write_behind_high_water = 1000000;
   uint64_t l3_write_behind_high_water_bytes = 256ull << 20;

@@ -128,6 +128,7 @@ int main(int argc, char** argv) {
     // acknowledged (actors/store.hpp); the cluster store commits every write
     lc.sync_mode = cfg.l3_sync && cfg.cluster_enabled();
     lc.fsync_batches = cfg.l3_fsync_batches;
+    lc.verify_on_open = cfg.l3_verify_on_open == "full";
     lc.lim.max_key_bytes = cfg.max_key_bytes;
     lc.lim.max_value_bytes = cfg.max_value_bytes;
     if (cfg.cluster_enabled()) {
@@ -188,6 +189,7 @@ int main(int argc, char** argv) {
     sc.write_behind_high_water_bytes = cfg.l3_write_behind_high_water_bytes;
     sc.max_loss_window_ms = cfg.l3_max_loss_window_ms();
     sc.sync_writes = cfg.l3_sync;
+    sc.lazy_open = cfg.l3_verify_on_open == "lazy";
     sc.sweep_interval_ms = static_cast<uint32_t>(std::max<int64_t>(
         1, std::chrono::duration_cast<std::chrono::milliseconds>(cfg.sweep_interval).count()));
     sc.sweep_budget = cfg.sweep_budget;
@@ -206,7 +208,28 @@ int main(int argc, char** argv) {
       l4.link->attach(*l3db, clk, std::move(never_archive));
       ar.reset(); // the L4 actors own it now
     }
-    auto store = actors::spawn_store(sys, sc, l3db, clk, l4.link);
+    std::unique_ptr<wal> log; // the write-ahead log: replayed into L3 first
+    if (l3db && cfg.l3_wal) {
+      auto wc = actors::node_wal_config(cfg.data_dir + "/l3-wal", cfg.l3_max_loss_window_ms(),
+                                        cfg.l3_sync, keys);
+      wal_replay_stats replayed;
+      auto opened = actors::recover_wal(*l3db, l4.link.get(), wc, clk, &replayed);
+      if (!opened) {
+        if (l4.link)
+          actors::stop_l4(sys, l4);
+        return fail("cannot recover the L3 write-ahead log: " + opened.err().to_string());
+      }
+      if (replayed.records > 0 || !replayed.cut_reason.empty())
+        std::cerr << "kura-node: replayed " << replayed.records << " write-ahead log records from "
+                  << replayed.segments << " segments"
+                  << (replayed.cut_reason.empty()
+                          ? std::string()
+                          : "; cut " + std::to_string(replayed.cut_bytes) +
+                                " bytes of a torn or damaged tail (" + replayed.cut_reason + ")")
+                  << std::endl;
+      log = std::move(*opened);
+    }
+    auto store = actors::spawn_store(sys, sc, l3db, clk, l4.link, std::move(log));
     l3db.reset();         // the L3 actor owns it now (closed when it exits)
     caf::actor predictor; // prewarm loads from L3: only with L3
     if (cfg.prewarm_enabled && store.l3)

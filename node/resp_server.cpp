@@ -611,14 +611,15 @@ void release_held(self_ptr self, connection_handle hdl, conn& c) {
   c.held.clear();
 }
 
-/// kura.l3.sync: keeps the replies of `c` (its commands wrote) until L3 has
-/// committed and fsynced the batch carrying those writes; release_durable
+/// kura.l3.sync: keeps the replies of `c` (its commands wrote) until the
+/// write-ahead log has fdatasynced them (without a log: until L3 has
+/// committed and fsynced the batch carrying those writes); release_durable
 /// sends them. The connection runs no further command meanwhile.
 void hold_replies(self_ptr self, connection_handle hdl, conn& c) {
   auto& st = self->state;
   c.dirty = false;
-  c.durable_ticket = st.core->write_ticket();
-  if (st.core->committed_batch() >= c.durable_ticket) {
+  c.durable_ticket = st.core->durable_ticket();
+  if (st.core->durable_done() >= c.durable_ticket) {
     c.durable = false;
     release_held(self, hdl, c);
     flush_conn(self, hdl, c);
@@ -631,7 +632,7 @@ void hold_replies(self_ptr self, connection_handle hdl, conn& c) {
     c.durable = true;
     st.durable.push_back(hdl);
   }
-  st.core->flush_writes(false); // the rest leave with the next ack
+  st.core->request_durable(); // the rest leave with the next ack (or log sync)
   st.core->wake_on_ack(caf::actor_cast<caf::actor>(self));
   if (!st.resume_armed) { // the fallback if an ack is missed
     st.resume_armed = true;
@@ -645,7 +646,7 @@ void release_durable(self_ptr self) {
   auto& st = self->state;
   if (st.durable.empty())
     return;
-  uint64_t done = st.core->committed_batch();
+  uint64_t done = st.core->durable_done();
   std::vector<connection_handle> ready;
   for (size_t i = 0; i < st.durable.size();) {
     auto it = st.conns.find(st.durable[i]);
@@ -661,7 +662,7 @@ void release_durable(self_ptr self) {
   if (st.durable.empty())
     st.core->wake_on_ack(caf::actor{});
   else
-    st.core->flush_writes(false);
+    st.core->request_durable();
   for (auto hdl : ready) {
     auto it = st.conns.find(hdl);
     if (it == st.conns.end())

@@ -170,6 +170,7 @@ struct l3_lmdb::impl {
   uint64_t next_seq = 1;
   uint64_t est_bytes = 0; // committed estimated footprint (mirrors kura.meta)
   version max_ver;        // highest version held (mirrors kura.meta max_version)
+  uint64_t log_mark = 0;  // write-ahead log batch applied (kura.meta wal_batch)
 
   std::unordered_map<std::string, op> pending;
   std::unordered_set<std::string> touched; // read since the last commit
@@ -367,6 +368,13 @@ struct l3_lmdb::impl {
     MDB_val mk = as_val("max_version"), mvv{12, mv};
     if ((rc = mdb_put(txn, meta, &mk, &mvv, 0)) != 0)
       return lmdb_error(rc, "L3 cannot write its meta record");
+    if (log_mark != 0) {
+      char lm[8];
+      fmt::put_le(lm, log_mark, 8);
+      MDB_val lk = as_val("wal_batch"), lv{8, lm};
+      if ((rc = mdb_put(txn, meta, &lk, &lv, 0)) != 0)
+        return lmdb_error(rc, "L3 cannot write its meta record");
+    }
     return {};
   }
 
@@ -908,6 +916,9 @@ result<std::unique_ptr<l3_lmdb>> l3_lmdb::open(l3_config cfg, const clock& clk) 
     rc = mdb_get(g.txn, p->meta, &k, &v);
     if (rc == 0 && v.mv_size == 8)
       p->est_bytes = fmt::get_le(static_cast<const char*>(v.mv_data), 8);
+    k = as_val("wal_batch");
+    if (mdb_get(g.txn, p->meta, &k, &v) == 0 && v.mv_size == 8)
+      p->log_mark = fmt::get_le(static_cast<const char*>(v.mv_data), 8);
     k = as_val("max_version");
     rc = mdb_get(g.txn, p->meta, &k, &v);
     if (rc == 0 && v.mv_size == 12) {
@@ -1833,6 +1844,14 @@ result<std::optional<std::string>> l3_lmdb::random_key(uint64_t now_ms,
 
 version l3_lmdb::max_version() const {
   return impl_->max_ver;
+}
+
+void l3_lmdb::set_log_mark(uint64_t batch) {
+  impl_->log_mark = std::max(impl_->log_mark, batch);
+}
+
+uint64_t l3_lmdb::log_mark() const {
+  return impl_->log_mark;
 }
 
 uint64_t l3_lmdb::commits() const {

@@ -189,6 +189,12 @@ public:
   /// The highest version L3 ever held (committed or pending); persisted in
   /// kura.meta by every commit, so it is cheap at open.
   version max_version() const;
+  /// The write-ahead log (tiers/wal.hpp): every operation of log batches up
+  /// to `batch` is in this environment once the next commit is done (kept in
+  /// kura.meta "wal_batch" by every commit), so a replay skips them.
+  void set_log_mark(uint64_t batch);
+  /// The mark as set (committed by the next commit; read back at open).
+  uint64_t log_mark() const;
 
   // -- encryption at rest --
 

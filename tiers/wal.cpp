@@ -72,8 +72,8 @@ bool have_sse42() {
 //
 // Segment file: "kura-wal" (8 bytes), format u32 LE (1), flags u32 LE (bit 0:
 // sealed), then records. Record: payload length u32 LE, CRC-32C of the payload
-// u32 LE, payload. Plain payload: kind u8, entry flags u8, expiry ms u64 LE,
-// hlc u64 LE, node u32 LE, key length u32 LE, key, value. Sealed payload: one
+// u32 LE, payload. Plain payload: kind u8, entry flags u8, batch u64 LE,
+// expiry ms u64 LE, hlc u64 LE, node u32 LE, key length u32 LE, key, value. Sealed payload: one
 // sealed blob (tiers/seal.hpp, aad "kura-wal") of the plain payload.
 
 constexpr char magic[8] = {'k', 'u', 'r', 'a', '-', 'w', 'a', 'l'};
@@ -81,7 +81,7 @@ constexpr uint32_t format = 1;
 constexpr uint32_t flag_sealed = 1;
 constexpr size_t file_header = 16;
 constexpr size_t rec_header = 8;
-constexpr size_t plain_fixed = 1 + 1 + 8 + 8 + 4 + 4;
+constexpr size_t plain_fixed = 1 + 1 + 8 + 8 + 8 + 4 + 4;
 constexpr std::string_view seal_aad = "kura-wal";
 constexpr size_t kick_bytes = 1u << 20;
 
@@ -161,10 +161,11 @@ status decode_payload(std::string_view p, wal_record& r) {
     return status{errc::corrupt, "WAL record of unknown kind " + std::to_string(kind)};
   r.kind = static_cast<wal_record::kind_t>(kind);
   r.e.flags = static_cast<uint8_t>(p[1]);
-  r.e.expiry_ms = get_le(p.data() + 2, 8);
-  r.e.ver.hlc = get_le(p.data() + 10, 8);
-  r.e.ver.node = static_cast<uint32_t>(get_le(p.data() + 18, 4));
-  uint64_t klen = get_le(p.data() + 22, 4);
+  r.batch = get_le(p.data() + 2, 8);
+  r.e.expiry_ms = get_le(p.data() + 10, 8);
+  r.e.ver.hlc = get_le(p.data() + 18, 8);
+  r.e.ver.node = static_cast<uint32_t>(get_le(p.data() + 26, 4));
+  uint64_t klen = get_le(p.data() + 30, 4);
   if (klen > p.size() - plain_fixed)
     return status{errc::corrupt, "WAL record key runs past the record"};
   r.e.key.assign(p.data() + plain_fixed, klen);
@@ -375,8 +376,8 @@ uint64_t wal::append(wal_record::kind_t kind, const entry* e, std::string_view k
                      uint64_t batch) {
   std::string_view value = e ? std::string_view(e->value) : std::string_view{};
   size_t plain_len = plain_fixed + key.size() + value.size();
+  std::unique_lock<std::mutex> lk(mtx_); // cfg_.keys changes under it (set_keys)
   size_t payload_len = cfg_.keys ? plain_len + crypto::overhead : plain_len;
-  std::unique_lock<std::mutex> lk(mtx_);
   bool was_empty = buf_.empty();
   size_t at = buf_.size();
   buf_.resize(at + rec_header + payload_len);
@@ -384,10 +385,11 @@ uint64_t wal::append(wal_record::kind_t kind, const entry* e, std::string_view k
   char fixed[plain_fixed];
   fixed[0] = static_cast<char>(kind);
   fixed[1] = static_cast<char>(e ? e->flags : 0);
-  put_le(fixed + 2, e ? e->expiry_ms : 0, 8);
-  put_le(fixed + 10, e ? e->ver.hlc : 0, 8);
-  put_le(fixed + 18, e ? e->ver.node : 0, 4);
-  put_le(fixed + 22, key.size(), 4);
+  put_le(fixed + 2, batch, 8);
+  put_le(fixed + 10, e ? e->expiry_ms : 0, 8);
+  put_le(fixed + 18, e ? e->ver.hlc : 0, 8);
+  put_le(fixed + 26, e ? e->ver.node : 0, 4);
+  put_le(fixed + 30, key.size(), 4);
   char* payload = rec + rec_header;
   if (cfg_.keys) {
     cfg_.keys->seal(seal_aad, {std::string_view(fixed, plain_fixed), key, value}, payload);
@@ -616,12 +618,25 @@ status wal::flush() {
   return {};
 }
 
-status wal::write_buffer() {
+status wal::set_keys(std::shared_ptr<const crypto::keyring> keys) {
+  std::lock_guard<std::mutex> fl(file_mtx_);
+  // the records buffered so far were sealed with the old keys: they go to
+  // the old segment, and the new key starts a new one
+  std::unique_lock<std::mutex> g(mtx_);
+  if (auto st = write_buffer(&g); !st.ok())
+    return st;
+  cfg_.keys = std::move(keys);
+  return open_segment();
+}
+
+status wal::write_buffer(std::unique_lock<std::mutex>* held) {
   std::string chunk;
   uint64_t max_batch = 0;
   uint64_t last_lsn = 0;
   {
-    std::lock_guard<std::mutex> g(mtx_);
+    std::unique_lock<std::mutex> g(mtx_, std::defer_lock);
+    if (!held)
+      g.lock();
     take(chunk, max_batch, last_lsn);
     first_unwritten_ns_.store(0, std::memory_order_relaxed);
   }

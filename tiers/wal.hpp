@@ -57,7 +57,8 @@ struct wal_config {
 struct wal_record {
   enum kind_t : uint8_t { put = 1, erase = 2, clear = 3 };
   kind_t kind = put;
-  entry e; ///< put: the entry; erase: only e.key; clear: nothing
+  uint64_t batch = 0; ///< the write-behind batch that carries it to LMDB
+  entry e;            ///< put: the entry; erase: only e.key; clear: nothing
 };
 
 /// What replay() found.
@@ -112,6 +113,9 @@ public:
   status rotate(uint64_t committed_batch);
   /// Writes and fdatasyncs everything appended so far (synchronously).
   status flush();
+  /// Key rotation: later records are sealed with `keys`' active key, in a
+  /// new segment; the older segments leave as LMDB commits (retire()).
+  status set_keys(std::shared_ptr<const crypto::keyring> keys);
 
   // -- figures --
 
@@ -148,8 +152,8 @@ private:
   void delete_retired(); // file mutex held
   /// Moves the buffer into `chunk` (both mutexes held).
   void take(std::string& chunk, uint64_t& max_batch, uint64_t& last_lsn);
-  /// Writes the buffer now (file mutex held).
-  status write_buffer();
+  /// Writes the buffer now (file mutex held; `held`: the buffer's too).
+  status write_buffer(std::unique_lock<std::mutex>* held = nullptr);
   void note(const status& st);
 
   wal_config cfg_;

@@ -11,7 +11,10 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <fstream>
 #include <mutex>
+
+#include "tiers/wal.hpp"
 
 using namespace kura::test;
 
@@ -127,4 +130,43 @@ TEST_CASE("kill -9 under load loses no write acknowledged more than max-loss-win
 TEST_CASE("kura.l3.sync: kill -9 under load loses no acknowledged write") {
   kill_and_check({"--memory-bytes=268435456", "--kura.l3.sync"}, std::chrono::milliseconds(0),
                  std::chrono::milliseconds(1500), 3);
+}
+
+TEST_CASE("kura.l3.wal=false: the loss window holds on the LMDB-only path too") {
+  kill_and_check({"--memory-bytes=268435456", "--kura.l3.wal=false"},
+                 std::chrono::milliseconds(1000), std::chrono::milliseconds(2000), 2);
+}
+
+TEST_CASE("a torn write-ahead log tail is cut at restart; the intact records are served") {
+  temp_dir dir;
+  std::string data = dir.path + "/node";
+  std::vector<std::string> args{"--memory-bytes=268435456", "--kura.l3.sync"};
+  constexpr int n_keys = 300;
+  {
+    node_process n(args, data);
+    REQUIRE(n.ready);
+    client c(n.port);
+    REQUIRE(c.ok());
+    for (int i = 0; i < n_keys; ++i) // each reply comes after the log's fdatasync
+      REQUIRE(*c.call({"SET", "torn:" + std::to_string(i), "value-" + std::to_string(i)}) ==
+              "+OK\r\n");
+    CHECK(n.stop(SIGKILL) == 128 + SIGKILL);
+  }
+  // a record cut by the crash: a length that runs past the end, and junk
+  auto segs = kura::wal::segment_files(data + "/l3-wal");
+  REQUIRE(!segs.empty());
+  {
+    std::ofstream f(segs.back(), std::ios::binary | std::ios::app);
+    f << std::string("\x40\x00\x00\x00\x12\x34\x56\x78torn-value-never-served", 31);
+  }
+  node_process again(args, data);
+  REQUIRE_MESSAGE(again.ready, again.log());
+  CHECK(again.log().find("cut") != std::string::npos);
+  client c(again.port);
+  REQUIRE(c.ok());
+  for (int i = 0; i < n_keys; ++i)
+    CHECK(*c.call({"GET", "torn:" + std::to_string(i)}) ==
+          "$" + std::to_string(6 + std::to_string(i).size()) + "\r\nvalue-" + std::to_string(i) +
+              "\r\n");
+  CHECK(*c.call({"DBSIZE"}) == ":" + std::to_string(n_keys) + "\r\n");
 }

@@ -90,6 +90,9 @@ TEST_CASE("wal: records come back in order with every field") {
   CHECK(st.cut_bytes == 0);
   CHECK(recs[0].kind == wal_record::put);
   CHECK(recs[0].e == make("a", "1", 99));
+  CHECK(recs[0].batch == 1);
+  CHECK(recs[2].batch == 2);
+  CHECK(recs[4].batch == 3);
   CHECK(recs[1].e.value.size() == 100000);
   CHECK(recs[2].kind == wal_record::erase);
   CHECK(recs[2].e.key == "a");
@@ -266,4 +269,30 @@ TEST_CASE("wal: sync_each fdatasyncs what kick() asks for and reports it") {
   CHECK((*w)->synced() >= lsn);
   CHECK(calls.load() >= 1);
   CHECK((*w)->syncs() >= 1);
+}
+
+TEST_CASE("wal: key rotation seals later records with the new key in a new segment") {
+  temp_dir dir;
+  auto k1 = crypto::keyring::from_keys({{1, std::string(32, 'A')}});
+  auto k12 = crypto::keyring::from_keys({{1, std::string(32, 'A')}, {2, std::string(32, 'B')}});
+  auto k2 = crypto::keyring::from_keys({{2, std::string(32, 'B')}});
+  REQUIRE((k1.ok() && k12.ok() && k2.ok()));
+  wal_config cfg;
+  cfg.dir = dir.sub("wal");
+  cfg.keys = *k1;
+  {
+    auto w = wal::open(cfg, real_clock::instance());
+    REQUIRE(w.ok());
+    (*w)->append_put(make("old", "sealed-with-1"), 1);
+    REQUIRE((*w)->set_keys(*k12).ok());
+    (*w)->append_put(make("new", "sealed-with-2"), 2);
+    REQUIRE((*w)->flush().ok());
+    CHECK(wal::segment_files(cfg.dir).size() == 2);
+    // LMDB committed batch 1: the segment sealed with key 1 goes
+    REQUIRE((*w)->rotate(1).ok());
+  }
+  cfg.keys = *k2; // key 1 retired from the key file
+  auto recs = replay_all(cfg);
+  REQUIRE(recs.size() == 1);
+  CHECK(recs[0].e.value == "sealed-with-2");
 }
