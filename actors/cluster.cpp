@@ -74,7 +74,7 @@ std::vector<std::string> cluster_core::owners(std::string_view key) const {
 }
 
 void cluster_core::write(const std::string& key, const std::string& value, uint64_t expiry_ms,
-                         bool tombstone, result_fn fn) {
+                         bool tombstone, result_fn fn, uint8_t flags) {
   if (!node_) {
     gossip::client_result r;
     r.write = true;
@@ -82,7 +82,7 @@ void cluster_core::write(const std::string& key, const std::string& value, uint6
     return;
   }
   auto now = real_clock::instance().now_ms();
-  auto rid = node_->write(key, value, now, tombstone, expiry_ms);
+  auto rid = node_->write(key, value, now, tombstone, expiry_ms, flags);
   waiting_.emplace(rid, std::move(fn));
   pump_deferred();
 }

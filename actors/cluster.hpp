@@ -113,9 +113,10 @@ public:
   /// Node ids of the replicas of `key`, owner first (empty when not ready).
   std::vector<std::string> owners(std::string_view key) const;
   /// Writes (or deletes, with `tombstone`) `key`; `fn` runs once the write
-  /// is acknowledged by write-acks copies, failed, or timed out.
+  /// is acknowledged by write-acks copies, failed, or timed out. `flags`:
+  /// entry_flags::hash for a hash value, 0 for a string.
   void write(const std::string& key, const std::string& value, uint64_t expiry_ms, bool tombstone,
-             result_fn fn);
+             result_fn fn, uint8_t flags = 0);
   /// Reads `key` locally when this node is a replica, else from the owner,
   /// falling over to the next replica on a timeout.
   void read(const std::string& key, result_fn fn);

@@ -1,6 +1,8 @@
 // The tiers' side of KURA.ERASE (actors/erase_tiers.hpp).
 #include "actors/erase_tiers.hpp"
 
+#include "actors/keyspace.hpp"
+
 #include <memory>
 #include <unordered_set>
 
@@ -10,13 +12,24 @@ std::function<bool(std::string_view)> erase_matcher(uint8_t mode,
                                                     const std::vector<std::string>& args,
                                                     const std::vector<std::string>& keys) {
   auto set = std::make_shared<std::unordered_set<std::string>>(keys.begin(), keys.end());
+  auto globs = std::make_shared<std::vector<std::string>>();
   if (mode == erase_mode::keys)
     set->insert(args.begin(), args.end());
+  if (mode == erase_mode::subject)
+    for (auto& a : args) {
+      if (a.size() > 1 && a[0] == 'g')
+        globs->push_back(a.substr(1));
+      else if (a.size() > 1 && a[0] == 'k')
+        set->insert(a.substr(1));
+    }
   std::string prefix = mode == erase_mode::prefix && !args.empty() ? args[0] : std::string{};
   bool by_prefix = mode == erase_mode::prefix;
-  return [set, prefix, by_prefix](std::string_view k) {
+  return [set, globs, prefix, by_prefix](std::string_view k) {
     if (by_prefix && k.substr(0, prefix.size()) == prefix)
       return true;
+    for (auto& g : *globs)
+      if (glob_match(g, k))
+        return true;
     return set->count(std::string{k}) != 0;
   };
 }
@@ -37,7 +50,7 @@ erase_in_l3(l3_lmdb& db, l3_below* below, uint8_t mode, const std::vector<std::s
     if (!r)
       return {0, 0, {}, "L3: " + r.err().to_string()};
     n3 = *r;
-  } else {
+  } else { // prefix, subject: a scan
     std::string after;
     while (true) {
       auto r = db.scan(after, 4096, [&](const entry& e) {
@@ -97,7 +110,7 @@ std::string finish_erase_in_l3(l3_lmdb& db, l3_below* below, const std::vector<s
 std::vector<std::string> erase_in_memory(store_core& core, uint8_t mode,
                                          const std::vector<std::string>& args) {
   std::vector<std::string> keys;
-  if (mode == erase_mode::prefix) {
+  if (mode != erase_mode::keys) {
     auto match = erase_matcher(mode, args);
     core.ks().memory_keys([&](std::string_view k) {
       if (match(k))

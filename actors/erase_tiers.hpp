@@ -28,6 +28,9 @@ namespace kura::actors {
 namespace erase_mode {
 constexpr uint8_t keys = 1;   ///< the keys in args
 constexpr uint8_t prefix = 2; ///< every key starting with args[0]
+/// A data subject's keys (node/subjects.hpp): each arg is "g" + a glob or
+/// "k" + a key; a key matches when it matches a glob or is named.
+constexpr uint8_t subject = 3;
 } // namespace erase_mode
 
 /// (mem_erase_atom, mode, args) -> (erased count, erased keys): memory
@@ -44,7 +47,7 @@ using l3_erase_fin_atom = caf::atom_constant<caf::atom("l3_erasef")>;
 using l4_erase_atom = caf::atom_constant<caf::atom("l4_erase")>;
 
 /// The predicate of an erasure: a key in `keys`, or (prefix) one starting
-/// with args[0].
+/// with args[0], or (subject) one the args name or whose glob it matches.
 std::function<bool(std::string_view)> erase_matcher(uint8_t mode,
                                                     const std::vector<std::string>& args,
                                                     const std::vector<std::string>& keys = {});

@@ -1,13 +1,19 @@
 #include "actors/kura.hpp"
 
 #include "actors/store.hpp"
+#include "gossip/ring.hpp"
+#include "gossip/tier_store.hpp"
 #include "tiers/clock.hpp"
 #include "tiers/l3_lmdb.hpp"
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
 
 namespace kura::actors {
 
@@ -18,6 +24,7 @@ public:
   instance_impl(caf::actor_system& sys, store_handles h) : sys_(sys), h_(std::move(h)) {}
   ~instance_impl() override { stop(); }
   kura_actor handle() const override { return caf::actor_cast<kura_actor>(h_.broker); }
+  std::shared_ptr<cluster_core> cluster() const override { return nullptr; }
   void stop() override {
     if (stopped_)
       return;
@@ -31,9 +38,310 @@ private:
   bool stopped_ = false;
 };
 
+bool read_file(const std::string& path, std::string& out) {
+  std::ifstream f(path);
+  if (!f)
+    return false;
+  std::stringstream ss;
+  ss << f.rdbuf();
+  out = ss.str();
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r' || out.back() == ' '))
+    out.pop_back();
+  return true;
+}
+
+std::string write_file(const std::string& path, const std::string& text) {
+  auto tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    f << text << "\n";
+    if (!f.flush())
+      return "cannot write " + tmp;
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec)
+    return "cannot write " + path + ": " + ec.message();
+  return {};
+}
+
+// -- an embedded cluster member ------------------------------------------------
+
+const char* cluster_down = "CLUSTERDOWN The cluster is not joined yet";
+
+/// Runs `args` at the first of `cands` that answers (the key's owner first,
+/// then the other replicas), as kura-node does for commands run at the owner.
+void at_replicas(std::shared_ptr<cluster_core> core, std::vector<gossip::node_id> cands, size_t i,
+                 std::vector<std::string> args, std::function<void(bool, std::string)> fn) {
+  if (i >= cands.size())
+    return fn(false, "CLUSTERDOWN No replica of the key answered");
+  auto to = cands[i];
+  auto copy = args;
+  core->forward(to, std::move(copy),
+                [core, cands = std::move(cands), i, args = std::move(args),
+                 fn = std::move(fn)](bool ok, std::string r) mutable {
+                  if (ok)
+                    return fn(true, std::move(r));
+                  at_replicas(std::move(core), std::move(cands), i + 1, std::move(args),
+                              std::move(fn));
+                });
+}
+
+/// A RESP reply as a kv_reply: an error reply's text, or `found` from the
+/// integer (or the first integer of an array) being 1.
+kv_reply from_resp(bool ok, const std::string& r) {
+  kv_reply out;
+  if (!ok || r.empty())
+    out.error = ok ? "empty reply" : r;
+  else if (r[0] == '-')
+    out.error = r.substr(1, r.find("\r\n") - 1);
+  else
+    out.found = r.rfind(":1\r\n", 0) == 0 || r.rfind("*2\r\n:1\r\n", 0) == 0;
+  return out;
+}
+
+/// The typed key/value interface of a cluster member: a broker (no sockets),
+/// so it runs on the multiplexer thread with the coordinator and calls its
+/// core directly, as kura-node's RESP broker does.
+caf::behavior cluster_kv(caf::io::broker* self, std::shared_ptr<cluster_core> core) {
+  using rp_t = caf::typed_response_promise<kv_reply>;
+  auto not_ready = [] {
+    kv_reply r;
+    r.error = cluster_down;
+    return r;
+  };
+  auto run_at_owner = [self, core](const std::string& key, std::vector<std::string> args) {
+    auto rp = self->make_response_promise<kv_reply>();
+    at_replicas(core, core->replica_ids(key), 0, std::move(args),
+                [rp](bool ok, std::string r) mutable { rp.deliver(from_resp(ok, r)); });
+    return rp;
+  };
+  return {
+      [=](kv_get_atom, const std::string& key) -> caf::result<kv_reply> {
+        if (!core->ready())
+          return not_ready();
+        rp_t rp = self->make_response_promise<kv_reply>();
+        core->read(key, [rp](const gossip::client_result& r) mutable {
+          kv_reply out;
+          if (!r.ok)
+            out.error = "CLUSTERDOWN No replica of the key answered";
+          else if (r.found && (r.e.flags & entry_flags::hash))
+            out.error = "WRONGTYPE Operation against a key holding the wrong kind of value";
+          else if (r.found)
+            out = kv_reply{true, r.e.value, r.e.expiry_ms, {}};
+          rp.deliver(std::move(out));
+        });
+        return rp;
+      },
+      [=](kv_set_atom, const std::string& key, const std::string& value,
+          uint64_t ttl_ms) -> caf::result<kv_reply> {
+        if (!core->ready())
+          return not_ready();
+        rp_t rp = self->make_response_promise<kv_reply>();
+        uint64_t expiry = ttl_ms == 0 ? 0 : real_clock::instance().now_ms() + ttl_ms;
+        core->write(key, value, expiry, false, [rp](const gossip::client_result& r) mutable {
+          kv_reply out;
+          out.found = r.ok;
+          if (!r.ok)
+            out.error =
+                "NOREPLICAS Not enough replicas acknowledged the write (kura.cluster.write-acks)";
+          rp.deliver(std::move(out));
+        });
+        return rp;
+      },
+      [=](kv_del_atom, const std::string& key) -> caf::result<kv_reply> {
+        if (!core->ready())
+          return not_ready();
+        return run_at_owner(key, {"del", key});
+      },
+      [=](kv_expire_atom, const std::string& key, uint64_t ttl_ms) -> caf::result<kv_reply> {
+        if (!core->ready())
+          return not_ready();
+        if (ttl_ms != 0)
+          return run_at_owner(key, {"pexpire", key, std::to_string(ttl_ms)});
+        // persist: "existed" is EXISTS's answer, in the same unit at the owner
+        return run_at_owner(key, {"kura.node.exec", "0", "2", "exists", key, "2", "persist", key});
+      },
+      [=](kv_tier_atom, const std::string& key) -> kv_reply {
+        auto e = core->local(key);
+        bool here = e && !e->is_tombstone() && !e->expired(real_clock::instance().now_ms());
+        return kv_reply{here, here ? "l3" : "remote", 0, {}};
+      },
+      [=](kv_flush_atom) -> caf::result<kv_reply> {
+        if (!core->ready())
+          return not_ready();
+        rp_t rp = self->make_response_promise<kv_reply>();
+        auto members = core->ring_members();
+        auto left = std::make_shared<size_t>(members.size());
+        auto failed = std::make_shared<std::string>();
+        for (auto m : members)
+          core->forward(m, {"kura.node.flush"}, [rp, left, failed](bool ok, std::string r) mutable {
+            if (!ok || r.empty() || r[0] == '-')
+              *failed = "CLUSTERDOWN A cluster member did not answer; try again";
+            if (--*left == 0) {
+              kv_reply out;
+              out.found = failed->empty();
+              out.error = *failed;
+              rp.deliver(std::move(out));
+            }
+          });
+        return rp;
+      },
+  };
+}
+
+/// What the cluster port publishes: peers ask it for the coordinator, `kura
+/// members` for the membership (as kura-node's ops actor answers).
+caf::behavior cluster_door(caf::event_based_actor* self, caf::actor coordinator) {
+  auto members = [self, coordinator]() {
+    auto rp = self->make_response_promise<std::string>();
+    self->request(coordinator, std::chrono::seconds(10), members_atom::value)
+        .then([rp](std::string& bytes) mutable { rp.deliver(std::move(bytes)); },
+              [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+    return rp;
+  };
+  return {
+      [=](coord_atom) { return coordinator; },
+      [=](members_atom) { return members(); },
+      [=](members_atom, const std::string&, const std::string&) { return members(); },
+  };
+}
+
+class cluster_instance final : public instance {
+public:
+  cluster_instance(caf::actor_system& sys, cluster_handles h, caf::actor kv, caf::actor door,
+                   uint16_t port, uint64_t linger_ms)
+      : sys_(sys), h_(std::move(h)), kv_(std::move(kv)), door_(std::move(door)), port_(port),
+        linger_ms_(linger_ms) {}
+  ~cluster_instance() override { stop(); }
+  kura_actor handle() const override { return caf::actor_cast<kura_actor>(kv_); }
+  std::shared_ptr<cluster_core> cluster() const override { return h_.core; }
+  void stop() override {
+    if (stopped_)
+      return;
+    stopped_ = true;
+    stop_cluster(sys_, h_, linger_ms_); // leaves, hands off; the store is flushed
+    (void)sys_.middleman().unpublish(door_, port_);
+    caf::anon_send_exit(kv_, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(door_, caf::exit_reason::user_shutdown);
+  }
+
+private:
+  caf::actor_system& sys_;
+  cluster_handles h_;
+  caf::actor kv_, door_;
+  uint16_t port_;
+  uint64_t linger_ms_;
+  bool stopped_ = false;
+};
+
+caf::expected<std::unique_ptr<instance>> spawn_cluster_member(caf::actor_system& sys,
+                                                              embedded_options& opts) {
+  auto& c = opts.cluster;
+  auto fail = [](std::string why) { return caf::make_error(caf::sec::runtime_error, why); };
+  if (opts.data_dir.empty())
+    return fail("an embedded cluster member needs a data directory");
+  if (c.port == 0)
+    return fail("an embedded cluster member needs a cluster port");
+  if (!c.exec)
+    return fail("an embedded cluster member needs cluster.exec (kura::node::exec_owned)");
+  std::error_code ec;
+  std::filesystem::create_directories(opts.data_dir + "/l3", ec);
+  if (ec)
+    return fail("cannot create " + opts.data_dir + "/l3: " + ec.message());
+  std::string id;
+  uint64_t incarnation = 0;
+  if (auto e = resolve_cluster_identity(opts.data_dir, c.node_id, id, incarnation); !e.empty())
+    return fail(e);
+  l3_config lc;
+  lc.path = opts.data_dir + "/l3";
+  lc.sync_mode = opts.l3_sync;
+  lc.map_size = 1ull << 30;
+  lc.lim.max_value_bytes = opts.max_value_bytes;
+  auto& clk = real_clock::instance();
+  // the cluster's store (tombstones, version floors), commits off the serving thread
+  auto store = gossip::tier_store::open(lc, nullptr, clk, gossip::ring_config{}.seed, true);
+  if (!store)
+    return fail("cannot open L3 in " + lc.path + ": " + store.err().to_string());
+  cluster_settings s;
+  s.name = id;
+  s.host = c.host;
+  s.port = c.port;
+  s.seeds = c.seeds;
+  s.replication_factor = c.replication_factor;
+  s.write_acks = c.write_acks != 0 ? c.write_acks : std::min<uint32_t>(2, c.replication_factor);
+  s.secret = c.secret;
+  s.heartbeat_ms = c.heartbeat_ms;
+  s.sync_ms = c.sync_ms;
+  s.request_timeout_ms = c.request_timeout_ms;
+  s.tick_ms = std::clamp<uint64_t>(c.heartbeat_ms / 10, 10, 100);
+  s.near_cache = c.near_cache;
+  s.exec = c.exec;
+  auto h = spawn_cluster(sys, std::move(s), incarnation, std::move(*store));
+  auto door = sys.spawn(cluster_door, h.coordinator);
+  auto p = sys.middleman().publish(door, c.port, c.host.c_str(), true);
+  if (!p) {
+    caf::anon_send_exit(door, caf::exit_reason::user_shutdown);
+    stop_cluster(sys, h, 0);
+    return fail("cannot listen for the cluster on " + c.host + ":" + std::to_string(c.port));
+  }
+  auto kv = sys.middleman().spawn_broker(cluster_kv, h.core);
+  auto linger = std::clamp<uint64_t>(2 * c.heartbeat_ms, 200, 3000);
+  return std::unique_ptr<instance>(
+      new cluster_instance(sys, std::move(h), std::move(kv), std::move(door), c.port, linger));
+}
+
 } // namespace
 
+void prepare_cluster_config(caf::actor_system_config& cfg, uint64_t heartbeat_ms) {
+  auto& content = caf::content(cfg);
+  // CAF-0.17.md §8.1: a connect whose handshake has not finished by the next
+  // heartbeat tick fails, so the interval stays far above a loopback handshake.
+  auto hb_ms = std::max<uint64_t>(500, heartbeat_ms / 2);
+  if (!caf::get_if<caf::timespan>(&content, "middleman.heartbeat-interval") ||
+      caf::get<caf::timespan>(content, "middleman.heartbeat-interval").count() == 0)
+    cfg.set("middleman.heartbeat-interval", caf::timespan{std::chrono::milliseconds(hb_ms)});
+  if (!caf::get_if<caf::timespan>(&content, "middleman.connection-timeout") ||
+      caf::get<caf::timespan>(content, "middleman.connection-timeout").count() == 0)
+    cfg.set("middleman.connection-timeout", caf::timespan{std::chrono::milliseconds(
+                                                std::max<uint64_t>(4 * hb_ms, heartbeat_ms * 3))});
+}
+
+std::string resolve_cluster_identity(const std::string& data_dir, const std::string& configured,
+                                     std::string& id, uint64_t& incarnation) {
+  auto id_path = data_dir + "/cluster.id";
+  auto inc_path = data_dir + "/cluster.incarnation";
+  std::string recorded;
+  bool have = read_file(id_path, recorded) && !recorded.empty();
+  if (have && !configured.empty() && recorded != configured)
+    return "data dir '" + data_dir + "' belongs to cluster node '" + recorded +
+           "'; refusing to start as '" + configured +
+           "' (start with --kura.cluster.node-id=" + recorded + " or use another data dir)";
+  if (!configured.empty()) {
+    id = configured;
+  } else if (have) {
+    id = recorded;
+  } else {
+    std::random_device rd;
+    std::ostringstream os;
+    os << "n-" << std::hex << rd() << rd();
+    id = os.str();
+  }
+  if (!have)
+    if (auto e = write_file(id_path, id); !e.empty())
+      return e;
+  std::string inc_text;
+  uint64_t inc = 0;
+  if (read_file(inc_path, inc_text) && !inc_text.empty() &&
+      inc_text.find_first_not_of("0123456789") == std::string::npos && inc_text.size() < 19)
+    inc = std::stoull(inc_text);
+  incarnation = inc + 1;
+  return write_file(inc_path, std::to_string(incarnation));
+}
+
 caf::expected<std::unique_ptr<instance>> spawn_kura(caf::actor_system& sys, embedded_options opts) {
+  if (!opts.cluster.node_id.empty())
+    return spawn_cluster_member(sys, opts);
   auto& clk = real_clock::instance();
   std::shared_ptr<l3_lmdb> db;
   if (!opts.data_dir.empty()) {

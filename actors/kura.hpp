@@ -10,6 +10,19 @@
 // kv_reply::error is non-empty when something failed (L3 error, limits).
 // `blocking_client` wraps the handle for code outside actors (main, tests).
 //
+// In a cluster (embedded_options::cluster.node_id set) the application is a
+// full member of a kura ring, beside kura-node processes: it listens on its
+// cluster port, joins through the seeds, owns and replicates slots, and its
+// typed requests take the same paths as a RESP client's on a kura-node: get
+// reads locally when this node is a replica (else from the owner, with near
+// copies invalidated on change), set is a replicated write acknowledged by
+// write-acks copies, del/expire/flush run at the key's owner (or every
+// member). Its data lives in data_dir/l3 (the cluster's LMDB store, as
+// kura-node's). The commands peers forward to it (INCR, HSET ... of keys it
+// owns) run through `cluster.exec`: kura::node::exec_owned, library
+// kura_cluster (node/cluster_routing.hpp). Before creating the actor system,
+// call prepare_cluster_config (middleman heartbeat and connection timeout).
+//
 //   caf::actor_system_config cfg;
 //   cfg.load<caf::io::middleman>();           // kura's store is a broker
 //   caf::actor_system sys{cfg};
@@ -22,6 +35,7 @@
 // `instance` and a `blocking_client` belong to one thread.
 #pragma once
 
+#include "actors/cluster.hpp"
 #include "actors/messages.hpp"
 
 #include <caf/actor_system.hpp>
@@ -32,6 +46,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace kura::actors {
 
@@ -44,13 +59,46 @@ using kura_actor = caf::typed_actor<
     caf::replies_to<kv_tier_atom, std::string>::with<kv_reply>,
     caf::replies_to<kv_flush_atom>::with<kv_reply>>;
 
+/// Cluster membership of an embedded kura (the kura.cluster.* settings of
+/// kura-node, docs/cluster.md).
+struct embedded_cluster {
+  std::string node_id;            ///< kura.cluster.node-id; empty = not in a cluster
+  std::string host = "127.0.0.1"; ///< the cluster port's bind and advertised host
+  uint16_t port = 0;              ///< the cluster port (peers and `kura members` use it)
+  std::vector<std::string> seeds; ///< host:port of other members' cluster ports
+  uint32_t replication_factor = 2;
+  uint32_t write_acks = 0; ///< 0 = min(2, replication_factor)
+  std::string secret;      ///< kura.cluster.secret
+  uint64_t heartbeat_ms = 10'000;
+  uint64_t sync_ms = 30'000;
+  uint64_t request_timeout_ms = 2'000;
+  bool near_cache = true;
+  /// Runs the commands peers forward to this node: kura::node::exec_owned
+  /// (node/cluster_routing.hpp). Required in a cluster.
+  exec_fn exec;
+};
+
 struct embedded_options {
   std::string data_dir;                ///< L3 lives in data_dir/l3; empty = no L3
   uint64_t memory_bytes = 64ull << 20; ///< L1 + L2, all shards
   size_t shards = 2;
   bool l3_sync = false; ///< fsync every write instead of write-behind
   uint64_t max_value_bytes = 64ull << 20;
+  embedded_cluster cluster{}; ///< node_id set: join a cluster (data_dir required)
 };
+
+/// Sets the middleman heartbeat (max(500 ms, heartbeat/2)) and connection
+/// timeout (max(4 x that, 3 x heartbeat)) unless set already: without them a
+/// frozen peer is never noticed (CAF-0.17.md §4). Call before the
+/// actor_system is made from `cfg`.
+void prepare_cluster_config(caf::actor_system_config& cfg, uint64_t heartbeat_ms);
+
+/// The cluster node id kept in `data_dir`/cluster.id: records `configured`
+/// at first start, refuses another one later (returns a one-line error),
+/// makes a random id when none is configured or recorded; bumps
+/// `data_dir`/cluster.incarnation. Returns "" with `id` and `incarnation` set.
+std::string resolve_cluster_identity(const std::string& data_dir, const std::string& configured,
+                                     std::string& id, uint64_t& incarnation);
 
 /// A running kura graph inside the caller's actor system.
 class instance {
@@ -58,13 +106,18 @@ public:
   virtual ~instance() = default;
   /// The typed handle (valid until stop()).
   virtual kura_actor handle() const = 0;
-  /// Sends pending writes to L3, syncs, and stops the actors. Idempotent.
-  /// Call before the actor_system is destroyed (it waits for its actors).
+  /// In a cluster: the coordinator's core (members, owners; multiplexer
+  /// thread only), else null.
+  virtual std::shared_ptr<cluster_core> cluster() const = 0;
+  /// Sends pending writes to L3, syncs, and stops the actors (in a cluster:
+  /// leaves the ring gracefully first). Idempotent. Call before the
+  /// actor_system is destroyed (it waits for its actors).
   virtual void stop() = 0;
 };
 
 /// Starts kura in `sys` (which must have loaded caf::io::middleman). Fails
-/// when the data directory cannot be used or L3 cannot be opened.
+/// when the data directory cannot be used, L3 cannot be opened, or (in a
+/// cluster) the node id or the cluster port are refused.
 caf::expected<std::unique_ptr<instance>> spawn_kura(caf::actor_system& sys, embedded_options opts);
 
 /// Blocking calls on a kura handle, each bounded by `timeout`.

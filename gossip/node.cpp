@@ -695,7 +695,7 @@ void node::release_acks(const std::string& key) {
 // -- client calls ---------------------------------------------------------------
 
 uint64_t node::write(const std::string& key, const std::string& value, uint64_t now, bool tombstone,
-                     uint64_t expiry_ms) {
+                     uint64_t expiry_ms, uint8_t flags) {
   uint64_t rid = next_rid_++;
   ++stats_.writes;
   // The new version must beat whatever we already hold for the key, even if our
@@ -707,7 +707,7 @@ uint64_t node::write(const std::string& key, const std::string& value, uint64_t 
   e.value = tombstone ? std::string{} : value;
   e.expiry_ms = tombstone ? 0 : expiry_ms;
   e.ver = hlc_.now(now);
-  e.flags = tombstone ? entry_flags::tombstone : 0;
+  e.flags = tombstone ? entry_flags::tombstone : static_cast<uint8_t>(flags & entry_flags::hash);
   auto plan = plan_write(ring_, key, cfg_.write_acks);
   uint32_t acks = 0;
   std::set<node_id> waiting;

@@ -128,9 +128,10 @@ public:
   // -- client calls ----------------------------------------------------------
 
   /// Coordinates a write (or a delete when `tombstone`) of `key`; the answer
-  /// comes through take_results() with the same request id.
+  /// comes through take_results() with the same request id. `flags`: the
+  /// value's type bits (entry_flags::hash), 0 for a string.
   uint64_t write(const std::string& key, const std::string& value, uint64_t now,
-                 bool tombstone = false, uint64_t expiry_ms = 0);
+                 bool tombstone = false, uint64_t expiry_ms = 0, uint8_t flags = 0);
   /// Reads `key`: locally when this node is a replica or holds a fresh near
   /// copy, otherwise from the owner (then the other replicas).
   uint64_t read(const std::string& key, uint64_t now);

@@ -1,4 +1,4 @@
-// `kura erase key K [K...] | prefix P | status ID [--json]` (node/erase.hpp):
+// `kura erase key K [K...] | prefix P | subject ID | status ID [--json]` (node/erase.hpp):
 // starts an erasure through the ops port, shows its progress on stderr (the
 // receipt's state, polled) until it ends, then prints a summary, or with
 // --json only the receipt as a JSON object on stdout.
@@ -77,7 +77,7 @@ void progress(const erase_receipt& r) {
 int run_erase_command(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& ops,
                       const std::vector<std::string>& args, bool json, caf::timespan timeout) {
   auto usage = [] {
-    std::cerr << "usage: kura erase key K [K...] | prefix P | status ID [--json]\n";
+    std::cerr << "usage: kura erase key K [K...] | prefix P | subject ID | status ID [--json]\n";
     return 1;
   };
   if (args.size() < 3)
@@ -89,6 +89,8 @@ int run_erase_command(caf::actor_system& sys, caf::scoped_actor& self, const caf
     req.value = pack_keys(std::vector<std::string>(args.begin() + 2, args.end()));
   } else if (what == "prefix" && args.size() == 3) {
     req.op = erase_ops::erase_prefix, req.key = args[2];
+  } else if (what == "subject" && args.size() == 3) {
+    req.op = erase_ops::erase_subject, req.key = args[2];
   } else if (what == "status" && args.size() == 3) {
     req.op = erase_ops::erase_status, req.key = args[2];
   } else {

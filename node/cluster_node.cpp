@@ -1,5 +1,6 @@
 #include "node/cluster_node.hpp"
 
+#include "actors/kura.hpp"
 #include "gossip/tier_store.hpp"
 #include "node/archive_node.hpp"
 #include "node/cluster_routing.hpp"
@@ -17,33 +18,6 @@ namespace kura::node {
 
 namespace {
 
-bool read_file(const std::string& path, std::string& out) {
-  std::ifstream f(path);
-  if (!f)
-    return false;
-  std::stringstream ss;
-  ss << f.rdbuf();
-  out = ss.str();
-  while (!out.empty() && (out.back() == '\n' || out.back() == '\r' || out.back() == ' '))
-    out.pop_back();
-  return true;
-}
-
-std::string write_file(const std::string& path, const std::string& text) {
-  auto tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    f << text << "\n";
-    if (!f.flush())
-      return "cannot write " + tmp;
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec)
-    return "cannot write " + path + ": " + ec.message();
-  return {};
-}
-
 uint64_t ms(caf::timespan t) {
   return static_cast<uint64_t>(
       std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::milliseconds>(t).count()));
@@ -53,34 +27,7 @@ uint64_t ms(caf::timespan t) {
 
 std::string resolve_cluster_identity(const node_config& cfg, std::string& id,
                                      uint64_t& incarnation) {
-  auto id_path = cfg.data_dir + "/cluster.id";
-  auto inc_path = cfg.data_dir + "/cluster.incarnation";
-  std::string recorded;
-  bool have = read_file(id_path, recorded) && !recorded.empty();
-  if (have && !cfg.cluster_node_id.empty() && recorded != cfg.cluster_node_id)
-    return "data dir '" + cfg.data_dir + "' belongs to cluster node '" + recorded +
-           "'; refusing to start as '" + cfg.cluster_node_id +
-           "' (start with --kura.cluster.node-id=" + recorded + " or use another data dir)";
-  if (!cfg.cluster_node_id.empty()) {
-    id = cfg.cluster_node_id;
-  } else if (have) {
-    id = recorded;
-  } else {
-    std::random_device rd;
-    std::ostringstream os;
-    os << "n-" << std::hex << rd() << rd();
-    id = os.str();
-  }
-  if (!have)
-    if (auto e = write_file(id_path, id); !e.empty())
-      return e;
-  std::string inc_text;
-  uint64_t inc = 0;
-  if (read_file(inc_path, inc_text) && !inc_text.empty() &&
-      inc_text.find_first_not_of("0123456789") == std::string::npos && inc_text.size() < 19)
-    inc = std::stoull(inc_text);
-  incarnation = inc + 1;
-  return write_file(inc_path, std::to_string(incarnation));
+  return actors::resolve_cluster_identity(cfg.data_dir, cfg.cluster_node_id, id, incarnation);
 }
 
 actors::cluster_settings cluster_settings_of(const node_config& cfg, const std::string& id) {
@@ -135,21 +82,7 @@ open_cluster_store(const node_config& cfg, l3_config l3, const kura::clock& clk)
 }
 
 void set_cluster_transport_defaults(node_config& cfg) {
-  // The middleman's own liveness check: a heartbeat well inside the SWIM
-  // period, and a connection timeout of a few heartbeats, so a frozen peer's
-  // connection is dropped (and it becomes suspect) within ~3 heartbeats.
-  auto& content = caf::content(cfg);
-  // CAF-0.17.md §8.1: a connect whose handshake has not finished by the next
-  // heartbeat tick fails, so the interval stays far above a loopback handshake.
-  auto hb_ms = std::max<uint64_t>(500, ms(cfg.heartbeat) / 2);
-  if (!caf::get_if<caf::timespan>(&content, "middleman.heartbeat-interval") ||
-      caf::get<caf::timespan>(content, "middleman.heartbeat-interval").count() == 0)
-    cfg.set("middleman.heartbeat-interval", caf::timespan{std::chrono::milliseconds(hb_ms)});
-  if (!caf::get_if<caf::timespan>(&content, "middleman.connection-timeout") ||
-      caf::get<caf::timespan>(content, "middleman.connection-timeout").count() == 0)
-    cfg.set("middleman.connection-timeout",
-            caf::timespan{
-                std::chrono::milliseconds(std::max<uint64_t>(4 * hb_ms, ms(cfg.heartbeat) * 3))});
+  actors::prepare_cluster_config(cfg, ms(cfg.heartbeat));
 }
 
 } // namespace kura::node

@@ -1,6 +1,7 @@
 #include "node/cluster_routing.hpp"
 
 #include "actors/keyspace.hpp"
+#include "node/cluster_exec.hpp"
 #include "node/cluster_faces.hpp"
 #include "node/command_util.hpp"
 #include "node/resp_parser.hpp"
@@ -14,6 +15,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <tuple>
 
 namespace kura::node {
 
@@ -82,6 +84,7 @@ struct kv_write {
   std::string key, value;
   uint64_t expiry_ms = 0;
   bool tombstone = false;
+  uint8_t flags = 0; ///< entry_flags::hash for a hash
 };
 
 void write_all(cluster_core& c, std::vector<kv_write> ws,
@@ -91,8 +94,9 @@ void write_all(cluster_core& c, std::vector<kv_write> ws,
   fo->finish = std::move(then);
   fo->pending = ws.size();
   for (size_t i = 0; i < ws.size(); ++i)
-    c.write(ws[i].key, ws[i].value, ws[i].expiry_ms, ws[i].tombstone,
-            [fo, i](const client_result& r) { fo->done_one(i, r); });
+    c.write(
+        ws[i].key, ws[i].value, ws[i].expiry_ms, ws[i].tombstone,
+        [fo, i](const client_result& r) { fo->done_one(i, r); }, ws[i].flags);
   fo->issued = true;
   fo->maybe_finish();
 }
@@ -260,132 +264,101 @@ std::optional<entry> live(cluster_core& c, const std::string& key) {
   return e;
 }
 
-/// Writes a new version of `key` (replicated as any write); replies
-/// `ok_reply` once write-acks copies hold it.
-void write_reply(cluster_core& c, const std::string& key, std::string value, uint64_t expiry,
-                 bool tombstone, std::string ok_reply, const reply_fn& reply) {
-  c.write(key, std::move(value), expiry, tombstone,
-          [ok_reply = std::move(ok_reply), reply](const client_result& r) {
-            reply(r.ok ? ok_reply : err_str(not_acked));
-          });
+/// The keys `cmd` names (the registry's key positions), added to `staged`
+/// with what this node holds for them.
+void stage_keys(cluster_core& c, const std::vector<std::string>& cmd,
+                actors::staged_entries& staged) {
+  std::vector<std::string_view> keys;
+  command_args args(cmd.begin(), cmd.end());
+  (void)cluster_executor().registry().keys_of(args, keys);
+  for (auto k : keys) {
+    std::string key(k);
+    if (staged.count(key) == 0)
+      staged.emplace(key, live(c, key));
+  }
 }
 
-/// EX/PX/EXAT/PXAT value -> absolute ms; false with `err` set when invalid.
-bool expiry_of(std::string_view opt, std::string_view v, std::string_view cmd, uint64_t& abs,
-               std::string& err) {
-  int64_t n = 0;
-  if (!parse_int64(v, n)) {
-    err = err_str(err_not_int);
-    return false;
-  }
-  auto o = lower(opt);
-  bool ms = o == "px" || o == "pxat";
-  bool at = o == "exat" || o == "pxat";
-  const int64_t lim = std::numeric_limits<int64_t>::max() / 1000 - 1;
-  if (n <= 0 || (!ms && n > lim) || (!at && n > lim)) {
-    out_buffer b;
-    invalid_expire(b, cmd);
-    err = as_string(b);
-    return false;
-  }
-  auto u = static_cast<uint64_t>(n) * (ms ? 1 : 1000);
-  abs = at ? u : now_ms() + u;
-  return true;
-}
-
-void owner_incr(cluster_core& c, const std::string& key, int64_t by, const reply_fn& reply) {
-  auto e = live(c, key);
-  int64_t cur = 0;
-  uint64_t exp = 0;
-  if (e) {
-    if (!parse_int64(e->value, cur))
-      return reply(err_str(err_not_int));
-    exp = e->expiry_ms;
-  }
-  if ((by > 0 && cur > std::numeric_limits<int64_t>::max() - by) ||
-      (by < 0 && cur < std::numeric_limits<int64_t>::min() - by))
-    return reply(err_str(err_overflow));
-  int64_t n = cur + by;
-  write_reply(c, key, std::to_string(n), exp, false, int_str(n), reply);
-}
-
-/// SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]
-void owner_set(cluster_core& c, const std::vector<std::string>& a, const reply_fn& reply) {
-  bool nx = false, xx = false, get = false, keepttl = false, has_exp = false;
-  uint64_t expiry = 0;
-  for (size_t i = 3; i < a.size(); ++i) {
-    auto o = lower(a[i]);
-    if (o == "nx" && !xx)
-      nx = true;
-    else if (o == "xx" && !nx)
-      xx = true;
-    else if (o == "get")
-      get = true;
-    else if (o == "keepttl" && !has_exp)
-      keepttl = true;
-    else if ((o == "ex" || o == "px" || o == "exat" || o == "pxat") && !has_exp && !keepttl &&
-             i + 1 < a.size()) {
-      std::string err;
-      if (!expiry_of(o, a[++i], "set", expiry, err))
-        return reply(err);
-      has_exp = true;
-    } else {
-      return reply(err_str(err_syntax));
-    }
-  }
-  auto e = live(c, a[1]);
-  std::string old = get ? (e ? bulk_str(e->value) : nil_str) : std::string();
-  if ((nx && e) || (xx && !e))
-    return reply(get ? old : nil_str);
-  if (keepttl && e)
-    expiry = e->expiry_ms;
-  write_reply(c, a[1], a[2], expiry, false, get ? old : std::string("+OK\r\n"), reply);
-}
-
-/// EXPIRE/PEXPIRE/EXPIREAT/PEXPIREAT key t [NX|XX|GT|LT]
-void owner_expire(cluster_core& c, const std::vector<std::string>& a, const reply_fn& reply) {
-  auto name = lower(a[0]);
-  int64_t n = 0;
-  if (!parse_int64(a[2], n))
-    return reply(err_str(err_not_int));
-  bool nx = false, xx = false, gt = false, lt = false;
-  for (size_t i = 3; i < a.size(); ++i) {
-    auto o = lower(a[i]);
-    if (o == "nx")
-      nx = true;
-    else if (o == "xx")
-      xx = true;
-    else if (o == "gt")
-      gt = true;
-    else if (o == "lt")
-      lt = true;
+/// Runs `cmds` here, against this node's own copies, with the command table
+/// (node/cluster_exec.hpp), then writes what they changed as new versions
+/// (replicated like any write); `reply` gets their replies (as one array when
+/// `as_tx`: EXEC) once write-acks copies hold every change. Nothing else runs
+/// in between on this node, so they are atomic as on a lone node.
+void run_here(cluster_core& c, std::vector<std::vector<std::string>> cmds, bool as_tx,
+              reply_fn reply) {
+  actors::staged_entries staged;
+  for (auto& cmd : cmds)
+    stage_keys(c, cmd, staged);
+  auto out = fresh_buffer();
+  if (as_tx)
+    put_array_header(out, cmds.size());
+  std::vector<cluster_exec::change> changes;
+  cluster_executor().run(cmds, staged, out, changes);
+  if (changes.empty())
+    return reply(as_string(out));
+  std::vector<kv_write> ws;
+  ws.reserve(changes.size());
+  for (auto& ch : changes) {
+    if (ch.e)
+      ws.push_back(kv_write{std::move(ch.key), std::move(ch.e->value), ch.e->expiry_ms, false,
+                            static_cast<uint8_t>(ch.e->flags & entry_flags::hash)});
     else
-      return reply(err_str("ERR Unsupported option " + a[i]));
+      ws.push_back(kv_write{std::move(ch.key), {}, 0, true, 0});
   }
-  if (nx && (xx || gt || lt))
-    return reply(err_str("ERR NX and XX, GT or LT options at the same time are not compatible"));
-  if (gt && lt)
-    return reply(err_str("ERR GT and LT options at the same time are not compatible"));
-  bool ms = name == "pexpire" || name == "pexpireat";
-  bool at = name == "expireat" || name == "pexpireat";
-  const int64_t lim = std::numeric_limits<int64_t>::max() / 1000 - 1;
-  if ((!ms && (n > lim || n < -lim)) || (!at && n > lim)) {
-    out_buffer b;
-    invalid_expire(b, name);
-    return reply(as_string(b));
+  write_all(c, std::move(ws), [r = as_string(out), reply](std::vector<client_result>& rs) {
+    reply(all_ok(rs) ? r : err_str(not_acked));
+  });
+}
+
+/// kura.node.watch key...: per key "1"/"0" (live), hlc, node of what this
+/// node (the slot's owner) holds.
+std::string watch_versions(cluster_core& c, const std::vector<std::string>& a) {
+  auto o = fresh_buffer();
+  put_array_header(o, 3 * (a.size() - 1));
+  for (size_t i = 1; i < a.size(); ++i) {
+    auto e = live(c, a[i]);
+    put_bulk(o, e ? "1" : "0");
+    put_bulk(o, std::to_string(e ? e->ver.hlc : 0));
+    put_bulk(o, std::to_string(e ? e->ver.node : 0));
   }
-  int64_t scaled = n * (ms ? 1 : 1000);
-  int64_t abs = at ? scaled : static_cast<int64_t>(now_ms()) + scaled;
-  auto e = live(c, a[1]);
-  if (!e)
-    return reply(int_str(0));
-  bool has = e->expiry_ms != 0;
-  auto cur = static_cast<int64_t>(e->expiry_ms);
-  if ((nx && has) || (xx && !has) || (gt && (!has || abs <= cur)) || (lt && has && abs >= cur))
-    return reply(int_str(0));
-  if (abs <= static_cast<int64_t>(now_ms())) // in the past: the key goes (Redis)
-    return write_reply(c, a[1], {}, 0, true, int_str(1), reply);
-  write_reply(c, a[1], e->value, static_cast<uint64_t>(abs), false, int_str(1), reply);
+  return as_string(o);
+}
+
+/// kura.node.exec nwatched (key live hlc node)... (argc arg...)...: a
+/// transaction forwarded to its slot's owner. A watched key whose liveness or
+/// version differs here aborts it (null array), as EXEC after a broken WATCH.
+void exec_transaction(cluster_core& c, const std::vector<std::string>& a, const reply_fn& reply) {
+  auto bad = [&] { reply(err_str("ERR malformed kura.node.exec")); };
+  size_t p = 1;
+  auto number = [&](uint64_t& v) { return p < a.size() && parse_cursor(a[p++], v); };
+  uint64_t nw = 0;
+  if (!number(nw))
+    return bad();
+  bool broken = false;
+  for (uint64_t i = 0; i < nw; ++i) {
+    if (p + 4 > a.size())
+      return bad();
+    const std::string& key = a[p++];
+    bool was_live = a[p++] == "1";
+    uint64_t hlc = 0, node = 0;
+    if (!number(hlc) || !number(node))
+      return bad();
+    auto e = live(c, key);
+    if (e.has_value() != was_live ||
+        (e && (e->ver.hlc != hlc || e->ver.node != static_cast<uint32_t>(node))))
+      broken = true;
+  }
+  std::vector<std::vector<std::string>> cmds;
+  while (p < a.size()) {
+    uint64_t argc = 0;
+    if (!number(argc) || argc == 0 || p + argc > a.size())
+      return bad();
+    cmds.emplace_back(a.begin() + static_cast<std::ptrdiff_t>(p),
+                      a.begin() + static_cast<std::ptrdiff_t>(p + argc));
+    p += argc;
+  }
+  if (broken)
+    return reply("*-1\r\n");
+  run_here(c, std::move(cmds), true, reply);
 }
 
 /// The ring's owner of a position is this node.
@@ -416,6 +389,10 @@ void for_owned(cluster_core& c, uint64_t from, F&& f) {
 /// this node owns as primary (so each key is counted once over the cluster).
 void node_part(cluster_core& c, const std::vector<std::string>& a, const reply_fn& reply) {
   auto sub = lower(a[0]);
+  if (sub == "kura.node.watch" && a.size() >= 2)
+    return reply(watch_versions(c, a));
+  if (sub == "kura.node.exec")
+    return exec_transaction(c, a, reply);
   if (sub == "kura.node.dbsize") {
     int64_t n = 0;
     for_owned(c, 0, [&](uint64_t, const entry&) {
@@ -441,16 +418,17 @@ void node_part(cluster_core& c, const std::vector<std::string>& a, const reply_f
     uint64_t from = 0, count = 0;
     if (!parse_cursor(a[1], from) || !parse_cursor(a[2], count) || count == 0)
       return reply(err_str(err_syntax));
-    std::vector<std::pair<uint64_t, std::string>> got;
+    std::vector<std::tuple<uint64_t, std::string, bool>> got; // position, key, is a hash
     for_owned(c, from, [&](uint64_t pos, const entry& m) {
-      got.emplace_back(pos, m.key);
+      got.emplace_back(pos, m.key, (m.flags & entry_flags::hash) != 0);
       return got.size() < count;
     });
     auto o = fresh_buffer();
-    put_array_header(o, 2 * got.size());
-    for (auto& [pos, k] : got) {
+    put_array_header(o, 3 * got.size());
+    for (auto& [pos, k, hash] : got) {
       put_bulk(o, std::to_string(pos));
       put_bulk(o, k);
+      put_bulk(o, hash ? "hash" : "string");
     }
     return reply(as_string(o));
   }
@@ -624,28 +602,28 @@ void keyspace_wide(cluster_core& c, const std::string& name, const std::vector<s
     return fan_out_members(
         c, {"kura.node.scan", std::to_string(cursor), std::to_string(count)},
         [done, count, match, type](std::vector<std::string>& rs) {
-          std::vector<std::pair<uint64_t, std::string>> all;
+          std::vector<std::tuple<uint64_t, std::string, std::string>> all; // pos, key, type
           bool more = false;
           for (auto& r : rs) {
             std::vector<std::string> flat;
             parse_bulks(r, flat);
-            more = more || flat.size() / 2 >= count;
-            for (size_t i = 0; i + 1 < flat.size(); i += 2)
-              all.emplace_back(std::strtoull(flat[i].c_str(), nullptr, 10), flat[i + 1]);
+            more = more || flat.size() / 3 >= count;
+            for (size_t i = 0; i + 2 < flat.size(); i += 3)
+              all.emplace_back(std::strtoull(flat[i].c_str(), nullptr, 10), flat[i + 1],
+                               flat[i + 2]);
           }
           std::sort(all.begin(), all.end());
           if (all.size() > count) {
             all.resize(count);
             more = true;
           }
-          uint64_t next = more && !all.empty() ? all.back().first + 1 : 0;
+          uint64_t next = more && !all.empty() ? std::get<0>(all.back()) + 1 : 0;
           auto o = fresh_buffer();
           put_array_header(o, 2);
           put_bulk(o, std::to_string(next));
           std::vector<std::string> keys;
-          for (auto& [pos, k] : all)
-            if ((match.empty() || actors::glob_match(match, k)) &&
-                (type.empty() || type == "string"))
+          for (auto& [pos, k, t] : all)
+            if ((match.empty() || actors::glob_match(match, k)) && (type.empty() || type == t))
               keys.push_back(k);
           put_array_header(o, keys.size());
           for (auto& k : keys)
@@ -688,151 +666,78 @@ void keyspace_wide(cluster_core& c, const std::string& name, const std::vector<s
       done);
 }
 
+const char* crossslot = "CROSSSLOT Keys in request don't hash to the same slot";
+
+/// DBSIZE KEYS SCAN RANDOMKEY FLUSHALL FLUSHDB: every member answers.
+bool is_keyspace_wide(std::string_view name) {
+  static const char* names[] = {"dbsize", "keys", "scan", "randomkey", "flushall", "flushdb"};
+  auto n = lower(name);
+  for (auto* k : names)
+    if (n == k)
+      return true;
+  return false;
+}
+
+bool keyspace_wide_queued(const session& s) {
+  for (auto& q : s.tx.queued)
+    if (!q.empty() && is_keyspace_wide(q[0]))
+      return true;
+  return false;
+}
+
+/// Every other key command, by the registry's key positions: keys in more
+/// than one slot get CROSSSLOT (the commands that may be split were split
+/// above); a read-only command runs here on what the key's replicas answer
+/// (locally when this node is one); anything that writes runs at the slot's
+/// owner (forwarded, one hop), atomic there as on a lone node.
+void run_by_keys(cluster_core& c, const std::vector<std::string_view>& a,
+                 std::function<void(out_buffer&&)> done) {
+  auto& x = cluster_executor();
+  auto& reg = x.registry();
+  std::vector<std::string_view> keys;
+  auto ks = reg.keys_of(a, keys);
+  if (ks == keys_status::wrong_arity)
+    return done(arity_error(a[0]));
+  std::vector<std::string> args(a.begin(), a.end());
+  if (ks != keys_status::ok || keys.empty()) // no key given: nothing to place
+    return run_here(c, {std::move(args)}, false,
+                    [done](std::string r) { done(out_buffer(r.begin(), r.end())); });
+  auto slot = kura::key_slot(keys[0]);
+  for (auto k : keys)
+    if (kura::key_slot(k) != slot)
+      return done(error_reply(crossslot));
+  if (reg.spec(reg.resolve(a)).flags & cmd_flag::readonly) {
+    std::vector<std::string> ks_read;
+    for (auto k : keys)
+      if (std::find(ks_read.begin(), ks_read.end(), k) == ks_read.end())
+        ks_read.emplace_back(k);
+    return read_all(
+        c, ks_read, [ks_read, args = std::move(args), done](std::vector<client_result>& rs) {
+          actors::staged_entries staged;
+          for (size_t i = 0; i < ks_read.size(); ++i)
+            staged.emplace(ks_read[i], rs[i].found ? std::optional<entry>(rs[i].e) : std::nullopt);
+          auto o = fresh_buffer();
+          std::vector<cluster_exec::change> changes; // none: read-only
+          cluster_executor().run({args}, staged, o, changes);
+          done(std::move(o));
+        });
+  }
+  auto cands = c.replica_ids(keys[0]);
+  at_owner(c, std::move(args), std::move(cands), 0, std::move(done));
+}
+
 } // namespace
 
 void exec_owned(actors::cluster_core& c, std::vector<std::string> a,
                 std::function<void(std::string)> reply) {
+  if (a.empty())
+    return reply(err_str("ERR empty command"));
   auto name = lower(a[0]);
   if (name.rfind("kura.node.", 0) == 0)
     return node_part(c, a, reply);
-  if (a.size() < 2)
-    return reply(err_str("ERR wrong number of arguments for '" + name + "' command"));
-  const std::string& key = a[1];
-  auto arity = [&](size_t n) { return a.size() == n; };
-  auto bad_arity = [&] {
-    reply(err_str("ERR wrong number of arguments for '" + name + "' command"));
-  };
-  if (name == "incr" || name == "decr") {
-    if (!arity(2))
-      return bad_arity();
-    return owner_incr(c, key, name == "incr" ? 1 : -1, reply);
-  }
-  if (name == "incrby" || name == "decrby") {
-    if (!arity(3))
-      return bad_arity();
-    int64_t by = 0;
-    if (!parse_int64(a[2], by))
-      return reply(err_str(err_not_int));
-    if (name == "decrby") {
-      if (by == std::numeric_limits<int64_t>::min())
-        return reply(err_str("ERR decrement would overflow"));
-      by = -by;
-    }
-    return owner_incr(c, key, by, reply);
-  }
-  if (name == "incrbyfloat") {
-    if (!arity(3))
-      return bad_arity();
-    long double by = 0, cur = 0;
-    if (!parse_ld(a[2], by))
-      return reply(err_str(err_not_float));
-    auto e = live(c, key);
-    uint64_t exp = 0;
-    if (e) {
-      if (!parse_ld(e->value, cur))
-        return reply(err_str(err_not_float));
-      exp = e->expiry_ms;
-    }
-    long double r = cur + by;
-    if (std::isnan(r) || std::isinf(r))
-      return reply(err_str("ERR increment would produce NaN or Infinity"));
-    auto v = format_ld(r);
-    return write_reply(c, key, v, exp, false, bulk_str(v), reply);
-  }
-  if (name == "append") {
-    if (!arity(3))
-      return bad_arity();
-    auto e = live(c, key);
-    std::string v = e ? e->value : std::string();
-    v += a[2];
-    auto len = static_cast<int64_t>(v.size());
-    return write_reply(c, key, std::move(v), e ? e->expiry_ms : 0, false, int_str(len), reply);
-  }
-  if (name == "setrange") {
-    if (!arity(4))
-      return bad_arity();
-    int64_t off = 0;
-    if (!parse_int64(a[2], off))
-      return reply(err_str(err_not_int));
-    if (off < 0)
-      return reply(err_str("ERR offset is out of range"));
-    auto e = live(c, key);
-    std::string v = e ? e->value : std::string();
-    if (a[3].empty())
-      return reply(int_str(static_cast<int64_t>(v.size())));
-    if (static_cast<uint64_t>(off) + a[3].size() > 512ull * 1024 * 1024)
-      return reply(err_str("ERR string exceeds maximum allowed size (proto-max-bulk-len)"));
-    auto uoff = static_cast<size_t>(off);
-    if (v.size() < uoff + a[3].size())
-      v.resize(uoff + a[3].size(), '\0');
-    v.replace(uoff, a[3].size(), a[3]);
-    auto len = static_cast<int64_t>(v.size());
-    return write_reply(c, key, std::move(v), e ? e->expiry_ms : 0, false, int_str(len), reply);
-  }
-  if (name == "getset") {
-    if (!arity(3))
-      return bad_arity();
-    auto e = live(c, key);
-    return write_reply(c, key, a[2], 0, false, e ? bulk_str(e->value) : nil_str, reply);
-  }
-  if (name == "getdel") {
-    if (!arity(2))
-      return bad_arity();
-    auto e = live(c, key);
-    if (!e)
-      return reply(nil_str);
-    return write_reply(c, key, {}, 0, true, bulk_str(e->value), reply);
-  }
-  if (name == "setnx") {
-    if (!arity(3))
-      return bad_arity();
-    if (live(c, key))
-      return reply(int_str(0));
-    return write_reply(c, key, a[2], 0, false, int_str(1), reply);
-  }
-  if (name == "set") {
-    if (a.size() < 3)
-      return bad_arity();
-    return owner_set(c, a, reply);
-  }
-  if (name == "getex") {
-    uint64_t expiry = 0;
-    bool change = false;
-    for (size_t i = 2; i < a.size(); ++i) {
-      auto o = lower(a[i]);
-      if (o == "persist" && !change) {
-        change = true;
-      } else if ((o == "ex" || o == "px" || o == "exat" || o == "pxat") && !change &&
-                 i + 1 < a.size()) {
-        std::string err;
-        if (!expiry_of(o, a[++i], "getex", expiry, err))
-          return reply(err);
-        change = true;
-      } else {
-        return reply(err_str(err_syntax));
-      }
-    }
-    auto e = live(c, key);
-    if (!e)
-      return reply(nil_str);
-    if (!change)
-      return reply(bulk_str(e->value));
-    return write_reply(c, key, e->value, expiry, false, bulk_str(e->value), reply);
-  }
-  if (name == "expire" || name == "pexpire" || name == "expireat" || name == "pexpireat") {
-    if (a.size() < 3)
-      return bad_arity();
-    return owner_expire(c, a, reply);
-  }
-  if (name == "persist") {
-    if (!arity(2))
-      return bad_arity();
-    auto e = live(c, key);
-    if (!e || e->expiry_ms == 0)
-      return reply(int_str(0));
-    return write_reply(c, key, e->value, 0, false, int_str(1), reply);
-  }
-  reply(err_str("ERR '" + name + "' cannot be forwarded"));
+  std::vector<std::vector<std::string>> cmds;
+  cmds.push_back(std::move(a));
+  run_here(c, std::move(cmds), false, std::move(reply));
 }
 
 route classify(const command_registry& reg, const std::vector<std::string_view>& args) {
@@ -842,16 +747,10 @@ route classify(const command_registry& reg, const std::vector<std::string_view>&
   auto& sp = reg.spec(id);
   if (sp.first_key > 0 || !sp.key_specs.empty())
     return route::cluster;
-  // keyspace-wide commands, and transactions (MULTI/WATCH are not routed yet)
+  // keyspace-wide commands
   if (is_face_command(args[0]))
     return route::face; // CLUSTER, READONLY ... (node/cluster_faces.hpp)
-  static const char* keyspace_wide[] = {"wait",     "dbsize",  "keys",  "scan", "randomkey",
-                                        "flushall", "flushdb", "multi", "watch"};
-  auto name = lower(args[0]);
-  for (auto* k : keyspace_wide)
-    if (name == k)
-      return route::cluster;
-  return route::local;
+  return lower(args[0]) == "wait" || is_keyspace_wide(args[0]) ? route::cluster : route::local;
 }
 
 void run_clustered(cluster_core& c, const std::vector<std::string_view>& a,
@@ -864,7 +763,9 @@ void run_clustered(cluster_core& c, const std::vector<std::string_view>& a,
       return done(arity_error(a[0]));
     return read_all(c, {std::string(a[1])}, [done](std::vector<client_result>& rs) {
       auto o = fresh_buffer();
-      if (rs[0].found)
+      if (rs[0].found && (rs[0].e.flags & entry_flags::hash))
+        put_error(o, err_wrongtype);
+      else if (rs[0].found)
         put_bulk(o, rs[0].e.value);
       else
         put_nil(o);
@@ -878,7 +779,7 @@ void run_clustered(cluster_core& c, const std::vector<std::string_view>& a,
       auto o = fresh_buffer();
       put_array_header(o, rs.size());
       for (auto& r : rs)
-        if (r.found)
+        if (r.found && !(r.e.flags & entry_flags::hash))
           put_bulk(o, r.e.value);
         else
           put_nil(o);
@@ -956,35 +857,112 @@ void run_clustered(cluster_core& c, const std::vector<std::string_view>& a,
       put_bulk(o, n);
     return done(std::move(o));
   }
-  static const char* at_owner_cmds[] = {
-      "incr",   "decr",  "incrby", "decrby", "incrbyfloat", "append",   "setrange",  "getset",
-      "getdel", "setnx", "getex",  "expire", "pexpire",     "expireat", "pexpireat", "persist"};
-  bool rmw = name == "set";
-  for (auto* k : at_owner_cmds)
-    rmw = rmw || name == k;
-  if (rmw) {
-    // Read-modify-write: atomic per key because only the key's owner runs it
-    // (against its copy, writing a new version replicated like any write).
-    if (a.size() < 2)
-      return done(arity_error(a[0]));
-    std::vector<std::string> args(a.begin(), a.end());
-    auto cands = c.replica_ids(a[1]);
-    return at_owner(c, std::move(args), std::move(cands), 0, std::move(done));
-  }
   if (name == "dbsize" || name == "keys" || name == "scan" || name == "randomkey" ||
       name == "flushall" || name == "flushdb")
     return keyspace_wide(c, name, a, std::move(done));
-  if (name == "msetnx" || name == "rename" || name == "renamenx" || name == "copy") {
-    size_t step = name == "msetnx" ? 2 : 1;
-    size_t last = name == "msetnx" ? a.size() : std::min<size_t>(a.size(), 3);
-    bool cross = false;
-    for (size_t i = 1 + step; i < last; i += step)
-      cross = cross || kura::key_slot(a[i]) != kura::key_slot(a[1]);
-    if (cross)
-      return done(error_reply("CROSSSLOT Keys in request don't hash to the same slot"));
+  run_by_keys(c, a, std::move(done));
+}
+
+route classify(const command_registry& reg, const std::vector<std::string_view>& args,
+               const session& s) {
+  int id = reg.resolve(args);
+  if (id >= 0) {
+    const auto& name = reg.spec(id).name;
+    if (name == "watch")
+      return s.tx.active ? route::local : route::transaction; // inside MULTI: its error
+    if (name == "exec")
+      return s.tx.active && !s.tx.aborted && (s.tx.slot >= 0 || keyspace_wide_queued(s))
+                 ? route::transaction
+                 : route::local; // no keys: the queue runs here
+    if (s.tx.active)
+      return route::local; // queued (and slot-checked) by the command table
   }
-  done(error_reply("ERR '" + name +
-                   "' is not available on a cluster node yet (see docs/cluster.md)"));
+  return classify(reg, args);
+}
+
+void run_transaction(cluster_core& c, const std::vector<std::string_view>& a, session& s,
+                     session_fn with_session, std::function<void(out_buffer&&)> done) {
+  if (!c.ready())
+    return done(error_reply(down));
+  auto name = lower(a[0]);
+  if (name == "watch") {
+    if (a.size() < 2)
+      return done(arity_error(a[0]));
+    int slot = s.tx.slot;
+    for (size_t i = 1; i < a.size(); ++i) {
+      int k = kura::key_slot(a[i]);
+      if (slot >= 0 && k != slot)
+        return done(error_reply(crossslot));
+      slot = k;
+    }
+    s.tx.slot = slot;
+    std::vector<std::string> args{"kura.node.watch"};
+    for (size_t i = 1; i < a.size(); ++i)
+      args.emplace_back(a[i]);
+    auto cands = c.replica_ids(a[1]);
+    return at_owner(c, args, std::move(cands), 0, [args, with_session, done](out_buffer&& r) {
+      std::string rs(r.begin(), r.end());
+      std::vector<std::string> flat;
+      if (!parse_bulks(rs, flat) || flat.size() != 3 * (args.size() - 1))
+        return done(std::move(r)); // an error (CLUSTERDOWN ...)
+      with_session([&](session& s) {
+        for (size_t i = 1; i < args.size(); ++i) {
+          bool dup = false;
+          for (auto& w : s.tx.watched)
+            dup = dup || w.key == args[i];
+          if (dup)
+            continue;
+          watched_key w;
+          w.key = args[i];
+          w.live = flat[3 * (i - 1)] == "1";
+          w.ver.hlc = std::strtoull(flat[3 * (i - 1) + 1].c_str(), nullptr, 10);
+          w.ver.node =
+              static_cast<uint32_t>(std::strtoul(flat[3 * (i - 1) + 2].c_str(), nullptr, 10));
+          s.tx.watched.push_back(std::move(w));
+        }
+      });
+      auto o = fresh_buffer();
+      put_ok(o);
+      done(std::move(o));
+    });
+  }
+  // EXEC of a transaction with keys: forwarded as a unit to its slot's owner
+  auto queued = std::move(s.tx.queued);
+  auto watched = std::move(s.tx.watched);
+  s.tx.watched.clear();
+  s.tx.discard();
+  s.tx.unwatch();
+  s.tx.slot = -1;
+  std::string slot_key;
+  std::vector<std::string> args{"kura.node.exec", std::to_string(watched.size())};
+  for (auto& w : watched) {
+    if (slot_key.empty())
+      slot_key = w.key;
+    args.push_back(w.key);
+    args.emplace_back(w.live ? "1" : "0");
+    args.push_back(std::to_string(w.ver.hlc));
+    args.push_back(std::to_string(w.ver.node));
+  }
+  auto& reg = cluster_executor().registry();
+  for (auto& q : queued) {
+    if (is_keyspace_wide(q[0]))
+      return done(
+          error_reply("ERR '" + lower(q[0]) + "' inside MULTI is not supported on a cluster node"));
+    std::vector<std::string_view> keys;
+    command_args qa(q.begin(), q.end());
+    (void)reg.keys_of(qa, keys);
+    if (slot_key.empty() && !keys.empty())
+      slot_key = std::string(keys[0]);
+    args.push_back(std::to_string(q.size()));
+    args.insert(args.end(), q.begin(), q.end());
+  }
+  if (slot_key.empty()) { // watched keys released meanwhile: nothing to place
+    auto o = fresh_buffer();
+    put_array_header(o, 0);
+    return done(std::move(o));
+  }
+  auto cands = c.replica_ids(slot_key);
+  at_owner(c, std::move(args), std::move(cands), 0, std::move(done));
 }
 
 } // namespace kura::node

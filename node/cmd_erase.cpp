@@ -1,4 +1,4 @@
-// KURA.ERASE KEY k [k ...] | PREFIX p | STATUS id (node/erase_book.hpp).
+// KURA.ERASE KEY k [k ...] | PREFIX p | SUBJECT id | STATUS id (node/erase_book.hpp).
 // The job runs in the background (memory, L3, L4, each rewritten so that the
 // erased bytes leave the files); the reply is its receipt as it stands, and
 // STATUS id answers it later (until and after the job finishes, across
@@ -63,6 +63,16 @@ void cmd_erase_prefix(const command_args& a, command_context& c) {
   put_receipt(c.out, c.facts.erase->start(erase_kind::prefix, {std::string{a[2]}}), c.sess.resp);
 }
 
+void cmd_erase_subject(const command_args& a, command_context& c) {
+  if (a[2].empty()) {
+    put_error(c.out, "ERR an empty subject id");
+    return;
+  }
+  if (!have_book(c))
+    return;
+  put_receipt(c.out, c.facts.erase->start(erase_kind::subject, {std::string{a[2]}}), c.sess.resp);
+}
+
 void cmd_erase_status(const command_args& a, command_context& c) {
   if (!have_book(c))
     return;
@@ -90,6 +100,11 @@ void register_erase_commands(command_registry& r) {
       .acl("@keyspace @write @slow @dangerous @admin")
       .doc("Erase every key with a prefix from every tier; returns a receipt", "0.1.0", "generic",
            "O(N) in the size of L3 and L4");
+  r.add_sub("kura.erase", "subject", 3, "write admin", cmd_erase_subject)
+      .acl("@keyspace @write @slow @dangerous @admin")
+      .doc("Erase every key of a data subject (patterns and KURA.SUBJECT tags) from every tier; "
+           "returns a receipt",
+           "0.1.0", "generic", "O(N) in the size of L3 and L4");
   r.add_sub("kura.erase", "status", 3, "readonly", cmd_erase_status)
       .acl("@slow")
       .doc("The receipt of an erasure", "0.1.0", "generic", "O(1)");

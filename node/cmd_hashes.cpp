@@ -213,7 +213,10 @@ void hgetall_generic(const command_args& a, command_context& c, int what) {
     return;
   if (!ok)
     return put_error(c.out, err_corrupt);
-  put_array_header(c.out, fields.size() * (what == 3 ? 2 : 1));
+  if (what == 3) // HGETALL: a map in RESP3, as Redis
+    put_map_header(c.out, fields.size(), c.sess.resp);
+  else
+    put_array_header(c.out, fields.size());
   for (auto& f : fields) {
     if (what & 1)
       put_bulk(c.out, f.first);

@@ -465,6 +465,11 @@ const std::vector<config_item>& config_items() {
          return std::string{};
        }},
       {"maxclients", get_fact<&node_facts::max_clients>, set_fact<&node_facts::max_clients, 1>},
+      // a script running longer lets other clients in (-BUSY, SCRIPT KILL)
+      {"busy-reply-threshold", get_fact<&node_facts::busy_reply_threshold_ms>,
+       set_fact<&node_facts::busy_reply_threshold_ms, 0>},
+      {"lua-time-limit", get_fact<&node_facts::busy_reply_threshold_ms>,
+       set_fact<&node_facts::busy_reply_threshold_ms, 0>},
       {"timeout", get_fact<&node_facts::idle_timeout_s>, set_fact<&node_facts::idle_timeout_s, 0>},
       {"client-query-buffer-limit",
        [](command_context& c) { return std::to_string(c.facts.query_buffer_limit); },

@@ -115,6 +115,21 @@ command_builder& command_builder::key_spec(int begin_index, int lastkey, int key
   return *this;
 }
 
+command_builder& command_builder::key_spec_keynum(int begin_index, int keynumidx, int firstkey,
+                                                  int keystep, std::string_view flags,
+                                                  const char* notes) {
+  node::key_spec k;
+  k.notes = notes;
+  k.flags = parse_key_flags(flags);
+  k.begin_index = begin_index;
+  k.keynum = true;
+  k.keynumidx = keynumidx;
+  k.firstkey = firstkey;
+  k.keystep = keystep;
+  spec().key_specs.push_back(k);
+  return *this;
+}
+
 command_builder& command_builder::acl(std::string_view categories) {
   spec().acl = parse_acl_categories(categories);
   return *this;
@@ -238,8 +253,12 @@ keys_status command_registry::keys_of(const command_args& a,
   auto& sp = specs_[static_cast<size_t>(id)];
   if (!arity_ok(sp.arity, a.size()))
     return keys_status::wrong_arity;
-  if (sp.first_key <= 0)
-    return keys_status::no_keys;
+  if (sp.first_key <= 0) { // movable keys (EVAL's numkeys) only in key specs
+    for (auto& k : sp.key_specs)
+      if (k.keynum)
+        k.for_each(a, [&](size_t i) { out.push_back(a[i]); });
+    return out.empty() ? keys_status::no_keys : keys_status::ok;
+  }
   command_keys(sp, a, out);
   return keys_status::ok;
 }
@@ -293,6 +312,18 @@ void put_key_spec(out_buffer& out, const key_spec& k) {
   put_bulk(out, "find_keys");
   put_array_header(out, 4);
   put_bulk(out, "type");
+  if (k.keynum) {
+    put_bulk(out, "keynum");
+    put_bulk(out, "spec");
+    put_array_header(out, 6);
+    put_bulk(out, "keynumidx");
+    put_int(out, k.keynumidx);
+    put_bulk(out, "firstkey");
+    put_int(out, k.firstkey);
+    put_bulk(out, "keystep");
+    put_int(out, k.keystep);
+    return;
+  }
   put_bulk(out, "range");
   put_bulk(out, "spec");
   put_array_header(out, 6);

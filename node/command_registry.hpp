@@ -64,6 +64,9 @@ struct session {
   transaction tx;                 ///< MULTI queue and WATCHed keys
   std::shared_ptr<acl_user> user; ///< null: the default user (set on first command)
   bool authenticated = false;     ///< as Redis's c->authenticated
+  /// A script's redis.call runs now (node/cmd_script.cpp): reads record
+  /// the script's keys for tracking, ACL denials log context "lua".
+  bool in_script = false;
 };
 
 /// What L3 must answer before a command can run.
@@ -153,8 +156,14 @@ struct node_facts {
   uint64_t min_replicas_max_lag = 10; ///< seconds; 0 turns the check off
   /// SAVE: hands L3 every write still pending in the broker (empty: no L3).
   std::function<void()> save;
+  /// "busy-reply-threshold" (alias "lua-time-limit"): a script running longer
+  /// lets other clients in, answering them -BUSY (0 = never).
+  uint64_t busy_reply_threshold_ms = 5000;
 
   std::shared_ptr<class erase_book> erase; ///< KURA.ERASE (node/erase_book.hpp; null: off)
+  /// KURA.SUBJECT (node/subjects.hpp; null: off, as erase)
+  std::shared_ptr<class subject_index> subjects;
+  std::shared_ptr<const class subject_patterns> subject_rules; ///< null: no patterns
 };
 
 class client_hub; // node/client_hub.hpp: clients, pub/sub, tracking
@@ -197,6 +206,14 @@ struct command_state {
   /// transaction (queued commands and WATCH) share one slot or CROSSSLOT.
   std::function<uint16_t(std::string_view)> slot_of;
   security_state* security = nullptr; ///< users, ACL LOG, audit (node/security.hpp)
+  /// EVAL/SCRIPT: the Lua engine and the running script (node/cmd_script.cpp).
+  std::shared_ptr<struct script_state> scripts;
+  /// Set by the RESP broker: reads what other clients sent and answers them
+  /// while a script runs longer than busy-reply-threshold (argument: the
+  /// session running the script).
+  std::function<void(uint64_t)> busy_pump;
+  /// Why a command with these flags may not run now (OOM, NOREPLICAS), or null.
+  std::function<const char*(uint32_t)> refusal;
   void reset_stats() { total_commands = keyspace_hits = keyspace_misses = 0; }
 };
 
@@ -295,6 +312,14 @@ struct key_spec {
   int lastkey = 0;
   int keystep = 1;
   int limit = 0;
+  /// find_keys "keynum" instead of "range" (EVAL): the key count is argument
+  /// begin_index + keynumidx, the keys start at begin_index + firstkey.
+  bool keynum = false;
+  int keynumidx = 0;
+  int firstkey = 1;
+  /// Calls f(index) for each key argument of `argc` arguments `a` this spec names.
+  template <class Args, class F>
+  void for_each(const Args& a, F&& f) const;
 };
 
 struct command_context;
@@ -353,6 +378,9 @@ public:
   /// One key specification; `flags` as in Redis ("RO access").
   command_builder& key_spec(int begin_index, int lastkey, int keystep, int limit,
                             std::string_view flags, const char* notes = nullptr);
+  /// One key specification with find_keys "keynum" (EVAL's numkeys).
+  command_builder& key_spec_keynum(int begin_index, int keynumidx, int firstkey, int keystep,
+                                   std::string_view flags, const char* notes = nullptr);
   command_builder& acl(std::string_view categories);
   command_builder& tips(std::string_view space_separated);
   command_builder& doc(const char* summary, const char* since, const char* group,
@@ -428,6 +456,33 @@ void for_each_key_index(const command_spec& sp, size_t argc, F&& f) {
   auto n = static_cast<int64_t>(argc);
   int64_t last = sp.last_key < 0 ? n + sp.last_key : sp.last_key;
   for (int64_t i = sp.first_key; i <= last && i < n; i += sp.step)
+    f(static_cast<size_t>(i));
+}
+
+template <class Args, class F>
+void key_spec::for_each(const Args& a, F&& f) const {
+  auto argc = static_cast<int64_t>(a.size());
+  int64_t first = begin_index;
+  if (first <= 0 || first >= argc)
+    return;
+  int64_t step = keystep > 0 ? keystep : 1;
+  int64_t last = 0;
+  if (keynum) {
+    int64_t at = first + keynumidx;
+    if (at >= argc)
+      return;
+    int64_t n = 0;
+    for (char ch : a[static_cast<size_t>(at)]) {
+      if (ch < '0' || ch > '9' || n > argc)
+        return;
+      n = n * 10 + (ch - '0');
+    }
+    first += firstkey;
+    last = first + (n - 1) * step;
+  } else {
+    last = lastkey >= 0 ? first + lastkey : argc + lastkey;
+  }
+  for (int64_t i = first; i <= last && i < argc; i += step)
     f(static_cast<size_t>(i));
 }
 

@@ -18,6 +18,7 @@ void register_string_commands(command_registry& r);   // node/cmd_strings.cpp
 void register_keyspace_commands(command_registry& r); // node/cmd_keyspace.cpp
 void register_kura_commands(command_registry& r);     // node/cmd_kura.cpp
 void register_erase_commands(command_registry& r);    // node/cmd_erase.cpp
+void register_subject_commands(command_registry& r);  // node/cmd_subject.cpp
 void register_cluster_commands(command_registry& r);  // node/cmd_cluster.cpp
 void register_hash_commands(command_registry& r);     // node/cmd_hashes.cpp
 void register_multi_commands(command_registry& r);    // node/cmd_multi.cpp
@@ -25,6 +26,7 @@ void register_bit_commands(command_registry& r);      // node/cmd_bits.cpp
 void register_acl_commands(command_registry& r);      // node/cmd_acl.cpp
 void register_client_commands(command_registry& r);   // node/cmd_clients.cpp
 void register_dump_commands(command_registry& r);     // node/cmd_dump.cpp
+void register_script_commands(command_registry& r);   // node/cmd_script.cpp
 
 command_table::command_table(keyspace& ks, node_facts& facts) : ks_(ks), facts_(facts) {
   register_server_commands(reg_);
@@ -32,6 +34,7 @@ command_table::command_table(keyspace& ks, node_facts& facts) : ks_(ks), facts_(
   register_keyspace_commands(reg_);
   register_kura_commands(reg_);
   register_erase_commands(reg_);
+  register_subject_commands(reg_);
   register_cluster_commands(reg_);
   register_acl_commands(reg_);
   register_hash_commands(reg_);
@@ -39,6 +42,7 @@ command_table::command_table(keyspace& ks, node_facts& facts) : ks_(ks), facts_(
   register_bit_commands(reg_);
   register_client_commands(reg_);
   register_dump_commands(reg_);
+  register_script_commands(reg_);
   state_.hub = &hub_;
   caching_id_ = reg_.find("client|caching");
   if (facts_.run_id.empty()) {
@@ -59,6 +63,7 @@ command_table::command_table(keyspace& ks, node_facts& facts) : ks_(ks), facts_(
     if (id >= 0)
       run(a, id, s, out, nullptr);
   };
+  state_.refusal = [this](uint32_t flags) { return refusal(flags); };
   // after every family: the ACL catalog mirrors the registry's ids
   sec_ = std::make_unique<security_state>(reg_);
   state_.security = sec_.get();
@@ -188,6 +193,32 @@ void command_table::execute(const command_args& a, session& s, out_buffer& out,
     throw;
   }
   hub_.end_command();
+}
+
+void command_table::execute_busy(const command_args& a, session& s, out_buffer& out) {
+  if (a.empty())
+    return;
+  int id = reg_.find(a[0]);
+  if (id < 0)
+    return execute(a, s, out); // the unknown-command error (no script state touched)
+  int rid = reg_.resolve(a);
+  if (reg_.spec(rid).flags & cmd_flag::allow_busy) {
+    // no hub begin/end_command: the script's caller holds the hub meanwhile
+    if (s.tx.active && !tx_control(id))
+      return queue(a, id, s, out);
+    return run(a, id, s, out, nullptr);
+  }
+  static constexpr std::string_view busy =
+      "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+  if (s.tx.active) {
+    if (id == id_exec_) {
+      s.tx.discard();
+      s.tx.unwatch();
+      return put_error(out, "EXECABORT Transaction discarded because of: " + std::string(busy));
+    }
+    s.tx.aborted = true;
+  }
+  put_error(out, busy);
 }
 
 namespace {
@@ -354,7 +385,8 @@ void command_table::after_command(const command_args& a, const command_spec& sp,
       if (hub_.has_bcast()) // BCAST hears of the expiry too
         ks_.read(a[i], [&](std::string_view, uint64_t exp) { hub_.key_written(a[i], exp); });
     });
-  } else if (s.tracking && (sp.flags & cmd_flag::readonly)) {
+  } else if (s.tracking && !s.in_script && (sp.flags & cmd_flag::readonly)) {
+    // (a script's reads record the keys the script declared: cmd_script.cpp)
     for_each_key_index(sp, a.size(), [&](size_t i) {
       uint64_t expiry = 0;
       bool present = ks_.read(a[i], [&](std::string_view, uint64_t e) { expiry = e; });

@@ -52,6 +52,15 @@ public:
   /// EXEC the command is checked and queued instead (+QUEUED).
   void execute(const command_args& args, session& s, out_buffer& out, const listing* lst = nullptr);
 
+  /// A command that arrived while a script runs past busy-reply-threshold
+  /// (the broker's busy pump): allow_busy commands (SCRIPT KILL, MULTI,
+  /// DISCARD, QUIT ...) run, anything else gets -BUSY; inside MULTI that also
+  /// aborts the transaction, and EXEC answers EXECABORT.
+  void execute_busy(const command_args& args, session& s, out_buffer& out);
+  /// While a script runs long, the broker serves other clients through `f`
+  /// (argument: the session id running the script).
+  void set_busy_pump(std::function<void(uint64_t)> f) { state_.busy_pump = std::move(f); }
+
   /// Cluster hook: keys of one transaction must share a slot (CROSSSLOT).
   void set_slot_function(std::function<uint16_t(std::string_view)> f) {
     state_.slot_of = std::move(f);

@@ -143,7 +143,9 @@ node_config::node_config() {
            "channels of new users: resetchannels (none, Redis 7's default) or allchannels")
       .add(metrics_user, "metrics-user", "/metrics basic-auth user (empty = no auth)")
       .add(metrics_password, "metrics-password", "/metrics basic-auth password")
-      .add(metrics_loopback_only, "metrics-loopback-only", "/metrics for loopback clients only");
+      .add(metrics_loopback_only, "metrics-loopback-only", "/metrics for loopback clients only")
+      .add(subject_patterns, "subject-patterns",
+           "data subjects' keys: comma-separated globs with {id}, e.g. user:{id}:*");
   opt_group{custom_options_, "kura.tls"}
       .add(tls_port, "port", "RESP over TLS port, beside --port or alone with --port=0 (0 = off)")
       .add(tls_cert_file, "cert-file", "server certificate (PEM, chain allowed)")

@@ -117,6 +117,8 @@ struct node_config : caf::actor_system_config {
   std::string metrics_user;                         ///< /metrics basic auth ("" = none)
   std::string metrics_password;
   bool metrics_loopback_only = false; ///< /metrics answers loopback clients only
+  /// Data subjects: comma-separated patterns with {id} (node/subjects.hpp).
+  std::string subject_patterns;
 
   // -- kura.tls (docs/security.md) -------------------------------------------------
   uint16_t tls_port = 0; ///< RESP over TLS (Redis's tls-port); 0 = off

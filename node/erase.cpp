@@ -24,6 +24,7 @@ struct erase_job {
   erase_receipt r;
   uint8_t mode = 0;
   std::vector<std::string> args;
+  std::string subject; ///< mode subject: the id (args are then its globs and keys)
   std::set<std::string> matched;
 };
 
@@ -43,8 +44,28 @@ constexpr auto step_timeout = std::chrono::minutes(30);
 void run_next(coord_self self);
 void memory_step(coord_self self);
 
+/// erase_mode::subject's args for subject `id` (actors/erase_tiers.hpp).
+std::vector<std::string> subject_args(const erase_targets& t, const std::string& id) {
+  std::vector<std::string> out;
+  if (id.empty())
+    return out;
+  if (t.patterns)
+    for (auto& g : t.patterns->globs_for(id))
+      out.push_back("g" + g);
+  if (t.subjects)
+    for (auto& k : t.subjects->keys_of(id))
+      out.push_back("k" + k);
+  return out;
+}
+
 void finish(coord_self self, erase_job& j, std::string error) {
   auto& st = self->state;
+  if (st.t.subjects) { // erased keys (and an erased subject) lose their tags
+    auto why = st.t.subjects->forget(error.empty() ? j.subject : std::string{},
+                                     std::vector<std::string>(j.matched.begin(), j.matched.end()));
+    if (error.empty() && !why.empty())
+      error = "subject tags: " + why;
+  }
   j.r.matched = j.matched.size();
   j.r.finished_ms = real_clock::instance().now_ms();
   j.r.state = error.empty() ? "done" : "failed";
@@ -212,6 +233,8 @@ caf::behavior erase_coordinator(coord_self self, std::shared_ptr<erase_book> boo
         j.r = *r;
         j.mode = mode;
         j.args = std::move(args);
+        if (mode == erase_mode::subject) // its globs and tagged keys, as they are now
+          j.args = subject_args(self->state.t, j.subject = j.args.empty() ? "" : j.args[0]);
         self->state.queue.push_back(std::move(j));
         run_next(self);
       },
@@ -262,7 +285,7 @@ bool handle_erase_op(erase_book* book, const actors::kv_request& req,
                      caf::typed_response_promise<std::string> rp) {
   using namespace actors;
   if (req.op != erase_ops::erase_keys && req.op != erase_ops::erase_prefix &&
-      req.op != erase_ops::erase_status)
+      req.op != erase_ops::erase_status && req.op != erase_ops::erase_subject)
     return false;
   kv_reply r;
   auto fail = [&](std::string why) {
@@ -281,6 +304,10 @@ bool handle_erase_op(erase_book* book, const actors::kv_request& req,
     if (req.key.empty())
       return fail("an empty prefix matches every key: use flush to erase everything");
     got = book->start(erase_kind::prefix, {req.key});
+  } else if (req.op == erase_ops::erase_subject) {
+    if (req.key.empty())
+      return fail("an empty subject id");
+    got = book->start(erase_kind::subject, {req.key});
   } else {
     std::vector<std::string> keys;
     if (!unpack_keys(req.value, keys) || keys.empty())

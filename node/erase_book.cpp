@@ -162,10 +162,10 @@ std::string erase_book::load() {
 erase_receipt erase_book::start(uint8_t mode, std::vector<std::string> args) {
   erase_receipt r;
   r.node = node_;
-  r.mode = mode == erase_kind::prefix ? "prefix" : "key";
+  r.mode = mode == erase_kind::prefix ? "prefix" : mode == erase_kind::subject ? "subject" : "key";
   r.digest = sha256_hex(args);
   r.state = "queued";
-  r.requested = mode == erase_kind::prefix ? 1 : args.size();
+  r.requested = mode == erase_kind::keys ? args.size() : 1;
   r.started_ms = real_clock::instance().now_ms();
   {
     std::lock_guard<std::mutex> g(mu_);

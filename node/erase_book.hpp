@@ -37,18 +37,19 @@ namespace kura::node {
 
 /// What an erasure matches (the values of actors/erase_tiers.hpp's erase_mode).
 namespace erase_kind {
-constexpr uint8_t keys = 1;   ///< the keys named
-constexpr uint8_t prefix = 2; ///< every key starting with the prefix
+constexpr uint8_t keys = 1;    ///< the keys named
+constexpr uint8_t prefix = 2;  ///< every key starting with the prefix
+constexpr uint8_t subject = 3; ///< every key of a data subject (node/subjects.hpp)
 } // namespace erase_kind
 /// One erasure as KURA.ERASE STATUS and `kura erase` show it.
 struct erase_receipt {
   std::string id;
   std::string node;
-  std::string mode;   ///< "key" or "prefix"
+  std::string mode;   ///< "key", "prefix" or "subject"
   std::string digest; ///< SHA-256 (hex) of the request's arguments
   std::string state;  ///< "queued", "memory", "l3", "l4", "done", "failed"
   std::string error;
-  uint64_t requested = 0;   ///< keys named (mode key) or 1 (prefix)
+  uint64_t requested = 0;   ///< keys named (mode key) or 1 (prefix, subject)
   uint64_t matched = 0;     ///< distinct keys found in any tier
   uint64_t memory = 0;      ///< entries removed from memory
   uint64_t l3 = 0;          ///< L3 records removed (tombstones included)

@@ -15,6 +15,7 @@
 #include "node/ops.hpp"
 #include "node/predictor_node.hpp"
 #include "node/resp_server.hpp"
+#include "node/subjects.hpp"
 #include "tiers/clock.hpp"
 #include "tiers/l3_lmdb.hpp"
 
@@ -92,6 +93,11 @@ int main(int argc, char** argv) {
     node::set_cluster_transport_defaults(cfg);
   }
 
+  // Data subjects' patterns (node/subjects.hpp)
+  auto subject_rules = std::make_shared<node::subject_patterns>();
+  if (auto why = node::subject_patterns::parse(cfg.subject_patterns, *subject_rules); !why.empty())
+    return fail("bad value for kura.security.subject-patterns: " + why);
+
   auto& clk = real_clock::instance();
   // Encryption at rest: the key file's keys seal L3 and L4 (docs/security.md).
   std::shared_ptr<const crypto::keyring> keys;
@@ -100,6 +106,13 @@ int main(int argc, char** argv) {
     if (!kr)
       return fail("kura.security.encryption-key-file: " + kr.err().to_string());
     keys = *kr;
+  }
+  // KURA.SUBJECT's explicit tags (single nodes, as KURA.ERASE)
+  std::shared_ptr<node::subject_index> subjects;
+  if (!cfg.cluster_enabled()) {
+    subjects = std::make_shared<node::subject_index>(cfg.data_dir + "/subjects", keys);
+    if (auto why = subjects->load(); !why.empty())
+      return fail("data subjects: " + why);
   }
   std::shared_ptr<l3_lmdb> l3db;
   std::unique_ptr<gossip::replica_store> cluster_store;
@@ -232,6 +245,9 @@ int main(int argc, char** argv) {
       if (auto why = erasures->load(); !why.empty())
         std::cerr << "kura-node: erase: " << why << std::endl;
       rc_cfg.facts.erase = erasures;
+      rc_cfg.facts.subjects = subjects;
+      if (!subject_rules->empty())
+        rc_cfg.facts.subject_rules = subject_rules;
     }
     auto listening = std::make_shared<std::promise<std::string>>();
     auto ready = listening->get_future();
@@ -239,8 +255,8 @@ int main(int argc, char** argv) {
     std::string listen_err = ready.get();
     caf::actor eraser;
     if (erasures)
-      eraser = node::spawn_erase_coordinator(sys, erasures,
-                                             {store.broker, store.l3, l4.compactor, resp});
+      eraser = node::spawn_erase_coordinator(
+          sys, erasures, {store.broker, store.l3, l4.compactor, resp, subject_rules, subjects});
     caf::actor ops;
     if (listen_err.empty() && cfg.cluster_port != 0) {
       auto o = node::start_ops(sys, store, cfg, aux_bind, cfg.cluster_port, l4.compactor, resp,

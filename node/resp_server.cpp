@@ -6,6 +6,7 @@
 #include "node/metrics.hpp"
 #include "node/ops.hpp"
 #include "node/security.hpp"
+#include "tiers/slot.hpp"
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -13,6 +14,8 @@
 #include <deque>
 #include <iostream>
 #include <unordered_map>
+
+#include <sys/socket.h>
 
 using namespace caf;
 using namespace caf::io;
@@ -23,6 +26,8 @@ namespace {
 
 using housekeeping_atom = atom_constant<atom("housekeep")>;
 using resume_atom = atom_constant<atom("resume")>;
+/// Runs the connections a busy script's pump read from (after the script).
+using pumped_atom = atom_constant<atom("pumped")>;
 
 constexpr uint32_t housekeeping_ms = 100;
 /// A read that leaves this many write-behind ops pending sends them to L3 at
@@ -66,6 +71,11 @@ struct conn {
   std::unique_ptr<tls_conn> tls;
   out_buffer tls_out;
   face_state face; ///< cluster nodes: what the client told us (node/cluster_faces.hpp)
+  /// The busy pump (a long script runs) read this connection's socket: its
+  /// input must be processed once the script ends.
+  bool pumped = false;
+  /// A direct send of the pump was short: later replies queue behind it.
+  bool busy_fallback = false;
 };
 
 struct resp_state {
@@ -86,7 +96,9 @@ struct resp_state {
   bool resuming = false;
   uint32_t ticks = 0;
   uint64_t max_query_bytes = 0;
-  std::shared_ptr<tls_server> tls; ///< null when kura.tls.port is 0
+  std::shared_ptr<tls_server> tls;       ///< null when kura.tls.port is 0
+  std::vector<connection_handle> pumped; ///< connections the busy pump read
+  bool pump_armed = false;               ///< a pumped_atom is on its way
   accept_handle tls_acceptor;
   static inline const char* name = "kura.resp";
   ~resp_state() {
@@ -343,6 +355,118 @@ void complete_slot(self_ptr self, connection_handle hdl, uint64_t conn_id, uint6
     process(self, hdl); // commands held back by max_routed_in_flight
 }
 
+// -- serving others while a script runs long ------------------------------------
+// A script holds the multiplexer thread until it ends (scripts are atomic).
+// Past busy-reply-threshold its instruction hook calls busy_pump, which does
+// what the multiplexer cannot do meanwhile: it reads each other connection's
+// socket itself (non-blocking), answers its complete commands through
+// command_table::execute_busy (-BUSY, or SCRIPT KILL, MULTI, DISCARD ...), and
+// writes those replies straight to the socket. The bytes it read never reach
+// CAF, so those connections are processed again after the script
+// (pumped_atom). A reply goes through CAF's buffer instead (sent after the
+// script) when that buffer still holds bytes for the connection, so replies
+// never overtake each other.
+
+/// Sends `bytes` to `c` now if nothing of it waits in CAF's buffer.
+void send_now(self_ptr self, connection_handle hdl, conn& c, const out_buffer& bytes) {
+  out_buffer wire;
+  const out_buffer* data = &bytes;
+  if (c.tls) {
+    c.tls->send(bytes.data(), bytes.size(), wire);
+    data = &wire;
+  }
+  auto& caf_buf = self->wr_buf(hdl);
+  size_t sent = 0;
+  if (!c.busy_fallback && caf_buf.empty()) {
+    auto n = ::send(static_cast<int>(c.sess.fd), data->data(), data->size(),
+                    MSG_DONTWAIT | MSG_NOSIGNAL);
+    sent = n > 0 ? static_cast<size_t>(n) : 0;
+  }
+  if (sent < data->size()) {
+    c.busy_fallback = true;
+    caf_buf.insert(caf_buf.end(), data->begin() + static_cast<long>(sent), data->end());
+    self->flush(hdl);
+  }
+}
+
+void busy_pump(self_ptr self, uint64_t running) {
+  auto& st = self->state;
+  for (auto& [hdl, c] : st.conns) {
+    if (c.sess.id == running || c.closing || c.sess.fd < 0)
+      continue;
+    char buf[4096];
+    bool got = false;
+    while (c.in.size() <= st.facts.query_buffer_limit) {
+      auto n = ::recv(static_cast<int>(c.sess.fd), buf, sizeof buf, MSG_DONTWAIT);
+      if (n <= 0)
+        break; // nothing more now, or EOF / an error that CAF reports later
+      got = true;
+      if (c.tls) {
+        out_buffer wire;
+        if (!c.tls->receive(buf, static_cast<size_t>(n), c.in, wire))
+          break;
+        if (!wire.empty()) {
+          auto& caf_buf = self->wr_buf(hdl);
+          caf_buf.insert(caf_buf.end(), wire.begin(), wire.end());
+          self->flush(hdl);
+          c.busy_fallback = true;
+        }
+      } else {
+        c.in.append(buf, static_cast<size_t>(n));
+      }
+    }
+    if (got && !c.pumped) {
+      c.pumped = true;
+      st.pumped.push_back(hdl);
+      if (!st.pump_armed) {
+        st.pump_armed = true;
+        self->send(self, pumped_atom::value);
+      }
+    }
+    if (c.waiting || c.halted || c.durable || !c.slots.empty() || c.in.empty())
+      continue;
+    out_buffer reply;
+    while (!c.sess.quit) {
+      c.parser.set_unauthenticated(!c.sess.authenticated &&
+                                   st.cmds->security().acl->auth_required());
+      auto ps = c.parser.next(c.in);
+      if (ps == parse_status::incomplete || ps == parse_status::error)
+        break; // an error is reported by process() after the script
+      if (ps == parse_status::ok)
+        st.cmds->execute_busy(c.parser.args(), c.sess, reply);
+      c.in.erase(0, c.parser.consumed());
+    }
+    c.parser.reset();
+    if (!reply.empty())
+      send_now(self, hdl, c, reply);
+  }
+}
+
+/// After a busy script: what the pump read but did not run, and the quits.
+void run_pumped(self_ptr self) {
+  auto& st = self->state;
+  st.pump_armed = false;
+  auto list = std::move(st.pumped);
+  st.pumped.clear();
+  for (auto hdl : list) {
+    auto it = st.conns.find(hdl);
+    if (it == st.conns.end())
+      continue;
+    conn& c = it->second;
+    c.pumped = false;
+    c.busy_fallback = false;
+    if (c.sess.quit) {
+      flush_conn(self, hdl, c, true);
+      self->close(hdl);
+      drop_conn(st, it);
+      update_facts(st);
+      continue;
+    }
+    if (!c.in.empty() && !c.waiting && !c.halted && !c.durable)
+      process(self, hdl);
+  }
+}
+
 /// Runs every complete command of `hdl` that can run now.
 void process(self_ptr self, connection_handle hdl) {
   auto& st = self->state;
@@ -394,7 +518,12 @@ void process(self_ptr self, connection_handle hdl) {
           c.parser.reset();
           break; // resumed when replies drain
         }
-        if (classify(st.cmds->registry(), args) != route::local) {
+        auto rt = classify(st.cmds->registry(), args, c.sess);
+        if (rt == route::transaction && !c.slots.empty()) {
+          c.parser.reset();
+          break; // WATCH/EXEC wait for earlier replies (a WATCH's versions); resumed then
+        }
+        if (rt != route::local) {
           uint64_t n = c.first_slot + c.slots.size();
           c.slots.emplace_back();
           off += c.parser.consumed();
@@ -412,7 +541,16 @@ void process(self_ptr self, connection_handle hdl) {
                                                      id = c.sess.id](out_buffer&& reply) {
             complete_slot(self, hdl, id, n, std::move(reply));
           };
-          if (!faces_first(*st.cfg.cluster, reg, c.face, args, c.sess.resp, done))
+          if (rt == route::transaction)
+            run_transaction(
+                *st.cfg.cluster, args, c.sess,
+                [self, hdl, id = c.sess.id](const std::function<void(session&)>& f) {
+                  auto i = self->state.conns.find(hdl);
+                  if (i != self->state.conns.end() && i->second.sess.id == id)
+                    f(i->second.sess);
+                },
+                std::move(done));
+          else if (!faces_first(*st.cfg.cluster, reg, c.face, args, c.sess.resp, done))
             run_clustered(*st.cfg.cluster, args, std::move(done));
           continue;
         }
@@ -652,6 +790,8 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
     hub.flush_bcast();
   };
   st.cmds = std::make_unique<command_table>(st.core->ks(), st.facts);
+  if (cfg.cluster) // a transaction's keys share one slot (CROSSSLOT), as Redis Cluster
+    st.cmds->set_slot_function([](std::string_view k) { return kura::key_slot(k); });
   if (auto err = st.cmds->configure_security(cfg.security); !err.empty()) {
     listening->set_value(err);
     self->quit();
@@ -670,6 +810,7 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
     buf.insert(buf.end(), bytes.begin(), bytes.end());
     flush_conn(self, i->second, c->second);
   });
+  st.cmds->set_busy_pump([self](uint64_t running) { busy_pump(self, running); });
   st.metrics = metrics;
   if (cfg.port != 0) { // the plain port (0: TLS only)
     auto res = self->add_tcp_doorman(cfg.port, cfg.bind.c_str(), true);
@@ -789,6 +930,7 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
         resume_stalled(self);
       },
       [=](tls_reload_atom) { reload_tls(self); },
+      [=](pumped_atom) { run_pumped(self); },
       [=](erase_audit_atom, const std::string& receipt) { // KURA.ERASE (node/erase.hpp)
         auto& st = self->state;
         st.cmds->security().audit_plain("erase", "", "", "KURA.ERASE", receipt,

@@ -171,7 +171,6 @@ bool security_state::authenticate(session& s, std::string_view user, std::string
 void security_state::key_uses(const command_spec& sp, const command_args& a,
                               std::vector<acl_key_use>& out) {
   out.clear();
-  auto argc = static_cast<int64_t>(a.size());
   if (!sp.key_specs.empty()) {
     for (auto& ks : sp.key_specs) {
       uint8_t perm = 0;
@@ -179,13 +178,7 @@ void security_state::key_uses(const command_spec& sp, const command_args& a,
         perm |= acl_perm::read;
       if (ks.flags & (key_flag::insert | key_flag::del | key_flag::update))
         perm |= acl_perm::write;
-      int64_t first = ks.begin_index;
-      if (first <= 0 || first >= argc)
-        continue;
-      int64_t last = ks.lastkey >= 0 ? first + ks.lastkey : argc + ks.lastkey;
-      int64_t step = ks.keystep > 0 ? ks.keystep : 1;
-      for (int64_t i = first; i <= last && i < argc; i += step)
-        out.push_back(acl_key_use{a[static_cast<size_t>(i)], perm, static_cast<size_t>(i)});
+      ks.for_each(a, [&](size_t i) { out.push_back(acl_key_use{a[i], perm, i}); });
     }
     return;
   }
@@ -290,6 +283,8 @@ bool permit(security_state& sec, const command_registry& reg, int id, const comm
     return true;
   acl_log::entry le;
   le.reason = v;
+  if (s.in_script)
+    le.context = "lua";
   le.username = u.name;
   le.client_info = security_state::client_info(s);
   std::string msg;

@@ -6,6 +6,8 @@
 
 #include "node/node_process.hpp"
 
+#include <doctest/doctest.h>
+
 #include <functional>
 #include <map>
 #include <memory>
@@ -126,6 +128,14 @@ public:
 
   node_process& operator[](const std::string& id) { return *nodes.at(id); }
 
+  /// n1 ... n<count>, each joining through n1; waits until all see them alive.
+  void start_ring(size_t count) {
+    for (size_t i = 1; i <= count; ++i)
+      REQUIRE(start("n" + std::to_string(i)).ready);
+    INFO(logs());
+    REQUIRE(wait_for([&] { return all_see_alive(count); }));
+  }
+
   /// True when every running node sees `n` members alive.
   bool all_see_alive(size_t n) {
     for (auto& [id, p] : nodes) {
@@ -155,6 +165,11 @@ private:
     return false;
   }
 };
+
+/// A RESP bulk string.
+inline std::string bulk(const std::string& s) {
+  return "$" + std::to_string(s.size()) + "\r\n" + s + "\r\n";
+}
 
 } // namespace kura::test
 

@@ -1,0 +1,171 @@
+// Every key command on a cluster node (issue 8): hashes, bit commands and the
+// other read-modify-write commands run at their slot's owner with kura's own
+// command table; multi-key commands in one slot run there atomically, across
+// slots they get CROSSSLOT; MULTI/EXEC/WATCH run as a unit at the owner of
+// the transaction's one slot. Three real kura-node processes on loopback.
+#include "cluster/cluster_harness.hpp"
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+using namespace kura::test;
+
+namespace {
+
+const std::string ok = "+OK\r\n";
+
+bool starts(const std::optional<std::string>& r, const std::string& prefix) {
+  return r && r->rfind(prefix, 0) == 0;
+}
+
+} // namespace
+
+TEST_CASE("hashes, bits and string commands work through any node of a cluster") {
+  test_cluster c;
+  c.start_ring(3);
+  INFO(c.logs());
+  client k1(c["n1"].port), k2(c["n2"].port), k3(c["n3"].port);
+
+  // hashes: written through one node, read through the others
+  CHECK(k1.call({"HSET", "h", "a", "1", "b", "2"}) == std::string(":2\r\n"));
+  CHECK(k2.call({"HGET", "h", "a"}) == bulk("1"));
+  CHECK(k3.call({"HINCRBY", "h", "a", "41"}) == std::string(":42\r\n"));
+  CHECK(k1.call({"HGET", "h", "a"}) == bulk("42"));
+  CHECK(k2.call({"HLEN", "h"}) == std::string(":2\r\n"));
+  CHECK(k3.call({"HGETALL", "h"}) ==
+        std::string("*4\r\n$1\r\na\r\n$2\r\n42\r\n$1\r\nb\r\n$1\r\n2\r\n"));
+  CHECK(k1.call({"HDEL", "h", "b"}) == std::string(":1\r\n"));
+  CHECK(k2.call({"HEXISTS", "h", "b"}) == std::string(":0\r\n"));
+  CHECK(k3.call({"TYPE", "h"}) == std::string("+hash\r\n"));
+  CHECK(starts(k1.call({"GET", "h"}), "-WRONGTYPE"));
+  CHECK(starts(k2.call({"INCR", "h"}), "-WRONGTYPE"));
+  CHECK(k3.call({"MGET", "h", "nothing"}) == std::string("*2\r\n$-1\r\n$-1\r\n"));
+  // 200 pipelined HINCRBYs through three nodes: atomic at the owner
+  {
+    std::string batch;
+    for (int i = 0; i < 100; ++i)
+      batch += client::multibulk({"HINCRBY", "hc", "f", "1"});
+    REQUIRE(k1.send(batch));
+    REQUIRE(k2.send(batch));
+    for (int i = 0; i < 100; ++i) {
+      CHECK(starts(k1.reply(), ":"));
+      CHECK(starts(k2.reply(), ":"));
+    }
+    CHECK(k3.call({"HGET", "hc", "f"}) == bulk("200"));
+  }
+
+  // bits
+  CHECK(k1.call({"SETBIT", "b", "7", "1"}) == std::string(":0\r\n"));
+  CHECK(k2.call({"SETBIT", "b", "0", "1"}) == std::string(":0\r\n"));
+  CHECK(k3.call({"GETBIT", "b", "7"}) == std::string(":1\r\n"));
+  CHECK(k3.call({"BITCOUNT", "b"}) == std::string(":2\r\n"));
+  CHECK(k1.call({"GET", "b"}) == bulk("\x81"));
+  CHECK(k2.call({"SET", "{bt}x", "\xff"}) == ok);
+  CHECK(k3.call({"SET", "{bt}y", "\x0f"}) == ok);
+  CHECK(k1.call({"BITOP", "AND", "{bt}d", "{bt}x", "{bt}y"}) == std::string(":1\r\n"));
+  CHECK(k2.call({"GET", "{bt}d"}) == bulk("\x0f"));
+  CHECK(starts(k1.call({"BITOP", "OR", "dest", "{bt}x", "other"}), "-CROSSSLOT"));
+
+  // string commands that read or write at the owner
+  CHECK(k1.call({"SET", "s", "hello"}) == ok);
+  CHECK(k2.call({"STRLEN", "s"}) == std::string(":5\r\n"));
+  CHECK(k3.call({"GETRANGE", "s", "1", "3"}) == bulk("ell"));
+  CHECK(k1.call({"SETRANGE", "s", "5", " world"}) == std::string(":11\r\n"));
+  CHECK(k2.call({"GETEX", "s", "EX", "100"}) == bulk("hello world"));
+  CHECK(starts(k3.call({"TTL", "s"}), ":"));
+  CHECK(k3.call({"TTL", "s"}) != std::string(":-1\r\n"));
+  CHECK(k1.call({"GETDEL", "s"}) == bulk("hello world"));
+  CHECK(k2.call({"EXISTS", "s"}) == std::string(":0\r\n"));
+  CHECK(starts(k3.call({"HSET", "h"}), "-ERR wrong number of arguments"));
+  // SCAN's TYPE filter over the cluster
+  auto scan_type = k1.call({"SCAN", "0", "COUNT", "1000", "TYPE", "hash"}).value_or("");
+  CHECK(scan_type.find("$1\r\nh\r\n") != std::string::npos);
+  CHECK(scan_type.find("$2\r\nhc\r\n") != std::string::npos);
+  CHECK(scan_type.find("$1\r\nb\r\n") == std::string::npos);
+
+  // multi-key commands: one slot runs at the owner, several get CROSSSLOT
+  CHECK(k1.call({"SET", "{u}a", "1"}) == ok);
+  CHECK(k2.call({"RENAME", "{u}a", "{u}b"}) == ok);
+  CHECK(k3.call({"GET", "{u}a"}) == std::string("$-1\r\n"));
+  CHECK(k3.call({"GET", "{u}b"}) == bulk("1"));
+  CHECK(k1.call({"COPY", "{u}b", "{u}c"}) == std::string(":1\r\n"));
+  CHECK(k2.call({"GET", "{u}c"}) == bulk("1"));
+  CHECK(k3.call({"RENAMENX", "{u}b", "{u}c"}) == std::string(":0\r\n"));
+  CHECK(k1.call({"MSETNX", "{u}d", "4", "{u}e", "5"}) == std::string(":1\r\n"));
+  CHECK(k2.call({"MSETNX", "{u}e", "x", "{u}f", "6"}) == std::string(":0\r\n"));
+  CHECK(k3.call({"GET", "{u}f"}) == std::string("$-1\r\n"));
+  CHECK(k1.call({"HSET", "{u}h", "f", "v"}) == std::string(":1\r\n"));
+  CHECK(k2.call({"RENAME", "{u}h", "{u}h2"}) == ok);
+  CHECK(k3.call({"HGET", "{u}h2", "f"}) == bulk("v"));
+  for (auto* cmd : {"MSETNX", "RENAME", "RENAMENX", "COPY"}) {
+    std::vector<std::string> a{cmd, "x1", "y1"};
+    if (std::string(cmd) == "MSETNX")
+      a = {cmd, "x1", "v", "y1", "v"};
+    CHECK_MESSAGE(starts(k1.call(a), "-CROSSSLOT Keys in request don't hash to the same slot"),
+                  cmd);
+  }
+}
+
+TEST_CASE("MULTI/EXEC/WATCH on a cluster node: one slot runs at its owner, as a unit") {
+  test_cluster c;
+  c.start_ring(3);
+  INFO(c.logs());
+  client k1(c["n1"].port), k2(c["n2"].port), k3(c["n3"].port);
+  // every node runs a transaction whose keys live elsewhere or here
+  for (auto* k : {&k1, &k2, &k3}) {
+    CHECK(k->call({"MULTI"}) == ok);
+    CHECK(k->call({"INCR", "{t}n"}) == std::string("+QUEUED\r\n"));
+    CHECK(k->call({"HSET", "{t}h", "f", "1"}) == std::string("+QUEUED\r\n"));
+    CHECK(k->call({"GET", "{t}n"}) == std::string("+QUEUED\r\n"));
+    auto r = k->call({"EXEC"}).value_or("");
+    CHECK(r.rfind("*3\r\n:", 0) == 0);
+  }
+  CHECK(k2.call({"GET", "{t}n"}) == bulk("3"));
+  // keys in two slots: CROSSSLOT while queueing, EXECABORT at EXEC
+  CHECK(k1.call({"MULTI"}) == ok);
+  CHECK(k1.call({"SET", "{t}a", "1"}) == std::string("+QUEUED\r\n"));
+  CHECK(starts(k1.call({"SET", "elsewhere", "1"}), "-CROSSSLOT"));
+  CHECK(starts(k1.call({"EXEC"}), "-EXECABORT"));
+  CHECK(k2.call({"EXISTS", "{t}a"}) == std::string(":0\r\n"));
+  // a pipelined transaction (MULTI ... EXEC in one write)
+  {
+    std::string batch = client::multibulk({"MULTI"}) + client::multibulk({"SET", "{p}a", "1"}) +
+                        client::multibulk({"INCR", "{p}a"}) + client::multibulk({"EXEC"}) +
+                        client::multibulk({"GET", "{p}a"});
+    REQUIRE(k3.send(batch));
+    CHECK(k3.reply() == ok);
+    CHECK(k3.reply() == std::string("+QUEUED\r\n"));
+    CHECK(k3.reply() == std::string("+QUEUED\r\n"));
+    CHECK(k3.reply() == std::string("*2\r\n+OK\r\n:2\r\n"));
+    CHECK(k3.reply() == bulk("2"));
+  }
+  // WATCH: a write through another node in between aborts EXEC
+  CHECK(k1.call({"SET", "{w}k", "1"}) == ok);
+  CHECK(k1.call({"WATCH", "{w}k"}) == ok);
+  CHECK(k2.call({"SET", "{w}k", "2"}) == ok);
+  CHECK(k1.call({"MULTI"}) == ok);
+  CHECK(k1.call({"SET", "{w}k", "3"}) == std::string("+QUEUED\r\n"));
+  CHECK(k1.call({"EXEC"}) == std::string("*-1\r\n"));
+  CHECK(k3.call({"GET", "{w}k"}) == bulk("2"));
+  // ... and without one it runs; a watched key that did not exist
+  CHECK(k1.call({"WATCH", "{w}k", "{w}new"}) == ok);
+  CHECK(k1.call({"MULTI"}) == ok);
+  CHECK(k1.call({"SET", "{w}k", "3"}) == std::string("+QUEUED\r\n"));
+  CHECK(k1.call({"EXEC"}) == std::string("*1\r\n+OK\r\n"));
+  CHECK(k2.call({"GET", "{w}k"}) == bulk("3"));
+  // WATCH across slots, and WATCH then a key of another slot
+  CHECK(starts(k2.call({"WATCH", "a1", "b2"}), "-CROSSSLOT"));
+  CHECK(k2.call({"WATCH", "{w}k"}) == ok);
+  CHECK(k2.call({"MULTI"}) == ok);
+  CHECK(starts(k2.call({"GET", "other"}), "-CROSSSLOT"));
+  CHECK(starts(k2.call({"EXEC"}), "-EXECABORT"));
+  // DISCARD, and a transaction without keys runs locally
+  CHECK(k3.call({"MULTI"}) == ok);
+  CHECK(k3.call({"SET", "{d}x", "1"}) == std::string("+QUEUED\r\n"));
+  CHECK(k3.call({"DISCARD"}) == ok);
+  CHECK(k1.call({"EXISTS", "{d}x"}) == std::string(":0\r\n"));
+  CHECK(k3.call({"MULTI"}) == ok);
+  CHECK(k3.call({"PING"}) == std::string("+QUEUED\r\n"));
+  CHECK(k3.call({"EXEC"}) == std::string("*1\r\n+PONG\r\n"));
+}

@@ -1,0 +1,172 @@
+// Helpers of the KURA.ERASE tests with real kura-node processes: pipelined
+// SETs, waiting for L3, receipts, and a scan of every file under a data dir
+// (archive segments also decompressed) for bytes that must be gone.
+#pragma once
+
+#include "archive/codec.hpp"
+#include "archive/format.hpp"
+#include "tests/node/node_process.hpp"
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace kura::test {
+
+inline std::string bulk(const std::string& s) {
+  return "$" + std::to_string(s.size()) + "\r\n" + s + "\r\n";
+}
+
+inline void pipeline(client& c, const std::vector<std::vector<std::string>>& cmds) {
+  for (size_t i = 0; i < cmds.size(); i += 500) {
+    std::string buf;
+    size_t end = std::min(cmds.size(), i + 500);
+    for (size_t j = i; j < end; ++j)
+      buf += client::multibulk(cmds[j]);
+    REQUIRE(c.send(buf));
+    for (size_t j = i; j < end; ++j) {
+      auto r = c.reply(20000);
+      REQUIRE(r);
+      REQUIRE(*r == "+OK\r\n");
+    }
+  }
+}
+
+inline void wait_l3_idle(node_process& n) {
+  for (int i = 0; i < 400; ++i) {
+    if (n.info_field("l3_write_behind_queue") == "0" &&
+        n.info_field("l3_uncommitted_writes") == "0")
+      return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  FAIL("L3 did not drain its write-behind queue");
+}
+
+/// The value of field `name` in a receipt reply (RESP2 flat array).
+inline std::string field(const std::string& reply, const std::string& name) {
+  auto p = reply.find(bulk(name));
+  if (p == std::string::npos)
+    return {};
+  p += bulk(name).size();
+  auto e = reply.find("\r\n", p);
+  std::string v = reply.substr(p, e - p);
+  if (!v.empty() && v[0] == ':')
+    return v.substr(1);
+  if (!v.empty() && v[0] == '$') {
+    auto e2 = reply.find("\r\n", e + 2);
+    return reply.substr(e + 2, e2 - e - 2);
+  }
+  return v;
+}
+
+/// Starts an erasure and polls KURA.ERASE STATUS until it ends (generous
+/// deadline); returns the final receipt.
+inline std::string erase_and_wait(client& c, std::vector<std::string> cmd) {
+  auto first = c.call(cmd);
+  REQUIRE(first);
+  CAPTURE(*first);
+  auto id = field(*first, "id");
+  REQUIRE(!id.empty());
+  for (int i = 0; i < 1200; ++i) {
+    auto r = c.call({"KURA.ERASE", "STATUS", id});
+    REQUIRE(r);
+    auto st = field(*r, "state");
+    if (st == "done" || st == "failed")
+      return *r;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  FAIL("erasure " << id << " did not finish within 60 s");
+  return {};
+}
+
+inline std::string read_file(const std::filesystem::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+/// The decompressed blocks of a plaintext archive segment ("" when the file
+/// is not one). zstd-dict blocks are decompressed with their dictionary file.
+inline std::string decompressed_blocks(const std::filesystem::path& seg, const std::string& bytes) {
+  using namespace kura::archive;
+  if (bytes.size() < format::segment_header_size)
+    return {};
+  auto h = format::decode_segment_header(std::string_view(bytes).substr(0, 40));
+  if (!h || h->key_id != 0)
+    return {};
+  std::shared_ptr<const dictionary> dict;
+  if (h->dict_id != 0) {
+    auto p = seg.parent_path() / ("dict-" + std::to_string(h->dict_id) + ".zdict");
+    auto d = dictionary::load(h->dict_id, read_file(p), 3);
+    REQUIRE_MESSAGE(d, "dictionary " << p << " of " << seg << " does not load");
+    dict = *d;
+  }
+  codec_context ctx;
+  std::string all, out;
+  size_t off = format::segment_header_size;
+  while (off + format::block_header_size <= bytes.size()) {
+    auto bh = format::decode_block_header(std::string_view(bytes).substr(off, 24));
+    if (!bh)
+      break;
+    size_t start = off + format::block_header_size;
+    if (start + bh->stored_len > bytes.size())
+      break;
+    auto st =
+        ctx.decompress(h->codec, dict.get(), std::string_view(bytes).substr(start, bh->stored_len),
+                       bh->raw_len, out);
+    REQUIRE_MESSAGE(st.ok(), "a block of " << seg << " does not decompress: " << st.message());
+    all += out;
+    off = start + bh->stored_len;
+  }
+  return all;
+}
+
+/// Every file under `dir`, plain and (segments) decompressed.
+inline std::map<std::string, std::string> scan_dir(const std::string& dir) {
+  std::map<std::string, std::string> files;
+  for (auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!e.is_regular_file())
+      continue;
+    auto bytes = read_file(e.path());
+    auto name = e.path().string();
+    if (e.path().extension() == ".kseg")
+      files[name + " (decompressed)"] = decompressed_blocks(e.path(), bytes);
+    files[name] = std::move(bytes);
+  }
+  return files;
+}
+
+/// Checks that no file holds the key or value marker of an erased key
+/// (`erased(i)`, i < n), and returns how many kept keys' value markers some
+/// file holds (a scan that finds none of them could not fail).
+inline size_t check_erased_bytes(const std::map<std::string, std::string>& files, int n,
+                                 const std::function<bool(int)>& erased,
+                                 const std::function<std::string(int)>& key_of,
+                                 const std::function<std::string(int)>& value_marker) {
+  size_t kept_found = 0;
+  for (int i = 0; i < n; ++i) {
+    if (!erased(i)) {
+      for (auto& [name, bytes] : files)
+        if (bytes.find(value_marker(i)) != std::string::npos) {
+          ++kept_found;
+          break;
+        }
+      continue;
+    }
+    for (auto& f : files) {
+      INFO("file " << f.first);
+      CHECK_MESSAGE(f.second.find(key_of(i)) == std::string::npos, "erased key " << key_of(i));
+      CHECK_MESSAGE(f.second.find(value_marker(i)) == std::string::npos,
+                    "erased value of " << key_of(i));
+    }
+  }
+  return kept_found;
+}
+
+} // namespace kura::test

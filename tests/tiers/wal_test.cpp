@@ -1,0 +1,269 @@
+// The L3 write-ahead log (tiers/wal.hpp): records come back in order from a
+// replay, a torn or damaged tail is cut and never returned as data, sealed
+// logs hold no plaintext, retired segments leave the disk, and records a
+// killed process wrote survive it.
+#include "tests/test_util.hpp"
+#include "tiers/clock.hpp"
+#include "tiers/wal.hpp"
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+using namespace kura;
+using kura::testing::temp_dir;
+
+namespace {
+
+entry make(std::string k, std::string v, uint64_t exp = 0) {
+  entry e;
+  e.key = std::move(k);
+  e.value = std::move(v);
+  e.expiry_ms = exp;
+  e.ver = version{12345, 7};
+  e.flags = 0;
+  return e;
+}
+
+std::vector<wal_record> replay_all(const wal_config& cfg, wal_replay_stats* st = nullptr) {
+  std::vector<wal_record> out;
+  auto r = wal::replay(cfg, [&](wal_record&& rec) {
+    out.push_back(std::move(rec));
+    return status{};
+  });
+  std::string why = r.ok() ? std::string() : r.err().to_string();
+  INFO(why);
+  REQUIRE(r.ok());
+  if (st)
+    *st = *r;
+  return out;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+std::string all_bytes(const std::string& dir) {
+  std::string s;
+  for (auto& p : wal::segment_files(dir))
+    s += slurp(p);
+  return s;
+}
+
+} // namespace
+
+TEST_CASE("crc32c: the Castagnoli check value") {
+  CHECK(crc32c("123456789") == 0xE3069283u);
+  CHECK(crc32c("") == 0u);
+  std::string big(1000, 'x');
+  // incremental == whole
+  CHECK(crc32c(big) == crc32c(big.substr(500), crc32c(big.substr(0, 500))));
+}
+
+TEST_CASE("wal: records come back in order with every field") {
+  temp_dir dir;
+  wal_config cfg;
+  cfg.dir = dir.sub("wal");
+  {
+    auto w = wal::open(cfg, real_clock::instance());
+    REQUIRE(w.ok());
+    CHECK((*w)->append_put(make("a", "1", 99), 1) == 1);
+    CHECK((*w)->append_put(make("b", std::string(100000, 'z')), 1) == 2);
+    CHECK((*w)->append_erase("a", 2) == 3);
+    CHECK((*w)->append_clear(3) == 4);
+    CHECK((*w)->append_put(make("c", ""), 3) == 5);
+    REQUIRE((*w)->flush().ok());
+    CHECK((*w)->synced() == 5);
+    CHECK((*w)->written() == 5);
+  }
+  wal_replay_stats st;
+  auto recs = replay_all(cfg, &st);
+  REQUIRE(recs.size() == 5);
+  CHECK(st.cut_bytes == 0);
+  CHECK(recs[0].kind == wal_record::put);
+  CHECK(recs[0].e == make("a", "1", 99));
+  CHECK(recs[1].e.value.size() == 100000);
+  CHECK(recs[2].kind == wal_record::erase);
+  CHECK(recs[2].e.key == "a");
+  CHECK(recs[3].kind == wal_record::clear);
+  CHECK(recs[4].e == make("c", ""));
+  REQUIRE(wal::remove_segments(cfg.dir).ok());
+  CHECK(wal::segment_files(cfg.dir).empty());
+  CHECK(replay_all(cfg).empty());
+}
+
+TEST_CASE("wal: a torn tail is cut, a damaged record ends its segment") {
+  temp_dir dir;
+  wal_config cfg;
+  cfg.dir = dir.sub("wal");
+  {
+    auto w = wal::open(cfg, real_clock::instance());
+    REQUIRE(w.ok());
+    for (int i = 0; i < 10; ++i)
+      (*w)->append_put(make("k" + std::to_string(i), "value-" + std::to_string(i)), 1);
+    REQUIRE((*w)->flush().ok());
+  }
+  auto files = wal::segment_files(cfg.dir);
+  REQUIRE(files.size() == 1);
+  auto size = std::filesystem::file_size(files[0]);
+  SUBCASE("torn tail") {
+    std::filesystem::resize_file(files[0], size - 3); // a write cut by a crash
+    wal_replay_stats st;
+    auto recs = replay_all(cfg, &st);
+    REQUIRE(recs.size() == 9);
+    for (int i = 0; i < 9; ++i)
+      CHECK(recs[static_cast<size_t>(i)].e.value == "value-" + std::to_string(i));
+    CHECK(st.cut_bytes > 0);
+    CHECK(st.cut_reason.find("cut") != std::string::npos);
+  }
+  SUBCASE("damaged record") {
+    // flip one byte of the 5th record's value
+    std::string bytes = slurp(files[0]);
+    auto at = bytes.find("value-4");
+    REQUIRE(at != std::string::npos);
+    bytes[at + 6] = 'X';
+    std::ofstream(files[0], std::ios::binary | std::ios::trunc) << bytes;
+    wal_replay_stats st;
+    auto recs = replay_all(cfg, &st);
+    CHECK(recs.size() == 4);
+    for (auto& r : recs)
+      CHECK(r.e.value.find('X') == std::string::npos);
+    CHECK(st.cut_reason.find("checksum") != std::string::npos);
+  }
+  SUBCASE("foreign file") {
+    std::ofstream(files[0], std::ios::binary | std::ios::trunc) << "not a wal segment at all";
+    auto r = wal::replay(cfg, [](wal_record&&) { return status{}; });
+    REQUIRE(!r.ok());
+    CHECK(r.code() == errc::foreign_file);
+  }
+}
+
+TEST_CASE("wal: sealed records hold no plaintext") {
+  temp_dir dir;
+  auto kr = crypto::keyring::from_keys({{1, std::string(32, 'K')}});
+  REQUIRE(kr.ok());
+  wal_config cfg;
+  cfg.dir = dir.sub("wal");
+  cfg.keys = *kr;
+  {
+    auto w = wal::open(cfg, real_clock::instance());
+    REQUIRE(w.ok());
+    (*w)->append_put(make("secret-key-name", "secret-value-bytes"), 1);
+    (*w)->append_erase("another-secret-key", 1);
+    REQUIRE((*w)->flush().ok());
+  }
+  auto raw = all_bytes(cfg.dir);
+  CHECK(raw.find("secret-key-name") == std::string::npos);
+  CHECK(raw.find("secret-value-bytes") == std::string::npos);
+  CHECK(raw.find("another-secret-key") == std::string::npos);
+  auto recs = replay_all(cfg);
+  REQUIRE(recs.size() == 2);
+  CHECK(recs[0].e.value == "secret-value-bytes");
+  CHECK(recs[1].e.key == "another-secret-key");
+  auto plain_cfg = cfg;
+  plain_cfg.keys = nullptr;
+  auto r = wal::replay(plain_cfg, [](wal_record&&) { return status{}; });
+  REQUIRE(!r.ok());
+  CHECK(r.code() == errc::bad_key);
+  // and a plaintext log is refused when a key is set
+  temp_dir dir2;
+  wal_config p2;
+  p2.dir = dir2.sub("wal");
+  {
+    auto w = wal::open(p2, real_clock::instance());
+    REQUIRE(w.ok());
+    (*w)->append_put(make("k", "v"), 1);
+  }
+  p2.keys = *kr;
+  auto r2 = wal::replay(p2, [](wal_record&&) { return status{}; });
+  REQUIRE(!r2.ok());
+  CHECK(r2.code() == errc::corrupt);
+}
+
+TEST_CASE("wal: segments whose batches LMDB committed are deleted") {
+  temp_dir dir;
+  wal_config cfg;
+  cfg.dir = dir.sub("wal");
+  cfg.segment_bytes = 256; // a few records per segment
+  auto w = wal::open(cfg, real_clock::instance());
+  REQUIRE(w.ok());
+  for (uint64_t b = 1; b <= 20; ++b) {
+    (*w)->append_put(make("key" + std::to_string(b), std::string(100, 'v')), b);
+    REQUIRE((*w)->flush().ok()); // one write per batch: segments fill up
+  }
+  auto before = wal::segment_files(cfg.dir).size();
+  CHECK(before >= 5);
+  // LMDB committed batches up to 10: rotate() deletes their segments now
+  REQUIRE((*w)->rotate(10).ok());
+  auto after = wal::segment_files(cfg.dir);
+  CHECK(after.size() < before);
+  // every batch above 10 is still in the log
+  std::set<std::string> keys;
+  auto recs = replay_all(cfg);
+  for (auto& r : recs)
+    keys.insert(r.e.key);
+  for (uint64_t b = 11; b <= 20; ++b)
+    CHECK(keys.count("key" + std::to_string(b)) == 1);
+  CHECK(keys.count("key1") == 0);
+  // everything committed: only the fresh active segment is left
+  REQUIRE((*w)->rotate(20).ok());
+  CHECK(wal::segment_files(cfg.dir).size() == 1);
+  CHECK(replay_all(cfg).empty());
+}
+
+TEST_CASE("wal: the writer thread writes without flush(), and a killed process keeps it") {
+  temp_dir dir;
+  wal_config cfg;
+  cfg.dir = dir.sub("wal");
+  cfg.write_interval_ms = 5;
+  cfg.sync_interval_ms = 60000; // no fdatasync: the page cache is enough for kill -9
+  constexpr int n = 5000;
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    auto w = wal::open(cfg, real_clock::instance());
+    if (!w.ok())
+      ::_exit(3);
+    for (int i = 0; i < n; ++i)
+      (*w)->append_put(make("k" + std::to_string(i), "v" + std::to_string(i)), 1);
+    while ((*w)->written() < static_cast<uint64_t>(n))
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ::raise(SIGKILL);
+    ::_exit(4);
+  }
+  int wst = 0;
+  REQUIRE(::waitpid(pid, &wst, 0) == pid);
+  REQUIRE(WIFSIGNALED(wst));
+  CHECK(WTERMSIG(wst) == SIGKILL);
+  auto recs = replay_all(cfg);
+  REQUIRE(recs.size() == static_cast<size_t>(n));
+  for (int i = 0; i < n; i += 499)
+    CHECK(recs[static_cast<size_t>(i)].e.value == "v" + std::to_string(i));
+}
+
+TEST_CASE("wal: sync_each fdatasyncs what kick() asks for and reports it") {
+  temp_dir dir;
+  wal_config cfg;
+  cfg.dir = dir.sub("wal");
+  cfg.sync_each = true;
+  cfg.write_interval_ms = 1000; // only kick() makes it write soon
+  auto w = wal::open(cfg, real_clock::instance());
+  REQUIRE(w.ok());
+  std::atomic<int> calls{0};
+  (*w)->set_on_synced([&] { ++calls; });
+  auto lsn = (*w)->append_put(make("k", "v"), 1);
+  (*w)->kick();
+  for (int i = 0; i < 5000 && (*w)->synced() < lsn; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  CHECK((*w)->synced() >= lsn);
+  CHECK(calls.load() >= 1);
+  CHECK((*w)->syncs() >= 1);
+}

@@ -1,0 +1,187 @@
+// The L3 write-ahead log: what makes an acknowledged write durable before LMDB
+// has it (issue 10; docs/formats.md "L3 write-ahead log", docs/operations.md
+// "Durability").
+//
+// The serving thread appends records (put, erase, clear) to an in-memory
+// buffer under a mutex; a writer thread of the log's own writes the buffer
+// to the active segment file every `write_interval_ms` (or at once when it
+// holds 1 MiB, or on kick()) and fdatasyncs it every `sync_interval_ms` --
+// group commit, as redis-server's appendfsync everysec -- or after every
+// write with `sync_each` (kura.l3.sync). A write() that returned is in the
+// page cache, which a killed process does not lose; an fdatasync that
+// returned survives a machine crash. Every append names the write-behind
+// batch that carries it to LMDB; once LMDB has committed a batch (retire()),
+// closed segments holding only that batch and older ones are deleted, so the
+// log holds what LMDB may not have yet. At start, replay() feeds every record
+// of every segment, in order, to the caller (who applies them to LMDB, syncs
+// it and calls remove_segments()); records are blind writes, so replaying a
+// prefix LMDB already holds gives the same state. Each record carries a
+// CRC-32C of its payload: a torn tail (a write cut by a crash) or a damaged
+// record ends the replay of its segment, is reported in the stats and is
+// never passed on as data. With a keyring the records are sealed
+// (AES-256-GCM, tiers/seal.hpp), so no key or value is in the log in clear.
+// Thread safety: append*, kick, retire, rotate, and the figures are safe to
+// call from any one thread (the serving thread) while the writer thread runs;
+// replay() and remove_segments() run before open() (or after destruction).
+#pragma once
+
+#include "tiers/clock.hpp"
+#include "tiers/entry.hpp"
+#include "tiers/seal.hpp"
+#include "tiers/status.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace kura {
+
+struct wal_config {
+  std::string dir;                      ///< directory of the segments (created if needed)
+  uint64_t write_interval_ms = 10;      ///< buffer -> file period (bounds kill -9 loss)
+  uint64_t sync_interval_ms = 500;      ///< fdatasync period (group commit)
+  bool sync_each = false;               ///< fdatasync after every write (kura.l3.sync)
+  uint64_t segment_bytes = 64ull << 20; ///< a segment is closed past this size
+  /// Encryption at rest: records sealed under the active key.
+  std::shared_ptr<const crypto::keyring> keys;
+};
+
+/// One logged operation.
+struct wal_record {
+  enum kind_t : uint8_t { put = 1, erase = 2, clear = 3 };
+  kind_t kind = put;
+  entry e; ///< put: the entry; erase: only e.key; clear: nothing
+};
+
+/// What replay() found.
+struct wal_replay_stats {
+  uint64_t segments = 0;
+  uint64_t records = 0;
+  uint64_t bytes = 0;     ///< bytes of intact records
+  uint64_t cut_bytes = 0; ///< bytes after a torn or damaged record, not replayed
+  std::string cut_reason; ///< the first cut: segment, offset and why (empty: none)
+};
+
+/// CRC-32C (Castagnoli), hardware-assisted where the CPU has SSE 4.2.
+uint32_t crc32c(std::string_view data, uint32_t crc = 0);
+
+class wal {
+public:
+  /// Opens the log in cfg.dir for appending: a new segment after any there.
+  static result<std::unique_ptr<wal>> open(wal_config cfg, const clock& clk);
+  /// Feeds every intact record of the segments in `cfg.dir` to `f`, oldest
+  /// first; an error from `f` stops the replay and is returned. A sealed log
+  /// needs the keyring that sealed it (errc::bad_key); a plaintext log is
+  /// refused when a keyring is given (errc::corrupt).
+  static result<wal_replay_stats> replay(const wal_config& cfg,
+                                         const std::function<status(wal_record&&)>& f);
+  /// Deletes every segment in `dir` (after a replay whose data is synced).
+  static status remove_segments(const std::string& dir);
+  /// Segment file names in `dir`, oldest first.
+  static std::vector<std::string> segment_files(const std::string& dir);
+
+  /// Writes and fdatasyncs what is buffered, then stops the writer thread.
+  ~wal();
+  wal(const wal&) = delete;
+  wal& operator=(const wal&) = delete;
+
+  // -- appending (serving thread) --
+
+  /// Appends a record carried to LMDB by write-behind batch `batch`; returns
+  /// its log sequence number (1, 2, ...).
+  uint64_t append_put(const entry& e, uint64_t batch);
+  uint64_t append_erase(std::string_view key, uint64_t batch);
+  uint64_t append_clear(uint64_t batch);
+  /// Wakes the writer thread now (sync mode: a client waits for its write).
+  void kick();
+  /// Calls `f` on the writer thread after each fdatasync (set before appending).
+  void set_on_synced(std::function<void()> f);
+  /// LMDB committed every batch up to `batch`: closed segments that hold no
+  /// later batch are deleted (by the writer thread).
+  void retire(uint64_t batch);
+  /// Writes the buffer, closes the active segment and starts a new one, then
+  /// deletes the closed segments retire() allows -- synchronously (erasure:
+  /// records of erased keys must leave the disk once LMDB has the erase).
+  status rotate(uint64_t committed_batch);
+  /// Writes and fdatasyncs everything appended so far (synchronously).
+  status flush();
+
+  // -- figures --
+
+  uint64_t appended() const noexcept { return appended_.load(std::memory_order_acquire); }
+  /// Records written to the file (a killed process keeps them).
+  uint64_t written() const noexcept { return written_.load(std::memory_order_acquire); }
+  /// Records fdatasynced (a machine crash keeps them).
+  uint64_t synced() const noexcept { return synced_.load(std::memory_order_acquire); }
+  /// Bytes appended but not yet written to the file.
+  uint64_t unwritten_bytes() const noexcept { return unwritten_.load(std::memory_order_relaxed); }
+  /// Age (ms) of the oldest record not yet written; 0 when there is none.
+  uint64_t unwritten_age_ms() const noexcept;
+  /// Segments on disk and their bytes.
+  uint64_t segments() const;
+  uint64_t disk_bytes() const;
+  uint64_t syncs() const noexcept { return syncs_.load(std::memory_order_relaxed); }
+  /// The last write or fdatasync error (ok when none).
+  status last_error() const;
+
+private:
+  wal(wal_config cfg, const clock& clk);
+  struct segment {
+    uint64_t id = 0;
+    std::string path;
+    uint64_t bytes = 0;
+    uint64_t max_batch = 0;
+  };
+  uint64_t append(wal_record::kind_t kind, const entry* e, std::string_view key, uint64_t batch);
+  void run();
+  /// Writes `chunk` (file mutex held); rotates first when the segment is full.
+  status write_chunk(const std::string& chunk, uint64_t max_batch);
+  status open_segment(); // file mutex held
+  status sync_file();    // file mutex held
+  void delete_retired(); // file mutex held
+  /// Moves the buffer into `chunk` (both mutexes held).
+  void take(std::string& chunk, uint64_t& max_batch, uint64_t& last_lsn);
+  /// Writes the buffer now (file mutex held).
+  status write_buffer();
+  void note(const status& st);
+
+  wal_config cfg_;
+  const clock& clk_;
+  // the buffer (mtx_)
+  mutable std::mutex mtx_;
+  std::condition_variable cv_;
+  std::string buf_;
+  uint64_t buf_max_batch_ = 0;
+  uint64_t buf_last_lsn_ = 0;
+  uint64_t lsn_ = 0;
+  bool kicked_ = false;
+  bool stop_ = false;
+  std::atomic<uint64_t> first_unwritten_ns_{0};
+  std::function<void()> on_synced_;
+  // the files (file_mtx_)
+  mutable std::mutex file_mtx_;
+  int fd_ = -1;
+  segment active_;
+  std::vector<segment> closed_;
+  uint64_t next_id_ = 1;
+  uint64_t last_sync_ns_ = 0;
+  uint64_t unsynced_lsn_ = 0; ///< highest lsn written, not yet synced
+  status error_;
+  // published figures
+  std::atomic<uint64_t> appended_{0};
+  std::atomic<uint64_t> written_{0};
+  std::atomic<uint64_t> synced_{0};
+  std::atomic<uint64_t> unwritten_{0};
+  std::atomic<uint64_t> retired_{0};
+  std::atomic<uint64_t> syncs_{0};
+  std::thread writer_;
+};
+
+} // namespace kura
