@@ -38,6 +38,8 @@ gossip::node_config make_node_config(const cluster_settings& s, gossip::node_id 
   nc.ack_after_invalidation = true;
   nc.sloppy_quorum = true;
   nc.catch_up_reads = true;
+  nc.streaming = true;
+  nc.stream_rate = s.stream_rate;
   return nc;
 }
 
@@ -349,7 +351,56 @@ members_reply cluster_core::members() const {
     row.self = id == gid_;
     rep.members.push_back(std::move(row));
   }
+  rep.move = move_report();
   return rep;
+}
+
+move_row cluster_core::move_report() const {
+  if (!node_)
+    return {};
+  auto m = move_row_of(node_->progress(), real_clock::instance().now_ms());
+  m.stream_rate = s_.stream_rate;
+  m.keys_held = node_->store().size();
+  return m;
+}
+
+std::vector<ring_row> cluster_core::ring_report() const {
+  std::vector<ring_row> rows;
+  if (!node_)
+    return rows;
+  auto& r = node_->current_ring();
+  std::map<gossip::node_id, size_t> at;
+  for (auto id : r.members()) {
+    at[id] = rows.size();
+    ring_row row;
+    std::string hp;
+    split_member_addr(addr_of(id), row.id, row.address);
+    if (id == gid_)
+      row.id = s_.name;
+    if (row.id.empty())
+      row.id = std::to_string(id);
+    auto info = node_->members().info(id);
+    row.state = info ? state_name(info->state) : "alive";
+    rows.push_back(std::move(row));
+  }
+  for (uint32_t slot = 0; slot < 16384; ++slot) {
+    auto reps = r.replicas_of_slot(slot);
+    for (size_t i = 0; i < reps.size(); ++i) {
+      auto it = at.find(reps[i]);
+      if (it == at.end())
+        continue;
+      auto& row = rows[it->second];
+      ++row.slots_replicated;
+      if (i != 0)
+        continue;
+      ++row.slots_owned;
+      if (!row.ranges.empty() && row.ranges.back() + 1 == slot)
+        row.ranges.back() = slot;
+      else
+        row.ranges.insert(row.ranges.end(), {slot, slot});
+    }
+  }
+  return rows;
 }
 
 std::string cluster_mac(const std::string& key, const std::string& data) {
@@ -376,6 +427,7 @@ using tick_atom = caf::atom_constant<caf::atom("ctick")>;
 using fwd_atom = caf::atom_constant<caf::atom("cfwd")>;
 using leave_atom = caf::atom_constant<caf::atom("cleave")>;
 using flush_atom = caf::atom_constant<caf::atom("cflush")>;
+using leaveq_atom = caf::atom_constant<caf::atom("cleaveq")>;
 
 constexpr size_t max_queued_per_peer = 1024;
 
@@ -916,6 +968,57 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
         }
         return caf::ok_atom::value;
       },
+      [self](leaveq_atom) -> caf::result<bool, uint64_t, uint64_t> {
+        // (handed everything off, keys still held, keys handed off so far)
+        auto& core = *self->state.core;
+        auto m = core.move_report();
+        return {core.leave_done() || !core.ready(), m.keys_held, m.keys};
+      },
+      [self](cop_atom, const std::string& op, std::vector<std::string>& args) -> std::string {
+        auto& st = self->state;
+        cluster_op_reply rep;
+        auto seal_rep = [&] {
+          rep.move = st.core->move_report();
+          return seal(static_cast<uint32_t>(cluster_msg_type::op_reply), rep);
+        };
+        if (!st.core->ready() && op != "status") {
+          rep.error = "not joined yet (waiting for a seed)";
+        } else if (op == "status") {
+          // rep.move says it all
+        } else if (op == "ring") {
+          rep.ring = st.core->ring_report();
+        } else if (op == "leave") {
+          if (!st.core->settings().on_leave) {
+            rep.error = "this node cannot be told to leave (embedded)";
+          } else if (st.leaving) {
+            rep.note = "already leaving";
+          } else {
+            st.leaving = true;
+            st.core->leave(now_ms());
+            rep.note = "leaving: handing off every key it holds, then exiting";
+            st.core->settings().on_leave(); // the process shuts down once handed off
+          }
+        } else if (op == "join") {
+          seed_state sd;
+          if (args.size() != 1 || !split_host_port(args[0], sd.host, sd.port)) {
+            rep.error = "join needs HOST:PORT (a cluster port of a member of the cluster to join)";
+          } else if (st.leaving) {
+            rep.error = "this node is leaving";
+          } else if (st.core->ring_members().size() > 1 && !st.alone) {
+            rep.error = "this node is already in a cluster of " +
+                        std::to_string(st.core->ring_members().size()) +
+                        " members (kura leave it first)";
+          } else {
+            st.seeds.push_back(sd);
+            st.alone = true;
+            try_seeds(self);
+            rep.note = "joining through " + args[0];
+          }
+        } else {
+          rep.error = "unknown ring operation '" + op + "'";
+        }
+        return seal_rep();
+      },
   };
 }
 
@@ -935,8 +1038,40 @@ void stop_cluster(caf::actor_system& sys, const cluster_handles& h, uint64_t wai
   caf::scoped_actor self{sys};
   self->request(h.coordinator, std::chrono::milliseconds(1000), leave_atom::value)
       .receive([](caf::ok_atom) {}, [](caf::error&) {});
-  // Keep ticking for a while so `left` spreads and owned data is handed off.
-  std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms));
+  // Keep ticking so `left` spreads (at least wait_ms) and every key held is
+  // handed off to its new replicas (at most kura.cluster.leave-timeout).
+  if (wait_ms > 0) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto limit = std::max<uint64_t>(wait_ms, h.core->settings().leave_timeout_ms);
+    bool done = false;
+    uint64_t held = 0, moved = 0;
+    for (;;) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      auto elapsed = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                               std::chrono::steady_clock::now() - t0)
+                                               .count());
+      self->request(h.coordinator, std::chrono::milliseconds(1000), leaveq_atom::value)
+          .receive(
+              [&](bool d, uint64_t h_, uint64_t m_) {
+                done = d;
+                held = h_;
+                moved = m_;
+              },
+              [&](caf::error&) { done = true; });
+      if (done && elapsed >= wait_ms) {
+        std::cerr << "kura-node: cluster: left the ring; " << moved << " keys handed off in "
+                  << elapsed << " ms" << std::endl;
+        break;
+      }
+      if (elapsed >= limit) {
+        std::cerr << "kura-node: cluster: kura.cluster.leave-timeout reached with " << held
+                  << " keys not confirmed by their new replicas; exiting (anti-entropy and "
+                     "the other replicas cover them)"
+                  << std::endl;
+        break;
+      }
+    }
+  }
   caf::anon_send_exit(h.coordinator, caf::exit_reason::user_shutdown);
 }
 

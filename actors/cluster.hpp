@@ -55,6 +55,9 @@ using auth_atom = caf::atom_constant<caf::atom("auth")>;
 using gossip_atom = caf::atom_constant<caf::atom("gossip")>;
 using members_atom = caf::atom_constant<caf::atom("members")>;
 using exec_atom = caf::atom_constant<caf::atom("exec")>;
+/// A ring operation of the CLI, through the ops actor:
+/// (cop_atom, op, args) -> sealed cluster_op_reply; op: status | ring | join | leave.
+using cop_atom = caf::atom_constant<caf::atom("cop")>;
 
 class cluster_core;
 
@@ -80,9 +83,14 @@ struct cluster_settings {
   uint64_t request_timeout_ms = 2'000; ///< connect, handshake, fetch; writes: 2x
   uint64_t tick_ms = 50;               ///< how often timers run
   bool near_cache = true;
+  uint64_t stream_rate = 0;           ///< kura.cluster.stream-rate (bytes/s, 0 = unlimited)
+  uint64_t leave_timeout_ms = 60'000; ///< kura.cluster.leave-timeout
   exec_fn exec; ///< what runs forwarded commands here (unset: they are refused)
   /// Called once a second on the multiplexer thread (metrics).
   std::function<void(const cluster_core&)> report;
+  /// `kura leave`: asks the process to shut down, which leaves gracefully
+  /// (stop_cluster hands off, then the node exits). Unset: refused.
+  std::function<void()> on_leave;
 };
 
 /// The cluster state the RESP front end reaches without a hop. See the file
@@ -174,6 +182,12 @@ public:
   std::string addr_of(gossip::node_id id) const;
   std::string name_of(gossip::node_id id) const;
   members_reply members() const;
+  /// This node's data movement (kura members / status).
+  move_row move_report() const;
+  /// The ring as this node sees it (kura ring).
+  std::vector<ring_row> ring_report() const;
+  /// A graceful leave handed everything off (or never started: false).
+  bool leave_done() const { return node_ && node_->leave_done(); }
   const gossip::node* core() const { return node_ ? &*node_ : nullptr; }
 
 private:

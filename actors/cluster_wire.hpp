@@ -19,7 +19,8 @@ namespace kura::actors {
 /// Envelope type ids of the node-side cluster messages (range 200-299).
 enum class cluster_msg_type : uint32_t {
   members = 200,
-  exec = 201, ///< a command forwarded to the node that runs it (the key's owner)
+  exec = 201,     ///< a command forwarded to the node that runs it (the key's owner)
+  op_reply = 202, ///< the answer to a ring operation of the CLI (cluster_op_reply)
 };
 
 /// A command a coordinator forwards to the node that must run it: a
@@ -43,11 +44,75 @@ struct member_row {
   MSGPACK_DEFINE(id, address, state, incarnation, share, gossip_id, self);
 };
 
+/// What the answering node moves now (or moved last): ranges streaming in
+/// after a ring change, or a graceful leave handing its keys off.
+struct move_row {
+  bool active = false;
+  bool leaving = false;
+  uint64_t ranges = 0, ranges_done = 0;
+  uint64_t keys = 0, bytes = 0;
+  uint64_t keys_expected = 0; ///< as the holders counted them (0: not known yet)
+  uint64_t elapsed_ms = 0;    ///< since the operation started (to its end when done)
+  uint64_t rate = 0;          ///< bytes/s over the operation
+  int64_t eta_ms = -1;        ///< -1: unknown or done
+  uint64_t stream_rate = 0;   ///< kura.cluster.stream-rate (0 = unlimited)
+  uint64_t keys_held = 0;     ///< keys (tombstones included) this node holds
+  MSGPACK_DEFINE(active, leaving, ranges, ranges_done, keys, bytes, keys_expected, elapsed_ms, rate,
+                 eta_ms, stream_rate, keys_held);
+};
+
 struct members_reply {
   std::string error; ///< non-empty: the node is not in a cluster (or not ready)
   std::vector<member_row> members;
-  MSGPACK_DEFINE(error, members);
+  move_row move; ///< the answering node's (appended: older CLIs ignore it)
+  MSGPACK_DEFINE(error, members, move);
 };
+
+/// One ring member as `kura ring` shows it (from the answering node's view).
+struct ring_row {
+  std::string id;
+  std::string address; ///< host:port of its cluster (ops) port
+  std::string state;
+  uint32_t slots_owned = 0;      ///< slots it is the owner (primary) of
+  uint32_t slots_replicated = 0; ///< slots it holds a copy of (owned included)
+  std::vector<uint32_t> ranges;  ///< owned slots as first,last pairs
+  MSGPACK_DEFINE(id, address, state, slots_owned, slots_replicated, ranges);
+};
+
+/// The answer to (cop_atom, op, args): kura status | ring | join | leave.
+struct cluster_op_reply {
+  std::string error; ///< non-empty: refused
+  std::string note;  ///< what the node did (join, leave)
+  move_row move;     ///< the answering node's data movement
+  std::vector<ring_row> ring;
+  MSGPACK_DEFINE(error, note, move, ring);
+};
+
+/// move_row of a node's progress at `now_ms`.
+template <class Progress>
+move_row move_row_of(const Progress& p, uint64_t now_ms) {
+  move_row m;
+  m.active = p.active;
+  m.leaving = p.leaving;
+  m.ranges = p.ranges;
+  m.ranges_done = p.ranges_done;
+  m.keys = p.keys;
+  m.bytes = p.bytes;
+  m.keys_expected = p.keys_expected;
+  if (!p.leaving && p.ranges_started > 0 && p.ranges > p.ranges_started) // extrapolated
+    m.keys_expected += p.keys_expected * (p.ranges - p.ranges_started) / p.ranges_started;
+  if (p.started_ms != 0) {
+    uint64_t end = p.finished_ms != 0 ? p.finished_ms : now_ms;
+    m.elapsed_ms = end > p.started_ms ? end - p.started_ms : 0;
+  }
+  if (m.elapsed_ms > 0)
+    m.rate = m.bytes * 1000 / m.elapsed_ms;
+  if (m.active && m.keys > 0 && m.keys_expected > m.keys && m.elapsed_ms > 0)
+    m.eta_ms = static_cast<int64_t>((m.keys_expected - m.keys) * m.elapsed_ms / m.keys);
+  else if (m.active && m.keys_expected > 0 && m.keys >= m.keys_expected)
+    m.eta_ms = 0;
+  return m;
+}
 
 /// The gossip core's 32-bit id of a node id: FNV-1a of the name, never 0.
 inline uint32_t gossip_id_of(std::string_view name) {

@@ -46,6 +46,8 @@ KURA_GOSSIP_TYPE(tomb_confirm_msg, tomb_confirm)
 KURA_GOSSIP_TYPE(hint_msg, hint)
 KURA_GOSSIP_TYPE(hold_msg, hold)
 KURA_GOSSIP_TYPE(hold_ack_msg, hold_ack)
+KURA_GOSSIP_TYPE(stream_req_msg, stream_req)
+KURA_GOSSIP_TYPE(stream_batch_msg, stream_batch)
 #undef KURA_GOSSIP_TYPE
 
 bool valid_updates(const std::vector<member_update>& us) {
@@ -143,6 +145,10 @@ result<message> decode_message(std::string_view bytes) {
     return decode_as<hold_msg>(p);
   case msg_type::hold_ack:
     return decode_as<hold_ack_msg>(p);
+  case msg_type::stream_req:
+    return decode_as<stream_req_msg>(p);
+  case msg_type::stream_batch:
+    return decode_as<stream_batch_msg>(p);
   }
   return error{errc::decode_error, "unknown gossip message type " + std::to_string(env->type)};
 }

@@ -41,6 +41,8 @@ enum class msg_type : uint32_t {
   handoff_ack = 124,
   tomb_check = 125,
   tomb_confirm = 126,
+  stream_req = 127,
+  stream_batch = 128,
 };
 
 /// Membership state of a member as gossiped.
@@ -242,11 +244,41 @@ struct tomb_confirm_msg {
   MSGPACK_DEFINE(keys);
 };
 
+/// Range streaming (join, restart with an empty disk, re-replication): the
+/// receiver pulls the range (lo, hi] of ring positions from a holder, one
+/// batch per request, so it paces the stream (kura.cluster.stream-rate) and
+/// the holder keeps no state. `first` = start of the range; otherwise the
+/// holder continues after (after_pos, after_key).
+struct stream_req_msg {
+  uint64_t sid = 0;
+  uint64_t lo = 0;
+  uint64_t hi = 0;
+  bool first = true;
+  uint64_t after_pos = 0;
+  std::string after_key;
+  uint64_t max_bytes = 0; ///< key + value bytes per batch (at least one entry)
+  MSGPACK_DEFINE(sid, lo, hi, first, after_pos, after_key, max_bytes);
+};
+
+/// Holder -> receiver: the next entries of the range in (position, key)
+/// order; `done` when the range has no more; `total_keys` (first batch
+/// only, else 0) the keys the holder held in the range when it started.
+struct stream_batch_msg {
+  uint64_t sid = 0;
+  std::vector<wire_entry> entries;
+  bool done = false;
+  uint64_t next_pos = 0;
+  std::string next_key;
+  uint64_t total_keys = 0;
+  MSGPACK_DEFINE(sid, entries, done, next_pos, next_key, total_keys);
+};
+
 using message =
     std::variant<ping_msg, ack_msg, ping_req_msg, nack_msg, push_pull_msg, replicate_msg,
                  replicate_ack_msg, fetch_msg, fetch_reply_msg, invalidate_msg, invalidate_ack_msg,
                  ae_digest_msg, ae_keys_msg, ae_repair_msg, handoff_msg, handoff_ack_msg,
-                 tomb_check_msg, tomb_confirm_msg, hint_msg, hold_msg, hold_ack_msg>;
+                 tomb_check_msg, tomb_confirm_msg, hint_msg, hold_msg, hold_ack_msg, stream_req_msg,
+                 stream_batch_msg>;
 
 /// The envelope type id of a message.
 msg_type type_of(const message& m);

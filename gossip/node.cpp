@@ -28,7 +28,16 @@ void node::start(uint64_t now, uint64_t incarnation) {
 }
 
 void node::leave(uint64_t now) {
+  if (left_)
+    return;
   left_ = true;
+  if (cfg_.streaming) {
+    move_ = move_progress{};
+    move_.active = true;
+    move_.leaving = true;
+    move_.started_ms = now;
+    move_.keys_expected = store_->size();
+  }
   members_.leave(now);
   on_view_change(now, true);
 }
@@ -47,6 +56,43 @@ void node::on_view_change(uint64_t now, bool from_tick) {
   masks_.clear();
   if (cfg_.ack_after_invalidation)
     near_.clear(); // registered with the old replicas only
+  if (cfg_.streaming && !left_ && !first_join_done_ && members_.joined() &&
+      ring_.members().size() > 1) {
+    // First join: with an empty store (a new node, a restart with an empty
+    // disk) pull every range we replicate from another replica of it.
+    first_join_done_ = true;
+    if (store_->size() == 0) {
+      key_range cur;
+      node_id cur_from = no_node;
+      auto flush = [&] {
+        if (cur_from != no_node)
+          add_stream(cur, cur_from, now);
+        cur_from = no_node;
+      };
+      for (auto& a : ring_.arcs()) {
+        node_id src = no_node;
+        bool mine = false;
+        for (node_id r : a.replicas) {
+          if (r == id())
+            mine = true;
+          else if (src == no_node && members_.is_alive(r))
+            src = r;
+        }
+        if (!mine || src == no_node) {
+          flush();
+          continue;
+        }
+        if (cur_from == src && cur.hi == a.range.lo) {
+          cur.hi = a.range.hi;
+        } else {
+          flush();
+          cur = a.range;
+          cur_from = src;
+        }
+      }
+      flush();
+    }
+  }
   if (catch_up_ && catch_up_until_ == 0 && members_.joined() && ring_.members().size() > 1) {
     // Joined: catch up with every peer now instead of at the next sync.
     catch_up_until_ = now + cfg_.members.sync_interval_ms;
@@ -55,6 +101,10 @@ void node::on_view_change(uint64_t now, bool from_tick) {
   if (before.empty())
     return;
   last_plan_ = transfer_plan(before, ring_);
+  if (cfg_.streaming && !left_)
+    for (auto& t : last_plan_)
+      if (t.to == id() && t.from != id() && t.from != no_node && members_.is_alive(t.from))
+        add_stream(t.range, t.from, now);
   // Pull what we must now hold from its old holder, and push what we held to
   // its new holders; both are ordinary anti-entropy rounds (bidirectional), so
   // whichever side starts, the range converges. Ranges we no longer replicate
@@ -74,7 +124,9 @@ void node::on_view_change(uint64_t now, bool from_tick) {
   peers.erase(std::unique(peers.begin(), peers.end()), peers.end());
   for (node_id p : peers)
     start_anti_entropy(p);
-  if (lost_ranges || left_)
+  if (left_ && cfg_.streaming)
+    leave_step(now);
+  else if (lost_ranges || left_)
     handoff_step(now);
   for (auto& [nid, m] : members_.members())
     if (m.state == member_state::dead || m.state == member_state::left)
@@ -152,8 +204,15 @@ version node::floor(const std::string& key) const {
 
 const std::vector<bool>& node::shared_mask(node_id peer) {
   auto it = masks_.find(peer);
-  if (it == masks_.end())
-    it = masks_.emplace(peer, ring_.shared_slots(id(), peer)).first;
+  if (it == masks_.end()) {
+    auto m = ring_.shared_slots(id(), peer);
+    // Ranges still streaming in are left to the stream: anti-entropy would
+    // ship them unpaced (and list every key of them).
+    for (size_t sl = 0; sl < incoming_.size() && sl < m.size(); ++sl)
+      if (incoming_[sl] != no_node)
+        m[sl] = false;
+    it = masks_.emplace(peer, std::move(m)).first;
+  }
   return it->second;
 }
 
@@ -284,9 +343,14 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
       if (diff.empty())
         return;
       std::vector<uint16_t> buckets;
-      for (size_t i : diff)
-        buckets.push_back(
-            static_cast<uint16_t>((d->prefixes[i / ae::fanout] << 8) | (i % ae::fanout)));
+      const auto& mask = shared_mask(from);
+      for (size_t i : diff) {
+        auto b = static_cast<uint16_t>((d->prefixes[i / ae::fanout] << 8) | (i % ae::fanout));
+        if (mask.empty() || mask[b >> 2]) // not a slot we leave to its stream
+          buckets.push_back(b);
+      }
+      if (buckets.empty())
+        return;
       auto keys = ae::list_keys(*store_, shared_mask(from), buckets);
       send(from, ae_keys_msg{d->sid, std::move(buckets), std::move(keys)});
     }
@@ -330,6 +394,8 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
     }
     send(from, ack);
   } else if (auto* ha = std::get_if<handoff_ack_msg>(&msg)) {
+    if (leave_inflight_ > 0)
+      --leave_inflight_;
     for (auto& kv : ha->held) {
       auto& v = handoff_acks_[kv.key][from];
       if (v < kv.ver())
@@ -344,6 +410,265 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
   } else if (auto* tcf = std::get_if<tomb_confirm_msg>(&msg)) {
     for (auto& kv : tcf->keys)
       tombstones_.confirm(kv.key, from, kv.ver());
+  } else if (auto* rq = std::get_if<stream_req_msg>(&msg)) {
+    serve_stream(from, *rq);
+  } else if (auto* sb = std::get_if<stream_batch_msg>(&msg)) {
+    auto it = streams_.find(sb->sid);
+    if (it == streams_.end() || it->second.from != from || !it->second.in_flight)
+      return; // a late answer to a request we gave up on
+    auto& st = it->second;
+    uint64_t bytes = 0, n = 0;
+    for (auto& we : sb->entries) {
+      entry e = we.to_entry();
+      if (!st.range.contains(store_->position(e.key)))
+        continue; // not what we asked for
+      apply_entry(e, now);
+      bytes += e.key.size() + e.value.size();
+      ++n;
+    }
+    stats_.stream_received_entries += n;
+    stats_.stream_received_bytes += bytes;
+    move_.keys += n;
+    move_.bytes += bytes;
+    if (st.first) {
+      move_.keys_expected += sb->total_keys;
+      ++move_.ranges_started;
+    }
+    if (cfg_.stream_rate > 0)
+      budget_ -= static_cast<double>(bytes);
+    st.in_flight = false;
+    st.failures = 0;
+    st.first = false;
+    st.after_pos = sb->next_pos;
+    st.after_key = sb->next_key;
+    if (sb->done || sb->entries.empty())
+      stream_finished(sb->sid, now);
+    stream_step(now); // keep the pipe full
+  }
+}
+
+// -- range streaming -------------------------------------------------------------
+
+void node::add_stream(const key_range& r, node_id from, uint64_t now) {
+  for (auto& [sid, st] : streams_)
+    if (st.range == r && st.from == from)
+      return;
+  if (streams_.empty() && !left_) { // a new operation
+    move_ = move_progress{};
+    move_.started_ms = now;
+  }
+  move_.active = true;
+  ++move_.ranges;
+  stream_in st;
+  st.range = r;
+  st.from = from;
+  streams_.emplace(next_rid_++, std::move(st));
+  refresh_incoming();
+}
+
+void node::refresh_incoming() {
+  masks_.clear();
+  if (streams_.empty()) {
+    incoming_.clear();
+    return;
+  }
+  incoming_.assign(size_t{1} << 14, no_node);
+  for (auto& [sid, st] : streams_) {
+    // Ranges hold whole slots (tokens end slots): (lo, hi] = slots of lo+1 .. hi.
+    uint32_t first = ring::slot_of(st.range.lo + 1), last = ring::slot_of(st.range.hi);
+    for (uint32_t sl = first;; sl = (sl + 1) & 16383u) {
+      if (incoming_[sl] == no_node)
+        incoming_[sl] = st.from;
+      if (sl == last)
+        break;
+    }
+  }
+}
+
+void node::refill_budget(uint64_t now) {
+  if (cfg_.stream_rate == 0)
+    return;
+  double rate = static_cast<double>(cfg_.stream_rate);
+  if (budget_ms_ == 0 || now < budget_ms_) {
+    budget_ms_ = now;
+    budget_ = std::min(rate / 4, static_cast<double>(cfg_.stream_batch_bytes));
+    return;
+  }
+  budget_ += rate * static_cast<double>(now - budget_ms_) / 1000.0;
+  budget_ms_ = now;
+  budget_ = std::min(budget_, std::max(rate / 4, static_cast<double>(cfg_.stream_batch_bytes)));
+}
+
+void node::stream_step(uint64_t now) {
+  if (streams_.empty())
+    return;
+  refill_budget(now);
+  size_t in_flight = 0;
+  std::vector<uint64_t> failed;
+  for (auto& [sid, st] : streams_) {
+    if (st.in_flight && now >= st.deadline) {
+      st.in_flight = false;
+      ++st.failures;
+    }
+    // A source that died (or failed 5 times in a row): give the range up to
+    // anti-entropy, which now covers it again.
+    if (st.failures >= 5 || members_.is_dead(st.from) || !ring_.contains(st.from))
+      failed.push_back(sid);
+    else if (st.in_flight)
+      ++in_flight;
+  }
+  for (auto sid : failed)
+    stream_finished(sid, now);
+  uint64_t per = cfg_.stream_batch_bytes;
+  if (cfg_.stream_rate > 0)
+    per = std::clamp<uint64_t>(cfg_.stream_rate / 4, 4096, per);
+  for (auto& [sid, st] : streams_) {
+    if (in_flight >= std::max<size_t>(1, cfg_.stream_parallel))
+      break;
+    if (cfg_.stream_rate > 0 && budget_ <= 0)
+      break;
+    if (st.in_flight || !members_.is_alive(st.from))
+      continue;
+    send(st.from,
+         stream_req_msg{sid, st.range.lo, st.range.hi, st.first, st.after_pos, st.after_key, per});
+    st.in_flight = true;
+    st.deadline = now + 4 * cfg_.read_timeout_ms;
+    ++in_flight;
+  }
+}
+
+void node::stream_finished(uint64_t sid, uint64_t now) {
+  if (streams_.erase(sid) == 0)
+    return;
+  ++move_.ranges_done;
+  refresh_incoming();
+  if (streams_.empty() && !move_.leaving) {
+    move_.active = false;
+    move_.finished_ms = now;
+    // What the stream could not see (a write sent to the old replicas by a
+    // coordinator with an older ring) is anti-entropy's, which now covers
+    // those ranges again.
+    sync_step(now);
+  }
+}
+
+void node::serve_stream(node_id from, const stream_req_msg& rq) {
+  (void)from;
+  key_range r{rq.lo, rq.hi};
+  stream_batch_msg rep;
+  rep.sid = rq.sid;
+  const uint64_t max = std::clamp<uint64_t>(rq.max_bytes, 1024, uint64_t{64} << 20);
+  const bool wraps = !(r.lo < r.hi); // (lo, max] then [0, hi]
+  const uint64_t start = rq.first ? r.lo + 1 : rq.after_pos;
+  const bool leg_b_next = wraps && start > r.hi;
+  if (rq.first) {
+    uint64_t n = 0;
+    auto count = [&](uint64_t p, const entry&) {
+      if (!r.contains(p))
+        return false;
+      ++n;
+      return true;
+    };
+    store_->for_each_key_from(start, count);
+    if (leg_b_next)
+      store_->for_each_key_from(0, count);
+    rep.total_keys = n;
+  }
+  bool full = false, ended = false;
+  uint64_t bytes = 0;
+  auto visit = [&](uint64_t p, const entry& meta) {
+    if (!rq.first && p == rq.after_pos && meta.key <= rq.after_key)
+      return true; // sent already
+    if (!r.contains(p)) {
+      ended = true;
+      return false;
+    }
+    if (!rep.entries.empty() && bytes >= max) {
+      full = true;
+      return false;
+    }
+    auto e = store_->get(meta.key);
+    if (!e)
+      return true;
+    bytes += e->key.size() + e->value.size();
+    rep.entries.push_back(wire_entry::from(*e));
+    rep.next_pos = p;
+    rep.next_key = meta.key;
+    return true;
+  };
+  store_->for_each_key_from(start, visit);
+  if (leg_b_next && !full && !ended)
+    store_->for_each_key_from(0, visit);
+  rep.done = !full;
+  count_streamed(rep.entries);
+  send(from, rep);
+}
+
+void node::leave_step(uint64_t now) {
+  if (!cfg_.streaming || !left_ || leave_done_)
+    return;
+  bool anyone = false;
+  for (node_id m : ring_.members())
+    anyone = anyone || (m != id() && members_.is_alive(m));
+  if (!anyone) { // the last node: nobody to hand off to
+    leave_done_ = true;
+    move_.active = false;
+    move_.finished_ms = now;
+    return;
+  }
+  refill_budget(now);
+  uint64_t per = cfg_.stream_batch_bytes;
+  if (cfg_.stream_rate > 0)
+    per = std::clamp<uint64_t>(cfg_.stream_rate / 4, 4096, per);
+  if (!leave_pass_done_ && (cfg_.stream_rate == 0 || budget_ > 0) &&
+      leave_inflight_ < std::max<size_t>(1, cfg_.stream_parallel) * ring_.members().size()) {
+    // One pass over everything held, in ring order: each key to its replicas.
+    std::map<node_id, handoff_msg> batches;
+    uint64_t bytes = 0;
+    bool full = false;
+    store_->for_each_key_from(leave_first_ ? 0 : leave_pos_, [&](uint64_t p, const entry& meta) {
+      if (!leave_first_ && p == leave_pos_ && meta.key <= leave_key_)
+        return true;
+      if (bytes >= per) {
+        full = true;
+        return false;
+      }
+      auto e = store_->get(meta.key);
+      leave_first_ = false;
+      leave_pos_ = p;
+      leave_key_ = meta.key;
+      if (!e)
+        return true;
+      uint64_t sz = e->key.size() + e->value.size();
+      for (node_id r : ring_.replicas_at(p))
+        if (r != id()) {
+          batches[r].entries.push_back(wire_entry::from(*e));
+          bytes += sz;
+        }
+      ++move_.keys;
+      move_.bytes += sz;
+      return true;
+    });
+    if (!full)
+      leave_pass_done_ = true;
+    if (cfg_.stream_rate > 0)
+      budget_ -= static_cast<double>(bytes);
+    for (auto& [to, m] : batches)
+      if (members_.is_alive(to)) {
+        count_streamed(m.entries);
+        send(to, m);
+        ++leave_inflight_;
+      }
+  }
+  if (leave_pass_done_ && now >= next_leave_retry_) {
+    // Drops what every replica confirmed, resends the rest.
+    next_leave_retry_ = now + std::min<uint64_t>(cfg_.retry_ms, 500);
+    handoff_step(now);
+    if (store_->size() == 0) {
+      leave_done_ = true;
+      move_.active = false;
+      move_.finished_ms = now;
+    }
   }
 }
 
@@ -487,9 +812,13 @@ void node::dispatch_read(uint64_t rid, const std::string& key, uint64_t now) {
   }
   if (ring_.empty() || ring_.is_replica(id(), key)) {
     std::vector<node_id> others;
-    if (catching_up(now))
+    // A range still streaming in: ask its source first (it holds the data).
+    node_id src = incoming_from(ring_.position(key));
+    if (src != no_node && src != id())
+      others.push_back(src);
+    if (catching_up(now) || src != no_node)
       for (node_id r : ring_.replicas(key))
-        if (r != id())
+        if (r != id() && r != src)
           others.push_back(r);
     if (others.empty()) {
       ++stats_.local_reads;
@@ -582,6 +911,8 @@ std::vector<client_result> node::take_results() {
 void node::tick(uint64_t now) {
   members_.tick(now);
   on_view_change(now, true);
+  stream_step(now);
+  leave_step(now);
   // Writes in flight: retry, turn dead or slow targets into hints, time out.
   for (auto it = writes_.all().begin(); it != writes_.all().end();) {
     auto& w = it->second;

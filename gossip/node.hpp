@@ -61,6 +61,30 @@ struct node_config {
   /// serves the newest version (repairing its own copy); reads that arrive
   /// before the join completed wait for it (at most read_timeout_ms).
   bool catch_up_reads = false;
+  /// Range streaming (kura-node): after a ring change a node pulls the ranges
+  /// it now replicates from their old holders (stream_req / stream_batch),
+  /// paced by `stream_rate`; on its first join with an empty store (a new
+  /// node, a restart with an empty disk) it pulls every range it replicates.
+  /// While a range streams in, its reads also ask the source, and
+  /// anti-entropy leaves it alone. A graceful leave pushes every key held
+  /// to its new replicas (handoff) at the same pace. Off: kura-sim's seeds.
+  bool streaming = false;
+  uint64_t stream_rate = 0;              ///< bytes/s pulled (and pushed on leave); 0 = unlimited
+  size_t stream_batch_bytes = 256 << 10; ///< key + value bytes per stream batch
+  size_t stream_parallel = 2;            ///< stream requests in flight
+};
+
+/// Progress of the data this node moves (kura members, kura status, metrics).
+struct move_progress {
+  bool active = false;  ///< ranges still streaming in, or a leave handing off
+  bool leaving = false; ///< a graceful leave is handing this node's keys off
+  uint64_t ranges = 0;  ///< ranges of the current operation
+  uint64_t ranges_done = 0;
+  uint64_t ranges_started = 0;  ///< ranges whose holder answered (and counted its keys)
+  uint64_t keys = 0, bytes = 0; ///< moved in the current operation (received, or handed off)
+  uint64_t keys_expected = 0;   ///< keys the operation moves (as the holders counted them)
+  uint64_t started_ms = 0;      ///< 0: nothing moved yet
+  uint64_t finished_ms = 0;     ///< 0: still running
 };
 
 /// The answer to a client call.
@@ -90,6 +114,11 @@ public:
   }
   /// Graceful leave: membership gossips `left`, owned data is handed off.
   void leave(uint64_t now);
+  /// A graceful leave handed off every key it held (or has no one to give
+  /// them to); the process may exit.
+  bool leave_done() const { return left_ && leave_done_; }
+  /// What this node is moving now (or moved last).
+  const move_progress& progress() const { return move_; }
 
   status on_message(node_id from, std::string_view bytes, uint64_t now);
   void tick(uint64_t now);
@@ -137,6 +166,8 @@ public:
     /// Entries (and their key + value bytes) shipped to peers by anti-entropy
     /// repairs and handoff (streaming of ranges on join, leave and repair).
     uint64_t streamed_entries = 0, streamed_bytes = 0;
+    /// Entries (key + value bytes) received by range streaming.
+    uint64_t stream_received_entries = 0, stream_received_bytes = 0;
   };
   const counters& stats() const { return stats_; }
 
@@ -159,6 +190,40 @@ private:
   void send_fetch(uint64_t req, uint64_t now);
   void dispatch_read(uint64_t rid, const std::string& key, uint64_t now);
   bool catching_up(uint64_t now) const;
+  // -- range streaming -----------------------------------------------------------
+  struct stream_in {
+    key_range range;
+    node_id from = no_node;
+    bool first = true;
+    uint64_t after_pos = 0;
+    std::string after_key;
+    bool in_flight = false;
+    uint64_t deadline = 0;
+    int failures = 0;
+  };
+  void add_stream(const key_range& r, node_id from, uint64_t now);
+  void stream_step(uint64_t now);
+  void stream_finished(uint64_t sid, uint64_t now);
+  void refresh_incoming();
+  void refill_budget(uint64_t now);
+  void serve_stream(node_id from, const stream_req_msg& rq);
+  void leave_step(uint64_t now);
+  /// The node a slot is streaming in from (no_node: not streaming).
+  node_id incoming_from(uint64_t pos) const {
+    return incoming_.empty() ? no_node : incoming_[ring::slot_of(pos)];
+  }
+  std::map<uint64_t, stream_in> streams_;
+  std::vector<node_id> incoming_; ///< per slot; empty when nothing streams in
+  double budget_ = 0;
+  uint64_t budget_ms_ = 0;
+  move_progress move_;
+  bool first_join_done_ = false;
+  // graceful leave: a cursor over the store, then handoff_step's retries
+  bool leave_done_ = false, leave_pass_done_ = false;
+  uint64_t leave_pos_ = 0;
+  std::string leave_key_;
+  bool leave_first_ = true;
+  uint64_t leave_inflight_ = 0, next_leave_retry_ = 0;
   /// Sloppy quorum: finds a holder for `w`'s copy meant for suspect `target`.
   void recruit_holder(pending_writes::write& w, node_id target, uint64_t now);
 

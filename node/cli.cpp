@@ -3,6 +3,7 @@
 //   (credentials also from KURA_USER / KURA_PASSWORD: the node's users and ACLs apply)
 //   commands: status | stats | config | get KEY | set KEY VALUE [TTL_MS] | del KEY
 //             | expire KEY TTL_MS | tier KEY | flush | compact | archive | members
+//             | ring | join HOST:PORT | leave [NODE]     (node/cli_cluster.hpp)
 //             | audit [--file=PATH | --data-dir=DIR] [--since=T] | rotate-key
 //             | prewarm [--dry-run] | predictor | alerts
 // Human-readable tables by default, --json for scripts. Exit codes: 0 ok,
@@ -11,6 +12,7 @@
 #include "actors/cluster.hpp"
 #include "actors/messages.hpp"
 #include "node/archive_node.hpp"
+#include "node/cli_cluster.hpp"
 #include "node/cli_predictor.hpp"
 #include "node/cli_reply.hpp"
 #include "node/erase.hpp"
@@ -62,66 +64,10 @@ void usage() {
                "  erase key K [K...] | prefix P | subject ID | status ID (erase from every tier "
                "and file)\n"
                "  members (cluster membership: id, address, state, incarnation, ring share)\n"
+               "  ring (owned slot ranges, slots and keys per node) | join HOST:PORT\n"
+               "  leave [NODE] (hand every key off, then exit; progress bar, Ctrl-C detaches)\n"
                "  prewarm [--dry-run] (run the prewarm plan with a progress bar, or show it)\n"
                "  predictor (precision, keys prewarmed, hits, bytes, TTL changes) | alerts\n";
-}
-
-/// `kura members`: one row per member, or a JSON array of objects.
-int print_members(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& ops, bool json,
-                  std::chrono::milliseconds timeout) {
-  std::string answer, why;
-  bool answered = false;
-  auto& cred = node::cli_credentials();
-  self->request(ops, timeout, members_atom::value, cred.user, cred.password)
-      .receive([&](std::string& bytes) { answer = std::move(bytes), answered = true; },
-               [&](caf::error& err) { why = sys.render(err); });
-  if (!answered) {
-    std::cerr << "kura: no answer from the node (" << why << ")\n";
-    return 2;
-  }
-  auto env = decode_envelope(answer);
-  if (!env || env->type != static_cast<uint32_t>(cluster_msg_type::members)) {
-    std::cerr << "kura: bad answer from the node\n";
-    return 1;
-  }
-  auto rep = from_msgpack<members_reply>(env->payload);
-  if (!rep) {
-    std::cerr << "kura: bad answer from the node: " << rep.err().message << "\n";
-    return 1;
-  }
-  if (!rep->error.empty()) {
-    if (json)
-      std::cout
-          << node::json_writer{}.begin_object().key("error").str(rep->error).end_object().str()
-          << "\n";
-    std::cerr << "kura: " << rep->error << "\n";
-    return 1;
-  }
-  if (json) {
-    node::json_writer j;
-    j.begin_array();
-    for (auto& m : rep->members) {
-      j.begin_object().key("id").str(m.id).key("address").str(m.address);
-      j.key("state").str(m.state).key("incarnation").num(static_cast<uint64_t>(m.incarnation));
-      j.key("share").num(m.share, 6).key("self").boolean(m.self).end_object();
-    }
-    std::cout << j.end_array().str() << "\n";
-    return 0;
-  }
-  size_t w_id = 2, w_addr = 7;
-  for (auto& m : rep->members) {
-    w_id = std::max(w_id, m.id.size() + 1);
-    w_addr = std::max(w_addr, m.address.size());
-  }
-  auto pad = [](const std::string& s, size_t w) { return s + std::string(w - s.size() + 2, ' '); };
-  std::cout << pad("ID", w_id) << pad("ADDRESS", w_addr) << "STATE    INCARNATION  SHARE\n";
-  for (auto& m : rep->members) {
-    char share[32];
-    std::snprintf(share, sizeof(share), "%.1f%%", m.share * 100);
-    std::cout << pad(m.id + (m.self ? "*" : ""), w_id) << pad(m.address, w_addr) << pad(m.state, 7)
-              << pad(std::to_string(m.incarnation), 11) << share << "\n";
-  }
-  return 0;
 }
 
 bool parse_u64(const std::string& s, uint64_t& out) {
@@ -218,8 +164,10 @@ int main(int argc, char** argv) {
     need(2), req.op = kv_request::tier, req.key = o.args[1];
   } else if (cmd == "flush") {
     need(1), req.op = kv_request::flush;
-  } else if (cmd == "compact" || cmd == "archive" || cmd == "members" || cmd == "rotate-key") {
+  } else if (cmd == "compact" || cmd == "archive" || cmd == "rotate-key") {
     need(1);
+  } else if (node::is_cluster_command(cmd)) {
+    // arguments checked by run_cluster_command
   } else if (cmd == "prewarm" || cmd == "predictor" || cmd == "alerts" || cmd == "erase") {
     // arguments checked by run_predictor_command / run_erase_command
   } else {
@@ -253,8 +201,8 @@ int main(int argc, char** argv) {
     unreachable(why);
   if (cmd == "compact" || cmd == "archive")
     finish(node::run_archive_command(sys, self, ops, cmd, o.json, timeout));
-  if (cmd == "members")
-    finish(print_members(sys, self, ops, o.json, timeout));
+  if (node::is_cluster_command(cmd))
+    finish(node::run_cluster_command(sys, self, ops, o.host, o.args, o.json, timeout));
   if (cmd == "prewarm" || cmd == "predictor" || cmd == "alerts")
     finish(node::run_predictor_command(sys, self, ops, o.args, o.json, timeout));
   if (cmd == "rotate-key")
@@ -270,5 +218,7 @@ int main(int argc, char** argv) {
                [&](caf::error& err) { why = sys.render(err); });
   if (!answered)
     unreachable(why);
+  if (cmd == "status") // a cluster node adds what it is moving
+    answer = node::status_with_move(sys, self, ops, std::move(answer), timeout);
   finish(node::print_reply(req, answer, o.json, std::cout, std::cerr));
 }

@@ -23,15 +23,6 @@
 
 namespace kura::node {
 
-ops_credentials& cli_credentials() {
-  static ops_credentials c;
-  return c;
-}
-
-namespace {
-
-using namespace actors;
-
 std::string human_bytes(double b) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   int u = 0;
@@ -41,6 +32,26 @@ std::string human_bytes(double b) {
   std::snprintf(buf, sizeof(buf), u == 0 ? "%.0f %s" : "%.1f %s", b, units[u]);
   return buf;
 }
+
+void draw_progress(std::ostream& err, double frac, const std::string& detail) {
+  frac = std::clamp(frac, 0.0, 1.0);
+  constexpr int width = 30;
+  int fill = static_cast<int>(frac * width);
+  std::string bar(static_cast<size_t>(fill), '#');
+  bar += std::string(static_cast<size_t>(width - fill), '-');
+  char pct[16];
+  std::snprintf(pct, sizeof(pct), "%5.1f%%", frac * 100);
+  err << "\r[" << bar << "] " << pct << "  " << detail << "   " << std::flush;
+}
+
+ops_credentials& cli_credentials() {
+  static ops_credentials c;
+  return c;
+}
+
+namespace {
+
+using namespace actors;
 
 std::string iso_time(uint64_t ms) {
   if (ms == 0)
@@ -81,15 +92,11 @@ void progress_bar(const compaction_report& r) {
       r.bytes_total == 0
           ? 1.0
           : std::min(1.0, static_cast<double>(r.bytes_done) / static_cast<double>(r.bytes_total));
-  constexpr int width = 30;
-  int fill = static_cast<int>(frac * width);
-  std::string bar(static_cast<size_t>(fill), '#');
-  bar += std::string(static_cast<size_t>(width - fill), '-');
-  std::cerr << "\r[" << bar << "] " << fixed(frac * 100, 1) << "%  "
-            << human_bytes(static_cast<double>(r.bytes_done)) << " / "
-            << human_bytes(static_cast<double>(r.bytes_total)) << "  "
-            << human_bytes(static_cast<double>(r.rate_bytes_per_s)) << "/s  segments "
-            << r.segments_done << "/" << r.segments_total << "   " << std::flush;
+  draw_progress(std::cerr, frac,
+                human_bytes(static_cast<double>(r.bytes_done)) + " / " +
+                    human_bytes(static_cast<double>(r.bytes_total)) + "  " +
+                    human_bytes(static_cast<double>(r.rate_bytes_per_s)) + "/s  segments " +
+                    std::to_string(r.segments_done) + "/" + std::to_string(r.segments_total));
 }
 
 void print_compaction(const compaction_report& r, bool json, std::ostream& out) {

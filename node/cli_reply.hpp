@@ -28,4 +28,14 @@ int print_archive_answer(std::string_view answer, bool json, std::ostream& out, 
 int print_compaction_answer(std::string_view answer, bool json, std::ostream& out,
                             std::ostream& err);
 
+// The two below are defined with the CLI's other shared pieces in
+// node/cli_archive.cpp (linked wherever a progress bar is drawn).
+
+/// "1.5 MiB": bytes in binary units.
+std::string human_bytes(double b);
+
+/// The CLI's progress bar for long operations (compact, ring moves): one
+/// line on `err`, redrawn in place: "[#####-----]  42.0%  <detail>".
+void draw_progress(std::ostream& err, double frac, const std::string& detail);
+
 } // namespace kura::node

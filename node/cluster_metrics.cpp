@@ -37,7 +37,10 @@ struct cluster_metrics {
   Gauge* store_unapplied = nullptr;
   counter_delta hints_stored, hints_delivered, forwarded, remote_reads, writes, reads, inv_sent,
       inv_acked, ae_rounds, ae_repairs, streamed_bytes, streamed_entries, handed_off,
-      gossip_messages, gossip_batches, decode_errors, tombstones_collected;
+      gossip_messages, gossip_batches, decode_errors, tombstones_collected, stream_in_bytes,
+      stream_in_entries;
+  Gauge* move_active = nullptr;
+  Gauge* move_keys_expected = nullptr;
   std::vector<gossip::node_id> ring_members; ///< what slots_* were computed for
   bool computed = false;
 
@@ -88,6 +91,11 @@ struct cluster_metrics {
     gossip_batches.set(c.gossip_batches());
     decode_errors.set(st.decode_errors);
     tombstones_collected.set(st.tombstones_collected);
+    stream_in_bytes.set(st.stream_received_bytes);
+    stream_in_entries.set(st.stream_received_entries);
+    auto& mv = n->progress();
+    move_active->Set(mv.active ? (mv.leaving ? 2 : 1) : 0);
+    move_keys_expected->Set(static_cast<double>(mv.active ? mv.keys_expected : 0));
   }
 };
 
@@ -150,6 +158,15 @@ std::function<void(const actors::cluster_core&)> cluster_metrics_hook(node_metri
       counter(r, "kura_cluster_decode_errors_total", "Cluster messages dropped as undecodable");
   cm->tombstones_collected.c = counter(r, "kura_cluster_tombstones_collected_total",
                                        "Tombstones removed once every replica held them");
+  cm->stream_in_bytes.c =
+      counter(r, "kura_cluster_stream_received_bytes_total",
+              "Key and value bytes received by range streaming (join, restart, re-replication)");
+  cm->stream_in_entries.c = counter(r, "kura_cluster_stream_received_entries_total",
+                                    "Entries received by range streaming");
+  cm->move_active = gauge(r, "kura_cluster_move_in_progress",
+                          "1 while ranges stream in, 2 while a graceful leave hands off, else 0");
+  cm->move_keys_expected = gauge(r, "kura_cluster_move_keys_expected",
+                                 "Keys the move in progress transfers (as their holders counted)");
   return [cm](const actors::cluster_core& c) { cm->update(c); };
 }
 

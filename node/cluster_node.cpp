@@ -56,6 +56,8 @@ actors::cluster_settings cluster_settings_of(const node_config& cfg, const std::
   s.request_timeout_ms = ms(cfg.cluster_request_timeout);
   s.tick_ms = std::clamp<uint64_t>(s.heartbeat_ms / 10, 10, 100);
   s.near_cache = cfg.cluster_near_cache;
+  s.stream_rate = cfg.cluster_stream_rate;
+  s.leave_timeout_ms = ms(cfg.cluster_leave_timeout);
   s.exec = exec_owned;
   return s;
 }

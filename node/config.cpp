@@ -128,7 +128,11 @@ node_config::node_config() {
       .add(cluster_redirect, "redirect",
            "proxy (forward to the owner) or moved (answer -MOVED) for keys owned elsewhere")
       .add(cluster_advertise_resp, "advertise-resp",
-           "host:port Redis clients reach this node's RESP port on (CLUSTER SLOTS, MOVED)");
+           "host:port Redis clients reach this node's RESP port on (CLUSTER SLOTS, MOVED)")
+      .add(cluster_stream_rate, "stream-rate",
+           "bytes/s a node receives moved ranges at (join, leave, re-replication); 0 = unlimited")
+      .add(cluster_leave_timeout, "leave-timeout",
+           "how long a graceful leave (SIGTERM, kura leave) may hand off before it exits");
   opt_group{custom_options_, "kura.security"}
       .add(requirepass, "requirepass", "password of the default user (AUTH <password>)")
       .add(aclfile, "aclfile", "ACL file (Redis format: user <name> <rules>...)")

@@ -90,8 +90,11 @@ struct node_config : caf::actor_system_config {
   std::string cluster_advertise;   ///< host:port peers dial (default bind:cluster-port)
   caf::timespan cluster_request_timeout = std::chrono::seconds(2);
   bool cluster_near_cache = true;
-  std::string cluster_redirect = "proxy"; ///< proxy | moved (node/cluster_faces.hpp)
-  std::string cluster_advertise_resp;     ///< host:port clients reach RESP on (CLUSTER SLOTS)
+  std::string cluster_redirect = "proxy";     ///< proxy | moved (node/cluster_faces.hpp)
+  std::string cluster_advertise_resp;         ///< host:port clients reach RESP on (CLUSTER SLOTS)
+  uint64_t cluster_stream_rate = 32ull << 20; ///< bytes/s a node pulls ranges at; 0 = unlimited
+  caf::timespan cluster_leave_timeout =
+      std::chrono::seconds(60); ///< graceful leave's handoff bound
 
   /// True when this node takes part in a cluster (a node id or seeds given).
   bool cluster_enabled() const { return !cluster_node_id.empty() || !cluster_seeds.empty(); }

@@ -269,6 +269,7 @@ int main(int argc, char** argv) {
     if (cfg.cluster_enabled()) {
       auto cs = node::cluster_settings_of(cfg, cluster_id);
       cs.report = node::cluster_metrics_hook(metrics.get());
+      cs.on_leave = [] { on_stop_signal(shutdown_command); }; // kura leave
       cluster = actors::spawn_cluster(sys, std::move(cs), incarnation, std::move(cluster_store));
       rc_cfg.cluster = cluster.core;
     }

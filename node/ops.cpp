@@ -171,22 +171,21 @@ caf::result<std::string> checked_ops(ops_self self, const std::string& user,
   return rp;
 }
 
-/// `kura members`: the membership, after the same credential check as INFO
-/// when a password or ACL is set. (`coord` stays open: peers prove the
-/// cluster secret instead.)
-caf::result<std::string> checked_members(ops_self self, const std::string& user,
-                                         const std::string& pass) {
-  auto refuse = [](std::string why) {
-    members_reply r;
-    r.error = std::move(why);
-    return seal(static_cast<uint32_t>(cluster_msg_type::members), r);
-  };
+/// A request for the cluster coordinator (`kura members | status | ring |
+/// join | leave`), after the credential check of the RESP command `perm`
+/// (INFO to look, SHUTDOWN to change the cluster) when a password or ACL is
+/// set. `refuse(why)` seals the refusal in the answer's own type. (`coord`
+/// stays open: peers prove the cluster secret instead.)
+template <class Refuse>
+caf::result<std::string> checked_coordinator(ops_self self, const std::string& user,
+                                             const std::string& pass, const std::string& perm,
+                                             caf::message req, Refuse refuse) {
   if (!self->state.coordinator)
     return refuse("this node is not in a cluster (start it with --kura.cluster.node-id and "
                   "--kura.cluster.seeds)");
   auto rp = self->make_response_promise<std::string>();
-  auto fetch = [self, rp, refuse]() mutable {
-    self->request(self->state.coordinator, std::chrono::seconds(10), members_atom::value)
+  auto fetch = [self, rp, refuse, req]() mutable {
+    self->request(self->state.coordinator, std::chrono::seconds(10), req)
         .then([rp](std::string& bytes) mutable { rp.deliver(std::move(bytes)); },
               [rp, refuse, self](caf::error& err) mutable {
                 rp.deliver(refuse(self->system().render(err)));
@@ -196,8 +195,8 @@ caf::result<std::string> checked_members(ops_self self, const std::string& user,
     fetch();
     return rp;
   }
-  self->request(self->state.resp, std::chrono::seconds(10), ops_auth_atom::value, user, pass,
-                std::string("info"), std::string())
+  self->request(self->state.resp, std::chrono::seconds(10), ops_auth_atom::value, user, pass, perm,
+                std::string())
       .then(
           [rp, refuse, fetch](std::string& verdict) mutable {
             if (verdict.empty())
@@ -209,6 +208,29 @@ caf::result<std::string> checked_members(ops_self self, const std::string& user,
             rp.deliver(refuse(self->system().render(err)));
           });
   return rp;
+}
+
+caf::result<std::string> checked_members(ops_self self, const std::string& user,
+                                         const std::string& pass) {
+  return checked_coordinator(self, user, pass, "info", caf::make_message(members_atom::value),
+                             [](std::string why) {
+                               members_reply r;
+                               r.error = std::move(why);
+                               return seal(static_cast<uint32_t>(cluster_msg_type::members), r);
+                             });
+}
+
+caf::result<std::string> checked_cop(ops_self self, const std::string& user,
+                                     const std::string& pass, const std::string& op,
+                                     std::vector<std::string> args) {
+  std::string perm = op == "status" || op == "ring" ? "info" : "shutdown";
+  return checked_coordinator(self, user, pass, perm,
+                             caf::make_message(cop_atom::value, op, std::move(args)),
+                             [](std::string why) {
+                               cluster_op_reply r;
+                               r.error = std::move(why);
+                               return seal(static_cast<uint32_t>(cluster_msg_type::op_reply), r);
+                             });
 }
 
 caf::behavior ops_actor(caf::stateful_actor<ops_state>* self, caf::actor store, node_status config,
@@ -230,6 +252,10 @@ caf::behavior ops_actor(caf::stateful_actor<ops_state>* self, caf::actor store, 
       [=](members_atom) -> caf::result<std::string> { return checked_members(self, {}, {}); },
       [=](members_atom, const std::string& user, const std::string& pass)
           -> caf::result<std::string> { return checked_members(self, user, pass); },
+      [=](cop_atom, const std::string& user, const std::string& pass, const std::string& op,
+          std::vector<std::string>& args) -> caf::result<std::string> {
+        return checked_cop(self, user, pass, op, std::move(args));
+      },
       [=](ops_request_atom, const std::string& bytes) -> caf::result<std::string> {
         return checked_ops(self, {}, {}, bytes);
       },

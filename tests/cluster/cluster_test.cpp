@@ -21,35 +21,9 @@ std::string poke(uint16_t port, const std::string& args, int* rc) {
                    rc);
 }
 
-/// The ids in a RESP array of bulk strings.
-std::vector<std::string> bulk_array(const std::string& r) {
-  std::vector<std::string> out;
-  size_t p = r.find("\r\n");
-  while (p != std::string::npos && p + 2 < r.size()) {
-    p += 2;
-    if (r[p] != '$')
-      break;
-    auto nl = r.find("\r\n", p);
-    auto n = std::stoul(r.substr(p + 1, nl - p - 1));
-    out.push_back(r.substr(nl + 2, n));
-    p = nl + 2 + n;
-  }
-  return out;
-}
-
 /// n1, n2 joining through n1, n3 joining through n1; waits until all see 3 alive.
 void start_three(test_cluster& c) {
   c.start_ring(3);
-}
-
-/// The value of metric `name` (with its labels, as printed) on /metrics of
-/// the node whose metrics port is `port`; -1 when absent.
-double metric_value(uint16_t port, const std::string& name) {
-  auto body = http_get(port, "/metrics");
-  for (size_t p = body.find(name + " "); p != std::string::npos; p = body.find(name + " ", p + 1))
-    if (p == 0 || body[p - 1] == '\n')
-      return std::strtod(body.c_str() + p + name.size() + 1, nullptr);
-  return -1;
 }
 
 } // namespace

@@ -150,6 +150,8 @@ void gossip_seeds() {
       {"handoff_ack", handoff_ack_msg{{kv}}},
       {"tomb_check", tomb_check_msg{{kv}}},
       {"tomb_confirm", tomb_confirm_msg{{kv}}},
+      {"stream_req", stream_req_msg{1, 5, 9, false, 7, "key", 65536}},
+      {"stream_batch", stream_batch_msg{1, {we}, false, 7, "key", 3}},
   };
   for (auto& [name, m] : all)
     seed("gossip_message_fuzz", name, encode(m));

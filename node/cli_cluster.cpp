@@ -1,0 +1,467 @@
+// The kura CLI's ring commands: see node/cli_cluster.hpp.
+#include "node/cli_cluster.hpp"
+
+#include "actors/cluster.hpp"
+#include "actors/messages.hpp"
+#include "node/cli_reply.hpp"
+#include "node/json_writer.hpp"
+#include "node/ops.hpp"
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include <algorithm>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <thread>
+#include <unistd.h>
+
+namespace kura::node {
+
+using namespace actors;
+
+namespace {
+
+/// Ctrl-C while a move is watched: detach, the node goes on.
+extern "C" void on_detach(int) {
+  static const char msg[] =
+      "\nkura: detached; the operation goes on on the node ('kura status' shows it)\n";
+  auto n = ::write(2, msg, sizeof(msg) - 1);
+  (void)n;
+  ::_exit(0);
+}
+
+std::optional<std::string> ask(caf::actor_system& sys, caf::scoped_actor& self,
+                               const caf::actor& ops, caf::message req,
+                               std::chrono::milliseconds timeout, std::string& why) {
+  std::optional<std::string> out;
+  self->request(ops, timeout, std::move(req))
+      .receive([&](std::string& bytes) { out = std::move(bytes); },
+               [&](caf::error& err) { why = sys.render(err); });
+  return out;
+}
+
+/// The sealed T (members_reply, cluster_op_reply) `ops` answers `req` with;
+/// nullopt and `why` when it did not answer (`unreachable`) or refused.
+template <class T>
+std::optional<T> ask_sealed(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& ops,
+                            caf::message req, cluster_msg_type type,
+                            std::chrono::milliseconds timeout, std::string& why,
+                            bool& unreachable) {
+  unreachable = false;
+  auto bytes = ask(sys, self, ops, std::move(req), timeout, why);
+  if (!bytes) {
+    unreachable = true;
+    return std::nullopt;
+  }
+  auto env = decode_envelope(*bytes);
+  if (!env || env->type != static_cast<uint32_t>(type)) {
+    why = "bad answer from the node";
+    return std::nullopt;
+  }
+  auto rep = from_msgpack<T>(env->payload);
+  if (!rep) {
+    why = "bad answer from the node: " + rep.err().message;
+    return std::nullopt;
+  }
+  if (!rep->error.empty()) {
+    why = rep->error;
+    return std::nullopt;
+  }
+  return std::move(*rep);
+}
+
+std::optional<members_reply> ask_members(caf::actor_system& sys, caf::scoped_actor& self,
+                                         const caf::actor& ops, std::chrono::milliseconds timeout,
+                                         std::string& why, bool& unreachable) {
+  auto& cred = cli_credentials();
+  return ask_sealed<members_reply>(sys, self, ops,
+                                   caf::make_message(members_atom::value, cred.user, cred.password),
+                                   cluster_msg_type::members, timeout, why, unreachable);
+}
+
+std::optional<cluster_op_reply> ask_cop(caf::actor_system& sys, caf::scoped_actor& self,
+                                        const caf::actor& ops, const std::string& op,
+                                        std::vector<std::string> args,
+                                        std::chrono::milliseconds timeout, std::string& why,
+                                        bool& unreachable) {
+  auto& cred = cli_credentials();
+  return ask_sealed<cluster_op_reply>(
+      sys, self, ops,
+      caf::make_message(cop_atom::value, cred.user, cred.password, op, std::move(args)),
+      cluster_msg_type::op_reply, timeout, why, unreachable);
+}
+
+/// The ops actor published on host:port (null when it cannot be reached).
+caf::actor connect_ops(caf::actor_system& sys, caf::scoped_actor& self, const std::string& hp,
+                       std::chrono::milliseconds timeout) {
+  std::string host;
+  uint16_t port = 0;
+  if (!split_host_port(hp, host, port))
+    return {};
+  caf::actor out;
+  self->request(sys.middleman().actor_handle(), timeout, caf::connect_atom::value, host, port)
+      .receive(
+          [&](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
+            if (ptr)
+              out = caf::actor_cast<caf::actor>(std::move(ptr));
+          },
+          [&](caf::error&) {});
+  return out;
+}
+
+int fail(bool json, const std::string& why, int rc = 1) {
+  if (json)
+    std::cout << json_writer{}.begin_object().key("error").str(why).end_object().str() << "\n";
+  std::cerr << "kura: " << why << "\n";
+  return rc;
+}
+
+void write_move(json_writer& j, const move_row& m) {
+  j.begin_object().key("active").boolean(m.active).key("leaving").boolean(m.leaving);
+  j.key("ranges").num(m.ranges).key("ranges_done").num(m.ranges_done);
+  j.key("keys").num(m.keys).key("bytes").num(m.bytes).key("keys_expected").num(m.keys_expected);
+  j.key("elapsed_ms").num(m.elapsed_ms).key("rate_bytes_per_s").num(m.rate);
+  j.key("eta_ms");
+  if (m.eta_ms < 0)
+    j.null();
+  else
+    j.num(m.eta_ms);
+  j.key("stream_rate").num(m.stream_rate).key("keys_held").num(m.keys_held).end_object();
+}
+
+double move_fraction(const move_row& m) {
+  if (!m.active)
+    return 1.0;
+  if (m.keys_expected > 0)
+    return std::min(1.0, static_cast<double>(m.keys) / static_cast<double>(m.keys_expected));
+  return m.ranges == 0 ? 0.0 : static_cast<double>(m.ranges_done) / static_cast<double>(m.ranges);
+}
+
+std::string move_detail(const move_row& m) {
+  char eta[32] = "-";
+  if (m.eta_ms >= 0)
+    std::snprintf(eta, sizeof(eta), "%.0f s", static_cast<double>(m.eta_ms) / 1000.0);
+  std::string keys = std::to_string(m.keys);
+  if (m.keys_expected > 0)
+    keys += "/" + std::to_string(m.keys_expected);
+  return "keys " + keys + "  " + human_bytes(static_cast<double>(m.bytes)) + "  " +
+         human_bytes(static_cast<double>(m.rate)) + "/s  ETA " + eta;
+}
+
+/// Polls the node's move until `done` holds (or the node went away: its
+/// last answer is returned with `gone`), drawing the bar unless `json`.
+template <class Done>
+move_row watch(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& ops,
+               std::chrono::milliseconds timeout, bool json, bool& gone, Done done) {
+  std::signal(SIGINT, on_detach);
+  move_row last;
+  gone = false;
+  bool drawn = false;
+  for (;;) {
+    std::string why;
+    bool unreachable = false;
+    auto rep = ask_cop(sys, self, ops, "status", {}, timeout, why, unreachable);
+    if (!rep) {
+      gone = true;
+      break;
+    }
+    last = rep->move;
+    if (!json) {
+      draw_progress(std::cerr, move_fraction(last), move_detail(last));
+      drawn = true;
+    }
+    if (done(*rep))
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  if (drawn)
+    std::cerr << "\n";
+  std::signal(SIGINT, SIG_DFL);
+  return last;
+}
+
+int print_members(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& ops, bool json,
+                  std::chrono::milliseconds timeout) {
+  std::string why;
+  bool unreachable = false;
+  auto rep = ask_members(sys, self, ops, timeout, why, unreachable);
+  if (!rep) {
+    if (unreachable) {
+      std::cerr << "kura: no answer from the node (" << why << ")\n";
+      return 2;
+    }
+    return fail(json, why);
+  }
+  if (json) {
+    json_writer j;
+    j.begin_array();
+    for (auto& m : rep->members) {
+      j.begin_object().key("id").str(m.id).key("address").str(m.address);
+      j.key("state").str(m.state).key("incarnation").num(static_cast<uint64_t>(m.incarnation));
+      j.key("share").num(m.share, 6).key("self").boolean(m.self);
+      if (m.self) {
+        j.key("move");
+        write_move(j, rep->move);
+      }
+      j.end_object();
+    }
+    std::cout << j.end_array().str() << "\n";
+    return 0;
+  }
+  size_t w_id = 2, w_addr = 7;
+  for (auto& m : rep->members) {
+    w_id = std::max(w_id, m.id.size() + 1);
+    w_addr = std::max(w_addr, m.address.size());
+  }
+  auto pad = [](const std::string& s, size_t w) { return s + std::string(w - s.size() + 2, ' '); };
+  std::cout << pad("ID", w_id) << pad("ADDRESS", w_addr) << "STATE    INCARNATION  SHARE\n";
+  for (auto& m : rep->members) {
+    char share[32];
+    std::snprintf(share, sizeof(share), "%.1f%%", m.share * 100);
+    std::cout << pad(m.id + (m.self ? "*" : ""), w_id) << pad(m.address, w_addr) << pad(m.state, 7)
+              << pad(std::to_string(m.incarnation), 11) << share << "\n";
+  }
+  if (auto d = describe_move(rep->move); !d.empty())
+    std::cout << "moving (this node): " << d << "\n";
+  return 0;
+}
+
+std::string ranges_text(const std::vector<uint32_t>& r, size_t max_chars) {
+  std::string out;
+  for (size_t i = 0; i + 1 < r.size(); i += 2) {
+    std::string one = r[i] == r[i + 1] ? std::to_string(r[i])
+                                       : std::to_string(r[i]) + "-" + std::to_string(r[i + 1]);
+    if (out.size() + one.size() + 1 > max_chars) {
+      out += " ...";
+      break;
+    }
+    out += (out.empty() ? "" : " ") + one;
+  }
+  return out;
+}
+
+int print_ring(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& ops, bool json,
+               std::chrono::milliseconds timeout) {
+  std::string why;
+  bool unreachable = false;
+  auto rep = ask_cop(sys, self, ops, "ring", {}, timeout, why, unreachable);
+  if (!rep)
+    return unreachable ? fail(json, "no answer from the node (" + why + ")", 2) : fail(json, why);
+  // Keys per node: each member's own count, from its ops port.
+  std::map<std::string, std::optional<uint64_t>> keys;
+  for (auto& r : rep->ring) {
+    auto peer = connect_ops(sys, self, r.address, timeout);
+    if (!peer)
+      continue;
+    std::string w;
+    bool u = false;
+    if (auto st = ask_cop(sys, self, peer, "status", {}, timeout, w, u))
+      keys[r.id] = st->move.keys_held;
+  }
+  double slot_mean = 0, slot_max = 0, key_mean = 0, key_max = 0;
+  size_t with_keys = 0;
+  for (auto& r : rep->ring) {
+    slot_mean += r.slots_owned;
+    slot_max = std::max(slot_max, static_cast<double>(r.slots_owned));
+    if (auto k = keys[r.id]) {
+      key_mean += static_cast<double>(*k);
+      key_max = std::max(key_max, static_cast<double>(*k));
+      ++with_keys;
+    }
+  }
+  slot_mean /= std::max<size_t>(1, rep->ring.size());
+  key_mean /= std::max<size_t>(1, with_keys);
+  if (json) {
+    json_writer j;
+    j.begin_object().key("nodes").begin_array();
+    for (auto& r : rep->ring) {
+      j.begin_object().key("id").str(r.id).key("address").str(r.address).key("state").str(r.state);
+      j.key("slots_owned").num(r.slots_owned).key("slots_replicated").num(r.slots_replicated);
+      j.key("keys");
+      if (auto k = keys[r.id])
+        j.num(*k);
+      else
+        j.null();
+      j.key("ranges").begin_array();
+      for (size_t i = 0; i + 1 < r.ranges.size(); i += 2)
+        j.begin_array().num(r.ranges[i]).num(r.ranges[i + 1]).end_array();
+      j.end_array().end_object();
+    }
+    j.end_array();
+    j.key("slots_max_over_mean").num(slot_mean > 0 ? slot_max / slot_mean : 0.0, 4);
+    j.key("keys_max_over_mean").num(key_mean > 0 ? key_max / key_mean : 0.0, 4);
+    std::cout << j.end_object().str() << "\n";
+    return 0;
+  }
+  char line[512];
+  std::snprintf(line, sizeof(line), "%-12s %-22s %-8s %6s %6s %10s  %s\n", "ID", "ADDRESS", "STATE",
+                "SLOTS", "COPIES", "KEYS", "OWNED SLOT RANGES");
+  std::cout << line;
+  for (auto& r : rep->ring) {
+    auto k = keys[r.id];
+    std::snprintf(line, sizeof(line), "%-12s %-22s %-8s %6u %6u %10s  %s\n", r.id.c_str(),
+                  r.address.c_str(), r.state.c_str(), r.slots_owned, r.slots_replicated,
+                  k ? std::to_string(*k).c_str() : "-", ranges_text(r.ranges, 60).c_str());
+    std::cout << line;
+  }
+  std::snprintf(line, sizeof(line), "balance (max/mean): slots %.3f, keys %.3f\n",
+                slot_mean > 0 ? slot_max / slot_mean : 0.0,
+                key_mean > 0 ? key_max / key_mean : 0.0);
+  std::cout << line;
+  return 0;
+}
+
+int print_done(bool json, const std::string& op, const std::string& node, const std::string& note,
+               const move_row& m, bool detached_state) {
+  if (json) {
+    json_writer j;
+    j.begin_object().key("op").str(op).key("node").str(node).key("note").str(note);
+    j.key("finished").boolean(detached_state).key("move");
+    write_move(j, m);
+    std::cout << j.end_object().str() << "\n";
+  } else {
+    std::cout << note << "\n";
+  }
+  return 0;
+}
+
+int run_leave(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& ops,
+              const std::vector<std::string>& args, bool json, std::chrono::milliseconds timeout) {
+  caf::actor target = ops;
+  std::string name;
+  if (args.size() == 2) { // another member: reach its own ops port
+    std::string why;
+    bool u = false;
+    auto mem = ask_members(sys, self, ops, timeout, why, u);
+    if (!mem)
+      return fail(json, why, u ? 2 : 1);
+    const member_row* row = nullptr;
+    for (auto& m : mem->members)
+      if (m.id == args[1])
+        row = &m;
+    if (!row)
+      return fail(json, "no member '" + args[1] + "' in this node's view ('kura members')");
+    name = row->id;
+    if (!row->self) {
+      target = connect_ops(sys, self, row->address, timeout);
+      if (!target)
+        return fail(json, "cannot reach " + name + " at " + row->address, 2);
+    }
+  }
+  std::string why;
+  bool unreachable = false;
+  auto rep = ask_cop(sys, self, target, "leave", {}, timeout, why, unreachable);
+  if (!rep)
+    return fail(json, why, unreachable ? 2 : 1);
+  if (!json)
+    std::cerr << "kura: " << rep->note << " (Ctrl-C detaches; the leave goes on)\n";
+  bool gone = false;
+  auto last = watch(sys, self, target, timeout, json, gone,
+                    [](const cluster_op_reply& r) { return r.move.leaving && !r.move.active; });
+  return print_done(json, "leave", name,
+                    "left the ring: " + std::to_string(last.keys) + " keys (" +
+                        human_bytes(static_cast<double>(last.bytes)) + ") handed off",
+                    last, true);
+}
+
+int run_join(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& ops,
+             const std::vector<std::string>& args, bool json, std::chrono::milliseconds timeout) {
+  std::string why;
+  bool unreachable = false;
+  auto rep = ask_cop(sys, self, ops, "join", {args[1]}, timeout, why, unreachable);
+  if (!rep)
+    return fail(json, why, unreachable ? 2 : 1);
+  if (!json)
+    std::cerr << "kura: " << rep->note << " (Ctrl-C detaches; the join goes on)\n";
+  auto t0 = std::chrono::steady_clock::now();
+  bool joined = false, gone = false;
+  auto last = watch(sys, self, ops, timeout, json, gone, [&](const cluster_op_reply&) {
+    std::string w;
+    bool u = false;
+    auto ring = ask_cop(sys, self, ops, "ring", {}, timeout, w, u);
+    joined = joined || (ring && ring->ring.size() > 1);
+    if (!joined)
+      return std::chrono::steady_clock::now() - t0 > std::chrono::seconds(30);
+    auto st = ask_cop(sys, self, ops, "status", {}, timeout, w, u);
+    return !st || !st->move.active;
+  });
+  if (gone)
+    return fail(json, "the node stopped answering", 2);
+  if (!joined)
+    return fail(json, "not joined after 30 s; the node keeps dialing " + args[1]);
+  return print_done(json, "join", args[1],
+                    "joined through " + args[1] + ": " + std::to_string(last.keys) + " keys (" +
+                        human_bytes(static_cast<double>(last.bytes)) + ") streamed in",
+                    last, true);
+}
+
+} // namespace
+
+bool is_cluster_command(const std::string& cmd) {
+  return cmd == "members" || cmd == "ring" || cmd == "join" || cmd == "leave";
+}
+
+std::string describe_move(const move_row& m) {
+  if (m.elapsed_ms == 0 && !m.active)
+    return {};
+  std::string what = m.leaving ? "handing off" : "receiving";
+  std::string ranges =
+      m.leaving ? std::string()
+                : " " + std::to_string(m.ranges_done) + "/" + std::to_string(m.ranges) + " ranges";
+  return (m.active ? what + ranges
+                   : std::string(m.leaving ? "handed off" : "received") + ranges + " (done)") +
+         ": " + move_detail(m);
+}
+
+int run_cluster_command(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& ops,
+                        const std::string& host, const std::vector<std::string>& args, bool json,
+                        std::chrono::milliseconds timeout) {
+  (void)host;
+  const auto& cmd = args[0];
+  auto usage = [&](const char* u) { return fail(json, std::string("usage: kura ") + u); };
+  if (cmd == "members")
+    return args.size() == 1 ? print_members(sys, self, ops, json, timeout) : usage("members");
+  if (cmd == "ring")
+    return args.size() == 1 ? print_ring(sys, self, ops, json, timeout) : usage("ring");
+  if (cmd == "join")
+    return args.size() == 2 ? run_join(sys, self, ops, args, json, timeout)
+                            : usage("join HOST:PORT");
+  if (cmd == "leave")
+    return args.size() <= 2 ? run_leave(sys, self, ops, args, json, timeout)
+                            : usage("leave [NODE]");
+  return usage("members | ring | join HOST:PORT | leave [NODE]");
+}
+
+std::string status_with_move(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& ops,
+                             std::string answer, std::chrono::milliseconds timeout) {
+  auto st = decode_message<node_status>(msg_type::node_status, answer);
+  if (!st)
+    return answer;
+  std::string why;
+  bool unreachable = false;
+  auto rep = ask_cop(sys, self, ops, "status", {}, timeout, why, unreachable);
+  if (!rep)
+    return answer; // not a cluster node (or it refused): the plain status
+  auto& m = rep->move;
+  auto add = [&](const char* n, std::string v) {
+    st->names.emplace_back(n);
+    st->values.push_back(std::move(v));
+  };
+  add("move_in_progress", m.active ? (m.leaving ? "leave" : "stream") : "none");
+  add("move_ranges", std::to_string(m.ranges));
+  add("move_ranges_done", std::to_string(m.ranges_done));
+  add("move_keys", std::to_string(m.keys));
+  add("move_keys_expected", std::to_string(m.keys_expected));
+  add("move_bytes", std::to_string(m.bytes));
+  add("move_rate_bytes_per_s", std::to_string(m.rate));
+  add("move_eta_ms", m.eta_ms < 0 ? std::string("-") : std::to_string(m.eta_ms));
+  add("cluster_keys_held", std::to_string(m.keys_held));
+  add("cluster_stream_rate", std::to_string(m.stream_rate));
+  return encode_message(msg_type::node_status, *st);
+}
+
+} // namespace kura::node

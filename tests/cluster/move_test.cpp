@@ -1,0 +1,261 @@
+// Moving data between real kura-node processes (issues 8 and 9): a joining
+// node receives the ranges it now replicates by streaming from their holders
+// (paced by kura.cluster.stream-rate, progress in `kura members`), reads stay
+// correct while it streams; a graceful leave (SIGTERM, `kura leave`) hands
+// every key off before the node exits; `kura ring` and `kura join`.
+#include "cluster/cluster_harness.hpp"
+
+#include <doctest/doctest.h>
+
+#include <map>
+#include <set>
+
+using namespace kura::test;
+
+namespace {
+
+std::string key_of(int i) {
+  return "mv:" + std::to_string(i);
+}
+std::string value_of(int i) {
+  return std::string(200, static_cast<char>('a' + i % 26)) + std::to_string(i);
+}
+
+/// Sends every command, then reads every reply (one pipeline).
+std::vector<std::string> pipeline(uint16_t port,
+                                  const std::vector<std::vector<std::string>>& cmds) {
+  std::vector<std::string> out;
+  client c(port);
+  if (!c.ok())
+    return out;
+  std::string all;
+  for (auto& a : cmds)
+    all += client::multibulk(a);
+  if (!c.send(all))
+    return out;
+  for (size_t i = 0; i < cmds.size(); ++i) {
+    auto r = c.reply(20000);
+    if (!r)
+      break;
+    out.push_back(*r);
+  }
+  return out;
+}
+
+/// Writes keys [0, n) through `port`; true when every SET answered +OK.
+bool write_keys(uint16_t port, int n) {
+  std::vector<std::vector<std::string>> cmds;
+  for (int i = 0; i < n; ++i)
+    cmds.push_back({"SET", key_of(i), value_of(i)});
+  auto r = pipeline(port, cmds);
+  if (r.size() != cmds.size())
+    return false;
+  for (auto& x : r)
+    if (x != "+OK\r\n")
+      return false;
+  return true;
+}
+
+/// Keys of [0, n) whose value read through `port` is wrong or missing.
+int wrong_reads(uint16_t port, int n) {
+  std::vector<std::vector<std::string>> cmds;
+  for (int i = 0; i < n; ++i)
+    cmds.push_back({"GET", key_of(i)});
+  auto r = pipeline(port, cmds);
+  int bad = n - static_cast<int>(r.size());
+  for (size_t i = 0; i < r.size(); ++i) {
+    auto v = value_of(static_cast<int>(i));
+    if (r[i] != "$" + std::to_string(v.size()) + "\r\n" + v + "\r\n")
+      ++bad;
+  }
+  return bad;
+}
+
+/// Key i -> its slot (CLUSTER KEYSLOT) and its replicas (KURA.OWNERS).
+struct placement {
+  std::vector<std::string> slot;
+  std::vector<std::vector<std::string>> owners;
+};
+placement place(uint16_t port, int n) {
+  std::vector<std::vector<std::string>> cmds;
+  for (int i = 0; i < n; ++i) {
+    cmds.push_back({"CLUSTER", "KEYSLOT", key_of(i)});
+    cmds.push_back({"KURA.OWNERS", key_of(i)});
+  }
+  auto r = pipeline(port, cmds);
+  placement p;
+  for (size_t i = 0; i + 1 < r.size(); i += 2) {
+    p.slot.push_back(r[i].substr(1, r[i].find("\r\n") - 1));
+    p.owners.push_back(bulk_array(r[i + 1]));
+  }
+  return p;
+}
+
+/// The keys node `port` holds itself (CLUSTER GETKEYSINSLOT: its own copy,
+/// no network) among the slots of `slots`.
+std::set<std::string> held(uint16_t port, const std::set<std::string>& slots) {
+  std::vector<std::vector<std::string>> cmds;
+  for (auto& s : slots)
+    cmds.push_back({"CLUSTER", "GETKEYSINSLOT", s, "100000"});
+  std::set<std::string> out;
+  for (auto& r : pipeline(port, cmds))
+    for (auto& k : bulk_array(r))
+      out.insert(k);
+  return out;
+}
+
+/// Keys of [0, n) that `node` replicates (per `p`) but does not hold.
+int missing_on(uint16_t port, const std::string& node, const placement& p) {
+  std::set<std::string> slots;
+  for (size_t i = 0; i < p.slot.size(); ++i)
+    for (auto& o : p.owners[i])
+      if (o == node)
+        slots.insert(p.slot[i]);
+  auto have = held(port, slots);
+  int missing = 0;
+  for (size_t i = 0; i < p.slot.size(); ++i)
+    for (auto& o : p.owners[i])
+      if (o == node && have.count(key_of(static_cast<int>(i))) == 0)
+        ++missing;
+  return missing;
+}
+
+/// A number field of the "move" object in members JSON (-1: absent).
+double move_field(const std::string& json, const std::string& field) {
+  auto m = json.find("\"move\": {");
+  if (m == std::string::npos)
+    return -1;
+  auto p = json.find("\"" + field + "\": ", m);
+  if (p == std::string::npos)
+    return -1;
+  return std::strtod(json.c_str() + p + field.size() + 4, nullptr);
+}
+bool move_active(const std::string& json) {
+  auto m = json.find("\"move\": {\"active\": true");
+  return m != std::string::npos;
+}
+
+} // namespace
+
+TEST_CASE("a joining node streams the ranges it now replicates; reads stay correct meanwhile") {
+  test_cluster c;
+  // 64 KiB/s: the ~400 KB n3 receives take several seconds.
+  std::vector<std::string> slow{"--kura.cluster.stream-rate=65536"};
+  REQUIRE(c.start("n1", slow).ready);
+  REQUIRE(c.start("n2", slow).ready);
+  INFO(c.logs());
+  REQUIRE(wait_for([&] { return c.all_see_alive(2); }));
+  const int n = 2000;
+  REQUIRE(write_keys(c["n1"].port, n));
+  REQUIRE(c.start("n3", slow).ready);
+  REQUIRE(wait_for([&] { return c.all_see_alive(3); }));
+  // The stream is visible in `kura members` while it runs.
+  std::string during;
+  CHECK(wait_for(
+      [&] {
+        during = members_json(c["n3"].cluster_port);
+        return move_active(during) && move_field(during, "keys") > 0;
+      },
+      30000));
+  INFO(during);
+  CHECK(move_field(during, "stream_rate") == 65536);
+  // Reads through the joiner are right while its ranges stream in.
+  CHECK(wrong_reads(c["n3"].port, n) == 0);
+  bool still_streaming = move_active(members_json(c["n3"].cluster_port));
+  INFO("stream still running after the reads: " << still_streaming);
+  // Then it holds every key it replicates, on its own.
+  std::string after;
+  REQUIRE(wait_for(
+      [&] {
+        after = members_json(c["n3"].cluster_port);
+        return !after.empty() && !move_active(after);
+      },
+      90000));
+  INFO(after);
+  CHECK(move_field(after, "ranges_done") == move_field(after, "ranges"));
+  CHECK(move_field(after, "keys") > 0);
+  auto p = place(c["n1"].port, n);
+  REQUIRE(p.slot.size() == static_cast<size_t>(n));
+  int n3_keys = 0;
+  for (auto& o : p.owners)
+    n3_keys += std::count(o.begin(), o.end(), "n3");
+  CHECK(n3_keys > n / 3);
+  CHECK(missing_on(c["n3"].port, "n3", p) == 0);
+  CHECK(metric_value(c["n3"].metrics_port, "kura_cluster_stream_received_bytes_total") > 0);
+  CHECK(wrong_reads(c["n2"].port, n) == 0);
+}
+
+TEST_CASE("SIGTERM hands every key off: RF copies on the survivors") {
+  test_cluster c;
+  for (auto id : {"n1", "n2", "n3"})
+    REQUIRE(c.start(id).ready);
+  INFO(c.logs());
+  REQUIRE(wait_for([&] { return c.all_see_alive(3); }));
+  const int n = 1500;
+  REQUIRE(write_keys(c["n2"].port, n));
+  CHECK(c["n3"].stop(SIGTERM) == 0);
+  auto log3 = c["n3"].log();
+  INFO(log3);
+  CHECK(log3.find("keys handed off") != std::string::npos);
+  REQUIRE(wait_for([&] {
+    auto j = members_json(c["n1"].cluster_port);
+    return member_state(j, "n3") == "left" && count_state(j, "alive") == 2;
+  }));
+  auto p = place(c["n1"].port, n);
+  REQUIRE(p.slot.size() == static_cast<size_t>(n));
+  for (auto& o : p.owners)
+    CHECK(o.size() == 2);
+  // Handed off before the exit: both survivors hold every key at once.
+  CHECK(missing_on(c["n1"].port, "n1", p) == 0);
+  CHECK(missing_on(c["n2"].port, "n2", p) == 0);
+  CHECK(wrong_reads(c["n1"].port, n) == 0);
+}
+
+TEST_CASE("kura ring, kura leave NODE with progress, kura join HOST:PORT") {
+  test_cluster c;
+  for (auto id : {"n1", "n2", "n3"})
+    REQUIRE(c.start(id).ready);
+  INFO(c.logs());
+  REQUIRE(wait_for([&] { return c.all_see_alive(3); }));
+  const int n = 600;
+  REQUIRE(write_keys(c["n1"].port, n));
+  auto cli = [&](uint16_t port, const std::string& args, int* rc) {
+    return run_shell(bin_dir() + "/kura --timeout=3000 --port=" + std::to_string(port) + " " +
+                         args + " 2>/dev/null",
+                     rc);
+  };
+  int rc = -1;
+  auto ring = cli(c["n1"].cluster_port, "--json ring", &rc);
+  INFO(ring);
+  CHECK(rc == 0);
+  CHECK(ring.find("\"id\": \"n2\"") != std::string::npos);
+  CHECK(ring.find("\"slots_owned\": ") != std::string::npos);
+  CHECK(ring.find("\"keys\": null") == std::string::npos); // every member answered
+  auto table = cli(c["n2"].cluster_port, "ring", &rc);
+  CHECK(rc == 0);
+  CHECK(table.find("OWNED SLOT RANGES") != std::string::npos);
+  // Leave n3 through n1's ops port: n3 hands off and exits.
+  auto out = cli(c["n1"].cluster_port, "--json leave n3", &rc);
+  INFO(out);
+  CHECK(rc == 0);
+  CHECK(out.find("\"op\": \"leave\"") != std::string::npos);
+  CHECK(wait_for([&] { return !c["n3"].alive(); }, 60000));
+  auto p = place(c["n1"].port, n);
+  CHECK(missing_on(c["n1"].port, "n1", p) == 0);
+  CHECK(missing_on(c["n2"].port, "n2", p) == 0);
+  // A lone node founded as n4 joins the cluster through `kura join`.
+  auto args = fast_cluster_flags(); // no seeds: n4 founds a cluster of its own
+  args.push_back("--kura.cluster.node-id=n4");
+  node_process n4(args);
+  REQUIRE(n4.ready);
+  INFO(n4.log());
+  REQUIRE(wait_for([&] { return count_state(members_json(n4.cluster_port), "alive") == 1; }));
+  out = cli(n4.cluster_port, "--json join 127.0.0.1:" + std::to_string(c["n1"].cluster_port), &rc);
+  INFO(out);
+  CHECK(rc == 0);
+  CHECK(out.find("\"op\": \"join\"") != std::string::npos);
+  CHECK(wait_for([&] { return count_state(members_json(c["n1"].cluster_port), "alive") == 3; }));
+  auto p4 = place(c["n1"].port, n);
+  CHECK(wait_for([&] { return missing_on(n4.port, "n4", p4) == 0; }, 60000));
+  CHECK(wrong_reads(n4.port, n) == 0);
+}
