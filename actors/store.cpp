@@ -612,7 +612,10 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
         // the broker's handle travels with the slices: kept in the state it
         // would make a reference cycle (broker -> core -> L3) that stops a
         // clean shutdown
-        self->send(to, l3_scan_atom::value, std::move(keys), done);
+        // anonymous: a message naming the L3 actor as its sender, left in
+        // the broker's mailbox at shutdown, keeps the L3 actor's thread alive
+        // until the middleman stops, which waits for that thread
+        caf::anon_send(to, l3_scan_atom::value, std::move(keys), done);
         if (!done) {
           s.scan_slices++;
           self->send(self, l3_scan_atom::value, std::move(**r), std::move(to));
