@@ -619,9 +619,6 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
         if (!done) {
           s.scan_slices++;
           self->send(self, l3_scan_atom::value, std::move(**r), std::move(to));
-        } else {
-          std::cerr << "kura-node: L3 background verification done (" << s.scan_slices + 1
-                    << " slices)" << std::endl;
         }
       },
       [=](tick_timer_atom) {
