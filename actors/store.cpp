@@ -199,9 +199,7 @@ struct l3_state {
   /// Key rotation reaches the write-ahead log (new records sealed with the
   /// new key); empty without a log.
   std::function<void(std::shared_ptr<const crypto::keyring>)> rekey_log;
-  /// verify-on-open=lazy: the store broker that gets the keys found.
-  caf::actor scan_to;
-  uint64_t scan_slices = 0;
+  uint64_t scan_slices = 0; ///< verify-on-open=lazy: slices read so far
   /// Publishes the committed batch number: everything applied once nothing
   /// is pending. A commit that fails (disk or map full; the error is in INFO
   /// and the log) keeps the writes in memory, nothing lost, and publishes
@@ -601,8 +599,7 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
         return std::make_tuple(s.reseal_running, s.reseal_ok, s.reseal_error, s.active_key,
                                s.reseal.records_done, s.reseal.records_total, s.reseal.resealed);
       },
-      [=](l3_scan_atom, caf::actor& to) { self->state.scan_to = std::move(to); },
-      [=](l3_scan_atom, std::string& after) {
+      [=](l3_scan_atom, std::string& after, caf::actor& to) {
         // one slice of the background pass (verify-on-open=lazy): reading
         // each record checks its checksum; writes queued meanwhile go first
         auto& s = self->state;
@@ -616,14 +613,16 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
           return;
         }
         bool done = !*r;
-        if (s.scan_to)
-          self->send(s.scan_to, l3_scan_atom::value, std::move(keys), done);
+        // the broker's handle travels with the slices: kept in the state it
+        // would make a reference cycle (broker -> core -> L3) that stops a
+        // clean shutdown
+        // anonymous: a message naming the L3 actor as its sender, left in
+        // the broker's mailbox at shutdown, keeps the L3 actor's thread alive
+        // until the middleman stops, which waits for that thread
+        caf::anon_send(to, l3_scan_atom::value, std::move(keys), done);
         if (!done) {
           s.scan_slices++;
-          self->send(self, l3_scan_atom::value, std::move(**r));
-        } else {
-          std::cerr << "kura-node: L3 background verification done (" << s.scan_slices + 1
-                    << " slices)" << std::endl;
+          self->send(self, l3_scan_atom::value, std::move(**r), std::move(to));
         }
       },
       [=](tick_timer_atom) {
@@ -979,8 +978,7 @@ store_handles spawn_store(caf::actor_system& sys, store_config cfg, std::shared_
   }
   h.broker = sys.middleman().spawn_broker(store_broker, h.core);
   if (h.l3 && cfg.lazy_open) {
-    caf::anon_send(h.l3, l3_scan_atom::value, h.broker);
-    caf::anon_send(h.l3, l3_scan_atom::value, std::string{});
+    caf::anon_send(h.l3, l3_scan_atom::value, std::string{}, h.broker);
   }
   if (logged)
     h.core->log()->set_on_synced([b = h.broker] { caf::anon_send(b, wal_synced_atom::value); });
