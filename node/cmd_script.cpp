@@ -153,7 +153,7 @@ public:
     }
     if (c_.state.busy_pump)
       c_.state.busy_pump(st_.caller);
-    return st_.killed;
+    return st_.killed || c_.state.stop_script;
   }
 
   void log(int level, std::string_view msg) override {

@@ -942,7 +942,8 @@ void cmd_shutdown(const command_args& a, command_context& c) {
   if (!c.facts.shutdown)
     return put_error(c.out, "ERR Errors trying to SHUTDOWN. Check logs.");
   c.facts.shutdown();
-  c.sess.quit = true; // no reply: the connection closes, as with Redis
+  c.state.stop_script = true; // a busy script ends now (cmd_script.cpp)
+  c.sess.quit = true;         // no reply: the connection closes, as with Redis
 }
 
 // -- OBJECT / MEMORY -----------------------------------------------------------

@@ -211,6 +211,9 @@ struct command_state {
   uint64_t lua_vm_bytes = 0;       ///< the Lua interpreter's memory (INFO, maxmemory)
   uint64_t script_cache_bytes = 0; ///< cached script bodies (INFO used_memory_scripts_eval)
   uint64_t cached_scripts = 0;     ///< INFO number_of_cached_scripts
+  /// SHUTDOWN ran: a script still running (busy) stops at its next hook,
+  /// even one that wrote, so the node can stop (Redis's SHUTDOWN NOSAVE).
+  bool stop_script = false;
   /// Set by the RESP broker: reads what other clients sent and answers them
   /// while a script runs longer than busy-reply-threshold (argument: the
   /// session running the script).
