@@ -227,6 +227,13 @@ void cluster_core::join_via(gossip::node_id seed, uint64_t now) {
   pump();
 }
 
+void cluster_core::drain(bool on, uint64_t now) {
+  if (!node_)
+    return;
+  node_->drain(on, now);
+  pump();
+}
+
 void cluster_core::flush_store() {
   auto* st = node_ ? &node_->store_for_maintenance() : store_.get();
   if (!st)
@@ -349,6 +356,7 @@ members_reply cluster_core::members() const {
     row.share = static_cast<double>(share[id] / 18446744073709551616.0L);
     row.gossip_id = id;
     row.self = id == gid_;
+    row.drained = gossip::membership::addr_drained(m.addr);
     rep.members.push_back(std::move(row));
   }
   rep.move = move_report();
@@ -997,6 +1005,17 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
             st.core->leave(now_ms());
             rep.note = "leaving: handing off every key it holds, then exiting";
             st.core->settings().on_leave(); // the process shuts down once handed off
+          }
+        } else if (op == "drain" || op == "undrain") {
+          if (st.leaving) {
+            rep.error = "this node is leaving";
+          } else {
+            bool on = op == "drain";
+            bool was = st.core->core()->drained();
+            st.core->drain(on, now_ms());
+            rep.note = was == on ? std::string(on ? "already drained" : "not drained")
+                       : on      ? "draining: out of placement, handing every key off"
+                                 : "undrained: back in placement, streaming its ranges in";
           }
         } else if (op == "join") {
           seed_state sd;

@@ -56,7 +56,8 @@ using gossip_atom = caf::atom_constant<caf::atom("gossip")>;
 using members_atom = caf::atom_constant<caf::atom("members")>;
 using exec_atom = caf::atom_constant<caf::atom("exec")>;
 /// A ring operation of the CLI, through the ops actor:
-/// (cop_atom, op, args) -> sealed cluster_op_reply; op: status | ring | join | leave.
+/// (cop_atom, op, args) -> sealed cluster_op_reply; op: status | ring | join | leave
+/// | drain | undrain.
 using cop_atom = caf::atom_constant<caf::atom("cop")>;
 
 class cluster_core;
@@ -144,6 +145,8 @@ public:
   void tick(uint64_t now);
   void peer_unreachable(gossip::node_id peer, uint64_t now);
   void leave(uint64_t now);
+  /// kura drain (on) / undrain (off) of this node (gossip::node::drain).
+  void drain(bool on, uint64_t now);
   /// Joins through `seed` after starting alone (see the coordinator).
   void join_via(gossip::node_id seed, uint64_t now);
   /// Commits the store's pending writes now (leave, shutdown).

@@ -41,7 +41,8 @@ struct member_row {
   double share = 0;       ///< fraction of the ring it owns (as primary), 0..1
   uint32_t gossip_id = 0; ///< the 32-bit id the gossip core uses
   bool self = false;      ///< the node that answered
-  MSGPACK_DEFINE(id, address, state, incarnation, share, gossip_id, self);
+  bool drained = false;   ///< kura drain: alive but out of placement
+  MSGPACK_DEFINE(id, address, state, incarnation, share, gossip_id, self, drained);
 };
 
 /// What the answering node moves now (or moved last): ranges streaming in
@@ -57,8 +58,9 @@ struct move_row {
   int64_t eta_ms = -1;        ///< -1: unknown or done
   uint64_t stream_rate = 0;   ///< kura.cluster.stream-rate (0 = unlimited)
   uint64_t keys_held = 0;     ///< keys (tombstones included) this node holds
+  bool draining = false;      ///< the hand-off is a drain (kura drain)
   MSGPACK_DEFINE(active, leaving, ranges, ranges_done, keys, bytes, keys_expected, elapsed_ms, rate,
-                 eta_ms, stream_rate, keys_held);
+                 eta_ms, stream_rate, keys_held, draining);
 };
 
 struct members_reply {
@@ -94,6 +96,7 @@ move_row move_row_of(const Progress& p, uint64_t now_ms) {
   move_row m;
   m.active = p.active;
   m.leaving = p.leaving;
+  m.draining = p.draining;
   m.ranges = p.ranges;
   m.ranges_done = p.ranges_done;
   m.keys = p.keys;
@@ -138,6 +141,8 @@ inline std::string member_addr(std::string_view name, std::string_view host_port
 /// Splits "id@host:port[/resp]" into its parts (name empty when there is no
 /// '@'); `host_port` is the cluster port's address, without the RESP part.
 inline void split_member_addr(std::string_view addr, std::string& name, std::string& host_port) {
+  addr = addr.substr(
+      0, addr.find('#', addr.rfind('@') == std::string_view::npos ? 0 : addr.rfind('@')));
   auto at = addr.rfind('@');
   if (at == std::string_view::npos) {
     name.clear();
@@ -152,6 +157,8 @@ inline void split_member_addr(std::string_view addr, std::string& name, std::str
 
 /// The RESP "host:port" of a gossiped member address ("" when it has none).
 inline std::string member_resp_addr(std::string_view addr) {
+  addr = addr.substr(
+      0, addr.find('#', addr.rfind('@') == std::string_view::npos ? 0 : addr.rfind('@')));
   auto at = addr.rfind('@');
   auto slash = addr.find('/', at == std::string_view::npos ? 0 : at);
   return slash == std::string_view::npos ? std::string() : std::string(addr.substr(slash + 1));

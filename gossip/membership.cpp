@@ -53,6 +53,24 @@ void membership::leave(uint64_t now) {
     send_push_pull(n, false, false);
 }
 
+void membership::set_drained(bool on, uint64_t now) {
+  if (leaving_ || addr_drained(cfg_.addr) == on)
+    return;
+  if (on)
+    cfg_.addr += "#drained";
+  else
+    cfg_.addr.resize(cfg_.addr.size() - 8);
+  ++inc_;
+  auto& me = members_[cfg_.self];
+  me.addr = cfg_.addr;
+  me.inc = inc_;
+  me.since_ms = now;
+  recompute_view();
+  queue_.push(self_update());
+  for (node_id n : random_members(cfg_.indirect_checks + 1, cfg_.self, no_node))
+    send_push_pull(n, false, false);
+}
+
 // -- messages -------------------------------------------------------------------
 
 status membership::on_message(node_id from, std::string_view bytes, uint64_t now) {
@@ -408,7 +426,8 @@ void membership::apply(const member_update& u, uint64_t now, bool from_sync) {
 void membership::recompute_view() {
   std::vector<node_id> v;
   for (auto& [id, m] : members_)
-    if (m.state == member_state::alive || m.state == member_state::suspect)
+    if ((m.state == member_state::alive || m.state == member_state::suspect) &&
+        !addr_drained(m.addr))
       v.push_back(id);
   if (v != ring_members_) {
     ring_members_ = std::move(v);

@@ -87,6 +87,15 @@ public:
   /// Graceful leave: gossips `left` for ourselves and stops probing. Keep
   /// delivering messages and ticks for a few periods so the news spreads.
   void leave(uint64_t now);
+  /// Drain (on) / undrain (off): this node stays a live member but keeps out
+  /// of the ring's placement. Gossiped with a new incarnation as the suffix
+  /// "#drained" of its address, so every member computes the same ring.
+  /// Not persisted: a restarted node is undrained.
+  void set_drained(bool on, uint64_t now);
+  /// A member address that carries the drain mark.
+  static bool addr_drained(std::string_view addr) {
+    return addr.size() >= 8 && addr.substr(addr.size() - 8) == "#drained";
+  }
 
   /// Feeds raw bytes from `from`; decode errors are returned, never thrown.
   status on_message(node_id from, std::string_view bytes, uint64_t now);

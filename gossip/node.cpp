@@ -42,6 +42,27 @@ void node::leave(uint64_t now) {
   on_view_change(now, true);
 }
 
+void node::drain(bool on, uint64_t now) {
+  if (left_ || draining_ == on)
+    return;
+  draining_ = on;
+  if (on && cfg_.streaming) {
+    move_ = move_progress{};
+    move_.active = true;
+    move_.leaving = true;
+    move_.draining = true;
+    move_.started_ms = now;
+    move_.keys_expected = store_->size();
+    leave_done_ = leave_pass_done_ = false;
+    leave_first_ = true;
+    leave_inflight_ = 0;
+  } else if (!on && move_.draining) {
+    move_ = move_progress{}; // the ranges come back as streams (add_stream)
+  }
+  members_.set_drained(on, now);
+  on_view_change(now, true);
+}
+
 // -- view changes ---------------------------------------------------------------
 
 void node::on_view_change(uint64_t now, bool from_tick) {
@@ -101,7 +122,7 @@ void node::on_view_change(uint64_t now, bool from_tick) {
   if (before.empty())
     return;
   last_plan_ = transfer_plan(before, ring_);
-  if (cfg_.streaming && !left_)
+  if (cfg_.streaming && !left_ && !draining_)
     for (auto& t : last_plan_)
       if (t.to == id() && t.from != id() && t.from != no_node && members_.is_alive(t.from))
         add_stream(t.range, t.from, now);
@@ -124,7 +145,7 @@ void node::on_view_change(uint64_t now, bool from_tick) {
   peers.erase(std::unique(peers.begin(), peers.end()), peers.end());
   for (node_id p : peers)
     start_anti_entropy(p);
-  if (left_ && cfg_.streaming)
+  if ((left_ || draining_) && cfg_.streaming)
     leave_step(now);
   else if (lost_ranges || left_)
     handoff_step(now);
@@ -453,7 +474,7 @@ void node::add_stream(const key_range& r, node_id from, uint64_t now) {
   for (auto& [sid, st] : streams_)
     if (st.range == r && st.from == from)
       return;
-  if (streams_.empty() && !left_) { // a new operation
+  if (streams_.empty() && !left_ && !move_.leaving) { // a new operation
     move_ = move_progress{};
     move_.started_ms = now;
   }
@@ -517,8 +538,26 @@ void node::stream_step(uint64_t now) {
     else if (st.in_flight)
       ++in_flight;
   }
-  for (auto sid : failed)
-    stream_finished(sid, now);
+  for (auto sid : failed) {
+    // Another live holder of the range (the current ring's replicas of its
+    // last slot) continues from the same cursor: every holder orders keys
+    // by (position, key). Else anti-entropy covers the range.
+    auto& st = streams_[sid];
+    node_id alt = no_node;
+    if (st.resourced < 3)
+      for (node_id r : ring_.replicas_at(st.range.hi))
+        if (r != id() && r != st.from && members_.is_alive(r) && alt == no_node)
+          alt = r;
+    if (alt == no_node) {
+      stream_finished(sid, now);
+      continue;
+    }
+    st.from = alt;
+    st.failures = 0;
+    st.in_flight = false;
+    ++st.resourced;
+    refresh_incoming();
+  }
   uint64_t per = cfg_.stream_batch_bytes;
   if (cfg_.stream_rate > 0)
     per = std::clamp<uint64_t>(cfg_.stream_rate / 4, 4096, per);
@@ -605,7 +644,7 @@ void node::serve_stream(node_id from, const stream_req_msg& rq) {
 }
 
 void node::leave_step(uint64_t now) {
-  if (!cfg_.streaming || !left_ || leave_done_)
+  if (!cfg_.streaming || !(left_ || draining_) || leave_done_)
     return;
   bool anyone = false;
   for (node_id m : ring_.members())

@@ -76,9 +76,10 @@ struct node_config {
 
 /// Progress of the data this node moves (kura members, kura status, metrics).
 struct move_progress {
-  bool active = false;  ///< ranges still streaming in, or a leave handing off
-  bool leaving = false; ///< a graceful leave is handing this node's keys off
-  uint64_t ranges = 0;  ///< ranges of the current operation
+  bool active = false;   ///< ranges still streaming in, or a leave handing off
+  bool leaving = false;  ///< a graceful leave (or a drain) is handing this node's keys off
+  bool draining = false; ///< the hand-off is a drain (the node stays a member)
+  uint64_t ranges = 0;   ///< ranges of the current operation
   uint64_t ranges_done = 0;
   uint64_t ranges_started = 0;  ///< ranges whose holder answered (and counted its keys)
   uint64_t keys = 0, bytes = 0; ///< moved in the current operation (received, or handed off)
@@ -117,6 +118,11 @@ public:
   /// A graceful leave handed off every key it held (or has no one to give
   /// them to); the process may exit.
   bool leave_done() const { return left_ && leave_done_; }
+  /// kura drain (on) / undrain (off): out of placement while alive; a drain
+  /// hands every key held off to its replicas like a leave, an undrain pulls
+  /// the node's ranges back like a join.
+  void drain(bool on, uint64_t now);
+  bool drained() const { return draining_; }
   /// What this node is moving now (or moved last).
   const move_progress& progress() const { return move_; }
 
@@ -200,6 +206,7 @@ private:
     bool in_flight = false;
     uint64_t deadline = 0;
     int failures = 0;
+    int resourced = 0; ///< times the source was replaced by another holder
   };
   void add_stream(const key_range& r, node_id from, uint64_t now);
   void stream_step(uint64_t now);
@@ -219,7 +226,7 @@ private:
   move_progress move_;
   bool first_join_done_ = false;
   // graceful leave: a cursor over the store, then handoff_step's retries
-  bool leave_done_ = false, leave_pass_done_ = false;
+  bool leave_done_ = false, leave_pass_done_ = false, draining_ = false;
   uint64_t leave_pos_ = 0;
   std::string leave_key_;
   bool leave_first_ = true;

@@ -3,7 +3,8 @@
 //   (credentials also from KURA_USER / KURA_PASSWORD: the node's users and ACLs apply)
 //   commands: status | stats | config | get KEY | set KEY VALUE [TTL_MS] | del KEY
 //             | expire KEY TTL_MS | tier KEY | flush | compact | archive | members
-//             | ring | join HOST:PORT | leave [NODE]     (node/cli_cluster.hpp)
+//             | ring | join HOST:PORT | leave [NODE] | drain NODE | undrain NODE
+//             (node/cli_cluster.hpp)
 //             | audit [--file=PATH | --data-dir=DIR] [--since=T] | rotate-key
 //             | prewarm [--dry-run] | predictor | alerts
 // Human-readable tables by default, --json for scripts. Exit codes: 0 ok,
@@ -66,6 +67,7 @@ void usage() {
                "  members (cluster membership: id, address, state, incarnation, ring share)\n"
                "  ring (owned slot ranges, slots and keys per node) | join HOST:PORT\n"
                "  leave [NODE] (hand every key off, then exit; progress bar, Ctrl-C detaches)\n"
+               "  drain NODE | undrain NODE (out of / back into placement, data moves)\n"
                "  prewarm [--dry-run] (run the prewarm plan with a progress bar, or show it)\n"
                "  predictor (precision, keys prewarmed, hits, bytes, TTL changes) | alerts\n";
 }

@@ -202,7 +202,7 @@ int print_members(caf::actor_system& sys, caf::scoped_actor& self, const caf::ac
     for (auto& m : rep->members) {
       j.begin_object().key("id").str(m.id).key("address").str(m.address);
       j.key("state").str(m.state).key("incarnation").num(static_cast<uint64_t>(m.incarnation));
-      j.key("share").num(m.share, 6).key("self").boolean(m.self);
+      j.key("share").num(m.share, 6).key("self").boolean(m.self).key("drained").boolean(m.drained);
       if (m.self) {
         j.key("move");
         write_move(j, rep->move);
@@ -222,7 +222,8 @@ int print_members(caf::actor_system& sys, caf::scoped_actor& self, const caf::ac
   for (auto& m : rep->members) {
     char share[32];
     std::snprintf(share, sizeof(share), "%.1f%%", m.share * 100);
-    std::cout << pad(m.id + (m.self ? "*" : ""), w_id) << pad(m.address, w_addr) << pad(m.state, 7)
+    std::cout << pad(m.id + (m.self ? "*" : ""), w_id) << pad(m.address, w_addr)
+              << pad(m.drained && m.state == "alive" ? "drained" : m.state, 7)
               << pad(std::to_string(m.incarnation), 11) << share << "\n";
   }
   if (auto d = describe_move(rep->move); !d.empty())
@@ -329,28 +330,38 @@ int print_done(bool json, const std::string& op, const std::string& node, const 
   return 0;
 }
 
+/// The ops actor of member `name` (looked up in `ops`'s membership);
+/// returns 0 and sets `target`, or the exit code after printing why.
+int member_ops(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& ops,
+               const std::string& name, bool json, std::chrono::milliseconds timeout,
+               caf::actor& target) {
+  std::string why;
+  bool u = false;
+  auto mem = ask_members(sys, self, ops, timeout, why, u);
+  if (!mem)
+    return fail(json, why, u ? 2 : 1);
+  const member_row* row = nullptr;
+  for (auto& m : mem->members)
+    if (m.id == name)
+      row = &m;
+  if (!row)
+    return fail(json, "no member '" + name + "' in this node's view ('kura members')");
+  if (row->self) {
+    target = ops;
+    return 0;
+  }
+  target = connect_ops(sys, self, row->address, timeout);
+  return target ? 0 : fail(json, "cannot reach " + name + " at " + row->address, 2);
+}
+
 int run_leave(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& ops,
               const std::vector<std::string>& args, bool json, std::chrono::milliseconds timeout) {
   caf::actor target = ops;
   std::string name;
   if (args.size() == 2) { // another member: reach its own ops port
-    std::string why;
-    bool u = false;
-    auto mem = ask_members(sys, self, ops, timeout, why, u);
-    if (!mem)
-      return fail(json, why, u ? 2 : 1);
-    const member_row* row = nullptr;
-    for (auto& m : mem->members)
-      if (m.id == args[1])
-        row = &m;
-    if (!row)
-      return fail(json, "no member '" + args[1] + "' in this node's view ('kura members')");
-    name = row->id;
-    if (!row->self) {
-      target = connect_ops(sys, self, row->address, timeout);
-      if (!target)
-        return fail(json, "cannot reach " + name + " at " + row->address, 2);
-    }
+    name = args[1];
+    if (int rc = member_ops(sys, self, ops, name, json, timeout, target); rc != 0)
+      return rc;
   }
   std::string why;
   bool unreachable = false;
@@ -365,6 +376,33 @@ int run_leave(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor&
   return print_done(json, "leave", name,
                     "left the ring: " + std::to_string(last.keys) + " keys (" +
                         human_bytes(static_cast<double>(last.bytes)) + ") handed off",
+                    last, true);
+}
+
+/// kura drain NODE / undrain NODE: progress until the node handed its keys
+/// off (drain) or streamed its ranges back in (undrain).
+int run_drain(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& ops,
+              const std::vector<std::string>& args, bool json, std::chrono::milliseconds timeout) {
+  caf::actor target;
+  if (int rc = member_ops(sys, self, ops, args[1], json, timeout, target); rc != 0)
+    return rc;
+  std::string why;
+  bool unreachable = false;
+  auto rep = ask_cop(sys, self, target, args[0], {}, timeout, why, unreachable);
+  if (!rep)
+    return fail(json, why, unreachable ? 2 : 1);
+  if (!json)
+    std::cerr << "kura: " << args[1] << ": " << rep->note << " (Ctrl-C detaches)\n";
+  bool gone = false;
+  auto last = watch(sys, self, target, timeout, json, gone,
+                    [](const cluster_op_reply& r) { return !r.move.active; });
+  if (gone)
+    return fail(json, args[1] + " stopped answering", 2);
+  bool drain = args[0] == "drain";
+  return print_done(json, args[0], args[1],
+                    args[1] + (drain ? " drained: " : " undrained: ") + std::to_string(last.keys) +
+                        " keys (" + human_bytes(static_cast<double>(last.bytes)) +
+                        (drain ? ") handed off" : ") streamed in"),
                     last, true);
 }
 
@@ -402,13 +440,14 @@ int run_join(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& 
 } // namespace
 
 bool is_cluster_command(const std::string& cmd) {
-  return cmd == "members" || cmd == "ring" || cmd == "join" || cmd == "leave";
+  return cmd == "members" || cmd == "ring" || cmd == "join" || cmd == "leave" || cmd == "drain" ||
+         cmd == "undrain";
 }
 
 std::string describe_move(const move_row& m) {
   if (m.elapsed_ms == 0 && !m.active)
     return {};
-  std::string what = m.leaving ? "handing off" : "receiving";
+  std::string what = m.draining ? "draining" : m.leaving ? "handing off" : "receiving";
   std::string ranges =
       m.leaving ? std::string()
                 : " " + std::to_string(m.ranges_done) + "/" + std::to_string(m.ranges) + " ranges";
@@ -433,7 +472,10 @@ int run_cluster_command(caf::actor_system& sys, caf::scoped_actor& self, const c
   if (cmd == "leave")
     return args.size() <= 2 ? run_leave(sys, self, ops, args, json, timeout)
                             : usage("leave [NODE]");
-  return usage("members | ring | join HOST:PORT | leave [NODE]");
+  if (cmd == "drain" || cmd == "undrain")
+    return args.size() == 2 ? run_drain(sys, self, ops, args, json, timeout)
+                            : usage(cmd == "drain" ? "drain NODE" : "undrain NODE");
+  return usage("members | ring | join HOST:PORT | leave [NODE] | drain NODE | undrain NODE");
 }
 
 std::string status_with_move(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& ops,

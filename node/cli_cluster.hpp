@@ -4,6 +4,8 @@
 //   kura ring [--json]           owned slot ranges, slots and keys per node
 //   kura join HOST:PORT          tell a lone node to join the cluster of HOST:PORT
 //   kura leave [NODE]            graceful leave: hand every key off, then exit
+//   kura drain NODE              keep NODE out of placement, its keys move away
+//   kura undrain NODE            back into placement, its ranges stream in
 // join and leave draw a progress bar (keys and bytes moved, rate, ETA) until
 // the move is done; Ctrl-C detaches and the operation goes on on the node;
 // `kura status` shows it (the move_* rows). --json prints one JSON document

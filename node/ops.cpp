@@ -223,7 +223,7 @@ caf::result<std::string> checked_members(ops_self self, const std::string& user,
 caf::result<std::string> checked_cop(ops_self self, const std::string& user,
                                      const std::string& pass, const std::string& op,
                                      std::vector<std::string> args) {
-  std::string perm = op == "status" || op == "ring" ? "info" : "shutdown";
+  std::string perm = op == "status" || op == "ring" ? "info" : "shutdown"; // join leave drain
   return checked_coordinator(self, user, pass, perm,
                              caf::make_message(cop_atom::value, op, std::move(args)),
                              [](std::string why) {

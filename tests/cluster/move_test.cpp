@@ -7,8 +7,10 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <map>
 #include <set>
+#include <thread>
 
 using namespace kura::test;
 
@@ -258,4 +260,158 @@ TEST_CASE("kura ring, kura leave NODE with progress, kura join HOST:PORT") {
   auto p4 = place(c["n1"].port, n);
   CHECK(wait_for([&] { return missing_on(n4.port, "n4", p4) == 0; }, 60000));
   CHECK(wrong_reads(n4.port, n) == 0);
+}
+
+namespace {
+
+/// Writes "w:<i>" through `port` until `stop`, one at a time; the indexes
+/// of the writes that were acknowledged (+OK) land in `acked`.
+void writer(uint16_t port, std::atomic<bool>& stop, std::vector<int>& acked) {
+  client c(port);
+  for (int i = 0; !stop && c.ok(); ++i) {
+    auto r = c.call({"SET", "w:" + std::to_string(i), "v" + std::to_string(i)});
+    if (!r)
+      break;
+    if (*r == "+OK\r\n")
+      acked.push_back(i);
+  }
+}
+
+/// Acknowledged "w:<i>" writes that do not read back through `port`.
+int lost_writes(uint16_t port, const std::vector<int>& acked) {
+  std::vector<std::vector<std::string>> cmds;
+  for (int i : acked)
+    cmds.push_back({"GET", "w:" + std::to_string(i)});
+  auto r = pipeline(port, cmds);
+  int lost = static_cast<int>(acked.size() - r.size());
+  for (size_t j = 0; j < r.size(); ++j) {
+    auto v = "v" + std::to_string(acked[j]);
+    if (r[j] != "$" + std::to_string(v.size()) + "\r\n" + v + "\r\n")
+      ++lost;
+  }
+  return lost;
+}
+
+/// n1 and n2 with keys, then n3 joins slowly; returns once n3 streams.
+void joining_under_load(test_cluster& c, int n) {
+  std::vector<std::string> slow{"--kura.cluster.stream-rate=65536"};
+  REQUIRE(c.start("n1", slow).ready);
+  REQUIRE(c.start("n2", slow).ready);
+  REQUIRE(wait_for([&] { return c.all_see_alive(2); }));
+  REQUIRE(write_keys(c["n1"].port, n));
+  REQUIRE(c.start("n3", slow).ready);
+  REQUIRE(wait_for(
+      [&] {
+        auto j = members_json(c["n3"].cluster_port);
+        return move_active(j) && move_field(j, "keys") > 0;
+      },
+      30000));
+}
+
+} // namespace
+
+TEST_CASE("SIGKILL of the stream's source mid-move loses no acknowledged write") {
+  test_cluster c;
+  const int n = 2000;
+  joining_under_load(c, n);
+  INFO(c.logs());
+  std::atomic<bool> stop{false};
+  std::vector<int> acked;
+  std::thread w([&] { writer(c["n2"].port, stop, acked); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500)); // writes before the kill
+  c["n1"].stop(SIGKILL);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500)); // and after it
+  stop = true;
+  w.join();
+  CHECK(acked.size() > 10);
+  REQUIRE(wait_for([&] { return member_state(members_json(c["n2"].cluster_port), "n1") == "dead"; },
+                   30000));
+  // n3 finishes (from n2 now) and both survivors answer every key and write.
+  CHECK(wait_for([&] { return !move_active(members_json(c["n3"].cluster_port)); }, 90000));
+  CHECK(wrong_reads(c["n3"].port, n) == 0);
+  CHECK(wrong_reads(c["n2"].port, n) == 0);
+  CHECK(lost_writes(c["n3"].port, acked) == 0);
+  CHECK(lost_writes(c["n2"].port, acked) == 0);
+}
+
+TEST_CASE("SIGKILL of the receiving node mid-move loses no acknowledged write") {
+  test_cluster c;
+  const int n = 2000;
+  joining_under_load(c, n);
+  INFO(c.logs());
+  std::atomic<bool> stop{false};
+  std::vector<int> acked;
+  std::thread w([&] { writer(c["n1"].port, stop, acked); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto dir = c["n3"].data_dir;
+  c["n3"].stop(SIGKILL);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  stop = true;
+  w.join();
+  CHECK(acked.size() > 10);
+  CHECK(wrong_reads(c["n1"].port, n) == 0);
+  CHECK(lost_writes(c["n2"].port, acked) == 0);
+  // Restarted on its (partial) disk, n3 converges (catch-up reads, then
+  // anti-entropy) and serves every key and acknowledged write.
+  REQUIRE(c.start("n3", {"--kura.cluster.stream-rate=65536"}, dir, "n3b").ready);
+  REQUIRE(wait_for([&] { return c.all_see_alive(3); }));
+  CHECK(wait_for(
+      [&] { return wrong_reads(c["n3b"].port, n) == 0 && lost_writes(c["n3b"].port, acked) == 0; },
+      60000));
+  CHECK(lost_writes(c["n1"].port, acked) == 0);
+}
+
+TEST_CASE(
+    "kura drain moves a node's keys away and keeps it out of placement; undrain brings it back") {
+  test_cluster c;
+  for (auto id : {"n1", "n2", "n3"})
+    REQUIRE(c.start(id).ready);
+  INFO(c.logs());
+  REQUIRE(wait_for([&] { return c.all_see_alive(3); }));
+  const int n = 600;
+  REQUIRE(write_keys(c["n1"].port, n));
+  auto cli = [&](uint16_t port, const std::string& args, int* rc) {
+    return run_shell(bin_dir() + "/kura --timeout=3000 --port=" + std::to_string(port) + " " +
+                         args + " 2>/dev/null",
+                     rc);
+  };
+  int rc = -1;
+  auto out = cli(c["n1"].cluster_port, "--json drain n3", &rc);
+  INFO(out);
+  CHECK(rc == 0);
+  CHECK(out.find("\"op\": \"drain\"") != std::string::npos);
+  // Every member sees n3 drained (alive, out of placement).
+  CHECK(wait_for([&] {
+    for (auto id : {"n1", "n2", "n3"}) {
+      auto j = members_json(c[id].cluster_port);
+      auto p = j.find("{\"id\": \"n3\"");
+      if (p == std::string::npos || j.find("\"drained\": true", p) > j.find('}', p))
+        return false;
+    }
+    return true;
+  }));
+  CHECK(member_state(members_json(c["n1"].cluster_port), "n3") == "alive");
+  auto p = place(c["n1"].port, n);
+  for (auto& o : p.owners)
+    CHECK(std::find(o.begin(), o.end(), "n3") == o.end());
+  CHECK(wait_for([&] {
+    return missing_on(c["n1"].port, "n1", p) == 0 && missing_on(c["n2"].port, "n2", p) == 0;
+  }));
+  CHECK(wait_for([&] { return move_field(members_json(c["n3"].cluster_port), "keys_held") == 0; }));
+  CHECK(wrong_reads(c["n3"].port, n) == 0); // a drained node still answers (forwarding)
+  // Undrain: n3 is placed again and streams its ranges back in.
+  out = cli(c["n2"].cluster_port, "--json undrain n3", &rc);
+  INFO(out);
+  CHECK(rc == 0);
+  auto p3 = place(c["n1"].port, n);
+  CHECK(wait_for([&] {
+    auto p_now = place(c["n1"].port, n);
+    size_t with_n3 = 0;
+    for (auto& o : p_now.owners)
+      with_n3 += std::count(o.begin(), o.end(), "n3");
+    p3 = p_now;
+    return with_n3 > 0;
+  }));
+  CHECK(wait_for([&] { return missing_on(c["n3"].port, "n3", p3) == 0; }, 60000));
+  CHECK(wrong_reads(c["n3"].port, n) == 0);
 }
