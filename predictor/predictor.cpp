@@ -270,13 +270,38 @@ void predictor::refresh_shortlist(uint64_t now_ms) {
   shortlist_.clear();
   shortlist_hour_ = hour;
   const uint64_t last = (now_ms + cfg_.load_horizon_ms) / hour_ms + 1;
+  std::vector<std::pair<double, const std::string*>> cold;
   for (const auto& [key, slot] : keys_) {
-    double best = 0;
-    for (uint64_t h = hour; h <= last && best < cfg_.min_confidence; ++h)
-      best = std::max(best, slot.profile.hour_probability(h, now_ms, cfg_.profile));
-    if (best >= cfg_.min_confidence)
+    double none = 1; // an upper bound of the window probability (full hours)
+    for (uint64_t h = hour; h <= last && 1 - none < cfg_.min_confidence; ++h)
+      none *= 1 - slot.profile.hour_probability(h, now_ms, cfg_.profile);
+    if (1 - none >= cfg_.min_confidence) {
       shortlist_.push_back(key);
+    } else if (cfg_.demote_cold && slot.profile.hours_seen() >= 2 &&
+               slot.profile.window_probability(now_ms, now_ms + cfg_.cold_window_ms, now_ms,
+                                               cfg_.profile) < cfg_.cold_max_probability) {
+      cold.emplace_back(slot.profile.weight(now_ms, cfg_.profile), &key);
+    }
   }
+  shortlist_hot_ = shortlist_.size();
+  // The most active cold keys are those the memory policy holds on to.
+  const size_t keep = std::min(cold.size(), 2 * shortlist_hot_);
+  std::partial_sort(cold.begin(), cold.begin() + keep, cold.end(),
+                    [](const auto& a, const auto& b) {
+                      return a.first != b.first ? a.first > b.first : *a.second < *b.second;
+                    });
+  for (size_t i = 0; i < keep; ++i)
+    shortlist_.push_back(*cold[i].second);
+}
+
+bool predictor::imminent(const time_profile& prof, uint64_t now_ms) const {
+  if (cfg_.imminent_ms == 0)
+    return true;
+  const uint64_t soon = now_ms + cfg_.imminent_ms;
+  // Already read in the hour of `soon`: its reads have started (a resident
+  // key is skipped anyway; an evicted one may be needed again).
+  return prof.hour_probability(soon / hour_ms, now_ms, cfg_.profile) >= cfg_.imminent_probability ||
+         (prof.last_hour() != UINT64_MAX && prof.last_hour() == soon / hour_ms);
 }
 
 const std::vector<std::string>& predictor::shortlist(uint64_t now_ms) {
@@ -306,8 +331,8 @@ prewarm_plan predictor::make_plan(uint64_t now_ms, const memory_view& mem) {
   std::vector<std::pair<double, uint64_t>> hotter; // resident: (q, bytes)
   const uint64_t hour = now_ms / hour_ms;
   refresh_shortlist(now_ms);
-  for (const std::string& name : shortlist_) {
-    auto found = keys_.find(name);
+  for (size_t i = 0; i < shortlist_hot_; ++i) {
+    auto found = keys_.find(shortlist_[i]);
     if (found == keys_.end())
       continue;
     const std::string& key = found->first;
@@ -325,6 +350,13 @@ prewarm_plan predictor::make_plan(uint64_t now_ms, const memory_view& mem) {
         continue;
       skipped = std::max(skipped, slot.profile.hour_probability(h, now_ms, cfg_.profile));
     }
+    // Load as late as it can be: only when the key's reads are about to start
+    // (the hour of the next cycle is one it is likely read in), so a load does
+    // not wait long in memory for its read; the horizon then says how likely
+    // the read is at all.
+    if (!imminent(slot.profile, now_ms) ||
+        slot.profile.first_hour() + cfg_.min_history_ms / hour_ms > hour)
+      continue;
     const double raw = slot.profile.window_probability(now_ms, to, now_ms, cfg_.profile) *
                        plan.survival * (1 - skipped);
     const double q = calibrated(raw);
@@ -382,6 +414,20 @@ prewarm_plan predictor::make_plan(uint64_t now_ms, const memory_view& mem) {
   }
   for (auto& it : plan.items)
     it.pattern = shapes_.pattern_of(it.key);
+  // Room for the loads: resident keys predicted cold (rechecked now), the
+  // most active first, at most one per load.
+  for (size_t i = shortlist_hot_; i < shortlist_.size() && plan.demote.size() < plan.items.size();
+       ++i) {
+    const std::string& key = shortlist_[i];
+    auto found = keys_.find(key);
+    if (found == keys_.end() || !mem.resident(key))
+      continue;
+    if (found->second.profile.window_probability(now_ms, now_ms + cfg_.cold_window_ms, now_ms,
+                                                 cfg_.profile) >= cfg_.cold_max_probability)
+      continue;
+    plan.demote.push_back(key);
+  }
+  st_.demotions += plan.demote.size();
   return plan;
 }
 
@@ -631,6 +677,7 @@ void predictor::reset() {
   anomalies_ = anomaly_detector(cfg_.anomaly);
   sketch_.clear();
   shortlist_.clear();
+  shortlist_hot_ = 0;
   shortlist_hour_ = UINT64_MAX;
   open_loads_.clear();
   for (size_t i = 0; i < survival_buckets; ++i)

@@ -52,6 +52,25 @@ struct predictor_config {
   uint64_t max_bytes_per_cycle = 64ull << 20;       ///< byte budget of one plan
   uint64_t max_load_bytes_per_second = 16ull << 20; ///< load-rate budget
   size_t max_keys_per_cycle = 100'000;
+  /// A key is loaded only when its reads are about to start: the hour holding
+  /// now + imminent_ms is one it is read in with at least
+  /// imminent_probability (0 = no such gate: load as soon as the horizon
+  /// qualifies).
+  uint64_t imminent_ms = 2 * minute_ms;
+  double imminent_probability = 0.3;
+  /// A key is loaded only once it has been followed this long (a day: its
+  /// hour of day has been seen once at least; before that the profile knows
+  /// its recent rate, not its time of day).
+  uint64_t min_history_ms = week_ms;
+  /// Make room for a plan's loads by dropping from memory (not from L3)
+  /// resident keys the model predicts cold: read in the next `cold_window_ms`
+  /// with probability below `cold_max_probability`. A load never displaces a
+  /// key predicted hotter; the memory policy, which knows frequency but not
+  /// time of day, would otherwise keep yesterday's evening keys over this
+  /// morning's (bench/RESULTS.md "Predictor").
+  bool demote_cold = true;
+  uint64_t cold_window_ms = 4 * hour_ms;
+  double cold_max_probability = 0.2;
   /// Prefetch co-accessed keys when a key is read (off by default: it did not
   /// pay on the measured traces, see bench/RESULTS.md "Predictor").
   bool coaccess_prefetch = false;
@@ -102,6 +121,9 @@ struct prewarm_plan {
   uint64_t at_ms = 0;
   uint64_t horizon_ms = 0;
   std::vector<plan_item> items;
+  /// Resident keys predicted cold, to drop from memory (not from the
+  /// persistent tiers) before the loads, at most one per load.
+  std::vector<std::string> demote;
   uint64_t bytes = 0;
   size_t candidates = 0; ///< keys above min-confidence before budgets
   size_t held_back = 0;  ///< candidates refused to protect hotter residents
@@ -131,6 +153,7 @@ struct predictor_stats {
   uint64_t prewarm_hits = 0; ///< loads that served a read while resident
   uint64_t prefetch_loads = 0;
   uint64_t prefetch_hits = 0;
+  uint64_t demotions = 0; ///< cold residents dropped from memory for loads
   uint64_t ttl_longer = 0;
   uint64_t ttl_shorter = 0;
   uint64_t tier_l3_only = 0;
@@ -157,8 +180,9 @@ public:
   /// The keys to load now (see the file comment).
   prewarm_plan make_plan(uint64_t now_ms, const memory_view& mem);
   /// The keys make_plan(now_ms, ...) looks at (those that may reach
-  /// min-confidence within the horizon, rebuilt hourly): a host whose memory
-  /// lives elsewhere asks which of these are resident before make_plan.
+  /// min-confidence within the horizon, and with demote_cold the resident
+  /// candidates for demotion; rebuilt hourly): a host whose memory lives
+  /// elsewhere asks which of these are resident before make_plan.
   const std::vector<std::string>& shortlist(uint64_t now_ms);
   /// Everything predicted over the whole prediction window above
   /// min-confidence (keys and patterns), for `kura prewarm --dry-run`; no
@@ -268,6 +292,7 @@ private:
   void close_write(const std::string& key, write_track& w, uint64_t now_ms);
   void reset();
   void refresh_shortlist(uint64_t now_ms);
+  bool imminent(const time_profile& prof, uint64_t now_ms) const;
 
   predictor_config cfg_;
   rng rng_;
@@ -287,6 +312,10 @@ private:
   /// (hour probabilities change only with new evidence within an hour), so a
   /// cycle looks at a short list instead of every tracked key.
   std::vector<std::string> shortlist_;
+  /// Where the shortlist ends and the cold list begins: tracked keys predicted
+  /// cold for cold_window_ms, the most active first, at most twice as many as
+  /// the shortlist proper (demotion candidates; rebuilt with it).
+  size_t shortlist_hot_ = 0;
   uint64_t shortlist_hour_ = UINT64_MAX;
   static constexpr size_t calibration_buckets = 10; // q in [0.5, 1.0) by 0.05
   static size_t calibration_bucket(double q);

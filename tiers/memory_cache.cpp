@@ -564,6 +564,27 @@ status memory_cache::put(entry e, uint64_t now_ms) {
   return st;
 }
 
+status memory_cache::put_predicted(entry e, uint64_t now_ms) {
+  impl& m = *impl_;
+  const uint64_t h = hash64(e.key);
+  if (m.l1.table_.find(e.key, h) || m.l2.table_.find(e.key, h))
+    return {};
+  if (auto st = m.cfg.lim.check(e); !st)
+    return st;
+  if (e.expired(now_ms))
+    return {};
+  m.fit_caps(0);
+  if (m.l2.used_after_insert(m.l2.charge_of(e)) > m.l2.capacity_)
+    return put(std::move(e), now_ms);
+  m.now_ms = now_ms;
+  ++m.puts;
+  m.sketch().increment(h);
+  if (m.l2.insert_probation(e, h) == 0)
+    return status{errc::out_of_space, "no room in L2"};
+  m.maybe_grow_sketch();
+  return {};
+}
+
 result<bool> memory_cache::erase(std::string_view key) {
   impl& m = *impl_;
   const uint64_t h = hash64(key);

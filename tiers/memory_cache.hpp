@@ -111,6 +111,12 @@ public:
   /// lower tier), so its frequency counts toward admission.
   void record_miss(std::string_view key);
 
+  /// A load the caller predicts will be read soon (the prewarm predictor):
+  /// a key not in memory goes into L2's probation segment when L2 has room
+  /// for it without evicting anything, else through put() into L1 like any
+  /// other new key. A resident key is left alone. Counts one access.
+  status put_predicted(entry e, uint64_t now_ms);
+
   /// Where `key` lives now (no side effects).
   memory_region locate(std::string_view key) const;
 

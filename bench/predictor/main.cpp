@@ -323,7 +323,7 @@ public:
 
   outcome result() const { return out_; }
   uint64_t lost() const { return lost_; }
-  uint64_t candidates_ = 0, held_back_ = 0;
+  uint64_t candidates_ = 0, held_back_ = 0, demoted_ = 0;
   kura::tier_chain& chain() { return *chain_; }
   pred::predictor* model() { return pr_.get(); }
   uint64_t window_requests = 0, window_hits = 0;
@@ -348,9 +348,10 @@ private:
   }
 
   void load(const std::string& key, uint64_t now, bool prefetch) {
-    auto r = chain_->get(key); // L3 -> memory, the normal promotion
+    auto r = chain_->l3()->get(key, now);
     if (!r.ok() || !r->has_value())
       return;
+    (void)chain_->memory().put_predicted(std::move(**r), now);
     pending_[key] = load_info{now, prefetch};
     ++out_.prewarmed;
     pr_->on_loaded(key, 1, now, prefetch);
@@ -364,6 +365,9 @@ private:
     auto plan = pr_->make_plan(now, view_);
     candidates_ += plan.candidates;
     held_back_ += plan.held_back;
+    for (const auto& k : plan.demote)
+      (void)chain_->memory().erase(k); // L3 keeps it
+    demoted_ += plan.demote.size();
     for (const auto& it : plan.items)
       load(it.key, now, false);
   }
@@ -406,6 +410,12 @@ private:
         ++out_.prewarm_used;
       else
         ++lost_;
+      if (std::getenv("KURA_BENCH_LOADS"))
+        std::fprintf(stderr, "load %s at h%llu read +%llu min %s window %llu\n", key.c_str(),
+                     (unsigned long long)((p->second.at_ms / pred::hour_ms + 72) % 168),
+                     (unsigned long long)((rq.t - p->second.at_ms) / pred::minute_ms),
+                     resident ? "hit" : "LOST",
+                     (unsigned long long)chain_->memory().window_capacity());
       pr_->on_load_read(key, rq.t - p->second.at_ms, resident, p->second.prefetch);
       pending_.erase(p);
     }
@@ -475,8 +485,14 @@ outcome run_mode(const trace& t, uint64_t cap, bool with_predictor, const option
                  (unsigned long long)(rp.result().prewarmed - rp.result().prewarm_used - rp.lost()),
                  (unsigned long long)(rp.model()->effective_horizon_ms() / pred::minute_ms),
                  (unsigned long long)st.model_bytes, st.tracked_keys, st.patterns);
-    std::fprintf(stderr, "  plan candidates %llu, held back for hotter residents %llu\n",
-                 (unsigned long long)rp.candidates_, (unsigned long long)rp.held_back_);
+    std::fprintf(stderr,
+                 "  plan candidates %llu, held back for hotter residents %llu, cold residents "
+                 "demoted %llu\n",
+                 (unsigned long long)rp.candidates_, (unsigned long long)rp.held_back_,
+                 (unsigned long long)rp.demoted_);
+    std::fprintf(stderr, "  memory window %llu of %llu\n",
+                 (unsigned long long)rp.chain().memory().window_capacity(),
+                 (unsigned long long)cap);
     double q = 0.5;
     for (const auto& [used, loads] : rp.model()->calibration_table()) {
       std::fprintf(stderr, "  planned q in [%.2f, %.2f): %.0f used of %.0f loads\n", q, q + 0.05,
