@@ -401,6 +401,9 @@ void ship_tap(store_core& c) {
   tap_batch b;
   if (c.tap)
     b.events = c.tap->take();
+  if (auto& mk = c.config().model_key_hashes) // hash-keys-in-models
+    for (auto& e : b.events)
+      e.key = mk->remember(e.key);
   auto l1 = c.ks().l1_stats(), l2 = c.ks().l2_stats();
   b.fig.memory_hits = l1.hits + l2.hits;
   b.fig.memory_misses = l2.misses; // a read missing L1 and L2 counts in both
@@ -414,17 +417,40 @@ void ship_tap(store_core& c) {
   caf::anon_send(c.predictor, std::move(b));
 }
 
+namespace {
+
+/// With hash-keys-in-models the predictor names keys by their hashes: the
+/// keys they stand for (a hash no longer remembered is dropped, counted in
+/// `forgotten`).
+void unhash_keys(store_core& c, std::vector<std::string>& keys, uint64_t* forgotten) {
+  auto& mk = c.config().model_key_hashes;
+  if (!mk)
+    return;
+  size_t n = 0;
+  for (auto& h : keys)
+    if (auto* k = mk->key_of(h))
+      keys[n++] = *k;
+  if (forgotten)
+    *forgotten += keys.size() - n;
+  keys.resize(n);
+}
+
+} // namespace
+
 std::vector<std::string> resident_keys(store_core& c, std::vector<std::string>& keys) {
+  unhash_keys(c, keys, nullptr);
   auto& ks = c.ks();
+  auto& mk = c.config().model_key_hashes;
   std::vector<std::string> out;
   for (auto& k : keys)
     if (ks.shard_for(k).locate(k) != memory_region::none)
-      out.push_back(std::move(k));
+      out.push_back(mk ? mk->hash(k) : std::move(k));
   return out;
 }
 
 std::vector<std::string> prewarm_split(store_core& c, std::vector<std::string>& keys,
                                        prewarm_loaded& out) {
+  unhash_keys(c, keys, &out.absent);
   auto& ks = c.ks();
   std::vector<std::string> ask;
   for (auto& k : keys) {
@@ -454,7 +480,8 @@ void prewarm_promote(store_core& c, staged_entries& staged, uint64_t seq, prewar
       continue; // written meanwhile or not admitted
     if (c.tap)
       c.tap->prewarmed(k, now);
-    out.keys.push_back(std::move(k));
+    auto& mk = c.config().model_key_hashes;
+    out.keys.push_back(mk ? mk->hash(k) : std::move(k));
     out.bytes.push_back(bytes);
   }
 }

@@ -48,6 +48,7 @@
 
 #include "actors/keyspace.hpp"
 #include "actors/messages.hpp"
+#include "actors/model_keys.hpp"
 #include "tiers/l3_lmdb.hpp"
 #include "tiers/wal.hpp"
 
@@ -86,6 +87,9 @@ struct store_config {
   /// damaged one is reported) and hands the keys to the presence filter,
   /// which answers "maybe" for every key until then.
   bool lazy_open = false;
+  /// kura.security.hash-keys-in-models: keys reach the predictor as keyed
+  /// hashes (actors/model_keys.hpp); null = plain keys.
+  std::shared_ptr<model_keys> model_key_hashes;
 };
 
 /// The write-ahead log's settings for a node (kura.l3.*): `dir`, the fsync

@@ -145,6 +145,8 @@ node_config::node_config() {
       .add(audit_keep, "audit-keep", "rotated audit logs kept")
       .add(audit_fsync_every, "audit-fsync-every", "audit lines between fsyncs (and every 100 ms)")
       .add(audit_args, "audit-args", "log command arguments (secrets stay redacted)")
+      .add(hash_keys_in_models, "hash-keys-in-models",
+           "keyed hashes (HMAC-SHA-256) instead of keys in the predictor's model and the audit log")
       .add(acllog_max_len, "acllog-max-len", "entries kept by ACL LOG (Redis's acllog-max-len)")
       .add(acl_pubsub_default, "acl-pubsub-default",
            "channels of new users: resetchannels (none, Redis 7's default) or allchannels")
@@ -425,6 +427,7 @@ std::string node_config::parse_and_validate(int argc, char** argv) {
       {"kura.cluster.near-cache", &cluster_near_cache},
       {"kura.security.protected-mode", &protected_mode},
       {"kura.security.audit-args", &audit_args},
+      {"kura.security.hash-keys-in-models", &hash_keys_in_models},
       {"kura.security.metrics-loopback-only", &metrics_loopback_only},
   };
   for (auto& a : file_args) {

@@ -114,6 +114,9 @@ struct node_config : caf::actor_system_config {
   uint64_t audit_keep = 5;
   uint64_t audit_fsync_every = 64;
   bool audit_args = false;
+  /// kura.security.hash-keys-in-models: keyed hashes instead of keys in the
+  /// predictor's statistics and model and in the audit log's arguments.
+  bool hash_keys_in_models = false;
   uint64_t acllog_max_len = 128;                    ///< ACL LOG entries kept
   std::string acl_pubsub_default = "resetchannels"; ///< or "allchannels"
   std::string metrics_user;                         ///< /metrics basic auth ("" = none)

@@ -107,6 +107,14 @@ int main(int argc, char** argv) {
       return fail("kura.security.encryption-key-file: " + kr.err().to_string());
     keys = *kr;
   }
+  // kura.security.hash-keys-in-models: the per-node HMAC secret (actors/model_keys.hpp)
+  std::string model_key_secret;
+  if (cfg.hash_keys_in_models) {
+    auto sec = actors::model_keys::load_secret(cfg.data_dir, keys);
+    if (!sec)
+      return fail("kura.security.hash-keys-in-models: " + sec.err().to_string());
+    model_key_secret = *sec;
+  }
   // KURA.SUBJECT's explicit tags (single nodes, as KURA.ERASE)
   std::shared_ptr<node::subject_index> subjects;
   if (!cfg.cluster_enabled()) {
@@ -229,6 +237,8 @@ int main(int argc, char** argv) {
                   << std::endl;
       log = std::move(*opened);
     }
+    if (!model_key_secret.empty())
+      sc.model_key_hashes = std::make_shared<actors::model_keys>(model_key_secret);
     auto store = actors::spawn_store(sys, sc, l3db, clk, l4.link, std::move(log));
     l3db.reset();         // the L3 actor owns it now (closed when it exits)
     caf::actor predictor; // prewarm loads from L3: only with L3
@@ -257,6 +267,7 @@ int main(int argc, char** argv) {
     rc_cfg.security.audit_keep = static_cast<unsigned>(cfg.audit_keep);
     rc_cfg.security.audit_fsync_every = static_cast<unsigned>(cfg.audit_fsync_every);
     rc_cfg.security.audit_args = cfg.audit_args;
+    rc_cfg.security.key_hash_secret = model_key_secret;
     rc_cfg.security.acllog_max_len = static_cast<size_t>(cfg.acllog_max_len);
     rc_cfg.security.acl_pubsub_allchannels = cfg.acl_pubsub_default == "allchannels";
     rc_cfg.security.node_name = cfg.bind + ":" + std::to_string(cfg.port);

@@ -28,7 +28,7 @@ bool is_loopback(std::string_view a) {
   return a.rfind("127.", 0) == 0 || a == "::1" || a == "localhost";
 }
 
-security_state::security_state(const command_registry& reg) {
+security_state::security_state(const command_registry& reg) : registry(reg) {
   for (size_t id = 0; id < reg.entries(); ++id) {
     auto& sp = reg.spec(static_cast<int>(id));
     catalog.add(sp.name, sp.acl);
@@ -69,6 +69,8 @@ std::string security_state::configure(const security_config& c) {
     o.keep = c.audit_keep;
     o.fsync_every = c.audit_fsync_every;
     o.log_args = c.audit_args;
+    if (!c.key_hash_secret.empty())
+      key_hashes = std::make_unique<actors::model_keys>(c.key_hash_secret);
     auto a = std::make_unique<audit_log>(o);
     if (auto err = a->open(); !err.empty())
       return err;
@@ -116,6 +118,23 @@ void security_state::audit_command(std::string_view event, const session& s, con
   }
   bool secret_cmd = ieq(a[0], "auth") || ieq(a[0], "hello") || ieq(a[0], "migrate");
   bool config_set = e.command == "CONFIG SET";
+  // hash-keys-in-models: the key arguments (the registry's key positions) as
+  // keyed hashes; a command whose keys cannot be told hashes every argument
+  std::vector<std::string_view> keys;
+  bool hash_all = false;
+  if (key_hashes && cfg.audit_args) {
+    auto ks = registry.keys_of(a, keys);
+    // commands without key positions (KURA.ERASE, KURA.SUBJECT ...) may name
+    // keys anywhere: all their arguments, except the settings and rules of
+    // CONFIG and ACL
+    hash_all = ks != keys_status::ok && !ieq(a[0], "config") && !ieq(a[0], "acl");
+  }
+  auto is_key = [&](std::string_view v) {
+    for (auto k : keys)
+      if (k.data() == v.data())
+        return true;
+    return false;
+  };
   for (size_t i = words; i < a.size(); ++i) {
     std::string_view v = a[i];
     bool secret = secret_cmd || acl_rule_is_secret(v) ||
@@ -123,6 +142,8 @@ void security_state::audit_command(std::string_view event, const session& s, con
                    (ieq(a[i - 1], "requirepass") || ieq(a[i - 1], "masterauth")));
     if (!cfg.audit_args || secret)
       e.args.emplace_back("(redacted)");
+    else if (key_hashes && (hash_all || is_key(v)))
+      e.args.emplace_back("hmac:" + key_hashes->hash(v));
     else
       e.args.emplace_back(v.substr(0, 256));
   }

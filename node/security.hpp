@@ -10,6 +10,7 @@
 // Thread safety: not thread-safe; owned by the RESP broker with the table.
 #pragma once
 
+#include "actors/model_keys.hpp"
 #include "node/acl.hpp"
 #include "node/audit_log.hpp"
 #include "node/command_registry.hpp"
@@ -31,7 +32,10 @@ struct security_config {
   unsigned audit_keep = 5;
   unsigned audit_fsync_every = 64;
   bool audit_args = false; ///< log arguments (secrets stay redacted)
-  std::string node_name;   ///< written in every audit line
+  /// hash-keys-in-models: the HMAC secret; with audit_args, key arguments
+  /// are logged as keyed hashes ("" = as they are).
+  std::string key_hash_secret;
+  std::string node_name; ///< written in every audit line
   size_t acllog_max_len = 128;
   bool acl_pubsub_allchannels = false; ///< acl-pubsub-default allchannels
 };
@@ -53,6 +57,9 @@ struct security_state {
   acl_log log;
   std::unique_ptr<audit_log> audit;
   security_config cfg;
+  const command_registry& registry;
+  /// hash-keys-in-models: hashes the audit log's key arguments (null = off).
+  std::unique_ptr<actors::model_keys> key_hashes;
 
   /// Would protected mode refuse a client from `peer_ip` now?
   bool refuses(std::string_view bind, std::string_view peer_ip) const;
