@@ -3,7 +3,8 @@
 // run command by command against an in-process command table over a
 // memory-only keyspace (L3 off, a fake clock that moves 1 ms per command).
 // Run by scripts/fuzz. Contract: every command appends exactly one complete,
-// well-formed RESP2 reply (an error reply for bad input), and nothing crashes,
+// well-formed reply (RESP2, or RESP3 after HELLO 3; an error reply for bad
+// input; a RESP3 push may precede it), and nothing crashes,
 // hangs or allocates without bound; a protocol error ends the stream, as it
 // closes the connection in kura-node.
 #include "node/commands.hpp"
@@ -21,8 +22,8 @@ using kura::fuzz::fuzz_check;
 
 namespace {
 
-/// Length of the one RESP2 reply at the start of `s`, 0 when malformed or
-/// incomplete.
+/// Length of the one RESP2 or RESP3 reply at the start of `s`, 0 when
+/// malformed or incomplete.
 size_t reply_length(std::string_view s, int depth = 0) {
   if (s.empty() || depth > 64)
     return 0;
@@ -39,9 +40,18 @@ size_t reply_length(std::string_view s, int depth = 0) {
   case '+':
   case '-':
     return head;
+  case '_': // RESP3 null
+    return line.empty() ? head : 0;
+  case '#': // RESP3 boolean
+    return line == "t" || line == "f" ? head : 0;
+  case ',': // RESP3 double
+  case '(': // RESP3 big number
+    return line.empty() ? 0 : head;
   case ':':
     return number(n) ? head : 0;
   case '$':
+  case '=': // RESP3 verbatim string
+  case '!': // RESP3 blob error
     if (!number(n) || n < -1)
       return 0;
     if (n == -1)
@@ -50,11 +60,15 @@ size_t reply_length(std::string_view s, int depth = 0) {
         s.substr(head + static_cast<size_t>(n), 2) != "\r\n")
       return 0;
     return head + static_cast<size_t>(n) + 2;
-  case '*': {
-    if (!number(n) || n < -1)
+  case '*':
+  case '~':   // RESP3 set
+  case '>':   // RESP3 push
+  case '%': { // RESP3 map: n pairs
+    if (!number(n) || n < -1 || n > (int64_t{1} << 32))
       return 0;
+    const int64_t items = s[0] == '%' ? 2 * n : n;
     size_t at = head;
-    for (int64_t i = 0; i < n; ++i) {
+    for (int64_t i = 0; i < items; ++i) {
       auto len = reply_length(s.substr(at), depth + 1);
       if (len == 0)
         return 0;
@@ -101,6 +115,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       out.clear();
       cmds.execute(parser.args(), sess, out);
       std::string_view reply(out.data(), out.size());
+      // RESP3 pushes (tracking invalidations) may come before the reply
+      while (!reply.empty() && reply[0] == '>') {
+        auto len = reply_length(reply);
+        if (len == 0 || len == reply.size())
+          break;
+        reply.remove_prefix(len);
+      }
       if (reply_length(reply) != reply.size()) {
         for (auto& a : parser.args())
           std::fprintf(stderr, "arg: %.*s\n", static_cast<int>(a.size()), a.data());
