@@ -308,11 +308,18 @@ int run_predictor_command(caf::actor_system& sys, caf::scoped_actor& self, const
     a = ask_ops(sys, self, ops, predictor_ops::prewarm_status, timeout, why);
     if (!a)
       return lost();
+    prewarm_report last = r;
     if (!decode_answer(msg_prewarm_report, *a, r, json, std::cout, std::cerr))
       return 1;
     if (r.run != run) {
-      std::cerr << "\nkura: the prewarm was replaced by a newer one\n";
-      return 1;
+      // The node runs one prewarm at a time (a new one starts only after the
+      // running one ended): ours is done, and the node's periodic cycle
+      // started the next before this poll. Its last figures are shown.
+      std::cerr << "\nkura: prewarm " << run << " ended and prewarm " << r.run
+                << " started before its final figures were read; figures as last seen\n";
+      r = std::move(last);
+      r.running = false;
+      break;
     }
   }
   if (bar && (drawn || r.keys_total > 0)) {
