@@ -37,15 +37,7 @@ bool erased(int i) {
 /// A marker no other value contains, then 150 pseudo-random letters (they
 /// compress poorly, so segments fill up).
 std::string value_of(int i) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "VAL%05dMARK", i);
-  std::string v = buf;
-  uint64_t x = 0x9e3779b97f4a7c15ull * static_cast<uint64_t>(i + 1);
-  for (int j = 0; j < 150; ++j) {
-    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-    v += static_cast<char>('a' + x % 26);
-  }
-  return v;
+  return marked_value("VAL", i);
 }
 std::string value_marker(int i) {
   return value_of(i).substr(0, 12);

@@ -9,6 +9,8 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -19,6 +21,21 @@
 #include <vector>
 
 namespace kura::test {
+
+/// `tag`, the number in five digits and "MARK" (a marker no other value
+/// contains), then 150 pseudo-random letters (they compress poorly, so
+/// archive segments fill up).
+inline std::string marked_value(const char* tag, int i) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%s%05dMARK", tag, i);
+  std::string v = buf;
+  uint64_t x = 0x9e3779b97f4a7c15ull * static_cast<uint64_t>(i + 1);
+  for (int j = 0; j < 150; ++j) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    v += static_cast<char>('a' + x % 26);
+  }
+  return v;
+}
 
 inline std::string bulk(const std::string& s) {
   return "$" + std::to_string(s.size()) + "\r\n" + s + "\r\n";

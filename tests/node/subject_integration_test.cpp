@@ -48,15 +48,7 @@ bool of_42(int i) {
   return i % 10 <= 2;
 }
 std::string value_of(int i) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "SUBJ%05dMARK", i);
-  std::string v = buf;
-  uint64_t x = 0x9e3779b97f4a7c15ull * static_cast<uint64_t>(i + 1);
-  for (int j = 0; j < 150; ++j) {
-    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-    v += static_cast<char>('a' + x % 26);
-  }
-  return v;
+  return marked_value("SUBJ", i);
 }
 std::string value_marker(int i) {
   return value_of(i).substr(0, 13);
