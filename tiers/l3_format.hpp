@@ -48,9 +48,15 @@ constexpr size_t lkey_long_size = 480;
 constexpr size_t long_key_prefix = 464;
 
 /// Value stored under "format" in kura.meta: names the program and layout.
-constexpr std::string_view meta_format = "kura-l3 4";
+/// kura-l3 5 dropped the kura.seq database (one B-tree insert per write): the
+/// eviction order is sampled from the stamps records carry (header bytes
+/// 24..32), and the next stamp is kept in kura.meta "next_seq". Records keep
+/// format 4's layout and format byte.
+constexpr std::string_view meta_format = "kura-l3 5";
 /// Older layouts' markers: opened, upgraded in place (the marker is rewritten;
-/// from 2, max_version is computed once by a scan), never written.
+/// from 2, max_version is computed once by a scan; from 2, 3 and 4 kura.seq is
+/// dropped, its last key seeding next_seq), never written.
+constexpr std::string_view meta_format_v4 = "kura-l3 4";
 constexpr std::string_view meta_format_v3 = "kura-l3 3";
 constexpr std::string_view meta_format_v2 = "kura-l3 2";
 
@@ -96,7 +102,8 @@ inline bool is_long_key(std::string_view key) {
 /// HMAC-SHA-256(store secret, key).
 std::string lmdb_key(std::string_view key, const sealing* s = nullptr);
 
-/// kura.seq key: 8-byte big-endian write sequence.
+/// kura.seq key (formats 2-4; read only to upgrade them): 8-byte big-endian
+/// write sequence.
 inline std::string seq_key(uint64_t seq) {
   std::string k(8, '\0');
   put_be64(k.data(), seq);
@@ -120,7 +127,9 @@ struct header {
   uint32_t node = 0;
   uint64_t hlc = 0;
   uint64_t expiry_ms = 0;
-  uint64_t seq = 0; ///< write sequence (position in kura.seq)
+  /// Recency stamp: the write (or touched read) sequence number of the last
+  /// write or touch; the eviction order. Formats 2-4 also kept it in kura.seq.
+  uint64_t seq = 0;
   uint64_t checksum = 0;
 };
 

@@ -1,12 +1,12 @@
 // L3 on LMDB. How it works, and why:
 //
-// Layout. One LMDB environment (data.mdb + lock.mdb in cfg.path) with four named
-// databases: kura.main (LMDB key -> record: header with checksum + value, see
-// l3_format.hpp),
-// kura.seq (sequence -> LMDB key, least recently used first: the eviction order),
-// kura.exp (expiry ms + sequence -> LMDB key, soonest first: the active expiry
-// order) and kura.meta (format marker, estimated footprint). All four change
-// in the same write transaction, so they never disagree after a crash.
+// Layout. One LMDB environment (data.mdb + lock.mdb in cfg.path) with three named
+// databases: kura.main (LMDB key -> record: header with checksum, recency
+// stamp + value, see l3_format.hpp),
+// kura.exp (expiry ms + stamp -> LMDB key, soonest first: the active expiry
+// order) and kura.meta (format marker, estimated footprint, next stamp). All
+// three change in the same write transaction, so they never disagree after a
+// crash. A write costs one B-tree insert (two with an expiry).
 //
 // Write-behind with group commit. put()/erase() only touch `pending`, a hash
 // map from key to the latest operation (put or delete) on it. get() looks there
@@ -17,7 +17,7 @@
 // the whole batch. What a commit costs is mostly the pages it copies and writes,
 // not the number of writes, so a node runs big batches (kura-node: up to 1M
 // writes, an eighth of kura.l3.max-loss-window): repeated writes of a key
-// coalesce in `pending`, and the batch is applied in LMDB key order (sequences
+// coalesce in `pending`, and the batch is applied in LMDB key order (stamps
 // still numbered in write order), so neighbouring updates share pages.
 //
 // Durability. A commit write()s its pages and then its meta page into the
@@ -45,19 +45,32 @@
 // B-tree pages merge, so evicting "until pages drop" would over-evict). Over
 // budget (the estimate may reach 2/3 of max_bytes: B-tree pages are about 2/3
 // full), the least recently used entries are removed in the committing
-// transaction and handed to the eviction listener after the commit succeeded;
-// expired ones are dropped instead. When the map is full: grow it, else forget
+// transaction (sampled, below) and handed to the eviction listener after the
+// commit succeeded; expired ones are dropped instead. When the map is full: grow it, else forget
 // touched reads, else commit the pending deletes alone first (they free
 // space for the transaction after next) and retry.
 //
-// Recency. kura.seq orders entries by their last write or read. A write gets a
-// new sequence as it commits. A read with touch=true of a committed entry only
-// notes the key (`touched`, at most batch_max_writes keys, no I/O); the next
-// commit gives those entries new sequences in the same transaction (new
-// kura.seq and kura.exp keys, the record's sequence field rewritten). So reads
-// cost no extra transaction, and without writes there is no eviction that the
-// order could matter for. Records above touch_max_record bytes keep their
-// place: rewriting a 64 MiB value to note a read is not cheap.
+// Recency. Every record carries a stamp: a sequence number that grows by one
+// per write, so the least recently written or read entry has the smallest
+// stamp. A write gets a new stamp as it commits. A read with touch=true of a
+// committed entry only notes the key (`touched`, at most batch_max_writes
+// keys, no I/O); the next commit gives those entries new stamps in the same
+// transaction (the record's stamp field rewritten, and its kura.exp key). So
+// reads cost no extra transaction, and without writes there is no eviction
+// that the order could matter for. Records above touch_max_record bytes keep
+// their place: rewriting a 64 MiB value to note a read is not cheap.
+//
+// Eviction is sampled, as Redis samples its keys (kura-l3 4 and earlier kept
+// an exact order in a second B-tree, kura.seq, which cost a second insert
+// and delete per write). A clock hand walks kura.main in key order (key
+// order is unrelated to recency); for each victim it reads the headers of
+// the next `sample_per_victim` records into a pool of the `pool_max` oldest
+// candidates seen, and the oldest candidate goes. Expired records met on the
+// way go first. A candidate whose record changed since it was sampled (a
+// newer stamp) or is gone is skipped. When the environment holds at most
+// sample_per_victim records every record is sampled: the order is exact. The
+// pool lives in memory only; the hand starts at the first key after a
+// restart.
 //
 // Opening. A file that does not start with LMDB's meta page magic is foreign; a
 // meta page that LMDB's own checks accept but that points past the end of the
@@ -161,7 +174,7 @@ struct l3_lmdb::impl {
   l3_config cfg;
   const clock& clk;
   MDB_env* env = nullptr;
-  MDB_dbi main = 0, seq = 0, exp = 0, meta = 0;
+  MDB_dbi main = 0, exp = 0, meta = 0;
   MDB_txn* rtxn = nullptr; // reused read transaction (reset between uses)
   uint32_t psize = 4096;
   size_t nodemax = 2038;
@@ -217,16 +230,18 @@ struct l3_lmdb::impl {
   uint64_t est_limit() const { return sealer ? budget / 3 : budget / 3 * 2; }
 
   /// Estimated bytes an entry occupies: its kura.main node (or an overflow
-  /// node plus whole overflow pages), its kura.seq and kura.exp nodes, each
-  /// with LMDB's 8-byte node header and 2-byte slot.
+  /// node plus whole overflow pages) and its kura.exp node, each with LMDB's
+  /// 8-byte node header and 2-byte slot.
   uint64_t footprint(size_t lkey, size_t rec, bool has_exp) const {
     uint64_t n = 8 + lkey + rec;
     uint64_t main_b =
         n > nodemax ? 2 + 8 + lkey + 8 + ((rec + 16 + psize - 1) / psize) * psize : 2 + n;
-    uint64_t seq_b = 2 + 8 + 8 + lkey;
     uint64_t exp_b = has_exp ? 2 + 8 + 16 + lkey : 0;
-    return main_b + seq_b + exp_b;
+    return main_b + exp_b;
   }
+  /// What kura.seq cost per entry in formats 2-4 (taken off est_bytes when
+  /// an upgrade drops it).
+  static uint64_t seq_footprint(size_t lkey) { return 2 + 8 + 8 + lkey; }
 
   // -- read transaction -------------------------------------------------------------
 
@@ -258,15 +273,15 @@ struct l3_lmdb::impl {
   /// What remove_committed found.
   enum class rm {
     absent,          ///< no record under the key
-    removed,         ///< record and index entries removed (`out` filled if asked)
-    corrupt_removed, ///< an undecodable record was removed; its index entries,
-                     ///< if any, are left stale (sweep and eviction skip them)
-    stale,           ///< the record has another sequence than `want_seq`: kept
+    removed,         ///< record and index entry removed (`out` filled if asked)
+    corrupt_removed, ///< an undecodable record was removed; its expiry index
+                     ///< entry, if any, is left stale (the sweep skips it)
+    stale,           ///< the record has another stamp than `want_seq`: kept
   };
 
-  /// Removes the committed record under `lkey` and its index entries. With
-  /// `want_seq`, only if the record carries that write sequence (an index
-  /// entry pointing at it may be stale). `keep_main` leaves the kura.main
+  /// Removes the committed record under `lkey` and its expiry index entry.
+  /// With `want_seq`, only if the record carries that stamp (an index entry
+  /// or an eviction candidate pointing at it may be stale). `keep_main` leaves the kura.main
   /// record for the caller to overwrite. A corrupt record is removed rather
   /// than failing the transaction, so one bad record cannot block every
   /// later commit (a get() of it reports errc::corrupt until then).
@@ -281,8 +296,8 @@ struct l3_lmdb::impl {
       return lmdb_error(rc, "L3 read failed");
     std::string_view rec = as_view(v);
     fmt::header h;
-    // a record that fails its checksum may carry a wrong sequence or expiry:
-    // removed without touching the indexes (their stale entries are skipped)
+    // a record that fails its checksum may carry a wrong stamp or expiry:
+    // removed without touching the index (its stale entry is skipped)
     bool ok = fmt::decode_header(rec, h).ok() && fmt::checksum_ok(lkey, rec, h);
     if (ok && want_seq && h.seq != *want_seq)
       return rm::stale;
@@ -299,11 +314,6 @@ struct l3_lmdb::impl {
       return rm::corrupt_removed;
     }
     uint64_t fp = footprint(lkey.size(), rec.size(), h.expiry_ms != 0);
-    std::string sk = fmt::seq_key(h.seq);
-    MDB_val skv = as_val(sk);
-    rc = mdb_del(txn, seq, &skv, nullptr);
-    if (rc != 0 && rc != MDB_NOTFOUND)
-      return lmdb_error(rc, "L3 cannot delete a sequence index entry");
     if (h.expiry_ms != 0) {
       std::string ek = fmt::exp_key(h.expiry_ms, h.seq);
       MDB_val ekv = as_val(ek);
@@ -317,10 +327,6 @@ struct l3_lmdb::impl {
     return rm::removed;
   }
 
-  /// kura.seq entries a key-ordered commit appends after its kura.main pass
-  /// (sequence, LMDB key), or null to append each one at once.
-  std::vector<std::pair<uint64_t, std::string>>* seq_later = nullptr;
-
   status insert_committed(MDB_txn* txn, const std::string& lkey, const entry& e,
                           std::optional<uint64_t> given_seq = std::nullopt) {
     uint64_t s = given_seq ? *given_seq : next_seq++;
@@ -332,18 +338,8 @@ struct l3_lmdb::impl {
       return lmdb_error(rc, "L3 cannot write a record of " + std::to_string(rsz) + " bytes");
     fmt::encode_record(e, lkey, s, static_cast<char*>(v.mv_data), sp());
     MDB_val lv = as_val(lkey);
-    // A tombstone is neither evicted nor expired: it is kept out of kura.seq
-    // and kura.exp and leaves only through collect() or erase().
-    if (!e.is_tombstone() && seq_later) {
-      seq_later->emplace_back(s, lkey);
-    } else if (!e.is_tombstone()) {
-      std::string sk = fmt::seq_key(s);
-      MDB_val skv = as_val(sk);
-      // sequences only grow: appending fills kura.seq pages completely
-      rc = mdb_put(txn, seq, &skv, &lv, MDB_APPEND);
-      if (rc != 0)
-        return lmdb_error(rc, "L3 cannot write a sequence index entry");
-    }
+    // A tombstone is neither evicted (the sampler skips it) nor expired: it is
+    // kept out of kura.exp and leaves only through collect() or erase().
     if (e.expiry_ms != 0 && !e.is_tombstone()) {
       std::string ek = fmt::exp_key(e.expiry_ms, s);
       MDB_val ekv = as_val(ek);
@@ -368,6 +364,11 @@ struct l3_lmdb::impl {
     MDB_val mk = as_val("max_version"), mvv{12, mv};
     if ((rc = mdb_put(txn, meta, &mk, &mvv, 0)) != 0)
       return lmdb_error(rc, "L3 cannot write its meta record");
+    char ns[8];
+    fmt::put_le(ns, next_seq, 8);
+    MDB_val nk = as_val("next_seq"), nv{8, ns};
+    if ((rc = mdb_put(txn, meta, &nk, &nv, 0)) != 0)
+      return lmdb_error(rc, "L3 cannot write its meta record");
     if (log_mark != 0) {
       char lm[8];
       fmt::put_le(lm, log_mark, 8);
@@ -378,7 +379,7 @@ struct l3_lmdb::impl {
     return {};
   }
 
-  /// Gives the committed entry under `lkey` a new (youngest) sequence.
+  /// Gives the committed entry under `lkey` a new (youngest) stamp.
   status retouch(MDB_txn* txn, const std::string& lkey) {
     MDB_val k = as_val(lkey), v;
     int rc = mdb_get(txn, main, &k, &v);
@@ -391,13 +392,7 @@ struct l3_lmdb::impl {
     if (!fmt::decode_header(rec, h).ok() || !fmt::checksum_ok(lkey, rec, h))
       return {}; // corrupt: get() reports it; nothing to reorder
     uint64_t s = next_seq++;
-    std::string old_sk = fmt::seq_key(h.seq), new_sk = fmt::seq_key(s);
-    MDB_val osk = as_val(old_sk), nsk = as_val(new_sk), lv = as_val(lkey);
-    rc = mdb_del(txn, seq, &osk, nullptr);
-    if (rc != 0 && rc != MDB_NOTFOUND)
-      return lmdb_error(rc, "L3 cannot delete a sequence index entry");
-    if ((rc = mdb_put(txn, seq, &nsk, &lv, MDB_APPEND)) != 0)
-      return lmdb_error(rc, "L3 cannot write a sequence index entry");
+    MDB_val lv = as_val(lkey);
     if (h.expiry_ms != 0) {
       std::string old_ek = fmt::exp_key(h.expiry_ms, h.seq), new_ek = fmt::exp_key(h.expiry_ms, s);
       MDB_val oek = as_val(old_ek), nek = as_val(new_ek);
@@ -414,72 +409,132 @@ struct l3_lmdb::impl {
     return {};
   }
 
-  /// Evicts the least recently used entries while over budget.
+  // -- sampled eviction ------------------------------------------------------------
+
+  /// An eviction candidate: a record as it was sampled.
+  struct candidate {
+    uint64_t rank = 0;  ///< its stamp; 0 when expired or undecodable: goes first
+    uint64_t stamp = 0; ///< its stamp (0 when undecodable)
+    std::string lkey;
+  };
+  static constexpr size_t sample_per_victim = 16;
+  static constexpr size_t pool_max = 32;
+  std::vector<candidate> pool; // ascending stamps, at most pool_max
+  std::string hand;            // the sampler resumes after this LMDB key
+  bool hand_set = false;       // false: from the first key
+
+  /// Reads the headers of up to `n` records after the hand (wrapping around
+  /// once) into the pool. Tombstones are never candidates.
+  status sample(MDB_txn* txn, size_t n, uint64_t now_ms) {
+    MDB_cursor* c = nullptr;
+    int rc = mdb_cursor_open(txn, main, &c);
+    if (rc != 0)
+      return lmdb_error(rc, "L3 cannot open a cursor");
+    MDB_val k = as_val(hand), v;
+    rc = hand_set ? mdb_cursor_get(c, &k, &v, MDB_SET_RANGE) : mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    if (rc == 0 && hand_set && as_view(k) == hand)
+      rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    bool wrapped = false;
+    size_t seen = 0;
+    while (seen < n) {
+      if (rc == MDB_NOTFOUND && !wrapped) {
+        wrapped = true;
+        rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+        continue;
+      }
+      if (rc != 0)
+        break;
+      ++seen;
+      std::string_view lkey = as_view(k);
+      hand.assign(lkey);
+      hand_set = true;
+      fmt::header h;
+      candidate cand;
+      if (fmt::decode_header(as_view(v), h).ok()) {
+        if (h.flags & entry_flags::tombstone) {
+          rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+          continue;
+        }
+        bool expired = h.expiry_ms != 0 && h.expiry_ms <= now_ms;
+        cand.stamp = h.seq;
+        cand.rank = expired ? 0 : h.seq;
+      }
+      // sampled again (the hand went round): the newer sample replaces it
+      for (auto it = pool.begin(); it != pool.end(); ++it)
+        if (it->lkey == lkey) {
+          pool.erase(it);
+          break;
+        }
+      if (pool.size() < pool_max || cand.rank < pool.back().rank) {
+        auto at = std::upper_bound(pool.begin(), pool.end(), cand.rank,
+                                   [](uint64_t r, const candidate& x) { return r < x.rank; });
+        cand.lkey.assign(lkey);
+        pool.insert(at, std::move(cand));
+        if (pool.size() > pool_max)
+          pool.pop_back();
+      }
+      rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+      return lmdb_error(rc, "L3 cannot walk its records to sample the eviction order");
+    return {};
+  }
+
+  /// Evicts the (sampled) least recently used entries while over budget.
   status evict_over_budget(MDB_txn* txn, std::vector<entry>& evicted) {
     if (est_bytes <= est_limit())
       return {};
     uint64_t now_ms = clk.now_ms();
-    MDB_cursor* cur = nullptr;
-    int rc = mdb_cursor_open(txn, seq, &cur);
-    if (rc != 0)
-      return lmdb_error(rc, "L3 cannot open a cursor");
-    status out;
     while (est_bytes > est_limit()) {
-      MDB_val k, v;
-      rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-      if (rc == MDB_NOTFOUND)
-        break;
-      if (rc != 0) {
-        out = lmdb_error(rc, "L3 cannot walk the sequence index");
-        break;
-      }
-      if (k.mv_size != 8) {
-        out = error{errc::corrupt, "L3 sequence index key of " + std::to_string(k.mv_size) +
-                                       " bytes in " + cfg.path};
-        break;
-      }
-      uint64_t sq = fmt::get_be64(static_cast<const char*>(k.mv_data));
-      std::string lkey{as_view(v)};
+      if (auto s = sample(txn, sample_per_victim, now_ms); !s)
+        return s;
+      if (pool.empty())
+        break; // nothing evictable (tombstones only)
+      candidate victim = std::move(pool.front());
+      pool.erase(pool.begin());
       entry e;
-      auto r = remove_committed(txn, lkey, &e, sq);
-      if (!r) {
-        out = r.err();
-        break;
-      }
-      if (*r == rm::removed) {
-        // an entry past its expiry is dropped, not demoted to L4 (in
-        // cluster mode it leaves a tombstone of its version behind)
-        if (e.expired(now_ms)) {
-          ++evict_expired;
-          if (cfg.tombstones)
-            if (auto s = insert_committed(txn, lkey, as_tombstone(std::move(e))); !s) {
-              out = s;
-              break;
-            }
-        } else {
-          // In cluster mode the demoted entry leaves its version behind as a
-          // tombstone floor: whatever happens to the copy below (expiry,
-          // retention), an older version cannot come back.
-          if (cfg.tombstones)
-            if (auto s = insert_committed(txn, lkey, as_tombstone(entry{e})); !s) {
-              out = s;
-              break;
-            }
-          evicted.push_back(std::move(e)); // counted even without a listener
-        }
+      // only if the record still carries the sampled stamp (an undecodable
+      // one goes whatever it carries)
+      auto r = remove_committed(txn, victim.lkey, &e, victim.stamp);
+      if (!r)
+        return r.err();
+      if (*r != rm::removed)
+        continue; // changed since it was sampled, gone, or corrupt (removed)
+      // an entry past its expiry is dropped, not demoted to L4 (in cluster
+      // mode it leaves a tombstone of its version behind)
+      if (e.expired(now_ms)) {
+        ++evict_expired;
+        if (cfg.tombstones)
+          if (auto s = insert_committed(txn, victim.lkey, as_tombstone(std::move(e))); !s)
+            return s;
         continue;
       }
-      // stale or dangling index entry (or a corrupt record): drop the entry
-      std::string skey = fmt::seq_key(sq);
-      MDB_val skv = as_val(skey);
-      rc = mdb_del(txn, seq, &skv, nullptr);
-      if (rc != 0 && rc != MDB_NOTFOUND) {
-        out = lmdb_error(rc, "L3 cannot delete a stale sequence entry");
-        break;
-      }
+      // In cluster mode the demoted entry leaves its version behind as a
+      // tombstone floor: whatever happens to the copy below (expiry,
+      // retention), an older version cannot come back.
+      if (cfg.tombstones)
+        if (auto s = insert_committed(txn, victim.lkey, as_tombstone(entry{e})); !s)
+          return s;
+      evicted.push_back(std::move(e)); // counted even without a listener
     }
-    mdb_cursor_close(cur);
-    return out;
+    return {};
+  }
+
+  /// Pages a batch of writes must leave free in the map: a transaction of
+  /// deletes copies pages too (the path to each record, the free list), so
+  /// a map filled to the last page could not be emptied. Checked by
+  /// allocating them (a reserved value in kura.meta) and freeing them in the
+  /// same transaction: LMDB reuses them at once, nothing is written.
+  static constexpr size_t headroom_pages = 6;
+  status reserve_headroom(MDB_txn* txn) {
+    MDB_val k = as_val("headroom"), v{headroom_pages * psize - 64, nullptr};
+    int rc = mdb_put(txn, meta, &k, &v, MDB_RESERVE);
+    if (rc == 0)
+      rc = mdb_del(txn, meta, &k, nullptr);
+    if (rc != 0)
+      return lmdb_error(rc, "L3 cannot keep room for deletes");
+    return {};
   }
 
   uint64_t evict_expired = 0; // expired entries the eviction pass dropped
@@ -507,11 +562,10 @@ struct l3_lmdb::impl {
     int rc = mdb_txn_begin(env, nullptr, 0, &g.txn);
     if (rc != 0)
       return fail(lmdb_error(rc, "L3 cannot begin a write transaction in " + cfg.path));
-    // Write sequences (the eviction order) follow the order of the puts, so
-    // they are numbered in write order first; the records are then applied
-    // in LMDB key order, where neighbouring updates share B-tree pages
-    // (fewer pages touched and copied per commit than in random order), and
-    // the new kura.seq entries are appended last, in sequence order.
+    // Stamps (the eviction order) follow the order of the puts, so they are
+    // numbered in write order first; the records are then applied in LMDB
+    // key order, where neighbouring updates share B-tree pages (fewer pages
+    // touched and copied per commit than in random order).
     struct item {
       std::string lkey;
       const op* o;
@@ -528,30 +582,14 @@ struct l3_lmdb::impl {
         it.s = next_seq++;
     std::sort(items.begin(), items.end(),
               [](const item& a, const item& b) { return a.lkey < b.lkey; });
-    std::vector<std::pair<uint64_t, std::string>> appends;
-    appends.reserve(items.size());
-    seq_later = &appends;
     for (const auto& it : items) {
       // an overwrite keeps the kura.main slot: mdb_put replaces it in place
       auto r = remove_committed(g.txn, it.lkey, nullptr, std::nullopt, !it.o->del);
-      if (!r) {
-        seq_later = nullptr;
+      if (!r)
         return fail(r.err());
-      }
       if (!it.o->del)
-        if (auto s = insert_committed(g.txn, it.lkey, it.o->e, it.s); !s) {
-          seq_later = nullptr;
+        if (auto s = insert_committed(g.txn, it.lkey, it.o->e, it.s); !s)
           return fail(s);
-        }
-    }
-    seq_later = nullptr;
-    std::sort(appends.begin(), appends.end());
-    for (const auto& a : appends) {
-      std::string sk = fmt::seq_key(a.first);
-      MDB_val skv = as_val(sk), lv = as_val(a.second);
-      // sequences only grow: appending fills kura.seq pages completely
-      if (int rc2 = mdb_put(g.txn, seq, &skv, &lv, MDB_APPEND); rc2 != 0)
-        return fail(lmdb_error(rc2, "L3 cannot write a sequence index entry"));
     }
     for (const auto& key : touched)
       if (pending.count(key) == 0)
@@ -559,6 +597,9 @@ struct l3_lmdb::impl {
           return fail(s);
     if (!keep_victims_once)
       if (auto s = evict_over_budget(g.txn, evicted); !s)
+        return fail(s);
+    if (std::any_of(items.begin(), items.end(), [](const item& it) { return !it.o->del; }))
+      if (auto s = reserve_headroom(g.txn); !s)
         return fail(s);
     if (auto s = write_meta(g.txn); !s)
       return fail(s);
@@ -899,7 +940,8 @@ result<std::unique_ptr<l3_lmdb>> l3_lmdb::open(l3_config cfg, const clock& clk) 
     rc = mdb_get(g.txn, p->meta, &k, &v);
     // The previous layouts are subsets of this one: upgrade them in place.
     from_v2 = rc == 0 && as_view(v) == fmt::meta_format_v2;
-    upgrade = from_v2 || (rc == 0 && as_view(v) == fmt::meta_format_v3);
+    upgrade = from_v2 ||
+              (rc == 0 && (as_view(v) == fmt::meta_format_v3 || as_view(v) == fmt::meta_format_v4));
     if (!upgrade && (rc != 0 || as_view(v) != fmt::meta_format)) {
       std::string got = rc == 0 ? std::string{as_view(v).substr(0, 40)} : std::string{};
       // Another kura version names itself "kura-l3 N": foreign. A damaged or
@@ -927,6 +969,12 @@ result<std::unique_ptr<l3_lmdb>> l3_lmdb::open(l3_config cfg, const clock& clk) 
     } else if (!from_v2) {
       return error{errc::corrupt, cfg.path + " lacks its max_version meta record"};
     }
+    k = as_val("next_seq");
+    rc = mdb_get(g.txn, p->meta, &k, &v);
+    if (rc == 0 && v.mv_size == 8)
+      p->next_seq = fmt::get_le(static_cast<const char*>(v.mv_data), 8);
+    else if (!upgrade) // formats 2-4 take it from kura.seq below
+      return error{errc::corrupt, cfg.path + " lacks its next_seq meta record"};
   }
   // Encryption at rest: the store secret's sealed copies ("secret.<id>").
   {
@@ -991,9 +1039,9 @@ result<std::unique_ptr<l3_lmdb>> l3_lmdb::open(l3_config cfg, const clock& clk) 
     p->sealed_secrets[cfg.keys->active()] = blob;
   }
   unsigned dflags = fresh ? MDB_CREATE : 0;
-  const char* names[] = {"kura.main", "kura.seq", "kura.exp"};
-  MDB_dbi* dbis[] = {&p->main, &p->seq, &p->exp};
-  for (int i = 0; i < 3; ++i) {
+  const char* names[] = {"kura.main", "kura.exp"};
+  MDB_dbi* dbis[] = {&p->main, &p->exp};
+  for (int i = 0; i < 2; ++i) {
     rc = mdb_dbi_open(g.txn, names[i], dflags, dbis[i]);
     if (rc == MDB_NOTFOUND)
       return error{errc::corrupt, cfg.path + " lacks its " + names[i] + " database"};
@@ -1002,7 +1050,7 @@ result<std::unique_ptr<l3_lmdb>> l3_lmdb::open(l3_config cfg, const clock& clk) 
   }
   // Structural sanity: the trees cannot hold more pages than are in use.
   uint64_t pages = 0;
-  for (MDB_dbi d : {p->main, p->seq, p->exp, p->meta}) {
+  for (MDB_dbi d : {p->main, p->exp, p->meta}) {
     MDB_stat ms;
     rc = mdb_stat(g.txn, d, &ms);
     if (rc != 0)
@@ -1013,18 +1061,34 @@ result<std::unique_ptr<l3_lmdb>> l3_lmdb::open(l3_config cfg, const clock& clk) 
     return error{errc::corrupt, cfg.path + " is corrupt: its databases claim " +
                                     std::to_string(pages) + " pages, the file has " +
                                     std::to_string(info.me_last_pgno + 1)};
-  {
-    MDB_cursor* c = nullptr;
-    rc = mdb_cursor_open(g.txn, p->seq, &c);
+  if (upgrade) {
+    // Formats 2-4 kept the eviction order in kura.seq (sequence -> LMDB key):
+    // its last key seeds next_seq, its footprint leaves est_bytes, and the
+    // database is deleted in this transaction (kura-l3 5 samples the stamps
+    // the records carry instead).
+    MDB_dbi seq = 0;
+    rc = mdb_dbi_open(g.txn, "kura.seq", 0, &seq);
+    if (rc == MDB_NOTFOUND)
+      return error{errc::corrupt, cfg.path + " lacks its kura.seq database"};
     if (rc != 0)
+      return lmdb_error(rc, "L3 cannot open kura.seq in " + cfg.path);
+    MDB_cursor* c = nullptr;
+    if ((rc = mdb_cursor_open(g.txn, seq, &c)) != 0)
       return lmdb_error(rc, "L3 cannot open a cursor in " + cfg.path);
+    uint64_t seq_bytes = 0;
     MDB_val k, v;
-    rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
-    if (rc == 0 && k.mv_size == 8)
-      p->next_seq = fmt::get_be64(static_cast<const char*>(k.mv_data)) + 1;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+      seq_bytes += impl::seq_footprint(v.mv_size);
+      if (k.mv_size == 8)
+        p->next_seq = std::max(p->next_seq, fmt::get_be64(static_cast<const char*>(k.mv_data)) + 1);
+    }
     mdb_cursor_close(c);
-    if (rc != 0 && rc != MDB_NOTFOUND)
+    if (rc != MDB_NOTFOUND)
       return lmdb_error(rc, "L3 cannot read the sequence index in " + cfg.path);
+    p->est_bytes = p->est_bytes > seq_bytes ? p->est_bytes - seq_bytes : 0;
+    if ((rc = mdb_drop(g.txn, seq, 1)) != 0)
+      return lmdb_error(rc, "L3 cannot drop kura.seq in " + cfg.path + " to upgrade it");
   }
   if (from_v2) {
     // kura-l3 2 kept no max_version: compute it once from the records.
@@ -1294,11 +1358,13 @@ status l3_lmdb::clear() {
   m.pending.clear();
   m.touched.clear();
   m.pending_bytes = 0;
+  m.pool.clear();
+  m.hand_set = false;
   txn_guard g;
   int rc = mdb_txn_begin(m.env, nullptr, 0, &g.txn);
   if (rc != 0)
     return lmdb_error(rc, "L3 cannot begin a transaction in " + m.cfg.path);
-  for (MDB_dbi d : {m.main, m.seq, m.exp}) {
+  for (MDB_dbi d : {m.main, m.exp}) {
     rc = mdb_drop(g.txn, d, 0);
     if (rc != 0)
       return lmdb_error(rc, "L3 cannot clear " + m.cfg.path);
@@ -1343,7 +1409,7 @@ tier_stats l3_lmdb::stats() const {
     MDB_stat ms;
     if (mdb_env_stat(m.env, &ms) == 0)
       pages += ms.ms_branch_pages + ms.ms_leaf_pages + ms.ms_overflow_pages;
-    for (MDB_dbi d : {m.main, m.seq, m.exp, m.meta}) {
+    for (MDB_dbi d : {m.main, m.exp, m.meta}) {
       if (mdb_stat(t, d, &ms) == 0)
         pages += ms.ms_branch_pages + ms.ms_leaf_pages + ms.ms_overflow_pages;
       if (d == m.main)

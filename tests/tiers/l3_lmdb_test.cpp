@@ -15,6 +15,7 @@
 #include <fstream>
 #include <map>
 #include <random>
+#include <set>
 #include <string>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -727,8 +728,9 @@ TEST_CASE("l3: mdb_stat reads the environment") {
   const std::string& stat_out = out; // INFO's lambda cannot capture a structured binding
   INFO(stat_out);
   CHECK(rc == 0);
-  for (const char* db : {"kura.main", "kura.seq", "kura.exp", "kura.meta"})
+  for (const char* db : {"kura.main", "kura.exp", "kura.meta"})
     CHECK(out.find(db) != std::string::npos);
+  CHECK(out.find("kura.seq") == std::string::npos); // kura-l3 5: no second B-tree per write
   auto [rc2, out2] = run("mdb_stat -s kura.exp " + d.env() + " 2>&1");
   CHECK(rc2 == 0);
   CHECK(out2.find("Entries: 50") != std::string::npos);
@@ -938,7 +940,7 @@ void raw_put(const std::string& dir, const char* db, std::string k, std::string 
 }
 } // namespace
 
-TEST_CASE("l3: stale index entries never remove a live entry") {
+TEST_CASE("l3: stale expiry index entries never remove a live entry") {
   temp_dir d;
   fake_clock clk;
   uint64_t used = 0;
@@ -949,8 +951,7 @@ TEST_CASE("l3: stale index entries never remove a live entry") {
     REQUIRE(t->sync().ok());
     used = t->budget_bytes_used();
   }
-  // index entries that point at "b" but name a write of "b" that is gone
-  raw_put(d.env(), "kura.seq", l3_format::seq_key(0), "b");
+  // an index entry that points at "b" but names a write of "b" that is gone
   raw_put(d.env(), "kura.exp", l3_format::exp_key(clk.now_ms() + 50, 0), "b");
   auto cfg = small_config(d.env());
   cfg.max_bytes = used / 2 * 3; // estimate limit = used: the next write forces one eviction
@@ -1177,4 +1178,187 @@ TEST_CASE("l3: another kura format version is foreign_file, a damaged marker cor
   raw_put(d.env(), "kura.meta", "format", std::string{l3_format::meta_format});
   auto t = must_open(small_config(d.env()), clk);
   CHECK(get_ok(*t, "a", clk.now_ms())->value == "1");
+}
+
+// -- kura-l3 5: sampled eviction, the upgrade from kura-l3 4 ------------------------------
+
+namespace {
+/// Bytes kura counts for a small record (kura.main node; kura.exp node when it
+/// expires), as l3_lmdb's footprint().
+uint64_t small_footprint(size_t lkey, size_t rec, bool expires) {
+  return 2 + 8 + lkey + rec + (expires ? 2 + 8 + 16 + lkey : 0);
+}
+} // namespace
+
+TEST_CASE("l3 opens a kura-l3 4 environment (previous format), drops kura.seq, keeps the order") {
+  temp_dir d;
+  fake_clock clk;
+  const int n = 12;
+  // stamps: record i was written as number 100 + i, except u3, read last (200)
+  auto stamp_of = [](int i) { return i == 3 ? 200u : 100u + i; };
+  uint64_t est_v5 = 0;
+  {
+    MDB_env* env = nullptr;
+    REQUIRE(mdb_env_create(&env) == 0);
+    mdb_env_set_maxdbs(env, 8);
+    mdb_env_set_mapsize(env, 64ull << 20);
+    fs::create_directories(d.env());
+    REQUIRE(mdb_env_open(env, d.env().c_str(), 0, 0644) == 0);
+    MDB_txn* txn = nullptr;
+    REQUIRE(mdb_txn_begin(env, nullptr, 0, &txn) == 0);
+    MDB_dbi meta, main, seq, exp;
+    REQUIRE(mdb_dbi_open(txn, "kura.meta", MDB_CREATE, &meta) == 0);
+    REQUIRE(mdb_dbi_open(txn, "kura.main", MDB_CREATE, &main) == 0);
+    REQUIRE(mdb_dbi_open(txn, "kura.seq", MDB_CREATE, &seq) == 0);
+    REQUIRE(mdb_dbi_open(txn, "kura.exp", MDB_CREATE, &exp) == 0);
+    auto put = [&](MDB_dbi db, std::string k, std::string v) {
+      MDB_val kv{k.size(), k.data()}, vv{v.size(), v.data()};
+      REQUIRE(mdb_put(txn, db, &kv, &vv, 0) == 0);
+    };
+    uint64_t est_v4 = 0;
+    for (int i = 0; i < n; ++i) {
+      entry e = make("u" + std::to_string(i), std::string(500, static_cast<char>('a' + i)),
+                     i == 5 ? clk.now_ms() + 60000 : 0, 1000 + i);
+      std::string lkey = l3_format::lmdb_key(e.key);
+      std::string rec(l3_format::record_size(e), '\0');
+      l3_format::encode_record(e, lkey, stamp_of(i), rec.data());
+      put(main, lkey, rec);
+      put(seq, l3_format::seq_key(stamp_of(i)), lkey);
+      if (e.expiry_ms != 0)
+        put(exp, l3_format::exp_key(e.expiry_ms, stamp_of(i)), lkey);
+      uint64_t fp = small_footprint(lkey.size(), rec.size(), e.expiry_ms != 0);
+      est_v5 += fp;
+      est_v4 += fp + 2 + 8 + 8 + lkey.size(); // and its kura.seq node
+    }
+    std::string est(8, '\0'), mv(12, '\0');
+    l3_format::put_le(est.data(), est_v4, 8);
+    l3_format::put_le(mv.data(), 2000, 8);
+    put(meta, "format", std::string{l3_format::meta_format_v4});
+    put(meta, "est_bytes", est);
+    put(meta, "max_version", mv);
+    REQUIRE(mdb_txn_commit(txn) == 0);
+    mdb_env_close(env);
+  }
+  auto cfg = small_config(d.env());
+  cfg.batch_max_writes = 1;
+  {
+    auto t = must_open(cfg, clk);
+    CHECK(t->max_version() == version{2000, 0});
+    CHECK(t->budget_bytes_used() == est_v5); // kura.seq's nodes left the estimate
+    for (int i = 0; i < n; ++i) {
+      auto e = get_ok(*t, "u" + std::to_string(i), clk.now_ms());
+      REQUIRE(e);
+      CHECK(e->value == std::string(500, static_cast<char>('a' + i)));
+      CHECK(e->ver == version{1000u + i, 7});
+      CHECK(e->expiry_ms == (i == 5 ? clk.now_ms() + 60000 : 0));
+    }
+    CHECK(t->expiring_entries() == 1);
+  }
+  {
+    auto [rc, out] = run("mdb_stat -a " + d.env() + " 2>&1");
+    const std::string& stat_out = out;
+    INFO(stat_out);
+    CHECK(rc == 0);
+    CHECK(out.find("kura.seq") == std::string::npos);
+    auto [rc2, out2] = run("mdb_dump -s kura.meta -p " + d.env() + " 2>&1");
+    CHECK(rc2 == 0);
+    CHECK(out2.find("kura-l3 5") != std::string::npos);
+    CHECK(out2.find("next_seq") != std::string::npos);
+  }
+  // the order the records carried survives: with room for about half, the
+  // oldest stamps go first (u3, read last, stays), and a new write (stamped
+  // after the upgrade's next_seq, 201) is younger than all of them
+  std::vector<std::string> evicted;
+  cfg.max_bytes = (est_v5 / 2) * 3 / 2; // estimate limit: about half
+  auto t = must_open(cfg, clk);
+  t->set_eviction_listener([&](entry&& e) { evicted.push_back(e.key); });
+  REQUIRE(t->put(make("new", std::string(500, 'n')), clk.now_ms()).ok());
+  REQUIRE(t->sync().ok());
+  REQUIRE(evicted.size() >= 5);
+  std::vector<int> order;
+  for (int i = 0; i < n; ++i)
+    if (i != 3)
+      order.push_back(i);
+  for (size_t j = 0; j < evicted.size(); ++j)
+    CHECK(evicted[j] == "u" + std::to_string(order[j]));
+  CHECK(get_ok(*t, "u3", clk.now_ms()));
+  CHECK(get_ok(*t, "new", clk.now_ms()));
+}
+
+TEST_CASE("l3: a kura-l3 5 environment without its next_seq record is corrupt") {
+  temp_dir d;
+  fake_clock clk;
+  {
+    auto t = must_open(small_config(d.env()), clk);
+    REQUIRE(t->put(make("a", "1"), clk.now_ms()).ok());
+  }
+  MDB_env* env = nullptr;
+  REQUIRE(mdb_env_create(&env) == 0);
+  mdb_env_set_maxdbs(env, 8);
+  REQUIRE(mdb_env_open(env, d.env().c_str(), 0, 0644) == 0);
+  MDB_txn* txn = nullptr;
+  REQUIRE(mdb_txn_begin(env, nullptr, 0, &txn) == 0);
+  MDB_dbi meta;
+  REQUIRE(mdb_dbi_open(txn, "kura.meta", 0, &meta) == 0);
+  MDB_val k{8, const_cast<char*>("next_seq")};
+  REQUIRE(mdb_del(txn, meta, &k, nullptr) == 0);
+  REQUIRE(mdb_txn_commit(txn) == 0);
+  mdb_env_close(env);
+  auto r = l3_lmdb::open(small_config(d.env()), clk);
+  REQUIRE(!r.ok());
+  CHECK(r.err().code == errc::corrupt);
+  CHECK(r.err().message.find("next_seq") != std::string::npos);
+}
+
+TEST_CASE("l3: sampled eviction approximates least-recently-used order") {
+  temp_dir d;
+  fake_clock clk;
+  auto cfg = small_config(d.env());
+  cfg.batch_max_writes = 64;
+  cfg.max_bytes = 1ull << 30; // no eviction while filling
+  const int n = 3000, hot = 300;
+  std::mt19937_64 rng(12345);
+  std::vector<int> keys(n);
+  for (int i = 0; i < n; ++i)
+    keys[i] = i;
+  std::shuffle(keys.begin(), keys.end(), rng); // written in random key order
+  auto name = [](int i) { return "k" + std::to_string(i); };
+  uint64_t used = 0;
+  {
+    auto t = must_open(cfg, clk);
+    for (int i : keys)
+      REQUIRE(t->put(make(name(i), std::string(200, 'v')), clk.now_ms()).ok());
+    REQUIRE(t->sync().ok());
+    // the hot set (spread over the key space) is read: the youngest now
+    for (int i = 0; i < hot; ++i) {
+      REQUIRE(get_ok(*t, name(i * (n / hot)), clk.now_ms()));
+      REQUIRE(t->put(make("w" + std::to_string(i), "x"), clk.now_ms()).ok()); // commits touches
+    }
+    REQUIRE(t->sync().ok());
+    used = t->budget_bytes_used();
+  }
+  // room for about two thirds: a third of the entries must go
+  cfg.max_bytes = used * 3 / 2 * 2 / 3;
+  auto t = must_open(cfg, clk);
+  std::vector<std::string> evicted;
+  t->set_eviction_listener([&](entry&& e) { evicted.push_back(e.key); });
+  REQUIRE(t->put(make("trigger", "t"), clk.now_ms()).ok());
+  REQUIRE(t->sync().ok());
+  REQUIRE(evicted.size() > static_cast<size_t>(n / 4));
+  // exact LRU would evict the first evicted.size() keys in write order
+  std::set<std::string> lru;
+  for (size_t j = 0; j < evicted.size() && j < keys.size(); ++j)
+    lru.insert(name(keys[j]));
+  size_t agree = 0, hot_lost = 0;
+  for (auto& k : evicted) {
+    agree += lru.count(k);
+    if (k[0] == 'k' && std::stoi(k.substr(1)) % (n / hot) == 0 &&
+        std::stoi(k.substr(1)) / (n / hot) < hot)
+      ++hot_lost;
+  }
+  double ratio = static_cast<double>(agree) / evicted.size();
+  MESSAGE("evicted " << evicted.size() << ", " << ratio * 100 << " % of them LRU victims, "
+                     << hot_lost << " of " << hot << " hot keys");
+  CHECK(ratio >= 0.75);
+  CHECK(hot_lost <= static_cast<size_t>(hot / 20));
 }
