@@ -351,6 +351,61 @@ struct l3_lmdb::impl {
     return {};
   }
 
+  /// One operation of a key-ordered batch, through one cursor on kura.main:
+  /// one B-tree search per key (LMDB starts it in the cursor's leaf when the
+  /// key falls inside it, which key order makes likely), and an overwrite
+  /// replaces the record where it is. The old record's expiry index entry
+  /// goes with it; its checksum is checked only then (hashing every
+  /// overwritten value to find an expiry that is not there would cost as
+  /// much as writing it). A record whose header does not decode is replaced
+  /// or removed like any other (a stale index entry it had is skipped later).
+  status apply_one(MDB_txn* txn, MDB_cursor* cur, const std::string& lkey, const op& o,
+                   uint64_t stamp) {
+    MDB_val k = as_val(lkey), v;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+      return lmdb_error(rc, "L3 read failed");
+    bool found = rc == 0;
+    if (found) {
+      std::string_view rec = as_view(v);
+      fmt::header h;
+      if (fmt::decode_header(rec, h).ok()) {
+        bool exp_ok = h.expiry_ms != 0 && fmt::checksum_ok(lkey, rec, h);
+        if (exp_ok) {
+          std::string ek = fmt::exp_key(h.expiry_ms, h.seq);
+          MDB_val ekv = as_val(ek);
+          rc = mdb_del(txn, exp, &ekv, nullptr);
+          if (rc != 0 && rc != MDB_NOTFOUND)
+            return lmdb_error(rc, "L3 cannot delete an expiry index entry");
+        }
+        uint64_t fp = footprint(lkey.size(), rec.size(), exp_ok);
+        est_bytes = est_bytes > fp ? est_bytes - fp : 0;
+      }
+      if (o.del) {
+        if ((rc = mdb_cursor_del(cur, 0)) != 0)
+          return lmdb_error(rc, "L3 cannot delete a record");
+        return {};
+      }
+    } else if (o.del) {
+      return {};
+    }
+    const entry& e = o.e;
+    size_t rsz = fmt::record_size(e, sp());
+    MDB_val nk = as_val(lkey), nv{rsz, nullptr};
+    rc = mdb_cursor_put(cur, &nk, &nv, MDB_RESERVE | (found ? unsigned{MDB_CURRENT} : 0u));
+    if (rc != 0)
+      return lmdb_error(rc, "L3 cannot write a record of " + std::to_string(rsz) + " bytes");
+    fmt::encode_record(e, lkey, stamp, static_cast<char*>(nv.mv_data), sp());
+    if (e.expiry_ms != 0 && !e.is_tombstone()) {
+      std::string ek = fmt::exp_key(e.expiry_ms, stamp);
+      MDB_val ekv = as_val(ek), lv = as_val(lkey);
+      if ((rc = mdb_put(txn, exp, &ekv, &lv, 0)) != 0)
+        return lmdb_error(rc, "L3 cannot write an expiry index entry");
+    }
+    est_bytes += footprint(lkey.size(), rsz, e.expiry_ms != 0 && !e.is_tombstone());
+    return {};
+  }
+
   status write_meta(MDB_txn* txn) {
     char b[8];
     fmt::put_le(b, est_bytes, 8);
@@ -582,14 +637,16 @@ struct l3_lmdb::impl {
         it.s = next_seq++;
     std::sort(items.begin(), items.end(),
               [](const item& a, const item& b) { return a.lkey < b.lkey; });
-    for (const auto& it : items) {
-      // an overwrite keeps the kura.main slot: mdb_put replaces it in place
-      auto r = remove_committed(g.txn, it.lkey, nullptr, std::nullopt, !it.o->del);
-      if (!r)
-        return fail(r.err());
-      if (!it.o->del)
-        if (auto s = insert_committed(g.txn, it.lkey, it.o->e, it.s); !s)
+    {
+      MDB_cursor* cur = nullptr;
+      if ((rc = mdb_cursor_open(g.txn, main, &cur)) != 0)
+        return fail(lmdb_error(rc, "L3 cannot open a cursor"));
+      for (const auto& it : items)
+        if (auto s = apply_one(g.txn, cur, it.lkey, *it.o, it.s); !s) {
+          mdb_cursor_close(cur);
           return fail(s);
+        }
+      mdb_cursor_close(cur);
     }
     for (const auto& key : touched)
       if (pending.count(key) == 0)
@@ -791,23 +848,27 @@ struct l3_lmdb::impl {
     }
   }
 
-  void add_pending(op o, uint64_t now_ms) {
+  /// Puts `o` into the batch (one hash lookup) and returns its slot; with
+  /// `prev`, the operation it replaced is moved there (left empty when the
+  /// key had none).
+  std::unordered_map<std::string, op>::iterator add_pending(op o, uint64_t now_ms,
+                                                            std::optional<op>* prev = nullptr) {
     if (!o.del && max_ver < o.e.ver)
       max_ver = o.e.ver;
     if (pending.empty())
       batch_start_ms = now_ms;
     o.order = ++op_counter;
     pending_bytes += o.e.key.size() + o.e.value.size();
-    std::string key = o.e.key;
-    auto it = pending.find(key);
-    if (it != pending.end()) {
+    auto [it, inserted] = pending.try_emplace(o.e.key);
+    if (!inserted) {
       pending_bytes -= it->second.e.key.size() + it->second.e.value.size();
       o.known_at = it->second.known_at; // the same key: the same committed state
       o.known_committed = it->second.known_committed;
-      it->second = std::move(o);
-    } else {
-      pending.emplace(std::move(key), std::move(o));
+      if (prev)
+        *prev = std::move(it->second);
     }
+    it->second = std::move(o);
+    return it;
   }
 
   /// Commits the pending batch, then opens a read transaction of its own
@@ -1196,29 +1257,15 @@ status l3_lmdb::put(entry e, uint64_t now_ms) {
     return status{errc::out_of_space, "L3 entry needs about " + std::to_string(fp * 3 / 2) +
                                           " bytes, more than the whole L3 budget of " +
                                           std::to_string(m.budget)};
-  // Keep what this put replaces, so that a failed commit can take it back
-  // (only when this put makes the batch commit: a copy per coalesced
-  // overwrite would cost as much as the write).
+  // Keep what this put replaces (moved, not copied), so that a failed
+  // commit can take it back.
   std::optional<impl::op> prev;
   uint64_t prev_start = m.batch_start_ms;
-  if (!m.pending.empty()) {
-    auto pit = m.pending.find(e.key);
-    bool commits = m.cfg.sync_mode ||
-                   m.pending.size() + (pit == m.pending.end() ? 1 : 0) >= m.cfg.batch_max_writes;
-    if (!commits) {
-      uint64_t after = m.pending_bytes + e.key.size() + e.value.size();
-      if (pit != m.pending.end())
-        after -= pit->second.e.key.size() + pit->second.e.value.size();
-      commits = after >= m.cfg.batch_max_bytes;
-    }
-    if (commits && pit != m.pending.end())
-      prev = pit->second;
-  }
   impl::op o;
   o.e = std::move(e);
-  std::string key = o.e.key;
-  m.add_pending(std::move(o), now_ms);
+  auto slot = m.add_pending(std::move(o), now_ms, &prev);
   if (m.batch_full()) {
+    std::string key = slot->first; // the commit clears the batch on success
     if (auto s = m.commit(*this); !s) {
       auto it = m.pending.find(key);
       m.pending_bytes -= it->second.e.key.size() + it->second.e.value.size();
