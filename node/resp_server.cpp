@@ -1,5 +1,6 @@
 #include "node/resp_server.hpp"
 
+#include "node/backpressure.hpp"
 #include "node/cluster_faces.hpp"
 #include "node/cluster_routing.hpp"
 #include "node/erase.hpp"
@@ -492,11 +493,6 @@ void process(self_ptr self, connection_handle hdl) {
       }
       if (off >= c.in.size())
         break; // nothing left to run
-      // while others wait for L3, newcomers queue behind them (fairness)
-      if (st.core->backlogged() || (!st.stalled.empty() && !st.resuming)) {
-        stall(self, hdl, c);
-        break;
-      }
       std::string_view view(c.in.data() + off, c.in.size() - off);
       c.parser.set_unauthenticated(!c.sess.authenticated &&
                                    st.cmds->security().acl->auth_required());
@@ -513,6 +509,16 @@ void process(self_ptr self, connection_handle hdl) {
         break;
       }
       auto& args = c.parser.args();
+      // Back-pressure (node/backpressure.hpp): over the write-behind mark a
+      // command that may write waits, and while others wait newcomers'
+      // writes queue behind them (fairness); reads go on. The command stays
+      // in c.in and is parsed again on resume.
+      if ((st.core->backlogged() || (!st.stalled.empty() && !st.resuming)) &&
+          waits_at_high_water(st.cmds->registry(), args)) {
+        c.parser.reset();
+        stall(self, hdl, c);
+        break;
+      }
       if (st.cfg.cluster) {
         if (c.slots.size() >= max_routed_in_flight) {
           c.parser.reset();

@@ -1,6 +1,7 @@
 // The command registry: lookup, key positions, COMMAND's replies (compared
 // byte for byte with what redis-server 7.0.15 answers), subcommand dispatch.
 #include "command_fixture.hpp"
+#include "node/backpressure.hpp"
 #include "node/command_registry.hpp"
 
 #include <doctest/doctest.h>
@@ -258,4 +259,20 @@ TEST_CASE_FIXTURE(fixture, "subcommands keep their own stats; CONFIG RESETSTAT c
   CHECK(run("CONFIG RESETSTAT") == "+OK\r\n");
   CHECK(cmds.stats()[static_cast<size_t>(id)].calls == 0);
   CHECK(cmds.total_commands() == 0);
+}
+
+TEST_CASE_FIXTURE(fixture,
+                  "back-pressure: only commands that may write wait at the high-water mark") {
+  auto waits = [&](std::string_view line) {
+    argv a(line);
+    return waits_at_high_water(reg, a.args);
+  };
+  for (auto line : {"SET k v", "set k v", "DEL k", "INCR k", "APPEND k v", "EXPIRE k 10",
+                    "HSET h f v", "FLUSHALL", "EVAL \"return 1\" 0", "EVALSHA abc 0", "EXEC",
+                    "MSET a 1 b 2", "SETRANGE k 0 v", "KURA.ERASE KEY k"})
+    CHECK_MESSAGE(waits(line), line);
+  for (auto line : {"GET k", "MGET a b", "EXISTS k", "TTL k", "KEYS *", "SCAN 0", "DBSIZE", "PING",
+                    "INFO", "ECHO x", "CLIENT LIST", "MULTI", "HGET h f", "STRLEN k",
+                    "NOSUCHCOMMAND x", "COMMAND COUNT"})
+    CHECK_MESSAGE(!waits(line), line);
 }
