@@ -20,7 +20,9 @@
 // listings, so neither a sync round nor a listing scans the tiers. Cost: about
 // key bytes + 80 bytes of memory per key held.
 //
-// get()/for_each() read the tiers (an entry is read when it is shipped).
+// get()/for_each() read the tiers (an entry is read when it is shipped);
+// get() can keep what it read in a memory cache in front of them
+// (set_read_cache; kura-node: its memory tier, --memory-bytes).
 //
 // Background commits (kura-node: `background` at open). LMDB commits with
 // their fdatasync must not run on the thread that serves clients. In this mode
@@ -42,6 +44,7 @@
 #include "gossip/store.hpp"
 #include "tiers/clock.hpp"
 #include "tiers/l3_lmdb.hpp"
+#include "tiers/memory_cache.hpp"
 
 #include <condition_variable>
 #include <map>
@@ -93,6 +96,19 @@ public:
   l3_lmdb& l3() { return *l3_; }
   archive::archive* l4() { return l4_.get(); }
 
+  /// Keeps up to `bytes` (0: none) of the live entries get() read from the
+  /// tiers in a memory cache in front of them: kura's memory tier (L1 + L2,
+  /// W-TinyLFU, tiers/memory_cache.hpp). A cached entry is served only while
+  /// its version is the one the index holds for the key, and apply()/erase()
+  /// drop the key's cached copy, so the cache never answers anything but
+  /// what the tiers would (never an older version). Owner thread only.
+  void set_read_cache(uint64_t bytes);
+  /// Reads the cache answered, and reads that went to the overlay or tiers.
+  uint64_t cache_hits() const { return cache_hits_; }
+  uint64_t cache_misses() const { return cache_misses_; }
+  /// Bytes the cache uses (0 without one).
+  uint64_t cache_bytes() const;
+
   bool background() const { return worker_.joinable(); }
   /// Changes queued for the worker or in the overlay (background mode).
   size_t unapplied() const { return overlay_.size(); }
@@ -134,6 +150,9 @@ private:
   };
   std::map<std::pair<uint64_t, std::string>, meta> index_;
   mutable std::optional<error> last_error_;
+  // The read cache (set_read_cache), owner thread only.
+  mutable std::unique_ptr<memory_cache> cache_;
+  mutable uint64_t cache_hits_ = 0, cache_misses_ = 0;
 
   // Background mode. overlay_ and next_seq_ belong to the owner thread.
   struct shadow {
