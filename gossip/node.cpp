@@ -1049,6 +1049,15 @@ void node::tick(uint64_t now) {
         serve_read(req, key, nullptr, now);
       continue;
     }
+    auto& pr = it->second;
+    if (cfg_.prefer_live_replicas && !pr.wait_join && pr.next + 1 < pr.candidates.size() &&
+        now < pr.deadline) {
+      // The replica asked turned suspect meanwhile (a missed probe: frozen,
+      // overloaded): ask the next one now rather than at the deadline.
+      auto m = members_.info(pr.candidates[pr.next]);
+      if (!m || m->state != member_state::alive)
+        pr.deadline = now;
+    }
     if (now < it->second.deadline) {
       ++it;
       continue;

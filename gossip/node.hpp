@@ -63,8 +63,9 @@ struct node_config {
   bool catch_up_reads = false;
   /// Reads fetched from another node ask live replicas before suspect ones,
   /// and a fetch waiting on a peer whose connection dropped
-  /// (peer_unreachable) goes to the next replica at once instead of after
-  /// read_timeout_ms (kura-node; off in kura-sim, whose seeds stay as they are).
+  /// (peer_unreachable) or that turned suspect goes to the next replica at
+  /// once instead of after read_timeout_ms (kura-node; off in kura-sim, whose
+  /// seeds stay as they are).
   bool prefer_live_replicas = false;
   /// Range streaming (kura-node): after a ring change a node pulls the ranges
   /// it now replicates from their old holders (stream_req / stream_batch),

@@ -447,6 +447,7 @@ void tier_store::run_worker() {
         if (l4_)
           note(l4_->flush());
       }
+      l3_pending_ = l3_->pending();
     }
     uint64_t us = static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)

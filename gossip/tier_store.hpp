@@ -46,6 +46,7 @@
 #include "tiers/l3_lmdb.hpp"
 #include "tiers/memory_cache.hpp"
 
+#include <atomic>
 #include <condition_variable>
 #include <map>
 #include <memory>
@@ -112,6 +113,10 @@ public:
   bool background() const { return worker_.joinable(); }
   /// Changes queued for the worker or in the overlay (background mode).
   size_t unapplied() const { return overlay_.size(); }
+  /// Changes a kill -9 could still lose here: unapplied() plus the writes in
+  /// L3's batch that is not committed yet (background mode; the worker
+  /// publishes the latter after each round). 0: everything is in LMDB.
+  size_t uncommitted() const { return overlay_.size() + l3_pending_.load(); }
   /// Worker statistics (background mode): LMDB batches committed by it and
   /// the time it spent applying and committing.
   struct worker_stats {
@@ -167,6 +172,7 @@ private:
   std::condition_variable q_cv_, room_cv_, done_cv_;
   std::vector<change> queue_;
   uint64_t applied_seq_ = 0;
+  std::atomic<size_t> l3_pending_{0}; ///< L3's uncommitted batch, after the worker's last round
   uint64_t flush_req_ = 0, flush_done_ = 0;
   bool stop_ = false;
   std::optional<error> worker_error_;

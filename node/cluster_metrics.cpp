@@ -36,6 +36,7 @@ struct cluster_metrics {
   Gauge* invalidations_pending = nullptr;
   Gauge* store_unapplied = nullptr;
   Gauge* cache_bytes = nullptr;
+  Gauge* store_uncommitted = nullptr;
   counter_delta hints_stored, hints_delivered, forwarded, remote_reads, writes, reads, inv_sent,
       inv_acked, ae_rounds, ae_repairs, ae_bytes, streamed_bytes, streamed_entries, handed_off,
       gossip_messages, gossip_batches, decode_errors, tombstones_collected, stream_in_bytes,
@@ -75,6 +76,7 @@ struct cluster_metrics {
     if (auto* ts = dynamic_cast<const gossip::tier_store*>(&n->store())) {
       store_unapplied->Set(static_cast<double>(ts->unapplied()));
       cache_bytes->Set(static_cast<double>(ts->cache_bytes()));
+      store_uncommitted->Set(static_cast<double>(ts->uncommitted()));
       cache_hits.set(ts->cache_hits());
       cache_misses.set(ts->cache_misses());
     }
@@ -133,6 +135,9 @@ std::function<void(const actors::cluster_core&)> cluster_metrics_hook(node_metri
       gauge(r, "kura_cluster_hints_queued", "Hinted writes held here for unreachable replicas");
   cm->store_unapplied = gauge(r, "kura_cluster_store_unapplied_writes",
                               "Writes applied in memory, not yet handed to L3's batch");
+  cm->store_uncommitted =
+      gauge(r, "kura_cluster_store_uncommitted_writes",
+            "Writes applied in memory or in L3's batch, not yet committed to LMDB");
   cm->cache_bytes = gauge(r, "kura_cluster_read_cache_bytes",
                           "Bytes the memory tier uses as the read cache of cluster data");
   cm->cache_hits.c = counter(r, "kura_cluster_read_cache_hits_total",
