@@ -9,6 +9,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <deque>
 #include <iostream>
@@ -38,6 +40,7 @@ gossip::node_config make_node_config(const cluster_settings& s, gossip::node_id 
   nc.ack_after_invalidation = true;
   nc.sloppy_quorum = true;
   nc.catch_up_reads = true;
+  nc.prefer_live_replicas = true;
   nc.streaming = true;
   nc.stream_rate = s.stream_rate;
   return nc;
@@ -117,6 +120,44 @@ std::vector<gossip::node_id> cluster_core::replica_ids(std::string_view key) con
   return node_->current_ring().replicas(key);
 }
 
+std::vector<gossip::node_id> cluster_core::exec_candidates(std::string_view key) const {
+  auto ids = replica_ids(key);
+  if (!node_)
+    return ids;
+  std::stable_partition(ids.begin(), ids.end(), [&](gossip::node_id id) {
+    if (id == gid_)
+      return true;
+    auto m = node_->members().info(id);
+    return m && m->state == gossip::member_state::alive;
+  });
+  return ids;
+}
+
+bool rerun_safe(const std::vector<std::string>& args) {
+  if (args.empty())
+    return false;
+  std::string name;
+  for (char ch : args[0])
+    name.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(ch))));
+  if (name == "setex" || name == "psetex" || name == "hmset" || name == "kura.node.watch")
+    return true;
+  if (name != "set")
+    return false;
+  for (size_t i = 3; i < args.size(); ++i) {
+    std::string o;
+    for (char ch : args[i])
+      o.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(ch))));
+    if (o == "nx" || o == "xx" || o == "get")
+      return false;
+  }
+  return true;
+}
+
+std::string outcome_unknown(const std::string& who, const std::string& why) {
+  return "TIMEOUT the key's owner " + who + " gave no answer (" + why +
+         "); the command may have run there and was not run again";
+}
+
 void cluster_core::forward(gossip::node_id to, std::vector<std::string> args, forward_fn fn) {
   if (to == gid_) {
     if (!s_.exec)
@@ -128,7 +169,9 @@ void cluster_core::forward(gossip::node_id to, std::vector<std::string> args, fo
   ++forwarded_;
   auto token = next_token_++;
   forwards_.emplace(token, std::move(fn));
-  auto bytes = seal(static_cast<uint32_t>(cluster_msg_type::exec), exec_request{std::move(args)});
+  auto bytes =
+      seal(static_cast<uint32_t>(cluster_msg_type::exec),
+           exec_request{std::move(args), real_clock::instance().now_ms() + s_.request_timeout_ms});
   if (!schedule_flush || !send_exec_batch)
     return send_exec(to, std::move(bytes), token);
   // Held until the current event is done: a pipeline's forwarded commands to
@@ -480,6 +523,25 @@ uint64_t now_ms() {
   return real_clock::instance().now_ms();
 }
 
+/// Why a forwarded command got no answer, for cluster_core::forward's
+/// callback: "" when it certainly did not run there (the peer refused it),
+/// else what happened (it may have run).
+std::string unanswered(const caf::error& e, uint64_t timeout_ms) {
+  if (e == caf::sec::request_timeout)
+    return "no answer within " + std::to_string(timeout_ms) + " ms";
+  if (e == caf::sec::request_receiver_down)
+    return "connection lost";
+  return {};
+}
+
+/// A forwarded command that arrives after its sender stopped waiting is not
+/// started (the sender may have answered the client already).
+constexpr const char* late_reply = "-TIMEOUT the command arrived after its deadline; not run\r\n";
+
+bool too_late(const exec_request& r) {
+  return r.deadline_ms != 0 && now_ms() > r.deadline_ms;
+}
+
 /// Logs a line; repeated kinds are thinned out (1st..10th, then every 1000th).
 void log_line(coord_ptr self, const std::string& kind, const std::string& text) {
   auto n = ++self->state.log_counts[kind];
@@ -760,9 +822,10 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
                 core->on_exec_reply(tokens[i], i < replies.size(),
                                     i < replies.size() ? std::move(replies[i]) : std::string{});
             },
-            [core, tokens](caf::error&) {
+            [core, tokens](caf::error& e) {
+              auto why = unanswered(e, core->settings().request_timeout_ms);
               for (auto t : tokens)
-                core->on_exec_reply(t, false, {});
+                core->on_exec_reply(t, false, why);
             });
   };
   st.core->send_exec = [self](gossip::node_id to, std::string bytes, uint64_t token) {
@@ -892,7 +955,10 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
                       std::chrono::milliseconds(core->settings().request_timeout_ms),
                       exec_atom::value, core->self_id(), std::move(bytes))
             .then([core, token](std::string& reply) { core->on_exec_reply(token, true, reply); },
-                  [core, token](caf::error&) { core->on_exec_reply(token, false, {}); });
+                  [core, token](caf::error& e) {
+                    core->on_exec_reply(token, false,
+                                        unanswered(e, core->settings().request_timeout_ms));
+                  });
       },
       [self](exec_atom, uint32_t from, const std::string& bytes) -> caf::result<std::string> {
         auto& st = self->state;
@@ -914,6 +980,8 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
                    "dropped a bad forwarded command from " + st.core->name_of(from));
           return caf::make_error(caf::sec::invalid_argument, "bad exec request");
         }
+        if (too_late(*req))
+          return std::string(late_reply);
         auto rp = self->make_response_promise<std::string>();
         st.core->settings().exec(*st.core, std::move(req->args),
                                  [rp](std::string reply) mutable { rp.deliver(std::move(reply)); });
@@ -957,6 +1025,10 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
             log_line(self, "badexec:" + std::to_string(from),
                      "dropped a bad forwarded command from " + st.core->name_of(from));
             done(i, "-ERR bad forwarded command\r\n");
+            continue;
+          }
+          if (too_late(*req)) {
+            done(i, late_reply);
             continue;
           }
           st.core->settings().exec(*st.core, std::move(req->args),

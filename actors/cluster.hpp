@@ -130,12 +130,24 @@ public:
   /// Node ids of the replicas of `key`, owner first.
   std::vector<gossip::node_id> replica_ids(std::string_view key) const;
 
+  /// Node ids of the replicas of `key`, owner first, except that members
+  /// not alive (suspect) go last: where a command runs at the owner.
+  std::vector<gossip::node_id> exec_candidates(std::string_view key) const;
+
   using forward_fn = std::function<void(bool ok, std::string reply)>;
   /// Runs `args` on node `to` (settings().exec there; here when `to` is us);
-  /// `fn(false, ...)` when it could not be reached within request-timeout.
+  /// `fn(false, why)` when it got no answer: `why` is empty when the command
+  /// certainly did not run there (no connection, refused), else what happened
+  /// ("no answer within 2000 ms", "connection lost") — it may have run.
+  /// `to` does not start a command after the sender stopped waiting for it
+  /// (the request carries the deadline, by the sender's wall clock).
   void forward(gossip::node_id to, std::vector<std::string> args, forward_fn fn);
   /// Runs `fn` on the multiplexer thread after `ms` (WAIT's timeout).
   void after(uint64_t ms, std::function<void()> fn);
+  /// The body of the Lua script `sha` that SCRIPT LOAD (or EVAL) cached on
+  /// this node, or nullopt (set by the RESP front end): EVALSHA travels to
+  /// the key's owner as EVAL with it.
+  std::function<std::optional<std::string>(std::string_view sha)> script_source;
 
   // -- the coordinator's side ----------------------------------------------------
 
@@ -233,5 +245,16 @@ void stop_cluster(caf::actor_system& sys, const cluster_handles& h, uint64_t wai
 
 /// HMAC-SHA256 of `data` under `key`, hex-encoded ("" when key is empty).
 std::string cluster_mac(const std::string& key, const std::string& data);
+
+/// Whether a command forwarded to a key's owner that did not answer (it may
+/// have run there) may be run by the next replica: only when a second run
+/// changes nothing and answers the same (SET without NX/XX/GET, SETEX,
+/// PSETEX, HMSET, and WATCH's version read). Every other command gets
+/// outcome_unknown() instead, as a Redis Cluster client sees a timeout.
+bool rerun_safe(const std::vector<std::string>& args);
+
+/// The error "TIMEOUT ..." (without '-' and CRLF): the owner `who` did not answer
+/// (`why`), so the command's outcome is unknown and it was not run again.
+std::string outcome_unknown(const std::string& who, const std::string& why);
 
 } // namespace kura::actors

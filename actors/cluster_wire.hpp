@@ -29,7 +29,10 @@ enum class cluster_msg_type : uint32_t {
 /// is the RESP reply bytes.
 struct exec_request {
   std::vector<std::string> args;
-  MSGPACK_DEFINE(args);
+  /// The sender's wall-clock ms after which it no longer waits for the
+  /// answer: the receiver does not start the command after it (0: none).
+  uint64_t deadline_ms = 0;
+  MSGPACK_DEFINE(args, deadline_ms);
 };
 
 /// One member as `kura members` shows it.

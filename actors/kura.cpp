@@ -69,8 +69,10 @@ std::string write_file(const std::string& path, const std::string& text) {
 
 const char* cluster_down = "CLUSTERDOWN The cluster is not joined yet";
 
-/// Runs `args` at the first of `cands` that answers (the key's owner first,
-/// then the other replicas), as kura-node does for commands run at the owner.
+/// Runs `args` at the first of `cands` that answers (the key's live owner
+/// first, then the other replicas), as kura-node does for commands run at the
+/// owner: a replica that got the command but did not answer (it may have run
+/// it) ends it with a TIMEOUT error unless it is safe to run twice.
 void at_replicas(std::shared_ptr<cluster_core> core, std::vector<gossip::node_id> cands, size_t i,
                  std::vector<std::string> args, std::function<void(bool, std::string)> fn) {
   if (i >= cands.size())
@@ -82,6 +84,8 @@ void at_replicas(std::shared_ptr<cluster_core> core, std::vector<gossip::node_id
                  fn = std::move(fn)](bool ok, std::string r) mutable {
                   if (ok)
                     return fn(true, std::move(r));
+                  if (!r.empty() && !rerun_safe(args)) // it may have run there
+                    return fn(false, outcome_unknown(core->name_of(cands[i]), r));
                   at_replicas(std::move(core), std::move(cands), i + 1, std::move(args),
                               std::move(fn));
                 });
@@ -112,7 +116,7 @@ caf::behavior cluster_kv(caf::io::broker* self, std::shared_ptr<cluster_core> co
   };
   auto run_at_owner = [self, core](const std::string& key, std::vector<std::string> args) {
     auto rp = self->make_response_promise<kv_reply>();
-    at_replicas(core, core->replica_ids(key), 0, std::move(args),
+    at_replicas(core, core->exec_candidates(key), 0, std::move(args),
                 [rp](bool ok, std::string r) mutable { rp.deliver(from_resp(ok, r)); });
     return rp;
   };
@@ -263,6 +267,7 @@ caf::expected<std::unique_ptr<instance>> spawn_cluster_member(caf::actor_system&
   auto store = gossip::tier_store::open(lc, nullptr, clk, gossip::ring_config{}.seed, true);
   if (!store)
     return fail("cannot open L3 in " + lc.path + ": " + store.err().to_string());
+  (*store)->set_read_cache(opts.memory_bytes); // the memory tier in front of cluster data
   cluster_settings s;
   s.name = id;
   s.host = c.host;

@@ -185,7 +185,11 @@ status node::on_message(node_id from, std::string_view bytes, uint64_t now) {
 void node::send(node_id to, const message& m) {
   if (to == id() || to == no_node)
     return;
-  out_.push_back(outgoing{to, encode(m)});
+  auto bytes = encode(m);
+  if (std::holds_alternative<ae_digest_msg>(m) || std::holds_alternative<ae_keys_msg>(m) ||
+      std::holds_alternative<ae_repair_msg>(m))
+    stats_.ae_bytes += bytes.size();
+  out_.push_back(outgoing{to, std::move(bytes)});
 }
 
 void node::count_streamed(const std::vector<wire_entry>& es) {
@@ -883,6 +887,11 @@ void node::dispatch_read(uint64_t rid, const std::string& key, uint64_t now) {
   for (node_id r : ring_.replicas(key))
     if (r != id())
       pr.candidates.push_back(r);
+  if (cfg_.prefer_live_replicas)
+    std::stable_partition(pr.candidates.begin(), pr.candidates.end(), [&](node_id r) {
+      auto m = members_.info(r);
+      return m && m->state == member_state::alive;
+    });
   pr.deadline = now + cfg_.read_timeout_ms;
   reads_[rid] = std::move(pr);
   send_fetch(rid, now);
@@ -906,6 +915,20 @@ void node::keep_near(node_id server, const entry& e, uint64_t now) {
     for (node_id r : c.unconfirmed)
       send(r, hold_msg{key_version{e.key, e.ver.hlc, e.ver.node}});
   }
+}
+
+void node::peer_unreachable(node_id peer, uint64_t now) {
+  members_.report_unreachable(peer, now);
+  if (!cfg_.prefer_live_replicas)
+    return;
+  // Fetches waiting on it would wait out read_timeout_ms: ask the next replica.
+  for (auto& [req, pr] : reads_)
+    if (!pr.wait_join && pr.next < pr.candidates.size() && pr.candidates[pr.next] == peer &&
+        pr.next + 1 < pr.candidates.size()) {
+      ++pr.next;
+      pr.deadline = now + cfg_.read_timeout_ms;
+      send_fetch(req, now);
+    }
 }
 
 void node::send_fetch(uint64_t req, uint64_t now) {
@@ -1025,6 +1048,15 @@ void node::tick(uint64_t now) {
       else
         serve_read(req, key, nullptr, now);
       continue;
+    }
+    auto& pr = it->second;
+    if (cfg_.prefer_live_replicas && !pr.wait_join && pr.next + 1 < pr.candidates.size() &&
+        now < pr.deadline) {
+      // The replica asked turned suspect meanwhile (a missed probe: frozen,
+      // overloaded): ask the next one now rather than at the deadline.
+      auto m = members_.info(pr.candidates[pr.next]);
+      if (!m || m->state != member_state::alive)
+        pr.deadline = now;
     }
     if (now < it->second.deadline) {
       ++it;

@@ -61,6 +61,12 @@ struct node_config {
   /// serves the newest version (repairing its own copy); reads that arrive
   /// before the join completed wait for it (at most read_timeout_ms).
   bool catch_up_reads = false;
+  /// Reads fetched from another node ask live replicas before suspect ones,
+  /// and a fetch waiting on a peer whose connection dropped
+  /// (peer_unreachable) or that turned suspect goes to the next replica at
+  /// once instead of after read_timeout_ms (kura-node; off in kura-sim, whose
+  /// seeds stay as they are).
+  bool prefer_live_replicas = false;
   /// Range streaming (kura-node): after a ring change a node pulls the ranges
   /// it now replicates from their old holders (stream_req / stream_batch),
   /// paced by `stream_rate`; on its first join with an empty store (a new
@@ -129,7 +135,7 @@ public:
   status on_message(node_id from, std::string_view bytes, uint64_t now);
   void tick(uint64_t now);
   /// The transport lost its connection to `peer`: suspect it at once.
-  void peer_unreachable(node_id peer, uint64_t now) { members_.report_unreachable(peer, now); }
+  void peer_unreachable(node_id peer, uint64_t now);
 
   // -- client calls ----------------------------------------------------------
 
@@ -174,6 +180,9 @@ public:
     uint64_t streamed_entries = 0, streamed_bytes = 0;
     /// Entries (key + value bytes) received by range streaming.
     uint64_t stream_received_entries = 0, stream_received_bytes = 0;
+    /// Envelope bytes of the anti-entropy messages this node sent (digests,
+    /// key lists, repairs): what a sync costs on the wire.
+    uint64_t ae_bytes = 0;
   };
   const counters& stats() const { return stats_; }
 

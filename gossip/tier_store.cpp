@@ -157,7 +157,38 @@ std::optional<entry> tier_store::get(std::string_view key) const {
   auto it = index_.find({position(key), std::string(key)});
   if (it == index_.end())
     return std::nullopt;
-  return read(key, it->second.ver);
+  const version want = it->second.ver;
+  if (!cache_)
+    return read(key, want);
+  auto now = clk_.now_ms();
+  std::optional<entry> hit;
+  cache_->visit(key, now, [&](const memory_cache::entry_view& v) {
+    if (v.ver == want) // the version we hold, nothing older
+      hit = entry{std::string(v.key), std::string(v.value), v.expiry_ms, v.ver, v.flags};
+  });
+  if (hit) {
+    ++cache_hits_;
+    return hit;
+  }
+  ++cache_misses_;
+  auto e = read(key, want);
+  if (e && !e->is_tombstone() && e->ver == want && !e->expired(now))
+    (void)cache_->put(*e, now); // too big for the cache: not cached
+  return e;
+}
+
+void tier_store::set_read_cache(uint64_t bytes) {
+  if (bytes == 0) {
+    cache_.reset();
+    return;
+  }
+  memory_cache_config mc;
+  mc.capacity_bytes = bytes;
+  cache_ = std::make_unique<memory_cache>(mc);
+}
+
+uint64_t tier_store::cache_bytes() const {
+  return cache_ ? cache_->stats().bytes : 0;
 }
 
 std::optional<version> tier_store::version_of(std::string_view key) const {
@@ -189,6 +220,8 @@ bool tier_store::apply(const entry& e) {
   auto it = index_.find(k);
   if (it != index_.end() && !(it->second.ver < e.ver))
     return false; // the index covers L3 and L4: no disk read
+  if (cache_)
+    (void)cache_->erase(e.key); // older than what is being applied
   bool known = it != index_.end();
   if (worker_.joinable()) {
     change c;
@@ -236,6 +269,8 @@ bool tier_store::erase(std::string_view key) {
   auto it = index_.find({position(key), std::string(key)});
   if (it == index_.end())
     return false;
+  if (cache_)
+    (void)cache_->erase(key);
   if (worker_.joinable()) {
     change c;
     c.e.key = std::string(key);
@@ -412,6 +447,7 @@ void tier_store::run_worker() {
         if (l4_)
           note(l4_->flush());
       }
+      l3_pending_ = l3_->pending();
     }
     uint64_t us = static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)

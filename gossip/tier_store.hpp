@@ -20,7 +20,9 @@
 // listings, so neither a sync round nor a listing scans the tiers. Cost: about
 // key bytes + 80 bytes of memory per key held.
 //
-// get()/for_each() read the tiers (an entry is read when it is shipped).
+// get()/for_each() read the tiers (an entry is read when it is shipped);
+// get() can keep what it read in a memory cache in front of them
+// (set_read_cache; kura-node: its memory tier, --memory-bytes).
 //
 // Background commits (kura-node: `background` at open). LMDB commits with
 // their fdatasync must not run on the thread that serves clients. In this mode
@@ -42,7 +44,9 @@
 #include "gossip/store.hpp"
 #include "tiers/clock.hpp"
 #include "tiers/l3_lmdb.hpp"
+#include "tiers/memory_cache.hpp"
 
+#include <atomic>
 #include <condition_variable>
 #include <map>
 #include <memory>
@@ -93,9 +97,26 @@ public:
   l3_lmdb& l3() { return *l3_; }
   archive::archive* l4() { return l4_.get(); }
 
+  /// Keeps up to `bytes` (0: none) of the live entries get() read from the
+  /// tiers in a memory cache in front of them: kura's memory tier (L1 + L2,
+  /// W-TinyLFU, tiers/memory_cache.hpp). A cached entry is served only while
+  /// its version is the one the index holds for the key, and apply()/erase()
+  /// drop the key's cached copy, so the cache never answers anything but
+  /// what the tiers would (never an older version). Owner thread only.
+  void set_read_cache(uint64_t bytes);
+  /// Reads the cache answered, and reads that went to the overlay or tiers.
+  uint64_t cache_hits() const { return cache_hits_; }
+  uint64_t cache_misses() const { return cache_misses_; }
+  /// Bytes the cache uses (0 without one).
+  uint64_t cache_bytes() const;
+
   bool background() const { return worker_.joinable(); }
   /// Changes queued for the worker or in the overlay (background mode).
   size_t unapplied() const { return overlay_.size(); }
+  /// Changes a kill -9 could still lose here: unapplied() plus the writes in
+  /// L3's batch that is not committed yet (background mode; the worker
+  /// publishes the latter after each round). 0: everything is in LMDB.
+  size_t uncommitted() const { return overlay_.size() + l3_pending_.load(); }
   /// Worker statistics (background mode): LMDB batches committed by it and
   /// the time it spent applying and committing.
   struct worker_stats {
@@ -134,6 +155,9 @@ private:
   };
   std::map<std::pair<uint64_t, std::string>, meta> index_;
   mutable std::optional<error> last_error_;
+  // The read cache (set_read_cache), owner thread only.
+  mutable std::unique_ptr<memory_cache> cache_;
+  mutable uint64_t cache_hits_ = 0, cache_misses_ = 0;
 
   // Background mode. overlay_ and next_seq_ belong to the owner thread.
   struct shadow {
@@ -148,6 +172,7 @@ private:
   std::condition_variable q_cv_, room_cv_, done_cv_;
   std::vector<change> queue_;
   uint64_t applied_seq_ = 0;
+  std::atomic<size_t> l3_pending_{0}; ///< L3's uncommitted batch, after the worker's last round
   uint64_t flush_req_ = 0, flush_done_ = 0;
   bool stop_ = false;
   std::optional<error> worker_error_;

@@ -35,10 +35,12 @@ struct cluster_metrics {
   Gauge* hints_queued = nullptr;
   Gauge* invalidations_pending = nullptr;
   Gauge* store_unapplied = nullptr;
+  Gauge* cache_bytes = nullptr;
+  Gauge* store_uncommitted = nullptr;
   counter_delta hints_stored, hints_delivered, forwarded, remote_reads, writes, reads, inv_sent,
-      inv_acked, ae_rounds, ae_repairs, streamed_bytes, streamed_entries, handed_off,
+      inv_acked, ae_rounds, ae_repairs, ae_bytes, streamed_bytes, streamed_entries, handed_off,
       gossip_messages, gossip_batches, decode_errors, tombstones_collected, stream_in_bytes,
-      stream_in_entries;
+      stream_in_entries, cache_hits, cache_misses;
   Gauge* move_active = nullptr;
   Gauge* move_keys_expected = nullptr;
   std::vector<gossip::node_id> ring_members; ///< what slots_* were computed for
@@ -71,8 +73,13 @@ struct cluster_metrics {
       slots_replicated->Set(replicated);
     }
     hints_queued->Set(static_cast<double>(n->hints().size()));
-    if (auto* ts = dynamic_cast<const gossip::tier_store*>(&n->store()))
+    if (auto* ts = dynamic_cast<const gossip::tier_store*>(&n->store())) {
       store_unapplied->Set(static_cast<double>(ts->unapplied()));
+      cache_bytes->Set(static_cast<double>(ts->cache_bytes()));
+      store_uncommitted->Set(static_cast<double>(ts->uncommitted()));
+      cache_hits.set(ts->cache_hits());
+      cache_misses.set(ts->cache_misses());
+    }
     auto& st = n->stats();
     hints_stored.set(st.hints_stored);
     hints_delivered.set(st.hints_delivered);
@@ -84,6 +91,7 @@ struct cluster_metrics {
     inv_acked.set(st.invalidations_acked);
     ae_rounds.set(st.ae_rounds);
     ae_repairs.set(st.ae_repaired);
+    ae_bytes.set(st.ae_bytes);
     streamed_bytes.set(st.streamed_bytes);
     streamed_entries.set(st.streamed_entries);
     handed_off.set(st.handed_off);
@@ -127,6 +135,15 @@ std::function<void(const actors::cluster_core&)> cluster_metrics_hook(node_metri
       gauge(r, "kura_cluster_hints_queued", "Hinted writes held here for unreachable replicas");
   cm->store_unapplied = gauge(r, "kura_cluster_store_unapplied_writes",
                               "Writes applied in memory, not yet handed to L3's batch");
+  cm->store_uncommitted =
+      gauge(r, "kura_cluster_store_uncommitted_writes",
+            "Writes applied in memory or in L3's batch, not yet committed to LMDB");
+  cm->cache_bytes = gauge(r, "kura_cluster_read_cache_bytes",
+                          "Bytes the memory tier uses as the read cache of cluster data");
+  cm->cache_hits.c = counter(r, "kura_cluster_read_cache_hits_total",
+                             "Reads of cluster data the memory tier answered");
+  cm->cache_misses.c = counter(r, "kura_cluster_read_cache_misses_total",
+                               "Reads of cluster data that went to the overlay, L3 or L4");
   cm->hints_stored.c = counter(r, "kura_cluster_hints_stored_total", "Hinted writes taken");
   cm->hints_delivered.c =
       counter(r, "kura_cluster_hints_delivered_total", "Hinted writes handed to their replica");
@@ -144,6 +161,8 @@ std::function<void(const actors::cluster_core&)> cluster_metrics_hook(node_metri
       counter(r, "kura_cluster_anti_entropy_rounds_total", "Anti-entropy rounds started");
   cm->ae_repairs.c = counter(r, "kura_cluster_anti_entropy_repairs_total",
                              "Entries anti-entropy repaired here (newer versions applied)");
+  cm->ae_bytes.c = counter(r, "kura_cluster_anti_entropy_bytes_total",
+                           "Bytes of anti-entropy messages sent (digests, key lists, repairs)");
   cm->streamed_bytes.c = counter(r, "kura_cluster_streamed_bytes_total",
                                  "Key and value bytes sent to peers by repair and handoff");
   cm->streamed_entries.c = counter(r, "kura_cluster_streamed_entries_total",

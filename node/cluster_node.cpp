@@ -78,6 +78,9 @@ open_cluster_store(const node_config& cfg, l3_config l3, const kura::clock& clk)
       gossip::tier_store::open(std::move(l3), std::move(l4), clk, gossip::ring_config{}.seed, true);
   if (!s)
     return error{s.err().code, "cannot open L3 in " + path + ": " + s.err().to_string()};
+  // The memory tier (--memory-bytes) is the read cache in front of cluster
+  // data (the node's own keyspace holds none in cluster mode).
+  (*s)->set_read_cache(cfg.memory_bytes);
   return std::unique_ptr<gossip::replica_store>(std::move(*s));
 }
 

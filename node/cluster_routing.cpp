@@ -194,7 +194,7 @@ void cmd_del(cluster_core& c, const std::vector<std::string_view>& a,
   st->left = a.size() - 1;
   auto name = lower(a[0]);
   for (size_t i = 1; i < a.size(); ++i)
-    at_owner(c, {name, std::string(a[i])}, c.replica_ids(a[i]), 0, [st, done](out_buffer&& r) {
+    at_owner(c, {name, std::string(a[i])}, c.exec_candidates(a[i]), 0, [st, done](out_buffer&& r) {
       if (!r.empty() && r[0] == ':')
         st->n += std::strtoll(std::string(r.begin() + 1, r.end()).c_str(), nullptr, 10);
       else if (st->err.empty())
@@ -460,8 +460,12 @@ void node_part(cluster_core& c, const std::vector<std::string>& a, const reply_f
   reply(err_str("ERR unknown node command '" + sub + "'"));
 }
 
-/// Runs `a` at the first replica of `key` that answers: here when this node
-/// is the owner, else forwarded (one hop); on a timeout the next replica.
+/// Runs `a` at the first replica of `key` that answers (`cands`:
+/// exec_candidates, the live owner first): here when this node is the owner,
+/// else forwarded (one hop). When a replica cannot be reached the next one
+/// runs it; when one got the command but gave no answer (a timeout, a lost
+/// connection: it may have run it) only a command that is safe to run twice
+/// goes on to the next (actors::rerun_safe), the others answer -TIMEOUT.
 void at_owner(cluster_core& c, std::vector<std::string> a, std::vector<gossip::node_id> cands,
               size_t i, std::function<void(out_buffer&&)> done) {
   if (i >= cands.size())
@@ -474,6 +478,8 @@ void at_owner(cluster_core& c, std::vector<std::string> a, std::vector<gossip::n
       [cp, a = std::move(a), cands = std::move(cands), i, done](bool ok, std::string r) mutable {
         if (ok)
           return done(out_buffer(r.begin(), r.end()));
+        if (!r.empty() && !actors::rerun_safe(a))
+          return done(error_reply(actors::outcome_unknown(cp->name_of(cands[i]), r)));
         at_owner(*cp, std::move(a), std::move(cands), i + 1, std::move(done));
       });
 }
@@ -686,6 +692,26 @@ bool keyspace_wide_queued(const session& s) {
   return false;
 }
 
+/// EVALSHA / EVALSHA_RO: scripts live in each node's cache, as on a Redis
+/// Cluster node (SCRIPT LOAD goes to the node the client talks to), but the
+/// command runs at the key's owner, which may not know the script: it
+/// travels there as EVAL / EVAL_RO with the body this node cached. A script
+/// this node does not know gets NOSCRIPT here (false: answered).
+bool evalsha_to_eval(cluster_core& c, std::vector<std::string>& args,
+                     const std::function<void(out_buffer&&)>& done) {
+  auto name = lower(args[0]);
+  if ((name != "evalsha" && name != "evalsha_ro") || args.size() < 2)
+    return true;
+  auto body = c.script_source ? c.script_source(args[1]) : std::nullopt;
+  if (!body) {
+    done(error_reply("NOSCRIPT No matching script. Please use EVAL."));
+    return false;
+  }
+  args[0] = name == "evalsha" ? "eval" : "eval_ro";
+  args[1] = std::move(*body);
+  return true;
+}
+
 /// Every other key command, by the registry's key positions: keys in more
 /// than one slot get CROSSSLOT (the commands that may be split were split
 /// above); a read-only command runs here on what the key's replicas answer
@@ -700,6 +726,8 @@ void run_by_keys(cluster_core& c, const std::vector<std::string_view>& a,
   if (ks == keys_status::wrong_arity)
     return done(arity_error(a[0]));
   std::vector<std::string> args(a.begin(), a.end());
+  if (!evalsha_to_eval(c, args, done))
+    return;
   if (ks != keys_status::ok || keys.empty()) // no key given: nothing to place
     return run_here(c, {std::move(args)}, false,
                     [done](std::string r) { done(out_buffer(r.begin(), r.end())); });
@@ -723,7 +751,7 @@ void run_by_keys(cluster_core& c, const std::vector<std::string_view>& a,
           done(std::move(o));
         });
   }
-  auto cands = c.replica_ids(keys[0]);
+  auto cands = c.exec_candidates(keys[0]);
   at_owner(c, std::move(args), std::move(cands), 0, std::move(done));
 }
 
@@ -900,7 +928,7 @@ void run_transaction(cluster_core& c, const std::vector<std::string_view>& a, se
     std::vector<std::string> args{"kura.node.watch"};
     for (size_t i = 1; i < a.size(); ++i)
       args.emplace_back(a[i]);
-    auto cands = c.replica_ids(a[1]);
+    auto cands = c.exec_candidates(a[1]);
     return at_owner(c, args, std::move(cands), 0, [args, with_session, done](out_buffer&& r) {
       std::string rs(r.begin(), r.end());
       std::vector<std::string> flat;
@@ -962,7 +990,7 @@ void run_transaction(cluster_core& c, const std::vector<std::string_view>& a, se
     put_array_header(o, 0);
     return done(std::move(o));
   }
-  auto cands = c.replica_ids(slot_key);
+  auto cands = c.exec_candidates(slot_key);
   at_owner(c, std::move(args), std::move(cands), 0, std::move(done));
 }
 

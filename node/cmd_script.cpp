@@ -429,4 +429,13 @@ void register_script_commands(command_registry& r) {
       .doc("Kill the function currently in execution.", "7.0.0", "scripting", "O(1)");
 }
 
+std::optional<std::string> command_table::script_body(std::string_view sha) const {
+  if (!state_.scripts)
+    return std::nullopt;
+  auto* sc = state_.scripts->engine.find(sha);
+  if (!sc)
+    return std::nullopt;
+  return sc->body;
+}
+
 } // namespace kura::node

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,6 +41,9 @@ public:
   std::string configure_security(const security_config& cfg);
   /// Users, ACL LOG and the audit log (protected mode asks it too).
   security_state& security() noexcept { return *sec_; }
+  /// The body of the Lua script `sha` in this table's script cache (SCRIPT
+  /// LOAD, EVAL), or nullopt (node/cmd_script.cpp).
+  std::optional<std::string> script_body(std::string_view sha) const;
 
   /// Fills `out` with what `args` needs from L3 (kind none: run it now).
   void plan(const command_args& args, fetch_plan& out);

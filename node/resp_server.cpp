@@ -797,8 +797,14 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
     hub.flush_bcast();
   };
   st.cmds = std::make_unique<command_table>(st.core->ks(), st.facts);
-  if (cfg.cluster) // a transaction's keys share one slot (CROSSSLOT), as Redis Cluster
+  if (cfg.cluster) { // a transaction's keys share one slot (CROSSSLOT), as Redis Cluster
     st.cmds->set_slot_function([](std::string_view k) { return kura::key_slot(k); });
+    // EVALSHA of a script loaded here reaches the key's owner as EVAL (only
+    // this broker's routed commands ask, so `self` is alive then)
+    cfg.cluster->script_source = [self](std::string_view sha) {
+      return self->state.cmds->script_body(sha);
+    };
+  }
   if (auto err = st.cmds->configure_security(cfg.security); !err.empty()) {
     listening->set_value(err);
     self->quit();

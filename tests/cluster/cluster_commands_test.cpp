@@ -89,6 +89,35 @@ TEST_CASE("hashes, bits and string commands work through any node of a cluster")
     CHECK(starts(k->call({"EVAL", "return redis.call('INCR', KEYS[1])", "1", "{ev}n"}), ":"));
   CHECK(k1.call({"GET", "{ev}n"}) == bulk("3"));
   CHECK(starts(k2.call({"EVAL", "return 1", "2", "a1", "b2"}), "-CROSSSLOT"));
+  // EVALSHA of a script loaded on the node the client talks to runs at the
+  // key's owner, wherever that is (the body travels with it); a node that
+  // did not load it answers NOSCRIPT, as a Redis Cluster node
+  {
+    const std::string body = "return redis.call('INCRBY', KEYS[1], ARGV[1])";
+    auto sha = k1.call({"SCRIPT", "LOAD", body}).value_or("");
+    REQUIRE(sha.size() == 47); // $40\r\n<sha>\r\n
+    sha = sha.substr(5, 40);
+    int owners_elsewhere = 0;
+    for (int i = 0; i < 8; ++i) {
+      auto key = "{es" + std::to_string(i) + "}n";
+      auto own = bulk_array(k1.call({"KURA.OWNERS", key}).value_or(""));
+      owners_elsewhere += !own.empty() && own[0] != "n1";
+      CHECK(k1.call({"EVALSHA", sha, "1", key, "5"}) == std::string(":5\r\n"));
+      CHECK(k1.call({"EVALSHA", sha, "1", key, "2"}) == std::string(":7\r\n"));
+      CHECK(k2.call({"GET", key}) == bulk("7"));
+    }
+    CHECK(owners_elsewhere > 0); // some ran on another node than n1
+    CHECK(starts(k2.call({"EVALSHA", sha, "1", "{es0}n", "1"}), "-NOSCRIPT"));
+    const std::string ro = "#!lua flags=no-writes\nreturn redis.call('GET', KEYS[1])";
+    auto sha_ro = k3.call({"SCRIPT", "LOAD", ro}).value_or("");
+    REQUIRE(sha_ro.size() == 47);
+    sha_ro = sha_ro.substr(5, 40);
+    for (int i = 0; i < 8; ++i)
+      CHECK(k3.call({"EVALSHA_RO", sha_ro, "1", "{es" + std::to_string(i) + "}n"}) == bulk("7"));
+    CHECK(k1.call({"SCRIPT", "FLUSH"}) == ok);
+    CHECK(starts(k1.call({"EVALSHA", sha, "1", "{es0}n", "1"}), "-NOSCRIPT"));
+    CHECK(k1.call({"GET", "{es0}n"}) == bulk("7"));
+  }
   // SCAN's TYPE filter over the cluster
   auto scan_type = k1.call({"SCAN", "0", "COUNT", "1000", "TYPE", "hash"}).value_or("");
   CHECK(scan_type.find("$1\r\nh\r\n") != std::string::npos);

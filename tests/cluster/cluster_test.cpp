@@ -555,8 +555,15 @@ TEST_CASE(
   for (size_t i = 0; i < keys.size(); ++i)
     REQUIRE(k1.call({"SET", keys[i], "v" + std::to_string(i)}) == std::string("+OK\r\n"));
   CHECK(k1.call({"DEL", keys[0]}) == std::string(":1\r\n")); // a tombstone on disk too
-  // The group commit window (20 ms here) passes; then n2 dies hard.
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // n2 commits its group (20 ms window here; its metrics refresh once a
+  // second; under load the commit's fdatasync may take much longer than
+  // that: a fixed sleep made this test flaky); then n2 dies hard.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100)); // a refresh after the last write
+  CHECK(wait_for(
+      [&] {
+        return metric_value(c["n2"].metrics_port, "kura_cluster_store_uncommitted_writes") == 0;
+      },
+      30000));
   auto data_dir = c["n2"].data_dir;
   c["n2"].stop(SIGKILL);
   // Nobody else can answer: n1 and n3 are frozen.

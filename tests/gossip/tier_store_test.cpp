@@ -10,6 +10,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <random>
 #include <string>
 
 using namespace kura;
@@ -109,6 +110,80 @@ TEST_CASE("tier_store: last-writer-wins, tombstones and erase, same digests as t
     CHECK_FALSE(s->get("a")); // from L3 now, not the overlay
     CHECK(s->get("b")->value == "x");
     CHECK(s->last_error() == std::nullopt);
+  }
+}
+
+TEST_CASE("tier_store read cache: hits, and never a version older than the store holds") {
+  for (bool background : {false, true}) {
+    INFO("background commits: " << background);
+    testing::temp_dir d("kura-tierstore-cache");
+    fake_clock clk;
+    auto s = open_store(d, clk, 0, background);
+    s->set_read_cache(1 << 20);
+    CHECK(s->apply(val("a", "1", 10)));
+    CHECK(s->flush().ok());
+    CHECK(s->get("a")->value == "1"); // a miss: read from L3, cached
+    auto misses = s->cache_misses();
+    CHECK(s->get("a")->value == "1");
+    CHECK(s->cache_hits() >= 1);
+    CHECK(s->cache_misses() == misses);
+    CHECK(s->cache_bytes() > 0);
+    CHECK(s->apply(val("a", "2", 11))); // replicated newer write: the cached 1 is gone
+    CHECK(s->get("a")->value == "2");
+    CHECK(s->flush().ok());
+    CHECK(s->get("a")->value == "2");
+    CHECK(s->get("a")->value == "2");
+    CHECK_FALSE(s->apply(val("a", "old", 9))); // older: ignored, the cache keeps 2
+    CHECK(s->get("a")->value == "2");
+    CHECK(s->apply(tomb("a", 12))); // a delete: the tombstone, not the cached value
+    auto t = s->get("a");
+    REQUIRE(t);
+    CHECK(t->is_tombstone());
+    CHECK(s->apply(val("b", "x", 5, 1, clk.now_ms() + 100)));
+    CHECK(s->flush().ok());
+    CHECK(s->get("b")->value == "x");
+    CHECK(s->get("b")->value == "x");
+    clk.advance_ms(200); // expired: never answered from the cache as live
+    auto b = s->get("b");
+    CHECK((!b || b->is_tombstone() || b->expired(clk.now_ms())));
+    CHECK(s->erase("b"));
+    CHECK_FALSE(s->get("b"));
+  }
+  // Random applies, deletes, erases and reads against the in-memory model:
+  // the cached store answers exactly what the model holds (seeded).
+  for (uint64_t seed = 1; seed <= 4; ++seed) {
+    INFO("seed " << seed);
+    testing::temp_dir d("kura-tierstore-cache");
+    fake_clock clk;
+    auto s = open_store(d, clk, 0, seed % 2 == 0);
+    s->set_read_cache(64 << 10); // small: evictions too
+    memory_store model;
+    std::mt19937_64 rng(seed);
+    for (int i = 0; i < 4000; ++i) {
+      auto key = "k" + std::to_string(rng() % 200);
+      auto op = rng() % 10;
+      uint64_t hlc = 100 + rng() % 5000;
+      if (op < 4) {
+        auto e = rng() % 8 == 0
+                     ? tomb(key, hlc, 1 + rng() % 3)
+                     : val(key, std::string(1 + rng() % 300, 'a' + i % 26), hlc, 1 + rng() % 3);
+        CHECK(s->apply(e) == model.apply(e));
+      } else if (op == 4) {
+        CHECK(s->erase(key) == model.erase(key));
+      } else if (op == 5) {
+        CHECK(s->flush().ok());
+      } else {
+        auto x = s->get(key), y = model.get(key);
+        REQUIRE(x.has_value() == y.has_value());
+        if (x) {
+          CHECK(x->ver == y->ver);
+          CHECK(x->is_tombstone() == y->is_tombstone());
+          if (!x->is_tombstone())
+            CHECK(x->value == y->value);
+        }
+      }
+    }
+    CHECK(s->cache_hits() > 0);
   }
 }
 

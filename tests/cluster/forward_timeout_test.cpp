@@ -1,0 +1,95 @@
+// A command forwarded to a key's owner that does not answer (issue 8): a
+// frozen owner (SIGSTOP) mid-command must not make a non-idempotent command
+// run twice. The forwarder answers -TIMEOUT (the outcome is unknown) instead
+// of running it at the next replica, the frozen owner does not start it
+// after the forwarder stopped waiting, and once the owner is suspect the
+// next replica runs the key's commands. Three real kura-node processes.
+#include "cluster/cluster_harness.hpp"
+
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <string>
+
+using namespace kura::test;
+
+namespace {
+
+bool starts(const std::optional<std::string>& r, const std::string& prefix) {
+  return r && r->rfind(prefix, 0) == 0;
+}
+
+struct resume_guard {
+  pid_t pid;
+  ~resume_guard() {
+    if (pid > 0)
+      ::kill(pid, SIGCONT);
+  }
+};
+
+} // namespace
+
+TEST_CASE("INCR forwarded to a frozen owner runs once: -TIMEOUT, then the next replica") {
+  test_cluster c;
+  c.start_ring(3);
+  INFO(c.logs());
+  client k1(c["n1"].port);
+  // a counter owned by n3 that n1 does not replicate (n1 forwards to n3)
+  std::string key;
+  for (int i = 0; i < 5000 && key.empty(); ++i) {
+    auto k = "{ft" + std::to_string(i) + "}n";
+    auto own = bulk_array(k1.call({"KURA.OWNERS", k}).value_or(""));
+    if (own.size() == 2 && own[0] == "n3" && own[1] == "n2")
+      key = k;
+  }
+  REQUIRE(!key.empty());
+  auto skey = key.substr(0, key.find('}') + 1) + "s"; // same slot, a string
+  CHECK(k1.call({"INCR", key}) == std::string(":1\r\n"));
+
+  ::kill(c["n3"].pid, SIGSTOP);
+  resume_guard guard{c["n3"].pid};
+  // Sent while n1 still believes n3 alive: n3 gets it and cannot answer. The
+  // outcome is unknown to n1, so it must not be run again elsewhere.
+  auto first = k1.call({"INCR", key});
+  INFO("first INCR while frozen: " << first.value_or("(none)"));
+  CHECK((starts(first, "-TIMEOUT") || first == std::string(":2\r\n")));
+  int64_t applied = 1 + (first == std::string(":2\r\n") ? 1 : 0);
+  // SET without NX/XX/GET is safe to run twice: it fails over after a timeout.
+  CHECK(k1.call({"SET", skey, "v", "KEEPTTL"}) == std::string("+OK\r\n"));
+  // Once n3 is suspect at n1, n2 (the next replica) runs the key's commands.
+  bool served = false;
+  for (int i = 0; i < 60 && !served; ++i) {
+    auto r = k1.call({"INCR", key});
+    if (starts(r, ":")) {
+      ++applied;
+      CHECK(r == ":" + std::to_string(applied) + "\r\n");
+      served = true;
+    } else {
+      CHECK(starts(r, "-")); // -TIMEOUT while n3 still looks alive
+    }
+  }
+  CHECK(served);
+  // A few more through every other node while n3 stays frozen.
+  client k2(c["n2"].port);
+  for (int i = 0; i < 5; ++i) {
+    CHECK(k2.call({"INCR", key}) == ":" + std::to_string(++applied) + "\r\n");
+  }
+
+  ::kill(c["n3"].pid, SIGCONT);
+  REQUIRE(wait_for([&] { return c.all_see_alive(3); }, 60000));
+  // n3 did not run the INCRs it received while frozen (their deadline had
+  // passed): every node converges on exactly the count of answered INCRs.
+  auto want = bulk(std::to_string(applied));
+  client k3(c["n3"].port);
+  CHECK(wait_for(
+      [&] {
+        return k1.call({"GET", key}) == want && k2.call({"GET", key}) == want &&
+               k3.call({"GET", key}) == want;
+      },
+      60000));
+  INFO("n1 " << k1.call({"GET", key}).value_or("") << " n2 " << k2.call({"GET", key}).value_or("")
+             << " n3 " << k3.call({"GET", key}).value_or(""));
+  CHECK(k1.call({"GET", key}) == want);
+  // and the counter goes on from there at its owner
+  CHECK(k1.call({"INCR", key}) == ":" + std::to_string(applied + 1) + "\r\n");
+}
