@@ -119,6 +119,7 @@ TEST_CASE("key patterns are learned from shapes and from value variety") {
 
 TEST_CASE("the plan loads the morning keys before the morning, not the evening keys") {
   predictor_config cfg;
+  cfg.evidence_loads = 0; // the bar for a thin record: its own test
   predictor pr(cfg);
   rng r(7);
   // Two weeks: 20 morning keys read on weekdays 08-09, 20 evening keys 19-20.
@@ -508,6 +509,7 @@ void learn_mornings(predictor& pr, const std::string& prefix, int keys, int days
 
 TEST_CASE("imminent gate: a key is loaded only when its reads are about to start") {
   predictor_config cfg;
+  cfg.evidence_loads = 0;
   cfg.min_history_ms = 0;
   set_memory mem;
   // 07:45: the horizon (1 h) covers 45 minutes of the 08 hour, enough for
@@ -532,6 +534,7 @@ TEST_CASE("imminent gate: a key is loaded only when its reads are about to start
 
 TEST_CASE("history gate: a key followed for less than min_history_ms is not loaded") {
   predictor_config cfg; // min_history_ms = a week
+  cfg.evidence_loads = 0;
   set_memory mem;
   predictor young(cfg);
   learn_mornings(young, "m:", 10, 5); // Monday..Friday of week 0
@@ -640,4 +643,57 @@ TEST_CASE("put_predicted: a predicted load enters L2's probation when L2 has roo
   kura::memory_cache lru(cfg(1.0));
   REQUIRE(lru.put_predicted(make("p", "loaded"), 1).ok());
   CHECK(lru.locate("p") == kura::memory_region::l1);
+}
+
+TEST_CASE("a thin record of load outcomes raises the bar") {
+  predictor_config cfg; // min_confidence 0.7, evidence_loads 32, thin_margin 0.5
+  cfg.min_history_ms = 0;
+  // Key k is read at 08:xx on each of the last k days (1..14): more days,
+  // more confidence.
+  auto learn = [](predictor& pr) {
+    for (int k = 1; k <= 14; ++k)
+      for (int d = 14 - k; d < 14; ++d)
+        pr.record(read("m:" + std::to_string(k), at(0, d, 8, 5 + k)));
+  };
+  const uint64_t now = at(2, 0, 7, 58);
+  set_memory mem;
+  auto loaded_above = [&](predictor& pr, double bar) {
+    auto plan = pr.make_plan(now, mem);
+    std::set<std::string> got;
+    for (const auto& it : plan.items)
+      got.insert(it.key);
+    int between = 0; // keys the thin record keeps out
+    for (int k = 1; k <= 14; ++k) {
+      const std::string key = "m:" + std::to_string(k);
+      const double q = *pr.key_probability(key, now, now + hour_ms, now);
+      CAPTURE(key);
+      CAPTURE(q);
+      if (std::abs(q - bar) < 0.01)
+        continue; // too close to call
+      CHECK((got.count(key) == 1) == (q >= bar));
+      between += q >= cfg.min_confidence && q < bar;
+    }
+    return between;
+  };
+  predictor pr(cfg);
+  learn(pr);
+  CHECK(pr.load_bar() == doctest::Approx(0.85));
+  CHECK(loaded_above(pr, 0.85) > 0);
+  // Outcomes lower the bar: n of the 32 known take n/32 of the extra away.
+  size_t n = 0;
+  for (int k = 1; k <= 14; ++k) {
+    const std::string key = "m:" + std::to_string(k);
+    if (*pr.key_probability(key, now, now + hour_ms, now) < 0.86)
+      continue;
+    pr.on_loaded(key, 100, now);
+    pr.on_load_read(key, 10 * minute_ms, true);
+    ++n;
+  }
+  REQUIRE(n > 0);
+  CHECK(pr.load_bar() == doctest::Approx(0.7 + 0.15 * (1 - n / 32.0)));
+  cfg.evidence_loads = 0;
+  predictor open(cfg);
+  learn(open);
+  CHECK(open.load_bar() == doctest::Approx(0.7));
+  CHECK(loaded_above(open, 0.7) == 0);
 }
