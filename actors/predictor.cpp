@@ -36,6 +36,10 @@ struct predictor_state {
   uint64_t runs = 0;
   uint64_t dropped = 0;
   uint64_t sample_one_in = 1;
+  /// The model was loaded from the file: the first plan refills an empty
+  /// memory for the whole horizon (predictor::make_plan's `restart`).
+  bool restart_plan = false;
+  uint64_t cold_dropped = 0;
   // anomaly inputs: figures at the last cycle and now
   store_figures fig, fig_at_cycle;
   bool have_fig = false;
@@ -82,6 +86,7 @@ struct predictor_state {
     r.prewarm_hits = s.prewarm_hits;
     r.prewarm_lost = lost;
     r.precision = s.precision();
+    r.cold_dropped = cold_dropped;
     r.ttl_longer = s.ttl_longer;
     r.ttl_shorter = s.ttl_shorter;
     r.horizon_ms = core->effective_horizon_ms();
@@ -209,17 +214,19 @@ void start_run(pred_self self, const std::string& trigger) {
   st.run.rate_limit = st.cfg.core.max_load_bytes_per_second;
   st.run_start_ms = st.clk->now_ms();
   std::vector<std::string> shortlist = st.core->shortlist(t);
+  const bool restart = st.restart_plan && trigger == "start";
+  st.restart_plan = false;
   self->request(st.store, std::chrono::seconds(30), prewarm_resident_atom::value,
                 std::move(shortlist))
       .then(
-          [self](std::vector<std::string>& resident) {
+          [self, restart](std::vector<std::string>& resident) {
             auto& s = self->state;
             resident_view view;
             view.capacity = s.fig.memory_capacity;
             view.keys.insert(std::make_move_iterator(resident.begin()),
                              std::make_move_iterator(resident.end()));
             auto t2 = s.now();
-            auto plan = s.core->make_plan(t2, view);
+            auto plan = s.core->make_plan(t2, view, restart);
             s.last_plan_ms = t2;
             s.run.horizon_ms = plan.horizon_ms;
             s.run.keys_total = plan.items.size();
@@ -233,6 +240,20 @@ void start_run(pred_self self, const std::string& trigger) {
             }
             s.items = std::move(plan.items);
             s.next = 0;
+            if (!plan.demote.empty()) {
+              // room for the loads: sent before them (one sender: the store
+              // drops before it loads)
+              const auto run = s.run.run;
+              self->request(s.store, std::chrono::seconds(30), prewarm_drop_atom::value,
+                            std::move(plan.demote))
+                  .then(
+                      [self, run](uint64_t n) {
+                        self->state.cold_dropped += n;
+                        if (self->state.run.run == run)
+                          self->state.run.dropped += n;
+                      },
+                      [](caf::error&) {}); // the loads report a store that does not answer
+            }
             load_next(self);
           },
           [self](caf::error& err) {
@@ -314,6 +335,7 @@ caf::behavior predictor_actor(pred_self self, predictor_settings cfg, caf::actor
     } else {
       auto s = st.core->stats();
       st.model_status = s.tracked_keys || s.patterns ? "loaded" : "new";
+      st.restart_plan = s.tracked_keys > 0;
     }
   }
   self->set_default_handler(caf::drop);
@@ -446,6 +468,21 @@ std::vector<std::string> resident_keys(store_core& c, std::vector<std::string>& 
     if (ks.shard_for(k).locate(k) != memory_region::none)
       out.push_back(mk ? mk->hash(k) : std::move(k));
   return out;
+}
+
+uint64_t prewarm_drop(store_core& c, std::vector<std::string>& keys) {
+  unhash_keys(c, keys, nullptr);
+  auto& ks = c.ks();
+  if (!ks.has_l3())
+    return 0;
+  uint64_t n = 0;
+  for (auto& k : keys) {
+    if (!ks.maybe_in_l3(k))
+      continue; // memory may hold the only copy: keep it
+    auto erased = ks.shard_for(k).erase(k);
+    n += erased.ok() && *erased;
+  }
+  return n;
 }
 
 std::vector<std::string> prewarm_split(store_core& c, std::vector<std::string>& keys,

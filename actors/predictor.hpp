@@ -5,7 +5,9 @@
 //        plan: (prewarm_resident_atom, shortlist) ─▶ store broker: which keys memory holds
 //              make_plan(now, those) ─▶ keys in priority order
 //              (prewarm_load_atom, chunk) ─▶ store broker: L3 (← L4) lookup + promote,
-//              one chunk at a time, spaced so that loads stay within the byte rate
+//              one chunk at a time, spaced so that loads stay within the byte rate;
+//              before them (prewarm_drop_atom, plan.demote) ─▶ store broker: drop
+//              those predicted-cold keys from memory (L3 keeps them)
 //   ops actor ─(predictor_op_atom, op)─▶ reports for `kura prewarm | predictor | alerts`
 //
 // The model is a file in the data dir (<data-dir>/predictor.model, see
@@ -35,6 +37,7 @@ namespace kura::actors {
 
 using prewarm_resident_atom = caf::atom_constant<caf::atom("pw_resid")>;
 using prewarm_load_atom = caf::atom_constant<caf::atom("pw_load")>;
+using prewarm_drop_atom = caf::atom_constant<caf::atom("pw_drop")>;
 using prewarm_next_atom = caf::atom_constant<caf::atom("pw_next")>;
 using predictor_op_atom = caf::atom_constant<caf::atom("pred_op")>;
 using predictor_cycle_atom = caf::atom_constant<caf::atom("pred_cyc")>;
@@ -110,11 +113,12 @@ struct prewarm_report {
   uint64_t candidates = 0;
   uint64_t held_back = 0;
   uint64_t elapsed_ms = 0;
+  uint64_t dropped = 0;           ///< predicted-cold keys dropped from memory for the loads
   uint64_t rate_limit = 0;        ///< bytes/s
   std::vector<prewarm_row> items; ///< the plan (first 1000)
   MSGPACK_DEFINE(run, running, dry_run, trigger, error, at_ms, horizon_ms, keys_total, keys_done,
                  loaded, bytes_planned, bytes_loaded, resident, absent, candidates, held_back,
-                 elapsed_ms, rate_limit, items);
+                 elapsed_ms, rate_limit, items, dropped);
 };
 
 /// What `kura predictor` shows.
@@ -136,6 +140,7 @@ struct predictor_report {
   uint64_t prewarm_hits = 0;  ///< prewarmed keys whose first read memory served
   uint64_t prewarm_lost = 0;  ///< prewarmed keys evicted before their first read
   double precision = 0;       ///< prewarm_hits / prewarm_loads
+  uint64_t cold_dropped = 0;  ///< predicted-cold keys dropped from memory to make room
   uint64_t ttl_longer = 0;
   uint64_t ttl_shorter = 0;
   uint64_t horizon_ms = 0;
@@ -151,7 +156,7 @@ struct predictor_report {
                  model_bytes, model_budget, plans, prewarm_runs, prewarm_loads, prewarm_bytes,
                  prewarm_hits, prewarm_lost, precision, ttl_longer, ttl_shorter, horizon_ms,
                  interval_ms, min_confidence, model_path, model_status, last_plan_ms, last_save_ms,
-                 alerts_active, alerts_raised);
+                 alerts_active, alerts_raised, cold_dropped);
 };
 
 struct alert_row {
@@ -201,6 +206,11 @@ void attach_predictor(store_core& c, caf::actor predictor, uint32_t sample_one_i
 void ship_tap(store_core& c);
 /// The keys of `keys` that memory holds.
 std::vector<std::string> resident_keys(store_core& c, std::vector<std::string>& keys);
+/// Drops from memory the keys of `keys` (a plan's predicted-cold residents)
+/// that L3 holds: memory only, like an eviction (every write reaches L3
+/// through the write-behind queue, which a later lookup flushes first).
+/// Returns how many memory held.
+uint64_t prewarm_drop(store_core& c, std::vector<std::string>& keys);
 /// Splits a prewarm chunk: resident and absent keys are counted in `out`, the
 /// rest (to look up in L3) returned.
 std::vector<std::string> prewarm_split(store_core& c, std::vector<std::string>& keys,

@@ -740,6 +740,9 @@ caf::behavior store_broker(caf::stateful_actor<store_state, caf::io::broker>* se
       [=](prewarm_resident_atom, std::vector<std::string>& keys) {
         return resident_keys(*self->state.core, keys);
       },
+      [=](prewarm_drop_atom, std::vector<std::string>& keys) -> uint64_t {
+        return prewarm_drop(*self->state.core, keys);
+      },
       [=](prewarm_load_atom, std::vector<std::string>& keys) -> caf::result<prewarm_loaded> {
         return prewarm_load(self, self->state.core, std::move(keys));
       },

@@ -130,7 +130,8 @@ int print_prewarm_report(std::string_view answer, bool json, std::ostream& out, 
     j.key("loaded").num(r.loaded).key("bytes_planned").num(r.bytes_planned);
     j.key("bytes_loaded").num(r.bytes_loaded).key("resident").num(r.resident);
     j.key("absent").num(r.absent).key("candidates").num(r.candidates);
-    j.key("held_back").num(r.held_back).key("elapsed_ms").num(r.elapsed_ms);
+    j.key("held_back").num(r.held_back).key("cold_dropped").num(r.dropped);
+    j.key("elapsed_ms").num(r.elapsed_ms);
     j.key("rate_limit_bytes_per_s").num(r.rate_limit);
     rows_json(j, r.items);
     out << j.end_object().str() << "\n";
@@ -154,7 +155,8 @@ int print_prewarm_report(std::string_view answer, bool json, std::ostream& out, 
       << " of " << r.keys_total << " planned keys loaded, " << mib(r.bytes_loaded) << " in "
       << r.elapsed_ms / 1000.0 << " s; " << r.resident << " already in memory, " << r.absent
       << " gone; " << r.candidates << " candidates, " << r.held_back
-      << " held back for hotter residents; horizon " << r.horizon_ms / 60000 << " min\n";
+      << " held back for hotter residents, " << r.dropped
+      << " predicted-cold keys dropped from memory; horizon " << r.horizon_ms / 60000 << " min\n";
   if (!r.error.empty())
     err << "kura: " << r.error << "\n";
   rows_table(r.items, 20, out);
@@ -178,6 +180,7 @@ int print_predictor_report(std::string_view answer, bool json, std::ostream& out
     j.key("prewarm_runs").num(r.prewarm_runs).key("plans").num(r.plans);
     j.key("keys_prewarmed").num(r.prewarm_loads).key("prewarm_hits").num(r.prewarm_hits);
     j.key("prewarm_lost").num(r.prewarm_lost).key("bytes_loaded").num(r.prewarm_bytes);
+    j.key("cold_dropped").num(r.cold_dropped);
     j.key("ttl_longer").num(r.ttl_longer).key("ttl_shorter").num(r.ttl_shorter);
     j.key("events").num(r.events).key("writes").num(r.writes);
     j.key("sample_one_in").num(r.sample_one_in).key("dropped").num(r.dropped);
@@ -205,6 +208,7 @@ int print_predictor_report(std::string_view answer, bool json, std::ostream& out
   row("prewarm hits", n(r.prewarm_hits));
   row("evicted before read", n(r.prewarm_lost));
   row("bytes loaded", mib(r.prewarm_bytes));
+  row("cold keys dropped", n(r.cold_dropped) + " (from memory, for loads)");
   row("prewarm runs", n(r.prewarm_runs));
   row("TTL changes", n(r.ttl_longer) + " longer, " + n(r.ttl_shorter) + " shorter");
   row("events learned", n(r.events) + " reads, " + n(r.writes) + " writes (1 in " +

@@ -23,16 +23,12 @@ actors::predictor_settings predictor_settings_of(const node_config& cfg) {
   s.core.load_horizon_ms = ms(cfg.prewarm_load_horizon);
   s.core.min_confidence = cfg.min_confidence;
   s.core.max_load_bytes_per_second = cfg.prewarm_max_load_rate;
-  // predictor3's gates (bench/RESULTS.md "Third pass") are measured in
-  // kura-bench-predictor only and stay off in the node for now:
-  // - dropping predicted-cold keys to make room: the node's store has no
-  //   demote path yet, so the node does not compute a list it cannot apply;
-  // - loading only when a key's reads are imminent and after a week of
-  //   history: they keep a restarted node from prewarming what hours of
-  //   history predict for the coming hour (tests/predictor/predictor_node_test).
-  s.core.demote_cold = false;
-  s.core.imminent_ms = 0;
-  s.core.min_history_ms = 0;
+  // predictor3's gates (bench/RESULTS.md "Third pass"), as in the bench: a
+  // key is loaded only when its reads start within two cycles and once it has
+  // been followed for a week (the first plan after a restart skips both:
+  // actors/predictor.cpp), and resident keys predicted cold are dropped from
+  // memory to make room (the store's prewarm_drop; L3 keeps them).
+  s.core.imminent_ms = 2 * s.core.interval_ms;
   s.core.anomaly.min_hit_ratio = cfg.alerts_min_hit_ratio;
   s.core.anomaly.max_storage_share = cfg.alerts_max_storage_share;
   s.model_path = cfg.data_dir + "/predictor.model";

@@ -309,7 +309,7 @@ const std::vector<std::string>& predictor::shortlist(uint64_t now_ms) {
   return shortlist_;
 }
 
-prewarm_plan predictor::make_plan(uint64_t now_ms, const memory_view& mem) {
+prewarm_plan predictor::make_plan(uint64_t now_ms, const memory_view& mem, bool restart) {
   prewarm_plan plan;
   plan.at_ms = now_ms;
   plan.horizon_ms = effective_horizon_ms();
@@ -330,6 +330,7 @@ prewarm_plan predictor::make_plan(uint64_t now_ms, const memory_view& mem) {
   std::vector<cand> cands;
   std::vector<std::pair<double, uint64_t>> hotter; // resident: (q, bytes)
   const uint64_t hour = now_ms / hour_ms;
+  const double bar = load_bar();
   refresh_shortlist(now_ms);
   for (size_t i = 0; i < shortlist_hot_; ++i) {
     auto found = keys_.find(shortlist_[i]);
@@ -354,8 +355,8 @@ prewarm_plan predictor::make_plan(uint64_t now_ms, const memory_view& mem) {
     // (the hour of the next cycle is one it is likely read in), so a load does
     // not wait long in memory for its read; the horizon then says how likely
     // the read is at all.
-    if (!imminent(slot.profile, now_ms) ||
-        slot.profile.first_hour() + cfg_.min_history_ms / hour_ms > hour)
+    if (!restart && (!imminent(slot.profile, now_ms) ||
+                     slot.profile.first_hour() + cfg_.min_history_ms / hour_ms > hour))
       continue;
     const double raw = slot.profile.window_probability(now_ms, to, now_ms, cfg_.profile) *
                        plan.survival * (1 - skipped);
@@ -371,7 +372,7 @@ prewarm_plan predictor::make_plan(uint64_t now_ms, const memory_view& mem) {
     if (slot.last_load_ms && now_ms - slot.last_load_ms < 2 * cfg_.load_horizon_ms)
       continue;
     slot.planned_q = static_cast<float>(raw);
-    if (q >= cfg_.min_confidence)
+    if (q >= bar)
       cands.push_back(cand{&key, &slot, q, b});
   }
   plan.candidates = cands.size();
@@ -497,6 +498,15 @@ double predictor::calibrated(double q) const {
   const size_t b = calibration_bucket(q);
   constexpr double prior = 4; // the profile's figure counts as four loads
   return (cal_used_[b] + prior * q) / (cal_loads_[b] + prior);
+}
+
+double predictor::load_bar() const {
+  double outcomes = 0;
+  for (size_t b = 0; b < calibration_buckets; ++b)
+    outcomes += cal_loads_[b];
+  const double thin =
+      cfg_.evidence_loads > 0 ? std::max(0.0, 1 - outcomes / cfg_.evidence_loads) : 0.0;
+  return cfg_.min_confidence + (1 - cfg_.min_confidence) * cfg_.thin_margin * thin;
 }
 
 std::vector<std::pair<double, double>> predictor::calibration_table() const {

@@ -69,6 +69,14 @@ struct predictor_config {
   /// time of day, would otherwise keep yesterday's evening keys over this
   /// morning's (bench/RESULTS.md "Predictor").
   bool demote_cold = true;
+  /// Where the plan's own record is thin, the bar is higher: until
+  /// `evidence_loads` load outcomes are known (loads read while resident, or
+  /// not), a load needs min_confidence plus `thin_margin` of the rest of the
+  /// way to 1 (0.85 for 0.7), the extra shrinking linearly with the record.
+  /// Workloads with structure build the record within a few cycles; traces
+  /// with little (a few exploratory loads in weeks) keep the high bar.
+  double evidence_loads = 32;
+  double thin_margin = 0.5;
   uint64_t cold_window_ms = 4 * hour_ms;
   double cold_max_probability = 0.2;
   /// Prefetch co-accessed keys when a key is read (off by default: it did not
@@ -177,8 +185,12 @@ public:
 
   // -- prewarm -----------------------------------------------------------------
 
-  /// The keys to load now (see the file comment).
-  prewarm_plan make_plan(uint64_t now_ms, const memory_view& mem);
+  /// The keys to load now (see the file comment). `restart`: the first plan
+  /// after the model was loaded into a process whose memory starts empty;
+  /// the imminent and history gates are skipped (they keep loads from waiting
+  /// long in a full memory, but an empty one is filled with everything
+  /// predicted for the horizon, so that the hit ratio recovers at once).
+  prewarm_plan make_plan(uint64_t now_ms, const memory_view& mem, bool restart = false);
   /// The keys make_plan(now_ms, ...) looks at (those that may reach
   /// min-confidence within the horizon, and with demote_cold the resident
   /// candidates for demotion; rebuilt hourly): a host whose memory lives
@@ -206,6 +218,9 @@ public:
   void on_load_read(std::string_view key, uint64_t lead_ms, bool resident, bool prefetch = false);
   /// The confidence the plan uses for a profile probability `q`.
   double calibrated(double q) const;
+  /// The least confidence a load needs now (min_confidence, raised while the
+  /// record of load outcomes is thin; see evidence_loads).
+  double load_bar() const;
   /// (used, loads) per calibration bucket of q in [0.5, 1.0) by 0.05.
   std::vector<std::pair<double, double>> calibration_table() const;
   /// How far ahead the plan looks now (<= load_horizon_ms; 0 = loads do not

@@ -6,7 +6,7 @@
 //                        [--restart-at F] [--write-trace FILE]
 //   kura-bench-predictor --anomaly [--seed N] [--memory 0.5]
 //   feature switches for experiments: --coaccess --tier-choice --min-confidence X
-//                                     --horizon-min M
+//                                     --horizon-min M --min-history-h H --imminent-min M
 //
 // A trace (the CSV `timestamp_ms,key,size` of shared/traces/timestamped, zstd
 // or plain) is replayed in simulated time (a fake clock set to each request's
@@ -231,6 +231,8 @@ struct options {
   bool tier_choice = false;
   double min_confidence = 0.7;
   double horizon_min = 60;
+  double history_h = -1;    ///< --min-history-h (-1: the core's default)
+  double imminent_min = -1; ///< --imminent-min (-1: the core's default)
   uint64_t seed = 1;
 };
 
@@ -268,6 +270,10 @@ pred::predictor_config predictor_config_for(const options& o) {
   c.tier_choice = o.tier_choice;
   c.min_confidence = o.min_confidence;
   c.load_horizon_ms = static_cast<uint64_t>(o.horizon_min * pred::minute_ms);
+  if (o.history_h >= 0)
+    c.min_history_ms = static_cast<uint64_t>(o.history_h * pred::hour_ms);
+  if (o.imminent_min >= 0)
+    c.imminent_ms = static_cast<uint64_t>(o.imminent_min * pred::minute_ms);
   c.seed = o.seed;
   return c;
 }
@@ -317,7 +323,7 @@ public:
     open_chain();
     pending_.clear();
     clk_.set_ms(now);
-    cycle(now); // the first prewarm runs at once
+    cycle(now, true); // the first prewarm runs at once, for the whole horizon
     next_cycle_ = now + pcfg_.interval_ms;
   }
 
@@ -357,12 +363,12 @@ private:
     pr_->on_loaded(key, 1, now, prefetch);
   }
 
-  void cycle(uint64_t now) {
+  void cycle(uint64_t now, bool restart = false) {
     (void)chain_->tick();
     if (!on_)
       return;
     pr_->tick(now);
-    auto plan = pr_->make_plan(now, view_);
+    auto plan = pr_->make_plan(now, view_, restart);
     candidates_ += plan.candidates;
     held_back_ += plan.held_back;
     for (const auto& k : plan.demote)
@@ -737,6 +743,10 @@ int main(int argc, char** argv) {
       o.min_confidence = std::stod(val());
     else if (a == "--horizon-min")
       o.horizon_min = std::stod(val());
+    else if (a == "--min-history-h")
+      o.history_h = std::stod(val());
+    else if (a == "--imminent-min")
+      o.imminent_min = std::stod(val());
     else if (a == "-h" || a == "--help") {
       std::printf("usage: kura-bench-predictor --trace FILE [--memory 0.05] [--csv] "
                   "[--restart-at F]\n       kura-bench-predictor --generate [--seed N] "

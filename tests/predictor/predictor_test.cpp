@@ -2,6 +2,7 @@
 #include "predictor/predictor.hpp"
 #include "test_util.hpp"
 #include "tiers/clock.hpp"
+#include "tiers/memory_cache.hpp"
 #include "tiers/random.hpp"
 
 #include <doctest/doctest.h>
@@ -118,6 +119,7 @@ TEST_CASE("key patterns are learned from shapes and from value variety") {
 
 TEST_CASE("the plan loads the morning keys before the morning, not the evening keys") {
   predictor_config cfg;
+  cfg.evidence_loads = 0; // the bar for a thin record: its own test
   predictor pr(cfg);
   rng r(7);
   // Two weeks: 20 morning keys read on weekdays 08-09, 20 evening keys 19-20.
@@ -489,4 +491,209 @@ TEST_CASE("loads never read within two horizons count against their confidence b
     after = std::min(after, pr.calibrated(it.confidence));
   CHECK(after < before);
   CHECK(after < cfg.min_confidence);
+}
+
+// -- predictor3's gates: imminent reads, a week of history, cold drops ---------------
+
+namespace {
+
+// Keys read every day in the hours 08..11 (one read an hour), for `days` days.
+void learn_mornings(predictor& pr, const std::string& prefix, int keys, int days) {
+  for (int d = 0; d < days; ++d)
+    for (int h = 8; h < 12; ++h)
+      for (int k = 0; k < keys; ++k)
+        pr.record(read(prefix + std::to_string(k), at(0, d, h, 5 + k)));
+}
+
+} // namespace
+
+TEST_CASE("imminent gate: a key is loaded only when its reads are about to start") {
+  predictor_config cfg;
+  cfg.evidence_loads = 0;
+  cfg.min_history_ms = 0;
+  set_memory mem;
+  // 07:45: the horizon (1 h) covers 45 minutes of the 08 hour, enough for
+  // min-confidence, but the reads start in 15 minutes.
+  const uint64_t early = at(2, 0, 7, 45);
+  predictor gated(cfg);
+  learn_mornings(gated, "m:", 10, 14);
+  CHECK(gated.make_plan(early, mem).items.empty());
+  // Two minutes before 08:00 the hour of the next cycle is a read hour.
+  CHECK(gated.make_plan(at(2, 0, 7, 58), mem).items.size() == 10);
+  // Without the gate the same plan loads at 07:45 already.
+  cfg.imminent_ms = 0;
+  predictor open(cfg);
+  learn_mornings(open, "m:", 10, 14);
+  CHECK(open.make_plan(early, mem).items.size() == 10);
+  // A wider gate (20 min ahead) lets 07:45 through as well.
+  cfg.imminent_ms = 20 * minute_ms;
+  predictor wide(cfg);
+  learn_mornings(wide, "m:", 10, 14);
+  CHECK(wide.make_plan(early, mem).items.size() == 10);
+}
+
+TEST_CASE("history gate: a key followed for less than min_history_ms is not loaded") {
+  predictor_config cfg; // min_history_ms = a week
+  cfg.evidence_loads = 0;
+  set_memory mem;
+  predictor young(cfg);
+  learn_mornings(young, "m:", 10, 5); // Monday..Friday of week 0
+  const uint64_t sat = at(0, 5, 7, 58);
+  auto plan = young.make_plan(sat, mem);
+  CHECK(plan.items.empty());
+  // The same evidence is enough once the gate is off.
+  cfg.min_history_ms = 0;
+  predictor no_gate(cfg);
+  learn_mornings(no_gate, "m:", 10, 5);
+  CHECK(no_gate.make_plan(sat, mem).items.size() == 10);
+  // After a week of history the gated predictor loads them as well.
+  cfg.min_history_ms = week_ms;
+  predictor old(cfg);
+  learn_mornings(old, "m:", 10, 8);
+  CHECK(old.make_plan(at(1, 1, 7, 58), mem).items.size() == 10);
+}
+
+TEST_CASE("cold drops: resident keys predicted cold make room, one per load, never hot ones") {
+  predictor_config cfg;
+  rng r(11);
+  auto learn = [&](predictor& pr) {
+    for (int d = 0; d < 14; ++d)
+      for (int k = 0; k < 10; ++k) {
+        pr.record(read("morning:" + std::to_string(k), at(0, d, 8, r.below(60))));
+        pr.record(read("evening:" + std::to_string(k), at(0, d, 19, r.below(60))));
+        pr.record(read("evening:" + std::to_string(k), at(0, d, 20, r.below(60))));
+      }
+    // Read every hour: never cold.
+    for (int h = 0; h < 14 * 24 + 7; ++h)
+      for (int k = 0; k < 3; ++k)
+        pr.record(read("hot:" + std::to_string(k), at(0, 0, 0) + h * hour_ms + k * 1000));
+  };
+  set_memory mem;
+  for (int k = 0; k < 10; ++k)
+    mem.keys.insert("evening:" + std::to_string(k));
+  for (int k = 0; k < 3; ++k)
+    mem.keys.insert("hot:" + std::to_string(k));
+  const uint64_t now = at(2, 0, 7, 58);
+  predictor pr(cfg);
+  learn(pr);
+  auto plan = pr.make_plan(now, mem);
+  REQUIRE(plan.items.size() == 10);
+  CHECK(plan.demote.size() == 10);
+  for (const auto& k : plan.demote) {
+    CHECK(k.rfind("evening:", 0) == 0); // not hot:, not a planned morning key
+    CHECK(mem.keys.count(k) == 1);      // only resident keys
+  }
+  CHECK(pr.stats().demotions == 10);
+  // At most one drop per load: a plan of 4 loads drops 4.
+  cfg.max_bytes_per_cycle = 400;
+  predictor few(cfg);
+  learn(few);
+  auto small = few.make_plan(now, mem);
+  CHECK(small.items.size() == 4);
+  CHECK(small.demote.size() == 4);
+  // Without demote_cold nothing is dropped.
+  cfg.max_bytes_per_cycle = 64ull << 20;
+  cfg.demote_cold = false;
+  predictor keep(cfg);
+  learn(keep);
+  auto kept = keep.make_plan(now, mem);
+  CHECK(kept.items.size() == 10);
+  CHECK(kept.demote.empty());
+  CHECK(keep.stats().demotions == 0);
+  // Evening keys are not cold in the evening.
+  predictor late(predictor_config{});
+  learn(late);
+  auto eve = late.make_plan(at(2, 0, 18, 58), mem);
+  for (const auto& k : eve.demote)
+    CHECK(k.rfind("evening:", 0) != 0);
+}
+
+TEST_CASE("put_predicted: a predicted load enters L2's probation when L2 has room") {
+  auto cfg = [](double window) {
+    kura::memory_cache_config c;
+    c.capacity_bytes = 100;
+    c.count_objects = true;
+    c.adaptive_window = false;
+    c.window_fraction = window;
+    return c;
+  };
+  auto make = [](std::string k, std::string v) {
+    kura::entry e;
+    e.key = std::move(k);
+    e.value = std::move(v);
+    return e;
+  };
+  kura::memory_cache m(cfg(0.2));
+  REQUIRE(m.put_predicted(make("p", "loaded"), 1).ok());
+  CHECK(m.locate("p") == kura::memory_region::l2);
+  // A resident key is left alone (the newer value stays).
+  REQUIRE(m.put(make("w", "written"), 2).ok());
+  CHECK(m.locate("w") == kura::memory_region::l1);
+  REQUIRE(m.put_predicted(make("w", "stale"), 3).ok());
+  auto got = m.get("w", 4);
+  REQUIRE(got.ok());
+  REQUIRE(got->has_value());
+  CHECK((*got)->value == "written");
+  // An expired load is not stored.
+  auto old = make("x", "gone");
+  old.expiry_ms = 5;
+  REQUIRE(m.put_predicted(std::move(old), 6).ok());
+  CHECK(m.locate("x") == kura::memory_region::none);
+  // All of memory is the window (no L2 room): a load goes to L1 like a put.
+  kura::memory_cache lru(cfg(1.0));
+  REQUIRE(lru.put_predicted(make("p", "loaded"), 1).ok());
+  CHECK(lru.locate("p") == kura::memory_region::l1);
+}
+
+TEST_CASE("a thin record of load outcomes raises the bar") {
+  predictor_config cfg; // min_confidence 0.7, evidence_loads 32, thin_margin 0.5
+  cfg.min_history_ms = 0;
+  // Key k is read at 08:xx on each of the last k days (1..14): more days,
+  // more confidence.
+  auto learn = [](predictor& pr) {
+    for (int k = 1; k <= 14; ++k)
+      for (int d = 14 - k; d < 14; ++d)
+        pr.record(read("m:" + std::to_string(k), at(0, d, 8, 5 + k)));
+  };
+  const uint64_t now = at(2, 0, 7, 58);
+  set_memory mem;
+  auto loaded_above = [&](predictor& pr, double bar) {
+    auto plan = pr.make_plan(now, mem);
+    std::set<std::string> got;
+    for (const auto& it : plan.items)
+      got.insert(it.key);
+    int between = 0; // keys the thin record keeps out
+    for (int k = 1; k <= 14; ++k) {
+      const std::string key = "m:" + std::to_string(k);
+      const double q = *pr.key_probability(key, now, now + hour_ms, now);
+      CAPTURE(key);
+      CAPTURE(q);
+      if (std::abs(q - bar) < 0.01)
+        continue; // too close to call
+      CHECK((got.count(key) == 1) == (q >= bar));
+      between += q >= cfg.min_confidence && q < bar;
+    }
+    return between;
+  };
+  predictor pr(cfg);
+  learn(pr);
+  CHECK(pr.load_bar() == doctest::Approx(0.85));
+  CHECK(loaded_above(pr, 0.85) > 0);
+  // Outcomes lower the bar: n of the 32 known take n/32 of the extra away.
+  size_t n = 0;
+  for (int k = 1; k <= 14; ++k) {
+    const std::string key = "m:" + std::to_string(k);
+    if (*pr.key_probability(key, now, now + hour_ms, now) < 0.86)
+      continue;
+    pr.on_loaded(key, 100, now);
+    pr.on_load_read(key, 10 * minute_ms, true);
+    ++n;
+  }
+  REQUIRE(n > 0);
+  CHECK(pr.load_bar() == doctest::Approx(0.7 + 0.15 * (1 - n / 32.0)));
+  cfg.evidence_loads = 0;
+  predictor open(cfg);
+  learn(open);
+  CHECK(open.load_bar() == doctest::Approx(0.7));
+  CHECK(loaded_above(open, 0.7) == 0);
 }
