@@ -424,8 +424,9 @@ void membership::apply(const member_update& u, uint64_t now, bool from_sync) {
     return;
   }
   member_info& m = it->second;
-  // An older incarnation's address must not undo a newer one's tags (drain, tokens).
-  if (!u.addr.empty() && u.inc >= m.inc)
+  // An older incarnation's address must not undo a newer one's tags (drain,
+  // tokens); a new address (a restart on other ports) is taken at once.
+  if (!u.addr.empty() && (u.inc >= m.inc || addr_base(u.addr) != addr_base(m.addr)))
     m.addr = u.addr;
   switch (st) {
   case member_state::alive:
