@@ -8,7 +8,9 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <csignal>
+#include <thread>
 
 using namespace kura::test;
 
@@ -133,8 +135,15 @@ TEST_CASE("kura rebalance evens out skewed bytes per node; every key still reads
     return rc == 0 && json_num(before, "bytes_max_over_mean") > 1.3;
   }));
   INFO(before);
+  // Writes go on during the rebalance; none acknowledged may be lost.
+  std::atomic<bool> stop{false};
+  std::vector<int> acked;
+  std::thread w([&] { writer(c["n1"].port, stop, acked); });
   auto out = kura_cli(c["n2"].cluster_port, "--json rebalance", &rc);
+  stop = true;
+  w.join();
   INFO(out);
+  CHECK(acked.size() > 10);
   CHECK(rc == 0);
   CHECK(out.find("\"changed\": true") != std::string::npos);
   CHECK(json_num(out, "max_over_mean_planned") < json_num(out, "max_over_mean_before"));
@@ -158,6 +167,8 @@ TEST_CASE("kura rebalance evens out skewed bytes per node; every key still reads
     CHECK(wrong_reads(c[id].port, n) == 0);
     CHECK(wrong_hot(c[id].port, hot) == 0);
   }
+  for (auto id : {"n1", "n2", "n3"})
+    CHECK(lost_writes(c[id].port, acked) == 0);
   auto p = place(c["n1"].port, n);
   for (auto id : {"n1", "n2", "n3"})
     CHECK(wait_for([&] { return missing_on(c[id].port, id, p) == 0; }, 60000));

@@ -135,34 +135,6 @@ TEST_CASE("kura ring, kura leave NODE with progress, kura join HOST:PORT") {
 
 namespace {
 
-/// Writes "w:<i>" through `port` until `stop`, one at a time; the indexes
-/// of the writes that were acknowledged (+OK) land in `acked`.
-void writer(uint16_t port, std::atomic<bool>& stop, std::vector<int>& acked) {
-  client c(port);
-  for (int i = 0; !stop && c.ok(); ++i) {
-    auto r = c.call({"SET", "w:" + std::to_string(i), "v" + std::to_string(i)});
-    if (!r)
-      break;
-    if (*r == "+OK\r\n")
-      acked.push_back(i);
-  }
-}
-
-/// Acknowledged "w:<i>" writes that do not read back through `port`.
-int lost_writes(uint16_t port, const std::vector<int>& acked) {
-  std::vector<std::vector<std::string>> cmds;
-  for (int i : acked)
-    cmds.push_back({"GET", "w:" + std::to_string(i)});
-  auto r = pipeline(port, cmds);
-  int lost = static_cast<int>(acked.size() - r.size());
-  for (size_t j = 0; j < r.size(); ++j) {
-    auto v = "v" + std::to_string(acked[j]);
-    if (r[j] != "$" + std::to_string(v.size()) + "\r\n" + v + "\r\n")
-      ++lost;
-  }
-  return lost;
-}
-
 /// n1 and n2 with keys, then n3 joins slowly; returns once n3 streams.
 void joining_under_load(test_cluster& c, int n) {
   std::vector<std::string> slow{"--kura.cluster.stream-rate=65536"};

@@ -8,6 +8,7 @@
 #include "cluster/cluster_harness.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <set>
 #include <string>
@@ -134,6 +135,34 @@ inline double move_field(const std::string& json, const std::string& field) {
 inline bool move_active(const std::string& json) {
   auto m = json.find("\"move\": {\"active\": true");
   return m != std::string::npos;
+}
+
+/// Writes "w:<i>" through `port` until `stop`, one at a time; the indexes
+/// of the writes that were acknowledged (+OK) land in `acked`.
+inline void writer(uint16_t port, std::atomic<bool>& stop, std::vector<int>& acked) {
+  client c(port);
+  for (int i = 0; !stop && c.ok(); ++i) {
+    auto r = c.call({"SET", "w:" + std::to_string(i), "v" + std::to_string(i)});
+    if (!r)
+      break;
+    if (*r == "+OK\r\n")
+      acked.push_back(i);
+  }
+}
+
+/// Acknowledged "w:<i>" writes that do not read back through `port`.
+inline int lost_writes(uint16_t port, const std::vector<int>& acked) {
+  std::vector<std::vector<std::string>> cmds;
+  for (int i : acked)
+    cmds.push_back({"GET", "w:" + std::to_string(i)});
+  auto r = pipeline(port, cmds);
+  int lost = static_cast<int>(acked.size() - r.size());
+  for (size_t j = 0; j < r.size(); ++j) {
+    auto v = "v" + std::to_string(acked[j]);
+    if (r[j] != "$" + std::to_string(v.size()) + "\r\n" + v + "\r\n")
+      ++lost;
+  }
+  return lost;
 }
 
 /// Runs the kura CLI against `port` (a cluster/ops port); stdout, exit code in
