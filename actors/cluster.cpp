@@ -1,6 +1,7 @@
 #include "actors/cluster.hpp"
 
 #include "tiers/clock.hpp"
+#include "tiers/slot.hpp"
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -25,9 +26,10 @@ namespace {
 gossip::node_config make_node_config(const cluster_settings& s, gossip::node_id gid) {
   gossip::node_config nc;
   nc.members.self = gid;
-  nc.members.addr =
+  nc.members.addr = gossip::membership::tagged_addr(
       member_addr(s.name, s.advertise.empty() ? s.host + ":" + std::to_string(s.port) : s.advertise,
-                  s.resp_addr);
+                  s.resp_addr),
+      s.marks.tokens, s.marks.drained);
   nc.members.probe_interval_ms = s.heartbeat_ms;
   nc.members.probe_timeout_ms = std::max<uint64_t>(1, s.heartbeat_ms * 3 / 10);
   nc.members.sync_interval_ms = s.sync_ms;
@@ -270,11 +272,40 @@ void cluster_core::join_via(gossip::node_id seed, uint64_t now) {
   pump();
 }
 
-void cluster_core::drain(bool on, uint64_t now) {
+std::string cluster_core::keep_marks(const ring_marks& m) {
+  if (!s_.marks_dir.empty())
+    if (auto why = save_ring_marks(s_.marks_dir, m); !why.empty())
+      return why;
+  s_.marks = m;
+  return {};
+}
+
+std::string cluster_core::drain(bool on, uint64_t now) {
   if (!node_)
-    return;
+    return "not joined yet";
+  if (node_->drained() == on)
+    return {};
+  auto m = s_.marks;
+  m.drained = on;
+  if (auto why = keep_marks(m); !why.empty())
+    return why;
   node_->drain(on, now);
   pump();
+  return {};
+}
+
+std::string cluster_core::set_tokens(uint32_t tokens, uint64_t now) {
+  if (!node_)
+    return "not joined yet";
+  if (node_->tokens() == tokens)
+    return {};
+  auto m = s_.marks;
+  m.tokens = tokens;
+  if (auto why = keep_marks(m); !why.empty())
+    return why;
+  node_->set_tokens(tokens, now);
+  pump();
+  return {};
 }
 
 void cluster_core::flush_store() {
@@ -432,6 +463,7 @@ std::vector<ring_row> cluster_core::ring_report() const {
       row.id = std::to_string(id);
     auto info = node_->members().info(id);
     row.state = info ? state_name(info->state) : "alive";
+    row.tokens = r.tokens_of(id);
     rows.push_back(std::move(row));
   }
   for (uint32_t slot = 0; slot < 16384; ++slot) {
@@ -452,6 +484,28 @@ std::vector<ring_row> cluster_core::ring_report() const {
     }
   }
   return rows;
+}
+
+std::vector<uint64_t> cluster_core::slot_stats() const {
+  std::vector<uint64_t> out;
+  if (!node_)
+    return out;
+  std::vector<uint64_t> keys(kura::slot_count, 0), bytes(kura::slot_count, 0);
+  auto now = real_clock::instance().now_ms();
+  auto& st = node_->store();
+  st.for_each_key_from(0, [&](uint64_t pos, const entry& meta) {
+    if (meta.is_tombstone() || meta.expired(now))
+      return true;
+    auto slot = gossip::ring::slot_of(pos);
+    ++keys[slot];
+    auto e = st.get(meta.key);
+    bytes[slot] += meta.key.size() + (e ? e->value.size() : 0);
+    return true;
+  });
+  for (uint32_t s = 0; s < kura::slot_count; ++s)
+    if (keys[s] > 0)
+      out.insert(out.end(), {s, keys[s], bytes[s]});
+  return out;
 }
 
 std::string cluster_mac(const std::string& key, const std::string& data) {
@@ -1067,6 +1121,24 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
           // rep.move says it all
         } else if (op == "ring") {
           rep.ring = st.core->ring_report();
+          if (auto* c = st.core->core()) {
+            rep.rf = c->current_ring().config().rf;
+            rep.vnodes = c->current_ring().config().vnodes;
+          }
+        } else if (op == "slots") {
+          rep.slot_stats = st.core->slot_stats();
+        } else if (op == "tokens") {
+          uint32_t n = 0;
+          if (args.size() != 1 || args[0].empty() || args[0].size() > 5 ||
+              args[0].find_first_not_of("0123456789") != std::string::npos ||
+              (n = static_cast<uint32_t>(std::stoul(args[0]))) > 16384) {
+            rep.error = "tokens needs a token count 0..16384 (0: the default)";
+          } else if (st.leaving) {
+            rep.error = "this node is leaving";
+          } else {
+            rep.error = st.core->set_tokens(n, now_ms());
+            rep.note = "tokens " + std::to_string(n);
+          }
         } else if (op == "leave") {
           if (!st.core->settings().on_leave) {
             rep.error = "this node cannot be told to leave (embedded)";
@@ -1084,7 +1156,7 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
           } else {
             bool on = op == "drain";
             bool was = st.core->core()->drained();
-            st.core->drain(on, now_ms());
+            rep.error = st.core->drain(on, now_ms());
             rep.note = was == on ? std::string(on ? "already drained" : "not drained")
                        : on      ? "draining: out of placement, handing every key off"
                                  : "undrained: back in placement, streaming its ranges in";

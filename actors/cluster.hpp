@@ -33,6 +33,7 @@
 #pragma once
 
 #include "actors/cluster_wire.hpp"
+#include "actors/ring_marks.hpp"
 #include "gossip/node.hpp"
 
 #include <caf/actor.hpp>
@@ -86,6 +87,10 @@ struct cluster_settings {
   bool near_cache = true;
   uint64_t stream_rate = 0;           ///< kura.cluster.stream-rate (bytes/s, 0 = unlimited)
   uint64_t leave_timeout_ms = 60'000; ///< kura.cluster.leave-timeout
+  /// kura drain's mark and kura rebalance's token count at start (loaded
+  /// from marks_dir), persisted there on every change (empty: not persisted).
+  ring_marks marks;
+  std::string marks_dir;
   exec_fn exec; ///< what runs forwarded commands here (unset: they are refused)
   /// Called once a second on the multiplexer thread (metrics).
   std::function<void(const cluster_core&)> report;
@@ -157,8 +162,11 @@ public:
   void tick(uint64_t now);
   void peer_unreachable(gossip::node_id peer, uint64_t now);
   void leave(uint64_t now);
-  /// kura drain (on) / undrain (off) of this node (gossip::node::drain).
-  void drain(bool on, uint64_t now);
+  /// kura drain (on) / undrain (off) of this node (gossip::node::drain),
+  /// persisted first (settings().marks_dir); returns why it failed.
+  std::string drain(bool on, uint64_t now);
+  /// kura rebalance: this node's token count (0 = default), persisted first.
+  std::string set_tokens(uint32_t tokens, uint64_t now);
   /// Joins through `seed` after starting alone (see the coordinator).
   void join_via(gossip::node_id seed, uint64_t now);
   /// Commits the store's pending writes now (leave, shutdown).
@@ -201,6 +209,9 @@ public:
   move_row move_report() const;
   /// The ring as this node sees it (kura ring).
   std::vector<ring_row> ring_report() const;
+  /// (slot, live keys, key + value bytes) of every slot this node holds keys
+  /// of (reads every live value once: kura rebalance, kura ring).
+  std::vector<uint64_t> slot_stats() const;
   /// A graceful leave handed everything off (or never started: false).
   bool leave_done() const { return node_ && node_->leave_done(); }
   const gossip::node* core() const { return node_ ? &*node_ : nullptr; }
@@ -208,6 +219,8 @@ public:
 private:
   /// pump() for client calls: deliver results, hold messages for the flush.
   void pump_deferred();
+  /// Persists `m` (settings().marks_dir), then takes it; returns why not.
+  std::string keep_marks(const ring_marks& m);
   void take_outbox();
   cluster_settings s_;
   std::map<gossip::node_id, std::vector<std::string>> held_; ///< per peer, in order

@@ -81,16 +81,23 @@ struct ring_row {
   uint32_t slots_owned = 0;      ///< slots it is the owner (primary) of
   uint32_t slots_replicated = 0; ///< slots it holds a copy of (owned included)
   std::vector<uint32_t> ranges;  ///< owned slots as first,last pairs
-  MSGPACK_DEFINE(id, address, state, slots_owned, slots_replicated, ranges);
+  uint32_t tokens = 0;           ///< its token count in the ring (kura rebalance)
+  MSGPACK_DEFINE(id, address, state, slots_owned, slots_replicated, ranges, tokens);
 };
 
-/// The answer to (cop_atom, op, args): kura status | ring | join | leave.
+/// The answer to (cop_atom, op, args): kura status | ring | join | leave |
+/// drain | undrain | slots | tokens.
 struct cluster_op_reply {
   std::string error; ///< non-empty: refused
   std::string note;  ///< what the node did (join, leave)
   move_row move;     ///< the answering node's data movement
   std::vector<ring_row> ring;
-  MSGPACK_DEFINE(error, note, move, ring);
+  /// slots: (slot, live keys, key + value bytes) triples of the slots this
+  /// node holds keys of (kura rebalance's load).
+  std::vector<uint64_t> slot_stats;
+  uint32_t rf = 0;     ///< ring: the replication factor
+  uint32_t vnodes = 0; ///< ring: the default token count
+  MSGPACK_DEFINE(error, note, move, ring, slot_stats, rf, vnodes);
 };
 
 /// move_row of a node's progress at `now_ms`.

@@ -53,13 +53,38 @@ void membership::leave(uint64_t now) {
     send_push_pull(n, false, false);
 }
 
-void membership::set_drained(bool on, uint64_t now) {
-  if (leaving_ || addr_drained(cfg_.addr) == on)
+size_t membership::addr_tag(std::string_view addr, std::string_view name) {
+  auto at = addr.rfind('@');
+  for (size_t p = addr.find('#', at == std::string_view::npos ? 0 : at); p != npos_tag;
+       p = addr.find('#', p + 1)) {
+    auto end = addr.find('#', p + 1);
+    auto tag = addr.substr(p + 1, end == npos_tag ? npos_tag : end - p - 1);
+    if (tag == name ||
+        (tag.size() > name.size() && tag.substr(0, name.size()) == name && tag[name.size()] == '='))
+      return p;
+  }
+  return npos_tag;
+}
+
+std::string_view membership::addr_base(std::string_view addr) {
+  auto at = addr.rfind('@');
+  return addr.substr(0, addr.find('#', at == std::string_view::npos ? 0 : at));
+}
+
+uint32_t membership::addr_tokens(std::string_view addr) {
+  auto p = addr_tag(addr, "t");
+  if (p == npos_tag)
+    return 0;
+  uint64_t v = 0;
+  for (size_t i = p + 3; i < addr.size() && addr[i] >= '0' && addr[i] <= '9'; ++i)
+    v = std::min<uint64_t>(v * 10 + static_cast<uint64_t>(addr[i] - '0'), 1u << 20);
+  return static_cast<uint32_t>(v);
+}
+
+void membership::set_self_addr(std::string addr, uint64_t now) {
+  if (addr == cfg_.addr)
     return;
-  if (on)
-    cfg_.addr += "#drained";
-  else
-    cfg_.addr.resize(cfg_.addr.size() - 8);
+  cfg_.addr = std::move(addr);
   ++inc_;
   auto& me = members_[cfg_.self];
   me.addr = cfg_.addr;
@@ -69,6 +94,27 @@ void membership::set_drained(bool on, uint64_t now) {
   queue_.push(self_update());
   for (node_id n : random_members(cfg_.indirect_checks + 1, cfg_.self, no_node))
     send_push_pull(n, false, false);
+}
+
+std::string membership::tagged_addr(std::string_view base, uint32_t tokens, bool drained) {
+  std::string a(base);
+  if (tokens > 0)
+    a += "#t=" + std::to_string(tokens);
+  if (drained)
+    a += "#drained";
+  return a;
+}
+
+void membership::set_drained(bool on, uint64_t now) {
+  if (leaving_ || addr_drained(cfg_.addr) == on)
+    return;
+  set_self_addr(tagged_addr(addr_base(cfg_.addr), addr_tokens(cfg_.addr), on), now);
+}
+
+void membership::set_tokens(uint32_t tokens, uint64_t now) {
+  if (leaving_ || addr_tokens(cfg_.addr) == tokens)
+    return;
+  set_self_addr(tagged_addr(addr_base(cfg_.addr), tokens, addr_drained(cfg_.addr)), now);
 }
 
 // -- messages -------------------------------------------------------------------
@@ -378,7 +424,9 @@ void membership::apply(const member_update& u, uint64_t now, bool from_sync) {
     return;
   }
   member_info& m = it->second;
-  if (!u.addr.empty())
+  // An older incarnation's address must not undo a newer one's tags (drain,
+  // tokens); a new address (a restart on other ports) is taken at once.
+  if (!u.addr.empty() && (u.inc >= m.inc || addr_base(u.addr) != addr_base(m.addr)))
     m.addr = u.addr;
   switch (st) {
   case member_state::alive:
@@ -425,12 +473,17 @@ void membership::apply(const member_update& u, uint64_t now, bool from_sync) {
 
 void membership::recompute_view() {
   std::vector<node_id> v;
+  std::map<node_id, uint32_t> t;
   for (auto& [id, m] : members_)
     if ((m.state == member_state::alive || m.state == member_state::suspect) &&
-        !addr_drained(m.addr))
+        !addr_drained(m.addr)) {
       v.push_back(id);
-  if (v != ring_members_) {
+      if (auto n = addr_tokens(m.addr); n > 0)
+        t[id] = n;
+    }
+  if (v != ring_members_ || t != ring_tokens_) {
     ring_members_ = std::move(v);
+    ring_tokens_ = std::move(t);
     ++view_version_;
   }
 }

@@ -88,14 +88,24 @@ public:
   /// delivering messages and ticks for a few periods so the news spreads.
   void leave(uint64_t now);
   /// Drain (on) / undrain (off): this node stays a live member but keeps out
-  /// of the ring's placement. Gossiped with a new incarnation as the suffix
-  /// "#drained" of its address, so every member computes the same ring.
-  /// Not persisted: a restarted node is undrained.
+  /// of the ring's placement. Gossiped with a new incarnation as the tag
+  /// "#drained" of its address, so every member computes the same ring. The
+  /// owner persists it (a node configured with the tag starts drained).
   void set_drained(bool on, uint64_t now);
+  /// kura rebalance: this node's token count in the ring (0 = the ring's
+  /// default), gossiped with a new incarnation as the tag "#t=N" of its
+  /// address, so every member builds the same weighted ring.
+  void set_tokens(uint32_t tokens, uint64_t now);
   /// A member address that carries the drain mark.
-  static bool addr_drained(std::string_view addr) {
-    return addr.size() >= 8 && addr.substr(addr.size() - 8) == "#drained";
-  }
+  static bool addr_drained(std::string_view addr) { return addr_tag(addr, "drained") != npos_tag; }
+  /// The token count a member address carries (0: none, the default).
+  static uint32_t addr_tokens(std::string_view addr);
+  /// The address without its tags ("#drained", "#t=N").
+  static std::string_view addr_base(std::string_view addr);
+  /// `base` with the tags of a token count (0: none) and the drain mark.
+  static std::string tagged_addr(std::string_view base, uint32_t tokens, bool drained);
+  /// Token counts of the ring members that carry one (the others: default).
+  const std::map<node_id, uint32_t>& ring_tokens() const { return ring_tokens_; }
 
   /// Feeds raw bytes from `from`; decode errors are returned, never thrown.
   status on_message(node_id from, std::string_view bytes, uint64_t now);
@@ -157,6 +167,11 @@ private:
   void send(node_id to, const message& m);
   void send_push_pull(node_id to, bool join, bool reply);
   size_t cluster_size() const { return ring_members_.size() < 1 ? 1 : ring_members_.size(); }
+  static constexpr size_t npos_tag = std::string_view::npos;
+  /// Where tag `name` ("drained", or "t" for "t=N") starts in `addr` (npos_tag: absent).
+  static size_t addr_tag(std::string_view addr, std::string_view name);
+  /// Rebuilds our address from its base and tags, with a new incarnation.
+  void set_self_addr(std::string addr, uint64_t now);
 
   membership_config cfg_;
   rng rng_;
@@ -171,6 +186,7 @@ private:
   bool leaving_ = false;
   std::map<node_id, member_info> members_;
   std::vector<node_id> ring_members_;
+  std::map<node_id, uint32_t> ring_tokens_;
   uint64_t view_version_ = 0;
   std::vector<member_event> events_;
 

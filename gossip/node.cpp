@@ -19,6 +19,11 @@ void node::start(uint64_t now, uint64_t incarnation) {
   // Never mint a version below what the store holds (a restart with its disk).
   hlc_.observe(store_->max_version(), now);
   members_.start(now, incarnation);
+  // A node configured with the drain mark (persisted by its owner) starts
+  // drained: it hands off whatever it still holds once it has joined.
+  draining_ = membership::addr_drained(cfg_.members.addr);
+  if (draining_ && cfg_.streaming)
+    begin_drain(now);
   for (node_id sd : cfg_.members.seeds)
     catch_up_ = catch_up_ || (cfg_.catch_up_reads && sd != id());
   next_sync_ms_ =
@@ -47,19 +52,30 @@ void node::drain(bool on, uint64_t now) {
     return;
   draining_ = on;
   if (on && cfg_.streaming) {
-    move_ = move_progress{};
-    move_.active = true;
-    move_.leaving = true;
-    move_.draining = true;
-    move_.started_ms = now;
-    move_.keys_expected = store_->size();
-    leave_done_ = leave_pass_done_ = false;
-    leave_first_ = true;
-    leave_inflight_ = 0;
+    begin_drain(now);
   } else if (!on && move_.draining) {
     move_ = move_progress{}; // the ranges come back as streams (add_stream)
   }
   members_.set_drained(on, now);
+  on_view_change(now, true);
+}
+
+void node::begin_drain(uint64_t now) {
+  move_ = move_progress{};
+  move_.active = true;
+  move_.leaving = true;
+  move_.draining = true;
+  move_.started_ms = now;
+  move_.keys_expected = store_->size();
+  leave_done_ = leave_pass_done_ = false;
+  leave_first_ = true;
+  leave_inflight_ = 0;
+}
+
+void node::set_tokens(uint32_t tokens, uint64_t now) {
+  if (left_)
+    return;
+  members_.set_tokens(tokens, now);
   on_view_change(now, true);
 }
 
@@ -73,7 +89,7 @@ void node::on_view_change(uint64_t now, bool from_tick) {
   next_ring_ms_ = now + cfg_.ring_settle_ms;
   ring_view_ = members_.view_version();
   ring before = ring_;
-  ring_ = ring(members_.ring_members(), cfg_.ring);
+  ring_ = ring(members_.ring_members(), cfg_.ring, members_.ring_tokens());
   masks_.clear();
   if (cfg_.ack_after_invalidation)
     near_.clear(); // registered with the old replicas only
@@ -654,6 +670,8 @@ void node::leave_step(uint64_t now) {
   for (node_id m : ring_.members())
     anyone = anyone || (m != id() && members_.is_alive(m));
   if (!anyone) { // the last node: nobody to hand off to
+    if (!left_ && !members_.joined())
+      return; // a drained node restarting: hand off once it has joined
     leave_done_ = true;
     move_.active = false;
     move_.finished_ms = now;

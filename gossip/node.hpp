@@ -129,6 +129,10 @@ public:
   /// the node's ranges back like a join.
   void drain(bool on, uint64_t now);
   bool drained() const { return draining_; }
+  /// kura rebalance: this node's token count in the ring (0 = default),
+  /// gossiped (membership::set_tokens); the ring changes as for a join.
+  void set_tokens(uint32_t tokens, uint64_t now);
+  uint32_t tokens() const { return membership::addr_tokens(members_.config().addr); }
   /// What this node is moving now (or moved last).
   const move_progress& progress() const { return move_; }
 
@@ -224,6 +228,7 @@ private:
   void refill_budget(uint64_t now);
   void serve_stream(node_id from, const stream_req_msg& rq);
   void leave_step(uint64_t now);
+  void begin_drain(uint64_t now); ///< the drain's hand-off state
   /// The node a slot is streaming in from (no_node: not streaming).
   node_id incoming_from(uint64_t pos) const {
     return incoming_.empty() ? no_node : incoming_[ring::slot_of(pos)];

@@ -52,7 +52,16 @@ std::vector<uint32_t> ring::owned_slots() const {
   return out;
 }
 
-ring::ring(std::vector<node_id> members, ring_config cfg) : cfg_(cfg) {
+uint32_t ring::tokens_of(node_id n) const {
+  auto it = std::lower_bound(members_.begin(), members_.end(), n);
+  if (it == members_.end() || *it != n)
+    return 0;
+  return member_tokens_[static_cast<size_t>(it - members_.begin())];
+}
+
+ring::ring(std::vector<node_id> members, ring_config cfg,
+           const std::map<node_id, uint32_t>& weights)
+    : cfg_(cfg) {
   std::sort(members.begin(), members.end());
   members.erase(std::unique(members.begin(), members.end()), members.end());
   members.erase(std::remove(members.begin(), members.end(), no_node), members.end());
@@ -71,8 +80,13 @@ ring::ring(std::vector<node_id> members, ring_config cfg) : cfg_(cfg) {
   constexpr uint64_t in_slot = (uint64_t{1} << slot_shift) - 1;
   std::vector<std::tuple<uint64_t, uint64_t, node_id>> raw; // snapped, unsnapped, node
   raw.reserve(members_.size() * cfg_.vnodes);
-  for (node_id n : members_)
-    for (uint32_t i = 0; i < cfg_.vnodes; ++i) {
+  member_tokens_.reserve(members_.size());
+  for (node_id n : members_) {
+    auto w = weights.find(n);
+    member_tokens_.push_back(w == weights.end() || w->second == 0 ? cfg_.vnodes : w->second);
+  }
+  for (size_t m = 0; m < members_.size(); ++m)
+    for (uint32_t i = 0, n = members_[m]; i < member_tokens_[m]; ++i) {
       uint64_t t = mix64(cfg_.seed ^ mix64((uint64_t{n} << 32) | i));
       raw.emplace_back(t | in_slot, t, n);
     }
@@ -101,8 +115,11 @@ ring::ring(std::vector<node_id> members, ring_config cfg) : cfg_(cfg) {
     }
   }
   uint64_t fp = mix64(cfg_.seed ^ (uint64_t{cfg_.vnodes} << 32) ^ cfg_.rf);
-  for (node_id n : members_)
-    fp = mix64(fp ^ n);
+  for (size_t m = 0; m < members_.size(); ++m) {
+    fp = mix64(fp ^ members_[m]);
+    if (member_tokens_[m] != cfg_.vnodes) // unweighted rings keep their fingerprints
+      fp = mix64(fp ^ (uint64_t{member_tokens_[m]} << 32));
+  }
   fingerprint_ = fp;
 }
 

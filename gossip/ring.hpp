@@ -22,6 +22,7 @@
 #include "gossip/types.hpp"
 
 #include <cstdint>
+#include <map>
 #include <string_view>
 #include <vector>
 
@@ -56,7 +57,12 @@ struct key_range {
 class ring {
 public:
   ring() = default;
-  ring(std::vector<node_id> members, ring_config cfg);
+  ring(std::vector<node_id> members, ring_config cfg) : ring(std::move(members), cfg, {}) {}
+  /// A weighted ring (kura rebalance): member n gets tokens.at(n) tokens
+  /// instead of cfg.vnodes (members not in `tokens` get cfg.vnodes). A
+  /// member's tokens are its first N of the same sequence, so changing N
+  /// moves only the arcs next to the tokens added or removed.
+  ring(std::vector<node_id> members, ring_config cfg, const std::map<node_id, uint32_t>& tokens);
 
   /// Bits of a position below the slot number.
   static constexpr int slot_shift = 50;
@@ -115,8 +121,10 @@ public:
   };
   std::vector<arc> arcs() const;
 
-  /// Same members and config <=> same fingerprint (used to check agreement).
+  /// Same members, token counts and config <=> same fingerprint (used to check agreement).
   uint64_t fingerprint() const { return fingerprint_; }
+  /// Tokens of member n (its weight in placement).
+  uint32_t tokens_of(node_id n) const;
 
 private:
   static uint64_t hash_position(std::string_view key, uint64_t seed);
@@ -124,10 +132,11 @@ private:
 
   ring_config cfg_;
   std::vector<node_id> members_;
-  std::vector<uint64_t> tokens_;    // sorted
-  std::vector<node_id> token_node_; // owner of each token
-  uint32_t width_ = 0;              // replicas per token: min(rf, members)
-  std::vector<node_id> replicas_;   // width_ entries per token, precomputed
+  std::vector<uint32_t> member_tokens_; // per members_ entry
+  std::vector<uint64_t> tokens_;        // sorted
+  std::vector<node_id> token_node_;     // owner of each token
+  uint32_t width_ = 0;                  // replicas per token: min(rf, members)
+  std::vector<node_id> replicas_;       // width_ entries per token, precomputed
   uint64_t fingerprint_ = 0;
 };
 

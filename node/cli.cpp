@@ -4,6 +4,7 @@
 //   commands: status | stats | config | get KEY | set KEY VALUE [TTL_MS] | del KEY
 //             | expire KEY TTL_MS | tier KEY | flush | compact | archive | members
 //             | ring | join HOST:PORT | leave [NODE] | drain NODE | undrain NODE
+//             | rebalance [bytes|keys]
 //             (node/cli_cluster.hpp)
 //             | audit [--file=PATH | --data-dir=DIR] [--since=T] | rotate-key
 //             | prewarm [--dry-run] | predictor | alerts
@@ -68,6 +69,7 @@ void usage() {
                "  ring (owned slot ranges, slots and keys per node) | join HOST:PORT\n"
                "  leave [NODE] (hand every key off, then exit; progress bar, Ctrl-C detaches)\n"
                "  drain NODE | undrain NODE (out of / back into placement, data moves)\n"
+               "  rebalance [bytes|keys]    (token counts that even out bytes or keys per node)\n"
                "  prewarm [--dry-run] (run the prewarm plan with a progress bar, or show it)\n"
                "  predictor (precision, keys prewarmed, hits, bytes, TTL changes) | alerts\n";
 }

@@ -3,9 +3,11 @@
 
 #include "actors/cluster.hpp"
 #include "actors/messages.hpp"
+#include "gossip/rebalance.hpp"
 #include "node/cli_reply.hpp"
 #include "node/json_writer.hpp"
 #include "node/ops.hpp"
+#include "tiers/slot.hpp"
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -252,8 +254,9 @@ int print_ring(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor
   auto rep = ask_cop(sys, self, ops, "ring", {}, timeout, why, unreachable);
   if (!rep)
     return unreachable ? fail(json, "no answer from the node (" + why + ")", 2) : fail(json, why);
-  // Keys per node: each member's own count, from its ops port.
-  std::map<std::string, std::optional<uint64_t>> keys;
+  // Keys per node: each member's own count, from its ops port; bytes: the
+  // live keys' key + value bytes it holds (its slot stats).
+  std::map<std::string, std::optional<uint64_t>> keys, bytes;
   for (auto& r : rep->ring) {
     auto peer = connect_ops(sys, self, r.address, timeout);
     if (!peer)
@@ -262,31 +265,41 @@ int print_ring(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor
     bool u = false;
     if (auto st = ask_cop(sys, self, peer, "status", {}, timeout, w, u))
       keys[r.id] = st->move.keys_held;
+    if (auto st = ask_cop(sys, self, peer, "slots", {}, timeout, w, u)) {
+      uint64_t b = 0;
+      for (size_t i = 0; i + 2 < st->slot_stats.size(); i += 3)
+        b += st->slot_stats[i + 2];
+      bytes[r.id] = b;
+    }
   }
-  double slot_mean = 0, slot_max = 0, key_mean = 0, key_max = 0;
-  size_t with_keys = 0;
+  double slot_mean = 0, slot_max = 0;
   for (auto& r : rep->ring) {
     slot_mean += r.slots_owned;
     slot_max = std::max(slot_max, static_cast<double>(r.slots_owned));
-    if (auto k = keys[r.id]) {
-      key_mean += static_cast<double>(*k);
-      key_max = std::max(key_max, static_cast<double>(*k));
-      ++with_keys;
-    }
   }
   slot_mean /= std::max<size_t>(1, rep->ring.size());
-  key_mean /= std::max<size_t>(1, with_keys);
+  auto max_mean = [&](std::map<std::string, std::optional<uint64_t>>& per) {
+    std::vector<double> v;
+    for (auto& r : rep->ring)
+      if (auto k = per[r.id])
+        v.push_back(static_cast<double>(*k));
+    return gossip::max_over_mean(v);
+  };
+  double keys_mm = max_mean(keys), bytes_mm = max_mean(bytes);
   if (json) {
     json_writer j;
     j.begin_object().key("nodes").begin_array();
     for (auto& r : rep->ring) {
       j.begin_object().key("id").str(r.id).key("address").str(r.address).key("state").str(r.state);
       j.key("slots_owned").num(r.slots_owned).key("slots_replicated").num(r.slots_replicated);
-      j.key("keys");
-      if (auto k = keys[r.id])
-        j.num(*k);
-      else
-        j.null();
+      j.key("tokens").num(r.tokens);
+      for (auto* f : {&keys, &bytes}) {
+        j.key(f == &keys ? "keys" : "bytes");
+        if (auto k = (*f)[r.id])
+          j.num(*k);
+        else
+          j.null();
+      }
       j.key("ranges").begin_array();
       for (size_t i = 0; i + 1 < r.ranges.size(); i += 2)
         j.begin_array().num(r.ranges[i]).num(r.ranges[i + 1]).end_array();
@@ -294,24 +307,26 @@ int print_ring(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor
     }
     j.end_array();
     j.key("slots_max_over_mean").num(slot_mean > 0 ? slot_max / slot_mean : 0.0, 4);
-    j.key("keys_max_over_mean").num(key_mean > 0 ? key_max / key_mean : 0.0, 4);
+    j.key("keys_max_over_mean").num(keys_mm, 4).key("bytes_max_over_mean").num(bytes_mm, 4);
     std::cout << j.end_object().str() << "\n";
     return 0;
   }
   char line[512];
-  std::snprintf(line, sizeof(line), "%-12s %-22s %-8s %6s %6s %10s  %s\n", "ID", "ADDRESS", "STATE",
-                "SLOTS", "COPIES", "KEYS", "OWNED SLOT RANGES");
+  std::snprintf(line, sizeof(line), "%-12s %-22s %-8s %6s %6s %6s %10s %10s  %s\n", "ID", "ADDRESS",
+                "STATE", "TOKENS", "SLOTS", "COPIES", "KEYS", "BYTES", "OWNED SLOT RANGES");
   std::cout << line;
   for (auto& r : rep->ring) {
     auto k = keys[r.id];
-    std::snprintf(line, sizeof(line), "%-12s %-22s %-8s %6u %6u %10s  %s\n", r.id.c_str(),
-                  r.address.c_str(), r.state.c_str(), r.slots_owned, r.slots_replicated,
-                  k ? std::to_string(*k).c_str() : "-", ranges_text(r.ranges, 60).c_str());
+    auto b = bytes[r.id];
+    std::snprintf(line, sizeof(line), "%-12s %-22s %-8s %6u %6u %6u %10s %10s  %s\n", r.id.c_str(),
+                  r.address.c_str(), r.state.c_str(), r.tokens, r.slots_owned, r.slots_replicated,
+                  k ? std::to_string(*k).c_str() : "-",
+                  b ? human_bytes(static_cast<double>(*b)).c_str() : "-",
+                  ranges_text(r.ranges, 60).c_str());
     std::cout << line;
   }
-  std::snprintf(line, sizeof(line), "balance (max/mean): slots %.3f, keys %.3f\n",
-                slot_mean > 0 ? slot_max / slot_mean : 0.0,
-                key_mean > 0 ? key_max / key_mean : 0.0);
+  std::snprintf(line, sizeof(line), "balance (max/mean): slots %.3f, keys %.3f, bytes %.3f\n",
+                slot_mean > 0 ? slot_max / slot_mean : 0.0, keys_mm, bytes_mm);
   std::cout << line;
   return 0;
 }
@@ -437,11 +452,155 @@ int run_join(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& 
                     last, true);
 }
 
+/// kura rebalance [bytes|keys]: plans token counts that even out the load
+/// each member holds (gossip/rebalance.hpp) from every member's slot stats,
+/// sets them on the members whose count changes (each gossips and persists
+/// its own), and draws the streams' progress until every member runs the
+/// new ring and none is streaming.
+int run_rebalance(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& ops,
+                  const std::vector<std::string>& args, bool json,
+                  std::chrono::milliseconds timeout) {
+  std::string by = args.size() == 2 ? args[1] : "bytes";
+  if (by != "bytes" && by != "keys")
+    return fail(json, "usage: kura rebalance [bytes|keys]");
+  std::string why;
+  bool unreachable = false;
+  auto rep = ask_cop(sys, self, ops, "ring", {}, timeout, why, unreachable);
+  if (!rep)
+    return fail(json, unreachable ? "no answer from the node (" + why + ")" : why,
+                unreachable ? 2 : 1);
+  if (rep->ring.size() < 2 || rep->rf == 0)
+    return fail(json, "nothing to rebalance: the ring has fewer than 2 members");
+  // The load of a slot: its largest copy among the members (one copy).
+  std::vector<uint64_t> load(slot_count, 0);
+  std::vector<caf::actor> peers;
+  std::vector<gossip::node_id> ids;
+  std::map<gossip::node_id, uint32_t> tokens;
+  for (auto& r : rep->ring) {
+    auto peer = connect_ops(sys, self, r.address, timeout);
+    if (!peer)
+      return fail(json, "cannot reach " + r.id + " at " + r.address, 2);
+    auto st = ask_cop(sys, self, peer, "slots", {}, timeout * 4, why, unreachable);
+    if (!st)
+      return fail(json, r.id + ": " + why, unreachable ? 2 : 1);
+    for (size_t i = 0; i + 2 < st->slot_stats.size(); i += 3) {
+      auto slot = st->slot_stats[i];
+      if (slot < slot_count)
+        load[slot] = std::max(load[slot], st->slot_stats[i + (by == "keys" ? 1 : 2)]);
+    }
+    peers.push_back(peer);
+    ids.push_back(gossip_id_of(r.id));
+    tokens[ids.back()] = r.tokens;
+  }
+  gossip::ring_config rc;
+  rc.rf = rep->rf;
+  rc.vnodes = rep->vnodes;
+  auto plan = gossip::plan_rebalance(ids, tokens, rc, load);
+  auto report = [&](const std::string& note, const move_row& m, bool changed) {
+    if (!json) {
+      std::cout << note << "\n";
+      return 0;
+    }
+    json_writer j;
+    j.begin_object().key("op").str("rebalance").key("by").str(by).key("note").str(note);
+    j.key("changed").boolean(changed).key("max_over_mean_before").num(plan.before, 4);
+    j.key("max_over_mean_planned").num(plan.after, 4).key("slots_moved").num(plan.slots_moved);
+    j.key("tokens").begin_object();
+    for (size_t i = 0; i < ids.size(); ++i)
+      j.key(rep->ring[i].id).num(plan.tokens[ids[i]]);
+    j.end_object().key("move");
+    write_move(j, m);
+    std::cout << j.end_object().str() << "\n";
+    return 0;
+  };
+  char text[160];
+  if (plan.rounds == 0 || plan.slots_moved == 0) {
+    std::snprintf(text, sizeof(text), "balanced: %s max/mean %.3f, nothing to move", by.c_str(),
+                  plan.before);
+    return report(text, move_row{}, false);
+  }
+  if (!json) {
+    std::snprintf(text, sizeof(text),
+                  "kura: rebalancing by %s: max/mean %.3f -> %.3f planned, %u slots change hands "
+                  "(Ctrl-C detaches)",
+                  by.c_str(), plan.before, plan.after, plan.slots_moved);
+    std::cerr << text << "\n";
+  }
+  // Each member sets (persists, gossips) its own token count.
+  for (size_t i = 0; i < ids.size(); ++i) {
+    uint32_t want = plan.tokens[ids[i]] == rc.vnodes ? 0 : plan.tokens[ids[i]];
+    uint32_t have = rep->ring[i].tokens == rc.vnodes ? 0 : rep->ring[i].tokens;
+    if (want == have)
+      continue;
+    if (!ask_cop(sys, self, peers[i], "tokens", {std::to_string(want)}, timeout, why, unreachable))
+      return fail(json, rep->ring[i].id + ": " + why, unreachable ? 2 : 1);
+  }
+  // Progress: the members' streams together, until each runs the new ring
+  // and none streams.
+  std::signal(SIGINT, on_detach);
+  move_row sum;
+  bool drawn = false;
+  std::vector<bool> seen_active(peers.size(), false); // members that streamed for us
+  for (;;) {
+    move_row now;
+    bool all_new = true, any_active = false;
+    int64_t eta = -1;
+    for (size_t i = 0; i < peers.size(); ++i) {
+      auto st = ask_cop(sys, self, peers[i], "ring", {}, timeout, why, unreachable);
+      if (!st) {
+        all_new = false;
+        continue;
+      }
+      for (auto& r : st->ring)
+        for (size_t k = 0; k < ids.size(); ++k)
+          if (r.id == rep->ring[k].id && r.tokens != plan.tokens[ids[k]])
+            all_new = false;
+      auto& m = st->move;
+      if (m.active && !m.leaving) {
+        any_active = true;
+        seen_active[i] = true;
+        now.keys += m.keys;
+        now.bytes += m.bytes;
+        now.keys_expected += m.keys_expected;
+        now.rate += m.rate;
+        now.ranges += m.ranges;
+        now.ranges_done += m.ranges_done;
+        eta = std::max(eta, m.eta_ms);
+      } else if (!m.leaving && seen_active[i]) { // this member's streams are done
+        now.keys += m.keys;
+        now.bytes += m.bytes;
+        now.keys_expected += std::max(m.keys, m.keys_expected);
+        now.ranges += m.ranges;
+        now.ranges_done += m.ranges_done;
+      }
+    }
+    now.active = any_active || !all_new;
+    now.eta_ms = now.active ? eta : -1;
+    sum = now;
+    if (!json) {
+      draw_progress(std::cerr, move_fraction(sum), move_detail(sum));
+      drawn = true;
+    }
+    if (!now.active)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  if (drawn)
+    std::cerr << "\n";
+  std::signal(SIGINT, SIG_DFL);
+  std::snprintf(text, sizeof(text), "rebalanced by %s: max/mean %.3f -> %.3f planned; ", by.c_str(),
+                plan.before, plan.after);
+  return report(text + std::to_string(sum.keys) + " keys (" +
+                    human_bytes(static_cast<double>(sum.bytes)) +
+                    ") streamed ('kura ring' shows the result)",
+                sum, true);
+}
+
 } // namespace
 
 bool is_cluster_command(const std::string& cmd) {
   return cmd == "members" || cmd == "ring" || cmd == "join" || cmd == "leave" || cmd == "drain" ||
-         cmd == "undrain";
+         cmd == "undrain" || cmd == "rebalance";
 }
 
 std::string describe_move(const move_row& m) {
@@ -475,7 +634,11 @@ int run_cluster_command(caf::actor_system& sys, caf::scoped_actor& self, const c
   if (cmd == "drain" || cmd == "undrain")
     return args.size() == 2 ? run_drain(sys, self, ops, args, json, timeout)
                             : usage(cmd == "drain" ? "drain NODE" : "undrain NODE");
-  return usage("members | ring | join HOST:PORT | leave [NODE] | drain NODE | undrain NODE");
+  if (cmd == "rebalance")
+    return args.size() <= 2 ? run_rebalance(sys, self, ops, args, json, timeout)
+                            : usage("rebalance [bytes|keys]");
+  return usage("members | ring | join HOST:PORT | leave [NODE] | drain NODE | undrain NODE | "
+               "rebalance [bytes|keys]");
 }
 
 std::string status_with_move(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& ops,

@@ -6,6 +6,7 @@
 //   kura leave [NODE]            graceful leave: hand every key off, then exit
 //   kura drain NODE              keep NODE out of placement, its keys move away
 //   kura undrain NODE            back into placement, its ranges stream in
+//   kura rebalance [bytes|keys]  move slots (token counts) to even out bytes/keys per node
 // join and leave draw a progress bar (keys and bytes moved, rate, ETA) until
 // the move is done; Ctrl-C detaches and the operation goes on on the node;
 // `kura status` shows it (the move_* rows). --json prints one JSON document

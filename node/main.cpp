@@ -279,6 +279,9 @@ int main(int argc, char** argv) {
     actors::cluster_handles cluster;
     if (cfg.cluster_enabled()) {
       auto cs = node::cluster_settings_of(cfg, cluster_id);
+      if (auto why = actors::load_ring_marks(cfg.data_dir, cs.marks); !why.empty())
+        return fail(why); // kura drain / rebalance marks (actors/ring_marks.hpp)
+      cs.marks_dir = cfg.data_dir;
       cs.report = node::cluster_metrics_hook(metrics.get());
       cs.on_leave = [] { on_stop_signal(shutdown_command); }; // kura leave
       cluster = actors::spawn_cluster(sys, std::move(cs), incarnation, std::move(cluster_store));

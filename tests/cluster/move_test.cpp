@@ -3,7 +3,7 @@
 // (paced by kura.cluster.stream-rate, progress in `kura members`), reads stay
 // correct while it streams; a graceful leave (SIGTERM, `kura leave`) hands
 // every key off before the node exits; `kura ring` and `kura join`.
-#include "cluster/cluster_harness.hpp"
+#include "cluster/move_util.hpp"
 
 #include <doctest/doctest.h>
 
@@ -13,131 +13,6 @@
 #include <thread>
 
 using namespace kura::test;
-
-namespace {
-
-std::string key_of(int i) {
-  return "mv:" + std::to_string(i);
-}
-std::string value_of(int i) {
-  return std::string(200, static_cast<char>('a' + i % 26)) + std::to_string(i);
-}
-
-/// Sends every command, then reads every reply (one pipeline).
-std::vector<std::string> pipeline(uint16_t port,
-                                  const std::vector<std::vector<std::string>>& cmds) {
-  std::vector<std::string> out;
-  client c(port);
-  if (!c.ok())
-    return out;
-  std::string all;
-  for (auto& a : cmds)
-    all += client::multibulk(a);
-  if (!c.send(all))
-    return out;
-  for (size_t i = 0; i < cmds.size(); ++i) {
-    auto r = c.reply(20000);
-    if (!r)
-      break;
-    out.push_back(*r);
-  }
-  return out;
-}
-
-/// Writes keys [0, n) through `port`; true when every SET answered +OK.
-bool write_keys(uint16_t port, int n) {
-  std::vector<std::vector<std::string>> cmds;
-  for (int i = 0; i < n; ++i)
-    cmds.push_back({"SET", key_of(i), value_of(i)});
-  auto r = pipeline(port, cmds);
-  if (r.size() != cmds.size())
-    return false;
-  for (auto& x : r)
-    if (x != "+OK\r\n")
-      return false;
-  return true;
-}
-
-/// Keys of [0, n) whose value read through `port` is wrong or missing.
-int wrong_reads(uint16_t port, int n) {
-  std::vector<std::vector<std::string>> cmds;
-  for (int i = 0; i < n; ++i)
-    cmds.push_back({"GET", key_of(i)});
-  auto r = pipeline(port, cmds);
-  int bad = n - static_cast<int>(r.size());
-  for (size_t i = 0; i < r.size(); ++i) {
-    auto v = value_of(static_cast<int>(i));
-    if (r[i] != "$" + std::to_string(v.size()) + "\r\n" + v + "\r\n")
-      ++bad;
-  }
-  return bad;
-}
-
-/// Key i -> its slot (CLUSTER KEYSLOT) and its replicas (KURA.OWNERS).
-struct placement {
-  std::vector<std::string> slot;
-  std::vector<std::vector<std::string>> owners;
-};
-placement place(uint16_t port, int n) {
-  std::vector<std::vector<std::string>> cmds;
-  for (int i = 0; i < n; ++i) {
-    cmds.push_back({"CLUSTER", "KEYSLOT", key_of(i)});
-    cmds.push_back({"KURA.OWNERS", key_of(i)});
-  }
-  auto r = pipeline(port, cmds);
-  placement p;
-  for (size_t i = 0; i + 1 < r.size(); i += 2) {
-    p.slot.push_back(r[i].substr(1, r[i].find("\r\n") - 1));
-    p.owners.push_back(bulk_array(r[i + 1]));
-  }
-  return p;
-}
-
-/// The keys node `port` holds itself (CLUSTER GETKEYSINSLOT: its own copy,
-/// no network) among the slots of `slots`.
-std::set<std::string> held(uint16_t port, const std::set<std::string>& slots) {
-  std::vector<std::vector<std::string>> cmds;
-  for (auto& s : slots)
-    cmds.push_back({"CLUSTER", "GETKEYSINSLOT", s, "100000"});
-  std::set<std::string> out;
-  for (auto& r : pipeline(port, cmds))
-    for (auto& k : bulk_array(r))
-      out.insert(k);
-  return out;
-}
-
-/// Keys of [0, n) that `node` replicates (per `p`) but does not hold.
-int missing_on(uint16_t port, const std::string& node, const placement& p) {
-  std::set<std::string> slots;
-  for (size_t i = 0; i < p.slot.size(); ++i)
-    for (auto& o : p.owners[i])
-      if (o == node)
-        slots.insert(p.slot[i]);
-  auto have = held(port, slots);
-  int missing = 0;
-  for (size_t i = 0; i < p.slot.size(); ++i)
-    for (auto& o : p.owners[i])
-      if (o == node && have.count(key_of(static_cast<int>(i))) == 0)
-        ++missing;
-  return missing;
-}
-
-/// A number field of the "move" object in members JSON (-1: absent).
-double move_field(const std::string& json, const std::string& field) {
-  auto m = json.find("\"move\": {");
-  if (m == std::string::npos)
-    return -1;
-  auto p = json.find("\"" + field + "\": ", m);
-  if (p == std::string::npos)
-    return -1;
-  return std::strtod(json.c_str() + p + field.size() + 4, nullptr);
-}
-bool move_active(const std::string& json) {
-  auto m = json.find("\"move\": {\"active\": true");
-  return m != std::string::npos;
-}
-
-} // namespace
 
 TEST_CASE("a joining node streams the ranges it now replicates; reads stay correct meanwhile") {
   test_cluster c;
@@ -221,11 +96,7 @@ TEST_CASE("kura ring, kura leave NODE with progress, kura join HOST:PORT") {
   REQUIRE(wait_for([&] { return c.all_see_alive(3); }));
   const int n = 600;
   REQUIRE(write_keys(c["n1"].port, n));
-  auto cli = [&](uint16_t port, const std::string& args, int* rc) {
-    return run_shell(bin_dir() + "/kura --timeout=3000 --port=" + std::to_string(port) + " " +
-                         args + " 2>/dev/null",
-                     rc);
-  };
+  const auto cli = kura_cli;
   int rc = -1;
   auto ring = cli(c["n1"].cluster_port, "--json ring", &rc);
   INFO(ring);
@@ -263,34 +134,6 @@ TEST_CASE("kura ring, kura leave NODE with progress, kura join HOST:PORT") {
 }
 
 namespace {
-
-/// Writes "w:<i>" through `port` until `stop`, one at a time; the indexes
-/// of the writes that were acknowledged (+OK) land in `acked`.
-void writer(uint16_t port, std::atomic<bool>& stop, std::vector<int>& acked) {
-  client c(port);
-  for (int i = 0; !stop && c.ok(); ++i) {
-    auto r = c.call({"SET", "w:" + std::to_string(i), "v" + std::to_string(i)});
-    if (!r)
-      break;
-    if (*r == "+OK\r\n")
-      acked.push_back(i);
-  }
-}
-
-/// Acknowledged "w:<i>" writes that do not read back through `port`.
-int lost_writes(uint16_t port, const std::vector<int>& acked) {
-  std::vector<std::vector<std::string>> cmds;
-  for (int i : acked)
-    cmds.push_back({"GET", "w:" + std::to_string(i)});
-  auto r = pipeline(port, cmds);
-  int lost = static_cast<int>(acked.size() - r.size());
-  for (size_t j = 0; j < r.size(); ++j) {
-    auto v = "v" + std::to_string(acked[j]);
-    if (r[j] != "$" + std::to_string(v.size()) + "\r\n" + v + "\r\n")
-      ++lost;
-  }
-  return lost;
-}
 
 /// n1 and n2 with keys, then n3 joins slowly; returns once n3 streams.
 void joining_under_load(test_cluster& c, int n) {
@@ -370,11 +213,7 @@ TEST_CASE(
   REQUIRE(wait_for([&] { return c.all_see_alive(3); }));
   const int n = 600;
   REQUIRE(write_keys(c["n1"].port, n));
-  auto cli = [&](uint16_t port, const std::string& args, int* rc) {
-    return run_shell(bin_dir() + "/kura --timeout=3000 --port=" + std::to_string(port) + " " +
-                         args + " 2>/dev/null",
-                     rc);
-  };
+  const auto cli = kura_cli;
   int rc = -1;
   auto out = cli(c["n1"].cluster_port, "--json drain n3", &rc);
   INFO(out);
@@ -382,12 +221,9 @@ TEST_CASE(
   CHECK(out.find("\"op\": \"drain\"") != std::string::npos);
   // Every member sees n3 drained (alive, out of placement).
   CHECK(wait_for([&] {
-    for (auto id : {"n1", "n2", "n3"}) {
-      auto j = members_json(c[id].cluster_port);
-      auto p = j.find("{\"id\": \"n3\"");
-      if (p == std::string::npos || j.find("\"drained\": true", p) > j.find('}', p))
+    for (auto id : {"n1", "n2", "n3"})
+      if (!sees_drained(c[id].cluster_port, "n3"))
         return false;
-    }
     return true;
   }));
   CHECK(member_state(members_json(c["n1"].cluster_port), "n3") == "alive");
