@@ -469,6 +469,10 @@ void run_pumped(self_ptr self) {
 }
 
 /// Runs every complete command of `hdl` that can run now.
+/// Bulk arguments from this size on get their whole room in the input buffer
+/// when their length is known (Redis: PROTO_MBULK_BIG_ARG).
+constexpr size_t big_arg_bytes = 32 * 1024;
+
 void process(self_ptr self, connection_handle hdl) {
   auto& st = self->state;
   auto it = st.conns.find(hdl);
@@ -588,6 +592,11 @@ void process(self_ptr self, connection_handle hdl) {
   }
   if (off > 0)
     c.in.erase(0, off);
+  // A large bulk argument still arriving (a 64 MiB SET): room for all of it
+  // at once, as Redis does, instead of doubling the buffer (and copying and
+  // faulting in the bytes so far) a dozen times on the serving thread.
+  if (size_t want = c.parser.bytes_wanted(); want >= big_arg_bytes && !c.closing)
+    c.in.reserve(c.in.size() + want);
   c.in_process = false;
   if (st.core->pending_ops() >= batch_eager_ops)
     st.core->flush_writes(false);
