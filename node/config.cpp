@@ -103,6 +103,7 @@ node_config::node_config() {
       .add(prewarm_interval, "interval", "period of the prewarm plan")
       .add(prewarm_load_horizon, "load-horizon",
            "the near part of the prediction window a plan loads for")
+      .add(prewarm_min_history, "min-history", "how long a key is followed before prewarm loads it")
       .add(prewarm_memory_bytes, "memory-bytes", "memory of the predictor's model")
       .add(prewarm_max_load_rate, "max-load-rate", "prewarm load rate in bytes/s")
       .add(prewarm_sample_one_in, "sample-one-in", "the predictor sees 1 in N reads and writes")
@@ -303,6 +304,8 @@ std::string node_config::check_values() {
     return bad("kura.prewarm.prediction-window", "at least 1min");
   if (prewarm_load_horizon < std::chrono::minutes(1) || prewarm_load_horizon > prediction_window)
     return bad("kura.prewarm.load-horizon", "1min..kura.prewarm.prediction-window");
+  if (prewarm_min_history.count() < 0)
+    return bad("kura.prewarm.min-history", "0 or more");
   if (prewarm_memory_bytes < (1u << 20))
     return bad("kura.prewarm.memory-bytes", "at least 1048576");
   if (prewarm_max_load_rate < 1024)

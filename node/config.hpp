@@ -73,6 +73,7 @@ struct node_config : caf::actor_system_config {
   // -- kura.prewarm (docs/predictor.md) ---------------------------------------------
   caf::timespan prewarm_interval = std::chrono::minutes(1);
   caf::timespan prewarm_load_horizon = std::chrono::hours(1);
+  caf::timespan prewarm_min_history = std::chrono::hours(24 * 7);
   uint64_t prewarm_memory_bytes = 32ull << 20;
   uint64_t prewarm_max_load_rate = 16ull << 20; ///< bytes/s
   uint64_t prewarm_sample_one_in = 8;

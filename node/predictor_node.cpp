@@ -24,11 +24,12 @@ actors::predictor_settings predictor_settings_of(const node_config& cfg) {
   s.core.min_confidence = cfg.min_confidence;
   s.core.max_load_bytes_per_second = cfg.prewarm_max_load_rate;
   // predictor3's gates (bench/RESULTS.md "Third pass"), as in the bench: a
-  // key is loaded only when its reads start within two cycles and once it has
-  // been followed for a week (the first plan after a restart skips both:
-  // actors/predictor.cpp), and resident keys predicted cold are dropped from
-  // memory to make room (the store's prewarm_drop; L3 keeps them).
+  // key is loaded only when its reads start within two cycles (the first plan
+  // after a restart skips that: actors/predictor.cpp) and once it has been
+  // followed for kura.prewarm.min-history (a week), and resident keys predicted cold are dropped
+  // from memory to make room (the store's prewarm_drop; L3 keeps them).
   s.core.imminent_ms = 2 * s.core.interval_ms;
+  s.core.min_history_ms = ms(cfg.prewarm_min_history);
   s.core.anomaly.min_hit_ratio = cfg.alerts_min_hit_ratio;
   s.core.anomaly.max_storage_share = cfg.alerts_max_storage_share;
   s.model_path = cfg.data_dir + "/predictor.model";

@@ -153,6 +153,11 @@ void predictor::record(const access_event& e) {
   ps.profile.record(e.time_ms, cfg_.profile);
   ps.last_ms = e.time_ms;
   admit(e.key, e);
+  if (!shadows_.empty()) {
+    auto k = keys_.find(std::string(e.key));
+    if (k != keys_.end() && k->second.shadow_until && e.time_ms < k->second.shadow_until)
+      shadow_outcome(k->second, true);
+  }
   if (cfg_.coaccess_prefetch)
     pairs_.record(e.key, e.time_ms);
   // Outcome of a tracked write.
@@ -227,6 +232,12 @@ void predictor::tick(uint64_t now_ms) {
     if (it != keys_.end() && it->second.last_load_ms == open_loads_.front().second)
       load_outcome(it->second, false);
     open_loads_.pop_front();
+  }
+  while (!shadows_.empty() && shadows_.front().second <= now_ms) {
+    auto it = keys_.find(shadows_.front().first);
+    if (it != keys_.end() && it->second.shadow_until == shadows_.front().second)
+      shadow_outcome(it->second, false);
+    shadows_.pop_front();
   }
   // Close tracked writes whose outcome is known: followed for write_track_ms
   // (and, with a TTL, until write_track_ms after expiry, to see re-reads).
@@ -355,8 +366,8 @@ prewarm_plan predictor::make_plan(uint64_t now_ms, const memory_view& mem, bool 
     // (the hour of the next cycle is one it is likely read in), so a load does
     // not wait long in memory for its read; the horizon then says how likely
     // the read is at all.
-    if (!restart && (!imminent(slot.profile, now_ms) ||
-                     slot.profile.first_hour() + cfg_.min_history_ms / hour_ms > hour))
+    if ((!restart && !imminent(slot.profile, now_ms)) ||
+        slot.profile.first_hour() + cfg_.min_history_ms / hour_ms > hour)
       continue;
     const double raw = slot.profile.window_probability(now_ms, to, now_ms, cfg_.profile) *
                        plan.survival * (1 - skipped);
@@ -372,8 +383,13 @@ prewarm_plan predictor::make_plan(uint64_t now_ms, const memory_view& mem, bool 
     if (slot.last_load_ms && now_ms - slot.last_load_ms < 2 * cfg_.load_horizon_ms)
       continue;
     slot.planned_q = static_cast<float>(raw);
-    if (q >= bar)
+    if (q >= bar) {
       cands.push_back(cand{&key, &slot, q, b});
+    } else if (q >= cfg_.min_confidence && !slot.shadow_until && raw >= 0.5) {
+      slot.shadow_until = to;
+      slot.shadow_q = static_cast<float>(raw);
+      shadows_.emplace_back(key, to);
+    }
   }
   plan.candidates = cands.size();
   if (cands.empty())
@@ -523,6 +539,18 @@ void predictor::load_outcome(key_slot& slot, bool used) {
   const size_t b = calibration_bucket(slot.load_q);
   cal_loads_[b] += 1;
   if (used)
+    cal_used_[b] += 1;
+  if (cal_loads_[b] > 4000) {
+    cal_loads_[b] /= 2;
+    cal_used_[b] /= 2;
+  }
+}
+
+void predictor::shadow_outcome(key_slot& slot, bool read) {
+  slot.shadow_until = 0;
+  const size_t b = calibration_bucket(slot.shadow_q);
+  cal_loads_[b] += 1;
+  if (read)
     cal_used_[b] += 1;
   if (cal_loads_[b] > 4000) {
     cal_loads_[b] /= 2;
@@ -690,6 +718,7 @@ void predictor::reset() {
   shortlist_hot_ = 0;
   shortlist_hour_ = UINT64_MAX;
   open_loads_.clear();
+  shadows_.clear();
   for (size_t i = 0; i < survival_buckets; ++i)
     survived_[i] = lost_[i] = 0;
   for (size_t i = 0; i < calibration_buckets; ++i)

@@ -70,9 +70,10 @@ struct predictor_config {
   /// morning's (bench/RESULTS.md "Predictor").
   bool demote_cold = true;
   /// Where the plan's own record is thin, the bar is higher: until
-  /// `evidence_loads` load outcomes are known (loads read while resident, or
-  /// not), a load needs min_confidence plus `thin_margin` of the rest of the
-  /// way to 1 (0.85 for 0.7), the extra shrinking linearly with the record.
+  /// `evidence_loads` outcomes are known (loads read while resident, or not;
+  /// and predictions checked without a load: candidates the raised bar
+  /// refused, read within their horizon or not), a load needs min_confidence plus `thin_margin` of
+  /// the rest of the way to 1 (0.85 for 0.7), the extra shrinking linearly with the record.
   /// Workloads with structure build the record within a few cycles; traces
   /// with little (a few exploratory loads in weeks) keep the high bar.
   double evidence_loads = 32;
@@ -187,9 +188,11 @@ public:
 
   /// The keys to load now (see the file comment). `restart`: the first plan
   /// after the model was loaded into a process whose memory starts empty;
-  /// the imminent and history gates are skipped (they keep loads from waiting
-  /// long in a full memory, but an empty one is filled with everything
-  /// predicted for the horizon, so that the hit ratio recovers at once).
+  /// the imminent gate is skipped (it keeps loads from waiting long in a full
+  /// memory, but an empty one is filled with everything predicted for the
+  /// horizon, so that the hit ratio recovers at once). The history gate
+  /// stays: skipping it loaded keys of a day's history on sdsc that were
+  /// evicted before their read (precision 0.38, bench/RESULTS.md).
   prewarm_plan make_plan(uint64_t now_ms, const memory_view& mem, bool restart = false);
   /// The keys make_plan(now_ms, ...) looks at (those that may reach
   /// min-confidence within the horizon, and with demote_cold the resident
@@ -277,6 +280,8 @@ private:
     float planned_q = 0;       ///< profile probability when last planned
     float load_q = 0;          ///< profile probability of the open load
     bool load_open = false;    ///< loaded, outcome not known yet
+    float shadow_q = 0;        ///< profile probability of an open shadow prediction
+    uint64_t shadow_until = 0; ///< a refused candidate's horizon end (0 = none open)
   };
   struct pattern_slot {
     time_profile profile;
@@ -338,6 +343,11 @@ private:
   float cal_used_[calibration_buckets] = {};
   float cal_loads_[calibration_buckets] = {};
   std::deque<std::pair<std::string, uint64_t>> open_loads_;
+  /// Shadow predictions: candidates the raised bar refused are checked
+  /// without loading them (read within the horizon or not), so the record
+  /// builds even while nothing is loaded (key, horizon end).
+  std::deque<std::pair<std::string, uint64_t>> shadows_;
+  void shadow_outcome(key_slot& slot, bool read);
   float survived_[survival_buckets] = {};
   float lost_[survival_buckets] = {};
 };

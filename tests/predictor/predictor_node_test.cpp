@@ -63,6 +63,8 @@ std::vector<std::string> args(int64_t offset_ms) {
           // with no record of load outcomes yet the plan's bar is this plus
           // half the rest (predictor_config::evidence_loads): 0.55
           "--kura.prewarm.min-confidence=0.1",
+          // the test's model has three hours of history, not a week
+          "--kura.prewarm.min-history=1h",
           "--kura.prewarm.clock-offset-ms=" + std::to_string(offset_ms),
           "--kura.archive.enabled=false"};
 }

@@ -518,6 +518,8 @@ TEST_CASE("imminent gate: a key is loaded only when its reads are about to start
   predictor gated(cfg);
   learn_mornings(gated, "m:", 10, 14);
   CHECK(gated.make_plan(early, mem).items.empty());
+  // The first plan after a restart (memory empty) does not wait.
+  CHECK(gated.make_plan(early, mem, true).items.size() == 10);
   // Two minutes before 08:00 the hour of the next cycle is a read hour.
   CHECK(gated.make_plan(at(2, 0, 7, 58), mem).items.size() == 10);
   // Without the gate the same plan loads at 07:45 already.
@@ -541,6 +543,7 @@ TEST_CASE("history gate: a key followed for less than min_history_ms is not load
   const uint64_t sat = at(0, 5, 7, 58);
   auto plan = young.make_plan(sat, mem);
   CHECK(plan.items.empty());
+  CHECK(young.make_plan(sat, mem, true).items.empty()); // a restart keeps this gate
   // The same evidence is enough once the gate is off.
   cfg.min_history_ms = 0;
   predictor no_gate(cfg);
