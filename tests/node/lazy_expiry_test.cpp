@@ -150,6 +150,8 @@ TEST_CASE("DEBUG LOADAOF without L3 is refused and keeps memory") {
   CHECK(f.run("GET k") == "$1\r\nv\r\n");
 }
 
+// (the fake clock stands still, so the node's version field keeps its size;
+// on a real clock it can grow by a byte and move the value, docs/protocol.md)
 TEST_CASE("DEBUG OBJECT: the value's address stays when INCR overwrites it in place") {
   testing::command_fixture f;
   CHECK(f.run("SET foo 20000") == "+OK\r\n");
