@@ -23,6 +23,8 @@ keyspace::keyspace(keyspace_config cfg, const kura::clock& clk, l3_port* l3)
     mc.lim = cfg_.lim;
     mc.sketch_seed = 0x6b757261 + i;
     shards_.push_back(std::make_unique<memory_cache>(mc));
+    if (l3_ && cfg_.lazy_expire_below)
+      shards_.back()->on_lazy_expire([this](std::string_view key) { expired_in_memory(key); });
   }
   if (l3_) {
     uint64_t words = (cfg_.filter_bits + 63) / 64;
@@ -121,6 +123,29 @@ const entry* keyspace::overlay_entry(std::string_view key, uint64_t now) const {
   return &*i->second;
 }
 
+void keyspace::drop_expired_below(std::string_view key, uint64_t now) {
+  if (!overlay_ || !l3_ || !cfg_.lazy_expire_below)
+    return;
+  auto i = overlay_->find(std::string{key});
+  if (i == overlay_->end() || !i->second || !i->second->expired(now))
+    return;
+  i->second.reset();
+  touch(key);
+  l3_->erase(key);
+}
+
+void keyspace::expired_in_memory(std::string_view key) {
+  // memory holds the newest write of a key it holds, so L3's copy is the
+  // same write (or older): expired as well
+  touch(key);
+  if (overlay_) {
+    auto i = overlay_->find(std::string{key});
+    if (i != overlay_->end())
+      i->second.reset();
+  }
+  l3_->erase(key);
+}
+
 std::optional<entry> keyspace::get(std::string_view key) {
   auto now = clk_.now_ms();
   auto r = shard_for(key).get(key, now, true);
@@ -128,6 +153,7 @@ std::optional<entry> keyspace::get(std::string_view key) {
     return std::move(**r);
   if (auto* e = overlay_entry(key, now))
     return *e;
+  drop_expired_below(key, now);
   return std::nullopt;
 }
 
@@ -236,6 +262,15 @@ void keyspace::clear() {
   last_clear_seq_ = seq_;
   if (l3_)
     l3_->clear();
+}
+
+bool keyspace::drop_memory() {
+  if (!l3_)
+    return false; // memory is all there is
+  ++seq_;
+  for (auto& s : shards_)
+    (void)s->clear();
+  return true;
 }
 
 void keyspace::memory_keys(const std::function<void(std::string_view)>& f) {

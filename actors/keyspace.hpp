@@ -65,6 +65,11 @@ struct keyspace_config {
   /// invalidated).
   std::vector<std::string> sensitive_patterns;
   uint64_t sensitive_max_ttl_ms = 0;
+  /// Lazy expiry reaches L3: a read that finds a key expired (in memory or
+  /// in L3's answer) also erases L3's copy, as Redis deletes a key it finds
+  /// expired (DBSIZE, SCAN and KEYS stop counting it at once). Off for a
+  /// scratch keyspace whose deletes would be replicated (cluster_exec).
+  bool lazy_expire_below = true;
 };
 
 /// Set on staged entries that L4 (the archive) answered; never stored
@@ -78,6 +83,8 @@ class keyspace {
 public:
   /// `l3` may be null: then memory is all there is (L3 off).
   keyspace(keyspace_config cfg, const kura::clock& clk, l3_port* l3);
+  keyspace(const keyspace&) = delete; // the shards call back into this object
+  keyspace& operator=(const keyspace&) = delete;
 
   const keyspace_config& config() const noexcept { return cfg_; }
   const kura::clock& clock() const noexcept { return clk_; }
@@ -144,6 +151,7 @@ public:
       f(std::string_view{e->value}, e->expiry_ms);
       return true;
     }
+    drop_expired_below(key, now);
     if (tap_)
       tap_->on_read(key, now, tap_tier::miss, 0);
     return false;
@@ -172,6 +180,7 @@ public:
       f(key_view{e->value, e->expiry_ms, e->ver, e->flags});
       return true;
     }
+    drop_expired_below(key, now);
     if (tap_)
       tap_->on_read(key, now, tap_tier::miss, 0);
     return false;
@@ -190,6 +199,10 @@ public:
   const char* tier_of(std::string_view key);
   /// Drops everything in memory and in L3.
   void clear();
+  /// Empties the memory shards only (DEBUG RELOAD / LOADAOF): L3 keeps every
+  /// entry (the caller hands it the write-behind queue first), so the next
+  /// reads load each key again from L3 or L4. False without L3.
+  bool drop_memory();
 
   /// Every live key in memory (for KEYS/SCAN when L3 is off).
   void memory_keys(const std::function<void(std::string_view)>& f);
@@ -209,6 +222,10 @@ public:
 
 private:
   const entry* overlay_entry(std::string_view key, uint64_t now) const;
+  /// Lazy expiry of L3's copy: erases it when the overlay holds it expired.
+  void drop_expired_below(std::string_view key, uint64_t now);
+  /// Lazy expiry of a memory entry reaches L3 (memory_cache::on_lazy_expire).
+  void expired_in_memory(std::string_view key);
   void tap_read_below(std::string_view key, uint64_t now, const entry& e);
   void touch(std::string_view key);
   kura::version next_version(uint64_t now);

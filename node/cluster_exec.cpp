@@ -46,6 +46,7 @@ actors::keyspace_config scratch_config() {
   k.shards = 1;
   k.memory_bytes = 16ull << 20; // bigger values stay in the overlay
   k.filter_bits = 1ull << 12;
+  k.lazy_expire_below = false; // a read must not record a delete to replicate
   return k;
 }
 

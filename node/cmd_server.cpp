@@ -379,10 +379,22 @@ const std::vector<config_item>& config_items() {
          return v.empty() ? std::string{}
                           : std::string("kura has no snapshots; L3 keeps every write");
        }},
-      {"appendonly", [](command_context&) { return std::string("no"); },
-       [](command_context&, std::string_view v, bool) {
-         return ieq(v, "no") ? std::string{}
-                             : std::string("kura has no append-only file; L3 keeps every write");
+      // kura's append-only file is L3's write-ahead log (kura.l3.wal): "yes"
+      // while it runs; it cannot be switched at run time
+      {"appendonly",
+       [](command_context& c) {
+         return std::string(c.facts.append_only && c.facts.append_only() ? "yes" : "no");
+       },
+       [](command_context& c, std::string_view v, bool) {
+         bool on = c.facts.append_only && c.facts.append_only();
+         if (!ieq(v, "yes") && !ieq(v, "no"))
+           return std::string("argument must be 'yes' or 'no'");
+         if (ieq(v, on ? "yes" : "no"))
+           return std::string{};
+         return std::string(
+             on ? "the write-ahead log (kura.l3.wal) cannot be turned off at run time"
+                : "the write-ahead log (kura.l3.wal) is off; it cannot be "
+                  "turned on at run time");
        }},
       {"hash-max-listpack-entries",
        [](command_context& c) { return std::to_string(c.state.hash_max_listpack_entries); },
@@ -759,7 +771,7 @@ std::string info_text(command_context& c, std::string_view section) {
     num("async_loading", 0);
     num("rdb_changes_since_last_save", pending + facts.l3_queue_depth);
     num("rdb_bgsave_in_progress", 0);
-    num("aof_enabled", 0);
+    num("aof_enabled", facts.append_only && facts.append_only() ? 1 : 0);
     num("aof_rewrite_in_progress", 0);
     num("kura_l3_enabled", facts.l3_stats ? 1 : 0);
     num("kura_l4_enabled", facts.l4_stats ? 1 : 0);
@@ -1294,9 +1306,14 @@ void cmd_debug(const command_args& a, command_context& c) {
         "    Show low level info about the key and associated value.",
         "PAUSE-CRON <0|1>",
         "    Pause (1) or resume (0) the server's periodic data work: the expiry sweeps.",
+        "LOADAOF",
+        "    Hand L3 every pending write, then empty the memory tiers: each key is read",
+        "    again from L3 or L4 (kura's append-only file is L3's write-ahead log).",
         "PROTOCOL <type>",
         "    Reply with a test value of the specified type: string, integer, double,",
         "    bignum, null, array, set, map, attrib, push, verbatim, true, false.",
+        "RELOAD",
+        "    The same as LOADAOF: kura's snapshot is L3 itself.",
         "SET-ACTIVE-EXPIRE <0|1>",
         "    Setting it to 0 disables the expiry sweeps of memory and L3 (expiry stays",
         "    lazy, on read).",
@@ -1342,6 +1359,19 @@ void cmd_debug(const command_args& a, command_context& c) {
   }
   if (ieq(sub, "protocol") && a.size() == 3)
     return debug_protocol(a[2], c);
+  if ((ieq(sub, "reload") || ieq(sub, "loadaof")) && a.size() == 2) {
+    // kura's snapshot and append-only file are L3 (behind its write-ahead
+    // log): hand L3 the write-behind queue, then empty the memory tiers, so
+    // every key is loaded again from L3 or L4 on its next read, with the
+    // absolute expiry L3 holds (docs/protocol.md).
+    if (!c.facts.save)
+      return put_error(out, "ERR kura runs without L3: there is nothing to reload from");
+    if (c.facts.cluster_enabled)
+      return put_error(out, "ERR DEBUG " + upper(sub) + " is not supported on a cluster node");
+    c.facts.save();
+    c.ks.drop_memory();
+    return put_ok(out);
+  }
   if (ieq(sub, "digest-value") && a.size() >= 2) {
     put_array_header(out, a.size() - 2);
     for (size_t i = 2; i < a.size(); ++i) {
@@ -1360,7 +1390,12 @@ void cmd_debug(const command_args& a, command_context& c) {
                             ? hashval::redis_encoding(v.value, c.state.hash_max_listpack_entries,
                                                       c.state.hash_max_listpack_value)
                             : string_encoding(v.value);
-      line = "refcount:1 encoding:" + std::string(enc) +
+      // "at:" is where the value's bytes are: the memory tier's node (an
+      // overwrite of the same size, such as INCR of 20001, keeps it there) or
+      // the staged copy of an L3/L4 answer
+      char at[32];
+      std::snprintf(at, sizeof at, "%p", static_cast<const void*>(v.value.data()));
+      line = "Value at:" + std::string(at) + " refcount:1 encoding:" + std::string(enc) +
              " serializedlength:" + std::to_string(v.value.size());
     });
     if (line.empty())

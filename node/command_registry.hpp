@@ -156,6 +156,8 @@ struct node_facts {
   uint64_t min_replicas_max_lag = 10; ///< seconds; 0 turns the check off
   /// SAVE: hands L3 every write still pending in the broker (empty: no L3).
   std::function<void()> save;
+  /// CONFIG GET appendonly, INFO aof_enabled: L3's write-ahead log is on.
+  std::function<bool()> append_only;
   /// "busy-reply-threshold" (alias "lua-time-limit"): a script running longer
   /// lets other clients in, answering them -BUSY (0 = never).
   uint64_t busy_reply_threshold_ms = 5000;

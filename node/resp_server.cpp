@@ -780,6 +780,7 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
     st.facts.l3_uncommitted = [snap] { return snap->get().pending; };
     st.facts.l3_expires = [snap] { return snap->get().expires; };
     st.facts.save = [core = st.core] { core->flush_writes(true); };
+    st.facts.append_only = [core = st.core] { return core->log() != nullptr; };
   }
   if (cfg.tls.port != 0) {
     st.tls = std::make_shared<tls_server>();

@@ -130,6 +130,7 @@ struct memory_cache::impl {
   // memory-level stats
   uint64_t hits = 0, misses = 0, puts = 0, erases = 0;
   entry_view view{};
+  std::function<void(std::string_view)> lazy_expired; // on_lazy_expire
 
   // -- shadow adaptation -----------------------------------------------------------
   struct shadow_state {
@@ -459,6 +460,8 @@ const memory_cache::entry_view* memory_cache::find_view(std::string_view key, ui
   if (node_id id = m.l1.table_.find(key, h)) {
     const uint64_t exp = m.l1.table_.expiry(id);
     if (exp != 0 && exp <= now_ms) {
+      if (m.lazy_expired)
+        m.lazy_expired(key);
       m.l1.remove_node(id);
       ++m.l1.st_.expirations;
       ++m.l1.st_.misses;
@@ -480,6 +483,8 @@ const memory_cache::entry_view* memory_cache::find_view(std::string_view key, ui
   if (node_id id = m.l2.table_.find(key, h)) {
     const uint64_t exp = m.l2.table_.expiry(id);
     if (exp != 0 && exp <= now_ms) {
+      if (m.lazy_expired)
+        m.lazy_expired(key);
       m.l2.remove_node(id);
       ++m.l2.st_.expirations;
       ++m.l2.st_.misses;
@@ -501,6 +506,10 @@ const memory_cache::entry_view* memory_cache::find_view(std::string_view key, ui
   if (touch)
     m.on_access(false, h);
   return nullptr;
+}
+
+void memory_cache::on_lazy_expire(std::function<void(std::string_view)> f) {
+  impl_->lazy_expired = std::move(f);
 }
 
 result<std::optional<entry>> memory_cache::get(std::string_view key, uint64_t now_ms, bool touch) {

@@ -128,6 +128,11 @@ public:
   /// Changes the expiry of a resident key; false when absent.
   bool set_expiry(std::string_view key, uint64_t expiry_ms);
 
+  /// Called with the key of each entry a lookup (visit, get) finds expired
+  /// and removes: lazy expiry, not sweep_expired. The keyspace drops the L3
+  /// copy there (actors/keyspace.cpp). Empty function: none.
+  void on_lazy_expire(std::function<void(std::string_view)> f);
+
   /// Calls f(const entry_view&) for every resident entry (no recency change).
   void for_each(const std::function<void(const entry_view&)>& f) const;
 

@@ -158,6 +158,41 @@ TEST_CASE("INFO keyspace counts keys and expires in L3") {
   CHECK(info_line(n, "server", "redis_version:") == "redis_version:7.0.15\r");
 }
 
+TEST_CASE("lazy expiry drops L3's copy; DEBUG LOADAOF reloads from L3 with absolute expiries") {
+  node_process n;
+  REQUIRE(n.ready);
+  // Redis's "Redis should lazy expire keys": with the sweeps off, DBSIZE (an
+  // L3 count) counts expired keys until a read finds them expired
+  CHECK(n.cli("DEBUG SET-ACTIVE-EXPIRE 0") == "OK\n");
+  for (int i = 1; i <= 3; ++i)
+    n.cli("PSETEX lazy" + std::to_string(i) + " 300 a");
+  n.cli("SET stays v");
+  CHECK(n.cli("DBSIZE") == "4\n");
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline && n.cli("PTTL lazy3") != "-2\n")
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  CHECK(n.cli("MGET lazy1 lazy2 lazy3") == "\n\n\n");
+  CHECK(n.cli("DBSIZE") == "1\n");
+  CHECK(n.cli("DEBUG SET-ACTIVE-EXPIRE 1") == "OK\n");
+
+  // DEBUG LOADAOF: memory emptied, every key read again from L3
+  CHECK(n.cli("CONFIG GET appendonly") == "appendonly\nyes\n");
+  CHECK(n.cli("CONFIG SET appendonly yes") == "OK\n");
+  n.cli("SET foo bar EX 100");
+  n.cli("SET foo bar2 KEEPTTL");
+  n.cli("SET p v EX 100");
+  n.cli("GETEX p PERSIST");
+  CHECK(n.cli("DEBUG LOADAOF") == "OK\n");
+  CHECK(n.cli("GET foo") == "bar2\n");
+  auto ttl = std::stoll(n.cli("TTL foo"));
+  CHECK(ttl > 90);
+  CHECK(ttl <= 100);
+  CHECK(n.cli("TTL p") == "-1\n");
+  CHECK(n.cli("GET stays") == "v\n");
+  CHECK(n.cli("DEBUG RELOAD") == "OK\n");
+  CHECK(n.cli("MGET foo p stays") == "bar2\nv\nv\n");
+}
+
 TEST_CASE("client tracking hears of writes made through the ops port (kura set/del/flush)") {
   node_process n;
   REQUIRE(n.ready);
