@@ -178,8 +178,9 @@ public:
   /// nothing stores the tombstone too). Last-writer-wins then refuses any
   /// older copy that arrives later (a hint, a stream batch, a repair).
   erase_counts erase_purge(const std::string& key, const version& v, uint64_t now);
-  /// Collect, once every member purged: the tombstone of `key` at `v` or
-  /// older leaves the store and the hint queues; for tombstone_grace_ms
+  /// Collect, once every member purged: whatever the store and the hint
+  /// queues hold of `key` at `v` or older (the tombstone, or an older copy
+  /// that arrived after the purge) leaves them; for tombstone_grace_ms
   /// copies of `key` at `v` or older are refused (in memory only: nothing of
   /// the key stays in a file).
   erase_counts erase_collect(const std::string& key, const version& v, uint64_t now);

@@ -29,7 +29,10 @@ node::erase_counts node::erase_purge(const std::string& key, const version& v, u
 
 node::erase_counts node::erase_collect(const std::string& key, const version& v, uint64_t now) {
   erase_counts n;
-  if (auto e = store_->get(key); e && e->is_tombstone() && !(v < e->ver)) {
+  // Anything at v or older goes: the tombstone, and an older copy that
+  // reached a member after its purge (a stream batch read before the
+  // holder's purge, on a member that was not a replica of the key then).
+  if (auto held = store_->version_of(key); held && !(v < *held)) {
     if (store_->erase(key))
       ++n.store;
     tombstones_.forget(key);

@@ -15,7 +15,8 @@ tier_store::tier_store(std::unique_ptr<l3_lmdb> l3, std::shared_ptr<archive::arc
     // before L3 commits their removal. Sensitive keys are dropped instead.
     l3_->set_eviction_listener(
         [this](entry&& e) {
-          if (!e.expired(clk_.now_ms()) && !(never_archive_ && never_archive_(e.key)))
+          if (!e.is_tombstone() && !e.expired(clk_.now_ms()) && // L4 holds no tombstones
+              !(never_archive_ && never_archive_(e.key)))
             (void)l4_->put(std::move(e), clk_.now_ms());
         },
         [this] { return l4_->flush(); });
