@@ -87,6 +87,8 @@ void cluster_core::write(const std::string& key, const std::string& value, uint6
     return;
   }
   auto now = real_clock::instance().now_ms();
+  if (!tombstone && s_.cap_expiry) // retention, sensitive keys (node/cluster_security.hpp)
+    expiry_ms = s_.cap_expiry(key, expiry_ms, now);
   auto rid = node_->write(key, value, now, tombstone, expiry_ms, flags);
   waiting_.emplace(rid, std::move(fn));
   pump_deferred();

@@ -94,6 +94,10 @@ struct cluster_settings {
   exec_fn exec; ///< what runs forwarded commands here (unset: they are refused)
   /// Called once a second on the multiplexer thread (metrics).
   std::function<void(const cluster_core&)> report;
+  /// Caps the expiry of every value written here (kura.retention.max-age,
+  /// sensitive keys' max TTL): (key, expiry ms or 0, now ms) -> expiry. The
+  /// capped expiry travels with the replicated entry. Unset: none.
+  std::function<uint64_t(std::string_view, uint64_t, uint64_t)> cap_expiry;
   /// `kura leave`: asks the process to shut down, which leaves gracefully
   /// (stop_cluster hands off, then the node exits). Unset: refused.
   std::function<void()> on_leave;
@@ -215,6 +219,8 @@ public:
   /// A graceful leave handed everything off (or never started: false).
   bool leave_done() const { return node_ && node_->leave_done(); }
   const gossip::node* core() const { return node_ ? &*node_ : nullptr; }
+  /// The gossip core, for KURA.ERASE's steps (node/cluster_erase.hpp).
+  gossip::node* core_mut() { return node_ ? &*node_ : nullptr; }
 
 private:
   /// pump() for client calls: deliver results, hold messages for the flush.

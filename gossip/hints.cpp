@@ -43,6 +43,37 @@ bool hint_store::acknowledge(node_id target, const std::string& key, const versi
   return true;
 }
 
+size_t hint_store::supersede(const std::string& key, const entry& tomb) {
+  size_t n = 0;
+  for (auto& [t, m] : hints_)
+    if (auto h = m.find(key); h != m.end() && h->second.ver < tomb.ver) {
+      h->second = tomb;
+      ++n;
+    }
+  return n;
+}
+
+size_t hint_store::drop(const std::string& key, const version& upto) {
+  size_t n = 0;
+  for (auto it = hints_.begin(); it != hints_.end();) {
+    auto h = it->second.find(key);
+    if (h != it->second.end() && !(upto < h->second.ver)) {
+      it->second.erase(h);
+      ++n;
+    }
+    it = it->second.empty() ? hints_.erase(it) : std::next(it);
+  }
+  return n;
+}
+
+std::vector<std::string> hint_store::keys() const {
+  std::vector<std::string> out;
+  for (auto& [t, m] : hints_)
+    for (auto& [k, e] : m)
+      out.push_back(k);
+  return out;
+}
+
 std::vector<node_id> hint_store::targets() const {
   std::vector<node_id> out;
   for (auto& [t, m] : hints_)

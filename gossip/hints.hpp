@@ -26,6 +26,15 @@ public:
   std::vector<entry> peek(node_id target, size_t max) const;
   /// The target holds `held` for `key`: drop the hint if it is covered.
   bool acknowledge(node_id target, const std::string& key, const version& held);
+  /// KURA.ERASE: every hint of `key` older than `tomb` (a tombstone) becomes
+  /// `tomb`, so the target gets the erasure instead of the value. Returns
+  /// the hints replaced.
+  size_t supersede(const std::string& key, const entry& tomb);
+  /// KURA.ERASE: drops every hint of `key` at `upto` or older. Returns the
+  /// hints dropped.
+  size_t drop(const std::string& key, const version& upto);
+  /// Keys of every hint, for every target (KURA.ERASE PREFIX/SUBJECT).
+  std::vector<std::string> keys() const;
   /// Targets that have hints.
   std::vector<node_id> targets() const;
   size_t size() const;

@@ -216,7 +216,7 @@ void node::count_streamed(const std::vector<wire_entry>& es) {
 
 bool node::apply_entry(const entry& e, uint64_t now) {
   hlc_.observe(e.ver, now);
-  if (!store_->apply(e))
+  if ((!erased_.empty() && erased_floor(e, now)) || !store_->apply(e))
     return false;
   near_.erase(e.key);
   invalidations_.on_change(e.key, e.ver, now);
@@ -297,7 +297,7 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
     hlc_.observe(e.ver, now);
     if (hm->target == id()) {
       apply_entry(e, now);
-    } else {
+    } else if (erased_.empty() || !erased_floor(e, now)) {
       hints_.add(hm->target, e);
       ++stats_.hints_stored;
       // The hint holder counts as a copy: it must not serve an older near copy.

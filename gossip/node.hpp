@@ -19,6 +19,7 @@
 #include "gossip/tombstones.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -173,6 +174,30 @@ public:
   /// before the key left its store (handoff, tombstone collection).
   version floor(const std::string& key) const;
 
+  // -- erasure (KURA.ERASE on a cluster; node/cluster_erase.hpp drives it) -----
+
+  /// What one erasure step changed on this node.
+  struct erase_counts {
+    uint64_t store = 0; ///< store records replaced (purge) or removed (collect)
+    uint64_t hints = 0; ///< hint-queue entries replaced (purge) or dropped (collect)
+    uint64_t near = 0;  ///< near-cache copies dropped
+  };
+  /// Purge: every copy of `key` older than `v` held here (store, the hint
+  /// queues of every target, the near copy) is replaced by the tombstone of
+  /// version `v`, the erasure's own version (a replica of the key that holds
+  /// nothing stores the tombstone too). Last-writer-wins then refuses any
+  /// older copy that arrives later (a hint, a stream batch, a repair).
+  erase_counts erase_purge(const std::string& key, const version& v, uint64_t now);
+  /// Collect, once every member purged: whatever the store and the hint
+  /// queues hold of `key` at `v` or older (the tombstone, or an older copy
+  /// that arrived after the purge) leaves them; for tombstone_grace_ms
+  /// copies of `key` at `v` or older are refused (in memory only: nothing of
+  /// the key stays in a file).
+  erase_counts erase_collect(const std::string& key, const version& v, uint64_t now);
+  /// Keys held here (store, hint queues, near copies) that `match` accepts.
+  std::vector<std::string>
+  erase_candidates(const std::function<bool(std::string_view)>& match) const;
+
   struct counters {
     uint64_t writes = 0, reads = 0, local_reads = 0, fetches = 0;
     uint64_t replicated = 0, hints_stored = 0, hints_delivered = 0;
@@ -303,6 +328,9 @@ private:
   // handoff: key -> replicas that confirmed holding our version
   std::map<std::string, std::map<node_id, version>> handoff_acks_;
   counters stats_;
+  /// erase_collect's floors: key -> (version refused up to, until ms).
+  std::map<std::string, std::pair<version, uint64_t>> erased_;
+  bool erased_floor(const entry& e, uint64_t now);
 };
 
 } // namespace kura::gossip

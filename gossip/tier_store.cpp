@@ -6,14 +6,17 @@
 namespace kura::gossip {
 
 tier_store::tier_store(std::unique_ptr<l3_lmdb> l3, std::shared_ptr<archive::archive> l4,
-                       const clock& clk, uint64_t ring_seed)
-    : replica_store(ring_seed), l3_(std::move(l3)), l4_(std::move(l4)), clk_(clk) {
+                       const clock& clk, uint64_t ring_seed,
+                       std::function<bool(std::string_view)> never_archive)
+    : replica_store(ring_seed), l3_(std::move(l3)), l4_(std::move(l4)), clk_(clk),
+      never_archive_(std::move(never_archive)) {
   if (l4_) {
     // As in the tier chain: L3's victims go down, and the archive commits them
-    // before L3 commits their removal.
+    // before L3 commits their removal. Sensitive keys are dropped instead.
     l3_->set_eviction_listener(
         [this](entry&& e) {
-          if (!e.expired(clk_.now_ms()))
+          if (!e.is_tombstone() && !e.expired(clk_.now_ms()) && // L4 holds no tombstones
+              !(never_archive_ && never_archive_(e.key)))
             (void)l4_->put(std::move(e), clk_.now_ms());
         },
         [this] { return l4_->flush(); });
@@ -50,15 +53,15 @@ result<std::unique_ptr<tier_store>> tier_store::open(l3_config l3,
   return open(std::move(l3), std::move(t4), clk, ring_seed);
 }
 
-result<std::unique_ptr<tier_store>> tier_store::open(l3_config l3,
-                                                     std::shared_ptr<archive::archive> l4,
-                                                     const clock& clk, uint64_t ring_seed,
-                                                     bool background) {
+result<std::unique_ptr<tier_store>>
+tier_store::open(l3_config l3, std::shared_ptr<archive::archive> l4, const clock& clk,
+                 uint64_t ring_seed, bool background, std::function<bool(std::string_view)> never) {
   l3.tombstones = true;
   auto t3 = l3_lmdb::open(std::move(l3), clk);
   if (!t3)
     return t3.err();
-  std::unique_ptr<tier_store> s(new tier_store(std::move(*t3), std::move(l4), clk, ring_seed));
+  std::unique_ptr<tier_store> s(
+      new tier_store(std::move(*t3), std::move(l4), clk, ring_seed, std::move(never)));
   if (auto st = s->build_index(); !st)
     return st.err();
   if (background)
@@ -362,6 +365,39 @@ status tier_store::flush() {
   if (auto s = l3_->flush(); !s)
     return s;
   return l4_ ? l4_->flush() : status{};
+}
+
+result<uint64_t> tier_store::rewrite_for_erase(const std::function<bool(std::string_view)>& erased,
+                                               bool retire_dictionaries) {
+  if (auto st = flush(); !st)
+    return st;
+  std::lock_guard<std::mutex> lk(tiers_mu_);
+  if (auto st = l3_->compact_rewrite(); !st)
+    return error{st.err().code, "L3 rewrite: " + st.message()};
+  uint64_t segments = 0;
+  if (l4_) {
+    if (auto st = l4_->flush(); !st)
+      return st;
+    auto p = l4_->begin_erase_rewrite(erased, retire_dictionaries);
+    while (p && !p->done)
+      p = l4_->compaction_step(4u << 20);
+    if (!p) {
+      l4_->abort_compaction();
+      return error{p.err().code, "L4 rewrite: " + p.err().to_string()};
+    }
+    segments = p->segments_done;
+    if (auto st = l4_->compact_index(); !st)
+      return error{st.err().code, "L4 index rewrite: " + st.message()};
+  }
+  return segments;
+}
+
+bool tier_store::archived(std::string_view key) const {
+  if (!l4_)
+    return false;
+  std::lock_guard<std::mutex> lk(tiers_mu_);
+  auto v = l4_->held_version(key);
+  return v && *v;
 }
 
 // -- background commits ------------------------------------------------------------

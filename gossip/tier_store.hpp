@@ -68,9 +68,12 @@ public:
   /// The same over an archive opened by the caller (kura-node: its settings);
   /// `l4` may be null. The store must be the archive's only user.
   /// `background`: commit on a worker thread (see the file comment).
+  /// `never_archive`: keys L3's eviction drops instead of archiving
+  /// (kura.security.sensitive-patterns); unset: every victim is archived.
   static result<std::unique_ptr<tier_store>>
   open(l3_config l3, std::shared_ptr<archive::archive> l4, const clock& clk,
-       uint64_t ring_seed = ring_config{}.seed, bool background = false);
+       uint64_t ring_seed = ring_config{}.seed, bool background = false,
+       std::function<bool(std::string_view)> never_archive = {});
   ~tier_store() override;
 
   bool apply(const entry& e) override;
@@ -88,6 +91,19 @@ public:
   status tick(size_t sweep_budget = 256) override;
   /// Commits everything now.
   status flush() override;
+
+  /// KURA.ERASE on a cluster node (node/cluster_erase.hpp): commits what is
+  /// queued, then rewrites L3's data.mdb as a rebuilt copy, every archive
+  /// segment that holds dead records (`erased` names the erased keys, whose
+  /// dictionary training samples go; `retire_dictionaries`: every
+  /// dictionary-compressed segment too) and the archive index, so that the
+  /// bytes of removed records leave the files (docs/security.md). Runs on the
+  /// owner's thread and holds the tiers while it runs. Returns the archive
+  /// segments rewritten.
+  result<uint64_t> rewrite_for_erase(const std::function<bool(std::string_view)>& erased,
+                                     bool retire_dictionaries);
+  /// Whether L4 holds `key` (any version).
+  bool archived(std::string_view key) const;
 
   /// The last I/O error met by apply/erase/get (they answer false/nullopt).
   /// With background commits, the worker's errors come out of tick()/flush().
@@ -128,7 +144,7 @@ public:
 
 private:
   tier_store(std::unique_ptr<l3_lmdb> l3, std::shared_ptr<archive::archive> l4, const clock& clk,
-             uint64_t ring_seed);
+             uint64_t ring_seed, std::function<bool(std::string_view)> never_archive);
   status build_index();
   std::optional<entry> read(std::string_view key, const version& want) const;
   std::optional<entry> read_tiers(std::string_view key, const version& want) const;
@@ -148,6 +164,7 @@ private:
   std::unique_ptr<l3_lmdb> l3_;
   std::shared_ptr<archive::archive> l4_;
   const clock& clk_;
+  std::function<bool(std::string_view)> never_archive_;
   struct meta {
     version ver;
     uint8_t flags = 0;

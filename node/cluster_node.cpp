@@ -1,4 +1,5 @@
 #include "node/cluster_node.hpp"
+#include "node/cluster_security.hpp"
 
 #include "actors/kura.hpp"
 #include "gossip/tier_store.hpp"
@@ -75,7 +76,8 @@ open_cluster_store(const node_config& cfg, l3_config l3, const kura::clock& clk)
   // Background commits: LMDB commits (and their fdatasync) run on the
   // store's worker thread, not on the multiplexer thread that serves clients.
   auto s =
-      gossip::tier_store::open(std::move(l3), std::move(l4), clk, gossip::ring_config{}.seed, true);
+      gossip::tier_store::open(std::move(l3), std::move(l4), clk, gossip::ring_config{}.seed, true,
+                               sensitive_matcher(cfg)); // sensitive keys are never archived
   if (!s)
     return error{s.err().code, "cannot open L3 in " + path + ": " + s.err().to_string()};
   // The memory tier (--memory-bytes) is the read cache in front of cluster

@@ -11,7 +11,7 @@ namespace kura::node {
 namespace {
 
 void put_receipt(out_buffer& out, const erase_receipt& r, int resp) {
-  put_map_header(out, 14, resp);
+  put_map_header(out, 15, resp);
   auto s = [&](const char* n, const std::string& v) {
     put_bulk(out, n);
     put_bulk(out, v);
@@ -34,13 +34,25 @@ void put_receipt(out_buffer& out, const erase_receipt& r, int resp) {
   u("l4-segments", r.l4_segments);
   u("started-ms", r.started_ms);
   u("finished-ms", r.finished_ms);
+  // one map per cluster member (docs/security.md, "Erasure on a cluster")
+  put_bulk(out, "nodes");
+  put_array_header(out, r.nodes.size());
+  for (auto& n : r.nodes) {
+    put_map_header(out, 7, resp);
+    s("node", n.node);
+    s("state", n.state);
+    u("l3", n.l3);
+    u("l4", n.l4);
+    u("hints", n.hints);
+    u("near", n.near);
+    u("l4-segments", n.l4_segments);
+  }
 }
 
 bool have_book(command_context& c) {
   if (c.facts.erase)
     return true;
-  put_error(c.out, "ERR KURA.ERASE is not available on this node (not built for cluster mode yet, "
-                   "see docs/security.md)");
+  put_error(c.out, "ERR KURA.ERASE is not available on this node");
   return false;
 }
 

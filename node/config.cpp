@@ -373,11 +373,6 @@ std::string node_config::check_values() {
     return bad("kura.retention.max-age", "at least 1s (or 0s: no cap)");
   if (sensitive_max_ttl.count() < 0)
     return bad("kura.security.sensitive-max-ttl", "must not be negative");
-  if (!sensitive_pattern_list().empty() && cluster_enabled())
-    return bad("kura.security.sensitive-patterns",
-               "not built for cluster mode yet (docs/security.md)");
-  if (retention_max_age.count() != 0 && cluster_enabled())
-    return bad("kura.retention.max-age", "not built for cluster mode yet (docs/security.md)");
   if (tls_port != 0) {
     if (tls_cert_file.empty() || tls_key_file.empty())
       return bad("kura.tls.port", "needs kura.tls.cert-file and kura.tls.key-file");

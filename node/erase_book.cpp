@@ -99,32 +99,73 @@ std::string erase_receipt::to_json() const {
   num("l4_segments", l4_segments);
   num("started_ms", started_ms);
   num("finished_ms", finished_ms);
+  if (!nodes.empty()) { // last: json_field finds the top-level fields first
+    s += ",\"nodes\":[";
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      auto& n = nodes[i];
+      s += i ? ",{" : "{";
+      s += "\"node\":" + json_quote(n.node) + ",\"state\":" + json_quote(n.state);
+      for (auto [name, v] : {std::pair<const char*, uint64_t>{"l3", n.l3},
+                             {"l4", n.l4},
+                             {"hints", n.hints},
+                             {"near", n.near},
+                             {"l4_segments", n.l4_segments}})
+        s += ",\"" + std::string{name} + "\":" + std::to_string(v);
+      s += '}';
+    }
+    s += ']';
+  }
   s += '}';
   return s;
 }
 
-std::optional<erase_receipt> erase_receipt::from_json(std::string_view line) {
-  erase_receipt r;
-  auto s = [&](const char* n, std::string& out) {
-    auto v = json_field(line, n);
+namespace {
+
+/// json_field as a string (s) or a number (u), for one flat object.
+struct json_reader {
+  std::string_view obj;
+  bool s(const char* n, std::string& out) const {
+    auto v = json_field(obj, n);
     if (!v)
       return false;
     out = std::move(*v);
     return true;
-  };
-  auto u = [&](const char* n, uint64_t& out) {
-    auto v = json_field(line, n);
+  }
+  bool u(const char* n, uint64_t& out) const {
+    auto v = json_field(obj, n);
     if (!v || v->empty() || v->size() > 19)
       return false;
     out = std::stoull(*v);
     return true;
-  };
-  if (!s("id", r.id) || r.id.empty() || !s("node", r.node) || !s("mode", r.mode) ||
-      !s("digest", r.digest) || !s("state", r.state) || !s("error", r.error) ||
-      !u("requested", r.requested) || !u("matched", r.matched) || !u("memory", r.memory) ||
-      !u("l3", r.l3) || !u("l4", r.l4) || !u("l4_segments", r.l4_segments) ||
-      !u("started_ms", r.started_ms) || !u("finished_ms", r.finished_ms))
+  }
+};
+
+} // namespace
+
+std::optional<erase_receipt> erase_receipt::from_json(std::string_view line) {
+  erase_receipt r;
+  json_reader j{line};
+  if (!j.s("id", r.id) || r.id.empty() || !j.s("node", r.node) || !j.s("mode", r.mode) ||
+      !j.s("digest", r.digest) || !j.s("state", r.state) || !j.s("error", r.error) ||
+      !j.u("requested", r.requested) || !j.u("matched", r.matched) || !j.u("memory", r.memory) ||
+      !j.u("l3", r.l3) || !j.u("l4", r.l4) || !j.u("l4_segments", r.l4_segments) ||
+      !j.u("started_ms", r.started_ms) || !j.u("finished_ms", r.finished_ms))
     return std::nullopt;
+  auto at = line.find("\"nodes\":[");
+  if (at == std::string_view::npos)
+    return r;
+  for (auto rest = line.substr(at);;) { // one flat object per node
+    auto open = rest.find('{'), close = rest.find('}');
+    if (open == std::string_view::npos || close == std::string_view::npos || close < open)
+      break;
+    json_reader o{rest.substr(open, close - open + 1)};
+    erase_node_row n;
+    if (!o.s("node", n.node) || !o.s("state", n.state) || !o.u("l3", n.l3) || !o.u("l4", n.l4) ||
+        !o.u("hints", n.hints) || !o.u("near", n.near) || !o.u("l4_segments", n.l4_segments))
+      return std::nullopt;
+    r.nodes.push_back(std::move(n));
+    rest = rest.substr(close + 1);
+  }
   return r;
 }
 

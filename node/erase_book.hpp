@@ -41,6 +41,17 @@ constexpr uint8_t keys = 1;    ///< the keys named
 constexpr uint8_t prefix = 2;  ///< every key starting with the prefix
 constexpr uint8_t subject = 3; ///< every key of a data subject (node/subjects.hpp)
 } // namespace erase_kind
+/// One node's part of an erasure on a cluster (node/cluster_erase.hpp).
+struct erase_node_row {
+  std::string node;         ///< the member's node id
+  std::string state;        ///< "pending" (not reached yet), "purged", "done"
+  uint64_t l3 = 0;          ///< L3 records replaced by the tombstone, then removed
+  uint64_t l4 = 0;          ///< L4 copies removed
+  uint64_t hints = 0;       ///< hint-queue entries replaced, then dropped
+  uint64_t near = 0;        ///< near-cache copies dropped
+  uint64_t l4_segments = 0; ///< archive segments rewritten
+};
+
 /// One erasure as KURA.ERASE STATUS and `kura erase` show it.
 struct erase_receipt {
   std::string id;
@@ -57,6 +68,8 @@ struct erase_receipt {
   uint64_t l4_segments = 0; ///< archive segments rewritten
   uint64_t started_ms = 0;
   uint64_t finished_ms = 0; ///< 0 while running
+  /// Cluster mode: one row per member (empty on a single node).
+  std::vector<erase_node_row> nodes;
   std::string to_json() const;
   /// Parses to_json's output; nullopt on anything else.
   static std::optional<erase_receipt> from_json(std::string_view line);

@@ -7,8 +7,10 @@
 #include "actors/cluster.hpp"
 #include "actors/store.hpp"
 #include "node/archive_node.hpp"
+#include "node/cluster_erase.hpp"
 #include "node/cluster_metrics.hpp"
 #include "node/cluster_node.hpp"
+#include "node/cluster_security.hpp"
 #include "node/config.hpp"
 #include "node/erase.hpp"
 #include "node/metrics.hpp"
@@ -284,17 +286,20 @@ int main(int argc, char** argv) {
       cs.marks_dir = cfg.data_dir;
       cs.report = node::cluster_metrics_hook(metrics.get());
       cs.on_leave = [] { on_stop_signal(shutdown_command); }; // kura leave
+      cs.cap_expiry = node::cluster_expiry_cap(cfg);          // retention, sensitive keys
+      // KURA.ERASE's per-member steps (node/cluster_erase.hpp)
+      cs.exec = node::cluster_erase_exec(std::make_shared<node::cluster_erase_memory>(),
+                                         std::move(cs.exec));
       cluster = actors::spawn_cluster(sys, std::move(cs), incarnation, std::move(cluster_store));
       rc_cfg.cluster = cluster.core;
     }
-    // KURA.ERASE (node/erase.hpp); not in cluster mode yet (docs/security.md)
-    std::shared_ptr<node::erase_book> erasures;
+    // KURA.ERASE (node/erase.hpp; on a cluster node/cluster_erase.hpp)
+    std::shared_ptr<node::erase_book> erasures = std::make_shared<node::erase_book>(
+        cfg.data_dir + "/erase-receipts.log", rc_cfg.security.node_name);
+    if (auto why = erasures->load(); !why.empty())
+      std::cerr << "kura-node: erase: " << why << std::endl;
+    rc_cfg.facts.erase = erasures;
     if (!cfg.cluster_enabled()) {
-      erasures = std::make_shared<node::erase_book>(cfg.data_dir + "/erase-receipts.log",
-                                                    rc_cfg.security.node_name);
-      if (auto why = erasures->load(); !why.empty())
-        std::cerr << "kura-node: erase: " << why << std::endl;
-      rc_cfg.facts.erase = erasures;
       rc_cfg.facts.subjects = subjects;
       if (!subject_rules->empty())
         rc_cfg.facts.subject_rules = subject_rules;
@@ -304,7 +309,10 @@ int main(int argc, char** argv) {
     auto resp = node::spawn_resp_server(sys, store.core, rc_cfg, metrics.get(), listening);
     std::string listen_err = ready.get();
     caf::actor eraser;
-    if (erasures)
+    if (cluster.core)
+      eraser =
+          node::spawn_cluster_eraser(sys, erasures, cluster.core, resp, subject_rules, subjects);
+    else
       eraser = node::spawn_erase_coordinator(
           sys, erasures, {store.broker, store.l3, l4.compactor, resp, subject_rules, subjects});
     caf::actor ops;

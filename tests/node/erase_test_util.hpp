@@ -37,9 +37,11 @@ inline std::string marked_value(const char* tag, int i) {
   return v;
 }
 
+#ifndef KURA_TEST_BULK_DEFINED // tests/cluster/cluster_harness.hpp has the same
 inline std::string bulk(const std::string& s) {
   return "$" + std::to_string(s.size()) + "\r\n" + s + "\r\n";
 }
+#endif
 
 inline void pipeline(client& c, const std::vector<std::vector<std::string>>& cmds) {
   for (size_t i = 0; i < cmds.size(); i += 500) {
