@@ -21,6 +21,21 @@
 // would need a third access to be protected (cloudPhysicsIO 10%: 0.763 with,
 // 0.785 without; orm-night 10% prefers without, so it is adapted too).
 //
+// -- returning keys (a ghost history; memory_cache_config::returning_keys) --------
+//
+// Off by default (2 bytes per entry over the 80-byte budget). With it on and
+// "promote reused", a key that misses but was read within about the last
+// capacity reads (1..2 x capacity, tiers/recency_filter.hpp: two generations
+// of a blocked Bloom filter, 8 bits per entry each, one 64-bit word per probe)
+// is marked reused as it enters L1, as if it had been hit there: it was
+// evicted too early, as a key in S3-FIFO's ghost queue or ARC's B1/B2 was,
+// and goes to protected if admitted. Every read is noted (hits included: a
+// key's last read, not its eviction, dates it), so the shadow simulations,
+// which share one such filter over the sampled reads, model the same rule.
+// Measured (bench/RESULTS.md, issue 14 third pass; kura-bench-hitratio
+// --returning): web07 10% 0.4219 -> 0.4201, cloudPhysicsIO 10% 0.7538 ->
+// 0.7530, 1% 0.8319 -> 0.8312.
+//
 // -- adapting the window: shadow simulations (default) ----------------------------
 //
 // No fixed setting is best everywhere: recency-heavy traces (orm-night, web07)
@@ -62,8 +77,10 @@
 // Growing the window moves L2's victims into L1; shrinking it moves L1's LRU
 // entries into L2's probation (no admission test: they were already in
 // memory). Cost: ~3 MB of simulations per shard (in byte mode at most 1/32
-// of the capacity, else adaptation is off), and for sampled reads 126
-// simulated accesses and 2 sketch increments (for a million-entry shard, 1 read in 1024).
+// of the capacity, else adaptation is off), with returning keys on also the
+// recency filter (2 bytes per entry), and for
+// sampled reads 126 simulated accesses and 2 sketch increments (for a million-entry shard, 1 read
+// in 1024).
 //
 // -- adapting the window: hill climbing (window_adaptation::hill_climbing) --------
 //
@@ -83,6 +100,7 @@
 #include "tiers/l1_lru.hpp"
 #include "tiers/l2_lfu.hpp"
 #include "tiers/policy_sim.hpp"
+#include "tiers/recency_filter.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -127,6 +145,15 @@ struct memory_cache::impl {
   uint64_t sample_hits = 0;
   uint64_t sample_misses = 0;
   bool climb_due = false;
+  // Returning keys (see "returning keys" above): every read is noted in
+  // `recent` (tiny unless returning keys are on); a read that missed
+  // records in last_* whether the key was read in the last ~capacity reads,
+  // and the put that follows it marks the new L1 entry reused.
+  detail::recency_filter recent{0};
+  bool recent_on = false;        // returning keys on: `recent` is sized and fed
+  bool returning_reused = false; // the setting in use is "promote reused"
+  uint64_t last_h = 0;
+  bool last_returning = false;
   // memory-level stats
   uint64_t hits = 0, misses = 0, puts = 0, erases = 0;
   entry_view view{};
@@ -138,6 +165,7 @@ struct memory_cache::impl {
     // One sketch per aging period, shared by the sims of that period (they
     // would hold identical ones).
     frequency_sketch sketch[n_shadow_sketches];
+    detail::recency_filter recent;
     std::vector<double> score;
     std::vector<uint64_t> misses;
     uint32_t shift = 0;  // a key is sampled when mix64(h) % 2^shift == 0
@@ -164,12 +192,14 @@ struct memory_cache::impl {
 
   /// Bytes outside L1 and L2: the sketch and the shadow simulations.
   uint64_t overhead_bytes() const {
-    uint64_t b = l2.sketch().memory_bytes();
+    uint64_t b = l2.sketch().memory_bytes() + recent.memory_bytes();
     for (const auto& s : sh.sims)
       b += s.memory_bytes();
-    if (!sh.sims.empty())
+    if (!sh.sims.empty()) {
       for (const auto& k : sh.sketch)
         b += k.memory_bytes();
+      b += sh.recent.memory_bytes();
+    }
     return b;
   }
 
@@ -300,6 +330,7 @@ struct memory_cache::impl {
   void use_setting(size_t i) {
     sh.current = i;
     l2.set_promote_reused(main_of(i) == main_slru_promote);
+    returning_reused = recent_on && main_of(i) == main_slru_promote;
     l2.set_main_lfu(main_of(i) == main_lfu);
     l2.set_admission_margin(grid_margins[margin_of(i)]);
     sketch().set_sample_factor(grid_decay[decay_of(i)]);
@@ -338,8 +369,11 @@ struct memory_cache::impl {
           for (size_t v = 0; v < n_main; ++v)
             sh.sims.emplace_back(cap, static_cast<uint32_t>(std::lround(w * cap)), mg,
                                  v == main_slru_promote, v == main_lfu,
-                                 cfg.sketch_seed + sh.sims.size() % n_base, &sh.sketch[d]);
+                                 cfg.sketch_seed + sh.sims.size() % n_base, &sh.sketch[d],
+                                 v == main_slru_promote && recent_on);
     }
+    if (recent_on)
+      sh.recent.reset(cap);
     sh.score.assign(sh.sims.size(), 0);
     sh.misses.assign(sh.sims.size(), 0);
     sh.shift = shift;
@@ -361,8 +395,13 @@ struct memory_cache::impl {
     ++sh.sampled;
     for (auto& k : sh.sketch)
       k.increment(h);
+    bool ret = false;
+    if (recent_on) {
+      ret = sh.recent.contains(h);
+      sh.recent.insert(h);
+    }
     for (size_t i = 0; i < sh.sims.size(); ++i)
-      if (!sh.sims[i].access(h))
+      if (!sh.sims[i].access(h, ret))
         ++sh.misses[i];
     if (++sh.in_period >= sh.period)
       climb_due = true; // decided at the start of the next operation
@@ -407,7 +446,9 @@ struct memory_cache::impl {
     const uint64_t n = l1.table_.size() + l2.table_.size();
     if (n > sketch().capacity()) {
       sketch().ensure_capacity(sketch().capacity() * 2);
-      apply_window(window); // the sketch's bytes come out of the capacity
+      if (recent_on)
+        recent.reset(sketch().capacity()); // forgets, as the sketch's re-size does
+      apply_window(window);                // the sketch's bytes come out of the capacity
     }
   }
 };
@@ -427,6 +468,8 @@ memory_cache::memory_cache(memory_cache_config cfg) : impl_(std::make_unique<imp
   impl_->apply_window(impl_->window);
   impl_->l2.set_admission_margin(std::clamp(cfg.admission_margin, -1, 1));
   impl_->l2.set_promote_reused(true); // measured the better start (see the grid below)
+  impl_->returning_reused =
+      cfg.returning_keys && cfg.adaptive_window && cfg.adaptation == window_adaptation::shadow;
   {
     // The grid setting nearest to the initial one.
     size_t best = 0;
@@ -443,6 +486,9 @@ memory_cache::memory_cache(memory_cache_config cfg) : impl_(std::make_unique<imp
       }
     impl_->sh.current = best;
   }
+  impl_->recent_on = impl_->returning_reused;
+  if (impl_->recent_on)
+    impl_->recent.reset(cfg.count_objects ? cfg.capacity_bytes : impl_->sketch().capacity());
   impl_->l1.set_eviction_listener([this](entry&& e) {
     impl_->l2.offer(std::move(e), impl_->now_ms, impl_->l1.last_evicted_reused_);
   });
@@ -472,6 +518,8 @@ const memory_cache::entry_view* memory_cache::find_view(std::string_view key, ui
         m.l1.lru_.move_front(m.l1.table_, id);
         m.l1.table_.set_aux(id, 1);
         m.sketch().increment(h);
+        if (m.recent_on)
+          m.recent.insert(h);
         m.on_access(true, h);
       }
       m.fill_view(m.l1.table_, id);
@@ -494,6 +542,8 @@ const memory_cache::entry_view* memory_cache::find_view(std::string_view key, ui
       if (touch) {
         m.l2.on_hit(id);
         m.sketch().increment(h);
+        if (m.recent_on)
+          m.recent.insert(h);
         m.on_access(true, h);
       }
       m.fill_view(m.l2.table_, id);
@@ -503,8 +553,14 @@ const memory_cache::entry_view* memory_cache::find_view(std::string_view key, ui
     ++m.l2.st_.misses;
   }
   ++m.misses;
-  if (touch)
+  if (touch) {
+    if (m.recent_on) {
+      m.last_h = h;
+      m.last_returning = m.recent.contains(h);
+      m.recent.insert(h);
+    }
     m.on_access(false, h);
+  }
   return nullptr;
 }
 
@@ -568,6 +624,9 @@ status memory_cache::put(entry e, uint64_t now_ms) {
       m.l2.remove_node(in_l2);
     m.fit_caps(m.l1.cost(e));
     st = m.l1.upsert(e, h, now_ms);
+    if (m.returning_reused && !in_l2 && m.last_h == h && m.last_returning)
+      if (node_id id = m.l1.table_.find(e.key, h))
+        m.l1.table_.set_aux(id, 1);
   }
   m.maybe_grow_sketch();
   return st;

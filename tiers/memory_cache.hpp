@@ -65,6 +65,13 @@ struct memory_cache_config {
   /// Capacity counted in entries instead of bytes (each entry costs 1); for
   /// hit-ratio benchmarks against object-counted references.
   bool count_objects = false;
+  /// Returning keys (shadow adaptation only): a read that misses on a key read
+  /// within about the last capacity reads marks it reused, so the "promote
+  /// reused" setting protects it (a ghost history; memory_cache.cpp). Off by
+  /// default: it costs 2 bytes per entry, which the 80-byte budget does not
+  /// hold, and paying for it with a smaller byte-mode simulation budget lost
+  /// the cloudPhysicsIO --bytes bar (bench/RESULTS.md, issue 14 third pass).
+  bool returning_keys = false;
   uint64_t sketch_seed = 0x6b757261; ///< seeds L2's admission coin flips
   limits lim;
 };

@@ -7,13 +7,14 @@
 namespace kura::detail {
 
 policy_sim::policy_sim(uint32_t capacity, uint32_t window, int margin, bool promote_reused,
-                       bool main_lfu, uint64_t seed, const frequency_sketch* shared)
+                       bool main_lfu, uint64_t seed, const frequency_sketch* shared,
+                       bool returning_reused)
     : cap_(std::max<uint32_t>(capacity, 1)),
       wcap_(std::clamp<uint32_t>(window, 1, cap_)), // the newest key is always resident
       mcap_(cap_ - wcap_),
       pcap_(static_cast<uint32_t>(static_cast<uint64_t>(cap_ - wcap_) * 4 / 5)), margin_(margin),
-      promote_reused_(promote_reused), main_lfu_(main_lfu), rng_(seed),
-      own_sketch_(shared ? 16 : cap_), shared_(shared) {
+      promote_reused_(promote_reused), main_lfu_(main_lfu), returning_reused_(returning_reused),
+      rng_(seed), own_sketch_(shared ? 16 : cap_), shared_(shared) {
   nodes_.reserve(cap_ + 1);
   free_.reserve(cap_ + 1); // fixed memory: memory_bytes() does not change
   uint64_t n = 16;
@@ -176,7 +177,7 @@ void policy_sim::to_main(int32_t cand) {
   }
 }
 
-bool policy_sim::access(uint64_t h) {
+bool policy_sim::access(uint64_t h, bool returning) {
   if (!shared_)
     own_sketch_.increment(h);
   int32_t i = find(h);
@@ -195,6 +196,7 @@ bool policy_sim::access(uint64_t h) {
     return true;
   }
   i = alloc(h);
+  nodes_[static_cast<size_t>(i)].reused = returning && returning_reused_;
   push_front(window_, i, seg_window);
   if (window_.count > wcap_) {
     int32_t c = window_.tail;

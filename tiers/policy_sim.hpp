@@ -34,10 +34,12 @@ public:
   /// `capacity` and counts its accesses there.
   policy_sim(uint32_t capacity, uint32_t window, int margin, bool promote_reused = false,
              bool main_lfu = false, uint64_t seed = 0x6b757261,
-             const frequency_sketch* shared = nullptr);
+             const frequency_sketch* shared = nullptr, bool returning_reused = false);
 
   /// One access to the key with hash `h`; returns whether it hit.
-  bool access(uint64_t h);
+  /// `returning`: the key was accessed recently (see recency_filter); a miss
+  /// on it counts as a reuse (promote reused).
+  bool access(uint64_t h, bool returning = false);
 
   uint32_t capacity() const { return cap_; }
   uint32_t window() const { return wcap_; }
@@ -81,6 +83,7 @@ private:
   int margin_;
   bool promote_reused_;
   bool main_lfu_;
+  bool returning_reused_;
   rng rng_;
   std::vector<node> nodes_;
   std::vector<int32_t> free_;

@@ -2,7 +2,7 @@
 // and prints its miss ratio beside a plain LRU and Belady's offline optimum.
 //
 //   kura-bench-hitratio --trace FILE [--sizes 0.01,0.1] [--csv] [--bytes]
-//                       [--extra] [--window F]
+//                       [--extra] [--window F] [--returning]
 //                       [--reference ../shared/traces/reference.csv]
 //
 // FILE: one integer key per line, or the cloudPhysicsIO CSV
@@ -14,6 +14,8 @@
 // charges its real per-entry overhead (node, index, sketch) against that
 // capacity while LRU and Belady count only the object sizes.
 // Capacity = floor(share x distinct), at least 1, as libCacheSim computes it.
+// --returning: the kura rows run with memory_cache_config::returning_keys on
+// (a ghost history of recently read keys; off by default, see memory_cache.cpp).
 // A key-per-line file may carry a size as a second integer (`key size`, the
 // adaptsize-request format); --bytes then uses it.
 // Output: `trace,size,policy,requests,misses,miss_ratio,best_ref,
@@ -157,6 +159,8 @@ uint32_t size_at(const trace& t, size_t i) {
 
 // -- policies ----------------------------------------------------------------------
 
+bool g_returning = false; // --returning
+
 uint64_t run_kura(const trace& t, uint64_t cap, bool bytes, bool adaptive, double window,
                   kura::window_adaptation how = kura::window_adaptation::shadow, int margin = 0) {
   kura::memory_cache_config cfg;
@@ -166,6 +170,7 @@ uint64_t run_kura(const trace& t, uint64_t cap, bool bytes, bool adaptive, doubl
   cfg.count_objects = !bytes;
   cfg.adaptive_window = adaptive;
   cfg.window_fraction = window;
+  cfg.returning_keys = g_returning;
   kura::memory_cache m(cfg);
   uint64_t misses = 0;
   std::string value;
@@ -356,6 +361,8 @@ int main(int argc, char** argv) {
       csv = true;
     else if (a == "--bytes")
       bytes = true;
+    else if (a == "--returning")
+      g_returning = true;
     else if (a == "--extra")
       extra = true;
     else if (a == "--window")
@@ -365,7 +372,7 @@ int main(int argc, char** argv) {
       reference_given = true;
     } else
       die("unknown argument " + a +
-          " (usage: --trace FILE [--sizes 0.01,0.1] [--csv] [--bytes] [--extra]"
+          " (usage: --trace FILE [--sizes 0.01,0.1] [--csv] [--bytes] [--extra] [--returning]"
           " [--window F] [--reference FILE])");
   }
   if (path.empty())

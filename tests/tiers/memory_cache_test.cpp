@@ -5,6 +5,7 @@
 #include "tiers/l2_lfu.hpp"
 #include "tiers/memory_cache.hpp"
 #include "tiers/random.hpp"
+#include "tiers/recency_filter.hpp"
 
 #include <doctest/doctest.h>
 
@@ -536,6 +537,49 @@ TEST_CASE("policy_sim: an LRU-only setting behaves as LRU, admission resists a s
     hits += tiny.access(h(k));
   CHECK(hits >= 7);
   CHECK(tiny.memory_bytes() > 0);
+}
+
+TEST_CASE("recency_filter: remembers about the last period of keys, then forgets them") {
+  detail::recency_filter f(1000);
+  auto h = [](uint64_t k) { return hash64(key_of(k)); };
+  for (uint64_t k = 0; k < 1000; ++k)
+    f.insert(h(k));
+  for (uint64_t k = 0; k < 1000; ++k)
+    CHECK(f.contains(h(k)));
+  // period - 1 more inserts: the first keys are in the older generation,
+  // still known (a key is remembered for at least `period` later inserts).
+  for (uint64_t k = 1000; k < 1999; ++k)
+    f.insert(h(k));
+  int known = 0;
+  for (uint64_t k = 0; k < 1000; ++k)
+    known += f.contains(h(k));
+  CHECK(known == 1000);
+  // The next insert ends the second period and clears that generation: only
+  // false positives remain.
+  f.insert(h(1999));
+  int stale = 0, unseen = 0;
+  for (uint64_t k = 0; k < 1000; ++k) {
+    stale += f.contains(h(k));
+    unseen += f.contains(h(k + 1000000));
+  }
+  CHECK(stale < 100);
+  CHECK(unseen < 100);
+  CHECK(f.memory_bytes() >= 2 * 1000); // 8 bits per key and generation
+}
+
+TEST_CASE("policy_sim: a returning key is protected when it leaves the window") {
+  // Capacity 4: window 1, main 3 (2 protected); ties admit (margin -1), so
+  // new keys churn probation. A key marked returning on its miss counts as
+  // reused and enters protected, where the churn does not reach it.
+  auto h = [](uint64_t k) { return hash64(key_of(k)); };
+  for (bool returning : {false, true}) {
+    CAPTURE(returning);
+    detail::policy_sim sim(4, 1, -1, true, false, 0x6b757261, nullptr, returning);
+    CHECK_FALSE(sim.access(h(0), true)); // a returning miss (ignored unless enabled)
+    for (uint64_t k = 1; k <= 20; ++k)
+      CHECK_FALSE(sim.access(h(k)));
+    CHECK(sim.access(h(0)) == returning);
+  }
 }
 
 TEST_CASE("policy_sim: simulations sharing one sketch miss exactly as with their own") {
