@@ -912,9 +912,27 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
              "dropped an unexpected message " + to_string(mv.content()).substr(0, 120));
     return caf::result<caf::message>{caf::sec::unexpected_message};
   });
+  // An exception escaping a handler ends the coordinator (CAF's rule): say
+  // which, so that a node that drops out of its cluster tells why.
+  self->set_exception_handler([](caf::scheduled_actor*, std::exception_ptr& x) -> caf::error {
+    try {
+      std::rethrow_exception(x);
+    } catch (const std::exception& e) {
+      std::cerr << "kura-node: cluster: coordinator stopped by an exception: " << e.what()
+                << std::endl;
+    } catch (...) {
+      std::cerr << "kura-node: cluster: coordinator stopped by an unknown exception" << std::endl;
+    }
+    return caf::sec::runtime_error;
+  });
   // Commit what the store holds when the coordinator stops (runs on the
   // multiplexer thread, like every other use of the store).
-  self->attach_functor([core = st.core] { core->flush_store(); });
+  self->attach_functor([self, core = st.core](const caf::error& reason) {
+    if (reason && reason != caf::exit_reason::user_shutdown && reason != caf::exit_reason::kill)
+      std::cerr << "kura-node: cluster: coordinator ended: " << self->system().render(reason)
+                << std::endl;
+    core->flush_store();
+  });
   self->send(self, tick_atom::value);
   return {
       [self](tick_atom) {
