@@ -80,6 +80,18 @@ void kill_and_check(std::vector<std::string> args, std::chrono::milliseconds win
     for (int w = 0; w < writers; ++w)
       ts.emplace_back(write_until, n.port, w, std::ref(stop),
                       std::ref(logs[static_cast<size_t>(w)]));
+    // the load runs from the first acknowledgement of every writer: a node's
+    // first fdatasync can wait seconds behind a busy disk (another test's
+    // dirty pages), which says nothing about what a kill loses
+    auto first_acks = steady::now() + std::chrono::seconds(60);
+    auto all_acked = [&] {
+      for (auto& log : logs)
+        if (acked_by(log, steady::now()) == 0)
+          return false;
+      return true;
+    };
+    while (!all_acked() && steady::now() < first_acks)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
     std::this_thread::sleep_for(load);
     killed_at = steady::now();
     CHECK(n.stop(SIGKILL) == 128 + SIGKILL);
