@@ -3,6 +3,7 @@
 
 #include "actors/cluster.hpp"
 #include "actors/messages.hpp"
+#include "actors/peer_link.hpp"
 #include "gossip/rebalance.hpp"
 #include "node/cli_reply.hpp"
 #include "node/json_writer.hpp"
@@ -105,7 +106,7 @@ caf::actor connect_ops(caf::actor_system& sys, caf::scoped_actor& self, const st
   if (!split_host_port(hp, host, port))
     return {};
   caf::actor out;
-  self->request(sys.middleman().actor_handle(), timeout, caf::connect_atom::value, host, port)
+  self->request(actors::peer_connector(sys), timeout, caf::connect_atom::value, host, port)
       .receive(
           [&](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
             if (ptr)
