@@ -43,8 +43,10 @@ node_config::node_config() {
       .add(cluster_port, "cluster-port", "ops port for the kura CLI (0 = off)")
       .add(data_dir, "data-dir", "directory for L3 (and L4) data")
       .add(memory_bytes, "memory-bytes", "bytes for L1+L2, all shards together");
-  opt_group{custom_options_, "kura.memory"}.add(shards, "shards",
-                                                "memory shards (key-hash partitions)");
+  opt_group{custom_options_, "kura.memory"}
+      .add(shards, "shards", "memory shards (key-hash partitions)")
+      .add(memory_max_value_bytes, "max-value-bytes",
+           "with L3: values of this size or more stay out of memory (L3 serves them; 0 = none)");
   opt_group{custom_options_, "kura.limits"}
       .add(max_key_bytes, "max-key-bytes", "largest key")
       .add(max_value_bytes, "max-value-bytes", "largest value")

@@ -30,6 +30,8 @@ struct node_config : caf::actor_system_config {
 
   // -- kura.memory / kura.limits ------------------------------------------------
   size_t shards = 4;
+  /// kura.memory.max-value-bytes: with L3, larger values are not copied into memory.
+  uint64_t memory_max_value_bytes = 4ull << 20;
   uint64_t max_key_bytes = 64 * 1024;
   uint64_t max_value_bytes = 64ull << 20;
   uint64_t proto_max_bulk_len = 512ull << 20;

@@ -195,6 +195,7 @@ int main(int argc, char** argv) {
     actors::store_config sc;
     sc.ks.shards = cfg.shards;
     sc.ks.memory_bytes = cfg.memory_bytes;
+    sc.ks.memory_max_value_bytes = cfg.memory_max_value_bytes;
     sc.ks.lim.max_key_bytes = cfg.max_key_bytes;
     sc.ks.lim.max_value_bytes = cfg.max_value_bytes;
     sc.ks.node_id = static_cast<uint32_t>(::getpid());
