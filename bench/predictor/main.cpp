@@ -229,6 +229,7 @@ struct options {
   double restart_at = -1;
   bool coaccess = false;
   bool tier_choice = false;
+  bool shadow_below_bar = false; ///< --shadow-below-bar
   bool skip_none = false; ///< --predictor-only: experiments (the `none` rows are deterministic)
   double min_confidence = 0.7;
   double horizon_min = 60;
@@ -269,6 +270,7 @@ pred::predictor_config predictor_config_for(const options& o) {
   pred::predictor_config c;
   c.coaccess_prefetch = o.coaccess;
   c.tier_choice = o.tier_choice;
+  c.shadow_below_bar = o.shadow_below_bar;
   c.min_confidence = o.min_confidence;
   c.load_horizon_ms = static_cast<uint64_t>(o.horizon_min * pred::minute_ms);
   if (o.history_h >= 0)
@@ -769,6 +771,8 @@ int main(int argc, char** argv) {
       write_trace = val();
     else if (a == "--coaccess")
       o.coaccess = true;
+    else if (a == "--shadow-below-bar")
+      o.shadow_below_bar = true;
     else if (a == "--predictor-only")
       o.skip_none = true;
     else if (a == "--tier-choice")
