@@ -66,6 +66,10 @@ void cluster_core::start(uint64_t now, std::vector<gossip::node_id> seeds, uint6
   // gossip::node::start seeds the HLC with the store's max_version (L3's
   // persisted high-water mark), so versions keep rising across restarts.
   node_.emplace(nc, seed, std::move(store_));
+  node_->store_for_maintenance().on_store = [this](const entry& e) {
+    if (on_store_change)
+      on_store_change(e);
+  };
   node_->start(now, incarnation);
   pump();
 }

@@ -157,6 +157,13 @@ public:
   /// this node, or nullopt (set by the RESP front end): EVALSHA travels to
   /// the key's owner as EVAL with it.
   std::function<std::optional<std::string>(std::string_view sha)> script_source;
+  /// Client tracking (node/cluster_tracking.hpp), set by the RESP front end:
+  /// every version this node's store takes (on the multiplexer thread), and
+  /// the kura.node.track* / kura.node.invalidate commands peers send (true:
+  /// answered). Unset: none.
+  std::function<void(const entry&)> on_store_change;
+  std::function<bool(const std::vector<std::string>&, const std::function<void(std::string)>&)>
+      tracking_exec;
 
   // -- the coordinator's side ----------------------------------------------------
 

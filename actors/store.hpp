@@ -64,6 +64,8 @@
 
 namespace kura::actors {
 
+class lost_keys;
+
 struct store_config {
   keyspace_config ks;
   uint64_t write_behind_high_water = 1000000;            ///< queued L3 ops before back-pressure
@@ -269,6 +271,9 @@ public:
   /// (nullptr: every key, a flush): the RESP broker's client tracking hears
   /// of writes made through the key/value API (ops port, CLI, embedding).
   std::function<void(const std::string* key)> external_change;
+  /// Keys L3 (without L4) or L4 lost for good (actors/lost_keys.hpp): the
+  /// RESP broker invalidates them for tracking clients. Null: not reported.
+  std::shared_ptr<lost_keys> lost;
   void changed(const std::string* key) {
     if (external_change)
       external_change(key);

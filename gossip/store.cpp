@@ -27,8 +27,11 @@ void replica_store::changed(const entry* before, const entry* after) {
       buckets_[b] ^= d;
       slots_[b >> 2] ^= d;
     }
-  if (after)
+  if (after) {
     note_version(after->ver);
+    if (on_store)
+      on_store(*after);
+  }
   if ((before == nullptr) != (after == nullptr)) {
     const entry* e = before ? before : after;
     uint16_t slot = static_cast<uint16_t>(bucket_of(position(e->key)) >> 2);

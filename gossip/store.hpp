@@ -96,6 +96,11 @@ public:
   version max_version() const { return max_version_; }
   /// Order-independent fingerprint of one stored item (key + version).
   static uint64_t item_digest(const entry& e);
+  /// Called for every version stored (a write, a delete's tombstone, from
+  /// replication, hints, repairs, streaming or erasure), after the store
+  /// took it: client tracking on cluster nodes (actors/cluster.hpp
+  /// on_store_change). Unset: nothing.
+  std::function<void(const entry&)> on_store;
 
 protected:
   /// Implementations call this for every change of a key: `before` is what was

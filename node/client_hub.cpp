@@ -287,14 +287,26 @@ std::vector<std::string> client_hub::prefixes_of(uint64_t id) const {
   return r;
 }
 
-void client_hub::key_read(session& s, std::string_view key, bool present, uint64_t expiry_ms) {
+bool client_hub::wants(const session& s) {
   using namespace tracking_flag;
   if (!s.tracking || (s.tracking_flags & bcast))
-    return;
+    return false;
   if ((s.tracking_flags & optin) && !s.caching_once)
-    return;
-  if ((s.tracking_flags & optout) && s.caching_once)
-    return;
+    return false;
+  return !((s.tracking_flags & optout) && s.caching_once);
+}
+
+void client_hub::key_read(session& s, std::string_view key, bool present, uint64_t expiry_ms) {
+  if (wants(s))
+    track_key(s, key, present, expiry_ms);
+}
+
+void client_hub::key_expires(std::string_view key, uint64_t expiry_ms) {
+  if (expiry_ms != 0 && keys_.count(std::string{key}) != 0)
+    expiries_.emplace(expiry_ms, std::string{key});
+}
+
+void client_hub::track_key(session& s, std::string_view key, bool present, uint64_t expiry_ms) {
   auto [it, fresh] = keys_.try_emplace(std::string{key});
   it->second.insert(s.id);
   if (fresh && expiry_ms != 0)

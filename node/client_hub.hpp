@@ -126,6 +126,13 @@ public:
   uint64_t max_keys() const noexcept { return max_keys_; }
   /// Some client tracks in BCAST mode.
   bool has_bcast() const noexcept { return !prefixes_.empty(); }
+  /// Every BCAST prefix some client tracks ("" = every key), sorted.
+  std::vector<std::string> all_prefixes() const {
+    std::vector<std::string> out;
+    for (auto& [p, ids] : prefixes_)
+      out.push_back(p);
+    return out;
+  }
   /// CLIENT TRACKING ON (again: options change, prefixes add up); returns an
   /// error message or "".
   std::string enable_tracking(session& s, uint32_t flags, uint64_t redirect,
@@ -136,6 +143,15 @@ public:
   /// A read-only command of `s` read `key` (`present`: it exists; expiry_ms
   /// 0 = none): remember it when the client's mode says so.
   void key_read(session& s, std::string_view key, bool present, uint64_t expiry_ms);
+  /// Whether a read of `s` now is tracked (its mode; OPTIN/OPTOUT's CACHING).
+  static bool wants(const session& s);
+  /// key_read without the mode check: a cluster node decides when the
+  /// routed read starts and records the keys when its reply is in.
+  void track_key(session& s, std::string_view key, bool present, uint64_t expiry_ms);
+  /// A tracked key's expiry learned later (a cluster node asks the owner):
+  /// it is invalidated then.
+  void key_expires(std::string_view key, uint64_t expiry_ms);
+  bool tracks(std::string_view key) const { return keys_.count(std::string{key}) != 0; }
   /// THE entry point: `key` changed (by client `origin`, 0 = not a client:
   /// expiry, eviction, another node). Sends the invalidations.
   void key_changed(std::string_view key, uint64_t origin = 0);

@@ -390,6 +390,8 @@ void for_owned(cluster_core& c, uint64_t from, F&& f) {
 /// this node owns as primary (so each key is counted once over the cluster).
 void node_part(cluster_core& c, const std::vector<std::string>& a, const reply_fn& reply) {
   auto sub = lower(a[0]);
+  if (c.tracking_exec && c.tracking_exec(a, reply)) // node/cluster_tracking.hpp
+    return;
   if (sub == "kura.node.watch" && a.size() >= 2)
     return reply(watch_versions(c, a));
   if (sub == "kura.node.exec")

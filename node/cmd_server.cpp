@@ -769,7 +769,8 @@ std::string info_text(command_context& c, std::string_view section) {
     r += "# Persistence\r\n";
     num("loading", 0);
     num("async_loading", 0);
-    num("rdb_changes_since_last_save", pending + facts.l3_queue_depth);
+    num("rdb_changes_since_last_save",
+        facts.writes ? facts.writes() - facts.writes_at_save : pending + facts.l3_queue_depth);
     num("rdb_bgsave_in_progress", 0);
     num("aof_enabled", facts.append_only && facts.append_only() ? 1 : 0);
     num("aof_rewrite_in_progress", 0);
@@ -925,6 +926,8 @@ void cmd_save(const command_args&, command_context& c) {
   if (!c.facts.save)
     return put_error(c.out, "ERR kura runs without L3: there is nothing to save to");
   c.facts.save();
+  if (c.facts.writes)
+    c.facts.writes_at_save = c.facts.writes();
   put_ok(c.out);
 }
 
@@ -995,10 +998,24 @@ void cmd_object_idletime(const command_args& a, command_context& c) {
   put_error(c.out, "ERR An LRU maxmemory policy is not selected, no access time available.");
 }
 
+/// OBJECT REFCOUNT as Redis answers it: a string holding an integer 0-9999
+/// in canonical form is one of Redis's shared integers (refcount INT_MAX)
+/// while no maxmemory is set (Redis stops sharing them under a maxmemory
+/// LRU/LFU policy); every other value has one reference.
+int64_t redis_refcount(const keyspace::key_view& v, const node_facts& f) {
+  int64_t n = 0;
+  if (!(v.flags & entry_flags::hash) && f.maxmemory == 0 && v.value.size() <= 4 &&
+      parse_int64(v.value, n) && n >= 0 && n < 10000 && std::to_string(n) == v.value)
+    return 2147483647;
+  return 1;
+}
+
 void cmd_object_refcount(const command_args& a, command_context& c) {
-  if (!c.ks.exists(a[2]))
+  int64_t refs = 0;
+  c.ks.view(a[2], [&](const keyspace::key_view& v) { refs = redis_refcount(v, c.facts); });
+  if (refs == 0)
     return put_nil(c.out);
-  put_int(c.out, 1); // kura shares no value objects between keys
+  put_int(c.out, refs);
 }
 
 void put_help(command_context& c, const std::vector<const char*>& lines) {
@@ -1395,7 +1412,9 @@ void cmd_debug(const command_args& a, command_context& c) {
       // the staged copy of an L3/L4 answer
       char at[32];
       std::snprintf(at, sizeof at, "%p", static_cast<const void*>(v.value.data()));
-      line = "Value at:" + std::string(at) + " refcount:1 encoding:" + std::string(enc) +
+      line = "Value at:" + std::string(at) +
+             " refcount:" + std::to_string(redis_refcount(v, c.facts)) +
+             " encoding:" + std::string(enc) +
              " serializedlength:" + std::to_string(v.value.size());
     });
     if (line.empty())

@@ -135,8 +135,12 @@ struct node_facts {
   bool cluster_enabled = false; ///< a cluster node (INFO cluster, CONFIG GET cluster-enabled)
   std::function<tier_stats()> l3_stats;     ///< empty when L3 is off
   std::function<uint64_t()> l3_uncommitted; ///< writes L3 has not committed yet
-  std::function<uint64_t()> l3_expires;     ///< L3 entries with an expiry
-  std::function<tier_stats()> l4_stats;     ///< empty when L4 is off
+  /// Writes handed to L3 since start (INFO rdb_changes_since_last_save counts
+  /// from `writes_at_save`, set by SAVE/BGSAVE, as Redis's dirty counter).
+  std::function<uint64_t()> writes;
+  uint64_t writes_at_save = 0;
+  std::function<uint64_t()> l3_expires; ///< L3 entries with an expiry
+  std::function<tier_stats()> l4_stats; ///< empty when L4 is off
   /// SHUTDOWN: asks the process to stop as on SIGTERM (empty: refused).
   std::function<void()> shutdown;
   /// DEBUG SET-ACTIVE-EXPIRE: turns the expiry sweeps on or off (empty: refused).

@@ -5,6 +5,7 @@
 // dir, corrupt L3) print one line and exit 1.
 #include "actors/archive_actors.hpp"
 #include "actors/cluster.hpp"
+#include "actors/lost_keys.hpp"
 #include "actors/store.hpp"
 #include "node/archive_node.hpp"
 #include "node/cluster_erase.hpp"
@@ -213,9 +214,28 @@ int main(int argc, char** argv) {
         1, std::chrono::duration_cast<std::chrono::milliseconds>(cfg.sweep_interval).count()));
     sc.sweep_budget = cfg.sweep_budget;
     actors::l4_handles l4;
+    // keys L3 (without L4) or L4 lose for good: tracking clients are told
+    // (actors/lost_keys.hpp)
+    auto lost = std::make_shared<actors::lost_keys>();
+    if (l3db && !ar)
+      l3db->set_eviction_listener([lost](entry&& e) {
+        if (!e.is_tombstone())
+          lost->add(std::move(e.key));
+      });
     if (ar) {
       l4 = actors::spawn_l4(sys, ar, node::l4_settings(cfg), clk,
-                            node::archive_metrics_hook(metrics.get()));
+                            [hook = node::archive_metrics_hook(metrics.get()), lost,
+                             seen = std::make_shared<uint64_t>(~uint64_t{0})](
+                                archive::archive& a, const actors::l4_counters& c) {
+                              if (hook)
+                                hook(a, c);
+                              auto info = a.inspect();
+                              uint64_t dropped =
+                                  info.segments_dropped_ttl + info.segments_dropped_size;
+                              if (*seen != ~uint64_t{0} && dropped != *seen)
+                                lost->add_all();
+                              *seen = dropped;
+                            });
       std::function<bool(std::string_view)> never_archive; // sensitive keys
       if (!sc.ks.sensitive_patterns.empty())
         never_archive = [p = sc.ks.sensitive_patterns](std::string_view k) {
@@ -251,6 +271,7 @@ int main(int argc, char** argv) {
     if (!model_key_secret.empty())
       sc.model_key_hashes = std::make_shared<actors::model_keys>(model_key_secret);
     auto store = actors::spawn_store(sys, sc, l3db, clk, l4.link, std::move(log));
+    store.core->lost = lost;
     l3db.reset();         // the L3 actor owns it now (closed when it exits)
     caf::actor predictor; // prewarm loads from L3: only with L3
     if (cfg.prewarm_enabled && store.l3)

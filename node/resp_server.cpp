@@ -1,8 +1,10 @@
 #include "node/resp_server.hpp"
 
+#include "actors/lost_keys.hpp"
 #include "node/backpressure.hpp"
 #include "node/cluster_faces.hpp"
 #include "node/cluster_routing.hpp"
+#include "node/cluster_tracking.hpp"
 #include "node/erase.hpp"
 #include "node/metrics.hpp"
 #include "node/ops.hpp"
@@ -101,6 +103,9 @@ struct resp_state {
   std::vector<connection_handle> pumped; ///< connections the busy pump read
   bool pump_armed = false;               ///< a pumped_atom is on its way
   accept_handle tls_acceptor;
+  /// Client tracking on a cluster node (node/cluster_tracking.hpp); after
+  /// `cmds`, whose hub it uses.
+  std::shared_ptr<cluster_tracking> tracking;
   static inline const char* name = "kura.resp";
   ~resp_state() {
     if (core)
@@ -560,7 +565,8 @@ void process(self_ptr self, connection_handle hdl) {
                     f(i->second.sess);
                 },
                 std::move(done));
-          else if (!faces_first(*st.cfg.cluster, reg, c.face, args, c.sess.resp, done))
+          else if (!faces_first(*st.cfg.cluster, reg, c.face, args, c.sess.resp, done) &&
+                   !st.tracking->routed(reg, args, c.sess, done))
             run_clustered(*st.cfg.cluster, args, std::move(done));
           continue;
         }
@@ -780,6 +786,7 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
     st.facts.l3_uncommitted = [snap] { return snap->get().pending; };
     st.facts.l3_expires = [snap] { return snap->get().expires; };
     st.facts.save = [core = st.core] { core->flush_writes(true); };
+    st.facts.writes = [core = st.core] { return core->writes(); };
     st.facts.append_only = [core = st.core] { return core->log() != nullptr; };
   }
   if (cfg.tls.port != 0) {
@@ -814,6 +821,7 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
     cfg.cluster->script_source = [self](std::string_view sha) {
       return self->state.cmds->script_body(sha);
     };
+    st.tracking = cluster_tracking::attach(*cfg.cluster, st.cmds->hub());
   }
   if (auto err = st.cmds->configure_security(cfg.security); !err.empty()) {
     listening->set_value(err);
@@ -963,10 +971,22 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
         auto& st = self->state;
         update_facts(st);
         auto& hub = st.cmds->hub();
+        if (st.core->lost) { // gone from L3 (no L4) or L4: GET no longer finds them
+          std::vector<std::string> lost;
+          bool all = st.core->lost->take(lost);
+          if (hub.active()) {
+            if (all)
+              hub.flushed(0);
+            else
+              for (auto& k : lost)
+                hub.key_changed(k, 0);
+            hub.flush_bcast();
+          }
+        }
         if (hub.active()) {
           auto& ks = st.core->ks();
           hub.expire_due(ks.clock().now_ms(), [&ks](std::string_view k) { return ks.exists(k); });
-          if (!ks.has_l3()) // memory is the only tier: an eviction changes GET
+          if (!ks.has_l3() && !st.cfg.cluster) // memory is the only tier: an eviction changes GET
             hub.probe(tracking_probe_budget, [&ks](std::string_view k) {
               return ks.shard_for(k).locate(k) != memory_region::none;
             });

@@ -107,6 +107,13 @@ TEST_CASE_FIXTURE(hub_fixture, "OBJECT, MEMORY USAGE and FUNCTION") {
   CHECK(run("OBJECT FREQ e").rfind(":", 0) == 0);
   CHECK(run("OBJECT FREQ none") == "$-1\r\n");
   CHECK(run("OBJECT REFCOUNT e") == ":1\r\n");
+  // Redis's shared integers 0-9999 (no maxmemory set): INT_MAX references
+  run("SET shared 9999");
+  CHECK(run("OBJECT REFCOUNT shared") == ":2147483647\r\n");
+  CHECK(run("OBJECT REFCOUNT i") == ":1\r\n"); // 12345: its own object
+  run("SET shared 0999");                      // not canonical: a string
+  CHECK(run("OBJECT REFCOUNT shared") == ":1\r\n");
+  CHECK(run("OBJECT REFCOUNT none") == "$-1\r\n");
   CHECK(run("OBJECT IDLETIME e").rfind("-ERR An LRU maxmemory policy is not selected", 0) == 0);
   CHECK(run("OBJECT HELP").rfind("*", 0) == 0);
   CHECK(run("OBJECT BOGUS x") == "-ERR unknown subcommand 'BOGUS'. Try OBJECT HELP.\r\n");
