@@ -45,6 +45,42 @@ std::vector<uint64_t> level2(const replica_store& s, const slot_mask& f,
   return d;
 }
 
+std::vector<uint64_t> children(const replica_store& s, const slot_mask& f, unsigned bits,
+                               const std::vector<uint16_t>& prefixes) {
+  if (bits == 0) {
+    // The 16 4-bit prefixes hold 1024 slots each: visit occupied slots only.
+    std::vector<uint64_t> d(tree_fanout, 0);
+    s.for_each_occupied_slot([&](uint16_t slot) {
+      if (takes_part(f, slot))
+        d[slot >> 10] ^= s.slot_digest(slot);
+    });
+    return d;
+  }
+  std::vector<uint64_t> d(tree_fanout * prefixes.size(), 0);
+  const unsigned child_bits = bits + tree_bits;
+  for (size_t i = 0; i < prefixes.size(); ++i) {
+    if (bits > 12 || prefixes[i] >= (1u << bits))
+      continue;
+    for (size_t j = 0; j < tree_fanout; ++j) {
+      auto child = static_cast<uint32_t>((prefixes[i] << tree_bits) | j);
+      uint64_t x = 0;
+      if (child_bits == 16) {
+        auto b = static_cast<uint16_t>(child);
+        if (bucket_takes_part(f, b))
+          x = s.bucket_digest(b);
+      } else {
+        // A child of `child_bits` bits covers 2^(14 - child_bits) whole slots.
+        const unsigned span = 1u << (14 - child_bits);
+        for (uint32_t sl = child * span; sl < (child + 1) * span; ++sl)
+          if (takes_part(f, static_cast<uint16_t>(sl)))
+            x ^= s.slot_digest(static_cast<uint16_t>(sl));
+      }
+      d[i * tree_fanout + j] = x;
+    }
+  }
+  return d;
+}
+
 std::vector<size_t> differing(const std::vector<uint64_t>& a, const std::vector<uint64_t>& b) {
   std::vector<size_t> out;
   size_t n = std::min(a.size(), b.size());

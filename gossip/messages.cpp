@@ -48,6 +48,7 @@ KURA_GOSSIP_TYPE(hold_msg, hold)
 KURA_GOSSIP_TYPE(hold_ack_msg, hold_ack)
 KURA_GOSSIP_TYPE(stream_req_msg, stream_req)
 KURA_GOSSIP_TYPE(stream_batch_msg, stream_batch)
+KURA_GOSSIP_TYPE(ae_tree_msg, ae_tree)
 #undef KURA_GOSSIP_TYPE
 
 bool valid_updates(const std::vector<member_update>& us) {
@@ -79,6 +80,16 @@ result<message> decode_as(std::string_view payload) {
     for (auto p : r->prefixes)
       if (p > 255)
         return error{errc::decode_error, "anti-entropy prefix out of range"};
+  }
+  if constexpr (std::is_same_v<T, ae_tree_msg>) {
+    auto bits = r->bits;
+    if ((bits != 0 && bits != 4 && bits != 8 && bits != 12) ||
+        (bits == 0 ? !r->prefixes.empty() || r->digests.size() != 16
+                   : r->prefixes.empty() || r->digests.size() != 16 * r->prefixes.size()))
+      return error{errc::decode_error, "anti-entropy tree message of the wrong shape"};
+    for (auto p : r->prefixes)
+      if (p >= (1u << bits))
+        return error{errc::decode_error, "anti-entropy tree prefix out of range"};
   }
   return message{std::move(*r)};
 }
@@ -149,6 +160,8 @@ result<message> decode_message(std::string_view bytes) {
     return decode_as<stream_req_msg>(p);
   case msg_type::stream_batch:
     return decode_as<stream_batch_msg>(p);
+  case msg_type::ae_tree:
+    return decode_as<ae_tree_msg>(p);
   }
   return error{errc::decode_error, "unknown gossip message type " + std::to_string(env->type)};
 }

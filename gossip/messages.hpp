@@ -43,6 +43,7 @@ enum class msg_type : uint32_t {
   tomb_confirm = 126,
   stream_req = 127,
   stream_batch = 128,
+  ae_tree = 129,
 };
 
 /// Membership state of a member as gossiped.
@@ -205,6 +206,21 @@ struct ae_digest_msg {
   MSGPACK_DEFINE(sid, prefix_bits, reply, prefixes, digests);
 };
 
+/// Anti-entropy, version 2 (type 129; nodes still answer a type-120 round
+/// the old way): a walk down a 16-ary digest tree over the 16-bit buckets
+/// (gossip/anti_entropy.hpp). `bits` (0, 4, 8 or 12) is the length of the
+/// listed prefixes; each is followed by the digests of its 16 children
+/// (bits + 4 long). The root message (bits 0) lists no prefix and carries 16
+/// digests. A node that does not place the sender in its ring drops the
+/// step (and starts a round itself a little later).
+struct ae_tree_msg {
+  uint64_t sid = 0;
+  uint8_t bits = 0;
+  std::vector<uint16_t> prefixes;
+  std::vector<uint64_t> digests; ///< 16 per prefix (16 for the root)
+  MSGPACK_DEFINE(sid, bits, prefixes, digests);
+};
+
 /// Anti-entropy, level 3: the sender's keys and versions in differing
 /// 16-bit buckets.
 struct ae_keys_msg {
@@ -278,7 +294,7 @@ using message =
                  replicate_ack_msg, fetch_msg, fetch_reply_msg, invalidate_msg, invalidate_ack_msg,
                  ae_digest_msg, ae_keys_msg, ae_repair_msg, handoff_msg, handoff_ack_msg,
                  tomb_check_msg, tomb_confirm_msg, hint_msg, hold_msg, hold_ack_msg, stream_req_msg,
-                 stream_batch_msg>;
+                 stream_batch_msg, ae_tree_msg>;
 
 /// The envelope type id of a message.
 msg_type type_of(const message& m);

@@ -180,9 +180,13 @@ status node::on_message(node_id from, std::string_view bytes, uint64_t now) {
   }
   if (from == no_node || from == id())
     return status{};
+  note_time(now);
+  auto refuted = members_.stats().refutations;
   if (!members_.handle(from, *m, now))
     handle(from, *m, now);
   on_view_change(now, false);
+  if (members_.stats().refutations != refuted)
+    catch_up_again(now); // suspected or declared dead: writes may have gone around us
   if (catch_up_ && members_.joined()) {
     std::vector<std::pair<uint64_t, std::string>> ready;
     for (auto it = reads_.begin(); it != reads_.end();)
@@ -203,7 +207,7 @@ void node::send(node_id to, const message& m) {
     return;
   auto bytes = encode(m);
   if (std::holds_alternative<ae_digest_msg>(m) || std::holds_alternative<ae_keys_msg>(m) ||
-      std::holds_alternative<ae_repair_msg>(m))
+      std::holds_alternative<ae_repair_msg>(m) || std::holds_alternative<ae_tree_msg>(m))
     stats_.ae_bytes += bytes.size();
   out_.push_back(outgoing{to, std::move(bytes)});
 }
@@ -395,6 +399,39 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
       auto keys = ae::list_keys(*store_, shared_mask(from), buckets);
       send(from, ae_keys_msg{d->sid, std::move(buckets), std::move(keys)});
     }
+  } else if (auto* t = std::get_if<ae_tree_msg>(&msg)) {
+    // Version 2: one step down the 16-ary tree (gossip/anti_entropy.hpp).
+    if (!ring_.contains(from)) {
+      // We do not place the sender (it is dead or left in our view, e.g. a
+      // restart we have not seen alive yet): every slot would differ and
+      // every key be listed. Start a round ourselves once the views agreed.
+      ++stats_.ae_view_mismatches;
+      ae_retry_.emplace(from, now + std::min<uint64_t>(500, cfg_.members.sync_interval_ms / 4));
+      return;
+    }
+    const auto& mask = shared_mask(from);
+    auto mine = ae::children(*store_, mask, t->bits, t->prefixes);
+    auto diff = ae::differing(mine, t->digests);
+    if (diff.empty())
+      return;
+    auto parent = [&](size_t i) { return t->bits == 0 ? uint16_t{0} : t->prefixes[i / 16]; };
+    std::vector<uint16_t> next;
+    for (size_t i : diff)
+      next.push_back(static_cast<uint16_t>((parent(i) << ae::tree_bits) | (i % ae::tree_fanout)));
+    if (t->bits + ae::tree_bits < 16) {
+      auto bits = static_cast<uint8_t>(t->bits + ae::tree_bits);
+      auto d = ae::children(*store_, mask, bits, next);
+      send(from, ae_tree_msg{t->sid, bits, std::move(next), std::move(d)});
+      return;
+    }
+    std::vector<uint16_t> buckets;
+    for (auto b : next)
+      if (mask.empty() || mask[b >> 2]) // not a slot we leave to its stream
+        buckets.push_back(b);
+    if (buckets.empty())
+      return;
+    auto keys = ae::list_keys(*store_, mask, buckets);
+    send(from, ae_keys_msg{t->sid, std::move(buckets), std::move(keys)});
   } else if (auto* k = std::get_if<ae_keys_msg>(&msg)) {
     auto plan = ae::compare(*store_, shared_mask(from), k->buckets, k->keys);
     if (plan.push.empty() && plan.want.empty())
@@ -855,7 +892,31 @@ bool node::catching_up(uint64_t now) const {
   return catch_up_ && (catch_up_until_ == 0 || now < catch_up_until_);
 }
 
+void node::note_time(uint64_t now) {
+  // A gap longer than a probe period since we last ran (SIGSTOP, a stalled
+  // VM): the others may have suspected or declared us dead and written
+  // around us (hints elsewhere, invalidations given up on). Catch up.
+  bool paused = last_seen_ms_ != 0 && now > last_seen_ms_ + cfg_.members.probe_interval_ms;
+  last_seen_ms_ = std::max(last_seen_ms_, now);
+  if (paused)
+    catch_up_again(now);
+}
+
+void node::catch_up_again(uint64_t now) {
+  if (!cfg_.catch_up_reads || left_ || !members_.joined())
+    return;
+  ++stats_.catch_ups;
+  // Reads ask the other replicas and serve the newest for one sync
+  // interval; near copies may have missed invalidations (a writer stops
+  // retrying a holder it declared dead); anti-entropy with every peer now.
+  catch_up_ = true;
+  catch_up_until_ = now + cfg_.members.sync_interval_ms;
+  near_.clear();
+  sync_step(now);
+}
+
 uint64_t node::read(const std::string& key, uint64_t now) {
+  note_time(now);
   uint64_t rid = next_rid_++;
   ++stats_.reads;
   dispatch_read(rid, key, now);
@@ -989,6 +1050,7 @@ std::vector<client_result> node::take_results() {
 // -- timers ---------------------------------------------------------------------
 
 void node::tick(uint64_t now) {
+  note_time(now);
   members_.tick(now);
   on_view_change(now, true);
   stream_step(now);
@@ -1100,6 +1162,14 @@ void node::tick(uint64_t now) {
         for (auto& e : hints_.peek(t, cfg_.batch))
           send(t, replicate_msg{0, wire_entry::from(e)});
   }
+  for (auto it = ae_retry_.begin(); it != ae_retry_.end();) {
+    if (now < it->second) {
+      ++it;
+      continue;
+    }
+    start_anti_entropy(it->first);
+    it = ae_retry_.erase(it);
+  }
   if (now >= next_sync_ms_) {
     next_sync_ms_ = now + cfg_.members.sync_interval_ms;
     sync_step(now);
@@ -1115,7 +1185,7 @@ void node::start_anti_entropy(node_id peer) {
     return;
   ++stats_.ae_rounds;
   send(peer,
-       ae_digest_msg{next_rid_++, 0, false, {}, anti_entropy::level1(*store_, shared_mask(peer))});
+       ae_tree_msg{next_rid_++, 0, {}, anti_entropy::children(*store_, shared_mask(peer), 0, {})});
 }
 
 void node::sync_step(uint64_t now) {

@@ -217,6 +217,11 @@ public:
     /// Envelope bytes of the anti-entropy messages this node sent (digests,
     /// key lists, repairs): what a sync costs on the wire.
     uint64_t ae_bytes = 0;
+    /// Catch-ups after a pause or a refuted suspicion (reads ask every
+    /// replica for a sync interval; near copies dropped; anti-entropy).
+    uint64_t catch_ups = 0;
+    /// Anti-entropy steps dropped because the sender is not in our ring.
+    uint64_t ae_view_mismatches = 0;
   };
   const counters& stats() const { return stats_; }
 
@@ -224,6 +229,8 @@ private:
   void on_view_change(uint64_t now, bool from_tick);
   void handle(node_id from, const message& m, uint64_t now);
   bool apply_entry(const entry& e, uint64_t now); // LWW + invalidation + hlc
+  void note_time(uint64_t now);                   // detects a pause (SIGSTOP) since we last ran
+  void catch_up_again(uint64_t now); // catch-up reads + anti-entropy, near copies dropped
   void send(node_id to, const message& m);
   void count_streamed(const std::vector<wire_entry>& es);
   void raise_floor(const std::string& key, const version& v);
@@ -288,6 +295,8 @@ private:
   uint64_t next_ring_ms_ = 0;
   std::unique_ptr<replica_store> store_;
   std::map<node_id, std::vector<bool>> masks_; // shared_mask cache, cleared per ring
+  uint64_t last_seen_ms_ = 0;                  // latest `now` seen (pause detection)
+  std::map<node_id, uint64_t> ae_retry_;       // peer -> when to start the round it dropped
   pending_writes writes_;
   hint_store hints_;
   invalidation_tracker invalidations_;

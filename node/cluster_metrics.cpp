@@ -41,7 +41,8 @@ struct cluster_metrics {
   counter_delta hints_stored, hints_delivered, forwarded, remote_reads, writes, reads, inv_sent,
       inv_acked, ae_rounds, ae_repairs, ae_bytes, streamed_bytes, streamed_entries, handed_off,
       gossip_messages, gossip_batches, decode_errors, tombstones_collected, stream_in_bytes,
-      stream_in_entries, cache_hits, cache_misses, redirects_moved, redirects_ask;
+      stream_in_entries, cache_hits, cache_misses, redirects_moved, redirects_ask, catch_ups,
+      ae_view_mismatches;
   Gauge* move_active = nullptr;
   Gauge* move_keys_expected = nullptr;
   std::vector<gossip::node_id> ring_members; ///< what slots_* were computed for
@@ -93,6 +94,8 @@ struct cluster_metrics {
     ae_rounds.set(st.ae_rounds);
     ae_repairs.set(st.ae_repaired);
     ae_bytes.set(st.ae_bytes);
+    catch_ups.set(st.catch_ups);
+    ae_view_mismatches.set(st.ae_view_mismatches);
     streamed_bytes.set(st.streamed_bytes);
     streamed_entries.set(st.streamed_entries);
     handed_off.set(st.handed_off);
@@ -172,6 +175,12 @@ std::function<void(const actors::cluster_core&)> cluster_metrics_hook(node_metri
                              "Entries anti-entropy repaired here (newer versions applied)");
   cm->ae_bytes.c = counter(r, "kura_cluster_anti_entropy_bytes_total",
                            "Bytes of anti-entropy messages sent (digests, key lists, repairs)");
+  cm->catch_ups.c =
+      counter(r, "kura_cluster_catch_ups_total",
+              "Catch-ups after a pause or a refuted suspicion (reads ask every replica)");
+  cm->ae_view_mismatches.c =
+      counter(r, "kura_cluster_anti_entropy_view_mismatches_total",
+              "Anti-entropy steps dropped because the sender is not in this node's ring");
   cm->streamed_bytes.c = counter(r, "kura_cluster_streamed_bytes_total",
                                  "Key and value bytes sent to peers by repair and handoff");
   cm->streamed_entries.c = counter(r, "kura_cluster_streamed_entries_total",

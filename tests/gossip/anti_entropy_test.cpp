@@ -54,6 +54,46 @@ size_t round(replica_store& a, replica_store& b) {
   return shipped;
 }
 
+/// One version-2 round (the 16-ary tree walk node.cpp runs); `digests` gets
+/// the number of digests sent. Returns what round() returns.
+size_t tree_round(replica_store& a, replica_store& b, size_t& digests) {
+  size_t shipped = 0;
+  digests = 0;
+  std::vector<uint16_t> prefixes; // of `bits` bits; none at the root
+  std::vector<uint64_t> sent = ae::children(a, everything, 0, {});
+  replica_store* from = &a;
+  replica_store* to = &b;
+  unsigned bits = 0;
+  for (;;) {
+    digests += sent.size();
+    auto diff = ae::differing(ae::children(*to, everything, bits, prefixes), sent);
+    if (diff.empty())
+      return shipped;
+    std::vector<uint16_t> next;
+    for (size_t i : diff)
+      next.push_back(static_cast<uint16_t>(((bits == 0 ? 0 : prefixes[i / 16]) << 4) | (i % 16)));
+    bits += 4;
+    if (bits == 16) {
+      // `to` found the differing buckets: it lists its keys, `from` compares.
+      auto keys = ae::list_keys(*to, everything, next);
+      shipped += keys.size();
+      auto plan = ae::compare(*from, everything, next, keys);
+      for (auto& e : plan.push)
+        to->apply(e);
+      shipped += plan.push.size();
+      for (auto& k : plan.want)
+        if (auto e = to->get(k)) {
+          from->apply(*e);
+          ++shipped;
+        }
+      return shipped;
+    }
+    sent = ae::children(*to, everything, bits, next);
+    prefixes = std::move(next);
+    std::swap(from, to);
+  }
+}
+
 std::vector<std::pair<std::string, version>> contents(const replica_store& s) {
   std::vector<std::pair<std::string, version>> out;
   s.for_each([&](const entry& e) { out.emplace_back(e.key, e.ver); });
@@ -138,4 +178,66 @@ TEST_CASE("the filter restricts digests to the shared key space") {
   CHECK(ae::differing(la, lb).size() == 1);
   ae::slot_mask none(kura::slot_count, false);
   CHECK(ae::differing(ae::level1(a, none), ae::level1(b, none)).empty());
+}
+
+TEST_CASE("version 2: the 16-ary tree agrees with the flat digests") {
+  memory_store a;
+  for (int i = 0; i < 3'000; ++i)
+    a.apply(make("t" + std::to_string(i), 10 + i, 1));
+  // Every level's digests are the XOR of the buckets beneath them.
+  auto root = ae::children(a, everything, 0, {});
+  std::vector<uint64_t> want(16, 0);
+  for (uint32_t b = 0; b < 65536; ++b)
+    want[b >> 12] ^= a.bucket_digest(static_cast<uint16_t>(b));
+  CHECK(root == want);
+  std::vector<uint16_t> p12 = {0, 7, 4095};
+  auto leaves = ae::children(a, everything, 12, p12);
+  for (size_t i = 0; i < p12.size(); ++i)
+    for (size_t j = 0; j < 16; ++j)
+      CHECK(leaves[i * 16 + j] == a.bucket_digest(static_cast<uint16_t>((p12[i] << 4) | j)));
+  std::vector<uint16_t> p8 = {0, 200};
+  auto mid = ae::children(a, everything, 8, p8);
+  for (size_t i = 0; i < p8.size(); ++i)
+    for (size_t j = 0; j < 16; ++j) {
+      uint64_t x = 0;
+      for (uint32_t k = 0; k < 16; ++k)
+        x ^= a.bucket_digest(static_cast<uint16_t>((((p8[i] << 4) | j) << 4) | k));
+      CHECK(mid[i * 16 + j] == x);
+    }
+}
+
+TEST_CASE("version 2: one round repairs both ways; digests grow with the difference") {
+  rng r(11);
+  const int n = 100'000;
+  size_t last_digests = 0;
+  for (int diff : {1, 10, 100, 1000}) {
+    memory_store a, b;
+    for (int i = 0; i < n; ++i) {
+      auto e = make("k" + std::to_string(i), 1'000 + i, 1);
+      a.apply(e);
+      b.apply(e);
+    }
+    for (int d = 0; d < diff; ++d) {
+      std::string k = "k" + std::to_string(r.below(n));
+      if (d % 2)
+        a.apply(make(k, 500'000 + d, 2));
+      else
+        b.apply(make(k, 500'000 + d, 3));
+    }
+    size_t digests = 0;
+    size_t shipped = tree_round(a, b, digests);
+    CHECK(contents(a) == contents(b));
+    CHECK(shipped >= static_cast<size_t>(diff) / 2);
+    CHECK(shipped <= static_cast<size_t>(diff) * 8 + 4);
+    // At most 16 digests per differing node per level (4 levels), against
+    // version 1's 256 x 256 once every level-1 bucket differs.
+    CHECK(digests <= 16 + 64 * static_cast<size_t>(diff));
+    CHECK(digests >= last_digests);
+    last_digests = digests;
+    MESSAGE(diff << " differing keys of " << n << ": " << digests << " digests");
+    size_t again = 0;
+    CHECK(tree_round(a, b, again) == 0);
+    CHECK(again == 16);
+  }
+  CHECK(last_digests < 65'536 / 2);
 }

@@ -30,6 +30,8 @@ TEST_CASE("every message type round-trips through the envelope") {
       hint_msg{20, 7, wire_entry{"k", "v", 0, 99, 2, 0}},
       hold_msg{key_version{"h", 5, 3}},
       hold_ack_msg{key_version{"h", 5, 3}, key_version{"h", 6, 1}},
+      ae_tree_msg{21, 0, {}, std::vector<uint64_t>(16, 5)},
+      ae_tree_msg{22, 8, {3, 255}, std::vector<uint64_t>(32, 6)},
   };
   for (auto& m : all) {
     auto bytes = encode(m);
@@ -73,4 +75,14 @@ TEST_CASE("garbage, truncation and bad values are decode errors, never crashes")
         errc::decode_error); // state out of range
   CHECK(decode_message(encode(ae_digest_msg{1, 0, false, {}, {1, 2, 3}})).code() ==
         errc::decode_error); // digest vector of the wrong size
+  // Version-2 tree steps: bits 0/4/8/12 only, 16 digests per prefix, prefixes in range.
+  CHECK(decode_message(encode(ae_tree_msg{1, 16, {1}, std::vector<uint64_t>(16)})).code() ==
+        errc::decode_error);
+  CHECK(decode_message(encode(ae_tree_msg{1, 4, {1}, std::vector<uint64_t>(15)})).code() ==
+        errc::decode_error);
+  CHECK(decode_message(encode(ae_tree_msg{1, 4, {16}, std::vector<uint64_t>(16)})).code() ==
+        errc::decode_error);
+  CHECK(decode_message(encode(ae_tree_msg{1, 0, {0}, std::vector<uint64_t>(16)})).code() ==
+        errc::decode_error);
+  CHECK(decode_message(encode(ae_tree_msg{1, 4, {}, {}})).code() == errc::decode_error);
 }
