@@ -608,13 +608,15 @@ int run_rebalance(caf::actor_system& sys, caf::scoped_actor& self, const caf::ac
   auto limit = stall_limit(timeout);
   auto last_change = std::chrono::steady_clock::now();
   std::string last_sig;
+  // each member's last answer, as far as progress goes (a member that does
+  // not answer keeps its last one: flapping answers are no progress)
+  std::vector<std::string> member_sig(peers.size());
   std::vector<std::string> missing; // what keeps the rebalance from being done
   for (;;) {
     move_row now;
     bool all_new = true, any_active = false;
     int64_t eta = -1;
     missing.clear();
-    std::string sig;
     for (size_t i = 0; i < peers.size(); ++i) {
       const auto& name = rep->ring[i].id;
       auto st = ask_peer(sys, self, peers[i], rep->ring[i].address, "ring", {}, timeout, why,
@@ -622,7 +624,6 @@ int run_rebalance(caf::actor_system& sys, caf::scoped_actor& self, const caf::ac
       if (!st) {
         all_new = false;
         missing.push_back(name + ": no answer (" + why + ")");
-        sig += "?";
         continue;
       }
       std::string stale;
@@ -663,9 +664,12 @@ int run_rebalance(caf::actor_system& sys, caf::scoped_actor& self, const caf::ac
         now.ranges += m.ranges;
         now.ranges_done += m.ranges_done;
       }
-      sig += stale + "|" + std::to_string(m.active) + "," + std::to_string(m.keys) + "," +
-             std::to_string(m.bytes) + "," + std::to_string(m.ranges_done) + ";";
+      member_sig[i] = stale + "|" + std::to_string(m.active) + "," + std::to_string(m.keys) + "," +
+                      std::to_string(m.bytes) + "," + std::to_string(m.ranges_done);
     }
+    std::string sig;
+    for (auto& ms : member_sig)
+      sig += ms + ";";
     now.active = any_active || !all_new;
     now.eta_ms = now.active ? eta : -1;
     sum = now;
