@@ -54,7 +54,7 @@ TEST_CASE("the drained mark survives a restart of the drained node and of the ot
   c.start_ring(3);
   INFO(c.logs());
   const int n = 600;
-  REQUIRE(write_keys(c["n1"].port, n));
+  REQUIRE(load_keys(c["n1"].port, n));
   int rc = -1;
   auto out = kura_cli(c["n1"].cluster_port, "--json drain n3", &rc);
   INFO(out);
@@ -110,7 +110,7 @@ TEST_CASE("kura rebalance evens out skewed bytes per node; every key still reads
   c.start_ring(3);
   INFO(c.logs());
   const int n = 300;
-  REQUIRE(write_keys(c["n1"].port, n));
+  REQUIRE(load_keys(c["n1"].port, n));
   // Skew: 4 KiB values under 40 hash tags whose slots n3 does not replicate.
   std::vector<std::string> hot;
   for (int t = 0, tags = 0; tags < 40 && t < 2000; ++t) {

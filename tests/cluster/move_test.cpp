@@ -23,7 +23,7 @@ TEST_CASE("a joining node streams the ranges it now replicates; reads stay corre
   INFO(c.logs());
   REQUIRE(wait_for([&] { return c.all_see_alive(2); }));
   const int n = 2000;
-  REQUIRE(write_keys(c["n1"].port, n));
+  REQUIRE(load_keys(c["n1"].port, n));
   REQUIRE(c.start("n3", slow).ready);
   REQUIRE(wait_for([&] { return c.all_see_alive(3); }));
   // The stream is visible in `kura members` while it runs.
@@ -69,7 +69,7 @@ TEST_CASE("SIGTERM hands every key off: RF copies on the survivors") {
   INFO(c.logs());
   REQUIRE(wait_for([&] { return c.all_see_alive(3); }));
   const int n = 1500;
-  REQUIRE(write_keys(c["n2"].port, n));
+  REQUIRE(load_keys(c["n2"].port, n));
   CHECK(c["n3"].stop(SIGTERM) == 0);
   auto log3 = c["n3"].log();
   INFO(log3);
@@ -95,7 +95,7 @@ TEST_CASE("kura ring, kura leave NODE with progress, kura join HOST:PORT") {
   INFO(c.logs());
   REQUIRE(wait_for([&] { return c.all_see_alive(3); }));
   const int n = 600;
-  REQUIRE(write_keys(c["n1"].port, n));
+  REQUIRE(load_keys(c["n1"].port, n));
   const auto cli = kura_cli;
   int rc = -1;
   auto ring = cli(c["n1"].cluster_port, "--json ring", &rc);
@@ -141,7 +141,7 @@ void joining_under_load(test_cluster& c, int n) {
   REQUIRE(c.start("n1", slow).ready);
   REQUIRE(c.start("n2", slow).ready);
   REQUIRE(wait_for([&] { return c.all_see_alive(2); }));
-  REQUIRE(write_keys(c["n1"].port, n));
+  REQUIRE(load_keys(c["n1"].port, n));
   REQUIRE(c.start("n3", slow).ready);
   REQUIRE(wait_for(
       [&] {
@@ -218,7 +218,7 @@ TEST_CASE(
   INFO(c.logs());
   REQUIRE(wait_for([&] { return c.all_see_alive(3); }));
   const int n = 600;
-  REQUIRE(write_keys(c["n1"].port, n));
+  REQUIRE(load_keys(c["n1"].port, n));
   const auto cli = kura_cli;
   int rc = -1;
   auto out = cli(c["n1"].cluster_port, "--json drain n3", &rc);

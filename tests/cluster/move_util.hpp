@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <set>
 #include <string>
@@ -44,18 +45,37 @@ inline std::vector<std::string> pipeline(uint16_t port,
   return out;
 }
 
-/// Writes keys [0, n) through `port`; true when every SET answered +OK.
-inline bool write_keys(uint16_t port, int n) {
+/// Writes keys [0, n) through `port`; true when every SET answered +OK
+/// (else the first other answer in `why`, when given).
+inline bool write_keys(uint16_t port, int n, std::string* why = nullptr) {
   std::vector<std::vector<std::string>> cmds;
   for (int i = 0; i < n; ++i)
     cmds.push_back({"SET", key_of(i), value_of(i)});
   auto r = pipeline(port, cmds);
-  if (r.size() != cmds.size())
-    return false;
   for (auto& x : r)
-    if (x != "+OK\r\n")
+    if (x != "+OK\r\n") {
+      if (why)
+        *why = x.substr(0, 120);
       return false;
-  return true;
+    }
+  if (r.size() != cmds.size() && why)
+    *why = "no answer to " + std::to_string(cmds.size() - r.size()) + " SETs";
+  return r.size() == cmds.size();
+}
+
+/// write_keys until every SET is acknowledged (a cluster that has just
+/// formed may refuse writes for a moment, more so under ASan): the SETs are
+/// the same each time. Says on stderr why a round failed.
+inline bool load_keys(uint16_t port, int n) {
+  return wait_for(
+      [&] {
+        std::string why;
+        if (write_keys(port, n, &why))
+          return true;
+        std::fprintf(stderr, "load_keys: retrying: %s\n", why.c_str());
+        return false;
+      },
+      60000);
 }
 
 /// Keys of [0, n) whose value read through `port` is wrong or missing; the
