@@ -3,6 +3,7 @@
 
 #include "actors/cluster.hpp"
 #include "actors/messages.hpp"
+#include "actors/peer_link.hpp"
 #include "gossip/rebalance.hpp"
 #include "node/cli_reply.hpp"
 #include "node/json_writer.hpp"
@@ -107,7 +108,7 @@ caf::actor connect_ops(caf::actor_system& sys, caf::scoped_actor& self, const st
   caf::actor out;
   // 3 tries: a connect can lose the race with the CLI's heartbeat (node/cli.cpp)
   for (int attempt = 0; attempt < 3 && !out; ++attempt)
-    self->request(sys.middleman().actor_handle(), timeout, caf::connect_atom::value, host, port)
+    self->request(actors::peer_connector(sys), timeout, caf::connect_atom::value, host, port)
         .receive(
             [&](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
               if (ptr)
