@@ -589,6 +589,7 @@ int run_rebalance(caf::actor_system& sys, caf::scoped_actor& self, const caf::ac
     std::cerr << text << "\n";
   }
   // Each member sets (persists, gossips) its own token count.
+  std::string set_on; // members whose new count is set already
   for (size_t i = 0; i < ids.size(); ++i) {
     uint32_t want = plan.tokens[ids[i]] == rc.vnodes ? 0 : plan.tokens[ids[i]];
     uint32_t have = rep->ring[i].tokens == rc.vnodes ? 0 : rep->ring[i].tokens;
@@ -596,7 +597,13 @@ int run_rebalance(caf::actor_system& sys, caf::scoped_actor& self, const caf::ac
       continue;
     if (!ask_peer(sys, self, peers[i], rep->ring[i].address, "tokens", {std::to_string(want)},
                   timeout, why, unreachable))
-      return fail(json, rep->ring[i].id + ": " + why, unreachable ? 2 : 1);
+      return fail(json,
+                  rep->ring[i].id + ": " + why +
+                      (set_on.empty() ? std::string(" (no token count changed)")
+                                      : " (new token counts already set on" + set_on +
+                                            ": run 'kura rebalance' again to finish)"),
+                  unreachable ? 2 : 1);
+    set_on += " " + rep->ring[i].id;
   }
   // Progress: the members' streams together, until each runs the new ring
   // and none streams. A member that stops answering is dialed again; when
