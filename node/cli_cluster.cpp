@@ -589,6 +589,7 @@ int run_rebalance(caf::actor_system& sys, caf::scoped_actor& self, const caf::ac
     std::cerr << text << "\n";
   }
   // Each member sets (persists, gossips) its own token count.
+  std::string set_on; // members whose new count is set already
   for (size_t i = 0; i < ids.size(); ++i) {
     uint32_t want = plan.tokens[ids[i]] == rc.vnodes ? 0 : plan.tokens[ids[i]];
     uint32_t have = rep->ring[i].tokens == rc.vnodes ? 0 : rep->ring[i].tokens;
@@ -596,7 +597,13 @@ int run_rebalance(caf::actor_system& sys, caf::scoped_actor& self, const caf::ac
       continue;
     if (!ask_peer(sys, self, peers[i], rep->ring[i].address, "tokens", {std::to_string(want)},
                   timeout, why, unreachable))
-      return fail(json, rep->ring[i].id + ": " + why, unreachable ? 2 : 1);
+      return fail(json,
+                  rep->ring[i].id + ": " + why +
+                      (set_on.empty() ? std::string(" (no token count changed)")
+                                      : " (new token counts already set on" + set_on +
+                                            ": run 'kura rebalance' again to finish)"),
+                  unreachable ? 2 : 1);
+    set_on += " " + rep->ring[i].id;
   }
   // Progress: the members' streams together, until each runs the new ring
   // and none streams. A member that stops answering is dialed again; when
@@ -609,13 +616,15 @@ int run_rebalance(caf::actor_system& sys, caf::scoped_actor& self, const caf::ac
   auto limit = stall_limit(timeout);
   auto last_change = std::chrono::steady_clock::now();
   std::string last_sig;
+  // each member's last answer, as far as progress goes (a member that does
+  // not answer keeps its last one: flapping answers are no progress)
+  std::vector<std::string> member_sig(peers.size());
   std::vector<std::string> missing; // what keeps the rebalance from being done
   for (;;) {
     move_row now;
     bool all_new = true, any_active = false;
     int64_t eta = -1;
     missing.clear();
-    std::string sig;
     for (size_t i = 0; i < peers.size(); ++i) {
       const auto& name = rep->ring[i].id;
       auto st = ask_peer(sys, self, peers[i], rep->ring[i].address, "ring", {}, timeout, why,
@@ -623,7 +632,6 @@ int run_rebalance(caf::actor_system& sys, caf::scoped_actor& self, const caf::ac
       if (!st) {
         all_new = false;
         missing.push_back(name + ": no answer (" + why + ")");
-        sig += "?";
         continue;
       }
       std::string stale;
@@ -664,9 +672,12 @@ int run_rebalance(caf::actor_system& sys, caf::scoped_actor& self, const caf::ac
         now.ranges += m.ranges;
         now.ranges_done += m.ranges_done;
       }
-      sig += stale + "|" + std::to_string(m.active) + "," + std::to_string(m.keys) + "," +
-             std::to_string(m.bytes) + "," + std::to_string(m.ranges_done) + ";";
+      member_sig[i] = stale + "|" + std::to_string(m.active) + "," + std::to_string(m.keys) + "," +
+                      std::to_string(m.bytes) + "," + std::to_string(m.ranges_done);
     }
+    std::string sig;
+    for (auto& ms : member_sig)
+      sig += ms + ";";
     now.active = any_active || !all_new;
     now.eta_ms = now.active ? eta : -1;
     sum = now;

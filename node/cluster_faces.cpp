@@ -373,6 +373,15 @@ void face_command(cluster_core& c, face_state& f, const std::vector<std::string_
   put_ok(o);
 }
 
+/// True when this node's store holds one of `keys` (a value or a tombstone).
+bool holds_any(cluster_core& c, const std::vector<std::string_view>& keys) {
+  auto& st = c.core()->store();
+  for (auto k : keys)
+    if (st.version_of(k))
+      return true;
+  return false;
+}
+
 /// -ASK for a read this node would serve from its own copy of `slot` while
 /// the slot is still streaming in: when none of `keys` has arrived yet, the
 /// member it streams from (which holds them) answers, as a Redis node
@@ -384,10 +393,8 @@ std::string ask_redirect(cluster_core& c, const std::vector<std::string_view>& k
   auto src = n->streaming_from(slot);
   if (src == gossip::no_node || src == c.self_id() || is_down(*n, src))
     return {};
-  auto& st = n->store();
-  for (auto k : keys)
-    if (st.version_of(k))
-      return {}; // here already (maybe newer than the source's copy)
+  if (holds_any(c, keys))
+    return {}; // here already (maybe newer than the source's copy)
   auto m = n->members().info(src);
   if (!m)
     return {};
@@ -443,7 +450,7 @@ bool faces_first(cluster_core& c, const command_registry& reg, face_state& f,
   if (!(f.aware || c.settings().redirect_moved) || !c.ready())
     return false;
   // ASKING holds for the one command after it (Redis clears it after any
-  // command): that command is served or proxied here, never redirected.
+  // command).
   bool asking = f.asking;
   f.asking = false;
   auto name = lower(a[0]);
@@ -451,8 +458,6 @@ bool faces_first(cluster_core& c, const command_registry& reg, face_state& f,
     return false; // kura's own commands (KURA.OWNERS ...) answer anywhere
   if (this_node_only(c, name, a, done))
     return true;
-  if (asking)
-    return false;
   std::vector<std::string_view> keys;
   if (reg.keys_of(a, keys) != keys_status::ok || keys.empty())
     return false;
@@ -464,6 +469,12 @@ bool faces_first(cluster_core& c, const command_registry& reg, face_state& f,
   if (v.ranges.empty())
     return false;
   auto& nodes = v.ranges[v.range_of[slot]].nodes;
+  // After ASKING a node that holds a copy of the keys (the member an -ASK
+  // named: it streams the slot to its new replicas) serves the command;
+  // one that does not redirects as ever (Redis: ASKING counts only on a
+  // node importing the slot).
+  if (asking && holds_any(c, keys))
+    return false;
   // kura serves reads from any replica's copy (plain clients too), so a
   // read for a slot this node replicates is served here, READONLY or not:
   // clients such as ioredis see a kura node as a master (it is the primary

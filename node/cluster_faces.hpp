@@ -41,9 +41,10 @@
 // receiving, none of whose keys has arrived yet, gets `-ASK slot host:port`
 // of the member it streams from (which holds them), as a Redis node migrating
 // a slot answers for keys it no longer holds; writes are served at once (last
-// writer wins against the stream). ASKING makes the connection's next key
-// command be served or proxied here, never redirected. Plain connections are
-// never redirected: the node asks the stream's source itself.
+// writer wins against the stream). After ASKING, the connection's next key
+// command is served (or proxied) by a node that holds a copy of its keys;
+// a node that holds none redirects as ever. Plain connections are never
+// redirected: the node asks the stream's source itself.
 // Thread safety: runs on the multiplexer thread with the RESP broker.
 #pragma once
 
@@ -62,7 +63,7 @@ namespace kura::node {
 /// What a connection told us about itself (one per RESP connection).
 struct face_state {
   bool aware = false;  ///< asked for the slot map or sent READONLY/READWRITE/ASKING
-  bool asking = false; ///< sent ASKING: the next key command is not redirected
+  bool asking = false; ///< sent ASKING: the next key command is served where its keys are held
 };
 
 /// CLUSTER, READONLY, READWRITE or ASKING.

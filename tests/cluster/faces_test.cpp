@@ -197,7 +197,9 @@ TEST_CASE("MOVED in cluster mode, proxying for plain clients, READONLY, redis-cl
     CHECK(k.call({"GET", n2_n1[1]}) == val(n2_n1[1]));
     CHECK(k.call({"READWRITE"}) == "+OK\r\n");
     CHECK(k.call({"ASKING"}) == "+OK\r\n");
-    CHECK(k.call({"GET", n2_n3[1]}) == moved_to_n2(n2_n3[1])); // no slot is ever importing
+    // n1 holds no copy of that key: ASKING does not stop the MOVED (as on a
+    // Redis node that does not import the slot; move_ask_test has the -ASK)
+    CHECK(k.call({"GET", n2_n3[1]}) == moved_to_n2(n2_n3[1]));
     // keys of several slots are split and served; kura's own commands anywhere
     CHECK(k.call({"MGET", n2_n3[2], n2_n1[2]}) == "*2\r\n" + val(n2_n3[2]) + val(n2_n1[2]));
     CHECK(k.call({"KURA.OWNERS", n2_n3[0]}) == "*2\r\n$2\r\nn2\r\n$2\r\nn3\r\n");

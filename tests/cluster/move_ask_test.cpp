@@ -25,7 +25,7 @@ TEST_CASE("-ASK sends a cluster client to the stream's source for keys not recei
   INFO(c.logs());
   REQUIRE(wait_for([&] { return c.all_see_alive(2); }));
   const int n = 3000; // ~600 KB; n3 gets about 2/3 of it, at 4 KiB/s
-  REQUIRE(write_keys(c["n1"].port, n));
+  REQUIRE(load_keys(c["n1"].port, n));
   auto mode = slow;
   mode.push_back("--kura.cluster.redirect=moved");
   REQUIRE(c.start("n3", mode).ready);

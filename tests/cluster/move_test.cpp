@@ -23,7 +23,7 @@ TEST_CASE("a joining node streams the ranges it now replicates; reads stay corre
   INFO(c.logs());
   REQUIRE(wait_for([&] { return c.all_see_alive(2); }));
   const int n = 2000;
-  REQUIRE(write_keys(c["n1"].port, n));
+  REQUIRE(load_keys(c["n1"].port, n));
   REQUIRE(c.start("n3", slow).ready);
   REQUIRE(wait_for([&] { return c.all_see_alive(3); }));
   // The stream is visible in `kura members` while it runs.
@@ -69,7 +69,7 @@ TEST_CASE("SIGTERM hands every key off: RF copies on the survivors") {
   INFO(c.logs());
   REQUIRE(wait_for([&] { return c.all_see_alive(3); }));
   const int n = 1500;
-  REQUIRE(write_keys(c["n2"].port, n));
+  REQUIRE(load_keys(c["n2"].port, n));
   CHECK(c["n3"].stop(SIGTERM) == 0);
   auto log3 = c["n3"].log();
   INFO(log3);
@@ -95,7 +95,7 @@ TEST_CASE("kura ring, kura leave NODE with progress, kura join HOST:PORT") {
   INFO(c.logs());
   REQUIRE(wait_for([&] { return c.all_see_alive(3); }));
   const int n = 600;
-  REQUIRE(write_keys(c["n1"].port, n));
+  REQUIRE(load_keys(c["n1"].port, n));
   const auto cli = kura_cli;
   int rc = -1;
   auto ring = cli(c["n1"].cluster_port, "--json ring", &rc);
@@ -141,7 +141,7 @@ void joining_under_load(test_cluster& c, int n) {
   REQUIRE(c.start("n1", slow).ready);
   REQUIRE(c.start("n2", slow).ready);
   REQUIRE(wait_for([&] { return c.all_see_alive(2); }));
-  REQUIRE(write_keys(c["n1"].port, n));
+  REQUIRE(load_keys(c["n1"].port, n));
   REQUIRE(c.start("n3", slow).ready);
   REQUIRE(wait_for(
       [&] {
@@ -160,18 +160,23 @@ TEST_CASE("SIGKILL of the stream's source mid-move loses no acknowledged write")
   INFO(c.logs());
   std::atomic<bool> stop{false};
   std::vector<int> acked;
-  std::thread w([&] { writer(c["n2"].port, stop, acked); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(500)); // writes before the kill
+  std::atomic<size_t> count{0};
+  std::thread w([&] { writer(c["n2"].port, stop, acked, &count); });
+  // writes acknowledged before the kill (however slow the machine), and after it
+  bool wrote = wait_for([&] { return count > 10; }, 60000);
   c["n1"].stop(SIGKILL);
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500)); // and after it
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   stop = true;
   w.join();
-  CHECK(acked.size() > 10);
+  REQUIRE(wrote);
   REQUIRE(wait_for([&] { return member_state(members_json(c["n2"].cluster_port), "n1") == "dead"; },
                    30000));
   // n3 finishes (from n2 now) and both survivors answer every key and write.
   CHECK(wait_for([&] { return !move_active(members_json(c["n3"].cluster_port)); }, 90000));
-  CHECK(wrong_reads(c["n3"].port, n) == 0);
+  std::string first_bad;
+  int bad3 = wrong_reads(c["n3"].port, n, &first_bad);
+  INFO("n3: " << first_bad << "; n3's members: " << members_json(c["n3"].cluster_port));
+  CHECK(bad3 == 0);
   CHECK(wrong_reads(c["n2"].port, n) == 0);
   CHECK(lost_writes(c["n3"].port, acked) == 0);
   CHECK(lost_writes(c["n2"].port, acked) == 0);
@@ -184,14 +189,15 @@ TEST_CASE("SIGKILL of the receiving node mid-move loses no acknowledged write") 
   INFO(c.logs());
   std::atomic<bool> stop{false};
   std::vector<int> acked;
-  std::thread w([&] { writer(c["n1"].port, stop, acked); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  std::atomic<size_t> count{0};
+  std::thread w([&] { writer(c["n1"].port, stop, acked, &count); });
+  bool wrote = wait_for([&] { return count > 10; }, 60000);
   auto dir = c["n3"].data_dir;
   c["n3"].stop(SIGKILL);
   std::this_thread::sleep_for(std::chrono::milliseconds(1000));
   stop = true;
   w.join();
-  CHECK(acked.size() > 10);
+  REQUIRE(wrote);
   CHECK(wrong_reads(c["n1"].port, n) == 0);
   CHECK(lost_writes(c["n2"].port, acked) == 0);
   // Restarted on its (partial) disk, n3 converges (catch-up reads, then
@@ -212,7 +218,7 @@ TEST_CASE(
   INFO(c.logs());
   REQUIRE(wait_for([&] { return c.all_see_alive(3); }));
   const int n = 600;
-  REQUIRE(write_keys(c["n1"].port, n));
+  REQUIRE(load_keys(c["n1"].port, n));
   const auto cli = kura_cli;
   int rc = -1;
   auto out = cli(c["n1"].cluster_port, "--json drain n3", &rc);

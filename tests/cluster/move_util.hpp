@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <set>
 #include <string>
@@ -44,31 +45,56 @@ inline std::vector<std::string> pipeline(uint16_t port,
   return out;
 }
 
-/// Writes keys [0, n) through `port`; true when every SET answered +OK.
-inline bool write_keys(uint16_t port, int n) {
+/// Writes keys [0, n) through `port`; true when every SET answered +OK
+/// (else the first other answer in `why`, when given).
+inline bool write_keys(uint16_t port, int n, std::string* why = nullptr) {
   std::vector<std::vector<std::string>> cmds;
   for (int i = 0; i < n; ++i)
     cmds.push_back({"SET", key_of(i), value_of(i)});
   auto r = pipeline(port, cmds);
-  if (r.size() != cmds.size())
-    return false;
   for (auto& x : r)
-    if (x != "+OK\r\n")
+    if (x != "+OK\r\n") {
+      if (why)
+        *why = x.substr(0, 120);
       return false;
-  return true;
+    }
+  if (r.size() != cmds.size() && why)
+    *why = "no answer to " + std::to_string(cmds.size() - r.size()) + " SETs";
+  return r.size() == cmds.size();
 }
 
-/// Keys of [0, n) whose value read through `port` is wrong or missing.
-inline int wrong_reads(uint16_t port, int n) {
+/// write_keys until every SET is acknowledged (a cluster that has just
+/// formed may refuse writes for a moment, more so under ASan): the SETs are
+/// the same each time. Says on stderr why a round failed.
+inline bool load_keys(uint16_t port, int n) {
+  return wait_for(
+      [&] {
+        std::string why;
+        if (write_keys(port, n, &why))
+          return true;
+        std::fprintf(stderr, "load_keys: retrying: %s\n", why.c_str());
+        return false;
+      },
+      60000);
+}
+
+/// Keys of [0, n) whose value read through `port` is wrong or missing; the
+/// first wrong answer (or "no answer") in `first_bad` when given.
+inline int wrong_reads(uint16_t port, int n, std::string* first_bad = nullptr) {
   std::vector<std::vector<std::string>> cmds;
   for (int i = 0; i < n; ++i)
     cmds.push_back({"GET", key_of(i)});
   auto r = pipeline(port, cmds);
   int bad = n - static_cast<int>(r.size());
+  if (bad > 0 && first_bad)
+    *first_bad = "no answer to " + std::to_string(bad) + " of " + std::to_string(n) + " GETs";
   for (size_t i = 0; i < r.size(); ++i) {
     auto v = value_of(static_cast<int>(i));
-    if (r[i] != "$" + std::to_string(v.size()) + "\r\n" + v + "\r\n")
+    if (r[i] != "$" + std::to_string(v.size()) + "\r\n" + v + "\r\n") {
+      if (bad == 0 && first_bad)
+        *first_bad = key_of(static_cast<int>(i)) + " -> " + r[i].substr(0, 80);
       ++bad;
+    }
   }
   return bad;
 }
@@ -138,15 +164,20 @@ inline bool move_active(const std::string& json) {
 }
 
 /// Writes "w:<i>" through `port` until `stop`, one at a time; the indexes
-/// of the writes that were acknowledged (+OK) land in `acked`.
-inline void writer(uint16_t port, std::atomic<bool>& stop, std::vector<int>& acked) {
+/// of the writes that were acknowledged (+OK) land in `acked` (read it
+/// after the writer ended) and their number in `count` (while it runs).
+inline void writer(uint16_t port, std::atomic<bool>& stop, std::vector<int>& acked,
+                   std::atomic<size_t>* count = nullptr) {
   client c(port);
   for (int i = 0; !stop && c.ok(); ++i) {
     auto r = c.call({"SET", "w:" + std::to_string(i), "v" + std::to_string(i)});
     if (!r)
       break;
-    if (*r == "+OK\r\n")
+    if (*r == "+OK\r\n") {
       acked.push_back(i);
+      if (count)
+        ++*count;
+    }
   }
 }
 
