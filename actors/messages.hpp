@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace kura::actors {
@@ -93,6 +94,8 @@ struct wire_entry {
 /// One write-behind operation.
 struct l3_op {
   enum kind_t : uint8_t { put = 0, erase = 1, clear = 2 };
+  l3_op() = default;
+  l3_op(uint8_t k, wire_entry w) : kind(k), e(std::move(w)) {}
   uint8_t kind = put;
   wire_entry e; ///< put: the entry; erase: only e.key
   /// put of a large value inside one node: the value, shared with the
