@@ -76,8 +76,9 @@
 // without it early; multi2 10%: 0.5043 / 0.4977).
 // Growing the window moves L2's victims into L1; shrinking it moves L1's LRU
 // entries into L2's probation (no admission test: they were already in
-// memory). Cost: ~3 MB of simulations per shard (in byte mode at most 1/32
-// of the capacity, else adaptation is off), with returning keys on also the
+// memory). Cost: ~1.3 MB of simulations per shard (~21 bytes per simulated
+// key and setting; in byte mode at most ~1/73 of the capacity, else adaptation
+// is off), with returning keys on also the
 // recency filter (2 bytes per entry), and for
 // sampled reads 126 simulated accesses and 2 sketch increments (for a million-entry shard, 1 read
 // in 1024).
@@ -117,13 +118,20 @@ constexpr double step_decay = 0.98;
 constexpr double restart_threshold = 0.05;
 constexpr double max_window_share = 1.0;
 // shadow simulations
-constexpr uint64_t shadow_entries = 1024;         // each simulation holds up to ~this many keys
-constexpr double shadow_decay = 0.98;             // weight of the past per decision period
-constexpr double shadow_hysteresis = 0.01;        // switch only for a 1% lower miss score
-constexpr uint32_t shadow_early_periods = 32;     // ... except in the first 32 periods
-constexpr double shadow_min_gap = 1.0;            // and never for less than one miss
-constexpr size_t n_shadow_sketches = 2;           // one per aging period of the grid
-constexpr uint64_t shadow_max_bytes = 3ull << 20; // in byte mode, per shard
+constexpr uint64_t shadow_entries = 1024;     // each simulation holds up to ~this many keys
+constexpr double shadow_decay = 0.98;         // weight of the past per decision period
+constexpr double shadow_hysteresis = 0.01;    // switch only for a 1% lower miss score
+constexpr uint32_t shadow_early_periods = 32; // ... except in the first 32 periods
+constexpr double shadow_min_gap = 1.0;        // and never for less than one miss
+constexpr size_t n_shadow_sketches = 2;       // one per aging period of the grid
+// In byte mode, per shard: 126 settings x 520 keys x ~21 bytes (policy_sim.hpp).
+constexpr uint64_t shadow_max_bytes = 1344ull << 10;
+constexpr uint64_t shadow_key_bytes = 21; // per simulated key and setting, sketches included
+// One simulated key per this many bytes of capacity (126 settings x 48 bytes
+// x 32: before the simulations were compacted to ~21 bytes per key, the rule
+// was "1/32 of the capacity at 48 bytes per key"; the key counts, and so the
+// simulations' choices, were kept).
+constexpr uint64_t shadow_capacity_per_key = 193536;
 // Byte mode: the sketch starts sized for capacity / 256 entries (16..1024) and
 // doubles whenever the cache holds more entries than it is sized for, so a tiny
 // cache is not eaten by its sketch.
@@ -339,19 +347,17 @@ struct memory_cache::impl {
 
   uint64_t entries_now() const { return l1.table_.size() + l2.table_.size(); }
 
-  /// Keys per simulation the memory budget allows: in byte mode the
-  /// simulations (~48 bytes per simulated key each) may take 1/32 of the
-  /// capacity; below 64 keys a simulation says nothing and adaptation is off.
+  /// Keys per simulation the memory budget allows: in byte mode one
+  /// simulated key per shadow_capacity_per_key bytes of capacity (the
+  /// simulations, ~21 bytes per simulated key and setting, then take about
+  /// 1/73 of the capacity) and at most shadow_max_bytes in all; below 64
+  /// keys a simulation says nothing and adaptation is off.
   uint64_t shadow_budget() const {
     if (cfg.count_objects)
-      return shadow_entries;
-    // ~48 bytes per simulated key and setting (node, free list, index, a
-    // share of the sketches), and at most shadow_max_bytes in all: 126
-    // settings hold ~520 keys, as much memory as 63 held at 1024. (Counted in
-    // objects, the benchmarks' mode, the simulations hold shadow_entries.)
-    const uint64_t per_key = 48 * n_settings;
+      return shadow_entries; // the benchmarks' mode
+    const uint64_t per_key = shadow_key_bytes * n_settings;
     return std::min<uint64_t>(
-        {shadow_entries, cfg.capacity_bytes / 32 / per_key, shadow_max_bytes / per_key});
+        {shadow_entries, cfg.capacity_bytes / shadow_capacity_per_key, shadow_max_bytes / per_key});
   }
 
   void shadow_build(uint64_t entries) {
@@ -456,7 +462,7 @@ struct memory_cache::impl {
 memory_cache::memory_cache(memory_cache_config cfg) : impl_(std::make_unique<impl>(cfg)) {
   if (cfg.adaptive_window && cfg.adaptation == window_adaptation::shadow &&
       impl_->shadow_budget() < 64 && cfg.window_fraction == memory_cache_config{}.window_fraction) {
-    // Byte mode too small for the simulations (~6 MB): the start would be the
+    // Byte mode too small for the simulations (~12 MB): the start would be the
     // setting for good, so take fixed W-TinyLFU (window = the newest entry,
     // margin 0, promote reused) rather than LRU (adaptsize-request --bytes 1%,
     // 2.9 MB: 0.7570 vs LRU's 0.7911).

@@ -53,7 +53,7 @@ struct memory_cache_config {
   /// keeps the cache at or below LRU on all of them (a 0% or 20% start loses
   /// to LRU on corda-vaultservice, zigzag or gcc-address while it adapts).
   /// Without adaptation this is the window for good. In byte mode below
-  /// ~6 MB, where the simulations do not fit their budget and the start would
+  /// ~12 MB, where the simulations do not fit their budget and the start would
   /// be final, the default (1) is replaced by 0: fixed W-TinyLFU.
   double window_fraction = 1.0;
   bool adaptive_window = true; ///< adapt the L1 share (see `adaptation`)

@@ -46,38 +46,48 @@ public:
   int margin() const { return margin_; }
   bool main_lfu() const { return main_lfu_; }
   /// Heap bytes (for the memory accounting of memory_cache); a shared sketch
-  /// is not included.
+  /// is not included. Fixed at construction (nothing grows later).
   uint64_t memory_bytes() const;
 
 private:
+  // Layout (memory_cache runs 126 of these): a 16-byte node (key, links), a
+  // meta byte per node, and an open-addressing index at most 2/3 full whose
+  // slots are 2 bytes when the capacity allows (4 otherwise): ~20 bytes per
+  // simulated key. Free nodes are threaded through `next`.
   enum : uint8_t { seg_free = 0, seg_window, seg_probation, seg_protected };
+  static constexpr uint8_t reused_bit = 4; // meta: seg | reused (hit while in the window)
+  static constexpr uint32_t none = UINT32_MAX;
   struct node {
     uint64_t key;
-    int32_t prev;
-    int32_t next;
-    uint8_t seg;
-    bool reused; // hit while in the window
+    uint32_t prev;
+    uint32_t next;
   };
   struct list {
-    int32_t head = -1;
-    int32_t tail = -1;
+    uint32_t head = none;
+    uint32_t tail = none;
     uint32_t count = 0;
   };
 
-  int32_t find(uint64_t h) const;
-  void map_insert(uint64_t h, int32_t idx);
+  uint32_t slot(uint64_t i) const { return narrow_ ? slots16_[i] : slots32_[i]; }
+  void set_slot(uint64_t i, uint32_t v);
+  uint64_t home(uint64_t h) const;
+  uint64_t next_slot(uint64_t i) const { return i + 1 == n_slots_ ? 0 : i + 1; }
+  uint32_t find(uint64_t h) const;
+  void map_insert(uint64_t h, uint32_t idx);
   void map_erase(uint64_t h);
-  void push_front(list& l, int32_t i, uint8_t seg);
-  void unlink(list& l, int32_t i);
+  uint8_t seg(uint32_t i) const { return meta_[i] & 3; }
+  bool reused(uint32_t i) const { return (meta_[i] & reused_bit) != 0; }
+  void push_front(list& l, uint32_t i, uint8_t sg);
+  void unlink(list& l, uint32_t i);
   list& list_of(uint8_t seg);
-  int32_t alloc(uint64_t h);
+  uint32_t alloc(uint64_t h);
   uint32_t freq(uint64_t h) const {
     return shared_ ? shared_->frequency(h) : own_sketch_.frequency(h);
   }
-  void release(int32_t i);
-  void to_main(int32_t cand);
-  void promote(int32_t i);
-  int32_t victim();
+  void release(uint32_t i);
+  void to_main(uint32_t cand);
+  void promote(uint32_t i);
+  uint32_t victim();
 
   uint32_t cap_, wcap_, mcap_, pcap_;
   int margin_;
@@ -86,9 +96,13 @@ private:
   bool returning_reused_;
   rng rng_;
   std::vector<node> nodes_;
-  std::vector<int32_t> free_;
-  std::vector<int32_t> slots_; // open addressing, -1 empty
-  uint64_t mask_;
+  std::vector<uint8_t> meta_;
+  uint32_t free_head_ = none; // free nodes, threaded through `next` (LIFO)
+  bool narrow_;               // 2-byte index slots (capacity < 65535)
+  uint32_t empty_;            // the empty slot's value
+  uint64_t n_slots_;
+  std::vector<uint16_t> slots16_;
+  std::vector<uint32_t> slots32_;
   list window_, probation_, protected_;
   frequency_sketch own_sketch_;    // unused (16 counters) when shared
   const frequency_sketch* shared_; // nullptr: own_sketch_

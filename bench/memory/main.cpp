@@ -1,8 +1,10 @@
 // kura-bench-memory: bytes per entry of L1+L2 (memory_cache) and in-process
 // single-thread throughput on hits.
 //
-//   kura-bench-memory [--entries N] [--runs R] [--ops N]
+//   kura-bench-memory [--entries N] [--runs R] [--ops N] [--returning]
 //
+// --returning: memory_cache_config::returning_keys on (the ghost history of
+// recently read keys, memory_cache.cpp), for both parts.
 // Part 1 (memory): N entries (default 1M) of 10-byte keys and 32-byte values
 // are put into a memory_cache big enough to hold them all, in a forked child
 // per variant, and we report
@@ -56,10 +58,12 @@ std::vector<std::string> make_keys(uint64_t n) {
 }
 
 const std::string value32(32, 'v');
+bool g_returning = false;
 
 kura::memory_cache_config big_config() {
   kura::memory_cache_config cfg;
   cfg.capacity_bytes = 4ull << 30; // room for everything: nothing is evicted
+  cfg.returning_keys = g_returning;
   return cfg;
 }
 
@@ -158,8 +162,11 @@ int main(int argc, char** argv) {
       runs = std::stoi(argv[++i]);
     else if (a == "--ops" && i + 1 < argc)
       ops = std::stoull(argv[++i]);
+    else if (a == "--returning")
+      g_returning = true;
     else {
-      std::fprintf(stderr, "usage: kura-bench-memory [--entries N] [--runs R] [--ops N]\n");
+      std::fprintf(stderr,
+                   "usage: kura-bench-memory [--entries N] [--runs R] [--ops N] [--returning]\n");
       return 2;
     }
   }
@@ -170,8 +177,8 @@ int main(int argc, char** argv) {
   }
   const auto keys = make_keys(n);
 
-  std::printf("# memory: %llu entries, 10-byte keys, 32-byte values\n",
-              static_cast<unsigned long long>(n));
+  std::printf("# memory: %llu entries, 10-byte keys, 32-byte values%s\n",
+              static_cast<unsigned long long>(n), g_returning ? ", returning keys on" : "");
   std::printf("variant,entries,rss_bytes_per_entry,accounted_bytes_per_entry,"
               "l1l2_bytes_per_entry\n");
   auto a = in_child([&] { return measure_kura(keys, false); });

@@ -539,6 +539,32 @@ TEST_CASE("policy_sim: an LRU-only setting behaves as LRU, admission resists a s
   CHECK(tiny.memory_bytes() > 0);
 }
 
+TEST_CASE("policy_sim: ~21 bytes per simulated key; 4-byte index slots above 65534 keys") {
+  // memory_cache runs 126 simulations of up to 520 keys in byte mode and
+  // charges their memory_bytes(): 16-byte node, a meta byte and 2-byte index
+  // slots at most 2/3 full.
+  frequency_sketch shared(520);
+  detail::policy_sim small(520, 5, 0, false, false, 1, &shared);
+  CHECK(small.memory_bytes() <= 520 * 21 + 128); // + the unused own sketch's minimum
+  // A capacity whose node ids do not fit 2-byte slots: plain LRU (window =
+  // capacity) over a cycle one key longer than the cache misses every time,
+  // and over one that fits it hits every time after the first pass.
+  auto h = [](uint64_t k) { return hash64(key_of(k)); };
+  const uint32_t cap = 70000;
+  detail::policy_sim big(cap, cap, 0);
+  CHECK(big.memory_bytes() > small.memory_bytes());
+  uint64_t hits = 0;
+  for (int pass = 0; pass < 2; ++pass)
+    for (uint64_t k = 0; k <= cap; ++k)
+      hits += big.access(h(k));
+  CHECK(hits == 0);
+  detail::policy_sim fits(cap, cap, 0);
+  for (int pass = 0; pass < 2; ++pass)
+    for (uint64_t k = 0; k < cap; ++k)
+      hits += fits.access(h(k));
+  CHECK(hits == cap);
+}
+
 TEST_CASE("recency_filter: remembers about the last period of keys, then forgets them") {
   detail::recency_filter f(1000);
   auto h = [](uint64_t k) { return hash64(key_of(k)); };
