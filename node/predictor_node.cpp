@@ -4,6 +4,7 @@
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <mutex>
@@ -35,6 +36,7 @@ actors::predictor_settings predictor_settings_of(const node_config& cfg) {
   s.model_path = cfg.data_dir + "/predictor.model";
   s.clock_offset_ms = cfg.prewarm_clock_offset_ms;
   s.sample_one_in = static_cast<uint32_t>(cfg.prewarm_sample_one_in);
+  s.core.event_scale = std::max<uint32_t>(1, s.sample_one_in); // insert rate from sampled events
   return s;
 }
 

@@ -149,8 +149,28 @@ void predictor::admit(std::string_view key, const access_event& e) {
   keys_.emplace(std::move(k), std::move(slot));
 }
 
+void predictor::count_insert(uint64_t now_ms, uint32_t size) {
+  const uint64_t h = now_ms / hour_ms;
+  if (h != insert_hour_) {
+    // an hour (or more, idle ones counting as nothing) has passed
+    const double idle = h > insert_hour_ + 1 ? 0 : insert_acc_;
+    insert_rate_ = insert_rate_ == 0 ? insert_acc_ : 0.5 * insert_rate_ + 0.5 * idle;
+    insert_hour_ = h;
+    insert_acc_ = 0;
+  }
+  insert_acc_ += static_cast<double>(std::max<uint32_t>(1, size)) * cfg_.event_scale;
+}
+
+uint64_t predictor::turnover_ms(uint64_t capacity) const {
+  if (insert_rate_ <= 0 || capacity == 0)
+    return UINT64_MAX;
+  return static_cast<uint64_t>(static_cast<double>(capacity) / insert_rate_ * hour_ms);
+}
+
 void predictor::record(const access_event& e) {
   ++st_.events;
+  if (e.tier != access_tier::l1 && e.tier != access_tier::l2)
+    count_insert(e.time_ms, e.size);
   // A tracked key already counted in this hour: its pattern was counted in
   // this hour with it (profiles count an hour once), so only the key's size
   // and the outcomes below can change. Skipping the pattern's learning
@@ -211,6 +231,7 @@ void predictor::close_write(const std::string& key, write_track& w, uint64_t now
 void predictor::record_write(std::string_view key, uint64_t now_ms, uint64_t ttl_ms,
                              uint32_t size) {
   ++st_.writes;
+  count_insert(now_ms, size);
   const std::string p = shapes_.learn(key);
   pattern_slot& ps = pattern(p, now_ms);
   ++ps.writes;
@@ -337,6 +358,12 @@ prewarm_plan predictor::make_plan(uint64_t now_ms, const memory_view& mem, bool 
   prewarm_plan plan;
   plan.at_ms = now_ms;
   plan.horizon_ms = effective_horizon_ms();
+  if (const uint64_t turnover = turnover_ms(mem.capacity_bytes()); turnover < plan.horizon_ms) {
+    uint64_t h = 0;
+    for (size_t j = 0; j < survival_buckets && survival_bound_min[j] * minute_ms <= turnover; ++j)
+      h = survival_bound_min[j] * minute_ms;
+    plan.horizon_ms = h;
+  }
   ++st_.plans;
   if (plan.horizon_ms == 0)
     return plan;
@@ -398,7 +425,7 @@ prewarm_plan predictor::make_plan(uint64_t now_ms, const memory_view& mem, bool 
     slot.planned_q = static_cast<float>(raw);
     if (q >= bar) {
       cands.push_back(cand{&key, &slot, q, b});
-    } else if (!slot.shadow_until && raw >= 0.5 &&
+    } else if (!slot.shadow_until && raw >= calibration_floor &&
                (cfg_.shadow_below_bar || q >= cfg_.min_confidence)) {
       // A load is judged by a read within two horizons (tick()); so is its shadow.
       const uint64_t until = cfg_.shadow_below_bar ? now_ms + 2 * plan.horizon_ms : to;
@@ -520,12 +547,12 @@ std::vector<std::string> predictor::prefetch_for(std::string_view key, uint64_t 
 }
 
 size_t predictor::calibration_bucket(double q) {
-  const double x = (q - 0.5) / 0.05;
+  const double x = (q - calibration_floor) / 0.05;
   return x <= 0 ? 0 : std::min<size_t>(calibration_buckets - 1, static_cast<size_t>(x));
 }
 
 double predictor::calibrated(double q) const {
-  if (q < 0.5)
+  if (q < calibration_floor)
     return q;
   const size_t b = calibration_bucket(q);
   constexpr double prior = 4; // the profile's figure counts as four loads
@@ -579,7 +606,7 @@ void predictor::on_loaded(std::string_view key, uint64_t bytes, uint64_t now_ms,
   if (it != keys_.end()) {
     load_outcome(it->second, false); // an earlier load never read
     it->second.last_load_ms = std::max<uint64_t>(now_ms, 1);
-    if (!prefetch && it->second.planned_q >= 0.5) {
+    if (!prefetch && it->second.planned_q >= calibration_floor) {
       it->second.load_open = true;
       it->second.load_q = it->second.planned_q;
       open_loads_.emplace_back(it->first, it->second.last_load_ms);
@@ -735,6 +762,8 @@ void predictor::reset() {
   shortlist_hour_ = UINT64_MAX;
   open_loads_.clear();
   shadows_.clear();
+  insert_hour_ = 0;
+  insert_acc_ = insert_rate_ = 0;
   for (size_t i = 0; i < survival_buckets; ++i)
     survived_[i] = lost_[i] = 0;
   for (size_t i = 0; i < calibration_buckets; ++i)

@@ -81,7 +81,10 @@ struct predictor_config {
   /// 0.5 (not only those the raised bar refused), judged like a load: read
   /// within two horizons. Calibrates the buckets below min_confidence, which
   /// loads never reach.
-  bool shadow_below_bar = false;
+  bool shadow_below_bar = true;
+  /// Events stand for this many accesses each (the node's 1-in-N sampling);
+  /// scales the insert rate the plan estimates a memory's turnover from.
+  uint32_t event_scale = 1;
   double thin_margin = 0.5;
   uint64_t cold_window_ms = 4 * hour_ms;
   double cold_max_probability = 0.2;
@@ -229,11 +232,17 @@ public:
   /// The least confidence a load needs now (min_confidence, raised while the
   /// record of load outcomes is thin; see evidence_loads).
   double load_bar() const;
-  /// (used, loads) per calibration bucket of q in [0.5, 1.0) by 0.05.
+  /// (used, loads) per calibration bucket of q in [calibration_floor, 1.0) by 0.05.
   std::vector<std::pair<double, double>> calibration_table() const;
   /// How far ahead the plan looks now (<= load_horizon_ms; 0 = loads do not
   /// survive long enough in this memory to be worth making).
   uint64_t effective_horizon_ms() const;
+  /// How long an entry new to a memory of `capacity` bytes stays in it: the
+  /// capacity over the bytes entering memory per ms (reads memory missed and
+  /// writes, over the last completed hour); UINT64_MAX while unknown. The plan
+  /// looks no further ahead than this: a load into a memory that turns over
+  /// in minutes would be evicted before its read (a tiny memory).
+  uint64_t turnover_ms(uint64_t capacity) const;
   struct survival_row {
     uint64_t lead_bound_ms; ///< reads with lead up to this bound
     double survived, lost;  ///< (decayed) counts in this bucket
@@ -342,6 +351,7 @@ private:
   /// the shortlist proper (demotion candidates; rebuilt with it).
   size_t shortlist_hot_ = 0;
   uint64_t shortlist_hour_ = UINT64_MAX;
+  static constexpr double calibration_floor = 0.5;
   static constexpr size_t calibration_buckets = 10; // q in [0.5, 1.0) by 0.05
   static size_t calibration_bucket(double q);
   void load_outcome(key_slot& slot, bool used);
@@ -353,6 +363,10 @@ private:
   /// builds even while nothing is loaded (key, horizon end).
   std::deque<std::pair<std::string, uint64_t>> shadows_;
   void shadow_outcome(key_slot& slot, bool read);
+  void count_insert(uint64_t now_ms, uint32_t size);
+  uint64_t insert_hour_ = 0;
+  double insert_acc_ = 0;  ///< bytes entering memory in insert_hour_
+  double insert_rate_ = 0; ///< bytes per hour, the last completed hour (smoothed)
   float survived_[survival_buckets] = {};
   float lost_[survival_buckets] = {};
 };

@@ -229,7 +229,7 @@ struct options {
   double restart_at = -1;
   bool coaccess = false;
   bool tier_choice = false;
-  bool shadow_below_bar = false; ///< --shadow-below-bar
+  bool shadow_below_bar = true; ///< --no-shadow-below-bar turns it off
   bool skip_none = false; ///< --predictor-only: experiments (the `none` rows are deterministic)
   double min_confidence = 0.7;
   double horizon_min = 60;
@@ -771,8 +771,8 @@ int main(int argc, char** argv) {
       write_trace = val();
     else if (a == "--coaccess")
       o.coaccess = true;
-    else if (a == "--shadow-below-bar")
-      o.shadow_below_bar = true;
+    else if (a == "--no-shadow-below-bar")
+      o.shadow_below_bar = false;
     else if (a == "--predictor-only")
       o.skip_none = true;
     else if (a == "--tier-choice")

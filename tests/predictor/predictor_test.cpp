@@ -700,3 +700,65 @@ TEST_CASE("a thin record of load outcomes raises the bar") {
   CHECK(open.load_bar() == doctest::Approx(0.7));
   CHECK(loaded_above(open, 0.7) == 0);
 }
+
+TEST_CASE("shadows below the bar: refused candidates calibrate their bucket without a load") {
+  predictor_config cfg;
+  cfg.evidence_loads = 0;
+  cfg.min_history_ms = 0;
+  cfg.min_confidence = 0.95; // the morning keys' profile gives them less: refused
+  set_memory mem;
+  auto outcomes = [](const predictor& p) {
+    double used = 0, loads = 0;
+    for (auto [u, l] : p.calibration_table()) {
+      used += u;
+      loads += l;
+    }
+    return std::make_pair(used, loads);
+  };
+  for (bool below : {true, false}) {
+    CAPTURE(below);
+    cfg.shadow_below_bar = below;
+    predictor pr(cfg);
+    learn_mornings(pr, "m:", 10, 14);
+    CHECK(pr.make_plan(at(2, 0, 7, 58), mem).items.empty());
+    for (int k = 0; k < 10; ++k) // read at 08:10, within two horizons
+      pr.record(read("m:" + std::to_string(k), at(2, 0, 8, 10)));
+    auto [used, loads] = outcomes(pr);
+    if (below) {
+      CHECK(loads == 10);
+      CHECK(used == 10);
+    } else {
+      CHECK(loads == 0); // only candidates min-confidence admits are shadowed
+    }
+  }
+}
+
+TEST_CASE("the plan looks no further ahead than memory's turnover") {
+  predictor_config cfg;
+  cfg.evidence_loads = 0;
+  cfg.min_history_ms = 0;
+  for (uint64_t cap : {uint64_t{1000}, uint64_t{100'000'000}}) {
+    CAPTURE(cap);
+    predictor pr(cfg);
+    learn_mornings(pr, "m:", 10, 14);
+    // 06:00-07:00: 2000 reads memory missed, 100 bytes each (200 kB entered
+    // memory in that hour); a read at 07:30 closes the hour.
+    for (int i = 0; i < 2000; ++i)
+      pr.record(read("x:" + std::to_string(i), at(2, 0, 6, i % 60)));
+    pr.record(read("x:0", at(2, 0, 7, 30)));
+    set_memory mem;
+    mem.cap = cap;
+    if (cap == 1000)
+      CHECK(pr.turnover_ms(cap) < minute_ms);
+    else
+      CHECK(pr.turnover_ms(cap) > hour_ms);
+    auto plan = pr.make_plan(at(2, 0, 7, 58), mem);
+    if (cap == 1000) { // turns over in seconds: nothing survives to 08:00
+      CHECK(plan.horizon_ms == 0);
+      CHECK(plan.items.empty());
+    } else {
+      CHECK(plan.horizon_ms == hour_ms);
+      CHECK(plan.items.size() == 10);
+    }
+  }
+}
