@@ -1,4 +1,5 @@
 #include "actors/cluster.hpp"
+#include "actors/peer_link.hpp"
 
 #include "tiers/clock.hpp"
 #include "tiers/slot.hpp"
@@ -706,7 +707,7 @@ template <class Done, class Failed>
 void handshake(coord_ptr self, const std::string& host, uint16_t port, Done done, Failed failed) {
   auto& s = self->state.core->settings();
   auto timeout = std::chrono::milliseconds(s.request_timeout_ms);
-  auto mm = self->system().middleman().actor_handle();
+  auto mm = peer_connector(self->system()); // TLS when configured (actors/peer_link.hpp)
   auto where = host + ":" + std::to_string(port);
   auto on_err = [self, failed, where](caf::error& err) mutable {
     failed(where + ": " + self->system().render(err));

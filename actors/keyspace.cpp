@@ -71,6 +71,8 @@ void keyspace::note_in_l3(std::string_view key) noexcept {
 bool keyspace::known(std::string_view key) const {
   if (shards_[shard_of(key)]->locate(key) != memory_region::none)
     return true;
+  if (!large_.empty() && large_.count(std::string{key}) > 0)
+    return true;
   return overlay_ && overlay_->count(std::string{key}) > 0;
 }
 
@@ -110,6 +112,8 @@ void keyspace::promote(entry e, uint64_t seq) {
   auto& sh = shard_for(e.key);
   if (sh.locate(e.key) != memory_region::none)
     return;
+  if (l3_ && cfg_.memory_max_value_bytes != 0 && e.value.size() >= cfg_.memory_max_value_bytes)
+    return; // L3 keeps serving a large value (keyspace_config::memory_max_value_bytes)
   (void)sh.put(std::move(e), now); // too big for memory: L3 keeps serving it
 }
 
@@ -151,6 +155,15 @@ std::optional<entry> keyspace::get(std::string_view key) {
   auto r = shard_for(key).get(key, now, true);
   if (r.ok() && *r)
     return std::move(**r);
+  if (auto* b = large_entry(key, now)) {
+    entry e;
+    e.key.assign(key.data(), key.size());
+    e.value = *b->value;
+    e.expiry_ms = b->expiry_ms;
+    e.ver = b->ver;
+    e.flags = b->flags;
+    return e;
+  }
   if (auto* e = overlay_entry(key, now))
     return *e;
   drop_expired_below(key, now);
@@ -191,11 +204,31 @@ status keyspace::write(std::string_view key, std::string value, uint64_t expiry_
     tap_->on_write(key, now, expiry_ms > now ? expiry_ms - now : 0, value.size());
   entry e;
   e.key.assign(key.data(), key.size());
-  e.value = std::move(value);
   e.expiry_ms = expiry_ms;
   e.ver = next_version(now);
   e.flags = flags & entry_flags::hash;
   auto& sh = shard_for(key);
+  if (!large_.empty())
+    forget_large(key);
+  if (l3_ && cfg_.memory_max_value_bytes != 0 && value.size() >= cfg_.memory_max_value_bytes) {
+    // A large value: one buffer (moved, not copied) that the write-ahead log
+    // and the L3 batch share by reference; memory drops any older copy and
+    // serves this one from the buffer until L3 has applied it.
+    (void)sh.erase(key);
+    auto shared = std::make_shared<const std::string>(std::move(value));
+    large_value lv{shared, e.expiry_ms, e.ver, e.flags, 0};
+    lv.batch = l3_->write_shared(e, std::move(shared));
+    large_bytes_ += lv.value->size();
+    note_in_l3(key);
+    if (overlay_) { // the large value shadows it; a later erase resets it
+      auto i = overlay_->find(e.key);
+      if (i != overlay_->end())
+        i->second.reset();
+    }
+    large_.emplace(std::move(e.key), std::move(lv));
+    return status{};
+  }
+  e.value = std::move(value);
   if (l3_) {
     l3_->write(e);
     note_in_l3(key);
@@ -217,6 +250,8 @@ status keyspace::write(std::string_view key, std::string value, uint64_t expiry_
 bool keyspace::erase(std::string_view key) {
   bool was = exists(key);
   touch(key);
+  if (!large_.empty())
+    forget_large(key);
   (void)shard_for(key).erase(key);
   if (overlay_) {
     auto i = overlay_->find(std::string{key});
@@ -245,6 +280,8 @@ const char* keyspace::tier_of(std::string_view key) {
   default:
     break;
   }
+  if (large_entry(key, clk_.now_ms()))
+    return "l3"; // on its way there; memory does not copy it
   if (auto* e = overlay_entry(key, clk_.now_ms()))
     return (e->flags & from_archive_flag) != 0 ? "l4" : "l3";
   return "none";
@@ -254,6 +291,8 @@ void keyspace::clear() {
   ++seq_;
   for (auto& s : shards_)
     (void)s->clear();
+  large_.clear();
+  large_bytes_ = 0;
   if (overlay_)
     for (auto& kv : *overlay_)
       kv.second.reset();
@@ -270,7 +309,28 @@ bool keyspace::drop_memory() {
   ++seq_;
   for (auto& s : shards_)
     (void)s->clear();
+  large_.clear(); // the caller handed L3 the write-behind queue first
+  large_bytes_ = 0;
   return true;
+}
+
+void keyspace::forget_large(std::string_view key) {
+  auto i = large_.find(std::string{key});
+  if (i == large_.end())
+    return;
+  large_bytes_ -= i->second.value->size();
+  large_.erase(i);
+}
+
+void keyspace::release_large(uint64_t batch) {
+  for (auto i = large_.begin(); i != large_.end();) {
+    if (i->second.batch <= batch) {
+      large_bytes_ -= i->second.value->size();
+      i = large_.erase(i);
+    } else {
+      ++i;
+    }
+  }
 }
 
 void keyspace::memory_keys(const std::function<void(std::string_view)>& f) {

@@ -45,6 +45,16 @@ class l3_port {
 public:
   virtual ~l3_port() = default;
   virtual void write(const entry& e) = 0;
+  /// A put whose value is shared instead of copied (`meta.value` is empty):
+  /// the port keeps `value` alive as long as it needs it. Returns the
+  /// write-behind batch that carries it (see keyspace::release_large). The
+  /// default copies it into an entry and calls write().
+  virtual uint64_t write_shared(const entry& meta, std::shared_ptr<const std::string> value) {
+    entry e = meta;
+    e.value = *value;
+    write(e);
+    return 0;
+  }
   virtual void erase(std::string_view key) = 0;
   virtual void clear() = 0;
 };
@@ -70,6 +80,12 @@ struct keyspace_config {
   /// expired (DBSIZE, SCAN and KEYS stop counting it at once). Off for a
   /// scratch keyspace whose deletes would be replicated (cluster_exec).
   bool lazy_expire_below = true;
+  /// kura.memory.max-value-bytes: with L3, a value of this size or more is
+  /// not copied into the memory shards (CacheLib's largest-item rule): the
+  /// keyspace holds the written buffer by reference, shared with the L3 port
+  /// (write_shared), until L3 has applied it, and L3 serves it after that.
+  /// 0 = every value goes into memory (also the rule without L3).
+  uint64_t memory_max_value_bytes = 0;
 };
 
 /// Set on staged entries that L4 (the archive) answered; never stored
@@ -145,6 +161,12 @@ public:
     });
     if (hit)
       return true;
+    if (auto* b = large_entry(key, now)) {
+      if (tap_)
+        tap_->on_read(key, now, tap_tier::l3, b->value->size());
+      f(std::string_view{*b->value}, b->expiry_ms);
+      return true;
+    }
     if (auto* e = overlay_entry(key, now)) {
       if (tap_)
         tap_read_below(key, now, *e);
@@ -174,6 +196,12 @@ public:
     });
     if (hit)
       return true;
+    if (auto* b = large_entry(key, now)) {
+      if (tap_)
+        tap_->on_read(key, now, tap_tier::l3, b->value->size());
+      f(key_view{*b->value, b->expiry_ms, b->ver, b->flags});
+      return true;
+    }
     if (auto* e = overlay_entry(key, now)) {
       if (tap_)
         tap_read_below(key, now, *e);
@@ -216,11 +244,35 @@ public:
   /// expiry).
   void expire_sensitive(const std::function<void(const std::string&)>& f);
 
+  /// L3 applied every write-behind batch up to `batch`: the large values
+  /// (memory_max_value_bytes) those batches carried are L3's to serve now.
+  void release_large(uint64_t batch);
+  /// Large values held until L3 has them, and their bytes.
+  size_t large_count() const noexcept { return large_.size(); }
+  uint64_t large_bytes() const noexcept { return large_bytes_; }
+
   /// Memory stats, all shards summed (l1 and l2 separately).
   tier_stats l1_stats() const;
   tier_stats l2_stats() const;
 
 private:
+  /// A large value written but not yet applied by L3 (memory_max_value_bytes).
+  struct large_value {
+    std::shared_ptr<const std::string> value;
+    uint64_t expiry_ms = 0;
+    kura::version ver;
+    uint8_t flags = 0;
+    uint64_t batch = 0; ///< the write-behind batch carrying it
+  };
+  const large_value* large_entry(std::string_view key, uint64_t now) const {
+    if (large_.empty())
+      return nullptr;
+    auto i = large_.find(std::string{key});
+    if (i == large_.end() || (i->second.expiry_ms != 0 && i->second.expiry_ms <= now))
+      return nullptr; // expired: L3 drops it (its own expiry)
+    return &i->second;
+  }
+  void forget_large(std::string_view key);
   const entry* overlay_entry(std::string_view key, uint64_t now) const;
   /// Lazy expiry of L3's copy: erases it when the overlay holds it expired.
   void drop_expired_below(std::string_view key, uint64_t now);
@@ -250,6 +302,8 @@ private:
   std::unordered_map<std::string, uint64_t> touched_;
   uint64_t last_clear_seq_ = 0;
   uint64_t last_hlc_ = 0;
+  std::unordered_map<std::string, large_value> large_;
+  uint64_t large_bytes_ = 0;
   size_t sweep_next_ = 0;
   /// (expiry, key) of sensitive writes, earliest first (expire_sensitive).
   std::priority_queue<std::pair<uint64_t, std::string>,

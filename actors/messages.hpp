@@ -18,6 +18,7 @@
 #include <msgpack.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -94,6 +95,11 @@ struct l3_op {
   enum kind_t : uint8_t { put = 0, erase = 1, clear = 2 };
   uint8_t kind = put;
   wire_entry e; ///< put: the entry; erase: only e.key
+  /// put of a large value inside one node: the value, shared with the
+  /// write-ahead log and the keyspace instead of copied into e.value (the
+  /// serving thread copies a 64 MiB SET once). Not part of the encoding: an
+  /// op that leaves the node carries its value in e.value.
+  std::shared_ptr<const std::string> shared_value;
   MSGPACK_DEFINE(kind, e);
 };
 

@@ -78,6 +78,23 @@ void store_core::write(const entry& e) {
     flush_writes(false);
 }
 
+uint64_t store_core::write_shared(const entry& meta, std::shared_ptr<const std::string> value) {
+  uint64_t batch = batch_seq_ + 1; // the batch that will carry it
+  if (wal_)
+    wal_->append_put_shared(meta, value, batch);
+  l3_op op;
+  op.kind = l3_op::put;
+  op.e = wire_entry::from(meta);
+  queued_bytes_ += meta.key.size() + value->size();
+  op.shared_value = std::move(value);
+  pending_.ops.push_back(std::move(op));
+  note_op();
+  // sent at once: the L3 thread copies it into LMDB, and the keyspace holds
+  // the buffer until that batch is acknowledged
+  flush_writes(false);
+  return batch;
+}
+
 void store_core::erase(std::string_view key) {
   if (wal_)
     wal_->append_erase(key, batch_seq_ + 1);
@@ -124,6 +141,8 @@ void store_core::on_ack(uint64_t ops, uint64_t bytes) {
   in_flight_bytes_ -= std::min(in_flight_bytes_, bytes);
   if (in_flight_batches_ > 0)
     --in_flight_batches_;
+  // batches are acknowledged in the order they were sent
+  ks_.release_large(batch_seq_ - in_flight_batches_);
   if (wal_) // segments LMDB has committed leave the disk
     wal_->retire(committed_batch());
   flush_writes(false);
@@ -439,12 +458,17 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
         auto now = s.clk->now_ms();
         uint64_t bytes = 0; // before the entries are moved into LMDB's batch
         for (auto& op : b.ops)
-          bytes += op.e.key.size() + op.e.value.size();
+          bytes +=
+              op.e.key.size() + op.e.value.size() + (op.shared_value ? op.shared_value->size() : 0);
         for (auto& op : b.ops) {
           try {
             switch (op.kind) {
             case l3_op::put: {
               std::string key = s.below ? op.e.key : std::string{};
+              if (op.shared_value) { // a large value: its one copy off the serving thread
+                op.e.value.assign(*op.shared_value);
+                op.shared_value.reset();
+              }
               auto st2 = s.db->put(std::move(op.e).to_entry(), now);
               s.note(st2);
               if (s.below && st2.ok())

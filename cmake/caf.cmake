@@ -2,7 +2,7 @@
 find_path(CAF_INCLUDE_DIR caf/all.hpp REQUIRED)
 find_library(CAF_CORE_LIBRARY NAMES caf_core REQUIRED)
 find_library(CAF_IO_LIBRARY NAMES caf_io REQUIRED)
-find_library(CAF_OPENSSL_LIBRARY NAMES caf_openssl)
+find_library(CAF_OPENSSL_LIBRARY NAMES caf_openssl REQUIRED) # TLS on cluster links
 file(STRINGS "${CAF_INCLUDE_DIR}/caf/config.hpp" _caf_ver REGEX "#define CAF_VERSION [0-9]+")
 string(REGEX MATCH "[0-9]+" CAF_VERSION_NUM "${_caf_ver}")
 if(NOT CAF_VERSION_NUM OR CAF_VERSION_NUM LESS 1700 OR CAF_VERSION_NUM GREATER_EQUAL 1800)

@@ -1,6 +1,7 @@
 // kura: the command-line client of a kura-node's ops actor (cluster port).
 //   kura [--host=H] [--port=P] [--timeout=MS] [--json] [--user=U] [--password=P] COMMAND [ARGS]
 //   (credentials also from KURA_USER / KURA_PASSWORD: the node's users and ACLs apply)
+//   TLS on the ops port (kura.cluster.tls): --tls-cert=F --tls-key=F --tls-ca=F or KURA_TLS_*
 //   commands: status | stats | config | get KEY | set KEY VALUE [TTL_MS] | del KEY
 //             | expire KEY TTL_MS | tier KEY | flush | compact | archive | members
 //             | ring | join HOST:PORT | leave [NODE] | drain NODE | undrain NODE
@@ -13,10 +14,12 @@
 // reachable (connect is asynchronous and bounded by --timeout).
 #include "actors/cluster.hpp"
 #include "actors/messages.hpp"
+#include "actors/peer_link.hpp"
 #include "node/archive_node.hpp"
 #include "node/cli_cluster.hpp"
 #include "node/cli_predictor.hpp"
 #include "node/cli_reply.hpp"
+#include "node/cluster_tls.hpp"
 #include "node/erase.hpp"
 #include "node/json_writer.hpp"
 #include "node/ops.hpp"
@@ -58,6 +61,9 @@ struct options {
 void usage() {
   std::cerr << "usage: kura [--host=127.0.0.1] [--port=7379] [--timeout=3000] [--json]\n"
                "            [--user=U] [--password=P] COMMAND   (or KURA_USER, KURA_PASSWORD)\n"
+               "            [--tls-cert=F --tls-key=F --tls-ca=F]  (ops port with "
+               "kura.cluster.tls;\n"
+               "            or KURA_TLS_CERT, KURA_TLS_KEY, KURA_TLS_CA)\n"
                "  status | stats | config | get KEY | set KEY VALUE [TTL_MS] | del KEY\n"
                "  expire KEY TTL_MS | tier KEY | flush\n"
                "  compact (progress bar; --json: final summary) | archive (L4 segments)\n"
@@ -89,6 +95,14 @@ int main(int argc, char** argv) {
     node::cli_credentials().user = u;
   if (const char* p = std::getenv("KURA_PASSWORD"))
     node::cli_credentials().password = p;
+  // TLS on the ops port (kura.cluster.tls): flags, or KURA_TLS_CERT/_KEY/_CA
+  node::cluster_tls_files tls;
+  if (const char* v = std::getenv("KURA_TLS_CERT"))
+    tls.cert_file = v;
+  if (const char* v = std::getenv("KURA_TLS_KEY"))
+    tls.key_file = v;
+  if (const char* v = std::getenv("KURA_TLS_CA"))
+    tls.ca_file = v;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto val = [&](const char* p) { return a.substr(std::strlen(p)); };
@@ -112,6 +126,12 @@ int main(int argc, char** argv) {
       node::cli_credentials().user = val("--user=");
     } else if (a.rfind("--password=", 0) == 0) {
       node::cli_credentials().password = val("--password=");
+    } else if (a.rfind("--tls-cert=", 0) == 0) {
+      tls.cert_file = val("--tls-cert=");
+    } else if (a.rfind("--tls-key=", 0) == 0) {
+      tls.key_file = val("--tls-key=");
+    } else if (a.rfind("--tls-ca=", 0) == 0) {
+      tls.ca_file = val("--tls-ca=");
     } else if (a == "--json") {
       o.json = true;
     } else if (a == "--help" || a == "-h") {
@@ -182,20 +202,40 @@ int main(int argc, char** argv) {
 
   caf::actor_system_config cfg;
   cfg.load<caf::io::middleman>();
+  // A cluster node drops a connection that stayed silent for its
+  // middleman.connection-timeout (2 s at least, actors/kura.cpp), and the CLI
+  // is silent while it waits for a slow answer: it sends heartbeats, so a
+  // slow node or a long watched move keeps every link. With heartbeats, a
+  // connect whose handshake is not done by the next tick fails
+  // (CAF-0.17.md §8, item 1): connects are tried up to 3 times.
+  cfg.set("middleman.heartbeat-interval", caf::timespan{std::chrono::milliseconds(500)});
+  if (!tls.cert_file.empty() || !tls.key_file.empty() || !tls.ca_file.empty()) {
+    if (tls.cert_file.empty() || tls.key_file.empty() || tls.ca_file.empty()) {
+      std::cerr << "kura: TLS needs --tls-cert, --tls-key and --tls-ca (or KURA_TLS_CERT, "
+                   "KURA_TLS_KEY, KURA_TLS_CA)\n";
+      return 1;
+    }
+    if (auto e = node::check_cluster_tls(tls); !e.empty()) {
+      std::cerr << "kura: " << e << "\n";
+      return 1;
+    }
+    node::configure_cluster_tls(cfg, tls);
+  }
   caf::actor_system sys{cfg};
   caf::scoped_actor self{sys};
   auto timeout = std::chrono::milliseconds(o.timeout_ms);
   caf::actor ops;
   std::string why;
-  self->request(sys.middleman().actor_handle(), timeout, caf::connect_atom::value, o.host, o.port)
-      .receive(
-          [&](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
-            if (ptr)
-              ops = caf::actor_cast<caf::actor>(std::move(ptr));
-            else
-              why = "no ops actor published on that port";
-          },
-          [&](caf::error& err) { why = sys.render(err); });
+  for (int attempt = 0; attempt < 3 && !ops; ++attempt)
+    self->request(actors::peer_connector(sys), timeout, caf::connect_atom::value, o.host, o.port)
+        .receive(
+            [&](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
+              if (ptr)
+                ops = caf::actor_cast<caf::actor>(std::move(ptr));
+              else
+                why = "no ops actor published on that port", attempt = 3;
+            },
+            [&](caf::error& err) { why = sys.render(err); });
   auto unreachable = [&](const std::string& reason) {
     std::cerr << "kura: cannot reach kura-node at " << o.host << ":" << o.port << " (" << reason
               << ")\n";

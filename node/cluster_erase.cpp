@@ -106,16 +106,25 @@ void member_step(actors::cluster_core& c, cluster_erase_memory& mem,
       return err("malformed kura.erase.node step");
     // PREFIX and SUBJECT: what this member holds of them too (a key only a
     // member that was down holds)
+    // The ones the issuer did not know (its match missed this member) go
+    // back with the counts, so the receipt's `matched` covers them.
     auto mode = static_cast<uint8_t>(std::atoi(a[4].c_str()));
+    std::vector<std::string> extra;
     if (mode != erase_kind::keys)
-      if (auto* g = c.core_mut())
+      if (auto* g = c.core_mut()) {
+        std::set<std::string> issued(keys.begin(), keys.end());
         for (auto& k : g->erase_candidates(actors::erase_matcher(mode, margs)))
-          keys.push_back(k);
+          if (issued.insert(k).second)
+            extra.push_back(k);
+      }
+    keys.insert(keys.end(), extra.begin(), extra.end());
     std::sort(keys.begin(), keys.end());
     keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+    std::sort(extra.begin(), extra.end());
     auto out = run_step(c, a[1], keys, v);
     if (out.rfind("ok", 0) == 0) {
-      if (mem.done.size() > 4096) // old ids: the issuer stopped retrying them long ago
+      out += "\n" + pack_keys(extra); // "ok counts...\n<packed keys>"
+      if (mem.done.size() > 4096)     // old ids: the issuer stopped retrying them long ago
         mem.done.erase(mem.done.begin());
       mem.done[memo] = out;
     } else {
@@ -295,33 +304,44 @@ void member_phase(eraser_ptr self, cjob& j) {
     p.busy = true;
     auto jid = j.r.id;
     auto phase = j.phase;
-    core.forward(id,
-                 {step_command, phase, jid, ver, std::to_string(j.mode), packed_args, packed_keys},
-                 [self, jid, id = id, phase, want](bool ok, std::string reply) {
-                   auto it = self->state.jobs.find(jid);
-                   if (it == self->state.jobs.end())
-                     return;
-                   auto& jj = it->second;
-                   auto& part = jj.nodes[id];
-                   part.busy = false;
-                   auto at = reply.find("ok ");
-                   if (!ok || reply.empty() || reply[0] != '$' || at == std::string::npos)
-                     return; // retried at the next tick
-                   uint64_t l3 = 0, l4 = 0, hints = 0, near = 0, segs = 0;
-                   if (std::sscanf(reply.c_str() + at, "ok %lu %lu %lu %lu %lu", &l3, &l4, &hints,
-                                   &near, &segs) != 5)
-                     return;
-                   part.row.l3 += l3;
-                   part.row.l4 += l4;
-                   part.row.hints += hints;
-                   part.row.near += near;
-                   part.row.l4_segments += segs;
-                   part.state = want;
-                   publish(self, jj);
-                 });
+    core.forward(
+        id, {step_command, phase, jid, ver, std::to_string(j.mode), packed_args, packed_keys},
+        [self, jid, id = id, phase, want](bool ok, std::string reply) {
+          auto it = self->state.jobs.find(jid);
+          if (it == self->state.jobs.end())
+            return;
+          auto& jj = it->second;
+          auto& part = jj.nodes[id];
+          part.busy = false;
+          auto at = reply.find("ok ");
+          if (!ok || reply.empty() || reply[0] != '$' || at == std::string::npos)
+            return; // retried at the next tick
+          uint64_t l3 = 0, l4 = 0, hints = 0, near = 0, segs = 0;
+          if (std::sscanf(reply.c_str() + at, "ok %lu %lu %lu %lu %lu", &l3, &l4, &hints, &near,
+                          &segs) != 5)
+            return;
+          // keys only this member matched (its match answer was missed)
+          auto nl = reply.find('\n', at);
+          auto body_end = reply.size() >= 2 ? reply.size() - 2 : reply.size();
+          if (nl != std::string::npos && nl < body_end) {
+            std::vector<std::string> extra;
+            if (unpack_keys(std::string_view(reply).substr(nl + 1, body_end - nl - 1), extra))
+              jj.matched.insert(extra.begin(), extra.end());
+          }
+          part.row.l3 += l3;
+          part.row.l4 += l4;
+          part.row.hints += hints;
+          part.row.near += near;
+          part.row.l4_segments += segs;
+          part.state = want;
+          publish(self, jj);
+        });
   }
   if (all) {
     if (j.phase == "purge") {
+      // what members matched beyond the issuer's list is collected (and
+      // fenced with a floor) on every member too
+      j.keys.assign(j.matched.begin(), j.matched.end());
       j.phase = "collect";
       j.r.state = "collect";
       publish(self, j);

@@ -67,7 +67,8 @@ result<std::unique_ptr<gossip::replica_store>>
 open_cluster_store(const node_config& cfg, l3_config l3, const kura::clock& clk) {
   std::shared_ptr<archive::archive> l4;
   if (cfg.archive_enabled) {
-    auto a = open_archive(cfg, clk);
+    // sealed with the same keyring as L3 (kura.security.encryption-key-file)
+    auto a = open_archive(cfg, clk, l3.keys);
     if (!a)
       return a.err();
     l4 = std::move(*a);

@@ -43,8 +43,10 @@ node_config::node_config() {
       .add(cluster_port, "cluster-port", "ops port for the kura CLI (0 = off)")
       .add(data_dir, "data-dir", "directory for L3 (and L4) data")
       .add(memory_bytes, "memory-bytes", "bytes for L1+L2, all shards together");
-  opt_group{custom_options_, "kura.memory"}.add(shards, "shards",
-                                                "memory shards (key-hash partitions)");
+  opt_group{custom_options_, "kura.memory"}
+      .add(shards, "shards", "memory shards (key-hash partitions)")
+      .add(memory_max_value_bytes, "max-value-bytes",
+           "with L3: values of this size or more stay out of memory (L3 serves them; 0 = none)");
   opt_group{custom_options_, "kura.limits"}
       .add(max_key_bytes, "max-key-bytes", "largest key")
       .add(max_value_bytes, "max-value-bytes", "largest value")
@@ -133,7 +135,14 @@ node_config::node_config() {
       .add(cluster_stream_rate, "stream-rate",
            "bytes/s a node receives moved ranges at (join, leave, re-replication); 0 = unlimited")
       .add(cluster_leave_timeout, "leave-timeout",
-           "how long a graceful leave (SIGTERM, kura leave) may hand off before it exits");
+           "how long a graceful leave (SIGTERM, kura leave) may hand off before it exits")
+      .add(cluster_tls, "tls", "mutual TLS on cluster links and the ops port (kura CLI)")
+      .add(cluster_tls_cert_file, "tls-cert-file",
+           "this node's certificate on cluster links (PEM; default kura.tls.cert-file)")
+      .add(cluster_tls_key_file, "tls-key-file",
+           "its private key (PEM, unencrypted; default kura.tls.key-file)")
+      .add(cluster_tls_ca_file, "tls-ca-file",
+           "CA peers' and CLI certificates must chain to (default kura.tls.ca-file)");
   opt_group{custom_options_, "kura.security"}
       .add(requirepass, "requirepass", "password of the default user (AUTH <password>)")
       .add(aclfile, "aclfile", "ACL file (Redis format: user <name> <rules>...)")
@@ -379,6 +388,17 @@ std::string node_config::check_values() {
     if (tls_port == port || tls_port == metrics_port || tls_port == cluster_port)
       return bad("kura.tls.port", "same as another port");
   }
+  if (cluster_tls) {
+    if (cluster_port == 0)
+      return bad("kura.cluster.tls", "needs cluster-port (the port it protects)");
+    if (cluster_tls_cert().empty() || cluster_tls_key().empty() || cluster_tls_ca().empty())
+      return bad("kura.cluster.tls",
+                 "needs a certificate, a key and a CA file "
+                 "(kura.cluster.tls-cert-file/-key-file/-ca-file or kura.tls.*)");
+  } else if (!cluster_tls_cert_file.empty() || !cluster_tls_key_file.empty() ||
+             !cluster_tls_ca_file.empty()) {
+    return bad("kura.cluster.tls-cert-file", "set, but kura.cluster.tls is off");
+  }
   if (tls_auth_clients != "yes" && tls_auth_clients != "no" && tls_auth_clients != "optional")
     return bad("kura.tls.auth-clients", "yes, no or optional");
   if (metrics_port != 0 && metrics_port == port)
@@ -423,6 +443,7 @@ std::string node_config::parse_and_validate(int argc, char** argv) {
       {"kura.prewarm.enabled", &prewarm_enabled},
       {"kura.archive.enabled", &archive_enabled},
       {"kura.cluster.near-cache", &cluster_near_cache},
+      {"kura.cluster.tls", &cluster_tls},
       {"kura.security.protected-mode", &protected_mode},
       {"kura.security.audit-args", &audit_args},
       {"kura.security.hash-keys-in-models", &hash_keys_in_models},
@@ -502,6 +523,8 @@ std::string node_config::summary() const {
        << " write-acks=" << effective_write_acks()
        << " seeds=" << (cluster_seeds.empty() ? std::string("none") : cluster_seeds)
        << " secret=" << (cluster_secret.empty() ? "off" : "on");
+  if (cluster_tls)
+    os << " cluster-tls=on";
   return os.str();
 }
 

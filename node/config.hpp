@@ -30,6 +30,8 @@ struct node_config : caf::actor_system_config {
 
   // -- kura.memory / kura.limits ------------------------------------------------
   size_t shards = 4;
+  /// kura.memory.max-value-bytes: with L3, larger values are not copied into memory.
+  uint64_t memory_max_value_bytes = 4ull << 20;
   uint64_t max_key_bytes = 64 * 1024;
   uint64_t max_value_bytes = 64ull << 20;
   uint64_t proto_max_bulk_len = 512ull << 20;
@@ -142,6 +144,21 @@ struct node_config : caf::actor_system_config {
   std::string tls_key_file;
   std::string tls_ca_file;              ///< client certificates must chain to it
   std::string tls_auth_clients = "yes"; ///< yes | no | optional (with a CA file)
+  // -- kura.cluster.tls* (TLS on cluster links and the ops port, docs/security.md) --
+  bool cluster_tls = false;          ///< mutual TLS on the cluster/ops port
+  std::string cluster_tls_cert_file; ///< "" = kura.tls.cert-file
+  std::string cluster_tls_key_file;  ///< "" = kura.tls.key-file
+  std::string cluster_tls_ca_file;   ///< "" = kura.tls.ca-file; peers must chain to it
+  /// The cluster TLS files with kura.tls.*'s as defaults.
+  std::string cluster_tls_cert() const {
+    return cluster_tls_cert_file.empty() ? tls_cert_file : cluster_tls_cert_file;
+  }
+  std::string cluster_tls_key() const {
+    return cluster_tls_key_file.empty() ? tls_key_file : cluster_tls_key_file;
+  }
+  std::string cluster_tls_ca() const {
+    return cluster_tls_ca_file.empty() ? tls_ca_file : cluster_tls_ca_file;
+  }
 
   node_config();
 

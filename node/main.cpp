@@ -11,6 +11,7 @@
 #include "node/cluster_metrics.hpp"
 #include "node/cluster_node.hpp"
 #include "node/cluster_security.hpp"
+#include "node/cluster_tls.hpp"
 #include "node/config.hpp"
 #include "node/erase.hpp"
 #include "node/metrics.hpp"
@@ -93,6 +94,13 @@ int main(int argc, char** argv) {
     if (auto e = node::resolve_cluster_identity(cfg, cluster_id, incarnation); !e.empty())
       return fail(e);
     node::set_cluster_transport_defaults(cfg);
+  }
+  // TLS on cluster links and the ops port (node/cluster_tls.hpp)
+  if (cfg.cluster_tls) {
+    node::cluster_tls_files tf{cfg.cluster_tls_cert(), cfg.cluster_tls_key(), cfg.cluster_tls_ca()};
+    if (auto e = node::check_cluster_tls(tf); !e.empty())
+      return fail("kura.cluster.tls: " + e);
+    node::configure_cluster_tls(cfg, tf);
   }
 
   // Data subjects' patterns (node/subjects.hpp)
@@ -187,6 +195,7 @@ int main(int argc, char** argv) {
     actors::store_config sc;
     sc.ks.shards = cfg.shards;
     sc.ks.memory_bytes = cfg.memory_bytes;
+    sc.ks.memory_max_value_bytes = cfg.memory_max_value_bytes;
     sc.ks.lim.max_key_bytes = cfg.max_key_bytes;
     sc.ks.lim.max_value_bytes = cfg.max_value_bytes;
     sc.ks.node_id = static_cast<uint32_t>(::getpid());

@@ -4,6 +4,7 @@
 #include "actors/messages.hpp"
 #include "actors/predictor.hpp"
 #include "node/archive_node.hpp"
+#include "node/cluster_tls.hpp"
 #include "node/erase.hpp"
 #include "node/rotate_key.hpp"
 
@@ -305,7 +306,7 @@ caf::expected<caf::actor> start_ops(caf::actor_system& sys, const store_handles&
   auto ops =
       sys.spawn(ops_actor, store.broker, std::move(conf), std::move(l4), std::move(resp),
                 std::move(coordinator), std::move(predictor), std::move(rotate), std::move(erase));
-  auto p = sys.middleman().publish(ops, port, bind.c_str(), true);
+  auto p = publish_ops_port(ops, port, bind.c_str()); // TLS with kura.cluster.tls
   if (!p) {
     caf::anon_send_exit(ops, caf::exit_reason::user_shutdown);
     return caf::make_error(caf::sec::cannot_open_port,

@@ -120,23 +120,26 @@ void predictor::admit(std::string_view key, const access_event& e) {
     const uint32_t freq = sketch_.frequency(h);
     if (freq < 2)
       return;
-    auto victim = keys_.end();
+    // (the first entry of a bucket, read through its local iterator: one
+    // hash lookup for the victim only; this runs for most sampled reads of a
+    // key space larger than the table, so it is the predictor's hot spot)
+    const std::string* victim = nullptr;
     double least = 0;
     for (int i = 0; i < 8; ++i) {
       const size_t b = rng_.below(keys_.bucket_count());
-      if (keys_.bucket_size(b) == 0)
+      auto v = keys_.begin(b);
+      if (v == keys_.end(b))
         continue;
-      auto v = keys_.find(keys_.begin(b)->first);
       const double w = v->second.profile.weight(e.time_ms, cfg_.profile);
-      if (victim == keys_.end() || w < least) {
-        victim = v;
+      if (!victim || w < least) {
+        victim = &v->first;
         least = w;
       }
     }
-    if (victim == keys_.end() || least >= freq)
+    if (!victim || least >= freq)
       return;
-    key_bytes_ -= key_slot_overhead + victim->first.size();
-    keys_.erase(victim);
+    key_bytes_ -= key_slot_overhead + victim->size();
+    keys_.erase(keys_.find(*victim)); // (not erase(key): the key lives in the node)
   }
   key_slot slot;
   slot.profile = time_profile(e.time_ms);
@@ -148,11 +151,21 @@ void predictor::admit(std::string_view key, const access_event& e) {
 
 void predictor::record(const access_event& e) {
   ++st_.events;
-  const std::string p = shapes_.learn(e.key);
-  pattern_slot& ps = pattern(p, e.time_ms);
-  ps.profile.record(e.time_ms, cfg_.profile);
-  ps.last_ms = e.time_ms;
-  admit(e.key, e);
+  // A tracked key already counted in this hour: its pattern was counted in
+  // this hour with it (profiles count an hour once), so only the key's size
+  // and the outcomes below can change. Skipping the pattern's learning
+  // halves the cost of a repeated read.
+  auto known = keys_.find(std::string(e.key));
+  if (known != keys_.end() && known->second.profile.last_hour() == e.time_ms / hour_ms) {
+    if (e.size)
+      known->second.size = e.size;
+  } else {
+    const std::string p = shapes_.learn(e.key);
+    pattern_slot& ps = pattern(p, e.time_ms);
+    ps.profile.record(e.time_ms, cfg_.profile);
+    ps.last_ms = e.time_ms;
+    admit(e.key, e);
+  }
   if (!shadows_.empty()) {
     auto k = keys_.find(std::string(e.key));
     if (k != keys_.end() && k->second.shadow_until && e.time_ms < k->second.shadow_until)
@@ -385,10 +398,13 @@ prewarm_plan predictor::make_plan(uint64_t now_ms, const memory_view& mem, bool 
     slot.planned_q = static_cast<float>(raw);
     if (q >= bar) {
       cands.push_back(cand{&key, &slot, q, b});
-    } else if (q >= cfg_.min_confidence && !slot.shadow_until && raw >= 0.5) {
-      slot.shadow_until = to;
+    } else if (!slot.shadow_until && raw >= 0.5 &&
+               (cfg_.shadow_below_bar || q >= cfg_.min_confidence)) {
+      // A load is judged by a read within two horizons (tick()); so is its shadow.
+      const uint64_t until = cfg_.shadow_below_bar ? now_ms + 2 * plan.horizon_ms : to;
+      slot.shadow_until = until;
       slot.shadow_q = static_cast<float>(raw);
-      shadows_.emplace_back(key, to);
+      shadows_.emplace_back(key, until);
     }
   }
   plan.candidates = cands.size();

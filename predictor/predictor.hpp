@@ -77,6 +77,11 @@ struct predictor_config {
   /// Workloads with structure build the record within a few cycles; traces
   /// with little (a few exploratory loads in weeks) keep the high bar.
   double evidence_loads = 32;
+  /// Shadow every refused candidate whose profile probability is at least
+  /// 0.5 (not only those the raised bar refused), judged like a load: read
+  /// within two horizons. Calibrates the buckets below min_confidence, which
+  /// loads never reach.
+  bool shadow_below_bar = false;
   double thin_margin = 0.5;
   uint64_t cold_window_ms = 4 * hour_ms;
   double cold_max_probability = 0.2;

@@ -95,13 +95,15 @@ private:
                 const profile_params& p) const;
   void rebase(uint64_t hour, const profile_params& p);
 
-  float week_[week_bins] = {};
-  float day_[day_bins] = {};
+  // The fields a read or a ranking touches first, then the bins: a tracked
+  // key's node in the predictor's table is one cache line for those.
   float all_ = 0;
   uint32_t hours_seen_ = 0;
   uint64_t first_hour_ = 0;
   uint64_t last_hour_ = UINT64_MAX; ///< last counted hour, UINT64_MAX = none
   uint64_t base_hour_ = 0;          ///< successes are stored relative to this hour
+  float week_[week_bins] = {};
+  float day_[day_bins] = {};
 };
 
 } // namespace kura::predictor

@@ -585,6 +585,11 @@ struct l3_lmdb::impl {
   status reserve_headroom(MDB_txn* txn) {
     MDB_val k = as_val("headroom"), v{headroom_pages * psize - 64, nullptr};
     int rc = mdb_put(txn, meta, &k, &v, MDB_RESERVE);
+    // LMDB zeroes only the last page of a fresh multi-page block; the pages
+    // freed here are reused by this transaction's other pages, whose unused
+    // bytes would then carry heap garbage (keys in plaintext) into the file.
+    if (rc == 0)
+      std::memset(v.mv_data, 0, v.mv_size);
     if (rc == 0)
       rc = mdb_del(txn, meta, &k, nullptr);
     if (rc != 0)

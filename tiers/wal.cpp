@@ -378,7 +378,7 @@ uint64_t wal::append(wal_record::kind_t kind, const entry* e, std::string_view k
   size_t plain_len = plain_fixed + key.size() + value.size();
   std::unique_lock<std::mutex> lk(mtx_); // cfg_.keys changes under it (set_keys)
   size_t payload_len = cfg_.keys ? plain_len + crypto::overhead : plain_len;
-  bool was_empty = buf_.empty();
+  bool was_empty = buf_.empty() && buf_large_.empty();
   size_t at = buf_.size();
   buf_.resize(at + rec_header + payload_len);
   char* rec = buf_.data() + at;
@@ -402,18 +402,49 @@ uint64_t wal::append(wal_record::kind_t kind, const entry* e, std::string_view k
   }
   put_le(rec, payload_len, 4);
   put_le(rec + 4, crc32c(std::string_view(payload, payload_len)), 4);
+  return appended_record(lk, was_empty, buffered() - (rec_header + payload_len), batch);
+}
+
+uint64_t wal::appended_record(std::unique_lock<std::mutex>& lk, bool was_empty, uint64_t before,
+                              uint64_t batch) {
   buf_max_batch_ = std::max(buf_max_batch_, batch);
   uint64_t lsn = ++lsn_;
   buf_last_lsn_ = lsn;
   appended_.store(lsn, std::memory_order_release);
-  unwritten_.store(buf_.size(), std::memory_order_relaxed);
+  unwritten_.store(buffered(), std::memory_order_relaxed);
   if (was_empty && first_unwritten_ns_.load(std::memory_order_relaxed) == 0)
     first_unwritten_ns_.store(std::max<uint64_t>(1, clk_.mono_ns()), std::memory_order_relaxed);
-  bool wake = buf_.size() >= kick_bytes && at < kick_bytes;
+  bool wake = buffered() >= kick_bytes && before < kick_bytes;
   lk.unlock();
   if (wake)
     cv_.notify_one();
   return lsn;
+}
+
+uint64_t wal::append_put_shared(const entry& meta, std::shared_ptr<const std::string> value,
+                                uint64_t batch) {
+  deferred d;
+  d.fixed_key.resize(plain_fixed + meta.key.size());
+  char* fixed = d.fixed_key.data();
+  fixed[0] = static_cast<char>(wal_record::put);
+  fixed[1] = static_cast<char>(meta.flags);
+  put_le(fixed + 2, batch, 8);
+  put_le(fixed + 10, meta.expiry_ms, 8);
+  put_le(fixed + 18, meta.ver.hlc, 8);
+  put_le(fixed + 26, meta.ver.node, 4);
+  put_le(fixed + 30, meta.key.size(), 4);
+  if (!meta.key.empty())
+    std::memcpy(fixed + plain_fixed, meta.key.data(), meta.key.size());
+  d.value = std::move(value);
+  std::unique_lock<std::mutex> lk(mtx_);
+  d.keys = cfg_.keys;
+  bool was_empty = buf_.empty() && buf_large_.empty();
+  uint64_t before = buffered();
+  d.at = buf_.size();
+  buf_large_bytes_ +=
+      rec_header + d.fixed_key.size() + d.value->size() + (d.keys ? crypto::overhead : 0);
+  buf_large_.push_back(std::move(d));
+  return appended_record(lk, was_empty, before, batch);
 }
 
 uint64_t wal::append_put(const entry& e, uint64_t batch) {
@@ -479,17 +510,57 @@ void wal::note(const status& st) {
   error_ = st;
 }
 
-status wal::write_chunk(const std::string& chunk, uint64_t max_batch) {
+status wal::write_chunk(const chunk_t& chunk, uint64_t max_batch) {
   if (chunk.empty())
     return {};
   if (fd_ < 0 || active_.bytes >= cfg_.segment_bytes)
     if (auto st = open_segment(); !st.ok())
       return st;
-  if (auto st = write_all(fd_, chunk.data(), chunk.size(), active_.path); !st.ok())
-    return st;
+  // the buffer's bytes with the deferred records in their places
+  size_t from = 0;
+  for (const auto& d : chunk.large) {
+    if (d.at > from) {
+      if (auto st = write_all(fd_, chunk.bytes.data() + from, d.at - from, active_.path); !st.ok())
+        return st;
+      from = d.at;
+    }
+    if (auto st = write_deferred(d); !st.ok())
+      return st;
+  }
+  if (chunk.bytes.size() > from)
+    if (auto st =
+            write_all(fd_, chunk.bytes.data() + from, chunk.bytes.size() - from, active_.path);
+        !st.ok())
+      return st;
   active_.bytes += chunk.size();
   active_.max_batch = std::max(active_.max_batch, max_batch);
   return {};
+}
+
+status wal::write_deferred(const deferred& d) {
+  const std::string& value = *d.value;
+  size_t plain_len = d.fixed_key.size() + value.size();
+  char head[rec_header];
+  if (d.keys) {
+    std::string sealed(plain_len + crypto::overhead, '\0');
+    try {
+      d.keys->seal(seal_aad, {d.fixed_key, value}, sealed.data());
+    } catch (const std::exception& e) {
+      return status{errc::io_error, std::string("WAL seal failed: ") + e.what()};
+    }
+    put_le(head, sealed.size(), 4);
+    put_le(head + 4, crc32c(sealed), 4);
+    if (auto st = write_all(fd_, head, rec_header, active_.path); !st.ok())
+      return st;
+    return write_all(fd_, sealed.data(), sealed.size(), active_.path);
+  }
+  put_le(head, plain_len, 4);
+  put_le(head + 4, crc32c(value, crc32c(d.fixed_key)), 4);
+  std::string first(head, rec_header);
+  first += d.fixed_key;
+  if (auto st = write_all(fd_, first.data(), first.size(), active_.path); !st.ok())
+    return st;
+  return write_all(fd_, value.data(), value.size(), active_.path);
 }
 
 status wal::sync_file() {
@@ -524,7 +595,7 @@ void wal::delete_retired() {
 }
 
 void wal::run() {
-  std::string chunk; // what is taken from the buffer and not yet written
+  chunk_t chunk; // what is taken from the buffer and not yet written
   uint64_t max_batch = 0;
   uint64_t last_lsn = 0;
   for (;;) {
@@ -534,7 +605,7 @@ void wal::run() {
     {
       std::unique_lock<std::mutex> lk(mtx_);
       cv_.wait_for(lk, std::chrono::milliseconds(cfg_.write_interval_ms),
-                   [&] { return stop_ || kicked_ || buf_.size() >= kick_bytes; });
+                   [&] { return stop_ || kicked_ || buffered() >= kick_bytes; });
     }
     // file mutex before the buffer's, as rotate() and flush() take them: a
     // chunk taken from the buffer is written before any later one
@@ -558,8 +629,9 @@ void wal::run() {
       chunk.clear();
       std::lock_guard<std::mutex> g(mtx_);
       // appends that landed while we wrote restart the age
-      first_unwritten_ns_.store(buf_.empty() ? 0 : std::max<uint64_t>(1, clk_.mono_ns()),
-                                std::memory_order_relaxed);
+      first_unwritten_ns_.store(
+          buf_.empty() && buf_large_.empty() ? 0 : std::max<uint64_t>(1, clk_.mono_ns()),
+          std::memory_order_relaxed);
     } else {
       // kept and retried at the next round; the age keeps growing, so the
       // front end pauses writers (actors/store.hpp) rather than lose them
@@ -586,12 +658,20 @@ void wal::run() {
   }
 }
 
-void wal::take(std::string& chunk, uint64_t& max_batch, uint64_t& last_lsn) {
-  if (chunk.empty())
-    chunk.swap(buf_);
+void wal::take(chunk_t& chunk, uint64_t& max_batch, uint64_t& last_lsn) {
+  size_t shift = chunk.bytes.size();
+  if (chunk.bytes.empty())
+    chunk.bytes.swap(buf_);
   else
-    chunk.append(buf_);
+    chunk.bytes.append(buf_);
   buf_.clear();
+  for (auto& d : buf_large_) {
+    d.at += shift;
+    chunk.large.push_back(std::move(d));
+  }
+  buf_large_.clear();
+  chunk.large_bytes += buf_large_bytes_;
+  buf_large_bytes_ = 0;
   max_batch = std::max(max_batch, buf_max_batch_);
   last_lsn = std::max(last_lsn, buf_last_lsn_);
   unwritten_.store(0, std::memory_order_relaxed);
@@ -630,7 +710,7 @@ status wal::set_keys(std::shared_ptr<const crypto::keyring> keys) {
 }
 
 status wal::write_buffer(std::unique_lock<std::mutex>* held) {
-  std::string chunk;
+  chunk_t chunk;
   uint64_t max_batch = 0;
   uint64_t last_lsn = 0;
   {

@@ -98,6 +98,12 @@ public:
   /// Appends a record carried to LMDB by write-behind batch `batch`; returns
   /// its log sequence number (1, 2, ...).
   uint64_t append_put(const entry& e, uint64_t batch);
+  /// The same for a value shared instead of copied (`meta.value` is unused):
+  /// the log keeps `value` until its writer thread has written the record,
+  /// and computes the record's checksum (or seals it) there, so a large put
+  /// costs the serving thread no copy and no pass over its bytes.
+  uint64_t append_put_shared(const entry& meta, std::shared_ptr<const std::string> value,
+                             uint64_t batch);
   uint64_t append_erase(std::string_view key, uint64_t batch);
   uint64_t append_clear(uint64_t batch);
   /// Wakes the writer thread now (sync mode: a client waits for its write).
@@ -144,14 +150,42 @@ private:
     uint64_t max_batch = 0;
   };
   uint64_t append(wal_record::kind_t kind, const entry* e, std::string_view key, uint64_t batch);
+  /// A put record whose value is shared (append_put_shared): it goes in
+  /// front of the buffer's byte `at` and is encoded by the writer thread.
+  struct deferred {
+    size_t at = 0;
+    std::string fixed_key; ///< the plain fixed fields and the key
+    std::shared_ptr<const std::string> value;
+    std::shared_ptr<const crypto::keyring> keys; ///< the keys at append time (null: plain)
+  };
+  /// Records taken from the buffer, not yet written.
+  struct chunk_t {
+    std::string bytes;
+    std::vector<deferred> large;
+    uint64_t large_bytes = 0;
+    bool empty() const noexcept { return bytes.empty() && large.empty(); }
+    uint64_t size() const noexcept { return bytes.size() + large_bytes; }
+    void clear() {
+      bytes.clear();
+      large.clear();
+      large_bytes = 0;
+    }
+  };
+  /// Bytes in the buffer, shared values included (mtx_ held).
+  uint64_t buffered() const noexcept { return buf_.size() + buf_large_bytes_; }
+  /// Bookkeeping after a record was appended (mtx_ held by `lk`, released).
+  uint64_t appended_record(std::unique_lock<std::mutex>& lk, bool was_empty, uint64_t before,
+                           uint64_t batch);
   void run();
   /// Writes `chunk` (file mutex held); rotates first when the segment is full.
-  status write_chunk(const std::string& chunk, uint64_t max_batch);
+  status write_chunk(const chunk_t& chunk, uint64_t max_batch);
+  /// Writes one deferred record (file mutex held).
+  status write_deferred(const deferred& d);
   status open_segment(); // file mutex held
   status sync_file();    // file mutex held
   void delete_retired(); // file mutex held
   /// Moves the buffer into `chunk` (both mutexes held).
-  void take(std::string& chunk, uint64_t& max_batch, uint64_t& last_lsn);
+  void take(chunk_t& chunk, uint64_t& max_batch, uint64_t& last_lsn);
   /// Writes the buffer now (file mutex held; `held`: the buffer's too).
   status write_buffer(std::unique_lock<std::mutex>* held = nullptr);
   void note(const status& st);
@@ -162,6 +196,8 @@ private:
   mutable std::mutex mtx_;
   std::condition_variable cv_;
   std::string buf_;
+  std::vector<deferred> buf_large_;
+  uint64_t buf_large_bytes_ = 0;
   uint64_t buf_max_batch_ = 0;
   uint64_t buf_last_lsn_ = 0;
   uint64_t lsn_ = 0;

@@ -229,6 +229,8 @@ struct options {
   double restart_at = -1;
   bool coaccess = false;
   bool tier_choice = false;
+  bool shadow_below_bar = false; ///< --shadow-below-bar
+  bool skip_none = false; ///< --predictor-only: experiments (the `none` rows are deterministic)
   double min_confidence = 0.7;
   double horizon_min = 60;
   double history_h = -1;    ///< --min-history-h (-1: the core's default)
@@ -268,6 +270,7 @@ pred::predictor_config predictor_config_for(const options& o) {
   pred::predictor_config c;
   c.coaccess_prefetch = o.coaccess;
   c.tier_choice = o.tier_choice;
+  c.shadow_below_bar = o.shadow_below_bar;
   c.min_confidence = o.min_confidence;
   c.load_horizon_ms = static_cast<uint64_t>(o.horizon_min * pred::minute_ms);
   if (o.history_h >= 0)
@@ -329,6 +332,13 @@ public:
 
   outcome result() const { return out_; }
   uint64_t lost() const { return lost_; }
+  /// Reads by key prefix (before the first ':') and by whether the read
+  /// starts a period (the key's previous read is over an hour ago): requests
+  /// and memory hits (KURA_BENCH_VERBOSE only).
+  struct read_class {
+    uint64_t first_reads = 0, first_hits = 0, later_reads = 0, later_hits = 0;
+  };
+  std::map<std::string, read_class> classes;
   uint64_t candidates_ = 0, held_back_ = 0, demoted_ = 0;
   kura::tier_chain& chain() { return *chain_; }
   pred::predictor* model() { return pr_.get(); }
@@ -429,6 +439,8 @@ private:
       ++out_.memory_hits;
       ++window_hits;
     }
+    if (verbose_)
+      classify(rq, resident);
     auto r = chain_->get(key);
     if (!r.ok())
       die("get: " + r.err().to_string());
@@ -441,6 +453,19 @@ private:
         load(f, rq.t, true);
   }
 
+  void classify(const request& rq, bool resident) {
+    const std::string& key = t_.names[rq.key];
+    read_class& c = classes[key.substr(0, key.find(':'))];
+    if (last_read_.size() <= rq.key)
+      last_read_.resize(t_.names.size(), 0);
+    const bool first = last_read_[rq.key] == 0 || rq.t - last_read_[rq.key] > pred::hour_ms;
+    last_read_[rq.key] = rq.t;
+    (first ? c.first_reads : c.later_reads) += 1;
+    (first ? c.first_hits : c.later_hits) += resident ? 1 : 0;
+  }
+
+  const bool verbose_ = std::getenv("KURA_BENCH_VERBOSE") != nullptr;
+  std::vector<uint64_t> last_read_;
   const trace& t_;
   uint64_t cap_;
   bool on_;
@@ -481,6 +506,14 @@ outcome run_mode(const trace& t, uint64_t cap, bool with_predictor, const option
     rp.restart(cut < t.reqs.size() ? t.reqs[cut].t : t.reqs.back().t);
     rp.run(cut, t.reqs.size());
   }
+  if (std::getenv("KURA_BENCH_VERBOSE"))
+    for (const auto& [prefix, c] : rp.classes)
+      std::fprintf(stderr,
+                   "  %s %-8s first reads of a period %llu, memory hits %llu; later reads %llu, "
+                   "memory hits %llu\n",
+                   with_predictor ? "predictor" : "none", prefix.c_str(),
+                   (unsigned long long)c.first_reads, (unsigned long long)c.first_hits,
+                   (unsigned long long)c.later_reads, (unsigned long long)c.later_hits);
   if (with_predictor && std::getenv("KURA_BENCH_VERBOSE")) {
     auto st = rp.model()->stats();
     std::fprintf(stderr,
@@ -541,7 +574,8 @@ void bench(const trace& t, const options& o) {
   }
   for (double share : o.shares) {
     const uint64_t cap = std::max<uint64_t>(1, static_cast<uint64_t>(share * t.names.size()));
-    print_row(o, name, share, "none", run_mode(t, cap, false, o));
+    if (!o.skip_none)
+      print_row(o, name, share, "none", run_mode(t, cap, false, o));
     print_row(o, name, share, "predictor", run_mode(t, cap, true, o));
   }
 }
@@ -737,6 +771,10 @@ int main(int argc, char** argv) {
       write_trace = val();
     else if (a == "--coaccess")
       o.coaccess = true;
+    else if (a == "--shadow-below-bar")
+      o.shadow_below_bar = true;
+    else if (a == "--predictor-only")
+      o.skip_none = true;
     else if (a == "--tier-choice")
       o.tier_choice = true;
     else if (a == "--min-confidence")

@@ -9,6 +9,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -110,15 +111,29 @@ inline std::string read_file(const std::filesystem::path& p) {
   return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
 }
 
-/// The decompressed blocks of a plaintext archive segment ("" when the file
-/// is not one). zstd-dict blocks are decompressed with their dictionary file.
-inline std::string decompressed_blocks(const std::filesystem::path& seg, const std::string& bytes) {
+/// A plaintext archive segment split for scanning: `decompressed` is every
+/// block's payload decompressed; `framing` is the file with every payload
+/// that decompressed blanked out (segment and block headers, and any bytes
+/// the parser could not decode, e.g. a torn tail, stay as they are).
+/// A compressed payload is scanned only through its decompressed text: an
+/// lz4/zstd stream's bytes can spell out a short key by chance (a literal
+/// run followed by an offset byte that happens to be a digit), while every
+/// byte really stored in a block appears in its decompressed text.
+/// Sealed segments and other files: `framing` is the file, `decompressed` "".
+struct segment_scan {
+  std::string framing;
+  std::string decompressed;
+};
+
+/// zstd-dict blocks are decompressed with their dictionary file.
+inline segment_scan scan_segment(const std::filesystem::path& seg, const std::string& bytes) {
   using namespace kura::archive;
+  segment_scan out{bytes, {}};
   if (bytes.size() < format::segment_header_size)
-    return {};
+    return out;
   auto h = format::decode_segment_header(std::string_view(bytes).substr(0, 40));
   if (!h || h->key_id != 0)
-    return {};
+    return out;
   std::shared_ptr<const dictionary> dict;
   if (h->dict_id != 0) {
     auto p = seg.parent_path() / ("dict-" + std::to_string(h->dict_id) + ".zdict");
@@ -127,7 +142,7 @@ inline std::string decompressed_blocks(const std::filesystem::path& seg, const s
     dict = *d;
   }
   codec_context ctx;
-  std::string all, out;
+  std::string raw;
   size_t off = format::segment_header_size;
   while (off + format::block_header_size <= bytes.size()) {
     auto bh = format::decode_block_header(std::string_view(bytes).substr(off, 24));
@@ -138,15 +153,24 @@ inline std::string decompressed_blocks(const std::filesystem::path& seg, const s
       break;
     auto st =
         ctx.decompress(h->codec, dict.get(), std::string_view(bytes).substr(start, bh->stored_len),
-                       bh->raw_len, out);
+                       bh->raw_len, raw);
     REQUIRE_MESSAGE(st.ok(), "a block of " << seg << " does not decompress: " << st.message());
-    all += out;
+    out.decompressed += raw;
+    std::fill(out.framing.begin() + static_cast<std::ptrdiff_t>(start),
+              out.framing.begin() + static_cast<std::ptrdiff_t>(start + bh->stored_len), '\0');
     off = start + bh->stored_len;
   }
-  return all;
+  return out;
 }
 
-/// Every file under `dir`, plain and (segments) decompressed.
+/// The decompressed blocks of a plaintext archive segment ("" when the file
+/// is not one).
+inline std::string decompressed_blocks(const std::filesystem::path& seg, const std::string& bytes) {
+  return scan_segment(seg, bytes).decompressed;
+}
+
+/// Every file under `dir`, plain; an archive segment as its framing (raw
+/// bytes outside the decoded payloads) and its decompressed blocks.
 inline std::map<std::string, std::string> scan_dir(const std::string& dir) {
   std::map<std::string, std::string> files;
   for (auto& e : std::filesystem::recursive_directory_iterator(dir)) {
@@ -154,8 +178,12 @@ inline std::map<std::string, std::string> scan_dir(const std::string& dir) {
       continue;
     auto bytes = read_file(e.path());
     auto name = e.path().string();
-    if (e.path().extension() == ".kseg")
-      files[name + " (decompressed)"] = decompressed_blocks(e.path(), bytes);
+    if (e.path().extension() == ".kseg") {
+      auto sc = scan_segment(e.path(), bytes);
+      files[name + " (decompressed)"] = std::move(sc.decompressed);
+      files[name] = std::move(sc.framing);
+      continue;
+    }
     files[name] = std::move(bytes);
   }
   return files;

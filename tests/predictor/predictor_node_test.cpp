@@ -11,6 +11,7 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <fstream>
 
 using namespace kura::test;
@@ -195,6 +196,93 @@ TEST_CASE("a restarted kura-node prewarms what its model predicts, and reads hit
     CHECK(*c.call({"GET", hot(1)}) == "$100\r\n" + std::string(100, 'h') + "\r\n");
     CHECK(n.stop() == 0);
   }
+}
+
+TEST_CASE("a kura-node drops predicted-cold keys from memory to make room for prewarm loads") {
+  // Cold keys are read in two hours two days back; hot keys in the three hours
+  // before now. Now, the cold keys are read (memory holds them) while the
+  // plan loads the hot ones a few per cycle (a tiny load rate): every cycle
+  // after the first drops up to one resident cold key per load from memory
+  // (L3 keeps it). The predictor's clock is set to 10 minutes past an hour
+  // for the last run, so that no run crosses an hour boundary.
+  temp_dir dir;
+  const std::string data = dir.path + "/node";
+  constexpr int64_t hour = 3600 * 1000;
+  constexpr int n_cold = 30;
+  const int64_t wall = static_cast<int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                std::chrono::system_clock::now().time_since_epoch())
+                                                .count());
+  const int64_t now = wall / hour * hour + 10 * 60 * 1000 - wall; // offset of the last run
+  auto page = [](int i) { return "page:" + std::to_string(i) + ":cold"; };
+  auto node_args = [](int64_t offset) {
+    auto a = args(offset);
+    // about 8 hot keys per plan (rate x interval bytes), so that loads
+    // continue after the cold keys were read
+    a.push_back("--kura.prewarm.max-load-rate=1024");
+    return a;
+  };
+  for (int64_t h : {50, 49}) {
+    node_process n(node_args(now - h * hour), data);
+    REQUIRE_MESSAGE(n.ready, n.log());
+    client c(n.port);
+    REQUIRE(c.ok());
+    if (h == 50) {
+      for (int i = 0; i < hot_keys; ++i)
+        REQUIRE(*c.call({"SET", hot(i), std::string(100, 'h')}) == "+OK\r\n");
+      for (int i = 0; i < n_cold; ++i)
+        REQUIRE(*c.call({"SET", page(i), std::string(1000, 'p')}) == "+OK\r\n");
+    }
+    for (int i = 0; i < n_cold; ++i)
+      REQUIRE(c.call({"GET", page(i)})->size() > 1000);
+    auto js = wait_report(n, [](const std::string& j) { return json_int(j, "events") >= n_cold; });
+    CAPTURE(js);
+    REQUIRE(json_int(js, "events") >= n_cold);
+    REQUIRE(n.stop() == 0);
+  }
+  for (int64_t h : {3, 2, 1}) {
+    node_process n(node_args(now - h * hour), data);
+    REQUIRE_MESSAGE(n.ready, n.log());
+    client c(n.port);
+    read_hot(c);
+    auto js =
+        wait_report(n, [](const std::string& j) { return json_int(j, "events") >= hot_keys; });
+    CAPTURE(js);
+    REQUIRE(json_int(js, "events") >= hot_keys);
+    REQUIRE(n.stop() == 0);
+  }
+  node_process n(node_args(now), data);
+  REQUIRE_MESSAGE(n.ready, n.log());
+  client c(n.port);
+  for (int i = 0; i < n_cold; ++i) // into memory (from L3)
+    REQUIRE(c.call({"GET", page(i)})->size() > 1000);
+  auto js = wait_report(n, [](const std::string& j) {
+    return json_int(j, "keys_prewarmed") >= hot_keys && json_int(j, "cold_dropped") >= 1;
+  });
+  CAPTURE(js);
+  CAPTURE(n.log());
+  REQUIRE(json_int(js, "keys_prewarmed") >= hot_keys);
+  const long long dropped = json_int(js, "cold_dropped");
+  CHECK(dropped >= 1);
+  CHECK(dropped <= n_cold);
+  // the dropped keys are the cold ones, gone from memory only (memory has room
+  // for everything: nothing else evicts them)
+  int in_l3 = 0;
+  for (int i = 0; i < n_cold; ++i)
+    in_l3 += *c.call({"KURA.TIER", page(i)}) == "$2\r\nl3\r\n";
+  CHECK(in_l3 == dropped);
+  int hot_resident = 0;
+  for (int i = 0; i < hot_keys; ++i) {
+    auto t = *c.call({"KURA.TIER", hot(i)});
+    hot_resident += t == "$2\r\nl1\r\n" || t == "$2\r\nl2\r\n";
+  }
+  CHECK(hot_resident == hot_keys);
+  // a dropped key still reads (from L3)
+  CHECK(*c.call({"GET", page(0)}) == "$1000\r\n" + std::string(1000, 'p') + "\r\n");
+  int rc = -1;
+  auto human = kura_cli(n.cluster_port, "predictor", rc);
+  CHECK(rc == 0);
+  CHECK(human.find("cold keys dropped") != std::string::npos);
+  CHECK(n.stop() == 0);
 }
 
 TEST_CASE("with prewarm off the predictor commands say so") {

@@ -103,6 +103,59 @@ TEST_CASE("wal: records come back in order with every field") {
   CHECK(replay_all(cfg).empty());
 }
 
+TEST_CASE("wal: shared values are written in their place, plain and sealed") {
+  // append_put_shared keeps the value by reference; the writer thread
+  // checksums (or seals) and writes it between the records around it
+  auto kr = crypto::keyring::from_keys({{1, std::string(32, 'K')}});
+  REQUIRE(kr.ok());
+  for (bool sealed : {false, true}) {
+    CAPTURE(sealed);
+    temp_dir dir;
+    wal_config cfg;
+    cfg.dir = dir.sub("wal");
+    if (sealed)
+      cfg.keys = *kr;
+    std::string big(3u << 20, '\0');
+    for (size_t i = 0; i < big.size(); ++i)
+      big[i] = static_cast<char>('a' + (i * 7919) % 26);
+    auto shared = std::make_shared<const std::string>(big);
+    auto meta = make("big-key", "", 4242);
+    meta.flags = 1;
+    {
+      auto w = wal::open(cfg, real_clock::instance());
+      REQUIRE(w.ok());
+      CHECK((*w)->append_put(make("a", "1"), 1) == 1);
+      CHECK((*w)->append_put_shared(meta, shared, 1) == 2);
+      CHECK((*w)->append_put_shared(make("second", ""), shared, 2) == 3); // back to back
+      CHECK((*w)->append_erase("a", 2) == 4);
+      REQUIRE((*w)->flush().ok());
+      CHECK((*w)->synced() == 4);
+      CHECK((*w)->append_put_shared(make("last", ""), shared, 3) == 5); // by the writer thread
+    }
+    CHECK(shared.use_count() == 1); // the log let go of it
+    wal_replay_stats st;
+    auto recs = replay_all(cfg, &st);
+    REQUIRE(recs.size() == 5);
+    CHECK(st.cut_bytes == 0);
+    CHECK(recs[0].e == make("a", "1"));
+    CHECK(recs[1].e.key == "big-key");
+    CHECK(recs[1].e.value == big);
+    CHECK(recs[1].e.expiry_ms == 4242);
+    CHECK(recs[1].e.flags == 1);
+    CHECK(recs[1].e.ver == meta.ver);
+    CHECK(recs[1].batch == 1);
+    CHECK(recs[2].e.key == "second");
+    CHECK(recs[2].e.value == big);
+    CHECK(recs[2].batch == 2);
+    CHECK(recs[3].kind == wal_record::erase);
+    CHECK(recs[4].e.key == "last");
+    CHECK(recs[4].e.value == big);
+    auto raw = all_bytes(cfg.dir);
+    CHECK((raw.find("big-key") == std::string::npos) == sealed);
+    CHECK((raw.find(big.substr(0, 64)) == std::string::npos) == sealed);
+  }
+}
+
 TEST_CASE("wal: a torn tail is cut, a damaged record ends its segment") {
   temp_dir dir;
   wal_config cfg;

@@ -1,0 +1,179 @@
+// TLS on cluster links and the ops port (issue 13; node/cluster_tls.hpp):
+// three real kura-node processes with kura.cluster.tls and certificates the
+// test makes with the openssl CLI form a cluster and serve SET/GET through
+// every node; the kura CLI reaches the ops port only with a certificate
+// from the cluster's CA; a node whose certificate comes from another CA, and
+// a node without TLS, are refused while the cluster keeps serving; bad
+// certificate settings stop kura-node at start with a clear error.
+#include "cluster/cluster_harness.hpp"
+
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <string>
+
+using namespace kura::test;
+
+namespace {
+
+/// A CA, a node certificate it signed, and a rogue CA with its own node
+/// certificate, in a temporary directory.
+struct test_pki {
+  temp_dir dir;
+  std::string ca, cert, key, rogue_ca, rogue_cert, rogue_key;
+
+  test_pki() {
+    auto d = dir.path;
+    ca = d + "/ca.pem", cert = d + "/node.pem", key = d + "/node.key";
+    rogue_ca = d + "/rogue-ca.pem", rogue_cert = d + "/rogue.pem", rogue_key = d + "/rogue.key";
+    auto make = [&](const std::string& name, const std::string& ca_name) {
+      int rc = 0;
+      auto out =
+          run_shell("cd '" + d + "' && (openssl req -x509 -newkey rsa:2048 -nodes -keyout " +
+                        ca_name + ".key -out " + ca_name + ".pem -days 2 -subj /CN=" + ca_name +
+                        " && openssl req -newkey rsa:2048 -nodes -keyout " + name + ".key -out " +
+                        name + ".csr -subj /CN=" + name + " && openssl x509 -req -in " + name +
+                        ".csr -CA " + ca_name + ".pem -CAkey " + ca_name +
+                        ".key -CAcreateserial -out " + name + ".pem -days 2) 2>&1",
+                    &rc);
+      REQUIRE_MESSAGE(rc == 0, out);
+    };
+    make("node", "ca");
+    make("rogue", "rogue-ca");
+  }
+};
+
+/// TLS flags; the timing is looser than fast_cluster_flags' (a TLS connect
+/// costs more CPU, and CI machines are loaded).
+std::vector<std::string> tls_flags(const std::string& cert, const std::string& key,
+                                   const std::string& ca) {
+  return {"--kura.cluster.tls=true",
+          "--kura.cluster.tls-cert-file=" + cert,
+          "--kura.cluster.tls-key-file=" + key,
+          "--kura.cluster.tls-ca-file=" + ca,
+          "--kura.cluster.heartbeat=1s",
+          "--kura.cluster.request-timeout=3s"};
+}
+
+/// `kura members --json` with explicit TLS flags (rc in `rc`).
+std::string members_with(uint16_t port, const std::string& tls, int* rc) {
+  return run_shell("env -u KURA_TLS_CERT -u KURA_TLS_KEY -u KURA_TLS_CA " + bin_dir() +
+                       "/kura --timeout=3000 --port=" + std::to_string(port) + " " + tls +
+                       " --json members 2>&1",
+                   rc);
+}
+
+} // namespace
+
+TEST_CASE("cluster links over TLS: a 3-node ring serves; foreign and plain nodes are refused") {
+  test_pki pki;
+  // every `kura` the harness runs (members_json) presents the node certificate
+  ::setenv("KURA_TLS_CERT", pki.cert.c_str(), 1);
+  ::setenv("KURA_TLS_KEY", pki.key.c_str(), 1);
+  ::setenv("KURA_TLS_CA", pki.ca.c_str(), 1);
+  auto good = tls_flags(pki.cert, pki.key, pki.ca);
+
+  test_cluster c;
+  for (int i = 1; i <= 3; ++i)
+    REQUIRE(c.start("n" + std::to_string(i), good).ready);
+  INFO(c.logs());
+  REQUIRE(c["n1"].log().find("cluster-tls=on") != std::string::npos);
+  REQUIRE(wait_for([&] { return c.all_see_alive(3); }, 60000));
+
+  // data written through one node reads back through the others
+  {
+    client w(c["n1"].port);
+    for (int i = 0; i < 200; ++i)
+      REQUIRE(*w.call({"SET", "tk:" + std::to_string(i), "tv" + std::to_string(i)}) == "+OK\r\n");
+    for (auto id : {"n2", "n3"}) {
+      client r(c[id].port);
+      for (int i = 0; i < 200; i += 7)
+        CHECK(*r.call({"GET", "tk:" + std::to_string(i)}) == bulk("tv" + std::to_string(i)));
+    }
+  }
+
+  // The ops port: the CLI with the cluster's certificate works; without a
+  // certificate, or with one from another CA, it cannot connect (exit 2).
+  {
+    int rc = -1;
+    auto tls = "--tls-cert=" + pki.cert + " --tls-key=" + pki.key + " --tls-ca=" + pki.ca;
+    auto out = members_with(c["n2"].cluster_port, tls, &rc);
+    CHECK_MESSAGE(rc == 0, out);
+    CHECK(count_state(out, "alive") == 3);
+    out = members_with(c["n2"].cluster_port, "", &rc);
+    CHECK_MESSAGE(rc == 2, out);
+    CHECK(out.find("cannot reach") != std::string::npos);
+    auto rogue = "--tls-cert=" + pki.rogue_cert + " --tls-key=" + pki.rogue_key +
+                 " --tls-ca=" + pki.rogue_ca;
+    out = members_with(c["n2"].cluster_port, rogue, &rc);
+    CHECK_MESSAGE(rc == 2, out);
+    // half a TLS configuration is a usage error
+    out = members_with(c["n2"].cluster_port, "--tls-cert=" + pki.cert, &rc);
+    CHECK_MESSAGE(rc == 1, out);
+  }
+
+  // A node with a certificate from another CA, and a node without TLS, try
+  // to join through n1: both are refused, n1..n3 stay a ring of three and
+  // keep serving.
+  REQUIRE(c.start("rogue", tls_flags(pki.rogue_cert, pki.rogue_key, pki.rogue_ca)).ready);
+  REQUIRE(c.start("plain").ready);
+  auto attempts = [&](const std::string& id) {
+    auto log = c[id].log();
+    size_t n = 0;
+    for (auto p = log.find("seed not reachable yet"); p != std::string::npos;
+         p = log.find("seed not reachable yet", p + 1))
+      ++n;
+    return n;
+  };
+  REQUIRE(wait_for([&] { return attempts("rogue") >= 2 && attempts("plain") >= 2; }, 60000));
+  for (auto id : {"n1", "n2", "n3"}) {
+    REQUIRE(c[id].alive());
+    auto json = members_json(c[id].cluster_port);
+    CHECK_MESSAGE(count_state(json, "alive") == 3, id << ": " << json);
+    CHECK(member_state(json, "rogue").empty());
+    CHECK(member_state(json, "plain").empty());
+  }
+  CHECK(c["rogue"].log().find("connected to n") == std::string::npos);
+  CHECK(c["plain"].log().find("connected to n") == std::string::npos);
+  {
+    client w(c["n3"].port);
+    REQUIRE(*w.call({"SET", "after", "refusals"}) == "+OK\r\n");
+    client r(c["n1"].port);
+    CHECK(*r.call({"GET", "after"}) == bulk("refusals"));
+  }
+  ::unsetenv("KURA_TLS_CERT");
+  ::unsetenv("KURA_TLS_KEY");
+  ::unsetenv("KURA_TLS_CA");
+}
+
+TEST_CASE("bad cluster TLS settings stop kura-node at start with a clear error") {
+  test_pki pki;
+  temp_dir d;
+  auto base = std::vector<std::string>{
+      "--port=" + std::to_string(free_port()), "--cluster-port=" + std::to_string(free_port()),
+      "--metrics-port=0", "--data-dir=" + d.path, "--kura.cluster.node-id=x"};
+  auto with = [&](std::vector<std::string> extra) {
+    auto a = base;
+    a.insert(a.end(), extra.begin(), extra.end());
+    std::string out;
+    int rc = run_node_once(a, out);
+    return std::make_pair(rc, out);
+  };
+  // a certificate another CA signed
+  auto r = with(tls_flags(pki.rogue_cert, pki.rogue_key, pki.ca));
+  CHECK(r.first == 1);
+  CHECK_MESSAGE(r.second.find("does not verify against CA file") != std::string::npos, r.second);
+  // a key that is not the certificate's
+  r = with(tls_flags(pki.cert, pki.rogue_key, pki.ca));
+  CHECK(r.first == 1);
+  CHECK_MESSAGE(r.second.find("does not match certificate") != std::string::npos, r.second);
+  // a missing CA file
+  r = with(tls_flags(pki.cert, pki.key, d.path + "/none.pem"));
+  CHECK(r.first == 1);
+  CHECK_MESSAGE(r.second.find("cannot load CA file") != std::string::npos, r.second);
+  // TLS on without a CA
+  r = with({"--kura.cluster.tls=true", "--kura.cluster.tls-cert-file=" + pki.cert,
+            "--kura.cluster.tls-key-file=" + pki.key});
+  CHECK(r.first == 1);
+  CHECK_MESSAGE(r.second.find("kura.cluster.tls") != std::string::npos, r.second);
+}
