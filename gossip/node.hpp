@@ -136,6 +136,11 @@ public:
   uint32_t tokens() const { return membership::addr_tokens(members_.config().addr); }
   /// What this node is moving now (or moved last).
   const move_progress& progress() const { return move_; }
+  /// The member slot `slot` is still streaming in from (no_node: this node
+  /// is not receiving it); the Redis Cluster face answers -ASK from it.
+  node_id streaming_from(uint32_t slot) const {
+    return slot < incoming_.size() ? incoming_[slot] : no_node;
+  }
 
   status on_message(node_id from, std::string_view bytes, uint64_t now);
   void tick(uint64_t now);

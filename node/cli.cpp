@@ -214,20 +214,28 @@ int main(int argc, char** argv) {
     }
     node::configure_cluster_tls(cfg, tls);
   }
+  // A cluster node drops a connection that stayed silent for its
+  // middleman.connection-timeout (2 s at least, actors/kura.cpp), and the CLI
+  // is silent while it waits for a slow answer: it sends heartbeats, so a
+  // slow node or a long watched move keeps every link. With heartbeats, a
+  // connect whose handshake is not done by the next tick fails
+  // (CAF-0.17.md §8, item 1): connects are tried up to 3 times.
+  cfg.set("middleman.heartbeat-interval", caf::timespan{std::chrono::milliseconds(500)});
   caf::actor_system sys{cfg};
   caf::scoped_actor self{sys};
   auto timeout = std::chrono::milliseconds(o.timeout_ms);
   caf::actor ops;
   std::string why;
-  self->request(actors::peer_connector(sys), timeout, caf::connect_atom::value, o.host, o.port)
-      .receive(
-          [&](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
-            if (ptr)
-              ops = caf::actor_cast<caf::actor>(std::move(ptr));
-            else
-              why = "no ops actor published on that port";
-          },
-          [&](caf::error& err) { why = sys.render(err); });
+  for (int attempt = 0; attempt < 3 && !ops; ++attempt)
+    self->request(actors::peer_connector(sys), timeout, caf::connect_atom::value, o.host, o.port)
+        .receive(
+            [&](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
+              if (ptr)
+                ops = caf::actor_cast<caf::actor>(std::move(ptr));
+              else
+                why = "no ops actor published on that port", attempt = 3;
+            },
+            [&](caf::error& err) { why = sys.render(err); });
   auto unreachable = [&](const std::string& reason) {
     std::cerr << "kura: cannot reach kura-node at " << o.host << ":" << o.port << " (" << reason
               << ")\n";

@@ -106,14 +106,33 @@ caf::actor connect_ops(caf::actor_system& sys, caf::scoped_actor& self, const st
   if (!split_host_port(hp, host, port))
     return {};
   caf::actor out;
-  self->request(actors::peer_connector(sys), timeout, caf::connect_atom::value, host, port)
-      .receive(
-          [&](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
-            if (ptr)
-              out = caf::actor_cast<caf::actor>(std::move(ptr));
-          },
-          [&](caf::error&) {});
+  // 3 tries: a connect can lose the race with the CLI's heartbeat (node/cli.cpp)
+  for (int attempt = 0; attempt < 3 && !out; ++attempt)
+    self->request(actors::peer_connector(sys), timeout, caf::connect_atom::value, host, port)
+        .receive(
+            [&](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
+              if (ptr)
+                out = caf::actor_cast<caf::actor>(std::move(ptr));
+            },
+            [&](caf::error&) {});
   return out;
+}
+
+/// ask_cop against the member at `address` (its ops actor in `peer`); a
+/// member that does not answer (a slow node, a dropped link) is dialed again
+/// and asked again, `tries` times in all.
+std::optional<cluster_op_reply> ask_peer(caf::actor_system& sys, caf::scoped_actor& self,
+                                         caf::actor& peer, const std::string& address,
+                                         const std::string& op, std::vector<std::string> args,
+                                         std::chrono::milliseconds timeout, std::string& why,
+                                         bool& unreachable, int tries = 3) {
+  for (int i = 0;; ++i) {
+    auto rep = ask_cop(sys, self, peer, op, args, timeout, why, unreachable);
+    if (rep || !unreachable || i + 1 >= tries)
+      return rep;
+    if (auto again = connect_ops(sys, self, address, timeout))
+      peer = again;
+  }
 }
 
 int fail(bool json, const std::string& why, int rc = 1) {
@@ -155,15 +174,32 @@ std::string move_detail(const move_row& m) {
          human_bytes(static_cast<double>(m.rate)) + "/s  ETA " + eta;
 }
 
+/// How long a watched move may show no change at all (keys, bytes, ranges
+/// moved, keys held, ring) before the CLI gives up and says so (exit 3);
+/// 20 x --timeout when that is longer.
+constexpr std::chrono::seconds move_stall{60};
+
+std::chrono::milliseconds stall_limit(std::chrono::milliseconds timeout) {
+  return std::max<std::chrono::milliseconds>(move_stall, timeout * 20);
+}
+
+std::string seconds_text(std::chrono::milliseconds d) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(d).count()) + " s";
+}
+
 /// Polls the node's move until `done` holds (or the node went away: its
-/// last answer is returned with `gone`), drawing the bar unless `json`.
+/// last answer is returned with `gone`; or nothing changed for
+/// stall_limit: `stalled`), drawing the bar unless `json`.
 template <class Done>
 move_row watch(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& ops,
-               std::chrono::milliseconds timeout, bool json, bool& gone, Done done) {
+               std::chrono::milliseconds timeout, bool json, bool& gone, bool& stalled, Done done) {
   std::signal(SIGINT, on_detach);
   move_row last;
-  gone = false;
+  gone = stalled = false;
   bool drawn = false;
+  auto limit = stall_limit(timeout);
+  auto last_change = std::chrono::steady_clock::now();
+  std::optional<std::tuple<bool, uint64_t, uint64_t, uint64_t, uint64_t>> last_sig;
   for (;;) {
     std::string why;
     bool unreachable = false;
@@ -179,12 +215,31 @@ move_row watch(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor
     }
     if (done(*rep))
       break;
+    auto sig =
+        std::make_tuple(last.active, last.keys, last.bytes, last.ranges_done, last.keys_held);
+    auto t = std::chrono::steady_clock::now();
+    if (sig != last_sig) {
+      last_sig = sig;
+      last_change = t;
+    } else if (t - last_change >= limit) {
+      stalled = true;
+      break;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
   if (drawn)
     std::cerr << "\n";
   std::signal(SIGINT, SIG_DFL);
   return last;
+}
+
+/// The error of a watched move that stopped changing.
+std::string stalled_text(const std::string& what, const move_row& m,
+                         std::chrono::milliseconds timeout) {
+  return what + ": nothing moved for " + seconds_text(stall_limit(timeout)) + " (" +
+         std::to_string(m.ranges_done) + "/" + std::to_string(m.ranges) + " ranges, " +
+         std::to_string(m.keys) + " keys moved, " + std::to_string(m.keys_held) +
+         " keys held); it goes on on the node ('kura status' shows it)";
 }
 
 int print_members(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& ops, bool json,
@@ -386,9 +441,11 @@ int run_leave(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor&
     return fail(json, why, unreachable ? 2 : 1);
   if (!json)
     std::cerr << "kura: " << rep->note << " (Ctrl-C detaches; the leave goes on)\n";
-  bool gone = false;
-  auto last = watch(sys, self, target, timeout, json, gone,
+  bool gone = false, stalled = false;
+  auto last = watch(sys, self, target, timeout, json, gone, stalled,
                     [](const cluster_op_reply& r) { return r.move.leaving && !r.move.active; });
+  if (stalled)
+    return fail(json, stalled_text("the leave", last, timeout), 3);
   return print_done(json, "leave", name,
                     "left the ring: " + std::to_string(last.keys) + " keys (" +
                         human_bytes(static_cast<double>(last.bytes)) + ") handed off",
@@ -409,11 +466,13 @@ int run_drain(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor&
     return fail(json, why, unreachable ? 2 : 1);
   if (!json)
     std::cerr << "kura: " << args[1] << ": " << rep->note << " (Ctrl-C detaches)\n";
-  bool gone = false;
-  auto last = watch(sys, self, target, timeout, json, gone,
+  bool gone = false, stalled = false;
+  auto last = watch(sys, self, target, timeout, json, gone, stalled,
                     [](const cluster_op_reply& r) { return !r.move.active; });
   if (gone)
     return fail(json, args[1] + " stopped answering", 2);
+  if (stalled)
+    return fail(json, stalled_text("the " + args[0] + " of " + args[1], last, timeout), 3);
   bool drain = args[0] == "drain";
   return print_done(json, args[0], args[1],
                     args[1] + (drain ? " drained: " : " undrained: ") + std::to_string(last.keys) +
@@ -432,8 +491,8 @@ int run_join(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& 
   if (!json)
     std::cerr << "kura: " << rep->note << " (Ctrl-C detaches; the join goes on)\n";
   auto t0 = std::chrono::steady_clock::now();
-  bool joined = false, gone = false;
-  auto last = watch(sys, self, ops, timeout, json, gone, [&](const cluster_op_reply&) {
+  bool joined = false, gone = false, stalled = false;
+  auto last = watch(sys, self, ops, timeout, json, gone, stalled, [&](const cluster_op_reply&) {
     std::string w;
     bool u = false;
     auto ring = ask_cop(sys, self, ops, "ring", {}, timeout, w, u);
@@ -447,6 +506,8 @@ int run_join(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& 
     return fail(json, "the node stopped answering", 2);
   if (!joined)
     return fail(json, "not joined after 30 s; the node keeps dialing " + args[1]);
+  if (stalled)
+    return fail(json, stalled_text("the join's streams", last, timeout), 3);
   return print_done(json, "join", args[1],
                     "joined through " + args[1] + ": " + std::to_string(last.keys) + " keys (" +
                         human_bytes(static_cast<double>(last.bytes)) + ") streamed in",
@@ -481,7 +542,7 @@ int run_rebalance(caf::actor_system& sys, caf::scoped_actor& self, const caf::ac
     auto peer = connect_ops(sys, self, r.address, timeout);
     if (!peer)
       return fail(json, "cannot reach " + r.id + " at " + r.address, 2);
-    auto st = ask_cop(sys, self, peer, "slots", {}, timeout * 4, why, unreachable);
+    auto st = ask_peer(sys, self, peer, r.address, "slots", {}, timeout * 4, why, unreachable);
     if (!st)
       return fail(json, r.id + ": " + why, unreachable ? 2 : 1);
     for (size_t i = 0; i + 2 < st->slot_stats.size(); i += 3) {
@@ -533,29 +594,55 @@ int run_rebalance(caf::actor_system& sys, caf::scoped_actor& self, const caf::ac
     uint32_t have = rep->ring[i].tokens == rc.vnodes ? 0 : rep->ring[i].tokens;
     if (want == have)
       continue;
-    if (!ask_cop(sys, self, peers[i], "tokens", {std::to_string(want)}, timeout, why, unreachable))
+    if (!ask_peer(sys, self, peers[i], rep->ring[i].address, "tokens", {std::to_string(want)},
+                  timeout, why, unreachable))
       return fail(json, rep->ring[i].id + ": " + why, unreachable ? 2 : 1);
   }
   // Progress: the members' streams together, until each runs the new ring
-  // and none streams.
+  // and none streams. A member that stops answering is dialed again; when
+  // nothing moves toward that end for stall_limit, the CLI gives up and
+  // says what is missing (the counts are set: the ring goes on by itself).
   std::signal(SIGINT, on_detach);
   move_row sum;
   bool drawn = false;
   std::vector<bool> seen_active(peers.size(), false); // members that streamed for us
+  auto limit = stall_limit(timeout);
+  auto last_change = std::chrono::steady_clock::now();
+  std::string last_sig;
+  std::vector<std::string> missing; // what keeps the rebalance from being done
   for (;;) {
     move_row now;
     bool all_new = true, any_active = false;
     int64_t eta = -1;
+    missing.clear();
+    std::string sig;
     for (size_t i = 0; i < peers.size(); ++i) {
-      auto st = ask_cop(sys, self, peers[i], "ring", {}, timeout, why, unreachable);
+      const auto& name = rep->ring[i].id;
+      auto st = ask_peer(sys, self, peers[i], rep->ring[i].address, "ring", {}, timeout, why,
+                         unreachable, 2);
       if (!st) {
         all_new = false;
+        missing.push_back(name + ": no answer (" + why + ")");
+        sig += "?";
         continue;
       }
-      for (auto& r : st->ring)
-        for (size_t k = 0; k < ids.size(); ++k)
-          if (r.id == rep->ring[k].id && r.tokens != plan.tokens[ids[k]])
-            all_new = false;
+      std::string stale;
+      for (size_t k = 0; k < ids.size(); ++k) {
+        bool seen = false;
+        for (auto& r : st->ring)
+          if (r.id == rep->ring[k].id) {
+            seen = true;
+            if (r.tokens != plan.tokens[ids[k]])
+              stale += " " + r.id + "=" + std::to_string(r.tokens) + " (planned " +
+                       std::to_string(plan.tokens[ids[k]]) + ")";
+          }
+        if (!seen)
+          stale += " " + rep->ring[k].id + " not in its ring";
+      }
+      if (!stale.empty()) {
+        all_new = false;
+        missing.push_back(name + " still runs" + stale);
+      }
       auto& m = st->move;
       if (m.active && !m.leaving) {
         any_active = true;
@@ -567,6 +654,9 @@ int run_rebalance(caf::actor_system& sys, caf::scoped_actor& self, const caf::ac
         now.ranges += m.ranges;
         now.ranges_done += m.ranges_done;
         eta = std::max(eta, m.eta_ms);
+        missing.push_back(name + " still streaming (" + std::to_string(m.ranges_done) + "/" +
+                          std::to_string(m.ranges) + " ranges, " + std::to_string(m.keys) +
+                          " keys in)");
       } else if (!m.leaving && seen_active[i]) { // this member's streams are done
         now.keys += m.keys;
         now.bytes += m.bytes;
@@ -574,6 +664,8 @@ int run_rebalance(caf::actor_system& sys, caf::scoped_actor& self, const caf::ac
         now.ranges += m.ranges;
         now.ranges_done += m.ranges_done;
       }
+      sig += stale + "|" + std::to_string(m.active) + "," + std::to_string(m.keys) + "," +
+             std::to_string(m.bytes) + "," + std::to_string(m.ranges_done) + ";";
     }
     now.active = any_active || !all_new;
     now.eta_ms = now.active ? eta : -1;
@@ -584,6 +676,23 @@ int run_rebalance(caf::actor_system& sys, caf::scoped_actor& self, const caf::ac
     }
     if (!now.active)
       break;
+    auto t = std::chrono::steady_clock::now();
+    if (sig != last_sig) {
+      last_sig = sig;
+      last_change = t;
+    } else if (t - last_change >= limit) {
+      if (drawn)
+        std::cerr << "\n";
+      std::signal(SIGINT, SIG_DFL);
+      std::string what;
+      for (auto& m : missing)
+        what += (what.empty() ? "" : "; ") + m;
+      return fail(json,
+                  "the rebalance did not converge: nothing changed for " + seconds_text(limit) +
+                      ": " + what +
+                      " (the token counts are set; the ring goes on by itself: 'kura ring')",
+                  3);
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
   if (drawn)

@@ -9,6 +9,7 @@
 #include <openssl/sha.h>
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <memory>
 
@@ -22,6 +23,8 @@ using gossip::node_id;
 using gossip::ring;
 
 constexpr uint32_t n_slots = 16384;
+
+std::atomic<uint64_t> n_moved{0}, n_ask{0};
 
 /// How a member is reached and what it is, as the faces show it.
 struct face_node {
@@ -363,9 +366,35 @@ void face_command(cluster_core& c, face_state& f, const std::vector<std::string_
   if (a.size() != 1)
     return put_error(o, "ERR wrong number of arguments for '" + name + "' command");
   // READONLY/READWRITE: reads are served by every replica anyway; ASKING:
-  // no slot is ever importing (there are no migrations, so no -ASK)
+  // the next key command is served here, never redirected (after an -ASK)
   f.aware = true;
+  if (name == "asking")
+    f.asking = true;
   put_ok(o);
+}
+
+/// -ASK for a read this node would serve from its own copy of `slot` while
+/// the slot is still streaming in: when none of `keys` has arrived yet, the
+/// member it streams from (which holds them) answers, as a Redis node
+/// migrating a slot sends a client on for the keys it no longer holds.
+/// Empty when the read is served here.
+std::string ask_redirect(cluster_core& c, const std::vector<std::string_view>& keys,
+                         uint32_t slot) {
+  auto* n = c.core();
+  auto src = n->streaming_from(slot);
+  if (src == gossip::no_node || src == c.self_id() || is_down(*n, src))
+    return {};
+  auto& st = n->store();
+  for (auto k : keys)
+    if (st.version_of(k))
+      return {}; // here already (maybe newer than the source's copy)
+  auto m = n->members().info(src);
+  if (!m)
+    return {};
+  auto to = node_of(c, *m);
+  if (to.port == 0)
+    return {};
+  return "ASK " + std::to_string(slot) + " " + to.ip + ":" + std::to_string(to.port);
 }
 
 /// A cluster-mode connection's DBSIZE, KEYS and RANDOMKEY: the keys this
@@ -413,11 +442,17 @@ bool faces_first(cluster_core& c, const command_registry& reg, face_state& f,
   }
   if (!(f.aware || c.settings().redirect_moved) || !c.ready())
     return false;
+  // ASKING holds for the one command after it (Redis clears it after any
+  // command): that command is served or proxied here, never redirected.
+  bool asking = f.asking;
+  f.asking = false;
   auto name = lower(a[0]);
   if (name.rfind("kura.", 0) == 0)
     return false; // kura's own commands (KURA.OWNERS ...) answer anywhere
   if (this_node_only(c, name, a, done))
     return true;
+  if (asking)
+    return false;
   std::vector<std::string_view> keys;
   if (reg.keys_of(a, keys) != keys_status::ok || keys.empty())
     return false;
@@ -429,16 +464,25 @@ bool faces_first(cluster_core& c, const command_registry& reg, face_state& f,
   if (v.ranges.empty())
     return false;
   auto& nodes = v.ranges[v.range_of[slot]].nodes;
-  if (nodes[0] == c.self_id())
-    return false;
   // kura serves reads from any replica's copy (plain clients too), so a
   // read for a slot this node replicates is served here, READONLY or not:
   // clients such as ioredis see a kura node as a master (it is the primary
-  // of other slots) and never send it READONLY.
+  // of other slots) and never send it READONLY. Writes are served by the
+  // primary. A read of keys still streaming in is sent on with -ASK.
   int id = reg.resolve(a);
   bool read = id >= 0 && (reg.spec(id).flags & cmd_flag::readonly) != 0;
-  if (read && std::find(nodes.begin(), nodes.end(), c.self_id()) != nodes.end())
-    return false;
+  bool here = nodes[0] == c.self_id() ||
+              (read && std::find(nodes.begin(), nodes.end(), c.self_id()) != nodes.end());
+  if (here) {
+    auto ask = read ? ask_redirect(c, keys, slot) : std::string();
+    if (ask.empty())
+      return false;
+    n_ask.fetch_add(1, std::memory_order_relaxed);
+    out_buffer o;
+    put_error(o, ask);
+    done(std::move(o));
+    return true;
+  }
   auto* n = c.core();
   auto m = n->members().info(nodes[0]);
   if (!m)
@@ -446,10 +490,19 @@ bool faces_first(cluster_core& c, const command_registry& reg, face_state& f,
   auto to = node_of(c, *m);
   if (to.port == 0)
     return false; // it never told us its RESP address: proxy instead
+  n_moved.fetch_add(1, std::memory_order_relaxed);
   out_buffer o;
   put_error(o, "MOVED " + std::to_string(slot) + " " + to.ip + ":" + std::to_string(to.port));
   done(std::move(o));
   return true;
+}
+
+uint64_t moved_redirects() {
+  return n_moved.load(std::memory_order_relaxed);
+}
+
+uint64_t ask_redirects() {
+  return n_ask.load(std::memory_order_relaxed);
 }
 
 std::vector<slot_range> slot_ranges(const gossip::ring& r,

@@ -33,8 +33,17 @@
 // RANDOMKEY answer for the keys this node is primary of, as a Redis Cluster
 // node does; SCAN and FLUSHALL/FLUSHDB stay cluster-wide (this_node_only in
 // the .cpp says why). Any other connection is proxied
-// (node/cluster_routing.hpp). There are no slot migrations (the ring places
-// slots), so there is no -ASK; ASKING is accepted and has no effect.
+// (node/cluster_routing.hpp).
+//
+// -ASK. There are no manual slot migrations (the ring places slots): when the
+// ring changes, the map shows the new replicas at once and they serve the
+// slot while it streams in. A cluster-mode read of a slot this node is still
+// receiving, none of whose keys has arrived yet, gets `-ASK slot host:port`
+// of the member it streams from (which holds them), as a Redis node migrating
+// a slot answers for keys it no longer holds; writes are served at once (last
+// writer wins against the stream). ASKING makes the connection's next key
+// command be served or proxied here, never redirected. Plain connections are
+// never redirected: the node asks the stream's source itself.
 // Thread safety: runs on the multiplexer thread with the RESP broker.
 #pragma once
 
@@ -52,7 +61,8 @@ namespace kura::node {
 
 /// What a connection told us about itself (one per RESP connection).
 struct face_state {
-  bool aware = false; ///< asked for the slot map or sent READONLY/READWRITE/ASKING
+  bool aware = false;  ///< asked for the slot map or sent READONLY/READWRITE/ASKING
+  bool asking = false; ///< sent ASKING: the next key command is not redirected
 };
 
 /// CLUSTER, READONLY, READWRITE or ASKING.
@@ -67,6 +77,10 @@ bool is_face_command(std::string_view name);
 bool faces_first(actors::cluster_core& c, const command_registry& reg, face_state& f,
                  const std::vector<std::string_view>& a, int resp,
                  const std::function<void(out_buffer&&)>& done);
+
+/// -MOVED and -ASK answers sent so far (this process; any thread).
+uint64_t moved_redirects();
+uint64_t ask_redirects();
 
 // -- the parts that need no running cluster (tests) ---------------------------------
 

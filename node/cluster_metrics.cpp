@@ -1,6 +1,7 @@
 #include "node/cluster_metrics.hpp"
 
 #include "gossip/tier_store.hpp"
+#include "node/cluster_faces.hpp"
 #include "tiers/slot.hpp"
 
 #include <prometheus/counter.h>
@@ -40,7 +41,7 @@ struct cluster_metrics {
   counter_delta hints_stored, hints_delivered, forwarded, remote_reads, writes, reads, inv_sent,
       inv_acked, ae_rounds, ae_repairs, ae_bytes, streamed_bytes, streamed_entries, handed_off,
       gossip_messages, gossip_batches, decode_errors, tombstones_collected, stream_in_bytes,
-      stream_in_entries, cache_hits, cache_misses;
+      stream_in_entries, cache_hits, cache_misses, redirects_moved, redirects_ask;
   Gauge* move_active = nullptr;
   Gauge* move_keys_expected = nullptr;
   std::vector<gossip::node_id> ring_members; ///< what slots_* were computed for
@@ -101,6 +102,8 @@ struct cluster_metrics {
     tombstones_collected.set(st.tombstones_collected);
     stream_in_bytes.set(st.stream_received_bytes);
     stream_in_entries.set(st.stream_received_entries);
+    redirects_moved.set(moved_redirects());
+    redirects_ask.set(ask_redirects());
     auto& mv = n->progress();
     move_active->Set(mv.active ? (mv.leaving ? 2 : 1) : 0);
     move_keys_expected->Set(static_cast<double>(mv.active ? mv.keys_expected : 0));
@@ -149,6 +152,12 @@ std::function<void(const actors::cluster_core&)> cluster_metrics_hook(node_metri
       counter(r, "kura_cluster_hints_delivered_total", "Hinted writes handed to their replica");
   cm->forwarded.c = counter(r, "kura_cluster_forwarded_commands_total",
                             "Commands forwarded to the key's owner or to every member");
+  auto& redirects = BuildCounter()
+                        .Name("kura_cluster_redirects_total")
+                        .Help("-MOVED and -ASK answers sent to cluster-mode connections")
+                        .Register(r);
+  cm->redirects_moved.c = &redirects.Add({{"kind", "moved"}});
+  cm->redirects_ask.c = &redirects.Add({{"kind", "ask"}});
   cm->remote_reads.c =
       counter(r, "kura_cluster_remote_reads_total", "Reads fetched from another node's replica");
   cm->writes.c = counter(r, "kura_cluster_writes_total", "Writes this node coordinated");
