@@ -491,8 +491,14 @@ void wal::retire(uint64_t batch) {
   }
 }
 
+uint64_t wal::unwritten_since_ns() const noexcept {
+  uint64_t writing = writing_since_ns_.load(std::memory_order_relaxed);
+  uint64_t buffered = first_unwritten_ns_.load(std::memory_order_relaxed);
+  return writing != 0 && (buffered == 0 || writing < buffered) ? writing : buffered;
+}
+
 uint64_t wal::unwritten_age_ms() const noexcept {
-  uint64_t first = first_unwritten_ns_.load(std::memory_order_relaxed);
+  uint64_t first = unwritten_since_ns();
   if (first == 0)
     return 0;
   uint64_t now = clk_.mono_ns();
@@ -763,6 +769,11 @@ void wal::take(chunk_t& chunk, uint64_t& max_batch, uint64_t& last_lsn) {
   buf_large_.clear();
   chunk.large_bytes += buf_large_bytes_;
   buf_large_bytes_ = 0;
+  // the age of the oldest record taken moves along with it, until written
+  uint64_t first = first_unwritten_ns_.load(std::memory_order_relaxed);
+  if (first != 0 && writing_since_ns_.load(std::memory_order_relaxed) == 0)
+    writing_since_ns_.store(first, std::memory_order_relaxed);
+  first_unwritten_ns_.store(0, std::memory_order_relaxed);
   max_batch = std::max(max_batch, buf_max_batch_);
   last_lsn = std::max(last_lsn, buf_last_lsn_);
   unwritten_.store(0, std::memory_order_relaxed);
@@ -821,15 +832,7 @@ status wal::write_buffer(std::unique_lock<std::mutex>* held) {
   written_.store(carry_last_lsn_, std::memory_order_release);
   carry_.clear();
   carried_.store(0, std::memory_order_relaxed);
-  {
-    std::unique_lock<std::mutex> g(mtx_, std::defer_lock);
-    if (!held)
-      g.lock();
-    // appends that landed while we wrote restart the age
-    first_unwritten_ns_.store(
-        buf_.empty() && buf_large_.empty() ? 0 : std::max<uint64_t>(1, clk_.mono_ns()),
-        std::memory_order_relaxed);
-  }
+  writing_since_ns_.store(0, std::memory_order_relaxed);
   return {};
 }
 

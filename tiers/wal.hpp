@@ -145,6 +145,8 @@ public:
   }
   /// Age (ms) of the oldest record not yet written; 0 when there is none.
   uint64_t unwritten_age_ms() const noexcept;
+  /// When (clock mono_ns) the oldest record not yet written was appended; 0: none.
+  uint64_t unwritten_since_ns() const noexcept;
   /// Segments on disk and their bytes.
   uint64_t segments() const;
   uint64_t disk_bytes() const;
@@ -230,7 +232,8 @@ private:
   std::condition_variable sync_cv_; ///< wakes the syncer (with mtx_)
   bool sync_wanted_ = false;
   bool sync_stop_ = false;
-  std::atomic<uint64_t> first_unwritten_ns_{0};
+  std::atomic<uint64_t> first_unwritten_ns_{0}; ///< oldest record in buf_ (0: none)
+  std::atomic<uint64_t> writing_since_ns_{0};   ///< oldest record taken, not yet written
   std::function<void()> on_synced_;
   // the files (file_mtx_)
   mutable std::mutex file_mtx_;
