@@ -552,10 +552,12 @@ void process(self_ptr self, connection_handle hdl) {
               c.closing = true;
             continue;
           }
-          std::function<void(out_buffer &&)> done = [self, hdl, n, id = c.sess.id,
-                                                     resp = c.sess.resp](out_buffer&& reply) {
-            if (resp == 3) // routed replies are built in RESP2
-              resp3_nulls(reply, 0);
+          bool resp3 = c.sess.resp == 3;
+          auto shape = resp3 ? resp3_shape_of(args) : resp3_shape::plain;
+          std::function<void(out_buffer &&)> done = [self, hdl, n, id = c.sess.id, resp3,
+                                                     shape](out_buffer&& reply) {
+            if (resp3) // routed replies are built in RESP2
+              resp3_routed(shape, reply);
             complete_slot(self, hdl, id, n, std::move(reply));
           };
           if (rt == route::transaction) {

@@ -192,7 +192,7 @@ TEST_CASE("client tracking on a cluster node hears of writes made through other 
   }
 }
 
-TEST_CASE("reads inside MULTI/EXEC and scripts on a cluster node are tracked; RESP3 nulls") {
+TEST_CASE("reads inside MULTI/EXEC and scripts on a cluster node are tracked; RESP3 replies") {
   test_cluster c;
   c.start_ring(3);
   INFO(c.logs());
@@ -232,6 +232,15 @@ TEST_CASE("reads inside MULTI/EXEC and scripts on a cluster node are tracked; RE
   REQUIRE(t.call({"MULTI"}) == ok);
   REQUIRE(t.call({"GET", key}) == std::string("+QUEUED\r\n"));
   CHECK(t.call({"EXEC"}) == std::string("_\r\n"));
+  // RESP3's map and pairs, as a lone node answers
+  auto h = key_not_on(k1, "th", "n1");
+  REQUIRE(!h.empty());
+  REQUIRE(k3.call({"HSET", h, "f", "v"}) == std::string(":1\r\n"));
+  CHECK(t.call({"HGETALL", h}) == std::string("%1\r\n") + bulk("f") + bulk("v"));
+  CHECK(t.call({"HRANDFIELD", h, "1", "WITHVALUES"}) ==
+        std::string("*1\r\n*2\r\n") + bulk("f") + bulk("v"));
+  CHECK(t.call({"HGETALL", missing}) == std::string("%0\r\n"));
+  CHECK(k1.call({"HGETALL", h}) == std::string("*2\r\n") + bulk("f") + bulk("v"));
   // a RESP2 client still gets RESP2's nulls
   CHECK(k1.call({"GET", missing}) == std::string("$-1\r\n"));
 }
