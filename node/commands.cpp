@@ -384,8 +384,16 @@ void command_table::after_command(const command_args& a, const command_spec& sp,
   if (sp.flags & cmd_flag::write) {
     for_each_key_index(sp, a.size(), [&](size_t i) {
       hub_.key_changed(a[i], s.id);
-      if (hub_.has_bcast()) // BCAST hears of the expiry too
-        ks_.read(a[i], [&](std::string_view, uint64_t exp) { hub_.key_written(a[i], exp); });
+      if (hub_.has_bcast()) { // BCAST hears of the expiry too
+        bool found =
+            ks_.read(a[i], [&](std::string_view, uint64_t exp) { hub_.key_written(a[i], exp); });
+        // A SET PX 1 whose expiry passed before this look (a slow machine, a
+        // MULTI that sleeps): its expiry is due now, and the timer sends it
+        // as nobody's change (NOLOOP does not hide it), as Redis's lazy expiry
+        if (!found &&
+            (sp.name == "set" || sp.name == "setex" || sp.name == "psetex" || sp.name == "getex"))
+          hub_.key_written(a[i], 1);
+      }
     });
   } else if (s.tracking && !s.in_script && (sp.flags & cmd_flag::readonly)) {
     // (a script's reads record the keys the script declared: cmd_script.cpp)

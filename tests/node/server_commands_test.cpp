@@ -420,6 +420,17 @@ TEST_CASE_FIXTURE(hub_fixture, "tracking: BCAST batches per prefix, NOLOOP per k
   run("CONFIG SET tracking-table-max-keys 1000000");
 }
 
+TEST_CASE_FIXTURE(hub_fixture, "tracking: BCAST NOLOOP hears of a key that expired as it was set") {
+  // Redis's "Tracking gets notification of lazy expired keys" on a slow
+  // machine: the key's expiry passed before the write was looked at again
+  run("HELLO 3");
+  REQUIRE(run("CLIENT TRACKING on BCAST NOLOOP") == "+OK\r\n");
+  run("SET gone v PXAT " + std::to_string(clk.now_ms() - 1));
+  CHECK(take(1) == "");
+  cmds.hub().expire_due(clk.now_ms(), [this](std::string_view k) { return ks.exists(k); });
+  CHECK(take(1) == ">2\r\n$10\r\ninvalidate\r\n*1\r\n$4\r\ngone\r\n");
+}
+
 TEST_CASE_FIXTURE(hub_fixture, "tracking: a client's own invalidation follows EXEC's reply") {
   run("HELLO 3");
   REQUIRE(run("CLIENT TRACKING on") == "+OK\r\n");
