@@ -8,6 +8,7 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
+#include <cstdio>
 #include <iostream>
 #include <random>
 
@@ -27,11 +28,15 @@ void store_core::note_op() {
     pending_first_ns_ = std::max<uint64_t>(1, ks_.clock().mono_ns());
 }
 
-uint64_t store_core::uncommitted_age_ms() noexcept {
+uint64_t store_core::uncommitted_since_ns() noexcept {
   uint64_t committed = committed_batch();
   while (!uncommitted_.empty() && uncommitted_.front().first <= committed)
     uncommitted_.pop_front();
-  uint64_t first = !uncommitted_.empty() ? uncommitted_.front().second : pending_first_ns_;
+  return !uncommitted_.empty() ? uncommitted_.front().second : pending_first_ns_;
+}
+
+uint64_t store_core::uncommitted_age_ms() noexcept {
+  uint64_t first = uncommitted_since_ns();
   if (first == 0)
     return 0;
   uint64_t now = ks_.clock().mono_ns();
@@ -48,6 +53,33 @@ bool store_core::too_old() noexcept {
   if (pending_first_ns_ == 0 && uncommitted_.empty())
     return false;
   return uncommitted_age_ms() * 8 > cfg_.max_loss_window_ms * 3;
+}
+
+void store_core::watch_durability() {
+  uint64_t window_ms = cfg_.max_loss_window_ms;
+  if (window_ms == 0 || !l3)
+    return;
+  // the oldest acknowledged write a kill -9 would lose: not yet written to
+  // the log, or (without the log) not yet committed to LMDB
+  uint64_t since = wal_ ? wal_->unwritten_since_ns() : uncommitted_since_ns();
+  uint64_t now = ks_.clock().mono_ns();
+  uint64_t age_ms = since != 0 && now > since ? (now - since) / 1000000 : 0;
+  if (!lagging_ && age_ms * 2 > window_ms) {
+    lagging_ = true;
+    lag_started_ns_ = now;
+    std::fprintf(stderr,
+                 "kura-node: L3 durability lag: an acknowledged write has waited %llu ms for %s "
+                 "(since monotonic %llu ms); kura.l3.max-loss-window (%llu ms) does not hold "
+                 "while the disk does not keep up\n",
+                 static_cast<unsigned long long>(age_ms),
+                 wal_ ? "the write-ahead log's write()" : "the LMDB commit",
+                 static_cast<unsigned long long>(since / 1000000),
+                 static_cast<unsigned long long>(window_ms));
+  } else if (lagging_ && age_ms * 2 <= window_ms) {
+    lagging_ = false;
+    std::fprintf(stderr, "kura-node: L3 durability lag over after %llu ms\n",
+                 static_cast<unsigned long long>((now - lag_started_ns_) / 1000000));
+  }
 }
 
 void store_core::attach_wal(std::unique_ptr<wal> log) {
@@ -752,6 +784,7 @@ caf::behavior store_broker(caf::stateful_actor<store_state, caf::io::broker>* se
           std::cerr << "kura-node: expiry sweep failed: " << e.what() << std::endl;
         }
         c.flush_writes(false);
+        c.watch_durability();
         if (c.predictor)
           ship_tap(c);
         self->delayed_send(self, std::chrono::milliseconds(c.config().sweep_interval_ms),

@@ -229,6 +229,13 @@ public:
   /// Age (ms) of the oldest write handed to the port that L3 has not
   /// committed yet; 0 when there is none.
   uint64_t uncommitted_age_ms() noexcept;
+  /// When (mono ns) that write was handed over; 0 when there is none.
+  uint64_t uncommitted_since_ns() noexcept;
+  /// Store broker's tick: logs "L3 durability lag" when an acknowledged
+  /// write has waited more than half of max_loss_window_ms for the disk
+  /// (the log's write(), or without the log the LMDB commit) -- the window
+  /// does not hold then -- and "lag over" when it no longer has.
+  void watch_durability();
   /// Operations handed to the port since start (writes, erases, clears).
   uint64_t writes() const noexcept { return writes_; }
   /// The batch number that will carry the writes handed over so far: once
@@ -300,6 +307,8 @@ private:
   uint64_t pending_first_ns_ = 0;
   std::deque<std::pair<uint64_t, uint64_t>> uncommitted_;
   std::unique_ptr<wal> wal_;
+  bool lagging_ = false;
+  uint64_t lag_started_ns_ = 0;
   bool too_old() noexcept;
   void note_op();
 };

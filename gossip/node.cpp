@@ -18,6 +18,9 @@ node::node(node_config cfg, uint64_t rng_seed, std::unique_ptr<replica_store> st
 void node::start(uint64_t now, uint64_t incarnation) {
   // Never mint a version below what the store holds (a restart with its disk).
   hlc_.observe(store_->max_version(), now);
+  // (what arrives before the first join's streams are planned, e.g. an
+  // anti-entropy round a member started at us, does not make us a restart)
+  started_empty_ = store_->size() == 0;
   members_.start(now, incarnation);
   // A node configured with the drain mark (persisted by its owner) starts
   // drained: it hands off whatever it still holds once it has joined.
@@ -82,7 +85,12 @@ void node::set_tokens(uint32_t tokens, uint64_t now) {
 // -- view changes ---------------------------------------------------------------
 
 void node::on_view_change(uint64_t now, bool from_tick) {
-  if (ring_view_ == members_.view_version() && !ring_.empty())
+  // The first join's streams are due once we joined with others in the
+  // ring; the members may have arrived (piggybacked on pings) before the
+  // seed's answer made us joined, so that moment need not change the view.
+  const bool first_join_due = cfg_.streaming && !left_ && !first_join_done_ && members_.joined() &&
+                              ring_.members().size() > 1;
+  if (ring_view_ == members_.view_version() && !ring_.empty() && !first_join_due)
     return;
   if (cfg_.ring_settle_ms > 0 && !ring_.empty() && (!from_tick || now < next_ring_ms_))
     return; // rebuilt by a later tick
@@ -98,7 +106,7 @@ void node::on_view_change(uint64_t now, bool from_tick) {
     // First join: with an empty store (a new node, a restart with an empty
     // disk) pull every range we replicate from another replica of it.
     first_join_done_ = true;
-    if (store_->size() == 0) {
+    if (started_empty_) {
       key_range cur;
       node_id cur_from = no_node;
       auto flush = [&] {
@@ -107,14 +115,18 @@ void node::on_view_change(uint64_t now, bool from_tick) {
         cur_from = no_node;
       };
       for (auto& a : ring_.arcs()) {
-        node_id src = no_node;
+        node_id src = no_node, other = no_node;
         bool mine = false;
         for (node_id r : a.replicas) {
           if (r == id())
             mine = true;
           else if (src == no_node && members_.is_alive(r))
             src = r;
+          else if (other == no_node)
+            other = r;
         }
+        if (src == no_node)
+          src = other; // none alive: the stream waits for one (stream_step)
         if (!mine || src == no_node) {
           flush();
           continue;
@@ -138,9 +150,13 @@ void node::on_view_change(uint64_t now, bool from_tick) {
   if (before.empty())
     return;
   last_plan_ = transfer_plan(before, ring_);
+  // A range whose old holder is not alive now (our view flapped: it was
+  // suspected, declared dead, or we stood alone for a moment) still streams:
+  // stream_step finds another live holder or waits for one, so the range is
+  // never served from an incomplete copy as if it had arrived.
   if (cfg_.streaming && !left_ && !draining_)
     for (auto& t : last_plan_)
-      if (t.to == id() && t.from != id() && t.from != no_node && members_.is_alive(t.from))
+      if (t.to == id() && t.from != id() && t.from != no_node)
         add_stream(t.range, t.from, now);
   // Pull what we must now hold from its old holder, and push what we held to
   // its new holders; both are ordinary anti-entropy rounds (bidirectional), so
@@ -516,6 +532,7 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
       budget_ -= static_cast<double>(bytes);
     st.in_flight = false;
     st.failures = 0;
+    st.progress_ms = now;
     st.first = false;
     st.after_pos = sb->next_pos;
     st.after_key = sb->next_key;
@@ -540,6 +557,7 @@ void node::add_stream(const key_range& r, node_id from, uint64_t now) {
   stream_in st;
   st.range = r;
   st.from = from;
+  st.progress_ms = now;
   streams_.emplace(next_rid_++, std::move(st));
   refresh_incoming();
 }
@@ -588,32 +606,50 @@ void node::stream_step(uint64_t now) {
       st.in_flight = false;
       ++st.failures;
     }
-    // A source that died (or failed 5 times in a row): give the range up to
-    // anti-entropy, which now covers it again.
+    // A source that died, left the ring or failed 5 times in a row.
     if (st.failures >= 5 || members_.is_dead(st.from) || !ring_.contains(st.from))
       failed.push_back(sid);
     else if (st.in_flight)
       ++in_flight;
   }
+  const bool placed = ring_.contains(id());
   for (auto sid : failed) {
+    auto& st = streams_[sid];
+    if (placed && !ring_.is_replica_at(id(), st.range.hi)) {
+      stream_finished(sid, now); // not ours any more (a later ring change)
+      continue;
+    }
     // Another live holder of the range (the current ring's replicas of its
     // last slot) continues from the same cursor: every holder orders keys
-    // by (position, key). Else anti-entropy covers the range.
-    auto& st = streams_[sid];
+    // by (position, key).
     node_id alt = no_node;
-    if (st.resourced < 3)
-      for (node_id r : ring_.replicas_at(st.range.hi))
-        if (r != id() && r != st.from && members_.is_alive(r) && alt == no_node)
-          alt = r;
-    if (alt == no_node) {
+    for (node_id r : ring_.replicas_at(st.range.hi))
+      if (r != id() && r != st.from && members_.is_alive(r) && alt == no_node)
+        alt = r;
+    if (alt != no_node) {
+      st.from = alt;
+      st.failures = 0;
+      st.in_flight = false;
+      ++st.resourced;
+      ++stats_.streams_resourced;
+      refresh_incoming();
+      continue;
+    }
+    // Nobody else holds it now. Finishing here would leave the range served
+    // from what arrived so far as if it were complete (our view may only
+    // have flapped: the holder suspected, declared dead and back, or every
+    // peer unreachable for a moment). So the stream waits, its slots still
+    // incoming (reads ask the other replicas): it goes on from the same
+    // source once that answers again, or from a holder a later ring names,
+    // and only a range without progress for stream_give_up_ms is given up
+    // to anti-entropy.
+    if (now >= st.progress_ms + stream_give_up_ms) {
+      ++stats_.streams_given_up;
       stream_finished(sid, now);
       continue;
     }
-    st.from = alt;
-    st.failures = 0;
-    st.in_flight = false;
-    ++st.resourced;
-    refresh_incoming();
+    if (st.failures >= 5 && members_.is_alive(st.from) && ring_.contains(st.from))
+      st.failures = 0; // alive but slow: ask it again
   }
   uint64_t per = cfg_.stream_batch_bytes;
   if (cfg_.stream_rate > 0)
@@ -936,8 +972,8 @@ void node::dispatch_read(uint64_t rid, const std::string& key, uint64_t now) {
     std::vector<node_id> others;
     // A range still streaming in: ask its source first (it holds the data).
     node_id src = incoming_from(ring_.position(key));
-    if (src != no_node && src != id())
-      others.push_back(src);
+    if (src != no_node && src != id() && members_.is_alive(src))
+      others.push_back(src); // (a parked stream's source is not asked)
     if (catching_up(now) || src != no_node)
       for (node_id r : ring_.replicas(key))
         if (r != id() && r != src)

@@ -138,8 +138,11 @@ public:
   const move_progress& progress() const { return move_; }
   /// The member slot `slot` is still streaming in from (no_node: this node
   /// is not receiving it); the Redis Cluster face answers -ASK from it.
+  /// A slot whose stream waits for a live holder (parked) answers no_node:
+  /// there is nobody to redirect to.
   node_id streaming_from(uint32_t slot) const {
-    return slot < incoming_.size() ? incoming_[slot] : no_node;
+    node_id n = slot < incoming_.size() ? incoming_[slot] : no_node;
+    return n != no_node && members_.is_alive(n) ? n : no_node;
   }
 
   status on_message(node_id from, std::string_view bytes, uint64_t now);
@@ -222,6 +225,10 @@ public:
     uint64_t catch_ups = 0;
     /// Anti-entropy steps dropped because the sender is not in our ring.
     uint64_t ae_view_mismatches = 0;
+    /// Streams that went on from another holder (their source died, left
+    /// or stopped answering), and streams given up to anti-entropy (no live
+    /// holder for stream_give_up_ms).
+    uint64_t streams_resourced = 0, streams_given_up = 0;
   };
   const counters& stats() const { return stats_; }
 
@@ -256,8 +263,13 @@ private:
     bool in_flight = false;
     uint64_t deadline = 0;
     int failures = 0;
-    int resourced = 0; ///< times the source was replaced by another holder
+    int resourced = 0;        ///< times the source was replaced by another holder
+    uint64_t progress_ms = 0; ///< when it started or last received a batch
   };
+  /// A stream with no live holder to pull from waits (parked, its slots
+  /// still marked incoming) this long without progress before it is given
+  /// up to anti-entropy.
+  static constexpr uint64_t stream_give_up_ms = 60'000;
   void add_stream(const key_range& r, node_id from, uint64_t now);
   void stream_step(uint64_t now);
   void stream_finished(uint64_t sid, uint64_t now);
@@ -276,6 +288,7 @@ private:
   uint64_t budget_ms_ = 0;
   move_progress move_;
   bool first_join_done_ = false;
+  bool started_empty_ = false; ///< the store held nothing at start (a new node)
   // graceful leave: a cursor over the store, then handoff_step's retries
   bool leave_done_ = false, leave_pass_done_ = false, draining_ = false;
   uint64_t leave_pos_ = 0;

@@ -60,6 +60,8 @@ struct options {
 
 void usage() {
   std::cerr << "usage: kura [--host=127.0.0.1] [--port=7379] [--timeout=3000] [--json]\n"
+               "            [--stall-timeout=MS]  (join/leave/drain/undrain/rebalance: exit 3\n"
+               "            when nothing moves this long; default 60000, or 20 x --timeout)\n"
                "            [--user=U] [--password=P] COMMAND   (or KURA_USER, KURA_PASSWORD)\n"
                "            [--tls-cert=F --tls-key=F --tls-ca=F]  (ops port with "
                "kura.cluster.tls;\n"
@@ -122,6 +124,13 @@ int main(int argc, char** argv) {
         return 1;
       }
       o.timeout_ms = static_cast<int>(t);
+    } else if (a.rfind("--stall-timeout=", 0) == 0) {
+      uint64_t t = 0;
+      if (!parse_u64(val("--stall-timeout="), t) || t == 0) {
+        std::cerr << "kura: bad --stall-timeout (milliseconds)\n";
+        return 1;
+      }
+      node::cli_stall_timeout() = std::chrono::milliseconds(t);
     } else if (a.rfind("--user=", 0) == 0) {
       node::cli_credentials().user = val("--user=");
     } else if (a.rfind("--password=", 0) == 0) {

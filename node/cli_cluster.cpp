@@ -24,6 +24,11 @@
 
 namespace kura::node {
 
+std::chrono::milliseconds& cli_stall_timeout() {
+  static std::chrono::milliseconds t{0};
+  return t;
+}
+
 using namespace actors;
 
 namespace {
@@ -100,14 +105,14 @@ std::optional<cluster_op_reply> ask_cop(caf::actor_system& sys, caf::scoped_acto
 
 /// The ops actor published on host:port (null when it cannot be reached).
 caf::actor connect_ops(caf::actor_system& sys, caf::scoped_actor& self, const std::string& hp,
-                       std::chrono::milliseconds timeout) {
+                       std::chrono::milliseconds timeout, int tries = 3) {
   std::string host;
   uint16_t port = 0;
   if (!split_host_port(hp, host, port))
     return {};
   caf::actor out;
   // 3 tries: a connect can lose the race with the CLI's heartbeat (node/cli.cpp)
-  for (int attempt = 0; attempt < 3 && !out; ++attempt)
+  for (int attempt = 0; attempt < tries && !out; ++attempt)
     self->request(actors::peer_connector(sys), timeout, caf::connect_atom::value, host, port)
         .receive(
             [&](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
@@ -176,14 +181,21 @@ std::string move_detail(const move_row& m) {
 
 /// How long a watched move may show no change at all (keys, bytes, ranges
 /// moved, keys held, ring) before the CLI gives up and says so (exit 3);
-/// 20 x --timeout when that is longer.
+/// 20 x --timeout when that is longer; --stall-timeout sets it exactly.
 constexpr std::chrono::seconds move_stall{60};
 
 std::chrono::milliseconds stall_limit(std::chrono::milliseconds timeout) {
+  if (cli_stall_timeout().count() > 0)
+    return cli_stall_timeout();
   return std::max<std::chrono::milliseconds>(move_stall, timeout * 20);
 }
 
 std::string seconds_text(std::chrono::milliseconds d) {
+  if (d.count() % 1000 != 0) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f s", static_cast<double>(d.count()) / 1000.0);
+    return buf;
+  }
   return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(d).count()) + " s";
 }
 
@@ -233,13 +245,48 @@ move_row watch(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor
   return last;
 }
 
-/// The error of a watched move that stopped changing.
-std::string stalled_text(const std::string& what, const move_row& m,
+/// The members (as `ops`'s node lists them) that keep a move from going
+/// on: "n2 does not answer (127.0.0.1:7402)" for a live or suspect member
+/// whose ops port does not answer `status` (a SIGSTOPped or hung process, a
+/// cut link), "n3 is suspect" for one the node suspects; empty when all
+/// answer (or the node itself does not).
+std::string silent_members(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& ops,
+                           std::chrono::milliseconds timeout) {
+  std::string why;
+  bool unreachable = false;
+  auto mem = ask_members(sys, self, ops, timeout, why, unreachable);
+  if (!mem)
+    return {};
+  std::string out;
+  for (auto& r : mem->members) {
+    if (r.self || (r.state != "alive" && r.state != "suspect"))
+      continue;
+    bool answers = false;
+    if (auto peer = connect_ops(sys, self, r.address, timeout, 1))
+      answers = ask_cop(sys, self, peer, "status", {}, timeout, why, unreachable).has_value() ||
+                !unreachable;
+    std::string text;
+    if (!answers)
+      text = r.id + " does not answer (" + r.address + ")";
+    else if (r.state == "suspect")
+      text = r.id + " is suspect";
+    if (!text.empty())
+      out += (out.empty() ? "" : ", ") + text;
+  }
+  return out;
+}
+
+/// The error of a watched move that stopped changing; names the members
+/// that do not answer (they hold up hand-offs and streams).
+std::string stalled_text(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& ops,
+                         const std::string& what, const move_row& m,
                          std::chrono::milliseconds timeout) {
+  auto silent = silent_members(sys, self, ops, timeout);
   return what + ": nothing moved for " + seconds_text(stall_limit(timeout)) + " (" +
          std::to_string(m.ranges_done) + "/" + std::to_string(m.ranges) + " ranges, " +
-         std::to_string(m.keys) + " keys moved, " + std::to_string(m.keys_held) +
-         " keys held); it goes on on the node ('kura status' shows it)";
+         std::to_string(m.keys) + " keys moved, " + std::to_string(m.keys_held) + " keys held" +
+         (silent.empty() ? std::string{} : "; waiting for: " + silent) +
+         "); it goes on on the node ('kura status' shows it)";
 }
 
 int print_members(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& ops, bool json,
@@ -445,7 +492,7 @@ int run_leave(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor&
   auto last = watch(sys, self, target, timeout, json, gone, stalled,
                     [](const cluster_op_reply& r) { return r.move.leaving && !r.move.active; });
   if (stalled)
-    return fail(json, stalled_text("the leave", last, timeout), 3);
+    return fail(json, stalled_text(sys, self, target, "the leave", last, timeout), 3);
   return print_done(json, "leave", name,
                     "left the ring: " + std::to_string(last.keys) + " keys (" +
                         human_bytes(static_cast<double>(last.bytes)) + ") handed off",
@@ -472,7 +519,9 @@ int run_drain(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor&
   if (gone)
     return fail(json, args[1] + " stopped answering", 2);
   if (stalled)
-    return fail(json, stalled_text("the " + args[0] + " of " + args[1], last, timeout), 3);
+    return fail(json,
+                stalled_text(sys, self, target, "the " + args[0] + " of " + args[1], last, timeout),
+                3);
   bool drain = args[0] == "drain";
   return print_done(json, args[0], args[1],
                     args[1] + (drain ? " drained: " : " undrained: ") + std::to_string(last.keys) +
@@ -507,7 +556,7 @@ int run_join(caf::actor_system& sys, caf::scoped_actor& self, const caf::actor& 
   if (!joined)
     return fail(json, "not joined after 30 s; the node keeps dialing " + args[1]);
   if (stalled)
-    return fail(json, stalled_text("the join's streams", last, timeout), 3);
+    return fail(json, stalled_text(sys, self, ops, "the join's streams", last, timeout), 3);
   return print_done(json, "join", args[1],
                     "joined through " + args[1] + ": " + std::to_string(last.keys) + " keys (" +
                         human_bytes(static_cast<double>(last.bytes)) + ") streamed in",

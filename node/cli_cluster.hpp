@@ -26,6 +26,12 @@
 
 namespace kura::node {
 
+/// How long join, leave, drain, undrain and rebalance may watch a move that
+/// does not change at all before they stop with exit code 3 (`kura
+/// --stall-timeout=MS`); zero (the default) = 60 s, or 20 x --timeout when
+/// that is longer.
+std::chrono::milliseconds& cli_stall_timeout();
+
 /// members, ring, join or leave.
 bool is_cluster_command(const std::string& cmd);
 

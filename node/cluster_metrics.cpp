@@ -42,7 +42,7 @@ struct cluster_metrics {
       inv_acked, ae_rounds, ae_repairs, ae_bytes, streamed_bytes, streamed_entries, handed_off,
       gossip_messages, gossip_batches, decode_errors, tombstones_collected, stream_in_bytes,
       stream_in_entries, cache_hits, cache_misses, redirects_moved, redirects_ask, catch_ups,
-      ae_view_mismatches;
+      ae_view_mismatches, streams_resourced, streams_given_up;
   Gauge* move_active = nullptr;
   Gauge* move_keys_expected = nullptr;
   std::vector<gossip::node_id> ring_members; ///< what slots_* were computed for
@@ -105,6 +105,8 @@ struct cluster_metrics {
     tombstones_collected.set(st.tombstones_collected);
     stream_in_bytes.set(st.stream_received_bytes);
     stream_in_entries.set(st.stream_received_entries);
+    streams_resourced.set(st.streams_resourced);
+    streams_given_up.set(st.streams_given_up);
     redirects_moved.set(moved_redirects());
     redirects_ask.set(ask_redirects());
     auto& mv = n->progress();
@@ -200,6 +202,12 @@ std::function<void(const actors::cluster_core&)> cluster_metrics_hook(node_metri
               "Key and value bytes received by range streaming (join, restart, re-replication)");
   cm->stream_in_entries.c = counter(r, "kura_cluster_stream_received_entries_total",
                                     "Entries received by range streaming");
+  cm->streams_resourced.c =
+      counter(r, "kura_cluster_streams_resourced_total",
+              "Incoming range streams that went on from another holder (source lost)");
+  cm->streams_given_up.c =
+      counter(r, "kura_cluster_streams_given_up_total",
+              "Incoming range streams given up to anti-entropy (no live holder for 60 s)");
   cm->move_active = gauge(r, "kura_cluster_move_in_progress",
                           "1 while ranges stream in, 2 while a graceful leave hands off, else 0");
   cm->move_keys_expected = gauge(r, "kura_cluster_move_keys_expected",

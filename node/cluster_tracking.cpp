@@ -24,6 +24,12 @@ bool starts_with(std::string_view s, std::string_view p) {
   return s.size() >= p.size() && s.compare(0, p.size(), p) == 0;
 }
 
+/// The commands that run a script (their KEYS are what it reads).
+bool is_script(std::string_view name) {
+  return name == "eval" || name == "evalsha" || name == "eval_ro" || name == "evalsha_ro" ||
+         name == "fcall" || name == "fcall_ro";
+}
+
 std::string lower(std::string_view s) {
   std::string o(s);
   for (auto& ch : o)
@@ -86,22 +92,97 @@ bool cluster_tracking::routed(const command_registry& reg, const std::vector<std
   int id = reg.resolve(a);
   if (id < 0)
     return false;
-  uint32_t flags = reg.spec(id).flags;
-  bool tracked_read = s.tracking && (flags & cmd_flag::readonly) && client_hub::wants(s);
+  const auto& spec = reg.spec(id);
+  // A script's keys (EVAL's KEYS) count as read: it runs at the keys' owner,
+  // where its reads cannot be seen; a key it only writes is invalidated once
+  // more, which is safe.
+  bool script = is_script(spec.name);
+  bool tracked_read =
+      s.tracking && ((spec.flags & cmd_flag::readonly) || script) && client_hub::wants(s);
   if (s.tracking)
     s.caching_once = false; // CLIENT CACHING covers one command
   std::vector<std::string_view> keys;
   if (reg.keys_of(a, keys) != keys_status::ok || keys.empty())
     return false;
-  auto now = now_ms();
-  if (flags & cmd_flag::write) { // NOLOOP: the change that comes back is this client's
-    uint64_t until = now + 2 * c_.settings().request_timeout_ms + 1'000;
-    for (auto k : keys)
-      self_writes_[std::string(k)] = {s.id, until};
+  if (spec.flags & cmd_flag::write) { // NOLOOP: the change that comes back is this client's
+    mark_self_writes(s.id, keys, now_ms());
     return false;
   }
   if (!tracked_read)
     return false;
+  auto args = std::make_shared<std::vector<std::string>>(a.begin(), a.end());
+  std::weak_ptr<cluster_tracking> w = weak_from_this();
+  track_reads(
+      s, keys,
+      [w, args](done_fn d) {
+        auto t = w.lock();
+        if (!t)
+          return; // the broker is gone, and the connection with it
+        std::vector<std::string_view> views(args->begin(), args->end());
+        run_clustered(t->c_, views, std::move(d));
+      },
+      std::move(done));
+  return true;
+}
+
+bool cluster_tracking::transaction(const command_registry& reg,
+                                   const std::vector<std::string_view>& a, session& s,
+                                   done_fn& done) {
+  if (!hub_.active() || !s.tracking || !s.tx.active || lower(a[0]) != "exec")
+    return false;
+  bool wants = client_hub::wants(s);
+  s.caching_once = false;
+  auto now = now_ms();
+  std::vector<std::string> reads; // owns the keys: the queue moves below
+  for (auto& q : s.tx.queued) {
+    command_args qa(q.begin(), q.end());
+    int id = reg.resolve(qa);
+    std::vector<std::string_view> keys;
+    if (id < 0 || reg.keys_of(qa, keys) != keys_status::ok)
+      continue;
+    const auto& spec = reg.spec(id);
+    if (spec.flags & cmd_flag::write)
+      mark_self_writes(s.id, keys, now);
+    else if (wants && ((spec.flags & cmd_flag::readonly) || is_script(spec.name)))
+      reads.insert(reads.end(), keys.begin(), keys.end());
+  }
+  if (reads.empty())
+    return false;
+  // The transaction leaves the session now (the connection's next commands
+  // are not queued into it), and runs once the registrations are in.
+  auto held = std::make_shared<session>();
+  held->id = s.id;
+  held->tx = std::move(s.tx);
+  s.tx.discard();
+  s.tx.unwatch();
+  s.tx.slot = -1;
+  auto args = std::make_shared<std::vector<std::string>>(a.begin(), a.end());
+  std::weak_ptr<cluster_tracking> w = weak_from_this();
+  std::vector<std::string_view> keys(reads.begin(), reads.end());
+  track_reads(
+      s, keys,
+      [w, args, held](done_fn d) {
+        auto t = w.lock();
+        if (!t)
+          return;
+        std::vector<std::string_view> views(args->begin(), args->end());
+        run_transaction(
+            t->c_, views, *held, [](const std::function<void(session&)>&) {}, std::move(d));
+      },
+      std::move(done));
+  return true;
+}
+
+void cluster_tracking::mark_self_writes(uint64_t client, const std::vector<std::string_view>& keys,
+                                        uint64_t now) {
+  uint64_t until = now + 2 * c_.settings().request_timeout_ms + 1'000;
+  for (auto k : keys)
+    self_writes_[std::string(k)] = {client, until};
+}
+
+void cluster_tracking::track_reads(session& s, const std::vector<std::string_view>& keys,
+                                   std::function<void(done_fn)> run, done_fn done) {
+  auto now = now_ms();
   auto job = std::make_shared<read_job>();
   job->client = s.id;
   std::map<gossip::node_id, std::vector<std::string>> per_peer;
@@ -130,20 +211,17 @@ bool cluster_tracking::routed(const command_registry& reg, const std::vector<std
     if (t)
       t->after_reply(*job);
   };
-  if (per_peer.empty()) {
-    done = std::move(wrapped);
-    return false;
-  }
-  // register first, read once every replica answered (or failed)
+  if (per_peer.empty())
+    return run(std::move(wrapped));
+  // register first, run once every replica answered (or failed)
   job->pending = per_peer.size();
-  auto args = std::make_shared<std::vector<std::string>>(a.begin(), a.end());
-  auto run = std::make_shared<done_fn>(std::move(wrapped));
+  auto go = std::make_shared<std::pair<std::function<void(done_fn)>, done_fn>>(std::move(run),
+                                                                               std::move(wrapped));
   for (auto& [peer, ks] : per_peer) {
     std::vector<std::string> m{"kura.node.track", std::to_string(c_.self_id())};
     m.insert(m.end(), ks.begin(), ks.end());
-    c_.forward(peer, std::move(m), [w, job, ks = ks, args, run](bool ok, std::string r) {
-      auto t = w.lock();
-      if (!t)
+    c_.forward(peer, std::move(m), [w, job, ks = ks, go](bool ok, std::string r) {
+      if (!w.lock())
         return; // the broker is gone, and the connection with it
       if (ok) {
         auto ex = parse_ints(r);
@@ -152,11 +230,9 @@ bool cluster_tracking::routed(const command_registry& reg, const std::vector<std
       }
       if (--job->pending != 0)
         return;
-      std::vector<std::string_view> views(args->begin(), args->end());
-      run_clustered(t->c_, views, std::move(*run));
+      go->first(std::move(go->second));
     });
   }
-  return true;
 }
 
 void cluster_tracking::read_done(read_job& job, const out_buffer& reply) {
@@ -308,8 +384,32 @@ void cluster_tracking::announce(const std::vector<std::string>& prefixes) {
       c_.forward(peer, m, [](bool, std::string) {});
 }
 
+void cluster_tracking::watch_members(uint64_t now) {
+  auto* core = c_.core();
+  if (!core)
+    return;
+  const auto& events = core->members().events();
+  if (events_seen_ > events.size())
+    events_seen_ = events.size();
+  bool back = false;
+  for (size_t i = events_seen_; i < events.size(); ++i)
+    back = back || (events[i].id != c_.self_id() && events[i].state == gossip::member_state::alive);
+  events_seen_ = events.size();
+  if (!back)
+    return;
+  // Its registrations are gone (a restart), or keys moved to it or away from
+  // this node: tracked keys may change unheard. Redis's answer to "every key may
+  // have changed" is the null invalidation (as after FLUSHALL); BCAST
+  // prefixes are announced again at once.
+  if (!registered_.empty() || hub_.tracked_keys() != 0 || hub_.has_bcast())
+    hub_.flushed();
+  registered_.clear();
+  next_announce_ms_ = now;
+}
+
 void cluster_tracking::tick() {
   auto now = now_ms();
+  watch_members(now);
   if (c_.ready()) {
     auto prefixes = hub_.all_prefixes();
     if (prefixes != announced_ || (!prefixes.empty() && now >= next_announce_ms_)) {

@@ -70,6 +70,14 @@ public:
   /// may have wrapped `done`, and the caller runs the command.
   bool routed(const command_registry& reg, const std::vector<std::string_view>& a, session& s,
               done_fn& done);
+  /// EXEC (route::transaction) of `s`: the keys its queued read-only
+  /// commands read are registered at their remote replicas first, as for a
+  /// routed read; then the transaction runs (run_transaction, on the queue
+  /// taken from `s` now) and its reply tracks them. Its queued writes mark
+  /// their keys for NOLOOP. Returns true when it took the command over; false:
+  /// the caller runs it.
+  bool transaction(const command_registry& reg, const std::vector<std::string_view>& a, session& s,
+                   done_fn& done);
 
   // -- what it holds (tests, INFO) -----------------------------------------------
   size_t peer_keys() const noexcept { return peer_keys_.size(); }
@@ -85,6 +93,16 @@ private:
   void read_done(read_job& job, const out_buffer& reply);
   void after_reply(read_job& job);
   void tick();
+  /// Membership news since the last tick: a member that comes back alive
+  /// (a restart with a new incarnation, a rejoin after death, a refuted
+  /// suspicion, a drain or token change) holds none of the registrations
+  /// made with it, or may now own keys registered elsewhere.
+  void watch_members(uint64_t now);
+  /// Registers the tracked reads `keys` of `s` where needed, then calls
+  /// `run(reply)`; the reply tracks the keys, then reaches `done`.
+  void track_reads(session& s, const std::vector<std::string_view>& keys,
+                   std::function<void(done_fn)> run, done_fn done);
+  void mark_self_writes(uint64_t client, const std::vector<std::string_view>& keys, uint64_t now);
   void announce(const std::vector<std::string>& prefixes);
   bool replicates(std::string_view key) const;
 
@@ -97,6 +115,7 @@ private:
   std::unordered_map<std::string, std::pair<uint64_t, uint64_t>> self_writes_; ///< client, until
   std::vector<std::string> announced_;
   uint64_t next_announce_ms_ = 0;
+  size_t events_seen_ = 0; ///< of the membership's event log (watch_members)
   // this node as a replica: who wants to hear of changes
   std::unordered_map<std::string, std::set<gossip::node_id>> peer_keys_;
   struct peer_prefixes {

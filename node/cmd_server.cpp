@@ -978,7 +978,8 @@ void cmd_object_encoding(const command_args& a, command_context& c) {
     enc = (v.flags & entry_flags::hash)
               ? hashval::redis_encoding(v.value, c.state.hash_max_listpack_entries,
                                         c.state.hash_max_listpack_value)
-              : string_encoding(v.value);
+          : c.state.raw_string(a[2], v.ver) ? "raw"
+                                            : string_encoding(v.value);
   });
   if (!enc)
     return put_nil(c.out);
@@ -1406,7 +1407,8 @@ void cmd_debug(const command_args& a, command_context& c) {
       const char* enc = (v.flags & entry_flags::hash)
                             ? hashval::redis_encoding(v.value, c.state.hash_max_listpack_entries,
                                                       c.state.hash_max_listpack_value)
-                            : string_encoding(v.value);
+                        : c.state.raw_string(a[2], v.ver) ? "raw"
+                                                          : string_encoding(v.value);
       // "at:" is where the value's bytes are: the memory tier's node (an
       // overwrite of the same size, such as INCR of 20001, keeps it there) or
       // the staged copy of an L3/L4 answer

@@ -321,6 +321,15 @@ void cmd_incrbyfloat(const command_args& a, command_context& c) {
   put_bulk(out, s);
 }
 
+/// The string at `key` was just modified in place (SETRANGE, APPEND): OBJECT
+/// ENCODING says "raw" until its next write (command_state::raw_strings).
+void mark_raw(std::string_view key, command_context& c) {
+  auto& marks = c.state.raw_strings;
+  if (marks.size() >= command_state::max_raw_marks && marks.count(std::string{key}) == 0)
+    marks.erase(marks.begin());
+  c.ks.view(key, [&](const keyspace::key_view& v) { marks[std::string{key}] = v.ver; });
+}
+
 void cmd_append(const command_args& a, command_context& c) {
   auto& out = c.out;
   auto e = c.ks.get(a[1]);
@@ -338,6 +347,8 @@ void cmd_append(const command_args& a, command_context& c) {
   auto n = static_cast<int64_t>(v.size());
   if (auto st = c.ks.write(a[1], std::move(v), expiry); !st.ok())
     return put_error(out, "ERR " + st.message());
+  if (e) // Redis: APPEND to an existing string makes it raw; a new key is encoded as by SET
+    mark_raw(a[1], c);
   put_int(out, n);
 }
 
@@ -404,6 +415,7 @@ void cmd_setrange(const command_args& a, command_context& c) {
   auto n = static_cast<int64_t>(v.size());
   if (auto st = c.ks.write(a[1], std::move(v), expiry); !st.ok())
     return put_error(out, "ERR " + st.message());
+  mark_raw(a[1], c);
   put_int(out, n);
 }
 

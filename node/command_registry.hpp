@@ -227,6 +227,20 @@ struct command_state {
   /// Why a command with these flags may not run now (OOM, NOREPLICAS), or null.
   std::function<const char*(uint32_t)> refusal;
   void reset_stats() { total_commands = keyspace_hits = keyspace_misses = 0; }
+  /// Strings that SETRANGE or APPEND modified in place, which Redis reports
+  /// as OBJECT ENCODING "raw" whatever their size (cmd_strings.cpp): key ->
+  /// the version that write gave the value, so any later write (a new
+  /// version) ends the mark without being told. The memory tier's node has
+  /// no free flag bit; at most max_raw_marks are kept (a dropped mark only
+  /// changes what OBJECT ENCODING says).
+  std::unordered_map<std::string, kura::version> raw_strings;
+  static constexpr size_t max_raw_marks = 10'000;
+  bool raw_string(std::string_view key, const kura::version& ver) const {
+    if (raw_strings.empty())
+      return false;
+    auto it = raw_strings.find(std::string{key});
+    return it != raw_strings.end() && it->second == ver;
+  }
 };
 
 // -- flags, in the order Redis 7.0 lists them --------------------------------

@@ -384,8 +384,16 @@ void command_table::after_command(const command_args& a, const command_spec& sp,
   if (sp.flags & cmd_flag::write) {
     for_each_key_index(sp, a.size(), [&](size_t i) {
       hub_.key_changed(a[i], s.id);
-      if (hub_.has_bcast()) // BCAST hears of the expiry too
-        ks_.read(a[i], [&](std::string_view, uint64_t exp) { hub_.key_written(a[i], exp); });
+      if (hub_.has_bcast()) { // BCAST hears of the expiry too
+        bool found =
+            ks_.read(a[i], [&](std::string_view, uint64_t exp) { hub_.key_written(a[i], exp); });
+        // A SET PX 1 whose expiry passed before this look (a slow machine, a
+        // MULTI that sleeps): its expiry is due now, and the timer sends it
+        // as nobody's change (NOLOOP does not hide it), as Redis's lazy expiry
+        if (!found &&
+            (sp.name == "set" || sp.name == "setex" || sp.name == "psetex" || sp.name == "getex"))
+          hub_.key_written(a[i], 1);
+      }
     });
   } else if (s.tracking && !s.in_script && (sp.flags & cmd_flag::readonly)) {
     // (a script's reads record the keys the script declared: cmd_script.cpp)
@@ -434,6 +442,62 @@ void resp3_nulls(out_buffer& out, size_t from) {
     pos = e;
   }
   r.insert(r.end(), out.begin() + static_cast<long>(pos), out.end());
+  out.swap(r);
+}
+
+resp3_shape resp3_shape_of(const std::vector<std::string_view>& a) {
+  if (a.size() == 2 && ieq(a[0], "hgetall"))
+    return resp3_shape::map;
+  if (a.size() == 4 && ieq(a[0], "hrandfield") && ieq(a[3], "withvalues"))
+    return resp3_shape::pairs;
+  return resp3_shape::plain;
+}
+
+void resp3_routed(resp3_shape shape, out_buffer& out) {
+  resp3_nulls(out, 0);
+  if (shape == resp3_shape::plain || out.size() < 4 || out[0] != '*')
+    return;
+  bool hgetall = shape == resp3_shape::map;
+  bool pairs = shape == resp3_shape::pairs;
+  // the reply: *2n followed by 2n bulk strings (field, value, ...)
+  size_t eol = 1;
+  while (eol + 1 < out.size() && !(out[eol] == '\r' && out[eol + 1] == '\n'))
+    ++eol;
+  uint64_t n = 0;
+  for (size_t i = 1; i < eol; ++i) {
+    if (out[i] < '0' || out[i] > '9')
+      return;
+    n = n * 10 + static_cast<uint64_t>(out[i] - '0');
+  }
+  if (n % 2 != 0)
+    return;
+  out_buffer r;
+  r.reserve(out.size() + (pairs ? 4 * n / 2 : 0));
+  if (hgetall) {
+    r.push_back('%');
+  } else {
+    r.push_back('*');
+  }
+  put_int_raw(r, static_cast<int64_t>(n / 2));
+  put_raw(r, "\r\n");
+  size_t p = eol + 2;
+  for (uint64_t i = 0; i < n; ++i) { // copy each bulk, a pair header before a field
+    if (p >= out.size() || out[p] != '$')
+      return; // not the expected shape: leave it
+    size_t e = p + 1;
+    uint64_t len = 0;
+    while (e < out.size() && out[e] >= '0' && out[e] <= '9')
+      len = len * 10 + static_cast<uint64_t>(out[e++] - '0');
+    size_t end = e + 2 + static_cast<size_t>(len) + 2;
+    if (e + 1 >= out.size() || out[e] != '\r' || end > out.size())
+      return;
+    if (pairs && i % 2 == 0)
+      put_raw(r, "*2\r\n");
+    r.insert(r.end(), out.begin() + static_cast<long>(p), out.begin() + static_cast<long>(end));
+    p = end;
+  }
+  if (p != out.size())
+    return;
   out.swap(r);
 }
 

@@ -121,4 +121,12 @@ private:
 /// RESP3's null (_), for clients that said HELLO 3.
 void resp3_nulls(out_buffer& out, size_t from);
 
+/// What RESP3 changes in a routed command's reply besides nulls: HGETALL's
+/// flat array is a map, HRANDFIELD ... WITHVALUES gives [field, value] pairs.
+enum class resp3_shape : uint8_t { plain, map, pairs };
+resp3_shape resp3_shape_of(const std::vector<std::string_view>& a);
+/// A routed command's reply (a cluster node builds those in RESP2) as a
+/// RESP3 client gets it from a lone node: nulls as `_`, and `shape`.
+void resp3_routed(resp3_shape shape, out_buffer& out);
+
 } // namespace kura::node

@@ -552,21 +552,26 @@ void process(self_ptr self, connection_handle hdl) {
               c.closing = true;
             continue;
           }
-          std::function<void(out_buffer &&)> done = [self, hdl, n,
-                                                     id = c.sess.id](out_buffer&& reply) {
+          bool resp3 = c.sess.resp == 3;
+          auto shape = resp3 ? resp3_shape_of(args) : resp3_shape::plain;
+          std::function<void(out_buffer &&)> done = [self, hdl, n, id = c.sess.id, resp3,
+                                                     shape](out_buffer&& reply) {
+            if (resp3) // routed replies are built in RESP2
+              resp3_routed(shape, reply);
             complete_slot(self, hdl, id, n, std::move(reply));
           };
-          if (rt == route::transaction)
-            run_transaction(
-                *st.cfg.cluster, args, c.sess,
-                [self, hdl, id = c.sess.id](const std::function<void(session&)>& f) {
-                  auto i = self->state.conns.find(hdl);
-                  if (i != self->state.conns.end() && i->second.sess.id == id)
-                    f(i->second.sess);
-                },
-                std::move(done));
-          else if (!faces_first(*st.cfg.cluster, reg, c.face, args, c.sess.resp, done) &&
-                   !st.tracking->routed(reg, args, c.sess, done))
+          if (rt == route::transaction) {
+            if (!st.tracking->transaction(reg, args, c.sess, done))
+              run_transaction(
+                  *st.cfg.cluster, args, c.sess,
+                  [self, hdl, id = c.sess.id](const std::function<void(session&)>& f) {
+                    auto i = self->state.conns.find(hdl);
+                    if (i != self->state.conns.end() && i->second.sess.id == id)
+                      f(i->second.sess);
+                  },
+                  std::move(done));
+          } else if (!faces_first(*st.cfg.cluster, reg, c.face, args, c.sess.resp, done) &&
+                     !st.tracking->routed(reg, args, c.sess, done))
             run_clustered(*st.cfg.cluster, args, std::move(done));
           continue;
         }

@@ -327,12 +327,13 @@ result<std::unique_ptr<wal>> wal::open(wal_config cfg, const clock& clk) {
     if (auto st = w->open_segment(); !st.ok())
       return st.err();
   }
-  w->last_sync_ns_ = clk.mono_ns();
   w->writer_ = std::thread([p = w.get()] { p->run(); });
+  w->syncer_ = std::thread([p = w.get()] { p->run_syncer(); });
   return w;
 }
 
 wal::~wal() {
+  // the writer writes what is buffered, then the syncer syncs it
   {
     std::lock_guard<std::mutex> g(mtx_);
     stop_ = true;
@@ -340,14 +341,26 @@ wal::~wal() {
   cv_.notify_one();
   if (writer_.joinable())
     writer_.join();
+  {
+    std::lock_guard<std::mutex> g(mtx_);
+    sync_stop_ = true;
+  }
+  sync_cv_.notify_one();
+  if (syncer_.joinable())
+    syncer_.join();
   std::lock_guard<std::mutex> g(file_mtx_);
+  for (auto& [fd, path] : unsynced_fds_)
+    ::close(fd);
+  unsynced_fds_.clear();
   if (fd_ >= 0)
     ::close(fd_);
 }
 
 status wal::open_segment() {
   if (fd_ >= 0) {
-    ::close(fd_);
+    // its last records are fdatasynced by the syncer before anything
+    // written later counts as synced (sync_pass)
+    unsynced_fds_.emplace_back(fd_, active_.path);
     closed_.push_back(active_);
     fd_ = -1;
   }
@@ -368,8 +381,10 @@ status wal::open_segment() {
   s.bytes = file_header;
   fd_ = fd;
   active_ = s;
-  // the new name must survive a machine crash before records in it count
-  return sync_dir(cfg_.dir);
+  // the new name must survive a machine crash before records in it count:
+  // the syncer fsyncs the directory before it publishes them as synced
+  dir_dirty_ = true;
+  return {};
 }
 
 uint64_t wal::append(wal_record::kind_t kind, const entry* e, std::string_view key,
@@ -476,8 +491,14 @@ void wal::retire(uint64_t batch) {
   }
 }
 
+uint64_t wal::unwritten_since_ns() const noexcept {
+  uint64_t writing = writing_since_ns_.load(std::memory_order_relaxed);
+  uint64_t buffered = first_unwritten_ns_.load(std::memory_order_relaxed);
+  return writing != 0 && (buffered == 0 || writing < buffered) ? writing : buffered;
+}
+
 uint64_t wal::unwritten_age_ms() const noexcept {
-  uint64_t first = first_unwritten_ns_.load(std::memory_order_relaxed);
+  uint64_t first = unwritten_since_ns();
   if (first == 0)
     return 0;
   uint64_t now = clk_.mono_ns();
@@ -500,6 +521,13 @@ uint64_t wal::disk_bytes() const {
 status wal::last_error() const {
   std::lock_guard<std::mutex> g(file_mtx_);
   return error_;
+}
+
+void wal::note_unlocked(const status& st) {
+  if (st.ok())
+    return;
+  std::lock_guard<std::mutex> g(file_mtx_);
+  note(st);
 }
 
 void wal::note(const status& st) {
@@ -563,95 +591,164 @@ status wal::write_deferred(const deferred& d) {
   return write_all(fd_, value.data(), value.size(), active_.path);
 }
 
-status wal::sync_file() {
-  if (fd_ < 0)
-    return {};
-  if (::fdatasync(fd_) != 0)
-    return status{errc::io_error, sys_error("WAL fdatasync of", active_.path)};
-  syncs_.fetch_add(1, std::memory_order_relaxed);
+int wal::sync_fd(int fd) const {
+  return cfg_.sync_fn ? cfg_.sync_fn(fd) : ::fdatasync(fd);
+}
+
+status wal::sync_pass() {
+  std::lock_guard<std::mutex> pass(sync_mtx_);
+  std::vector<std::pair<int, std::string>> old;
+  bool dir = false;
+  int fd = -1;
+  std::string path;
+  uint64_t upto = 0;
+  {
+    // only a look under the file mutex: the writer goes on writing while
+    // the disk syncs
+    std::lock_guard<std::mutex> fl(file_mtx_);
+    upto = unsynced_lsn_;
+    old.swap(unsynced_fds_);
+    dir = dir_dirty_;
+    dir_dirty_ = false;
+    if (fd_ >= 0 && upto > synced_.load(std::memory_order_relaxed)) {
+      fd = ::dup(fd_);
+      path = active_.path;
+      if (fd < 0) {
+        auto st = status{errc::io_error, sys_error("WAL cannot dup the descriptor of", path)};
+        unsynced_fds_.insert(unsynced_fds_.begin(), old.begin(), old.end());
+        dir_dirty_ = dir_dirty_ || dir;
+        note(st);
+        return st;
+      }
+    }
+  }
+  status st;
+  std::vector<std::pair<int, std::string>> failed;
+  for (auto& [ofd, opath] : old) {
+    if (sync_fd(ofd) != 0) {
+      st = status{errc::io_error, sys_error("WAL fdatasync of", opath)};
+      failed.emplace_back(ofd, opath); // kept: retried at the next pass
+    } else {
+      ::close(ofd);
+    }
+  }
+  if (dir && st.ok())
+    st = sync_dir(cfg_.dir);
+  bool dir_failed = dir && !st.ok();
+  if (fd >= 0) {
+    if (st.ok() && sync_fd(fd) != 0)
+      st = status{errc::io_error, sys_error("WAL fdatasync of", path)};
+    ::close(fd);
+  }
+  if (!failed.empty() || dir_failed) {
+    std::lock_guard<std::mutex> fl(file_mtx_);
+    unsynced_fds_.insert(unsynced_fds_.begin(), failed.begin(), failed.end());
+    dir_dirty_ = dir_dirty_ || dir_failed;
+  }
+  if (!st.ok()) {
+    note_unlocked(st);
+    return st;
+  }
+  if (fd >= 0 || !old.empty() || dir)
+    syncs_.fetch_add(1, std::memory_order_relaxed);
+  if (upto > synced_.load(std::memory_order_relaxed)) {
+    synced_.store(upto, std::memory_order_release); // only this pass stores it
+    std::function<void()> cb;
+    {
+      std::lock_guard<std::mutex> g(mtx_);
+      cb = on_synced_;
+    }
+    if (cb)
+      cb();
+  }
   return {};
 }
 
 void wal::delete_retired() {
   uint64_t upto = retired_.load(std::memory_order_relaxed);
-  bool any = false;
-  for (auto it = closed_.begin(); it != closed_.end();) {
-    if (it->max_batch <= upto) {
-      if (::unlink(it->path.c_str()) != 0 && errno != ENOENT) {
-        note(status{errc::io_error, sys_error("cannot remove WAL segment", it->path)});
+  std::vector<segment> gone;
+  {
+    std::lock_guard<std::mutex> fl(file_mtx_);
+    for (auto it = closed_.begin(); it != closed_.end();) {
+      if (it->max_batch <= upto) {
+        gone.push_back(*it);
+        it = closed_.erase(it);
+      } else {
         ++it;
-        continue;
       }
-      it = closed_.erase(it);
-      any = true;
-    } else {
-      ++it;
     }
+  }
+  if (gone.empty())
+    return;
+  // unlinks and the directory's fsync outside the file mutex: the writer
+  // does not wait for them
+  std::vector<segment> kept;
+  for (auto& g : gone)
+    if (::unlink(g.path.c_str()) != 0 && errno != ENOENT) {
+      note_unlocked(status{errc::io_error, sys_error("cannot remove WAL segment", g.path)});
+      kept.push_back(g);
+    }
+  if (!kept.empty()) {
+    std::lock_guard<std::mutex> fl(file_mtx_);
+    closed_.insert(closed_.begin(), kept.begin(), kept.end());
   }
   // a deleted segment whose name comes back after a machine crash is
   // replayed: harmless (blind writes LMDB already holds)
-  if (any)
-    note(sync_dir(cfg_.dir));
+  if (kept.size() < gone.size())
+    note_unlocked(sync_dir(cfg_.dir));
+}
+
+void wal::request_sync() {
+  {
+    std::lock_guard<std::mutex> g(mtx_);
+    sync_wanted_ = true;
+  }
+  sync_cv_.notify_one();
 }
 
 void wal::run() {
-  chunk_t chunk; // what is taken from the buffer and not yet written
-  uint64_t max_batch = 0;
-  uint64_t last_lsn = 0;
   for (;;) {
     bool stopping = false;
     bool kicked = false;
-    std::function<void()> cb;
     {
       std::unique_lock<std::mutex> lk(mtx_);
       cv_.wait_for(lk, std::chrono::milliseconds(cfg_.write_interval_ms),
                    [&] { return stop_ || kicked_ || buffered() >= kick_bytes; });
     }
-    // file mutex before the buffer's, as rotate() and flush() take them: a
-    // chunk taken from the buffer is written before any later one
-    std::lock_guard<std::mutex> fl(file_mtx_);
+    bool unsynced = false;
     {
-      std::lock_guard<std::mutex> g(mtx_);
-      take(chunk, max_batch, last_lsn);
-      kicked = kicked_;
-      kicked_ = false;
-      stopping = stop_;
-      cb = on_synced_;
-    }
-    auto st = write_chunk(chunk, max_batch);
-    note(st);
-    if (st.ok()) {
-      // the records are in the page cache now: a killed process keeps them
-      if (!chunk.empty()) {
-        unsynced_lsn_ = last_lsn;
-        written_.store(last_lsn, std::memory_order_release);
+      // file mutex before the buffer's, as rotate() and flush() take them:
+      // a chunk taken from the buffer is written before any later one
+      std::lock_guard<std::mutex> fl(file_mtx_);
+      {
+        std::lock_guard<std::mutex> g(mtx_);
+        kicked = kicked_;
+        kicked_ = false;
+        stopping = stop_;
       }
-      chunk.clear();
-      std::lock_guard<std::mutex> g(mtx_);
-      // appends that landed while we wrote restart the age
-      first_unwritten_ns_.store(
-          buf_.empty() && buf_large_.empty() ? 0 : std::max<uint64_t>(1, clk_.mono_ns()),
-          std::memory_order_relaxed);
-    } else {
-      // kept and retried at the next round; the age keeps growing, so the
-      // front end pauses writers (actors/store.hpp) rather than lose them
-      unwritten_.fetch_add(chunk.size(), std::memory_order_relaxed);
+      note(write_buffer());
+      unsynced = unsynced_lsn_ > synced_.load(std::memory_order_relaxed);
     }
-    uint64_t now = clk_.mono_ns();
-    bool due = cfg_.sync_each || kicked || stopping ||
-               now - last_sync_ns_ >= cfg_.sync_interval_ms * 1000000;
-    if (due && unsynced_lsn_ > synced_.load(std::memory_order_relaxed)) {
-      auto ss = sync_file();
-      note(ss);
-      last_sync_ns_ = now;
-      if (ss.ok()) {
-        synced_.store(unsynced_lsn_, std::memory_order_release);
-        if (cb)
-          cb();
-      }
-    } else if (due) {
-      last_sync_ns_ = now;
+    // the syncer syncs every sync_interval_ms on its own; a kura.l3.sync
+    // writer (kick) or sync_each wants its records synced now
+    if (unsynced && (cfg_.sync_each || kicked))
+      request_sync();
+    if (stopping)
+      return;
+  }
+}
+
+void wal::run_syncer() {
+  for (;;) {
+    bool stopping = false;
+    {
+      std::unique_lock<std::mutex> lk(mtx_);
+      sync_cv_.wait_for(lk, std::chrono::milliseconds(cfg_.sync_interval_ms),
+                        [&] { return sync_stop_ || sync_wanted_; });
+      sync_wanted_ = false;
+      stopping = sync_stop_;
     }
+    (void)sync_pass(); // errors are noted; retried at the next pass
     delete_retired();
     if (stopping)
       return;
@@ -672,6 +769,11 @@ void wal::take(chunk_t& chunk, uint64_t& max_batch, uint64_t& last_lsn) {
   buf_large_.clear();
   chunk.large_bytes += buf_large_bytes_;
   buf_large_bytes_ = 0;
+  // the age of the oldest record taken moves along with it, until written
+  uint64_t first = first_unwritten_ns_.load(std::memory_order_relaxed);
+  if (first != 0 && writing_since_ns_.load(std::memory_order_relaxed) == 0)
+    writing_since_ns_.store(first, std::memory_order_relaxed);
+  first_unwritten_ns_.store(0, std::memory_order_relaxed);
   max_batch = std::max(max_batch, buf_max_batch_);
   last_lsn = std::max(last_lsn, buf_last_lsn_);
   unwritten_.store(0, std::memory_order_relaxed);
@@ -679,23 +781,24 @@ void wal::take(chunk_t& chunk, uint64_t& max_batch, uint64_t& last_lsn) {
 
 status wal::rotate(uint64_t committed_batch) {
   retire(committed_batch);
-  std::lock_guard<std::mutex> fl(file_mtx_);
-  if (auto st = write_buffer(); !st.ok())
-    return st;
-  if (auto st = open_segment(); !st.ok())
-    return st;
+  {
+    std::lock_guard<std::mutex> fl(file_mtx_);
+    if (auto st = write_buffer(); !st.ok())
+      return st;
+    if (auto st = open_segment(); !st.ok())
+      return st;
+  }
   delete_retired();
   return sync_dir(cfg_.dir);
 }
 
 status wal::flush() {
-  std::lock_guard<std::mutex> fl(file_mtx_);
-  if (auto st = write_buffer(); !st.ok())
-    return st;
-  if (auto st = sync_file(); !st.ok())
-    return st;
-  synced_.store(unsynced_lsn_, std::memory_order_release);
-  return {};
+  {
+    std::lock_guard<std::mutex> fl(file_mtx_);
+    if (auto st = write_buffer(); !st.ok())
+      return st;
+  }
+  return sync_pass();
 }
 
 status wal::set_keys(std::shared_ptr<const crypto::keyring> keys) {
@@ -710,22 +813,26 @@ status wal::set_keys(std::shared_ptr<const crypto::keyring> keys) {
 }
 
 status wal::write_buffer(std::unique_lock<std::mutex>* held) {
-  chunk_t chunk;
-  uint64_t max_batch = 0;
-  uint64_t last_lsn = 0;
   {
     std::unique_lock<std::mutex> g(mtx_, std::defer_lock);
     if (!held)
       g.lock();
-    take(chunk, max_batch, last_lsn);
-    first_unwritten_ns_.store(0, std::memory_order_relaxed);
+    take(carry_, carry_max_batch_, carry_last_lsn_);
   }
-  if (auto st = write_chunk(chunk, max_batch); !st.ok())
+  if (carry_.empty())
+    return {};
+  if (auto st = write_chunk(carry_, carry_max_batch_); !st.ok()) {
+    // kept and retried at the next round; the age keeps growing, so the
+    // front end pauses writers (actors/store.hpp) rather than lose them
+    carried_.store(carry_.size(), std::memory_order_relaxed);
     return st;
-  if (!chunk.empty()) {
-    unsynced_lsn_ = last_lsn;
-    written_.store(last_lsn, std::memory_order_release);
   }
+  // the records are in the page cache now: a killed process keeps them
+  unsynced_lsn_ = carry_last_lsn_;
+  written_.store(carry_last_lsn_, std::memory_order_release);
+  carry_.clear();
+  carried_.store(0, std::memory_order_relaxed);
+  writing_since_ns_.store(0, std::memory_order_relaxed);
   return {};
 }
 

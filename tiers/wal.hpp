@@ -5,11 +5,17 @@
 // The serving thread appends records (put, erase, clear) to an in-memory
 // buffer under a mutex; a writer thread of the log's own writes the buffer
 // to the active segment file every `write_interval_ms` (or at once when it
-// holds 1 MiB, or on kick()) and fdatasyncs it every `sync_interval_ms` --
-// group commit, as redis-server's appendfsync everysec -- or after every
-// write with `sync_each` (kura.l3.sync). A write() that returned is in the
-// page cache, which a killed process does not lose; an fdatasync that
-// returned survives a machine crash. Every append names the write-behind
+// holds 1 MiB, or on kick()), and a syncer thread fdatasyncs what was
+// written every `sync_interval_ms` -- group commit, as redis-server's
+// appendfsync everysec -- or after every write with `sync_each`
+// (kura.l3.sync). The two never wait for each other: an fdatasync that takes
+// seconds on a busy disk does not hold records in the process's buffer (the
+// syncer works on a dup() of the segment's descriptor, outside the file
+// mutex). A segment closed at rotation is fdatasynced by the syncer before
+// anything written after it counts as synced, and so is the directory entry
+// of a new segment. A write() that returned is in the page cache, which a
+// killed process does not lose; an fdatasync that returned survives a
+// machine crash. Every append names the write-behind
 // batch that carries it to LMDB; once LMDB has committed a batch (retire()),
 // closed segments holding only that batch and older ones are deleted, so the
 // log holds what LMDB may not have yet. At start, replay() feeds every record
@@ -21,7 +27,7 @@
 // never passed on as data. With a keyring the records are sealed
 // (AES-256-GCM, tiers/seal.hpp), so no key or value is in the log in clear.
 // Thread safety: append*, kick, retire, rotate, and the figures are safe to
-// call from any one thread (the serving thread) while the writer thread runs;
+// call from any one thread (the serving thread) while the log's threads run;
 // replay() and remove_segments() run before open() (or after destruction).
 #pragma once
 
@@ -51,6 +57,9 @@ struct wal_config {
   uint64_t segment_bytes = 64ull << 20; ///< a segment is closed past this size
   /// Encryption at rest: records sealed under the active key.
   std::shared_ptr<const crypto::keyring> keys;
+  /// The fdatasync of a segment's descriptor (null: ::fdatasync); returns 0
+  /// or -1 with errno set. Tests inject a slow or failing disk here.
+  std::function<int(int fd)> sync_fn;
 };
 
 /// One logged operation.
@@ -108,7 +117,7 @@ public:
   uint64_t append_clear(uint64_t batch);
   /// Wakes the writer thread now (sync mode: a client waits for its write).
   void kick();
-  /// Calls `f` on the writer thread after each fdatasync (set before appending).
+  /// Calls `f` on the syncer thread after each fdatasync (set before appending).
   void set_on_synced(std::function<void()> f);
   /// LMDB committed every batch up to `batch`: closed segments that hold no
   /// later batch are deleted (by the writer thread).
@@ -131,9 +140,13 @@ public:
   /// Records fdatasynced (a machine crash keeps them).
   uint64_t synced() const noexcept { return synced_.load(std::memory_order_acquire); }
   /// Bytes appended but not yet written to the file.
-  uint64_t unwritten_bytes() const noexcept { return unwritten_.load(std::memory_order_relaxed); }
+  uint64_t unwritten_bytes() const noexcept {
+    return unwritten_.load(std::memory_order_relaxed) + carried_.load(std::memory_order_relaxed);
+  }
   /// Age (ms) of the oldest record not yet written; 0 when there is none.
   uint64_t unwritten_age_ms() const noexcept;
+  /// When (clock mono_ns) the oldest record not yet written was appended; 0: none.
+  uint64_t unwritten_since_ns() const noexcept;
   /// Segments on disk and their bytes.
   uint64_t segments() const;
   uint64_t disk_bytes() const;
@@ -176,19 +189,32 @@ private:
   /// Bookkeeping after a record was appended (mtx_ held by `lk`, released).
   uint64_t appended_record(std::unique_lock<std::mutex>& lk, bool was_empty, uint64_t before,
                            uint64_t batch);
+  /// The writer thread: buffer -> file, never waiting for an fdatasync.
   void run();
+  /// The syncer thread: fdatasyncs what the writer wrote, deletes retired segments.
+  void run_syncer();
+  /// Asks the syncer for a pass now.
+  void request_sync();
   /// Writes `chunk` (file mutex held); rotates first when the segment is full.
   status write_chunk(const chunk_t& chunk, uint64_t max_batch);
   /// Writes one deferred record (file mutex held).
   status write_deferred(const deferred& d);
-  status open_segment(); // file mutex held
-  status sync_file();    // file mutex held
-  void delete_retired(); // file mutex held
+  /// Starts a new segment; the old descriptor goes to the syncer (file mutex held).
+  status open_segment();
+  /// fdatasyncs every record written so far (closed segments, the new
+  /// segments' directory entries, the active segment) and publishes synced_;
+  /// takes the file mutex only to look, never while waiting for the disk.
+  status sync_pass();
+  int sync_fd(int fd) const;
+  /// Deletes the closed segments retire() allows (takes the file mutex to look).
+  void delete_retired();
   /// Moves the buffer into `chunk` (both mutexes held).
   void take(chunk_t& chunk, uint64_t& max_batch, uint64_t& last_lsn);
-  /// Writes the buffer now (file mutex held; `held`: the buffer's too).
+  /// Writes the buffer and what an earlier failed write kept (file mutex
+  /// held; `held`: the buffer's too).
   status write_buffer(std::unique_lock<std::mutex>* held = nullptr);
-  void note(const status& st);
+  void note(const status& st); // file mutex held
+  void note_unlocked(const status& st);
 
   wal_config cfg_;
   const clock& clk_;
@@ -203,7 +229,11 @@ private:
   uint64_t lsn_ = 0;
   bool kicked_ = false;
   bool stop_ = false;
-  std::atomic<uint64_t> first_unwritten_ns_{0};
+  std::condition_variable sync_cv_; ///< wakes the syncer (with mtx_)
+  bool sync_wanted_ = false;
+  bool sync_stop_ = false;
+  std::atomic<uint64_t> first_unwritten_ns_{0}; ///< oldest record in buf_ (0: none)
+  std::atomic<uint64_t> writing_since_ns_{0};   ///< oldest record taken, not yet written
   std::function<void()> on_synced_;
   // the files (file_mtx_)
   mutable std::mutex file_mtx_;
@@ -211,17 +241,25 @@ private:
   segment active_;
   std::vector<segment> closed_;
   uint64_t next_id_ = 1;
-  uint64_t last_sync_ns_ = 0;
-  uint64_t unsynced_lsn_ = 0; ///< highest lsn written, not yet synced
+  uint64_t unsynced_lsn_ = 0; ///< highest lsn written (synced or not)
+  chunk_t carry_;             ///< taken from the buffer, not written yet (a write failed)
+  uint64_t carry_max_batch_ = 0;
+  uint64_t carry_last_lsn_ = 0;
+  std::vector<std::pair<int, std::string>> unsynced_fds_; ///< closed segments to fdatasync
+  bool dir_dirty_ = false; ///< a new segment's name is not fsynced in the directory yet
   status error_;
+  // one sync pass at a time (the syncer, flush()); taken before file_mtx_
+  std::mutex sync_mtx_;
   // published figures
   std::atomic<uint64_t> appended_{0};
   std::atomic<uint64_t> written_{0};
   std::atomic<uint64_t> synced_{0};
   std::atomic<uint64_t> unwritten_{0};
+  std::atomic<uint64_t> carried_{0}; ///< bytes of carry_
   std::atomic<uint64_t> retired_{0};
   std::atomic<uint64_t> syncs_{0};
   std::thread writer_;
+  std::thread syncer_;
 };
 
 } // namespace kura

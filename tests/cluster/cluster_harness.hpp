@@ -130,8 +130,10 @@ public:
 
   /// n1 ... n<count>, each joining through n1; waits until all see them alive.
   void start_ring(size_t count) {
-    for (size_t i = 1; i <= count; ++i)
-      REQUIRE(start("n" + std::to_string(i)).ready);
+    for (size_t i = 1; i <= count; ++i) {
+      auto& n = start("n" + std::to_string(i));
+      REQUIRE_MESSAGE(n.ready, "n" << i << " did not answer PING; its log:\n" << n.log());
+    }
     INFO(logs());
     REQUIRE(wait_for([&] { return all_see_alive(count); }));
   }

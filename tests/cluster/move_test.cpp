@@ -137,6 +137,7 @@ namespace {
 
 /// n1 and n2 with keys, then n3 joins slowly; returns once n3 streams.
 void joining_under_load(test_cluster& c, int n) {
+  INFO(c.logs());
   std::vector<std::string> slow{"--kura.cluster.stream-rate=65536"};
   REQUIRE(c.start("n1", slow).ready);
   REQUIRE(c.start("n2", slow).ready);

@@ -135,6 +135,22 @@ TEST_CASE("CLIENT KILL closes the named connection; CLIENT LIST shows who is the
   CHECK(n.cli("PING") == "PONG\n"); // the node lives
 }
 
+TEST_CASE("OBJECT ENCODING is raw after SETRANGE and APPEND until the next write") {
+  node_process n;
+  REQUIRE(n.ready);
+  CHECK(n.cli("SET k 1234") == "OK\n");
+  CHECK(n.cli("OBJECT ENCODING k") == "int\n");
+  CHECK(n.cli("SETRANGE k 1 3") == "4\n");
+  CHECK(n.cli("OBJECT ENCODING k") == "raw\n");
+  CHECK(n.cli("GET k") == "1334\n");
+  CHECK(n.cli("SET k hello") == "OK\n");
+  CHECK(n.cli("OBJECT ENCODING k") == "embstr\n");
+  CHECK(n.cli("APPEND k x") == "6\n");
+  CHECK(n.cli("OBJECT ENCODING k") == "raw\n");
+  CHECK(n.cli("SET k 5") == "OK\n");
+  CHECK(n.cli("OBJECT ENCODING k") == "int\n");
+}
+
 TEST_CASE("INFO keyspace counts keys and expires in L3") {
   node_process n;
   REQUIRE(n.ready);

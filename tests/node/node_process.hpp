@@ -305,9 +305,15 @@ public:
       ::_exit(127);
     }
     ready = wait_ready();
+    if (!ready) // a test may expect it; CI's output shows why when it did not
+      std::fprintf(stderr, "node_process: kura-node on port %u did not answer PING; its log:\n%s\n",
+                   static_cast<unsigned>(port), log().c_str());
   }
 
-  bool wait_ready(int timeout_ms = 20000) {
+  // generous: a loaded CI machine (two tests at once, ASan) can take many
+  // seconds to start a node; the bound only matters when the node never
+  // answers
+  bool wait_ready(int timeout_ms = 60000) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     while (std::chrono::steady_clock::now() < deadline) {
       int st = 0;

@@ -104,6 +104,24 @@ TEST_CASE_FIXTURE(hub_fixture, "OBJECT, MEMORY USAGE and FUNCTION") {
   CHECK(run("OBJECT ENCODING e") == "$6\r\nembstr\r\n");
   CHECK(run("OBJECT ENCODING r") == "$3\r\nraw\r\n");
   CHECK(run("OBJECT ENCODING none") == "$-1\r\n");
+  // SETRANGE and APPEND modify in place: "raw" whatever the size, until the
+  // next write (Redis 7.0's "SETRANGE against integer-encoded key")
+  run("SET sr 1234");
+  CHECK(run("SETRANGE sr 0 \"\"") == ":4\r\n"); // nothing set: still int
+  CHECK(run("OBJECT ENCODING sr") == "$3\r\nint\r\n");
+  CHECK(run("SETRANGE sr 0 2") == ":4\r\n");
+  CHECK(run("OBJECT ENCODING sr") == "$3\r\nraw\r\n");
+  CHECK(run("GET sr") == "$4\r\n2234\r\n");
+  CHECK(run("DEBUG OBJECT sr").find(" encoding:raw ") != std::string::npos);
+  run("SET sr 1234");
+  CHECK(run("OBJECT ENCODING sr") == "$3\r\nint\r\n");
+  run("SET ap 1");
+  CHECK(run("APPEND ap 2") == ":2\r\n");
+  CHECK(run("OBJECT ENCODING ap") == "$3\r\nraw\r\n");
+  CHECK(run("INCR ap") == ":13\r\n"); // a new write: encoded afresh
+  CHECK(run("OBJECT ENCODING ap") == "$3\r\nint\r\n");
+  CHECK(run("APPEND fresh 12") == ":2\r\n"); // a new key: as SET makes it
+  CHECK(run("OBJECT ENCODING fresh") == "$3\r\nint\r\n");
   CHECK(run("OBJECT FREQ e").rfind(":", 0) == 0);
   CHECK(run("OBJECT FREQ none") == "$-1\r\n");
   CHECK(run("OBJECT REFCOUNT e") == ":1\r\n");
@@ -400,6 +418,17 @@ TEST_CASE_FIXTURE(hub_fixture, "tracking: BCAST batches per prefix, NOLOOP per k
   CHECK(run("CONFIG GET tracking-table-max-keys") ==
         "%1\r\n$23\r\ntracking-table-max-keys\r\n$1\r\n1\r\n");
   run("CONFIG SET tracking-table-max-keys 1000000");
+}
+
+TEST_CASE_FIXTURE(hub_fixture, "tracking: BCAST NOLOOP hears of a key that expired as it was set") {
+  // Redis's "Tracking gets notification of lazy expired keys" on a slow
+  // machine: the key's expiry passed before the write was looked at again
+  run("HELLO 3");
+  REQUIRE(run("CLIENT TRACKING on BCAST NOLOOP") == "+OK\r\n");
+  run("SET gone v PXAT " + std::to_string(clk.now_ms() - 1));
+  CHECK(take(1) == "");
+  cmds.hub().expire_due(clk.now_ms(), [this](std::string_view k) { return ks.exists(k); });
+  CHECK(take(1) == ">2\r\n$10\r\ninvalidate\r\n*1\r\n$4\r\ngone\r\n");
 }
 
 TEST_CASE_FIXTURE(hub_fixture, "tracking: a client's own invalidation follows EXEC's reply") {

@@ -9,10 +9,13 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <set>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -348,4 +351,143 @@ TEST_CASE("wal: key rotation seals later records with the new key in a new segme
   auto recs = replay_all(cfg);
   REQUIRE(recs.size() == 1);
   CHECK(recs[0].e.value == "sealed-with-2");
+}
+
+namespace {
+
+/// A disk whose fdatasync blocks until the test opens the gate (no sleeps):
+/// counts the calls that entered it and records the inodes it synced.
+struct slow_disk {
+  std::mutex mtx;
+  std::condition_variable cv;
+  bool open = false;
+  int entered = 0;
+  int fail_next = 0; ///< calls that fail with EIO
+  std::set<ino_t> synced;
+  int sync(int fd) {
+    std::unique_lock<std::mutex> lk(mtx);
+    ++entered;
+    cv.notify_all();
+    cv.wait(lk, [&] { return open; });
+    if (fail_next > 0) {
+      --fail_next;
+      errno = EIO;
+      return -1;
+    }
+    struct stat sb {};
+    if (::fstat(fd, &sb) == 0)
+      synced.insert(sb.st_ino);
+    return ::fdatasync(fd);
+  }
+  void set_open(bool o) {
+    std::lock_guard<std::mutex> g(mtx);
+    open = o;
+    cv.notify_all();
+  }
+  int calls() {
+    std::lock_guard<std::mutex> g(mtx);
+    return entered;
+  }
+};
+
+/// Polls `f` until it holds or a generous deadline passes.
+template <class F>
+bool eventually(F f) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!f()) {
+    if (std::chrono::steady_clock::now() > deadline)
+      return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
+}
+
+} // namespace
+
+TEST_CASE("wal: records keep reaching the file while an fdatasync waits on the disk") {
+  for (bool sync_each : {false, true}) {
+    INFO("sync_each=" << sync_each);
+    temp_dir dir;
+    slow_disk disk;
+    wal_config cfg;
+    cfg.dir = dir.sub("wal");
+    cfg.write_interval_ms = 1;
+    cfg.sync_interval_ms = 1;
+    cfg.sync_each = sync_each;
+    cfg.sync_fn = [&](int fd) { return disk.sync(fd); };
+    auto w = wal::open(cfg, real_clock::instance());
+    REQUIRE(w.ok());
+    (*w)->append_put(make("first", "v"), 1);
+    (*w)->kick();
+    // the syncer is now stuck in the disk's fdatasync
+    REQUIRE(eventually([&] { return disk.calls() >= 1; }));
+    for (int i = 0; i < 100; ++i) {
+      (*w)->append_put(make("k" + std::to_string(i), std::string(100, 'x')), 1);
+      if (i % 10 == 0)
+        (*w)->kick();
+    }
+    // every record is written (a killed process keeps it), none is synced
+    CHECK(eventually([&] { return (*w)->written() == 101; }));
+    CHECK((*w)->unwritten_bytes() == 0);
+    CHECK((*w)->unwritten_age_ms() == 0);
+    CHECK((*w)->synced() == 0);
+    CHECK(replay_all(cfg).size() == 101);
+    disk.set_open(true);
+    CHECK(eventually([&] { return (*w)->synced() == 101; }));
+  }
+}
+
+TEST_CASE("wal: a segment closed at rotation is fdatasynced before later records count") {
+  temp_dir dir;
+  slow_disk disk;
+  disk.set_open(true);
+  wal_config cfg;
+  cfg.dir = dir.sub("wal");
+  cfg.segment_bytes = 4096;
+  cfg.write_interval_ms = 1;
+  cfg.sync_fn = [&](int fd) { return disk.sync(fd); };
+  auto w = wal::open(cfg, real_clock::instance());
+  REQUIRE(w.ok());
+  for (int i = 0; i < 300; ++i) {
+    (*w)->append_put(make("k" + std::to_string(i), std::string(100, 'x')), 1);
+    if (i % 20 == 0) // the writer writes one chunk per round: several segments
+      REQUIRE(eventually([&] { return (*w)->written() == static_cast<uint64_t>(i + 1); }));
+  }
+  REQUIRE((*w)->flush().ok());
+  CHECK((*w)->synced() == 300);
+  auto segs = wal::segment_files(cfg.dir);
+  CHECK(segs.size() >= 4);
+  std::lock_guard<std::mutex> g(disk.mtx);
+  for (auto& p : segs) {
+    struct stat sb {};
+    REQUIRE(::stat(p.c_str(), &sb) == 0);
+    INFO(p << " was never fdatasynced");
+    CHECK(disk.synced.count(sb.st_ino) == 1);
+  }
+}
+
+TEST_CASE("wal: a failed fdatasync is reported and retried, and synced() waits for it") {
+  temp_dir dir;
+  slow_disk disk;
+  disk.fail_next = 1 << 30; // until the test mends the disk
+  disk.set_open(true);
+  wal_config cfg;
+  cfg.dir = dir.sub("wal");
+  cfg.write_interval_ms = 1;
+  cfg.sync_interval_ms = 1;
+  cfg.sync_fn = [&](int fd) { return disk.sync(fd); };
+  auto w = wal::open(cfg, real_clock::instance());
+  REQUIRE(w.ok());
+  (*w)->append_put(make("a", "1"), 1);
+  auto first = (*w)->flush();
+  CHECK(!first.ok());
+  CHECK((*w)->synced() == 0);
+  CHECK((*w)->last_error().message().find("fdatasync") != std::string::npos);
+  {
+    std::lock_guard<std::mutex> g(disk.mtx);
+    disk.fail_next = 0;
+  }
+  // the syncer retries on its own
+  CHECK(eventually([&] { return (*w)->synced() == 1; }));
+  CHECK((*w)->flush().ok());
 }
