@@ -76,12 +76,21 @@
 // without it early; multi2 10%: 0.5043 / 0.4977).
 // Growing the window moves L2's victims into L1; shrinking it moves L1's LRU
 // entries into L2's probation (no admission test: they were already in
-// memory). Cost: ~1.3 MB of simulations per shard (~21 bytes per simulated
-// key and setting; in byte mode at most ~1/73 of the capacity, else adaptation
-// is off), with returning keys on also the
-// recency filter (2 bytes per entry), and for
-// sampled reads 126 simulated accesses and 2 sketch increments (for a million-entry shard, 1 read
-// in 1024).
+// memory). The 18 settings with a 100% window are all plain LRU (no main
+// region: margin, main policy and aging do not matter), so one simulation
+// serves them: 109 simulations for 126 settings. Cost: ~1.1 MB of simulations
+// per shard (~21 bytes per simulated key and simulation; in byte mode at most
+// ~1/73 of the capacity, else adaptation is off), with returning keys on also
+// the recency filter (2 bytes per entry), and for sampled reads 109 simulated
+// accesses and 2 sketch increments (for a million-entry shard, 1 read in
+// 1024; in kura-node's default 64 MiB shard of 1 KiB values, 1 in 64-256).
+// The serving thread does not run them per read: a sampled read's hash is
+// queued, and 256 of them are fed at once (and the queue always at the end of
+// a period, before the decision, so every decision is what it was unbatched).
+// Fed one by one between the cache's own hits, each of the ~1.1 MB of
+// simulations' touches missed the CPU caches; fed in batches they stay warm
+// (perf of kura-bench-memory --shard-only: policy_sim::access 3.6% -> 0.95%
+// of the cycles; bench/RESULTS.md, issue 14 fifth pass).
 //
 // -- adapting the window: hill climbing (window_adaptation::hill_climbing) --------
 //
@@ -124,6 +133,7 @@ constexpr double shadow_hysteresis = 0.01;    // switch only for a 1% lower miss
 constexpr uint32_t shadow_early_periods = 32; // ... except in the first 32 periods
 constexpr double shadow_min_gap = 1.0;        // and never for less than one miss
 constexpr size_t n_shadow_sketches = 2;       // one per aging period of the grid
+constexpr size_t shadow_batch = 256;          // sampled reads fed to the sims at once
 // In byte mode, per shard: 126 settings x 520 keys x ~21 bytes (policy_sim.hpp).
 constexpr uint64_t shadow_max_bytes = 1344ull << 10;
 constexpr uint64_t shadow_key_bytes = 21; // per simulated key and setting, sketches included
@@ -169,20 +179,31 @@ struct memory_cache::impl {
 
   // -- shadow adaptation -----------------------------------------------------------
   struct shadow_state {
+    // One simulation per distinct setting: the settings whose window is the
+    // whole capacity are all plain LRU (margin, main region and aging do not
+    // matter without a main region), so one sim serves those 18 of the 126.
     std::vector<detail::policy_sim> sims;
+    std::vector<uint8_t> sim_of; // per setting: its sim in `sims`
     // One sketch per aging period, shared by the sims of that period (they
     // would hold identical ones).
     frequency_sketch sketch[n_shadow_sketches];
     detail::recency_filter recent;
-    std::vector<double> score;
-    std::vector<uint64_t> misses;
-    uint32_t shift = 0;  // a key is sampled when mix64(h) % 2^shift == 0
-    uint64_t period = 0; // sampled reads per decision
+    std::vector<double> score;    // per setting
+    std::vector<uint64_t> misses; // per sim, this period
+    uint32_t shift = 0;           // a key is sampled when mix64(h) % 2^shift == 0
+    uint64_t period = 0;          // sampled reads per decision
     uint64_t in_period = 0;
     uint64_t built_for = 0; // entries the sims were sized for
     size_t current = 0;     // grid index in use (set by the constructor)
     uint32_t periods = 0;   // decisions since the sims were built
     uint64_t sampled = 0;
+    // Sampled reads not yet fed to the sims (shadow_flush). They are fed in
+    // batches so that the sims' ~1.1 MB is pulled into the CPU's caches once
+    // per batch, not once per sampled read in between the cache's own random
+    // (cache-missing) hits. A batch is flushed whenever a period ends, so
+    // every decision sees exactly the reads it saw unbatched.
+    std::vector<uint64_t> pending;
+    uint64_t bytes = 0; // all of the above (fixed from shadow_build on)
   } sh;
 
   explicit impl(const memory_cache_config& c)
@@ -200,15 +221,9 @@ struct memory_cache::impl {
 
   /// Bytes outside L1 and L2: the sketch and the shadow simulations.
   uint64_t overhead_bytes() const {
-    uint64_t b = l2.sketch().memory_bytes() + recent.memory_bytes();
-    for (const auto& s : sh.sims)
-      b += s.memory_bytes();
-    if (!sh.sims.empty()) {
-      for (const auto& k : sh.sketch)
-        b += k.memory_bytes();
-      b += sh.recent.memory_bytes();
-    }
-    return b;
+    // Called on every put (fit_caps): the simulations' share is summed once
+    // per shadow_build, not per call.
+    return l2.sketch().memory_bytes() + recent.memory_bytes() + sh.bytes;
   }
 
   frequency_sketch& sketch() { return l2.sketch_; }
@@ -333,6 +348,10 @@ struct memory_cache::impl {
   static size_t main_of(size_t i) { return (i % n_base) % n_main; }
   static size_t decay_of(size_t i) { return i / n_base; }
   static_assert(n_decay == n_shadow_sketches, "one shared sketch per aging period");
+  // Distinct sims: every setting but those with a 100% window, plus one LRU.
+  static constexpr size_t n_lru_settings = n_margins * n_main * n_decay;
+  static constexpr size_t n_sims = n_settings - n_lru_settings + 1;
+  static_assert(n_settings <= 256, "sim_of holds 8-bit sim indexes");
 
   /// Puts grid setting `i` into effect in L2 and the window.
   void use_setting(size_t i) {
@@ -367,21 +386,42 @@ struct memory_cache::impl {
       ++shift;
     const auto cap = static_cast<uint32_t>(std::max<uint64_t>(1, entries >> shift));
     sh.sims.clear();
+    sh.sims.reserve(n_sims);
+    sh.sim_of.assign(n_settings, 0);
+    size_t lru = SIZE_MAX;
     for (size_t d = 0; d < n_decay; ++d) {
       sh.sketch[d] = frequency_sketch(cap);
       sh.sketch[d].set_sample_factor(grid_decay[d]);
-      for (double w : grid_windows)
-        for (int mg : grid_margins)
-          for (size_t v = 0; v < n_main; ++v)
-            sh.sims.emplace_back(cap, static_cast<uint32_t>(std::lround(w * cap)), mg,
-                                 v == main_slru_promote, v == main_lfu,
-                                 cfg.sketch_seed + sh.sims.size() % n_base, &sh.sketch[d],
+      for (size_t w = 0; w < std::size(grid_windows); ++w)
+        for (size_t m = 0; m < n_margins; ++m)
+          for (size_t v = 0; v < n_main; ++v) {
+            const size_t i = setting_index(w, m, v, d);
+            const auto wcap = static_cast<uint32_t>(std::lround(grid_windows[w] * cap));
+            if (wcap >= cap && lru != SIZE_MAX) {
+              sh.sim_of[i] = static_cast<uint8_t>(lru);
+              continue;
+            }
+            sh.sim_of[i] = static_cast<uint8_t>(sh.sims.size());
+            if (wcap >= cap)
+              lru = sh.sims.size();
+            sh.sims.emplace_back(cap, wcap, grid_margins[m], v == main_slru_promote, v == main_lfu,
+                                 cfg.sketch_seed + i % n_base, &sh.sketch[d],
                                  v == main_slru_promote && recent_on);
+          }
     }
     if (recent_on)
       sh.recent.reset(cap);
-    sh.score.assign(sh.sims.size(), 0);
+    sh.score.assign(n_settings, 0);
     sh.misses.assign(sh.sims.size(), 0);
+    sh.pending.clear();
+    sh.pending.reserve(shadow_batch);
+    sh.bytes = sh.recent.memory_bytes() + sh.pending.capacity() * sizeof(uint64_t) +
+               sh.sim_of.capacity() + sh.score.capacity() * sizeof(double) +
+               sh.misses.capacity() * sizeof(uint64_t);
+    for (const auto& k : sh.sketch)
+      sh.bytes += k.memory_bytes();
+    for (const auto& sim : sh.sims)
+      sh.bytes += sim.memory_bytes();
     sh.shift = shift;
     sh.period = cap;
     sh.in_period = 0;
@@ -390,6 +430,7 @@ struct memory_cache::impl {
   }
 
   void shadow_access(uint64_t h) {
+
     if (sh.sims.empty()) {
       const uint64_t n = cfg.count_objects ? cfg.capacity_bytes : entries_now();
       if (n >= 16 && shadow_budget() >= 64)
@@ -398,19 +439,32 @@ struct memory_cache::impl {
     }
     if (sh.shift && (mix64(h ^ 0x5bd1e995ull) & ((1ull << sh.shift) - 1)) != 0)
       return;
-    ++sh.sampled;
-    for (auto& k : sh.sketch)
-      k.increment(h);
-    bool ret = false;
-    if (recent_on) {
-      ret = sh.recent.contains(h);
-      sh.recent.insert(h);
-    }
-    for (size_t i = 0; i < sh.sims.size(); ++i)
-      if (!sh.sims[i].access(h, ret))
-        ++sh.misses[i];
-    if (++sh.in_period >= sh.period)
+    sh.pending.push_back(h);
+    if (++sh.in_period >= sh.period) {
+      shadow_flush();
       climb_due = true; // decided at the start of the next operation
+    } else if (sh.pending.size() >= shadow_batch) {
+      shadow_flush();
+    }
+  }
+
+  /// Feeds the pending sampled reads to the sims, in their order.
+  void shadow_flush() {
+    const size_t n = sh.sims.size();
+    for (const uint64_t h : sh.pending) {
+      ++sh.sampled;
+      for (auto& k : sh.sketch)
+        k.increment(h);
+      bool ret = false;
+      if (recent_on) {
+        ret = sh.recent.contains(h);
+        sh.recent.insert(h);
+      }
+      for (size_t i = 0; i < n; ++i)
+        if (!sh.sims[i].access(h, ret))
+          ++sh.misses[i];
+    }
+    sh.pending.clear();
   }
 
   void shadow_decide() {
@@ -421,14 +475,13 @@ struct memory_cache::impl {
       return;
     }
     const double decay = shadow_decay;
-    for (size_t i = 0; i < sh.sims.size(); ++i) {
-      sh.score[i] = decay * sh.score[i] + static_cast<double>(sh.misses[i]);
-      sh.misses[i] = 0;
-    }
+    for (size_t i = 0; i < n_settings; ++i)
+      sh.score[i] = decay * sh.score[i] + static_cast<double>(sh.misses[sh.sim_of[i]]);
+    std::fill(sh.misses.begin(), sh.misses.end(), 0);
     sh.in_period = 0;
     ++sh.periods;
     size_t best = sh.current;
-    for (size_t i = 0; i < sh.sims.size(); ++i)
+    for (size_t i = 0; i < n_settings; ++i)
       if (sh.score[i] < sh.score[best])
         best = i;
     // The setting in use while the evidence is young is the arbitrary start,

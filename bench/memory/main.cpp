@@ -1,7 +1,7 @@
 // kura-bench-memory: bytes per entry of L1+L2 (memory_cache) and in-process
 // single-thread throughput on hits.
 //
-//   kura-bench-memory [--entries N] [--runs R] [--ops N] [--returning]
+//   kura-bench-memory [--entries N] [--runs R] [--ops N] [--returning] [--shard-only]
 //
 // --returning: memory_cache_config::returning_keys on (the ghost history of
 // recently read keys, memory_cache.cpp), for both parts.
@@ -19,6 +19,18 @@
 // visit() (zero-copy), get() (copies the entry) and put() (overwrite of a
 // resident key), R runs of `ops` operations each; the median ops/s is printed
 // beside the same operations on std::unordered_map, and the ratio.
+// Part 3 (hits in a shard shaped like kura-node's, where the shadow
+// simulations sample far more of the reads than at 1M entries): 1 KiB values,
+// uniformly random visit() hits over the resident keys, R runs of `ops`, in
+//   * "not full": 16,384 entries in a 64 MiB shard (kura-node's default 256 MiB
+//     over 4 shards, filled by `redis-benchmark -r 100000 -d 1024`);
+//   * "full": 32,768 keys put into a 16 MiB shard (about half stay resident;
+//     the simulations have seen evictions), hits over the resident ones;
+// each with the default cache (shadow adaptation) and with adaptation off (a
+// fixed setting, no simulations) interleaved run by run, as a floor. Timed
+// by the thread's CPU time, which a loaded machine disturbs less than the
+// wall clock (it still shares caches and memory bandwidth).
+// --shard-only runs part 3 alone.
 #include "tiers/memory_cache.hpp"
 #include "tiers/random.hpp"
 
@@ -29,6 +41,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -149,11 +162,96 @@ double ops_per_sec(uint64_t ops, F f) {
   return static_cast<double>(ops) / std::chrono::duration<double>(t1 - t0).count();
 }
 
+// Operations per second of this thread's CPU time (not wall time): on a
+// shared, loaded machine the wall clock also counts the time other processes
+// ran on our core.
+template <class F>
+double ops_per_cpu_sec(uint64_t ops, F f) {
+  auto cpu = [] {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+  };
+  const double t0 = cpu();
+  f();
+  return static_cast<double>(ops) / (cpu() - t0);
+}
+
+// Part 3: visit() hits in a kura-node-shaped shard, shadow adaptation on and off.
+int shard_hits(int runs, uint64_t ops) {
+  struct shape {
+    const char* name;
+    uint64_t keys;
+    uint64_t capacity;
+  };
+  const shape shapes[] = {{"not full", 16384, 64ull << 20}, {"full", 32768, 16ull << 20}};
+  const std::string value(1024, 'v');
+  std::printf("# throughput on visit() hits in a kura-node-like shard, 1 KiB values, median of "
+              "%d runs x %llu ops, per second of thread CPU time\n",
+              runs, static_cast<unsigned long long>(ops));
+  std::printf("shard,resident,shadow_ops_per_s,fixed_ops_per_s,shadow_to_fixed\n");
+  uint64_t sink = 0;
+  for (const shape& sp : shapes) {
+    const auto keys = make_keys(sp.keys);
+    kura::memory_cache_config cfg;
+    cfg.capacity_bytes = sp.capacity;
+    cfg.returning_keys = g_returning;
+    kura::memory_cache shadow(cfg);
+    cfg.adaptive_window = false;
+    kura::memory_cache fixed(cfg);
+    kura::rng fill(7);
+    for (kura::memory_cache* m : {&shadow, &fixed}) {
+      for (const auto& k : keys) {
+        kura::entry e;
+        e.key = k;
+        e.value = value;
+        (void)m->put(std::move(e), 0);
+      }
+      // Some reads of random keys, as a node's clients would make, so the
+      // simulations are built and running; a miss is put back (read-through).
+      for (uint64_t i = 0; i < 4 * sp.keys; ++i) {
+        const auto& k = keys[fill.below(keys.size())];
+        if (!m->visit(k, 0,
+                      [&](const kura::memory_cache::entry_view& v) { sink += v.value.size(); })) {
+          kura::entry e;
+          e.key = k;
+          e.value = value;
+          (void)m->put(std::move(e), 0);
+        }
+      }
+    }
+    // Hits only: keys resident in both caches.
+    std::vector<std::string> resident;
+    for (const auto& k : keys)
+      if (shadow.locate(k) != kura::memory_region::none &&
+          fixed.locate(k) != kura::memory_region::none)
+        resident.push_back(k);
+    if (resident.empty())
+      continue;
+    std::vector<double> a, b;
+    for (int r = 0; r < runs; ++r) {
+      for (kura::memory_cache* m : {&shadow, &fixed}) {
+        kura::rng g(static_cast<uint64_t>(r) + 11);
+        const double x = ops_per_cpu_sec(ops, [&] {
+          for (uint64_t i = 0; i < ops; ++i)
+            m->visit(resident[g.below(resident.size())], 0,
+                     [&](const kura::memory_cache::entry_view& v) { sink += v.value.size(); });
+        });
+        (m == &shadow ? a : b).push_back(x);
+      }
+    }
+    std::printf("%s,%zu,%.0f,%.0f,%.2f\n", sp.name, resident.size(), median(a), median(b),
+                median(a) / median(b));
+  }
+  return sink == 42 ? 1 : 0; // keep `sink` alive
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
   uint64_t n = 1'000'000, ops = 2'000'000;
   int runs = 5;
+  bool shard_only = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--entries" && i + 1 < argc)
@@ -164,9 +262,11 @@ int main(int argc, char** argv) {
       ops = std::stoull(argv[++i]);
     else if (a == "--returning")
       g_returning = true;
+    else if (a == "--shard-only")
+      shard_only = true;
     else {
-      std::fprintf(stderr,
-                   "usage: kura-bench-memory [--entries N] [--runs R] [--ops N] [--returning]\n");
+      std::fprintf(stderr, "usage: kura-bench-memory [--entries N] [--runs R] [--ops N] "
+                           "[--returning] [--shard-only]\n");
       return 2;
     }
   }
@@ -175,6 +275,8 @@ int main(int argc, char** argv) {
                          "--runs and --ops must be positive\n");
     return 2;
   }
+  if (shard_only)
+    return shard_hits(runs, ops);
   const auto keys = make_keys(n);
 
   std::printf("# memory: %llu entries, 10-byte keys, 32-byte values%s\n",
@@ -247,5 +349,6 @@ int main(int argc, char** argv) {
   std::printf("visit (zero-copy hit),%.0f,%.0f,%.2f\n", median(visit_r), mg, median(visit_r) / mg);
   std::printf("get (copying hit),%.0f,%.0f,%.2f\n", median(get_r), mg, median(get_r) / mg);
   std::printf("put (overwrite),%.0f,%.0f,%.2f\n", median(put_r), mp, median(put_r) / mp);
-  return sink == 42 ? 1 : 0; // keep `sink` alive
+  std::fflush(stdout);
+  return shard_hits(runs, ops) + (sink == 42 ? 1 : 0); // keep `sink` alive
 }
