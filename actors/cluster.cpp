@@ -265,6 +265,8 @@ void cluster_core::tick(uint64_t now) {
     if (++store_errors_ <= 10 || store_errors_ % 1000 == 0)
       std::cerr << "kura-node: cluster: store: " << st.message() << std::endl;
   }
+  if (s_.maintain)
+    s_.maintain(*this, now);
   pump();
   if (s_.report && now >= next_report_ms_) {
     next_report_ms_ = now + 1000;
@@ -605,6 +607,9 @@ bool too_late(const exec_request& r) {
 
 /// Logs a line; repeated kinds are thinned out (1st..10th, then every 1000th).
 void log_line(coord_ptr self, const std::string& kind, const std::string& text) {
+  if (kind == "refused" || kind == "badhello" || kind == "dupid")
+    if (auto& f = self->state.core->settings().on_refused)
+      f(text); // the audit log (every one; the log line below is rate-limited)
   auto n = ++self->state.log_counts[kind];
   if (n <= 10 || n % 1000 == 0)
     std::cerr << "kura-node: cluster: " << text

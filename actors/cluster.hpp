@@ -98,6 +98,13 @@ struct cluster_settings {
   /// sensitive keys' max TTL): (key, expiry ms or 0, now ms) -> expiry. The
   /// capped expiry travels with the replicated entry. Unset: none.
   std::function<uint64_t(std::string_view, uint64_t, uint64_t)> cap_expiry;
+  /// Called on every tick once the node runs, after the store's own tick
+  /// (kura.retention.max-age's sweep, node/cluster_security.hpp). Unset: none.
+  std::function<void(cluster_core&, uint64_t now)> maintain;
+  /// A peer the cluster handshake refused (wrong or no cluster secret, a
+  /// malformed hello, our own node id): `why` names it (kura-node writes it
+  /// to the audit log). Called on the multiplexer thread. Unset: log only.
+  std::function<void(const std::string& why)> on_refused;
   /// `kura leave`: asks the process to shut down, which leaves gracefully
   /// (stop_cluster hands off, then the node exits). Unset: refused.
   std::function<void()> on_leave;

@@ -113,15 +113,20 @@ status tier_store::build_index() {
 }
 
 std::optional<entry> tier_store::read(std::string_view key, const version& want) const {
-  if (!worker_.joinable())
-    return read_tiers(key, want);
-  if (auto it = overlay_.find(std::string(key)); it != overlay_.end()) {
+  std::optional<entry> e;
+  if (!worker_.joinable()) {
+    e = read_tiers(key, want);
+  } else if (auto it = overlay_.find(std::string(key)); it != overlay_.end()) {
     if (it->second.erased)
       return std::nullopt;
-    return it->second.e;
+    e = it->second.e;
+  } else {
+    std::lock_guard<std::mutex> lk(tiers_mu_);
+    e = read_tiers(key, want);
   }
-  std::lock_guard<std::mutex> lk(tiers_mu_);
-  return read_tiers(key, want);
+  if (e)
+    cap_age(*e);
+  return e;
 }
 
 std::optional<entry> tier_store::read_tiers(std::string_view key, const version& want) const {
@@ -170,6 +175,7 @@ std::optional<entry> tier_store::get(std::string_view key) const {
       hit = entry{std::string(v.key), std::string(v.value), v.expiry_ms, v.ver, v.flags};
   });
   if (hit) {
+    cap_age(*hit);
     ++cache_hits_;
     return hit;
   }
@@ -313,6 +319,7 @@ void tier_store::for_each_key_from(uint64_t from, const key_visitor& f) const {
     m.ver = it->second.ver;
     m.flags = it->second.flags;
     m.expiry_ms = it->second.expiry_ms;
+    cap_age(m);
     if (!f(it->first.first, m))
       return;
   }

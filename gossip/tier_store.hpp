@@ -113,6 +113,13 @@ public:
   l3_lmdb& l3() { return *l3_; }
   archive::archive* l4() { return l4_.get(); }
 
+  /// kura.retention.max-age (0: none): every value read out of the store
+  /// (get, for_each, listings) expires at most `ms` after its version's
+  /// write time, so an entry written before the cap was set is never served
+  /// once it is that old (node/cluster_security.hpp sweeps it out of the
+  /// tiers). Owner thread, before use.
+  void set_max_age(uint64_t ms) { max_age_ms_ = ms; }
+
   /// Keeps up to `bytes` (0: none) of the live entries get() read from the
   /// tiers in a memory cache in front of them: kura's memory tier (L1 + L2,
   /// W-TinyLFU, tiers/memory_cache.hpp). A cached entry is served only while
@@ -165,6 +172,15 @@ private:
   std::shared_ptr<archive::archive> l4_;
   const clock& clk_;
   std::function<bool(std::string_view)> never_archive_;
+  uint64_t max_age_ms_ = 0;
+  /// Lowers a value's expiry to its write time + max_age_ms_.
+  void cap_age(entry& e) const {
+    if (max_age_ms_ == 0 || e.is_tombstone())
+      return;
+    uint64_t cap = e.ver.ms() + max_age_ms_;
+    if (e.expiry_ms == 0 || e.expiry_ms > cap)
+      e.expiry_ms = cap;
+  }
   struct meta {
     version ver;
     uint8_t flags = 0;

@@ -86,6 +86,11 @@ bool handle_rotate_op(caf::event_based_actor* self, const rotate_targets& t, uin
                       "kura.security.encryption-key-file)");
     return true;
   }
+  if (!t.l3 && !t.compactor) { // a cluster node: its store is the gossip core's
+    deliver_error(rp, "this node has no L3 or archive of its own to re-seal (on a cluster node, "
+                      "kura rotate-key does not re-seal the cluster store yet: docs/security.md)");
+    return true;
+  }
   if (op == rotate_ops::rotate_status) {
     deliver_status(self, t, rotate_report{}, rp);
     return true;

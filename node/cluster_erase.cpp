@@ -18,6 +18,8 @@ namespace kura::node {
 namespace {
 
 constexpr const char* step_command = "kura.erase.node";
+constexpr const char* tag_command = "kura.subject.node";
+constexpr int tag_tries = 60; ///< a member that does not answer: retried each second
 constexpr uint64_t retry_ms = 1'000;
 
 uint64_t now_ms() {
@@ -76,6 +78,29 @@ std::string run_step(actors::cluster_core& c, const std::string& step,
          std::to_string(near) + " " + std::to_string(segments);
 }
 
+/// The subject id of a SUBJECT erasure's arguments ("i" + id), or "".
+std::string subject_of(uint8_t mode, const std::vector<std::string>& margs) {
+  if (mode == erase_kind::subject)
+    for (auto& m : margs)
+      if (m.size() > 1 && m[0] == 'i')
+        return m.substr(1);
+  return {};
+}
+
+/// SUBJECT: adds this member's tagged keys of the subject to `margs` (as
+/// "k" + key, what erase_matcher takes) and returns them.
+std::vector<std::string> tagged_keys(const cluster_erase_memory& mem, uint8_t mode,
+                                     std::vector<std::string>& margs) {
+  std::vector<std::string> out;
+  auto id = subject_of(mode, margs);
+  if (id.empty() || !mem.subjects)
+    return out;
+  out = mem.subjects->keys_of(id);
+  for (auto& k : out)
+    margs.push_back("k" + k);
+  return out;
+}
+
 void member_step(actors::cluster_core& c, cluster_erase_memory& mem,
                  const std::vector<std::string>& a, const std::function<void(std::string)>& reply) {
   auto err = [&](const std::string& why) { reply("-ERR " + why + "\r\n"); };
@@ -89,8 +114,13 @@ void member_step(actors::cluster_core& c, cluster_erase_memory& mem,
     if (!g)
       return err("this node has not joined the cluster yet");
     uint8_t mode = static_cast<uint8_t>(std::atoi(a[2].c_str()));
-    auto match = actors::erase_matcher(mode, std::vector<std::string>(a.begin() + 3, a.end()));
+    std::vector<std::string> margs(a.begin() + 3, a.end());
+    auto tagged = tagged_keys(mem, mode, margs);
+    auto match = actors::erase_matcher(mode, margs);
     auto keys = g->erase_candidates(match);
+    // the keys this member's tags give the subject, held here or not: their
+    // replicas may have missed the tag (down when it was set)
+    keys.insert(keys.end(), tagged.begin(), tagged.end());
     std::sort(keys.begin(), keys.end());
     keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
     return bulk(pack_keys(keys));
@@ -109,19 +139,28 @@ void member_step(actors::cluster_core& c, cluster_erase_memory& mem,
     // The ones the issuer did not know (its match missed this member) go
     // back with the counts, so the receipt's `matched` covers them.
     auto mode = static_cast<uint8_t>(std::atoi(a[4].c_str()));
+    auto tagged = tagged_keys(mem, mode, margs);
     std::vector<std::string> extra;
-    if (mode != erase_kind::keys)
-      if (auto* g = c.core_mut()) {
-        std::set<std::string> issued(keys.begin(), keys.end());
+    if (mode != erase_kind::keys) {
+      std::set<std::string> issued(keys.begin(), keys.end());
+      for (auto& k : tagged)
+        if (issued.insert(k).second)
+          extra.push_back(k);
+      if (auto* g = c.core_mut())
         for (auto& k : g->erase_candidates(actors::erase_matcher(mode, margs)))
           if (issued.insert(k).second)
             extra.push_back(k);
-      }
+    }
     keys.insert(keys.end(), extra.begin(), extra.end());
     std::sort(keys.begin(), keys.end());
     keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
     std::sort(extra.begin(), extra.end());
     auto out = run_step(c, a[1], keys, v);
+    if (out.rfind("ok", 0) == 0 && a[1] == "collect" && mem.subjects) {
+      // erased keys (and an erased subject) lose their tags on every member
+      if (auto why = mem.subjects->forget(subject_of(mode, margs), keys); !why.empty())
+        out = "err subject tags: " + why;
+    }
     if (out.rfind("ok", 0) == 0) {
       out += "\n" + pack_keys(extra); // "ok counts...\n<packed keys>"
       if (mem.done.size() > 4096)     // old ids: the issuer stopped retrying them long ago
@@ -406,6 +445,7 @@ caf::behavior eraser(eraser_ptr self, std::shared_ptr<erase_book> book,
         j.mode = mode;
         if (mode == erase_kind::subject) { // its globs and tagged keys, as they are now
           j.subject = args.empty() ? std::string{} : args[0];
+          j.args.push_back("i" + j.subject); // members add the keys they hold tagged
           if (st.patterns)
             for (auto& g : st.patterns->globs_for(j.subject))
               j.args.push_back("g" + g);
@@ -433,9 +473,62 @@ actors::exec_fn cluster_erase_exec(std::shared_ptr<cluster_erase_memory> mem,
                       std::function<void(std::string)> reply) {
     if (!args.empty() && args[0] == step_command)
       return member_step(c, *mem, args, reply);
+    if (!args.empty() && args[0] == tag_command) { // another member's KURA.SUBJECT
+      if (args.size() != 3 || args[2].empty())
+        return reply("-ERR malformed kura.subject.node\r\n");
+      if (!mem->subjects)
+        return reply("-ERR this node keeps no subject tags\r\n");
+      std::string error;
+      mem->subjects->tag(args[1], args[2], error, false);
+      return reply(error.empty() ? "+OK\r\n"
+                                 : "-ERR the subject tag was not stored: " + error + "\r\n");
+    }
     if (inner)
       return inner(c, std::move(args), std::move(reply));
     reply("-ERR forwarded commands are not served by this node\r\n");
+  };
+}
+
+namespace {
+
+void send_tag(std::weak_ptr<actors::cluster_core> wc, gossip::node_id to, std::string key,
+              std::string id, int tries) {
+  auto c = wc.lock();
+  if (!c)
+    return;
+  c->forward(to, {tag_command, key, id},
+             [wc, to, key, id, tries](bool ok, std::string reply) mutable {
+               if (ok && !reply.empty() && reply[0] == '+')
+                 return;
+               auto c = wc.lock();
+               if (!c)
+                 return;
+               if (tries + 1 >= tag_tries) {
+                 std::cerr << "kura-node: subject tag not stored on " << c->name_of(to) << ": "
+                           << (ok ? reply.substr(0, reply.find('\r')) : "no answer")
+                           << " (KURA.ERASE SUBJECT finds the key through the members that hold "
+                              "the tag)"
+                           << std::endl;
+                 return;
+               }
+               c->after(retry_ms, [wc, to, key = std::move(key), id = std::move(id), tries] {
+                 send_tag(wc, to, key, id, tries + 1);
+               });
+             });
+}
+
+} // namespace
+
+void announce_subject_tags(std::shared_ptr<subject_index> subjects,
+                           std::shared_ptr<actors::cluster_core> core) {
+  std::weak_ptr<actors::cluster_core> wc = core;
+  subjects->on_tag = [wc](const std::string& key, const std::string& id) {
+    auto c = wc.lock();
+    if (!c || !c->core())
+      return;
+    for (auto& [mid, m] : c->core()->members().members())
+      if (m.state != gossip::member_state::left && mid != c->self_id())
+        send_tag(wc, mid, key, id, 0);
   };
 }
 

@@ -84,6 +84,9 @@ open_cluster_store(const node_config& cfg, l3_config l3, const kura::clock& clk)
   // The memory tier (--memory-bytes) is the read cache in front of cluster
   // data (the node's own keyspace holds none in cluster mode).
   (*s)->set_read_cache(cfg.memory_bytes);
+  // kura.retention.max-age: nothing older is served (node/cluster_security.hpp)
+  (*s)->set_max_age(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(cfg.retention_max_age).count()));
   return std::unique_ptr<gossip::replica_store>(std::move(*s));
 }
 

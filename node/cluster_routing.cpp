@@ -775,7 +775,7 @@ route classify(const command_registry& reg, const std::vector<std::string_view>&
   int id = reg.resolve(args);
   if (id < 0)
     return route::local; // the command table answers unknown commands
-  if (lower(args[0]) == "kura.erase")
+  if (lower(args[0]) == "kura.erase" || lower(args[0]) == "kura.subject")
     return route::local; // the issuer runs it cluster-wide (node/cluster_erase.hpp)
   auto& sp = reg.spec(id);
   if (sp.first_key > 0 || !sp.key_specs.empty())

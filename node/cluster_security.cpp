@@ -48,4 +48,43 @@ cluster_expiry_cap(const node_config& cfg) {
   };
 }
 
+void cluster_retention::step(gossip::replica_store& s, uint64_t now_ms) {
+  if (max_age_ms_ == 0 || now_ms < next_ms_)
+    return;
+  next_ms_ = now_ms + interval_ms_;
+  std::vector<std::pair<std::string, version>> aged;
+  size_t seen = 0;
+  bool end = true;
+  uint64_t last = from_;
+  s.for_each_key_from(from_, [&](uint64_t pos, const entry& m) {
+    if (seen == budget_ && pos != last) { // (keys at one position go together)
+      end = false;
+      return false;
+    }
+    ++seen;
+    last = pos;
+    if (!m.is_tombstone() && m.ver.ms() + max_age_ms_ <= now_ms)
+      aged.emplace_back(m.key, m.ver);
+    return true;
+  });
+  if (end) {
+    from_ = 0;
+    ++passes_;
+  } else {
+    from_ = last + 1;
+  }
+  for (auto& [key, ver] : aged) {
+    auto held = s.version_of(key);
+    if (!held || !(*held == ver))
+      continue;
+    // the tombstone of the value's own version: nothing newer is lost
+    entry t;
+    t.key = key;
+    t.ver = ver;
+    t.flags = entry_flags::tombstone;
+    if (s.erase(key) && s.apply(t))
+      ++removed_;
+  }
+}
+
 } // namespace kura::node

@@ -10,9 +10,12 @@
 
 #include <caf/actor.hpp>
 #include <caf/actor_system_config.hpp>
+#include <caf/atom.hpp>
 #include <caf/expected.hpp>
 
 #include <cstdint>
+#include <functional>
+#include <mutex>
 #include <string>
 
 namespace kura::node {
@@ -34,6 +37,34 @@ std::string check_cluster_tls(const cluster_tls_files& f);
 /// authentication). Call after check_cluster_tls, before the actor system is
 /// built from `cfg`.
 void configure_cluster_tls(caf::actor_system_config& cfg, const cluster_tls_files& f);
+
+/// Sent to the RESP broker, which owns the audit log: (audit_line_atom,
+/// event, client, command, result) is written as one audit line (refused
+/// TLS handshakes and refused peers of the cluster port, docs/security.md).
+using audit_line_atom = caf::atom_constant<caf::atom("audit_line")>;
+
+/// Hands audit lines to the RESP broker once it runs (before: dropped).
+/// Thread safety: safe from any thread.
+class audit_forwarder {
+public:
+  void set(caf::actor resp);
+  void send(const std::string& event, const std::string& client, const std::string& command,
+            const std::string& result);
+
+private:
+  std::mutex mu_;
+  caf::actor resp_;
+};
+
+/// Where failed TLS handshakes on cluster links and the ops port go: the
+/// peer ("ip:port"), whether we accepted ("accept") or dialed ("connect"),
+/// and why (OpenSSL's reason, the certificate check's result). kura-node
+/// writes them to its log and its audit log. Unset: nothing. Thread safety:
+/// set it from any thread; it is called on the thread that ran the failed
+/// handshake (the middleman's), once per connection.
+void set_cluster_tls_refusals(
+    std::function<void(const std::string& peer, const std::string& side, const std::string& why)>
+        sink);
 
 /// Publishes `a` on bind:port: through OpenSSL when the system has the
 /// manager, else plainly.

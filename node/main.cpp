@@ -126,13 +126,10 @@ int main(int argc, char** argv) {
       return fail("kura.security.hash-keys-in-models: " + sec.err().to_string());
     model_key_secret = *sec;
   }
-  // KURA.SUBJECT's explicit tags (single nodes, as KURA.ERASE)
-  std::shared_ptr<node::subject_index> subjects;
-  if (!cfg.cluster_enabled()) {
-    subjects = std::make_shared<node::subject_index>(cfg.data_dir + "/subjects", keys);
-    if (auto why = subjects->load(); !why.empty())
-      return fail("data subjects: " + why);
-  }
+  // KURA.SUBJECT's explicit tags (on a cluster, each member keeps every tag)
+  auto subjects = std::make_shared<node::subject_index>(cfg.data_dir + "/subjects", keys);
+  if (auto why = subjects->load(); !why.empty())
+    return fail("data subjects: " + why);
   std::shared_ptr<l3_lmdb> l3db;
   std::unique_ptr<gossip::replica_store> cluster_store;
   if (cfg.l3_enabled) {
@@ -308,6 +305,18 @@ int main(int argc, char** argv) {
     rc_cfg.tls.key_file = cfg.tls_key_file;
     rc_cfg.tls.ca_file = cfg.tls_ca_file;
     rc_cfg.tls.auth_clients = cfg.tls_auth_clients;
+    // refused TLS handshakes and refused peers of the cluster (ops) port go
+    // to the audit log, which the RESP broker owns (node/cluster_tls.hpp)
+    auto audit_to = std::make_shared<node::audit_forwarder>();
+    if (cfg.cluster_tls)
+      node::set_cluster_tls_refusals(
+          [audit_to](const std::string& peer, const std::string& side, const std::string& why) {
+            std::cerr << "kura-node: cluster tls: "
+                      << (side == "accept" ? "refused a connection from " : "dialing ") << peer
+                      << ": handshake failed: " << why << std::endl;
+            audit_to->send("cluster-tls", peer, side == "accept" ? "TLS ACCEPT" : "TLS CONNECT",
+                           "DENIED handshake failed: " + why);
+          });
     actors::cluster_handles cluster;
     if (cfg.cluster_enabled()) {
       auto cs = node::cluster_settings_of(cfg, cluster_id);
@@ -317,11 +326,24 @@ int main(int argc, char** argv) {
       cs.report = node::cluster_metrics_hook(metrics.get());
       cs.on_leave = [] { on_stop_signal(shutdown_command); }; // kura leave
       cs.cap_expiry = node::cluster_expiry_cap(cfg);          // retention, sensitive keys
+      cs.on_refused = [audit_to](const std::string& why) {    // peers without the secret
+        audit_to->send("cluster-peer", "", "CLUSTER HELLO", "DENIED " + why);
+      };
+      if (sc.ks.max_age_ms != 0) { // retention of entries written before the cap
+        auto sweep = std::make_shared<node::cluster_retention>(sc.ks.max_age_ms, cfg.sweep_budget,
+                                                               sc.sweep_interval_ms);
+        cs.maintain = [sweep](actors::cluster_core& c, uint64_t now) {
+          if (auto* g = c.core_mut())
+            sweep->step(g->store_for_maintenance(), now);
+        };
+      }
       // KURA.ERASE's per-member steps (node/cluster_erase.hpp)
-      cs.exec = node::cluster_erase_exec(std::make_shared<node::cluster_erase_memory>(),
-                                         std::move(cs.exec));
+      auto erase_mem = std::make_shared<node::cluster_erase_memory>();
+      erase_mem->subjects = subjects;
+      cs.exec = node::cluster_erase_exec(erase_mem, std::move(cs.exec));
       cluster = actors::spawn_cluster(sys, std::move(cs), incarnation, std::move(cluster_store));
       rc_cfg.cluster = cluster.core;
+      node::announce_subject_tags(subjects, cluster.core); // KURA.SUBJECT reaches every member
     }
     // KURA.ERASE (node/erase.hpp; on a cluster node/cluster_erase.hpp)
     std::shared_ptr<node::erase_book> erasures = std::make_shared<node::erase_book>(
@@ -329,15 +351,14 @@ int main(int argc, char** argv) {
     if (auto why = erasures->load(); !why.empty())
       std::cerr << "kura-node: erase: " << why << std::endl;
     rc_cfg.facts.erase = erasures;
-    if (!cfg.cluster_enabled()) {
-      rc_cfg.facts.subjects = subjects;
-      if (!subject_rules->empty())
-        rc_cfg.facts.subject_rules = subject_rules;
-    }
+    rc_cfg.facts.subjects = subjects;
+    if (!subject_rules->empty())
+      rc_cfg.facts.subject_rules = subject_rules;
     auto listening = std::make_shared<std::promise<std::string>>();
     auto ready = listening->get_future();
     auto resp = node::spawn_resp_server(sys, store.core, rc_cfg, metrics.get(), listening);
     std::string listen_err = ready.get();
+    audit_to->set(resp);
     caf::actor eraser;
     if (cluster.core)
       eraser =
@@ -385,6 +406,8 @@ int main(int argc, char** argv) {
       auto linger = std::clamp<int64_t>(2 * hb, 200, 3000);
       actors::stop_cluster(sys, cluster, listen_err.empty() ? static_cast<uint64_t>(linger) : 0);
     }
+    node::set_cluster_tls_refusals({});
+    audit_to->set({});
     caf::anon_send_exit(resp, caf::exit_reason::user_shutdown);
     if (ops)
       caf::anon_send_exit(ops, caf::exit_reason::user_shutdown);

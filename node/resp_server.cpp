@@ -1,4 +1,5 @@
 #include "node/resp_server.hpp"
+#include "node/cluster_tls.hpp"
 
 #include "actors/lost_keys.hpp"
 #include "node/backpressure.hpp"
@@ -970,6 +971,12 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
       [=](erase_audit_atom, const std::string& receipt) { // KURA.ERASE (node/erase.hpp)
         auto& st = self->state;
         st.cmds->security().audit_plain("erase", "", "", "KURA.ERASE", receipt,
+                                        st.core->ks().clock().now_ms());
+      },
+      [=](audit_line_atom, const std::string& event, const std::string& client,
+          const std::string& command, const std::string& result) { // node/cluster_tls.hpp
+        auto& st = self->state;
+        st.cmds->security().audit_plain(event, client, "", command, result,
                                         st.core->ks().clock().now_ms());
       },
       [=](housekeeping_atom) {

@@ -242,7 +242,15 @@ std::string subject_index::rewrite_locked() {
   return {};
 }
 
-int subject_index::tag(std::string_view key, std::string_view id, std::string& error) {
+int subject_index::tag(std::string_view key, std::string_view id, std::string& error,
+                       bool announce) {
+  int added = tag_locked(key, id, error);
+  if (error.empty() && announce && on_tag)
+    on_tag(std::string{key}, std::string{id});
+  return added;
+}
+
+int subject_index::tag_locked(std::string_view key, std::string_view id, std::string& error) {
   std::lock_guard<std::mutex> g(mu_);
   error.clear();
   auto it = by_key_.find(std::string{key});

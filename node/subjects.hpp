@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -74,7 +75,12 @@ public:
   std::string load();
   /// Tags `key` with subject `id`: 1 if new, 0 if it already was; "" in
   /// `error` unless the file could not be written (the tag is then not kept).
-  int tag(std::string_view key, std::string_view id, std::string& error);
+  /// A kept tag is passed to `on_tag` when `announce` (a cluster node sends it
+  /// to the other members, node/cluster_erase.hpp).
+  int tag(std::string_view key, std::string_view id, std::string& error, bool announce = true);
+  /// Called (outside the lock) with every tag KURA.SUBJECT kept, new or not.
+  /// Set once before the index is used.
+  std::function<void(const std::string& key, const std::string& id)> on_tag;
   std::vector<std::string> ids_of(std::string_view key) const;
   std::vector<std::string> keys_of(std::string_view id) const;
   /// Forgets the subject `id` ("" = none) and every tag of `keys`, then
@@ -83,6 +89,7 @@ public:
   size_t size() const;
 
 private:
+  int tag_locked(std::string_view key, std::string_view id, std::string& error);
   std::string record(std::string_view key, std::string_view id) const;
   std::string rewrite_locked();
   mutable std::mutex mu_;

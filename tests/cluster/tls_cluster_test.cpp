@@ -4,17 +4,45 @@
 // every node; the kura CLI reaches the ops port only with a certificate
 // from the cluster's CA; a node whose certificate comes from another CA, and
 // a node without TLS, are refused while the cluster keeps serving; bad
-// certificate settings stop kura-node at start with a clear error.
+// certificate settings stop kura-node at start with a clear error. Every
+// refused handshake (the CLI without a certificate, the foreign and the plain
+// node) and every peer without the cluster secret is a line of the refusing
+// node's audit log: who, when, why.
 #include "cluster/cluster_harness.hpp"
 
 #include <doctest/doctest.h>
 
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 using namespace kura::test;
 
 namespace {
+
+std::string audit_of(const node_process& n) {
+  std::ifstream f(n.data_dir + "/audit.log");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+/// The audit lines of `n` with `event` whose text holds every one of `needles`.
+size_t audit_lines(const node_process& n, const std::string& event,
+                   const std::vector<std::string>& needles) {
+  std::istringstream in(audit_of(n));
+  size_t found = 0;
+  for (std::string l; std::getline(in, l);) {
+    if (l.find("\"event\":\"" + event + "\"") == std::string::npos)
+      continue;
+    bool all = true;
+    for (auto& x : needles)
+      all = all && l.find(x) != std::string::npos;
+    found += all;
+  }
+  return found;
+}
 
 /// A CA, a node certificate it signed, and a rogue CA with its own node
 /// certificate, in a temporary directory.
@@ -107,6 +135,18 @@ TEST_CASE("cluster links over TLS: a 3-node ring serves; foreign and plain nodes
                  " --tls-ca=" + pki.rogue_ca;
     out = members_with(c["n2"].cluster_port, rogue, &rc);
     CHECK_MESSAGE(rc == 2, out);
+    // n2 wrote both refusals to its audit log (the CLI without a certificate
+    // spoke plain BASP, the other refused n2's certificate): address, reason
+    INFO(audit_of(c["n2"]));
+    CHECK(wait_for([&] {
+      return audit_lines(c["n2"], "cluster-tls",
+                         {"\"client\":\"127.0.0.1:", "\"time\":\"20", "TLS ACCEPT",
+                          "DENIED handshake failed: wrong version number"}) >= 1;
+    }));
+    CHECK(wait_for([&] {
+      return audit_lines(c["n2"], "cluster-tls",
+                         {"TLS ACCEPT", "DENIED handshake failed:", "unknown ca"}) >= 1;
+    }));
     // half a TLS configuration is a usage error
     out = members_with(c["n2"].cluster_port, "--tls-cert=" + pki.cert, &rc);
     CHECK_MESSAGE(rc == 1, out);
@@ -135,6 +175,29 @@ TEST_CASE("cluster links over TLS: a 3-node ring serves; foreign and plain nodes
   }
   CHECK(c["rogue"].log().find("connected to n") == std::string::npos);
   CHECK(c["plain"].log().find("connected to n") == std::string::npos);
+  // n1 audited both (the foreign node gave up at n1's certificate, the plain
+  // one spoke no TLS); the foreign node audited why it refused n1
+  {
+    INFO(audit_of(c["n1"]));
+    INFO(audit_of(c["rogue"]));
+    CHECK(wait_for([&] {
+      return audit_lines(c["n1"], "cluster-tls",
+                         {"TLS ACCEPT",
+                          "\"client\":\"127.0.0.1:", "DENIED handshake failed:", "unknown ca"}) >=
+             1;
+    }));
+    CHECK(wait_for([&] {
+      return audit_lines(c["n1"], "cluster-tls", {"TLS ACCEPT", "DENIED handshake failed:"}) >= 2;
+    }));
+    CHECK(wait_for([&] {
+      return audit_lines(
+                 c["rogue"], "cluster-tls",
+                 {"TLS CONNECT", "\"client\":\"127.0.0.1:",
+                  "DENIED handshake failed: certificate verify failed (peer certificate:"}) >= 1;
+    }));
+    CHECK(c["n1"].log().find("kura-node: cluster tls: refused a connection from 127.0.0.1:") !=
+          std::string::npos);
+  }
   {
     client w(c["n3"].port);
     REQUIRE(*w.call({"SET", "after", "refusals"}) == "+OK\r\n");
@@ -176,4 +239,35 @@ TEST_CASE("bad cluster TLS settings stop kura-node at start with a clear error")
             "--kura.cluster.tls-key-file=" + pki.key});
   CHECK(r.first == 1);
   CHECK_MESSAGE(r.second.find("kura.cluster.tls") != std::string::npos, r.second);
+}
+
+TEST_CASE("peers without the cluster secret are refused and audited") {
+  test_cluster c;
+  REQUIRE(c.start("n1", {"--kura.cluster.secret=s3cret"}).ready);
+  REQUIRE(c.start("n2", {"--kura.cluster.secret=s3cret"}).ready);
+  INFO(c.logs());
+  REQUIRE(wait_for([&] { return c.all_see_alive(2); }));
+  // a stranger that answers n1's challenge with a wrong proof: n1 refuses it
+  int rc = -1;
+  auto out = run_shell(bin_dir() + "/tests/cluster_poke " + std::to_string(c["n1"].cluster_port) +
+                           " handshake wrong 2>&1",
+                       &rc);
+  CHECK_MESSAGE(rc == 3, out);
+  INFO(audit_of(c["n1"]));
+  CHECK(wait_for([&] {
+    return audit_lines(
+               c["n1"], "cluster-peer",
+               {"CLUSTER HELLO", "DENIED refused peer", "does not know the cluster secret"}) >= 1;
+  }));
+  // a node with the wrong secret dials n1 and refuses n1's proof (its side)
+  auto& n3 = c.start("n3", {"--kura.cluster.secret=guess"});
+  REQUIRE(n3.ready);
+  INFO(audit_of(n3));
+  CHECK(wait_for([&] {
+    return audit_lines(n3, "cluster-peer",
+                       {"CLUSTER HELLO", "DENIED refused peer n1", "cluster secret"}) >= 1;
+  }));
+  CHECK(member_state(members_json(c["n1"].cluster_port), "n3").empty());
+  CHECK(c["n2"].cli("set k v") == "OK\n");
+  CHECK(c["n1"].cli("get k") == "v\n");
 }
