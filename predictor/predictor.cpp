@@ -322,7 +322,8 @@ void predictor::refresh_shortlist(uint64_t now_ms) {
   shortlist_hour_ = hour;
   const uint64_t last = (now_ms + cfg_.load_horizon_ms) / hour_ms + 1;
   std::vector<std::pair<double, const std::string*>> cold;
-  const double least = cfg_.min_confidence;
+  // Calibrated buckets may lift a key from the calibration floor up.
+  const double least = std::min(cfg_.min_confidence, calibration_floor);
   for (const auto& [key, slot] : keys_) {
     double none = 1; // an upper bound of the window probability (full hours)
     for (uint64_t h = hour; h <= last && 1 - none < least; ++h)

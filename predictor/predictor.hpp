@@ -58,9 +58,10 @@ struct predictor_config {
   /// qualifies).
   uint64_t imminent_ms = 2 * minute_ms;
   double imminent_probability = 0.3;
-  /// A key is loaded only once it has been followed this long (a day: its
-  /// hour of day has been seen once at least; before that the profile knows
-  /// its recent rate, not its time of day).
+  /// A key is loaded only once it has been followed this long (a week;
+  /// before that the profile knows its recent rate, not its time of day).
+  /// 48 h gains +1 point on the generated workload but loaded 6 keys at
+  /// precision 0.5 on nasa at 1 % (bench/RESULTS.md "Eighth pass").
   uint64_t min_history_ms = week_ms;
   /// Make room for a plan's loads by dropping from memory (not from L3)
   /// resident keys the model predicts cold: read in the next `cold_window_ms`
@@ -78,14 +79,14 @@ struct predictor_config {
   /// with little (a few exploratory loads in weeks) keep the high bar.
   double evidence_loads = 32;
   /// Shadow every refused candidate whose profile probability is at least
-  /// 0.5 (not only those the raised bar refused), judged like a load: read
+  /// calibration_floor (0.3; not only those the raised bar refused), judged like a load: read
   /// within two horizons. Calibrates the buckets below min_confidence, which
   /// loads never reach.
   bool shadow_below_bar = true;
   /// A load evicted from memory before its read is loaded once more while
   /// the key is still predicted (its reads about to start, above the bar);
-  /// the first load counts as a miss. Off: not yet shown to pay (RESULTS.md).
-  bool reload_evicted = false;
+  /// the first load counts as a miss (bench/RESULTS.md "Eighth pass").
+  bool reload_evicted = true;
   /// Events stand for this many accesses each (the node's 1-in-N sampling);
   /// scales the insert rate the plan estimates a memory's turnover from.
   uint32_t event_scale = 1;
@@ -361,8 +362,8 @@ private:
 public:
   /// Profile probabilities from here up are calibrated by the record (and
   /// shadowed when refused).
-  static constexpr double calibration_floor = 0.5;
-  static constexpr size_t calibration_buckets = 10; // q in [0.5, 1.0) by 0.05
+  static constexpr double calibration_floor = 0.3;
+  static constexpr size_t calibration_buckets = 14; // q in [0.3, 1.0) by 0.05
 
 private:
   static size_t calibration_bucket(double q);

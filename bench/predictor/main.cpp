@@ -7,7 +7,7 @@
 //   kura-bench-predictor --anomaly [--seed N] [--memory 0.5]
 //   feature switches for experiments: --coaccess --tier-choice --min-confidence X
 //                                     --horizon-min M --min-history-h H --imminent-min M
-//                                     --no-shadow-below-bar --reload
+//                                     --no-shadow-below-bar --no-reload
 //
 // A trace (the CSV `timestamp_ms,key,size` of shared/traces/timestamped, zstd
 // or plain) is replayed in simulated time (a fake clock set to each request's
@@ -231,7 +231,7 @@ struct options {
   bool coaccess = false;
   bool tier_choice = false;
   bool shadow_below_bar = true; ///< --no-shadow-below-bar turns it off
-  bool reload_evicted = false;  ///< --reload turns it on
+  bool reload_evicted = true;   ///< --no-reload turns it off
   bool skip_none = false; ///< --predictor-only: experiments (the `none` rows are deterministic)
   double min_confidence = 0.7;
   double horizon_min = 60;
@@ -776,8 +776,8 @@ int main(int argc, char** argv) {
       o.coaccess = true;
     else if (a == "--no-shadow-below-bar")
       o.shadow_below_bar = false;
-    else if (a == "--reload")
-      o.reload_evicted = true;
+    else if (a == "--no-reload")
+      o.reload_evicted = false;
     else if (a == "--predictor-only")
       o.skip_none = true;
     else if (a == "--tier-choice")

@@ -550,7 +550,8 @@ TEST_CASE("imminent gate: a key is loaded only when its reads are about to start
 }
 
 TEST_CASE("history gate: a key followed for less than min_history_ms is not loaded") {
-  predictor_config cfg; // min_history_ms = a week
+  predictor_config cfg;
+  cfg.min_history_ms = week_ms;
   cfg.evidence_loads = 0;
   set_memory mem;
   predictor young(cfg);
@@ -569,6 +570,28 @@ TEST_CASE("history gate: a key followed for less than min_history_ms is not load
   predictor old(cfg);
   learn_mornings(old, "m:", 10, 8);
   CHECK(old.make_plan(at(1, 1, 7, 58), mem).items.size() == 10);
+}
+
+TEST_CASE("history gate at 48 h: a day of evidence is refused, five days load") {
+  predictor_config cfg;
+  cfg.min_history_ms = 2 * day_ms;
+  cfg.evidence_loads = 0;
+  set_memory mem;
+  // Monday only (first seen Monday 08:05): Tuesday 07:58 is under 48 h later.
+  predictor one_day(cfg);
+  learn_mornings(one_day, "m:", 10, 1);
+  CHECK(one_day.make_plan(at(0, 1, 7, 58), mem).items.empty());
+  CHECK(one_day.make_plan(at(0, 1, 7, 58), mem, true).items.empty()); // a restart too
+  // Monday..Friday: Saturday 07:58 is past the gate and the evidence is there.
+  predictor five_days(cfg);
+  learn_mornings(five_days, "m:", 10, 5);
+  CHECK(five_days.make_plan(at(0, 5, 7, 58), mem).items.size() == 10);
+  // Wednesday 07:58 with two days: past the gate, but the profile of two
+  // mornings stays under the bar without a record that lifts it.
+  predictor two_days(cfg);
+  learn_mornings(two_days, "m:", 10, 2);
+  for (const auto& it : two_days.make_plan(at(0, 2, 7, 58), mem).items)
+    CHECK(it.confidence >= cfg.min_confidence);
 }
 
 TEST_CASE("cold drops: resident keys predicted cold make room, one per load, never hot ones") {
