@@ -18,7 +18,7 @@
 
 namespace kura::predictor {
 
-constexpr uint32_t model_format_version = 1;
+constexpr uint32_t model_format_version = 2;
 
 class model_store {
 public:

@@ -58,9 +58,10 @@ struct predictor_config {
   /// qualifies).
   uint64_t imminent_ms = 2 * minute_ms;
   double imminent_probability = 0.3;
-  /// A key is loaded only once it has been followed this long (a day: its
-  /// hour of day has been seen once at least; before that the profile knows
-  /// its recent rate, not its time of day).
+  /// A key is loaded only once it has been followed this long (a week;
+  /// before that the profile knows its recent rate, not its time of day).
+  /// 48 h gains +1 point on the generated workload but loaded 6 keys at
+  /// precision 0.5 on nasa at 1 % (bench/RESULTS.md "Eighth pass").
   uint64_t min_history_ms = week_ms;
   /// Make room for a plan's loads by dropping from memory (not from L3)
   /// resident keys the model predicts cold: read in the next `cold_window_ms`
@@ -78,10 +79,14 @@ struct predictor_config {
   /// with little (a few exploratory loads in weeks) keep the high bar.
   double evidence_loads = 32;
   /// Shadow every refused candidate whose profile probability is at least
-  /// 0.5 (not only those the raised bar refused), judged like a load: read
+  /// calibration_floor (0.3; not only those the raised bar refused), judged like a load: read
   /// within two horizons. Calibrates the buckets below min_confidence, which
   /// loads never reach.
   bool shadow_below_bar = true;
+  /// A load evicted from memory before its read is loaded once more while
+  /// the key is still predicted (its reads about to start, above the bar);
+  /// the first load counts as a miss (bench/RESULTS.md "Eighth pass").
+  bool reload_evicted = true;
   /// Events stand for this many accesses each (the node's 1-in-N sampling);
   /// scales the insert rate the plan estimates a memory's turnover from.
   uint32_t event_scale = 1;
@@ -290,12 +295,14 @@ private:
   struct key_slot {
     time_profile profile;
     uint32_t size = 0;
-    uint64_t last_load_ms = 0; ///< 0 = never loaded by a plan
-    float planned_q = 0;       ///< profile probability when last planned
-    float load_q = 0;          ///< profile probability of the open load
-    bool load_open = false;    ///< loaded, outcome not known yet
-    float shadow_q = 0;        ///< profile probability of an open shadow prediction
-    uint64_t shadow_until = 0; ///< a refused candidate's horizon end (0 = none open)
+    uint64_t last_load_ms = 0;  ///< 0 = never loaded by a plan
+    float planned_q = 0;        ///< profile probability when last planned
+    float load_q = 0;           ///< profile probability of the open load
+    bool load_open = false;     ///< loaded, outcome not known yet
+    bool reloaded = false;      ///< the open load is a reload of one evicted unread
+    float shadow_q = 0;         ///< profile probability of an open shadow prediction
+    uint64_t shadow_until = 0;  ///< a refused candidate's horizon end (0 = none open)
+    double shadow_inserted = 0; ///< inserted_ when the shadow opened
   };
   struct pattern_slot {
     time_profile profile;
@@ -351,8 +358,14 @@ private:
   /// the shortlist proper (demotion candidates; rebuilt with it).
   size_t shortlist_hot_ = 0;
   uint64_t shortlist_hour_ = UINT64_MAX;
-  static constexpr double calibration_floor = 0.5;
-  static constexpr size_t calibration_buckets = 10; // q in [0.5, 1.0) by 0.05
+
+public:
+  /// Profile probabilities from here up are calibrated by the record (and
+  /// shadowed when refused).
+  static constexpr double calibration_floor = 0.3;
+  static constexpr size_t calibration_buckets = 14; // q in [0.3, 1.0) by 0.05
+
+private:
   static size_t calibration_bucket(double q);
   void load_outcome(key_slot& slot, bool used);
   float cal_used_[calibration_buckets] = {};
@@ -364,6 +377,12 @@ private:
   std::deque<std::pair<std::string, uint64_t>> shadows_;
   void shadow_outcome(key_slot& slot, bool read);
   void count_insert(uint64_t now_ms, uint32_t size);
+  /// Would an entry loaded when `inserted_` was `at` still be in memory now?
+  /// (fewer bytes than the memory's capacity have entered it since: an LRU's
+  /// answer; a shadow read after that counts as a load lost before its read).
+  bool would_survive(double at) const;
+  double inserted_ = 0;   ///< bytes that entered memory since start (scaled)
+  uint64_t capacity_ = 0; ///< memory capacity at the last plan (0 = unknown)
   uint64_t insert_hour_ = 0;
   double insert_acc_ = 0;  ///< bytes entering memory in insert_hour_
   double insert_rate_ = 0; ///< bytes per hour, the last completed hour (smoothed)

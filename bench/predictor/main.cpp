@@ -7,6 +7,7 @@
 //   kura-bench-predictor --anomaly [--seed N] [--memory 0.5]
 //   feature switches for experiments: --coaccess --tier-choice --min-confidence X
 //                                     --horizon-min M --min-history-h H --imminent-min M
+//                                     --no-shadow-below-bar --no-reload
 //
 // A trace (the CSV `timestamp_ms,key,size` of shared/traces/timestamped, zstd
 // or plain) is replayed in simulated time (a fake clock set to each request's
@@ -230,6 +231,7 @@ struct options {
   bool coaccess = false;
   bool tier_choice = false;
   bool shadow_below_bar = true; ///< --no-shadow-below-bar turns it off
+  bool reload_evicted = true;   ///< --no-reload turns it off
   bool skip_none = false; ///< --predictor-only: experiments (the `none` rows are deterministic)
   double min_confidence = 0.7;
   double horizon_min = 60;
@@ -271,6 +273,7 @@ pred::predictor_config predictor_config_for(const options& o) {
   c.coaccess_prefetch = o.coaccess;
   c.tier_choice = o.tier_choice;
   c.shadow_below_bar = o.shadow_below_bar;
+  c.reload_evicted = o.reload_evicted;
   c.min_confidence = o.min_confidence;
   c.load_horizon_ms = static_cast<uint64_t>(o.horizon_min * pred::minute_ms);
   if (o.history_h >= 0)
@@ -532,7 +535,7 @@ outcome run_mode(const trace& t, uint64_t cap, bool with_predictor, const option
     std::fprintf(stderr, "  memory window %llu of %llu\n",
                  (unsigned long long)rp.chain().memory().window_capacity(),
                  (unsigned long long)cap);
-    double q = 0.5;
+    double q = pred::predictor::calibration_floor;
     for (const auto& [used, loads] : rp.model()->calibration_table()) {
       std::fprintf(stderr, "  planned q in [%.2f, %.2f): %.0f used of %.0f loads\n", q, q + 0.05,
                    used, loads);
@@ -773,6 +776,8 @@ int main(int argc, char** argv) {
       o.coaccess = true;
     else if (a == "--no-shadow-below-bar")
       o.shadow_below_bar = false;
+    else if (a == "--no-reload")
+      o.reload_evicted = false;
     else if (a == "--predictor-only")
       o.skip_none = true;
     else if (a == "--tier-choice")

@@ -120,6 +120,7 @@ TEST_CASE("key patterns are learned from shapes and from value variety") {
 TEST_CASE("the plan loads the morning keys before the morning, not the evening keys") {
   predictor_config cfg;
   cfg.evidence_loads = 0; // the bar for a thin record: its own test
+  cfg.reload_evicted = true;
   predictor pr(cfg);
   rng r(7);
   // Two weeks: 20 morning keys read on weekdays 08-09, 20 evening keys 19-20.
@@ -143,10 +144,24 @@ TEST_CASE("the plan loads the morning keys before the morning, not the evening k
   // Saturday morning: nothing from the weekday set.
   auto sat = pr.make_plan(at(2, 5, 7, 58), mem);
   CHECK(sat.items.empty());
-  // Loaded keys are not planned again within the horizon.
-  for (auto& it : plan.items)
+  // Loaded keys are not planned again within the horizon while resident.
+  for (auto& it : plan.items) {
     pr.on_loaded(it.key, it.bytes, at(2, 0, 7, 58));
+    mem.keys.insert(it.key);
+  }
   CHECK(pr.make_plan(at(2, 0, 8, 5), mem).items.empty());
+  // Evicted before their read: loaded once more, not a third time.
+  mem.keys.clear();
+  auto again = pr.make_plan(at(2, 0, 8, 6), mem);
+  CHECK(again.items.size() == 20);
+  for (auto& it : again.items)
+    pr.on_loaded(it.key, it.bytes, at(2, 0, 8, 6));
+  CHECK(pr.make_plan(at(2, 0, 8, 7), mem).items.empty());
+  // The first loads count as misses in the record.
+  double outcomes = 0;
+  for (auto [u, l] : pr.calibration_table())
+    outcomes += l - u;
+  CHECK(outcomes == 20);
   // Resident keys are never planned.
   for (int k = 0; k < 20; ++k)
     mem.keys.insert("evening:" + std::to_string(k));
@@ -535,7 +550,8 @@ TEST_CASE("imminent gate: a key is loaded only when its reads are about to start
 }
 
 TEST_CASE("history gate: a key followed for less than min_history_ms is not loaded") {
-  predictor_config cfg; // min_history_ms = a week
+  predictor_config cfg;
+  cfg.min_history_ms = week_ms;
   cfg.evidence_loads = 0;
   set_memory mem;
   predictor young(cfg);
@@ -554,6 +570,28 @@ TEST_CASE("history gate: a key followed for less than min_history_ms is not load
   predictor old(cfg);
   learn_mornings(old, "m:", 10, 8);
   CHECK(old.make_plan(at(1, 1, 7, 58), mem).items.size() == 10);
+}
+
+TEST_CASE("history gate at 48 h: a day of evidence is refused, five days load") {
+  predictor_config cfg;
+  cfg.min_history_ms = 2 * day_ms;
+  cfg.evidence_loads = 0;
+  set_memory mem;
+  // Monday only (first seen Monday 08:05): Tuesday 07:58 is under 48 h later.
+  predictor one_day(cfg);
+  learn_mornings(one_day, "m:", 10, 1);
+  CHECK(one_day.make_plan(at(0, 1, 7, 58), mem).items.empty());
+  CHECK(one_day.make_plan(at(0, 1, 7, 58), mem, true).items.empty()); // a restart too
+  // Monday..Friday: Saturday 07:58 is past the gate and the evidence is there.
+  predictor five_days(cfg);
+  learn_mornings(five_days, "m:", 10, 5);
+  CHECK(five_days.make_plan(at(0, 5, 7, 58), mem).items.size() == 10);
+  // Wednesday 07:58 with two days: past the gate, but the profile of two
+  // mornings stays under the bar without a record that lifts it.
+  predictor two_days(cfg);
+  learn_mornings(two_days, "m:", 10, 2);
+  for (const auto& it : two_days.make_plan(at(0, 2, 7, 58), mem).items)
+    CHECK(it.confidence >= cfg.min_confidence);
 }
 
 TEST_CASE("cold drops: resident keys predicted cold make room, one per load, never hot ones") {
@@ -760,5 +798,57 @@ TEST_CASE("the plan looks no further ahead than memory's turnover") {
       CHECK(plan.horizon_ms == hour_ms);
       CHECK(plan.items.size() == 10);
     }
+  }
+}
+
+TEST_CASE("a shadow read after memory turned over counts as a load lost before its read") {
+  predictor_config cfg;
+  cfg.evidence_loads = 0;
+  cfg.min_history_ms = 0;
+  cfg.min_confidence = 0.95; // refused: shadowed
+  for (bool churn : {false, true}) {
+    CAPTURE(churn);
+    predictor pr(cfg);
+    learn_mornings(pr, "m:", 10, 14);
+    set_memory mem;
+    mem.cap = 10'000;
+    CHECK(pr.make_plan(at(2, 0, 7, 58), mem).items.empty());
+    if (churn) // 20 kB of other entries enter a 10 kB memory before the reads
+      for (int i = 0; i < 200; ++i)
+        pr.record(read("x:" + std::to_string(i), at(2, 0, 8, 1)));
+    for (int k = 0; k < 10; ++k)
+      pr.record(read("m:" + std::to_string(k), at(2, 0, 8, 10)));
+    double used = 0, loads = 0;
+    for (auto [u, l] : pr.calibration_table()) {
+      used += u;
+      loads += l;
+    }
+    CHECK(loads == 10);
+    CHECK(used == (churn ? 0 : 10));
+  }
+}
+
+TEST_CASE("a record that realises far less than the profile said lowers every bucket's prior") {
+  predictor_config cfg;
+  cfg.evidence_loads = 0;
+  cfg.min_history_ms = 0;
+  cfg.min_confidence = 0.95;
+  for (bool read_them : {true, false}) {
+    CAPTURE(read_them);
+    predictor pr(cfg);
+    learn_mornings(pr, "m:", 10, 14);
+    set_memory mem;
+    const double before = pr.calibrated(0.99);
+    CHECK(before == doctest::Approx(0.99));
+    CHECK(pr.make_plan(at(2, 0, 7, 58), mem).items.empty());
+    if (read_them)
+      for (int k = 0; k < 10; ++k)
+        pr.record(read("m:" + std::to_string(k), at(2, 0, 8, 10)));
+    pr.tick(at(2, 0, 12)); // the unread shadows close as misses
+    // q = 0.99 is a bucket without outcomes of its own.
+    if (read_them)
+      CHECK(pr.calibrated(0.99) == doctest::Approx(0.99)); // never scaled up
+    else
+      CHECK(pr.calibrated(0.99) < 0.5);
   }
 }
