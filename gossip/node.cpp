@@ -137,6 +137,8 @@ void node::on_view_change(uint64_t now, bool from_tick) {
   }
   if (before.empty())
     return;
+  if (cfg_.catch_up_reads)
+    note_gained(before, now);
   last_plan_ = transfer_plan(before, ring_);
   if (cfg_.streaming && !left_ && !draining_)
     for (auto& t : last_plan_)
@@ -302,6 +304,11 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
     if (hm->target == id()) {
       apply_entry(e, now);
     } else if (erased_.empty() || !erased_floor(e, now)) {
+      // A coordinator with an older ring picked us as a non-replica; in our
+      // ring we replicate the key, so this is our copy too (else reads here
+      // would miss it until anti-entropy).
+      if (cfg_.catch_up_reads && ring_.is_replica(id(), e.key))
+        apply_entry(e, now);
       hints_.add(hm->target, e);
       ++stats_.hints_stored;
       // The hint holder counts as a copy: it must not serve an older near copy.
@@ -324,6 +331,21 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
     auto it = reads_.find(fr->rid);
     if (it == reads_.end())
       return;
+    if (it->second.gather) {
+      auto& pr = it->second;
+      if (std::find(pr.candidates.begin(), pr.candidates.end(), from) == pr.candidates.end() ||
+          std::find(pr.answered.begin(), pr.answered.end(), from) != pr.answered.end())
+        return;
+      pr.answered.push_back(from);
+      if (fr->found) {
+        entry e = fr->e.to_entry();
+        if (e.key == pr.key && (!pr.best || pr.best->ver < e.ver))
+          pr.best = std::move(e);
+      }
+      if (pr.answered.size() >= pr.candidates.size())
+        finish_gather(fr->rid, now);
+      return;
+    }
     if (!fr->found && it->second.next + 1 < it->second.candidates.size()) {
       // The owner may not have received the range yet: ask the next replica.
       ++it->second.next;
@@ -892,6 +914,75 @@ bool node::catching_up(uint64_t now) const {
   return catch_up_ && (catch_up_until_ == 0 || now < catch_up_until_);
 }
 
+bool node::reads_catch_up(const std::string& key, uint64_t now) {
+  note_time(now);
+  if (ring_.empty() || !ring_.is_replica(id(), key))
+    return false;
+  const uint64_t pos = ring_.position(key);
+  return catching_up(now) || gained(pos, now) || incoming_from(pos) != no_node;
+}
+
+// -- slots gained in a ring change ------------------------------------------------
+//
+// When a member is declared dead (or leaves), the ring gives its slots to
+// nodes that did not replicate them. Such a node holds nothing of those
+// slots until the stream from an old replica and anti-entropy bring them
+// in, and meanwhile writes keep reaching the old replicas: a coordinator
+// whose ring has not changed yet sends them there, or to a hint holder.
+// Serving such a slot from its own copy would answer nil (or an old value)
+// for writes that were acknowledged. So for a while it serves them as a
+// restarted node does: every other replica is asked, the newest answer
+// repairs its copy and is served. "A while" is three sync intervals after
+// the change, counted again from the moment the slot stopped streaming in
+// and every other replica of it is alive (anti-entropy then had its turn).
+
+void node::note_gained(const ring& before, uint64_t now) {
+  if (left_ || !ring_.contains(id()))
+    return;
+  const uint64_t until = now + 3 * cfg_.members.sync_interval_ms;
+  bool any = false;
+  for (uint32_t sl = 0; sl < (uint32_t{1} << 14); ++sl) {
+    uint64_t pos = ring::slot_base(sl);
+    if (!ring_.is_replica_at(id(), pos) || before.is_replica_at(id(), pos))
+      continue;
+    if (gained_until_.empty())
+      gained_until_.assign(size_t{1} << 14, 0);
+    gained_until_[sl] = std::max(gained_until_[sl], until);
+    any = true;
+  }
+  if (!any)
+    return;
+  // Hints held for keys we now replicate: they are our copy now.
+  std::vector<entry> mine;
+  hints_.for_each([&](node_id, const entry& e) {
+    if (ring_.is_replica(id(), e.key))
+      mine.push_back(e);
+  });
+  for (auto& e : mine)
+    apply_entry(e, now);
+}
+
+void node::gained_step(uint64_t now) {
+  if (gained_until_.empty() || now < next_gained_ms_)
+    return;
+  next_gained_ms_ = now + 100;
+  const uint64_t until = now + 3 * cfg_.members.sync_interval_ms;
+  bool any = false;
+  for (uint32_t sl = 0; sl < gained_until_.size(); ++sl) {
+    if (gained_until_[sl] <= now)
+      continue;
+    any = true;
+    bool hold = !incoming_.empty() && incoming_[sl] != no_node;
+    if (const node_id* reps = ring_.replicas_ptr(ring::slot_base(sl)); reps && !hold)
+      for (size_t j = 0; j < ring_.width() && !hold; ++j)
+        hold = reps[j] != id() && !members_.is_alive(reps[j]);
+    if (hold)
+      gained_until_[sl] = until;
+  }
+  if (!any)
+    gained_until_.clear();
+}
+
 void node::note_time(uint64_t now) {
   // A gap longer than a probe period since we last ran (SIGSTOP, a stalled
   // VM): the others may have suspected or declared us dead and written
@@ -934,11 +1025,13 @@ void node::dispatch_read(uint64_t rid, const std::string& key, uint64_t now) {
   }
   if (ring_.empty() || ring_.is_replica(id(), key)) {
     std::vector<node_id> others;
+    const uint64_t pos = ring_.position(key);
     // A range still streaming in: ask its source first (it holds the data).
-    node_id src = incoming_from(ring_.position(key));
+    node_id src = incoming_from(pos);
     if (src != no_node && src != id())
       others.push_back(src);
-    if (catching_up(now) || src != no_node)
+    const bool gather = catching_up(now) || gained(pos, now);
+    if (gather || src != no_node)
       for (node_id r : ring_.replicas(key))
         if (r != id() && r != src)
           others.push_back(r);
@@ -951,6 +1044,7 @@ void node::dispatch_read(uint64_t rid, const std::string& key, uint64_t now) {
     pr.key = key;
     pr.candidates = std::move(others);
     pr.deadline = now + cfg_.read_timeout_ms;
+    pr.gather = gather;
     reads_[rid] = std::move(pr);
     send_fetch(rid, now);
     return;
@@ -1001,9 +1095,19 @@ void node::peer_unreachable(node_id peer, uint64_t now) {
   if (!cfg_.prefer_live_replicas)
     return;
   // Fetches waiting on it would wait out read_timeout_ms: ask the next replica.
+  // A catch-up read asks it again instead (the transport reconnects; the
+  // first fetch may have gone down with the old connection): it needs every
+  // replica's answer, and a peer that resumed from a pause answers at once.
   for (auto& [req, pr] : reads_)
-    if (!pr.wait_join && pr.next < pr.candidates.size() && pr.candidates[pr.next] == peer &&
-        pr.next + 1 < pr.candidates.size()) {
+    if (pr.gather &&
+        std::find(pr.candidates.begin(), pr.candidates.end(), peer) != pr.candidates.end() &&
+        std::find(pr.answered.begin(), pr.answered.end(), peer) == pr.answered.end()) {
+      ++stats_.fetches;
+      send(peer, fetch_msg{req, pr.key});
+    }
+  for (auto& [req, pr] : reads_)
+    if (!pr.wait_join && !pr.gather && pr.next < pr.candidates.size() &&
+        pr.candidates[pr.next] == peer && pr.next + 1 < pr.candidates.size()) {
       ++pr.next;
       pr.deadline = now + cfg_.read_timeout_ms;
       send_fetch(req, now);
@@ -1011,9 +1115,32 @@ void node::peer_unreachable(node_id peer, uint64_t now) {
 }
 
 void node::send_fetch(uint64_t req, uint64_t now) {
+  (void)now;
   auto& pr = reads_[req];
+  if (pr.gather) { // every candidate at once
+    for (node_id c : pr.candidates) {
+      ++stats_.fetches;
+      send(c, fetch_msg{req, pr.key});
+    }
+    return;
+  }
   ++stats_.fetches;
   send(pr.candidates[pr.next], fetch_msg{req, pr.key});
+}
+
+void node::finish_gather(uint64_t rid, uint64_t now) {
+  auto it = reads_.find(rid);
+  if (it == reads_.end())
+    return;
+  std::string key = std::move(it->second.key);
+  std::optional<entry> best = std::move(it->second.best);
+  reads_.erase(it);
+  if (best && ring_.is_replica(id(), key)) {
+    apply_entry(*best, now); // repair our copy; the store answers the newest
+    serve_read(rid, key, nullptr, now);
+  } else {
+    serve_read(rid, key, best ? &*best : nullptr, now);
+  }
 }
 
 void node::serve_read(uint64_t req, const std::string& key, const entry* fetched, uint64_t now) {
@@ -1055,6 +1182,7 @@ void node::tick(uint64_t now) {
   on_view_change(now, true);
   stream_step(now);
   leave_step(now);
+  gained_step(now);
   // Writes in flight: retry, turn dead or slow targets into hints, time out.
   for (auto it = writes_.all().begin(); it != writes_.all().end();) {
     auto& w = it->second;
@@ -1130,6 +1258,14 @@ void node::tick(uint64_t now) {
       continue;
     }
     auto& pr = it->second;
+    if (pr.gather) { // the newest of the answers so far, at the deadline
+      uint64_t req = it->first;
+      bool due = now >= pr.deadline;
+      ++it;
+      if (due)
+        finish_gather(req, now); // erases only `req`
+      continue;
+    }
     if (cfg_.prefer_live_replicas && !pr.wait_join && pr.next + 1 < pr.candidates.size() &&
         now < pr.deadline) {
       // The replica asked turned suspect meanwhile (a missed probe: frozen,
