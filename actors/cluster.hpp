@@ -164,9 +164,6 @@ public:
   std::function<void(const entry&)> on_store_change;
   std::function<bool(const std::vector<std::string>&, const std::function<void(std::string)>&)>
       tracking_exec;
-  /// node/cluster_routing.cpp's per-node state (read-modify-write commands
-  /// waiting for catch-up reads, in arrival order); opaque here.
-  std::shared_ptr<void> routing_state;
 
   // -- the coordinator's side ----------------------------------------------------
 

@@ -434,6 +434,8 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
     const auto& mask = shared_mask(from);
     auto mine = ae::children(*store_, mask, t->bits, t->prefixes);
     auto diff = ae::differing(mine, t->digests);
+    if (mine.size() == t->digests.size())
+      note_in_sync(from, t->bits, t->prefixes, mine.size(), diff, now);
     if (diff.empty())
       return;
     auto parent = [&](size_t i) { return t->bits == 0 ? uint16_t{0} : t->prefixes[i / 16]; };
@@ -930,24 +932,29 @@ bool node::reads_catch_up(const std::string& key, uint64_t now) {
 // in, and meanwhile writes keep reaching the old replicas: a coordinator
 // whose ring has not changed yet sends them there, or to a hint holder.
 // Serving such a slot from its own copy would answer nil (or an old value)
-// for writes that were acknowledged. So for a while it serves them as a
-// restarted node does: every other replica is asked, the newest answer
-// repairs its copy and is served. "A while" is three sync intervals after
-// the change, counted again from the moment the slot stopped streaming in
-// and every other replica of it is alive (anti-entropy then had its turn).
+// for writes that were acknowledged. So it serves them as a restarted node
+// does: every other replica is asked, the newest answer repairs its copy and
+// is served. Until when is decided by data, not by a timer (under load a
+// stream can be given up and anti-entropy delayed for longer than any fixed
+// window): until anti-entropy found the slot equal on this node and on every
+// other replica of it, at least a sync interval after the gain (by then the
+// other nodes dropped the dead member too, so no write for the slot goes
+// around us any more), with the slot no longer streaming in and every other
+// replica alive. Equal digests are learnt from the tree walk itself: each
+// step a peer sends carries its digests of the children it asks about, and
+// the children equal to ours are in sync at that moment.
 
 void node::note_gained(const ring& before, uint64_t now) {
   if (left_ || !ring_.contains(id()))
     return;
-  const uint64_t until = now + 3 * cfg_.members.sync_interval_ms;
   bool any = false;
   for (uint32_t sl = 0; sl < (uint32_t{1} << 14); ++sl) {
     uint64_t pos = ring::slot_base(sl);
     if (!ring_.is_replica_at(id(), pos) || before.is_replica_at(id(), pos))
       continue;
-    if (gained_until_.empty())
-      gained_until_.assign(size_t{1} << 14, 0);
-    gained_until_[sl] = std::max(gained_until_[sl], until);
+    if (gained_since_.empty())
+      gained_since_.assign(size_t{1} << 14, 0);
+    gained_since_[sl] = now;
     any = true;
   }
   if (!any)
@@ -962,25 +969,61 @@ void node::note_gained(const ring& before, uint64_t now) {
     apply_entry(e, now);
 }
 
+void node::note_in_sync(node_id from, uint8_t bits, const std::vector<uint16_t>& prefixes,
+                        size_t children, const std::vector<size_t>& diff, uint64_t now) {
+  if (gained_since_.empty())
+    return;
+  auto& at = in_sync_[from];
+  if (at.empty())
+    at.assign(size_t{1} << 14, 0);
+  std::vector<bool> differs(children, false);
+  for (size_t i : diff)
+    if (i < children)
+      differs[i] = true;
+  const unsigned level = bits + 4u; // bits of a child's prefix (of a 16-bit bucket)
+  for (size_t i = 0; i < children; ++i) {
+    uint32_t parent = bits == 0 ? 0u : (i / 16 < prefixes.size() ? prefixes[i / 16] : 0u);
+    uint32_t child = (parent << 4) | static_cast<uint32_t>(i % 16);
+    if (level < 16) { // a whole subtree of slots (4 buckets per slot)
+      if (differs[i])
+        continue;
+      uint32_t first = (child << (16 - level)) >> 2, last = ((child + 1) << (16 - level)) >> 2;
+      for (uint32_t sl = first; sl < last && sl < at.size(); ++sl)
+        at[sl] = now;
+    } else if (i % 4 == 0 && i + 3 < children) { // buckets: a slot is its 4 buckets
+      if (!differs[i] && !differs[i + 1] && !differs[i + 2] && !differs[i + 3])
+        at[child >> 2] = now;
+    }
+  }
+}
+
 void node::gained_step(uint64_t now) {
-  if (gained_until_.empty() || now < next_gained_ms_)
+  if (gained_since_.empty() || now < next_gained_ms_)
     return;
   next_gained_ms_ = now + 100;
-  const uint64_t until = now + 3 * cfg_.members.sync_interval_ms;
   bool any = false;
-  for (uint32_t sl = 0; sl < gained_until_.size(); ++sl) {
-    if (gained_until_[sl] <= now)
+  for (uint32_t sl = 0; sl < gained_since_.size(); ++sl) {
+    uint64_t since = gained_since_[sl];
+    if (since == 0)
       continue;
-    any = true;
-    bool hold = !incoming_.empty() && incoming_[sl] != no_node;
-    if (const node_id* reps = ring_.replicas_ptr(ring::slot_base(sl)); reps && !hold)
-      for (size_t j = 0; j < ring_.width() && !hold; ++j)
-        hold = reps[j] != id() && !members_.is_alive(reps[j]);
-    if (hold)
-      gained_until_[sl] = until;
+    bool done = incoming_.empty() || incoming_[sl] == no_node;
+    if (const node_id* reps = ring_.replicas_ptr(ring::slot_base(sl)); reps && done)
+      for (size_t j = 0; j < ring_.width() && done; ++j) {
+        if (reps[j] == id())
+          continue;
+        auto it = in_sync_.find(reps[j]);
+        done = members_.is_alive(reps[j]) && it != in_sync_.end() &&
+               it->second[sl] > since + cfg_.members.sync_interval_ms;
+      }
+    if (done)
+      gained_since_[sl] = 0;
+    else
+      any = true;
   }
-  if (!any)
-    gained_until_.clear();
+  if (!any) {
+    gained_since_.clear();
+    in_sync_.clear();
+  }
 }
 
 void node::note_time(uint64_t now) {

@@ -62,11 +62,11 @@ struct node_config {
   /// serves the newest version (repairing its own copy); reads that arrive
   /// before the join completed wait for it (at most read_timeout_ms).
   /// The same holds for the slots a ring change gives to a node that did
-  /// not replicate them (a member declared dead or leaving): for
-  /// 3 x sync_interval after the change, and for as long as they stream in
-  /// or one of their other replicas is not alive, its reads of them ask
-  /// every other replica and serve the newest; hints it holds for keys it
-  /// now replicates are applied to its store.
+  /// not replicate them (a member declared dead or leaving): until
+  /// anti-entropy found them equal on every other replica of them (a sync
+  /// interval or more after the change), its reads of them ask every other
+  /// replica and serve the newest; hints it holds for keys it now replicates
+  /// are applied to its store.
   bool catch_up_reads = false;
   /// Reads fetched from another node ask live replicas before suspect ones,
   /// and a fetch waiting on a peer whose connection dropped
@@ -183,8 +183,7 @@ public:
   /// True while a read of `key` served here asks the key's other replicas
   /// first (catch-up after a restart or pause, a slot gained in a ring
   /// change or still streaming in): what this node's own copy says may be
-  /// older than what the cluster acknowledged. Read-modify-write commands
-  /// read through read() first then (node/cluster_routing.cpp). Notes the
+  /// older than what the cluster acknowledged. Notes the
   /// time as a read does, so the first command after a pause (SIGSTOP)
   /// already sees it.
   bool reads_catch_up(const std::string& key, uint64_t now);
@@ -264,12 +263,18 @@ private:
   /// Marks the slots this node replicates in the new ring and did not in
   /// `before`, and applies the hints it holds for keys it now replicates.
   void note_gained(const ring& before, uint64_t now);
-  /// Keeps gained slots in catch-up while they stream in or one of their
-  /// other replicas is not alive (anti-entropy cannot run with it).
+  /// Ends a gained slot's catch-up once every other replica of it was seen
+  /// in sync with this node (anti-entropy) a sync interval after the gain;
+  /// never while it streams in or one of them is not alive.
   void gained_step(uint64_t now);
   bool gained(uint64_t pos, uint64_t now) const {
-    return !gained_until_.empty() && gained_until_[ring::slot_of(pos)] > now;
+    (void)now;
+    return !gained_since_.empty() && gained_since_[ring::slot_of(pos)] != 0;
   }
+  /// Anti-entropy step from `from` at `bits`: the children whose digests
+  /// equal ours (not in `diff`) are in sync with it now.
+  void note_in_sync(node_id from, uint8_t bits, const std::vector<uint16_t>& prefixes,
+                    size_t children, const std::vector<size_t>& diff, uint64_t now);
   void finish_gather(uint64_t rid, uint64_t now);
   // -- range streaming -----------------------------------------------------------
   struct stream_in {
@@ -366,9 +371,12 @@ private:
   /// catch_up_reads: 0 = not joined yet; else reads catch up until then.
   uint64_t catch_up_until_ = 0;
   bool catch_up_ = false;
-  /// Per slot: until when reads of a slot gained in a ring change catch up
-  /// (empty when none).
-  std::vector<uint64_t> gained_until_;
+  /// Per slot: when a ring change gave it to us (0: not gained, or in sync
+  /// since); empty when none.
+  std::vector<uint64_t> gained_since_;
+  /// Per peer, per slot: when anti-entropy last found the slot equal on
+  /// both sides (kept only while some slot is gained).
+  std::map<node_id, std::vector<uint64_t>> in_sync_;
   uint64_t next_gained_ms_ = 0;
   std::map<uint64_t, pending_read> reads_;
   // replicate acks held back until the key's near holders are invalidated:

@@ -10,7 +10,6 @@
 
 #include <algorithm>
 #include <charconv>
-#include <deque>
 #include <limits>
 #include <memory>
 #include <random>
@@ -280,86 +279,13 @@ void stage_keys(cluster_core& c, const std::vector<std::string>& cmd,
   }
 }
 
-void run_now(cluster_core& c, std::vector<std::vector<std::string>> cmds, bool as_tx,
-             reply_fn reply);
-
-/// Read-modify-write commands whose keys this node may hold older versions
-/// of than the cluster acknowledged (it is catching up: restarted, resumed
-/// after a pause, or it just took the slot over from a dead owner). Each
-/// first reads its keys through the cluster (gossip::node::read asks every
-/// other replica and repairs this node's copy with the newest), then runs on
-/// the repaired copy. They run in arrival order, and while any waits every
-/// later one queues behind it, so a client's pipelined INCRs still apply in
-/// the order sent.
-struct exec_queue {
-  struct item {
-    std::vector<std::vector<std::string>> cmds;
-    bool as_tx = false;
-    reply_fn reply;
-    size_t pending = 0; ///< reads not answered yet
-  };
-  std::deque<std::shared_ptr<item>> items;
-};
-
-exec_queue& queue_of(cluster_core& c) {
-  if (!c.routing_state)
-    c.routing_state = std::make_shared<exec_queue>();
-  return *static_cast<exec_queue*>(c.routing_state.get());
-}
-
-void run_queued(cluster_core& c) {
-  auto& q = queue_of(c);
-  while (!q.items.empty() && q.items.front()->pending == 0) {
-    auto it = std::move(q.items.front());
-    q.items.pop_front();
-    run_now(c, std::move(it->cmds), it->as_tx, std::move(it->reply));
-  }
-}
-
 /// Runs `cmds` here, against this node's own copies, with the command table
 /// (node/cluster_exec.hpp), then writes what they changed as new versions
 /// (replicated like any write); `reply` gets their replies (as one array when
 /// `as_tx`: EXEC) once write-acks copies hold every change. Nothing else runs
-/// in between on this node, so they are atomic as on a lone node. Keys this
-/// node is catching up on are read through the cluster first (exec_queue).
+/// in between on this node, so they are atomic as on a lone node.
 void run_here(cluster_core& c, std::vector<std::vector<std::string>> cmds, bool as_tx,
               reply_fn reply) {
-  auto* n = c.core_mut();
-  std::vector<std::string> stale;
-  if (n) {
-    auto now = now_ms();
-    for (auto& cmd : cmds) {
-      std::vector<std::string_view> keys;
-      command_args args(cmd.begin(), cmd.end());
-      (void)cluster_executor().registry().keys_of(args, keys);
-      for (auto k : keys) {
-        std::string key(k);
-        if (n->reads_catch_up(key, now) &&
-            std::find(stale.begin(), stale.end(), key) == stale.end())
-          stale.push_back(std::move(key));
-      }
-    }
-  }
-  auto& q = queue_of(c);
-  if (stale.empty() && q.items.empty())
-    return run_now(c, std::move(cmds), as_tx, std::move(reply));
-  auto it = std::make_shared<exec_queue::item>();
-  it->cmds = std::move(cmds);
-  it->as_tx = as_tx;
-  it->reply = std::move(reply);
-  it->pending = stale.size();
-  q.items.push_back(it);
-  auto* cp = &c;
-  for (auto& key : stale)
-    c.read(key, [cp, it](const client_result&) {
-      if (--it->pending == 0)
-        run_queued(*cp);
-    });
-  run_queued(c);
-}
-
-void run_now(cluster_core& c, std::vector<std::vector<std::string>> cmds, bool as_tx,
-             reply_fn reply) {
   actors::staged_entries staged;
   for (auto& cmd : cmds)
     stage_keys(c, cmd, staged);
