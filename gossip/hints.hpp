@@ -37,6 +37,13 @@ public:
   std::vector<std::string> keys() const;
   /// Targets that have hints.
   std::vector<node_id> targets() const;
+  /// Calls f(target, entry) for every hint held.
+  template <class F>
+  void for_each(F f) const {
+    for (auto& [t, m] : hints_)
+      for (auto& [k, e] : m)
+        f(t, e);
+  }
   size_t size() const;
   size_t size(node_id target) const;
   uint64_t dropped() const { return dropped_; }

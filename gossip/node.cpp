@@ -149,6 +149,8 @@ void node::on_view_change(uint64_t now, bool from_tick) {
   }
   if (before.empty())
     return;
+  if (cfg_.catch_up_reads)
+    note_gained(before, now);
   last_plan_ = transfer_plan(before, ring_);
   // A range whose old holder is not alive now (our view flapped: it was
   // suspected, declared dead, or we stood alone for a moment) still streams:
@@ -318,6 +320,11 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
     if (hm->target == id()) {
       apply_entry(e, now);
     } else if (erased_.empty() || !erased_floor(e, now)) {
+      // A coordinator with an older ring picked us as a non-replica; in our
+      // ring we replicate the key, so this is our copy too (else reads here
+      // would miss it until anti-entropy).
+      if (cfg_.catch_up_reads && ring_.is_replica(id(), e.key))
+        apply_entry(e, now);
       hints_.add(hm->target, e);
       ++stats_.hints_stored;
       // The hint holder counts as a copy: it must not serve an older near copy.
@@ -340,6 +347,21 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
     auto it = reads_.find(fr->rid);
     if (it == reads_.end())
       return;
+    if (it->second.gather) {
+      auto& pr = it->second;
+      if (std::find(pr.candidates.begin(), pr.candidates.end(), from) == pr.candidates.end() ||
+          std::find(pr.answered.begin(), pr.answered.end(), from) != pr.answered.end())
+        return;
+      pr.answered.push_back(from);
+      if (fr->found) {
+        entry e = fr->e.to_entry();
+        if (e.key == pr.key && (!pr.best || pr.best->ver < e.ver))
+          pr.best = std::move(e);
+      }
+      if (pr.answered.size() >= pr.candidates.size())
+        finish_gather(fr->rid, now);
+      return;
+    }
     if (!fr->found && it->second.next + 1 < it->second.candidates.size()) {
       // The owner may not have received the range yet: ask the next replica.
       ++it->second.next;
@@ -428,6 +450,8 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
     const auto& mask = shared_mask(from);
     auto mine = ae::children(*store_, mask, t->bits, t->prefixes);
     auto diff = ae::differing(mine, t->digests);
+    if (mine.size() == t->digests.size())
+      note_in_sync(from, t->bits, t->prefixes, mine.size(), diff, now);
     if (diff.empty())
       return;
     auto parent = [&](size_t i) { return t->bits == 0 ? uint16_t{0} : t->prefixes[i / 16]; };
@@ -928,6 +952,116 @@ bool node::catching_up(uint64_t now) const {
   return catch_up_ && (catch_up_until_ == 0 || now < catch_up_until_);
 }
 
+bool node::reads_catch_up(const std::string& key, uint64_t now) {
+  note_time(now);
+  if (ring_.empty() || !ring_.is_replica(id(), key))
+    return false;
+  const uint64_t pos = ring_.position(key);
+  return catching_up(now) || gained(pos, now) || incoming_from(pos) != no_node;
+}
+
+// -- slots gained in a ring change ------------------------------------------------
+//
+// When a member is declared dead (or leaves), the ring gives its slots to
+// nodes that did not replicate them. Such a node holds nothing of those
+// slots until the stream from an old replica and anti-entropy bring them
+// in, and meanwhile writes keep reaching the old replicas: a coordinator
+// whose ring has not changed yet sends them there, or to a hint holder.
+// Serving such a slot from its own copy would answer nil (or an old value)
+// for writes that were acknowledged. So it serves them as a restarted node
+// does: every other replica is asked, the newest answer repairs its copy and
+// is served. Until when is decided by data, not by a timer (under load a
+// stream can be given up and anti-entropy delayed for longer than any fixed
+// window): until anti-entropy found the slot equal on this node and on every
+// other replica of it, at least a sync interval after the gain (by then the
+// other nodes dropped the dead member too, so no write for the slot goes
+// around us any more), with the slot no longer streaming in and every other
+// replica alive. Equal digests are learnt from the tree walk itself: each
+// step a peer sends carries its digests of the children it asks about, and
+// the children equal to ours are in sync at that moment.
+
+void node::note_gained(const ring& before, uint64_t now) {
+  if (left_ || !ring_.contains(id()))
+    return;
+  bool any = false;
+  for (uint32_t sl = 0; sl < (uint32_t{1} << 14); ++sl) {
+    uint64_t pos = ring::slot_base(sl);
+    if (!ring_.is_replica_at(id(), pos) || before.is_replica_at(id(), pos))
+      continue;
+    if (gained_since_.empty())
+      gained_since_.assign(size_t{1} << 14, 0);
+    gained_since_[sl] = now;
+    any = true;
+  }
+  if (!any)
+    return;
+  // Hints held for keys we now replicate: they are our copy now.
+  std::vector<entry> mine;
+  hints_.for_each([&](node_id, const entry& e) {
+    if (ring_.is_replica(id(), e.key))
+      mine.push_back(e);
+  });
+  for (auto& e : mine)
+    apply_entry(e, now);
+}
+
+void node::note_in_sync(node_id from, uint8_t bits, const std::vector<uint16_t>& prefixes,
+                        size_t children, const std::vector<size_t>& diff, uint64_t now) {
+  if (gained_since_.empty())
+    return;
+  auto& at = in_sync_[from];
+  if (at.empty())
+    at.assign(size_t{1} << 14, 0);
+  std::vector<bool> differs(children, false);
+  for (size_t i : diff)
+    if (i < children)
+      differs[i] = true;
+  const unsigned level = bits + 4u; // bits of a child's prefix (of a 16-bit bucket)
+  for (size_t i = 0; i < children; ++i) {
+    uint32_t parent = bits == 0 ? 0u : (i / 16 < prefixes.size() ? prefixes[i / 16] : 0u);
+    uint32_t child = (parent << 4) | static_cast<uint32_t>(i % 16);
+    if (level < 16) { // a whole subtree of slots (4 buckets per slot)
+      if (differs[i])
+        continue;
+      uint32_t first = (child << (16 - level)) >> 2, last = ((child + 1) << (16 - level)) >> 2;
+      for (uint32_t sl = first; sl < last && sl < at.size(); ++sl)
+        at[sl] = now;
+    } else if (i % 4 == 0 && i + 3 < children) { // buckets: a slot is its 4 buckets
+      if (!differs[i] && !differs[i + 1] && !differs[i + 2] && !differs[i + 3])
+        at[child >> 2] = now;
+    }
+  }
+}
+
+void node::gained_step(uint64_t now) {
+  if (gained_since_.empty() || now < next_gained_ms_)
+    return;
+  next_gained_ms_ = now + 100;
+  bool any = false;
+  for (uint32_t sl = 0; sl < gained_since_.size(); ++sl) {
+    uint64_t since = gained_since_[sl];
+    if (since == 0)
+      continue;
+    bool done = incoming_.empty() || incoming_[sl] == no_node;
+    if (const node_id* reps = ring_.replicas_ptr(ring::slot_base(sl)); reps && done)
+      for (size_t j = 0; j < ring_.width() && done; ++j) {
+        if (reps[j] == id())
+          continue;
+        auto it = in_sync_.find(reps[j]);
+        done = members_.is_alive(reps[j]) && it != in_sync_.end() &&
+               it->second[sl] > since + cfg_.members.sync_interval_ms;
+      }
+    if (done)
+      gained_since_[sl] = 0;
+    else
+      any = true;
+  }
+  if (!any) {
+    gained_since_.clear();
+    in_sync_.clear();
+  }
+}
+
 void node::note_time(uint64_t now) {
   // A gap longer than a probe period since we last ran (SIGSTOP, a stalled
   // VM): the others may have suspected or declared us dead and written
@@ -970,11 +1104,13 @@ void node::dispatch_read(uint64_t rid, const std::string& key, uint64_t now) {
   }
   if (ring_.empty() || ring_.is_replica(id(), key)) {
     std::vector<node_id> others;
+    const uint64_t pos = ring_.position(key);
     // A range still streaming in: ask its source first (it holds the data).
-    node_id src = incoming_from(ring_.position(key));
+    node_id src = incoming_from(pos);
     if (src != no_node && src != id() && members_.is_alive(src))
       others.push_back(src); // (a parked stream's source is not asked)
-    if (catching_up(now) || src != no_node)
+    const bool gather = catching_up(now) || gained(pos, now);
+    if (gather || src != no_node)
       for (node_id r : ring_.replicas(key))
         if (r != id() && r != src)
           others.push_back(r);
@@ -987,6 +1123,7 @@ void node::dispatch_read(uint64_t rid, const std::string& key, uint64_t now) {
     pr.key = key;
     pr.candidates = std::move(others);
     pr.deadline = now + cfg_.read_timeout_ms;
+    pr.gather = gather;
     reads_[rid] = std::move(pr);
     send_fetch(rid, now);
     return;
@@ -1037,9 +1174,19 @@ void node::peer_unreachable(node_id peer, uint64_t now) {
   if (!cfg_.prefer_live_replicas)
     return;
   // Fetches waiting on it would wait out read_timeout_ms: ask the next replica.
+  // A catch-up read asks it again instead (the transport reconnects; the
+  // first fetch may have gone down with the old connection): it needs every
+  // replica's answer, and a peer that resumed from a pause answers at once.
   for (auto& [req, pr] : reads_)
-    if (!pr.wait_join && pr.next < pr.candidates.size() && pr.candidates[pr.next] == peer &&
-        pr.next + 1 < pr.candidates.size()) {
+    if (pr.gather &&
+        std::find(pr.candidates.begin(), pr.candidates.end(), peer) != pr.candidates.end() &&
+        std::find(pr.answered.begin(), pr.answered.end(), peer) == pr.answered.end()) {
+      ++stats_.fetches;
+      send(peer, fetch_msg{req, pr.key});
+    }
+  for (auto& [req, pr] : reads_)
+    if (!pr.wait_join && !pr.gather && pr.next < pr.candidates.size() &&
+        pr.candidates[pr.next] == peer && pr.next + 1 < pr.candidates.size()) {
       ++pr.next;
       pr.deadline = now + cfg_.read_timeout_ms;
       send_fetch(req, now);
@@ -1047,9 +1194,32 @@ void node::peer_unreachable(node_id peer, uint64_t now) {
 }
 
 void node::send_fetch(uint64_t req, uint64_t now) {
+  (void)now;
   auto& pr = reads_[req];
+  if (pr.gather) { // every candidate at once
+    for (node_id c : pr.candidates) {
+      ++stats_.fetches;
+      send(c, fetch_msg{req, pr.key});
+    }
+    return;
+  }
   ++stats_.fetches;
   send(pr.candidates[pr.next], fetch_msg{req, pr.key});
+}
+
+void node::finish_gather(uint64_t rid, uint64_t now) {
+  auto it = reads_.find(rid);
+  if (it == reads_.end())
+    return;
+  std::string key = std::move(it->second.key);
+  std::optional<entry> best = std::move(it->second.best);
+  reads_.erase(it);
+  if (best && ring_.is_replica(id(), key)) {
+    apply_entry(*best, now); // repair our copy; the store answers the newest
+    serve_read(rid, key, nullptr, now);
+  } else {
+    serve_read(rid, key, best ? &*best : nullptr, now);
+  }
 }
 
 void node::serve_read(uint64_t req, const std::string& key, const entry* fetched, uint64_t now) {
@@ -1091,6 +1261,7 @@ void node::tick(uint64_t now) {
   on_view_change(now, true);
   stream_step(now);
   leave_step(now);
+  gained_step(now);
   // Writes in flight: retry, turn dead or slow targets into hints, time out.
   for (auto it = writes_.all().begin(); it != writes_.all().end();) {
     auto& w = it->second;
@@ -1166,6 +1337,14 @@ void node::tick(uint64_t now) {
       continue;
     }
     auto& pr = it->second;
+    if (pr.gather) { // the newest of the answers so far, at the deadline
+      uint64_t req = it->first;
+      bool due = now >= pr.deadline;
+      ++it;
+      if (due)
+        finish_gather(req, now); // erases only `req`
+      continue;
+    }
     if (cfg_.prefer_live_replicas && !pr.wait_join && pr.next + 1 < pr.candidates.size() &&
         now < pr.deadline) {
       // The replica asked turned suspect meanwhile (a missed probe: frozen,

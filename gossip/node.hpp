@@ -61,6 +61,12 @@ struct node_config {
   /// read it serves as a replica also asks the key's other replicas and
   /// serves the newest version (repairing its own copy); reads that arrive
   /// before the join completed wait for it (at most read_timeout_ms).
+  /// The same holds for the slots a ring change gives to a node that did
+  /// not replicate them (a member declared dead or leaving): until
+  /// anti-entropy found them equal on every other replica of them (a sync
+  /// interval or more after the change), its reads of them ask every other
+  /// replica and serve the newest; hints it holds for keys it now replicates
+  /// are applied to its store.
   bool catch_up_reads = false;
   /// Reads fetched from another node ask live replicas before suspect ones,
   /// and a fetch waiting on a peer whose connection dropped
@@ -177,6 +183,13 @@ public:
   const hint_store& hints() const { return hints_; }
   /// The ranges the last ring change asked to stream (for progress reporting).
   const std::vector<transfer>& last_plan() const { return last_plan_; }
+  /// True while a read of `key` served here asks the key's other replicas
+  /// first (catch-up after a restart or pause, a slot gained in a ring
+  /// change or still streaming in): what this node's own copy says may be
+  /// older than what the cluster acknowledged. Notes the
+  /// time as a read does, so the first command after a pause (SIGSTOP)
+  /// already sees it.
+  bool reads_catch_up(const std::string& key, uint64_t now);
   /// The lowest version this node may still serve for `key`: what its store
   /// holds, or the newest version it acknowledged in an invalidation or held
   /// before the key left its store (handoff, tombstone collection).
@@ -253,6 +266,23 @@ private:
   void send_fetch(uint64_t req, uint64_t now);
   void dispatch_read(uint64_t rid, const std::string& key, uint64_t now);
   bool catching_up(uint64_t now) const;
+  // -- slots gained in a ring change (read repair until they are in sync) ------
+  /// Marks the slots this node replicates in the new ring and did not in
+  /// `before`, and applies the hints it holds for keys it now replicates.
+  void note_gained(const ring& before, uint64_t now);
+  /// Ends a gained slot's catch-up once every other replica of it was seen
+  /// in sync with this node (anti-entropy) a sync interval after the gain;
+  /// never while it streams in or one of them is not alive.
+  void gained_step(uint64_t now);
+  bool gained(uint64_t pos, uint64_t now) const {
+    (void)now;
+    return !gained_since_.empty() && gained_since_[ring::slot_of(pos)] != 0;
+  }
+  /// Anti-entropy step from `from` at `bits`: the children whose digests
+  /// equal ours (not in `diff`) are in sync with it now.
+  void note_in_sync(node_id from, uint8_t bits, const std::vector<uint16_t>& prefixes,
+                    size_t children, const std::vector<size_t>& diff, uint64_t now);
+  void finish_gather(uint64_t rid, uint64_t now);
   // -- range streaming -----------------------------------------------------------
   struct stream_in {
     key_range range;
@@ -343,10 +373,24 @@ private:
     size_t next = 0;
     uint64_t deadline = 0;
     bool wait_join = false; ///< catch-up: dispatched once membership joined
+    /// A catch-up read (this node is a replica): every candidate is asked at
+    /// once, each answer repairs our copy, and the newest is served once all
+    /// answered (or at the deadline): an acknowledged write is on write_acks
+    /// nodes, not necessarily on the first replica that answers.
+    bool gather = false;
+    std::vector<node_id> answered;
+    std::optional<entry> best; ///< the newest version an answer carried
   };
   /// catch_up_reads: 0 = not joined yet; else reads catch up until then.
   uint64_t catch_up_until_ = 0;
   bool catch_up_ = false;
+  /// Per slot: when a ring change gave it to us (0: not gained, or in sync
+  /// since); empty when none.
+  std::vector<uint64_t> gained_since_;
+  /// Per peer, per slot: when anti-entropy last found the slot equal on
+  /// both sides (kept only while some slot is gained).
+  std::map<node_id, std::vector<uint64_t>> in_sync_;
+  uint64_t next_gained_ms_ = 0;
   std::map<uint64_t, pending_read> reads_;
   // replicate acks held back until the key's near holders are invalidated:
   // key -> (coordinator, rid)

@@ -58,10 +58,36 @@ struct cluster_exec::impl {
   node_facts facts;
   command_table table{ks, facts};
   session sess;
+  /// What the current run staged (null between runs).
+  const actors::staged_entries* staged = nullptr;
+
+  /// Commands a script calls (and EXEC's queued ones) may only name keys the
+  /// run staged: the script's declared KEYS (EXEC: every queued command's
+  /// keys). Any other key may live on another node, and this node's scratch
+  /// keyspace would answer it as absent; Redis Cluster refuses it too.
+  bool keys_staged(const command_args& a, out_buffer& out) const {
+    std::vector<std::string_view> keys;
+    (void)table.registry().keys_of(a, keys);
+    for (auto k : keys)
+      if (staged->count(std::string(k)) == 0) {
+        put_error(out, "ERR Script attempted to access a non local key in a cluster node: '" +
+                           std::string(k) +
+                           "' is not in KEYS (on a cluster, a script must declare every key it "
+                           "uses, all in one slot)");
+        return false;
+      }
+    return true;
+  }
 };
 
 cluster_exec::cluster_exec() : impl_(std::make_unique<impl>()) {
   impl_->sess.authenticated = true;
+  auto& st = impl_->table.state();
+  st.run = [x = impl_.get(), inner = st.run](const command_args& a, session& s, out_buffer& out) {
+    if (x->staged && !x->keys_staged(a, out))
+      return;
+    inner(a, s, out);
+  };
 }
 
 cluster_exec::~cluster_exec() = default;
@@ -77,12 +103,14 @@ void cluster_exec::run(const std::vector<std::vector<std::string>>& cmds,
   x.rec.reset();
   x.rec.on = true;
   x.ks.set_overlay(&staged);
+  x.staged = &staged;
   command_args args;
   for (auto& c : cmds) {
     args.assign(c.begin(), c.end());
     x.table.execute(args, x.sess, out);
   }
   x.ks.set_overlay(nullptr);
+  x.staged = nullptr;
   x.rec.on = false;
   x.ks.clear();
   if (x.sess.tx.active || !x.sess.tx.watched.empty()) { // a stray MULTI/WATCH in the commands

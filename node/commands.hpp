@@ -69,6 +69,8 @@ public:
   void set_slot_function(std::function<uint16_t(std::string_view)> f) {
     state_.slot_of = std::move(f);
   }
+  /// The table's shared state (node/cluster_exec.cpp wraps its `run`).
+  command_state& state() noexcept { return state_; }
 
   /// Command names (lower case; subcommands as "parent|sub") in id order, and
   /// their stats.

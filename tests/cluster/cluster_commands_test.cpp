@@ -89,6 +89,24 @@ TEST_CASE("hashes, bits and string commands work through any node of a cluster")
     CHECK(starts(k->call({"EVAL", "return redis.call('INCR', KEYS[1])", "1", "{ev}n"}), ":"));
   CHECK(k1.call({"GET", "{ev}n"}) == bulk("3"));
   CHECK(starts(k2.call({"EVAL", "return 1", "2", "a1", "b2"}), "-CROSSSLOT"));
+  // Scripts must declare their keys (Redis Cluster): a script that names a
+  // key not in KEYS gets an error instead of reading it as absent or writing
+  // it at a node that may not own it; a keyless script that touches no key
+  // still runs on the node the client talks to.
+  auto non_local = [](const std::optional<std::string>& r) {
+    return starts(r, "-") && r->find("non local key") != std::string::npos &&
+           r->find("'undeclared'") != std::string::npos;
+  };
+  for (auto* k : {&k1, &k2, &k3}) {
+    CHECK(k->call({"EVAL", "return 1", "0"}) == std::string(":1\r\n"));
+    CHECK(non_local(k->call({"EVAL", "return redis.call('GET', 'undeclared')", "0"})));
+    CHECK(
+        non_local(k->call({"EVAL", "return redis.call('SET', 'undeclared', 'x')", "1", "{ev}n"})));
+    CHECK(k->call({"EVAL", "return redis.pcall('GET', 'undeclared')['err'] ~= nil", "0"}) ==
+          std::string(":1\r\n"));
+  }
+  CHECK(k1.call({"EXISTS", "undeclared"}) == std::string(":0\r\n"));
+  CHECK(k2.call({"GET", "{ev}n"}) == bulk("3"));
   // EVALSHA of a script loaded on the node the client talks to runs at the
   // key's owner, wherever that is (the body travels with it); a node that
   // did not load it answers NOSCRIPT, as a Redis Cluster node

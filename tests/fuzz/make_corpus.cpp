@@ -130,6 +130,14 @@ void gossip_seeds() {
   sub.reply = true;
   sub.prefixes = {7};
   sub.digests.assign(256, 0x99);
+  ae_tree_msg tree_root; // version 2 anti-entropy: the root's 16 children
+  tree_root.sid = 2;
+  tree_root.digests.assign(16, 0x5151);
+  ae_tree_msg tree_step; // one step down: two differing prefixes at 4 bits
+  tree_step.sid = 2;
+  tree_step.bits = 4;
+  tree_step.prefixes = {3, 12};
+  tree_step.digests.assign(32, 0x77);
   std::vector<std::pair<std::string, message>> all = {
       {"ping", ping_msg{1, 2, 0, g}},
       {"ack", ack_msg{1, 2, g}},
@@ -152,6 +160,11 @@ void gossip_seeds() {
       {"tomb_confirm", tomb_confirm_msg{{kv}}},
       {"stream_req", stream_req_msg{1, 5, 9, false, 7, "key", 65536}},
       {"stream_batch", stream_batch_msg{1, {we}, false, 7, "key", 3}},
+      {"ae_tree_root", tree_root},
+      {"ae_tree_step", tree_step},
+      {"hint", hint_msg{5, 3, we}},
+      {"hold", hold_msg{kv}},
+      {"hold_ack", hold_ack_msg{kv, kv}},
   };
   for (auto& [name, m] : all)
     seed("gossip_message_fuzz", name, encode(m));

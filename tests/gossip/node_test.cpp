@@ -25,8 +25,10 @@ struct cluster {
   bool catch_up = false;
   bool node_flags = false; ///< kura-node's: sloppy quorum, ack after invalidation
 
-  explicit cluster(uint32_t count, uint32_t start_now = 0, bool kura_node = false)
-      : n(count), net(count, 5), nodes(count + 1), results(count + 1), node_flags(kura_node) {
+  explicit cluster(uint32_t count, uint32_t start_now = 0, bool kura_node = false,
+                   bool catch_up_reads = false)
+      : n(count), net(count, 5), nodes(count + 1), results(count + 1), catch_up(catch_up_reads),
+        node_flags(kura_node) {
     for (node_id i = 1; i <= (start_now ? start_now : n); ++i)
       boot(i);
     run(12'000);
@@ -457,6 +459,42 @@ TEST_CASE("catch-up reads: a restarted replica serves the newest version at once
       CHECK(c.held(r, k)->value == "v2"); // repaired by the read
     } else {
       CHECK(got.e.value == "v1"); // what the flag is for
+    }
+  }
+}
+
+TEST_CASE("a slot gained when a replica dies is read from the other replicas until it is in sync") {
+  for (bool catch_up : {true, false}) {
+    INFO("catch_up_reads=" << catch_up);
+    cluster c(3, 0, false, catch_up);
+    std::string k = c.key_not_on(3);
+    auto reps = c.nodes[1]->current_ring().replicas(k);
+    node_id x = reps[0], y = reps[1], z = 3;
+    auto w = c.write(y, k, "v1");
+    c.run(200);
+    REQUIRE(c.result(y, w));
+    REQUIRE(c.held(x, k));
+    c.net.set_up(x, false); // killed
+    c.nodes[x].reset();
+    // The moment z's ring drops x, z replicates k and holds nothing of it:
+    // anti-entropy has not run yet.
+    for (int i = 0; i < 3'000 && c.nodes[z]->current_ring().contains(x); ++i)
+      c.run(10);
+    REQUIRE(!c.nodes[z]->current_ring().contains(x));
+    REQUIRE(c.nodes[z]->current_ring().is_replica(z, k));
+    REQUIRE(!c.held(z, k));
+    CHECK(c.nodes[z]->reads_catch_up(k, epoch + c.t) == catch_up);
+    auto got = c.read(z, k);
+    if (catch_up) {
+      CHECK(got.found);
+      CHECK(got.e.value == "v1");
+      REQUIRE(c.held(z, k)); // repaired by the read
+      CHECK(c.held(z, k)->value == "v1");
+      c.run(30'000); // in sync, y alive: the slot is served locally again
+      CHECK(!c.nodes[z]->reads_catch_up(k, epoch + c.t));
+      CHECK(c.read(z, k).e.value == "v1");
+    } else {
+      CHECK(!got.found); // what the flag is for
     }
   }
 }
