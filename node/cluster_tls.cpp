@@ -147,6 +147,17 @@ void check_handshake(SSL* ssl, int ret) {
   }
 }
 
+/// Calls OpenSSL's `real` with a clear error queue and notes a failed
+/// handshake.
+template <class Call>
+int checked(SSL* ssl, Call&& real) {
+  ERR_clear_error();
+  int r = real();
+  if (r <= 0)
+    check_handshake(ssl, r);
+  return r;
+}
+
 } // namespace
 
 extern "C" {
@@ -154,43 +165,27 @@ extern "C" {
 int SSL_read(SSL* ssl, void* buf, int num) {
   using fn = int (*)(SSL*, void*, int);
   static const fn real = next_ssl_fn<fn>("SSL_read");
-  ERR_clear_error();
-  int r = real(ssl, buf, num);
-  if (r <= 0)
-    check_handshake(ssl, r);
-  return r;
+  return checked(ssl, [&] { return real(ssl, buf, num); });
 }
 
 int SSL_write(SSL* ssl, const void* buf, int num) {
   using fn = int (*)(SSL*, const void*, int);
   static const fn real = next_ssl_fn<fn>("SSL_write");
-  ERR_clear_error();
-  int r = real(ssl, buf, num);
-  if (r <= 0)
-    check_handshake(ssl, r);
-  return r;
+  return checked(ssl, [&] { return real(ssl, buf, num); });
 }
 
 int SSL_connect(SSL* ssl) {
   using fn = int (*)(SSL*);
   static const fn real = next_ssl_fn<fn>("SSL_connect");
   start_handshake(ssl);
-  ERR_clear_error();
-  int r = real(ssl);
-  if (r <= 0)
-    check_handshake(ssl, r);
-  return r;
+  return checked(ssl, [&] { return real(ssl); });
 }
 
 int SSL_accept(SSL* ssl) {
   using fn = int (*)(SSL*);
   static const fn real = next_ssl_fn<fn>("SSL_accept");
   start_handshake(ssl);
-  ERR_clear_error();
-  int r = real(ssl);
-  if (r <= 0)
-    check_handshake(ssl, r);
-  return r;
+  return checked(ssl, [&] { return real(ssl); });
 }
 
 } // extern "C"

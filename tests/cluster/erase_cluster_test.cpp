@@ -46,22 +46,6 @@ std::vector<std::string> flags() {
           "--kura.cluster.request-timeout=2s"};
 }
 
-/// Polls KURA.ERASE STATUS id until done or failed (generous deadline).
-std::string wait_receipt(client& c, const std::string& id) {
-  std::string last;
-  for (int i = 0; i < 1800; ++i) {
-    auto r = c.call({"KURA.ERASE", "STATUS", id});
-    REQUIRE(r);
-    last = *r;
-    auto st = field(last, "state");
-    if (st == "done" || st == "failed")
-      return last;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  FAIL("erasure " << id << " did not finish: " << last);
-  return last;
-}
-
 } // namespace
 
 TEST_CASE("KURA.ERASE reaches every replica, a killed one when it returns; no erased byte stays") {

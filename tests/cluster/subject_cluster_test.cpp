@@ -38,21 +38,6 @@ std::vector<std::string> subjects_of(uint16_t port, const std::string& key) {
   return bulk_array(*r);
 }
 
-std::string wait_done(client& c, const std::string& id) {
-  std::string last;
-  for (int i = 0; i < 1800; ++i) {
-    auto r = c.call({"KURA.ERASE", "STATUS", id});
-    REQUIRE(r);
-    last = *r;
-    auto st = field(last, "state");
-    if (st == "done" || st == "failed")
-      return last;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  FAIL("erasure " << id << " did not finish: " << last);
-  return last;
-}
-
 } // namespace
 
 TEST_CASE("KURA.SUBJECT tags reach every member; KURA.ERASE SUBJECT erases them everywhere") {
@@ -111,7 +96,7 @@ TEST_CASE("KURA.SUBJECT tags reach every member; KURA.ERASE SUBJECT erases them 
   REQUIRE(first);
   auto id = field(*first, "id");
   REQUIRE(!id.empty());
-  auto r = wait_done(e, id);
+  auto r = wait_receipt(e, id);
   CAPTURE(r);
   CHECK(field(r, "state") == "done");
   CHECK(field(r, "mode") == "subject");

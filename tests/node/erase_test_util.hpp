@@ -86,24 +86,31 @@ inline std::string field(const std::string& reply, const std::string& name) {
   return v;
 }
 
-/// Starts an erasure and polls KURA.ERASE STATUS until it ends (generous
-/// deadline); returns the final receipt.
+/// Polls KURA.ERASE STATUS `id` until the erasure is done or failed, `polls`
+/// times 50 ms at most; returns the final receipt.
+inline std::string wait_receipt(client& c, const std::string& id, int polls = 1800) {
+  std::string last;
+  for (int i = 0; i < polls; ++i) {
+    auto r = c.call({"KURA.ERASE", "STATUS", id});
+    REQUIRE(r);
+    last = *r;
+    auto st = field(last, "state");
+    if (st == "done" || st == "failed")
+      return last;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  FAIL("erasure " << id << " did not finish within " << polls / 20 << " s: " << last);
+  return last;
+}
+
+/// Starts an erasure and waits for its receipt (60 s at most).
 inline std::string erase_and_wait(client& c, std::vector<std::string> cmd) {
   auto first = c.call(cmd);
   REQUIRE(first);
   CAPTURE(*first);
   auto id = field(*first, "id");
   REQUIRE(!id.empty());
-  for (int i = 0; i < 1200; ++i) {
-    auto r = c.call({"KURA.ERASE", "STATUS", id});
-    REQUIRE(r);
-    auto st = field(*r, "state");
-    if (st == "done" || st == "failed")
-      return *r;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  FAIL("erasure " << id << " did not finish within 60 s");
-  return {};
+  return wait_receipt(c, id, 1200);
 }
 
 inline std::string read_file(const std::filesystem::path& p) {
