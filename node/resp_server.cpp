@@ -19,6 +19,8 @@
 #include <iostream>
 #include <unordered_map>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 using namespace caf;
@@ -80,6 +82,10 @@ struct conn {
   bool pumped = false;
   /// A direct send of the pump was short: later replies queue behind it.
   bool busy_fallback = false;
+  /// CAF's scribe may still hold bytes of this connection (handed over by
+  /// flush() and not yet reported written by data_transferred_msg): replies
+  /// must queue behind them instead of being sent directly (flush_conn).
+  bool caf_writing = false;
 };
 
 struct resp_state {
@@ -130,16 +136,41 @@ out_buffer& out_of(self_ptr self, connection_handle hdl, conn& c) {
 
 /// Sends the replies in out_of(c), through TLS when `c` speaks it; `last`
 /// adds TLS's close_notify before the connection is closed.
+///
+/// A plain connection's replies go out with one send() right here, as Redis
+/// writes its replies before it waits for events again. Handing them to CAF
+/// instead costs, per flush, an epoll_ctl to watch the socket for writing,
+/// one more event-loop pass to write, and an epoll_ctl to stop watching (at
+/// -P 1 that is three syscalls per command). Only what the socket does not
+/// take goes to CAF's buffer; until CAF reports it written (ack_writes:
+/// data_transferred_msg with nothing remaining), later replies queue behind
+/// it there, so bytes never overtake each other. While part of a command is
+/// still arriving (a pipeline split over several reads), the replies so far
+/// go to CAF too, which writes them together with the rest at the end of
+/// the event-loop pass instead of one send() per read.
 void flush_conn(self_ptr self, connection_handle hdl, conn& c, bool last = false) {
+  auto& wire = self->wr_buf(hdl);
   if (c.tls) {
-    auto& wire = self->wr_buf(hdl);
     if (!c.tls_out.empty()) {
       c.tls->send(c.tls_out.data(), c.tls_out.size(), wire);
       c.tls_out.clear();
     }
     if (last)
       c.tls->shutdown(wire);
+  } else if (!wire.empty() && c.in.empty() && !c.caf_writing && !c.busy_fallback &&
+             c.sess.fd >= 0) {
+    auto n = ::send(static_cast<int>(c.sess.fd), wire.data(), wire.size(),
+                    MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) { // an error (EAGAIN, a reset) leaves it to CAF, which reports it
+      if (static_cast<size_t>(n) == wire.size())
+        wire.clear();
+      else
+        wire.erase(wire.begin(), wire.begin() + n);
+    }
   }
+  if (wire.empty())
+    return;
+  c.caf_writing = true;
   self->flush(hdl);
 }
 
@@ -384,13 +415,14 @@ void send_now(self_ptr self, connection_handle hdl, conn& c, const out_buffer& b
   }
   auto& caf_buf = self->wr_buf(hdl);
   size_t sent = 0;
-  if (!c.busy_fallback && caf_buf.empty()) {
+  if (!c.busy_fallback && !c.caf_writing && caf_buf.empty()) {
     auto n = ::send(static_cast<int>(c.sess.fd), data->data(), data->size(),
                     MSG_DONTWAIT | MSG_NOSIGNAL);
     sent = n > 0 ? static_cast<size_t>(n) : 0;
   }
   if (sent < data->size()) {
     c.busy_fallback = true;
+    c.caf_writing = true;
     caf_buf.insert(caf_buf.end(), data->begin() + static_cast<long>(sent), data->end());
     self->flush(hdl);
   }
@@ -898,6 +930,10 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
           return;
         }
         self->configure_read(msg.handle, receive_policy::at_most(st.cfg.read_buffer_bytes));
+        self->ack_writes(msg.handle, true); // flush_conn: when CAF's buffer is empty
+        int one = 1; // replies leave at once, as Redis sets it (flush_conn sends directly)
+        (void)::setsockopt(static_cast<int>(msg.handle.id()), IPPROTO_TCP, TCP_NODELAY, &one,
+                           sizeof one);
         auto& c = st.conns[msg.handle];
         c.parser = resp_parser{st.cfg.limits};
         c.sess.id = st.next_id++;
@@ -939,6 +975,13 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
         }
         if (!c.waiting && !c.halted)
           process(self, msg.handle);
+      },
+      [=](const data_transferred_msg& msg) {
+        if (msg.remaining != 0)
+          return;
+        auto it = self->state.conns.find(msg.handle);
+        if (it != self->state.conns.end())
+          it->second.caf_writing = false; // CAF wrote all it had: send directly again
       },
       [=](const connection_closed_msg& msg) {
         auto& st = self->state;
