@@ -167,6 +167,9 @@ void store_core::flush_writes(bool force) {
   pending_first_ns_ = 0;
   caf::send_as(broker, l3, std::move(pending_));
   pending_ = l3_batch{};
+  // the next batch is likely as big: room for it at once, not a dozen
+  // reallocations (each moving every op so far) on the serving thread
+  pending_.ops.reserve(std::min<size_t>(n, cfg_.max_batch_ops));
 }
 
 void store_core::on_ack(uint64_t ops, uint64_t bytes) {

@@ -159,8 +159,8 @@ void flush_conn(self_ptr self, connection_handle hdl, conn& c, bool last = false
       c.tls->shutdown(wire);
   } else if (!wire.empty() && c.in.empty() && !c.caf_writing && !c.busy_fallback &&
              c.sess.fd >= 0) {
-    auto n = ::send(static_cast<int>(c.sess.fd), wire.data(), wire.size(),
-                    MSG_DONTWAIT | MSG_NOSIGNAL);
+    auto n =
+        ::send(static_cast<int>(c.sess.fd), wire.data(), wire.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n > 0) { // an error (EAGAIN, a reset) leaves it to CAF, which reports it
       if (static_cast<size_t>(n) == wire.size())
         wire.clear();

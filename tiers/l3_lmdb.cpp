@@ -195,6 +195,34 @@ struct l3_lmdb::impl {
   uint64_t n_commits = 0;
   mutable tier_stats st;
 
+  // stats()'s live-entry count of the pending batch, kept as the batch grows
+  // instead of walking it on every call (under load the batch holds up to a
+  // loss window of writes, and the L3 actor publishes every 20 ms). Valid
+  // while delta_ok and no commit happened since (n_commits == delta_commits);
+  // otherwise stats() walks the whole batch once and starts over.
+  mutable int64_t live_delta = 0;           ///< sum of live_change() of looked-up ops
+  mutable std::vector<const op*> unchecked; ///< ops added since, not looked up yet
+  mutable uint64_t delta_commits = 0;
+  mutable bool delta_ok = false;
+  /// Pending puts with an expiry were added since the batch was last empty
+  /// (sweep_expired walks the batch only then).
+  bool pending_expiring = false;
+  /// What `o` changes in the committed entry count once applied.
+  static int64_t live_change(const op& o) {
+    if (o.del)
+      return o.known_committed ? -1 : 0;
+    return o.known_committed ? 0 : 1;
+  }
+  /// The pending batch changed in a way add_pending does not track.
+  void pending_changed() const noexcept { delta_ok = false; }
+  /// The pending batch was emptied.
+  void forget_pending() {
+    unchecked.clear();
+    live_delta = 0;
+    delta_ok = false;
+    pending_expiring = false;
+  }
+
   // Encryption at rest (nullptr: plaintext). The store secret's sealed copies
   // by key id, as kura.meta holds them ("secret.<id>").
   std::unique_ptr<fmt::sealing> sealer;
@@ -737,6 +765,7 @@ struct l3_lmdb::impl {
       return lmdb_error(rc, "L3 cannot commit deletes");
     }
     ++n_commits;
+    pending_changed();
     for (auto it = pending.begin(); it != pending.end();)
       if (it->second.del) {
         pending_bytes -= it->second.e.key.size();
@@ -795,6 +824,7 @@ struct l3_lmdb::impl {
       return s;
     }
     pending.clear();
+    forget_pending();
     touched.clear();
     pending_bytes = 0;
     st.evictions += evicted.size();
@@ -864,15 +894,25 @@ struct l3_lmdb::impl {
       batch_start_ms = now_ms;
     o.order = ++op_counter;
     pending_bytes += o.e.key.size() + o.e.value.size();
+    if (!o.del && o.e.expiry_ms != 0)
+      pending_expiring = true;
     auto [it, inserted] = pending.try_emplace(o.e.key);
+    bool known = false;
     if (!inserted) {
       pending_bytes -= it->second.e.key.size() + it->second.e.value.size();
       o.known_at = it->second.known_at; // the same key: the same committed state
       o.known_committed = it->second.known_committed;
+      known = o.known_at != 0 && o.known_at == n_commits + 1;
+      if (known)
+        live_delta -= live_change(it->second);
       if (prev)
         *prev = std::move(it->second);
     }
     it->second = std::move(o);
+    if (inserted)
+      unchecked.push_back(&it->second); // stays valid: node-based map, erases reset it
+    else if (known)
+      live_delta += live_change(it->second);
     return it;
   }
 
@@ -1280,6 +1320,7 @@ status l3_lmdb::put(entry e, uint64_t now_ms) {
       } else {
         m.pending.erase(it);
       }
+      m.pending_changed();
       m.batch_start_ms = prev_start;
       return s;
     }
@@ -1326,11 +1367,13 @@ size_t l3_lmdb::sweep_expired(uint64_t now_ms, size_t budget) {
     return 0;
   // Expired pending puts become pending deletes (cheap, no I/O).
   size_t removed = 0;
-  for (auto& [k, o] : m.pending)
-    if (!o.del && !o.e.is_tombstone() && o.e.expired(now_ms) && removed < budget) {
-      m.expire_pending(o);
-      ++removed;
-    }
+  if (m.pending_expiring)
+    for (auto& [k, o] : m.pending)
+      if (!o.del && !o.e.is_tombstone() && o.e.expired(now_ms) && removed < budget) {
+        m.expire_pending(o);
+        m.pending_changed();
+        ++removed;
+      }
   // kura.exp is ordered by expiry, so the expired entries are always at its
   // front: each call resumes at the first one left, and stops at the first
   // entry that has not expired yet (bounded work, no full scan).
@@ -1408,6 +1451,7 @@ size_t l3_lmdb::sweep_expired(uint64_t now_ms, size_t budget) {
 status l3_lmdb::clear() {
   auto& m = *impl_;
   m.pending.clear();
+  m.forget_pending();
   m.touched.clear();
   m.pending_bytes = 0;
   m.pool.clear();
@@ -1467,21 +1511,32 @@ tier_stats l3_lmdb::stats() const {
       if (d == m.main)
         s.entries = ms.ms_entries;
     }
-    // Live entries now: committed ones, adjusted by the pending batch (at
-    // most a batch of lookups; stats are read by metrics, not per request).
-    for (auto& [key, o] : m.pending) {
+    // Live entries now: committed ones, adjusted by the pending batch. Each
+    // pending key is looked up once per commit window (the ops added since
+    // the last call, or all of them after a commit or an untracked change).
+    auto look = [&](const std::string& key, const impl::op& o) {
       if (o.known_at != m.n_commits + 1) {
         std::string lkey = fmt::lmdb_key(key, m.sp());
         MDB_val k = as_val(lkey), v;
         o.known_committed = mdb_get(t, m.main, &k, &v) == 0;
         o.known_at = m.n_commits + 1;
       }
-      bool committed = o.known_committed;
-      if (o.del && committed && s.entries > 0)
-        --s.entries;
-      else if (!o.del && !committed)
-        ++s.entries;
+      m.live_delta += impl::live_change(o);
+    };
+    if (m.pending.empty() || !m.delta_ok || m.delta_commits != m.n_commits) {
+      m.live_delta = 0;
+      for (auto& [key, o] : m.pending)
+        look(key, o);
+      m.delta_ok = true;
+      m.delta_commits = m.n_commits;
+    } else {
+      for (const impl::op* o : m.unchecked)
+        if (o->known_at != m.n_commits + 1) // not seen yet (a replaced op may be)
+          look(o->e.key, *o);
     }
+    m.unchecked.clear();
+    int64_t n = static_cast<int64_t>(s.entries) + m.live_delta;
+    s.entries = n > 0 ? static_cast<uint64_t>(n) : 0;
     mdb_txn_abort(t);
     s.bytes = pages * m.psize;
   }

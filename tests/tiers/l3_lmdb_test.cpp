@@ -301,6 +301,34 @@ TEST_CASE("l3: sync_mode commits every write") {
   CHECK(get_ok(*t, "s4", clk.now_ms()));
 }
 
+TEST_CASE("l3: stats().entries follows the pending batch between commits") {
+  // stats() keeps the pending batch's live-entry change as the batch grows
+  // (each key looked up once per commit window): it must equal a model at
+  // every call, across overwrites, deletes, re-puts and commits.
+  temp_dir d;
+  fake_clock clk;
+  auto cfg = small_config(d.env());
+  cfg.batch_max_writes = 150;
+  std::set<std::string> model;
+  std::mt19937_64 rng(7);
+  auto t = must_open(cfg, clk);
+  for (int i = 0; i < 3000; ++i) {
+    std::string k = "key" + std::to_string(rng() % 200);
+    if (rng() % 4 == 0) {
+      REQUIRE(t->erase(k).ok());
+      model.erase(k);
+    } else {
+      REQUIRE(t->put(make(k, "v" + std::to_string(i)), clk.now_ms()).ok());
+      model.insert(k);
+    }
+    if (rng() % 7 == 0)
+      REQUIRE(t->stats().entries == model.size());
+  }
+  CHECK(t->stats().entries == model.size());
+  REQUIRE(t->sync().ok());
+  CHECK(t->stats().entries == model.size());
+}
+
 TEST_CASE("l3: reopen after a clean close shows every write, pending ones included") {
   temp_dir d;
   fake_clock clk;
