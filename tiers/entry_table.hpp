@@ -18,7 +18,10 @@
 //          [u64 expiry_ms]              only when non-zero
 //          [varint version.hlc ^ base]  only when non-zero; base = the first hlc
 //                                       the table stored, so the shared high
-//                                       bits of clustered versions vanish
+//                                       bits of clustered versions vanish; at
+//                                       least 5 bytes (padded), so a value
+//                                       rewritten in place within 8.7 minutes
+//                                       of the base never moves (DEBUG OBJECT)
 //          [varint version.node]        only when non-zero
 //          key bytes, value bytes
 //
@@ -93,6 +96,10 @@ public:
 
   /// Node holding `key` (hash `h`), or 0.
   node_id find(std::string_view key, uint64_t h) const;
+  /// The same, and on a match `v` is the node's view: a hit decodes the node
+  /// once (the key compare's decode) instead of once more for its expiry and
+  /// again for its view.
+  node_id find(std::string_view key, uint64_t h, node_view& v) const;
 
   // -- insert / remove -----------------------------------------------------------
 
@@ -215,6 +222,10 @@ private:
   size_t home(uint64_t h) const {
     return static_cast<size_t>((static_cast<__uint128_t>(h) * slots_) >> 64);
   }
+  /// Linear probe from h's home slot: the first id with h's tag for which
+  /// match(id) holds, or 0.
+  template <class Match>
+  node_id probe(uint64_t h, Match&& match) const;
   node_id alloc(size_t n);
   void write_node(char* p, std::string_view key, std::string_view value, uint64_t expiry_ms,
                   const version& ver, uint8_t flags) const;
