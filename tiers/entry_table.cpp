@@ -25,15 +25,27 @@ size_t varint_size(uint64_t v) {
   return n;
 }
 
-// The version's hlc (XOR the table's base) is written in at least this many
-// varint bytes (35 bits: 2^19 ms, 8.7 minutes after the base, with the 16
-// logical bits). A minimal varint would grow by a byte when the time since
-// the base crosses 2^5 ms (32 ms) and 2^12 ms (4.1 s), moving the value of a
-// node rewritten in place just then (Redis' "INCR can modify objects
-// in-place" reads the value's address before and after); within seconds of
-// a FLUSHALL, that was a test's lifetime. Costs nothing to an entry written
-// more than 4.1 s after the base (its varint has 5 bytes anyway).
+// The version's hlc is stored as the zigzag-encoded difference to the
+// table's base (the first hlc it stored; FLUSHALL's clear starts a new one),
+// in at least this many varint bytes: 35 bits, i.e. |hlc - base| < 2^34, which
+// with the 16 logical bits is 2^18 ms (4.4 minutes) either side of the base.
+// So the field keeps its size for 4.4 minutes after the base, then grows by
+// a byte once (4.4 min) and again after 9.3 hours. It used to be a minimal
+// varint of hlc ^ base, which also grew at moments that depend on the base's
+// bits within the first 32 ms and 4.1 s: a value rewritten in place just then
+// (INCR 20001 -> 20002) moved by a byte, and Redis' "INCR can modify objects
+// in-place" (which compares DEBUG OBJECT's address of the value) failed. Costs
+// an entry at most 3 bytes, and only while the table is younger than 4.1 s.
 constexpr size_t hlc_min_width = 5;
+
+uint64_t hlc_field(uint64_t hlc, uint64_t base) {
+  const auto d = static_cast<int64_t>(hlc - base);
+  return (static_cast<uint64_t>(d) << 1) ^ static_cast<uint64_t>(d >> 63);
+}
+
+uint64_t hlc_of_field(uint64_t x, uint64_t base) {
+  return base + ((x >> 1) ^ (0 - (x & 1)));
+}
 
 size_t hlc_width(uint64_t x) {
   return std::max(varint_size(x), hlc_min_width);
@@ -72,7 +84,7 @@ struct layout {
   uint64_t klen, vlen;
   const char* opt; // optional fields
   const char* key; // key bytes (value follows)
-  uint64_t hlc_x;  // version.hlc ^ the table's base (0: none)
+  uint64_t hlc_x;  // hlc_field(version.hlc, the table's base)
   uint64_t node;   // version.node
 };
 
@@ -101,7 +113,7 @@ node_view view_of(const layout& l, uint64_t base) {
   if (l.meta & meta_has_expiry)
     v.expiry_ms = rd64(l.opt);
   if (l.meta & meta_has_hlc)
-    v.ver.hlc = l.hlc_x ^ base;
+    v.ver.hlc = hlc_of_field(l.hlc_x, base);
   v.ver.node = static_cast<uint32_t>(l.node);
   v.key = std::string_view{l.key, static_cast<size_t>(l.klen)};
   v.value = std::string_view{l.key + l.klen, static_cast<size_t>(l.vlen)};
@@ -124,8 +136,8 @@ size_t entry_table::node_size(std::string_view key, size_t value_size, uint64_t 
                               const version& ver) const {
   const uint64_t base = hlc_base_ ? hlc_base_ : ver.hlc;
   return 9 + varint_size(key.size()) + varint_size(value_size) + (expiry_ms ? 8 : 0) +
-         (ver.hlc ? hlc_width(ver.hlc ^ base) : 0) + (ver.node ? varint_size(ver.node) : 0) +
-         key.size() + value_size;
+         (ver.hlc ? hlc_width(hlc_field(ver.hlc, base)) : 0) +
+         (ver.node ? varint_size(ver.node) : 0) + key.size() + value_size;
 }
 
 size_t entry_table::charge_for(size_t n) {
@@ -364,8 +376,10 @@ void entry_table::write_node(char* p, std::string_view key, std::string_view val
     std::memcpy(q, &expiry_ms, 8);
     q += 8;
   }
-  if (ver.hlc)
-    q = put_varint_w(q, ver.hlc ^ hlc_base_, hlc_width(ver.hlc ^ hlc_base_));
+  if (ver.hlc) {
+    const uint64_t x = hlc_field(ver.hlc, hlc_base_);
+    q = put_varint_w(q, x, hlc_width(x));
+  }
   if (ver.node)
     q = put_varint(q, ver.node);
   if (!key.empty())

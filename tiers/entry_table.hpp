@@ -16,18 +16,20 @@
 //                              `hash` (entry_flags bit 3)
 //   off 9  varint key length, varint value length (1 byte each below 128)
 //          [u64 expiry_ms]              only when non-zero
-//          [varint version.hlc ^ base]  only when non-zero; base = the first hlc
-//                                       the table stored, so the shared high
-//                                       bits of clustered versions vanish; at
-//                                       least 5 bytes (padded), so a value
-//                                       rewritten in place within 8.7 minutes
-//                                       of the base never moves (DEBUG OBJECT)
+//          [varint zigzag(version.hlc - base)]  only when hlc is non-zero;
+//                                       base = the first hlc the table stored,
+//                                       so the shared high bits of clustered
+//                                       versions vanish; at least 5 bytes
+//                                       (padded), so the field, and a value
+//                                       rewritten in place, do not move for
+//                                       4.4 minutes after the base
 //          [varint version.node]        only when non-zero
 //          key bytes, value bytes
 //
 // So a 10-byte key with a 32-byte value costs 11 + 42 = 53 bytes of node (a
-// 56-byte slot) without version, and 11 + 6..7 + 1 + 42 = 60..61 bytes (a 60
-// or 64-byte slot) with a version written within days of the base.
+// 56-byte slot) without version, and 11 + 5..7 + 1 + 42 = 59..61 bytes (a 60
+// or 64-byte slot) with a version written within 49 days of the base (the
+// hlc field has 5 bytes up to 4.4 minutes, 6 up to 9.3 hours).
 //
 // -- slab ----------------------------------------------------------------------
 //
