@@ -25,13 +25,45 @@ size_t varint_size(uint64_t v) {
   return n;
 }
 
-char* put_varint(char* p, uint64_t v) {
-  while (v >= 0x80) {
+// The version's hlc is stored as the zigzag-encoded difference to the
+// table's base (the first hlc it stored; FLUSHALL's clear starts a new one),
+// in at least this many varint bytes: 35 bits, i.e. |hlc - base| < 2^34, which
+// with the 16 logical bits is 2^18 ms (4.4 minutes) either side of the base.
+// So the field keeps its size for 4.4 minutes after the base, then grows by
+// a byte once (4.4 min) and again after 9.3 hours. It used to be a minimal
+// varint of hlc ^ base, which also grew at moments that depend on the base's
+// bits within the first 32 ms and 4.1 s: a value rewritten in place just then
+// (INCR 20001 -> 20002) moved by a byte, and Redis' "INCR can modify objects
+// in-place" (which compares DEBUG OBJECT's address of the value) failed. Costs
+// an entry at most 3 bytes, and only while the table is younger than 4.1 s.
+constexpr size_t hlc_min_width = 5;
+
+uint64_t hlc_field(uint64_t hlc, uint64_t base) {
+  const auto d = static_cast<int64_t>(hlc - base);
+  return (static_cast<uint64_t>(d) << 1) ^ static_cast<uint64_t>(d >> 63);
+}
+
+uint64_t hlc_of_field(uint64_t x, uint64_t base) {
+  return base + ((x >> 1) ^ (0 - (x & 1)));
+}
+
+size_t hlc_width(uint64_t x) {
+  return std::max(varint_size(x), hlc_min_width);
+}
+
+// A varint of exactly `w` bytes (w >= varint_size(v)): zero-payload
+// continuation bytes pad it; get_varint reads it as the same value.
+char* put_varint_w(char* p, uint64_t v, size_t w) {
+  for (size_t i = 1; i < w; ++i) {
     *p++ = static_cast<char>((v & 0x7f) | 0x80);
     v >>= 7;
   }
   *p++ = static_cast<char>(v);
   return p;
+}
+
+char* put_varint(char* p, uint64_t v) {
+  return put_varint_w(p, v, varint_size(v));
 }
 
 const char* get_varint(const char* p, uint64_t& v) {
@@ -52,6 +84,8 @@ struct layout {
   uint64_t klen, vlen;
   const char* opt; // optional fields
   const char* key; // key bytes (value follows)
+  uint64_t hlc_x;  // hlc_field(version.hlc, the table's base)
+  uint64_t node;   // version.node
 };
 
 layout decode(const char* n) {
@@ -62,13 +96,28 @@ layout decode(const char* n) {
   l.opt = p;
   if (l.meta & meta_has_expiry)
     p += 8;
-  uint64_t skip;
+  l.hlc_x = 0;
+  l.node = 0;
   if (l.meta & meta_has_hlc)
-    p = get_varint(p, skip);
+    p = get_varint(p, l.hlc_x);
   if (l.meta & meta_has_node)
-    p = get_varint(p, skip);
+    p = get_varint(p, l.node);
   l.key = p;
   return l;
+}
+
+// The view of a decoded node (`base`: the table's hlc_base_).
+node_view view_of(const layout& l, uint64_t base) {
+  node_view v;
+  v.flags = static_cast<uint8_t>((l.meta & 7) | ((l.meta & meta_hash) ? entry_flags::hash : 0));
+  if (l.meta & meta_has_expiry)
+    v.expiry_ms = rd64(l.opt);
+  if (l.meta & meta_has_hlc)
+    v.ver.hlc = hlc_of_field(l.hlc_x, base);
+  v.ver.node = static_cast<uint32_t>(l.node);
+  v.key = std::string_view{l.key, static_cast<size_t>(l.klen)};
+  v.value = std::string_view{l.key + l.klen, static_cast<size_t>(l.vlen)};
+  return v;
 }
 
 } // namespace
@@ -87,8 +136,8 @@ size_t entry_table::node_size(std::string_view key, size_t value_size, uint64_t 
                               const version& ver) const {
   const uint64_t base = hlc_base_ ? hlc_base_ : ver.hlc;
   return 9 + varint_size(key.size()) + varint_size(value_size) + (expiry_ms ? 8 : 0) +
-         (ver.hlc ? varint_size(ver.hlc ^ base) : 0) + (ver.node ? varint_size(ver.node) : 0) +
-         key.size() + value_size;
+         (ver.hlc ? hlc_width(hlc_field(ver.hlc, base)) : 0) +
+         (ver.node ? varint_size(ver.node) : 0) + key.size() + value_size;
 }
 
 size_t entry_table::charge_for(size_t n) {
@@ -173,7 +222,8 @@ size_t entry_table::charge(node_id id) const {
 
 // -- index ----------------------------------------------------------------------
 
-node_id entry_table::find(std::string_view key, uint64_t h) const {
+template <class Match>
+node_id entry_table::probe(uint64_t h, Match&& match) const {
   if (slots_ == 0)
     return 0;
   const uint8_t tag = tag_of(h);
@@ -184,12 +234,27 @@ node_id entry_table::find(std::string_view key, uint64_t h) const {
       return 0;
     if (t == tag) {
       const node_id id = id_at(i);
-      if (entry_table::key(id) == key)
+      if (match(id))
         return id;
     }
     if (++i == slots_)
       i = 0;
   }
+}
+
+node_id entry_table::find(std::string_view key, uint64_t h) const {
+  return probe(h, [&](node_id id) { return entry_table::key(id) == key; });
+}
+
+node_id entry_table::find(std::string_view key, uint64_t h, node_view& v) const {
+  return probe(h, [&](node_id id) {
+    const char* n = ptr(id);
+    const layout l = decode(n);
+    if (l.klen != key.size() || std::memcmp(l.key, key.data(), key.size()) != 0)
+      return false;
+    v = view_of(l, hlc_base_);
+    return true;
+  });
 }
 
 void entry_table::index_insert(node_id id, uint64_t h) {
@@ -311,8 +376,10 @@ void entry_table::write_node(char* p, std::string_view key, std::string_view val
     std::memcpy(q, &expiry_ms, 8);
     q += 8;
   }
-  if (ver.hlc)
-    q = put_varint(q, ver.hlc ^ hlc_base_);
+  if (ver.hlc) {
+    const uint64_t x = hlc_field(ver.hlc, hlc_base_);
+    q = put_varint_w(q, x, hlc_width(x));
+  }
   if (ver.node)
     q = put_varint(q, ver.node);
   if (!key.empty())
@@ -352,27 +419,7 @@ void entry_table::clear() {
 // -- node access ---------------------------------------------------------------------
 
 node_view entry_table::view(node_id id) const {
-  const char* n = ptr(id);
-  layout l = decode(n);
-  node_view v;
-  v.flags = static_cast<uint8_t>((l.meta & 7) | ((l.meta & meta_hash) ? entry_flags::hash : 0));
-  const char* o = l.opt;
-  if (l.meta & meta_has_expiry) {
-    v.expiry_ms = rd64(o);
-    o += 8;
-  }
-  uint64_t x;
-  if (l.meta & meta_has_hlc) {
-    o = get_varint(o, x);
-    v.ver.hlc = x ^ hlc_base_;
-  }
-  if (l.meta & meta_has_node) {
-    get_varint(o, x);
-    v.ver.node = static_cast<uint32_t>(x);
-  }
-  v.key = std::string_view{l.key, static_cast<size_t>(l.klen)};
-  v.value = std::string_view{l.key + l.klen, static_cast<size_t>(l.vlen)};
-  return v;
+  return view_of(decode(ptr(id)), hlc_base_);
 }
 
 std::string_view entry_table::key(node_id id) const {

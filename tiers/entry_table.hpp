@@ -16,15 +16,20 @@
 //                              `hash` (entry_flags bit 3)
 //   off 9  varint key length, varint value length (1 byte each below 128)
 //          [u64 expiry_ms]              only when non-zero
-//          [varint version.hlc ^ base]  only when non-zero; base = the first hlc
-//                                       the table stored, so the shared high
-//                                       bits of clustered versions vanish
+//          [varint zigzag(version.hlc - base)]  only when hlc is non-zero;
+//                                       base = the first hlc the table stored,
+//                                       so the shared high bits of clustered
+//                                       versions vanish; at least 5 bytes
+//                                       (padded), so the field, and a value
+//                                       rewritten in place, do not move for
+//                                       4.4 minutes after the base
 //          [varint version.node]        only when non-zero
 //          key bytes, value bytes
 //
 // So a 10-byte key with a 32-byte value costs 11 + 42 = 53 bytes of node (a
-// 56-byte slot) without version, and 11 + 6..7 + 1 + 42 = 60..61 bytes (a 60
-// or 64-byte slot) with a version written within days of the base.
+// 56-byte slot) without version, and 11 + 5..7 + 1 + 42 = 59..61 bytes (a 60
+// or 64-byte slot) with a version written within 49 days of the base (the
+// hlc field has 5 bytes up to 4.4 minutes, 6 up to 9.3 hours).
 //
 // -- slab ----------------------------------------------------------------------
 //
@@ -93,6 +98,10 @@ public:
 
   /// Node holding `key` (hash `h`), or 0.
   node_id find(std::string_view key, uint64_t h) const;
+  /// The same, and on a match `v` is the node's view: a hit decodes the node
+  /// once (the key compare's decode) instead of once more for its expiry and
+  /// again for its view.
+  node_id find(std::string_view key, uint64_t h, node_view& v) const;
 
   // -- insert / remove -----------------------------------------------------------
 
@@ -215,6 +224,10 @@ private:
   size_t home(uint64_t h) const {
     return static_cast<size_t>((static_cast<__uint128_t>(h) * slots_) >> 64);
   }
+  /// Linear probe from h's home slot: the first id with h's tag for which
+  /// match(id) holds, or 0.
+  template <class Match>
+  node_id probe(uint64_t h, Match&& match) const;
   node_id alloc(size_t n);
   void write_node(char* p, std::string_view key, std::string_view value, uint64_t expiry_ms,
                   const version& ver, uint8_t flags) const;

@@ -228,8 +228,7 @@ struct memory_cache::impl {
 
   frequency_sketch& sketch() { return l2.sketch_; }
 
-  void fill_view(const detail::entry_table& t, node_id id) {
-    detail::node_view v = t.view(id);
+  void fill_view(const detail::node_view& v) {
     view = entry_view{v.key, v.value, v.expiry_ms, v.ver, v.flags};
   }
 
@@ -562,8 +561,9 @@ const memory_cache::entry_view* memory_cache::find_view(std::string_view key, ui
   if (m.climb_due)
     m.climb();
   const uint64_t h = hash64(key);
-  if (node_id id = m.l1.table_.find(key, h)) {
-    const uint64_t exp = m.l1.table_.expiry(id);
+  detail::node_view nv;
+  if (node_id id = m.l1.table_.find(key, h, nv)) {
+    const uint64_t exp = nv.expiry_ms;
     if (exp != 0 && exp <= now_ms) {
       if (m.lazy_expired)
         m.lazy_expired(key);
@@ -581,14 +581,14 @@ const memory_cache::entry_view* memory_cache::find_view(std::string_view key, ui
           m.recent.insert(h);
         m.on_access(true, h);
       }
-      m.fill_view(m.l1.table_, id);
+      m.fill_view(nv);
       return &m.view;
     }
   } else {
     ++m.l1.st_.misses;
   }
-  if (node_id id = m.l2.table_.find(key, h)) {
-    const uint64_t exp = m.l2.table_.expiry(id);
+  if (node_id id = m.l2.table_.find(key, h, nv)) {
+    const uint64_t exp = nv.expiry_ms;
     if (exp != 0 && exp <= now_ms) {
       if (m.lazy_expired)
         m.lazy_expired(key);
@@ -605,7 +605,7 @@ const memory_cache::entry_view* memory_cache::find_view(std::string_view key, ui
           m.recent.insert(h);
         m.on_access(true, h);
       }
-      m.fill_view(m.l2.table_, id);
+      m.fill_view(nv);
       return &m.view;
     }
   } else {
