@@ -37,6 +37,7 @@ gossip::node_config make_node_config(const cluster_settings& s, gossip::node_id 
   nc.ring.rf = s.replication_factor;
   nc.write_acks = s.write_acks;
   nc.retry_ms = std::max<uint64_t>(50, s.request_timeout_ms / 4);
+  nc.retry_backoff = true;
   nc.write_timeout_ms = 2 * s.request_timeout_ms;
   nc.read_timeout_ms = s.request_timeout_ms;
   nc.near_ttl_ms = s.near_cache ? 60'000 : 0;

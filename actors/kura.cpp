@@ -310,6 +310,19 @@ void prepare_cluster_config(caf::actor_system_config& cfg, uint64_t heartbeat_ms
       caf::get<caf::timespan>(content, "middleman.connection-timeout").count() == 0)
     cfg.set("middleman.connection-timeout", caf::timespan{std::chrono::milliseconds(
                                                 std::max<uint64_t>(4 * hb_ms, heartbeat_ms * 3))});
+  // The cluster's write path crosses the network twice per write (owner ->
+  // replica -> owner). With CAF's defaults each incoming BASP message is
+  // deserialized by a middleman worker on the scheduler (a hop to another
+  // thread and back to the multiplexer), and every job wakes the
+  // work-stealing workers, which then poll for ~25 ms (100 spins, then 500
+  // polls 50 us apart) each. On a 2-core machine that polling cost 2-3x the
+  // CPU of the write itself (bench/RESULTS.md, faces9). So: deserialize on
+  // the multiplexer (which runs the coordinator anyway), and let idle
+  // workers block on a condition variable ('sharing'). Both only unless set.
+  if (!caf::get_if(&content, "middleman.workers"))
+    cfg.set("middleman.workers", 0);
+  if (!caf::get_if(&content, "scheduler.policy"))
+    cfg.set("scheduler.policy", caf::atom("sharing"));
 }
 
 std::string resolve_cluster_identity(const std::string& data_dir, const std::string& configured,

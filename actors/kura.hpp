@@ -89,8 +89,10 @@ struct embedded_options {
 
 /// Sets the middleman heartbeat (max(500 ms, heartbeat/2)) and connection
 /// timeout (max(4 x that, 3 x heartbeat)) unless set already: without them a
-/// frozen peer is never noticed (CAF-0.17.md §4). Call before the
-/// actor_system is made from `cfg`.
+/// frozen peer is never noticed (CAF-0.17.md §4). Also, unless set:
+/// middleman.workers=0 (BASP messages are deserialized on the multiplexer)
+/// and scheduler.policy='sharing' (idle workers block instead of polling).
+/// Call before the actor_system is made from `cfg`.
 void prepare_cluster_config(caf::actor_system_config& cfg, uint64_t heartbeat_ms);
 
 /// The cluster node id kept in `data_dir`/cluster.id: records `configured`

@@ -304,7 +304,7 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
     version held = a->held.ver();
     if (hints_.acknowledge(from, a->held.key, held))
       ++stats_.hints_delivered;
-    if (auto e = store_->get(a->held.key); e && e->is_tombstone())
+    if (store_->holds_tombstone(a->held.key))
       tombstones_.confirm(a->held.key, from, held);
     if (a->rid != 0) {
       if (auto* w = writes_.ack(a->rid, from, held)) {
@@ -1286,7 +1286,10 @@ void node::tick(uint64_t now) {
         finish_write(w, true);
     }
     if (now >= w.next_retry) {
-      w.next_retry = now + cfg_.retry_ms;
+      ++w.resends;
+      w.next_retry = now + (cfg_.retry_backoff ? cfg_.retry_ms << std::min<uint32_t>(w.resends, 4)
+                                               : cfg_.retry_ms);
+      stats_.write_resends += w.waiting.size();
       for (node_id t : w.waiting) {
         auto h = w.holders.find(t);
         if (h != w.holders.end())

@@ -31,8 +31,14 @@ namespace kura::gossip {
 struct node_config {
   membership_config members;
   ring_config ring;
-  uint32_t write_acks = 1;                 ///< kura.cluster.write-acks (1 = owner only)
-  uint64_t retry_ms = 1'000;               ///< resend of replicate/invalidate/fetch
+  uint32_t write_acks = 1;   ///< kura.cluster.write-acks (1 = owner only)
+  uint64_t retry_ms = 1'000; ///< resend of replicate/invalidate/fetch
+  /// A write's replicate messages are resent retry_ms after the write, then
+  /// after 2x, 4x, 8x, 16x that (kura-node: its transport is TCP, where a
+  /// message to a live connection is not lost, so a resend that is not needed
+  /// only adds load to a replica that is slow because it is loaded). Off:
+  /// every retry_ms (kura-sim's seeds, whose network drops messages).
+  bool retry_backoff = false;
   uint64_t write_timeout_ms = 5'000;       ///< a client write fails after this
   uint64_t read_timeout_ms = 1'000;        ///< per replica tried by a fetch
   uint64_t near_ttl_ms = 60'000;           ///< lifetime of a near-cache copy
@@ -222,6 +228,8 @@ public:
   struct counters {
     uint64_t writes = 0, reads = 0, local_reads = 0, fetches = 0;
     uint64_t replicated = 0, hints_stored = 0, hints_delivered = 0;
+    /// replicate (or hint) messages sent again because no ack came in time.
+    uint64_t write_resends = 0;
     uint64_t invalidations_sent = 0, ae_rounds = 0, ae_repaired = 0, handed_off = 0;
     uint64_t tombstones_collected = 0, decode_errors = 0;
     uint64_t invalidations_acked = 0; ///< holders that confirmed dropping a near copy

@@ -41,6 +41,7 @@ public:
     uint32_t needed = 0;
     uint64_t deadline = 0;
     uint64_t next_retry = 0;
+    uint32_t resends = 0;  ///< rounds of resends so far
     bool reported = false; ///< the client got its answer
     /// Sloppy quorum: hint holder -> the suspect replica it holds the write for.
     std::map<node_id, node_id> holders;

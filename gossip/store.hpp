@@ -59,6 +59,12 @@ public:
     auto e = get(key);
     return e ? std::optional<version>(e->ver) : std::nullopt;
   }
+  /// Whether the copy held of `key` is a tombstone (every replicate ack asks;
+  /// a store that can tell without reading the value overrides this).
+  virtual bool holds_tombstone(std::string_view key) const {
+    auto e = get(key);
+    return e && e->is_tombstone();
+  }
   /// Removes a key outright (tombstone collection, handoff, tests).
   virtual bool erase(std::string_view key) = 0;
   /// Entries held (tombstones included).

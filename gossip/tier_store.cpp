@@ -207,6 +207,17 @@ std::optional<version> tier_store::version_of(std::string_view key) const {
   return it->second.ver;
 }
 
+bool tier_store::holds_tombstone(std::string_view key) const {
+  auto it = index_.find({position(key), std::string(key)});
+  if (it == index_.end())
+    return false;
+  if (it->second.flags & entry_flags::tombstone)
+    return true;
+  if (it->second.expiry_ms == 0 && max_age_ms_ == 0)
+    return false; // a live value (get() would read it only to say so)
+  return replica_store::holds_tombstone(key);
+}
+
 bool tier_store::apply_tiers(const entry& e, bool known) {
   auto r = l3_->apply(e, clk_.now_ms());
   if (!r) {
@@ -229,8 +240,13 @@ bool tier_store::apply(const entry& e) {
   auto it = index_.find(k);
   if (it != index_.end() && !(it->second.ver < e.ver))
     return false; // the index covers L3 and L4: no disk read
-  if (cache_)
-    (void)cache_->erase(e.key); // older than what is being applied
+  if (cache_) {
+    // Write-through: the new value replaces the cached copy (older than it),
+    // so the next read of the key is a memory hit, not an L3 read.
+    auto now = clk_.now_ms();
+    if (e.is_tombstone() || e.expired(now) || !cache_->put(e, now))
+      (void)cache_->erase(e.key);
+  }
   bool known = it != index_.end();
   if (worker_.joinable()) {
     change c;

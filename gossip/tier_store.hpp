@@ -22,7 +22,9 @@
 //
 // get()/for_each() read the tiers (an entry is read when it is shipped);
 // get() can keep what it read in a memory cache in front of them
-// (set_read_cache; kura-node: its memory tier, --memory-bytes).
+// (set_read_cache; kura-node: its memory tier, --memory-bytes), and apply()
+// puts every value it stores there too (write-through: a key written is read
+// back from memory, not from L3).
 //
 // Background commits (kura-node: `background` at open). LMDB commits with
 // their fdatasync must not run on the thread that serves clients. In this mode
@@ -80,6 +82,8 @@ public:
   std::optional<entry> get(std::string_view key) const override;
   /// From the in-memory index: no disk read, no lock.
   std::optional<version> version_of(std::string_view key) const override;
+  /// From the index when it can tell (a tombstone, or a value not expired).
+  bool holds_tombstone(std::string_view key) const override;
   /// Removes the key from L3 and L4 (tombstone collection, handoff).
   bool erase(std::string_view key) override;
   size_t size() const override { return index_.size(); }
@@ -122,10 +126,11 @@ public:
 
   /// Keeps up to `bytes` (0: none) of the live entries get() read from the
   /// tiers in a memory cache in front of them: kura's memory tier (L1 + L2,
-  /// W-TinyLFU, tiers/memory_cache.hpp). A cached entry is served only while
-  /// its version is the one the index holds for the key, and apply()/erase()
-  /// drop the key's cached copy, so the cache never answers anything but
-  /// what the tiers would (never an older version). Owner thread only.
+  /// W-TinyLFU, tiers/memory_cache.hpp), and every live value apply()
+  /// stores (write-through). A cached entry is served only while its version
+  /// is the one the index holds for the key, apply() replaces the key's cached
+  /// copy and erase() drops it, so the cache never answers anything but what
+  /// the tiers would (never an older version). Owner thread only.
   void set_read_cache(uint64_t bytes);
   /// Reads the cache answered, and reads that went to the overlay or tiers.
   uint64_t cache_hits() const { return cache_hits_; }

@@ -42,7 +42,7 @@ struct cluster_metrics {
       inv_acked, ae_rounds, ae_repairs, ae_bytes, streamed_bytes, streamed_entries, handed_off,
       gossip_messages, gossip_batches, decode_errors, tombstones_collected, stream_in_bytes,
       stream_in_entries, cache_hits, cache_misses, redirects_moved, redirects_ask, catch_ups,
-      ae_view_mismatches, streams_resourced, streams_given_up;
+      ae_view_mismatches, streams_resourced, streams_given_up, write_resends;
   Gauge* move_active = nullptr;
   Gauge* move_keys_expected = nullptr;
   std::vector<gossip::node_id> ring_members; ///< what slots_* were computed for
@@ -85,6 +85,7 @@ struct cluster_metrics {
     auto& st = n->stats();
     hints_stored.set(st.hints_stored);
     hints_delivered.set(st.hints_delivered);
+    write_resends.set(st.write_resends);
     forwarded.set(c.forwarded());
     remote_reads.set(st.fetches);
     writes.set(st.writes);
@@ -155,6 +156,9 @@ std::function<void(const actors::cluster_core&)> cluster_metrics_hook(node_metri
   cm->hints_stored.c = counter(r, "kura_cluster_hints_stored_total", "Hinted writes taken");
   cm->hints_delivered.c =
       counter(r, "kura_cluster_hints_delivered_total", "Hinted writes handed to their replica");
+  cm->write_resends.c =
+      counter(r, "kura_cluster_write_resends_total",
+              "Replicated writes sent to a replica (or hint holder) again: no ack in time");
   cm->forwarded.c = counter(r, "kura_cluster_forwarded_commands_total",
                             "Commands forwarded to the key's owner or to every member");
   auto& redirects = BuildCounter()

@@ -129,7 +129,14 @@ TEST_CASE("tier_store read cache: hits, and never a version older than the store
     CHECK(s->cache_misses() == misses);
     CHECK(s->cache_bytes() > 0);
     CHECK(s->apply(val("a", "2", 11))); // replicated newer write: the cached 1 is gone
+    misses = s->cache_misses();
     CHECK(s->get("a")->value == "2");
+    CHECK(s->cache_misses() == misses); // written through: served from memory
+    CHECK(s->apply(val("w", "fresh", 11)));
+    CHECK(s->get("w")->value == "fresh");
+    CHECK(s->cache_misses() == misses); // a new key too, before any commit
+    CHECK_FALSE(s->holds_tombstone("w"));
+    CHECK_FALSE(s->holds_tombstone("nope"));
     CHECK(s->flush().ok());
     CHECK(s->get("a")->value == "2");
     CHECK(s->get("a")->value == "2");
@@ -139,6 +146,7 @@ TEST_CASE("tier_store read cache: hits, and never a version older than the store
     auto t = s->get("a");
     REQUIRE(t);
     CHECK(t->is_tombstone());
+    CHECK(s->holds_tombstone("a"));
     CHECK(s->apply(val("b", "x", 5, 1, clk.now_ms() + 100)));
     CHECK(s->flush().ok());
     CHECK(s->get("b")->value == "x");
