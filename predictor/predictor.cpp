@@ -395,6 +395,10 @@ prewarm_plan predictor::make_plan(uint64_t now_ms, const memory_view& mem, bool 
   std::vector<std::pair<double, uint64_t>> hotter; // resident: (q, bytes)
   const uint64_t hour = now_ms / hour_ms;
   const double bar = load_bar();
+  double outcomes = 0;
+  for (size_t b = 0; b < calibration_buckets; ++b)
+    outcomes += cal_loads_[b];
+  const bool first = outcomes < cfg_.first_evidence; // shadows only, no loads yet
   refresh_shortlist(now_ms);
   for (size_t i = 0; i < shortlist_hot_; ++i) {
     auto found = keys_.find(shortlist_[i]);
@@ -445,7 +449,7 @@ prewarm_plan predictor::make_plan(uint64_t now_ms, const memory_view& mem, bool 
     // without a load (a shadow) until the bucket has lift_evidence outcomes.
     const bool unproven =
         raw >= calibration_floor && cal_loads_[calibration_bucket(raw)] < cfg_.lift_evidence;
-    if (q >= bar && !unproven) {
+    if (q >= bar && !unproven && !first) {
       cands.push_back(cand{&key, &slot, q, b});
     } else if (!slot.shadow_until && raw >= calibration_floor &&
                (cfg_.shadow_below_bar || q >= cfg_.min_confidence)) {

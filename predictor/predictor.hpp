@@ -72,6 +72,9 @@ struct predictor_config {
   /// profile 0.75-0.8 from buckets with 1-2 outcomes, precision 0.5
   /// (bench/RESULTS.md "Ninth pass").
   double lift_evidence = 8;
+  /// No loads at all until the record holds this many outcomes (shadows
+  /// build it: candidates are checked without a load until then).
+  double first_evidence = 32;
   /// Make room for a plan's loads by dropping from memory (not from L3)
   /// resident keys the model predicts cold: read in the next `cold_window_ms`
   /// with probability below `cold_max_probability`. A load never displaces a

@@ -119,7 +119,8 @@ TEST_CASE("key patterns are learned from shapes and from value variety") {
 
 TEST_CASE("the plan loads the morning keys before the morning, not the evening keys") {
   predictor_config cfg;
-  cfg.lift_evidence = 0;  // (bucket evidence: its own case)
+  cfg.lift_evidence = 0; // (bucket evidence: its own case)
+  cfg.first_evidence = 0;
   cfg.evidence_loads = 0; // the bar for a thin record: its own test
   cfg.reload_evicted = true;
   predictor pr(cfg);
@@ -178,7 +179,8 @@ TEST_CASE("the plan loads the morning keys before the morning, not the evening k
 
 TEST_CASE("the plan keeps to its byte budget and protects hotter residents") {
   predictor_config cfg;
-  cfg.lift_evidence = 0;          // (bucket evidence: its own case)
+  cfg.lift_evidence = 0; // (bucket evidence: its own case)
+  cfg.first_evidence = 0;
   cfg.max_bytes_per_cycle = 1000; // ten keys of 100 bytes
   predictor pr(cfg);
   for (int d = 0; d < 10; ++d)
@@ -191,7 +193,8 @@ TEST_CASE("the plan keeps to its byte budget and protects hotter residents") {
   CHECK(plan.bytes <= 1000);
   // Memory of 1000 bytes, 8 hotter (always-read) keys resident: room for 2.
   predictor_config cfg_open;
-  cfg_open.lift_evidence = 0;
+  cfg_open.lift_evidence = 0; // (bucket evidence: its own case)
+  cfg_open.first_evidence = 0;
   predictor pr2(cfg_open);
   for (int h = 0; h < 24 * 10 + 8; ++h) // every hour up to day 10 07:xx
     for (int k = 0; k < 8; ++k)
@@ -489,6 +492,7 @@ TEST_CASE(
     "the plan learns from its own record: misses stop loads, short survival shrinks the horizon") {
   predictor_config cfg;
   cfg.lift_evidence = 0; // (bucket evidence: its own case)
+  cfg.first_evidence = 0;
   predictor pr(cfg);
   for (int week = 0; week < 3; ++week)
     for (int d = 0; d < 7; ++d)
@@ -518,6 +522,7 @@ TEST_CASE(
 TEST_CASE("loads never read within two horizons count against their confidence bucket") {
   predictor_config cfg;
   cfg.lift_evidence = 0; // (bucket evidence: its own case)
+  cfg.first_evidence = 0;
   predictor pr(cfg);
   for (int week = 0; week < 3; ++week)
     for (int d = 0; d < 7; ++d)
@@ -554,6 +559,7 @@ void learn_mornings(predictor& pr, const std::string& prefix, int keys, int days
 TEST_CASE("imminent gate: a key is loaded only when its reads are about to start") {
   predictor_config cfg;
   cfg.lift_evidence = 0; // (bucket evidence: its own case)
+  cfg.first_evidence = 0;
   cfg.evidence_loads = 0;
   cfg.min_history_ms = 0;
   set_memory mem;
@@ -582,6 +588,7 @@ TEST_CASE("imminent gate: a key is loaded only when its reads are about to start
 TEST_CASE("history gate: a key followed for less than min_history_ms is not loaded") {
   predictor_config cfg;
   cfg.lift_evidence = 0; // (bucket evidence: its own case)
+  cfg.first_evidence = 0;
   cfg.min_history_ms = week_ms;
   cfg.evidence_loads = 0;
   set_memory mem;
@@ -606,6 +613,7 @@ TEST_CASE("history gate: a key followed for less than min_history_ms is not load
 TEST_CASE("history gate at 48 h: a day of evidence is refused, five days load") {
   predictor_config cfg;
   cfg.lift_evidence = 0; // (bucket evidence: its own case)
+  cfg.first_evidence = 0;
   cfg.min_history_ms = 2 * day_ms;
   cfg.evidence_loads = 0;
   set_memory mem;
@@ -629,6 +637,7 @@ TEST_CASE("history gate at 48 h: a day of evidence is refused, five days load") 
 TEST_CASE("cold drops: resident keys predicted cold make room, one per load, never hot ones") {
   predictor_config cfg;
   cfg.lift_evidence = 0; // (bucket evidence: its own case)
+  cfg.first_evidence = 0;
   rng r(11);
   auto learn = [&](predictor& pr) {
     for (int d = 0; d < 14; ++d)
@@ -722,6 +731,7 @@ TEST_CASE("put_predicted: a predicted load enters L2's probation when L2 has roo
 TEST_CASE("a thin record of load outcomes raises the bar") {
   predictor_config cfg;  // min_confidence 0.7, evidence_loads 32, thin_margin 0.5
   cfg.lift_evidence = 0; // (bucket evidence: its own case)
+  cfg.first_evidence = 0;
   cfg.min_history_ms = 0;
   // Key k is read at 08:xx on each of the last k days (1..14): more days,
   // more confidence.
@@ -808,6 +818,7 @@ TEST_CASE("shadows below the bar: refused candidates calibrate their bucket with
 TEST_CASE("the plan looks no further ahead than memory's turnover") {
   predictor_config cfg;
   cfg.lift_evidence = 0; // (bucket evidence: its own case)
+  cfg.first_evidence = 0;
   cfg.evidence_loads = 0;
   cfg.min_history_ms = 0;
   for (uint64_t cap : {uint64_t{1000}, uint64_t{100'000'000}}) {
@@ -892,6 +903,7 @@ TEST_CASE("a load needs outcomes of its own calibration bucket (lift_evidence)")
   predictor_config cfg;
   cfg.evidence_loads = 0;
   cfg.min_history_ms = 0;
+  cfg.first_evidence = 0;
   for (double lift : {0.0, 8.0}) {
     CAPTURE(lift);
     cfg.lift_evidence = lift;
