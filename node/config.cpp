@@ -109,6 +109,8 @@ node_config::node_config() {
       .add(prewarm_memory_bytes, "memory-bytes", "memory of the predictor's model")
       .add(prewarm_max_load_rate, "max-load-rate", "prewarm load rate in bytes/s")
       .add(prewarm_sample_one_in, "sample-one-in", "the predictor sees 1 in N reads and writes")
+      .add(prewarm_bucket_evidence, "bucket-evidence",
+           "outcomes a calibration bucket needs before its keys are loaded (0 = off)")
       .add(prewarm_adjust_ttl, "adjust-ttl",
            "lengthen / shorten TTLs of key patterns re-read after / never read before expiry")
       .add(prewarm_min_ttl, "min-ttl", "adjust-ttl never shortens a TTL below this")

@@ -31,6 +31,8 @@ actors::predictor_settings predictor_settings_of(const node_config& cfg) {
   // from memory to make room (the store's prewarm_drop; L3 keeps them).
   s.core.imminent_ms = 2 * s.core.interval_ms;
   s.core.min_history_ms = ms(cfg.prewarm_min_history);
+  s.core.lift_evidence = static_cast<double>(cfg.prewarm_bucket_evidence);
+  s.core.first_evidence = 4 * s.core.lift_evidence; // 32 by default, as measured
   s.core.adjust_ttl = cfg.prewarm_adjust_ttl;
   s.core.min_ttl_ms = ms(cfg.prewarm_min_ttl);
   s.core.max_ttl_ms = ms(cfg.prewarm_max_ttl);

@@ -66,6 +66,8 @@ std::vector<std::string> args(int64_t offset_ms) {
           "--kura.prewarm.min-confidence=0.1",
           // the test's model has three hours of history, not a week
           "--kura.prewarm.min-history=1h",
+          // and no record of outcomes yet: loads without the bucket evidence
+          "--kura.prewarm.bucket-evidence=0",
           "--kura.prewarm.clock-offset-ms=" + std::to_string(offset_ms),
           "--kura.archive.enabled=false"};
 }
@@ -285,8 +287,12 @@ TEST_CASE("a kura-node drops predicted-cold keys from memory to make room for pr
   CHECK(n.stop() == 0);
 }
 
+// Skipped: written in session 9 but never run (kura-node did not finish
+// building on the loaded machine before the deadline). Remove the skip once it
+// has passed 5 times in a row under load.
 TEST_CASE(
-    "adjust-ttl: a pattern re-read after expiry gets longer TTLs in kura-node, within bounds") {
+    "adjust-ttl: a pattern re-read after expiry gets longer TTLs in kura-node, within bounds" *
+    doctest::skip()) {
   // 40 session keys are written with PX 300 and read again after they
   // expired (misses): the predictor learns that sess:* is re-read after
   // expiry, the node doubles the TTL of new sess:* writes (never above
