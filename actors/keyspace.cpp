@@ -187,11 +187,25 @@ kura::version keyspace::next_version(uint64_t now) {
   return kura::version{hlc, cfg_.node_id};
 }
 
+uint64_t keyspace::adjust_ttl(std::string_view key, uint64_t now, uint64_t expiry_ms) {
+  const uint64_t asked = expiry_ms - now;
+  const uint64_t ttl = ttl_rules_->apply(key, asked);
+  if (ttl == asked)
+    return expiry_ms;
+  ++(ttl > asked ? ttl_longer_ : ttl_shorter_);
+  return ttl > UINT64_MAX - now ? UINT64_MAX : now + ttl;
+}
+
 status keyspace::write(std::string_view key, std::string value, uint64_t expiry_ms, uint8_t flags) {
   if (auto st = cfg_.lim.check(key, value.size()); !st.ok())
     return st;
   auto now = clk_.now_ms();
   touch(key);
+  // the predictor learns from the asked TTL; the retention and sensitive-key
+  // caps below apply to the adjusted one
+  const uint64_t asked_ttl = expiry_ms > now ? expiry_ms - now : 0;
+  if (ttl_rules_ && asked_ttl && (flags & asked_ttl_flag) != 0)
+    expiry_ms = adjust_ttl(key, now, expiry_ms);
   expiry_ms = retention_cap(expiry_ms, now);
   if (!cfg_.sensitive_patterns.empty() && sensitive(key)) {
     if (cfg_.sensitive_max_ttl_ms != 0 &&
@@ -201,7 +215,11 @@ status keyspace::write(std::string_view key, std::string value, uint64_t expiry_
       sensitive_due_.emplace(expiry_ms, std::string{key});
   }
   if (tap_)
-    tap_->on_write(key, now, expiry_ms > now ? expiry_ms - now : 0, value.size());
+    tap_->on_write(key, now,
+                   ttl_rules_        ? asked_ttl
+                   : expiry_ms > now ? expiry_ms - now
+                                     : 0,
+                   value.size());
   entry e;
   e.key.assign(key.data(), key.size());
   e.expiry_ms = expiry_ms;

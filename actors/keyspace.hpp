@@ -23,6 +23,7 @@
 #pragma once
 
 #include "actors/predictor_tap.hpp"
+#include "predictor/ttl_rules.hpp"
 #include "tiers/clock.hpp"
 #include "tiers/entry.hpp"
 #include "tiers/memory_cache.hpp"
@@ -91,6 +92,10 @@ struct keyspace_config {
 /// Set on staged entries that L4 (the archive) answered; never stored
 /// (finish_lookup clears it when it promotes the entry).
 constexpr uint8_t from_archive_flag = 1u << 7;
+/// A write() flag: the expiry is one the client has just asked for (SET EX/PX,
+/// SETEX ...), not one carried over (INCR, APPEND, KEEPTTL): the predictor's
+/// TTL rules may adjust it. Never stored.
+constexpr uint8_t asked_ttl_flag = 1u << 6;
 
 /// L3 answers for the keys of one waiting command: key -> entry or nullopt.
 using staged_entries = std::unordered_map<std::string, std::optional<entry>>;
@@ -107,6 +112,14 @@ public:
   bool has_l3() const noexcept { return l3_ != nullptr; }
   /// Reports reads and writes to the predictor's tap (nullptr: none).
   void set_tap(predictor_tap* t) noexcept { tap_ = t; }
+  /// The predictor's TTL rules (kura.prewarm.adjust-ttl), applied to writes
+  /// that carry a TTL (nullptr: none). The tap still sees the asked TTL.
+  void set_ttl_rules(std::shared_ptr<const predictor::ttl_rules> r) noexcept {
+    ttl_rules_ = std::move(r);
+  }
+  /// Writes whose TTL the rules lengthened / shortened.
+  uint64_t ttl_longer() const noexcept { return ttl_longer_; }
+  uint64_t ttl_shorter() const noexcept { return ttl_shorter_; }
 
   // -- memory shards -------------------------------------------------------------
 
@@ -293,6 +306,10 @@ private:
   const kura::clock& clk_;
   l3_port* l3_;
   predictor_tap* tap_ = nullptr;
+  /// The expiry of a write asked to expire at `expiry_ms` (> now) under the TTL rules.
+  uint64_t adjust_ttl(std::string_view key, uint64_t now, uint64_t expiry_ms);
+  std::shared_ptr<const predictor::ttl_rules> ttl_rules_;
+  uint64_t ttl_longer_ = 0, ttl_shorter_ = 0;
   std::vector<std::unique_ptr<memory_cache>> shards_;
   std::vector<uint64_t> filter_;
   bool filter_loading_ = false;

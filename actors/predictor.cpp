@@ -40,6 +40,8 @@ struct predictor_state {
   /// memory for the whole horizon (predictor::make_plan's `restart`).
   bool restart_plan = false;
   uint64_t cold_dropped = 0;
+  /// The TTL rules last sent to the store (adjust-ttl) or suggested.
+  pred::ttl_rules::rule_map ttl_in_force;
   // anomaly inputs: figures at the last cycle and now
   store_figures fig, fig_at_cycle;
   bool have_fig = false;
@@ -87,8 +89,13 @@ struct predictor_state {
     r.prewarm_lost = lost;
     r.precision = s.precision();
     r.cold_dropped = cold_dropped;
-    r.ttl_longer = s.ttl_longer;
-    r.ttl_shorter = s.ttl_shorter;
+    r.ttl_longer = fig.ttl_longer;
+    r.ttl_shorter = fig.ttl_shorter;
+    r.adjust_ttl = cfg.core.adjust_ttl;
+    for (const auto& [pattern, dir] : ttl_in_force)
+      r.ttl_rules.push_back(
+          pattern + (dir > 0 ? " x2 (re-read after expiry)" : " /2 (never read before expiry)"));
+    std::sort(r.ttl_rules.begin(), r.ttl_rules.end());
     r.horizon_ms = core->effective_horizon_ms();
     r.interval_ms = cfg.core.interval_ms;
     r.min_confidence = cfg.core.min_confidence;
@@ -182,6 +189,23 @@ struct predictor_state {
 using pred_self = caf::stateful_actor<predictor_state>*;
 
 void load_next(pred_self self);
+
+/// Sends the store the TTL rules when they changed (kura.prewarm.adjust-ttl;
+/// without it they are only reported as suggestions).
+void push_ttl_rules(pred_self self) {
+  auto& st = self->state;
+  auto rules = std::make_shared<const pred::ttl_rules>(st.core->applied_ttl_rules());
+  if (rules->rules() == st.ttl_in_force)
+    return;
+  st.ttl_in_force = rules->rules();
+  if (!st.cfg.core.adjust_ttl)
+    return;
+  for (const auto& [pattern, dir] : st.ttl_in_force)
+    std::cerr << "kura-node: predictor: TTLs of " << pattern << " "
+              << (dir > 0 ? "doubled (re-read after expiry)" : "halved (never read before expiry)")
+              << std::endl;
+  self->send(st.store, prewarm_ttl_atom::value, ttl_rules_ptr(std::move(rules)));
+}
 
 void finish_run(pred_self self) {
   auto& st = self->state;
@@ -351,6 +375,7 @@ caf::behavior predictor_actor(pred_self self, predictor_settings cfg, caf::actor
                              true);
           return;
         }
+        push_ttl_rules(self);
         if (!first) {
           s.observe(s.now());
           if (++s.cycles % std::max<uint32_t>(1, s.cfg.save_every) == 0)
@@ -436,7 +461,17 @@ void ship_tap(store_core& c) {
     b.fig.storage_budget = l3.capacity_bytes;
   }
   b.fig.tap_dropped = c.tap ? c.tap->dropped() : 0;
+  b.fig.ttl_longer = c.ks().ttl_longer();
+  b.fig.ttl_shorter = c.ks().ttl_shorter();
   caf::anon_send(c.predictor, std::move(b));
+}
+
+void set_ttl_rules(store_core& c, ttl_rules_ptr rules) {
+  // hash-keys-in-models: the model's patterns are those of key hashes, which
+  // no client key matches; the rules would change nothing
+  if (rules && (rules->empty() || c.config().model_key_hashes))
+    rules.reset();
+  c.ks().set_ttl_rules(std::move(rules));
 }
 
 namespace {

@@ -28,8 +28,10 @@
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -42,6 +44,11 @@ using prewarm_next_atom = caf::atom_constant<caf::atom("pw_next")>;
 using predictor_op_atom = caf::atom_constant<caf::atom("pred_op")>;
 using predictor_cycle_atom = caf::atom_constant<caf::atom("pred_cyc")>;
 using predictor_attach_atom = caf::atom_constant<caf::atom("pred_att")>;
+using prewarm_ttl_atom = caf::atom_constant<caf::atom("pw_ttl")>;
+
+/// The TTL rules the predictor actor sends the store (kura.prewarm.adjust-ttl;
+/// local only: the store and the predictor are in one process).
+using ttl_rules_ptr = std::shared_ptr<const predictor::ttl_rules>;
 
 // -- in-node messages -------------------------------------------------------------
 
@@ -53,6 +60,8 @@ struct store_figures {
   uint64_t storage_budget = 0; ///< L3 budget (0 = unknown)
   uint64_t memory_capacity = 0;
   uint64_t tap_dropped = 0; ///< events the tap dropped (predictor behind)
+  uint64_t ttl_longer = 0;  ///< writes whose TTL the applied rules lengthened
+  uint64_t ttl_shorter = 0; ///< ... shortened
 };
 
 /// One shipment from the store broker's tick.
@@ -141,8 +150,12 @@ struct predictor_report {
   uint64_t prewarm_lost = 0;  ///< prewarmed keys evicted before their first read
   double precision = 0;       ///< prewarm_hits / prewarm_loads
   uint64_t cold_dropped = 0;  ///< predicted-cold keys dropped from memory to make room
-  uint64_t ttl_longer = 0;
-  uint64_t ttl_shorter = 0;
+  uint64_t ttl_longer = 0;    ///< writes whose TTL kura.prewarm.adjust-ttl lengthened
+  uint64_t ttl_shorter = 0;   ///< ... shortened
+  bool adjust_ttl = false;    ///< kura.prewarm.adjust-ttl
+  /// The TTL rules in force (adjust-ttl) or suggested (off): "pattern x2
+  /// (reason)" / "pattern /2 (reason)".
+  std::vector<std::string> ttl_rules;
   uint64_t horizon_ms = 0;
   uint64_t interval_ms = 0;
   double min_confidence = 0;
@@ -156,7 +169,7 @@ struct predictor_report {
                  model_bytes, model_budget, plans, prewarm_runs, prewarm_loads, prewarm_bytes,
                  prewarm_hits, prewarm_lost, precision, ttl_longer, ttl_shorter, horizon_ms,
                  interval_ms, min_confidence, model_path, model_status, last_plan_ms, last_save_ms,
-                 alerts_active, alerts_raised, cold_dropped);
+                 alerts_active, alerts_raised, cold_dropped, adjust_ttl, ttl_rules);
 };
 
 struct alert_row {
@@ -186,7 +199,8 @@ typename Inspector::result_type inspect(Inspector& f, tap_event& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, store_figures& x) {
   return f(caf::meta::type_name("kura.store_figures"), x.memory_hits, x.memory_misses,
-           x.storage_bytes, x.storage_budget, x.memory_capacity, x.tap_dropped);
+           x.storage_bytes, x.storage_budget, x.memory_capacity, x.tap_dropped, x.ttl_longer,
+           x.ttl_shorter);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, tap_batch& x) {
@@ -204,6 +218,8 @@ typename Inspector::result_type inspect(Inspector& f, prewarm_loaded& x) {
 void attach_predictor(store_core& c, caf::actor predictor, uint32_t sample_one_in);
 /// Sends the tap's events and the store's figures to the predictor (the tick).
 void ship_tap(store_core& c);
+/// Installs the predictor's TTL rules in the store's keyspace.
+void set_ttl_rules(store_core& c, ttl_rules_ptr rules);
 /// The keys of `keys` that memory holds.
 std::vector<std::string> resident_keys(store_core& c, std::vector<std::string>& keys);
 /// Drops from memory the keys of `keys` (a plan's predicted-cold residents)
@@ -271,3 +287,5 @@ bool handle_predictor_op(caf::event_based_actor* self, const caf::actor& predict
                          caf::typed_response_promise<std::string> rp);
 
 } // namespace kura::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kura::actors::ttl_rules_ptr)

@@ -822,6 +822,9 @@ caf::behavior store_broker(caf::stateful_actor<store_state, caf::io::broker>* se
       [=](prewarm_resident_atom, std::vector<std::string>& keys) {
         return resident_keys(*self->state.core, keys);
       },
+      [=](prewarm_ttl_atom, ttl_rules_ptr& rules) {
+        set_ttl_rules(*self->state.core, std::move(rules));
+      },
       [=](prewarm_drop_atom, std::vector<std::string>& keys) -> uint64_t {
         return prewarm_drop(*self->state.core, keys);
       },

@@ -182,6 +182,10 @@ int print_predictor_report(std::string_view answer, bool json, std::ostream& out
     j.key("prewarm_lost").num(r.prewarm_lost).key("bytes_loaded").num(r.prewarm_bytes);
     j.key("cold_dropped").num(r.cold_dropped);
     j.key("ttl_longer").num(r.ttl_longer).key("ttl_shorter").num(r.ttl_shorter);
+    j.key("adjust_ttl").boolean(r.adjust_ttl).key("ttl_rules").begin_array();
+    for (auto& rule : r.ttl_rules)
+      j.str(rule);
+    j.end_array();
     j.key("events").num(r.events).key("writes").num(r.writes);
     j.key("sample_one_in").num(r.sample_one_in).key("dropped").num(r.dropped);
     j.key("tracked_keys").num(r.tracked_keys).key("patterns").num(r.patterns);
@@ -210,7 +214,10 @@ int print_predictor_report(std::string_view answer, bool json, std::ostream& out
   row("bytes loaded", mib(r.prewarm_bytes));
   row("cold keys dropped", n(r.cold_dropped) + " (from memory, for loads)");
   row("prewarm runs", n(r.prewarm_runs));
-  row("TTL changes", n(r.ttl_longer) + " longer, " + n(r.ttl_shorter) + " shorter");
+  row("TTL changes", n(r.ttl_longer) + " longer, " + n(r.ttl_shorter) + " shorter" +
+                         (r.adjust_ttl ? "" : " (kura.prewarm.adjust-ttl off)"));
+  for (auto& rule : r.ttl_rules)
+    row(r.adjust_ttl ? "  TTL rule" : "  TTL suggestion", rule);
   row("events learned", n(r.events) + " reads, " + n(r.writes) + " writes (1 in " +
                             n(r.sample_one_in) + " sampled, " + n(r.dropped) + " dropped)");
   row("model", n(r.tracked_keys) + " keys, " + n(r.patterns) + " patterns, " + mib(r.model_bytes) +

@@ -118,7 +118,9 @@ void cmd_set(const command_args& a, command_context& c) {
     expiry = old->expiry_ms;
   if (has_exp && expiry <= now) {
     c.ks.erase(a[1]);
-  } else if (auto st = c.ks.write(a[1], std::string{a[2]}, expiry); !st.ok()) {
+  } else if (auto st =
+                 c.ks.write(a[1], std::string{a[2]}, expiry, has_exp ? actors::asked_ttl_flag : 0);
+             !st.ok()) {
     return put_error(out, "ERR " + st.message());
   }
   if (get) {
@@ -138,7 +140,8 @@ void setex_generic(command_context& c, const command_args& a, out_buffer& out, i
   if (v <= 0 || v > INT64_MAX / unit)
     return invalid_expire(out, unit == 1000 ? "setex" : "psetex");
   auto now = c.ks.clock().now_ms();
-  if (auto st = c.ks.write(a[1], std::string{a[3]}, now + static_cast<uint64_t>(v * unit));
+  if (auto st = c.ks.write(a[1], std::string{a[3]}, now + static_cast<uint64_t>(v * unit),
+                           actors::asked_ttl_flag);
       !st.ok())
     return put_error(out, "ERR " + st.message());
   put_ok(out);

@@ -109,6 +109,12 @@ node_config::node_config() {
       .add(prewarm_memory_bytes, "memory-bytes", "memory of the predictor's model")
       .add(prewarm_max_load_rate, "max-load-rate", "prewarm load rate in bytes/s")
       .add(prewarm_sample_one_in, "sample-one-in", "the predictor sees 1 in N reads and writes")
+      .add(prewarm_bucket_evidence, "bucket-evidence",
+           "outcomes a calibration bucket needs before its keys are loaded (0 = off)")
+      .add(prewarm_adjust_ttl, "adjust-ttl",
+           "lengthen / shorten TTLs of key patterns re-read after / never read before expiry")
+      .add(prewarm_min_ttl, "min-ttl", "adjust-ttl never shortens a TTL below this")
+      .add(prewarm_max_ttl, "max-ttl", "adjust-ttl never lengthens a TTL above this")
       .add(prewarm_clock_offset_ms, "clock-offset-ms",
            "shifts the predictor's clock (replays and tests; 0 in production)");
   opt_group{custom_options_, "kura.alerts"}
@@ -315,6 +321,8 @@ std::string node_config::check_values() {
     return bad("kura.prewarm.load-horizon", "1min..kura.prewarm.prediction-window");
   if (prewarm_min_history.count() < 0)
     return bad("kura.prewarm.min-history", "0 or more");
+  if (prewarm_min_ttl.count() <= 0 || prewarm_max_ttl < prewarm_min_ttl)
+    return bad("kura.prewarm.min-ttl / max-ttl", "0 < min-ttl <= max-ttl");
   if (prewarm_memory_bytes < (1u << 20))
     return bad("kura.prewarm.memory-bytes", "at least 1048576");
   if (prewarm_max_load_rate < 1024)

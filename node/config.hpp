@@ -75,11 +75,16 @@ struct node_config : caf::actor_system_config {
   // -- kura.prewarm (docs/predictor.md) ---------------------------------------------
   caf::timespan prewarm_interval = std::chrono::minutes(1);
   caf::timespan prewarm_load_horizon = std::chrono::hours(1);
-  caf::timespan prewarm_min_history = std::chrono::hours(24 * 7);
+  caf::timespan prewarm_min_history = std::chrono::hours(48);
   uint64_t prewarm_memory_bytes = 32ull << 20;
   uint64_t prewarm_max_load_rate = 16ull << 20; ///< bytes/s
   uint64_t prewarm_sample_one_in = 8;
   int64_t prewarm_clock_offset_ms = 0;
+  uint64_t prewarm_bucket_evidence =
+      8;                           ///< outcomes a calibration bucket needs before loads (0 = off)
+  bool prewarm_adjust_ttl = false; ///< apply the predictor's TTL rules to writes with a TTL
+  caf::timespan prewarm_min_ttl = std::chrono::seconds(1);     ///< adjust-ttl's lower bound
+  caf::timespan prewarm_max_ttl = std::chrono::hours(24 * 30); ///< adjust-ttl's upper bound
   double alerts_min_hit_ratio = 0.85;
   double alerts_max_storage_share = 0.9;
   caf::timespan sync_interval = std::chrono::seconds(30);

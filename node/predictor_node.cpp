@@ -27,10 +27,15 @@ actors::predictor_settings predictor_settings_of(const node_config& cfg) {
   // predictor3's gates (bench/RESULTS.md "Third pass"), as in the bench: a
   // key is loaded only when its reads start within two cycles (the first plan
   // after a restart skips that: actors/predictor.cpp) and once it has been
-  // followed for kura.prewarm.min-history (a week), and resident keys predicted cold are dropped
+  // followed for kura.prewarm.min-history (48 h), and resident keys predicted cold are dropped
   // from memory to make room (the store's prewarm_drop; L3 keeps them).
   s.core.imminent_ms = 2 * s.core.interval_ms;
   s.core.min_history_ms = ms(cfg.prewarm_min_history);
+  s.core.lift_evidence = static_cast<double>(cfg.prewarm_bucket_evidence);
+  s.core.first_evidence = 4 * s.core.lift_evidence; // 32 by default, as measured
+  s.core.adjust_ttl = cfg.prewarm_adjust_ttl;
+  s.core.min_ttl_ms = ms(cfg.prewarm_min_ttl);
+  s.core.max_ttl_ms = ms(cfg.prewarm_max_ttl);
   s.core.anomaly.min_hit_ratio = cfg.alerts_min_hit_ratio;
   s.core.anomaly.max_storage_share = cfg.alerts_max_storage_share;
   s.model_path = cfg.data_dir + "/predictor.model";

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 
 namespace kura::predictor {
 
@@ -214,8 +216,10 @@ void predictor::record(const access_event& e) {
         ++wp->read_before_expiry;
     }
     w->second.read = true;
-    if (expired && e.tier == access_tier::miss) {
-      // Read again after its TTL ran out: the TTL was too short.
+    if (expired) {
+      // Read again after the asked TTL ran out: that TTL was too short (a
+      // miss; or a hit where an applied longer TTL kept the key, which keeps
+      // the rule that lengthened it).
       if (wp)
         ++wp->reread_after_expiry;
       write_bytes_ -= write_track_overhead + w->first.size();
@@ -391,6 +395,10 @@ prewarm_plan predictor::make_plan(uint64_t now_ms, const memory_view& mem, bool 
   std::vector<std::pair<double, uint64_t>> hotter; // resident: (q, bytes)
   const uint64_t hour = now_ms / hour_ms;
   const double bar = load_bar();
+  double outcomes = 0;
+  for (size_t b = 0; b < calibration_buckets; ++b)
+    outcomes += cal_loads_[b];
+  const bool first = outcomes < cfg_.first_evidence; // shadows only, no loads yet
   refresh_shortlist(now_ms);
   for (size_t i = 0; i < shortlist_hot_; ++i) {
     auto found = keys_.find(shortlist_[i]);
@@ -436,7 +444,12 @@ prewarm_plan predictor::make_plan(uint64_t now_ms, const memory_view& mem, bool 
         !evicted_unread)
       continue;
     slot.planned_q = static_cast<float>(raw);
-    if (q >= bar) {
+    // A load needs outcomes of its own calibration bucket: with a few, its
+    // confidence is mostly the (pooled, scaled) profile figure; it is checked
+    // without a load (a shadow) until the bucket has lift_evidence outcomes.
+    const bool unproven =
+        raw >= calibration_floor && cal_loads_[calibration_bucket(raw)] < cfg_.lift_evidence;
+    if (q >= bar && !unproven && !first) {
       cands.push_back(cand{&key, &slot, q, b});
     } else if (!slot.shadow_until && raw >= calibration_floor &&
                (cfg_.shadow_below_bar || q >= cfg_.min_confidence)) {
@@ -724,6 +737,22 @@ tier_choice predictor::choose_tier(std::string_view key) {
   return tier_choice::memory;
 }
 
+int predictor::ttl_direction(const pattern_slot& p, const char** reason) const {
+  const uint64_t closed = p.read_before_expiry + p.reread_after_expiry + p.expired_unread;
+  if (closed < cfg_.min_write_evidence)
+    return 0;
+  if (4 * p.reread_after_expiry >= closed) {
+    *reason = "re-read after expiry";
+    return 1;
+  }
+  if (4 * p.expired_unread >= 3 * closed) {
+    *reason = "never read before expiry";
+    return -1;
+  }
+  *reason = "ttl fits";
+  return 0;
+}
+
 ttl_suggestion predictor::suggest_ttl(std::string_view key, uint64_t ttl_ms) {
   ttl_suggestion s;
   s.ttl_ms = ttl_ms;
@@ -734,31 +763,28 @@ ttl_suggestion predictor::suggest_ttl(std::string_view key, uint64_t ttl_ms) {
   auto it = patterns_.find(shapes_.pattern_of(key));
   if (it == patterns_.end())
     return s;
-  const pattern_slot& p = it->second;
-  const uint64_t closed = p.read_before_expiry + p.reread_after_expiry + p.expired_unread;
-  if (closed < cfg_.min_write_evidence)
-    return s;
-  uint64_t t = ttl_ms;
-  if (4 * p.reread_after_expiry >= closed) {
-    t = ttl_ms * 2;
-    s.reason = "re-read after expiry";
-  } else if (4 * p.expired_unread >= 3 * closed) {
-    t = ttl_ms / 2;
-    s.reason = "never read before expiry";
-  } else {
-    s.reason = "ttl fits";
-  }
-  t = std::clamp(t, std::min(cfg_.min_ttl_ms, ttl_ms), std::max(cfg_.max_ttl_ms, ttl_ms));
-  s.ttl_ms = t;
-  s.changed = t != ttl_ms;
+  const int dir = ttl_direction(it->second, &s.reason);
+  s.ttl_ms = ttl_rules(key_patterns(), {}, cfg_.min_ttl_ms, cfg_.max_ttl_ms).adjusted(ttl_ms, dir);
+  s.changed = s.ttl_ms != ttl_ms;
   s.applied = s.changed && cfg_.adjust_ttl;
   if (s.applied) {
-    if (t > ttl_ms)
+    if (s.ttl_ms > ttl_ms)
       ++st_.ttl_longer;
     else
       ++st_.ttl_shorter;
   }
   return s;
+}
+
+ttl_rules predictor::applied_ttl_rules() const {
+  ttl_rules::rule_map rules;
+  for (const auto& [name, slot] : patterns_) {
+    const char* why = "";
+    if (const int dir = ttl_direction(slot, &why); dir != 0)
+      rules.emplace(name, static_cast<int8_t>(dir));
+  }
+  return ttl_rules(rules.empty() ? key_patterns() : shapes_, std::move(rules), cfg_.min_ttl_ms,
+                   cfg_.max_ttl_ms);
 }
 
 // -- state ------------------------------------------------------------------------------

@@ -30,6 +30,7 @@
 #include "predictor/key_pattern.hpp"
 #include "predictor/model_file.hpp"
 #include "predictor/time_profile.hpp"
+#include "predictor/ttl_rules.hpp"
 #include "tiers/frequency_sketch.hpp"
 #include "tiers/random.hpp"
 #include "tiers/status.hpp"
@@ -58,11 +59,22 @@ struct predictor_config {
   /// qualifies).
   uint64_t imminent_ms = 2 * minute_ms;
   double imminent_probability = 0.3;
-  /// A key is loaded only once it has been followed this long (a week;
-  /// before that the profile knows its recent rate, not its time of day).
-  /// 48 h gains +1 point on the generated workload but loaded 6 keys at
-  /// precision 0.5 on nasa at 1 % (bench/RESULTS.md "Eighth pass").
-  uint64_t min_history_ms = week_ms;
+  /// A key is loaded only once it has been followed this long (48 h; before
+  /// that the profile knows its recent rate, not its time of day). With 48 h
+  /// and no lift_evidence rule nasa at 1 % loaded 6 keys at precision 0.5
+  /// (bench/RESULTS.md "Eighth pass"); a week gave 1.2 points less on the
+  /// generated workload.
+  uint64_t min_history_ms = 2 * day_ms;
+  /// A candidate is loaded only once its own calibration bucket (the profile
+  /// probability, by 0.05) holds this many outcomes (loads and shadows);
+  /// until then it is checked without a load (a shadow). With fewer, its
+  /// confidence is mostly the profile's figure: nasa at 1 % loaded 2 keys at
+  /// profile 0.75-0.8 from buckets with 1-2 outcomes, precision 0.5
+  /// (bench/RESULTS.md "Ninth pass").
+  double lift_evidence = 8;
+  /// No loads at all until the record holds this many outcomes (shadows
+  /// build it: candidates are checked without a load until then).
+  double first_evidence = 32;
   /// Make room for a plan's loads by dropping from memory (not from L3)
   /// resident keys the model predicts cold: read in the next `cold_window_ms`
   /// with probability below `cold_max_probability`. A load never displaces a
@@ -262,6 +274,12 @@ public:
   /// The TTL to use for a write of `key` asked with `ttl_ms` (within bounds);
   /// counts a change when adjust_ttl is on.
   ttl_suggestion suggest_ttl(std::string_view key, uint64_t ttl_ms);
+  /// The TTL decisions of every pattern with evidence enough (the same as
+  /// suggest_ttl's), as a snapshot a host applies on its write path (empty
+  /// when no pattern's TTL should change). The writes it records should carry
+  /// the TTL the client asked for, not the applied one, so that the evidence
+  /// stays about the asked TTL.
+  ttl_rules applied_ttl_rules() const;
 
   // -- anomalies -----------------------------------------------------------------
 
@@ -331,6 +349,8 @@ private:
   pattern_slot& pattern(const std::string& p, uint64_t now_ms);
   void trim_patterns(uint64_t now_ms);
   void close_write(const std::string& key, write_track& w, uint64_t now_ms);
+  /// +1 longer, -1 shorter, 0 unchanged (reason set when decided).
+  int ttl_direction(const pattern_slot& p, const char** reason) const;
   void reset();
   void refresh_shortlist(uint64_t now_ms);
   bool imminent(const time_profile& prof, uint64_t now_ms) const;

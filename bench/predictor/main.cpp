@@ -7,6 +7,7 @@
 //   kura-bench-predictor --anomaly [--seed N] [--memory 0.5]
 //   feature switches for experiments: --coaccess --tier-choice --min-confidence X
 //                                     --horizon-min M --min-history-h H --imminent-min M
+//                                     --lift-evidence N
 //                                     --no-shadow-below-bar --no-reload
 //
 // A trace (the CSV `timestamp_ms,key,size` of shared/traces/timestamped, zstd
@@ -235,8 +236,9 @@ struct options {
   bool skip_none = false; ///< --predictor-only: experiments (the `none` rows are deterministic)
   double min_confidence = 0.7;
   double horizon_min = 60;
-  double history_h = -1;    ///< --min-history-h (-1: the core's default)
-  double imminent_min = -1; ///< --imminent-min (-1: the core's default)
+  double history_h = -1;     ///< --min-history-h (-1: the core's default)
+  double imminent_min = -1;  ///< --imminent-min (-1: the core's default)
+  double lift_evidence = -1; ///< --lift-evidence (-1: the core's default)
   uint64_t seed = 1;
 };
 
@@ -280,6 +282,9 @@ pred::predictor_config predictor_config_for(const options& o) {
     c.min_history_ms = static_cast<uint64_t>(o.history_h * pred::hour_ms);
   if (o.imminent_min >= 0)
     c.imminent_ms = static_cast<uint64_t>(o.imminent_min * pred::minute_ms);
+  if (o.lift_evidence >= 0)
+    c.lift_evidence = o.lift_evidence;
+
   c.seed = o.seed;
   return c;
 }
@@ -790,6 +795,8 @@ int main(int argc, char** argv) {
       o.history_h = std::stod(val());
     else if (a == "--imminent-min")
       o.imminent_min = std::stod(val());
+    else if (a == "--lift-evidence")
+      o.lift_evidence = std::stod(val());
     else if (a == "-h" || a == "--help") {
       std::printf("usage: kura-bench-predictor --trace FILE [--memory 0.05] [--csv] "
                   "[--restart-at F]\n       kura-bench-predictor --generate [--seed N] "

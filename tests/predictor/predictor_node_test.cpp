@@ -32,11 +32,11 @@ long long json_int(const std::string& js, const std::string& name) {
   return std::atoll(js.c_str() + p + name.size() + 4);
 }
 
-/// Polls `kura predictor --json` until `pred` holds (or ~30 s pass).
+/// Polls `kura predictor --json` until `pred` holds (or ~60 s pass).
 template <class Pred>
 std::string wait_report(const node_process& n, Pred pred) {
   std::string js;
-  for (int i = 0; i < 300; ++i) {
+  for (int i = 0; i < 600; ++i) {
     int rc = -1;
     js = kura_cli(n.cluster_port, "--json predictor", rc);
     if (rc == 0 && pred(js))
@@ -66,6 +66,8 @@ std::vector<std::string> args(int64_t offset_ms) {
           "--kura.prewarm.min-confidence=0.1",
           // the test's model has three hours of history, not a week
           "--kura.prewarm.min-history=1h",
+          // and no record of outcomes yet: loads without the bucket evidence
+          "--kura.prewarm.bucket-evidence=0",
           "--kura.prewarm.clock-offset-ms=" + std::to_string(offset_ms),
           "--kura.archive.enabled=false"};
 }
@@ -282,6 +284,79 @@ TEST_CASE("a kura-node drops predicted-cold keys from memory to make room for pr
   auto human = kura_cli(n.cluster_port, "predictor", rc);
   CHECK(rc == 0);
   CHECK(human.find("cold keys dropped") != std::string::npos);
+  CHECK(n.stop() == 0);
+}
+
+// Skipped: written in session 9 but never run (kura-node did not finish
+// building on the loaded machine before the deadline). Remove the skip once it
+// has passed 5 times in a row under load.
+TEST_CASE(
+    "adjust-ttl: a pattern re-read after expiry gets longer TTLs in kura-node, within bounds" *
+    doctest::skip()) {
+  // 40 session keys are written with PX 300 and read again after they
+  // expired (misses): the predictor learns that sess:* is re-read after
+  // expiry, the node doubles the TTL of new sess:* writes (never above
+  // kura.prewarm.max-ttl), leaves other patterns alone, and `kura predictor`
+  // reports the rule and the writes it changed.
+  const std::vector<std::string> a = {
+      "--kura.prewarm.enabled=true", "--kura.prewarm.sample-one-in=1",
+      "--kura.prewarm.interval=1s",  "--kura.prewarm.adjust-ttl=true",
+      "--kura.prewarm.max-ttl=15s",  "--kura.archive.enabled=false"};
+  node_process n(a);
+  REQUIRE_MESSAGE(n.ready, n.log());
+  client c(n.port);
+  REQUIRE(c.ok());
+  auto sess = [](int i) { return "sess:" + std::to_string(i) + ":cart"; };
+  for (int i = 0; i < 40; ++i)
+    REQUIRE(*c.call({"SET", sess(i), "v", "PX", "300"}) == "+OK\r\n");
+  for (int i = 0; i < 40; ++i) {
+    bool gone = false; // poll until expired (no timing assumption)
+    for (int k = 0; k < 600 && !gone; ++k) {
+      gone = *c.call({"PTTL", sess(i)}) == ":-2\r\n";
+      if (!gone)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    REQUIRE(gone);
+    REQUIRE(*c.call({"GET", sess(i)}) == "$-1\r\n"); // the client asks again: a miss
+  }
+  auto js = wait_report(n, [](const std::string& j) {
+    return j.find("sess:*:cart x2 (re-read after expiry)") != std::string::npos;
+  });
+  CAPTURE(js);
+  REQUIRE(js.find("sess:*:cart x2 (re-read after expiry)") != std::string::npos);
+  CHECK(js.find("\"adjust_ttl\": true") != std::string::npos);
+  // The rule reaches the store with the next message after the report: poll
+  // a new write's TTL.
+  auto pttl = [&](const std::string& key) {
+    auto r = *c.call({"PTTL", key});
+    return std::atoll(r.c_str() + 1);
+  };
+  long long t = 0;
+  for (int k = 0; k < 600 && t <= 10'000; ++k) {
+    REQUIRE(*c.call({"SET", sess(100), "v", "PX", "10000"}) == "+OK\r\n");
+    t = pttl(sess(100));
+    if (t <= 10'000)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  CHECK(t > 10'000);
+  CHECK(t <= 15'000); // max-ttl
+  REQUIRE(*c.call({"SET", sess(101), "v", "PX", "4000"}) == "+OK\r\n");
+  const long long t2 = pttl(sess(101));
+  CHECK(t2 > 4'000);
+  CHECK(t2 <= 8'000);
+  REQUIRE(*c.call({"SET", "other:1", "v", "PX", "4000"}) == "+OK\r\n");
+  CHECK(pttl("other:1") <= 4'000); // another pattern: unchanged
+  REQUIRE(*c.call({"SET", sess(102), "v"}) == "+OK\r\n");
+  CHECK(*c.call({"PTTL", sess(102)}) == ":-1\r\n"); // no TTL stays none
+  js = wait_report(n, [](const std::string& j) { return json_int(j, "ttl_longer") >= 2; });
+  CAPTURE(js);
+  CHECK(json_int(js, "ttl_longer") >= 2);
+  CHECK(json_int(js, "ttl_shorter") == 0);
+  int rc = -1;
+  auto human = kura_cli(n.cluster_port, "predictor", rc);
+  CAPTURE(human);
+  CHECK(rc == 0);
+  CHECK(human.find("TTL rule") != std::string::npos);
   CHECK(n.stop() == 0);
 }
 

@@ -119,6 +119,8 @@ TEST_CASE("key patterns are learned from shapes and from value variety") {
 
 TEST_CASE("the plan loads the morning keys before the morning, not the evening keys") {
   predictor_config cfg;
+  cfg.lift_evidence = 0; // (bucket evidence: its own case)
+  cfg.first_evidence = 0;
   cfg.evidence_loads = 0; // the bar for a thin record: its own test
   cfg.reload_evicted = true;
   predictor pr(cfg);
@@ -177,6 +179,8 @@ TEST_CASE("the plan loads the morning keys before the morning, not the evening k
 
 TEST_CASE("the plan keeps to its byte budget and protects hotter residents") {
   predictor_config cfg;
+  cfg.lift_evidence = 0; // (bucket evidence: its own case)
+  cfg.first_evidence = 0;
   cfg.max_bytes_per_cycle = 1000; // ten keys of 100 bytes
   predictor pr(cfg);
   for (int d = 0; d < 10; ++d)
@@ -188,7 +192,10 @@ TEST_CASE("the plan keeps to its byte budget and protects hotter residents") {
   CHECK(plan.items.size() == 10);
   CHECK(plan.bytes <= 1000);
   // Memory of 1000 bytes, 8 hotter (always-read) keys resident: room for 2.
-  predictor pr2(predictor_config{});
+  predictor_config cfg_open;
+  cfg_open.lift_evidence = 0; // (bucket evidence: its own case)
+  cfg_open.first_evidence = 0;
+  predictor pr2(cfg_open);
   for (int h = 0; h < 24 * 10 + 8; ++h) // every hour up to day 10 07:xx
     for (int k = 0; k < 8; ++k)
       pr2.record(read("hot:" + std::to_string(k), at(0, 0, 0) + h * hour_ms + k * 1000));
@@ -280,6 +287,27 @@ TEST_CASE("TTL: longer for keys re-read after expiry, shorter for keys never rea
   CHECK(!unknown.changed);
   CHECK(pr.stats().ttl_longer == 1);
   CHECK(pr.stats().ttl_shorter == 1);
+  // The same decisions as a snapshot for a host's write path.
+  auto rules = pr.applied_ttl_rules();
+  CHECK(rules.rules().size() == 2);
+  CHECK(rules.apply("sess:4711", 60'000) == 120'000);
+  CHECK(rules.apply("tmp:4711", 60'000) == 30'000);
+  CHECK(rules.apply("other:1", 60'000) == 60'000);
+  CHECK(rules.apply("sess:4711", 0) == 0); // no TTL stays none
+  CHECK(rules.adjusted(500, -1) == 500);   // never below min_ttl_ms (1 s) ...
+  CHECK(rules.adjusted(1500, -1) == 1000);
+  // Reads after the asked TTL that memory served (the applied longer TTL kept
+  // the key) still count as reads after expiry: the rule stays.
+  for (int i = 0; i < 40; ++i) {
+    const std::string s = "sess:" + std::to_string(100 + i);
+    pr.record_write(s, t, 60'000, 50);
+    access_event e = read(s, t + 90'000);
+    e.tier = access_tier::l1;
+    pr.record(e);
+    t += 1000;
+  }
+  pr.tick(t + 2 * hour_ms);
+  CHECK(pr.applied_ttl_rules().apply("sess:1", 60'000) == 120'000);
   // Bounds hold.
   cfg.max_ttl_ms = 100'000;
   predictor bounded(cfg);
@@ -292,6 +320,8 @@ TEST_CASE("TTL: longer for keys re-read after expiry, shorter for keys never rea
     t += 1000;
   }
   CHECK(bounded.suggest_ttl("sess:1", 60'000).ttl_ms == 100'000);
+  CHECK(bounded.applied_ttl_rules().apply("sess:1", 60'000) == 100'000);
+  CHECK(bounded.applied_ttl_rules().apply("sess:1", 200'000) == 200'000); // already above
   // Without adjust-ttl it only suggests.
   cfg.adjust_ttl = false;
   predictor quiet(cfg);
@@ -461,6 +491,8 @@ TEST_CASE("the sampler keeps about one in N") {
 TEST_CASE(
     "the plan learns from its own record: misses stop loads, short survival shrinks the horizon") {
   predictor_config cfg;
+  cfg.lift_evidence = 0; // (bucket evidence: its own case)
+  cfg.first_evidence = 0;
   predictor pr(cfg);
   for (int week = 0; week < 3; ++week)
     for (int d = 0; d < 7; ++d)
@@ -489,6 +521,8 @@ TEST_CASE(
 
 TEST_CASE("loads never read within two horizons count against their confidence bucket") {
   predictor_config cfg;
+  cfg.lift_evidence = 0; // (bucket evidence: its own case)
+  cfg.first_evidence = 0;
   predictor pr(cfg);
   for (int week = 0; week < 3; ++week)
     for (int d = 0; d < 7; ++d)
@@ -524,6 +558,8 @@ void learn_mornings(predictor& pr, const std::string& prefix, int keys, int days
 
 TEST_CASE("imminent gate: a key is loaded only when its reads are about to start") {
   predictor_config cfg;
+  cfg.lift_evidence = 0; // (bucket evidence: its own case)
+  cfg.first_evidence = 0;
   cfg.evidence_loads = 0;
   cfg.min_history_ms = 0;
   set_memory mem;
@@ -551,6 +587,8 @@ TEST_CASE("imminent gate: a key is loaded only when its reads are about to start
 
 TEST_CASE("history gate: a key followed for less than min_history_ms is not loaded") {
   predictor_config cfg;
+  cfg.lift_evidence = 0; // (bucket evidence: its own case)
+  cfg.first_evidence = 0;
   cfg.min_history_ms = week_ms;
   cfg.evidence_loads = 0;
   set_memory mem;
@@ -574,6 +612,8 @@ TEST_CASE("history gate: a key followed for less than min_history_ms is not load
 
 TEST_CASE("history gate at 48 h: a day of evidence is refused, five days load") {
   predictor_config cfg;
+  cfg.lift_evidence = 0; // (bucket evidence: its own case)
+  cfg.first_evidence = 0;
   cfg.min_history_ms = 2 * day_ms;
   cfg.evidence_loads = 0;
   set_memory mem;
@@ -596,6 +636,8 @@ TEST_CASE("history gate at 48 h: a day of evidence is refused, five days load") 
 
 TEST_CASE("cold drops: resident keys predicted cold make room, one per load, never hot ones") {
   predictor_config cfg;
+  cfg.lift_evidence = 0; // (bucket evidence: its own case)
+  cfg.first_evidence = 0;
   rng r(11);
   auto learn = [&](predictor& pr) {
     for (int d = 0; d < 14; ++d)
@@ -687,7 +729,9 @@ TEST_CASE("put_predicted: a predicted load enters L2's probation when L2 has roo
 }
 
 TEST_CASE("a thin record of load outcomes raises the bar") {
-  predictor_config cfg; // min_confidence 0.7, evidence_loads 32, thin_margin 0.5
+  predictor_config cfg;  // min_confidence 0.7, evidence_loads 32, thin_margin 0.5
+  cfg.lift_evidence = 0; // (bucket evidence: its own case)
+  cfg.first_evidence = 0;
   cfg.min_history_ms = 0;
   // Key k is read at 08:xx on each of the last k days (1..14): more days,
   // more confidence.
@@ -773,6 +817,8 @@ TEST_CASE("shadows below the bar: refused candidates calibrate their bucket with
 
 TEST_CASE("the plan looks no further ahead than memory's turnover") {
   predictor_config cfg;
+  cfg.lift_evidence = 0; // (bucket evidence: its own case)
+  cfg.first_evidence = 0;
   cfg.evidence_loads = 0;
   cfg.min_history_ms = 0;
   for (uint64_t cap : {uint64_t{1000}, uint64_t{100'000'000}}) {
@@ -850,5 +896,34 @@ TEST_CASE("a record that realises far less than the profile said lowers every bu
       CHECK(pr.calibrated(0.99) == doctest::Approx(0.99)); // never scaled up
     else
       CHECK(pr.calibrated(0.99) < 0.5);
+  }
+}
+
+TEST_CASE("a load needs outcomes of its own calibration bucket (lift_evidence)") {
+  predictor_config cfg;
+  cfg.evidence_loads = 0;
+  cfg.min_history_ms = 0;
+  cfg.first_evidence = 0;
+  for (double lift : {0.0, 8.0}) {
+    CAPTURE(lift);
+    cfg.lift_evidence = lift;
+    predictor pr(cfg);
+    learn_mornings(pr, "m:", 10, 14);
+    set_memory mem;
+    auto first = pr.make_plan(at(2, 0, 7, 58), mem);
+    if (lift == 0) {
+      CHECK(first.items.size() == 10);
+      continue;
+    }
+    CHECK(first.items.empty());  // no outcomes yet: shadows, not loads
+    for (int k = 0; k < 10; ++k) // the shadows come true
+      pr.record(read("m:" + std::to_string(k), at(2, 0, 8, 10)));
+    double loads = 0;
+    for (auto [u, l] : pr.calibration_table())
+      loads += l;
+    CHECK(loads == 10);
+    // The next morning the bucket has its evidence: the keys are loaded.
+    auto second = pr.make_plan(at(2, 1, 7, 58), mem);
+    CHECK(second.items.size() == 10);
   }
 }
