@@ -449,6 +449,7 @@ std::string node_config::parse_and_validate(int argc, char** argv) {
       {"kura.l3.fsync-batches", &l3_fsync_batches},
       {"kura.l3.wal", &l3_wal},
       {"kura.prewarm.enabled", &prewarm_enabled},
+      {"kura.prewarm.adjust-ttl", &prewarm_adjust_ttl},
       {"kura.archive.enabled", &archive_enabled},
       {"kura.cluster.near-cache", &cluster_near_cache},
       {"kura.cluster.tls", &cluster_tls},

@@ -287,12 +287,8 @@ TEST_CASE("a kura-node drops predicted-cold keys from memory to make room for pr
   CHECK(n.stop() == 0);
 }
 
-// Skipped: written in session 9 but never run (kura-node did not finish
-// building on the loaded machine before the deadline). Remove the skip once it
-// has passed 5 times in a row under load.
 TEST_CASE(
-    "adjust-ttl: a pattern re-read after expiry gets longer TTLs in kura-node, within bounds" *
-    doctest::skip()) {
+    "adjust-ttl: a pattern re-read after expiry gets longer TTLs in kura-node, within bounds") {
   // 40 session keys are written with PX 300 and read again after they
   // expired (misses): the predictor learns that sess:* is re-read after
   // expiry, the node doubles the TTL of new sess:* writes (never above
