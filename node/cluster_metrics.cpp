@@ -42,7 +42,7 @@ struct cluster_metrics {
       inv_acked, ae_rounds, ae_repairs, ae_bytes, streamed_bytes, streamed_entries, handed_off,
       gossip_messages, gossip_batches, decode_errors, tombstones_collected, stream_in_bytes,
       stream_in_entries, cache_hits, cache_misses, redirects_moved, redirects_ask, catch_ups,
-      ae_view_mismatches, streams_resourced, streams_given_up;
+      hedged_reads, ae_view_mismatches, streams_resourced, streams_given_up;
   Gauge* move_active = nullptr;
   Gauge* move_keys_expected = nullptr;
   std::vector<gossip::node_id> ring_members; ///< what slots_* were computed for
@@ -95,6 +95,7 @@ struct cluster_metrics {
     ae_repairs.set(st.ae_repaired);
     ae_bytes.set(st.ae_bytes);
     catch_ups.set(st.catch_ups);
+    hedged_reads.set(st.hedged_reads);
     ae_view_mismatches.set(st.ae_view_mismatches);
     streamed_bytes.set(st.streamed_bytes);
     streamed_entries.set(st.streamed_entries);
@@ -180,6 +181,9 @@ std::function<void(const actors::cluster_core&)> cluster_metrics_hook(node_metri
   cm->catch_ups.c =
       counter(r, "kura_cluster_catch_ups_total",
               "Catch-ups after a pause or a refuted suspicion (reads ask every replica)");
+  cm->hedged_reads.c =
+      counter(r, "kura_cluster_hedged_reads_total",
+              "Reads that also asked the next replica (no answer within kura.cluster.hedge-delay)");
   cm->ae_view_mismatches.c =
       counter(r, "kura_cluster_anti_entropy_view_mismatches_total",
               "Anti-entropy steps dropped because the sender is not in this node's ring");
