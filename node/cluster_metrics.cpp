@@ -34,6 +34,8 @@ struct cluster_metrics {
   Gauge* slots_owned = nullptr;
   Gauge* slots_replicated = nullptr;
   Gauge* hints_queued = nullptr;
+  Gauge* keys_held = nullptr;
+  std::map<std::string, Gauge*> tier_entries, tier_bytes; // by tier: memory, l3, l4
   Gauge* invalidations_pending = nullptr;
   Gauge* store_unapplied = nullptr;
   Gauge* cache_bytes = nullptr;
@@ -81,6 +83,14 @@ struct cluster_metrics {
       store_uncommitted->Set(static_cast<double>(ts->uncommitted()));
       cache_hits.set(ts->cache_hits());
       cache_misses.set(ts->cache_misses());
+      auto h = ts->report_holdings(false);
+      keys_held->Set(static_cast<double>(h.keys));
+      for (auto& [tier, st] : {std::pair<std::string, const tier_stats*>{"memory", &h.memory},
+                               {"l3", &h.l3},
+                               {"l4", &h.l4}}) {
+        tier_entries[tier]->Set(static_cast<double>(st->entries));
+        tier_bytes[tier]->Set(static_cast<double>(st->bytes));
+      }
     }
     auto& st = n->stats();
     hints_stored.set(st.hints_stored);
@@ -137,6 +147,22 @@ std::function<void(const actors::cluster_core&)> cluster_metrics_hook(node_metri
                   .Register(r);
   for (auto state : {"alive", "suspect", "dead", "left"})
     cm->members[state] = &fam.Add({{"state", state}});
+  auto& ent =
+      BuildGauge()
+          .Name("kura_cluster_tier_entries")
+          .Help("Cluster data this node holds: entries per tier (memory read cache, L3, L4)")
+          .Register(r);
+  auto& byt = BuildGauge()
+                  .Name("kura_cluster_tier_bytes")
+                  .Help("Cluster data this node holds: bytes per tier (memory read cache, L3, L4)")
+                  .Register(r);
+  for (auto tier : {"memory", "l3", "l4"}) {
+    cm->tier_entries[tier] = &ent.Add({{"tier", tier}});
+    cm->tier_bytes[tier] = &byt.Add({{"tier", tier}});
+  }
+  cm->keys_held =
+      gauge(r, "kura_cluster_keys",
+            "Keys of cluster data this node holds as a replica (values and tombstones)");
   cm->slots_owned = gauge(r, "kura_cluster_slots_owned", "Slots (of 16384) this node owns");
   cm->slots_replicated =
       gauge(r, "kura_cluster_slots_replicated", "Slots this node holds a replica of (owned too)");
@@ -217,6 +243,37 @@ std::function<void(const actors::cluster_core&)> cluster_metrics_hook(node_metri
   cm->move_keys_expected = gauge(r, "kura_cluster_move_keys_expected",
                                  "Keys the move in progress transfers (as their holders counted)");
   return [cm](const actors::cluster_core& c) { cm->update(c); };
+}
+
+std::string cluster_data_info(const actors::cluster_core& c) {
+  const gossip::node* n = c.core();
+  if (!n)
+    return {};
+  auto* ts = dynamic_cast<const gossip::tier_store*>(&n->store());
+  std::string r;
+  auto num = [&r](const char* k, uint64_t v) {
+    r += k;
+    r += ':';
+    r += std::to_string(v);
+    r += "\r\n";
+  };
+  if (!ts) {
+    num("cluster_keys", n->store().size());
+    return r;
+  }
+  auto h = ts->report_holdings(true);
+  num("cluster_keys", h.keys);
+  num("cluster_keys_tombstones", h.tombstones);
+  num("cluster_keys_with_expiry", h.expires);
+  num("cluster_memory_entries", h.memory.entries);
+  num("cluster_memory_bytes", h.memory.bytes);
+  num("cluster_l3_entries", h.l3.entries);
+  num("cluster_l3_bytes", h.l3.bytes);
+  num("cluster_l4_enabled", h.has_l4 ? 1 : 0);
+  num("cluster_l4_entries", h.l4.entries);
+  num("cluster_l4_bytes", h.l4.bytes);
+  num("cluster_hints_queued", n->hints().size());
+  return r;
 }
 
 } // namespace kura::node

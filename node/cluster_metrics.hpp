@@ -19,4 +19,10 @@ namespace kura::node {
 /// hook for cluster_settings::report (empty when `m` is null).
 std::function<void(const actors::cluster_core&)> cluster_metrics_hook(node_metrics* m);
 
+/// INFO cluster's lines about the cluster data this node holds (keys, values
+/// with an expiry, tombstones; entries and bytes of the memory read cache, L3
+/// and L4; hints queued), "name:value\r\n" each. Walks the store's index
+/// once: on demand only. Multiplexer thread.
+std::string cluster_data_info(const actors::cluster_core& c);
+
 } // namespace kura::node

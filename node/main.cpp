@@ -343,6 +343,10 @@ int main(int argc, char** argv) {
       cs.exec = node::cluster_erase_exec(erase_mem, std::move(cs.exec));
       cluster = actors::spawn_cluster(sys, std::move(cs), incarnation, std::move(cluster_store));
       rc_cfg.cluster = cluster.core;
+      rc_cfg.facts.cluster_info = [w = std::weak_ptr<actors::cluster_core>(cluster.core)] {
+        auto core = w.lock();
+        return core ? node::cluster_data_info(*core) : std::string();
+      };
       node::announce_subject_tags(subjects, cluster.core); // KURA.SUBJECT reaches every member
     }
     // KURA.ERASE (node/erase.hpp; on a cluster node/cluster_erase.hpp)
