@@ -245,35 +245,21 @@ std::function<void(const actors::cluster_core&)> cluster_metrics_hook(node_metri
   return [cm](const actors::cluster_core& c) { cm->update(c); };
 }
 
-std::string cluster_data_info(const actors::cluster_core& c) {
+cluster_holdings holdings_of(const actors::cluster_core& c, bool kinds) {
+  cluster_holdings out;
   const gossip::node* n = c.core();
   if (!n)
-    return {};
-  auto* ts = dynamic_cast<const gossip::tier_store*>(&n->store());
-  std::string r;
-  auto num = [&r](const char* k, uint64_t v) {
-    r += k;
-    r += ':';
-    r += std::to_string(v);
-    r += "\r\n";
-  };
-  if (!ts) {
-    num("cluster_keys", n->store().size());
-    return r;
+    return out;
+  if (auto* ts = dynamic_cast<const gossip::tier_store*>(&n->store())) {
+    auto h = ts->report_holdings(kinds);
+    out.keys = h.keys;
+    out.expires = h.expires;
+    out.l3 = h.l3;
+    out.l4 = h.l4;
+  } else {
+    out.keys = n->store().size();
   }
-  auto h = ts->report_holdings(true);
-  num("cluster_keys", h.keys);
-  num("cluster_keys_tombstones", h.tombstones);
-  num("cluster_keys_with_expiry", h.expires);
-  num("cluster_memory_entries", h.memory.entries);
-  num("cluster_memory_bytes", h.memory.bytes);
-  num("cluster_l3_entries", h.l3.entries);
-  num("cluster_l3_bytes", h.l3.bytes);
-  num("cluster_l4_enabled", h.has_l4 ? 1 : 0);
-  num("cluster_l4_entries", h.l4.entries);
-  num("cluster_l4_bytes", h.l4.bytes);
-  num("cluster_hints_queued", n->hints().size());
-  return r;
+  return out;
 }
 
 } // namespace kura::node

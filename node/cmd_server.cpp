@@ -852,8 +852,6 @@ std::string info_text(command_context& c, std::string_view section) {
   if (want("cluster")) {
     r += "# Cluster\r\n";
     num("cluster_enabled", c.facts.cluster_enabled ? 1 : 0);
-    if (c.facts.cluster_info) // the cluster data this node holds (node/cluster_metrics.hpp)
-      r += c.facts.cluster_info();
     r += "\r\n";
   }
   if (want("l1")) {

@@ -133,8 +133,6 @@ struct node_facts {
   uint64_t proto_max_bulk_len = 512ull << 20;
   uint64_t l3_queue_depth = 0;
   bool cluster_enabled = false; ///< a cluster node (INFO cluster, CONFIG GET cluster-enabled)
-  /// INFO cluster's lines about the cluster data held here (empty: none).
-  std::function<std::string()> cluster_info;
   std::function<tier_stats()> l3_stats;     ///< empty when L3 is off
   std::function<uint64_t()> l3_uncommitted; ///< writes L3 has not committed yet
   /// Writes handed to L3 since start (INFO rdb_changes_since_last_save counts
