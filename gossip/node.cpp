@@ -375,6 +375,7 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
     }
     if (!fr->found && it->second.next + 1 < it->second.candidates.size()) {
       // The owner may not have received the range yet: ask the next replica.
+      it->second.unusable = it->second.asked.size(); // (no earlier ask is waited for)
       ++it->second.next;
       it->second.deadline = now + cfg_.read_timeout_ms;
       send_fetch(fr->rid, now);
@@ -1198,6 +1199,7 @@ void node::peer_unreachable(node_id peer, uint64_t now) {
   for (auto& [req, pr] : reads_)
     if (!pr.wait_join && !pr.gather && pr.next < pr.candidates.size() &&
         pr.candidates[pr.next] == peer && pr.next + 1 < pr.candidates.size()) {
+      pr.unusable = pr.asked.size(); // the asks so far are given up on (their answer still counts)
       ++pr.next;
       pr.deadline = now + cfg_.read_timeout_ms;
       send_fetch(req, now);
@@ -1416,6 +1418,7 @@ void node::tick(uint64_t now) {
       continue;
     }
     if (it->second.next + 1 < it->second.candidates.size()) {
+      it->second.unusable = it->second.asked.size(); // given up on (their answer still counts)
       ++it->second.next;
       it->second.deadline = now + cfg_.read_timeout_ms;
       send_fetch(it->first, now);

@@ -395,8 +395,10 @@ private:
     std::vector<node_id> answered;
     std::optional<entry> best; ///< the newest version an answer carried
     /// Not gather: the peers asked so far and when (hedged reads ask more
-    /// than one), those that answered without a usable value, and when the
-    /// next replica is asked if none answered (0: not hedged).
+    /// than one); `unusable`: answers without a usable value, plus the asks
+    /// given up on (a timeout moved on: only a hedge's asks are waited for,
+    /// so without hedging a read behaves as before); when the next replica
+    /// is asked if none answered (0: not hedged).
     std::vector<std::pair<node_id, uint64_t>> asked;
     size_t unusable = 0;
     uint64_t hedge_at = 0;
