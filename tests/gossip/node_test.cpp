@@ -29,9 +29,9 @@ struct cluster {
   std::vector<sim::network::delivery> stopped_mail;
 
   explicit cluster(uint32_t count, uint32_t start_now = 0, bool kura_node = false,
-                   bool catch_up_reads = false)
+                   bool catch_up_reads = false, uint64_t hedge_max_ms = 0)
       : n(count), net(count, 5), nodes(count + 1), results(count + 1), catch_up(catch_up_reads),
-        node_flags(kura_node) {
+        node_flags(kura_node), hedge_ms(hedge_max_ms) {
     for (node_id i = 1; i <= (start_now ? start_now : n); ++i)
       boot(i);
     run(12'000);
