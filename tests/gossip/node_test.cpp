@@ -24,7 +24,7 @@ struct cluster {
   uint64_t t = 0;
   bool catch_up = false;
   bool node_flags = false;  ///< kura-node's: sloppy quorum, ack after invalidation
-  uint64_t hedge_ms = 0;    ///< node_config::hedge_max_ms for nodes booted from now on
+  uint64_t hedge_ms = 0;    ///< node_config::hedge_max_ms
   std::vector<bool> frozen; ///< SIGSTOP: neither ticks nor handles messages (held until thaw)
   std::vector<sim::network::delivery> stopped_mail;
 
@@ -529,13 +529,7 @@ TEST_CASE("a slot gained when a replica dies is read from the other replicas unt
 TEST_CASE("hedged reads: a read whose owner is frozen is answered by the next replica") {
   for (uint64_t hedge : {uint64_t{0}, uint64_t{50}}) {
     INFO("hedge_max_ms=" << hedge);
-    cluster c(3);
-    c.hedge_ms = hedge;
-    for (node_id i = 1; i <= 3; ++i) { // reboot with the setting, same ring
-      c.nodes[i].reset();
-      c.boot(i);
-    }
-    c.run(12'000);
+    cluster c(3, 0, false, false, hedge);
     std::string k = c.key_not_on(3);
     auto reps = c.nodes[3]->current_ring().replicas(k);
     REQUIRE(reps.size() == 2);
@@ -563,13 +557,7 @@ TEST_CASE("hedged reads: a read whose owner is frozen is answered by the next re
 }
 
 TEST_CASE("hedged reads: a not-found answer waits for the ask still out") {
-  cluster c(3);
-  c.hedge_ms = 50;
-  for (node_id i = 1; i <= 3; ++i) {
-    c.nodes[i].reset();
-    c.boot(i);
-  }
-  c.run(12'000);
+  cluster c(3, 0, false, false, 50);
   std::string k = c.key_not_on(3);
   auto reps = c.nodes[3]->current_ring().replicas(k);
   REQUIRE(reps.size() == 2);
