@@ -69,9 +69,12 @@ struct fan_out {
   }
 };
 
+bool behind_gate(cluster_core& c, const std::vector<std::string>& keys,
+                 std::function<void(std::function<void()>)> run_then);
+
 /// Reads every key of `keys`; `then(results)` in key order.
-void read_all(cluster_core& c, std::vector<std::string> keys,
-              std::function<void(std::vector<client_result>&)> then) {
+void read_all_now(cluster_core& c, std::vector<std::string> keys,
+                  std::function<void(std::vector<client_result>&)> then) {
   auto fo = std::make_shared<fan_out>();
   fo->results.resize(keys.size());
   fo->finish = std::move(then);
@@ -80,6 +83,22 @@ void read_all(cluster_core& c, std::vector<std::string> keys,
     c.read(keys[i], [fo, i](const client_result& r) { fo->done_one(i, r); });
   fo->issued = true;
   fo->maybe_finish();
+}
+
+/// read_all_now, after the read-modify-write commands of the keys' slot
+/// that wait here (owner_gate below): a pipelined GET after an INCR or EXEC
+/// that waits for its keys' newest versions reads what it wrote.
+void read_all(cluster_core& c, std::vector<std::string> keys,
+              std::function<void(std::vector<client_result>&)> then) {
+  auto* cp = &c;
+  auto run = [cp, keys, then](std::function<void()> done) {
+    read_all_now(*cp, keys, [then, done](std::vector<client_result>& rs) {
+      then(rs);
+      done(); // the next command of the slot runs after this read
+    });
+  };
+  if (!behind_gate(c, keys, run))
+    read_all_now(c, std::move(keys), std::move(then));
 }
 
 struct kv_write {
@@ -317,6 +336,10 @@ struct owner_gate {
     uint64_t deadline_ms = 0; ///< the sender's (0: none)
     std::function<void()> run;
     reply_fn refuse; ///< answers "not run" when it is too late
+    /// A read queued behind them (read_all): runs, and the slot's next job
+    /// waits until it calls its argument (its answers are in).
+    std::function<void(std::function<void()>)> run_then;
+    bool started = false;
   };
   std::unordered_map<uint16_t, std::deque<job>> slots;
 };
@@ -353,6 +376,18 @@ void gate_run(cluster_core& c, uint16_t slot, size_t n) {
     auto it = g.slots.find(slot);
     if (it == g.slots.end() || it->second.empty())
       break;
+    if (auto& front = it->second.front(); front.run_then) {
+      front.started = true;
+      auto fn = front.run_then;
+      auto* cp = &c;
+      return fn([cp, slot] {
+        auto& g2 = gate_of(*cp);
+        auto at = g2.slots.find(slot);
+        if (at != g2.slots.end() && !at->second.empty() && at->second.front().started)
+          at->second.pop_front();
+        gate_pump(*cp, slot);
+      });
+    }
     auto job = std::move(it->second.front());
     it->second.pop_front();
     if (job.deadline_ms != 0 && now_ms() > job.deadline_ms)
@@ -376,6 +411,8 @@ void gate_pump(cluster_core& c, uint16_t slot) {
       g.slots.erase(it);
       return;
     }
+    if (q.front().started)
+      return; // a read in flight: it pumps when its answers are in
     std::vector<std::string> all;
     for (auto& j : q)
       all.insert(all.end(), j.keys.begin(), j.keys.end());
@@ -387,10 +424,29 @@ void gate_pump(cluster_core& c, uint16_t slot) {
     std::sort(behind.begin(), behind.end());
     behind.erase(std::unique(behind.begin(), behind.end()), behind.end());
     auto* cp = &c;
-    read_all(c, std::move(behind),
-             [cp, slot, n = q.size()](std::vector<client_result>&) { gate_run(*cp, slot, n); });
+    read_all_now(c, std::move(behind),
+                 [cp, slot, n = q.size()](std::vector<client_result>&) { gate_run(*cp, slot, n); });
     return;
   }
+}
+
+/// Queues `run` behind the commands of a slot of `keys` that wait here
+/// (true), or does nothing when none wait (false).
+bool behind_gate(cluster_core& c, const std::vector<std::string>& keys,
+                 std::function<void(std::function<void()>)> run_then) {
+  if (!c.exec_gate || keys.empty())
+    return false;
+  auto& g = gate_of(c);
+  for (auto& k : keys) {
+    auto it = g.slots.find(kura::key_slot(k));
+    if (it != g.slots.end() && !it->second.empty()) {
+      owner_gate::job j;
+      j.run_then = std::move(run_then);
+      it->second.push_back(std::move(j));
+      return true;
+    }
+  }
+  return false;
 }
 
 /// Runs `run` now when none of `keys` may be behind here and nothing of
@@ -404,8 +460,12 @@ void gated(cluster_core& c, std::vector<std::string> keys, std::function<void()>
   const bool first = g.slots.count(slot) == 0;
   if (first && keys_behind(c, keys).empty())
     return run();
-  g.slots[slot].push_back(
-      owner_gate::job{std::move(keys), c.exec_deadline_ms, std::move(run), std::move(refuse)});
+  owner_gate::job j;
+  j.keys = std::move(keys);
+  j.deadline_ms = c.exec_deadline_ms;
+  j.run = std::move(run);
+  j.refuse = std::move(refuse);
+  g.slots[slot].push_back(std::move(j));
   if (first) // else it waits its turn
     gate_pump(c, slot);
 }
