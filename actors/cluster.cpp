@@ -45,6 +45,8 @@ gossip::node_config make_node_config(const cluster_settings& s, gossip::node_id 
   nc.sloppy_quorum = true;
   nc.catch_up_reads = true;
   nc.prefer_live_replicas = true;
+  nc.hedge_max_ms = s.hedge_max_ms;
+  nc.hedge_min_ms = std::min<uint64_t>(10, s.hedge_max_ms);
   nc.streaming = true;
   nc.stream_rate = s.stream_rate;
   return nc;
@@ -1068,8 +1070,10 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
         if (too_late(*req))
           return std::string(late_reply);
         auto rp = self->make_response_promise<std::string>();
+        st.core->exec_deadline_ms = req->deadline_ms;
         st.core->settings().exec(*st.core, std::move(req->args),
                                  [rp](std::string reply) mutable { rp.deliver(std::move(reply)); });
+        st.core->exec_deadline_ms = 0;
         return rp;
       },
       [self](exec_atom, uint32_t from,
@@ -1116,8 +1120,10 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
             done(i, late_reply);
             continue;
           }
+          st.core->exec_deadline_ms = req->deadline_ms;
           st.core->settings().exec(*st.core, std::move(req->args),
                                    [done, i](std::string reply) { done(i, std::move(reply)); });
+          st.core->exec_deadline_ms = 0;
         }
         return caf::delegated<std::vector<std::string>>{};
       },

@@ -87,6 +87,7 @@ struct cluster_settings {
   bool near_cache = true;
   uint64_t stream_rate = 0;           ///< kura.cluster.stream-rate (bytes/s, 0 = unlimited)
   uint64_t leave_timeout_ms = 60'000; ///< kura.cluster.leave-timeout
+  uint64_t hedge_max_ms = 50;         ///< kura.cluster.hedge-delay (0 = no hedged reads)
   /// kura drain's mark and kura rebalance's token count at start (loaded
   /// from marks_dir), persisted there on every change (empty: not persisted).
   ring_marks marks;
@@ -171,6 +172,13 @@ public:
   std::function<void(const entry&)> on_store_change;
   std::function<bool(const std::vector<std::string>&, const std::function<void(std::string)>&)>
       tracking_exec;
+  /// The deadline (sender's wall clock, ms) of the forwarded command being
+  /// handed to settings().exec right now; 0 for one that runs where it was
+  /// sent. A command the owner holds back (node/cluster_routing.cpp: while
+  /// it reads a catching-up key's newest version) is not run after it.
+  uint64_t exec_deadline_ms = 0;
+  /// The owner's per-slot queue of those commands (node/cluster_routing.cpp).
+  std::shared_ptr<void> exec_gate;
 
   // -- the coordinator's side ----------------------------------------------------
 

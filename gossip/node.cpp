@@ -362,8 +362,20 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
         finish_gather(fr->rid, now);
       return;
     }
+    auto& pr = it->second;
+    for (auto& [peer, sent] : pr.asked)
+      if (peer == from) {
+        note_fetch_time(from, now >= sent ? now - sent : 0);
+        break;
+      }
+    if (!fr->found || fr->e.key != pr.key || version{fr->e.hlc, fr->e.node} < floor(pr.key)) {
+      ++pr.unusable;
+      if (awaits_more(pr))
+        return; // a hedged ask is still out: its answer may be the value
+    }
     if (!fr->found && it->second.next + 1 < it->second.candidates.size()) {
       // The owner may not have received the range yet: ask the next replica.
+      it->second.unusable = it->second.asked.size(); // (no earlier ask is waited for)
       ++it->second.next;
       it->second.deadline = now + cfg_.read_timeout_ms;
       send_fetch(fr->rid, now);
@@ -1187,6 +1199,7 @@ void node::peer_unreachable(node_id peer, uint64_t now) {
   for (auto& [req, pr] : reads_)
     if (!pr.wait_join && !pr.gather && pr.next < pr.candidates.size() &&
         pr.candidates[pr.next] == peer && pr.next + 1 < pr.candidates.size()) {
+      pr.unusable = pr.asked.size(); // the asks so far are given up on (their answer still counts)
       ++pr.next;
       pr.deadline = now + cfg_.read_timeout_ms;
       send_fetch(req, now);
@@ -1194,7 +1207,6 @@ void node::peer_unreachable(node_id peer, uint64_t now) {
 }
 
 void node::send_fetch(uint64_t req, uint64_t now) {
-  (void)now;
   auto& pr = reads_[req];
   if (pr.gather) { // every candidate at once
     for (node_id c : pr.candidates) {
@@ -1204,7 +1216,45 @@ void node::send_fetch(uint64_t req, uint64_t now) {
     return;
   }
   ++stats_.fetches;
-  send(pr.candidates[pr.next], fetch_msg{req, pr.key});
+  node_id to = pr.candidates[pr.next];
+  pr.asked.emplace_back(to, now);
+  pr.hedge_at =
+      cfg_.hedge_max_ms != 0 && pr.next + 1 < pr.candidates.size() ? now + hedge_delay(to) : 0;
+  send(to, fetch_msg{req, pr.key});
+}
+
+// -- hedged reads ------------------------------------------------------------------
+//
+// A read fetched from another node asks one replica (the live owner first).
+// When that one is frozen (SIGSTOP, a stalled VM) the read used to wait
+// until it turned suspect or read_timeout_ms passed. Now, when the asked
+// peer has not answered within its usual time (the p99 of its last 64 fetch
+// round trips, bounded by hedge_min_ms..hedge_max_ms; hedge_max_ms until it
+// answered 16), the next replica is asked too, and the first answer that
+// carries a value no older than this node's floor for the key is served; an
+// answer without one (not found, older) waits for the others still out.
+
+uint64_t node::hedge_delay(node_id peer) const {
+  auto it = fetch_times_.find(peer);
+  if (it == fetch_times_.end() || it->second.n < 16)
+    return cfg_.hedge_max_ms;
+  return std::clamp(it->second.p99, cfg_.hedge_min_ms, cfg_.hedge_max_ms);
+}
+
+void node::note_fetch_time(node_id peer, uint64_t ms) {
+  auto& ft = fetch_times_[peer];
+  ft.ms[ft.n % ft.ms.size()] = static_cast<uint32_t>(std::min<uint64_t>(ms, UINT32_MAX));
+  ++ft.n;
+  if (ft.n % 16 != 0)
+    return;
+  size_t k = std::min(ft.n, ft.ms.size());
+  std::array<uint32_t, 64> sorted = ft.ms;
+  std::sort(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(k));
+  ft.p99 = sorted[(k - 1) * 99 / 100];
+}
+
+bool node::awaits_more(const pending_read& pr) const {
+  return pr.asked.size() > pr.unusable;
 }
 
 void node::finish_gather(uint64_t rid, uint64_t now) {
@@ -1348,6 +1398,16 @@ void node::tick(uint64_t now) {
         finish_gather(req, now); // erases only `req`
       continue;
     }
+    if (pr.hedge_at != 0 && now >= pr.hedge_at && !pr.wait_join &&
+        pr.next + 1 < pr.candidates.size() && now < pr.deadline) {
+      // No answer within the peer's usual time: ask the next replica too.
+      ++pr.next;
+      ++stats_.hedged_reads;
+      pr.deadline = now + cfg_.read_timeout_ms;
+      send_fetch(it->first, now);
+      ++it;
+      continue;
+    }
     if (cfg_.prefer_live_replicas && !pr.wait_join && pr.next + 1 < pr.candidates.size() &&
         now < pr.deadline) {
       // The replica asked turned suspect meanwhile (a missed probe: frozen,
@@ -1361,6 +1421,7 @@ void node::tick(uint64_t now) {
       continue;
     }
     if (it->second.next + 1 < it->second.candidates.size()) {
+      it->second.unusable = it->second.asked.size(); // given up on (their answer still counts)
       ++it->second.next;
       it->second.deadline = now + cfg_.read_timeout_ms;
       send_fetch(it->first, now);

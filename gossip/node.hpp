@@ -18,12 +18,14 @@
 #include "gossip/store.hpp"
 #include "gossip/tombstones.hpp"
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace kura::gossip {
@@ -80,6 +82,15 @@ struct node_config {
   /// once instead of after read_timeout_ms (kura-node; off in kura-sim, whose
   /// seeds stay as they are).
   bool prefer_live_replicas = false;
+  /// Hedged reads (kura-node): a read fetched from another node that got no
+  /// answer within the asked peer's observed p99 fetch time (bounded by
+  /// hedge_min_ms and hedge_max_ms; hedge_max_ms before the peer answered
+  /// enough fetches) also asks the next replica, without waiting for the
+  /// peer to turn suspect or for read_timeout_ms; the first answer that is
+  /// no older than what this node acknowledged is served. 0 = no hedging
+  /// (kura-sim, whose seeds stay as they are).
+  uint64_t hedge_max_ms = 0;
+  uint64_t hedge_min_ms = 10;
   /// Range streaming (kura-node): after a ring change a node pulls the ranges
   /// it now replicates from their old holders (stream_req / stream_batch),
   /// paced by `stream_rate`; on its first join with an empty store (a new
@@ -246,6 +257,9 @@ public:
     uint64_t catch_ups = 0;
     /// Anti-entropy steps dropped because the sender is not in our ring.
     uint64_t ae_view_mismatches = 0;
+    /// Reads that also asked the next replica because the one asked had
+    /// not answered within its hedge delay (node_config::hedge_max_ms).
+    uint64_t hedged_reads = 0;
     /// Streams that went on from another holder (their source died, left
     /// or stopped answering), and streams given up to anti-entropy (no live
     /// holder for stream_give_up_ms).
@@ -388,7 +402,27 @@ private:
     bool gather = false;
     std::vector<node_id> answered;
     std::optional<entry> best; ///< the newest version an answer carried
+    /// Not gather: the peers asked so far and when (hedged reads ask more
+    /// than one); `unusable`: answers without a usable value, plus the asks
+    /// given up on (a timeout moved on: only a hedge's asks are waited for,
+    /// so without hedging a read behaves as before); when the next replica
+    /// is asked if none answered (0: not hedged).
+    std::vector<std::pair<node_id, uint64_t>> asked;
+    size_t unusable = 0;
+    uint64_t hedge_at = 0;
   };
+  /// Observed fetch round trips per peer (hedged reads): the last 64.
+  struct fetch_times {
+    std::array<uint32_t, 64> ms{};
+    size_t n = 0;     ///< samples taken (ring position: n % 64)
+    uint64_t p99 = 0; ///< of the window, recomputed every 16 samples
+  };
+  std::unordered_map<node_id, fetch_times> fetch_times_;
+  /// When the next replica is asked for a read sent to `peer` now.
+  uint64_t hedge_delay(node_id peer) const;
+  void note_fetch_time(node_id peer, uint64_t ms);
+  /// A non-gather read waits for another answer (an ask is still out).
+  bool awaits_more(const pending_read& pr) const;
   /// catch_up_reads: 0 = not joined yet; else reads catch up until then.
   uint64_t catch_up_until_ = 0;
   bool catch_up_ = false;

@@ -196,6 +196,27 @@ void tier_store::set_read_cache(uint64_t bytes) {
   cache_ = std::make_unique<memory_cache>(mc);
 }
 
+tier_store::holdings tier_store::report_holdings(bool kinds) const {
+  holdings h;
+  h.keys = index_.size();
+  for (auto it = kinds ? index_.begin() : index_.end(); it != index_.end(); ++it) {
+    auto& m = it->second;
+    if (m.flags & entry_flags::tombstone)
+      ++h.tombstones;
+    else if (m.expiry_ms != 0)
+      ++h.expires;
+  }
+  if (cache_)
+    h.memory = cache_->stats();
+  std::lock_guard<std::mutex> lk(tiers_mu_);
+  h.l3 = l3_->stats();
+  if (l4_) {
+    h.has_l4 = true;
+    h.l4 = l4_->stats();
+  }
+  return h;
+}
+
 uint64_t tier_store::cache_bytes() const {
   return cache_ ? cache_->stats().bytes : 0;
 }

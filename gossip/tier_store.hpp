@@ -151,6 +151,17 @@ public:
     uint64_t applied = 0, rounds = 0, busy_us = 0;
   };
   worker_stats stats_of_worker() const;
+  /// What this node holds, per tier (INFO cluster, /metrics): keys in the
+  /// index (values and tombstones), the memory read cache, L3 and L4
+  /// (entries and bytes, as their stats() count them); with `kinds` also
+  /// the tombstones and the values with an expiry (a walk of the index).
+  /// Owner thread; takes the tiers' lock (waits for a commit in progress).
+  struct holdings {
+    uint64_t keys = 0, tombstones = 0, expires = 0;
+    tier_stats memory, l3, l4;
+    bool has_l4 = false;
+  };
+  holdings report_holdings(bool kinds) const;
   /// Bound on queued changes before apply() waits (background mode).
   static constexpr size_t max_queue = 65'536;
 

@@ -34,6 +34,8 @@ struct cluster_metrics {
   Gauge* slots_owned = nullptr;
   Gauge* slots_replicated = nullptr;
   Gauge* hints_queued = nullptr;
+  Gauge* keys_held = nullptr;
+  std::map<std::string, Gauge*> tier_entries, tier_bytes; // by tier: memory, l3, l4
   Gauge* invalidations_pending = nullptr;
   Gauge* store_unapplied = nullptr;
   Gauge* cache_bytes = nullptr;
@@ -42,7 +44,7 @@ struct cluster_metrics {
       inv_acked, ae_rounds, ae_repairs, ae_bytes, streamed_bytes, streamed_entries, handed_off,
       gossip_messages, gossip_batches, decode_errors, tombstones_collected, stream_in_bytes,
       stream_in_entries, cache_hits, cache_misses, redirects_moved, redirects_ask, catch_ups,
-      ae_view_mismatches, streams_resourced, streams_given_up, write_resends;
+      hedged_reads, ae_view_mismatches, streams_resourced, streams_given_up, write_resends;
   Gauge* move_active = nullptr;
   Gauge* move_keys_expected = nullptr;
   std::vector<gossip::node_id> ring_members; ///< what slots_* were computed for
@@ -81,6 +83,14 @@ struct cluster_metrics {
       store_uncommitted->Set(static_cast<double>(ts->uncommitted()));
       cache_hits.set(ts->cache_hits());
       cache_misses.set(ts->cache_misses());
+      auto h = ts->report_holdings(false);
+      keys_held->Set(static_cast<double>(h.keys));
+      for (auto& [tier, st] : {std::pair<std::string, const tier_stats*>{"memory", &h.memory},
+                               {"l3", &h.l3},
+                               {"l4", &h.l4}}) {
+        tier_entries[tier]->Set(static_cast<double>(st->entries));
+        tier_bytes[tier]->Set(static_cast<double>(st->bytes));
+      }
     }
     auto& st = n->stats();
     hints_stored.set(st.hints_stored);
@@ -96,6 +106,7 @@ struct cluster_metrics {
     ae_repairs.set(st.ae_repaired);
     ae_bytes.set(st.ae_bytes);
     catch_ups.set(st.catch_ups);
+    hedged_reads.set(st.hedged_reads);
     ae_view_mismatches.set(st.ae_view_mismatches);
     streamed_bytes.set(st.streamed_bytes);
     streamed_entries.set(st.streamed_entries);
@@ -137,6 +148,22 @@ std::function<void(const actors::cluster_core&)> cluster_metrics_hook(node_metri
                   .Register(r);
   for (auto state : {"alive", "suspect", "dead", "left"})
     cm->members[state] = &fam.Add({{"state", state}});
+  auto& ent =
+      BuildGauge()
+          .Name("kura_cluster_tier_entries")
+          .Help("Cluster data this node holds: entries per tier (memory read cache, L3, L4)")
+          .Register(r);
+  auto& byt = BuildGauge()
+                  .Name("kura_cluster_tier_bytes")
+                  .Help("Cluster data this node holds: bytes per tier (memory read cache, L3, L4)")
+                  .Register(r);
+  for (auto tier : {"memory", "l3", "l4"}) {
+    cm->tier_entries[tier] = &ent.Add({{"tier", tier}});
+    cm->tier_bytes[tier] = &byt.Add({{"tier", tier}});
+  }
+  cm->keys_held =
+      gauge(r, "kura_cluster_keys",
+            "Keys of cluster data this node holds as a replica (values and tombstones)");
   cm->slots_owned = gauge(r, "kura_cluster_slots_owned", "Slots (of 16384) this node owns");
   cm->slots_replicated =
       gauge(r, "kura_cluster_slots_replicated", "Slots this node holds a replica of (owned too)");
@@ -184,6 +211,9 @@ std::function<void(const actors::cluster_core&)> cluster_metrics_hook(node_metri
   cm->catch_ups.c =
       counter(r, "kura_cluster_catch_ups_total",
               "Catch-ups after a pause or a refuted suspicion (reads ask every replica)");
+  cm->hedged_reads.c =
+      counter(r, "kura_cluster_hedged_reads_total",
+              "Reads that also asked the next replica (no answer within kura.cluster.hedge-delay)");
   cm->ae_view_mismatches.c =
       counter(r, "kura_cluster_anti_entropy_view_mismatches_total",
               "Anti-entropy steps dropped because the sender is not in this node's ring");
@@ -217,6 +247,23 @@ std::function<void(const actors::cluster_core&)> cluster_metrics_hook(node_metri
   cm->move_keys_expected = gauge(r, "kura_cluster_move_keys_expected",
                                  "Keys the move in progress transfers (as their holders counted)");
   return [cm](const actors::cluster_core& c) { cm->update(c); };
+}
+
+cluster_holdings holdings_of(const actors::cluster_core& c, bool kinds) {
+  cluster_holdings out;
+  const gossip::node* n = c.core();
+  if (!n)
+    return out;
+  if (auto* ts = dynamic_cast<const gossip::tier_store*>(&n->store())) {
+    auto h = ts->report_holdings(kinds);
+    out.keys = h.keys;
+    out.expires = h.expires;
+    out.l3 = h.l3;
+    out.l4 = h.l4;
+  } else {
+    out.keys = n->store().size();
+  }
+  return out;
 }
 
 } // namespace kura::node

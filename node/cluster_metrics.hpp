@@ -19,4 +19,14 @@ namespace kura::node {
 /// hook for cluster_settings::report (empty when `m` is null).
 std::function<void(const actors::cluster_core&)> cluster_metrics_hook(node_metrics* m);
 
+/// The cluster data this node holds (INFO's l3, l4 and keyspace sections on
+/// a cluster node): keys in the store's index, L3's and L4's stats; with
+/// `kinds` also the values with an expiry (a walk of the index). Multiplexer
+/// thread.
+struct cluster_holdings {
+  uint64_t keys = 0, expires = 0;
+  tier_stats l3, l4;
+};
+cluster_holdings holdings_of(const actors::cluster_core& c, bool kinds);
+
 } // namespace kura::node

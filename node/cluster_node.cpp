@@ -59,6 +59,7 @@ actors::cluster_settings cluster_settings_of(const node_config& cfg, const std::
   s.near_cache = cfg.cluster_near_cache;
   s.stream_rate = cfg.cluster_stream_rate;
   s.leave_timeout_ms = ms(cfg.cluster_leave_timeout);
+  s.hedge_max_ms = ms(cfg.cluster_hedge_delay);
   s.exec = exec_owned;
   return s;
 }

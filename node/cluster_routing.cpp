@@ -10,12 +10,14 @@
 
 #include <algorithm>
 #include <charconv>
+#include <deque>
 #include <limits>
 #include <memory>
 #include <random>
 #include <set>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 
 namespace kura::node {
 
@@ -67,9 +69,12 @@ struct fan_out {
   }
 };
 
+bool behind_gate(cluster_core& c, const std::vector<std::string>& keys,
+                 std::function<void(std::function<void()>)> run_then);
+
 /// Reads every key of `keys`; `then(results)` in key order.
-void read_all(cluster_core& c, std::vector<std::string> keys,
-              std::function<void(std::vector<client_result>&)> then) {
+void read_all_now(cluster_core& c, std::vector<std::string> keys,
+                  std::function<void(std::vector<client_result>&)> then) {
   auto fo = std::make_shared<fan_out>();
   fo->results.resize(keys.size());
   fo->finish = std::move(then);
@@ -78,6 +83,22 @@ void read_all(cluster_core& c, std::vector<std::string> keys,
     c.read(keys[i], [fo, i](const client_result& r) { fo->done_one(i, r); });
   fo->issued = true;
   fo->maybe_finish();
+}
+
+/// read_all_now, after the read-modify-write commands of the keys' slot
+/// that wait here (owner_gate below): a pipelined GET after an INCR or EXEC
+/// that waits for its keys' newest versions reads what it wrote.
+void read_all(cluster_core& c, std::vector<std::string> keys,
+              std::function<void(std::vector<client_result>&)> then) {
+  auto* cp = &c;
+  auto run = [cp, keys, then](std::function<void()> done) {
+    read_all_now(*cp, keys, [then, done](std::vector<client_result>& rs) {
+      then(rs);
+      done(); // the next command of the slot runs after this read
+    });
+  };
+  if (!behind_gate(c, keys, run))
+    read_all_now(c, std::move(keys), std::move(then));
 }
 
 struct kv_write {
@@ -279,6 +300,176 @@ void stage_keys(cluster_core& c, const std::vector<std::string>& cmd,
   }
 }
 
+/// The keys `cmds` name (the registry's key positions), each once.
+std::vector<std::string> keys_named(const std::vector<std::vector<std::string>>& cmds) {
+  actors::staged_entries seen;
+  std::vector<std::string> out;
+  for (auto& cmd : cmds) {
+    std::vector<std::string_view> keys;
+    command_args args(cmd.begin(), cmd.end());
+    (void)cluster_executor().registry().keys_of(args, keys);
+    for (auto k : keys)
+      if (seen.emplace(std::string(k), std::nullopt).second)
+        out.emplace_back(k);
+  }
+  return out;
+}
+
+// -- read-modify-write on a node that is catching up ----------------------------
+//
+// A command that runs here against this node's copy (INCR, APPEND, EXEC, a
+// WATCH's version read) must act on the newest version. A node that is
+// catching up (resumed after SIGSTOP, restarted, or holding a slot it just
+// gained; gossip::node::reads_catch_up) may hold an old copy while another
+// replica took writes meanwhile. So such a command first reads its keys
+// through the cluster (a gathering read: every replica is asked, the newest
+// answer repairs our copy) and then runs, exactly as it would have. Commands
+// of one slot run in arrival order: while one waits for its reads, later
+// ones of its slot wait behind it (the commands queued when the reads start
+// share them), so a pipeline's INCRs or APPENDs keep their order and their
+// replies. A command whose sender stopped waiting meanwhile (its deadline,
+// cluster_core::exec_deadline_ms) is not run, as one that arrived late.
+
+struct owner_gate {
+  struct job {
+    std::vector<std::string> keys;
+    uint64_t deadline_ms = 0; ///< the sender's (0: none)
+    std::function<void()> run;
+    reply_fn refuse; ///< answers "not run" when it is too late
+    /// A read queued behind them (read_all): runs, and the slot's next job
+    /// waits until it calls its argument (its answers are in).
+    std::function<void(std::function<void()>)> run_then;
+    bool started = false;
+  };
+  std::unordered_map<uint16_t, std::deque<job>> slots;
+};
+
+owner_gate& gate_of(cluster_core& c) {
+  if (!c.exec_gate)
+    c.exec_gate = std::make_shared<owner_gate>();
+  return *std::static_pointer_cast<owner_gate>(c.exec_gate);
+}
+
+constexpr const char* late_not_run =
+    "-TIMEOUT the command waited here for its keys' newest versions past its deadline; not "
+    "run\r\n";
+
+/// Which of `keys` this node may hold an old copy of.
+std::vector<std::string> keys_behind(cluster_core& c, const std::vector<std::string>& keys) {
+  std::vector<std::string> out;
+  auto* n = c.core_mut();
+  if (!n)
+    return out;
+  auto now = now_ms();
+  for (auto& k : keys)
+    if (n->reads_catch_up(k, now))
+      out.push_back(k);
+  return out;
+}
+
+void gate_pump(cluster_core& c, uint16_t slot);
+
+/// Runs the first `n` jobs of `slot` (their keys were read), then the rest.
+void gate_run(cluster_core& c, uint16_t slot, size_t n) {
+  auto& g = gate_of(c);
+  for (size_t i = 0; i < n; ++i) {
+    auto it = g.slots.find(slot);
+    if (it == g.slots.end() || it->second.empty())
+      break;
+    if (auto& front = it->second.front(); front.run_then) {
+      front.started = true;
+      auto fn = front.run_then;
+      auto* cp = &c;
+      return fn([cp, slot] {
+        auto& g2 = gate_of(*cp);
+        auto at = g2.slots.find(slot);
+        if (at != g2.slots.end() && !at->second.empty() && at->second.front().started)
+          at->second.pop_front();
+        gate_pump(*cp, slot);
+      });
+    }
+    auto job = std::move(it->second.front());
+    it->second.pop_front();
+    if (job.deadline_ms != 0 && now_ms() > job.deadline_ms)
+      job.refuse(late_not_run);
+    else
+      job.run();
+  }
+  gate_pump(c, slot);
+}
+
+/// Starts the queued jobs of `slot`: those whose keys are all current run at
+/// once; the first that needs reads starts them for every job queued now.
+void gate_pump(cluster_core& c, uint16_t slot) {
+  auto& g = gate_of(c);
+  for (;;) {
+    auto it = g.slots.find(slot);
+    if (it == g.slots.end())
+      return;
+    auto& q = it->second;
+    if (q.empty()) {
+      g.slots.erase(it);
+      return;
+    }
+    if (q.front().started)
+      return; // a read in flight: it pumps when its answers are in
+    std::vector<std::string> all;
+    for (auto& j : q)
+      all.insert(all.end(), j.keys.begin(), j.keys.end());
+    auto behind = keys_behind(c, all);
+    if (behind.empty()) {
+      gate_run(c, slot, q.size());
+      return;
+    }
+    std::sort(behind.begin(), behind.end());
+    behind.erase(std::unique(behind.begin(), behind.end()), behind.end());
+    auto* cp = &c;
+    read_all_now(c, std::move(behind),
+                 [cp, slot, n = q.size()](std::vector<client_result>&) { gate_run(*cp, slot, n); });
+    return;
+  }
+}
+
+/// Queues `run` behind the commands of a slot of `keys` that wait here
+/// (true), or does nothing when none wait (false).
+bool behind_gate(cluster_core& c, const std::vector<std::string>& keys,
+                 std::function<void(std::function<void()>)> run_then) {
+  if (!c.exec_gate || keys.empty())
+    return false;
+  auto& g = gate_of(c);
+  for (auto& k : keys) {
+    auto it = g.slots.find(kura::key_slot(k));
+    if (it != g.slots.end() && !it->second.empty()) {
+      owner_gate::job j;
+      j.run_then = std::move(run_then);
+      it->second.push_back(std::move(j));
+      return true;
+    }
+  }
+  return false;
+}
+
+/// Runs `run` now when none of `keys` may be behind here and nothing of
+/// their slot waits; else queues it (see above).
+void gated(cluster_core& c, std::vector<std::string> keys, std::function<void()> run,
+           reply_fn refuse) {
+  if (keys.empty())
+    return run();
+  auto slot = kura::key_slot(keys[0]);
+  auto& g = gate_of(c);
+  const bool first = g.slots.count(slot) == 0;
+  if (first && keys_behind(c, keys).empty())
+    return run();
+  owner_gate::job j;
+  j.keys = std::move(keys);
+  j.deadline_ms = c.exec_deadline_ms;
+  j.run = std::move(run);
+  j.refuse = std::move(refuse);
+  g.slots[slot].push_back(std::move(j));
+  if (first) // else it waits its turn
+    gate_pump(c, slot);
+}
+
 /// Runs `cmds` here, against this node's own copies, with the command table
 /// (node/cluster_exec.hpp), then writes what they changed as new versions
 /// (replicated like any write); `reply` gets their replies (as one array when
@@ -362,6 +553,32 @@ void exec_transaction(cluster_core& c, const std::vector<std::string>& a, const 
   run_here(c, std::move(cmds), true, reply);
 }
 
+/// exec_transaction once its keys are current here (see owner_gate).
+void exec_transaction_gated(cluster_core& c, std::vector<std::string> a, reply_fn reply) {
+  std::vector<std::string> keys;
+  uint64_t nw = 0;
+  if (a.size() > 1 && parse_cursor(a[1], nw))
+    for (uint64_t i = 0; i < nw && 2 + 4 * i < a.size(); ++i)
+      keys.push_back(a[2 + 4 * i]);
+  if (nw <= a.size() && 2 + 4 * nw <= a.size()) {
+    std::vector<std::vector<std::string>> cmds;
+    for (size_t p = 2 + 4 * nw; p < a.size();) {
+      uint64_t argc = 0;
+      if (!parse_cursor(a[p], argc) || argc == 0 || p + 1 + argc > a.size())
+        break; // exec_transaction answers it
+      cmds.emplace_back(a.begin() + static_cast<std::ptrdiff_t>(p + 1),
+                        a.begin() + static_cast<std::ptrdiff_t>(p + 1 + argc));
+      p += 1 + argc;
+    }
+    for (auto& k : keys_named(cmds))
+      keys.push_back(std::move(k));
+  }
+  auto* cp = &c;
+  gated(
+      c, std::move(keys),
+      [cp, a = std::move(a), reply]() mutable { exec_transaction(*cp, a, reply); }, reply);
+}
+
 /// The ring's owner of a position is this node.
 bool primary_here(cluster_core& c, uint64_t pos) {
   auto* n = c.core();
@@ -392,10 +609,14 @@ void node_part(cluster_core& c, const std::vector<std::string>& a, const reply_f
   auto sub = lower(a[0]);
   if (c.tracking_exec && c.tracking_exec(a, reply)) // node/cluster_tracking.hpp
     return;
-  if (sub == "kura.node.watch" && a.size() >= 2)
-    return reply(watch_versions(c, a));
+  if (sub == "kura.node.watch" && a.size() >= 2) {
+    auto* cp = &c;
+    return gated(
+        c, std::vector<std::string>(a.begin() + 1, a.end()),
+        [cp, a, reply] { reply(watch_versions(*cp, a)); }, reply);
+  }
   if (sub == "kura.node.exec")
-    return exec_transaction(c, a, reply);
+    return exec_transaction_gated(c, a, reply);
   if (sub == "kura.node.dbsize") {
     int64_t n = 0;
     for_owned(c, 0, [&](uint64_t, const entry&) {
@@ -768,7 +989,14 @@ void exec_owned(actors::cluster_core& c, std::vector<std::string> a,
     return node_part(c, a, reply);
   std::vector<std::vector<std::string>> cmds;
   cmds.push_back(std::move(a));
-  run_here(c, std::move(cmds), false, std::move(reply));
+  auto keys = keys_named(cmds);
+  auto* cp = &c;
+  gated(
+      c, std::move(keys),
+      [cp, cmds = std::move(cmds), reply]() mutable {
+        run_here(*cp, std::move(cmds), false, std::move(reply));
+      },
+      reply);
 }
 
 route classify(const command_registry& reg, const std::vector<std::string_view>& args) {

@@ -140,6 +140,9 @@ node_config::node_config() {
            "host:port Redis clients reach this node's RESP port on (CLUSTER SLOTS, MOVED)")
       .add(cluster_stream_rate, "stream-rate",
            "bytes/s a node receives moved ranges at (join, leave, re-replication); 0 = unlimited")
+      .add(cluster_hedge_delay, "hedge-delay",
+           "longest wait for a replica's answer before a read also asks the next replica "
+           "(below it: that replica's observed p99); 0 = no hedged reads")
       .add(cluster_leave_timeout, "leave-timeout",
            "how long a graceful leave (SIGTERM, kura leave) may hand off before it exits")
       .add(cluster_tls, "tls", "mutual TLS on cluster links and the ops port (kura CLI)")
@@ -339,6 +342,8 @@ std::string node_config::check_values() {
     return bad("kura.cluster.write-acks", "at most kura.cluster.replication-factor");
   if (cluster_request_timeout.count() <= 0)
     return bad("kura.cluster.request-timeout", "must be positive");
+  if (cluster_hedge_delay.count() < 0 || cluster_hedge_delay >= cluster_request_timeout)
+    return bad("kura.cluster.hedge-delay", "0 (off) or below kura.cluster.request-timeout");
   if (heartbeat.count() <= 0 || sync_interval.count() <= 0)
     return bad("kura.cluster.heartbeat", "heartbeat and sync-interval must be positive");
   if (cluster_node_id.size() > 128 ||

@@ -101,6 +101,8 @@ struct node_config : caf::actor_system_config {
   std::string cluster_redirect = "proxy";     ///< proxy | moved (node/cluster_faces.hpp)
   std::string cluster_advertise_resp;         ///< host:port clients reach RESP on (CLUSTER SLOTS)
   uint64_t cluster_stream_rate = 32ull << 20; ///< bytes/s a node pulls ranges at; 0 = unlimited
+  /// kura.cluster.hedge-delay: bound on a hedged read's wait (0 = no hedging)
+  caf::timespan cluster_hedge_delay = std::chrono::milliseconds(50);
   caf::timespan cluster_leave_timeout =
       std::chrono::seconds(60); ///< graceful leave's handoff bound
 

@@ -343,6 +343,21 @@ int main(int argc, char** argv) {
       cs.exec = node::cluster_erase_exec(erase_mem, std::move(cs.exec));
       cluster = actors::spawn_cluster(sys, std::move(cs), incarnation, std::move(cluster_store));
       rc_cfg.cluster = cluster.core;
+      // INFO's l3, l4 and keyspace sections: the cluster data held here
+      std::weak_ptr<actors::cluster_core> wc = cluster.core;
+      rc_cfg.facts.l3_stats = [wc] {
+        auto core = wc.lock();
+        return core ? node::holdings_of(*core, false).l3 : tier_stats{};
+      };
+      rc_cfg.facts.l3_expires = [wc] {
+        auto core = wc.lock();
+        return core ? node::holdings_of(*core, true).expires : 0;
+      };
+      if (cfg.archive_enabled)
+        rc_cfg.facts.l4_stats = [wc] {
+          auto core = wc.lock();
+          return core ? node::holdings_of(*core, false).l4 : tier_stats{};
+        };
       node::announce_subject_tags(subjects, cluster.core); // KURA.SUBJECT reaches every member
     }
     // KURA.ERASE (node/erase.hpp; on a cluster node/cluster_erase.hpp)

@@ -23,12 +23,15 @@ struct cluster {
   std::vector<std::vector<client_result>> results;
   uint64_t t = 0;
   bool catch_up = false;
-  bool node_flags = false; ///< kura-node's: sloppy quorum, ack after invalidation
+  bool node_flags = false;  ///< kura-node's: sloppy quorum, ack after invalidation
+  uint64_t hedge_ms = 0;    ///< node_config::hedge_max_ms
+  std::vector<bool> frozen; ///< SIGSTOP: neither ticks nor handles messages (held until thaw)
+  std::vector<sim::network::delivery> stopped_mail;
 
   explicit cluster(uint32_t count, uint32_t start_now = 0, bool kura_node = false,
-                   bool catch_up_reads = false)
+                   bool catch_up_reads = false, uint64_t hedge_max_ms = 0)
       : n(count), net(count, 5), nodes(count + 1), results(count + 1), catch_up(catch_up_reads),
-        node_flags(kura_node) {
+        node_flags(kura_node), hedge_ms(hedge_max_ms) {
     for (node_id i = 1; i <= (start_now ? start_now : n); ++i)
       boot(i);
     run(12'000);
@@ -41,6 +44,7 @@ struct cluster {
     c.catch_up_reads = catch_up;
     c.sloppy_quorum = node_flags;
     c.ack_after_invalidation = node_flags;
+    c.hedge_max_ms = hedge_ms;
     return c;
   }
 
@@ -68,6 +72,10 @@ struct cluster {
       sim::network::delivery d;
       while (net.next(next, d)) {
         t = d.at;
+        if (is_frozen(d.to)) {
+          stopped_mail.push_back(std::move(d)); // waits in its socket
+          continue;
+        }
         if (nodes[d.to] && net.up(d.to)) {
           REQUIRE(nodes[d.to]->on_message(d.from, d.bytes, epoch + t).ok());
           drain(d.to);
@@ -75,10 +83,29 @@ struct cluster {
       }
       t = next;
       for (node_id i = 1; i <= n; ++i)
-        if (nodes[i] && net.up(i)) {
+        if (nodes[i] && net.up(i) && !is_frozen(i)) {
           nodes[i]->tick(epoch + t);
           drain(i);
         }
+    }
+  }
+
+  bool is_frozen(node_id i) const { return i < frozen.size() && frozen[i]; }
+
+  /// SIGCONT: node `i` handles what waited for it.
+  void thaw(node_id i) {
+    frozen[i] = false;
+    std::vector<sim::network::delivery> mine;
+    for (auto it = stopped_mail.begin(); it != stopped_mail.end();)
+      if (it->to == i) {
+        mine.push_back(std::move(*it));
+        it = stopped_mail.erase(it);
+      } else {
+        ++it;
+      }
+    for (auto& d : mine) {
+      REQUIRE(nodes[i]->on_message(d.from, d.bytes, epoch + t).ok());
+      drain(i);
     }
   }
 
@@ -497,4 +524,57 @@ TEST_CASE("a slot gained when a replica dies is read from the other replicas unt
       CHECK(!got.found); // what the flag is for
     }
   }
+}
+
+TEST_CASE("hedged reads: a read whose owner is frozen is answered by the next replica") {
+  for (uint64_t hedge : {uint64_t{0}, uint64_t{50}}) {
+    INFO("hedge_max_ms=" << hedge);
+    cluster c(3, 0, false, false, hedge);
+    std::string k = c.key_not_on(3);
+    auto reps = c.nodes[3]->current_ring().replicas(k);
+    REQUIRE(reps.size() == 2);
+    auto w = c.write(reps[1], k, "v1");
+    c.run(500);
+    REQUIRE(c.result(reps[1], w));
+    REQUIRE(c.result(reps[1], w)->ok);
+    c.frozen.assign(4, false);
+    c.frozen[reps[0]] = true; // the owner stops (SIGSTOP): it answers nothing
+    auto before = c.nodes[3]->stats().hedged_reads;
+    auto req = c.nodes[3]->read(k, epoch + c.t);
+    c.drain(3);
+    c.run(300); // simulated: well below the read timeout and the failure detector
+    auto r = c.result(3, req);
+    if (hedge == 0) {
+      CHECK(!r); // it waits for the frozen owner
+      CHECK(c.nodes[3]->stats().hedged_reads == before);
+    } else {
+      REQUIRE(r);
+      CHECK(r->found);
+      CHECK(r->e.value == "v1");
+      CHECK(c.nodes[3]->stats().hedged_reads == before + 1);
+    }
+  }
+}
+
+TEST_CASE("hedged reads: a not-found answer waits for the ask still out") {
+  cluster c(3, 0, false, false, 50);
+  std::string k = c.key_not_on(3);
+  auto reps = c.nodes[3]->current_ring().replicas(k);
+  REQUIRE(reps.size() == 2);
+  // Only the owner holds the value (the other replica has not received it
+  // yet); the owner is frozen when the read starts.
+  c.nodes[reps[0]]->store_for_test().apply(entry{k, "v2", 0, version{epoch + c.t, 2}, 0});
+  c.frozen.assign(4, false);
+  c.frozen[reps[0]] = true;
+  auto req = c.nodes[3]->read(k, epoch + c.t);
+  c.drain(3);
+  c.run(300); // hedged to reps[1], which answers "not found"
+  CHECK(c.nodes[3]->stats().hedged_reads == 1);
+  CHECK(!c.result(3, req)); // not served as nil: the owner's answer is still out
+  c.thaw(reps[0]);
+  c.run(100);
+  auto r = c.result(3, req);
+  REQUIRE(r);
+  CHECK(r->found);
+  CHECK(r->e.value == "v2");
 }
