@@ -297,6 +297,8 @@ int main(int argc, char** argv) {
     rc_cfg.security.audit_keep = static_cast<unsigned>(cfg.audit_keep);
     rc_cfg.security.audit_fsync_every = static_cast<unsigned>(cfg.audit_fsync_every);
     rc_cfg.security.audit_args = cfg.audit_args;
+    rc_cfg.security.audit_repeat_window_ms = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(cfg.audit_repeat_window).count());
     rc_cfg.security.key_hash_secret = model_key_secret;
     rc_cfg.security.acllog_max_len = static_cast<size_t>(cfg.acllog_max_len);
     rc_cfg.security.acl_pubsub_allchannels = cfg.acl_pubsub_default == "allchannels";
