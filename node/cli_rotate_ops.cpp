@@ -117,7 +117,9 @@ bool handle_rotate_op(caf::event_based_actor* self, const rotate_targets& t, uin
   }
   if (!t.l3 && !t.compactor) { // a cluster node: its store is the gossip core's
     if (!t.coordinator) {
-      deliver_error(rp, "this node has no L3 or archive to re-seal");
+      deliver_error(rp,
+                    "this node has no L3 or archive of its own to re-seal (on a cluster node, "
+                    "kura rotate-key does not re-seal the cluster store yet: docs/security.md)");
       return true;
     }
     ask_coordinator(self, t.coordinator,
