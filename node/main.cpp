@@ -11,6 +11,7 @@
 #include "node/cluster_erase.hpp"
 #include "node/cluster_metrics.hpp"
 #include "node/cluster_node.hpp"
+#include "node/cluster_rotate.hpp"
 #include "node/cluster_security.hpp"
 #include "node/cluster_tls.hpp"
 #include "node/config.hpp"
@@ -343,9 +344,8 @@ int main(int argc, char** argv) {
       auto erase_mem = std::make_shared<node::cluster_erase_memory>();
       erase_mem->subjects = subjects;
       cs.exec = node::cluster_erase_exec(erase_mem, std::move(cs.exec));
-      // kura rotate-key on cluster nodes (node/cluster_rotate.hpp) is not wired
-      // in: after its re-seal the running node reads nil for uncached keys
-      // (tests/cluster/rotate_cluster_test.cpp reproduces it; docs/security.md)
+      cs.local_op = node::cluster_rotate_op(cfg.encryption_key_file, // kura rotate-key
+                                            cfg.data_dir + "/encryption.salt", audit_to);
       cluster = actors::spawn_cluster(sys, std::move(cs), incarnation, std::move(cluster_store));
       rc_cfg.cluster = cluster.core;
       node::announce_subject_tags(subjects, cluster.core); // KURA.SUBJECT reaches every member
