@@ -1214,7 +1214,8 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
             try_seeds(self);
             rep.note = "joining through " + args[0];
           }
-        } else {
+        } else if (!st.core->settings().local_op ||
+                   !st.core->settings().local_op(*st.core, op, args, rep)) {
           rep.error = "unknown ring operation '" + op + "'";
         }
         return seal_rep();

@@ -109,6 +109,13 @@ struct cluster_settings {
   /// `kura leave`: asks the process to shut down, which leaves gracefully
   /// (stop_cluster hands off, then the node exits). Unset: refused.
   std::function<void()> on_leave;
+  /// Ring operations of the node's own (cop_atom ops the coordinator does
+  /// not know: `kura rotate-key` on a cluster node, node/cluster_rotate.hpp),
+  /// run on the multiplexer thread: (core, op, args, reply) -> whether `op`
+  /// is one of them; it fills reply.error / reply.note. Unset: none.
+  std::function<bool(cluster_core&, const std::string& op, const std::vector<std::string>& args,
+                     cluster_op_reply& reply)>
+      local_op;
 };
 
 /// The cluster state the RESP front end reaches without a hop. See the file

@@ -8,6 +8,8 @@
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
+#include <caf/openssl/manager.hpp>
+#include <caf/openssl/publish.hpp>
 
 #include <algorithm>
 #include <filesystem>
@@ -225,7 +227,11 @@ public:
       return;
     stopped_ = true;
     stop_cluster(sys_, h_, linger_ms_); // leaves, hands off; the store is flushed
-    (void)sys_.middleman().unpublish(door_, port_);
+    if (sys_.has_openssl_manager())
+      // (caf::openssl::unpublish does not compile in CAF 0.17.6)
+      caf::anon_send(sys_.openssl_manager().actor_handle(), caf::close_atom::value, port_);
+    else
+      (void)sys_.middleman().unpublish(door_, port_);
     caf::anon_send_exit(kv_, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(door_, caf::exit_reason::user_shutdown);
   }
@@ -284,7 +290,10 @@ caf::expected<std::unique_ptr<instance>> spawn_cluster_member(caf::actor_system&
   s.exec = c.exec;
   auto h = spawn_cluster(sys, std::move(s), incarnation, std::move(*store));
   auto door = sys.spawn(cluster_door, h.coordinator);
-  auto p = sys.middleman().publish(door, c.port, c.host.c_str(), true);
+  // TLS on cluster links when the application built its actor system with
+  // caf::openssl::manager (as kura-node does with kura.cluster.tls)
+  auto p = sys.has_openssl_manager() ? caf::openssl::publish(door, c.port, c.host.c_str(), true)
+                                     : sys.middleman().publish(door, c.port, c.host.c_str(), true);
   if (!p) {
     caf::anon_send_exit(door, caf::exit_reason::user_shutdown);
     stop_cluster(sys, h, 0);

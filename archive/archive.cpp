@@ -1349,6 +1349,10 @@ struct archive::impl {
         os.row = out_row;
         os.committed = true;
         os.compacting = true;
+        // as its header says (create_segment): without it, reads of the moved
+        // records took the sealed blocks for plaintext ("unencrypted segment in
+        // an encrypted archive") until a restart read the header
+        os.key_id = j.out_kr ? j.out_kr->active() : 0;
         if (!os.file) {
           auto f = fs.open_readable(j.out_path);
           if (f)

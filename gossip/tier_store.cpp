@@ -422,6 +422,10 @@ result<uint64_t> tier_store::rewrite_for_erase(const std::function<bool(std::str
   if (l4_) {
     if (auto st = l4_->flush(); !st)
       return st;
+    if (l4_reseal_job_) { // the erasure first; the re-seal plans what is left again
+      l4_->abort_compaction();
+      l4_reseal_job_ = false;
+    }
     auto p = l4_->begin_erase_rewrite(erased, retire_dictionaries);
     while (p && !p->done)
       p = l4_->compaction_step(4u << 20);
@@ -434,6 +438,57 @@ result<uint64_t> tier_store::rewrite_for_erase(const std::function<bool(std::str
       return error{st.err().code, "L4 index rewrite: " + st.message()};
   }
   return segments;
+}
+
+status tier_store::rotate_keys(std::shared_ptr<const crypto::keyring> keys) {
+  if (auto st = flush(); !st)
+    return st;
+  std::lock_guard<std::mutex> lk(tiers_mu_);
+  if (l4_) {
+    if (l4_reseal_job_) { // a rotation again: its job restarts with the new active key
+      l4_->abort_compaction();
+      l4_reseal_job_ = false;
+    }
+    if (auto st = l4_->rotate_keys(keys); !st)
+      return error{st.err().code, "L4: " + st.message()};
+  }
+  if (auto st = l3_->rotate_keys(std::move(keys)); !st)
+    return error{st.err().code, "L3: " + st.message()};
+  reseal_ = reseal_report{};
+  return {};
+}
+
+result<tier_store::reseal_report> tier_store::reseal_step(size_t l3_records, uint64_t l4_bytes) {
+  std::lock_guard<std::mutex> lk(tiers_mu_);
+  if (!reseal_)
+    return error{errc::invalid_argument, "no key rotation was started"};
+  auto& r = *reseal_;
+  if (r.done)
+    return r;
+  if (!r.l3.done) {
+    auto p = l3_->reseal_step(l3_records);
+    if (!p)
+      return error{p.err().code, "L3: " + p.err().to_string()};
+    r.l3 = *p;
+  } else if (l4_ && !r.l4.done) {
+    // A job KURA.ERASE aborted (rewrite_for_erase) is planned again: it takes
+    // the segments still sealed with an older key.
+    auto p = l4_reseal_job_ ? l4_->compaction_step(l4_bytes) : l4_->begin_reseal();
+    if (!p) {
+      if (l4_reseal_job_)
+        l4_->abort_compaction();
+      l4_reseal_job_ = false;
+      return error{p.err().code, "L4: " + p.err().to_string()};
+    }
+    l4_reseal_job_ = !p->done;
+    r.l4 = *p;
+    r.l4_started = true;
+    if (p->done)
+      if (auto ids = l4_->drop_old_secrets(); !ids)
+        return error{ids.err().code, "L4: " + ids.err().to_string()};
+  }
+  r.done = r.l3.done && (!l4_ || r.l4.done);
+  return r;
 }
 
 bool tier_store::archived(std::string_view key) const {

@@ -47,12 +47,14 @@
 #include "tiers/clock.hpp"
 #include "tiers/l3_lmdb.hpp"
 #include "tiers/memory_cache.hpp"
+#include "tiers/seal.hpp"
 
 #include <atomic>
 #include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -108,6 +110,32 @@ public:
                                      bool retire_dictionaries);
   /// Whether L4 holds `key` (any version).
   bool archived(std::string_view key) const;
+
+  // -- key rotation (`kura rotate-key` on a cluster node, node/cluster_rotate.hpp) --
+
+  /// Progress of the re-seal that rotate_keys() started.
+  struct reseal_report {
+    reseal_progress l3;              ///< L3 records visited / rewritten
+    archive::compaction_progress l4; ///< archive segments re-sealed
+    bool l4_started = false;         ///< the L4 pass runs after L3's
+    bool done = false;               ///< both passes finished, old secrets dropped
+  };
+  /// From now on L3 and L4 seal new data with `keys`' active key (each tier
+  /// must be open under a key `keys` holds: else bad_key, and that tier keeps
+  /// its keyring), and a re-seal pass starts (restarts) over both tiers.
+  /// Commits what is queued first. Runs on the owner's thread; holds the
+  /// tiers while it runs.
+  status rotate_keys(std::shared_ptr<const crypto::keyring> keys);
+  /// One slice of the re-seal: up to `l3_records` L3 records rewritten in one
+  /// transaction, or (once L3 is done) up to `l4_bytes` of archive segments
+  /// compacted under the active key. When both are done, the store secrets'
+  /// copies under older keys are dropped: those keys no longer open anything
+  /// and may leave the key file. Holds the tiers for one slice, so reads and
+  /// the worker's commits go on between slices. invalid_argument when no
+  /// rotation was started.
+  result<reseal_report> reseal_step(size_t l3_records, uint64_t l4_bytes);
+  /// Whether a re-seal was started and is not done.
+  bool resealing() const { return reseal_.has_value() && !reseal_->done; }
 
   /// The last I/O error met by apply/erase/get (they answer false/nullopt).
   /// With background commits, the worker's errors come out of tick()/flush().
@@ -189,6 +217,8 @@ private:
   const clock& clk_;
   std::function<bool(std::string_view)> never_archive_;
   uint64_t max_age_ms_ = 0;
+  std::optional<reseal_report> reseal_; ///< the running (or last) re-seal
+  bool l4_reseal_job_ = false;          ///< L4's re-seal job is the archive's running job
   /// Lowers a value's expiry to its write time + max_age_ms_.
   void cap_age(entry& e) const {
     if (max_age_ms_ == 0 || e.is_tombstone())

@@ -1,7 +1,10 @@
 #include "node/audit_log.hpp"
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -96,7 +99,7 @@ bool parse_time(std::string_view s, uint64_t& ms) {
 
 audit_log::~audit_log() {
   if (fd_ >= 0) {
-    sync();
+    tick(UINT64_MAX); // repeats counted so far get their line
     ::close(fd_);
   }
 }
@@ -136,6 +139,10 @@ std::string audit_log::to_json(const audit_event& e, std::string_view node) {
   }
   r += "],\"result\":";
   r += json_quote(e.result);
+  if (e.repeated > 0) {
+    r += ",\"repeated\":" + std::to_string(e.repeated);
+    r += ",\"since\":" + json_quote(iso8601_ms(e.since_ms));
+  }
   r += '}';
   return r;
 }
@@ -159,7 +166,82 @@ void audit_log::rotate() {
     ++errors_;
 }
 
+bool audit_log::folded(std::string_view event) {
+  return event == "auth" || event == "tls" || event == "cluster-tls" || event == "cluster-peer" ||
+         event == "protected-mode";
+}
+
+namespace {
+
+/// "1.2.3.4" of "1.2.3.4:5678" ("[::1]" of "[::1]:5678"): a retry comes from
+/// another port.
+std::string_view host_of(std::string_view client) {
+  auto colon = client.rfind(':');
+  if (colon == std::string_view::npos)
+    return client;
+  if (client[0] != '[' && client.find(':') != colon)
+    return client; // a bare IPv6 address
+  return client.substr(0, colon);
+}
+
+} // namespace
+
+void audit_log::summarize(repeat_state& r) {
+  if (r.count == 0)
+    return;
+  audit_event s = r.last;
+  s.client.assign(host_of(r.last.client));
+  s.repeated = r.count;
+  s.since_ms = r.first_ms;
+  s.time_ms = r.last_ms;
+  r.count = 0;
+  write(s);
+}
+
 void audit_log::record(const audit_event& e) {
+  if (opt_.repeat_window_ms == 0 || !folded(e.event)) {
+    write(e);
+    return;
+  }
+  std::string key = e.event;
+  for (std::string_view part : {host_of(e.client), std::string_view(e.user),
+                                std::string_view(e.command), std::string_view(e.result)}) {
+    key += '\0';
+    key += part;
+  }
+  auto it = repeats_.find(key);
+  if (it != repeats_.end() && e.time_ms < it->second.first_ms + opt_.repeat_window_ms) {
+    auto& r = it->second; // within the window: counted
+    ++r.count;
+    ++suppressed_;
+    r.last_ms = std::max(r.last_ms, e.time_ms);
+    r.last = e;
+    return;
+  }
+  if (it != repeats_.end()) {
+    summarize(it->second);
+    repeats_.erase(it);
+  }
+  if (repeats_.size() >= 4096) // a flood from many addresses: bounded memory
+    tick(UINT64_MAX);
+  write(e);
+  auto& r = repeats_[key];
+  r.first_ms = r.last_ms = e.time_ms;
+}
+
+void audit_log::tick(uint64_t now_ms) {
+  for (auto it = repeats_.begin(); it != repeats_.end();) {
+    if (now_ms == UINT64_MAX || now_ms >= it->second.first_ms + opt_.repeat_window_ms) {
+      summarize(it->second);
+      it = repeats_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  sync();
+}
+
+void audit_log::write(const audit_event& e) {
   auto line = to_json(e, opt_.node);
   line += '\n';
   if (fd_ >= 0 && size_ > 0 && size_ + line.size() > opt_.max_bytes)
@@ -250,6 +332,9 @@ audit_line parse_audit_line(std::string_view line) {
   json_string_field(line, "user", r.user);
   json_string_field(line, "command", r.command);
   json_string_field(line, "result", r.result);
+  json_string_field(line, "since", r.since);
+  if (auto p = line.find("\"repeated\":"); p != std::string_view::npos)
+    r.repeated = std::strtoull(std::string(line.substr(p + 11, 20)).c_str(), nullptr, 10);
   return r;
 }
 

@@ -8,10 +8,22 @@
 // path -> path.1 -> ... -> path.<keep> (the oldest is dropped).
 // `read_audit_lines` reads a log with its rotated files, oldest first (for
 // `kura audit`). CAF-free.
+//
+// Repeated refusals. A stranger that retries every second (a bad client
+// certificate, a node without the cluster secret, a wrong password, a client
+// protected mode refuses) would add a line a second. The first refusal of a
+// kind from an address is written at once; identical ones (same event,
+// client host -- the port aside --, user, command and result) within
+// `repeat_window_ms` after it are only counted, and one line with
+// `"repeated": N` (the count, the time of the last one and `"since"`, the
+// first one's time) is written when the window ends (by tick(), or by the
+// next refusal after it). Refusal events: auth, tls, cluster-tls,
+// cluster-peer, protected-mode. 0 = every refusal is written.
 // Thread safety: not thread-safe; owned by the RESP broker.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,17 +38,28 @@ struct audit_event {
   std::string command;           ///< "FLUSHALL", "CONFIG SET", "ACL SETUSER", "AUTH"
   std::vector<std::string> args; ///< arguments after the command (redacted or not)
   std::string result;            ///< "ok" or the error reply
+  uint64_t repeated = 0;         ///< a summary line: identical refusals it stands for
+  uint64_t since_ms = 0;         ///< a summary line: the first of them
+};
+
+/// One window of identical refusals (audit_log's repeat folding).
+struct repeat_state {
+  uint64_t first_ms = 0; ///< the refusal that was written
+  uint64_t last_ms = 0;
+  uint64_t count = 0; ///< identical ones after it, not written yet
+  audit_event last;   ///< the last of them (its fields go into the summary)
 };
 
 class audit_log {
 public:
   struct options {
     std::string path;
-    std::string node;                 ///< node name written in every line
-    uint64_t max_bytes = 64ull << 20; ///< rotate above this
-    unsigned keep = 5;                ///< rotated files kept
-    unsigned fsync_every = 64;        ///< lines between fsyncs
-    bool log_args = false;            ///< log arguments (secrets still redacted)
+    std::string node;                   ///< node name written in every line
+    uint64_t max_bytes = 64ull << 20;   ///< rotate above this
+    unsigned keep = 5;                  ///< rotated files kept
+    unsigned fsync_every = 64;          ///< lines between fsyncs
+    bool log_args = false;              ///< log arguments (secrets still redacted)
+    uint64_t repeat_window_ms = 60'000; ///< repeated refusals: one line per window (0: off)
   };
   explicit audit_log(options o) : opt_(std::move(o)) {}
   ~audit_log();
@@ -50,6 +73,13 @@ public:
   void record(const audit_event& e);
   /// Fsyncs what was written since the last sync.
   void sync();
+  /// Writes the summary lines of repeated refusals whose window ended by
+  /// `now_ms`, then sync(). The owner calls it on its timer.
+  void tick(uint64_t now_ms);
+  /// Refusals counted but not written (yet: their summary line is due).
+  uint64_t suppressed() const noexcept { return suppressed_; }
+  /// Whether `event` is a refusal that repeats are folded for.
+  static bool folded(std::string_view event);
 
   const options& opts() const noexcept { return opt_; }
   uint64_t lines() const noexcept { return lines_; }
@@ -60,7 +90,13 @@ public:
 
 private:
   void rotate();
+  void write(const audit_event& e);
+  /// Writes the summary line of `r` when it counted repeats.
+  void summarize(repeat_state& r);
   options opt_;
+  /// Open windows of repeated refusals, by (event, host, user, command, result).
+  std::map<std::string, repeat_state> repeats_;
+  uint64_t suppressed_ = 0;
   int fd_ = -1;
   uint64_t size_ = 0;
   unsigned unsynced_ = 0;
@@ -81,7 +117,9 @@ struct audit_line {
   std::string raw;
   uint64_t time_ms = 0;
   std::string time, event, client, user, command, result;
-  bool ok = false; ///< parsed
+  uint64_t repeated = 0; ///< a summary of repeated refusals: how many
+  std::string since;     ///< ... since when
+  bool ok = false;       ///< parsed
 };
 /// Parses one JSON line written by audit_log.
 audit_line parse_audit_line(std::string_view line);

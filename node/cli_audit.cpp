@@ -92,8 +92,12 @@ int run_audit_command(const std::vector<std::string>& args, bool json) {
     if (json)
       std::cout << l << "\n";
     else
-      std::printf("%-24s %-14s %-21s %-12s %-16s %s\n", p.time.c_str(), p.event.c_str(),
-                  p.client.c_str(), p.user.c_str(), p.command.c_str(), p.result.c_str());
+      std::printf(
+          "%-24s %-14s %-21s %-12s %-16s %s%s\n", p.time.c_str(), p.event.c_str(), p.client.c_str(),
+          p.user.c_str(), p.command.c_str(), p.result.c_str(),
+          p.repeated == 0
+              ? ""
+              : (" (" + std::to_string(p.repeated) + " more since " + p.since + ")").c_str());
   }
   return 0;
 }

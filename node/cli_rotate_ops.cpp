@@ -1,5 +1,6 @@
 // The ops actor's side of `kura rotate-key` (node/rotate_key.hpp).
 #include "actors/archive_actors.hpp"
+#include "actors/cluster.hpp"
 #include "actors/store.hpp"
 #include "node/rotate_key.hpp"
 #include "tiers/seal.hpp"
@@ -75,6 +76,34 @@ void deliver_status(caf::event_based_actor* self, const rotate_targets& t, rotat
           });
 }
 
+/// A cluster node: the coordinator runs the op (node/cluster_rotate.hpp)
+/// and answers a sealed cluster_op_reply whose note is the rotate_report.
+void ask_coordinator(caf::event_based_actor* self, const caf::actor& coordinator,
+                     const std::string& op, caf::typed_response_promise<std::string> rp) {
+  // reading a passphrase key file runs PBKDF2 on the multiplexer thread
+  self->request(coordinator, std::chrono::seconds(60), cop_atom::value, op,
+                std::vector<std::string>{})
+      .then(
+          [rp](std::string& bytes) mutable {
+            auto env = decode_envelope(bytes);
+            if (!env || env->type != static_cast<uint32_t>(cluster_msg_type::op_reply)) {
+              deliver_error(rp, "bad answer from the cluster coordinator");
+              return;
+            }
+            auto rep = from_msgpack<cluster_op_reply>(env->payload);
+            if (!rep)
+              deliver_error(rp, "bad answer from the cluster coordinator: " + rep.err().message);
+            else if (!rep->error.empty())
+              deliver_error(rp, rep->error);
+            else
+              rp.deliver(std::move(rep->note)); // an encoded rotate_report
+          },
+          [rp, self](caf::error& err) mutable {
+            deliver_error(rp,
+                          "the cluster coordinator did not answer: " + self->system().render(err));
+          });
+}
+
 } // namespace
 
 bool handle_rotate_op(caf::event_based_actor* self, const rotate_targets& t, uint8_t op,
@@ -87,8 +116,14 @@ bool handle_rotate_op(caf::event_based_actor* self, const rotate_targets& t, uin
     return true;
   }
   if (!t.l3 && !t.compactor) { // a cluster node: its store is the gossip core's
-    deliver_error(rp, "this node has no L3 or archive of its own to re-seal (on a cluster node, "
-                      "kura rotate-key does not re-seal the cluster store yet: docs/security.md)");
+    if (!t.coordinator) {
+      deliver_error(rp,
+                    "this node has no L3 or archive of its own to re-seal (on a cluster node, "
+                    "kura rotate-key does not re-seal the cluster store yet: docs/security.md)");
+      return true;
+    }
+    ask_coordinator(self, t.coordinator,
+                    op == rotate_ops::rotate_key ? "rotate-key" : "rotate-status", rp);
     return true;
   }
   if (op == rotate_ops::rotate_status) {

@@ -164,6 +164,8 @@ node_config::node_config() {
       .add(audit_keep, "audit-keep", "rotated audit logs kept")
       .add(audit_fsync_every, "audit-fsync-every", "audit lines between fsyncs (and every 100 ms)")
       .add(audit_args, "audit-args", "log command arguments (secrets stay redacted)")
+      .add(audit_repeat_window, "audit-repeat-window",
+           "identical refusals from one address within it: one audit line with a count (0s: each)")
       .add(hash_keys_in_models, "hash-keys-in-models",
            "keyed hashes (HMAC-SHA-256) instead of keys in the predictor's model and the audit log")
       .add(acllog_max_len, "acllog-max-len", "entries kept by ACL LOG (Redis's acllog-max-len)")
@@ -387,6 +389,8 @@ std::string node_config::check_values() {
     return bad("kura.security.audit-keep", "0..1000");
   if (audit_fsync_every == 0)
     return bad("kura.security.audit-fsync-every", "at least 1");
+  if (audit_repeat_window.count() < 0)
+    return bad("kura.security.audit-repeat-window", "must not be negative");
   if (metrics_user.empty() != metrics_password.empty())
     return bad("kura.security.metrics-user", "set together with metrics-password");
   if (retention_max_age.count() < 0)

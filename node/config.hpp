@@ -124,6 +124,8 @@ struct node_config : caf::actor_system_config {
   uint64_t audit_keep = 5;
   uint64_t audit_fsync_every = 64;
   bool audit_args = false;
+  /// Identical refusals from one address within this window: one line with a count (0: each).
+  caf::timespan audit_repeat_window = std::chrono::seconds(60);
   /// kura.security.hash-keys-in-models: keyed hashes instead of keys in the
   /// predictor's statistics and model and in the audit log's arguments.
   bool hash_keys_in_models = false;

@@ -11,6 +11,7 @@
 #include "node/cluster_erase.hpp"
 #include "node/cluster_metrics.hpp"
 #include "node/cluster_node.hpp"
+#include "node/cluster_rotate.hpp"
 #include "node/cluster_security.hpp"
 #include "node/cluster_tls.hpp"
 #include "node/config.hpp"
@@ -296,6 +297,8 @@ int main(int argc, char** argv) {
     rc_cfg.security.audit_keep = static_cast<unsigned>(cfg.audit_keep);
     rc_cfg.security.audit_fsync_every = static_cast<unsigned>(cfg.audit_fsync_every);
     rc_cfg.security.audit_args = cfg.audit_args;
+    rc_cfg.security.audit_repeat_window_ms = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(cfg.audit_repeat_window).count());
     rc_cfg.security.key_hash_secret = model_key_secret;
     rc_cfg.security.acllog_max_len = static_cast<size_t>(cfg.acllog_max_len);
     rc_cfg.security.acl_pubsub_allchannels = cfg.acl_pubsub_default == "allchannels";
@@ -341,6 +344,8 @@ int main(int argc, char** argv) {
       auto erase_mem = std::make_shared<node::cluster_erase_memory>();
       erase_mem->subjects = subjects;
       cs.exec = node::cluster_erase_exec(erase_mem, std::move(cs.exec));
+      cs.local_op = node::cluster_rotate_op(cfg.encryption_key_file, // kura rotate-key
+                                            cfg.data_dir + "/encryption.salt", audit_to);
       cluster = actors::spawn_cluster(sys, std::move(cs), incarnation, std::move(cluster_store));
       rc_cfg.cluster = cluster.core;
       // INFO's l3, l4 and keyspace sections: the cluster data held here

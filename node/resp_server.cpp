@@ -1049,7 +1049,7 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
         if (st.facts.idle_timeout_s > 0)
           close_idle(self);
         if (auto& audit = st.cmds->security().audit)
-          audit->sync(); // the audit log's batched fsync
+          audit->tick(st.core->ks().clock().now_ms()); // batched fsync, repeated refusals
         if (++st.ticks * housekeeping_ms >= st.cfg.metrics_interval_ms) {
           st.ticks = 0;
           try {

@@ -55,6 +55,9 @@ struct rotate_targets {
   caf::actor compactor; ///< the archive's compactor (invalid: L4 off)
   std::string key_file; ///< kura.security.encryption-key-file ("" = encryption off)
   std::string salt_file;
+  /// A cluster node: its cluster coordinator, which re-seals the cluster
+  /// store (node/cluster_rotate.hpp); l3 and compactor are then invalid.
+  caf::actor coordinator;
 };
 
 /// Serves rotate_ops::rotate_key / rotate_status into `rp`; false for other ops.

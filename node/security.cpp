@@ -69,6 +69,7 @@ std::string security_state::configure(const security_config& c) {
     o.keep = c.audit_keep;
     o.fsync_every = c.audit_fsync_every;
     o.log_args = c.audit_args;
+    o.repeat_window_ms = c.audit_repeat_window_ms;
     if (!c.key_hash_secret.empty())
       key_hashes = std::make_unique<actors::model_keys>(c.key_hash_secret);
     auto a = std::make_unique<audit_log>(o);

@@ -31,7 +31,8 @@ struct security_config {
   uint64_t audit_max_bytes = 64ull << 20;
   unsigned audit_keep = 5;
   unsigned audit_fsync_every = 64;
-  bool audit_args = false; ///< log arguments (secrets stay redacted)
+  bool audit_args = false;                  ///< log arguments (secrets stay redacted)
+  uint64_t audit_repeat_window_ms = 60'000; ///< audit_log::options::repeat_window_ms
   /// hash-keys-in-models: the HMAC secret; with audit_args, key arguments
   /// are logged as keyed hashes ("" = as they are).
   std::string key_hash_secret;

@@ -291,6 +291,85 @@ TEST_CASE("audit log rotation keeps the newest lines within the limit") {
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("audit log: repeated refusals from one address are one line per window with a count") {
+  auto dir =
+      std::filesystem::temp_directory_path() / ("kura-audit-repeat-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  audit_log::options o;
+  o.path = (dir / "audit.log").string();
+  o.node = "n";
+  o.repeat_window_ms = 60000;
+  const uint64_t t0 = 1700000000000ull;
+  auto refusal = [&](uint64_t t, const std::string& client, const std::string& why) {
+    audit_event e;
+    e.time_ms = t;
+    e.event = "tls";
+    e.client = client;
+    e.result = "DENIED " + why;
+    return e;
+  };
+  std::vector<std::string> lines;
+  auto read = [&] {
+    lines.clear();
+    REQUIRE(read_audit_lines(o.path, 5, lines) == "");
+    return lines.size();
+  };
+  {
+    audit_log a(o);
+    REQUIRE(a.open() == "");
+    // a stranger retrying every second from new ports, for 90 s
+    for (int i = 0; i < 90; ++i)
+      a.record(refusal(t0 + 1000ull * i, "10.0.0.9:" + std::to_string(40000 + i), "unknown ca"));
+    // another address, another reason: lines of their own
+    a.record(refusal(t0 + 500, "10.0.0.7:5000", "unknown ca"));
+    a.record(refusal(t0 + 600, "10.0.0.9:5001", "no certificate"));
+    // a command is never folded
+    for (int i = 0; i < 3; ++i) {
+      audit_event e;
+      e.time_ms = t0 + 700;
+      e.event = "command";
+      e.command = "FLUSHALL";
+      e.result = "ok";
+      a.record(e);
+    }
+    // 0..59 s: the first written, 59 counted; at 60 s the summary, then 60 s
+    // written and 61..89 counted
+    CHECK(read() == 1 + 1 + 1 + 1 + 1 + 3);
+    CHECK(a.suppressed() == 59 + 29);
+    auto sum = parse_audit_line(lines[1]);
+    CHECK(sum.event == "tls");
+    CHECK(sum.client == "10.0.0.9");
+    CHECK(sum.repeated == 59);
+    CHECK(sum.since == iso8601_ms(t0));
+    CHECK(sum.time_ms == t0 + 59000);
+    CHECK(sum.result == "DENIED unknown ca");
+    a.tick(t0 + 100000); // the window of the refusal at 60 s has not ended
+    CHECK(read() == 8);
+    a.tick(t0 + 130000); // now it has
+    CHECK(read() == 9);
+    CHECK(parse_audit_line(lines.back()).repeated == 29);
+    CHECK(parse_audit_line(lines.back()).since == iso8601_ms(t0 + 60000));
+    a.tick(t0 + 200000); // nothing more to say
+    CHECK(read() == 9);
+    a.record(refusal(t0 + 300000, "10.0.0.9:1", "unknown ca"));
+    a.record(refusal(t0 + 300001, "10.0.0.9:2", "unknown ca"));
+  } // closing writes what it counted
+  CHECK(read() == 11);
+  CHECK(parse_audit_line(lines.back()).repeated == 1);
+  CHECK(lines.back().find("\"repeated\":1,\"since\":") != std::string::npos);
+  // window 0: every refusal is a line
+  std::filesystem::remove_all(dir);
+  o.repeat_window_ms = 0;
+  {
+    audit_log a(o);
+    REQUIRE(a.open() == "");
+    for (int i = 0; i < 5; ++i)
+      a.record(refusal(t0 + i, "10.0.0.9:1", "unknown ca"));
+  }
+  CHECK(read() == 5);
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("times: ISO 8601 both ways, epoch seconds") {
   CHECK(iso8601_ms(1700000000123ull) == "2023-11-14T22:13:20.123Z");
   uint64_t ms = 0;
