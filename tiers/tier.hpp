@@ -95,7 +95,7 @@ public:
 
   /// Write-behind tiers: commits buffered writes that are due (the owner calls
   /// this on a timer). No-op for tiers that write through.
-  virtual status maybe_flush(uint64_t now_ms) { return {}; }
+  virtual status maybe_flush(uint64_t /*now_ms*/) { return {}; }
   /// Write-behind tiers: commits every buffered write now.
   virtual status flush() { return {}; }
 
