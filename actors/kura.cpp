@@ -328,10 +328,11 @@ void prepare_cluster_config(caf::actor_system_config& cfg, uint64_t heartbeat_ms
   // CPU of the write itself (bench/RESULTS.md, faces9). So: deserialize on
   // the multiplexer (which runs the coordinator anyway), and let idle
   // workers block on a condition variable ('sharing'). Both only unless set.
-  if (!caf::get_if(&content, "middleman.workers"))
-    cfg.set("middleman.workers", 0);
-  if (!caf::get_if(&content, "scheduler.policy"))
-    cfg.set("scheduler.policy", caf::atom("sharing"));
+  // Not set by default (session 9): with middleman.workers=0 and
+  // scheduler.policy='sharing', retention_cluster_test's tracking clients on
+  // n2/n3 missed the invalidation of an expired key in about half the runs
+  // (8 of 8 passed without them); cause not found. Set them by hand
+  // (--middleman.workers=0 --scheduler.policy=sharing) to get the CPU saving.
 }
 
 std::string resolve_cluster_identity(const std::string& data_dir, const std::string& configured,

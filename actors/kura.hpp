@@ -89,9 +89,8 @@ struct embedded_options {
 
 /// Sets the middleman heartbeat (max(500 ms, heartbeat/2)) and connection
 /// timeout (max(4 x that, 3 x heartbeat)) unless set already: without them a
-/// frozen peer is never noticed (CAF-0.17.md §4). Also, unless set:
-/// middleman.workers=0 (BASP messages are deserialized on the multiplexer)
-/// and scheduler.policy='sharing' (idle workers block instead of polling).
+/// frozen peer is never noticed (CAF-0.17.md §4). middleman.workers=0 and
+/// scheduler.policy='sharing' are not set (docs/cluster.md, "Threads").
 /// Call before the actor_system is made from `cfg`.
 void prepare_cluster_config(caf::actor_system_config& cfg, uint64_t heartbeat_ms);
 
