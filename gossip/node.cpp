@@ -287,9 +287,12 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
   namespace ae = anti_entropy;
   if (auto* r = std::get_if<replicate_msg>(&msg)) {
     entry e = r->e.to_entry();
-    apply_entry(e, now);
-    auto held = store_->version_of(e.key);
-    version hv = held ? *held : e.ver;
+    // Applied: the store now holds exactly e.ver (no second index lookup on
+    // the write path); refused: it holds something at least as new.
+    version hv = e.ver;
+    if (!apply_entry(e, now))
+      if (auto held = store_->version_of(e.key))
+        hv = *held;
     // Acking promises that we never again serve anything older. The store
     // only moves forward, so it keeps that promise for as long as it holds
     // the key; the floor is recorded when the key leaves the store (handoff,

@@ -56,6 +56,8 @@ struct cluster_tracking::read_job {
   std::vector<std::string> keys;
   std::map<std::string, uint64_t> expiry; ///< what the replicas answered
   size_t pending = 0;                     ///< registrations not answered yet
+  uint64_t epoch = 0;                     ///< member_epoch_ when the read started
+  bool stale = false; ///< a member came back during the read: invalidate after the reply
 };
 
 std::shared_ptr<cluster_tracking> cluster_tracking::attach(actors::cluster_core& c,
@@ -183,8 +185,13 @@ void cluster_tracking::mark_self_writes(uint64_t client, const std::vector<std::
 void cluster_tracking::track_reads(session& s, const std::vector<std::string_view>& keys,
                                    std::function<void(done_fn)> run, done_fn done) {
   auto now = now_ms();
+  // Membership news that arrived before this read concerns the keys tracked
+  // so far, not this read (it registers with today's ring): take it now, not
+  // at the next tick, or the flush it causes would drop this read's keys.
+  watch_members(now);
   auto job = std::make_shared<read_job>();
   job->client = s.id;
+  job->epoch = member_epoch_;
   std::map<gossip::node_id, std::vector<std::string>> per_peer;
   for (auto k : keys) {
     std::string key(k);
@@ -236,12 +243,14 @@ void cluster_tracking::track_reads(session& s, const std::vector<std::string_vie
 }
 
 void cluster_tracking::read_done(read_job& job, const out_buffer& reply) {
+  auto now = now_ms();
+  watch_members(now); // flushes the keys tracked before, not these
+  job.stale = job.epoch != member_epoch_;
   if (reply.empty() || reply[0] == '-')
     return; // nothing was read
   session* s = hub_.client(job.client);
   if (!s || !s->tracking)
     return;
-  auto now = now_ms();
   for (auto& k : job.keys) {
     uint64_t expiry = 0;
     if (auto it = job.expiry.find(k); it != job.expiry.end()) {
@@ -263,9 +272,10 @@ void cluster_tracking::after_reply(read_job& job) {
     if (it != inflight_.end() && --it->second <= 0)
       inflight_.erase(it);
     bool last = inflight_.count(k) == 0;
-    if (dirty_.count(k) != 0) { // changed while the read was on its way
-      if (last)
-        dirty_.erase(k);
+    bool dirty = dirty_.count(k) != 0; // changed while the read was on its way
+    if (dirty && last)
+      dirty_.erase(k);
+    if (dirty || job.stale) { // or a member came back meanwhile (watch_members)
       hub_.key_changed(k, 0);
       any = true;
     }
@@ -397,6 +407,7 @@ void cluster_tracking::watch_members(uint64_t now) {
   events_seen_ = events.size();
   if (!back)
     return;
+  ++member_epoch_;
   // Its registrations are gone (a restart), or keys moved to it or away from
   // this node: tracked keys may change unheard. Redis's answer to "every key may
   // have changed" is the null invalidation (as after FLUSHALL); BCAST

@@ -93,10 +93,14 @@ private:
   void read_done(read_job& job, const out_buffer& reply);
   void after_reply(read_job& job);
   void tick();
-  /// Membership news since the last tick: a member that comes back alive
+  /// Membership news since the last call: a member that comes back alive
   /// (a restart with a new incarnation, a rejoin after death, a refuted
   /// suspicion, a drain or token change) holds none of the registrations
-  /// made with it, or may now own keys registered elsewhere.
+  /// made with it, or may now own keys registered elsewhere. Called by the
+  /// tick and when a tracked read starts and ends, so that news older than
+  /// a read never flushes the keys that read tracks (it concerns the keys
+  /// tracked before), and news that arrives while a read is in flight
+  /// invalidates that read's keys right after its reply.
   void watch_members(uint64_t now);
   /// Registers the tracked reads `keys` of `s` where needed, then calls
   /// `run(reply)`; the reply tracks the keys, then reaches `done`.
@@ -115,7 +119,8 @@ private:
   std::unordered_map<std::string, std::pair<uint64_t, uint64_t>> self_writes_; ///< client, until
   std::vector<std::string> announced_;
   uint64_t next_announce_ms_ = 0;
-  size_t events_seen_ = 0; ///< of the membership's event log (watch_members)
+  size_t events_seen_ = 0;    ///< of the membership's event log (watch_members)
+  uint64_t member_epoch_ = 0; ///< watch_members' news so far (a member came back)
   // this node as a replica: who wants to hear of changes
   std::unordered_map<std::string, std::set<gossip::node_id>> peer_keys_;
   struct peer_prefixes {
