@@ -113,6 +113,8 @@ node_config::node_config() {
            "outcomes a calibration bucket needs before its keys are loaded (0 = off)")
       .add(prewarm_adjust_ttl, "adjust-ttl",
            "lengthen / shorten TTLs of key patterns re-read after / never read before expiry")
+      .add(prewarm_tier_choice, "tier-choice",
+           "new writes of key patterns written and never read go to L3 only, not memory")
       .add(prewarm_min_ttl, "min-ttl", "adjust-ttl never shortens a TTL below this")
       .add(prewarm_max_ttl, "max-ttl", "adjust-ttl never lengthens a TTL above this")
       .add(prewarm_clock_offset_ms, "clock-offset-ms",
@@ -459,6 +461,7 @@ std::string node_config::parse_and_validate(int argc, char** argv) {
       {"kura.l3.wal", &l3_wal},
       {"kura.prewarm.enabled", &prewarm_enabled},
       {"kura.prewarm.adjust-ttl", &prewarm_adjust_ttl},
+      {"kura.prewarm.tier-choice", &prewarm_tier_choice},
       {"kura.archive.enabled", &archive_enabled},
       {"kura.cluster.near-cache", &cluster_near_cache},
       {"kura.cluster.tls", &cluster_tls},

@@ -34,6 +34,7 @@ actors::predictor_settings predictor_settings_of(const node_config& cfg) {
   s.core.lift_evidence = static_cast<double>(cfg.prewarm_bucket_evidence);
   s.core.first_evidence = 4 * s.core.lift_evidence; // 32 by default, as measured
   s.core.adjust_ttl = cfg.prewarm_adjust_ttl;
+  s.core.tier_choice = cfg.prewarm_tier_choice;
   s.core.min_ttl_ms = ms(cfg.prewarm_min_ttl);
   s.core.max_ttl_ms = ms(cfg.prewarm_max_ttl);
   s.core.anomaly.min_hit_ratio = cfg.alerts_min_hit_ratio;
