@@ -274,10 +274,12 @@ struct predictor_settings {
   uint32_t save_every = 10;    ///< cycles between model saves
   size_t chunk_keys = 256;     ///< keys per load request to the store
   uint32_t sample_one_in = 8;  ///< the tap samples 1 in N reads and writes
-  /// Nice value of the actor's thread: learning and planning are background
-  /// work that takes spare CPU, not the serving threads' (RocksDB lowers its
-  /// compaction threads' priority the same way). 0 = unchanged.
-  int thread_nice = 19;
+  /// Nice value of the actor's thread (kura.prewarm.thread-nice): 19 makes
+  /// learning and planning background work that takes spare CPU, not the
+  /// serving threads' (RocksDB lowers its compaction threads' priority the
+  /// same way). 0 = unchanged (the default until measured: bench/RESULTS.md,
+  /// "Predictor, tenth pass").
+  int thread_nice = 0;
 };
 
 /// Called after every cycle with the predictor's figures (the node's metrics).
