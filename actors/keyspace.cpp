@@ -256,6 +256,13 @@ status keyspace::write(std::string_view key, std::string value, uint64_t expiry_
     if (i != overlay_->end())
       i->second = e;
   }
+  // the predictor's tier choice: a new key of a pattern written and never
+  // read goes to L3 only (a later read promotes it as after an eviction)
+  if (l3_ && ttl_rules_ && ttl_rules_->has_tier_rules() && sh.locate(key) == memory_region::none &&
+      ttl_rules_->l3_only(key)) {
+    ++tier_l3_only_;
+    return status{};
+  }
   auto st = sh.put(std::move(e), now);
   if (!st.ok()) {
     (void)sh.erase(key); // never leave an older value behind in memory

@@ -120,6 +120,8 @@ public:
   /// Writes whose TTL the rules lengthened / shortened.
   uint64_t ttl_longer() const noexcept { return ttl_longer_; }
   uint64_t ttl_shorter() const noexcept { return ttl_shorter_; }
+  /// New writes the rules' tier choice sent to L3 only (kura.prewarm.tier-choice).
+  uint64_t tier_l3_only() const noexcept { return tier_l3_only_; }
 
   // -- memory shards -------------------------------------------------------------
 
@@ -309,7 +311,7 @@ private:
   /// The expiry of a write asked to expire at `expiry_ms` (> now) under the TTL rules.
   uint64_t adjust_ttl(std::string_view key, uint64_t now, uint64_t expiry_ms);
   std::shared_ptr<const predictor::ttl_rules> ttl_rules_;
-  uint64_t ttl_longer_ = 0, ttl_shorter_ = 0;
+  uint64_t ttl_longer_ = 0, ttl_shorter_ = 0, tier_l3_only_ = 0;
   std::vector<std::unique_ptr<memory_cache>> shards_;
   std::vector<uint64_t> filter_;
   bool filter_loading_ = false;

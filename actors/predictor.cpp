@@ -3,8 +3,13 @@
 #include <caf/all.hpp>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <iostream>
 #include <memory>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <unordered_set>
 
 namespace kura::actors {
@@ -36,12 +41,16 @@ struct predictor_state {
   uint64_t runs = 0;
   uint64_t dropped = 0;
   uint64_t sample_one_in = 1;
+  /// The store's count of batches shipped and not learned yet (predictor_tap::in_flight).
+  predictor_tap::counter tap_in_flight;
   /// The model was loaded from the file: the first plan refills an empty
   /// memory for the whole horizon (predictor::make_plan's `restart`).
   bool restart_plan = false;
   uint64_t cold_dropped = 0;
   /// The TTL rules last sent to the store (adjust-ttl) or suggested.
   pred::ttl_rules::rule_map ttl_in_force;
+  /// The tier rules last sent (tier-choice) or suggested: patterns to L3 only.
+  pred::ttl_rules::pattern_set tier_in_force;
   // anomaly inputs: figures at the last cycle and now
   store_figures fig, fig_at_cycle;
   bool have_fig = false;
@@ -96,6 +105,11 @@ struct predictor_state {
       r.ttl_rules.push_back(
           pattern + (dir > 0 ? " x2 (re-read after expiry)" : " /2 (never read before expiry)"));
     std::sort(r.ttl_rules.begin(), r.ttl_rules.end());
+    r.tier_choice = cfg.core.tier_choice;
+    r.tier_l3_only = fig.tier_l3_only;
+    for (const auto& pattern : tier_in_force)
+      r.tier_rules.push_back(pattern + " -> L3 only (written, never read)");
+    std::sort(r.tier_rules.begin(), r.tier_rules.end());
     r.horizon_ms = core->effective_horizon_ms();
     r.interval_ms = cfg.core.interval_ms;
     r.min_confidence = cfg.core.min_confidence;
@@ -149,6 +163,9 @@ struct predictor_state {
       case tap_event::write:
         core->record_write(e.key, t, e.arg, e.size);
         break;
+      case tap_event::write_read:
+        core->record_write_read(e.key, t);
+        break;
       case tap_event::prewarm_read:
         if (e.tier == 0)
           ++lost;
@@ -160,6 +177,8 @@ struct predictor_state {
     }
     fig = b.fig;
     dropped = b.fig.tap_dropped;
+    if (tap_in_flight && tap_in_flight->load(std::memory_order_relaxed) > 0)
+      tap_in_flight->fetch_sub(1, std::memory_order_relaxed);
     if (!have_fig) {
       fig_at_cycle = fig;
       have_fig = true;
@@ -194,16 +213,27 @@ void load_next(pred_self self);
 /// without it they are only reported as suggestions).
 void push_ttl_rules(pred_self self) {
   auto& st = self->state;
-  auto rules = std::make_shared<const pred::ttl_rules>(st.core->applied_ttl_rules());
-  if (rules->rules() == st.ttl_in_force)
+  const auto& c = st.cfg.core;
+  // (the core lists tier rules only with tier_choice; a suggestion without it)
+  pred::ttl_rules all = st.core->applied_ttl_rules();
+  if (all.rules() == st.ttl_in_force && all.l3_only_patterns() == st.tier_in_force)
     return;
-  st.ttl_in_force = rules->rules();
-  if (!st.cfg.core.adjust_ttl)
+  st.ttl_in_force = all.rules();
+  st.tier_in_force = all.l3_only_patterns();
+  if (!c.adjust_ttl && !c.tier_choice)
     return;
-  for (const auto& [pattern, dir] : st.ttl_in_force)
-    std::cerr << "kura-node: predictor: TTLs of " << pattern << " "
-              << (dir > 0 ? "doubled (re-read after expiry)" : "halved (never read before expiry)")
-              << std::endl;
+  if (c.adjust_ttl)
+    for (const auto& [pattern, dir] : st.ttl_in_force)
+      std::cerr << "kura-node: predictor: TTLs of " << pattern << " "
+                << (dir > 0 ? "doubled (re-read after expiry)"
+                            : "halved (never read before expiry)")
+                << std::endl;
+  for (const auto& pattern : st.tier_in_force)
+    std::cerr << "kura-node: predictor: new writes of " << pattern
+              << " go to L3 only (written, never read)" << std::endl;
+  auto rules = std::make_shared<const pred::ttl_rules>(!c.tier_choice  ? all.ttls_only()
+                                                       : !c.adjust_ttl ? all.tiers_only()
+                                                                       : std::move(all));
   self->send(st.store, prewarm_ttl_atom::value, ttl_rules_ptr(std::move(rules)));
 }
 
@@ -348,6 +378,11 @@ caf::behavior predictor_actor(pred_self self, predictor_settings cfg, caf::actor
   st.clk = clk;
   st.hook = std::move(hook);
   st.sample_one_in = std::max<uint32_t>(1, cfg.sample_one_in);
+  // (the actor is detached: this runs on its own thread)
+  if (cfg.thread_nice != 0 &&
+      ::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), cfg.thread_nice) != 0)
+    std::cerr << "kura-node: predictor: cannot lower its thread's priority: "
+              << std::strerror(errno) << std::endl;
   st.core = std::make_unique<pred::predictor>(cfg.core);
   if (!cfg.model_path.empty()) {
     st.store_file = std::make_unique<pred::file_model_store>(cfg.model_path);
@@ -368,6 +403,9 @@ caf::behavior predictor_actor(pred_self self, predictor_settings cfg, caf::actor
   self->send(self, predictor_cycle_atom::value, true);
   return {
       [=](tap_batch& b) { self->state.learn(b); },
+      [=](tap_counter_atom, predictor_tap::counter& n) {
+        self->state.tap_in_flight = std::move(n);
+      },
       [=](predictor_cycle_atom, bool first) {
         auto& s = self->state;
         if (first && !s.have_fig) {
@@ -436,15 +474,24 @@ caf::behavior predictor_actor(pred_self self, predictor_settings cfg, caf::actor
 
 } // namespace
 
-void attach_predictor(store_core& c, caf::actor predictor, uint32_t sample_one_in) {
+void attach_predictor(store_core& c, caf::actor predictor, uint32_t sample_one_in,
+                      bool follow_writes) {
   tap_config tc;
   tc.sample_one_in = sample_one_in;
+  tc.follow_writes = follow_writes;
   c.tap = std::make_unique<predictor_tap>(tc);
   c.predictor = std::move(predictor);
   c.ks().set_tap(c.tap.get());
+  caf::anon_send(c.predictor, tap_counter_atom::value, c.tap->in_flight());
 }
 
 void ship_tap(store_core& c) {
+  if (c.tap) {
+    auto& n = *c.tap->in_flight();
+    if (n.load(std::memory_order_relaxed) >= predictor_tap::max_in_flight)
+      return; // the predictor is behind: the events wait in the tap (bounded)
+    n.fetch_add(1, std::memory_order_relaxed);
+  }
   tap_batch b;
   if (c.tap)
     b.events = c.tap->take();
@@ -463,6 +510,7 @@ void ship_tap(store_core& c) {
   b.fig.tap_dropped = c.tap ? c.tap->dropped() : 0;
   b.fig.ttl_longer = c.ks().ttl_longer();
   b.fig.ttl_shorter = c.ks().ttl_shorter();
+  b.fig.tier_l3_only = c.ks().tier_l3_only();
   caf::anon_send(c.predictor, std::move(b));
 }
 
@@ -562,7 +610,8 @@ caf::actor spawn_predictor(caf::actor_system& sys, predictor_settings s, const s
                            const kura::clock& clk, predictor_hook hook) {
   const uint32_t one_in = std::max<uint32_t>(1, s.sample_one_in);
   auto a = sys.spawn<caf::detached>(predictor_actor, s, store.broker, &clk, std::move(hook));
-  caf::anon_send(store.broker, predictor_attach_atom::value, a, one_in);
+  caf::anon_send(store.broker, predictor_attach_atom::value, a, one_in,
+                 s.core.tier_choice || s.core.adjust_ttl);
   return a;
 }
 

@@ -45,6 +45,7 @@ using predictor_op_atom = caf::atom_constant<caf::atom("pred_op")>;
 using predictor_cycle_atom = caf::atom_constant<caf::atom("pred_cyc")>;
 using predictor_attach_atom = caf::atom_constant<caf::atom("pred_att")>;
 using prewarm_ttl_atom = caf::atom_constant<caf::atom("pw_ttl")>;
+using tap_counter_atom = caf::atom_constant<caf::atom("tap_cnt")>;
 
 /// The TTL rules the predictor actor sends the store (kura.prewarm.adjust-ttl;
 /// local only: the store and the predictor are in one process).
@@ -59,9 +60,10 @@ struct store_figures {
   uint64_t storage_bytes = 0;  ///< L3 bytes
   uint64_t storage_budget = 0; ///< L3 budget (0 = unknown)
   uint64_t memory_capacity = 0;
-  uint64_t tap_dropped = 0; ///< events the tap dropped (predictor behind)
-  uint64_t ttl_longer = 0;  ///< writes whose TTL the applied rules lengthened
-  uint64_t ttl_shorter = 0; ///< ... shortened
+  uint64_t tap_dropped = 0;  ///< events the tap dropped (predictor behind)
+  uint64_t ttl_longer = 0;   ///< writes whose TTL the applied rules lengthened
+  uint64_t ttl_shorter = 0;  ///< ... shortened
+  uint64_t tier_l3_only = 0; ///< new writes the tier choice sent to L3 only
 };
 
 /// One shipment from the store broker's tick.
@@ -156,6 +158,10 @@ struct predictor_report {
   /// The TTL rules in force (adjust-ttl) or suggested (off): "pattern x2
   /// (reason)" / "pattern /2 (reason)".
   std::vector<std::string> ttl_rules;
+  bool tier_choice = false;  ///< kura.prewarm.tier-choice
+  uint64_t tier_l3_only = 0; ///< new writes it sent to L3 only (not memory)
+  /// Patterns whose new writes go to L3 only (tier-choice on) or would (off).
+  std::vector<std::string> tier_rules;
   uint64_t horizon_ms = 0;
   uint64_t interval_ms = 0;
   double min_confidence = 0;
@@ -169,7 +175,8 @@ struct predictor_report {
                  model_bytes, model_budget, plans, prewarm_runs, prewarm_loads, prewarm_bytes,
                  prewarm_hits, prewarm_lost, precision, ttl_longer, ttl_shorter, horizon_ms,
                  interval_ms, min_confidence, model_path, model_status, last_plan_ms, last_save_ms,
-                 alerts_active, alerts_raised, cold_dropped, adjust_ttl, ttl_rules);
+                 alerts_active, alerts_raised, cold_dropped, adjust_ttl, ttl_rules, tier_choice,
+                 tier_l3_only, tier_rules);
 };
 
 struct alert_row {
@@ -200,7 +207,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, store_figures& x) {
   return f(caf::meta::type_name("kura.store_figures"), x.memory_hits, x.memory_misses,
            x.storage_bytes, x.storage_budget, x.memory_capacity, x.tap_dropped, x.ttl_longer,
-           x.ttl_shorter);
+           x.ttl_shorter, x.tier_l3_only);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, tap_batch& x) {
@@ -215,10 +222,12 @@ typename Inspector::result_type inspect(Inspector& f, prewarm_loaded& x) {
 // -- the store broker's side (multiplexer thread) -----------------------------------
 
 /// Installs the tap in the store's keyspace; batches go to `predictor`.
-void attach_predictor(store_core& c, caf::actor predictor, uint32_t sample_one_in);
+/// `follow_writes`: tap_config::follow_writes.
+void attach_predictor(store_core& c, caf::actor predictor, uint32_t sample_one_in,
+                      bool follow_writes);
 /// Sends the tap's events and the store's figures to the predictor (the tick).
 void ship_tap(store_core& c);
-/// Installs the predictor's TTL rules in the store's keyspace.
+/// Installs the predictor's write rules (TTL, tier) in the store's keyspace.
 void set_ttl_rules(store_core& c, ttl_rules_ptr rules);
 /// The keys of `keys` that memory holds.
 std::vector<std::string> resident_keys(store_core& c, std::vector<std::string>& keys);
@@ -265,6 +274,12 @@ struct predictor_settings {
   uint32_t save_every = 10;    ///< cycles between model saves
   size_t chunk_keys = 256;     ///< keys per load request to the store
   uint32_t sample_one_in = 8;  ///< the tap samples 1 in N reads and writes
+  /// Nice value of the actor's thread (kura.prewarm.thread-nice): 19 makes
+  /// learning and planning background work that takes spare CPU, not the
+  /// serving threads' (RocksDB lowers its compaction threads' priority the
+  /// same way). 0 = unchanged (the default until measured: bench/RESULTS.md,
+  /// "Predictor, tenth pass").
+  int thread_nice = 0;
 };
 
 /// Called after every cycle with the predictor's figures (the node's metrics).
@@ -289,3 +304,4 @@ bool handle_predictor_op(caf::event_based_actor* self, const caf::actor& predict
 } // namespace kura::actors
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kura::actors::ttl_rules_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kura::actors::predictor_tap::counter)

@@ -51,6 +51,8 @@ void predictor_tap::sample(std::string_view key, uint64_t now_ms, tap_tier tier,
 void predictor_tap::sample_write(std::string_view key, uint64_t now_ms, uint64_t ttl_ms,
                                  size_t size) {
   left_ = next_gap();
+  if (cfg_.follow_writes && followed_.size() < cfg_.max_followed)
+    followed_[hash64(key, mark_seed)] = followed_write{now_ms, ttl_ms ? now_ms + ttl_ms : 0, false};
   tap_event e;
   e.key.assign(key.data(), key.size());
   e.time_ms = now_ms;
@@ -84,6 +86,33 @@ void predictor_tap::unmark(std::string_view key) {
   marks_.erase(hash64(key, mark_seed));
 }
 
+void predictor_tap::unfollow(std::string_view key) {
+  followed_.erase(hash64(key, mark_seed));
+}
+
+void predictor_tap::check_followed(std::string_view key, uint64_t now_ms) {
+  auto it = followed_.find(hash64(key, mark_seed));
+  if (it == followed_.end())
+    return;
+  followed_write& f = it->second;
+  const bool expired = f.expiry_ms != 0 && now_ms >= f.expiry_ms;
+  if (!expired && f.read_before)
+    return; // reported; still followed for a read after its TTL
+  if (expired || f.expiry_ms == 0)
+    followed_.erase(it);
+  else
+    f.read_before = true;
+  if (batch_.size() >= cfg_.max_batch) {
+    ++dropped_;
+    return;
+  }
+  tap_event e;
+  e.key.assign(key.data(), key.size());
+  e.time_ms = now_ms;
+  e.kind = tap_event::write_read;
+  batch_.push_back(std::move(e));
+}
+
 void predictor_tap::prewarmed(std::string_view key, uint64_t now_ms) {
   marks_[hash64(key, mark_seed)] = now_ms;
 }
@@ -91,6 +120,16 @@ void predictor_tap::prewarmed(std::string_view key, uint64_t now_ms) {
 std::vector<tap_event> predictor_tap::take() {
   std::vector<tap_event> out;
   out.swap(batch_);
+  if (!followed_.empty() && !out.empty()) {
+    const uint64_t now = out.back().time_ms;
+    if (now >= last_follow_trim_ms_ + 60'000) { // followed writes past their time
+      last_follow_trim_ms_ = now;
+      for (auto it = followed_.begin(); it != followed_.end();)
+        it = std::max(it->second.at_ms, it->second.expiry_ms) + cfg_.follow_ms < now
+                 ? followed_.erase(it)
+                 : std::next(it);
+    }
+  }
   if (!marks_.empty() && !out.empty()) {
     const uint64_t now = out.back().time_ms;
     if (now < last_trim_ms_ + 60'000)

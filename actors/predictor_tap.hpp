@@ -21,7 +21,9 @@
 // Thread safety: not thread-safe; owned by the multiplexer thread.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -34,7 +36,9 @@ enum class tap_tier : uint8_t { l1 = 0, l2 = 1, l3 = 2, l4 = 3, miss = 4 };
 
 /// One sampled event as it travels to the predictor actor.
 struct tap_event {
-  enum kind_t : uint8_t { read = 0, write = 1, prewarm_read = 2 };
+  /// write_read: the next read of a sampled write's key (followed unsampled,
+  /// tap_config::follow_writes), for the write's outcome only.
+  enum kind_t : uint8_t { read = 0, write = 1, prewarm_read = 2, write_read = 3 };
   std::string key;
   uint64_t time_ms = 0;
   uint64_t arg = 0; ///< write: TTL in ms (0 = none); prewarm_read: lead time in ms
@@ -48,6 +52,15 @@ struct tap_config {
   size_t max_batch = 1 << 16;             ///< events held between shipments
   uint64_t mark_ttl_ms = 3 * 3600 * 1000; ///< prewarm marks older than this are dropped
   uint64_t seed = 0x746170;
+  /// Follow every sampled write to its next read (and, for a write with a
+  /// TTL read before it ran out, to the first read after it), unsampled:
+  /// the tier choice and the TTL rules judge a write by whether it was read,
+  /// which 1-in-N sampled reads alone would miss N-1 times in N. Costs a hash
+  /// and a lookup per read while followed writes are open; only with
+  /// kura.prewarm.tier-choice or kura.prewarm.adjust-ttl.
+  bool follow_writes = false;
+  uint64_t follow_ms = 3600 * 1000; ///< a write is followed this long (past its TTL)
+  size_t max_followed = 1 << 16;    ///< followed writes at most (more are not followed)
 };
 
 class predictor_tap {
@@ -58,6 +71,8 @@ public:
   void on_read(std::string_view key, uint64_t now_ms, tap_tier tier, size_t size) {
     if (!marks_.empty())
       check_mark(key, now_ms, tier != tap_tier::l1 && tier != tap_tier::l2 ? 0 : 1);
+    if (!followed_.empty())
+      check_followed(key, now_ms);
     if (--left_ != 0)
       return;
     sample(key, now_ms, tier, size);
@@ -66,6 +81,8 @@ public:
   void on_write(std::string_view key, uint64_t now_ms, uint64_t ttl_ms, size_t size) {
     if (!marks_.empty())
       unmark(key);
+    if (!followed_.empty())
+      unfollow(key); // superseded (the predictor closes the old write)
     if (--left_ != 0)
       return;
     sample_write(key, now_ms, ttl_ms, size);
@@ -77,13 +94,24 @@ public:
   std::vector<tap_event> take();
   bool empty() const noexcept { return batch_.empty(); }
   uint64_t dropped() const noexcept { return dropped_; }
+  /// Batches shipped that the predictor has not learned from yet: the store
+  /// ships a batch only while fewer than `max_in_flight` are (else the events
+  /// wait in the tap, which drops beyond max_batch), so a predictor that falls
+  /// behind (its thread runs at low priority) never piles batches up in its
+  /// mailbox. The store increments it, the predictor decrements it.
+  using counter = std::shared_ptr<std::atomic<uint32_t>>;
+  const counter& in_flight() const noexcept { return in_flight_; }
+  static constexpr uint32_t max_in_flight = 2;
   uint64_t sampled() const noexcept { return sampled_; }
   size_t open_marks() const noexcept { return marks_.size(); }
+  size_t followed_writes() const noexcept { return followed_.size(); }
   const tap_config& config() const noexcept { return cfg_; }
 
 private:
   void check_mark(std::string_view key, uint64_t now_ms, uint8_t served);
   void unmark(std::string_view key);
+  void check_followed(std::string_view key, uint64_t now_ms);
+  void unfollow(std::string_view key);
   void sample(std::string_view key, uint64_t now_ms, tap_tier tier, size_t size);
   void sample_write(std::string_view key, uint64_t now_ms, uint64_t ttl_ms, size_t size);
   bool push(tap_event e);
@@ -94,9 +122,17 @@ private:
   uint32_t left_ = 1;
   std::vector<tap_event> batch_;
   std::unordered_map<uint64_t, uint64_t> marks_; ///< key hash -> load time
+  struct followed_write {
+    uint64_t at_ms = 0;
+    uint64_t expiry_ms = 0;   ///< 0 = no TTL
+    bool read_before = false; ///< read before its TTL ran out (reported)
+  };
+  std::unordered_map<uint64_t, followed_write> followed_; ///< key hash -> sampled write
   uint64_t dropped_ = 0;
   uint64_t sampled_ = 0;
+  counter in_flight_ = std::make_shared<std::atomic<uint32_t>>(0);
   uint64_t last_trim_ms_ = 0;
+  uint64_t last_follow_trim_ms_ = 0;
 };
 
 } // namespace kura::actors

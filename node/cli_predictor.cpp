@@ -186,6 +186,11 @@ int print_predictor_report(std::string_view answer, bool json, std::ostream& out
     for (auto& rule : r.ttl_rules)
       j.str(rule);
     j.end_array();
+    j.key("tier_choice").boolean(r.tier_choice).key("tier_l3_only").num(r.tier_l3_only);
+    j.key("tier_rules").begin_array();
+    for (auto& rule : r.tier_rules)
+      j.str(rule);
+    j.end_array();
     j.key("events").num(r.events).key("writes").num(r.writes);
     j.key("sample_one_in").num(r.sample_one_in).key("dropped").num(r.dropped);
     j.key("tracked_keys").num(r.tracked_keys).key("patterns").num(r.patterns);
@@ -218,6 +223,10 @@ int print_predictor_report(std::string_view answer, bool json, std::ostream& out
                          (r.adjust_ttl ? "" : " (kura.prewarm.adjust-ttl off)"));
   for (auto& rule : r.ttl_rules)
     row(r.adjust_ttl ? "  TTL rule" : "  TTL suggestion", rule);
+  row("Tier choice", n(r.tier_l3_only) + " new writes to L3 only" +
+                         (r.tier_choice ? "" : " (kura.prewarm.tier-choice off)"));
+  for (auto& rule : r.tier_rules)
+    row("  tier rule", rule);
   row("events learned", n(r.events) + " reads, " + n(r.writes) + " writes (1 in " +
                             n(r.sample_one_in) + " sampled, " + n(r.dropped) + " dropped)");
   row("model", n(r.tracked_keys) + " keys, " + n(r.patterns) + " patterns, " + mib(r.model_bytes) +

@@ -109,10 +109,14 @@ node_config::node_config() {
       .add(prewarm_memory_bytes, "memory-bytes", "memory of the predictor's model")
       .add(prewarm_max_load_rate, "max-load-rate", "prewarm load rate in bytes/s")
       .add(prewarm_sample_one_in, "sample-one-in", "the predictor sees 1 in N reads and writes")
+      .add(prewarm_thread_nice, "thread-nice",
+           "nice value of the predictor's thread (0..19; 19: it learns from spare CPU only)")
       .add(prewarm_bucket_evidence, "bucket-evidence",
            "outcomes a calibration bucket needs before its keys are loaded (0 = off)")
       .add(prewarm_adjust_ttl, "adjust-ttl",
            "lengthen / shorten TTLs of key patterns re-read after / never read before expiry")
+      .add(prewarm_tier_choice, "tier-choice",
+           "new writes of key patterns written and never read go to L3 only, not memory")
       .add(prewarm_min_ttl, "min-ttl", "adjust-ttl never shortens a TTL below this")
       .add(prewarm_max_ttl, "max-ttl", "adjust-ttl never lengthens a TTL above this")
       .add(prewarm_clock_offset_ms, "clock-offset-ms",
@@ -334,6 +338,8 @@ std::string node_config::check_values() {
     return bad("kura.prewarm.max-load-rate", "at least 1024 bytes/s");
   if (prewarm_sample_one_in == 0 || prewarm_sample_one_in > 1000000)
     return bad("kura.prewarm.sample-one-in", "1..1000000");
+  if (prewarm_thread_nice > 19)
+    return bad("kura.prewarm.thread-nice", "0..19");
   if (!(alerts_min_hit_ratio >= 0 && alerts_min_hit_ratio <= 1))
     return bad("kura.alerts.min-hit-ratio", "must be within 0..1");
   if (!(alerts_max_storage_share > 0 && alerts_max_storage_share <= 1))
@@ -459,6 +465,7 @@ std::string node_config::parse_and_validate(int argc, char** argv) {
       {"kura.l3.wal", &l3_wal},
       {"kura.prewarm.enabled", &prewarm_enabled},
       {"kura.prewarm.adjust-ttl", &prewarm_adjust_ttl},
+      {"kura.prewarm.tier-choice", &prewarm_tier_choice},
       {"kura.archive.enabled", &archive_enabled},
       {"kura.cluster.near-cache", &cluster_near_cache},
       {"kura.cluster.tls", &cluster_tls},

@@ -79,10 +79,12 @@ struct node_config : caf::actor_system_config {
   uint64_t prewarm_memory_bytes = 32ull << 20;
   uint64_t prewarm_max_load_rate = 16ull << 20; ///< bytes/s
   uint64_t prewarm_sample_one_in = 8;
+  uint64_t prewarm_thread_nice = 0; ///< nice value of the predictor's thread (0..19)
   int64_t prewarm_clock_offset_ms = 0;
   uint64_t prewarm_bucket_evidence =
-      8;                           ///< outcomes a calibration bucket needs before loads (0 = off)
-  bool prewarm_adjust_ttl = false; ///< apply the predictor's TTL rules to writes with a TTL
+      8;                            ///< outcomes a calibration bucket needs before loads (0 = off)
+  bool prewarm_adjust_ttl = false;  ///< apply the predictor's TTL rules to writes with a TTL
+  bool prewarm_tier_choice = false; ///< new writes of never-read key patterns go to L3 only
   caf::timespan prewarm_min_ttl = std::chrono::seconds(1);     ///< adjust-ttl's lower bound
   caf::timespan prewarm_max_ttl = std::chrono::hours(24 * 30); ///< adjust-ttl's upper bound
   double alerts_min_hit_ratio = 0.85;

@@ -275,6 +275,11 @@ int main(int argc, char** argv) {
     if (cfg.prewarm_enabled && store.l3)
       predictor = actors::spawn_predictor(sys, node::predictor_settings_of(cfg), store, clk,
                                           node::predictor_metrics_hook(metrics.get()));
+    else if (cfg.prewarm_enabled) // docs/predictor.md "Cluster"
+      std::cerr << "kura-node: kura.prewarm.enabled ignored: the predictor runs only on a "
+                << (cfg.cluster_enabled() ? "single node (not yet on a cluster node)"
+                                          : "node with L3 (kura.l3.enabled=false)")
+                << std::endl;
 
     node::resp_server_config rc_cfg;
     rc_cfg.bind = cfg.bind;

@@ -34,6 +34,7 @@ actors::predictor_settings predictor_settings_of(const node_config& cfg) {
   s.core.lift_evidence = static_cast<double>(cfg.prewarm_bucket_evidence);
   s.core.first_evidence = 4 * s.core.lift_evidence; // 32 by default, as measured
   s.core.adjust_ttl = cfg.prewarm_adjust_ttl;
+  s.core.tier_choice = cfg.prewarm_tier_choice;
   s.core.min_ttl_ms = ms(cfg.prewarm_min_ttl);
   s.core.max_ttl_ms = ms(cfg.prewarm_max_ttl);
   s.core.anomaly.min_hit_ratio = cfg.alerts_min_hit_ratio;
@@ -41,6 +42,7 @@ actors::predictor_settings predictor_settings_of(const node_config& cfg) {
   s.model_path = cfg.data_dir + "/predictor.model";
   s.clock_offset_ms = cfg.prewarm_clock_offset_ms;
   s.sample_one_in = static_cast<uint32_t>(cfg.prewarm_sample_one_in);
+  s.thread_nice = static_cast<int>(cfg.prewarm_thread_nice);
   s.core.event_scale = std::max<uint32_t>(1, s.sample_one_in); // insert rate from sampled events
   return s;
 }

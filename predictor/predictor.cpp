@@ -102,16 +102,8 @@ void predictor::trim_patterns(uint64_t now_ms) {
   patterns_.erase(victim);
 }
 
-void predictor::admit(std::string_view key, const access_event& e) {
-  std::string k(key);
-  auto it = keys_.find(k);
-  if (it != keys_.end()) {
-    it->second.profile.record(e.time_ms, cfg_.profile);
-    if (e.size)
-      it->second.size = e.size;
-    return;
-  }
-  const uint64_t h = hash64(key);
+void predictor::admit(std::string&& k, const access_event& e) {
+  const uint64_t h = hash64(k);
   sketch_.increment(h);
   const uint64_t cost = key_slot_overhead + k.size();
   // A full table admits a key only if it was seen again recently and is more
@@ -143,12 +135,12 @@ void predictor::admit(std::string_view key, const access_event& e) {
     key_bytes_ -= key_slot_overhead + victim->size();
     keys_.erase(keys_.find(*victim)); // (not erase(key): the key lives in the node)
   }
-  key_slot slot;
+  key_bytes_ += cost;
+  // built in place: a slot is ~800 bytes (the profile's bins), not copied
+  key_slot& slot = keys_.try_emplace(std::move(k)).first->second;
   slot.profile = time_profile(e.time_ms);
   slot.profile.record(e.time_ms, cfg_.profile);
   slot.size = e.size;
-  key_bytes_ += cost;
-  keys_.emplace(std::move(k), std::move(slot));
 }
 
 void predictor::count_insert(uint64_t now_ms, uint32_t size) {
@@ -183,32 +175,41 @@ void predictor::record(const access_event& e) {
   // this hour with it (profiles count an hour once), so only the key's size
   // and the outcomes below can change. Skipping the pattern's learning
   // halves the cost of a repeated read.
-  auto known = keys_.find(std::string(e.key));
-  if (known != keys_.end() && known->second.profile.last_hour() == e.time_ms / hour_ms) {
-    if (e.size)
-      known->second.size = e.size;
-  } else {
+  // One lookup of the key per event (the predictor's hot spot, see admit).
+  std::string key(e.key);
+  auto known = keys_.find(key);
+  if (known == keys_.end() || known->second.profile.last_hour() != e.time_ms / hour_ms) {
     const std::string p = shapes_.learn(e.key);
     pattern_slot& ps = pattern(p, e.time_ms);
     ps.profile.record(e.time_ms, cfg_.profile);
     ps.last_ms = e.time_ms;
-    admit(e.key, e);
   }
-  if (!shadows_.empty()) {
-    auto k = keys_.find(std::string(e.key));
-    if (k != keys_.end() && k->second.shadow_until && e.time_ms < k->second.shadow_until)
-      shadow_outcome(k->second, would_survive(k->second.shadow_inserted));
+  if (known != keys_.end()) {
+    key_slot& slot = known->second;
+    slot.profile.record(e.time_ms, cfg_.profile);
+    if (e.size)
+      slot.size = e.size;
+    // (a key admitted just now has no open shadow)
+    if (slot.shadow_until && e.time_ms < slot.shadow_until)
+      shadow_outcome(slot, would_survive(slot.shadow_inserted));
   }
   if (cfg_.coaccess_prefetch)
     pairs_.record(e.key, e.time_ms);
   // Outcome of a tracked write.
-  auto w = writes_.find(std::string(e.key));
+  if (!writes_.empty())
+    record_write_read(key, e.time_ms);
+  if (known == keys_.end())
+    admit(std::move(key), e); // last: it may evict other keys
+}
+
+void predictor::record_write_read(std::string_view key, uint64_t now_ms) {
+  auto w = writes_.find(std::string(key));
   if (w != writes_.end()) {
     auto pi = patterns_.find(w->second.pattern);
     pattern_slot* wp = pi == patterns_.end() ? nullptr : &pi->second;
-    const bool expired = w->second.expiry_ms && e.time_ms >= w->second.expiry_ms;
+    const bool expired = w->second.expiry_ms && now_ms >= w->second.expiry_ms;
     if (!w->second.read && wp) {
-      if (e.time_ms - w->second.write_ms <= cfg_.read_soon_ms)
+      if (now_ms - w->second.write_ms <= cfg_.read_soon_ms)
         ++wp->read_soon;
       else
         ++wp->read_later;
@@ -230,7 +231,14 @@ void predictor::record(const access_event& e) {
 
 void predictor::close_write(const std::string& key, write_track& w, uint64_t now_ms) {
   auto pi = patterns_.find(w.pattern);
-  if (pi != patterns_.end() && !w.read) {
+  // A write dropped from tracking (superseded, or the table full) before it
+  // was followed for write_track_ms has no known outcome yet: not "never read"
+  // (counting it so made every pattern with more writes in flight than the
+  // table holds look unread to the tier choice); one whose TTL ran out unread
+  // is known.
+  const bool followed =
+      now_ms >= w.write_ms + cfg_.write_track_ms || (w.expiry_ms && now_ms >= w.expiry_ms);
+  if (pi != patterns_.end() && !w.read && followed) {
     ++pi->second.never_read;
     if (w.expiry_ms && now_ms >= w.expiry_ms)
       ++pi->second.expired_unread;
@@ -718,23 +726,27 @@ uint64_t predictor::effective_horizon_ms() const {
 
 // -- writes: tier and TTL -------------------------------------------------------------
 
+tier_choice predictor::tier_of(const pattern_slot& p) const {
+  const uint64_t closed = p.read_soon + p.read_later + p.never_read;
+  if (closed < cfg_.min_write_evidence)
+    return tier_choice::memory;
+  if (p.read_soon + p.read_later < closed / 20) // read after fewer than 5 % of writes
+    return tier_choice::l3;
+  if (2 * p.read_soon >= closed)
+    return tier_choice::l1;
+  return tier_choice::memory;
+}
+
 tier_choice predictor::choose_tier(std::string_view key) {
   auto it = patterns_.find(shapes_.pattern_of(key));
   if (it == patterns_.end())
     return tier_choice::memory;
-  const pattern_slot& p = it->second;
-  const uint64_t closed = p.read_soon + p.read_later + p.never_read;
-  if (closed < cfg_.min_write_evidence)
-    return tier_choice::memory;
-  if (p.read_soon + p.read_later < closed / 20) { // read after fewer than 5 % of writes
+  const tier_choice t = tier_of(it->second);
+  if (t == tier_choice::l3)
     ++st_.tier_l3_only;
-    return tier_choice::l3;
-  }
-  if (2 * p.read_soon >= closed) {
+  else if (t == tier_choice::l1)
     ++st_.tier_l1;
-    return tier_choice::l1;
-  }
-  return tier_choice::memory;
+  return t;
 }
 
 int predictor::ttl_direction(const pattern_slot& p, const char** reason) const {
@@ -778,13 +790,17 @@ ttl_suggestion predictor::suggest_ttl(std::string_view key, uint64_t ttl_ms) {
 
 ttl_rules predictor::applied_ttl_rules() const {
   ttl_rules::rule_map rules;
+  ttl_rules::pattern_set l3_only;
   for (const auto& [name, slot] : patterns_) {
     const char* why = "";
     if (const int dir = ttl_direction(slot, &why); dir != 0)
       rules.emplace(name, static_cast<int8_t>(dir));
+    if (cfg_.tier_choice && tier_of(slot) == tier_choice::l3)
+      l3_only.insert(name);
   }
-  return ttl_rules(rules.empty() ? key_patterns() : shapes_, std::move(rules), cfg_.min_ttl_ms,
-                   cfg_.max_ttl_ms);
+  const bool none = rules.empty() && l3_only.empty();
+  return ttl_rules(none ? key_patterns() : shapes_, std::move(rules), cfg_.min_ttl_ms,
+                   cfg_.max_ttl_ms, std::move(l3_only));
 }
 
 // -- state ------------------------------------------------------------------------------

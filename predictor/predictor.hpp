@@ -109,7 +109,9 @@ struct predictor_config {
   /// pay on the measured traces, see bench/RESULTS.md "Predictor").
   bool coaccess_prefetch = false;
   coaccess_config coaccess;
-  /// Apply the tier choice to new writes (off by default, see RESULTS.md).
+  /// Apply the tier choice to new writes (kura.prewarm.tier-choice; off by
+  /// default, see RESULTS.md): applied_ttl_rules() then lists the patterns
+  /// whose new writes go to L3 only.
   bool tier_choice = false;
   /// kura.prewarm.adjust-ttl: apply TTL suggestions (else only suggest).
   bool adjust_ttl = false;
@@ -208,6 +210,11 @@ public:
   void record(const access_event& e);
   /// Records a write of `key` with a TTL (0 = none).
   void record_write(std::string_view key, uint64_t now_ms, uint64_t ttl_ms, uint32_t size);
+  /// A read of `key` that only decides a tracked write's outcome (read soon,
+  /// later, after its TTL): a host that samples reads follows each sampled
+  /// write to its next read unsampled and reports it here, so a write whose
+  /// read was not sampled does not look unread. record() does this itself.
+  void record_write_read(std::string_view key, uint64_t now_ms);
 
   // -- prewarm -----------------------------------------------------------------
 
@@ -269,7 +276,11 @@ public:
 
   // -- writes: tier and TTL ------------------------------------------------------
 
-  /// Where a new write of `key` should go (counted in the stats).
+  /// Where a new write of `key` should go (counted in the stats): L3 only
+  /// when its pattern's writes (min_write_evidence of them followed) were
+  /// read after fewer than 5 %; L1 when at least half were read within
+  /// read_soon_ms; else memory. (A host whose memory takes new writes into
+  /// its window, L1, as kura's does, has nothing to change for `l1`.)
   tier_choice choose_tier(std::string_view key);
   /// The TTL to use for a write of `key` asked with `ttl_ms` (within bounds);
   /// counts a change when adjust_ttl is on.
@@ -345,12 +356,15 @@ private:
   uint64_t key_budget() const;
   uint64_t pattern_budget() const;
   size_t write_track_limit() const;
-  void admit(std::string_view key, const access_event& e);
+  /// Admits a key the table does not hold (or not, when it is full and the
+  /// key is less active than the victims sampled).
+  void admit(std::string&& key, const access_event& e);
   pattern_slot& pattern(const std::string& p, uint64_t now_ms);
   void trim_patterns(uint64_t now_ms);
   void close_write(const std::string& key, write_track& w, uint64_t now_ms);
   /// +1 longer, -1 shorter, 0 unchanged (reason set when decided).
   int ttl_direction(const pattern_slot& p, const char** reason) const;
+  tier_choice tier_of(const pattern_slot& p) const;
   void reset();
   void refresh_shortlist(uint64_t now_ms);
   bool imminent(const time_profile& prof, uint64_t now_ms) const;

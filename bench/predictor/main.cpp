@@ -5,7 +5,11 @@
 //   kura-bench-predictor --generate [--seed N] [--weeks W] [--memory ...] [--csv]
 //                        [--restart-at F] [--write-trace FILE]
 //   kura-bench-predictor --anomaly [--seed N] [--memory 0.5]
-//   feature switches for experiments: --coaccess --tier-choice --min-confidence X
+//   --write-only N (with --generate): N new `log:N:event` keys per hour, written, never read
+//   --tier-choice: a third row per share, `predictor+tier`: the predictor with
+//                  new writes placed by predictor::choose_tier (L3 only for a
+//                  pattern written and never read)
+//   feature switches for experiments: --coaccess --min-confidence X
 //                                     --horizon-min M --min-history-h H --imminent-min M
 //                                     --lift-evidence N
 //                                     --no-shadow-below-bar --no-reload
@@ -157,6 +161,9 @@ struct gen_params {
   int background_keys = 50'000;
   double background_zipf = 0.9;
   int background_per_hour = 500;
+  /// `log:N:event` keys written (each once, a new key) and never read, per
+  /// hour (--write-only N; 0: none): a write-only pattern for the tier choice.
+  int write_only_per_hour = 0;
 };
 
 trace generate(const gen_params& g) {
@@ -174,6 +181,9 @@ trace generate(const gen_params& g) {
   const uint32_t evening = add_set("feed:", ":home", g.evening_keys);
   const uint32_t weekend = add_set("recipe:", ":full", g.weekend_keys);
   const uint32_t bg = add_set("item:", "", g.background_keys);
+  const uint32_t logs = static_cast<uint32_t>(t.names.size()); // written once each, never read
+  if (g.write_only_per_hour > 0)
+    add_set("log:", ":event", g.write_only_per_hour * 24 * 7 * g.weeks);
   // Zipf sampler over the background keys (inverse CDF table).
   std::vector<double> cdf(g.background_keys);
   double sum = 0;
@@ -203,6 +213,11 @@ trace generate(const gen_params& g) {
     if (wd >= 5)
       period(weekend, g.weekend_keys, day + 10 * pred::hour_ms, 4 * pred::hour_ms);
     for (int h = 0; h < 24; ++h)
+      for (int j = 0; j < g.write_only_per_hour; ++j) {
+        const uint32_t k = logs + static_cast<uint32_t>((d * 24 + h) * g.write_only_per_hour + j);
+        t.reqs.push_back(request{day + h * pred::hour_ms + r.below(pred::hour_ms), k, sizes(k)});
+      }
+    for (int h = 0; h < 24; ++h)
       for (int j = 0; j < g.background_per_hour; ++j) {
         const double u = r.uniform();
         const uint32_t k =
@@ -216,10 +231,12 @@ trace generate(const gen_params& g) {
                "generated: seed=%llu weeks=%d morning_keys=%d (weekdays 07-09) evening_keys=%d "
                "(daily 18-22) weekend_keys=%d (Sat+Sun 10-14) reads_per_period=%.1f "
                "active_share=%.2f background_keys=%d zipf=%.2f background_per_hour=%d "
+               "write_only_per_hour=%d (log:N:event, written once, never read) "
                "requests=%zu keys=%zu\n",
                static_cast<unsigned long long>(g.seed), g.weeks, g.morning_keys, g.evening_keys,
                g.weekend_keys, g.reads_per_period, g.active_share, g.background_keys,
-               g.background_zipf, g.background_per_hour, t.reqs.size(), t.names.size());
+               g.background_zipf, g.background_per_hour, g.write_only_per_hour, t.reqs.size(),
+               t.names.size());
   return t;
 }
 
@@ -244,6 +261,7 @@ struct options {
 
 struct outcome {
   uint64_t requests = 0, memory_hits = 0, prewarmed = 0, prewarm_used = 0;
+  uint64_t l3_only = 0; ///< first writes the tier choice sent to L3 only (stderr)
 };
 
 struct temp_dir {
@@ -412,8 +430,10 @@ private:
       e.key = key;
       e.value = value_;
       bool memory = true;
-      if (on_ && pcfg_.tier_choice && pr_->choose_tier(key) == pred::tier_choice::l3)
+      if (on_ && pcfg_.tier_choice && pr_->choose_tier(key) == pred::tier_choice::l3) {
         memory = false;
+        ++l3_only_;
+      }
       if (memory) {
         if (auto st = chain_->put(std::move(e)); !st.ok())
           die("put: " + st.message());
@@ -421,9 +441,12 @@ private:
         die("put: " + st.message());
       }
       if (on_) {
-        pr_->record_write(key, rq.t, 0, 1);
+        // the request that missed, then the fill it caused (a cache-aside
+        // client): the write is followed from here, so a key never requested
+        // again counts as written and never read (the tier choice's evidence)
         ev.tier = pred::access_tier::miss;
         pr_->record(ev);
+        pr_->record_write(key, rq.t, 0, 1);
       }
       return;
     }
@@ -493,6 +516,11 @@ private:
   std::string value_;
   outcome out_;
   uint64_t lost_ = 0; // loads read after they were evicted again
+
+public:
+  uint64_t l3_only_ = 0; // first writes the tier choice sent to L3 only
+
+private:
   uint64_t next_cycle_ = 0;
 };
 
@@ -551,7 +579,9 @@ outcome run_mode(const trace& t, uint64_t cap, bool with_predictor, const option
                    (unsigned long long)(row.lead_bound_ms / pred::minute_ms), row.survived,
                    row.lost);
   }
-  return rp.result();
+  outcome r = rp.result();
+  r.l3_only = rp.l3_only_;
+  return r;
 }
 
 void print_row(const options& o, const std::string& name, double share, const char* mode,
@@ -584,7 +614,15 @@ void bench(const trace& t, const options& o) {
     const uint64_t cap = std::max<uint64_t>(1, static_cast<uint64_t>(share * t.names.size()));
     if (!o.skip_none)
       print_row(o, name, share, "none", run_mode(t, cap, false, o));
-    print_row(o, name, share, "predictor", run_mode(t, cap, true, o));
+    options plain = o;
+    plain.tier_choice = false;
+    print_row(o, name, share, "predictor", run_mode(t, cap, true, plain));
+    if (o.tier_choice) { // the same predictor, and new writes placed by the tier choice
+      const outcome r = run_mode(t, cap, true, o);
+      print_row(o, name, share, "predictor+tier", r);
+      std::fprintf(stderr, "%s %g predictor+tier: %llu of %zu keys' first writes went to L3 only\n",
+                   name.c_str(), share, static_cast<unsigned long long>(r.l3_only), t.names.size());
+    }
   }
 }
 
@@ -775,6 +813,8 @@ int main(int argc, char** argv) {
       g.seed = o.seed = std::stoull(val());
     else if (a == "--weeks")
       g.weeks = std::stoi(val());
+    else if (a == "--write-only")
+      g.write_only_per_hour = std::stoi(val());
     else if (a == "--write-trace")
       write_trace = val();
     else if (a == "--coaccess")

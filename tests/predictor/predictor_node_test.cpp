@@ -8,6 +8,7 @@
 // file that is discarded with a log line. No timing assertions: every wait
 // polls with a deadline.
 #include "node_process.hpp"
+#include "predictor/predictor.hpp"
 
 #include <doctest/doctest.h>
 
@@ -353,6 +354,62 @@ TEST_CASE(
   CAPTURE(human);
   CHECK(rc == 0);
   CHECK(human.find("TTL rule") != std::string::npos);
+  CHECK(n.stop() == 0);
+}
+
+// NOT RUN YET (predictor10): kura-node did not finish building on the loaded
+// machine before the session's deadline, so this case is skipped until it has
+// passed 5 times in a row (remove the skip then).
+TEST_CASE("tier-choice: new writes of a pattern written and never read stay out of memory" *
+          doctest::skip()) {
+  // The evidence (writes followed for an hour, never read) takes an hour of
+  // wall time to gather in a node; the test hands the node a model that has
+  // it (made by the same core, saved the way the node saves it), as a node
+  // restarted after that hour would load it.
+  temp_dir dir;
+  {
+    namespace pr = kura::predictor;
+    const auto now = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                               std::chrono::system_clock::now().time_since_epoch())
+                                               .count());
+    pr::predictor model{pr::predictor_config{}};
+    const uint64_t t0 = now - 3 * pr::hour_ms;
+    for (int i = 0; i < 64; ++i)
+      model.record_write("log:" + std::to_string(i) + ":event", t0 + i, 0, 40);
+    model.tick(t0 + 2 * pr::hour_ms);
+    REQUIRE(model.choose_tier("log:1:event") == pr::tier_choice::l3);
+    pr::file_model_store store(dir.path + "/predictor.model");
+    REQUIRE(model.save(store).ok());
+  }
+  std::vector<std::string> a = {"--kura.prewarm.enabled=true", "--kura.prewarm.interval=1s",
+                                "--kura.prewarm.tier-choice=true", "--kura.archive.enabled=false"};
+  node_process n(a, dir.path);
+  REQUIRE_MESSAGE(n.ready, n.log());
+  client c(n.port);
+  REQUIRE(c.ok());
+  // the rule reaches the store with the first cycle: poll a new key's tier
+  std::string tier;
+  for (int k = 0; k < 600; ++k) {
+    const std::string key = "log:" + std::to_string(1000 + k) + ":event";
+    REQUIRE(*c.call({"SET", key, "line"}) == "+OK\r\n");
+    tier = *c.call({"KURA.TIER", key});
+    if (tier == "$2\r\nl3\r\n")
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  CHECK(tier == "$2\r\nl3\r\n"); // L3 only, not memory
+  REQUIRE(*c.call({"SET", "log:5000:event", "kept"}) == "+OK\r\n");
+  CHECK(*c.call({"KURA.TIER", "log:5000:event"}) == "$2\r\nl3\r\n");
+  CHECK(*c.call({"GET", "log:5000:event"}) == "$4\r\nkept\r\n"); // read from L3
+  // another pattern is written to memory as usual
+  REQUIRE(*c.call({"SET", "user:1:profile", "p"}) == "+OK\r\n");
+  const auto other = *c.call({"KURA.TIER", "user:1:profile"});
+  CHECK((other == "$2\r\nl1\r\n" || other == "$2\r\nl2\r\n"));
+  auto js = wait_report(n, [](const std::string& j) { return json_int(j, "tier_l3_only") >= 2; });
+  CAPTURE(js);
+  CHECK(json_int(js, "tier_l3_only") >= 2);
+  CHECK(js.find("log:*:event -> L3 only") != std::string::npos);
+  CHECK(js.find("\"tier_choice\": true") != std::string::npos);
   CHECK(n.stop() == 0);
 }
 

@@ -103,3 +103,100 @@ TEST_CASE("the keyspace reports reads by tier and writes with their TTL") {
   CHECK(ks.read("user:1", [](std::string_view, uint64_t) {}));
   CHECK(tap.empty());
 }
+
+TEST_CASE("with follow_writes a sampled write's next read is reported, unsampled") {
+  tap_config c;
+  c.sample_one_in = 1000; // reads are almost never sampled
+  c.follow_writes = true;
+  predictor_tap tap(c);
+  // the sampler's first gap is random: write until one write is sampled
+  int sampled = -1;
+  for (int i = 0; i < 5000 && sampled < 0; ++i) {
+    tap.on_write("w:" + std::to_string(i), 1000, 0, 10);
+    if (tap.followed_writes() > 0)
+      sampled = i;
+  }
+  REQUIRE(sampled >= 0);
+  const std::string key = "w:" + std::to_string(sampled);
+  (void)tap.take();
+  tap.on_read("other", 2000, tap_tier::l1, 10);
+  tap.on_read(key, 3000, tap_tier::l3, 10);
+  tap.on_read(key, 4000, tap_tier::l1, 10); // reported once
+  auto ev = tap.take();
+  int reported = 0;
+  for (auto& e : ev)
+    if (e.kind == tap_event::write_read) {
+      ++reported;
+      CHECK(e.key == key);
+      CHECK(e.time_ms == 3000);
+    }
+  CHECK(reported == 1);
+  CHECK(tap.followed_writes() == 0);
+  // a write with a TTL read before it ran out stays followed for a read after it
+  tap_config c2;
+  c2.sample_one_in = 1;
+  c2.follow_writes = true;
+  predictor_tap t2(c2);
+  t2.on_write("s", 1000, 500, 10);
+  t2.on_read("s", 1200, tap_tier::l1, 10);
+  CHECK(t2.followed_writes() == 1);
+  t2.on_read("s", 1300, tap_tier::l1, 10);
+  t2.on_read("s", 1600, tap_tier::miss, 0);
+  CHECK(t2.followed_writes() == 0);
+  int wr = 0;
+  for (auto& e : t2.take())
+    wr += e.kind == tap_event::write_read;
+  CHECK(wr == 2); // before and after the TTL, not the repeat in between
+  // a rewrite ends the follow; without follow_writes nothing is followed
+  t2.on_write("s2", 2000, 0, 10);
+  t2.on_write("s2", 2100, 0, 10);
+  CHECK(t2.followed_writes() == 1);
+  predictor_tap plain(tap_config{});
+  for (int i = 0; i < 100; ++i)
+    plain.on_write("p", 1000 + i, 0, 1);
+  CHECK(plain.followed_writes() == 0);
+}
+
+namespace {
+struct recording_l3 final : l3_port {
+  std::vector<std::string> written;
+  void write(const entry& e) override { written.push_back(e.key); }
+  void erase(std::string_view) override {}
+  void clear() override {}
+};
+} // namespace
+
+TEST_CASE("the keyspace sends new writes of an L3-only pattern to L3, not memory") {
+  fake_clock clk(1000000);
+  keyspace_config kc;
+  kc.shards = 2;
+  kc.memory_bytes = 8 << 20;
+  recording_l3 l3;
+  keyspace ks(kc, clk, &l3);
+  // the rules as the predictor ships them: log:*:event written, never read
+  predictor::key_patterns shapes;
+  for (int i = 0; i < 20; ++i)
+    (void)shapes.learn("log:" + std::to_string(i) + ":event");
+  REQUIRE(shapes.pattern_of("log:7:event") == "log:*:event");
+  ks.set_ttl_rules(std::make_shared<const predictor::ttl_rules>(
+      shapes, predictor::ttl_rules::rule_map{}, 1000, 1000000,
+      predictor::ttl_rules::pattern_set{"log:*:event"}));
+  REQUIRE(ks.write("log:1:event", "line", 0).ok());
+  REQUIRE(ks.write("user:1", "hello", 0).ok());
+  CHECK(std::string(ks.tier_of("log:1:event")) == "none"); // L3 only
+  CHECK(std::string(ks.tier_of("user:1")) != "none");
+  CHECK(l3.written.size() == 2); // both reach L3
+  CHECK(ks.maybe_in_l3("log:1:event"));
+  CHECK(ks.tier_l3_only() == 1);
+  // a key memory holds is updated in memory (only new writes are placed)
+  ks.set_ttl_rules(nullptr);
+  REQUIRE(ks.write("log:2:event", "v1", 0).ok());
+  ks.set_ttl_rules(std::make_shared<const predictor::ttl_rules>(
+      shapes, predictor::ttl_rules::rule_map{}, 1000, 1000000,
+      predictor::ttl_rules::pattern_set{"log:*:event"}));
+  REQUIRE(ks.write("log:2:event", "v2", 0).ok());
+  std::string got;
+  CHECK(ks.read("log:2:event", [&](std::string_view v, uint64_t) { got = std::string(v); }));
+  CHECK(got == "v2");
+  CHECK(ks.tier_l3_only() == 1);
+}

@@ -347,6 +347,52 @@ TEST_CASE("tier choice: written-never-read goes to L3, read-at-once to L1") {
   CHECK(pr.choose_tier("new:1") == tier_choice::memory);
 }
 
+TEST_CASE("tier choice in the write rules: only with tier_choice, from followed writes") {
+  predictor_config cfg;
+  cfg.tier_choice = true;
+  predictor pr{cfg};
+  uint64_t t = at(0, 0, 0);
+  for (int i = 0; i < 64; ++i) {
+    pr.record_write("log:" + std::to_string(i) + ":event", t, 0, 10);
+    pr.record_write("page:" + std::to_string(i) + ":body", t, 0, 10);
+    // a host that samples reads reports the next read of a followed write
+    pr.record_write_read("page:" + std::to_string(i) + ":body", t + 5 * minute_ms);
+    t += 1000;
+  }
+  // not followed for write_track_ms yet: no outcome, no rule
+  CHECK(pr.applied_ttl_rules().l3_only_patterns().empty());
+  pr.tick(t + 2 * hour_ms);
+  auto rules = pr.applied_ttl_rules();
+  CHECK(rules.l3_only("log:77777:event"));
+  CHECK(!rules.l3_only("page:77777:body"));
+  CHECK(!rules.l3_only("other"));
+  CHECK(rules.rules().empty()); // no TTL rule from writes without a TTL
+  CHECK(rules.tiers_only().l3_only("log:1:event"));
+  CHECK(!rules.ttls_only().l3_only("log:1:event"));
+  // without tier_choice the snapshot carries no tier rule
+  predictor off{predictor_config{}};
+  for (int i = 0; i < 64; ++i)
+    off.record_write("log:" + std::to_string(i) + ":event", at(0, 0, 0) + i, 0, 10);
+  off.tick(at(0, 0, 0) + 2 * hour_ms);
+  CHECK(off.applied_ttl_rules().empty());
+  CHECK(off.choose_tier("log:5:event") == tier_choice::l3); // the core still knows
+}
+
+TEST_CASE("a write dropped from tracking before its outcome is known is not 'never read'") {
+  predictor_config cfg;
+  cfg.memory_bytes = 1 << 20; // tracks about 330 writes
+  predictor pr{cfg};
+  uint64_t t = at(0, 0, 0);
+  // 20000 writes in 20 s, each read 30 minutes later: far more in flight
+  // than the table follows; the ones it drops early are unknown, not unread
+  for (int i = 0; i < 20000; ++i)
+    pr.record_write("feed:" + std::to_string(i) + ":home", t + i, 0, 10);
+  for (int i = 0; i < 20000; ++i)
+    pr.record(read("feed:" + std::to_string(i) + ":home", t + 30 * minute_ms + i));
+  pr.tick(t + 3 * hour_ms);
+  CHECK(pr.choose_tier("feed:99999:home") != tier_choice::l3);
+}
+
 TEST_CASE("anomalies: each threshold alerts within one cycle and clears") {
   anomaly_detector d;
   observation o;
