@@ -68,7 +68,7 @@ public:
   /// segment drop). The default does nothing; a test's env kills the process
   /// here to prove every step is crash-safe. See docs/formats-archive.md for
   /// the list of names.
-  virtual void crash_point(std::string_view where) {}
+  virtual void crash_point(std::string_view /*where*/) {}
 };
 
 /// The real file system (POSIX calls).

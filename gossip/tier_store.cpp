@@ -34,6 +34,7 @@ tier_store::~tier_store() {
   }
   if (l3_) {
     (void)l3_->flush();
+    drop_superseded(true);
     l3_->set_eviction_listener(nullptr);
   }
   l3_.reset();
@@ -248,12 +249,40 @@ bool tier_store::apply_tiers(const entry& e, bool known) {
   if (!*r)
     return false;
   if (known && l4_) {
-    // The older copy in the archive is superseded: one persistent tier per key.
+    // The older copy in the archive is superseded: one persistent tier per
+    // key. But not before L3 committed the new version: the archive's erase
+    // commits at once, L3's write waits in its batch, and a kill -9 in
+    // between left L3's floor of the old version with no copy below it (the
+    // key read nil, and anti-entropy saw the same version on every replica).
+    // A superseded copy is never read meanwhile (L3's newer record wins).
     auto held = l4_->held_version(e.key);
     if (held && *held && **held < e.ver)
-      (void)l4_->erase(e.key);
+      l4_superseded_.emplace_back(e.key, e.ver);
   }
   return true;
+}
+
+void tier_store::drop_superseded(bool commit_l3) {
+  if (l4_superseded_.empty())
+    return;
+  if (l3_->pending() != 0) {
+    // Wait for L3's commit, unless the list grew long (steady writes keep a
+    // batch pending): then commit now, one extra commit per that many writes.
+    if (!commit_l3 && l4_superseded_.size() < max_superseded)
+      return;
+    if (auto st = l3_->flush(); !st) {
+      last_error_ = st.err();
+      return;
+    }
+  }
+  for (auto& [key, newer] : l4_superseded_) {
+    // only a copy older than the write that superseded it (L3 may have
+    // demoted the new version meanwhile: that copy stays)
+    auto held = l4_->held_version(key);
+    if (held && *held && **held < newer)
+      (void)l4_->erase(key);
+  }
+  l4_superseded_.clear();
 }
 
 bool tier_store::apply(const entry& e) {
@@ -382,6 +411,7 @@ status tier_store::tick(size_t sweep_budget) {
   uint64_t now = clk_.now_ms();
   if (auto s = l3_->maybe_flush(now); !s)
     return s;
+  drop_superseded(false);
   if (sweep_budget > 0)
     l3_->sweep_expired(now, sweep_budget);
   if (l4_) {
@@ -408,6 +438,7 @@ status tier_store::flush() {
   }
   if (auto s = l3_->flush(); !s)
     return s;
+  drop_superseded(true);
   return l4_ ? l4_->flush() : status{};
 }
 
@@ -577,6 +608,7 @@ void tier_store::run_worker() {
         if (l4_)
           l4_->sweep_expired(now, 256);
       }
+      drop_superseded(asked);
       if (asked) {
         note(l3_->flush());
         if (l4_)

@@ -200,6 +200,13 @@ private:
   std::optional<entry> read(std::string_view key, const version& want) const;
   std::optional<entry> read_tiers(std::string_view key, const version& want) const;
   bool apply_tiers(const entry& e, bool known);
+  /// Erases the archive copies that writes superseded (apply_tiers), once
+  /// L3 committed those writes: at once when nothing is pending in L3, else
+  /// after committing L3 when `commit_l3` or the list is long. Tiers held.
+  void drop_superseded(bool commit_l3);
+  static constexpr size_t max_superseded = 4096;
+  /// (key, the version that superseded its archive copy), tiers held.
+  std::vector<std::pair<std::string, version>> l4_superseded_;
   bool erase_tiers(std::string_view key);
   // background mode
   struct change {

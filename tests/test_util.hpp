@@ -17,6 +17,8 @@ struct temp_dir {
     path = p != nullptr ? p : "";
   }
   ~temp_dir() {
+    if (std::getenv("KURA_TEST_KEEP_DIRS") != nullptr)
+      return; // to look at a failed run's files (tests print the paths they use)
     std::error_code ec;
     std::filesystem::remove_all(path, ec);
   }

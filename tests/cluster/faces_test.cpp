@@ -285,17 +285,12 @@ TEST_CASE("a node outside a cluster answers the cluster commands as Redis does")
 
 TEST_CASE("ioredis Cluster (npm): a scripted session") {
   int rc = -1;
-  run_shell("command -v node && command -v npm", &rc);
-  if (rc != 0) {
+  std::string install;
+  auto modules = npm_ioredis(rc, install); // ioredis 5 from npm, in the build tree
+  if (modules.empty()) {
     MESSAGE("node or npm missing: ioredis session not run");
     return;
   }
-  // ioredis 5 from npm, installed once into the build tree
-  std::string dir = bin_dir() + "/../npm-ioredis";
-  auto install =
-      run_shell("test -d " + dir + "/node_modules/ioredis || timeout 180 npm install --prefix " +
-                    dir + " ioredis@5 --no-audit --no-fund --silent 2>&1",
-                &rc);
   INFO(install);
   REQUIRE(rc == 0);
   test_cluster c;
@@ -306,7 +301,7 @@ TEST_CASE("ioredis Cluster (npm): a scripted session") {
   std::string ports = std::to_string(c["n1"].port) + "," + std::to_string(c["n2"].port) + "," +
                       std::to_string(c["n3"].port);
   auto out = run_shell(
-      "NODE_PATH=" + dir + "/node_modules timeout 120 node " + script + " " + ports + " 2>&1", &rc);
+      "NODE_PATH=" + modules + " timeout 120 node " + script + " " + ports + " 2>&1", &rc);
   INFO(out);
   CHECK(rc == 0);
   CHECK(out == "ok\n");

@@ -317,6 +317,15 @@ void acl_seeds() {
        "reset on allcommands -config|set allchannels resetkeys ~x\n"
        "off +@all -@write +hset sanitize-payload\n");
   seed(t, "bad", "user default on nopass ~* +@all\nuser x on +nosuchcommand\nnotauser\n");
+  // acl_rules_fuzz: successive ACL SETUSER rule lists for one user
+  seed("acl_rules_fuzz", "rules",
+       "on >p1 >p2 <p1 ~a* %W~w* allkeys -@dangerous +flushall\n"
+       "on #2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b nopass resetpass\n"
+       "reset on allcommands -config|set allchannels resetkeys ~x\n"
+       "off +@all -@write +hset sanitize-payload\n");
+  seed("acl_rules_fuzz", "steps",
+       "on >pw ~k:* +get\n%R~r:* %W~w:* +@write -set\n+select|0 +config|get -@all\n"
+       "resetkeys resetchannels &ch:* nocommands +ping\nreset\n(~x +get)\n+nosuch\n");
 }
 
 } // namespace

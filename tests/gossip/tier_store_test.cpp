@@ -293,6 +293,7 @@ TEST_CASE("tier_store: demoted entries are read from L4, their floor stays, reop
   // a newer write supersedes the archived copy
   CHECK(s->apply(val("k3", "new", 10'000)));
   CHECK(s->get("k3")->value == "new");
+  REQUIRE(s->flush().ok()); // the archive's copy goes once L3 committed the new one
   auto held = s->l4()->held_version("k3");
   REQUIRE(held.ok());
   CHECK_FALSE(held->has_value());

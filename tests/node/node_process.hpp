@@ -69,6 +69,21 @@ inline std::string run_shell(const std::string& cmd, int* rc = nullptr) {
   return out;
 }
 
+/// ioredis 5 from npm, installed once into the build tree
+/// (bin_dir()/../npm-ioredis): its node_modules directory for NODE_PATH, or
+/// "" when node or npm is missing. `rc` is npm's exit code (0: usable) and
+/// `log` its output.
+inline std::string npm_ioredis(int& rc, std::string& log) {
+  run_shell("command -v node && command -v npm", &rc);
+  if (rc != 0)
+    return {};
+  std::string dir = bin_dir() + "/../npm-ioredis";
+  log = run_shell("test -d " + dir + "/node_modules/ioredis || timeout 180 npm install --prefix " +
+                      dir + " ioredis@5 --no-audit --no-fund --silent 2>&1",
+                  &rc);
+  return dir + "/node_modules";
+}
+
 /// A connected TCP client with blocking I/O and a read timeout.
 class client {
 public:

@@ -1,5 +1,5 @@
 // Authentication, ACLs and the audit log in a real kura-node: redis-cli
-// --user/--pass and python3-redis authenticate; strangers (no credentials,
+// --user/--pass, python3-redis and ioredis authenticate; strangers (no credentials,
 // wrong password, a user lacking the key pattern or the command) are refused
 // and appear in the audit log (read back with `kura audit`) while the node
 // keeps serving an authenticated client; ACL SAVE survives a restart;
@@ -102,6 +102,25 @@ TEST_CASE("requirepass and ACL users with redis-cli, python3-redis and strangers
   CHECK(py.find("hello\n") != std::string::npos);
   CHECK(py.find("denied") != std::string::npos);
   CHECK(py.find("auth failed") != std::string::npos);
+
+  // ioredis (npm, installed once into the build tree)
+  std::string install;
+  if (auto modules = npm_ioredis(rc, install); modules.empty()) {
+    MESSAGE("node or npm missing: the ioredis session was not run");
+  } else {
+    INFO(install);
+    REQUIRE(rc == 0);
+    const char* src = std::getenv("KURA_SOURCE_DIR");
+    auto io =
+        run_shell("NODE_PATH=" + modules + " timeout 60 node " + std::string(src ? src : ".") +
+                      "/tests/node/acl_ioredis.js " + std::to_string(n.port) + " 2>&1",
+                  &rc);
+    INFO(io);
+    CHECK(rc == 0);
+    CHECK(io.find("get hello\n") != std::string::npos);
+    CHECK(io.find("denied NOPERM") != std::string::npos);
+    CHECK(io.find("WRONGPASS") != std::string::npos);
+  }
 
   // the audit log names every refusal and the admin's changes, never a password
   std::string audit;
