@@ -415,6 +415,7 @@ result<uint64_t> tier_store::rewrite_for_erase(const std::function<bool(std::str
                                                bool retire_dictionaries) {
   if (auto st = flush(); !st)
     return st;
+  auto gl = hold_gate();
   std::lock_guard<std::mutex> lk(tiers_mu_);
   if (auto st = l3_->compact_rewrite(); !st)
     return error{st.err().code, "L3 rewrite: " + st.message()};
@@ -426,6 +427,7 @@ result<uint64_t> tier_store::rewrite_for_erase(const std::function<bool(std::str
       l4_->abort_compaction();
       l4_reseal_job_ = false;
     }
+    preempt_jobs("an erasure"); // a scheduled compaction too
     auto p = l4_->begin_erase_rewrite(erased, retire_dictionaries);
     while (p && !p->done)
       p = l4_->compaction_step(4u << 20);
@@ -440,15 +442,27 @@ result<uint64_t> tier_store::rewrite_for_erase(const std::function<bool(std::str
   return segments;
 }
 
+void tier_store::preempt_jobs(const char* why) {
+  if (!gate_ || !l4_)
+    return;
+  l4_->abort_compaction(); // the compactor's job, if one runs (it is between steps)
+  ++gate_->generation;
+  gate_->reason = why;
+}
+
 status tier_store::rotate_keys(std::shared_ptr<const crypto::keyring> keys) {
   if (auto st = flush(); !st)
     return st;
+  auto gl = hold_gate();
   std::lock_guard<std::mutex> lk(tiers_mu_);
   if (l4_) {
     if (l4_reseal_job_) { // a rotation again: its job restarts with the new active key
       l4_->abort_compaction();
       l4_reseal_job_ = false;
     }
+    preempt_jobs("a key rotation's re-seal");
+    if (gate_)
+      gate_->busy = true; // until reseal_step finished the L4 pass
     if (auto st = l4_->rotate_keys(keys); !st)
       return error{st.err().code, "L4: " + st.message()};
   }
@@ -459,7 +473,15 @@ status tier_store::rotate_keys(std::shared_ptr<const crypto::keyring> keys) {
 }
 
 result<tier_store::reseal_report> tier_store::reseal_step(size_t l3_records, uint64_t l4_bytes) {
+  auto gl = hold_gate();
   std::lock_guard<std::mutex> lk(tiers_mu_);
+  auto r = reseal_slice(l3_records, l4_bytes);
+  if (gate_ && (!r || r->done))
+    gate_->busy = false; // the compactor may start jobs again
+  return r;
+}
+
+result<tier_store::reseal_report> tier_store::reseal_slice(size_t l3_records, uint64_t l4_bytes) {
   if (!reseal_)
     return error{errc::invalid_argument, "no key rotation was started"};
   auto& r = *reseal_;
@@ -574,7 +596,7 @@ void tier_store::run_worker() {
       if (now >= next_sweep) {
         next_sweep = now + 1000;
         l3_->sweep_expired(now, 256);
-        if (l4_)
+        if (l4_ && !gate_) // else the L4 compactor sweeps, under the gate
           l4_->sweep_expired(now, 256);
       }
       if (asked) {
