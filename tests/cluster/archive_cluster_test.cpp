@@ -32,13 +32,16 @@ std::vector<std::string> archive_flags(std::vector<std::string> more = {}) {
   return f;
 }
 
-/// `kura --json <cmd>` against a cluster port; "" when it failed.
+/// `kura --json <cmd>` against a cluster port (stdout; the exit code
+/// appended when it failed).
 std::string kura_json(uint16_t cluster_port, const std::string& cmd) {
   int rc = 0;
   auto out = run_shell(bin_dir() + "/kura --timeout=20000 --port=" + std::to_string(cluster_port) +
                            " --json " + cmd + " 2>/dev/null",
                        &rc);
-  return rc == 0 ? out : std::string{};
+  if (rc != 0)
+    out += " (exit " + std::to_string(rc) + ")";
+  return out;
 }
 
 /// The number after `"name": ` in a JSON document (-1 when absent).
@@ -132,8 +135,14 @@ TEST_CASE("a cluster node's archive is compacted; kura compact and kura archive 
         },
         90000));
     // `kura compact` on a cluster node: a job (or nothing left to do), no error
-    auto r = kura_json(c[id].cluster_port, "compact");
-    CHECK_MESSAGE(r.find("\"ok\": true") != std::string::npos, r);
+    std::string r;
+    CHECK_MESSAGE(wait_for(
+                      [&] {
+                        r = kura_json(c[id].cluster_port, "compact");
+                        return r.find("\"ok\": true") != std::string::npos;
+                      },
+                      60000),
+                  r);
     CHECK(metric_value(c[id].metrics_port, "kura_archive_segments") > 0);
   }
   // Compaction moved live records around; each of them still reads back, as
@@ -178,7 +187,10 @@ TEST_CASE("a value dropped by L4 retention keeps its version floor: an older cop
   auto flags = [&](const std::string& id, const std::string& seed) {
     auto f =
         archive_flags({"--kura.archive.max-bytes=1048576", "--kura.archive.compact-interval=0s",
-                       "--memory-bytes=1048576", "--cluster-port=" + std::to_string(cport[id])});
+                       "--memory-bytes=1048576", "--cluster-port=" + std::to_string(cport[id]),
+                       // a restarted node's catch-up reads wait this long for
+                       // the other replicas before they serve what they have
+                       "--kura.cluster.request-timeout=4s"});
     if (!seed.empty())
       f.push_back(seed_of(seed));
     return f;
@@ -227,7 +239,15 @@ TEST_CASE("a value dropped by L4 retention keeps its version floor: an older cop
   for (int i = 0; i < 3600; ++i)
     fill.emplace_back("fill:" + std::to_string(i), noise(rng, 1000));
   set_all(ka, fill);
-  std::this_thread::sleep_for(std::chrono::milliseconds(500)); // committed
+  // Everything applied to L3 (and committed: batch-max-age 20 ms) on both,
+  // so that the kills below lose none of the fill.
+  for (auto id : {std::string("n1"), a})
+    CHECK(wait_for(
+        [&] {
+          return metric_value(c[id].metrics_port, "kura_cluster_store_unapplied_writes") == 0;
+        },
+        60000));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500)); // the metric's second, commits
   // n1 and a are killed and restarted one after the other (their memory tier
   // is gone, their index rebuilt from L3 and L4), then b returns with the
   // old version on its disk.
@@ -248,19 +268,23 @@ TEST_CASE("a value dropped by L4 retention keeps its version floor: an older cop
   std::vector<uint16_t> ports{p1, pa, b2.port};
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   size_t old_seen = 0, answers = 0;
+  std::string old_from; // the RESP ports that served it
   while (std::chrono::steady_clock::now() < deadline) {
     for (auto p : ports) {
       auto got = client(p).call({"GET", key});
       if (!got || got->rfind("-", 0) == 0)
         continue; // not joined yet (CLUSTERDOWN) or a timeout: no value served
       ++answers;
-      if (got->find("OLD-VALUE") != std::string::npos)
+      if (got->find("OLD-VALUE") != std::string::npos) {
         ++old_seen;
+        old_from += std::to_string(p) + " ";
+      }
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   CHECK(answers > 0);
-  CHECK(old_seen == 0);
+  CHECK_MESSAGE(old_seen == 0, "served by " << old_from << "(n1 " << p1 << ", " << a << " " << pa
+                                            << ", " << b << " " << b2.port << ")");
   // Converged on the newer version's floor: every node answers nil (the
   // value itself is gone from L4 everywhere), b too once its catch-up window
   // is over and it reads its own copy, which anti-entropy replaced.
