@@ -206,8 +206,11 @@ tier_store::holdings tier_store::report_holdings(bool kinds) const {
     else if (m.expiry_ms != 0)
       ++h.expires;
   }
-  if (cache_)
+  if (cache_) {
     h.memory = cache_->stats();
+    h.memory_l1 = cache_->l1_stats();
+    h.memory_l2 = cache_->l2_stats();
+  }
   std::lock_guard<std::mutex> lk(tiers_mu_);
   h.l3 = l3_->stats();
   if (l4_) {

@@ -195,6 +195,7 @@ public:
   struct holdings {
     uint64_t keys = 0, tombstones = 0, expires = 0;
     tier_stats memory, l3, l4;
+    tier_stats memory_l1, memory_l2; ///< the memory tier's window (L1) and main region (L2)
     bool has_l4 = false;
   };
   holdings report_holdings(bool kinds) const;

@@ -363,6 +363,13 @@ int main(int argc, char** argv) {
         auto core = wc.lock();
         return core ? node::holdings_of(*core, false).l3 : tier_stats{};
       };
+      rc_cfg.facts.memory_stats = [wc] {
+        auto core = wc.lock();
+        if (!core)
+          return std::pair<tier_stats, tier_stats>{};
+        auto h = node::holdings_of(*core, false);
+        return std::make_pair(h.l1, h.l2);
+      };
       rc_cfg.facts.l3_expires = [wc] {
         auto core = wc.lock();
         return core ? node::holdings_of(*core, true).expires : 0;

@@ -160,6 +160,31 @@ TEST_CASE("a cluster node's archive is compacted; kura compact and kura archive 
     CHECK_MESSAGE(wrong == 0,
                   id << ": " << wrong << " keys did not read back as their newest value");
   }
+  // INFO and /metrics describe the tiers of cluster data: the memory tier in
+  // front of it (L1 window + L2 main: written and read values), L3, L4.
+  for (auto id : {"n1", "n2", "n3"}) {
+    CAPTURE(id);
+    auto info = client(c[id].port).call({"INFO", "all"}).value_or("");
+    auto num = [&](const std::string& name) {
+      auto p = info.find("\n" + name + ":");
+      return p == std::string::npos ? -1
+                                    : std::strtoll(info.c_str() + p + name.size() + 2, nullptr, 10);
+    };
+    INFO(info);
+    CHECK(num("l1_entries") + num("l2_entries") > 100);
+    CHECK(num("l4_enabled") == 1);
+    CHECK(num("l4_entries") > 100);
+    CHECK(num("l3_entries") > 0);
+    CHECK(wait_for(
+        [&] {
+          auto m = [&](const char* t) {
+            return metric_value(c[id].metrics_port,
+                                std::string("kura_tier_entries{tier=\"") + t + "\"}");
+          };
+          return m("l1") + m("l2") > 100 && m("l3") > 0;
+        },
+        30000));
+  }
   // Dead bytes were reclaimed: every sealed segment's live fraction is at or
   // above the threshold (0.5) once the scheduled jobs caught up.
   for (auto id : {"n1", "n2", "n3"}) {
