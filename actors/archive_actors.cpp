@@ -1,5 +1,6 @@
 #include "actors/archive_actors.hpp"
 #include "actors/erase_tiers.hpp"
+#include "archive/job_gate.hpp"
 
 #include <caf/all.hpp>
 
@@ -108,7 +109,16 @@ struct compactor_state {
   uint64_t runs = 0;
   uint64_t started_ns = 0;
   uint64_t last_retention_ms = 0;
+  /// Shared with another driver of the archive's jobs (a cluster node's
+  /// store, archive/job_gate.hpp); null: this actor is the only one.
+  std::shared_ptr<archive::job_gate> gate;
+  uint64_t job_generation = 0; ///< the gate's generation when the job began
   static inline const char* name = "kura.compactor";
+
+  /// Held around every call that drives a job (nothing without a gate).
+  std::unique_lock<std::mutex> hold() const {
+    return gate ? std::unique_lock<std::mutex>(gate->mu) : std::unique_lock<std::mutex>();
+  }
 
   uint64_t slice_bytes() const {
     return cfg.compact_rate == 0 ? (4ull << 20)
@@ -142,9 +152,10 @@ struct compactor_state {
 caf::behavior compactor(caf::stateful_actor<compactor_state>* self,
                         std::shared_ptr<archive::archive> ar, l4_config cfg,
                         std::shared_ptr<l4_counters> counters, const kura::clock* clk,
-                        l4_tick_hook on_tick) {
+                        l4_tick_hook on_tick, std::shared_ptr<archive::job_gate> gate) {
   auto& st = self->state;
   st.ar = ar;
+  st.gate = gate;
   st.cfg = cfg;
   st.counters = std::move(counters);
   st.clk = clk;
@@ -153,7 +164,10 @@ caf::behavior compactor(caf::stateful_actor<compactor_state>* self,
   auto bucket = std::make_shared<token_bucket>(cfg.compact_rate);
   ar->set_throttle([bucket](uint64_t bytes) { bucket->take(bytes); });
   // a job must not outlive its driver (archive.hpp)
-  self->attach_functor([ar] {
+  self->attach_functor([ar, gate] {
+    std::unique_lock<std::mutex> lk;
+    if (gate)
+      lk = std::unique_lock<std::mutex>(gate->mu);
     ar->abort_compaction();
     ar->set_throttle({});
   });
@@ -190,6 +204,13 @@ caf::behavior compactor(caf::stateful_actor<compactor_state>* self,
     s.cur.rate_limit = s.cfg.compact_rate;
     s.started_ns = steady_ns();
     try {
+      auto lk = s.hold();
+      if (s.gate && s.gate->busy) { // the store's re-seal runs (kura rotate-key)
+        s.finish(false, "the archive is busy with " + s.gate->reason + "; try again later");
+        return s.cur;
+      }
+      if (s.gate)
+        s.job_generation = s.gate->generation;
       auto p = begin                 ? begin()
                : trigger == "rotate" ? s.ar->begin_reseal()
                                      : s.ar->begin_compaction(s.cfg.compact_threshold);
@@ -224,6 +245,12 @@ caf::behavior compactor(caf::stateful_actor<compactor_state>* self,
         if (!s.cur.running)
           return;
         try {
+          auto lk = s.hold();
+          if (s.gate && s.gate->generation != s.job_generation) {
+            // the store aborted it for its own job (archive/job_gate.hpp)
+            s.finish(false, "aborted for " + s.gate->reason);
+            return;
+          }
           auto p = s.ar->compaction_step(s.slice_bytes());
           if (!p) {
             s.ar->abort_compaction();
@@ -294,6 +321,7 @@ caf::behavior compactor(caf::stateful_actor<compactor_state>* self,
             log_error("flush failed", st2.message());
           if (now - s.last_retention_ms >= s.cfg.retention_interval_ms) {
             s.last_retention_ms = now;
+            auto lk = s.hold();
             if (auto r = s.ar->enforce_retention(now); !r)
               log_error("retention failed", r.err().to_string());
             s.ar->sweep_expired(now, 10000);
@@ -453,12 +481,14 @@ archive_link::scan_keys(std::string_view after, size_t max,
 // -- spawning and stopping -----------------------------------------------------------
 
 l4_handles spawn_l4(caf::actor_system& sys, std::shared_ptr<archive::archive> ar, l4_config cfg,
-                    const kura::clock& clk, l4_tick_hook on_tick) {
+                    const kura::clock& clk, l4_tick_hook on_tick,
+                    std::shared_ptr<archive::job_gate> gate) {
   l4_handles h;
   h.ar = ar;
   h.counters = std::make_shared<l4_counters>();
   h.reader = sys.spawn<caf::detached>(l4_reader, ar, h.counters, &clk);
-  h.compactor = sys.spawn<caf::detached>(compactor, ar, cfg, h.counters, &clk, std::move(on_tick));
+  h.compactor = sys.spawn<caf::detached>(compactor, ar, cfg, h.counters, &clk, std::move(on_tick),
+                                         std::move(gate));
   h.link = std::make_shared<archive_link>(ar, h.reader, h.counters);
   return h;
 }

@@ -29,6 +29,7 @@
 #include "actors/messages.hpp"
 #include "actors/store.hpp"
 #include "archive/archive.hpp"
+#include "archive/job_gate.hpp"
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
@@ -239,8 +240,11 @@ struct l4_handles {
 using l4_tick_hook = std::function<void(archive::archive&, const l4_counters&)>;
 
 /// Spawns the L4 reader and the compactor (both detached). `on_tick` may be empty.
+/// `gate`: shared with another driver of the archive's jobs (a cluster node's
+/// store, archive/job_gate.hpp); null when the compactor is the only one.
 l4_handles spawn_l4(caf::actor_system& sys, std::shared_ptr<archive::archive> ar, l4_config cfg,
-                    const kura::clock& clk, l4_tick_hook on_tick = {});
+                    const kura::clock& clk, l4_tick_hook on_tick = {},
+                    std::shared_ptr<archive::job_gate> gate = nullptr);
 
 /// Aborts a running compaction, stops both actors and flushes the archive.
 /// Call after stop_store (L3's last evictions are in by then).

@@ -1548,8 +1548,13 @@ void node::tombstone_step(uint64_t now) {
   std::map<node_id, tomb_check_msg> checks;
   std::vector<std::string> collect;
   store_->for_each_key_from(0, [&](uint64_t p, const entry& e) {
-    if (!e.is_tombstone() || now < e.ver.ms() + cfg_.tombstone_grace_ms)
-      return true;
+    if (e.is_tombstone()) {
+      if (now < e.ver.ms() + cfg_.tombstone_grace_ms)
+        return true;
+    } else if (!cfg_.collect_expired || e.expiry_ms == 0 ||
+               now < std::max(e.expiry_ms, e.ver.ms()) + cfg_.tombstone_grace_ms) {
+      return true; // a live value (or expired too recently: a floor still)
+    }
     if (!ring_.is_replica_at(id(), p))
       return true; // handoff_step deals with it
     std::vector<node_id> others;
@@ -1578,6 +1583,9 @@ void node::tombstone_step(uint64_t now) {
   for (auto& [to, msg] : checks)
     if (members_.is_alive(to))
       send(to, msg);
+  if (cfg_.collect_expired) // floors of keys gone from here, past the same grace
+    for (auto it = floor_.begin(); it != floor_.end();)
+      it = now >= it->second.ms() + cfg_.tombstone_grace_ms ? floor_.erase(it) : std::next(it);
 }
 
 } // namespace kura::gossip

@@ -45,6 +45,16 @@ struct node_config {
   uint64_t read_timeout_ms = 1'000;        ///< per replica tried by a fetch
   uint64_t near_ttl_ms = 60'000;           ///< lifetime of a near-cache copy
   uint64_t tombstone_grace_ms = 3'600'000; ///< minimum tombstone age before collection
+  /// Expired values are collected like tombstones (kura-node): an entry whose
+  /// absolute expiry passed more than tombstone_grace_ms ago (every replica
+  /// expires it at the same moment: the expiry travels with the entry) is
+  /// removed once every other replica confirmed holding its version or a
+  /// newer one, as a delete's tombstone is. Without it every key ever
+  /// written with a TTL leaves a version floor (an L3 record and an index
+  /// entry) for ever. The in-memory floors of keys this node no longer holds
+  /// (collected, handed off, invalidated near copies) are dropped after the
+  /// same grace. Off: kura-sim's seeds.
+  bool collect_expired = false;
   size_t max_hints_per_node = 100'000;
   size_t batch = 64; ///< entries per handoff / hint / repair message
   /// Anti-entropy peers per sync interval (0 = every peer sharing ranges).
@@ -194,6 +204,8 @@ public:
   const replica_store& store() const { return *store_; }
   /// Direct store access for tests and divergence injection in the simulator.
   replica_store& store_for_test() { return *store_; }
+  /// Settings read at each use (not those applied at start: membership, ring).
+  node_config& config_for_test() { return cfg_; }
   /// The store, for its owner's timers (group commit, sweeps, flush).
   replica_store& store_for_maintenance() { return *store_; }
   hlc& clock() { return hlc_; }

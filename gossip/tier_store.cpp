@@ -207,8 +207,11 @@ tier_store::holdings tier_store::report_holdings(bool kinds) const {
     else if (m.expiry_ms != 0)
       ++h.expires;
   }
-  if (cache_)
+  if (cache_) {
     h.memory = cache_->stats();
+    h.memory_l1 = cache_->l1_stats();
+    h.memory_l2 = cache_->l2_stats();
+  }
   std::lock_guard<std::mutex> lk(tiers_mu_);
   h.l3 = l3_->stats();
   if (l4_) {
@@ -446,6 +449,7 @@ result<uint64_t> tier_store::rewrite_for_erase(const std::function<bool(std::str
                                                bool retire_dictionaries) {
   if (auto st = flush(); !st)
     return st;
+  auto gl = hold_gate();
   std::lock_guard<std::mutex> lk(tiers_mu_);
   if (auto st = l3_->compact_rewrite(); !st)
     return error{st.err().code, "L3 rewrite: " + st.message()};
@@ -457,6 +461,7 @@ result<uint64_t> tier_store::rewrite_for_erase(const std::function<bool(std::str
       l4_->abort_compaction();
       l4_reseal_job_ = false;
     }
+    preempt_jobs("an erasure"); // a scheduled compaction too
     auto p = l4_->begin_erase_rewrite(erased, retire_dictionaries);
     while (p && !p->done)
       p = l4_->compaction_step(4u << 20);
@@ -471,15 +476,27 @@ result<uint64_t> tier_store::rewrite_for_erase(const std::function<bool(std::str
   return segments;
 }
 
+void tier_store::preempt_jobs(const char* why) {
+  if (!gate_ || !l4_)
+    return;
+  l4_->abort_compaction(); // the compactor's job, if one runs (it is between steps)
+  ++gate_->generation;
+  gate_->reason = why;
+}
+
 status tier_store::rotate_keys(std::shared_ptr<const crypto::keyring> keys) {
   if (auto st = flush(); !st)
     return st;
+  auto gl = hold_gate();
   std::lock_guard<std::mutex> lk(tiers_mu_);
   if (l4_) {
     if (l4_reseal_job_) { // a rotation again: its job restarts with the new active key
       l4_->abort_compaction();
       l4_reseal_job_ = false;
     }
+    preempt_jobs("a key rotation's re-seal");
+    if (gate_)
+      gate_->busy = true; // until reseal_step finished the L4 pass
     if (auto st = l4_->rotate_keys(keys); !st)
       return error{st.err().code, "L4: " + st.message()};
   }
@@ -490,7 +507,15 @@ status tier_store::rotate_keys(std::shared_ptr<const crypto::keyring> keys) {
 }
 
 result<tier_store::reseal_report> tier_store::reseal_step(size_t l3_records, uint64_t l4_bytes) {
+  auto gl = hold_gate();
   std::lock_guard<std::mutex> lk(tiers_mu_);
+  auto r = reseal_slice(l3_records, l4_bytes);
+  if (gate_ && (!r || r->done))
+    gate_->busy = false; // the compactor may start jobs again
+  return r;
+}
+
+result<tier_store::reseal_report> tier_store::reseal_slice(size_t l3_records, uint64_t l4_bytes) {
   if (!reseal_)
     return error{errc::invalid_argument, "no key rotation was started"};
   auto& r = *reseal_;
@@ -605,7 +630,7 @@ void tier_store::run_worker() {
       if (now >= next_sweep) {
         next_sweep = now + 1000;
         l3_->sweep_expired(now, 256);
-        if (l4_)
+        if (l4_ && !gate_) // else the L4 compactor sweeps, under the gate
           l4_->sweep_expired(now, 256);
       }
       drop_superseded(asked);

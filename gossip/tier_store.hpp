@@ -43,6 +43,7 @@
 #pragma once
 
 #include "archive/archive.hpp"
+#include "archive/job_gate.hpp"
 #include "gossip/store.hpp"
 #include "tiers/clock.hpp"
 #include "tiers/l3_lmdb.hpp"
@@ -110,6 +111,13 @@ public:
                                      bool retire_dictionaries);
   /// Whether L4 holds `key` (any version).
   bool archived(std::string_view key) const;
+
+  /// The archive's compactor runs beside this store (kura-node in cluster
+  /// mode: the L4 actors' scheduled compaction, retention and expiry sweeps,
+  /// `kura compact`): KURA.ERASE's rewrite and the re-seal take `gate` and
+  /// abort the compactor's job first (archive/job_gate.hpp), and the worker
+  /// leaves L4's expiry sweeps to the compactor. Owner thread, before use.
+  void set_job_gate(std::shared_ptr<archive::job_gate> gate) { gate_ = std::move(gate); }
 
   // -- key rotation (`kura rotate-key` on a cluster node, node/cluster_rotate.hpp) --
 
@@ -187,6 +195,7 @@ public:
   struct holdings {
     uint64_t keys = 0, tombstones = 0, expires = 0;
     tier_stats memory, l3, l4;
+    tier_stats memory_l1, memory_l2; ///< the memory tier's window (L1) and main region (L2)
     bool has_l4 = false;
   };
   holdings report_holdings(bool kinds) const;
@@ -224,8 +233,18 @@ private:
   const clock& clk_;
   std::function<bool(std::string_view)> never_archive_;
   uint64_t max_age_ms_ = 0;
-  std::optional<reseal_report> reseal_; ///< the running (or last) re-seal
-  bool l4_reseal_job_ = false;          ///< L4's re-seal job is the archive's running job
+  std::optional<reseal_report> reseal_;     ///< the running (or last) re-seal
+  bool l4_reseal_job_ = false;              ///< L4's re-seal job is the archive's running job
+  std::shared_ptr<archive::job_gate> gate_; ///< shared with the L4 compactor (set_job_gate)
+  /// Takes the gate (when there is one); the archive's other driver is
+  /// between steps while it is held.
+  std::unique_lock<std::mutex> hold_gate() const {
+    return gate_ ? std::unique_lock<std::mutex>(gate_->mu) : std::unique_lock<std::mutex>();
+  }
+  /// With the gate held: aborts the other driver's job (it sees `why`).
+  void preempt_jobs(const char* why);
+  /// reseal_step with the gate and the tiers held.
+  result<reseal_report> reseal_slice(size_t l3_records, uint64_t l4_bytes);
   /// Lowers a value's expiry to its write time + max_age_ms_.
   void cap_age(entry& e) const {
     if (max_age_ms_ == 0 || e.is_tombstone())

@@ -258,6 +258,8 @@ cluster_holdings holdings_of(const actors::cluster_core& c, bool kinds) {
     auto h = ts->report_holdings(kinds);
     out.keys = h.keys;
     out.expires = h.expires;
+    out.l1 = h.memory_l1;
+    out.l2 = h.memory_l2;
     out.l3 = h.l3;
     out.l4 = h.l4;
   } else {

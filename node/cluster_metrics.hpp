@@ -19,13 +19,14 @@ namespace kura::node {
 /// hook for cluster_settings::report (empty when `m` is null).
 std::function<void(const actors::cluster_core&)> cluster_metrics_hook(node_metrics* m);
 
-/// The cluster data this node holds (INFO's l3, l4 and keyspace sections on
-/// a cluster node): keys in the store's index, L3's and L4's stats; with
+/// The cluster data this node holds (INFO's l1, l2, l3, l4 and keyspace
+/// sections on a cluster node): keys in the store's index, the memory tier's
+/// (the read cache in front of it: L1 window, L2 main), L3's and L4's stats; with
 /// `kinds` also the values with an expiry (a walk of the index). Multiplexer
 /// thread.
 struct cluster_holdings {
   uint64_t keys = 0, expires = 0;
-  tier_stats l3, l4;
+  tier_stats l1, l2, l3, l4;
 };
 cluster_holdings holdings_of(const actors::cluster_core& c, bool kinds);
 

@@ -64,8 +64,10 @@ actors::cluster_settings cluster_settings_of(const node_config& cfg, const std::
   return s;
 }
 
-result<std::unique_ptr<gossip::replica_store>>
-open_cluster_store(const node_config& cfg, l3_config l3, const kura::clock& clk) {
+result<std::unique_ptr<gossip::replica_store>> open_cluster_store(const node_config& cfg,
+                                                                  l3_config l3,
+                                                                  const kura::clock& clk,
+                                                                  cluster_archive* out) {
   std::shared_ptr<archive::archive> l4;
   if (cfg.archive_enabled) {
     // sealed with the same keyring as L3 (kura.security.encryption-key-file)
@@ -77,14 +79,18 @@ open_cluster_store(const node_config& cfg, l3_config l3, const kura::clock& clk)
   auto path = l3.path;
   // Background commits: LMDB commits (and their fdatasync) run on the
   // store's worker thread, not on the multiplexer thread that serves clients.
-  auto s =
-      gossip::tier_store::open(std::move(l3), std::move(l4), clk, gossip::ring_config{}.seed, true,
-                               sensitive_matcher(cfg)); // sensitive keys are never archived
+  auto s = gossip::tier_store::open(std::move(l3), l4, clk, gossip::ring_config{}.seed, true,
+                                    sensitive_matcher(cfg)); // sensitive keys are never archived
   if (!s)
     return error{s.err().code, "cannot open L3 in " + path + ": " + s.err().to_string()};
   // The memory tier (--memory-bytes) is the read cache in front of cluster
   // data (the node's own keyspace holds none in cluster mode).
   (*s)->set_read_cache(cfg.memory_bytes);
+  if (l4 && out) { // the caller's L4 compactor shares the archive's jobs with the store
+    out->l4 = l4;
+    out->gate = std::make_shared<archive::job_gate>();
+    (*s)->set_job_gate(out->gate);
+  }
   // kura.retention.max-age: nothing older is served (node/cluster_security.hpp)
   (*s)->set_max_age(static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(cfg.retention_max_age).count()));

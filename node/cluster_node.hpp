@@ -5,6 +5,8 @@
 #pragma once
 
 #include "actors/cluster.hpp"
+#include "archive/archive.hpp"
+#include "archive/job_gate.hpp"
 #include "gossip/store.hpp"
 #include "node/config.hpp"
 #include "tiers/clock.hpp"
@@ -31,8 +33,17 @@ actors::cluster_settings cluster_settings_of(const node_config& cfg, const std::
 /// archive below it when kura.archive.enabled (gossip/tier_store.hpp). The
 /// node's own L3 actor must not open the same environment (LMDB allows one
 /// open per process): in cluster mode this store is the node's L3 and L4.
-result<std::unique_ptr<gossip::replica_store>>
-open_cluster_store(const node_config& cfg, l3_config l3, const kura::clock& clk);
+/// With the archive on, `l4` receives it and the gate its compactor must
+/// share with the store (archive/job_gate.hpp): the caller runs the L4
+/// actors on it (compaction, retention, `kura compact`, `kura archive`).
+struct cluster_archive {
+  std::shared_ptr<archive::archive> l4;
+  std::shared_ptr<archive::job_gate> gate;
+};
+result<std::unique_ptr<gossip::replica_store>> open_cluster_store(const node_config& cfg,
+                                                                  l3_config l3,
+                                                                  const kura::clock& clk,
+                                                                  cluster_archive* l4 = nullptr);
 
 /// Sets the middleman heartbeat and connection timeout (CAF-0.17.md §4: a
 /// frozen peer is never noticed without them) unless the user set them.

@@ -20,6 +20,7 @@
 #include <iterator>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -691,6 +692,8 @@ std::string info_text(command_context& c, std::string_view section) {
   auto now = c.ks.clock().now_ms();
   auto l1 = c.ks.l1_stats();
   auto l2 = c.ks.l2_stats();
+  if (facts.memory_stats) // a cluster node: the memory tier in front of cluster data
+    std::tie(l1, l2) = facts.memory_stats();
   tier_stats l3, l4;
   if (facts.l3_stats)
     l3 = facts.l3_stats();

@@ -141,6 +141,9 @@ struct node_facts {
   uint64_t writes_at_save = 0;
   std::function<uint64_t()> l3_expires; ///< L3 entries with an expiry
   std::function<tier_stats()> l4_stats; ///< empty when L4 is off
+  /// A cluster node: its memory tier's L1 and L2 (the read cache in front of
+  /// cluster data) for INFO and /metrics; empty: the local keyspace's.
+  std::function<std::pair<tier_stats, tier_stats>()> memory_stats;
   /// SHUTDOWN: asks the process to stop as on SIGTERM (empty: refused).
   std::function<void()> shutdown;
   /// DEBUG SET-ACTIVE-EXPIRE: turns the expiry sweeps on or off (empty: refused).

@@ -133,6 +133,7 @@ int main(int argc, char** argv) {
     return fail("data subjects: " + why);
   std::shared_ptr<l3_lmdb> l3db;
   std::unique_ptr<gossip::replica_store> cluster_store;
+  node::cluster_archive cluster_l4; // the cluster store's L4, for its compactor
   if (cfg.l3_enabled) {
     l3_config lc;
     lc.keys = keys;
@@ -150,7 +151,7 @@ int main(int argc, char** argv) {
     lc.lim.max_value_bytes = cfg.max_value_bytes;
     if (cfg.cluster_enabled()) {
       // Cluster data lives in L3 + L4 under the gossip core (docs/cluster.md).
-      auto opened = node::open_cluster_store(cfg, lc, clk);
+      auto opened = node::open_cluster_store(cfg, lc, clk, &cluster_l4);
       if (!opened)
         return fail(opened.err().message);
       cluster_store = std::move(*opened);
@@ -244,6 +245,14 @@ int main(int argc, char** argv) {
         };
       l4.link->attach(*l3db, clk, std::move(never_archive));
       ar.reset(); // the L4 actors own it now
+    } else if (cluster_l4.l4) {
+      // A cluster node's L4 belongs to the cluster store (L3's victims go
+      // there); the compactor runs beside it: compaction, retention, expiry
+      // sweeps, `kura compact`, `kura archive`, the L4 metrics.
+      l4 = actors::spawn_l4(sys, cluster_l4.l4, node::l4_settings(cfg), clk,
+                            node::archive_metrics_hook(metrics.get()), cluster_l4.gate);
+      l4.link.reset(); // no L3 actor hands it anything
+      cluster_l4.l4.reset();
     }
     std::unique_ptr<wal> log; // the write-ahead log: replayed into L3 first
     if (l3db && cfg.l3_wal) {
@@ -358,6 +367,13 @@ int main(int argc, char** argv) {
       rc_cfg.facts.l3_stats = [wc] {
         auto core = wc.lock();
         return core ? node::holdings_of(*core, false).l3 : tier_stats{};
+      };
+      rc_cfg.facts.memory_stats = [wc] {
+        auto core = wc.lock();
+        if (!core)
+          return std::pair<tier_stats, tier_stats>{};
+        auto h = node::holdings_of(*core, false);
+        return std::make_pair(h.l1, h.l2);
       };
       rc_cfg.facts.l3_expires = [wc] {
         auto core = wc.lock();

@@ -302,8 +302,10 @@ caf::expected<caf::actor> start_ops(caf::actor_system& sys, const store_handles&
   add("kura.archive.max-bytes", std::to_string(cfg.archive_max_bytes));
   add("kura.archive.ttl-days", std::to_string(cfg.archive_ttl_days));
   add("kura.prewarm.enabled", predictor ? "true" : "false");
-  rotate_targets rotate{store.l3, l4, cfg.encryption_key_file, cfg.data_dir + "/encryption.salt",
-                        coordinator};
+  // On a cluster node the cluster store re-seals L3 and L4 itself (its
+  // compactor only compacts): rotation goes to the coordinator.
+  rotate_targets rotate{store.l3, coordinator ? caf::actor{} : l4, cfg.encryption_key_file,
+                        cfg.data_dir + "/encryption.salt", coordinator};
   auto ops =
       sys.spawn(ops_actor, store.broker, std::move(conf), std::move(l4), std::move(resp),
                 std::move(coordinator), std::move(predictor), std::move(rotate), std::move(erase));

@@ -205,12 +205,21 @@ void push_metrics(resp_state& st) {
   if (!st.metrics)
     return;
   auto& ks = st.core->ks();
-  st.metrics->set_tier("l1", ks.l1_stats());
-  st.metrics->set_tier("l2", ks.l2_stats());
+  if (st.facts.memory_stats) { // a cluster node: the tiers of cluster data
+    auto [l1, l2] = st.facts.memory_stats();
+    st.metrics->set_tier("l1", l1);
+    st.metrics->set_tier("l2", l2);
+  } else {
+    st.metrics->set_tier("l1", ks.l1_stats());
+    st.metrics->set_tier("l2", ks.l2_stats());
+  }
   if (st.core->has_l3()) {
     auto snap = st.core->l3_stats->get();
     st.metrics->set_tier("l3", snap.stats);
     st.metrics->set_l3_queue(st.core->queue_depth(), snap.pending);
+  } else if (st.facts.memory_stats && st.facts.l3_stats) {
+    st.metrics->set_tier("l3", st.facts.l3_stats());
+    st.metrics->set_l3_queue(0, 0);
   } else {
     st.metrics->set_l3_queue(0, 0);
   }

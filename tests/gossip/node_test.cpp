@@ -299,6 +299,35 @@ TEST_CASE("tombstones are collected only after every replica holds them") {
   CHECK(!c.read(reps[1], k).found);
 }
 
+TEST_CASE("expired values are collected like tombstones once every replica holds them") {
+  for (bool collect : {false, true}) {
+    CAPTURE(collect);
+    cluster c(3, 0);
+    for (node_id i = 1; i <= 3; ++i) // kura-node's setting
+      c.nodes[i]->config_for_test().collect_expired = collect;
+    std::string k = "gamma", live = "delta";
+    auto reps = c.nodes[1]->current_ring().replicas(k);
+    auto req = c.nodes[reps[0]]->write(k, "x", epoch + c.t, false, epoch + c.t + 2'000);
+    c.drain(reps[0]);
+    c.write(reps[0], live, "y");
+    c.run(1'000);
+    REQUIRE(c.result(reps[0], req));
+    REQUIRE(c.held(reps[0], k));
+    REQUIRE(c.held(reps[1], k));
+    // Past its expiry the value is a version floor on both replicas; past
+    // expiry + grace (10 s here) and one sync round, each collects it once
+    // the other confirmed holding that version.
+    c.run(40'000);
+    for (size_t r = 0; r < 2; ++r) {
+      CAPTURE(r);
+      CHECK(c.held(reps[r], k).has_value() == !collect);
+      CHECK(c.held(c.nodes[1]->current_ring().replicas(live)[r], live).has_value());
+    }
+    CHECK(!c.read(reps[1], k).found);
+    CHECK((c.nodes[reps[0]]->stats().tombstones_collected >= 1) == collect);
+  }
+}
+
 TEST_CASE("a joining node is streamed its ranges; a leaving node hands its data off") {
   cluster c(4, 3); // nodes 1-3 now, node 4 later
   for (int i = 0; i < 200; ++i)
