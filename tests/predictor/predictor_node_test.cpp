@@ -357,11 +357,7 @@ TEST_CASE(
   CHECK(n.stop() == 0);
 }
 
-// NOT RUN YET (predictor10): kura-node did not finish building on the loaded
-// machine before the session's deadline, so this case is skipped until it has
-// passed 5 times in a row (remove the skip then).
-TEST_CASE("tier-choice: new writes of a pattern written and never read stay out of memory" *
-          doctest::skip()) {
+TEST_CASE("tier-choice: new writes of a pattern written and never read stay out of memory") {
   // The evidence (writes followed for an hour, never read) takes an hour of
   // wall time to gather in a node; the test hands the node a model that has
   // it (made by the same core, saved the way the node saves it), as a node
