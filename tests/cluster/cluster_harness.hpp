@@ -128,10 +128,11 @@ public:
 
   node_process& operator[](const std::string& id) { return *nodes.at(id); }
 
-  /// n1 ... n<count>, each joining through n1; waits until all see them alive.
-  void start_ring(size_t count) {
+  /// n1 ... n<count>, each joining through n1 (with `extra` flags, which
+  /// override fast_cluster_flags()); waits until all see them alive.
+  void start_ring(size_t count, const std::vector<std::string>& extra = {}) {
     for (size_t i = 1; i <= count; ++i) {
-      auto& n = start("n" + std::to_string(i));
+      auto& n = start("n" + std::to_string(i), extra);
       REQUIRE_MESSAGE(n.ready, "n" << i << " did not answer PING; its log:\n" << n.log());
     }
     INFO(logs());
