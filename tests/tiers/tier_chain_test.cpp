@@ -5,7 +5,10 @@
 
 #include <doctest/doctest.h>
 
+#include <csignal>
 #include <filesystem>
+#include <sys/wait.h>
+#include <unistd.h>
 
 using namespace kura;
 
@@ -250,4 +253,105 @@ TEST_CASE("tier chain: a demoted older copy never comes back after the new value
   auto g = c.get("k0");
   REQUIRE(g.ok());
   CHECK_FALSE(g->has_value()); // not the old value from the archive
+}
+
+namespace {
+
+/// The chain of the kill test: L3's batches are never due (only flush()
+/// commits them), a small L3 budget so that the first fill reaches L4.
+std::unique_ptr<tier_chain> batching_chain(const temp_dir& dir, const kura::clock& clk) {
+  l3_config l3c;
+  l3c.path = dir.sub("l3");
+  l3c.map_size = 64ull << 20;
+  l3c.max_bytes = 256 * 1024;
+  l3c.batch_max_writes = 1u << 20;
+  l3c.batch_max_ms = 3'600'000;
+  auto l3 = l3_lmdb::open(l3c, clk);
+  REQUIRE(l3.ok());
+  archive::archive_config ac;
+  ac.path = dir.sub("l4");
+  ac.index_map_bytes = 64ull << 20;
+  ac.durable = false; // a killed process keeps what it wrote
+  auto l4 = archive::open(ac, clk);
+  REQUIRE(l4.ok());
+  tier_chain_config cfg;
+  cfg.memory.capacity_bytes = 32 * 1024;
+  return std::make_unique<tier_chain>(cfg, clk, std::move(*l3), std::move(*l4));
+}
+
+std::string chain_value(int i, int gen) {
+  return "g" + std::to_string(gen) + ":" + std::string(200, 'a' + i % 26);
+}
+
+} // namespace
+
+TEST_CASE("tier chain: kill -9 before L3 committed a write that supersedes an archived copy "
+          "loses no key") {
+  // A forked child overwrites archived keys and reads others (an archive hit
+  // goes back into L3), then dies by SIGKILL before L3's batch is committed
+  // (or, in the last subcase, right after flush()). Reopened, every key reads
+  // its old value or its new one, never nil.
+  bool commit = false;
+  SUBCASE("killed before L3's commit") {}
+  SUBCASE("killed after L3's commit") {
+    commit = true;
+  }
+  fake_clock clk;
+  temp_dir dir;
+  std::vector<std::string> archived;
+  {
+    auto chain = batching_chain(dir, clk);
+    for (int i = 0; i < 3000; ++i) {
+      REQUIRE(chain->put(kv("k" + std::to_string(i), chain_value(i, 0))).ok());
+      if (i % 100 == 0)
+        REQUIRE(chain->flush().ok());
+    }
+    REQUIRE(chain->flush().ok());
+    for (int i = 0; i < 3000 && archived.size() < 40; ++i)
+      if (where(*chain, "k" + std::to_string(i)) == "l4")
+        archived.push_back("k" + std::to_string(i));
+  }
+  REQUIRE(archived.size() == 40); // [0, 20) overwritten, [20, 40) read
+  auto index_of = [](const std::string& k) { return std::stoi(k.substr(1)); };
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    auto chain = batching_chain(dir, clk);
+    for (size_t j = 0; j < archived.size(); ++j) {
+      int i = index_of(archived[j]);
+      if (j < 20) {
+        if (!chain->put(kv(archived[j], chain_value(i, 1))).ok())
+          _exit(11);
+      } else {
+        auto g = chain->get(archived[j]);
+        if (!g.ok() || !g->has_value() || (*g)->value != chain_value(i, 0))
+          _exit(12);
+      }
+    }
+    if (commit && !chain->flush().ok())
+      _exit(13);
+    ::raise(SIGKILL);
+    _exit(14);
+  }
+  int ws = 0;
+  REQUIRE(::waitpid(pid, &ws, 0) == pid);
+  REQUIRE(WIFSIGNALED(ws));
+  REQUIRE(WTERMSIG(ws) == SIGKILL);
+  auto chain = batching_chain(dir, clk);
+  for (size_t j = 0; j < archived.size(); ++j) {
+    int i = index_of(archived[j]);
+    INFO(archived[j] << (j < 20 ? " (overwritten)" : " (read)"));
+    auto g = chain->get(archived[j]);
+    REQUIRE(g.ok());
+    CHECK_MESSAGE(g->has_value(), "the key reads nil");
+    if (!g->has_value())
+      continue;
+    bool is_new = (*g)->value == chain_value(i, 1);
+    CHECK((is_new || (*g)->value == chain_value(i, 0)));
+    if (commit && j < 20)
+      CHECK(is_new);
+  }
+  if (commit) // the superseded copies were dropped once L3 had committed
+    for (size_t j = 0; j < 20; ++j)
+      CHECK(where(*chain, archived[j]) != "l4");
 }
