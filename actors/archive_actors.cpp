@@ -378,10 +378,12 @@ void archive_link::attach(l3_lmdb& l3, const kura::clock& clk,
     return {}; // `dirty` stays set: settle() marks the archive non-empty
   };
   l3.set_eviction_listener(
-      [ar, counters, dirty, c, failed, never = std::move(never_archive)](entry&& e) {
+      [ar, counters, dirty, c, failed, sup = superseded_,
+       never = std::move(never_archive)](entry&& e) {
         if (e.is_tombstone() || (never && never(e.key)))
           return;
         status st;
+        std::string key = sup->empty() ? std::string{} : e.key;
         try {
           st = ar->put(std::move(e), c->now_ms());
         } catch (const std::exception& ex) {
@@ -393,6 +395,8 @@ void archive_link::attach(l3_lmdb& l3, const kura::clock& clk,
           log_error("cannot archive an entry evicted from L3", st.message());
           return;
         }
+        if (!key.empty())
+          sup->forget(key); // the archive holds the new version now
         *dirty = true;
       },
       make_durable);
@@ -416,14 +420,42 @@ void archive_link::settle() {
   }
 }
 
-void archive_link::written(std::string_view key) {
-  if (nonempty_ || *dirty_)
-    erase(key);
+void archive_link::written(std::string_view key, const kura::version& ver) {
+  if (!nonempty_ && !*dirty_)
+    return;
+  try {
+    auto held = ar_->held_version(key);
+    if (!held) {
+      ++counters_->errors;
+      log_error("index lookup failed", held.err().to_string());
+    } else if (*held && **held <= ver) {
+      superseded_->add(key, ver);
+    }
+  } catch (const std::exception& e) {
+    ++counters_->errors;
+    log_error("index lookup failed", e.what());
+  }
+}
+
+void archive_link::l3_committed() {
+  if (superseded_->empty())
+    return;
+  try {
+    if (auto st = superseded_->drop(*ar_); !st.ok()) {
+      ++counters_->errors;
+      log_error("erase failed", st.message());
+    }
+  } catch (const std::exception& e) {
+    superseded_->clear();
+    ++counters_->errors;
+    log_error("erase failed", e.what());
+  }
 }
 
 void archive_link::erase(std::string_view key) {
   if (!nonempty_ && !*dirty_)
     return;
+  superseded_->forget(key);
   try {
     auto r = ar_->erase(key);
     if (!r) {
@@ -448,6 +480,7 @@ void archive_link::clear() {
   }
   nonempty_ = false;
   *dirty_ = false;
+  superseded_->clear();
 }
 
 uint64_t archive_link::entries() const {

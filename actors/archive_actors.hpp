@@ -14,8 +14,9 @@
 //   answers the original requester. Entries it found carry
 //   `from_archive_flag`; finish_lookup strips it, promotes the entry to memory
 //   and writes it back to L3 (write-behind), and the L3 actor then drops the
-//   archived copy (archive_link::written): an entry lives in L3 or in L4,
-//   never in both, so DBSIZE = L3 entries + L4 entries.
+//   archived copy once L3 committed that write (archive_link::written, then
+//   l3_committed): an entry lives in L3 or in L4, never in both for longer
+//   than L3's batch, so DBSIZE = L3 entries + L4 entries.
 // - The compactor (detached) drives begin_compaction/compaction_step in slices
 //   of about 1/10 s of its rate, one slice per message (status requests are
 //   answered between slices), with a token bucket installed through
@@ -30,6 +31,7 @@
 #include "actors/store.hpp"
 #include "archive/archive.hpp"
 #include "archive/job_gate.hpp"
+#include "tiers/superseded.hpp"
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
@@ -210,7 +212,10 @@ public:
 
   caf::actor reader() const override { return reader_; }
   void settle() override;
-  void written(std::string_view key) override;
+  void written(std::string_view key, const kura::version& ver) override;
+  void l3_committed() override;
+  size_t superseded_waiting() const override { return superseded_->size(); }
+  bool superseded(std::string_view key) const override { return superseded_->waiting(key); }
   void erase(std::string_view key) override;
   void clear() override;
   uint64_t entries() const override;
@@ -225,6 +230,9 @@ private:
   /// Evicted entries not yet flushed (shared with the eviction listener).
   std::shared_ptr<bool> dirty_ = std::make_shared<bool>(false);
   bool nonempty_ = false; ///< the archive may hold entries
+  /// Archived copies superseded by writes L3 has not committed (shared with
+  /// the eviction listener: an evicted new version is not dropped).
+  std::shared_ptr<superseded_copies> superseded_ = std::make_shared<superseded_copies>();
 };
 
 /// What spawn_l4 started.

@@ -4,6 +4,7 @@
 
 #include "actors/predictor.hpp"
 #include "tiers/l3_format.hpp"
+#include "tiers/superseded.hpp"
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -264,6 +265,28 @@ struct l3_state {
     if (committed && (failed || db->pending() == 0))
       committed->store(applied_batch, std::memory_order_release);
   }
+  /// After an L3 step: commits what L3 evicted into L4, and once L3 has
+  /// nothing pending drops the archive copies its writes superseded (with a
+  /// long list, L3 commits and syncs first: one extra commit per that many
+  /// superseding writes).
+  void settle_below() {
+    if (!below)
+      return;
+    below->settle();
+    if (below->superseded_waiting() == 0)
+      return;
+    if (db->pending() != 0) {
+      if (below->superseded_waiting() < superseded_copies::max_waiting)
+        return;
+      auto st = db->sync();
+      note(st);
+      mark_committed(!st.ok());
+      if (!st.ok())
+        return;
+      below->settle(); // the commit may have evicted into L4
+    }
+    below->l3_committed();
+  }
   void publish() {
     mark_committed(false);
     l3_snapshot::data d;
@@ -282,9 +305,10 @@ struct l3_state {
 // Nothing here commits or fsyncs L3: l3_lmdb::scan_live reads the committed
 // records and the pending batch side by side. The store broker sends its
 // write-behind batch first, so a listing sees every write made before it.
-// L3 and L4 hold disjoint keys (an L3 write drops the archived copy, an L3
-// eviction moves the entry down, in one L3 step), so within one handler call
-// every live key is in exactly one of them.
+// L3 and L4 hold disjoint keys (an L3 eviction moves the entry down in one
+// L3 step; an L3 write drops the archived copy once L3 committed it, and
+// until then the listings skip that copy: l3_below::superseded), so within
+// one handler call every live key is listed from exactly one of them.
 // Order: phase 0 merges L3 (LMDB key order) with L4's keys up to 400 bytes
 // (byte order, the same order for them); phase 1 lists L4's longer keys in
 // L4's index order (by hash). A position is (phase, last key examined).
@@ -331,16 +355,17 @@ result<std::optional<std::string>> list_phase0(l3_state& s, const std::string& a
     if (!any)
       reached_long = true; // L4 holds nothing after `from`
     std::string last_short;
-    auto r4 = reached_long ? result<std::optional<std::string>>(std::optional<std::string>{})
-                           : s.below->scan_keys(from, limit, [&](const l3_below::key_info& k) {
-                               if (reached_long || k.key.size() > l4_short_key_max) {
-                                 reached_long = true;
-                                 return;
-                               }
-                               last_short = k.key;
-                               if (k.expiry_ms == 0 || k.expiry_ms > now)
-                                 got.push_back({k.key, k.key, k.flags});
-                             });
+    auto r4 = reached_long
+                  ? result<std::optional<std::string>>(std::optional<std::string>{})
+                  : s.below->scan_keys(from, limit, [&](const l3_below::key_info& k) {
+                      if (reached_long || k.key.size() > l4_short_key_max) {
+                        reached_long = true;
+                        return;
+                      }
+                      last_short = k.key;
+                      if ((k.expiry_ms == 0 || k.expiry_ms > now) && !s.below->superseded(k.key))
+                        got.push_back({k.key, k.key, k.flags});
+                    });
     if (!r4)
       return r4.err();
     if (*r4 && !reached_long)
@@ -377,7 +402,8 @@ result<std::optional<std::string>> list_phase1(l3_state& s, const std::string& a
   bool all = s.db->encrypted();
   std::string from = after.empty() && !all ? std::string(l4_short_key_max, '\xff') : after;
   return s.below->scan_keys(from, limit, [&](const l3_below::key_info& k) {
-    if ((all || k.key.size() > l4_short_key_max) && (k.expiry_ms == 0 || k.expiry_ms > now))
+    if ((all || k.key.size() > l4_short_key_max) && (k.expiry_ms == 0 || k.expiry_ms > now) &&
+        !s.below->superseded(k.key)) // L3 lists it
       out.push_back({{}, k.key, k.flags});
   });
 }
@@ -387,8 +413,12 @@ result<l3_listing> list_keys(l3_state& s, const l3_list& q) {
   auto now = s.clk->now_ms();
   if (q.mode == l3_list::count) {
     // O(1): L3's record count (committed, adjusted by the pending batch)
-    // plus L4's live entries; expired keys not yet swept count, as in Redis
-    out.count = s.db->stats().entries + (s.below ? s.below->entries() : 0);
+    // plus L4's live entries, less the archive copies that L3's pending
+    // writes superseded (both tiers hold those keys until L3's commit);
+    // expired keys not yet swept count, as in Redis
+    uint64_t n4 = s.below ? s.below->entries() : 0;
+    uint64_t shadowed = s.below ? std::min<uint64_t>(n4, s.below->superseded_waiting()) : 0;
+    out.count = s.db->stats().entries + n4 - shadowed;
     return out;
   }
   if (q.mode == l3_list::random) {
@@ -501,6 +531,7 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
             switch (op.kind) {
             case l3_op::put: {
               std::string key = s.below ? op.e.key : std::string{};
+              kura::version ver{op.e.hlc, op.e.node};
               if (op.shared_value) { // a large value: its one copy off the serving thread
                 op.e.value.assign(*op.shared_value);
                 op.shared_value.reset();
@@ -508,7 +539,7 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
               auto st2 = s.db->put(std::move(op.e).to_entry(), now);
               s.note(st2);
               if (s.below && st2.ok())
-                s.below->written(key);
+                s.below->written(key, ver);
               break;
             }
             case l3_op::erase: {
@@ -538,8 +569,7 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
         auto fl = s.sync_writes ? s.db->sync() : s.db->maybe_flush(now);
         s.note(fl);
         s.mark_committed(!fl.ok());
-        if (s.below)
-          s.below->settle();
+        s.settle_below();
         // before the ack, so whoever sees the ack sees these figures -- but at
         // most every 20 ms while a batch is pending: stats() walks the
         // pending batch, which under load holds up to a loss window of writes
@@ -566,8 +596,8 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
           }
           if (*r && !(*r)->is_tombstone())
             f.entries.push_back(wire_entry::from(std::move(**r)));
-          else if (!*r && s.below)
-            missing.push_back(k);
+          else if (!*r && s.below && !s.below->superseded(k))
+            missing.push_back(k); // (a superseded archive copy is older than L3's)
         }
         if (!missing.empty()) {
           // the L4 reader answers the requester directly
@@ -595,8 +625,7 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
       [=](l3_sync_atom) -> caf::result<caf::ok_atom> {
         auto& s = self->state;
         s.note(s.db->sync());
-        if (s.below)
-          s.below->settle();
+        s.settle_below();
         s.publish();
         return caf::ok_atom::value;
       },
@@ -694,8 +723,7 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
         if (s.active_expire->load(std::memory_order_relaxed))
           s.db->sweep_expired(now, s.sweep_budget);
         s.retention.step(*s.db, s.below.get(), now, s.sweep_budget); // not a TTL: always
-        if (s.below)
-          s.below->settle();
+        s.settle_below();
         s.publish();
         uint64_t next = s.sweep_ms;
         if (auto due = s.db->flush_due_in(now))
@@ -998,9 +1026,10 @@ result<std::unique_ptr<wal>> recover_wal(l3_lmdb& db, l3_below* below, const wal
     case wal_record::put: {
       std::string key = below ? rec.e.key : std::string{};
       // an expired entry is dropped by put() as write-behind would
+      kura::version ver = rec.e.ver;
       auto st = db.put(std::move(rec.e), now);
       if (st.ok() && below)
-        below->written(key);
+        below->written(key, ver);
       // a write L3 refuses (too large) was refused when it was made too
       return st.code() == errc::key_too_large || st.code() == errc::value_too_large ? status{} : st;
     }
@@ -1023,8 +1052,10 @@ result<std::unique_ptr<wal>> recover_wal(l3_lmdb& db, l3_below* below, const wal
     db.set_log_mark(top);
     if (auto st = db.sync(); !st.ok())
       return error{st.code(), "WAL replay: L3 sync: " + st.message()};
-    if (below)
+    if (below) {
       below->settle();
+      below->l3_committed(); // LMDB synced the replayed writes
+    }
   }
   if (replayed)
     *replayed = *r;

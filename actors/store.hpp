@@ -147,8 +147,19 @@ public:
   virtual caf::actor reader() const = 0;
   /// After each L3 step: commits what L3 evicted into L4.
   virtual void settle() = 0;
-  /// L3 stored `key`: drop an archived copy.
-  virtual void written(std::string_view key) = 0;
+  /// L3 stored `key` at `ver` (not committed yet): an archived copy not
+  /// newer than it is superseded, and dropped by l3_committed() -- not
+  /// before, or a kill -9 ahead of L3's commit would lose the key entirely
+  /// (tiers/superseded.hpp).
+  virtual void written(std::string_view key, const kura::version& ver) = 0;
+  /// L3 has nothing pending: drops the archived copies that the writes
+  /// reported to written() superseded.
+  virtual void l3_committed() = 0;
+  /// Archived copies waiting for l3_committed().
+  virtual size_t superseded_waiting() const = 0;
+  /// True while `key`'s archived copy waits for l3_committed(): a lookup
+  /// that missed in L3 (the new record expired or went) must not read it.
+  virtual bool superseded(std::string_view key) const = 0;
   virtual void erase(std::string_view key) = 0;
   virtual void clear() = 0;
   /// Live entries below L3 (added to DBSIZE).

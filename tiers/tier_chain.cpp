@@ -1,5 +1,7 @@
 #include "tiers/tier_chain.hpp"
 
+#include "tiers/l3_lmdb.hpp"
+
 namespace kura {
 
 namespace {
@@ -19,8 +21,11 @@ tier_chain::tier_chain(tier_chain_config cfg, const clock& clk, std::unique_ptr<
   if (feeder && l4_) {
     feeder->set_eviction_listener(
         [this](entry&& e) {
-          if (!e.expired(clk_.now_ms()))
-            (void)l4_->put(std::move(e), clk_.now_ms());
+          if (e.expired(clk_.now_ms()))
+            return;
+          std::string key = e.key;
+          if (l4_->put(std::move(e), clk_.now_ms()).ok())
+            superseded_.forget(key); // the archive holds the new version now
         },
         [this] { return l4_->flush(); });
   }
@@ -31,6 +36,8 @@ tier_chain::~tier_chain() {
   // is still there, then detach, then close L3 before L4.
   if (l3_) {
     (void)l3_->flush();
+    if (l4_)
+      (void)drop_superseded();
     l3_->set_eviction_listener(nullptr);
   }
   l3_.reset();
@@ -67,7 +74,9 @@ result<std::optional<entry>> tier_chain::get(std::string_view key) {
     }
     ++misses_[i_l3];
   }
-  if (l4_) {
+  // A key whose archive copy a write superseded is not read from the
+  // archive (L3's record of it expired or went meanwhile: the copy is older).
+  if (l4_ && !superseded_.waiting(key)) {
     auto r = l4_->get(key, now);
     if (!r.ok())
       return r;
@@ -75,9 +84,12 @@ result<std::optional<entry>> tier_chain::get(std::string_view key) {
       ++hits_[i_l4];
       (void)mem_->put(**r, now);
       // Back into L3 (it makes room by pushing its coldest down); the archive
-      // copy is dropped so a key lives in exactly one persistent tier.
-      if (l3_ && l3_->put(**r, now).ok())
-        (void)l4_->erase(key);
+      // copy is dropped once L3 committed it, so a key lives in exactly one
+      // persistent tier.
+      if (l3_ && l3_->put(**r, now).ok()) {
+        superseded_.add(key, (*r)->ver);
+        (void)drop_superseded();
+      }
       lat_[i_l4].record(clk_.mono_ns() - t0);
       return r;
     }
@@ -100,14 +112,15 @@ status tier_chain::put(entry e) {
       return st;
     // A key lives in one persistent tier: the archive's older copy goes, or
     // it would come back once the new value expires or is erased from L3.
-    // (An index lookup; a write transaction only when the archive has it.)
+    // But only once L3 committed this write (tiers/superseded.hpp).
     if (l4_) {
       auto held = l4_->held_version(e.key);
       if (!held.ok())
         return held.to_status();
-      if (held->has_value())
-        if (auto r = l4_->erase(e.key); !r.ok())
-          return r.to_status();
+      if (held->has_value()) {
+        superseded_.add(e.key, e.ver);
+        (void)drop_superseded(); // tick() and flush() report its errors
+      }
     }
   }
   return mem_->put(std::move(e), now);
@@ -119,6 +132,7 @@ result<bool> tier_chain::erase(std::string_view key) {
   if (!m.ok())
     return m;
   any |= *m;
+  superseded_.forget(key);
   for (tier* t : {l3_.get(), l4_.get()}) {
     if (!t)
       continue;
@@ -166,6 +180,7 @@ const char* tier_chain::locate(std::string_view key) {
 status tier_chain::clear() {
   if (auto st = mem_->clear(); !st.ok())
     return st;
+  superseded_.clear();
   for (tier* t : {l3_.get(), l4_.get()}) {
     if (t) {
       if (auto st = t->clear(); !st.ok())
@@ -183,7 +198,7 @@ status tier_chain::tick() {
         return st;
     }
   }
-  return {};
+  return drop_superseded();
 }
 
 status tier_chain::flush() {
@@ -194,7 +209,22 @@ status tier_chain::flush() {
         return st;
     }
   }
-  return {};
+  return drop_superseded();
+}
+
+status tier_chain::drop_superseded() {
+  if (superseded_.empty() || !l3_ || !l4_)
+    return {};
+  // an L3 that is not LMDB writes through (tests): nothing is pending there
+  auto* batching = dynamic_cast<l3_lmdb*>(l3_.get());
+  if (batching && batching->pending() != 0) {
+    // Wait for L3's commit, unless the list grew long: then commit now.
+    if (superseded_.size() < superseded_copies::max_waiting)
+      return {};
+    if (auto st = l3_->flush(); !st.ok())
+      return st;
+  }
+  return superseded_.drop(*l4_);
 }
 
 std::vector<std::pair<std::string, tier_stats>> tier_chain::stats() const {

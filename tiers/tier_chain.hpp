@@ -2,8 +2,10 @@
 //
 //   get:   L1/L2 (memory) ─miss─▶ L3 (LMDB) ─miss─▶ L4 (archive)
 //          a hit below memory promotes the entry to memory (and an L4 hit to L3)
-//   put:   memory + L3 (write-behind); an older archive copy is removed, so a
-//          key lives in one persistent tier and never comes back from L4
+//   put:   memory + L3 (write-behind); an older archive copy is removed once
+//          L3 committed the write (tiers/superseded.hpp), so a key lives in
+//          one persistent tier, never comes back from L4, and a crash before
+//          the commit leaves the old value rather than nothing
 //   erase: every tier
 //   expiry: lazy on read + sweep_expired(budget), a bounded incremental sweep
 //
@@ -17,6 +19,7 @@
 #include "tiers/clock.hpp"
 #include "tiers/entry.hpp"
 #include "tiers/memory_cache.hpp"
+#include "tiers/superseded.hpp"
 #include "tiers/tier.hpp"
 
 #include <memory>
@@ -51,9 +54,11 @@ public:
   /// Drops everything in every tier.
   status clear();
   /// Commits write-behind batches that are due (L3, and archive blocks filled
-  /// by L3's evictions). Call it on a timer, as the actors do.
+  /// by L3's evictions), then drops the archive copies that committed writes
+  /// superseded. Call it on a timer, as the actors do.
   status tick();
-  /// Commits every buffered write in every tier now.
+  /// Commits every buffered write in every tier now (superseded archive
+  /// copies dropped after L3's commit).
   status flush();
 
   /// Per-tier stats, in order l1, l2, l3, l4 (absent tiers omitted).
@@ -69,6 +74,11 @@ private:
   std::unique_ptr<memory_cache> mem_;
   std::unique_ptr<tier> l3_;
   std::unique_ptr<tier> l4_;
+  /// Archive copies superseded by writes L3 has not committed yet.
+  superseded_copies superseded_;
+  /// Drops the superseded archive copies once L3 has nothing pending (with
+  /// a long list, commits L3 first).
+  status drop_superseded();
   latency_histogram lat_[4];
   uint64_t hits_[4] = {0, 0, 0, 0};
   uint64_t misses_[4] = {0, 0, 0, 0};

@@ -87,9 +87,17 @@ TEST_CASE("archive_link under l3_lmdb: evictions reach L4, erases and overwrites
   REQUIRE(r);
   REQUIRE(*r);
   CHECK((*r)->value == value_of(0));
-  // an erase and an overwrite (what the L3 actor forwards) drop archived copies
+  // an erase and an overwrite (what the L3 actor forwards) drop archived
+  // copies: the erase at once, the overwrite's once L3 committed it
   link.erase("k0");
-  link.written("k1");
+  link.written("k1", make_entry(1).ver);
+  CHECK(link.entries() == in_l4 - 1);
+  CHECK(link.superseded("k1"));
+  CHECK(link.superseded_waiting() == 1);
+  link.written("k2", kura::version{1, 1}); // older than the archived copy: kept
+  CHECK(link.superseded_waiting() == 1);
+  link.l3_committed();
+  CHECK_FALSE(link.superseded("k1"));
   CHECK(link.entries() == in_l4 - 2);
   r = ar->get("k0", clk.now_ms(), false);
   REQUIRE(r);

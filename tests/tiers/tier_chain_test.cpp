@@ -167,8 +167,10 @@ TEST_CASE("tier chain: L3 over budget demotes to L4, an L4 hit comes back up") {
   auto g0 = c.get("k0");
   REQUIRE(g0.ok());
   REQUIRE(g0->has_value());
-  // k0 was promoted: in memory and back in L3, no longer in the archive
+  // k0 was promoted: in memory and back in L3, and no longer in the archive
+  // once L3 committed it
   CHECK(c.memory().locate("k0") != memory_region::none);
+  REQUIRE(c.flush().ok());
   auto in_l4 = c.l4()->get("k0", clk.now_ms(), false);
   REQUIRE(in_l4.ok());
   CHECK_FALSE(in_l4->has_value());
@@ -245,14 +247,23 @@ TEST_CASE("tier chain: a demoted older copy never comes back after the new value
   REQUIRE(where(c, "k0") == "l4");
   // a new value with an expiry replaces the demoted one
   REQUIRE(c.put(kv("k0", "new", clk.now_ms() + 1'000)).ok());
+  CHECK((*c.get("k0"))->value == "new");
+  // the archive keeps the old copy until L3 committed the new value, but
+  // never serves it meanwhile, even once the new value expired
   auto held = c.l4()->held_version("k0");
   REQUIRE(held.ok());
-  CHECK_FALSE(held->has_value());
-  CHECK((*c.get("k0"))->value == "new");
+  CHECK(held->has_value());
   clk.advance_ms(2'000);
   auto g = c.get("k0");
   REQUIRE(g.ok());
   CHECK_FALSE(g->has_value()); // not the old value from the archive
+  REQUIRE(c.flush().ok());
+  held = c.l4()->held_version("k0");
+  REQUIRE(held.ok());
+  CHECK_FALSE(held->has_value());
+  g = c.get("k0");
+  REQUIRE(g.ok());
+  CHECK_FALSE(g->has_value());
 }
 
 namespace {
@@ -340,7 +351,7 @@ TEST_CASE("tier chain: kill -9 before L3 committed a write that supersedes an ar
   auto chain = batching_chain(dir, clk);
   for (size_t j = 0; j < archived.size(); ++j) {
     int i = index_of(archived[j]);
-    INFO(archived[j] << (j < 20 ? " (overwritten)" : " (read)"));
+    INFO(archived[j] << std::string(j < 20 ? " (overwritten)" : " (read)"));
     auto g = chain->get(archived[j]);
     REQUIRE(g.ok());
     CHECK_MESSAGE(g->has_value(), "the key reads nil");
