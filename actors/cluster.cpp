@@ -166,6 +166,14 @@ bool rerun_safe(const std::vector<std::string>& args) {
   return true;
 }
 
+std::string read_failed(gossip::read_failure why) {
+  if (why == gossip::read_failure::unsettled)
+    return "TRYAGAIN The key's replicas are changing (the ring moved) and none could vouch "
+           "for it yet; try again";
+  return "CLUSTERDOWN No replica of the key answered within kura.cluster.request-timeout; "
+         "try again";
+}
+
 std::string outcome_unknown(const std::string& who, const std::string& why) {
   return "TIMEOUT the key's owner " + who + " gave no answer (" + why +
          "); the command may have run there and was not run again";

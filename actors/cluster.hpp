@@ -301,6 +301,12 @@ std::string cluster_mac(const std::string& key, const std::string& data);
 /// outcome_unknown() instead, as a Redis Cluster client sees a timeout.
 bool rerun_safe(const std::vector<std::string>& args);
 
+/// The error of a read the gossip core could not answer (client_result::ok
+/// false), without '-' and CRLF: "CLUSTERDOWN ..." when no replica answered
+/// in time, "TRYAGAIN ..." when none could vouch that the key is absent (the
+/// ring is moving), as a Redis Cluster client expects; never nil.
+std::string read_failed(gossip::read_failure why);
+
 /// The error "TIMEOUT ..." (without '-' and CRLF): the owner `who` did not answer
 /// (`why`), so the command's outcome is unknown and it was not run again.
 std::string outcome_unknown(const std::string& who, const std::string& why);

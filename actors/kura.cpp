@@ -130,7 +130,7 @@ caf::behavior cluster_kv(caf::io::broker* self, std::shared_ptr<cluster_core> co
         core->read(key, [rp](const gossip::client_result& r) mutable {
           kv_reply out;
           if (!r.ok)
-            out.error = "CLUSTERDOWN No replica of the key answered";
+            out.error = read_failed(r.failure);
           else if (r.found && (r.e.flags & entry_flags::hash))
             out.error = "WRONGTYPE Operation against a key holding the wrong kind of value";
           else if (r.found)

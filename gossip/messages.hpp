@@ -180,7 +180,14 @@ struct fetch_reply_msg {
   uint64_t rid = 0;
   bool found = false;
   wire_entry e;
-  MSGPACK_DEFINE(rid, found, e);
+  /// Not found, and the answering node cannot vouch for that: in its ring it
+  /// is not a replica of the key, or the key's slot is still coming to it (a
+  /// slot gained in a ring change and not yet found in sync, or streaming
+  /// in). The reader asks the next replica and, if no replica vouches for
+  /// the absence, answers an error instead of nil. (Added last: a decoder of
+  /// the older three-field form reads it as false.)
+  bool unsure = false;
+  MSGPACK_DEFINE(rid, found, e, unsure);
 };
 
 /// "key changed to version v": drop any older near-cache copy.

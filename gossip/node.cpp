@@ -142,6 +142,17 @@ void node::on_view_change(uint64_t now, bool from_tick) {
       flush();
     }
   }
+  if (cfg_.catch_up_reads && !catch_up_ && !left_ && before.members().size() == 1 &&
+      before.contains(id()) && ring_.members().size() > 1) {
+    // We stood alone (started without seeds, e.g. first of a cluster that
+    // restarts on its disks, or cut off from every peer) and now have
+    // peers: we replicated every slot while alone, so no slot counts as
+    // gained, yet we may lack what the others hold (a read through us of a
+    // key we did not hold answered nil). Catch up as a node that joins
+    // through seeds does.
+    catch_up_ = true;
+    catch_up_until_ = 0;
+  }
   if (catch_up_ && catch_up_until_ == 0 && members_.joined() && ring_.members().size() > 1) {
     // Joined: catch up with every peer now instead of at the next sync.
     catch_up_until_ = now + cfg_.members.sync_interval_ms;
@@ -344,6 +355,8 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
       rep.found = true;
       rep.e = wire_entry::from(*e);
       invalidations_.add_holder(f->key, from, now + cfg_.near_ttl_ms);
+    } else {
+      rep.unsure = !vouches_for(f->key);
     }
     send(from, rep);
   } else if (auto* fr = std::get_if<fetch_reply_msg>(&msg)) {
@@ -360,6 +373,8 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
         entry e = fr->e.to_entry();
         if (e.key == pr.key && (!pr.best || pr.best->ver < e.ver))
           pr.best = std::move(e);
+      } else {
+        (fr->unsure ? pr.unsettled : pr.vouched) = true;
       }
       if (pr.answered.size() >= pr.candidates.size())
         finish_gather(fr->rid, now);
@@ -372,6 +387,8 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
         break;
       }
     if (!fr->found || fr->e.key != pr.key || version{fr->e.hlc, fr->e.node} < floor(pr.key)) {
+      // (an answer older than what we acknowledged vouches for nothing)
+      (fr->found || fr->unsure ? pr.unsettled : pr.vouched) = true;
       ++pr.unusable;
       if (awaits_more(pr))
         return; // a hedged ask is still out: its answer may be the value
@@ -385,6 +402,7 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
       return;
     }
     std::string key = it->second.key;
+    const bool vouched = it->second.vouched, unsettled = it->second.unsettled;
     reads_.erase(it);
     if (fr->found) {
       entry e = fr->e.to_entry();
@@ -399,7 +417,7 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
         return;
       }
     }
-    serve_read(fr->rid, key, nullptr, now);
+    serve_unfound(fr->rid, key, vouched, unsettled, now);
   } else if (auto* ho = std::get_if<hold_msg>(&msg)) {
     // A near holder that fetched from another replica: we invalidate it too.
     invalidations_.add_holder(ho->copy.key, from, now + cfg_.near_ttl_ms);
@@ -1266,13 +1284,40 @@ void node::finish_gather(uint64_t rid, uint64_t now) {
     return;
   std::string key = std::move(it->second.key);
   std::optional<entry> best = std::move(it->second.best);
+  // Nothing found: our own copy counts only if we may vouch for it (a
+  // restarted node's disk does; a slot gained or streaming in does not).
+  const bool vouched = it->second.vouched || vouches_for(key);
+  const bool unsettled = it->second.unsettled;
   reads_.erase(it);
   if (best && ring_.is_replica(id(), key)) {
     apply_entry(*best, now); // repair our copy; the store answers the newest
     serve_read(rid, key, nullptr, now);
+  } else if (best) {
+    serve_read(rid, key, &*best, now);
   } else {
-    serve_read(rid, key, best ? &*best : nullptr, now);
+    serve_unfound(rid, key, vouched, unsettled, now);
   }
+}
+
+bool node::vouches_for(const std::string& key) const {
+  if (ring_.empty())
+    return true; // alone
+  if (!ring_.is_replica(id(), key))
+    return false;
+  const uint64_t pos = ring_.position(key);
+  return !gained(pos, 0) && incoming_from(pos) == no_node;
+}
+
+void node::serve_unfound(uint64_t req, const std::string& key, bool vouched, bool unsettled,
+                         uint64_t now) {
+  if (vouched)
+    return serve_read(req, key, nullptr, now);
+  client_result r;
+  r.req = req;
+  r.e.key = key;
+  r.failure = unsettled ? read_failure::unsettled : read_failure::no_answer;
+  ++(unsettled ? stats_.reads_failed_unsettled : stats_.reads_failed_no_answer);
+  results_.push_back(std::move(r));
 }
 
 void node::serve_read(uint64_t req, const std::string& key, const entry* fetched, uint64_t now) {
@@ -1429,11 +1474,12 @@ void node::tick(uint64_t now) {
       it->second.deadline = now + cfg_.read_timeout_ms;
       send_fetch(it->first, now);
       ++it;
-    } else {
+    } else { // the last replica asked gave no answer in time
       uint64_t req = it->first;
       std::string key = it->second.key;
+      const bool vouched = it->second.vouched, unsettled = it->second.unsettled;
       it = reads_.erase(it);
-      serve_read(req, key, nullptr, now);
+      serve_unfound(req, key, vouched, unsettled, now);
     }
   }
   // Hints: deliver to targets that membership sees alive again.

@@ -128,13 +128,28 @@ struct move_progress {
   uint64_t finished_ms = 0;     ///< 0: still running
 };
 
+/// Why a read could not be answered (client_result::ok false).
+enum class read_failure : uint8_t {
+  none,
+  /// No replica of the key answered within read_timeout_ms (frozen,
+  /// overloaded or unreachable): Redis Cluster's CLUSTERDOWN, not nil.
+  no_answer,
+  /// Replicas answered "not found" but none could vouch for it: the ring is
+  /// moving (the asked nodes do not replicate the key in their ring, or its
+  /// slot is still coming to them): Redis Cluster's TRYAGAIN, not nil.
+  unsettled,
+};
+
 /// The answer to a client call.
 struct client_result {
   uint64_t req = 0;
   bool write = false;
-  bool ok = false;    ///< write: acknowledged by write_acks replicas; read: answered
+  /// write: acknowledged by write_acks replicas; read: answered (a value, or
+  /// "not found" that a replica of the key vouched for; else `failure`)
+  bool ok = false;
   bool found = false; ///< read: a live (non-tombstone) value was found
   entry e;            ///< write: the entry as versioned; read: the value served
+  read_failure failure = read_failure::none; ///< read, !ok: why
 };
 
 class node {
@@ -276,6 +291,9 @@ public:
     /// or stopped answering), and streams given up to anti-entropy (no live
     /// holder for stream_give_up_ms).
     uint64_t streams_resourced = 0, streams_given_up = 0;
+    /// Reads answered with an error instead of nil: no replica answered in
+    /// time, or none could vouch that the key is absent (client_result::failure).
+    uint64_t reads_failed_no_answer = 0, reads_failed_unsettled = 0;
   };
   const counters& stats() const { return stats_; }
 
@@ -289,6 +307,14 @@ private:
   void count_streamed(const std::vector<wire_entry>& es);
   void raise_floor(const std::string& key, const version& v);
   void serve_read(uint64_t req, const std::string& key, const entry* fetched, uint64_t now);
+  /// False when this node's "not found" for `key` proves nothing: in its
+  /// ring it does not replicate the key, or the key's slot is still coming
+  /// to it (gained in a ring change and not yet in sync, or streaming in).
+  bool vouches_for(const std::string& key) const;
+  /// A read that got no value: "not found" when a replica vouched for it
+  /// (or `vouched`), else a failed read (never nil for a key that may exist).
+  void serve_unfound(uint64_t req, const std::string& key, bool vouched, bool unsettled,
+                     uint64_t now);
   void finish_write(pending_writes::write& w, bool ok);
   void start_anti_entropy(node_id peer);
   void sync_step(uint64_t now);
@@ -422,6 +448,9 @@ private:
     std::vector<std::pair<node_id, uint64_t>> asked;
     size_t unusable = 0;
     uint64_t hedge_at = 0;
+    /// A replica answered "not found" and vouched for it (fetch_reply_msg::
+    /// unsure false); `unsettled`: one answered it without vouching.
+    bool vouched = false, unsettled = false;
   };
   /// Observed fetch round trips per peer (hedged reads): the last 64.
   struct fetch_times {

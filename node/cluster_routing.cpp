@@ -13,6 +13,7 @@
 #include <deque>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -71,6 +72,16 @@ struct fan_out {
 
 bool behind_gate(cluster_core& c, const std::vector<std::string>& keys,
                  std::function<void(std::function<void()>)> run_then);
+
+/// The error of the first read in `rs` that no replica could answer
+/// (CLUSTERDOWN: none answered in time; TRYAGAIN: none could vouch that the
+/// key is absent while the ring moves), never nil; nullopt when all were.
+std::optional<out_buffer> read_error(const std::vector<client_result>& rs) {
+  for (auto& r : rs)
+    if (!r.ok)
+      return error_reply(actors::read_failed(r.failure));
+  return std::nullopt;
+}
 
 /// Reads every key of `keys`; `then(results)` in key order.
 void read_all_now(cluster_core& c, std::vector<std::string> keys,
@@ -235,6 +246,8 @@ void cmd_ttl(cluster_core& c, const std::vector<std::string_view>& a, bool ms,
   if (a.size() != 2)
     return done(arity_error(a[0]));
   read_all(c, {std::string(a[1])}, [ms, done](std::vector<client_result>& rs) {
+    if (auto err = read_error(rs))
+      return done(std::move(*err));
     auto o = fresh_buffer();
     auto& r = rs[0];
     if (!r.found) {
@@ -965,6 +978,8 @@ void run_by_keys(cluster_core& c, const std::vector<std::string_view>& a,
         ks_read.emplace_back(k);
     return read_all(
         c, ks_read, [ks_read, args = std::move(args), done](std::vector<client_result>& rs) {
+          if (auto err = read_error(rs))
+            return done(std::move(*err));
           actors::staged_entries staged;
           for (size_t i = 0; i < ks_read.size(); ++i)
             staged.emplace(ks_read[i], rs[i].found ? std::optional<entry>(rs[i].e) : std::nullopt);
@@ -1023,6 +1038,8 @@ void run_clustered(cluster_core& c, const std::vector<std::string_view>& a,
     if (a.size() != 2)
       return done(arity_error(a[0]));
     return read_all(c, {std::string(a[1])}, [done](std::vector<client_result>& rs) {
+      if (auto err = read_error(rs))
+        return done(std::move(*err));
       auto o = fresh_buffer();
       if (rs[0].found && (rs[0].e.flags & entry_flags::hash))
         put_error(o, err_wrongtype);
@@ -1037,6 +1054,8 @@ void run_clustered(cluster_core& c, const std::vector<std::string_view>& a,
     if (a.size() < 2)
       return done(arity_error(a[0]));
     return read_all(c, keys_of(a, 1, 1), [done](std::vector<client_result>& rs) {
+      if (auto err = read_error(rs))
+        return done(std::move(*err));
       auto o = fresh_buffer();
       put_array_header(o, rs.size());
       for (auto& r : rs)
@@ -1051,6 +1070,8 @@ void run_clustered(cluster_core& c, const std::vector<std::string_view>& a,
     if (a.size() < 2)
       return done(arity_error(a[0]));
     return read_all(c, keys_of(a, 1, 1), [done](std::vector<client_result>& rs) {
+      if (auto err = read_error(rs))
+        return done(std::move(*err));
       int64_t n = 0;
       for (auto& r : rs)
         n += r.found ? 1 : 0;

@@ -324,7 +324,8 @@ TEST_CASE("a value dropped by L4 retention keeps its version floor: an older cop
                       60000),
                   got);
   }
-  std::this_thread::sleep_for(std::chrono::seconds(3)); // past b's catch-up (1 sync interval)
+  std::this_thread::sleep_for(
+      std::chrono::milliseconds(slow_ms(3000))); // past b's catch-up (1 sync interval)
   for (auto p : ports) {
     CAPTURE(p);
     CHECK(client(p).call({"GET", key}) == std::string("$-1\r\n"));

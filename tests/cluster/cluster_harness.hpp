@@ -8,6 +8,8 @@
 
 #include <doctest/doctest.h>
 
+#include <cctype>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <memory>
@@ -16,17 +18,70 @@
 
 namespace kura::test {
 
+// -- slow builds ------------------------------------------------------------------
+//
+// Under ASan+UBSan a forwarded command takes 65-258 ms instead of 4-13 ms
+// (session 10, load 20), so the fast timing below (a 300 ms heartbeat, whose
+// probes time out after 90 ms; a 1 s request timeout) makes healthy nodes
+// suspect each other and pipelines answer -TIMEOUT. A slow build sets
+// KURA_TEST_SLOW=<factor> (CMake puts it into the environment of every test
+// of a sanitizer build, cmake/kura_test.cmake; it may be set by hand too):
+// every timing flag a test cluster starts with (heartbeat, sync-interval,
+// request-timeout, hedge-delay; suspicion is a multiple of the heartbeat) and
+// every bound the harness waits for are multiplied by it. What a test checks
+// does not change; only how long the nodes and the test wait.
+
+/// KURA_TEST_SLOW (1 when unset or not a number from 1 to 100).
+inline int slow_factor() {
+  const char* s = std::getenv("KURA_TEST_SLOW");
+  int f = s ? std::atoi(s) : 1;
+  return f >= 1 && f <= 100 ? f : 1;
+}
+
+/// `ms` times slow_factor(): a bound that depends on how fast nodes run.
+inline int slow_ms(int ms) {
+  return ms * slow_factor();
+}
+
+/// `flag` with its duration multiplied by slow_factor() when it is one of
+/// the cluster's timing flags (--kura.cluster.heartbeat=300ms -> =1500ms);
+/// anything else unchanged.
+inline std::string slow_flag(const std::string& flag) {
+  static const char* const timing[] = {
+      "--kura.cluster.heartbeat=", "--kura.cluster.sync-interval=",
+      "--kura.cluster.request-timeout=", "--kura.cluster.hedge-delay="};
+  if (slow_factor() == 1)
+    return flag;
+  for (const char* t : timing) {
+    std::string p = t;
+    if (flag.rfind(p, 0) != 0)
+      continue;
+    std::string v = flag.substr(p.size());
+    size_t digits = 0;
+    while (digits < v.size() && std::isdigit(static_cast<unsigned char>(v[digits])))
+      ++digits;
+    std::string unit = v.substr(digits);
+    long long per = unit == "ms" ? 1 : unit == "s" ? 1000 : unit == "min" ? 60000 : -1;
+    if (digits == 0 || per < 0)
+      return flag; // a form this does not know: the node parses it as given
+    return p + std::to_string(std::stoll(v.substr(0, digits)) * per * slow_factor()) + "ms";
+  }
+  return flag;
+}
+
 /// Flags that make a test cluster react within seconds instead of the
-/// production defaults (10 s heartbeat, 30 s sync).
+/// production defaults (10 s heartbeat, 30 s sync); test_cluster::start
+/// scales their timing by slow_factor().
 inline std::vector<std::string> fast_cluster_flags() {
   return {"--kura.cluster.heartbeat=300ms",    "--kura.cluster.sync-interval=1s",
           "--kura.cluster.request-timeout=1s", "--memory-bytes=16777216",
           "--kura.archive.enabled=false",      "--kura.l3.map-size=67108864"};
 }
 
-/// Polls `pred` every 100 ms until it holds or `timeout_ms` passed.
+/// Polls `pred` every 100 ms until it holds or `timeout_ms` (times
+/// slow_factor()) passed.
 inline bool wait_for(const std::function<bool()>& pred, int timeout_ms = 30000) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(slow_ms(timeout_ms));
   while (std::chrono::steady_clock::now() < deadline) {
     if (pred())
       return true;
@@ -38,8 +93,8 @@ inline bool wait_for(const std::function<bool()>& pred, int timeout_ms = 30000) 
 /// `kura members --json` against a cluster port ("" when it fails).
 inline std::string members_json(uint16_t cluster_port) {
   int rc = 0;
-  auto out = run_shell(bin_dir() + "/kura --timeout=2000 --port=" + std::to_string(cluster_port) +
-                           " --json members 2>/dev/null",
+  auto out = run_shell(bin_dir() + "/kura --timeout=" + std::to_string(slow_ms(2000)) + " --port=" +
+                           std::to_string(cluster_port) + " --json members 2>/dev/null",
                        &rc);
   return rc == 0 ? out : std::string{};
 }
@@ -116,6 +171,8 @@ public:
       args.push_back("--kura.cluster.seeds=127.0.0.1:" +
                      std::to_string(nodes.at(order.front())->cluster_port));
     args.insert(args.end(), extra.begin(), extra.end());
+    for (auto& a : args)
+      a = slow_flag(a);
     auto n = std::make_unique<node_process>(args, data_dir);
     auto& ref = *n;
     for (auto& x : extra) // an explicit cluster port (node_process keeps its own pick)

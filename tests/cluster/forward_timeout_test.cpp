@@ -8,6 +8,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <csignal>
 #include <string>
 
@@ -113,4 +114,41 @@ TEST_CASE("INCR forwarded to a frozen owner runs once: -TIMEOUT, then the next r
   // and the counter goes on from there at its owner
   auto now = value(k1.call({"GET", key}));
   CHECK(k1.call({"INCR", key}) == ":" + std::to_string(now + 1) + "\r\n");
+}
+
+TEST_CASE("GET whose replicas are all frozen answers -CLUSTERDOWN, not nil") {
+  // docs/cluster.md listed it as missing: a read whose every replica timed
+  // out answered nil for a key that exists.
+  test_cluster c;
+  c.start_ring(3);
+  INFO(c.logs());
+  client k1(c["n1"].port);
+  std::string key; // held by n2 and n3 only: n1 fetches it
+  for (int i = 0; i < 5000 && key.empty(); ++i) {
+    auto k = "frozen-read:" + std::to_string(i);
+    auto own = bulk_array(k1.call({"KURA.OWNERS", k}).value_or(""));
+    if (own.size() == 2 && std::find(own.begin(), own.end(), "n1") == own.end())
+      key = k;
+  }
+  REQUIRE(!key.empty());
+  // written through n1, never read there: n1 holds no near copy of it
+  REQUIRE(k1.call({"SET", key, "v2"}) == std::string("+OK\r\n"));
+
+  ::kill(c["n2"].pid, SIGSTOP);
+  ::kill(c["n3"].pid, SIGSTOP);
+  resume_guard g2{c["n2"].pid}, g3{c["n3"].pid};
+  // Well before n1 declares them dead (then it stands alone), both asks
+  // time out (request-timeout each, or at once once suspect).
+  auto got = k1.call({"GET", key});
+  auto many = k1.call({"MGET", key, key});
+  auto ttl = k1.call({"PTTL", key});
+  ::kill(c["n2"].pid, SIGCONT);
+  ::kill(c["n3"].pid, SIGCONT);
+  CHECK_MESSAGE(starts(got, "-CLUSTERDOWN"), got.value_or("(no reply)"));
+  CHECK_MESSAGE(starts(many, "-CLUSTERDOWN"), many.value_or("(no reply)"));
+  CHECK_MESSAGE(starts(ttl, "-CLUSTERDOWN"), ttl.value_or("(no reply)"));
+  CHECK(metric_value(c["n1"].metrics_port,
+                     "kura_cluster_reads_failed_total{reason=\"no_answer\"}") >= 3);
+  // resumed: the value again
+  CHECK(wait_for([&] { return k1.call({"GET", key}) == bulk("v2"); }, 30000));
 }

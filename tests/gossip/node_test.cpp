@@ -122,10 +122,19 @@ struct cluster {
     return req;
   }
 
+  /// Writes `k` through `at` and waits until it is acknowledged.
+  void write_acked(node_id at, const std::string& k, const std::string& v) {
+    auto req = write(at, k, v);
+    for (int i = 0; i < 100 && !result(at, req); ++i)
+      run(10);
+    REQUIRE(result(at, req));
+    REQUIRE(result(at, req)->ok);
+  }
+
   client_result read(node_id at, const std::string& k) {
     auto req = nodes[at]->read(k, epoch + t);
     drain(at);
-    for (int i = 0; i < 100 && !result(at, req); ++i)
+    for (int i = 0; i < 300 && !result(at, req); ++i) // (two read timeouts and more)
       run(10);
     auto r = result(at, req);
     REQUIRE(r);
@@ -606,4 +615,144 @@ TEST_CASE("hedged reads: a not-found answer waits for the ask still out") {
   REQUIRE(r);
   CHECK(r->found);
   CHECK(r->e.value == "v2");
+}
+
+// -- reads never answer nil for a key that may exist (session 11) ------------------
+
+TEST_CASE("a node that stood alone with data and gains a peer reads what the peer holds") {
+  // security9's nil reads: the cluster restarts, n1 first and alone (no
+  // seeds), then n2 joins. With two members and RF 2, n1 replicates every
+  // slot, and no slot counts as gained (it replicated all of them alone), so
+  // it served a key it never held from its own store: nil.
+  for (bool catch_up : {true, false}) {
+    INFO("catch_up_reads=" << catch_up);
+    cluster c(3, 0, false, catch_up);
+    std::string k = c.key_not_on(1);
+    auto reps = c.nodes[1]->current_ring().replicas(k);
+    c.write_acked(reps[0], k, "v1");
+    std::vector<memory_store> disks;
+    for (node_id i = 1; i <= 3; ++i) {
+      disks.push_back(memory_store::copy_of(c.nodes[i]->store()));
+      c.net.set_up(i, false); // the whole cluster stops
+      c.nodes[i].reset();
+    }
+    c.run(100);
+    c.boot(1, &disks[0]); // alone: its only seed is itself
+    c.run(2'000);
+    REQUIRE(c.nodes[1]->current_ring().members().size() == 1);
+    node_id peer = reps[0] == 2 || reps[1] == 2 ? 2 : 3; // holds k
+    c.boot(peer, &disks[peer - 1]);
+    for (int i = 0; i < 3'000 && c.nodes[1]->current_ring().members().size() < 2; ++i)
+      c.run(10);
+    REQUIRE(c.nodes[1]->current_ring().members().size() == 2);
+    REQUIRE(c.nodes[1]->current_ring().is_replica(1, k));
+    REQUIRE(!c.held(1, k)); // anti-entropy has not brought it yet
+    auto got = c.read(1, k);
+    if (catch_up) {
+      CHECK(got.ok);
+      CHECK(got.found);
+      CHECK(got.e.value == "v1");
+    } else {
+      CHECK(!got.found); // what the flag is for
+    }
+  }
+}
+
+namespace {
+
+/// A key that `reader` does not replicate in the ring of members 1..n, and
+/// the replica `gone` whose death gives the key to a node other than
+/// `reader` (so `reader` still fetches it); "" when none is found.
+std::string key_moving_past(cluster& c, node_id reader, node_id& gone) {
+  auto cfg = c.config(1).ring;
+  std::vector<node_id> all;
+  for (node_id i = 1; i <= c.n; ++i)
+    all.push_back(i);
+  for (int i = 0; i < 10'000; ++i) {
+    std::string k = "moving" + std::to_string(i);
+    auto reps = c.nodes[1]->current_ring().replicas(k);
+    if (std::find(reps.begin(), reps.end(), reader) != reps.end())
+      continue;
+    for (node_id x : reps) {
+      std::vector<node_id> rest;
+      for (node_id m : all)
+        if (m != x)
+          rest.push_back(m);
+      if (!ring(rest, cfg).is_replica(reader, k)) {
+        gone = x;
+        return k;
+      }
+    }
+  }
+  return {};
+}
+
+} // namespace
+
+TEST_CASE("a read through a non-replica right after the ring moved answers TRYAGAIN, not nil") {
+  // x, a replica of k, is killed; the ring gives k's slot to z, which holds
+  // nothing of it yet; y, the other replica, is frozen. The reader asks y
+  // (no answer) and z ("not found", but z cannot vouch for it: the slot is
+  // still coming to it). Before: nil for an acknowledged key.
+  cluster c(4, 0, false, true);
+  const node_id reader = 4;
+  node_id x = no_node;
+  std::string k = key_moving_past(c, reader, x);
+  REQUIRE(!k.empty());
+  auto reps = c.nodes[1]->current_ring().replicas(k);
+  node_id y = reps[0] == x ? reps[1] : reps[0];
+  c.write_acked(y, k, "v1");
+  c.net.set_up(x, false); // killed
+  c.nodes[x].reset();
+  auto dropped = [&] {
+    for (node_id i = 1; i <= c.n; ++i)
+      if (i != x && c.nodes[i]->current_ring().contains(x))
+        return false;
+    return true;
+  };
+  for (int i = 0; i < 3'000 && !dropped(); ++i)
+    c.run(10);
+  REQUIRE(dropped());
+  node_id z = no_node;
+  for (node_id r : c.nodes[reader]->current_ring().replicas(k))
+    if (r != y)
+      z = r;
+  REQUIRE(z != reader);
+  REQUIRE(!c.held(z, k)); // anti-entropy has not run yet
+  c.frozen.assign(c.n + 1, false);
+  c.frozen[y] = true;
+  auto got = c.read(reader, k);
+  CHECK(!got.ok);
+  CHECK(!got.found);
+  CHECK(got.failure == read_failure::unsettled);
+  CHECK(c.nodes[reader]->stats().reads_failed_unsettled == 1);
+  c.thaw(y); // y answers again: the value
+  auto again = c.read(reader, k);
+  CHECK(again.ok);
+  CHECK(again.found);
+  CHECK(again.e.value == "v1");
+}
+
+TEST_CASE("a read whose every replica gives no answer fails; it is not nil") {
+  cluster c(3);
+  std::string k = c.key_not_on(3);
+  auto reps = c.nodes[3]->current_ring().replicas(k);
+  c.write_acked(reps[0], k, "v1");
+  c.frozen.assign(4, false);
+  for (node_id r : reps)
+    c.frozen[r] = true; // SIGSTOP: both replicas hold their sockets
+  auto got = c.read(3, k);
+  CHECK(!got.ok);
+  CHECK(!got.found);
+  CHECK(got.failure == read_failure::no_answer);
+  CHECK(c.nodes[3]->stats().reads_failed_no_answer == 1);
+  for (node_id r : reps)
+    c.thaw(r);
+  auto again = c.read(3, k);
+  CHECK(again.ok);
+  CHECK(again.e.value == "v1");
+  // A key that exists nowhere is still nil: a replica vouches for it.
+  auto none = c.read(3, "never-written");
+  CHECK(none.ok);
+  CHECK(!none.found);
 }
