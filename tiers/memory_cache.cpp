@@ -525,11 +525,23 @@ memory_cache::memory_cache(memory_cache_config cfg) : impl_(std::make_unique<imp
   impl_->step = step_percent * static_cast<double>(impl_->effective());
   impl_->apply_window(impl_->window);
   impl_->l2.set_admission_margin(std::clamp(cfg.admission_margin, -1, 1));
-  impl_->l2.set_promote_reused(true); // measured the better start (see the grid below)
+  // SLRU with promote reused is the default start: measured the better one
+  // (see the grid above).
+  impl_->l2.set_promote_reused(cfg.main_policy == main_region_policy::slru_promote_reused);
+  impl_->l2.set_main_lfu(cfg.main_policy == main_region_policy::sampled_lfu);
+  impl_->sketch().set_sample_factor(std::max<uint32_t>(cfg.sketch_aging, 1));
   impl_->returning_reused =
       cfg.returning_keys && cfg.adaptive_window && cfg.adaptation == window_adaptation::shadow;
   {
     // The grid setting nearest to the initial one.
+    const size_t main = cfg.main_policy == main_region_policy::sampled_lfu ? impl::main_lfu
+                        : cfg.main_policy == main_region_policy::slru      ? impl::main_slru
+                                                                      : impl::main_slru_promote;
+    size_t decay = 0;
+    for (size_t d = 1; d < impl::n_decay; ++d)
+      if (std::abs(static_cast<double>(impl::grid_decay[d]) - cfg.sketch_aging) <
+          std::abs(static_cast<double>(impl::grid_decay[decay]) - cfg.sketch_aging))
+        decay = d;
     size_t best = 0;
     double dist = 1e9;
     for (size_t i = 0; i < std::size(impl::grid_windows); ++i)
@@ -538,8 +550,7 @@ memory_cache::memory_cache(memory_cache_config cfg) : impl_(std::make_unique<imp
                    (impl::grid_margins[j] == impl_->l2.admission_margin() ? 0 : 10);
         if (d < dist) {
           dist = d;
-          best = impl::setting_index(
-              i, j, impl_->l2.promote_reused() ? impl::main_slru_promote : impl::main_slru);
+          best = impl::setting_index(i, j, main, decay);
         }
       }
     impl_->sh.current = best;

@@ -36,6 +36,17 @@
 namespace kura {
 
 /// How the L1/L2 split (and L2's admission margin) adapts to the workload.
+/// L2's (the main region's) victim policy; see l2_lfu.
+enum class main_region_policy : uint8_t {
+  /// Segmented LRU: the victim is probation's least recently used entry.
+  slru,
+  /// SLRU, and an L1 victim that was hit while in L1 enters protected when
+  /// admitted.
+  slru_promote_reused,
+  /// The least frequent (by the sketch) of 5 random entries.
+  sampled_lfu,
+};
+
 enum class window_adaptation : uint8_t {
   /// Miniature simulations of alternative settings on a hash-sampled share of
   /// the reads; the setting that would have missed least wins (default).
@@ -62,6 +73,13 @@ struct memory_cache_config {
   /// L2 when freq(victim of L1) > freq(victim of L2) + margin. The shadow
   /// adaptation moves it.
   int admission_margin = 0;
+  /// Initial main-region policy (the shadow adaptation moves it; without
+  /// adaptation it is the policy for good).
+  main_region_policy main_policy = main_region_policy::slru_promote_reused;
+  /// Initial sketch aging: the counters are halved every `sketch_aging` x
+  /// (sketch capacity) increments (at least 1). The shadow adaptation moves it
+  /// between 10 and 20; without adaptation it stays.
+  uint32_t sketch_aging = 10;
   /// Capacity counted in entries instead of bytes (each entry costs 1); for
   /// hit-ratio benchmarks against object-counted references.
   bool count_objects = false;

@@ -3,6 +3,7 @@
 //
 //   kura-bench-hitratio --trace FILE [--sizes 0.01,0.1] [--csv] [--bytes]
 //                       [--extra] [--window F] [--returning]
+//                       [--fixed W,M,MAIN,AGING]
 //                       [--reference ../shared/traces/reference.csv]
 //
 // FILE: one integer key per line, or the cloudPhysicsIO CSV
@@ -23,6 +24,11 @@
 // belady (and with --extra: kura-static, plain W-TinyLFU with a fixed 1% window
 // and strict admission; kura-hc, the same with Caffeine's hill climbing; and
 // kura-w<F>, a fixed window F with the default margin, for --window F).
+// --fixed W,M,MAIN,AGING adds a `kura-fixed` row: kura without adaptation, at
+// one setting of the shadow grid (window share W, admission margin M of -1..1,
+// main region MAIN = slru | promote | lfu, sketch aging AGING x capacity), e.g.
+// `--fixed 0.2,-1,lfu,20`: what the adaptation would reach on a trace if it
+// knew the best setting from the first request.
 // best_ref is the published policy (Belady excluded) with the lowest miss ratio
 // for this trace and size in reference.csv (`trace,size,policy,miss_ratio`),
 // delta = miss_ratio - best_ref_miss_ratio; lru_miss_ratio is plain LRU's from
@@ -38,10 +44,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iterator>
 #include <list>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -161,9 +169,55 @@ uint32_t size_at(const trace& t, size_t i) {
 
 bool g_returning = false; // --returning
 
+// --fixed: one setting of the shadow grid, adaptation off.
+struct fixed_setting {
+  double window = 0;
+  int margin = 0;
+  kura::main_region_policy main = kura::main_region_policy::slru_promote_reused;
+  uint32_t aging = 10;
+};
+
+fixed_setting parse_fixed(const std::string& spec) {
+  std::vector<std::string> f;
+  std::stringstream ss(spec);
+  std::string x;
+  while (std::getline(ss, x, ','))
+    f.push_back(x);
+  const std::string usage = "--fixed " + spec + ": expected W,M,MAIN,AGING (e.g. 0.2,-1,lfu,20)";
+  if (f.size() != 4)
+    die(usage);
+  fixed_setting s;
+  char* end = nullptr;
+  s.window = std::strtod(f[0].c_str(), &end);
+  if (end == f[0].c_str() || *end != '\0' || !(s.window >= 0 && s.window <= 1))
+    die(usage + "; W is a share in [0, 1]");
+  if (f[1] == "-1" || f[1] == "0" || f[1] == "1" || f[1] == "+1")
+    s.margin = std::stoi(f[1]);
+  else
+    die(usage + "; M is -1, 0 or 1");
+  if (f[2] == "slru")
+    s.main = kura::main_region_policy::slru;
+  else if (f[2] == "promote")
+    s.main = kura::main_region_policy::slru_promote_reused;
+  else if (f[2] == "lfu")
+    s.main = kura::main_region_policy::sampled_lfu;
+  else
+    die(usage + "; MAIN is slru, promote or lfu");
+  const unsigned long aging = std::strtoul(f[3].c_str(), &end, 10);
+  if (end == f[3].c_str() || *end != '\0' || aging < 1 || aging > 1000)
+    die(usage + "; AGING is an integer in [1, 1000]");
+  s.aging = static_cast<uint32_t>(aging);
+  return s;
+}
+
 uint64_t run_kura(const trace& t, uint64_t cap, bool bytes, bool adaptive, double window,
-                  kura::window_adaptation how = kura::window_adaptation::shadow, int margin = 0) {
+                  kura::window_adaptation how = kura::window_adaptation::shadow, int margin = 0,
+                  const fixed_setting* fixed = nullptr) {
   kura::memory_cache_config cfg;
+  if (fixed) {
+    cfg.main_policy = fixed->main;
+    cfg.sketch_aging = fixed->aging;
+  }
   cfg.adaptation = how;
   cfg.admission_margin = margin;
   cfg.capacity_bytes = cap;
@@ -346,6 +400,7 @@ int main(int argc, char** argv) {
   bool reference_given = false;
   bool csv = false, bytes = false, extra = false;
   double window = -1;
+  std::optional<fixed_setting> fixed;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto need = [&]() -> std::string {
@@ -367,13 +422,15 @@ int main(int argc, char** argv) {
       extra = true;
     else if (a == "--window")
       window = std::stod(need());
+    else if (a == "--fixed")
+      fixed = parse_fixed(need());
     else if (a == "--reference") {
       reference = need();
       reference_given = true;
     } else
       die("unknown argument " + a +
           " (usage: --trace FILE [--sizes 0.01,0.1] [--csv] [--bytes] [--extra] [--returning]"
-          " [--window F] [--reference FILE])");
+          " [--window F] [--fixed W,M,MAIN,AGING] [--reference FILE])");
   }
   if (path.empty())
     die("--trace FILE is required");
@@ -415,6 +472,11 @@ int main(int argc, char** argv) {
         ctx);
     row(t, f, "lru", ctx.lru_misses, ctx);
     row(t, f, "belady", run_belady(t, cap), ctx);
+    if (fixed)
+      row(t, f, "kura-fixed",
+          run_kura(t, cap, bytes, false, fixed->window, kura::window_adaptation::shadow,
+                   fixed->margin, &*fixed),
+          ctx);
     if (extra) {
       row(t, f, "kura-static", run_kura(t, cap, bytes, false, 0.01, {}, 0), ctx);
       row(t, f, "kura-hc",

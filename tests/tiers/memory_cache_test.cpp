@@ -790,3 +790,83 @@ TEST_CASE("memory_cache: a scan does not flush a hot set") {
   }
   CHECK(hot_hits >= hot_reads * 95 / 100);
 }
+
+TEST_CASE("memory_cache: main_policy sets L2's victim policy, sketch_aging the halving period") {
+  SUBCASE("sampled LFU replaces rare keys where SLRU's victim is a frequent one") {
+    // L1 = 1 entry, L2 = 100. 50 frequent keys (frequency 8, never hit: they
+    // sit at probation's least recently used end), 50 rare ones, then 49
+    // candidates of frequency 3 leave L1 one after the other.
+    for (auto policy : {main_region_policy::slru, main_region_policy::sampled_lfu}) {
+      const bool lfu = policy == main_region_policy::sampled_lfu;
+      CAPTURE(lfu);
+      memory_cache_config c = objects_config(101, false, 0.01);
+      c.main_policy = policy;
+      memory_cache m(c);
+      for (int i = 0; i < 50; ++i) {
+        const std::string k = "f" + std::to_string(i);
+        REQUIRE(m.put(make(k, "v"), 0).ok());
+        for (int r = 0; r < 7; ++r)
+          m.record_miss(k);
+      }
+      for (int i = 0; i < 50; ++i)
+        REQUIRE(m.put(make("r" + std::to_string(i), "v"), 0).ok());
+      for (int i = 0; i < 50; ++i) {
+        const std::string k = "c" + std::to_string(i);
+        m.record_miss(k);
+        m.record_miss(k);
+        REQUIRE(m.put(make(k, "v"), 0).ok());
+      }
+      int in_l2 = 0, frequent = 0;
+      for (int i = 0; i < 50; ++i) {
+        in_l2 += m.locate("c" + std::to_string(i)) == memory_region::l2;
+        frequent += m.locate("f" + std::to_string(i)) != memory_region::none;
+      }
+      CHECK(frequent == 50);
+      CHECK(m.locate("c49") == memory_region::l1);
+      if (lfu)
+        CHECK(in_l2 >= 30);
+      else
+        CHECK(in_l2 == 0);
+    }
+  }
+  SUBCASE("promote reused protects a key hit in L1; plain SLRU leaves it in probation") {
+    // L1 = 1 entry, L2 = 10. p is hit while in L1, then 10 keys of frequency
+    // 4 follow it: each beats probation's least recently used entry.
+    for (auto policy : {main_region_policy::slru, main_region_policy::slru_promote_reused}) {
+      const bool promote = policy == main_region_policy::slru_promote_reused;
+      CAPTURE(promote);
+      memory_cache_config c = objects_config(11, false, 0.1);
+      c.main_policy = policy;
+      memory_cache m(c);
+      REQUIRE(m.window_capacity() == 1);
+      REQUIRE(m.put(make("p", "v"), 0).ok());
+      REQUIRE(m.get("p", 0)->has_value());
+      for (int i = 0; i < 12; ++i) {
+        const std::string k = "a" + std::to_string(i);
+        for (int r = 0; r < 3; ++r)
+          m.record_miss(k);
+        REQUIRE(m.put(make(k, "v"), 0).ok());
+      }
+      CHECK((m.locate("p") == memory_region::l2) == promote);
+    }
+  }
+  SUBCASE("sketch_aging: counters halve every sketch_aging x capacity increments") {
+    // 100 objects: the sketch is sized for 100, so aging 10 halves after 1,000
+    // increments and aging 20 after 2,000.
+    uint32_t freq[2];
+    for (uint32_t aging : {10u, 20u}) {
+      memory_cache_config c = objects_config(100, false, 0.01);
+      c.sketch_aging = aging;
+      memory_cache m(c);
+      for (int r = 0; r < 8; ++r)
+        m.record_miss("x");
+      const uint32_t before = m.frequency("x");
+      CHECK(before >= 8);
+      for (int i = 0; i < 1100; ++i)
+        m.record_miss("filler" + std::to_string(i));
+      freq[aging / 10 - 1] = m.frequency("x");
+    }
+    CHECK(freq[0] <= 7);
+    CHECK(freq[1] >= 8);
+  }
+}
