@@ -106,54 +106,12 @@ struct l3_op {
   MSGPACK_DEFINE(kind, e);
 };
 
-/// l3_batch's encoding: its ops in one array, however they are chunked.
-struct l3_batch_wire {
-  uint64_t seq = 0;
-  std::vector<l3_op> ops;
-  MSGPACK_DEFINE(seq, ops);
-};
-
-/// A batch of write-behind operations, applied in order (ops, then each
-/// chunk of `more` in turn); answered by (l3_ack_atom, ops applied) to the
-/// sender named in the batch's owner. The sender fills fixed-size chunks, so
-/// a batch that grows while L3 is busy never reallocates what it holds.
-/// Encoded as l3_batch_wire (seq, ops): the chunks are one array on the wire.
+/// A batch of write-behind operations, applied in order; answered by
+/// (l3_ack_atom, ops applied) to the sender named in the batch's owner.
 struct l3_batch {
   uint64_t seq = 0;
   std::vector<l3_op> ops;
-  std::vector<std::vector<l3_op>> more;
-  size_t size() const noexcept {
-    size_t n = ops.size();
-    for (auto& c : more)
-      n += c.size();
-    return n;
-  }
-  template <class F>
-  void for_each_op(F&& f) {
-    for (auto& op : ops)
-      f(op);
-    for (auto& c : more)
-      for (auto& op : c)
-        f(op);
-  }
-  template <class Packer>
-  void msgpack_pack(Packer& pk) const {
-    pk.pack_array(2);
-    pk.pack(seq);
-    pk.pack_array(static_cast<uint32_t>(size()));
-    for (auto& op : ops)
-      pk.pack(op);
-    for (auto& c : more)
-      for (auto& op : c)
-        pk.pack(op);
-  }
-  void msgpack_unpack(const msgpack::object& o) {
-    l3_batch_wire w;
-    o.convert(w);
-    seq = w.seq;
-    ops = std::move(w.ops);
-    more.clear();
-  }
+  MSGPACK_DEFINE(seq, ops);
 };
 
 /// Look these keys up (a memory miss); answered with l3_found.
@@ -249,7 +207,7 @@ typename Inspector::result_type inspect(Inspector& f, l3_op& x) {
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, l3_batch& x) {
-  return f(caf::meta::type_name("kura.l3_batch"), x.seq, x.ops, x.more);
+  return f(caf::meta::type_name("kura.l3_batch"), x.seq, x.ops);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, l3_lookup& x) {

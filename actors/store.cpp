@@ -105,9 +105,10 @@ void store_core::write(const entry& e) {
   l3_op op;
   op.kind = l3_op::put;
   op.e = wire_entry::from(e);
-  push_op(std::move(op));
+  pending_.ops.push_back(std::move(op));
+  note_op();
   queued_bytes_ += e.key.size() + e.value.size();
-  if (pending_ops_ >= cfg_.max_batch_ops)
+  if (pending_.ops.size() >= cfg_.max_batch_ops)
     flush_writes(false);
 }
 
@@ -120,7 +121,8 @@ uint64_t store_core::write_shared(const entry& meta, std::shared_ptr<const std::
   op.e = wire_entry::from(meta);
   queued_bytes_ += meta.key.size() + value->size();
   op.shared_value = std::move(value);
-  push_op(std::move(op));
+  pending_.ops.push_back(std::move(op));
+  note_op();
   // sent at once: the L3 thread copies it into LMDB, and the keyspace holds
   // the buffer until that batch is acknowledged
   flush_writes(false);
@@ -133,7 +135,8 @@ void store_core::erase(std::string_view key) {
   l3_op op;
   op.kind = l3_op::erase;
   op.e.key.assign(key.data(), key.size());
-  push_op(std::move(op));
+  pending_.ops.push_back(std::move(op));
+  note_op();
   queued_bytes_ += key.size();
 }
 
@@ -142,34 +145,20 @@ void store_core::clear() {
     wal_->append_clear(batch_seq_ + 1);
   l3_op op;
   op.kind = l3_op::clear;
-  push_op(std::move(op));
-  flush_writes(true);
-}
-
-void store_core::push_op(l3_op&& op) {
-  // The batch grows in chunks of max_batch_ops: while two batches are in
-  // flight it may hold many chunks, but no op is moved again once pushed.
-  auto* chunk = pending_.more.empty() ? &pending_.ops : &pending_.more.back();
-  if (chunk->size() >= std::max<uint64_t>(cfg_.max_batch_ops, 1)) {
-    pending_.more.emplace_back();
-    chunk = &pending_.more.back();
-    chunk->reserve(cfg_.max_batch_ops);
-  }
-  chunk->push_back(std::move(op));
-  ++pending_ops_;
+  pending_.ops.push_back(std::move(op));
   note_op();
+  flush_writes(true);
 }
 
 void store_core::flush_writes(bool force) {
   // Without the store broker (not initialised yet) acks would go nowhere and
   // the credit would be lost: keep the batch until the broker exists.
-  if (pending_ops_ == 0 || !l3 || !broker)
+  if (pending_.ops.empty() || !l3 || !broker)
     return;
   if (!force && in_flight_batches_ >= 2)
     return;
   pending_.seq = ++batch_seq_;
-  auto n = pending_ops_;
-  pending_ops_ = 0;
+  auto n = pending_.ops.size();
   in_flight_ops_ += n;
   queued_ -= n;
   in_flight_bytes_ += queued_bytes_;
@@ -534,12 +523,10 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
         auto& s = self->state;
         auto now = s.clk->now_ms();
         uint64_t bytes = 0; // before the entries are moved into LMDB's batch
-        b.for_each_op([&](l3_op& op) {
+        for (auto& op : b.ops)
           bytes +=
               op.e.key.size() + op.e.value.size() + (op.shared_value ? op.shared_value->size() : 0);
-        });
-        auto n = b.size();
-        b.for_each_op([&](l3_op& op) {
+        for (auto& op : b.ops) {
           try {
             switch (op.kind) {
             case l3_op::put: {
@@ -574,8 +561,8 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
           } catch (const std::exception& e) {
             s.note(status{errc::io_error, e.what()});
           }
-        });
-        s.applied += n;
+        }
+        s.applied += b.ops.size();
         s.applied_batch = std::max(s.applied_batch, b.seq);
         s.db->set_log_mark(s.applied_batch); // committed with the batch's ops
         // kura.l3.sync: the batch is durable before it is acknowledged
@@ -593,7 +580,7 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
         }
         auto sender = caf::actor_cast<caf::actor>(self->current_sender());
         if (sender)
-          self->send(sender, l3_ack_atom::value, static_cast<uint64_t>(n), bytes);
+          self->send(sender, l3_ack_atom::value, static_cast<uint64_t>(b.ops.size()), bytes);
       },
       [=](l3_lookup& q) -> caf::result<l3_found> {
         auto& s = self->state;

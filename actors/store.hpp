@@ -20,9 +20,7 @@
 // L3 actor has acknowledged the previous ones (at most two in flight): on an
 // ack, when a read leaves 256+ ops pending, when the front end is backlogged,
 // or at the store broker's tick (kura.expiry.sweep-interval, 100 ms). While
-// L3 is busy the batch grows, which is the group commit; it grows in chunks of
-// max_batch_ops (l3_batch::more), so no op is moved again once queued.
-// queue_depth() counts
+// L3 is busy the batch grows, which is the group commit. queue_depth() counts
 // operations not yet applied by L3; above `write_behind_high_water` (or the byte
 // mark) the RESP broker stops running commands until L3 catches up (CAF mailboxes are
 // unbounded, so this is the back-pressure). The same happens while the oldest
@@ -229,7 +227,7 @@ public:
   /// L3 applied `ops` operations (`bytes` of keys and values) of an earlier batch.
   void on_ack(uint64_t ops, uint64_t bytes);
   /// Operations in the batch not yet sent to L3.
-  size_t pending_ops() const noexcept { return pending_ops_; }
+  size_t pending_ops() const noexcept { return pending_.ops.size(); }
   /// Operations handed to the port but not yet applied by L3.
   uint64_t queue_depth() const noexcept { return queued_ + in_flight_ops_; }
   /// True while the RESP front end should stop running commands: too many
@@ -253,7 +251,9 @@ public:
   uint64_t writes() const noexcept { return writes_; }
   /// The batch number that will carry the writes handed over so far: once
   /// committed_batch() reaches it, they are durable.
-  uint64_t write_ticket() const noexcept { return pending_ops_ == 0 ? batch_seq_ : batch_seq_ + 1; }
+  uint64_t write_ticket() const noexcept {
+    return pending_.ops.empty() ? batch_seq_ : batch_seq_ + 1;
+  }
   /// The highest batch number L3 committed (published by the L3 actor).
   uint64_t committed_batch() const noexcept { return committed_->load(std::memory_order_acquire); }
   /// Asks for a (wake_atom) message to `who` with every ack (sync mode: the
@@ -301,8 +301,7 @@ private:
   store_config cfg_;
   bool with_l3_;
   keyspace ks_;
-  l3_batch pending_;       ///< filled by push_op
-  size_t pending_ops_ = 0; ///< pending_.size()
+  l3_batch pending_;
   uint64_t queued_ = 0;
   uint64_t in_flight_batches_ = 0;
   uint64_t in_flight_ops_ = 0;
@@ -323,8 +322,6 @@ private:
   uint64_t lag_started_ns_ = 0;
   bool too_old() noexcept;
   void note_op();
-  /// Appends `op` to the pending batch (a new chunk when the last is full).
-  void push_op(l3_op&& op);
 };
 
 /// What spawn_store started.

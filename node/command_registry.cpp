@@ -2,7 +2,6 @@
 
 #include "node/command_util.hpp"
 
-#include <algorithm>
 #include <stdexcept>
 
 namespace kura::node {
@@ -26,29 +25,6 @@ constexpr std::string_view key_flag_table[] = {
     "RO",     "RW",     "OW",      "RM",         "access",         "update",
     "insert", "delete", "not_key", "incomplete", "variable_flags",
 };
-
-/// ASCII lower case (command names are ASCII; no locale lookup per byte).
-constexpr unsigned char fold(unsigned char c) noexcept {
-  return c >= 'A' && c <= 'Z' ? static_cast<unsigned char>(c + 32) : c;
-}
-
-/// FNV-1a over the case-folded bytes.
-uint64_t folded_hash(std::string_view s) noexcept {
-  uint64_t h = 14695981039346656037ull;
-  for (char c : s)
-    h = (h ^ fold(static_cast<unsigned char>(c))) * 1099511628211ull;
-  return h;
-}
-
-/// `stored` is lower case already; `name` any case.
-bool folded_equal(std::string_view stored, std::string_view name) noexcept {
-  if (stored.size() != name.size())
-    return false;
-  for (size_t i = 0; i < name.size(); ++i)
-    if (static_cast<unsigned char>(stored[i]) != fold(static_cast<unsigned char>(name[i])))
-      return false;
-  return true;
-}
 
 template <size_t N>
 std::vector<std::string_view> names_of(uint32_t bits, const std::string_view (&table)[N]) {
@@ -194,7 +170,7 @@ command_builder& command_builder::planner(command_planner p) {
 
 int command_registry::insert(std::string name, int arity, std::string_view flags,
                              command_handler h) {
-  if (find(name) >= 0)
+  if (index_.count(name))
     throw std::invalid_argument("command '" + name + "' registered twice");
   int id = static_cast<int>(specs_.size());
   command_spec s;
@@ -205,25 +181,8 @@ int command_registry::insert(std::string name, int arity, std::string_view flags
   specs_.push_back(std::move(s));
   names_.push_back(name);
   stats_.emplace_back();
-  if (names_.size() * 2 > slots_.size())
-    reindex();
-  else
-    slots_[slot_of(names_.back())] = id;
+  index_.emplace(std::move(name), id);
   return id;
-}
-
-size_t command_registry::slot_of(std::string_view name) const {
-  size_t mask = slots_.size() - 1;
-  size_t i = folded_hash(name) & mask;
-  while (slots_[i] >= 0 && !folded_equal(names_[static_cast<size_t>(slots_[i])], name))
-    i = (i + 1) & mask;
-  return i;
-}
-
-void command_registry::reindex() {
-  slots_.assign(std::max<size_t>(64, slots_.size() * 2), -1);
-  for (size_t id = 0; id < names_.size(); ++id)
-    slots_[slot_of(names_[id])] = static_cast<int32_t>(id);
 }
 
 command_builder command_registry::add(const char* name, int arity, std::string_view flags,
@@ -248,9 +207,13 @@ command_builder command_registry::add_sub(const char* parent, const char* sub, i
 }
 
 int command_registry::find(std::string_view name) const {
-  if (name.size() > 64 || slots_.empty())
+  if (name.size() > 64)
     return -1;
-  return slots_[slot_of(name)];
+  lower_.assign(name.data(), name.size());
+  for (auto& ch : lower_)
+    ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  auto i = index_.find(lower_);
+  return i == index_.end() ? -1 : i->second;
 }
 
 int command_registry::find_sub(int parent, std::string_view sub) const {

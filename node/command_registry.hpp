@@ -466,13 +466,9 @@ private:
   std::vector<command_spec> specs_;
   std::vector<std::string> names_;
   std::vector<command_stats> stats_;
-  /// Open-addressing index over names_: slot = id, -1 empty; size a power of
-  /// two, at most half full. Hash and compare fold ASCII case on the caller's
-  /// bytes, so find() neither copies nor allocates.
-  std::vector<int32_t> slots_;
+  std::unordered_map<std::string, int> index_;
   size_t top_level_ = 0;
-  size_t slot_of(std::string_view name) const;
-  void reindex();
+  mutable std::string lower_;
 };
 
 /// True if `n` arguments satisfy `arity` (Redis convention).

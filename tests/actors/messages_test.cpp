@@ -38,8 +38,7 @@ const wire_entry sample_entry{"k", "v", 1700000000000ull, (1700000000000ull << 1
 TEST_CASE("golden bytes of every message") {
   l3_batch b{
       1,
-      {l3_op{l3_op::put, sample_entry}, l3_op{l3_op::erase, wire_entry{"gone", "", 0, 0, 0, 0}}},
-      {}};
+      {l3_op{l3_op::put, sample_entry}, l3_op{l3_op::erase, wire_entry{"gone", "", 0, 0, 0, 0}}}};
   CHECK(hex(encode_message(msg_type::l3_batch, b)) ==
         "930101c42b920192920096a16ba176cf0000018bcfe56800cf018bcfe5680000010700920196a4676f"
         "6e65a000000000");
@@ -77,24 +76,6 @@ TEST_CASE("round trips") {
       encode_message(msg_type::kv_request, kv_request{kv_request::get, bin, bin, 0}));
   REQUIRE(r);
   CHECK(r->key == bin);
-}
-
-TEST_CASE("a chunked l3_batch encodes as one ops array and decodes flat") {
-  auto op = [](const char* k) { return l3_op{l3_op::put, wire_entry{k, "v", 0, 1, 2, 0}}; };
-  l3_batch flat{5, {op("a"), op("b"), op("c"), op("d")}, {}};
-  l3_batch chunked{5, {op("a")}, {{op("b"), op("c")}, {}, {op("d")}}};
-  CHECK(chunked.size() == 4);
-  std::string order;
-  chunked.for_each_op([&](l3_op& o) { order += o.e.key; });
-  CHECK(order == "abcd");
-  auto bytes = encode_message(msg_type::l3_batch, chunked);
-  CHECK(hex(bytes) == hex(encode_message(msg_type::l3_batch, flat)));
-  auto back = decode_message<l3_batch>(msg_type::l3_batch, bytes);
-  REQUIRE(back);
-  CHECK(back->seq == 5);
-  CHECK(back->more.empty());
-  REQUIRE(back->ops.size() == 4);
-  CHECK(back->ops[3].e.key == "d");
 }
 
 TEST_CASE("garbage, truncation, wrong type and wrong shape are errors") {

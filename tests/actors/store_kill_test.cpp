@@ -11,7 +11,6 @@
 // value vanishes). With a commit before the kill, every key reads its new
 // value and the archive no longer holds the superseded copies.
 #include "actors/archive_actors.hpp"
-#include "store_ask.hpp"
 #include "test_util.hpp"
 
 #include <caf/all.hpp>
@@ -93,7 +92,13 @@ wal_config log_config(const std::string& dir) {
   sc.ks.memory_bytes = 16ull << 20;
   auto h = spawn_store(sys, sc, l3, clk, l4.link, std::move(log));
   caf::scoped_actor self{sys};
-  auto ask = [&](auto... xs) { return kura::testing::ask_store(self, h.broker, xs...); };
+  auto ask = [&](auto... xs) {
+    kv_reply out;
+    out.error = "no reply";
+    self->request(h.broker, std::chrono::seconds(10), xs...)
+        .receive([&](kv_reply& r) { out = std::move(r); }, [&](caf::error&) {});
+    return out;
+  };
   for (int i = 0; i < n_keys / 2; ++i)
     if (!ask(kv_set_atom::value, key_of(i), value_of(i, 1), uint64_t{0}).error.empty())
       _exit(12);

@@ -6,30 +6,9 @@
 
 #include <doctest/doctest.h>
 
-#include <atomic>
-#include <cstdlib>
-#include <new>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-// Counts every allocation of this test program, so a test can check that
-// command_registry::find allocates nothing.
-namespace {
-std::atomic<size_t> allocations{0};
-}
-void* operator new(std::size_t n) {
-  allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1))
-    return p;
-  throw std::bad_alloc{};
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
 
 using namespace kura;
 using namespace kura::node;
@@ -82,55 +61,6 @@ TEST_CASE_FIXTURE(fixture, "lookup is case-insensitive and finds subcommands") {
   CHECK(reg.resolve(a.args) == cfg_get);
   argv b("get k");
   CHECK(reg.resolve(b.args) == get);
-}
-
-TEST_CASE_FIXTURE(fixture, "every name is found in upper and mixed case; near misses are not") {
-  std::vector<std::string> upper, mixed;
-  for (auto& n : reg.names()) {
-    std::string u = n, m = n;
-    for (size_t i = 0; i < n.size(); ++i) {
-      if (n[i] >= 'a' && n[i] <= 'z') {
-        u[i] = static_cast<char>(n[i] - 32);
-        if (i % 2 == 0)
-          m[i] = u[i];
-      }
-    }
-    upper.push_back(u);
-    mixed.push_back(m);
-  }
-  for (size_t id = 0; id < reg.names().size(); ++id) {
-    CAPTURE(reg.names()[id]);
-    CHECK(reg.find(reg.names()[id]) == static_cast<int>(id));
-    CHECK(reg.find(upper[id]) == static_cast<int>(id));
-    CHECK(reg.find(mixed[id]) == static_cast<int>(id));
-    // One byte more or less than a real name is unknown.
-    CHECK(reg.find(upper[id] + "X") == -1);
-    CHECK(reg.find(std::string_view{upper[id]}.substr(0, upper[id].size() - 1)) !=
-          static_cast<int>(id));
-  }
-  // Only A-Z fold: bytes that differ by 0x20 outside the letters do not match
-  // ('\\' is '|' - 0x20; a NUL is not a space).
-  CHECK(reg.find("config|get") >= 0);
-  CHECK(reg.find("CONFIG\\GET") == -1);
-  CHECK(reg.find(std::string_view{"get\0", 4}) == -1);
-  CHECK(reg.find(std::string_view{"GET\0", 3}) == reg.find("get"));
-  CHECK(reg.find("g\xc5t") == -1); // 'E' + 0x80
-  CHECK(reg.find("NoSuchCommand") == -1);
-  CHECK(reg.find(std::string(65, 'a')) == -1);
-}
-
-TEST_CASE_FIXTURE(fixture, "find allocates nothing, known or unknown, any case") {
-  const char* names[] = {
-      "GET", "gEt", "set", "CLIENT|TRACKINGINFO", "Config|ResetStat", "nosuchcommandwithalongname",
-      "",    "X"};
-  int found = 0;
-  size_t before = allocations.load();
-  for (int round = 0; round < 100; ++round)
-    for (auto* n : names)
-      found += reg.find(n) >= 0;
-  size_t after = allocations.load();
-  CHECK(after - before == 0);
-  CHECK(found == 500);
 }
 
 TEST_CASE_FIXTURE(fixture, "ids run in registration order; names and stats line up") {
