@@ -70,8 +70,27 @@ double time_profile::hour_probability(uint64_t hour, uint64_t now_ms,
   const double n_day = trials(hour % day_bins, day_bins, hi, now_hour, p);
   const double n_week = trials(hour % week_bins, week_bins, hi, now_hour, p);
   const double p_all = (s_all + p.prior_hits) / (n_all + p.prior_hits + p.prior_misses);
-  const double p_day = (s_day + p.daily_weight * p_all) / (n_day + p.daily_weight);
-  const double p_week = (s_week + p.weekly_weight * p_day) / (n_week + p.weekly_weight);
+  // The day-type view: the same hour of day on the days of `hour`'s type
+  // (the weekly bins hour + 24 j mod 168 whose day has the type), shrunk to
+  // the same hour on the days of the other type (the daily view without the
+  // type's own evidence, which it would count twice), itself shrunk to p_all.
+  const bool weekend = weekend_hour(hour);
+  double s_type = 0, n_type = 0;
+  for (uint64_t j = 0; j < 7; ++j) {
+    const uint64_t h = hour + 24 * j;
+    if (weekend_hour(h) != weekend)
+      continue;
+    s_type += week_[h % week_bins];
+    n_type += trials(h % week_bins, week_bins, hi, now_hour, p);
+  }
+  s_type *= to_now;
+  const double s_other = std::max(0.0, s_day - s_type), n_other = std::max(0.0, n_day - n_type);
+  const double p_other = (s_other + p.daily_weight * p_all) / (n_other + p.daily_weight);
+  // A type with no trial yet at this hour is not assumed to follow the other:
+  // the first Saturday of a weekday habit gets p_all.
+  const double p_type =
+      n_type > 0 ? (s_type + p.type_weight * p_other) / (n_type + p.type_weight) : p_all;
+  const double p_week = (s_week + p.weekly_weight * p_type) / (n_week + p.weekly_weight);
   return std::clamp(p_week, 0.0, 1.0);
 }
 

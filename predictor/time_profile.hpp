@@ -15,8 +15,19 @@
 // The estimate is hierarchical Bayesian shrinkage, so few observations give
 // low confidence and each view needs evidence of its own:
 //   p_all  = (s_all + a) / (n_all + a + b)          Beta(a, b) prior
-//   p_day  = (s_day[h%24] + m_d p_all) / (n_day + m_d)   daily, shrunk to p_all
-//   p_week = (s_week[h%168] + m_w p_day) / (n_week + m_w) weekly, shrunk to p_day
+//   p_other = (s_other + m_d p_all) / (n_other + m_d)   the same hour of day on
+//             the days of the other day type, shrunk to p_all
+//   p_type = (s_type + m_t p_other) / (n_type + m_t)     the same hour of day on
+//             the days of the hour's type, shrunk to p_other
+//   p_week = (s_week[h%168] + m_w p_type) / (n_week + m_w) weekly, shrunk to p_type
+// Day types: weekdays (Monday..Friday) and the weekend (Saturday, Sunday),
+// UTC. The type views sum the weekly bins of the same hour of day, and the
+// daily bins hold the sum over all seven days, so they cost no storage.
+// A day type with no trial yet at that hour (the first Saturday of a key seen
+// only on weekdays) is not assumed to follow the other type: p_type = p_all
+// there. Habits seen on weekdays are not carried over to a weekend before one
+// weekend has shown them, so a model's first week does not load the
+// weekday-morning keys on Saturday (bench/RESULTS.md, lead12).
 // "read every weekday at 08:00" ends up with p_week high on Monday..Friday 08
 // and low at the weekend; "read on Mondays" is learned by the weekly bins; a
 // key read every hour is learned by p_all within hours.
@@ -40,13 +51,20 @@ inline unsigned hour_of_week(uint64_t ms) {
   return static_cast<unsigned>((ms / hour_ms + 72) % 168);
 }
 
+/// Whether the absolute hour `hour` (ms / hour_ms) falls on a Saturday or a
+/// Sunday (UTC).
+inline bool weekend_hour(uint64_t hour) {
+  return hour_of_week(hour * hour_ms) >= 120;
+}
+
 /// The model's constants (see the file comment).
 struct profile_params {
   double half_life_hours = 28 * 24; ///< decay: a success counts half after 4 weeks
   double prior_hits = 0.1;          ///< a: prior pseudo-successes (most keys are idle)
   double prior_misses = 1.0;        ///< b: prior pseudo-failures
-  double daily_weight = 2.0;        ///< m_d: pseudo-trials of p_all in a daily bin
-  double weekly_weight = 1.0;       ///< m_w: pseudo-trials of p_day in a weekly bin
+  double daily_weight = 2.0;        ///< m_d: pseudo-trials of p_all in the other type's bin
+  double type_weight = 2.0;         ///< m_t: pseudo-trials of p_other in a day-type bin
+  double weekly_weight = 1.0;       ///< m_w: pseudo-trials of p_type in a weekly bin
 };
 
 class time_profile {

@@ -511,6 +511,16 @@ private:
     uint64_t at_ms;
     bool prefetch;
   };
+
+public:
+  /// KURA_BENCH_LOADS: the loads never read, as the read ones are printed.
+  void print_unread() const {
+    for (const auto& [key, l] : pending_)
+      std::fprintf(stderr, "load %s at h%llu never read\n", key.c_str(),
+                   (unsigned long long)pred::hour_of_week(l.at_ms));
+  }
+
+private:
   std::unordered_map<std::string, load_info> pending_; // loaded, not read yet
   std::vector<bool> seen_;
   std::string value_;
@@ -542,6 +552,8 @@ outcome run_mode(const trace& t, uint64_t cap, bool with_predictor, const option
     rp.restart(cut < t.reqs.size() ? t.reqs[cut].t : t.reqs.back().t);
     rp.run(cut, t.reqs.size());
   }
+  if (std::getenv("KURA_BENCH_LOADS"))
+    rp.print_unread();
   if (std::getenv("KURA_BENCH_VERBOSE"))
     for (const auto& [prefix, c] : rp.classes)
       std::fprintf(stderr,

@@ -88,6 +88,35 @@ TEST_CASE("a Monday key is learned by the weekly bins") {
   CHECK(q.hour_probability(at(0, 0, 9) / hour_ms, at(0, 0, 9, 30), p) == 0);
 }
 
+TEST_CASE("day types: a weekday habit is not assumed on the first weekend") {
+  profile_params p;
+  // Read on weekdays at 08 (Monday..Friday of week 0), and daily at 19
+  // (Monday..Saturday so far).
+  time_profile morning(at(0, 0, 0)), evening(at(0, 0, 0));
+  for (int d = 0; d < 5; ++d)
+    morning.record(at(0, d, 8, 10), p);
+  for (int d = 0; d < 6; ++d)
+    evening.record(at(0, d, 19, 10), p);
+  // Friday evening: Saturday 08 has no weekend evidence yet, Monday 08 has five weekdays.
+  const uint64_t fri = at(0, 4, 20);
+  CHECK(morning.hour_probability(at(0, 5, 8) / hour_ms, fri, p) < 0.2);
+  CHECK(morning.hour_probability(at(1, 0, 8) / hour_ms, fri, p) > 0.7);
+  // Saturday night: Saturday 08 passed unread, so Sunday 08 stays low; the
+  // evening key was read on Saturday as on weekdays, so Sunday 19 is high.
+  const uint64_t sat = at(0, 5, 23);
+  CHECK(morning.hour_probability(at(0, 6, 8) / hour_ms, sat, p) < 0.5);
+  CHECK(evening.hour_probability(at(0, 6, 19) / hour_ms, sat, p) > 0.7);
+  // Before Saturday's read, the evening key's Saturday was not assumed either.
+  time_profile weekdays_only(at(0, 0, 0));
+  for (int d = 0; d < 5; ++d)
+    weekdays_only.record(at(0, d, 19, 10), p);
+  CHECK(weekdays_only.hour_probability(at(0, 5, 19) / hour_ms, fri, p) < 0.2);
+  CHECK(weekend_hour(at(0, 5, 0) / hour_ms));
+  CHECK(weekend_hour(at(0, 6, 23) / hour_ms));
+  CHECK_FALSE(weekend_hour(at(0, 4, 23) / hour_ms));
+  CHECK_FALSE(weekend_hour(at(1, 0, 0) / hour_ms));
+}
+
 TEST_CASE("decay: an old habit fades") {
   profile_params p;
   time_profile prof(at(0, 0, 0));
@@ -640,15 +669,16 @@ TEST_CASE("history gate: a key followed for less than min_history_ms is not load
   set_memory mem;
   predictor young(cfg);
   learn_mornings(young, "m:", 10, 5); // Monday..Friday of week 0
-  const uint64_t sat = at(0, 5, 7, 58);
-  auto plan = young.make_plan(sat, mem);
+  // Monday of week 1, 07 minutes short of a week after the first read.
+  const uint64_t mon = at(1, 0, 7, 58);
+  auto plan = young.make_plan(mon, mem);
   CHECK(plan.items.empty());
-  CHECK(young.make_plan(sat, mem, true).items.empty()); // a restart keeps this gate
+  CHECK(young.make_plan(mon, mem, true).items.empty()); // a restart keeps this gate
   // The same evidence is enough once the gate is off.
   cfg.min_history_ms = 0;
   predictor no_gate(cfg);
   learn_mornings(no_gate, "m:", 10, 5);
-  CHECK(no_gate.make_plan(sat, mem).items.size() == 10);
+  CHECK(no_gate.make_plan(mon, mem).items.size() == 10);
   // After a week of history the gated predictor loads them as well.
   cfg.min_history_ms = week_ms;
   predictor old(cfg);
@@ -668,10 +698,12 @@ TEST_CASE("history gate at 48 h: a day of evidence is refused, five days load") 
   learn_mornings(one_day, "m:", 10, 1);
   CHECK(one_day.make_plan(at(0, 1, 7, 58), mem).items.empty());
   CHECK(one_day.make_plan(at(0, 1, 7, 58), mem, true).items.empty()); // a restart too
-  // Monday..Friday: Saturday 07:58 is past the gate and the evidence is there.
+  // Monday..Friday: the next Monday 07:58 is past the gate and the evidence
+  // is there (Saturday is not: a weekday habit is not assumed on a weekend).
   predictor five_days(cfg);
   learn_mornings(five_days, "m:", 10, 5);
-  CHECK(five_days.make_plan(at(0, 5, 7, 58), mem).items.size() == 10);
+  CHECK(five_days.make_plan(at(0, 5, 7, 58), mem).items.empty());
+  CHECK(five_days.make_plan(at(1, 0, 7, 58), mem).items.size() == 10);
   // Wednesday 07:58 with two days: past the gate, but the profile of two
   // mornings stays under the bar without a record that lifts it.
   predictor two_days(cfg);
