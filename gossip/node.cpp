@@ -276,6 +276,24 @@ version node::floor(const std::string& key) const {
   return f;
 }
 
+node::key_state node::inspect(const std::string& key, uint64_t now) {
+  key_state k;
+  k.held = store_->get(key);
+  k.indexed = store_->version_of(key);
+  k.floor = floor(key);
+  k.replica = !ring_.empty() && ring_.is_replica(id(), key);
+  k.catching_up = reads_catch_up(key, now);
+  if (!ring_.empty()) {
+    const uint64_t pos = ring_.position(key);
+    k.gained = gained(pos, now);
+    k.streaming = incoming_from(pos) != no_node;
+  }
+  hints_.for_each([&](node_id, const entry& e) { k.hints += e.key == key; });
+  k.near = near_.count(key) != 0;
+  k.where = store_->where(key);
+  return k;
+}
+
 const std::vector<bool>& node::shared_mask(node_id peer) {
   auto it = masks_.find(peer);
   if (it == masks_.end()) {

@@ -35,6 +35,11 @@
 
 namespace kura::gossip {
 
+/// "ms.counter@node": a version as KURA.HELD prints it.
+inline std::string version_text(const version& v) {
+  return std::to_string(v.ms()) + "." + std::to_string(v.counter()) + "@" + std::to_string(v.node);
+}
+
 class replica_store {
 public:
   /// Buckets of the anti-entropy digests: position >> 48.
@@ -64,6 +69,12 @@ public:
   virtual bool holds_tombstone(std::string_view key) const {
     auto e = get(key);
     return e && e->is_tombstone();
+  }
+  /// Where the copy of `key` lives, as text (KURA.HELD; "" when the store
+  /// cannot tell more than get()).
+  virtual std::string where(std::string_view key) const {
+    (void)key;
+    return {};
   }
   /// Removes a key outright (tombstone collection, handoff, tests).
   virtual bool erase(std::string_view key) = 0;

@@ -225,6 +225,33 @@ uint64_t tier_store::cache_bytes() const {
   return cache_ ? cache_->stats().bytes : 0;
 }
 
+std::string tier_store::where(std::string_view key) const {
+  auto ver = version_text;
+  std::string s;
+  if (auto it = overlay_.find(std::string(key)); it != overlay_.end())
+    s += "overlay=" + std::string(it->second.erased ? "erased" : ver(it->second.e.ver)) + " ";
+  std::lock_guard<std::mutex> lk(tiers_mu_);
+  auto r = l3_->get_versioned(key);
+  s += "l3=";
+  if (!r)
+    s += "error(" + r.err().message + ")";
+  else if (!*r)
+    s += "none";
+  else
+    s += std::string((*r)->is_tombstone() ? "tombstone@" : "value@") + ver((*r)->ver);
+  if (l4_) {
+    auto held = l4_->held_version(key);
+    s += " l4=";
+    if (!held)
+      s += "error(" + held.err().message + ")";
+    else if (!*held)
+      s += "none";
+    else
+      s += ver(**held);
+  }
+  return s;
+}
+
 std::optional<version> tier_store::version_of(std::string_view key) const {
   auto it = index_.find({position(key), std::string(key)});
   if (it == index_.end())

@@ -87,6 +87,9 @@ public:
   std::optional<version> version_of(std::string_view key) const override;
   /// From the index when it can tell (a tombstone, or a value not expired).
   bool holds_tombstone(std::string_view key) const override;
+  /// "overlay=... l3=... l4=...": the record in each (version; a tombstone
+  /// or a value). Takes the tiers' lock.
+  std::string where(std::string_view key) const override;
   /// Removes the key from L3 and L4 (tombstone collection, handoff).
   bool erase(std::string_view key) override;
   size_t size() const override { return index_.size(); }
