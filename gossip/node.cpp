@@ -6,6 +6,20 @@
 
 namespace kura::gossip {
 
+namespace {
+
+/// Whether `a` is served rather than `b` (nullptr: nothing). The newer
+/// version wins; at the same version a value beats a tombstone: a value and
+/// a tombstone of one version are one write, the tombstone being the floor
+/// that value left in L3 when it was demoted to L4 (or expired). A node whose
+/// floor lost its value below (docs/cluster.md, "Known bugs", fixed in
+/// session 12) must not answer nil while another replica holds the value.
+bool serves_over(const entry& a, const entry* b) {
+  return !b || b->ver < a.ver || (b->ver == a.ver && b->is_tombstone() && !a.is_tombstone());
+}
+
+} // namespace
+
 node::node(node_config cfg, uint64_t rng_seed, std::unique_ptr<replica_store> store)
     : cfg_(std::move(cfg)), members_(cfg_.members, rng_seed, out_), rng_(rng_seed ^ 0x6e6f6465ull),
       hlc_(cfg_.members.self), store_(std::move(store)), hints_(cfg_.max_hints_per_node) {
@@ -389,7 +403,7 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
       pr.answered.push_back(from);
       if (fr->found) {
         entry e = fr->e.to_entry();
-        if (e.key == pr.key && (!pr.best || pr.best->ver < e.ver))
+        if (e.key == pr.key && serves_over(e, pr.best ? &*pr.best : nullptr))
           pr.best = std::move(e);
       } else {
         (fr->unsure ? pr.unsettled : pr.vouched) = true;
@@ -426,7 +440,7 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
       entry e = fr->e.to_entry();
       if (e.key == key && ring_.is_replica(id(), key)) {
         apply_entry(e, now); // a catch-up read: repair our copy, serve the newest
-        serve_read(fr->rid, key, nullptr, now);
+        serve_read(fr->rid, key, &e, now);
         return;
       }
       if (e.key == key && !(e.ver < floor(key))) {
@@ -1309,7 +1323,7 @@ void node::finish_gather(uint64_t rid, uint64_t now) {
   reads_.erase(it);
   if (best && ring_.is_replica(id(), key)) {
     apply_entry(*best, now); // repair our copy; the store answers the newest
-    serve_read(rid, key, nullptr, now);
+    serve_read(rid, key, &*best, now);
   } else if (best) {
     serve_read(rid, key, &*best, now);
   } else {
@@ -1344,10 +1358,9 @@ void node::serve_read(uint64_t req, const std::string& key, const entry* fetched
   std::optional<entry> stored = store_->get(key);
   const entry* best = stored ? &*stored : nullptr;
   auto nit = near_.find(key);
-  if (nit != near_.end() && near_usable(nit->second, now) &&
-      (!best || best->ver < nit->second.e.ver))
+  if (nit != near_.end() && near_usable(nit->second, now) && serves_over(nit->second.e, best))
     best = &nit->second.e;
-  if (fetched && (!best || best->ver < fetched->ver))
+  if (fetched && serves_over(*fetched, best))
     best = fetched;
   if (best && best->ver < floor(key))
     best = nullptr;

@@ -756,3 +756,59 @@ TEST_CASE("a read whose every replica gives no answer fails; it is not nil") {
   CHECK(none.ok);
   CHECK(!none.found);
 }
+
+namespace {
+
+/// The floor `e` leaves when it is demoted to L4 (or expires): a tombstone
+/// of its own version.
+entry floor_of(entry e) {
+  e.value.clear();
+  e.expiry_ms = 0;
+  e.flags = entry_flags::tombstone;
+  return e;
+}
+
+} // namespace
+
+TEST_CASE("a floor whose value was lost below does not hide the value another replica holds") {
+  // rotate_cluster_test's nil reads (session 12): after a whole-cluster
+  // restart a node held, for keys it no longer replicated, L3's floor of
+  // the value's version with no copy in L4 below it. Anti-entropy sees the
+  // same version everywhere (a value and its floor are one write), and a
+  // read through that node preferred its own record at an equal version:
+  // the floor, so nil, while both replicas held the value.
+  SUBCASE("a read through a non-replica that holds the floor") {
+    cluster c(3);
+    std::string k = c.key_not_on(3);
+    auto reps = c.nodes[3]->current_ring().replicas(k);
+    c.write_acked(reps[0], k, "v1");
+    auto held = c.held(reps[0], k);
+    REQUIRE(held);
+    REQUIRE(c.nodes[3]->store_for_test().apply(floor_of(*held)));
+    auto got = c.read(3, k);
+    CHECK(got.ok);
+    CHECK(got.found);
+    CHECK(got.e.value == "v1");
+  }
+  SUBCASE("a restarted replica whose disk holds only the floor (catch-up read)") {
+    cluster c(3, 0, false, true);
+    std::string k = c.key_not_on(1);
+    auto reps = c.nodes[1]->current_ring().replicas(k);
+    node_id r = reps[0], w = reps[1];
+    c.write_acked(w, k, "v1");
+    c.run(200);
+    auto held = c.held(r, k);
+    REQUIRE(held);
+    memory_store disk(c.config(r).ring.seed);
+    disk.apply(floor_of(*held)); // L4 lost the value below the floor
+    c.net.set_up(r, false);      // killed
+    c.nodes[r].reset();
+    c.run(6'000);
+    c.boot(r, &disk);
+    REQUIRE(c.held(r, k)->is_tombstone());
+    auto got = c.read(r, k); // catching up: asks the other replica
+    CHECK(got.ok);
+    CHECK(got.found);
+    CHECK(got.e.value == "v1");
+  }
+}
