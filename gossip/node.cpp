@@ -263,8 +263,15 @@ void node::count_streamed(const std::vector<wire_entry>& es) {
 
 bool node::apply_entry(const entry& e, uint64_t now) {
   hlc_.observe(e.ver, now);
-  if ((!erased_.empty() && erased_floor(e, now)) || !store_->apply(e))
+  if (!erased_.empty() && erased_floor(e, now))
     return false;
+  if (!store_->apply(e)) {
+    // Not newer. The value of our own floor (the same version; its copy
+    // below was lost) is taken back: the version held does not change.
+    if (!e.is_tombstone())
+      store_->restore(e);
+    return false;
+  }
   near_.erase(e.key);
   invalidations_.on_change(e.key, e.ver, now);
   if (cfg_.ack_after_invalidation) // the write waits for these: send them now, not at the tick

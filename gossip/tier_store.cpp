@@ -315,6 +315,32 @@ void tier_store::drop_superseded(bool commit_l3) {
   l4_superseded_.clear();
 }
 
+bool tier_store::restore(const entry& e) {
+  auto it = index_.find(std::make_pair(position(e.key), e.key));
+  auto now = clk_.now_ms();
+  if (!l4_ || it == index_.end() || e.is_tombstone() || e.expired(now) || it->second.ver != e.ver ||
+      !(it->second.flags & entry_flags::tombstone))
+    return false;
+  if (worker_.joinable()) {
+    change c;
+    c.e = e;
+    c.restore = true;
+    c.seq = ++next_seq_;
+    overlay_[e.key] = shadow{c.e, false, c.seq};
+    enqueue(std::move(c));
+  } else {
+    auto r = l4_->apply(e, now);
+    if (!r) {
+      last_error_ = r.err();
+      return false;
+    }
+  }
+  if (cache_ && !cache_->put(e, now))
+    (void)cache_->erase(e.key);
+  it->second = meta{e.ver, e.flags, e.expiry_ms}; // the same version: no digest change
+  return true;
+}
+
 bool tier_store::apply(const entry& e) {
   auto k = std::make_pair(position(e.key), e.key);
   auto it = index_.find(k);
@@ -639,7 +665,15 @@ void tier_store::run_worker() {
         std::lock_guard<std::mutex> tl(tiers_mu_);
         for (size_t j = i; j < end; ++j) {
           auto& c = batch[j];
-          bool ok = c.erase ? erase_tiers(c.e.key) : apply_tiers(c.e, c.known);
+          bool ok = true;
+          if (c.restore) {
+            auto r = l4_->apply(c.e, clk_.now_ms());
+            if (!r)
+              last_error_ = r.err();
+            ok = r.ok();
+          } else {
+            ok = c.erase ? erase_tiers(c.e.key) : apply_tiers(c.e, c.known);
+          }
           if (!ok && last_error_ && !err)
             err = *last_error_;
         }

@@ -82,6 +82,9 @@ public:
   ~tier_store() override;
 
   bool apply(const entry& e) override;
+  /// The value goes back below its floor, into L4 (a floor without the
+  /// archive is an expired value's: not restored).
+  bool restore(const entry& e) override;
   std::optional<entry> get(std::string_view key) const override;
   /// From the in-memory index: no disk read, no lock.
   std::optional<version> version_of(std::string_view key) const override;
@@ -224,7 +227,8 @@ private:
   struct change {
     entry e; ///< for an erase: the key only
     bool erase = false;
-    bool known = false; ///< the key was in the index before (L4 may hold an older copy)
+    bool known = false;   ///< the key was in the index before (L4 may hold an older copy)
+    bool restore = false; ///< the value of L3's floor, into L4 (restore())
     uint64_t seq = 0;
   };
   void start_worker();

@@ -810,5 +810,14 @@ TEST_CASE("a floor whose value was lost below does not hide the value another re
     CHECK(got.ok);
     CHECK(got.found);
     CHECK(got.e.value == "v1");
+    // and took the value back: its own copy answers once it is caught up
+    CHECK(!c.held(r, k)->is_tombstone());
+    CHECK(c.held(r, k)->value == "v1");
+    for (int i = 0; i < 600 && c.nodes[r]->reads_catch_up(k, epoch + c.t); ++i)
+      c.run(100);
+    REQUIRE(!c.nodes[r]->reads_catch_up(k, epoch + c.t));
+    auto later = c.read(r, k);
+    CHECK(later.found);
+    CHECK(later.e.value == "v1");
   }
 }

@@ -353,3 +353,38 @@ TEST_CASE("a node seeds its HLC from the store: no version below what the disk h
   CHECK(res.back().req == rid);
   CHECK(res.back().e.ver > high);
 }
+
+TEST_CASE("tier_store: a floor whose value was lost below takes it back (restore), on disk too") {
+  for (bool background : {false, true}) {
+    CAPTURE(background);
+    testing::temp_dir d("kura-tierstore");
+    fake_clock clk;
+    memory_store model;
+    entry v = val("lost", std::string(300, 'x'), 500);
+    {
+      auto s = open_store(d, clk, 0, background);
+      // L3's floor of v with nothing below it: what a demoted value whose
+      // archive copy went missing leaves (rotate_cluster_test, session 12)
+      REQUIRE(s->apply(tomb("lost", 500)));
+      model.apply(tomb("lost", 500));
+      REQUIRE(s->get("lost")->is_tombstone());
+      CHECK_FALSE(s->apply(v));                           // not newer
+      CHECK_FALSE(s->restore(val("lost", "other", 499))); // another version
+      CHECK_FALSE(s->restore(tomb("lost", 500)));
+      CHECK_FALSE(s->restore(val("nothing-held", "x", 500)));
+      CHECK(s->restore(v));
+      auto got = s->get("lost");
+      REQUIRE(got);
+      CHECK_FALSE(got->is_tombstone());
+      CHECK(got->value == v.value);
+      CHECK(digests(*s) == digests(model)); // one write: no digest change
+      CHECK_FALSE(s->restore(v));           // nothing to take back any more
+      REQUIRE(s->flush().ok());
+    }
+    auto s = open_store(d, clk, 0, background); // from L3's floor and L4's copy
+    auto got = s->get("lost");
+    REQUIRE(got);
+    CHECK(got->value == v.value);
+    CHECK(got->ver == v.ver);
+  }
+}
