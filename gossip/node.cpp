@@ -1109,12 +1109,19 @@ void node::gained_step(uint64_t now) {
   if (gained_since_.empty() || now < next_gained_ms_)
     return;
   next_gained_ms_ = now + 100;
+  // Alone in the ring because every peer died (not left: a graceful leave
+  // hands its keys off): the slots the dead held stay gained, as there is
+  // nobody to find them in sync with, and a key not held here is no answer.
+  bool orphaned = false;
+  if (ring_.members().size() == 1 && ring_.contains(id()))
+    for (auto& [nid, m] : members_.members())
+      orphaned = orphaned || (nid != id() && m.state == member_state::dead);
   bool any = false;
   for (uint32_t sl = 0; sl < gained_since_.size(); ++sl) {
     uint64_t since = gained_since_[sl];
     if (since == 0)
       continue;
-    bool done = incoming_.empty() || incoming_[sl] == no_node;
+    bool done = !orphaned && (incoming_.empty() || incoming_[sl] == no_node);
     if (const node_id* reps = ring_.replicas_ptr(ring::slot_base(sl)); reps && done)
       for (size_t j = 0; j < ring_.width() && done; ++j) {
         if (reps[j] == id())
@@ -1188,6 +1195,8 @@ void node::dispatch_read(uint64_t rid, const std::string& key, uint64_t now) {
           others.push_back(r);
     if (others.empty()) {
       ++stats_.local_reads;
+      if (gather && !store_->version_of(key))
+        return serve_unfound(rid, key, false, true, now); // nobody to ask (peers dead)
       serve_read(rid, key, nullptr, now);
       return;
     }

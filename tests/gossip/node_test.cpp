@@ -821,3 +821,38 @@ TEST_CASE("a floor whose value was lost below does not hide the value another re
     CHECK(later.e.value == "v1");
   }
 }
+
+TEST_CASE("a node left alone after every peer died answers TRYAGAIN for a key it never held") {
+  // Its peers are declared dead: its ring is itself, it replicates every
+  // slot, and it used to vouch for "not found" of keys only the dead held.
+  cluster c(3, 0, false, true);
+  std::string k = c.key_not_on(3);
+  c.write_acked(c.nodes[1]->current_ring().replicas(k)[0], k, "v1");
+  std::string mine; // a key node 3 holds
+  for (int i = 0; mine.empty(); ++i)
+    if (c.nodes[1]->current_ring().is_replica(3, "m" + std::to_string(i)))
+      mine = "m" + std::to_string(i);
+  c.write_acked(3, mine, "v3");
+  REQUIRE(!c.held(3, k));
+  std::string never; // written nowhere, in a slot node 3 did not replicate
+  for (int i = 0; never.empty(); ++i)
+    if (!c.nodes[1]->current_ring().is_replica(3, "nw" + std::to_string(i)))
+      never = "nw" + std::to_string(i);
+  for (node_id i : {1u, 2u}) {
+    c.net.set_up(i, false); // killed
+    c.nodes[i].reset();
+  }
+  for (int i = 0; i < 3'000 && c.nodes[3]->current_ring().members().size() > 1; ++i)
+    c.run(10);
+  REQUIRE(c.nodes[3]->current_ring().members().size() == 1);
+  c.run(5'000); // long after the ring change
+  auto got = c.read(3, k);
+  CHECK(!got.ok);
+  CHECK(!got.found);
+  CHECK(got.failure == read_failure::unsettled);
+  auto held = c.read(3, mine); // what it holds it serves
+  CHECK(held.ok);
+  CHECK(held.e.value == "v3");
+  auto none = c.read(3, never); // nor can it vouch for this one
+  CHECK(!none.ok);
+}
