@@ -136,13 +136,17 @@ std::optional<entry> tier_store::read_tiers(std::string_view key, const version&
     last_error_ = r.err();
     return std::nullopt;
   }
-  if (*r && !(*r)->is_tombstone())
+  if (*r && !(*r)->is_tombstone() && !((*r)->ver < want))
     return std::move(**r);
   // A tombstone floor of a demoted entry, or nothing in L3: the archive's copy
   // when it has the version we hold (expired copies read as absent there).
+  // Also when L3's record is older than that copy: a kill -9 between the
+  // archive's commit of a demoted value and L3's commit of its write and
+  // demotion leaves L3's previous record (an older floor or value) above the
+  // newer copy in L4 (build_index then holds L4's version).
   if (l4_) {
     auto held = l4_->held_version(key);
-    if (held && *held && **held == want && (!*r || (*r)->ver == want)) {
+    if (held && *held && **held == want && (!*r || !(want < (*r)->ver))) {
       auto got = l4_->get(key, clk_.now_ms(), false);
       if (got && *got)
         return std::move(**got);
@@ -382,17 +386,21 @@ bool tier_store::apply(const entry& e) {
   return true;
 }
 
-bool tier_store::erase_tiers(std::string_view key) {
+bool tier_store::erase_tiers(std::string_view key, const version& upto) {
   auto r = l3_->erase(key);
   if (!r) {
     last_error_ = r.err();
     return false;
   }
+  // The archive's copy goes once L3 committed the erase (drop_superseded),
+  // as for a newer write: its erase commits at once, L3's waits in its batch,
+  // and a kill -9 in between left L3's floor with no copy below it (the key
+  // read nil after the restart; rotate_cluster_test, session 12). Only
+  // copies up to the erased version go (the key may come back meanwhile).
   if (l4_)
-    if (auto r4 = l4_->erase(key); !r4) {
-      last_error_ = r4.err();
-      return false;
-    }
+    l4_superseded_.emplace_back(std::string(key), upto.node == UINT32_MAX
+                                                      ? version{upto.hlc + 1, 0}
+                                                      : version{upto.hlc, upto.node + 1});
   return true;
 }
 
@@ -405,12 +413,15 @@ bool tier_store::erase(std::string_view key) {
   if (worker_.joinable()) {
     change c;
     c.e.key = std::string(key);
+    c.e.ver = it->second.ver; // what the archive's copy may be, at most
     c.erase = true;
     c.seq = ++next_seq_;
     overlay_[c.e.key] = shadow{entry{}, true, c.seq};
     enqueue(std::move(c));
-  } else if (!erase_tiers(key)) {
+  } else if (!erase_tiers(key, it->second.ver)) {
     return false;
+  } else {
+    drop_superseded(false); // at once when L3 has nothing pending
   }
   entry before;
   before.key = std::string(key);
@@ -672,7 +683,7 @@ void tier_store::run_worker() {
               last_error_ = r.err();
             ok = r.ok();
           } else {
-            ok = c.erase ? erase_tiers(c.e.key) : apply_tiers(c.e, c.known);
+            ok = c.erase ? erase_tiers(c.e.key, c.e.ver) : apply_tiers(c.e, c.known);
           }
           if (!ok && last_error_ && !err)
             err = *last_error_;

@@ -222,7 +222,9 @@ private:
   static constexpr size_t max_superseded = 4096;
   /// (key, the version that superseded its archive copy), tiers held.
   std::vector<std::pair<std::string, version>> l4_superseded_;
-  bool erase_tiers(std::string_view key);
+  /// L3's erase now (in its batch); the archive's copies up to `upto` once
+  /// L3 committed it (drop_superseded).
+  bool erase_tiers(std::string_view key, const version& upto);
   // background mode
   struct change {
     entry e; ///< for an erase: the key only

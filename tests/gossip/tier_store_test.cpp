@@ -12,6 +12,8 @@
 #include <atomic>
 #include <random>
 #include <string>
+#include <sys/wait.h>
+#include <unistd.h>
 
 using namespace kura;
 using namespace kura::gossip;
@@ -387,4 +389,80 @@ TEST_CASE("tier_store: a floor whose value was lost below takes it back (restore
     CHECK(got->value == v.value);
     CHECK(got->ver == v.ver);
   }
+}
+
+namespace {
+
+/// Writes `in_l3` into L3 (cluster mode) and `in_l4` into the archive of
+/// `d` directly, committed: a state a kill -9 can leave.
+void lay_down(const testing::temp_dir& d, const kura::clock& clk, const entry& in_l3,
+              const entry& in_l4) {
+  auto c = l3_at(d.sub("l3"));
+  c.tombstones = true;
+  auto l3 = l3_lmdb::open(c, clk);
+  REQUIRE(l3.ok());
+  REQUIRE((*l3)->apply(in_l3, clk.now_ms()).ok());
+  REQUIRE((*l3)->flush().ok());
+  auto a = archive::archive::open(l4_at(d.sub("l4")), clk);
+  REQUIRE(a.ok());
+  REQUIRE((*a)->put(in_l4, clk.now_ms()).ok());
+  REQUIRE((*a)->flush().ok());
+}
+
+} // namespace
+
+TEST_CASE("tier_store: a newer copy in L4 under an older L3 record is what the key reads") {
+  // A kill -9 between the archive's commit of a demoted value and L3's
+  // commit of that write and its demotion (one L3 transaction) leaves L3's
+  // previous record above the newer copy (rotate_cluster_test, session 12:
+  // n1 read nil where it held the newer value in L4).
+  for (bool floor : {true, false}) {
+    CAPTURE(floor);
+    testing::temp_dir d("kura-tierstore");
+    fake_clock clk;
+    entry old_rec = floor ? tomb("k", 100) : val("k", "old", 100);
+    lay_down(d, clk, old_rec, val("k", "new", 200));
+    auto s = open_store(d, clk);
+    REQUIRE(s->version_of("k"));
+    CHECK(*s->version_of("k") == version{200, 1});
+    auto got = s->get("k");
+    REQUIRE(got);
+    CHECK_FALSE(got->is_tombstone());
+    CHECK(got->value == "new");
+  }
+}
+
+TEST_CASE("tier_store: a kill -9 right after an erase never leaves L3's floor without its value") {
+  // erase (handoff, tombstone collection) used to erase the archive's copy
+  // at once while L3's erase waited in its batch: killed in between, the
+  // node restarted with L3's floor and no copy below it, and read nil.
+  testing::temp_dir d("kura-tierstore");
+  fake_clock clk;
+  lay_down(d, clk, tomb("k", 100), val("k", "v", 100)); // a demoted value: floor + copy
+  {
+    auto s = open_store(d, clk);
+    REQUIRE(s->get("k")->value == "v");
+  }
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    auto a = archive::archive::open(l4_at(d.sub("l4")), clk);
+    auto r = tier_store::open(l3_at(d.sub("l3")), std::shared_ptr<archive::archive>(std::move(*a)),
+                              clk, ring_config{}.seed, false);
+    (*r)->erase("k"); // L3's erase waits in its batch (16 writes)
+    ::_exit(0);       // killed: nothing flushed
+  }
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  REQUIRE(WIFEXITED(st));
+  auto s = open_store(d, clk);
+  auto got = s->get("k");
+  // the erase is lost (both copies stay) or complete; never the floor alone
+  if (got)
+    CHECK(got->value == "v");
+  REQUIRE(s->erase("k"));
+  REQUIRE(s->flush().ok());
+  CHECK_FALSE(s->get("k"));
+  auto held = s->l4()->held_version("k");
+  REQUIRE(held.ok());
+  CHECK_FALSE(held->has_value()); // gone from L4 once L3 committed the erase
 }
