@@ -392,15 +392,28 @@ bool tier_store::erase_tiers(std::string_view key, const version& upto) {
     last_error_ = r.err();
     return false;
   }
-  // The archive's copy goes once L3 committed the erase (drop_superseded),
-  // as for a newer write: its erase commits at once, L3's waits in its batch,
-  // and a kill -9 in between left L3's floor with no copy below it (the key
-  // read nil after the restart; rotate_cluster_test, session 12). Only
-  // copies up to the erased version go (the key may come back meanwhile).
-  if (l4_)
+  if (!l4_)
+    return true;
+  auto held = l4_->held_version(key);
+  if (held && *held && **held == upto) {
+    // The archive holds the value of L3's floor (one write): it goes once L3
+    // committed the erase (drop_superseded), as for a newer write. Its erase
+    // commits at once and L3's waits in its batch, so erasing it first left,
+    // after a kill -9 in between, L3's floor with no copy below it (the key
+    // read nil after the restart; rotate_cluster_test, session 12). Only
+    // copies up to that version go (the key may come back meanwhile).
     l4_superseded_.emplace_back(std::string(key), upto.node == UINT32_MAX
                                                       ? version{upto.hlc + 1, 0}
                                                       : version{upto.hlc, upto.node + 1});
+    return true;
+  }
+  // An older copy (superseded by L3's newer record, a tombstone maybe) goes
+  // first: L3's record must outlive it, or a kill -9 between the two would
+  // bring the older value back.
+  if (auto r4 = l4_->erase(key); !r4) {
+    last_error_ = r4.err();
+    return false;
+  }
   return true;
 }
 

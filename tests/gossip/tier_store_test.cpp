@@ -466,3 +466,29 @@ TEST_CASE("tier_store: a kill -9 right after an erase never leaves L3's floor wi
   REQUIRE(held.ok());
   CHECK_FALSE(held->has_value()); // gone from L4 once L3 committed the erase
 }
+
+TEST_CASE("tier_store: an erase never lets an older archived copy outlive L3's newer record") {
+  // The other order: L3 holds a tombstone (or a value) newer than the
+  // archive's copy, which a kill -9 kept. Killed after L3 committed the
+  // erase (tombstone collection) and before the archive's, the older value
+  // came back at the restart.
+  testing::temp_dir d("kura-tierstore");
+  fake_clock clk;
+  lay_down(d, clk, tomb("k", 200), val("k", "old", 100));
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    auto a = archive::archive::open(l4_at(d.sub("l4")), clk);
+    auto r = tier_store::open(l3_at(d.sub("l3")), std::shared_ptr<archive::archive>(std::move(*a)),
+                              clk, ring_config{}.seed, false);
+    (*r)->erase("k");
+    (void)(*r)->l3().flush(); // L3's erase committed ...
+    ::_exit(0);               // ... killed before anything else
+  }
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  REQUIRE(WIFEXITED(st));
+  auto s = open_store(d, clk);
+  auto got = s->get("k");
+  if (got)
+    CHECK(got->is_tombstone());
+}
