@@ -10,6 +10,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <functional>
 #include <random>
 #include <string>
 #include <sys/wait.h>
@@ -409,6 +410,23 @@ void lay_down(const testing::temp_dir& d, const kura::clock& clk, const entry& i
   REQUIRE((*a)->flush().ok());
 }
 
+/// A child process opens the store in `d` (no background commits), runs
+/// `f` on it and dies at once (_exit: nothing flushed, like a kill -9).
+void killed_after(const testing::temp_dir& d, const kura::clock& clk,
+                  const std::function<void(tier_store&)>& f) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    auto a = archive::archive::open(l4_at(d.sub("l4")), clk);
+    auto r = tier_store::open(l3_at(d.sub("l3")), std::shared_ptr<archive::archive>(std::move(*a)),
+                              clk, ring_config{}.seed, false);
+    f(**r);
+    ::_exit(0);
+  }
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  REQUIRE(WIFEXITED(st));
+}
+
 } // namespace
 
 TEST_CASE("tier_store: a newer copy in L4 under an older L3 record is what the key reads") {
@@ -443,17 +461,9 @@ TEST_CASE("tier_store: a kill -9 right after an erase never leaves L3's floor wi
     auto s = open_store(d, clk);
     REQUIRE(s->get("k")->value == "v");
   }
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    auto a = archive::archive::open(l4_at(d.sub("l4")), clk);
-    auto r = tier_store::open(l3_at(d.sub("l3")), std::shared_ptr<archive::archive>(std::move(*a)),
-                              clk, ring_config{}.seed, false);
-    (*r)->erase("k"); // L3's erase waits in its batch (16 writes)
-    ::_exit(0);       // killed: nothing flushed
-  }
-  int st = 0;
-  ::waitpid(pid, &st, 0);
-  REQUIRE(WIFEXITED(st));
+  killed_after(d, clk, [](tier_store& s) {
+    s.erase("k"); // L3's erase waits in its batch (16 writes); nothing flushed
+  });
   auto s = open_store(d, clk);
   auto got = s->get("k");
   // the erase is lost (both copies stay) or complete; never the floor alone
@@ -475,18 +485,10 @@ TEST_CASE("tier_store: an erase never lets an older archived copy outlive L3's n
   testing::temp_dir d("kura-tierstore");
   fake_clock clk;
   lay_down(d, clk, tomb("k", 200), val("k", "old", 100));
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    auto a = archive::archive::open(l4_at(d.sub("l4")), clk);
-    auto r = tier_store::open(l3_at(d.sub("l3")), std::shared_ptr<archive::archive>(std::move(*a)),
-                              clk, ring_config{}.seed, false);
-    (*r)->erase("k");
-    (void)(*r)->l3().flush(); // L3's erase committed ...
-    ::_exit(0);               // ... killed before anything else
-  }
-  int st = 0;
-  ::waitpid(pid, &st, 0);
-  REQUIRE(WIFEXITED(st));
+  killed_after(d, clk, [](tier_store& s) {
+    s.erase("k");
+    (void)s.l3().flush(); // L3's erase committed, killed before anything else
+  });
   auto s = open_store(d, clk);
   auto got = s->get("k");
   if (got)
