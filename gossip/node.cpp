@@ -6,6 +6,20 @@
 
 namespace kura::gossip {
 
+namespace {
+
+/// Whether `a` is served rather than `b` (nullptr: nothing). The newer
+/// version wins; at the same version a value beats a tombstone: a value and
+/// a tombstone of one version are one write, the tombstone being the floor
+/// that value left in L3 when it was demoted to L4 (or expired). A node whose
+/// floor lost its value below (docs/cluster.md, "Known bugs", fixed in
+/// session 12) must not answer nil while another replica holds the value.
+bool serves_over(const entry& a, const entry* b) {
+  return !b || b->ver < a.ver || (b->ver == a.ver && b->is_tombstone() && !a.is_tombstone());
+}
+
+} // namespace
+
 node::node(node_config cfg, uint64_t rng_seed, std::unique_ptr<replica_store> store)
     : cfg_(std::move(cfg)), members_(cfg_.members, rng_seed, out_), rng_(rng_seed ^ 0x6e6f6465ull),
       hlc_(cfg_.members.self), store_(std::move(store)), hints_(cfg_.max_hints_per_node) {
@@ -249,8 +263,15 @@ void node::count_streamed(const std::vector<wire_entry>& es) {
 
 bool node::apply_entry(const entry& e, uint64_t now) {
   hlc_.observe(e.ver, now);
-  if ((!erased_.empty() && erased_floor(e, now)) || !store_->apply(e))
+  if (!erased_.empty() && erased_floor(e, now))
     return false;
+  if (!store_->apply(e)) {
+    // Not newer. The value of our own floor (the same version; its copy
+    // below was lost) is taken back: the version held does not change.
+    if (!e.is_tombstone())
+      store_->restore(e);
+    return false;
+  }
   near_.erase(e.key);
   invalidations_.on_change(e.key, e.ver, now);
   if (cfg_.ack_after_invalidation) // the write waits for these: send them now, not at the tick
@@ -274,6 +295,24 @@ version node::floor(const std::string& key) const {
   if (auto v = store_->version_of(key); v && f < *v)
     f = *v;
   return f;
+}
+
+node::key_state node::inspect(const std::string& key, uint64_t now) {
+  key_state k;
+  k.held = store_->get(key);
+  k.indexed = store_->version_of(key);
+  k.floor = floor(key);
+  k.replica = !ring_.empty() && ring_.is_replica(id(), key);
+  k.catching_up = reads_catch_up(key, now);
+  if (!ring_.empty()) {
+    const uint64_t pos = ring_.position(key);
+    k.gained = gained(pos, now);
+    k.streaming = incoming_from(pos) != no_node;
+  }
+  hints_.for_each([&](node_id, const entry& e) { k.hints += e.key == key; });
+  k.near = near_.count(key) != 0;
+  k.where = store_->where(key);
+  return k;
 }
 
 const std::vector<bool>& node::shared_mask(node_id peer) {
@@ -371,7 +410,7 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
       pr.answered.push_back(from);
       if (fr->found) {
         entry e = fr->e.to_entry();
-        if (e.key == pr.key && (!pr.best || pr.best->ver < e.ver))
+        if (e.key == pr.key && serves_over(e, pr.best ? &*pr.best : nullptr))
           pr.best = std::move(e);
       } else {
         (fr->unsure ? pr.unsettled : pr.vouched) = true;
@@ -408,7 +447,7 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
       entry e = fr->e.to_entry();
       if (e.key == key && ring_.is_replica(id(), key)) {
         apply_entry(e, now); // a catch-up read: repair our copy, serve the newest
-        serve_read(fr->rid, key, nullptr, now);
+        serve_read(fr->rid, key, &e, now);
         return;
       }
       if (e.key == key && !(e.ver < floor(key))) {
@@ -1070,12 +1109,19 @@ void node::gained_step(uint64_t now) {
   if (gained_since_.empty() || now < next_gained_ms_)
     return;
   next_gained_ms_ = now + 100;
+  // Alone in the ring because every peer died (not left: a graceful leave
+  // hands its keys off): the slots the dead held stay gained, as there is
+  // nobody to find them in sync with, and a key not held here is no answer.
+  bool orphaned = false;
+  if (ring_.members().size() == 1 && ring_.contains(id()))
+    for (auto& [nid, m] : members_.members())
+      orphaned = orphaned || (nid != id() && m.state == member_state::dead);
   bool any = false;
   for (uint32_t sl = 0; sl < gained_since_.size(); ++sl) {
     uint64_t since = gained_since_[sl];
     if (since == 0)
       continue;
-    bool done = incoming_.empty() || incoming_[sl] == no_node;
+    bool done = !orphaned && (incoming_.empty() || incoming_[sl] == no_node);
     if (const node_id* reps = ring_.replicas_ptr(ring::slot_base(sl)); reps && done)
       for (size_t j = 0; j < ring_.width() && done; ++j) {
         if (reps[j] == id())
@@ -1149,6 +1195,8 @@ void node::dispatch_read(uint64_t rid, const std::string& key, uint64_t now) {
           others.push_back(r);
     if (others.empty()) {
       ++stats_.local_reads;
+      if (gather && !store_->version_of(key))
+        return serve_unfound(rid, key, false, true, now); // nobody to ask (peers dead)
       serve_read(rid, key, nullptr, now);
       return;
     }
@@ -1291,7 +1339,7 @@ void node::finish_gather(uint64_t rid, uint64_t now) {
   reads_.erase(it);
   if (best && ring_.is_replica(id(), key)) {
     apply_entry(*best, now); // repair our copy; the store answers the newest
-    serve_read(rid, key, nullptr, now);
+    serve_read(rid, key, &*best, now);
   } else if (best) {
     serve_read(rid, key, &*best, now);
   } else {
@@ -1326,10 +1374,9 @@ void node::serve_read(uint64_t req, const std::string& key, const entry* fetched
   std::optional<entry> stored = store_->get(key);
   const entry* best = stored ? &*stored : nullptr;
   auto nit = near_.find(key);
-  if (nit != near_.end() && near_usable(nit->second, now) &&
-      (!best || best->ver < nit->second.e.ver))
+  if (nit != near_.end() && near_usable(nit->second, now) && serves_over(nit->second.e, best))
     best = &nit->second.e;
-  if (fetched && (!best || best->ver < fetched->ver))
+  if (fetched && serves_over(*fetched, best))
     best = fetched;
   if (best && best->ver < floor(key))
     best = nullptr;

@@ -238,6 +238,19 @@ public:
   /// holds, or the newest version it acknowledged in an invalidation or held
   /// before the key left its store (handoff, tombstone collection).
   version floor(const std::string& key) const;
+  /// What this node knows of `key`, no network (KURA.HELD, test diagnostics).
+  struct key_state {
+    std::optional<entry> held;              ///< the store's record (tombstones included)
+    std::optional<version> indexed;         ///< the store's index version (no disk read)
+    version floor;                          ///< floor(key)
+    bool replica = false;                   ///< this node replicates it in its ring
+    bool catching_up = false;               ///< reads of it gather (reads_catch_up)
+    bool gained = false, streaming = false; ///< its slot is gained / streaming in
+    size_t hints = 0;                       ///< hint-queue copies of it held here
+    bool near = false;                      ///< a near copy is kept
+    std::string where;                      ///< replica_store::where
+  };
+  key_state inspect(const std::string& key, uint64_t now);
 
   // -- erasure (KURA.ERASE on a cluster; node/cluster_erase.hpp drives it) -----
 

@@ -49,6 +49,14 @@ void replica_store::reset_digests() {
 
 // -- memory_store -------------------------------------------------------------------
 
+bool memory_store::restore(const entry& e) {
+  auto it = map_.find(std::make_pair(position(e.key), e.key));
+  if (it == map_.end() || e.is_tombstone() || !it->second.is_tombstone() || it->second.ver != e.ver)
+    return false;
+  it->second = e; // the same version: the digests do not change
+  return true;
+}
+
 bool memory_store::apply(const entry& e) {
   auto k = std::make_pair(position(e.key), e.key);
   auto it = map_.find(k);

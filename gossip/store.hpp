@@ -35,6 +35,11 @@
 
 namespace kura::gossip {
 
+/// "ms.counter@node": a version as KURA.HELD prints it.
+inline std::string version_text(const version& v) {
+  return std::to_string(v.ms()) + "." + std::to_string(v.counter()) + "@" + std::to_string(v.node);
+}
+
 class replica_store {
 public:
   /// Buckets of the anti-entropy digests: position >> 48.
@@ -64,6 +69,19 @@ public:
   virtual bool holds_tombstone(std::string_view key) const {
     auto e = get(key);
     return e && e->is_tombstone();
+  }
+  /// Takes back the value of a floor: `e` is a live value whose version is
+  /// the version of the tombstone held for its key (the floor the value left
+  /// in L3 when it was demoted to L4, whose copy below was lost). A value and
+  /// its floor are one write (the digests see no difference), so only a
+  /// read or a stream that brings the value repairs it. Returns whether it
+  /// was taken (false: not that case).
+  virtual bool restore(const entry& e) = 0;
+  /// Where the copy of `key` lives, as text (KURA.HELD; "" when the store
+  /// cannot tell more than get()).
+  virtual std::string where(std::string_view key) const {
+    (void)key;
+    return {};
   }
   /// Removes a key outright (tombstone collection, handoff, tests).
   virtual bool erase(std::string_view key) = 0;
@@ -146,6 +164,7 @@ public:
   explicit memory_store(uint64_t ring_seed = ring_config{}.seed) : replica_store(ring_seed) {}
 
   bool apply(const entry& e) override;
+  bool restore(const entry& e) override;
   std::optional<entry> get(std::string_view key) const override;
   bool erase(std::string_view key) override;
   size_t size() const override { return map_.size(); }

@@ -136,13 +136,17 @@ std::optional<entry> tier_store::read_tiers(std::string_view key, const version&
     last_error_ = r.err();
     return std::nullopt;
   }
-  if (*r && !(*r)->is_tombstone())
+  if (*r && !(*r)->is_tombstone() && !((*r)->ver < want))
     return std::move(**r);
   // A tombstone floor of a demoted entry, or nothing in L3: the archive's copy
   // when it has the version we hold (expired copies read as absent there).
+  // Also when L3's record is older than that copy: a kill -9 between the
+  // archive's commit of a demoted value and L3's commit of its write and
+  // demotion leaves L3's previous record (an older floor or value) above the
+  // newer copy in L4 (build_index then holds L4's version).
   if (l4_) {
     auto held = l4_->held_version(key);
-    if (held && *held && **held == want && (!*r || (*r)->ver == want)) {
+    if (held && *held && **held == want && (!*r || !(want < (*r)->ver))) {
       auto got = l4_->get(key, clk_.now_ms(), false);
       if (got && *got)
         return std::move(**got);
@@ -225,6 +229,33 @@ uint64_t tier_store::cache_bytes() const {
   return cache_ ? cache_->stats().bytes : 0;
 }
 
+std::string tier_store::where(std::string_view key) const {
+  auto ver = version_text;
+  std::string s;
+  if (auto it = overlay_.find(std::string(key)); it != overlay_.end())
+    s += "overlay=" + std::string(it->second.erased ? "erased" : ver(it->second.e.ver)) + " ";
+  std::lock_guard<std::mutex> lk(tiers_mu_);
+  auto r = l3_->get_versioned(key);
+  s += "l3=";
+  if (!r)
+    s += "error(" + r.err().message + ")";
+  else if (!*r)
+    s += "none";
+  else
+    s += std::string((*r)->is_tombstone() ? "tombstone@" : "value@") + ver((*r)->ver);
+  if (l4_) {
+    auto held = l4_->held_version(key);
+    s += " l4=";
+    if (!held)
+      s += "error(" + held.err().message + ")";
+    else if (!*held)
+      s += "none";
+    else
+      s += ver(**held);
+  }
+  return s;
+}
+
 std::optional<version> tier_store::version_of(std::string_view key) const {
   auto it = index_.find({position(key), std::string(key)});
   if (it == index_.end())
@@ -288,6 +319,32 @@ void tier_store::drop_superseded(bool commit_l3) {
   l4_superseded_.clear();
 }
 
+bool tier_store::restore(const entry& e) {
+  auto it = index_.find(std::make_pair(position(e.key), e.key));
+  auto now = clk_.now_ms();
+  if (!l4_ || it == index_.end() || e.is_tombstone() || e.expired(now) || it->second.ver != e.ver ||
+      !(it->second.flags & entry_flags::tombstone))
+    return false;
+  if (worker_.joinable()) {
+    change c;
+    c.e = e;
+    c.restore = true;
+    c.seq = ++next_seq_;
+    overlay_[e.key] = shadow{c.e, false, c.seq};
+    enqueue(std::move(c));
+  } else {
+    auto r = l4_->apply(e, now);
+    if (!r) {
+      last_error_ = r.err();
+      return false;
+    }
+  }
+  if (cache_ && !cache_->put(e, now))
+    (void)cache_->erase(e.key);
+  it->second = meta{e.ver, e.flags, e.expiry_ms}; // the same version: no digest change
+  return true;
+}
+
 bool tier_store::apply(const entry& e) {
   auto k = std::make_pair(position(e.key), e.key);
   auto it = index_.find(k);
@@ -329,17 +386,34 @@ bool tier_store::apply(const entry& e) {
   return true;
 }
 
-bool tier_store::erase_tiers(std::string_view key) {
+bool tier_store::erase_tiers(std::string_view key, const version& upto) {
   auto r = l3_->erase(key);
   if (!r) {
     last_error_ = r.err();
     return false;
   }
-  if (l4_)
-    if (auto r4 = l4_->erase(key); !r4) {
-      last_error_ = r4.err();
-      return false;
-    }
+  if (!l4_)
+    return true;
+  auto held = l4_->held_version(key);
+  if (held && *held && **held == upto) {
+    // The archive holds the value of L3's floor (one write): it goes once L3
+    // committed the erase (drop_superseded), as for a newer write. Its erase
+    // commits at once and L3's waits in its batch, so erasing it first left,
+    // after a kill -9 in between, L3's floor with no copy below it (the key
+    // read nil after the restart; rotate_cluster_test, session 12). Only
+    // copies up to that version go (the key may come back meanwhile).
+    l4_superseded_.emplace_back(std::string(key), upto.node == UINT32_MAX
+                                                      ? version{upto.hlc + 1, 0}
+                                                      : version{upto.hlc, upto.node + 1});
+    return true;
+  }
+  // An older copy (superseded by L3's newer record, a tombstone maybe) goes
+  // first: L3's record must outlive it, or a kill -9 between the two would
+  // bring the older value back.
+  if (auto r4 = l4_->erase(key); !r4) {
+    last_error_ = r4.err();
+    return false;
+  }
   return true;
 }
 
@@ -352,12 +426,15 @@ bool tier_store::erase(std::string_view key) {
   if (worker_.joinable()) {
     change c;
     c.e.key = std::string(key);
+    c.e.ver = it->second.ver; // what the archive's copy may be, at most
     c.erase = true;
     c.seq = ++next_seq_;
     overlay_[c.e.key] = shadow{entry{}, true, c.seq};
     enqueue(std::move(c));
-  } else if (!erase_tiers(key)) {
+  } else if (!erase_tiers(key, it->second.ver)) {
     return false;
+  } else {
+    drop_superseded(false); // at once when L3 has nothing pending
   }
   entry before;
   before.key = std::string(key);
@@ -612,7 +689,15 @@ void tier_store::run_worker() {
         std::lock_guard<std::mutex> tl(tiers_mu_);
         for (size_t j = i; j < end; ++j) {
           auto& c = batch[j];
-          bool ok = c.erase ? erase_tiers(c.e.key) : apply_tiers(c.e, c.known);
+          bool ok = true;
+          if (c.restore) {
+            auto r = l4_->apply(c.e, clk_.now_ms());
+            if (!r)
+              last_error_ = r.err();
+            ok = r.ok();
+          } else {
+            ok = c.erase ? erase_tiers(c.e.key, c.e.ver) : apply_tiers(c.e, c.known);
+          }
           if (!ok && last_error_ && !err)
             err = *last_error_;
         }

@@ -82,11 +82,17 @@ public:
   ~tier_store() override;
 
   bool apply(const entry& e) override;
+  /// The value goes back below its floor, into L4 (a floor without the
+  /// archive is an expired value's: not restored).
+  bool restore(const entry& e) override;
   std::optional<entry> get(std::string_view key) const override;
   /// From the in-memory index: no disk read, no lock.
   std::optional<version> version_of(std::string_view key) const override;
   /// From the index when it can tell (a tombstone, or a value not expired).
   bool holds_tombstone(std::string_view key) const override;
+  /// "overlay=... l3=... l4=...": the record in each (version; a tombstone
+  /// or a value). Takes the tiers' lock.
+  std::string where(std::string_view key) const override;
   /// Removes the key from L3 and L4 (tombstone collection, handoff).
   bool erase(std::string_view key) override;
   size_t size() const override { return index_.size(); }
@@ -216,12 +222,15 @@ private:
   static constexpr size_t max_superseded = 4096;
   /// (key, the version that superseded its archive copy), tiers held.
   std::vector<std::pair<std::string, version>> l4_superseded_;
-  bool erase_tiers(std::string_view key);
+  /// L3's erase now (in its batch); the archive's copies up to `upto` once
+  /// L3 committed it (drop_superseded).
+  bool erase_tiers(std::string_view key, const version& upto);
   // background mode
   struct change {
     entry e; ///< for an erase: the key only
     bool erase = false;
-    bool known = false; ///< the key was in the index before (L4 may hold an older copy)
+    bool known = false;   ///< the key was in the index before (L4 may hold an older copy)
+    bool restore = false; ///< the value of L3's floor, into L4 (restore())
     uint64_t seq = 0;
   };
   void start_worker();

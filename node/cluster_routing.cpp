@@ -165,6 +165,33 @@ uint64_t now_ms() {
   return real_clock::instance().now_ms();
 }
 
+/// KURA.HELD key: what this node holds and knows of `key`, no network (a
+/// debugging aid; the tests name it for a key that does not read back).
+std::string held_text(cluster_core& c, const std::string& key) {
+  auto* n = c.core_mut();
+  if (!n)
+    return "not ready";
+  auto k = n->inspect(key, now_ms());
+  std::string s = "held=";
+  if (!k.held)
+    s += "none";
+  else
+    s += (k.held->is_tombstone() ? "tombstone ver=" : "value ver=") +
+         gossip::version_text(k.held->ver) + " expiry=" + std::to_string(k.held->expiry_ms) +
+         " bytes=" + std::to_string(k.held->value.size());
+  s += " index=" + (k.indexed ? gossip::version_text(*k.indexed) : std::string("none"));
+  s += " floor=" + gossip::version_text(k.floor);
+  s += " replica=" + std::to_string(k.replica) + " catching_up=" + std::to_string(k.catching_up) +
+       " gained=" + std::to_string(k.gained) + " streaming=" + std::to_string(k.streaming) +
+       " hints=" + std::to_string(k.hints) + " near=" + std::to_string(k.near);
+  if (!k.where.empty())
+    s += " " + k.where;
+  s += " replicas=";
+  for (auto& o : c.owners(key))
+    s += o + ",";
+  return s;
+}
+
 /// SET key value [EX s | PX ms | EXAT s | PXAT ms]
 void cmd_set(cluster_core& c, const std::vector<std::string_view>& a,
              std::function<void(out_buffer&&)> done) {
@@ -1137,6 +1164,13 @@ void run_clustered(cluster_core& c, const std::vector<std::string_view>& a,
     put_array_header(o, owners.size());
     for (auto& n : owners)
       put_bulk(o, n);
+    return done(std::move(o));
+  }
+  if (name == "kura.held") {
+    if (a.size() != 2)
+      return done(arity_error(a[0]));
+    auto o = fresh_buffer();
+    put_bulk(o, held_text(c, std::string(a[1])));
     return done(std::move(o));
   }
   if (name == "dbsize" || name == "keys" || name == "scan" || name == "randomkey" ||

@@ -43,6 +43,12 @@ void register_cluster_commands(command_registry& r) {
       .key_spec(1, 0, 1, 0, "RO")
       .acl("@keyspace @read @fast")
       .doc("Return the nodes that replicate a key, owner first", "0.1.0", "cluster", "O(1)");
+  r.add("kura.held", 2, "readonly fast", cmd_kura_owners)
+      .keys(1, 1, 1)
+      .key_spec(1, 0, 1, 0, "RO")
+      .acl("@keyspace @read @fast")
+      .doc("Return what this node holds and knows of a key (no network; a debugging aid)", "0.1.0",
+           "cluster", "O(log N)");
   r.add("wait", 3, "noscript", cmd_wait)
       .acl("@slow @connection")
       .tips("request_policy:all_shards response_policy:agg_min")

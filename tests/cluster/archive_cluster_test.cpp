@@ -208,6 +208,13 @@ TEST_CASE("a value dropped by L4 retention keeps its version floor: an older cop
   auto seed_of = [&](const std::string& id) {
     return "--kura.cluster.seeds=127.0.0.1:" + std::to_string(cport[id]);
   };
+  // A cluster secret of this run's own: the nodes restart on fixed ports
+  // their seeds name, and a port freed by a kill may meanwhile belong to a
+  // node of another cluster test running on the machine (free_port() hands
+  // out the shared ephemeral range); without a secret the two clusters
+  // would merge (a suspect of session 11's flaky runs, not proven).
+  std::mt19937_64 pick(std::random_device{}());
+  const std::string secret = "--kura.cluster.secret=archive-" + std::to_string(pick());
   // L4 budget 1 MiB (the smallest allowed): a few MB of fill turn it over.
   auto flags = [&](const std::string& id, const std::string& seed) {
     auto f =
@@ -215,7 +222,7 @@ TEST_CASE("a value dropped by L4 retention keeps its version floor: an older cop
                        "--memory-bytes=1048576", "--cluster-port=" + std::to_string(cport[id]),
                        // a restarted node's catch-up reads wait this long for
                        // the other replicas before they serve what they have
-                       "--kura.cluster.request-timeout=4s"});
+                       "--kura.cluster.request-timeout=4s", secret});
     if (!seed.empty())
       f.push_back(seed_of(seed));
     return f;

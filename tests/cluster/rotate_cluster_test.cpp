@@ -91,6 +91,8 @@ TEST_CASE("kura rotate-key re-seals every cluster node while it serves; kill -9 
           "recovers; no plaintext afterwards") {
   temp_dir key_dir, d1, d2, d3;
   std::vector<std::string> dirs{d1.path, d2.path, d3.path};
+  // (KURA_TEST_KEEP_DIRS keeps them and the nodes' logs, <dir>.log)
+  MESSAGE("data dirs of n1, n2, n3: " << d1.path << " " << d2.path << " " << d3.path);
   auto key_file = key_dir.sub("kura.key");
   write_key_file(key_file, {{1, '1'}});
 

@@ -74,6 +74,23 @@ struct marked_keys {
     return out;
   }
 
+  /// What every running node holds of the first 5 of `keys` (KURA.HELD).
+  static std::string held_report(test_cluster& c, const std::vector<std::string>& keys) {
+    std::string out;
+    for (size_t i = 0; i < keys.size() && i < 5; ++i) {
+      if (keys[i].find(' ') != std::string::npos)
+        continue; // "(no reply)", "(connection lost)"
+      for (auto& [id, p] : c.nodes) {
+        if (!p->alive())
+          continue;
+        client r(p->port);
+        auto got = r.call({"KURA.HELD", keys[i]});
+        out += "  " + keys[i] + " on " + id + ": " + (got ? *got : std::string("(no reply)"));
+      }
+    }
+    return out;
+  }
+
   /// Every key reads back through each node of `ids` (CHECK, naming up to
   /// 20 keys that do not).
   void check_readable(test_cluster& c, const std::vector<std::string>& ids,
@@ -86,7 +103,8 @@ struct marked_keys {
         some += miss[i] + " ";
       CHECK_MESSAGE(miss.empty(), when << ": " << miss.size() << " of " << n
                                        << " keys do not read through " << id << ": " << some
-                                       << "(the first answered " << first << ")");
+                                       << "(the first answered " << first << ")\n"
+                                       << held_report(c, miss));
     }
   }
 

@@ -756,3 +756,103 @@ TEST_CASE("a read whose every replica gives no answer fails; it is not nil") {
   CHECK(none.ok);
   CHECK(!none.found);
 }
+
+namespace {
+
+/// The floor `e` leaves when it is demoted to L4 (or expires): a tombstone
+/// of its own version.
+entry floor_of(entry e) {
+  e.value.clear();
+  e.expiry_ms = 0;
+  e.flags = entry_flags::tombstone;
+  return e;
+}
+
+} // namespace
+
+TEST_CASE("a floor whose value was lost below does not hide the value another replica holds") {
+  // rotate_cluster_test's nil reads (session 12): after a whole-cluster
+  // restart a node held, for keys it no longer replicated, L3's floor of
+  // the value's version with no copy in L4 below it. Anti-entropy sees the
+  // same version everywhere (a value and its floor are one write), and a
+  // read through that node preferred its own record at an equal version:
+  // the floor, so nil, while both replicas held the value.
+  SUBCASE("a read through a non-replica that holds the floor") {
+    cluster c(3);
+    std::string k = c.key_not_on(3);
+    auto reps = c.nodes[3]->current_ring().replicas(k);
+    c.write_acked(reps[0], k, "v1");
+    auto held = c.held(reps[0], k);
+    REQUIRE(held);
+    REQUIRE(c.nodes[3]->store_for_test().apply(floor_of(*held)));
+    auto got = c.read(3, k);
+    CHECK(got.ok);
+    CHECK(got.found);
+    CHECK(got.e.value == "v1");
+  }
+  SUBCASE("a restarted replica whose disk holds only the floor (catch-up read)") {
+    cluster c(3, 0, false, true);
+    std::string k = c.key_not_on(1);
+    auto reps = c.nodes[1]->current_ring().replicas(k);
+    node_id r = reps[0], w = reps[1];
+    c.write_acked(w, k, "v1");
+    c.run(200);
+    auto held = c.held(r, k);
+    REQUIRE(held);
+    memory_store disk(c.config(r).ring.seed);
+    disk.apply(floor_of(*held)); // L4 lost the value below the floor
+    c.net.set_up(r, false);      // killed
+    c.nodes[r].reset();
+    c.run(6'000);
+    c.boot(r, &disk);
+    REQUIRE(c.held(r, k)->is_tombstone());
+    auto got = c.read(r, k); // catching up: asks the other replica
+    CHECK(got.ok);
+    CHECK(got.found);
+    CHECK(got.e.value == "v1");
+    // and took the value back: its own copy answers once it is caught up
+    CHECK(!c.held(r, k)->is_tombstone());
+    CHECK(c.held(r, k)->value == "v1");
+    for (int i = 0; i < 600 && c.nodes[r]->reads_catch_up(k, epoch + c.t); ++i)
+      c.run(100);
+    REQUIRE(!c.nodes[r]->reads_catch_up(k, epoch + c.t));
+    auto later = c.read(r, k);
+    CHECK(later.found);
+    CHECK(later.e.value == "v1");
+  }
+}
+
+TEST_CASE("a node left alone after every peer died answers TRYAGAIN for a key it never held") {
+  // Its peers are declared dead: its ring is itself, it replicates every
+  // slot, and it used to vouch for "not found" of keys only the dead held.
+  cluster c(3, 0, false, true);
+  std::string k = c.key_not_on(3);
+  c.write_acked(c.nodes[1]->current_ring().replicas(k)[0], k, "v1");
+  std::string mine; // a key node 3 holds
+  for (int i = 0; mine.empty(); ++i)
+    if (c.nodes[1]->current_ring().is_replica(3, "m" + std::to_string(i)))
+      mine = "m" + std::to_string(i);
+  c.write_acked(3, mine, "v3");
+  REQUIRE(!c.held(3, k));
+  std::string never; // written nowhere, in a slot node 3 did not replicate
+  for (int i = 0; never.empty(); ++i)
+    if (!c.nodes[1]->current_ring().is_replica(3, "nw" + std::to_string(i)))
+      never = "nw" + std::to_string(i);
+  for (node_id i : {1u, 2u}) {
+    c.net.set_up(i, false); // killed
+    c.nodes[i].reset();
+  }
+  for (int i = 0; i < 3'000 && c.nodes[3]->current_ring().members().size() > 1; ++i)
+    c.run(10);
+  REQUIRE(c.nodes[3]->current_ring().members().size() == 1);
+  c.run(5'000); // long after the ring change
+  auto got = c.read(3, k);
+  CHECK(!got.ok);
+  CHECK(!got.found);
+  CHECK(got.failure == read_failure::unsettled);
+  auto held = c.read(3, mine); // what it holds it serves
+  CHECK(held.ok);
+  CHECK(held.e.value == "v3");
+  auto none = c.read(3, never); // nor can it vouch for this one
+  CHECK(!none.ok);
+}

@@ -10,8 +10,11 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <functional>
 #include <random>
 #include <string>
+#include <sys/wait.h>
+#include <unistd.h>
 
 using namespace kura;
 using namespace kura::gossip;
@@ -352,4 +355,142 @@ TEST_CASE("a node seeds its HLC from the store: no version below what the disk h
   REQUIRE_FALSE(res.empty());
   CHECK(res.back().req == rid);
   CHECK(res.back().e.ver > high);
+}
+
+TEST_CASE("tier_store: a floor whose value was lost below takes it back (restore), on disk too") {
+  for (bool background : {false, true}) {
+    CAPTURE(background);
+    testing::temp_dir d("kura-tierstore");
+    fake_clock clk;
+    memory_store model;
+    entry v = val("lost", std::string(300, 'x'), 500);
+    {
+      auto s = open_store(d, clk, 0, background);
+      // L3's floor of v with nothing below it: what a demoted value whose
+      // archive copy went missing leaves (rotate_cluster_test, session 12)
+      REQUIRE(s->apply(tomb("lost", 500)));
+      model.apply(tomb("lost", 500));
+      REQUIRE(s->get("lost")->is_tombstone());
+      CHECK_FALSE(s->apply(v));                           // not newer
+      CHECK_FALSE(s->restore(val("lost", "other", 499))); // another version
+      CHECK_FALSE(s->restore(tomb("lost", 500)));
+      CHECK_FALSE(s->restore(val("nothing-held", "x", 500)));
+      CHECK(s->restore(v));
+      auto got = s->get("lost");
+      REQUIRE(got);
+      CHECK_FALSE(got->is_tombstone());
+      CHECK(got->value == v.value);
+      CHECK(digests(*s) == digests(model)); // one write: no digest change
+      CHECK_FALSE(s->restore(v));           // nothing to take back any more
+      REQUIRE(s->flush().ok());
+    }
+    auto s = open_store(d, clk, 0, background); // from L3's floor and L4's copy
+    auto got = s->get("lost");
+    REQUIRE(got);
+    CHECK(got->value == v.value);
+    CHECK(got->ver == v.ver);
+  }
+}
+
+namespace {
+
+/// Writes `in_l3` into L3 (cluster mode) and `in_l4` into the archive of
+/// `d` directly, committed: a state a kill -9 can leave.
+void lay_down(const testing::temp_dir& d, const kura::clock& clk, const entry& in_l3,
+              const entry& in_l4) {
+  auto c = l3_at(d.sub("l3"));
+  c.tombstones = true;
+  auto l3 = l3_lmdb::open(c, clk);
+  REQUIRE(l3.ok());
+  REQUIRE((*l3)->apply(in_l3, clk.now_ms()).ok());
+  REQUIRE((*l3)->flush().ok());
+  auto a = archive::archive::open(l4_at(d.sub("l4")), clk);
+  REQUIRE(a.ok());
+  REQUIRE((*a)->put(in_l4, clk.now_ms()).ok());
+  REQUIRE((*a)->flush().ok());
+}
+
+/// A child process opens the store in `d` (no background commits), runs
+/// `f` on it and dies at once (_exit: nothing flushed, like a kill -9).
+void killed_after(const testing::temp_dir& d, const kura::clock& clk,
+                  const std::function<void(tier_store&)>& f) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    auto a = archive::archive::open(l4_at(d.sub("l4")), clk);
+    auto r = tier_store::open(l3_at(d.sub("l3")), std::shared_ptr<archive::archive>(std::move(*a)),
+                              clk, ring_config{}.seed, false);
+    f(**r);
+    ::_exit(0);
+  }
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  REQUIRE(WIFEXITED(st));
+}
+
+} // namespace
+
+TEST_CASE("tier_store: a newer copy in L4 under an older L3 record is what the key reads") {
+  // A kill -9 between the archive's commit of a demoted value and L3's
+  // commit of that write and its demotion (one L3 transaction) leaves L3's
+  // previous record above the newer copy (rotate_cluster_test, session 12:
+  // n1 read nil where it held the newer value in L4).
+  for (bool floor : {true, false}) {
+    CAPTURE(floor);
+    testing::temp_dir d("kura-tierstore");
+    fake_clock clk;
+    entry old_rec = floor ? tomb("k", 100) : val("k", "old", 100);
+    lay_down(d, clk, old_rec, val("k", "new", 200));
+    auto s = open_store(d, clk);
+    REQUIRE(s->version_of("k"));
+    CHECK(*s->version_of("k") == version{200, 1});
+    auto got = s->get("k");
+    REQUIRE(got);
+    CHECK_FALSE(got->is_tombstone());
+    CHECK(got->value == "new");
+  }
+}
+
+TEST_CASE("tier_store: a kill -9 right after an erase never leaves L3's floor without its value") {
+  // erase (handoff, tombstone collection) used to erase the archive's copy
+  // at once while L3's erase waited in its batch: killed in between, the
+  // node restarted with L3's floor and no copy below it, and read nil.
+  testing::temp_dir d("kura-tierstore");
+  fake_clock clk;
+  lay_down(d, clk, tomb("k", 100), val("k", "v", 100)); // a demoted value: floor + copy
+  {
+    auto s = open_store(d, clk);
+    REQUIRE(s->get("k")->value == "v");
+  }
+  killed_after(d, clk, [](tier_store& s) {
+    s.erase("k"); // L3's erase waits in its batch (16 writes); nothing flushed
+  });
+  auto s = open_store(d, clk);
+  auto got = s->get("k");
+  // the erase is lost (both copies stay) or complete; never the floor alone
+  if (got)
+    CHECK(got->value == "v");
+  REQUIRE(s->erase("k"));
+  REQUIRE(s->flush().ok());
+  CHECK_FALSE(s->get("k"));
+  auto held = s->l4()->held_version("k");
+  REQUIRE(held.ok());
+  CHECK_FALSE(held->has_value()); // gone from L4 once L3 committed the erase
+}
+
+TEST_CASE("tier_store: an erase never lets an older archived copy outlive L3's newer record") {
+  // The other order: L3 holds a tombstone (or a value) newer than the
+  // archive's copy, which a kill -9 kept. Killed after L3 committed the
+  // erase (tombstone collection) and before the archive's, the older value
+  // came back at the restart.
+  testing::temp_dir d("kura-tierstore");
+  fake_clock clk;
+  lay_down(d, clk, tomb("k", 200), val("k", "old", 100));
+  killed_after(d, clk, [](tier_store& s) {
+    s.erase("k");
+    (void)s.l3().flush(); // L3's erase committed, killed before anything else
+  });
+  auto s = open_store(d, clk);
+  auto got = s->get("k");
+  if (got)
+    CHECK(got->is_tombstone());
 }

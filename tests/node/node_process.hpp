@@ -300,6 +300,8 @@ public:
       ::kill(pid, SIGKILL);
       ::waitpid(pid, nullptr, 0);
     }
+    if (std::getenv("KURA_TEST_KEEP_DIRS") != nullptr)
+      return; // the log stays beside the kept data dir (<data dir>.log)
     std::error_code ec;
     std::filesystem::remove(log_path, ec);
   }
