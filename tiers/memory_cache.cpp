@@ -21,6 +21,22 @@
 // would need a third access to be protected (cloudPhysicsIO 10%: 0.763 with,
 // 0.785 without; orm-night 10% prefers without, so it is adapted too).
 //
+// -- ghost admission (main_region_policy::slru_ghost) ------------------------------
+//
+// TinyLFU's frequency test keeps a key out of L2 until it is frequent; a key
+// whose reuse distance is a little longer than the window (multi2, a mix of
+// loops; scarab-recs) is rejected pass after pass. S3-FIFO's answer is a
+// ghost queue: a key evicted recently that comes back is admitted without
+// the test. Here an L1 victim that L2 rejects is remembered in a ghost queue
+// (tiers/ghost_queue.hpp: 16-bit fingerprints of about half a capacity of
+// keys, ~1 byte per entry), and when a remembered key leaves L1 again it is
+// admitted without the frequency test (its fingerprint is used once). The
+// ghost is fed whatever the setting (so a switch to it finds it warm); it is
+// the bypass that the setting turns on. Measured as a fixed setting
+// (kura-bench-hitratio --fixed ...,ghost,...): multi2 10% 0.4806 (0.01, +1,
+// 20; the best setting without it 0.4869), scarab-recs 10% 0.3725 (0.05, 0,
+// 10; without 0.3759); bench/RESULTS.md, issue 14 eighth pass.
+//
 // -- returning keys (a ghost history; memory_cache_config::returning_keys) --------
 //
 // Off by default (2 bytes per entry over the 80-byte budget). With it on and
@@ -48,8 +64,8 @@
 // Instead we run miniature simulations ("shadow" caches, after Waldspurger et
 // al., ATC'17): 126 keys-only W-TinyLFU simulations (tiers/policy_sim.hpp),
 // one per setting in {window 0 (= the newest entry), 1, 5, 20, 50, 80, 100%}
-// x {admission margin -1, 0, +1} x {main region: SLRU, SLRU with promote
-// reused, sampled LFU} x {sketch aging: halve every 10 or 20 x capacity
+// x {admission margin -1, 0, +1} x {main region: SLRU with ghost admission,
+// SLRU with promote reused, sampled LFU} x {sketch aging: halve every 10 or 20 x capacity
 // increments} = 126, all fed the same reads. The sims of one aging period
 // share one sketch (they would hold identical ones). The slower aging pays
 // where popularity lasts longer than 10 x capacity requests (cloudPhysicsIO
@@ -76,17 +92,27 @@
 // without it early; multi2 10%: 0.5043 / 0.4977).
 // Growing the window moves L2's victims into L1; shrinking it moves L1's LRU
 // entries into L2's probation (no admission test: they were already in
-// memory). The 18 settings with a 100% window are all plain LRU (no main
-// region: margin, main policy and aging do not matter), so one simulation
-// serves them: 109 simulations for 126 settings. Cost: ~1.1 MB of simulations
-// per shard (~21 bytes per simulated key and simulation; in byte mode at most
-// ~1/73 of the capacity, else adaptation is off), with returning keys on also
-// the recency filter (2 bytes per entry), and for sampled reads 109 simulated
-// accesses and 2 sketch increments (for a million-entry shard, 1 read in
-// 1024; in kura-node's default 64 MiB shard of 1 KiB values, 1 in 64-256).
-// The serving thread does not run them per read: a sampled read's hash is
-// queued, and 256 of them are fed at once (and the queue always at the end of
-// a period, before the decision, so every decision is what it was unbatched).
+// memory). A switch costs the state the new setting would have built: its
+// simulation was right on average because it held keys (loop keys from
+// earlier passes, say) that the cache never admitted (multi2 10%: the
+// settings in use missed 12,644 in their simulations, the cache 12,957). So a
+// switch is warm: the hashes of the keys the chosen simulation holds in its
+// main region are kept (at most a simulation's capacity, 8 bytes each), and
+// such a key, when it next leaves L1, is admitted without the frequency test,
+// so the cache converges to what the simulation held instead of re-learning
+// it. Measured on the full table (bench/RESULTS.md, issue 14 eighth pass):
+// cloudPhysicsIO 1% 0.8310 -> 0.8299, 10% 0.7536 -> 0.7517, web07 10% 0.4219
+// -> 0.4200, orm-night 1% 0.3312 -> 0.3280; it costs cs 10% (0.9454 ->
+// 0.9648) and multi2 10% (0.4991 -> 0.5075), where a warm key's admission
+// evicts another key the simulation holds. The 18 settings with a 100% window are all plain LRU (no
+// main region: margin, main policy and aging do not matter), so one simulation serves them: 109
+// simulations for 126 settings. Cost: ~1.1 MB of simulations per shard (~21 bytes per simulated key
+// and simulation; in byte mode at most ~1/73 of the capacity, else adaptation is off), with
+// returning keys on also the recency filter (2 bytes per entry), and for sampled reads 109
+// simulated accesses and 2 sketch increments (for a million-entry shard, 1 read in 1024; in
+// kura-node's default 64 MiB shard of 1 KiB values, 1 in 64-256). The serving thread does not run
+// them per read: a sampled read's hash is queued, and 256 of them are fed at once (and the queue
+// always at the end of a period, before the decision, so every decision is what it was unbatched).
 // Fed one by one between the cache's own hits, each of the ~1.1 MB of
 // simulations' touches missed the CPU caches; fed in batches they stay warm
 // (perf of kura-bench-memory --shard-only: policy_sim::access 3.6% -> 0.95%
@@ -115,8 +141,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 
 namespace kura {
 
@@ -189,8 +213,6 @@ struct memory_cache::impl {
   detail::ghost_queue ghost;
   bool ghost_on = false;    // `ghost` is sized and fed
   bool ghost_admit = false; // the setting in use is "SLRU + ghost"
-  uint64_t last_sim_cur = 0;
-  bool warm_switch = std::getenv("KURA_WARM") != nullptr; // TEMP experiment
   // memory-level stats
   uint64_t hits = 0, misses = 0, puts = 0, erases = 0;
   entry_view view{};
@@ -445,9 +467,11 @@ struct memory_cache::impl {
     sh.misses.assign(sh.sims.size(), 0);
     sh.pending.clear();
     sh.pending.reserve(shadow_batch);
+    sh.warm.clear(); // hashes of the old simulations' keys
+    sh.warm.reserve(cap);
     sh.bytes = sh.recent.memory_bytes() + sh.pending.capacity() * sizeof(uint64_t) +
-               sh.sim_of.capacity() + sh.score.capacity() * sizeof(double) +
-               sh.misses.capacity() * sizeof(uint64_t);
+               sh.warm.capacity() * sizeof(uint64_t) + sh.sim_of.capacity() +
+               sh.score.capacity() * sizeof(double) + sh.misses.capacity() * sizeof(uint64_t);
     for (const auto& k : sh.sketch)
       sh.bytes += k.memory_bytes();
     for (const auto& sim : sh.sims)
@@ -507,7 +531,6 @@ struct memory_cache::impl {
     const double decay = shadow_decay;
     for (size_t i = 0; i < n_settings; ++i)
       sh.score[i] = decay * sh.score[i] + static_cast<double>(sh.misses[sh.sim_of[i]]);
-    last_sim_cur = sh.misses[sh.sim_of[sh.current]];
     std::fill(sh.misses.begin(), sh.misses.end(), 0);
     sh.in_period = 0;
     ++sh.periods;
@@ -518,20 +541,14 @@ struct memory_cache::impl {
     // The setting in use while the evidence is young is the arbitrary start,
     // not a choice worth defending: no hysteresis for the first periods.
     const double hyst = sh.periods <= shadow_early_periods ? 0.0 : shadow_hysteresis;
-    if (std::getenv("KURA_DEBUG")) { // TEMP
-      static uint64_t last_misses = 0;
-      std::fprintf(stderr, "p%u cur=%zu(w%zu m%zu v%zu d%zu) sc=%.1f best=%zu(w%zu m%zu v%zu d%zu) sc=%.1f simcur=%llu cache=%llu\n", sh.periods, sh.current, window_of(sh.current), margin_of(sh.current), main_of(sh.current), decay_of(sh.current), sh.score[sh.current], best, window_of(best), margin_of(best), main_of(best), decay_of(best), sh.score[best], (unsigned long long)last_sim_cur, (unsigned long long)(misses - last_misses));
-      last_misses = misses;
-    }
     if (best != sh.current && sh.score[best] < sh.score[sh.current] * (1 - hyst) - shadow_min_gap) {
       use_setting(best);
-      if (warm_switch) {
-        sh.warm.clear();
-        sh.sims[sh.sim_of[best]].for_each_main([this](uint64_t h) { sh.warm.push_back(h); });
-        std::sort(sh.warm.begin(), sh.warm.end());
-        if (std::getenv("KURA_WARM_DEMOTE"))
-          demote_unheld();
-      }
+      // Warm switch: the keys the new setting's simulation holds in its main
+      // region are admitted without the frequency test when they next leave
+      // L1 (see shadow_state::warm).
+      sh.warm.clear();
+      sh.sims[sh.sim_of[best]].for_each_main([this](uint64_t h) { sh.warm.push_back(h); });
+      std::sort(sh.warm.begin(), sh.warm.end());
     }
     if (!cfg.count_objects) {
       const uint64_t n = entries_now();
@@ -545,32 +562,6 @@ struct memory_cache::impl {
   static uint32_t ghost_capacity(uint64_t entries) {
     return static_cast<uint32_t>(
         std::max<uint64_t>(1, static_cast<uint64_t>(ghost_share * static_cast<double>(entries))));
-  }
-
-  bool warm_holds(uint64_t h) const {
-    return std::binary_search(sh.warm.begin(), sh.warm.end(), h);
-  }
-
-  /// After a warm switch: L2's entries that the chosen simulation does not
-  /// hold in its main region become SLRU's next victims (probation's least
-  /// recently used end), those it holds move to probation's front.
-  void demote_unheld() {
-    std::vector<node_id> held;
-    std::vector<node_id> unheld_protected;
-    for (node_id id = l2.probation_.tail; id != 0; id = l2.table_.prev(id))
-      if (warm_holds(hash64(l2.table_.key(id))))
-        held.push_back(id);
-    for (node_id id = l2.protected_.tail; id != 0; id = l2.table_.prev(id))
-      if (!warm_holds(hash64(l2.table_.key(id))))
-        unheld_protected.push_back(id);
-    for (node_id id : unheld_protected) {
-      const uint64_t c = l2.count_objects_ ? 1 : l2.table_.charge(id);
-      l2.protected_.unlink(l2.table_, id, c);
-      l2.table_.set_aux(id, l2_lfu::seg_probation);
-      l2.probation_.push_front(l2.table_, id, c);
-    }
-    for (node_id id : held)
-      l2.probation_.move_front(l2.table_, id);
   }
 
   /// An L1 victim leaves for L2: a ghost hit is admitted without the
