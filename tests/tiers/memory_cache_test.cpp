@@ -10,6 +10,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <list>
 #include <map>
 #include <string>
@@ -954,4 +955,18 @@ TEST_CASE("memory_cache: slru_ghost admits a returning key L2 rejected; plain SL
     REQUIRE(m.put(make("y", "v"), 0).ok());
     CHECK((m.locate("g") == memory_region::l2) == ghost);
   }
+}
+
+TEST_CASE("policy_sim: for_each_main lists the keys of the main region, not the window's") {
+  // Capacity 4: window 1, main 3 (room for all, no admission test yet).
+  auto h = [](uint64_t k) { return hash64(key_of(k)); };
+  detail::policy_sim sim(4, 1, 0);
+  for (uint64_t k = 1; k <= 4; ++k)
+    CHECK_FALSE(sim.access(h(k)));
+  std::vector<uint64_t> main;
+  sim.for_each_main([&](uint64_t x) { main.push_back(x); });
+  std::sort(main.begin(), main.end());
+  std::vector<uint64_t> want{h(1), h(2), h(3)}; // 4 is in the window
+  std::sort(want.begin(), want.end());
+  CHECK(main == want);
 }
