@@ -165,7 +165,7 @@ constexpr size_t shadow_batch = 256;          // sampled reads fed to the sims a
 // the sketch's capacity (about the entry count) of rejected keys: at 2 bytes
 // per fingerprint, ~1 byte per entry (the 80-byte budget has no room for a
 // full capacity's; 0.5 vs 1 on the exact static grid: multi2 10% 0.4800 vs
-// 0.4779, scarab-recs 10% see bench/RESULTS.md, issue 14 eighth pass).
+// 0.4779, web07 10% 0.4182 vs 0.4160; bench/RESULTS.md, issue 14 eighth pass).
 constexpr double ghost_share = 0.5;
 // In byte mode, per shard: 126 settings x 520 keys x ~21 bytes (policy_sim.hpp).
 constexpr uint64_t shadow_max_bytes = 1344ull << 10;
@@ -380,9 +380,10 @@ struct memory_cache::impl {
   // recently are admitted without the frequency test); SLRU with L1-reused
   // victims admitted into protected ("promote reused"); sampled LFU. Plain
   // SLRU (a fixed setting's option) is not in the grid: the ghost variant
-  // took its place (bench/RESULTS.md, issue 14 eighth pass: on the exact
-  // static grid it is never worse than plain SLRU by more than 0.0001 and
-  // wins multi2 10% 0.4869 -> 0.4779, scarab-recs 10% 0.3757 -> 0.3686).
+  // took its place (bench/RESULTS.md, issue 14 eighth pass: the best setting
+  // of the exact static grid of each row of the 10 smaller traces is at most
+  // 0.0001 worse with it, and multi2 10% 0.4869 -> 0.4779, scarab-recs 10%
+  // 0.3757 -> 0.3686).
   static constexpr size_t n_main = 3;
   enum : size_t { main_slru_ghost = 0, main_slru_promote = 1, main_lfu = 2 };
   // Sketch aging period (halve every F x capacity increments).
