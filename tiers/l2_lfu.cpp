@@ -133,7 +133,8 @@ node_id l2_lfu::insert_probation(const entry& e, uint64_t h) {
   return id;
 }
 
-bool l2_lfu::offer_hashed(entry&& e, uint64_t h, uint64_t now_ms, bool reused) {
+bool l2_lfu::offer_hashed(entry&& e, uint64_t h, uint64_t now_ms, bool reused,
+                          bool bypass_admission) {
   if (e.expired(now_ms))
     return false;
   if (cost(e) > capacity_) {
@@ -144,7 +145,7 @@ bool l2_lfu::offer_hashed(entry&& e, uint64_t h, uint64_t now_ms, bool reused) {
   const size_t charge = charge_of(e);
   while (table_.size() > 0 && used_after_insert(charge) > capacity_) {
     node_id v = victim();
-    if (!admit(h, v)) {
+    if (!bypass_admission && !admit(h, v)) {
       ++st_.evictions;
       notify_evicted(std::move(e));
       return false;
@@ -161,13 +162,13 @@ bool l2_lfu::offer_hashed(entry&& e, uint64_t h, uint64_t now_ms, bool reused) {
   return true;
 }
 
-bool l2_lfu::offer(entry e, uint64_t now_ms, bool reused) {
+bool l2_lfu::offer(entry e, uint64_t now_ms, bool reused, bool bypass_admission) {
   if (!lim_.check(e))
     return false;
   const uint64_t h = hash64(e.key);
   if (node_id old = table_.find(e.key, h))
     remove_node(old);
-  return offer_hashed(std::move(e), h, now_ms, reused);
+  return offer_hashed(std::move(e), h, now_ms, reused, bypass_admission);
 }
 
 result<std::optional<entry>> l2_lfu::get(std::string_view key, uint64_t now_ms, bool touch) {

@@ -75,8 +75,9 @@ public:
   /// memory_cache for L1 victims). Returns whether it was admitted.
   /// With `reused`, an admitted entry goes straight to the protected segment
   /// (memory_cache: it was hit again while in L1, as it would have been
-  /// promoted in L2 had it been there).
-  bool offer(entry e, uint64_t now_ms, bool reused = false);
+  /// promoted in L2 had it been there). With `bypass_admission` it is
+  /// admitted without the frequency test (memory_cache: a ghost hit).
+  bool offer(entry e, uint64_t now_ms, bool reused = false, bool bypass_admission = false);
   /// Changes the capacity; evicts down to it.
   void set_capacity(uint64_t capacity);
   uint64_t capacity() const { return capacity_; }
@@ -127,7 +128,8 @@ private:
   void rebalance_protected();
   bool admit(uint64_t cand_hash, node_id victim);
   node_id insert_probation(const entry& e, uint64_t h);
-  bool offer_hashed(entry&& e, uint64_t h, uint64_t now_ms, bool reused = false);
+  bool offer_hashed(entry&& e, uint64_t h, uint64_t now_ms, bool reused = false,
+                    bool bypass_admission = false);
   status upsert(entry&& e, uint64_t h, uint64_t now_ms);
   void grow_sketch();
 

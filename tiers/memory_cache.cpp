@@ -21,6 +21,22 @@
 // would need a third access to be protected (cloudPhysicsIO 10%: 0.763 with,
 // 0.785 without; orm-night 10% prefers without, so it is adapted too).
 //
+// -- ghost admission (main_region_policy::slru_ghost) ------------------------------
+//
+// TinyLFU's frequency test keeps a key out of L2 until it is frequent; a key
+// whose reuse distance is a little longer than the window (multi2, a mix of
+// loops; scarab-recs) is rejected pass after pass. S3-FIFO's answer is a
+// ghost queue: a key evicted recently that comes back is admitted without
+// the test. Here an L1 victim that L2 rejects is remembered in a ghost queue
+// (tiers/ghost_queue.hpp: 16-bit fingerprints of about half a capacity of
+// keys, ~1 byte per entry), and when a remembered key leaves L1 again it is
+// admitted without the frequency test (its fingerprint is used once). The
+// ghost is fed whatever the setting (so a switch to it finds it warm); it is
+// the bypass that the setting turns on. Measured as a fixed setting
+// (kura-bench-hitratio --fixed ...,ghost,...): multi2 10% 0.4806 (0.01, +1,
+// 20; the best setting without it 0.4869), scarab-recs 10% 0.3725 (0.05, 0,
+// 10; without 0.3759); bench/RESULTS.md, issue 14 eighth pass.
+//
 // -- returning keys (a ghost history; memory_cache_config::returning_keys) --------
 //
 // Off by default (2 bytes per entry over the 80-byte budget). With it on and
@@ -48,8 +64,8 @@
 // Instead we run miniature simulations ("shadow" caches, after Waldspurger et
 // al., ATC'17): 126 keys-only W-TinyLFU simulations (tiers/policy_sim.hpp),
 // one per setting in {window 0 (= the newest entry), 1, 5, 20, 50, 80, 100%}
-// x {admission margin -1, 0, +1} x {main region: SLRU, SLRU with promote
-// reused, sampled LFU} x {sketch aging: halve every 10 or 20 x capacity
+// x {admission margin -1, 0, +1} x {main region: SLRU with ghost admission,
+// SLRU with promote reused, sampled LFU} x {sketch aging: halve every 10 or 20 x capacity
 // increments} = 126, all fed the same reads. The sims of one aging period
 // share one sketch (they would hold identical ones). The slower aging pays
 // where popularity lasts longer than 10 x capacity requests (cloudPhysicsIO
@@ -76,17 +92,27 @@
 // without it early; multi2 10%: 0.5043 / 0.4977).
 // Growing the window moves L2's victims into L1; shrinking it moves L1's LRU
 // entries into L2's probation (no admission test: they were already in
-// memory). The 18 settings with a 100% window are all plain LRU (no main
-// region: margin, main policy and aging do not matter), so one simulation
-// serves them: 109 simulations for 126 settings. Cost: ~1.1 MB of simulations
-// per shard (~21 bytes per simulated key and simulation; in byte mode at most
-// ~1/73 of the capacity, else adaptation is off), with returning keys on also
-// the recency filter (2 bytes per entry), and for sampled reads 109 simulated
-// accesses and 2 sketch increments (for a million-entry shard, 1 read in
-// 1024; in kura-node's default 64 MiB shard of 1 KiB values, 1 in 64-256).
-// The serving thread does not run them per read: a sampled read's hash is
-// queued, and 256 of them are fed at once (and the queue always at the end of
-// a period, before the decision, so every decision is what it was unbatched).
+// memory). A switch costs the state the new setting would have built: its
+// simulation was right on average because it held keys (loop keys from
+// earlier passes, say) that the cache never admitted (multi2 10%: the
+// settings in use missed 12,644 in their simulations, the cache 12,957). So a
+// switch is warm: the hashes of the keys the chosen simulation holds in its
+// main region are kept (at most a simulation's capacity, 8 bytes each), and
+// such a key, when it next leaves L1, is admitted without the frequency test,
+// so the cache converges to what the simulation held instead of re-learning
+// it. Measured on the full table (bench/RESULTS.md, issue 14 eighth pass):
+// cloudPhysicsIO 1% 0.8310 -> 0.8299, 10% 0.7536 -> 0.7517, web07 10% 0.4219
+// -> 0.4200, orm-night 1% 0.3312 -> 0.3280; it costs cs 10% (0.9454 ->
+// 0.9648) and multi2 10% (0.4991 -> 0.5075), where a warm key's admission
+// evicts another key the simulation holds. The 18 settings with a 100% window are all plain LRU (no
+// main region: margin, main policy and aging do not matter), so one simulation serves them: 109
+// simulations for 126 settings. Cost: ~1.1 MB of simulations per shard (~21 bytes per simulated key
+// and simulation; in byte mode at most ~1/73 of the capacity, else adaptation is off), with
+// returning keys on also the recency filter (2 bytes per entry), and for sampled reads 109
+// simulated accesses and 2 sketch increments (for a million-entry shard, 1 read in 1024; in
+// kura-node's default 64 MiB shard of 1 KiB values, 1 in 64-256). The serving thread does not run
+// them per read: a sampled read's hash is queued, and 256 of them are fed at once (and the queue
+// always at the end of a period, before the decision, so every decision is what it was unbatched).
 // Fed one by one between the cache's own hits, each of the ~1.1 MB of
 // simulations' touches missed the CPU caches; fed in batches they stay warm
 // (perf of kura-bench-memory --shard-only: policy_sim::access 3.6% -> 0.95%
@@ -107,6 +133,7 @@
 // L1 capacity + L2 capacity = capacity - sketch bytes - simulation bytes.
 #include "tiers/memory_cache.hpp"
 
+#include "tiers/ghost_queue.hpp"
 #include "tiers/l1_lru.hpp"
 #include "tiers/l2_lfu.hpp"
 #include "tiers/policy_sim.hpp"
@@ -134,6 +161,12 @@ constexpr uint32_t shadow_early_periods = 32; // ... except in the first 32 peri
 constexpr double shadow_min_gap = 1.0;        // and never for less than one miss
 constexpr size_t n_shadow_sketches = 2;       // one per aging period of the grid
 constexpr size_t shadow_batch = 256;          // sampled reads fed to the sims at once
+// The ghost queue (main_region_policy::slru_ghost) remembers this share of
+// the sketch's capacity (about the entry count) of rejected keys: at 2 bytes
+// per fingerprint, ~1 byte per entry (the 80-byte budget has no room for a
+// full capacity's; 0.5 vs 1 on the exact static grid: multi2 10% 0.4800 vs
+// 0.4779, web07 10% 0.4182 vs 0.4160; bench/RESULTS.md, issue 14 eighth pass).
+constexpr double ghost_share = 0.5;
 // In byte mode, per shard: 126 settings x 520 keys x ~21 bytes (policy_sim.hpp).
 constexpr uint64_t shadow_max_bytes = 1344ull << 10;
 constexpr uint64_t shadow_key_bytes = 21; // per simulated key and setting, sketches included
@@ -172,6 +205,14 @@ struct memory_cache::impl {
   bool returning_reused = false; // the setting in use is "promote reused"
   uint64_t last_h = 0;
   bool last_returning = false;
+  // Ghost admission (main_region_policy::slru_ghost): L1 victims that L2
+  // rejects are remembered here whenever the ghost exists (adaptation on, or
+  // the ghost setting fixed), so a switch to the ghost setting finds it warm;
+  // one that returns and leaves L1 again while `ghost_admit` is set is
+  // admitted without the frequency test.
+  detail::ghost_queue ghost;
+  bool ghost_on = false;    // `ghost` is sized and fed
+  bool ghost_admit = false; // the setting in use is "SLRU + ghost"
   // memory-level stats
   uint64_t hits = 0, misses = 0, puts = 0, erases = 0;
   entry_view view{};
@@ -203,6 +244,11 @@ struct memory_cache::impl {
     // (cache-missing) hits. A batch is flushed whenever a period ends, so
     // every decision sees exactly the reads it saw unbatched.
     std::vector<uint64_t> pending;
+    // Warm switch: the keys the chosen setting's simulation held in its main
+    // region when the cache switched to it; one that leaves L1 is admitted
+    // without the frequency test (the cache builds the state the simulation
+    // had, instead of re-learning it). Sorted; cleared at the next switch.
+    std::vector<uint64_t> warm;
     uint64_t bytes = 0; // all of the above (fixed from shadow_build on)
   } sh;
 
@@ -223,7 +269,7 @@ struct memory_cache::impl {
   uint64_t overhead_bytes() const {
     // Called on every put (fit_caps): the simulations' share is summed once
     // per shadow_build, not per call.
-    return l2.sketch().memory_bytes() + recent.memory_bytes() + sh.bytes;
+    return l2.sketch().memory_bytes() + recent.memory_bytes() + ghost.memory_bytes() + sh.bytes;
   }
 
   frequency_sketch& sketch() { return l2.sketch_; }
@@ -330,10 +376,16 @@ struct memory_cache::impl {
   static constexpr double grid_windows[] = {0.0, 0.01, 0.05, 0.2, 0.5, 0.8, 1.0};
   static constexpr int grid_margins[] = {-1, 0, 1};
   static constexpr size_t n_margins = 3;
-  // Main-region variants: SLRU; SLRU with L1-reused victims admitted into
-  // protected ("promote reused"); sampled LFU.
+  // Main-region variants: SLRU with ghost admission (L1 victims rejected
+  // recently are admitted without the frequency test); SLRU with L1-reused
+  // victims admitted into protected ("promote reused"); sampled LFU. Plain
+  // SLRU (a fixed setting's option) is not in the grid: the ghost variant
+  // took its place (bench/RESULTS.md, issue 14 eighth pass: the best setting
+  // of the exact static grid of each row of the 10 smaller traces is at most
+  // 0.0001 worse with it, and multi2 10% 0.4869 -> 0.4779, scarab-recs 10%
+  // 0.3757 -> 0.3686).
   static constexpr size_t n_main = 3;
-  enum : size_t { main_slru = 0, main_slru_promote = 1, main_lfu = 2 };
+  enum : size_t { main_slru_ghost = 0, main_slru_promote = 1, main_lfu = 2 };
   // Sketch aging period (halve every F x capacity increments).
   static constexpr uint32_t grid_decay[] = {10, 20};
   static constexpr size_t n_decay = std::size(grid_decay);
@@ -358,6 +410,7 @@ struct memory_cache::impl {
     l2.set_promote_reused(main_of(i) == main_slru_promote);
     returning_reused = recent_on && main_of(i) == main_slru_promote;
     l2.set_main_lfu(main_of(i) == main_lfu);
+    ghost_admit = main_of(i) == main_slru_ghost;
     l2.set_admission_margin(grid_margins[margin_of(i)]);
     sketch().set_sample_factor(grid_decay[decay_of(i)]);
     apply_window(grid_windows[window_of(i)] * static_cast<double>(effective()));
@@ -405,7 +458,8 @@ struct memory_cache::impl {
               lru = sh.sims.size();
             sh.sims.emplace_back(cap, wcap, grid_margins[m], v == main_slru_promote, v == main_lfu,
                                  cfg.sketch_seed + i % n_base, &sh.sketch[d],
-                                 v == main_slru_promote && recent_on);
+                                 v == main_slru_promote && recent_on,
+                                 v == main_slru_ghost ? ghost_capacity(cap) : 0);
           }
     }
     if (recent_on)
@@ -414,9 +468,11 @@ struct memory_cache::impl {
     sh.misses.assign(sh.sims.size(), 0);
     sh.pending.clear();
     sh.pending.reserve(shadow_batch);
+    sh.warm.clear(); // hashes of the old simulations' keys
+    sh.warm.reserve(cap);
     sh.bytes = sh.recent.memory_bytes() + sh.pending.capacity() * sizeof(uint64_t) +
-               sh.sim_of.capacity() + sh.score.capacity() * sizeof(double) +
-               sh.misses.capacity() * sizeof(uint64_t);
+               sh.warm.capacity() * sizeof(uint64_t) + sh.sim_of.capacity() +
+               sh.score.capacity() * sizeof(double) + sh.misses.capacity() * sizeof(uint64_t);
     for (const auto& k : sh.sketch)
       sh.bytes += k.memory_bytes();
     for (const auto& sim : sh.sims)
@@ -488,6 +544,12 @@ struct memory_cache::impl {
     const double hyst = sh.periods <= shadow_early_periods ? 0.0 : shadow_hysteresis;
     if (best != sh.current && sh.score[best] < sh.score[sh.current] * (1 - hyst) - shadow_min_gap) {
       use_setting(best);
+      // Warm switch: the keys the new setting's simulation holds in its main
+      // region are admitted without the frequency test when they next leave
+      // L1 (see shadow_state::warm).
+      sh.warm.clear();
+      sh.sims[sh.sim_of[best]].for_each_main([this](uint64_t h) { sh.warm.push_back(h); });
+      std::sort(sh.warm.begin(), sh.warm.end());
     }
     if (!cfg.count_objects) {
       const uint64_t n = entries_now();
@@ -498,6 +560,34 @@ struct memory_cache::impl {
     }
   }
 
+  static uint32_t ghost_capacity(uint64_t entries) {
+    return static_cast<uint32_t>(
+        std::max<uint64_t>(1, static_cast<uint64_t>(ghost_share * static_cast<double>(entries))));
+  }
+
+  /// An L1 victim leaves for L2: a ghost hit is admitted without the
+  /// frequency test when the setting says so, a rejection is remembered.
+  void offer_l1_victim(entry&& e) {
+    if (!ghost_on && sh.warm.empty()) {
+      l2.offer(std::move(e), now_ms, l1.last_evicted_reused_);
+      return;
+    }
+    const uint64_t h = hash64(e.key);
+    const bool returned = ghost_on && ghost.take(h);
+    bool warm = false;
+    if (!sh.warm.empty()) {
+      auto it = std::lower_bound(sh.warm.begin(), sh.warm.end(), h);
+      if (it != sh.warm.end() && *it == h) {
+        warm = true;
+        sh.warm.erase(it);
+      }
+    }
+    if (!l2.offer(std::move(e), now_ms, l1.last_evicted_reused_,
+                  (returned && ghost_admit) || warm) &&
+        ghost_on)
+      ghost.insert(h);
+  }
+
   void maybe_grow_sketch() {
     if (cfg.count_objects)
       return;
@@ -506,7 +596,9 @@ struct memory_cache::impl {
       sketch().ensure_capacity(sketch().capacity() * 2);
       if (recent_on)
         recent.reset(sketch().capacity()); // forgets, as the sketch's re-size does
-      apply_window(window);                // the sketch's bytes come out of the capacity
+      if (ghost_on)
+        ghost.reset(ghost_capacity(sketch().capacity())); // likewise
+      apply_window(window); // the sketch's bytes come out of the capacity
     }
   }
 };
@@ -520,6 +612,15 @@ memory_cache::memory_cache(memory_cache_config cfg) : impl_(std::make_unique<imp
     // 2.9 MB: 0.7570 vs LRU's 0.7911).
     cfg.window_fraction = 0.0;
   }
+  // The ghost queue exists when its setting may be used: fixed, or in the
+  // shadow grid (when the simulations fit their budget).
+  impl_->ghost_admit = cfg.main_policy == main_region_policy::slru_ghost;
+  impl_->ghost_on =
+      impl_->ghost_admit || (cfg.adaptive_window && cfg.adaptation == window_adaptation::shadow &&
+                             impl_->shadow_budget() >= 64);
+  if (impl_->ghost_on)
+    impl_->ghost.reset(
+        impl::ghost_capacity(cfg.count_objects ? cfg.capacity_bytes : impl_->sketch().capacity()));
   impl_->window =
       std::clamp(cfg.window_fraction, 0.0, 1.0) * static_cast<double>(impl_->effective());
   impl_->step = step_percent * static_cast<double>(impl_->effective());
@@ -535,8 +636,9 @@ memory_cache::memory_cache(memory_cache_config cfg) : impl_(std::make_unique<imp
   {
     // The grid setting nearest to the initial one.
     const size_t main = cfg.main_policy == main_region_policy::sampled_lfu ? impl::main_lfu
-                        : cfg.main_policy == main_region_policy::slru      ? impl::main_slru
-                                                                      : impl::main_slru_promote;
+                        : cfg.main_policy == main_region_policy::slru_promote_reused
+                            ? impl::main_slru_promote
+                            : impl::main_slru_ghost; // slru: the grid's SLRU
     size_t decay = 0;
     for (size_t d = 1; d < impl::n_decay; ++d)
       if (std::abs(static_cast<double>(impl::grid_decay[d]) - cfg.sketch_aging) <
@@ -558,9 +660,7 @@ memory_cache::memory_cache(memory_cache_config cfg) : impl_(std::make_unique<imp
   impl_->recent_on = impl_->returning_reused;
   if (impl_->recent_on)
     impl_->recent.reset(cfg.count_objects ? cfg.capacity_bytes : impl_->sketch().capacity());
-  impl_->l1.set_eviction_listener([this](entry&& e) {
-    impl_->l2.offer(std::move(e), impl_->now_ms, impl_->l1.last_evicted_reused_);
-  });
+  impl_->l1.set_eviction_listener([this](entry&& e) { impl_->offer_l1_victim(std::move(e)); });
   impl_->l2.set_eviction_listener([this](entry&& e) { notify_evicted(std::move(e)); });
 }
 

@@ -45,6 +45,10 @@ enum class main_region_policy : uint8_t {
   slru_promote_reused,
   /// The least frequent (by the sketch) of 5 random entries.
   sampled_lfu,
+  /// SLRU, and an L1 victim that L2 rejected recently (a ghost queue of
+  /// their 16-bit fingerprints remembers about half a capacity of them) is
+  /// admitted without the frequency test, as S3-FIFO admits a ghost hit.
+  slru_ghost,
 };
 
 enum class window_adaptation : uint8_t {

@@ -8,14 +8,14 @@ namespace kura::detail {
 
 policy_sim::policy_sim(uint32_t capacity, uint32_t window, int margin, bool promote_reused,
                        bool main_lfu, uint64_t seed, const frequency_sketch* shared,
-                       bool returning_reused)
+                       bool returning_reused, uint32_t ghost_capacity)
     : cap_(std::clamp<uint32_t>(capacity, 1, UINT32_MAX / 2)),
       wcap_(std::clamp<uint32_t>(window, 1, cap_)), // the newest key is always resident
       mcap_(cap_ - wcap_),
       pcap_(static_cast<uint32_t>(static_cast<uint64_t>(cap_ - wcap_) * 4 / 5)), margin_(margin),
       promote_reused_(promote_reused), main_lfu_(main_lfu), returning_reused_(returning_reused),
-      rng_(seed), narrow_(cap_ < UINT16_MAX - 1), empty_(narrow_ ? UINT16_MAX : UINT32_MAX),
-      own_sketch_(shared ? 16 : cap_), shared_(shared) {
+      ghost_(ghost_capacity), rng_(seed), narrow_(cap_ < UINT16_MAX - 1),
+      empty_(narrow_ ? UINT16_MAX : UINT32_MAX), own_sketch_(shared ? 16 : cap_), shared_(shared) {
   nodes_.reserve(cap_ + 1); // fixed memory: memory_bytes() does not change
   meta_.reserve(cap_ + 1);
   n_slots_ = std::max<uint64_t>(16, static_cast<uint64_t>(cap_) * 3 / 2 + 2); // at most 2/3 full
@@ -28,7 +28,7 @@ policy_sim::policy_sim(uint32_t capacity, uint32_t window, int margin, bool prom
 uint64_t policy_sim::memory_bytes() const {
   return nodes_.capacity() * sizeof(node) + meta_.capacity() +
          slots16_.capacity() * sizeof(uint16_t) + slots32_.capacity() * sizeof(uint32_t) +
-         own_sketch_.memory_bytes();
+         own_sketch_.memory_bytes() + ghost_.memory_bytes();
 }
 
 void policy_sim::set_slot(uint64_t i, uint32_t v) {
@@ -166,8 +166,13 @@ uint32_t policy_sim::victim() {
 }
 
 void policy_sim::to_main(uint32_t cand) {
-  // `cand` is unlinked; it enters probation if main has room or it beats
-  // main's victim, else it is dropped.
+  // `cand` is unlinked; it enters probation if main has room, if the ghost
+  // remembers it (it was rejected recently: admitted without the frequency
+  // test, as S3-FIFO admits a ghost hit) or if it beats main's victim; else
+  // it is dropped, and remembered by the ghost. As in memory_cache, a ghost
+  // entry is used once.
+  const uint64_t ck = nodes_[cand].key;
+  const bool returned = ghost_.take(ck);
   if (probation_.count + protected_.count < mcap_) {
     push_front(probation_, cand, seg_probation);
     if (promote_reused_ && reused(cand))
@@ -179,15 +184,15 @@ void policy_sim::to_main(uint32_t cand) {
     release(cand);
     return;
   }
-  const auto cf = static_cast<int>(freq(nodes_[cand].key));
-  const auto vf = static_cast<int>(freq(nodes_[victim].key));
-  if (cf > vf + margin_) {
+  if (returned ||
+      static_cast<int>(freq(ck)) > static_cast<int>(freq(nodes_[victim].key)) + margin_) {
     unlink(list_of(seg(victim)), victim);
     release(victim);
     push_front(probation_, cand, seg_probation);
     if (promote_reused_ && reused(cand))
       promote(cand);
   } else {
+    ghost_.insert(ck);
     release(cand);
   }
 }

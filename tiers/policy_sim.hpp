@@ -7,6 +7,7 @@
 #pragma once
 
 #include "tiers/frequency_sketch.hpp"
+#include "tiers/ghost_queue.hpp"
 #include "tiers/random.hpp"
 
 #include <cstdint>
@@ -32,9 +33,14 @@ public:
   /// sketches: sharing one saves 8 bytes per simulated key and simulation,
   /// and all but one increment per access). Without it the simulation owns a sketch sized for
   /// `capacity` and counts its accesses there.
+  /// With `ghost_capacity` > 0, a candidate that admission rejects is
+  /// remembered in a ghost queue of that many keys (tiers/ghost_queue.hpp),
+  /// and a candidate the ghost remembers is admitted without the frequency
+  /// test (S3-FIFO's ghost admission; memory_cache's "SLRU + ghost").
   policy_sim(uint32_t capacity, uint32_t window, int margin, bool promote_reused = false,
              bool main_lfu = false, uint64_t seed = 0x6b757261,
-             const frequency_sketch* shared = nullptr, bool returning_reused = false);
+             const frequency_sketch* shared = nullptr, bool returning_reused = false,
+             uint32_t ghost_capacity = 0);
 
   /// One access to the key with hash `h`; returns whether it hit.
   /// `returning`: the key was accessed recently (see recency_filter); a miss
@@ -45,6 +51,16 @@ public:
   uint32_t window() const { return wcap_; }
   int margin() const { return margin_; }
   bool main_lfu() const { return main_lfu_; }
+  bool ghost() const { return ghost_.capacity() > 0; }
+  /// Calls f(h) for the hash of every key in the main region (probation and
+  /// protected), in node order.
+  template <class F>
+  void for_each_main(F&& f) const {
+    for (size_t i = 0; i < nodes_.size(); ++i)
+      if (seg(static_cast<uint32_t>(i)) == seg_probation ||
+          seg(static_cast<uint32_t>(i)) == seg_protected)
+        f(nodes_[i].key);
+  }
   /// Heap bytes (for the memory accounting of memory_cache); a shared sketch
   /// is not included. Fixed at construction (nothing grows later).
   uint64_t memory_bytes() const;
@@ -94,6 +110,7 @@ private:
   bool promote_reused_;
   bool main_lfu_;
   bool returning_reused_;
+  ghost_queue ghost_; // capacity 0: no ghost admission
   rng rng_;
   std::vector<node> nodes_;
   std::vector<uint8_t> meta_;

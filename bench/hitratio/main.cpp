@@ -26,7 +26,8 @@
 // kura-w<F>, a fixed window F with the default margin, for --window F).
 // --fixed W,M,MAIN,AGING adds a `kura-fixed` row: kura without adaptation, at
 // one setting of the shadow grid (window share W, admission margin M of -1..1,
-// main region MAIN = slru | promote | lfu, sketch aging AGING x capacity), e.g.
+// main region MAIN = slru | promote | lfu | ghost (SLRU with ghost admission),
+// sketch aging AGING x capacity), e.g.
 // `--fixed 0.2,-1,lfu,20`: what the adaptation would reach on a trace if it
 // knew the best setting from the first request.
 // best_ref is the published policy (Belady excluded) with the lowest miss ratio
@@ -201,8 +202,10 @@ fixed_setting parse_fixed(const std::string& spec) {
     s.main = kura::main_region_policy::slru_promote_reused;
   else if (f[2] == "lfu")
     s.main = kura::main_region_policy::sampled_lfu;
+  else if (f[2] == "ghost")
+    s.main = kura::main_region_policy::slru_ghost;
   else
-    die(usage + "; MAIN is slru, promote or lfu");
+    die(usage + "; MAIN is slru, promote, lfu or ghost");
   const unsigned long aging = std::strtoul(f[3].c_str(), &end, 10);
   if (end == f[3].c_str() || *end != '\0' || aging < 1 || aging > 1000)
     die(usage + "; AGING is an integer in [1, 1000]");

@@ -1,6 +1,7 @@
 // Tests of the memory tiers: l1_lru, l2_lfu and memory_cache (W-TinyLFU).
 #include "tiers/clock.hpp"
 #include "tiers/entry_table.hpp"
+#include "tiers/ghost_queue.hpp"
 #include "tiers/l1_lru.hpp"
 #include "tiers/l2_lfu.hpp"
 #include "tiers/memory_cache.hpp"
@@ -9,6 +10,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <list>
 #include <map>
 #include <string>
@@ -869,4 +871,102 @@ TEST_CASE("memory_cache: main_policy sets L2's victim policy, sketch_aging the h
     CHECK(freq[0] <= 7);
     CHECK(freq[1] >= 8);
   }
+}
+
+TEST_CASE("ghost_queue: remembers about its capacity of keys, a take uses one up") {
+  auto h = [](uint64_t k) { return hash64(key_of(k)); };
+  detail::ghost_queue q(256);
+  CHECK(q.capacity() == 256);
+  CHECK(q.memory_bytes() == 512); // 2 bytes per remembered key
+  for (uint64_t k = 0; k < 64; ++k)
+    q.insert(h(k));
+  for (uint64_t k = 0; k < 64; ++k)
+    CHECK(q.contains(h(k)));
+  int strangers = 0; // keys never inserted (a 16-bit fingerprint collides rarely)
+  for (uint64_t k = 1000; k < 2000; ++k)
+    strangers += q.contains(h(k));
+  CHECK(strangers <= 3);
+  CHECK(q.take(h(7)));
+  CHECK_FALSE(q.contains(h(7)));
+  CHECK_FALSE(q.take(h(7)));
+  CHECK(q.contains(h(8))); // the rest of its bucket is kept
+  // 4 x capacity later inserts push the first keys out of their buckets.
+  for (uint64_t k = 10000; k < 10000 + 4 * 256; ++k)
+    q.insert(h(k));
+  int kept = 0;
+  for (uint64_t k = 0; k < 64; ++k)
+    kept += q.contains(h(k));
+  CHECK(kept <= 2);
+  detail::ghost_queue none(0);
+  none.insert(h(1));
+  CHECK_FALSE(none.contains(h(1)));
+  CHECK_FALSE(none.take(h(1)));
+}
+
+TEST_CASE("policy_sim: a key rejected recently is admitted without the frequency test") {
+  // Capacity 11: window 1, main 10 filled with keys of frequency 5. g is
+  // rejected when it first leaves the window; it comes back, and when it
+  // leaves the window again the ghost admits it (without a ghost: rejected
+  // again, its frequency 2 is below the victim's).
+  auto h = [](uint64_t k) { return hash64(key_of(k)); };
+  for (uint32_t ghost : {0u, 8u}) {
+    CAPTURE(ghost);
+    frequency_sketch sk(11);
+    detail::policy_sim sim(11, 1, 0, false, false, 0x6b757261, &sk, false, ghost);
+    CHECK(sim.ghost() == (ghost > 0));
+    auto access = [&](uint64_t k) {
+      sk.increment(h(k));
+      return sim.access(h(k));
+    };
+    for (int r = 0; r < 5; ++r)
+      for (uint64_t k = 1; k <= 11; ++k)
+        access(k);
+    const uint64_t g = 100;
+    CHECK_FALSE(access(g));
+    CHECK_FALSE(access(101)); // g leaves the window: rejected
+    CHECK_FALSE(access(g));
+    CHECK_FALSE(access(102)); // g leaves the window again
+    CHECK(access(g) == (ghost > 0));
+  }
+}
+
+TEST_CASE("memory_cache: slru_ghost admits a returning key L2 rejected; plain SLRU rejects it") {
+  // L1 = 1 entry, L2 = 10 keys of frequency 6. g (frequency 1) is rejected
+  // when x pushes it out of L1; g is written again (frequency 2) and y
+  // pushes it out again: the ghost remembers it, so slru_ghost admits it.
+  for (auto policy : {main_region_policy::slru, main_region_policy::slru_ghost}) {
+    const bool ghost = policy == main_region_policy::slru_ghost;
+    CAPTURE(ghost);
+    memory_cache_config c = objects_config(11, false, 0.1);
+    c.main_policy = policy;
+    memory_cache m(c);
+    REQUIRE(m.window_capacity() == 1);
+    for (int i = 0; i < 11; ++i) {
+      const std::string k = "f" + std::to_string(i);
+      for (int r = 0; r < 5; ++r)
+        m.record_miss(k);
+      REQUIRE(m.put(make(k, "v"), 0).ok());
+    }
+    REQUIRE(m.put(make("g", "v"), 0).ok());
+    REQUIRE(m.put(make("x", "v"), 0).ok());
+    CHECK(m.locate("g") == memory_region::none); // rejected
+    REQUIRE(m.put(make("g", "v"), 0).ok());
+    CHECK(m.locate("g") == memory_region::l1); // read-your-writes
+    REQUIRE(m.put(make("y", "v"), 0).ok());
+    CHECK((m.locate("g") == memory_region::l2) == ghost);
+  }
+}
+
+TEST_CASE("policy_sim: for_each_main lists the keys of the main region, not the window's") {
+  // Capacity 4: window 1, main 3 (room for all, no admission test yet).
+  auto h = [](uint64_t k) { return hash64(key_of(k)); };
+  detail::policy_sim sim(4, 1, 0);
+  for (uint64_t k = 1; k <= 4; ++k)
+    CHECK_FALSE(sim.access(h(k)));
+  std::vector<uint64_t> main;
+  sim.for_each_main([&](uint64_t x) { main.push_back(x); });
+  std::sort(main.begin(), main.end());
+  std::vector<uint64_t> want{h(1), h(2), h(3)}; // 4 is in the window
+  std::sort(want.begin(), want.end());
+  CHECK(main == want);
 }
