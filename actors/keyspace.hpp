@@ -169,13 +169,18 @@ public:
   template <class F>
   bool read(std::string_view key, F&& f) {
     auto now = clk_.now_ms();
-    bool hit = shard_for(key).visit(key, now, [&](const memory_cache::entry_view& v) {
+    auto& sh = shard_for(key);
+    uint64_t l1_hits = probe_ ? sh.l1_stats().hits : 0;
+    bool hit = sh.visit(key, now, [&](const memory_cache::entry_view& v) {
       if (tap_)
         tap_->on_read(key, now, tap_tier::l1, v.value.size());
       f(v.value, v.expiry_ms);
     });
-    if (hit)
+    if (hit) {
+      if (probe_)
+        note_probe(sh, l1_hits);
       return true;
+    }
     if (auto* b = large_entry(key, now)) {
       if (tap_)
         tap_->on_read(key, now, tap_tier::l3, b->value->size());
@@ -204,13 +209,18 @@ public:
   template <class F>
   bool view(std::string_view key, F&& f) {
     auto now = clk_.now_ms();
-    bool hit = shard_for(key).visit(key, now, [&](const memory_cache::entry_view& v) {
+    auto& sh = shard_for(key);
+    uint64_t l1_hits = probe_ ? sh.l1_stats().hits : 0;
+    bool hit = sh.visit(key, now, [&](const memory_cache::entry_view& v) {
       if (tap_)
         tap_->on_read(key, now, tap_tier::l1, v.value.size());
       f(key_view{v.value, v.expiry_ms, v.ver, v.flags});
     });
-    if (hit)
+    if (hit) {
+      if (probe_)
+        note_probe(sh, l1_hits);
       return true;
+    }
     if (auto* b = large_entry(key, now)) {
       if (tap_)
         tap_->on_read(key, now, tap_tier::l3, b->value->size());
@@ -270,6 +280,24 @@ public:
   tier_stats l1_stats() const;
   tier_stats l2_stats() const;
 
+  // -- read latency by memory tier (the anomaly detector's L1/L2 latency) ------------
+
+  /// Starts noting which memory tier answers the reads of one command. Only
+  /// with a tap (the predictor on); otherwise the reads pay nothing.
+  void open_read_probe() noexcept { probe_ = tap_ ? probe_open : 0; }
+  /// Ends the probe: a command whose reads memory answered has its latency
+  /// `ns` recorded under the slower tier that answered (L2 when any read hit
+  /// L2, else L1); a command no memory hit answered records nothing.
+  void close_read_probe(uint64_t ns) noexcept {
+    if (probe_ & probe_l2)
+      read_latency_[1].record(ns);
+    else if (probe_ & probe_l1)
+      read_latency_[0].record(ns);
+    probe_ = 0;
+  }
+  /// Latency of commands answered from L1 (`l2` false) or L2, cumulative.
+  const latency_histogram& read_latency(bool l2) const noexcept { return read_latency_[l2]; }
+
 private:
   /// A large value written but not yet applied by L3 (memory_max_value_bytes).
   struct large_value {
@@ -294,6 +322,13 @@ private:
   /// Lazy expiry of a memory entry reaches L3 (memory_cache::on_lazy_expire).
   void expired_in_memory(std::string_view key);
   void tap_read_below(std::string_view key, uint64_t now, const entry& e);
+  /// A memory hit in shard `sh` during a probe: L1 if its L1 hit count moved.
+  void note_probe(const memory_cache& sh, uint64_t l1_hits_before) noexcept {
+    probe_ |= sh.l1_stats().hits != l1_hits_before ? probe_l1 : probe_l2;
+  }
+  static constexpr uint8_t probe_open = 1, probe_l1 = 2, probe_l2 = 4;
+  uint8_t probe_ = 0;
+  latency_histogram read_latency_[2];
   void touch(std::string_view key);
   kura::version next_version(uint64_t now);
   /// `expiry_ms` capped by max_age_ms after `written_ms` (retention).

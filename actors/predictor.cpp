@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <iostream>
 #include <memory>
@@ -185,6 +186,35 @@ struct predictor_state {
     }
   }
 
+  /// The 99th percentile (ms) of the commands counted in the cumulative
+  /// latency buckets `now` but not in `before` (bucket b holds 2^b..2^(b+1)
+  /// ns; linear within the bucket); 0 = none in the cycle (not measured).
+  static double cycle_p99_ms(const std::vector<uint64_t>& now,
+                             const std::vector<uint64_t>& before) {
+    auto delta = [&](size_t b) {
+      uint64_t was = b < before.size() && before.size() == now.size() ? before[b] : 0;
+      return now[b] >= was ? now[b] - was : now[b];
+    };
+    uint64_t total = 0;
+    for (size_t b = 0; b < now.size(); ++b)
+      total += delta(b);
+    if (total == 0)
+      return 0;
+    const double target = 0.99 * static_cast<double>(total);
+    double seen = 0;
+    for (size_t b = 0; b < now.size(); ++b) {
+      auto n = static_cast<double>(delta(b));
+      if (n == 0 || seen + n < target) {
+        seen += n;
+        continue;
+      }
+      double lo = b == 0 ? 0 : std::ldexp(1.0, static_cast<int>(b));
+      double hi = std::ldexp(1.0, static_cast<int>(b) + 1);
+      return (lo + (hi - lo) * (target - seen) / n) / 1e6;
+    }
+    return std::ldexp(1.0, static_cast<int>(now.size())) / 1e6;
+  }
+
   /// One cycle's anomaly observation from the figures since the last cycle.
   void observe(uint64_t t) {
     if (!have_fig)
@@ -197,6 +227,8 @@ struct predictor_state {
     o.requests = o.memory_hits + d(fig.memory_misses, fig_at_cycle.memory_misses);
     o.storage_bytes = fig.storage_bytes;
     o.storage_budget = fig.storage_budget;
+    o.l1_latency_ms = cycle_p99_ms(fig.l1_latency, fig_at_cycle.l1_latency);
+    o.l2_latency_ms = cycle_p99_ms(fig.l2_latency, fig_at_cycle.l2_latency);
     for (auto& a : core->observe(o))
       std::cerr << "kura-node: alert " << pred::to_string(a.kind) << " ("
                 << pred::to_string(a.level) << "): " << a.reason << std::endl;
@@ -511,6 +543,10 @@ void ship_tap(store_core& c) {
   b.fig.ttl_longer = c.ks().ttl_longer();
   b.fig.ttl_shorter = c.ks().ttl_shorter();
   b.fig.tier_l3_only = c.ks().tier_l3_only();
+  for (bool l2 : {false, true}) {
+    const auto& h = c.ks().read_latency(l2);
+    (l2 ? b.fig.l2_latency : b.fig.l1_latency).assign(h.counts.begin(), h.counts.end());
+  }
   caf::anon_send(c.predictor, std::move(b));
 }
 

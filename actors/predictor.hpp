@@ -64,6 +64,9 @@ struct store_figures {
   uint64_t ttl_longer = 0;   ///< writes whose TTL the applied rules lengthened
   uint64_t ttl_shorter = 0;  ///< ... shortened
   uint64_t tier_l3_only = 0; ///< new writes the tier choice sent to L3 only
+  /// Latency of read commands answered from L1 / L2 (keyspace::read_latency):
+  /// the buckets of a latency_histogram (bucket b: 2^b..2^(b+1) ns).
+  std::vector<uint64_t> l1_latency, l2_latency;
 };
 
 /// One shipment from the store broker's tick.
@@ -207,7 +210,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, store_figures& x) {
   return f(caf::meta::type_name("kura.store_figures"), x.memory_hits, x.memory_misses,
            x.storage_bytes, x.storage_budget, x.memory_capacity, x.tap_dropped, x.ttl_longer,
-           x.ttl_shorter, x.tier_l3_only);
+           x.ttl_shorter, x.tier_l3_only, x.l1_latency, x.l2_latency);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, tap_batch& x) {

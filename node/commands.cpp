@@ -340,8 +340,16 @@ void command_table::run(const command_args& a, int id, session& s, out_buffer& o
     auto t0 = ks_.clock().mono_ns();
     s.last_ns = t0;
     s.last_cmd = id;
+    // reads note the memory tier that answered them (the anomaly detector's
+    // L1/L2 latency: keyspace::open_read_probe; nothing without the predictor)
+    const bool probe = (sp->flags & cmd_flag::readonly) != 0;
+    if (probe)
+      ks_.open_read_probe();
     sp->handler(a, c);
-    st.latency.record(ks_.clock().mono_ns() - t0);
+    const uint64_t ns = ks_.clock().mono_ns() - t0;
+    st.latency.record(ns);
+    if (probe)
+      ks_.close_read_probe(ns);
     if (sec_->audit && audited(reg_, id)) {
       std::string_view result = "ok";
       if (out.size() > before && out[before] == '-') {

@@ -124,7 +124,11 @@ node_config::node_config() {
   opt_group{custom_options_, "kura.alerts"}
       .add(alerts_min_hit_ratio, "min-hit-ratio", "alert when the memory hit ratio is below")
       .add(alerts_max_storage_share, "max-storage-share",
-           "alert when L3 uses more than this share of its budget");
+           "alert when L3 uses more than this share of its budget")
+      .add(alerts_max_l1_latency, "max-l1-latency",
+           "alert when the p99 latency of reads answered from L1 in a cycle is above")
+      .add(alerts_max_l2_latency, "max-l2-latency",
+           "alert when the p99 latency of reads answered from L2 in a cycle is above");
   opt_group{custom_options_, "kura.cluster"}
       .add(sync_interval, "sync-interval", "anti-entropy period")
       .add(heartbeat, "heartbeat", "membership heartbeat")
@@ -344,6 +348,10 @@ std::string node_config::check_values() {
     return bad("kura.alerts.min-hit-ratio", "must be within 0..1");
   if (!(alerts_max_storage_share > 0 && alerts_max_storage_share <= 1))
     return bad("kura.alerts.max-storage-share", "must be within 0..1 (above 0)");
+  if (alerts_max_l1_latency.count() <= 0)
+    return bad("kura.alerts.max-l1-latency", "must be above 0");
+  if (alerts_max_l2_latency.count() <= 0)
+    return bad("kura.alerts.max-l2-latency", "must be above 0");
   if (replication_factor == 0)
     return bad("kura.cluster.replication-factor", "at least 1");
   if (effective_write_acks() > replication_factor)

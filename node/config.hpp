@@ -89,6 +89,8 @@ struct node_config : caf::actor_system_config {
   caf::timespan prewarm_max_ttl = std::chrono::hours(24 * 30); ///< adjust-ttl's upper bound
   double alerts_min_hit_ratio = 0.85;
   double alerts_max_storage_share = 0.9;
+  caf::timespan alerts_max_l1_latency = std::chrono::milliseconds(2);  ///< p99 of L1-served reads
+  caf::timespan alerts_max_l2_latency = std::chrono::milliseconds(10); ///< p99 of L2-served reads
   caf::timespan sync_interval = std::chrono::seconds(30);
   caf::timespan heartbeat = std::chrono::seconds(10);
   uint64_t replication_factor = 2;

@@ -419,3 +419,50 @@ TEST_CASE("with prewarm off the predictor commands say so") {
   CHECK(out.find("the predictor is off") != std::string::npos);
   CHECK(n.stop() == 0);
 }
+
+TEST_CASE("reads answered from L1 and L2 feed the latency alerts") {
+  // The thresholds are set below any real latency (1 ns), so both alerts must
+  // start once reads answered from L1 and from L2 were measured in a cycle:
+  // the alerts prove the node measures both tiers (a node that passed 0,
+  // "not measured", raised neither).
+  temp_dir dir;
+  node_process n({"--memory-bytes=1048576", "--kura.prewarm.enabled=true",
+                  "--kura.prewarm.interval=1s", "--kura.alerts.max-l1-latency=1ns",
+                  "--kura.alerts.max-l2-latency=1ns", "--kura.archive.enabled=false"},
+                 dir.path + "/node");
+  REQUIRE_MESSAGE(n.ready, n.log());
+  client c(n.port);
+  REQUIRE(c.ok());
+  auto old_key = [](int i) { return "old:" + std::to_string(i); };
+  constexpr int n_old = 2000;
+  for (int i = 0; i < n_old; ++i)
+    REQUIRE(*c.call({"SET", old_key(i), std::string(100, 'o')}) == "+OK\r\n");
+  for (int round = 0; round < 3; ++round)
+    for (int i = 0; i < n_old; ++i)
+      REQUIRE(c.call({"GET", old_key(i)})->size() > 100);
+  int in_l2 = 0;
+  for (int i = 0; i < 50; ++i)
+    in_l2 += *c.call({"KURA.TIER", old_key(i)}) == "$2\r\nl2\r\n";
+  CHECK(in_l2 > 0);
+  std::string alerts;
+  for (int i = 0; i < 600; ++i) {
+    // a fresh key is read from L1 (a new key lands there); the old ones from L2
+    auto fresh = "fresh:" + std::to_string(i);
+    REQUIRE(*c.call({"SET", fresh, "v"}) == "+OK\r\n");
+    REQUIRE(*c.call({"GET", fresh}) == "$1\r\nv\r\n");
+    for (int k = 0; k < 50; ++k)
+      REQUIRE(c.call({"GET", old_key(k)})->size() > 100);
+    int rc = -1;
+    alerts = kura_cli(n.cluster_port, "--json alerts", rc);
+    REQUIRE(rc == 0);
+    if (alerts.find("l1_latency") != std::string::npos &&
+        alerts.find("l2_latency") != std::string::npos)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  CAPTURE(alerts);
+  CHECK(alerts.find("l1_latency") != std::string::npos);
+  CHECK(alerts.find("l2_latency") != std::string::npos);
+  CHECK(n.log().find("alert l1_latency") != std::string::npos);
+  CHECK(n.stop() == 0);
+}
