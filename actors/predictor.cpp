@@ -158,11 +158,14 @@ struct predictor_state {
         ev.time_ms = t;
         ev.tier = static_cast<pred::access_tier>(std::min<uint8_t>(e.tier, 4));
         ev.size = e.size;
+        ev.weight = e.weight;
+        sample_one_in = e.weight; // the tap's pacing may have made it sparser
         core->record(ev);
         break;
       }
       case tap_event::write:
-        core->record_write(e.key, t, e.arg, e.size);
+        core->record_write(e.key, t, e.arg, e.size, e.weight);
+        sample_one_in = e.weight;
         break;
       case tap_event::write_read:
         core->record_write_read(e.key, t);
@@ -507,9 +510,10 @@ caf::behavior predictor_actor(pred_self self, predictor_settings cfg, caf::actor
 } // namespace
 
 void attach_predictor(store_core& c, caf::actor predictor, uint32_t sample_one_in,
-                      bool follow_writes) {
+                      uint32_t max_events_per_second, bool follow_writes) {
   tap_config tc;
   tc.sample_one_in = sample_one_in;
+  tc.max_events_per_second = max_events_per_second;
   tc.follow_writes = follow_writes;
   c.tap = std::make_unique<predictor_tap>(tc);
   c.predictor = std::move(predictor);
@@ -646,7 +650,7 @@ caf::actor spawn_predictor(caf::actor_system& sys, predictor_settings s, const s
                            const kura::clock& clk, predictor_hook hook) {
   const uint32_t one_in = std::max<uint32_t>(1, s.sample_one_in);
   auto a = sys.spawn<caf::detached>(predictor_actor, s, store.broker, &clk, std::move(hook));
-  caf::anon_send(store.broker, predictor_attach_atom::value, a, one_in,
+  caf::anon_send(store.broker, predictor_attach_atom::value, a, one_in, s.max_events_per_second,
                  s.core.tier_choice || s.core.adjust_ttl);
   return a;
 }

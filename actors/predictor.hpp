@@ -204,7 +204,8 @@ struct alerts_report {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, tap_event& x) {
-  return f(caf::meta::type_name("kura.tap_event"), x.key, x.time_ms, x.arg, x.size, x.kind, x.tier);
+  return f(caf::meta::type_name("kura.tap_event"), x.key, x.time_ms, x.arg, x.size, x.weight,
+           x.kind, x.tier);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, store_figures& x) {
@@ -227,7 +228,7 @@ typename Inspector::result_type inspect(Inspector& f, prewarm_loaded& x) {
 /// Installs the tap in the store's keyspace; batches go to `predictor`.
 /// `follow_writes`: tap_config::follow_writes.
 void attach_predictor(store_core& c, caf::actor predictor, uint32_t sample_one_in,
-                      bool follow_writes);
+                      uint32_t max_events_per_second, bool follow_writes);
 /// Sends the tap's events and the store's figures to the predictor (the tick).
 void ship_tap(store_core& c);
 /// Installs the predictor's write rules (TTL, tier) in the store's keyspace.
@@ -277,6 +278,9 @@ struct predictor_settings {
   uint32_t save_every = 10;    ///< cycles between model saves
   size_t chunk_keys = 256;     ///< keys per load request to the store
   uint32_t sample_one_in = 8;  ///< the tap samples 1 in N reads and writes
+  /// ... and at most this many per second (sparser above; 0 = no cap):
+  /// tap_config::max_events_per_second
+  uint32_t max_events_per_second = 10000;
   /// Nice value of the actor's thread (kura.prewarm.thread-nice): 19 makes
   /// learning and planning background work that takes spare CPU, not the
   /// serving threads' (RocksDB lowers its compaction threads' priority the

@@ -16,7 +16,7 @@ predictor_tap::predictor_tap(tap_config cfg) : cfg_(cfg), rng_(cfg.seed | 1) {
 }
 
 uint32_t predictor_tap::next_gap() {
-  const uint32_t n = cfg_.sample_one_in;
+  const uint64_t n = one_in();
   if (n == 1)
     return 1;
   // xorshift64*: a gap uniform in [1, 2n - 1], mean n
@@ -25,6 +25,33 @@ uint32_t predictor_tap::next_gap() {
   rng_ ^= rng_ >> 27;
   const uint64_t r = rng_ * 0x2545F4914F6CDD1Dull;
   return 1 + static_cast<uint32_t>((r >> 32) % (2ull * n - 1));
+}
+
+void predictor_tap::pace(uint64_t now_ms) {
+  const uint64_t cap = cfg_.max_events_per_second;
+  if (cap == 0)
+    return;
+  constexpr uint32_t max_stride = 1u << 16;
+  ++window_events_;
+  const uint64_t elapsed = now_ms - std::min(now_ms, window_start_ms_);
+  if (elapsed < 1000) {
+    // over the cap within the second: sample half as often from now on
+    if (window_events_ > cap && stride_ < max_stride) {
+      stride_ *= 2;
+      window_start_ms_ = now_ms;
+      window_events_ = 0;
+    }
+    return;
+  }
+  // a second or more has passed: back towards sample_one_in while the rate
+  // (events per second over the window) would stay below the cap
+  uint64_t rate = window_events_ * 1000 / elapsed;
+  while (stride_ > 1 && rate * 2 < cap) {
+    stride_ /= 2;
+    rate *= 2;
+  }
+  window_start_ms_ = now_ms;
+  window_events_ = 0;
 }
 
 bool predictor_tap::push(tap_event e) {
@@ -38,8 +65,10 @@ bool predictor_tap::push(tap_event e) {
 }
 
 void predictor_tap::sample(std::string_view key, uint64_t now_ms, tap_tier tier, size_t size) {
-  left_ = next_gap();
   tap_event e;
+  e.weight = static_cast<uint32_t>(std::min<uint64_t>(one_in(), UINT32_MAX));
+  pace(now_ms);
+  left_ = next_gap();
   e.key.assign(key.data(), key.size());
   e.time_ms = now_ms;
   e.size = static_cast<uint32_t>(std::min<size_t>(size + key.size(), UINT32_MAX));
@@ -50,10 +79,12 @@ void predictor_tap::sample(std::string_view key, uint64_t now_ms, tap_tier tier,
 
 void predictor_tap::sample_write(std::string_view key, uint64_t now_ms, uint64_t ttl_ms,
                                  size_t size) {
+  tap_event e;
+  e.weight = static_cast<uint32_t>(std::min<uint64_t>(one_in(), UINT32_MAX));
+  pace(now_ms);
   left_ = next_gap();
   if (cfg_.follow_writes && followed_.size() < cfg_.max_followed)
     followed_[hash64(key, mark_seed)] = followed_write{now_ms, ttl_ms ? now_ms + ttl_ms : 0, false};
-  tap_event e;
   e.key.assign(key.data(), key.size());
   e.time_ms = now_ms;
   e.arg = ttl_ms;

@@ -43,12 +43,19 @@ struct tap_event {
   uint64_t time_ms = 0;
   uint64_t arg = 0; ///< write: TTL in ms (0 = none); prewarm_read: lead time in ms
   uint32_t size = 0;
+  uint32_t weight = 1; ///< read, write: accesses it stands for (the sampling's 1-in-N then)
   uint8_t kind = read;
   uint8_t tier = 0; ///< read: tap_tier; prewarm_read: 1 = served from memory
 };
 
 struct tap_config {
   uint32_t sample_one_in = 8;
+  /// Sampled events per second at most (0 = no cap): above it the tap samples
+  /// more sparsely (1 in sample_one_in x 2^k), below half of it it returns
+  /// towards sample_one_in; each event carries the 1-in-N it was taken at.
+  /// Learning costs the predictor's thread ~2 us per event: at 700 000
+  /// GET/s, 1 in 8 would be 90 000 events/s, most of a core on a small box.
+  uint32_t max_events_per_second = 0;
   size_t max_batch = 1 << 16;             ///< events held between shipments
   uint64_t mark_ttl_ms = 3 * 3600 * 1000; ///< prewarm marks older than this are dropped
   uint64_t seed = 0x746170;
@@ -103,6 +110,8 @@ public:
   const counter& in_flight() const noexcept { return in_flight_; }
   static constexpr uint32_t max_in_flight = 2;
   uint64_t sampled() const noexcept { return sampled_; }
+  /// The sampling in force: 1 in this many reads and writes.
+  uint64_t one_in() const noexcept { return static_cast<uint64_t>(cfg_.sample_one_in) * stride_; }
   size_t open_marks() const noexcept { return marks_.size(); }
   size_t followed_writes() const noexcept { return followed_.size(); }
   const tap_config& config() const noexcept { return cfg_; }
@@ -116,10 +125,15 @@ private:
   void sample_write(std::string_view key, uint64_t now_ms, uint64_t ttl_ms, size_t size);
   bool push(tap_event e);
   uint32_t next_gap();
+  /// Counts a sampled event against max_events_per_second; adjusts stride_.
+  void pace(uint64_t now_ms);
 
   tap_config cfg_;
   uint64_t rng_;
   uint32_t left_ = 1;
+  uint32_t stride_ = 1; ///< pacing: sample 1 in sample_one_in x stride_
+  uint64_t window_start_ms_ = 0;
+  uint64_t window_events_ = 0;
   std::vector<tap_event> batch_;
   std::unordered_map<uint64_t, uint64_t> marks_; ///< key hash -> load time
   struct followed_write {

@@ -844,8 +844,9 @@ caf::behavior store_broker(caf::stateful_actor<store_state, caf::io::broker>* se
                            tick_timer_atom::value);
       },
       // the predictor's side (actors/predictor.hpp)
-      [=](predictor_attach_atom, caf::actor pred, uint32_t one_in, bool follow_writes) {
-        attach_predictor(*self->state.core, std::move(pred), one_in, follow_writes);
+      [=](predictor_attach_atom, caf::actor pred, uint32_t one_in, uint32_t max_rate,
+          bool follow_writes) {
+        attach_predictor(*self->state.core, std::move(pred), one_in, max_rate, follow_writes);
       },
       [=](prewarm_resident_atom, std::vector<std::string>& keys) {
         return resident_keys(*self->state.core, keys);

@@ -109,6 +109,8 @@ node_config::node_config() {
       .add(prewarm_memory_bytes, "memory-bytes", "memory of the predictor's model")
       .add(prewarm_max_load_rate, "max-load-rate", "prewarm load rate in bytes/s")
       .add(prewarm_sample_one_in, "sample-one-in", "the predictor sees 1 in N reads and writes")
+      .add(prewarm_max_event_rate, "max-event-rate",
+           "... and at most this many events per second (sampling sparser above; 0 = no cap)")
       .add(prewarm_thread_nice, "thread-nice",
            "nice value of the predictor's thread (0..19; 19: it learns from spare CPU only)")
       .add(prewarm_bucket_evidence, "bucket-evidence",
@@ -342,6 +344,8 @@ std::string node_config::check_values() {
     return bad("kura.prewarm.max-load-rate", "at least 1024 bytes/s");
   if (prewarm_sample_one_in == 0 || prewarm_sample_one_in > 1000000)
     return bad("kura.prewarm.sample-one-in", "1..1000000");
+  if (prewarm_max_event_rate > 100000000)
+    return bad("kura.prewarm.max-event-rate", "0..100000000");
   if (prewarm_thread_nice > 19)
     return bad("kura.prewarm.thread-nice", "0..19");
   if (!(alerts_min_hit_ratio >= 0 && alerts_min_hit_ratio <= 1))

@@ -44,6 +44,7 @@ actors::predictor_settings predictor_settings_of(const node_config& cfg) {
   s.model_path = cfg.data_dir + "/predictor.model";
   s.clock_offset_ms = cfg.prewarm_clock_offset_ms;
   s.sample_one_in = static_cast<uint32_t>(cfg.prewarm_sample_one_in);
+  s.max_events_per_second = static_cast<uint32_t>(cfg.prewarm_max_event_rate);
   s.thread_nice = static_cast<int>(cfg.prewarm_thread_nice);
   s.core.event_scale = std::max<uint32_t>(1, s.sample_one_in); // insert rate from sampled events
   return s;

@@ -143,7 +143,7 @@ void predictor::admit(std::string&& k, const access_event& e) {
   slot.size = e.size;
 }
 
-void predictor::count_insert(uint64_t now_ms, uint32_t size) {
+void predictor::count_insert(uint64_t now_ms, uint32_t size, uint32_t weight) {
   const uint64_t h = now_ms / hour_ms;
   if (h != insert_hour_) {
     // an hour (or more, idle ones counting as nothing) has passed
@@ -152,7 +152,8 @@ void predictor::count_insert(uint64_t now_ms, uint32_t size) {
     insert_hour_ = h;
     insert_acc_ = 0;
   }
-  const double bytes = static_cast<double>(std::max<uint32_t>(1, size)) * cfg_.event_scale;
+  const double bytes =
+      static_cast<double>(std::max<uint32_t>(1, size)) * (weight ? weight : cfg_.event_scale);
   insert_acc_ += bytes;
   inserted_ += bytes;
 }
@@ -170,7 +171,7 @@ uint64_t predictor::turnover_ms(uint64_t capacity) const {
 void predictor::record(const access_event& e) {
   ++st_.events;
   if (e.tier != access_tier::l1 && e.tier != access_tier::l2)
-    count_insert(e.time_ms, e.size);
+    count_insert(e.time_ms, e.size, e.weight);
   // A tracked key already counted in this hour: its pattern was counted in
   // this hour with it (profiles count an hour once), so only the key's size
   // and the outcomes below can change. Skipping the pattern's learning
@@ -246,10 +247,10 @@ void predictor::close_write(const std::string& key, write_track& w, uint64_t now
   write_bytes_ -= write_track_overhead + key.size();
 }
 
-void predictor::record_write(std::string_view key, uint64_t now_ms, uint64_t ttl_ms,
-                             uint32_t size) {
+void predictor::record_write(std::string_view key, uint64_t now_ms, uint64_t ttl_ms, uint32_t size,
+                             uint32_t weight) {
   ++st_.writes;
-  count_insert(now_ms, size);
+  count_insert(now_ms, size, weight);
   const std::string p = shapes_.learn(key);
   pattern_slot& ps = pattern(p, now_ms);
   ++ps.writes;

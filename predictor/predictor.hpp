@@ -134,6 +134,9 @@ struct access_event {
   uint64_t time_ms = 0;
   access_tier tier = access_tier::miss;
   uint32_t size = 0; ///< bytes the entry occupies in memory (0 = unknown)
+  /// Accesses this event stands for (the sampler's 1-in-N when it was taken;
+  /// 0 = predictor_config::event_scale).
+  uint32_t weight = 0;
 };
 
 /// What the plan needs to know about memory.
@@ -209,7 +212,9 @@ public:
   /// Records a sampled read.
   void record(const access_event& e);
   /// Records a write of `key` with a TTL (0 = none).
-  void record_write(std::string_view key, uint64_t now_ms, uint64_t ttl_ms, uint32_t size);
+  /// `weight`: writes this one stands for (0 = predictor_config::event_scale).
+  void record_write(std::string_view key, uint64_t now_ms, uint64_t ttl_ms, uint32_t size,
+                    uint32_t weight = 0);
   /// A read of `key` that only decides a tracked write's outcome (read soon,
   /// later, after its TTL): a host that samples reads follows each sampled
   /// write to its next read unsampled and reports it here, so a write whose
@@ -410,7 +415,7 @@ private:
   /// builds even while nothing is loaded (key, horizon end).
   std::deque<std::pair<std::string, uint64_t>> shadows_;
   void shadow_outcome(key_slot& slot, bool read);
-  void count_insert(uint64_t now_ms, uint32_t size);
+  void count_insert(uint64_t now_ms, uint32_t size, uint32_t weight);
   /// Would an entry loaded when `inserted_` was `at` still be in memory now?
   /// (fewer bytes than the memory's capacity have entered it since: an LRU's
   /// answer; a shadow read after that counts as a load lost before its read).

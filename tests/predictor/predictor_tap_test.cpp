@@ -31,6 +31,47 @@ TEST_CASE("the tap samples about 1 in N reads, with jitter") {
   }
 }
 
+TEST_CASE("pacing: above max_events_per_second the tap samples sparser, and returns when calm") {
+  tap_config c;
+  c.sample_one_in = 8;
+  c.max_events_per_second = 1000;
+  c.max_batch = 1 << 20;
+  predictor_tap tap(c);
+  // 10 simulated seconds at 1 000 000 reads per second: 1 in 8 would be
+  // 125 000 events per second
+  uint64_t reads = 0;
+  for (uint64_t ms = 1000; ms < 11000; ++ms)
+    for (int i = 0; i < 1000; ++i, ++reads)
+      tap.on_read("k" + std::to_string(reads % 5000), ms, tap_tier::l1, 10);
+  auto busy = tap.take();
+  // at most the cap (plus the events of the second in which it reacts)
+  CHECK(busy.size() <= 10 * 2 * c.max_events_per_second);
+  CHECK(busy.size() >= 10 * c.max_events_per_second / 4);
+  CHECK(tap.one_in() >= 128);
+  // every event says how many reads it stands for: together about all of them
+  double stood_for = 0;
+  for (auto& e : busy)
+    stood_for += e.weight;
+  CHECK(stood_for > 0.7 * static_cast<double>(reads));
+  CHECK(stood_for < 1.3 * static_cast<double>(reads));
+  CHECK(busy.front().weight == 8);
+  CHECK(busy.back().weight >= 128);
+  // then 10 seconds at 100 reads per second: back to 1 in 8
+  for (uint64_t ms = 11000; ms < 21000; ms += 10)
+    tap.on_read("calm", ms, tap_tier::l1, 10);
+  auto calm = tap.take();
+  REQUIRE(!calm.empty());
+  CHECK(tap.one_in() == 8);
+  CHECK(calm.back().weight == 8);
+  // without a cap the tap keeps 1 in 8 whatever the rate
+  c.max_events_per_second = 0;
+  predictor_tap free_tap(c);
+  for (int i = 0; i < 100000; ++i)
+    free_tap.on_read("k", 1000, tap_tier::l1, 10);
+  CHECK(free_tap.one_in() == 8);
+  CHECK(free_tap.take().size() > 100000 / 8 * 9 / 10);
+}
+
 TEST_CASE("a prewarmed key reports its first read, served or not, never sampled away") {
   tap_config c;
   c.sample_one_in = 1000000; // no ordinary samples in this test
