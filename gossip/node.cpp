@@ -1336,6 +1336,7 @@ void node::finish_gather(uint64_t rid, uint64_t now) {
   // restarted node's disk does; a slot gained or streaming in does not).
   const bool vouched = it->second.vouched || vouches_for(key);
   const bool unsettled = it->second.unsettled;
+  const bool none_answered = it->second.answered.empty() && !it->second.candidates.empty();
   reads_.erase(it);
   if (best && ring_.is_replica(id(), key)) {
     apply_entry(*best, now); // repair our copy; the store answers the newest
@@ -1345,6 +1346,8 @@ void node::finish_gather(uint64_t rid, uint64_t now) {
   } else {
     serve_unfound(rid, key, vouched, unsettled, now);
   }
+  if (none_answered && !results_.empty() && results_.back().req == rid)
+    results_.back().unconfirmed = true;
 }
 
 bool node::vouches_for(const std::string& key) const {

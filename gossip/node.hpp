@@ -150,6 +150,11 @@ struct client_result {
   bool found = false; ///< read: a live (non-tombstone) value was found
   entry e;            ///< write: the entry as versioned; read: the value served
   read_failure failure = read_failure::none; ///< read, !ok: why
+  /// read, a gathering one (catch-up): none of the other replicas asked
+  /// answered by the deadline, so what is served is this node's own copy
+  /// (ok when its disk vouches for it), which may be older than the
+  /// cluster's. A read may serve it; a read-modify-write must not build on it.
+  bool unconfirmed = false;
 };
 
 class node {

@@ -409,8 +409,23 @@ std::vector<std::string> keys_behind(cluster_core& c, const std::vector<std::str
 
 void gate_pump(cluster_core& c, uint16_t slot);
 
-/// Runs the first `n` jobs of `slot` (their keys were read), then the rest.
-void gate_run(cluster_core& c, uint16_t slot, size_t n) {
+/// Why a job's gathering read gives it no base to build on (nullopt: it
+/// has one): the error of a key no replica could answer, or CLUSTERDOWN
+/// when none of the other replicas answered and only this node's own copy,
+/// perhaps older than the cluster's, came back (client_result::unconfirmed).
+using gather_failures = std::unordered_map<std::string, std::string>;
+
+std::optional<std::string> base_missing(const gather_failures& failed,
+                                        const std::vector<std::string>& keys) {
+  for (auto& k : keys)
+    if (auto it = failed.find(k); it != failed.end())
+      return it->second;
+  return std::nullopt;
+}
+
+/// Runs the first `n` jobs of `slot` (their keys were read; a job with a key
+/// in `failed` is refused with its error instead), then the rest.
+void gate_run(cluster_core& c, uint16_t slot, size_t n, const gather_failures& failed = {}) {
   auto& g = gate_of(c);
   for (size_t i = 0; i < n; ++i) {
     auto it = g.slots.find(slot);
@@ -432,6 +447,8 @@ void gate_run(cluster_core& c, uint16_t slot, size_t n) {
     it->second.pop_front();
     if (job.deadline_ms != 0 && now_ms() > job.deadline_ms)
       job.refuse(late_not_run);
+    else if (auto why = base_missing(failed, job.keys))
+      job.refuse(err_str(*why));
     else
       job.run();
   }
@@ -464,8 +481,14 @@ void gate_pump(cluster_core& c, uint16_t slot) {
     std::sort(behind.begin(), behind.end());
     behind.erase(std::unique(behind.begin(), behind.end()), behind.end());
     auto* cp = &c;
-    read_all_now(c, std::move(behind),
-                 [cp, slot, n = q.size()](std::vector<client_result>&) { gate_run(*cp, slot, n); });
+    read_all_now(c, behind, [cp, slot, n = q.size(), behind](std::vector<client_result>& rs) {
+      gather_failures failed;
+      for (size_t i = 0; i < rs.size() && i < behind.size(); ++i)
+        if (!rs[i].ok || rs[i].unconfirmed)
+          failed.emplace(behind[i], actors::read_failed(rs[i].ok ? gossip::read_failure::no_answer
+                                                                 : rs[i].failure));
+      gate_run(*cp, slot, n, failed);
+    });
     return;
   }
 }
