@@ -243,6 +243,12 @@ public:
   /// holds, or the newest version it acknowledged in an invalidation or held
   /// before the key left its store (handoff, tombstone collection).
   version floor(const std::string& key) const;
+  /// A command this node forwarded to `key`'s owner wrote version `v` there
+  /// (the owner's reply said so): reads here never serve an older version
+  /// from now on (read-your-writes through a forwarding node). The floor is
+  /// raised, an older near copy dropped, and a replica whose own copy is
+  /// older asks the other replicas instead of serving it.
+  void written_elsewhere(const std::string& key, const version& v);
   /// What this node knows of `key`, no network (KURA.HELD, test diagnostics).
   struct key_state {
     std::optional<entry> held;              ///< the store's record (tombstones included)
