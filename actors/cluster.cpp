@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <chrono>
 #include <deque>
 #include <iostream>
@@ -174,6 +175,49 @@ std::string read_failed(gossip::read_failure why) {
          "try again";
 }
 
+std::string tag_written(const std::vector<std::pair<std::string, version>>& written,
+                        std::string reply) {
+  if (written.empty())
+    return reply;
+  std::string t = "\x01" + std::to_string(written.size()) + "\n";
+  for (auto& [key, v] : written)
+    t += std::to_string(v.hlc) + " " + std::to_string(v.node) + " " + std::to_string(key.size()) +
+         "\n" + key;
+  return t + reply;
+}
+
+bool untag_written(std::string& reply, std::vector<std::pair<std::string, version>>& written) {
+  if (reply.empty() || reply[0] != '\x01')
+    return true;
+  size_t p = 1;
+  auto number = [&](char end, uint64_t& out) {
+    auto e = reply.find(end, p);
+    if (e == std::string::npos || e == p || e - p > 20)
+      return false;
+    auto [ptr, ec] = std::from_chars(reply.data() + p, reply.data() + e, out);
+    if (ec != std::errc{} || ptr != reply.data() + e)
+      return false;
+    p = e + 1;
+    return true;
+  };
+  uint64_t n = 0;
+  if (!number('\n', n) || n > reply.size())
+    return false;
+  std::vector<std::pair<std::string, version>> got;
+  for (uint64_t i = 0; i < n; ++i) {
+    uint64_t hlc = 0, node = 0, len = 0;
+    if (!number(' ', hlc) || !number(' ', node) || !number('\n', len) || node > UINT32_MAX ||
+        len > reply.size() - p)
+      return false;
+    got.emplace_back(reply.substr(p, len), version{hlc, static_cast<uint32_t>(node)});
+    p += len;
+  }
+  reply.erase(0, p);
+  for (auto& w : got)
+    written.push_back(std::move(w));
+  return true;
+}
+
 std::string outcome_unknown(const std::string& who, const std::string& why) {
   return "TIMEOUT the key's owner " + who + " gave no answer (" + why +
          "); the command may have run there and was not run again";
@@ -190,9 +234,9 @@ void cluster_core::forward(gossip::node_id to, std::vector<std::string> args, fo
   ++forwarded_;
   auto token = next_token_++;
   forwards_.emplace(token, std::move(fn));
-  auto bytes =
-      seal(static_cast<uint32_t>(cluster_msg_type::exec),
-           exec_request{std::move(args), real_clock::instance().now_ms() + s_.request_timeout_ms});
+  auto bytes = seal(
+      static_cast<uint32_t>(cluster_msg_type::exec),
+      exec_request{std::move(args), real_clock::instance().now_ms() + s_.request_timeout_ms, true});
   if (!schedule_flush || !send_exec_batch)
     return send_exec(to, std::move(bytes), token);
   // Held until the current event is done: a pipeline's forwarded commands to
@@ -228,6 +272,14 @@ void cluster_core::on_exec_reply(uint64_t token, bool ok, std::string reply) {
   auto it = forwards_.find(token);
   if (it == forwards_.end())
     return;
+  if (ok) { // what the command wrote there: our reads never serve older
+    std::vector<std::pair<std::string, version>> written;
+    if (!untag_written(reply, written))
+      reply = "-ERR malformed reply of a forwarded command\r\n";
+    if (node_)
+      for (auto& [key, v] : written)
+        node_->written_elsewhere(key, v);
+  }
   auto fn = std::move(it->second);
   forwards_.erase(it);
   fn(ok, std::move(reply));
@@ -1080,9 +1132,11 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
           return std::string(late_reply);
         auto rp = self->make_response_promise<std::string>();
         st.core->exec_deadline_ms = req->deadline_ms;
+        st.core->exec_tag_versions = req->versions;
         st.core->settings().exec(*st.core, std::move(req->args),
                                  [rp](std::string reply) mutable { rp.deliver(std::move(reply)); });
         st.core->exec_deadline_ms = 0;
+        st.core->exec_tag_versions = false;
         return rp;
       },
       [self](exec_atom, uint32_t from,
@@ -1130,9 +1184,11 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
             continue;
           }
           st.core->exec_deadline_ms = req->deadline_ms;
+          st.core->exec_tag_versions = req->versions;
           st.core->settings().exec(*st.core, std::move(req->args),
                                    [done, i](std::string reply) { done(i, std::move(reply)); });
           st.core->exec_deadline_ms = 0;
+          st.core->exec_tag_versions = false;
         }
         return caf::delegated<std::vector<std::string>>{};
       },

@@ -184,6 +184,10 @@ public:
   /// sent. A command the owner holds back (node/cluster_routing.cpp: while
   /// it reads a catching-up key's newest version) is not run after it.
   uint64_t exec_deadline_ms = 0;
+  /// The forwarded command being handed to settings().exec right now wants
+  /// the versions it writes in front of its reply (exec_request::versions;
+  /// node/cluster_routing.cpp tags them with tag_written).
+  bool exec_tag_versions = false;
   /// The owner's per-slot queue of those commands (node/cluster_routing.cpp).
   std::shared_ptr<void> exec_gate;
 
@@ -306,6 +310,17 @@ bool rerun_safe(const std::vector<std::string>& args);
 /// in time, "TRYAGAIN ..." when none could vouch that the key is absent (the
 /// ring is moving), as a Redis Cluster client expects; never nil.
 std::string read_failed(gossip::read_failure why);
+
+/// A forwarded command's reply with the versions it wrote at the owner in
+/// front: "\x01" count "\n", then per key hlc " " node " " key-length "\n"
+/// key, then the reply. The sender's on_exec_reply takes them off (and its
+/// reads never serve an older version of those keys: gossip::node::
+/// written_elsewhere), so a client sees only the reply.
+std::string tag_written(const std::vector<std::pair<std::string, version>>& written,
+                        std::string reply);
+/// Takes tag_written's versions off `reply` (false: malformed, `reply`
+/// unchanged); a reply without them is left as it is (true, none).
+bool untag_written(std::string& reply, std::vector<std::pair<std::string, version>>& written);
 
 /// The error "TIMEOUT ..." (without '-' and CRLF): the owner `who` did not answer
 /// (`why`), so the command's outcome is unknown and it was not run again.

@@ -32,7 +32,11 @@ struct exec_request {
   /// The sender's wall-clock ms after which it no longer waits for the
   /// answer: the receiver does not start the command after it (0: none).
   uint64_t deadline_ms = 0;
-  MSGPACK_DEFINE(args, deadline_ms);
+  /// The sender takes the versions the command wrote in front of the reply
+  /// (tag_written, cluster_core::on_exec_reply strips them); false from a
+  /// sender that does not, which gets the bare reply.
+  bool versions = false;
+  MSGPACK_DEFINE(args, deadline_ms, versions);
 };
 
 /// One member as `kura members` shows it.

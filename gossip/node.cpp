@@ -289,6 +289,14 @@ void node::raise_floor(const std::string& key, const version& v) {
     f = v;
 }
 
+void node::written_elsewhere(const std::string& key, const version& v) {
+  if (v.is_zero())
+    return;
+  raise_floor(key, v);
+  if (auto it = near_.find(key); it != near_.end() && it->second.e.ver < v)
+    near_.erase(it);
+}
+
 version node::floor(const std::string& key) const {
   auto it = floor_.find(key);
   version f = it == floor_.end() ? version{} : it->second;
@@ -447,8 +455,13 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
       entry e = fr->e.to_entry();
       if (e.key == key && ring_.is_replica(id(), key)) {
         apply_entry(e, now); // a catch-up read: repair our copy, serve the newest
-        serve_read(fr->rid, key, &e, now);
-        return;
+        version newest = e.ver;
+        if (auto held = store_->version_of(key); held && newest < *held)
+          newest = *held;
+        if (!(newest < floor(key))) {
+          serve_read(fr->rid, key, &e, now);
+          return;
+        } // (older than a version we know of: not served, as below)
       }
       if (e.key == key && !(e.ver < floor(key))) {
         keep_near(from, e, now);
@@ -1189,7 +1202,12 @@ void node::dispatch_read(uint64_t rid, const std::string& key, uint64_t now) {
     if (src != no_node && src != id() && members_.is_alive(src))
       others.push_back(src); // (a parked stream's source is not asked)
     const bool gather = catching_up(now) || gained(pos, now);
-    if (gather || src != no_node)
+    // Our copy is older than a version we know was written (a command we
+    // forwarded wrote it at the owner, written_elsewhere): ask the others.
+    auto fl = floor_.find(key);
+    const bool behind =
+        fl != floor_.end() && !fl->second.is_zero() && !(fl->second <= store_->version_of(key));
+    if (gather || src != no_node || behind)
       for (node_id r : ring_.replicas(key))
         if (r != id() && r != src)
           others.push_back(r);
@@ -1336,6 +1354,7 @@ void node::finish_gather(uint64_t rid, uint64_t now) {
   // restarted node's disk does; a slot gained or streaming in does not).
   const bool vouched = it->second.vouched || vouches_for(key);
   const bool unsettled = it->second.unsettled;
+  const bool none_answered = it->second.answered.empty() && !it->second.candidates.empty();
   reads_.erase(it);
   if (best && ring_.is_replica(id(), key)) {
     apply_entry(*best, now); // repair our copy; the store answers the newest
@@ -1345,6 +1364,8 @@ void node::finish_gather(uint64_t rid, uint64_t now) {
   } else {
     serve_unfound(rid, key, vouched, unsettled, now);
   }
+  if (none_answered && !results_.empty() && results_.back().req == rid)
+    results_.back().unconfirmed = true;
 }
 
 bool node::vouches_for(const std::string& key) const {

@@ -150,6 +150,11 @@ struct client_result {
   bool found = false; ///< read: a live (non-tombstone) value was found
   entry e;            ///< write: the entry as versioned; read: the value served
   read_failure failure = read_failure::none; ///< read, !ok: why
+  /// read, a gathering one (catch-up): none of the other replicas asked
+  /// answered by the deadline, so what is served is this node's own copy
+  /// (ok when its disk vouches for it), which may be older than the
+  /// cluster's. A read may serve it; a read-modify-write must not build on it.
+  bool unconfirmed = false;
 };
 
 class node {
@@ -238,6 +243,12 @@ public:
   /// holds, or the newest version it acknowledged in an invalidation or held
   /// before the key left its store (handoff, tombstone collection).
   version floor(const std::string& key) const;
+  /// A command this node forwarded to `key`'s owner wrote version `v` there
+  /// (the owner's reply said so): reads here never serve an older version
+  /// from now on (read-your-writes through a forwarding node). The floor is
+  /// raised, an older near copy dropped, and a replica whose own copy is
+  /// older asks the other replicas instead of serving it.
+  void written_elsewhere(const std::string& key, const version& v);
   /// What this node knows of `key`, no network (KURA.HELD, test diagnostics).
   struct key_state {
     std::optional<entry> held;              ///< the store's record (tombstones included)

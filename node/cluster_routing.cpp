@@ -72,6 +72,11 @@ struct fan_out {
 
 bool behind_gate(cluster_core& c, const std::vector<std::string>& keys,
                  std::function<void(std::function<void()>)> run_then);
+bool behind_forwarded(cluster_core& c, const std::vector<std::string>& keys,
+                      std::function<void()> run);
+std::function<void(out_buffer&&)> forwarding(cluster_core& c, uint16_t slot,
+                                             const std::vector<gossip::node_id>& cands,
+                                             std::function<void(out_buffer&&)> done);
 
 /// The error of the first read in `rs` that no replica could answer
 /// (CLUSTERDOWN: none answered in time; TRYAGAIN: none could vouch that the
@@ -96,11 +101,24 @@ void read_all_now(cluster_core& c, std::vector<std::string> keys,
   fo->maybe_finish();
 }
 
+void read_all_gated(cluster_core& c, std::vector<std::string> keys,
+                    std::function<void(std::vector<client_result>&)> then);
+
+/// read_all_gated, after the commands of the keys' slots this node forwarded
+/// before (read-your-writes, `forwarding` below); read_all_gated:
 /// read_all_now, after the read-modify-write commands of the keys' slot
 /// that wait here (owner_gate below): a pipelined GET after an INCR or EXEC
 /// that waits for its keys' newest versions reads what it wrote.
 void read_all(cluster_core& c, std::vector<std::string> keys,
               std::function<void(std::vector<client_result>&)> then) {
+  auto* cp = &c;
+  if (behind_forwarded(c, keys, [cp, keys, then] { read_all_gated(*cp, keys, then); }))
+    return;
+  read_all_gated(c, std::move(keys), std::move(then));
+}
+
+void read_all_gated(cluster_core& c, std::vector<std::string> keys,
+                    std::function<void(std::vector<client_result>&)> then) {
   auto* cp = &c;
   auto run = [cp, keys, then](std::function<void()> done) {
     read_all_now(*cp, keys, [then, done](std::vector<client_result>& rs) {
@@ -252,8 +270,9 @@ void cmd_del(cluster_core& c, const std::vector<std::string_view>& a,
   auto st = std::make_shared<state>();
   st->left = a.size() - 1;
   auto name = lower(a[0]);
-  for (size_t i = 1; i < a.size(); ++i)
-    at_owner(c, {name, std::string(a[i])}, c.exec_candidates(a[i]), 0, [st, done](out_buffer&& r) {
+  for (size_t i = 1; i < a.size(); ++i) {
+    auto cands = c.exec_candidates(a[i]);
+    auto fdone = forwarding(c, kura::key_slot(a[i]), cands, [st, done](out_buffer&& r) {
       if (!r.empty() && r[0] == ':')
         st->n += std::strtoll(std::string(r.begin() + 1, r.end()).c_str(), nullptr, 10);
       else if (st->err.empty())
@@ -266,6 +285,8 @@ void cmd_del(cluster_core& c, const std::vector<std::string_view>& a,
       put_int(o, st->n);
       done(std::move(o));
     });
+    at_owner(c, {name, std::string(a[i])}, std::move(cands), 0, std::move(fdone));
+  }
 }
 
 void cmd_ttl(cluster_core& c, const std::vector<std::string_view>& a, bool ms,
@@ -382,6 +403,15 @@ struct owner_gate {
     bool started = false;
   };
   std::unordered_map<uint16_t, std::deque<job>> slots;
+  /// The sender's side (forwarding below): per slot, the commands this node
+  /// forwarded to the slot's owner that have not answered yet (by issue
+  /// number), and the reads that wait for those issued before them.
+  struct forwarded {
+    uint64_t issued = 0;
+    std::set<uint64_t> open;
+    std::vector<std::pair<uint64_t, std::function<void()>>> reads; ///< (last issued, run)
+  };
+  std::unordered_map<uint16_t, forwarded> forwarding;
 };
 
 owner_gate& gate_of(cluster_core& c) {
@@ -409,8 +439,23 @@ std::vector<std::string> keys_behind(cluster_core& c, const std::vector<std::str
 
 void gate_pump(cluster_core& c, uint16_t slot);
 
-/// Runs the first `n` jobs of `slot` (their keys were read), then the rest.
-void gate_run(cluster_core& c, uint16_t slot, size_t n) {
+/// Why a job's gathering read gives it no base to build on (nullopt: it
+/// has one): the error of a key no replica could answer, or CLUSTERDOWN
+/// when none of the other replicas answered and only this node's own copy,
+/// perhaps older than the cluster's, came back (client_result::unconfirmed).
+using gather_failures = std::unordered_map<std::string, std::string>;
+
+std::optional<std::string> base_missing(const gather_failures& failed,
+                                        const std::vector<std::string>& keys) {
+  for (auto& k : keys)
+    if (auto it = failed.find(k); it != failed.end())
+      return it->second;
+  return std::nullopt;
+}
+
+/// Runs the first `n` jobs of `slot` (their keys were read; a job with a key
+/// in `failed` is refused with its error instead), then the rest.
+void gate_run(cluster_core& c, uint16_t slot, size_t n, const gather_failures& failed = {}) {
   auto& g = gate_of(c);
   for (size_t i = 0; i < n; ++i) {
     auto it = g.slots.find(slot);
@@ -432,6 +477,8 @@ void gate_run(cluster_core& c, uint16_t slot, size_t n) {
     it->second.pop_front();
     if (job.deadline_ms != 0 && now_ms() > job.deadline_ms)
       job.refuse(late_not_run);
+    else if (auto why = base_missing(failed, job.keys))
+      job.refuse(err_str(*why));
     else
       job.run();
   }
@@ -464,10 +511,93 @@ void gate_pump(cluster_core& c, uint16_t slot) {
     std::sort(behind.begin(), behind.end());
     behind.erase(std::unique(behind.begin(), behind.end()), behind.end());
     auto* cp = &c;
-    read_all_now(c, std::move(behind),
-                 [cp, slot, n = q.size()](std::vector<client_result>&) { gate_run(*cp, slot, n); });
+    read_all_now(c, behind, [cp, slot, n = q.size(), behind](std::vector<client_result>& rs) {
+      gather_failures failed;
+      for (size_t i = 0; i < rs.size() && i < behind.size(); ++i)
+        if (!rs[i].ok || rs[i].unconfirmed)
+          failed.emplace(behind[i], actors::read_failed(rs[i].ok ? gossip::read_failure::no_answer
+                                                                 : rs[i].failure));
+      gate_run(*cp, slot, n, failed);
+    });
     return;
   }
+}
+
+// -- read-your-writes through a forwarding node -----------------------------------
+//
+// A connection's pipelined commands start at once, their replies kept in
+// order; an INCR runs at its key's owner (forwarded), a GET here. So a GET
+// right after a forwarded INCR read before the INCR had run and answered the
+// older value. Now a read of a slot waits while a command this node
+// forwarded for that slot has not answered (every connection's read: the
+// node does not tell them apart). Once the owner answered, the replicas
+// and near holders here have the new version or were invalidated (the
+// owner's replication and invalidations leave before its reply).
+
+/// `done` of a command forwarded for `slot` to `cands` (at_owner), counted
+/// while it is out. One that runs here (this node is the owner) is not:
+/// the owner's gate keeps its slot's commands and reads in order.
+std::function<void(out_buffer&&)> forwarding(cluster_core& c, uint16_t slot,
+                                             const std::vector<gossip::node_id>& cands,
+                                             std::function<void(out_buffer&&)> done) {
+  if (cands.empty() || cands[0] == c.self_id())
+    return done;
+  auto& f = gate_of(c).forwarding[slot];
+  uint64_t n = ++f.issued;
+  f.open.insert(n);
+  auto* cp = &c;
+  return [cp, slot, n, done](out_buffer&& r) {
+    done(std::move(r));
+    auto& g = gate_of(*cp);
+    auto it = g.forwarding.find(slot);
+    if (it == g.forwarding.end())
+      return;
+    auto& fw = it->second;
+    fw.open.erase(n);
+    // the reads all of whose earlier forwarded commands answered
+    const uint64_t low = fw.open.empty() ? UINT64_MAX : *fw.open.begin();
+    std::vector<std::function<void()>> runs;
+    auto keep = fw.reads.begin();
+    for (auto& w : fw.reads)
+      if (w.first < low)
+        runs.push_back(std::move(w.second));
+      else
+        *keep++ = std::move(w);
+    fw.reads.erase(keep, fw.reads.end());
+    if (fw.open.empty() && fw.reads.empty())
+      g.forwarding.erase(it);
+    for (auto& run : runs)
+      run();
+  };
+}
+
+/// Queues `run` until the commands this node forwarded so far for the slots
+/// of `keys` answered (true), or does nothing when none are out (false).
+bool behind_forwarded(cluster_core& c, const std::vector<std::string>& keys,
+                      std::function<void()> run) {
+  if (!c.exec_gate)
+    return false;
+  auto& g = gate_of(c);
+  if (g.forwarding.empty())
+    return false;
+  std::set<uint16_t> slots;
+  for (auto& k : keys) {
+    auto it = g.forwarding.find(kura::key_slot(k));
+    if (it != g.forwarding.end() && !it->second.open.empty())
+      slots.insert(it->first);
+  }
+  if (slots.empty())
+    return false;
+  auto left = std::make_shared<size_t>(slots.size());
+  auto shared_run = std::make_shared<std::function<void()>>(std::move(run));
+  for (auto slot : slots) {
+    auto& fw = g.forwarding[slot];
+    fw.reads.emplace_back(fw.issued, [left, shared_run] {
+      if (--*left == 0)
+        (*shared_run)();
+    });
+  }
+  return true;
 }
 
 /// Queues `run` behind the commands of a slot of `keys` that wait here
@@ -516,7 +646,7 @@ void gated(cluster_core& c, std::vector<std::string> keys, std::function<void()>
 /// `as_tx`: EXEC) once write-acks copies hold every change. Nothing else runs
 /// in between on this node, so they are atomic as on a lone node.
 void run_here(cluster_core& c, std::vector<std::vector<std::string>> cmds, bool as_tx,
-              reply_fn reply) {
+              reply_fn reply, bool tag = false) {
   actors::staged_entries staged;
   for (auto& cmd : cmds)
     stage_keys(c, cmd, staged);
@@ -536,8 +666,13 @@ void run_here(cluster_core& c, std::vector<std::vector<std::string>> cmds, bool 
     else
       ws.push_back(kv_write{std::move(ch.key), {}, 0, true, 0});
   }
-  write_all(c, std::move(ws), [r = as_string(out), reply](std::vector<client_result>& rs) {
-    reply(all_ok(rs) ? r : err_str(not_acked));
+  write_all(c, std::move(ws), [r = as_string(out), reply, tag](std::vector<client_result>& rs) {
+    std::vector<std::pair<std::string, version>> written;
+    if (tag) // a forwarded command: its sender's reads never serve older (tag_written)
+      for (auto& w : rs)
+        if (!w.e.ver.is_zero())
+          written.emplace_back(w.e.key, w.e.ver);
+    reply(actors::tag_written(written, all_ok(rs) ? r : err_str(not_acked)));
   });
 }
 
@@ -558,7 +693,8 @@ std::string watch_versions(cluster_core& c, const std::vector<std::string>& a) {
 /// kura.node.exec nwatched (key live hlc node)... (argc arg...)...: a
 /// transaction forwarded to its slot's owner. A watched key whose liveness or
 /// version differs here aborts it (null array), as EXEC after a broken WATCH.
-void exec_transaction(cluster_core& c, const std::vector<std::string>& a, const reply_fn& reply) {
+void exec_transaction(cluster_core& c, const std::vector<std::string>& a, const reply_fn& reply,
+                      bool tag) {
   auto bad = [&] { reply(err_str("ERR malformed kura.node.exec")); };
   size_t p = 1;
   auto number = [&](uint64_t& v) { return p < a.size() && parse_cursor(a[p++], v); };
@@ -590,7 +726,7 @@ void exec_transaction(cluster_core& c, const std::vector<std::string>& a, const 
   }
   if (broken)
     return reply("*-1\r\n");
-  run_here(c, std::move(cmds), true, reply);
+  run_here(c, std::move(cmds), true, reply, tag);
 }
 
 /// exec_transaction once its keys are current here (see owner_gate).
@@ -616,7 +752,10 @@ void exec_transaction_gated(cluster_core& c, std::vector<std::string> a, reply_f
   auto* cp = &c;
   gated(
       c, std::move(keys),
-      [cp, a = std::move(a), reply]() mutable { exec_transaction(*cp, a, reply); }, reply);
+      [cp, a = std::move(a), reply, tag = c.exec_tag_versions]() mutable {
+        exec_transaction(*cp, a, reply, tag);
+      },
+      reply);
 }
 
 /// The ring's owner of a position is this node.
@@ -1017,7 +1156,8 @@ void run_by_keys(cluster_core& c, const std::vector<std::string_view>& a,
         });
   }
   auto cands = c.exec_candidates(keys[0]);
-  at_owner(c, std::move(args), std::move(cands), 0, std::move(done));
+  auto fdone = forwarding(c, slot, cands, std::move(done));
+  at_owner(c, std::move(args), std::move(cands), 0, std::move(fdone));
 }
 
 } // namespace
@@ -1035,8 +1175,8 @@ void exec_owned(actors::cluster_core& c, std::vector<std::string> a,
   auto* cp = &c;
   gated(
       c, std::move(keys),
-      [cp, cmds = std::move(cmds), reply]() mutable {
-        run_here(*cp, std::move(cmds), false, std::move(reply));
+      [cp, cmds = std::move(cmds), reply, tag = c.exec_tag_versions]() mutable {
+        run_here(*cp, std::move(cmds), false, std::move(reply), tag);
       },
       reply);
 }
@@ -1278,7 +1418,8 @@ void run_transaction(cluster_core& c, const std::vector<std::string_view>& a, se
     return done(std::move(o));
   }
   auto cands = c.exec_candidates(slot_key);
-  at_owner(c, std::move(args), std::move(cands), 0, std::move(done));
+  auto fdone = forwarding(c, kura::key_slot(slot_key), cands, std::move(done));
+  at_owner(c, std::move(args), std::move(cands), 0, std::move(fdone));
 }
 
 } // namespace kura::node

@@ -48,6 +48,22 @@ void start_slow(test_cluster& c) {
   REQUIRE(wait_for([&] { return c.all_see_alive(3); }, 60000));
 }
 
+/// SIGSTOPs `id` (a resume_guard of the caller's resumes it) and waits
+/// until the two other members of n1..n3 declared it dead.
+void freeze_until_dead(test_cluster& c, const std::string& id) {
+  ::kill(c[id].pid, SIGSTOP);
+  std::vector<std::string> others;
+  for (auto o : {"n1", "n2", "n3"})
+    if (o != id)
+      others.emplace_back(o);
+  REQUIRE(wait_for(
+      [&] {
+        return member_state(members_json(c[others[0]].cluster_port), id) == "dead" &&
+               member_state(members_json(c[others[1]].cluster_port), id) == "dead";
+      },
+      60000));
+}
+
 } // namespace
 
 TEST_CASE(
@@ -64,14 +80,8 @@ TEST_CASE(
   client r3(c["n3"].port);
   REQUIRE(r3.call({"GET", key}) == bulk("1"));
 
-  ::kill(c["n3"].pid, SIGSTOP);
   resume_guard guard{c["n3"].pid};
-  REQUIRE(wait_for(
-      [&] {
-        return member_state(members_json(c["n1"].cluster_port), "n3") == "dead" &&
-               member_state(members_json(c["n2"].cluster_port), "n3") == "dead";
-      },
-      60000));
+  freeze_until_dead(c, "n3");
   // n2, the next replica, runs them meanwhile: the counter reaches 5, "ab".
   for (int i = 2; i <= 5; ++i)
     REQUIRE(k1.call({"INCR", key}) == ":" + std::to_string(i) + "\r\n");
@@ -110,6 +120,53 @@ TEST_CASE(
       },
       60000));
   CHECK(k2.call({"INCR", key}) == std::string(":9\r\n"));
+}
+
+TEST_CASE("a read-modify-write on a resumed owner whose other replica does not answer is "
+          "refused, not run on its old copy") {
+  test_cluster c;
+  c.start_ring(3);
+  INFO(c.logs());
+  client k1(c["n1"].port);
+  auto key = key_owned(k1, "n3", "n2", "gone");
+  REQUIRE(!key.empty());
+  REQUIRE(k1.call({"INCR", key}) == std::string(":1\r\n"));
+  client r3(c["n3"].port);
+  REQUIRE(r3.call({"GET", key}) == bulk("1"));
+
+  resume_guard guard3{c["n3"].pid};
+  freeze_until_dead(c, "n3");
+  for (int i = 2; i <= 5; ++i) // n2 holds the newest version: 5
+    REQUIRE(k1.call({"INCR", key}) == ":" + std::to_string(i) + "\r\n");
+
+  // n1 and n2 freeze (n1 too: it replicated the key while n3 was dead, and
+  // a resumed n3 that hears of it asks n1 as well); then n3 resumes with an
+  // INCR queued in its socket: its gathering read gets no answer, and its own
+  // copy (1) is no base for an INCR (it answered :2 before, a version newer
+  // than the acknowledged 5, which it would have replaced everywhere).
+  ::kill(c["n1"].pid, SIGSTOP);
+  resume_guard guard1{c["n1"].pid};
+  ::kill(c["n2"].pid, SIGSTOP);
+  resume_guard guard2{c["n2"].pid};
+  REQUIRE(r3.send(client::multibulk({"INCR", key}) + client::multibulk({"PING"})));
+  ::kill(c["n3"].pid, SIGCONT);
+  auto got = r3.reply(60000);
+  REQUIRE_MESSAGE(got, "no reply to INCR from n3");
+  CHECK_MESSAGE(got->rfind("-CLUSTERDOWN", 0) == 0, "INCR on n3: " << *got);
+  CHECK(r3.reply(60000) == std::string("+PONG\r\n"));
+
+  // Once n1 and n2 are back, the counter is still 5 everywhere (the refused
+  // INCR left nothing), and the next INCR builds on it.
+  ::kill(c["n1"].pid, SIGCONT);
+  ::kill(c["n2"].pid, SIGCONT);
+  client k2(c["n2"].port);
+  CHECK(wait_for(
+      [&] {
+        return k1.call({"GET", key}) == bulk("5") && k2.call({"GET", key}) == bulk("5") &&
+               r3.call({"GET", key}) == bulk("5");
+      },
+      90000));
+  CHECK(k1.call({"INCR", key}) == std::string(":6\r\n"));
 }
 
 TEST_CASE("a read waiting on a frozen owner is hedged to the next replica") {
