@@ -277,7 +277,8 @@ struct memory_cache::impl {
     std::vector<uint64_t> warm_evicted;
     uint64_t warm_gain = 0;
     uint64_t warm_cost = 0;
-    uint64_t bytes = 0; // all of the above (fixed from shadow_build on)
+    memory_cache::adaptation_stats totals; // since construction
+    uint64_t bytes = 0;                    // all of the above (fixed from shadow_build on)
   } sh;
 
   explicit impl(const memory_cache_config& c)
@@ -580,6 +581,7 @@ struct memory_cache::impl {
     const double hyst = sh.periods <= shadow_early_periods ? 0.0 : shadow_hysteresis;
     if (best != sh.current && sh.score[best] < sh.score[sh.current] * (1 - hyst) - shadow_min_gap) {
       use_setting(best);
+      ++sh.totals.switches;
       // Warm switch: the keys the new setting's simulation holds in its main
       // region are admitted without the frequency test when they next leave
       // L1 (see shadow_state::warm).
@@ -620,6 +622,7 @@ struct memory_cache::impl {
       if (k != SIZE_MAX && sh.warm_state[k] == warm_admitted) {
         sh.warm_state[k] = warm_hit;
         ++sh.warm_gain;
+        ++sh.totals.warm_gains;
       }
       return;
     }
@@ -627,6 +630,7 @@ struct memory_cache::impl {
     if (it != sh.warm_evicted.end() && *it == h) {
       sh.warm_evicted.erase(it);
       ++sh.warm_cost;
+      ++sh.totals.warm_costs;
     }
   }
 
@@ -672,6 +676,7 @@ struct memory_cache::impl {
       }
     }
     sh.warm_state[k] = warm_admitted;
+    ++sh.totals.warm_admissions;
     return true;
   }
 
@@ -1051,6 +1056,10 @@ tier_stats memory_cache::l2_stats() const {
 }
 uint64_t memory_cache::window_capacity() const {
   return impl_->l1.capacity_;
+}
+
+memory_cache::adaptation_stats memory_cache::adaptation() const {
+  return impl_->sh.totals;
 }
 
 } // namespace kura
