@@ -113,9 +113,10 @@
 // protected's, LRU end; if there is none, the frequency test decides), and
 // warming pays its way: a warm-admitted key's first hit is a gain, the first
 // miss on a key a warm admission evicted is a cost, and no key is
-// warm-admitted while the costs exceed the gains by more than warm_slack
-// (bench/RESULTS.md, issue 14 ninth pass: cs 10% 0.9648 -> 0.9469, multi2 10%
-// 0.5075 -> 0.4959, every other row within 0.0006 of it). With sampled
+// warm-admitted while the costs exceed the gains by more than warm_slack; a
+// warm key enters protected (bench/RESULTS.md, issue 14 ninth pass: cs 10%
+// 0.9648 -> 0.9531, multi2 10% 0.5075 -> 0.4964, cloudPhysicsIO 1% 0.8299 ->
+// 0.8289, no other row worse by more than 0.0004). With sampled
 // simulations only a sampled key's status is known, and the same rule cost
 // cloudPhysicsIO 10% 0.0017, so there a warm key is admitted as before. The 18 settings with a 100%
 // window are all plain LRU (no main region: margin, main policy and aging do not matter), so one
@@ -690,10 +691,21 @@ struct memory_cache::impl {
     const uint64_t h = hash64(e.key);
     const bool returned = ghost_on && ghost.take(h);
     const bool warm = !sh.warm.empty() && warm_admit(e, h);
-    if (!l2.offer(std::move(e), now_ms, l1.last_evicted_reused_,
-                  (returned && ghost_admit) || warm) &&
-        ghost_on)
+    // With exact simulations a warm key enters protected: the simulation
+    // held it in its main region, and in probation the next admissions'
+    // victims would be the keys just warmed (bench/RESULTS.md, issue 14
+    // ninth pass: cloudPhysicsIO 1% 0.8303 -> 0.8289).
+    std::string warm_key;
+    if (warm && sh.shift == 0)
+      warm_key = e.key;
+    const bool admitted =
+        l2.offer(std::move(e), now_ms, l1.last_evicted_reused_, (returned && ghost_admit) || warm);
+    if (!admitted && ghost_on)
       ghost.insert(h);
+    if (admitted && warm && sh.shift == 0)
+      if (const detail::node_id id = l2.table_.find(warm_key, h);
+          id != 0 && l2.table_.aux(id) == l2_lfu::seg_probation)
+        l2.on_hit(id); // probation -> protected
   }
 
   void maybe_grow_sketch() {
