@@ -102,21 +102,35 @@
 // so the cache converges to what the simulation held instead of re-learning
 // it. Measured on the full table (bench/RESULTS.md, issue 14 eighth pass):
 // cloudPhysicsIO 1% 0.8310 -> 0.8299, 10% 0.7536 -> 0.7517, web07 10% 0.4219
-// -> 0.4200, orm-night 1% 0.3312 -> 0.3280; it costs cs 10% (0.9454 ->
-// 0.9648) and multi2 10% (0.4991 -> 0.5075), where a warm key's admission
-// evicts another key the simulation holds. The 18 settings with a 100% window are all plain LRU (no
-// main region: margin, main policy and aging do not matter), so one simulation serves them: 109
-// simulations for 126 settings. Cost: ~1.1 MB of simulations per shard (~21 bytes per simulated key
-// and simulation; in byte mode at most ~1/73 of the capacity, else adaptation is off), with
-// returning keys on also the recency filter (2 bytes per entry), and for sampled reads 109
-// simulated accesses and 2 sketch increments (for a million-entry shard, 1 read in 1024; in
-// kura-node's default 64 MiB shard of 1 KiB values, 1 in 64-256). The serving thread does not run
-// them per read: a sampled read's hash is queued, and 256 of them are fed at once (and the queue
-// always at the end of a period, before the decision, so every decision is what it was unbatched).
-// Fed one by one between the cache's own hits, each of the ~1.1 MB of
-// simulations' touches missed the CPU caches; fed in batches they stay warm
-// (perf of kura-bench-memory --shard-only: policy_sim::access 3.6% -> 0.95%
-// of the cycles; bench/RESULTS.md, issue 14 fifth pass).
+// -> 0.4200, orm-night 1% 0.3312 -> 0.3280. Unguarded it cost cs 10%
+// (0.9454 -> 0.9648) and multi2 10% (0.4991 -> 0.5075): a warm key's
+// admission evicted another key the simulation held, and on cs the state the
+// cache had (keys of earlier phases) was better than the simulation's. So,
+// when the simulations are exact (sampling shift 0, where "the simulation
+// does not hold this key" is known for every key), a warm admission makes its
+// room by evicting entries the simulation does not hold (L2's victim if it is
+// one, else the first such entry within warm_scan of probation's, then
+// protected's, LRU end; if there is none, the frequency test decides), and
+// warming pays its way: a warm-admitted key's first hit is a gain, the first
+// miss on a key a warm admission evicted is a cost, and no key is
+// warm-admitted while the costs exceed the gains by more than warm_slack; a
+// warm key enters protected (bench/RESULTS.md, issue 14 ninth pass: cs 10%
+// 0.9648 -> 0.9531, multi2 10% 0.5075 -> 0.4964, cloudPhysicsIO 1% 0.8299 ->
+// 0.8289, no other row worse by more than 0.0004). With sampled
+// simulations only a sampled key's status is known, and the same rule cost
+// cloudPhysicsIO 10% 0.0017, so there a warm key is admitted as before. The 18 settings with a 100%
+// window are all plain LRU (no main region: margin, main policy and aging do not matter), so one
+// simulation serves them: 109 simulations for 126 settings. Cost: ~1.1 MB of simulations per shard
+// (~21 bytes per simulated key and simulation; in byte mode at most ~1/73 of the capacity, else
+// adaptation is off), with returning keys on also the recency filter (2 bytes per entry), and for
+// sampled reads 109 simulated accesses and 2 sketch increments (for a million-entry shard, 1 read
+// in 1024; in kura-node's default 64 MiB shard of 1 KiB values, 1 in 64-256). The serving thread
+// does not run them per read: a sampled read's hash is queued, and 256 of them are fed at once (and
+// the queue always at the end of a period, before the decision, so every decision is what it was
+// unbatched). Fed one by one between the cache's own hits, each of the ~1.1 MB of simulations'
+// touches missed the CPU caches; fed in batches they stay warm (perf of kura-bench-memory
+// --shard-only: policy_sim::access 3.6% -> 0.95% of the cycles; bench/RESULTS.md, issue 14 fifth
+// pass).
 //
 // -- adapting the window: hill climbing (window_adaptation::hill_climbing) --------
 //
@@ -161,6 +175,12 @@ constexpr uint32_t shadow_early_periods = 32; // ... except in the first 32 peri
 constexpr double shadow_min_gap = 1.0;        // and never for less than one miss
 constexpr size_t n_shadow_sketches = 2;       // one per aging period of the grid
 constexpr size_t shadow_batch = 256;          // sampled reads fed to the sims at once
+// Warm switch with exact simulations (see "a switch is warm" above): entries
+// scanned from each L2 list's LRU end for one the simulation does not hold,
+// and how far a warm switch's costs may exceed its gains (in misses) before it
+// stops admitting.
+constexpr int warm_scan = 8;
+constexpr uint64_t warm_slack = 8;
 // The ghost queue (main_region_policy::slru_ghost) remembers this share of
 // the sketch's capacity (about the entry count) of rejected keys: at 2 bytes
 // per fingerprint, ~1 byte per entry (the 80-byte budget has no room for a
@@ -249,7 +269,17 @@ struct memory_cache::impl {
     // without the frequency test (the cache builds the state the simulation
     // had, instead of re-learning it). Sorted; cleared at the next switch.
     std::vector<uint64_t> warm;
-    uint64_t bytes = 0; // all of the above (fixed from shadow_build on)
+    // Per warm key: warm_pending (not admitted yet), warm_admitted, or
+    // warm_hit (admitted, and hit since).
+    std::vector<uint8_t> warm_state;
+    // Exact simulations only (shift 0): the keys warm admissions evicted that
+    // have not missed since (sorted), and the switch's gains (first hits of
+    // warm-admitted keys) and costs (first misses of the evicted keys).
+    std::vector<uint64_t> warm_evicted;
+    uint64_t warm_gain = 0;
+    uint64_t warm_cost = 0;
+    memory_cache::adaptation_stats totals; // since construction
+    uint64_t bytes = 0;                    // all of the above (fixed from shadow_build on)
   } sh;
 
   explicit impl(const memory_cache_config& c)
@@ -339,7 +369,7 @@ struct memory_cache::impl {
   /// moves while a caller holds a view).
   void on_access(bool hit, uint64_t h) {
     if (cfg.adaptive_window && cfg.adaptation == window_adaptation::shadow) {
-      shadow_access(h);
+      shadow_access(h, hit);
       return;
     }
     if (hit)
@@ -470,8 +500,14 @@ struct memory_cache::impl {
     sh.pending.reserve(shadow_batch);
     sh.warm.clear(); // hashes of the old simulations' keys
     sh.warm.reserve(cap);
+    sh.warm_state.clear();
+    sh.warm_state.reserve(cap);
+    sh.warm_evicted.clear();
+    if (shift == 0)
+      sh.warm_evicted.reserve(cap); // a warm admission evicts at most one entry each
     sh.bytes = sh.recent.memory_bytes() + sh.pending.capacity() * sizeof(uint64_t) +
-               sh.warm.capacity() * sizeof(uint64_t) + sh.sim_of.capacity() +
+               sh.warm.capacity() * sizeof(uint64_t) + sh.warm_state.capacity() +
+               sh.warm_evicted.capacity() * sizeof(uint64_t) + sh.sim_of.capacity() +
                sh.score.capacity() * sizeof(double) + sh.misses.capacity() * sizeof(uint64_t);
     for (const auto& k : sh.sketch)
       sh.bytes += k.memory_bytes();
@@ -484,7 +520,7 @@ struct memory_cache::impl {
     sh.periods = 0;
   }
 
-  void shadow_access(uint64_t h) {
+  void shadow_access(uint64_t h, bool hit) {
 
     if (sh.sims.empty()) {
       const uint64_t n = cfg.count_objects ? cfg.capacity_bytes : entries_now();
@@ -494,6 +530,8 @@ struct memory_cache::impl {
     }
     if (sh.shift && (mix64(h ^ 0x5bd1e995ull) & ((1ull << sh.shift) - 1)) != 0)
       return;
+    if (sh.shift == 0 && !sh.warm.empty())
+      warm_account(h, hit);
     sh.pending.push_back(h);
     if (++sh.in_period >= sh.period) {
       shadow_flush();
@@ -544,12 +582,16 @@ struct memory_cache::impl {
     const double hyst = sh.periods <= shadow_early_periods ? 0.0 : shadow_hysteresis;
     if (best != sh.current && sh.score[best] < sh.score[sh.current] * (1 - hyst) - shadow_min_gap) {
       use_setting(best);
+      ++sh.totals.switches;
       // Warm switch: the keys the new setting's simulation holds in its main
       // region are admitted without the frequency test when they next leave
       // L1 (see shadow_state::warm).
       sh.warm.clear();
       sh.sims[sh.sim_of[best]].for_each_main([this](uint64_t h) { sh.warm.push_back(h); });
       std::sort(sh.warm.begin(), sh.warm.end());
+      sh.warm_state.assign(sh.warm.size(), warm_pending);
+      sh.warm_evicted.clear();
+      sh.warm_gain = sh.warm_cost = 0;
     }
     if (!cfg.count_objects) {
       const uint64_t n = entries_now();
@@ -565,6 +607,80 @@ struct memory_cache::impl {
         std::max<uint64_t>(1, static_cast<uint64_t>(ghost_share * static_cast<double>(entries))));
   }
 
+  enum : uint8_t { warm_pending = 0, warm_admitted = 1, warm_hit = 2 };
+
+  /// Index of `h` in the warm keys, or SIZE_MAX.
+  size_t warm_index(uint64_t h) const {
+    auto it = std::lower_bound(sh.warm.begin(), sh.warm.end(), h);
+    return it != sh.warm.end() && *it == h ? static_cast<size_t>(it - sh.warm.begin()) : SIZE_MAX;
+  }
+
+  /// A read while a warm switch is on (exact simulations): counts its gains
+  /// and costs.
+  void warm_account(uint64_t h, bool hit) {
+    if (hit) {
+      const size_t k = warm_index(h);
+      if (k != SIZE_MAX && sh.warm_state[k] == warm_admitted) {
+        sh.warm_state[k] = warm_hit;
+        ++sh.warm_gain;
+        ++sh.totals.warm_gains;
+      }
+      return;
+    }
+    auto it = std::lower_bound(sh.warm_evicted.begin(), sh.warm_evicted.end(), h);
+    if (it != sh.warm_evicted.end() && *it == h) {
+      sh.warm_evicted.erase(it);
+      ++sh.warm_cost;
+      ++sh.totals.warm_costs;
+    }
+  }
+
+  /// An L2 entry the chosen simulation does not hold: L2's victim if it is
+  /// one, else the first within warm_scan of each list's LRU end; 0 if none.
+  detail::node_id unheld_victim() {
+    const detail::node_id v = l2.victim();
+    if (v != 0 && warm_index(hash64(l2.table_.key(v))) == SIZE_MAX)
+      return v;
+    for (const detail::node_list* l : {&l2.probation_, &l2.protected_}) {
+      int n = 0;
+      for (detail::node_id id = l->tail; id != 0 && n < warm_scan; id = l2.table_.prev(id), ++n)
+        if (warm_index(hash64(l2.table_.key(id))) == SIZE_MAX)
+          return id;
+    }
+    return 0;
+  }
+
+  /// Whether the L1 victim `e` (hash `h`), a warm key, is admitted without
+  /// the frequency test. With exact simulations: only while the switch's
+  /// costs do not exceed its gains by more than warm_slack, and only after
+  /// room was made by evicting entries the simulation does not hold.
+  bool warm_admit(const entry& e, uint64_t h) {
+    const size_t k = warm_index(h);
+    if (k == SIZE_MAX || sh.warm_state[k] != warm_pending)
+      return false;
+    if (sh.shift == 0) {
+      if (sh.warm_cost > sh.warm_gain + warm_slack)
+        return false;
+      if (!e.expired(now_ms) && l2.cost(e) <= l2.capacity_) {
+        const size_t charge = l2.charge_of(e);
+        while (l2.table_.size() > 0 && l2.used_after_insert(charge) > l2.capacity_) {
+          const detail::node_id v = unheld_victim();
+          if (v == 0)
+            return false; // only keys the simulation holds: the frequency test decides
+          const uint64_t vh = hash64(l2.table_.key(v));
+          auto it = std::lower_bound(sh.warm_evicted.begin(), sh.warm_evicted.end(), vh);
+          if ((it == sh.warm_evicted.end() || *it != vh) &&
+              sh.warm_evicted.size() < sh.warm_evicted.capacity()) // fixed memory
+            sh.warm_evicted.insert(it, vh);
+          l2.evict(v);
+        }
+      }
+    }
+    sh.warm_state[k] = warm_admitted;
+    ++sh.totals.warm_admissions;
+    return true;
+  }
+
   /// An L1 victim leaves for L2: a ghost hit is admitted without the
   /// frequency test when the setting says so, a rejection is remembered.
   void offer_l1_victim(entry&& e) {
@@ -574,18 +690,22 @@ struct memory_cache::impl {
     }
     const uint64_t h = hash64(e.key);
     const bool returned = ghost_on && ghost.take(h);
-    bool warm = false;
-    if (!sh.warm.empty()) {
-      auto it = std::lower_bound(sh.warm.begin(), sh.warm.end(), h);
-      if (it != sh.warm.end() && *it == h) {
-        warm = true;
-        sh.warm.erase(it);
-      }
-    }
-    if (!l2.offer(std::move(e), now_ms, l1.last_evicted_reused_,
-                  (returned && ghost_admit) || warm) &&
-        ghost_on)
+    const bool warm = !sh.warm.empty() && warm_admit(e, h);
+    // With exact simulations a warm key enters protected: the simulation
+    // held it in its main region, and in probation the next admissions'
+    // victims would be the keys just warmed (bench/RESULTS.md, issue 14
+    // ninth pass: cloudPhysicsIO 1% 0.8303 -> 0.8289).
+    std::string warm_key;
+    if (warm && sh.shift == 0)
+      warm_key = e.key;
+    const bool admitted =
+        l2.offer(std::move(e), now_ms, l1.last_evicted_reused_, (returned && ghost_admit) || warm);
+    if (!admitted && ghost_on)
       ghost.insert(h);
+    if (admitted && warm && sh.shift == 0)
+      if (const detail::node_id id = l2.table_.find(warm_key, h);
+          id != 0 && l2.table_.aux(id) == l2_lfu::seg_probation)
+        l2.on_hit(id); // probation -> protected
   }
 
   void maybe_grow_sketch() {
@@ -948,6 +1068,10 @@ tier_stats memory_cache::l2_stats() const {
 }
 uint64_t memory_cache::window_capacity() const {
   return impl_->l1.capacity_;
+}
+
+memory_cache::adaptation_stats memory_cache::adaptation() const {
+  return impl_->sh.totals;
 }
 
 } // namespace kura

@@ -169,6 +169,19 @@ public:
   tier_stats l2_stats() const;
   uint64_t window_capacity() const;
 
+  /// Counters of the shadow adaptation since construction (memory_cache.cpp,
+  /// "a switch is warm"): setting switches; keys a warm switch admitted
+  /// without the frequency test; and, with exact simulations, the warm
+  /// switches' gains (first hits of warm-admitted keys) and costs (first
+  /// misses of keys a warm admission evicted).
+  struct adaptation_stats {
+    uint64_t switches = 0;
+    uint64_t warm_admissions = 0;
+    uint64_t warm_gains = 0;
+    uint64_t warm_costs = 0;
+  };
+  adaptation_stats adaptation() const;
+
 private:
   const entry_view* find_view(std::string_view key, uint64_t now_ms, bool touch);
   struct impl;

@@ -970,3 +970,40 @@ TEST_CASE("policy_sim: for_each_main lists the keys of the main region, not the 
   std::sort(want.begin(), want.end());
   CHECK(main == want);
 }
+
+TEST_CASE("memory_cache: a warm switch admits the keys the chosen simulation holds") {
+  // A loop of 150 keys through 100 entries, adaptation on (exact
+  // simulations). The cache starts as LRU and misses every read; a
+  // small-window setting's simulation holds ~99 of the loop's keys in its
+  // main region and hits them, so the cache switches to it. The cache's L2
+  // then holds the keys that were in its window at the switch (the loop's
+  // last ~100), not the simulation's: the keys the simulation holds that
+  // the cache lacks (the loop's first third) are admitted by the warm switch
+  // when they next leave L1, and hit in the pass after.
+  memory_cache m(objects_config(100, true, 1.0));
+  REQUIRE(m.adaptation().switches == 0);
+  uint64_t last_pass_hits = 0;
+  for (int pass = 0; pass < 4; ++pass) {
+    last_pass_hits = 0;
+    for (int k = 0; k < 150; ++k) {
+      const std::string key = key_of(static_cast<uint64_t>(k));
+      if (m.get(key, 0)->has_value())
+        ++last_pass_hits;
+      else
+        REQUIRE(m.put(make(key, "v"), 0).ok());
+    }
+  }
+  const memory_cache::adaptation_stats a = m.adaptation();
+  CHECK(a.switches >= 1);
+  CHECK(m.window_capacity() < 100);
+  // Warm admissions happened, and the keys they admitted were hit.
+  CHECK(a.warm_admissions >= 40);
+  CHECK(a.warm_gains >= 40);
+  CHECK(a.warm_gains <= a.warm_admissions);
+  // The cache now holds what the simulation held: most of the first third.
+  int first_third = 0;
+  for (int k = 0; k < 50; ++k)
+    first_third += m.locate(key_of(static_cast<uint64_t>(k))) == memory_region::l2;
+  CHECK(first_third >= 40);
+  CHECK(last_pass_hits >= 95);
+}
