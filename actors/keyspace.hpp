@@ -170,17 +170,16 @@ public:
   bool read(std::string_view key, F&& f) {
     auto now = clk_.now_ms();
     auto& sh = shard_for(key);
-    uint64_t l1_hits = probe_ ? sh.l1_stats().hits : 0;
     bool hit = sh.visit(key, now, [&](const memory_cache::entry_view& v) {
-      if (tap_)
-        tap_->on_read(key, now, tap_tier::l1, v.value.size());
+      if (tap_) {
+        tap_->on_read(key, now, v.l2 ? tap_tier::l2 : tap_tier::l1, v.value.size());
+        if (probe_) // (open_read_probe: only with a tap)
+          probe_ |= v.l2 ? probe_l2 : probe_l1;
+      }
       f(v.value, v.expiry_ms);
     });
-    if (hit) {
-      if (probe_)
-        note_probe(sh, l1_hits);
+    if (hit)
       return true;
-    }
     if (auto* b = large_entry(key, now)) {
       if (tap_)
         tap_->on_read(key, now, tap_tier::l3, b->value->size());
@@ -210,17 +209,16 @@ public:
   bool view(std::string_view key, F&& f) {
     auto now = clk_.now_ms();
     auto& sh = shard_for(key);
-    uint64_t l1_hits = probe_ ? sh.l1_stats().hits : 0;
     bool hit = sh.visit(key, now, [&](const memory_cache::entry_view& v) {
-      if (tap_)
-        tap_->on_read(key, now, tap_tier::l1, v.value.size());
+      if (tap_) {
+        tap_->on_read(key, now, v.l2 ? tap_tier::l2 : tap_tier::l1, v.value.size());
+        if (probe_) // (open_read_probe: only with a tap)
+          probe_ |= v.l2 ? probe_l2 : probe_l1;
+      }
       f(key_view{v.value, v.expiry_ms, v.ver, v.flags});
     });
-    if (hit) {
-      if (probe_)
-        note_probe(sh, l1_hits);
+    if (hit)
       return true;
-    }
     if (auto* b = large_entry(key, now)) {
       if (tap_)
         tap_->on_read(key, now, tap_tier::l3, b->value->size());
@@ -322,10 +320,6 @@ private:
   /// Lazy expiry of a memory entry reaches L3 (memory_cache::on_lazy_expire).
   void expired_in_memory(std::string_view key);
   void tap_read_below(std::string_view key, uint64_t now, const entry& e);
-  /// A memory hit in shard `sh` during a probe: L1 if its L1 hit count moved.
-  void note_probe(const memory_cache& sh, uint64_t l1_hits_before) noexcept {
-    probe_ |= sh.l1_stats().hits != l1_hits_before ? probe_l1 : probe_l2;
-  }
   static constexpr uint8_t probe_open = 1, probe_l1 = 2, probe_l2 = 4;
   uint8_t probe_ = 0;
   latency_histogram read_latency_[2];

@@ -280,7 +280,7 @@ struct predictor_settings {
   uint32_t sample_one_in = 8;  ///< the tap samples 1 in N reads and writes
   /// ... and at most this many per second (sparser above; 0 = no cap):
   /// tap_config::max_events_per_second
-  uint32_t max_events_per_second = 10000;
+  uint32_t max_events_per_second = 2500;
   /// Nice value of the actor's thread (kura.prewarm.thread-nice): 19 makes
   /// learning and planning background work that takes spare CPU, not the
   /// serving threads' (RocksDB lowers its compaction threads' priority the

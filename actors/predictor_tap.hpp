@@ -53,8 +53,11 @@ struct tap_config {
   /// Sampled events per second at most (0 = no cap): above it the tap samples
   /// more sparsely (1 in sample_one_in x 2^k), below half of it it returns
   /// towards sample_one_in; each event carries the 1-in-N it was taken at.
-  /// Learning costs the predictor's thread ~2 us per event: at 700 000
-  /// GET/s, 1 in 8 would be 90 000 events/s, most of a core on a small box.
+  /// Learning costs the predictor's thread 2-6 us per event (the upper end
+  /// for a uniform key space larger than its table, where most events evict
+  /// a tracked key): at 700 000 GET/s, 1 in 8 would be 90 000 events/s, most
+  /// of a core on a small box. kura-node's default cap is 2500 events/s
+  /// (actors/predictor.hpp, predictor_settings), ~1 % of a core.
   uint32_t max_events_per_second = 0;
   size_t max_batch = 1 << 16;             ///< events held between shipments
   uint64_t mark_ttl_ms = 3 * 3600 * 1000; ///< prewarm marks older than this are dropped

@@ -79,8 +79,8 @@ struct node_config : caf::actor_system_config {
   uint64_t prewarm_memory_bytes = 32ull << 20;
   uint64_t prewarm_max_load_rate = 16ull << 20; ///< bytes/s
   uint64_t prewarm_sample_one_in = 8;
-  uint64_t prewarm_max_event_rate = 10000; ///< sampled events per second at most (0 = no cap)
-  uint64_t prewarm_thread_nice = 0;        ///< nice value of the predictor's thread (0..19)
+  uint64_t prewarm_max_event_rate = 2500; ///< sampled events per second at most (0 = no cap)
+  uint64_t prewarm_thread_nice = 0;       ///< nice value of the predictor's thread (0..19)
   int64_t prewarm_clock_offset_ms = 0;
   uint64_t prewarm_bucket_evidence =
       8;                            ///< outcomes a calibration bucket needs before loads (0 = off)

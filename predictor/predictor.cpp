@@ -198,13 +198,13 @@ void predictor::record(const access_event& e) {
     pairs_.record(e.key, e.time_ms);
   // Outcome of a tracked write.
   if (!writes_.empty())
-    record_write_read(key, e.time_ms);
+    write_read(key, e.time_ms); // (record's own copy of the key: no second one)
   if (known == keys_.end())
     admit(std::move(key), e); // last: it may evict other keys
 }
 
-void predictor::record_write_read(std::string_view key, uint64_t now_ms) {
-  auto w = writes_.find(std::string(key));
+void predictor::write_read(const std::string& key, uint64_t now_ms) {
+  auto w = writes_.find(key);
   if (w != writes_.end()) {
     auto pi = patterns_.find(w->second.pattern);
     pattern_slot* wp = pi == patterns_.end() ? nullptr : &pi->second;

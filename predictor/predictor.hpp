@@ -219,7 +219,9 @@ public:
   /// later, after its TTL): a host that samples reads follows each sampled
   /// write to its next read unsampled and reports it here, so a write whose
   /// read was not sampled does not look unread. record() does this itself.
-  void record_write_read(std::string_view key, uint64_t now_ms);
+  void record_write_read(std::string_view key, uint64_t now_ms) {
+    write_read(std::string(key), now_ms);
+  }
 
   // -- prewarm -----------------------------------------------------------------
 
@@ -366,6 +368,8 @@ private:
   void admit(std::string&& key, const access_event& e);
   pattern_slot& pattern(const std::string& p, uint64_t now_ms);
   void trim_patterns(uint64_t now_ms);
+  /// record_write_read for a key the caller already holds as a string.
+  void write_read(const std::string& key, uint64_t now_ms);
   void close_write(const std::string& key, write_track& w, uint64_t now_ms);
   /// +1 longer, -1 shorter, 0 unchanged (reason set when decided).
   int ttl_direction(const pattern_slot& p, const char** reason) const;

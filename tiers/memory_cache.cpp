@@ -304,8 +304,8 @@ struct memory_cache::impl {
 
   frequency_sketch& sketch() { return l2.sketch_; }
 
-  void fill_view(const detail::node_view& v) {
-    view = entry_view{v.key, v.value, v.expiry_ms, v.ver, v.flags};
+  void fill_view(const detail::node_view& v, bool l2) {
+    view = entry_view{v.key, v.value, v.expiry_ms, v.ver, v.flags, l2};
   }
 
   // -- window sizing ------------------------------------------------------------
@@ -812,7 +812,7 @@ const memory_cache::entry_view* memory_cache::find_view(std::string_view key, ui
           m.recent.insert(h);
         m.on_access(true, h);
       }
-      m.fill_view(nv);
+      m.fill_view(nv, false);
       return &m.view;
     }
   } else {
@@ -836,7 +836,7 @@ const memory_cache::entry_view* memory_cache::find_view(std::string_view key, ui
           m.recent.insert(h);
         m.on_access(true, h);
       }
-      m.fill_view(nv);
+      m.fill_view(nv, true);
       return &m.view;
     }
   } else {

@@ -126,6 +126,8 @@ public:
     uint64_t expiry_ms;
     kura::version ver;
     uint8_t flags;
+    /// visit: the main region (L2) answered, not the window (L1).
+    bool l2 = false;
   };
   template <class F>
   bool visit(std::string_view key, uint64_t now_ms, F&& f) {
