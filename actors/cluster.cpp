@@ -171,6 +171,9 @@ std::string read_failed(gossip::read_failure why) {
   if (why == gossip::read_failure::unsettled)
     return "TRYAGAIN The key's replicas are changing (the ring moved) and none could vouch "
            "for it yet; try again";
+  if (why == gossip::read_failure::unconfirmed)
+    return "TRYAGAIN This node is catching up and too few of the key's replicas answered within "
+           "kura.cluster.request-timeout to confirm its newest version; try again";
   return "CLUSTERDOWN No replica of the key answered within kura.cluster.request-timeout; "
          "try again";
 }

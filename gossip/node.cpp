@@ -420,8 +420,10 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
         entry e = fr->e.to_entry();
         if (e.key == pr.key && serves_over(e, pr.best ? &*pr.best : nullptr))
           pr.best = std::move(e);
+        ++pr.confirmed;
       } else {
         (fr->unsure ? pr.unsettled : pr.vouched) = true;
+        pr.confirmed += fr->unsure ? 0 : 1;
       }
       if (pr.answered.size() >= pr.candidates.size())
         finish_gather(fr->rid, now);
@@ -1354,8 +1356,41 @@ void node::finish_gather(uint64_t rid, uint64_t now) {
   // restarted node's disk does; a slot gained or streaming in does not).
   const bool vouched = it->second.vouched || vouches_for(key);
   const bool unsettled = it->second.unsettled;
-  const bool none_answered = it->second.answered.empty() && !it->second.candidates.empty();
+  // The read quorum (session 14): an acknowledged write is on write_acks of
+  // the key's RF replicas, so RF - write_acks + 1 of them intersect every
+  // write quorum. Our own copy does not count: a gathering node is the one
+  // whose copy may be old (paused, restarted, a slot it just gained), and the
+  // write quorums that matter are those formed without it. With RF 2 and
+  // write-acks 2 one answer is enough (as before); with RF 3 and write-acks 2
+  // it takes both other replicas: one old answer (a replica that was down
+  // with us) is no base for a read-modify-write (gossip_node_test, and
+  // tests/cluster/catch_up_test "with RF 3 and write-acks 2 ...").
+  const uint32_t acks = std::max<uint32_t>(1, cfg_.write_acks);
+  const size_t quorum = std::min<size_t>(cfg_.ring.rf >= acks ? cfg_.ring.rf - acks + 1 : 1,
+                                         it->second.candidates.size());
+  const bool too_few = it->second.confirmed < quorum;
+  // Every other replica asked is dead by now (declared while we waited):
+  // what we hold is all there is (a whole-cluster restart serves its disks).
+  bool others_dead = !it->second.candidates.empty();
+  for (node_id r : it->second.candidates)
+    others_dead = others_dead && members_.is_dead(r);
   reads_.erase(it);
+  if (too_few && !others_dead) {
+    // Session 14: not our own copy, not the newest of too few answers (the
+    // acknowledged version may be on a replica that did not answer): the
+    // client retries once the replicas answer or the silent one is declared
+    // dead (it leaves the ring, and its successor is asked instead).
+    if (best && ring_.is_replica(id(), key))
+      apply_entry(*best, now); // still repairs our copy
+    client_result r;
+    r.req = rid;
+    r.e.key = key;
+    r.failure = read_failure::unconfirmed;
+    r.unconfirmed = true;
+    ++stats_.reads_failed_unconfirmed;
+    results_.push_back(std::move(r));
+    return;
+  }
   if (best && ring_.is_replica(id(), key)) {
     apply_entry(*best, now); // repair our copy; the store answers the newest
     serve_read(rid, key, &*best, now);
@@ -1364,7 +1399,7 @@ void node::finish_gather(uint64_t rid, uint64_t now) {
   } else {
     serve_unfound(rid, key, vouched, unsettled, now);
   }
-  if (none_answered && !results_.empty() && results_.back().req == rid)
+  if (too_few && !results_.empty() && results_.back().req == rid)
     results_.back().unconfirmed = true;
 }
 

@@ -138,6 +138,12 @@ enum class read_failure : uint8_t {
   /// moving (the asked nodes do not replicate the key in their ring, or its
   /// slot is still coming to them): Redis Cluster's TRYAGAIN, not nil.
   unsettled,
+  /// This node gathers (catching up: paused, restarted, a slot it just
+  /// gained) and fewer of the key's other replicas answered than a read
+  /// quorum (client_result::unconfirmed) while one of them is not known dead:
+  /// its copy, or the answers, may be older than an acknowledged write.
+  /// TRYAGAIN, not a possibly stale value.
+  unconfirmed,
 };
 
 /// The answer to a client call.
@@ -150,10 +156,12 @@ struct client_result {
   bool found = false; ///< read: a live (non-tombstone) value was found
   entry e;            ///< write: the entry as versioned; read: the value served
   read_failure failure = read_failure::none; ///< read, !ok: why
-  /// read, a gathering one (catch-up): none of the other replicas asked
-  /// answered by the deadline, so what is served is this node's own copy
-  /// (ok when its disk vouches for it), which may be older than the
-  /// cluster's. A read may serve it; a read-modify-write must not build on it.
+  /// read, a gathering one (catch-up): fewer of the other replicas answered
+  /// by the deadline (with a value, or a vouched "not found") than a read
+  /// quorum, min(RF - write_acks + 1, the replicas asked), so what is served
+  /// (the newest of this node's own copy and the answers) may be older than
+  /// the newest acknowledged version. A read-modify-write must not build on
+  /// it.
   bool unconfirmed = false;
 };
 
@@ -318,6 +326,9 @@ public:
     /// Reads answered with an error instead of nil: no replica answered in
     /// time, or none could vouch that the key is absent (client_result::failure).
     uint64_t reads_failed_no_answer = 0, reads_failed_unsettled = 0;
+    /// ... or, catching up, too few replicas answered to confirm the newest
+    /// version (read_failure::unconfirmed).
+    uint64_t reads_failed_unconfirmed = 0;
   };
   const counters& stats() const { return stats_; }
 
@@ -463,6 +474,9 @@ private:
     /// nodes, not necessarily on the first replica that answers.
     bool gather = false;
     std::vector<node_id> answered;
+    /// Gather: answers that count toward the read quorum (a value, or a
+    /// vouched "not found"; not an unsure one).
+    size_t confirmed = 0;
     std::optional<entry> best; ///< the newest version an answer carried
     /// Not gather: the peers asked so far and when (hedged reads ask more
     /// than one); `unusable`: answers without a usable value, plus the asks

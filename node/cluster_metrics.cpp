@@ -45,7 +45,7 @@ struct cluster_metrics {
       gossip_messages, gossip_batches, decode_errors, tombstones_collected, stream_in_bytes,
       stream_in_entries, cache_hits, cache_misses, redirects_moved, redirects_ask, catch_ups,
       hedged_reads, ae_view_mismatches, streams_resourced, streams_given_up, write_resends,
-      reads_failed_no_answer, reads_failed_unsettled;
+      reads_failed_no_answer, reads_failed_unsettled, reads_failed_unconfirmed;
   Gauge* move_active = nullptr;
   Gauge* move_keys_expected = nullptr;
   std::vector<gossip::node_id> ring_members; ///< what slots_* were computed for
@@ -110,6 +110,7 @@ struct cluster_metrics {
     hedged_reads.set(st.hedged_reads);
     reads_failed_no_answer.set(st.reads_failed_no_answer);
     reads_failed_unsettled.set(st.reads_failed_unsettled);
+    reads_failed_unconfirmed.set(st.reads_failed_unconfirmed);
     ae_view_mismatches.set(st.ae_view_mismatches);
     streamed_bytes.set(st.streamed_bytes);
     streamed_entries.set(st.streamed_entries);
@@ -221,10 +222,12 @@ std::function<void(const actors::cluster_core&)> cluster_metrics_hook(node_metri
                      .Name("kura_cluster_reads_failed_total")
                      .Help("Reads answered with an error instead of nil: no replica answered in "
                            "time (CLUSTERDOWN), or none could vouch for the key's absence while "
-                           "the ring moved (TRYAGAIN)")
+                           "the ring moved (TRYAGAIN), or too few answered a catching-up node to "
+                           "confirm the newest version (TRYAGAIN)")
                      .Register(r);
   cm->reads_failed_no_answer.c = &failed.Add({{"reason", "no_answer"}});
   cm->reads_failed_unsettled.c = &failed.Add({{"reason", "unsettled"}});
+  cm->reads_failed_unconfirmed.c = &failed.Add({{"reason", "unconfirmed"}});
   cm->ae_view_mismatches.c =
       counter(r, "kura_cluster_anti_entropy_view_mismatches_total",
               "Anti-entropy steps dropped because the sender is not in this node's ring");
