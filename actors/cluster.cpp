@@ -45,6 +45,7 @@ gossip::node_config make_node_config(const cluster_settings& s, gossip::node_id 
   nc.ack_after_invalidation = true;
   nc.sloppy_quorum = true;
   nc.catch_up_reads = true;
+  nc.track_sync_failures = true;
   nc.collect_expired = true;
   nc.prefer_live_replicas = true;
   nc.hedge_max_ms = s.hedge_max_ms;

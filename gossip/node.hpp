@@ -24,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -86,6 +87,15 @@ struct node_config {
   /// replica and serve the newest; hints it holds for keys it now replicates
   /// are applied to its store.
   bool catch_up_reads = false;
+  /// Counts failed syncs (counters::sync_failures_*): anti-entropy rounds the
+  /// peer did not answer within read_timeout_ms (or whose peer went away),
+  /// replicated writes a target did not acknowledge by the write's deadline
+  /// (or that went to a target declared dead meanwhile), hint handoffs not
+  /// acknowledged by the next handoff step. A peer answers a round whose
+  /// root digests are equal (or that its view cannot place) with an empty
+  /// ae_keys message, so an unanswered round is one that failed (kura-node;
+  /// off in kura-sim, whose traffic stays as it was).
+  bool track_sync_failures = false;
   /// Reads fetched from another node ask live replicas before suspect ones,
   /// and a fetch waiting on a peer whose connection dropped
   /// (peer_unreachable) or that turned suspect goes to the next replica at
@@ -329,6 +339,9 @@ public:
     /// ... or, catching up, too few replicas answered to confirm the newest
     /// version (read_failure::unconfirmed).
     uint64_t reads_failed_unconfirmed = 0;
+    /// Failed syncs (node_config::track_sync_failures): anti-entropy rounds,
+    /// replicated-write deliveries and hint handoffs.
+    uint64_t sync_failures_ae = 0, sync_failures_replication = 0, sync_failures_hint = 0;
   };
   const counters& stats() const { return stats_; }
 
@@ -435,6 +448,15 @@ private:
   std::map<node_id, std::vector<bool>> masks_; // shared_mask cache, cleared per ring
   uint64_t last_seen_ms_ = 0;                  // latest `now` seen (pause detection)
   std::map<node_id, uint64_t> ae_retry_;       // peer -> when to start the round it dropped
+  /// Anti-entropy rounds started and not answered yet (track_sync_failures):
+  /// peer -> (sid, deadline). One per peer: a round started while one is
+  /// open is not tracked.
+  std::map<node_id, std::pair<uint64_t, uint64_t>> ae_open_;
+  /// A message of round `sid` came from `peer`: its open round is answered.
+  void ae_answered(node_id peer, uint64_t sid);
+  /// Per hint target, the hints sent at the last handoff step (key, version):
+  /// those still held at the next one were not acknowledged in time.
+  std::map<node_id, std::set<std::pair<std::string, version>>> hints_sent_;
   pending_writes writes_;
   hint_store hints_;
   invalidation_tracker invalidations_;
