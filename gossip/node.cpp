@@ -420,10 +420,8 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
         entry e = fr->e.to_entry();
         if (e.key == pr.key && serves_over(e, pr.best ? &*pr.best : nullptr))
           pr.best = std::move(e);
-        ++pr.confirmed;
       } else {
         (fr->unsure ? pr.unsettled : pr.vouched) = true;
-        pr.confirmed += fr->unsure ? 0 : 1;
       }
       if (pr.answered.size() >= pr.candidates.size())
         finish_gather(fr->rid, now);
@@ -1384,7 +1382,9 @@ void node::finish_gather(uint64_t rid, uint64_t now) {
   const uint32_t acks = std::max<uint32_t>(1, cfg_.write_acks);
   const size_t quorum = std::min<size_t>(cfg_.ring.rf >= acks ? cfg_.ring.rf - acks + 1 : 1,
                                          it->second.candidates.size());
-  const bool too_few = it->second.confirmed < quorum;
+  // (an answer "not found, unsure" counts: the node is reachable and holds
+  // nothing; whether "not found" may be served is serve_unfound's vouching)
+  const bool too_few = it->second.answered.size() < quorum;
   // Every other replica asked is dead by now (declared while we waited):
   // what we hold is all there is (a whole-cluster restart serves its disks).
   bool others_dead = !it->second.candidates.empty();

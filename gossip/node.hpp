@@ -167,11 +167,9 @@ struct client_result {
   entry e;            ///< write: the entry as versioned; read: the value served
   read_failure failure = read_failure::none; ///< read, !ok: why
   /// read, a gathering one (catch-up): fewer of the other replicas answered
-  /// by the deadline (with a value, or a vouched "not found") than a read
-  /// quorum, min(RF - write_acks + 1, the replicas asked), so what is served
-  /// (the newest of this node's own copy and the answers) may be older than
-  /// the newest acknowledged version. A read-modify-write must not build on
-  /// it.
+  /// by the deadline than a read quorum, min(RF - write_acks + 1, the replicas asked), so what is
+  /// served (the newest of this node's own copy and the answers) may be older than the newest
+  /// acknowledged version. A read-modify-write must not build on it.
   bool unconfirmed = false;
 };
 
@@ -496,9 +494,6 @@ private:
     /// nodes, not necessarily on the first replica that answers.
     bool gather = false;
     std::vector<node_id> answered;
-    /// Gather: answers that count toward the read quorum (a value, or a
-    /// vouched "not found"; not an unsure one).
-    size_t confirmed = 0;
     std::optional<entry> best; ///< the newest version an answer carried
     /// Not gather: the peers asked so far and when (hedged reads ask more
     /// than one); `unusable`: answers without a usable value, plus the asks
