@@ -45,6 +45,7 @@ gossip::node_config make_node_config(const cluster_settings& s, gossip::node_id 
   nc.ack_after_invalidation = true;
   nc.sloppy_quorum = true;
   nc.catch_up_reads = true;
+  nc.track_sync_failures = true;
   nc.collect_expired = true;
   nc.prefer_live_replicas = true;
   nc.hedge_max_ms = s.hedge_max_ms;
@@ -171,6 +172,9 @@ std::string read_failed(gossip::read_failure why) {
   if (why == gossip::read_failure::unsettled)
     return "TRYAGAIN The key's replicas are changing (the ring moved) and none could vouch "
            "for it yet; try again";
+  if (why == gossip::read_failure::unconfirmed)
+    return "TRYAGAIN This node is catching up and too few of the key's replicas answered within "
+           "kura.cluster.request-timeout to confirm its newest version; try again";
   return "CLUSTERDOWN No replica of the key answered within kura.cluster.request-timeout; "
          "try again";
 }

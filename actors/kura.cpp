@@ -1,5 +1,6 @@
 #include "actors/kura.hpp"
 
+#include "actors/archive_actors.hpp"
 #include "actors/store.hpp"
 #include "gossip/ring.hpp"
 #include "gossip/tier_store.hpp"
@@ -16,6 +17,12 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+
+// kura-node's command execution for the commands peers forward to an
+// embedded member, defined in node/cluster_embed.cpp (library kura_cluster,
+// which makes every program linking it keep the definition). Weak: actors/
+// may not depend on node/, and a program without kura_cluster has none.
+extern "C" __attribute__((weak)) void kura_embedded_cluster_exec(kura::actors::exec_fn* out);
 
 namespace kura::actors {
 
@@ -171,7 +178,14 @@ caf::behavior cluster_kv(caf::io::broker* self, std::shared_ptr<cluster_core> co
       [=](kv_tier_atom, const std::string& key) -> kv_reply {
         auto e = core->local(key);
         bool here = e && !e->is_tombstone() && !e->expired(real_clock::instance().now_ms());
-        return kv_reply{here, here ? "l3" : "remote", 0, {}};
+        if (!here)
+          return kv_reply{false, "remote", 0, {}};
+        // the tier that holds the value: L4 when L3 holds none (or a floor)
+        auto where = core->core()->store().where(key);
+        bool l3 = where.find("l3=value@") != std::string::npos;
+        bool l4 =
+            where.find(" l4=") != std::string::npos && where.find("l4=none") == std::string::npos;
+        return kv_reply{true, !l3 && l4 ? "l4" : "l3", 0, {}};
       },
       [=](kv_flush_atom) -> caf::result<kv_reply> {
         if (!core->ready())
@@ -215,10 +229,10 @@ caf::behavior cluster_door(caf::event_based_actor* self, caf::actor coordinator)
 
 class cluster_instance final : public instance {
 public:
-  cluster_instance(caf::actor_system& sys, cluster_handles h, caf::actor kv, caf::actor door,
-                   uint16_t port, uint64_t linger_ms)
-      : sys_(sys), h_(std::move(h)), kv_(std::move(kv)), door_(std::move(door)), port_(port),
-        linger_ms_(linger_ms) {}
+  cluster_instance(caf::actor_system& sys, cluster_handles h, l4_handles l4, caf::actor kv,
+                   caf::actor door, uint16_t port, uint64_t linger_ms)
+      : sys_(sys), h_(std::move(h)), l4_(std::move(l4)), kv_(std::move(kv)), door_(std::move(door)),
+        port_(port), linger_ms_(linger_ms) {}
   ~cluster_instance() override { stop(); }
   kura_actor handle() const override { return caf::actor_cast<kura_actor>(kv_); }
   std::shared_ptr<cluster_core> cluster() const override { return h_.core; }
@@ -227,6 +241,8 @@ public:
       return;
     stopped_ = true;
     stop_cluster(sys_, h_, linger_ms_); // leaves, hands off; the store is flushed
+    if (l4_.compactor)
+      stop_l4(sys_, l4_); // after the store: L3's last victims are in
     if (sys_.has_openssl_manager())
       // (caf::openssl::unpublish does not compile in CAF 0.17.6)
       caf::anon_send(sys_.openssl_manager().actor_handle(), caf::close_atom::value, port_);
@@ -239,11 +255,37 @@ public:
 private:
   caf::actor_system& sys_;
   cluster_handles h_;
+  l4_handles l4_;
   caf::actor kv_, door_;
   uint16_t port_;
   uint64_t linger_ms_;
   bool stopped_ = false;
 };
+
+/// The member's archive under data_dir/archive (null when disabled), from
+/// kura-node's kura.archive.* settings (node/archive_node.cpp open_archive).
+caf::expected<std::shared_ptr<archive::archive>> open_member_archive(const embedded_options& o) {
+  auto fail = [](std::string why) { return caf::make_error(caf::sec::runtime_error, why); };
+  if (!o.archive.enabled)
+    return std::shared_ptr<archive::archive>{};
+  archive::archive_config ac;
+  ac.path = o.data_dir + "/archive";
+  auto codec = archive::parse_codec(o.archive.codec);
+  if (!codec)
+    return fail("kura.archive.codec: " + codec.err().to_string());
+  ac.codec = *codec;
+  ac.level = o.archive.level >= 0 ? o.archive.level : ac.codec == archive::codec_id::lz4 ? 0 : 3;
+  ac.max_bytes = o.archive.max_bytes;
+  ac.segment_bytes = o.archive.segment_bytes;
+  ac.ttl_days = o.archive.ttl_days;
+  ac.index_memory_bytes = o.archive.index_memory;
+  ac.compact_threshold = o.archive.compact_threshold;
+  ac.lim.max_value_bytes = o.max_value_bytes;
+  auto opened = archive::archive::open(ac, real_clock::instance());
+  if (!opened)
+    return fail("cannot open the archive in " + ac.path + ": " + opened.err().to_string());
+  return std::shared_ptr<archive::archive>(std::move(*opened));
+}
 
 caf::expected<std::unique_ptr<instance>> spawn_cluster_member(caf::actor_system& sys,
                                                               embedded_options& opts) {
@@ -253,8 +295,12 @@ caf::expected<std::unique_ptr<instance>> spawn_cluster_member(caf::actor_system&
     return fail("an embedded cluster member needs a data directory");
   if (c.port == 0)
     return fail("an embedded cluster member needs a cluster port");
-  if (!c.exec)
-    return fail("an embedded cluster member needs cluster.exec (kura::node::exec_owned)");
+  exec_fn exec = c.exec;
+  if (!exec && kura_embedded_cluster_exec)
+    kura_embedded_cluster_exec(&exec);
+  if (!exec)
+    return fail("an embedded cluster member runs the commands its peers forward with kura's "
+                "command execution: link the library kura_cluster (or set cluster.exec)");
   std::error_code ec;
   std::filesystem::create_directories(opts.data_dir + "/l3", ec);
   if (ec)
@@ -268,12 +314,29 @@ caf::expected<std::unique_ptr<instance>> spawn_cluster_member(caf::actor_system&
   lc.sync_mode = opts.l3_sync;
   lc.map_size = 1ull << 30;
   lc.lim.max_value_bytes = opts.max_value_bytes;
+  lc.max_bytes = opts.l3_max_bytes;
   auto& clk = real_clock::instance();
+  auto l4 = open_member_archive(opts);
+  if (!l4)
+    return l4.error();
   // the cluster's store (tombstones, version floors), commits off the serving thread
-  auto store = gossip::tier_store::open(lc, nullptr, clk, gossip::ring_config{}.seed, true);
+  auto store = gossip::tier_store::open(lc, *l4, clk, gossip::ring_config{}.seed, true);
   if (!store)
     return fail("cannot open L3 in " + lc.path + ": " + store.err().to_string());
   (*store)->set_read_cache(opts.memory_bytes); // the memory tier in front of cluster data
+  l4_handles l4h;
+  if (*l4) {
+    // the compactor beside the store, as on kura-node: compaction, retention,
+    // expiry sweeps; it shares the archive's jobs with the store
+    auto gate = std::make_shared<archive::job_gate>();
+    (*store)->set_job_gate(gate);
+    l4_config l4c;
+    l4c.compact_interval_ms = opts.archive.compact_interval_ms;
+    l4c.compact_threshold = opts.archive.compact_threshold;
+    l4c.compact_rate = opts.archive.compact_rate;
+    l4h = spawn_l4(sys, *l4, l4c, clk, {}, gate);
+    l4h.link.reset(); // no L3 actor hands it anything: L3's victims go through the store
+  }
   cluster_settings s;
   s.name = id;
   s.host = c.host;
@@ -287,7 +350,7 @@ caf::expected<std::unique_ptr<instance>> spawn_cluster_member(caf::actor_system&
   s.request_timeout_ms = c.request_timeout_ms;
   s.tick_ms = std::clamp<uint64_t>(c.heartbeat_ms / 10, 10, 100);
   s.near_cache = c.near_cache;
-  s.exec = c.exec;
+  s.exec = std::move(exec);
   auto h = spawn_cluster(sys, std::move(s), incarnation, std::move(*store));
   auto door = sys.spawn(cluster_door, h.coordinator);
   // TLS on cluster links when the application built its actor system with
@@ -297,12 +360,14 @@ caf::expected<std::unique_ptr<instance>> spawn_cluster_member(caf::actor_system&
   if (!p) {
     caf::anon_send_exit(door, caf::exit_reason::user_shutdown);
     stop_cluster(sys, h, 0);
+    if (l4h.compactor)
+      stop_l4(sys, l4h);
     return fail("cannot listen for the cluster on " + c.host + ":" + std::to_string(c.port));
   }
   auto kv = sys.middleman().spawn_broker(cluster_kv, h.core);
   auto linger = std::clamp<uint64_t>(2 * c.heartbeat_ms, 200, 3000);
-  return std::unique_ptr<instance>(
-      new cluster_instance(sys, std::move(h), std::move(kv), std::move(door), c.port, linger));
+  return std::unique_ptr<instance>(new cluster_instance(
+      sys, std::move(h), std::move(l4h), std::move(kv), std::move(door), c.port, linger));
 }
 
 } // namespace

@@ -6,6 +6,7 @@
 //   del    (kv_del_atom, key)                 -> kv_reply{found = existed}
 //   expire (kv_expire_atom, key, ttl_ms)      -> kv_reply{found = existed}; ttl 0 = persist
 //   tier   (kv_tier_atom, key)                -> kv_reply{value = "l1" | "l2" | "l3" | "none"}
+//          (a cluster member: "l3" | "l4" when it holds a copy, else "remote")
 //   flush  (kv_flush_atom)                    -> kv_reply{found = true}
 // kv_reply::error is non-empty when something failed (L3 error, limits).
 // `blocking_client` wraps the handle for code outside actors (main, tests).
@@ -17,11 +18,14 @@
 // reads locally when this node is a replica (else from the owner, with near
 // copies invalidated on change), set is a replicated write acknowledged by
 // write-acks copies, del/expire/flush run at the key's owner (or every
-// member). Its data lives in data_dir/l3 (the cluster's LMDB store, as
-// kura-node's). The commands peers forward to it (INCR, HSET ... of keys it
-// owns) run through `cluster.exec`: kura::node::exec_owned, library
-// kura_cluster (node/cluster_routing.hpp). Before creating the actor system,
-// call prepare_cluster_config (middleman heartbeat and connection timeout).
+// member). Its data lives in data_dir/l3 and, below it, the archive (L4) in
+// data_dir/archive with its compactor (the cluster's store, as kura-node's;
+// `archive` and `l3_max_bytes` are kura-node's kura.archive.* and
+// kura.l3.max-bytes). The commands peers forward to it (INCR, HSET ... of
+// keys it owns) run with kura-node's command execution: link the library
+// kura_cluster (node/), which hands it over by itself; `cluster.exec`
+// overrides it. Before creating the actor system, call
+// prepare_cluster_config (middleman heartbeat and connection timeout).
 //
 //   caf::actor_system_config cfg;
 //   cfg.load<caf::io::middleman>();           // kura's store is a broker
@@ -73,9 +77,25 @@ struct embedded_cluster {
   uint64_t sync_ms = 30'000;
   uint64_t request_timeout_ms = 2'000;
   bool near_cache = true;
-  /// Runs the commands peers forward to this node: kura::node::exec_owned
-  /// (node/cluster_routing.hpp). Required in a cluster.
+  /// Runs the commands peers forward to this node. Unset: kura-node's
+  /// (kura::node::exec_owned, given by the library kura_cluster when the
+  /// application links it; without it spawn_kura refuses to start a member).
   exec_fn exec;
+};
+
+/// The archive (L4) below L3 on an embedded cluster member, in
+/// data_dir/archive: kura-node's kura.archive.* settings, same defaults.
+struct embedded_archive {
+  bool enabled = true;                             ///< kura.archive.enabled
+  std::string codec = "lz4";                       ///< kura.archive.codec: lz4, zstd, zstd-dict
+  int level = -1;                                  ///< kura.archive.level (-1: the codec's default)
+  uint64_t max_bytes = 10ull * 1000 * 1000 * 1000; ///< kura.archive.max-bytes
+  uint32_t ttl_days = 365;                         ///< kura.archive.ttl-days
+  uint64_t index_memory = 100ull * 1000 * 1000;    ///< kura.archive.index-memory
+  uint64_t segment_bytes = 64ull << 20;            ///< kura.archive.segment-bytes
+  double compact_threshold = 0.5;                  ///< kura.archive.compact-threshold
+  uint64_t compact_interval_ms = 600'000;          ///< kura.archive.compact-interval (0: off)
+  uint64_t compact_rate = 32ull << 20;             ///< kura.archive.compact-rate (bytes/s, 0: any)
 };
 
 struct embedded_options {
@@ -85,6 +105,10 @@ struct embedded_options {
   bool l3_sync = false; ///< fsync every write instead of write-behind
   uint64_t max_value_bytes = 64ull << 20;
   embedded_cluster cluster{}; ///< node_id set: join a cluster (data_dir required)
+  /// In a cluster: L3's size budget (kura.l3.max-bytes; 0 = 90% of its 1 GiB
+  /// map); beyond it the coldest entries go to the archive.
+  uint64_t l3_max_bytes = 0;
+  embedded_archive archive{}; ///< in a cluster: L4 below L3
 };
 
 /// Sets the middleman heartbeat (max(500 ms, heartbeat/2)) and connection

@@ -524,7 +524,17 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
     }
   } else if (auto* t = std::get_if<ae_tree_msg>(&msg)) {
     // Version 2: one step down the 16-ary tree (gossip/anti_entropy.hpp).
+    ae_answered(from, t->sid);
+    // A round's opening that ends here (equal roots, or a sender we cannot
+    // place) is answered with an empty key list, so the initiator can tell
+    // an answered round from a failed one (track_sync_failures); a node
+    // without it ignores the empty list.
+    auto answer_done = [&] {
+      if (cfg_.track_sync_failures && t->bits == 0)
+        send(from, ae_keys_msg{t->sid, {}, {}});
+    };
     if (!ring_.contains(from)) {
+      answer_done();
       // We do not place the sender (it is dead or left in our view, e.g. a
       // restart we have not seen alive yet): every slot would differ and
       // every key be listed. Start a round ourselves once the views agreed.
@@ -538,7 +548,7 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
     if (mine.size() == t->digests.size())
       note_in_sync(from, t->bits, t->prefixes, mine.size(), diff, now);
     if (diff.empty())
-      return;
+      return answer_done();
     auto parent = [&](size_t i) { return t->bits == 0 ? uint16_t{0} : t->prefixes[i / 16]; };
     std::vector<uint16_t> next;
     for (size_t i : diff)
@@ -558,6 +568,7 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
     auto keys = ae::list_keys(*store_, mask, buckets);
     send(from, ae_keys_msg{t->sid, std::move(buckets), std::move(keys)});
   } else if (auto* k = std::get_if<ae_keys_msg>(&msg)) {
+    ae_answered(from, k->sid);
     auto plan = ae::compare(*store_, shared_mask(from), k->buckets, k->keys);
     if (plan.push.empty() && plan.want.empty())
       return;
@@ -569,6 +580,7 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
     count_streamed(rep.entries);
     send(from, rep);
   } else if (auto* rp = std::get_if<ae_repair_msg>(&msg)) {
+    ae_answered(from, rp->sid);
     for (auto& we : rp->entries) {
       entry e = we.to_entry();
       if (apply_entry(e, now))
@@ -1161,6 +1173,8 @@ void node::note_time(uint64_t now) {
   bool paused = last_seen_ms_ != 0 && now > last_seen_ms_ + cfg_.members.probe_interval_ms;
   last_seen_ms_ = std::max(last_seen_ms_, now);
   if (paused)
+    ae_open_.clear(); // our own pause: the answers may be waiting in our socket
+  if (paused)
     catch_up_again(now);
 }
 
@@ -1270,6 +1284,8 @@ void node::keep_near(node_id server, const entry& e, uint64_t now) {
 
 void node::peer_unreachable(node_id peer, uint64_t now) {
   members_.report_unreachable(peer, now);
+  if (ae_open_.erase(peer) != 0)
+    ++stats_.sync_failures_ae; // the peer went away mid-round
   if (!cfg_.prefer_live_replicas)
     return;
   // Fetches waiting on it would wait out read_timeout_ms: ask the next replica.
@@ -1354,8 +1370,43 @@ void node::finish_gather(uint64_t rid, uint64_t now) {
   // restarted node's disk does; a slot gained or streaming in does not).
   const bool vouched = it->second.vouched || vouches_for(key);
   const bool unsettled = it->second.unsettled;
-  const bool none_answered = it->second.answered.empty() && !it->second.candidates.empty();
+  // The read quorum (session 14): an acknowledged write is on write_acks of
+  // the key's RF replicas, so RF - write_acks + 1 of them intersect every
+  // write quorum. Our own copy does not count: a gathering node is the one
+  // whose copy may be old (paused, restarted, a slot it just gained), and the
+  // write quorums that matter are those formed without it. With RF 2 and
+  // write-acks 2 one answer is enough (as before); with RF 3 and write-acks 2
+  // it takes both other replicas: one old answer (a replica that was down
+  // with us) is no base for a read-modify-write (gossip_node_test, and
+  // tests/cluster/catch_up_test "with RF 3 and write-acks 2 ...").
+  const uint32_t acks = std::max<uint32_t>(1, cfg_.write_acks);
+  const size_t quorum = std::min<size_t>(cfg_.ring.rf >= acks ? cfg_.ring.rf - acks + 1 : 1,
+                                         it->second.candidates.size());
+  // (an answer "not found, unsure" counts: the node is reachable and holds
+  // nothing; whether "not found" may be served is serve_unfound's vouching)
+  const bool too_few = it->second.answered.size() < quorum;
+  // Every other replica asked is dead by now (declared while we waited):
+  // what we hold is all there is (a whole-cluster restart serves its disks).
+  bool others_dead = !it->second.candidates.empty();
+  for (node_id r : it->second.candidates)
+    others_dead = others_dead && members_.is_dead(r);
   reads_.erase(it);
+  if (too_few && !others_dead) {
+    // Session 14: not our own copy, not the newest of too few answers (the
+    // acknowledged version may be on a replica that did not answer): the
+    // client retries once the replicas answer or the silent one is declared
+    // dead (it leaves the ring, and its successor is asked instead).
+    if (best && ring_.is_replica(id(), key))
+      apply_entry(*best, now); // still repairs our copy
+    client_result r;
+    r.req = rid;
+    r.e.key = key;
+    r.failure = read_failure::unconfirmed;
+    r.unconfirmed = true;
+    ++stats_.reads_failed_unconfirmed;
+    results_.push_back(std::move(r));
+    return;
+  }
   if (best && ring_.is_replica(id(), key)) {
     apply_entry(*best, now); // repair our copy; the store answers the newest
     serve_read(rid, key, &*best, now);
@@ -1364,7 +1415,7 @@ void node::finish_gather(uint64_t rid, uint64_t now) {
   } else {
     serve_unfound(rid, key, vouched, unsettled, now);
   }
-  if (none_answered && !results_.empty() && results_.back().req == rid)
+  if (too_few && !results_.empty() && results_.back().req == rid)
     results_.back().unconfirmed = true;
 }
 
@@ -1435,6 +1486,7 @@ void node::tick(uint64_t now) {
       if (members_.is_dead(*t)) {
         hints_.add(*t, w.e);
         ++stats_.hints_stored;
+        stats_.sync_failures_replication += cfg_.track_sync_failures ? 1 : 0;
         t = w.waiting.erase(t);
       } else {
         ++t;
@@ -1472,6 +1524,7 @@ void node::tick(uint64_t now) {
           continue; // our own copy is applied; only its ack was held back
         hints_.add(t, w.e);
         ++stats_.hints_stored;
+        stats_.sync_failures_replication += cfg_.track_sync_failures ? 1 : 0;
       }
       w.waiting.clear();
     }
@@ -1553,10 +1606,28 @@ void node::tick(uint64_t now) {
   // Hints: deliver to targets that membership sees alive again.
   if (now >= next_hint_ms_) {
     next_hint_ms_ = now + cfg_.retry_ms;
+    std::map<node_id, std::set<std::pair<std::string, version>>> sent;
     for (node_id t : hints_.targets())
-      if (members_.is_alive(t))
-        for (auto& e : hints_.peek(t, cfg_.batch))
+      if (members_.is_alive(t)) {
+        auto& before = hints_sent_[t];
+        auto& now_sent = sent[t];
+        for (auto& e : hints_.peek(t, cfg_.batch)) {
+          // sent at the last step and still held: not acknowledged in time
+          stats_.sync_failures_hint += before.count({e.key, e.ver});
+          if (cfg_.track_sync_failures)
+            now_sent.emplace(e.key, e.ver);
           send(t, replicate_msg{0, wire_entry::from(e)});
+        }
+      }
+    hints_sent_ = std::move(sent);
+  }
+  for (auto it = ae_open_.begin(); it != ae_open_.end();) {
+    if (now < it->second.second) {
+      ++it;
+      continue;
+    }
+    ++stats_.sync_failures_ae; // no answer within read_timeout_ms
+    it = ae_open_.erase(it);
   }
   for (auto it = ae_retry_.begin(); it != ae_retry_.end();) {
     if (now < it->second) {
@@ -1580,8 +1651,16 @@ void node::start_anti_entropy(node_id peer) {
   if (peer == id() || !members_.is_alive(peer))
     return;
   ++stats_.ae_rounds;
-  send(peer,
-       ae_tree_msg{next_rid_++, 0, {}, anti_entropy::children(*store_, shared_mask(peer), 0, {})});
+  uint64_t sid = next_rid_++;
+  if (cfg_.track_sync_failures)
+    ae_open_.emplace(peer, std::make_pair(sid, last_seen_ms_ + cfg_.read_timeout_ms));
+  send(peer, ae_tree_msg{sid, 0, {}, anti_entropy::children(*store_, shared_mask(peer), 0, {})});
+}
+
+void node::ae_answered(node_id peer, uint64_t sid) {
+  auto it = ae_open_.find(peer);
+  if (it != ae_open_.end() && it->second.first == sid)
+    ae_open_.erase(it);
 }
 
 void node::sync_step(uint64_t now) {

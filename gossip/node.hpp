@@ -24,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -86,6 +87,15 @@ struct node_config {
   /// replica and serve the newest; hints it holds for keys it now replicates
   /// are applied to its store.
   bool catch_up_reads = false;
+  /// Counts failed syncs (counters::sync_failures_*): anti-entropy rounds the
+  /// peer did not answer within read_timeout_ms (or whose peer went away),
+  /// replicated writes a target did not acknowledge by the write's deadline
+  /// (or that went to a target declared dead meanwhile), hint handoffs not
+  /// acknowledged by the next handoff step. A peer answers a round whose
+  /// root digests are equal (or that its view cannot place) with an empty
+  /// ae_keys message, so an unanswered round is one that failed (kura-node;
+  /// off in kura-sim, whose traffic stays as it was).
+  bool track_sync_failures = false;
   /// Reads fetched from another node ask live replicas before suspect ones,
   /// and a fetch waiting on a peer whose connection dropped
   /// (peer_unreachable) or that turned suspect goes to the next replica at
@@ -138,6 +148,12 @@ enum class read_failure : uint8_t {
   /// moving (the asked nodes do not replicate the key in their ring, or its
   /// slot is still coming to them): Redis Cluster's TRYAGAIN, not nil.
   unsettled,
+  /// This node gathers (catching up: paused, restarted, a slot it just
+  /// gained) and fewer of the key's other replicas answered than a read
+  /// quorum (client_result::unconfirmed) while one of them is not known dead:
+  /// its copy, or the answers, may be older than an acknowledged write.
+  /// TRYAGAIN, not a possibly stale value.
+  unconfirmed,
 };
 
 /// The answer to a client call.
@@ -150,10 +166,10 @@ struct client_result {
   bool found = false; ///< read: a live (non-tombstone) value was found
   entry e;            ///< write: the entry as versioned; read: the value served
   read_failure failure = read_failure::none; ///< read, !ok: why
-  /// read, a gathering one (catch-up): none of the other replicas asked
-  /// answered by the deadline, so what is served is this node's own copy
-  /// (ok when its disk vouches for it), which may be older than the
-  /// cluster's. A read may serve it; a read-modify-write must not build on it.
+  /// read, a gathering one (catch-up): fewer of the other replicas answered
+  /// by the deadline than a read quorum, min(RF - write_acks + 1, the replicas asked), so what is
+  /// served (the newest of this node's own copy and the answers) may be older than the newest
+  /// acknowledged version. A read-modify-write must not build on it.
   bool unconfirmed = false;
 };
 
@@ -318,6 +334,12 @@ public:
     /// Reads answered with an error instead of nil: no replica answered in
     /// time, or none could vouch that the key is absent (client_result::failure).
     uint64_t reads_failed_no_answer = 0, reads_failed_unsettled = 0;
+    /// ... or, catching up, too few replicas answered to confirm the newest
+    /// version (read_failure::unconfirmed).
+    uint64_t reads_failed_unconfirmed = 0;
+    /// Failed syncs (node_config::track_sync_failures): anti-entropy rounds,
+    /// replicated-write deliveries and hint handoffs.
+    uint64_t sync_failures_ae = 0, sync_failures_replication = 0, sync_failures_hint = 0;
   };
   const counters& stats() const { return stats_; }
 
@@ -424,6 +446,15 @@ private:
   std::map<node_id, std::vector<bool>> masks_; // shared_mask cache, cleared per ring
   uint64_t last_seen_ms_ = 0;                  // latest `now` seen (pause detection)
   std::map<node_id, uint64_t> ae_retry_;       // peer -> when to start the round it dropped
+  /// Anti-entropy rounds started and not answered yet (track_sync_failures):
+  /// peer -> (sid, deadline). One per peer: a round started while one is
+  /// open is not tracked.
+  std::map<node_id, std::pair<uint64_t, uint64_t>> ae_open_;
+  /// A message of round `sid` came from `peer`: its open round is answered.
+  void ae_answered(node_id peer, uint64_t sid);
+  /// Per hint target, the hints sent at the last handoff step (key, version):
+  /// those still held at the next one were not acknowledged in time.
+  std::map<node_id, std::set<std::pair<std::string, version>>> hints_sent_;
   pending_writes writes_;
   hint_store hints_;
   invalidation_tracker invalidations_;

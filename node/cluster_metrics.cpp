@@ -45,7 +45,8 @@ struct cluster_metrics {
       gossip_messages, gossip_batches, decode_errors, tombstones_collected, stream_in_bytes,
       stream_in_entries, cache_hits, cache_misses, redirects_moved, redirects_ask, catch_ups,
       hedged_reads, ae_view_mismatches, streams_resourced, streams_given_up, write_resends,
-      reads_failed_no_answer, reads_failed_unsettled;
+      reads_failed_no_answer, reads_failed_unsettled, reads_failed_unconfirmed, sync_failures_ae,
+      sync_failures_replication, sync_failures_hint;
   Gauge* move_active = nullptr;
   Gauge* move_keys_expected = nullptr;
   std::vector<gossip::node_id> ring_members; ///< what slots_* were computed for
@@ -110,6 +111,10 @@ struct cluster_metrics {
     hedged_reads.set(st.hedged_reads);
     reads_failed_no_answer.set(st.reads_failed_no_answer);
     reads_failed_unsettled.set(st.reads_failed_unsettled);
+    reads_failed_unconfirmed.set(st.reads_failed_unconfirmed);
+    sync_failures_ae.set(st.sync_failures_ae);
+    sync_failures_replication.set(st.sync_failures_replication);
+    sync_failures_hint.set(st.sync_failures_hint);
     ae_view_mismatches.set(st.ae_view_mismatches);
     streamed_bytes.set(st.streamed_bytes);
     streamed_entries.set(st.streamed_entries);
@@ -221,10 +226,24 @@ std::function<void(const actors::cluster_core&)> cluster_metrics_hook(node_metri
                      .Name("kura_cluster_reads_failed_total")
                      .Help("Reads answered with an error instead of nil: no replica answered in "
                            "time (CLUSTERDOWN), or none could vouch for the key's absence while "
-                           "the ring moved (TRYAGAIN)")
+                           "the ring moved (TRYAGAIN), or too few answered a catching-up node to "
+                           "confirm the newest version (TRYAGAIN)")
                      .Register(r);
   cm->reads_failed_no_answer.c = &failed.Add({{"reason", "no_answer"}});
   cm->reads_failed_unsettled.c = &failed.Add({{"reason", "unsettled"}});
+  cm->reads_failed_unconfirmed.c = &failed.Add({{"reason", "unconfirmed"}});
+  auto& sync_failed =
+      BuildCounter()
+          .Name("kura_cluster_sync_failures_total")
+          .Help("Syncs with a peer that failed: anti-entropy rounds not answered within "
+                "kura.cluster.request-timeout or whose peer went away (kind=anti_entropy), "
+                "replicated writes a replica did not acknowledge by the write's deadline or "
+                "that was declared dead meanwhile (kind=replication), hint handoffs not "
+                "acknowledged by the next handoff step (kind=hint)")
+          .Register(r);
+  cm->sync_failures_ae.c = &sync_failed.Add({{"kind", "anti_entropy"}});
+  cm->sync_failures_replication.c = &sync_failed.Add({{"kind", "replication"}});
+  cm->sync_failures_hint.c = &sync_failed.Add({{"kind", "hint"}});
   cm->ae_view_mismatches.c =
       counter(r, "kura_cluster_anti_entropy_view_mismatches_total",
               "Anti-entropy steps dropped because the sender is not in this node's ring");

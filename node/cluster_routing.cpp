@@ -1087,13 +1087,6 @@ bool is_keyspace_wide(std::string_view name) {
   return false;
 }
 
-bool keyspace_wide_queued(const session& s) {
-  for (auto& q : s.tx.queued)
-    if (!q.empty() && is_keyspace_wide(q[0]))
-      return true;
-  return false;
-}
-
 /// EVALSHA / EVALSHA_RO: scripts live in each node's cache, as on a Redis
 /// Cluster node (SCRIPT LOAD goes to the node the client talks to), but the
 /// command runs at the key's owner, which may not know the script: it
@@ -1161,6 +1154,14 @@ void run_by_keys(cluster_core& c, const std::vector<std::string_view>& a,
 }
 
 } // namespace
+
+std::string queue_refusal(const std::vector<std::string_view>& args) {
+  if (args.empty() || !is_keyspace_wide(args[0]))
+    return {};
+  return "ERR '" + lower(args[0]) +
+         "' inside MULTI is not supported on a cluster node: a transaction runs as one unit on "
+         "its slot's owner, and this command needs every member (send it outside MULTI)";
+}
 
 void exec_owned(actors::cluster_core& c, std::vector<std::string> a,
                 std::function<void(std::string)> reply) {
@@ -1327,7 +1328,7 @@ route classify(const command_registry& reg, const std::vector<std::string_view>&
     if (name == "watch")
       return s.tx.active ? route::local : route::transaction; // inside MULTI: its error
     if (name == "exec")
-      return s.tx.active && !s.tx.aborted && (s.tx.slot >= 0 || keyspace_wide_queued(s))
+      return s.tx.active && !s.tx.aborted && s.tx.slot >= 0
                  ? route::transaction
                  : route::local; // no keys: the queue runs here
     if (s.tx.active)
@@ -1401,9 +1402,6 @@ void run_transaction(cluster_core& c, const std::vector<std::string_view>& a, se
   }
   auto& reg = cluster_executor().registry();
   for (auto& q : queued) {
-    if (is_keyspace_wide(q[0]))
-      return done(
-          error_reply("ERR '" + lower(q[0]) + "' inside MULTI is not supported on a cluster node"));
     std::vector<std::string_view> keys;
     command_args qa(q.begin(), q.end());
     (void)reg.keys_of(qa, keys);

@@ -46,6 +46,13 @@ route classify(const command_registry& reg, const std::vector<std::string_view>&
 
 /// Calls its argument with the connection's session if the connection is
 /// still there (answers of a WATCH land in it).
+/// Why `args` may not be queued inside MULTI on a cluster node ("" = it may):
+/// the keyspace-wide commands (DBSIZE, KEYS, SCAN, RANDOMKEY, FLUSHALL,
+/// FLUSHDB) need every member, a transaction runs as one unit on its slot's
+/// owner (as on Redis Cluster, where MULTI is per node). An error reply
+/// without '-' (command_table::set_queue_check).
+std::string queue_refusal(const std::vector<std::string_view>& args);
+
 using session_fn = std::function<void(const std::function<void(session&)>&)>;
 
 /// WATCH (reads the keys' versions at their slot's owner into the session)

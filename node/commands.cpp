@@ -272,6 +272,10 @@ void command_table::queue(const command_args& a, int id, session& s, out_buffer&
     s.tx.aborted = true;
     return put_error(out, why);
   }
+  if (auto why = queue_check_ ? queue_check_(a) : std::string(); !why.empty()) {
+    s.tx.aborted = true;
+    return put_error(out, why);
+  }
   if (!same_slot(*sp, a, s, state_, out)) {
     s.tx.aborted = true;
     return;

@@ -69,6 +69,13 @@ public:
   void set_slot_function(std::function<uint16_t(std::string_view)> f) {
     state_.slot_of = std::move(f);
   }
+  /// Cluster hook: why a command may not be queued inside MULTI (an error
+  /// reply without '-'; "" = it may), checked after the ACL: the transaction
+  /// is aborted, EXEC answers EXECABORT (node/cluster_routing.hpp
+  /// queue_refusal: keyspace-wide commands).
+  void set_queue_check(std::function<std::string(const command_args&)> f) {
+    queue_check_ = std::move(f);
+  }
   /// The table's shared state (node/cluster_exec.cpp wraps its `run`).
   command_state& state() noexcept { return state_; }
 
@@ -112,6 +119,7 @@ private:
   node_facts& facts_;
   command_registry reg_;
   command_state state_;
+  std::function<std::string(const command_args&)> queue_check_;
   client_hub hub_;
   int caching_id_ = -1;
   int id_multi_ = -1, id_exec_ = -1, id_discard_ = -1, id_watch_ = -1, id_quit_ = -1;

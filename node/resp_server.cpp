@@ -863,6 +863,7 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
   st.cmds = std::make_unique<command_table>(st.core->ks(), st.facts);
   if (cfg.cluster) { // a transaction's keys share one slot (CROSSSLOT), as Redis Cluster
     st.cmds->set_slot_function([](std::string_view k) { return kura::key_slot(k); });
+    st.cmds->set_queue_check(queue_refusal); // keyspace-wide commands inside MULTI
     // EVALSHA of a script loaded here reaches the key's owner as EVAL (only
     // this broker's routed commands ask, so `self` is alive then)
     cfg.cluster->script_source = [self](std::string_view sha) {

@@ -1,14 +1,15 @@
 // A CAF application that embeds kura as a full member of a kura cluster,
 // beside kura-node processes: it joins the ring through a seed, owns and
-// replicates slots, serves the commands its peers forward to it, and uses
-// the same typed key/value handle as a lone embedded kura.
+// replicates slots, serves the commands its peers forward to it (it links
+// the library kura_cluster, which runs them as kura-node does), keeps an
+// archive (L4) below its L3, and uses the same typed key/value handle as a
+// lone embedded kura.
 //
 //   build/bin/kura-node --port=6401 --cluster-port=7401 --data-dir=d1 --kura.cluster.node-id=n1
 //   build/bin/kura-embed-cluster-example app1 7410 127.0.0.1:7401 [data-dir] [serve-seconds]
 //   redis-cli -p 6401 get greeting              # written by the application
 //   build/bin/kura --port=7410 members          # n1 and app1
 #include "actors/kura.hpp"
-#include "node/cluster_routing.hpp" // kura::node::exec_owned (library kura_cluster)
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -32,7 +33,6 @@ int main(int argc, char** argv) {
   int serve_s = argc > 5 ? std::stoi(argv[5]) : 0;
   opts.cluster.heartbeat_ms = 1000;
   opts.cluster.sync_ms = 5000;
-  opts.cluster.exec = kura::node::exec_owned; // runs what peers forward here
 
   caf::actor_system_config cfg;
   cfg.load<caf::io::middleman>();

@@ -233,4 +233,23 @@ TEST_CASE("MULTI/EXEC/WATCH on a cluster node: one slot runs at its owner, as a 
   CHECK(k3.call({"MULTI"}) == ok);
   CHECK(k3.call({"PING"}) == std::string("+QUEUED\r\n"));
   CHECK(k3.call({"EXEC"}) == std::string("*1\r\n+PONG\r\n"));
+  // keyspace-wide commands inside MULTI are refused while queueing (a
+  // transaction runs as a unit on its slot's owner; they need every member):
+  // EXEC answers EXECABORT and nothing of the transaction ran. Outside MULTI
+  // they answer for the whole cluster.
+  const std::vector<std::vector<std::string>> wide{{"DBSIZE"},    {"KEYS", "*"}, {"SCAN", "0"},
+                                                   {"RANDOMKEY"}, {"FLUSHALL"},  {"FLUSHDB"}};
+  for (auto& cmd : wide) {
+    INFO(cmd[0]);
+    CHECK(k1.call({"MULTI"}) == ok);
+    CHECK(k1.call({"SET", "{m}x", "1"}) == std::string("+QUEUED\r\n"));
+    auto r = k1.call(cmd).value_or("");
+    CHECK_MESSAGE((starts(r, "-ERR") && r.find("inside MULTI") != std::string::npos), r);
+    CHECK(starts(k1.call({"EXEC"}), "-EXECABORT"));
+    CHECK(k2.call({"EXISTS", "{m}x"}) == std::string(":0\r\n"));
+  }
+  CHECK(k3.call({"MULTI"}) == ok);
+  CHECK(starts(k3.call({"DBSIZE"}), "-ERR"));
+  CHECK(starts(k3.call({"EXEC"}), "-EXECABORT"));
+  CHECK(k3.call({"DBSIZE"}) != std::string(":0\r\n")); // the keys written above
 }

@@ -3,10 +3,10 @@
 // embedding application, beside two real kura-node processes on loopback.
 // Its typed key/value API takes the same routing, replication and
 // invalidation paths as RESP clients, and it runs the commands its peers
-// forward to it (INCR of keys it owns).
+// forward to it (INCR of keys it owns) without setting cluster.exec (it
+// links kura_cluster), with an archive (L4) below its L3 as kura-node has.
 #include "actors/kura.hpp"
 #include "cluster/cluster_harness.hpp"
-#include "node/cluster_routing.hpp"
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -47,7 +47,9 @@ struct embedded_member {
     o.cluster.heartbeat_ms = 300; // as fast_cluster_flags()
     o.cluster.sync_ms = 1000;
     o.cluster.request_timeout_ms = 1000;
-    o.cluster.exec = kura::node::exec_owned;
+    // cluster.exec unset: kura-node's command execution (library kura_cluster)
+    // L3 holds 256 KiB, so the coldest keys go to the archive (L4)
+    o.l3_max_bytes = 256 << 10;
     cfg.load<caf::io::middleman>();
     prepare_cluster_config(cfg, o.cluster.heartbeat_ms);
     sys = std::make_unique<caf::actor_system>(cfg);
@@ -163,11 +165,44 @@ TEST_CASE("an embedding application joins two kura-node processes as a full clus
   auto h = kv.get(owned[0] + ":h");
   CHECK(!h); // a hash: WRONGTYPE, as GET
 
+  // L4 on the embedded member: counters the app owns, then 1 MiB more of
+  // data, so L3 (256 KiB) demotes the cold counters to the archive; they are
+  // read from there, and INCRs forwarded to the app run on the archived copy
+  std::vector<std::string> counters;
+  for (int i = 0; counters.size() < 8; ++i) {
+    auto key = "c:" + std::to_string(i);
+    if (first_bulk(k1.call({"KURA.OWNERS", key}).value_or("")) == "app3")
+      counters.push_back(key);
+    REQUIRE(i < 2000);
+  }
+  for (auto& key : counters)
+    REQUIRE(k1.call({"SET", key, "7"}) == std::string("+OK\r\n"));
+  std::string filler(2048, 'f');
+  for (int i = 0; i < 512; ++i)
+    REQUIRE(k2.call({"SET", "fill:" + std::to_string(i), filler}) == std::string("+OK\r\n"));
+  std::vector<std::string> archived;
+  REQUIRE(wait_for([&] {
+    archived.clear();
+    for (auto& key : counters)
+      if (auto t = kv.tier(key); t && *t == "l4")
+        archived.push_back(key);
+    return !archived.empty();
+  }));
+  for (auto& key : archived) {
+    auto v = kv.get(key);
+    REQUIRE(v);
+    CHECK(*v == std::optional<std::string>("7"));
+    CHECK(k1.call({"INCR", key}) == std::string(":8\r\n")); // forwarded to the app
+    CHECK(k2.call({"INCR", key}) == std::string(":9\r\n"));
+    CHECK(k1.call({"GET", key}) == bulk("9"));
+    CHECK(k2.call({"GET", key}) == bulk("9"));
+  }
+
   // the app holds its share of the data: each key on RF = 2 members
   size_t here = 0;
   for (int i = 0; i < 40; ++i) {
     auto t = kv.tier("e:" + std::to_string(i));
-    here += t && *t == "l3" ? 1 : 0;
+    here += t && (*t == "l3" || *t == "l4") ? 1 : 0; // L3, or demoted to L4 by now
   }
   CHECK(here > 0);
   CHECK(here < 40);

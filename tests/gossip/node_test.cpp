@@ -23,15 +23,17 @@ struct cluster {
   std::vector<std::vector<client_result>> results;
   uint64_t t = 0;
   bool catch_up = false;
-  bool node_flags = false;  ///< kura-node's: sloppy quorum, ack after invalidation
-  uint64_t hedge_ms = 0;    ///< node_config::hedge_max_ms
-  std::vector<bool> frozen; ///< SIGSTOP: neither ticks nor handles messages (held until thaw)
+  bool node_flags = false;   ///< kura-node's: sloppy quorum, ack after invalidation
+  uint64_t hedge_ms = 0;     ///< node_config::hedge_max_ms
+  uint32_t rf = 0, acks = 0; ///< ring.rf, write_acks (0: sim_node_config's)
+  std::vector<bool> frozen;  ///< SIGSTOP: neither ticks nor handles messages (held until thaw)
   std::vector<sim::network::delivery> stopped_mail;
 
   explicit cluster(uint32_t count, uint32_t start_now = 0, bool kura_node = false,
-                   bool catch_up_reads = false, uint64_t hedge_max_ms = 0)
+                   bool catch_up_reads = false, uint64_t hedge_max_ms = 0, uint32_t rf_ = 0,
+                   uint32_t acks_ = 0)
       : n(count), net(count, 5), nodes(count + 1), results(count + 1), catch_up(catch_up_reads),
-        node_flags(kura_node), hedge_ms(hedge_max_ms) {
+        node_flags(kura_node), hedge_ms(hedge_max_ms), rf(rf_), acks(acks_) {
     for (node_id i = 1; i <= (start_now ? start_now : n); ++i)
       boot(i);
     run(12'000);
@@ -45,6 +47,10 @@ struct cluster {
     c.sloppy_quorum = node_flags;
     c.ack_after_invalidation = node_flags;
     c.hedge_max_ms = hedge_ms;
+    if (rf != 0)
+      c.ring.rf = rf;
+    if (acks != 0)
+      c.write_acks = acks;
     return c;
   }
 
@@ -526,6 +532,41 @@ TEST_CASE("catch-up reads: a restarted replica serves the newest version at once
       CHECK(got.e.value == "v1"); // what the flag is for
     }
   }
+}
+
+TEST_CASE("a catching-up replica's read needs RF - write_acks + 1 answers from the other "
+          "replicas") {
+  // RF 3, write_acks 2, 4 nodes: replicas a, b, d of k. a pauses; b freezes
+  // holding a newer version (acknowledged by b and a node outside, say); a
+  // resumes and reads k: d answers its old v1, b does not answer. One answer
+  // of the two a read quorum needs (3 - 2 + 1, a's own copy not counted) is
+  // not enough: before session 14 a served v1.
+  cluster c(4, 0, false, true, 0, 3, 2);
+  std::string k = c.key_not_on(4);
+  auto reps = c.nodes[4]->current_ring().replicas(k);
+  REQUIRE(reps.size() == 3);
+  node_id a = reps[0], b = reps[1], d = reps[2];
+  c.write_acked(a, k, "v1");
+  c.run(200);
+  REQUIRE(c.held(d, k));
+  c.frozen.assign(5, false);
+  c.frozen[a] = true; // a pauses longer than a probe period: it catches up when it resumes
+  c.run(3'000);
+  c.frozen[b] = true;
+  auto v2 = *c.held(b, k); // newer than v1
+  v2.value = "v2";
+  v2.ver.hlc += 1 << 16;
+  REQUIRE(c.nodes[b]->store_for_test().apply(v2));
+  c.thaw(a);
+  auto got = c.read(a, k);
+  CHECK(!got.ok);
+  CHECK(got.unconfirmed);
+  CHECK(got.failure == read_failure::unconfirmed);
+  CHECK(c.nodes[a]->stats().reads_failed_unconfirmed == 1);
+  c.thaw(b); // b answers: the newest version
+  auto again = c.read(a, k);
+  CHECK(again.ok);
+  CHECK(again.e.value == "v2");
 }
 
 TEST_CASE("a slot gained when a replica dies is read from the other replicas until it is in sync") {
