@@ -257,26 +257,24 @@ bool audited(const command_registry& reg, int id) {
   return reg.spec(top).name == "acl";
 }
 
-bool permit(security_state& sec, const command_registry& reg, int id, const command_args& a,
-            session& s, out_buffer& out, uint64_t now_ms) {
-  auto& u = sec.user_of(s);
+namespace {
+
+enum class gate { run, removed, noauth, acl };
+
+/// permit()'s decision without its side effects: `v`, `denied` (the key's
+/// index in sec.scratch) and `channel` say why for gate::acl.
+gate decide(security_state& sec, const command_registry& reg, int id, const command_args& a,
+            const acl_user& u, bool authenticated, acl_verdict& v, size_t& denied,
+            std::string_view& channel) {
   auto& sp = reg.spec(id);
-  size_t words = sp.parent >= 0 ? 2 : 1;
-  if (u.removed) { // deleted by ACL DELUSER or replaced by ACL LOAD: Redis closes
-    s.quit = true;
-    return false;
-  }
+  if (u.removed) // deleted by ACL DELUSER or replaced by ACL LOAD: Redis closes
+    return gate::removed;
   bool no_auth = (sp.flags & cmd_flag::no_auth) != 0;
-  if (!s.authenticated && !no_auth && sec.acl->auth_required()) {
-    put_error(out, err_noauth);
-    sec.audit_command("noauth", s, a, words, err_noauth, now_ms);
-    return false;
-  }
+  if (!authenticated && !no_auth && sec.acl->auth_required())
+    return gate::noauth;
+  v = acl_verdict::ok;
   if (no_auth || (u.allcommands && u.allkeys && u.allchannels))
-    return true;
-  size_t denied = 0;
-  acl_verdict v = acl_verdict::ok;
-  std::string_view channel;
+    return gate::run;
   if (!u.can_run(id) && !(a.size() > 1 && u.firstarg_allowed(id, a[1]))) {
     v = acl_verdict::denied_command;
   } else if (!u.allkeys) {
@@ -301,8 +299,44 @@ bool permit(security_state& sec, const command_registry& reg, int id, const comm
       }
     }
   }
-  if (v == acl_verdict::ok)
+  return v == acl_verdict::ok ? gate::run : gate::acl;
+}
+
+} // namespace
+
+bool allowed(security_state& sec, const command_registry& reg, int id, const command_args& a,
+             const session& s) {
+  if (id < 0)
+    return true; // unknown: the dispatcher answers
+  const acl_user* u = s.user ? s.user.get() : sec.acl->default_user().get();
+  bool authenticated = s.user ? s.authenticated : !sec.acl->auth_required();
+  acl_verdict v;
+  size_t denied = 0;
+  std::string_view channel;
+  return decide(sec, reg, id, a, *u, authenticated, v, denied, channel) == gate::run;
+}
+
+bool permit(security_state& sec, const command_registry& reg, int id, const command_args& a,
+            session& s, out_buffer& out, uint64_t now_ms) {
+  auto& u = sec.user_of(s);
+  auto& sp = reg.spec(id);
+  size_t words = sp.parent >= 0 ? 2 : 1;
+  acl_verdict v = acl_verdict::ok;
+  size_t denied = 0;
+  std::string_view channel;
+  switch (decide(sec, reg, id, a, u, s.authenticated, v, denied, channel)) {
+  case gate::run:
     return true;
+  case gate::removed:
+    s.quit = true;
+    return false;
+  case gate::noauth:
+    put_error(out, err_noauth);
+    sec.audit_command("noauth", s, a, words, err_noauth, now_ms);
+    return false;
+  case gate::acl:
+    break;
+  }
   acl_log::entry le;
   le.reason = v;
   if (s.in_script)
