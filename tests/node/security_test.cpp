@@ -399,3 +399,20 @@ TEST_CASE("protected mode: non-loopback bind, no password, no users, remote peer
   CHECK(std::string(protected_mode_denied).rfind("DENIED Redis is running in protected mode", 0) ==
         0);
 }
+
+TEST_CASE("protected mode: CONFIG SET protected-mode yes|no at run time, as Redis") {
+  command_fixture f;
+  auto& sec = f.cmds.security();
+  CHECK(f.run("CONFIG GET protected-mode") == "*2\r\n$14\r\nprotected-mode\r\n$3\r\nyes\r\n");
+  CHECK(sec.refuses("0.0.0.0", "10.0.0.5"));
+  CHECK(f.run("CONFIG SET protected-mode no") == "+OK\r\n");
+  CHECK(f.run("CONFIG GET protected-mode") == "*2\r\n$14\r\nprotected-mode\r\n$2\r\nno\r\n");
+  CHECK_FALSE(sec.refuses("0.0.0.0", "10.0.0.5"));
+  // a bad value changes nothing, nor does a CONFIG SET whose other part fails
+  CHECK(f.run("CONFIG SET protected-mode maybe").rfind("-ERR CONFIG SET failed", 0) == 0);
+  CHECK(f.run("CONFIG SET protected-mode yes maxmemory-policy lru").rfind("-ERR", 0) == 0);
+  CHECK_FALSE(sec.refuses("0.0.0.0", "10.0.0.5"));
+  CHECK(f.run("CONFIG SET protected-mode YES") == "+OK\r\n");
+  CHECK(sec.refuses("0.0.0.0", "10.0.0.5"));
+  CHECK_FALSE(sec.refuses("0.0.0.0", "127.0.0.1"));
+}
