@@ -329,11 +329,9 @@ int main(int argc, char** argv) {
     if (cfg.cluster_tls)
       node::set_cluster_tls_refusals(
           [audit_to](const std::string& peer, const std::string& side, const std::string& why) {
-            std::cerr << "kura-node: cluster tls: "
-                      << (side == "accept" ? "refused a connection from " : "dialing ") << peer
-                      << ": handshake failed: " << why << std::endl;
-            audit_to->send("cluster-tls", peer, side == "accept" ? "TLS ACCEPT" : "TLS CONNECT",
-                           "DENIED handshake failed: " + why);
+            auto r = node::describe_cluster_tls_refusal(peer, side, why);
+            std::cerr << "kura-node: " << r.log_line << std::endl;
+            audit_to->send("cluster-tls", peer, r.command, r.result);
           });
     actors::cluster_handles cluster;
     if (cfg.cluster_enabled()) {
