@@ -257,6 +257,21 @@ bool audited(const command_registry& reg, int id) {
   return reg.spec(top).name == "acl";
 }
 
+void channel_uses(const command_registry& reg, int id, const command_args& a, acl_channels& out) {
+  // the pub/sub commands name channels (or patterns) instead of keys
+  auto& sp = reg.spec(id);
+  auto& top = reg.spec(sp.parent >= 0 ? sp.parent : id).name;
+  out.names.clear();
+  out.patterns = top == "psubscribe";
+  size_t last = 0; // the channels are a[1, last)
+  if (top == "publish" || top == "spublish")
+    last = std::min<size_t>(a.size(), 2);
+  else if (top == "subscribe" || top == "ssubscribe" || out.patterns)
+    last = a.size();
+  for (size_t i = 1; i < last; ++i)
+    out.names.push_back(a[i]);
+}
+
 namespace {
 
 enum class gate { run, removed, noauth, acl };
@@ -275,30 +290,12 @@ gate decide(security_state& sec, const command_registry& reg, int id, const comm
   v = acl_verdict::ok;
   if (no_auth || (u.allcommands && u.allkeys && u.allchannels))
     return gate::run;
-  if (!u.can_run(id) && !(a.size() > 1 && u.firstarg_allowed(id, a[1]))) {
-    v = acl_verdict::denied_command;
-  } else if (!u.allkeys) {
-    sec.key_uses(sp, a, sec.scratch);
-    std::string_view first = a.size() > 1 ? std::string_view(a[1]) : std::string_view{};
-    v = sec.acl->check(u, id, sec.scratch, &denied, a.size() > 1 ? &first : nullptr);
-  }
-  if (v == acl_verdict::ok && !u.allchannels) {
-    // the pub/sub commands name channels (or patterns) instead of keys
-    auto& top = reg.spec(sp.parent >= 0 ? sp.parent : id).name;
-    bool pattern = top == "psubscribe";
-    size_t first = 1, last = 0; // [first, last) of the arguments
-    if (top == "publish" || top == "spublish")
-      last = std::min<size_t>(a.size(), 2);
-    else if (top == "subscribe" || top == "ssubscribe" || pattern)
-      last = a.size();
-    for (size_t i = first; i < last; ++i) {
-      if (!sec.acl->channel_allowed(u, a[i], pattern)) {
-        v = acl_verdict::denied_channel;
-        channel = a[i];
-        break;
-      }
-    }
-  }
+  sec.key_uses(sp, a, sec.scratch);
+  acl_channels chans;
+  channel_uses(reg, id, a, chans);
+  std::string_view first = a.size() > 1 ? std::string_view(a[1]) : std::string_view{};
+  v = sec.acl->check(u, id, sec.scratch, &denied, a.size() > 1 ? &first : nullptr, &chans,
+                     &channel);
   return v == acl_verdict::ok ? gate::run : gate::acl;
 }
 

@@ -416,3 +416,33 @@ TEST_CASE("protected mode: CONFIG SET protected-mode yes|no at run time, as Redi
   CHECK(sec.refuses("0.0.0.0", "10.0.0.5"));
   CHECK_FALSE(sec.refuses("0.0.0.0", "127.0.0.1"));
 }
+
+TEST_CASE("ACL selectors through the dispatcher: SETUSER, GETUSER, LIST, DRYRUN, the checks") {
+  command_fixture f;
+  CHECK(f.run_args({"ACL", "SETUSER", "sel", "on", ">p", "~r:*", "+get", "(~w:*", "+set)",
+                    "(&chan +publish)"}) == "+OK\r\n");
+  auto list = f.run("ACL LIST");
+  CHECK(list.find("~r:* resetchannels -@all +get (~w:* resetchannels -@all +set) (resetchannels "
+                  "&chan -@all +publish)") != std::string::npos);
+  auto getuser = f.run("ACL GETUSER sel");
+  CHECK(getuser.find("$9\r\nselectors\r\n*2\r\n*6\r\n$8\r\ncommands\r\n$10\r\n-@all "
+                     "+set\r\n$4\r\nkeys\r\n$4\r\n~w:*\r\n$8\r\nchannels\r\n$0\r\n\r\n*6\r\n") !=
+        std::string::npos);
+  CHECK(f.run("ACL DRYRUN sel SET w:1 v") == "+OK\r\n");
+  CHECK(f.run("ACL DRYRUN sel SET r:1 v") ==
+        "$52\r\nThis user has no permissions to access the 'r:1' key\r\n");
+  CHECK(f.run("ACL DRYRUN sel PUBLISH other m") ==
+        "$58\r\nThis user has no permissions to access the 'other' channel\r\n");
+  CHECK(f.run("ACL DRYRUN sel PUBLISH chan m") == "+OK\r\n");
+  CHECK(f.run("AUTH sel p") == "+OK\r\n");
+  CHECK(f.run("SET w:1 v") == "+OK\r\n");
+  CHECK(f.run("GET r:1") == "$-1\r\n");
+  CHECK(f.run("SET r:1 v") ==
+        "-NOPERM this user has no permissions to access one of the keys used as arguments\r\n");
+  CHECK(f.run("GET w:1") ==
+        "-NOPERM this user has no permissions to access one of the keys used as arguments\r\n");
+  CHECK(f.run("DEL w:1") == "-NOPERM this user has no permissions to run the 'del' command\r\n");
+  CHECK(f.run("PUBLISH chan m") == ":0\r\n");
+  CHECK(f.run("PUBLISH other m") ==
+        "-NOPERM this user has no permissions to access one of the channels used as arguments\r\n");
+}
