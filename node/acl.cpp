@@ -279,6 +279,7 @@ void acl_table::set_category(acl_user& u, uint32_t bit, bool allow) const {
 }
 
 void acl_table::all_commands(acl_user& u, bool allow) const {
+  u.empty_plus = u.empty_minus = 0;
   u.allowed.assign(cat_.size(), allow);
   u.firstargs.clear();
   u.future = allow;
@@ -464,6 +465,13 @@ std::string acl_table::apply_rule(acl_user& u, std::string_view op) const {
     if (bit == 0)
       return err_enoent;
     set_category(u, bit, op[0] == '+');
+    bool empty = true;
+    for (size_t id = 0; empty && id < cat_.size(); ++id)
+      empty = (cat_.at(static_cast<int>(id)).categories & bit) == 0;
+    if (empty) {
+      (op[0] == '+' ? u.empty_plus : u.empty_minus) |= bit;
+      (op[0] == '+' ? u.empty_minus : u.empty_plus) &= ~bit;
+    }
   } else if (op[0] == '+' || op[0] == '-') {
     auto name = op.substr(1);
     auto bar = name.rfind('|');
@@ -666,6 +674,13 @@ std::string acl_table::describe_commands(const acl_user& u) const {
   bool additive = !u.future;
   std::string rules = additive ? "-@all " : "+@all ";
   all_commands(fake, !additive);
+  // categories kura has no command in, as the rules named them
+  for (size_t j = 0; j < acl_category_count; ++j)
+    if ((additive ? u.empty_plus : u.empty_minus) & (1u << j)) {
+      rules += additive ? "+@" : "-@";
+      rules += acl_category_table[j];
+      rules += ' ';
+    }
   acl_user temp = u;
   bool applied[acl_category_count] = {};
   while (true) {

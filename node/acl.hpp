@@ -100,6 +100,10 @@ struct acl_user {
   /// selector) or any one selector allow all of it. Only the permission
   /// fields of a selector are used.
   std::vector<acl_user> selectors;
+  /// +@cat / -@cat rules of categories without a command in the catalog
+  /// (@set, @list ... kura has none of their commands): kept so that the
+  /// description names them as Redis's does ("+@all -@set").
+  uint32_t empty_plus = 0, empty_minus = 0;
   bool is_selector = false; ///< a selector: user-level rules are refused
 
   /// May the user run `id` with `first` as its first argument (a first-arg

@@ -434,3 +434,22 @@ TEST_CASE("selectors: channels are part of the selector that allows the command"
   CHECK(t.check(*u, publish, {}, nullptr, nullptr, &other, &ch) == acl_verdict::denied_channel);
   CHECK(ch == "other");
 }
+
+TEST_CASE("a category kura has no command in is still named in the description, as Redis") {
+  fixture f; // no command of @set or @list in the catalog
+  acl_table t(f.cat);
+  REQUIRE(t.set_user("additive", {"reset", "+@all", "-@set"}) == "");
+  CHECK(t.describe_commands(*t.find("additive")) == "+@all -@set");
+  REQUIRE(t.set_user("restrictive", {"reset", "-@all", "+@list"}) == "");
+  CHECK(t.describe_commands(*t.find("restrictive")) == "-@all +@list");
+  // the opposite rule, or +@all / -@all, forget it; the description re-applied is the same
+  REQUIRE(t.set_user("additive", {"+@set"}) == "");
+  CHECK(t.describe_commands(*t.find("additive")) == "+@all");
+  REQUIRE(t.set_user("restrictive", {"-@all", "+get"}) == "");
+  CHECK(t.describe_commands(*t.find("restrictive")) == "-@all +get");
+  REQUIRE(t.set_user("x", {"+@all", "-@list", "-get"}) == "");
+  acl_table t2(f.cat);
+  REQUIRE(t2.load(t.save()) == "");
+  CHECK(t2.describe(*t2.find("x")) == t.describe(*t.find("x")));
+  CHECK(t.describe_commands(*t.find("x")) == "+@all -@list -get");
+}
