@@ -190,6 +190,32 @@ bool security_state::authenticate(session& s, std::string_view user, std::string
   return true;
 }
 
+namespace {
+
+/// Commands whose key access depends on their arguments (Redis 7.0's
+/// VARIABLE_FLAGS key specs): SET reads its key only with GET, BITFIELD
+/// writes it only with SET or INCRBY. The access `perm` the registry's key
+/// spec gives, narrowed to what these arguments do.
+uint8_t variable_access(const command_spec& sp, const command_args& a, uint8_t perm) {
+  auto any = [&](size_t from, std::initializer_list<std::string_view> words) {
+    for (size_t i = from; i < a.size(); ++i)
+      for (auto w : words)
+        if (a[i].size() == w.size() &&
+            std::equal(w.begin(), w.end(), a[i].begin(), [](char x, char y) {
+              return x == std::tolower(static_cast<unsigned char>(y));
+            }))
+          return true;
+    return false;
+  };
+  if (sp.name == "set" && !any(3, {"get"}))
+    return acl_perm::write;
+  if (sp.name == "bitfield" && !any(2, {"set", "incrby"}))
+    return acl_perm::read;
+  return perm;
+}
+
+} // namespace
+
 void security_state::key_uses(const command_spec& sp, const command_args& a,
                               std::vector<acl_key_use>& out) {
   out.clear();
@@ -200,6 +226,8 @@ void security_state::key_uses(const command_spec& sp, const command_args& a,
         perm |= acl_perm::read;
       if (ks.flags & (key_flag::insert | key_flag::del | key_flag::update))
         perm |= acl_perm::write;
+      if (ks.flags & key_flag::variable_flags)
+        perm = variable_access(sp, a, perm);
       ks.for_each(a, [&](size_t i) { out.push_back(acl_key_use{a[i], perm, i}); });
     }
     return;

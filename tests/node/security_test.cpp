@@ -446,3 +446,21 @@ TEST_CASE("ACL selectors through the dispatcher: SETUSER, GETUSER, LIST, DRYRUN,
   CHECK(f.run("PUBLISH other m") ==
         "-NOPERM this user has no permissions to access one of the channels used as arguments\r\n");
 }
+
+TEST_CASE("SET reads its key only with GET, BITFIELD writes only with SET/INCRBY (%R~, %W~)") {
+  command_fixture f;
+  CHECK(f.run("ACL SETUSER w on nopass %W~w* %R~r* +@all") == "+OK\r\n");
+  CHECK(f.run("AUTH w x") == "+OK\r\n");
+  CHECK(f.run("SET wk bar") == "+OK\r\n");
+  CHECK(f.run("SET wk get") == "+OK\r\n"); // "get" is the value here
+  auto noperm_keys =
+      "-NOPERM this user has no permissions to access one of the keys used as arguments\r\n";
+  CHECK(f.run("SET wk bar GET") == noperm_keys);
+  CHECK(f.run("SET wk bar get ex 100") == noperm_keys);
+  CHECK(f.run("BITFIELD rk GET u4 0") == "*1\r\n:0\r\n");
+  CHECK(f.run("BITFIELD rk SET u4 0 1") == noperm_keys);
+  CHECK(f.run("BITFIELD rk GET u4 0 INCRBY u4 0 1") == noperm_keys);
+  CHECK(f.run("ACL DRYRUN w SET wk v") == "+OK\r\n");
+  CHECK(f.run("ACL DRYRUN w SET wk v GET") ==
+        "$51\r\nThis user has no permissions to access the 'wk' key\r\n");
+}
