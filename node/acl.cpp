@@ -329,7 +329,8 @@ std::string acl_merge_selectors(const std::vector<std::string_view>& in,
 std::string acl_table::apply_rule(acl_user& u, std::string_view op) const {
   if (op.empty())
     return "";
-  if (u.is_selector && user_level_rule(op))
+  // (a parenthesis inside a selector would make its description ambiguous)
+  if (u.is_selector && (user_level_rule(op) || op.find_first_of("()") != std::string_view::npos))
     return err_einval;
   if (op[0] == '(' && op.back() == ')') {
     // a selector: its own commands, keys and channels, starting from none

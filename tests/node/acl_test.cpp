@@ -407,6 +407,7 @@ TEST_CASE("selectors (Redis 7.0): a command runs when the root or one selector a
   CHECK(t.set_user("sel", {"(~a", "+get"}) ==
         "Unmatched parenthesis in acl selector starting at '(~a +get'.");
   CHECK(t.set_user("sel", {"(+nosuch)"}).find("Unknown command") != std::string::npos);
+  CHECK(t.set_user("sel", {"(~a) +get)"}).find("Syntax error") != std::string::npos);
   CHECK(u->selectors.size() == 2); // all or nothing
   // clearselectors and reset drop them
   REQUIRE(t.set_user("sel", {"clearselectors"}) == "");
