@@ -318,7 +318,10 @@ gate decide(security_state& sec, const command_registry& reg, int id, const comm
   v = acl_verdict::ok;
   if (no_auth || (u.allcommands && u.allkeys && u.allchannels))
     return gate::run;
-  sec.key_uses(sp, a, sec.scratch);
+  if (u.allkeys && u.selectors.empty())
+    sec.scratch.clear(); // no key can be refused
+  else
+    sec.key_uses(sp, a, sec.scratch);
   acl_channels chans;
   channel_uses(reg, id, a, chans);
   std::string_view first = a.size() > 1 ? std::string_view(a[1]) : std::string_view{};
