@@ -892,7 +892,19 @@ std::string acl_table::save() const {
   std::string r;
   for (auto& [n, u] : users_) {
     r += "user ";
-    r += n;
+    if (!n.empty() && (n[0] == '"' || n[0] == '\'')) {
+      // a name that starts with a quote is written quoted, or the loader's
+      // split (Redis's sdssplitargs) would take it for a quoted string
+      r += '"';
+      for (char c : n) {
+        if (c == '"' || c == '\\')
+          r += '\\';
+        r += c;
+      }
+      r += '"';
+    } else {
+      r += n;
+    }
     r += ' ';
     r += describe(*u);
     r += '\n';

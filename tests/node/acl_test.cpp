@@ -454,3 +454,16 @@ TEST_CASE("a category kura has no command in is still named in the description, 
   CHECK(t2.describe(*t2.find("x")) == t.describe(*t.find("x")));
   CHECK(t.describe_commands(*t.find("x")) == "+@all -@list -get");
 }
+
+TEST_CASE("ACL file: a user name that starts with a quote round-trips (found by acl_fuzz)") {
+  fixture f;
+  acl_table t(f.cat);
+  REQUIRE(t.set_user("'", {"on", "nopass", "+get"}) == "");
+  REQUIRE(t.set_user("\"a\\b'", {"off"}) == "");
+  auto saved = t.save();
+  acl_table t2(f.cat);
+  REQUIRE(t2.load(saved) == "");
+  REQUIRE(t2.find("'"));
+  REQUIRE(t2.find("\"a\\b'"));
+  CHECK(t2.save() == saved);
+}
