@@ -279,15 +279,78 @@ void acl_table::set_category(acl_user& u, uint32_t bit, bool allow) const {
 }
 
 void acl_table::all_commands(acl_user& u, bool allow) const {
+  u.empty_plus = u.empty_minus = 0;
   u.allowed.assign(cat_.size(), allow);
   u.firstargs.clear();
   u.future = allow;
   u.allcommands = allow;
 }
 
+namespace {
+
+/// Rules about the user itself, not about what it may do: refused inside a
+/// selector, as Redis 7.0's ACLSetSelector refuses them.
+bool user_level_rule(std::string_view op) {
+  for (auto w : {"on", "off", "nopass", "resetpass", "reset", "clearselectors", "sanitize-payload",
+                 "skip-sanitize-payload"})
+    if (iequal(op, w))
+      return true;
+  return op[0] == '>' || op[0] == '<' || op[0] == '#' || op[0] == '!' || op[0] == '(';
+}
+
+} // namespace
+
+std::string acl_merge_selectors(const std::vector<std::string_view>& in,
+                                std::vector<std::string>& out) {
+  out.clear();
+  std::string open;
+  bool inside = false;
+  for (auto r : in) {
+    if (inside) {
+      open += ' ';
+      open.append(r.data(), r.size());
+      if (!r.empty() && r.back() == ')') {
+        out.push_back(std::move(open));
+        open.clear();
+        inside = false;
+      }
+    } else if (!r.empty() && r[0] == '(' && r.back() != ')') {
+      open.assign(r.data(), r.size());
+      inside = true;
+    } else {
+      out.emplace_back(r);
+    }
+  }
+  if (inside)
+    return "Unmatched parenthesis in acl selector starting at '" + open + "'.";
+  return {};
+}
+
 std::string acl_table::apply_rule(acl_user& u, std::string_view op) const {
   if (op.empty())
     return "";
+  // (a parenthesis inside a selector would make its description ambiguous)
+  if (u.is_selector && (user_level_rule(op) || op.find_first_of("()") != std::string_view::npos))
+    return err_einval;
+  if (op[0] == '(' && op.back() == ')') {
+    // a selector: its own commands, keys and channels, starting from none
+    // (channels as acl-pubsub-default), rules separated by spaces
+    acl_user sel = *make_user("");
+    sel.is_selector = true;
+    auto body = op.substr(1, op.size() - 2);
+    size_t at = 0;
+    while (at <= body.size()) {
+      auto sp = body.find(' ', at);
+      auto word = body.substr(at, sp == std::string_view::npos ? std::string_view::npos : sp - at);
+      if (auto err = apply_rule(sel, word); !err.empty())
+        return err;
+      if (sp == std::string_view::npos)
+        break;
+      at = sp + 1;
+    }
+    u.selectors.push_back(std::move(sel));
+    return "";
+  }
   if (iequal(op, "on")) {
     u.enabled = true;
   } else if (iequal(op, "off")) {
@@ -327,11 +390,10 @@ std::string acl_table::apply_rule(acl_user& u, std::string_view op) const {
     if (it == u.passwords.end())
       return err_enodev;
     u.passwords.erase(it);
-  } else if (op[0] == '(' && op.back() == ')') {
-    return "Selectors are not supported by kura yet";
   } else if (iequal(op, "clearselectors")) {
-    // kura has only the root selector: nothing to clear
+    u.selectors.clear();
   } else if (iequal(op, "reset")) {
+    apply_rule(u, "clearselectors");
     apply_rule(u, "resetpass");
     apply_rule(u, "resetkeys");
     apply_rule(u, pubsub_all_ ? "allchannels" : "resetchannels");
@@ -404,6 +466,13 @@ std::string acl_table::apply_rule(acl_user& u, std::string_view op) const {
     if (bit == 0)
       return err_enoent;
     set_category(u, bit, op[0] == '+');
+    bool empty = true;
+    for (size_t id = 0; empty && id < cat_.size(); ++id)
+      empty = (cat_.at(static_cast<int>(id)).categories & bit) == 0;
+    if (empty) {
+      (op[0] == '+' ? u.empty_plus : u.empty_minus) |= bit;
+      (op[0] == '+' ? u.empty_minus : u.empty_plus) &= ~bit;
+    }
   } else if (op[0] == '+' || op[0] == '-') {
     auto name = op.substr(1);
     auto bar = name.rfind('|');
@@ -440,9 +509,12 @@ std::string acl_table::apply_rule(acl_user& u, std::string_view op) const {
 std::string acl_table::set_user(std::string_view name, const std::vector<std::string_view>& rules) {
   if (has_spaces(name))
     return "Usernames can't contain spaces or null characters";
+  std::vector<std::string> merged;
+  if (auto err = acl_merge_selectors(rules, merged); !err.empty())
+    return err;
   auto existing = find(name);
   acl_user tmp = existing ? *existing : *make_user(name);
-  for (auto r : rules) {
+  for (auto& r : merged) {
     auto err = apply_rule(tmp, r);
     if (!err.empty()) {
       std::string m = "Error in ACL SETUSER modifier '";
@@ -510,29 +582,64 @@ bool acl_table::open() const {
   return users_.size() == 1 && default_->nopass && default_->enabled;
 }
 
-acl_verdict acl_table::check(const acl_user& u, int id, const std::vector<acl_key_use>& keys,
-                             size_t* denied, const std::string_view* first_arg) const {
-  if (!u.can_run(id) && !(first_arg && u.firstarg_allowed(id, *first_arg)))
+acl_verdict acl_table::check_one(const acl_user& s, int id, const std::vector<acl_key_use>& keys,
+                                 size_t& denied, const std::string_view* first_arg,
+                                 const acl_channels* channels,
+                                 std::string_view& denied_channel) const {
+  if (!s.can_run(id) && !(first_arg && s.firstarg_allowed(id, *first_arg)))
     return acl_verdict::denied_command;
-  if (u.allkeys)
-    return acl_verdict::ok;
-  for (size_t i = 0; i < keys.size(); ++i) {
-    bool ok = false;
-    for (auto& p : u.keys) {
-      if ((p.perm & keys[i].perm) != keys[i].perm)
-        continue;
-      if (actors::glob_match(p.pattern, keys[i].key)) {
-        ok = true;
-        break;
+  if (!s.allkeys)
+    for (size_t i = 0; i < keys.size(); ++i) {
+      bool ok = false;
+      for (auto& p : s.keys) {
+        if ((p.perm & keys[i].perm) != keys[i].perm)
+          continue;
+        if (actors::glob_match(p.pattern, keys[i].key)) {
+          ok = true;
+          break;
+        }
+      }
+      if (!ok) {
+        denied = i;
+        return acl_verdict::denied_key;
       }
     }
-    if (!ok) {
-      if (denied)
-        *denied = i;
-      return acl_verdict::denied_key;
+  if (channels)
+    for (auto ch : channels->names)
+      if (!channel_allowed(s, ch, channels->patterns)) {
+        denied_channel = ch;
+        return acl_verdict::denied_channel;
+      }
+  return acl_verdict::ok;
+}
+
+acl_verdict acl_table::check(const acl_user& u, int id, const std::vector<acl_key_use>& keys,
+                             size_t* denied, const std::string_view* first_arg,
+                             const acl_channels* channels, std::string_view* denied_channel) const {
+  // Redis 7.0's ACLCheckAllUserCommandPerm: the root selector, then the
+  // others; the most relevant refusal is reported
+  auto rank = [](acl_verdict v) {
+    return v == acl_verdict::denied_command ? 1 : v == acl_verdict::denied_key ? 2 : 4;
+  };
+  size_t best_key = 0;
+  std::string_view best_channel;
+  auto best = check_one(u, id, keys, best_key, first_arg, channels, best_channel);
+  for (size_t i = 0; best != acl_verdict::ok && i < u.selectors.size(); ++i) {
+    size_t k = 0;
+    std::string_view ch;
+    auto v = check_one(u.selectors[i], id, keys, k, first_arg, channels, ch);
+    if (v == acl_verdict::ok || rank(v) > rank(best) ||
+        (v == best && v == acl_verdict::denied_key && k > best_key)) {
+      best = v;
+      best_key = k;
+      best_channel = ch;
     }
   }
-  return acl_verdict::ok;
+  if (denied)
+    *denied = best_key;
+  if (denied_channel)
+    *denied_channel = best_channel;
+  return best;
 }
 
 bool acl_table::channel_allowed(const acl_user& u, std::string_view channel,
@@ -568,6 +675,13 @@ std::string acl_table::describe_commands(const acl_user& u) const {
   bool additive = !u.future;
   std::string rules = additive ? "-@all " : "+@all ";
   all_commands(fake, !additive);
+  // categories kura has no command in, as the rules named them
+  for (size_t j = 0; j < acl_category_count; ++j)
+    if ((additive ? u.empty_plus : u.empty_minus) & (1u << j)) {
+      rules += additive ? "+@" : "-@";
+      rules += acl_category_table[j];
+      rules += ' ';
+    }
   acl_user temp = u;
   bool applied[acl_category_count] = {};
   while (true) {
@@ -646,6 +760,31 @@ std::string acl_table::describe_channels(const acl_user& u) const {
   return r;
 }
 
+std::string acl_table::describe_selector(const acl_user& s) const {
+  std::string r;
+  if (s.allkeys) {
+    r += "~* ";
+  } else {
+    auto k = describe_keys(s);
+    if (!k.empty()) {
+      r += k;
+      r += ' ';
+    }
+  }
+  if (s.allchannels) {
+    r += "&* ";
+  } else {
+    r += "resetchannels ";
+    for (auto& c : s.channels) {
+      r += '&';
+      r += c;
+      r += ' ';
+    }
+  }
+  r += describe_commands(s);
+  return r;
+}
+
 std::string acl_table::describe(const acl_user& u) const {
   std::string r;
   for (auto& f : flags(u)) {
@@ -657,26 +796,12 @@ std::string acl_table::describe(const acl_user& u) const {
     r += p;
     r += ' ';
   }
-  if (u.allkeys) {
-    r += "~* ";
-  } else {
-    auto k = describe_keys(u);
-    if (!k.empty()) {
-      r += k;
-      r += ' ';
-    }
+  r += describe_selector(u);
+  for (auto& sel : u.selectors) {
+    r += " (";
+    r += describe_selector(sel);
+    r += ')';
   }
-  if (u.allchannels) {
-    r += "&* ";
-  } else {
-    r += "resetchannels ";
-    for (auto& c : u.channels) {
-      r += '&';
-      r += c;
-      r += ' ';
-    }
-  }
-  r += describe_commands(u);
   return r;
 }
 
@@ -721,12 +846,18 @@ std::string acl_table::load(std::string_view bytes, std::string_view source) {
     }
     auto u = make_user(argv[1]);
     bool syntax_error = false;
-    for (size_t j = 2; j < argv.size(); ++j) {
-      auto err = apply_rule(*u, argv[j]);
+    std::vector<std::string_view> words(argv.begin() + 2, argv.end());
+    std::vector<std::string> rules;
+    if (auto err = acl_merge_selectors(words, rules); !err.empty()) {
+      errors += src + ":" + ln + ": " + err + " ";
+      continue;
+    }
+    for (auto& rule : rules) {
+      auto err = apply_rule(*u, rule);
       if (err.empty())
         continue;
       if (err == err_enoent)
-        errors += src + ":" + ln + ": Error in applying operation '" + argv[j] + "': " + err + ". ";
+        errors += src + ":" + ln + ": Error in applying operation '" + rule + "': " + err + ". ";
       else if (!syntax_error)
         errors += src + ":" + ln + ": " + err + ". ";
       syntax_error = syntax_error || err != err_enoent;
@@ -761,7 +892,19 @@ std::string acl_table::save() const {
   std::string r;
   for (auto& [n, u] : users_) {
     r += "user ";
-    r += n;
+    if (!n.empty() && (n[0] == '"' || n[0] == '\'')) {
+      // a name that starts with a quote is written quoted, or the loader's
+      // split (Redis's sdssplitargs) would take it for a quoted string
+      r += '"';
+      for (char c : n) {
+        if (c == '"' || c == '\\')
+          r += '\\';
+        r += c;
+      }
+      r += '"';
+    } else {
+      r += n;
+    }
     r += ' ';
     r += describe(*u);
     r += '\n';

@@ -95,6 +95,16 @@ struct acl_user {
   /// Allowed first arguments of an otherwise blocked command without
   /// subcommands (+select|0, +debug|digest), lower case, per catalog id.
   std::map<int, std::vector<std::string>> firstargs;
+  /// Redis 7.0 selectors (`(~key* +get)` rules): more sets of commands, keys
+  /// and channels; a command runs when the user's own rules (the root
+  /// selector) or any one selector allow all of it. Only the permission
+  /// fields of a selector are used.
+  std::vector<acl_user> selectors;
+  /// +@cat / -@cat rules of categories without a command in the catalog
+  /// (@set, @list ... kura has none of their commands): kept so that the
+  /// description names them as Redis's does ("+@all -@set").
+  uint32_t empty_plus = 0, empty_minus = 0;
+  bool is_selector = false; ///< a selector: user-level rules are refused
 
   /// May the user run `id` with `first` as its first argument (a first-arg
   /// rule only; can_run() is the bitmap)?
@@ -113,6 +123,13 @@ struct acl_key_use {
   std::string_view key;
   uint8_t perm = acl_perm::all; ///< acl_perm bits needed
   size_t arg_index = 0;         ///< position in the arguments (ACL LOG, DRYRUN)
+};
+
+/// The channels a pub/sub command names, for the checks: channel names
+/// (PUBLISH, SUBSCRIBE) or patterns (PSUBSCRIBE).
+struct acl_channels {
+  std::vector<std::string_view> names;
+  bool patterns = false;
 };
 
 /// SHA-256 of `s` as 64 lower-case hex digits.
@@ -162,8 +179,16 @@ public:
   /// into `keys` of the refused key (denied_key).
   /// `first_arg`: the command's first argument, for first-arg rules
   /// (+select|0); null when there is none.
+  /// `channels` (null: none): the channels the command names; on a
+  /// denied_channel verdict `*denied_channel` is the refused one. The user's
+  /// own rules are tried, then each selector; the first that allows the
+  /// command, every key and every channel wins. Otherwise the refusal is the
+  /// one Redis 7.0 reports: the furthest along (command < key < channel;
+  /// between two key refusals the later key).
   acl_verdict check(const acl_user& u, int id, const std::vector<acl_key_use>& keys,
-                    size_t* denied = nullptr, const std::string_view* first_arg = nullptr) const;
+                    size_t* denied = nullptr, const std::string_view* first_arg = nullptr,
+                    const acl_channels* channels = nullptr,
+                    std::string_view* denied_channel = nullptr) const;
 
   /// May `u` use `channel` (PUBLISH, SUBSCRIBE: matched against the user's
   /// channel patterns) or subscribe to the pattern `channel` (PSUBSCRIBE:
@@ -179,6 +204,9 @@ public:
   /// The key part ("~* ", "~a %R~b"), and the channel part ("&*", "&a &b").
   std::string describe_keys(const acl_user& u) const;
   std::string describe_channels(const acl_user& u) const;
+  /// The permission part of a selector or of the user's own rules
+  /// ("~a* resetchannels -@all +get"), as Redis 7.0's ACLDescribeSelector.
+  std::string describe_selector(const acl_user& s) const;
   /// Flag names in Redis's order ("on", "nopass", ...).
   std::vector<std::string> flags(const acl_user& u) const;
 
@@ -194,6 +222,9 @@ public:
 
 private:
   std::shared_ptr<acl_user> make_user(std::string_view name) const;
+  acl_verdict check_one(const acl_user& s, int id, const std::vector<acl_key_use>& keys,
+                        size_t& denied, const std::string_view* first_arg,
+                        const acl_channels* channels, std::string_view& denied_channel) const;
   void set_command(acl_user& u, int id, bool allow) const;
   void set_category(acl_user& u, uint32_t bit, bool allow) const;
   void all_commands(acl_user& u, bool allow) const;
@@ -202,6 +233,12 @@ private:
   std::shared_ptr<acl_user> default_;
   bool pubsub_all_ = false;
 };
+
+/// Joins Redis 7.0 selector rules that arrive in pieces (`(~a*`, `+get)`)
+/// into one rule each (`(~a* +get)`), as ACL SETUSER and the ACL file take
+/// them. "" or the error (an unmatched parenthesis).
+std::string acl_merge_selectors(const std::vector<std::string_view>& in,
+                                std::vector<std::string>& out);
 
 /// Rules that carry a secret (">pass", "<pass", "#hash", "!hash") for
 /// redaction in logs.

@@ -5,6 +5,7 @@
 #include "gossip/tier_store.hpp"
 #include "node/erase.hpp"
 #include "node/erase_book.hpp"
+#include "node/subjects_sync.hpp"
 #include "tiers/clock.hpp"
 
 #include <caf/all.hpp>
@@ -18,9 +19,8 @@ namespace kura::node {
 namespace {
 
 constexpr const char* step_command = "kura.erase.node";
-constexpr const char* tag_command = "kura.subject.node";
-constexpr int tag_tries = 60; ///< a member that does not answer: retried each second
 constexpr uint64_t retry_ms = 1'000;
+constexpr uint64_t collect_wait_ms = 3'600'000; ///< see collect_pending()
 
 uint64_t now_ms() {
   return real_clock::instance().now_ms();
@@ -166,12 +166,26 @@ void member_step(actors::cluster_core& c, cluster_erase_memory& mem,
       if (mem.done.size() > 4096)     // old ids: the issuer stopped retrying them long ago
         mem.done.erase(mem.done.begin());
       mem.done[memo] = out;
+      if (a[1] == "purge")
+        mem.purged.emplace(a[2], now_ms());
+      else
+        mem.purged.erase(a[2]);
     } else {
       std::cerr << "kura-node: erase " << a[2] << " " << a[1] << ": " << out << std::endl;
     }
     return bulk(out);
   }
   err("unknown kura.erase.node step");
+}
+
+/// This member ran the purge of an erasure whose collect has not come (in
+/// the last hour): its tag file may still hold tags that other members
+/// dropped at their collect step.
+bool collect_pending(cluster_erase_memory& mem) {
+  uint64_t now = now_ms();
+  for (auto it = mem.purged.begin(); it != mem.purged.end();)
+    it = it->second + collect_wait_ms < now ? mem.purged.erase(it) : std::next(it);
+  return !mem.purged.empty();
 }
 
 // -- the issuer ------------------------------------------------------------------------
@@ -473,62 +487,11 @@ actors::exec_fn cluster_erase_exec(std::shared_ptr<cluster_erase_memory> mem,
                       std::function<void(std::string)> reply) {
     if (!args.empty() && args[0] == step_command)
       return member_step(c, *mem, args, reply);
-    if (!args.empty() && args[0] == tag_command) { // another member's KURA.SUBJECT
-      if (args.size() != 3 || args[2].empty())
-        return reply("-ERR malformed kura.subject.node\r\n");
-      if (!mem->subjects)
-        return reply("-ERR this node keeps no subject tags\r\n");
-      std::string error;
-      mem->subjects->tag(args[1], args[2], error, false);
-      return reply(error.empty() ? "+OK\r\n"
-                                 : "-ERR the subject tag was not stored: " + error + "\r\n");
-    }
+    if (serve_subject_command(mem->subjects.get(), collect_pending(*mem), args, reply))
+      return; // kura.subject.node, kura.subject.pull (node/subjects_sync.hpp)
     if (inner)
       return inner(c, std::move(args), std::move(reply));
     reply("-ERR forwarded commands are not served by this node\r\n");
-  };
-}
-
-namespace {
-
-void send_tag(std::weak_ptr<actors::cluster_core> wc, gossip::node_id to, std::string key,
-              std::string id, int tries) {
-  auto c = wc.lock();
-  if (!c)
-    return;
-  c->forward(to, {tag_command, key, id},
-             [wc, to, key, id, tries](bool ok, std::string reply) mutable {
-               if (ok && !reply.empty() && reply[0] == '+')
-                 return;
-               auto c = wc.lock();
-               if (!c)
-                 return;
-               if (tries + 1 >= tag_tries) {
-                 std::cerr << "kura-node: subject tag not stored on " << c->name_of(to) << ": "
-                           << (ok ? reply.substr(0, reply.find('\r')) : "no answer")
-                           << " (KURA.ERASE SUBJECT finds the key through the members that hold "
-                              "the tag)"
-                           << std::endl;
-                 return;
-               }
-               c->after(retry_ms, [wc, to, key = std::move(key), id = std::move(id), tries] {
-                 send_tag(wc, to, key, id, tries + 1);
-               });
-             });
-}
-
-} // namespace
-
-void announce_subject_tags(std::shared_ptr<subject_index> subjects,
-                           std::shared_ptr<actors::cluster_core> core) {
-  std::weak_ptr<actors::cluster_core> wc = core;
-  subjects->on_tag = [wc](const std::string& key, const std::string& id) {
-    auto c = wc.lock();
-    if (!c || !c->core())
-      return;
-    for (auto& [mid, m] : c->core()->members().members())
-      if (m.state != gossip::member_state::left && mid != c->self_id())
-        send_tag(wc, mid, key, id, 0);
   };
 }
 

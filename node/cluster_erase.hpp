@@ -40,9 +40,12 @@
 namespace kura::node {
 
 /// What a member remembers of the steps it ran: (id + step) -> reply; and
-/// the node's explicit subject tags (KURA.SUBJECT; null: none kept).
+/// the node's explicit subject tags (KURA.SUBJECT; null: none kept; synced
+/// between members by node/subjects_sync.hpp).
 struct cluster_erase_memory {
   std::map<std::string, std::string> done;
+  /// Erasures whose purge ran here and whose collect has not: id -> when.
+  std::map<std::string, uint64_t> purged;
   std::shared_ptr<subject_index> subjects;
 };
 
@@ -51,14 +54,6 @@ struct cluster_erase_memory {
 /// `inner`.
 actors::exec_fn cluster_erase_exec(std::shared_ptr<cluster_erase_memory> mem,
                                    actors::exec_fn inner);
-
-/// KURA.SUBJECT on a cluster node: every tag `subjects` keeps is sent to
-/// every other member that has not left (`kura.subject.node key id`, retried
-/// every second for a minute while a member does not answer), so that each
-/// member's index holds it and KURA.ERASE SUBJECT finds the key through any
-/// of them. Sets subjects->on_tag; `core` must outlive it.
-void announce_subject_tags(std::shared_ptr<subject_index> subjects,
-                           std::shared_ptr<actors::cluster_core> core);
 
 /// Spawns the issuer's broker and makes it `book`'s dispatcher.
 caf::actor spawn_cluster_eraser(caf::actor_system& sys, std::shared_ptr<erase_book> book,

@@ -263,6 +263,14 @@ void set_cluster_tls_refusals(
   refusal_sink = std::move(sink);
 }
 
+cluster_tls_refusal describe_cluster_tls_refusal(const std::string& peer, const std::string& side,
+                                                 const std::string& why) {
+  bool accept = side == "accept";
+  return {std::string("cluster tls: ") + (accept ? "refused a connection from " : "dialing ") +
+              peer + ": handshake failed: " + why,
+          accept ? "TLS ACCEPT" : "TLS CONNECT", "DENIED handshake failed: " + why};
+}
+
 void configure_cluster_tls(caf::actor_system_config& cfg, const cluster_tls_files& f) {
   cfg.openssl_certificate = f.cert_file;
   cfg.openssl_key = f.key_file;

@@ -66,6 +66,17 @@ void set_cluster_tls_refusals(
     std::function<void(const std::string& peer, const std::string& side, const std::string& why)>
         sink);
 
+/// How a refused handshake is written: the log line (without the program's
+/// prefix) and the audit line's command and result (kura-node and embedded
+/// members, node/tls_embedded.hpp, write the same).
+struct cluster_tls_refusal {
+  std::string log_line; ///< "cluster tls: refused a connection from ...: handshake failed: ..."
+  std::string command;  ///< "TLS ACCEPT" or "TLS CONNECT"
+  std::string result;   ///< "DENIED handshake failed: <why>"
+};
+cluster_tls_refusal describe_cluster_tls_refusal(const std::string& peer, const std::string& side,
+                                                 const std::string& why);
+
 /// Publishes `a` on bind:port: through OpenSSL when the system has the
 /// manager, else plainly.
 caf::expected<uint16_t> publish_ops_port(const caf::actor& a, uint16_t port, const char* bind);

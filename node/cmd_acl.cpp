@@ -119,7 +119,16 @@ void cmd_acl_getuser(const command_args& a, command_context& c) {
   put_bulk(c.out, "channels");
   put_bulk(c.out, t.describe_channels(*u));
   put_bulk(c.out, "selectors");
-  put_array_header(c.out, 0);
+  put_array_header(c.out, u->selectors.size());
+  for (auto& sel : u->selectors) { // Redis 7.0: a map per selector
+    put_array_header(c.out, 6);
+    put_bulk(c.out, "commands");
+    put_bulk(c.out, t.describe_commands(sel));
+    put_bulk(c.out, "keys");
+    put_bulk(c.out, t.describe_keys(sel));
+    put_bulk(c.out, "channels");
+    put_bulk(c.out, t.describe_channels(sel));
+  }
 }
 
 void cmd_acl_list(const command_args&, command_context& c) {
@@ -273,11 +282,18 @@ void cmd_acl_dryrun(const command_args& a, command_context& c) {
     return put_error(c.out, "ERR wrong number of arguments for '" + sp.name + "' command");
   std::vector<acl_key_use> keys;
   s.key_uses(sp, sub, keys);
+  acl_channels chans;
+  channel_uses(c.registry, id, sub, chans);
   size_t denied = 0;
   std::string_view first = sub.size() > 1 ? std::string_view(sub[1]) : std::string_view{};
+  std::string_view channel;
   auto v = (sp.flags & cmd_flag::no_auth)
                ? acl_verdict::ok
-               : s.acl->check(*u, id, keys, &denied, sub.size() > 1 ? &first : nullptr);
+               : s.acl->check(*u, id, keys, &denied, sub.size() > 1 ? &first : nullptr, &chans,
+                              &channel);
+  if (v == acl_verdict::denied_channel)
+    return put_bulk(c.out, "This user has no permissions to access the '" + std::string(channel) +
+                               "' channel");
   if (v == acl_verdict::denied_command)
     return put_bulk(c.out, "This user has no permissions to run the '" + sp.name + "' command");
   if (v == acl_verdict::denied_key)

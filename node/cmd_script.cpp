@@ -122,22 +122,7 @@ public:
     if (!arity_ok(reg.spec(id).arity, args.size()))
       return -1;
     // a dry run: the check without ACL LOG entries or audit lines
-    auto& sec = *c_.state.security;
-    auto& u = sec.user_of(c_.sess);
-    if (u.allcommands && u.allkeys && u.allchannels)
-      return 1;
-    if (!u.can_run(id) && !(args.size() > 1 && u.firstarg_allowed(id, args[1])))
-      return 0;
-    if (!u.allkeys) {
-      std::vector<acl_key_use> uses;
-      sec.key_uses(reg.spec(id), args, uses);
-      size_t denied = 0;
-      std::string_view first = args.size() > 1 ? args[1] : std::string_view{};
-      if (sec.acl->check(u, id, uses, &denied, args.size() > 1 ? &first : nullptr) !=
-          acl_verdict::ok)
-        return 0;
-    }
-    return 1;
+    return allowed(*c_.state.security, reg, id, args, c_.sess) ? 1 : 0;
   }
 
   bool interrupt() override {

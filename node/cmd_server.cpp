@@ -451,6 +451,19 @@ const std::vector<config_item>& config_items() {
          }
          return std::string{};
        }},
+      // protected mode (node/security.hpp) for RESP clients accepted from now on, as
+      // Redis; the ops and metrics ports keep the binding chosen at start
+      {"protected-mode",
+       [](command_context& c) {
+         return std::string(c.state.security->cfg.protected_mode ? "yes" : "no");
+       },
+       [](command_context& c, std::string_view v, bool apply) {
+         if (!ieq(v, "yes") && !ieq(v, "no"))
+           return std::string("argument must be 'yes' or 'no'");
+         if (apply)
+           c.state.security->cfg.protected_mode = ieq(v, "yes");
+         return std::string{};
+       }},
       {"acllog-max-len",
        [](command_context& c) { return std::to_string(c.state.security->cfg.acllog_max_len); },
        [](command_context& c, std::string_view v, bool apply) {

@@ -99,6 +99,8 @@ void command_table::plan(const command_args& a, const session& s, fetch_plan& ou
   const command_spec& sp = reg_.spec(id);
   if (!arity_ok(sp.arity, a.size()))
     return; // runs at once and answers with the arity error
+  if (!allowed(*sec_, reg_, id, a, s))
+    return; // runs at once and is refused (NOAUTH, NOPERM): no L3 lookup first
   if (id == id_exec_ && s.tx.active) {
     // every key the queued commands read, and the watched keys; a listing
     // (KEYS, SCAN, DBSIZE, RANDOMKEY) inside MULTI sees memory only
@@ -107,8 +109,8 @@ void command_table::plan(const command_args& a, const session& s, fetch_plan& ou
     for (auto& q : s.tx.queued) {
       args.assign(q.begin(), q.end());
       int qid = reg_.resolve(args);
-      if (qid < 0)
-        continue;
+      if (qid < 0 || !allowed(*sec_, reg_, qid, args, s))
+        continue; // EXEC refuses it without looking its keys up
       auto& qs = reg_.spec(qid);
       one.clear();
       if (qs.planner)

@@ -189,7 +189,12 @@ node_config::node_config() {
            "expiry")
       .add(sensitive_max_ttl, "sensitive-max-ttl", "longest TTL of a sensitive key (0s = no cap)")
       .add(subject_patterns, "subject-patterns",
-           "data subjects' keys: comma-separated globs with {id}, e.g. user:{id}:*");
+           "data subjects' keys: comma-separated globs with {id}, e.g. user:{id}:*")
+      .add(subject_tag_retry, "subject-tag-retry",
+           "cluster: how long a new subject tag is resent to a member that does not answer")
+      .add(subject_sync_interval, "subject-sync-interval",
+           "cluster: how often members compare subject tags (also at start and a member's "
+           "return)");
   opt_group{custom_options_, "kura.retention"}.add(
       retention_max_age, "max-age",
       "no entry lives longer than this after its last write, in any tier (0s = no cap)");
@@ -415,6 +420,10 @@ std::string node_config::check_values() {
     return bad("kura.retention.max-age", "must not be negative");
   if (retention_max_age.count() != 0 && retention_max_age < std::chrono::seconds(1))
     return bad("kura.retention.max-age", "at least 1s (or 0s: no cap)");
+  if (subject_tag_retry < std::chrono::seconds(1))
+    return bad("kura.security.subject-tag-retry", "at least 1s");
+  if (subject_sync_interval < std::chrono::seconds(1))
+    return bad("kura.security.subject-sync-interval", "at least 1s");
   if (sensitive_max_ttl.count() < 0)
     return bad("kura.security.sensitive-max-ttl", "must not be negative");
   if (tls_port != 0) {

@@ -141,6 +141,11 @@ struct node_config : caf::actor_system_config {
   bool metrics_loopback_only = false; ///< /metrics answers loopback clients only
   /// Data subjects: comma-separated patterns with {id} (node/subjects.hpp).
   std::string subject_patterns;
+  /// Cluster: a new subject tag is resent to a member that does not answer
+  /// for this long; every member compares tag digests with the others this
+  /// often (and at start and a member's return) (node/subjects_sync.hpp).
+  caf::timespan subject_tag_retry = std::chrono::seconds(60);
+  caf::timespan subject_sync_interval = std::chrono::seconds(30);
   /// kura.retention.max-age: no entry lives longer after its last write, in
   /// any tier (actors/retention.hpp); 0 = no cap.
   caf::timespan retention_max_age{0};

@@ -21,6 +21,7 @@
 #include "node/predictor_node.hpp"
 #include "node/resp_server.hpp"
 #include "node/subjects.hpp"
+#include "node/subjects_sync.hpp"
 #include "tiers/clock.hpp"
 #include "tiers/l3_lmdb.hpp"
 
@@ -328,11 +329,9 @@ int main(int argc, char** argv) {
     if (cfg.cluster_tls)
       node::set_cluster_tls_refusals(
           [audit_to](const std::string& peer, const std::string& side, const std::string& why) {
-            std::cerr << "kura-node: cluster tls: "
-                      << (side == "accept" ? "refused a connection from " : "dialing ") << peer
-                      << ": handshake failed: " << why << std::endl;
-            audit_to->send("cluster-tls", peer, side == "accept" ? "TLS ACCEPT" : "TLS CONNECT",
-                           "DENIED handshake failed: " + why);
+            auto r = node::describe_cluster_tls_refusal(peer, side, why);
+            std::cerr << "kura-node: " << r.log_line << std::endl;
+            audit_to->send("cluster-tls", peer, r.command, r.result);
           });
     actors::cluster_handles cluster;
     if (cfg.cluster_enabled()) {
@@ -358,6 +357,14 @@ int main(int argc, char** argv) {
       auto erase_mem = std::make_shared<node::cluster_erase_memory>();
       erase_mem->subjects = subjects;
       cs.exec = node::cluster_erase_exec(erase_mem, std::move(cs.exec));
+      // subject tags: members pull the ones they lack (node/subjects_sync.hpp)
+      auto ms = [](caf::timespan t) {
+        return static_cast<uint64_t>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(t).count());
+      };
+      node::subject_sync_settings tag_sync{ms(cfg.subject_tag_retry),
+                                           ms(cfg.subject_sync_interval)};
+      cs.maintain = node::subject_sync_hook(subjects, tag_sync, std::move(cs.maintain));
       cs.local_op = node::cluster_rotate_op(cfg.encryption_key_file, // kura rotate-key
                                             cfg.data_dir + "/encryption.salt", audit_to);
       cluster = actors::spawn_cluster(sys, std::move(cs), incarnation, std::move(cluster_store));
@@ -384,7 +391,7 @@ int main(int argc, char** argv) {
           auto core = wc.lock();
           return core ? node::holdings_of(*core, false).l4 : tier_stats{};
         };
-      node::announce_subject_tags(subjects, cluster.core); // KURA.SUBJECT reaches every member
+      node::announce_subject_tags(subjects, cluster.core, tag_sync); // KURA.SUBJECT reaches all
     }
     // KURA.ERASE (node/erase.hpp; on a cluster node/cluster_erase.hpp)
     std::shared_ptr<node::erase_book> erasures = std::make_shared<node::erase_book>(

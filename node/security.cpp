@@ -190,6 +190,32 @@ bool security_state::authenticate(session& s, std::string_view user, std::string
   return true;
 }
 
+namespace {
+
+/// Commands whose key access depends on their arguments (Redis 7.0's
+/// VARIABLE_FLAGS key specs): SET reads its key only with GET, BITFIELD
+/// writes it only with SET or INCRBY. The access `perm` the registry's key
+/// spec gives, narrowed to what these arguments do.
+uint8_t variable_access(const command_spec& sp, const command_args& a, uint8_t perm) {
+  auto any = [&](size_t from, std::initializer_list<std::string_view> words) {
+    for (size_t i = from; i < a.size(); ++i)
+      for (auto w : words)
+        if (a[i].size() == w.size() &&
+            std::equal(w.begin(), w.end(), a[i].begin(), [](char x, char y) {
+              return x == std::tolower(static_cast<unsigned char>(y));
+            }))
+          return true;
+    return false;
+  };
+  if (sp.name == "set" && !any(3, {"get"}))
+    return acl_perm::write;
+  if (sp.name == "bitfield" && !any(2, {"set", "incrby"}))
+    return acl_perm::read;
+  return perm;
+}
+
+} // namespace
+
 void security_state::key_uses(const command_spec& sp, const command_args& a,
                               std::vector<acl_key_use>& out) {
   out.clear();
@@ -200,6 +226,8 @@ void security_state::key_uses(const command_spec& sp, const command_args& a,
         perm |= acl_perm::read;
       if (ks.flags & (key_flag::insert | key_flag::del | key_flag::update))
         perm |= acl_perm::write;
+      if (ks.flags & key_flag::variable_flags)
+        perm = variable_access(sp, a, perm);
       ks.for_each(a, [&](size_t i) { out.push_back(acl_key_use{a[i], perm, i}); });
     }
     return;
@@ -257,52 +285,86 @@ bool audited(const command_registry& reg, int id) {
   return reg.spec(top).name == "acl";
 }
 
+void channel_uses(const command_registry& reg, int id, const command_args& a, acl_channels& out) {
+  // the pub/sub commands name channels (or patterns) instead of keys
+  auto& sp = reg.spec(id);
+  auto& top = reg.spec(sp.parent >= 0 ? sp.parent : id).name;
+  out.names.clear();
+  out.patterns = top == "psubscribe";
+  size_t last = 0; // the channels are a[1, last)
+  if (top == "publish" || top == "spublish")
+    last = std::min<size_t>(a.size(), 2);
+  else if (top == "subscribe" || top == "ssubscribe" || out.patterns)
+    last = a.size();
+  for (size_t i = 1; i < last; ++i)
+    out.names.push_back(a[i]);
+}
+
+namespace {
+
+enum class gate { run, removed, noauth, acl };
+
+/// permit()'s decision without its side effects: `v`, `denied` (the key's
+/// index in sec.scratch) and `channel` say why for gate::acl.
+gate decide(security_state& sec, const command_registry& reg, int id, const command_args& a,
+            const acl_user& u, bool authenticated, acl_verdict& v, size_t& denied,
+            std::string_view& channel) {
+  auto& sp = reg.spec(id);
+  if (u.removed) // deleted by ACL DELUSER or replaced by ACL LOAD: Redis closes
+    return gate::removed;
+  bool no_auth = (sp.flags & cmd_flag::no_auth) != 0;
+  if (!authenticated && !no_auth && sec.acl->auth_required())
+    return gate::noauth;
+  v = acl_verdict::ok;
+  if (no_auth || (u.allcommands && u.allkeys && u.allchannels))
+    return gate::run;
+  if (u.allkeys && u.selectors.empty())
+    sec.scratch.clear(); // no key can be refused
+  else
+    sec.key_uses(sp, a, sec.scratch);
+  acl_channels chans;
+  channel_uses(reg, id, a, chans);
+  std::string_view first = a.size() > 1 ? std::string_view(a[1]) : std::string_view{};
+  v = sec.acl->check(u, id, sec.scratch, &denied, a.size() > 1 ? &first : nullptr, &chans,
+                     &channel);
+  return v == acl_verdict::ok ? gate::run : gate::acl;
+}
+
+} // namespace
+
+bool allowed(security_state& sec, const command_registry& reg, int id, const command_args& a,
+             const session& s) {
+  if (id < 0)
+    return true; // unknown: the dispatcher answers
+  const acl_user* u = s.user ? s.user.get() : sec.acl->default_user().get();
+  bool authenticated = s.user ? s.authenticated : !sec.acl->auth_required();
+  acl_verdict v;
+  size_t denied = 0;
+  std::string_view channel;
+  return decide(sec, reg, id, a, *u, authenticated, v, denied, channel) == gate::run;
+}
+
 bool permit(security_state& sec, const command_registry& reg, int id, const command_args& a,
             session& s, out_buffer& out, uint64_t now_ms) {
   auto& u = sec.user_of(s);
   auto& sp = reg.spec(id);
   size_t words = sp.parent >= 0 ? 2 : 1;
-  if (u.removed) { // deleted by ACL DELUSER or replaced by ACL LOAD: Redis closes
+  acl_verdict v = acl_verdict::ok;
+  size_t denied = 0;
+  std::string_view channel;
+  switch (decide(sec, reg, id, a, u, s.authenticated, v, denied, channel)) {
+  case gate::run:
+    return true;
+  case gate::removed:
     s.quit = true;
     return false;
-  }
-  bool no_auth = (sp.flags & cmd_flag::no_auth) != 0;
-  if (!s.authenticated && !no_auth && sec.acl->auth_required()) {
+  case gate::noauth:
     put_error(out, err_noauth);
     sec.audit_command("noauth", s, a, words, err_noauth, now_ms);
     return false;
+  case gate::acl:
+    break;
   }
-  if (no_auth || (u.allcommands && u.allkeys && u.allchannels))
-    return true;
-  size_t denied = 0;
-  acl_verdict v = acl_verdict::ok;
-  std::string_view channel;
-  if (!u.can_run(id) && !(a.size() > 1 && u.firstarg_allowed(id, a[1]))) {
-    v = acl_verdict::denied_command;
-  } else if (!u.allkeys) {
-    sec.key_uses(sp, a, sec.scratch);
-    std::string_view first = a.size() > 1 ? std::string_view(a[1]) : std::string_view{};
-    v = sec.acl->check(u, id, sec.scratch, &denied, a.size() > 1 ? &first : nullptr);
-  }
-  if (v == acl_verdict::ok && !u.allchannels) {
-    // the pub/sub commands name channels (or patterns) instead of keys
-    auto& top = reg.spec(sp.parent >= 0 ? sp.parent : id).name;
-    bool pattern = top == "psubscribe";
-    size_t first = 1, last = 0; // [first, last) of the arguments
-    if (top == "publish" || top == "spublish")
-      last = std::min<size_t>(a.size(), 2);
-    else if (top == "subscribe" || top == "ssubscribe" || pattern)
-      last = a.size();
-    for (size_t i = first; i < last; ++i) {
-      if (!sec.acl->channel_allowed(u, a[i], pattern)) {
-        v = acl_verdict::denied_channel;
-        channel = a[i];
-        break;
-      }
-    }
-  }
-  if (v == acl_verdict::ok)
-    return true;
   acl_log::entry le;
   le.reason = v;
   if (s.in_script)

@@ -94,6 +94,13 @@ struct security_state {
 /// error reply is in `out` and the refusal is in ACL LOG and the audit log.
 bool permit(security_state& sec, const command_registry& reg, int id, const command_args& a,
             session& s, out_buffer& out, uint64_t now_ms);
+/// The channels (or PSUBSCRIBE's patterns) pub/sub command `id` names in `a`.
+void channel_uses(const command_registry& reg, int id, const command_args& a, acl_channels& out);
+/// permit()'s answer without its side effects (no reply, no ACL LOG or
+/// audit line): the command planner asks it first, so that a command that
+/// will be refused makes no tier lookup (L3, L4) before the refusal.
+bool allowed(security_state& sec, const command_registry& reg, int id, const command_args& a,
+             const session& s);
 /// May `user`/`pass` (both empty: the default user without a password) run
 /// RESP command `cmd` ("get", "config|set") on `key` ("" = none)? For the
 /// ops port (kura CLI). "" or the refusal (WRONGPASS, NOAUTH, NOPERM text);

@@ -5,6 +5,8 @@
 #include "tiers/seal.hpp"
 
 #include <cerrno>
+#include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
@@ -149,8 +151,48 @@ std::string dir_of(const std::string& path) {
 
 } // namespace
 
+namespace {
+
+/// A tag's 64-bit hash (FNV-1a over the length-prefixed key and the id,
+/// then splitmix64's finalizer): the digest XORs them.
+uint64_t tag_hash(std::string_view key, std::string_view id) {
+  uint64_t h = 14695981039346656037ull;
+  auto mix = [&](std::string_view s) {
+    for (unsigned char c : s) {
+      h ^= c;
+      h *= 1099511628211ull;
+    }
+  };
+  std::string len;
+  put_u32(len, static_cast<uint32_t>(key.size()));
+  mix(len);
+  mix(key);
+  mix(id);
+  h ^= h >> 30;
+  h *= 0xbf58476d1ce4e5b9ull;
+  h ^= h >> 27;
+  h *= 0x94d049bb133111ebull;
+  return h ^ (h >> 31);
+}
+
+uint64_t steady_ms() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+} // namespace
+
 subject_index::subject_index(std::string path, std::shared_ptr<const crypto::keyring> keys)
     : path_(std::move(path)), keys_(std::move(keys)) {}
+
+void subject_index::add_locked(const std::string& key, const std::string& id) {
+  if (by_key_[key].insert(id).second) {
+    by_id_[id].insert(key);
+    ++tags_;
+    digest_ ^= tag_hash(key, id);
+  }
+}
 
 std::string subject_index::record(std::string_view key, std::string_view id) const {
   std::string plain;
@@ -204,11 +246,7 @@ std::string subject_index::load() {
     uint32_t kn = 0;
     if (!get_u32(plain, j, kn) || plain.size() - j < kn)
       return path_ + ": bad record at byte " + std::to_string(at);
-    std::string key = plain.substr(j, kn), id = plain.substr(j + kn);
-    if (by_key_[key].insert(id).second) {
-      by_id_[id].insert(key);
-      ++tags_;
-    }
+    add_locked(plain.substr(j, kn), plain.substr(j + kn));
   }
   return again ? rewrite_locked() : std::string{};
 }
@@ -256,29 +294,94 @@ int subject_index::tag_locked(std::string_view key, std::string_view id, std::st
   auto it = by_key_.find(std::string{key});
   if (it != by_key_.end() && it->second.count(std::string{id}) != 0)
     return 0;
-  if (!path_.empty()) {
-    int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (fd < 0) {
-      error = "cannot write " + path_ + ": " + std::strerror(errno);
-      return 0;
-    }
-    std::string data;
-    if (::lseek(fd, 0, SEEK_END) == 0)
-      data += keys_ ? 'S' : 'P';
-    data += record(key, id);
-    error = write_all(fd, data);
-    if (error.empty() && ::fsync(fd) != 0)
-      error = std::strerror(errno);
-    ::close(fd);
-    if (!error.empty()) {
-      error = "cannot write " + path_ + ": " + error;
-      return 0;
-    }
-  }
-  by_key_[std::string{key}].insert(std::string{id});
-  by_id_[std::string{id}].insert(std::string{key});
-  ++tags_;
+  error = append_locked(record(key, id));
+  if (!error.empty())
+    return 0;
+  add_locked(std::string{key}, std::string{id});
   return 1;
+}
+
+std::string subject_index::append_locked(std::string data) {
+  if (path_.empty())
+    return {};
+  int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return "cannot write " + path_ + ": " + std::strerror(errno);
+  if (::lseek(fd, 0, SEEK_END) == 0)
+    data.insert(data.begin(), keys_ ? 'S' : 'P');
+  auto error = write_all(fd, data);
+  if (error.empty() && ::fsync(fd) != 0)
+    error = std::strerror(errno);
+  ::close(fd);
+  return error.empty() ? error : "cannot write " + path_ + ": " + error;
+}
+
+bool subject_index::fenced_locked(const std::string& key, const std::string& id, uint64_t now) {
+  auto live = [now](std::map<std::string, uint64_t>& m, const std::string& name) {
+    auto it = m.find(name);
+    if (it == m.end())
+      return false;
+    if (it->second > now)
+      return true;
+    m.erase(it);
+    return false;
+  };
+  return live(fenced_keys_, key) || live(fenced_ids_, id);
+}
+
+std::string subject_index::digest() const {
+  std::lock_guard<std::mutex> g(mu_);
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%zu:%016llx", tags_, static_cast<unsigned long long>(digest_));
+  return buf;
+}
+
+std::vector<std::string> subject_index::page(std::string_view after, size_t max_bytes,
+                                             bool& more) const {
+  std::lock_guard<std::mutex> g(mu_);
+  std::vector<std::string> out;
+  size_t bytes = 0;
+  auto it = after.empty() ? by_key_.begin() : by_key_.upper_bound(std::string{after});
+  for (; it != by_key_.end() && (out.empty() || bytes < max_bytes); ++it)
+    for (auto& id : it->second) {
+      out.push_back(it->first);
+      out.push_back(id);
+      bytes += it->first.size() + id.size() + 8;
+    }
+  more = it != by_key_.end();
+  return out;
+}
+
+long subject_index::merge(const std::vector<std::string>& pairs, std::string& error) {
+  std::lock_guard<std::mutex> g(mu_);
+  error.clear();
+  uint64_t now = steady_ms();
+  std::set<std::pair<std::string, std::string>> fresh;
+  std::string data;
+  for (size_t i = 0; i + 1 < pairs.size(); i += 2) {
+    auto& key = pairs[i];
+    auto& id = pairs[i + 1];
+    if (id.empty() || fenced_locked(key, id, now))
+      continue;
+    auto it = by_key_.find(key);
+    if (it != by_key_.end() && it->second.count(id) != 0)
+      continue;
+    if (fresh.emplace(key, id).second)
+      data += record(key, id);
+  }
+  if (fresh.empty())
+    return 0;
+  error = append_locked(std::move(data));
+  if (!error.empty())
+    return -1;
+  for (auto& [key, id] : fresh)
+    add_locked(key, id);
+  return static_cast<long>(fresh.size());
+}
+
+void subject_index::set_fence_ms(uint64_t ms) {
+  std::lock_guard<std::mutex> g(mu_);
+  fence_ms_ = ms;
 }
 
 std::vector<std::string> subject_index::ids_of(std::string_view key) const {
@@ -300,10 +403,17 @@ std::vector<std::string> subject_index::keys_of(std::string_view id) const {
 std::string subject_index::forget(std::string_view id, const std::vector<std::string>& keys) {
   std::lock_guard<std::mutex> g(mu_);
   size_t before = tags_;
+  // a member that has not forgotten them yet must not hand them back (merge)
+  uint64_t until = steady_ms() + fence_ms_;
+  if (!id.empty())
+    fenced_ids_[std::string{id}] = until;
+  for (auto& k : keys)
+    fenced_keys_[k] = until;
   auto drop = [&](const std::string& key, const std::string& sid) {
     auto k = by_key_.find(key);
     if (k != by_key_.end() && k->second.erase(sid) != 0) {
       --tags_;
+      digest_ ^= tag_hash(key, sid);
       if (k->second.empty())
         by_key_.erase(k);
     }

@@ -85,11 +85,34 @@ public:
   std::vector<std::string> keys_of(std::string_view id) const;
   /// Forgets the subject `id` ("" = none) and every tag of `keys`, then
   /// rewrites the file when something was dropped. "" or why not.
+  /// The subject and the keys are also fenced for `fence_ms` (below).
   std::string forget(std::string_view id, const std::vector<std::string>& keys);
   size_t size() const;
 
+  // -- cluster tag sync (node/subjects_sync.hpp) ------------------------------------
+
+  /// A digest of every tag held: equal sets give equal digests (an XOR of
+  /// each tag's 64-bit hash, with the count). Kept up to date, O(1).
+  std::string digest() const;
+  /// Tags of the keys after `after` ("": from the first), in key order, as
+  /// key, id, key, id...; at least every tag of one key, then whole keys up
+  /// to about `max_bytes`. `more` tells whether keys follow.
+  std::vector<std::string> page(std::string_view after, size_t max_bytes, bool& more) const;
+  /// Adds the tags of `pairs` (key, id, key, id...) that are not held and
+  /// not fenced, with one append and one fsync; the number added, or -1
+  /// with `error` (nothing is then kept). Not announced (on_tag).
+  long merge(const std::vector<std::string>& pairs, std::string& error);
+  /// How long merge() refuses a subject or key that forget() dropped (a
+  /// member that has not run an erasure's collect step yet must not hand the
+  /// dropped tags back). Default 1 h, the cluster's tombstone grace.
+  void set_fence_ms(uint64_t ms);
+
 private:
   int tag_locked(std::string_view key, std::string_view id, std::string& error);
+  /// Appends `data` (records) to the file and fsyncs it; "" or why not.
+  std::string append_locked(std::string data);
+  void add_locked(const std::string& key, const std::string& id);
+  bool fenced_locked(const std::string& key, const std::string& id, uint64_t now);
   std::string record(std::string_view key, std::string_view id) const;
   std::string rewrite_locked();
   mutable std::mutex mu_;
@@ -98,6 +121,9 @@ private:
   std::map<std::string, std::set<std::string>> by_key_;
   std::map<std::string, std::set<std::string>> by_id_;
   size_t tags_ = 0;
+  uint64_t digest_ = 0; ///< XOR of tag_hash() of every tag
+  uint64_t fence_ms_ = 3'600'000;
+  std::map<std::string, uint64_t> fenced_ids_, fenced_keys_; ///< -> until (ms, steady clock)
 };
 
 } // namespace kura::node

@@ -9,6 +9,7 @@
 // node) and every peer without the cluster secret is a line of the refusing
 // node's audit log: who, when, why.
 #include "cluster/cluster_harness.hpp"
+#include "cluster/tls_util.hpp"
 
 #include <doctest/doctest.h>
 
@@ -19,86 +20,9 @@
 
 using namespace kura::test;
 
-namespace {
-
-std::string audit_of(const node_process& n) {
-  std::ifstream f(n.data_dir + "/audit.log");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-/// The audit lines of `n` with `event` whose text holds every one of `needles`.
-size_t audit_lines(const node_process& n, const std::string& event,
-                   const std::vector<std::string>& needles) {
-  std::istringstream in(audit_of(n));
-  size_t found = 0;
-  for (std::string l; std::getline(in, l);) {
-    if (l.find("\"event\":\"" + event + "\"") == std::string::npos)
-      continue;
-    bool all = true;
-    for (auto& x : needles)
-      all = all && l.find(x) != std::string::npos;
-    found += all;
-  }
-  return found;
-}
-
-/// A CA, a node certificate it signed, and a rogue CA with its own node
-/// certificate, in a temporary directory.
-struct test_pki {
-  temp_dir dir;
-  std::string ca, cert, key, rogue_ca, rogue_cert, rogue_key;
-
-  test_pki() {
-    auto d = dir.path;
-    ca = d + "/ca.pem", cert = d + "/node.pem", key = d + "/node.key";
-    rogue_ca = d + "/rogue-ca.pem", rogue_cert = d + "/rogue.pem", rogue_key = d + "/rogue.key";
-    auto make = [&](const std::string& name, const std::string& ca_name) {
-      int rc = 0;
-      auto out =
-          run_shell("cd '" + d + "' && (openssl req -x509 -newkey rsa:2048 -nodes -keyout " +
-                        ca_name + ".key -out " + ca_name + ".pem -days 2 -subj /CN=" + ca_name +
-                        " && openssl req -newkey rsa:2048 -nodes -keyout " + name + ".key -out " +
-                        name + ".csr -subj /CN=" + name + " && openssl x509 -req -in " + name +
-                        ".csr -CA " + ca_name + ".pem -CAkey " + ca_name +
-                        ".key -CAcreateserial -out " + name + ".pem -days 2) 2>&1",
-                    &rc);
-      REQUIRE_MESSAGE(rc == 0, out);
-    };
-    make("node", "ca");
-    make("rogue", "rogue-ca");
-  }
-};
-
-/// TLS flags; the timing is looser than fast_cluster_flags' (a TLS connect
-/// costs more CPU, and CI machines are loaded).
-std::vector<std::string> tls_flags(const std::string& cert, const std::string& key,
-                                   const std::string& ca) {
-  return {"--kura.cluster.tls=true",
-          "--kura.cluster.tls-cert-file=" + cert,
-          "--kura.cluster.tls-key-file=" + key,
-          "--kura.cluster.tls-ca-file=" + ca,
-          "--kura.cluster.heartbeat=1s",
-          "--kura.cluster.request-timeout=3s"};
-}
-
-/// `kura members --json` with explicit TLS flags (rc in `rc`).
-std::string members_with(uint16_t port, const std::string& tls, int* rc) {
-  return run_shell("env -u KURA_TLS_CERT -u KURA_TLS_KEY -u KURA_TLS_CA " + bin_dir() +
-                       "/kura --timeout=3000 --port=" + std::to_string(port) + " " + tls +
-                       " --json members 2>&1",
-                   rc);
-}
-
-} // namespace
-
 TEST_CASE("cluster links over TLS: a 3-node ring serves; foreign and plain nodes are refused") {
   test_pki pki;
-  // every `kura` the harness runs (members_json) presents the node certificate
-  ::setenv("KURA_TLS_CERT", pki.cert.c_str(), 1);
-  ::setenv("KURA_TLS_KEY", pki.key.c_str(), 1);
-  ::setenv("KURA_TLS_CA", pki.ca.c_str(), 1);
+  cli_tls_env env(pki); // every `kura` the harness runs presents the node certificate
   auto good = tls_flags(pki.cert, pki.key, pki.ca);
 
   test_cluster c;
@@ -204,9 +128,6 @@ TEST_CASE("cluster links over TLS: a 3-node ring serves; foreign and plain nodes
     client r(c["n1"].port);
     CHECK(*r.call({"GET", "after"}) == bulk("refusals"));
   }
-  ::unsetenv("KURA_TLS_CERT");
-  ::unsetenv("KURA_TLS_KEY");
-  ::unsetenv("KURA_TLS_CA");
 }
 
 TEST_CASE("bad cluster TLS settings stop kura-node at start with a clear error") {

@@ -317,6 +317,11 @@ void acl_seeds() {
        "reset on allcommands -config|set allchannels resetkeys ~x\n"
        "off +@all -@write +hset sanitize-payload\n");
   seed(t, "bad", "user default on nopass ~* +@all\nuser x on +nosuchcommand\nnotauser\n");
+  seed(t, "selectors",
+       "user default on nopass ~* &* +@all\n"
+       "user sel on nopass ~r:* resetchannels -@all +get (~w:* resetchannels -@all +set) "
+       "(%R~x:* &chan -@all +publish)\n"
+       "user open on nopass (~a +get\n");
   // acl_rules_fuzz: successive ACL SETUSER rule lists for one user
   seed("acl_rules_fuzz", "rules",
        "on >p1 >p2 <p1 ~a* %W~w* allkeys -@dangerous +flushall\n"
@@ -326,6 +331,9 @@ void acl_seeds() {
   seed("acl_rules_fuzz", "steps",
        "on >pw ~k:* +get\n%R~r:* %W~w:* +@write -set\n+select|0 +config|get -@all\n"
        "resetkeys resetchannels &ch:* nocommands +ping\nreset\n(~x +get)\n+nosuch\n");
+  seed("acl_rules_fuzz", "selectors",
+       "on nopass ~r:* +get (~w:* +set) (%R~x:* &chan +publish)\n(~a +get\n+del)\n"
+       "clearselectors (allkeys allchannels +@all) reset\n(on) (>pw) ((~x)) () (~a) +get)\n");
 }
 
 } // namespace

@@ -373,3 +373,97 @@ TEST_CASE("first-arg rules: +select|0 allows SELECT 0 only; -select forgets them
   CHECK_FALSE(u->firstarg_allowed(select, "0"));
   CHECK(t.describe_commands(*u) == "-@all +@read");
 }
+
+TEST_CASE("selectors (Redis 7.0): a command runs when the root or one selector allows all of it") {
+  fixture f;
+  acl_table t(f.cat);
+  // one argument or split over several (as redis-cli passes them unquoted)
+  REQUIRE(t.set_user("sel", {"on", "nopass", "~root:*", "+get", "(~w:* +set)", "(%R~r:*", "+get",
+                             "+del)"}) == "");
+  auto u = t.find("sel");
+  REQUIRE(u);
+  REQUIRE(u->selectors.size() == 2);
+  CHECK(t.check(*u, f.get, key("root:1", acl_perm::read)) == acl_verdict::ok); // root
+  CHECK(t.check(*u, f.set, key("w:1", acl_perm::write)) == acl_verdict::ok);   // selector 1
+  CHECK(t.check(*u, f.get, key("r:1", acl_perm::read)) == acl_verdict::ok);    // selector 2
+  CHECK(t.check(*u, f.set, key("root:1", acl_perm::write)) == acl_verdict::denied_key);
+  CHECK(t.check(*u, f.del, key("r:1", acl_perm::write)) == acl_verdict::denied_key); // %R only
+  CHECK(t.check(*u, f.flushall, {}) == acl_verdict::denied_command);
+  // one selector must allow every key: w:1 (selector 1) with r:1 (selector 2) is refused,
+  // the refusal names the later key of the selector that went furthest
+  std::vector<acl_key_use> two{{"w:1", acl_perm::write, 1}, {"r:1", acl_perm::write, 2}};
+  size_t denied = 9;
+  CHECK(t.check(*u, f.set, two, &denied) == acl_verdict::denied_key);
+  CHECK(denied == 1);
+  // descriptions, ACL LIST's form; the file round-trips them
+  CHECK(t.describe(*u) == "on nopass ~root:* resetchannels -@all +get (~w:* resetchannels -@all "
+                          "+set) (%R~r:* resetchannels -@all +get +del)");
+  acl_table t2(f.cat);
+  REQUIRE(t2.load(t.save()) == "");
+  CHECK(t2.describe(*t2.find("sel")) == t.describe(*u));
+  // user-level rules are refused inside a selector; an open parenthesis is an error
+  CHECK(t.set_user("sel", {"(on)"}) == "Error in ACL SETUSER modifier '(on)': Syntax error");
+  CHECK(t.set_user("sel", {"(>pw ~a)"}).find("Syntax error") != std::string::npos);
+  CHECK(t.set_user("sel", {"(~a", "+get"}) ==
+        "Unmatched parenthesis in acl selector starting at '(~a +get'.");
+  CHECK(t.set_user("sel", {"(+nosuch)"}).find("Unknown command") != std::string::npos);
+  CHECK(t.set_user("sel", {"(~a) +get)"}).find("Syntax error") != std::string::npos);
+  CHECK(u->selectors.size() == 2); // all or nothing
+  // clearselectors and reset drop them
+  REQUIRE(t.set_user("sel", {"clearselectors"}) == "");
+  CHECK(u->selectors.empty());
+  CHECK(t.check(*u, f.set, key("w:1", acl_perm::write)) == acl_verdict::denied_command);
+  REQUIRE(t.set_user("sel", {"(~x +get)"}) == "");
+  REQUIRE(t.set_user("sel", {"reset"}) == "");
+  CHECK(u->selectors.empty());
+  // an ACL file with an unmatched parenthesis changes nothing
+  CHECK(t2.load("user z on nopass (~a +get\n").find("Unmatched parenthesis") != std::string::npos);
+  CHECK(t2.find("z") == nullptr);
+}
+
+TEST_CASE("selectors: channels are part of the selector that allows the command") {
+  fixture f;
+  int publish = f.cat.add("publish", cats({"pubsub", "fast"}));
+  acl_table t(f.cat);
+  REQUIRE(t.set_user("p", {"on", "nopass", "resetchannels", "&news", "+publish",
+                           "(&alerts +publish)"}) == "");
+  auto u = t.find("p");
+  acl_channels news{{"news"}, false}, alerts{{"alerts"}, false}, other{{"other"}, false};
+  CHECK(t.check(*u, publish, {}, nullptr, nullptr, &news) == acl_verdict::ok);
+  CHECK(t.check(*u, publish, {}, nullptr, nullptr, &alerts) == acl_verdict::ok);
+  std::string_view ch;
+  CHECK(t.check(*u, publish, {}, nullptr, nullptr, &other, &ch) == acl_verdict::denied_channel);
+  CHECK(ch == "other");
+}
+
+TEST_CASE("a category kura has no command in is still named in the description, as Redis") {
+  fixture f; // no command of @set or @list in the catalog
+  acl_table t(f.cat);
+  REQUIRE(t.set_user("additive", {"reset", "+@all", "-@set"}) == "");
+  CHECK(t.describe_commands(*t.find("additive")) == "+@all -@set");
+  REQUIRE(t.set_user("restrictive", {"reset", "-@all", "+@list"}) == "");
+  CHECK(t.describe_commands(*t.find("restrictive")) == "-@all +@list");
+  // the opposite rule, or +@all / -@all, forget it; the description re-applied is the same
+  REQUIRE(t.set_user("additive", {"+@set"}) == "");
+  CHECK(t.describe_commands(*t.find("additive")) == "+@all");
+  REQUIRE(t.set_user("restrictive", {"-@all", "+get"}) == "");
+  CHECK(t.describe_commands(*t.find("restrictive")) == "-@all +get");
+  REQUIRE(t.set_user("x", {"+@all", "-@list", "-get"}) == "");
+  acl_table t2(f.cat);
+  REQUIRE(t2.load(t.save()) == "");
+  CHECK(t2.describe(*t2.find("x")) == t.describe(*t.find("x")));
+  CHECK(t.describe_commands(*t.find("x")) == "+@all -@list -get");
+}
+
+TEST_CASE("ACL file: a user name that starts with a quote round-trips (found by acl_fuzz)") {
+  fixture f;
+  acl_table t(f.cat);
+  REQUIRE(t.set_user("'", {"on", "nopass", "+get"}) == "");
+  REQUIRE(t.set_user("\"a\\b'", {"off"}) == "");
+  auto saved = t.save();
+  acl_table t2(f.cat);
+  REQUIRE(t2.load(saved) == "");
+  REQUIRE(t2.find("'"));
+  REQUIRE(t2.find("\"a\\b'"));
+  CHECK(t2.save() == saved);
+}

@@ -9,7 +9,9 @@
 
 #include "node_process.hpp"
 
+#include <chrono>
 #include <fstream>
+#include <thread>
 
 using namespace kura::test;
 
@@ -252,4 +254,57 @@ TEST_CASE("the kura CLI authenticates on the ops port with the node's users") {
   }
   CHECK(audit.find("\"client\":\"ops\"") != std::string::npos);
   CHECK(audit.find("opspw") == std::string::npos);
+}
+
+// The dispatcher's ACL check comes before the L3 lookup (command_table::plan
+// asks node/security.hpp's allowed()): a command that a user may not run,
+// or that names a key outside the user's patterns, is refused without
+// reading its keys from L3, so L3's hit counter does not move for it.
+TEST_CASE("a refused command makes no L3 lookup before the refusal") {
+  temp_dir dir;
+  {
+    std::ofstream acl(dir.path + "/users.acl");
+    acl << "user default on nopass ~* &* +@all\n"
+           "user alice on >p ~allowed:* +get +multi +exec\n";
+  }
+  std::vector<std::string> args{"--kura.security.aclfile=" + dir.path + "/users.acl"};
+  std::string data_dir = dir.path + "/data";
+  {
+    node_process n(args, data_dir);
+    REQUIRE_MESSAGE(n.ready, n.log());
+    client w(n.port);
+    for (auto k : {"cold:1", "cold:2", "cold:3", "cold:4"})
+      REQUIRE(*w.call({"SET", k, std::string("value of ") + k}) == "+OK\r\n");
+    REQUIRE(*w.call({"HSET", "coldh", "f", "v"}) == ":1\r\n");
+    CHECK(n.stop() == 0);
+  }
+  node_process n(args, data_dir); // memory is empty: the keys are in L3 only
+  REQUIRE_MESSAGE(n.ready, n.log());
+  auto hits = [&] { return std::stoull(n.info_field("l3_hits")); };
+  // L3's counters reach INFO through a snapshot L3 publishes: wait for `n`
+  auto hits_reach = [&](uint64_t want) {
+    for (int i = 0; i < 300 && hits() < want; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    return hits() >= want;
+  };
+  auto before = hits();
+  client a(n.port);
+  REQUIRE(*a.call({"AUTH", "alice", "p"}) == "+OK\r\n");
+  CHECK(*a.call({"GET", "cold:1"}) ==
+        "-NOPERM this user has no permissions to access one of the keys used as arguments\r\n");
+  CHECK(*a.call({"HGET", "coldh", "f"}) ==
+        "-NOPERM this user has no permissions to run the 'hget' command\r\n");
+  CHECK(*a.call({"GET", "allowed:none"}) == "$-1\r\n");
+  // inside MULTI the refusal is at queue time; EXEC looks up no refused key
+  CHECK(*a.call({"MULTI"}) == "+OK\r\n");
+  CHECK(a.call({"GET", "cold:2"})->rfind("-NOPERM", 0) == 0);
+  CHECK(a.call({"EXEC"})->rfind("-EXECABORT", 0) == 0);
+  // the default user reads one cold key: L3 counts exactly that one
+  client d(n.port);
+  CHECK(*d.call({"GET", "cold:3"}) == "$15\r\nvalue of cold:3\r\n");
+  REQUIRE(hits_reach(before + 1));
+  CHECK(hits() == before + 1);
+  CHECK(*d.call({"GET", "cold:1"}) == "$15\r\nvalue of cold:1\r\n"); // it was still cold
+  REQUIRE(hits_reach(before + 2));
+  CHECK(hits() == before + 2);
 }

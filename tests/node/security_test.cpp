@@ -399,3 +399,68 @@ TEST_CASE("protected mode: non-loopback bind, no password, no users, remote peer
   CHECK(std::string(protected_mode_denied).rfind("DENIED Redis is running in protected mode", 0) ==
         0);
 }
+
+TEST_CASE("protected mode: CONFIG SET protected-mode yes|no at run time, as Redis") {
+  command_fixture f;
+  auto& sec = f.cmds.security();
+  CHECK(f.run("CONFIG GET protected-mode") == "*2\r\n$14\r\nprotected-mode\r\n$3\r\nyes\r\n");
+  CHECK(sec.refuses("0.0.0.0", "10.0.0.5"));
+  CHECK(f.run("CONFIG SET protected-mode no") == "+OK\r\n");
+  CHECK(f.run("CONFIG GET protected-mode") == "*2\r\n$14\r\nprotected-mode\r\n$2\r\nno\r\n");
+  CHECK_FALSE(sec.refuses("0.0.0.0", "10.0.0.5"));
+  // a bad value changes nothing, nor does a CONFIG SET whose other part fails
+  CHECK(f.run("CONFIG SET protected-mode maybe").rfind("-ERR CONFIG SET failed", 0) == 0);
+  CHECK(f.run("CONFIG SET protected-mode yes maxmemory-policy lru").rfind("-ERR", 0) == 0);
+  CHECK_FALSE(sec.refuses("0.0.0.0", "10.0.0.5"));
+  CHECK(f.run("CONFIG SET protected-mode YES") == "+OK\r\n");
+  CHECK(sec.refuses("0.0.0.0", "10.0.0.5"));
+  CHECK_FALSE(sec.refuses("0.0.0.0", "127.0.0.1"));
+}
+
+TEST_CASE("ACL selectors through the dispatcher: SETUSER, GETUSER, LIST, DRYRUN, the checks") {
+  command_fixture f;
+  CHECK(f.run_args({"ACL", "SETUSER", "sel", "on", ">p", "~r:*", "+get", "(~w:*", "+set)",
+                    "(&chan +publish)"}) == "+OK\r\n");
+  auto list = f.run("ACL LIST");
+  CHECK(list.find("~r:* resetchannels -@all +get (~w:* resetchannels -@all +set) (resetchannels "
+                  "&chan -@all +publish)") != std::string::npos);
+  auto getuser = f.run("ACL GETUSER sel");
+  CHECK(getuser.find("$9\r\nselectors\r\n*2\r\n*6\r\n$8\r\ncommands\r\n$10\r\n-@all "
+                     "+set\r\n$4\r\nkeys\r\n$4\r\n~w:*\r\n$8\r\nchannels\r\n$0\r\n\r\n*6\r\n") !=
+        std::string::npos);
+  CHECK(f.run("ACL DRYRUN sel SET w:1 v") == "+OK\r\n");
+  CHECK(f.run("ACL DRYRUN sel SET r:1 v") ==
+        "$52\r\nThis user has no permissions to access the 'r:1' key\r\n");
+  CHECK(f.run("ACL DRYRUN sel PUBLISH other m") ==
+        "$58\r\nThis user has no permissions to access the 'other' channel\r\n");
+  CHECK(f.run("ACL DRYRUN sel PUBLISH chan m") == "+OK\r\n");
+  CHECK(f.run("AUTH sel p") == "+OK\r\n");
+  CHECK(f.run("SET w:1 v") == "+OK\r\n");
+  CHECK(f.run("GET r:1") == "$-1\r\n");
+  CHECK(f.run("SET r:1 v") ==
+        "-NOPERM this user has no permissions to access one of the keys used as arguments\r\n");
+  CHECK(f.run("GET w:1") ==
+        "-NOPERM this user has no permissions to access one of the keys used as arguments\r\n");
+  CHECK(f.run("DEL w:1") == "-NOPERM this user has no permissions to run the 'del' command\r\n");
+  CHECK(f.run("PUBLISH chan m") == ":0\r\n");
+  CHECK(f.run("PUBLISH other m") ==
+        "-NOPERM this user has no permissions to access one of the channels used as arguments\r\n");
+}
+
+TEST_CASE("SET reads its key only with GET, BITFIELD writes only with SET/INCRBY (%R~, %W~)") {
+  command_fixture f;
+  CHECK(f.run("ACL SETUSER w on nopass %W~w* %R~r* +@all") == "+OK\r\n");
+  CHECK(f.run("AUTH w x") == "+OK\r\n");
+  CHECK(f.run("SET wk bar") == "+OK\r\n");
+  CHECK(f.run("SET wk get") == "+OK\r\n"); // "get" is the value here
+  auto noperm_keys =
+      "-NOPERM this user has no permissions to access one of the keys used as arguments\r\n";
+  CHECK(f.run("SET wk bar GET") == noperm_keys);
+  CHECK(f.run("SET wk bar get ex 100") == noperm_keys);
+  CHECK(f.run("BITFIELD rk GET u4 0") == "*1\r\n:0\r\n");
+  CHECK(f.run("BITFIELD rk SET u4 0 1") == noperm_keys);
+  CHECK(f.run("BITFIELD rk GET u4 0 INCRBY u4 0 1") == noperm_keys);
+  CHECK(f.run("ACL DRYRUN w SET wk v") == "+OK\r\n");
+  CHECK(f.run("ACL DRYRUN w SET wk v GET") ==
+        "$51\r\nThis user has no permissions to access the 'wk' key\r\n");
+}

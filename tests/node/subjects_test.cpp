@@ -114,3 +114,74 @@ TEST_CASE("subject index: sealed with a master key, refused without it") {
   subject_index wrong(path, *other);
   CHECK(!wrong.load().empty());
 }
+
+TEST_CASE("subject index: digest, pages and merge (the cluster tag sync)") {
+  kura::testing::temp_dir d;
+  std::string err;
+  subject_index a(d.path + "/a", nullptr), b(d.path + "/b", nullptr);
+  REQUIRE(a.load().empty());
+  REQUIRE(b.load().empty());
+  CHECK(a.digest() == b.digest());
+  for (int i = 0; i < 500; ++i)
+    REQUIRE(a.tag("key:" + std::to_string(i), i % 2 ? "odd" : "even", err) == 1);
+  REQUIRE(a.tag("key:7", "seven", err) == 1);
+  REQUIRE(b.tag("only-b", "bob", err) == 1);
+  CHECK(a.digest() != b.digest());
+  // b pulls a's tags page by page, as kura.subject.pull does
+  std::string after;
+  size_t pages = 0;
+  long added = 0;
+  for (bool more = true; more; ++pages) {
+    auto page = a.page(after, 1024, more);
+    REQUIRE(!page.empty());
+    REQUIRE(page.size() % 2 == 0);
+    long n = b.merge(page, err);
+    REQUIRE(err.empty());
+    added += n;
+    after = page[page.size() - 2];
+  }
+  CHECK(pages > 5); // 1 KiB pages
+  CHECK(added == 501);
+  CHECK(b.ids_of("key:7") == std::vector<std::string>{"odd", "seven"});
+  CHECK(b.size() == 502);
+  // merging again adds nothing; the same set gives the same digest, in any order
+  bool more = false;
+  CHECK(b.merge(a.page({}, 1 << 20, more), err) == 0);
+  CHECK(!more);
+  REQUIRE(a.tag("only-b", "bob", err) == 1);
+  CHECK(a.digest() == b.digest());
+  // forget changes the digest back; merged tags were written (one append per page)
+  REQUIRE(b.forget({}, {"only-b"}).empty());
+  REQUIRE(a.forget({}, {"only-b"}).empty());
+  CHECK(a.digest() == b.digest());
+  subject_index reread(d.path + "/b", nullptr);
+  REQUIRE(reread.load().empty());
+  CHECK(reread.size() == 501);
+  CHECK(reread.digest() == b.digest());
+}
+
+TEST_CASE("subject index: merge refuses what forget dropped, for the fence time") {
+  kura::testing::temp_dir d;
+  std::string err;
+  subject_index ix(d.path + "/s", nullptr);
+  REQUIRE(ix.load().empty());
+  REQUIRE(ix.tag("k1", "alice", err) == 1);
+  REQUIRE(ix.tag("k2", "bob", err) == 1);
+  REQUIRE(ix.forget("alice", {"k2"}).empty());
+  CHECK(ix.size() == 0);
+  // a peer that has not collected yet hands them back: refused
+  CHECK(ix.merge({"k1", "alice", "k2", "bob", "k3", "alice", "k4", "carol"}, err) == 1);
+  CHECK(err.empty());
+  CHECK(ix.ids_of("k4") == std::vector<std::string>{"carol"});
+  CHECK(ix.ids_of("k1").empty());
+  CHECK(ix.ids_of("k2").empty());
+  // a new KURA.SUBJECT is not fenced (only the pulls are)
+  CHECK(ix.tag("k2", "bob", err) == 1);
+  // with no fence the pulls take what a later forget dropped (k1 stays
+  // fenced by the first one)
+  ix.set_fence_ms(0);
+  REQUIRE(ix.forget("dave", {"k9"}).empty());
+  CHECK(ix.merge({"k9", "dave", "k1", "alice"}, err) == 1);
+  CHECK(ix.ids_of("k9") == std::vector<std::string>{"dave"});
+  CHECK(ix.ids_of("k1").empty());
+}
