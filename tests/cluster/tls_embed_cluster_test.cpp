@@ -10,7 +10,6 @@
 #include "actors/kura.hpp"
 #include "cluster/cluster_harness.hpp"
 #include "cluster/tls_util.hpp"
-#include "node/cluster_routing.hpp"
 #include "node/tls_embedded.hpp"
 
 #include <caf/all.hpp>
@@ -51,7 +50,6 @@ struct tls_app {
     o.cluster.heartbeat_ms = 1000; // as tls_flags()
     o.cluster.sync_ms = 1000;
     o.cluster.request_timeout_ms = 3000;
-    o.cluster.exec = kura::node::exec_owned;
     prepare_cluster_config(cfg, o.cluster.heartbeat_ms);
     sys = std::make_unique<caf::actor_system>(cfg);
     auto r = spawn_kura(*sys, o);
