@@ -610,6 +610,7 @@ using fwd_atom = caf::atom_constant<caf::atom("cfwd")>;
 using leave_atom = caf::atom_constant<caf::atom("cleave")>;
 using flush_atom = caf::atom_constant<caf::atom("cflush")>;
 using leaveq_atom = caf::atom_constant<caf::atom("cleaveq")>;
+using flushq_atom = caf::atom_constant<caf::atom("cflushq")>;
 
 constexpr size_t max_queued_per_peer = 1024;
 
@@ -760,7 +761,29 @@ void log_bad(coord_ptr self, uint32_t from, const Result& res) {
                  res.message());
 }
 
-void on_authed(coord_ptr self, gossip::node_id gid, const std::string& id, caf::actor coord) {
+/// Sends what waited in `gid`'s queue while it had no authenticated handle.
+void flush_queue(coord_ptr self, gossip::node_id gid) {
+  auto& st = self->state;
+  auto it = st.peers.find(gid);
+  if (it == st.peers.end() || !it->second.hdl)
+    return;
+  auto& p = it->second;
+  while (!p.queue.empty()) {
+    caf::send_as(caf::actor_cast<caf::actor>(self), p.hdl, gossip_atom::value, st.core->self_id(),
+                 std::move(p.queue.front()));
+    p.queue.pop_front();
+  }
+}
+
+/// `answering_auth`: this node is the handshake's answering side, inside the
+/// handler of the peer's auth. The peer trusts us only once our ok reaches
+/// it, so the queue goes out after that reply (a message to ourselves is
+/// handled after the reply left; one connection keeps the order): sent from
+/// the handler, it overtook the ok and the peer dropped all of it as coming
+/// from an unauthenticated peer (every restarted member lost what its peers
+/// had queued for it, fetch requests of catching-up reads included).
+void on_authed(coord_ptr self, gossip::node_id gid, const std::string& id, caf::actor coord,
+               bool answering_auth) {
   auto& st = self->state;
   st.authed[coord.node()] = gid;
   auto& p = st.peers[gid];
@@ -771,11 +794,10 @@ void on_authed(coord_ptr self, gossip::node_id gid, const std::string& id, caf::
     self->monitor(coord);
     log_line(self, "connected:" + id, "connected to " + id + " (" + to_string(coord.node()) + ")");
   }
-  while (!p.queue.empty()) {
-    caf::send_as(caf::actor_cast<caf::actor>(self), p.hdl, gossip_atom::value, st.core->self_id(),
-                 std::move(p.queue.front()));
-    p.queue.pop_front();
-  }
+  if (answering_auth)
+    self->send(self, flushq_atom::value, gid);
+  else
+    flush_queue(self, gid);
 }
 
 /// Connects to host:port, fetches the coordinator and runs the handshake.
@@ -832,7 +854,7 @@ void handshake(coord_ptr self, const std::string& host, uint16_t port, Done done
                                     .then(
                                         [=](caf::ok_atom) mutable {
                                           auto gid = gossip_id_of(id_b);
-                                          on_authed(self, gid, id_b, coord);
+                                          on_authed(self, gid, id_b, coord, false);
                                           (void)addr_b;
                                           done(gid);
                                         },
@@ -1082,7 +1104,7 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
                        ": it does not know the cluster secret");
           return caf::make_error(caf::sec::invalid_argument, "cluster secret mismatch");
         }
-        on_authed(self, gossip_id_of(h.id), h.id, caf::actor_cast<caf::actor>(sender));
+        on_authed(self, gossip_id_of(h.id), h.id, caf::actor_cast<caf::actor>(sender), true);
         return caf::ok_atom::value;
       },
       [self](gossip_atom, uint32_t from, const std::string& bytes) {
@@ -1094,6 +1116,7 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
           log_bad(self, from, self->state.core->on_messages(from, msgs, now_ms()));
       },
       [self](flush_atom) { self->state.core->pump(); },
+      [self](flushq_atom, uint32_t gid) { flush_queue(self, gid); },
       [self](fwd_atom, uint32_t to, std::string& bytes, uint64_t token) {
         auto& st = self->state;
         auto core = st.core;

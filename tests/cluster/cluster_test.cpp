@@ -872,6 +872,15 @@ TEST_CASE(
   REQUIRE(k2.send(batch));
   for (auto& k : keys)
     CHECK_MESSAGE(k2.reply() == bulk("v2"), "n2 served an old " << k);
+  // The handshakes of the restarted n2 lost nothing: what its peers had
+  // queued for it went out after the handshake's last reply, not before it
+  // (before session 15 n2 dropped every queued message, catch-up fetches
+  // included, as coming "from an unauthenticated peer").
+  REQUIRE(wait_for([&] { return c.all_see_alive(3); }));
+  for (auto id : {"n1", "n3", "n2b"})
+    CHECK_MESSAGE(c[id].log().find("unauthenticated peer") == std::string::npos,
+                  id << " dropped messages of an authenticated member:\n"
+                     << c[id].log());
 }
 
 TEST_CASE("a reply for a closed connection never lands in a newer one on the same socket fd") {
