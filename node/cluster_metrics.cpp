@@ -279,6 +279,16 @@ std::function<void(const actors::cluster_core&)> cluster_metrics_hook(node_metri
   return [cm](const actors::cluster_core& c) { cm->update(c); };
 }
 
+cluster_write_queue write_queue_of(const actors::cluster_core& c) {
+  cluster_write_queue q;
+  const gossip::node* n = c.core();
+  if (auto* ts = n ? dynamic_cast<const gossip::tier_store*>(&n->store()) : nullptr) {
+    q.queued = ts->unapplied();
+    q.uncommitted = ts->uncommitted() - q.queued;
+  }
+  return q;
+}
+
 cluster_holdings holdings_of(const actors::cluster_core& c, bool kinds) {
   cluster_holdings out;
   const gossip::node* n = c.core();

@@ -30,4 +30,14 @@ struct cluster_holdings {
 };
 cluster_holdings holdings_of(const actors::cluster_core& c, bool kinds);
 
+/// The cluster store's write-behind figures, as a single node's
+/// `kura_l3_write_behind_queue` and `kura_l3_uncommitted_writes`: writes it
+/// has not handed to L3 yet (its overlay), and writes in L3's batch not
+/// committed yet. No lock (INFO asks at every batch of commands).
+/// Multiplexer thread.
+struct cluster_write_queue {
+  uint64_t queued = 0, uncommitted = 0;
+};
+cluster_write_queue write_queue_of(const actors::cluster_core& c);
+
 } // namespace kura::node

@@ -296,6 +296,14 @@ bool parse_memory(std::string_view v, uint64_t& out) {
 
 /// "maxmemory" as CONFIG GET and INFO report it: the run-time value once
 /// CONFIG SET gave one, else the memory tiers' budget.
+/// The memory tiers' L1 and L2: on a cluster node the read cache in front of
+/// the cluster data (node_facts::memory_stats), else the local keyspace's.
+std::pair<tier_stats, tier_stats> memory_tiers(command_context& c) {
+  if (c.facts.memory_stats)
+    return c.facts.memory_stats();
+  return {c.ks.l1_stats(), c.ks.l2_stats()};
+}
+
 uint64_t maxmemory_of(const command_context& c) {
   return c.facts.maxmemory_set ? c.facts.maxmemory : c.ks.config().memory_bytes;
 }
@@ -703,10 +711,7 @@ std::string info_text(command_context& c, std::string_view section) {
   };
   auto num = [&](std::string_view k, uint64_t v) { kv(k, std::to_string(v)); };
   auto now = c.ks.clock().now_ms();
-  auto l1 = c.ks.l1_stats();
-  auto l2 = c.ks.l2_stats();
-  if (facts.memory_stats) // a cluster node: the memory tier in front of cluster data
-    std::tie(l1, l2) = facts.memory_stats();
+  auto [l1, l2] = memory_tiers(c);
   tier_stats l3, l4;
   if (facts.l3_stats)
     l3 = facts.l3_stats();
@@ -1087,8 +1092,7 @@ void cmd_memory_help(const command_args&, command_context& c) {
 /// MEMORY STATS: Redis's fields that kura has figures for (memory tiers L1+L2;
 /// kura keeps no allocator statistics), plus kura's per-tier bytes.
 void cmd_memory_stats(const command_args&, command_context& c) {
-  auto l1 = c.ks.l1_stats();
-  auto l2 = c.ks.l2_stats();
+  auto [l1, l2] = memory_tiers(c);
   uint64_t used = l1.bytes + l2.bytes, keys = l1.entries + l2.entries;
   c.state.peak_memory = std::max(c.state.peak_memory, used);
   std::vector<std::pair<const char*, uint64_t>> f{
@@ -1113,8 +1117,7 @@ void cmd_memory_stats(const command_args&, command_context& c) {
 
 /// MEMORY DOCTOR: the few memory conditions kura can see.
 void cmd_memory_doctor(const command_args&, command_context& c) {
-  auto l1 = c.ks.l1_stats();
-  auto l2 = c.ks.l2_stats();
+  auto [l1, l2] = memory_tiers(c);
   uint64_t used = l1.bytes + l2.bytes, max = maxmemory_of(c);
   std::string r;
   if (used == 0)

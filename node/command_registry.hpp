@@ -135,6 +135,9 @@ struct node_facts {
   bool cluster_enabled = false; ///< a cluster node (INFO cluster, CONFIG GET cluster-enabled)
   std::function<tier_stats()> l3_stats;     ///< empty when L3 is off
   std::function<uint64_t()> l3_uncommitted; ///< writes L3 has not committed yet
+  /// A cluster node: writes its store has not handed to L3 yet (empty: the
+  /// broker's write-behind queue, `l3_queue_depth`).
+  std::function<uint64_t()> l3_queue;
   /// Writes handed to L3 since start (INFO rdb_changes_since_last_save counts
   /// from `writes_at_save`, set by SAVE/BGSAVE, as Redis's dirty counter).
   std::function<uint64_t()> writes;

@@ -382,6 +382,14 @@ int main(int argc, char** argv) {
         auto h = node::holdings_of(*core, false);
         return std::make_pair(h.l1, h.l2);
       };
+      rc_cfg.facts.l3_queue = [wc] {
+        auto core = wc.lock();
+        return core ? node::write_queue_of(*core).queued : 0;
+      };
+      rc_cfg.facts.l3_uncommitted = [wc] {
+        auto core = wc.lock();
+        return core ? node::write_queue_of(*core).uncommitted : 0;
+      };
       rc_cfg.facts.l3_expires = [wc] {
         auto core = wc.lock();
         return core ? node::holdings_of(*core, true).expires : 0;

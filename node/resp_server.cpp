@@ -198,7 +198,7 @@ void reap_killed(self_ptr self) {
 
 void update_facts(resp_state& st) {
   st.facts.connected_clients = st.conns.size();
-  st.facts.l3_queue_depth = st.core->queue_depth();
+  st.facts.l3_queue_depth = st.facts.l3_queue ? st.facts.l3_queue() : st.core->queue_depth();
 }
 
 void push_metrics(resp_state& st) {
@@ -219,7 +219,8 @@ void push_metrics(resp_state& st) {
     st.metrics->set_l3_queue(st.core->queue_depth(), snap.pending);
   } else if (st.facts.memory_stats && st.facts.l3_stats) {
     st.metrics->set_tier("l3", st.facts.l3_stats());
-    st.metrics->set_l3_queue(0, 0);
+    st.metrics->set_l3_queue(st.facts.l3_queue ? st.facts.l3_queue() : 0,
+                             st.facts.l3_uncommitted ? st.facts.l3_uncommitted() : 0);
   } else {
     st.metrics->set_l3_queue(0, 0);
   }
@@ -529,7 +530,7 @@ void process(self_ptr self, connection_handle hdl) {
   c.in_process = true;
   size_t off = 0;
   auto& out = out_of(self, hdl, c);
-  st.facts.l3_queue_depth = st.core->queue_depth();
+  st.facts.l3_queue_depth = st.facts.l3_queue ? st.facts.l3_queue() : st.core->queue_depth();
   uint64_t writes_before = st.core->writes();
   try {
     while (!c.waiting && !c.closing && !c.durable) {

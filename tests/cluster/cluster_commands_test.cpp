@@ -253,3 +253,48 @@ TEST_CASE("MULTI/EXEC/WATCH on a cluster node: one slot runs at its owner, as a 
   CHECK(starts(k3.call({"EXEC"}), "-EXECABORT"));
   CHECK(k3.call({"DBSIZE"}) != std::string(":0\r\n")); // the keys written above
 }
+
+TEST_CASE("INFO persistence, the write-behind gauges and MEMORY STATS describe the cluster store") {
+  // L3 commits only after a minute here: the writes wait in the store's
+  // queue or L3's batch, and a cluster node reports them as a single node
+  // reports its write-behind queue (they read 0 before session 15).
+  test_cluster c;
+  c.start_ring(2, {"--kura.l3.batch-max-age=60s", "--kura.l3.batch-max-writes=1000000"});
+  INFO(c.logs());
+  client k1(c["n1"].port);
+  for (int i = 0; i < 50; ++i)
+    REQUIRE(k1.call({"SET", "wb:" + std::to_string(i), "v"}) == ok);
+  auto info_num = [](const std::string& info, const std::string& name) {
+    auto p = info.find("\n" + name + ":");
+    return p == std::string::npos ? -1
+                                  : std::strtoll(info.c_str() + p + name.size() + 2, nullptr, 10);
+  };
+  std::string info;
+  CHECK(wait_for([&] {
+    info = k1.call({"INFO", "persistence"}).value_or("");
+    return info_num(info, "kura_l3_write_behind_queue") +
+               info_num(info, "kura_l3_uncommitted_writes") >=
+           50;
+  }));
+  INFO("INFO persistence on n1: " << info);
+  CHECK(wait_for([&] {
+    return metric_value(c["n1"].metrics_port, "kura_l3_write_behind_queue") +
+               metric_value(c["n1"].metrics_port, "kura_l3_uncommitted_writes") >=
+           50;
+  }));
+  // MEMORY STATS counts the read cache in front of the cluster data (the
+  // local keyspace, which stays empty on a cluster node, before).
+  for (int i = 0; i < 50; ++i)
+    REQUIRE(k1.call({"GET", "wb:" + std::to_string(i)}) == bulk("v"));
+  auto stats = k1.call({"MEMORY", "STATS"}).value_or("");
+  INFO("MEMORY STATS on n1: " << stats);
+  auto field = [&](const std::string& name) {
+    auto p = stats.find("$" + std::to_string(name.size()) + "\r\n" + name + "\r\n:");
+    return p == std::string::npos ? -1
+                                  : std::strtoll(stats.c_str() + p + name.size() + 6 +
+                                                     std::to_string(name.size()).size(),
+                                                 nullptr, 10);
+  };
+  CHECK(field("keys.count") >= 1);
+  CHECK(field("total.allocated") > 0);
+}
