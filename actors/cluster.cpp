@@ -625,6 +625,16 @@ struct pending_hello {
   std::string id, addr, nonce_a, nonce_b;
 };
 
+/// Messages from a peer that has not (yet) proven itself: hold_unproven.
+struct unproven_peer {
+  std::vector<std::pair<uint32_t, std::vector<std::string>>> msgs;
+  size_t bytes = 0;
+  bool proving = false;       ///< its handshake is running
+  uint64_t refused_until = 0; ///< after a failed handshake: its messages are dropped
+};
+constexpr size_t max_unproven_bytes = 4u << 20;
+constexpr uint64_t unproven_retry_ms = 5000;
+
 struct seed_state {
   std::string host;
   uint16_t port = 0;
@@ -638,6 +648,7 @@ struct coord_state {
   std::map<gossip::node_id, peer_conn> peers;
   std::map<caf::node_id, gossip::node_id> authed;
   std::map<caf::node_id, pending_hello> hellos;
+  std::map<caf::node_id, unproven_peer> unproven;
   std::vector<seed_state> seeds;
   uint64_t incarnation = 0;
   uint64_t started_ms = 0;
@@ -737,19 +748,13 @@ void send_batch_to(coord_ptr self, gossip::node_id to, std::vector<std::string> 
     p.queue.pop_front();
 }
 
-/// A handshake finished: `coord` is the coordinator of gossip node `gid`.
-/// True if the current message comes from the peer authenticated as `from`;
-/// else logs the stranger (its messages are dropped).
+/// True if the current message comes from the peer authenticated as `from`
+/// (else see hold_unproven).
 bool from_authed_peer(coord_ptr self, uint32_t from) {
   auto& st = self->state;
   auto sender = self->current_sender();
   auto it = sender ? st.authed.find(sender->node()) : st.authed.end();
-  if (it != st.authed.end() && it->second == from)
-    return true;
-  log_line(self, "stranger",
-           "dropped cluster messages from an unauthenticated peer " +
-               (sender ? to_string(sender->node()) : std::string("(anonymous)")));
-  return false;
+  return it != st.authed.end() && it->second == from;
 }
 
 /// Logs a message the gossip core refused.
@@ -800,6 +805,50 @@ void on_authed(coord_ptr self, gossip::node_id gid, const std::string& id, caf::
     flush_queue(self, gid);
 }
 
+/// Runs the handshake with the coordinator `coord` (reached at `where`):
+/// hello, the peer's proof of the secret, ours, its ok. `done(gid)` runs on
+/// success (after on_authed), `failed(why)` otherwise.
+template <class Done, class Failed>
+void handshake_with(coord_ptr self, caf::actor coord, const std::string& where, Done done,
+                    Failed failed) {
+  auto& s = self->state.core->settings();
+  auto timeout = std::chrono::milliseconds(s.request_timeout_ms);
+  auto on_err = [self, failed, where](caf::error& err) mutable {
+    failed(where + ": " + self->system().render(err));
+  };
+  auto nonce_a = random_nonce();
+  self->request(coord, timeout, hello_atom::value, s.name, own_addr(s), nonce_a)
+      .then(
+          [=](std::string& id_b, std::string& addr_b, std::string& nonce_b,
+              std::string& mb) mutable {
+            auto& s = self->state.core->settings();
+            if (id_b.empty() || id_b == s.name) {
+              failed(where + ": peer has " + (id_b.empty() ? "no" : "our own") + " node id");
+              return;
+            }
+            auto expect = cluster_mac(s.secret, "kura-b|" + nonce_a + "|" + nonce_b + "|" + id_b +
+                                                    "|" + s.name);
+            if (!s.secret.empty() && !mac_equal(expect, mb)) {
+              log_line(self, "refused",
+                       "refused peer " + id_b + " at " + where +
+                           ": it does not know the cluster secret");
+              failed(where + ": cluster secret mismatch");
+              return;
+            }
+            auto ma = mac_a(s.secret, nonce_b, nonce_a, s.name, id_b);
+            self->request(coord, timeout, auth_atom::value, ma)
+                .then(
+                    [=](caf::ok_atom) mutable {
+                      auto gid = gossip_id_of(id_b);
+                      on_authed(self, gid, id_b, coord, false);
+                      (void)addr_b;
+                      done(gid);
+                    },
+                    on_err);
+          },
+          on_err);
+}
+
 /// Connects to host:port, fetches the coordinator and runs the handshake.
 /// `done(gid)` runs on success, `failed(why)` otherwise.
 template <class Done, class Failed>
@@ -827,44 +876,80 @@ void handshake(coord_ptr self, const std::string& host, uint16_t port, Done done
                         failed(where + ": that node is not in a cluster");
                         return;
                       }
-                      auto& s = self->state.core->settings();
-                      auto nonce_a = random_nonce();
-                      self->request(coord, timeout, hello_atom::value, s.name, own_addr(s), nonce_a)
-                          .then(
-                              [=](std::string& id_b, std::string& addr_b, std::string& nonce_b,
-                                  std::string& mb) mutable {
-                                auto& s = self->state.core->settings();
-                                if (id_b.empty() || id_b == s.name) {
-                                  failed(where + ": peer has " + (id_b.empty() ? "no" : "our own") +
-                                         " node id");
-                                  return;
-                                }
-                                auto expect =
-                                    cluster_mac(s.secret, "kura-b|" + nonce_a + "|" + nonce_b +
-                                                              "|" + id_b + "|" + s.name);
-                                if (!s.secret.empty() && !mac_equal(expect, mb)) {
-                                  log_line(self, "refused",
-                                           "refused peer " + id_b + " at " + where +
-                                               ": it does not know the cluster secret");
-                                  failed(where + ": cluster secret mismatch");
-                                  return;
-                                }
-                                auto ma = mac_a(s.secret, nonce_b, nonce_a, s.name, id_b);
-                                self->request(coord, timeout, auth_atom::value, ma)
-                                    .then(
-                                        [=](caf::ok_atom) mutable {
-                                          auto gid = gossip_id_of(id_b);
-                                          on_authed(self, gid, id_b, coord, false);
-                                          (void)addr_b;
-                                          done(gid);
-                                        },
-                                        on_err);
-                              },
-                              on_err);
+                      handshake_with(self, coord, where, done, failed);
                     },
                     on_err);
           },
           on_err);
+}
+
+/// A message from a peer this node does not trust (any more). A member whose
+/// link dropped while it was frozen (SIGSTOP, a partition) sends on as soon
+/// as it resumes, before either side has run a new handshake; this node
+/// dropped the link's trust with the link (the down message), so those
+/// messages, a catching-up read's fetches among them, used to be dropped
+/// and the read answered -TRYAGAIN after request-timeout. Now they wait
+/// (at most max_unproven_bytes per peer) while this node runs the handshake
+/// with the sender's coordinator; they are handled once it proves the
+/// secret, and dropped and logged if it does not (then the peer's messages
+/// are dropped for unproven_retry_ms before another try). `msgs` empty: an
+/// exec request (answered with an error at once), only the proof starts.
+void hold_unproven(coord_ptr self, uint32_t from, std::vector<std::string> msgs) {
+  auto& st = self->state;
+  auto sender = self->current_sender();
+  if (!sender) {
+    log_line(self, "stranger", "dropped cluster messages from an unauthenticated peer (anonymous)");
+    return;
+  }
+  auto node = sender->node();
+  auto who = to_string(node);
+  auto& u = st.unproven[node];
+  auto now = now_ms();
+  if (now < u.refused_until) {
+    log_line(self, "stranger", "dropped cluster messages from an unauthenticated peer " + who);
+    return;
+  }
+  size_t bytes = 0;
+  for (auto& m : msgs)
+    bytes += m.size();
+  if (u.bytes + bytes > max_unproven_bytes) {
+    log_line(self, "stranger",
+             "dropped cluster messages from an unauthenticated peer " + who + " (more than " +
+                 std::to_string(max_unproven_bytes) + " bytes wait for its handshake)");
+  } else if (!msgs.empty()) {
+    u.bytes += bytes;
+    u.msgs.emplace_back(from, std::move(msgs));
+  }
+  if (u.proving)
+    return;
+  u.proving = true;
+  handshake_with(
+      self, caf::actor_cast<caf::actor>(sender), who,
+      [self, node](gossip::node_id gid) {
+        auto& st = self->state;
+        auto it = st.unproven.find(node);
+        if (it == st.unproven.end())
+          return;
+        auto held = std::move(it->second.msgs);
+        st.unproven.erase(it);
+        for (auto& [from, m] : held) {
+          if (from == gid)
+            log_bad(self, from, st.core->on_messages(from, m, now_ms()));
+          else
+            log_line(self, "stranger",
+                     "dropped cluster messages from " + st.core->name_of(gid) +
+                         " that claimed another sender");
+        }
+      },
+      [self, node, who](const std::string& why) {
+        auto& u = self->state.unproven[node];
+        u.msgs.clear();
+        u.bytes = 0;
+        u.proving = false;
+        u.refused_until = now_ms() + unproven_retry_ms;
+        log_line(self, "stranger",
+                 "dropped cluster messages from an unauthenticated peer " + who + ": " + why);
+      });
 }
 
 void connect_peer(coord_ptr self, gossip::node_id gid) {
@@ -1107,13 +1192,17 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
         on_authed(self, gossip_id_of(h.id), h.id, caf::actor_cast<caf::actor>(sender), true);
         return caf::ok_atom::value;
       },
-      [self](gossip_atom, uint32_t from, const std::string& bytes) {
+      [self](gossip_atom, uint32_t from, std::string& bytes) {
         if (from_authed_peer(self, from))
           log_bad(self, from, self->state.core->on_message(from, bytes, now_ms()));
+        else
+          hold_unproven(self, from, {std::move(bytes)});
       },
       [self](gossip_atom, uint32_t from, std::vector<std::string>& msgs) {
         if (from_authed_peer(self, from))
           log_bad(self, from, self->state.core->on_messages(from, msgs, now_ms()));
+        else if (!msgs.empty())
+          hold_unproven(self, from, std::move(msgs));
       },
       [self](flush_atom) { self->state.core->pump(); },
       [self](flushq_atom, uint32_t gid) { flush_queue(self, gid); },
@@ -1143,6 +1232,7 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
           log_line(self, "stranger",
                    "dropped a forwarded command from an unauthenticated peer " +
                        (sender ? to_string(sender->node()) : std::string("(anonymous)")));
+          hold_unproven(self, from, {}); // the next ones pass once it proved itself
           return caf::make_error(caf::sec::invalid_argument, "not authenticated");
         }
         auto env = decode_envelope(bytes);
@@ -1176,6 +1266,7 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
           log_line(self, "stranger",
                    "dropped forwarded commands from an unauthenticated peer " +
                        (sender ? to_string(sender->node()) : std::string("(anonymous)")));
+          hold_unproven(self, from, {}); // the next ones pass once it proved itself
           return caf::make_error(caf::sec::invalid_argument, "not authenticated");
         }
         if (!st.core->settings().exec || !st.core->ready() || batch.empty())
