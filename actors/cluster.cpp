@@ -634,6 +634,7 @@ struct unproven_peer {
 };
 constexpr size_t max_unproven_bytes = 4u << 20;
 constexpr uint64_t unproven_retry_ms = 5000;
+constexpr size_t max_unproven_peers = 64;
 
 struct seed_state {
   std::string host;
@@ -889,7 +890,7 @@ void handshake(coord_ptr self, const std::string& host, uint16_t port, Done done
 /// dropped the link's trust with the link (the down message), so those
 /// messages, a catching-up read's fetches among them, used to be dropped
 /// and the read answered -TRYAGAIN after request-timeout. Now they wait
-/// (at most max_unproven_bytes per peer) while this node runs the handshake
+/// (at most max_unproven_bytes per peer, 4 times that in all) while this node runs the handshake
 /// with the sender's coordinator; they are handled once it proves the
 /// secret, and dropped and logged if it does not (then the peer's messages
 /// are dropped for unproven_retry_ms before another try). `msgs` empty: an
@@ -903,8 +904,21 @@ void hold_unproven(coord_ptr self, uint32_t from, std::vector<std::string> msgs)
   }
   auto node = sender->node();
   auto who = to_string(node);
-  auto& u = st.unproven[node];
   auto now = now_ms();
+  if (!st.unproven.count(node)) {
+    // Strangers come with a new CAF node id per connection: forget those
+    // whose refusal ran out, and keep at most max_unproven_peers.
+    for (auto it = st.unproven.begin(); it != st.unproven.end();)
+      it = !it->second.proving && now >= it->second.refused_until ? st.unproven.erase(it)
+                                                                  : std::next(it);
+    if (st.unproven.size() >= max_unproven_peers) {
+      log_line(self, "stranger",
+               "dropped cluster messages from an unauthenticated peer " + who +
+                   " (too many peers wait for their handshake)");
+      return;
+    }
+  }
+  auto& u = st.unproven[node];
   if (now < u.refused_until) {
     log_line(self, "stranger", "dropped cluster messages from an unauthenticated peer " + who);
     return;
@@ -912,7 +926,10 @@ void hold_unproven(coord_ptr self, uint32_t from, std::vector<std::string> msgs)
   size_t bytes = 0;
   for (auto& m : msgs)
     bytes += m.size();
-  if (u.bytes + bytes > max_unproven_bytes) {
+  size_t all = 0;
+  for (auto& [n, other] : st.unproven)
+    all += other.bytes;
+  if (u.bytes + bytes > max_unproven_bytes || all + bytes > 4 * max_unproven_bytes) {
     log_line(self, "stranger",
              "dropped cluster messages from an unauthenticated peer " + who + " (more than " +
                  std::to_string(max_unproven_bytes) + " bytes wait for its handshake)");
