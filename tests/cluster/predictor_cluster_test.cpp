@@ -177,7 +177,9 @@ TEST_CASE("a cluster node prewarms only keys it replicates; a frozen peer raises
   CHECK(js.find("\"precision\": 1.0000") != std::string::npos);
   CHECK(json_int(js, "events") >= replicated); // the tap saw the reads
   CHECK(metric_value(n3.metrics_port, "kura_prewarm_loads_total") == replicated);
-  CHECK(metric_value(n3.metrics_port, "kura_cluster_read_cache_hits_total") >= replicated);
+  CHECK(wait_for([&] { // (cluster metrics are updated once a second)
+    return metric_value(n3.metrics_port, "kura_cluster_read_cache_hits_total") >= replicated;
+  }));
   int rc = -1;
   auto plan = kura_cli(n3.cluster_port, "--json prewarm --dry-run", rc);
   CHECK(rc == 0);
@@ -205,4 +207,6 @@ TEST_CASE("a cluster node prewarms only keys it replicates; a frozen peer raises
   CHECK(rc == 0);
   CHECK(alerts.find("\"kind\": \"sync\"") != std::string::npos);
   CHECK(metric_value(n3.metrics_port, "kura_alerts_raised_total{kind=\"sync\"}") >= 1);
+  // the tap in the write path: the writes n3 stored (owner or replica)
+  CHECK(wait_for([&] { return json_int(predictor_json(n3.cluster_port), "writes") >= 1; }));
 }
