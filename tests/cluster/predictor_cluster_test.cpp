@@ -210,3 +210,12 @@ TEST_CASE("a cluster node prewarms only keys it replicates; a frozen peer raises
   // the tap in the write path: the writes n3 stored (owner or replica)
   CHECK(wait_for([&] { return json_int(predictor_json(n3.cluster_port), "writes") >= 1; }));
 }
+
+TEST_CASE("adjust-ttl and tier-choice are refused on a cluster node, not ignored") {
+  for (const char* flag : {"--kura.prewarm.adjust-ttl=true", "--kura.prewarm.tier-choice=true"}) {
+    node_process n({"--kura.cluster.node-id=solo", "--kura.prewarm.enabled=true", flag});
+    CAPTURE(n.log());
+    CHECK_FALSE(n.ready);
+    CHECK(n.log().find("not available on a cluster node yet") != std::string::npos);
+  }
+}
