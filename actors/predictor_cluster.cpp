@@ -17,8 +17,10 @@ using pw_tick_atom = caf::atom_constant<caf::atom("pw_tick")>;
 constexpr uint64_t ship_ms = 100;
 /// The ring must not have changed for this long before the first shipment.
 constexpr uint64_t settle_ms = 1000;
-/// L3's size (a walk under the tiers' lock) is read at most this often.
-constexpr uint64_t storage_ms = 1000;
+/// L3's size is read under the tiers' lock, which the store's worker holds
+/// while it commits (an fdatasync): at most once per predictor cycle (the
+/// storage alert's period), and not more often than this.
+constexpr uint64_t min_storage_ms = 1000;
 
 struct prewarm_broker_state {
   std::shared_ptr<cluster_core> core;
@@ -34,6 +36,7 @@ struct prewarm_broker_state {
   uint64_t ring_since_ms = 0;
   // L3's size, read once a second
   uint64_t storage_bytes = 0, storage_budget = 0, next_storage_ms = 0;
+  uint64_t storage_ms = min_storage_ms; ///< the predictor's cycle
   static inline const char* name = "kura.cluster_prewarm";
 
   /// Whether this node replicates `key` (owner or replica) in its ring now.
@@ -92,8 +95,9 @@ using broker_ptr = caf::stateful_actor<prewarm_broker_state, caf::io::broker>*;
 
 caf::behavior prewarm_broker(broker_ptr self, std::shared_ptr<cluster_core> core,
                              gossip::tier_store* store, std::shared_ptr<model_keys> mk,
-                             uint64_t memory_bytes, const kura::clock* clk) {
+                             uint64_t memory_bytes, uint64_t cycle_ms, const kura::clock* clk) {
   auto& st = self->state;
+  st.storage_ms = std::max(min_storage_ms, cycle_ms);
   st.core = std::move(core);
   st.store = store;
   st.mk = std::move(mk);
@@ -194,7 +198,7 @@ cluster_predictor_handles spawn_cluster_predictor(caf::actor_system& sys, predic
                                                   predictor_hook hook) {
   cluster_predictor_handles h;
   h.broker = sys.middleman().spawn_broker(prewarm_broker, std::move(core), &store, std::move(mk),
-                                          memory_bytes, &clk);
+                                          memory_bytes, s.core.interval_ms, &clk);
   s.cluster = true;
   const uint32_t one_in = std::max<uint32_t>(1, s.sample_one_in);
   const uint32_t max_rate = s.max_events_per_second;
