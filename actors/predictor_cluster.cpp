@@ -105,7 +105,7 @@ caf::behavior prewarm_broker(broker_ptr self, std::shared_ptr<cluster_core> core
   st.clk = clk;
   // The tap lives in this state: the store forgets it before it goes (on the
   // multiplexer thread, like every use of the store).
-  self->attach_functor([store, self](const caf::error&) { store->set_tap(nullptr); });
+  self->attach_functor([store](const caf::error&) { store->set_tap(nullptr); });
   self->set_default_handler(caf::drop);
   self->send(self, pw_tick_atom::value);
   return {

@@ -184,6 +184,16 @@ TEST_CASE("a cluster node prewarms only keys it replicates; a frozen peer raises
   auto plan = kura_cli(n3.cluster_port, "--json prewarm --dry-run", rc);
   CHECK(rc == 0);
   CHECK(plan.find("\"dry_run\": true") != std::string::npos);
+  // a run now: nothing left to load (every planned key is in the read cache)
+  auto run = kura_cli(n3.cluster_port, "--json prewarm", rc);
+  CAPTURE(run);
+  CHECK(rc == 0);
+  CHECK(run.find("\"dry_run\": false") != std::string::npos);
+  CHECK(json_int(run, "loaded") == 0);
+  auto human = kura_cli(n3.cluster_port, "predictor", rc);
+  CAPTURE(human);
+  CHECK(rc == 0);
+  CHECK(human.find("not replicated here") != std::string::npos);
 
   // A frozen peer: anti-entropy rounds and replicated writes to it fail.
   // First no sync alert is active (start-up's failed rounds have ended).
