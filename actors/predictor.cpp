@@ -20,11 +20,16 @@ namespace pred = kura::predictor;
 namespace {
 
 /// Memory as the plan sees it: the shortlisted keys the store said it holds.
+/// On a cluster node also the shortlisted keys it does not replicate.
 struct resident_view final : pred::memory_view {
   std::unordered_set<std::string> keys;
+  std::unordered_set<std::string> elsewhere;
   uint64_t capacity = 0;
   bool resident(std::string_view key) const override { return keys.count(std::string(key)) > 0; }
   uint64_t capacity_bytes() const override { return capacity; }
+  bool here(std::string_view key) const override {
+    return elsewhere.empty() || elsewhere.count(std::string(key)) == 0;
+  }
 };
 
 struct predictor_state {
@@ -48,6 +53,7 @@ struct predictor_state {
   /// memory for the whole horizon (predictor::make_plan's `restart`).
   bool restart_plan = false;
   uint64_t cold_dropped = 0;
+  uint64_t not_replicated = 0; ///< keys the plans skipped (a cluster node)
   /// The TTL rules last sent to the store (adjust-ttl) or suggested.
   pred::ttl_rules::rule_map ttl_in_force;
   /// The tier rules last sent (tier-choice) or suggested: patterns to L3 only.
@@ -123,6 +129,9 @@ struct predictor_state {
       ++r.alerts_active[static_cast<size_t>(a.kind)];
     auto& raised = core->anomalies().raised();
     r.alerts_raised.assign(raised.begin(), raised.end());
+    r.cluster = cfg.cluster;
+    r.not_replicated = not_replicated;
+    r.sync_failures = fig.sync_failures;
     return r;
   }
 
@@ -230,6 +239,7 @@ struct predictor_state {
     o.requests = o.memory_hits + d(fig.memory_misses, fig_at_cycle.memory_misses);
     o.storage_bytes = fig.storage_bytes;
     o.storage_budget = fig.storage_budget;
+    o.sync_failures = d(fig.sync_failures, fig_at_cycle.sync_failures);
     o.l1_latency_ms = cycle_p99_ms(fig.l1_latency, fig_at_cycle.l1_latency);
     o.l2_latency_ms = cycle_p99_ms(fig.l2_latency, fig_at_cycle.l2_latency);
     for (auto& a : core->observe(o))
@@ -287,6 +297,50 @@ void finish_run(pred_self self) {
     st.hook(st.report());
 }
 
+/// Makes the plan from what the store said (`resident`: the shortlisted
+/// keys memory holds; `away`: those a cluster node does not replicate) and
+/// starts loading it.
+void plan_run(pred_self self, bool restart, std::vector<std::string>& resident,
+              std::vector<std::string>& away) {
+  auto& s = self->state;
+  resident_view view;
+  view.capacity = s.fig.memory_capacity;
+  view.keys.insert(std::make_move_iterator(resident.begin()),
+                   std::make_move_iterator(resident.end()));
+  view.elsewhere.insert(std::make_move_iterator(away.begin()), std::make_move_iterator(away.end()));
+  auto t2 = s.now();
+  auto plan = s.core->make_plan(t2, view, restart);
+  s.last_plan_ms = t2;
+  s.run.horizon_ms = plan.horizon_ms;
+  s.run.keys_total = plan.items.size();
+  s.run.bytes_planned = plan.bytes;
+  s.run.candidates = plan.candidates;
+  s.run.held_back = plan.held_back;
+  s.run.not_replicated = plan.elsewhere;
+  s.not_replicated += plan.elsewhere;
+  for (size_t i = 0; i < plan.items.size() && i < 1000; ++i) {
+    auto& it = plan.items[i];
+    s.run.items.push_back(prewarm_row{it.key, it.pattern, it.confidence, it.bytes, it.is_pattern});
+  }
+  s.items = std::move(plan.items);
+  s.next = 0;
+  if (!plan.demote.empty()) {
+    // room for the loads: sent before them (one sender: the store drops
+    // before it loads)
+    const auto run = s.run.run;
+    self->request(s.store, std::chrono::seconds(30), prewarm_drop_atom::value,
+                  std::move(plan.demote))
+        .then(
+            [self, run](uint64_t n) {
+              self->state.cold_dropped += n;
+              if (self->state.run.run == run)
+                self->state.run.dropped += n;
+            },
+            [](caf::error&) {}); // the loads report a store that does not answer
+  }
+  load_next(self);
+}
+
 /// Starts a prewarm run (unless one is running): asks the store which
 /// shortlisted keys memory holds, makes the plan, loads it chunk by chunk.
 void start_run(pred_self self, const std::string& trigger) {
@@ -305,50 +359,28 @@ void start_run(pred_self self, const std::string& trigger) {
   std::vector<std::string> shortlist = st.core->shortlist(t);
   const bool restart = st.restart_plan && trigger == "start";
   st.restart_plan = false;
+  auto failed = [self](caf::error& err) {
+    self->state.run.error = "the store did not answer: " + self->system().render(err);
+    finish_run(self);
+  };
+  if (st.cfg.cluster) {
+    self->request(st.store, std::chrono::seconds(30), prewarm_where_atom::value,
+                  std::move(shortlist))
+        .then(
+            [self, restart](std::vector<std::string>& resident, std::vector<std::string>& away) {
+              plan_run(self, restart, resident, away);
+            },
+            failed);
+    return;
+  }
   self->request(st.store, std::chrono::seconds(30), prewarm_resident_atom::value,
                 std::move(shortlist))
       .then(
           [self, restart](std::vector<std::string>& resident) {
-            auto& s = self->state;
-            resident_view view;
-            view.capacity = s.fig.memory_capacity;
-            view.keys.insert(std::make_move_iterator(resident.begin()),
-                             std::make_move_iterator(resident.end()));
-            auto t2 = s.now();
-            auto plan = s.core->make_plan(t2, view, restart);
-            s.last_plan_ms = t2;
-            s.run.horizon_ms = plan.horizon_ms;
-            s.run.keys_total = plan.items.size();
-            s.run.bytes_planned = plan.bytes;
-            s.run.candidates = plan.candidates;
-            s.run.held_back = plan.held_back;
-            for (size_t i = 0; i < plan.items.size() && i < 1000; ++i) {
-              auto& it = plan.items[i];
-              s.run.items.push_back(
-                  prewarm_row{it.key, it.pattern, it.confidence, it.bytes, it.is_pattern});
-            }
-            s.items = std::move(plan.items);
-            s.next = 0;
-            if (!plan.demote.empty()) {
-              // room for the loads: sent before them (one sender: the store
-              // drops before it loads)
-              const auto run = s.run.run;
-              self->request(s.store, std::chrono::seconds(30), prewarm_drop_atom::value,
-                            std::move(plan.demote))
-                  .then(
-                      [self, run](uint64_t n) {
-                        self->state.cold_dropped += n;
-                        if (self->state.run.run == run)
-                          self->state.run.dropped += n;
-                      },
-                      [](caf::error&) {}); // the loads report a store that does not answer
-            }
-            load_next(self);
+            std::vector<std::string> none;
+            plan_run(self, restart, resident, none);
           },
-          [self](caf::error& err) {
-            self->state.run.error = "the store did not answer: " + self->system().render(err);
-            finish_run(self);
-          });
+          failed);
 }
 
 void load_next(pred_self self) {
@@ -386,6 +418,8 @@ void load_next(pred_self self) {
             s.run.bytes_loaded += bytes;
             s.run.resident += r.resident;
             s.run.absent += r.absent;
+            s.run.not_replicated += r.not_replicated; // the ring moved since the plan
+            s.not_replicated += r.not_replicated;
             if (r.failed)
               s.run.error = "an L3 lookup failed";
             // the rate limit: the next chunk after this one's bytes at `rate`
@@ -521,19 +555,25 @@ void attach_predictor(store_core& c, caf::actor predictor, uint32_t sample_one_i
   caf::anon_send(c.predictor, tap_counter_atom::value, c.tap->in_flight());
 }
 
-void ship_tap(store_core& c) {
-  if (c.tap) {
-    auto& n = *c.tap->in_flight();
+bool begin_shipment(predictor_tap* tap, const std::shared_ptr<model_keys>& mk, tap_batch& b) {
+  if (tap) {
+    auto& n = *tap->in_flight();
     if (n.load(std::memory_order_relaxed) >= predictor_tap::max_in_flight)
-      return; // the predictor is behind: the events wait in the tap (bounded)
+      return false; // the predictor is behind: the events wait in the tap (bounded)
     n.fetch_add(1, std::memory_order_relaxed);
+    b.events = tap->take();
+    b.fig.tap_dropped = tap->dropped();
   }
-  tap_batch b;
-  if (c.tap)
-    b.events = c.tap->take();
-  if (auto& mk = c.config().model_key_hashes) // hash-keys-in-models
+  if (mk) // hash-keys-in-models
     for (auto& e : b.events)
       e.key = mk->remember(e.key);
+  return true;
+}
+
+void ship_tap(store_core& c) {
+  tap_batch b;
+  if (!begin_shipment(c.tap.get(), c.config().model_key_hashes, b))
+    return;
   auto l1 = c.ks().l1_stats(), l2 = c.ks().l2_stats();
   b.fig.memory_hits = l1.hits + l2.hits;
   b.fig.memory_misses = l2.misses; // a read missing L1 and L2 counts in both
@@ -543,7 +583,6 @@ void ship_tap(store_core& c) {
     b.fig.storage_bytes = l3.bytes;
     b.fig.storage_budget = l3.capacity_bytes;
   }
-  b.fig.tap_dropped = c.tap ? c.tap->dropped() : 0;
   b.fig.ttl_longer = c.ks().ttl_longer();
   b.fig.ttl_shorter = c.ks().ttl_shorter();
   b.fig.tier_l3_only = c.ks().tier_l3_only();
@@ -562,13 +601,8 @@ void set_ttl_rules(store_core& c, ttl_rules_ptr rules) {
   c.ks().set_ttl_rules(std::move(rules));
 }
 
-namespace {
-
-/// With hash-keys-in-models the predictor names keys by their hashes: the
-/// keys they stand for (a hash no longer remembered is dropped, counted in
-/// `forgotten`).
-void unhash_keys(store_core& c, std::vector<std::string>& keys, uint64_t* forgotten) {
-  auto& mk = c.config().model_key_hashes;
+void unhash_keys(const std::shared_ptr<model_keys>& mk, std::vector<std::string>& keys,
+                 uint64_t* forgotten) {
   if (!mk)
     return;
   size_t n = 0;
@@ -580,10 +614,8 @@ void unhash_keys(store_core& c, std::vector<std::string>& keys, uint64_t* forgot
   keys.resize(n);
 }
 
-} // namespace
-
 std::vector<std::string> resident_keys(store_core& c, std::vector<std::string>& keys) {
-  unhash_keys(c, keys, nullptr);
+  unhash_keys(c.config().model_key_hashes, keys, nullptr);
   auto& ks = c.ks();
   auto& mk = c.config().model_key_hashes;
   std::vector<std::string> out;
@@ -594,7 +626,7 @@ std::vector<std::string> resident_keys(store_core& c, std::vector<std::string>& 
 }
 
 uint64_t prewarm_drop(store_core& c, std::vector<std::string>& keys) {
-  unhash_keys(c, keys, nullptr);
+  unhash_keys(c.config().model_key_hashes, keys, nullptr);
   auto& ks = c.ks();
   if (!ks.has_l3())
     return 0;
@@ -610,7 +642,7 @@ uint64_t prewarm_drop(store_core& c, std::vector<std::string>& keys) {
 
 std::vector<std::string> prewarm_split(store_core& c, std::vector<std::string>& keys,
                                        prewarm_loaded& out) {
-  unhash_keys(c, keys, &out.absent);
+  unhash_keys(c.config().model_key_hashes, keys, &out.absent);
   auto& ks = c.ks();
   std::vector<std::string> ask;
   for (auto& k : keys) {
@@ -646,12 +678,19 @@ void prewarm_promote(store_core& c, staged_entries& staged, uint64_t seq, prewar
   }
 }
 
+caf::actor spawn_predictor_actor(caf::actor_system& sys, predictor_settings s, caf::actor store,
+                                 const kura::clock& clk, predictor_hook hook) {
+  return sys.spawn<caf::detached>(predictor_actor, std::move(s), std::move(store), &clk,
+                                  std::move(hook));
+}
+
 caf::actor spawn_predictor(caf::actor_system& sys, predictor_settings s, const store_handles& store,
                            const kura::clock& clk, predictor_hook hook) {
   const uint32_t one_in = std::max<uint32_t>(1, s.sample_one_in);
-  auto a = sys.spawn<caf::detached>(predictor_actor, s, store.broker, &clk, std::move(hook));
-  caf::anon_send(store.broker, predictor_attach_atom::value, a, one_in, s.max_events_per_second,
-                 s.core.tier_choice || s.core.adjust_ttl);
+  const uint32_t max_rate = s.max_events_per_second;
+  const bool follow = s.core.tier_choice || s.core.adjust_ttl;
+  auto a = spawn_predictor_actor(sys, std::move(s), store.broker, clk, std::move(hook));
+  caf::anon_send(store.broker, predictor_attach_atom::value, a, one_in, max_rate, follow);
   return a;
 }
 

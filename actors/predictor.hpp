@@ -38,6 +38,9 @@
 namespace kura::actors {
 
 using prewarm_resident_atom = caf::atom_constant<caf::atom("pw_resid")>;
+/// A cluster node's (prewarm_where_atom, keys) -> (resident, not replicated
+/// here): the plan skips the latter (actors/predictor_cluster.hpp).
+using prewarm_where_atom = caf::atom_constant<caf::atom("pw_where")>;
 using prewarm_load_atom = caf::atom_constant<caf::atom("pw_load")>;
 using prewarm_drop_atom = caf::atom_constant<caf::atom("pw_drop")>;
 using prewarm_next_atom = caf::atom_constant<caf::atom("pw_next")>;
@@ -64,6 +67,9 @@ struct store_figures {
   uint64_t ttl_longer = 0;   ///< writes whose TTL the applied rules lengthened
   uint64_t ttl_shorter = 0;  ///< ... shortened
   uint64_t tier_l3_only = 0; ///< new writes the tier choice sent to L3 only
+  /// Failed cluster syncs (anti-entropy rounds, replicated writes, hint
+  /// hand-offs: kura_cluster_sync_failures_total, all kinds); 0 on a single node.
+  uint64_t sync_failures = 0;
   /// Latency of read commands answered from L1 / L2 (keyspace::read_latency):
   /// the buckets of a latency_histogram (bucket b: 2^b..2^(b+1) ns).
   std::vector<uint64_t> l1_latency, l2_latency;
@@ -82,6 +88,7 @@ struct prewarm_loaded {
   uint64_t resident = 0;         ///< already in memory (skipped)
   uint64_t absent = 0;           ///< in no tier (deleted or expired since)
   bool failed = false;           ///< the L3 lookup failed
+  uint64_t not_replicated = 0;   ///< a cluster node: keys it does not replicate (not loaded)
 };
 
 // -- ops reports (msgpack, the `kura` CLI) ------------------------------------------
@@ -130,9 +137,12 @@ struct prewarm_report {
   uint64_t dropped = 0;           ///< predicted-cold keys dropped from memory for the loads
   uint64_t rate_limit = 0;        ///< bytes/s
   std::vector<prewarm_row> items; ///< the plan (first 1000)
+  /// A cluster node: shortlisted keys the plan skipped, this node does not
+  /// replicate them (memory_view::here).
+  uint64_t not_replicated = 0;
   MSGPACK_DEFINE(run, running, dry_run, trigger, error, at_ms, horizon_ms, keys_total, keys_done,
                  loaded, bytes_planned, bytes_loaded, resident, absent, candidates, held_back,
-                 elapsed_ms, rate_limit, items, dropped);
+                 elapsed_ms, rate_limit, items, dropped, not_replicated);
 };
 
 /// What `kura predictor` shows.
@@ -174,12 +184,15 @@ struct predictor_report {
   uint64_t last_save_ms = 0;
   std::vector<uint64_t> alerts_active; ///< by alert kind (predictor::alert_kind order)
   std::vector<uint64_t> alerts_raised;
+  bool cluster = false;        ///< a cluster node: plans only the keys it replicates
+  uint64_t not_replicated = 0; ///< keys the plans skipped since start: not replicated here
+  uint64_t sync_failures = 0;  ///< failed cluster syncs since start (the sync alert's input)
   MSGPACK_DEFINE(enabled, error, events, writes, sample_one_in, dropped, tracked_keys, patterns,
                  model_bytes, model_budget, plans, prewarm_runs, prewarm_loads, prewarm_bytes,
                  prewarm_hits, prewarm_lost, precision, ttl_longer, ttl_shorter, horizon_ms,
                  interval_ms, min_confidence, model_path, model_status, last_plan_ms, last_save_ms,
                  alerts_active, alerts_raised, cold_dropped, adjust_ttl, ttl_rules, tier_choice,
-                 tier_l3_only, tier_rules);
+                 tier_l3_only, tier_rules, cluster, not_replicated, sync_failures);
 };
 
 struct alert_row {
@@ -211,7 +224,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, store_figures& x) {
   return f(caf::meta::type_name("kura.store_figures"), x.memory_hits, x.memory_misses,
            x.storage_bytes, x.storage_budget, x.memory_capacity, x.tap_dropped, x.ttl_longer,
-           x.ttl_shorter, x.tier_l3_only, x.l1_latency, x.l2_latency);
+           x.ttl_shorter, x.tier_l3_only, x.sync_failures, x.l1_latency, x.l2_latency);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, tap_batch& x) {
@@ -220,7 +233,7 @@ typename Inspector::result_type inspect(Inspector& f, tap_batch& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, prewarm_loaded& x) {
   return f(caf::meta::type_name("kura.prewarm_loaded"), x.keys, x.bytes, x.resident, x.absent,
-           x.failed);
+           x.failed, x.not_replicated);
 }
 
 // -- the store broker's side (multiplexer thread) -----------------------------------
@@ -231,6 +244,11 @@ void attach_predictor(store_core& c, caf::actor predictor, uint32_t sample_one_i
                       uint32_t max_events_per_second, bool follow_writes);
 /// Sends the tap's events and the store's figures to the predictor (the tick).
 void ship_tap(store_core& c);
+/// The first half of a tick's shipment: unless the predictor is behind
+/// (predictor_tap::max_in_flight batches not learned yet: false, the events
+/// wait in the tap), moves the tap's events into `b` (keys hashed with `mk`
+/// when set) with its drop count. The caller adds its figures and sends `b`.
+bool begin_shipment(predictor_tap* tap, const std::shared_ptr<model_keys>& mk, tap_batch& b);
 /// Installs the predictor's write rules (TTL, tier) in the store's keyspace.
 void set_ttl_rules(store_core& c, ttl_rules_ptr rules);
 /// The keys of `keys` that memory holds.
@@ -287,6 +305,10 @@ struct predictor_settings {
   /// same way). 0 = unchanged (the default until measured: bench/RESULTS.md,
   /// "Predictor, tenth pass").
   int thread_nice = 0;
+  /// The "store" is a cluster node's prewarm broker (actors/predictor_cluster.hpp):
+  /// the plan asks it which keys this node replicates (prewarm_where_atom)
+  /// and skips the others.
+  bool cluster = false;
 };
 
 /// Called after every cycle with the predictor's figures (the node's metrics).
@@ -297,6 +319,18 @@ using predictor_hook = std::function<void(const predictor_report&)>;
 /// its batches to the actor. Loads the model, then runs the first plan.
 caf::actor spawn_predictor(caf::actor_system& sys, predictor_settings s, const store_handles& store,
                            const kura::clock& clk, predictor_hook hook = {});
+
+/// The predictor actor alone, addressing `store` (the store broker, or a
+/// cluster node's prewarm broker) with the prewarm_* atoms; the caller
+/// attaches the tap (predictor_attach_atom to `store`).
+caf::actor spawn_predictor_actor(caf::actor_system& sys, predictor_settings s, caf::actor store,
+                                 const kura::clock& clk, predictor_hook hook);
+
+/// With kura.security.hash-keys-in-models (`mk` set) the predictor names
+/// keys by their hashes: turns `keys` into the keys they stand for (a hash
+/// no longer remembered is dropped, counted in `forgotten`). No-op without `mk`.
+void unhash_keys(const std::shared_ptr<model_keys>& mk, std::vector<std::string>& keys,
+                 uint64_t* forgotten);
 
 /// Saves the model and stops the actor (call from a non-actor thread, before
 /// stop_store).

@@ -113,24 +113,28 @@ status tier_store::build_index() {
   return {};
 }
 
-std::optional<entry> tier_store::read(std::string_view key, const version& want) const {
+std::optional<entry> tier_store::read(std::string_view key, const version& want,
+                                      uint8_t* tier) const {
   std::optional<entry> e;
+  if (tier)
+    *tier = 2;
   if (!worker_.joinable()) {
-    e = read_tiers(key, want);
+    e = read_tiers(key, want, tier);
   } else if (auto it = overlay_.find(std::string(key)); it != overlay_.end()) {
     if (it->second.erased)
       return std::nullopt;
     e = it->second.e;
   } else {
     std::lock_guard<std::mutex> lk(tiers_mu_);
-    e = read_tiers(key, want);
+    e = read_tiers(key, want, tier);
   }
   if (e)
     cap_age(*e);
   return e;
 }
 
-std::optional<entry> tier_store::read_tiers(std::string_view key, const version& want) const {
+std::optional<entry> tier_store::read_tiers(std::string_view key, const version& want,
+                                            uint8_t* tier) const {
   auto r = l3_->get_versioned(key);
   if (!r) {
     last_error_ = r.err();
@@ -148,8 +152,11 @@ std::optional<entry> tier_store::read_tiers(std::string_view key, const version&
     auto held = l4_->held_version(key);
     if (held && *held && **held == want && (!*r || !(want < (*r)->ver))) {
       auto got = l4_->get(key, clk_.now_ms(), false);
-      if (got && *got)
+      if (got && *got) {
+        if (tier)
+          *tier = 3;
         return std::move(**got);
+      }
     }
   }
   if (*r)
@@ -171,24 +178,69 @@ std::optional<entry> tier_store::get(std::string_view key) const {
   if (it == index_.end())
     return std::nullopt;
   const version want = it->second.ver;
-  if (!cache_)
+  if (!cache_ && !tap_)
     return read(key, want);
   auto now = clk_.now_ms();
   std::optional<entry> hit;
-  cache_->visit(key, now, [&](const memory_cache::entry_view& v) {
-    if (v.ver == want) // the version we hold, nothing older
-      hit = entry{std::string(v.key), std::string(v.value), v.expiry_ms, v.ver, v.flags};
-  });
+  bool l2 = false;
+  if (cache_)
+    cache_->visit(key, now, [&](const memory_cache::entry_view& v) {
+      if (v.ver == want) { // the version we hold, nothing older
+        hit = entry{std::string(v.key), std::string(v.value), v.expiry_ms, v.ver, v.flags};
+        l2 = v.l2;
+      }
+    });
   if (hit) {
     cap_age(*hit);
     ++cache_hits_;
+    if (tap_)
+      tap_->on_read(key, now, l2 ? 1 : 0, hit->value.size());
     return hit;
   }
-  ++cache_misses_;
-  auto e = read(key, want);
-  if (e && !e->is_tombstone() && e->ver == want && !e->expired(now))
-    (void)cache_->put(*e, now); // too big for the cache: not cached
+  uint8_t tier = 2;
+  auto e = read(key, want, &tier);
+  const bool live = e && !e->is_tombstone() && !e->expired(now);
+  if (cache_) {
+    ++cache_misses_;
+    if (live && e->ver == want)
+      (void)cache_->put(*e, now); // too big for the cache: not cached
+  }
+  if (tap_ && live)
+    tap_->on_read(key, now, tier, e->value.size());
   return e;
+}
+
+tier_store::prewarm_outcome tier_store::prewarm(std::string_view key, uint64_t& bytes) {
+  bytes = 0;
+  auto it = index_.find({position(key), std::string(key)});
+  if (it == index_.end() || (it->second.flags & entry_flags::tombstone))
+    return prewarm_outcome::absent;
+  if (!cache_)
+    return prewarm_outcome::refused;
+  if (cache_->locate(key) != memory_region::none)
+    return prewarm_outcome::resident;
+  const auto now = clk_.now_ms();
+  const bool had_error = last_error_.has_value();
+  auto e = read(key, it->second.ver);
+  if (!e)
+    return !had_error && last_error_ ? prewarm_outcome::failed : prewarm_outcome::absent;
+  if (e->is_tombstone() || e->expired(now) || e->ver != it->second.ver)
+    return prewarm_outcome::absent;
+  bytes = e->key.size() + e->value.size();
+  if (!cache_->put_predicted(std::move(*e), now).ok() || cache_->locate(key) == memory_region::none)
+    return prewarm_outcome::refused;
+  return prewarm_outcome::loaded;
+}
+
+bool tier_store::cached(std::string_view key) const {
+  return cache_ && cache_->locate(key) != memory_region::none;
+}
+
+bool tier_store::drop_cached(std::string_view key) {
+  if (!cache_)
+    return false;
+  auto r = cache_->erase(key);
+  return r.ok() && *r;
 }
 
 void tier_store::set_read_cache(uint64_t bytes) {
@@ -358,6 +410,10 @@ bool tier_store::apply(const entry& e) {
       (void)cache_->erase(e.key);
   }
   bool known = it != index_.end();
+  if (tap_ && !e.is_tombstone()) {
+    auto now = clk_.now_ms();
+    tap_->on_write(e.key, now, e.expiry_ms > now ? e.expiry_ms - now : 0, e.value.size());
+  }
   if (worker_.joinable()) {
     change c;
     c.e = e;

@@ -62,6 +62,22 @@
 
 namespace kura::gossip {
 
+/// Sees the reads and writes of a tier_store (kura-node: the predictor's tap,
+/// actors/predictor_cluster.hpp). Called on the store's owner thread, on the
+/// hot path: an implementation does next to nothing per call (the
+/// predictor's tap: a countdown, 1-in-N sampled events copied to a batch).
+class access_tap {
+public:
+  virtual ~access_tap() = default;
+  /// A read get() answered with a live value: `tier` 0 = the read cache's
+  /// window (L1), 1 = its main region (L2), 2 = L3 (or a write not yet
+  /// committed), 3 = L4 (predictor::access_tier's values); `size`: the value's bytes.
+  virtual void on_read(std::string_view key, uint64_t now_ms, uint8_t tier, size_t size) = 0;
+  /// A write apply() stored (a value, not a delete), as owner or replica;
+  /// `ttl_ms` 0 = none.
+  virtual void on_write(std::string_view key, uint64_t now_ms, uint64_t ttl_ms, size_t size) = 0;
+};
+
 class tier_store final : public replica_store {
 public:
   /// Opens L3 (forced into cluster mode) and, when `l4` is given, the archive
@@ -180,6 +196,33 @@ public:
   /// Bytes the cache uses (0 without one).
   uint64_t cache_bytes() const;
 
+  // -- the predictor (kura-node, actors/predictor_cluster.hpp) ---------------------
+
+  /// Reports get()'s reads and apply()'s writes to `tap` (null: none).
+  /// get() serves every read of this node's data: clients' reads here and
+  /// those other nodes fetch (their clients' reads), and also the reads of
+  /// anti-entropy repairs, hand-offs and range streams, which are rare next
+  /// to them. Owner thread only; `tap` must outlive its installation.
+  void set_tap(access_tap* tap) { tap_ = tap; }
+  /// What prewarm() did with a key.
+  enum class prewarm_outcome : uint8_t {
+    loaded,   ///< read from L3/L4 (or the overlay) into the read cache
+    resident, ///< the read cache holds it already
+    absent,   ///< no live value here (never held, deleted, expired)
+    refused,  ///< no read cache, or the cache did not take it (too big)
+    failed    ///< the tiers' read failed (last_error())
+  };
+  /// Loads `key` into the read cache as a predicted read
+  /// (memory_cache::put_predicted: into L2's probation when it has room,
+  /// else like any new key); `bytes` gets key + value bytes when loaded. Not
+  /// a client read: the tap does not see it. Owner thread only.
+  prewarm_outcome prewarm(std::string_view key, uint64_t& bytes);
+  /// Whether the read cache holds `key` (no side effects).
+  bool cached(std::string_view key) const;
+  /// Drops `key` from the read cache only (L3/L4 keep it, as after an
+  /// eviction); true when the cache held it.
+  bool drop_cached(std::string_view key);
+
   bool background() const { return worker_.joinable(); }
   /// Changes queued for the worker or in the overlay (background mode).
   size_t unapplied() const { return overlay_.size(); }
@@ -212,8 +255,12 @@ private:
   tier_store(std::unique_ptr<l3_lmdb> l3, std::shared_ptr<archive::archive> l4, const clock& clk,
              uint64_t ring_seed, std::function<bool(std::string_view)> never_archive);
   status build_index();
-  std::optional<entry> read(std::string_view key, const version& want) const;
-  std::optional<entry> read_tiers(std::string_view key, const version& want) const;
+  /// `tier` (when given) gets where the entry came from: 2 = L3 or the
+  /// overlay, 3 = L4 (access_tap::on_read).
+  std::optional<entry> read(std::string_view key, const version& want,
+                            uint8_t* tier = nullptr) const;
+  std::optional<entry> read_tiers(std::string_view key, const version& want,
+                                  uint8_t* tier = nullptr) const;
   bool apply_tiers(const entry& e, bool known);
   /// Erases the archive copies that writes superseded (apply_tiers), once
   /// L3 committed those writes: at once when nothing is pending in L3, else
@@ -272,6 +319,7 @@ private:
   // The read cache (set_read_cache), owner thread only.
   mutable std::unique_ptr<memory_cache> cache_;
   mutable uint64_t cache_hits_ = 0, cache_misses_ = 0;
+  access_tap* tap_ = nullptr; ///< set_tap, owner thread only
 
   // Background mode. overlay_ and next_seq_ belong to the owner thread.
   struct shadow {

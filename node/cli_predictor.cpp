@@ -131,6 +131,7 @@ int print_prewarm_report(std::string_view answer, bool json, std::ostream& out, 
     j.key("bytes_loaded").num(r.bytes_loaded).key("resident").num(r.resident);
     j.key("absent").num(r.absent).key("candidates").num(r.candidates);
     j.key("held_back").num(r.held_back).key("cold_dropped").num(r.dropped);
+    j.key("not_replicated").num(r.not_replicated);
     j.key("elapsed_ms").num(r.elapsed_ms);
     j.key("rate_limit_bytes_per_s").num(r.rate_limit);
     rows_json(j, r.items);
@@ -157,6 +158,9 @@ int print_prewarm_report(std::string_view answer, bool json, std::ostream& out, 
       << " gone; " << r.candidates << " candidates, " << r.held_back
       << " held back for hotter residents, " << r.dropped
       << " predicted-cold keys dropped from memory; horizon " << r.horizon_ms / 60000 << " min\n";
+  if (r.not_replicated > 0)
+    out << r.not_replicated
+        << " predicted keys skipped: this cluster node does not replicate them\n";
   if (!r.error.empty())
     err << "kura: " << r.error << "\n";
   rows_table(r.items, 20, out);
@@ -181,6 +185,8 @@ int print_predictor_report(std::string_view answer, bool json, std::ostream& out
     j.key("keys_prewarmed").num(r.prewarm_loads).key("prewarm_hits").num(r.prewarm_hits);
     j.key("prewarm_lost").num(r.prewarm_lost).key("bytes_loaded").num(r.prewarm_bytes);
     j.key("cold_dropped").num(r.cold_dropped);
+    j.key("cluster").boolean(r.cluster).key("not_replicated").num(r.not_replicated);
+    j.key("sync_failures").num(r.sync_failures);
     j.key("ttl_longer").num(r.ttl_longer).key("ttl_shorter").num(r.ttl_shorter);
     j.key("adjust_ttl").boolean(r.adjust_ttl).key("ttl_rules").begin_array();
     for (auto& rule : r.ttl_rules)
@@ -219,6 +225,11 @@ int print_predictor_report(std::string_view answer, bool json, std::ostream& out
   row("bytes loaded", mib(r.prewarm_bytes));
   row("cold keys dropped", n(r.cold_dropped) + " (from memory, for loads)");
   row("prewarm runs", n(r.prewarm_runs));
+  if (r.cluster) {
+    row("not replicated here",
+        n(r.not_replicated) + " predicted keys skipped (other nodes' slots)");
+    row("cluster sync failures", n(r.sync_failures) + " since start");
+  }
   row("TTL changes", n(r.ttl_longer) + " longer, " + n(r.ttl_shorter) + " shorter" +
                          (r.adjust_ttl ? "" : " (kura.prewarm.adjust-ttl off)"));
   for (auto& rule : r.ttl_rules)

@@ -130,7 +130,9 @@ node_config::node_config() {
       .add(alerts_max_l1_latency, "max-l1-latency",
            "alert when the p99 latency of reads answered from L1 in a cycle is above")
       .add(alerts_max_l2_latency, "max-l2-latency",
-           "alert when the p99 latency of reads answered from L2 in a cycle is above");
+           "alert when the p99 latency of reads answered from L2 in a cycle is above")
+      .add(alerts_max_sync_failures, "max-sync-failures",
+           "alert when a cluster node has more failed syncs in a cycle than this");
   opt_group{custom_options_, "kura.cluster"}
       .add(sync_interval, "sync-interval", "anti-entropy period")
       .add(heartbeat, "heartbeat", "membership heartbeat")
@@ -361,6 +363,9 @@ std::string node_config::check_values() {
     return bad("kura.alerts.max-l1-latency", "must be above 0");
   if (alerts_max_l2_latency.count() <= 0)
     return bad("kura.alerts.max-l2-latency", "must be above 0");
+  if (cluster_enabled() && prewarm_enabled && (prewarm_adjust_ttl || prewarm_tier_choice))
+    return bad(prewarm_adjust_ttl ? "kura.prewarm.adjust-ttl" : "kura.prewarm.tier-choice",
+               "not available on a cluster node yet (docs/predictor.md \"Cluster\")");
   if (replication_factor == 0)
     return bad("kura.cluster.replication-factor", "at least 1");
   if (effective_write_acks() > replication_factor)

@@ -92,6 +92,7 @@ struct node_config : caf::actor_system_config {
   double alerts_max_storage_share = 0.9;
   caf::timespan alerts_max_l1_latency = std::chrono::milliseconds(2);  ///< p99 of L1-served reads
   caf::timespan alerts_max_l2_latency = std::chrono::milliseconds(10); ///< p99 of L2-served reads
+  uint64_t alerts_max_sync_failures = 0; ///< cluster sync failures tolerated per predictor cycle
   caf::timespan sync_interval = std::chrono::seconds(30);
   caf::timespan heartbeat = std::chrono::seconds(10);
   uint64_t replication_factor = 2;

@@ -6,6 +6,7 @@
 #include "actors/archive_actors.hpp"
 #include "actors/cluster.hpp"
 #include "actors/lost_keys.hpp"
+#include "actors/predictor_cluster.hpp"
 #include "actors/store.hpp"
 #include "node/archive_node.hpp"
 #include "node/cluster_erase.hpp"
@@ -280,16 +281,19 @@ int main(int argc, char** argv) {
       sc.model_key_hashes = std::make_shared<actors::model_keys>(model_key_secret);
     auto store = actors::spawn_store(sys, sc, l3db, clk, l4.link, std::move(log));
     store.core->lost = lost;
-    l3db.reset();         // the L3 actor owns it now (closed when it exits)
-    caf::actor predictor; // prewarm loads from L3: only with L3
+    l3db.reset(); // the L3 actor owns it now (closed when it exits)
+    // prewarm loads from L3: only with L3 (a cluster node's predictor: below,
+    // over the cluster store, actors/predictor_cluster.hpp)
+    caf::actor predictor;
+    actors::cluster_predictor_handles cluster_predictor;
     if (cfg.prewarm_enabled && store.l3)
       predictor = actors::spawn_predictor(sys, node::predictor_settings_of(cfg), store, clk,
                                           node::predictor_metrics_hook(metrics.get()));
-    else if (cfg.prewarm_enabled) // docs/predictor.md "Cluster"
-      std::cerr << "kura-node: kura.prewarm.enabled ignored: the predictor runs only on a "
-                << (cfg.cluster_enabled() ? "single node (not yet on a cluster node)"
-                                          : "node with L3 (kura.l3.enabled=false)")
+    else if (cfg.prewarm_enabled && !cluster_store)
+      std::cerr << "kura-node: kura.prewarm.enabled ignored: the predictor needs L3 "
+                   "(kura.l3.enabled=false)"
                 << std::endl;
+    auto* cluster_tiers = dynamic_cast<gossip::tier_store*>(cluster_store.get());
 
     node::resp_server_config rc_cfg;
     rc_cfg.bind = cfg.bind;
@@ -369,6 +373,13 @@ int main(int argc, char** argv) {
                                             cfg.data_dir + "/encryption.salt", audit_to);
       cluster = actors::spawn_cluster(sys, std::move(cs), incarnation, std::move(cluster_store));
       rc_cfg.cluster = cluster.core;
+      if (cfg.prewarm_enabled && cluster_tiers) { // docs/predictor.md "Cluster"
+        cluster_predictor =
+            actors::spawn_cluster_predictor(sys, node::predictor_settings_of(cfg), cluster.core,
+                                            *cluster_tiers, sc.model_key_hashes, cfg.memory_bytes,
+                                            clk, node::predictor_metrics_hook(metrics.get()));
+        predictor = cluster_predictor.predictor;
+      }
       // INFO's l3, l4 and keyspace sections: the cluster data held here
       std::weak_ptr<actors::cluster_core> wc = cluster.core;
       rc_cfg.facts.l3_stats = [wc] {
@@ -471,7 +482,10 @@ int main(int argc, char** argv) {
       erasures->set_dispatcher({});
       caf::anon_send_exit(eraser, caf::exit_reason::user_shutdown);
     }
-    actors::stop_predictor(sys, predictor);
+    if (cluster_predictor.predictor)
+      actors::stop_cluster_predictor(sys, cluster_predictor);
+    else
+      actors::stop_predictor(sys, predictor);
     actors::stop_store(sys, store);
     actors::stop_l4(sys, l4);
   }

@@ -41,6 +41,7 @@ actors::predictor_settings predictor_settings_of(const node_config& cfg) {
   s.core.anomaly.max_storage_share = cfg.alerts_max_storage_share;
   s.core.anomaly.max_l1_latency_ms = static_cast<double>(cfg.alerts_max_l1_latency.count()) / 1e6;
   s.core.anomaly.max_l2_latency_ms = static_cast<double>(cfg.alerts_max_l2_latency.count()) / 1e6;
+  s.core.anomaly.max_sync_failures = cfg.alerts_max_sync_failures;
   s.model_path = cfg.data_dir + "/predictor.model";
   s.clock_offset_ms = cfg.prewarm_clock_offset_ms;
   s.sample_one_in = static_cast<uint32_t>(cfg.prewarm_sample_one_in);

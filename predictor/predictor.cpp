@@ -415,6 +415,10 @@ prewarm_plan predictor::make_plan(uint64_t now_ms, const memory_view& mem, bool 
       continue;
     const std::string& key = found->first;
     key_slot& slot = found->second;
+    if (!mem.here(key)) { // a cluster node: a slot another node replicates
+      ++plan.elsewhere;
+      continue;
+    }
     // A load pays if the key is read within the horizon and still resident
     // then; the plan's own track record calibrates that figure.
     // Reads of one key within a day are correlated: a key that skipped the

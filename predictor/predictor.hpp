@@ -145,6 +145,11 @@ public:
   virtual ~memory_view() = default;
   virtual bool resident(std::string_view key) const = 0;
   virtual uint64_t capacity_bytes() const = 0;
+  /// Whether this memory may hold `key` at all: a cluster node's memory
+  /// holds only keys of the slots it replicates (owner or replica), so the
+  /// plan skips the others (counted in prewarm_plan::elsewhere; no load, no
+  /// shadow). A single node: every key.
+  virtual bool here(std::string_view) const { return true; }
 };
 
 struct plan_item {
@@ -166,6 +171,7 @@ struct prewarm_plan {
   uint64_t bytes = 0;
   size_t candidates = 0; ///< keys above min-confidence before budgets
   size_t held_back = 0;  ///< candidates refused to protect hotter residents
+  size_t elsewhere = 0;  ///< shortlisted keys skipped: not here (memory_view::here)
   double survival = 1;   ///< estimated share of loads still resident at their read
 };
 

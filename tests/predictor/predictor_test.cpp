@@ -206,15 +206,20 @@ TEST_CASE("the plan loads the morning keys before the morning, not the evening k
   CHECK(has_pattern);
 }
 
+/// Keys k:0..k:29 read every day at 08:xx for ten days.
+void read_mornings(predictor& pr) {
+  for (int d = 0; d < 10; ++d)
+    for (int k = 0; k < 30; ++k)
+      pr.record(read("k:" + std::to_string(k), at(0, d, 8, k)));
+}
+
 TEST_CASE("the plan keeps to its byte budget and protects hotter residents") {
   predictor_config cfg;
   cfg.lift_evidence = 0; // (bucket evidence: its own case)
   cfg.first_evidence = 0;
   cfg.max_bytes_per_cycle = 1000; // ten keys of 100 bytes
   predictor pr(cfg);
-  for (int d = 0; d < 10; ++d)
-    for (int k = 0; k < 30; ++k)
-      pr.record(read("k:" + std::to_string(k), at(0, d, 8, k)));
+  read_mornings(pr);
   set_memory mem;
   auto plan = pr.make_plan(at(1, 3, 7, 58), mem);
   CHECK(plan.candidates == 30);
@@ -228,9 +233,7 @@ TEST_CASE("the plan keeps to its byte budget and protects hotter residents") {
   for (int h = 0; h < 24 * 10 + 8; ++h) // every hour up to day 10 07:xx
     for (int k = 0; k < 8; ++k)
       pr2.record(read("hot:" + std::to_string(k), at(0, 0, 0) + h * hour_ms + k * 1000));
-  for (int d = 0; d < 10; ++d)
-    for (int k = 0; k < 30; ++k)
-      pr2.record(read("k:" + std::to_string(k), at(0, d, 8, k)));
+  read_mornings(pr2);
   set_memory small;
   small.cap = 1000;
   for (int k = 0; k < 8; ++k)
@@ -238,6 +241,35 @@ TEST_CASE("the plan keeps to its byte budget and protects hotter residents") {
   auto p2 = pr2.make_plan(at(1, 3, 7, 58), small);
   CHECK(p2.items.size() == 2);
   CHECK(p2.held_back == 28);
+}
+
+TEST_CASE("a cluster node's plan skips keys its memory may not hold (memory_view::here)") {
+  predictor_config cfg;
+  cfg.lift_evidence = 0; // (bucket evidence: its own case)
+  cfg.first_evidence = 0;
+  cfg.evidence_loads = 0;
+  predictor pr(cfg);
+  read_mornings(pr);
+  // This node replicates the even keys only.
+  struct slots_memory final : memory_view {
+    bool resident(std::string_view) const override { return false; }
+    uint64_t capacity_bytes() const override { return 1 << 20; }
+    bool here(std::string_view key) const override {
+      return std::stoi(std::string(key.substr(2))) % 2 == 0;
+    }
+  } mem;
+  auto plan = pr.make_plan(at(1, 3, 7, 58), mem);
+  CHECK(plan.elsewhere == 15);
+  CHECK(plan.items.size() == 15);
+  for (auto& it : plan.items)
+    CHECK(std::stoi(it.key.substr(2)) % 2 == 0);
+  // A node holding every key (the default) plans all 30.
+  predictor pr2(cfg);
+  read_mornings(pr2);
+  set_memory all;
+  auto p2 = pr2.make_plan(at(1, 3, 7, 58), all);
+  CHECK(p2.elsewhere == 0);
+  CHECK(p2.items.size() == 30);
 }
 
 TEST_CASE("the model stays within memory-bytes whatever the key count") {
