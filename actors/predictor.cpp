@@ -288,7 +288,7 @@ void finish_run(pred_self self) {
   st.run.elapsed_ms = st.clk->now_ms() - st.run_start_ms;
   st.items.clear();
   st.next = 0;
-  if (st.run.loaded > 0 || st.run.trigger == "cli")
+  if (st.run.loaded > 0 || st.run.trigger == "cli" || st.run.trigger == "start")
     std::cerr << "kura-node: prewarm " << st.run.run << " (" << st.run.trigger
               << "): " << st.run.loaded << " keys, " << st.run.bytes_loaded << " bytes loaded, "
               << st.run.resident << " already in memory, " << st.run.absent << " gone"

@@ -152,34 +152,51 @@ TEST_CASE("a cluster node prewarms only keys it replicates; a frozen peer raises
   std::string js;
   CHECK(wait_for([&] {
     js = predictor_json(n3.cluster_port);
-    return json_int(js, "keys_prewarmed") >= replicated;
+    return n3.log().find("prewarm 1 (start): ") != std::string::npos;
   }));
+  js = predictor_json(n3.cluster_port);
   CAPTURE(js);
   CAPTURE(n3.log());
+  // What n3's read cache held then (MEMORY STATS counts it on a cluster
+  // node). Keys of n3's can be there before the first plan: on a loaded
+  // machine its peers read from it after its restart (anti-entropy, streams:
+  // the store's get() fills the read cache), and the plan does not load what
+  // memory holds. Seen: 1 to 25 of the 25 hot keys, with ~135 cold ones.
+  const std::string n3_memory = client(n3.port).call({"MEMORY", "STATS"}).value_or("");
+  CAPTURE(n3_memory);
   CHECK(js.find("\"model_status\": \"loaded\"") != std::string::npos);
-  CHECK(n3.log().find("prewarm 1 (start): ") != std::string::npos);
-  // exactly the hot keys it replicates; the others were skipped by the plan
-  CHECK(json_int(js, "keys_prewarmed") == replicated);
+  // only hot keys it replicates; the others were skipped by the plan
+  const long long loaded = json_int(js, "keys_prewarmed");
+  CHECK(loaded <= replicated);
+  WARN_MESSAGE(loaded >= 1, "the first plan loaded nothing: n3's keys were in memory already");
   CHECK(json_int(js, "not_replicated") >= hot_keys - replicated);
-  CHECK(json_int(js, "bytes_loaded") >= replicated * 100);
+  CHECK(json_int(js, "bytes_loaded") >= loaded * 100);
 
-  // Reads through n3: its keys come from the read cache (prewarm hits), the
-  // others from their owners (never loaded here: no prewarm mark to hit).
+  // Reads through n3: every hot key it replicates comes from the read cache
+  // (the loaded ones are prewarm hits); the others come from their owners
+  // (never loaded here: no prewarm mark to hit).
+  const std::string hits_metric = "kura_cluster_read_cache_hits_total";
+  double hits0 = -1;
+  REQUIRE(wait_for([&] { // (cluster metrics are updated once a second)
+    auto a = metric_value(n3.metrics_port, hits_metric);
+    std::this_thread::sleep_for(std::chrono::milliseconds(slow_ms(1200)));
+    hits0 = metric_value(n3.metrics_port, hits_metric);
+    return hits0 >= 0 && a == hits0;
+  }));
   client r(n3.port);
   for (int i = 0; i < hot_keys; ++i)
     REQUIRE(r.call({"GET", hot(i)}) == bulk(hot_value));
+  CHECK(wait_for([&] { return metric_value(n3.metrics_port, hits_metric) >= hits0 + replicated; }));
   CHECK(wait_for([&] {
     js = predictor_json(n3.cluster_port);
-    return json_int(js, "prewarm_hits") >= replicated;
+    return json_int(js, "prewarm_hits") >= loaded;
   }));
   CAPTURE(js);
-  CHECK(json_int(js, "prewarm_hits") == replicated);
-  CHECK(js.find("\"precision\": 1.0000") != std::string::npos);
+  CHECK(json_int(js, "prewarm_hits") == loaded);
+  if (loaded > 0)
+    CHECK(js.find("\"precision\": 1.0000") != std::string::npos);
   CHECK(json_int(js, "events") >= replicated); // the tap saw the reads
-  CHECK(metric_value(n3.metrics_port, "kura_prewarm_loads_total") == replicated);
-  CHECK(wait_for([&] { // (cluster metrics are updated once a second)
-    return metric_value(n3.metrics_port, "kura_cluster_read_cache_hits_total") >= replicated;
-  }));
+  CHECK(metric_value(n3.metrics_port, "kura_prewarm_loads_total") == loaded);
   int rc = -1;
   auto plan = kura_cli(n3.cluster_port, "--json prewarm --dry-run", rc);
   CHECK(rc == 0);
