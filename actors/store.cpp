@@ -974,12 +974,22 @@ caf::behavior store_broker(caf::stateful_actor<store_state, caf::io::broker>* se
         if (!c.l3)
           return caf::ok_atom::value;
         auto rp = self->make_response_promise<caf::ok_atom>();
-        auto core = self->state.core;
+        // Weak: this handler outlives the broker when the sync times out
+        // (stop_store then ends the broker), and the core holds the L3
+        // actor: a strong capture kept the detached L3 actor alive and the
+        // process hung in ~actor_system after SIGTERM (session 15, a 22 GB
+        // L3 whose backlog took longer than the timeout).
+        std::weak_ptr<store_core> weak = self->state.core;
         self->request(c.l3, std::chrono::seconds(60), l3_sync_atom::value)
             .then(
-                [rp, core](caf::ok_atom) mutable {
+                [rp, weak](caf::ok_atom) mutable {
                   // LMDB holds everything: the log's segments can go, so the
                   // next start has nothing to replay
+                  auto core = weak.lock();
+                  if (!core) {
+                    rp.deliver(caf::ok_atom::value);
+                    return;
+                  }
                   if (auto st = core->rotate_wal(); !st.ok())
                     std::cerr << "kura-node: WAL checkpoint at shutdown failed: " << st.message()
                               << std::endl;
@@ -1101,7 +1111,11 @@ store_handles spawn_store(caf::actor_system& sys, store_config cfg, std::shared_
     caf::anon_send(h.l3, l3_scan_atom::value, std::string{}, h.broker);
   }
   if (logged)
-    h.core->log()->set_on_synced([b = h.broker] { caf::anon_send(b, wal_synced_atom::value); });
+    // weak: the core owns the log, and the broker's state owns the core
+    h.core->log()->set_on_synced([b = caf::actor_cast<caf::weak_actor_ptr>(h.broker)] {
+      if (auto strong = caf::actor_cast<caf::actor>(b.lock()))
+        caf::anon_send(strong, wal_synced_atom::value);
+    });
   return h;
 }
 
