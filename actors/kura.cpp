@@ -387,17 +387,16 @@ void prepare_cluster_config(caf::actor_system_config& cfg, uint64_t heartbeat_ms
   // The cluster's write path crosses the network twice per write (owner ->
   // replica -> owner). With CAF's defaults each incoming BASP message is
   // deserialized by a middleman worker on the scheduler (a hop to another
-  // thread and back to the multiplexer), and every job wakes the
+  // thread and back to the multiplexer), and every such job wakes the
   // work-stealing workers, which then poll for ~25 ms (100 spins, then 500
-  // polls 50 us apart) each. On a 2-core machine that polling cost 2-3x the
-  // CPU of the write itself (bench/RESULTS.md, faces9). So: deserialize on
-  // the multiplexer (which runs the coordinator anyway), and let idle
-  // workers block on a condition variable ('sharing'). Both only unless set.
-  // Not set by default (session 9): with middleman.workers=0 and
-  // scheduler.policy='sharing', retention_cluster_test's tracking clients on
-  // n2/n3 missed the invalidation of an expired key in about half the runs
-  // (8 of 8 passed without them); cause not found. Set them by hand
-  // (--middleman.workers=0 --scheduler.policy=sharing) to get the CPU saving.
+  // polls 50 us apart) each. On a 2-core machine that cost 2-3x the CPU of
+  // the write itself (bench/RESULTS.md, faces9 and cluster15):
+  // --middleman.workers=0 alone cut the CPU per SET ~2x and per GET ~2x.
+  // NOT set by default: session 9 set it with scheduler.policy='sharing' and
+  // retention_cluster_test's trackers on n2/n3 missed the invalidation of an
+  // expired key in about half the runs; session 15 set workers=0 alone and
+  // the same check failed again (one cluster-suite run at load ~25), so the
+  // flag itself is involved; cause not found. Set it by hand for the saving.
 }
 
 std::string resolve_cluster_identity(const std::string& data_dir, const std::string& configured,

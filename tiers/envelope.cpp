@@ -3,14 +3,16 @@
 namespace kura {
 
 std::string encode_envelope(const envelope& env) {
-  msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> pk(buf);
+  std::string out;
+  out.reserve(env.payload.size() + 16); // array + two uints + bin header
+  detail::string_sink sink{out};
+  msgpack::packer<detail::string_sink> pk(sink);
   pk.pack_array(3);
   pk.pack(env.schema);
   pk.pack(env.type);
   pk.pack_bin(static_cast<uint32_t>(env.payload.size()));
   pk.pack_bin_body(env.payload.data(), static_cast<uint32_t>(env.payload.size()));
-  return std::string(buf.data(), buf.size());
+  return out;
 }
 
 result<envelope> decode_envelope(std::string_view bytes) {
@@ -20,11 +22,13 @@ result<envelope> decode_envelope(std::string_view bytes) {
   try {
     msgpack::unpack_limit lim(4, 0, 0, envelope_max_bytes, 0, 2);
     size_t off = 0;
-    msgpack::object_handle oh =
-        msgpack::unpack(bytes.data(), bytes.size(), off, nullptr, nullptr, lim);
+    // The payload is referenced, not copied into the zone: it is copied once,
+    // into env.payload, below (the zone holds the array's three objects).
+    msgpack::zone zone(256);
+    msgpack::object o = msgpack::unpack(zone, bytes.data(), bytes.size(), off,
+                                        detail::reference_bytes, nullptr, lim);
     if (off != bytes.size())
       return error{errc::decode_error, "trailing bytes after envelope"};
-    const msgpack::object& o = oh.get();
     if (o.type != msgpack::type::ARRAY || o.via.array.size != 3)
       return error{errc::decode_error, "envelope is not a 3-element array"};
     const msgpack::object* f = o.via.array.ptr;

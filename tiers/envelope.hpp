@@ -36,12 +36,36 @@ std::string encode_envelope(const envelope& env);
 /// Parses an envelope; checks structure, size and schema version.
 result<envelope> decode_envelope(std::string_view bytes);
 
+namespace detail {
+/// A msgpack output stream that appends to a std::string: a message is packed
+/// straight into the bytes that travel, without msgpack::sbuffer's 8 KiB
+/// first block and the copy out of it (two large allocations per message on
+/// the cluster's write path: bench/RESULTS.md, cluster15).
+struct string_sink {
+  std::string& out;
+  void write(const char* p, size_t n) { out.append(p, n); }
+};
+/// Strings and bins of a message decoded from `bytes` point into `bytes`
+/// instead of being copied into the zone first (the caller converts before
+/// `bytes` goes away); the zone then holds only the objects.
+inline bool reference_bytes(msgpack::type::object_type, size_t, void*) {
+  return true;
+}
+/// A zone sized for a message of `n` bytes: msgpack's default first chunk is
+/// 8 KiB, which costs a large allocation for every small message.
+inline size_t zone_chunk_for(size_t n) {
+  return std::clamp<size_t>(n, 256, 8192);
+}
+} // namespace detail
+
 /// Packs any MSGPACK_DEFINE'd message into payload bytes.
 template <class T>
 std::string to_msgpack(const T& msg) {
-  msgpack::sbuffer buf;
-  msgpack::pack(buf, msg);
-  return std::string(buf.data(), buf.size());
+  std::string out;
+  out.reserve(64);
+  detail::string_sink sink{out};
+  msgpack::pack(sink, msg);
+  return out;
 }
 
 /// Unpacks payload bytes into T; decode_error on anything unexpected.
@@ -56,12 +80,13 @@ result<T> from_msgpack(std::string_view bytes) {
     msgpack::unpack_limit lim(/*array*/ n, /*map*/ n / 2, /*str*/ envelope_max_bytes,
                               /*bin*/ envelope_max_bytes, /*ext*/ 1u << 20, /*depth*/ 32);
     size_t off = 0;
-    msgpack::object_handle oh =
-        msgpack::unpack(bytes.data(), bytes.size(), off, nullptr, nullptr, lim);
+    msgpack::zone zone(detail::zone_chunk_for(bytes.size()));
+    msgpack::object o = msgpack::unpack(zone, bytes.data(), bytes.size(), off,
+                                        detail::reference_bytes, nullptr, lim);
     if (off != bytes.size())
       return error{errc::decode_error, "trailing bytes after message"};
     T out;
-    oh.get().convert(out);
+    o.convert(out);
     return out;
   } catch (const std::exception& e) {
     return error{errc::decode_error, e.what()};
