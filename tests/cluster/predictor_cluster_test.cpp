@@ -27,14 +27,6 @@ std::string kura_cli(uint16_t port, const std::string& args, int& rc) {
                    &rc);
 }
 
-/// The integer after "\"name\": " in a JSON object (-1 when missing).
-long long json_int(const std::string& js, const std::string& name) {
-  auto p = js.find("\"" + name + "\": ");
-  if (p == std::string::npos)
-    return -1;
-  return std::atoll(js.c_str() + p + name.size() + 4);
-}
-
 /// `kura predictor --json` of the node on `port` ("" when it fails).
 std::string predictor_json(uint16_t port) {
   int rc = -1;

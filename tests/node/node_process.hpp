@@ -410,4 +410,13 @@ inline int run_node_once(const std::vector<std::string>& args, std::string& out)
   return rc;
 }
 
+/// The integer after "\"name\": " in a JSON object such as the kura CLI's
+/// --json output (-1 when missing).
+inline long long json_int(const std::string& js, const std::string& name) {
+  auto p = js.find("\"" + name + "\": ");
+  if (p == std::string::npos)
+    return -1;
+  return std::atoll(js.c_str() + p + name.size() + 4);
+}
+
 } // namespace kura::test

@@ -25,14 +25,6 @@ std::string kura_cli(uint16_t port, const std::string& args, int& rc) {
                    &rc);
 }
 
-/// The integer after "\"name\": " in a JSON object (-1 when missing).
-long long json_int(const std::string& js, const std::string& name) {
-  auto p = js.find("\"" + name + "\": ");
-  if (p == std::string::npos)
-    return -1;
-  return std::atoll(js.c_str() + p + name.size() + 4);
-}
-
 /// Polls `kura predictor --json` until `pred` holds (or ~60 s pass).
 template <class Pred>
 std::string wait_report(const node_process& n, Pred pred) {
