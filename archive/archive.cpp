@@ -1840,6 +1840,8 @@ archive::scan_keys(std::string_view after, size_t max,
           continue; // a corrupt block: its keys read as errors, get() reports them
         ki.key = std::move(rec->key);
       }
+      if (l->record_len > format::record_header_size + ki.key.size())
+        ki.value_bytes = l->record_len - format::record_header_size - ki.key.size();
       resume = ki.key;
       out.push_back(std::move(ki));
     }

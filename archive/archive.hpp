@@ -232,6 +232,9 @@ public:
     kura::version ver;
     uint64_t expiry_ms = 0;
     uint8_t flags = 0;
+    /// The value's bytes as the record stores them (compressed or sealed
+    /// values: their stored size), without reading the record.
+    uint64_t value_bytes = 0;
   };
   /// The L4 key iterator: up to `max` keys after `after` (empty = from the
   /// start), in index order, to `f`. Index order is byte order of the key for

@@ -96,10 +96,16 @@ std::vector<key_version> list_keys(const replica_store& s, const slot_mask& f,
   std::vector<uint16_t> sorted = buckets;
   std::sort(sorted.begin(), sorted.end());
   sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  // From the index only (key and version): listing must not read values from
+  // L3/L4 (a round over a joiner's or a wiped replica's buckets lists
+  // hundreds of thousands of keys on the multiplexer thread).
   for (uint16_t b : sorted)
     if (bucket_takes_part(f, b))
-      s.for_each_in_buckets(b, b, [&](const entry& e) {
-        out.push_back(key_version{e.key, e.ver.hlc, e.ver.node});
+      s.for_each_key_from(uint64_t{b} << 48, [&](uint64_t pos, const entry& meta) {
+        if (replica_store::bucket_of(pos) != b)
+          return false;
+        out.push_back(key_version{meta.key, meta.ver.hlc, meta.ver.node});
+        return true;
       });
   std::sort(out.begin(), out.end(),
             [](const key_version& a, const key_version& b) { return a.key < b.key; });

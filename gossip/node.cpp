@@ -610,8 +610,8 @@ void node::handle(node_id from, const message& msg, uint64_t now) {
     for (auto& we : h->entries) {
       entry e = we.to_entry();
       apply_entry(e, now);
-      if (auto held = store_->get(e.key))
-        ack.held.push_back(key_version{e.key, held->ver.hlc, held->ver.node});
+      if (auto held = store_->version_of(e.key)) // the index: no value read
+        ack.held.push_back(key_version{e.key, held->hlc, held->node});
     }
     send(from, ack);
   } else if (auto* ha = std::get_if<handoff_ack_msg>(&msg)) {
@@ -1729,8 +1729,8 @@ void node::handoff_step(uint64_t now) {
     return true;
   });
   for (auto& k : done) {
-    if (auto e = store_->get(k))
-      raise_floor(k, e->ver);
+    if (auto v = store_->version_of(k))
+      raise_floor(k, *v);
     store_->erase(k);
     handoff_acks_.erase(k);
     tombstones_.forget(k);

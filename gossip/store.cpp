@@ -101,13 +101,17 @@ void memory_store::for_each_in_buckets(uint16_t first, uint16_t last, const visi
 }
 
 void memory_store::for_each_key_from(uint64_t from, const key_visitor& f) const {
+  for_each_key_sized_from(from, [&](uint64_t pos, const entry& m, uint64_t) { return f(pos, m); });
+}
+
+void memory_store::for_each_key_sized_from(uint64_t from, const sized_key_visitor& f) const {
   entry m;
   for (auto it = map_.lower_bound(std::make_pair(from, std::string())); it != map_.end(); ++it) {
     m.key = it->second.key;
     m.ver = it->second.ver;
     m.flags = it->second.flags;
     m.expiry_ms = it->second.expiry_ms;
-    if (!f(it->first.first, m))
+    if (!f(it->first.first, m, it->second.value.size()))
       return;
   }
 }

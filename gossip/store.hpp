@@ -97,6 +97,17 @@ public:
   /// `f` returns false to stop. For SCAN/KEYS/DBSIZE over the cluster.
   using key_visitor = std::function<bool(uint64_t pos, const entry& meta)>;
   virtual void for_each_key_from(uint64_t from, const key_visitor& f) const = 0;
+  /// As for_each_key_from, with the bytes of each value held. A store that
+  /// knows them without reading the value (tier_store: from its index)
+  /// overrides this; the default reads every value.
+  using sized_key_visitor =
+      std::function<bool(uint64_t pos, const entry& meta, uint64_t value_bytes)>;
+  virtual void for_each_key_sized_from(uint64_t from, const sized_key_visitor& f) const {
+    for_each_key_from(from, [&](uint64_t pos, const entry& meta) {
+      auto e = get(meta.key);
+      return f(pos, meta, e ? e->value.size() : 0);
+    });
+  }
 
   // -- persistence (no-ops for an in-memory store) ------------------------------
 
@@ -171,6 +182,7 @@ public:
   void for_each(const visitor& f) const override;
   void for_each_in_buckets(uint16_t first, uint16_t last, const visitor& f) const override;
   void for_each_key_from(uint64_t from, const key_visitor& f) const override;
+  void for_each_key_sized_from(uint64_t from, const sized_key_visitor& f) const override;
   void clear();
 
   /// A copy of everything `s` holds.

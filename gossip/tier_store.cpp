@@ -76,7 +76,7 @@ status tier_store::build_index() {
   for (;;) {
     auto r = l3_->scan(after, 4096, [&](const entry& e) {
       auto& m = index_[{position(e.key), e.key}];
-      m = meta{e.ver, e.flags, e.expiry_ms};
+      m = meta{e.ver, e.flags, clamp_bytes(e.value.size()), e.expiry_ms};
     });
     if (!r)
       return r.err();
@@ -89,10 +89,10 @@ status tier_store::build_index() {
     after.clear();
     for (;;) {
       auto r = l4_->scan_keys(after, 4096, [&](const archive::archive::key_info& ki) {
-        auto [it, fresh] =
-            index_.try_emplace({position(ki.key), ki.key}, meta{ki.ver, ki.flags, ki.expiry_ms});
+        meta m{ki.ver, ki.flags, clamp_bytes(ki.value_bytes), ki.expiry_ms};
+        auto [it, fresh] = index_.try_emplace({position(ki.key), ki.key}, m);
         if (!fresh && !(ki.ver < it->second.ver))
-          it->second = meta{ki.ver, ki.flags, ki.expiry_ms};
+          it->second = m;
       });
       if (!r)
         return r.err();
@@ -393,7 +393,7 @@ bool tier_store::restore(const entry& e) {
   }
   if (cache_ && !cache_->put(e, now))
     (void)cache_->erase(e.key);
-  it->second = meta{e.ver, e.flags, e.expiry_ms}; // the same version: no digest change
+  it->second = meta{e.ver, e.flags, clamp_bytes(e.value.size()), e.expiry_ms}; // same version
   return true;
 }
 
@@ -433,10 +433,10 @@ bool tier_store::apply(const entry& e) {
     before.key = e.key;
     before.ver = it->second.ver;
     before.flags = it->second.flags;
-    it->second = meta{e.ver, e.flags, e.is_tombstone() ? 0 : e.expiry_ms};
+    it->second = meta_of(e);
     changed(&before, &e);
   } else {
-    index_.emplace(std::move(k), meta{e.ver, e.flags, e.is_tombstone() ? 0 : e.expiry_ms});
+    index_.emplace(std::move(k), meta_of(e));
     changed(nullptr, &e);
   }
   return true;
@@ -515,6 +515,10 @@ void tier_store::for_each_in_buckets(uint16_t first, uint16_t last, const visito
 }
 
 void tier_store::for_each_key_from(uint64_t from, const key_visitor& f) const {
+  for_each_key_sized_from(from, [&](uint64_t pos, const entry& m, uint64_t) { return f(pos, m); });
+}
+
+void tier_store::for_each_key_sized_from(uint64_t from, const sized_key_visitor& f) const {
   entry m;
   for (auto it = index_.lower_bound({from, std::string()}); it != index_.end(); ++it) {
     m.key = it->first.second;
@@ -522,7 +526,7 @@ void tier_store::for_each_key_from(uint64_t from, const key_visitor& f) const {
     m.flags = it->second.flags;
     m.expiry_ms = it->second.expiry_ms;
     cap_age(m);
-    if (!f(it->first.first, m))
+    if (!f(it->first.first, m, m.is_tombstone() ? 0 : it->second.value_bytes))
       return;
   }
 }

@@ -50,8 +50,10 @@
 #include "tiers/memory_cache.hpp"
 #include "tiers/seal.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -115,6 +117,9 @@ public:
   void for_each(const visitor& f) const override;
   void for_each_in_buckets(uint16_t first, uint16_t last, const visitor& f) const override;
   void for_each_key_from(uint64_t from, const key_visitor& f) const override;
+  /// From the index: no tier is read (values restored from the archive at
+  /// open count their bytes as stored there, see build_index).
+  void for_each_key_sized_from(uint64_t from, const sized_key_visitor& f) const override;
 
   /// Group commits that are due, bounded expiry sweeps (call on a timer).
   status tick(size_t sweep_budget = 256) override;
@@ -312,8 +317,16 @@ private:
   struct meta {
     version ver;
     uint8_t flags = 0;
+    uint32_t value_bytes = 0; ///< (capped at 4 GiB - 1; fits the padding)
     uint64_t expiry_ms = 0;
   };
+  static meta meta_of(const entry& e) {
+    return meta{e.ver, e.flags, clamp_bytes(e.is_tombstone() ? 0 : e.value.size()),
+                e.is_tombstone() ? 0 : e.expiry_ms};
+  }
+  static uint32_t clamp_bytes(uint64_t n) {
+    return static_cast<uint32_t>(std::min<uint64_t>(n, UINT32_MAX));
+  }
   std::map<std::pair<uint64_t, std::string>, meta> index_;
   mutable std::optional<error> last_error_;
   // The read cache (set_read_cache), owner thread only.
