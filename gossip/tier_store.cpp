@@ -119,14 +119,15 @@ std::optional<entry> tier_store::read(std::string_view key, const version& want,
   if (tier)
     *tier = 2;
   if (!worker_.joinable()) {
-    e = read_tiers(key, want, tier);
+    e = read_tiers(key, want, false, tier);
   } else if (auto it = overlay_.find(std::string(key)); it != overlay_.end()) {
     if (it->second.erased)
       return std::nullopt;
     e = it->second.e;
   } else {
-    std::lock_guard<std::mutex> lk(tiers_mu_);
-    e = read_tiers(key, want, tier);
+    // Not in the overlay: the key's last change is committed. Read L3's
+    // committed state beside the worker, never waiting for its commits.
+    e = read_tiers(key, want, true, tier);
   }
   if (e)
     cap_age(*e);
@@ -134,9 +135,12 @@ std::optional<entry> tier_store::read(std::string_view key, const version& want,
 }
 
 std::optional<entry> tier_store::read_tiers(std::string_view key, const version& want,
-                                            uint8_t* tier) const {
-  auto r = l3_->get_versioned(key);
+                                            bool concurrent, uint8_t* tier) const {
+  auto r = concurrent ? l3_->get_committed_concurrent(key) : l3_->get_versioned(key);
   if (!r) {
+    std::unique_lock<std::mutex> lk(tiers_mu_, std::defer_lock);
+    if (concurrent)
+      lk.lock(); // the worker sets last_error_ too
     last_error_ = r.err();
     return std::nullopt;
   }
@@ -533,17 +537,17 @@ void tier_store::for_each_key_sized_from(uint64_t from, const sized_key_visitor&
 
 status tier_store::tick(size_t sweep_budget) {
   if (worker_.joinable()) {
-    // The worker commits and sweeps on its own; drop what it has applied
-    // from the overlay (L3's pending batch answers for it now).
-    uint64_t applied;
+    // The worker commits and sweeps on its own; drop what it has committed
+    // from the overlay (reads of it go to L3's committed state now).
+    uint64_t committed;
     std::optional<error> err;
     {
       std::lock_guard<std::mutex> lk(q_mu_);
-      applied = applied_seq_;
+      committed = committed_seq_;
       err.swap(worker_error_);
     }
     for (auto it = overlay_.begin(); it != overlay_.end();)
-      it = it->second.seq <= applied ? overlay_.erase(it) : std::next(it);
+      it = it->second.seq <= committed ? overlay_.erase(it) : std::next(it);
     if (err)
       return *err;
     return {};
@@ -743,6 +747,9 @@ void tier_store::run_worker() {
       if (!st && !err)
         err = st.err();
     };
+    // Everything applied is committed whenever L3's batch is empty (a commit
+    // inside apply, or the flush below).
+    uint64_t committed = 0;
     for (size_t i = 0; i < batch.size(); i += chunk) {
       size_t end = std::min(batch.size(), i + chunk);
       {
@@ -760,10 +767,13 @@ void tier_store::run_worker() {
           }
           if (!ok && last_error_ && !err)
             err = *last_error_;
+          if (l3_->pending() == 0)
+            committed = c.seq;
         }
       }
       std::lock_guard<std::mutex> lk(q_mu_);
       applied_seq_ = batch[end - 1].seq;
+      committed_seq_ = std::max(committed_seq_, committed);
       wstats_.applied += end - i;
     }
     {
@@ -785,6 +795,10 @@ void tier_store::run_worker() {
           note(l4_->flush());
       }
       l3_pending_ = l3_->pending();
+    }
+    if (l3_pending_ == 0) {
+      std::lock_guard<std::mutex> lk(q_mu_);
+      committed_seq_ = applied_seq_;
     }
     uint64_t us = static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)

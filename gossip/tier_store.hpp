@@ -230,11 +230,14 @@ public:
 
   bool background() const { return worker_.joinable(); }
   /// Changes queued for the worker or in the overlay (background mode).
-  size_t unapplied() const { return overlay_.size(); }
+  size_t unapplied() const {
+    std::lock_guard<std::mutex> lk(q_mu_);
+    return static_cast<size_t>(next_seq_ - std::min(applied_seq_, next_seq_));
+  }
   /// Changes a kill -9 could still lose here: unapplied() plus the writes in
   /// L3's batch that is not committed yet (background mode; the worker
   /// publishes the latter after each round). 0: everything is in LMDB.
-  size_t uncommitted() const { return overlay_.size() + l3_pending_.load(); }
+  size_t uncommitted() const { return unapplied() + l3_pending_.load(); }
   /// Worker statistics (background mode): LMDB batches committed by it and
   /// the time it spent applying and committing.
   struct worker_stats {
@@ -264,7 +267,9 @@ private:
   /// overlay, 3 = L4 (access_tap::on_read).
   std::optional<entry> read(std::string_view key, const version& want,
                             uint8_t* tier = nullptr) const;
-  std::optional<entry> read_tiers(std::string_view key, const version& want,
+  /// concurrent: read L3's committed records without tiers_mu_ (the owner
+  /// thread while the worker runs, for keys the overlay does not hold).
+  std::optional<entry> read_tiers(std::string_view key, const version& want, bool concurrent,
                                   uint8_t* tier = nullptr) const;
   bool apply_tiers(const entry& e, bool known);
   /// Erases the archive copies that writes superseded (apply_tiers), once
@@ -347,6 +352,10 @@ private:
   std::condition_variable q_cv_, room_cv_, done_cv_;
   std::vector<change> queue_;
   uint64_t applied_seq_ = 0;
+  /// Changes up to here are committed in L3 (and L4): the owner reads the
+  /// tiers without the worker's lock only for keys whose last change is
+  /// committed, so the overlay keeps every change until then.
+  uint64_t committed_seq_ = 0;
   std::atomic<size_t> l3_pending_{0}; ///< L3's uncommitted batch, after the worker's last round
   uint64_t flush_req_ = 0, flush_done_ = 0;
   bool stop_ = false;

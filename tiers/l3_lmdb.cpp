@@ -94,7 +94,9 @@
 #include <cstring>
 #include <fcntl.h>
 #include <map>
+#include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <unordered_map>
@@ -176,6 +178,11 @@ struct l3_lmdb::impl {
   MDB_env* env = nullptr;
   MDB_dbi main = 0, exp = 0, meta = 0;
   MDB_txn* rtxn = nullptr; // reused read transaction (reset between uses)
+  // get_committed_concurrent's own read transaction (one other thread), and
+  // the lock that keeps it out of a map growth (mdb_env_set_mapsize wants no
+  // transaction active in the process).
+  MDB_txn* crtxn = nullptr;
+  std::shared_mutex map_mu;
   uint32_t psize = 4096;
   size_t nodemax = 2038;
   uint64_t budget = 0; // max_bytes: on the bytes LMDB pages really use
@@ -237,6 +244,8 @@ struct l3_lmdb::impl {
   ~impl() {
     if (rtxn)
       mdb_txn_abort(rtxn);
+    if (crtxn)
+      mdb_txn_abort(crtxn);
     if (env)
       mdb_env_close(env);
   }
@@ -724,6 +733,11 @@ struct l3_lmdb::impl {
       return false;
     uint64_t want = std::min(cur_map * 2, cfg.map_size_max);
     drop_read(); // mdb_env_set_mapsize wants no transaction of ours open
+    std::unique_lock<std::shared_mutex> g(map_mu); // nor the concurrent reader's
+    if (crtxn) {
+      mdb_txn_abort(crtxn);
+      crtxn = nullptr;
+    }
     if (mdb_env_set_mapsize(env, want) != 0)
       return false;
     MDB_envinfo info;
@@ -841,19 +855,21 @@ struct l3_lmdb::impl {
     auto t = begin_read();
     if (!t)
       return t.err();
+    auto r = read_in(*t, key);
+    end_read();
+    return r;
+  }
+
+  /// `key`'s record as read transaction `t` sees it; nullopt when absent.
+  result<std::optional<entry>> read_in(MDB_txn* t, std::string_view key) const {
     std::string lkey = fmt::lmdb_key(key, sp());
     MDB_val k = as_val(lkey), v;
-    int rc = mdb_get(*t, main, &k, &v);
-    if (rc == MDB_NOTFOUND) {
-      end_read();
+    int rc = mdb_get(t, main, &k, &v);
+    if (rc == MDB_NOTFOUND)
       return std::optional<entry>{};
-    }
-    if (rc != 0) {
-      end_read();
+    if (rc != 0)
       return lmdb_error(rc, "L3 read failed in " + cfg.path);
-    }
     auto e = fmt::decode_record(lkey, as_view(v), sp());
-    end_read();
     if (!e)
       return error{errc::corrupt, e.err().message + " (in " + cfg.path + ")"};
     if (e->key != key) // 128-bit fingerprint collision of two long keys
@@ -1618,6 +1634,24 @@ result<std::optional<entry>> l3_lmdb::get_versioned(std::string_view key) {
     }
   }
   return m.read_committed(key);
+}
+
+result<std::optional<entry>> l3_lmdb::get_committed_concurrent(std::string_view key) {
+  auto& m = *impl_;
+  if (key.size() > m.cfg.lim.max_key_bytes)
+    return std::optional<entry>{};
+  std::shared_lock<std::shared_mutex> g(m.map_mu);
+  int rc = m.crtxn ? mdb_txn_renew(m.crtxn) : mdb_txn_begin(m.env, nullptr, MDB_RDONLY, &m.crtxn);
+  if (rc != 0) {
+    if (m.crtxn) {
+      mdb_txn_abort(m.crtxn);
+      m.crtxn = nullptr;
+    }
+    return lmdb_error(rc, "L3 cannot begin a read transaction in " + m.cfg.path);
+  }
+  auto r = m.read_in(m.crtxn, key);
+  mdb_txn_reset(m.crtxn);
+  return r;
 }
 
 result<std::optional<version>> l3_lmdb::held_version(std::string_view key) {
