@@ -191,13 +191,14 @@ struct fixed_setting {
   uint32_t aging = 10;
 };
 
-fixed_setting parse_fixed(const std::string& spec) {
+fixed_setting parse_fixed(const std::string& spec, const char* flag = "--fixed") {
   std::vector<std::string> f;
   std::stringstream ss(spec);
   std::string x;
   while (std::getline(ss, x, ','))
     f.push_back(x);
-  const std::string usage = "--fixed " + spec + ": expected W,M,MAIN,AGING (e.g. 0.2,-1,lfu,20)";
+  const std::string usage =
+      std::string(flag) + " " + spec + ": expected W,M,MAIN,AGING (e.g. 0.2,-1,lfu,20)";
   if (f.size() != 4)
     die(usage);
   fixed_setting s;
@@ -464,7 +465,7 @@ int main(int argc, char** argv) {
     else if (a == "--fixed")
       fixed = parse_fixed(need());
     else if (a == "--start")
-      start = parse_fixed(need());
+      start = parse_fixed(need(), "--start");
     else if (a == "--periods")
       periods = need();
     else if (a == "--reference") {
