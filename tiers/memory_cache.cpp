@@ -278,8 +278,10 @@ struct memory_cache::impl {
     std::vector<uint64_t> warm_evicted;
     uint64_t warm_gain = 0;
     uint64_t warm_cost = 0;
+    uint64_t period_misses = 0;            // the cache's misses on this period's sampled reads
     memory_cache::adaptation_stats totals; // since construction
-    uint64_t bytes = 0;                    // all of the above (fixed from shadow_build on)
+    std::function<void(const memory_cache::period_report&)> report; // on_period
+    uint64_t bytes = 0; // all of the above (fixed from shadow_build on)
   } sh;
 
   explicit impl(const memory_cache_config& c)
@@ -516,6 +518,7 @@ struct memory_cache::impl {
     sh.shift = shift;
     sh.period = cap;
     sh.in_period = 0;
+    sh.period_misses = 0;
     sh.built_for = entries;
     sh.periods = 0;
   }
@@ -532,6 +535,8 @@ struct memory_cache::impl {
       return;
     if (sh.shift == 0 && !sh.warm.empty())
       warm_account(h, hit);
+    if (!hit)
+      ++sh.period_misses;
     sh.pending.push_back(h);
     if (++sh.in_period >= sh.period) {
       shadow_flush();
@@ -570,8 +575,23 @@ struct memory_cache::impl {
     const double decay = shadow_decay;
     for (size_t i = 0; i < n_settings; ++i)
       sh.score[i] = decay * sh.score[i] + static_cast<double>(sh.misses[sh.sim_of[i]]);
+    memory_cache::period_report rep;
+    if (sh.report) {
+      size_t in_period_best = 0;
+      for (size_t i = 1; i < n_settings; ++i)
+        if (sh.misses[sh.sim_of[i]] < sh.misses[sh.sim_of[in_period_best]])
+          in_period_best = i;
+      rep.sampling_shift = sh.shift;
+      rep.setting = setting_of(sh.current);
+      rep.cache_misses = sh.period_misses;
+      rep.setting_misses = sh.misses[sh.sim_of[sh.current]];
+      rep.best = setting_of(in_period_best);
+      rep.best_misses = sh.misses[sh.sim_of[in_period_best]];
+    }
+    const size_t before = sh.current;
     std::fill(sh.misses.begin(), sh.misses.end(), 0);
     sh.in_period = 0;
+    sh.period_misses = 0;
     ++sh.periods;
     size_t best = sh.current;
     for (size_t i = 0; i < n_settings; ++i)
@@ -593,6 +613,12 @@ struct memory_cache::impl {
       sh.warm_evicted.clear();
       sh.warm_gain = sh.warm_cost = 0;
     }
+    if (sh.report) {
+      rep.period = sh.periods;
+      rep.switched = sh.current != before;
+      rep.next = setting_of(sh.current);
+      sh.report(rep);
+    }
     if (!cfg.count_objects) {
       const uint64_t n = entries_now();
       if (n > sh.built_for * 2 || n * 2 < sh.built_for) {
@@ -600,6 +626,17 @@ struct memory_cache::impl {
         apply_window(window);
       }
     }
+  }
+
+  static memory_cache::shadow_setting setting_of(size_t i) {
+    memory_cache::shadow_setting s;
+    s.window = grid_windows[window_of(i)];
+    s.margin = grid_margins[margin_of(i)];
+    s.main = main_of(i) == main_slru_ghost     ? main_region_policy::slru_ghost
+             : main_of(i) == main_slru_promote ? main_region_policy::slru_promote_reused
+                                               : main_region_policy::sampled_lfu;
+    s.aging = grid_decay[decay_of(i)];
+    return s;
   }
 
   static uint32_t ghost_capacity(uint64_t entries) {
@@ -1072,6 +1109,10 @@ uint64_t memory_cache::window_capacity() const {
 
 memory_cache::adaptation_stats memory_cache::adaptation() const {
   return impl_->sh.totals;
+}
+
+void memory_cache::on_period(std::function<void(const period_report&)> f) {
+  impl_->sh.report = std::move(f);
 }
 
 } // namespace kura

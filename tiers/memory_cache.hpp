@@ -29,6 +29,7 @@
 #include "tiers/tier.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -183,6 +184,33 @@ public:
     uint64_t warm_costs = 0;
   };
   adaptation_stats adaptation() const;
+
+  /// One setting of the shadow adaptation's grid (memory_cache.cpp).
+  struct shadow_setting {
+    double window = 0; ///< L1's share of the capacity
+    int margin = 0;    ///< L2's admission margin
+    main_region_policy main = main_region_policy::slru_promote_reused;
+    uint32_t aging = 10; ///< sketch halving period, x capacity increments
+  };
+  /// One decision period of the shadow adaptation, as it was decided: the
+  /// misses are counted on the sampled reads only (all reads when the
+  /// simulations are exact), so the cache's and the simulations' are
+  /// comparable.
+  struct period_report {
+    uint32_t period = 0;         ///< decisions since the simulations were built, from 1
+    uint32_t sampling_shift = 0; ///< a read is sampled with probability 2^-shift
+    shadow_setting setting;      ///< in use during the period
+    uint64_t cache_misses = 0;   ///< the cache's misses on the period's sampled reads
+    uint64_t setting_misses = 0; ///< the misses of that setting's simulation
+    shadow_setting best;         ///< the setting whose simulation missed least in the period
+    uint64_t best_misses = 0;    ///< its misses
+    bool switched = false;       ///< the decision moved the cache to `next`
+    shadow_setting next;         ///< in use after the decision
+  };
+  /// Calls f after each decision of the shadow adaptation (a diagnostic for
+  /// kura-bench-hitratio --periods; empty function: none). Called from inside
+  /// a get/put: f must not call back into the cache.
+  void on_period(std::function<void(const period_report&)> f);
 
 private:
   const entry_view* find_view(std::string_view key, uint64_t now_ms, bool touch);

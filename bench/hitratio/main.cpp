@@ -3,7 +3,8 @@
 //
 //   kura-bench-hitratio --trace FILE [--sizes 0.01,0.1] [--csv] [--bytes]
 //                       [--extra] [--window F] [--returning]
-//                       [--fixed W,M,MAIN,AGING]
+//                       [--fixed W,M,MAIN,AGING] [--start W,M,MAIN,AGING]
+//                       [--periods FILE]
 //                       [--reference ../shared/traces/reference.csv]
 //
 // FILE: one integer key per line, or the cloudPhysicsIO CSV
@@ -30,6 +31,14 @@
 // sketch aging AGING x capacity), e.g.
 // `--fixed 0.2,-1,lfu,20`: what the adaptation would reach on a trace if it
 // knew the best setting from the first request.
+// --start W,M,MAIN,AGING: the `kura` row (adaptive) starts at that setting
+// instead of memory_cache_config's default start (plain LRU: 1,0,promote,10).
+// --periods FILE: for the `kura` row, writes one CSV row per decision period
+// of the shadow adaptation to FILE (`trace,size,period,sampling_shift,setting,
+// cache_misses,setting_misses,best,best_misses,switched,next`; settings in the
+// --fixed spelling, quoted; misses counted on the period's sampled reads, see
+// memory_cache::period_report): where the adaptation paid for choosing, and
+// where for switching (cache_misses above setting_misses).
 // best_ref is the published policy (Belady excluded) with the lowest miss ratio
 // for this trace and size in reference.csv (`trace,size,policy,miss_ratio`),
 // delta = miss_ratio - best_ref_miss_ratio; lru_miss_ratio is plain LRU's from
@@ -170,6 +179,10 @@ uint32_t size_at(const trace& t, size_t i) {
 
 bool g_returning = false; // --returning
 
+std::FILE* g_periods = nullptr; // --periods
+std::string g_size;             // the size column of the --periods rows
+std::string g_trace;            // the trace column of the --periods rows
+
 // --fixed: one setting of the shadow grid, adaptation off.
 struct fixed_setting {
   double window = 0;
@@ -178,13 +191,14 @@ struct fixed_setting {
   uint32_t aging = 10;
 };
 
-fixed_setting parse_fixed(const std::string& spec) {
+fixed_setting parse_fixed(const std::string& spec, const char* flag = "--fixed") {
   std::vector<std::string> f;
   std::stringstream ss(spec);
   std::string x;
   while (std::getline(ss, x, ','))
     f.push_back(x);
-  const std::string usage = "--fixed " + spec + ": expected W,M,MAIN,AGING (e.g. 0.2,-1,lfu,20)";
+  const std::string usage =
+      std::string(flag) + " " + spec + ": expected W,M,MAIN,AGING (e.g. 0.2,-1,lfu,20)";
   if (f.size() != 4)
     die(usage);
   fixed_setting s;
@@ -213,6 +227,26 @@ fixed_setting parse_fixed(const std::string& spec) {
   return s;
 }
 
+std::string spell(const kura::memory_cache::shadow_setting& s) {
+  const char* main = s.main == kura::main_region_policy::slru                  ? "slru"
+                     : s.main == kura::main_region_policy::slru_promote_reused ? "promote"
+                     : s.main == kura::main_region_policy::sampled_lfu         ? "lfu"
+                                                                               : "ghost";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "\"%g,%d,%s,%u\"", s.window, s.margin, main, s.aging);
+  return buf;
+}
+
+void write_period(const kura::memory_cache::period_report& r) {
+  std::fprintf(g_periods, "%s,%s,%u,%u,%s,%llu,%llu,%s,%llu,%d,%s\n", g_trace.c_str(),
+               g_size.c_str(), r.period, r.sampling_shift, spell(r.setting).c_str(),
+               static_cast<unsigned long long>(r.cache_misses),
+               static_cast<unsigned long long>(r.setting_misses), spell(r.best).c_str(),
+               static_cast<unsigned long long>(r.best_misses), r.switched ? 1 : 0,
+               spell(r.next).c_str());
+}
+
+// `fixed`: the setting (adaptation off) or, with `adaptive`, the start.
 uint64_t run_kura(const trace& t, uint64_t cap, bool bytes, bool adaptive, double window,
                   kura::window_adaptation how = kura::window_adaptation::shadow, int margin = 0,
                   const fixed_setting* fixed = nullptr) {
@@ -229,6 +263,8 @@ uint64_t run_kura(const trace& t, uint64_t cap, bool bytes, bool adaptive, doubl
   cfg.window_fraction = window;
   cfg.returning_keys = g_returning;
   kura::memory_cache m(cfg);
+  if (g_periods && adaptive && how == kura::window_adaptation::shadow)
+    m.on_period(write_period);
   uint64_t misses = 0;
   std::string value;
   for (size_t i = 0; i < t.keys.size(); ++i) {
@@ -403,7 +439,8 @@ int main(int argc, char** argv) {
   bool reference_given = false;
   bool csv = false, bytes = false, extra = false;
   double window = -1;
-  std::optional<fixed_setting> fixed;
+  std::optional<fixed_setting> fixed, start;
+  std::string periods;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto need = [&]() -> std::string {
@@ -427,13 +464,18 @@ int main(int argc, char** argv) {
       window = std::stod(need());
     else if (a == "--fixed")
       fixed = parse_fixed(need());
+    else if (a == "--start")
+      start = parse_fixed(need(), "--start");
+    else if (a == "--periods")
+      periods = need();
     else if (a == "--reference") {
       reference = need();
       reference_given = true;
     } else
       die("unknown argument " + a +
           " (usage: --trace FILE [--sizes 0.01,0.1] [--csv] [--bytes] [--extra] [--returning]"
-          " [--window F] [--fixed W,M,MAIN,AGING] [--reference FILE])");
+          " [--window F] [--fixed W,M,MAIN,AGING] [--start W,M,MAIN,AGING] [--periods FILE]"
+          " [--reference FILE])");
   }
   if (path.empty())
     die("--trace FILE is required");
@@ -453,6 +495,14 @@ int main(int argc, char** argv) {
   const std::vector<reference_point> ref =
       bytes ? std::vector<reference_point>{} : load_reference(reference);
   g_bytes = bytes;
+  g_trace = t.name;
+  if (!periods.empty()) {
+    g_periods = std::fopen(periods.c_str(), "w");
+    if (!g_periods)
+      die("cannot write " + periods);
+    std::fprintf(g_periods, "trace,size,period,sampling_shift,setting,cache_misses,"
+                            "setting_misses,best,best_misses,switched,next\n");
+  }
   std::fprintf(stderr, "%s: %zu requests, %llu distinct keys, %llu distinct bytes\n",
                t.name.c_str(), t.keys.size(), static_cast<unsigned long long>(t.distinct),
                static_cast<unsigned long long>(t.distinct_bytes));
@@ -469,9 +519,13 @@ int main(int argc, char** argv) {
     const uint64_t cap =
         std::max<uint64_t>(1, static_cast<uint64_t>(std::floor(frac * base + 1e-9)));
     row_context ctx;
+    g_size = f;
     ctx.best = best_reference(ref, t.name, frac);
     ctx.lru_misses = run_lru(t, cap);
-    row(t, f, "kura", run_kura(t, cap, bytes, true, kura::memory_cache_config{}.window_fraction),
+    row(t, f, "kura",
+        start ? run_kura(t, cap, bytes, true, start->window, kura::window_adaptation::shadow,
+                         start->margin, &*start)
+              : run_kura(t, cap, bytes, true, kura::memory_cache_config{}.window_fraction),
         ctx);
     row(t, f, "lru", ctx.lru_misses, ctx);
     row(t, f, "belady", run_belady(t, cap), ctx);
@@ -490,5 +544,7 @@ int main(int argc, char** argv) {
       }
     }
   }
+  if (g_periods && std::fclose(g_periods) != 0)
+    die("cannot write " + periods);
   return 0;
 }

@@ -1007,3 +1007,66 @@ TEST_CASE("memory_cache: a warm switch admits the keys the chosen simulation hol
   CHECK(first_third >= 40);
   CHECK(last_pass_hits >= 95);
 }
+
+TEST_CASE("memory_cache: on_period reports each decision of the shadow adaptation") {
+  // The loop of the warm-switch test (150 keys through 100 entries; exact
+  // simulations, so a period is 100 reads and every read is sampled). The
+  // cache starts as LRU, which misses every read of the loop, as does the
+  // LRU simulation; a small-window setting's simulation hits, and the cache
+  // switches to it. The reports must say so, period by period.
+  memory_cache m(objects_config(100, true, 1.0));
+  std::vector<memory_cache::period_report> reports;
+  m.on_period([&](const memory_cache::period_report& r) { reports.push_back(r); });
+  uint64_t reads = 0, misses = 0;
+  for (int pass = 0; pass < 8; ++pass)
+    for (int k = 0; k < 150; ++k) {
+      const std::string key = key_of(static_cast<uint64_t>(k));
+      ++reads;
+      if (!m.get(key, 0)->has_value()) {
+        ++misses;
+        REQUIRE(m.put(make(key, "v"), 0).ok());
+      }
+    }
+  REQUIRE(reports.size() >= 8);
+  CHECK(reports.size() <= reads / 100);
+  auto same = [](const memory_cache::shadow_setting& a, const memory_cache::shadow_setting& b) {
+    return a.window == b.window && a.margin == b.margin && a.main == b.main && a.aging == b.aging;
+  };
+  // The start: memory_cache_config's window 1, margin 0, promote reused, aging 10.
+  CHECK(reports[0].setting.window == 1.0);
+  CHECK(reports[0].setting.margin == 0);
+  CHECK(reports[0].setting.main == main_region_policy::slru_promote_reused);
+  CHECK(reports[0].setting.aging == 10);
+  uint64_t reported = 0, switches = 0;
+  for (size_t i = 0; i < reports.size(); ++i) {
+    const memory_cache::period_report& r = reports[i];
+    CHECK(r.period == i + 1);
+    CHECK(r.sampling_shift == 0);
+    CHECK(r.best_misses <= r.setting_misses);
+    CHECK(r.switched == !same(r.setting, r.next));
+    if (i > 0)
+      CHECK(same(r.setting, reports[i - 1].next));
+    if (r.setting.window == 1.0) // LRU on a loop larger than the cache
+      CHECK(r.cache_misses == 100);
+    if (r.switched) {
+      ++switches;
+      CHECK(r.best_misses < r.setting_misses);
+    }
+    reported += r.cache_misses;
+  }
+  CHECK(switches == m.adaptation().switches);
+  CHECK(switches >= 1);
+  CHECK(reports.back().next.window < 1.0);
+  CHECK(m.window_capacity() < 100);
+  // The reported misses are the cache's own, period by period: no more than
+  // it missed, and at most the unreported reads (before the simulations were
+  // built, and after the last decision) fewer.
+  CHECK(reported <= misses);
+  CHECK(reported + (reads - 100 * reports.size()) >= misses);
+  // An empty function stops the reports.
+  m.on_period({});
+  const size_t n = reports.size();
+  for (int k = 0; k < 300; ++k)
+    (void)m.get(key_of(static_cast<uint64_t>(k % 150)), 0);
+  CHECK(reports.size() == n);
+}
