@@ -1,6 +1,7 @@
 // Used by tests/predictor/predictor_test.cpp ("a model saved before the flat key table"):
 // built against main 08545a6 it wrote model-v2-main-08545a6.bin beside it.
-//   g++ -std=c++17 -I. tests/predictor/data/gen.cpp build/lib/libkura_predictor.a build/lib/libkura_tiers.a
+//   g++ -std=c++17 -I. tests/predictor/data/gen.cpp \
+//     build/lib/libkura_predictor.a build/lib/libkura_tiers.a && ./a.out model.bin
 // Writes a predictor model with the predictor core it is compiled against.
 #include "predictor/predictor.hpp"
 #include <cstdio>
