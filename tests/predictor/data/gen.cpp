@@ -1,6 +1,6 @@
 // Used by tests/predictor/predictor_test.cpp ("a model saved before the flat key table"):
 // built against main 08545a6 it wrote model-v2-main-08545a6.bin beside it.
-//   g++ -std=c++17 -I. tests/predictor/data/gen.cpp \
+//   g++ -std=c++17 -I. tests/predictor/data/gen.cpp
 //     build/lib/libkura_predictor.a build/lib/libkura_tiers.a && ./a.out model.bin
 // Writes a predictor model with the predictor core it is compiled against.
 #include "predictor/predictor.hpp"
@@ -9,6 +9,8 @@
 #include <string>
 using namespace kura::predictor;
 int main(int argc, char** argv) {
+  if (argc < 2)
+    return 2; // usage: gen MODEL_FILE
   constexpr uint64_t monday = 1'699'833'600'000ull;
   predictor_config cfg;
   cfg.memory_bytes = 64 * 1024; // the key table holds ~40 keys: eviction happens
