@@ -8,6 +8,7 @@
 #include <cstring>
 #include <iostream>
 #include <memory>
+#include <pthread.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -447,7 +448,9 @@ caf::behavior predictor_actor(pred_self self, predictor_settings cfg, caf::actor
   st.clk = clk;
   st.hook = std::move(hook);
   st.sample_one_in = std::max<uint32_t>(1, cfg.sample_one_in);
-  // (the actor is detached: this runs on its own thread)
+  // (the actor is detached: this runs on its own thread; named, so that its
+  // CPU time can be told apart in /proc/PID/task, bench/predictor/learn-cost)
+  ::pthread_setname_np(::pthread_self(), "kura.predictor");
   if (cfg.thread_nice != 0 &&
       ::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), cfg.thread_nice) != 0)
     std::cerr << "kura-node: predictor: cannot lower its thread's priority: "

@@ -53,11 +53,12 @@ struct tap_config {
   /// Sampled events per second at most (0 = no cap): above it the tap samples
   /// more sparsely (1 in sample_one_in x 2^k), below half of it it returns
   /// towards sample_one_in; each event carries the 1-in-N it was taken at.
-  /// Learning costs the predictor's thread 2-6 us per event (the upper end
-  /// for a uniform key space larger than its table, where most events evict
-  /// a tracked key): at 700 000 GET/s, 1 in 8 would be 90 000 events/s, most
+  /// Learning costs the predictor's thread about 1 us per event since the
+  /// flat key tables (session 16, bench/predictor/learn-cost: 1.64 -> 1.08 us
+  /// for a uniform key space larger than its table, growth of a fresh model
+  /// included): at 700 000 GET/s, 1 in 8 would be 90 000 events/s, a tenth
   /// of a core on a small box. kura-node's default cap is 2500 events/s
-  /// (actors/predictor.hpp, predictor_settings), ~1 % of a core.
+  /// (actors/predictor.hpp, predictor_settings), ~0.3 % of a core.
   uint32_t max_events_per_second = 0;
   size_t max_batch = 1 << 16;             ///< events held between shipments
   uint64_t mark_ttl_ms = 3 * 3600 * 1000; ///< prewarm marks older than this are dropped

@@ -38,8 +38,9 @@ constexpr uint64_t skeleton_overhead = 96;
 key_patterns::key_patterns(uint32_t max_values, uint64_t max_bytes)
     : max_values_(std::max<uint32_t>(1, max_values)), max_bytes_(max_bytes) {}
 
-key_patterns::split_key key_patterns::split(std::string_view key) {
-  split_key s;
+void key_patterns::split(std::string_view key, split_key& s) {
+  s.segments.clear();
+  s.delimiters.clear();
   size_t start = 0;
   for (size_t i = 0; i <= key.size(); ++i) {
     if (i == key.size() || is_delimiter(key[i])) {
@@ -62,7 +63,6 @@ key_patterns::split_key key_patterns::split(std::string_view key) {
   s.skeleton_id.push_back('\0');
   if (!variable_by_shape(first))
     s.skeleton_id.append(first.data(), first.size());
-  return s;
 }
 
 bool key_patterns::variable_by_shape(std::string_view seg) {
@@ -89,13 +89,15 @@ std::string key_patterns::render(const split_key& s, uint32_t wildcards) {
 }
 
 std::string key_patterns::pattern_of(std::string_view key) const {
-  split_key s = split(key);
+  split_key s;
+  split(key, s);
   auto it = table_.find(s.skeleton_id);
   return render(s, it == table_.end() ? 0 : it->second.wildcards);
 }
 
 std::string key_patterns::learn(std::string_view key) {
-  split_key s = split(key);
+  split_key& s = scratch_;
+  split(key, s);
   auto it = table_.find(s.skeleton_id);
   if (it == table_.end()) {
     if (bytes_ + skeleton_overhead + s.skeleton_id.size() > max_bytes_)

@@ -50,13 +50,15 @@ private:
     std::string delimiters;
     std::string skeleton_id;
   };
-  static split_key split(std::string_view key);
+  /// Splits `key` into `s` (cleared first; its buffers are reused).
+  static void split(std::string_view key, split_key& s);
   static bool variable_by_shape(std::string_view seg);
   static std::string render(const split_key& s, uint32_t wildcards);
   uint32_t max_values_;
   uint64_t max_bytes_;
   uint64_t bytes_ = 0;
   std::unordered_map<std::string, skeleton> table_;
+  split_key scratch_; ///< learn()'s split, reused: no allocation per key
 };
 
 } // namespace kura::predictor

@@ -45,7 +45,14 @@ predictor::predictor(predictor_config cfg)
             return c;
           }(),
           cfg.seed ^ 0x70616972ull),
-      anomalies_(cfg.anomaly) {}
+      anomalies_(cfg.anomaly) {
+  // The key table's entries in one block sized to the budget (address space
+  // only until used): the model grows to its budget without heap growth
+  // (sysmalloc was a third of a fresh node's learning, bench/RESULTS.md
+  // predictor16). Capped, for budgets far above the default.
+  keys_.reserve(static_cast<size_t>(
+      std::min<uint64_t>(key_budget() / key_slot_overhead + 1, uint64_t{1} << 20)));
+}
 
 uint64_t predictor::key_budget() const {
   // Without co-access learning its share goes to the key table.
@@ -102,10 +109,14 @@ void predictor::trim_patterns(uint64_t now_ms) {
   patterns_.erase(victim);
 }
 
-void predictor::admit(std::string&& k, const access_event& e) {
-  const uint64_t h = hash64(k);
+void predictor::admit(std::string_view k, uint64_t h, const access_event& e) {
   sketch_.increment(h);
   const uint64_t cost = key_slot_overhead + k.size();
+  auto init = [&](key_slot& slot) {
+    slot.profile = time_profile(e.time_ms);
+    slot.profile.record(e.time_ms, cfg_.profile);
+    slot.size = e.size;
+  };
   // A full table admits a key only if it was seen again recently and is more
   // frequent than the least active of a few sampled tracked keys.
   while (key_bytes_ + cost > key_budget()) {
@@ -114,33 +125,31 @@ void predictor::admit(std::string&& k, const access_event& e) {
     const uint32_t freq = sketch_.frequency(h);
     if (freq < 2)
       return;
-    // (the first entry of a bucket, read through its local iterator: one
-    // hash lookup for the victim only; this runs for most sampled reads of a
-    // key space larger than the table, so it is the predictor's hot spot)
-    const std::string* victim = nullptr;
+    // (uniform samples of the dense table: one cache miss each; this runs
+    // for most sampled reads of a key space larger than the table)
+    flat_table<key_slot>::iterator victim = nullptr;
     double least = 0;
     for (int i = 0; i < 8; ++i) {
-      const size_t b = rng_.below(keys_.bucket_count());
-      auto v = keys_.begin(b);
-      if (v == keys_.end(b))
-        continue;
+      auto v = keys_.at(rng_.below(keys_.size()));
       const double w = v->second.profile.weight(e.time_ms, cfg_.profile);
       if (!victim || w < least) {
-        victim = &v->first;
+        victim = v;
         least = w;
       }
     }
-    if (!victim || least >= freq)
+    if (least >= freq)
       return;
-    key_bytes_ -= key_slot_overhead + victim->size();
-    keys_.erase(keys_.find(*victim)); // (not erase(key): the key lives in the node)
+    key_bytes_ -= key_slot_overhead + victim->first.size();
+    if (key_bytes_ + cost <= key_budget()) {
+      // the usual case: the key takes the victim's place (and its storage)
+      key_bytes_ += cost;
+      init(keys_.replace(victim, k, h)->second);
+      return;
+    }
+    keys_.erase(victim);
   }
   key_bytes_ += cost;
-  // built in place: a slot is ~800 bytes (the profile's bins), not copied
-  key_slot& slot = keys_.try_emplace(std::move(k)).first->second;
-  slot.profile = time_profile(e.time_ms);
-  slot.profile.record(e.time_ms, cfg_.profile);
-  slot.size = e.size;
+  init(keys_.try_emplace(k, h).first->second);
 }
 
 void predictor::count_insert(uint64_t now_ms, uint32_t size, uint32_t weight) {
@@ -176,9 +185,10 @@ void predictor::record(const access_event& e) {
   // this hour with it (profiles count an hour once), so only the key's size
   // and the outcomes below can change. Skipping the pattern's learning
   // halves the cost of a repeated read.
-  // One lookup of the key per event (the predictor's hot spot, see admit).
-  std::string key(e.key);
-  auto known = keys_.find(key);
+  // One hash and one lookup of the key per event (the predictor's hot spot,
+  // see admit): the hash serves the key table, the write table and the sketch.
+  const uint64_t h = flat_table<key_slot>::hash(e.key);
+  auto known = keys_.find(e.key, h);
   if (known == keys_.end() || known->second.profile.last_hour() != e.time_ms / hour_ms) {
     const std::string p = shapes_.learn(e.key);
     pattern_slot& ps = pattern(p, e.time_ms);
@@ -198,13 +208,13 @@ void predictor::record(const access_event& e) {
     pairs_.record(e.key, e.time_ms);
   // Outcome of a tracked write.
   if (!writes_.empty())
-    write_read(key, e.time_ms); // (record's own copy of the key: no second one)
+    write_read(e.key, h, e.time_ms);
   if (known == keys_.end())
-    admit(std::move(key), e); // last: it may evict other keys
+    admit(e.key, h, e); // last: it may evict other keys
 }
 
-void predictor::write_read(const std::string& key, uint64_t now_ms) {
-  auto w = writes_.find(key);
+void predictor::write_read(std::string_view key, uint64_t h, uint64_t now_ms) {
+  auto w = writes_.find(key, h);
   if (w != writes_.end()) {
     auto pi = patterns_.find(w->second.pattern);
     pattern_slot* wp = pi == patterns_.end() ? nullptr : &pi->second;
@@ -257,15 +267,16 @@ void predictor::record_write(std::string_view key, uint64_t now_ms, uint64_t ttl
   if (ttl_ms)
     ++ps.ttl_writes;
   ps.last_ms = now_ms;
-  std::string k(key);
-  auto it = writes_.find(k);
+  const uint64_t h = flat_table<write_track>::hash(key);
+  auto it = writes_.find(key, h);
   if (it != writes_.end()) {
     close_write(it->first, it->second, now_ms); // superseded
     writes_.erase(it);
   }
-  write_bytes_ += write_track_overhead + k.size();
-  write_order_.emplace_back(k, now_ms);
-  writes_.emplace(std::move(k), write_track{now_ms, ttl_ms ? now_ms + ttl_ms : 0, false, p});
+  write_bytes_ += write_track_overhead + key.size();
+  write_order_.emplace_back(std::string(key), now_ms);
+  writes_.try_emplace(key, h).first->second =
+      write_track{now_ms, ttl_ms ? now_ms + ttl_ms : 0, false, p};
   while (writes_.size() > write_track_limit() && !write_order_.empty()) {
     auto [old, at] = std::move(write_order_.front());
     write_order_.pop_front();
@@ -317,7 +328,7 @@ void predictor::tick(uint64_t now_ms) {
 
 std::optional<double> predictor::key_probability(std::string_view key, uint64_t from_ms,
                                                  uint64_t to_ms, uint64_t now_ms) const {
-  auto it = keys_.find(std::string(key));
+  auto it = keys_.find(key);
   if (it == keys_.end())
     return std::nullopt;
   return it->second.profile.window_probability(from_ms, to_ms, now_ms, cfg_.profile);
@@ -653,7 +664,7 @@ void predictor::shadow_outcome(key_slot& slot, bool read) {
 }
 
 void predictor::on_loaded(std::string_view key, uint64_t bytes, uint64_t now_ms, bool prefetch) {
-  auto it = keys_.find(std::string(key));
+  auto it = keys_.find(key);
   if (it != keys_.end()) {
     // an earlier load never read: a reload if it is still open and recent
     const bool reload = it->second.load_open && it->second.last_load_ms &&
@@ -677,7 +688,7 @@ void predictor::on_loaded(std::string_view key, uint64_t bytes, uint64_t now_ms,
 
 void predictor::on_load_read(std::string_view key, uint64_t lead_ms, bool resident, bool prefetch) {
   if (!prefetch) {
-    auto it = keys_.find(std::string(key));
+    auto it = keys_.find(key);
     if (it != keys_.end())
       load_outcome(it->second, resident);
   }
@@ -899,8 +910,12 @@ status predictor::deserialize(std::string_view blob) {
     // A smaller memory budget than the one that saved the model: keep what fits.
     if (key_bytes_ + key_slot_overhead + key.size() > key_budget())
       continue;
-    key_bytes_ += key_slot_overhead + key.size();
-    keys_.emplace(std::move(key), std::move(slot));
+    const uint64_t h = flat_table<key_slot>::hash(key);
+    auto [it, fresh] = keys_.try_emplace(std::move(key), h);
+    if (!fresh)
+      continue; // (a key twice: the first one stays)
+    key_bytes_ += key_slot_overhead + it->first.size();
+    it->second = std::move(slot);
   }
   const uint32_t np = ok && r.ok() ? r.u32() : 0;
   for (uint32_t i = 0; ok && r.ok() && i < np; ++i) {

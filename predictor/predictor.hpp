@@ -27,6 +27,7 @@
 
 #include "predictor/anomaly.hpp"
 #include "predictor/coaccess.hpp"
+#include "predictor/flat_table.hpp"
 #include "predictor/key_pattern.hpp"
 #include "predictor/model_file.hpp"
 #include "predictor/time_profile.hpp"
@@ -226,7 +227,7 @@ public:
   /// write to its next read unsampled and reports it here, so a write whose
   /// read was not sampled does not look unread. record() does this itself.
   void record_write_read(std::string_view key, uint64_t now_ms) {
-    write_read(std::string(key), now_ms);
+    write_read(key, flat_table<write_track>::hash(key), now_ms);
   }
 
   // -- prewarm -----------------------------------------------------------------
@@ -369,13 +370,13 @@ private:
   uint64_t key_budget() const;
   uint64_t pattern_budget() const;
   size_t write_track_limit() const;
-  /// Admits a key the table does not hold (or not, when it is full and the
-  /// key is less active than the victims sampled).
-  void admit(std::string&& key, const access_event& e);
+  /// Admits a key the table does not hold (hash `h`; or not, when it is full
+  /// and the key is less active than the victims sampled).
+  void admit(std::string_view key, uint64_t h, const access_event& e);
   pattern_slot& pattern(const std::string& p, uint64_t now_ms);
   void trim_patterns(uint64_t now_ms);
-  /// record_write_read for a key the caller already holds as a string.
-  void write_read(const std::string& key, uint64_t now_ms);
+  /// record_write_read for a key whose hash (flat_table::hash) the caller has.
+  void write_read(std::string_view key, uint64_t h, uint64_t now_ms);
   void close_write(const std::string& key, write_track& w, uint64_t now_ms);
   /// +1 longer, -1 shorter, 0 unchanged (reason set when decided).
   int ttl_direction(const pattern_slot& p, const char** reason) const;
@@ -390,11 +391,13 @@ private:
   key_patterns shapes_;
   coaccess_table pairs_;
   anomaly_detector anomalies_;
-  std::unordered_map<std::string, key_slot> keys_;
+  /// Tracked keys (flat_table.hpp: one hash per event serves this table,
+  /// writes_ and the sketch).
+  flat_table<key_slot> keys_;
   uint64_t key_bytes_ = 0;
   std::unordered_map<std::string, pattern_slot> patterns_;
   uint64_t pattern_bytes_ = 0;
-  std::unordered_map<std::string, write_track> writes_;
+  flat_table<write_track> writes_;
   std::deque<std::pair<std::string, uint64_t>> write_order_;
   uint64_t write_bytes_ = 0;
   predictor_stats st_;

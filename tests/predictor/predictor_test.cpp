@@ -8,6 +8,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <unordered_set>
@@ -581,6 +582,45 @@ TEST_CASE("the model survives a restart; a corrupt model is discarded, never a c
   predictor p4(tiny);
   REQUIRE(p4.deserialize(blob).ok());
   CHECK(p4.bytes() <= tiny.memory_bytes);
+}
+
+TEST_CASE(
+    "a model saved before the flat key table loads bit for bit; another version is discarded") {
+  // tests/predictor/data/model-v2-main-08545a6.bin: written by
+  // tests/predictor/data/gen.cpp built against main 08545a6 (the key and
+  // write tables were std::unordered_map then). Its figures, as that core
+  // printed them, must come back unchanged, and saving it again must give
+  // the same bytes: the in-memory layout changed, the file format did not.
+  const char* src = std::getenv("KURA_SOURCE_DIR");
+  REQUIRE(src != nullptr);
+  std::ifstream f(std::string(src) + "/tests/predictor/data/model-v2-main-08545a6.bin",
+                  std::ios::binary);
+  const std::string old((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  REQUIRE(old.size() == 51464);
+  predictor_config cfg;
+  cfg.memory_bytes = 64 * 1024;
+  predictor pr(cfg);
+  REQUIRE(pr.deserialize(old).ok());
+  CHECK(pr.stats().tracked_keys == 57);
+  CHECK(pr.stats().patterns == 1);
+  const uint64_t now = at(2, 0, 7);
+  auto q = [&](const char* k) { return pr.key_probability(k, now, now + hour_ms, now); };
+  CHECK(*q("m:3") == doctest::Approx(0.002539118).epsilon(1e-6));
+  CHECK(*q("m:24") == doctest::Approx(0.006628953).epsilon(1e-6));
+  CHECK(*q("m:48") == doctest::Approx(0.014805473).epsilon(1e-6));
+  CHECK(*q("m:58") == doctest::Approx(0.006687886).epsilon(1e-6));
+  CHECK(!q("m:12").has_value()); // not tracked when it was saved
+  CHECK(pr.serialize() == old);
+
+  // The same payload under another format version: discarded with a reason
+  // that names the version (kura-node logs it and starts empty).
+  std::string other = old;
+  other[8] = 1; // "KURAPRED" | u32 version (little-endian) | ...
+  predictor p2(cfg);
+  auto st = p2.deserialize(other);
+  CHECK(st.code() == errc::foreign_file);
+  CHECK(st.message().find("version 1") != std::string::npos);
+  CHECK(p2.stats().tracked_keys == 0);
 }
 
 TEST_CASE("the sampler keeps about one in N") {
