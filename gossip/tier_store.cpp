@@ -397,7 +397,7 @@ bool tier_store::restore(const entry& e) {
   }
   if (cache_ && !cache_->put(e, now))
     (void)cache_->erase(e.key);
-  it->second = meta{e.ver, e.flags, clamp_bytes(e.value.size()), e.expiry_ms}; // same version
+  it->second = meta_of(e); // the same version: no digest change
   return true;
 }
 

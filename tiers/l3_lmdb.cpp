@@ -242,10 +242,8 @@ struct l3_lmdb::impl {
   impl(l3_config c, const clock& k) : cfg(std::move(c)), clk(k) {}
 
   ~impl() {
-    if (rtxn)
-      mdb_txn_abort(rtxn);
-    if (crtxn)
-      mdb_txn_abort(crtxn);
+    drop_read_in(rtxn);
+    drop_read_in(crtxn);
     if (env)
       mdb_env_close(env);
   }
@@ -282,26 +280,23 @@ struct l3_lmdb::impl {
 
   // -- read transaction -------------------------------------------------------------
 
-  result<MDB_txn*> begin_read() {
-    int rc;
-    if (rtxn)
-      rc = mdb_txn_renew(rtxn);
-    else
-      rc = mdb_txn_begin(env, nullptr, MDB_RDONLY, &rtxn);
+  result<MDB_txn*> begin_read() { return begin_read_in(rtxn); }
+  /// Renews the reused read transaction in `slot` (rtxn, or crtxn for the
+  /// concurrent reader), beginning it the first time.
+  result<MDB_txn*> begin_read_in(MDB_txn*& slot) {
+    int rc = slot ? mdb_txn_renew(slot) : mdb_txn_begin(env, nullptr, MDB_RDONLY, &slot);
     if (rc != 0) {
-      if (rtxn) {
-        mdb_txn_abort(rtxn);
-        rtxn = nullptr;
-      }
+      drop_read_in(slot);
       return lmdb_error(rc, "L3 cannot begin a read transaction in " + cfg.path);
     }
-    return rtxn;
+    return slot;
   }
   void end_read() { mdb_txn_reset(rtxn); }
-  void drop_read() {
-    if (rtxn) {
-      mdb_txn_abort(rtxn);
-      rtxn = nullptr;
+  void drop_read() { drop_read_in(rtxn); }
+  static void drop_read_in(MDB_txn*& slot) {
+    if (slot) {
+      mdb_txn_abort(slot);
+      slot = nullptr;
     }
   }
 
@@ -734,10 +729,7 @@ struct l3_lmdb::impl {
     uint64_t want = std::min(cur_map * 2, cfg.map_size_max);
     drop_read(); // mdb_env_set_mapsize wants no transaction of ours open
     std::unique_lock<std::shared_mutex> g(map_mu); // nor the concurrent reader's
-    if (crtxn) {
-      mdb_txn_abort(crtxn);
-      crtxn = nullptr;
-    }
+    drop_read_in(crtxn);
     if (mdb_env_set_mapsize(env, want) != 0)
       return false;
     MDB_envinfo info;
@@ -1641,16 +1633,11 @@ result<std::optional<entry>> l3_lmdb::get_committed_concurrent(std::string_view 
   if (key.size() > m.cfg.lim.max_key_bytes)
     return std::optional<entry>{};
   std::shared_lock<std::shared_mutex> g(m.map_mu);
-  int rc = m.crtxn ? mdb_txn_renew(m.crtxn) : mdb_txn_begin(m.env, nullptr, MDB_RDONLY, &m.crtxn);
-  if (rc != 0) {
-    if (m.crtxn) {
-      mdb_txn_abort(m.crtxn);
-      m.crtxn = nullptr;
-    }
-    return lmdb_error(rc, "L3 cannot begin a read transaction in " + m.cfg.path);
-  }
-  auto r = m.read_in(m.crtxn, key);
-  mdb_txn_reset(m.crtxn);
+  auto t = m.begin_read_in(m.crtxn);
+  if (!t)
+    return t.err();
+  auto r = m.read_in(*t, key);
+  mdb_txn_reset(*t);
   return r;
 }
 
