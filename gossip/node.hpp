@@ -331,6 +331,9 @@ public:
     /// or stopped answering), and streams given up to anti-entropy (no live
     /// holder for stream_give_up_ms).
     uint64_t streams_resourced = 0, streams_given_up = 0;
+    /// Streams ended by a ring change that gives this node no slot of their
+    /// range any more (drop_foreign_streams: planned during a view flap).
+    uint64_t streams_dropped = 0;
     /// Reads answered with an error instead of nil: no replica answered in
     /// time, or none could vouch that the key is absent (client_result::failure).
     uint64_t reads_failed_no_answer = 0, reads_failed_unsettled = 0;
@@ -409,6 +412,11 @@ private:
   void add_stream(const key_range& r, node_id from, uint64_t now);
   void stream_step(uint64_t now);
   void stream_finished(uint64_t sid, uint64_t now);
+  /// On every ring change: ends the streams of ranges of which the new ring
+  /// gives this node no slot (a flap made it plan them; once the view
+  /// recovers it would receive keys it does not replicate). A range with at
+  /// least one slot of ours keeps streaming.
+  void drop_foreign_streams(uint64_t now);
   void refresh_incoming();
   void refill_budget(uint64_t now);
   void serve_stream(node_id from, const stream_req_msg& rq);

@@ -44,9 +44,9 @@ struct cluster_metrics {
       inv_acked, ae_rounds, ae_repairs, ae_bytes, streamed_bytes, streamed_entries, handed_off,
       gossip_messages, gossip_batches, decode_errors, tombstones_collected, stream_in_bytes,
       stream_in_entries, cache_hits, cache_misses, redirects_moved, redirects_ask, catch_ups,
-      hedged_reads, ae_view_mismatches, streams_resourced, streams_given_up, write_resends,
-      reads_failed_no_answer, reads_failed_unsettled, reads_failed_unconfirmed, sync_failures_ae,
-      sync_failures_replication, sync_failures_hint;
+      hedged_reads, ae_view_mismatches, streams_resourced, streams_given_up, streams_dropped,
+      write_resends, reads_failed_no_answer, reads_failed_unsettled, reads_failed_unconfirmed,
+      sync_failures_ae, sync_failures_replication, sync_failures_hint;
   Gauge* move_active = nullptr;
   Gauge* move_keys_expected = nullptr;
   std::vector<gossip::node_id> ring_members; ///< what slots_* were computed for
@@ -127,6 +127,7 @@ struct cluster_metrics {
     stream_in_entries.set(st.stream_received_entries);
     streams_resourced.set(st.streams_resourced);
     streams_given_up.set(st.streams_given_up);
+    streams_dropped.set(st.streams_dropped);
     redirects_moved.set(moved_redirects());
     redirects_ask.set(ask_redirects());
     auto& mv = n->progress();
@@ -272,6 +273,10 @@ std::function<void(const actors::cluster_core&)> cluster_metrics_hook(node_metri
   cm->streams_given_up.c =
       counter(r, "kura_cluster_streams_given_up_total",
               "Incoming range streams given up to anti-entropy (no live holder for 60 s)");
+  cm->streams_dropped.c =
+      counter(r, "kura_cluster_streams_dropped_total",
+              "Incoming range streams ended by a ring change that gives this node no slot of "
+              "their range (planned during a view flap)");
   cm->move_active = gauge(r, "kura_cluster_move_in_progress",
                           "1 while ranges stream in, 2 while a graceful leave hands off, else 0");
   cm->move_keys_expected = gauge(r, "kura_cluster_move_keys_expected",

@@ -46,7 +46,9 @@ result<std::unique_ptr<gossip::replica_store>> open_cluster_store(const node_con
                                                                   cluster_archive* l4 = nullptr);
 
 /// Sets the middleman heartbeat and connection timeout (CAF-0.17.md §4: a
-/// frozen peer is never noticed without them) unless the user set them.
+/// frozen peer is never noticed without them) and `middleman.workers` = 0
+/// (BASP deserialized on the multiplexer thread: docs/cluster.md, "Threads")
+/// unless the user set them.
 void set_cluster_transport_defaults(node_config& cfg);
 
 } // namespace kura::node

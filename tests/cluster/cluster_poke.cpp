@@ -4,13 +4,18 @@
 //   cluster_poke PORT stranger           gossip without a handshake + an unexpected message
 //   cluster_poke PORT handshake SECRET   exit 0 when the node accepts SECRET, 3 when it refuses
 //   cluster_poke PORT truncated SECRET   handshake, then truncated msgpack and garbage as gossip
+//   cluster_poke PORT exec-early SECRET  forwards PING before any handshake (as a member that
+//                                        resumed after its link dropped), then proves SECRET
+//                                        when the node asks; prints the reply, exit 0 on +PONG
 // Exit codes: 0 done (as described), 2 cannot reach the node, 3 refused.
 #include "actors/cluster.hpp"
 #include "gossip/messages.hpp"
+#include "tiers/envelope.hpp"
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
+#include <future>
 #include <iostream>
 #include <random>
 #include <thread>
@@ -40,7 +45,8 @@ std::string nonce() {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::cerr << "usage: cluster_poke PORT stranger|handshake SECRET|truncated SECRET\n";
+    std::cerr << "usage: cluster_poke PORT stranger|handshake SECRET|truncated SECRET|exec-early "
+                 "SECRET\n";
     return 1;
   }
   auto port = static_cast<uint16_t>(std::stoi(argv[1]));
@@ -71,6 +77,33 @@ int main(int argc, char** argv) {
     finish(0);
   }
   std::string me = "poke-" + std::to_string(::getpid());
+  if (mode == "exec-early") {
+    // An actor of ours sends the command (the node runs its handshake with
+    // the sender) and answers that handshake as a coordinator does.
+    auto answer = std::make_shared<std::promise<std::string>>();
+    auto got = answer->get_future();
+    sys.spawn([=](caf::event_based_actor* a) -> caf::behavior {
+      auto bytes =
+          seal(static_cast<uint32_t>(cluster_msg_type::exec), exec_request{{"PING"}, 0, false});
+      a->request(coord, std::chrono::seconds(20), exec_atom::value, gossip_id_of(me), bytes)
+          .then([=](std::string& r) { answer->set_value(r); },
+                [=](caf::error& e) { answer->set_value("error: " + a->system().render(e)); });
+      return {
+          [=](hello_atom, std::string& id_a, std::string&, std::string& nonce_a)
+              -> caf::result<std::string, std::string, std::string, std::string> {
+            auto nb = nonce();
+            return {me, std::string("127.0.0.1:1"), nb,
+                    cluster_mac(secret, "kura-b|" + nonce_a + "|" + nb + "|" + me + "|" + id_a)};
+          },
+          [=](auth_atom, std::string&) { return caf::ok_atom::value; },
+      };
+    });
+    if (got.wait_for(std::chrono::seconds(30)) != std::future_status::ready)
+      finish(2);
+    auto r = got.get();
+    std::cout << r << std::endl;
+    finish(r == "+PONG\r\n" ? 0 : 3);
+  }
   auto na = nonce();
   std::string nb, id_b;
   bool refused = false;
