@@ -234,6 +234,7 @@ node_id entry_table::probe(uint64_t h, Match&& match) const {
       return 0;
     if (t == tag) {
       const node_id id = id_at(i);
+      ++key_compares_;
       if (match(id))
         return id;
     }
