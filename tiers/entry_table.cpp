@@ -243,6 +243,21 @@ node_id entry_table::probe(uint64_t h, Match&& match) const {
   }
 }
 
+node_id entry_table::peek(uint64_t h) const {
+  if (slots_ == 0)
+    return 0;
+  const uint8_t tag = tag_of(h);
+  for (size_t i = home(h);;) {
+    const uint8_t t = tag_at(i);
+    if (t == 0)
+      return 0;
+    if (t == tag)
+      return id_at(i);
+    if (++i == slots_)
+      i = 0;
+  }
+}
+
 node_id entry_table::find(std::string_view key, uint64_t h) const {
   return probe(h, [&](node_id id) { return entry_table::key(id) == key; });
 }

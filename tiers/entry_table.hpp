@@ -107,6 +107,27 @@ public:
   /// again for its view.
   node_id find(std::string_view key, uint64_t h, node_view& v) const;
 
+  // -- prefetch (hints: no observable effect) -----------------------------------
+
+  /// Starts loading the index group where a lookup of hash `h` begins.
+  void prefetch_index(uint64_t h) const {
+    if (slots_ == 0)
+      return;
+    const char* g = index_ + (home(h) >> 3) * 40;
+    __builtin_prefetch(g);
+    __builtin_prefetch(g + 39); // a group may straddle two cache lines
+  }
+  /// The first node of h's probe run whose tag matches h's, or 0: the node a
+  /// lookup of h compares first (almost always its own), found without
+  /// reading a node.
+  node_id peek(uint64_t h) const;
+  /// Starts loading the first `bytes` bytes of node `id` (header and key).
+  void prefetch_node(node_id id, size_t bytes) const {
+    const char* p = ptr(id);
+    for (size_t o = 0; o < bytes; o += 64)
+      __builtin_prefetch(p + o);
+  }
+
   // -- insert / remove -----------------------------------------------------------
 
   /// Bytes of node an entry with these fields needs (in this table).
