@@ -524,8 +524,10 @@ void run_pumped(self_ptr self) {
 /// when their length is known (Redis: PROTO_MBULK_BIG_ARG).
 constexpr size_t big_arg_bytes = 32 * 1024;
 
-/// Commands read ahead per prefetch (see prefetch_ahead).
+/// Commands read ahead per prefetch, and the input bytes read ahead at most
+/// (see prefetch_ahead).
 constexpr size_t prefetch_commands = 32;
+constexpr size_t prefetch_window_bytes = 16 * 1024;
 
 /// Pipelined reads without waiting on memory, one after the other: reads the
 /// complete commands of c.in from `off` on (up to prefetch_commands, with a
@@ -534,16 +536,20 @@ constexpr size_t prefetch_commands = 32;
 /// touch. The lookups then find them in cache: for GET -P 16 on 100 MB of
 /// values each lookup was ~4 dependent cache misses, one after the other.
 /// Returns the offset after the last command read (commands up to there are
-/// prefetched). A hint only: it changes no state but the cache's.
+/// prefetched). A hint only: it changes no state but the cache's. It reads
+/// no further than prefetch_window_bytes past `off`: unlike the connection's
+/// parser it starts afresh each time, and a huge command arriving in pieces
+/// (an MSET of a million keys) must not be scanned again with every piece.
 size_t prefetch_ahead(resp_state& st, conn& c, size_t off) {
   auto& keys = st.ahead_keys;
   keys.clear();
   auto& p = st.ahead;
   p.reset();
   size_t end = off;
+  const size_t stop = std::min(c.in.size(), off + prefetch_window_bytes);
   const auto& reg = st.cmds->registry();
-  for (size_t n = 0; n < prefetch_commands && end < c.in.size() && c.in[end] == '*'; ++n) {
-    if (p.next(std::string_view(c.in.data() + end, c.in.size() - end)) != parse_status::ok)
+  for (size_t n = 0; n < prefetch_commands && end < stop && c.in[end] == '*'; ++n) {
+    if (p.next(std::string_view(c.in.data() + end, stop - end)) != parse_status::ok)
       break;
     end += p.consumed();
     const auto& a = p.args();
