@@ -52,6 +52,41 @@ bool keyspace::maybe_in_l3(std::string_view key) const noexcept {
   return true;
 }
 
+void keyspace::prefetch(const std::string_view* keys, size_t n) const {
+  constexpr size_t chunk = 32;
+  std::string_view mine[chunk];
+  bool resident[chunk];
+  uint32_t shard[chunk];
+  const bool filter = l3_ && !filter_loading_;
+  const uint64_t bits = filter_.size() * 64;
+  for (size_t base = 0; base < n; base += chunk) {
+    const size_t k = std::min(chunk, n - base);
+    for (size_t i = 0; i < k; ++i)
+      shard[i] = static_cast<uint32_t>(shard_of(keys[base + i]));
+    for (size_t s = 0; s < shards_.size(); ++s) {
+      size_t m = 0;
+      for (size_t i = 0; i < k; ++i)
+        if (shard[i] == s)
+          mine[m++] = keys[base + i];
+      if (m == 0)
+        continue;
+      shards_[s]->prefetch(mine, m, resident);
+      if (!filter)
+        continue;
+      // A key memory lacks is looked up in the filter (plan_key_lookup); the
+      // first two words answer for almost every key never written.
+      for (size_t i = 0; i < m; ++i) {
+        if (resident[i])
+          continue;
+        const uint64_t h = hash64(mine[i], filter_seed);
+        const uint64_t h2 = mix64(h) | 1;
+        __builtin_prefetch(&filter_[(h % bits) / 64]);
+        __builtin_prefetch(&filter_[((h + h2) % bits) / 64]);
+      }
+    }
+  }
+}
+
 void keyspace::saturate_filter() noexcept {
   std::fill(filter_.begin(), filter_.end(), ~uint64_t{0});
 }

@@ -136,6 +136,11 @@ public:
   bool maybe_in_l3(std::string_view key) const noexcept;
   /// Records that L3 holds (or will hold) `key`.
   void note_in_l3(std::string_view key) noexcept;
+  /// A hint that `keys` are about to be read (a pipeline of commands):
+  /// starts loading what their lookups will touch in the memory shards
+  /// (memory_cache::prefetch) and, for keys memory certainly lacks, the
+  /// presence filter's words. No observable effect.
+  void prefetch(const std::string_view* keys, size_t n) const;
   /// Makes every key "maybe in L3" (L4 holds keys the filter cannot list).
   void saturate_filter() noexcept;
   /// While the filter is loaded in the background (L3's keys arrive through

@@ -97,6 +97,9 @@ struct resp_state {
   std::unordered_map<connection_handle, conn> conns;
   std::unordered_map<uint64_t, connection_handle> by_id; ///< session id -> connection
   fetch_plan plan;
+  /// prefetch_ahead's parser and the keys it found.
+  resp_parser ahead;
+  std::vector<std::string_view> ahead_keys;
   uint64_t next_id = 1;
   std::vector<connection_handle> stalled;
   /// kura.l3.sync on a single node: replies to writes leave once committed.
@@ -521,6 +524,47 @@ void run_pumped(self_ptr self) {
 /// when their length is known (Redis: PROTO_MBULK_BIG_ARG).
 constexpr size_t big_arg_bytes = 32 * 1024;
 
+/// Commands read ahead per prefetch, and the input bytes read ahead at most
+/// (see prefetch_ahead).
+constexpr size_t prefetch_commands = 32;
+constexpr size_t prefetch_window_bytes = 16 * 1024;
+
+/// Pipelined reads without waiting on memory, one after the other: reads the
+/// complete commands of c.in from `off` on (up to prefetch_commands, with a
+/// parser of its own) and hands their keys to keyspace::prefetch, which
+/// starts loading the index slots, nodes and filter words their lookups will
+/// touch. The lookups then find them in cache: for GET -P 16 on 100 MB of
+/// values each lookup was ~4 dependent cache misses, one after the other.
+/// Returns the offset after the last command read (commands up to there are
+/// prefetched). A hint only: it changes no state but the cache's. It reads
+/// no further than prefetch_window_bytes past `off`: unlike the connection's
+/// parser it starts afresh each time, and a huge command arriving in pieces
+/// (an MSET of a million keys) must not be scanned again with every piece.
+size_t prefetch_ahead(resp_state& st, conn& c, size_t off) {
+  auto& keys = st.ahead_keys;
+  keys.clear();
+  auto& p = st.ahead;
+  p.reset();
+  size_t end = off;
+  const size_t stop = std::min(c.in.size(), off + prefetch_window_bytes);
+  const auto& reg = st.cmds->registry();
+  for (size_t n = 0; n < prefetch_commands && end < stop && c.in[end] == '*'; ++n) {
+    if (p.next(std::string_view(c.in.data() + end, stop - end)) != parse_status::ok)
+      break;
+    end += p.consumed();
+    const auto& a = p.args();
+    if (a.size() < 2)
+      continue;
+    int id = reg.find(a[0]);
+    if (id < 0)
+      continue;
+    for_each_key_index(reg.spec(id), a.size(), [&](size_t i) { keys.push_back(a[i]); });
+  }
+  if (keys.size() > 1)
+    st.core->ks().prefetch(keys.data(), keys.size());
+  return end;
+}
+
 void process(self_ptr self, connection_handle hdl) {
   auto& st = self->state;
   auto it = st.conns.find(hdl);
@@ -532,6 +576,11 @@ void process(self_ptr self, connection_handle hdl) {
   auto& out = out_of(self, hdl, c);
   st.facts.l3_queue_depth = st.facts.l3_queue ? st.facts.l3_queue() : st.core->queue_depth();
   uint64_t writes_before = st.core->writes();
+  // Not for strangers (AUTH first) nor on cluster nodes, whose keys mostly
+  // live elsewhere.
+  const bool read_ahead =
+      !st.cfg.cluster && (c.sess.authenticated || !st.cmds->security().acl->auth_required());
+  size_t ahead = 0; // commands before this offset are prefetched
   try {
     while (!c.waiting && !c.closing && !c.durable) {
       if (out.size() > st.facts.max_output_bytes ||
@@ -545,6 +594,8 @@ void process(self_ptr self, connection_handle hdl) {
       }
       if (off >= c.in.size())
         break; // nothing left to run
+      if (read_ahead && off >= ahead)
+        ahead = prefetch_ahead(st, c, off);
       std::string_view view(c.in.data() + off, c.in.size() - off);
       c.parser.set_unauthenticated(!c.sess.authenticated &&
                                    st.cmds->security().acl->auth_required());
@@ -815,6 +866,7 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
   auto& st = self->state;
   st.core = std::move(core);
   st.cfg = cfg;
+  st.ahead = resp_parser{cfg.limits};
   st.sync_replies = st.core->has_l3() && st.core->config().sync_writes && !cfg.cluster;
   st.facts = cfg.facts;
   st.facts.port = cfg.port;

@@ -234,9 +234,25 @@ node_id entry_table::probe(uint64_t h, Match&& match) const {
       return 0;
     if (t == tag) {
       const node_id id = id_at(i);
+      ++key_compares_;
       if (match(id))
         return id;
     }
+    if (++i == slots_)
+      i = 0;
+  }
+}
+
+node_id entry_table::peek(uint64_t h) const {
+  if (slots_ == 0)
+    return 0;
+  const uint8_t tag = tag_of(h);
+  for (size_t i = home(h);;) {
+    const uint8_t t = tag_at(i);
+    if (t == 0)
+      return 0;
+    if (t == tag)
+      return id_at(i);
     if (++i == slots_)
       i = 0;
   }

@@ -46,8 +46,12 @@
 // bits + an occupied bit), so a probe compares tags and only touches a node on
 // a tag match. Slot = hash * size >> 64 ("fastrange"), which allows any table
 // size: the table grows by 1.5x at 80% load and shrinks at 20%, so it stays
-// 53-80% full. Deletion shifts the following run back (no tombstones); the
-// home slot of a moved entry is recomputed from its key.
+// 53-80% full. The tag takes the hash's LOW 7 bits: fastrange places a key by
+// its high bits, so with high-bit tags every key of a probe run (whose homes
+// are neighbours) had the same tag, and a lookup decoded (a cache miss on a
+// random node) every node before its own, a miss every node of the run.
+// Deletion shifts the following run back (no tombstones); the home slot of a
+// moved entry is recomputed from its key.
 //
 // -- byte accounting (what bytes() reports) -----------------------------------
 //
@@ -102,6 +106,27 @@ public:
   /// once (the key compare's decode) instead of once more for its expiry and
   /// again for its view.
   node_id find(std::string_view key, uint64_t h, node_view& v) const;
+
+  // -- prefetch (hints: no observable effect) -----------------------------------
+
+  /// Starts loading the index group where a lookup of hash `h` begins.
+  void prefetch_index(uint64_t h) const {
+    if (slots_ == 0)
+      return;
+    const char* g = index_ + (home(h) >> 3) * 40;
+    __builtin_prefetch(g);
+    __builtin_prefetch(g + 39); // a group may straddle two cache lines
+  }
+  /// The first node of h's probe run whose tag matches h's, or 0: the node a
+  /// lookup of h compares first (almost always its own), found without
+  /// reading a node.
+  node_id peek(uint64_t h) const;
+  /// Starts loading the first `bytes` bytes of node `id` (header and key).
+  void prefetch_node(node_id id, size_t bytes) const {
+    const char* p = ptr(id);
+    for (size_t o = 0; o < bytes; o += 64)
+      __builtin_prefetch(p + o);
+  }
 
   // -- insert / remove -----------------------------------------------------------
 
@@ -199,6 +224,9 @@ public:
   uint64_t bytes() const { return node_bytes_ + index_bytes(); }
   /// Slab pages held (for the memory benchmark).
   uint64_t page_bytes() const { return page_bytes_; }
+  /// Nodes whose key a lookup (find) compared since construction: one per
+  /// hit plus the tag collisions, which should be rare (1/128 per slot).
+  uint64_t key_compares() const { return key_compares_; }
 
   static uint32_t rd32(const char* p) {
     uint32_t v;
@@ -220,7 +248,7 @@ private:
     uint32_t bump_next = 0; // next uncarved slot in bump_page
   };
 
-  static uint8_t tag_of(uint64_t h) { return static_cast<uint8_t>((h >> 57) | 0x80); }
+  static uint8_t tag_of(uint64_t h) { return static_cast<uint8_t>(h | 0x80); }
   size_t home(uint64_t h) const {
     return static_cast<size_t>((static_cast<__uint128_t>(h) * slots_) >> 64);
   }
@@ -254,6 +282,7 @@ private:
   size_t count_ = 0;
   uint64_t node_bytes_ = 0;
   uint64_t page_bytes_ = 0;
+  mutable uint64_t key_compares_ = 0;
 };
 
 /// A doubly linked list of nodes threaded through the prev/next fields

@@ -891,6 +891,46 @@ const memory_cache::entry_view* memory_cache::find_view(std::string_view key, ui
   return nullptr;
 }
 
+void memory_cache::prefetch(const std::string_view* keys, size_t n, bool* maybe_resident) const {
+  const impl& m = *impl_;
+  const detail::entry_table& t1 = m.l1.table_;
+  const detail::entry_table& t2 = m.l2.table_;
+  const frequency_sketch& sk = m.l2.sketch_;
+  constexpr size_t chunk = 32;
+  uint64_t h[chunk];
+  node_id id[chunk];
+  const detail::entry_table* in[chunk];
+  for (size_t base = 0; base < n; base += chunk) {
+    const size_t k = std::min(chunk, n - base);
+    for (size_t i = 0; i < k; ++i) { // 1: the index groups and sketch blocks
+      h[i] = hash64(keys[base + i]);
+      t1.prefetch_index(h[i]);
+      t2.prefetch_index(h[i]);
+      sk.prefetch(h[i]);
+    }
+    for (size_t i = 0; i < k; ++i) { // 2: the nodes the lookups will compare
+      in[i] = &t1;
+      id[i] = t1.peek(h[i]);
+      if (id[i] == 0) {
+        in[i] = &t2;
+        id[i] = t2.peek(h[i]);
+      }
+      if (id[i] != 0)
+        in[i]->prefetch_node(id[i], 128);
+      if (maybe_resident)
+        maybe_resident[base + i] = id[i] != 0;
+    }
+    for (size_t i = 0; i < k; ++i) { // 3: the list neighbours a hit relinks
+      if (id[i] == 0)
+        continue;
+      if (node_id p = in[i]->prev(id[i]))
+        in[i]->prefetch_node(p, 64);
+      if (node_id x = in[i]->next(id[i]))
+        in[i]->prefetch_node(x, 64);
+    }
+  }
+}
+
 void memory_cache::on_lazy_expire(std::function<void(std::string_view)> f) {
   impl_->lazy_expired = std::move(f);
 }

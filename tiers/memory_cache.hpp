@@ -139,6 +139,15 @@ public:
     return true;
   }
 
+  /// A hint that `keys` are about to be looked up (a pipeline of reads):
+  /// starts loading what their lookups touch -- index slots, nodes, the LRU
+  /// neighbours a hit relinks, sketch blocks -- one stage for all keys
+  /// before the next, so that their cache misses overlap instead of
+  /// following each other. Changes nothing observable (no recency, no
+  /// counts, no stats). Sets maybe_resident[i] (when given) to whether
+  /// keys[i] may be in memory (false: certainly not).
+  void prefetch(const std::string_view* keys, size_t n, bool* maybe_resident = nullptr) const;
+
   /// Records an access to a key that is not in memory (a miss served by a
   /// lower tier), so its frequency counts toward admission.
   void record_miss(std::string_view key);

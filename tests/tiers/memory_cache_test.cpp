@@ -132,6 +132,33 @@ TEST_CASE("entry_table charges slab classes and large nodes as documented") {
 
 // -- l1_lru -------------------------------------------------------------------------
 
+TEST_CASE("entry_table: a lookup reads no node but its own, save rare tag collisions") {
+  // Each node a lookup compares is a cache miss on a random slab slot: a hit
+  // must compare about one node and a miss about none. (With the tag taken
+  // from the same high hash bits that place a key, the keys of one probe run
+  // shared their tag: a hit compared ~2 nodes, a miss every node of the run.)
+  detail::entry_table t;
+  const uint64_t n = 100000;
+  for (uint64_t i = 0; i < n; ++i)
+    REQUIRE(t.insert(key_of(i), "v", 0, version{}, 0, hash64(key_of(i))) != 0);
+  const double load = static_cast<double>(t.size()) / static_cast<double>(t.slot_count());
+  CAPTURE(load);
+  uint64_t before = t.key_compares();
+  for (uint64_t i = 0; i < n; ++i)
+    REQUIRE(t.find(key_of(i), hash64(key_of(i))) != 0);
+  const uint64_t hit_compares = t.key_compares() - before;
+  before = t.key_compares();
+  for (uint64_t i = n; i < 2 * n; ++i)
+    REQUIRE(t.find(key_of(i), hash64(key_of(i))) == 0);
+  const uint64_t miss_compares = t.key_compares() - before;
+  CAPTURE(hit_compares);
+  CAPTURE(miss_compares);
+  // 7-bit tags: a probed slot of another key matches with p = 1/128; the
+  // probe runs at this load are a few slots long.
+  CHECK(hit_compares <= n + n / 20);
+  CHECK(miss_compares <= n / 10);
+}
+
 TEST_CASE("l1: get/put/overwrite/erase") {
   l1_lru l1(1 << 20);
   CHECK(std::string(l1.name()) == "l1");
@@ -412,6 +439,69 @@ TEST_CASE("memory_cache: get/visit/overwrite/erase/set_expiry/for_each") {
   CHECK(m.stats().bytes == 0);
   CHECK(m.put(make(std::string(70000, 'k'), "v"), 0).code() == errc::key_too_large);
   CHECK(m.put(make("big", std::string(2 << 20, 'v')), 0).code() == errc::out_of_space);
+}
+
+TEST_CASE("memory_cache: prefetch changes nothing observable") {
+  // Two caches run the same seeded workload of skewed gets and puts; one of
+  // them is also told, before every batch, which keys the batch will touch.
+  // Every stat, every eviction and every key's place and frequency must
+  // match; and a key prefetch calls certainly absent must be absent.
+  for (uint64_t seed : {1ull, 2ull, 3ull}) {
+    CAPTURE(seed);
+    memory_cache_config c;
+    c.capacity_bytes = 64 << 10;
+    memory_cache a(c), b(c);
+    std::vector<std::string> evicted_a, evicted_b;
+    a.set_eviction_listener([&](entry&& e) { evicted_a.push_back(e.key); });
+    b.set_eviction_listener([&](entry&& e) { evicted_b.push_back(e.key); });
+    rng r(seed);
+    const uint64_t universe = 5000;
+    std::vector<std::string> batch;
+    std::vector<std::string_view> views;
+    bool resident[16];
+    uint64_t certainly_absent = 0;
+    for (int round = 0; round < 4000; ++round) {
+      batch.clear();
+      for (int i = 0; i < 16; ++i) // skewed: low ids far more often
+        batch.push_back(key_of(r.below(1 + r.below(universe))));
+      views.assign(batch.begin(), batch.end());
+      b.prefetch(views.data(), views.size(), resident);
+      for (size_t i = 0; i < batch.size(); ++i) {
+        if (!resident[i]) {
+          ++certainly_absent;
+          REQUIRE(b.locate(batch[i]) == memory_region::none);
+        }
+      }
+      for (size_t i = 0; i < batch.size(); ++i) {
+        const uint64_t now = static_cast<uint64_t>(round);
+        if (r.chance(0.3)) {
+          entry e = make(batch[i], std::string(r.below(200), 'v'));
+          REQUIRE(a.put(e, now).ok());
+          REQUIRE(b.put(std::move(e), now).ok());
+        } else {
+          auto ga = a.get(batch[i], now);
+          auto gb = b.get(batch[i], now);
+          REQUIRE(ga.ok());
+          REQUIRE(gb.ok());
+          REQUIRE(ga->has_value() == gb->has_value());
+        }
+      }
+    }
+    CHECK(certainly_absent > 0);
+    CHECK(evicted_a == evicted_b);
+    auto same = [](const tier_stats& x, const tier_stats& y) {
+      return x.hits == y.hits && x.misses == y.misses && x.puts == y.puts &&
+             x.evictions == y.evictions && x.entries == y.entries && x.bytes == y.bytes;
+    };
+    CHECK(same(a.stats(), b.stats()));
+    CHECK(same(a.l1_stats(), b.l1_stats()));
+    CHECK(same(a.l2_stats(), b.l2_stats()));
+    CHECK(a.window_capacity() == b.window_capacity());
+    for (uint64_t k = 0; k < universe; ++k) {
+      REQUIRE(a.locate(key_of(k)) == b.locate(key_of(k)));
+      REQUIRE(a.frequency(key_of(k)) == b.frequency(key_of(k)));
+    }
+  }
 }
 
 TEST_CASE("memory_cache: stays within its byte capacity, sketch included") {
