@@ -229,13 +229,6 @@ TEST_CASE(
 // then runs it.
 TEST_CASE("a forwarded command that arrives before its sender's handshake runs once the sender "
           "proves itself") {
-  // Not under the sanitizer build yet: there cluster_poke's exec-early
-  // exited 1 twice in CI's check (session 17, not diagnosed; its own waits
-  // are not scaled by KURA_TEST_SLOW). The gcc build runs it.
-  if (slow_factor() > 1) {
-    MESSAGE("skipped in a slow (sanitizer) build, see the comment");
-    return;
-  }
   test_cluster c;
   REQUIRE(c.start("n1", {"--kura.cluster.secret=s3cret", "--kura.cluster.write-acks=1"}).ready);
   INFO(c.logs());
