@@ -50,6 +50,30 @@ inline uint16_t free_port() {
   return p;
 }
 
+/// `n` distinct free loopback ports: the sockets stay bound until all are
+/// picked, so the kernel cannot hand out one port twice (free_port() called
+/// three times in a row did: "bad value for metrics-port: same as port",
+/// session 18).
+inline std::vector<uint16_t> free_ports(size_t n) {
+  std::vector<int> fds;
+  std::vector<uint16_t> ports;
+  for (size_t i = 0; i < n; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = 0;
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    socklen_t len = sizeof(a);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    fds.push_back(fd);
+    ports.push_back(ntohs(a.sin_port));
+  }
+  for (int fd : fds)
+    ::close(fd);
+  return ports;
+}
+
 /// A fresh temporary directory, removed with the object.
 using temp_dir = kura::testing::temp_dir;
 
@@ -249,9 +273,7 @@ public:
   /// Starts kura-node with `args` (plus --port/--metrics-port/--cluster-port/
   /// --data-dir unless given) and waits until it answers PING.
   explicit node_process(std::vector<std::string> args = {}, std::string data_dir = {}) {
-    port = free_port();
-    metrics_port = free_port();
-    cluster_port = free_port();
+    pick_ports();
     if (data_dir.empty()) {
       own_dir_ = std::make_unique<temp_dir>();
       data_dir = own_dir_->path;
@@ -262,11 +284,8 @@ public:
     // A port picked by free_port() can be taken by someone else's connection
     // before the node binds it: pick new ports and try again.
     for (int attempt = 0; attempt < 3; ++attempt) {
-      if (attempt > 0) {
-        port = free_port();
-        metrics_port = free_port();
-        cluster_port = free_port();
-      }
+      if (attempt > 0)
+        pick_ports();
       build_args();
       start();
       if (ready || log().find("cannot listen") == std::string::npos)
@@ -274,6 +293,13 @@ public:
       std::error_code ec;
       std::filesystem::remove(log_path, ec);
     }
+  }
+
+  void pick_ports() {
+    auto p = free_ports(3);
+    port = p[0];
+    metrics_port = p[1];
+    cluster_port = p[2];
   }
 
   void build_args() {
