@@ -616,16 +616,34 @@ using flushq_atom = caf::atom_constant<caf::atom("cflushq")>;
 
 constexpr size_t max_queued_per_peer = 1024;
 
+/// Forwarded commands (one, or a pipeline's as one request) that wait for
+/// the handshake with their peer: sent once it proved itself, failed ("",
+/// never sent) when the handshake fails or `deadline` (request-timeout after
+/// they were held) passes first.
+struct held_fwd {
+  std::vector<std::string> bytes;
+  std::vector<uint64_t> tokens;
+  bool batch = false; ///< sent as a vector (exec_atom's pipeline form)
+  uint64_t deadline = 0;
+};
+constexpr size_t max_held_fwds_per_peer = 4096; ///< commands (tokens)
+
 struct peer_conn {
   caf::actor hdl;
   bool connecting = false;
   uint64_t next_attempt = 0;
   std::deque<std::string> queue; ///< messages waiting for the connection
+  std::deque<held_fwd> fwds;     ///< forwarded commands waiting for it
+  size_t fwd_tokens = 0;         ///< commands in `fwds`
 };
 
+/// The answering side's half of a handshake: one per hello, so that two
+/// handshakes with the same peer in flight at once (both sides dialling,
+/// or a re-dial) each find their own nonces when their auth arrives.
 struct pending_hello {
   std::string id, addr, nonce_a, nonce_b;
 };
+constexpr size_t max_pending_hellos = 8; ///< per peer node; the oldest goes first
 
 /// Messages from a peer that has not (yet) proven itself: hold_unproven.
 /// `exec` set: a forwarded command (or a pipeline of them) in `msgs`, run
@@ -658,7 +676,7 @@ struct coord_state {
   std::shared_ptr<cluster_core> core;
   std::map<gossip::node_id, peer_conn> peers;
   std::map<caf::node_id, gossip::node_id> authed;
-  std::map<caf::node_id, pending_hello> hellos;
+  std::map<caf::node_id, std::deque<pending_hello>> hellos;
   std::map<caf::node_id, unproven_peer> unproven;
   std::vector<seed_state> seeds;
   uint64_t incarnation = 0;
@@ -777,7 +795,59 @@ void log_bad(coord_ptr self, uint32_t from, const Result& res) {
                  res.message());
 }
 
-/// Sends what waited in `gid`'s queue while it had no authenticated handle.
+/// Answers held forwarded commands as not run (they were never sent).
+void fail_fwds(coord_ptr self, std::deque<held_fwd> fwds) {
+  auto core = self->state.core;
+  for (auto& f : fwds)
+    for (auto t : f.tokens)
+      core->on_exec_reply(t, false, {});
+}
+
+/// Takes `p`'s held forwarded commands out.
+std::deque<held_fwd> take_fwds(peer_conn& p) {
+  std::deque<held_fwd> out;
+  out.swap(p.fwds);
+  p.fwd_tokens = 0;
+  return out;
+}
+
+/// Sends forwarded commands to the proven coordinator `hdl`; the answers go
+/// to cluster_core::on_exec_reply. What is past its deadline is not sent.
+void request_fwd(coord_ptr self, const caf::actor& hdl, held_fwd f) {
+  auto core = self->state.core;
+  auto now = now_ms();
+  if (now >= f.deadline) {
+    for (auto t : f.tokens)
+      core->on_exec_reply(t, false, {});
+    return;
+  }
+  auto left = f.deadline - now;
+  auto timeout = std::chrono::milliseconds(left);
+  if (!f.batch) {
+    auto token = f.tokens.front();
+    self->request(hdl, timeout, exec_atom::value, core->self_id(), std::move(f.bytes.front()))
+        .then([core, token](std::string& reply) { core->on_exec_reply(token, true, reply); },
+              [core, token, left](caf::error& e) {
+                core->on_exec_reply(token, false, unanswered(e, left));
+              });
+    return;
+  }
+  self->request(hdl, timeout, exec_atom::value, core->self_id(), std::move(f.bytes))
+      .then(
+          [core, tokens = f.tokens](std::vector<std::string>& replies) {
+            for (size_t i = 0; i < tokens.size(); ++i)
+              core->on_exec_reply(tokens[i], i < replies.size(),
+                                  i < replies.size() ? std::move(replies[i]) : std::string{});
+          },
+          [core, tokens = f.tokens, left](caf::error& e) {
+            auto why = unanswered(e, left);
+            for (auto t : tokens)
+              core->on_exec_reply(t, false, why);
+          });
+}
+
+/// Sends what waited for `gid` while it had no authenticated handle: its
+/// gossip queue, then the forwarded commands held for its handshake.
 void flush_queue(coord_ptr self, gossip::node_id gid) {
   auto& st = self->state;
   auto it = st.peers.find(gid);
@@ -789,6 +859,26 @@ void flush_queue(coord_ptr self, gossip::node_id gid) {
                  std::move(p.queue.front()));
     p.queue.pop_front();
   }
+  auto hdl = p.hdl;
+  for (auto& f : take_fwds(p))
+    request_fwd(self, hdl, std::move(f));
+}
+
+/// Forwarded commands whose handshake did not end within their deadline.
+void expire_fwds(coord_ptr self, uint64_t now) {
+  std::deque<held_fwd> late;
+  for (auto& [gid, p] : self->state.peers) {
+    for (auto it = p.fwds.begin(); it != p.fwds.end();) {
+      if (now < it->deadline) {
+        ++it;
+        continue;
+      }
+      p.fwd_tokens -= it->tokens.size();
+      late.push_back(std::move(*it));
+      it = p.fwds.erase(it);
+    }
+  }
+  fail_fwds(self, std::move(late));
 }
 
 /// `answering_auth`: this node is the handshake's answering side, inside the
@@ -894,6 +984,27 @@ void handshake(coord_ptr self, const std::string& host, uint16_t port, Done done
           on_err);
 }
 
+/// The CAF node `node` proved itself as member `gid`: handles what
+/// hold_unproven kept for it (what claimed another sender is dropped).
+void release_unproven(coord_ptr self, const caf::node_id& node, gossip::node_id gid) {
+  auto& st = self->state;
+  auto it = st.unproven.find(node);
+  if (it == st.unproven.end())
+    return;
+  auto held = std::move(it->second.msgs);
+  st.unproven.erase(it);
+  for (auto& h : held) {
+    if (h.from != gid)
+      log_line(self, "stranger",
+               "dropped cluster messages from " + st.core->name_of(gid) +
+                   " that claimed another sender");
+    if (h.exec)
+      h.exec(h.from == gid, h.msgs);
+    else if (h.from == gid)
+      log_bad(self, h.from, st.core->on_messages(h.from, h.msgs, now_ms()));
+  }
+}
+
 /// A message from a peer this node does not trust (any more). A member whose
 /// link dropped while it was frozen (SIGSTOP, a partition) sends on as soon
 /// as it resumes, before either side has run a new handshake; this node
@@ -965,25 +1076,13 @@ void hold_unproven(coord_ptr self, uint32_t from, std::vector<std::string> msgs,
   u.proving = true;
   handshake_with(
       self, caf::actor_cast<caf::actor>(sender), who,
-      [self, node](gossip::node_id gid) {
-        auto& st = self->state;
-        auto it = st.unproven.find(node);
-        if (it == st.unproven.end())
-          return;
-        auto held = std::move(it->second.msgs);
-        st.unproven.erase(it);
-        for (auto& h : held) {
-          if (h.from != gid)
-            log_line(self, "stranger",
-                     "dropped cluster messages from " + st.core->name_of(gid) +
-                         " that claimed another sender");
-          if (h.exec)
-            h.exec(h.from == gid, h.msgs);
-          else if (h.from == gid)
-            log_bad(self, h.from, st.core->on_messages(h.from, h.msgs, now_ms()));
-        }
-      },
+      [self, node](gossip::node_id gid) { release_unproven(self, node, gid); },
       [self, node, who](const std::string& why) {
+        // Another handshake with the same node (its own dial, answered
+        // here) may have proven it meanwhile: then this one was redundant
+        // and what it held is released, not refused.
+        if (auto a = self->state.authed.find(node); a != self->state.authed.end())
+          return release_unproven(self, node, a->second);
         auto& u = self->state.unproven[node];
         auto held = std::move(u.msgs);
         u.msgs.clear();
@@ -1074,6 +1173,25 @@ void run_exec_batch(coord_ptr self, uint32_t from, std::vector<std::string>& bat
   }
 }
 
+/// Whether a handshake with member `gid` runs: our dial, its dial that
+/// this node answers (a hello of it waits for its auth), or one this node
+/// started to prove a sender claiming to be it (hold_unproven).
+bool handshake_in_flight(coord_ptr self, gossip::node_id gid) {
+  auto& st = self->state;
+  if (auto it = st.peers.find(gid); it != st.peers.end() && it->second.connecting)
+    return true;
+  for (auto& [node, q] : st.hellos)
+    for (auto& h : q)
+      if (gossip_id_of(h.id) == gid)
+        return true;
+  for (auto& [node, u] : st.unproven)
+    if (u.proving)
+      for (auto& m : u.msgs)
+        if (m.from == gid)
+          return true;
+  return false;
+}
+
 void connect_peer(coord_ptr self, gossip::node_id gid) {
   auto& st = self->state;
   auto& p = st.peers[gid];
@@ -1090,15 +1208,48 @@ void connect_peer(coord_ptr self, gossip::node_id gid) {
   handshake(
       self, host, port,
       [self, gid, name](gossip::node_id got) {
-        if (got != gid)
-          log_line(self, "mismatch", "expected " + name + " but found another node at its address");
+        if (got == gid)
+          return;
+        log_line(self, "mismatch", "expected " + name + " but found another node at its address");
+        auto& p = self->state.peers[gid];
+        p.connecting = false;
+        if (!p.hdl && !handshake_in_flight(self, gid))
+          fail_fwds(self, take_fwds(p));
       },
       [self, gid](const std::string& why) {
         auto& p = self->state.peers[gid];
         p.connecting = false;
+        if (p.hdl)
+          return;        // a handshake of the peer's own dial proved it meanwhile
         p.queue.clear(); // gossip retries what matters
         log_line(self, "connect:" + std::to_string(gid), "cannot reach peer " + why);
+        if (!handshake_in_flight(self, gid))
+          fail_fwds(self, take_fwds(p));
       });
+}
+
+/// Sends forwarded commands to `to` once it is proven: now when it is,
+/// else held (in order, bounded) while a handshake with it runs (ours,
+/// started here if none runs, or its own dial that this node answers); they
+/// go out when it ends well and are answered as not run when it fails or
+/// request-timeout passes first. Before session 18 they failed at once when
+/// the handshake had not ended yet, and a command forwarded by a member that
+/// had just learnt its owner ran at the next replica instead
+/// (tracking_cluster_test, session 17).
+void forward_to(coord_ptr self, gossip::node_id to, held_fwd f) {
+  auto& st = self->state;
+  auto& p = st.peers[to];
+  if (p.hdl)
+    return request_fwd(self, p.hdl, std::move(f));
+  if (!handshake_in_flight(self, to))
+    connect_peer(self, to);
+  if (!handshake_in_flight(self, to) || p.fwd_tokens + f.tokens.size() > max_held_fwds_per_peer) {
+    std::deque<held_fwd> now;
+    now.push_back(std::move(f));
+    return fail_fwds(self, std::move(now));
+  }
+  p.fwd_tokens += f.tokens.size();
+  p.fwds.push_back(std::move(f));
 }
 
 void try_seeds(coord_ptr self) {
@@ -1168,28 +1319,8 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
   // Called from the RESP broker's context: the request itself is made in ours.
   st.core->send_exec_batch = [self](gossip::node_id to, std::vector<std::string> bytes,
                                     std::vector<uint64_t> tokens) {
-    auto& st = self->state;
-    auto core = st.core;
-    auto it = st.peers.find(to);
-    if (it == st.peers.end() || !it->second.hdl) {
-      connect_peer(self, to);
-      for (auto t : tokens)
-        core->on_exec_reply(t, false, {});
-      return;
-    }
-    self->request(it->second.hdl, std::chrono::milliseconds(core->settings().request_timeout_ms),
-                  exec_atom::value, core->self_id(), std::move(bytes))
-        .then(
-            [core, tokens](std::vector<std::string>& replies) {
-              for (size_t i = 0; i < tokens.size(); ++i)
-                core->on_exec_reply(tokens[i], i < replies.size(),
-                                    i < replies.size() ? std::move(replies[i]) : std::string{});
-            },
-            [core, tokens](caf::error& e) {
-              auto why = unanswered(e, core->settings().request_timeout_ms);
-              for (auto t : tokens)
-                core->on_exec_reply(t, false, why);
-            });
+    auto deadline = now_ms() + self->state.core->settings().request_timeout_ms;
+    forward_to(self, to, held_fwd{std::move(bytes), std::move(tokens), true, deadline});
   };
   st.core->send_exec = [self](gossip::node_id to, std::string bytes, uint64_t token) {
     caf::anon_send(caf::actor_cast<caf::actor>(self), fwd_atom::value, to, std::move(bytes), token);
@@ -1261,6 +1392,7 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
         }
         if (!st.core->ready() || st.alone)
           try_seeds(self);
+        expire_fwds(self, now);
         if (st.core->ready()) {
           st.core->tick(now);
           for (auto& [gid, p] : st.peers)
@@ -1287,7 +1419,10 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
           return caf::make_error(caf::sec::invalid_argument, "node id in use");
         }
         auto nonce_b = random_nonce();
-        st.hellos[sender->node()] = pending_hello{id_a, addr_a, nonce_a, nonce_b};
+        auto& q = st.hellos[sender->node()];
+        q.push_back(pending_hello{id_a, addr_a, nonce_a, nonce_b});
+        if (q.size() > max_pending_hellos)
+          q.pop_front();
         return {s.name, own_addr(s), nonce_b, mac_b(s, nonce_a, nonce_b, id_a)};
       },
       [self](auth_atom, std::string& ma) -> caf::result<caf::ok_atom> {
@@ -1297,20 +1432,33 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
         if (!sender)
           return caf::make_error(caf::sec::invalid_argument, "anonymous auth");
         auto it = st.hellos.find(sender->node());
-        if (it == st.hellos.end()) {
+        if (it == st.hellos.end() || it->second.empty()) {
           log_line(self, "refused",
                    "refused an auth without hello from " + to_string(sender->node()));
           return caf::make_error(caf::sec::invalid_argument, "no hello");
         }
-        auto h = std::move(it->second);
-        st.hellos.erase(it);
-        auto expect = mac_a(s.secret, h.nonce_b, h.nonce_a, h.id, s.name);
-        if (!s.secret.empty() && !mac_equal(expect, ma)) {
+        // The auth answers one of the peer's hellos in flight (two when both
+        // sides dial at once or it re-dials): the one whose nonces its mac
+        // covers; with no secret every mac is empty and the oldest is taken.
+        auto& q = it->second;
+        auto match = std::find_if(q.begin(), q.end(), [&](const pending_hello& h) {
+          return s.secret.empty() ||
+                 mac_equal(mac_a(s.secret, h.nonce_b, h.nonce_a, h.id, s.name), ma);
+        });
+        if (match == q.end()) {
+          auto h = std::move(q.front());
+          q.pop_front();
+          if (q.empty())
+            st.hellos.erase(it);
           log_line(self, "refused",
                    "refused peer " + h.id + " at " + h.addr +
                        ": it does not know the cluster secret");
           return caf::make_error(caf::sec::invalid_argument, "cluster secret mismatch");
         }
+        auto h = std::move(*match);
+        q.erase(match);
+        if (q.empty())
+          st.hellos.erase(it);
         on_authed(self, gossip_id_of(h.id), h.id, caf::actor_cast<caf::actor>(sender), true);
         return caf::ok_atom::value;
       },
@@ -1329,22 +1477,8 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
       [self](flush_atom) { self->state.core->pump(); },
       [self](flushq_atom, uint32_t gid) { flush_queue(self, gid); },
       [self](fwd_atom, uint32_t to, std::string& bytes, uint64_t token) {
-        auto& st = self->state;
-        auto core = st.core;
-        auto it = st.peers.find(to);
-        if (it == st.peers.end() || !it->second.hdl) {
-          connect_peer(self, to);
-          core->on_exec_reply(token, false, {});
-          return;
-        }
-        self->request(it->second.hdl,
-                      std::chrono::milliseconds(core->settings().request_timeout_ms),
-                      exec_atom::value, core->self_id(), std::move(bytes))
-            .then([core, token](std::string& reply) { core->on_exec_reply(token, true, reply); },
-                  [core, token](caf::error& e) {
-                    core->on_exec_reply(token, false,
-                                        unanswered(e, core->settings().request_timeout_ms));
-                  });
+        auto deadline = now_ms() + self->state.core->settings().request_timeout_ms;
+        forward_to(self, to, held_fwd{{std::move(bytes)}, {token}, false, deadline});
       },
       [self](exec_atom, uint32_t from, std::string& bytes) -> caf::result<std::string> {
         bool authed = from_authed_peer(self, from);

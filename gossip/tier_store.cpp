@@ -178,7 +178,7 @@ std::optional<entry> tier_store::read_tiers(std::string_view key, const version&
 }
 
 std::optional<entry> tier_store::get(std::string_view key) const {
-  auto it = index_.find({position(key), std::string(key)});
+  auto it = index_.find(probe(key));
   if (it == index_.end())
     return std::nullopt;
   const version want = it->second.ver;
@@ -216,7 +216,7 @@ std::optional<entry> tier_store::get(std::string_view key) const {
 
 tier_store::prewarm_outcome tier_store::prewarm(std::string_view key, uint64_t& bytes) {
   bytes = 0;
-  auto it = index_.find({position(key), std::string(key)});
+  auto it = index_.find(probe(key));
   if (it == index_.end() || (it->second.flags & entry_flags::tombstone))
     return prewarm_outcome::absent;
   if (!cache_)
@@ -313,14 +313,14 @@ std::string tier_store::where(std::string_view key) const {
 }
 
 std::optional<version> tier_store::version_of(std::string_view key) const {
-  auto it = index_.find({position(key), std::string(key)});
+  auto it = index_.find(probe(key));
   if (it == index_.end())
     return std::nullopt;
   return it->second.ver;
 }
 
 bool tier_store::holds_tombstone(std::string_view key) const {
-  auto it = index_.find({position(key), std::string(key)});
+  auto it = index_.find(probe(key));
   if (it == index_.end())
     return false;
   if (it->second.flags & entry_flags::tombstone)
@@ -376,7 +376,7 @@ void tier_store::drop_superseded(bool commit_l3) {
 }
 
 bool tier_store::restore(const entry& e) {
-  auto it = index_.find(std::make_pair(position(e.key), e.key));
+  auto it = index_.find(probe(e.key));
   auto now = clk_.now_ms();
   if (!l4_ || it == index_.end() || e.is_tombstone() || e.expired(now) || it->second.ver != e.ver ||
       !(it->second.flags & entry_flags::tombstone))
@@ -402,7 +402,7 @@ bool tier_store::restore(const entry& e) {
 }
 
 bool tier_store::apply(const entry& e) {
-  auto k = std::make_pair(position(e.key), e.key);
+  auto k = probe(e.key);
   auto it = index_.find(k);
   if (it != index_.end() && !(it->second.ver < e.ver))
     return false; // the index covers L3 and L4: no disk read
@@ -440,7 +440,7 @@ bool tier_store::apply(const entry& e) {
     it->second = meta_of(e);
     changed(&before, &e);
   } else {
-    index_.emplace(std::move(k), meta_of(e));
+    index_.emplace(std::make_pair(k.first, e.key), meta_of(e));
     changed(nullptr, &e);
   }
   return true;
@@ -478,7 +478,7 @@ bool tier_store::erase_tiers(std::string_view key, const version& upto) {
 }
 
 bool tier_store::erase(std::string_view key) {
-  auto it = index_.find({position(key), std::string(key)});
+  auto it = index_.find(probe(key));
   if (it == index_.end())
     return false;
   if (cache_)

@@ -332,7 +332,22 @@ private:
   static uint32_t clamp_bytes(uint64_t n) {
     return static_cast<uint32_t>(std::min<uint64_t>(n, UINT32_MAX));
   }
-  std::map<std::pair<uint64_t, std::string>, meta> index_;
+  /// (ring position, key) order; transparent, so that a lookup by
+  /// (position, string_view) does not copy the key into a std::string (an
+  /// allocation per lookup for keys longer than 15 bytes, several per
+  /// replicated write).
+  struct index_less {
+    using is_transparent = void;
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const {
+      if (a.first != b.first)
+        return a.first < b.first;
+      return std::string_view(a.second) < std::string_view(b.second);
+    }
+  };
+  using index_probe = std::pair<uint64_t, std::string_view>;
+  index_probe probe(std::string_view key) const { return {position(key), key}; }
+  std::map<std::pair<uint64_t, std::string>, meta, index_less> index_;
   mutable std::optional<error> last_error_;
   // The read cache (set_read_cache), owner thread only.
   mutable std::unique_ptr<memory_cache> cache_;

@@ -7,6 +7,9 @@
 //   cluster_poke PORT exec-early SECRET  forwards PING before any handshake (as a member that
 //                                        resumed after its link dropped), then proves SECRET
 //                                        when the node asks; prints the reply, exit 0 on +PONG
+//   cluster_poke PORT double-hello SECRET two handshakes at once (hello, hello, then both
+//                                        auths, the first hello's first: a re-dial while one is
+//                                        in flight); exit 0 when the node accepts both
 // Exit codes: 0 done (as described), 2 cannot reach the node, 3 refused.
 #include "actors/cluster.hpp"
 #include "gossip/messages.hpp"
@@ -46,7 +49,7 @@ std::string nonce() {
 int main(int argc, char** argv) {
   if (argc < 3) {
     std::cerr << "usage: cluster_poke PORT stranger|handshake SECRET|truncated SECRET|exec-early "
-                 "SECRET\n";
+                 "SECRET|double-hello SECRET\n";
     return 1;
   }
   auto port = static_cast<uint16_t>(std::stoi(argv[1]));
@@ -107,6 +110,33 @@ int main(int argc, char** argv) {
     auto r = got.get();
     std::cout << r << std::endl;
     finish(r == "+PONG\r\n" ? 0 : 3);
+  }
+  if (mode == "double-hello") {
+    // Both hellos are answered before either auth is sent.
+    std::string na[2] = {nonce(), nonce()}, nb[2], id_b;
+    for (int i = 0; i < 2; ++i) {
+      bool ok = false;
+      self->request(coord, timeout, hello_atom::value, me, std::string("127.0.0.1:1"), na[i])
+          .receive(
+              [&](std::string& id, std::string&, std::string& n, std::string&) {
+                id_b = id;
+                nb[i] = n;
+                ok = true;
+              },
+              [&](caf::error& e) { std::cerr << "hello " << i << ": " << sys.render(e) << "\n"; });
+      if (!ok)
+        finish(3);
+    }
+    int accepted = 0;
+    for (int i = 0; i < 2; ++i) {
+      auto mac = cluster_mac(secret, "kura-a|" + nb[i] + "|" + na[i] + "|" + me + "|" + id_b);
+      self->request(coord, timeout, auth_atom::value, mac)
+          .receive(
+              [&](caf::ok_atom) { ++accepted; },
+              [&](caf::error& e) { std::cerr << "auth " << i << ": " << sys.render(e) << "\n"; });
+    }
+    std::cout << "accepted " << accepted << " of 2" << std::endl;
+    finish(accepted == 2 ? 0 : 3);
   }
   auto na = nonce();
   std::string nb, id_b;
