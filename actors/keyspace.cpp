@@ -135,7 +135,7 @@ void keyspace::touch(std::string_view key) {
 }
 
 void keyspace::promote(entry e, uint64_t seq) {
-  auto now = clk_.now_ms();
+  auto now = now_ms();
   e.expiry_ms = retention_cap(e.expiry_ms, e.ver.ms());
   if (e.expired(now))
     return;
@@ -186,14 +186,14 @@ void keyspace::expired_in_memory(std::string_view key) {
 }
 
 std::optional<entry> keyspace::get(std::string_view key) {
-  auto now = clk_.now_ms();
+  auto now = now_ms();
   auto r = shard_for(key).get(key, now, true);
   if (r.ok() && *r)
     return std::move(**r);
   if (auto* b = large_entry(key, now)) {
     entry e;
     e.key.assign(key.data(), key.size());
-    e.value = *b->value;
+    e.value.assign(b->value.view());
     e.expiry_ms = b->expiry_ms;
     e.ver = b->ver;
     e.flags = b->flags;
@@ -231,10 +231,39 @@ uint64_t keyspace::adjust_ttl(std::string_view key, uint64_t now, uint64_t expir
   return ttl > UINT64_MAX - now ? UINT64_MAX : now + ttl;
 }
 
+bool keyspace::large(size_t value_bytes) const noexcept {
+  return l3_ && cfg_.memory_max_value_bytes != 0 && value_bytes >= cfg_.memory_max_value_bytes;
+}
+
+status keyspace::write_arg(std::string_view key, std::string_view value, uint64_t expiry_ms,
+                           uint8_t flags) {
+  auto at = reinterpret_cast<uintptr_t>(value.data());
+  auto in = input_ ? reinterpret_cast<uintptr_t>(input_->data()) : 0;
+  if (!input_ || !large(value.size()) || at < in || at + value.size() > in + input_->size())
+    return write(key, std::string{value}, expiry_ms, flags);
+  if (auto st = cfg_.lim.check(key, value.size()); !st.ok())
+    return st;
+  // the request's buffer becomes the value's: no copy (see set_input)
+  size_t off = static_cast<size_t>(value.data() - input_->data());
+  taken_input_ = std::make_shared<const std::string>(std::move(*input_));
+  *input_ = std::string{};
+  input_ = nullptr;
+  return write_entry(key, nullptr, shared_bytes{taken_input_, off, value.size()}, expiry_ms, flags);
+}
+
 status keyspace::write(std::string_view key, std::string value, uint64_t expiry_ms, uint8_t flags) {
   if (auto st = cfg_.lim.check(key, value.size()); !st.ok())
     return st;
-  auto now = clk_.now_ms();
+  if (large(value.size()))
+    return write_entry(key, nullptr, std::make_shared<const std::string>(std::move(value)),
+                       expiry_ms, flags);
+  return write_entry(key, &value, {}, expiry_ms, flags);
+}
+
+status keyspace::write_entry(std::string_view key, std::string* small, shared_bytes big,
+                             uint64_t expiry_ms, uint8_t flags) {
+  const size_t value_bytes = small ? small->size() : big.size();
+  auto now = now_ms();
   touch(key);
   // the predictor learns from the asked TTL; the retention and sensitive-key
   // caps below apply to the adjusted one
@@ -254,7 +283,7 @@ status keyspace::write(std::string_view key, std::string value, uint64_t expiry_
                    ttl_rules_        ? asked_ttl
                    : expiry_ms > now ? expiry_ms - now
                                      : 0,
-                   value.size());
+                   value_bytes);
   entry e;
   e.key.assign(key.data(), key.size());
   e.expiry_ms = expiry_ms;
@@ -263,15 +292,14 @@ status keyspace::write(std::string_view key, std::string value, uint64_t expiry_
   auto& sh = shard_for(key);
   if (!large_.empty())
     forget_large(key);
-  if (l3_ && cfg_.memory_max_value_bytes != 0 && value.size() >= cfg_.memory_max_value_bytes) {
+  if (!small) {
     // A large value: one buffer (moved, not copied) that the write-ahead log
     // and the L3 batch share by reference; memory drops any older copy and
     // serves this one from the buffer until L3 has applied it.
     (void)sh.erase(key);
-    auto shared = std::make_shared<const std::string>(std::move(value));
-    large_value lv{shared, e.expiry_ms, e.ver, e.flags, 0};
-    lv.batch = l3_->write_shared(e, std::move(shared));
-    large_bytes_ += lv.value->size();
+    large_value lv{big, e.expiry_ms, e.ver, e.flags, 0};
+    lv.batch = l3_->write_shared(e, std::move(big));
+    large_bytes_ += lv.value.size();
     note_in_l3(key);
     if (overlay_) { // the large value shadows it; a later erase resets it
       auto i = overlay_->find(e.key);
@@ -281,7 +309,7 @@ status keyspace::write(std::string_view key, std::string value, uint64_t expiry_
     large_.emplace(std::move(e.key), std::move(lv));
     return status{};
   }
-  e.value = std::move(value);
+  e.value = std::move(*small);
   if (l3_) {
     l3_->write(e);
     note_in_l3(key);
@@ -340,9 +368,9 @@ const char* keyspace::tier_of(std::string_view key) {
   default:
     break;
   }
-  if (large_entry(key, clk_.now_ms()))
+  if (large_entry(key, now_ms()))
     return "l3"; // on its way there; memory does not copy it
-  if (auto* e = overlay_entry(key, clk_.now_ms()))
+  if (auto* e = overlay_entry(key, now_ms()))
     return (e->flags & from_archive_flag) != 0 ? "l4" : "l3";
   return "none";
 }
@@ -378,14 +406,14 @@ void keyspace::forget_large(std::string_view key) {
   auto i = large_.find(std::string{key});
   if (i == large_.end())
     return;
-  large_bytes_ -= i->second.value->size();
+  large_bytes_ -= i->second.value.size();
   large_.erase(i);
 }
 
 void keyspace::release_large(uint64_t batch) {
   for (auto i = large_.begin(); i != large_.end();) {
     if (i->second.batch <= batch) {
-      large_bytes_ -= i->second.value->size();
+      large_bytes_ -= i->second.value.size();
       i = large_.erase(i);
     } else {
       ++i;
@@ -394,7 +422,7 @@ void keyspace::release_large(uint64_t batch) {
 }
 
 void keyspace::memory_keys(const std::function<void(std::string_view)>& f) {
-  auto now = clk_.now_ms();
+  auto now = now_ms();
   for (auto& s : shards_)
     s->for_each([&](const memory_cache::entry_view& v) {
       if (v.expiry_ms == 0 || v.expiry_ms > now)
@@ -403,7 +431,7 @@ void keyspace::memory_keys(const std::function<void(std::string_view)>& f) {
 }
 
 size_t keyspace::sweep(size_t budget) {
-  auto now = clk_.now_ms();
+  auto now = now_ms();
   size_t removed = 0;
   for (size_t n = 0; n < shards_.size() && removed < budget; ++n) {
     removed += shards_[sweep_next_]->sweep_expired(now, budget - removed);
@@ -420,7 +448,7 @@ bool keyspace::sensitive(std::string_view key) const {
 }
 
 void keyspace::expire_sensitive(const std::function<void(const std::string&)>& f) {
-  auto now = clk_.now_ms();
+  auto now = now_ms();
   while (!sensitive_due_.empty() && sensitive_due_.top().first <= now) {
     // a key written again since is reported anyway: an invalidation is
     // advisory (the client reads the key again)

@@ -50,9 +50,9 @@ public:
   /// the port keeps `value` alive as long as it needs it. Returns the
   /// write-behind batch that carries it (see keyspace::release_large). The
   /// default copies it into an entry and calls write().
-  virtual uint64_t write_shared(const entry& meta, std::shared_ptr<const std::string> value) {
+  virtual uint64_t write_shared(const entry& meta, shared_bytes value) {
     entry e = meta;
-    e.value = *value;
+    e.value.assign(value.view());
     write(e);
     return 0;
   }
@@ -109,6 +109,17 @@ public:
 
   const keyspace_config& config() const noexcept { return cfg_; }
   const kura::clock& clock() const noexcept { return clk_; }
+  /// The wall clock (ms) as the keyspace's operations read it: the reading
+  /// pinned by pin_now while a command runs (command_table::run: one reading
+  /// for every command of a pipeline within 100 µs, so an expiry is seen at
+  /// most that late), else the clock itself.
+  uint64_t now_ms() const { return pinned_ms_ != 0 ? pinned_ms_ : clk_.now_ms(); }
+  /// Pins now_ms() to `ms` (0: the clock again); returns the previous pin.
+  uint64_t pin_now(uint64_t ms) noexcept {
+    uint64_t was = pinned_ms_;
+    pinned_ms_ = ms;
+    return was;
+  }
   bool has_l3() const noexcept { return l3_ != nullptr; }
   /// Reports reads and writes to the predictor's tap (nullptr: none).
   void set_tap(predictor_tap* t) noexcept { tap_ = t; }
@@ -173,7 +184,7 @@ public:
   /// Calls f(std::string_view value, uint64_t expiry_ms) when `key` is live.
   template <class F>
   bool read(std::string_view key, F&& f) {
-    auto now = clk_.now_ms();
+    auto now = now_ms();
     auto& sh = shard_for(key);
     bool hit = sh.visit(key, now, [&](const memory_cache::entry_view& v) {
       if (tap_) {
@@ -187,8 +198,8 @@ public:
       return true;
     if (auto* b = large_entry(key, now)) {
       if (tap_)
-        tap_->on_read(key, now, tap_tier::l3, b->value->size());
-      f(std::string_view{*b->value}, b->expiry_ms);
+        tap_->on_read(key, now, tap_tier::l3, b->value.size());
+      f(b->value.view(), b->expiry_ms);
       return true;
     }
     if (auto* e = overlay_entry(key, now)) {
@@ -212,7 +223,7 @@ public:
   /// Calls f(const key_view&) when `key` is live.
   template <class F>
   bool view(std::string_view key, F&& f) {
-    auto now = clk_.now_ms();
+    auto now = now_ms();
     auto& sh = shard_for(key);
     bool hit = sh.visit(key, now, [&](const memory_cache::entry_view& v) {
       if (tap_) {
@@ -226,8 +237,8 @@ public:
       return true;
     if (auto* b = large_entry(key, now)) {
       if (tap_)
-        tap_->on_read(key, now, tap_tier::l3, b->value->size());
-      f(key_view{*b->value, b->expiry_ms, b->ver, b->flags});
+        tap_->on_read(key, now, tap_tier::l3, b->value.size());
+      f(key_view{b->value.view(), b->expiry_ms, b->ver, b->flags});
       return true;
     }
     if (auto* e = overlay_entry(key, now)) {
@@ -247,6 +258,18 @@ public:
   /// Inserts or replaces; key and value are checked against the limits.
   /// `flags`: entry_flags::hash for a hash value, 0 for a string.
   status write(std::string_view key, std::string value, uint64_t expiry_ms, uint8_t flags = 0);
+  /// write() of a command argument: a large value (memory_max_value_bytes,
+  /// with L3) that lies in the request buffer named by set_input takes that
+  /// buffer over instead of copying 64 MiB on the serving thread; anything
+  /// else is copied as write() does.
+  status write_arg(std::string_view key, std::string_view value, uint64_t expiry_ms,
+                   uint8_t flags = 0);
+  /// The connection's input buffer while its command runs (nullptr: none).
+  /// write_arg may move it out (then *in is left empty): take_input() then
+  /// returns the buffer, which the caller keeps the rest of its bytes from.
+  void set_input(std::string* in) noexcept { input_ = in; }
+  /// The input buffer write_arg took over since set_input (null: none).
+  std::shared_ptr<const std::string> take_input() noexcept { return std::move(taken_input_); }
   /// Removes a key; returns whether it was live.
   bool erase(std::string_view key);
   /// Changes the expiry of a live key (0 = persist); false when absent.
@@ -304,7 +327,7 @@ public:
 private:
   /// A large value written but not yet applied by L3 (memory_max_value_bytes).
   struct large_value {
-    std::shared_ptr<const std::string> value;
+    shared_bytes value;
     uint64_t expiry_ms = 0;
     kura::version ver;
     uint8_t flags = 0;
@@ -319,6 +342,14 @@ private:
     return &i->second;
   }
   void forget_large(std::string_view key);
+  /// A value of this size goes by reference (write_large), not into memory.
+  bool large(size_t value_bytes) const noexcept;
+  /// write's and write_arg's work: `small` goes into memory, or else the
+  /// large value `big` is held by reference.
+  status write_entry(std::string_view key, std::string* small, shared_bytes big, uint64_t expiry_ms,
+                     uint8_t flags);
+  std::string* input_ = nullptr;
+  std::shared_ptr<const std::string> taken_input_;
   const entry* overlay_entry(std::string_view key, uint64_t now) const;
   /// Lazy expiry of L3's copy: erases it when the overlay holds it expired.
   void drop_expired_below(std::string_view key, uint64_t now);
@@ -340,6 +371,7 @@ private:
 
   keyspace_config cfg_;
   const kura::clock& clk_;
+  uint64_t pinned_ms_ = 0; ///< pin_now (0: none)
   l3_port* l3_;
   predictor_tap* tap_ = nullptr;
   /// The expiry of a write asked to expire at `expiry_ms` (> now) under the TTL rules.

@@ -102,7 +102,7 @@ struct l3_op {
   /// write-ahead log and the keyspace instead of copied into e.value (the
   /// serving thread copies a 64 MiB SET once). Not part of the encoding: an
   /// op that leaves the node carries its value in e.value.
-  std::shared_ptr<const std::string> shared_value;
+  shared_bytes shared_value;
   MSGPACK_DEFINE(kind, e);
 };
 

@@ -112,14 +112,14 @@ void store_core::write(const entry& e) {
     flush_writes(false);
 }
 
-uint64_t store_core::write_shared(const entry& meta, std::shared_ptr<const std::string> value) {
+uint64_t store_core::write_shared(const entry& meta, shared_bytes value) {
   uint64_t batch = batch_seq_ + 1; // the batch that will carry it
   if (wal_)
     wal_->append_put_shared(meta, value, batch);
   l3_op op;
   op.kind = l3_op::put;
   op.e = wire_entry::from(meta);
-  queued_bytes_ += meta.key.size() + value->size();
+  queued_bytes_ += meta.key.size() + value.size();
   op.shared_value = std::move(value);
   pending_.ops.push_back(std::move(op));
   note_op();
@@ -524,8 +524,7 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
         auto now = s.clk->now_ms();
         uint64_t bytes = 0; // before the entries are moved into LMDB's batch
         for (auto& op : b.ops)
-          bytes +=
-              op.e.key.size() + op.e.value.size() + (op.shared_value ? op.shared_value->size() : 0);
+          bytes += op.e.key.size() + op.e.value.size() + op.shared_value.size();
         for (auto& op : b.ops) {
           try {
             switch (op.kind) {
@@ -533,7 +532,7 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
               std::string key = s.below ? op.e.key : std::string{};
               kura::version ver{op.e.hlc, op.e.node};
               if (op.shared_value) { // a large value: its one copy off the serving thread
-                op.e.value.assign(*op.shared_value);
+                op.e.value.assign(op.shared_value.view());
                 op.shared_value.reset();
               }
               auto st2 = s.db->put(std::move(op.e).to_entry(), now);

@@ -191,7 +191,7 @@ public:
 
   // -- l3_port ---------------------------------------------------------------------
   void write(const entry& e) override;
-  uint64_t write_shared(const entry& meta, std::shared_ptr<const std::string> value) override;
+  uint64_t write_shared(const entry& meta, shared_bytes value) override;
   void erase(std::string_view key) override;
   void clear() override;
 

@@ -17,8 +17,9 @@ namespace kura::node {
 /// ...) and EXEC (which runs queued writes); not read-only commands, nor
 /// commands that write nothing (PING, INFO, CLIENT ..., MULTI). An unknown
 /// command does not wait either (it only gets an error).
-inline bool waits_at_high_water(const command_registry& reg, const command_args& a) {
-  int id = reg.resolve(a);
+/// `top_id` is reg.find(a[0]), looked up by the caller.
+inline bool waits_at_high_water(const command_registry& reg, const command_args& a, int top_id) {
+  int id = reg.resolve(a, top_id);
   if (id < 0)
     return false;
   const command_spec& s = reg.spec(id);
@@ -28,6 +29,10 @@ inline bool waits_at_high_water(const command_registry& reg, const command_args&
     return true;
   const command_spec& top = s.parent >= 0 ? reg.spec(s.parent) : s;
   return top.name == "exec";
+}
+
+inline bool waits_at_high_water(const command_registry& reg, const command_args& a) {
+  return waits_at_high_water(reg, a, a.empty() ? -1 : reg.find(a[0]));
 }
 
 } // namespace kura::node

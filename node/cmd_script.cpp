@@ -77,7 +77,7 @@ public:
       return "ERR This Redis command is not allowed from script";
     session& s = c_.sess;
     out_buffer denied;
-    if (!permit(*c_.state.security, reg, id, args, s, denied, c_.ks.clock().now_ms())) {
+    if (!permit(*c_.state.security, reg, id, args, s, denied, c_.ks.clock())) {
       std::string m(denied.begin(), denied.end());
       if (m.find("run the") != std::string::npos)
         return "ERR The user executing the script can't run this command or subcommand";

@@ -84,7 +84,7 @@ void cmd_set(const command_args& a, command_context& c) {
   auto& out = c.out;
   bool nx = false, xx = false, get = false, keepttl = false, has_exp = false;
   uint64_t expiry = 0;
-  auto now = c.ks.clock().now_ms();
+  auto now = c.ks.now_ms();
   for (size_t i = 3; i < a.size(); ++i) {
     auto o = a[i];
     if (ieq(o, "nx") && !xx)
@@ -118,8 +118,7 @@ void cmd_set(const command_args& a, command_context& c) {
     expiry = old->expiry_ms;
   if (has_exp && expiry <= now) {
     c.ks.erase(a[1]);
-  } else if (auto st =
-                 c.ks.write(a[1], std::string{a[2]}, expiry, has_exp ? actors::asked_ttl_flag : 0);
+  } else if (auto st = c.ks.write_arg(a[1], a[2], expiry, has_exp ? actors::asked_ttl_flag : 0);
              !st.ok()) {
     return put_error(out, "ERR " + st.message());
   }
@@ -139,7 +138,7 @@ void setex_generic(command_context& c, const command_args& a, out_buffer& out, i
     return put_error(out, err_not_int);
   if (v <= 0 || v > INT64_MAX / unit)
     return invalid_expire(out, unit == 1000 ? "setex" : "psetex");
-  auto now = c.ks.clock().now_ms();
+  auto now = c.ks.now_ms();
   if (auto st = c.ks.write(a[1], std::string{a[3]}, now + static_cast<uint64_t>(v * unit),
                            actors::asked_ttl_flag);
       !st.ok())
@@ -192,7 +191,7 @@ void cmd_getdel(const command_args& a, command_context& c) {
 
 void cmd_getex(const command_args& a, command_context& c) {
   auto& out = c.out;
-  auto now = c.ks.clock().now_ms();
+  auto now = c.ks.now_ms();
   bool persist = false, has_exp = false;
   uint64_t expiry = 0;
   for (size_t i = 2; i < a.size(); ++i) {

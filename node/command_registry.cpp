@@ -2,6 +2,7 @@
 
 #include "node/command_util.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace kura::node {
@@ -168,9 +169,43 @@ command_builder& command_builder::planner(command_planner p) {
 
 // -- registry ------------------------------------------------------------------
 
+namespace {
+
+/// ASCII lower case (the "C" locale's tolower), without a library call.
+inline char fold(char c) noexcept {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c;
+}
+
+/// FNV-1a of the lower-cased bytes of `s`.
+inline uint32_t folded_hash(std::string_view s) noexcept {
+  uint32_t h = 2166136261u;
+  for (char c : s)
+    h = (h ^ static_cast<unsigned char>(fold(c))) * 16777619u;
+  return h;
+}
+
+} // namespace
+
+void command_registry::index_name(int id) {
+  auto place = [this](int i) {
+    uint32_t h = folded_hash(names_[static_cast<size_t>(i)]);
+    size_t mask = table_.size() - 1;
+    size_t at = h & mask;
+    while (table_[at].id >= 0)
+      at = (at + 1) & mask;
+    table_[at] = name_slot{h, i};
+  };
+  if (names_.size() * 2 > table_.size()) { // grow, then place every name again
+    table_.assign(std::max<size_t>(64, table_.size() * 2), name_slot{});
+    for (int i = 0; i < id; ++i)
+      place(i);
+  }
+  place(id);
+}
+
 int command_registry::insert(std::string name, int arity, std::string_view flags,
                              command_handler h) {
-  if (index_.count(name))
+  if (find(name) >= 0)
     throw std::invalid_argument("command '" + name + "' registered twice");
   int id = static_cast<int>(specs_.size());
   command_spec s;
@@ -181,7 +216,7 @@ int command_registry::insert(std::string name, int arity, std::string_view flags
   specs_.push_back(std::move(s));
   names_.push_back(name);
   stats_.emplace_back();
-  index_.emplace(std::move(name), id);
+  index_name(id);
   return id;
 }
 
@@ -206,14 +241,26 @@ command_builder command_registry::add_sub(const char* parent, const char* sub, i
   return {*this, id};
 }
 
-int command_registry::find(std::string_view name) const {
-  if (name.size() > 64)
+int command_registry::find(std::string_view name) const noexcept {
+  if (name.size() > 64 || table_.empty())
     return -1;
-  lower_.assign(name.data(), name.size());
-  for (auto& ch : lower_)
-    ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  auto i = index_.find(lower_);
-  return i == index_.end() ? -1 : i->second;
+  uint32_t h = folded_hash(name);
+  size_t mask = table_.size() - 1;
+  for (size_t i = h & mask;; i = (i + 1) & mask) {
+    const name_slot& s = table_[i];
+    if (s.id < 0)
+      return -1;
+    if (s.hash != h)
+      continue;
+    const std::string& n = names_[static_cast<size_t>(s.id)];
+    if (n.size() != name.size())
+      continue;
+    size_t k = 0;
+    while (k < n.size() && n[k] == fold(name[k]))
+      ++k;
+    if (k == n.size())
+      return s.id;
+  }
 }
 
 int command_registry::find_sub(int parent, std::string_view sub) const {
@@ -224,10 +271,7 @@ int command_registry::find_sub(int parent, std::string_view sub) const {
   return -1;
 }
 
-int command_registry::resolve(const command_args& a) const {
-  if (a.empty())
-    return -1;
-  int id = find(a[0]);
+int command_registry::resolve(const command_args& a, int id) const {
   if (id < 0 || a.size() < 2 || specs_[static_cast<size_t>(id)].subcommands.empty())
     return id;
   int sub = find_sub(id, a[1]);

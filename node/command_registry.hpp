@@ -441,12 +441,15 @@ public:
                           command_handler h);
 
   /// Id of a command (any case; "config|get" finds a subcommand), -1 if unknown.
-  int find(std::string_view name) const;
+  /// No copy of the name: one case-folding hash pass and one probe.
+  int find(std::string_view name) const noexcept;
   /// Id of the subcommand `sub` (any case) of container `parent`, -1 if none.
   int find_sub(int parent, std::string_view sub) const;
   /// The command `a` invokes: a subcommand when a[0] is a container and a[1]
   /// names one of its subcommands, else a[0]; -1 if unknown.
-  int resolve(const command_args& a) const;
+  int resolve(const command_args& a) const { return resolve(a, a.empty() ? -1 : find(a[0])); }
+  /// The same when find(a[0]) is already known (`top`).
+  int resolve(const command_args& a, int top) const;
 
   const command_spec& spec(int id) const { return specs_[static_cast<size_t>(id)]; }
   command_spec& spec(int id) { return specs_[static_cast<size_t>(id)]; }
@@ -469,9 +472,15 @@ private:
   std::vector<command_spec> specs_;
   std::vector<std::string> names_;
   std::vector<command_stats> stats_;
-  std::unordered_map<std::string, int> index_;
+  /// find()'s index: open addressing over names_ (lower case), linear
+  /// probing, at most half full; a slot holds the name's hash and id (-1: free).
+  struct name_slot {
+    uint32_t hash = 0;
+    int id = -1;
+  };
+  std::vector<name_slot> table_;
+  void index_name(int id);
   size_t top_level_ = 0;
-  mutable std::string lower_;
 };
 
 /// True if `n` arguments satisfy `arity` (Redis convention).

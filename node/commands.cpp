@@ -88,13 +88,17 @@ void command_table::plan(const command_args& a, fetch_plan& out) {
 }
 
 void command_table::plan(const command_args& a, const session& s, fetch_plan& out) {
+  plan(a, s, out, a.empty() ? -1 : reg_.find(a[0]));
+}
+
+void command_table::plan(const command_args& a, const session& s, fetch_plan& out, int top) {
   out.clear();
   if (!ks_.has_l3() || a.empty())
     return;
-  int id = reg_.resolve(a);
+  int id = reg_.resolve(a, top);
   if (id < 0)
     return;
-  if (s.tx.active && !tx_control(reg_.find(a[0])))
+  if (s.tx.active && !tx_control(top))
     return; // only queued now; EXEC looks its keys up
   const command_spec& sp = reg_.spec(id);
   if (!arity_ok(sp.arity, a.size()))
@@ -138,11 +142,10 @@ void command_table::plan(const command_args& a, const session& s, fetch_plan& ou
 
 // -- execution -----------------------------------------------------------------
 
-void command_table::execute(const command_args& a, session& s, out_buffer& out,
-                            const listing* lst) {
+void command_table::execute(const command_args& a, session& s, out_buffer& out, const listing* lst,
+                            int id) {
   if (a.empty())
     return;
-  int id = reg_.find(a[0]);
   if (id < 0) {
     if (s.tx.active)
       s.tx.aborted = true; // EXEC answers EXECABORT
@@ -175,7 +178,7 @@ void command_table::execute(const command_args& a, session& s, out_buffer& out,
         if (qid >= 0)
           flags |= reg_.spec(qid).flags;
       }
-    } else if (int rid = reg_.resolve(a); rid >= 0) {
+    } else if (int rid = reg_.resolve(a, id); rid >= 0) {
       flags = reg_.spec(rid).flags;
     }
     if (const char* why = refusal(flags)) {
@@ -262,7 +265,7 @@ void command_table::queue(const command_args& a, int id, session& s, out_buffer&
     return wrong_args(out, sp->name);
   }
   // ACL at queue time, as Redis: a denied command aborts the transaction
-  if (!permit(*sec_, reg_, id, a, s, out, ks_.clock().now_ms())) {
+  if (!permit(*sec_, reg_, id, a, s, out, ks_.clock())) {
     s.tx.aborted = true;
     return;
   }
@@ -320,7 +323,7 @@ void command_table::run(const command_args& a, int id, session& s, out_buffer& o
   size_t before = out.size();
   if (!arity_ok(sp->arity, a.size()) || !sp->handler) {
     wrong_args(out, sp->name);
-  } else if (!permit(*sec_, reg_, id, a, s, out, ks_.clock().now_ms())) {
+  } else if (!permit(*sec_, reg_, id, a, s, out, ks_.clock())) {
     // permit wrote the denial
   } else if (id == id_watch_ && !same_slot(*sp, a, s, state_, out)) {
     // CROSSSLOT written
@@ -346,6 +349,18 @@ void command_table::run(const command_args& a, int id, session& s, out_buffer& o
     auto t0 = ks_.clock().mono_ns();
     s.last_ns = t0;
     s.last_cmd = id;
+    // One wall-clock reading serves the commands of the next 100 µs (a
+    // pipeline): keyspace::now_ms() returns it while the handler runs, so an
+    // expiry is seen at most that late, far below its 1 ms resolution.
+    if (t0 < pinned_mono_ || t0 - pinned_mono_ > pin_reuse_ns) {
+      pinned_ms_ = ks_.clock().now_ms();
+      pinned_mono_ = t0;
+    }
+    struct pin_guard {
+      keyspace& ks;
+      uint64_t was;
+      ~pin_guard() { ks.pin_now(was); }
+    } pin{ks_, ks_.pin_now(pinned_ms_)};
     // reads note the memory tier that answered them (the anomaly detector's
     // L1/L2 latency: keyspace::open_read_probe; nothing without the predictor)
     const bool probe = (sp->flags & cmd_flag::readonly) != 0;

@@ -50,11 +50,20 @@ public:
   /// The same for a connection: inside MULTI a command is only queued (no
   /// L3), and EXEC needs every key its queued commands and WATCH name.
   void plan(const command_args& args, const session& s, fetch_plan& out);
+  /// The same when find(args[0]) is already known (`id`: the broker's
+  /// read-ahead looked the name up once for both).
+  void plan(const command_args& args, const session& s, fetch_plan& out, int id);
 
   /// Runs `args` and appends the reply. `lst` is L3's answer when plan asked
   /// for a listing (nullptr otherwise, or when L3 is off). Between MULTI and
   /// EXEC the command is checked and queued instead (+QUEUED).
-  void execute(const command_args& args, session& s, out_buffer& out, const listing* lst = nullptr);
+  void execute(const command_args& args, session& s, out_buffer& out,
+               const listing* lst = nullptr) {
+    if (!args.empty())
+      execute(args, s, out, lst, reg_.find(args[0]));
+  }
+  /// The same when find(args[0]) is already known (`id`, -1: unknown command).
+  void execute(const command_args& args, session& s, out_buffer& out, const listing* lst, int id);
 
   /// A command that arrived while a script runs past busy-reply-threshold
   /// (the broker's busy pump): allow_busy commands (SCRIPT KILL, MULTI,
@@ -103,6 +112,10 @@ public:
   }
 
 private:
+  /// run()'s wall-clock reading and when (mono ns) it was taken (keyspace::pin_now).
+  static constexpr uint64_t pin_reuse_ns = 100'000;
+  uint64_t pinned_ms_ = 0;
+  uint64_t pinned_mono_ = 0;
   void after_command(const command_args& a, const command_spec& sp, int id, session& s,
                      bool failed);
   void run(const command_args& a, int id, session& s, out_buffer& out, const listing* lst);

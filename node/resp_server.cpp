@@ -97,9 +97,12 @@ struct resp_state {
   std::unordered_map<connection_handle, conn> conns;
   std::unordered_map<uint64_t, connection_handle> by_id; ///< session id -> connection
   fetch_plan plan;
-  /// prefetch_ahead's parser and the keys it found.
+  /// prefetch_ahead's parser, the keys it found, and the command id
+  /// (registry find) of each command it read, by offset in the input.
   resp_parser ahead;
   std::vector<std::string_view> ahead_keys;
+  std::vector<std::pair<size_t, int>> ahead_ids;
+  uint64_t ahead_round = 0; ///< prefetch_ahead calls so far (whose ahead_ids these are)
   uint64_t next_id = 1;
   std::vector<connection_handle> stalled;
   /// kura.l3.sync on a single node: replies to writes leave once committed.
@@ -137,6 +140,11 @@ out_buffer& out_of(self_ptr self, connection_handle hdl, conn& c) {
   return c.tls ? c.tls_out : self->wr_buf(hdl);
 }
 
+/// Replies up to this size are sent directly (flush_conn); a larger one (a
+/// 64 MiB GET) goes to CAF, which writes it from where the socket stopped
+/// instead of having the unsent rest moved to the buffer's front.
+constexpr size_t direct_send_bytes = 1 << 20;
+
 /// Sends the replies in out_of(c), through TLS when `c` speaks it; `last`
 /// adds TLS's close_notify before the connection is closed.
 ///
@@ -160,8 +168,8 @@ void flush_conn(self_ptr self, connection_handle hdl, conn& c, bool last = false
     }
     if (last)
       c.tls->shutdown(wire);
-  } else if (!wire.empty() && c.in.empty() && !c.caf_writing && !c.busy_fallback &&
-             c.sess.fd >= 0) {
+  } else if (!wire.empty() && wire.size() <= direct_send_bytes && c.in.empty() && !c.caf_writing &&
+             !c.busy_fallback && c.sess.fd >= 0) {
     auto n =
         ::send(static_cast<int>(c.sess.fd), wire.data(), wire.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n > 0) { // an error (EAGAIN, a reset) leaves it to CAF, which reports it
@@ -536,13 +544,17 @@ constexpr size_t prefetch_window_bytes = 16 * 1024;
 /// touch. The lookups then find them in cache: for GET -P 16 on 100 MB of
 /// values each lookup was ~4 dependent cache misses, one after the other.
 /// Returns the offset after the last command read (commands up to there are
-/// prefetched). A hint only: it changes no state but the cache's. It reads
+/// prefetched); the command ids it looked up stay in st.ahead_ids for the
+/// commands to run (one name lookup per command). A hint only: it changes no
+/// state but the cache's. It reads
 /// no further than prefetch_window_bytes past `off`: unlike the connection's
 /// parser it starts afresh each time, and a huge command arriving in pieces
 /// (an MSET of a million keys) must not be scanned again with every piece.
 size_t prefetch_ahead(resp_state& st, conn& c, size_t off) {
   auto& keys = st.ahead_keys;
   keys.clear();
+  st.ahead_ids.clear();
+  ++st.ahead_round;
   auto& p = st.ahead;
   p.reset();
   size_t end = off;
@@ -551,12 +563,11 @@ size_t prefetch_ahead(resp_state& st, conn& c, size_t off) {
   for (size_t n = 0; n < prefetch_commands && end < stop && c.in[end] == '*'; ++n) {
     if (p.next(std::string_view(c.in.data() + end, stop - end)) != parse_status::ok)
       break;
-    end += p.consumed();
     const auto& a = p.args();
-    if (a.size() < 2)
-      continue;
-    int id = reg.find(a[0]);
-    if (id < 0)
+    int id = a.empty() ? -1 : reg.find(a[0]);
+    st.ahead_ids.emplace_back(end, id);
+    end += p.consumed();
+    if (a.size() < 2 || id < 0)
       continue;
     for_each_key_index(reg.spec(id), a.size(), [&](size_t i) { keys.push_back(a[i]); });
   }
@@ -580,7 +591,10 @@ void process(self_ptr self, connection_handle hdl) {
   // live elsewhere.
   const bool read_ahead =
       !st.cfg.cluster && (c.sess.authenticated || !st.cmds->security().acl->auth_required());
-  size_t ahead = 0; // commands before this offset are prefetched
+  size_t ahead = 0;      // commands before this offset are prefetched
+  size_t ahead_next = 0; // the next of st.ahead_ids to match
+  uint64_t round = 0;    // st.ahead_ids are ours while st.ahead_round is this
+  const auto& reg = st.cmds->registry();
   try {
     while (!c.waiting && !c.closing && !c.durable) {
       if (out.size() > st.facts.max_output_bytes ||
@@ -594,8 +608,11 @@ void process(self_ptr self, connection_handle hdl) {
       }
       if (off >= c.in.size())
         break; // nothing left to run
-      if (read_ahead && off >= ahead)
+      if (read_ahead && off >= ahead) {
         ahead = prefetch_ahead(st, c, off);
+        ahead_next = 0;
+        round = st.ahead_round;
+      }
       std::string_view view(c.in.data() + off, c.in.size() - off);
       c.parser.set_unauthenticated(!c.sess.authenticated &&
                                    st.cmds->security().acl->auth_required());
@@ -612,12 +629,23 @@ void process(self_ptr self, connection_handle hdl) {
         break;
       }
       auto& args = c.parser.args();
+      // the name's id: the read-ahead's when it read this command (and no
+      // other connection's read-ahead ran since, from inside a command)
+      const auto& ids = st.ahead_ids;
+      if (round != st.ahead_round)
+        ahead_next = ids.size();
+      while (ahead_next < ids.size() && ids[ahead_next].first < off)
+        ++ahead_next;
+      const int id = ahead_next < ids.size() && ids[ahead_next].first == off
+                         ? ids[ahead_next].second
+                     : args.empty() ? -1
+                                    : reg.find(args[0]);
       // Back-pressure (node/backpressure.hpp): over the write-behind mark a
       // command that may write waits, and while others wait newcomers'
       // writes queue behind them (fairness); reads go on. The command stays
       // in c.in and is parsed again on resume.
       if ((st.core->backlogged() || (!st.stalled.empty() && !st.resuming)) &&
-          waits_at_high_water(st.cmds->registry(), args)) {
+          waits_at_high_water(reg, args, id)) {
         c.parser.reset();
         stall(self, hdl, c);
         break;
@@ -637,10 +665,9 @@ void process(self_ptr self, connection_handle hdl) {
           c.slots.emplace_back();
           off += c.parser.consumed();
           // the same AUTH / ACL check the command table makes before a handler
-          auto& reg = st.cmds->registry();
           out_buffer refused;
-          if (!permit(st.cmds->security(), reg, reg.resolve(args), args, c.sess, refused,
-                      st.core->ks().clock().now_ms())) {
+          if (!permit(st.cmds->security(), reg, reg.resolve(args, id), args, c.sess, refused,
+                      st.core->ks().clock())) {
             complete_slot(self, hdl, c.sess.id, n, std::move(refused));
             if (c.sess.quit)
               c.closing = true;
@@ -679,9 +706,25 @@ void process(self_ptr self, connection_handle hdl) {
           continue;
         }
       }
-      st.cmds->plan(args, c.sess, st.plan);
+      st.cmds->plan(args, c.sess, st.plan, id);
       if (st.plan.kind == fetch_plan::none) {
-        st.cmds->execute(args, c.sess, out);
+        // a large SET value takes the input buffer over (keyspace::write_arg);
+        // the bytes after this command stay the connection's input
+        auto& ks = st.core->ks();
+        if (!st.cfg.cluster)
+          ks.set_input(&c.in);
+        st.cmds->execute(args, c.sess, out, nullptr, id);
+        ks.set_input(nullptr);
+        if (auto taken = ks.take_input()) {
+          size_t end = off + c.parser.consumed();
+          c.in.assign(taken->data() + end, taken->size() - end);
+          off = 0;
+          ahead = 0;
+          round = 0;
+          if (c.sess.quit)
+            c.closing = true;
+          continue;
+        }
         off += c.parser.consumed();
         if (c.sess.quit)
           c.closing = true;
@@ -692,6 +735,8 @@ void process(self_ptr self, connection_handle hdl) {
       start_fetch(self, hdl, st.plan);
     }
   } catch (const std::exception& e) {
+    st.core->ks().set_input(nullptr);
+    (void)st.core->ks().take_input(); // the connection closes: its input goes
     put_error(out, std::string("ERR internal error: ") + e.what());
     c.closing = true;
   }

@@ -345,7 +345,18 @@ bool allowed(security_state& sec, const command_registry& reg, int id, const com
 }
 
 bool permit(security_state& sec, const command_registry& reg, int id, const command_args& a,
-            session& s, out_buffer& out, uint64_t now_ms) {
+            session& s, out_buffer& out, uint64_t at_ms) {
+  struct fixed_time final : kura::clock {
+    uint64_t ms;
+    explicit fixed_time(uint64_t m) : ms(m) {}
+    uint64_t now_ms() const override { return ms; }
+    uint64_t mono_ns() const override { return 0; }
+  } at{at_ms};
+  return permit(sec, reg, id, a, s, out, at);
+}
+
+bool permit(security_state& sec, const command_registry& reg, int id, const command_args& a,
+            session& s, out_buffer& out, const kura::clock& clk) {
   auto& u = sec.user_of(s);
   auto& sp = reg.spec(id);
   size_t words = sp.parent >= 0 ? 2 : 1;
@@ -360,7 +371,7 @@ bool permit(security_state& sec, const command_registry& reg, int id, const comm
     return false;
   case gate::noauth:
     put_error(out, err_noauth);
-    sec.audit_command("noauth", s, a, words, err_noauth, now_ms);
+    sec.audit_command("noauth", s, a, words, err_noauth, clk.now_ms());
     return false;
   case gate::acl:
     break;
@@ -384,6 +395,7 @@ bool permit(security_state& sec, const command_registry& reg, int id, const comm
     le.object.assign(sec.scratch[denied].key);
     msg = "NOPERM this user has no permissions to access one of the keys used as arguments";
   }
+  const uint64_t now_ms = clk.now_ms();
   sec.log.add(std::move(le), now_ms);
   put_error(out, msg);
   sec.audit_command("acl-denied", s, a, words, msg, now_ms);

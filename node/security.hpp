@@ -92,6 +92,9 @@ struct security_state {
 /// arguments `a`: authentication (NOAUTH), a deleted user (the connection
 /// closes), the command and its keys (NOPERM). True if it may run; else the
 /// error reply is in `out` and the refusal is in ACL LOG and the audit log.
+/// The clock is read only for a refusal's log lines.
+bool permit(security_state& sec, const command_registry& reg, int id, const command_args& a,
+            session& s, out_buffer& out, const kura::clock& clk);
 bool permit(security_state& sec, const command_registry& reg, int id, const command_args& a,
             session& s, out_buffer& out, uint64_t now_ms);
 /// The channels (or PSUBSCRIBE's patterns) pub/sub command `id` names in `a`.

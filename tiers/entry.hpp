@@ -7,6 +7,7 @@
 #include "tiers/status.hpp"
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -66,6 +67,30 @@ struct entry {
     return std::tie(a.key, a.value, a.expiry_ms, a.flags) ==
                std::tie(b.key, b.value, b.expiry_ms, b.flags) &&
            a.ver == b.ver;
+  }
+};
+
+/// A large value shared instead of copied (the keyspace, the write-ahead
+/// log's thread and the L3 thread read one buffer): `len` bytes from `off` of
+/// an immutable buffer, which may hold more (the request it arrived in).
+struct shared_bytes {
+  std::shared_ptr<const std::string> buf;
+  size_t off = 0;
+  size_t len = 0;
+  shared_bytes() = default;
+  /// The whole of `b`.
+  shared_bytes(std::shared_ptr<const std::string> b) // NOLINT: implicit on purpose
+      : buf(std::move(b)), len(buf ? buf->size() : 0) {}
+  shared_bytes(std::shared_ptr<const std::string> b, size_t o, size_t n)
+      : buf(std::move(b)), off(o), len(n) {}
+  std::string_view view() const noexcept {
+    return buf ? std::string_view(buf->data() + off, len) : std::string_view{};
+  }
+  size_t size() const noexcept { return len; }
+  explicit operator bool() const noexcept { return buf != nullptr; }
+  void reset() noexcept {
+    buf.reset();
+    off = len = 0;
   }
 };
 

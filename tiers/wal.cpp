@@ -436,8 +436,7 @@ uint64_t wal::appended_record(std::unique_lock<std::mutex>& lk, bool was_empty, 
   return lsn;
 }
 
-uint64_t wal::append_put_shared(const entry& meta, std::shared_ptr<const std::string> value,
-                                uint64_t batch) {
+uint64_t wal::append_put_shared(const entry& meta, shared_bytes value, uint64_t batch) {
   deferred d;
   d.fixed_key.resize(plain_fixed + meta.key.size());
   char* fixed = d.fixed_key.data();
@@ -457,7 +456,7 @@ uint64_t wal::append_put_shared(const entry& meta, std::shared_ptr<const std::st
   uint64_t before = buffered();
   d.at = buf_.size();
   buf_large_bytes_ +=
-      rec_header + d.fixed_key.size() + d.value->size() + (d.keys ? crypto::overhead : 0);
+      rec_header + d.fixed_key.size() + d.value.size() + (d.keys ? crypto::overhead : 0);
   buf_large_.push_back(std::move(d));
   return appended_record(lk, was_empty, before, batch);
 }
@@ -566,7 +565,7 @@ status wal::write_chunk(const chunk_t& chunk, uint64_t max_batch) {
 }
 
 status wal::write_deferred(const deferred& d) {
-  const std::string& value = *d.value;
+  const std::string_view value = d.value.view();
   size_t plain_len = d.fixed_key.size() + value.size();
   char head[rec_header];
   if (d.keys) {

@@ -111,8 +111,7 @@ public:
   /// the log keeps `value` until its writer thread has written the record,
   /// and computes the record's checksum (or seals it) there, so a large put
   /// costs the serving thread no copy and no pass over its bytes.
-  uint64_t append_put_shared(const entry& meta, std::shared_ptr<const std::string> value,
-                             uint64_t batch);
+  uint64_t append_put_shared(const entry& meta, shared_bytes value, uint64_t batch);
   uint64_t append_erase(std::string_view key, uint64_t batch);
   uint64_t append_clear(uint64_t batch);
   /// Wakes the writer thread now (sync mode: a client waits for its write).
@@ -168,7 +167,7 @@ private:
   struct deferred {
     size_t at = 0;
     std::string fixed_key; ///< the plain fixed fields and the key
-    std::shared_ptr<const std::string> value;
+    shared_bytes value;
     std::shared_ptr<const crypto::keyring> keys; ///< the keys at append time (null: plain)
   };
   /// Records taken from the buffer, not yet written.

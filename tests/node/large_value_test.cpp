@@ -20,10 +20,10 @@ namespace {
 /// each large one in a batch of its own (numbered 1, 2, ...).
 struct sharing_port final : actors::l3_port {
   std::vector<std::string> writes, erases;
-  std::vector<std::shared_ptr<const std::string>> shared;
+  std::vector<shared_bytes> shared;
   uint64_t batch = 0;
   void write(const entry& e) override { writes.push_back(e.key); }
-  uint64_t write_shared(const entry& meta, std::shared_ptr<const std::string> v) override {
+  uint64_t write_shared(const entry& meta, shared_bytes v) override {
     CHECK(meta.value.empty());
     writes.push_back(meta.key);
     shared.push_back(std::move(v));
@@ -70,12 +70,12 @@ TEST_CASE("a large value is shared with L3, not copied into memory, and read bac
   CHECK(f.run({"SET", "small", "v"}) == "+OK\r\n");
   CHECK(f.run({"SET", "big", big}) == "+OK\r\n");
   REQUIRE(f.port.shared.size() == 1);
-  CHECK(*f.port.shared[0] == big);
+  CHECK(f.port.shared[0].view() == big);
   CHECK(f.memory_entries() == 1); // only "small"
   CHECK(f.ks.large_count() == 1);
   CHECK(f.ks.large_bytes() == 5000);
   // held by reference: the keyspace and the port share one buffer
-  CHECK(f.port.shared[0].use_count() == 2);
+  CHECK(f.port.shared[0].buf.use_count() == 2);
   CHECK(f.run({"GET", "big"}) == bulk(big));
   CHECK(f.run({"STRLEN", "big"}) == ":5000\r\n");
   CHECK(std::string(f.ks.tier_of("big")) == "l3");
@@ -83,7 +83,7 @@ TEST_CASE("a large value is shared with L3, not copied into memory, and read bac
   // L3 applied its batch: the keyspace lets go, L3 serves it from now on
   f.ks.release_large(1);
   CHECK(f.ks.large_count() == 0);
-  CHECK(f.port.shared[0].use_count() == 1);
+  CHECK(f.port.shared[0].buf.use_count() == 1);
   CHECK(!f.ks.known("big"));
   CHECK(f.ks.maybe_in_l3("big"));
   // an L3 answer of a large value is not promoted into memory
@@ -109,7 +109,7 @@ TEST_CASE("a command sees its own large writes; overwrites and deletes drop the 
   CHECK(f.run({"EXEC"}) == "*3\r\n+OK\r\n:3002\r\n" + bulk(big + "yz"));
   REQUIRE(f.port.shared.size() == 2); // both writes shared
   CHECK(f.ks.large_count() == 1);     // the newest one held
-  CHECK(f.port.shared[0].use_count() == 1);
+  CHECK(f.port.shared[0].buf.use_count() == 1);
   // an older batch's ack does not release a newer write of the key
   f.ks.release_large(1);
   CHECK(f.ks.large_count() == 1);
@@ -134,4 +134,43 @@ TEST_CASE("a command sees its own large writes; overwrites and deletes drop the 
   CHECK(f.run({"GET", "e"}) == "$-1\r\n");
   CHECK(f.run({"FLUSHALL"}) == "+OK\r\n");
   CHECK(f.ks.large_count() == 0);
+}
+
+TEST_CASE("a large argument takes the request buffer over instead of being copied") {
+  fixture f;
+  std::string big(4000, 'q');
+  std::string in = "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4000\r\n" + big + "\r\n*1\r\n$4\r\nPING\r\n";
+  const char* bytes = in.data();
+  size_t at = in.find(big);
+  std::string_view key(in.data() + in.find("k\r\n"), 1);
+  std::string_view value(in.data() + at, big.size());
+  // a small value in the buffer, and a large one outside it, are copied
+  f.ks.set_input(&in);
+  CHECK(f.ks.write_arg("s", value.substr(0, 10), 0).ok());
+  std::string elsewhere(big);
+  CHECK(f.ks.write_arg("e", elsewhere, 0).ok());
+  CHECK((in.data() == bytes));
+  CHECK(!bool(f.ks.take_input()));
+  // a large value in the buffer: the buffer is the value's now
+  CHECK(f.ks.write_arg(key, value, 0).ok());
+  CHECK(in.empty());
+  auto taken = f.ks.take_input();
+  REQUIRE(bool(taken));
+  CHECK((taken->data() == bytes)); // moved, not copied
+  CHECK(!bool(f.ks.take_input()));
+  REQUIRE(f.port.shared.size() == 2);
+  CHECK((f.port.shared[1].buf.get() == taken.get()));
+  CHECK(f.port.shared[1].view() == big);
+  CHECK((f.port.shared[1].view().data() == bytes + at));
+  CHECK(f.run({"GET", "k"}) == bulk(big));
+  CHECK(f.run({"GET", "s"}) == bulk(big.substr(0, 10)));
+  CHECK(f.run({"GET", "e"}) == bulk(big));
+  // what follows the command stays readable in the taken buffer
+  CHECK(taken->substr(taken->size() - 14) == "*1\r\n$4\r\nPING\r\n");
+  // the next write does not find a buffer offered any more
+  CHECK(f.ks.write_arg("k2", value, 0).ok());
+  CHECK(!bool(f.ks.take_input()));
+  CHECK(f.port.shared.size() == 3);
+  CHECK((f.port.shared[2].buf.get() != taken.get()));
+  f.ks.set_input(nullptr);
 }

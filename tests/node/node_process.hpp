@@ -400,6 +400,17 @@ public:
     return run_shell("redis-cli -p " + std::to_string(port) + " " + args + " 2>&1", rc);
   }
 
+  /// Waits (up to `timeout_ms`) until L3 has applied and committed every
+  /// write (INFO's write-behind queue and uncommitted writes are 0).
+  bool l3_idle(int timeout_ms = 10000) {
+    for (int waited = 0; waited <= timeout_ms; waited += 25) {
+      if (info_field("l3_write_behind_queue") == "0" && info_field("l3_uncommitted_writes") == "0")
+        return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    return false;
+  }
+
   /// Value of "field:" in INFO's output.
   std::string info_field(const std::string& field) {
     client c(port);

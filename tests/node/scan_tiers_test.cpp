@@ -64,13 +64,8 @@ std::string value_of(int i) {
 }
 
 void wait_l3_idle(node_process& n) {
-  for (int i = 0; i < 400; ++i) {
-    if (n.info_field("l3_write_behind_queue") == "0" &&
-        n.info_field("l3_uncommitted_writes") == "0")
-      return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(25));
-  }
-  FAIL("L3 did not drain its write-behind queue");
+  if (!n.l3_idle())
+    FAIL("L3 did not drain its write-behind queue");
 }
 
 /// SCAN from `cursor` until it returns 0 (or `max_calls` calls); appends the keys.
