@@ -35,21 +35,6 @@ inline std::string bin_dir() {
   return d ? d : "build/bin";
 }
 
-/// A port nobody listens on right now (bind to 0, read it back, close).
-inline uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  uint16_t p = ntohs(a.sin_port);
-  ::close(fd);
-  return p;
-}
-
 /// `n` distinct free loopback ports: the sockets stay bound until all are
 /// picked, so the kernel cannot hand out one port twice (free_port() called
 /// three times in a row did: "bad value for metrics-port: same as port",
@@ -72,6 +57,11 @@ inline std::vector<uint16_t> free_ports(size_t n) {
   for (int fd : fds)
     ::close(fd);
   return ports;
+}
+
+/// A port nobody listens on right now (bind to 0, read it back, close).
+inline uint16_t free_port() {
+  return free_ports(1)[0];
 }
 
 /// A fresh temporary directory, removed with the object.
