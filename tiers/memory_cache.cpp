@@ -118,7 +118,18 @@
 // 0.9648 -> 0.9531, multi2 10% 0.5075 -> 0.4964, cloudPhysicsIO 1% 0.8299 ->
 // 0.8289, no other row worse by more than 0.0004). With sampled
 // simulations only a sampled key's status is known, and the same rule cost
-// cloudPhysicsIO 10% 0.0017, so there a warm key is admitted as before. The 18 settings with a 100%
+// cloudPhysicsIO 10% 0.0017, so there a warm key is admitted as before.
+// The first switch: the cache leaves its LRU start with L2 holding the LRU
+// window's entries in recency order, the keys the chosen simulation holds
+// mixed with those it does not. When the new setting has a small window
+// (<= 5%) and an SLRU main region and the simulations are exact, L2's
+// probation is reordered once: the entries the simulation holds go to its
+// most recently used end (their order kept), so the next admissions evict the
+// others first instead of whichever the LRU order put last (multi2 10%:
+// 0.4964 -> 0.4931; bench/RESULTS.md, issue 14, session 19). Only then: at
+// every switch, or with protected's unheld entries demoted too, it cost
+// 2_pools 10% 0.0011-0.0013 (above LRU); at a first switch to a 20% window
+// (adaptsize-request 1%) 0.0006, to sampled LFU (2_pools 10%) 0.0006. The 18 settings with a 100%
 // window are all plain LRU (no main region: margin, main policy and aging do not matter), so one
 // simulation serves them: 109 simulations for 126 settings. Cost: ~1.1 MB of simulations per shard
 // (~21 bytes per simulated key and simulation; in byte mode at most ~1/73 of the capacity, else
@@ -181,6 +192,9 @@ constexpr size_t shadow_batch = 256;          // sampled reads fed to the sims a
 // stops admitting.
 constexpr int warm_scan = 8;
 constexpr uint64_t warm_slack = 8;
+// The first switch reorders L2 only toward settings with at most this window
+// (see "the first switch" above).
+constexpr double first_switch_max_window = 0.05;
 // The ghost queue (main_region_policy::slru_ghost) remembers this share of
 // the sketch's capacity (about the entry count) of rejected keys: at 2 bytes
 // per fingerprint, ~1 byte per entry (the 80-byte budget has no room for a
@@ -612,6 +626,13 @@ struct memory_cache::impl {
       sh.warm_state.assign(sh.warm.size(), warm_pending);
       sh.warm_evicted.clear();
       sh.warm_gain = sh.warm_cost = 0;
+      // The first switch leaves the start (LRU): L2 holds the LRU window's
+      // entries in recency order. To a small-window SLRU setting, the ones
+      // the chosen simulation holds go ahead of those it does not hold (see
+      // "the first switch" above).
+      if (sh.shift == 0 && sh.totals.switches == 1 && grid_windows[window_of(before)] == 1.0 &&
+          main_of(best) != main_lfu && grid_windows[window_of(best)] <= first_switch_max_window)
+        unheld_last();
     }
     if (sh.report) {
       rep.period = sh.periods;
@@ -685,6 +706,21 @@ struct memory_cache::impl {
           return id;
     }
     return 0;
+  }
+
+  /// Moves L2's probation entries that the chosen simulation holds (the warm
+  /// keys) to probation's most recently used end, in their order, so the
+  /// entries it does not hold are the next victims. No allocation: walks the
+  /// list once from its LRU end; a moved entry is not visited again.
+  void unheld_last() {
+    detail::node_list& l = l2.probation_;
+    detail::node_id id = l.tail;
+    for (uint64_t n = l.count; n > 0 && id != 0; --n) {
+      const detail::node_id prev = l2.table_.prev(id);
+      if (warm_index(hash64(l2.table_.key(id))) != SIZE_MAX)
+        l.move_front(l2.table_, id);
+      id = prev;
+    }
   }
 
   /// Whether the L1 victim `e` (hash `h`), a warm key, is admitted without

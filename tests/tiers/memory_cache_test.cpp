@@ -1160,3 +1160,51 @@ TEST_CASE("memory_cache: on_period reports each decision of the shadow adaptatio
     (void)m.get(key_of(static_cast<uint64_t>(k % 150)), 0);
   CHECK(reports.size() == n);
 }
+
+TEST_CASE("memory_cache: at the first switch, L2 evicts first what the chosen simulation lacks") {
+  // A loop of 60 keys interleaved with a scan of new keys: 120 distinct keys
+  // between two reads of a loop key, so the cache's LRU start (100 entries)
+  // misses every read, while a small-window setting's simulation keeps the
+  // loop in its main region and hits it; the cache switches to that setting.
+  // At the switch L2 receives the LRU window's entries, loop and scan keys
+  // interleaved; the scan keys, which the chosen simulation does not hold,
+  // must be L2's next victims (the LRU end of probation), the loop keys after
+  // them.
+  memory_cache m(objects_config(100, true, 1.0));
+  std::vector<memory_cache::period_report> reports;
+  m.on_period([&](const memory_cache::period_report& r) { reports.push_back(r); });
+  uint64_t scan = 1000;
+  std::vector<std::string> l2_order; // L2's keys right after the first switch
+  for (int round = 0; round < 8 && l2_order.empty(); ++round)
+    for (int k = 0; k < 60 && l2_order.empty(); ++k)
+      for (const std::string& key : {key_of(static_cast<uint64_t>(k)), key_of(scan++)}) {
+        if (!m.get(key, 0)->has_value())
+          REQUIRE(m.put(make(key, "v"), 0).ok());
+        if (m.adaptation().switches == 1 && l2_order.empty())
+          m.for_each([&](const memory_cache::entry_view& v) {
+            if (m.locate(v.key) == memory_region::l2)
+              l2_order.emplace_back(v.key);
+          });
+      }
+  REQUIRE(!reports.empty());
+  REQUIRE(m.adaptation().switches == 1);
+  const memory_cache::period_report& sw = reports.back();
+  REQUIRE(sw.switched);
+  CHECK(sw.setting.window == 1.0);
+  CHECK(sw.next.window <= 0.05);
+  CHECK(sw.next.main != main_region_policy::sampled_lfu);
+  // for_each lists probation from most to least recently used, then
+  // protected. The simulation holds the loop keys it admitted before its main
+  // region filled (about the first 40), none of the scan keys: those loop keys
+  // come first, every scan key after them, nearer the LRU end. Without the
+  // reordering L2's order is the LRU window's, loop and scan keys alternating.
+  REQUIRE(l2_order.size() >= 80);
+  size_t held_prefix = 0;
+  while (held_prefix < l2_order.size() && std::stoull(l2_order[held_prefix].substr(1)) < 1000)
+    ++held_prefix;
+  CHECK(held_prefix >= 30);
+  size_t scan_keys = 0;
+  for (const std::string& k : l2_order)
+    scan_keys += std::stoull(k.substr(1)) >= 1000;
+  CHECK(scan_keys >= 30);
+}
