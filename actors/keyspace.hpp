@@ -26,6 +26,7 @@
 #include "predictor/ttl_rules.hpp"
 #include "tiers/clock.hpp"
 #include "tiers/entry.hpp"
+#include "tiers/l3_lmdb.hpp"
 #include "tiers/memory_cache.hpp"
 
 #include <cstdint>
@@ -87,6 +88,10 @@ struct keyspace_config {
   /// (write_shared), until L3 has applied it, and L3 serves it after that.
   /// 0 = every value goes into memory (also the rule without L3).
   uint64_t memory_max_value_bytes = 0;
+  /// What L3 can hold at all (l3_lmdb::fit; spawn_store sets it): with L3, a
+  /// write L3 would refuse (larger than its whole budget) is refused at once
+  /// instead of being acknowledged and then lost. Budget 0: no check.
+  kura::l3_fit l3_sizing;
 };
 
 /// Set on staged entries that L4 (the archive) answered; never stored
@@ -255,7 +260,14 @@ public:
   /// Copy of a live entry.
   std::optional<entry> get(std::string_view key);
   bool exists(std::string_view key);
-  /// Inserts or replaces; key and value are checked against the limits.
+  /// Whether write() takes a value of `value_bytes` for `key`: the limits,
+  /// and with L3 its whole budget (keyspace_config::l3_sizing), without L3 the
+  /// capacity of the key's memory shard. ok, or the error write() returns.
+  /// A command that writes several keys (MSET) checks every one first, so
+  /// that a refusal changes nothing.
+  status admit(std::string_view key, size_t value_bytes) const;
+  /// Inserts or replaces; key and value are checked by admit() first (a
+  /// refused write leaves the key's older value as it was).
   /// `flags`: entry_flags::hash for a hash value, 0 for a string.
   status write(std::string_view key, std::string value, uint64_t expiry_ms, uint8_t flags = 0);
   /// write() of a command argument: a large value (memory_max_value_bytes,

@@ -1028,12 +1028,21 @@ result<std::unique_ptr<wal>> recover_wal(l3_lmdb& db, l3_below* below, const wal
   // so a restart replays only what LMDB had not committed
   uint64_t mark = db.log_mark();
   uint64_t top = mark;
+  uint64_t skipped = 0;
+  std::string skipped_reason;
   auto r = wal::replay(cfg, [&](wal_record&& rec) -> status {
     if (rec.batch <= mark)
       return status{};
     top = std::max(top, rec.batch);
     switch (rec.kind) {
     case wal_record::put: {
+      // a budget lowered since the write (or a log of a version that took
+      // such writes): the record can never fit, so the key keeps L3's value
+      if (auto fit = db.fit().check(rec.e.key, rec.e.value.size(), rec.e.expiry_ms != 0); !fit) {
+        if (skipped++ == 0)
+          skipped_reason = fit.message();
+        return status{};
+      }
       std::string key = below ? rec.e.key : std::string{};
       // an expired entry is dropped by put() as write-behind would
       kura::version ver = rec.e.ver;
@@ -1067,8 +1076,11 @@ result<std::unique_ptr<wal>> recover_wal(l3_lmdb& db, l3_below* below, const wal
       below->l3_committed(); // LMDB synced the replayed writes
     }
   }
-  if (replayed)
+  if (replayed) {
     *replayed = *r;
+    replayed->skipped = skipped;
+    replayed->skipped_reason = std::move(skipped_reason);
+  }
   if (auto st = wal::remove_segments(cfg.dir); !st.ok())
     return st.err();
   return wal::open(cfg, clk);
@@ -1078,6 +1090,8 @@ store_handles spawn_store(caf::actor_system& sys, store_config cfg, std::shared_
                           const kura::clock& clk, std::shared_ptr<l3_below> below,
                           std::unique_ptr<wal> log) {
   store_handles h;
+  if (l3db) // writes L3 could never hold are refused when they are made
+    cfg.ks.l3_sizing = l3db->fit();
   h.core = std::make_shared<store_core>(cfg, clk, l3db != nullptr);
   bool logged = log != nullptr && l3db != nullptr;
   if (logged)

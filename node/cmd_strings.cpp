@@ -233,10 +233,24 @@ void cmd_mget(const command_args& a, command_context& c) {
       put_nil(out);
 }
 
+/// MSET's and MSETNX's check of every key/value pair before the first write:
+/// false (and the error written) when one would be refused, so that nothing
+/// is written (all or nothing, as in Redis).
+bool admit_pairs(const command_args& a, command_context& c) {
+  for (size_t i = 1; i + 1 < a.size(); i += 2)
+    if (auto st = c.ks.admit(a[i], a[i + 1].size()); !st.ok()) {
+      put_error(c.out, "ERR " + st.message());
+      return false;
+    }
+  return true;
+}
+
 void cmd_mset(const command_args& a, command_context& c) {
   auto& out = c.out;
   if (a.size() % 2 != 1)
     return wrong_args(out, "mset");
+  if (!admit_pairs(a, c))
+    return;
   for (size_t i = 1; i + 1 < a.size(); i += 2)
     if (auto st = c.ks.write(a[i], std::string{a[i + 1]}, 0); !st.ok())
       return put_error(out, "ERR " + st.message());
@@ -250,6 +264,8 @@ void cmd_msetnx(const command_args& a, command_context& c) {
   for (size_t i = 1; i + 1 < a.size(); i += 2)
     if (c.ks.exists(a[i]))
       return put_int(out, 0);
+  if (!admit_pairs(a, c))
+    return;
   for (size_t i = 1; i + 1 < a.size(); i += 2)
     if (auto st = c.ks.write(a[i], std::string{a[i + 1]}, 0); !st.ok())
       return put_error(out, "ERR " + st.message());

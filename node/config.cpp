@@ -77,7 +77,8 @@ node_config::node_config() {
       .add(l3_verify_on_open, "verify-on-open",
            "full: walk every LMDB page before serving; lazy: serve at once, check each record's "
            "checksum when read and scan every record in the background")
-      .add(l3_max_bytes, "max-bytes", "L3 size budget (0 = 90% of map-size)")
+      .add(l3_max_bytes, "max-bytes",
+           "L3 size budget (0 = half of map-size); a value larger than it allows is refused")
       .add(l3_write_behind_high_water, "write-behind-high-water",
            "queued write-behind operations before clients are slowed down")
       .add(l3_write_behind_high_water_bytes, "write-behind-high-water-bytes",

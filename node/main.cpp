@@ -275,6 +275,10 @@ int main(int argc, char** argv) {
                           : "; cut " + std::to_string(replayed.cut_bytes) +
                                 " bytes of a torn or damaged tail (" + replayed.cut_reason + ")")
                   << std::endl;
+      if (replayed.skipped > 0)
+        std::cerr << "kura-node: skipped " << replayed.skipped
+                  << " write-ahead log records larger than the whole L3 budget (the first: "
+                  << replayed.skipped_reason << "); those keys keep their older value" << std::endl;
       log = std::move(*opened);
     }
     if (!model_key_secret.empty())

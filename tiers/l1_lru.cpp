@@ -17,11 +17,11 @@ uint64_t l1_lru::bytes() const {
   return count_objects_ ? table_.size() : table_.bytes();
 }
 
-uint64_t l1_lru::cost(const entry& e) const {
+uint64_t l1_lru::cost(std::string_view key, size_t value_size, uint64_t expiry_ms,
+                      const version& ver) const {
   if (count_objects_)
     return 1;
-  return detail::entry_table::charge_for(
-             table_.node_size(e.key, e.value.size(), e.expiry_ms, e.ver)) +
+  return detail::entry_table::charge_for(table_.node_size(key, value_size, expiry_ms, ver)) +
          detail::entry_table::min_slots * detail::entry_table::index_slot_bytes;
 }
 

@@ -47,7 +47,9 @@ public:
   /// Current bytes (or entries in count_objects mode).
   uint64_t bytes() const;
   /// What an entry would be charged on its own (node + one index slot).
-  uint64_t cost(const entry& e) const;
+  uint64_t cost(const entry& e) const { return cost(e.key, e.value.size(), e.expiry_ms, e.ver); }
+  uint64_t cost(std::string_view key, size_t value_size, uint64_t expiry_ms,
+                const version& ver) const;
   bool contains(std::string_view key) const;
   /// Keys from most to least recently used (for tests; O(n)).
   std::vector<std::string> keys_mru() const;

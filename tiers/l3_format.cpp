@@ -36,13 +36,17 @@ std::string lmdb_key(std::string_view key, const sealing* s) {
   return k;
 }
 
-size_t record_size(const entry& e, const sealing* s) {
-  if (s != nullptr)
-    return header_size + crypto::overhead + 4 + e.key.size() + e.value.size();
-  size_t n = header_size + e.value.size();
-  if (is_long_key(e.key))
-    n += 4 + e.key.size();
+size_t record_size(size_t key_bytes, size_t value_bytes, bool sealed) {
+  if (sealed)
+    return header_size + crypto::overhead + 4 + key_bytes + value_bytes;
+  size_t n = header_size + value_bytes;
+  if (key_bytes >= lkey_long_size) // is_long_key
+    n += 4 + key_bytes;
   return n;
+}
+
+size_t record_size(const entry& e, const sealing* s) {
+  return record_size(e.key.size(), e.value.size(), s != nullptr);
 }
 
 uint64_t record_checksum(std::string_view lkey, std::string_view rec) {

@@ -135,6 +135,9 @@ struct header {
 
 /// Bytes of the record that encodes `e`.
 size_t record_size(const entry& e, const sealing* s = nullptr);
+/// record_size of an entry with a key of `key_bytes` and a value of
+/// `value_bytes`, sealed or not.
+size_t record_size(size_t key_bytes, size_t value_bytes, bool sealed);
 /// Writes the record of `e`, stored under LMDB key `lkey`, with sequence
 /// `seq` into `out` (record_size(e, s) bytes); sealed under the active key
 /// when `s` is given.

@@ -262,17 +262,10 @@ struct l3_lmdb::impl {
   /// pages, which stay sparse until LMDB merges them below a quarter full.
   /// Measured on the conformance suite's eviction case: about 2.7 page bytes
   /// per estimated byte, so the estimate may reach only a third of the budget.
-  uint64_t est_limit() const { return sealer ? budget / 3 : budget / 3 * 2; }
-
-  /// Estimated bytes an entry occupies: its kura.main node (or an overflow
-  /// node plus whole overflow pages) and its kura.exp node, each with LMDB's
-  /// 8-byte node header and 2-byte slot.
+  l3_fit fit() const { return l3_fit{budget, sealer != nullptr, psize, nodemax}; }
+  uint64_t est_limit() const { return fit().limit(); }
   uint64_t footprint(size_t lkey, size_t rec, bool has_exp) const {
-    uint64_t n = 8 + lkey + rec;
-    uint64_t main_b =
-        n > nodemax ? 2 + 8 + lkey + 8 + ((rec + 16 + psize - 1) / psize) * psize : 2 + n;
-    uint64_t exp_b = has_exp ? 2 + 8 + 16 + lkey : 0;
-    return main_b + exp_b;
+    return fit().footprint(lkey, rec, has_exp);
   }
   /// What kura.seq cost per entry in formats 2-4 (taken off est_bytes when
   /// an upgrade drops it).
@@ -1237,6 +1230,26 @@ result<std::unique_ptr<l3_lmdb>> l3_lmdb::open(l3_config cfg, const clock& clk) 
   return std::unique_ptr<l3_lmdb>(new l3_lmdb(std::move(p)));
 }
 
+status l3_fit::check(std::string_view key, size_t value_bytes, bool has_exp) const {
+  if (budget == 0)
+    return {};
+  size_t lkey = sealed ? fmt::sealed_lkey_size : std::min(key.size(), fmt::lkey_long_size);
+  uint64_t fp = footprint(lkey, fmt::record_size(key.size(), value_bytes, sealed), has_exp);
+  if (fp <= limit())
+    return {};
+  // the estimate may reach limit() (2/3 or 1/3) of the budget: the budget it needs
+  uint64_t needs = sealed ? fp * 3 : fp * 3 / 2;
+  return status{errc::out_of_space, "value of " + std::to_string(value_bytes) +
+                                        " bytes is too large for L3: it needs about " +
+                                        std::to_string(needs) +
+                                        " bytes, more than the whole L3 budget of " +
+                                        std::to_string(budget) + " bytes (kura.l3.max-bytes)"};
+}
+
+l3_fit l3_lmdb::fit() const {
+  return impl_->fit();
+}
+
 l3_lmdb::~l3_lmdb() {
   if (!impl_)
     return;
@@ -1303,13 +1316,8 @@ status l3_lmdb::put(entry e, uint64_t now_ms) {
   auto& m = *impl_;
   if (auto s = m.cfg.lim.check(e); !s)
     return s;
-  uint64_t fp = m.footprint(m.sp() != nullptr ? fmt::sealed_lkey_size
-                                              : std::min(e.key.size(), fmt::lkey_long_size),
-                            fmt::record_size(e, m.sp()), e.expiry_ms != 0);
-  if (fp > m.est_limit())
-    return status{errc::out_of_space, "L3 entry needs about " + std::to_string(fp * 3 / 2) +
-                                          " bytes, more than the whole L3 budget of " +
-                                          std::to_string(m.budget)};
+  if (auto s = m.fit().check(e.key, e.value.size(), e.expiry_ms != 0); !s)
+    return s;
   // Keep what this put replaces (moved, not copied), so that a failed
   // commit can take it back.
   std::optional<impl::op> prev;

@@ -103,10 +103,41 @@ struct reseal_progress {
   bool done = false;
 };
 
+/// How large an entry L3 can hold at all: the figures an open environment
+/// sizes entries with, copied out (l3_lmdb::fit), so that the RESP front end
+/// refuses at write time a write L3 would refuse later, when the client has
+/// its +OK already. Plain value type.
+struct l3_fit {
+  uint64_t budget = 0; ///< max_bytes (map_size / 2 without it); 0 = no L3 known
+  bool sealed = false; ///< encryption at rest (keyed-hash LMDB keys)
+  uint32_t psize = 4096;
+  size_t nodemax = 2038; ///< largest node that fits a page (bigger: overflow pages)
+
+  /// Estimated bytes an entry occupies: its kura.main node (or an overflow
+  /// node plus whole overflow pages) and its kura.exp node, each with LMDB's
+  /// 8-byte node header and 2-byte slot.
+  uint64_t footprint(size_t lkey, size_t rec, bool has_exp) const {
+    uint64_t n = 8 + lkey + rec;
+    uint64_t main_b =
+        n > nodemax ? 2 + 8 + lkey + 8 + ((rec + 16 + psize - 1) / psize) * psize : 2 + n;
+    uint64_t exp_b = has_exp ? 2 + 8 + 16 + lkey : 0;
+    return main_b + exp_b;
+  }
+  /// What the estimated footprint may reach (l3_lmdb.cpp, "footprint"): two
+  /// thirds of the budget, a third with sealing.
+  uint64_t limit() const { return sealed ? budget / 3 : budget / 3 * 2; }
+  /// ok, or errc::out_of_space (the sizes and kura.l3.max-bytes in the
+  /// message) when an entry of `key` and `value_bytes` is larger than the
+  /// whole budget allows, however empty L3 is.
+  status check(std::string_view key, size_t value_bytes, bool has_exp) const;
+};
+
 class l3_lmdb final : public tier {
 public:
   /// Opens (creating if needed) the environment at cfg.path.
   static result<std::unique_ptr<l3_lmdb>> open(l3_config cfg, const clock& clk);
+  /// The sizing put() refuses entries by (fixed once open).
+  l3_fit fit() const;
   ~l3_lmdb() override; // flushes the pending batch
 
   const char* name() const override { return "l3"; }

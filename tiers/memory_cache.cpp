@@ -311,6 +311,12 @@ struct memory_cache::impl {
     return cfg.capacity_bytes > fixed ? cfg.capacity_bytes - fixed : 0;
   }
 
+  status too_large(uint64_t cost) const {
+    return status{errc::out_of_space, "entry of " + std::to_string(cost) +
+                                          " bytes exceeds memory capacity of " +
+                                          std::to_string(effective())};
+  }
+
   /// Bytes outside L1 and L2: the sketch and the shadow simulations.
   uint64_t overhead_bytes() const {
     // Called on every put (fit_caps): the simulations' share is summed once
@@ -1009,9 +1015,7 @@ status memory_cache::put(entry e, uint64_t now_ms) {
       m.l1.remove_node(in_l1);
     if (in_l2)
       m.l2.remove_node(in_l2);
-    return status{errc::out_of_space, "entry of " + std::to_string(cost) +
-                                          " bytes exceeds memory capacity of " +
-                                          std::to_string(m.effective())};
+    return m.too_large(cost);
   }
   status st;
   if (in_l2 && m.l2.cost(e) <= m.l2.capacity_) {
@@ -1033,6 +1037,12 @@ status memory_cache::put(entry e, uint64_t now_ms) {
   }
   m.maybe_grow_sketch();
   return st;
+}
+
+status memory_cache::admits(std::string_view key, size_t value_bytes) const {
+  const impl& m = *impl_;
+  const uint64_t cost = m.l1.cost(key, value_bytes, ~uint64_t{0}, version{~uint64_t{0}, ~0u});
+  return cost > m.effective() ? m.too_large(cost) : status{};
 }
 
 status memory_cache::put_predicted(entry e, uint64_t now_ms) {

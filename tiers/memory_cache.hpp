@@ -111,6 +111,11 @@ public:
   result<std::optional<entry>> get(std::string_view key, uint64_t now_ms,
                                    bool touch = true) override;
   status put(entry e, uint64_t now_ms) override;
+  /// Whether put() can hold a value of `value_bytes` for `key` at all (with
+  /// an expiry and a version of the widest encoding): ok, or the
+  /// errc::out_of_space put() would return, before put() drops the key's
+  /// older value for it.
+  status admits(std::string_view key, size_t value_bytes) const;
   result<bool> erase(std::string_view key) override;
   size_t sweep_expired(uint64_t now_ms, size_t budget) override;
   status clear() override;

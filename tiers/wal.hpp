@@ -77,6 +77,11 @@ struct wal_replay_stats {
   uint64_t bytes = 0;     ///< bytes of intact records
   uint64_t cut_bytes = 0; ///< bytes after a torn or damaged record, not replayed
   std::string cut_reason; ///< the first cut: segment, offset and why (empty: none)
+  /// Puts the replay skipped: larger than the whole L3 budget (a smaller
+  /// kura.l3.max-bytes than when they were written), and why the first was.
+  /// Such a key keeps what L3 held before. (Filled by actors::recover_wal.)
+  uint64_t skipped = 0;
+  std::string skipped_reason;
 };
 
 /// CRC-32C (Castagnoli), hardware-assisted where the CPU has SSE 4.2.
