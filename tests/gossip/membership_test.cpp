@@ -246,6 +246,20 @@ std::string push_pull_of(std::vector<member_update> ms) {
   return encode(pp);
 }
 
+/// One membership fed by hand (no network), member 1 its seed.
+struct lone_member {
+  outbox out;
+  membership m;
+  lone_member(node_id self, const std::string& addr, uint64_t seed)
+      : m(config_of(self, addr), seed, out) {}
+  static membership_config config_of(node_id self, const std::string& addr) {
+    auto c = test_config();
+    c.self = self;
+    c.addr = addr;
+    return c;
+  }
+};
+
 std::string ping_with(std::vector<member_update> gossip) {
   ping_msg p;
   p.seq = 1;
@@ -260,12 +274,8 @@ TEST_CASE("an older update never moves a member back to the address of its previ
   // Member 3 restarted on other ports ("h:new") and refuted its previous
   // life's updates (incarnation 3); that life's updates ("h:old", drained, at
   // incarnation 2) are still on their way: piggybacked or in a push-pull.
-  outbox out;
-  auto c = test_config();
-  c.self = 1;
-  c.addr = "h:1";
-  c.seeds = {1};
-  membership m(c, 7, out);
+  lone_member one(1, "h:1", 7);
+  auto& m = one.m;
   m.start(epoch);
   REQUIRE(m.on_message(2,
                        push_pull_of({about(2, "h:2", 1, member_state::alive, 2),
@@ -292,12 +302,8 @@ TEST_CASE("an older update never moves a member back to the address of its previ
 TEST_CASE("a restarted member refutes its previous life's address at its own incarnation") {
   // The previous life reached incarnation 2 in memory (a drain); the restart
   // starts at the persisted count + 1 = 2 as well, on other ports.
-  outbox out;
-  auto c = test_config();
-  c.self = 3;
-  c.addr = "h:new#drained";
-  c.seeds = {1};
-  membership m(c, 9, out);
+  lone_member one(3, "h:new#drained", 9);
+  auto& m = one.m;
   m.start(epoch, 2);
   // The seed still holds the old life alive at incarnation 2.
   REQUIRE(m.on_message(1,
