@@ -17,8 +17,10 @@
 // covering L3 and L4, is built at open by one pass over L3 (l3_lmdb::scan) and
 // the L4 key iterator (archive::scan_keys), and kept up to date by apply() and
 // erase(); it feeds the base class's incremental digests and the bucket
-// listings, so neither a sync round nor a listing scans the tiers. Cost: about
-// key bytes + 80 bytes of memory per key held.
+// listings, so neither a sync round nor a listing scans the tiers. A hash
+// table beside it (gossip/position_index.hpp) finds a key's node in about one
+// probe for get/version_of/apply/erase. Cost: about key bytes + 80 bytes of
+// memory per key held for the map, plus 12-24 bytes for the table.
 //
 // get()/for_each() read the tiers (an entry is read when it is shipped);
 // get() can keep what it read in a memory cache in front of them
