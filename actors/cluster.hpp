@@ -122,7 +122,8 @@ struct cluster_settings {
 /// comment.
 class cluster_core {
 public:
-  using result_fn = std::function<void(const gossip::client_result&)>;
+  /// Gets the result to keep (it may move from it).
+  using result_fn = std::function<void(gossip::client_result&)>;
 
   /// `store` is what the gossip core replicates into (kura-node: the node's
   /// persistent tiers, gossip/tier_store.hpp); nullptr = in memory only.

@@ -405,7 +405,12 @@ void membership::apply(const member_update& u, uint64_t now, bool from_sync) {
       return;
     // Anything but "alive at our incarnation" that is at least as new as our
     // incarnation must be refuted, or it would win and we would be dropped.
-    if (u.inc > inc_ || (u.inc == inc_ && st != member_state::alive))
+    // So must another address at our incarnation: a previous life of this
+    // node (a restart on other ports) may have reached it in memory (drain
+    // and token changes raise it, and only the start is persisted), and
+    // until we are newer, members keep taking that life's address.
+    if (u.inc > inc_ ||
+        (u.inc == inc_ && (st != member_state::alive || (!u.addr.empty() && u.addr != cfg_.addr))))
       refute(u.inc, now);
     return;
   }
@@ -424,9 +429,16 @@ void membership::apply(const member_update& u, uint64_t now, bool from_sync) {
     return;
   }
   member_info& m = it->second;
-  // An older incarnation's address must not undo a newer one's tags (drain,
-  // tokens); a new address (a restart on other ports) is taken at once.
-  if (!u.addr.empty() && (u.inc >= m.inc || addr_base(u.addr) != addr_base(m.addr)))
+  // The address of the newest incarnation wins. An older update never
+  // changes it: it would undo a newer one's tags (drain, tokens), and one
+  // from a previous life of a restarted member (its old ports; still queued
+  // for piggybacking, or in a push-pull) would send everyone back to a dead
+  // port. Session 16-19: "a new address is taken at once" let such updates
+  // win, members passed the old port around, and `kura undrain` could not
+  // reach the node (move_ring_test under ASan). A restarted member whose
+  // incarnation is not above its previous life's refutes that life's
+  // updates when it hears them (above), so its address wins then.
+  if (!u.addr.empty() && u.inc >= m.inc)
     m.addr = u.addr;
   switch (st) {
   case member_state::alive:

@@ -1486,8 +1486,8 @@ void node::serve_read(uint64_t req, const std::string& key, const entry* fetched
   r.req = req;
   r.ok = true;
   if (best) {
-    r.e = *best;
     r.found = !best->is_tombstone() && !best->expired(now);
+    r.e = stored && best == &*stored ? std::move(*stored) : *best; // the store's copy is ours
   } else {
     r.e.key = key;
   }

@@ -101,6 +101,7 @@ status tier_store::build_index() {
       after = std::move(**r);
     }
   }
+  by_key_.rebuild();
   for (auto& [k, m] : index_) {
     entry e;
     e.key = k.second;
@@ -178,7 +179,7 @@ std::optional<entry> tier_store::read_tiers(std::string_view key, const version&
 }
 
 std::optional<entry> tier_store::get(std::string_view key) const {
-  auto it = index_.find(probe(key));
+  auto it = find_key(key);
   if (it == index_.end())
     return std::nullopt;
   const version want = it->second.ver;
@@ -216,7 +217,7 @@ std::optional<entry> tier_store::get(std::string_view key) const {
 
 tier_store::prewarm_outcome tier_store::prewarm(std::string_view key, uint64_t& bytes) {
   bytes = 0;
-  auto it = index_.find(probe(key));
+  auto it = find_key(key);
   if (it == index_.end() || (it->second.flags & entry_flags::tombstone))
     return prewarm_outcome::absent;
   if (!cache_)
@@ -313,14 +314,14 @@ std::string tier_store::where(std::string_view key) const {
 }
 
 std::optional<version> tier_store::version_of(std::string_view key) const {
-  auto it = index_.find(probe(key));
+  auto it = find_key(key);
   if (it == index_.end())
     return std::nullopt;
   return it->second.ver;
 }
 
 bool tier_store::holds_tombstone(std::string_view key) const {
-  auto it = index_.find(probe(key));
+  auto it = find_key(key);
   if (it == index_.end())
     return false;
   if (it->second.flags & entry_flags::tombstone)
@@ -376,7 +377,7 @@ void tier_store::drop_superseded(bool commit_l3) {
 }
 
 bool tier_store::restore(const entry& e) {
-  auto it = index_.find(probe(e.key));
+  auto it = find_key(e.key);
   auto now = clk_.now_ms();
   if (!l4_ || it == index_.end() || e.is_tombstone() || e.expired(now) || it->second.ver != e.ver ||
       !(it->second.flags & entry_flags::tombstone))
@@ -402,8 +403,8 @@ bool tier_store::restore(const entry& e) {
 }
 
 bool tier_store::apply(const entry& e) {
-  auto k = probe(e.key);
-  auto it = index_.find(k);
+  const uint64_t pos = position(e.key);
+  auto it = by_key_.find(pos, e.key);
   if (it != index_.end() && !(it->second.ver < e.ver))
     return false; // the index covers L3 and L4: no disk read
   if (cache_) {
@@ -440,7 +441,7 @@ bool tier_store::apply(const entry& e) {
     it->second = meta_of(e);
     changed(&before, &e);
   } else {
-    index_.emplace(std::make_pair(k.first, e.key), meta_of(e));
+    by_key_.insert(index_.emplace(std::make_pair(pos, e.key), meta_of(e)).first);
     changed(nullptr, &e);
   }
   return true;
@@ -478,7 +479,7 @@ bool tier_store::erase_tiers(std::string_view key, const version& upto) {
 }
 
 bool tier_store::erase(std::string_view key) {
-  auto it = index_.find(probe(key));
+  auto it = find_key(key);
   if (it == index_.end())
     return false;
   if (cache_)
@@ -501,6 +502,7 @@ bool tier_store::erase(std::string_view key) {
   before.ver = it->second.ver;
   before.flags = it->second.flags;
   changed(&before, nullptr);
+  by_key_.erase(it);
   index_.erase(it);
   return true;
 }

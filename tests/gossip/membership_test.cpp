@@ -43,6 +43,7 @@ struct harness {
     outs[i] = std::make_unique<outbox>();
     auto c = test_config();
     c.self = i;
+    c.addr = "h:" + std::to_string(i);
     m[i] = std::make_unique<membership>(c, mix64(i * 1000 + ++lives[i]), *outs[i]);
     net.set_up(i, true);
     m[i]->start(epoch + t);
@@ -228,4 +229,136 @@ TEST_CASE("garbage bytes are an error and change nothing") {
   }
   CHECK(h.m[1]->members().size() == before);
   CHECK(h.all_up_see({1, 2, 3}));
+}
+
+// -- a restarted member's address (move_ring_test, session 19) ------------------
+
+namespace {
+
+member_update about(node_id id, std::string addr, uint64_t inc, member_state st, node_id from) {
+  return member_update{id, std::move(addr), inc, static_cast<uint8_t>(st), from};
+}
+
+std::string push_pull_of(std::vector<member_update> ms) {
+  push_pull_msg pp;
+  pp.reply = true; // no answer wanted
+  pp.members = std::move(ms);
+  return encode(pp);
+}
+
+/// One membership fed by hand (no network), member 1 its seed.
+struct lone_member {
+  outbox out;
+  membership m;
+  lone_member(node_id self, const std::string& addr, uint64_t seed)
+      : m(config_of(self, addr), seed, out) {}
+  static membership_config config_of(node_id self, const std::string& addr) {
+    auto c = test_config();
+    c.self = self;
+    c.addr = addr;
+    return c;
+  }
+};
+
+std::string ping_with(std::vector<member_update> gossip) {
+  ping_msg p;
+  p.seq = 1;
+  p.target = 1;
+  p.gossip = std::move(gossip);
+  return encode(p);
+}
+
+} // namespace
+
+TEST_CASE("an older update never moves a member back to the address of its previous life") {
+  // Member 3 restarted on other ports ("h:new") and refuted its previous
+  // life's updates (incarnation 3); that life's updates ("h:old", drained, at
+  // incarnation 2) are still on their way: piggybacked or in a push-pull.
+  lone_member one(1, "h:1", 7);
+  auto& m = one.m;
+  m.start(epoch);
+  REQUIRE(m.on_message(2,
+                       push_pull_of({about(2, "h:2", 1, member_state::alive, 2),
+                                     about(3, "h:new#drained", 3, member_state::alive, 2)}),
+                       epoch + 10)
+              .ok());
+  REQUIRE(m.info(3));
+  REQUIRE(m.info(3)->addr == "h:new#drained");
+  for (auto st : {member_state::alive, member_state::suspect, member_state::dead}) {
+    CAPTURE(static_cast<int>(st));
+    REQUIRE(m.on_message(2, ping_with({about(3, "h:old#drained", 2, st, 2)}), epoch + 20).ok());
+    CHECK(m.info(3)->addr == "h:new#drained");
+    REQUIRE(m.on_message(2, push_pull_of({about(3, "h:old#drained", 2, st, 2)}), epoch + 30).ok());
+    CHECK(m.info(3)->addr == "h:new#drained");
+  }
+  CHECK(m.info(3)->inc == 3);
+  CHECK(m.info(3)->state == member_state::alive);
+  // A newer incarnation's address is taken (a later drain, undrain or restart).
+  REQUIRE(
+      m.on_message(2, ping_with({about(3, "h:new", 4, member_state::alive, 3)}), epoch + 40).ok());
+  CHECK(m.info(3)->addr == "h:new");
+}
+
+TEST_CASE("a restarted member refutes its previous life's address at its own incarnation") {
+  // The previous life reached incarnation 2 in memory (a drain); the restart
+  // starts at the persisted count + 1 = 2 as well, on other ports.
+  lone_member one(3, "h:new#drained", 9);
+  auto& m = one.m;
+  m.start(epoch, 2);
+  // The seed still holds the old life alive at incarnation 2.
+  REQUIRE(m.on_message(1,
+                       push_pull_of({about(1, "h:1", 1, member_state::alive, 1),
+                                     about(3, "h:old#drained", 2, member_state::alive, 1)}),
+                       epoch + 10)
+              .ok());
+  CHECK(m.incarnation() > 2);
+  // Its own address at the same incarnation is no reason to refute.
+  auto inc = m.incarnation();
+  REQUIRE(m.on_message(1, ping_with({about(3, "h:new#drained", inc, member_state::alive, 1)}),
+                       epoch + 20)
+              .ok());
+  CHECK(m.incarnation() == inc);
+}
+
+TEST_CASE("a member restarted on other ports at an old incarnation: every member ends at its "
+          "new address and stays there") {
+  // A drain raised member 3's incarnation in memory; it crashes and comes back
+  // on other ports with the incarnation its disk remembers (lower), while
+  // the others still gossip its previous life.
+  harness h(5);
+  h.m[3]->set_drained(true, epoch + h.t);
+  h.run(10'000);
+  for (node_id i : {1u, 2u, 4u, 5u})
+    REQUIRE(h.m[i]->info(3)->addr == "h:3#drained");
+  uint64_t mem_inc = h.m[3]->incarnation();
+  // The persisted count + 1: below the old life's incarnation, or equal to it
+  // (one drain after a first start: 1 on disk, 2 in memory; the restart: 2).
+  uint64_t restart_inc = mem_inc - 1;
+  SUBCASE("equal") {
+    restart_inc = mem_inc;
+  }
+  SUBCASE("below") {
+    restart_inc = mem_inc - 1;
+  }
+  h.net.set_up(3, false);
+  h.run(1'500); // suspected, not yet dead everywhere: suspect/dead updates in flight
+  auto c = test_config();
+  c.self = 3;
+  c.addr = "h:3b#drained";
+  h.outs[3] = std::make_unique<outbox>();
+  h.m[3] = std::make_unique<membership>(c, mix64(3 * 1000 + 99), *h.outs[3]);
+  h.net.set_up(3, true);
+  h.m[3]->start(epoch + h.t, restart_inc);
+  h.drain(3);
+  auto all_new = [&] {
+    for (node_id i : {1u, 2u, 4u, 5u})
+      if (h.m[i]->info(3)->addr != "h:3b#drained" || !h.m[i]->is_alive(3))
+        return false;
+    return true;
+  };
+  REQUIRE(h.eventually(all_new, 60'000));
+  for (int k = 0; k < 300; ++k) { // 30 s of gossip, push-pulls included: it stays
+    h.run(100);
+    REQUIRE(all_new());
+  }
 }
