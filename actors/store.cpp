@@ -100,14 +100,15 @@ status store_core::rotate_wal() {
 }
 
 void store_core::write(const entry& e) {
+  write_owned(entry{e});
+}
+
+void store_core::write_owned(entry&& e) {
   if (wal_)
     wal_->append_put(e, batch_seq_ + 1); // the batch that will carry it
-  l3_op op;
-  op.kind = l3_op::put;
-  op.e = wire_entry::from(e);
-  pending_.ops.push_back(std::move(op));
-  note_op();
   queued_bytes_ += e.key.size() + e.value.size();
+  pending_.ops.emplace_back(l3_op::put, wire_entry::from(std::move(e)));
+  note_op();
   if (pending_.ops.size() >= cfg_.max_batch_ops)
     flush_writes(false);
 }
