@@ -323,15 +323,13 @@ status keyspace::write_entry(std::string_view key, std::string* small, shared_by
     return status{};
   }
   e.value = std::move(*small);
-  if (l3_) {
-    l3_->write(e);
-    // A key memory holds is in the presence filter already (it was written
-    // or promoted from L3 or L4, and a clear() empties both): setting its
-    // bits again cost ~10% of the serving thread's time on SET -P 16, a
-    // cache miss per bit in a 4 MiB filter (bench/RESULTS.md, persist19).
-    if (sh.locate(key) == memory_region::none)
-      note_in_l3(key);
-  }
+  // A key memory holds is in the presence filter already (it was written
+  // or promoted from L3 or L4, and a clear() empties both): setting its
+  // bits again cost ~10% of the serving thread's time on SET -P 16, a
+  // cache miss per bit in a 4 MiB filter (bench/RESULTS.md, persist19).
+  const bool resident = l3_ && sh.locate(key) != memory_region::none;
+  if (l3_ && !resident)
+    note_in_l3(key);
   if (overlay_) {
     auto i = overlay_->find(e.key);
     if (i != overlay_->end())
@@ -339,17 +337,16 @@ status keyspace::write_entry(std::string_view key, std::string* small, shared_by
   }
   // the predictor's tier choice: a new key of a pattern written and never
   // read goes to L3 only (a later read promotes it as after an eviction)
-  if (l3_ && ttl_rules_ && ttl_rules_->has_tier_rules() && sh.locate(key) == memory_region::none &&
-      ttl_rules_->l3_only(key)) {
+  status st;
+  if (l3_ && !resident && ttl_rules_ && ttl_rules_->has_tier_rules() && ttl_rules_->l3_only(key))
     ++tier_l3_only_;
-    return status{};
-  }
-  auto st = sh.put(std::move(e), now);
-  if (!st.ok()) {
+  else if (st = sh.store(e, now); !st.ok())
     (void)sh.erase(key); // never leave an older value behind in memory
-    if (!l3_)
-      return st;
-  }
+  if (!l3_)
+    return st;
+  // memory copied the value into its slab: the write-behind op takes the
+  // entry's strings instead of a third copy
+  l3_->write_owned(std::move(e));
   return status{};
 }
 

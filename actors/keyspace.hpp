@@ -47,6 +47,9 @@ class l3_port {
 public:
   virtual ~l3_port() = default;
   virtual void write(const entry& e) = 0;
+  /// write() of an entry the caller gives up (its strings may be moved
+  /// from); the default calls write().
+  virtual void write_owned(entry&& e) { write(e); }
   /// A put whose value is shared instead of copied (`meta.value` is empty):
   /// the port keeps `value` alive as long as it needs it. Returns the
   /// write-behind batch that carries it (see keyspace::release_large). The

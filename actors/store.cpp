@@ -100,14 +100,15 @@ status store_core::rotate_wal() {
 }
 
 void store_core::write(const entry& e) {
+  write_owned(entry{e});
+}
+
+void store_core::write_owned(entry&& e) {
   if (wal_)
     wal_->append_put(e, batch_seq_ + 1); // the batch that will carry it
-  l3_op op;
-  op.kind = l3_op::put;
-  op.e = wire_entry::from(e);
-  pending_.ops.push_back(std::move(op));
-  note_op();
   queued_bytes_ += e.key.size() + e.value.size();
+  pending_.ops.emplace_back(l3_op::put, wire_entry::from(std::move(e)));
+  note_op();
   if (pending_.ops.size() >= cfg_.max_batch_ops)
     flush_writes(false);
 }
@@ -290,7 +291,7 @@ struct l3_state {
   void publish() {
     mark_committed(false);
     l3_snapshot::data d;
-    d.stats = db->stats();
+    d.stats = db->quick_stats(); // DBSIZE asks stats() itself
     d.pending = db->pending();
     d.expires = db->expiring_entries();
     d.applied = applied;
@@ -570,8 +571,8 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
         s.mark_committed(!fl.ok());
         s.settle_below();
         // before the ack, so whoever sees the ack sees these figures -- but at
-        // most every 20 ms while a batch is pending: stats() walks the
-        // pending batch, which under load holds up to a loss window of writes
+        // most every 20 ms while a batch is pending (a read transaction and
+        // the snapshot's lock each time)
         auto mono = s.clk->mono_ns();
         if (s.db->pending() == 0 || mono - s.last_publish_ns >= 20'000'000) {
           s.last_publish_ns = mono;

@@ -191,6 +191,8 @@ public:
 
   // -- l3_port ---------------------------------------------------------------------
   void write(const entry& e) override;
+  /// The l3_op takes the entry's key and value: no copy on this thread.
+  void write_owned(entry&& e) override;
   uint64_t write_shared(const entry& meta, shared_bytes value) override;
   void erase(std::string_view key) override;
   void clear() override;

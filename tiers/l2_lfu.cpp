@@ -199,10 +199,10 @@ status l2_lfu::put(entry e, uint64_t now_ms) {
   const uint64_t h = hash64(e.key);
   ++st_.puts;
   sketch_.increment(h);
-  return upsert(std::move(e), h, now_ms);
+  return upsert(e, h, now_ms);
 }
 
-status l2_lfu::upsert(entry&& e, uint64_t h, uint64_t now_ms) {
+status l2_lfu::upsert(const entry& e, uint64_t h, uint64_t now_ms) {
   node_id old = table_.find(e.key, h);
   if (e.expired(now_ms)) {
     if (old)
@@ -217,7 +217,7 @@ status l2_lfu::upsert(entry&& e, uint64_t h, uint64_t now_ms) {
                                           std::to_string(capacity_)};
   }
   if (old == 0) {
-    offer_hashed(std::move(e), h, now_ms);
+    offer_hashed(entry{e}, h, now_ms); // standalone L2: memory_cache overwrites here
     return {};
   }
   // Overwrite: the key is already resident, so no admission; it keeps its

@@ -130,7 +130,7 @@ private:
   node_id insert_probation(const entry& e, uint64_t h);
   bool offer_hashed(entry&& e, uint64_t h, uint64_t now_ms, bool reused = false,
                     bool bypass_admission = false);
-  status upsert(entry&& e, uint64_t h, uint64_t now_ms);
+  status upsert(const entry& e, uint64_t h, uint64_t now_ms);
   void grow_sketch();
 
   detail::entry_table table_;

@@ -211,6 +211,12 @@ struct l3_lmdb::impl {
   mutable std::vector<const op*> unchecked; ///< ops added since, not looked up yet
   mutable uint64_t delta_commits = 0;
   mutable bool delta_ok = false;
+  /// The last commit's net change of the record count per key it applied
+  /// (new puts minus deletes that found a record, over its keys): what
+  /// quick_stats() assumes of the pending batch's keys, which it does not
+  /// look up. Learnt by apply_one, which reads each key's record anyway.
+  int64_t last_net = 1;
+  uint64_t last_keys = 1;
   /// Pending puts with an expiry were added since the batch was last empty
   /// (sweep_expired walks the batch only then).
   bool pending_expiring = false;
@@ -385,12 +391,14 @@ struct l3_lmdb::impl {
   /// much as writing it). A record whose header does not decode is replaced
   /// or removed like any other (a stale index entry it had is skipped later).
   status apply_one(MDB_txn* txn, MDB_cursor* cur, const std::string& lkey, const op& o,
-                   uint64_t stamp) {
+                   uint64_t stamp, int64_t& net) {
     MDB_val k = as_val(lkey), v;
     int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
     if (rc != 0 && rc != MDB_NOTFOUND)
       return lmdb_error(rc, "L3 read failed");
     bool found = rc == 0;
+    if (found == o.del) // a new record, or a record deleted
+      net += o.del ? -1 : 1;
     if (found) {
       std::string_view rec = as_view(v);
       fmt::header h;
@@ -667,12 +675,13 @@ struct l3_lmdb::impl {
         it.s = next_seq++;
     std::sort(items.begin(), items.end(),
               [](const item& a, const item& b) { return a.lkey < b.lkey; });
+    int64_t net = 0;
     {
       MDB_cursor* cur = nullptr;
       if ((rc = mdb_cursor_open(g.txn, main, &cur)) != 0)
         return fail(lmdb_error(rc, "L3 cannot open a cursor"));
       for (const auto& it : items)
-        if (auto s = apply_one(g.txn, cur, it.lkey, *it.o, it.s); !s) {
+        if (auto s = apply_one(g.txn, cur, it.lkey, *it.o, it.s, net); !s) {
           mdb_cursor_close(cur);
           return fail(s);
         }
@@ -712,6 +721,8 @@ struct l3_lmdb::impl {
       return fail(lmdb_error(rc, "L3 cannot commit a batch of " + std::to_string(pending.size()) +
                                      " writes"));
     ++n_commits;
+    last_net = net;
+    last_keys = items.size();
     return {};
   }
 
@@ -1509,7 +1520,10 @@ uint64_t l3_lmdb::expiring_entries() const {
   return n;
 }
 
-tier_stats l3_lmdb::stats() const {
+/// stats()'s figures from `t`: LMDB's pages and committed records, the
+/// counters, the pending payload; `pending_delta` adjusts the record count
+/// by the pending batch.
+tier_stats l3_lmdb::committed_stats(const std::function<int64_t(MDB_txn*)>& pending_delta) const {
   auto& m = *impl_;
   tier_stats s = m.st;
   s.capacity_bytes = m.budget;
@@ -1527,6 +1541,18 @@ tier_stats l3_lmdb::stats() const {
       if (d == m.main)
         s.entries = ms.ms_entries;
     }
+    int64_t n = static_cast<int64_t>(s.entries) + (m.pending.empty() ? 0 : pending_delta(t));
+    s.entries = n > 0 ? static_cast<uint64_t>(n) : 0;
+    mdb_txn_abort(t);
+    s.bytes = pages * m.psize;
+  }
+  s.bytes += m.pending_bytes;
+  return s;
+}
+
+tier_stats l3_lmdb::stats() const {
+  auto& m = *impl_;
+  return committed_stats([&m](MDB_txn* t) {
     // Live entries now: committed ones, adjusted by the pending batch. Each
     // pending key is looked up once per commit window (the ops added since
     // the last call, or all of them after a commit or an untracked change).
@@ -1539,7 +1565,7 @@ tier_stats l3_lmdb::stats() const {
       }
       m.live_delta += impl::live_change(o);
     };
-    if (m.pending.empty() || !m.delta_ok || m.delta_commits != m.n_commits) {
+    if (!m.delta_ok || m.delta_commits != m.n_commits) {
       m.live_delta = 0;
       for (auto& [key, o] : m.pending)
         look(key, o);
@@ -1551,13 +1577,17 @@ tier_stats l3_lmdb::stats() const {
           look(o->e.key, *o);
     }
     m.unchecked.clear();
-    int64_t n = static_cast<int64_t>(s.entries) + m.live_delta;
-    s.entries = n > 0 ? static_cast<uint64_t>(n) : 0;
-    mdb_txn_abort(t);
-    s.bytes = pages * m.psize;
-  }
-  s.bytes += m.pending_bytes;
-  return s;
+    return m.live_delta;
+  });
+}
+
+tier_stats l3_lmdb::quick_stats() const {
+  auto& m = *impl_;
+  return committed_stats([&m](MDB_txn*) {
+    // the pending keys change the count as the last commit's keys did
+    auto keys = static_cast<int64_t>(m.pending.size());
+    return keys * m.last_net / static_cast<int64_t>(std::max<uint64_t>(m.last_keys, 1));
+  });
 }
 
 // -- batching ---------------------------------------------------------------------

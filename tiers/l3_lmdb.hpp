@@ -56,6 +56,8 @@
 
 #include <utility>
 
+struct MDB_txn; // lmdb.h
+
 namespace kura {
 
 struct l3_config {
@@ -156,6 +158,13 @@ public:
   /// records count too);
   /// capacity_bytes = the size budget.
   tier_stats stats() const override;
+  /// stats() without looking up any pending key: entries = committed
+  /// records plus the pending batch's keys times the last commit's net
+  /// change per key (new records less removed ones, over its keys), so an
+  /// estimate between commits and exact when nothing is pending. Costs three
+  /// mdb_stat calls, whatever the batch holds: for figures published often
+  /// (INFO, metrics); DBSIZE calls stats().
+  tier_stats quick_stats() const;
   /// Committed entries that carry an expiry (INFO keyspace's expires=).
   uint64_t expiring_entries() const;
 
@@ -278,6 +287,9 @@ public:
   const clock& clock_source() const;
 
 private:
+  /// stats() and quick_stats(): the committed figures, the record count
+  /// adjusted by `pending_delta` (called only with a pending batch).
+  tier_stats committed_stats(const std::function<int64_t(MDB_txn*)>& pending_delta) const;
   /// Commits, syncs and closes the environment (compact_rewrite reopens it).
   void close_environment();
 

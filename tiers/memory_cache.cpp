@@ -991,6 +991,10 @@ result<std::optional<entry>> memory_cache::get(std::string_view key, uint64_t no
 }
 
 status memory_cache::put(entry e, uint64_t now_ms) {
+  return store(e, now_ms);
+}
+
+status memory_cache::store(const entry& e, uint64_t now_ms) {
   impl& m = *impl_;
   if (auto st = m.cfg.lim.check(e); !st)
     return st;
@@ -1021,7 +1025,7 @@ status memory_cache::put(entry e, uint64_t now_ms) {
   if (in_l2 && m.l2.cost(e) <= m.l2.capacity_) {
     // A resident key is overwritten where it lives.
     m.fit_caps(0);
-    st = m.l2.upsert(std::move(e), h, now_ms);
+    st = m.l2.upsert(e, h, now_ms);
   } else {
     // A new key (or one too big for L2 now) always lands in L1, so the newest
     // write is resident (read-your-writes from memory); admission applies to
@@ -1159,7 +1163,7 @@ bool memory_cache::set_expiry(std::string_view key, uint64_t expiry_ms) {
     e.expiry_ms = expiry_ms;
     m.fit_caps(0);
     if (m.l2.cost(e) <= m.l2.capacity_) {
-      (void)m.l2.upsert(std::move(e), h, 0);
+      (void)m.l2.upsert(e, h, 0);
     } else {
       m.l2.remove_node(id);
       m.fit_caps(m.l1.cost(e));

@@ -111,6 +111,9 @@ public:
   result<std::optional<entry>> get(std::string_view key, uint64_t now_ms,
                                    bool touch = true) override;
   status put(entry e, uint64_t now_ms) override;
+  /// put() reading `e` (copied into the slab, nothing moved from it), for a
+  /// caller that hands the entry on afterwards.
+  status store(const entry& e, uint64_t now_ms);
   /// Whether put() can hold a value of `value_bytes` for `key` at all (with
   /// an expiry and a version of the widest encoding): ok, or the
   /// errc::out_of_space put() would return, before put() drops the key's

@@ -329,6 +329,53 @@ TEST_CASE("l3: stats().entries follows the pending batch between commits") {
   CHECK(t->stats().entries == model.size());
 }
 
+TEST_CASE("l3: quick_stats() estimates the pending batch from the last commit, exact after it") {
+  // quick_stats() looks no pending key up: committed records plus the
+  // pending keys times the last commit's net change per key. stats() stays
+  // exact throughout (DBSIZE).
+  temp_dir d;
+  fake_clock clk;
+  auto cfg = small_config(d.env());
+  cfg.batch_max_writes = 1000;
+  auto t = must_open(cfg, clk);
+  auto put_range = [&](int from, int to, const std::string& v) {
+    for (int i = from; i < to; ++i)
+      REQUIRE(t->put(make("k" + std::to_string(i), v), clk.now_ms()).ok());
+  };
+  put_range(0, 100, "a");
+  CHECK(t->quick_stats().entries == 100); // no commit yet: every key counts as new
+  CHECK(t->stats().entries == 100);
+  REQUIRE(t->sync().ok());
+  CHECK(t->quick_stats().entries == 100);
+  // the last commit added a record per key: 20 pending keys count 20 more,
+  // although 10 of them are overwrites
+  put_range(90, 110, "b");
+  CHECK(t->quick_stats().entries == 120);
+  CHECK(t->stats().entries == 110);
+  REQUIRE(t->sync().ok()); // 10 new of 20 keys: half a record per key
+  CHECK(t->quick_stats().entries == 110);
+  CHECK(t->stats().entries == 110);
+  put_range(0, 40, "c"); // overwrites only
+  CHECK(t->quick_stats().entries == 130);
+  CHECK(t->stats().entries == 110);
+  REQUIRE(t->sync().ok()); // no new record
+  CHECK(t->quick_stats().entries == 110);
+  put_range(0, 30, "d");
+  CHECK(t->quick_stats().entries == 110);
+  // deletes that find their record: a negative change per key
+  REQUIRE(t->sync().ok());
+  for (int i = 0; i < 10; ++i)
+    REQUIRE(t->erase("k" + std::to_string(i)).ok());
+  CHECK(t->stats().entries == 100);
+  REQUIRE(t->sync().ok());
+  CHECK(t->quick_stats().entries == 100);
+  for (int i = 10; i < 20; ++i)
+    REQUIRE(t->erase("k" + std::to_string(i)).ok());
+  CHECK(t->quick_stats().entries == 90);
+  CHECK(t->stats().entries == 90);
+  CHECK(t->quick_stats().bytes == t->stats().bytes);
+}
+
 TEST_CASE("l3: reopen after a clean close shows every write, pending ones included") {
   temp_dir d;
   fake_clock clk;
