@@ -99,6 +99,11 @@ struct cluster_settings {
   /// sensitive keys' max TTL): (key, expiry ms or 0, now ms) -> expiry. The
   /// capped expiry travels with the replicated entry. Unset: none.
   std::function<uint64_t(std::string_view, uint64_t, uint64_t)> cap_expiry;
+  /// Whether a value of (key, bytes) fits this node's store (L3's whole
+  /// budget, l3_fit): a write the store would refuse after its +OK is refused
+  /// before it is made, with this status (node/cluster_routing.cpp
+  /// `refused_value`). Unset: every value fits.
+  std::function<status(std::string_view, size_t)> admit;
   /// Called on every tick once the node runs, after the store's own tick
   /// (kura.retention.max-age's sweep, node/cluster_security.hpp). Unset: none.
   std::function<void(cluster_core&, uint64_t now)> maintain;

@@ -156,6 +156,25 @@ void write_all(cluster_core& c, std::vector<kv_write> ws,
   fo->maybe_finish();
 }
 
+/// The error of the first value in `ws` this node's store would refuse
+/// (cluster_settings::admit: larger than L3's whole budget), as
+/// `-ERR out_of_space: ...` as on a lone node; nullopt when all fit. Each
+/// replica's store checks the same at apply time, but there the writer has
+/// its acknowledgement already: the value was acknowledged and then held
+/// only in memory (lost on a restart; session 20).
+std::string err_str(std::string_view m);
+
+std::optional<std::string> refused_value(const cluster_core& c, const std::vector<kv_write>& ws) {
+  auto& admit = c.settings().admit;
+  if (!admit)
+    return std::nullopt;
+  for (auto& w : ws)
+    if (!w.tombstone)
+      if (auto st = admit(w.key, w.value.size()); !st.ok())
+        return err_str("ERR " + st.message());
+  return std::nullopt;
+}
+
 bool all_ok(const std::vector<client_result>& rs) {
   for (auto& r : rs)
     if (!r.ok)
@@ -166,6 +185,8 @@ bool all_ok(const std::vector<client_result>& rs) {
 /// Writes `ws`; answers +OK once every write is acknowledged, NOREPLICAS if not.
 void write_then_ok(cluster_core& c, std::vector<kv_write> ws,
                    std::function<void(out_buffer&&)> done) {
+  if (auto why = refused_value(c, ws))
+    return done(out_buffer(why->begin(), why->end()));
   write_all(c, std::move(ws), [done](std::vector<client_result>& rs) {
     auto o = fresh_buffer();
     if (all_ok(rs))
@@ -694,6 +715,9 @@ void run_here(cluster_core& c, std::vector<std::vector<std::string>> cmds, bool 
     else
       ws.push_back(kv_write{std::move(ch.key), {}, 0, true, 0});
   }
+  if (auto why = refused_value(c, ws)) // nothing of the commands is written
+    return reply(*why);                // a transaction too: EXEC answers the error
+
   const uint64_t now = now_ms();
   if (deadline_ms != 0 && now > deadline_ms)
     return reply(late_write);
