@@ -90,14 +90,14 @@ std::vector<std::string> cluster_core::owners(std::string_view key) const {
 }
 
 void cluster_core::write(const std::string& key, const std::string& value, uint64_t expiry_ms,
-                         bool tombstone, result_fn fn, uint8_t flags) {
+                         bool tombstone, result_fn fn, uint8_t flags, uint64_t at_ms) {
   if (!node_) {
     gossip::client_result r;
     r.write = true;
     fn(r);
     return;
   }
-  auto now = real_clock::instance().now_ms();
+  auto now = at_ms != 0 ? at_ms : real_clock::instance().now_ms();
   if (!tombstone && s_.cap_expiry) // retention, sensitive keys (node/cluster_security.hpp)
     expiry_ms = s_.cap_expiry(key, expiry_ms, now);
   auto rid = node_->write(key, value, now, tombstone, expiry_ms, flags);

@@ -99,6 +99,11 @@ struct cluster_settings {
   /// sensitive keys' max TTL): (key, expiry ms or 0, now ms) -> expiry. The
   /// capped expiry travels with the replicated entry. Unset: none.
   std::function<uint64_t(std::string_view, uint64_t, uint64_t)> cap_expiry;
+  /// Whether a value of (key, bytes) fits this node's store (L3's whole
+  /// budget, l3_fit): a write the store would refuse after its +OK is refused
+  /// before it is made, with this status (node/cluster_routing.cpp
+  /// `refused_value`). Unset: every value fits.
+  std::function<status(std::string_view, size_t)> admit;
   /// Called on every tick once the node runs, after the store's own tick
   /// (kura.retention.max-age's sweep, node/cluster_security.hpp). Unset: none.
   std::function<void(cluster_core&, uint64_t now)> maintain;
@@ -140,9 +145,12 @@ public:
   std::vector<std::string> owners(std::string_view key) const;
   /// Writes (or deletes, with `tombstone`) `key`; `fn` runs once the write
   /// is acknowledged by write-acks copies, failed, or timed out. `flags`:
-  /// entry_flags::hash for a hash value, 0 for a string.
+  /// entry_flags::hash for a hash value, 0 for a string. `at_ms`: the wall
+  /// time the write's version is minted at (0: the clock now); a caller that
+  /// checked a deadline passes the time it checked it at, so that a pause
+  /// after the check cannot give the write a newer version (run_here).
   void write(const std::string& key, const std::string& value, uint64_t expiry_ms, bool tombstone,
-             result_fn fn, uint8_t flags = 0);
+             result_fn fn, uint8_t flags = 0, uint64_t at_ms = 0);
   /// Reads `key` locally when this node is a replica, else from the owner,
   /// falling over to the next replica on a timeout.
   void read(const std::string& key, result_fn fn);

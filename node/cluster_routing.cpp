@@ -140,8 +140,10 @@ struct kv_write {
   uint8_t flags = 0; ///< entry_flags::hash for a hash
 };
 
+/// `at_ms`: the wall time the versions are minted at (0: the clock's now;
+/// cluster_core::write).
 void write_all(cluster_core& c, std::vector<kv_write> ws,
-               std::function<void(std::vector<client_result>&)> then) {
+               std::function<void(std::vector<client_result>&)> then, uint64_t at_ms = 0) {
   auto fo = std::make_shared<fan_out>();
   fo->results.resize(ws.size());
   fo->finish = std::move(then);
@@ -149,9 +151,28 @@ void write_all(cluster_core& c, std::vector<kv_write> ws,
   for (size_t i = 0; i < ws.size(); ++i)
     c.write(
         ws[i].key, ws[i].value, ws[i].expiry_ms, ws[i].tombstone,
-        [fo, i](client_result& r) { fo->done_one(i, r); }, ws[i].flags);
+        [fo, i](client_result& r) { fo->done_one(i, r); }, ws[i].flags, at_ms);
   fo->issued = true;
   fo->maybe_finish();
+}
+
+/// The error of the first value in `ws` this node's store would refuse
+/// (cluster_settings::admit: larger than L3's whole budget), as
+/// `-ERR out_of_space: ...` as on a lone node; nullopt when all fit. Each
+/// replica's store checks the same at apply time, but there the writer has
+/// its acknowledgement already: the value was acknowledged and then held
+/// only in memory (lost on a restart; session 20).
+std::string err_str(std::string_view m);
+
+std::optional<std::string> refused_value(const cluster_core& c, const std::vector<kv_write>& ws) {
+  auto& admit = c.settings().admit;
+  if (!admit)
+    return std::nullopt;
+  for (auto& w : ws)
+    if (!w.tombstone)
+      if (auto st = admit(w.key, w.value.size()); !st.ok())
+        return err_str("ERR " + st.message());
+  return std::nullopt;
 }
 
 bool all_ok(const std::vector<client_result>& rs) {
@@ -164,6 +185,8 @@ bool all_ok(const std::vector<client_result>& rs) {
 /// Writes `ws`; answers +OK once every write is acknowledged, NOREPLICAS if not.
 void write_then_ok(cluster_core& c, std::vector<kv_write> ws,
                    std::function<void(out_buffer&&)> done) {
+  if (auto why = refused_value(c, ws))
+    return done(out_buffer(why->begin(), why->end()));
   write_all(c, std::move(ws), [done](std::vector<client_result>& rs) {
     auto o = fresh_buffer();
     if (all_ok(rs))
@@ -652,13 +675,27 @@ void gated(cluster_core& c, std::vector<std::string> keys, std::function<void()>
     gate_pump(c, slot);
 }
 
+constexpr const char* late_write =
+    "-TIMEOUT the command reached its write after its deadline; not run\r\n";
+
 /// Runs `cmds` here, against this node's own copies, with the command table
 /// (node/cluster_exec.hpp), then writes what they changed as new versions
 /// (replicated like any write); `reply` gets their replies (as one array when
 /// `as_tx`: EXEC) once write-acks copies hold every change. Nothing else runs
 /// in between on this node, so they are atomic as on a lone node.
+///
+/// `deadline_ms` (a forwarded command's, cluster_core::exec_deadline_ms; 0:
+/// none) is checked once more where the versions are minted, and they are
+/// minted at the time of that check: a node paused (SIGSTOP, a stalled VM) or
+/// busy (a long script) after the command passed its first checks used to
+/// write on resuming, with versions newer than what the next replica wrote
+/// meanwhile for the sender that had given up, and last-writer-wins replaced
+/// those acknowledged writes (forward_timeout_test, session 20). Now such a
+/// command changes nothing and answers -TIMEOUT, and one paused after the
+/// check writes versions older than the deadline, which lose to the writes
+/// the next replica made after it.
 void run_here(cluster_core& c, std::vector<std::vector<std::string>> cmds, bool as_tx,
-              reply_fn reply, bool tag = false) {
+              reply_fn reply, bool tag = false, uint64_t deadline_ms = 0) {
   actors::staged_entries staged;
   for (auto& cmd : cmds)
     stage_keys(c, cmd, staged);
@@ -678,14 +715,23 @@ void run_here(cluster_core& c, std::vector<std::vector<std::string>> cmds, bool 
     else
       ws.push_back(kv_write{std::move(ch.key), {}, 0, true, 0});
   }
-  write_all(c, std::move(ws), [r = as_string(out), reply, tag](std::vector<client_result>& rs) {
-    std::vector<std::pair<std::string, version>> written;
-    if (tag) // a forwarded command: its sender's reads never serve older (tag_written)
-      for (auto& w : rs)
-        if (!w.e.ver.is_zero())
-          written.emplace_back(w.e.key, w.e.ver);
-    reply(actors::tag_written(written, all_ok(rs) ? r : err_str(not_acked)));
-  });
+  if (auto why = refused_value(c, ws)) // nothing of the commands is written
+    return reply(*why);                // a transaction too: EXEC answers the error
+
+  const uint64_t now = now_ms();
+  if (deadline_ms != 0 && now > deadline_ms)
+    return reply(late_write);
+  write_all(
+      c, std::move(ws),
+      [r = as_string(out), reply, tag](std::vector<client_result>& rs) {
+        std::vector<std::pair<std::string, version>> written;
+        if (tag) // a forwarded command: its sender's reads never serve older (tag_written)
+          for (auto& w : rs)
+            if (!w.e.ver.is_zero())
+              written.emplace_back(w.e.key, w.e.ver);
+        reply(actors::tag_written(written, all_ok(rs) ? r : err_str(not_acked)));
+      },
+      now);
 }
 
 /// kura.node.watch key...: per key "1"/"0" (live), hlc, node of what this
@@ -706,7 +752,7 @@ std::string watch_versions(cluster_core& c, const std::vector<std::string>& a) {
 /// transaction forwarded to its slot's owner. A watched key whose liveness or
 /// version differs here aborts it (null array), as EXEC after a broken WATCH.
 void exec_transaction(cluster_core& c, const std::vector<std::string>& a, const reply_fn& reply,
-                      bool tag) {
+                      bool tag, uint64_t deadline_ms) {
   auto bad = [&] { reply(err_str("ERR malformed kura.node.exec")); };
   size_t p = 1;
   auto number = [&](uint64_t& v) { return p < a.size() && parse_cursor(a[p++], v); };
@@ -738,7 +784,7 @@ void exec_transaction(cluster_core& c, const std::vector<std::string>& a, const 
   }
   if (broken)
     return reply("*-1\r\n");
-  run_here(c, std::move(cmds), true, reply, tag);
+  run_here(c, std::move(cmds), true, reply, tag, deadline_ms);
 }
 
 /// exec_transaction once its keys are current here (see owner_gate).
@@ -764,8 +810,8 @@ void exec_transaction_gated(cluster_core& c, std::vector<std::string> a, reply_f
   auto* cp = &c;
   gated(
       c, std::move(keys),
-      [cp, a = std::move(a), reply, tag = c.exec_tag_versions]() mutable {
-        exec_transaction(*cp, a, reply, tag);
+      [cp, a = std::move(a), reply, tag = c.exec_tag_versions, dl = c.exec_deadline_ms]() mutable {
+        exec_transaction(*cp, a, reply, tag, dl);
       },
       reply);
 }
@@ -1188,8 +1234,9 @@ void exec_owned(actors::cluster_core& c, std::vector<std::string> a,
   auto* cp = &c;
   gated(
       c, std::move(keys),
-      [cp, cmds = std::move(cmds), reply, tag = c.exec_tag_versions]() mutable {
-        run_here(*cp, std::move(cmds), false, std::move(reply), tag);
+      [cp, cmds = std::move(cmds), reply, tag = c.exec_tag_versions,
+       dl = c.exec_deadline_ms]() mutable {
+        run_here(*cp, std::move(cmds), false, std::move(reply), tag, dl);
       },
       reply);
 }

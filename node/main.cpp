@@ -350,7 +350,11 @@ int main(int argc, char** argv) {
       cs.report = node::cluster_metrics_hook(metrics.get());
       cs.on_leave = [] { on_stop_signal(shutdown_command); }; // kura leave
       cs.cap_expiry = node::cluster_expiry_cap(cfg);          // retention, sensitive keys
-      cs.on_refused = [audit_to](const std::string& why) {    // peers without the secret
+      if (cluster_tiers) // a value larger than L3's whole budget: refused, not acked and lost
+        cs.admit = [fit = cluster_tiers->l3().fit()](std::string_view key, size_t bytes) {
+          return fit.check(key, bytes, true);
+        };
+      cs.on_refused = [audit_to](const std::string& why) { // peers without the secret
         audit_to->send("cluster-peer", "", "CLUSTER HELLO", "DENIED " + why);
       };
       if (sc.ks.max_age_ms != 0) { // retention of entries written before the cap

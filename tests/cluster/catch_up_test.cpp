@@ -30,18 +30,6 @@ struct resume_guard {
   }
 };
 
-/// A key whose replicas are exactly `owner`, `replica` (hash tag `{tag<i>}`).
-std::string key_owned(client& k, const std::string& owner, const std::string& replica,
-                      const std::string& tag) {
-  for (int i = 0; i < 5000; ++i) {
-    auto key = "{" + tag + std::to_string(i) + "}n";
-    auto own = bulk_array(k.call({"KURA.OWNERS", key}).value_or(""));
-    if (own.size() == 2 && own[0] == owner && own[1] == replica)
-      return key;
-  }
-  return {};
-}
-
 /// 10 keys `prefix`<i> whose replicas are exactly `owner`, `replica`.
 std::vector<std::string> keys_placed(client& k, const std::string& prefix, const std::string& owner,
                                      const std::string& replica) {

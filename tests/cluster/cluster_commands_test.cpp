@@ -298,3 +298,38 @@ TEST_CASE("INFO persistence, the write-behind gauges and MEMORY STATS describe t
   CHECK(field("keys.count") >= 1);
   CHECK(field("total.allocated") > 0);
 }
+
+TEST_CASE("a value larger than the whole L3 budget is refused on a cluster node, not acknowledged "
+          "and then held only in memory") {
+  // Session 20 (persist19 fixed it on a lone node): a 2 MiB SET with
+  // --kura.l3.max-bytes=1048576 answered +OK; each replica's store then
+  // refused the record ("needs more than the whole L3 budget") and held the
+  // value in memory only (KURA.HELD: l3=none l4=none), gone on a restart.
+  auto args = patient;
+  args.push_back("--kura.l3.max-bytes=1048576");
+  test_cluster c;
+  c.start_ring(3, args);
+  INFO(c.logs());
+  client k1(c["n1"].port), k2(c["n2"].port), k3(c["n3"].port);
+  const std::string big(2u << 20, 'b');
+  auto refused = [](const std::optional<std::string>& r) {
+    return starts(r, "-ERR out_of_space: value of 2097152 bytes is too large for L3") &&
+           r->find("kura.l3.max-bytes") != std::string::npos;
+  };
+  for (auto* k : {&k1, &k2, &k3}) { // coordinators that own the key, replicate it, or neither
+    CHECK(refused(k->call({"SET", "big", big})));
+    CHECK(refused(k->call({"SET", "big", big, "EX", "100"})));
+    CHECK(refused(k->call({"MSET", "{b}1", "small", "{b}2", big})));
+  }
+  // a value computed at the owner: APPEND past the budget
+  REQUIRE(k1.call({"SET", "grow", std::string(600u << 10, 'g')}) == ok);
+  auto grown = k2.call({"APPEND", "grow", std::string(600u << 10, 'h')});
+  CHECK_MESSAGE(starts(grown, "-ERR out_of_space: value of "), grown.value_or("(none)"));
+  // nothing of the refused writes exists anywhere; the rest is unchanged
+  for (auto* k : {&k1, &k2, &k3}) {
+    CHECK(k->call({"EXISTS", "big", "{b}1", "{b}2"}) == std::string(":0\r\n"));
+    CHECK(k->call({"STRLEN", "grow"}) == std::string(":614400\r\n"));
+  }
+  CHECK(k3.call({"SET", "big", "small"}) == ok);
+  CHECK(k1.call({"GET", "big"}) == std::string("$5\r\nsmall\r\n"));
+}

@@ -297,4 +297,16 @@ private:
   int out_fd_ = -1;
 };
 
+/// A key whose replicas are exactly `owner`, `replica` (hash tag `{tag<i>}`).
+inline std::string key_owned(client& k, const std::string& owner, const std::string& replica,
+                             const std::string& tag) {
+  for (int i = 0; i < 5000; ++i) {
+    auto key = "{" + tag + std::to_string(i) + "}n";
+    auto own = bulk_array(k.call({"KURA.OWNERS", key}).value_or(""));
+    if (own.size() == 2 && own[0] == owner && own[1] == replica)
+      return key;
+  }
+  return {};
+}
+
 } // namespace kura::test
