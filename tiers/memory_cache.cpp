@@ -90,15 +90,6 @@
 // use is the start, not a choice the evidence made, and every period spent
 // there costs (cs 10%: 0.9528 with the 1% rule from the start, 0.9283
 // without it early; multi2 10%: 0.5043 / 0.4977).
-// Early decisions: with sampled simulations each of those first 32 periods
-// is split into 4 decisions a quarter period apart (the score forgetting
-// 0.98^(1/4) per quarter, as much per read as before), so the first choices
-// follow the evidence 4 times sooner (adaptsize-request 10%, sampled 1 in 4:
-// 0.6716 -> 0.6696; bench/RESULTS.md, issue 14, session 20). Not with exact
-// simulations: there the same split gained cs 10% 0.0212 but cost multi2 10%
-// 0.0014 (a switch on a quarter period's noise that a whole period would not
-// have made), and a split into halves cost 2_pools 10% and adaptsize-request
-// 1% 0.0006-0.0008.
 // Growing the window moves L2's victims into L1; shrinking it moves L1's LRU
 // entries into L2's probation (no admission test: they were already in
 // memory). A switch costs the state the new setting would have built: its
@@ -195,10 +186,6 @@ constexpr uint32_t shadow_early_periods = 32; // ... except in the first 32 peri
 constexpr double shadow_min_gap = 1.0;        // and never for less than one miss
 constexpr size_t n_shadow_sketches = 2;       // one per aging period of the grid
 constexpr size_t shadow_batch = 256;          // sampled reads fed to the sims at once
-// With sampled simulations, the early periods are this many times shorter
-// (and as many more: the first 32 periods' reads, decided 4 times as often),
-// so the first choices follow the evidence sooner (see "early decisions" above).
-constexpr uint32_t shadow_early_split = 4;
 // Warm switch with exact simulations (see "a switch is warm" above): entries
 // scanned from each L2 list's LRU end for one the simulation does not hold,
 // and how far a warm switch's costs may exceed its gains (in misses) before it
@@ -556,12 +543,6 @@ struct memory_cache::impl {
     sh.periods = 0;
   }
 
-  /// Whether the period in progress is an early one split short (sampled
-  /// simulations only; see "early decisions" above).
-  bool early_split() const {
-    return sh.shift > 0 && sh.periods < shadow_early_periods * shadow_early_split;
-  }
-
   void shadow_access(uint64_t h, bool hit) {
 
     if (sh.sims.empty()) {
@@ -577,9 +558,7 @@ struct memory_cache::impl {
     if (!hit)
       ++sh.period_misses;
     sh.pending.push_back(h);
-    const uint64_t period_reads =
-        early_split() ? std::max<uint64_t>(1, sh.period / shadow_early_split) : sh.period;
-    if (++sh.in_period >= period_reads) {
+    if (++sh.in_period >= sh.period) {
       shadow_flush();
       climb_due = true; // decided at the start of the next operation
     } else if (sh.pending.size() >= shadow_batch) {
@@ -613,9 +592,7 @@ struct memory_cache::impl {
         apply_window(window); // the simulations' bytes come out of the capacity
       return;
     }
-    // A split period forgets as much per read as a whole one.
-    const double decay =
-        early_split() ? std::pow(shadow_decay, 1.0 / shadow_early_split) : shadow_decay;
+    const double decay = shadow_decay;
     for (size_t i = 0; i < n_settings; ++i)
       sh.score[i] = decay * sh.score[i] + static_cast<double>(sh.misses[sh.sim_of[i]]);
     memory_cache::period_report rep;
@@ -642,9 +619,7 @@ struct memory_cache::impl {
         best = i;
     // The setting in use while the evidence is young is the arbitrary start,
     // not a choice worth defending: no hysteresis for the first periods.
-    const double hyst = sh.periods <= shadow_early_periods * (sh.shift > 0 ? shadow_early_split : 1)
-                            ? 0.0
-                            : shadow_hysteresis;
+    const double hyst = sh.periods <= shadow_early_periods ? 0.0 : shadow_hysteresis;
     if (best != sh.current && sh.score[best] < sh.score[sh.current] * (1 - hyst) - shadow_min_gap) {
       use_setting(best);
       ++sh.totals.switches;

@@ -1161,32 +1161,6 @@ TEST_CASE("memory_cache: on_period reports each decision of the shadow adaptatio
   CHECK(reports.size() == n);
 }
 
-TEST_CASE("memory_cache: with sampled simulations the early periods are split in quarters") {
-  // 4096 entries: the simulations hold 1024 keys each (1 read in 4 sampled),
-  // so a whole period is 1024 sampled reads, ~4096 reads. The first 32
-  // periods are decided 4 times as often, every ~1024 reads; exact
-  // simulations keep whole periods (the on_period test above: at most one
-  // report per 100 reads of a 100-entry cache).
-  memory_cache m(objects_config(4096, true, 1.0));
-  std::vector<memory_cache::period_report> reports;
-  m.on_period([&](const memory_cache::period_report& r) { reports.push_back(r); });
-  uint64_t state = 1;
-  const uint64_t reads = 40000;
-  for (uint64_t i = 0; i < reads; ++i) {
-    state = state * 6364136223846793005ull + 1442695040888963407ull;
-    const std::string key = key_of((state >> 33) % 20000);
-    if (!m.get(key, 0)->has_value())
-      REQUIRE(m.put(make(key, "v"), 0).ok());
-  }
-  REQUIRE(!reports.empty());
-  CHECK(reports.front().sampling_shift == 2);
-  for (size_t i = 0; i < reports.size(); ++i)
-    CHECK(reports[i].period == i + 1);
-  // ~40000 / 1024 = 39 quarter periods (whole ones: ~9).
-  CHECK(reports.size() >= 30);
-  CHECK(reports.size() <= 50);
-}
-
 TEST_CASE("memory_cache: at the first switch, L2 evicts first what the chosen simulation lacks") {
   // A loop of 60 keys interleaved with a scan of new keys: 120 distinct keys
   // between two reads of a loop key, so the cache's LRU start (100 entries)
