@@ -95,8 +95,8 @@
 // period's best so far and that setting's score with this period's misses
 // counted is lower by the usual 1% and one miss, the cache switches to it
 // there and then, not at the period's end: a phase change shows in the
-// simulations long before the period ends (cs 10%: 0.9531 -> 0.9425, loop
-// 10% 0.9020 -> 0.9017, no other row of the full table worse; with periods
+// simulations long before the period ends (cs 10%: 0.9531 -> 0.9425, orm-night
+// 1% 0.3280 -> 0.3279, no other row of the full table worse; with periods
 // under 128 reads allowed, cloudPhysicsIO --bytes 1%, ~100-key simulations,
 // 0.8208 -> 0.8240; bench/RESULTS.md, issue 14, session 20). Checking the
 // scores too keeps a period's burst from leaving a setting the history
