@@ -216,12 +216,13 @@ public:
   struct period_report {
     uint32_t period = 0;         ///< decisions since the simulations were built, from 1
     uint32_t sampling_shift = 0; ///< a read is sampled with probability 2^-shift
-    shadow_setting setting;      ///< in use during the period
+    shadow_setting setting;      ///< in use at the period's start (a switch within
+                                 ///< the period shows in `switched` and `next`)
     uint64_t cache_misses = 0;   ///< the cache's misses on the period's sampled reads
     uint64_t setting_misses = 0; ///< the misses of that setting's simulation
     shadow_setting best;         ///< the setting whose simulation missed least in the period
     uint64_t best_misses = 0;    ///< its misses
-    bool switched = false;       ///< the decision moved the cache to `next`
+    bool switched = false;       ///< `next` differs from `setting`
     shadow_setting next;         ///< in use after the decision
   };
   /// Calls f after each decision of the shadow adaptation (a diagnostic for

@@ -1161,6 +1161,39 @@ TEST_CASE("memory_cache: on_period reports each decision of the shadow adaptatio
   CHECK(reports.size() == n);
 }
 
+TEST_CASE("memory_cache: a phase change switches the setting within a period") {
+  // 200 entries, exact simulations: a period is 200 reads, from the first
+  // read on. 1000 reads cycle 100 hot keys (every setting holds them: ties,
+  // the cache stays at its LRU start); a scan of 200 new keys follows, which
+  // evicts every hot key from LRU but not from a frequency-filtered setting;
+  // then the hot keys again, from read 1200, about a period's start: LRU
+  // misses them all, a small-window setting none. Once the LRU setting trails
+  // that period's best by a quarter period, the cache switches before the
+  // period ends (a switch at a period's end comes with its on_period report).
+  memory_cache m(objects_config(200, true, 1.0));
+  size_t reports = 0;
+  m.on_period([&](const memory_cache::period_report&) { ++reports; });
+  uint64_t within = 0;
+  auto read = [&](const std::string& key) {
+    const size_t r0 = reports;
+    const uint64_t s0 = m.adaptation().switches;
+    if (!m.get(key, 0)->has_value())
+      REQUIRE(m.put(make(key, "v"), 0).ok());
+    if (m.adaptation().switches != s0 && reports == r0)
+      ++within;
+  };
+  for (int i = 0; i < 1000; ++i)
+    read(key_of(static_cast<uint64_t>(i % 100)));
+  REQUIRE(m.adaptation().switches == 0);
+  for (int k = 0; k < 200; ++k)
+    read(key_of(static_cast<uint64_t>(1000 + k)));
+  for (int i = 0; i < 200; ++i)
+    read(key_of(static_cast<uint64_t>(i)));
+  CHECK(m.adaptation().switches >= 1);
+  CHECK(within >= 1);
+  CHECK(m.window_capacity() < 200);
+}
+
 TEST_CASE("memory_cache: at the first switch, L2 evicts first what the chosen simulation lacks") {
   // A loop of 60 keys interleaved with a scan of new keys: 120 distinct keys
   // between two reads of a loop key, so the cache's LRU start (100 entries)
@@ -1175,34 +1208,37 @@ TEST_CASE("memory_cache: at the first switch, L2 evicts first what the chosen si
   m.on_period([&](const memory_cache::period_report& r) { reports.push_back(r); });
   uint64_t scan = 1000;
   std::vector<std::string> l2_order; // L2's keys right after the first switch
+  uint64_t window_at_switch = 0;
   for (int round = 0; round < 8 && l2_order.empty(); ++round)
     for (int k = 0; k < 60 && l2_order.empty(); ++k)
       for (const std::string& key : {key_of(static_cast<uint64_t>(k)), key_of(scan++)}) {
         if (!m.get(key, 0)->has_value())
           REQUIRE(m.put(make(key, "v"), 0).ok());
-        if (m.adaptation().switches == 1 && l2_order.empty())
+        if (m.adaptation().switches == 1 && l2_order.empty()) {
+          window_at_switch = m.window_capacity();
           m.for_each([&](const memory_cache::entry_view& v) {
             if (m.locate(v.key) == memory_region::l2)
               l2_order.emplace_back(v.key);
           });
+        }
       }
   REQUIRE(!reports.empty());
   REQUIRE(m.adaptation().switches == 1);
-  const memory_cache::period_report& sw = reports.back();
-  REQUIRE(sw.switched);
-  CHECK(sw.setting.window == 1.0);
-  CHECK(sw.next.window <= 0.05);
-  CHECK(sw.next.main != main_region_policy::sampled_lfu);
+  // The switch (at a period's end or within one: "within a period" in
+  // memory_cache.cpp) left the LRU start for a small window.
+  CHECK(reports.front().setting.window == 1.0);
+  CHECK(window_at_switch <= 5);
   // for_each lists probation from most to least recently used, then
   // protected. The simulation holds the loop keys it admitted before its main
-  // region filled (about the first 40), none of the scan keys: those loop keys
+  // region filled (27-40 of them, fewer when the switch comes
+  // within a period), none of the scan keys: those loop keys
   // come first, every scan key after them, nearer the LRU end. Without the
   // reordering L2's order is the LRU window's, loop and scan keys alternating.
   REQUIRE(l2_order.size() >= 80);
   size_t held_prefix = 0;
   while (held_prefix < l2_order.size() && std::stoull(l2_order[held_prefix].substr(1)) < 1000)
     ++held_prefix;
-  CHECK(held_prefix >= 30);
+  CHECK(held_prefix >= 20);
   size_t scan_keys = 0;
   for (const std::string& k : l2_order)
     scan_keys += std::stoull(k.substr(1)) >= 1000;
