@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -22,6 +23,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -35,31 +37,59 @@ inline std::string bin_dir() {
   return d ? d : "build/bin";
 }
 
+/// The first port of the kernel's ephemeral range (ip_local_port_range):
+/// the ports it hands to bind(0) and to every outgoing connection.
+inline int ephemeral_low() {
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+  int lo = 0;
+  return (in >> lo) ? lo : 0;
+}
+
 /// `n` distinct free loopback ports: the sockets stay bound until all are
 /// picked, so the kernel cannot hand out one port twice (free_port() called
 /// three times in a row did: "bad value for metrics-port: same as port",
-/// session 18).
+/// session 18). They are drawn at random from the 6,000 or so ports just below
+/// the kernel's ephemeral range: a port from bind(0) lies inside that range,
+/// where every outgoing connection of every concurrent test also takes its
+/// local port, and a test that hands a picked port to a node later (a proxy's
+/// target) found it taken ("cannot listen on 127.0.0.1:48025", CI under
+/// load, session 20). When the range starts too low, bind(0) it is.
 inline std::vector<uint16_t> free_ports(size_t n) {
+  static std::mt19937 rng(std::random_device{}() ^ static_cast<unsigned>(::getpid()));
+  const int hi = ephemeral_low();
+  const int lo = std::max(1024, hi - 6000);
+  const bool below = hi - lo >= 1000;
   std::vector<int> fds;
   std::vector<uint16_t> ports;
-  for (size_t i = 0; i < n; ++i) {
+  auto try_bind = [&](uint16_t port) -> int {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = 0;
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    a.sin_port = htons(port);
     socklen_t len = sizeof(a);
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    fds.push_back(fd);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      ::close(fd);
+      return -1;
+    }
     ports.push_back(ntohs(a.sin_port));
+    return fd;
+  };
+  for (size_t i = 0; i < n; ++i) {
+    int fd = -1;
+    for (int attempt = 0; below && fd < 0 && attempt < 200; ++attempt)
+      fd = try_bind(static_cast<uint16_t>(std::uniform_int_distribution<int>(lo, hi - 1)(rng)));
+    if (fd < 0)
+      fd = try_bind(0);
+    fds.push_back(fd);
   }
   for (int fd : fds)
     ::close(fd);
   return ports;
 }
 
-/// A port nobody listens on right now (bind to 0, read it back, close).
+/// A port nobody listens on right now (free_ports(1)).
 inline uint16_t free_port() {
   return free_ports(1)[0];
 }
