@@ -1194,6 +1194,29 @@ TEST_CASE("memory_cache: a phase change switches the setting within a period") {
   CHECK(m.window_capacity() < 200);
 }
 
+TEST_CASE("memory_cache: a lead of less than a quarter period switches at the first check") {
+  // As above (200 entries, exact simulations, periods of 200 reads, checked
+  // every 50), but after the scan the hot keys come back interleaved with new
+  // keys: by the first check after read 1200 the LRU setting trails the best
+  // by about 25 misses, an eighth of a period. That is enough (the scores
+  // agree), so the cache switches there, before read 1275; with a quarter
+  // period's lead required it would wait for the next check (read ~1300).
+  memory_cache m(objects_config(200, true, 1.0));
+  auto read = [&](const std::string& key) {
+    if (!m.get(key, 0)->has_value())
+      REQUIRE(m.put(make(key, "v"), 0).ok());
+  };
+  for (int i = 0; i < 1000; ++i)
+    read(key_of(static_cast<uint64_t>(i % 100)));
+  for (int k = 0; k < 200; ++k)
+    read(key_of(static_cast<uint64_t>(1000 + k)));
+  REQUIRE(m.adaptation().switches == 0);
+  for (int i = 0; i < 75; ++i)
+    read(key_of(static_cast<uint64_t>(i % 2 == 0 ? i / 2 : 2000 + i)));
+  CHECK(m.adaptation().switches >= 1);
+  CHECK(m.window_capacity() < 200);
+}
+
 TEST_CASE("memory_cache: at the first switch, L2 evicts first what the chosen simulation lacks") {
   // A loop of 60 keys interleaved with a scan of new keys: 120 distinct keys
   // between two reads of a loop key, so the cache's LRU start (100 entries)
