@@ -331,14 +331,8 @@ bool tier_store::holds_tombstone(std::string_view key) const {
   return replica_store::holds_tombstone(key);
 }
 
-bool tier_store::apply_tiers(entry e, bool known) {
-  // The index (which covers L3) decided last-writer-wins, and changes reach
-  // L3 in the order apply()/erase() made them: no read of L3's record.
-  std::string key;
-  version ver = e.ver;
-  if (known && l4_)
-    key = e.key;
-  auto r = l3_->apply_newer(std::move(e), clk_.now_ms());
+bool tier_store::apply_tiers(const entry& e, bool known) {
+  auto r = l3_->apply(e, clk_.now_ms());
   if (!r) {
     last_error_ = r.err();
     return false;
@@ -352,9 +346,9 @@ bool tier_store::apply_tiers(entry e, bool known) {
     // between left L3's floor of the old version with no copy below it (the
     // key read nil, and anti-entropy saw the same version on every replica).
     // A superseded copy is never read meanwhile (L3's newer record wins).
-    auto held = l4_->held_version(key);
-    if (held && *held && **held < ver)
-      l4_superseded_.emplace_back(std::move(key), ver);
+    auto held = l4_->held_version(e.key);
+    if (held && *held && **held < e.ver)
+      l4_superseded_.emplace_back(e.key, e.ver);
   }
   return true;
 }
@@ -393,7 +387,7 @@ bool tier_store::restore(const entry& e) {
     c.e = e;
     c.restore = true;
     c.seq = ++next_seq_;
-    shadow_write(e.key, shadow{c.e, false, c.seq});
+    overlay_[e.key] = shadow{c.e, false, c.seq};
     enqueue(std::move(c));
   } else {
     auto r = l4_->apply(e, now);
@@ -434,7 +428,7 @@ bool tier_store::apply(const entry& e) {
     }
     c.known = known;
     c.seq = ++next_seq_;
-    shadow_write(e.key, shadow{c.e, false, c.seq});
+    overlay_[e.key] = shadow{c.e, false, c.seq};
     enqueue(std::move(c));
   } else if (!apply_tiers(e, known)) {
     return false;
@@ -496,7 +490,7 @@ bool tier_store::erase(std::string_view key) {
     c.e.ver = it->second.ver; // what the archive's copy may be, at most
     c.erase = true;
     c.seq = ++next_seq_;
-    shadow_write(c.e.key, shadow{entry{}, true, c.seq});
+    overlay_[c.e.key] = shadow{entry{}, true, c.seq};
     enqueue(std::move(c));
   } else if (!erase_tiers(key, it->second.ver)) {
     return false;
@@ -554,13 +548,8 @@ status tier_store::tick(size_t sweep_budget) {
       committed = committed_seq_;
       err.swap(worker_error_);
     }
-    while (!overlay_order_.empty() && overlay_order_.front().first <= committed) {
-      auto [seq, key] = overlay_order_.front();
-      overlay_order_.pop_front();
-      auto it = overlay_.find(*key);
-      if (it != overlay_.end() && it->second.seq == seq)
-        overlay_.erase(it);
-    }
+    for (auto it = overlay_.begin(); it != overlay_.end();)
+      it = it->second.seq <= committed ? overlay_.erase(it) : std::next(it);
     if (err)
       return *err;
     return {};
@@ -715,13 +704,6 @@ void tier_store::start_worker() {
   worker_ = std::thread([this] { run_worker(); });
 }
 
-void tier_store::shadow_write(const std::string& key, shadow s) {
-  auto seq = s.seq;
-  auto it = overlay_.try_emplace(key).first;
-  it->second = std::move(s);
-  overlay_order_.emplace_back(seq, &it->first);
-}
-
 void tier_store::enqueue(change c) {
   std::unique_lock<std::mutex> lk(q_mu_);
   if (queue_.size() >= max_queue) // the disk is that far behind: wait for room
@@ -783,7 +765,7 @@ void tier_store::run_worker() {
               last_error_ = r.err();
             ok = r.ok();
           } else {
-            ok = c.erase ? erase_tiers(c.e.key, c.e.ver) : apply_tiers(std::move(c.e), c.known);
+            ok = c.erase ? erase_tiers(c.e.key, c.e.ver) : apply_tiers(c.e, c.known);
           }
           if (!ok && last_error_ && !err)
             err = *last_error_;

@@ -57,7 +57,6 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -275,8 +274,7 @@ private:
   /// thread while the worker runs, for keys the overlay does not hold).
   std::optional<entry> read_tiers(std::string_view key, const version& want, bool concurrent,
                                   uint8_t* tier = nullptr) const;
-  /// `e` is moved into L3's batch (the worker's copy of the change).
-  bool apply_tiers(entry e, bool known);
+  bool apply_tiers(const entry& e, bool known);
   /// Erases the archive copies that writes superseded (apply_tiers), once
   /// L3 committed those writes: at once when nothing is pending in L3, else
   /// after committing L3 when `commit_l3` or the list is long. Tiers held.
@@ -372,13 +370,6 @@ private:
     uint64_t seq = 0;
   };
   std::unordered_map<std::string, shadow> overlay_;
-  /// overlay_'s changes in seq order (the node's key, a node's address is
-  /// stable until it is erased): tick() drops what the worker committed from
-  /// the front, instead of walking the whole overlay every tick. An element
-  /// whose key was written again since is skipped (its newer seq follows).
-  std::deque<std::pair<uint64_t, const std::string*>> overlay_order_;
-  /// overlay_[key] = shadow, recorded in overlay_order_.
-  void shadow_write(const std::string& key, shadow s);
   uint64_t next_seq_ = 0;
   mutable std::mutex tiers_mu_; ///< l3_ and l4_ while the worker runs
   mutable std::mutex q_mu_;     ///< everything below

@@ -1698,11 +1698,6 @@ result<bool> l3_lmdb::apply(entry e, uint64_t now_ms) {
   } else if (*cur && !((*cur)->ver < e.ver)) {
     return false;
   }
-  return apply_newer(std::move(e), now_ms);
-}
-
-result<bool> l3_lmdb::apply_newer(entry e, uint64_t now_ms) {
-  auto& m = *impl_; // (put() checks the limits)
   if (e.is_tombstone())
     e = impl::as_tombstone(std::move(e));
   else if (m.cfg.tombstones && e.expired(now_ms))

@@ -191,12 +191,6 @@ public:
   /// included); returns whether it did. A tombstone's value and expiry are
   /// dropped. Limits and space are checked as in put().
   result<bool> apply(entry e, uint64_t now_ms);
-  /// apply() for a caller that already knows `e` is newer than any record
-  /// held for its key (gossip::tier_store decides last-writer-wins on its
-  /// in-memory index, which covers L3, and applies its changes in order):
-  /// no read of the held record (an LMDB read and a record decode per
-  /// write on a cluster node's L3 thread). Returns true once stored.
-  result<bool> apply_newer(entry e, uint64_t now_ms);
   /// The record held for `key`, tombstones and expired entries included
   /// (pending writes first); nullopt when there is none. Counts no hit/miss.
   result<std::optional<entry>> get_versioned(std::string_view key);
