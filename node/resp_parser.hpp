@@ -70,6 +70,7 @@ public:
   void set_unauthenticated(bool on) noexcept { unauth_ = on; }
 
 private:
+  bool parse_whole(std::string_view buf);
   parse_status parse_multibulk(std::string_view buf);
   parse_status parse_inline(std::string_view buf);
   parse_status fail(std::string msg);

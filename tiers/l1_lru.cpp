@@ -46,7 +46,11 @@ void l1_lru::evict_one() {
 }
 
 node_id l1_lru::insert_front(const entry& e, uint64_t h) {
-  node_id id = table_.insert(e.key, e.value, e.expiry_ms, e.ver, e.flags, h);
+  return insert_front(detail::node_view{e.key, e.value, e.expiry_ms, e.ver, e.flags}, h);
+}
+
+node_id l1_lru::insert_front(const detail::node_view& v, uint64_t h) {
+  node_id id = table_.insert(v.key, v.value, v.expiry_ms, v.ver, v.flags, h);
   if (id != 0)
     lru_.push_front(table_, id, table_.charge(id));
   return id;

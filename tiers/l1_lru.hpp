@@ -63,6 +63,7 @@ private:
   void remove_node(detail::node_id id);
   void evict_one();
   detail::node_id insert_front(const entry& e, uint64_t h);
+  detail::node_id insert_front(const detail::node_view& v, uint64_t h);
 
   detail::entry_table table_;
   detail::node_list lru_;

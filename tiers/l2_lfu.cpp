@@ -35,8 +35,18 @@ size_t l2_lfu::charge_of(const entry& e) const {
   return entry_table::charge_for(table_.node_size(e.key, e.value.size(), e.expiry_ms, e.ver));
 }
 
+size_t l2_lfu::charge_of(const detail::node_view& v) const {
+  if (count_objects_)
+    return 1;
+  return entry_table::charge_for(table_.node_size(v.key, v.value.size(), v.expiry_ms, v.ver));
+}
+
 uint64_t l2_lfu::cost(const entry& e) const {
   return count_objects_ ? 1 : charge_of(e) + entry_table::min_slots * entry_table::index_slot_bytes;
+}
+
+uint64_t l2_lfu::cost(const detail::node_view& v) const {
+  return count_objects_ ? 1 : charge_of(v) + entry_table::min_slots * entry_table::index_slot_bytes;
 }
 
 uint64_t l2_lfu::used_after_insert(size_t node_charge) const {
@@ -124,7 +134,11 @@ bool l2_lfu::admit(uint64_t cand_hash, node_id v) {
 }
 
 node_id l2_lfu::insert_probation(const entry& e, uint64_t h) {
-  node_id id = table_.insert(e.key, e.value, e.expiry_ms, e.ver, e.flags, h);
+  return insert_probation(detail::node_view{e.key, e.value, e.expiry_ms, e.ver, e.flags}, h);
+}
+
+node_id l2_lfu::insert_probation(const detail::node_view& v, uint64_t h) {
+  node_id id = table_.insert(v.key, v.value, v.expiry_ms, v.ver, v.flags, h);
   if (id == 0)
     return 0;
   table_.set_aux(id, seg_probation);

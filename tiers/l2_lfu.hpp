@@ -116,6 +116,8 @@ private:
 
   uint64_t used_after_insert(size_t node_charge) const;
   size_t charge_of(const entry& e) const;
+  size_t charge_of(const detail::node_view& v) const;
+  uint64_t cost(const detail::node_view& v) const;
   detail::node_list& list_of(node_id id) {
     return table_.aux(id) == seg_protected ? protected_ : probation_;
   }
@@ -128,6 +130,9 @@ private:
   void rebalance_protected();
   bool admit(uint64_t cand_hash, node_id victim);
   node_id insert_probation(const entry& e, uint64_t h);
+  /// The same from another table's node (memory_cache moves entries between
+  /// L1 and L2 without building an entry).
+  node_id insert_probation(const detail::node_view& v, uint64_t h);
   bool offer_hashed(entry&& e, uint64_t h, uint64_t now_ms, bool reused = false,
                     bool bypass_admission = false);
   status upsert(const entry& e, uint64_t h, uint64_t now_ms);

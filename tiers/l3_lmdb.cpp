@@ -884,8 +884,12 @@ struct l3_lmdb::impl {
   }
 
   /// What an expired pending put becomes: a delete, or in cluster mode a
-  /// tombstone of its version.
+  /// tombstone of its version. stats()'s live_delta follows when it counted
+  /// `o` already (looked up in this commit window), as add_pending does.
   void expire_pending(op& o) {
+    const bool known = o.known_at != 0 && o.known_at == n_commits + 1;
+    if (known)
+      live_delta -= live_change(o);
     pending_bytes -= o.e.value.size();
     if (cfg.tombstones) {
       o.e = as_tombstone(std::move(o.e));
@@ -893,6 +897,8 @@ struct l3_lmdb::impl {
       o.e.value.clear();
       o.del = true;
     }
+    if (known)
+      live_delta += live_change(o);
   }
 
   /// Puts `o` into the batch (one hash lookup) and returns its slot; with
@@ -1398,7 +1404,6 @@ size_t l3_lmdb::sweep_expired(uint64_t now_ms, size_t budget) {
     for (auto& [k, o] : m.pending)
       if (!o.del && !o.e.is_tombstone() && o.e.expired(now_ms) && removed < budget) {
         m.expire_pending(o);
-        m.pending_changed();
         ++removed;
       }
   // kura.exp is ordered by expiry, so the expired entries are always at its

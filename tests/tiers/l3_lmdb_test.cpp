@@ -329,6 +329,33 @@ TEST_CASE("l3: stats().entries follows the pending batch between commits") {
   CHECK(t->stats().entries == model.size());
 }
 
+TEST_CASE("l3: stats().entries drops a pending put that a read found expired") {
+  // get() turns an expired pending put into a pending delete: the exact
+  // count (DBSIZE) must follow at once, not only after the next commit. Both
+  // kinds of key: new to L3 (the put counted +1, the delete 0) and committed
+  // before (the put counted 0, the delete -1).
+  temp_dir d;
+  fake_clock clk;
+  auto cfg = small_config(d.env());
+  cfg.batch_max_writes = 1000;
+  auto t = must_open(cfg, clk);
+  uint64_t now = clk.now_ms();
+  REQUIRE(t->put(make("keep", "v"), now).ok());
+  REQUIRE(t->put(make("old", "v", now + 10), now).ok());
+  REQUIRE(t->sync().ok());
+  REQUIRE(t->put(make("old", "v2", now + 10), now).ok()); // pending, committed before
+  REQUIRE(t->put(make("new", "v", now + 10), now).ok());  // pending, new to L3
+  CHECK(t->stats().entries == 3);                         // each pending key looked up once
+  clk.advance_ms(10);
+  CHECK(!get_ok(*t, "new", clk.now_ms()));
+  CHECK(t->stats().entries == 2);
+  CHECK(!get_ok(*t, "old", clk.now_ms()));
+  CHECK(t->stats().entries == 1);
+  REQUIRE(t->sync().ok());
+  CHECK(t->stats().entries == 1);
+  CHECK(t->quick_stats().entries == 1);
+}
+
 TEST_CASE("l3: quick_stats() estimates the pending batch from the last commit, exact after it") {
   // quick_stats() looks no pending key up: committed records plus the
   // pending keys times the last commit's net change per key. stats() stays
