@@ -87,6 +87,11 @@ struct node_view {
   uint8_t flags = 0;
 };
 
+/// An entry's fields as a node_view (no copies).
+inline node_view view_of(const entry& e) {
+  return node_view{e.key, e.value, e.expiry_ms, e.ver, e.flags};
+}
+
 class entry_table {
 public:
   static constexpr size_t max_small = 1024;

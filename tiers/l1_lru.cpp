@@ -46,7 +46,7 @@ void l1_lru::evict_one() {
 }
 
 node_id l1_lru::insert_front(const entry& e, uint64_t h) {
-  return insert_front(detail::node_view{e.key, e.value, e.expiry_ms, e.ver, e.flags}, h);
+  return insert_front(detail::view_of(e), h);
 }
 
 node_id l1_lru::insert_front(const detail::node_view& v, uint64_t h) {

@@ -30,9 +30,7 @@ uint64_t l2_lfu::bytes() const {
 }
 
 size_t l2_lfu::charge_of(const entry& e) const {
-  if (count_objects_)
-    return 1;
-  return entry_table::charge_for(table_.node_size(e.key, e.value.size(), e.expiry_ms, e.ver));
+  return charge_of(detail::view_of(e));
 }
 
 size_t l2_lfu::charge_of(const detail::node_view& v) const {
@@ -42,7 +40,7 @@ size_t l2_lfu::charge_of(const detail::node_view& v) const {
 }
 
 uint64_t l2_lfu::cost(const entry& e) const {
-  return count_objects_ ? 1 : charge_of(e) + entry_table::min_slots * entry_table::index_slot_bytes;
+  return cost(detail::view_of(e));
 }
 
 uint64_t l2_lfu::cost(const detail::node_view& v) const {
@@ -134,7 +132,7 @@ bool l2_lfu::admit(uint64_t cand_hash, node_id v) {
 }
 
 node_id l2_lfu::insert_probation(const entry& e, uint64_t h) {
-  return insert_probation(detail::node_view{e.key, e.value, e.expiry_ms, e.ver, e.flags}, h);
+  return insert_probation(detail::view_of(e), h);
 }
 
 node_id l2_lfu::insert_probation(const detail::node_view& v, uint64_t h) {
