@@ -677,6 +677,9 @@ void gated(cluster_core& c, std::vector<std::string> keys, std::function<void()>
 
 constexpr const char* late_write =
     "-TIMEOUT the command reached its write after its deadline; not run\r\n";
+constexpr const char* spanned_write =
+    "-TIMEOUT the command ran longer than kura.cluster.request-timeout between reading and "
+    "writing its keys (a long script or a pause); nothing was written\r\n";
 
 /// Runs `cmds` here, against this node's own copies, with the command table
 /// (node/cluster_exec.hpp), then writes what they changed as new versions
@@ -694,8 +697,18 @@ constexpr const char* late_write =
 /// command changes nothing and answers -TIMEOUT, and one paused after the
 /// check writes versions older than the deadline, which lose to the writes
 /// the next replica made after it.
+///
+/// A command from this node's own client has no sender's deadline; it gets
+/// one from the moment its keys are read here: request-timeout later (with
+/// the default heartbeat, before the probe timeout after which the others may
+/// suspect this node and let the next replica write its keys). A command that
+/// spans more than that between reading its keys and writing them (a long
+/// script, a pause) answers -TIMEOUT and writes nothing: its read-modify-write
+/// would otherwise replace what the next replica acknowledged meanwhile.
 void run_here(cluster_core& c, std::vector<std::vector<std::string>> cmds, bool as_tx,
               reply_fn reply, bool tag = false, uint64_t deadline_ms = 0) {
+  const uint64_t read_at = now_ms();
+  const uint64_t local_deadline = read_at + c.settings().request_timeout_ms;
   actors::staged_entries staged;
   for (auto& cmd : cmds)
     stage_keys(c, cmd, staged);
@@ -721,6 +734,8 @@ void run_here(cluster_core& c, std::vector<std::vector<std::string>> cmds, bool 
   const uint64_t now = now_ms();
   if (deadline_ms != 0 && now > deadline_ms)
     return reply(late_write);
+  if (now > local_deadline)
+    return reply(spanned_write);
   write_all(
       c, std::move(ws),
       [r = as_string(out), reply, tag](std::vector<client_result>& rs) {

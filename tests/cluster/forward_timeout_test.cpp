@@ -188,6 +188,64 @@ TEST_CASE("a forwarded command that stalls at its owner past its deadline does n
   CHECK(k1.call({"INCR", key}) == std::string(":5\r\n"));
 }
 
+TEST_CASE("a command from the owner's own client that stalls past request-timeout does not "
+          "write: the next replica's acknowledged INCRs stay") {
+  // The case above, with the script sent to n3 itself: no sender's deadline,
+  // so before session 22 n3 wrote 1 + 1 once the script ended, with a version
+  // newer than the INCRs n2 had acknowledged meanwhile (every node back at 2).
+  test_cluster c;
+  c.start_ring(3);
+  INFO(c.logs());
+  client k1(c["n1"].port);
+  auto key = key_owned(k1, "n3", "n2", "own-stall");
+  REQUIRE(!key.empty());
+  CHECK(k1.call({"INCR", key}) == std::string(":1\r\n"));
+
+  const int hold = slow_ms(8000);
+  const std::string script =
+      "local t = redis.call('TIME'); local s = t[1] * 1000 + math.floor(t[2] / 1000); "
+      "local n; repeat n = redis.call('TIME') "
+      "until n[1] * 1000 + math.floor(n[2] / 1000) - s >= tonumber(ARGV[1]); "
+      "return redis.call('INCR', KEYS[1])";
+  auto stalled = std::async(std::launch::async, [&] {
+    client k(c["n3"].port); // the owner itself
+    std::optional<std::string> r;
+    if (k.send(client::multibulk({"EVAL", script, "1", key, std::to_string(hold)})))
+      r = k.reply(hold + slow_ms(30000));
+    return r;
+  });
+
+  // n2 runs the key's INCRs once n3 is suspect there.
+  client k2(c["n2"].port);
+  int64_t last = 1;
+  for (int i = 0; i < 60 && last < 4; ++i) {
+    auto r = k2.call({"INCR", key});
+    if (starts(r, ":")) {
+      auto v = std::strtoll(r->c_str() + 1, nullptr, 10);
+      CHECK(v == last + 1);
+      last = v;
+    }
+  }
+  REQUIRE(last == 4);
+
+  auto own = stalled.get(); // the script ended at n3
+  INFO("EVAL at n3: " << own.value_or("(none)"));
+  CHECK(starts(own, "-TIMEOUT"));
+  REQUIRE(wait_for([&] { return c.all_see_alive(3); }, 60000));
+  client k3(c["n3"].port);
+  auto value = [&](client& k) {
+    auto r = k.call({"GET", key});
+    if (!r || r->rfind("$", 0) != 0)
+      return int64_t{-1};
+    return static_cast<int64_t>(std::strtoll(r->c_str() + r->find("\r\n") + 2, nullptr, 10));
+  };
+  auto settled = [&] { return value(k1) == 4 && value(k2) == 4 && value(k3) == 4; };
+  CHECK(wait_for(settled, 30000));
+  INFO("n1 " << value(k1) << " n2 " << value(k2) << " n3 " << value(k3));
+  CHECK(settled());
+  CHECK(k1.call({"INCR", key}) == std::string(":5\r\n"));
+}
+
 TEST_CASE("GET whose replicas are all frozen answers -CLUSTERDOWN, not nil") {
   // docs/cluster.md listed it as missing: a read whose every replica timed
   // out answered nil for a key that exists.
