@@ -683,16 +683,21 @@ result<uint64_t> tier_store::rewrite_for_erase(const std::function<bool(std::str
     if (auto st = l4_->compact_index(); !st)
       return error{st.err().code, "L4 index rewrite: " + st.message()};
   }
-  if (wal_) { // the erased keys' records leave the log: LMDB has everything (flush above)
-    uint64_t committed;
-    {
-      std::lock_guard<std::mutex> ql(q_mu_);
-      committed = committed_seq_;
-    }
-    if (auto st = wal_->rotate(committed); !st)
-      return error{st.code(), "write-ahead log rotation: " + st.message()};
-  }
+  if (wal_) // the erased keys' records leave the log: LMDB has everything (flush above)
+    if (auto st = rotate_log(); !st)
+      return st.err();
   return segments;
+}
+
+status tier_store::rotate_log() {
+  uint64_t committed;
+  {
+    std::lock_guard<std::mutex> ql(q_mu_);
+    committed = committed_seq_;
+  }
+  if (auto st = wal_->rotate(committed); !st)
+    return error{st.code(), "write-ahead log rotation: " + st.message()};
+  return {};
 }
 
 void tier_store::preempt_jobs(const char* why) {
@@ -721,9 +726,16 @@ status tier_store::rotate_keys(std::shared_ptr<const crypto::keyring> keys) {
   }
   if (auto st = l3_->rotate_keys(keys); !st)
     return error{st.err().code, "L3: " + st.message()};
-  if (wal_) // later records under the new key; the older segments retire as L3 commits
+  if (wal_) {
+    // Later records are sealed with the new key. The segments sealed with
+    // the older ones go at once: they hold only changes LMDB committed (the
+    // flush above; nothing was appended since), and a restart after the
+    // re-seal may come with the new key alone.
     if (auto st = wal_->set_keys(std::move(keys)); !st)
       return error{st.code(), "write-ahead log: " + st.message()};
+    if (auto st = rotate_log(); !st)
+      return st;
+  }
   reseal_ = reseal_report{};
   return {};
 }

@@ -297,6 +297,9 @@ private:
   /// Applies the log's records after L3's mark (open, before build_index),
   /// commits L3 and L4, empties the log and opens it for appending.
   status recover_log(const wal_config& cfg, wal_replay_stats* replayed);
+  /// Closes the log's active segment and deletes every segment whose changes
+  /// L3 committed, now (owner thread, after a flush).
+  status rotate_log();
   /// `tier` (when given) gets where the entry came from: 2 = L3 or the
   /// overlay, 3 = L4 (access_tap::on_read).
   std::optional<entry> read(std::string_view key, const version& want,
