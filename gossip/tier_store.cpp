@@ -33,9 +33,14 @@ tier_store::~tier_store() {
     worker_.join(); // it applies what is queued and commits
   }
   if (l3_) {
-    (void)l3_->flush();
+    bool committed = l3_->flush().ok();
     drop_superseded(true);
     l3_->set_eviction_listener(nullptr);
+    if (wal_) { // LMDB holds every change: a clean stop leaves no log to replay
+      wal_.reset();
+      if (committed)
+        (void)wal::remove_segments(wal_dir_);
+    }
   }
   l3_.reset();
   l4_.reset();
@@ -56,18 +61,76 @@ result<std::unique_ptr<tier_store>> tier_store::open(l3_config l3,
 
 result<std::unique_ptr<tier_store>>
 tier_store::open(l3_config l3, std::shared_ptr<archive::archive> l4, const clock& clk,
-                 uint64_t ring_seed, bool background, std::function<bool(std::string_view)> never) {
+                 uint64_t ring_seed, bool background, std::function<bool(std::string_view)> never,
+                 std::optional<wal_config> log, wal_replay_stats* replayed) {
+  if (log && !background)
+    return error{errc::invalid_argument, "the cluster store's write-ahead log needs background "
+                                         "commits"};
   l3.tombstones = true;
   auto t3 = l3_lmdb::open(std::move(l3), clk);
   if (!t3)
     return t3.err();
   std::unique_ptr<tier_store> s(
       new tier_store(std::move(*t3), std::move(l4), clk, ring_seed, std::move(never)));
+  if (log)
+    if (auto st = s->recover_log(*log, replayed); !st)
+      return st.err();
   if (auto st = s->build_index(); !st)
     return st.err();
   if (background)
     s->start_worker();
   return s;
+}
+
+status tier_store::recover_log(const wal_config& cfg, wal_replay_stats* replayed) {
+  // Records up to L3's mark are in LMDB (committed with it). The others go
+  // to L3 as the worker applies changes: last-writer-wins by version, so a
+  // record L3 holds already changes nothing, and in log order, so the end
+  // state is the one the changes left. The archive's copies they supersede
+  // go once L3 committed them (drop_superseded), as in the worker.
+  const uint64_t mark = l3_->log_mark();
+  uint64_t top = mark;
+  auto r = wal::replay(cfg, [&](wal_record&& rec) -> status {
+    if (rec.batch <= mark)
+      return {};
+    top = std::max(top, rec.batch);
+    bool ok = true;
+    last_error_.reset();
+    if (rec.kind == wal_record::put)
+      ok = apply_tiers(rec.e, true);
+    else if (rec.kind == wal_record::erase)
+      ok = erase_tiers(rec.e.key, rec.e.ver);
+    // a record L3 refuses (too large for its limits) was refused when it
+    // was made too; an I/O error stops the replay
+    if (!ok && last_error_ && last_error_->code != errc::key_too_large &&
+        last_error_->code != errc::value_too_large)
+      return *last_error_;
+    return {};
+  });
+  last_error_.reset();
+  if (!r)
+    return error{r.err().code, "write-ahead log replay from " + cfg.dir + ": " + r.err().message};
+  if (top > mark) {
+    l3_->set_log_mark(top);
+    if (auto st = l3_->sync(); !st)
+      return error{st.code(), "write-ahead log replay: L3 sync: " + st.message()};
+    drop_superseded(true);
+    if (l4_)
+      if (auto st = l4_->flush(); !st)
+        return error{st.code(), "write-ahead log replay: L4 flush: " + st.message()};
+  }
+  if (replayed)
+    *replayed = *r;
+  if (auto st = wal::remove_segments(cfg.dir); !st)
+    return st;
+  auto w = wal::open(cfg, clk_);
+  if (!w)
+    return w.err();
+  wal_ = std::move(*w);
+  wal_dir_ = cfg.dir;
+  // changes go on numbering after the mark (the log's records name them)
+  next_seq_ = applied_seq_ = committed_seq_ = top;
+  return {};
 }
 
 status tier_store::build_index() {
@@ -428,6 +491,8 @@ bool tier_store::apply(const entry& e) {
     }
     c.known = known;
     c.seq = ++next_seq_;
+    if (wal_) // durable once the log's writer wrote it (a few ms), before L3 has it
+      wal_->append_put(c.e, c.seq);
     overlay_[e.key] = shadow{c.e, false, c.seq};
     enqueue(std::move(c));
   } else if (!apply_tiers(e, known)) {
@@ -490,6 +555,8 @@ bool tier_store::erase(std::string_view key) {
     c.e.ver = it->second.ver; // what the archive's copy may be, at most
     c.erase = true;
     c.seq = ++next_seq_;
+    if (wal_)
+      wal_->append_erase(c.e.key, c.seq, c.e.ver);
     overlay_[c.e.key] = shadow{entry{}, true, c.seq};
     enqueue(std::move(c));
   } else if (!erase_tiers(key, it->second.ver)) {
@@ -616,7 +683,21 @@ result<uint64_t> tier_store::rewrite_for_erase(const std::function<bool(std::str
     if (auto st = l4_->compact_index(); !st)
       return error{st.err().code, "L4 index rewrite: " + st.message()};
   }
+  if (wal_) // the erased keys' records leave the log: LMDB has everything (flush above)
+    if (auto st = rotate_log(); !st)
+      return st.err();
   return segments;
+}
+
+status tier_store::rotate_log() {
+  uint64_t committed;
+  {
+    std::lock_guard<std::mutex> ql(q_mu_);
+    committed = committed_seq_;
+  }
+  if (auto st = wal_->rotate(committed); !st)
+    return error{st.code(), "write-ahead log rotation: " + st.message()};
+  return {};
 }
 
 void tier_store::preempt_jobs(const char* why) {
@@ -643,8 +724,18 @@ status tier_store::rotate_keys(std::shared_ptr<const crypto::keyring> keys) {
     if (auto st = l4_->rotate_keys(keys); !st)
       return error{st.err().code, "L4: " + st.message()};
   }
-  if (auto st = l3_->rotate_keys(std::move(keys)); !st)
+  if (auto st = l3_->rotate_keys(keys); !st)
     return error{st.err().code, "L3: " + st.message()};
+  if (wal_) {
+    // Later records are sealed with the new key. The segments sealed with
+    // the older ones go at once: they hold only changes LMDB committed (the
+    // flush above; nothing was appended since), and a restart after the
+    // re-seal may come with the new key alone.
+    if (auto st = wal_->set_keys(std::move(keys)); !st)
+      return error{st.code(), "write-ahead log: " + st.message()};
+    if (auto st = rotate_log(); !st)
+      return st;
+  }
   reseal_ = reseal_report{};
   return {};
 }
@@ -769,6 +860,11 @@ void tier_store::run_worker() {
           }
           if (!ok && last_error_ && !err)
             err = *last_error_;
+          // the next L3 commit holds every change up to here (one that
+          // apply/erase made itself recorded the previous mark: a replay
+          // applies this change again, which changes nothing)
+          if (wal_)
+            l3_->set_log_mark(c.seq);
           if (l3_->pending() == 0)
             committed = c.seq;
         }
@@ -801,6 +897,10 @@ void tier_store::run_worker() {
     if (l3_pending_ == 0) {
       std::lock_guard<std::mutex> lk(q_mu_);
       committed_seq_ = applied_seq_;
+    }
+    if (wal_) { // segments whose changes LMDB committed leave the disk
+      std::lock_guard<std::mutex> lk(q_mu_);
+      wal_->retire(committed_seq_);
     }
     uint64_t us = static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)

@@ -38,6 +38,19 @@
 // expiry sweeps once a second and commits everything on flush(). A reply may
 // therefore go out once the write is applied in memory; what a kill -9 can
 // lose is the queue plus L3's pending batch on that node (docs/cluster.md).
+//
+// Write-ahead log (kura-node: kura.l3.wal, a `log` at open; background mode
+// only). apply() and erase() also append the change to tiers/wal (the lone
+// node's L3 log: values and tombstones with their version and flags, erases
+// with the version they remove), numbered by the change's sequence number,
+// before they return. The log's writer thread writes it to its segment every
+// few ms, so what a kill -9 can lose is what the log had not written yet
+// (uncommitted()), not the queue and L3's batch, and L3 can commit in large
+// batches (the lone node's batch-max-age and batch-max-writes). Every L3
+// commit records the last change it holds (l3_lmdb::set_log_mark), and the
+// worker retires the log's segments up to it. At open, the log's records
+// after L3's mark are applied to L3 as the worker applies changes, L3 and L4
+// are committed and the log emptied, and only then is the index built.
 // Reads that miss the overlay take a lock the worker holds while it applies a
 // chunk of writes or commits. The queue is bounded (`max_queue`): when the
 // disk falls that far behind, apply() waits for room.
@@ -52,6 +65,7 @@
 #include "tiers/l3_lmdb.hpp"
 #include "tiers/memory_cache.hpp"
 #include "tiers/seal.hpp"
+#include "tiers/wal.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -96,10 +110,14 @@ public:
   /// `background`: commit on a worker thread (see the file comment).
   /// `never_archive`: keys L3's eviction drops instead of archiving
   /// (kura.security.sensitive-patterns); unset: every victim is archived.
+  /// `log`: the write-ahead log's settings (needs `background`; see the file
+  /// comment); its records are replayed first, `replayed` gets what the
+  /// replay found.
   static result<std::unique_ptr<tier_store>>
   open(l3_config l3, std::shared_ptr<archive::archive> l4, const clock& clk,
        uint64_t ring_seed = ring_config{}.seed, bool background = false,
-       std::function<bool(std::string_view)> never_archive = {});
+       std::function<bool(std::string_view)> never_archive = {},
+       std::optional<wal_config> log = std::nullopt, wal_replay_stats* replayed = nullptr);
   ~tier_store() override;
 
   bool apply(const entry& e) override;
@@ -237,10 +255,20 @@ public:
     std::lock_guard<std::mutex> lk(q_mu_);
     return static_cast<size_t>(next_seq_ - std::min(applied_seq_, next_seq_));
   }
-  /// Changes a kill -9 could still lose here: unapplied() plus the writes in
-  /// L3's batch that is not committed yet (background mode; the worker
-  /// publishes the latter after each round). 0: everything is in LMDB.
+  /// Changes not committed to LMDB yet: unapplied() plus the writes in L3's
+  /// batch (background mode; the worker publishes the latter after each
+  /// round). 0: everything is in LMDB. Without the write-ahead log, what a
+  /// kill -9 could still lose here.
   size_t uncommitted() const { return unapplied() + l3_pending_.load(); }
+  /// With the write-ahead log, what a kill -9 could still lose here: its
+  /// records not yet written to its file (0 without the log).
+  size_t unwritten() const {
+    return wal_
+               ? static_cast<size_t>(wal_->appended() - std::min(wal_->written(), wal_->appended()))
+               : 0;
+  }
+  /// The write-ahead log (null: none).
+  const wal* log() const { return wal_.get(); }
   /// Worker statistics (background mode): LMDB batches committed by it and
   /// the time it spent applying and committing.
   struct worker_stats {
@@ -266,6 +294,12 @@ private:
   tier_store(std::unique_ptr<l3_lmdb> l3, std::shared_ptr<archive::archive> l4, const clock& clk,
              uint64_t ring_seed, std::function<bool(std::string_view)> never_archive);
   status build_index();
+  /// Applies the log's records after L3's mark (open, before build_index),
+  /// commits L3 and L4, empties the log and opens it for appending.
+  status recover_log(const wal_config& cfg, wal_replay_stats* replayed);
+  /// Closes the log's active segment and deletes every segment whose changes
+  /// L3 committed, now (owner thread, after a flush).
+  status rotate_log();
   /// `tier` (when given) gets where the entry came from: 2 = L3 or the
   /// overlay, 3 = L4 (access_tap::on_read).
   std::optional<entry> read(std::string_view key, const version& want,
@@ -386,6 +420,8 @@ private:
   std::optional<error> worker_error_;
   worker_stats wstats_;
   std::thread worker_;
+  std::unique_ptr<wal> wal_; ///< write-ahead log (appends: owner thread; retire: worker)
+  std::string wal_dir_;
 };
 
 } // namespace kura::gossip

@@ -2,6 +2,7 @@
 #include "node/cluster_security.hpp"
 
 #include "actors/kura.hpp"
+#include "actors/store.hpp"
 #include "gossip/tier_store.hpp"
 #include "node/archive_node.hpp"
 #include "node/cluster_routing.hpp"
@@ -12,6 +13,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <random>
 #include <sstream>
 
@@ -77,12 +79,33 @@ result<std::unique_ptr<gossip::replica_store>> open_cluster_store(const node_con
     l4 = std::move(*a);
   }
   auto path = l3.path;
+  std::optional<wal_config> log;
+  if (cfg.cluster_wal()) {
+    // The lone node's write-ahead log in front of the store's LMDB: every
+    // apply and erase is appended, LMDB commits in large batches behind it
+    // (l3_batch_age_ms). Its writer writes every 5 ms at most, as often as
+    // L3 committed without it: a kill -9 loses no more than it did.
+    log = actors::node_wal_config(cfg.data_dir + "/l3-wal", cfg.l3_max_loss_window_ms(), false,
+                                  l3.keys);
+    log->write_interval_ms = std::min<uint64_t>(log->write_interval_ms, 5);
+  }
   // Background commits: LMDB commits (and their fdatasync) run on the
   // store's worker thread, not on the multiplexer thread that serves clients.
+  wal_replay_stats replayed;
   auto s = gossip::tier_store::open(std::move(l3), l4, clk, gossip::ring_config{}.seed, true,
-                                    sensitive_matcher(cfg)); // sensitive keys are never archived
+                                    sensitive_matcher(cfg), // sensitive keys are never archived
+                                    log, &replayed);
   if (!s)
     return error{s.err().code, "cannot open L3 in " + path + ": " + s.err().to_string()};
+  if (replayed.records > 0 || !replayed.cut_reason.empty())
+    std::cerr << "kura-node: replayed " << replayed.records
+              << " write-ahead log records of the cluster store from " << replayed.segments
+              << " segments"
+              << (replayed.cut_reason.empty()
+                      ? std::string()
+                      : "; cut " + std::to_string(replayed.cut_bytes) +
+                            " bytes of a torn or damaged tail (" + replayed.cut_reason + ")")
+              << std::endl;
   // The memory tier (--memory-bytes) is the read cache in front of cluster
   // data (the node's own keyspace holds none in cluster mode).
   (*s)->set_read_cache(cfg.memory_bytes);

@@ -64,13 +64,13 @@ node_config::node_config() {
            "fdatasync each group commit (a machine crash loses at most one batch); "
            "false: rely on the page cache (a killed process still loses nothing)")
       .add(l3_wal, "wal",
-           "write-ahead log in front of LMDB (single node): writes are durable once logged, "
-           "LMDB is applied behind it in large batches")
+           "write-ahead log in front of LMDB (a single node's L3 and a cluster node's store): "
+           "writes are durable once logged, LMDB is applied behind it in large batches")
       .add(l3_batch_max_writes, "batch-max-writes",
-           "group commit: writes per batch (0 = auto: 1M, 4096 in a cluster)")
+           "group commit: writes per batch (0 = auto: 1M, 4096 in a cluster without the WAL)")
       .add(l3_batch_max_age, "batch-max-age",
            "group commit: oldest write in a batch (0 = auto: 1s with the WAL, "
-           "max-loss-window/8 without, 5ms in a cluster)")
+           "max-loss-window/8 without, 5ms in a cluster without it)")
       .add(l3_max_loss_window, "max-loss-window",
            "after kill -9 every write acknowledged longer ago than this is on disk")
       .add(l3_map_size, "map-size", "LMDB map size in bytes")
@@ -541,7 +541,7 @@ uint64_t node_config::l3_max_loss_window_ms() const {
 uint64_t node_config::l3_batch_writes() const {
   if (l3_batch_max_writes != 0)
     return l3_batch_max_writes;
-  return cluster_enabled() ? 4096 : 1u << 20;
+  return cluster_enabled() && !cluster_wal() ? 4096 : 1u << 20;
 }
 
 uint64_t node_config::l3_batch_age_ms() const {
@@ -549,7 +549,7 @@ uint64_t node_config::l3_batch_age_ms() const {
       std::chrono::duration_cast<std::chrono::milliseconds>(l3_batch_max_age).count());
   if (ms != 0)
     return ms;
-  if (cluster_enabled())
+  if (cluster_enabled() && !cluster_wal())
     return 5;
   // with the log, LMDB's batches need not fit in the loss window
   return l3_wal ? 1000 : std::max<uint64_t>(1, l3_max_loss_window_ms() / 8);

@@ -114,6 +114,9 @@ struct node_config : caf::actor_system_config {
 
   /// True when this node takes part in a cluster (a node id or seeds given).
   bool cluster_enabled() const { return !cluster_node_id.empty() || !cluster_seeds.empty(); }
+  /// Whether a cluster node's store logs its writes (kura.l3.wal, not with
+  /// kura.l3.sync, which commits every write to LMDB anyway).
+  bool cluster_wal() const { return cluster_enabled() && l3_wal && !l3_sync; }
   /// write-acks with the default resolved.
   uint64_t effective_write_acks() const {
     return cluster_write_acks != 0 ? cluster_write_acks : std::min<uint64_t>(2, replication_factor);
@@ -194,7 +197,9 @@ struct node_config : caf::actor_system_config {
   /// The group commit L3 runs with: the settings, or when they are 0 (auto)
   /// up to 1M writes and max-loss-window / 8 on a single node (big batches:
   /// an LMDB commit costs about the pages it touches, not the writes it
-  /// holds), 4096 writes and 5 ms in a cluster (docs/cluster.md).
+  /// holds), 1M writes and 1 s with the write-ahead log (a single node or a
+  /// cluster node), 4096 writes and 5 ms in a cluster without it
+  /// (docs/cluster.md).
   uint64_t l3_batch_writes() const;
   uint64_t l3_batch_age_ms() const;
   uint64_t l3_max_loss_window_ms() const;

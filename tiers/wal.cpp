@@ -387,8 +387,8 @@ status wal::open_segment() {
   return {};
 }
 
-uint64_t wal::append(wal_record::kind_t kind, const entry* e, std::string_view key,
-                     uint64_t batch) {
+uint64_t wal::append(wal_record::kind_t kind, const entry* e, std::string_view key, uint64_t batch,
+                     const version& ver) {
   std::string_view value = e ? std::string_view(e->value) : std::string_view{};
   size_t plain_len = plain_fixed + key.size() + value.size();
   std::unique_lock<std::mutex> lk(mtx_); // cfg_.keys changes under it (set_keys)
@@ -402,8 +402,8 @@ uint64_t wal::append(wal_record::kind_t kind, const entry* e, std::string_view k
   fixed[1] = static_cast<char>(e ? e->flags : 0);
   put_le(fixed + 2, batch, 8);
   put_le(fixed + 10, e ? e->expiry_ms : 0, 8);
-  put_le(fixed + 18, e ? e->ver.hlc : 0, 8);
-  put_le(fixed + 26, e ? e->ver.node : 0, 4);
+  put_le(fixed + 18, e ? e->ver.hlc : ver.hlc, 8);
+  put_le(fixed + 26, e ? e->ver.node : ver.node, 4);
   put_le(fixed + 30, key.size(), 4);
   char* payload = rec + rec_header;
   if (cfg_.keys) {
@@ -464,8 +464,8 @@ uint64_t wal::append_put_shared(const entry& meta, shared_bytes value, uint64_t 
 uint64_t wal::append_put(const entry& e, uint64_t batch) {
   return append(wal_record::put, &e, e.key, batch);
 }
-uint64_t wal::append_erase(std::string_view key, uint64_t batch) {
-  return append(wal_record::erase, nullptr, key, batch);
+uint64_t wal::append_erase(std::string_view key, uint64_t batch, const version& ver) {
+  return append(wal_record::erase, nullptr, key, batch, ver);
 }
 uint64_t wal::append_clear(uint64_t batch) {
   return append(wal_record::clear, nullptr, {}, batch);

@@ -67,7 +67,7 @@ struct wal_record {
   enum kind_t : uint8_t { put = 1, erase = 2, clear = 3 };
   kind_t kind = put;
   uint64_t batch = 0; ///< the write-behind batch that carries it to LMDB
-  entry e;            ///< put: the entry; erase: only e.key; clear: nothing
+  entry e;            ///< put: the entry; erase: e.key and e.ver (append_erase's); clear: nothing
 };
 
 /// What replay() found.
@@ -117,7 +117,10 @@ public:
   /// and computes the record's checksum (or seals it) there, so a large put
   /// costs the serving thread no copy and no pass over its bytes.
   uint64_t append_put_shared(const entry& meta, shared_bytes value, uint64_t batch);
-  uint64_t append_erase(std::string_view key, uint64_t batch);
+  /// `ver` (optional): the version the erase removes, kept in the record's
+  /// version field (zero otherwise; the cluster store's erase needs it at
+  /// replay). The format is unchanged: that field was always there, zero.
+  uint64_t append_erase(std::string_view key, uint64_t batch, const version& ver = {});
   uint64_t append_clear(uint64_t batch);
   /// Wakes the writer thread now (sync mode: a client waits for its write).
   void kick();
@@ -166,7 +169,8 @@ private:
     uint64_t bytes = 0;
     uint64_t max_batch = 0;
   };
-  uint64_t append(wal_record::kind_t kind, const entry* e, std::string_view key, uint64_t batch);
+  uint64_t append(wal_record::kind_t kind, const entry* e, std::string_view key, uint64_t batch,
+                  const version& ver = {});
   /// A put record whose value is shared (append_put_shared): it goes in
   /// front of the buffer's byte `at` and is encoded by the writer thread.
   struct deferred {

@@ -451,6 +451,54 @@ TEST_CASE("kill -9 under load: no acknowledged write is lost; the restarted node
                   id << " still misses " << missing_on(c[id].port, acked).size() << " keys");
 }
 
+TEST_CASE("kill -9 of both replicas right after acknowledged writes: the restarted replica "
+          "holds every one on its own disk") {
+  // Both copies of every key are killed 300 ms after the last write was
+  // acknowledged: more than the write-ahead log's writer interval (5 ms),
+  // and L3 commits nothing meanwhile (batch-max-age 10 s here; auto is 1 s
+  // with the log). The restarted replica starts alone (its seed stays dead),
+  // so what it answers comes from its own disk: its log, replayed into L3 at
+  // the start. (With --kura.l3.wal=false added to `flags`, n2 restarts with
+  // none of these keys: the test fails.)
+  const std::vector<std::string> flags{"--kura.l3.batch-max-age=10s"};
+  test_cluster c;
+  c.start_ring(2, flags); // RF 2, write-acks 2: every key on both nodes, acked by both
+  INFO(c.logs());
+  std::vector<std::string> keys;
+  {
+    client w(c["n1"].port);
+    for (int i = 0; i < 3000; i += 16) {
+      std::string batch;
+      for (int j = i; j < i + 16; ++j)
+        batch += client::multibulk({"SET", "kill9:" + std::to_string(j), "v" + std::to_string(j)});
+      REQUIRE(w.send(batch));
+      for (int j = i; j < i + 16; ++j) {
+        auto r = w.reply(15000);
+        REQUIRE(r);
+        REQUIRE(*r == "+OK\r\n");
+        keys.push_back("kill9:" + std::to_string(j));
+      }
+    }
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto data_dir = c["n2"].data_dir;
+  c["n2"].stop(SIGKILL);
+  c["n1"].stop(SIGKILL);
+  auto& n2 = c.start("n2", flags, data_dir, "n2b");
+  REQUIRE(n2.ready);
+  std::vector<std::string> miss;
+  CHECK_MESSAGE(wait_for(
+                    [&] {
+                      miss = missing_on(n2.port, keys);
+                      return miss.empty();
+                    },
+                    30000),
+                "n2 lost " << miss.size() << " of " << keys.size() << " acknowledged writes, e.g. "
+                           << (miss.empty() ? "" : miss.front()) << ": "
+                           << (miss.empty() ? "" : n2.cli("kura.held " + miss.front())));
+  CHECK(n2.log().find("write-ahead log records of the cluster store") != std::string::npos);
+}
+
 TEST_CASE("a frozen node (SIGSTOP) is declared dead; SIGCONT brings it back at a new incarnation") {
   test_cluster c;
   start_three(c);

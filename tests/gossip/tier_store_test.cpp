@@ -535,3 +535,121 @@ TEST_CASE("tier_store: value sizes come from the index, in L3, in L4 and after r
     if (n > 0)
       CHECK(s->get(k)->value.size() == n);
 }
+
+namespace {
+
+/// The store with the write-ahead log (background commits), its log written
+/// every millisecond; L3 commits only when flushed (the fake clock never
+/// makes a batch due, and a batch takes 1M writes).
+std::unique_ptr<tier_store> open_logged(const testing::temp_dir& d, const kura::clock& clk,
+                                        wal_replay_stats* replayed = nullptr) {
+  auto a = archive::archive::open(l4_at(d.sub("l4")), clk);
+  REQUIRE(a.ok());
+  auto c = l3_at(d.sub("l3"));
+  c.batch_max_writes = 1u << 20;
+  c.batch_max_ms = 3'600'000;
+  wal_config w;
+  w.dir = d.sub("l3-wal");
+  w.write_interval_ms = 1;
+  auto r = tier_store::open(c, std::shared_ptr<archive::archive>(std::move(*a)), clk,
+                            ring_config{}.seed, true, {}, w, replayed);
+  INFO((r.ok() ? std::string("ok") : r.err().to_string()));
+  REQUIRE(r.ok());
+  return std::move(*r);
+}
+
+/// A child process opens the logged store in `d`, runs `f` on it, waits until
+/// the worker applied everything and the log's writer wrote every record,
+/// and dies at once (_exit: no flush, no commit, like a kill -9). Exit code
+/// 3: L3's batch was empty (committed), so the log was not what kept the
+/// changes.
+void killed_logged(const testing::temp_dir& d, const kura::clock& clk,
+                   const std::function<void(replica_store&)>& f) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    auto s = open_logged(d, clk);
+    f(*s);
+    for (int i = 0; i < 5000 && (s->unapplied() != 0 || s->unwritten() != 0); ++i)
+      ::usleep(1000);
+    ::_exit(s->unwritten() != 0 ? 2 : s->uncommitted() == 0 ? 3 : 0);
+  }
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  REQUIRE(WIFEXITED(st));
+  REQUIRE(WEXITSTATUS(st) == 0);
+}
+
+} // namespace
+
+TEST_CASE("tier_store with the write-ahead log: a kill -9 keeps every version and tombstone "
+          "applied, replayed into L3 before the index") {
+  testing::temp_dir d("kura-tierstore-wal");
+  fake_clock clk;
+  memory_store model;
+  auto first = [](replica_store& s) {
+    s.apply(val("a", "1", 10));
+    s.apply(val("a", "2", 11));
+    s.apply(val("a", "older", 9)); // refused: not logged
+    s.apply(tomb("b", 20));
+    s.apply(val("c", "x", 30));
+    s.apply(tomb("c", 31, 2)); // a delete of another writer
+    s.apply(val("d", "expires", 40, 1, 1'800'000'000'000ull));
+    s.apply(val("e", "gone", 50));
+    s.erase("e"); // tombstone collection / handoff
+    for (int i = 0; i < 500; ++i) {
+      auto k = "k" + std::to_string(i);
+      s.apply(val(k, std::string(40 + i % 300, 'v'), 1000 + i, 1 + i % 3));
+      if (i % 4 == 0)
+        s.apply(tomb(k, 2000 + i));
+    }
+  };
+  first(model);
+  killed_logged(d, clk, first);
+  auto same = [&](const tier_store& s) {
+    CHECK(s.size() == model.size());
+    CHECK(digests(s) == digests(model));
+    model.for_each([&](const entry& m) {
+      CAPTURE(m.key);
+      auto got = s.get(m.key);
+      REQUIRE(got);
+      CHECK(got->ver == m.ver);
+      CHECK(got->is_tombstone() == m.is_tombstone());
+      if (!m.is_tombstone()) {
+        CHECK(got->value == m.value);
+        CHECK(got->expiry_ms == m.expiry_ms);
+      }
+    });
+    CHECK_FALSE(s.get("e"));
+  };
+  {
+    wal_replay_stats rs;
+    auto s = open_logged(d, clk, &rs);
+    CHECK(rs.records == 9 + 500 + 125 - 1); // every change applied (not the refused one)
+    CHECK(rs.cut_reason.empty());
+    same(*s);
+    CHECK(s->l3().log_mark() > 0);
+  }
+  {
+    // The replay went to LMDB and the log was emptied: nothing to replay.
+    wal_replay_stats rs;
+    auto s = open_logged(d, clk, &rs);
+    CHECK(rs.records == 0);
+    same(*s);
+  }
+  // Changes committed to LMDB before the kill are skipped at the replay (L3's
+  // mark); those after it are replayed.
+  auto second = [](replica_store& s) {
+    s.apply(val("a", "3", 12));
+    REQUIRE(s.flush().ok());
+    s.apply(tomb("a", 13));
+    s.apply(val("b", "back", 21));
+  };
+  second(model);
+  killed_logged(d, clk, second);
+  wal_replay_stats rs;
+  auto s = open_logged(d, clk, &rs);
+  CHECK(rs.records >= 2);
+  same(*s);
+  CHECK(s->get("a")->is_tombstone());
+  CHECK(s->get("b")->value == "back");
+}
