@@ -309,6 +309,23 @@ status cluster_core::on_messages(gossip::node_id from, std::vector<std::string>&
   return first;
 }
 
+bool cluster_core::on_frames(gossip::node_id from, std::string_view frames, uint64_t now,
+                             status& why) {
+  why = status{};
+  if (!node_)
+    return true;
+  auto n = for_each_frame(frames, [&](std::string_view m) {
+    if (auto st = node_->on_message(from, m, now); !st && why)
+      why = st;
+  });
+  if (!n) {
+    why = status{n.err()};
+    return false;
+  }
+  pump();
+  return true;
+}
+
 void cluster_core::after(uint64_t ms, std::function<void()> fn) {
   timers_.emplace(real_clock::instance().now_ms() + ms, std::move(fn));
 }
@@ -409,8 +426,11 @@ void cluster_core::leave(uint64_t now) {
 
 void cluster_core::take_outbox() {
   auto& out = node_->out();
-  for (auto& o : out)
-    held_[o.to].push_back(std::move(o.bytes));
+  for (auto& o : out) {
+    auto& h = held_[o.to];
+    append_frame(h.frames, o.bytes);
+    ++h.count;
+  }
   out.clear();
 }
 
@@ -441,18 +461,13 @@ void cluster_core::pump() {
   take_outbox();
   flush_scheduled_ = false;
   if (!held_.empty()) {
-    std::map<gossip::node_id, std::vector<std::string>> batch;
+    std::map<gossip::node_id, held_out> batch;
     batch.swap(held_);
-    for (auto& [to, msgs] : batch) {
-      gossip_sent_ += msgs.size();
+    for (auto& [to, h] : batch) {
+      gossip_sent_ += h.count;
       ++gossip_batches_;
-      if (msgs.size() == 1 || !send_batch) {
-        if (send)
-          for (auto& m : msgs)
-            send(to, std::move(m));
-      } else {
-        send_batch(to, std::move(msgs));
-      }
+      if (send_frames)
+        send_frames(to, std::move(h.frames), h.count);
     }
   }
   for (auto& r : node_->take_results()) {
@@ -630,6 +645,7 @@ constexpr size_t max_held_fwds_per_peer = 4096; ///< commands (tokens)
 
 struct peer_conn {
   caf::actor hdl;
+  uint32_t caps = 0; ///< what `hdl`'s node announced in the handshake (cluster_wire.hpp)
   bool connecting = false;
   uint64_t next_attempt = 0;
   std::deque<std::string> queue; ///< messages waiting for the connection
@@ -764,17 +780,46 @@ void send_to(coord_ptr self, gossip::node_id to, std::string bytes) {
     p.queue.pop_front();
 }
 
-void send_batch_to(coord_ptr self, gossip::node_id to, std::vector<std::string> msgs) {
+/// The `count` messages framed in `frames` to `to`: the buffer as it is to
+/// a peer that announced cap_framed_batch, else (a peer of an older version,
+/// or no link yet: the queue) one string per message.
+void send_frames_to(coord_ptr self, gossip::node_id to, std::string frames, size_t count) {
   auto& p = self->state.peers[to];
-  if (p.hdl) {
+  if (p.hdl && (p.caps & cap_framed_batch) != 0) {
+    caf::send_as(caf::actor_cast<caf::actor>(self), p.hdl, gbatch_atom::value,
+                 self->state.core->self_id(), std::move(frames));
+    return;
+  }
+  auto msgs = split_frames(frames);
+  if (p.hdl && count > 1) {
     caf::send_as(caf::actor_cast<caf::actor>(self), p.hdl, gossip_atom::value,
                  self->state.core->self_id(), std::move(msgs));
     return;
   }
   for (auto& m : msgs)
-    p.queue.push_back(std::move(m));
-  while (p.queue.size() > max_queued_per_peer)
-    p.queue.pop_front();
+    send_to(self, to, std::move(m));
+}
+
+/// Forgets the link to the coordinator `source` (its connection dropped, or
+/// it sent a corrupt batch): its trust (a new handshake is needed before its
+/// messages count again), its handle, and the members it served become
+/// suspect. CAF 0.17 has no call to close one BASP connection, so a link
+/// that misbehaves is dropped here, not on the socket.
+void drop_link(coord_ptr self, const caf::actor_addr& source, const std::string& what,
+               const std::string& why) {
+  auto& st = self->state;
+  for (auto& [gid, p] : st.peers) {
+    if (p.hdl && p.hdl.address() == source) {
+      self->demonitor(p.hdl);
+      p.hdl = nullptr;
+      p.caps = 0;
+      log_line(self, "lost:" + std::to_string(gid),
+               what + st.core->name_of(gid) + why + ": suspect");
+      st.core->peer_unreachable(gid, now_ms());
+    }
+  }
+  st.authed.erase(source.node());
+  st.hellos.erase(source.node());
 }
 
 /// True if the current message comes from the peer authenticated as `from`
@@ -888,13 +933,15 @@ void expire_fwds(coord_ptr self, uint64_t now) {
 /// the handler, it overtook the ok and the peer dropped all of it as coming
 /// from an unauthenticated peer (every restarted member lost what its peers
 /// had queued for it, fetch requests of catching-up reads included).
+/// `caps`: what the peer announced in the handshake (cluster_wire.hpp).
 void on_authed(coord_ptr self, gossip::node_id gid, const std::string& id, caf::actor coord,
-               bool answering_auth) {
+               bool answering_auth, uint32_t caps) {
   auto& st = self->state;
   st.authed[coord.node()] = gid;
   auto& p = st.peers[gid];
   bool fresh = p.hdl != coord;
   p.hdl = coord;
+  p.caps = caps;
   p.connecting = false;
   if (fresh) {
     self->monitor(coord);
@@ -918,7 +965,8 @@ void handshake_with(coord_ptr self, caf::actor coord, const std::string& where, 
     failed(where + ": " + self->system().render(err));
   };
   auto nonce_a = random_nonce();
-  self->request(coord, timeout, hello_atom::value, s.name, own_addr(s), nonce_a)
+  self->request(coord, timeout, hello_atom::value, s.name, addr_with_caps(own_addr(s), own_caps),
+                nonce_a)
       .then(
           [=](std::string& id_b, std::string& addr_b, std::string& nonce_b,
               std::string& mb) mutable {
@@ -941,8 +989,7 @@ void handshake_with(coord_ptr self, caf::actor coord, const std::string& where, 
                 .then(
                     [=](caf::ok_atom) mutable {
                       auto gid = gossip_id_of(id_b);
-                      on_authed(self, gid, id_b, coord, false);
-                      (void)addr_b;
+                      on_authed(self, gid, id_b, coord, false, caps_of_addr(addr_b));
                       done(gid);
                     },
                     on_err);
@@ -1306,11 +1353,8 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
       continue; // ourselves
     st.seeds.push_back(sd);
   }
-  st.core->send = [self](gossip::node_id to, std::string bytes) {
-    send_to(self, to, std::move(bytes));
-  };
-  st.core->send_batch = [self](gossip::node_id to, std::vector<std::string> msgs) {
-    send_batch_to(self, to, std::move(msgs));
+  st.core->send_frames = [self](gossip::node_id to, std::string frames, size_t count) {
+    send_frames_to(self, to, std::move(frames), count);
   };
   // Called from the RESP broker's context: pump once its event is done.
   st.core->schedule_flush = [self] {
@@ -1332,18 +1376,8 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
     try_seeds(self);
   }
   self->set_down_handler([self](caf::down_msg& dm) {
-    auto& st = self->state;
-    for (auto& [gid, p] : st.peers) {
-      if (p.hdl && p.hdl.address() == dm.source) {
-        p.hdl = nullptr;
-        log_line(self, "lost:" + std::to_string(gid),
-                 "lost connection to " + st.core->name_of(gid) + " (" +
-                     self->system().render(dm.reason) + "): suspect");
-        st.core->peer_unreachable(gid, now_ms());
-      }
-    }
-    st.authed.erase(dm.source.node());
-    st.hellos.erase(dm.source.node());
+    drop_link(self, dm.source, "lost connection to ",
+              " (" + self->system().render(dm.reason) + ")");
   });
   self->set_default_handler([self](caf::scheduled_actor*, caf::message_view& mv) {
     log_line(self, "unexpected",
@@ -1415,7 +1449,8 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
         }
         if (id_a == s.name) {
           log_line(self, "dupid",
-                   "refused peer at " + addr_a + ": it claims our own node id " + id_a);
+                   "refused peer at " + std::string(addr_without_caps(addr_a)) +
+                       ": it claims our own node id " + id_a);
           return caf::make_error(caf::sec::invalid_argument, "node id in use");
         }
         auto nonce_b = random_nonce();
@@ -1423,7 +1458,9 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
         q.push_back(pending_hello{id_a, addr_a, nonce_a, nonce_b});
         if (q.size() > max_pending_hellos)
           q.pop_front();
-        return {s.name, own_addr(s), nonce_b, mac_b(s, nonce_a, nonce_b, id_a)};
+        // An older dialer ignores the answer's address (and so its caps).
+        return {s.name, addr_with_caps(own_addr(s), own_caps), nonce_b,
+                mac_b(s, nonce_a, nonce_b, id_a)};
       },
       [self](auth_atom, std::string& ma) -> caf::result<caf::ok_atom> {
         auto& st = self->state;
@@ -1451,7 +1488,7 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
           if (q.empty())
             st.hellos.erase(it);
           log_line(self, "refused",
-                   "refused peer " + h.id + " at " + h.addr +
+                   "refused peer " + h.id + " at " + std::string(addr_without_caps(h.addr)) +
                        ": it does not know the cluster secret");
           return caf::make_error(caf::sec::invalid_argument, "cluster secret mismatch");
         }
@@ -1459,7 +1496,8 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
         q.erase(match);
         if (q.empty())
           st.hellos.erase(it);
-        on_authed(self, gossip_id_of(h.id), h.id, caf::actor_cast<caf::actor>(sender), true);
+        on_authed(self, gossip_id_of(h.id), h.id, caf::actor_cast<caf::actor>(sender), true,
+                  caps_of_addr(h.addr));
         return caf::ok_atom::value;
       },
       [self](gossip_atom, uint32_t from, std::string& bytes) {
@@ -1473,6 +1511,29 @@ caf::behavior coordinator(coord_ptr self, std::shared_ptr<cluster_core> core,
           log_bad(self, from, self->state.core->on_messages(from, msgs, now_ms()));
         else if (!msgs.empty())
           hold_unproven(self, from, std::move(msgs));
+      },
+      [self](gbatch_atom, uint32_t from, std::string& frames) {
+        auto& st = self->state;
+        if (!from_authed_peer(self, from)) {
+          std::vector<std::string> msgs;
+          auto n = for_each_frame(frames, [&](std::string_view m) { msgs.emplace_back(m); });
+          if (!n)
+            log_line(self, "stranger",
+                     "dropped a corrupt batch from an unauthenticated peer (" +
+                         n.err().to_string() + ")");
+          else
+            hold_unproven(self, from, std::move(msgs));
+          return;
+        }
+        status why;
+        if (st.core->on_frames(from, frames, now_ms(), why))
+          return log_bad(self, from, why);
+        log_line(self, "corrupt:" + std::to_string(from),
+                 "dropped a corrupt batch from " + st.core->name_of(from) + " (" + why.message() +
+                     "); dropping the link");
+        if (auto sender = self->current_sender())
+          drop_link(self, caf::actor_cast<caf::actor_addr>(sender), "dropped the link to ",
+                    " (corrupt batch)");
       },
       [self](flush_atom) { self->state.core->pump(); },
       [self](flushq_atom, uint32_t gid) { flush_queue(self, gid); },

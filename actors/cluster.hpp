@@ -54,6 +54,9 @@ using coord_atom = caf::atom_constant<caf::atom("coord")>;
 using hello_atom = caf::atom_constant<caf::atom("hello")>;
 using auth_atom = caf::atom_constant<caf::atom("auth")>;
 using gossip_atom = caf::atom_constant<caf::atom("gossip")>;
+/// (gbatch_atom, from, frames): a peer batch as one buffer (cluster_wire.hpp),
+/// sent only to peers that announced cap_framed_batch in the handshake.
+using gbatch_atom = caf::atom_constant<caf::atom("gbatch")>;
 using members_atom = caf::atom_constant<caf::atom("members")>;
 using exec_atom = caf::atom_constant<caf::atom("exec")>;
 /// A ring operation of the CLI, through the ops actor:
@@ -220,13 +223,18 @@ public:
   /// Several messages from one peer (one CAF message): handled in order,
   /// answered in one pump.
   status on_messages(gossip::node_id from, std::vector<std::string>& msgs, uint64_t now);
-  /// Delivers finished calls and hands the outbox to `send`/`send_batch`:
-  /// what is held for a peer goes out as one CAF message.
+  /// A peer batch (cluster_wire.hpp: one buffer of framed envelopes, one CAF
+  /// message): false when the buffer is corrupt (`why` says how; none of its
+  /// messages was handled), else true with `why` = the first message the core
+  /// refused (ok: none); handled in order, answered in one pump.
+  bool on_frames(gossip::node_id from, std::string_view frames, uint64_t now, status& why);
+  /// Delivers finished calls and hands the outbox to `send_frames`: what is
+  /// held for a peer goes out as one CAF message.
   void pump();
-  /// Sends one encoded gossip message (set by the coordinator broker).
-  std::function<void(gossip::node_id, std::string)> send;
-  /// Sends several encoded gossip messages to one peer as one CAF message.
-  std::function<void(gossip::node_id, std::vector<std::string>)> send_batch;
+  /// Sends the `count` encoded gossip messages held for one peer, framed into
+  /// one buffer (append_frame), as one CAF message (set by the coordinator
+  /// broker, which sends a peer of an older version the vector form).
+  std::function<void(gossip::node_id, std::string frames, size_t count)> send_frames;
   /// Asks the coordinator to call pump() once the current event is done
   /// (set by the coordinator broker). Client calls (write/read), which come
   /// from the RESP broker, hold their messages until then, so a pipeline of
@@ -271,7 +279,13 @@ private:
   std::string keep_marks(const ring_marks& m);
   void take_outbox();
   cluster_settings s_;
-  std::map<gossip::node_id, std::vector<std::string>> held_; ///< per peer, in order
+  /// Gossip messages held for the flush, per peer, in order: framed into one
+  /// buffer as they leave the core (one copy, no vector of strings).
+  struct held_out {
+    std::string frames;
+    size_t count = 0;
+  };
+  std::map<gossip::node_id, held_out> held_;
   /// Forwarded commands held for the flush, per peer: (sealed request, token).
   std::map<gossip::node_id, std::vector<std::pair<std::string, uint64_t>>> held_exec_;
   void flush_exec();

@@ -23,6 +23,128 @@ enum class cluster_msg_type : uint32_t {
   op_reply = 202, ///< the answer to a ring operation of the CLI (cluster_op_reply)
 };
 
+// -- peer batches as one buffer ----------------------------------------------------
+//
+// The gossip messages a node holds for one peer during one multiplexer turn
+// (replicated writes, their acks, SWIM) travel as ONE string in one CAF
+// message (gbatch_atom, from, frames) instead of a std::vector<std::string>
+// of envelopes: CAF 0.17's deserializer grows such a vector one element at a
+// time and allocates every string on its own (bench/RESULTS.md, cluster21 and
+// cluster22b). The receiver walks the buffer with string_views.
+//   frames = version:u8 (1), then per envelope: length (LEB128, 1..5 bytes,
+//            1 .. envelope_max_bytes) and the envelope's bytes
+// A node sends this form only to a peer that announced cap_framed_batch in
+// the handshake (the hello's and its answer's address field carry
+// " caps=<decimal>" after host:port; a node of an older version sends none,
+// ignores ours and keeps getting the vector form).
+
+/// Capability bits of the handshake.
+constexpr uint32_t cap_framed_batch = 1;
+/// What this version announces.
+constexpr uint32_t own_caps = cap_framed_batch;
+constexpr uint8_t frames_version = 1;
+
+/// `addr` ("host:port") with `caps` announced.
+inline std::string addr_with_caps(const std::string& addr, uint32_t caps) {
+  return addr + " caps=" + std::to_string(caps);
+}
+
+/// The capabilities a hello's address announces (0: none, an older node).
+inline uint32_t caps_of_addr(std::string_view addr) {
+  auto p = addr.rfind(" caps=");
+  if (p == std::string_view::npos)
+    return 0;
+  uint64_t v = 0;
+  auto digits = addr.substr(p + 6);
+  if (digits.empty() || digits.size() > 9)
+    return 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9')
+      return 0;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return static_cast<uint32_t>(v);
+}
+
+/// `addr` without its announced capabilities.
+inline std::string_view addr_without_caps(std::string_view addr) {
+  return addr.substr(0, addr.rfind(" caps="));
+}
+
+/// Appends one envelope to a frames buffer (starting it when empty).
+inline void append_frame(std::string& frames, std::string_view env) {
+  if (frames.empty())
+    frames.push_back(static_cast<char>(frames_version));
+  auto n = static_cast<uint64_t>(env.size());
+  do {
+    auto b = static_cast<uint8_t>(n & 0x7f);
+    n >>= 7;
+    frames.push_back(static_cast<char>(n != 0 ? b | 0x80 : b));
+  } while (n != 0);
+  frames.append(env.data(), env.size());
+}
+
+/// Calls fn(std::string_view envelope) for every frame of `frames` in order,
+/// after checking the whole buffer first: a buffer that is truncated, has a
+/// frame of length 0 or over envelope_max_bytes, a bad length or an unknown
+/// version calls fn for none and says why (errc::decode_error). Returns the
+/// number of frames.
+template <class Fn>
+result<size_t> for_each_frame(std::string_view frames, Fn&& fn) {
+  auto bad = [](std::string why) {
+    return result<size_t>(errc::decode_error, "peer batch: " + std::move(why));
+  };
+  if (frames.empty())
+    return bad("empty");
+  if (static_cast<uint8_t>(frames[0]) != frames_version)
+    return bad("unknown version " + std::to_string(static_cast<uint8_t>(frames[0])));
+  // Pass 1 checks, pass 2 hands out: nothing of a corrupt batch is handled.
+  for (int pass = 0; pass < 2; ++pass) {
+    size_t pos = 1, count = 0;
+    while (pos < frames.size()) {
+      uint64_t len = 0;
+      int shift = 0;
+      bool done = false;
+      while (pos < frames.size() && shift < 35) {
+        auto b = static_cast<uint8_t>(frames[pos++]);
+        len |= static_cast<uint64_t>(b & 0x7f) << shift;
+        shift += 7;
+        if ((b & 0x80) == 0) {
+          done = true;
+          break;
+        }
+      }
+      if (pass == 0) {
+        if (!done)
+          return bad("frame " + std::to_string(count) + ": truncated or overlong length at byte " +
+                     std::to_string(pos));
+        if (len == 0 || len > envelope_max_bytes)
+          return bad("frame " + std::to_string(count) + ": length " + std::to_string(len) +
+                     " out of range");
+        if (len > frames.size() - pos)
+          return bad("frame " + std::to_string(count) + ": length " + std::to_string(len) +
+                     " exceeds the " + std::to_string(frames.size() - pos) + " bytes left");
+      } else {
+        fn(frames.substr(pos, static_cast<size_t>(len)));
+      }
+      pos += static_cast<size_t>(len);
+      ++count;
+    }
+    if (pass == 1)
+      return count;
+  }
+  return size_t{0}; // not reached
+}
+
+/// The envelopes of a frames buffer as strings (for a peer of the older
+/// version, and for messages held while a link is down); empty when corrupt.
+inline std::vector<std::string> split_frames(std::string_view frames) {
+  std::vector<std::string> out;
+  if (!for_each_frame(frames, [&](std::string_view e) { out.emplace_back(e); }))
+    out.clear();
+  return out;
+}
+
 /// A command a coordinator forwards to the node that must run it: a
 /// read-modify-write at its key's owner, or the per-node part of a
 /// keyspace-wide command (DBSIZE, KEYS, SCAN, FLUSHALL, RANDOMKEY). The reply

@@ -161,8 +161,10 @@ public:
   /// Starts node `id` joining through the first node (unless it is the
   /// first); it is known as `key` here (default: its id; a restarted node
   /// needs a new key).
+  /// `bin`: another kura-node binary (a previous version's, for rolling upgrades).
   node_process& start(const std::string& id, std::vector<std::string> extra = {},
-                      const std::string& data_dir = {}, std::string key = {}) {
+                      const std::string& data_dir = {}, std::string key = {},
+                      const std::string& bin = {}) {
     if (key.empty())
       key = id;
     auto args = fast_cluster_flags();
@@ -173,7 +175,7 @@ public:
     args.insert(args.end(), extra.begin(), extra.end());
     for (auto& a : args)
       a = slow_flag(a);
-    auto n = std::make_unique<node_process>(args, data_dir);
+    auto n = std::make_unique<node_process>(args, data_dir, bin);
     auto& ref = *n;
     for (auto& x : extra) // an explicit cluster port (node_process keeps its own pick)
       if (x.rfind("--cluster-port=", 0) == 0)

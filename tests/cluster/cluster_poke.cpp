@@ -4,6 +4,9 @@
 //   cluster_poke PORT stranger           gossip without a handshake + an unexpected message
 //   cluster_poke PORT handshake SECRET   exit 0 when the node accepts SECRET, 3 when it refuses
 //   cluster_poke PORT truncated SECRET   handshake, then truncated msgpack and garbage as gossip
+//   cluster_poke PORT badframe SECRET    handshake, then peer batches (gbatch_atom): one cut
+//                                        short, one with a wrong length, then plain gossip
+//                                        (which the node must no longer trust)
 //   cluster_poke PORT exec-early SECRET  forwards PING before any handshake (as a member that
 //                                        resumed after its link dropped), then proves SECRET
 //                                        when the node asks; prints the reply, exit 0 on +PONG
@@ -168,6 +171,20 @@ int main(int argc, char** argv) {
   gossip::ping_msg ping;
   ping.seq = 7;
   auto good = gossip::encode(ping);
+  if (mode == "badframe") {
+    std::string frames;
+    append_frame(frames, good);
+    append_frame(frames, good);
+    self->send(coord, gbatch_atom::value, gossip_id_of(me), frames.substr(0, frames.size() - 3));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    auto bad = frames;
+    bad[1] = static_cast<char>(0x7f); // the first frame's length: past the end
+    self->send(coord, gbatch_atom::value, gossip_id_of(me), bad);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    self->send(coord, gossip_atom::value, gossip_id_of(me), good);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    finish(0);
+  }
   self->send(coord, gossip_atom::value, gossip_id_of(me), good.substr(0, good.size() / 2));
   self->send(coord, gossip_atom::value, gossip_id_of(me), std::string("\xff\xfe garbage"));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));

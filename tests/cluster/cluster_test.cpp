@@ -214,6 +214,20 @@ TEST_CASE(
   poke(n1.cluster_port, "truncated s3cret", &rc);
   CHECK(rc == 0);
   CHECK(wait_for([&] { return n1.log().find("dropped a bad message") != std::string::npos; }));
+  // A peer batch cut short or with a wrong length (actors/cluster_wire.hpp):
+  // refused whole with the reason, the link's trust dropped (its next gossip
+  // is held for a new handshake, which the poke cannot answer).
+  auto before = n1.log().size();
+  poke(n1.cluster_port, "badframe s3cret", &rc);
+  CHECK(rc == 0);
+  CHECK(wait_for([&] {
+    auto log = n1.log().substr(before);
+    return log.find("dropped a corrupt batch") != std::string::npos &&
+           log.find("peer batch: frame 1: length") != std::string::npos &&
+           log.find("peer batch: frame 0: length 127 exceeds") != std::string::npos;
+  }));
+  CHECK(wait_for(
+      [&] { return n1.log().substr(before).find("unauthenticated peer") != std::string::npos; }));
   CHECK(n1.alive());
   CHECK(n1.cli("ping") == "PONG\n");
   CHECK(n1.cli("set x 1") == "OK\n");
@@ -1081,4 +1095,59 @@ TEST_CASE("a reply for a closed connection never lands in a newer one on the sam
   ::kill(c["n2"].pid, SIGCONT);
   CHECK(client(c["n1"].port).call({"PING"}) == std::string("+PONG\r\n"));
   CHECK(wait_for([&] { return k1.call({"GET", key}) == bulk("from-a"); }));
+}
+
+// Rolling upgrade (cluster22b): a node of the previous version in a ring
+// with nodes of this one. This version sends a peer's gossip as one framed
+// buffer (gbatch_atom) only to peers that announced cap_framed_batch in the
+// handshake; the old node announces nothing, so it keeps getting the vector
+// form, and it ignores the caps this version puts after its address. Needs
+// the previous version's binaries: KURA_OLD_BIN_DIR (e.g. a build of main);
+// skipped without it.
+TEST_CASE("a node of the previous version in the ring: pipelined writes and reads across it") {
+  const char* old_dir = std::getenv("KURA_OLD_BIN_DIR");
+  if (old_dir == nullptr || *old_dir == '\0') {
+    MESSAGE("KURA_OLD_BIN_DIR unset: the mixed-version case is skipped");
+    return;
+  }
+  test_cluster c;
+  REQUIRE(c.start("n1").ready);
+  REQUIRE(c.start("n2", {}, {}, {}, std::string(old_dir) + "/kura-node").ready);
+  REQUIRE(c.start("n3").ready);
+  INFO(c.logs());
+  REQUIRE(wait_for([&] { return c.all_see_alive(3); }));
+  // Pipelines of SETs through every node: each owner replicates to its
+  // replica in batches of many messages (old <-> new and new <-> new).
+  const int per_node = 300;
+  for (auto id : {"n1", "n2", "n3"}) {
+    client k(c[id].port);
+    REQUIRE(k.ok());
+    std::string pipe;
+    for (int i = 0; i < per_node; ++i)
+      pipe += client::multibulk(
+          {"SET", std::string("mv:") + id + ":" + std::to_string(i), "v" + std::to_string(i)});
+    REQUIRE(k.send(pipe));
+    for (int i = 0; i < per_node; ++i) {
+      auto r = k.reply();
+      REQUIRE(r.has_value());
+      CHECK(*r == "+OK\r\n");
+    }
+  }
+  // Every key reads back through every node, old and new.
+  for (auto reader : {"n1", "n2", "n3"}) {
+    client k(c[reader].port);
+    REQUIRE(k.ok());
+    for (auto id : {"n1", "n2", "n3"})
+      for (int i = 0; i < per_node; i += 7) {
+        auto v = "v" + std::to_string(i);
+        CHECK(k.call({"GET", std::string("mv:") + id + ":" + std::to_string(i)}) ==
+              "$" + std::to_string(v.size()) + "\r\n" + v + "\r\n");
+      }
+  }
+  for (auto id : {"n1", "n2", "n3"}) {
+    auto log = c[id].log();
+    CHECK_MESSAGE(log.find("unexpected message") == std::string::npos, id);
+    CHECK_MESSAGE(log.find("corrupt") == std::string::npos, id);
+    CHECK_MESSAGE(log.find("dropped a bad message") == std::string::npos, id);
+  }
 }

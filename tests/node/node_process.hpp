@@ -291,8 +291,12 @@ inline void raise_fd_limit(rlim_t want) {
 class node_process {
 public:
   /// Starts kura-node with `args` (plus --port/--metrics-port/--cluster-port/
-  /// --data-dir unless given) and waits until it answers PING.
-  explicit node_process(std::vector<std::string> args = {}, std::string data_dir = {}) {
+  /// --data-dir unless given) and waits until it answers PING. `bin`: the
+  /// kura-node to run (default bin_dir()/kura-node; another version's for
+  /// mixed-version tests).
+  explicit node_process(std::vector<std::string> args = {}, std::string data_dir = {},
+                        std::string bin = {})
+      : bin_(bin.empty() ? bin_dir() + "/kura-node" : std::move(bin)) {
     pick_ports();
     if (data_dir.empty()) {
       own_dir_ = std::make_unique<temp_dir>();
@@ -358,7 +362,7 @@ public:
       int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       ::dup2(fd, 2);
       ::dup2(fd, 1);
-      std::vector<std::string> all{bin_dir() + "/kura-node"};
+      std::vector<std::string> all{bin_};
       all.insert(all.end(), args_.begin(), args_.end());
       std::vector<char*> argv;
       for (auto& a : all)
@@ -453,6 +457,7 @@ public:
 private:
   std::unique_ptr<temp_dir> own_dir_;
   std::vector<std::string> user_args_;
+  std::string bin_; ///< the kura-node binary
   std::vector<std::string> args_;
 };
 
