@@ -52,10 +52,19 @@ bool keyspace::maybe_in_l3(std::string_view key) const noexcept {
   return true;
 }
 
-void keyspace::prefetch(const std::string_view* keys, size_t n) const {
+uint64_t keyspace::removals() const noexcept {
+  uint64_t n = 0;
+  for (const auto& s : shards_)
+    n += s->removals();
+  return n;
+}
+
+void keyspace::prefetch(const std::string_view* keys, size_t n, bool* resident_out) const {
   constexpr size_t chunk = 32;
   std::string_view mine[chunk];
+  size_t at[chunk]; // mine[j] is keys[at[j]]
   bool resident[chunk];
+  bool exact[chunk];
   uint32_t shard[chunk];
   const bool filter = l3_ && !filter_loading_;
   const uint64_t bits = filter_.size() * 64;
@@ -66,11 +75,16 @@ void keyspace::prefetch(const std::string_view* keys, size_t n) const {
     for (size_t s = 0; s < shards_.size(); ++s) {
       size_t m = 0;
       for (size_t i = 0; i < k; ++i)
-        if (shard[i] == s)
+        if (shard[i] == s) {
+          at[m] = base + i;
           mine[m++] = keys[base + i];
+        }
       if (m == 0)
         continue;
-      shards_[s]->prefetch(mine, m, resident);
+      shards_[s]->prefetch(mine, m, resident, resident_out ? exact : nullptr);
+      if (resident_out)
+        for (size_t i = 0; i < m; ++i)
+          resident_out[at[i]] = exact[i];
       if (!filter)
         continue;
       // A key memory lacks is looked up in the filter (plan_key_lookup); the

@@ -158,8 +158,12 @@ public:
   /// A hint that `keys` are about to be read (a pipeline of commands):
   /// starts loading what their lookups will touch in the memory shards
   /// (memory_cache::prefetch) and, for keys memory certainly lacks, the
-  /// presence filter's words. No observable effect.
-  void prefetch(const std::string_view* keys, size_t n) const;
+  /// presence filter's words. No observable effect. Sets resident[i] (when
+  /// given) to whether memory certainly holds keys[i]: true stays true while
+  /// removals() returns what it returned then.
+  void prefetch(const std::string_view* keys, size_t n, bool* resident = nullptr) const;
+  /// Nodes the memory shards removed since start (memory_cache::removals).
+  uint64_t removals() const noexcept;
   /// Makes every key "maybe in L3" (L4 holds keys the filter cannot list).
   void saturate_filter() noexcept;
   /// While the filter is loaded in the background (L3's keys arrive through

@@ -15,6 +15,7 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
+#include <algorithm>
 #include <deque>
 #include <iostream>
 #include <unordered_map>
@@ -97,12 +98,19 @@ struct resp_state {
   std::unordered_map<connection_handle, conn> conns;
   std::unordered_map<uint64_t, connection_handle> by_id; ///< session id -> connection
   fetch_plan plan;
-  /// prefetch_ahead's parser, the keys it found, and the command id
-  /// (registry find) of each command it read, by offset in the input.
+  /// prefetch_ahead's parser, the keys it found, and what it read of each
+  /// command, by offset in the input.
   resp_parser ahead;
   std::vector<std::string_view> ahead_keys;
-  std::vector<std::pair<size_t, int>> ahead_ids;
-  uint64_t ahead_round = 0; ///< prefetch_ahead calls so far (whose ahead_ids these are)
+  struct ahead_command {
+    size_t off;            ///< where the command starts in the input
+    int id;                ///< registry find() of its name
+    uint32_t keys_end = 0; ///< its keys end here in ahead_keys (they follow the previous one's)
+    bool resident = false; ///< no L3 lookup to plan: its keys were all in memory (ahead_removals)
+  };
+  std::vector<ahead_command> ahead_ids;
+  uint64_t ahead_round = 0;    ///< prefetch_ahead calls so far (whose ahead_ids these are)
+  uint64_t ahead_removals = 0; ///< keyspace::removals() when it ran
   uint64_t next_id = 1;
   std::vector<connection_handle> stalled;
   /// kura.l3.sync on a single node: replies to writes leave once committed.
@@ -545,8 +553,12 @@ constexpr size_t prefetch_window_bytes = 16 * 1024;
 /// values each lookup was ~4 dependent cache misses, one after the other.
 /// Returns the offset after the last command read (commands up to there are
 /// prefetched); the command ids it looked up stay in st.ahead_ids for the
-/// commands to run (one name lookup per command). A hint only: it changes no
-/// state but the cache's. It reads
+/// commands to run (one name lookup per command), with whether memory held
+/// every key of the command: while no node left memory since (keyspace::
+/// removals), such a command needs no L3 lookup, and process() runs it
+/// without planning one (with L3 on, the plan's memory lookup per key was
+/// ~550 instructions of a GET, a second lookup of the key). A hint only: it
+/// changes no state but the cache's. It reads
 /// no further than prefetch_window_bytes past `off`: unlike the connection's
 /// parser it starts afresh each time, and a huge command arriving in pieces
 /// (an MSET of a million keys) must not be scanned again with every piece.
@@ -555,6 +567,9 @@ size_t prefetch_ahead(resp_state& st, conn& c, size_t off) {
   keys.clear();
   st.ahead_ids.clear();
   ++st.ahead_round;
+  auto& ks = st.core->ks();
+  // only where the plan is the default one (plan_key_lookup over these keys)
+  const bool plans = ks.has_l3();
   auto& p = st.ahead;
   p.reset();
   size_t end = off;
@@ -565,14 +580,37 @@ size_t prefetch_ahead(resp_state& st, conn& c, size_t off) {
       break;
     const auto& a = p.args();
     int id = a.empty() ? -1 : reg.find(a[0]);
-    st.ahead_ids.emplace_back(end, id);
+    st.ahead_ids.push_back({end, id});
     end += p.consumed();
-    if (a.size() < 2 || id < 0)
-      continue;
-    for_each_key_index(reg.spec(id), a.size(), [&](size_t i) { keys.push_back(a[i]); });
+    if (a.size() >= 2 && id >= 0) {
+      const auto& sp = reg.spec(id);
+      const size_t first = keys.size();
+      for_each_key_index(sp, a.size(), [&](size_t i) { keys.push_back(a[i]); });
+      // a candidate: plan() would call plan_key_lookup on exactly these keys
+      st.ahead_ids.back().resident = plans && sp.first_key != 0 && !sp.planner &&
+                                     sp.subcommands.empty() && keys.size() > first;
+    }
+    st.ahead_ids.back().keys_end = static_cast<uint32_t>(keys.size());
   }
-  if (keys.size() > 1)
-    st.core->ks().prefetch(keys.data(), keys.size());
+  if (!plans) {
+    if (keys.size() > 1)
+      ks.prefetch(keys.data(), keys.size());
+    return end;
+  }
+  // prefetch_commands x a few keys each: one array on the stack, or none
+  constexpr size_t max_keys = 256;
+  bool resident[max_keys];
+  const bool exact = keys.size() <= max_keys;
+  if (keys.size() > 1 || exact)
+    ks.prefetch(keys.data(), keys.size(), exact ? resident : nullptr);
+  st.ahead_removals = ks.removals();
+  uint32_t from = 0;
+  for (auto& cmd : st.ahead_ids) {
+    if (cmd.resident)
+      cmd.resident =
+          exact && std::all_of(resident + from, resident + cmd.keys_end, [](bool r) { return r; });
+    from = cmd.keys_end;
+  }
   return end;
 }
 
@@ -634,12 +672,10 @@ void process(self_ptr self, connection_handle hdl) {
       const auto& ids = st.ahead_ids;
       if (round != st.ahead_round)
         ahead_next = ids.size();
-      while (ahead_next < ids.size() && ids[ahead_next].first < off)
+      while (ahead_next < ids.size() && ids[ahead_next].off < off)
         ++ahead_next;
-      const int id = ahead_next < ids.size() && ids[ahead_next].first == off
-                         ? ids[ahead_next].second
-                     : args.empty() ? -1
-                                    : reg.find(args[0]);
+      const bool ahead_read = ahead_next < ids.size() && ids[ahead_next].off == off;
+      const int id = ahead_read ? ids[ahead_next].id : args.empty() ? -1 : reg.find(args[0]);
       // Back-pressure (node/backpressure.hpp): over the write-behind mark a
       // command that may write waits, and while others wait newcomers'
       // writes queue behind them (fairness); reads go on. The command stays
@@ -706,7 +742,12 @@ void process(self_ptr self, connection_handle hdl) {
           continue;
         }
       }
-      st.cmds->plan(args, c.sess, st.plan, id);
+      // every key in memory when read ahead, and none left since: nothing to
+      // look up in L3 (the plan would find each key in memory again)
+      if (ahead_read && ids[ahead_next].resident && st.core->ks().removals() == st.ahead_removals)
+        st.plan.clear();
+      else
+        st.cmds->plan(args, c.sess, st.plan, id);
       if (st.plan.kind == fetch_plan::none) {
         // a large SET value takes the input buffer over (keyspace::write_arg);
         // the bytes after this command stay the connection's input

@@ -405,6 +405,7 @@ void entry_table::write_node(char* p, std::string_view key, std::string_view val
 }
 
 void entry_table::remove(node_id id) {
+  ++removals_;
   index_erase(index_slot_of(id));
   node_bytes_ -= charge(id);
   dealloc(id);
@@ -416,6 +417,7 @@ void entry_table::remove(node_id id) {
 }
 
 void entry_table::clear() {
+  ++removals_;
   for (auto& p : pages_)
     std::free(p.base);
   pages_.clear();

@@ -153,6 +153,9 @@ public:
   void remove(node_id id);
   /// Removes everything.
   void clear();
+  /// Calls of remove() and clear() since construction: while it stays the
+  /// same, every key the table held is still in it.
+  uint64_t removals() const noexcept { return removals_; }
 
   // -- node access ---------------------------------------------------------------
 
@@ -288,6 +291,7 @@ private:
   uint64_t node_bytes_ = 0;
   uint64_t page_bytes_ = 0;
   mutable uint64_t key_compares_ = 0;
+  uint64_t removals_ = 0;
 };
 
 /// A doubly linked list of nodes threaded through the prev/next fields

@@ -1005,7 +1005,12 @@ const memory_cache::entry_view* memory_cache::find_view(std::string_view key, ui
   return nullptr;
 }
 
-void memory_cache::prefetch(const std::string_view* keys, size_t n, bool* maybe_resident) const {
+uint64_t memory_cache::removals() const noexcept {
+  return impl_->l1.table_.removals() + impl_->l2.table_.removals();
+}
+
+void memory_cache::prefetch(const std::string_view* keys, size_t n, bool* maybe_resident,
+                            bool* resident) const {
   const impl& m = *impl_;
   const detail::entry_table& t1 = m.l1.table_;
   const detail::entry_table& t2 = m.l2.table_;
@@ -1035,6 +1040,8 @@ void memory_cache::prefetch(const std::string_view* keys, size_t n, bool* maybe_
         maybe_resident[base + i] = id[i] != 0;
     }
     for (size_t i = 0; i < k; ++i) { // 3: the list neighbours a hit relinks
+      if (resident)                  // (the node's line is loaded for prev() below anyway)
+        resident[base + i] = id[i] != 0 && in[i]->key(id[i]) == keys[base + i];
       if (id[i] == 0)
         continue;
       if (node_id p = in[i]->prev(id[i]))

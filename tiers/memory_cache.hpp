@@ -153,8 +153,15 @@ public:
   /// before the next, so that their cache misses overlap instead of
   /// following each other. Changes nothing observable (no recency, no
   /// counts, no stats). Sets maybe_resident[i] (when given) to whether
-  /// keys[i] may be in memory (false: certainly not).
-  void prefetch(const std::string_view* keys, size_t n, bool* maybe_resident = nullptr) const;
+  /// keys[i] may be in memory (false: certainly not), and resident[i] (when
+  /// given) to whether memory certainly holds keys[i] (its node was compared;
+  /// false also when a tag collision hid it): valid while removals() stays.
+  void prefetch(const std::string_view* keys, size_t n, bool* maybe_resident = nullptr,
+                bool* resident = nullptr) const;
+  /// Nodes removed from memory since construction (evicted, expired, erased,
+  /// moved between the regions, cleared): while it stays the same, every key
+  /// memory held still is in memory.
+  uint64_t removals() const noexcept;
 
   /// Records an access to a key that is not in memory (a miss served by a
   /// lower tier), so its frequency counts toward admission.

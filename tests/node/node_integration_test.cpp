@@ -452,3 +452,25 @@ TEST_CASE("/metrics is Prometheus text that promtool accepts") {
   CAPTURE(out);
   CHECK(rc == 0);
 }
+
+TEST_CASE("a pipelined read of a key that left memory earlier in the pipeline asks L3") {
+  // The read-ahead finds `a` in memory for both GETs; DEBUG RELOAD empties
+  // memory in between, so the second GET must plan its L3 lookup again
+  // (resp_server.cpp, prefetch_ahead: keyspace::removals changed).
+  node_process n;
+  REQUIRE_MESSAGE(n.ready, n.log());
+  client c(n.port);
+  REQUIRE(c.ok());
+  REQUIRE(c.call({"SET", "a", "hello"}) == std::optional<std::string>{"+OK\r\n"});
+  REQUIRE(c.call({"GET", "a"}) == std::optional<std::string>{"$5\r\nhello\r\n"});
+  for (int round = 0; round < 3; ++round) {
+    std::string batch = client::multibulk({"GET", "a"}) + client::multibulk({"DEBUG", "RELOAD"}) +
+                        client::multibulk({"GET", "a"}) + client::multibulk({"GET", "a"});
+    REQUIRE(c.send(batch));
+    CHECK(c.reply() == std::optional<std::string>{"$5\r\nhello\r\n"});
+    CHECK(c.reply() == std::optional<std::string>{"+OK\r\n"});
+    CHECK(c.reply() == std::optional<std::string>{"$5\r\nhello\r\n"});
+    CHECK(c.reply() == std::optional<std::string>{"$5\r\nhello\r\n"});
+  }
+  check_serves(n);
+}

@@ -445,7 +445,8 @@ TEST_CASE("memory_cache: prefetch changes nothing observable") {
   // Two caches run the same seeded workload of skewed gets and puts; one of
   // them is also told, before every batch, which keys the batch will touch.
   // Every stat, every eviction and every key's place and frequency must
-  // match; and a key prefetch calls certainly absent must be absent.
+  // match; and a key prefetch calls certainly absent must be absent, one it
+  // calls certainly resident must be resident until removals() changes.
   for (uint64_t seed : {1ull, 2ull, 3ull}) {
     CAPTURE(seed);
     memory_cache_config c;
@@ -459,20 +460,33 @@ TEST_CASE("memory_cache: prefetch changes nothing observable") {
     std::vector<std::string> batch;
     std::vector<std::string_view> views;
     bool resident[16];
-    uint64_t certainly_absent = 0;
+    bool exact[16];
+    uint64_t certainly_absent = 0, certainly_resident = 0, still_resident = 0;
     for (int round = 0; round < 4000; ++round) {
       batch.clear();
       for (int i = 0; i < 16; ++i) // skewed: low ids far more often
         batch.push_back(key_of(r.below(1 + r.below(universe))));
       views.assign(batch.begin(), batch.end());
-      b.prefetch(views.data(), views.size(), resident);
+      b.prefetch(views.data(), views.size(), resident, exact);
       for (size_t i = 0; i < batch.size(); ++i) {
         if (!resident[i]) {
           ++certainly_absent;
           REQUIRE(b.locate(batch[i]) == memory_region::none);
         }
+        if (exact[i]) {
+          ++certainly_resident;
+          REQUIRE(b.locate(batch[i]) != memory_region::none);
+        }
       }
+      const uint64_t removals = b.removals();
       for (size_t i = 0; i < batch.size(); ++i) {
+        // resident at prefetch time, and no node left since: still resident
+        if (b.removals() == removals)
+          for (size_t j = 0; j < batch.size(); ++j)
+            if (exact[j]) {
+              ++still_resident;
+              REQUIRE(b.locate(batch[j]) != memory_region::none);
+            }
         const uint64_t now = static_cast<uint64_t>(round);
         if (r.chance(0.3)) {
           entry e = make(batch[i], std::string(r.below(200), 'v'));
@@ -488,6 +502,8 @@ TEST_CASE("memory_cache: prefetch changes nothing observable") {
       }
     }
     CHECK(certainly_absent > 0);
+    CHECK(certainly_resident > 0);
+    CHECK(still_resident > 0);
     CHECK(evicted_a == evicted_b);
     auto same = [](const tier_stats& x, const tier_stats& y) {
       return x.hits == y.hits && x.misses == y.misses && x.puts == y.puts &&
