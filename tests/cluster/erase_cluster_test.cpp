@@ -70,6 +70,15 @@ TEST_CASE("KURA.ERASE reaches every replica, a killed one when it returns; no er
     }
     return true;
   }));
+  // L3's commits (1 s batches behind the write-ahead log since session 22)
+  // archive what the tiny L3 cannot hold: wait until every node has archived
+  // copies, so that the erasures below reach L4 too
+  REQUIRE(wait_for([&] {
+    for (auto id : {"n1", "n2", "n3"})
+      if (metric_value(c[id].metrics_port, "kura_archive_entries") <= 0)
+        return false;
+    return true;
+  }));
   std::this_thread::sleep_for(std::chrono::milliseconds(300)); // commits of the last batch
 
   // n3 is killed before the erasure: it holds erased values on its disk
