@@ -1197,10 +1197,19 @@ void node::gained_step(uint64_t now) {
 }
 
 void node::note_time(uint64_t now) {
-  // A gap longer than a probe period since we last ran (SIGSTOP, a stalled
-  // VM): the others may have suspected or declared us dead and written
-  // around us (hints elsewhere, invalidations given up on). Catch up.
-  bool paused = last_seen_ms_ != 0 && now > last_seen_ms_ + cfg_.members.probe_interval_ms;
+  // A gap since we last ran (SIGSTOP, a stalled VM) longer than a probe
+  // period: the others may have suspected or declared us dead and written
+  // around us (hints elsewhere, invalidations given up on). Longer than the
+  // read timeout (kura-node: request-timeout) is enough, though: a peer that
+  // forwarded us a command safe to run twice (a plain SET) gave up on us
+  // after that long and ran it at the next replica, whose write reaches us
+  // only when we handle its message, perhaps after our own client's
+  // read-modify-write of the key (which would replace the acknowledged SET).
+  // Catch up: reads of our keys ask the other replicas first.
+  const uint64_t gap = cfg_.read_timeout_ms == 0
+                           ? cfg_.members.probe_interval_ms
+                           : std::min(cfg_.members.probe_interval_ms, cfg_.read_timeout_ms);
+  bool paused = last_seen_ms_ != 0 && now > last_seen_ms_ + gap;
   last_seen_ms_ = std::max(last_seen_ms_, now);
   if (paused)
     ae_open_.clear(); // our own pause: the answers may be waiting in our socket

@@ -569,6 +569,43 @@ TEST_CASE("a catching-up replica's read needs RF - write_acks + 1 answers from t
   CHECK(again.e.value == "v2");
 }
 
+TEST_CASE(
+    "a replica paused longer than the read timeout, shorter than a probe period, catches up") {
+  // kura-node: request-timeout 2 s, probe period 10 s. A peer that forwarded
+  // the paused replica a SET gave up after request-timeout and ran it at the
+  // next replica; no probe has failed yet, so nobody suspects the paused one
+  // and it is never told. Its own client's command may run before it handles
+  // the next replica's message: it must ask the other replicas, not serve
+  // (or read-modify-write) its older copy. Sim timing: read timeout 500 ms,
+  // probe period 1 s; the pause is 700 ms.
+  cluster c(3, 0, false, true);
+  std::string k = c.key_not_on(3);
+  auto reps = c.nodes[3]->current_ring().replicas(k);
+  REQUIRE(reps.size() == 2);
+  node_id a = reps[0], b = reps[1];
+  c.write_acked(a, k, "v1");
+  c.run(200);
+  REQUIRE(c.held(b, k));
+  const auto suspicions = c.nodes[b]->members().stats().suspicions;
+  const auto catch_ups = c.nodes[a]->stats().catch_ups;
+  c.frozen.assign(4, false);
+  c.frozen[a] = true;
+  c.run(700);
+  auto v2 = *c.held(b, k); // what the next replica wrote meanwhile
+  v2.value = "v2";
+  v2.ver.hlc += 1 << 16;
+  REQUIRE(c.nodes[b]->store_for_test().apply(v2));
+  // the next replica's message is not in a's socket: only asking finds v2
+  c.frozen[a] = false;
+  CHECK(c.nodes[b]->members().stats().suspicions == suspicions); // nobody suspected a
+  CHECK(c.nodes[a]->reads_catch_up(k, epoch + c.t));
+  CHECK(c.nodes[a]->stats().catch_ups == catch_ups + 1);
+  auto got = c.read(a, k);
+  CHECK(got.ok);
+  CHECK(got.e.value == "v2");
+  c.thaw(a);
+}
+
 TEST_CASE("a slot gained when a replica dies is read from the other replicas until it is in sync") {
   for (bool catch_up : {true, false}) {
     INFO("catch_up_reads=" << catch_up);
