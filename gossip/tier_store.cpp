@@ -614,9 +614,15 @@ status tier_store::tick(size_t sweep_budget) {
       std::lock_guard<std::mutex> lk(q_mu_);
       committed = committed_seq_;
       err.swap(worker_error_);
+      if (!queue_.empty()) // below wake_at: apply() did not wake the worker
+        q_cv_.notify_one();
     }
-    for (auto it = overlay_.begin(); it != overlay_.end();)
-      it = it->second.seq <= committed ? overlay_.erase(it) : std::next(it);
+    // L3 commits about once a second: walk the overlay only after a commit.
+    if (committed != overlay_dropped_seq_) {
+      overlay_dropped_seq_ = committed;
+      for (auto it = overlay_.begin(); it != overlay_.end();)
+        it = it->second.seq <= committed ? overlay_.erase(it) : std::next(it);
+    }
     if (err)
       return *err;
     return {};
@@ -800,7 +806,9 @@ void tier_store::enqueue(change c) {
   if (queue_.size() >= max_queue) // the disk is that far behind: wait for room
     room_cv_.wait(lk, [&] { return queue_.size() < max_queue / 2; });
   queue_.push_back(std::move(c));
-  if (queue_.size() == 1)
+  // Not one wake-up per write: the worker takes what is queued when the queue
+  // reaches wake_at, at the owner's next tick(), or on its own timeout.
+  if (queue_.size() == wake_at)
     q_cv_.notify_one();
 }
 

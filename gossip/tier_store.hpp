@@ -53,7 +53,10 @@
 // are committed and the log emptied, and only then is the index built.
 // Reads that miss the overlay take a lock the worker holds while it applies a
 // chunk of writes or commits. The queue is bounded (`max_queue`): when the
-// disk falls that far behind, apply() waits for room.
+// disk falls that far behind, apply() waits for room. apply() wakes the worker
+// only when the queue reaches `wake_at` changes; tick() wakes it for what is
+// queued below that (and the worker wakes on its own at least once a second),
+// so a slow stream of writes costs no thread wake-up per write (session 23).
 // Thread safety: the store is used by one owner thread; the worker is internal.
 #pragma once
 
@@ -289,6 +292,8 @@ public:
   holdings report_holdings(bool kinds) const;
   /// Bound on queued changes before apply() waits (background mode).
   static constexpr size_t max_queue = 65'536;
+  /// Queued changes at which apply() wakes the worker (below it, tick() does).
+  static constexpr size_t wake_at = 256;
 
 private:
   tier_store(std::unique_ptr<l3_lmdb> l3, std::shared_ptr<archive::archive> l4, const clock& clk,
@@ -414,6 +419,9 @@ private:
   /// tiers without the worker's lock only for keys whose last change is
   /// committed, so the overlay keeps every change until then.
   uint64_t committed_seq_ = 0;
+  /// committed_seq_ at tick()'s last walk of the overlay (owner thread): the
+  /// overlay is walked only when the worker committed more since.
+  uint64_t overlay_dropped_seq_ = 0;
   std::atomic<size_t> l3_pending_{0}; ///< L3's uncommitted batch, after the worker's last round
   uint64_t flush_req_ = 0, flush_done_ = 0;
   bool stop_ = false;

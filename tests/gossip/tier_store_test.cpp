@@ -10,11 +10,13 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <random>
 #include <string>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 
 using namespace kura;
@@ -652,4 +654,40 @@ TEST_CASE("tier_store with the write-ahead log: a kill -9 keeps every version an
   same(*s);
   CHECK(s->get("a")->is_tombstone());
   CHECK(s->get("b")->value == "back");
+}
+
+TEST_CASE("tier_store with background commits: a slow stream of writes wakes the worker per "
+          "wake_at changes or per tick, not per write") {
+  testing::temp_dir d("kura-tierstore-wake");
+  fake_clock clk;
+  auto s = open_logged(d, clk); // L3 batches of 1M writes / 1 h: no commit wakes the worker
+  REQUIRE(s->background());
+  const uint64_t rounds0 = s->stats_of_worker().rounds;
+  // 40 writes, each with time for the worker to wake up and take it: before
+  // session 23 every write that found the queue empty woke the worker (one
+  // futex wake and one round per write; ~40 rounds here).
+  const int n = 40;
+  static_assert(n < static_cast<int>(tier_store::wake_at));
+  for (int i = 0; i < n; ++i) {
+    REQUIRE(s->apply(val("w" + std::to_string(i), "v", 100 + i)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    auto got = s->get("w" + std::to_string(i)); // visible at once (the overlay)
+    REQUIRE(got);
+  }
+  // The worker still wakes on its own once a second: a loaded machine may
+  // stretch the loop over a few of those.
+  CHECK(s->stats_of_worker().rounds - rounds0 < 10);
+  // The owner's tick hands it what is queued.
+  CHECK(s->tick(0).ok());
+  for (int i = 0; i < 5000 && s->unapplied() != 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  CHECK(s->unapplied() == 0);
+  CHECK(s->stats_of_worker().applied >= static_cast<uint64_t>(n));
+  REQUIRE(s->flush().ok());
+  CHECK(s->tick(0).ok());
+  for (int i = 0; i < n; ++i) {
+    auto got = s->get("w" + std::to_string(i));
+    REQUIRE(got);
+    CHECK(got->value == "v");
+  }
 }
