@@ -57,6 +57,9 @@ struct reply_slot {
 struct conn {
   std::string in; ///< unconsumed input; a waiting command stays at its front
   resp_parser parser;
+  /// The arguments of a command the read-ahead parsed, while it runs (a
+  /// command may run another connection's commands: not shared).
+  std::vector<std::string_view> ahead_args;
   session sess;
   bool waiting = false; ///< the command at the front waits for L3
   bool closing = false;
@@ -102,9 +105,16 @@ struct resp_state {
   /// command, by offset in the input.
   resp_parser ahead;
   std::vector<std::string_view> ahead_keys;
+  /// The arguments of the commands read ahead, one after the other: views
+  /// into the input at ahead_base, which process() runs without parsing
+  /// them again while the input has not moved.
+  std::vector<std::string_view> ahead_args;
+  const char* ahead_base = nullptr;
   struct ahead_command {
     size_t off;            ///< where the command starts in the input
+    size_t len;            ///< its bytes (the parser's consumed())
     int id;                ///< registry find() of its name
+    uint32_t args_end = 0; ///< its arguments end here in ahead_args (after the previous one's)
     uint32_t keys_end = 0; ///< its keys end here in ahead_keys (they follow the previous one's)
     bool resident = false; ///< no L3 lookup to plan: its keys were all in memory (ahead_removals)
   };
@@ -566,6 +576,8 @@ size_t prefetch_ahead(resp_state& st, conn& c, size_t off) {
   auto& keys = st.ahead_keys;
   keys.clear();
   st.ahead_ids.clear();
+  st.ahead_args.clear();
+  st.ahead_base = c.in.data();
   ++st.ahead_round;
   auto& ks = st.core->ks();
   // only where the plan is the default one (plan_key_lookup over these keys)
@@ -580,7 +592,8 @@ size_t prefetch_ahead(resp_state& st, conn& c, size_t off) {
       break;
     const auto& a = p.args();
     int id = a.empty() ? -1 : reg.find(a[0]);
-    st.ahead_ids.push_back({end, id});
+    st.ahead_args.insert(st.ahead_args.end(), a.begin(), a.end());
+    st.ahead_ids.push_back({end, p.consumed(), id, static_cast<uint32_t>(st.ahead_args.size())});
     end += p.consumed();
     if (a.size() >= 2 && id >= 0) {
       const auto& sp = reg.spec(id);
@@ -651,30 +664,43 @@ void process(self_ptr self, connection_handle hdl) {
         ahead_next = 0;
         round = st.ahead_round;
       }
-      std::string_view view(c.in.data() + off, c.in.size() - off);
-      c.parser.set_unauthenticated(!c.sess.authenticated &&
-                                   st.cmds->security().acl->auth_required());
-      auto ps = c.parser.next(view);
-      if (ps == parse_status::incomplete)
-        break;
-      if (ps == parse_status::empty) {
-        off += c.parser.consumed();
-        continue;
-      }
-      if (ps == parse_status::error) {
-        put_error(out, "ERR " + c.parser.error());
-        c.closing = true;
-        break;
-      }
-      auto& args = c.parser.args();
-      // the name's id: the read-ahead's when it read this command (and no
-      // other connection's read-ahead ran since, from inside a command)
+      // the read-ahead's command when it read this one (and no other
+      // connection's read-ahead ran since, from inside a command)
       const auto& ids = st.ahead_ids;
       if (round != st.ahead_round)
         ahead_next = ids.size();
       while (ahead_next < ids.size() && ids[ahead_next].off < off)
         ++ahead_next;
       const bool ahead_read = ahead_next < ids.size() && ids[ahead_next].off == off;
+      const bool unauth = !c.sess.authenticated && st.cmds->security().acl->auth_required();
+      // parsed already by the read-ahead (a parser with the same limits,
+      // authenticated): its arguments, while they still point into c.in
+      const bool handed = ahead_read && !unauth && c.in.data() == st.ahead_base;
+      size_t consumed = 0;
+      if (handed) {
+        const auto& cmd = ids[ahead_next];
+        const uint32_t from = ahead_next ? ids[ahead_next - 1].args_end : 0;
+        c.ahead_args.assign(st.ahead_args.begin() + from, st.ahead_args.begin() + cmd.args_end);
+        c.parser.reset(); // what an earlier call read of this command in pieces
+        consumed = cmd.len;
+      } else {
+        std::string_view view(c.in.data() + off, c.in.size() - off);
+        c.parser.set_unauthenticated(unauth);
+        auto ps = c.parser.next(view);
+        if (ps == parse_status::incomplete)
+          break;
+        if (ps == parse_status::empty) {
+          off += c.parser.consumed();
+          continue;
+        }
+        if (ps == parse_status::error) {
+          put_error(out, "ERR " + c.parser.error());
+          c.closing = true;
+          break;
+        }
+        consumed = c.parser.consumed();
+      }
+      const auto& args = handed ? c.ahead_args : c.parser.args();
       const int id = ahead_read ? ids[ahead_next].id : args.empty() ? -1 : reg.find(args[0]);
       // Back-pressure (node/backpressure.hpp): over the write-behind mark a
       // command that may write waits, and while others wait newcomers'
@@ -699,7 +725,7 @@ void process(self_ptr self, connection_handle hdl) {
         if (rt != route::local) {
           uint64_t n = c.first_slot + c.slots.size();
           c.slots.emplace_back();
-          off += c.parser.consumed();
+          off += consumed;
           // the same AUTH / ACL check the command table makes before a handler
           out_buffer refused;
           if (!permit(st.cmds->security(), reg, reg.resolve(args, id), args, c.sess, refused,
@@ -736,7 +762,7 @@ void process(self_ptr self, connection_handle hdl) {
           c.slots.emplace_back();
           c.slots.back().done = true;
           st.cmds->execute(args, c.sess, c.slots.back().bytes);
-          off += c.parser.consumed();
+          off += consumed;
           if (c.sess.quit)
             c.closing = true;
           continue;
@@ -757,7 +783,7 @@ void process(self_ptr self, connection_handle hdl) {
         st.cmds->execute(args, c.sess, out, nullptr, id);
         ks.set_input(nullptr);
         if (auto taken = ks.take_input()) {
-          size_t end = off + c.parser.consumed();
+          size_t end = off + consumed;
           c.in.assign(taken->data() + end, taken->size() - end);
           off = 0;
           ahead = 0;
@@ -766,7 +792,7 @@ void process(self_ptr self, connection_handle hdl) {
             c.closing = true;
           continue;
         }
-        off += c.parser.consumed();
+        off += consumed;
         if (c.sess.quit)
           c.closing = true;
         continue;

@@ -282,7 +282,8 @@ bool audited(const command_registry& reg, int id) {
   if ((sp.flags & cmd_flag::admin) || (sp.acl & acl_cat::dangerous))
     return !(sp.flags & cmd_flag::readonly);
   int top = sp.parent >= 0 ? sp.parent : id;
-  return reg.spec(top).name == "acl";
+  const std::string& name = reg.spec(top).name; // per command: no strlen and compare call
+  return name.size() == 3 && name == "acl";
 }
 
 void channel_uses(const command_registry& reg, int id, const command_args& a, acl_channels& out) {

@@ -668,20 +668,53 @@ struct l3_lmdb::impl {
     items.reserve(pending.size());
     for (auto& kv : pending)
       items.push_back(item{fmt::lmdb_key(kv.second.e.key, sp()), &kv.second, 0});
-    std::sort(items.begin(), items.end(),
-              [](const item& a, const item& b) { return a.o->order < b.o->order; });
-    for (auto& it : items)
-      if (!it.o->del)
-        it.s = next_seq++;
-    std::sort(items.begin(), items.end(),
-              [](const item& a, const item& b) { return a.lkey < b.lkey; });
+    // Both sorts move small records, not the items (a string each), and the
+    // key order compares integers first: sorting the items was ~30 % of the
+    // L3 thread's instructions per SET (-P 16 -d 32).
+    std::vector<uint32_t> at(items.size());
+    {
+      std::vector<std::pair<uint64_t, uint32_t>> by_order; // (write order, position)
+      by_order.reserve(items.size());
+      for (uint32_t i = 0; i < items.size(); ++i)
+        by_order.emplace_back(items[i].o->order, i);
+      std::sort(by_order.begin(), by_order.end()); // the orders are distinct
+      for (const auto& [order, i] : by_order)
+        if (!items[i].o->del)
+          items[i].s = next_seq++;
+      // key order: the first 16 bytes as two big-endian words (zero-padded,
+      // which orders as the bytes do), the whole keys only when those tie
+      struct by_key {
+        uint64_t hi, lo;
+        uint32_t i;
+      };
+      std::vector<by_key> keys(items.size());
+      for (uint32_t i = 0; i < items.size(); ++i) {
+        unsigned char b[16] = {};
+        std::memcpy(b, items[i].lkey.data(), std::min<size_t>(16, items[i].lkey.size()));
+        uint64_t hi = 0, lo = 0;
+        for (int j = 0; j < 8; ++j) {
+          hi = hi << 8 | b[j];
+          lo = lo << 8 | b[8 + j];
+        }
+        keys[i] = by_key{hi, lo, i};
+      }
+      std::sort(keys.begin(), keys.end(), [&](const by_key& a, const by_key& b) {
+        if (a.hi != b.hi)
+          return a.hi < b.hi;
+        if (a.lo != b.lo)
+          return a.lo < b.lo;
+        return items[a.i].lkey < items[b.i].lkey;
+      });
+      for (uint32_t i = 0; i < items.size(); ++i)
+        at[i] = keys[i].i;
+    }
     int64_t net = 0;
     {
       MDB_cursor* cur = nullptr;
       if ((rc = mdb_cursor_open(g.txn, main, &cur)) != 0)
         return fail(lmdb_error(rc, "L3 cannot open a cursor"));
-      for (const auto& it : items)
-        if (auto s = apply_one(g.txn, cur, it.lkey, *it.o, it.s, net); !s) {
+      for (uint32_t i : at)
+        if (auto s = apply_one(g.txn, cur, items[i].lkey, *items[i].o, items[i].s, net); !s) {
           mdb_cursor_close(cur);
           return fail(s);
         }

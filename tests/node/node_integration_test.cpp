@@ -474,3 +474,35 @@ TEST_CASE("a pipelined read of a key that left memory earlier in the pipeline as
   }
   check_serves(n);
 }
+
+TEST_CASE("a command that arrived in pieces, then a pipeline, then a command in pieces") {
+  // The read-ahead parses whole commands and process() runs them with its
+  // arguments (resp_server.cpp): the connection's own parser, which held the
+  // first pieces of the first command, must forget them, or it misreads the
+  // next command that arrives in pieces.
+  node_process n;
+  REQUIRE_MESSAGE(n.ready, n.log());
+  client c(n.port);
+  REQUIRE(c.ok());
+  for (int round = 0; round < 3; ++round) {
+    const std::string v = "v" + std::to_string(round);
+    std::string set = client::multibulk({"SET", "k", v});
+    REQUIRE(c.send(set.substr(0, set.size() - 3)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    REQUIRE(c.send(set.substr(set.size() - 3) + client::multibulk({"GET", "k"}) +
+                   client::multibulk({"APPEND", "k", "x"})));
+    CHECK(c.reply() == std::optional<std::string>{"+OK\r\n"});
+    CHECK(c.reply() == std::optional<std::string>{"$2\r\n" + v + "\r\n"});
+    CHECK(c.reply() == std::optional<std::string>{":3\r\n"});
+    // a longer command in pieces: a stale parser would read its first piece
+    // as the rest of the old command
+    const std::string big(100, static_cast<char>('a' + round));
+    std::string set2 = client::multibulk({"SET", "k", big});
+    REQUIRE(c.send(set2.substr(0, set2.size() - 10)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    REQUIRE(c.send(set2.substr(set2.size() - 10) + client::multibulk({"GET", "k"})));
+    CHECK(c.reply() == std::optional<std::string>{"+OK\r\n"});
+    CHECK(c.reply() == std::optional<std::string>{"$100\r\n" + big + "\r\n"});
+  }
+  check_serves(n);
+}
