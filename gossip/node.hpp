@@ -231,8 +231,9 @@ public:
   uint64_t read(const std::string& key, uint64_t now);
   std::vector<client_result> take_results();
   /// A read answered from this node's own copy at once: `found` a live value,
-  /// `e` a view of what the store holds (or only the key), valid until the
-  /// store is next used.
+  /// `e` a view of what the store holds (valid until the store is next used),
+  /// or, when it holds nothing to serve, only the key (a view of read_here's
+  /// `key`).
   struct local_answer {
     bool found = false;
     entry_ref e;

@@ -928,11 +928,12 @@ TEST_CASE("read_here answers as read() does from the node's own copy, and declin
     CHECK(c.nodes[r]->stats().local_reads == before.local_reads + 2);
   }
   // a key never written: not found, as read() answers
-  auto none = c.nodes[owner]->read_here("rh-none-" + k, now(), scratch);
-  if (c.nodes[owner]->current_ring().is_replica(owner, "rh-none-" + k)) {
+  const std::string never = "rh-none-" + k; // (the answer's key is a view of it)
+  auto none = c.nodes[owner]->read_here(never, now(), scratch);
+  if (c.nodes[owner]->current_ring().is_replica(owner, never)) {
     REQUIRE(none);
     CHECK(!none->found);
-    CHECK(none->e.key == "rh-none-" + k);
+    CHECK(none->e.key == never);
   }
   // not a replica: read() fetches from the owner, read_here declines
   CHECK(!c.nodes[outside]->read_here(k, now(), scratch));
