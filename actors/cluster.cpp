@@ -117,6 +117,13 @@ void cluster_core::read(const std::string& key, result_fn fn) {
   pump_deferred();
 }
 
+std::optional<gossip::node::local_answer> cluster_core::read_here(std::string_view key,
+                                                                  entry& scratch) {
+  if (!node_)
+    return std::nullopt;
+  return node_->read_here(key, real_clock::instance().now_ms(), scratch);
+}
+
 std::optional<entry> cluster_core::local(std::string_view key) const {
   if (!node_)
     return std::nullopt;

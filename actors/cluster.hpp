@@ -157,6 +157,11 @@ public:
   /// Reads `key` locally when this node is a replica, else from the owner,
   /// falling over to the next replica on a timeout.
   void read(const std::string& key, result_fn fn);
+  /// read() when this node answers `key` from its own copy at once
+  /// (gossip::node::read_here): the answer, a view valid until the store is
+  /// next used (into `scratch` or the store's memory); nullopt: nothing was
+  /// done, read() it.
+  std::optional<gossip::node::local_answer> read_here(std::string_view key, entry& scratch);
   /// Calls waiting for an answer.
   size_t in_flight() const noexcept { return waiting_.size() + forwards_.size(); }
   /// What this node holds for `key` (tombstones included), no network.

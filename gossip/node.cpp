@@ -1238,6 +1238,43 @@ uint64_t node::read(const std::string& key, uint64_t now) {
   return rid;
 }
 
+std::optional<node::local_answer> node::read_here(std::string_view key, uint64_t now,
+                                                  entry& scratch) {
+  note_time(now);
+  // dispatch_read's cases that ask the others, or wait
+  if (catching_up(now) || ring_.empty())
+    return std::nullopt;
+  const uint64_t pos = ring_.position(key);
+  if (!ring_.is_replica_at(id(), pos) || incoming_from(pos) != no_node || gained(pos, now))
+    return std::nullopt;
+  auto fl = floor_.empty() ? floor_.end() : floor_.find(key);
+  if (fl != floor_.end() && !fl->second.is_zero() && !(fl->second <= store_->version_of(key)))
+    return std::nullopt; // behind a version written elsewhere
+  if (!near_.empty() && near_.find(key) != near_.end())
+    return std::nullopt; // serve_read weighs a near copy against the store's
+  ++stats_.reads;
+  ++stats_.local_reads;
+  // serve_read: the store's copy, never older than the floor
+  auto stored = store_->get_ref(key, scratch);
+  local_answer a;
+  // (a view into the store's memory is of version_of()'s version: no need
+  // to ask for it)
+  if (stored && (fl != floor_.end() || stored->key.data() == scratch.key.data())) {
+    version f = fl == floor_.end() ? version{} : fl->second;
+    if (auto v = store_->version_of(key); v && f < *v)
+      f = *v;
+    if (stored->ver < f)
+      stored.reset();
+  }
+  if (stored) {
+    a.found = !stored->is_tombstone() && !stored->expired(now);
+    a.e = *stored;
+  } else {
+    a.e.key = key;
+  }
+  return a;
+}
+
 void node::dispatch_read(uint64_t rid, const std::string& key, uint64_t now) {
   if (catching_up(now) && !members_.joined()) {
     pending_read pr;

@@ -230,6 +230,23 @@ public:
   /// copy, otherwise from the owner (then the other replicas).
   uint64_t read(const std::string& key, uint64_t now);
   std::vector<client_result> take_results();
+  /// A read answered from this node's own copy at once: `found` a live value,
+  /// `e` a view of what the store holds (valid until the store is next used),
+  /// or, when it holds nothing to serve, only the key (a view of read_here's
+  /// `key`).
+  struct local_answer {
+    bool found = false;
+    entry_ref e;
+  };
+  /// read() when it would answer from this node's own copy at once, without
+  /// a message, a request id or a copy of the value: this node replicates
+  /// `key`, is not catching up, the key's slot is neither streaming in nor
+  /// gained and unsynced, no floor stands above its copy and no near copy
+  /// competes with it. nullopt in every other case (nothing was read: call
+  /// read(), which asks the others). The same answer, counters and notes
+  /// as read() (dispatch_read + serve_read); the hot path of GET on a
+  /// cluster node (node/cluster_routing.hpp get_here).
+  std::optional<local_answer> read_here(std::string_view key, uint64_t now, entry& scratch);
 
   // -- inspection --------------------------------------------------------------
 
@@ -488,8 +505,8 @@ private:
     return c.until > now && c.unconfirmed.empty();
   }
   void keep_near(node_id server, const entry& e, uint64_t now);
-  std::map<std::string, near_copy> near_;
-  std::map<std::string, version> floor_;
+  std::map<std::string, near_copy, std::less<>> near_; // (by string_view too: read_here)
+  std::map<std::string, version, std::less<>> floor_;
   struct pending_read {
     std::string key;
     std::vector<node_id> candidates;

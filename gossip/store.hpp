@@ -40,6 +40,20 @@ inline std::string version_text(const version& v) {
   return std::to_string(v.ms()) + "." + std::to_string(v.counter()) + "@" + std::to_string(v.node);
 }
 
+/// A view of an entry owned elsewhere (the read cache's node, a scratch
+/// entry): valid only while its owner is unchanged.
+struct entry_ref {
+  std::string_view key;
+  std::string_view value;
+  uint64_t expiry_ms = 0;
+  kura::version ver;
+  uint8_t flags = 0;
+
+  bool expired(uint64_t now_ms) const { return expiry_ms != 0 && expiry_ms <= now_ms; }
+  bool is_tombstone() const { return (flags & entry_flags::tombstone) != 0; }
+  static entry_ref of(const entry& e) { return {e.key, e.value, e.expiry_ms, e.ver, e.flags}; }
+};
+
 class replica_store {
 public:
   /// Buckets of the anti-entropy digests: position >> 48.
@@ -58,6 +72,18 @@ public:
   virtual bool apply(const entry& e) = 0;
   /// The stored entry, tombstones included, or nullopt.
   virtual std::optional<entry> get(std::string_view key) const = 0;
+  /// What get() answers, as a view: into the store's memory when it holds
+  /// the value there (no copy; valid until the store is next used), else into
+  /// `scratch`, which then holds get()'s copy. nullopt when get() is. A view
+  /// into the store's memory is of the version version_of() answers. The
+  /// hot path of a read served from this node's copy (node::read_here).
+  virtual std::optional<entry_ref> get_ref(std::string_view key, entry& scratch) const {
+    auto e = get(key);
+    if (!e)
+      return std::nullopt;
+    scratch = std::move(*e);
+    return entry_ref::of(scratch);
+  }
   /// The version get() would answer, without reading the value (the hot
   /// paths of writes and acks need only that).
   virtual std::optional<version> version_of(std::string_view key) const {

@@ -249,22 +249,55 @@ std::optional<entry> tier_store::get(std::string_view key) const {
   if (!cache_ && !tap_)
     return read(key, want);
   auto now = clk_.now_ms();
-  std::optional<entry> hit;
-  bool l2 = false;
-  if (cache_)
-    cache_->visit(key, now, [&](const memory_cache::entry_view& v) {
-      if (v.ver == want) { // the version we hold, nothing older
-        hit = entry{std::string(v.key), std::string(v.value), v.expiry_ms, v.ver, v.flags};
-        l2 = v.l2;
-      }
-    });
-  if (hit) {
-    cap_age(*hit);
-    ++cache_hits_;
-    if (tap_)
-      tap_->on_read(key, now, l2 ? 1 : 0, hit->value.size());
-    return hit;
+  if (auto hit = cache_hit(key, want, now))
+    return entry{std::string(hit->key), std::string(hit->value), hit->expiry_ms, hit->ver,
+                 hit->flags};
+  return read_missed(key, want, now);
+}
+
+std::optional<entry_ref> tier_store::get_ref(std::string_view key, entry& scratch) const {
+  auto it = find_key(key);
+  if (it == index_.end())
+    return std::nullopt;
+  const version want = it->second.ver;
+  std::optional<entry> e;
+  if (!cache_ && !tap_) {
+    e = read(key, want);
+  } else {
+    auto now = clk_.now_ms();
+    if (auto hit = cache_hit(key, want, now))
+      return hit;
+    e = read_missed(key, want, now);
   }
+  if (!e)
+    return std::nullopt;
+  scratch = std::move(*e);
+  return entry_ref::of(scratch);
+}
+
+std::optional<entry_ref> tier_store::cache_hit(std::string_view key, const version& want,
+                                               uint64_t now) const {
+  if (!cache_)
+    return std::nullopt;
+  std::optional<entry_ref> hit;
+  bool l2 = false;
+  cache_->visit(key, now, [&](const memory_cache::entry_view& v) {
+    if (v.ver == want) { // the version we hold, nothing older
+      hit = entry_ref{v.key, v.value, v.expiry_ms, v.ver, v.flags};
+      l2 = v.l2;
+    }
+  });
+  if (!hit)
+    return std::nullopt;
+  cap_age(*hit);
+  ++cache_hits_;
+  if (tap_)
+    tap_->on_read(key, now, l2 ? 1 : 0, hit->value.size());
+  return hit;
+}
+
+std::optional<entry> tier_store::read_missed(std::string_view key, const version& want,
+                                             uint64_t now) const {
   uint8_t tier = 2;
   auto e = read(key, want, &tier);
   const bool live = e && !e->is_tombstone() && !e->expired(now);

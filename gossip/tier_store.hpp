@@ -128,6 +128,8 @@ public:
   /// archive is an expired value's: not restored).
   bool restore(const entry& e) override;
   std::optional<entry> get(std::string_view key) const override;
+  /// A read cache hit is answered as a view of the cache's node (no copy).
+  std::optional<entry_ref> get_ref(std::string_view key, entry& scratch) const override;
   /// From the in-memory index: no disk read, no lock.
   std::optional<version> version_of(std::string_view key) const override;
   /// From the index when it can tell (a tombstone, or a value not expired).
@@ -354,13 +356,19 @@ private:
   /// reseal_step with the gate and the tiers held.
   result<reseal_report> reseal_slice(size_t l3_records, uint64_t l4_bytes);
   /// Lowers a value's expiry to its write time + max_age_ms_.
-  void cap_age(entry& e) const {
+  template <class E> // entry, entry_ref
+  void cap_age(E& e) const {
     if (max_age_ms_ == 0 || e.is_tombstone())
       return;
     uint64_t cap = e.ver.ms() + max_age_ms_;
     if (e.expiry_ms == 0 || e.expiry_ms > cap)
       e.expiry_ms = cap;
   }
+  /// get()'s two halves: the read cache's answer when it holds version
+  /// `want` (counted, tapped), and the tiers' read after a miss (cached,
+  /// counted, tapped).
+  std::optional<entry_ref> cache_hit(std::string_view key, const version& want, uint64_t now) const;
+  std::optional<entry> read_missed(std::string_view key, const version& want, uint64_t now) const;
   struct meta {
     version ver;
     uint8_t flags = 0;

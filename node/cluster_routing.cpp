@@ -1271,6 +1271,24 @@ route classify(const command_registry& reg, const std::vector<std::string_view>&
   return lower(args[0]) == "wait" || is_keyspace_wide(args[0]) ? route::cluster : route::local;
 }
 
+bool get_here(cluster_core& c, std::string_view key, bool resp3, out_buffer& out) {
+  if (!c.ready() || !gates_idle(c))
+    return false;
+  entry scratch; // (filled only when the store's answer is not in memory)
+  auto a = c.read_here(key, scratch);
+  if (!a)
+    return false;
+  if (a->found && (a->e.flags & entry_flags::hash))
+    put_error(out, err_wrongtype);
+  else if (a->found)
+    put_bulk(out, a->e.value);
+  else if (resp3)
+    put_raw(out, "_\r\n");
+  else
+    put_nil(out);
+  return true;
+}
+
 void run_clustered(cluster_core& c, const std::vector<std::string_view>& a,
                    std::function<void(out_buffer&&)> done) {
   auto name = lower(a[0]);

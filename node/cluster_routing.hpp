@@ -63,6 +63,14 @@ using session_fn = std::function<void(const std::function<void(session&)>&)>;
 void run_transaction(actors::cluster_core& c, const std::vector<std::string_view>& args, session& s,
                      session_fn with_session, std::function<void(out_buffer&&)> done);
 
+/// GET `key` when this node answers it from its own copy at once (it
+/// replicates the key and nothing makes the read ask the others or wait:
+/// cluster_core::read_here, and no command of the key's slot waits at this
+/// node's gate): appends the reply run_clustered would give (RESP3's null
+/// when `resp3`) to `out`, without a callback or a copy of the value between,
+/// and returns true. False: nothing was done; run_clustered it.
+bool get_here(actors::cluster_core& c, std::string_view key, bool resp3, out_buffer& out);
+
 /// Runs a routed command; `done(reply)` is called exactly once, maybe before
 /// run_clustered returns.
 void run_clustered(actors::cluster_core& c, const std::vector<std::string_view>& args,

@@ -122,6 +122,7 @@ struct resp_state {
   uint64_t ahead_round = 0;    ///< prefetch_ahead calls so far (whose ahead_ids these are)
   uint64_t ahead_removals = 0; ///< keyspace::removals() when it ran
   uint64_t next_id = 1;
+  int get_id = -1; ///< the registry's id of GET (a cluster node's fast path)
   std::vector<connection_handle> stalled;
   /// kura.l3.sync on a single node: replies to writes leave once committed.
   bool sync_replies = false;
@@ -717,7 +718,9 @@ void process(self_ptr self, connection_handle hdl) {
           c.parser.reset();
           break; // resumed when replies drain
         }
-        auto rt = classify(st.cmds->registry(), args, c.sess);
+        // GET outside MULTI is route::cluster: no classify (its lookups)
+        const bool get = id >= 0 && id == st.get_id && !c.sess.tx.active;
+        auto rt = get ? route::cluster : classify(st.cmds->registry(), args, c.sess);
         if (rt == route::transaction && !c.slots.empty()) {
           c.parser.reset();
           break; // WATCH/EXEC wait for earlier replies (a WATCH's versions); resumed then
@@ -734,6 +737,22 @@ void process(self_ptr self, connection_handle hdl) {
             if (c.sess.quit)
               c.closing = true;
             continue;
+          }
+          // A GET this node answers from its own copy at once (get_here):
+          // into the output when no routed reply is ahead of it, else into
+          // its slot; no callback. (Not for tracking connections: their
+          // reads are recorded by st.tracking.)
+          if (get && args.size() == 2 && !c.sess.tracking) {
+            const bool alone = c.slots.size() == 1;
+            if (get_here(*st.cfg.cluster, args[1], c.sess.resp == 3,
+                         alone ? out : c.slots.back().bytes)) {
+              c.face.asking = false; // ASKING covers one command (faces_first)
+              if (alone)
+                c.slots.pop_back();
+              else
+                c.slots.back().done = true;
+              continue;
+            }
           }
           bool resp3 = c.sess.resp == 3;
           auto shape = resp3 ? resp3_shape_of(args) : resp3_shape::plain;
@@ -1035,6 +1054,7 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
       return self->state.cmds->script_body(sha);
     };
     st.tracking = cluster_tracking::attach(*cfg.cluster, st.cmds->hub());
+    st.get_id = st.cmds->registry().find("get");
   }
   if (auto err = st.cmds->configure_security(cfg.security); !err.empty()) {
     listening->set_value(err);

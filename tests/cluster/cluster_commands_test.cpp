@@ -7,7 +7,9 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <string>
+#include <thread>
 
 using namespace kura::test;
 
@@ -332,4 +334,86 @@ TEST_CASE("a value larger than the whole L3 budget is refused on a cluster node,
   }
   CHECK(k3.call({"SET", "big", "small"}) == ok);
   CHECK(k1.call({"GET", "big"}) == std::string("$5\r\nsmall\r\n"));
+}
+
+TEST_CASE("a GET a node answers from its own copy replies as a routed GET does, in order") {
+  // GETs of keys a node replicates are answered there without routing
+  // (node/cluster_routing.hpp get_here); these replies must be those of the
+  // routed path: values, nil, RESP3's null, WRONGTYPE, read-your-writes and
+  // the order of a pipeline mixing them with routed commands.
+  test_cluster c;
+  c.start_ring(3, patient);
+  INFO(c.logs());
+  client k1(c["n1"].port), k2(c["n2"].port);
+  auto own = [&](const std::string& tag) { return key_owned(k1, "n1", "n2", tag); };
+  auto on = own("here"), miss = own("miss"), h = own("hash"), mine = own("mine");
+  auto off = key_owned(k1, "n2", "n3", "there"); // n1 holds no copy
+  auto off2 = key_owned(k1, "n2", "n3", "there2");
+  REQUIRE(!on.empty());
+  REQUIRE(!miss.empty());
+  REQUIRE(!h.empty());
+  REQUIRE(!mine.empty());
+  REQUIRE(!off.empty());
+  REQUIRE(!off2.empty());
+
+  REQUIRE(k2.call({"SET", on, "v1"}) == ok);
+  REQUIRE(k2.call({"SET", off, "w1"}) == ok);
+  CHECK(k1.call({"GET", on}) == bulk("v1"));
+  CHECK(k1.call({"GET", miss}) == std::string("$-1\r\n"));
+  REQUIRE(k2.call({"HSET", h, "f", "v"}) == std::string(":1\r\n"));
+  CHECK(starts(k1.call({"GET", h}), "-WRONGTYPE"));
+  REQUIRE(k2.call({"DEL", on}) == std::string(":1\r\n"));
+  CHECK(k1.call({"GET", on}) == std::string("$-1\r\n"));
+  CHECK(starts(k1.call({"GET"}), "-ERR wrong number of arguments"));
+  CHECK(starts(k1.call({"GET", on, "extra"}), "-ERR wrong number of arguments"));
+
+  // n1 reads `off` from its replicas (routed); wait until the ring settled
+  for (int i = 0; i < 100 && k1.call({"GET", off}) != bulk("w1"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  REQUIRE(k1.call({"GET", off}) == bulk("w1"));
+  REQUIRE(k1.call({"SET", mine, "m1"}) == ok);
+
+  // One pipeline: a routed read and a routed write (n1 fetches `off` from
+  // its replicas, waits for the acks of `off2`'s copies) with GETs answered
+  // here between them: every reply in command order. (No write of a key the
+  // pipeline reads: a routed read may see a later write of the same
+  // pipeline, on main too - bench/RESULTS.md, cluster23g.)
+  std::string batch;
+  for (const auto& cmd : std::vector<std::vector<std::string>>{{"GET", off},
+                                                               {"GET", mine},
+                                                               {"GET", miss},
+                                                               {"SET", off2, "x"},
+                                                               {"GET", mine},
+                                                               {"GET", miss}})
+    batch += client::multibulk(cmd);
+  REQUIRE(k1.send(batch));
+  CHECK(k1.reply() == bulk("w1"));
+  CHECK(k1.reply() == bulk("m1"));
+  CHECK(k1.reply() == std::string("$-1\r\n"));
+  CHECK(k1.reply() == ok);
+  CHECK(k1.reply() == bulk("m1"));
+  CHECK(k1.reply() == std::string("$-1\r\n"));
+  CHECK(k1.call({"GET", off2}) == bulk("x"));
+  REQUIRE(k1.call({"SET", off, "w2"}) == ok);
+  REQUIRE(k1.call({"SET", mine, "m2"}) == ok);
+
+  // RESP3: the null is RESP3's, as on the routed path
+  client r3(c["n1"].port);
+  REQUIRE(r3.call({"HELLO", "3"}));
+  CHECK(r3.call({"GET", miss}) == std::string("_\r\n"));
+  CHECK(r3.call({"GET", mine}) == bulk("m2"));
+  CHECK(r3.call({"GET", off}) == bulk("w2"));
+
+  // a cluster-mode connection (it asked for the slot map): served here, no
+  // redirection, for the keys n1 replicates; MOVED for the others
+  client cm(c["n1"].port);
+  REQUIRE(cm.call({"CLUSTER", "SLOTS"}));
+  CHECK(cm.call({"GET", mine}) == bulk("m2"));
+  CHECK(starts(cm.call({"GET", off}), "-MOVED"));
+  CHECK(cm.call({"ASKING"}) == ok);
+  CHECK(cm.call({"GET", mine}) == bulk("m2"));
+  // inside MULTI a GET is queued, not answered
+  CHECK(k1.call({"MULTI"}) == ok);
+  CHECK(k1.call({"GET", mine}) == std::string("+QUEUED\r\n"));
+  CHECK(k1.call({"EXEC"}) == std::string("*1\r\n") + bulk("m2"));
 }

@@ -934,3 +934,66 @@ TEST_CASE("a node left alone after every peer died answers TRYAGAIN for a key it
   auto none = c.read(3, never); // nor can it vouch for this one
   CHECK(!none.ok);
 }
+
+TEST_CASE("read_here answers as read() does from the node's own copy, and declines where read() "
+          "asks the others") {
+  cluster c(3, 0, true, true); // kura-node's flags, catch-up reads
+  // A node that has run a sync interval is past its start's catch-up.
+  c.run(40'000);
+  auto k = std::string("rh-key");
+  auto reps = c.nodes[1]->current_ring().replicas(k);
+  node_id owner = reps[0], other = reps[1], outside = 0;
+  for (node_id i = 1; i <= 3; ++i)
+    if (i != owner && i != other)
+      outside = i;
+  c.write_acked(owner, k, "v1");
+  c.run(200);
+  auto now = [&] { return epoch + c.t; };
+  entry scratch;
+  for (node_id r : {owner, other}) {
+    auto before = c.nodes[r]->stats();
+    auto a = c.nodes[r]->read_here(k, now(), scratch);
+    REQUIRE(a);
+    CHECK(a->found);
+    CHECK(a->e.value == "v1");
+    CHECK(a->e.ver == c.held(r, k)->ver);
+    auto got = c.read(r, k); // read() gives the same
+    CHECK(got.found);
+    CHECK(got.e.value == std::string(a->e.value));
+    // counted as read() counts a local read (the read() above counted once more)
+    CHECK(c.nodes[r]->stats().reads == before.reads + 2);
+    CHECK(c.nodes[r]->stats().local_reads == before.local_reads + 2);
+  }
+  // a key never written: not found, as read() answers
+  const std::string never = "rh-none-" + k; // (the answer's key is a view of it)
+  auto none = c.nodes[owner]->read_here(never, now(), scratch);
+  if (c.nodes[owner]->current_ring().is_replica(owner, never)) {
+    REQUIRE(none);
+    CHECK(!none->found);
+    CHECK(none->e.key == never);
+  }
+  // not a replica: read() fetches from the owner, read_here declines
+  CHECK(!c.nodes[outside]->read_here(k, now(), scratch));
+  CHECK(c.read(outside, k).e.value == "v1");
+  // a delete: a tombstone reads as not found
+  c.write(owner, k, "", true);
+  c.run(300);
+  auto del = c.nodes[other]->read_here(k, now(), scratch);
+  REQUIRE(del);
+  CHECK(!del->found);
+  CHECK(!c.read(other, k).found);
+  // a floor above the copy (a forwarded command wrote a newer version at the
+  // owner, written_elsewhere): read_here declines, read() asks the others
+  c.write_acked(owner, k, "v2");
+  c.run(200);
+  auto held = c.held(other, k);
+  REQUIRE(held);
+  version newer{held->ver.hlc + 1000, owner};
+  c.nodes[other]->written_elsewhere(k, newer);
+  CHECK(!c.nodes[other]->read_here(k, now(), scratch));
+  // catching up after a pause longer than a probe period: declines
+  c.t += 20'000; // the node saw no event for 20 s
+  CHECK(!c.nodes[owner]->read_here(k, now(), scratch));
+  auto after = c.read(owner, k);
+  CHECK(after.e.value == "v2");
+}
