@@ -57,7 +57,8 @@ std::vector<std::string> prewarm_args(int64_t offset_ms) {
           "--kura.prewarm.min-confidence=0.1",
           "--kura.prewarm.min-history=1h",
           "--kura.prewarm.bucket-evidence=0",
-          "--kura.prewarm.clock-offset-ms=" + std::to_string(offset_ms),
+          "--kura.prewarm.clock-offset-ms=" +
+              std::to_string(offset_ms + predictor_weekday_shift_ms()),
           "--kura.archive.enabled=false"};
 }
 

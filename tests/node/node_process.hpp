@@ -472,6 +472,29 @@ inline int run_node_once(const std::vector<std::string>& args, std::string& out)
   return rc;
 }
 
+/// A whole number of hours (<= 0) that, added to the wall clock, lands in
+/// the last Wednesday's 12:00-12:59 UTC at the wall clock's minute; fixed for
+/// the process. The predictor tests shift the node's clock by it
+/// (kura.prewarm.clock-offset-ms) on top of their own hours: the model keeps
+/// weekdays and the weekend apart (predictor/time_profile.hpp), so a test
+/// that learned on Friday evening and planned into Saturday found no habit
+/// there (predictor_node_test failed on Friday 23:xx UTC, session 23).
+inline int64_t predictor_weekday_shift_ms() {
+  static const int64_t shift = [] {
+    constexpr int64_t hour = 3600 * 1000, day = 24 * hour, week = 7 * day;
+    const int64_t wall = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+    const int64_t wall_hour = wall / hour * hour;
+    // 1970-01-05 was a Monday; Wednesday 12:00 is 2 days 12 hours later
+    int64_t wednesday = (wall_hour - 4 * day) / week * week + 4 * day + 2 * day + 12 * hour;
+    if (wednesday > wall_hour)
+      wednesday -= week;
+    return wednesday - wall_hour;
+  }();
+  return shift;
+}
+
 /// The integer after "\"name\": " in a JSON object such as the kura CLI's
 /// --json output (-1 when missing).
 inline long long json_int(const std::string& js, const std::string& name) {

@@ -61,7 +61,8 @@ std::vector<std::string> args(int64_t offset_ms) {
           "--kura.prewarm.min-history=1h",
           // and no record of outcomes yet: loads without the bucket evidence
           "--kura.prewarm.bucket-evidence=0",
-          "--kura.prewarm.clock-offset-ms=" + std::to_string(offset_ms),
+          "--kura.prewarm.clock-offset-ms=" +
+              std::to_string(offset_ms + predictor_weekday_shift_ms()),
           "--kura.archive.enabled=false"};
 }
 
