@@ -242,17 +242,13 @@ std::optional<entry> tier_store::read_tiers(std::string_view key, const version&
 }
 
 std::optional<entry> tier_store::get(std::string_view key) const {
-  auto it = find_key(key);
-  if (it == index_.end())
+  entry scratch;
+  auto r = get_ref(key, scratch);
+  if (!r)
     return std::nullopt;
-  const version want = it->second.ver;
-  if (!cache_ && !tap_)
-    return read(key, want);
-  auto now = clk_.now_ms();
-  if (auto hit = cache_hit(key, want, now))
-    return entry{std::string(hit->key), std::string(hit->value), hit->expiry_ms, hit->ver,
-                 hit->flags};
-  return read_missed(key, want, now);
+  if (r->key.data() == scratch.key.data())
+    return scratch; // the tiers' copy
+  return entry{std::string(r->key), std::string(r->value), r->expiry_ms, r->ver, r->flags};
 }
 
 std::optional<entry_ref> tier_store::get_ref(std::string_view key, entry& scratch) const {
