@@ -987,6 +987,13 @@ uint64_t node::write(const std::string& key, const std::string& value, uint64_t 
   // wall clock is behind the writer of that version.
   if (auto cur = store_->version_of(key))
     hlc_.observe(*cur, now);
+  // ... and every version we know was written elsewhere (a command this node
+  // forwarded to the key's owner: written_elsewhere). Else a SET coordinated
+  // here right after a forwarded INCR of its key minted an older version
+  // than the INCR's, and last-writer-wins dropped the acknowledged SET.
+  if (!floor_.empty())
+    if (auto it = floor_.find(key); it != floor_.end())
+      hlc_.observe(it->second, now);
   entry e;
   e.key = key;
   e.value = tombstone ? std::string{} : value;
