@@ -174,14 +174,19 @@ void write_all(cluster_core& c, std::vector<kv_write> ws,
 /// only in memory (lost on a restart; session 20).
 std::string err_str(std::string_view m);
 
+std::optional<std::string> refused_value(const cluster_core& c, std::string_view key,
+                                         size_t bytes) {
+  if (auto& admit = c.settings().admit)
+    if (auto st = admit(key, bytes); !st.ok())
+      return err_str("ERR " + st.message());
+  return std::nullopt;
+}
+
 std::optional<std::string> refused_value(const cluster_core& c, const std::vector<kv_write>& ws) {
-  auto& admit = c.settings().admit;
-  if (!admit)
-    return std::nullopt;
   for (auto& w : ws)
     if (!w.tombstone)
-      if (auto st = admit(w.key, w.value.size()); !st.ok())
-        return err_str("ERR " + st.message());
+      if (auto why = refused_value(c, w.key, w.value.size()))
+        return why;
   return std::nullopt;
 }
 
@@ -200,6 +205,22 @@ void write_then_ok(cluster_core& c, std::vector<kv_write> ws,
   write_all(c, std::move(ws), [done](std::vector<client_result>& rs) {
     auto o = fresh_buffer();
     if (all_ok(rs))
+      put_ok(o);
+    else
+      put_error(o, not_acked);
+    done(std::move(o));
+  });
+}
+
+/// write_then_ok of one value (SET, SETEX): the key and value are written
+/// from the command's arguments (one copy, node::write's), without a fan_out.
+void write_one_then_ok(cluster_core& c, std::string_view key, std::string_view value,
+                       uint64_t expiry, std::function<void(out_buffer&&)> done) {
+  if (auto why = refused_value(c, key, value.size()))
+    return done(out_buffer(why->begin(), why->end()));
+  c.write(key, value, expiry, false, [done = std::move(done)](client_result& r) {
+    auto o = fresh_buffer();
+    if (r.ok)
       put_ok(o);
     else
       put_error(o, not_acked);
@@ -271,8 +292,7 @@ void cmd_set(cluster_core& c, const std::vector<std::string_view>& a,
       return done(error_reply("ERR syntax error"));
     }
   }
-  write_then_ok(c, {kv_write{std::string(a[1]), std::string(a[2]), expiry, false}},
-                std::move(done));
+  write_one_then_ok(c, a[1], a[2], expiry, std::move(done));
 }
 
 void cmd_setex(cluster_core& c, const std::vector<std::string_view>& a, int64_t unit_ms,
@@ -285,8 +305,7 @@ void cmd_setex(cluster_core& c, const std::vector<std::string_view>& a, int64_t 
   if (v <= 0)
     return done(error_reply("ERR invalid expire time in '" + lower(a[0]) + "' command"));
   uint64_t expiry = now_ms() + static_cast<uint64_t>(v) * static_cast<uint64_t>(unit_ms);
-  write_then_ok(c, {kv_write{std::string(a[1]), std::string(a[3]), expiry, false}},
-                std::move(done));
+  write_one_then_ok(c, a[1], a[3], expiry, std::move(done));
 }
 
 void at_owner(cluster_core& c, std::vector<std::string> a, std::vector<gossip::node_id> cands,
