@@ -474,6 +474,7 @@ struct owner_gate {
   struct waiting {
     std::vector<uint16_t> slots;
     bool read = false, coordinated = false;
+    bool here = false; ///< a write that runs at this node, its keys' owner (behind its gate)
     std::vector<std::string> args;
     std::function<void(out_buffer&&)> done;
   };
@@ -712,10 +713,12 @@ bool behind_gate(cluster_core& c, const std::vector<std::string>& keys,
 // `INCR k`, `SET k 5` through a non-owner applied the SET before the INCR
 // ran at the owner (also at the owner: an INCR waiting at its gate while
 // the node catches up). Now, per slot, a write waits while a read started
-// here before it is out, a write coordinated here (SET, SETEX, PSETEX, MSET)
-// also while a command forwarded for its slot is out or one waits at this
-// owner's gate (those keep their order among themselves: one link, the
-// owner's gate), and any
+// here before it is out (one that runs here, at its keys' owner, does not:
+// the owner's gate orders it with reads, and holding it back past the
+// node's catch-up would let it run on an old copy, catch_up_test), a write
+// coordinated here (SET, SETEX, PSETEX, MSET) also while a command
+// forwarded for its slot is out or one waits at this owner's gate (those
+// keep their order among themselves: one link, the owner's gate), and any
 // command waits while one of its slot waits before it. The node does not
 // tell connections apart: a write of another connection waits too, which
 // keeps every connection's order. Nothing out, nothing waiting (the common
@@ -758,7 +761,7 @@ bool order_blocks(const owner_gate& g, const owner_gate::waiting& w,
       return true;
     if (w.read)
       continue;
-    if (!g.reads_at.empty() && g.reads_at[s] > 0)
+    if (!w.here && !g.reads_at.empty() && g.reads_at[s] > 0)
       return true;
     if (w.coordinated) {
       if (auto it = g.forwarding.find(s); it != g.forwarding.end() && !it->second.open.empty())
@@ -810,7 +813,7 @@ std::vector<uint16_t> queued_slots(const owner_gate& g) {
 
 /// Describes `a` for the order gate; false when it has no keys (it is not
 /// ordered: PING, the keyspace-wide commands ...).
-bool order_of(const std::vector<std::string_view>& a, owner_gate::waiting& w) {
+bool order_of(cluster_core& c, const std::vector<std::string_view>& a, owner_gate::waiting& w) {
   auto& reg = cluster_executor().registry();
   std::vector<std::string_view> keys;
   if (reg.keys_of(a, keys) != keys_status::ok || keys.empty())
@@ -824,6 +827,13 @@ bool order_of(const std::vector<std::string_view>& a, owner_gate::waiting& w) {
   w.read = id >= 0 && (reg.spec(id).flags & cmd_flag::readonly) != 0;
   auto name = lower(a[0]);
   w.coordinated = name == "set" || name == "setex" || name == "psetex" || name == "mset";
+  if (!w.read && !w.coordinated) {
+    w.here = true;
+    for (auto k : keys) {
+      auto cands = c.exec_candidates(k);
+      w.here = w.here && !cands.empty() && cands[0] == c.self_id();
+    }
+  }
   return true;
 }
 
@@ -1468,7 +1478,7 @@ void run_clustered(cluster_core& c, const std::vector<std::string_view>& a,
     auto& g = gate_of(c);
     if (g.reads_out != 0 || !g.waits.empty() || !g.forwarding.empty() || !g.slots.empty()) {
       owner_gate::waiting w;
-      if (order_of(a, w) && order_blocks(g, w, queued_slots(g))) {
+      if (order_of(c, a, w) && order_blocks(g, w, queued_slots(g))) {
         w.args.assign(a.begin(), a.end());
         w.done = std::move(done);
         g.waits.push_back(std::move(w));
