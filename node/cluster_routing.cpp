@@ -467,7 +467,7 @@ struct owner_gate {
     std::vector<std::pair<uint64_t, std::function<void()>>> reads; ///< (last issued, run)
   };
   std::unordered_map<uint16_t, forwarded> forwarding;
-  /// A connection's order (slot_order below): per slot, the reads started
+  /// A connection's order (below, "a connection's order"): per slot, the reads started
   /// here whose answers are not in yet, and the commands that wait.
   std::vector<uint32_t> reads_at; ///< by slot (sized on the first read)
   uint64_t reads_out = 0;
