@@ -84,7 +84,9 @@ TEST_CASE("every write reaches L3 with its key, value and expiry (one batch, man
   }
   auto l3 = open_l3(d.path, clk);
   const uint64_t now = clk.now_ms();
-  for (const auto& [k, v] : want) {
+  for (const auto& kv : want) { // (no structured binding: clang's C++17 cannot capture one)
+    const std::string& k = kv.first;
+    const std::string& v = kv.second;
     auto r = l3->get(k, now, false);
     REQUIRE(r);
     REQUIRE_MESSAGE(*r, "missing in L3: key of " << k.size() << " bytes");

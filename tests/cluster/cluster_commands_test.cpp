@@ -448,7 +448,8 @@ TEST_CASE("a pipelined read answers the writes before it, never a later one of i
   std::swap(vias[0].second, vias[1].second);
   auto round = [&](size_t first) {
     for (size_t v = 0; v < vias.size(); ++v) {
-      auto& [name, k] = vias[v];
+      const std::string& name = vias[v].first; // (clang's C++17 cannot capture a binding)
+      client* k = vias[v].second;
       for (size_t j = 0; j < 3; ++j) {
         const auto& key = keys[first + v * 3 + j];
         INFO(name << " " << key);
