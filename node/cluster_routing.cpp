@@ -724,8 +724,9 @@ bool behind_gate(cluster_core& c, const std::vector<std::string>& keys,
 // keeps every connection's order. Nothing out, nothing waiting (the common
 // case): one test.
 
-/// The distinct slots of `keys`, each counted as read out (none when the
-/// node is not ready: the read answers at once).
+/// The distinct slots of `keys`, each counted as read out until
+/// read_finished (on a node that is not ready the read answers at once,
+/// which uncounts them).
 std::vector<uint16_t> read_started(cluster_core& c, const std::vector<std::string>& keys) {
   std::vector<uint16_t> slots;
   for (auto& k : keys) {
