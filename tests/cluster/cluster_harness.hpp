@@ -212,7 +212,7 @@ public:
   std::string logs() const {
     std::string all;
     for (auto& [id, p] : nodes)
-      all += "---- " + id + " ----\n" + p->log();
+      all += "---- " + id + " (" + p->state() + ") ----\n" + p->log();
     return all;
   }
 

@@ -9,6 +9,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <future>
 #include <string>
@@ -162,8 +163,17 @@ void stalled_script_does_not_write(const char* sent_to) {
   // n2 runs the key's INCRs once n3 is suspect there (before: -TIMEOUT).
   client k2(c["n2"].port);
   int64_t last = 1;
+  // Every reply with its time since the script was sent (a failure says
+  // whether an INCR answered -TIMEOUT yet counted, or the script wrote).
+  const auto t0 = std::chrono::steady_clock::now();
+  std::string replies;
+  INFO("n2's INCR replies: " << replies);
   for (int i = 0; i < 60 && last < 4; ++i) {
     auto r = k2.call({"INCR", key});
+    auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
+    replies += std::to_string(ms) + "ms " + (r ? r->substr(0, r->find("\r\n")) : "(none)") + "; ";
     if (starts(r, ":")) {
       auto v = std::strtoll(r->c_str() + 1, nullptr, 10);
       CHECK(v == last + 1);

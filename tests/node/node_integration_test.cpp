@@ -403,7 +403,11 @@ TEST_CASE("bad configuration stops start-up with one clear line") {
   // values from the file apply; flags on the command line win over the file
   node_process ok({"--config-file=" + dir.path + "/good.conf", "--kura.l3.enabled=true"});
   CHECK(ok.ready);
-  CHECK(ok.log().find("shards=2") != std::string::npos);
+  // the node answers PING a moment before it prints its ready line
+  auto logged = [&] { return ok.log().find("shards=2") != std::string::npos; };
+  for (int i = 0; i < 400 && !logged(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  CHECK_MESSAGE(logged(), ok.log());
   expect_fail({port, mport, cport, data, "--kura.l3.enabled=maybe"}, "kura.l3.enabled");
 }
 

@@ -346,7 +346,7 @@ public:
   }
 
   ~node_process() {
-    if (pid > 0) {
+    if (pid > 0 && !reaped_) {
       ::kill(pid, SIGKILL);
       ::waitpid(pid, nullptr, 0);
     }
@@ -373,8 +373,9 @@ public:
     }
     ready = wait_ready();
     if (!ready) // a test may expect it; CI's output shows why when it did not
-      std::fprintf(stderr, "node_process: kura-node on port %u did not answer PING; its log:\n%s\n",
-                   static_cast<unsigned>(port), log().c_str());
+      std::fprintf(stderr,
+                   "node_process: kura-node on port %u did not answer PING (%s); its log:\n%s\n",
+                   static_cast<unsigned>(port), state().c_str(), log().c_str());
   }
 
   // generous: a loaded CI machine (two tests at once, ASan) can take many
@@ -385,6 +386,7 @@ public:
     while (std::chrono::steady_clock::now() < deadline) {
       int st = 0;
       if (::waitpid(pid, &st, WNOHANG) == pid) {
+        note_exit(st);
         pid = -1;
         return false;
       }
@@ -403,14 +405,37 @@ public:
   int stop(int sig = SIGTERM) {
     if (pid <= 0)
       return -1;
+    if (reaped_) { // alive() saw it end before: no signal to a pid that may be reused
+      pid = -1;
+      return exit_code_;
+    }
     ::kill(pid, sig);
     int st = 0;
     ::waitpid(pid, &st, 0);
+    note_exit(st);
     pid = -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return exit_code_;
   }
 
-  bool alive() { return pid > 0 && ::waitpid(pid, nullptr, WNOHANG) == 0; }
+  /// True while the process runs; reaps it (and notes how it ended) once it
+  /// has ended, after which `pid` is never signalled again by this object.
+  bool alive() {
+    if (pid <= 0 || reaped_)
+      return false;
+    int st = 0;
+    if (::waitpid(pid, &st, WNOHANG) != pid)
+      return true;
+    note_exit(st);
+    return false;
+  }
+
+  /// "running", or how the process ended ("exited with status N", "killed by
+  /// signal N (name)"): a test's failure output says whether a node died.
+  std::string state() {
+    if (alive())
+      return "running";
+    return exit_note_.empty() ? "stopped" : exit_note_;
+  }
 
   std::string log() const {
     std::ifstream f(log_path);
@@ -455,6 +480,21 @@ public:
   bool ready = false;
 
 private:
+  void note_exit(int st) {
+    reaped_ = true;
+    if (WIFEXITED(st)) {
+      exit_code_ = WEXITSTATUS(st);
+      exit_note_ = "exited with status " + std::to_string(exit_code_);
+    } else {
+      exit_code_ = 128 + WTERMSIG(st);
+      exit_note_ = "killed by signal " + std::to_string(WTERMSIG(st)) + " (" +
+                   ::strsignal(WTERMSIG(st)) + ")";
+    }
+  }
+
+  bool reaped_ = false; ///< waitpid returned it: the pid is no longer ours
+  int exit_code_ = -1;
+  std::string exit_note_;
   std::unique_ptr<temp_dir> own_dir_;
   std::vector<std::string> user_args_;
   std::string bin_; ///< the kura-node binary
