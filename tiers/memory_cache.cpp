@@ -508,8 +508,8 @@ struct memory_cache::impl {
   /// 1/73 of the capacity) and at most shadow_max_bytes in all; below 64
   /// keys a simulation says nothing and adaptation is off.
   uint64_t shadow_budget() const {
-    if (cfg.count_objects)
-      return shadow_entries; // the benchmarks' mode
+    if (cfg.count_objects) // the benchmarks' mode
+      return cfg.shadow_keys ? cfg.shadow_keys : shadow_entries;
     const uint64_t per_key = shadow_key_bytes * n_settings;
     return std::min<uint64_t>(
         {shadow_entries, cfg.capacity_bytes / shadow_capacity_per_key, shadow_max_bytes / per_key});
