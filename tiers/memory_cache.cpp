@@ -508,15 +508,19 @@ struct memory_cache::impl {
   /// 1/73 of the capacity) and at most shadow_max_bytes in all; below 64
   /// keys a simulation says nothing and adaptation is off.
   uint64_t shadow_budget() const {
-    if (cfg.count_objects) // the benchmarks' mode
-      return cfg.shadow_keys ? cfg.shadow_keys : shadow_entries;
+    if (cfg.count_objects)
+      return shadow_entries; // the benchmarks' mode
     const uint64_t per_key = shadow_key_bytes * n_settings;
     return std::min<uint64_t>(
         {shadow_entries, cfg.capacity_bytes / shadow_capacity_per_key, shadow_max_bytes / per_key});
   }
 
   void shadow_build(uint64_t entries) {
-    const uint64_t target = shadow_budget();
+    // (memory_cache_config::shadow_keys is read here only, not in
+    // shadow_budget(): that one is inlined into the hit path, and reading the
+    // field there changed the compiler's inlining of find_view.)
+    const uint64_t target =
+        cfg.count_objects && cfg.shadow_keys ? cfg.shadow_keys : shadow_budget();
     uint32_t shift = 0;
     while ((entries >> shift) > target)
       ++shift;
