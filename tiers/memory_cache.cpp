@@ -516,7 +516,11 @@ struct memory_cache::impl {
   }
 
   void shadow_build(uint64_t entries) {
-    const uint64_t target = shadow_budget();
+    // (memory_cache_config::shadow_keys is read here only, not in
+    // shadow_budget(): that one is inlined into the hit path, and reading the
+    // field there changed the compiler's inlining of find_view.)
+    const uint64_t target =
+        cfg.count_objects && cfg.shadow_keys ? cfg.shadow_keys : shadow_budget();
     uint32_t shift = 0;
     while ((entries >> shift) > target)
       ++shift;

@@ -89,6 +89,13 @@ struct memory_cache_config {
   /// Capacity counted in entries instead of bytes (each entry costs 1); for
   /// hit-ratio benchmarks against object-counted references.
   bool count_objects = false;
+  /// In count_objects mode only (the hit-ratio benchmarks): keys per shadow
+  /// simulation, 0 for the default (1024). More keys sample more of the reads
+  /// (a cache of at most this many entries is simulated exactly) at ~21 bytes
+  /// per key and setting: a diagnostic of what sampling costs the choice
+  /// (kura-bench-hitratio --shadow-keys; bench/RESULTS.md, issue 14,
+  /// session 25). Byte mode sizes its simulations from the capacity.
+  uint32_t shadow_keys = 0;
   /// Returning keys (shadow adaptation only): a read that misses on a key read
   /// within about the last capacity reads marks it reused, so the "promote
   /// reused" setting protects it (a ghost history; memory_cache.cpp). Off by

@@ -5,7 +5,7 @@
 //                       [--extra] [--window F] [--returning]
 //                       [--fixed W,M,MAIN,AGING] [--start W,M,MAIN,AGING]
 //                       [--periods FILE] [--period-misses FILE]
-//                       [--reference ../shared/traces/reference.csv]
+//                       [--shadow-keys N] [--reference ../shared/traces/reference.csv]
 //
 // FILE: one integer key per line, or the cloudPhysicsIO CSV
 // `version,time,op,size,lbn` (key = lbn; chosen by --csv, a `.csv` in the file
@@ -39,6 +39,10 @@
 // --fixed spelling, quoted; misses counted on the period's sampled reads, see
 // memory_cache::period_report): where the adaptation paid for choosing, and
 // where for switching (cache_misses above setting_misses).
+// --shadow-keys N: the kura rows' shadow simulations hold up to N keys each
+// instead of 1024 (memory_cache_config::shadow_keys; objects counted only):
+// with N >= the cache's entries they are exact, so a row's result with and
+// without it tells what the simulations' sampling costs the adaptation.
 // --period-misses FILE: for the `kura` row, one CSV row per decision period
 // with every grid setting's simulated misses (`trace,size,period,` then one
 // column per setting of memory_cache::shadow_grid(), named in the --fixed
@@ -182,7 +186,8 @@ uint32_t size_at(const trace& t, size_t i) {
 
 // -- policies ----------------------------------------------------------------------
 
-bool g_returning = false; // --returning
+bool g_returning = false;   // --returning
+uint32_t g_shadow_keys = 0; // --shadow-keys
 
 std::FILE* g_periods = nullptr;       // --periods
 std::FILE* g_period_misses = nullptr; // --period-misses
@@ -276,6 +281,7 @@ uint64_t run_kura(const trace& t, uint64_t cap, bool bytes, bool adaptive, doubl
   cfg.adaptive_window = adaptive;
   cfg.window_fraction = window;
   cfg.returning_keys = g_returning;
+  cfg.shadow_keys = g_shadow_keys;
   kura::memory_cache m(cfg);
   if ((g_periods || g_period_misses) && adaptive && how == kura::window_adaptation::shadow)
     m.on_period(write_period);
@@ -485,14 +491,19 @@ int main(int argc, char** argv) {
       periods = need();
     else if (a == "--period-misses")
       period_misses = need();
-    else if (a == "--reference") {
+    else if (a == "--shadow-keys") {
+      const long n = std::stol(need());
+      if (n < 64 || n > (1L << 22))
+        die("--shadow-keys: 64 to 4194304 keys per simulation");
+      g_shadow_keys = static_cast<uint32_t>(n);
+    } else if (a == "--reference") {
       reference = need();
       reference_given = true;
     } else
       die("unknown argument " + a +
           " (usage: --trace FILE [--sizes 0.01,0.1] [--csv] [--bytes] [--extra] [--returning]"
           " [--window F] [--fixed W,M,MAIN,AGING] [--start W,M,MAIN,AGING] [--periods FILE] "
-          "[--period-misses FILE]"
+          "[--period-misses FILE] [--shadow-keys N]"
           " [--reference FILE])");
   }
   if (path.empty())

@@ -1304,3 +1304,39 @@ TEST_CASE("memory_cache: at the first switch, L2 evicts first what the chosen si
     scan_keys += std::stoull(k.substr(1)) >= 1000;
   CHECK(scan_keys >= 30);
 }
+
+TEST_CASE("memory_cache: shadow_keys sizes the simulations in count_objects mode") {
+  // 4,000 entries: by default a simulation holds at most 1,024 keys, so 1 key
+  // in 4 is simulated (shift 2) and a decision period is 1,000 sampled reads;
+  // with shadow_keys 4,096 every key is (shift 0), and a period is 4,000 reads.
+  // Periods count sampled reads: the sampled share of a run's reads is
+  // reads_per_period / period.
+  for (const uint32_t keys : {0u, 512u, 4096u}) {
+    memory_cache_config c = objects_config(4000, true, 1.0);
+    c.shadow_keys = keys;
+    memory_cache m(c);
+    std::vector<memory_cache::period_report> reports;
+    m.on_period([&](const memory_cache::period_report& r) { reports.push_back(r); });
+    uint64_t reads = 0;
+    for (int pass = 0; pass < 6; ++pass)
+      for (int k = 0; k < 6000; ++k) {
+        const std::string key = key_of(static_cast<uint64_t>(k));
+        ++reads;
+        if (!m.get(key, 0)->has_value())
+          REQUIRE(m.put(make(key, "v"), 0).ok());
+      }
+    const uint32_t shift = keys == 0 ? 2 : keys == 512 ? 3 : 0;
+    REQUIRE_FALSE(reports.empty());
+    for (const memory_cache::period_report& r : reports)
+      CHECK(r.sampling_shift == shift);
+    // Periods of 4000 >> shift sampled reads, each read sampled with
+    // probability 2^-shift: about 4,000 reads per period either way.
+    const double per_period = static_cast<double>(reads) / static_cast<double>(reports.size());
+    CHECK(per_period >= 3600);
+    CHECK(per_period <= 4800);
+    // Exact simulations see every read: an LRU cache on a loop larger than
+    // itself misses all of a period's reads, as its simulation does.
+    if (shift == 0)
+      CHECK(reports[0].cache_misses == 4000);
+  }
+}
