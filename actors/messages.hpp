@@ -124,7 +124,7 @@ struct l3_batch {
   std::vector<l3_op> ops;
   /// The bytes of the packed ops (l3_op::packed), in chunks that never move
   /// once written. Local only, like l3_op::packed.
-  std::vector<std::string> chunks;
+  std::vector<std::string> chunks = {};
   MSGPACK_DEFINE(seq, ops);
 };
 

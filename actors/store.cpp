@@ -104,6 +104,9 @@ namespace {
 /// Bytes of one chunk of a batch's packed keys and values: below glibc's
 /// mmap threshold (128 KiB), so a chunk is heap memory, not a mapping.
 constexpr size_t packed_chunk_bytes = 64 * 1024;
+/// Values up to this size are packed (l3_op::packed); larger ones travel as
+/// strings of their own.
+constexpr size_t packed_value_max = 256;
 
 /// A packed op's key and value as strings (l3_op::packed); false when the
 /// op points outside the batch's chunks.
@@ -128,9 +131,20 @@ void store_core::write(const entry& e) {
   if (wal_)
     wal_->append_put(e, batch_seq_ + 1); // the batch that will carry it
   queued_bytes_ += e.key.size() + e.value.size();
-  // The key and value go into the batch's chunks: one copy, no allocation
-  // per write on this thread (and none freed on the L3 thread, whose frees
-  // of this thread's strings cost more than its own allocations).
+  if (e.value.size() > packed_value_max) {
+    // the op takes copies: on the L3 thread, whose own malloc of a value
+    // this size cost more than the free of this thread's (callgrind, 1 KiB
+    // values: +1,800 instructions per SET there, bench/RESULTS.md persist24)
+    pending_.ops.emplace_back(l3_op::put, wire_entry::from(e));
+    note_op();
+    if (pending_.ops.size() >= cfg_.max_batch_ops)
+      flush_writes(false);
+    return;
+  }
+  // A small value: the key and value go into the batch's chunks, one copy
+  // and no allocation per write on this thread (the L3 thread makes the
+  // strings: its small allocations cost it no more than its frees of this
+  // thread's strings did).
   const size_t need = e.key.size() + e.value.size();
   auto& chunks = pending_.chunks;
   if (chunks.empty() || chunks.back().capacity() - chunks.back().size() < need) {
