@@ -2,7 +2,8 @@
 // write's key and value travel to the L3 thread packed in their batch's
 // chunks (actors/messages.hpp, l3_op::packed). Writes of many sizes, keys
 // with any bytes, empty values, values larger than a chunk and overwrites
-// inside one batch must land in LMDB exactly as written.
+// inside one batch must land in LMDB exactly as written (values up to 256
+// bytes are packed, larger ones travel as strings of their own).
 #include "actors/store.hpp"
 #include "test_util.hpp"
 
@@ -36,8 +37,8 @@ std::shared_ptr<l3_lmdb> open_l3(const std::string& dir, const kura::clock& clk)
 /// Value `i` of generation `gen`: sizes from 0 to past two 64 KiB chunks,
 /// bytes that differ by key and generation.
 std::string value_of(int i, int gen) {
-  static const size_t sizes[] = {0,    1,     15,    16,    31,    33,    1000,
-                                 4096, 40000, 65535, 65536, 65537, 140000};
+  static const size_t sizes[] = {0,   1,    15,   16,    31,    33,    100,   255,   256,
+                                 257, 1000, 4096, 40000, 65535, 65536, 65537, 140000};
   std::string v(sizes[i % (sizeof(sizes) / sizeof(sizes[0]))], '\0');
   for (size_t j = 0; j < v.size(); ++j)
     v[j] =
