@@ -89,7 +89,7 @@ std::vector<std::string> cluster_core::owners(std::string_view key) const {
   return out;
 }
 
-void cluster_core::write(const std::string& key, const std::string& value, uint64_t expiry_ms,
+void cluster_core::write(std::string_view key, std::string_view value, uint64_t expiry_ms,
                          bool tombstone, result_fn fn, uint8_t flags, uint64_t at_ms) {
   if (!node_) {
     gossip::client_result r;

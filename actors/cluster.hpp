@@ -152,7 +152,7 @@ public:
   /// time the write's version is minted at (0: the clock now); a caller that
   /// checked a deadline passes the time it checked it at, so that a pause
   /// after the check cannot give the write a newer version (run_here).
-  void write(const std::string& key, const std::string& value, uint64_t expiry_ms, bool tombstone,
+  void write(std::string_view key, std::string_view value, uint64_t expiry_ms, bool tombstone,
              result_fn fn, uint8_t flags = 0, uint64_t at_ms = 0);
   /// Reads `key` locally when this node is a replica, else from the owner,
   /// falling over to the next replica on a timeout.

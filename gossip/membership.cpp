@@ -515,6 +515,11 @@ bool membership::is_alive(node_id id) const {
          (it->second.state == member_state::alive || it->second.state == member_state::suspect);
 }
 
+bool membership::is_suspect(node_id id) const {
+  auto it = members_.find(id);
+  return it != members_.end() && it->second.state == member_state::suspect;
+}
+
 bool membership::is_dead(node_id id) const {
   auto it = members_.find(id);
   return it != members_.end() &&

@@ -132,6 +132,7 @@ public:
   const std::map<node_id, member_info>& members() const { return members_; }
   bool is_alive(node_id id) const; ///< alive or suspect
   bool is_dead(node_id id) const;  ///< dead or left
+  bool is_suspect(node_id id) const;
   uint64_t incarnation() const { return inc_; }
   bool joined() const { return joined_; }
   bool left() const { return leaving_; }

@@ -108,11 +108,36 @@ std::string encode(const message& m) {
       m);
 }
 
+namespace {
+
+/// wire_entry's and replicate_msg's msgpack layout over views of an entry.
+struct wire_entry_view {
+  std::string_view key, value;
+  uint64_t expiry_ms = 0;
+  uint64_t hlc = 0;
+  uint32_t node = 0;
+  uint8_t flags = 0;
+  MSGPACK_DEFINE(key, value, expiry_ms, hlc, node, flags);
+};
+struct replicate_view {
+  uint64_t rid = 0;
+  wire_entry_view e;
+  MSGPACK_DEFINE(rid, e);
+};
+
+} // namespace
+
+std::string encode_replicate(uint64_t rid, const entry& e) {
+  return seal(static_cast<uint32_t>(msg_type::replicate),
+              replicate_view{rid, wire_entry_view{e.key, e.value, e.expiry_ms, e.ver.hlc,
+                                                  e.ver.node, e.flags}});
+}
+
 result<message> decode_message(std::string_view bytes) {
-  auto env = decode_envelope(bytes);
+  auto env = decode_envelope_view(bytes); // (the payload is not copied)
   if (!env)
     return env.err();
-  const std::string& p = env->payload;
+  std::string_view p = env->payload;
   switch (static_cast<msg_type>(env->type)) {
   case msg_type::ping:
     return decode_as<ping_msg>(p);

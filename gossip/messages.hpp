@@ -117,7 +117,10 @@ struct wire_entry {
   static wire_entry from(const entry& e) {
     return wire_entry{e.key, e.value, e.expiry_ms, e.ver.hlc, e.ver.node, e.flags};
   }
-  entry to_entry() const { return entry{key, value, expiry_ms, version{hlc, node}, flags}; }
+  entry to_entry() const& { return entry{key, value, expiry_ms, version{hlc, node}, flags}; }
+  entry to_entry() && {
+    return entry{std::move(key), std::move(value), expiry_ms, version{hlc, node}, flags};
+  }
 };
 
 /// A key and the version one side holds (anti-entropy listings, confirmations).
@@ -308,6 +311,10 @@ msg_type type_of(const message& m);
 
 /// Encodes a message into envelope bytes.
 std::string encode(const message& m);
+
+/// encode(replicate_msg{rid, wire_entry::from(e)}), the same bytes, without
+/// the copy of `e`'s key and value into a wire_entry (a SET's hot path).
+std::string encode_replicate(uint64_t rid, const entry& e);
 
 /// Decodes envelope bytes; decode_error for garbage, unknown types, bad shapes
 /// and out-of-range enum values.

@@ -342,10 +342,10 @@ bool node::shared(node_id peer, uint64_t pos) const {
   return ring_.is_replica_at(id(), pos) && ring_.is_replica_at(peer, pos);
 }
 
-void node::handle(node_id from, const message& msg, uint64_t now) {
+void node::handle(node_id from, message& msg, uint64_t now) {
   namespace ae = anti_entropy;
   if (auto* r = std::get_if<replicate_msg>(&msg)) {
-    entry e = r->e.to_entry();
+    entry e = std::move(r->e).to_entry();
     // Applied: the store now holds exactly e.ver (no second index lookup on
     // the write path); refused: it holds something at least as new.
     version hv = e.ver;
@@ -979,7 +979,7 @@ void node::release_acks(const std::string& key) {
 
 // -- client calls ---------------------------------------------------------------
 
-uint64_t node::write(const std::string& key, const std::string& value, uint64_t now, bool tombstone,
+uint64_t node::write(std::string_view key, std::string_view value, uint64_t now, bool tombstone,
                      uint64_t expiry_ms, uint8_t flags) {
   uint64_t rid = next_rid_++;
   ++stats_.writes;
@@ -987,9 +987,17 @@ uint64_t node::write(const std::string& key, const std::string& value, uint64_t 
   // wall clock is behind the writer of that version.
   if (auto cur = store_->version_of(key))
     hlc_.observe(*cur, now);
-  entry e;
+  // ... and every version we know was written elsewhere (a command this node
+  // forwarded to the key's owner: written_elsewhere). Else a SET coordinated
+  // here right after a forwarded INCR of its key minted an older version
+  // than the INCR's, and last-writer-wins dropped the acknowledged SET.
+  if (!floor_.empty())
+    if (auto it = floor_.find(key); it != floor_.end())
+      hlc_.observe(it->second, now);
+  entry e; // (the one copy of the key and value made here; `key` is e.key below)
   e.key = key;
-  e.value = tombstone ? std::string{} : value;
+  if (!tombstone)
+    e.value = value;
   e.expiry_ms = tombstone ? 0 : expiry_ms;
   e.ver = hlc_.now(now);
   e.flags = tombstone ? entry_flags::tombstone : static_cast<uint8_t>(flags & entry_flags::hash);
@@ -1001,28 +1009,28 @@ uint64_t node::write(const std::string& key, const std::string& value, uint64_t 
     if (t == id()) {
       local = true;
       apply_entry(e, now);
-      if (cfg_.ack_after_invalidation && invalidations_.holders(key) > 0) {
+      if (cfg_.ack_after_invalidation && invalidations_.holders(e.key) > 0) {
         waiting.insert(t); // our own copy counts once its near holders dropped theirs
-        deferred_acks_[key].emplace_back(t, rid);
+        deferred_acks_[e.key].emplace_back(t, rid);
       } else {
         ++acks;
       }
     } else {
       waiting.insert(t);
-      send(t, replicate_msg{rid, wire_entry::from(e)});
+      out_.push_back(outgoing{t, encode_replicate(rid, e)}); // send(): the same bytes
     }
   }
   // Read-your-writes on a coordinator that is not a replica: never serve an
   // older near copy after this. (A replica's store holds the version; its
   // floor is recorded when the key leaves the store, as on replicate.)
-  near_.erase(key);
+  near_.erase(e.key);
   if (!local)
-    raise_floor(key, e.ver);
-  auto& w = writes_.add(rid, e, std::move(waiting), acks, plan.acks_needed,
+    raise_floor(e.key, e.ver);
+  auto& w = writes_.add(rid, std::move(e), std::move(waiting), acks, plan.acks_needed,
                         now + cfg_.write_timeout_ms, now + cfg_.retry_ms);
   if (cfg_.sloppy_quorum)
     for (node_id t : plan.targets)
-      if (t != id() && members_.info(t) && members_.info(t)->state == member_state::suspect)
+      if (t != id() && members_.is_suspect(t)) // (info() copies the member's address)
         recruit_holder(w, t, now);
   if (!plan.achievable())
     finish_write(w, false); // still replicated where possible, but not acknowledged
@@ -1072,7 +1080,12 @@ void node::recruit_holder(pending_writes::write& w, node_id target, uint64_t now
 
 void node::finish_write(pending_writes::write& w, bool ok) {
   w.reported = true;
-  results_.push_back(client_result{w.rid, true, ok, false, w.e});
+  // Waiting for no one, the write is erased next by every caller (its entry
+  // is not read again): its entry moves into the result instead of a copy.
+  if (w.waiting.empty())
+    results_.push_back(client_result{w.rid, true, ok, false, std::move(w.e)});
+  else
+    results_.push_back(client_result{w.rid, true, ok, false, w.e});
 }
 
 bool node::catching_up(uint64_t now) const {
@@ -1571,8 +1584,7 @@ void node::tick(uint64_t now) {
     if (cfg_.sloppy_quorum && !w.reported) {
       std::vector<node_id> suspects;
       for (node_id t : w.waiting)
-        if (w.holders.count(t) == 0 && members_.info(t) &&
-            members_.info(t)->state == member_state::suspect)
+        if (w.holders.count(t) == 0 && members_.is_suspect(t))
           suspects.push_back(t);
       for (node_id t : suspects)
         recruit_holder(w, t, now);

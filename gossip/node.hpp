@@ -224,8 +224,8 @@ public:
   /// Coordinates a write (or a delete when `tombstone`) of `key`; the answer
   /// comes through take_results() with the same request id. `flags`: the
   /// value's type bits (entry_flags::hash), 0 for a string.
-  uint64_t write(const std::string& key, const std::string& value, uint64_t now,
-                 bool tombstone = false, uint64_t expiry_ms = 0, uint8_t flags = 0);
+  uint64_t write(std::string_view key, std::string_view value, uint64_t now, bool tombstone = false,
+                 uint64_t expiry_ms = 0, uint8_t flags = 0);
   /// Reads `key`: locally when this node is a replica or holds a fresh near
   /// copy, otherwise from the owner (then the other replicas).
   uint64_t read(const std::string& key, uint64_t now);
@@ -365,9 +365,9 @@ public:
 
 private:
   void on_view_change(uint64_t now, bool from_tick);
-  void handle(node_id from, const message& m, uint64_t now);
-  bool apply_entry(const entry& e, uint64_t now); // LWW + invalidation + hlc
-  void note_time(uint64_t now);                   // detects a pause (SIGSTOP) since we last ran
+  void handle(node_id from, message& m, uint64_t now); ///< (a replicated entry moves out of m)
+  bool apply_entry(const entry& e, uint64_t now);      // LWW + invalidation + hlc
+  void note_time(uint64_t now);      // detects a pause (SIGSTOP) since we last ran
   void catch_up_again(uint64_t now); // catch-up reads + anti-entropy, near copies dropped
   void send(node_id to, const message& m);
   void count_streamed(const std::vector<wire_entry>& es);

@@ -73,6 +73,9 @@ struct fan_out {
 bool behind_gate(cluster_core& c, const std::vector<std::string>& keys,
                  std::function<void(std::function<void()>)> run_then);
 bool gates_idle(const cluster_core& c);
+std::vector<uint16_t> read_started(cluster_core& c, const std::vector<std::string>& keys);
+void read_finished(cluster_core& c, const std::vector<uint16_t>& slots);
+void drain_order(cluster_core& c);
 bool behind_forwarded(cluster_core& c, const std::vector<std::string>& keys,
                       std::function<void()> run);
 std::function<void(out_buffer&&)> forwarding(cluster_core& c, uint16_t slot,
@@ -112,6 +115,13 @@ void read_all_gated(cluster_core& c, std::vector<std::string> keys,
 /// that waits for its keys' newest versions reads what it wrote.
 void read_all(cluster_core& c, std::vector<std::string> keys,
               std::function<void(std::vector<client_result>&)> then) {
+  if (auto slots = read_started(c, keys); !slots.empty()) {
+    auto* cp = &c;
+    then = [cp, slots = std::move(slots), then = std::move(then)](std::vector<client_result>& rs) {
+      then(rs);
+      read_finished(*cp, slots);
+    };
+  }
   if (gates_idle(c)) // the common case: nothing to wait for, no closures built
     return read_all_now(c, std::move(keys), std::move(then));
   auto* cp = &c;
@@ -164,14 +174,19 @@ void write_all(cluster_core& c, std::vector<kv_write> ws,
 /// only in memory (lost on a restart; session 20).
 std::string err_str(std::string_view m);
 
+std::optional<std::string> refused_value(const cluster_core& c, std::string_view key,
+                                         size_t bytes) {
+  if (auto& admit = c.settings().admit)
+    if (auto st = admit(key, bytes); !st.ok())
+      return err_str("ERR " + st.message());
+  return std::nullopt;
+}
+
 std::optional<std::string> refused_value(const cluster_core& c, const std::vector<kv_write>& ws) {
-  auto& admit = c.settings().admit;
-  if (!admit)
-    return std::nullopt;
   for (auto& w : ws)
     if (!w.tombstone)
-      if (auto st = admit(w.key, w.value.size()); !st.ok())
-        return err_str("ERR " + st.message());
+      if (auto why = refused_value(c, w.key, w.value.size()))
+        return why;
   return std::nullopt;
 }
 
@@ -190,6 +205,22 @@ void write_then_ok(cluster_core& c, std::vector<kv_write> ws,
   write_all(c, std::move(ws), [done](std::vector<client_result>& rs) {
     auto o = fresh_buffer();
     if (all_ok(rs))
+      put_ok(o);
+    else
+      put_error(o, not_acked);
+    done(std::move(o));
+  });
+}
+
+/// write_then_ok of one value (SET, SETEX): the key and value are written
+/// from the command's arguments (one copy, node::write's), without a fan_out.
+void write_one_then_ok(cluster_core& c, std::string_view key, std::string_view value,
+                       uint64_t expiry, std::function<void(out_buffer&&)> done) {
+  if (auto why = refused_value(c, key, value.size()))
+    return done(out_buffer(why->begin(), why->end()));
+  c.write(key, value, expiry, false, [done = std::move(done)](client_result& r) {
+    auto o = fresh_buffer();
+    if (r.ok)
       put_ok(o);
     else
       put_error(o, not_acked);
@@ -261,8 +292,7 @@ void cmd_set(cluster_core& c, const std::vector<std::string_view>& a,
       return done(error_reply("ERR syntax error"));
     }
   }
-  write_then_ok(c, {kv_write{std::string(a[1]), std::string(a[2]), expiry, false}},
-                std::move(done));
+  write_one_then_ok(c, a[1], a[2], expiry, std::move(done));
 }
 
 void cmd_setex(cluster_core& c, const std::vector<std::string_view>& a, int64_t unit_ms,
@@ -275,8 +305,7 @@ void cmd_setex(cluster_core& c, const std::vector<std::string_view>& a, int64_t 
   if (v <= 0)
     return done(error_reply("ERR invalid expire time in '" + lower(a[0]) + "' command"));
   uint64_t expiry = now_ms() + static_cast<uint64_t>(v) * static_cast<uint64_t>(unit_ms);
-  write_then_ok(c, {kv_write{std::string(a[1]), std::string(a[3]), expiry, false}},
-                std::move(done));
+  write_one_then_ok(c, a[1], a[3], expiry, std::move(done));
 }
 
 void at_owner(cluster_core& c, std::vector<std::string> a, std::vector<gossip::node_id> cands,
@@ -438,6 +467,19 @@ struct owner_gate {
     std::vector<std::pair<uint64_t, std::function<void()>>> reads; ///< (last issued, run)
   };
   std::unordered_map<uint16_t, forwarded> forwarding;
+  /// A connection's order (below, "a connection's order"): per slot, the reads started
+  /// here whose answers are not in yet, and the commands that wait.
+  std::vector<uint32_t> reads_at; ///< by slot (sized on the first read)
+  uint64_t reads_out = 0;
+  struct waiting {
+    std::vector<uint16_t> slots;
+    bool read = false, coordinated = false;
+    bool here = false; ///< a write that runs at this node, its keys' owner (behind its gate)
+    std::vector<std::string> args;
+    std::function<void(out_buffer&&)> done;
+  };
+  std::deque<waiting> waits;
+  bool draining = false, again = false;
 };
 
 owner_gate& gate_of(cluster_core& c) {
@@ -452,7 +494,7 @@ bool gates_idle(const cluster_core& c) {
   if (!c.exec_gate)
     return true;
   auto& g = *std::static_pointer_cast<owner_gate>(c.exec_gate);
-  return g.slots.empty() && g.forwarding.empty();
+  return g.slots.empty() && g.forwarding.empty() && g.waits.empty();
 }
 
 constexpr const char* late_not_run =
@@ -531,6 +573,8 @@ void gate_pump(cluster_core& c, uint16_t slot) {
     auto& q = it->second;
     if (q.empty()) {
       g.slots.erase(it);
+      if (!g.waits.empty()) // a write coordinated here may wait for them
+        drain_order(c);
       return;
     }
     if (q.front().started)
@@ -603,6 +647,8 @@ std::function<void(out_buffer&&)> forwarding(cluster_core& c, uint16_t slot,
       g.forwarding.erase(it);
     for (auto& run : runs)
       run();
+    if (!g.waits.empty()) // a write of the slot may wait for this answer
+      drain_order(*cp);
   };
 }
 
@@ -652,6 +698,144 @@ bool behind_gate(cluster_core& c, const std::vector<std::string>& keys,
     }
   }
   return false;
+}
+
+// -- a connection's order: a reply reflects the writes before it, never a later one --
+//
+// A connection's pipelined commands start at once, their replies kept in
+// order. A write is applied (its version minted) when it starts; a read
+// that is not answered from this node's copy at once (it asks a replica, it
+// gathers while this node catches up, it waits behind a forwarded command)
+// is answered when its answers are in. So in `SET k m1`, `GET k`, `SET k m2`
+// the GET used to answer m2 (it read after the second SET was applied here
+// and at the replicas) or TRYAGAIN (a non-replica's floor had risen to m2's
+// version, so the replica's m1 vouched for nothing); Redis answers m1. And
+// `INCR k`, `SET k 5` through a non-owner applied the SET before the INCR
+// ran at the owner (also at the owner: an INCR waiting at its gate while
+// the node catches up). Now, per slot, a write waits while a read started
+// here before it is out (one that runs here, at its keys' owner, does not:
+// the owner's gate orders it with reads, and holding it back past the
+// node's catch-up would let it run on an old copy, catch_up_test), a write
+// coordinated here (SET, SETEX, PSETEX, MSET) also while a command
+// forwarded for its slot is out or one waits at this owner's gate (those
+// keep their order among themselves: one link, the owner's gate), and any
+// command waits while one of its slot waits before it. The node does not
+// tell connections apart: a write of another connection waits too, which
+// keeps every connection's order. Nothing out, nothing waiting (the common
+// case): one test.
+
+/// The distinct slots of `keys`, each counted as read out until
+/// read_finished (on a node that is not ready the read answers at once,
+/// which uncounts them).
+std::vector<uint16_t> read_started(cluster_core& c, const std::vector<std::string>& keys) {
+  std::vector<uint16_t> slots;
+  for (auto& k : keys) {
+    auto s = kura::key_slot(k);
+    if (std::find(slots.begin(), slots.end(), s) == slots.end())
+      slots.push_back(s);
+  }
+  auto& g = gate_of(c);
+  if (g.reads_at.empty())
+    g.reads_at.assign(kura::slot_count, 0);
+  for (auto s : slots)
+    ++g.reads_at[s];
+  g.reads_out += slots.size();
+  return slots;
+}
+
+void read_finished(cluster_core& c, const std::vector<uint16_t>& slots) {
+  auto& g = gate_of(c);
+  for (auto s : slots)
+    --g.reads_at[s];
+  g.reads_out -= slots.size();
+  if (!g.waits.empty())
+    drain_order(c);
+}
+
+/// Whether `w` must wait now: a command of one of its slots waits before it
+/// (`blocked`: their slots), or it writes while a read of its slots is out
+/// (or, coordinated here, while a command forwarded for them is).
+bool order_blocks(const owner_gate& g, const owner_gate::waiting& w,
+                  const std::vector<uint16_t>& blocked) {
+  for (auto s : w.slots) {
+    if (std::find(blocked.begin(), blocked.end(), s) != blocked.end())
+      return true;
+    if (w.read)
+      continue;
+    if (!w.here && !g.reads_at.empty() && g.reads_at[s] > 0)
+      return true;
+    if (w.coordinated) {
+      if (auto it = g.forwarding.find(s); it != g.forwarding.end() && !it->second.open.empty())
+        return true;
+      if (g.slots.count(s) != 0) // commands of the slot wait at this owner's gate
+        return true;
+    }
+  }
+  return false;
+}
+
+void run_now(cluster_core& c, const std::vector<std::string_view>& a,
+             std::function<void(out_buffer&&)> done);
+
+/// Runs the waiting commands that may run now, in their order.
+void drain_order(cluster_core& c) {
+  auto& g = gate_of(c);
+  if (g.draining) {
+    g.again = true; // (a command run below finished a read)
+    return;
+  }
+  g.draining = true;
+  do {
+    g.again = false;
+    std::vector<uint16_t> blocked;
+    for (size_t i = 0; i < g.waits.size();) {
+      if (order_blocks(g, g.waits[i], blocked)) {
+        auto& ss = g.waits[i].slots;
+        blocked.insert(blocked.end(), ss.begin(), ss.end());
+        ++i;
+        continue;
+      }
+      auto w = std::move(g.waits[i]);
+      g.waits.erase(g.waits.begin() + static_cast<std::ptrdiff_t>(i));
+      std::vector<std::string_view> views(w.args.begin(), w.args.end());
+      run_now(c, views, std::move(w.done));
+    }
+  } while (g.again);
+  g.draining = false;
+}
+
+/// The slots of the commands that wait.
+std::vector<uint16_t> queued_slots(const owner_gate& g) {
+  std::vector<uint16_t> out;
+  for (auto& w : g.waits)
+    out.insert(out.end(), w.slots.begin(), w.slots.end());
+  return out;
+}
+
+/// Describes `a` for the order gate; false when it has no keys (it is not
+/// ordered: PING, the keyspace-wide commands ...).
+bool order_of(cluster_core& c, const std::vector<std::string_view>& a, owner_gate::waiting& w) {
+  auto& reg = cluster_executor().registry();
+  std::vector<std::string_view> keys;
+  if (reg.keys_of(a, keys) != keys_status::ok || keys.empty())
+    return false;
+  for (auto k : keys) {
+    auto s = kura::key_slot(k);
+    if (std::find(w.slots.begin(), w.slots.end(), s) == w.slots.end())
+      w.slots.push_back(s);
+  }
+  int id = reg.resolve(a);
+  w.read = id >= 0 && (reg.spec(id).flags & cmd_flag::readonly) != 0;
+  auto name = lower(a[0]);
+  w.coordinated = name == "set" || name == "setex" || name == "psetex" || name == "mset";
+  if (!w.read && !w.coordinated) {
+    w.here = true;
+    for (auto k : keys) {
+      auto cands = c.exec_candidates(k);
+      w.here = w.here && !cands.empty() && cands[0] == c.self_id();
+    }
+  }
+  return true;
 }
 
 /// Runs `run` now when none of `keys` may be behind here and nothing of
@@ -1291,6 +1475,25 @@ bool get_here(cluster_core& c, std::string_view key, bool resp3, out_buffer& out
 
 void run_clustered(cluster_core& c, const std::vector<std::string_view>& a,
                    std::function<void(out_buffer&&)> done) {
+  if (c.exec_gate && c.ready()) {
+    auto& g = gate_of(c);
+    if (g.reads_out != 0 || !g.waits.empty() || !g.forwarding.empty() || !g.slots.empty()) {
+      owner_gate::waiting w;
+      if (order_of(c, a, w) && order_blocks(g, w, queued_slots(g))) {
+        w.args.assign(a.begin(), a.end());
+        w.done = std::move(done);
+        g.waits.push_back(std::move(w));
+        return;
+      }
+    }
+  }
+  run_now(c, a, std::move(done));
+}
+
+namespace {
+
+void run_now(cluster_core& c, const std::vector<std::string_view>& a,
+             std::function<void(out_buffer&&)> done) {
   auto name = lower(a[0]);
   if (!c.ready())
     return done(error_reply(down));
@@ -1412,6 +1615,8 @@ void run_clustered(cluster_core& c, const std::vector<std::string_view>& a,
     return keyspace_wide(c, name, a, std::move(done));
   run_by_keys(c, a, std::move(done));
 }
+
+} // namespace
 
 route classify(const command_registry& reg, const std::vector<std::string_view>& args,
                const session& s) {

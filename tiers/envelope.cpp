@@ -16,14 +16,21 @@ std::string encode_envelope(const envelope& env) {
 }
 
 result<envelope> decode_envelope(std::string_view bytes) {
+  auto v = decode_envelope_view(bytes);
+  if (!v)
+    return v.err();
+  return envelope{v->schema, v->type, std::string(v->payload)};
+}
+
+result<envelope_view> decode_envelope_view(std::string_view bytes) {
   if (bytes.size() > envelope_max_bytes)
     return error{errc::decode_error,
                  "envelope of " + std::to_string(bytes.size()) + " bytes exceeds the limit"};
   try {
     msgpack::unpack_limit lim(4, 0, 0, envelope_max_bytes, 0, 2);
     size_t off = 0;
-    // The payload is referenced, not copied into the zone: it is copied once,
-    // into env.payload, below (the zone holds the array's three objects).
+    // The payload is referenced, not copied into the zone (the zone holds
+    // the array's three objects).
     msgpack::zone zone(256);
     msgpack::object o = msgpack::unpack(zone, bytes.data(), bytes.size(), off,
                                         detail::reference_bytes, nullptr, lim);
@@ -35,7 +42,7 @@ result<envelope> decode_envelope(std::string_view bytes) {
     if (f[0].type != msgpack::type::POSITIVE_INTEGER ||
         f[1].type != msgpack::type::POSITIVE_INTEGER || f[2].type != msgpack::type::BIN)
       return error{errc::decode_error, "envelope fields have the wrong types"};
-    envelope env;
+    envelope_view env;
     if (f[0].via.u64 != envelope_schema_version)
       return error{errc::decode_error,
                    "unsupported schema version " + std::to_string(f[0].via.u64)};
@@ -43,7 +50,7 @@ result<envelope> decode_envelope(std::string_view bytes) {
       return error{errc::decode_error, "message type out of range"};
     env.schema = static_cast<uint32_t>(f[0].via.u64);
     env.type = static_cast<uint32_t>(f[1].via.u64);
-    env.payload.assign(f[2].via.bin.ptr, f[2].via.bin.size);
+    env.payload = std::string_view(f[2].via.bin.ptr, f[2].via.bin.size);
     return env;
   } catch (const std::exception& e) {
     return error{errc::decode_error, e.what()};

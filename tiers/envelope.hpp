@@ -36,6 +36,16 @@ std::string encode_envelope(const envelope& env);
 /// Parses an envelope; checks structure, size and schema version.
 result<envelope> decode_envelope(std::string_view bytes);
 
+/// An envelope whose payload points into the bytes it was decoded from.
+struct envelope_view {
+  uint32_t schema = envelope_schema_version;
+  uint32_t type = 0;
+  std::string_view payload;
+};
+
+/// decode_envelope without the copy of the payload (valid while `bytes` is).
+result<envelope_view> decode_envelope_view(std::string_view bytes);
+
 namespace detail {
 /// A msgpack output stream that appends to a std::string: a message is packed
 /// straight into the bytes that travel, without msgpack::sbuffer's 8 KiB

@@ -695,6 +695,9 @@ struct memory_cache::impl {
       rep.setting_misses = sh.misses[sh.sim_of[sh.period_start]];
       rep.best = setting_of(in_period_best);
       rep.best_misses = sh.misses[sh.sim_of[in_period_best]];
+      rep.all_misses.resize(n_settings);
+      for (size_t i = 0; i < n_settings; ++i)
+        rep.all_misses[i] = sh.misses[sh.sim_of[i]];
     }
     const size_t started = sh.period_start;
     std::fill(sh.misses.begin(), sh.misses.end(), 0);
@@ -1278,6 +1281,13 @@ uint64_t memory_cache::window_capacity() const {
 
 memory_cache::adaptation_stats memory_cache::adaptation() const {
   return impl_->sh.totals;
+}
+
+std::vector<memory_cache::shadow_setting> memory_cache::shadow_grid() {
+  std::vector<shadow_setting> grid(impl::n_settings);
+  for (size_t i = 0; i < grid.size(); ++i)
+    grid[i] = impl::setting_of(i);
+  return grid;
 }
 
 void memory_cache::on_period(std::function<void(const period_report&)> f) {

@@ -33,6 +33,7 @@
 #include <memory>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 namespace kura {
 
@@ -231,7 +232,13 @@ public:
     uint64_t best_misses = 0;    ///< its misses
     bool switched = false;       ///< `next` differs from `setting`
     shadow_setting next;         ///< in use after the decision
+    /// Every grid setting's simulation's misses in the period, in the order
+    /// of shadow_grid() (`setting_misses` and `best_misses` are two of them):
+    /// what an offline replay of other decision rules needs.
+    std::vector<uint64_t> all_misses;
   };
+  /// The settings the shadow adaptation chooses among, in grid order.
+  static std::vector<shadow_setting> shadow_grid();
   /// Calls f after each decision of the shadow adaptation (a diagnostic for
   /// kura-bench-hitratio --periods; empty function: none). Called from inside
   /// a get/put: f must not call back into the cache.

@@ -4,7 +4,7 @@
 //   kura-bench-hitratio --trace FILE [--sizes 0.01,0.1] [--csv] [--bytes]
 //                       [--extra] [--window F] [--returning]
 //                       [--fixed W,M,MAIN,AGING] [--start W,M,MAIN,AGING]
-//                       [--periods FILE]
+//                       [--periods FILE] [--period-misses FILE]
 //                       [--reference ../shared/traces/reference.csv]
 //
 // FILE: one integer key per line, or the cloudPhysicsIO CSV
@@ -39,6 +39,11 @@
 // --fixed spelling, quoted; misses counted on the period's sampled reads, see
 // memory_cache::period_report): where the adaptation paid for choosing, and
 // where for switching (cache_misses above setting_misses).
+// --period-misses FILE: for the `kura` row, one CSV row per decision period
+// with every grid setting's simulated misses (`trace,size,period,` then one
+// column per setting of memory_cache::shadow_grid(), named in the --fixed
+// spelling): replays of other decision rules offline, and which fixed setting
+// the cache trailed where.
 // best_ref is the published policy (Belady excluded) with the lowest miss ratio
 // for this trace and size in reference.csv (`trace,size,policy,miss_ratio`),
 // delta = miss_ratio - best_ref_miss_ratio; lru_miss_ratio is plain LRU's from
@@ -179,9 +184,10 @@ uint32_t size_at(const trace& t, size_t i) {
 
 bool g_returning = false; // --returning
 
-std::FILE* g_periods = nullptr; // --periods
-std::string g_size;             // the size column of the --periods rows
-std::string g_trace;            // the trace column of the --periods rows
+std::FILE* g_periods = nullptr;       // --periods
+std::FILE* g_period_misses = nullptr; // --period-misses
+std::string g_size;                   // the size column of the --periods rows
+std::string g_trace;                  // the trace column of the --periods rows
 
 // --fixed: one setting of the shadow grid, adaptation off.
 struct fixed_setting {
@@ -238,6 +244,14 @@ std::string spell(const kura::memory_cache::shadow_setting& s) {
 }
 
 void write_period(const kura::memory_cache::period_report& r) {
+  if (g_period_misses) {
+    std::fprintf(g_period_misses, "%s,%s,%u", g_trace.c_str(), g_size.c_str(), r.period);
+    for (const uint64_t n : r.all_misses)
+      std::fprintf(g_period_misses, ",%llu", static_cast<unsigned long long>(n));
+    std::fprintf(g_period_misses, "\n");
+  }
+  if (!g_periods)
+    return;
   std::fprintf(g_periods, "%s,%s,%u,%u,%s,%llu,%llu,%s,%llu,%d,%s\n", g_trace.c_str(),
                g_size.c_str(), r.period, r.sampling_shift, spell(r.setting).c_str(),
                static_cast<unsigned long long>(r.cache_misses),
@@ -263,7 +277,7 @@ uint64_t run_kura(const trace& t, uint64_t cap, bool bytes, bool adaptive, doubl
   cfg.window_fraction = window;
   cfg.returning_keys = g_returning;
   kura::memory_cache m(cfg);
-  if (g_periods && adaptive && how == kura::window_adaptation::shadow)
+  if ((g_periods || g_period_misses) && adaptive && how == kura::window_adaptation::shadow)
     m.on_period(write_period);
   uint64_t misses = 0;
   std::string value;
@@ -441,6 +455,7 @@ int main(int argc, char** argv) {
   double window = -1;
   std::optional<fixed_setting> fixed, start;
   std::string periods;
+  std::string period_misses;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto need = [&]() -> std::string {
@@ -468,13 +483,16 @@ int main(int argc, char** argv) {
       start = parse_fixed(need(), "--start");
     else if (a == "--periods")
       periods = need();
+    else if (a == "--period-misses")
+      period_misses = need();
     else if (a == "--reference") {
       reference = need();
       reference_given = true;
     } else
       die("unknown argument " + a +
           " (usage: --trace FILE [--sizes 0.01,0.1] [--csv] [--bytes] [--extra] [--returning]"
-          " [--window F] [--fixed W,M,MAIN,AGING] [--start W,M,MAIN,AGING] [--periods FILE]"
+          " [--window F] [--fixed W,M,MAIN,AGING] [--start W,M,MAIN,AGING] [--periods FILE] "
+          "[--period-misses FILE]"
           " [--reference FILE])");
   }
   if (path.empty())
@@ -502,6 +520,15 @@ int main(int argc, char** argv) {
       die("cannot write " + periods);
     std::fprintf(g_periods, "trace,size,period,sampling_shift,setting,cache_misses,"
                             "setting_misses,best,best_misses,switched,next\n");
+  }
+  if (!period_misses.empty()) {
+    g_period_misses = std::fopen(period_misses.c_str(), "w");
+    if (!g_period_misses)
+      die("cannot write " + period_misses);
+    std::fprintf(g_period_misses, "trace,size,period");
+    for (const auto& s : kura::memory_cache::shadow_grid())
+      std::fprintf(g_period_misses, ",%s", spell(s).c_str());
+    std::fprintf(g_period_misses, "\n");
   }
   std::fprintf(stderr, "%s: %zu requests, %llu distinct keys, %llu distinct bytes\n",
                t.name.c_str(), t.keys.size(), static_cast<unsigned long long>(t.distinct),
@@ -546,5 +573,7 @@ int main(int argc, char** argv) {
   }
   if (g_periods && std::fclose(g_periods) != 0)
     die("cannot write " + periods);
+  if (g_period_misses && std::fclose(g_period_misses) != 0)
+    die("cannot write " + period_misses);
   return 0;
 }

@@ -1,9 +1,9 @@
 // The single-node write path into L3 (spawn_store + the L3 actor): every
 // write's key and value travel to the L3 thread packed in their batch's
-// chunks (actors/messages.hpp, l3_op::packed). Writes of many sizes, keys
-// with any bytes, empty values, values larger than a chunk and overwrites
-// inside one batch must land in LMDB exactly as written (values up to 256
-// bytes are packed, larger ones travel as strings of their own).
+// chunks (actors/messages.hpp, l3_op::packed; values up to 256 bytes, larger
+// ones as strings of their own). Writes of many sizes (empty, small, around
+// 256 bytes, larger than 64 KiB), keys with any bytes and overwrites inside
+// one batch must land in LMDB exactly as written.
 #include "actors/store.hpp"
 #include "test_util.hpp"
 
@@ -34,7 +34,7 @@ std::shared_ptr<l3_lmdb> open_l3(const std::string& dir, const kura::clock& clk)
   return std::shared_ptr<l3_lmdb>(std::move(*l3));
 }
 
-/// Value `i` of generation `gen`: sizes from 0 to past two 64 KiB chunks,
+/// Value `i` of generation `gen`: sizes from 0 to past twice 64 KiB,
 /// bytes that differ by key and generation.
 std::string value_of(int i, int gen) {
   static const size_t sizes[] = {0,   1,    15,   16,    31,    33,    100,   255,   256,
@@ -55,7 +55,7 @@ std::string key_of(int i) {
 
 } // namespace
 
-TEST_CASE("every write reaches L3 with its key, value and expiry (packed batches)") {
+TEST_CASE("every write reaches L3 with its key, value and expiry (one batch, many sizes)") {
   temp_dir d;
   auto& clk = real_clock::instance();
   constexpr int n = 300;
@@ -84,7 +84,9 @@ TEST_CASE("every write reaches L3 with its key, value and expiry (packed batches
   }
   auto l3 = open_l3(d.path, clk);
   const uint64_t now = clk.now_ms();
-  for (const auto& [k, v] : want) {
+  for (const auto& kv : want) { // (no structured binding: clang's C++17 cannot capture one)
+    const std::string& k = kv.first;
+    const std::string& v = kv.second;
     auto r = l3->get(k, now, false);
     REQUIRE(r);
     REQUIRE_MESSAGE(*r, "missing in L3: key of " << k.size() << " bytes");

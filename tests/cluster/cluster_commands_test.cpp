@@ -417,3 +417,65 @@ TEST_CASE("a GET a node answers from its own copy replies as a routed GET does, 
   CHECK(k1.call({"GET", mine}) == std::string("+QUEUED\r\n"));
   CHECK(k1.call({"EXEC"}) == std::string("*1\r\n") + bulk("m2"));
 }
+
+TEST_CASE("a pipelined read answers the writes before it, never a later one of its pipeline") {
+  // `SET k m1`, `GET k`, `SET k m2` in one write: Redis answers m1 for the
+  // GET. On main a node whose read was not answered from its copy at once
+  // answered m2 (an owner or replica gathering after the ring changed: the
+  // read finished after the second SET was applied) or TRYAGAIN (a
+  // non-replica: its floor had risen to m2's version, the replica's m1
+  // vouched for nothing); and `INCR k`, `SET k 5` through a non-owner ran
+  // the SET first (the INCR, forwarded, answered 6). Through the owner, the
+  // replica (also a READONLY connection) and a node with no copy, at once
+  // after the ring formed (n2 and n3 gained slots: their reads gather) and
+  // once it settled.
+  test_cluster c;
+  c.start_ring(3, patient);
+  INFO(c.logs());
+  client k1(c["n1"].port), k2(c["n2"].port), k3(c["n3"].port), ro(c["n2"].port);
+  REQUIRE(ro.call({"READONLY"}) == ok);
+  std::vector<std::pair<std::string, client*>> vias{
+      {"owner", &k1}, {"replica", &k2}, {"readonly replica", &ro}, {"no copy", &k3}};
+  std::vector<std::string> keys; // n2 owns them, n1 replicates them: n3 has no copy
+  for (int i = 0; keys.size() < 6 * vias.size(); ++i) {
+    REQUIRE(i < 5000);
+    auto key = "{order" + std::to_string(i) + "}k";
+    auto own = bulk_array(k1.call({"KURA.OWNERS", key}).value_or(""));
+    if (own.size() == 2 && own[0] == "n2" && own[1] == "n1")
+      keys.push_back(key);
+  }
+  // (keys owned by n2: "owner" is then k2, "replica" k1)
+  std::swap(vias[0].second, vias[1].second);
+  auto round = [&](size_t first) {
+    for (size_t v = 0; v < vias.size(); ++v) {
+      const std::string& name = vias[v].first; // (clang's C++17 cannot capture a binding)
+      client* k = vias[v].second;
+      for (size_t j = 0; j < 3; ++j) {
+        const auto& key = keys[first + v * 3 + j];
+        INFO(name << " " << key);
+        std::string batch;
+        for (const auto& cmd : std::vector<std::vector<std::string>>{{"SET", key, "m1"},
+                                                                     {"GET", key},
+                                                                     {"SET", key, "m2"},
+                                                                     {"GET", key},
+                                                                     {"SET", key, "10"},
+                                                                     {"INCR", key},
+                                                                     {"SET", key, "5"},
+                                                                     {"GET", key}})
+          batch += client::multibulk(cmd);
+        REQUIRE(k->send(batch));
+        for (const auto& want :
+             {ok, bulk("m1"), ok, bulk("m2"), ok, std::string(":11\r\n"), ok, bulk("5")}) {
+          auto got = k->reply(30000);
+          CHECK_MESSAGE(got == want, "want " << want << " got " << got.value_or("(no reply)"));
+        }
+      }
+    }
+  };
+  round(0);
+  // settled: every node serves a key it holds no copy of
+  for (int i = 0; i < 100 && k3.call({"GET", keys[0]}) != bulk("5"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::this_thread::sleep_for(std::chrono::milliseconds(slow_ms(3000)));
+  round(3 * vias.size());
+}

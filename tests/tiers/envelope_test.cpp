@@ -80,3 +80,16 @@ TEST_CASE("an array header claiming more elements than bytes is refused up front
   REQUIRE(back.ok());
   CHECK(*back == ok);
 }
+
+TEST_CASE("decode_envelope_view reads what decode_envelope reads, the payload in place") {
+  std::string payload(2000, 'p');
+  auto bytes = encode_envelope(envelope{envelope_schema_version, 42, payload});
+  auto v = decode_envelope_view(bytes);
+  REQUIRE(v);
+  CHECK(v->type == 42);
+  CHECK(v->payload == payload);
+  CHECK(v->payload.data() >= bytes.data());
+  CHECK(v->payload.data() + v->payload.size() <= bytes.data() + bytes.size());
+  CHECK(decode_envelope_view("").code() == errc::decode_error);
+  CHECK(decode_envelope_view(bytes + "x").code() == errc::decode_error);
+}

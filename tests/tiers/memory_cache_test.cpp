@@ -1143,9 +1143,30 @@ TEST_CASE("memory_cache: on_period reports each decision of the shadow adaptatio
   CHECK(reports[0].setting.margin == 0);
   CHECK(reports[0].setting.main == main_region_policy::slru_promote_reused);
   CHECK(reports[0].setting.aging == 10);
+  // Every setting's misses come with the report, in the grid's order: the
+  // setting in use's and the best's among them, and the best the least.
+  const std::vector<memory_cache::shadow_setting> grid = memory_cache::shadow_grid();
+  CHECK(grid.size() == 126);
+  for (size_t i = 0; i < grid.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      CHECK_FALSE(same(grid[i], grid[j]));
+  auto index_of = [&](const memory_cache::shadow_setting& s) {
+    for (size_t i = 0; i < grid.size(); ++i)
+      if (same(grid[i], s))
+        return i;
+    return grid.size();
+  };
   uint64_t reported = 0, switches = 0;
   for (size_t i = 0; i < reports.size(); ++i) {
     const memory_cache::period_report& r = reports[i];
+    REQUIRE(r.all_misses.size() == grid.size());
+    REQUIRE(index_of(r.setting) < grid.size());
+    REQUIRE(index_of(r.best) < grid.size());
+    CHECK(r.all_misses[index_of(r.setting)] == r.setting_misses);
+    CHECK(r.all_misses[index_of(r.best)] == r.best_misses);
+    CHECK(*std::min_element(r.all_misses.begin(), r.all_misses.end()) == r.best_misses);
+    // Plain LRU (a whole-capacity window) on a loop larger than the cache.
+    CHECK(r.all_misses[index_of({1.0, 0, main_region_policy::slru_promote_reused, 10})] == 100);
     CHECK(r.period == i + 1);
     CHECK(r.sampling_shift == 0);
     CHECK(r.best_misses <= r.setting_misses);
