@@ -107,8 +107,9 @@ struct l3_op {
   /// the key is the packed_key bytes at packed_off of the batch's chunk
   /// packed_chunk (l3_batch::chunks) and the value the packed_value bytes
   /// after it. The serving thread copies them there (no allocation per
-  /// write); the L3 thread makes the strings (actors/store.cpp). Not part
-  /// of the encoding: local batches only.
+  /// write); the L3 thread's LMDB batch reads them there (l3_lmdb::put_view,
+  /// which keeps the chunks until it commits). Not part of the encoding:
+  /// local batches only.
   bool packed = false;
   uint32_t packed_chunk = 0;
   uint32_t packed_off = 0;

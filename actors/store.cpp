@@ -108,20 +108,18 @@ constexpr size_t packed_chunk_bytes = 64 * 1024;
 /// strings of their own.
 constexpr size_t packed_value_max = 256;
 
-/// A packed op's key and value as strings (l3_op::packed); false when the
-/// op points outside the batch's chunks.
-bool unpack(const l3_batch& b, l3_op& op) {
-  if (!op.packed)
-    return true;
-  op.packed = false;
+/// A packed op's key and value (l3_op::packed): views into the batch's
+/// chunks; false when the op points outside them.
+bool packed_views(const l3_batch& b, const l3_op& op, std::string_view& key,
+                  std::string_view& value) {
   if (op.packed_chunk >= b.chunks.size())
     return false;
   const auto& c = b.chunks[op.packed_chunk];
   const size_t n = static_cast<size_t>(op.packed_key) + op.packed_value;
   if (op.packed_off > c.size() || n > c.size() - op.packed_off)
     return false;
-  op.e.key.assign(c.data() + op.packed_off, op.packed_key);
-  op.e.value.assign(c.data() + op.packed_off + op.packed_key, op.packed_value);
+  key = std::string_view{c.data() + op.packed_off, op.packed_key};
+  value = std::string_view{c.data() + op.packed_off + op.packed_key, op.packed_value};
   return true;
 }
 
@@ -142,9 +140,9 @@ void store_core::write(const entry& e) {
     return;
   }
   // A small value: the key and value go into the batch's chunks, one copy
-  // and no allocation per write on this thread (the L3 thread makes the
-  // strings: its small allocations cost it no more than its frees of this
-  // thread's strings did).
+  // and no allocation per write on this thread; the L3 thread's LMDB batch
+  // reads them in place (l3_lmdb::put_view) and keeps the chunks until it
+  // commits.
   const size_t need = e.key.size() + e.value.size();
   auto& chunks = pending_.chunks;
   if (chunks.empty() || chunks.back().capacity() - chunks.back().size() < need) {
@@ -587,12 +585,26 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
           try {
             switch (op.kind) {
             case l3_op::put: {
-              if (!unpack(b, op)) {
-                s.note(status{errc::invalid_argument, "write-behind put outside its batch"});
+              kura::version ver{op.e.hlc, op.e.node};
+              if (op.packed) {
+                // LMDB's batch reads the key and value where they are (the
+                // chunks go to it below): no strings made on this thread
+                std::string_view key, value;
+                if (!packed_views(b, op, key, value)) {
+                  s.note(status{errc::invalid_argument, "write-behind put outside its batch"});
+                  break;
+                }
+                entry meta;
+                meta.expiry_ms = op.e.expiry_ms;
+                meta.ver = ver;
+                meta.flags = op.e.flags;
+                auto st2 = s.db->put_view(meta, key, value, now);
+                s.note(st2);
+                if (s.below && st2.ok())
+                  s.below->written(key, ver);
                 break;
               }
               std::string key = s.below ? op.e.key : std::string{};
-              kura::version ver{op.e.hlc, op.e.node};
               if (op.shared_value) { // a large value: its one copy off the serving thread
                 op.e.value.assign(op.shared_value.view());
                 op.shared_value.reset();
@@ -623,6 +635,8 @@ caf::behavior l3_actor(caf::stateful_actor<l3_state>* self, std::shared_ptr<l3_l
             s.note(status{errc::io_error, e.what()});
           }
         }
+        // the packed ops still pending in LMDB's batch read these
+        s.db->keep_buffers(std::move(b.chunks));
         s.applied += b.ops.size();
         s.applied_batch = std::max(s.applied_batch, b.seq);
         s.db->set_log_mark(s.applied_batch); // committed with the batch's ops
