@@ -949,6 +949,60 @@ struct l3_lmdb::impl {
     return std::optional<entry>{std::move(*e)};
   }
 
+  /// The version of `key`'s record as get_versioned() sees it (the pending
+  /// batch first), without copying the record: nullopt when there is none,
+  /// errc::corrupt where get_versioned() fails to decode it. An encrypted
+  /// store reads the whole record (its seal is checked only by opening it).
+  result<std::optional<version>> held_version_of(std::string_view key) {
+    if (!pending.empty()) {
+      auto it = pending.find(std::string{key});
+      if (it != pending.end()) {
+        if (it->second.del)
+          return std::optional<version>{};
+        return std::optional<version>{it->second.e.ver};
+      }
+    }
+    if (sp() != nullptr) {
+      auto r = read_committed(key);
+      if (!r)
+        return r.err();
+      return *r ? std::optional<version>{(*r)->ver} : std::optional<version>{};
+    }
+    auto t = begin_read();
+    if (!t)
+      return t.err();
+    auto r = version_in(*t, key);
+    end_read();
+    return r;
+  }
+
+  /// read_in()'s version of a plaintext store's record, checked as
+  /// decode_record() checks it (header, checksum, key), with no copy.
+  result<std::optional<version>> version_in(MDB_txn* t, std::string_view key) const {
+    std::string own;
+    std::string_view lkey = key;
+    if (fmt::is_long_key(key)) {
+      own = fmt::lmdb_key(key, nullptr);
+      lkey = own;
+    }
+    MDB_val k = as_val(lkey), v;
+    int rc = mdb_get(t, main, &k, &v);
+    if (rc == MDB_NOTFOUND)
+      return std::optional<version>{};
+    if (rc != 0)
+      return lmdb_error(rc, "L3 read failed in " + cfg.path);
+    const std::string_view rec = as_view(v);
+    fmt::header h;
+    bool ok = fmt::decode_header(rec, h).ok() && fmt::checksum_ok(lkey, rec, h);
+    result<std::string_view> full = ok ? fmt::record_key(lkey, rec, h) : std::string_view{};
+    if (!ok || !full) // (a sealed record in a plaintext store too: record_key refuses it)
+      return error{errc::corrupt, "L3 record of " + std::to_string(rec.size()) +
+                                      " bytes does not decode (in " + cfg.path + ")"};
+    if (*full != key) // 128-bit fingerprint collision of two long keys
+      return std::optional<version>{};
+    return std::optional<version>{version{h.hlc, h.node}};
+  }
+
   /// `e` as the tombstone (version floor) it leaves when it expires or is
   /// deleted: same key and version, no value, no expiry.
   static entry as_tombstone(entry e) {
@@ -1795,22 +1849,23 @@ result<std::optional<entry>> l3_lmdb::get_committed_concurrent(std::string_view 
 }
 
 result<std::optional<version>> l3_lmdb::held_version(std::string_view key) {
-  auto r = get_versioned(key);
-  if (!r)
-    return r.err();
-  return *r ? std::optional<version>{(*r)->ver} : std::optional<version>{};
+  auto& m = *impl_;
+  if (key.size() > m.cfg.lim.max_key_bytes)
+    return std::optional<version>{};
+  return m.held_version_of(key);
 }
 
 result<bool> l3_lmdb::apply(entry e, uint64_t now_ms) {
   auto& m = *impl_;
   if (auto s = m.cfg.lim.check(e); !s)
     return s.err();
-  auto cur = get_versioned(e.key);
+  // only the held version: no copy of the record read back
+  auto cur = m.held_version_of(e.key);
   if (!cur) {
     // An unreadable (corrupt) record holds no version worth keeping.
     if (cur.err().code != errc::corrupt)
       return cur.err();
-  } else if (*cur && !((*cur)->ver < e.ver)) {
+  } else if (*cur && !(**cur < e.ver)) {
     return false;
   }
   if (e.is_tombstone())
