@@ -105,8 +105,11 @@ namespace {
 /// mmap threshold (128 KiB), so a chunk is heap memory, not a mapping.
 constexpr size_t packed_chunk_bytes = 64 * 1024;
 /// Values up to this size are packed (l3_op::packed); larger ones travel as
-/// strings of their own.
-constexpr size_t packed_value_max = 256;
+/// strings of their own. 4 KiB: at -d 1024 packing cut the serving thread's
+/// instructions per SET by 11 % and the L3 thread's by 1.4 % against the
+/// 256-byte bound, once the L3 thread read the chunks in place
+/// (bench/RESULTS.md persist25); a chunk's unused tail stays under 1/16.
+constexpr size_t packed_value_max = 4096;
 
 /// A packed op's key and value (l3_op::packed): views into the batch's
 /// chunks; false when the op points outside them.
@@ -130,9 +133,7 @@ void store_core::write(const entry& e) {
     wal_->append_put(e, batch_seq_ + 1); // the batch that will carry it
   queued_bytes_ += e.key.size() + e.value.size();
   if (e.value.size() > packed_value_max) {
-    // the op takes copies: on the L3 thread, whose own malloc of a value
-    // this size cost more than the free of this thread's (callgrind, 1 KiB
-    // values: +1,800 instructions per SET there, bench/RESULTS.md persist24)
+    // the op takes copies of a value this large (its own string)
     pending_.ops.emplace_back(l3_op::put, wire_entry::from(e));
     note_op();
     if (pending_.ops.size() >= cfg_.max_batch_ops)
