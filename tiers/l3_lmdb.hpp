@@ -158,7 +158,10 @@ public:
   status put_view(const entry& meta, std::string_view key, std::string_view value, uint64_t now_ms);
   /// Keeps `bufs` (the memory put_view's views point into) until the pending
   /// batch is next empty (a commit or clear()); dropped at once when it is
-  /// empty already. The strings must not be changed once handed over.
+  /// empty already. The strings must not be changed once handed over, and
+  /// their bytes must be on the heap (a string is moved here: a short one
+  /// held inside the string object itself would move; the store's 64 KiB
+  /// chunks never are).
   void keep_buffers(std::vector<std::string>&& bufs);
   result<bool> erase(std::string_view key) override;
   size_t sweep_expired(uint64_t now_ms, size_t budget) override;
