@@ -253,7 +253,12 @@ status keyspace::write_arg(std::string_view key, std::string_view value, uint64_
                            uint8_t flags) {
   auto at = reinterpret_cast<uintptr_t>(value.data());
   auto in = input_ ? reinterpret_cast<uintptr_t>(input_->data()) : 0;
-  if (!input_ || !large(value.size()) || at < in || at + value.size() > in + input_->size())
+  if (!large(value.size())) { // copied into memory and the write-behind batch
+    if (auto st = admit(key, value.size()); !st.ok())
+      return st;
+    return write_entry(key, value, nullptr, {}, expiry_ms, flags);
+  }
+  if (!input_ || at < in || at + value.size() > in + input_->size())
     return write(key, std::string{value}, expiry_ms, flags);
   if (auto st = admit(key, value.size()); !st.ok())
     return st;
@@ -262,7 +267,8 @@ status keyspace::write_arg(std::string_view key, std::string_view value, uint64_
   taken_input_ = std::make_shared<const std::string>(std::move(*input_));
   *input_ = std::string{};
   input_ = nullptr;
-  return write_entry(key, nullptr, shared_bytes{taken_input_, off, value.size()}, expiry_ms, flags);
+  return write_entry(key, {}, nullptr, shared_bytes{taken_input_, off, value.size()}, expiry_ms,
+                     flags);
 }
 
 status keyspace::admit(std::string_view key, size_t value_bytes) const {
@@ -282,14 +288,14 @@ status keyspace::write(std::string_view key, std::string value, uint64_t expiry_
   if (auto st = admit(key, value.size()); !st.ok())
     return st;
   if (large(value.size()))
-    return write_entry(key, nullptr, std::make_shared<const std::string>(std::move(value)),
+    return write_entry(key, {}, nullptr, std::make_shared<const std::string>(std::move(value)),
                        expiry_ms, flags);
-  return write_entry(key, &value, {}, expiry_ms, flags);
+  return write_entry(key, value, &value, {}, expiry_ms, flags);
 }
 
-status keyspace::write_entry(std::string_view key, std::string* small, shared_bytes big,
-                             uint64_t expiry_ms, uint8_t flags) {
-  const size_t value_bytes = small ? small->size() : big.size();
+status keyspace::write_entry(std::string_view key, std::string_view small, std::string* owned,
+                             shared_bytes big, uint64_t expiry_ms, uint8_t flags) {
+  const size_t value_bytes = big ? big.size() : small.size();
   auto now = now_ms();
   touch(key);
   // the predictor learns from the asked TTL; the retention and sensitive-key
@@ -311,15 +317,18 @@ status keyspace::write_entry(std::string_view key, std::string* small, shared_by
                    : expiry_ms > now ? expiry_ms - now
                                      : 0,
                    value_bytes);
-  entry e;
+  // the entry memory and the write-behind batch copy from: reused, so a
+  // write allocates nothing here
+  entry& e = scratch_;
   e.key.assign(key.data(), key.size());
+  e.value.clear();
   e.expiry_ms = expiry_ms;
   e.ver = next_version(now);
   e.flags = flags & entry_flags::hash;
   auto& sh = shard_for(key);
   if (!large_.empty())
     forget_large(key);
-  if (!small) {
+  if (big) {
     // A large value: one buffer (moved, not copied) that the write-ahead log
     // and the L3 batch share by reference; memory drops any older copy and
     // serves this one from the buffer until L3 has applied it.
@@ -336,7 +345,10 @@ status keyspace::write_entry(std::string_view key, std::string* small, shared_by
     large_.emplace(std::move(e.key), std::move(lv));
     return status{};
   }
-  e.value = std::move(*small);
+  if (owned)
+    e.value = std::move(*owned);
+  else
+    e.value.assign(small.data(), small.size());
   // A key memory holds is in the presence filter already (it was written
   // or promoted from L3 or L4, and a clear() empties both): setting its
   // bits again cost ~10% of the serving thread's time on SET -P 16, a
@@ -356,12 +368,11 @@ status keyspace::write_entry(std::string_view key, std::string* small, shared_by
     ++tier_l3_only_;
   else if (st = sh.store(e, now); !st.ok())
     (void)sh.erase(key); // never leave an older value behind in memory
-  if (!l3_)
-    return st;
-  // memory copied the value into its slab: the write-behind op takes the
-  // entry's strings instead of a third copy
-  l3_->write_owned(std::move(e));
-  return status{};
+  if (l3_)
+    l3_->write(e);
+  if (e.value.capacity() > scratch_max_bytes) // a big value's buffer is not kept
+    std::string().swap(e.value);
+  return l3_ ? status{} : st;
 }
 
 bool keyspace::erase(std::string_view key) {

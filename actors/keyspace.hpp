@@ -47,9 +47,6 @@ class l3_port {
 public:
   virtual ~l3_port() = default;
   virtual void write(const entry& e) = 0;
-  /// write() of an entry the caller gives up (its strings may be moved
-  /// from); the default calls write().
-  virtual void write_owned(entry&& e) { write(e); }
   /// A put whose value is shared instead of copied (`meta.value` is empty):
   /// the port keeps `value` alive as long as it needs it. Returns the
   /// write-behind batch that carries it (see keyspace::release_large). The
@@ -363,10 +360,15 @@ private:
   void forget_large(std::string_view key);
   /// A value of this size goes by reference (write_large), not into memory.
   bool large(size_t value_bytes) const noexcept;
-  /// write's and write_arg's work: `small` goes into memory, or else the
-  /// large value `big` is held by reference.
-  status write_entry(std::string_view key, std::string* small, shared_bytes big, uint64_t expiry_ms,
-                     uint8_t flags);
+  /// write's and write_arg's work: the value `small` (moved from `owned`
+  /// when not null, which then holds it) goes into memory, or else (`big`
+  /// set) the large value `big` is held by reference.
+  status write_entry(std::string_view key, std::string_view small, std::string* owned,
+                     shared_bytes big, uint64_t expiry_ms, uint8_t flags);
+  /// write_entry's entry, reused (its strings keep their buffers); a value
+  /// buffer above scratch_max_bytes is let go after the write.
+  entry scratch_;
+  static constexpr size_t scratch_max_bytes = 64 * 1024;
   std::string* input_ = nullptr;
   std::shared_ptr<const std::string> taken_input_;
   const entry* overlay_entry(std::string_view key, uint64_t now) const;

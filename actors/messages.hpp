@@ -103,6 +103,18 @@ struct l3_op {
   /// serving thread copies a 64 MiB SET once). Not part of the encoding: an
   /// op that leaves the node carries its value in e.value.
   shared_bytes shared_value;
+  /// A put inside one node with `packed` set: e.key and e.value are empty;
+  /// the key is the packed_key bytes at packed_off of the batch's chunk
+  /// packed_chunk (l3_batch::chunks) and the value the packed_value bytes
+  /// after it. The serving thread copies them there (no allocation per
+  /// write); the L3 thread's LMDB batch reads them there (l3_lmdb::put_view,
+  /// which keeps the chunks until it commits). Not part of the encoding:
+  /// local batches only.
+  bool packed = false;
+  uint32_t packed_chunk = 0;
+  uint32_t packed_off = 0;
+  uint32_t packed_key = 0;
+  uint32_t packed_value = 0;
   MSGPACK_DEFINE(kind, e);
 };
 
@@ -111,6 +123,9 @@ struct l3_op {
 struct l3_batch {
   uint64_t seq = 0;
   std::vector<l3_op> ops;
+  /// The bytes of the packed ops (l3_op::packed), in chunks that never move
+  /// once written. Local only, like l3_op::packed.
+  std::vector<std::string> chunks = {};
   MSGPACK_DEFINE(seq, ops);
 };
 

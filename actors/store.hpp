@@ -190,9 +190,8 @@ public:
   bool has_l3() const noexcept { return with_l3_; }
 
   // -- l3_port ---------------------------------------------------------------------
+  /// Copies the key and value into the pending batch's chunks (l3_op::packed).
   void write(const entry& e) override;
-  /// The l3_op takes the entry's key and value: no copy on this thread.
-  void write_owned(entry&& e) override;
   uint64_t write_shared(const entry& meta, shared_bytes value) override;
   void erase(std::string_view key) override;
   void clear() override;

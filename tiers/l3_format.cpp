@@ -57,7 +57,12 @@ uint64_t record_checksum(std::string_view lkey, std::string_view rec) {
 
 void encode_record(const entry& e, std::string_view lkey, uint64_t seq, char* out,
                    const sealing* s) {
-  bool long_key = s == nullptr && is_long_key(e.key);
+  encode_record(e, e.key, e.value, lkey, seq, out, s);
+}
+
+void encode_record(const entry& e, std::string_view key, std::string_view value,
+                   std::string_view lkey, uint64_t seq, char* out, const sealing* s) {
+  bool long_key = s == nullptr && is_long_key(key);
   out[0] = static_cast<char>(record_format);
   out[1] = static_cast<char>(e.flags);
   out[2] = static_cast<char>(s != nullptr ? rflag_sealed : long_key ? rflag_long_key : 0);
@@ -67,21 +72,22 @@ void encode_record(const entry& e, std::string_view lkey, uint64_t seq, char* ou
   put_le(out + 16, e.expiry_ms, 8);
   put_le(out + 24, seq, 8);
   char* p = out + header_size;
+  const size_t size = record_size(key.size(), value.size(), s != nullptr);
   if (s != nullptr) {
     char klen[4];
-    put_le(klen, e.key.size(), 4);
-    s->kr->seal(sealed_aad(lkey, out), {std::string_view{klen, 4}, e.key, e.value}, p);
-    put_le(out + 32, record_checksum(lkey, {out, record_size(e, s)}), 8);
+    put_le(klen, key.size(), 4);
+    s->kr->seal(sealed_aad(lkey, out), {std::string_view{klen, 4}, key, value}, p);
+    put_le(out + 32, record_checksum(lkey, {out, size}), 8);
     return;
   }
   if (long_key) {
-    put_le(p, e.key.size(), 4);
-    std::memcpy(p + 4, e.key.data(), e.key.size());
-    p += 4 + e.key.size();
+    put_le(p, key.size(), 4);
+    std::memcpy(p + 4, key.data(), key.size());
+    p += 4 + key.size();
   }
-  if (!e.value.empty())
-    std::memcpy(p, e.value.data(), e.value.size());
-  put_le(out + 32, record_checksum(lkey, {out, record_size(e)}), 8);
+  if (!value.empty())
+    std::memcpy(p, value.data(), value.size());
+  put_le(out + 32, record_checksum(lkey, {out, size}), 8);
 }
 
 status decode_header(std::string_view rec, header& h) {

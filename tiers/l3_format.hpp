@@ -143,6 +143,10 @@ size_t record_size(size_t key_bytes, size_t value_bytes, bool sealed);
 /// when `s` is given.
 void encode_record(const entry& e, std::string_view lkey, uint64_t seq, char* out,
                    const sealing* s = nullptr);
+/// encode_record of an entry whose key and value are `key` and `value` (the
+/// ones of `meta` are not read): record_size(key.size(), value.size(), s).
+void encode_record(const entry& meta, std::string_view key, std::string_view value,
+                   std::string_view lkey, uint64_t seq, char* out, const sealing* s = nullptr);
 /// Parses and checks the header of a record (not its checksum).
 status decode_header(std::string_view rec, header& h);
 /// The checksum of a record stored under `lkey`: hash64 over the header's

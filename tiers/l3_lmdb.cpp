@@ -163,8 +163,34 @@ struct txn_guard {
 struct l3_lmdb::impl {
   struct op {
     bool del = false;
+    /// A put_view: the key and value are vkey and vvalue (bytes the batch
+    /// does not own: `bufs` or put_view's caller keep them), e.key and
+    /// e.value are empty.
+    bool viewed = false;
     uint64_t order = 0; // when it was written: commits keep write order
     entry e;            // for puts; e.key is also set for deletes
+    std::string_view vkey, vvalue;
+    std::string_view key() const { return viewed ? vkey : std::string_view{e.key}; }
+    std::string_view value() const { return viewed ? vvalue : std::string_view{e.value}; }
+    size_t payload() const { return key().size() + value().size(); }
+    /// The entry with its key and value (a copy).
+    entry full() const {
+      entry c = e;
+      if (viewed) {
+        c.key.assign(vkey);
+        c.value.assign(vvalue);
+      }
+      return c;
+    }
+    /// e takes its own copies of the key and value (before e is changed).
+    void own() {
+      if (!viewed)
+        return;
+      e.key.assign(vkey);
+      e.value.assign(vvalue);
+      viewed = false;
+      vkey = vvalue = {};
+    }
     /// stats(): whether the key had a committed record, as seen at commit
     /// number known_at - 1 (0 = not looked up); valid until the next write
     /// transaction, so each pending key costs one lookup per commit window,
@@ -193,6 +219,9 @@ struct l3_lmdb::impl {
   uint64_t log_mark = 0;  // write-ahead log batch applied (kura.meta wal_batch)
 
   std::unordered_map<std::string, op> pending;
+  /// The bytes of the pending put_view ops (keep_buffers), kept until the
+  /// batch is next empty.
+  std::vector<std::string> bufs;
   std::unordered_set<std::string> touched; // read since the last commit
   static constexpr size_t touch_max_record = 64 * 1024;
   uint64_t pending_bytes = 0;
@@ -230,6 +259,7 @@ struct l3_lmdb::impl {
   void pending_changed() const noexcept { delta_ok = false; }
   /// The pending batch was emptied.
   void forget_pending() {
+    bufs.clear();
     unchecked.clear();
     live_delta = 0;
     delta_ok = false;
@@ -390,7 +420,7 @@ struct l3_lmdb::impl {
   /// overwritten value to find an expiry that is not there would cost as
   /// much as writing it). A record whose header does not decode is replaced
   /// or removed like any other (a stale index entry it had is skipped later).
-  status apply_one(MDB_txn* txn, MDB_cursor* cur, const std::string& lkey, const op& o,
+  status apply_one(MDB_txn* txn, MDB_cursor* cur, std::string_view lkey, const op& o,
                    uint64_t stamp, int64_t& net) {
     MDB_val k = as_val(lkey), v;
     int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
@@ -422,13 +452,14 @@ struct l3_lmdb::impl {
     } else if (o.del) {
       return {};
     }
-    const entry& e = o.e;
-    size_t rsz = fmt::record_size(e, sp());
+    const entry& e = o.e; // its key and value: o.key(), o.value() (a put_view reads in place)
+    const std::string_view key = o.key(), value = o.value();
+    size_t rsz = fmt::record_size(key.size(), value.size(), sp() != nullptr);
     MDB_val nk = as_val(lkey), nv{rsz, nullptr};
     rc = mdb_cursor_put(cur, &nk, &nv, MDB_RESERVE | (found ? unsigned{MDB_CURRENT} : 0u));
     if (rc != 0)
       return lmdb_error(rc, "L3 cannot write a record of " + std::to_string(rsz) + " bytes");
-    fmt::encode_record(e, lkey, stamp, static_cast<char*>(nv.mv_data), sp());
+    fmt::encode_record(e, key, value, lkey, stamp, static_cast<char*>(nv.mv_data), sp());
     if (e.expiry_ms != 0 && !e.is_tombstone()) {
       std::string ek = fmt::exp_key(e.expiry_ms, stamp);
       MDB_val ekv = as_val(ek), lv = as_val(lkey);
@@ -659,15 +690,27 @@ struct l3_lmdb::impl {
     // numbered in write order first; the records are then applied in LMDB
     // key order, where neighbouring updates share B-tree pages (fewer pages
     // touched and copied per commit than in random order).
+    // lkey: the batch's key itself where it is the LMDB key (plaintext,
+    // short), else `own` (built in place: the vector never grows, so views
+    // of an item's own bytes stay valid)
     struct item {
-      std::string lkey;
-      const op* o;
-      uint64_t s;
+      std::string_view lkey;
+      std::string own;
+      const op* o = nullptr;
+      uint64_t s = 0;
     };
     std::vector<item> items;
     items.reserve(pending.size());
-    for (auto& kv : pending)
-      items.push_back(item{fmt::lmdb_key(kv.second.e.key, sp()), &kv.second, 0});
+    for (auto& kv : pending) {
+      auto& it = items.emplace_back();
+      it.o = &kv.second;
+      if (sp() == nullptr && !fmt::is_long_key(kv.first)) {
+        it.lkey = kv.first;
+      } else {
+        it.own = fmt::lmdb_key(kv.first, sp());
+        it.lkey = it.own;
+      }
+    }
     // Both sorts move small records, not the items (a string each), and the
     // key order compares integers first: sorting the items was ~30 % of the
     // L3 thread's instructions per SET (-P 16 -d 32).
@@ -906,6 +949,60 @@ struct l3_lmdb::impl {
     return std::optional<entry>{std::move(*e)};
   }
 
+  /// The version of `key`'s record as get_versioned() sees it (the pending
+  /// batch first), without copying the record: nullopt when there is none,
+  /// errc::corrupt where get_versioned() fails to decode it. An encrypted
+  /// store reads the whole record (its seal is checked only by opening it).
+  result<std::optional<version>> held_version_of(std::string_view key) {
+    if (!pending.empty()) {
+      auto it = pending.find(std::string{key});
+      if (it != pending.end()) {
+        if (it->second.del)
+          return std::optional<version>{};
+        return std::optional<version>{it->second.e.ver};
+      }
+    }
+    if (sp() != nullptr) {
+      auto r = read_committed(key);
+      if (!r)
+        return r.err();
+      return *r ? std::optional<version>{(*r)->ver} : std::optional<version>{};
+    }
+    auto t = begin_read();
+    if (!t)
+      return t.err();
+    auto r = version_in(*t, key);
+    end_read();
+    return r;
+  }
+
+  /// read_in()'s version of a plaintext store's record, checked as
+  /// decode_record() checks it (header, checksum, key), with no copy.
+  result<std::optional<version>> version_in(MDB_txn* t, std::string_view key) const {
+    std::string own;
+    std::string_view lkey = key;
+    if (fmt::is_long_key(key)) {
+      own = fmt::lmdb_key(key, nullptr);
+      lkey = own;
+    }
+    MDB_val k = as_val(lkey), v;
+    int rc = mdb_get(t, main, &k, &v);
+    if (rc == MDB_NOTFOUND)
+      return std::optional<version>{};
+    if (rc != 0)
+      return lmdb_error(rc, "L3 read failed in " + cfg.path);
+    const std::string_view rec = as_view(v);
+    fmt::header h;
+    bool ok = fmt::decode_header(rec, h).ok() && fmt::checksum_ok(lkey, rec, h);
+    result<std::string_view> full = ok ? fmt::record_key(lkey, rec, h) : std::string_view{};
+    if (!ok || !full) // (a sealed record in a plaintext store too: record_key refuses it)
+      return error{errc::corrupt, "L3 record of " + std::to_string(rec.size()) +
+                                      " bytes does not decode (in " + cfg.path + ")"};
+    if (*full != key) // 128-bit fingerprint collision of two long keys
+      return std::optional<version>{};
+    return std::optional<version>{version{h.hlc, h.node}};
+  }
+
   /// `e` as the tombstone (version floor) it leaves when it expires or is
   /// deleted: same key and version, no value, no expiry.
   static entry as_tombstone(entry e) {
@@ -920,6 +1017,7 @@ struct l3_lmdb::impl {
   /// tombstone of its version. stats()'s live_delta follows when it counted
   /// `o` already (looked up in this commit window), as add_pending does.
   void expire_pending(op& o) {
+    o.own();
     const bool known = o.known_at != 0 && o.known_at == n_commits + 1;
     if (known)
       live_delta -= live_change(o);
@@ -944,13 +1042,13 @@ struct l3_lmdb::impl {
     if (pending.empty())
       batch_start_ms = now_ms;
     o.order = ++op_counter;
-    pending_bytes += o.e.key.size() + o.e.value.size();
+    pending_bytes += o.payload();
     if (!o.del && o.e.expiry_ms != 0)
       pending_expiring = true;
-    auto [it, inserted] = pending.try_emplace(o.e.key);
+    auto [it, inserted] = pending.try_emplace(std::string{o.key()});
     bool known = false;
     if (!inserted) {
-      pending_bytes -= it->second.e.key.size() + it->second.e.value.size();
+      pending_bytes -= it->second.payload();
       o.known_at = it->second.known_at; // the same key: the same committed state
       o.known_committed = it->second.known_committed;
       known = o.known_at != 0 && o.known_at == n_commits + 1;
@@ -979,6 +1077,35 @@ struct l3_lmdb::impl {
     rc = mdb_cursor_open(g.txn, main, &c);
     if (rc != 0)
       return lmdb_error(rc, "L3 cannot open a cursor in " + cfg.path);
+    return {};
+  }
+
+  /// put() and put_view() once checked: adds `o` to the batch and commits
+  /// when the batch is full; on a failed commit `o` is taken back (the op it
+  /// replaced restored) and the error returned.
+  status put_op(l3_lmdb& self, op o, uint64_t now_ms) {
+    // Keep what this put replaces (moved, not copied), so that a failed
+    // commit can take it back.
+    std::optional<op> prev;
+    uint64_t prev_start = batch_start_ms;
+    auto slot = add_pending(std::move(o), now_ms, &prev);
+    if (batch_full()) {
+      std::string key = slot->first; // the commit clears the batch on success
+      if (auto s = commit(self); !s) {
+        auto it = pending.find(key);
+        pending_bytes -= it->second.payload();
+        if (prev) {
+          pending_bytes += prev->payload();
+          it->second = std::move(*prev);
+        } else {
+          pending.erase(it);
+        }
+        pending_changed();
+        batch_start_ms = prev_start;
+        return s;
+      }
+    }
+    ++st.puts;
     return {};
   }
 
@@ -1333,7 +1460,7 @@ result<std::optional<entry>> l3_lmdb::get(std::string_view key, uint64_t now_ms,
         return std::optional<entry>{};
       }
       ++m.st.hits;
-      return std::optional<entry>{o.e};
+      return std::optional<entry>{o.full()};
     }
   }
   auto r = m.read_committed(key);
@@ -1368,31 +1495,35 @@ status l3_lmdb::put(entry e, uint64_t now_ms) {
     return s;
   if (auto s = m.fit().check(e.key, e.value.size(), e.expiry_ms != 0); !s)
     return s;
-  // Keep what this put replaces (moved, not copied), so that a failed
-  // commit can take it back.
-  std::optional<impl::op> prev;
-  uint64_t prev_start = m.batch_start_ms;
   impl::op o;
   o.e = std::move(e);
-  auto slot = m.add_pending(std::move(o), now_ms, &prev);
-  if (m.batch_full()) {
-    std::string key = slot->first; // the commit clears the batch on success
-    if (auto s = m.commit(*this); !s) {
-      auto it = m.pending.find(key);
-      m.pending_bytes -= it->second.e.key.size() + it->second.e.value.size();
-      if (prev) {
-        m.pending_bytes += prev->e.key.size() + prev->e.value.size();
-        it->second = std::move(*prev);
-      } else {
-        m.pending.erase(it);
-      }
-      m.pending_changed();
-      m.batch_start_ms = prev_start;
-      return s;
-    }
-  }
-  ++m.st.puts;
-  return {};
+  return m.put_op(*this, std::move(o), now_ms);
+}
+
+status l3_lmdb::put_view(const entry& meta, std::string_view key, std::string_view value,
+                         uint64_t now_ms) {
+  auto& m = *impl_;
+  if (auto s = m.cfg.lim.check(key, value.size()); !s)
+    return s;
+  if (auto s = m.fit().check(key, value.size(), meta.expiry_ms != 0); !s)
+    return s;
+  impl::op o;
+  o.e.expiry_ms = meta.expiry_ms;
+  o.e.ver = meta.ver;
+  o.e.flags = meta.flags;
+  o.viewed = true;
+  o.vkey = key;
+  o.vvalue = value;
+  return m.put_op(*this, std::move(o), now_ms);
+}
+
+void l3_lmdb::keep_buffers(std::vector<std::string>&& bufs) {
+  auto& m = *impl_;
+  if (m.pending.empty())
+    return; // nothing points into them any more
+  for (auto& b : bufs)
+    m.bufs.push_back(std::move(b)); // (a string's heap bytes stay where they are)
+  bufs.clear();
 }
 
 result<bool> l3_lmdb::erase(std::string_view key) {
@@ -1594,7 +1725,7 @@ tier_stats l3_lmdb::stats() const {
     // Live entries now: committed ones, adjusted by the pending batch. Each
     // pending key is looked up once per commit window (the ops added since
     // the last call, or all of them after a commit or an untracked change).
-    auto look = [&](const std::string& key, const impl::op& o) {
+    auto look = [&](std::string_view key, const impl::op& o) {
       if (o.known_at != m.n_commits + 1) {
         std::string lkey = fmt::lmdb_key(key, m.sp());
         MDB_val k = as_val(lkey), v;
@@ -1612,7 +1743,7 @@ tier_stats l3_lmdb::stats() const {
     } else {
       for (const impl::op* o : m.unchecked)
         if (o->known_at != m.n_commits + 1) // not seen yet (a replaced op may be)
-          look(o->e.key, *o);
+          look(o->key(), *o);
     }
     m.unchecked.clear();
     return m.live_delta;
@@ -1698,7 +1829,7 @@ result<std::optional<entry>> l3_lmdb::get_versioned(std::string_view key) {
     if (it != m.pending.end()) {
       if (it->second.del)
         return std::optional<entry>{};
-      return std::optional<entry>{it->second.e};
+      return std::optional<entry>{it->second.full()};
     }
   }
   return m.read_committed(key);
@@ -1718,22 +1849,23 @@ result<std::optional<entry>> l3_lmdb::get_committed_concurrent(std::string_view 
 }
 
 result<std::optional<version>> l3_lmdb::held_version(std::string_view key) {
-  auto r = get_versioned(key);
-  if (!r)
-    return r.err();
-  return *r ? std::optional<version>{(*r)->ver} : std::optional<version>{};
+  auto& m = *impl_;
+  if (key.size() > m.cfg.lim.max_key_bytes)
+    return std::optional<version>{};
+  return m.held_version_of(key);
 }
 
 result<bool> l3_lmdb::apply(entry e, uint64_t now_ms) {
   auto& m = *impl_;
   if (auto s = m.cfg.lim.check(e); !s)
     return s.err();
-  auto cur = get_versioned(e.key);
+  // only the held version: no copy of the record read back
+  auto cur = m.held_version_of(e.key);
   if (!cur) {
     // An unreadable (corrupt) record holds no version worth keeping.
     if (cur.err().code != errc::corrupt)
       return cur.err();
-  } else if (*cur && !((*cur)->ver < e.ver)) {
+  } else if (*cur && !(**cur < e.ver)) {
     return false;
   }
   if (e.is_tombstone())
@@ -1991,9 +2123,9 @@ result<std::optional<std::string>> l3_lmdb::scan_live(std::string_view after, si
       if (rc == 0 && as_view(k) == pend[pi].first) // the pending op replaces it
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
       auto& o = *pend[pi].second;
-      last = o.e.key;
+      last = std::string{o.key()};
       if (!o.del && live(o.e))
-        f(o.e);
+        f(o.viewed ? o.full() : o.e);
       ++pi;
     }
     ++n;

@@ -149,6 +149,20 @@ public:
   result<std::optional<entry>> get(std::string_view key, uint64_t now_ms,
                                    bool touch = true) override;
   status put(entry e, uint64_t now_ms) override;
+  /// put() of `meta` (its expiry, version and flags; its key and value are
+  /// not read) with the key `key` and the value `value`, which the batch
+  /// reads in place, without a copy: their bytes must stay where they are
+  /// until the pending batch is next empty -- the caller hands the buffers
+  /// that hold them to keep_buffers() after its last put_view (a commit
+  /// inside put_view reads them from the caller's buffers).
+  status put_view(const entry& meta, std::string_view key, std::string_view value, uint64_t now_ms);
+  /// Keeps `bufs` (the memory put_view's views point into) until the pending
+  /// batch is next empty (a commit or clear()); dropped at once when it is
+  /// empty already. The strings must not be changed once handed over, and
+  /// their bytes must be on the heap (a string is moved here: a short one
+  /// held inside the string object itself would move; the store's 64 KiB
+  /// chunks never are).
+  void keep_buffers(std::vector<std::string>&& bufs);
   result<bool> erase(std::string_view key) override;
   size_t sweep_expired(uint64_t now_ms, size_t budget) override;
   status clear() override;

@@ -1,9 +1,9 @@
-// The single-node write path into L3 (spawn_store + the L3 actor): writes of
-// many sizes (empty, small, around 256 bytes, larger than 64 KiB), keys with
-// any bytes and overwrites inside one batch must land in LMDB exactly as
-// written. (Written for branch persist24, which packed small writes into
-// their batch's chunks; not merged, session 24: the test guards the path
-// any such change takes.)
+// The single-node write path into L3 (spawn_store + the L3 actor): every
+// write's key and value travel to the L3 thread packed in their batch's
+// chunks (actors/messages.hpp, l3_op::packed; values up to 4 KiB, larger
+// ones as strings of their own). Writes of many sizes (empty, small, around
+// 4 KiB, larger than 64 KiB), keys with any bytes and overwrites inside
+// one batch must land in LMDB exactly as written.
 #include "actors/store.hpp"
 #include "test_util.hpp"
 
@@ -37,8 +37,8 @@ std::shared_ptr<l3_lmdb> open_l3(const std::string& dir, const kura::clock& clk)
 /// Value `i` of generation `gen`: sizes from 0 to past twice 64 KiB,
 /// bytes that differ by key and generation.
 std::string value_of(int i, int gen) {
-  static const size_t sizes[] = {0,   1,    15,   16,    31,    33,    100,   255,   256,
-                                 257, 1000, 4096, 40000, 65535, 65536, 65537, 140000};
+  static const size_t sizes[] = {0,    1,    15,   16,   31,    33,    100,   255,   256,   257,
+                                 1000, 4095, 4096, 4097, 40000, 65535, 65536, 65537, 140000};
   std::string v(sizes[i % (sizeof(sizes) / sizeof(sizes[0]))], '\0');
   for (size_t j = 0; j < v.size(); ++j)
     v[j] =

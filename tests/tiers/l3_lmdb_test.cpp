@@ -145,6 +145,65 @@ TEST_CASE("l3: put, get, overwrite and erase, before and after commit") {
   CHECK(s.entries == 0);
 }
 
+TEST_CASE("l3: put_view reads its key and value in place until the batch is committed") {
+  // (the L3 actor's packed writes: actors/store.cpp hands each batch's
+  // chunks to keep_buffers after its last put_view)
+  temp_dir d;
+  fake_clock clk;
+  std::map<std::string, std::string> want;
+  {
+    auto t = must_open(small_config(d.env()), clk); // a commit every 8 writes
+    const uint64_t now = clk.now_ms();
+    std::vector<std::string> bufs(1);
+    bufs[0].reserve(64 * 1024);
+    auto put = [&](const std::string& k, const std::string& v, uint64_t expiry, uint64_t hlc) {
+      std::string& c = bufs[0];
+      const char* at = c.data() + c.size();
+      c.append(k).append(v);
+      entry meta = make("", "", expiry, hlc);
+      meta.flags = entry_flags::compressed;
+      REQUIRE(t->put_view(meta, {at, k.size()}, {at + k.size(), v.size()}, now).ok());
+    };
+    std::string long_key(600, 'L'); // stored with its key in the record
+    for (int i = 0; i < 11; ++i) {  // the 8th write commits inside put_view
+      std::string k = i == 5 ? long_key : "k" + std::to_string(i % 9); // k0, k1 twice
+      std::string v = i == 3 ? std::string{} : std::string(10 + i * 7, static_cast<char>('a' + i));
+      put(k, v, 0, 10 + i);
+      want[k] = v;
+    }
+    put("gone", "short-lived", now + 5, 30);
+    CHECK(t->pending() == 4); // k8, k0, k1, gone
+    // reads see the pending views before the buffers are handed over
+    auto e = get_ok(*t, "k1", now);
+    REQUIRE(e);
+    CHECK(e->key == "k1");
+    CHECK(e->value == want["k1"]);
+    CHECK(e->ver == version{20, 7});
+    CHECK(e->flags == entry_flags::compressed);
+    t->keep_buffers(std::move(bufs));
+    REQUIRE(t->put(make("k0", "owned", 0, 40), now).ok()); // a put replaces a view
+    want["k0"] = "owned";
+    clk.advance_ms(10);
+    CHECK(!get_ok(*t, "gone", clk.now_ms())); // an expired view becomes a delete
+    std::vector<std::string> empty_bufs(1, std::string(100, 'x'));
+    auto got = get_ok(*t, "k8", clk.now_ms());
+    REQUIRE(got);
+    CHECK(got->value == want["k8"]);
+    REQUIRE(t->sync().ok());
+    CHECK(t->pending() == 0);
+    t->keep_buffers(std::move(empty_bufs)); // nothing pending: dropped
+  }
+  auto t = must_open(small_config(d.env()), clk);
+  for (const auto& kv : want) {
+    auto e = get_ok(*t, kv.first, clk.now_ms());
+    REQUIRE_MESSAGE(e, "missing: key of " << kv.first.size() << " bytes");
+    CHECK(e->key == kv.first);
+    CHECK(e->value == kv.second);
+  }
+  CHECK(!get_ok(*t, "gone", clk.now_ms()));
+  CHECK(t->stats().entries == want.size());
+}
+
 TEST_CASE("l3: flags, versions and empty values round-trip") {
   temp_dir d;
   fake_clock clk;

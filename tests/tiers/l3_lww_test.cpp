@@ -90,6 +90,40 @@ TEST_CASE("l3 apply: only newer versions are stored, pending or committed") {
   CHECK(t->max_version() == version{9, 1});
 }
 
+TEST_CASE("l3 held_version agrees with get_versioned: short, long, tombstone, absent keys") {
+  // apply() compares versions through held_version's reading (the header of
+  // the committed record, no copy); it must see what get_versioned sees
+  testing::temp_dir d("kura-l3lww");
+  fake_clock clk;
+  auto t = open_ok(cfg_at(d.sub("l3")), clk);
+  const uint64_t now = clk.now_ms();
+  const std::string longk(700, 'q'); // stored under a hashed LMDB key
+  const std::vector<std::string> keys = {"a", "key:000000012345", longk, "t", "none"};
+  auto agree = [&] {
+    for (const auto& k : keys) {
+      auto h = t->held_version(k);
+      REQUIRE(h.ok());
+      auto v = versioned(*t, k);
+      CHECK(h->has_value() == v.has_value());
+      if (*h && v)
+        CHECK(**h == v->ver);
+    }
+  };
+  CHECK(applied(*t, val("a", "1", 5), now));
+  CHECK(applied(*t, val("key:000000012345", std::string(300, 'v'), 6, 3), now));
+  CHECK(applied(*t, val(longk, "long", 7), now));
+  CHECK(applied(*t, tomb("t", 8), now));
+  agree(); // pending
+  REQUIRE(t->sync().ok());
+  agree(); // committed
+  CHECK_FALSE(applied(*t, val(longk, "older", 6), now));
+  CHECK_FALSE(applied(*t, val("t", "under the floor", 8), now));
+  CHECK(applied(*t, val(longk, "newer", 9), now));
+  REQUIRE(t->sync().ok());
+  CHECK(live(*t, longk, now)->value == "newer");
+  agree();
+}
+
 TEST_CASE("l3 tombstones: invisible to reads, visible to replication, win over older writes") {
   testing::temp_dir d("kura-l3lww");
   fake_clock clk;
