@@ -451,7 +451,26 @@ void cluster_core::pump_deferred() {
   }
   if (!schedule_flush)
     return pump();
-  for (auto& r : node_->take_results()) {
+  deliver_results();
+}
+
+void cluster_core::deliver_results() {
+  auto results = node_->take_results();
+  if (results.empty())
+    return;
+  struct scope { // delivering() until the batch is out, even when a callback throws
+    cluster_core& c;
+    explicit scope(cluster_core& core) : c(core) { ++c.delivering_; }
+    ~scope() {
+      if (--c.delivering_ == 0 && c.after_delivery) {
+        try {
+          c.after_delivery();
+        } catch (...) { // the front end's replies wait for the next batch
+        }
+      }
+    }
+  } in_batch(*this);
+  for (auto& r : results) {
     auto it = waiting_.find(r.req);
     if (it == waiting_.end())
       continue;
@@ -477,14 +496,7 @@ void cluster_core::pump() {
         send_frames(to, std::move(h.frames), h.count);
     }
   }
-  for (auto& r : node_->take_results()) {
-    auto it = waiting_.find(r.req);
-    if (it == waiting_.end())
-      continue;
-    auto fn = std::move(it->second);
-    waiting_.erase(it);
-    fn(r);
-  }
+  deliver_results();
 }
 
 std::string cluster_core::addr_of(gossip::node_id id) const {
