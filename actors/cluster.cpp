@@ -435,6 +435,11 @@ void cluster_core::take_outbox() {
   auto& out = node_->out();
   for (auto& o : out) {
     auto& h = held_[o.to];
+    if (h.frames.empty()) {
+      auto hint = frames_hint_.find(o.to);
+      if (hint != frames_hint_.end())
+        h.frames.reserve(hint->second);
+    }
     append_frame(h.frames, o.bytes);
     ++h.count;
   }
@@ -455,9 +460,17 @@ void cluster_core::pump_deferred() {
 }
 
 void cluster_core::deliver_results() {
-  auto results = node_->take_results();
-  if (results.empty())
-    return;
+  std::vector<gossip::client_result> results;
+  results.swap(spare_results_); // (empty when a call delivering a batch holds it)
+  node_->take_results(results);
+  if (!results.empty())
+    deliver(results);
+  results.clear();
+  if (results.capacity() > spare_results_.capacity())
+    spare_results_.swap(results);
+}
+
+void cluster_core::deliver(std::vector<gossip::client_result>& results) {
   struct scope { // delivering() until the batch is out, even when a callback throws
     cluster_core& c;
     explicit scope(cluster_core& core) : c(core) { ++c.delivering_; }
@@ -492,6 +505,7 @@ void cluster_core::pump() {
     for (auto& [to, h] : batch) {
       gossip_sent_ += h.count;
       ++gossip_batches_;
+      frames_hint_[to] = std::min<size_t>(h.frames.size(), size_t{1} << 20);
       if (send_frames)
         send_frames(to, std::move(h.frames), h.count);
     }

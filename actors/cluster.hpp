@@ -294,7 +294,13 @@ private:
   /// Hands node_'s finished calls to their callbacks (delivering() meanwhile),
   /// then calls after_delivery.
   void deliver_results();
+  void deliver(std::vector<gossip::client_result>& results);
   int delivering_ = 0;
+  /// deliver_results' vector between calls (its storage is reused).
+  std::vector<gossip::client_result> spare_results_;
+  /// Per peer, the bytes of the last batch sent to it: a new batch's buffer
+  /// is reserved at that size at once instead of doubling up to it.
+  std::map<gossip::node_id, size_t> frames_hint_;
   cluster_settings s_;
   /// Gossip messages held for the flush, per peer, in order: framed into one
   /// buffer as they leave the core (one copy, no vector of strings).
