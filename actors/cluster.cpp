@@ -435,6 +435,11 @@ void cluster_core::take_outbox() {
   auto& out = node_->out();
   for (auto& o : out) {
     auto& h = held_[o.to];
+    if (h.frames.empty()) {
+      auto hint = frames_hint_.find(o.to);
+      if (hint != frames_hint_.end())
+        h.frames.reserve(hint->second);
+    }
     append_frame(h.frames, o.bytes);
     ++h.count;
   }
@@ -451,7 +456,34 @@ void cluster_core::pump_deferred() {
   }
   if (!schedule_flush)
     return pump();
-  for (auto& r : node_->take_results()) {
+  deliver_results();
+}
+
+void cluster_core::deliver_results() {
+  std::vector<gossip::client_result> results;
+  results.swap(spare_results_); // (empty when a call delivering a batch holds it)
+  node_->take_results(results);
+  if (!results.empty())
+    deliver(results);
+  results.clear();
+  if (results.capacity() > spare_results_.capacity())
+    spare_results_.swap(results);
+}
+
+void cluster_core::deliver(std::vector<gossip::client_result>& results) {
+  struct scope { // delivering() until the batch is out, even when a callback throws
+    cluster_core& c;
+    explicit scope(cluster_core& core) : c(core) { ++c.delivering_; }
+    ~scope() {
+      if (--c.delivering_ == 0 && c.after_delivery) {
+        try {
+          c.after_delivery();
+        } catch (...) { // the front end's replies wait for the next batch
+        }
+      }
+    }
+  } in_batch(*this);
+  for (auto& r : results) {
     auto it = waiting_.find(r.req);
     if (it == waiting_.end())
       continue;
@@ -473,18 +505,12 @@ void cluster_core::pump() {
     for (auto& [to, h] : batch) {
       gossip_sent_ += h.count;
       ++gossip_batches_;
+      frames_hint_[to] = std::min<size_t>(h.frames.size(), size_t{1} << 20);
       if (send_frames)
         send_frames(to, std::move(h.frames), h.count);
     }
   }
-  for (auto& r : node_->take_results()) {
-    auto it = waiting_.find(r.req);
-    if (it == waiting_.end())
-      continue;
-    auto fn = std::move(it->second);
-    waiting_.erase(it);
-    fn(r);
-  }
+  deliver_results();
 }
 
 std::string cluster_core::addr_of(gossip::node_id id) const {

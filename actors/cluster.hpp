@@ -236,6 +236,14 @@ public:
   /// Delivers finished calls and hands the outbox to `send_frames`: what is
   /// held for a peer goes out as one CAF message.
   void pump();
+  /// True while finished calls are being handed to their callbacks, one
+  /// batch at a time (a peer batch of acks completes many writes at once).
+  /// The RESP front end (`delivery_owner`) holds its replies meanwhile and
+  /// sends each connection's with one send() in `after_delivery`, called
+  /// once the batch is delivered, instead of one send() per reply.
+  bool delivering() const noexcept { return delivering_ > 0; }
+  std::function<void()> after_delivery;
+  const void* delivery_owner = nullptr;
   /// Sends the `count` encoded gossip messages held for one peer, framed into
   /// one buffer (append_frame), as one CAF message (set by the coordinator
   /// broker, which sends a peer of an older version the vector form).
@@ -283,6 +291,16 @@ private:
   /// Persists `m` (settings().marks_dir), then takes it; returns why not.
   std::string keep_marks(const ring_marks& m);
   void take_outbox();
+  /// Hands node_'s finished calls to their callbacks (delivering() meanwhile),
+  /// then calls after_delivery.
+  void deliver_results();
+  void deliver(std::vector<gossip::client_result>& results);
+  int delivering_ = 0;
+  /// deliver_results' vector between calls (its storage is reused).
+  std::vector<gossip::client_result> spare_results_;
+  /// Per peer, the bytes of the last batch sent to it: a new batch's buffer
+  /// is reserved at that size at once instead of doubling up to it.
+  std::map<gossip::node_id, size_t> frames_hint_;
   cluster_settings s_;
   /// Gossip messages held for the flush, per peer, in order: framed into one
   /// buffer as they leave the core (one copy, no vector of strings).

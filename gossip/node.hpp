@@ -230,6 +230,13 @@ public:
   /// copy, otherwise from the owner (then the other replicas).
   uint64_t read(const std::string& key, uint64_t now);
   std::vector<client_result> take_results();
+  /// take_results() into `into` (cleared first), whose storage the node
+  /// keeps for the next results: a caller that hands the same vector back
+  /// every time grows none of them again (a batch of acks completes many).
+  void take_results(std::vector<client_result>& into) {
+    into.clear();
+    into.swap(results_);
+  }
   /// A read answered from this node's own copy at once: `found` a live value,
   /// `e` a view of what the store holds (valid until the store is next used),
   /// or, when it holds nothing to serve, only the key (a view of read_here's

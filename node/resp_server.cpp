@@ -90,6 +90,9 @@ struct conn {
   /// flush() and not yet reported written by data_transferred_msg): replies
   /// must queue behind them instead of being sent directly (flush_conn).
   bool caf_writing = false;
+  /// Replies completed while the cluster delivered a batch of results wait
+  /// in the output for flush_delivered (one send() per connection per batch).
+  bool deferred = false;
 };
 
 struct resp_state {
@@ -138,10 +141,17 @@ struct resp_state {
   /// Client tracking on a cluster node (node/cluster_tracking.hpp); after
   /// `cmds`, whose hub it uses.
   std::shared_ptr<cluster_tracking> tracking;
+  /// Connections (and their session ids) whose replies complete_slot held
+  /// while the cluster delivered a batch of results (flush_delivered).
+  std::vector<std::pair<connection_handle, uint64_t>> deferred;
   static inline const char* name = "kura.resp";
   ~resp_state() {
     if (core)
       core->external_change = nullptr; // the hub goes with this broker
+    if (cfg.cluster && cfg.cluster->delivery_owner == this) {
+      cfg.cluster->after_delivery = nullptr;
+      cfg.cluster->delivery_owner = nullptr;
+    }
   }
 };
 
@@ -427,10 +437,42 @@ void complete_slot(self_ptr self, connection_handle hdl, uint64_t conn_id, uint6
   }
   if (c.in_process)
     return; // process() flushes and goes on by itself
+  if (st.cfg.cluster && st.cfg.cluster->delivering() && st.cfg.cluster->delivery_owner == &st) {
+    // one of a batch of results (a peer's acks): flush_delivered sends
+    // what the batch completed for this connection at once
+    if (!c.deferred) {
+      c.deferred = true;
+      st.deferred.emplace_back(hdl, conn_id);
+    }
+    return;
+  }
   if (sent)
     flush_conn(self, hdl, c);
   if (!c.in.empty() && !c.waiting && !c.halted)
     process(self, hdl); // commands held back by max_routed_in_flight
+}
+
+/// The cluster delivered a batch of results: send each connection's
+/// replies complete_slot held (in order: they are in its output already)
+/// and go on with its commands held back by max_routed_in_flight.
+void flush_delivered(self_ptr self) {
+  auto& st = self->state;
+  while (!st.deferred.empty()) {
+    auto batch = std::move(st.deferred);
+    st.deferred.clear();
+    for (auto& [hdl, id] : batch) {
+      auto it = st.conns.find(hdl);
+      if (it == st.conns.end() || it->second.sess.id != id || !it->second.deferred)
+        continue;
+      conn& c = it->second;
+      c.deferred = false;
+      if (c.in_process)
+        continue; // process() flushes and goes on by itself
+      flush_conn(self, hdl, c);
+      if (!c.in.empty() && !c.waiting && !c.halted)
+        process(self, hdl);
+    }
+  }
 }
 
 // -- serving others while a script runs long ------------------------------------
@@ -1050,6 +1092,8 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
     st.cmds->set_queue_check(queue_refusal); // keyspace-wide commands inside MULTI
     // EVALSHA of a script loaded here reaches the key's owner as EVAL (only
     // this broker's routed commands ask, so `self` is alive then)
+    cfg.cluster->delivery_owner = &st;
+    cfg.cluster->after_delivery = [self] { flush_delivered(self); };
     cfg.cluster->script_source = [self](std::string_view sha) {
       return self->state.cmds->script_body(sha);
     };

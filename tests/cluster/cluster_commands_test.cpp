@@ -479,3 +479,72 @@ TEST_CASE("a pipelined read answers the writes before it, never a later one of i
   std::this_thread::sleep_for(std::chrono::milliseconds(slow_ms(3000)));
   round(3 * vias.size());
 }
+
+TEST_CASE("writes completed by one batch of acks answer every connection, in command order") {
+  // A peer's acks come as one batch and complete many writes of several
+  // connections at once; each connection's replies then leave together
+  // (node/resp_server.cpp flush_delivered, after cluster_core delivered the
+  // batch). Eight connections pipeline SET a, SET b, GET per key (owner n1,
+  // replica n2 or n3) before any reply is read: every connection gets every
+  // reply, in command order, and both copies hold b.
+  test_cluster c;
+  c.start_ring(3, patient);
+  INFO(c.logs());
+  client k1(c["n1"].port), k2(c["n2"].port), k3(c["n3"].port);
+  auto t2 = key_owned(k1, "n1", "n2", "batch2"), t3 = key_owned(k1, "n1", "n3", "batch3");
+  REQUIRE(!t2.empty());
+  REQUIRE(!t3.empty());
+  constexpr int conns = 8, per_conn = 40;
+  std::vector<client> cs;
+  for (int i = 0; i < conns; ++i) {
+    cs.emplace_back(c["n1"].port);
+    REQUIRE(cs.back().ok());
+  }
+  auto key = [&](int ci, int i) { // the tag's slot, so the same owners
+    return (i % 2 == 0 ? t2 : t3) + ":" + std::to_string(ci) + ":" + std::to_string(i);
+  };
+  auto val = [](int ci, int i, char v) {
+    return std::string("c") + std::to_string(ci) + "-" + std::to_string(i) + v;
+  };
+  for (int round = 0; round < 3; ++round) {
+    INFO("round " << round);
+    for (int ci = 0; ci < conns; ++ci) {
+      std::string batch;
+      for (int i = 0; i < per_conn; ++i) {
+        batch += client::multibulk({"SET", key(ci, i), val(ci, i, char('a' + 2 * round))});
+        batch += client::multibulk({"SET", key(ci, i), val(ci, i, char('b' + 2 * round))});
+        batch += client::multibulk({"GET", key(ci, i)});
+      }
+      REQUIRE(cs[static_cast<size_t>(ci)].send(batch));
+    }
+    int wrong = 0;
+    for (int ci = 0; ci < conns; ++ci)
+      for (int i = 0; i < per_conn; ++i) {
+        auto& k = cs[static_cast<size_t>(ci)];
+        std::string want_b = bulk(val(ci, i, char('b' + 2 * round)));
+        bool silent = false;
+        for (const auto& want : {ok, ok, want_b}) {
+          auto got = k.reply(30000);
+          if (got != want && ++wrong <= 5)
+            FAIL_CHECK("connection " << ci << " key " << i << ": want " << want << " got "
+                                     << got.value_or("(no reply)"));
+          if (!got) {
+            silent = true; // a reply that never left: the rest of it cannot come
+            break;
+          }
+        }
+        if (silent)
+          break;
+      }
+    CHECK(wrong == 0);
+    // acknowledged by both copies (write-acks 2): the replica answers b at once
+    for (int ci = 0; ci < conns; ++ci)
+      for (int i = 0; i < per_conn; ++i) {
+        auto& rep = i % 2 == 0 ? k2 : k3;
+        auto got = rep.call({"GET", key(ci, i)});
+        CHECK_MESSAGE(got == bulk(val(ci, i, char('b' + 2 * round))),
+                      "replica of connection " << ci << " key " << i << " got "
+                                               << got.value_or("(no reply)"));
+      }
+  }
+}
