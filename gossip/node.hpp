@@ -411,6 +411,19 @@ private:
     (void)now;
     return !gained_since_.empty() && gained_since_[ring::slot_of(pos)] != 0;
   }
+
+public:
+  /// Slots gained in a ring change and not yet found in sync with their other
+  /// replicas: reads of their keys here ask the others (INFO cluster's
+  /// cluster_slots_gathering, kura_cluster_slots_gathering). 0: settled.
+  size_t gathering_slots() const {
+    size_t n = 0;
+    for (uint64_t since : gained_since_)
+      n += since != 0 ? 1 : 0;
+    return n;
+  }
+
+private:
   /// Anti-entropy step from `from` at `bits`: the children whose digests
   /// equal ours (not in `diff`) are in sync with it now.
   void note_in_sync(node_id from, uint8_t bits, const std::vector<uint16_t>& prefixes,

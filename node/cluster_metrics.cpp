@@ -33,6 +33,7 @@ struct cluster_metrics {
   std::map<std::string, Gauge*> members; // by state
   Gauge* slots_owned = nullptr;
   Gauge* slots_replicated = nullptr;
+  Gauge* slots_gathering = nullptr;
   Gauge* hints_queued = nullptr;
   Gauge* keys_held = nullptr;
   std::map<std::string, Gauge*> tier_entries, tier_bytes; // by tier: memory, l3, l4
@@ -78,6 +79,7 @@ struct cluster_metrics {
       slots_owned->Set(owned);
       slots_replicated->Set(replicated);
     }
+    slots_gathering->Set(static_cast<double>(n->gathering_slots()));
     hints_queued->Set(static_cast<double>(n->hints().size()));
     if (auto* ts = dynamic_cast<const gossip::tier_store*>(&n->store())) {
       store_unapplied->Set(static_cast<double>(ts->unapplied()));
@@ -176,6 +178,9 @@ std::function<void(const actors::cluster_core&)> cluster_metrics_hook(node_metri
   cm->slots_owned = gauge(r, "kura_cluster_slots_owned", "Slots (of 16384) this node owns");
   cm->slots_replicated =
       gauge(r, "kura_cluster_slots_replicated", "Slots this node holds a replica of (owned too)");
+  cm->slots_gathering = gauge(r, "kura_cluster_slots_gathering",
+                              "Slots gained in a ring change and not yet in sync with their other "
+                              "replicas (their reads here ask the others; 0: settled)");
   cm->hints_queued =
       gauge(r, "kura_cluster_hints_queued", "Hinted writes held here for unreachable replicas");
   cm->store_unapplied = gauge(r, "kura_cluster_store_unapplied_writes",

@@ -873,6 +873,8 @@ std::string info_text(command_context& c, std::string_view section) {
   if (want("cluster")) {
     r += "# Cluster\r\n";
     num("cluster_enabled", c.facts.cluster_enabled ? 1 : 0);
+    if (c.facts.cluster_slots_gathering) // 0 once a ring change settled here
+      num("cluster_slots_gathering", c.facts.cluster_slots_gathering());
     r += "\r\n";
   }
   if (want("l1")) {

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <set>
 #include <thread>
 
@@ -677,6 +678,29 @@ TEST_CASE("invalidation: a near copy on A is not served after B's write returned
   CHECK(metric("n1", "kura_cluster_gossip_messages_total") >= batches);
   CHECK(metric("n1", "kura_cluster_hints_queued") >= 0);
   CHECK(metric("n1", "kura_cluster_anti_entropy_rounds_total") > 0); // 1 s sync interval
+  // the slots n2 and n3 gained as they joined are found in sync (1 s sync interval)
+  for (auto id : {"n2", "n3"}) {
+    CAPTURE(id);
+    CHECK(wait_for([&] { return metric(id, "kura_cluster_slots_gathering") == 0; }));
+    client k(c[id].port);
+    auto info = k.call({"INFO", "cluster"});
+    CHECK(info.value_or("").find("cluster_slots_gathering:0\r\n") != std::string::npos);
+  }
+}
+
+TEST_CASE("a ring just formed reports the slots it gathers until a sync interval has passed") {
+  test_cluster c;
+  c.start_ring(3, {"--kura.cluster.sync-interval=120s"});
+  INFO(c.logs());
+  // n3 joined last: it gained the slots it replicates and finds them in sync
+  // only a sync interval later (docs/cluster.md "Cost")
+  client k3(c["n3"].port);
+  auto info = k3.call({"INFO", "cluster"}).value_or("");
+  auto p = info.find("cluster_slots_gathering:");
+  REQUIRE(p != std::string::npos);
+  CHECK(std::strtoull(info.c_str() + p + 24, nullptr, 10) > 0);
+  CHECK(wait_for(
+      [&] { return metric_value(c["n3"].metrics_port, "kura_cluster_slots_gathering") > 0; }));
 }
 
 TEST_CASE("partition through the fault proxy, then heal: membership and data converge") {
