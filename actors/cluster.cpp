@@ -117,6 +117,10 @@ void cluster_core::read(const std::string& key, result_fn fn) {
   pump_deferred();
 }
 
+size_t cluster_core::slots_gathering() const {
+  return node_ ? node_->gathering_slots(real_clock::instance().now_ms()) : 0;
+}
+
 std::optional<gossip::node::local_answer> cluster_core::read_here(std::string_view key,
                                                                   entry& scratch) {
   if (!node_)

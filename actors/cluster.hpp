@@ -258,6 +258,8 @@ public:
   /// Commands forwarded to a peer (read-modify-write at the owner, the
   /// per-node part of keyspace-wide commands).
   uint64_t forwarded() const noexcept { return forwarded_; }
+  /// gossip::node::gathering_slots now (0 before the node starts).
+  size_t slots_gathering() const;
   uint64_t gossip_batches() const noexcept { return gossip_batches_; }
   /// Sends a sealed exec_request to a peer; the answer comes back through
   /// on_exec_reply(token, ...) (set by the coordinator broker).

@@ -1100,6 +1100,20 @@ bool node::reads_catch_up(const std::string& key, uint64_t now) {
   return catching_up(now) || gained(pos, now) || incoming_from(pos) != no_node;
 }
 
+size_t node::gathering_slots(uint64_t now) const {
+  if (ring_.empty())
+    return 0;
+  const bool all = catching_up(now);
+  size_t n = 0;
+  for (uint32_t sl = 0; sl < (uint32_t{1} << 14); ++sl) {
+    const uint64_t pos = ring::slot_base(sl);
+    if (ring_.is_replica_at(id(), pos) &&
+        (all || gained(pos, now) || incoming_from(pos) != no_node))
+      ++n;
+  }
+  return n;
+}
+
 // -- slots gained in a ring change ------------------------------------------------
 //
 // When a member is declared dead (or leaves), the ring gives its slots to

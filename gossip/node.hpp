@@ -413,15 +413,13 @@ private:
   }
 
 public:
-  /// Slots gained in a ring change and not yet found in sync with their other
-  /// replicas: reads of their keys here ask the others (INFO cluster's
-  /// cluster_slots_gathering, kura_cluster_slots_gathering). 0: settled.
-  size_t gathering_slots() const {
-    size_t n = 0;
-    for (uint64_t since : gained_since_)
-      n += since != 0 ? 1 : 0;
-    return n;
-  }
+  /// Slots this node replicates whose reads here ask the other replicas
+  /// (reads_catch_up): all of them while it catches up (a sync interval
+  /// after it joined, stopped standing alone, or resumed from a pause), else
+  /// those gained in a ring change and not yet found in sync, or streaming
+  /// in. INFO cluster's cluster_slots_gathering, kura_cluster_slots_gathering;
+  /// 0: settled.
+  size_t gathering_slots(uint64_t now) const;
 
 private:
   /// Anti-entropy step from `from` at `bits`: the children whose digests

@@ -79,7 +79,7 @@ struct cluster_metrics {
       slots_owned->Set(owned);
       slots_replicated->Set(replicated);
     }
-    slots_gathering->Set(static_cast<double>(n->gathering_slots()));
+    slots_gathering->Set(static_cast<double>(c.slots_gathering()));
     hints_queued->Set(static_cast<double>(n->hints().size()));
     if (auto* ts = dynamic_cast<const gossip::tier_store*>(&n->store())) {
       store_unapplied->Set(static_cast<double>(ts->unapplied()));
@@ -179,8 +179,9 @@ std::function<void(const actors::cluster_core&)> cluster_metrics_hook(node_metri
   cm->slots_replicated =
       gauge(r, "kura_cluster_slots_replicated", "Slots this node holds a replica of (owned too)");
   cm->slots_gathering = gauge(r, "kura_cluster_slots_gathering",
-                              "Slots gained in a ring change and not yet in sync with their other "
-                              "replicas (their reads here ask the others; 0: settled)");
+                              "Slots whose reads here ask the other replicas: all while the node "
+                              "catches up (after a join or a pause), else those gained in a ring "
+                              "change and not yet in sync (0: settled)");
   cm->hints_queued =
       gauge(r, "kura_cluster_hints_queued", "Hinted writes held here for unreachable replicas");
   cm->store_unapplied = gauge(r, "kura_cluster_store_unapplied_writes",

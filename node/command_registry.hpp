@@ -133,7 +133,7 @@ struct node_facts {
   uint64_t proto_max_bulk_len = 512ull << 20;
   uint64_t l3_queue_depth = 0;
   bool cluster_enabled = false; ///< a cluster node (INFO cluster, CONFIG GET cluster-enabled)
-  /// a cluster node's slots gained in a ring change and not yet in sync
+  /// a cluster node's slots whose reads ask the other replicas
   /// (gossip::node::gathering_slots; empty on a lone node)
   std::function<uint64_t()> cluster_slots_gathering;
   std::function<tier_stats()> l3_stats;     ///< empty when L3 is off

@@ -1047,8 +1047,7 @@ behavior resp_broker(self_ptr self, std::shared_ptr<actors::store_core> core,
   st.facts.cluster_enabled = cfg.cluster != nullptr;
   if (cfg.cluster)
     st.facts.cluster_slots_gathering = [c = cfg.cluster]() -> uint64_t {
-      auto* n = c->core();
-      return n ? n->gathering_slots() : 0;
+      return c->slots_gathering();
     };
   st.facts.max_clients = cfg.max_clients;
   st.facts.proto_max_bulk_len = cfg.limits.max_bulk_bytes;

@@ -357,6 +357,9 @@ public:
   }
 
   void start() {
+    reaped_ = false; // a restart on the same object (stop(), then start())
+    exit_code_ = -1;
+    exit_note_.clear();
     pid = ::fork();
     if (pid == 0) {
       int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
