@@ -741,7 +741,13 @@ std::string acl_table::describe_keys(const acl_user& u) const {
   for (auto& k : u.keys) {
     if (!r.empty())
       r += ' ';
-    r += k.perm == acl_perm::all ? "~" : k.perm == acl_perm::read ? "%R~" : "%W~";
+    // A pattern "*" with both permissions (from %RW~* or %R~* %W~*) is a
+    // pattern, not allkeys: written "~*" it would read back as allkeys, which
+    // refuses every pattern after it (Redis describes it so; the fuzzer's
+    // round trip caught it).
+    r += k.perm == acl_perm::all    ? (k.pattern == "*" ? "%RW~" : "~")
+         : k.perm == acl_perm::read ? "%R~"
+                                    : "%W~";
     r += k.pattern;
   }
   return r;

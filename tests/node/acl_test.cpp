@@ -87,6 +87,34 @@ TEST_CASE("a disabled user cannot authenticate; off by default") {
   CHECK(t.describe(*t.find("bob")) == "on resetchannels -@all");
 }
 
+TEST_CASE("a pattern * with both permissions is described so that it reads back the same") {
+  // %R~* %W~* is a pattern, not allkeys: described as "~*" it read back as
+  // allkeys, and the pattern after it was refused (acl_rules_fuzz, session 25)
+  fixture f;
+  acl_table t(f.cat);
+  for (std::vector<std::string_view> rules :
+       {std::vector<std::string_view>{"%R~*", "%W~*", "%W~w:2"},
+        std::vector<std::string_view>{"%RW~*", "~k:*"}}) {
+    REQUIRE(t.set_user("u", {"reset"}) == "");
+    REQUIRE(t.set_user("u", rules) == "");
+    auto described = t.describe(*t.find("u"));
+    CAPTURE(described);
+    CHECK(described.find("%RW~*") != std::string::npos);
+    std::vector<std::string_view> words;
+    const std::string_view d = described;
+    for (size_t at = 0; at <= d.size();) {
+      auto sp = d.find(' ', at);
+      if (sp == std::string_view::npos)
+        sp = d.size();
+      words.push_back(d.substr(at, sp - at));
+      at = sp + 1;
+    }
+    REQUIRE(t.set_user("copy", {"reset"}) == "");
+    CHECK(t.set_user("copy", words) == "");
+    CHECK(t.describe(*t.find("copy")) == described);
+  }
+}
+
 TEST_CASE("passwords: #hash, <pass and !hash remove; errors as Redis") {
   fixture f;
   acl_table t(f.cat);
